@@ -1,0 +1,103 @@
+// CloudEvents JSON <-> AgentOS event FlatBuffers.
+//
+// The codec is driven by the binary schema compiled from schemas/agentos.fbs (reflection),
+// so every payload type is decoded and encoded by the same code, and the schema is the
+// single source of truth for field names, types and required fields. JSON member names
+// are the schema's snake_case names in camelCase (`session_id` <-> `sessionId`).
+//
+// Decoding never throws on bad input: it returns kInvalidArgument with one FieldError per
+// problem, each naming the JSON path (`id`, `data.sessionId`, `data.config.skills[2]`;
+// batch items are prefixed `[i].`). Limits: the JSON nesting depth is capped
+// (kMaxJsonDepth) before anything is built, strings over kMaxStringBytes are rejected.
+//
+// Every byte string that comes from outside the process (log, network, disk) must pass
+// `verify_event` before `EventView` is used on it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "events/status.h"
+#include "events/types.h"
+
+namespace agentos {
+
+inline constexpr size_t kMaxJsonDepth = 64;
+inline constexpr size_t kMaxStringBytes = 256 * 1024;
+inline constexpr size_t kMaxBatchEvents = 1000;
+
+// A stable event type number: the Payload union value in the schema.
+enum class EventType : uint8_t {};
+
+// Type number <-> CloudEvents type string ("session.created"). Unknown -> nullopt / "".
+std::optional<EventType> event_type_from_name(std::string_view ce_type);
+std::string_view event_type_name(EventType t);
+// All known types, ascending by number.
+std::span<const EventType> all_event_types();
+
+struct DecodeOptions {
+  // When the JSON has no `tenantid`, this is used; when it has one that differs, decoding
+  // succeeds and `Decoded::tenant_mismatch` is set (the gateway answers 403 for it).
+  TenantId path_tenant;
+  // Used for `time` when the JSON carries none (microseconds since epoch).
+  int64_t default_time_us = 0;
+};
+
+// One decoded event: its encoded FlatBuffer plus the attributes callers need without
+// re-parsing it.
+struct DecodedEvent {
+  std::string bytes;          // verified AgentOS event FlatBuffer (file identifier AOSE)
+  std::string id;
+  std::string source;
+  EventType type{};
+  TenantId tenant;
+  bool tenant_mismatch = false;
+};
+
+// Structured mode: one CloudEvent JSON object (application/cloudevents+json).
+Result<DecodedEvent> decode_structured(std::string_view json, const DecodeOptions& opts);
+
+// Batch mode: a JSON array of CloudEvent objects (application/cloudevents-batch+json).
+// All or nothing: if any item is bad, the Status lists every bad item's errors with the
+// `[i].` prefix. An empty batch and batches over kMaxBatchEvents are rejected.
+Result<std::vector<DecodedEvent>> decode_batch(std::string_view json, const DecodeOptions& opts);
+
+// Binary mode: attributes from `ce-*` HTTP headers (names lower-case, without the
+// `ce-` prefix: "id", "source", "type", ...), the body is the `data` JSON.
+struct BinaryAttribute {
+  std::string name;
+  std::string value;
+};
+Result<DecodedEvent> decode_binary(std::span<const BinaryAttribute> attrs,
+                                   std::string_view content_type, std::string_view body,
+                                   const DecodeOptions& opts);
+
+// Checks that `bytes` is a well-formed AgentOS event FlatBuffer (FlatBuffers Verifier,
+// file identifier, required fields, known payload type). kCorruption otherwise.
+Status verify_event(std::string_view bytes);
+
+// CloudEvent JSON (structured mode) of a verified event. Round-trips decode_structured
+// up to formatting and sub-microsecond time precision.
+std::string encode_json(std::string_view verified_bytes);
+
+// Cheap accessors on a verified event (no copies).
+struct EventHeader {
+  std::string_view id, source, tenant, subject, traceparent;
+  EventType type{};
+  int64_t time_us = 0;
+};
+EventHeader read_header(std::string_view verified_bytes);
+
+// RFC 3339 <-> microseconds since epoch (UTC). Parsing accepts offsets and fractional
+// seconds (truncated to microseconds); formatting gives "YYYY-MM-DDTHH:MM:SS.ffffffZ".
+std::optional<int64_t> parse_rfc3339_us(std::string_view s);
+std::string format_rfc3339_us(int64_t us);
+
+// Appends `s` to `out` as a JSON string literal (quotes and escapes).
+void append_json_string(std::string& out, std::string_view s);
+
+}  // namespace agentos

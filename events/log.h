@@ -1,0 +1,131 @@
+// The log contract: what every log backend guarantees. Backends ("embedded" on local
+// RocksDB, "kafka" through librdkafka) hide behind `open_log()`; nothing above this
+// header names a backend type.
+//
+// Model: `partition_count()` partitions, each an ordered sequence of records at
+// increasing offsets. A record is (key = tenant id, value = a verified AgentOS event
+// FlatBuffer). All records of a tenant land on `partition_of(tenant)` (Kafka's murmur2
+// partitioner), so a tenant's events are totally ordered.
+//
+// Threading: every method is thread-safe. `append` callbacks run on a backend thread
+// and must not block; hand work off to your own executor.
+// Lifecycle: open -> use -> destroy. Destruction completes or fails (kUnavailable)
+// every pending append before returning; no callback runs after the destructor.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "events/status.h"
+#include "events/types.h"
+
+namespace agentos {
+
+// One record as stored. `value` is owned (copied out of the backend's buffers).
+struct StoredRecord {
+  Position pos;
+  TenantId tenant;
+  std::string value;  // AgentOS event FlatBuffer; verify before use (events/codec.h)
+};
+
+// Records to append for one tenant, atomically: all are appended, contiguously and in
+// this order, or none are.
+struct AppendBatch {
+  TenantId tenant;
+  std::vector<std::string> values;  // each an encoded, verified event
+};
+
+// The positions given to the batch's records, in order.
+struct AppendResult {
+  std::vector<Position> positions;
+};
+
+using AppendCallback = std::function<void(Result<AppendResult>)>;
+
+// Called after records become readable on `partition`, with the new end offset.
+// Runs on a backend thread; must be quick and must not call back into the log.
+using AppendListener = std::function<void(Partition partition, Offset end)>;
+
+struct ReadOptions {
+  size_t max_records = 1024;
+  size_t max_bytes = 4 << 20;  // at least one record is returned even if larger
+};
+
+class Log {
+ public:
+  virtual ~Log() = default;
+  Log(const Log&) = delete;
+  Log& operator=(const Log&) = delete;
+
+  virtual int32_t partition_count() const = 0;
+  // Kafka-compatible placement: murmur2(tenant bytes) % partition_count.
+  Partition partition_of(const TenantId& tenant) const;
+
+  // Appends `batch` atomically. `done` is called exactly once: with the positions only
+  // after the records are durable (embedded: fsynced; kafka: acks=all), or with
+  // kUnavailable / kTooLarge / kInternal, in which case nothing of the batch will
+  // ever become visible (embedded) — see the backend README for Kafka's caveat.
+  virtual void append(AppendBatch batch, AppendCallback done) = 0;
+
+  // Blocking convenience over `append`.
+  Result<AppendResult> append_sync(AppendBatch batch);
+
+  // Reads records of `partition` at offsets >= `from`, in order. Returns an empty vector
+  // when `from` is at the end. Never blocks waiting for new records.
+  virtual Result<std::vector<StoredRecord>> read(Partition partition, Offset from,
+                                                 const ReadOptions& opts = {}) = 0;
+
+  // Reads only `tenant`'s records at offsets >= `from` on the tenant's partition.
+  // Backends with a tenant index (embedded) skip other tenants' records without reading
+  // them; others filter a partition read.
+  virtual Result<std::vector<StoredRecord>> read_tenant(const TenantId& tenant, Offset from,
+                                                        const ReadOptions& opts = {}) = 0;
+
+  // The offset the next record appended to `partition` will get (the high watermark).
+  virtual Result<Offset> end_offset(Partition partition) = 0;
+
+  // Blocks until end_offset(partition) > `after` or `deadline` passes.
+  // Returns true if new records are there.
+  virtual bool wait_for(Partition partition, Offset after,
+                        std::chrono::steady_clock::time_point deadline) = 0;
+
+  // Registers a listener for new records (see AppendListener). Listeners live as long as
+  // the log; there is no unsubscribe (register one dispatcher and fan out from it).
+  virtual void add_listener(AppendListener listener) = 0;
+
+  // Backend name for metrics and logs: "embedded" or "kafka".
+  virtual const char* backend() const = 0;
+
+ protected:
+  Log() = default;
+};
+
+struct EmbeddedLogOptions {
+  std::string dir;               // created if missing
+  int32_t partitions = 16;       // fixed at creation; reopening with another value fails
+  bool fsync = true;             // false only for benchmarks that say so
+  size_t max_group_records = 8192;  // group commit: cap of records per synced write
+  size_t max_pending_bytes = 256 << 20;  // backpressure: appends beyond this get kUnavailable
+};
+
+struct KafkaLogOptions {
+  std::string brokers;           // bootstrap list, "host:port,..."
+  std::string topic = "agentos.events";
+  int32_t partitions = 16;       // used when the engine creates the topic
+  int16_t replication_factor = 1;
+  bool create_topic = true;
+  std::chrono::milliseconds request_timeout{30000};
+};
+
+// Opens (creating if needed) the embedded log in `opts.dir`.
+Result<std::unique_ptr<Log>> open_embedded_log(const EmbeddedLogOptions& opts);
+// Connects to Kafka; creates the topic if allowed and missing. Fails if the brokers
+// cannot be reached within `request_timeout`.
+Result<std::unique_ptr<Log>> open_kafka_log(const KafkaLogOptions& opts);
+
+}  // namespace agentos

@@ -1,0 +1,61 @@
+#include "events/partitioner.h"
+
+#include <cassert>
+#include <cstring>
+#include <future>
+
+#include "events/log.h"
+
+namespace agentos {
+
+// Same algorithm as org.apache.kafka.common.utils.Utils#murmur2.
+uint32_t murmur2(std::string_view key) {
+  const auto* data = reinterpret_cast<const uint8_t*>(key.data());
+  const int32_t length = static_cast<int32_t>(key.size());
+  constexpr uint32_t seed = 0x9747b28c;
+  constexpr uint32_t m = 0x5bd1e995;
+  constexpr int r = 24;
+
+  uint32_t h = seed ^ static_cast<uint32_t>(length);
+  const int32_t length4 = length / 4;
+  for (int32_t i = 0; i < length4; i++) {
+    const int32_t i4 = i * 4;
+    uint32_t k = (data[i4 + 0] & 0xffu) + ((data[i4 + 1] & 0xffu) << 8) +
+                 ((data[i4 + 2] & 0xffu) << 16) + ((data[i4 + 3] & 0xffu) << 24);
+    k *= m;
+    k ^= k >> r;
+    k *= m;
+    h *= m;
+    h ^= k;
+  }
+  switch (length % 4) {
+    case 3: h ^= (data[(length & ~3) + 2] & 0xffu) << 16; [[fallthrough]];
+    case 2: h ^= (data[(length & ~3) + 1] & 0xffu) << 8; [[fallthrough]];
+    case 1:
+      h ^= data[length & ~3] & 0xffu;
+      h *= m;
+  }
+  h ^= h >> 13;
+  h *= m;
+  h ^= h >> 15;
+  return h;
+}
+
+Partition kafka_partition(std::string_view key, int32_t partition_count) {
+  assert(partition_count > 0);
+  return Partition(static_cast<int32_t>((murmur2(key) & 0x7fffffffu) %
+                                        static_cast<uint32_t>(partition_count)));
+}
+
+Partition Log::partition_of(const TenantId& tenant) const {
+  return kafka_partition(tenant.str(), partition_count());
+}
+
+Result<AppendResult> Log::append_sync(AppendBatch batch) {
+  std::promise<Result<AppendResult>> p;
+  auto f = p.get_future();
+  append(std::move(batch), [&p](Result<AppendResult> r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
+}  // namespace agentos
