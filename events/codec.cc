@@ -1,0 +1,521 @@
+// CloudEvents JSON <-> AgentOS event FlatBuffers: the envelope (CloudEvents attributes,
+// AgentOS extensions, the three HTTP modes) and the verified-buffer accessors. Payloads
+// are handled generically by codec_schema.cc from the embedded binary schema.
+#include "events/codec.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "events/codec_internal.h"
+#include "schemas/agentos_generated.h"
+
+namespace agentos {
+
+namespace {
+
+using namespace codec_internal;
+namespace fb = agentos::fb;
+
+// More extension attributes than this in one event is abuse, not metadata; the cap also
+// bounds the number of tables the Verifier has to walk.
+constexpr size_t kMaxExtensions = 64;
+// Documents up to this size reuse a per-thread parser; bigger ones get a temporary one so
+// that a single large request does not pin its buffers to the thread forever.
+constexpr size_t kReusableParserBytes = 1 << 20;
+
+// One envelope attribute as read from JSON or a header, before validation.
+struct Attr {
+  std::optional<std::string_view> value;
+  bool invalid = false;  // already reported (wrong JSON type, too long)
+};
+
+struct Attributes {
+  Attr specversion, id, source, type, time, subject, dataschema, datacontenttype, tenantid,
+      actor, correlationid, causationid, traceparent;
+  std::vector<std::pair<std::string, std::string>> extensions;
+  bool has_data = false;
+  simdjson::dom::element data;
+};
+
+// CloudEvents context attributes and AgentOS extensions the codec interprets.
+struct KnownAttr {
+  std::string_view name;
+  Attr Attributes::*member;
+};
+constexpr KnownAttr kKnownAttrs[] = {
+    {"specversion", &Attributes::specversion},
+    {"id", &Attributes::id},
+    {"source", &Attributes::source},
+    {"type", &Attributes::type},
+    {"time", &Attributes::time},
+    {"subject", &Attributes::subject},
+    {"dataschema", &Attributes::dataschema},
+    {"datacontenttype", &Attributes::datacontenttype},
+    {"tenantid", &Attributes::tenantid},
+    {"actor", &Attributes::actor},
+    {"correlationid", &Attributes::correlationid},
+    {"causationid", &Attributes::causationid},
+    {"traceparent", &Attributes::traceparent},
+};
+
+Attr* known_attr(Attributes& a, std::string_view name) {
+  for (const auto& k : kKnownAttrs) {
+    if (k.name == name) return &(a.*k.member);
+  }
+  return nullptr;
+}
+
+// An attacker-chosen member name used as an error path: keep it printable and short.
+std::string path_for_name(std::string_view name) {
+  constexpr size_t kMax = 64;
+  return name.size() <= kMax ? std::string(name) : std::string(name.substr(0, kMax)) + "...";
+}
+
+void set_attr_string(Attr& attr, std::string_view name, std::string_view v, ErrorSink& errors) {
+  if (v.size() > kMaxStringBytes) {
+    errors.add(name, "string longer than " + std::to_string(kMaxStringBytes) + " bytes");
+    attr.invalid = true;
+    return;
+  }
+  attr.value = v;
+}
+
+void add_extension(Attributes& a, std::string_view name, std::string value, ErrorSink& errors) {
+  if (!is_valid_extension_name(name)) {
+    errors.add(path_for_name(name), "invalid attribute name: 1..20 characters of [a-z0-9]");
+    return;
+  }
+  if (value.size() > kMaxStringBytes) {
+    errors.add(name, "string longer than " + std::to_string(kMaxStringBytes) + " bytes");
+    return;
+  }
+  if (a.extensions.size() >= kMaxExtensions) {
+    errors.add(name, "more than " + std::to_string(kMaxExtensions) + " extension attributes");
+    return;
+  }
+  a.extensions.emplace_back(std::string(name), std::move(value));
+}
+
+// Structured mode: reads the members of one CloudEvent object into `a`. Type errors are
+// reported here; semantic checks happen in build_event.
+void read_structured(simdjson::dom::object obj, Attributes& a, ErrorSink& errors) {
+  using simdjson::dom::element_type;
+  std::vector<std::string_view> seen;
+  for (auto [key, v] : obj) {
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
+      errors.add(path_for_name(key), "duplicate member");
+      continue;
+    }
+    seen.push_back(key);
+    if (v.is_null()) continue;  // an attribute with a null value is absent
+    if (key == "data") {
+      a.has_data = true;
+      a.data = v;
+      continue;
+    }
+    if (key == "data_base64") {
+      errors.add(key, "binary data is not supported for AgentOS event types; use data");
+      continue;
+    }
+    if (Attr* attr = known_attr(a, key)) {
+      if (!v.is_string()) {
+        errors.add(key, "expected string");
+        attr->invalid = true;
+      } else {
+        set_attr_string(*attr, key, v.get_string().value_unsafe(), errors);
+      }
+      continue;
+    }
+    std::string value;
+    switch (v.type()) {
+      case element_type::STRING: value = std::string(v.get_string().value_unsafe()); break;
+      case element_type::BOOL: value = v.get_bool().value_unsafe() ? "true" : "false"; break;
+      case element_type::INT64: value = std::to_string(v.get_int64().value_unsafe()); break;
+      case element_type::UINT64: value = std::to_string(v.get_uint64().value_unsafe()); break;
+      case element_type::DOUBLE: append_double(value, v.get_double().value_unsafe()); break;
+      default:
+        if (!is_valid_extension_name(key)) break;  // the name error below says enough
+        errors.add(key, "expected string, number or boolean");
+        continue;
+    }
+    add_extension(a, key, std::move(value), errors);
+  }
+}
+
+std::string_view sv(const flatbuffers::String* s) {
+  return s ? std::string_view(s->c_str(), s->size()) : std::string_view();
+}
+
+// Validates the attributes, builds the payload from `data` and the Event around it.
+// `errors` must be this event's own sink: any error in it means no event is built.
+std::optional<DecodedEvent> build_event(const Attributes& a, const DecodeOptions& opts,
+                                        ErrorSink& errors) {
+  const Registry& reg = Registry::get();
+
+  auto required = [&](const Attr& attr, std::string_view name) {
+    if (attr.invalid) return;
+    if (!attr.value) {
+      errors.add(name, "required");
+    } else if (attr.value->empty()) {
+      errors.add(name, "must not be empty");
+    }
+  };
+  if (!a.specversion.invalid) {
+    if (!a.specversion.value) {
+      errors.add("specversion", "required");
+    } else if (*a.specversion.value != "1.0") {
+      errors.add("specversion", "unsupported specversion; expected \"1.0\"");
+    }
+  }
+  required(a.id, "id");
+  required(a.source, "source");
+  required(a.type, "type");
+  const PayloadType* pt = nullptr;
+  if (a.type.value && !a.type.value->empty()) {
+    pt = reg.by_ce_type(*a.type.value);
+    if (pt == nullptr) errors.add("type", "unknown event type");
+  }
+  int64_t time_us = opts.default_time_us;
+  if (a.time.value) {
+    if (auto t = parse_rfc3339_us(*a.time.value)) {
+      time_us = *t;
+    } else {
+      errors.add("time", "expected an RFC 3339 timestamp (YYYY-MM-DDTHH:MM:SS[.frac]Z)");
+    }
+  }
+  if (a.datacontenttype.value && !is_json_media_type(*a.datacontenttype.value)) {
+    errors.add("datacontenttype", "unsupported content type; AgentOS event data is JSON");
+  }
+  TenantId tenant = opts.path_tenant;
+  bool mismatch = false;
+  if (a.tenantid.value) {
+    if (!TenantId::is_valid(*a.tenantid.value)) {
+      errors.add("tenantid", "invalid tenant id: 1..64 characters of [a-z0-9-]");
+    } else {
+      tenant = TenantId(std::string(*a.tenantid.value));
+      mismatch = tenant != opts.path_tenant;
+    }
+  } else if (!a.tenantid.invalid && !TenantId::is_valid(opts.path_tenant.str())) {
+    errors.add("tenantid", "required");
+  }
+  if (a.traceparent.value && !is_valid_traceparent(*a.traceparent.value)) {
+    errors.add("traceparent", "invalid W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)");
+  }
+
+  flatbuffers::FlatBufferBuilder fbb(512);
+  // Scalars given in the JSON stay in the buffer even when equal to the schema default,
+  // so encode_json can tell "given as 0" from "absent".
+  fbb.ForceDefaults(true);
+  std::optional<flatbuffers::uoffset_t> payload;
+  if (pt != nullptr) {
+    simdjson::dom::object data_obj;
+    if (a.has_data) {
+      if (a.data.get_object().get(data_obj) != simdjson::SUCCESS) {
+        errors.add("data", "expected object");
+      } else {
+        payload = build_table(fbb, *pt->table, data_obj, "data", errors);
+      }
+    } else {
+      const auto& fields = reg.fields(*pt->table);
+      if (std::any_of(fields.begin(), fields.end(),
+                      [](const FieldInfo& f) { return f.field->required(); })) {
+        errors.add("data", "required");
+      } else {
+        payload = fbb.EndTable(fbb.StartTable());
+      }
+    }
+  }
+  // Any error of this event, including type errors found while reading it: `errors` is
+  // per event (batch items have their own sink).
+  if (errors.count() != 0 || !payload) return std::nullopt;
+
+  auto opt_string = [&](const Attr& attr) {
+    return attr.value ? fbb.CreateString(attr.value->data(), attr.value->size())
+                      : flatbuffers::Offset<flatbuffers::String>();
+  };
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Extension>>> exts;
+  if (!a.extensions.empty()) {
+    std::vector<flatbuffers::Offset<fb::Extension>> list;
+    for (const auto& [name, value] : a.extensions) {
+      list.push_back(fb::CreateExtension(fbb, fbb.CreateString(name), fbb.CreateString(value)));
+    }
+    exts = fbb.CreateVector(list);
+  }
+  auto root = fb::CreateEvent(
+      fbb, opt_string(a.id), opt_string(a.source), fbb.CreateString("1.0"), time_us,
+      opt_string(a.subject), opt_string(a.datacontenttype), opt_string(a.dataschema),
+      fbb.CreateString(tenant.str()), opt_string(a.actor), opt_string(a.correlationid),
+      opt_string(a.causationid), opt_string(a.traceparent), exts,
+      static_cast<fb::Payload>(static_cast<uint8_t>(pt->type)),
+      flatbuffers::Offset<void>(*payload));
+  fb::FinishEventBuffer(fbb, root);
+
+  DecodedEvent out;
+  out.bytes.assign(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
+  if (!verify_event(out.bytes).is_ok()) {
+    // The builder and the verifier disagree: a codec bug, never the client's fault.
+    errors.add("", "internal error: encoded event failed verification");
+    return std::nullopt;
+  }
+  out.id = std::string(*a.id.value);
+  out.source = std::string(*a.source.value);
+  out.type = pt->type;
+  out.tenant = std::move(tenant);
+  out.tenant_mismatch = mismatch;
+  return out;
+}
+
+Status invalid_status(std::vector<FieldError> errors, size_t total) {
+  std::string msg = "invalid CloudEvent";
+  if (!errors.empty()) {
+    msg += ": " + (errors[0].field.empty() ? std::string("(document)") : errors[0].field) +
+           ": " + errors[0].reason;
+    if (total > 1) msg += " (and " + std::to_string(total - 1) + " more)";
+  }
+  Status s(Code::kInvalidArgument, std::move(msg));
+  s.mutable_errors() = std::move(errors);
+  return s;
+}
+
+// Parses `json` with depth and UTF-8 checks. On failure reports at `path`.
+class Parser {
+ public:
+  std::optional<simdjson::dom::element> parse(std::string_view json, std::string_view path,
+                                              ErrorSink& errors) {
+    simdjson::dom::parser* p = &thread_parser();
+    if (json.size() > kReusableParserBytes) {
+      big_.emplace();
+      p = &*big_;
+    }
+    if ((big_ || p->max_depth() != kMaxJsonDepth) &&
+        p->allocate(std::max<size_t>(json.size(), 4096), kMaxJsonDepth) != simdjson::SUCCESS) {
+      errors.add(path, "document too large");
+      return std::nullopt;
+    }
+    simdjson::dom::element root;
+    auto err = p->parse(json.data(), json.size()).get(root);
+    switch (err) {
+      case simdjson::SUCCESS: return root;
+      case simdjson::DEPTH_ERROR:
+        errors.add(path, "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+        break;
+      case simdjson::UTF8_ERROR: errors.add(path, "invalid UTF-8"); break;
+      case simdjson::EMPTY: errors.add(path, "empty document"); break;
+      default: errors.add(path, std::string("invalid JSON: ") + simdjson::error_message(err));
+    }
+    return std::nullopt;
+  }
+
+ private:
+  static simdjson::dom::parser& thread_parser() {
+    // The depth limit is set once; later parses grow the capacity but keep the depth.
+    struct Holder {
+      simdjson::dom::parser parser;
+      Holder() {
+        if (parser.allocate(4096, kMaxJsonDepth) != simdjson::SUCCESS) {
+          // Out of memory: parse() retries the allocation (see the max_depth check).
+        }
+      }
+    };
+    thread_local Holder holder;
+    return holder.parser;
+  }
+  std::optional<simdjson::dom::parser> big_;
+};
+
+}  // namespace
+
+std::optional<EventType> event_type_from_name(std::string_view ce_type) {
+  const PayloadType* pt = Registry::get().by_ce_type(ce_type);
+  return pt ? std::optional<EventType>(pt->type) : std::nullopt;
+}
+
+std::string_view event_type_name(EventType t) {
+  const PayloadType* pt = Registry::get().by_type(t);
+  return pt ? pt->ce_type : std::string_view();
+}
+
+std::span<const EventType> all_event_types() { return Registry::get().all(); }
+
+Result<DecodedEvent> decode_structured(std::string_view json, const DecodeOptions& opts) {
+  std::vector<FieldError> list;
+  ErrorSink errors(&list);
+  Parser parser;
+  auto root = parser.parse(json, "", errors);
+  if (root) {
+    simdjson::dom::object obj;
+    if (root->get_object().get(obj) != simdjson::SUCCESS) {
+      errors.add("", "expected a JSON object (a CloudEvent)");
+    } else {
+      Attributes a;
+      read_structured(obj, a, errors);
+      if (auto ev = build_event(a, opts, errors); ev && errors.count() == 0) return std::move(*ev);
+    }
+  }
+  return invalid_status(std::move(list), errors.count());
+}
+
+Result<std::vector<DecodedEvent>> decode_batch(std::string_view json, const DecodeOptions& opts) {
+  std::vector<FieldError> list;
+  ErrorSink errors(&list);
+  Parser parser;
+  auto root = parser.parse(json, "", errors);
+  if (!root) return invalid_status(std::move(list), errors.count());
+  simdjson::dom::array arr;
+  if (root->get_array().get(arr) != simdjson::SUCCESS) {
+    errors.add("", "expected a JSON array of CloudEvents");
+    return invalid_status(std::move(list), errors.count());
+  }
+  const size_t n = arr.size();
+  if (n == 0) {
+    errors.add("", "empty batch");
+    return invalid_status(std::move(list), errors.count());
+  }
+  if (n > kMaxBatchEvents) {
+    return Status(Code::kTooLarge, "batch of " + std::to_string(n) + " events; at most " +
+                                       std::to_string(kMaxBatchEvents) + " allowed");
+  }
+  std::vector<DecodedEvent> out;
+  out.reserve(n);
+  size_t i = 0, total = 0;
+  for (simdjson::dom::element item : arr) {
+    const std::string index = "[" + std::to_string(i++) + "]";
+    ErrorSink item_errors(&list, index + ".");
+    simdjson::dom::object obj;
+    if (item.get_object().get(obj) != simdjson::SUCCESS) {
+      errors.add(index, "expected a JSON object (a CloudEvent)");
+      continue;
+    }
+    Attributes a;
+    read_structured(obj, a, item_errors);
+    auto ev = build_event(a, opts, item_errors);
+    total += item_errors.count();
+    // All or nothing: once any item failed, the rest are only checked, not kept.
+    if (ev && total == 0 && errors.count() == 0) out.push_back(std::move(*ev));
+  }
+  total += errors.count();
+  if (total != 0) return invalid_status(std::move(list), total);
+  return out;
+}
+
+Result<DecodedEvent> decode_binary(std::span<const BinaryAttribute> attrs,
+                                   std::string_view content_type, std::string_view body,
+                                   const DecodeOptions& opts) {
+  const bool body_empty = body.find_first_not_of(" \t\r\n") == std::string_view::npos;
+  if ((!body_empty || !content_type.empty()) && !is_json_media_type(content_type)) {
+    Status s(Code::kUnsupportedMedia,
+             "content type \"" + std::string(content_type.substr(0, 100)) +
+                 "\" is not JSON; AgentOS event data is JSON");
+    s.mutable_errors().push_back({"datacontenttype", "unsupported content type"});
+    return s;
+  }
+  std::vector<FieldError> list;
+  ErrorSink errors(&list);
+  Attributes a;
+  std::vector<std::string_view> seen;
+  for (const auto& attr : attrs) {
+    const std::string_view name = attr.name;
+    if (std::find(seen.begin(), seen.end(), name) != seen.end()) {
+      errors.add(path_for_name(name), "duplicate attribute");
+      continue;
+    }
+    seen.push_back(name);
+    if (name == "data" || name == "data_base64" || name == "datacontenttype") {
+      errors.add(name, "not allowed as a header in binary mode (data is the body, its type "
+                       "the Content-Type)");
+      continue;
+    }
+    if (Attr* known = known_attr(a, name)) {
+      set_attr_string(*known, name, attr.value, errors);
+    } else {
+      add_extension(a, name, attr.value, errors);
+    }
+  }
+  if (!content_type.empty()) a.datacontenttype.value = content_type;
+  Parser parser;
+  if (!body_empty) {
+    if (auto root = parser.parse(body, "data", errors)) {
+      a.has_data = true;
+      a.data = *root;
+    }
+  }
+  if (auto ev = build_event(a, opts, errors); ev && errors.count() == 0) return std::move(*ev);
+  return invalid_status(std::move(list), errors.count());
+}
+
+Status verify_event(std::string_view bytes) {
+  if (bytes.size() < sizeof(flatbuffers::uoffset_t) + flatbuffers::kFileIdentifierLength ||
+      bytes.size() >= FLATBUFFERS_MAX_BUFFER_SIZE) {
+    return Status(Code::kCorruption, "event buffer too small or too large");
+  }
+  flatbuffers::Verifier::Options vo;
+  // An event is at most Event -> payload -> sub-table -> vector; extensions are capped at
+  // kMaxExtensions tables. Anything deeper or wider was not written by this codec.
+  vo.max_depth = 16;
+  vo.max_tables = 2 * kMaxExtensions + 64;
+  flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
+                                 vo);
+  if (!fb::VerifyEventBuffer(verifier)) {
+    return Status(Code::kCorruption, "event buffer failed FlatBuffers verification");
+  }
+  const fb::Event* e = fb::GetEvent(bytes.data());
+  if (Registry::get().by_type(static_cast<EventType>(e->payload_type())) == nullptr) {
+    return Status(Code::kCorruption, "unknown event type " +
+                                         std::to_string(static_cast<int>(e->payload_type())));
+  }
+  return Status::ok();
+}
+
+std::string encode_json(std::string_view verified_bytes) {
+  const fb::Event* e = fb::GetEvent(verified_bytes.data());
+  const PayloadType* pt = Registry::get().by_type(static_cast<EventType>(e->payload_type()));
+  std::string out;
+  out.reserve(verified_bytes.size() * 2 + 128);
+  auto member = [&](std::string_view name, std::string_view value) {
+    if (out.size() > 1) out += ',';
+    append_json_string(out, name);  // extension names come from the buffer: escape them too
+    out += ':';
+    append_json_string(out, value);
+  };
+  auto optional = [&](std::string_view name, const flatbuffers::String* s) {
+    if (s) member(name, sv(s));
+  };
+  out += '{';
+  member("specversion", "1.0");
+  member("id", sv(e->id()));
+  member("source", sv(e->source()));
+  member("type", pt ? pt->ce_type : std::string_view());
+  member("time", format_rfc3339_us(e->time_us()));
+  optional("subject", e->subject());
+  member("datacontenttype", e->datacontenttype() ? sv(e->datacontenttype()) : "application/json");
+  optional("dataschema", e->dataschema());
+  member("tenantid", sv(e->tenantid()));
+  optional("actor", e->actor());
+  optional("correlationid", e->correlationid());
+  optional("causationid", e->causationid());
+  optional("traceparent", e->traceparent());
+  if (const auto* exts = e->extensions()) {
+    for (const fb::Extension* x : *exts) member(sv(x->name()), sv(x->value()));
+  }
+  if (pt && e->payload()) {
+    out += ",\"data\":";
+    encode_table(out, *pt->table, *static_cast<const flatbuffers::Table*>(e->payload()));
+  }
+  out += '}';
+  return out;
+}
+
+EventHeader read_header(std::string_view verified_bytes) {
+  const fb::Event* e = fb::GetEvent(verified_bytes.data());
+  EventHeader h;
+  h.id = sv(e->id());
+  h.source = sv(e->source());
+  h.tenant = sv(e->tenantid());
+  h.subject = sv(e->subject());
+  h.traceparent = sv(e->traceparent());
+  h.type = static_cast<EventType>(e->payload_type());
+  h.time_us = e->time_us();
+  return h;
+}
+
+}  // namespace agentos

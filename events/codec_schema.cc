@@ -1,0 +1,588 @@
+// Reflection-driven half of the codec: the payload registry and the generic
+// JSON <-> FlatBuffer table routines. Nothing here knows a payload type by name; adding a
+// table to schemas/agentos.fbs is enough for it to be decoded and encoded.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+
+#include "events/codec_internal.h"
+#include "schemas/agentos_bfbs_generated.h"
+
+namespace agentos::codec_internal {
+
+namespace {
+
+using reflection::BaseType;
+
+[[noreturn]] void schema_bug(const char* what) {
+  // The schema is compiled into the binary; a mismatch is a build bug, not bad input.
+  std::fprintf(stderr, "agentos codec: embedded schema invalid: %s\n", what);
+  std::abort();
+}
+
+std::string_view sv(const flatbuffers::String* s) {
+  return s ? std::string_view(s->c_str(), s->size()) : std::string_view();
+}
+
+bool is_integer_type(BaseType t) { return t >= BaseType::UType && t <= BaseType::ULong; }
+bool is_float_type(BaseType t) { return t == BaseType::Float || t == BaseType::Double; }
+
+// Range of an integer base type as int128-free pair: values are checked as int64 or uint64.
+struct IntRange {
+  int64_t min;
+  uint64_t max;
+};
+IntRange int_range(BaseType t) {
+  switch (t) {
+    case BaseType::Bool: return {0, 1};
+    case BaseType::Byte: return {INT8_MIN, INT8_MAX};
+    case BaseType::UType:
+    case BaseType::UByte: return {0, UINT8_MAX};
+    case BaseType::Short: return {INT16_MIN, INT16_MAX};
+    case BaseType::UShort: return {0, UINT16_MAX};
+    case BaseType::Int: return {INT32_MIN, INT32_MAX};
+    case BaseType::UInt: return {0, UINT32_MAX};
+    case BaseType::Long: return {INT64_MIN, INT64_MAX};
+    case BaseType::ULong: return {0, UINT64_MAX};
+    default: return {0, 0};
+  }
+}
+
+// A JSON value checked against a scalar field, ready to add to a table. Integers are kept
+// as their 64-bit pattern; `add_scalar` narrows them to the field's width.
+struct Scalar {
+  BaseType type;
+  uint64_t bits = 0;  // integer value (two's complement for signed)
+  double real = 0;
+};
+
+// The `type.index()` enum of a scalar field, or null for a plain number.
+const reflection::Enum* enum_of(const reflection::Schema& schema, const reflection::Type& type,
+                                BaseType scalar_type) {
+  if (!is_integer_type(scalar_type) || type.index() < 0) return nullptr;
+  if (static_cast<uint32_t>(type.index()) >= schema.enums()->size()) schema_bug("enum index");
+  return schema.enums()->Get(type.index());
+}
+
+std::string enum_names(const reflection::Enum& e) {
+  std::string s;
+  for (const auto* v : *e.values()) {
+    if (!s.empty()) s += ", ";
+    s += sv(v->name());
+  }
+  return s;
+}
+
+// Checks `v` against a scalar of `type` (plain or enum); reports under `path`.
+std::optional<Scalar> read_scalar(const reflection::Schema& schema, const reflection::Type& type,
+                                  BaseType base, simdjson::dom::element v, const std::string& path,
+                                  ErrorSink& errors) {
+  using simdjson::dom::element_type;
+  Scalar out{base};
+  if (base == BaseType::Bool) {
+    if (v.type() != element_type::BOOL) {
+      errors.add(path, "expected boolean");
+      return std::nullopt;
+    }
+    out.bits = v.get_bool().value_unsafe() ? 1 : 0;
+    return out;
+  }
+  if (const reflection::Enum* e = enum_of(schema, type, base)) {
+    if (v.type() != element_type::STRING) {
+      errors.add(path, "expected one of: " + enum_names(*e));
+      return std::nullopt;
+    }
+    std::string_view name = v.get_string().value_unsafe();
+    for (const auto* ev : *e->values()) {
+      if (sv(ev->name()) == name) {
+        out.bits = static_cast<uint64_t>(ev->value());
+        return out;
+      }
+    }
+    errors.add(path, "unknown value; expected one of: " + enum_names(*e));
+    return std::nullopt;
+  }
+  if (is_float_type(base)) {
+    switch (v.type()) {
+      case element_type::INT64: out.real = static_cast<double>(v.get_int64().value_unsafe()); break;
+      case element_type::UINT64: out.real = static_cast<double>(v.get_uint64().value_unsafe()); break;
+      case element_type::DOUBLE: out.real = v.get_double().value_unsafe(); break;
+      default: errors.add(path, "expected number"); return std::nullopt;
+    }
+    if (base == BaseType::Float && std::isfinite(out.real) &&
+        std::fabs(out.real) > std::numeric_limits<float>::max()) {
+      errors.add(path, "out of range");
+      return std::nullopt;
+    }
+    return out;
+  }
+  if (!is_integer_type(base)) schema_bug("unexpected scalar type");
+  const IntRange r = int_range(base);
+  switch (v.type()) {
+    case element_type::INT64: {
+      int64_t i = v.get_int64().value_unsafe();
+      if (i < r.min || (i > 0 && static_cast<uint64_t>(i) > r.max)) break;
+      out.bits = static_cast<uint64_t>(i);
+      return out;
+    }
+    case element_type::UINT64: {
+      // simdjson uses UINT64 only above INT64_MAX.
+      uint64_t u = v.get_uint64().value_unsafe();
+      if (u > r.max) break;
+      out.bits = u;
+      return out;
+    }
+    case element_type::DOUBLE: {
+      // `1e3` is a JSON number with an integral value; accept it when it fits exactly.
+      double d = v.get_double().value_unsafe();
+      if (!std::isfinite(d) || std::trunc(d) != d) {
+        errors.add(path, "expected integer");
+        return std::nullopt;
+      }
+      if (d < static_cast<double>(r.min) || d >= 18446744073709551616.0 ||
+          (d > 0 && static_cast<uint64_t>(d) > r.max) ||
+          (d < 0 && d < -9223372036854775808.0)) {
+        break;
+      }
+      out.bits = d < 0 ? static_cast<uint64_t>(static_cast<int64_t>(d)) : static_cast<uint64_t>(d);
+      return out;
+    }
+    default:
+      errors.add(path, "expected integer");
+      return std::nullopt;
+  }
+  errors.add(path, "out of range");
+  return std::nullopt;
+}
+
+void add_scalar(flatbuffers::FlatBufferBuilder& fbb, flatbuffers::voffset_t voff,
+                const Scalar& s) {
+  // Defaults are forced by the caller's builder (ForceDefaults), so a value given in the
+  // JSON stays present even when it equals the schema default; the 0 default here only
+  // matters without that.
+  switch (s.type) {
+    case BaseType::Bool:
+    case BaseType::UType:
+    case BaseType::UByte: fbb.AddElement<uint8_t>(voff, static_cast<uint8_t>(s.bits), 0); break;
+    case BaseType::Byte: fbb.AddElement<int8_t>(voff, static_cast<int8_t>(s.bits), 0); break;
+    case BaseType::Short: fbb.AddElement<int16_t>(voff, static_cast<int16_t>(s.bits), 0); break;
+    case BaseType::UShort: fbb.AddElement<uint16_t>(voff, static_cast<uint16_t>(s.bits), 0); break;
+    case BaseType::Int: fbb.AddElement<int32_t>(voff, static_cast<int32_t>(s.bits), 0); break;
+    case BaseType::UInt: fbb.AddElement<uint32_t>(voff, static_cast<uint32_t>(s.bits), 0); break;
+    case BaseType::Long: fbb.AddElement<int64_t>(voff, static_cast<int64_t>(s.bits), 0); break;
+    case BaseType::ULong: fbb.AddElement<uint64_t>(voff, s.bits, 0); break;
+    case BaseType::Float: fbb.AddElement<float>(voff, static_cast<float>(s.real), 0); break;
+    case BaseType::Double: fbb.AddElement<double>(voff, s.real, 0); break;
+    default: schema_bug("add_scalar type");
+  }
+}
+
+size_t scalar_size(BaseType t) {
+  switch (t) {
+    case BaseType::Bool: case BaseType::UType: case BaseType::Byte: case BaseType::UByte: return 1;
+    case BaseType::Short: case BaseType::UShort: return 2;
+    case BaseType::Int: case BaseType::UInt: case BaseType::Float: return 4;
+    case BaseType::Long: case BaseType::ULong: case BaseType::Double: return 8;
+    default: return 0;
+  }
+}
+
+const reflection::Object& object_at(const reflection::Schema& schema, int32_t index) {
+  if (index < 0 || static_cast<uint32_t>(index) >= schema.objects()->size()) schema_bug("object index");
+  return *schema.objects()->Get(index);
+}
+
+std::optional<flatbuffers::uoffset_t> build_string(flatbuffers::FlatBufferBuilder& fbb,
+                                                   simdjson::dom::element v,
+                                                   const std::string& path, ErrorSink& errors) {
+  if (!v.is_string()) {
+    errors.add(path, "expected string");
+    return std::nullopt;
+  }
+  std::string_view s = v.get_string().value_unsafe();
+  if (s.size() > kMaxStringBytes) {
+    errors.add(path, "string longer than " + std::to_string(kMaxStringBytes) + " bytes");
+    return std::nullopt;
+  }
+  return fbb.CreateString(s.data(), s.size()).o;
+}
+
+std::optional<flatbuffers::uoffset_t> build_vector(flatbuffers::FlatBufferBuilder& fbb,
+                                                   const reflection::Schema& schema,
+                                                   const reflection::Type& type,
+                                                   simdjson::dom::element v,
+                                                   const std::string& path, ErrorSink& errors) {
+  simdjson::dom::array arr;
+  if (v.get_array().get(arr) != simdjson::SUCCESS) {
+    errors.add(path, "expected array");
+    return std::nullopt;
+  }
+  const BaseType elem = type.element();
+  const size_t before = errors.count();
+  size_t i = 0;
+  if (elem == BaseType::String || elem == BaseType::Obj) {
+    std::vector<flatbuffers::Offset<void>> offs;
+    for (simdjson::dom::element item : arr) {
+      std::string ipath = path + "[" + std::to_string(i++) + "]";
+      std::optional<flatbuffers::uoffset_t> o;
+      if (elem == BaseType::String) {
+        o = build_string(fbb, item, ipath, errors);
+      } else {
+        const auto& sub = object_at(schema, type.index());
+        simdjson::dom::object obj;
+        if (sub.is_struct()) {
+          errors.add(ipath, "structs are not supported");
+        } else if (item.get_object().get(obj) != simdjson::SUCCESS) {
+          errors.add(ipath, "expected object");
+        } else {
+          o = build_table(fbb, sub, obj, ipath, errors);
+        }
+      }
+      if (o) offs.emplace_back(*o);
+    }
+    if (errors.count() != before) return std::nullopt;
+    return fbb.CreateVector(offs).o;
+  }
+  const size_t size = scalar_size(elem);
+  if (size == 0) {
+    errors.add(path, "unsupported vector element type");
+    return std::nullopt;
+  }
+  std::vector<Scalar> vals;
+  for (simdjson::dom::element item : arr) {
+    std::string ipath = path + "[" + std::to_string(i++) + "]";
+    if (auto s = read_scalar(schema, type, elem, item, ipath, errors)) vals.push_back(*s);
+  }
+  if (errors.count() != before) return std::nullopt;
+  fbb.StartVector(vals.size(), size);
+  for (auto it = vals.rbegin(); it != vals.rend(); ++it) {  // vectors are built back to front
+    switch (elem) {
+      case BaseType::Bool: case BaseType::UType: case BaseType::UByte: fbb.PushElement(static_cast<uint8_t>(it->bits)); break;
+      case BaseType::Byte: fbb.PushElement(static_cast<int8_t>(it->bits)); break;
+      case BaseType::Short: fbb.PushElement(static_cast<int16_t>(it->bits)); break;
+      case BaseType::UShort: fbb.PushElement(static_cast<uint16_t>(it->bits)); break;
+      case BaseType::Int: fbb.PushElement(static_cast<int32_t>(it->bits)); break;
+      case BaseType::UInt: fbb.PushElement(static_cast<uint32_t>(it->bits)); break;
+      case BaseType::Long: fbb.PushElement(static_cast<int64_t>(it->bits)); break;
+      case BaseType::ULong: fbb.PushElement(it->bits); break;
+      case BaseType::Float: fbb.PushElement(static_cast<float>(it->real)); break;
+      case BaseType::Double: fbb.PushElement(it->real); break;
+      default: schema_bug("vector element");
+    }
+  }
+  return fbb.EndVector(vals.size());
+}
+
+}  // namespace
+
+std::string camel_case(std::string_view snake) {
+  std::string out;
+  out.reserve(snake.size());
+  bool upper = false;
+  for (char c : snake) {
+    if (c == '_') {
+      upper = !out.empty();
+      continue;
+    }
+    out += (upper && c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+    upper = false;
+  }
+  return out;
+}
+
+Registry::Registry() {
+  const uint8_t* data = agentos::fb::EventBinarySchema::data();
+  {
+    flatbuffers::Verifier v(data, agentos::fb::EventBinarySchema::size());
+    if (!reflection::VerifySchemaBuffer(v)) schema_bug("binary schema does not verify");
+  }
+  schema_ = reflection::GetSchema(data);
+  index_by_number_.fill(-1);
+
+  const auto* objects = schema_->objects();
+  fields_by_object_.resize(objects->size());
+  for (uint32_t i = 0; i < objects->size(); ++i) {
+    auto& list = fields_by_object_[i];
+    for (const auto* f : *objects->Get(i)->fields()) {
+      if (f->deprecated()) continue;
+      list.push_back({f, camel_case(sv(f->name()))});
+    }
+    // reflection sorts fields by name; the JSON output follows declaration order.
+    std::sort(list.begin(), list.end(),
+              [](const FieldInfo& a, const FieldInfo& b) { return a.field->id() < b.field->id(); });
+  }
+
+  const reflection::Enum* payload = schema_->enums()->LookupByKey("agentos.fb.Payload");
+  if (payload == nullptr || !payload->is_union()) schema_bug("no Payload union");
+  for (const auto* v : *payload->values()) {
+    if (v->value() == 0) continue;  // NONE
+    if (v->value() < 0 || v->value() > 255) schema_bug("payload number out of range");
+    const auto& obj = object_at(*schema_, v->union_type()->index());
+    const auto* attrs = obj.attributes();
+    const auto* kv = attrs ? attrs->LookupByKey("ce_type") : nullptr;
+    if (kv == nullptr || kv->value() == nullptr || kv->value()->size() == 0) {
+      schema_bug("payload table without ce_type");
+    }
+    // flatc keeps the attribute's literal; strip quotes if a version keeps them.
+    std::string_view ce = sv(kv->value());
+    if (ce.size() >= 2 && ce.front() == '"' && ce.back() == '"') ce = ce.substr(1, ce.size() - 2);
+    types_.push_back({static_cast<EventType>(v->value()), &obj, ce});
+  }
+  std::sort(types_.begin(), types_.end(), [](const PayloadType& a, const PayloadType& b) {
+    return static_cast<uint8_t>(a.type) < static_cast<uint8_t>(b.type);
+  });
+  for (size_t i = 0; i < types_.size(); ++i) {
+    index_by_number_[static_cast<uint8_t>(types_[i].type)] = static_cast<int>(i);
+    all_.push_back(types_[i].type);
+    for (size_t j = 0; j < i; ++j) {
+      if (types_[j].ce_type == types_[i].ce_type) schema_bug("duplicate ce_type");
+    }
+  }
+}
+
+const Registry& Registry::get() {
+  static const Registry registry;
+  return registry;
+}
+
+const PayloadType* Registry::by_ce_type(std::string_view ce_type) const {
+  // ~20 types: a linear scan over short strings beats hashing here.
+  for (const auto& t : types_) {
+    if (t.ce_type == ce_type) return &t;
+  }
+  return nullptr;
+}
+
+const std::vector<FieldInfo>& Registry::fields(const reflection::Object& obj) const {
+  // Objects in the schema vector are contiguous offsets; find the index by identity.
+  const auto* objects = schema_->objects();
+  for (uint32_t i = 0; i < objects->size(); ++i) {
+    if (objects->Get(i) == &obj) return fields_by_object_[i];
+  }
+  schema_bug("object not in schema");
+}
+
+void ErrorSink::add(std::string_view path, std::string reason) {
+  ++count_;
+  if (out_->size() >= kMaxErrors) return;
+  std::string field = prefix_;
+  field += path;
+  out_->push_back({std::move(field), std::move(reason)});
+}
+
+std::string ErrorSink::join(std::string_view parent, std::string_view name) {
+  std::string s(parent);
+  if (!s.empty()) s += '.';
+  s += name;
+  return s;
+}
+
+std::optional<flatbuffers::uoffset_t> build_table(flatbuffers::FlatBufferBuilder& fbb,
+                                                  const reflection::Object& obj,
+                                                  simdjson::dom::object value,
+                                                  const std::string& path, ErrorSink& errors) {
+  const Registry& reg = Registry::get();
+  const reflection::Schema& schema = reg.schema();
+  const auto& fields = reg.fields(obj);
+  const size_t before = errors.count();
+
+  struct Pending {
+    const reflection::Field* field;
+    bool is_offset;
+    flatbuffers::uoffset_t offset;
+    Scalar scalar;
+  };
+  std::vector<Pending> pending;
+  std::vector<bool> seen(fields.size(), false);
+  std::vector<bool> was_null(fields.size(), false);
+
+  for (auto [key, v] : value) {
+    const std::string member_path = ErrorSink::join(path, key);
+    size_t idx = fields.size();
+    for (size_t i = 0; i < fields.size(); ++i) {
+      if (fields[i].json_name == key) {
+        idx = i;
+        break;
+      }
+    }
+    if (idx == fields.size()) {
+      errors.add(member_path, "unknown field");
+      continue;
+    }
+    if (seen[idx]) {
+      errors.add(member_path, "duplicate member");
+      continue;
+    }
+    seen[idx] = true;
+    if (v.is_null()) {  // null means absent, as in flatc's JSON parser
+      was_null[idx] = true;
+      continue;
+    }
+    const reflection::Field* f = fields[idx].field;
+    const reflection::Type& type = *f->type();
+    const BaseType base = type.base_type();
+    std::optional<flatbuffers::uoffset_t> off;
+    switch (base) {
+      case BaseType::String:
+        off = build_string(fbb, v, member_path, errors);
+        break;
+      case BaseType::Vector:
+        off = build_vector(fbb, schema, type, v, member_path, errors);
+        break;
+      case BaseType::Obj: {
+        const auto& sub = object_at(schema, type.index());
+        simdjson::dom::object o;
+        if (sub.is_struct()) {
+          errors.add(member_path, "structs are not supported");
+        } else if (v.get_object().get(o) != simdjson::SUCCESS) {
+          errors.add(member_path, "expected object");
+        } else {
+          off = build_table(fbb, sub, o, member_path, errors);
+        }
+        break;
+      }
+      default:
+        if (scalar_size(base) == 0) {
+          errors.add(member_path, "unsupported field type");
+        } else if (auto s = read_scalar(schema, type, base, v, member_path, errors)) {
+          pending.push_back({f, false, 0, *s});
+        }
+        continue;
+    }
+    if (off) pending.push_back({f, true, *off, {}});
+  }
+
+  for (size_t i = 0; i < fields.size(); ++i) {
+    // A required member that was given but invalid already has its own error.
+    if (fields[i].field->required() && (!seen[i] || was_null[i])) {
+      errors.add(ErrorSink::join(path, fields[i].json_name), "required");
+    }
+  }
+  if (errors.count() != before) return std::nullopt;
+
+  const auto start = fbb.StartTable();
+  for (const auto& p : pending) {
+    if (p.is_offset) {
+      fbb.AddOffset(p.field->offset(), flatbuffers::Offset<void>(p.offset));
+    } else {
+      add_scalar(fbb, p.field->offset(), p.scalar);
+    }
+  }
+  return fbb.EndTable(start);
+}
+
+namespace {
+
+void encode_scalar(std::string& out, const reflection::Schema& schema,
+                   const reflection::Type& type, BaseType base, const uint8_t* p) {
+  if (base == BaseType::Bool) {
+    out += flatbuffers::ReadScalar<uint8_t>(p) ? "true" : "false";
+    return;
+  }
+  if (base == BaseType::Float) return append_double(out, flatbuffers::ReadScalar<float>(p));
+  if (base == BaseType::Double) return append_double(out, flatbuffers::ReadScalar<double>(p));
+  int64_t i = 0;
+  uint64_t u = 0;
+  bool is_unsigned = false;
+  switch (base) {
+    case BaseType::Byte: i = flatbuffers::ReadScalar<int8_t>(p); break;
+    case BaseType::UType:
+    case BaseType::UByte: i = flatbuffers::ReadScalar<uint8_t>(p); break;
+    case BaseType::Short: i = flatbuffers::ReadScalar<int16_t>(p); break;
+    case BaseType::UShort: i = flatbuffers::ReadScalar<uint16_t>(p); break;
+    case BaseType::Int: i = flatbuffers::ReadScalar<int32_t>(p); break;
+    case BaseType::UInt: i = flatbuffers::ReadScalar<uint32_t>(p); break;
+    case BaseType::Long: i = flatbuffers::ReadScalar<int64_t>(p); break;
+    case BaseType::ULong: u = flatbuffers::ReadScalar<uint64_t>(p); is_unsigned = true; break;
+    default: out += "null"; return;
+  }
+  if (const reflection::Enum* e = enum_of(schema, type, base); e && !is_unsigned) {
+    for (const auto* ev : *e->values()) {
+      if (ev->value() == i) {
+        append_json_string(out, sv(ev->name()));
+        return;
+      }
+    }
+    // A value this schema does not name (written by a newer one): keep the number.
+  }
+  out += is_unsigned ? std::to_string(u) : std::to_string(i);
+}
+
+}  // namespace
+
+void encode_table(std::string& out, const reflection::Object& obj,
+                  const flatbuffers::Table& table) {
+  const Registry& reg = Registry::get();
+  const reflection::Schema& schema = reg.schema();
+  out += '{';
+  bool first = true;
+  auto member = [&](const std::string& name) {
+    if (!first) out += ',';
+    first = false;
+    append_json_string(out, name);
+    out += ':';
+  };
+  for (const auto& fi : reg.fields(obj)) {
+    const reflection::Field& f = *fi.field;
+    const reflection::Type& type = *f.type();
+    const BaseType base = type.base_type();
+    if (!table.CheckField(f.offset())) continue;  // absent: omitted, not defaulted
+    switch (base) {
+      case BaseType::String: {
+        const auto* s = table.GetPointer<const flatbuffers::String*>(f.offset());
+        if (!s) continue;
+        member(fi.json_name);
+        append_json_string(out, sv(s));
+        break;
+      }
+      case BaseType::Obj: {
+        const auto& sub = object_at(schema, type.index());
+        if (sub.is_struct()) continue;
+        const auto* t = table.GetPointer<const flatbuffers::Table*>(f.offset());
+        if (!t) continue;
+        member(fi.json_name);
+        encode_table(out, sub, *t);
+        break;
+      }
+      case BaseType::Vector: {
+        const auto* vec = table.GetPointer<const flatbuffers::Vector<uint8_t>*>(f.offset());
+        if (!vec) continue;
+        const BaseType elem = type.element();
+        const uint8_t* data = vec->Data();
+        member(fi.json_name);
+        out += '[';
+        for (uint32_t i = 0; i < vec->size(); ++i) {
+          if (i) out += ',';
+          if (elem == BaseType::Obj && object_at(schema, type.index()).is_struct()) {
+            out += "null";  // inline structs: not used by payloads
+          } else if (elem == BaseType::String || elem == BaseType::Obj) {
+            const uint8_t* slot = data + i * sizeof(flatbuffers::uoffset_t);
+            const uint8_t* target = slot + flatbuffers::ReadScalar<flatbuffers::uoffset_t>(slot);
+            if (elem == BaseType::String) {
+              append_json_string(out, sv(reinterpret_cast<const flatbuffers::String*>(target)));
+            } else {
+              encode_table(out, object_at(schema, type.index()),
+                           *reinterpret_cast<const flatbuffers::Table*>(target));
+            }
+          } else if (size_t sz = scalar_size(elem)) {
+            encode_scalar(out, schema, type, elem, data + i * sz);
+          } else {
+            out += "null";
+          }
+        }
+        out += ']';
+        break;
+      }
+      default:
+        if (scalar_size(base) == 0) continue;  // unions, arrays: not used by payloads
+        member(fi.json_name);
+        encode_scalar(out, schema, type, base, table.GetAddressOf(f.offset()));
+        break;
+    }
+  }
+  out += '}';
+}
+
+}  // namespace agentos::codec_internal

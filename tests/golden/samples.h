@@ -1,0 +1,60 @@
+// One valid CloudEvent (structured JSON) per event type, with every envelope attribute
+// and every payload field set. Shared by the codec tests, the golden generator and the
+// fuzzer's seed corpus. A new event type needs a sample here: CodecTest.SamplesCoverEveryType
+// fails until it has one.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace agentos::test {
+
+struct Sample {
+  std::string_view type;  // CloudEvents type
+  std::string_view data;  // the `data` object
+};
+
+inline const std::vector<Sample>& samples() {
+  static const std::vector<Sample> kSamples = {
+      {"tenant.created", R"({"slug":"acme","plan":"pro","name":"Acme \"Robots\" Inc."})"},
+      {"tenant.plan_changed", R"({"plan":"enterprise","previousPlan":"free"})"},
+      {"apikey.created",
+       R"({"keyId":"k-1","role":"admin","keyHash":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"})"},
+      {"apikey.revoked", R"({"keyId":"k-1"})"},
+      {"session.created",
+       R"({"sessionId":"s-1","config":{"name":"nightly","model":"claude","prompt":"Summarize\nthe news \u00e9\u2603","maxTokens":4096,"timeoutSeconds":600,"skills":["web","code"],"workspace":"/ws/1"}})"},
+      {"session.started", R"({"sessionId":"s-1"})"},
+      {"session.progress", R"({"sessionId":"s-1","step":"fetch","pct":0.25})"},
+      {"session.checkpoint", R"({"sessionId":"s-1","checkpointId":"c-7"})"},
+      {"session.gate.passed", R"({"sessionId":"s-1","gate":"review"})"},
+      {"session.gate.failed", R"({"sessionId":"s-1","gate":"review","reason":"2 tests failed"})"},
+      {"session.completed",
+       R"({"sessionId":"s-1","result":{"summary":"done","outputRef":"s3://bucket/out/1","tokensIn":1200,"tokensOut":345}})"},
+      {"session.failed", R"({"sessionId":"s-1","error":"timeout after 600s"})"},
+      {"heartbeat.check.ok", R"({"checkId":"hc-1"})"},
+      {"heartbeat.check.warn", R"({"checkId":"hc-1","message":"p99 latency 900ms"})"},
+      {"heartbeat.alert", R"({"priority":-2147483648,"message":"disk full"})"},
+      {"dream.planted", R"({"dreamId":"d-1","seed":"a garden of agents"})"},
+      {"dream.evolved", R"({"dreamId":"d-1","stage":"SAPLING","fitness":0.875})"},
+      {"dream.bloomed", R"({"dreamId":"d-1"})"},
+      {"dream.compiled", R"({"dreamId":"d-1","sessionId":"s-9"})"},
+      {"skill.installed", R"({"skillId":"sk-1","version":"1.2.3"})"},
+      {"skill.published", R"({"skillId":"sk-1","author":"ana"})"},
+  };
+  return kSamples;
+}
+
+// The full structured CloudEvent of sample `s`, with event id `id`.
+inline std::string sample_event(const Sample& s, std::string_view id) {
+  std::string json = R"({"specversion":"1.0","id":")";
+  json += id;
+  json += R"(","source":"/agents/runner-1","type":")";
+  json += s.type;
+  json += R"(","time":"2026-11-24T10:00:00.123456Z","subject":"s-1","datacontenttype":"application/json","dataschema":"https://schemas.agentos.dev/v1","tenantid":"acme","actor":"user:ana","correlationid":"corr-1","causationid":"cause-1","traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","region":"eu1","data":)";
+  json += s.data;
+  json += "}";
+  return json;
+}
+
+}  // namespace agentos::test
