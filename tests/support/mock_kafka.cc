@@ -1,0 +1,84 @@
+#include "tests/support/mock_kafka.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+namespace agentos::testing {
+namespace {
+
+[[noreturn]] void die(const std::string& what) {
+  std::fprintf(stderr, "MockKafkaCluster: %s\n", what.c_str());
+  std::abort();
+}
+
+}  // namespace
+
+MockKafkaCluster::MockKafkaCluster(int broker_count) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  // The handle only hosts the mock cluster; keep it quiet and unconnected.
+  rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err));
+  rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  if (!rk_) die(std::string("rd_kafka_new: ") + err);
+  cluster_ = rd_kafka_mock_cluster_new(rk_, broker_count);
+  if (!cluster_) die("rd_kafka_mock_cluster_new failed");
+  bootstraps_ = rd_kafka_mock_cluster_bootstraps(cluster_);
+}
+
+MockKafkaCluster::~MockKafkaCluster() {
+  rd_kafka_mock_cluster_destroy(cluster_);
+  rd_kafka_destroy(rk_);
+}
+
+void MockKafkaCluster::create_topic(const std::string& name, int partitions,
+                                    int replication_factor) {
+  rd_kafka_resp_err_t e =
+      rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions, replication_factor);
+  if (e) die("create_topic " + name + ": " + rd_kafka_err2str(e));
+}
+
+void MockKafkaCluster::push_request_errors(KafkaApi api,
+                                           std::initializer_list<rd_kafka_resp_err_t> errors) {
+  std::vector<rd_kafka_resp_err_t> v(errors);
+  rd_kafka_mock_push_request_errors_array(cluster_, static_cast<int16_t>(api), v.size(), v.data());
+}
+
+void MockKafkaCluster::push_request_errors(KafkaApi api, size_t count,
+                                           rd_kafka_resp_err_t error) {
+  std::vector<rd_kafka_resp_err_t> v(count, error);
+  rd_kafka_mock_push_request_errors_array(cluster_, static_cast<int16_t>(api), v.size(), v.data());
+}
+
+void MockKafkaCluster::clear_request_errors(KafkaApi api) {
+  rd_kafka_mock_clear_request_errors(cluster_, static_cast<int16_t>(api));
+}
+
+void MockKafkaCluster::push_broker_errors(int32_t broker_id, KafkaApi api, size_t count,
+                                          rd_kafka_resp_err_t error, int rtt_ms) {
+  for (size_t i = 0; i < count; ++i) {
+    rd_kafka_resp_err_t e = rd_kafka_mock_broker_push_request_error_rtts(
+        cluster_, broker_id, static_cast<int16_t>(api), 1, error, rtt_ms);
+    if (e) die(std::string("push_broker_errors: ") + rd_kafka_err2str(e));
+  }
+}
+
+size_t MockKafkaCluster::broker_pending_errors(int32_t broker_id, KafkaApi api) {
+  size_t n = 0;
+  rd_kafka_resp_err_t e =
+      rd_kafka_mock_broker_error_stack_cnt(cluster_, broker_id, static_cast<int16_t>(api), &n);
+  if (e) die(std::string("broker_error_stack_cnt: ") + rd_kafka_err2str(e));
+  return n;
+}
+
+void MockKafkaCluster::set_broker_down(int32_t broker_id) {
+  if (rd_kafka_resp_err_t e = rd_kafka_mock_broker_set_down(cluster_, broker_id))
+    die(std::string("set_broker_down: ") + rd_kafka_err2str(e));
+}
+
+void MockKafkaCluster::set_broker_up(int32_t broker_id) {
+  if (rd_kafka_resp_err_t e = rd_kafka_mock_broker_set_up(cluster_, broker_id))
+    die(std::string("set_broker_up: ") + rd_kafka_err2str(e));
+}
+
+}  // namespace agentos::testing

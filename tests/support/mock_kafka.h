@@ -1,0 +1,81 @@
+// An in-process Kafka cluster for tests: librdkafka's mock cluster (rdkafka_mock.h)
+// listening on loopback, so any Kafka client (our backend, a plain librdkafka consumer,
+// kcat) can connect to `bootstraps()`.
+//
+// What the librdkafka 2.0.2 mock does and does not do (read before writing a test):
+//  * It speaks Produce/Fetch/ListOffsets/Metadata/InitProducerId/AddPartitionsToTxn/
+//    EndTxn, so idempotent and transactional producers work against it.
+//  * It does NOT implement transaction visibility: EndTxn writes no control records,
+//    Fetch reports LastStableOffset = high watermark and no aborted transactions. So
+//    records of an aborted (or still open) transaction ARE visible to a read_committed
+//    consumer of the mock, and offsets are dense. Tests that check "nothing of a failed
+//    batch is visible" must make the broker reject the records (a Produce error), not
+//    rely on an abort.
+//  * It does not implement CreateTopics (AdminAPI): create topics with create_topic().
+//
+// Lifecycle: RAII. Every Kafka client using the cluster must be destroyed before it.
+// Thread-safety: fault-injection methods may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+namespace agentos::testing {
+
+// Kafka protocol ApiKeys (the RD_KAFKAP_* enum is not in librdkafka's public headers).
+enum class KafkaApi : int16_t {
+  kProduce = 0,
+  kFetch = 1,
+  kListOffsets = 2,
+  kMetadata = 3,
+  kFindCoordinator = 10,
+  kInitProducerId = 22,
+  kAddPartitionsToTxn = 24,
+  kEndTxn = 26,
+};
+
+class MockKafkaCluster {
+ public:
+  explicit MockKafkaCluster(int broker_count = 1);
+  ~MockKafkaCluster();
+  MockKafkaCluster(const MockKafkaCluster&) = delete;
+  MockKafkaCluster& operator=(const MockKafkaCluster&) = delete;
+
+  // "127.0.0.1:port,..." of the mock brokers.
+  const std::string& bootstraps() const { return bootstraps_; }
+
+  // Creates `name` with `partitions` partitions. Aborts the test binary on failure
+  // (a broken fixture is a bug, not a test outcome).
+  void create_topic(const std::string& name, int partitions, int replication_factor = 1);
+
+  // The next `errors.size()` requests of `api` on any broker fail with these errors,
+  // in order (one error per request; RD_KAFKA_RESP_ERR_NO_ERROR lets one through).
+  void push_request_errors(KafkaApi api, std::initializer_list<rd_kafka_resp_err_t> errors);
+  void push_request_errors(KafkaApi api, size_t count, rd_kafka_resp_err_t error);
+  void clear_request_errors(KafkaApi api);
+
+  // Broker-level error stack (takes precedence over the cluster-wide one): the next
+  // `count` requests of `api` to `broker_id` fail with `error` after `rtt_ms`.
+  void push_broker_errors(int32_t broker_id, KafkaApi api, size_t count, rd_kafka_resp_err_t error,
+                          int rtt_ms = 0);
+  // Errors still on the broker's stack for `api` (0 once every injected fault was hit).
+  size_t broker_pending_errors(int32_t broker_id, KafkaApi api);
+
+  // Broker ids are 1..broker_count. Down: connections are closed and refused; leaders
+  // do not move.
+  void set_broker_down(int32_t broker_id);
+  void set_broker_up(int32_t broker_id);
+
+  rd_kafka_mock_cluster_t* raw() { return cluster_; }
+
+ private:
+  rd_kafka_t* rk_ = nullptr;  // the handle the mock cluster lives on (never produces)
+  rd_kafka_mock_cluster_t* cluster_ = nullptr;
+  std::string bootstraps_;
+};
+
+}  // namespace agentos::testing
