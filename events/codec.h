@@ -7,8 +7,18 @@
 //
 // Decoding never throws on bad input: it returns kInvalidArgument with one FieldError per
 // problem, each naming the JSON path (`id`, `data.sessionId`, `data.config.skills[2]`;
-// batch items are prefixed `[i].`). Limits: the JSON nesting depth is capped
-// (kMaxJsonDepth) before anything is built, strings over kMaxStringBytes are rejected.
+// batch items are prefixed `[i].`). Problems with the document as a whole (not JSON, not
+// UTF-8, nested too deep, not an object / not an array) are reported at the empty path
+// "" (a batch item that is not an object at `[i]`). All problems are collected, up to 256
+// FieldErrors per call (the message still counts them all). Limits: the JSON nesting depth
+// is capped (kMaxJsonDepth) before anything is built, strings over kMaxStringBytes are
+// rejected, and an event may carry at most 64 extension attributes.
+//
+// JSON details: a member whose value is `null` is treated as absent (top-level attributes
+// and `data` members alike); duplicate member names are an error; enums are given by name
+// ("pro"), integers must fit the field's type exactly (1e3 is accepted as 1000, 1.5 is
+// not). Scalars given in the JSON are stored even when equal to the schema default, so
+// encode_json emits exactly the members that were given.
 //
 // Every byte string that comes from outside the process (log, network, disk) must pass
 // `verify_event` before `EventView` is used on it.
@@ -67,7 +77,11 @@ Result<DecodedEvent> decode_structured(std::string_view json, const DecodeOption
 Result<std::vector<DecodedEvent>> decode_batch(std::string_view json, const DecodeOptions& opts);
 
 // Binary mode: attributes from `ce-*` HTTP headers (names lower-case, without the
-// `ce-` prefix: "id", "source", "type", ...), the body is the `data` JSON.
+// `ce-` prefix: "id", "source", "type", ...; values already percent-decoded), the body is
+// the `data` JSON. `content_type` (the Content-Type header) must be JSON, else
+// kUnsupportedMedia; it is stored as `datacontenttype`. An empty body means "no data" and
+// is valid only for types without required fields (then content_type may be empty too).
+// Errors use the attribute names (`id`, `time`, ...) and `data.x`, as in structured mode.
 struct BinaryAttribute {
   std::string name;
   std::string value;
@@ -81,7 +95,10 @@ Result<DecodedEvent> decode_binary(std::span<const BinaryAttribute> attrs,
 Status verify_event(std::string_view bytes);
 
 // CloudEvent JSON (structured mode) of a verified event. Round-trips decode_structured
-// up to formatting and sub-microsecond time precision.
+// up to formatting and sub-microsecond time precision. Deterministic: attributes in a fixed
+// order, then extensions as stored, then `data` members in schema order; `datacontenttype`
+// is "application/json" when the event has none; extension values are strings; `data` is
+// always present (`{}` for an event whose payload has no members).
 std::string encode_json(std::string_view verified_bytes);
 
 // Cheap accessors on a verified event (no copies).
@@ -97,7 +114,10 @@ EventHeader read_header(std::string_view verified_bytes);
 std::optional<int64_t> parse_rfc3339_us(std::string_view s);
 std::string format_rfc3339_us(int64_t us);
 
-// Appends `s` to `out` as a JSON string literal (quotes and escapes).
+// Appends `s` to `out` as a JSON string literal (quotes and escapes). `"`, `\\` and control
+// characters are escaped (\u00XX), valid UTF-8 passes through, and each byte of invalid
+// UTF-8 (possible only in stored bytes, never in decoded input) becomes \ufffd, so the
+// output is always valid JSON.
 void append_json_string(std::string& out, std::string_view s);
 
 }  // namespace agentos

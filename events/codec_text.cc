@@ -231,6 +231,10 @@ void append_double(std::string& out, double v) {
     out += "null";
     return;
   }
+  if (v == 0 && std::signbit(v)) {
+    out += "-0.0";  // "-0" would read back as the integer 0 and lose the sign
+    return;
+  }
   char buf[32];
   auto r = std::to_chars(buf, buf + sizeof buf, v);  // shortest form that round-trips
   out.append(buf, r.ptr);

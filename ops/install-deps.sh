@@ -15,6 +15,7 @@ PACKAGES=(
   libsimdjson-dev nlohmann-json3-dev
   libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev
   curl
 )
 

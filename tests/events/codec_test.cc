@@ -420,6 +420,31 @@ TEST(CodecTest, CollectsAllErrors) {
   EXPECT_EQ(e.size(), 10u) << dump(e);
 }
 
+TEST(CodecTest, EncodeJsonIsAFixpointForMinimalEvents) {
+  for (const std::string& in :
+       {ev("heartbeat.alert", ""), ev("session.progress", R"({"sessionId":"s","pct":-0.0})"),
+        ev("session.progress", R"({"sessionId":"s","pct":1e300})", R"("n":-1.5e-7)")}) {
+    auto r = decode_structured(in, opts());
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    const std::string out = encode_json(r->bytes);
+    auto again = decode_structured(out, opts());
+    ASSERT_TRUE(again.ok()) << out;
+    EXPECT_EQ(encode_json(again->bytes), out);
+    // An event without data encodes its (empty) payload table as `"data":{}`.
+    EXPECT_EQ(json::parse(out)["data"], json::parse(in).value("data", json::object())) << out;
+  }
+}
+
+TEST(CodecTest, ErrorListIsCappedButCounted) {
+  std::string batch = "[";
+  for (size_t i = 0; i < kMaxBatchEvents; ++i) batch += (i ? "," : "") + ev("session.started", "{}");
+  auto r = decode_batch(batch + "]", opts());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().errors().size(), 256u);
+  EXPECT_TRUE(has_error(r.status().errors(), "[255].data.sessionId", "required"));
+  EXPECT_NE(r.status().message().find("999 more"), std::string::npos) << r.status().message();
+}
+
 // ---- Batch mode -----------------------------------------------------------------------
 
 TEST(CodecTest, BatchDecodesInOrder) {
