@@ -1,0 +1,372 @@
+// The embedded log backend: RocksDB underneath, group commit on top.
+//
+// Layout (column families):
+//   "records": key = be32(partition) be64(offset)  value = u8(len) tenant event-bytes
+//   "tenants": key = be32(partition) u8(len) tenant be64(offset)  value = ""
+//   "default": "meta/partitions" = decimal partition count, fixed at creation.
+//
+// Durability: one committer thread drains the append queue, assigns offsets, and writes
+// everything it took as ONE WriteBatch with WriteOptions::sync. A batch is acknowledged
+// only after that write returns, so an acknowledged record is in the fsynced WAL. RocksDB
+// recovers the WAL in point-in-time mode: a torn tail is dropped whole, and because a
+// WriteBatch is one WAL record, a group is either entirely visible after a crash or not
+// at all — never half. Offsets are recovered from the last key of each partition.
+//
+// Threads: callers of append() only enqueue; the committer thread writes and runs the
+// callbacks; readers read RocksDB directly (it is thread-safe) and never block writers.
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/write_batch.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "events/log.h"
+
+namespace agentos {
+namespace {
+
+constexpr char kMetaPartitions[] = "meta/partitions";
+
+void put_be32(std::string& s, uint32_t v) {
+  for (int i = 3; i >= 0; --i) s.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
+}
+void put_be64(std::string& s, uint64_t v) {
+  for (int i = 7; i >= 0; --i) s.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
+}
+uint64_t get_be(const char* p, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+std::string record_key(Partition p, Offset o) {
+  std::string k;
+  k.reserve(12);
+  put_be32(k, static_cast<uint32_t>(p.value()));
+  put_be64(k, static_cast<uint64_t>(o.value()));
+  return k;
+}
+
+std::string tenant_prefix(Partition p, const TenantId& t) {
+  std::string k;
+  k.reserve(5 + t.str().size() + 8);
+  put_be32(k, static_cast<uint32_t>(p.value()));
+  k.push_back(static_cast<char>(t.str().size()));
+  k += t.str();
+  return k;
+}
+
+struct Pending {
+  AppendBatch batch;
+  AppendCallback done;
+  size_t bytes = 0;
+};
+
+class EmbeddedLog final : public Log {
+ public:
+  EmbeddedLog(EmbeddedLogOptions opts, rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> cfs,
+              std::vector<Offset> ends)
+      : opts_(std::move(opts)), db_(db), cfs_(std::move(cfs)), ends_(std::move(ends)) {
+    committer_ = std::thread([this] { commit_loop(); });
+  }
+
+  ~EmbeddedLog() override {
+    {
+      std::lock_guard lk(mu_);
+      stopping_ = true;
+    }
+    queue_cv_.notify_all();
+    committer_.join();  // drains: everything queued before stop is committed
+    for (auto* cf : cfs_) db_->DestroyColumnFamilyHandle(cf);
+    db_->Close();
+    delete db_;
+  }
+
+  int32_t partition_count() const override { return opts_.partitions; }
+  const char* backend() const override { return "embedded"; }
+
+  void append(AppendBatch batch, AppendCallback done) override {
+    if (batch.values.empty()) {
+      done(AppendResult{});
+      return;
+    }
+    if (!TenantId::is_valid(batch.tenant.str())) {
+      done(Status(Code::kInvalidArgument, "invalid tenant id"));
+      return;
+    }
+    size_t bytes = 0;
+    for (const auto& v : batch.values) bytes += v.size() + batch.tenant.str().size() + 32;
+    {
+      std::unique_lock lk(mu_);
+      if (stopping_) {
+        lk.unlock();
+        done(Status(Code::kUnavailable, "log is shutting down"));
+        return;
+      }
+      if (pending_bytes_ + bytes > opts_.max_pending_bytes && pending_bytes_ > 0) {
+        lk.unlock();
+        done(Status(Code::kUnavailable, "log append queue is full"));
+        return;
+      }
+      pending_bytes_ += bytes;
+      queue_.push_back(Pending{std::move(batch), std::move(done), bytes});
+    }
+    queue_cv_.notify_one();
+  }
+
+  Result<std::vector<StoredRecord>> read(Partition p, Offset from, const ReadOptions& o) override {
+    if (auto s = check_partition(p); !s.is_ok()) return s;
+    std::vector<StoredRecord> out;
+    rocksdb::ReadOptions ro;
+    const std::string upper = record_key(Partition(p.value() + 1), Offset(0));
+    rocksdb::Slice upper_slice(upper);
+    ro.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kRecords]));
+    size_t bytes = 0;
+    for (it->Seek(record_key(p, from)); it->Valid(); it->Next()) {
+      if (out.size() >= o.max_records || (bytes >= o.max_bytes && !out.empty())) break;
+      auto rec = decode(it->key(), it->value());
+      if (!rec.ok()) return std::move(rec).take_status();
+      bytes += rec->value.size();
+      out.push_back(std::move(rec.value()));
+    }
+    if (!it->status().ok()) return Status(Code::kInternal, it->status().ToString());
+    return out;
+  }
+
+  Result<std::vector<StoredRecord>> read_tenant(const TenantId& t, Offset from,
+                                                const ReadOptions& o) override {
+    const Partition p = partition_of(t);
+    const std::string prefix = tenant_prefix(p, t);
+    std::string upper = prefix;
+    put_be64(upper, ~uint64_t{0});
+    upper.push_back('\0');
+    rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kTenants]));
+    std::vector<std::string> keys;
+    std::string start = prefix;
+    put_be64(start, static_cast<uint64_t>(from.value()));
+    for (it->Seek(start); it->Valid() && keys.size() < o.max_records; it->Next()) {
+      rocksdb::Slice k = it->key();
+      if (!k.starts_with(prefix)) break;
+      keys.push_back(record_key(p, Offset(static_cast<int64_t>(get_be(k.data() + prefix.size(), 8)))));
+    }
+    if (!it->status().ok()) return Status(Code::kInternal, it->status().ToString());
+    std::vector<StoredRecord> out;
+    size_t bytes = 0;
+    for (const auto& k : keys) {
+      if (bytes >= o.max_bytes && !out.empty()) break;
+      std::string v;
+      auto s = db_->Get(rocksdb::ReadOptions(), cfs_[kRecords], k, &v);
+      if (!s.ok()) return Status(Code::kCorruption, "tenant index points at a missing record: " + s.ToString());
+      auto rec = decode(k, v);
+      if (!rec.ok()) return std::move(rec).take_status();
+      bytes += rec->value.size();
+      out.push_back(std::move(rec.value()));
+    }
+    return out;
+  }
+
+  Result<Offset> end_offset(Partition p) override {
+    if (auto s = check_partition(p); !s.is_ok()) return s;
+    std::lock_guard lk(mu_);
+    return ends_[p.value()];
+  }
+
+  bool wait_for(Partition p, Offset after, std::chrono::steady_clock::time_point deadline) override {
+    if (!check_partition(p).is_ok()) return false;
+    std::unique_lock lk(mu_);
+    return end_cv_.wait_until(lk, deadline, [&] { return ends_[p.value()] > after || stopping_; }) &&
+           ends_[p.value()] > after;
+  }
+
+  void add_listener(AppendListener l) override {
+    std::lock_guard lk(listeners_mu_);
+    listeners_.push_back(std::move(l));
+  }
+
+ private:
+  enum { kDefault = 0, kRecords = 1, kTenants = 2 };
+
+  Status check_partition(Partition p) const {
+    if (p.value() < 0 || p.value() >= opts_.partitions)
+      return Status(Code::kInvalidArgument, "partition " + std::to_string(p.value()) + " out of range");
+    return Status::ok();
+  }
+
+  static Result<StoredRecord> decode(rocksdb::Slice key, rocksdb::Slice value) {
+    if (key.size() != 12 || value.size() < 1 || value.size() < 1u + static_cast<uint8_t>(value[0]))
+      return Status(Code::kCorruption, "malformed stored record");
+    StoredRecord r;
+    r.pos = {Partition(static_cast<int32_t>(get_be(key.data(), 4))),
+             Offset(static_cast<int64_t>(get_be(key.data() + 4, 8)))};
+    const size_t tlen = static_cast<uint8_t>(value[0]);
+    r.tenant = TenantId(std::string(value.data() + 1, tlen));
+    r.value.assign(value.data() + 1 + tlen, value.size() - 1 - tlen);
+    return r;
+  }
+
+  void commit_loop() {
+    std::vector<Pending> group;
+    for (;;) {
+      {
+        std::unique_lock lk(mu_);
+        queue_cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty() && stopping_) return;
+        size_t records = 0;
+        while (!queue_.empty() && (group.empty() || records + queue_.front().batch.values.size() <=
+                                                        opts_.max_group_records)) {
+          records += queue_.front().batch.values.size();
+          group.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+      }
+      commit_group(group);
+      group.clear();
+    }
+  }
+
+  void commit_group(std::vector<Pending>& group) {
+    // Offsets are assigned from a private copy and published only after the write is
+    // durable, so readers never see an offset that could vanish in a crash.
+    std::vector<Offset> next;
+    {
+      std::lock_guard lk(mu_);
+      next = ends_;
+    }
+    rocksdb::WriteBatch wb;
+    std::vector<AppendResult> results(group.size());
+    size_t bytes = 0;
+    for (size_t g = 0; g < group.size(); ++g) {
+      const auto& b = group[g].batch;
+      const Partition p = partition_of(b.tenant);
+      const std::string tprefix = tenant_prefix(p, b.tenant);
+      results[g].positions.reserve(b.values.size());
+      for (const auto& v : b.values) {
+        Offset o = next[p.value()];
+        next[p.value()] = o.next();
+        std::string val;
+        val.reserve(1 + b.tenant.str().size() + v.size());
+        val.push_back(static_cast<char>(b.tenant.str().size()));
+        val += b.tenant.str();
+        val += v;
+        wb.Put(cfs_[kRecords], record_key(p, o), val);
+        std::string tk = tprefix;
+        put_be64(tk, static_cast<uint64_t>(o.value()));
+        wb.Put(cfs_[kTenants], tk, rocksdb::Slice());
+        results[g].positions.push_back({p, o});
+      }
+      bytes += group[g].bytes;
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = opts_.fsync;
+    rocksdb::Status s = db_->Write(wo, &wb);
+    std::vector<std::pair<Partition, Offset>> advanced;
+    {
+      std::lock_guard lk(mu_);
+      pending_bytes_ -= bytes;
+      if (s.ok()) {
+        for (int32_t p = 0; p < opts_.partitions; ++p) {
+          if (next[p] != ends_[p]) advanced.emplace_back(Partition(p), next[p]);
+        }
+        ends_ = next;
+      }
+    }
+    if (s.ok()) {
+      end_cv_.notify_all();
+      std::lock_guard lk(listeners_mu_);
+      for (const auto& [p, end] : advanced)
+        for (const auto& l : listeners_) l(p, end);
+    }
+    for (size_t g = 0; g < group.size(); ++g) {
+      if (s.ok()) {
+        group[g].done(std::move(results[g]));
+      } else {
+        group[g].done(Status(Code::kUnavailable, "log write failed: " + s.ToString()));
+      }
+    }
+  }
+
+  const EmbeddedLogOptions opts_;
+  rocksdb::DB* db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
+
+  std::mutex mu_;  // guards queue_, pending_bytes_, ends_, stopping_
+  std::condition_variable queue_cv_;
+  std::condition_variable end_cv_;
+  std::deque<Pending> queue_;
+  size_t pending_bytes_ = 0;
+  std::vector<Offset> ends_;
+  bool stopping_ = false;
+
+  std::mutex listeners_mu_;
+  std::vector<AppendListener> listeners_;
+
+  std::thread committer_;  // last: started after everything above is initialised
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Log>> open_embedded_log(const EmbeddedLogOptions& opts) {
+  if (opts.partitions <= 0 || opts.partitions > 4096)
+    return Status(Code::kInvalidArgument, "partitions must be in 1..4096");
+  std::error_code ec;
+  std::filesystem::create_directories(opts.dir, ec);
+  if (ec) return Status(Code::kUnavailable, "cannot create " + opts.dir + ": " + ec.message());
+
+  rocksdb::DBOptions dbo;
+  dbo.create_if_missing = true;
+  dbo.create_missing_column_families = true;
+  dbo.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  dbo.max_background_jobs = 2;
+  rocksdb::ColumnFamilyOptions cfo;
+  cfo.write_buffer_size = 64 << 20;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs = {
+      {rocksdb::kDefaultColumnFamilyName, cfo}, {"records", cfo}, {"tenants", cfo}};
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+  rocksdb::DB* db = nullptr;
+  auto s = rocksdb::DB::Open(dbo, opts.dir, descs, &cfs, &db);
+  if (!s.ok()) return Status(Code::kUnavailable, "open embedded log: " + s.ToString());
+  auto fail = [&](Status st) -> Result<std::unique_ptr<Log>> {
+    for (auto* cf : cfs) db->DestroyColumnFamilyHandle(cf);
+    delete db;
+    return st;
+  };
+
+  std::string stored;
+  s = db->Get(rocksdb::ReadOptions(), cfs[0], kMetaPartitions, &stored);
+  if (s.IsNotFound()) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    s = db->Put(wo, cfs[0], kMetaPartitions, std::to_string(opts.partitions));
+    if (!s.ok()) return fail(Status(Code::kUnavailable, s.ToString()));
+  } else if (!s.ok()) {
+    return fail(Status(Code::kUnavailable, s.ToString()));
+  } else if (stored != std::to_string(opts.partitions)) {
+    return fail(Status(Code::kInvalidArgument, "log in " + opts.dir + " has " + stored +
+                                                   " partitions, not " + std::to_string(opts.partitions)));
+  }
+
+  // Recover each partition's end offset from its last key.
+  std::vector<Offset> ends(opts.partitions, Offset(0));
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cfs[1]));
+  for (int32_t p = 0; p < opts.partitions; ++p) {
+    it->SeekForPrev(record_key(Partition(p), Offset(INT64_MAX)));
+    if (it->Valid() && it->key().size() == 12 && get_be(it->key().data(), 4) == static_cast<uint64_t>(p)) {
+      ends[p] = Offset(static_cast<int64_t>(get_be(it->key().data() + 4, 8)) + 1);
+    }
+  }
+  if (!it->status().ok()) return fail(Status(Code::kCorruption, it->status().ToString()));
+  it.reset();
+  return std::unique_ptr<Log>(new EmbeddedLog(opts, db, std::move(cfs), std::move(ends)));
+}
+
+}  // namespace agentos

@@ -1,0 +1,438 @@
+#include "gateway/api.h"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <charconv>
+#include <unordered_set>
+
+#include "events/codec.h"
+#include "gateway/keys.h"
+#include "gateway/problem.h"
+
+namespace agentos::gateway {
+namespace {
+
+// Payload types below this number are engine-authored (tenancy, keys); producers may
+// not post them, or a producer key could mint an admin key.
+constexpr uint8_t kFirstProducerType = 30;
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+HttpResponse json_response(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+HttpResponse problem_response(const Status& s, std::string_view instance = {}) {
+  Problem p = to_problem(s, instance);
+  HttpResponse r;
+  r.status = p.http_status;
+  r.content_type = "application/problem+json";
+  r.body = std::move(p.body);
+  if (p.retry_after_s > 0) r.headers.emplace_back("Retry-After", std::to_string(p.retry_after_s));
+  return r;
+}
+
+std::string idem_key(const TenantId& t, std::string_view source, std::string_view id) {
+  std::string k = t.str();
+  k.push_back('\0');
+  k.append(source).push_back('\0');
+  k.append(id);
+  return k;
+}
+
+void append_receipt(std::string& out, std::string_view id, std::string_view source, Position p) {
+  out += "{\"id\":";
+  append_json_string(out, id);
+  out += ",\"source\":";
+  append_json_string(out, source);
+  out += ",\"partition\":" + std::to_string(p.partition.value());
+  out += ",\"offset\":" + std::to_string(p.offset.value()) + "}";
+}
+
+std::string_view media_type(std::string_view ct) {
+  auto semi = ct.find(';');
+  std::string_view m = ct.substr(0, semi);
+  while (!m.empty() && m.back() == ' ') m.remove_suffix(1);
+  return m;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// Splits "/v1/tenants/acme/events" into {"v1","tenants","acme","events"}.
+std::vector<std::string_view> segments(std::string_view path) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < path.size()) {
+    if (path[i] == '/') {
+      ++i;
+      continue;
+    }
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    out.push_back(path.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+}  // namespace
+
+// Parses a small JSON object body of string members (admin requests).
+Result<std::unordered_map<std::string, std::string>> parse_admin_body(
+    std::string_view body, std::initializer_list<std::string_view> allowed) {
+  simdjson::dom::parser parser;
+  simdjson::padded_string padded(body);
+  simdjson::dom::element root;
+  if (parser.parse(padded).get(root) != simdjson::SUCCESS)
+    return Status::invalid("", "body is not valid JSON");
+  simdjson::dom::object obj;
+  if (root.get_object().get(obj) != simdjson::SUCCESS) return Status::invalid("", "body must be a JSON object");
+  std::unordered_map<std::string, std::string> out;
+  Status bad(Code::kInvalidArgument, "invalid request body");
+  for (auto field : obj) {
+    std::string name(field.key);
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+      bad.mutable_errors().push_back({name, "unknown field"});
+      continue;
+    }
+    std::string_view v;
+    if (field.value.get_string().get(v) != simdjson::SUCCESS) {
+      bad.mutable_errors().push_back({name, "expected string"});
+      continue;
+    }
+    out[name] = std::string(v);
+  }
+  if (!bad.errors().empty()) return bad;
+  return out;
+}
+
+std::string_view HttpRequest::header(std::string_view name) const {
+  for (const auto& [k, v] : headers)
+    if (k == name) return v;
+  return {};
+}
+
+std::optional<std::string> HttpRequest::query_param(std::string_view name) const {
+  std::string_view q = query;
+  while (!q.empty()) {
+    size_t amp = q.find('&');
+    std::string_view kv = q.substr(0, amp);
+    size_t eq = kv.find('=');
+    std::string_view k = kv.substr(0, eq);
+    if (k == name) {
+      std::string_view raw = eq == std::string_view::npos ? std::string_view{} : kv.substr(eq + 1);
+      std::string v;
+      for (size_t i = 0; i < raw.size(); ++i) {
+        if (raw[i] == '+') {
+          v.push_back(' ');
+        } else if (raw[i] == '%' && i + 2 < raw.size() + 0 && i + 2 <= raw.size() - 1) {
+          int x = 0;
+          auto r = std::from_chars(raw.data() + i + 1, raw.data() + i + 3, x, 16);
+          if (r.ec != std::errc() || r.ptr != raw.data() + i + 3) return std::nullopt;
+          v.push_back(static_cast<char>(x));
+          i += 2;
+        } else {
+          v.push_back(raw[i]);
+        }
+      }
+      return v;
+    }
+    if (amp == std::string_view::npos) break;
+    q.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+Api::Api(Log& log, LocalIndex& index, RateLimiter& limiter, Metrics& metrics, ApiOptions opts)
+    : log_(log), index_(index), limiter_(limiter), metrics_(metrics), opts_(std::move(opts)) {}
+
+std::string Api::route_of(const HttpRequest& req) {
+  auto s = segments(req.path);
+  if (s.size() >= 3 && s[0] == "v1" && s[1] == "tenants") {
+    std::string r = "/v1/tenants/{t}";
+    for (size_t i = 3; i < s.size(); ++i) r += (i == 4 && s[3] == "keys") ? "/{key}" : "/" + std::string(s[i]);
+    return r;
+  }
+  if (s.size() >= 3 && s[0] == "v1" && s[1] == "admin" && s[2] == "tenants")
+    return s.size() > 3 ? "/v1/admin/tenants/{t}/plan" : "/v1/admin/tenants";
+  if (req.path == "/metrics" || req.path == "/healthz" || req.path == "/readyz") return req.path;
+  return "other";
+}
+
+Result<Api::Principal> Api::authenticate(const HttpRequest& req) const {
+  std::string_view auth = req.header("authorization");
+  if (auth.size() < 7 || !iequals(auth.substr(0, 7), "bearer "))
+    return Status(Code::kUnauthenticated, "missing bearer token (Authorization: Bearer <api key>)");
+  std::string_view token = auth.substr(7);
+  Principal p;
+  if (!opts_.admin_token.empty() && constant_time_equal(token, opts_.admin_token)) {
+    p.operator_ = true;
+    return p;
+  }
+  auto id = key_id_of(token);
+  if (!id) return Status(Code::kUnauthenticated, "unknown API key");
+  auto info = index_.key(*id);
+  if (!info || !constant_time_equal(sha256_hex(token), info->hash_hex))
+    return Status(Code::kUnauthenticated, "unknown API key");
+  if (info->revoked) return Status(Code::kUnauthenticated, "API key revoked");
+  p.tenant = info->tenant;
+  p.role = info->role;
+  return p;
+}
+
+Result<Api::Principal> Api::authorize_tenant(const HttpRequest& req, const TenantId& t,
+                                             std::initializer_list<Role> roles) const {
+  auto p = authenticate(req);
+  if (!p.ok()) return p;
+  // The same answer whether B exists or not: a key of A learns nothing about B.
+  if (p->operator_ || p->tenant != t)
+    return Status(Code::kPermissionDenied, "this key is not valid for tenant " + t.str());
+  if (p->role != Role::kAdmin && std::find(roles.begin(), roles.end(), p->role) == roles.end())
+    return Status(Code::kPermissionDenied, std::string("role ") + role_name(p->role) + " may not do this");
+  return p;
+}
+
+bool Api::is_stream_request(const HttpRequest& req) const {
+  auto s = segments(req.path);
+  return req.method == "GET" && s.size() == 5 && s[0] == "v1" && s[1] == "tenants" && s[3] == "events" &&
+         s[4] == "stream";
+}
+
+Result<StreamRequest> Api::authorize_stream(const HttpRequest& req) {
+  auto s = segments(req.path);
+  if (s.size() != 5 || !TenantId::is_valid(s[2])) return Status(Code::kNotFound, "no such route");
+  StreamRequest sr;
+  sr.tenant = TenantId(std::string(s[2]));
+  auto p = authorize_tenant(req, sr.tenant, {Role::kReader, Role::kCompliance});
+  if (!p.ok()) return std::move(p).take_status();
+  // Resume point: Last-Event-ID is the offset of the last event seen; ?from= the first wanted.
+  std::string_view last = req.header("last-event-id");
+  auto from = req.query_param("from");
+  int64_t v = 0;
+  if (!last.empty()) {
+    auto r = std::from_chars(last.data(), last.data() + last.size(), v);
+    if (r.ec != std::errc() || r.ptr != last.data() + last.size() || v < 0)
+      return Status::invalid("Last-Event-ID", "must be a non-negative offset");
+    sr.from = Offset(v + 1);
+  } else if (from) {
+    if (*from == "end") {
+      auto end = log_.end_offset(log_.partition_of(sr.tenant));
+      if (!end.ok()) return end.status();
+      sr.from = *end;
+    } else {
+      auto r = std::from_chars(from->data(), from->data() + from->size(), v);
+      if (r.ec != std::errc() || r.ptr != from->data() + from->size() || v < 0)
+        return Status::invalid("from", "must be a non-negative offset or 'end'");
+      sr.from = Offset(v);
+    }
+  }
+  if (auto t = req.query_param("type")) sr.type_prefix = *t;
+  return sr;
+}
+
+void Api::handle(HttpRequest req, Reply reply) {
+  const auto s = segments(req.path);
+  auto method_not_allowed = [&] {
+    HttpResponse r = problem_response(Status(Code::kInvalidArgument, "method not allowed"), req.path);
+    r.status = 405;
+    reply(std::move(r));
+  };
+  if (req.path == "/healthz") return reply(json_response(200, "{\"status\":\"ok\"}"));
+  if (req.path == "/readyz") {
+    auto end = log_.end_offset(Partition(0));
+    if (!end.ok()) return reply(problem_response(Status(Code::kUnavailable, "log not reachable: " + end.status().message())));
+    return reply(json_response(200, "{\"status\":\"ready\"}"));
+  }
+  if (req.path == "/metrics") {
+    for (int32_t p = 0; p < log_.partition_count(); ++p)
+      if (auto e = log_.end_offset(Partition(p)); e.ok()) metrics_.set_end_offset(p, e->value());
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = metrics_.serialize();
+    return reply(std::move(r));
+  }
+  if (s.size() >= 3 && s[0] == "v1" && s[1] == "admin" && s[2] == "tenants") {
+    if (s.size() == 3) return req.method == "POST" ? create_tenant(req, std::move(reply)) : method_not_allowed();
+    if (s.size() == 5 && s[4] == "plan" && TenantId::is_valid(s[3]))
+      return req.method == "POST" ? change_plan(req, TenantId(std::string(s[3])), std::move(reply))
+                                  : method_not_allowed();
+  }
+  if (s.size() >= 4 && s[0] == "v1" && s[1] == "tenants") {
+    if (!TenantId::is_valid(s[2]))
+      return reply(problem_response(Status::invalid("tenant", "tenant ids are 1-64 chars of [a-z0-9-]"), req.path));
+    TenantId t{std::string(s[2])};
+    if (s.size() == 4 && s[3] == "events") {
+      if (req.method == "POST") return post_events(req, t, false, std::move(reply));
+      if (req.method == "GET") return get_events(req, t, std::move(reply));
+      return method_not_allowed();
+    }
+    if (s.size() == 4 && s[3] == "events:batch")
+      return req.method == "POST" ? post_events(req, t, true, std::move(reply)) : method_not_allowed();
+    if (s.size() == 4 && s[3] == "keys")
+      return req.method == "POST" ? create_key(req, t, std::move(reply)) : method_not_allowed();
+    if (s.size() == 5 && s[3] == "keys")
+      return req.method == "DELETE" ? revoke_key(req, t, std::string(s[4]), std::move(reply))
+                                    : method_not_allowed();
+  }
+  reply(problem_response(Status(Code::kNotFound, "no such route"), req.path));
+}
+
+std::optional<Position> Api::find_recent(const std::string& key) {
+  auto it = recent_.find(key);
+  if (it != recent_.end()) return it->second;
+  return std::nullopt;
+}
+
+void Api::remember(std::vector<Recent> items) {
+  // Called with recent_mu_ held. Forget entries the index has folded since.
+  while (!recent_order_.empty()) {
+    const Recent& r = recent_order_.front();
+    if (index_.applied(r.pos.partition) <= r.pos.offset) break;
+    recent_.erase(r.key);
+    recent_order_.pop_front();
+  }
+  for (auto& r : items) {
+    recent_[r.key] = r.pos;
+    recent_order_.push_back(std::move(r));
+  }
+}
+
+void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Reply reply) {
+  auto principal = authorize_tenant(req, t, {Role::kProducer});
+  if (!principal.ok()) return reply(problem_response(principal.status(), req.path));
+  auto tenant = index_.tenant(t);
+  if (!tenant) return reply(problem_response(Status(Code::kNotFound, "tenant not found"), req.path));
+
+  DecodeOptions dopts;
+  dopts.path_tenant = t;
+  dopts.default_time_us = now_us();
+  const std::string_view ct = media_type(req.header("content-type"));
+  std::vector<DecodedEvent> events;
+  Status st;
+  if (batch) {
+    if (!iequals(ct, "application/cloudevents-batch+json"))
+      return reply(problem_response(Status(Code::kUnsupportedMedia, "batches must be application/cloudevents-batch+json"), req.path));
+    auto r = decode_batch(req.body, dopts);
+    if (!r.ok()) st = std::move(r).take_status(); else events = std::move(r.value());
+  } else if (iequals(ct, "application/cloudevents+json")) {
+    auto r = decode_structured(req.body, dopts);
+    if (!r.ok()) st = std::move(r).take_status(); else events.push_back(std::move(r.value()));
+  } else if (!req.header("ce-specversion").empty()) {
+    std::vector<BinaryAttribute> attrs;
+    for (const auto& [k, v] : req.headers)
+      if (k.size() > 3 && k.starts_with("ce-")) attrs.push_back({k.substr(3), v});
+    auto r = decode_binary(attrs, req.header("content-type"), req.body, dopts);
+    if (!r.ok()) st = std::move(r).take_status(); else events.push_back(std::move(r.value()));
+  } else {
+    st = Status(Code::kUnsupportedMedia,
+                "use application/cloudevents+json, or binary mode with ce-* headers");
+  }
+  if (!st.is_ok()) return reply(problem_response(st, req.path));
+
+  Status bad(Code::kInvalidArgument, "events rejected");
+  std::unordered_map<std::string, size_t> seen;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const std::string prefix = batch ? "[" + std::to_string(i) + "]." : "";
+    if (events[i].tenant_mismatch)
+      return reply(problem_response(Status(Code::kPermissionDenied, prefix + "tenantid does not match the tenant in the path"), req.path));
+    if (static_cast<uint8_t>(events[i].type) < kFirstProducerType)
+      return reply(problem_response(Status(Code::kPermissionDenied, prefix + "type " + std::string(event_type_name(events[i].type)) + " is reserved for the engine"), req.path));
+    auto [it, fresh] = seen.emplace(events[i].source + '\0' + events[i].id, i);
+    if (!fresh) bad.mutable_errors().push_back({prefix + "id", "duplicate of [" + std::to_string(it->second) + "] (same source and id)"});
+  }
+  if (!bad.errors().empty()) return reply(problem_response(bad, req.path));
+
+  if (int wait = limiter_.try_acquire(t, tenant->plan, static_cast<double>(events.size()), std::chrono::steady_clock::now())) {
+    metrics_.rate_limited();
+    return reply(problem_response(
+        Status(Code::kResourceExhausted, std::string("rate limit of plan ") + plan_name(tenant->plan) + " exceeded").with_retry_after(wait),
+        req.path));
+  }
+
+  // Idempotency: known (source, id) pairs get their original position; only new events
+  // are appended.
+  std::vector<std::optional<Position>> known(events.size());
+  std::vector<std::string> keys(events.size());
+  std::vector<size_t> fresh;
+  {
+    std::lock_guard lk(recent_mu_);
+    for (size_t i = 0; i < events.size(); ++i) {
+      keys[i] = idem_key(t, events[i].source, events[i].id);
+      if (inflight_.count(keys[i])) {
+        HttpResponse r = problem_response(
+            Status(Code::kAlreadyExists, "an event with this source and id is being appended by another request; retry").with_retry_after(1),
+            req.path);
+        return reply(std::move(r));
+      }
+      known[i] = find_recent(keys[i]);
+      if (!known[i]) known[i] = index_.find_event(t, events[i].source, events[i].id);
+      if (!known[i]) fresh.push_back(i);
+    }
+    for (size_t i : fresh) inflight_[keys[i]];
+  }
+
+  // Receipts need only (id, source); the event bytes move into the append batch below.
+  std::vector<std::pair<std::string, std::string>> names;
+  names.reserve(events.size());
+  for (const auto& e : events) names.emplace_back(e.id, e.source);
+  auto respond = [this, batch, names = std::move(names), reply](std::vector<std::optional<Position>> pos, bool replayed) {
+    std::string body;
+    if (batch) body = "{\"receipts\":[";
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (i > 0) body += ',';
+      append_receipt(body, names[i].first, names[i].second, *pos[i]);
+    }
+    if (batch) body += "]}";
+    HttpResponse r = json_response(201, std::move(body));
+    if (replayed) {
+      r.headers.emplace_back("Idempotent-Replayed", "true");
+      metrics_.idempotent_replay();
+    }
+    reply(std::move(r));
+  };
+
+  if (fresh.empty()) return respond(std::move(known), true);
+
+  AppendBatch ab{t, {}};
+  ab.values.reserve(fresh.size());
+  for (size_t i : fresh) ab.values.push_back(std::move(events[i].bytes));
+  const auto started = std::chrono::steady_clock::now();
+  const bool any_replayed = fresh.size() != keys.size();
+  log_.append(std::move(ab), [this, started, fresh = std::move(fresh), keys = std::move(keys), known = std::move(known),
+                              respond = std::move(respond), any_replayed, path = req.path,
+                              reply](Result<AppendResult> r) mutable {
+    std::vector<Recent> done;
+    if (r.ok()) {
+      for (size_t j = 0; j < fresh.size(); ++j) {
+        known[fresh[j]] = r->positions[j];
+        done.push_back({keys[fresh[j]], r->positions[j]});
+      }
+    }
+    {
+      std::lock_guard lk(recent_mu_);
+      for (size_t i : fresh) inflight_.erase(keys[i]);
+      if (r.ok()) remember(std::move(done));
+    }
+    if (!r.ok()) {
+      Status st = r.status();
+      if (st.code() == Code::kUnavailable) st.with_retry_after(1);
+      return reply(problem_response(st, path));
+    }
+    metrics_.appended(fresh.size(), std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    respond(std::move(known), any_replayed);
+  });
+}
+
+}  // namespace agentos::gateway

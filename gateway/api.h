@@ -1,0 +1,119 @@
+// The HTTP API, independent of the HTTP library: requests in, responses out.
+// http_server.cc owns sockets and framing (Boost.Beast) and calls `Api::handle`; this
+// file owns routing, auth, validation, idempotency and the mapping to the log.
+//
+// Threading: `handle` is called from I/O threads concurrently. It replies exactly once
+// through `Reply`, possibly later from a log thread (after a durable append); the Reply
+// implementation must hand the response back to the connection's own executor.
+// Lifetime: the Log, LocalIndex, RateLimiter and Metrics outlive the Api.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "events/log.h"
+#include "gateway/index.h"
+#include "gateway/metrics.h"
+#include "gateway/rate_limiter.h"
+
+namespace agentos::gateway {
+
+struct HttpRequest {
+  std::string method;
+  std::string path;   // percent-decoded path, no query
+  std::string query;  // raw query string, without '?'
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-case
+  std::string body;
+  std::string_view header(std::string_view name) const;
+  std::optional<std::string> query_param(std::string_view name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+using Reply = std::function<void(HttpResponse)>;
+
+// What a validated `GET /v1/tenants/{t}/events/stream` asks for.
+struct StreamRequest {
+  TenantId tenant;
+  Offset from{0};
+  std::string type_prefix;
+};
+
+struct ApiOptions {
+  std::string admin_token;  // operator token for /v1/admin/*
+  std::chrono::milliseconds read_your_writes_timeout{5000};
+  size_t max_page = 1000;
+};
+
+class Api {
+ public:
+  Api(Log& log, LocalIndex& index, RateLimiter& limiter, Metrics& metrics, ApiOptions opts);
+
+  void handle(HttpRequest req, Reply reply);
+
+  // Authorises and parses a stream request. The caller then serves the stream.
+  Result<StreamRequest> authorize_stream(const HttpRequest& req);
+  bool is_stream_request(const HttpRequest& req) const;
+
+  // A route template for metrics ("/v1/tenants/{t}/events"), never the raw path.
+  static std::string route_of(const HttpRequest& req);
+
+ private:
+  struct Principal {
+    bool operator_ = false;
+    TenantId tenant;
+    Role role = Role::kProducer;
+  };
+  Result<Principal> authenticate(const HttpRequest& req) const;
+  Result<Principal> authorize_tenant(const HttpRequest& req, const TenantId& t,
+                                     std::initializer_list<Role> roles) const;
+
+  void post_events(const HttpRequest& req, const TenantId& t, bool batch, Reply reply);
+  void get_events(const HttpRequest& req, const TenantId& t, Reply reply);
+  void create_tenant(const HttpRequest& req, Reply reply);
+  void change_plan(const HttpRequest& req, const TenantId& t, Reply reply);
+  void create_key(const HttpRequest& req, const TenantId& t, Reply reply);
+  void revoke_key(const HttpRequest& req, const TenantId& t, const std::string& key_id, Reply reply);
+
+  // Appends engine-authored events (tenant/key management) and waits until the local
+  // index has folded them, so the new tenant or key works as soon as we answer.
+  Result<AppendResult> append_system(const TenantId& t, std::vector<std::string> jsons);
+
+  // Idempotency: events appended but not yet folded into the index are remembered here,
+  // so a retry in that window still finds its original receipt.
+  struct Recent {
+    std::string key;
+    Position pos;
+  };
+  std::optional<Position> find_recent(const std::string& key);
+  void remember(std::vector<Recent> items);
+
+  Log& log_;
+  LocalIndex& index_;
+  RateLimiter& limiter_;
+  Metrics& metrics_;
+  const ApiOptions opts_;
+
+  std::mutex recent_mu_;
+  std::unordered_map<std::string, Position> recent_;
+  std::deque<Recent> recent_order_;
+  // In-flight idempotency keys: the second of two concurrent identical requests waits
+  // for the first instead of appending again.
+  std::unordered_map<std::string, std::vector<std::function<void(Result<Position>)>>> inflight_;
+
+  std::mutex admin_mu_;  // serialises tenant/key management (rare; check-then-append)
+};
+
+}  // namespace agentos::gateway

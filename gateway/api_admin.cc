@@ -1,0 +1,212 @@
+// Tenant and key management, and paged reads of a tenant's history.
+#include <charconv>
+
+#include "events/codec.h"
+#include "gateway/api.h"
+#include "gateway/keys.h"
+#include "gateway/problem.h"
+
+namespace agentos::gateway {
+namespace {
+
+HttpResponse problem_response(const Status& s, std::string_view instance) {
+  Problem p = to_problem(s, instance);
+  HttpResponse r;
+  r.status = p.http_status;
+  r.content_type = "application/problem+json";
+  r.body = std::move(p.body);
+  if (p.retry_after_s > 0) r.headers.emplace_back("Retry-After", std::to_string(p.retry_after_s));
+  return r;
+}
+
+std::string system_event(std::string_view type, std::string_view id, const TenantId& t, const std::string& data) {
+  std::string j = "{\"specversion\":\"1.0\",\"type\":";
+  append_json_string(j, type);
+  j += ",\"source\":\"/agentos/gateway\",\"id\":";
+  append_json_string(j, id);
+  j += ",\"tenantid\":";
+  append_json_string(j, t.str());
+  j += ",\"data\":" + data + "}";
+  return j;
+}
+
+std::string key_created_data(const NewKey& k, Role role) {
+  std::string d = "{\"keyId\":";
+  append_json_string(d, k.key_id);
+  d += ",\"role\":";
+  append_json_string(d, role_name(role));
+  d += ",\"keyHash\":";
+  append_json_string(d, k.hash_hex);
+  return d + "}";
+}
+
+std::string key_response(const NewKey& k, Role role, const TenantId& t) {
+  std::string b = "{\"tenant_id\":";
+  append_json_string(b, t.str());
+  b += ",\"key_id\":";
+  append_json_string(b, k.key_id);
+  b += ",\"api_key\":";
+  append_json_string(b, k.api_key);
+  b += ",\"role\":";
+  append_json_string(b, role_name(role));
+  return b;
+}
+
+}  // namespace
+
+Result<std::unordered_map<std::string, std::string>> parse_admin_body(std::string_view body,
+                                                                      std::initializer_list<std::string_view> allowed);
+
+Result<AppendResult> Api::append_system(const TenantId& t, std::vector<std::string> jsons) {
+  AppendBatch b{t, {}};
+  DecodeOptions o;
+  o.path_tenant = t;
+  o.default_time_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
+  for (const auto& j : jsons) {
+    auto d = decode_structured(j, o);
+    if (!d.ok()) return Status(Code::kInternal, "engine event rejected by codec: " + d.status().to_string());
+    b.values.push_back(std::move(d->bytes));
+  }
+  auto r = log_.append_sync(std::move(b));
+  if (!r.ok()) return r;
+  const auto deadline = std::chrono::steady_clock::now() + opts_.read_your_writes_timeout;
+  if (!index_.wait_applied(r->positions.back(), deadline))
+    return Status(Code::kUnavailable, "appended, but the index did not catch up in time; retry shortly");
+  return r;
+}
+
+void Api::create_tenant(const HttpRequest& req, Reply reply) {
+  auto p = authenticate(req);
+  if (!p.ok()) return reply(problem_response(p.status(), req.path));
+  if (!p->operator_) return reply(problem_response(Status(Code::kPermissionDenied, "operator token required"), req.path));
+  auto body = parse_admin_body(req.body, {"slug", "plan", "name"});
+  if (!body.ok()) return reply(problem_response(body.status(), req.path));
+  auto& b = *body;
+  if (!b.count("slug")) return reply(problem_response(Status::invalid("slug", "required"), req.path));
+  if (!TenantId::is_valid(b["slug"]))
+    return reply(problem_response(Status::invalid("slug", "1-64 chars of [a-z0-9-], not starting with '-'"), req.path));
+  const std::string plan_s = b.count("plan") ? b["plan"] : "free";
+  auto plan = plan_from_name(plan_s);
+  if (!plan) return reply(problem_response(Status::invalid("plan", "one of free, pro, enterprise"), req.path));
+  const TenantId t(b["slug"]);
+
+  std::lock_guard lk(admin_mu_);
+  if (index_.tenant(t)) return reply(problem_response(Status(Code::kAlreadyExists, "tenant " + t.str() + " exists"), req.path));
+  const NewKey key = generate_key();
+  std::string tdata = "{\"slug\":";
+  append_json_string(tdata, t.str());
+  tdata += ",\"plan\":";
+  append_json_string(tdata, plan_s);
+  if (b.count("name")) {
+    tdata += ",\"name\":";
+    append_json_string(tdata, b["name"]);
+  }
+  tdata += "}";
+  auto r = append_system(t, {system_event("tenant.created", "tenant.created/" + t.str(), t, tdata),
+                             system_event("apikey.created", "apikey.created/" + key.key_id, t,
+                                          key_created_data(key, Role::kAdmin))});
+  if (!r.ok()) return reply(problem_response(r.status(), req.path));
+  std::string out = key_response(key, Role::kAdmin, t);
+  out += ",\"slug\":";
+  append_json_string(out, t.str());
+  out += ",\"plan\":";
+  append_json_string(out, plan_s);
+  out += "}";
+  reply(HttpResponse{201, "application/json", std::move(out), {{"Location", "/v1/tenants/" + t.str()}}});
+}
+
+void Api::change_plan(const HttpRequest& req, const TenantId& t, Reply reply) {
+  auto p = authenticate(req);
+  if (!p.ok()) return reply(problem_response(p.status(), req.path));
+  if (!p->operator_) return reply(problem_response(Status(Code::kPermissionDenied, "operator token required"), req.path));
+  auto body = parse_admin_body(req.body, {"plan"});
+  if (!body.ok()) return reply(problem_response(body.status(), req.path));
+  auto plan = body->count("plan") ? plan_from_name((*body)["plan"]) : std::nullopt;
+  if (!plan) return reply(problem_response(Status::invalid("plan", "one of free, pro, enterprise"), req.path));
+  std::lock_guard lk(admin_mu_);
+  auto info = index_.tenant(t);
+  if (!info) return reply(problem_response(Status(Code::kNotFound, "tenant not found"), req.path));
+  std::string data = "{\"plan\":\"" + std::string(plan_name(*plan)) + "\",\"previousPlan\":\"" +
+                     plan_name(info->plan) + "\"}";
+  auto r = append_system(t, {system_event("tenant.plan_changed", "tenant.plan_changed/" + generate_key().key_id, t, data)});
+  if (!r.ok()) return reply(problem_response(r.status(), req.path));
+  reply(HttpResponse{200, "application/json",
+                     "{\"tenant_id\":\"" + t.str() + "\",\"plan\":\"" + plan_name(*plan) + "\"}", {}});
+}
+
+void Api::create_key(const HttpRequest& req, const TenantId& t, Reply reply) {
+  // A tenant's admin keys, or the operator (platform support, demo bootstrap).
+  auto who = authenticate(req);
+  if (!who.ok()) return reply(problem_response(who.status(), req.path));
+  if (!who->operator_) {
+    auto p = authorize_tenant(req, t, {});
+    if (!p.ok()) return reply(problem_response(p.status(), req.path));
+  } else if (!index_.tenant(t)) {
+    return reply(problem_response(Status(Code::kNotFound, "tenant not found"), req.path));
+  }
+  auto body = parse_admin_body(req.body, {"role"});
+  if (!body.ok()) return reply(problem_response(body.status(), req.path));
+  auto role = body->count("role") ? role_from_name((*body)["role"]) : std::nullopt;
+  if (!role) return reply(problem_response(Status::invalid("role", "one of producer, reader, compliance, admin"), req.path));
+  const NewKey key = generate_key();
+  std::lock_guard lk(admin_mu_);
+  auto r = append_system(t, {system_event("apikey.created", "apikey.created/" + key.key_id, t, key_created_data(key, *role))});
+  if (!r.ok()) return reply(problem_response(r.status(), req.path));
+  reply(HttpResponse{201, "application/json", key_response(key, *role, t) + "}", {}});
+}
+
+void Api::revoke_key(const HttpRequest& req, const TenantId& t, const std::string& key_id, Reply reply) {
+  auto p = authorize_tenant(req, t, {});
+  if (!p.ok()) return reply(problem_response(p.status(), req.path));
+  std::lock_guard lk(admin_mu_);
+  auto k = index_.key(key_id);
+  if (!k || k->tenant != t) return reply(problem_response(Status(Code::kNotFound, "no such key"), req.path));
+  if (!k->revoked) {
+    std::string data = "{\"keyId\":";
+    append_json_string(data, key_id);
+    data += "}";
+    auto r = append_system(t, {system_event("apikey.revoked", "apikey.revoked/" + key_id, t, data)});
+    if (!r.ok()) return reply(problem_response(r.status(), req.path));
+  }
+  reply(HttpResponse{204, "application/json", "", {}});
+}
+
+void Api::get_events(const HttpRequest& req, const TenantId& t, Reply reply) {
+  auto p = authorize_tenant(req, t, {Role::kReader, Role::kCompliance});
+  if (!p.ok()) return reply(problem_response(p.status(), req.path));
+  auto parse = [](const std::optional<std::string>& v, int64_t dflt, int64_t* out) {
+    if (!v) return *out = dflt, true;
+    auto r = std::from_chars(v->data(), v->data() + v->size(), *out);
+    return r.ec == std::errc() && r.ptr == v->data() + v->size() && *out >= 0;
+  };
+  int64_t from = 0, limit = 100;
+  if (!parse(req.query_param("from"), 0, &from))
+    return reply(problem_response(Status::invalid("from", "must be a non-negative offset"), req.path));
+  if (!parse(req.query_param("limit"), 100, &limit) || limit == 0 || static_cast<size_t>(limit) > opts_.max_page)
+    return reply(problem_response(Status::invalid("limit", "must be in 1.." + std::to_string(opts_.max_page)), req.path));
+  ReadOptions ro;
+  ro.max_records = static_cast<size_t>(limit);
+  auto recs = log_.read_tenant(t, Offset(from), ro);
+  if (!recs.ok()) return reply(problem_response(recs.status(), req.path));
+  auto end = log_.end_offset(log_.partition_of(t));
+  std::string body = "{\"events\":[";
+  int64_t next = from;
+  bool first = true;
+  for (const auto& r : *recs) {
+    next = r.pos.offset.next().value();
+    if (!verify_event(r.value).is_ok()) {
+      return reply(problem_response(Status(Code::kCorruption, "stored record at offset " + std::to_string(r.pos.offset.value()) + " failed verification"), req.path));
+    }
+    if (!first) body += ',';
+    first = false;
+    body += "{\"partition\":" + std::to_string(r.pos.partition.value()) + ",\"offset\":" +
+            std::to_string(r.pos.offset.value()) + ",\"event\":" + encode_json(r.value) + "}";
+  }
+  body += "],\"next\":" + std::to_string(next);
+  if (end.ok()) body += ",\"end\":" + std::to_string(end->value());
+  body += "}";
+  reply(HttpResponse{200, "application/json", std::move(body), {}});
+}
+
+}  // namespace agentos::gateway

@@ -1,0 +1,35 @@
+// A tiny synchronous HTTP/1.1 client for the CLI subcommands (and tests).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "events/status.h"
+
+namespace agentos::cli {
+
+struct Url {
+  std::string host;
+  std::string port;
+};
+Result<Url> parse_url(const std::string& url);  // "http://host:port"
+
+struct ClientResponse {
+  int status = 0;
+  std::string content_type;
+  std::string body;
+};
+
+Result<ClientResponse> http_call(const Url& url, const std::string& method, const std::string& target,
+                                 const std::vector<std::pair<std::string, std::string>>& headers,
+                                 const std::string& body);
+
+// Opens an SSE stream and calls `on_event(id, event, data)` per event until it returns
+// false or the connection ends. Returns the final status (non-2xx answers as errors).
+Status http_stream(const Url& url, const std::string& target,
+                   const std::vector<std::pair<std::string, std::string>>& headers,
+                   const std::function<bool(const std::string& id, const std::string& event,
+                                            const std::string& data)>& on_event);
+
+}  // namespace agentos::cli

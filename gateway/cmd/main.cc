@@ -1,0 +1,426 @@
+// agentos — the engine binary.
+//
+//   agentos serve          run the engine (log + gateway) until SIGINT/SIGTERM
+//   agentos tenant create  create a tenant (operator token), prints its admin key
+//   agentos key create     create an API key for a tenant
+//   agentos key revoke     revoke an API key
+//   agentos tail           print a tenant's events as JSON lines as they arrive
+//
+// Every flag also reads an AGENTOS_* environment variable (`--data-dir` <-
+// AGENTOS_DATA_DIR); a flag given on the command line wins.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <map>
+#include <mutex>
+
+#include "events/log.h"
+#include "gateway/api.h"
+#include "gateway/cmd/client.h"
+#include "gateway/index.h"
+#include "gateway/keys.h"
+#include "gateway/metrics.h"
+#include "gateway/rate_limiter.h"
+#include "gateway/server.h"
+
+namespace agentos {
+namespace {
+
+struct Flag {
+  const char* name;
+  const char* env;
+  const char* dflt;
+  const char* help;
+};
+
+class Args {
+ public:
+  Args(std::vector<Flag> flags, int argc, char** argv, int first) : flags_(std::move(flags)) {
+    for (int i = first; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a == "--help" || a == "-h") {
+        help_ = true;
+        continue;
+      }
+      if (a.rfind("--", 0) != 0) {
+        error_ = "unexpected argument: " + a;
+        continue;
+      }
+      std::string name = a.substr(2), value;
+      if (auto eq = name.find('='); eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+      } else if (is_switch(name)) {
+        value = "true";
+      } else if (i + 1 < argc) {
+        value = argv[++i];
+      } else {
+        error_ = "--" + name + " needs a value";
+      }
+      if (!find(name)) error_ = "unknown flag --" + name;
+      values_[name] = value;
+    }
+  }
+  bool help() const { return help_; }
+  const std::string& error() const { return error_; }
+  std::string get(const std::string& name) const {
+    if (auto it = values_.find(name); it != values_.end()) return it->second;
+    const Flag* f = find(name);
+    if (f && f->env) {
+      if (const char* e = std::getenv(f->env)) return e;
+    }
+    return f && f->dflt ? f->dflt : "";
+  }
+  void usage(const std::string& cmd, const std::string& what) const {
+    std::cout << "usage: agentos " << cmd << " [flags]\n\n" << what << "\n\nflags:\n";
+    for (const auto& f : flags_) {
+      std::cout << "  --" << f.name;
+      if (!is_switch(f.name)) std::cout << " VALUE";
+      std::cout << "\n      " << f.help;
+      if (f.env) std::cout << " [env " << f.env << "]";
+      if (f.dflt && *f.dflt) std::cout << " (default: " << f.dflt << ")";
+      std::cout << "\n";
+    }
+  }
+
+ private:
+  const Flag* find(const std::string& n) const {
+    for (const auto& f : flags_)
+      if (n == f.name) return &f;
+    return nullptr;
+  }
+  bool is_switch(const std::string& n) const {
+    const Flag* f = find(n);
+    return f && f->dflt && std::string(f->dflt) == "false";
+  }
+  std::vector<Flag> flags_;
+  std::map<std::string, std::string> values_;
+  bool help_ = false;
+  std::string error_;
+};
+
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::string s;
+  std::getline(in, s);
+  return s;
+}
+
+// The operator token: AGENTOS_ADMIN_TOKEN / --admin-token, else <data-dir>/admin.token
+// (created with mode 0600 on first start).
+Result<std::string> operator_token(const std::string& flag, const std::string& data_dir) {
+  if (!flag.empty()) return flag;
+  const std::string path = data_dir + "/admin.token";
+  if (std::filesystem::exists(path)) {
+    std::string t = read_file(path);
+    if (t.empty()) return Status(Code::kInvalidArgument, path + " is empty");
+    return t;
+  }
+  const std::string t = gateway::random_token();
+  std::ofstream out(path);
+  out << t << "\n";
+  out.close();
+  ::chmod(path.c_str(), 0600);
+  if (!out) return Status(Code::kUnavailable, "cannot write " + path);
+  return t;
+}
+
+// Synchronous call into the Api (used for the demo tenant bootstrap).
+gateway::HttpResponse call_api(gateway::Api& api, std::string method, std::string path, std::string token,
+                               std::string body) {
+  gateway::HttpRequest req;
+  req.method = std::move(method);
+  req.path = std::move(path);
+  req.headers = {{"authorization", "Bearer " + token}, {"content-type", "application/json"}};
+  req.body = std::move(body);
+  std::promise<gateway::HttpResponse> p;
+  auto f = p.get_future();
+  api.handle(std::move(req), [&p](gateway::HttpResponse r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
+int cmd_serve(int argc, char** argv) {
+  Args a({{"data-dir", "AGENTOS_DATA_DIR", "./var/agentos", "directory for the embedded log, index and admin token"},
+          {"listen", "AGENTOS_LISTEN", "127.0.0.1:8080", "HOST:PORT to listen on (port 0 picks one)"},
+          {"log", "AGENTOS_LOG", "embedded", "log backend: embedded | kafka"},
+          {"brokers", "AGENTOS_BROKERS", "", "Kafka bootstrap servers (with --log kafka)"},
+          {"topic", "AGENTOS_TOPIC", "agentos.events", "Kafka topic (with --log kafka)"},
+          {"partitions", "AGENTOS_PARTITIONS", "16", "log partitions (fixed when the log is created)"},
+          {"threads", "AGENTOS_HTTP_THREADS", "2", "HTTP I/O threads"},
+          {"admin-token", "AGENTOS_ADMIN_TOKEN", "", "operator token; default: generated into DATA_DIR/admin.token"},
+          {"demo-tenant", "AGENTOS_DEMO_TENANT", "", "create (or reuse) this tenant at start and print a fresh admin key"},
+          {"rate-scale", "AGENTOS_RATE_SCALE", "1", "multiply every plan's rate limit (benchmarks)"},
+          {"no-fsync", "AGENTOS_NO_FSYNC", "false", "do not fsync appends (benchmarks only: loses acknowledged events on power loss)"},
+          {"port-file", "AGENTOS_PORT_FILE", "", "write the bound port to this file once listening"}},
+         argc, argv, 2);
+  if (a.help()) {
+    a.usage("serve", "Runs the engine: the log, the gateway's index, and the HTTP API.");
+    return 0;
+  }
+  if (!a.error().empty()) {
+    std::cerr << "agentos serve: " << a.error() << "\n";
+    return 2;
+  }
+  const std::string data_dir = a.get("data-dir");
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) {
+    std::cerr << "agentos serve: cannot create " << data_dir << ": " << ec.message() << "\n";
+    return 1;
+  }
+  const int partitions = std::atoi(a.get("partitions").c_str());
+
+  std::unique_ptr<Log> log;
+  if (a.get("log") == "embedded") {
+    EmbeddedLogOptions o;
+    o.dir = data_dir + "/log";
+    o.partitions = partitions;
+    o.fsync = a.get("no-fsync") != "true";
+    auto r = open_embedded_log(o);
+    if (!r.ok()) {
+      std::cerr << "agentos serve: " << r.status().to_string() << "\n";
+      return 1;
+    }
+    log = std::move(r).value();
+  } else if (a.get("log") == "kafka") {
+    KafkaLogOptions o;
+    o.brokers = a.get("brokers");
+    o.topic = a.get("topic");
+    o.partitions = partitions;
+    if (o.brokers.empty()) {
+      std::cerr << "agentos serve: --log kafka needs --brokers\n";
+      return 2;
+    }
+    auto r = open_kafka_log(o);
+    if (!r.ok()) {
+      std::cerr << "agentos serve: " << r.status().to_string() << "\n";
+      return 1;
+    }
+    log = std::move(r).value();
+  } else {
+    std::cerr << "agentos serve: --log must be embedded or kafka\n";
+    return 2;
+  }
+
+  auto index = gateway::LocalIndex::open(data_dir + "/index", *log);
+  if (!index.ok()) {
+    std::cerr << "agentos serve: " << index.status().to_string() << "\n";
+    return 1;
+  }
+  if (auto s = (*index)->start(); !s.is_ok()) {
+    std::cerr << "agentos serve: index: " << s.to_string() << "\n";
+    return 1;
+  }
+  auto token = operator_token(a.get("admin-token"), data_dir);
+  if (!token.ok()) {
+    std::cerr << "agentos serve: " << token.status().to_string() << "\n";
+    return 1;
+  }
+  gateway::Metrics metrics(log->backend());
+  gateway::RateLimits limits;
+  const double scale = std::atof(a.get("rate-scale").c_str());
+  for (auto* l : {&limits.free, &limits.pro, &limits.enterprise}) {
+    l->events_per_second *= scale;
+    l->burst *= scale;
+  }
+  gateway::RateLimiter limiter(limits);
+  gateway::ApiOptions ao;
+  ao.admin_token = *token;
+  gateway::Api api(*log, **index, limiter, metrics, ao);
+
+  gateway::ServerOptions so;
+  const std::string listen = a.get("listen");
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) {
+    std::cerr << "agentos serve: --listen must be HOST:PORT\n";
+    return 2;
+  }
+  so.host = listen.substr(0, colon);
+  so.port = static_cast<uint16_t>(std::atoi(listen.substr(colon + 1).c_str()));
+  so.threads = std::max(1, std::atoi(a.get("threads").c_str()));
+
+  // Block termination signals in every thread; one thread waits for them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto server = gateway::HttpServer::start(api, *log, metrics, so);
+  if (!server.ok()) {
+    std::cerr << "agentos serve: " << server.status().to_string() << "\n";
+    return 1;
+  }
+  const std::string base = "http://" + so.host + ":" + std::to_string((*server)->port());
+  std::cout << "agentos: " << log->backend() << " log in " << (a.get("log") == "embedded" ? data_dir + "/log" : a.get("brokers"))
+            << ", " << log->partition_count() << " partitions\n";
+  std::cout << "agentos: listening on " << base << "\n";
+  std::cout << "agentos: operator token in " << (a.get("admin-token").empty() ? data_dir + "/admin.token" : "AGENTOS_ADMIN_TOKEN") << "\n";
+
+  if (const std::string demo = a.get("demo-tenant"); !demo.empty()) {
+    gateway::HttpResponse r = (*index)->tenant(TenantId(demo))
+        ? call_api(api, "POST", "/v1/tenants/" + demo + "/keys", *token, R"({"role":"admin"})")
+        : call_api(api, "POST", "/v1/admin/tenants", *token, R"({"slug":")" + demo + R"(","plan":"pro"})");
+    if (r.status != 201) {
+      std::cerr << "agentos serve: demo tenant: HTTP " << r.status << " " << r.body << "\n";
+      return 1;
+    }
+    const size_t k = r.body.find("\"api_key\":\"");
+    const std::string key = r.body.substr(k + 11, r.body.find('"', k + 11) - (k + 11));
+    std::cout << "agentos: demo tenant '" << demo << "', admin API key (shown once):\n  " << key << "\n";
+    std::cout << "agentos: try\n"
+              << "  curl -s " << base << "/v1/tenants/" << demo << "/events -H 'Authorization: Bearer " << key << "' \\\n"
+              << "    -H 'Content-Type: application/cloudevents+json' \\\n"
+              << "    -d '{\"specversion\":\"1.0\",\"id\":\"e-1\",\"source\":\"/cli\",\"type\":\"session.started\",\"data\":{\"sessionId\":\"s-1\"}}'\n";
+  }
+  if (const std::string pf = a.get("port-file"); !pf.empty()) {
+    std::ofstream(pf + ".tmp") << (*server)->port() << "\n";
+    std::filesystem::rename(pf + ".tmp", pf, ec);
+  }
+  std::cout.flush();
+
+  int sig = 0;
+  sigwait(&set, &sig);
+  std::cout << "agentos: signal " << sig << ", stopping\n";
+  // Fixed shutdown order: stop taking requests, stop folding, then close the log
+  // (which completes every pending append before returning).
+  (*server)->stop();
+  (*index)->stop();
+  server->reset();
+  index->reset();
+  log.reset();
+  std::cout << "agentos: stopped\n";
+  return 0;
+}
+
+std::vector<std::pair<std::string, std::string>> bearer(const std::string& token, bool json = true) {
+  std::vector<std::pair<std::string, std::string>> h = {{"Authorization", "Bearer " + token}};
+  if (json) h.emplace_back("Content-Type", "application/json");
+  return h;
+}
+
+int print_response(const Result<cli::ClientResponse>& r, int expect) {
+  if (!r.ok()) {
+    std::cerr << "agentos: " << r.status().to_string() << "\n";
+    return 1;
+  }
+  std::cout << r->body << "\n";
+  if (r->status != expect) {
+    std::cerr << "agentos: HTTP " << r->status << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+const Flag kServerFlag{"server", "AGENTOS_SERVER", "http://127.0.0.1:8080", "engine base URL"};
+
+int cmd_tenant_create(int argc, char** argv) {
+  Args a({kServerFlag,
+          {"slug", nullptr, "", "tenant id: 1-64 chars of [a-z0-9-]"},
+          {"plan", nullptr, "free", "free | pro | enterprise"},
+          {"name", nullptr, "", "display name"},
+          {"admin-token", "AGENTOS_ADMIN_TOKEN", "", "operator token"},
+          {"data-dir", "AGENTOS_DATA_DIR", "./var/agentos", "read the operator token from DATA_DIR/admin.token if no token is given"}},
+         argc, argv, 3);
+  if (a.help()) return a.usage("tenant create", "Creates a tenant; prints its id and an admin API key (shown once)."), 0;
+  if (!a.error().empty() || a.get("slug").empty()) {
+    std::cerr << "agentos tenant create: " << (a.error().empty() ? "--slug is required" : a.error()) << "\n";
+    return 2;
+  }
+  std::string token = a.get("admin-token");
+  if (token.empty()) token = read_file(a.get("data-dir") + "/admin.token");
+  auto url = cli::parse_url(a.get("server"));
+  if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
+  std::string body = R"({"slug":")" + a.get("slug") + R"(","plan":")" + a.get("plan") + "\"";
+  if (!a.get("name").empty()) body += R"(,"name":")" + a.get("name") + "\"";
+  body += "}";
+  return print_response(cli::http_call(*url, "POST", "/v1/admin/tenants", bearer(token), body), 201);
+}
+
+int cmd_key(int argc, char** argv, bool create) {
+  Args a({kServerFlag,
+          {"tenant", "AGENTOS_TENANT", "", "tenant id"},
+          {"role", nullptr, "producer", "producer | reader | compliance | admin"},
+          {"key-id", nullptr, "", "key to revoke"},
+          {"api-key", "AGENTOS_API_KEY", "", "an admin key of the tenant (or the operator token)"}},
+         argc, argv, 3);
+  if (a.help()) return a.usage(create ? "key create" : "key revoke", create ? "Creates an API key bound to a tenant and a role." : "Revokes an API key."), 0;
+  if (!a.error().empty() || a.get("tenant").empty() || a.get("api-key").empty()) {
+    std::cerr << "agentos key: " << (a.error().empty() ? "--tenant and --api-key are required" : a.error()) << "\n";
+    return 2;
+  }
+  auto url = cli::parse_url(a.get("server"));
+  if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
+  if (create)
+    return print_response(cli::http_call(*url, "POST", "/v1/tenants/" + a.get("tenant") + "/keys", bearer(a.get("api-key")),
+                                         R"({"role":")" + a.get("role") + "\"}"), 201);
+  return print_response(cli::http_call(*url, "DELETE", "/v1/tenants/" + a.get("tenant") + "/keys/" + a.get("key-id"),
+                                       bearer(a.get("api-key"), false), ""), 204);
+}
+
+int cmd_tail(int argc, char** argv) {
+  Args a({kServerFlag,
+          {"tenant", "AGENTOS_TENANT", "", "tenant id"},
+          {"api-key", "AGENTOS_API_KEY", "", "a reader, compliance or admin key of the tenant"},
+          {"from", nullptr, "end", "first offset to print, or 'end' for new events only"},
+          {"type", nullptr, "", "only event types starting with this prefix"},
+          {"limit", nullptr, "0", "stop after this many events (0: never)"}},
+         argc, argv, 2);
+  if (a.help()) return a.usage("tail", "Prints a tenant's events as JSON lines ({offset, type, event}) as they arrive."), 0;
+  if (!a.error().empty() || a.get("tenant").empty() || a.get("api-key").empty()) {
+    std::cerr << "agentos tail: " << (a.error().empty() ? "--tenant and --api-key are required" : a.error()) << "\n";
+    return 2;
+  }
+  auto url = cli::parse_url(a.get("server"));
+  if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
+  std::string target = "/v1/tenants/" + a.get("tenant") + "/events/stream?from=" + a.get("from");
+  if (!a.get("type").empty()) target += "&type=" + a.get("type");
+  const long limit = std::atol(a.get("limit").c_str());
+  long n = 0;
+  auto st = cli::http_stream(*url, target, bearer(a.get("api-key"), false),
+                             [&](const std::string& id, const std::string& event, const std::string& data) {
+                               if (event == "caught-up" || event.empty()) return true;
+                               std::cout << "{\"offset\":" << id << ",\"type\":\"" << event << "\",\"event\":" << data << "}"
+                                         << std::endl;
+                               return limit == 0 || ++n < limit;
+                             });
+  if (!st.is_ok()) {
+    std::cerr << "agentos tail: " << st.to_string() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+void usage() {
+  std::cout << "usage: agentos <command> [flags]   (agentos <command> --help for its flags)\n\n"
+               "commands:\n"
+               "  serve           run the engine (embedded log by default) and its HTTP API\n"
+               "  tenant create   create a tenant; prints its admin API key\n"
+               "  key create      create an API key for a tenant and role\n"
+               "  key revoke      revoke an API key\n"
+               "  tail            follow a tenant's events as JSON lines\n";
+}
+
+}  // namespace
+}  // namespace agentos
+
+int main(int argc, char** argv) {
+  using namespace agentos;
+  const std::string cmd = argc > 1 ? argv[1] : "";
+  const std::string sub = argc > 2 ? argv[2] : "";
+  if (cmd == "serve") return cmd_serve(argc, argv);
+  if (cmd == "tail") return cmd_tail(argc, argv);
+  if (cmd == "tenant" && sub == "create") return cmd_tenant_create(argc, argv);
+  if (cmd == "key" && sub == "create") return cmd_key(argc, argv, true);
+  if (cmd == "key" && sub == "revoke") return cmd_key(argc, argv, false);
+  usage();
+  return cmd == "--help" || cmd == "-h" || cmd == "help" ? 0 : 2;
+}

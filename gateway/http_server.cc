@@ -1,0 +1,355 @@
+#include "gateway/server.h"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <atomic>
+#include <iostream>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "events/codec.h"
+#include "gateway/problem.h"
+
+namespace agentos::gateway {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+class Session;
+
+// Wakes SSE sessions waiting on a partition. `generation` lets a session detect an
+// append that happened between its last read and its registration as a waiter, so no
+// wake-up is ever missed.
+class Hub {
+ public:
+  explicit Hub(int32_t partitions) : gen_(partitions) {}
+  uint64_t generation(Partition p) const { return gen_[p.value()].load(std::memory_order_acquire); }
+  void add_waiter(Partition p, std::weak_ptr<Session> s) {
+    std::lock_guard lk(mu_);
+    waiters_[p.value()].push_back(std::move(s));
+  }
+  void notify(Partition p);  // called from the log's listener thread
+
+ private:
+  std::vector<std::atomic<uint64_t>> gen_;
+  std::mutex mu_;
+  std::unordered_map<int32_t, std::vector<std::weak_ptr<Session>>> waiters_;
+};
+
+struct Shared {
+  Api& api;
+  Log& log;
+  Metrics& metrics;
+  ServerOptions opts;
+  // Shared with the log's listener, which may outlive the server.
+  std::shared_ptr<Hub> hub_ptr;
+  Hub& hub;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, Shared& sh)
+      : stream_(std::move(socket)), sh_(sh), timer_(stream_.get_executor()) {}
+  ~Session() {
+    if (sse_) sh_.metrics.sse_subscribers().Decrement();
+  }
+
+  void start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
+  }
+
+  // Called from the hub (any thread): hops onto our strand, then cancels the wait.
+  void post_wake(const std::shared_ptr<Session>& self) {
+    net::post(stream_.get_executor(), [self] { self->timer_.cancel(); });
+  }
+
+ private:
+  void read_header() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(sh_.opts.max_header_bytes));
+    parser_->body_limit(sh_.opts.max_batch_body_bytes);
+    stream_.expires_after(sh_.opts.header_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::eof ||
+        ec == net::error::operation_aborted || ec == net::error::connection_reset)
+      return close();
+    started_ = Clock::now();
+    if (ec == http::error::header_limit)
+      return fail(431, Status(Code::kTooLarge, "request header fields too large"));
+    if (ec) return fail(400, Status(Code::kInvalidArgument, "malformed HTTP request: " + ec.message()));
+    const auto& req = parser_->get();
+    {
+      HttpRequest probe;  // route label for metrics, also for answers given before the body
+      std::string_view target(req.target().data(), req.target().size());
+      probe.path = std::string(target.substr(0, target.find('?')));
+      route_ = Api::route_of(probe);
+    }
+    const bool batch = req.target().find(":batch") != beast::string_view::npos;
+    const size_t limit = batch ? sh_.opts.max_batch_body_bytes : sh_.opts.max_body_bytes;
+    if (auto len = parser_->content_length(); len && *len > limit)
+      return fail(413, Status(Code::kTooLarge, "body of " + std::to_string(*len) + " bytes exceeds the limit of " +
+                                                   std::to_string(limit)));
+    parser_->body_limit(limit);
+    stream_.expires_after(sh_.opts.body_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->on_body(ec); });
+  }
+
+  void on_body(beast::error_code ec) {
+    if (ec == http::error::body_limit) return fail(413, Status(Code::kTooLarge, "body exceeds the limit"));
+    if (ec == beast::error::timeout)
+      return fail(408, Status(Code::kTimeout, "request body not received in time (does Content-Length match?)"));
+    if (ec == http::error::partial_message || ec == net::error::eof || ec == net::error::connection_reset) return close();
+    if (ec) return fail(400, Status(Code::kInvalidArgument, "malformed HTTP request: " + ec.message()));
+
+    auto msg = parser_->release();
+    HttpRequest req;
+    req.method = std::string(msg.method_string());
+    std::string_view target(msg.target().data(), msg.target().size());
+    const size_t q = target.find('?');
+    req.path = std::string(target.substr(0, q));
+    if (q != std::string_view::npos) req.query = std::string(target.substr(q + 1));
+    for (const auto& f : msg) {
+      std::string name(f.name_string());
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      req.headers.emplace_back(std::move(name), std::string(f.value()));
+    }
+    req.body = std::move(msg.body());
+    keep_alive_ = msg.keep_alive();
+    route_ = Api::route_of(req);
+
+    if (sh_.api.is_stream_request(req)) {
+      auto sr = sh_.api.authorize_stream(req);
+      if (!sr.ok()) return respond(problem(sr.status(), req.path));
+      return start_stream(std::move(sr.value()));
+    }
+    sh_.api.handle(std::move(req), [self = shared_from_this()](HttpResponse r) {
+      net::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable { self->respond(std::move(r)); });
+    });
+  }
+
+  static HttpResponse problem(const Status& s, std::string_view instance) {
+    Problem p = to_problem(s, instance);
+    HttpResponse r{p.http_status, "application/problem+json", std::move(p.body), {}};
+    if (p.retry_after_s > 0) r.headers.emplace_back("Retry-After", std::to_string(p.retry_after_s));
+    return r;
+  }
+
+  // An error on the connection itself: answer, then close (the framing may be broken).
+  void fail(int status, const Status& s) {
+    keep_alive_ = false;
+    if (route_.empty()) route_ = "other";
+    HttpResponse r = problem(s, {});
+    r.status = status;
+    respond(std::move(r));
+  }
+
+  void respond(HttpResponse r) {
+    sh_.metrics.request(route_, r.status, std::chrono::duration<double>(Clock::now() - started_).count());
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), 11);
+    res->set(http::field::server, "agentos");
+    if (!r.body.empty() || r.status != 204) res->set(http::field::content_type, r.content_type);
+    for (auto& [k, v] : r.headers) res->set(k, v);
+    res->body() = std::move(r.body);
+    res->keep_alive(keep_alive_);
+    res->prepare_payload();
+    stream_.expires_after(sh_.opts.write_timeout);
+    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
+      if (ec || !self->keep_alive_) return self->close();
+      self->route_.clear();
+      self->read_header();
+    });
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  // ---- Server-Sent Events --------------------------------------------------------
+
+  void start_stream(StreamRequest sr) {
+    sse_ = true;
+    sh_.metrics.sse_subscribers().Increment();
+    sh_.metrics.request(route_, 200, std::chrono::duration<double>(Clock::now() - started_).count());
+    stream_req_ = std::move(sr);
+    partition_ = sh_.log.partition_of(stream_req_.tenant);
+    next_ = stream_req_.from;
+    auto res = std::make_shared<http::response<http::empty_body>>(http::status::ok, 11);
+    res->set(http::field::server, "agentos");
+    res->set(http::field::content_type, "text/event-stream");
+    res->set(http::field::cache_control, "no-cache");
+    res->set("X-Accel-Buffering", "no");
+    res->chunked(true);
+    auto sr_ = std::make_shared<http::response_serializer<http::empty_body>>(*res);
+    stream_.expires_after(sh_.opts.write_timeout);
+    http::async_write_header(stream_, *sr_, [self = shared_from_this(), res, sr_](beast::error_code ec, size_t) {
+      if (ec) return self->close();
+      self->pump();
+    });
+  }
+
+  void pump() {
+    const uint64_t gen = sh_.hub.generation(partition_);
+    std::string out;
+    // Read until something to send or the end; filtered-out records do not stall us.
+    for (;;) {
+      ReadOptions ro;
+      ro.max_records = 256;
+      ro.max_bytes = 1 << 20;
+      auto recs = sh_.log.read_tenant(stream_req_.tenant, next_, ro);
+      if (!recs.ok()) {
+        out += "event: error\ndata: ";
+        append_json_string(out, recs.status().to_string());
+        out += "\n\n";
+        return write_chunk(std::move(out), /*then_close=*/true);
+      }
+      if (recs->empty()) break;
+      for (const auto& r : *recs) {
+        next_ = r.pos.offset.next();
+        if (!verify_event(r.value).is_ok()) continue;
+        auto h = agentos::read_header(r.value);
+        std::string_view type = event_type_name(h.type);
+        if (!stream_req_.type_prefix.empty() && !type.starts_with(stream_req_.type_prefix)) continue;
+        out += "id: " + std::to_string(r.pos.offset.value()) + "\nevent: ";
+        out += type;
+        out += "\ndata: " + encode_json(r.value) + "\n\n";
+      }
+      if (!out.empty()) return write_chunk(std::move(out), false);
+    }
+    if (!caught_up_) {
+      caught_up_ = true;
+      out = "event: caught-up\ndata: {\"next\":" + std::to_string(next_.value()) + "}\n\n";
+      return write_chunk(std::move(out), false);
+    }
+    // Nothing new: wait for a wake-up or the keepalive.
+    sh_.hub.add_waiter(partition_, weak_from_this());
+    if (sh_.hub.generation(partition_) != gen) {
+      return net::post(stream_.get_executor(), [self = shared_from_this()] { self->pump(); });
+    }
+    timer_.expires_after(sh_.opts.sse_keepalive);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec == net::error::operation_aborted) return self->pump();  // woken by the hub
+      self->write_chunk(": keepalive\n\n", false);
+    });
+  }
+
+  void write_chunk(std::string data, bool then_close) {
+    auto buf = std::make_shared<std::string>(std::move(data));
+    stream_.expires_after(sh_.opts.write_timeout);
+    net::async_write(stream_, http::make_chunk(net::buffer(*buf)),
+                     [self = shared_from_this(), buf, then_close](beast::error_code ec, size_t) {
+                       if (ec || then_close) return self->close();  // client gone or too slow
+                       self->pump();
+                     });
+  }
+
+  beast::tcp_stream stream_;
+  Shared& sh_;
+  net::steady_timer timer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool keep_alive_ = true;
+  std::string route_;
+  Clock::time_point started_ = Clock::now();
+  // SSE state
+  bool sse_ = false;
+  bool caught_up_ = false;
+  StreamRequest stream_req_;
+  Partition partition_;
+  Offset next_;
+};
+
+void Hub::notify(Partition p) {
+  gen_[p.value()].fetch_add(1, std::memory_order_acq_rel);
+  std::vector<std::weak_ptr<Session>> ws;
+  {
+    std::lock_guard lk(mu_);
+    auto it = waiters_.find(p.value());
+    if (it == waiters_.end()) return;
+    ws.swap(it->second);
+  }
+  for (auto& w : ws)
+    if (auto s = w.lock()) s->post_wake(s);
+}
+
+class Server final : public HttpServer {
+ public:
+  Server(Api& api, Log& log, Metrics& metrics, const ServerOptions& opts)
+      : ioc_(opts.threads), acceptor_(net::make_strand(ioc_)),
+        hub_(std::make_shared<Hub>(log.partition_count())),
+        shared_{api, log, metrics, opts, hub_, *hub_} {}
+  ~Server() override { stop(); }
+
+  Status listen() {
+    beast::error_code ec;
+    auto addr = net::ip::make_address(shared_.opts.host, ec);
+    if (ec) return Status(Code::kInvalidArgument, "bad listen host " + shared_.opts.host);
+    tcp::endpoint ep(addr, shared_.opts.port);
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) return Status(Code::kUnavailable, "listen on " + shared_.opts.host + ":" +
+                                                  std::to_string(shared_.opts.port) + ": " + ec.message());
+    port_ = acceptor_.local_endpoint().port();
+    shared_.log.add_listener([w = std::weak_ptr<Hub>(hub_)](Partition p, Offset) {
+      if (auto h = w.lock()) h->notify(p);
+    });
+    accept();
+    for (int i = 0; i < shared_.opts.threads; ++i) threads_.emplace_back([this] { ioc_.run(); });
+    return Status::ok();
+  }
+
+  uint16_t port() const override { return port_; }
+
+  void stop() override {
+    if (stopped_.exchange(true)) return;
+    net::post(acceptor_.get_executor(), [this] {
+      beast::error_code ec;
+      acceptor_.close(ec);
+    });
+    ioc_.stop();
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  void accept() {
+    acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket s) {
+      if (ec == net::error::operation_aborted) return;
+      if (!ec) std::make_shared<Session>(std::move(s), shared_)->start();
+      accept();
+    });
+  }
+
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  std::shared_ptr<Hub> hub_;
+  Shared shared_;
+  uint16_t port_ = 0;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace
+
+Result<std::unique_ptr<HttpServer>> HttpServer::start(Api& api, Log& log, Metrics& metrics,
+                                                      const ServerOptions& opts) {
+  auto s = std::make_unique<Server>(api, log, metrics, opts);
+  if (auto st = s->listen(); !st.is_ok()) return st;
+  return std::unique_ptr<HttpServer>(std::move(s));
+}
+
+}  // namespace agentos::gateway

@@ -1,0 +1,305 @@
+#include "gateway/index.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <atomic>
+#include <map>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "events/codec.h"
+#include "schemas/agentos_generated.h"
+
+namespace agentos::gateway {
+namespace {
+
+namespace fb = agentos::fb;
+
+// Key spaces in one column family, each with a one-letter prefix.
+//   "w" be32(partition)                 -> be64(applied offset)
+//   "t" tenant                          -> u8(plan) slug
+//   "k" key_id                          -> u8(role) u8(revoked) tenant-len tenant hash
+//   "e" tenant \0 source \0 id          -> be32(partition) be64(offset)
+std::string be32(uint32_t v) {
+  std::string s(4, '\0');
+  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>((v >> (24 - 8 * i)) & 0xff);
+  return s;
+}
+std::string be64(uint64_t v) {
+  std::string s(8, '\0');
+  for (int i = 0; i < 8; ++i) s[i] = static_cast<char>((v >> (56 - 8 * i)) & 0xff);
+  return s;
+}
+uint64_t get_be(std::string_view s, size_t at, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; ++i) v = (v << 8) | static_cast<uint8_t>(s[at + i]);
+  return v;
+}
+std::string event_key(std::string_view tenant, std::string_view source, std::string_view id) {
+  std::string k = "e";
+  k.append(tenant).push_back('\0');
+  k.append(source).push_back('\0');
+  k.append(id);
+  return k;
+}
+
+class RocksIndex final : public LocalIndex {
+ public:
+  RocksIndex(rocksdb::DB* db, Log& log) : db_(db), log_(log), applied_(log.partition_count(), Offset(0)) {}
+  ~RocksIndex() override {
+    stop();
+    delete db_;
+  }
+
+  Status load_watermarks() {
+    for (int32_t p = 0; p < log_.partition_count(); ++p) {
+      std::string v;
+      auto s = db_->Get(rocksdb::ReadOptions(), "w" + be32(p), &v);
+      if (s.ok() && v.size() == 8) {
+        applied_[p] = Offset(static_cast<int64_t>(get_be(v, 0, 8)));
+      } else if (!s.IsNotFound() && !s.ok()) {
+        return Status(Code::kInternal, "index: " + s.ToString());
+      }
+    }
+    return Status::ok();
+  }
+
+  Status start() override {
+    // Catch up synchronously so that auth works as soon as start() returns.
+    for (int32_t p = 0; p < log_.partition_count(); ++p) {
+      for (;;) {
+        auto n = fold_some(Partition(p));
+        if (!n.ok()) return n.status();
+        if (*n == 0) break;
+      }
+    }
+    // The listener may outlive this index (the log has no unsubscribe): it only touches
+    // the shared wake-up flag.
+    log_.add_listener([w = std::weak_ptr<Wake>(wake_)](Partition, Offset) {
+      if (auto wk = w.lock()) {
+        {
+          std::lock_guard lk(wk->mu);
+          wk->dirty = true;
+        }
+        wk->cv.notify_all();
+      }
+    });
+    follower_ = std::thread([this] { follow(); });
+    return Status::ok();
+  }
+
+  void stop() override {
+    {
+      std::lock_guard lk(wake_->mu);
+      if (wake_->stopping) return;
+      wake_->stopping = true;
+    }
+    wake_->cv.notify_all();
+    if (follower_.joinable()) follower_.join();
+  }
+
+  std::optional<TenantInfo> tenant(const TenantId& t) const override {
+    std::string v;
+    if (!db_->Get(rocksdb::ReadOptions(), "t" + t.str(), &v).ok() || v.empty()) return std::nullopt;
+    return TenantInfo{v.substr(1), static_cast<Plan>(v[0])};
+  }
+
+  std::optional<KeyInfo> key(const std::string& key_id) const override {
+    std::string v;
+    if (!db_->Get(rocksdb::ReadOptions(), "k" + key_id, &v).ok() || v.size() < 3) return std::nullopt;
+    const size_t tlen = static_cast<uint8_t>(v[2]);
+    if (v.size() < 3 + tlen) return std::nullopt;
+    KeyInfo k;
+    k.role = static_cast<Role>(v[0]);
+    k.revoked = v[1] != 0;
+    k.tenant = TenantId(v.substr(3, tlen));
+    k.hash_hex = v.substr(3 + tlen);
+    return k;
+  }
+
+  std::optional<Position> find_event(const TenantId& t, std::string_view source,
+                                     std::string_view id) const override {
+    std::string v;
+    if (!db_->Get(rocksdb::ReadOptions(), event_key(t.str(), source, id), &v).ok() || v.size() != 12)
+      return std::nullopt;
+    return Position{Partition(static_cast<int32_t>(get_be(v, 0, 4))),
+                    Offset(static_cast<int64_t>(get_be(v, 4, 8)))};
+  }
+
+  bool wait_applied(Position pos, std::chrono::steady_clock::time_point deadline) override {
+    std::unique_lock lk(mu_);
+    return cv_.wait_until(lk, deadline, [&] { return applied_[pos.partition.value()] > pos.offset; });
+  }
+
+  Offset applied(Partition p) const override {
+    std::lock_guard lk(mu_);
+    return applied_[p.value()];
+  }
+
+ private:
+  void follow() {
+    for (;;) {
+      {
+        std::unique_lock lk(wake_->mu);
+        // The timeout is a safety net for backends whose listener can miss a wake-up.
+        wake_->cv.wait_for(lk, std::chrono::milliseconds(200), [&] { return wake_->dirty || wake_->stopping; });
+        if (wake_->stopping) return;
+        wake_->dirty = false;
+      }
+      for (int32_t p = 0; p < log_.partition_count(); ++p) {
+        for (;;) {
+          auto n = fold_some(Partition(p));
+          if (!n.ok() || *n == 0) break;
+        }
+      }
+    }
+  }
+
+  // Folds up to one read's worth of records of `p`; returns how many.
+  Result<size_t> fold_some(Partition p) {
+    Offset from;
+    {
+      std::lock_guard lk(mu_);
+      from = applied_[p.value()];
+    }
+    auto recs = log_.read(p, from);
+    if (!recs.ok()) return std::move(recs).take_status();
+    if (recs->empty()) return size_t{0};
+    rocksdb::WriteBatch wb;
+    overlay_.clear();
+    for (const auto& r : *recs) apply(r, wb);
+    const Offset next = recs->back().pos.offset.next();
+    wb.Put("w" + be32(p.value()), be64(next.value()));
+    // Not synced: the index is derived, and a lost tail is re-folded from the watermark.
+    auto s = db_->Write(rocksdb::WriteOptions(), &wb);
+    if (!s.ok()) return Status(Code::kInternal, "index write: " + s.ToString());
+    {
+      std::lock_guard lk(mu_);
+      applied_[p.value()] = next;
+    }
+    cv_.notify_all();
+    return recs->size();
+  }
+
+  void apply(const StoredRecord& r, rocksdb::WriteBatch& wb) {
+    if (!verify_event(r.value).is_ok()) return;  // corrupt records are the auditor's business
+    const auto* ev = fb::GetEvent(r.value.data());
+    const std::string tenant = ev->tenantid()->str();
+    wb.Put(event_key(tenant, ev->source()->string_view(), ev->id()->string_view()),
+           be32(r.pos.partition.value()) + be64(r.pos.offset.value()));
+    switch (ev->payload_type()) {
+      case fb::Payload::TenantCreated: {
+        const auto* p = ev->payload_as_TenantCreated();
+        put(wb, "t" + tenant, std::string(1, static_cast<char>(p->plan())) + p->slug()->str());
+        break;
+      }
+      case fb::Payload::TenantPlanChanged: {
+        std::string v;
+        if (get("t" + tenant, &v) && !v.empty()) {
+          v[0] = static_cast<char>(ev->payload_as_TenantPlanChanged()->plan());
+          put(wb, "t" + tenant, v);
+        }
+        break;
+      }
+      case fb::Payload::ApiKeyCreated: {
+        const auto* p = ev->payload_as_ApiKeyCreated();
+        std::string v;
+        v.push_back(static_cast<char>(p->role()));
+        v.push_back('\0');
+        v.push_back(static_cast<char>(tenant.size()));
+        v += tenant;
+        v += p->key_hash()->str();
+        put(wb, "k" + p->key_id()->str(), v);
+        break;
+      }
+      case fb::Payload::ApiKeyRevoked: {
+        std::string v;
+        const std::string k = "k" + ev->payload_as_ApiKeyRevoked()->key_id()->str();
+        // A key can only be revoked by an event of its own tenant.
+        if (get(k, &v) && v.size() >= 3 && v.substr(3, static_cast<uint8_t>(v[2])) == tenant) {
+          v[1] = 1;
+          put(wb, k, v);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  // Reads see writes of the batch being built (a tenant created and changed in one fold).
+  bool get(const std::string& k, std::string* v) {
+    if (auto it = overlay_.find(k); it != overlay_.end()) {
+      *v = it->second;
+      return true;
+    }
+    return db_->Get(rocksdb::ReadOptions(), k, v).ok();
+  }
+  void put(rocksdb::WriteBatch& wb, const std::string& k, const std::string& v) {
+    overlay_[k] = v;
+    wb.Put(k, v);
+  }
+
+  rocksdb::DB* db_;
+  Log& log_;
+  std::map<std::string, std::string> overlay_;  // follower thread only
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Offset> applied_;
+  struct Wake {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool dirty = false;
+    bool stopping = false;
+  };
+  std::shared_ptr<Wake> wake_ = std::make_shared<Wake>();
+  std::thread follower_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<LocalIndex>> LocalIndex::open(const std::string& dir, Log& log) {
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  rocksdb::DB* db = nullptr;
+  auto s = rocksdb::DB::Open(o, dir, &db);
+  if (!s.ok()) return Status(Code::kUnavailable, "open index " + dir + ": " + s.ToString());
+  auto idx = std::make_unique<RocksIndex>(db, log);
+  if (auto st = idx->load_watermarks(); !st.is_ok()) return st;
+  return std::unique_ptr<LocalIndex>(std::move(idx));
+}
+
+std::optional<Plan> plan_from_name(std::string_view s) {
+  if (s == "free") return Plan::kFree;
+  if (s == "pro") return Plan::kPro;
+  if (s == "enterprise") return Plan::kEnterprise;
+  return std::nullopt;
+}
+std::optional<Role> role_from_name(std::string_view s) {
+  if (s == "producer") return Role::kProducer;
+  if (s == "reader") return Role::kReader;
+  if (s == "compliance") return Role::kCompliance;
+  if (s == "admin") return Role::kAdmin;
+  return std::nullopt;
+}
+const char* plan_name(Plan p) {
+  switch (p) {
+    case Plan::kFree: return "free";
+    case Plan::kPro: return "pro";
+    case Plan::kEnterprise: return "enterprise";
+  }
+  return "free";
+}
+const char* role_name(Role r) {
+  switch (r) {
+    case Role::kProducer: return "producer";
+    case Role::kReader: return "reader";
+    case Role::kCompliance: return "compliance";
+    case Role::kAdmin: return "admin";
+  }
+  return "producer";
+}
+
+}  // namespace agentos::gateway

@@ -1,0 +1,68 @@
+// The gateway's local index: a view derived from the log, never a source of truth.
+//
+// It folds every record of every partition, in log order, into a small RocksDB store:
+//   * tenants (tenant.created / tenant.plan_changed)   -> slug, plan
+//   * API keys (apikey.created / apikey.revoked)       -> tenant, role, SHA-256, revoked
+//   * idempotency keys (tenant, source, id) of every event -> its position
+// and records, per partition, the offset it has folded up to (the watermark), in the
+// same WriteBatch as the rows. Deleting the directory is always safe: the index
+// rebuilds itself from offset 0.
+//
+// Lifecycle: open() -> start() (catches up, then follows the log on its own thread)
+// -> stop() (joins the follower) -> destroy. The Log must outlive the index.
+// Thread-safety: all const lookups and wait_applied() may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "events/log.h"
+#include "events/status.h"
+#include "events/types.h"
+
+namespace agentos::gateway {
+
+enum class Plan : uint8_t { kFree = 0, kPro = 1, kEnterprise = 2 };
+enum class Role : uint8_t { kProducer = 0, kReader = 1, kCompliance = 2, kAdmin = 3 };
+
+std::optional<Plan> plan_from_name(std::string_view s);
+std::optional<Role> role_from_name(std::string_view s);
+const char* plan_name(Plan p);
+const char* role_name(Role r);
+
+struct TenantInfo {
+  std::string slug;
+  Plan plan = Plan::kFree;
+};
+
+struct KeyInfo {
+  TenantId tenant;
+  Role role = Role::kProducer;
+  std::string hash_hex;  // SHA-256 of the whole API key, lower-case hex
+  bool revoked = false;
+};
+
+class LocalIndex {
+ public:
+  static Result<std::unique_ptr<LocalIndex>> open(const std::string& dir, Log& log);
+  virtual ~LocalIndex() = default;
+
+  // Folds the log up to its current end (blocking), then follows it on a thread.
+  virtual Status start() = 0;
+  virtual void stop() = 0;
+
+  virtual std::optional<TenantInfo> tenant(const TenantId& t) const = 0;
+  virtual std::optional<KeyInfo> key(const std::string& key_id) const = 0;
+  // The position of an already-logged event with this (tenant, source, id), if any.
+  virtual std::optional<Position> find_event(const TenantId& t, std::string_view source,
+                                             std::string_view id) const = 0;
+
+  // Blocks until the fold has passed `pos` (read-your-writes) or the deadline passes.
+  virtual bool wait_applied(Position pos, std::chrono::steady_clock::time_point deadline) = 0;
+  // Offset folded up to (exclusive) for a partition.
+  virtual Offset applied(Partition p) const = 0;
+};
+
+}  // namespace agentos::gateway

@@ -1,0 +1,40 @@
+// The gateway's Prometheus metrics (a "probe" in Redpanda's sense): one object owns the
+// registry and every family, so handlers only increment. Exposed as text on GET /metrics.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <memory>
+#include <string>
+
+namespace agentos::gateway {
+
+class Metrics {
+ public:
+  explicit Metrics(const char* backend);
+  // Counts one answered request; `route` is the route template, never the raw path.
+  void request(const std::string& route, int status, double seconds);
+  void appended(size_t events, double seconds);
+  void idempotent_replay() { replays_->Increment(); }
+  void rate_limited() { rate_limited_->Increment(); }
+  void set_end_offset(int32_t partition, int64_t end);
+  prometheus::Gauge& sse_subscribers() { return *sse_; }
+  std::string serialize() const;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Family<prometheus::Histogram>* latency_;
+  prometheus::Family<prometheus::Gauge>* end_offsets_;
+  prometheus::Counter* appended_;
+  prometheus::Histogram* append_latency_;
+  prometheus::Counter* replays_;
+  prometheus::Counter* rate_limited_;
+  prometheus::Gauge* sse_;
+  std::string backend_;
+};
+
+}  // namespace agentos::gateway

@@ -1,0 +1,47 @@
+// The HTTP/1.1 server (Boost.Beast) in front of `Api`.
+//
+// Limits, each a named option: header bytes, body bytes per route kind (checked against
+// Content-Length before any body byte is buffered, and enforced while reading chunked
+// bodies), header/body read timeouts (slow clients are dropped), write timeout.
+// Server-Sent Events streams are served here (they hold the connection), woken by the
+// log's append listener through a per-partition hub rather than by polling.
+//
+// Lifecycle: start() binds and spawns `threads` I/O threads; stop() closes the listener
+// and every connection, then joins. The Api, Log and Metrics must outlive the server.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "events/log.h"
+#include "events/status.h"
+#include "gateway/api.h"
+#include "gateway/metrics.h"
+
+namespace agentos::gateway {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;  // 0: pick a free port (tests)
+  int threads = 2;
+  size_t max_header_bytes = 16 * 1024;
+  size_t max_body_bytes = 1 << 20;         // one event
+  size_t max_batch_body_bytes = 16 << 20;  // one batch
+  std::chrono::milliseconds header_timeout{10000};  // also the keep-alive idle limit
+  std::chrono::milliseconds body_timeout{30000};
+  std::chrono::milliseconds write_timeout{30000};
+  std::chrono::milliseconds sse_keepalive{15000};
+};
+
+class HttpServer {
+ public:
+  static Result<std::unique_ptr<HttpServer>> start(Api& api, Log& log, Metrics& metrics,
+                                                   const ServerOptions& opts);
+  virtual ~HttpServer() = default;
+  virtual uint16_t port() const = 0;
+  virtual void stop() = 0;
+};
+
+}  // namespace agentos::gateway

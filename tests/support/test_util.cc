@@ -1,0 +1,44 @@
+#include "tests/support/test_util.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <stdexcept>
+#include <thread>
+
+namespace agentos::test {
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "agentos-test-XXXXXX").string();
+  if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() >= deadline) return cond();
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+std::string make_event(const std::string& tenant, const std::string& id, int step) {
+  std::string json = R"({"specversion":"1.0","type":"session.progress","source":"/test","id":")" + id +
+                     R"(","tenantid":")" + tenant + R"(","time":"2026-11-24T10:00:00Z","data":{"sessionId":"s-1","step":"step-)" +
+                     std::to_string(step) + R"(","pct":0.5}})";
+  DecodeOptions opts;
+  opts.path_tenant = TenantId(tenant);
+  auto r = decode_structured(json, opts);
+  if (!r.ok()) throw std::runtime_error("make_event: " + r.status().to_string());
+  return std::move(r->bytes);
+}
+
+std::string event_id(const std::string& bytes) { return std::string(read_header(bytes).id); }
+
+}  // namespace agentos::test
