@@ -22,7 +22,7 @@
 
 #include "events/log.h"
 #include "gateway/api.h"
-#include "gateway/cmd/client.h"
+#include "gateway/http_client.h"
 #include "gateway/index.h"
 #include "gateway/keys.h"
 #include "gateway/metrics.h"

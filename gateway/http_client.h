@@ -1,4 +1,5 @@
-// A tiny synchronous HTTP/1.1 client for the CLI subcommands (and tests).
+// A tiny synchronous HTTP/1.1 client: the CLI subcommands, tests and benchmarks use it.
+// One connection per call (no keep-alive) except http_stream, which holds one open.
 #pragma once
 
 #include <functional>

@@ -1,4 +1,4 @@
-#include "gateway/cmd/client.h"
+#include "gateway/http_client.h"
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
