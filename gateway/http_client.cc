@@ -53,7 +53,13 @@ Result<ClientResponse> http_call(const Url& url, const std::string& method, cons
   http::read(*stream, buf, res, ec);
   if (ec) return Status(Code::kUnavailable, "receive: " + ec.message());
   stream->socket().shutdown(tcp::socket::shutdown_both, ec);
-  return ClientResponse{static_cast<int>(res.result_int()), std::string(res[http::field::content_type]), res.body()};
+  ClientResponse out{static_cast<int>(res.result_int()), std::string(res[http::field::content_type]), res.body(), {}};
+  for (const auto& f : res) {
+    std::string name(f.name_string());
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    out.headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  return out;
 }
 
 Status http_stream(const Url& url, const std::string& target,

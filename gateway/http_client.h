@@ -20,6 +20,12 @@ struct ClientResponse {
   int status = 0;
   std::string content_type;
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-case
+  std::string header(const std::string& name) const {
+    for (const auto& [k, v] : headers)
+      if (k == name) return v;
+    return {};
+  }
 };
 
 Result<ClientResponse> http_call(const Url& url, const std::string& method, const std::string& target,

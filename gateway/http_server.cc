@@ -101,12 +101,25 @@ class Session : public std::enable_shared_from_this<Session> {
       return fail(413, Status(Code::kTooLarge, "body of " + std::to_string(*len) + " bytes exceeds the limit of " +
                                                    std::to_string(limit)));
     parser_->body_limit(limit);
-    stream_.expires_after(sh_.opts.body_timeout);
+    // The body deadline is our own timer, not the stream's: a stream timeout closes the
+    // socket, and we want to tell a client whose Content-Length lied what happened (408).
+    stream_.expires_never();
+    body_timed_out_ = false;
+    timer_.expires_after(sh_.opts.body_timeout);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;  // cancelled: the body arrived
+      self->body_timed_out_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);
+    });
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) { self->on_body(ec); });
   }
 
   void on_body(beast::error_code ec) {
+    timer_.cancel();
+    if (body_timed_out_)
+      return fail(408, Status(Code::kTimeout, "request body not received in time (does Content-Length match?)"));
     if (ec == http::error::body_limit) return fail(413, Status(Code::kTooLarge, "body exceeds the limit"));
     if (ec == beast::error::timeout)
       return fail(408, Status(Code::kTimeout, "request body not received in time (does Content-Length match?)"));
@@ -262,6 +275,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   bool keep_alive_ = true;
+  bool body_timed_out_ = false;
   std::string route_;
   Clock::time_point started_ = Clock::now();
   // SSE state

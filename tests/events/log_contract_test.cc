@@ -1,0 +1,263 @@
+// The log contract (events/log.h), once, over every backend. A backend joins by adding a
+// fixture to `Backends` below: `open()` gives a fresh, empty log with `partitions`
+// partitions; `reopen()` closes the current one and opens the same storage again.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <thread>
+
+#include "events/log.h"
+#include "events/partitioner.h"
+#include "tests/support/mock_kafka.h"
+#include "tests/support/test_util.h"
+
+namespace agentos {
+namespace {
+
+using test::make_event;
+using test::TempDir;
+using test::wait_until;
+
+struct EmbeddedFixture {
+  static constexpr const char* kName = "embedded";
+  TempDir dir;
+  int32_t partitions = 0;
+  std::unique_ptr<Log> open(int32_t n) {
+    partitions = n;
+    EmbeddedLogOptions o;
+    o.dir = dir.sub("log");
+    o.partitions = n;
+    auto r = open_embedded_log(o);
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return std::move(r).value();
+  }
+  std::unique_ptr<Log> reopen(std::unique_ptr<Log> old) {
+    old.reset();
+    return open(partitions);
+  }
+};
+
+// ---- Kafka fixture: added by the Kafka backend (see kafka_log_test.cc) ----
+// A fresh in-process mock cluster (tests/support/mock_kafka.h) per test; `reopen`
+// connects a new log to the same topic. Declared before `log` in LogContract, so the
+// log is closed before the cluster goes away.
+struct KafkaFixture {
+  static constexpr const char* kName = "kafka";
+  testing::MockKafkaCluster cluster{1};
+  int32_t partitions = 0;
+  std::unique_ptr<Log> open(int32_t n) {
+    if (partitions == 0) cluster.create_topic("agentos.events", n);
+    partitions = n;
+    KafkaLogOptions o;
+    o.brokers = cluster.bootstraps();
+    o.topic = "agentos.events";
+    o.partitions = n;
+    o.request_timeout = std::chrono::seconds(10);
+    auto r = open_kafka_log(o);
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? std::move(r).value() : nullptr;
+  }
+  std::unique_ptr<Log> reopen(std::unique_ptr<Log> old) {
+    old.reset();
+    return open(partitions);
+  }
+};
+// ---- end of the Kafka fixture ----
+
+template <typename F>
+class LogContract : public ::testing::Test {
+ protected:
+  F fx;
+  std::unique_ptr<Log> log;
+  void SetUp() override { log = fx.open(4); }
+
+  std::vector<Position> append(const std::string& tenant, int n, int first_id = 0) {
+    AppendBatch b{TenantId(tenant), {}};
+    for (int i = 0; i < n; ++i)
+      b.values.push_back(make_event(tenant, tenant + "-" + std::to_string(first_id + i), first_id + i));
+    auto r = log->append_sync(std::move(b));
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? r->positions : std::vector<Position>{};
+  }
+  std::vector<StoredRecord> read_all(Partition p, Offset from = Offset(0)) {
+    std::vector<StoredRecord> out;
+    for (;;) {
+      auto r = log->read(p, from);
+      EXPECT_TRUE(r.ok()) << r.status().to_string();
+      if (!r.ok() || r->empty()) return out;
+      from = r->back().pos.offset.next();
+      for (auto& rec : *r) out.push_back(std::move(rec));
+    }
+  }
+};
+
+using Backends = ::testing::Types<EmbeddedFixture, KafkaFixture>;
+TYPED_TEST_SUITE(LogContract, Backends);
+
+TYPED_TEST(LogContract, BatchGetsContiguousPositionsOnTheTenantsPartition) {
+  auto pos = this->append("acme", 5);
+  ASSERT_EQ(pos.size(), 5u);
+  const Partition p = kafka_partition("acme", 4);
+  for (size_t i = 0; i < pos.size(); ++i) {
+    EXPECT_EQ(pos[i].partition, p);
+    if (i > 0) EXPECT_GT(pos[i].offset, pos[i - 1].offset);
+  }
+  EXPECT_EQ(this->log->partition_of(TenantId("acme")), p);
+}
+
+TYPED_TEST(LogContract, ReadReturnsRecordsInAppendOrderWithKeyAndValue) {
+  this->append("acme", 3);
+  this->append("acme", 2, 3);
+  auto recs = this->read_all(kafka_partition("acme", 4));
+  ASSERT_EQ(recs.size(), 5u);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(recs[i].tenant.str(), "acme");
+    EXPECT_EQ(test::event_id(recs[i].value), "acme-" + std::to_string(i));
+    EXPECT_TRUE(verify_event(recs[i].value).is_ok());
+  }
+}
+
+TYPED_TEST(LogContract, ReadFromTheMiddleAndAtTheEnd) {
+  auto pos = this->append("acme", 4);
+  auto mid = this->log->read(pos[2].partition, pos[2].offset);
+  ASSERT_TRUE(mid.ok());
+  ASSERT_EQ(mid->size(), 2u);
+  EXPECT_EQ(test::event_id((*mid)[0].value), "acme-2");
+  auto end = this->log->end_offset(pos[0].partition);
+  ASSERT_TRUE(end.ok());
+  EXPECT_GT(*end, pos[3].offset);
+  auto empty = this->log->read(pos[0].partition, *end);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
+}
+
+TYPED_TEST(LogContract, ReadRespectsMaxRecords) {
+  auto pos = this->append("acme", 10);
+  ReadOptions o;
+  o.max_records = 3;
+  auto r = this->log->read(pos[0].partition, pos[0].offset, o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->size(), 3u);
+}
+
+TYPED_TEST(LogContract, ReadTenantSkipsOtherTenantsOnTheSamePartition) {
+  // Find two tenants that share a partition, so the filter is what is being tested.
+  std::string a = "t-0", b;
+  for (int i = 1; b.empty(); ++i) {
+    std::string c = "t-" + std::to_string(i);
+    if (kafka_partition(c, 4) == kafka_partition(a, 4)) b = c;
+  }
+  this->append(a, 2);
+  this->append(b, 3);
+  this->append(a, 2, 2);
+  auto r = this->log->read_tenant(TenantId(a), Offset(0));
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ((*r)[i].tenant.str(), a);
+    EXPECT_EQ(test::event_id((*r)[i].value), a + "-" + std::to_string(i));
+  }
+  // Resuming after the second record of `a` skips b's records in between.
+  auto rest = this->log->read_tenant(TenantId(a), (*r)[1].pos.offset.next());
+  ASSERT_TRUE(rest.ok());
+  ASSERT_EQ(rest->size(), 2u);
+  EXPECT_EQ(test::event_id((*rest)[0].value), a + "-2");
+}
+
+TYPED_TEST(LogContract, EmptyLogHasZeroEndsAndNothingToRead) {
+  for (int32_t p = 0; p < 4; ++p) {
+    auto end = this->log->end_offset(Partition(p));
+    ASSERT_TRUE(end.ok());
+    auto r = this->log->read(Partition(p), *end);
+    ASSERT_TRUE(r.ok());
+    EXPECT_TRUE(r->empty());
+  }
+}
+
+TYPED_TEST(LogContract, OutOfRangePartitionIsAnError) {
+  EXPECT_FALSE(this->log->read(Partition(4), Offset(0)).ok());
+  EXPECT_FALSE(this->log->end_offset(Partition(-1)).ok());
+}
+
+TYPED_TEST(LogContract, WaitForWakesWhenARecordArrives) {
+  const Partition p = kafka_partition("acme", 4);
+  auto end = this->log->end_offset(p);
+  ASSERT_TRUE(end.ok());
+  // wait_for(p, end) blocks until the end moves past the current end: a new record.
+  const Offset current_end = *end;
+  std::atomic<bool> woke{false};
+  std::thread waiter([&] {
+    woke = this->log->wait_for(p, current_end, std::chrono::steady_clock::now() + std::chrono::seconds(20));
+  });
+  this->append("acme", 1);
+  waiter.join();
+  EXPECT_TRUE(woke.load());
+}
+
+TYPED_TEST(LogContract, WaitForTimesOutWithoutNewRecords) {
+  const Partition p = kafka_partition("acme", 4);
+  auto end = this->log->end_offset(p);
+  ASSERT_TRUE(end.ok());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(this->log->wait_for(p, *end, start + std::chrono::milliseconds(50)));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(50));
+  // And with a record there, the same call answers at once.
+  this->append("acme", 1);
+  EXPECT_TRUE(this->log->wait_for(p, *end, std::chrono::steady_clock::now() + std::chrono::seconds(20)));
+}
+
+TYPED_TEST(LogContract, ListenersHearAboutNewRecords) {
+  std::mutex mu;
+  std::map<int32_t, int64_t> seen;
+  this->log->add_listener([&](Partition p, Offset end) {
+    std::lock_guard lk(mu);
+    seen[p.value()] = std::max(seen[p.value()], end.value());
+  });
+  auto pos = this->append("acme", 3);
+  ASSERT_EQ(pos.size(), 3u);
+  EXPECT_TRUE(wait_until([&] {
+    std::lock_guard lk(mu);
+    return seen[pos[2].partition.value()] > pos[2].offset.value();
+  }));
+}
+
+TYPED_TEST(LogContract, ConcurrentProducersKeepEachTenantsOrder) {
+  constexpr int kThreads = 4, kBatches = 25, kPerBatch = 4;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t) {
+    ts.emplace_back([&, t] {
+      for (int b = 0; b < kBatches; ++b) this->append("tenant-" + std::to_string(t), kPerBatch, b * kPerBatch);
+    });
+  }
+  for (auto& t : ts) t.join();
+  for (int t = 0; t < kThreads; ++t) {
+    const std::string tenant = "tenant-" + std::to_string(t);
+    auto recs = this->log->read_tenant(TenantId(tenant), Offset(0), ReadOptions{100000, 64 << 20});
+    ASSERT_TRUE(recs.ok());
+    ASSERT_EQ(recs->size(), static_cast<size_t>(kBatches * kPerBatch));
+    for (size_t i = 0; i < recs->size(); ++i)
+      EXPECT_EQ(test::event_id((*recs)[i].value), tenant + "-" + std::to_string(i));
+  }
+}
+
+TYPED_TEST(LogContract, EverythingAcknowledgedSurvivesAReopen) {
+  auto pos = this->append("acme", 7);
+  ASSERT_EQ(pos.size(), 7u);
+  this->log = this->fx.reopen(std::move(this->log));
+  ASSERT_TRUE(this->log);
+  auto recs = this->read_all(pos[0].partition);
+  ASSERT_EQ(recs.size(), 7u);
+  auto more = this->append("acme", 1, 7);
+  ASSERT_EQ(more.size(), 1u);
+  EXPECT_GT(more[0].offset, pos[6].offset);
+}
+
+TYPED_TEST(LogContract, EmptyBatchIsANoOp) {
+  auto r = this->log->append_sync(AppendBatch{TenantId("acme"), {}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->positions.empty());
+}
+
+}  // namespace
+}  // namespace agentos

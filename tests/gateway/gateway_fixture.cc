@@ -1,0 +1,73 @@
+#include "tests/gateway/gateway_fixture.h"
+
+namespace agentos::gateway::test {
+
+Engine::Engine(const std::string& dir, EngineOptions o) {
+  EmbeddedLogOptions lo;
+  lo.dir = dir + "/log";
+  lo.partitions = 4;
+  auto log = open_embedded_log(lo);
+  if (!log.ok()) throw std::runtime_error(log.status().to_string());
+  log_ = std::make_unique<FaultyLog>(std::move(log).value());
+  auto idx = LocalIndex::open(dir + "/index", *log_);
+  if (!idx.ok()) throw std::runtime_error(idx.status().to_string());
+  index_ = std::move(idx).value();
+  if (auto s = index_->start(); !s.is_ok()) throw std::runtime_error(s.to_string());
+  metrics_ = std::make_unique<Metrics>(log_->backend());
+  limiter_ = std::make_unique<RateLimiter>(o.limits);
+  ApiOptions ao;
+  ao.admin_token = kOperatorToken;
+  api_ = std::make_unique<Api>(*log_, *index_, *limiter_, *metrics_, ao);
+  auto srv = HttpServer::start(*api_, *log_, *metrics_, o.server);
+  if (!srv.ok()) throw std::runtime_error(srv.status().to_string());
+  server_ = std::move(srv).value();
+}
+
+Engine::~Engine() {
+  server_->stop();
+  index_->stop();
+  server_.reset();
+  api_.reset();
+  index_.reset();
+  log_.reset();
+}
+
+cli::ClientResponse Engine::call(const std::string& method, const std::string& target, const std::string& key,
+                                 const std::string& body, const std::string& content_type,
+                                 std::vector<std::pair<std::string, std::string>> extra) {
+  std::vector<std::pair<std::string, std::string>> h;
+  if (!key.empty()) h.emplace_back("Authorization", "Bearer " + key);
+  if (!content_type.empty()) h.emplace_back("Content-Type", content_type);
+  for (auto& e : extra) h.push_back(std::move(e));
+  auto r = cli::http_call(url(), method, target, h, body);
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  return r.ok() ? r.value() : cli::ClientResponse{};
+}
+
+std::string Engine::create_tenant(const std::string& slug, const std::string& plan) {
+  auto r = call("POST", "/v1/admin/tenants", kOperatorToken, R"({"slug":")" + slug + R"(","plan":")" + plan + "\"}",
+                "application/json");
+  EXPECT_EQ(r.status, 201) << r.body;
+  const size_t k = r.body.find("\"api_key\":\"");
+  return k == std::string::npos ? "" : r.body.substr(k + 11, r.body.find('"', k + 11) - (k + 11));
+}
+
+std::string Engine::create_key(const std::string& tenant, const std::string& admin_key, const std::string& role) {
+  auto r = call("POST", "/v1/tenants/" + tenant + "/keys", admin_key, R"({"role":")" + role + "\"}", "application/json");
+  EXPECT_EQ(r.status, 201) << r.body;
+  const size_t k = r.body.find("\"api_key\":\"");
+  return k == std::string::npos ? "" : r.body.substr(k + 11, r.body.find('"', k + 11) - (k + 11));
+}
+
+Offset Engine::end_of(const std::string& tenant) {
+  auto e = log_->end_offset(log_->partition_of(TenantId(tenant)));
+  EXPECT_TRUE(e.ok());
+  return e.ok() ? *e : Offset(-1);
+}
+
+std::string event_json(const std::string& id, const std::string& step, const std::string& extra) {
+  return R"({"specversion":"1.0","id":")" + id + R"(","source":"/test","type":"session.progress")" + extra +
+         R"(,"data":{"sessionId":"s-1","step":")" + step + R"(","pct":0.25}})";
+}
+
+}  // namespace agentos::gateway::test

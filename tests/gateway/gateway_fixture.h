@@ -1,0 +1,90 @@
+// An engine on a real loopback socket (port 0) over a real embedded log, for the
+// gateway's integration tests. `FaultyLog` wraps the log so a test can make appends fail.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "events/log.h"
+#include "gateway/api.h"
+#include "gateway/http_client.h"
+#include "gateway/index.h"
+#include "gateway/metrics.h"
+#include "gateway/rate_limiter.h"
+#include "gateway/server.h"
+#include "tests/support/test_util.h"
+
+namespace agentos::gateway::test {
+
+// A Log that forwards to another one, except that appends fail with kUnavailable while
+// `fail_appends` is set (the "log cannot accept writes" case).
+class FaultyLog final : public Log {
+ public:
+  explicit FaultyLog(std::unique_ptr<Log> inner) : inner_(std::move(inner)) {}
+  std::atomic<bool> fail_appends{false};
+  int32_t partition_count() const override { return inner_->partition_count(); }
+  const char* backend() const override { return inner_->backend(); }
+  void append(AppendBatch b, AppendCallback done) override {
+    if (fail_appends) return done(Status(Code::kUnavailable, "injected: log unavailable"));
+    inner_->append(std::move(b), std::move(done));
+  }
+  Result<std::vector<StoredRecord>> read(Partition p, Offset from, const ReadOptions& o) override {
+    return inner_->read(p, from, o);
+  }
+  Result<std::vector<StoredRecord>> read_tenant(const TenantId& t, Offset from, const ReadOptions& o) override {
+    return inner_->read_tenant(t, from, o);
+  }
+  Result<Offset> end_offset(Partition p) override { return inner_->end_offset(p); }
+  bool wait_for(Partition p, Offset after, std::chrono::steady_clock::time_point d) override {
+    return inner_->wait_for(p, after, d);
+  }
+  void add_listener(AppendListener l) override { inner_->add_listener(std::move(l)); }
+
+ private:
+  std::unique_ptr<Log> inner_;
+};
+
+struct EngineOptions {
+  RateLimits limits;
+  ServerOptions server;
+};
+
+class Engine {
+ public:
+  static constexpr const char* kOperatorToken = "operator-test-token";
+
+  explicit Engine(const std::string& dir, EngineOptions o = {});
+  ~Engine();
+
+  cli::Url url() const { return {"127.0.0.1", std::to_string(server_->port())}; }
+  FaultyLog& log() { return *log_; }
+  LocalIndex& index() { return *index_; }
+
+  // Creates a tenant and returns its admin API key.
+  std::string create_tenant(const std::string& slug, const std::string& plan = "enterprise");
+  std::string create_key(const std::string& tenant, const std::string& admin_key, const std::string& role);
+
+  cli::ClientResponse call(const std::string& method, const std::string& target, const std::string& key,
+                           const std::string& body = "", const std::string& content_type = "application/cloudevents+json",
+                           std::vector<std::pair<std::string, std::string>> extra = {});
+  cli::ClientResponse post_event(const std::string& tenant, const std::string& key, const std::string& json) {
+    return call("POST", "/v1/tenants/" + tenant + "/events", key, json);
+  }
+  Offset end_of(const std::string& tenant);
+
+ private:
+  std::unique_ptr<FaultyLog> log_;
+  std::unique_ptr<LocalIndex> index_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<RateLimiter> limiter_;
+  std::unique_ptr<Api> api_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+// A CloudEvent of type session.progress with the given id (and optional extra members).
+std::string event_json(const std::string& id, const std::string& step = "s", const std::string& extra = "");
+
+}  // namespace agentos::gateway::test

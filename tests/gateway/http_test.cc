@@ -1,0 +1,451 @@
+// The gateway over real loopback sockets: what producers, readers and attackers see.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "tests/gateway/gateway_fixture.h"
+
+namespace agentos::gateway::test {
+namespace {
+
+using agentos::test::TempDir;
+using agentos::test::wait_until;
+
+class Http : public ::testing::Test {
+ protected:
+  void SetUp() override { start(); }
+  void start(EngineOptions o = {}) {
+    engine.reset();
+    engine = std::make_unique<Engine>(dir.path(), o);
+  }
+  TempDir dir;
+  std::unique_ptr<Engine> engine;
+};
+
+// ---- ingest and receipts -------------------------------------------------------------
+
+TEST_F(Http, EventIsAcknowledgedWithItsPositionAndIsReadableThere) {
+  const std::string key = engine->create_tenant("acme");
+  const Offset before = engine->end_of("acme");
+  auto r = engine->post_event("acme", key, event_json("e-1"));
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_NE(r.body.find("\"offset\":" + std::to_string(before.value())), std::string::npos) << r.body;
+  auto page = engine->call("GET", "/v1/tenants/acme/events?from=" + std::to_string(before.value()), key);
+  ASSERT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("\"id\":\"e-1\""), std::string::npos) << page.body;
+}
+
+TEST_F(Http, RetryReturnsTheOriginalReceiptAndAppendsNothing) {
+  const std::string key = engine->create_tenant("acme");
+  auto first = engine->post_event("acme", key, event_json("e-1"));
+  ASSERT_EQ(first.status, 201);
+  const Offset end = engine->end_of("acme");
+  auto again = engine->post_event("acme", key, event_json("e-1"));
+  EXPECT_EQ(again.status, 201);
+  EXPECT_EQ(again.body, first.body);
+  EXPECT_EQ(again.header("idempotent-replayed"), "true");
+  EXPECT_EQ(engine->end_of("acme"), end);
+}
+
+TEST_F(Http, RetryAfterARestartStillFindsTheOriginalReceipt) {
+  const std::string key = engine->create_tenant("acme");
+  auto first = engine->post_event("acme", key, event_json("e-1"));
+  ASSERT_EQ(first.status, 201);
+  start();  // same data dir: log and index reopen
+  auto again = engine->post_event("acme", key, event_json("e-1"));
+  EXPECT_EQ(again.status, 201) << again.body;
+  EXPECT_EQ(again.body, first.body);
+}
+
+TEST_F(Http, SameIdFromAnotherSourceIsADifferentEvent) {
+  const std::string key = engine->create_tenant("acme");
+  ASSERT_EQ(engine->post_event("acme", key, event_json("e-1")).status, 201);
+  std::string other = event_json("e-1");
+  other.replace(other.find("/test"), 5, "/other");
+  auto r = engine->post_event("acme", key, other);
+  EXPECT_EQ(r.status, 201);
+  EXPECT_TRUE(r.header("idempotent-replayed").empty());
+}
+
+TEST_F(Http, BatchIsAppendedContiguouslyAndAtomically) {
+  const std::string key = engine->create_tenant("acme");
+  const std::string batch = "[" + event_json("b-1") + "," + event_json("b-2") + "," + event_json("b-3") + "]";
+  auto r = engine->call("POST", "/v1/tenants/acme/events:batch", key, batch, "application/cloudevents-batch+json");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_NE(r.body.find("\"receipts\":["), std::string::npos);
+  EXPECT_NE(r.body.find("\"id\":\"b-3\""), std::string::npos);
+}
+
+TEST_F(Http, BadBatchItemRejectsTheWholeBatchNamingEveryBadItem) {
+  const std::string key = engine->create_tenant("acme");
+  const Offset end = engine->end_of("acme");
+  const std::string bad1 = R"({"specversion":"1.0","id":"b-2","source":"/test","type":"session.progress","data":{"step":"x"}})";
+  const std::string bad2 = R"({"specversion":"1.0","id":"b-3","source":"/test","type":"no.such.type","data":{}})";
+  const std::string batch = "[" + event_json("b-1") + "," + bad1 + "," + bad2 + "]";
+  auto r = engine->call("POST", "/v1/tenants/acme/events:batch", key, batch, "application/cloudevents-batch+json");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.content_type, "application/problem+json");
+  EXPECT_NE(r.body.find("\"field\":\"[1].data.sessionId\""), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\"field\":\"[2].type\""), std::string::npos) << r.body;
+  EXPECT_EQ(engine->end_of("acme"), end);
+}
+
+TEST_F(Http, DuplicateIdsInsideOneBatchAreRejected) {
+  const std::string key = engine->create_tenant("acme");
+  const std::string batch = "[" + event_json("b-1") + "," + event_json("b-1") + "]";
+  auto r = engine->call("POST", "/v1/tenants/acme/events:batch", key, batch, "application/cloudevents-batch+json");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("[1].id"), std::string::npos) << r.body;
+}
+
+TEST_F(Http, BinaryModeTakesAttributesFromCeHeaders) {
+  const std::string key = engine->create_tenant("acme");
+  auto r = engine->call("POST", "/v1/tenants/acme/events", key, R"({"sessionId":"s-9","error":"boom"})",
+                        "application/json",
+                        {{"ce-specversion", "1.0"}, {"ce-id", "bin-1"}, {"ce-source", "/bin"}, {"ce-type", "session.failed"}});
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto page = engine->call("GET", "/v1/tenants/acme/events?from=0&limit=10", key);
+  EXPECT_NE(page.body.find(R"("type":"session.failed")"), std::string::npos);
+  EXPECT_NE(page.body.find(R"("error":"boom")"), std::string::npos);
+}
+
+// ---- errors: each status, as problem+json ---------------------------------------------
+
+TEST_F(Http, InvalidEventIs400WithTheFieldPath) {
+  const std::string key = engine->create_tenant("acme");
+  const Offset end = engine->end_of("acme");
+  auto r = engine->post_event("acme", key, R"({"specversion":"1.0","id":"x","source":"/t","type":"session.progress","time":"yesterday","data":{"sessionId":5}})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.content_type, "application/problem+json");
+  EXPECT_NE(r.body.find("\"field\":\"time\""), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\"field\":\"data.sessionId\""), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\"status\":400"), std::string::npos);
+  EXPECT_EQ(engine->end_of("acme"), end);
+}
+
+TEST_F(Http, DeeplyNestedJsonIsA400NotACrash) {
+  const std::string key = engine->create_tenant("acme");
+  std::string deep(10000, '[');
+  deep += std::string(10000, ']');
+  EXPECT_EQ(engine->post_event("acme", key, deep).status, 400);
+  EXPECT_EQ(engine->call("GET", "/healthz", "").status, 200);
+}
+
+TEST_F(Http, MissingUnknownAndRevokedKeysAre401) {
+  const std::string admin = engine->create_tenant("acme");
+  EXPECT_EQ(engine->post_event("acme", "", event_json("e")).status, 401);
+  EXPECT_EQ(engine->post_event("acme", "aos_0000000000000000_" + std::string(43, 'A'), event_json("e")).status, 401);
+  EXPECT_EQ(engine->post_event("acme", "not-a-key", event_json("e")).status, 401);
+  const std::string producer = engine->create_key("acme", admin, "producer");
+  ASSERT_EQ(engine->post_event("acme", producer, event_json("e-1")).status, 201);
+  const std::string key_id = producer.substr(4, 16);
+  EXPECT_EQ(engine->call("DELETE", "/v1/tenants/acme/keys/" + key_id, admin, "", "").status, 204);
+  auto r = engine->post_event("acme", producer, event_json("e-2"));
+  EXPECT_EQ(r.status, 401);
+  EXPECT_NE(r.body.find("revoked"), std::string::npos);
+}
+
+TEST_F(Http, RolesLimitWhatAKeyMayDo) {
+  const std::string admin = engine->create_tenant("acme");
+  const std::string reader = engine->create_key("acme", admin, "reader");
+  const std::string producer = engine->create_key("acme", admin, "producer");
+  EXPECT_EQ(engine->post_event("acme", reader, event_json("e-1")).status, 403);
+  EXPECT_EQ(engine->call("GET", "/v1/tenants/acme/events", producer).status, 403);
+  EXPECT_EQ(engine->call("POST", "/v1/tenants/acme/keys", producer, R"({"role":"admin"})", "application/json").status, 403);
+  EXPECT_EQ(engine->call("GET", "/v1/tenants/acme/events", reader).status, 200);
+}
+
+TEST_F(Http, ProducersCannotForgeEngineEvents) {
+  const std::string key = engine->create_tenant("acme");
+  const Offset end = engine->end_of("acme");
+  auto r = engine->post_event("acme", key, R"({"specversion":"1.0","id":"f","source":"/x","type":"apikey.created","data":{"keyId":"0000000000000000","role":"admin","keyHash":"00"}})");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(engine->end_of("acme"), end);
+}
+
+TEST_F(Http, UnknownRouteIs404AndWrongMethodIs405) {
+  EXPECT_EQ(engine->call("GET", "/v2/nothing", "").status, 404);
+  EXPECT_EQ(engine->call("PUT", "/v1/tenants/acme/events", "").status, 405);
+}
+
+TEST_F(Http, WrongContentTypeIs415) {
+  const std::string key = engine->create_tenant("acme");
+  auto r = engine->call("POST", "/v1/tenants/acme/events", key, "hello", "text/plain");
+  EXPECT_EQ(r.status, 415);
+  EXPECT_EQ(r.content_type, "application/problem+json");
+}
+
+TEST_F(Http, OversizedBodyIs413BeforeItIsRead) {
+  EngineOptions o;
+  o.server.max_body_bytes = 4096;
+  start(o);
+  const std::string key = engine->create_tenant("acme");
+  auto r = engine->post_event("acme", key, event_json("big", std::string(8192, 'x')));
+  EXPECT_EQ(r.status, 413);
+  EXPECT_NE(r.body.find("4096"), std::string::npos);
+}
+
+TEST_F(Http, TenantOverItsRateIs429WithRetryAfterAndOthersAreUnaffected) {
+  EngineOptions o;
+  o.limits.free = {1, 3};
+  start(o);
+  const std::string slow = engine->create_tenant("slow", "free");
+  const std::string fast = engine->create_tenant("fast", "pro");
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(engine->post_event("slow", slow, event_json("e-" + std::to_string(i))).status, 201);
+  auto r = engine->post_event("slow", slow, event_json("e-3"));
+  EXPECT_EQ(r.status, 429);
+  EXPECT_EQ(r.header("retry-after"), "1");
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(engine->post_event("fast", fast, event_json("f-" + std::to_string(i))).status, 201);
+}
+
+TEST_F(Http, LogThatCannotAcceptWritesIs503WithRetryAfterThenRecovers) {
+  const std::string key = engine->create_tenant("acme");
+  engine->log().fail_appends = true;
+  auto r = engine->post_event("acme", key, event_json("e-1"));
+  EXPECT_EQ(r.status, 503);
+  EXPECT_FALSE(r.header("retry-after").empty());
+  engine->log().fail_appends = false;
+  EXPECT_EQ(engine->post_event("acme", key, event_json("e-1")).status, 201);  // the retry is not a duplicate
+}
+
+// Raw socket: send `data`, return what the server answers before it closes (or 5 s).
+std::string raw_exchange(const cli::Url& url, const std::string& data) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(std::stoi(url.port)));
+  ::inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return "connect failed";
+  if (!data.empty()) (void)!::write(fd, data.data(), data.size());
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+TEST_F(Http, LyingContentLengthTimesOutWith408) {
+  EngineOptions o;
+  o.server.body_timeout = std::chrono::milliseconds(200);
+  start(o);
+  const std::string key = engine->create_tenant("acme");
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string out = raw_exchange(engine->url(), "POST /v1/tenants/acme/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key +
+                                                    "\r\nContent-Type: application/cloudevents+json\r\nContent-Length: 100\r\n\r\n{\"id\":");
+  EXPECT_NE(out.find("HTTP/1.1 408"), std::string::npos) << out;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(4));
+}
+
+TEST_F(Http, SilentClientIsDisconnectedAfterTheHeaderTimeout) {
+  EngineOptions o;
+  o.server.header_timeout = std::chrono::milliseconds(200);
+  start(o);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string out = raw_exchange(engine->url(), "");
+  EXPECT_EQ(out, "");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(4));
+  EXPECT_EQ(engine->call("GET", "/healthz", "").status, 200);
+}
+
+TEST_F(Http, GarbageRequestIs400) {
+  std::string out = raw_exchange(engine->url(), "THIS IS NOT HTTP\r\n\r\n");
+  EXPECT_NE(out.find("HTTP/1.1 400"), std::string::npos) << out;
+}
+
+// ---- tenant isolation ----------------------------------------------------------------
+
+TEST_F(Http, KeyOfOneTenantGetsNothingOfAnother) {
+  const std::string a = engine->create_tenant("alpha");
+  const std::string b = engine->create_tenant("bravo");
+  ASSERT_EQ(engine->post_event("bravo", b, event_json("b-secret", "bravo-secret-step")).status, 201);
+  const Offset end = engine->end_of("bravo");
+  std::vector<cli::ClientResponse> rs = {
+      engine->call("GET", "/v1/tenants/bravo/events?from=0", a),
+      engine->call("GET", "/v1/tenants/bravo/events/stream?from=0", a),
+      engine->post_event("bravo", a, event_json("x")),
+      engine->call("POST", "/v1/tenants/bravo/events:batch", a, "[" + event_json("y") + "]", "application/cloudevents-batch+json"),
+      engine->call("POST", "/v1/tenants/bravo/keys", a, R"({"role":"admin"})", "application/json"),
+      engine->call("DELETE", "/v1/tenants/bravo/keys/0000000000000000", a, "", ""),
+  };
+  for (const auto& r : rs) {
+    EXPECT_EQ(r.status, 403) << r.body;
+    EXPECT_EQ(r.body.find("bravo-secret"), std::string::npos);
+  }
+  EXPECT_EQ(engine->end_of("bravo"), end);
+}
+
+TEST_F(Http, EventNamingAnotherTenantIs403AndAppendsNothing) {
+  const std::string a = engine->create_tenant("alpha");
+  engine->create_tenant("bravo");
+  const Offset end = engine->end_of("alpha");
+  auto r = engine->post_event("alpha", a, event_json("x", "s", R"(,"tenantid":"bravo")"));
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(engine->end_of("alpha"), end);
+}
+
+TEST_F(Http, UnknownTenantLooksTheSameAsAForeignOne) {
+  const std::string a = engine->create_tenant("alpha");
+  engine->create_tenant("bravo");
+  auto foreign = engine->call("GET", "/v1/tenants/bravo/events", a);
+  auto missing = engine->call("GET", "/v1/tenants/nobody/events", a);
+  EXPECT_EQ(foreign.status, missing.status);
+}
+
+TEST_F(Http, DuplicateTenantIs409AndOperatorTokenIsRequired) {
+  const std::string a = engine->create_tenant("alpha");
+  EXPECT_EQ(engine->call("POST", "/v1/admin/tenants", Engine::kOperatorToken, R"({"slug":"alpha"})", "application/json").status, 409);
+  EXPECT_EQ(engine->call("POST", "/v1/admin/tenants", a, R"({"slug":"x"})", "application/json").status, 403);
+  auto bad = engine->call("POST", "/v1/admin/tenants", Engine::kOperatorToken, R"({"slug":"Not Valid","plan":"gold"})", "application/json");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("\"field\":\"slug\""), std::string::npos) << bad.body;
+}
+
+TEST_F(Http, KeysSurviveARestartBecauseTheIndexIsRebuiltFromTheLog) {
+  const std::string a = engine->create_tenant("alpha");
+  start();
+  EXPECT_EQ(engine->post_event("alpha", a, event_json("e-1")).status, 201);
+  // Wipe the index entirely: it is derived, and refolds from the log.
+  engine.reset();
+  std::filesystem::remove_all(dir.sub("index"));
+  start();
+  EXPECT_EQ(engine->post_event("alpha", a, event_json("e-2")).status, 201);
+  auto again = engine->post_event("alpha", a, event_json("e-1"));
+  EXPECT_EQ(again.header("idempotent-replayed"), "true");
+}
+
+// ---- streaming ---------------------------------------------------------------------
+
+struct StreamLog {
+  std::mutex mu;
+  std::vector<std::tuple<std::string, std::string, std::string>> events;  // id, event, data
+  size_t count(const std::string& type) {
+    std::lock_guard lk(mu);
+    size_t n = 0;
+    for (auto& e : events) n += std::get<1>(e) == type;
+    return n;
+  }
+};
+
+// Runs a stream on a thread until `stop` is set or the server closes it.
+class Subscriber {
+ public:
+  Subscriber(Engine& e, const std::string& target, const std::string& key,
+             std::vector<std::pair<std::string, std::string>> extra = {}) {
+    extra.emplace_back("Authorization", "Bearer " + key);
+    thread_ = std::thread([this, url = e.url(), target, extra] {
+      status_ = cli::http_stream(url, target, extra, [this](const std::string& id, const std::string& ev, const std::string& data) {
+        std::lock_guard lk(log.mu);
+        log.events.emplace_back(id, ev, data);
+        return !stop;
+      });
+    });
+  }
+  ~Subscriber() {
+    if (thread_.joinable()) thread_.join();
+  }
+  void join() { thread_.join(); }
+  StreamLog log;
+  std::atomic<bool> stop{false};
+  Status status_;
+
+ private:
+  std::thread thread_;
+};
+
+TEST_F(Http, SubscriberSeesHistoryThenCaughtUpThenLiveEvents) {
+  const std::string key = engine->create_tenant("acme");
+  ASSERT_EQ(engine->post_event("acme", key, event_json("h-1")).status, 201);
+  Subscriber sub(*engine, "/v1/tenants/acme/events/stream?from=0&type=session.", key);
+  ASSERT_TRUE(wait_until([&] { return sub.log.count("caught-up") == 1; }));
+  ASSERT_EQ(engine->post_event("acme", key, event_json("live-1")).status, 201);
+  EXPECT_TRUE(wait_until([&] { return sub.log.count("session.progress") == 2; }));
+  sub.stop = true;
+  ASSERT_EQ(engine->post_event("acme", key, event_json("live-2")).status, 201);  // wakes it to notice `stop`
+  sub.join();
+  std::lock_guard lk(sub.log.mu);
+  ASSERT_GE(sub.log.events.size(), 3u);
+  EXPECT_NE(std::get<2>(sub.log.events[0]).find("\"id\":\"h-1\""), std::string::npos);
+  EXPECT_EQ(std::get<1>(sub.log.events[1]), "caught-up");
+  EXPECT_NE(std::get<2>(sub.log.events[2]).find("\"id\":\"live-1\""), std::string::npos);
+}
+
+TEST_F(Http, ResumingWithLastEventIdLosesNothingAndRepeatsNothing) {
+  const std::string key = engine->create_tenant("acme");
+  for (int i = 0; i < 6; ++i) ASSERT_EQ(engine->post_event("acme", key, event_json("e-" + std::to_string(i))).status, 201);
+  // First connection: read the first three session events, then drop.
+  std::vector<std::string> seen;
+  std::string last_id;
+  auto st = cli::http_stream(engine->url(), "/v1/tenants/acme/events/stream?from=0&type=session.", {{"Authorization", "Bearer " + key}},
+                             [&](const std::string& id, const std::string& ev, const std::string& data) {
+                               if (ev != "session.progress") return true;
+                               seen.push_back(data);
+                               last_id = id;
+                               return seen.size() < 3;
+                             });
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+  ASSERT_EQ(seen.size(), 3u);
+  // Second connection resumes after the last id it saw.
+  st = cli::http_stream(engine->url(), "/v1/tenants/acme/events/stream?type=session.",
+                        {{"Authorization", "Bearer " + key}, {"Last-Event-ID", last_id}},
+                        [&](const std::string&, const std::string& ev, const std::string& data) {
+                          if (ev == "caught-up") return false;
+                          seen.push_back(data);
+                          return true;
+                        });
+  ASSERT_TRUE(st.is_ok());
+  ASSERT_EQ(seen.size(), 6u);
+  for (int i = 0; i < 6; ++i) EXPECT_NE(seen[i].find("\"id\":\"e-" + std::to_string(i) + "\""), std::string::npos) << i;
+}
+
+TEST_F(Http, StreamOfATenantNeverCarriesAnotherTenantsEvents) {
+  // Two tenants on one partition: the partition is shared, the stream is not.
+  std::string a = "t-0", b;
+  for (int i = 1; b.empty(); ++i)
+    if (engine->log().partition_of(TenantId("t-" + std::to_string(i))) == engine->log().partition_of(TenantId(a)))
+      b = "t-" + std::to_string(i);
+  const std::string ka = engine->create_tenant(a), kb = engine->create_tenant(b);
+  ASSERT_EQ(engine->post_event(b, kb, event_json("b-1", "secret-of-b")).status, 201);
+  ASSERT_EQ(engine->post_event(a, ka, event_json("a-1")).status, 201);
+  std::string all;
+  auto st = cli::http_stream(engine->url(), "/v1/tenants/" + a + "/events/stream?from=0", {{"Authorization", "Bearer " + ka}},
+                             [&](const std::string&, const std::string& ev, const std::string& data) {
+                               all += data;
+                               return ev != "caught-up";
+                             });
+  ASSERT_TRUE(st.is_ok());
+  EXPECT_NE(all.find("a-1"), std::string::npos);
+  EXPECT_EQ(all.find("secret-of-b"), std::string::npos);
+}
+
+TEST_F(Http, BadResumePositionIs400) {
+  const std::string key = engine->create_tenant("acme");
+  EXPECT_EQ(engine->call("GET", "/v1/tenants/acme/events/stream?from=-3", key).status, 400);
+  EXPECT_EQ(engine->call("GET", "/v1/tenants/acme/events?limit=100000", key).status, 400);
+}
+
+TEST_F(Http, MetricsCountRequestsAndAppends) {
+  const std::string key = engine->create_tenant("acme");
+  ASSERT_EQ(engine->post_event("acme", key, event_json("e-1")).status, 201);
+  auto m = engine->call("GET", "/metrics", "");
+  ASSERT_EQ(m.status, 200);
+  EXPECT_NE(m.body.find("agentos_events_appended_total{backend=\"embedded\"} 1"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("agentos_http_requests_total{code=\"201\",route=\"/v1/tenants/{t}/events\"} 1"), std::string::npos);
+  EXPECT_NE(m.body.find("agentos_append_duration_seconds_bucket"), std::string::npos);
+  EXPECT_NE(m.body.find("agentos_log_end_offset"), std::string::npos);
+  EXPECT_EQ(engine->call("GET", "/readyz", "").status, 200);
+}
+
+}  // namespace
+}  // namespace agentos::gateway::test
