@@ -1,5 +1,8 @@
 #include "gateway/http_client.h"
 
+#include <sys/socket.h>
+#include <sys/time.h>
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -37,9 +40,13 @@ Result<beast::tcp_stream> connect(const Url& url) {
 
 Result<ClientResponse> http_call(const Url& url, const std::string& method, const std::string& target,
                                  const std::vector<std::pair<std::string, std::string>>& headers,
-                                 const std::string& body) {
+                                 const std::string& body, std::chrono::milliseconds timeout) {
   auto stream = connect(url);
   if (!stream.ok()) return std::move(stream).take_status();
+  // Synchronous Beast calls ignore tcp_stream's expiry; socket timeouts bound them instead.
+  timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+  ::setsockopt(stream->socket().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(stream->socket().native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   http::request<http::string_body> req(http::string_to_verb(method), target, 11);
   req.set(http::field::host, url.host);
   for (const auto& [k, v] : headers) req.set(k, v);
@@ -51,6 +58,8 @@ Result<ClientResponse> http_call(const Url& url, const std::string& method, cons
   beast::flat_buffer buf;
   http::response<http::string_body> res;
   http::read(*stream, buf, res, ec);
+  if (ec == net::error::would_block || ec == net::error::try_again || ec == net::error::timed_out)
+    return Status(Code::kTimeout, "no answer within " + std::to_string(timeout.count()) + " ms");
   if (ec) return Status(Code::kUnavailable, "receive: " + ec.message());
   stream->socket().shutdown(tcp::socket::shutdown_both, ec);
   ClientResponse out{static_cast<int>(res.result_int()), std::string(res[http::field::content_type]), res.body(), {}};

@@ -2,6 +2,7 @@
 // One connection per call (no keep-alive) except http_stream, which holds one open.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
@@ -28,9 +29,12 @@ struct ClientResponse {
   }
 };
 
+// Every socket read and write is bounded by `timeout` (kTimeout when it passes), so a
+// wedged server fails the caller instead of hanging it.
 Result<ClientResponse> http_call(const Url& url, const std::string& method, const std::string& target,
                                  const std::vector<std::pair<std::string, std::string>>& headers,
-                                 const std::string& body);
+                                 const std::string& body,
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 // Opens an SSE stream and calls `on_event(id, event, data)` per event until it returns
 // false or the connection ends. Returns the final status (non-2xx answers as errors).

@@ -3,10 +3,19 @@
 namespace agentos::gateway::test {
 
 Engine::Engine(const std::string& dir, EngineOptions o) {
-  EmbeddedLogOptions lo;
-  lo.dir = dir + "/log";
-  lo.partitions = 4;
-  auto log = open_embedded_log(lo);
+  Result<std::unique_ptr<Log>> log = Status(Code::kInternal, "unset");
+  if (o.kafka_brokers.empty()) {
+    EmbeddedLogOptions lo;
+    lo.dir = dir + "/log";
+    lo.partitions = 4;
+    log = open_embedded_log(lo);
+  } else {
+    KafkaLogOptions ko;
+    ko.brokers = o.kafka_brokers;
+    ko.partitions = 4;
+    ko.request_timeout = std::chrono::seconds(10);
+    log = open_kafka_log(ko);
+  }
   if (!log.ok()) throw std::runtime_error(log.status().to_string());
   log_ = std::make_unique<FaultyLog>(std::move(log).value());
   auto idx = LocalIndex::open(dir + "/index", *log_);

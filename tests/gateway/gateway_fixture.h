@@ -50,6 +50,7 @@ class FaultyLog final : public Log {
 struct EngineOptions {
   RateLimits limits;
   ServerOptions server;
+  std::string kafka_brokers;  // empty: embedded log in the engine's directory
 };
 
 class Engine {
