@@ -9,7 +9,8 @@ PACKAGES=(
   librocksdb-dev
   libflatbuffers-dev flatbuffers-compiler flatbuffers-compiler-dev
   librdkafka-dev kcat
-  libpqxx-dev postgresql
+  libpqxx-dev libpq-dev postgresql
+  redis-server libhiredis-dev
   libboost-dev
   prometheus-cpp-dev
   libsimdjson-dev nlohmann-json3-dev

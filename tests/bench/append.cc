@@ -1,0 +1,159 @@
+// append: the embedded log in-process (no HTTP, no JSON decoding in the loop): the
+// cost of durable group-committed appends alone.
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+
+#include "events/codec.h"
+#include "events/log.h"
+#include "tests/bench/bench.h"
+
+namespace agentos::bench {
+namespace {
+
+std::string encoded_event(const Options& o) {
+  DecodeOptions d;
+  d.path_tenant = TenantId("bench");
+  d.default_time_us = 1700000000000000;
+  auto r = decode_structured(make_event_json(o.event_bytes, "/bench/append", 1, nullptr), d);
+  if (!r.ok()) {
+    std::fprintf(stderr, "bench: cannot encode the event: %s\n", r.status().to_string().c_str());
+    std::exit(1);
+  }
+  return r->bytes;
+}
+
+std::unique_ptr<Log> open_log(const Options& o, const std::string& dir) {
+  EmbeddedLogOptions lo;
+  lo.dir = dir + "/log";
+  lo.fsync = !o.no_fsync;
+  auto r = open_embedded_log(lo);
+  if (!r.ok()) {
+    std::fprintf(stderr, "bench: open_embedded_log: %s\n", r.status().to_string().c_str());
+    std::exit(1);
+  }
+  return std::move(r).value();
+}
+
+Result sync_run(const Options& o, int threads, int batch, const std::string& name) {
+  Result r;
+  r.scenario = name;
+  const std::string dir = make_temp_dir("agentos-bench-append-");
+  {
+    auto log = open_log(o, dir);
+    const std::string ev = encoded_event(o);
+    const Window w = Window::make(o);
+    CpuSampler cpu(-1, w);
+    std::vector<Latencies> lat(threads);
+    std::vector<uint64_t> calls(threads, 0), errors(threads, 0);
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t)
+      ts.emplace_back([&, t] {
+        const TenantId tenant("bench");
+        while (Clock::now() < w.measure_to) {
+          AppendBatch b{tenant, std::vector<std::string>(batch, ev)};
+          const auto t0 = Clock::now();
+          auto res = log->append_sync(std::move(b));
+          const auto t1 = Clock::now();
+          if (!res.ok()) {
+            ++errors[t];
+          } else if (w.in(t0, t1)) {
+            ++calls[t];
+            lat[t].add(t1 - t0);
+          }
+        }
+      });
+    for (auto& t : ts) t.join();
+    cpu.finish(r);
+    Latencies all;
+    uint64_t n = 0;
+    for (int t = 0; t < threads; ++t) {
+      all.merge(lat[t]);
+      n += calls[t];
+      r.errors += errors[t];
+    }
+    r.requests_per_s = n / w.secs();
+    r.events_per_s = r.requests_per_s * batch;
+    r.p50_us = all.percentile_us(50);
+    r.p99_us = all.percentile_us(99);
+    r.p999_us = all.percentile_us(99.9);
+  }
+  rm_rf(dir);
+  // In-process: the one process is the "server"; there is no separate client.
+  r.server_cpu = r.client_cpu;
+  r.client_cpu = -1;
+  r.ok = r.events_per_s > 0;
+  return r;
+}
+
+// One submitting thread, up to `window` events in flight, batch 1.
+Result async_run(const Options& o, int window, const std::string& name) {
+  Result r;
+  r.scenario = name;
+  const std::string dir = make_temp_dir("agentos-bench-append-");
+  {
+    auto log = open_log(o, dir);
+    const std::string ev = encoded_event(o);
+    const Window w = Window::make(o);
+    CpuSampler cpu(-1, w);
+    std::mutex mu;
+    std::condition_variable cv;
+    int inflight = 0;
+    Latencies lat;
+    uint64_t n = 0, errors = 0;
+    const TenantId tenant("bench");
+    while (Clock::now() < w.measure_to) {
+      {
+        std::unique_lock<std::mutex> l(mu);
+        cv.wait(l, [&] { return inflight < window; });
+        ++inflight;
+      }
+      const auto t0 = Clock::now();
+      log->append(AppendBatch{tenant, {ev}}, [&, t0](agentos::Result<AppendResult> res) {
+        const auto t1 = Clock::now();
+        std::lock_guard<std::mutex> l(mu);
+        if (!res.ok()) ++errors;
+        else if (w.in(t0, t1)) {
+          ++n;
+          lat.add(t1 - t0);
+        }
+        if (inflight-- == window) cv.notify_one();
+      });
+    }
+    {
+      std::unique_lock<std::mutex> l(mu);
+      cv.wait_for(l, std::chrono::seconds(30), [&] { return inflight == 0; });
+    }
+    cpu.finish(r);
+    r.errors = errors;
+    r.requests_per_s = n / w.secs();
+    r.events_per_s = r.requests_per_s;
+    r.p50_us = lat.percentile_us(50);
+    r.p99_us = lat.percentile_us(99);
+    r.p999_us = lat.percentile_us(99.9);
+  }
+  rm_rf(dir);
+  r.server_cpu = r.client_cpu;
+  r.client_cpu = -1;
+  r.ok = r.events_per_s > 0;
+  return r;
+}
+
+}  // namespace
+
+Runs run_append(const Options& o, int runs) {
+  const std::string fs = o.no_fsync ? " **NO FSYNC**" : "";
+  const int t1 = o.connections > 0 ? o.connections : 64;
+  const int tb = o.connections > 0 ? o.connections : 8;
+  const int b = o.batch > 0 ? o.batch : 100;
+  std::vector<std::function<Result()>> configs = {
+      [=] { return sync_run(o, t1, 1, "log append_sync, batch 1, T=" + std::to_string(t1) + fs); },
+      [=] { return sync_run(o, tb, b, "log append_sync, batch " + std::to_string(b) + ", T=" + std::to_string(tb) + fs); },
+      [=] { return async_run(o, 4096, "log append (async), batch 1, 4096 in flight" + fs); },
+  };
+  return run_configs(configs, runs);
+}
+
+}  // namespace agentos::bench

@@ -1,0 +1,147 @@
+// Shared pieces of agentos_bench: options, results, latency statistics, event bodies,
+// child processes and CPU accounting. See tests/bench/README.md.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace agentos::bench {
+
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  double seconds = 3;       // measured window per run
+  double warmup = 1;        // seconds before the window
+  int connections = 0;      // 0: the scenario's default
+  int runs = 3;             // repetitions in `all`
+  int batch = 0;            // 0: the scenario's default (http-batch: 100 and 1000)
+  int event_bytes = 500;    // size of one CloudEvent JSON
+  int threads = 2;          // engine HTTP I/O threads
+  int client_threads = 1;   // load generator event loops
+  bool no_fsync = false;    // engine --no-fsync (comparison rows only)
+  bool verbose = false;
+};
+
+// One measured run.
+struct Result {
+  std::string scenario;     // row name, e.g. "http-single c=64"
+  double events_per_s = 0;
+  double requests_per_s = 0;
+  double p50_us = 0, p99_us = 0, p999_us = 0;  // per request / transaction / append call
+  double client_cpu = -1;   // cores used by the load generator (-1: unknown)
+  double server_cpu = -1;   // cores used by the server process tree (-1: unknown)
+  uint64_t errors = 0;
+  std::string target;       // e.g. "≥ 150k" ("" if none)
+  double target_events = 0; // events/s target, 0 if none
+  bool ok = true;
+  std::string note;
+};
+
+// Latency samples (nanoseconds) -> percentiles. Sorted sample array: exact, and at
+// <= a few million samples per run cheap enough.
+struct Latencies {
+  std::vector<uint32_t> ns;  // capped at ~4.29 s per sample
+  void add(Clock::duration d) {
+    auto v = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+    ns.push_back(v > 0xffffffffLL ? 0xffffffffu : static_cast<uint32_t>(v));
+  }
+  void merge(const Latencies& o) { ns.insert(ns.end(), o.ns.begin(), o.ns.end()); }
+  // Sorts in place; returns microseconds.
+  double percentile_us(double p);
+};
+
+// The measurement window shared by every scenario: warm-up, then `seconds` measured.
+struct Window {
+  Clock::time_point start, measure_from, measure_to;
+  static Window make(const Options& o) {
+    Window w;
+    w.start = Clock::now();
+    w.measure_from = w.start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.warmup));
+    w.measure_to = w.measure_from + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.seconds));
+    return w;
+  }
+  bool in(Clock::time_point sent, Clock::time_point done) const {
+    return sent >= measure_from && done <= measure_to;
+  }
+  double secs() const { return std::chrono::duration<double>(measure_to - measure_from).count(); }
+};
+
+// One CloudEvent JSON of exactly `bytes` bytes (when bytes is large enough), type
+// session.progress, id "e-" + 16 hex digits. `id_pos` gets the offset of the 16 digits.
+std::string make_event_json(int bytes, const std::string& source, uint64_t id, size_t* id_pos);
+// Writes `id` as 16 lower-case hex digits at p.
+void put_hex16(char* p, uint64_t id);
+
+// Temp directory (mkdtemp under $TMPDIR or /tmp), removed recursively by rm_rf.
+std::string make_temp_dir(const std::string& prefix);
+void rm_rf(const std::string& dir);
+
+// A free TCP port on 127.0.0.1 (bound then released).
+int free_port();
+
+// Spawns argv[0] with argv; stdout to `stdout_fd` if >= 0 (else /dev/null), stderr to
+// `stderr_path` (appended) if non-empty, else /dev/null. Returns the pid.
+pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, const std::string& stderr_path);
+// SIGTERM (or `sig`), then waits up to `timeout_s`, then SIGKILL.
+void stop_process(pid_t pid, int sig = 15, double timeout_s = 20);
+
+// CPU seconds (user+sys) of `pid` plus its direct children (postgres backends).
+double process_tree_cpu_s(pid_t pid);
+// CPU seconds of this process (all threads).
+double self_cpu_s();
+
+// Runs fn(); returns elapsed seconds.
+double timed(const std::function<void()>& fn);
+
+// Scenarios. Each runs `runs` repetitions of each of its configurations and returns
+// [configuration][run]; every run's result line is printed as it completes.
+using Runs = std::vector<std::vector<Result>>;
+Runs run_http_single(const Options& o, int runs);
+Runs run_http_batch(const Options& o, int runs);
+Runs run_append(const Options& o, int runs);
+Runs run_postgres(const Options& o, int runs);
+Runs run_redis(const Options& o, int runs);
+
+// Runs each configuration `runs` times (interleaved), printing each result line.
+Runs run_configs(const std::vector<std::function<Result()>>& configs, int runs);
+
+// Samples server and client CPU at the window's edges.
+class CpuSampler {
+ public:
+  CpuSampler(pid_t server, const Window& w) : server_(server), w_(w) {
+    t_ = std::thread([this] {
+      std::this_thread::sleep_until(w_.measure_from);
+      s0_ = server_ > 0 ? process_tree_cpu_s(server_) : -1;
+      c0_ = self_cpu_s();
+      std::this_thread::sleep_until(w_.measure_to);
+      s1_ = server_ > 0 ? process_tree_cpu_s(server_) : -1;
+      c1_ = self_cpu_s();
+    });
+  }
+  void finish(Result& r) {
+    t_.join();
+    const double secs = w_.secs();
+    r.client_cpu = (c1_ - c0_) / secs;
+    r.server_cpu = (s0_ >= 0 && s1_ >= 0) ? (s1_ - s0_) / secs : -1;
+  }
+
+ private:
+  pid_t server_;
+  Window w_;
+  std::thread t_;
+  double s0_ = -1, s1_ = -1, c0_ = 0, c1_ = 0;
+};
+
+// Median of each metric over the runs of one configuration.
+Result median_of(const std::vector<Result>& runs);
+
+void print_result_line(const Result& r);
+void print_table(const std::vector<Result>& rows, const std::string& title);
+
+}  // namespace agentos::bench

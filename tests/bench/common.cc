@@ -1,0 +1,262 @@
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "tests/bench/bench.h"
+
+namespace agentos::bench {
+
+double Latencies::percentile_us(double p) {
+  if (ns.empty()) return 0;
+  std::sort(ns.begin(), ns.end());
+  size_t idx = static_cast<size_t>(std::ceil(p / 100.0 * ns.size()));
+  idx = std::min(ns.size() - 1, idx == 0 ? 0 : idx - 1);
+  return ns[idx] / 1000.0;
+}
+
+void put_hex16(char* p, uint64_t id) {
+  static const char* d = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i) {
+    p[i] = d[id & 15];
+    id >>= 4;
+  }
+}
+
+std::string make_event_json(int bytes, const std::string& source, uint64_t id, size_t* id_pos) {
+  std::string head = R"({"specversion":"1.0","id":"e-)";
+  const size_t pos = head.size();
+  head += std::string(16, '0');
+  head += R"(","source":")" + source +
+          R"(","type":"session.progress","datacontenttype":"application/json","data":{"sessionId":"s-)" +
+          std::to_string(id % 1000) + R"(","step":")";
+  const std::string tail = R"(","pct":0.5}})";
+  const int pad = std::max(1, bytes - static_cast<int>(head.size() + tail.size()));
+  std::string s = head + std::string(pad, 'x') + tail;
+  put_hex16(s.data() + pos, id);
+  if (id_pos) *id_pos = pos;
+  return s;
+}
+
+std::string make_temp_dir(const std::string& prefix) {
+  const char* t = std::getenv("TMPDIR");
+  std::string tmpl = std::string(t && *t ? t : "/tmp") + "/" + prefix + "XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (!mkdtemp(buf.data())) {
+    perror("mkdtemp");
+    std::exit(1);
+  }
+  return buf.data();
+}
+
+void rm_rf(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    perror("bind");
+    std::exit(1);
+  }
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, const std::string& stderr_path) {
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    perror("fork");
+    std::exit(1);
+  }
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 0);
+    dup2(stdout_fd >= 0 ? stdout_fd : devnull, 1);
+    int err = stderr_path.empty() ? devnull : open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(err >= 0 ? err : devnull, 2);
+    // Do not leak our sockets/pipes into the child.
+    for (int fd = 3; fd < 1024; ++fd) close(fd);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+void stop_process(pid_t pid, int sig, double timeout_s) {
+  if (pid <= 0) return;
+  kill(pid, sig);
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
+  while (Clock::now() < deadline) {
+    int st = 0;
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid || r < 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+namespace {
+// utime+stime of one pid in seconds; -1 if gone. Also returns its ppid.
+double pid_cpu_s(pid_t pid, pid_t* ppid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string s;
+  if (!std::getline(f, s)) return -1;
+  const size_t rp = s.rfind(')');
+  if (rp == std::string::npos) return -1;
+  std::istringstream in(s.substr(rp + 2));
+  std::string state;
+  long long pp = 0, pgrp, sess, tty, tpgid;
+  unsigned long long flags, minflt, cminflt, majflt, cmajflt, utime = 0, stime = 0;
+  in >> state >> pp >> pgrp >> sess >> tty >> tpgid >> flags >> minflt >> cminflt >> majflt >> cmajflt >> utime >> stime;
+  if (ppid) *ppid = static_cast<pid_t>(pp);
+  return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
+}
+}  // namespace
+
+double process_tree_cpu_s(pid_t pid) {
+  double total = pid_cpu_s(pid, nullptr);
+  if (total < 0) return -1;
+  if (DIR* d = opendir("/proc")) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      pid_t child = std::atoi(e->d_name);
+      pid_t pp = 0;
+      double c = pid_cpu_s(child, &pp);
+      if (c >= 0 && pp == pid) total += c;
+    }
+    closedir(d);
+  }
+  return total;
+}
+
+double self_cpu_s() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+double timed(const std::function<void()>& fn) {
+  auto t = Clock::now();
+  fn();
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+Runs run_configs(const std::vector<std::function<Result()>>& configs, int runs) {
+  Runs out(configs.size());
+  for (int k = 0; k < runs; ++k)
+    for (size_t i = 0; i < configs.size(); ++i) {
+      Result r = configs[i]();
+      print_result_line(r);
+      out[i].push_back(std::move(r));
+    }
+  return out;
+}
+
+Result median_of(const std::vector<Result>& runs) {
+  Result m = runs.front();
+  auto med = [&](auto get) {
+    std::vector<double> v;
+    for (auto& r : runs) v.push_back(get(r));
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  };
+  m.events_per_s = med([](const Result& r) { return r.events_per_s; });
+  m.requests_per_s = med([](const Result& r) { return r.requests_per_s; });
+  m.p50_us = med([](const Result& r) { return r.p50_us; });
+  m.p99_us = med([](const Result& r) { return r.p99_us; });
+  m.p999_us = med([](const Result& r) { return r.p999_us; });
+  m.client_cpu = med([](const Result& r) { return r.client_cpu; });
+  m.server_cpu = med([](const Result& r) { return r.server_cpu; });
+  m.errors = 0;
+  m.ok = true;
+  for (auto& r : runs) {
+    m.errors += r.errors;
+    m.ok = m.ok && r.ok;
+  }
+  return m;
+}
+
+namespace {
+std::string fmt_rate(double v) {
+  char b[64];
+  if (v >= 1e6) std::snprintf(b, sizeof b, "%.2fM", v / 1e6);
+  else if (v >= 1e3) std::snprintf(b, sizeof b, "%.1fk", v / 1e3);
+  else std::snprintf(b, sizeof b, "%.0f", v);
+  return b;
+}
+std::string fmt_ms(double us) {
+  char b[64];
+  if (us <= 0) return "—";
+  std::snprintf(b, sizeof b, us < 1000 ? "%.3f" : "%.1f", us / 1000.0);
+  return b;
+}
+std::string fmt_cpu(double c) {
+  if (c < 0) return "—";
+  char b[64];
+  std::snprintf(b, sizeof b, "%.2f", c);
+  return b;
+}
+}  // namespace
+
+void print_result_line(const Result& r) {
+  std::printf("RESULT %-44s events/s=%-9.0f req/s=%-9.0f p50=%.3fms p99=%.3fms p999=%.3fms client_cpu=%s server_cpu=%s errors=%llu%s%s\n",
+              r.scenario.c_str(), r.events_per_s, r.requests_per_s, r.p50_us / 1000, r.p99_us / 1000, r.p999_us / 1000,
+              fmt_cpu(r.client_cpu).c_str(), fmt_cpu(r.server_cpu).c_str(), static_cast<unsigned long long>(r.errors),
+              r.ok ? "" : " FAILED", r.note.empty() ? "" : (" (" + r.note + ")").c_str());
+  std::fflush(stdout);
+}
+
+void print_table(const std::vector<Result>& rows, const std::string& title) {
+  std::printf("\n%s\n\n", title.c_str());
+  std::printf("| Scenario | events/s | requests/s | p50 ms | p99 ms | p99.9 ms | client CPU (cores) | server CPU (cores) | Target | vs target |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n");
+  for (auto& r : rows) {
+    std::string ratio = "—";
+    if (r.target_events > 0) {
+      char b[32];
+      std::snprintf(b, sizeof b, "%.2f×", r.events_per_s / r.target_events);
+      ratio = b;
+    }
+    std::string name = r.scenario;
+    if (!r.ok) name += " (FAILED)";
+    if (r.errors) name += " (" + std::to_string(r.errors) + " errors)";
+    std::printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name.c_str(), fmt_rate(r.events_per_s).c_str(),
+                fmt_rate(r.requests_per_s).c_str(), fmt_ms(r.p50_us).c_str(), fmt_ms(r.p99_us).c_str(),
+                fmt_ms(r.p999_us).c_str(), fmt_cpu(r.client_cpu).c_str(), fmt_cpu(r.server_cpu).c_str(),
+                r.target.empty() ? "—" : r.target.c_str(), ratio.c_str());
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace agentos::bench

@@ -1,0 +1,139 @@
+// agentos_bench: ingest throughput and latency of the engine and its peers.
+//   agentos_bench <http-single|http-batch|append|peer-postgres|peer-redis|all> [flags]
+// See tests/bench/README.md for what each row measures.
+#include <signal.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <string>
+
+#include "tests/bench/bench.h"
+
+using namespace agentos::bench;
+
+namespace {
+
+void usage() {
+  std::printf(
+      "usage: agentos_bench <scenario> [flags]\n"
+      "scenarios:\n"
+      "  http-single     engine child process, 1 event per POST, C keep-alive connections\n"
+      "  http-batch      engine child process, B events per POST (default B = 100 and 1000)\n"
+      "  append          embedded log in-process: append_sync (batch 1 and B) and async append\n"
+      "  peer-postgres   PostgreSQL 15 as an event store (libpq), 1 row/txn and B rows/txn\n"
+      "  peer-redis      Redis 7 Streams (hiredis), appendfsync always, XADD and MULTI B×XADD\n"
+      "  all             everything above (+ one labelled --no-fsync engine row), R runs each, medians\n"
+      "flags:\n"
+      "  --seconds S        measured seconds per run (default 3), after --warmup S (default 1)\n"
+      "  --connections C    connections / threads (default: 64 for single-event rows, 8 for batches)\n"
+      "  --runs R           repetitions per configuration (default 3 for all, 1 otherwise)\n"
+      "  --batch B          events per request / transaction for batch rows\n"
+      "  --event-bytes N    size of one CloudEvent JSON (default 500)\n"
+      "  --threads N        engine HTTP I/O threads (default 2)\n"
+      "  --client-threads N load generator event loops (default 1)\n"
+      "  --no-fsync         engine/log without fsync (rows are labelled NO FSYNC)\n");
+}
+
+std::string now_utc() {
+  char b[64];
+  std::time_t t = std::time(nullptr);
+  std::strftime(b, sizeof b, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
+  return b;
+}
+
+std::vector<Result> medians(const Runs& runs) {
+  std::vector<Result> out;
+  for (auto& cfg : runs)
+    if (!cfg.empty()) out.push_back(median_of(cfg));
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    usage();
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string scenario = argv[1];
+  Options o;
+  int runs = -1;
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto val = [&]() -> const char* {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "agentos_bench: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--seconds") o.seconds = std::atof(val());
+    else if (a == "--warmup") o.warmup = std::atof(val());
+    else if (a == "--connections") o.connections = std::atoi(val());
+    else if (a == "--runs") runs = std::atoi(val());
+    else if (a == "--batch") o.batch = std::atoi(val());
+    else if (a == "--event-bytes") o.event_bytes = std::atoi(val());
+    else if (a == "--threads") o.threads = std::atoi(val());
+    else if (a == "--client-threads") o.client_threads = std::atoi(val());
+    else if (a == "--no-fsync") o.no_fsync = true;
+    else {
+      std::fprintf(stderr, "agentos_bench: unknown flag %s\n", a.c_str());
+      usage();
+      return 2;
+    }
+  }
+  if (runs <= 0) runs = scenario == "all" ? 3 : 1;
+  o.runs = runs;
+
+  std::string cmd;
+  for (int i = 0; i < argc; ++i) {
+    if (i) cmd += ' ';
+    cmd += argv[i];
+  }
+  utsname u{};
+  uname(&u);
+  std::printf("# agentos_bench: %s\n# %s, %ld cores, %s %s, %d run(s) x %.0f s (+%.0f s warm-up), %d-byte events\n",
+              cmd.c_str(), now_utc().c_str(), sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release, runs, o.seconds,
+              o.warmup, o.event_bytes);
+  std::fflush(stdout);
+
+  const auto t0 = Clock::now();
+  std::vector<Result> rows;
+  auto add = [&](const Runs& r) {
+    for (auto& m : medians(r)) rows.push_back(m);
+  };
+  if (scenario == "http-single") add(run_http_single(o, runs));
+  else if (scenario == "http-batch") add(run_http_batch(o, runs));
+  else if (scenario == "append") add(run_append(o, runs));
+  else if (scenario == "peer-postgres") add(run_postgres(o, runs));
+  else if (scenario == "peer-redis") add(run_redis(o, runs));
+  else if (scenario == "all") {
+    add(run_http_single(o, runs));
+    add(run_http_batch(o, runs));
+    add(run_append(o, runs));
+    add(run_postgres(o, runs));
+    add(run_redis(o, runs));
+    if (!o.no_fsync) {
+      Options nf = o;
+      nf.no_fsync = true;
+      add(run_http_single(nf, runs));
+    }
+  } else {
+    std::fprintf(stderr, "agentos_bench: unknown scenario %s\n", scenario.c_str());
+    usage();
+    return 2;
+  }
+  const double total = std::chrono::duration<double>(Clock::now() - t0).count();
+  char title[512];
+  std::snprintf(title, sizeof title, "## Medians of %d run(s), %.0f s each (total %.0f s), %d-byte events, fsync %s",
+                runs, o.seconds, total, o.event_bytes, o.no_fsync ? "OFF" : "on (except rows marked NO FSYNC)");
+  print_table(rows, title);
+  bool ok = true;
+  for (auto& r : rows) ok = ok && r.ok;
+  return ok ? 0 : 1;
+}
