@@ -30,15 +30,6 @@ HttpResponse json_response(int status, std::string body) {
   return r;
 }
 
-HttpResponse problem_response(const Status& s, std::string_view instance = {}) {
-  Problem p = to_problem(s, instance);
-  HttpResponse r;
-  r.status = p.http_status;
-  r.content_type = "application/problem+json";
-  r.body = std::move(p.body);
-  if (p.retry_after_s > 0) r.headers.emplace_back("Retry-After", std::to_string(p.retry_after_s));
-  return r;
-}
 
 std::string idem_key(const TenantId& t, std::string_view source, std::string_view id) {
   std::string k = t.str();
@@ -116,6 +107,16 @@ Result<std::unordered_map<std::string, std::string>> parse_admin_body(
   }
   if (!bad.errors().empty()) return bad;
   return out;
+}
+
+HttpResponse problem_response(const Status& s, std::string_view instance) {
+  Problem p = to_problem(s, instance);
+  HttpResponse r;
+  r.status = p.http_status;
+  r.content_type = "application/problem+json";
+  r.body = std::move(p.body);
+  if (p.retry_after_s > 0) r.headers.emplace_back("Retry-After", std::to_string(p.retry_after_s));
+  return r;
 }
 
 std::string_view HttpRequest::header(std::string_view name) const {

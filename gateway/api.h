@@ -44,6 +44,15 @@ struct HttpResponse {
 
 using Reply = std::function<void(HttpResponse)>;
 
+// The response for an error Status: problem+json via problem.h's table, plus
+// `Retry-After` when the status carries one.
+HttpResponse problem_response(const Status& s, std::string_view instance = {});
+
+// Parses a small JSON object of string members (admin request bodies); any member not in
+// `allowed`, or not a string, is a field error.
+Result<std::unordered_map<std::string, std::string>> parse_admin_body(
+    std::string_view body, std::initializer_list<std::string_view> allowed);
+
 // What a validated `GET /v1/tenants/{t}/events/stream` asks for.
 struct StreamRequest {
   TenantId tenant;

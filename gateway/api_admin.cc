@@ -9,16 +9,6 @@
 namespace agentos::gateway {
 namespace {
 
-HttpResponse problem_response(const Status& s, std::string_view instance) {
-  Problem p = to_problem(s, instance);
-  HttpResponse r;
-  r.status = p.http_status;
-  r.content_type = "application/problem+json";
-  r.body = std::move(p.body);
-  if (p.retry_after_s > 0) r.headers.emplace_back("Retry-After", std::to_string(p.retry_after_s));
-  return r;
-}
-
 std::string system_event(std::string_view type, std::string_view id, const TenantId& t, const std::string& data) {
   std::string j = "{\"specversion\":\"1.0\",\"type\":";
   append_json_string(j, type);
@@ -53,9 +43,6 @@ std::string key_response(const NewKey& k, Role role, const TenantId& t) {
 }
 
 }  // namespace
-
-Result<std::unordered_map<std::string, std::string>> parse_admin_body(std::string_view body,
-                                                                      std::initializer_list<std::string_view> allowed);
 
 Result<AppendResult> Api::append_system(const TenantId& t, std::vector<std::string> jsons) {
   AppendBatch b{t, {}};

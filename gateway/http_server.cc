@@ -144,7 +144,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
     if (sh_.api.is_stream_request(req)) {
       auto sr = sh_.api.authorize_stream(req);
-      if (!sr.ok()) return respond(problem(sr.status(), req.path));
+      if (!sr.ok()) return respond(problem_response(sr.status(), req.path));
       return start_stream(std::move(sr.value()));
     }
     sh_.api.handle(std::move(req), [self = shared_from_this()](HttpResponse r) {
@@ -152,18 +152,12 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  static HttpResponse problem(const Status& s, std::string_view instance) {
-    Problem p = to_problem(s, instance);
-    HttpResponse r{p.http_status, "application/problem+json", std::move(p.body), {}};
-    if (p.retry_after_s > 0) r.headers.emplace_back("Retry-After", std::to_string(p.retry_after_s));
-    return r;
-  }
 
   // An error on the connection itself: answer, then close (the framing may be broken).
   void fail(int status, const Status& s) {
     keep_alive_ = false;
     if (route_.empty()) route_ = "other";
-    HttpResponse r = problem(s, {});
+    HttpResponse r = problem_response(s);
     r.status = status;
     respond(std::move(r));
   }
