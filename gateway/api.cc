@@ -184,9 +184,21 @@ Result<Api::Principal> Api::authenticate(const HttpRequest& req) const {
   }
   auto id = key_id_of(token);
   if (!id) return Status(Code::kUnauthenticated, "unknown API key");
-  auto info = index_.key(*id);
-  if (!info || !constant_time_equal(sha256_hex(token), info->hash_hex))
-    return Status(Code::kUnauthenticated, "unknown API key");
+  const uint64_t gen = index_.auth_generation();
+  std::optional<KeyInfo> info;
+  {
+    std::shared_lock lk(auth_mu_);
+    if (auto it = key_cache_.find(std::string(token)); it != key_cache_.end() && it->second.generation == gen)
+      info = it->second.info;
+  }
+  if (!info) {
+    info = index_.key(*id);
+    if (!info || !constant_time_equal(sha256_hex(token), info->hash_hex))
+      return Status(Code::kUnauthenticated, "unknown API key");
+    std::unique_lock lk(auth_mu_);
+    if (key_cache_.size() >= kMaxCachedAuth) key_cache_.clear();
+    key_cache_[std::string(token)] = CachedKey{*info, gen};  // only keys that verified
+  }
   if (info->revoked) return Status(Code::kUnauthenticated, "API key revoked");
   p.tenant = info->tenant;
   p.role = info->role;
@@ -290,6 +302,19 @@ void Api::handle(HttpRequest req, Reply reply) {
   reply(problem_response(Status(Code::kNotFound, "no such route"), req.path));
 }
 
+std::optional<TenantInfo> Api::tenant_info(const TenantId& t) const {
+  const uint64_t gen = index_.auth_generation();
+  {
+    std::shared_lock lk(auth_mu_);
+    if (auto it = tenant_cache_.find(t); it != tenant_cache_.end() && it->second.generation == gen) return it->second.info;
+  }
+  auto info = index_.tenant(t);
+  std::unique_lock lk(auth_mu_);
+  if (tenant_cache_.size() >= kMaxCachedAuth) tenant_cache_.clear();
+  tenant_cache_[t] = CachedTenant{info, gen};
+  return info;
+}
+
 std::optional<Position> Api::find_recent(const std::string& key) {
   auto it = recent_.find(key);
   if (it != recent_.end()) return it->second;
@@ -303,6 +328,7 @@ void Api::remember(std::vector<Recent> items) {
     if (index_.applied(r.pos.partition) <= r.pos.offset) break;
     recent_.erase(r.key);
     recent_order_.pop_front();
+    ++purge_epoch_;
   }
   for (auto& r : items) {
     recent_[r.key] = r.pos;
@@ -313,7 +339,7 @@ void Api::remember(std::vector<Recent> items) {
 void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Reply reply) {
   auto principal = authorize_tenant(req, t, {Role::kProducer});
   if (!principal.ok()) return reply(problem_response(principal.status(), req.path));
-  auto tenant = index_.tenant(t);
+  auto tenant = tenant_info(t);
   if (!tenant) return reply(problem_response(Status(Code::kNotFound, "tenant not found"), req.path));
 
   DecodeOptions dopts;
@@ -367,10 +393,23 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
   std::vector<std::optional<Position>> known(events.size());
   std::vector<std::string> keys(events.size());
   std::vector<size_t> fresh;
+  // Index lookups (RocksDB reads) happen outside the lock. A miss can race with the
+  // index folding that very event and `remember` then dropping it from `recent_`; such a
+  // drop bumps purge_epoch_, and then the misses are looked up again under the lock.
+  uint64_t epoch;
   {
     std::lock_guard lk(recent_mu_);
+    epoch = purge_epoch_;
+  }
+  for (size_t i = 0; i < events.size(); ++i) {
+    keys[i] = idem_key(t, events[i].source, events[i].id);
+    known[i] = index_.find_event(t, events[i].source, events[i].id);
+  }
+  {
+    std::lock_guard lk(recent_mu_);
+    const bool purged = purge_epoch_ != epoch;
     for (size_t i = 0; i < events.size(); ++i) {
-      keys[i] = idem_key(t, events[i].source, events[i].id);
+      if (known[i]) continue;
       if (inflight_.count(keys[i])) {
         HttpResponse r = problem_response(
             Status(Code::kAlreadyExists, "an event with this source and id is being appended by another request; retry").with_retry_after(1),
@@ -378,7 +417,7 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
         return reply(std::move(r));
       }
       known[i] = find_recent(keys[i]);
-      if (!known[i]) known[i] = index_.find_event(t, events[i].source, events[i].id);
+      if (!known[i] && purged) known[i] = index_.find_event(t, events[i].source, events[i].id);
       if (!known[i]) fresh.push_back(i);
     }
     for (size_t i : fresh) inflight_[keys[i]];

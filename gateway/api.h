@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -123,6 +124,27 @@ class Api {
   std::unordered_map<std::string, std::vector<std::function<void(Result<Position>)>>> inflight_;
 
   std::mutex admin_mu_;  // serialises tenant/key management (rare; check-then-append)
+
+  // Bumped (under recent_mu_) whenever entries leave `recent_` because the index has
+  // folded them; lets post_events do its index lookups outside the lock (see there).
+  uint64_t purge_epoch_ = 0;
+
+  // Auth answers cached per presented token / tenant, valid while the index's
+  // auth_generation() is unchanged (any tenant or key event invalidates them all).
+  // Bounded: cleared when it reaches kMaxCachedAuth entries.
+  static constexpr size_t kMaxCachedAuth = 100000;
+  struct CachedKey {
+    KeyInfo info;
+    uint64_t generation;
+  };
+  struct CachedTenant {
+    std::optional<TenantInfo> info;
+    uint64_t generation;
+  };
+  std::optional<TenantInfo> tenant_info(const TenantId& t) const;
+  mutable std::shared_mutex auth_mu_;
+  mutable std::unordered_map<std::string, CachedKey> key_cache_;
+  mutable std::unordered_map<TenantId, CachedTenant> tenant_cache_;
 };
 
 }  // namespace agentos::gateway

@@ -133,6 +133,8 @@ class RocksIndex final : public LocalIndex {
     return cv_.wait_until(lk, deadline, [&] { return applied_[pos.partition.value()] > pos.offset; });
   }
 
+  uint64_t auth_generation() const override { return auth_generation_.load(std::memory_order_acquire); }
+
   Offset applied(Partition p) const override {
     std::lock_guard lk(mu_);
     return applied_[p.value()];
@@ -169,12 +171,14 @@ class RocksIndex final : public LocalIndex {
     if (recs->empty()) return size_t{0};
     rocksdb::WriteBatch wb;
     overlay_.clear();
+    auth_changed_ = false;
     for (const auto& r : *recs) apply(r, wb);
     const Offset next = recs->back().pos.offset.next();
     wb.Put("w" + be32(p.value()), be64(next.value()));
     // Not synced: the index is derived, and a lost tail is re-folded from the watermark.
     auto s = db_->Write(rocksdb::WriteOptions(), &wb);
     if (!s.ok()) return Status(Code::kInternal, "index write: " + s.ToString());
+    if (auth_changed_) auth_generation_.fetch_add(1, std::memory_order_release);
     {
       std::lock_guard lk(mu_);
       applied_[p.value()] = next;
@@ -189,6 +193,16 @@ class RocksIndex final : public LocalIndex {
     const std::string tenant = ev->tenantid()->str();
     wb.Put(event_key(tenant, ev->source()->string_view(), ev->id()->string_view()),
            be32(r.pos.partition.value()) + be64(r.pos.offset.value()));
+    switch (ev->payload_type()) {
+      case fb::Payload::TenantCreated:
+      case fb::Payload::TenantPlanChanged:
+      case fb::Payload::ApiKeyCreated:
+      case fb::Payload::ApiKeyRevoked:
+        auth_changed_ = true;
+        break;
+      default:
+        return;
+    }
     switch (ev->payload_type()) {
       case fb::Payload::TenantCreated: {
         const auto* p = ev->payload_as_TenantCreated();
@@ -245,6 +259,8 @@ class RocksIndex final : public LocalIndex {
   rocksdb::DB* db_;
   Log& log_;
   std::map<std::string, std::string> overlay_;  // follower thread only
+  bool auth_changed_ = false;                    // follower thread only
+  std::atomic<uint64_t> auth_generation_{0};
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Offset> applied_;

@@ -63,6 +63,10 @@ class LocalIndex {
   virtual bool wait_applied(Position pos, std::chrono::steady_clock::time_point deadline) = 0;
   // Offset folded up to (exclusive) for a partition.
   virtual Offset applied(Partition p) const = 0;
+
+  // Bumped whenever a tenant or API-key event has been folded, before wait_applied()
+  // can return for it. Caches of tenant()/key() answers stay valid while it is unchanged.
+  virtual uint64_t auth_generation() const = 0;
 };
 
 }  // namespace agentos::gateway
