@@ -25,6 +25,7 @@ struct Options {
   int threads = 2;          // engine HTTP I/O threads
   int client_threads = 1;   // load generator event loops
   bool no_fsync = false;    // engine --no-fsync (comparison rows only)
+  std::string engine = AGENTOS_BIN;  // --engine PATH: another build of agentos (A/B runs)
   bool verbose = false;
 };
 

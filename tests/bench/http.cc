@@ -34,7 +34,7 @@ struct Engine {
     dir = make_temp_dir("agentos-bench-engine-");
     int p[2];
     if (pipe(p) != 0) return false;
-    std::vector<std::string> argv = {AGENTOS_BIN, "serve", "--data-dir", dir + "/data", "--listen", "127.0.0.1:0",
+    std::vector<std::string> argv = {o.engine, "serve", "--data-dir", dir + "/data", "--listen", "127.0.0.1:0",
                                      "--port-file", dir + "/port", "--demo-tenant", "demo", "--rate-scale", "1000",
                                      "--threads", std::to_string(o.threads)};
     if (o.no_fsync) argv.push_back("--no-fsync");

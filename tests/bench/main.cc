@@ -34,6 +34,7 @@ void usage() {
       "  --batch B          events per request / transaction for batch rows\n"
       "  --event-bytes N    size of one CloudEvent JSON (default 500)\n"
       "  --threads N        engine HTTP I/O threads (default 2)\n"
+      "  --engine PATH      agentos binary to spawn (default: the one built with the bench)\n"
       "  --client-threads N load generator event loops (default 1)\n"
       "  --no-fsync         engine/log without fsync (rows are labelled NO FSYNC)\n");
 }
@@ -81,6 +82,7 @@ int main(int argc, char** argv) {
     else if (a == "--threads") o.threads = std::atoi(val());
     else if (a == "--client-threads") o.client_threads = std::atoi(val());
     else if (a == "--no-fsync") o.no_fsync = true;
+    else if (a == "--engine") o.engine = val();
     else {
       std::fprintf(stderr, "agentos_bench: unknown flag %s\n", a.c_str());
       usage();
