@@ -755,9 +755,10 @@ class Harness {
           const Found& f = by_seq[req.first_seq + i];
           EXPECT_EQ(f.partition, req.receipts[i].partition) << "seq " << req.first_seq + i;
           EXPECT_EQ(f.offset, req.receipts[i].offset) << "seq " << req.first_seq + i << ": receipt offset differs";
-          if (i > 0)
+          if (i > 0) {
             EXPECT_EQ(req.receipts[i].offset, req.receipts[i - 1].offset + 1)
                 << "batch at seq " << req.first_seq << " not contiguous in the log";
+          }
         }
       } else {
         EXPECT_TRUE(n_present == 0 || n_present == req.n)
