@@ -296,7 +296,8 @@ void Hub::notify(Partition p) {
 class Server final : public HttpServer {
  public:
   Server(Api& api, Log& log, Metrics& metrics, const ServerOptions& opts)
-      : ioc_(opts.threads), acceptor_(net::make_strand(ioc_)),
+      : ioc_(std::make_unique<net::io_context>(opts.threads)),
+        acceptor_(std::make_unique<tcp::acceptor>(net::make_strand(*ioc_))),
         hub_(std::make_shared<Hub>(log.partition_count())),
         shared_{api, log, metrics, opts, hub_, *hub_} {}
   ~Server() override { stop(); }
@@ -306,44 +307,44 @@ class Server final : public HttpServer {
     auto addr = net::ip::make_address(shared_.opts.host, ec);
     if (ec) return Status(Code::kInvalidArgument, "bad listen host " + shared_.opts.host);
     tcp::endpoint ep(addr, shared_.opts.port);
-    acceptor_.open(ep.protocol(), ec);
-    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(ep, ec);
-    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    acceptor_->open(ep.protocol(), ec);
+    if (!ec) acceptor_->set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_->bind(ep, ec);
+    if (!ec) acceptor_->listen(net::socket_base::max_listen_connections, ec);
     if (ec) return Status(Code::kUnavailable, "listen on " + shared_.opts.host + ":" +
                                                   std::to_string(shared_.opts.port) + ": " + ec.message());
-    port_ = acceptor_.local_endpoint().port();
+    port_ = acceptor_->local_endpoint().port();
     shared_.log.add_listener([w = std::weak_ptr<Hub>(hub_)](Partition p, Offset) {
       if (auto h = w.lock()) h->notify(p);
     });
     accept();
-    for (int i = 0; i < shared_.opts.threads; ++i) threads_.emplace_back([this] { ioc_.run(); });
+    for (int i = 0; i < shared_.opts.threads; ++i) threads_.emplace_back([this] { ioc_->run(); });
     return Status::ok();
   }
 
   uint16_t port() const override { return port_; }
 
+  // Stops the I/O threads, then destroys every pending handler — and with them every
+  // Session — while `shared_` (which sessions reference) is still alive.
   void stop() override {
     if (stopped_.exchange(true)) return;
-    net::post(acceptor_.get_executor(), [this] {
-      beast::error_code ec;
-      acceptor_.close(ec);
-    });
-    ioc_.stop();
+    ioc_->stop();
     for (auto& t : threads_) t.join();
+    acceptor_.reset();
+    ioc_.reset();
   }
 
  private:
   void accept() {
-    acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket s) {
+    acceptor_->async_accept(net::make_strand(*ioc_), [this](beast::error_code ec, tcp::socket s) {
       if (ec == net::error::operation_aborted) return;
       if (!ec) std::make_shared<Session>(std::move(s), shared_)->start();
       accept();
     });
   }
 
-  net::io_context ioc_;
-  tcp::acceptor acceptor_;
+  std::unique_ptr<net::io_context> ioc_;
+  std::unique_ptr<tcp::acceptor> acceptor_;
   std::shared_ptr<Hub> hub_;
   Shared shared_;
   uint16_t port_ = 0;
