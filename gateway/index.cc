@@ -47,7 +47,9 @@ std::string event_key(std::string_view tenant, std::string_view source, std::str
 
 class RocksIndex final : public LocalIndex {
  public:
-  RocksIndex(rocksdb::DB* db, Log& log) : db_(db), log_(log), applied_(log.partition_count(), Offset(0)) {}
+  RocksIndex(rocksdb::DB* db, Log& log)
+      : db_(db), log_(log), applied_(log.partition_count(), Offset(0)),
+        wake_(std::make_shared<Wake>(log.partition_count())) {}
   ~RocksIndex() override {
     stop();
     delete db_;
@@ -77,11 +79,12 @@ class RocksIndex final : public LocalIndex {
     }
     // The listener may outlive this index (the log has no unsubscribe): it only touches
     // the shared wake-up flag.
-    log_.add_listener([w = std::weak_ptr<Wake>(wake_)](Partition, Offset) {
+    log_.add_listener([w = std::weak_ptr<Wake>(wake_)](Partition p, Offset) {
       if (auto wk = w.lock()) {
         {
           std::lock_guard lk(wk->mu);
           wk->dirty = true;
+          if (static_cast<size_t>(p.value()) < wk->dirty_partitions.size()) wk->dirty_partitions[p.value()] = 1;
         }
         wk->cv.notify_all();
       }
@@ -142,18 +145,30 @@ class RocksIndex final : public LocalIndex {
 
  private:
   void follow() {
+    const int32_t n = log_.partition_count();
+    std::vector<char> todo(n);
     for (;;) {
       {
         std::unique_lock lk(wake_->mu);
-        // The timeout is a safety net for backends whose listener can miss a wake-up.
-        wake_->cv.wait_for(lk, std::chrono::milliseconds(200), [&] { return wake_->dirty || wake_->stopping; });
+        // The timeout is a safety net for backends whose listener can miss a wake-up:
+        // then every partition is looked at. Otherwise only those the log said changed,
+        // so a group commit to one partition costs one read, not `n`.
+        const bool woken = wake_->cv.wait_for(lk, std::chrono::milliseconds(200),
+                                              [&] { return wake_->dirty || wake_->stopping; });
         if (wake_->stopping) return;
         wake_->dirty = false;
+        if (woken) {
+          todo.swap(wake_->dirty_partitions);
+          std::fill(wake_->dirty_partitions.begin(), wake_->dirty_partitions.end(), 0);
+        } else {
+          std::fill(todo.begin(), todo.end(), 1);
+        }
       }
-      for (int32_t p = 0; p < log_.partition_count(); ++p) {
+      for (int32_t p = 0; p < n; ++p) {
+        if (!todo[p]) continue;
         for (;;) {
-          auto n = fold_some(Partition(p));
-          if (!n.ok() || *n == 0) break;
+          auto r = fold_some(Partition(p));
+          if (!r.ok() || *r == 0) break;
         }
       }
     }
@@ -265,12 +280,14 @@ class RocksIndex final : public LocalIndex {
   std::condition_variable cv_;
   std::vector<Offset> applied_;
   struct Wake {
+    explicit Wake(int32_t partitions) : dirty_partitions(partitions) {}
     std::mutex mu;
     std::condition_variable cv;
     bool dirty = false;
     bool stopping = false;
+    std::vector<char> dirty_partitions;  // 1 where the log reported new records
   };
-  std::shared_ptr<Wake> wake_ = std::make_shared<Wake>();
+  std::shared_ptr<Wake> wake_;
   std::thread follower_;
 };
 
