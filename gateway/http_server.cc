@@ -105,19 +105,26 @@ class Session : public std::enable_shared_from_this<Session> {
     // socket, and we want to tell a client whose Content-Length lied what happened (408).
     stream_.expires_never();
     body_timed_out_ = false;
-    timer_.expires_after(sh_.opts.body_timeout);
-    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec) return;  // cancelled: the body arrived
-      self->body_timed_out_ = true;
-      beast::error_code ignored;
-      self->stream_.socket().cancel(ignored);
-    });
+    body_timer_armed_ = false;
+    // Small bodies usually arrive with the headers: then there is nothing to wait for and
+    // no timer to arm (each timer update can cost a syscall on the hot path).
+    const auto len = parser_->content_length();
+    if (!len || buffer_.size() < *len) {
+      body_timer_armed_ = true;
+      timer_.expires_after(sh_.opts.body_timeout);
+      timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+        if (ec) return;  // cancelled: the body arrived
+        self->body_timed_out_ = true;
+        beast::error_code ignored;
+        self->stream_.socket().cancel(ignored);
+      });
+    }
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) { self->on_body(ec); });
   }
 
   void on_body(beast::error_code ec) {
-    timer_.cancel();
+    if (body_timer_armed_) timer_.cancel();
     if (body_timed_out_)
       return fail(408, Status(Code::kTimeout, "request body not received in time (does Content-Length match?)"));
     if (ec == http::error::body_limit) return fail(413, Status(Code::kTooLarge, "body exceeds the limit"));
@@ -270,6 +277,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   bool keep_alive_ = true;
   bool body_timed_out_ = false;
+  bool body_timer_armed_ = false;
   std::string route_;
   Clock::time_point started_ = Clock::now();
   // SSE state
