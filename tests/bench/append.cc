@@ -74,11 +74,7 @@ Result sync_run(const Options& o, int threads, int batch, const std::string& nam
       n += calls[t];
       r.errors += errors[t];
     }
-    r.requests_per_s = n / w.secs();
-    r.events_per_s = r.requests_per_s * batch;
-    r.p50_us = all.percentile_us(50);
-    r.p99_us = all.percentile_us(99);
-    r.p999_us = all.percentile_us(99.9);
+    all.fill(r, n, w.secs(), batch);
   }
   rm_rf(dir);
   // In-process: the one process is the "server"; there is no separate client.
@@ -128,11 +124,7 @@ Result async_run(const Options& o, int window, const std::string& name) {
     }
     cpu.finish(r);
     r.errors = errors;
-    r.requests_per_s = n / w.secs();
-    r.events_per_s = r.requests_per_s;
-    r.p50_us = lat.percentile_us(50);
-    r.p99_us = lat.percentile_us(99);
-    r.p999_us = lat.percentile_us(99.9);
+    lat.fill(r, n, w.secs(), 1);
   }
   rm_rf(dir);
   r.server_cpu = r.client_cpu;

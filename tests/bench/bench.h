@@ -55,6 +55,9 @@ struct Latencies {
   void merge(const Latencies& o) { ns.insert(ns.end(), o.ns.begin(), o.ns.end()); }
   // Sorts in place; returns microseconds.
   double percentile_us(double p);
+  // Fills `r`'s rates and percentiles from `requests` completed in `seconds`, each
+  // carrying `events_per_request` events.
+  void fill(Result& r, uint64_t requests, double seconds, int events_per_request);
 };
 
 // The measurement window shared by every scenario: warm-up, then `seconds` measured.

@@ -22,6 +22,14 @@
 
 namespace agentos::bench {
 
+void Latencies::fill(Result& r, uint64_t requests, double seconds, int events_per_request) {
+  r.requests_per_s = requests / seconds;
+  r.events_per_s = r.requests_per_s * events_per_request;
+  r.p50_us = percentile_us(50);
+  r.p99_us = percentile_us(99);
+  r.p999_us = percentile_us(99.9);
+}
+
 double Latencies::percentile_us(double p) {
   if (ns.empty()) return 0;
   std::sort(ns.begin(), ns.end());

@@ -341,11 +341,7 @@ Result http_run(const Options& o, int batch, int conns_n, const std::string& nam
     }
   }
   const int per = batch == 0 ? 1 : batch;
-  r.requests_per_s = reqs / w.secs();
-  r.events_per_s = r.requests_per_s * per;
-  r.p50_us = all.percentile_us(50);
-  r.p99_us = all.percentile_us(99);
-  r.p999_us = all.percentile_us(99.9);
+  all.fill(r, reqs, w.secs(), per);
   r.ok = reqs > 0;
   return r;
 }

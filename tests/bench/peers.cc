@@ -173,11 +173,7 @@ Result pg_run(PgCluster& pg, const Options& o, int conns, int batch, const std::
       r.note = "see stderr";
     }
   }
-  r.requests_per_s = n / w.secs();
-  r.events_per_s = r.requests_per_s * batch;
-  r.p50_us = all.percentile_us(50);
-  r.p99_us = all.percentile_us(99);
-  r.p999_us = all.percentile_us(99.9);
+  all.fill(r, n, w.secs(), batch);
   r.ok = n > 0;
   return r;
 }
@@ -286,11 +282,7 @@ Result redis_run(const Options& o, int conns, int batch, const std::string& name
     n += calls[i];
     r.errors += errors[i];
   }
-  r.requests_per_s = n / w.secs();
-  r.events_per_s = r.requests_per_s * batch;
-  r.p50_us = all.percentile_us(50);
-  r.p99_us = all.percentile_us(99);
-  r.p999_us = all.percentile_us(99.9);
+  all.fill(r, n, w.secs(), batch);
   r.ok = n > 0;
   return r;
 }
