@@ -31,10 +31,13 @@ HttpResponse json_response(int status, std::string body) {
 }
 
 
+// Unambiguous even when source or id contain NUL bytes: the source is length-prefixed.
 std::string idem_key(const TenantId& t, std::string_view source, std::string_view id) {
   std::string k = t.str();
   k.push_back('\0');
-  k.append(source).push_back('\0');
+  k += std::to_string(source.size());
+  k.push_back(':');
+  k.append(source);
   k.append(id);
   return k;
 }
@@ -376,7 +379,7 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
       return reply(problem_response(Status(Code::kPermissionDenied, prefix + "tenantid does not match the tenant in the path"), req.path));
     if (static_cast<uint8_t>(events[i].type) < kFirstProducerType)
       return reply(problem_response(Status(Code::kPermissionDenied, prefix + "type " + std::string(event_type_name(events[i].type)) + " is reserved for the engine"), req.path));
-    auto [it, fresh] = seen.emplace(events[i].source + '\0' + events[i].id, i);
+    auto [it, fresh] = seen.emplace(idem_key(t, events[i].source, events[i].id), i);
     if (!fresh) bad.mutable_errors().push_back({prefix + "id", "duplicate of [" + std::to_string(it->second) + "] (same source and id)"});
   }
   if (!bad.errors().empty()) return reply(problem_response(bad, req.path));

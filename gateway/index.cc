@@ -21,7 +21,8 @@ namespace fb = agentos::fb;
 //   "w" be32(partition)                 -> be64(applied offset)
 //   "t" tenant                          -> u8(plan) slug
 //   "k" key_id                          -> u8(role) u8(revoked) tenant-len tenant hash
-//   "e" tenant \0 source \0 id          -> be32(partition) be64(offset)
+//   "e" tenant \0 be32(len) source id    -> be32(partition) be64(offset)
+//   "v"                                 -> kFormat (a different value: wipe and refold)
 std::string be32(uint32_t v) {
   std::string s(4, '\0');
   for (int i = 0; i < 4; ++i) s[i] = static_cast<char>((v >> (24 - 8 * i)) & 0xff);
@@ -37,10 +38,13 @@ uint64_t get_be(std::string_view s, size_t at, int n) {
   for (int i = 0; i < n; ++i) v = (v << 8) | static_cast<uint8_t>(s[at + i]);
   return v;
 }
+// Length-prefixed, so that no two (source, id) pairs share a key even when they contain
+// NUL bytes (JSON strings may). Tenant ids are [a-z0-9-], so a NUL terminates them safely.
 std::string event_key(std::string_view tenant, std::string_view source, std::string_view id) {
   std::string k = "e";
   k.append(tenant).push_back('\0');
-  k.append(source).push_back('\0');
+  k += be32(static_cast<uint32_t>(source.size()));
+  k.append(source);
   k.append(id);
   return k;
 }
@@ -294,11 +298,34 @@ class RocksIndex final : public LocalIndex {
 }  // namespace
 
 Result<std::unique_ptr<LocalIndex>> LocalIndex::open(const std::string& dir, Log& log) {
+  // Bump when the stored layout changes: an index of another format is derived data, so
+  // it is wiped and refolded from the log rather than migrated.
+  constexpr char kFormat[] = "2";
   rocksdb::Options o;
   o.create_if_missing = true;
   rocksdb::DB* db = nullptr;
   auto s = rocksdb::DB::Open(o, dir, &db);
   if (!s.ok()) return Status(Code::kUnavailable, "open index " + dir + ": " + s.ToString());
+  std::string format;
+  s = db->Get(rocksdb::ReadOptions(), "v", &format);
+  if (!s.ok() || format != kFormat) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    it->SeekToFirst();
+    const bool empty = !it->Valid();
+    it.reset();
+    if (!empty) {
+      delete db;
+      db = nullptr;
+      s = rocksdb::DestroyDB(dir, o);
+      if (s.ok()) s = rocksdb::DB::Open(o, dir, &db);
+      if (!s.ok()) return Status(Code::kUnavailable, "rebuild index " + dir + ": " + s.ToString());
+    }
+    s = db->Put(rocksdb::WriteOptions(), "v", kFormat);
+    if (!s.ok()) {
+      delete db;
+      return Status(Code::kUnavailable, "index " + dir + ": " + s.ToString());
+    }
+  }
   auto idx = std::make_unique<RocksIndex>(db, log);
   if (auto st = idx->load_watermarks(); !st.is_ok()) return st;
   return std::unique_ptr<LocalIndex>(std::move(idx));

@@ -73,6 +73,26 @@ TEST_F(Http, SameIdFromAnotherSourceIsADifferentEvent) {
   EXPECT_TRUE(r.header("idempotent-replayed").empty());
 }
 
+TEST_F(Http, IdsAndSourcesWithNulBytesNeverCollide) {
+  // ("a\0b", "c") and ("a", "b\0c") would share a key if it were just joined with NULs.
+  const std::string key = engine->create_tenant("acme");
+  auto ev = [](const std::string& source, const std::string& id) {
+    return R"({"specversion":"1.0","id":")" + id + R"(","source":")" + source +
+           R"(","type":"session.started","data":{"sessionId":"s"}})";
+  };
+  auto first = engine->post_event("acme", key, ev("a\\u0000b", "c"));
+  ASSERT_EQ(first.status, 201) << first.body;
+  auto second = engine->post_event("acme", key, ev("a", "b\\u0000c"));
+  ASSERT_EQ(second.status, 201) << second.body;
+  EXPECT_TRUE(second.header("idempotent-replayed").empty());
+  EXPECT_NE(first.body, second.body);
+  // Also once the index (not just the in-memory recent map) answers: restart.
+  start();
+  auto third = engine->post_event("acme", key, ev("a", "b\\u0000c"));
+  EXPECT_EQ(third.header("idempotent-replayed"), "true");
+  EXPECT_EQ(third.body, second.body);
+}
+
 TEST_F(Http, BatchIsAppendedContiguouslyAndAtomically) {
   const std::string key = engine->create_tenant("acme");
   const std::string batch = "[" + event_json("b-1") + "," + event_json("b-2") + "," + event_json("b-3") + "]";
