@@ -233,6 +233,10 @@ std::optional<DecodedEvent> build_event(const Attributes& a, const DecodeOptions
     return attr.value ? fbb.CreateString(attr.value->data(), attr.value->size())
                       : flatbuffers::Offset<flatbuffers::String>();
   };
+  flatbuffers::Offset<flatbuffers::String> traceparent = opt_string(a.traceparent);
+  if (!a.traceparent.value && !opts.default_traceparent.empty() && is_valid_traceparent(opts.default_traceparent)) {
+    traceparent = fbb.CreateString(opts.default_traceparent);
+  }
   flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Extension>>> exts;
   if (!a.extensions.empty()) {
     std::vector<flatbuffers::Offset<fb::Extension>> list;
@@ -245,7 +249,7 @@ std::optional<DecodedEvent> build_event(const Attributes& a, const DecodeOptions
       fbb, opt_string(a.id), opt_string(a.source), fbb.CreateString("1.0"), time_us,
       opt_string(a.subject), opt_string(a.datacontenttype), opt_string(a.dataschema),
       fbb.CreateString(tenant.str()), opt_string(a.actor), opt_string(a.correlationid),
-      opt_string(a.causationid), opt_string(a.traceparent), exts,
+      opt_string(a.causationid), traceparent, exts,
       static_cast<fb::Payload>(static_cast<uint8_t>(pt->type)),
       flatbuffers::Offset<void>(*payload));
   fb::FinishEventBuffer(fbb, root);

@@ -55,6 +55,11 @@ struct DecodeOptions {
   TenantId path_tenant;
   // Used for `time` when the JSON carries none (microseconds since epoch).
   int64_t default_time_us = 0;
+  // Used for `traceparent` when the event carries none: the HTTP request's W3C
+  // `traceparent` header (which is also how the CloudEvents distributed-tracing extension
+  // travels in HTTP binary mode). An invalid value is ignored, as W3C Trace Context asks
+  // of a receiver; an invalid `traceparent` inside the event is an error.
+  std::string default_traceparent;
 };
 
 // One decoded event: its encoded FlatBuffer plus the attributes callers need without

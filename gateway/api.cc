@@ -348,6 +348,7 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
   DecodeOptions dopts;
   dopts.path_tenant = t;
   dopts.default_time_us = now_us();
+  dopts.default_traceparent = std::string(req.header("traceparent"));
   const std::string_view ct = media_type(req.header("content-type"));
   std::vector<DecodedEvent> events;
   Status st;

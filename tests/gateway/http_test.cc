@@ -93,6 +93,29 @@ TEST_F(Http, IdsAndSourcesWithNulBytesNeverCollide) {
   EXPECT_EQ(third.body, second.body);
 }
 
+TEST_F(Http, HttpTraceparentIsCarriedIntoTheEventUnlessTheEventHasOne) {
+  const std::string key = engine->create_tenant("acme");
+  const std::string from_http = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  const std::string in_event = "00-11111111111111111111111111111111-2222222222222222-01";
+  ASSERT_EQ(engine->call("POST", "/v1/tenants/acme/events", key, event_json("t-1"), "application/cloudevents+json",
+                         {{"traceparent", from_http}}).status, 201);
+  ASSERT_EQ(engine->call("POST", "/v1/tenants/acme/events", key,
+                         event_json("t-2", "s", R"(,"traceparent":")" + in_event + "\""), "application/cloudevents+json",
+                         {{"traceparent", from_http}}).status, 201);
+  ASSERT_EQ(engine->call("POST", "/v1/tenants/acme/events", key, event_json("t-3"), "application/cloudevents+json",
+                         {{"traceparent", "garbage"}}).status, 201);  // an invalid header is ignored
+  auto page = engine->call("GET", "/v1/tenants/acme/events?from=0&limit=100", key);
+  ASSERT_EQ(page.status, 200);
+  auto event_of = [&](const std::string& id) {
+    const size_t at = page.body.find("\"id\":\"" + id + "\"");
+    return at == std::string::npos ? std::string() : page.body.substr(at, page.body.find("}}", at) - at);
+  };
+  EXPECT_NE(event_of("t-1").find(from_http), std::string::npos) << page.body;
+  EXPECT_NE(event_of("t-2").find(in_event), std::string::npos);
+  EXPECT_EQ(event_of("t-2").find(from_http), std::string::npos);
+  EXPECT_EQ(event_of("t-3").find("traceparent"), std::string::npos);
+}
+
 TEST_F(Http, BatchIsAppendedContiguouslyAndAtomically) {
   const std::string key = engine->create_tenant("acme");
   const std::string batch = "[" + event_json("b-1") + "," + event_json("b-2") + "," + event_json("b-3") + "]";
