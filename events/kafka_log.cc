@@ -51,6 +51,7 @@
 #include <thread>
 
 #include "events/codec.h"
+#include "events/logging.h"
 #include "events/kafka_log_internal.h"
 #include "events/partitioner.h"
 
@@ -74,6 +75,7 @@ constexpr size_t kMaxValueBytes = 1000000 - 4096;
 constexpr size_t kConsumeBatch = 512;
 constexpr char kContentType[] = "application/vnd.agentos.event+flatbuffers";
 
+// The backend's messages go to the structured log (events/logging.h) as warnings.
 void log_line(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_line(const char* fmt, ...) {
   char buf[1024];
@@ -81,7 +83,7 @@ void log_line(const char* fmt, ...) {
   va_start(ap, fmt);
   std::vsnprintf(buf, sizeof(buf), fmt, ap);
   va_end(ap);
-  std::fprintf(stderr, "[agentos.events.kafka] %s\n", buf);
+  agentos::log_line(LogLevel::kWarn, buf, {{"component", "events.kafka"}});
 }
 
 int to_ms(Clock::duration d) {

@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "events/codec.h"
+#include "events/logging.h"
 #include "gateway/keys.h"
 #include "gateway/problem.h"
 
@@ -456,7 +457,7 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
   const bool any_replayed = fresh.size() != keys.size();
   log_.append(std::move(ab), [this, started, fresh = std::move(fresh), keys = std::move(keys), known = std::move(known),
                               respond = std::move(respond), any_replayed, path = req.path,
-                              reply](Result<AppendResult> r) mutable {
+                              tenant_id = t.str(), reply](Result<AppendResult> r) mutable {
     std::vector<Recent> done;
     if (r.ok()) {
       for (size_t j = 0; j < fresh.size(); ++j) {
@@ -471,6 +472,8 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
     }
     if (!r.ok()) {
       Status st = r.status();
+      log_line(LogLevel::kWarn, "append failed",
+               {{"tenant", tenant_id}, {"error", st.to_string()}});
       if (st.code() == Code::kUnavailable) st.with_retry_after(1);
       return reply(problem_response(st, path));
     }

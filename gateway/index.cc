@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "events/codec.h"
+#include "events/logging.h"
 #include "schemas/agentos_generated.h"
 
 namespace agentos::gateway {
@@ -172,6 +173,12 @@ class RocksIndex final : public LocalIndex {
         if (!todo[p]) continue;
         for (;;) {
           auto r = fold_some(Partition(p));
+          if (!r.ok()) {
+            // Retried on the next wake-up or the 200 ms safety net; auth and idempotency
+            // answers lag meanwhile (admin calls then time out with 503).
+            log_line(LogLevel::kWarn, "index fold failed",
+                     {{"partition", std::to_string(p)}, {"error", r.status().to_string()}});
+          }
           if (!r.ok() || *r == 0) break;
         }
       }

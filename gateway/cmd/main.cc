@@ -21,6 +21,7 @@
 #include <mutex>
 
 #include "events/log.h"
+#include "events/logging.h"
 #include "gateway/api.h"
 #include "gateway/http_client.h"
 #include "gateway/index.h"
@@ -185,7 +186,7 @@ int cmd_serve(int argc, char** argv) {
     o.fsync = a.get("no-fsync") != "true";
     auto r = open_embedded_log(o);
     if (!r.ok()) {
-      std::cerr << "agentos serve: " << r.status().to_string() << "\n";
+      log_line(LogLevel::kError, "cannot open the log", {{"error", r.status().to_string()}});
       return 1;
     }
     log = std::move(r).value();
@@ -200,7 +201,7 @@ int cmd_serve(int argc, char** argv) {
     }
     auto r = open_kafka_log(o);
     if (!r.ok()) {
-      std::cerr << "agentos serve: " << r.status().to_string() << "\n";
+      log_line(LogLevel::kError, "cannot open the log", {{"error", r.status().to_string()}});
       return 1;
     }
     log = std::move(r).value();
@@ -211,11 +212,11 @@ int cmd_serve(int argc, char** argv) {
 
   auto index = gateway::LocalIndex::open(data_dir + "/index", *log);
   if (!index.ok()) {
-    std::cerr << "agentos serve: " << index.status().to_string() << "\n";
+    log_line(LogLevel::kError, "cannot open the index", {{"error", index.status().to_string()}});
     return 1;
   }
   if (auto s = (*index)->start(); !s.is_ok()) {
-    std::cerr << "agentos serve: index: " << s.to_string() << "\n";
+    log_line(LogLevel::kError, "index catch-up failed", {{"error", s.to_string()}});
     return 1;
   }
   auto token = operator_token(a.get("admin-token"), data_dir);
@@ -256,14 +257,18 @@ int cmd_serve(int argc, char** argv) {
 
   auto server = gateway::HttpServer::start(api, *log, metrics, so);
   if (!server.ok()) {
-    std::cerr << "agentos serve: " << server.status().to_string() << "\n";
+    log_line(LogLevel::kError, "cannot listen", {{"error", server.status().to_string()}});
     return 1;
   }
   const std::string base = "http://" + so.host + ":" + std::to_string((*server)->port());
-  std::cout << "agentos: " << log->backend() << " log in " << (a.get("log") == "embedded" ? data_dir + "/log" : a.get("brokers"))
-            << ", " << log->partition_count() << " partitions\n";
+  log_line(LogLevel::kInfo, "log opened",
+           {{"backend", log->backend()},
+            {"location", a.get("log") == "embedded" ? data_dir + "/log" : a.get("brokers")},
+            {"partitions", std::to_string(log->partition_count())}});
+  log_line(LogLevel::kInfo, "listening", {{"addr", base}});
+  log_line(LogLevel::kInfo, "operator token",
+           {{"from", a.get("admin-token").empty() ? data_dir + "/admin.token" : "AGENTOS_ADMIN_TOKEN"}});
   std::cout << "agentos: listening on " << base << "\n";
-  std::cout << "agentos: operator token in " << (a.get("admin-token").empty() ? data_dir + "/admin.token" : "AGENTOS_ADMIN_TOKEN") << "\n";
 
   if (const std::string demo = a.get("demo-tenant"); !demo.empty()) {
     gateway::HttpResponse r = (*index)->tenant(TenantId(demo))
@@ -289,7 +294,7 @@ int cmd_serve(int argc, char** argv) {
 
   int sig = 0;
   sigwait(&set, &sig);
-  std::cout << "agentos: signal " << sig << ", stopping\n";
+  log_line(LogLevel::kInfo, "stopping", {{"signal", std::to_string(sig)}});
   // Fixed shutdown order: stop taking requests, stop folding, then close the log
   // (which completes every pending append before returning).
   (*server)->stop();
@@ -297,7 +302,7 @@ int cmd_serve(int argc, char** argv) {
   server->reset();
   index->reset();
   log.reset();
-  std::cout << "agentos: stopped\n";
+  log_line(LogLevel::kInfo, "stopped");
   return 0;
 }
 
