@@ -51,18 +51,30 @@ struct Shared {
   // Shared with the log's listener, which may outlive the server.
   std::shared_ptr<Hub> hub_ptr;
   Hub& hub;
+  std::atomic<size_t> connections{0};
+  std::atomic<size_t> inflight_body_bytes{0};  // bodies being read or handled
 };
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Shared& sh)
-      : stream_(std::move(socket)), sh_(sh), timer_(stream_.get_executor()) {}
+      : stream_(std::move(socket)), sh_(sh), timer_(stream_.get_executor()) {
+    sh_.connections.fetch_add(1);
+  }
   ~Session() {
+    release_body();
+    sh_.connections.fetch_sub(1);
     if (sse_) sh_.metrics.sse_subscribers().Decrement();
   }
 
   void start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->sh_.connections.load() > self->sh_.opts.max_connections) {
+        self->route_ = "other";
+        return self->fail(503, Status(Code::kUnavailable, "too many connections"));
+      }
+      self->read_header();
+    });
   }
 
   // Called from the hub (any thread): hops onto our strand, then cancels the wait.
@@ -100,6 +112,15 @@ class Session : public std::enable_shared_from_this<Session> {
     if (auto len = parser_->content_length(); len && *len > limit)
       return fail(413, Status(Code::kTooLarge, "body of " + std::to_string(*len) + " bytes exceeds the limit of " +
                                                    std::to_string(limit)));
+    // Reserve the body's bytes against the server-wide budget before reading any of it.
+    const size_t charge = parser_->content_length() ? static_cast<size_t>(*parser_->content_length())
+                          : parser_->chunked()        ? limit
+                                                      : 0;  // no body
+    if (sh_.inflight_body_bytes.fetch_add(charge) + charge > sh_.opts.max_inflight_body_bytes && charge > 0) {
+      sh_.inflight_body_bytes.fetch_sub(charge);
+      return fail(503, Status(Code::kUnavailable, "server busy: too many request bytes in flight").with_retry_after(1));
+    }
+    body_charge_ = charge;
     parser_->body_limit(limit);
     // The body deadline is our own timer, not the stream's: a stream timeout closes the
     // socket, and we want to tell a client whose Content-Length lied what happened (408).
@@ -169,7 +190,13 @@ class Session : public std::enable_shared_from_this<Session> {
     respond(std::move(r));
   }
 
+  void release_body() {
+    if (body_charge_ > 0) sh_.inflight_body_bytes.fetch_sub(body_charge_);
+    body_charge_ = 0;
+  }
+
   void respond(HttpResponse r) {
+    release_body();  // the request is answered: its body is no longer held
     sh_.metrics.request(route_, r.status, std::chrono::duration<double>(Clock::now() - started_).count());
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), 11);
     res->set(http::field::server, "agentos");
@@ -195,6 +222,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // ---- Server-Sent Events --------------------------------------------------------
 
   void start_stream(StreamRequest sr) {
+    release_body();
     sse_ = true;
     sh_.metrics.sse_subscribers().Increment();
     sh_.metrics.request(route_, 200, std::chrono::duration<double>(Clock::now() - started_).count());
@@ -278,6 +306,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = true;
   bool body_timed_out_ = false;
   bool body_timer_armed_ = false;
+  size_t body_charge_ = 0;  // bytes reserved in Shared::inflight_body_bytes
   std::string route_;
   Clock::time_point started_ = Clock::now();
   // SSE state
@@ -331,6 +360,7 @@ class Server final : public HttpServer {
   }
 
   uint16_t port() const override { return port_; }
+  size_t connections() const override { return shared_.connections.load(); }
 
   // Stops the I/O threads, then destroys every pending handler — and with them every
   // Session — while `shared_` (which sessions reference) is still alive.

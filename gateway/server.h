@@ -29,6 +29,12 @@ struct ServerOptions {
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1 << 20;         // one event
   size_t max_batch_body_bytes = 16 << 20;  // one batch
+  // Memory bounds across all connections. Beyond max_connections a new connection is
+  // answered 503 and closed at once; a request whose body would take the bytes being read
+  // or handled past max_inflight_body_bytes is answered 503 with Retry-After before any of
+  // its body is read (a body without Content-Length is charged its route's limit).
+  size_t max_connections = 4096;
+  size_t max_inflight_body_bytes = 256 << 20;
   std::chrono::milliseconds header_timeout{10000};  // also the keep-alive idle limit
   std::chrono::milliseconds body_timeout{30000};
   std::chrono::milliseconds write_timeout{30000};
@@ -41,6 +47,8 @@ class HttpServer {
                                                    const ServerOptions& opts);
   virtual ~HttpServer() = default;
   virtual uint16_t port() const = 0;
+  // Open connections right now.
+  virtual size_t connections() const = 0;
   virtual void stop() = 0;
 };
 

@@ -62,6 +62,7 @@ class Engine {
 
   cli::Url url() const { return {"127.0.0.1", std::to_string(server_->port())}; }
   FaultyLog& log() { return *log_; }
+  HttpServer& server() { return *server_; }
   LocalIndex& index() { return *index_; }
 
   // Creates a tenant and returns its admin API key.

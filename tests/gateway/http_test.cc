@@ -302,6 +302,64 @@ TEST_F(Http, SilentClientIsDisconnectedAfterTheHeaderTimeout) {
   EXPECT_EQ(engine->call("GET", "/healthz", "").status, 200);
 }
 
+// A connection held open by the test, optionally with some bytes sent.
+class RawConn {
+ public:
+  RawConn(const cli::Url& url, const std::string& data) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(std::stoi(url.port)));
+    ::inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    if (connected_ && !data.empty()) (void)!::write(fd_, data.data(), data.size());
+  }
+  ~RawConn() { ::close(fd_); }
+  bool connected() const { return connected_; }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+TEST_F(Http, ConnectionsBeyondTheCapAre503AndTheCapFreesUp) {
+  EngineOptions o;
+  o.server.max_connections = 1;
+  start(o);
+  {
+    RawConn held(engine->url(), "");
+    ASSERT_TRUE(held.connected());
+    ASSERT_TRUE(wait_until([&] { return engine->server().connections() == 1; }));
+    auto r = engine->call("GET", "/healthz", "");
+    EXPECT_EQ(r.status, 503);
+    EXPECT_NE(r.body.find("too many connections"), std::string::npos);
+  }
+  ASSERT_TRUE(wait_until([&] { return engine->server().connections() == 0; }));
+  EXPECT_EQ(engine->call("GET", "/healthz", "").status, 200);
+}
+
+TEST_F(Http, BodyBytesInFlightAreBoundedServerWide) {
+  EngineOptions o;
+  o.server.max_inflight_body_bytes = 1000;
+  start(o);
+  const std::string key = engine->create_tenant("acme");
+  // Fits the budget alone (< 1000), not next to the 800 reserved below.
+  const std::string event = event_json("e-1", std::string(300, 'x'));
+  ASSERT_GT(event.size(), 200u);
+  ASSERT_LT(event.size(), 1000u);
+  {
+    // A slow upload announces 800 bytes and sends none: they stay reserved.
+    RawConn slow(engine->url(), "POST /v1/tenants/acme/events HTTP/1.1\r\nHost: x\r\nContent-Length: 800\r\n\r\n");
+    ASSERT_TRUE(slow.connected());
+    ASSERT_TRUE(wait_until([&] {
+      auto r = engine->post_event("acme", key, event);
+      return r.status == 503 && r.header("retry-after") == "1";
+    }));
+  }
+  // The slow upload is gone: its bytes are released and the event goes through.
+  EXPECT_TRUE(wait_until([&] { return engine->post_event("acme", key, event).status == 201; }));
+}
+
 TEST_F(Http, GarbageRequestIs400) {
   std::string out = raw_exchange(engine->url(), "THIS IS NOT HTTP\r\n\r\n");
   EXPECT_NE(out.find("HTTP/1.1 400"), std::string::npos) << out;
