@@ -60,10 +60,12 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(tcp::socket socket, Shared& sh)
       : stream_(std::move(socket)), sh_(sh), timer_(stream_.get_executor()) {
     sh_.connections.fetch_add(1);
+    sh_.metrics.connections().Increment();
   }
   ~Session() {
     release_body();
     sh_.connections.fetch_sub(1);
+    sh_.metrics.connections().Decrement();
     if (sse_) sh_.metrics.sse_subscribers().Decrement();
   }
 

@@ -45,6 +45,11 @@ Metrics::Metrics(const char* backend) : registry_(std::make_shared<prometheus::R
                        .Help("Requests refused with 429")
                        .Register(*registry_)
                        .Add({});
+  connections_ = &prometheus::BuildGauge()
+                      .Name("agentos_http_connections")
+                      .Help("Open HTTP connections")
+                      .Register(*registry_)
+                      .Add({});
   sse_ = &prometheus::BuildGauge()
               .Name("agentos_sse_subscribers")
               .Help("Open Server-Sent Events streams")

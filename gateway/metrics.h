@@ -22,6 +22,7 @@ class Metrics {
   void rate_limited() { rate_limited_->Increment(); }
   void set_end_offset(int32_t partition, int64_t end);
   prometheus::Gauge& sse_subscribers() { return *sse_; }
+  prometheus::Gauge& connections() { return *connections_; }
   std::string serialize() const;
 
  private:
@@ -34,6 +35,7 @@ class Metrics {
   prometheus::Counter* replays_;
   prometheus::Counter* rate_limited_;
   prometheus::Gauge* sse_;
+  prometheus::Gauge* connections_;
   std::string backend_;
 };
 

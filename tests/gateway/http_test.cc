@@ -554,6 +554,7 @@ TEST_F(Http, MetricsCountRequestsAndAppends) {
   EXPECT_NE(m.body.find("agentos_http_requests_total{code=\"201\",route=\"/v1/tenants/{t}/events\"} 1"), std::string::npos);
   EXPECT_NE(m.body.find("agentos_append_duration_seconds_bucket"), std::string::npos);
   EXPECT_NE(m.body.find("agentos_log_end_offset"), std::string::npos);
+  EXPECT_NE(m.body.find("agentos_http_connections 1"), std::string::npos);  // this request's own
   EXPECT_EQ(engine->call("GET", "/readyz", "").status, 200);
 }
 
