@@ -1,0 +1,97 @@
+// The processor contract: a processor is a deterministic fold
+//     (state, event) -> (state changes, derived events)
+// over the records of the partitions a ProcessorRuntime (processors/runtime.h) owns.
+//
+// Determinism is the whole contract. `apply` may depend ONLY on
+//   * the input event (its verified bytes, its Position, its header — time comes from
+//     `header.time_us`, never from a clock), and
+//   * what it reads back through `StateTxn`.
+// No wall clock, no randomness, no I/O other than StateTxn, no mutable globals, no
+// iteration over unordered containers whose order leaks into state or output. Replaying
+// the same log into an empty state must give the same state byte for byte (the
+// runtime's `state_hash()` proves it) and the same derived events.
+//
+// Processors see EVERY record of their partitions (all tenants, all types, including
+// events derived by other processors); a processor ignores the types it does not handle.
+// Its own derived events are not fed back to it unless `consumes_own_events()` says so
+// (see runtime.h).
+//
+// Threading: the runtime calls `apply` from one thread at a time (its worker thread, or
+// the caller of `ProcessorRuntime::step`). A Processor must outlive its runtime.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "events/codec.h"
+#include "events/status.h"
+#include "events/types.h"
+
+namespace agentos {
+
+// One input record, verified by the runtime before `apply` sees it. `bytes` (and the
+// string_views in `header`) point into the runtime's read buffer and are valid only for
+// the duration of the `apply` call: copy what must outlive it.
+struct EventView {
+  std::string_view bytes;  // a verified AgentOS event FlatBuffer (verify_event passed)
+  Position pos;            // where the record lives in the log
+  EventHeader header;      // read_header(bytes)
+};
+
+// The processor's view of its state: a key/value space private to the processor (its
+// own RocksDB column family, named after the processor). Reads see the transaction's own
+// uncommitted writes; nothing is visible to anyone else until the runtime commits the
+// batch — together with the consumed offsets and the outbox, in one WriteBatch. If a
+// batch fails, every change made through the StateTxn is discarded.
+class StateTxn {
+ public:
+  virtual ~StateTxn() = default;
+  // The value of `key`, nullopt when absent. Fails only on a storage error; the apply
+  // should return that Status unchanged.
+  virtual Result<std::optional<std::string>> get(std::string_view key) = 0;
+  virtual void put(std::string_view key, std::string_view value) = 0;
+  virtual void del(std::string_view key) = 0;
+};
+
+// Collects the derived events of one `apply` call into the outbox.
+//
+// A processor names only the type and the `data` object; the runtime fills in the rest,
+// deterministically, so that a re-derivation after a crash yields identical bytes:
+//   id       = "<processor>/<partition>-<offset>-<index>" (the input's position, and the
+//              0-based index of the emit within this apply call)
+//   source   = "/agentos/processors/<processor>"
+//   tenantid = the input event's tenant (so the derived event lands on the same partition)
+//   time     = the input event's time
+//   subject  = `subject` when given
+// The event is built through the codec (decode_structured), so it is a valid, verified
+// AgentOS event or `emit` fails with the codec's kInvalidArgument (a processor bug: the
+// apply should return it, which stops the runtime without committing the batch).
+class Emitter {
+ public:
+  virtual ~Emitter() = default;
+  // `ce_type` is a schema type name ("heartbeat.alert"); `data_json` a JSON object
+  // ("{}" for none).
+  virtual Status emit(std::string_view ce_type, std::string_view data_json,
+                      std::string_view subject = {}) = 0;
+};
+
+class Processor {
+ public:
+  virtual ~Processor() = default;
+
+  // Stable name: [a-z0-9-]+ (at most 64 chars). Also the name of the state column family
+  // and part of derived ids and source: renaming a processor is a new processor.
+  virtual std::string_view name() const = 0;
+
+  // Folds one record. On a non-OK Status the runtime commits nothing of the batch and
+  // stops with that error (a deterministic fold would fail the same way on retry, so the
+  // runtime does not retry; fix the processor or the data, then restart).
+  virtual Status apply(const EventView& ev, StateTxn& state, Emitter& out) = 0;
+
+  // Whether `apply` is also called for events this processor derived itself. Default
+  // false: a processor never loops on its own output by accident.
+  virtual bool consumes_own_events() const { return false; }
+};
+
+}  // namespace agentos

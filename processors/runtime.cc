@@ -1,0 +1,646 @@
+// ProcessorRuntime on RocksDB. The contract and the exactly-once argument are in runtime.h.
+//
+// Keys of the `default` column family (all integers big-endian, so key order is numeric):
+//   'o' be32 partition                          -> be64 next input offset (committed)
+//   'x' be32 partition be64 offset be32 index   -> derived event bytes (the outbox)
+//   'm' be32 partition                          -> be64 relay marker M_p (see runtime.h)
+#include "processors/runtime.h"
+
+#include <openssl/evp.h>
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace agentos {
+namespace {
+
+constexpr char kOffsetTag = 'o';
+constexpr char kOutboxTag = 'x';
+constexpr char kMarkerTag = 'm';
+constexpr size_t kMaxProcessorNameBytes = 64;
+
+void put_be32(std::string& s, uint32_t v) {
+  for (int i = 3; i >= 0; --i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void put_be64(std::string& s, uint64_t v) {
+  for (int i = 7; i >= 0; --i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint64_t get_be(std::string_view s, size_t at, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; ++i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
+  return v;
+}
+
+std::string partition_key(char tag, Partition p) {
+  std::string k(1, tag);
+  put_be32(k, static_cast<uint32_t>(p.value()));
+  return k;
+}
+std::string outbox_key(Position src, uint32_t index) {
+  std::string k = partition_key(kOutboxTag, src.partition);
+  put_be64(k, static_cast<uint64_t>(src.offset.value()));
+  put_be32(k, index);
+  return k;
+}
+std::string be64_value(int64_t v) {
+  std::string s;
+  put_be64(s, static_cast<uint64_t>(v));
+  return s;
+}
+
+Status from_rocks(const rocksdb::Status& s, const char* what) {
+  if (s.ok()) return Status::ok();
+  Code c = s.IsCorruption() ? Code::kCorruption : Code::kInternal;
+  return Status(c, std::string(what) + ": " + s.ToString());
+}
+
+bool valid_processor_name(std::string_view n) {
+  if (n.empty() || n.size() > kMaxProcessorNameBytes || n == "default") return false;
+  return std::all_of(n.begin(), n.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+// Overlay of one batch's writes over the committed column family.
+class TxnImpl final : public StateTxn {
+ public:
+  TxnImpl(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) : db_(db), cf_(cf) {}
+
+  Result<std::optional<std::string>> get(std::string_view key) override {
+    auto it = writes_.find(key);
+    if (it != writes_.end()) return it->second;
+    std::string v;
+    auto s = db_->Get(rocksdb::ReadOptions(), cf_, rocksdb::Slice(key.data(), key.size()), &v);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return from_rocks(s, "state get");
+    return std::optional<std::string>(std::move(v));
+  }
+  void put(std::string_view key, std::string_view value) override {
+    writes_.insert_or_assign(std::string(key), std::optional<std::string>(std::string(value)));
+  }
+  void del(std::string_view key) override {
+    writes_.insert_or_assign(std::string(key), std::optional<std::string>());
+  }
+  void flush(rocksdb::WriteBatch& wb) {
+    for (auto& [k, v] : writes_) {
+      if (v) wb.Put(cf_, k, *v);
+      else wb.Delete(cf_, k);
+    }
+  }
+
+ private:
+  rocksdb::DB* db_;
+  rocksdb::ColumnFamilyHandle* cf_;
+  std::map<std::string, std::optional<std::string>, std::less<>> writes_;
+};
+
+class EmitterImpl final : public Emitter {
+ public:
+  EmitterImpl(std::string_view processor, const std::string& source, const EventView& ev)
+      : processor_(processor), source_(source), ev_(ev) {}
+
+  Status emit(std::string_view ce_type, std::string_view data_json,
+              std::string_view subject) override {
+    if (out_.size() >= kMaxDerivedPerEvent)
+      return Status(Code::kTooLarge, "more than kMaxDerivedPerEvent derived events");
+    const uint32_t index = static_cast<uint32_t>(out_.size());
+    std::string json = R"({"specversion":"1.0","id":)";
+    append_json_string(json, derived_event_id(processor_, ev_.pos, index));
+    json += R"(,"source":)";
+    append_json_string(json, source_);
+    json += R"(,"type":)";
+    append_json_string(json, ce_type);
+    json += R"(,"tenantid":)";
+    append_json_string(json, ev_.header.tenant);
+    json += R"(,"time":)";
+    append_json_string(json, format_rfc3339_us(ev_.header.time_us));
+    if (!subject.empty()) {
+      json += R"(,"subject":)";
+      append_json_string(json, subject);
+    }
+    json += R"(,"data":)";
+    json += data_json;
+    json += '}';
+    DecodeOptions opts;
+    opts.path_tenant = TenantId(std::string(ev_.header.tenant));
+    opts.default_time_us = ev_.header.time_us;
+    auto d = decode_structured(json, opts);
+    if (!d.ok()) return std::move(d).take_status();
+    out_.push_back(std::move(d->bytes));
+    return Status::ok();
+  }
+
+  std::vector<std::string>& derived() { return out_; }
+
+ private:
+  std::string_view processor_;
+  const std::string& source_;
+  const EventView& ev_;
+  std::vector<std::string> out_;
+};
+
+// Woken by the log's listener. Held by shared_ptr because listeners live as long as the
+// log (no unsubscribe); the listener holds a weak_ptr and does nothing once we are gone.
+struct WakeState {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool dirty = false;
+  void wake() {
+    {
+      std::lock_guard lk(mu);
+      dirty = true;
+    }
+    cv.notify_all();
+  }
+};
+
+class RuntimeImpl final : public ProcessorRuntime {
+ public:
+  RuntimeImpl(Log& log, Processor& proc, RuntimeOptions opts, rocksdb::DB* db,
+              std::vector<rocksdb::ColumnFamilyHandle*> cfs, std::map<int32_t, Offset> committed)
+      : log_(log),
+        proc_(proc),
+        name_(proc.name()),
+        source_("/agentos/processors/" + name_),
+        opts_(std::move(opts)),
+        db_(db),
+        meta_(cfs[0]),
+        state_(cfs[1]),
+        committed_(std::move(committed)),
+        wake_(std::make_shared<WakeState>()) {
+    for (Partition p : opts_.partitions) needs_scan_[p.value()] = true;  // rule 3: at start
+    std::weak_ptr<WakeState> weak = wake_;
+    log_.add_listener([weak](Partition, Offset) {
+      if (auto w = weak.lock()) w->wake();
+    });
+  }
+
+  ~RuntimeImpl() override {
+    stop();
+    db_->DestroyColumnFamilyHandle(state_);
+    db_->DestroyColumnFamilyHandle(meta_);
+    db_->Close();
+    delete db_;
+  }
+
+  Status start() override {
+    std::lock_guard lk(lifecycle_mu_);
+    if (worker_.joinable()) return Status(Code::kInvalidArgument, "runtime already started");
+    stopping_ = false;
+    started_ = true;
+    worker_ = std::thread([this] { run(); });
+    return Status::ok();
+  }
+
+  void stop() override {
+    std::lock_guard lk(lifecycle_mu_);
+    if (!worker_.joinable()) return;
+    stopping_ = true;
+    wake_->wake();
+    worker_.join();
+    started_ = false;
+  }
+
+  Result<bool> step() override {
+    if (started_) return Status(Code::kInvalidArgument, "step() while started");
+    return step_impl();
+  }
+
+  Offset committed_offset(Partition p) const override {
+    std::lock_guard lk(mu_);
+    auto it = committed_.find(p.value());
+    return it == committed_.end() ? Offset(0) : it->second;
+  }
+  RuntimeStats stats() const override {
+    std::lock_guard lk(mu_);
+    return stats_;
+  }
+  Status last_error() const override {
+    std::lock_guard lk(mu_);
+    return error_;
+  }
+
+  Result<std::string> state_hash() const override {
+    // One snapshot for both column families, so a concurrent commit cannot tear the hash.
+    const rocksdb::Snapshot* snap = db_->GetSnapshot();
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snap;
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+    auto feed = [&](std::string_view s) {
+      std::string len;
+      put_be64(len, s.size());
+      EVP_DigestUpdate(ctx.get(), len.data(), len.size());
+      EVP_DigestUpdate(ctx.get(), s.data(), s.size());
+    };
+    Status st;
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, state_));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        feed(it->key().ToStringView());
+        feed(it->value().ToStringView());
+      }
+      st = from_rocks(it->status(), "state hash");
+    }
+    if (st.is_ok()) {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_));
+      const std::string prefix(1, kOffsetTag);
+      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+        feed(it->key().ToStringView());
+        feed(it->value().ToStringView());
+      }
+      st = from_rocks(it->status(), "state hash");
+    }
+    db_->ReleaseSnapshot(snap);
+    if (!st.is_ok()) return st;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(ctx.get(), md, &n);
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string hex;
+    for (unsigned i = 0; i < n; ++i) {
+      hex.push_back(kHex[md[i] >> 4]);
+      hex.push_back(kHex[md[i] & 0xf]);
+    }
+    return hex;
+  }
+
+  Result<std::optional<std::string>> get(std::string_view key) const override {
+    std::string v;
+    auto s = db_->Get(rocksdb::ReadOptions(), state_, rocksdb::Slice(key.data(), key.size()), &v);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return from_rocks(s, "get");
+    return std::optional<std::string>(std::move(v));
+  }
+
+  Result<std::vector<OutboxEntry>> outbox(Partition p) const override {
+    std::vector<OutboxEntry> out;
+    const std::string prefix = partition_key(kOutboxTag, p);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      std::string_view k = it->key().ToStringView();
+      OutboxEntry e;
+      e.source = {p, Offset(static_cast<int64_t>(get_be(k, 5, 8)))};
+      e.index = static_cast<uint32_t>(get_be(k, 13, 4));
+      e.bytes = it->value().ToString();
+      out.push_back(std::move(e));
+    }
+    if (!it->status().ok()) return from_rocks(it->status(), "outbox");
+    return out;
+  }
+
+  const std::string& derived_source() const override { return source_; }
+
+ private:
+  void run() {
+    while (!stopping_) {
+      {
+        std::lock_guard lk(wake_->mu);
+        wake_->dirty = false;  // anything appended from here on wakes the wait below
+      }
+      auto r = step_impl();
+      if (!r.ok()) return;  // sticky error recorded by step_impl
+      if (*r) continue;
+      std::unique_lock lk(wake_->mu);
+      wake_->cv.wait_for(lk, opts_.idle_wait, [&] { return wake_->dirty || stopping_.load(); });
+    }
+  }
+
+  Result<bool> step_impl() {
+    {
+      std::lock_guard lk(mu_);
+      if (!error_.is_ok()) return error_;
+    }
+    bool progress = false;
+    for (Partition p : opts_.partitions) {
+      auto r = process_partition(p);
+      if (!r.ok()) return fail(std::move(r).take_status());
+      progress |= *r;
+    }
+    if (opts_.relay) {
+      for (Partition p : opts_.partitions) {
+        auto r = relay_partition(p);
+        if (!r.ok()) return fail(std::move(r).take_status());
+        progress |= *r;
+      }
+    }
+    return progress;
+  }
+
+  Status fail(Status s) {
+    std::lock_guard lk(mu_);
+    if (error_.is_ok()) error_ = s;
+    return s;
+  }
+
+  Result<bool> process_partition(Partition p) {
+    const Offset from = committed_offset(p);
+    ReadOptions ro;
+    ro.max_records = opts_.max_batch_records;
+    auto recs = log_.read(p, from, ro);
+    if (!recs.ok()) return std::move(recs).take_status();
+    if (recs->empty()) return false;
+
+    TxnImpl txn(db_, state_);
+    rocksdb::WriteBatch wb;
+    uint64_t applied = 0, skipped = 0, derived = 0;
+    for (const StoredRecord& rec : *recs) {
+      if (Status v = verify_event(rec.value); !v.is_ok())
+        return Status(Code::kCorruption, "record " + std::to_string(rec.pos.offset.value()) +
+                                             " of partition " + std::to_string(p.value()) +
+                                             ": " + v.message());
+      EventView ev{rec.value, rec.pos, read_header(rec.value)};
+      if (ev.header.source == source_ && !proc_.consumes_own_events()) {
+        ++skipped;
+        continue;
+      }
+      EmitterImpl em(name_, source_, ev);
+      if (Status s = proc_.apply(ev, txn, em); !s.is_ok()) return s;
+      ++applied;
+      for (size_t i = 0; i < em.derived().size(); ++i) {
+        wb.Put(meta_, outbox_key(rec.pos, static_cast<uint32_t>(i)), em.derived()[i]);
+        ++derived;
+      }
+    }
+    txn.flush(wb);
+    const Offset next = recs->back().pos.offset.next();
+    wb.Put(meta_, partition_key(kOffsetTag, p), be64_value(next.value()));
+    if (Status s = write(wb); !s.is_ok()) return s;
+
+    std::lock_guard lk(mu_);
+    committed_[p.value()] = next;
+    stats_.events_applied += applied;
+    stats_.events_skipped += skipped;
+    stats_.derived += derived;
+    ++stats_.commits;
+    return true;
+  }
+
+  Status write(rocksdb::WriteBatch& wb) {
+    rocksdb::WriteOptions wo;
+    wo.sync = opts_.sync;
+    return from_rocks(db_->Write(wo, &wb), "commit");
+  }
+
+  Result<std::optional<Offset>> marker(Partition p) {
+    std::string v;
+    auto s = db_->Get(rocksdb::ReadOptions(), meta_, partition_key(kMarkerTag, p), &v);
+    if (s.IsNotFound()) return std::optional<Offset>();
+    if (!s.ok()) return from_rocks(s, "relay marker");
+    return std::optional<Offset>(Offset(static_cast<int64_t>(get_be(v, 0, 8))));
+  }
+
+  Result<bool> outbox_empty(Partition p) {
+    const std::string prefix = partition_key(kOutboxTag, p);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+    it->Seek(prefix);
+    if (!it->status().ok()) return from_rocks(it->status(), "outbox");
+    return !(it->Valid() && it->key().starts_with(prefix));
+  }
+
+  // Rule 3 of runtime.h: find outbox entries of `p` already in the log at >= M_p.
+  Status recover(Partition p) {
+    auto m = marker(p);
+    if (!m.ok()) return std::move(m).take_status();
+    if (*m) {
+      Offset from = **m;
+      ReadOptions ro;
+      ro.max_records = kRelayScanChunkRecords;
+      for (;;) {
+        auto recs = log_.read(p, from, ro);
+        if (!recs.ok()) return std::move(recs).take_status();
+        if (recs->empty()) break;
+        rocksdb::WriteBatch wb;
+        uint64_t found = 0;
+        for (const StoredRecord& rec : *recs) {
+          if (!verify_event(rec.value).is_ok()) continue;  // not ours: ours are verified
+          EventHeader h = read_header(rec.value);
+          if (h.source != source_) continue;
+          auto id = parse_derived_event_id(name_, h.id);
+          if (!id || id->first.partition != p) continue;
+          const std::string key = outbox_key(id->first, id->second);
+          std::string v;
+          auto s = db_->Get(rocksdb::ReadOptions(), meta_, key, &v);
+          if (s.IsNotFound()) continue;
+          if (!s.ok()) return from_rocks(s, "outbox");
+          wb.Delete(meta_, key);
+          ++found;
+        }
+        from = recs->back().pos.offset.next();
+        wb.Put(meta_, partition_key(kMarkerTag, p), be64_value(from.value()));
+        if (Status s = write(wb); !s.is_ok()) return s;
+        std::lock_guard lk(mu_);
+        stats_.relay_recovered += found;
+      }
+      auto empty = outbox_empty(p);
+      if (!empty.ok()) return std::move(empty).take_status();
+      if (*empty) {
+        rocksdb::WriteBatch wb;
+        wb.Delete(meta_, partition_key(kMarkerTag, p));
+        if (Status s = write(wb); !s.is_ok()) return s;
+      }
+    }
+    needs_scan_[p.value()] = false;
+    return Status::ok();
+  }
+
+  Result<bool> relay_partition(Partition p) {
+    if (needs_scan_[p.value()]) {
+      if (Status s = recover(p); !s.is_ok()) return s;
+    }
+    auto pending = load_outbox(p, kMaxRelayBatchEntries);
+    if (!pending.ok()) return std::move(pending).take_status();
+    if (pending->empty()) return false;
+
+    auto m = marker(p);
+    if (!m.ok()) return std::move(m).take_status();
+    if (!*m) {  // rule 1: record where our appends can start, durably, before appending
+      auto end = log_.end_offset(p);
+      if (!end.ok()) return relay_error(p, std::move(end).take_status());
+      rocksdb::WriteBatch wb;
+      wb.Put(meta_, partition_key(kMarkerTag, p), be64_value(end->value()));
+      rocksdb::WriteOptions wo;
+      wo.sync = true;  // always: the marker must be durable before the append can be
+      if (Status s = from_rocks(db_->Write(wo, &wb), "relay marker"); !s.is_ok()) return s;
+    }
+
+    bool progress = false;
+    size_t i = 0;
+    while (i < pending->size()) {
+      // One append per run of consecutive entries of one tenant (AppendBatch is per tenant).
+      const std::string_view tenant = read_header((*pending)[i].second).tenant;
+      size_t j = i;
+      AppendBatch batch{TenantId(std::string(tenant)), {}};
+      while (j < pending->size() && read_header((*pending)[j].second).tenant == tenant) {
+        batch.values.push_back((*pending)[j].second);
+        ++j;
+      }
+      auto res = log_.append_sync(std::move(batch));
+      if (!res.ok()) return relay_error(p, std::move(res).take_status());
+      if (opts_.hooks.crash_after_relay_append && opts_.hooks.crash_after_relay_append(p))
+        return Status(Code::kInternal, "injected crash after relay append");
+
+      rocksdb::WriteBatch wb;  // rule 2: delete what was appended and move the marker
+      for (size_t k = i; k < j; ++k) wb.Delete(meta_, (*pending)[k].first);
+      const bool drained = j == pending->size() && pending->size() < kMaxRelayBatchEntries;
+      if (drained && !has_more_after(p, pending->back().first))
+        wb.Delete(meta_, partition_key(kMarkerTag, p));
+      else
+        wb.Put(meta_, partition_key(kMarkerTag, p),
+               be64_value(res->positions.back().offset.next().value()));
+      if (Status s = write(wb); !s.is_ok()) return s;
+      {
+        std::lock_guard lk(mu_);
+        stats_.relayed += j - i;
+      }
+      progress = true;
+      i = j;
+    }
+    return progress;
+  }
+
+  bool has_more_after(Partition p, const std::string& last_key) {
+    const std::string prefix = partition_key(kOutboxTag, p);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+    it->Seek(last_key);
+    if (it->Valid() && it->key() == last_key) it->Next();
+    return !it->status().ok() || (it->Valid() && it->key().starts_with(prefix));
+  }
+
+  // A failed append may or may not be in the log (Kafka: unknown commit outcome): scan
+  // again (rule 3) before the next append. Not sticky: the next step retries.
+  Result<bool> relay_error(Partition p, Status s) {
+    needs_scan_[p.value()] = true;
+    std::lock_guard lk(mu_);
+    ++stats_.relay_errors;
+    last_relay_error_ = std::move(s);
+    return false;
+  }
+
+  Result<std::vector<std::pair<std::string, std::string>>> load_outbox(Partition p, size_t max) {
+    std::vector<std::pair<std::string, std::string>> out;
+    const std::string prefix = partition_key(kOutboxTag, p);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && out.size() < max;
+         it->Next())
+      out.emplace_back(it->key().ToString(), it->value().ToString());
+    if (!it->status().ok()) return from_rocks(it->status(), "outbox");
+    return out;
+  }
+
+  Log& log_;
+  Processor& proc_;
+  const std::string name_;
+  const std::string source_;
+  const RuntimeOptions opts_;
+  rocksdb::DB* db_;
+  rocksdb::ColumnFamilyHandle* meta_;
+  rocksdb::ColumnFamilyHandle* state_;
+
+  mutable std::mutex mu_;  // guards committed_, stats_, error_, last_relay_error_
+  std::map<int32_t, Offset> committed_;
+  RuntimeStats stats_;
+  Status error_;
+  Status last_relay_error_;
+
+  std::map<int32_t, bool> needs_scan_;  // worker / step thread only
+
+  std::mutex lifecycle_mu_;
+  std::thread worker_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> started_{false};
+  std::shared_ptr<WakeState> wake_;
+};
+
+}  // namespace
+
+std::string derived_event_id(std::string_view processor, Position source, uint32_t index) {
+  std::string id(processor);
+  id += '/';
+  id += std::to_string(source.partition.value());
+  id += '-';
+  id += std::to_string(source.offset.value());
+  id += '-';
+  id += std::to_string(index);
+  return id;
+}
+
+std::optional<std::pair<Position, uint32_t>> parse_derived_event_id(std::string_view processor,
+                                                                    std::string_view id) {
+  if (id.size() <= processor.size() + 1 || id.substr(0, processor.size()) != processor ||
+      id[processor.size()] != '/')
+    return std::nullopt;
+  std::string_view rest = id.substr(processor.size() + 1);
+  int32_t part = 0;
+  int64_t off = 0;
+  uint32_t idx = 0;
+  const char* b = rest.data();
+  const char* e = rest.data() + rest.size();
+  auto r1 = std::from_chars(b, e, part);
+  if (r1.ec != std::errc() || r1.ptr == e || *r1.ptr != '-') return std::nullopt;
+  auto r2 = std::from_chars(r1.ptr + 1, e, off);
+  if (r2.ec != std::errc() || r2.ptr == e || *r2.ptr != '-') return std::nullopt;
+  auto r3 = std::from_chars(r2.ptr + 1, e, idx);
+  if (r3.ec != std::errc() || r3.ptr != e) return std::nullopt;
+  if (part < 0 || off < 0) return std::nullopt;
+  return std::make_pair(Position{Partition(part), Offset(off)}, idx);
+}
+
+Result<std::unique_ptr<ProcessorRuntime>> open_processor_runtime(Log& log, Processor& processor,
+                                                                 RuntimeOptions opts) {
+  const std::string name(processor.name());
+  if (!valid_processor_name(name))
+    return Status(Code::kInvalidArgument, "bad processor name '" + name + "'");
+  if (opts.state_dir.empty()) return Status(Code::kInvalidArgument, "state_dir is empty");
+  if (opts.partitions.empty())
+    for (int32_t i = 0; i < log.partition_count(); ++i) opts.partitions.push_back(Partition(i));
+  for (Partition p : opts.partitions)
+    if (p.value() < 0 || p.value() >= log.partition_count())
+      return Status(Code::kInvalidArgument, "partition " + std::to_string(p.value()) +
+                                                " outside the log");
+  std::sort(opts.partitions.begin(), opts.partitions.end());
+  opts.partitions.erase(std::unique(opts.partitions.begin(), opts.partitions.end()),
+                        opts.partitions.end());
+  opts.max_batch_records = std::clamp<size_t>(opts.max_batch_records, 1, kMaxProcessorBatchRecords);
+
+  rocksdb::DBOptions dbo;
+  dbo.create_if_missing = true;
+  dbo.create_missing_column_families = true;
+  dbo.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+      {name, rocksdb::ColumnFamilyOptions()}};
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+  rocksdb::DB* db = nullptr;
+  if (Status s = from_rocks(rocksdb::DB::Open(dbo, opts.state_dir, descs, &cfs, &db),
+                            "open processor state");
+      !s.is_ok())
+    return s;
+
+  std::map<int32_t, Offset> committed;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cfs[0]));
+  const std::string prefix(1, kOffsetTag);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string_view k = it->key().ToStringView();
+    std::string_view v = it->value().ToStringView();
+    if (k.size() != 5 || v.size() != 8) {
+      it.reset();
+      for (auto* h : cfs) db->DestroyColumnFamilyHandle(h);
+      delete db;
+      return Status(Code::kCorruption, "bad committed-offset entry in processor state");
+    }
+    committed[static_cast<int32_t>(get_be(k, 1, 4))] = Offset(static_cast<int64_t>(get_be(v, 0, 8)));
+  }
+  it.reset();
+  return std::unique_ptr<ProcessorRuntime>(
+      new RuntimeImpl(log, processor, std::move(opts), db, std::move(cfs), std::move(committed)));
+}
+
+}  // namespace agentos

@@ -1,0 +1,159 @@
+// ProcessorRuntime: drives one Processor over the log with exactly-once state and
+// exactly-once derived events.
+//
+// Storage: one RocksDB database per runtime (`RuntimeOptions::state_dir`) with two column
+// families: `<processor name>` — the processor's own keys — and `default` — the runtime's
+// bookkeeping: the committed input offset per partition, the outbox, and the relay markers.
+//
+// PROCESSING. For each owned partition p the runtime reads (Log::read) from its committed
+// offset at most `max_batch_records` records, verifies each, calls `Processor::apply`, and
+// commits in ONE synced WriteBatch: the state changes, the new committed offset of p, and
+// the outbox entries — key (p, source offset, index) -> derived event bytes. So after any
+// crash, state, offset and outbox agree: a record is either wholly applied (state changed,
+// its derived events in the outbox) or not at all, and restart resumes at the committed
+// offset. Derived events carry the tenant of their input, so they land on the SAME
+// partition p; they are skipped as input (the offset still advances) unless the processor
+// `consumes_own_events()`.
+//
+// RELAY. Appends the outbox of p to the log in key order and deletes what was appended.
+// Exactly-once argument (no derived event is ever in the log twice, none is lost):
+//  1. Before the first append of entries of p, the relay durably records a marker
+//     M_p = end_offset(p). Every append after that lands at an offset >= M_p.
+//  2. After an append is acknowledged, ONE WriteBatch deletes the appended entries and
+//     moves M_p past them (or deletes M_p when p's outbox is empty). Invariant: every
+//     outbox entry that is already in the log sits at an offset >= M_p; with no marker,
+//     no outbox entry of p has been appended.
+//  3. A crash (or a failed/unknown-outcome append) between append and delete leaves
+//     appended entries in the outbox. Before appending again — at start and after any
+//     append error — the relay scans the log [M_p, end) for records with its own source,
+//     maps each deterministic id back to its outbox key and deletes that entry (advancing
+//     M_p per scanned chunk in the same WriteBatch). What remains was never appended.
+//  4. Ids are a pure function of the input position, and the outbox is written in the same
+//     WriteBatch as the offset, so a re-derivation after a crash reproduces the same keys
+//     and bytes instead of new ones.
+// Caveat: a state dir that is wiped and rebuilt over a log that already holds derived
+// events would republish them; rebuild with `relay = false` (derived events stay in the
+// outbox, where replay tests compare them with the log). See processors/README.md.
+//
+// Threading and lifecycle: construct with `open_processor_runtime`, then either call
+// `step()` from one thread (tests, tools) or `start()` a worker thread that steps until
+// `stop()`; not both at once. `stop()` wakes and joins the worker (a batch in progress
+// finishes and commits first). The destructor stops. The Log and the Processor must
+// outlive the runtime. Query methods (`committed_offset`, `stats`, `state_hash`,
+// `outbox`, `last_error`) are thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "events/log.h"
+#include "events/status.h"
+#include "events/types.h"
+#include "processors/processor.h"
+
+namespace agentos {
+
+// Caps (style: bounded at every boundary, named).
+inline constexpr size_t kDefaultProcessorBatchRecords = 512;   // records per commit
+inline constexpr size_t kMaxProcessorBatchRecords = 8192;
+inline constexpr size_t kMaxRelayBatchEntries = 1024;          // outbox entries per relay round
+inline constexpr size_t kRelayScanChunkRecords = 1024;         // records per recovery-scan read
+inline constexpr size_t kMaxDerivedPerEvent = 256;             // emits per apply call
+
+// Test seams. Production code leaves them empty.
+struct RuntimeTestHooks {
+  // Called after a relay append is acknowledged and BEFORE its outbox entries are
+  // deleted. Returning true simulates a process crash at that point: the runtime writes
+  // nothing more, every later step fails with kInternal, and the test destroys it.
+  std::function<bool(Partition)> crash_after_relay_append;
+};
+
+struct RuntimeOptions {
+  std::string state_dir;                 // RocksDB dir, created if missing
+  std::vector<Partition> partitions;     // owned partitions; empty = all of the log
+  size_t max_batch_records = kDefaultProcessorBatchRecords;  // clamped to [1, kMax...]
+  bool relay = true;                     // false: derived events stay in the outbox
+  bool sync = true;                      // fsync every commit (false only in benchmarks)
+  // How long the worker waits for new records before looking again (it is also woken by
+  // the log's append listener, so this only bounds the latency of a missed wake-up).
+  std::chrono::milliseconds idle_wait{200};
+  RuntimeTestHooks hooks;
+};
+
+// Counters since open (not persisted).
+struct RuntimeStats {
+  uint64_t events_applied = 0;   // records passed to apply
+  uint64_t events_skipped = 0;   // own derived events not fed back
+  uint64_t commits = 0;          // processing WriteBatches
+  uint64_t derived = 0;          // outbox entries written
+  uint64_t relayed = 0;          // derived events appended to the log
+  uint64_t relay_recovered = 0;  // outbox entries found already in the log by a scan
+  uint64_t relay_errors = 0;     // failed appends (retried after a rescan)
+};
+
+// One pending outbox entry.
+struct OutboxEntry {
+  Position source;       // the input event's position
+  uint32_t index = 0;    // emit index within that apply
+  std::string bytes;     // the derived event (verified)
+};
+
+class ProcessorRuntime {
+ public:
+  virtual ~ProcessorRuntime() = default;
+  ProcessorRuntime(const ProcessorRuntime&) = delete;
+  ProcessorRuntime& operator=(const ProcessorRuntime&) = delete;
+
+  // Starts the worker thread. kInvalidArgument if already started.
+  virtual Status start() = 0;
+  // Stops and joins the worker. Idempotent.
+  virtual void stop() = 0;
+
+  // One round on the caller's thread: at most one batch per owned partition, then one
+  // relay round per partition with outbox entries. Returns true if anything was
+  // processed or relayed. Not while started. An apply error, a record that fails
+  // verification or a storage error is returned and sticks (every later step returns it).
+  // A failed relay append is not an error: it is counted (stats().relay_errors) and
+  // retried after a rescan (rule 3) on the next step.
+  virtual Result<bool> step() = 0;
+
+  // The next input offset of `partition` (0 when nothing has been committed).
+  virtual Offset committed_offset(Partition partition) const = 0;
+  virtual RuntimeStats stats() const = 0;
+  // The first error that stopped the runtime, OK while healthy.
+  virtual Status last_error() const = 0;
+
+  // SHA-256 (hex) over the processor's column family in key order (length-prefixed keys
+  // and values) followed by the committed offsets by partition. Excludes the outbox and
+  // relay markers, which depend on relay timing, not on the log.
+  virtual Result<std::string> state_hash() const = 0;
+  // The processor's committed value of `key` (tests and read paths).
+  virtual Result<std::optional<std::string>> get(std::string_view key) const = 0;
+  // The outbox entries of `partition` still pending, in relay order.
+  virtual Result<std::vector<OutboxEntry>> outbox(Partition partition) const = 0;
+
+  // The CloudEvents `source` of this processor's derived events.
+  virtual const std::string& derived_source() const = 0;
+
+ protected:
+  ProcessorRuntime() = default;
+};
+
+// Opens (creating if needed) the runtime's state in `opts.state_dir` for `processor` over
+// `log`. Fails with kInvalidArgument for a bad processor name or partition, kCorruption /
+// kInternal when the store cannot be opened.
+Result<std::unique_ptr<ProcessorRuntime>> open_processor_runtime(Log& log, Processor& processor,
+                                                                 RuntimeOptions opts);
+
+// The deterministic id of a derived event: "<processor>/<partition>-<offset>-<index>".
+std::string derived_event_id(std::string_view processor, Position source, uint32_t index);
+// Inverse of derived_event_id for `processor`; nullopt if `id` is not one of its ids.
+std::optional<std::pair<Position, uint32_t>> parse_derived_event_id(std::string_view processor,
+                                                                    std::string_view id);
+
+}  // namespace agentos

@@ -1,0 +1,82 @@
+#include "tests/processors/harness.h"
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+#include "events/codec.h"
+
+namespace agentos::test {
+
+std::string session_event(const std::string& tenant, const std::string& id,
+                          const std::string& kind, const std::string& session, int64_t time_us) {
+  std::string json = R"({"specversion":"1.0","source":"/test","id":")" + id + R"(","type":"session.)" +
+                     kind + R"(","tenantid":")" + tenant + R"(","time":")" +
+                     format_rfc3339_us(time_us) + R"(","data":{"sessionId":")" + session + R"("}})";
+  DecodeOptions opts;
+  opts.path_tenant = TenantId(tenant);
+  auto r = decode_structured(json, opts);
+  if (!r.ok()) throw std::runtime_error("session_event: " + r.status().to_string());
+  return std::move(r->bytes);
+}
+
+std::unique_ptr<Log> open_test_log(const std::string& dir, int32_t partitions) {
+  EmbeddedLogOptions o;
+  o.dir = dir;
+  o.partitions = partitions;
+  auto r = open_embedded_log(o);
+  if (!r.ok()) throw std::runtime_error("open log: " + r.status().to_string());
+  return std::move(r).value();
+}
+
+void append_all(Log& log, const std::vector<std::pair<std::string, std::string>>& events) {
+  for (const auto& [tenant, bytes] : events) {
+    auto r = log.append_sync(AppendBatch{TenantId(tenant), {bytes}});
+    if (!r.ok()) throw std::runtime_error("append: " + r.status().to_string());
+  }
+}
+
+Status drain(ProcessorRuntime& rt, int max_rounds) {
+  for (int i = 0; i < max_rounds; ++i) {
+    auto r = rt.step();
+    if (!r.ok()) return std::move(r).take_status();
+    if (!*r) return Status::ok();
+  }
+  return Status(Code::kTimeout, "drain: still making progress");
+}
+
+std::vector<LoggedEvent> logged_from(Log& log, const std::string& source) {
+  std::vector<LoggedEvent> out;
+  for (int32_t p = 0; p < log.partition_count(); ++p) {
+    Offset from(0);
+    for (;;) {
+      auto recs = log.read(Partition(p), from);
+      if (!recs.ok()) throw std::runtime_error("read: " + recs.status().to_string());
+      if (recs->empty()) break;
+      for (auto& rec : *recs) {
+        EventHeader h = read_header(rec.value);
+        if (h.source == source) out.push_back({rec.pos, std::string(h.id), rec.value});
+      }
+      from = recs->back().pos.offset.next();
+    }
+  }
+  return out;
+}
+
+int64_t log_size(Log& log) {
+  int64_t n = 0;
+  for (int32_t p = 0; p < log.partition_count(); ++p) n += log.end_offset(Partition(p))->value();
+  return n;
+}
+
+void FaultyLog::append(AppendBatch batch, AppendCallback done) {
+  inner_.append(std::move(batch), [this, done = std::move(done)](Result<AppendResult> r) {
+    const int n = ++appends;
+    if (r.ok() && n == lose_ack_of_append.load())
+      done(Status(Code::kUnavailable, "injected: appended, ack lost"));
+    else
+      done(std::move(r));
+  });
+}
+
+}  // namespace agentos::test

@@ -1,0 +1,70 @@
+// Shared helpers of the processor tests: event builders, a log wrapper that injects
+// faults, and readers of what a runtime derived into the log.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "events/log.h"
+#include "processors/runtime.h"
+
+namespace agentos::test {
+
+inline constexpr int32_t kTestPartitions = 4;
+inline constexpr int64_t kBaseTimeUs = 1795000000000000;  // 2026-11-18, arbitrary
+
+// A valid encoded `session.<kind>` event ("created", "progress", "failed", ...).
+std::string session_event(const std::string& tenant, const std::string& id,
+                          const std::string& kind, const std::string& session, int64_t time_us);
+
+std::unique_ptr<Log> open_test_log(const std::string& dir, int32_t partitions = kTestPartitions);
+
+// Appends `events` (encoded, each of `tenant`) one append per event, in order.
+void append_all(Log& log, const std::vector<std::pair<std::string, std::string>>& tenant_and_bytes);
+
+// Steps until a round makes no progress. Fails the test (returns the status) on error.
+Status drain(ProcessorRuntime& rt, int max_rounds = 100000);
+
+// The records of every partition whose source is `source`, by partition then offset.
+struct LoggedEvent {
+  Position pos;
+  std::string id;
+  std::string bytes;
+};
+std::vector<LoggedEvent> logged_from(Log& log, const std::string& source);
+
+// Total records in the log (sum of end offsets).
+int64_t log_size(Log& log);
+
+// Forwards to `inner`; can make the Nth append (1-based, counting appends through this
+// wrapper) reach the log while reporting kUnavailable — the "unknown outcome" of a
+// Kafka commit, or a crash right after the append from the caller's point of view.
+class FaultyLog final : public Log {
+ public:
+  explicit FaultyLog(Log& inner) : inner_(inner) {}
+  std::atomic<int> lose_ack_of_append{0};
+  std::atomic<int> appends{0};
+
+  int32_t partition_count() const override { return inner_.partition_count(); }
+  void append(AppendBatch batch, AppendCallback done) override;
+  Result<std::vector<StoredRecord>> read(Partition p, Offset from, const ReadOptions& o) override {
+    return inner_.read(p, from, o);
+  }
+  Result<std::vector<StoredRecord>> read_tenant(const TenantId& t, Offset from,
+                                                const ReadOptions& o) override {
+    return inner_.read_tenant(t, from, o);
+  }
+  Result<Offset> end_offset(Partition p) override { return inner_.end_offset(p); }
+  bool wait_for(Partition p, Offset after, std::chrono::steady_clock::time_point d) override {
+    return inner_.wait_for(p, after, d);
+  }
+  void add_listener(AppendListener l) override { inner_.add_listener(std::move(l)); }
+  const char* backend() const override { return inner_.backend(); }
+
+ private:
+  Log& inner_;
+};
+
+}  // namespace agentos::test

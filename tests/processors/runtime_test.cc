@@ -1,0 +1,326 @@
+// Scenarios of the processor runtime over the real embedded log: commit atomicity, the
+// relay's exactly-once delivery, restart, crash between append and outbox delete, replay.
+#include "processors/runtime.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "tests/processors/harness.h"
+#include "tests/processors/session_counter.h"
+#include "tests/support/test_util.h"
+
+namespace agentos::test {
+namespace {
+
+using Events = std::vector<std::pair<std::string, std::string>>;
+
+// acme: 3 failed sessions (alerts at the 2nd), globex: 2 failed (alert at the 2nd).
+Events scenario() {
+  int64_t t = kBaseTimeUs;
+  auto ev = [&](const std::string& tenant, const std::string& id, const std::string& kind,
+                const std::string& s) {
+    return std::make_pair(tenant, session_event(tenant, id, kind, s, t += 1000));
+  };
+  return {ev("acme", "a1", "created", "s1"),   ev("globex", "g1", "created", "s9"),
+          ev("acme", "a2", "progress", "s1"),  ev("acme", "a3", "failed", "s1"),
+          ev("globex", "g2", "failed", "s9"),  ev("acme", "a4", "created", "s2"),
+          ev("acme", "a5", "failed", "s2"),    ev("globex", "g3", "failed", "s8"),
+          ev("acme", "a6", "failed", "s3"),    std::make_pair(std::string("acme"),
+                                                               make_event("acme", "a7", 3))};
+}
+
+class RuntimeTest : public ::testing::Test {
+ protected:
+  void SetUp() override { log_ = open_test_log(dir_.sub("log")); }
+
+  std::unique_ptr<ProcessorRuntime> open(Log& log, const std::string& state, RuntimeOptions o = {}) {
+    o.state_dir = dir_.sub(state);
+    auto r = open_processor_runtime(log, counter_, std::move(o));
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? std::move(r).value() : nullptr;
+  }
+  std::unique_ptr<ProcessorRuntime> open(const std::string& state, RuntimeOptions o = {}) {
+    return open(*log_, state, std::move(o));
+  }
+  std::string value(ProcessorRuntime& rt, const std::string& key) {
+    auto v = rt.get(key);
+    EXPECT_TRUE(v.ok());
+    return v.ok() && *v ? **v : "<absent>";
+  }
+  Partition p_of(const std::string& tenant) { return log_->partition_of(TenantId(tenant)); }
+  std::string hash(ProcessorRuntime& rt) {
+    auto h = rt.state_hash();
+    EXPECT_TRUE(h.ok());
+    return h.ok() ? *h : "";
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Log> log_;
+  SessionCounter counter_;
+};
+
+TEST(DerivedEventId, RoundTripsAndRejectsOthers) {
+  Position pos{Partition(3), Offset(1234567890123)};
+  std::string id = derived_event_id("session-counter", pos, 7);
+  EXPECT_EQ(id, "session-counter/3-1234567890123-7");
+  auto back = parse_derived_event_id("session-counter", id);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->first, pos);
+  EXPECT_EQ(back->second, 7u);
+  EXPECT_FALSE(parse_derived_event_id("session", id));
+  EXPECT_FALSE(parse_derived_event_id("session-counter", "session-counter/3-12"));
+  EXPECT_FALSE(parse_derived_event_id("session-counter", "session-counter/3-12-1x"));
+  EXPECT_FALSE(parse_derived_event_id("session-counter", "session-counter/-3-12-1"));
+  EXPECT_FALSE(parse_derived_event_id("session-counter", "other/3-12-1"));
+}
+
+TEST_F(RuntimeTest, RejectsBadOptions) {
+  RuntimeOptions o;
+  o.state_dir = dir_.sub("state");
+  o.partitions = {Partition(kTestPartitions)};
+  auto r = open_processor_runtime(*log_, counter_, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  o.partitions.clear();
+  o.state_dir.clear();
+  EXPECT_FALSE(open_processor_runtime(*log_, counter_, o).ok());
+}
+
+TEST_F(RuntimeTest, ApplyCommitsStateOffsetsAndOutboxTogether) {
+  append_all(*log_, scenario());
+  RuntimeOptions o;
+  o.relay = false;
+  auto rt = open("state", o);
+  ASSERT_TRUE(drain(*rt).is_ok());
+
+  EXPECT_EQ(value(*rt, "t/acme/events"), "7");  // a1..a7 are all session.*
+  EXPECT_EQ(value(*rt, "t/acme/failed"), "3");
+  EXPECT_EQ(value(*rt, "s/acme/s1"), "3");
+  EXPECT_EQ(value(*rt, "s/acme/s2"), "2");
+  EXPECT_EQ(value(*rt, "t/globex/events"), "3");
+  EXPECT_EQ(value(*rt, "t/globex/failed"), "2");
+  // From event time: the latest is a7's (make_event's fixed time), not a clock.
+  EXPECT_EQ(value(*rt, "t/acme/last_us"),
+            std::to_string(*parse_rfc3339_us("2026-11-24T10:00:00Z")));
+  EXPECT_EQ(value(*rt, "t/globex/last_us"), std::to_string(kBaseTimeUs + 8000));  // g3
+
+  // Every record consumed; nothing relayed, so the log holds only the inputs.
+  for (Partition p : {p_of("acme"), p_of("globex")})
+    EXPECT_EQ(rt->committed_offset(p), *log_->end_offset(p));
+  EXPECT_EQ(log_size(*log_), 10);
+
+  // One alert each (acme's 2nd failure = a5, globex's 2nd = g3), in the outbox with
+  // deterministic ids, the input's tenant, and bytes that verify.
+  auto acme = rt->outbox(p_of("acme"));
+  auto globex = rt->outbox(p_of("globex"));
+  ASSERT_TRUE(acme.ok() && globex.ok());
+  std::vector<OutboxEntry> all = *acme;
+  if (p_of("acme") != p_of("globex")) all.insert(all.end(), globex->begin(), globex->end());
+  ASSERT_EQ(all.size(), 2u);
+  for (const auto& e : all) {
+    ASSERT_TRUE(verify_event(e.bytes).is_ok());
+    EventHeader h = read_header(e.bytes);
+    EXPECT_EQ(event_type_name(h.type), "heartbeat.alert");
+    EXPECT_EQ(h.source, "/agentos/processors/session-counter");
+    EXPECT_EQ(h.id, derived_event_id("session-counter", e.source, e.index));
+    auto in = log_->read(e.source.partition, e.source.offset, {.max_records = 1});
+    ASSERT_TRUE(in.ok() && !in->empty());
+    EventHeader src = read_header((*in)[0].value);
+    EXPECT_EQ(h.tenant, src.tenant);
+    EXPECT_EQ(h.time_us, src.time_us);
+    EXPECT_TRUE(src.id == "a5" || src.id == "g3") << src.id;
+  }
+  RuntimeStats s = rt->stats();
+  EXPECT_EQ(s.events_applied, 10u);
+  EXPECT_EQ(s.derived, 2u);
+  EXPECT_EQ(s.relayed, 0u);
+}
+
+TEST_F(RuntimeTest, RelayAppendsEachDerivedEventExactlyOnceAndDoesNotFeedItBack) {
+  append_all(*log_, scenario());
+  auto rt = open("state");
+  ASSERT_TRUE(drain(*rt).is_ok());
+  auto logged = logged_from(*log_, rt->derived_source());
+  ASSERT_EQ(logged.size(), 2u);
+  std::set<std::string> ids;
+  for (auto& e : logged) {
+    ids.insert(e.id);
+    auto parsed = parse_derived_event_id("session-counter", e.id);
+    ASSERT_TRUE(parsed);
+    EXPECT_EQ(parsed->first.partition, e.pos.partition);  // same partition as its input
+    EXPECT_LT(parsed->first.offset, e.pos.offset);        // appended after its input
+  }
+  EXPECT_EQ(ids.size(), 2u);
+  for (Partition p : {p_of("acme"), p_of("globex")}) {
+    EXPECT_TRUE(rt->outbox(p)->empty());
+    EXPECT_EQ(rt->committed_offset(p), *log_->end_offset(p));  // the alerts were consumed...
+  }
+  RuntimeStats s = rt->stats();
+  EXPECT_EQ(s.relayed, 2u);
+  EXPECT_EQ(s.events_skipped, 2u);  // ...but skipped, not applied
+  EXPECT_EQ(s.events_applied, 10u);
+  EXPECT_EQ(log_size(*log_), 12);
+  // Nothing left to do: another round appends nothing.
+  ASSERT_TRUE(drain(*rt).is_ok());
+  EXPECT_EQ(log_size(*log_), 12);
+}
+
+TEST_F(RuntimeTest, ApplyErrorCommitsNothingAndSticks) {
+  append_all(*log_, scenario());
+  counter_.fail_on_id = "a3";
+  RuntimeOptions o;
+  o.partitions = {p_of("acme")};
+  auto rt = open("state", o);
+  auto r = rt->step();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kInternal);
+  EXPECT_EQ(rt->committed_offset(p_of("acme")), Offset(0));  // a1, a2 were in the same batch
+  EXPECT_EQ(value(*rt, "t/acme/events"), "<absent>");
+  EXPECT_TRUE(rt->outbox(p_of("acme"))->empty());
+  EXPECT_EQ(rt->last_error().code(), Code::kInternal);
+  counter_.fail_on_id.clear();
+  EXPECT_FALSE(rt->step().ok());  // sticky until reopened
+  rt.reset();
+  rt = open("state", o);
+  ASSERT_TRUE(drain(*rt).is_ok());
+  EXPECT_EQ(value(*rt, "t/acme/events"), "7");
+}
+
+TEST_F(RuntimeTest, RestartResumesFromCommittedOffsetsWithoutDoubleProcessing) {
+  append_all(*log_, scenario());
+  RuntimeOptions small;
+  small.max_batch_records = 2;
+  auto rt = open("state", small);
+  ASSERT_TRUE(rt->step().ok());  // at most 2 records per partition
+  const uint64_t first = rt->stats().events_applied;
+  EXPECT_GT(first, 0u);
+  EXPECT_LT(first, 10u);
+  rt.reset();  // "restart": close the store, reopen it
+
+  rt = open("state", small);
+  ASSERT_TRUE(drain(*rt).is_ok());
+  EXPECT_EQ(rt->stats().events_applied, 10u - first);  // nothing applied twice
+
+  // Same state as an uninterrupted run over an identical log.
+  TempDir other;
+  auto log2 = open_test_log(other.sub("log"));
+  append_all(*log2, scenario());
+  auto ref = open(*log2, "ref");
+  ASSERT_TRUE(drain(*ref).is_ok());
+  EXPECT_EQ(hash(*rt), hash(*ref));
+  EXPECT_EQ(value(*rt, "t/acme/events"), "7");
+  EXPECT_EQ(logged_from(*log_, rt->derived_source()).size(), 2u);
+}
+
+TEST_F(RuntimeTest, CrashAfterRelayAppendThenRestartDoesNotDuplicate) {
+  append_all(*log_, scenario());
+  RuntimeOptions crashing;
+  int calls = 0;
+  crashing.hooks.crash_after_relay_append = [&](Partition) { return ++calls == 1; };
+  auto rt = open("state", crashing);
+  Status s = drain(*rt);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.message().find("injected crash"), std::string::npos);
+  // The crash left an appended derived event in the outbox.
+  auto logged = logged_from(*log_, rt->derived_source());
+  ASSERT_EQ(logged.size(), 1u);
+  auto pending = rt->outbox(logged[0].pos.partition);
+  ASSERT_TRUE(pending.ok());
+  ASSERT_FALSE(pending->empty());
+  EXPECT_EQ(read_header((*pending)[0].bytes).id, logged[0].id);
+  rt.reset();
+
+  auto again = open("state");
+  ASSERT_TRUE(drain(*again).is_ok());
+  EXPECT_EQ(again->stats().relay_recovered, 1u);  // recognised, not re-appended
+  logged = logged_from(*log_, again->derived_source());
+  std::set<std::string> ids;
+  for (auto& e : logged) ids.insert(e.id);
+  EXPECT_EQ(logged.size(), 2u);
+  EXPECT_EQ(ids.size(), logged.size());
+  EXPECT_EQ(log_size(*log_), 12);
+  for (int32_t p = 0; p < kTestPartitions; ++p) EXPECT_TRUE(again->outbox(Partition(p))->empty());
+}
+
+TEST_F(RuntimeTest, LostAppendAckIsRecognisedByRescanBeforeRetry) {
+  append_all(*log_, scenario());
+  FaultyLog faulty(*log_);
+  faulty.lose_ack_of_append = 1;  // the first relay append lands but reports kUnavailable
+  auto rt = open(faulty, "state");
+  ASSERT_TRUE(drain(*rt).is_ok());  // not sticky: retried after a rescan
+  RuntimeStats s = rt->stats();
+  EXPECT_EQ(s.relay_errors, 1u);
+  EXPECT_EQ(s.relay_recovered, 1u);
+  EXPECT_EQ(s.relayed, 1u);  // only the other one needed appending
+  auto logged = logged_from(*log_, rt->derived_source());
+  std::set<std::string> ids;
+  for (auto& e : logged) ids.insert(e.id);
+  EXPECT_EQ(logged.size(), 2u);
+  EXPECT_EQ(ids.size(), 2u);
+  EXPECT_EQ(log_size(*log_), 12);
+}
+
+// Replay: a second runtime over the same log with an empty state dir and the relay off
+// (a rebuild must not republish: the derived events are already in the log). Its state
+// hash equals the original's, and the derived events it produces — left in its outbox —
+// are byte for byte the ones the original appended.
+TEST_F(RuntimeTest, ReplayIntoEmptyStateGivesSameHashAndSameDerivedEvents) {
+  append_all(*log_, scenario());
+  auto rt = open("state");
+  ASSERT_TRUE(drain(*rt).is_ok());
+  const std::string original = hash(*rt);
+  auto logged = logged_from(*log_, rt->derived_source());
+  ASSERT_EQ(logged.size(), 2u);
+  rt.reset();
+
+  RuntimeOptions rebuild;
+  rebuild.relay = false;
+  auto replay = open("rebuilt", rebuild);
+  ASSERT_TRUE(drain(*replay).is_ok());
+  EXPECT_EQ(hash(*replay), original);
+  std::vector<std::string> rederived;
+  for (int32_t p = 0; p < kTestPartitions; ++p) {
+    auto pending = replay->outbox(Partition(p));  // keep the Result alive while iterating
+    ASSERT_TRUE(pending.ok());
+    for (auto& e : *pending) rederived.push_back(e.bytes);
+  }
+  std::vector<std::string> appended;
+  for (auto& e : logged) appended.push_back(e.bytes);
+  EXPECT_EQ(rederived, appended);
+  EXPECT_EQ(log_size(*log_), 12);
+}
+
+TEST_F(RuntimeTest, StateHashChangesWithState) {
+  auto rt = open("state");
+  const std::string empty = hash(*rt);
+  EXPECT_EQ(empty.size(), 64u);
+  append_all(*log_, {{"acme", session_event("acme", "x1", "created", "s1", kBaseTimeUs)}});
+  ASSERT_TRUE(drain(*rt).is_ok());
+  EXPECT_NE(hash(*rt), empty);
+}
+
+TEST_F(RuntimeTest, WorkerThreadFollowsTheLogUntilStopped) {
+  auto rt = open("state");
+  ASSERT_TRUE(rt->start().is_ok());
+  EXPECT_FALSE(rt->start().is_ok());
+  EXPECT_FALSE(rt->step().ok());  // not while started
+  append_all(*log_, scenario());  // appended after start: the listener wakes the worker
+  const std::string src = rt->derived_source();
+  ASSERT_TRUE(wait_until([&] {
+    if (logged_from(*log_, src).size() != 2) return false;
+    for (int32_t p = 0; p < kTestPartitions; ++p)
+      if (rt->committed_offset(Partition(p)) != *log_->end_offset(Partition(p))) return false;
+    return true;
+  }));
+  rt->stop();
+  rt->stop();  // idempotent
+  EXPECT_TRUE(rt->last_error().is_ok());
+  EXPECT_EQ(value(*rt, "t/acme/failed"), "3");
+  EXPECT_EQ(log_size(*log_), 12);
+  ASSERT_TRUE(drain(*rt).is_ok());  // stopped: step() allowed again, nothing left
+  EXPECT_EQ(log_size(*log_), 12);
+}
+
+}  // namespace
+}  // namespace agentos::test
