@@ -41,6 +41,15 @@ uint64_t get_be(std::string_view s, size_t at, int n) {
 }
 // Length-prefixed, so that no two (source, id) pairs share a key even when they contain
 // NUL bytes (JSON strings may). Tenant ids are [a-z0-9-], so a NUL terminates them safely.
+// A key of one key space: its one-letter prefix, then `rest`. (Built with +=, not
+// `"t" + rest`: GCC 12 warns falsely about that temporary, GCC PR 105651.)
+std::string prefixed(char space, std::string_view rest) {
+  std::string k(1, space);
+  k.append(rest);
+  return k;
+}
+std::string watermark_key(int32_t p) { return prefixed('w', be32(static_cast<uint32_t>(p))); }
+
 std::string event_key(std::string_view tenant, std::string_view source, std::string_view id) {
   std::string k = "e";
   k.append(tenant).push_back('\0');
@@ -63,7 +72,7 @@ class RocksIndex final : public LocalIndex {
   Status load_watermarks() {
     for (int32_t p = 0; p < log_.partition_count(); ++p) {
       std::string v;
-      auto s = db_->Get(rocksdb::ReadOptions(), "w" + be32(p), &v);
+      auto s = db_->Get(rocksdb::ReadOptions(), watermark_key(p), &v);
       if (s.ok() && v.size() == 8) {
         applied_[p] = Offset(static_cast<int64_t>(get_be(v, 0, 8)));
       } else if (!s.IsNotFound() && !s.ok()) {
@@ -110,13 +119,13 @@ class RocksIndex final : public LocalIndex {
 
   std::optional<TenantInfo> tenant(const TenantId& t) const override {
     std::string v;
-    if (!db_->Get(rocksdb::ReadOptions(), "t" + t.str(), &v).ok() || v.empty()) return std::nullopt;
+    if (!db_->Get(rocksdb::ReadOptions(), prefixed('t', t.str()), &v).ok() || v.empty()) return std::nullopt;
     return TenantInfo{v.substr(1), static_cast<Plan>(v[0])};
   }
 
   std::optional<KeyInfo> key(const std::string& key_id) const override {
     std::string v;
-    if (!db_->Get(rocksdb::ReadOptions(), "k" + key_id, &v).ok() || v.size() < 3) return std::nullopt;
+    if (!db_->Get(rocksdb::ReadOptions(), prefixed('k', key_id), &v).ok() || v.size() < 3) return std::nullopt;
     const size_t tlen = static_cast<uint8_t>(v[2]);
     if (v.size() < 3 + tlen) return std::nullopt;
     KeyInfo k;
@@ -200,7 +209,7 @@ class RocksIndex final : public LocalIndex {
     auth_changed_ = false;
     for (const auto& r : *recs) apply(r, wb);
     const Offset next = recs->back().pos.offset.next();
-    wb.Put("w" + be32(p.value()), be64(next.value()));
+    wb.Put(watermark_key(p.value()), be64(next.value()));
     // Not synced: the index is derived, and a lost tail is re-folded from the watermark.
     auto s = db_->Write(rocksdb::WriteOptions(), &wb);
     if (!s.ok()) return Status(Code::kInternal, "index write: " + s.ToString());
@@ -232,14 +241,16 @@ class RocksIndex final : public LocalIndex {
     switch (ev->payload_type()) {
       case fb::Payload::TenantCreated: {
         const auto* p = ev->payload_as_TenantCreated();
-        put(wb, "t" + tenant, std::string(1, static_cast<char>(p->plan())) + p->slug()->str());
+        std::string row(1, static_cast<char>(p->plan()));
+        row += p->slug()->string_view();
+        put(wb, prefixed('t', tenant), row);
         break;
       }
       case fb::Payload::TenantPlanChanged: {
         std::string v;
-        if (get("t" + tenant, &v) && !v.empty()) {
+        if (get(prefixed('t', tenant), &v) && !v.empty()) {
           v[0] = static_cast<char>(ev->payload_as_TenantPlanChanged()->plan());
-          put(wb, "t" + tenant, v);
+          put(wb, prefixed('t', tenant), v);
         }
         break;
       }
@@ -251,12 +262,12 @@ class RocksIndex final : public LocalIndex {
         v.push_back(static_cast<char>(tenant.size()));
         v += tenant;
         v += p->key_hash()->str();
-        put(wb, "k" + p->key_id()->str(), v);
+        put(wb, prefixed('k', p->key_id()->string_view()), v);
         break;
       }
       case fb::Payload::ApiKeyRevoked: {
         std::string v;
-        const std::string k = "k" + ev->payload_as_ApiKeyRevoked()->key_id()->str();
+        const std::string k = prefixed('k', ev->payload_as_ApiKeyRevoked()->key_id()->string_view());
         // A key can only be revoked by an event of its own tenant.
         if (get(k, &v) && v.size() >= 3 && v.substr(3, static_cast<uint8_t>(v[2])) == tenant) {
           v[1] = 1;

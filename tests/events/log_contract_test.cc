@@ -101,7 +101,9 @@ TYPED_TEST(LogContract, BatchGetsContiguousPositionsOnTheTenantsPartition) {
   const Partition p = kafka_partition("acme", 4);
   for (size_t i = 0; i < pos.size(); ++i) {
     EXPECT_EQ(pos[i].partition, p);
-    if (i > 0) EXPECT_GT(pos[i].offset, pos[i - 1].offset);
+    if (i > 0) {
+      EXPECT_GT(pos[i].offset, pos[i - 1].offset);
+    }
   }
   EXPECT_EQ(this->log->partition_of(TenantId("acme")), p);
 }
