@@ -306,6 +306,27 @@ void Api::handle(HttpRequest req, Reply reply) {
   reply(problem_response(Status(Code::kNotFound, "no such route"), req.path));
 }
 
+bool Api::begin_append() {
+  std::lock_guard lk(idle_mu_);
+  if (draining_) return false;
+  ++inflight_appends_;
+  return true;
+}
+
+Api::InFlight::~InFlight() {
+  {
+    std::lock_guard lk(api_.idle_mu_);
+    --api_.inflight_appends_;
+  }
+  api_.idle_cv_.notify_all();
+}
+
+bool Api::drain(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lk(idle_mu_);
+  draining_ = true;
+  return idle_cv_.wait_until(lk, deadline, [&] { return inflight_appends_ == 0; });
+}
+
 std::optional<TenantInfo> Api::tenant_info(const TenantId& t) const {
   const uint64_t gen = index_.auth_generation();
   {
@@ -449,15 +470,35 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
   };
 
   if (fresh.empty()) return respond(std::move(known), true);
+  if (!begin_append()) {
+    std::lock_guard lk(recent_mu_);
+    for (size_t i : fresh) inflight_.erase(keys[i]);
+    return reply(problem_response(Status(Code::kUnavailable, "shutting down").with_retry_after(1), req.path));
+  }
 
   AppendBatch ab{t, {}};
   ab.values.reserve(fresh.size());
   for (size_t i : fresh) ab.values.push_back(std::move(events[i].bytes));
   const auto started = std::chrono::steady_clock::now();
   const bool any_replayed = fresh.size() != keys.size();
-  log_.append(std::move(ab), [this, started, fresh = std::move(fresh), keys = std::move(keys), known = std::move(known),
-                              respond = std::move(respond), any_replayed, path = req.path,
-                              tenant_id = t.str(), reply](Result<AppendResult> r) mutable {
+  // Everything the callback needs, in one object whose FIRST member is the in-flight
+  // guard: members are destroyed in reverse order, so the guard (and with it drain()'s
+  // count) goes last, after `reply` and the request's Session it keeps alive.
+  struct Pending {
+    InFlight guard;
+    std::vector<size_t> fresh;
+    std::vector<std::string> keys;
+    std::vector<std::optional<Position>> known;
+    decltype(respond) respond_fn;
+    Reply reply;
+    std::string path;
+    std::string tenant_id;
+  };
+  // Built in place: the guard can be neither copied nor moved.
+  std::shared_ptr<Pending> pending(new Pending{InFlight(*this), std::move(fresh), std::move(keys), std::move(known),
+                                               std::move(respond), reply, req.path, t.str()});
+  log_.append(std::move(ab), [this, started, any_replayed, pending](Result<AppendResult> r) {
+    auto& [guard, fresh, keys, known, respond, reply, path, tenant_id] = *pending;
     std::vector<Recent> done;
     if (r.ok()) {
       for (size_t j = 0; j < fresh.size(); ++j) {

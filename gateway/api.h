@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -73,6 +74,13 @@ class Api {
 
   void handle(HttpRequest req, Reply reply);
 
+  // Shutdown, step one: from now on appends are refused (503), and this blocks until no
+  // append started by `handle` is pending — its callback has run AND been destroyed, so
+  // nothing the log holds still references this Api or a request's Reply — or until
+  // `deadline`. Returns whether it drained. The server calls it on stop, before its I/O
+  // threads go away, so the replies of appends in flight are still delivered.
+  bool drain(std::chrono::steady_clock::time_point deadline);
+
   // Authorises and parses a stream request. The caller then serves the stream.
   Result<StreamRequest> authorize_stream(const HttpRequest& req);
   bool is_stream_request(const HttpRequest& req) const;
@@ -124,6 +132,27 @@ class Api {
   std::unordered_map<std::string, std::vector<std::function<void(Result<Position>)>>> inflight_;
 
   std::mutex admin_mu_;  // serialises tenant/key management (rare; check-then-append)
+
+  // Appends in flight (see drain). An InFlight lives exactly as long as the append
+  // callback that owns it.
+  std::mutex idle_mu_;
+  std::condition_variable idle_cv_;
+  size_t inflight_appends_ = 0;
+  bool draining_ = false;  // guarded by idle_mu_
+  // Counts an append in, unless draining (then false). Check and count are one step, so
+  // drain() can never miss an append that starts while it waits.
+  bool begin_append();
+  // Releases one begin_append() when destroyed.
+  class InFlight {
+   public:
+    explicit InFlight(Api& api) : api_(api) {}
+    ~InFlight();
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+
+   private:
+    Api& api_;
+  };
 
   // Bumped (under recent_mu_) whenever entries leave `recent_` because the index has
   // folded them; lets post_events do its index lookups outside the lock (see there).

@@ -5,12 +5,14 @@
 #include <boost/beast/http.hpp>
 
 #include <atomic>
+#include <future>
 #include <iostream>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
 
 #include "events/codec.h"
+#include "events/logging.h"
 #include "gateway/problem.h"
 
 namespace agentos::gateway {
@@ -21,6 +23,9 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
+
+// How long stop() waits for appends in flight before giving up on their replies.
+constexpr std::chrono::seconds kDrainTimeout{30};
 
 class Session;
 
@@ -368,6 +373,19 @@ class Server final : public HttpServer {
   // Session — while `shared_` (which sessions reference) is still alive.
   void stop() override {
     if (stopped_.exchange(true)) return;
+    if (!threads_.empty()) {
+      // 1. No new connections. 2. Appends in flight complete and their replies are
+      // delivered while the I/O threads still run; new ones are refused. 3. Stop.
+      std::promise<void> closed;
+      net::post(acceptor_->get_executor(), [this, &closed] {
+        beast::error_code ec;
+        acceptor_->close(ec);
+        closed.set_value();
+      });
+      closed.get_future().wait();
+      if (!shared_.api.drain(std::chrono::steady_clock::now() + kDrainTimeout))
+        log_line(LogLevel::kWarn, "stopping with appends still pending");
+    }
     ioc_->stop();
     for (auto& t : threads_) t.join();
     acceptor_.reset();

@@ -351,10 +351,11 @@ TEST_F(Http, BodyBytesInFlightAreBoundedServerWide) {
     // A slow upload announces 800 bytes and sends none: they stay reserved.
     RawConn slow(engine->url(), "POST /v1/tenants/acme/events HTTP/1.1\r\nHost: x\r\nContent-Length: 800\r\n\r\n");
     ASSERT_TRUE(slow.connected());
+    cli::ClientResponse last;
     ASSERT_TRUE(wait_until([&] {
-      auto r = engine->post_event("acme", key, event);
-      return r.status == 503 && r.header("retry-after") == "1";
-    }));
+      last = engine->post_event("acme", key, event);
+      return last.status == 503 && last.header("retry-after") == "1";
+    })) << "last answer: " << last.status << " " << last.body << "; connections " << engine->server().connections();
   }
   // The slow upload is gone: its bytes are released and the event goes through.
   EXPECT_TRUE(wait_until([&] { return engine->post_event("acme", key, event).status == 201; }));
