@@ -5,6 +5,7 @@
 #include <boost/beast/http.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <future>
 #include <iostream>
 #include <mutex>
@@ -58,6 +59,22 @@ struct Shared {
   Hub& hub;
   std::atomic<size_t> connections{0};
   std::atomic<size_t> inflight_body_bytes{0};  // bodies being read or handled
+  // Replies handed to a session by the Api (possibly from a log thread) and not yet
+  // written. Counted from before the hand-off, so stop() cannot miss one.
+  std::mutex replies_mu;
+  std::condition_variable replies_cv;
+  size_t replies_pending = 0;
+  void reply_posted() {
+    std::lock_guard lk(replies_mu);
+    ++replies_pending;
+  }
+  void reply_written() {
+    {
+      std::lock_guard lk(replies_mu);
+      --replies_pending;
+    }
+    replies_cv.notify_all();
+  }
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -183,7 +200,9 @@ class Session : public std::enable_shared_from_this<Session> {
       return start_stream(std::move(sr.value()));
     }
     sh_.api.handle(std::move(req), [self = shared_from_this()](HttpResponse r) {
-      net::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable { self->respond(std::move(r)); });
+      self->sh_.reply_posted();
+      net::post(self->stream_.get_executor(),
+                [self, r = std::move(r)]() mutable { self->respond(std::move(r), /*posted=*/true); });
     });
   }
 
@@ -202,7 +221,8 @@ class Session : public std::enable_shared_from_this<Session> {
     body_charge_ = 0;
   }
 
-  void respond(HttpResponse r) {
+  // `posted`: the reply came through the Api's Reply (counted in Shared::replies_pending).
+  void respond(HttpResponse r, bool posted = false) {
     release_body();  // the request is answered: its body is no longer held
     sh_.metrics.request(route_, r.status, std::chrono::duration<double>(Clock::now() - started_).count());
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), 11);
@@ -213,7 +233,8 @@ class Session : public std::enable_shared_from_this<Session> {
     res->keep_alive(keep_alive_);
     res->prepare_payload();
     stream_.expires_after(sh_.opts.write_timeout);
-    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
+    http::async_write(stream_, *res, [self = shared_from_this(), res, posted](beast::error_code ec, size_t) {
+      if (posted) self->sh_.reply_written();
       if (ec || !self->keep_alive_) return self->close();
       self->route_.clear();
       self->read_header();
@@ -362,6 +383,10 @@ class Server final : public HttpServer {
       if (auto h = w.lock()) h->notify(p);
     });
     accept();
+    // Keeps run() going even when no socket operation is pending — e.g. during stop(),
+    // after the acceptor is closed, while a request waits for the log: its reply is
+    // posted later and must still find running threads.
+    work_.emplace(ioc_->get_executor());
     for (int i = 0; i < shared_.opts.threads; ++i) threads_.emplace_back([this] { ioc_->run(); });
     return Status::ok();
   }
@@ -383,9 +408,15 @@ class Server final : public HttpServer {
         closed.set_value();
       });
       closed.get_future().wait();
-      if (!shared_.api.drain(std::chrono::steady_clock::now() + kDrainTimeout))
-        log_line(LogLevel::kWarn, "stopping with appends still pending");
+      const auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
+      bool drained = shared_.api.drain(deadline);
+      {
+        std::unique_lock lk(shared_.replies_mu);
+        drained = shared_.replies_cv.wait_until(lk, deadline, [&] { return shared_.replies_pending == 0; }) && drained;
+      }
+      if (!drained) log_line(LogLevel::kWarn, "stopping with appends or replies still pending");
     }
+    work_.reset();
     ioc_->stop();
     for (auto& t : threads_) t.join();
     acceptor_.reset();
@@ -402,6 +433,7 @@ class Server final : public HttpServer {
   }
 
   std::unique_ptr<net::io_context> ioc_;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::shared_ptr<Hub> hub_;
   Shared shared_;

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -20,15 +22,35 @@
 namespace agentos::gateway::test {
 
 // A Log that forwards to another one, except that appends fail with kUnavailable while
-// `fail_appends` is set (the "log cannot accept writes" case).
+// `fail_appends` is set (the "log cannot accept writes" case), and are held back (not
+// forwarded) while `hold_appends` is set, until release_held().
 class FaultyLog final : public Log {
  public:
   explicit FaultyLog(std::unique_ptr<Log> inner) : inner_(std::move(inner)) {}
+  ~FaultyLog() override { release_held(); }
   std::atomic<bool> fail_appends{false};
+  std::atomic<bool> hold_appends{false};
+  size_t held() {
+    std::lock_guard lk(held_mu_);
+    return held_.size();
+  }
+  void release_held() {
+    std::vector<std::pair<AppendBatch, AppendCallback>> h;
+    {
+      std::lock_guard lk(held_mu_);
+      h.swap(held_);
+    }
+    for (auto& [b, cb] : h) inner_->append(std::move(b), std::move(cb));
+  }
   int32_t partition_count() const override { return inner_->partition_count(); }
   const char* backend() const override { return inner_->backend(); }
   void append(AppendBatch b, AppendCallback done) override {
     if (fail_appends) return done(Status(Code::kUnavailable, "injected: log unavailable"));
+    if (hold_appends) {
+      std::lock_guard lk(held_mu_);
+      held_.emplace_back(std::move(b), std::move(done));
+      return;
+    }
     inner_->append(std::move(b), std::move(done));
   }
   Result<std::vector<StoredRecord>> read(Partition p, Offset from, const ReadOptions& o) override {
@@ -45,6 +67,8 @@ class FaultyLog final : public Log {
 
  private:
   std::unique_ptr<Log> inner_;
+  std::mutex held_mu_;
+  std::vector<std::pair<AppendBatch, AppendCallback>> held_;
 };
 
 struct EngineOptions {

@@ -492,6 +492,27 @@ TEST_F(Http, StoppingTheServerWithAnOpenStreamEndsItCleanly) {
   EXPECT_EQ(sub.log.count("caught-up"), 1u);
 }
 
+TEST_F(Http, StoppingTheServerDeliversTheReplyOfAnAppendInFlight) {
+  const std::string key = engine->create_tenant("acme");
+  engine->log().hold_appends = true;
+  cli::ClientResponse answer;
+  std::thread producer([&] { answer = engine->post_event("acme", key, event_json("in-flight")); });
+  ASSERT_TRUE(wait_until([&] { return engine->log().held() == 1; }));
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    engine->server().stop();  // drains: waits for the held append
+    stopped = true;
+  });
+  // Stop waits for the held append; its reply must still reach the client.
+  EXPECT_FALSE(stopped.load());
+  engine->log().hold_appends = false;
+  engine->log().release_held();
+  producer.join();
+  stopper.join();
+  EXPECT_TRUE(stopped.load());
+  EXPECT_EQ(answer.status, 201) << answer.body;
+}
+
 TEST_F(Http, ResumingWithLastEventIdLosesNothingAndRepeatsNothing) {
   const std::string key = engine->create_tenant("acme");
   for (int i = 0; i < 6; ++i) ASSERT_EQ(engine->post_event("acme", key, event_json("e-" + std::to_string(i))).status, 201);
