@@ -61,8 +61,8 @@ struct Shared {
   std::atomic<size_t> inflight_body_bytes{0};  // bodies being read or handled
   // Replies handed to a session by the Api (possibly from a log thread) and not yet
   // written. Counted from before the hand-off, so stop() cannot miss one.
-  std::mutex replies_mu;
-  std::condition_variable replies_cv;
+  std::mutex replies_mu{};
+  std::condition_variable replies_cv{};
   size_t replies_pending = 0;
   void reply_posted() {
     std::lock_guard lk(replies_mu);
