@@ -407,7 +407,16 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
   }
   if (!bad.errors().empty()) return reply(problem_response(bad, req.path));
 
-  if (int wait = limiter_.try_acquire(t, tenant->plan, static_cast<double>(events.size()), std::chrono::steady_clock::now())) {
+  const int wait = limiter_.try_acquire(t, tenant->plan, static_cast<double>(events.size()), std::chrono::steady_clock::now());
+  if (wait == RateLimiter::kNever) {
+    return reply(problem_response(
+        Status(Code::kTooLarge, "a batch of " + std::to_string(events.size()) + " events exceeds the burst of plan " +
+                                    plan_name(tenant->plan) + " (" +
+                                    std::to_string(static_cast<long>(limiter_.limit(tenant->plan).burst)) +
+                                    " events); send smaller batches"),
+        req.path));
+  }
+  if (wait > 0) {
     metrics_.rate_limited();
     return reply(problem_response(
         Status(Code::kResourceExhausted, std::string("rate limit of plan ") + plan_name(tenant->plan) + " exceeded").with_retry_after(wait),

@@ -7,6 +7,7 @@ namespace agentos::gateway {
 
 int RateLimiter::try_acquire(const TenantId& t, Plan plan, double n, Clock::time_point now) {
   const RateLimit& lim = limits_.for_plan(plan);
+  if (n > lim.burst) return kNever;
   std::lock_guard lk(mu_);
   auto [it, inserted] = buckets_.try_emplace(t, Bucket{lim.burst, now});
   Bucket& b = it->second;
@@ -19,7 +20,7 @@ int RateLimiter::try_acquire(const TenantId& t, Plan plan, double n, Clock::time
     b.tokens -= n;
     return 0;
   }
-  const double missing = std::min(n, lim.burst) - b.tokens;
+  const double missing = n - b.tokens;
   return std::max(1, static_cast<int>(std::ceil(missing / lim.events_per_second)));
 }
 

@@ -32,11 +32,14 @@ class RateLimiter {
   using Clock = std::chrono::steady_clock;
   explicit RateLimiter(RateLimits limits) : limits_(limits) {}
 
-  // Takes `n` tokens from the tenant's bucket. On refusal returns the whole seconds to
-  // wait before `n` tokens are there (>= 1), else 0. A request larger than the burst is
-  // refused with the time to refill the full burst (it can never pass; callers should
-  // split it).
+  // Returned for a request larger than the plan's burst: it can never pass, however long
+  // the caller waits, so it must be split (the API answers 413, not 429).
+  static constexpr int kNever = -1;
+
+  // Takes `n` tokens from the tenant's bucket. Returns 0 when taken; on refusal the whole
+  // seconds to wait before `n` tokens are there (>= 1), or kNever. A refusal takes nothing.
   int try_acquire(const TenantId& t, Plan plan, double n, Clock::time_point now);
+  const RateLimit& limit(Plan plan) const { return limits_.for_plan(plan); }
 
  private:
   struct Bucket {

@@ -247,6 +247,19 @@ TEST_F(Http, TenantOverItsRateIs429WithRetryAfterAndOthersAreUnaffected) {
   for (int i = 0; i < 10; ++i) EXPECT_EQ(engine->post_event("fast", fast, event_json("f-" + std::to_string(i))).status, 201);
 }
 
+TEST_F(Http, BatchLargerThanThePlansBurstIs413NotAnEndless429) {
+  EngineOptions o;
+  o.limits.free = {1, 3};
+  start(o);
+  const std::string key = engine->create_tenant("small", "free");
+  const std::string batch = "[" + event_json("b-1") + "," + event_json("b-2") + "," + event_json("b-3") + "," +
+                            event_json("b-4") + "]";
+  auto r = engine->call("POST", "/v1/tenants/small/events:batch", key, batch, "application/cloudevents-batch+json");
+  EXPECT_EQ(r.status, 413);
+  EXPECT_TRUE(r.header("retry-after").empty());
+  EXPECT_NE(r.body.find("burst"), std::string::npos) << r.body;
+}
+
 TEST_F(Http, LogThatCannotAcceptWritesIs503WithRetryAfterThenRecovers) {
   const std::string key = engine->create_tenant("acme");
   engine->log().fail_appends = true;

@@ -54,12 +54,11 @@ TEST(RateLimiter, PlansHaveTheirOwnLimits) {
   EXPECT_EQ(rl.try_acquire(TenantId("e"), Plan::kEnterprise, 2000, now), 0);
 }
 
-TEST(RateLimiter, RequestLargerThanTheBurstIsRefusedWithTheFullRefillTime) {
+TEST(RateLimiter, RequestLargerThanTheBurstCanNeverPass) {
   RateLimiter rl(small());
   const auto now = Clock::time_point() + 1h;
-  // A full bucket holds 20; 50 can never pass: the answer is the time to refill the burst
-  // (2 s at 10/s from empty would be 2; from full it is the deficit of 0 -> at least 1).
-  EXPECT_GE(rl.try_acquire(TenantId("a"), Plan::kFree, 50, now), 1);
+  // The bucket holds at most 20: no wait makes room for 50, so the answer is not a wait.
+  EXPECT_EQ(rl.try_acquire(TenantId("a"), Plan::kFree, 50, now), RateLimiter::kNever);
   // And the refusal took nothing: the full burst is still there.
   EXPECT_EQ(rl.try_acquire(TenantId("a"), Plan::kFree, 20, now), 0);
 }
