@@ -116,7 +116,7 @@ void Api::change_plan(const HttpRequest& req, const TenantId& t, Reply reply) {
   if (!info) return reply(problem_response(Status(Code::kNotFound, "tenant not found"), req.path));
   std::string data = "{\"plan\":\"" + std::string(plan_name(*plan)) + "\",\"previousPlan\":\"" +
                      plan_name(info->plan) + "\"}";
-  auto r = append_system(t, {system_event("tenant.plan_changed", "tenant.plan_changed/" + generate_key().key_id, t, data)});
+  auto r = append_system(t, {system_event("tenant.plan_changed", "tenant.plan_changed/" + random_token(), t, data)});
   if (!r.ok()) return reply(problem_response(r.status(), req.path));
   reply(HttpResponse{200, "application/json",
                      "{\"tenant_id\":\"" + t.str() + "\",\"plan\":\"" + plan_name(*plan) + "\"}", {}});

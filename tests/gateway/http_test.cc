@@ -260,6 +260,31 @@ TEST_F(Http, BatchLargerThanThePlansBurstIs413NotAnEndless429) {
   EXPECT_NE(r.body.find("burst"), std::string::npos) << r.body;
 }
 
+TEST_F(Http, PlanChangeAppliesToTheNextRequest) {
+  EngineOptions o;
+  o.limits.free = {1, 3};
+  // The bucket keeps its spent tokens across a plan change and refills at the new rate;
+  // at 100k/s one token takes 10 µs, less than any request in between.
+  o.limits.pro = {100000, 200000};
+  start(o);
+  const std::string key = engine->create_tenant("acme", "free");
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(engine->post_event("acme", key, event_json("e-" + std::to_string(i))).status, 201);
+  ASSERT_EQ(engine->post_event("acme", key, event_json("e-3")).status, 429);  // free: burst spent
+  // Only the operator may change plans, only to a known plan, only of a known tenant.
+  EXPECT_EQ(engine->call("POST", "/v1/admin/tenants/acme/plan", key, R"({"plan":"pro"})", "application/json").status, 403);
+  auto bad = engine->call("POST", "/v1/admin/tenants/acme/plan", Engine::kOperatorToken, R"({"plan":"gold"})", "application/json");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("\"field\":\"plan\""), std::string::npos) << bad.body;
+  EXPECT_EQ(engine->call("POST", "/v1/admin/tenants/nobody/plan", Engine::kOperatorToken, R"({"plan":"pro"})", "application/json").status, 404);
+  auto ok = engine->call("POST", "/v1/admin/tenants/acme/plan", Engine::kOperatorToken, R"({"plan":"pro"})", "application/json");
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  // The cached plan is invalidated by the plan_changed event: pro's bucket applies now.
+  EXPECT_EQ(engine->post_event("acme", key, event_json("e-3")).status, 201);
+  auto page = engine->call("GET", "/v1/tenants/acme/events?from=0&limit=100", key);
+  EXPECT_NE(page.body.find(R"("type":"tenant.plan_changed")"), std::string::npos);
+  EXPECT_NE(page.body.find(R"("previousPlan":"free")"), std::string::npos) << page.body;
+}
+
 TEST_F(Http, LogThatCannotAcceptWritesIs503WithRetryAfterThenRecovers) {
   const std::string key = engine->create_tenant("acme");
   engine->log().fail_appends = true;
