@@ -8,7 +8,9 @@
 // partitioner), so a tenant's events are totally ordered.
 //
 // Threading: every method is thread-safe. `append` callbacks run on a backend thread
-// and must not block; hand work off to your own executor.
+// and must not block; hand work off to your own executor. A backend may refuse a batch at
+// once (empty, invalid, log stopping, queue full) and then calls back on the caller's
+// thread before `append` returns: never call `append` holding a lock the callback takes.
 // Lifecycle: open -> use -> destroy. Destruction completes or fails (kUnavailable)
 // every pending append before returning; no callback runs after the destructor.
 #pragma once
