@@ -339,6 +339,11 @@ std::string_view event_type_name(EventType t) {
   return pt ? pt->ce_type : std::string_view();
 }
 
+bool is_engine_type(EventType t) {
+  const PayloadType* pt = Registry::get().by_type(t);
+  return pt != nullptr && pt->engine;
+}
+
 std::span<const EventType> all_event_types() { return Registry::get().all(); }
 
 Result<DecodedEvent> decode_structured(std::string_view json, const DecodeOptions& opts) {

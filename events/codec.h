@@ -46,6 +46,9 @@ enum class EventType : uint8_t {};
 // Type number <-> CloudEvents type string ("session.created"). Unknown -> nullopt / "".
 std::optional<EventType> event_type_from_name(std::string_view ce_type);
 std::string_view event_type_name(EventType t);
+// Whether the schema marks the type `engine` (engine-authored: tenants, keys, and what
+// processors derive). Producers may not post these. Unknown types -> false.
+bool is_engine_type(EventType t);
 // All known types, ascending by number.
 std::span<const EventType> all_event_types();
 

@@ -36,6 +36,7 @@ struct PayloadType {
   EventType type{};
   const reflection::Object* table = nullptr;
   std::string_view ce_type;  // points into the embedded binary schema (static storage)
+  bool engine = false;       // the table carries the `engine` attribute
 };
 
 class Registry {

@@ -328,7 +328,8 @@ Registry::Registry() {
     // flatc keeps the attribute's literal; strip quotes if a version keeps them.
     std::string_view ce = sv(kv->value());
     if (ce.size() >= 2 && ce.front() == '"' && ce.back() == '"') ce = ce.substr(1, ce.size() - 2);
-    types_.push_back({static_cast<EventType>(v->value()), &obj, ce});
+    const bool engine = attrs->LookupByKey("engine") != nullptr;
+    types_.push_back({static_cast<EventType>(v->value()), &obj, ce, engine});
   }
   std::sort(types_.begin(), types_.end(), [](const PayloadType& a, const PayloadType& b) {
     return static_cast<uint8_t>(a.type) < static_cast<uint8_t>(b.type);

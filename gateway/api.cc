@@ -16,7 +16,6 @@ namespace {
 
 // Payload types below this number are engine-authored (tenancy, keys); producers may
 // not post them, or a producer key could mint an admin key.
-constexpr uint8_t kFirstProducerType = 30;
 
 int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -400,7 +399,7 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
     const std::string prefix = batch ? "[" + std::to_string(i) + "]." : "";
     if (events[i].tenant_mismatch)
       return reply(problem_response(Status(Code::kPermissionDenied, prefix + "tenantid does not match the tenant in the path"), req.path));
-    if (static_cast<uint8_t>(events[i].type) < kFirstProducerType)
+    if (is_engine_type(events[i].type))
       return reply(problem_response(Status(Code::kPermissionDenied, prefix + "type " + std::string(event_type_name(events[i].type)) + " is reserved for the engine"), req.path));
     auto [it, fresh] = seen.emplace(idem_key(t, events[i].source, events[i].id), i);
     if (!fresh) bad.mutable_errors().push_back({prefix + "id", "duplicate of [" + std::to_string(it->second) + "] (same source and id)"});

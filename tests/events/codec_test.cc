@@ -577,7 +577,7 @@ TEST(CodecTest, VerifyRejectsUnknownPayloadType) {
   auto payload = fb::CreateSessionStarted(fbb, fbb.CreateString("s"));
   auto root = fb::CreateEvent(fbb, fbb.CreateString("i"), fbb.CreateString("/s"), 0, 0, 0, 0, 0,
                               fbb.CreateString("acme"), 0, 0, 0, 0, 0,
-                              static_cast<fb::Payload>(200), payload.Union());
+                              static_cast<fb::Payload>(250), payload.Union());
   fb::FinishEventBuffer(fbb, root);
   std::string bytes(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
   EXPECT_EQ(verify_event(bytes).code(), Code::kCorruption);

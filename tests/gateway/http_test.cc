@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "tests/gateway/gateway_fixture.h"
+#include "tests/golden/samples.h"
 
 namespace agentos::gateway::test {
 namespace {
@@ -78,7 +79,7 @@ TEST_F(Http, IdsAndSourcesWithNulBytesNeverCollide) {
   const std::string key = engine->create_tenant("acme");
   auto ev = [](const std::string& source, const std::string& id) {
     return R"({"specversion":"1.0","id":")" + id + R"(","source":")" + source +
-           R"(","type":"session.started","data":{"sessionId":"s"}})";
+           R"(","type":"session.progress","data":{"sessionId":"s"}})";
   };
   auto first = engine->post_event("acme", key, ev("a\\u0000b", "c"));
   ASSERT_EQ(first.status, 201) << first.body;
@@ -619,6 +620,34 @@ TEST_F(Http, MetricsCountRequestsAndAppends) {
   ASSERT_NE(g, std::string::npos);
   EXPECT_GE(std::stod(m.body.substr(g + 26)), 1.0);
   EXPECT_EQ(engine->call("GET", "/readyz", "").status, 200);
+}
+
+TEST_F(Http, EngineAuthoredTypesAreReservedEvenInABatch) {
+  // Every type the schema marks `engine` (tenants, keys, what Pulse derives, clock ticks)
+  // is refused with 403 and nothing is appended; a producer type in the same batch does
+  // not sneak the reserved one through.
+  const std::string key = engine->create_tenant("acme");
+  const Offset end = engine->end_of("acme");
+  size_t reserved = 0;
+  for (EventType t : all_event_types()) {
+    if (!is_engine_type(t)) continue;
+    ++reserved;
+    const std::string type(event_type_name(t));
+    const auto* sample = agentos::test::find_sample(type);
+    ASSERT_NE(sample, nullptr) << type;
+    const std::string ev = agentos::test::sample_event(*sample, "r-" + type);
+    auto single = engine->post_event("acme", key, ev);
+    EXPECT_EQ(single.status, 403) << type << ": " << single.body;
+    EXPECT_NE(single.body.find("reserved for the engine"), std::string::npos) << single.body;
+    auto batch = engine->call("POST", "/v1/tenants/acme/events:batch", key,
+                              "[" + event_json("ok-" + type) + "," + ev + "]",
+                              "application/cloudevents-batch+json");
+    EXPECT_EQ(batch.status, 403) << type << ": " << batch.body;
+  }
+  EXPECT_GE(reserved, 15u);  // the schema marks at least these; a lost attribute fails here
+  EXPECT_FALSE(is_engine_type(*event_type_from_name("session.created")));
+  EXPECT_TRUE(is_engine_type(*event_type_from_name("session.started")));
+  EXPECT_EQ(engine->end_of("acme"), end);
 }
 
 }  // namespace

@@ -17,8 +17,8 @@ struct Sample {
 
 inline const std::vector<Sample>& samples() {
   static const std::vector<Sample> kSamples = {
-      {"tenant.created", R"({"slug":"acme","plan":"pro","name":"Acme \"Robots\" Inc."})"},
-      {"tenant.plan_changed", R"({"plan":"enterprise","previousPlan":"free"})"},
+      {"tenant.created", R"({"slug":"acme","plan":"pro","name":"Acme \"Robots\" Inc.","tokenBudget":2000000})"},
+      {"tenant.plan_changed", R"({"plan":"enterprise","previousPlan":"free","tokenBudget":900000000})"},
       {"apikey.created",
        R"({"keyId":"k-1","role":"admin","keyHash":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"})"},
       {"apikey.revoked", R"({"keyId":"k-1"})"},
@@ -26,12 +26,32 @@ inline const std::vector<Sample>& samples() {
        R"({"sessionId":"s-1","config":{"name":"nightly","model":"claude","prompt":"Summarize\nthe news \u00e9\u2603","maxTokens":4096,"timeoutSeconds":600,"skills":["web","code"],"workspace":"/ws/1"}})"},
       {"session.started", R"({"sessionId":"s-1"})"},
       {"session.progress", R"({"sessionId":"s-1","step":"fetch","pct":0.25})"},
-      {"session.checkpoint", R"({"sessionId":"s-1","checkpointId":"c-7"})"},
+      {"session.checkpoint", R"({"sessionId":"s-1","checkpointId":"c-7","workspace":"s3://ws/c-7"})"},
       {"session.gate.passed", R"({"sessionId":"s-1","gate":"review"})"},
       {"session.gate.failed", R"({"sessionId":"s-1","gate":"review","reason":"2 tests failed"})"},
       {"session.completed",
        R"({"sessionId":"s-1","result":{"summary":"done","outputRef":"s3://bucket/out/1","tokensIn":1200,"tokensOut":345}})"},
       {"session.failed", R"({"sessionId":"s-1","error":"timeout after 600s"})"},
+      {"session.usage", R"({"sessionId":"s-1","model":"claude-sonnet","tokensIn":1200,"tokensOut":345})"},
+      {"session.gate.started", R"({"sessionId":"s-1","gate":"review"})"},
+      {"session.pause_requested", R"({"sessionId":"s-1","reason":"operator"})"},
+      {"session.resume_requested", R"({"sessionId":"s-1"})"},
+      {"session.cancel_requested", R"({"sessionId":"s-1","reason":"superseded"})"},
+      {"session.restore_requested", R"({"sessionId":"s-1","checkpointId":"c-7"})"},
+      {"session.queued", R"({"sessionId":"s-1","position":3})"},
+      {"session.paused", R"({"sessionId":"s-1","reason":"budget_exhausted"})"},
+      {"session.resumed", R"({"sessionId":"s-1"})"},
+      {"session.cancelled", R"({"sessionId":"s-1","reason":"superseded"})"},
+      {"session.restored", R"({"sessionId":"s-1","checkpointId":"c-7","workspace":"s3://ws/c-7"})"},
+      {"session.rolled_back",
+       R"({"sessionId":"s-1","checkpointId":"c-7","workspace":"s3://ws/c-7","gate":"review","reason":"2 tests failed"})"},
+      {"session.transition_rejected",
+       R"({"sessionId":"s-1","attempted":"session.completed","attemptedId":"e-9","state":"QUEUED","reason":"illegal_transition"})"},
+      {"chain.created",
+       R"({"chainId":"ch-1","steps":[{"sessions":[{"name":"plan","model":"claude"}]},{"sessions":[{"name":"a"},{"name":"b"}]}]})"},
+      {"chain.step_started", R"({"chainId":"ch-1","step":1,"sessionIds":["ch-1.1.0","ch-1.1.1"]})"},
+      {"chain.completed", R"({"chainId":"ch-1"})"},
+      {"chain.failed", R"({"chainId":"ch-1","step":1,"sessionId":"ch-1.1.0","reason":"session failed: boom"})"},
       {"heartbeat.check.ok", R"({"checkId":"hc-1"})"},
       {"heartbeat.check.warn", R"({"checkId":"hc-1","message":"p99 latency 900ms"})"},
       {"heartbeat.alert", R"({"priority":-2147483648,"message":"disk full"})"},
@@ -41,8 +61,16 @@ inline const std::vector<Sample>& samples() {
       {"dream.compiled", R"({"dreamId":"d-1","sessionId":"s-9"})"},
       {"skill.installed", R"({"skillId":"sk-1","version":"1.2.3"})"},
       {"skill.published", R"({"skillId":"sk-1","author":"ana"})"},
+      {"clock.tick", R"({"partition":3})"},
   };
   return kSamples;
+}
+
+inline const Sample* find_sample(std::string_view type) {
+  for (const auto& s : samples()) {
+    if (s.type == type) return &s;
+  }
+  return nullptr;
 }
 
 // The full structured CloudEvent of sample `s`, with event id `id`.
