@@ -7,7 +7,13 @@
 //     `header.time_us`, never from a clock), and
 //   * what it reads back through `StateTxn`.
 // No wall clock, no randomness, no I/O other than StateTxn, no mutable globals, no
-// iteration over unordered containers whose order leaks into state or output. Replaying
+// iteration over unordered containers whose order leaks into state or output.
+//
+// Partition locality: a runtime owning several partitions applies their batches in an
+// order that depends on timing. So every state key must belong to ONE partition (keyed
+// by tenant — a tenant lives on one partition — or by partition number), and apply for a
+// record of partition p may read and write only keys of p. Then the per-partition folds
+// commute and the state is a function of the log alone. Replaying
 // the same log into an empty state must give the same state byte for byte (the
 // runtime's `state_hash()` proves it) and the same derived events.
 //
@@ -23,6 +29,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "events/codec.h"
 #include "events/status.h"
@@ -52,18 +60,26 @@ class StateTxn {
   virtual Result<std::optional<std::string>> get(std::string_view key) = 0;
   virtual void put(std::string_view key, std::string_view value) = 0;
   virtual void del(std::string_view key) = 0;
+  // The key/value pairs with from <= key < to, in key order, at most `limit` of them:
+  // the committed state merged with this transaction's own writes (deleted keys absent).
+  // Copies: later put/del do not change the returned vector.
+  virtual Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from,
+                                                                        std::string_view to,
+                                                                        size_t limit) = 0;
 };
 
 // Collects the derived events of one `apply` call into the outbox.
 //
 // A processor names only the type and the `data` object; the runtime fills in the rest,
 // deterministically, so that a re-derivation after a crash yields identical bytes:
-//   id       = "<processor>/<partition>-<offset>-<index>" (the input's position, and the
-//              0-based index of the emit within this apply call)
-//   source   = "/agentos/processors/<processor>"
-//   tenantid = the input event's tenant (so the derived event lands on the same partition)
-//   time     = the input event's time
-//   subject  = `subject` when given
+//   id          = "<processor>/<partition>-<offset>-<index>" (the input's position, and
+//                 the 0-based index of the emit within this apply call)
+//   source      = "/agentos/processors/<processor>"
+//   tenantid    = the input event's tenant (so the derived event lands on the same
+//                 partition), or the one given to `emit_for`
+//   time        = the input event's time
+//   causationid = the input event's id; correlationid = the input's correlationid
+//   subject     = `subject` when given
 // The event is built through the codec (decode_structured), so it is a valid, verified
 // AgentOS event or `emit` fails with the codec's kInvalidArgument (a processor bug: the
 // apply should return it, which stops the runtime without committing the batch).
@@ -74,6 +90,12 @@ class Emitter {
   // ("{}" for none).
   virtual Status emit(std::string_view ce_type, std::string_view data_json,
                       std::string_view subject = {}) = 0;
+  // As `emit`, for another tenant of the SAME partition as the input (a timer fired by a
+  // `clock.tick`, whose own tenant is the tick source's). kInvalidArgument when `tenant`
+  // lives on another partition: a derived event must land where its input did, or the
+  // relay's exactly-once argument (runtime.h) would not cover it.
+  virtual Status emit_for(std::string_view tenant, std::string_view ce_type,
+                          std::string_view data_json, std::string_view subject = {}) = 0;
 };
 
 class Processor {

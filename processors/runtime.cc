@@ -6,6 +6,8 @@
 //   'm' be32 partition                          -> be64 relay marker M_p (see runtime.h)
 #include "processors/runtime.h"
 
+#include "events/partitioner.h"
+
 #include <openssl/evp.h>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
@@ -88,6 +90,35 @@ class TxnImpl final : public StateTxn {
   void del(std::string_view key) override {
     writes_.insert_or_assign(std::string(key), std::optional<std::string>());
   }
+  Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from,
+                                                                std::string_view to,
+                                                                size_t limit) override {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (limit == 0 || !(from < to)) return out;
+    rocksdb::ReadOptions ro;
+    rocksdb::Slice upper(to.data(), to.size());
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_));
+    it->Seek(rocksdb::Slice(from.data(), from.size()));
+    auto w = writes_.lower_bound(from);
+    auto w_end = writes_.lower_bound(to);
+    while (out.size() < limit) {
+      const bool db_ok = it->Valid();
+      const bool w_ok = w != w_end;
+      if (!db_ok && !w_ok) break;
+      std::string_view dk = db_ok ? std::string_view(it->key().data(), it->key().size()) : std::string_view();
+      if (w_ok && (!db_ok || std::string_view(w->first) <= dk)) {
+        if (db_ok && std::string_view(w->first) == dk) it->Next();  // the write shadows it
+        if (w->second) out.emplace_back(w->first, *w->second);
+        ++w;
+      } else {
+        out.emplace_back(std::string(dk), it->value().ToString());
+        it->Next();
+      }
+    }
+    if (!it->status().ok()) return from_rocks(it->status(), "state scan");
+    return out;
+  }
   void flush(rocksdb::WriteBatch& wb) {
     for (auto& [k, v] : writes_) {
       if (v) wb.Put(cf_, k, *v);
@@ -103,11 +134,23 @@ class TxnImpl final : public StateTxn {
 
 class EmitterImpl final : public Emitter {
  public:
-  EmitterImpl(std::string_view processor, const std::string& source, const EventView& ev)
-      : processor_(processor), source_(source), ev_(ev) {}
+  EmitterImpl(std::string_view processor, const std::string& source, const EventView& ev,
+              int32_t partition_count)
+      : processor_(processor), source_(source), ev_(ev), partition_count_(partition_count) {}
 
   Status emit(std::string_view ce_type, std::string_view data_json,
               std::string_view subject) override {
+    return emit_for(ev_.header.tenant, ce_type, data_json, subject);
+  }
+
+  Status emit_for(std::string_view tenant, std::string_view ce_type, std::string_view data_json,
+                  std::string_view subject) override {
+    if (tenant != ev_.header.tenant &&
+        kafka_partition(tenant, partition_count_) != ev_.pos.partition) {
+      return Status(Code::kInvalidArgument,
+                    "emit_for: tenant " + std::string(tenant) + " is not on partition " +
+                        std::to_string(ev_.pos.partition.value()));
+    }
     if (out_.size() >= kMaxDerivedPerEvent)
       return Status(Code::kTooLarge, "more than kMaxDerivedPerEvent derived events");
     const uint32_t index = static_cast<uint32_t>(out_.size());
@@ -118,7 +161,13 @@ class EmitterImpl final : public Emitter {
     json += R"(,"type":)";
     append_json_string(json, ce_type);
     json += R"(,"tenantid":)";
-    append_json_string(json, ev_.header.tenant);
+    append_json_string(json, tenant);
+    json += R"(,"causationid":)";
+    append_json_string(json, ev_.header.id);
+    if (!ev_.header.correlation_id.empty()) {
+      json += R"(,"correlationid":)";
+      append_json_string(json, ev_.header.correlation_id);
+    }
     json += R"(,"time":)";
     append_json_string(json, format_rfc3339_us(ev_.header.time_us));
     if (!subject.empty()) {
@@ -129,8 +178,9 @@ class EmitterImpl final : public Emitter {
     json += data_json;
     json += '}';
     DecodeOptions opts;
-    opts.path_tenant = TenantId(std::string(ev_.header.tenant));
+    opts.path_tenant = TenantId(std::string(tenant));
     opts.default_time_us = ev_.header.time_us;
+    opts.default_traceparent = std::string(ev_.header.traceparent);  // the trace continues
     auto d = decode_structured(json, opts);
     if (!d.ok()) return std::move(d).take_status();
     out_.push_back(std::move(d->bytes));
@@ -143,6 +193,7 @@ class EmitterImpl final : public Emitter {
   std::string_view processor_;
   const std::string& source_;
   const EventView& ev_;
+  int32_t partition_count_;
   std::vector<std::string> out_;
 };
 
@@ -361,7 +412,7 @@ class RuntimeImpl final : public ProcessorRuntime {
         ++skipped;
         continue;
       }
-      EmitterImpl em(name_, source_, ev);
+      EmitterImpl em(name_, source_, ev, log_.partition_count());
       if (Status s = proc_.apply(ev, txn, em); !s.is_ok()) return s;
       ++applied;
       for (size_t i = 0; i < em.derived().size(); ++i) {
