@@ -1,0 +1,176 @@
+// Pulse: the session processor. The specification is processors/PULSE.md (states, plans,
+// budget, admission, transitions, timers, chains, cost); this header is its interface.
+//
+// `PulseProcessor` is a Processor (processors/processor.h) named "pulse". Its state is
+// partition-local (keys by tenant, timers by partition), so one runtime may own any set
+// of partitions. The read functions below decode that state for the HTTP read paths and
+// for tests; they take a `StateGetter` (ProcessorRuntime::get, or a test's in-memory map)
+// and never write.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "events/status.h"
+#include "processors/processor.h"
+
+namespace agentos::pulse {
+
+enum class SessionState : uint8_t {
+  kNone = 0,  // no such session (used in rejections)
+  kCreated = 1,
+  kQueued = 2,
+  kRunning = 3,
+  kCheckpoint = 4,
+  kGateCheck = 5,
+  kComplete = 6,
+  kFailed = 7,
+  kPaused = 8,
+  kRollback = 9,
+  kRolledBack = 10,
+  kCancelled = 11,
+};
+// "NONE", "CREATED", "QUEUED", "RUNNING", "CHECKPOINT", "GATE_CHECK", "COMPLETE", "FAILED",
+// "PAUSED", "ROLLBACK", "ROLLED_BACK", "CANCELLED".
+std::string_view state_name(SessionState s);
+bool is_active(SessionState s);    // RUNNING, CHECKPOINT, GATE_CHECK (holds a slot)
+bool is_terminal(SessionState s);  // COMPLETE, FAILED, ROLLED_BACK, CANCELLED
+
+// Plan limits; 0 means unlimited.
+struct PlanLimits {
+  int64_t max_concurrent = 0;
+  int64_t max_duration_us = 0;
+  int64_t token_budget = 0;
+};
+// `plan` is the schema's Plan value (0 free, 1 pro, 2 enterprise; others -> free);
+// `token_budget` > 0 replaces the plan's budget.
+PlanLimits plan_limits(uint8_t plan, int64_t token_budget = 0);
+
+class PulseProcessor final : public Processor {
+ public:
+  std::string_view name() const override { return "pulse"; }
+  Status apply(const EventView& ev, StateTxn& state, Emitter& out) override;
+};
+
+// ---- Reads ---------------------------------------------------------------------------
+
+using StateGetter = std::function<Result<std::optional<std::string>>(std::string_view key)>;
+// Range reads for the reports: pairs with from <= key < to, in key order, at most limit.
+using StateScanner = std::function<Result<std::vector<std::pair<std::string, std::string>>>(
+    std::string_view from, std::string_view to, size_t limit)>;
+
+struct ModelTokens {
+  int64_t tokens_in = 0;
+  int64_t tokens_out = 0;
+};
+
+struct SessionView {
+  std::string tenant;
+  std::string session_id;
+  SessionState state = SessionState::kNone;
+  std::string name, model;   // from the config
+  int64_t created_us = 0;
+  int64_t updated_us = 0;
+  std::string step;
+  double pct = 0;
+  std::string last_checkpoint;
+  std::string workspace;
+  std::string gate;          // the gate in progress or last decided
+  std::string error;         // FAILED: why; PAUSED/CANCELLED: the reason
+  std::string chain_id;      // empty unless created by a chain
+  int64_t tokens_in = 0, tokens_out = 0;  // all models
+  int64_t compute_us = 0;    // closed running segments
+  int64_t run_started_us = 0;     // active: start of the open segment
+  int64_t remaining_us = 0;       // duration left (0 with no limit)
+  int64_t timer_fire_us = 0;      // 0: no timer pending
+};
+
+struct TenantView {
+  uint8_t plan = 0;
+  int64_t token_budget = 0;   // the override from the tenant events (0: plan default)
+  int64_t active = 0;         // sessions holding a slot
+  int64_t month = 0;          // YYYYMM of the budget month (0 before any event)
+  int64_t month_tokens = 0;
+  std::vector<std::string> queue;  // session ids, head first
+};
+
+Result<std::optional<SessionView>> read_session(const StateGetter& get, std::string_view tenant,
+                                                std::string_view session_id);
+Result<TenantView> read_tenant(const StateGetter& get, const StateScanner& scan,
+                               std::string_view tenant);
+// Tokens of one session by model (model order).
+Result<std::map<std::string, ModelTokens>> read_session_tokens(const StateScanner& scan,
+                                                               std::string_view tenant,
+                                                               std::string_view session_id);
+
+// ---- Cost ----------------------------------------------------------------------------
+
+// Micro-dollars per million tokens.
+struct ModelPrice {
+  int64_t input_per_mtok = 0;
+  int64_t output_per_mtok = 0;
+};
+
+inline constexpr int64_t kComputeMicrosPerMinute = 5000;  // $0.005 per minute
+inline constexpr int64_t kPassThroughMarkupPct = 15;      // tokens billed at cost + 15%
+
+class PriceTable {
+ public:
+  // A built-in table (documented in processors/README.md) with a `*` fallback.
+  static PriceTable defaults();
+  // {"models": {"<model>": {"input": <USD per Mtok>, "output": <USD per Mtok>}, "*": {...}}}
+  // Errors carry the JSON path of the bad field.
+  static Result<PriceTable> parse(std::string_view json);
+  // The price of `model`, the `*` entry when unknown, zero with neither.
+  ModelPrice price(std::string_view model) const;
+  const std::map<std::string, ModelPrice, std::less<>>& models() const { return models_; }
+
+ private:
+  std::map<std::string, ModelPrice, std::less<>> models_;
+};
+
+struct CostLine {
+  std::string model;
+  int64_t tokens_in = 0, tokens_out = 0;
+  int64_t provider_micros = 0;  // what the provider charges
+  int64_t billed_micros = 0;    // provider + 15%
+};
+struct CostReport {
+  std::vector<CostLine> models;
+  int64_t compute_us = 0;
+  int64_t compute_micros = 0;
+  int64_t tokens_billed_micros = 0;
+  int64_t total_micros = 0;  // tokens billed + compute
+};
+// `open_segment_end_us` > 0 adds the open running segment up to that time (a live view);
+// 0 reports closed segments only (what the state says, deterministic).
+Result<CostReport> session_cost(const StateGetter& get, const StateScanner& scan,
+                                std::string_view tenant, std::string_view session_id,
+                                const PriceTable& prices, int64_t open_segment_end_us = 0);
+
+struct UsageDay {
+  int64_t day = 0;  // YYYYMMDD (UTC)
+  std::vector<CostLine> models;
+  int64_t compute_us = 0;
+  int64_t compute_micros = 0;
+  int64_t total_micros = 0;
+};
+struct UsageReport {
+  std::vector<UsageDay> days;  // ascending, only days with usage
+  int64_t tokens_in = 0, tokens_out = 0, compute_us = 0, total_micros = 0;
+};
+// Usage of `tenant` for UTC days from_day..to_day (YYYYMMDD, inclusive).
+Result<UsageReport> tenant_usage(const StateScanner& scan, std::string_view tenant,
+                                 int64_t from_day, int64_t to_day, const PriceTable& prices);
+
+// JSON renderings for the HTTP API (camelCase members; money as decimal USD strings).
+std::string session_json(const SessionView& s);
+std::string cost_json(const CostReport& c);
+std::string usage_json(const UsageReport& u);
+
+}  // namespace agentos::pulse
