@@ -269,6 +269,17 @@ class RuntimeImpl final : public ProcessorRuntime {
     auto it = committed_.find(p.value());
     return it == committed_.end() ? Offset(0) : it->second;
   }
+  bool wait_applied(Partition p, Offset offset,
+                    std::chrono::steady_clock::time_point deadline) const override {
+    if (!std::binary_search(opts_.partitions.begin(), opts_.partitions.end(), p)) return false;
+    std::unique_lock lk(mu_);
+    auto applied = [&] {
+      auto it = committed_.find(p.value());
+      return it != committed_.end() && it->second > offset;
+    };
+    applied_cv_.wait_until(lk, deadline, [&] { return applied() || !error_.is_ok(); });
+    return applied();
+  }
   RuntimeStats stats() const override {
     std::lock_guard lk(mu_);
     return stats_;
@@ -386,8 +397,11 @@ class RuntimeImpl final : public ProcessorRuntime {
   }
 
   Status fail(Status s) {
-    std::lock_guard lk(mu_);
-    if (error_.is_ok()) error_ = s;
+    {
+      std::lock_guard lk(mu_);
+      if (error_.is_ok()) error_ = s;
+    }
+    applied_cv_.notify_all();  // wait_applied gives up on a stopped runtime
     return s;
   }
 
@@ -425,12 +439,15 @@ class RuntimeImpl final : public ProcessorRuntime {
     wb.Put(meta_, partition_key(kOffsetTag, p), be64_value(next.value()));
     if (Status s = write(wb); !s.is_ok()) return s;
 
-    std::lock_guard lk(mu_);
-    committed_[p.value()] = next;
-    stats_.events_applied += applied;
-    stats_.events_skipped += skipped;
-    stats_.derived += derived;
-    ++stats_.commits;
+    {
+      std::lock_guard lk(mu_);
+      committed_[p.value()] = next;
+      stats_.events_applied += applied;
+      stats_.events_skipped += skipped;
+      stats_.derived += derived;
+      ++stats_.commits;
+    }
+    applied_cv_.notify_all();
     return true;
   }
 
@@ -596,6 +613,7 @@ class RuntimeImpl final : public ProcessorRuntime {
   rocksdb::ColumnFamilyHandle* state_;
 
   mutable std::mutex mu_;  // guards committed_, stats_, error_, last_relay_error_
+  mutable std::condition_variable applied_cv_;  // committed_ advanced or error_ set
   std::map<int32_t, Offset> committed_;
   RuntimeStats stats_;
   Status error_;

@@ -39,8 +39,8 @@
 // `step()` from one thread (tests, tools) or `start()` a worker thread that steps until
 // `stop()`; not both at once. `stop()` wakes and joins the worker (a batch in progress
 // finishes and commits first). The destructor stops. The Log and the Processor must
-// outlive the runtime. Query methods (`committed_offset`, `stats`, `state_hash`,
-// `outbox`, `last_error`) are thread-safe.
+// outlive the runtime. Query methods (`committed_offset`, `wait_applied`, `stats`,
+// `state_hash`, `outbox`, `last_error`) are thread-safe.
 #pragma once
 
 #include <chrono>
@@ -124,6 +124,18 @@ class ProcessorRuntime {
 
   // The next input offset of `partition` (0 when nothing has been committed).
   virtual Offset committed_offset(Partition partition) const = 0;
+
+  // Blocks until the record at `offset` of `partition` has been applied and committed
+  // (committed_offset(partition) > offset), then returns true — at once if it already
+  // has. Returns false when `deadline` passes first, at once when `partition` is not
+  // owned by this runtime, and promptly when the runtime stops with an error (its
+  // last_error() is then set). Woken by each commit (a condition variable, no polling).
+  // A runtime that was stop()ped cleanly makes no progress, so waiters run to their
+  // deadline unless someone steps it. This is the read path's `?after=<receipt offset>`:
+  // a reader that got `offset` in an append receipt waits until its own write is
+  // visible in the processor's state. Thread-safe; the runtime must outlive the call.
+  virtual bool wait_applied(Partition partition, Offset offset,
+                            std::chrono::steady_clock::time_point deadline) const = 0;
   virtual RuntimeStats stats() const = 0;
   // The first error that stopped the runtime, OK while healthy.
   virtual Status last_error() const = 0;

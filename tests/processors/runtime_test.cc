@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
 #include <set>
 
 #include "tests/processors/harness.h"
@@ -320,6 +321,83 @@ TEST_F(RuntimeTest, WorkerThreadFollowsTheLogUntilStopped) {
   EXPECT_EQ(log_size(*log_), 12);
   ASSERT_TRUE(drain(*rt).is_ok());  // stopped: step() allowed again, nothing left
   EXPECT_EQ(log_size(*log_), 12);
+}
+
+
+// ---- wait_applied: the read path's `?after=<receipt offset>` ------------------------
+
+using SteadyClock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+TEST_F(RuntimeTest, WaitAppliedIsTrueAtOnceForAnAppliedRecordEvenPastTheDeadline) {
+  append_all(*log_, scenario());
+  auto rt = open("state");
+  ASSERT_TRUE(drain(*rt).is_ok());
+  const Partition p = p_of("acme");
+  const Offset last(log_->end_offset(p)->value() - 1);
+  EXPECT_TRUE(rt->wait_applied(p, Offset(0), SteadyClock::now() - 1s));
+  EXPECT_TRUE(rt->wait_applied(p, last, SteadyClock::now()));
+  // The next offset has not been applied (it does not exist yet).
+  EXPECT_FALSE(rt->wait_applied(p, last.next(), SteadyClock::now()));
+}
+
+TEST_F(RuntimeTest, WaitAppliedWakesWhenTheWorkerCommitsTheRecord) {
+  auto rt = open("state");
+  ASSERT_TRUE(rt->start().is_ok());
+  const Partition p = p_of("acme");
+  // A reader waiting before the write exists (woken by the commit, not by a poll)...
+  auto early = std::async(std::launch::async, [&] {
+    return rt->wait_applied(p, Offset(0), SteadyClock::now() + 20s);
+  });
+  auto r = log_->append_sync({TenantId("acme"), {session_event("acme", "w1", "created", "s1", kBaseTimeUs)}});
+  ASSERT_TRUE(r.ok());
+  const Offset receipt = r->positions[0].offset;
+  // ...and one with the receipt in hand, as `?after=` does.
+  EXPECT_TRUE(rt->wait_applied(p, receipt, SteadyClock::now() + 20s));
+  EXPECT_GT(rt->committed_offset(p), receipt);
+  EXPECT_EQ(value(*rt, "t/acme/events"), "1");  // the state already shows the write
+  EXPECT_TRUE(early.get());
+  rt->stop();
+}
+
+TEST_F(RuntimeTest, WaitAppliedIsFalseAtTheDeadline) {
+  append_all(*log_, scenario());
+  auto rt = open("state");  // never stepped
+  const auto t0 = SteadyClock::now();
+  EXPECT_FALSE(rt->wait_applied(p_of("acme"), Offset(0), t0 + 100ms));
+  EXPECT_GE(SteadyClock::now() - t0, 100ms);
+  // A partition the runtime does not own: false at once, whatever the deadline.
+  RuntimeOptions one;
+  one.partitions = {p_of("acme")};
+  rt.reset();
+  rt = open("state", one);
+  ASSERT_TRUE(drain(*rt).is_ok());
+  Partition other = Partition((p_of("acme").value() + 1) % kTestPartitions);
+  const auto t1 = SteadyClock::now();
+  EXPECT_FALSE(rt->wait_applied(other, Offset(0), t1 + 30s));
+  EXPECT_LT(SteadyClock::now() - t1, 5s);
+}
+
+TEST_F(RuntimeTest, WaitAppliedGivesUpPromptlyWhenTheRuntimeStopsWithAnError) {
+  counter_.fail_on_id = "boom";
+  auto rt = open("state");
+  ASSERT_TRUE(rt->start().is_ok());
+  const Partition p = p_of("acme");
+  auto waiter = std::async(std::launch::async, [&] {
+    const auto t0 = SteadyClock::now();
+    const bool ok = rt->wait_applied(p, Offset(0), t0 + 60s);
+    return std::make_pair(ok, SteadyClock::now() - t0);
+  });
+  append_all(*log_, {{"acme", session_event("acme", "boom", "created", "s1", kBaseTimeUs)}});
+  auto [ok, waited] = waiter.get();
+  EXPECT_FALSE(ok);
+  EXPECT_LT(waited, 30s);  // woken by the error, not by the deadline
+  EXPECT_EQ(rt->last_error().code(), Code::kInternal);
+  // Later waiters return at once.
+  const auto t0 = SteadyClock::now();
+  EXPECT_FALSE(rt->wait_applied(p, Offset(0), t0 + 60s));
+  EXPECT_LT(SteadyClock::now() - t0, 5s);
+  rt->stop();
 }
 
 }  // namespace

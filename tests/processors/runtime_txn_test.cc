@@ -1,0 +1,288 @@
+// What a processor sees of its StateTxn and Emitter, over the real embedded log:
+// `StateTxn::scan` (committed state merged with the batch's own writes, bounds, limit,
+// copies), `Emitter::emit_for` (partition locality), and the lineage attributes every
+// derived event inherits from its input (causationid, correlationid, traceparent).
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "events/codec.h"
+#include "events/partitioner.h"
+#include "processors/runtime.h"
+#include "schemas/agentos_generated.h"
+#include "tests/processors/harness.h"
+#include "tests/processors/runtime_scripted.h"
+#include "tests/support/test_util.h"
+
+namespace agentos::test {
+namespace {
+
+using KVs = std::vector<std::pair<std::string, std::string>>;
+
+constexpr const char* kTraceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+// A tenant "t-<n>" (smallest n) whose partition is (or, with `same` false, is not) `p`.
+std::string tenant_where(Partition p, bool same, const std::string& not_this = "") {
+  for (int n = 0;; ++n) {
+    std::string t = "t-" + std::to_string(n);
+    if (t != not_this && (kafka_partition(t, kTestPartitions) == p) == same) return t;
+  }
+}
+
+// An input event with lineage attributes.
+std::string traced_event(const std::string& tenant, const std::string& id,
+                         const std::string& correlation, const std::string& traceparent) {
+  std::string json = R"({"specversion":"1.0","source":"/test","id":")" + id +
+                     R"(","type":"session.progress","tenantid":")" + tenant + R"(","time":")" +
+                     format_rfc3339_us(kBaseTimeUs) + R"(")";
+  if (!correlation.empty()) json += R"(,"correlationid":")" + correlation + R"(")";
+  if (!traceparent.empty()) json += R"(,"traceparent":")" + traceparent + R"(")";
+  json += R"(,"data":{"sessionId":"s1","step":"x","pct":0.5}})";
+  DecodeOptions o;
+  o.path_tenant = TenantId(tenant);
+  auto r = decode_structured(json, o);
+  if (!r.ok()) throw std::runtime_error("traced_event: " + r.status().to_string());
+  return std::move(r->bytes);
+}
+
+std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+class RuntimeTxnTest : public ::testing::Test {
+ protected:
+  void SetUp() override { log_ = open_test_log(dir_.sub("log")); }
+
+  std::unique_ptr<ProcessorRuntime> open(Processor& proc, RuntimeOptions o = {}) {
+    o.state_dir = dir_.sub("state");
+    auto r = open_processor_runtime(*log_, proc, std::move(o));
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? std::move(r).value() : nullptr;
+  }
+  void append(const std::string& tenant, const std::string& id) {
+    append_all(*log_, {{tenant, make_event(tenant, id)}});
+  }
+  static std::string value(ProcessorRuntime& rt, const std::string& key) {
+    auto v = rt.get(key);
+    EXPECT_TRUE(v.ok());
+    return v.ok() && *v ? **v : "<absent>";
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Log> log_;
+};
+
+// ---- StateTxn::scan ----------------------------------------------------------------
+
+TEST_F(RuntimeTxnTest, ScanMergesCommittedStateWithTheBatchsPutsAndDeletes) {
+  KVs merged, bounded, limited, empty_range, reversed, zero_limit, snapshot, after_writes;
+  ScriptedProcessor proc([&](const EventView& ev, StateTxn& st, Emitter&) -> Status {
+    if (ev.header.id == "e1") {  // committed by the first batch
+      for (const char* k : {"a", "b", "c", "d", "z"}) st.put(k, std::string("v-") + k);
+      return Status::ok();
+    }
+    st.put("b", "b-new");  // overwrite a committed key
+    st.del("c");           // delete a committed key
+    st.put("bb", "bb");    // a key only the batch has
+    st.put("x", "x");      // put then delete within the batch: absent
+    st.del("x");
+    st.del("nope");        // delete of a key that never existed
+    auto all = st.scan("a", "z", 100);
+    auto mid = st.scan("b", "d", 100);    // `to` is exclusive
+    auto two = st.scan("a", "z", 2);
+    auto none = st.scan("c", "c", 100);   // from == to
+    auto rev = st.scan("d", "a", 100);    // from > to
+    auto zero = st.scan("a", "z", 0);
+    if (!all.ok() || !mid.ok() || !two.ok() || !none.ok() || !rev.ok() || !zero.ok())
+      return Status(Code::kInternal, "scan failed");
+    merged = *all;
+    bounded = *mid;
+    limited = *two;
+    empty_range = *none;
+    reversed = *rev;
+    zero_limit = *zero;
+    // Copies: writes after the scan change neither the returned vector nor its strings.
+    snapshot = *all;
+    st.put("a", "a-changed");
+    st.del("d");
+    st.put("c", "c-again");
+    if (merged != snapshot) return Status(Code::kInternal, "scan result changed under writes");
+    auto again = st.scan("a", "z", 100);
+    if (!again.ok()) return std::move(again).take_status();
+    after_writes = *again;
+    return Status::ok();
+  });
+  auto rt = open(proc);
+  append("acme", "e1");
+  ASSERT_TRUE(drain(*rt).is_ok());
+  append("acme", "e2");
+  ASSERT_TRUE(drain(*rt).is_ok());
+
+  EXPECT_EQ(merged, (KVs{{"a", "v-a"}, {"b", "b-new"}, {"bb", "bb"}, {"d", "v-d"}}));
+  EXPECT_EQ(bounded, (KVs{{"b", "b-new"}, {"bb", "bb"}}));
+  EXPECT_EQ(limited, (KVs{{"a", "v-a"}, {"b", "b-new"}}));
+  EXPECT_TRUE(empty_range.empty());
+  EXPECT_TRUE(reversed.empty());
+  EXPECT_TRUE(zero_limit.empty());
+  EXPECT_EQ(after_writes, (KVs{{"a", "a-changed"}, {"b", "b-new"}, {"bb", "bb"}, {"c", "c-again"}}));
+  // And that is what was committed.
+  EXPECT_EQ(value(*rt, "a"), "a-changed");
+  EXPECT_EQ(value(*rt, "c"), "c-again");
+  EXPECT_EQ(value(*rt, "d"), "<absent>");
+  EXPECT_EQ(value(*rt, "x"), "<absent>");
+  EXPECT_EQ(value(*rt, "z"), "v-z");
+}
+
+TEST_F(RuntimeTxnTest, ScanLimitCountsOnlyLiveKeysAndSeesEarlierEventsOfTheSameBatch) {
+  std::vector<KVs> seen;
+  ScriptedProcessor proc([&](const EventView& ev, StateTxn& st, Emitter&) -> Status {
+    if (ev.header.id == "seed") {
+      for (const char* k : {"k1", "k2", "k3", "k4"}) st.put(k, "committed");
+      return Status::ok();
+    }
+    if (ev.header.id == "first") {  // same batch as "second"
+      st.del("k1");
+      st.del("k2");
+      st.put("k25", "batch");
+      return Status::ok();
+    }
+    auto r = st.scan("k", "l", 2);  // k1, k2 deleted by the previous event of this batch
+    if (!r.ok()) return std::move(r).take_status();
+    seen.push_back(*r);
+    auto tail = st.scan("k3", "l", 10);
+    if (!tail.ok()) return std::move(tail).take_status();
+    seen.push_back(*tail);
+    return Status::ok();
+  });
+  auto rt = open(proc);
+  append("acme", "seed");
+  ASSERT_TRUE(drain(*rt).is_ok());
+  append("acme", "first");
+  append("acme", "second");
+  const RuntimeStats before = rt->stats();
+  ASSERT_TRUE(rt->step().ok());
+  EXPECT_EQ(rt->stats().commits, before.commits + 1);  // both events in one batch
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0], (KVs{{"k25", "batch"}, {"k3", "committed"}}));
+  EXPECT_EQ(seen[1], (KVs{{"k3", "committed"}, {"k4", "committed"}}));
+}
+
+TEST_F(RuntimeTxnTest, ScanOfAFailedBatchLeavesNothingBehind) {
+  bool fail = true;
+  KVs seen_after_restart;
+  ScriptedProcessor proc([&](const EventView&, StateTxn& st, Emitter&) -> Status {
+    auto r = st.scan("", "\xff", 100);
+    if (!r.ok()) return std::move(r).take_status();
+    seen_after_restart = *r;
+    st.put("k", "v");
+    return fail ? Status(Code::kInternal, "injected") : Status::ok();
+  });
+  append("acme", "e1");
+  {
+    auto rt = open(proc);
+    EXPECT_FALSE(rt->step().ok());
+  }
+  fail = false;
+  auto rt = open(proc);
+  ASSERT_TRUE(drain(*rt).is_ok());
+  EXPECT_TRUE(seen_after_restart.empty());  // the failed batch's put never committed
+  EXPECT_EQ(value(*rt, "k"), "v");
+}
+
+// ---- Emitter::emit_for -------------------------------------------------------------
+
+TEST_F(RuntimeTxnTest, EmitForAnotherTenantOfTheSamePartitionLandsOnThatPartition) {
+  const Partition p = log_->partition_of(TenantId("acme"));
+  const std::string neighbour = tenant_where(p, true, "acme");
+  ScriptedProcessor proc([&](const EventView&, StateTxn&, Emitter& out) -> Status {
+    if (Status s = out.emit_for(neighbour, "heartbeat.alert", R"({"priority":1,"message":"n"})", "sub");
+        !s.is_ok())
+      return s;
+    return out.emit("heartbeat.alert", R"({"priority":2,"message":"own"})");
+  });
+  auto rt = open(proc);
+  append("acme", "a1");
+  ASSERT_TRUE(drain(*rt).is_ok());
+
+  auto logged = logged_from(*log_, rt->derived_source());
+  ASSERT_EQ(logged.size(), 2u);
+  const Position input{p, Offset(0)};
+  for (size_t i = 0; i < logged.size(); ++i) {
+    EXPECT_EQ(logged[i].pos.partition, p);
+    EXPECT_EQ(logged[i].id, derived_event_id("scripted", input, static_cast<uint32_t>(i)));
+  }
+  EventHeader n = read_header(logged[0].bytes), own = read_header(logged[1].bytes);
+  EXPECT_EQ(n.tenant, neighbour);
+  EXPECT_EQ(n.subject, "sub");
+  EXPECT_EQ(own.tenant, "acme");
+  // The neighbour's event is in the neighbour's stream.
+  auto mine = log_->read_tenant(TenantId(neighbour), Offset(0));
+  ASSERT_TRUE(mine.ok());
+  ASSERT_EQ(mine->size(), 1u);
+  EXPECT_EQ(read_header((*mine)[0].value).id, logged[0].id);
+}
+
+TEST_F(RuntimeTxnTest, EmitForATenantOnAnotherPartitionFailsAndTheBatchCommitsNothing) {
+  const Partition p = log_->partition_of(TenantId("acme"));
+  const std::string foreign = tenant_where(p, false);
+  ASSERT_NE(log_->partition_of(TenantId(foreign)), p);
+  Status emit_status;
+  ScriptedProcessor proc([&](const EventView& ev, StateTxn& st, Emitter& out) -> Status {
+    st.put("seen/" + std::string(ev.header.id), "1");
+    if (ev.header.id == "a1")  // a good emit earlier in the same batch
+      return out.emit("heartbeat.alert", R"({"priority":1,"message":"ok"})");
+    emit_status = out.emit_for(foreign, "heartbeat.alert", R"({"priority":1,"message":"x"})");
+    return emit_status;
+  });
+  RuntimeOptions o;
+  o.partitions = {p};
+  auto rt = open(proc, o);
+  append("acme", "a1");
+  append("acme", "a2");
+  const int64_t before = log_size(*log_);
+  auto r = rt->step();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << r.status().to_string();
+  EXPECT_EQ(emit_status.code(), Code::kInvalidArgument);
+  EXPECT_NE(emit_status.message().find(foreign), std::string::npos) << emit_status.to_string();
+  EXPECT_EQ(rt->committed_offset(p), Offset(0));
+  EXPECT_EQ(value(*rt, "seen/a1"), "<absent>");
+  auto pending = rt->outbox(p);
+  ASSERT_TRUE(pending.ok());
+  EXPECT_TRUE(pending->empty());
+  EXPECT_EQ(rt->stats().derived, 0u);
+  EXPECT_EQ(rt->last_error().code(), Code::kInvalidArgument);
+  EXPECT_EQ(log_size(*log_), before);
+}
+
+// ---- Lineage of derived events -----------------------------------------------------
+
+TEST_F(RuntimeTxnTest, DerivedEventsCarryCausationCorrelationAndTraceOfTheirInput) {
+  ScriptedProcessor proc([&](const EventView&, StateTxn&, Emitter& out) -> Status {
+    return out.emit("heartbeat.alert", R"({"priority":1,"message":"m"})");
+  });
+  auto rt = open(proc);
+  append_all(*log_, {{"acme", traced_event("acme", "traced", "corr-7", kTraceparent)},
+                     {"acme", traced_event("acme", "bare", "", "")}});
+  ASSERT_TRUE(drain(*rt).is_ok());
+  auto logged = logged_from(*log_, rt->derived_source());
+  ASSERT_EQ(logged.size(), 2u);
+
+  const auto* traced = fb::GetEvent(logged[0].bytes.data());
+  EXPECT_EQ(str(traced->causationid()), "traced");
+  EXPECT_EQ(str(traced->correlationid()), "corr-7");
+  EXPECT_EQ(str(traced->traceparent()), kTraceparent);
+  EXPECT_EQ(traced->time_us(), kBaseTimeUs);
+  EXPECT_EQ(str(traced->source()), "/agentos/processors/scripted");
+
+  const auto* bare = fb::GetEvent(logged[1].bytes.data());
+  EXPECT_EQ(str(bare->causationid()), "bare");
+  EXPECT_EQ(bare->correlationid(), nullptr);
+  EXPECT_EQ(bare->traceparent(), nullptr);
+  // And through the codec's JSON, as a consumer would see it.
+  const std::string json = encode_json(logged[0].bytes);
+  EXPECT_NE(json.find(R"("causationid":"traced")"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("correlationid":"corr-7")"), std::string::npos) << json;
+  EXPECT_NE(json.find(kTraceparent), std::string::npos) << json;
+}
+
+}  // namespace
+}  // namespace agentos::test
