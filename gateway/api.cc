@@ -166,7 +166,7 @@ std::string Api::route_of(const HttpRequest& req) {
   auto s = segments(req.path);
   if (s.size() >= 3 && s[0] == "v1" && s[1] == "tenants") {
     std::string r = "/v1/tenants/{t}";
-    for (size_t i = 3; i < s.size(); ++i) r += (i == 4 && s[3] == "keys") ? "/{key}" : "/" + std::string(s[i]);
+    for (size_t i = 3; i < s.size(); ++i) r += (i == 4 && s[3] == "keys") ? "/{key}" : (i == 4 && s[3] == "sessions") ? "/{id}" : "/" + std::string(s[i]);
     return r;
   }
   if (s.size() >= 3 && s[0] == "v1" && s[1] == "admin" && s[2] == "tenants")
@@ -301,6 +301,11 @@ void Api::handle(HttpRequest req, Reply reply) {
     if (s.size() == 5 && s[3] == "keys")
       return req.method == "DELETE" ? revoke_key(req, t, std::string(s[4]), std::move(reply))
                                     : method_not_allowed();
+    if ((s[3] == "sessions" && (s.size() == 5 || (s.size() == 6 && s[5] == "cost"))) ||
+        (s[3] == "usage" && s.size() == 4)) {
+      if (req.method != "GET") return method_not_allowed();
+      return get_pulse(req, t, std::vector<std::string>(s.begin() + 3, s.end()), std::move(reply));
+    }
   }
   reply(problem_response(Status(Code::kNotFound, "no such route"), req.path));
 }

@@ -8,6 +8,7 @@
 // Lifetime: the Log, LocalIndex, RateLimiter and Metrics outlive the Api.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -22,6 +23,8 @@
 
 #include "events/log.h"
 #include "gateway/index.h"
+#include "processors/pulse.h"
+#include "processors/runtime.h"
 #include "gateway/metrics.h"
 #include "gateway/rate_limiter.h"
 
@@ -64,9 +67,18 @@ struct StreamRequest {
 
 struct ApiOptions {
   std::string admin_token;  // operator token for /v1/admin/*
+  // Bounds every read-your-writes wait: admin calls waiting for the index, and reads with
+  // `?after=<offset>` waiting for a processor to apply that offset.
   std::chrono::milliseconds read_your_writes_timeout{5000};
   size_t max_page = 1000;
+  // The Pulse runtime whose state answers /v1/tenants/{t}/sessions/... and /usage; null:
+  // those routes answer 503. It must outlive the Api (stop the server first).
+  ProcessorRuntime* pulse = nullptr;
+  pulse::PriceTable prices = pulse::PriceTable::defaults();
 };
+
+// Most `?after=` reads waiting at once (each waits on its own thread); beyond: 503.
+inline constexpr int kMaxAfterWaiters = 256;
 
 class Api {
  public:
@@ -104,6 +116,9 @@ class Api {
   void change_plan(const HttpRequest& req, const TenantId& t, Reply reply);
   void create_key(const HttpRequest& req, const TenantId& t, Reply reply);
   void revoke_key(const HttpRequest& req, const TenantId& t, const std::string& key_id, Reply reply);
+  // GET /v1/tenants/{t}/sessions/{id}[/cost] and /v1/tenants/{t}/usage (api_sessions.cc).
+  void get_pulse(const HttpRequest& req, const TenantId& t, std::vector<std::string> rest, Reply reply);
+  HttpResponse answer_pulse(const HttpRequest& req, const TenantId& t, const std::vector<std::string>& rest);
 
   // Appends engine-authored events (tenant/key management) and waits until the local
   // index has folded them, so the new tenant or key works as soon as we answer.
@@ -153,6 +168,8 @@ class Api {
    private:
     Api& api_;
   };
+
+  std::atomic<int> after_waiters_{0};
 
   // Bumped (under recent_mu_) whenever entries leave `recent_` because the index has
   // folded them; lets post_events do its index lookups outside the lock (see there).

@@ -342,6 +342,21 @@ class RuntimeImpl final : public ProcessorRuntime {
     return std::optional<std::string>(std::move(v));
   }
 
+  Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from,
+                                                                std::string_view to,
+                                                                size_t limit) const override {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (limit == 0 || !(from < to)) return out;
+    rocksdb::ReadOptions ro;
+    rocksdb::Slice upper(to.data(), to.size());
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, state_));
+    for (it->Seek(rocksdb::Slice(from.data(), from.size())); it->Valid() && out.size() < limit; it->Next())
+      out.emplace_back(it->key().ToString(), it->value().ToString());
+    if (!it->status().ok()) return from_rocks(it->status(), "scan");
+    return out;
+  }
+
   Result<std::vector<OutboxEntry>> outbox(Partition p) const override {
     std::vector<OutboxEntry> out;
     const std::string prefix = partition_key(kOutboxTag, p);

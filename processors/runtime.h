@@ -146,6 +146,10 @@ class ProcessorRuntime {
   virtual Result<std::string> state_hash() const = 0;
   // The processor's committed value of `key` (tests and read paths).
   virtual Result<std::optional<std::string>> get(std::string_view key) const = 0;
+  // The processor's committed pairs with from <= key < to, in key order, at most `limit`.
+  virtual Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from,
+                                                                        std::string_view to,
+                                                                        size_t limit) const = 0;
   // The outbox entries of `partition` still pending, in relay order.
   virtual Result<std::vector<OutboxEntry>> outbox(Partition partition) const = 0;
 

@@ -29,6 +29,8 @@
 #include "gateway/metrics.h"
 #include "gateway/rate_limiter.h"
 #include "gateway/server.h"
+#include "processors/pulse.h"
+#include "processors/runtime.h"
 
 namespace agentos {
 namespace {
@@ -159,7 +161,9 @@ int cmd_serve(int argc, char** argv) {
           {"demo-tenant", "AGENTOS_DEMO_TENANT", "", "create (or reuse) this tenant at start and print a fresh admin key"},
           {"rate-scale", "AGENTOS_RATE_SCALE", "1", "multiply every plan's rate limit (benchmarks)"},
           {"no-fsync", "AGENTOS_NO_FSYNC", "false", "do not fsync appends (benchmarks only: loses acknowledged events on power loss)"},
-          {"port-file", "AGENTOS_PORT_FILE", "", "write the bound port to this file once listening"}},
+          {"port-file", "AGENTOS_PORT_FILE", "", "write the bound port to this file once listening"},
+          {"pulse", "AGENTOS_PULSE", "true", "run the Pulse session processor (state in DATA_DIR/processors/pulse)"},
+          {"prices", "AGENTOS_PRICES", "", "JSON price table for cost reports (default: built-in; see processors/README.md)"}},
          argc, argv, 2);
   if (a.help()) {
     a.usage("serve", "Runs the engine: the log, the gateway's index, and the HTTP API.");
@@ -234,6 +238,37 @@ int cmd_serve(int argc, char** argv) {
   gateway::RateLimiter limiter(limits);
   gateway::ApiOptions ao;
   ao.admin_token = *token;
+  if (const std::string pf = a.get("prices"); !pf.empty()) {
+    std::ifstream in(pf);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto prices = pulse::PriceTable::parse(text);
+    if (!in || !prices.ok()) {
+      std::cerr << "agentos serve: --prices " << pf << ": "
+                << (in ? prices.status().to_string() : std::string("cannot read")) << "\n";
+      return 2;
+    }
+    ao.prices = std::move(prices).value();
+  }
+
+  // Pulse: the session processor, over every partition of the log.
+  pulse::PulseProcessor pulse_processor;
+  std::unique_ptr<ProcessorRuntime> pulse_rt;
+  if (a.get("pulse") == "true") {
+    RuntimeOptions ro;
+    ro.state_dir = data_dir + "/processors/pulse";
+    auto rt = open_processor_runtime(*log, pulse_processor, ro);
+    if (!rt.ok()) {
+      log_line(LogLevel::kError, "cannot open the Pulse processor", {{"error", rt.status().to_string()}});
+      return 1;
+    }
+    pulse_rt = std::move(rt).value();
+    if (auto s = pulse_rt->start(); !s.is_ok()) {
+      log_line(LogLevel::kError, "cannot start the Pulse processor", {{"error", s.to_string()}});
+      return 1;
+    }
+    ao.pulse = pulse_rt.get();
+    log_line(LogLevel::kInfo, "processor started", {{"name", "pulse"}, {"state", ro.state_dir}});
+  }
   gateway::Api api(*log, **index, limiter, metrics, ao);
 
   gateway::ServerOptions so;
@@ -284,7 +319,8 @@ int cmd_serve(int argc, char** argv) {
     std::cout << "agentos: try\n"
               << "  curl -s " << base << "/v1/tenants/" << demo << "/events -H 'Authorization: Bearer " << key << "' \\\n"
               << "    -H 'Content-Type: application/cloudevents+json' \\\n"
-              << "    -d '{\"specversion\":\"1.0\",\"id\":\"e-1\",\"source\":\"/cli\",\"type\":\"session.started\",\"data\":{\"sessionId\":\"s-1\"}}'\n";
+              << "    -d '{\"specversion\":\"1.0\",\"id\":\"e-1\",\"source\":\"/cli\",\"type\":\"session.created\",\"data\":{\"sessionId\":\"s-1\"}}'\n"
+              << "  curl -s " << base << "/v1/tenants/" << demo << "/sessions/s-1 -H 'Authorization: Bearer " << key << "'\n";
   }
   if (const std::string pf = a.get("port-file"); !pf.empty()) {
     std::ofstream(pf + ".tmp") << (*server)->port() << "\n";
@@ -298,8 +334,10 @@ int cmd_serve(int argc, char** argv) {
   // Fixed shutdown order: stop taking requests, stop folding, then close the log
   // (which completes every pending append before returning).
   (*server)->stop();
+  if (pulse_rt) pulse_rt->stop();  // a batch in progress commits first
   (*index)->stop();
   server->reset();
+  pulse_rt.reset();
   index->reset();
   log.reset();
   log_line(LogLevel::kInfo, "stopped");

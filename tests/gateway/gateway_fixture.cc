@@ -26,6 +26,16 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
   limiter_ = std::make_unique<RateLimiter>(o.limits);
   ApiOptions ao;
   ao.admin_token = kOperatorToken;
+  ao.read_your_writes_timeout = o.read_your_writes_timeout;
+  if (o.pulse) {
+    RuntimeOptions ro;
+    ro.state_dir = dir + "/pulse";
+    auto rt = open_processor_runtime(*log_, pulse_, ro);
+    if (!rt.ok()) throw std::runtime_error(rt.status().to_string());
+    pulse_rt_ = std::move(rt).value();
+    if (auto s = pulse_rt_->start(); !s.is_ok()) throw std::runtime_error(s.to_string());
+    ao.pulse = pulse_rt_.get();
+  }
   api_ = std::make_unique<Api>(*log_, *index_, *limiter_, *metrics_, ao);
   auto srv = HttpServer::start(*api_, *log_, *metrics_, o.server);
   if (!srv.ok()) throw std::runtime_error(srv.status().to_string());
@@ -34,8 +44,10 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
 
 Engine::~Engine() {
   server_->stop();
+  if (pulse_rt_) pulse_rt_->stop();
   index_->stop();
   server_.reset();
+  pulse_rt_.reset();
   api_.reset();
   index_.reset();
   log_.reset();

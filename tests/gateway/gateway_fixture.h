@@ -75,6 +75,8 @@ struct EngineOptions {
   RateLimits limits;
   ServerOptions server;
   std::string kafka_brokers;  // empty: embedded log in the engine's directory
+  bool pulse = false;         // run the Pulse processor and serve its reads
+  std::chrono::milliseconds read_your_writes_timeout{5000};
 };
 
 class Engine {
@@ -88,6 +90,7 @@ class Engine {
   FaultyLog& log() { return *log_; }
   HttpServer& server() { return *server_; }
   LocalIndex& index() { return *index_; }
+  ProcessorRuntime* pulse() { return pulse_rt_.get(); }
 
   // Creates a tenant and returns its admin API key.
   std::string create_tenant(const std::string& slug, const std::string& plan = "enterprise");
@@ -106,6 +109,8 @@ class Engine {
   std::unique_ptr<LocalIndex> index_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<RateLimiter> limiter_;
+  pulse::PulseProcessor pulse_;
+  std::unique_ptr<ProcessorRuntime> pulse_rt_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<HttpServer> server_;
 };

@@ -1,0 +1,202 @@
+// The Pulse read endpoints over HTTP, with the real Pulse processor running over the real
+// embedded log: read-your-writes with ?after=<receipt offset>, admission by plan as seen
+// by a producer, cost and usage reports, validation (problem+json with field paths),
+// tenant isolation, and the 503s (processor off, processor behind).
+#include <gtest/gtest.h>
+
+#include "tests/gateway/gateway_fixture.h"
+
+namespace agentos::gateway::test {
+namespace {
+using agentos::test::TempDir;
+using agentos::test::wait_until;
+
+constexpr const char* kT0 = "2026-11-24T10:00:00Z";
+
+std::string ev(const std::string& id, const std::string& type, const std::string& data,
+               const std::string& time = kT0) {
+  return R"({"specversion":"1.0","id":")" + id + R"(","source":"/runner","type":")" + type +
+         R"(","time":")" + time + R"(","data":)" + data + "}";
+}
+
+int64_t receipt_offset(const cli::ClientResponse& r) {
+  const size_t k = r.body.find("\"offset\":");
+  EXPECT_NE(k, std::string::npos) << r.body;
+  return k == std::string::npos ? -1 : std::stoll(r.body.substr(k + 9));
+}
+
+class PulseHttp : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    EngineOptions o;
+    o.pulse = true;
+    engine = std::make_unique<Engine>(dir.path(), o);
+  }
+  // Posts and returns the receipt offset (the test fails on anything but 201).
+  int64_t post(const std::string& key, const std::string& json, const std::string& tenant = "acme") {
+    auto r = engine->post_event(tenant, key, json);
+    EXPECT_EQ(r.status, 201) << r.body;
+    return receipt_offset(r);
+  }
+  cli::ClientResponse session(const std::string& key, const std::string& id, int64_t after,
+                              const std::string& suffix = "", const std::string& tenant = "acme") {
+    return engine->call("GET", "/v1/tenants/" + tenant + "/sessions/" + id + suffix + "?after=" + std::to_string(after), key);
+  }
+  TempDir dir;
+  std::unique_ptr<Engine> engine;
+};
+
+TEST_F(PulseHttp, ProducerReadsItsOwnWriteAndSeesAdmissionByPlan) {
+  const std::string admin = engine->create_tenant("acme", "free");
+  const std::string producer = engine->create_key("acme", admin, "producer");
+  for (const char* id : {"s-1", "s-2", "s-3"})
+    post(producer, ev(std::string("c-") + id, "session.created", R"({"sessionId":")" + std::string(id) + R"(","config":{"name":"n","model":"claude-sonnet"}})"));
+  const int64_t last = post(producer, ev("p-1", "session.progress", R"({"sessionId":"s-1","step":"plan","pct":0.5})"));
+
+  auto s1 = session(producer, "s-1", last);
+  ASSERT_EQ(s1.status, 200) << s1.body;
+  EXPECT_NE(s1.body.find(R"("state":"RUNNING")"), std::string::npos) << s1.body;
+  EXPECT_NE(s1.body.find(R"("step":"plan")"), std::string::npos) << s1.body;
+  EXPECT_NE(s1.body.find(R"("pct":0.5)"), std::string::npos) << s1.body;
+  EXPECT_FALSE(s1.header("agentos-applied-offset").empty());
+  EXPECT_GT(std::stoll(std::string(s1.header("agentos-applied-offset"))), last);
+  // Free plan: two running, the third waits.
+  auto s3 = session(producer, "s-3", last);
+  ASSERT_EQ(s3.status, 200) << s3.body;
+  EXPECT_NE(s3.body.find(R"("state":"QUEUED")"), std::string::npos) << s3.body;
+
+  // s-1 completes: its slot goes to s-3 (derived session.started), visible at once.
+  const int64_t done = post(producer, ev("d-1", "session.completed", R"({"sessionId":"s-1"})", "2026-11-24T10:01:00Z"));
+  s3 = session(producer, "s-3", done);
+  EXPECT_NE(s3.body.find(R"("state":"RUNNING")"), std::string::npos) << s3.body;
+  s1 = session(admin, "s-1", done);
+  EXPECT_NE(s1.body.find(R"("state":"COMPLETE")"), std::string::npos) << s1.body;
+  EXPECT_NE(s1.body.find(R"("computeMs":60000)"), std::string::npos) << s1.body;
+}
+
+TEST_F(PulseHttp, IllegalTransitionIsRejectedAsADerivedEventAndChangesNothing) {
+  const std::string key = engine->create_tenant("acme", "pro");
+  post(key, ev("c-1", "session.created", R"({"sessionId":"s-1"})"));
+  const int64_t bad = post(key, ev("gp-1", "session.gate.passed", R"({"sessionId":"s-1","gate":"review"})"));
+  auto s = session(key, "s-1", bad);
+  ASSERT_EQ(s.status, 200);
+  EXPECT_NE(s.body.find(R"("state":"RUNNING")"), std::string::npos) << s.body;
+  // The rejection is in the tenant's history, caused by the rejected event.
+  std::string page;
+  ASSERT_TRUE(wait_until([&] {
+    page = engine->call("GET", "/v1/tenants/acme/events?from=0", key).body;
+    return page.find("session.transition_rejected") != std::string::npos;
+  })) << page;
+  const size_t at = page.find("session.transition_rejected");
+  const size_t obj = page.rfind("{\"specversion\"", at);
+  const std::string rejected = page.substr(obj, page.find("}}", at) - obj);
+  EXPECT_NE(rejected.find(R"("causationid":"gp-1")"), std::string::npos) << rejected;
+  EXPECT_NE(rejected.find(R"("state":"RUNNING")"), std::string::npos) << rejected;
+  EXPECT_NE(rejected.find(R"("reason":"illegal_transition")"), std::string::npos) << rejected;
+  EXPECT_NE(rejected.find(R"("source":"/agentos/processors/pulse")"), std::string::npos) << rejected;
+}
+
+TEST_F(PulseHttp, CostAndUsageArePricedFromEvents) {
+  const std::string key = engine->create_tenant("acme", "pro");
+  post(key, ev("c-1", "session.created", R"({"sessionId":"s-1","config":{"model":"claude-sonnet"}})"));
+  post(key, ev("u-1", "session.usage", R"({"sessionId":"s-1","model":"claude-sonnet","tokensIn":1000000,"tokensOut":100000})", "2026-11-24T10:00:30Z"));
+  const int64_t done = post(key, ev("d-1", "session.completed", R"({"sessionId":"s-1"})", "2026-11-24T10:01:00Z"));
+  auto c = session(key, "s-1", done, "/cost");
+  ASSERT_EQ(c.status, 200) << c.body;
+  // claude-sonnet: $3/Mtok in, $15/Mtok out -> 3.0 + 1.5 = 4.5, billed +15% = 5.175;
+  // one minute of compute at $0.005.
+  EXPECT_NE(c.body.find(R"("providerUsd":"4.500000")"), std::string::npos) << c.body;
+  EXPECT_NE(c.body.find(R"("billedUsd":"5.175000")"), std::string::npos) << c.body;
+  EXPECT_NE(c.body.find(R"("computeUsd":"0.005000")"), std::string::npos) << c.body;
+  EXPECT_NE(c.body.find(R"("totalUsd":"5.180000")"), std::string::npos) << c.body;
+
+  auto u = engine->call("GET", "/v1/tenants/acme/usage?from=2026-11-24&to=2026-11-24&after=" + std::to_string(done), key);
+  ASSERT_EQ(u.status, 200) << u.body;
+  EXPECT_NE(u.body.find(R"("day":"2026-11-24")"), std::string::npos) << u.body;
+  EXPECT_NE(u.body.find(R"("tokensIn":1000000)"), std::string::npos) << u.body;
+  EXPECT_NE(u.body.find(R"("totalUsd":"5.180000")"), std::string::npos) << u.body;
+  auto none = engine->call("GET", "/v1/tenants/acme/usage?from=2026-11-25&to=2026-11-30", key);
+  ASSERT_EQ(none.status, 200) << none.body;
+  EXPECT_NE(none.body.find(R"("days":[])"), std::string::npos) << none.body;
+}
+
+TEST_F(PulseHttp, BadQueriesAreProblemsWithFieldPaths) {
+  const std::string key = engine->create_tenant("acme");
+  const int64_t off = post(key, ev("c-1", "session.created", R"({"sessionId":"s-1"})"));
+  struct Case {
+    std::string target, field;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {"/v1/tenants/acme/sessions/s-1?after=x", "after", 400},
+      {"/v1/tenants/acme/sessions/s-1?after=-1", "after", 400},
+      {"/v1/tenants/acme/sessions/s-1?after=" + std::to_string(off + 1000), "after", 400},
+      {"/v1/tenants/acme/usage?to=2026-11-24", "from", 400},
+      {"/v1/tenants/acme/usage?from=2026-13-01&to=2026-11-24", "from", 400},
+      {"/v1/tenants/acme/usage?from=2026-02-30&to=2026-03-01", "from", 400},
+      {"/v1/tenants/acme/usage?from=2026-11-25&to=2026-11-24", "to", 400},
+  };
+  for (const auto& c : cases) {
+    auto r = engine->call("GET", c.target, key);
+    EXPECT_EQ(r.status, c.status) << c.target << ": " << r.body;
+    EXPECT_EQ(r.header("content-type"), "application/problem+json") << c.target;
+    EXPECT_NE(r.body.find("\"field\":\"" + c.field + "\""), std::string::npos) << c.target << ": " << r.body;
+  }
+  EXPECT_EQ(session(key, "nope", off).status, 404);
+  EXPECT_EQ(engine->call("POST", "/v1/tenants/acme/sessions/s-1", key, "{}", "application/json").status, 405);
+}
+
+TEST_F(PulseHttp, AnotherTenantsKeyLearnsNothing) {
+  const std::string a = engine->create_tenant("alpha");
+  const std::string b = engine->create_tenant("bravo");
+  // The caller names the session id (so it may be echoed in `instance`); what must not
+  // leak is anything only bravo's data holds.
+  const int64_t off = post(b, ev("c-1", "session.created", R"({"sessionId":"s-b","config":{"name":"bravo-secret-name","model":"bravo-secret-model"}})"), "bravo");
+  for (const std::string target :
+       {"/v1/tenants/bravo/sessions/s-b", "/v1/tenants/bravo/sessions/s-b/cost",
+        "/v1/tenants/bravo/usage?from=2026-11-01&to=2026-11-30", "/v1/tenants/bravo/sessions/nope"}) {
+    auto r = engine->call("GET", target + std::string(target.find('?') == std::string::npos ? "?" : "&") +
+                                     "after=" + std::to_string(off), a);
+    EXPECT_EQ(r.status, 403) << target << ": " << r.body;
+    EXPECT_EQ(r.body.find("bravo-secret"), std::string::npos) << r.body;
+    EXPECT_EQ(r.body.find("RUNNING"), std::string::npos) << r.body;
+  }
+  // Bravo's own key does see it (so the 403s above are about the key, not the data).
+  auto own = session(b, "s-b", off, "", "bravo");
+  EXPECT_EQ(own.status, 200);
+  EXPECT_NE(own.body.find("bravo-secret-name"), std::string::npos) << own.body;
+  // Alpha's own namespace does not see bravo's session either.
+  EXPECT_EQ(engine->call("GET", "/v1/tenants/alpha/sessions/s-b", a).status, 404);
+}
+
+TEST_F(PulseHttp, AReadAheadOfTheProcessorIs503AfterTheBoundedWait) {
+  engine.reset();
+  EngineOptions o;
+  o.pulse = true;
+  o.read_your_writes_timeout = std::chrono::milliseconds(300);
+  engine = std::make_unique<Engine>(dir.path(), o);
+  const std::string key = engine->create_tenant("acme");
+  engine->pulse()->stop();  // the processor falls behind from here on
+  const int64_t off = post(key, ev("c-1", "session.created", R"({"sessionId":"s-1"})"));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = session(key, "s-1", off);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(r.header("retry-after"), "1");
+  EXPECT_NE(r.body.find("has not applied offset"), std::string::npos) << r.body;
+  EXPECT_GE(waited, std::chrono::milliseconds(250));  // it did wait, boundedly
+  // Without ?after= the committed state answers at once: the session is not there yet.
+  EXPECT_EQ(engine->call("GET", "/v1/tenants/acme/sessions/s-1", key).status, 404);
+}
+
+TEST(PulseHttpOff, SessionRoutesAre503WhenPulseIsNotRunning) {
+  TempDir dir;
+  Engine engine(dir.path());
+  const std::string key = engine.create_tenant("acme");
+  auto r = engine.call("GET", "/v1/tenants/acme/sessions/s-1", key);
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_NE(r.body.find("Pulse processor is not running"), std::string::npos) << r.body;
+}
+
+}  // namespace
+}  // namespace agentos::gateway::test
