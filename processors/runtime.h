@@ -56,6 +56,10 @@
 #include "events/types.h"
 #include "processors/processor.h"
 
+namespace prometheus {
+class Registry;
+}
+
 namespace agentos {
 
 // Caps (style: bounded at every boundary, named).
@@ -82,6 +86,13 @@ struct RuntimeOptions {
   // How long the worker waits for new records before looking again (it is also woken by
   // the log's append listener, so this only bounds the latency of a missed wake-up).
   std::chrono::milliseconds idle_wait{200};
+  // Prometheus metrics (processors/metrics.h lists the families): when set, the runtime
+  // registers its processor-labelled families here and keeps them current — counters at
+  // each commit / relay append, lag gauges at the end of every round (step(), or the
+  // worker's loop, which runs at least every `idle_wait`), and the processor's own
+  // gauges (Processor::report_gauges) after each commit. Must outlive the runtime.
+  // Null: no metrics, no cost.
+  prometheus::Registry* metrics = nullptr;
   RuntimeTestHooks hooks;
 };
 
