@@ -10,10 +10,10 @@ namespace {
 constexpr size_t kMaxGaugeNameBytes = 64;
 
 // The suffixes the runtime's own families use after "agentos_processor_".
-constexpr std::array<std::string_view, 9> kReserved = {
-    "events_total",         "derived_total",       "relayed_total",
-    "relay_recovered_total", "relay_errors_total", "batch_records",
-    "commit_seconds",       "lag_offsets",         "lag_seconds"};
+constexpr std::array<std::string_view, 10> kReserved = {
+    "events_total",          "derived_total",      "relayed_total",  "relay_recovered_total",
+    "relay_errors_total",    "read_errors_total",  "batch_records",  "commit_seconds",
+    "lag_offsets",           "lag_seconds"};
 
 prometheus::Histogram::BucketBoundaries record_buckets() {
   return {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192};
@@ -47,6 +47,8 @@ RuntimeProbe::RuntimeProbe(prometheus::Registry& registry, std::string processor
                        "Outbox entries a relay rescan found already in the log", l);
   relay_errors_ = counter(registry_, "agentos_processor_relay_errors_total",
                           "Failed relay appends (retried after a rescan)", l);
+  read_errors_ = counter(registry_, "agentos_processor_read_errors_total",
+                         "Log reads that failed transiently (retried next round)", l);
   batch_records_ = &prometheus::BuildHistogram()
                         .Name("agentos_processor_batch_records")
                         .Help("Records per processing commit")

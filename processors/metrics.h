@@ -10,6 +10,7 @@
 //   agentos_processor_relayed_total                               counter (appended to the log)
 //   agentos_processor_relay_recovered_total                       counter (found by a rescan)
 //   agentos_processor_relay_errors_total                          counter (failed appends)
+//   agentos_processor_read_errors_total                           counter (transient read failures)
 //   agentos_processor_batch_records                               histogram (records per commit)
 //   agentos_processor_commit_seconds                              histogram (processing WriteBatch)
 //   agentos_processor_lag_offsets{partition}                      gauge: end - committed
@@ -55,6 +56,7 @@ class RuntimeProbe {
   void relayed(uint64_t n) { relayed_->Increment(static_cast<double>(n)); }
   void recovered(uint64_t n) { recovered_->Increment(static_cast<double>(n)); }
   void relay_error() { relay_errors_->Increment(); }
+  void read_error() { read_errors_->Increment(); }
   void set_lag(Partition p, int64_t offsets, double seconds);
   // A processor-reported gauge; false (and nothing set) for an invalid or reserved name.
   bool set_gauge(std::string_view name, Partition p, double value);
@@ -76,6 +78,7 @@ class RuntimeProbe {
   prometheus::Counter* relayed_;
   prometheus::Counter* recovered_;
   prometheus::Counter* relay_errors_;
+  prometheus::Counter* read_errors_;
   prometheus::Histogram* batch_records_;
   prometheus::Histogram* commit_seconds_;
   std::map<int32_t, PartitionGauges> partitions_;  // fixed after construction

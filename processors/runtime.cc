@@ -489,12 +489,29 @@ class RuntimeImpl final : public ProcessorRuntime {
     return s;
   }
 
+  // A log read that failed for a reason that may pass (a broker unreachable, a fetch
+  // error, a timeout): nothing was consumed, so retrying next round is safe. Other
+  // failures (kNotFound: the offset is gone; corruption; bad arguments) stick.
+  static bool transient_log_error(const Status& s) {
+    return s.code() == Code::kUnavailable || s.code() == Code::kTimeout;
+  }
+  Result<bool> read_error(Status s) {
+    if (probe_) probe_->read_error();
+    std::lock_guard lk(mu_);
+    ++stats_.read_errors;
+    last_read_error_ = std::move(s);
+    return false;
+  }
+
   Result<bool> process_partition(Partition p) {
     const Offset from = committed_offset(p);
     ReadOptions ro;
     ro.max_records = opts_.max_batch_records;
     auto recs = log_.read(p, from, ro);
-    if (!recs.ok()) return std::move(recs).take_status();
+    if (!recs.ok()) {
+      if (transient_log_error(recs.status())) return read_error(std::move(recs).take_status());
+      return std::move(recs).take_status();
+    }
     if (recs->empty()) return false;
 
     TxnImpl txn(db_, state_);
@@ -617,7 +634,12 @@ class RuntimeImpl final : public ProcessorRuntime {
 
   Result<bool> relay_partition(Partition p) {
     if (needs_scan_[p.value()]) {
-      if (Status s = recover(p); !s.is_ok()) return s;
+      // RocksDB errors are kInternal / kCorruption, so only the log's read can be transient;
+      // needs_scan_ stays set and the next round scans again before any append.
+      if (Status s = recover(p); !s.is_ok()) {
+        if (transient_log_error(s)) return read_error(std::move(s));
+        return s;
+      }
     }
     auto pending = load_outbox(p, kMaxRelayBatchEntries);
     if (!pending.ok()) return std::move(pending).take_status();
@@ -710,12 +732,13 @@ class RuntimeImpl final : public ProcessorRuntime {
   rocksdb::ColumnFamilyHandle* meta_;
   rocksdb::ColumnFamilyHandle* state_;
 
-  mutable std::mutex mu_;  // guards committed_, stats_, error_, last_relay_error_
+  mutable std::mutex mu_;  // guards committed_, stats_, error_, last_*_error_
   mutable std::condition_variable applied_cv_;  // committed_ advanced or error_ set
   std::map<int32_t, Offset> committed_;
   RuntimeStats stats_;
   Status error_;
   Status last_relay_error_;
+  Status last_read_error_;
 
   std::map<int32_t, bool> needs_scan_;  // worker / step thread only
   std::unique_ptr<RuntimeProbe> probe_;  // null without RuntimeOptions::metrics

@@ -105,6 +105,7 @@ struct RuntimeStats {
   uint64_t relayed = 0;          // derived events appended to the log
   uint64_t relay_recovered = 0;  // outbox entries found already in the log by a scan
   uint64_t relay_errors = 0;     // failed appends (retried after a rescan)
+  uint64_t read_errors = 0;      // transiently failed log reads (retried next round)
 };
 
 // One pending outbox entry.
@@ -128,9 +129,13 @@ class ProcessorRuntime {
   // One round on the caller's thread: at most one batch per owned partition, then one
   // relay round per partition with outbox entries. Returns true if anything was
   // processed or relayed. Not while started. An apply error, a record that fails
-  // verification or a storage error is returned and sticks (every later step returns it).
-  // A failed relay append is not an error: it is counted (stats().relay_errors) and
-  // retried after a rescan (rule 3) on the next step.
+  // verification, a storage error or a log read error that will not pass (kNotFound: the
+  // committed offset is no longer in the log) is returned and sticks (every later step
+  // returns it). Transient failures are not errors: a failed relay append is counted
+  // (stats().relay_errors) and retried after a rescan (rule 3) on the next step, and a
+  // log read (or rescan read) failing with kUnavailable / kTimeout — a broker or fetch
+  // error — is counted (stats().read_errors) and retried on the next step; nothing was
+  // consumed, so a retry is safe.
   virtual Result<bool> step() = 0;
 
   // The next input offset of `partition` (0 when nothing has been committed).
