@@ -1,0 +1,820 @@
+// Pulse's fold: processors/PULSE.md is the specification, pulse_state.h the key layout.
+//
+// One `Apply` object per input record. Records are loaded, changed and stored at once
+// (the StateTxn reads its own writes), so helpers never hold stale copies across calls
+// that may touch the same record — except the tenant record, which the Apply owns for
+// the whole call (`Tn`) and stores at the end.
+#include "processors/pulse.h"
+
+#include <algorithm>
+#include <type_traits>
+#include <variant>
+
+#include "events/codec.h"
+#include "processors/pulse_state.h"
+#include "schemas/agentos_generated.h"
+
+namespace agentos::pulse {
+
+using namespace internal;  // NOLINT: the state layout is this file's vocabulary
+
+std::string_view state_name(SessionState s) {
+  switch (s) {
+    case SessionState::kNone: return "NONE";
+    case SessionState::kCreated: return "CREATED";
+    case SessionState::kQueued: return "QUEUED";
+    case SessionState::kRunning: return "RUNNING";
+    case SessionState::kCheckpoint: return "CHECKPOINT";
+    case SessionState::kGateCheck: return "GATE_CHECK";
+    case SessionState::kComplete: return "COMPLETE";
+    case SessionState::kFailed: return "FAILED";
+    case SessionState::kPaused: return "PAUSED";
+    case SessionState::kRollback: return "ROLLBACK";
+    case SessionState::kRolledBack: return "ROLLED_BACK";
+    case SessionState::kCancelled: return "CANCELLED";
+  }
+  return "UNKNOWN";
+}
+
+bool is_active(SessionState s) {
+  return s == SessionState::kRunning || s == SessionState::kCheckpoint ||
+         s == SessionState::kGateCheck;
+}
+
+bool is_terminal(SessionState s) {
+  return s == SessionState::kComplete || s == SessionState::kFailed ||
+         s == SessionState::kRolledBack || s == SessionState::kCancelled;
+}
+
+PlanLimits plan_limits(uint8_t plan, int64_t token_budget) {
+  constexpr int64_t kSec = 1'000'000;
+  PlanLimits l;
+  switch (plan) {
+    case 1:  // pro
+      l = {20, 1800 * kSec, 50'000'000};
+      break;
+    case 2:  // enterprise
+      l = {0, 0, 0};
+      break;
+    default:  // free, and anything unknown
+      l = {2, 300 * kSec, 1'000'000};
+      break;
+  }
+  if (token_budget > 0) l.token_budget = token_budget;
+  return l;
+}
+
+namespace {
+
+#define PULSE_CONCAT_INNER(a, b) a##b
+#define PULSE_CONCAT(a, b) PULSE_CONCAT_INNER(a, b)
+#define PULSE_RETURN_IF_ERROR(expr)            \
+  do {                                         \
+    ::agentos::Status pulse_st_ = (expr);      \
+    if (!pulse_st_.is_ok()) return pulse_st_;  \
+  } while (0)
+#define PULSE_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
+  auto tmp = (expr);                                \
+  if (!tmp.ok()) return std::move(tmp).take_status(); \
+  lhs = std::move(*tmp)
+#define PULSE_ASSIGN_OR_RETURN(lhs, expr) \
+  PULSE_ASSIGN_OR_RETURN_IMPL(PULSE_CONCAT(pulse_r_, __LINE__), lhs, expr)
+
+std::string_view sv(const flatbuffers::String* s) {
+  return s ? std::string_view(s->data(), s->size()) : std::string_view();
+}
+
+// A JSON object built member by member (strings escaped by the codec's routine).
+class Json {
+ public:
+  Json& str(std::string_view name, std::string_view v) {
+    key(name);
+    append_json_string(out_, v);
+    return *this;
+  }
+  Json& opt(std::string_view name, std::string_view v) { return v.empty() ? *this : str(name, v); }
+  Json& num(std::string_view name, int64_t v) {
+    key(name);
+    out_ += std::to_string(v);
+    return *this;
+  }
+  Json& raw(std::string_view name, std::string_view json) {
+    key(name);
+    out_ += json;
+    return *this;
+  }
+  std::string done() { return out_ + '}'; }
+
+ private:
+  void key(std::string_view name) {
+    out_ += out_.size() > 1 ? "," : "";
+    append_json_string(out_, name);
+    out_ += ':';
+  }
+  std::string out_ = "{";
+};
+
+std::string config_json(const ConfigRec& c) {
+  Json j;
+  j.opt("name", c.name).opt("model", c.model).opt("prompt", c.prompt);
+  if (c.max_tokens != 0) j.num("maxTokens", c.max_tokens);
+  if (c.timeout_seconds != 0) j.num("timeoutSeconds", c.timeout_seconds);
+  if (!c.skills.empty()) {
+    std::string arr = "[";
+    for (size_t i = 0; i < c.skills.size(); ++i) {
+      if (i) arr += ',';
+      append_json_string(arr, c.skills[i]);
+    }
+    j.raw("skills", arr + "]");
+  }
+  j.opt("workspace", c.workspace);
+  return j.done();
+}
+
+ConfigRec config_rec(const fb::SessionConfig* c) {
+  ConfigRec r;
+  if (c == nullptr) return r;
+  r.name = sv(c->name());
+  r.model = sv(c->model());
+  r.prompt = sv(c->prompt());
+  r.workspace = sv(c->workspace());
+  r.max_tokens = c->max_tokens();
+  r.timeout_seconds = c->timeout_seconds();
+  if (c->skills()) {
+    for (const auto* s : *c->skills()) r.skills.emplace_back(sv(s));
+  }
+  return r;
+}
+
+constexpr size_t kScanChunk = 256;
+
+// The tenant the Apply works for, loaded once and stored at the end.
+struct Tn {
+  std::string id;
+  TenantRec rec;
+};
+
+class Apply {
+ public:
+  Apply(const EventView& ev, StateTxn& st, Emitter& out)
+      : ev_(ev), st_(st), out_(out), time_(ev.header.time_us),
+        partition_(ev.pos.partition.value()) {}
+
+  Status run() {
+    const fb::Event* e = fb::GetEvent(ev_.bytes.data());
+    const auto type = e->payload_type();
+    if (type == fb::Payload::ClockTick) return on_tick();
+    if (!handles(type)) return Status::ok();
+
+    Tn tn;
+    tn.id = std::string(ev_.header.tenant);
+    PULSE_ASSIGN_OR_RETURN(tn.rec, load_tenant(tn.id));
+    const int64_t month = utc_month(time_);
+    if (month > tn.rec.month) {
+      tn.rec.month = month;
+      tn.rec.month_tokens = 0;
+    }
+    PULSE_RETURN_IF_ERROR(dispatch(tn, e));
+    PULSE_RETURN_IF_ERROR(drain(tn));
+    store_tenant(tn);
+    return Status::ok();
+  }
+
+ private:
+  static bool handles(fb::Payload t) {
+    switch (t) {
+      case fb::Payload::TenantCreated:
+      case fb::Payload::TenantPlanChanged:
+      case fb::Payload::SessionCreated:
+      case fb::Payload::SessionProgress:
+      case fb::Payload::SessionCheckpoint:
+      case fb::Payload::SessionGateStarted:
+      case fb::Payload::SessionGatePassed:
+      case fb::Payload::SessionGateFailed:
+      case fb::Payload::SessionCompleted:
+      case fb::Payload::SessionFailed:
+      case fb::Payload::SessionUsage:
+      case fb::Payload::SessionPauseRequested:
+      case fb::Payload::SessionResumeRequested:
+      case fb::Payload::SessionCancelRequested:
+      case fb::Payload::SessionRestoreRequested:
+      case fb::Payload::ChainCreated:
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  Status dispatch(Tn& tn, const fb::Event* e) {
+    using S = SessionState;
+    switch (e->payload_type()) {
+      case fb::Payload::TenantCreated: {
+        const auto* p = e->payload_as_TenantCreated();
+        tn.rec.plan = static_cast<uint8_t>(p->plan());
+        tn.rec.token_budget = std::max<int64_t>(0, p->token_budget());
+        return Status::ok();
+      }
+      case fb::Payload::TenantPlanChanged: {
+        const auto* p = e->payload_as_TenantPlanChanged();
+        tn.rec.plan = static_cast<uint8_t>(p->plan());
+        tn.rec.token_budget = std::max<int64_t>(0, p->token_budget());
+        return Status::ok();
+      }
+      case fb::Payload::SessionCreated: {
+        const auto* p = e->payload_as_SessionCreated();
+        const std::string sid(sv(p->session_id()));
+        PULSE_ASSIGN_OR_RETURN(auto existing, load_session(tn.id, sid));
+        if (existing) return reject(sid, existing->state, "duplicate_session");
+        return create_session(tn, sid, config_rec(p->config()), "", 0);
+      }
+      case fb::Payload::SessionProgress: {
+        const auto* p = e->payload_as_SessionProgress();
+        return with_session(tn, sv(p->session_id()), {S::kRunning, S::kCheckpoint},
+                            [&](SessionRec& s) -> Outcome {
+                              s.state = S::kRunning;
+                              s.step = sv(p->step());
+                              s.pct = p->pct();
+                              return Status::ok();
+                            });
+      }
+      case fb::Payload::SessionCheckpoint: {
+        const auto* p = e->payload_as_SessionCheckpoint();
+        const std::string sid(sv(p->session_id()));
+        const std::string cp(sv(p->checkpoint_id()));
+        return with_session(tn, sid, {S::kRunning, S::kCheckpoint}, [&](SessionRec& s) -> Outcome {
+          const std::string key = session_sub_prefix('K', tn.id, sid) + cp;
+          PULSE_ASSIGN_OR_RETURN(auto had, st_.get(key));
+          if (had) return Rejected{"duplicate_checkpoint"};
+          CheckpointRec c{s.step, s.pct, std::string(sv(p->workspace())), time_};
+          st_.put(key, encode(c));
+          s.state = S::kCheckpoint;
+          s.last_checkpoint = cp;
+          s.workspace = c.workspace;
+          return Status::ok();
+        });
+      }
+      case fb::Payload::SessionGateStarted: {
+        const auto* p = e->payload_as_SessionGateStarted();
+        return with_session(tn, sv(p->session_id()), {S::kRunning, S::kCheckpoint},
+                            [&](SessionRec& s) -> Outcome {
+                              s.state = S::kGateCheck;
+                              s.gate = sv(p->gate());
+                              return Status::ok();
+                            });
+      }
+      case fb::Payload::SessionGatePassed: {
+        const auto* p = e->payload_as_SessionGatePassed();
+        const std::string sid(sv(p->session_id()));
+        return with_session(tn, sid, {S::kGateCheck}, [&](SessionRec& s) -> Outcome {
+          if (s.gate != sv(p->gate())) return Rejected{"gate_mismatch"};
+          return end_session(tn, sid, s, S::kComplete, "", nullptr);
+        });
+      }
+      case fb::Payload::SessionGateFailed: {
+        const auto* p = e->payload_as_SessionGateFailed();
+        const std::string sid(sv(p->session_id()));
+        return with_session(tn, sid, {S::kGateCheck}, [&](SessionRec& s) -> Outcome {
+          if (s.gate != sv(p->gate())) return Rejected{"gate_mismatch"};
+          const std::string reason(sv(p->reason()));
+          s.state = S::kRollback;
+          if (s.last_checkpoint.empty()) {
+            const std::string error = "gate_failed: " + s.gate + ": " + reason;
+            return end_session(tn, sid, s, S::kFailed, error, [&]() {
+              return out_.emit("session.failed", Json().str("sessionId", sid).str("error", error).done(), sid);
+            });
+          }
+          PULSE_ASSIGN_OR_RETURN(auto cp, load_checkpoint(tn.id, sid, s.last_checkpoint));
+          if (!cp) return Status(Code::kCorruption, "pulse: last checkpoint record missing");
+          s.step = cp->step;
+          s.pct = cp->pct;
+          s.workspace = cp->workspace;
+          return end_session(tn, sid, s, S::kRolledBack, "", [&]() {
+            return out_.emit("session.rolled_back",
+                             Json().str("sessionId", sid).str("checkpointId", s.last_checkpoint)
+                                 .opt("workspace", s.workspace).str("gate", s.gate)
+                                 .opt("reason", reason).done(),
+                             sid);
+          });
+        });
+      }
+      case fb::Payload::SessionCompleted: {
+        const auto* p = e->payload_as_SessionCompleted();
+        const std::string sid(sv(p->session_id()));
+        return with_session(tn, sid, {S::kRunning, S::kCheckpoint}, [&](SessionRec& s) -> Outcome {
+          return end_session(tn, sid, s, S::kComplete, "", nullptr);
+        });
+      }
+      case fb::Payload::SessionFailed: {
+        const auto* p = e->payload_as_SessionFailed();
+        const std::string sid(sv(p->session_id()));
+        return with_session(tn, sid,
+                            {S::kQueued, S::kRunning, S::kCheckpoint, S::kGateCheck, S::kPaused},
+                            [&](SessionRec& s) -> Outcome {
+                              return end_session(tn, sid, s, S::kFailed, std::string(sv(p->error())), nullptr);
+                            });
+      }
+      case fb::Payload::SessionPauseRequested: {
+        const auto* p = e->payload_as_SessionPauseRequested();
+        const std::string sid(sv(p->session_id()));
+        return with_session(tn, sid, {S::kQueued, S::kRunning, S::kCheckpoint},
+                            [&](SessionRec& s) -> Outcome {
+                              return pause(tn, sid, s, std::string(sv(p->reason())));
+                            });
+      }
+      case fb::Payload::SessionResumeRequested: {
+        const auto* p = e->payload_as_SessionResumeRequested();
+        const std::string sid(sv(p->session_id()));
+        return with_session(tn, sid, {S::kPaused}, [&](SessionRec& s) -> Outcome {
+          if (exhausted(tn)) return Rejected{"budget_exhausted"};
+          PULSE_RETURN_IF_ERROR(out_.emit("session.resumed", Json().str("sessionId", sid).done(), sid));
+          s.error.clear();
+          return admit(tn, sid, s);
+        });
+      }
+      case fb::Payload::SessionCancelRequested: {
+        const auto* p = e->payload_as_SessionCancelRequested();
+        const std::string sid(sv(p->session_id()));
+        return with_session(tn, sid,
+                            {S::kQueued, S::kRunning, S::kCheckpoint, S::kGateCheck, S::kPaused},
+                            [&](SessionRec& s) -> Outcome {
+                              return cancel(tn, sid, s, std::string(sv(p->reason())));
+                            });
+      }
+      case fb::Payload::SessionRestoreRequested: {
+        const auto* p = e->payload_as_SessionRestoreRequested();
+        const std::string sid(sv(p->session_id()));
+        const std::string cp_id(sv(p->checkpoint_id()));
+        return with_session(
+            tn, sid, {S::kRunning, S::kCheckpoint, S::kPaused, S::kFailed, S::kRolledBack},
+            [&](SessionRec& s) -> Outcome {
+              PULSE_ASSIGN_OR_RETURN(auto cp, load_checkpoint(tn.id, sid, cp_id));
+              if (!cp) return Rejected{"unknown_checkpoint"};
+              const bool readmit = s.state == S::kFailed || s.state == S::kRolledBack;
+              if (readmit && exhausted(tn)) return Rejected{"budget_exhausted"};
+              s.step = cp->step;
+              s.pct = cp->pct;
+              s.workspace = cp->workspace;
+              s.last_checkpoint = cp_id;
+              PULSE_RETURN_IF_ERROR(out_.emit("session.restored",
+                                              Json().str("sessionId", sid).str("checkpointId", cp_id)
+                                                  .opt("workspace", s.workspace).done(),
+                                              sid));
+              if (is_active(s.state)) {
+                s.state = S::kCheckpoint;
+                return Status::ok();
+              }
+              if (s.state == S::kPaused) return Status::ok();
+              s.error.clear();
+              s.duration_set = false;  // a new run: the full duration again
+              s.remaining_us = 0;
+              return admit(tn, sid, s);
+            });
+      }
+      case fb::Payload::SessionUsage: {
+        const auto* p = e->payload_as_SessionUsage();
+        const std::string sid(sv(p->session_id()));
+        return with_session(tn, sid, {}, [&](SessionRec& s) -> Outcome {
+          return usage(tn, sid, s, sv(p->model()), std::max<int64_t>(0, p->tokens_in()),
+                       std::max<int64_t>(0, p->tokens_out()));
+        });
+      }
+      case fb::Payload::ChainCreated:
+        return chain_created(tn, e->payload_as_ChainCreated());
+      default:
+        return Status::ok();
+    }
+  }
+
+  // ---- Rejections -------------------------------------------------------------------
+
+  // Returned by a transition body to reject the event: nothing the body did is kept
+  // (bodies check before they write).
+  struct Rejected {
+    const char* reason;
+  };
+  using Outcome = std::variant<Status, Rejected>;
+
+  Status reject(std::string_view sid, SessionState state, std::string_view reason) {
+    Json j;
+    j.str("sessionId", sid).str("attempted", event_type_name(ev_.header.type))
+        .str("attemptedId", ev_.header.id).str("state", state_name(state)).str("reason", reason);
+    return out_.emit("session.transition_rejected", j.done(), sid);
+  }
+
+  // Loads the session, checks its state against `allowed` (empty: any existing state),
+  // runs `body`, and stores the session unless the body rejected the event.
+  template <typename Body>
+  Status with_session(Tn& tn, std::string_view sid_view, std::initializer_list<SessionState> allowed,
+                      Body body) {
+    const std::string sid(sid_view);
+    PULSE_ASSIGN_OR_RETURN(auto loaded, load_session(tn.id, sid));
+    if (!loaded) return reject(sid, SessionState::kNone, "unknown_session");
+    SessionRec s = std::move(*loaded);
+    if (allowed.size() != 0 && std::find(allowed.begin(), allowed.end(), s.state) == allowed.end()) {
+      return reject(sid, s.state, "illegal_transition");
+    }
+    const SessionState before = s.state;
+    Outcome r = body(s);
+    if (const auto* rej = std::get_if<Rejected>(&r)) return reject(sid, before, rej->reason);
+    Status st = std::get<Status>(std::move(r));
+    if (!st.is_ok()) return st;
+    // Helpers that may change this session behind `s` (admit's drain, the budget pause)
+    // reload it before returning, so `s` is current here.
+    s.updated_us = time_;
+    store_session(tn.id, sid, s);
+    return Status::ok();
+  }
+
+  // ---- Tenants, budget, admission ----------------------------------------------------
+
+  PlanLimits limits(const Tn& tn) const { return plan_limits(tn.rec.plan, tn.rec.token_budget); }
+
+  bool exhausted(const Tn& tn) const {
+    const int64_t budget = limits(tn).token_budget;
+    return budget > 0 && tn.rec.month_tokens >= budget;
+  }
+
+  bool slot_free(const Tn& tn) const {
+    const int64_t max = limits(tn).max_concurrent;
+    return max == 0 || tn.rec.active < max;
+  }
+
+  int64_t duration_limit(const Tn& tn, const SessionRec& s) const {
+    const int64_t plan = limits(tn).max_duration_us;
+    if (plan == 0) return s.config_timeout_us;
+    if (s.config_timeout_us == 0) return plan;
+    return std::min(plan, s.config_timeout_us);
+  }
+
+  // Creates `sid` (which must not exist) from `config`, then fails it (budget) or admits it.
+  Status create_session(Tn& tn, const std::string& sid, const ConfigRec& config,
+                        const std::string& chain_id, int64_t chain_step) {
+    SessionRec s;
+    s.state = SessionState::kCreated;
+    s.partition = partition_;
+    s.name = config.name;
+    s.model = config.model;
+    s.config_timeout_us = config.timeout_seconds > 0 ? config.timeout_seconds * 1'000'000 : 0;
+    s.created_us = s.updated_us = time_;
+    s.chain_id = chain_id;
+    s.chain_step = chain_step;
+    if (exhausted(tn)) {
+      s.state = SessionState::kFailed;
+      s.error = "budget_exhausted";
+      store_session(tn.id, sid, s);
+      PULSE_RETURN_IF_ERROR(out_.emit(
+          "session.failed", Json().str("sessionId", sid).str("error", s.error).done(), sid));
+      return chain_on_end(tn, sid, s);
+    }
+    return admit(tn, sid, s);
+  }
+
+  // Tail of the queue, then drain; derives session.queued if it stayed there. Stores `s`.
+  Status admit(Tn& tn, const std::string& sid, SessionRec& s) {
+    s.state = SessionState::kQueued;
+    s.queue_seq = tn.rec.queue_next++;
+    s.updated_us = time_;
+    st_.put(queue_key(tn.id, static_cast<uint64_t>(s.queue_seq)), sid);
+    ++tn.rec.queue_len;
+    store_session(tn.id, sid, s);
+    PULSE_RETURN_IF_ERROR(drain(tn));
+    PULSE_ASSIGN_OR_RETURN(auto now, load_session(tn.id, sid));
+    s = std::move(*now);
+    if (s.state != SessionState::kQueued) return Status::ok();
+    return out_.emit_for(tn.id, "session.queued",
+                         Json().str("sessionId", sid).num("position", tn.rec.queue_len).done(), sid);
+  }
+
+  Status drain(Tn& tn) {
+    while (!exhausted(tn) && tn.rec.queue_len > 0 && slot_free(tn)) {
+      const std::string prefix = tenant_prefix('Q', tn.id);
+      PULSE_ASSIGN_OR_RETURN(auto head, st_.scan(prefix, prefix_end(prefix), 1));
+      if (head.empty()) return Status(Code::kCorruption, "pulse: queue length without entries");
+      st_.del(head[0].first);
+      --tn.rec.queue_len;
+      const std::string sid = head[0].second;
+      PULSE_ASSIGN_OR_RETURN(auto loaded, load_session(tn.id, sid));
+      if (!loaded || loaded->state != SessionState::kQueued) {
+        return Status(Code::kCorruption, "pulse: queued session record missing or not QUEUED");
+      }
+      SessionRec s = std::move(*loaded);
+      s.queue_seq = -1;
+      start_running(tn, sid, s);
+      s.updated_us = time_;
+      store_session(tn.id, sid, s);
+      PULSE_RETURN_IF_ERROR(out_.emit_for(tn.id, "session.started",
+                                          Json().str("sessionId", sid).done(), sid));
+    }
+    return Status::ok();
+  }
+
+  void start_running(Tn& tn, const std::string& sid, SessionRec& s) {
+    s.state = SessionState::kRunning;
+    s.run_started_us = time_;
+    if (!s.duration_set) {
+      const int64_t lim = duration_limit(tn, s);
+      s.limited = lim > 0;
+      s.remaining_us = lim;
+      s.duration_set = true;
+    }
+    if (s.limited) {
+      s.timer_fire_us = time_ + s.remaining_us;
+      st_.put(timer_key(s.partition, s.timer_fire_us, tn.id, sid), "");
+    }
+    st_.put(session_key('A', tn.id, sid), "");
+    ++tn.rec.active;
+  }
+
+  // Closes the open running segment at `end_us`.
+  Status leave_active(Tn& tn, const std::string& sid, SessionRec& s, int64_t end_us) {
+    const int64_t seg = std::max<int64_t>(0, end_us - s.run_started_us);
+    s.compute_us += seg;
+    if (s.limited) s.remaining_us = std::max<int64_t>(0, s.remaining_us - seg);
+    if (s.timer_fire_us != 0) {
+      st_.del(timer_key(s.partition, s.timer_fire_us, tn.id, sid));
+      s.timer_fire_us = 0;
+    }
+    if (seg > 0) {
+      const std::string key = day_prefix('D', tn.id, utc_day(end_us));
+      PULSE_ASSIGN_OR_RETURN(auto old, st_.get(key));
+      int64_t total = seg;
+      if (old) {
+        Reader rd(*old, kComputeV);
+        total += rd.i64();
+        PULSE_RETURN_IF_ERROR(rd.status("compute"));
+      }
+      st_.put(key, Writer(kComputeV).i64(total).take());
+    }
+    st_.del(session_key('A', tn.id, sid));
+    --tn.rec.active;
+    s.run_started_us = 0;
+    return Status::ok();
+  }
+
+  Status leave_queue(Tn& tn, SessionRec& s) {
+    if (s.queue_seq < 0) return Status(Code::kCorruption, "pulse: QUEUED session without a queue entry");
+    st_.del(queue_key(tn.id, static_cast<uint64_t>(s.queue_seq)));
+    --tn.rec.queue_len;
+    s.queue_seq = -1;
+    return Status::ok();
+  }
+
+  // Moves `s` out of QUEUED / active into `to`, stores it, emits via `emit` (may be
+  // null), then lets its chain react.
+  template <typename Emit>
+  Status end_session(Tn& tn, const std::string& sid, SessionRec& s, SessionState to,
+                     std::string error, Emit emit, int64_t segment_end_us = -1) {
+    if (is_active(s.state) || s.state == SessionState::kRollback) {
+      PULSE_RETURN_IF_ERROR(leave_active(tn, sid, s, segment_end_us >= 0 ? segment_end_us : time_));
+    } else if (s.state == SessionState::kQueued) {
+      PULSE_RETURN_IF_ERROR(leave_queue(tn, s));
+    }
+    s.state = to;
+    s.error = std::move(error);
+    s.updated_us = time_;
+    store_session(tn.id, sid, s);
+    if constexpr (!std::is_same_v<Emit, std::nullptr_t>) PULSE_RETURN_IF_ERROR(emit());
+    if (is_terminal(to)) PULSE_RETURN_IF_ERROR(chain_on_end(tn, sid, s));
+    return Status::ok();
+  }
+
+  Status pause(Tn& tn, const std::string& sid, SessionRec& s, const std::string& reason) {
+    if (s.state == SessionState::kQueued) {
+      PULSE_RETURN_IF_ERROR(leave_queue(tn, s));
+    } else {
+      PULSE_RETURN_IF_ERROR(leave_active(tn, sid, s, time_));
+    }
+    s.state = SessionState::kPaused;
+    s.error = reason;
+    return out_.emit_for(tn.id, "session.paused",
+                         Json().str("sessionId", sid).opt("reason", reason).done(), sid);
+  }
+
+  Status cancel(Tn& tn, const std::string& sid, SessionRec& s, const std::string& reason) {
+    return end_session(tn, sid, s, SessionState::kCancelled, reason, [&]() {
+      return out_.emit_for(tn.id, "session.cancelled",
+                           Json().str("sessionId", sid).opt("reason", reason).done(), sid);
+    });
+  }
+
+  Status usage(Tn& tn, const std::string& sid, SessionRec& s, std::string_view model,
+               int64_t in, int64_t out) {
+    s.tokens_in += in;
+    s.tokens_out += out;
+    PULSE_RETURN_IF_ERROR(add_tokens(session_sub_prefix('M', tn.id, sid) + std::string(model), in, out));
+    PULSE_RETURN_IF_ERROR(add_tokens(day_prefix('U', tn.id, utc_day(time_)) + std::string(model), in, out));
+    if (utc_month(time_) == tn.rec.month) tn.rec.month_tokens += in + out;
+    if (!exhausted(tn)) return Status::ok();
+    // Out of budget: pause every active session of the tenant, in session-id order.
+    s.updated_us = time_;
+    store_session(tn.id, sid, s);
+    const std::string prefix = tenant_prefix('A', tn.id);
+    const std::string end = prefix_end(prefix);
+    for (;;) {
+      PULSE_ASSIGN_OR_RETURN(auto chunk, st_.scan(prefix, end, kScanChunk));
+      if (chunk.empty()) break;
+      for (const auto& [key, unused] : chunk) {
+        const std::string other = key.substr(prefix.size());
+        PULSE_ASSIGN_OR_RETURN(auto loaded, load_session(tn.id, other));
+        if (!loaded || !is_active(loaded->state)) {
+          return Status(Code::kCorruption, "pulse: active index names a session that is not active");
+        }
+        SessionRec o = std::move(*loaded);
+        PULSE_RETURN_IF_ERROR(pause(tn, other, o, "budget_exhausted"));  // deletes the 'A' key
+        o.updated_us = time_;
+        store_session(tn.id, other, o);
+      }
+    }
+    PULSE_ASSIGN_OR_RETURN(auto reloaded, load_session(tn.id, sid));
+    s = std::move(*reloaded);
+    return Status::ok();
+  }
+
+  Status add_tokens(const std::string& key, int64_t in, int64_t out) {
+    PULSE_ASSIGN_OR_RETURN(auto old, st_.get(key));
+    ModelTokens t;
+    if (old) {
+      PULSE_ASSIGN_OR_RETURN(t, decode_tokens(*old));
+    }
+    st_.put(key, encode_tokens(t.tokens_in + in, t.tokens_out + out));
+    return Status::ok();
+  }
+
+  // ---- Timers -------------------------------------------------------------------------
+
+  Status on_tick() {
+    // Due timers of this partition: fire time <= the tick's time.
+    const std::string prefix = timer_prefix(partition_);
+    std::string end = prefix;
+    if (time_ < 0) return Status::ok();
+    put_be64(end, static_cast<uint64_t>(time_) + 1);
+    for (;;) {
+      PULSE_ASSIGN_OR_RETURN(auto due, st_.scan(prefix, end, kScanChunk));
+      if (due.empty()) return Status::ok();
+      for (const auto& [key, unused] : due) {
+        const int64_t fire = static_cast<int64_t>(get_be(key, prefix.size(), 8));
+        const std::string_view rest = std::string_view(key).substr(prefix.size() + 8);
+        const size_t nul = rest.find('\0');
+        if (nul == std::string_view::npos) return Status(Code::kCorruption, "pulse: bad timer key");
+        Tn tn;
+        tn.id = std::string(rest.substr(0, nul));
+        const std::string sid(rest.substr(nul + 1));
+        PULSE_ASSIGN_OR_RETURN(tn.rec, load_tenant(tn.id));
+        PULSE_ASSIGN_OR_RETURN(auto loaded, load_session(tn.id, sid));
+        if (!loaded || !is_active(loaded->state) || loaded->timer_fire_us != fire) {
+          return Status(Code::kCorruption, "pulse: timer of a session that is not waiting for it");
+        }
+        SessionRec s = std::move(*loaded);
+        PULSE_RETURN_IF_ERROR(end_session(tn, sid, s, SessionState::kFailed, "timeout", [&]() {
+          return out_.emit_for(tn.id, "session.failed",
+                               Json().str("sessionId", sid).str("error", "timeout").done(), sid);
+        }, fire));
+        PULSE_RETURN_IF_ERROR(drain(tn));
+        store_tenant(tn);
+      }
+    }
+  }
+
+  // ---- Chains -------------------------------------------------------------------------
+
+  Status chain_created(Tn& tn, const fb::ChainCreated* p) {
+    const std::string cid(sv(p->chain_id()));
+    const std::string key = session_key('C', tn.id, cid);
+    PULSE_ASSIGN_OR_RETURN(auto had, st_.get(key));
+    if (had) return reject("", SessionState::kNone, "duplicate_chain");
+    ChainRec ch;
+    if (p->steps() == nullptr || p->steps()->size() == 0) return reject("", SessionState::kNone, "empty_chain");
+    for (const auto* step : *p->steps()) {
+      if (step == nullptr || step->sessions() == nullptr || step->sessions()->size() == 0) {
+        return reject("", SessionState::kNone, "empty_chain");
+      }
+      auto& configs = ch.steps.emplace_back();
+      for (const auto* c : *step->sessions()) configs.push_back(config_rec(c));
+    }
+    st_.put(key, encode(ch));
+    return start_step(tn, cid, 0);
+  }
+
+  static std::string chain_session_id(const std::string& cid, int64_t step, size_t i) {
+    return cid + "." + std::to_string(step) + "." + std::to_string(i);
+  }
+
+  Status start_step(Tn& tn, const std::string& cid, int64_t k) {
+    const std::string key = session_key('C', tn.id, cid);
+    PULSE_ASSIGN_OR_RETURN(auto ch, load_chain(tn.id, cid));
+    const auto& configs = ch.steps[static_cast<size_t>(k)];
+    std::string ids = "[";
+    for (size_t i = 0; i < configs.size(); ++i) {
+      const std::string sid = chain_session_id(cid, k, i);
+      PULSE_ASSIGN_OR_RETURN(auto clash, load_session(tn.id, sid));
+      if (clash) {
+        ch.state = 2;
+        ch.step = k;
+        st_.put(key, encode(ch));
+        return out_.emit_for(tn.id, "chain.failed",
+                             Json().str("chainId", cid).num("step", k).str("sessionId", sid)
+                                 .str("reason", "session_id_conflict").done());
+      }
+      if (i) ids += ',';
+      append_json_string(ids, sid);
+    }
+    ch.step = k;
+    st_.put(key, encode(ch));
+    PULSE_RETURN_IF_ERROR(out_.emit_for(
+        tn.id, "chain.step_started",
+        Json().str("chainId", cid).num("step", k).raw("sessionIds", ids + "]").done()));
+    for (size_t i = 0; i < configs.size(); ++i) {
+      const std::string sid = chain_session_id(cid, k, i);
+      PULSE_RETURN_IF_ERROR(out_.emit_for(
+          tn.id, "session.created",
+          Json().str("sessionId", sid).raw("config", config_json(configs[i])).done(), sid));
+      PULSE_RETURN_IF_ERROR(create_session(tn, sid, configs[i], cid, k));
+      PULSE_ASSIGN_OR_RETURN(auto now, load_chain(tn.id, cid));
+      if (now.state != 0 || now.step != k) break;  // failed (or moved on) meanwhile
+    }
+    return Status::ok();
+  }
+
+  // A session of a chain reached a terminal state.
+  Status chain_on_end(Tn& tn, const std::string& sid, const SessionRec& s) {
+    if (s.chain_id.empty()) return Status::ok();
+    const std::string key = session_key('C', tn.id, s.chain_id);
+    PULSE_ASSIGN_OR_RETURN(auto had, st_.get(key));
+    if (!had) return Status::ok();
+    PULSE_ASSIGN_OR_RETURN(auto ch, decode_chain(*had));
+    if (ch.state != 0 || ch.step != s.chain_step) return Status::ok();
+    const auto& configs = ch.steps[static_cast<size_t>(ch.step)];
+    if (s.state == SessionState::kComplete) {
+      for (size_t i = 0; i < configs.size(); ++i) {
+        PULSE_ASSIGN_OR_RETURN(auto other, load_session(tn.id, chain_session_id(s.chain_id, ch.step, i)));
+        if (!other || other->state != SessionState::kComplete) return Status::ok();
+      }
+      if (static_cast<size_t>(ch.step) + 1 < ch.steps.size()) return start_step(tn, s.chain_id, ch.step + 1);
+      ch.state = 1;
+      st_.put(key, encode(ch));
+      return out_.emit_for(tn.id, "chain.completed", Json().str("chainId", s.chain_id).done());
+    }
+    ch.state = 2;
+    st_.put(key, encode(ch));
+    PULSE_RETURN_IF_ERROR(out_.emit_for(
+        tn.id, "chain.failed",
+        Json().str("chainId", s.chain_id).num("step", ch.step).str("sessionId", sid)
+            .str("reason", state_name(s.state)).done()));
+    for (size_t i = 0; i < configs.size(); ++i) {
+      const std::string other_id = chain_session_id(s.chain_id, ch.step, i);
+      if (other_id == sid) continue;
+      PULSE_ASSIGN_OR_RETURN(auto other, load_session(tn.id, other_id));
+      if (!other || is_terminal(other->state)) continue;
+      SessionRec o = std::move(*other);
+      PULSE_RETURN_IF_ERROR(cancel(tn, other_id, o, "chain_failed"));
+    }
+    return Status::ok();
+  }
+
+  // ---- Records ------------------------------------------------------------------------
+
+  Result<TenantRec> load_tenant(const std::string& t) {
+    PULSE_ASSIGN_OR_RETURN(auto v, st_.get(tenant_key(t)));
+    if (!v) return TenantRec{};
+    return decode_tenant(*v);
+  }
+  void store_tenant(const Tn& tn) { st_.put(tenant_key(tn.id), encode(tn.rec)); }
+
+  Result<std::optional<SessionRec>> load_session(const std::string& t, const std::string& sid) {
+    PULSE_ASSIGN_OR_RETURN(auto v, st_.get(session_key('S', t, sid)));
+    if (!v) return std::optional<SessionRec>();
+    PULSE_ASSIGN_OR_RETURN(auto s, decode_session(*v));
+    return std::optional<SessionRec>(std::move(s));
+  }
+  void store_session(const std::string& t, const std::string& sid, const SessionRec& s) {
+    st_.put(session_key('S', t, sid), encode(s));
+  }
+
+  Result<std::optional<CheckpointRec>> load_checkpoint(const std::string& t, const std::string& sid,
+                                                       const std::string& cp) {
+    PULSE_ASSIGN_OR_RETURN(auto v, st_.get(session_sub_prefix('K', t, sid) + cp));
+    if (!v) return std::optional<CheckpointRec>();
+    PULSE_ASSIGN_OR_RETURN(auto c, decode_checkpoint(*v));
+    return std::optional<CheckpointRec>(std::move(c));
+  }
+
+  Result<ChainRec> load_chain(const std::string& t, const std::string& cid) {
+    PULSE_ASSIGN_OR_RETURN(auto v, st_.get(session_key('C', t, cid)));
+    if (!v) return Status(Code::kCorruption, "pulse: chain record missing");
+    return decode_chain(*v);
+  }
+
+  const EventView& ev_;
+  StateTxn& st_;
+  Emitter& out_;
+  const int64_t time_;
+  const int32_t partition_;
+};
+
+}  // namespace
+
+Status PulseProcessor::apply(const EventView& ev, StateTxn& state, Emitter& out) {
+  return Apply(ev, state, out).run();
+}
+
+}  // namespace agentos::pulse

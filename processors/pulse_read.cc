@@ -1,0 +1,378 @@
+// Pulse read paths: decoding the state for the HTTP API and tests, the cost tracker's
+// reports (prices applied at read time), and their JSON renderings.
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+#include "events/codec.h"
+#include "processors/pulse.h"
+#include "processors/pulse_state.h"
+
+namespace agentos::pulse {
+
+using namespace internal;  // NOLINT
+
+Result<std::optional<SessionView>> read_session(const StateGetter& get, std::string_view tenant,
+                                                std::string_view session_id) {
+  auto v = get(session_key('S', tenant, session_id));
+  if (!v.ok()) return std::move(v).take_status();
+  if (!*v) return std::optional<SessionView>();
+  auto r = decode_session(**v);
+  if (!r.ok()) return std::move(r).take_status();
+  const SessionRec& s = *r;
+  SessionView out;
+  out.tenant = std::string(tenant);
+  out.session_id = std::string(session_id);
+  out.state = s.state;
+  out.name = s.name;
+  out.model = s.model;
+  out.created_us = s.created_us;
+  out.updated_us = s.updated_us;
+  out.step = s.step;
+  out.pct = s.pct;
+  out.last_checkpoint = s.last_checkpoint;
+  out.workspace = s.workspace;
+  out.gate = s.gate;
+  out.error = s.error;
+  out.chain_id = s.chain_id;
+  out.tokens_in = s.tokens_in;
+  out.tokens_out = s.tokens_out;
+  out.compute_us = s.compute_us;
+  out.run_started_us = s.run_started_us;
+  out.remaining_us = s.limited ? s.remaining_us : 0;
+  out.timer_fire_us = s.timer_fire_us;
+  return std::optional<SessionView>(std::move(out));
+}
+
+Result<TenantView> read_tenant(const StateGetter& get, const StateScanner& scan,
+                               std::string_view tenant) {
+  TenantView out;
+  auto v = get(tenant_key(tenant));
+  if (!v.ok()) return std::move(v).take_status();
+  if (*v) {
+    auto r = decode_tenant(**v);
+    if (!r.ok()) return std::move(r).take_status();
+    out.plan = r->plan;
+    out.token_budget = r->token_budget;
+    out.active = r->active;
+    out.month = r->month;
+    out.month_tokens = r->month_tokens;
+  }
+  const std::string prefix = tenant_prefix('Q', tenant);
+  std::string from = prefix;
+  const std::string end = prefix_end(prefix);
+  for (;;) {
+    auto chunk = scan(from, end, 1024);
+    if (!chunk.ok()) return std::move(chunk).take_status();
+    if (chunk->empty()) break;
+    for (auto& [k, sid] : *chunk) out.queue.push_back(sid);
+    from = chunk->back().first;
+    from.push_back('\0');  // the next key after it
+  }
+  return out;
+}
+
+Result<std::map<std::string, ModelTokens>> read_session_tokens(const StateScanner& scan,
+                                                               std::string_view tenant,
+                                                               std::string_view session_id) {
+  std::map<std::string, ModelTokens> out;
+  const std::string prefix = session_sub_prefix('M', tenant, session_id);
+  std::string from = prefix;
+  const std::string end = prefix_end(prefix);
+  for (;;) {
+    auto chunk = scan(from, end, 1024);
+    if (!chunk.ok()) return std::move(chunk).take_status();
+    if (chunk->empty()) break;
+    for (auto& [k, v] : *chunk) {
+      auto t = decode_tokens(v);
+      if (!t.ok()) return std::move(t).take_status();
+      out[k.substr(prefix.size())] = *t;
+    }
+    from = chunk->back().first;
+    from.push_back('\0');
+  }
+  return out;
+}
+
+// ---- Prices -------------------------------------------------------------------------
+
+PriceTable PriceTable::defaults() {
+  // USD per million tokens (input, output), as micro-dollars. Illustrative list prices;
+  // deployments pass their own table (`agentos serve --prices FILE`).
+  PriceTable t;
+  t.models_ = {
+      {"*", {3'000'000, 15'000'000}},
+      {"claude-haiku", {800'000, 4'000'000}},
+      {"claude-opus", {15'000'000, 75'000'000}},
+      {"claude-sonnet", {3'000'000, 15'000'000}},
+      {"gpt-4o", {2'500'000, 10'000'000}},
+      {"gpt-4o-mini", {150'000, 600'000}},
+  };
+  return t;
+}
+
+Result<PriceTable> PriceTable::parse(std::string_view json) {
+  auto doc = nlohmann::json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return Status(Code::kInvalidArgument, "prices: not valid JSON");
+  Status bad(Code::kInvalidArgument, "invalid price table");
+  PriceTable t;
+  if (!doc.is_object() || !doc.contains("models") || !doc["models"].is_object()) {
+    bad.mutable_errors().push_back({"models", "required: an object of model -> {input, output}"});
+    return bad;
+  }
+  for (const auto& [model, price] : doc["models"].items()) {
+    const std::string path = "models." + model;
+    if (!price.is_object()) {
+      bad.mutable_errors().push_back({path, "expected an object {input, output}"});
+      continue;
+    }
+    ModelPrice mp;
+    for (const char* side : {"input", "output"}) {
+      const auto it = price.find(side);
+      if (it == price.end() || !it->is_number() || it->get<double>() < 0 ||
+          it->get<double>() > 1e6) {
+        bad.mutable_errors().push_back({path + "." + side, "required: USD per million tokens, 0..1000000"});
+        continue;
+      }
+      const auto micros = static_cast<int64_t>(std::llround(it->get<double>() * 1e6));
+      (side[0] == 'i' ? mp.input_per_mtok : mp.output_per_mtok) = micros;
+    }
+    t.models_[model] = mp;
+  }
+  if (!bad.errors().empty()) return bad;
+  return t;
+}
+
+ModelPrice PriceTable::price(std::string_view model) const {
+  if (auto it = models_.find(model); it != models_.end()) return it->second;
+  if (auto it = models_.find("*"); it != models_.end()) return it->second;
+  return {};
+}
+
+namespace {
+
+// tokens * micro-dollars-per-Mtok / 1e6, rounded half up, without overflow for any
+// realistic count (128-bit intermediate).
+int64_t token_micros(int64_t tokens, int64_t per_mtok) {
+  const __int128 p = static_cast<__int128>(tokens) * per_mtok;
+  return static_cast<int64_t>((p + 500'000) / 1'000'000);
+}
+
+CostLine price_line(const std::string& model, const ModelTokens& t, const PriceTable& prices) {
+  const ModelPrice mp = prices.price(model);
+  CostLine l;
+  l.model = model;
+  l.tokens_in = t.tokens_in;
+  l.tokens_out = t.tokens_out;
+  l.provider_micros = token_micros(t.tokens_in, mp.input_per_mtok) +
+                      token_micros(t.tokens_out, mp.output_per_mtok);
+  l.billed_micros = (l.provider_micros * (100 + kPassThroughMarkupPct) + 50) / 100;
+  return l;
+}
+
+// µs of compute -> micro-dollars at $0.005 per minute, rounded half up.
+int64_t compute_micros(int64_t us) {
+  const __int128 p = static_cast<__int128>(us) * kComputeMicrosPerMinute;
+  return static_cast<int64_t>((p + 30'000'000) / 60'000'000);
+}
+
+}  // namespace
+
+Result<CostReport> session_cost(const StateGetter& get, const StateScanner& scan,
+                                std::string_view tenant, std::string_view session_id,
+                                const PriceTable& prices, int64_t open_segment_end_us) {
+  auto s = read_session(get, tenant, session_id);
+  if (!s.ok()) return std::move(s).take_status();
+  if (!*s) return Status(Code::kNotFound, "no such session");
+  auto tokens = read_session_tokens(scan, tenant, session_id);
+  if (!tokens.ok()) return std::move(tokens).take_status();
+  CostReport r;
+  for (const auto& [model, t] : *tokens) {
+    r.models.push_back(price_line(model, t, prices));
+    r.tokens_billed_micros += r.models.back().billed_micros;
+  }
+  r.compute_us = (*s)->compute_us;
+  if (open_segment_end_us > 0 && is_active((*s)->state)) {
+    r.compute_us += std::max<int64_t>(0, open_segment_end_us - (*s)->run_started_us);
+  }
+  r.compute_micros = compute_micros(r.compute_us);
+  r.total_micros = r.tokens_billed_micros + r.compute_micros;
+  return r;
+}
+
+Result<UsageReport> tenant_usage(const StateScanner& scan, std::string_view tenant,
+                                 int64_t from_day, int64_t to_day, const PriceTable& prices) {
+  UsageReport r;
+  if (from_day > to_day) return r;
+  std::map<int64_t, UsageDay> days;
+  // Tokens by day and model.
+  {
+    const std::string prefix = tenant_prefix('U', tenant);
+    std::string from = day_prefix('U', tenant, from_day);
+    const std::string end = prefix_end(day_prefix('U', tenant, to_day));
+    for (;;) {
+      auto chunk = scan(from, end, 1024);
+      if (!chunk.ok()) return std::move(chunk).take_status();
+      if (chunk->empty()) break;
+      for (auto& [k, v] : *chunk) {
+        const auto day = static_cast<int64_t>(get_be(k, prefix.size(), 4));
+        auto t = decode_tokens(v);
+        if (!t.ok()) return std::move(t).take_status();
+        UsageDay& d = days[day];
+        d.day = day;
+        d.models.push_back(price_line(k.substr(prefix.size() + 4), *t, prices));
+      }
+      from = chunk->back().first;
+      from.push_back('\0');
+    }
+  }
+  // Compute by day.
+  {
+    const std::string prefix = tenant_prefix('D', tenant);
+    auto chunk = scan(day_prefix('D', tenant, from_day), prefix_end(day_prefix('D', tenant, to_day)),
+                      static_cast<size_t>(1) << 20);
+    if (!chunk.ok()) return std::move(chunk).take_status();
+    for (auto& [k, v] : *chunk) {
+      const auto day = static_cast<int64_t>(get_be(k, prefix.size(), 4));
+      Reader rd(v, kComputeV);
+      const int64_t us = rd.i64();
+      if (auto st = rd.status("compute"); !st.is_ok()) return st;
+      UsageDay& d = days[day];
+      d.day = day;
+      d.compute_us = us;
+    }
+  }
+  for (auto& [day, d] : days) {
+    d.compute_micros = compute_micros(d.compute_us);
+    d.total_micros = d.compute_micros;
+    for (const auto& l : d.models) {
+      d.total_micros += l.billed_micros;
+      r.tokens_in += l.tokens_in;
+      r.tokens_out += l.tokens_out;
+    }
+    r.compute_us += d.compute_us;
+    r.total_micros += d.total_micros;
+    r.days.push_back(std::move(d));
+  }
+  return r;
+}
+
+// ---- JSON ---------------------------------------------------------------------------
+
+namespace {
+
+// Micro-dollars as a decimal USD string: 1234567 -> "1.234567".
+std::string usd(int64_t micros) {
+  std::string s = micros < 0 ? "-" : "";
+  const uint64_t m = micros < 0 ? static_cast<uint64_t>(-(micros + 1)) + 1 : static_cast<uint64_t>(micros);
+  s += std::to_string(m / 1'000'000);
+  std::string frac = std::to_string(m % 1'000'000);
+  s += '.';
+  s.append(6 - frac.size(), '0');
+  s += frac;
+  return s;
+}
+
+void member(std::string& out, std::string_view name) {
+  if (out.back() != '{') out += ',';
+  append_json_string(out, name);
+  out += ':';
+}
+void str(std::string& out, std::string_view name, std::string_view v) {
+  member(out, name);
+  append_json_string(out, v);
+}
+void num(std::string& out, std::string_view name, int64_t v) {
+  member(out, name);
+  out += std::to_string(v);
+}
+void time_member(std::string& out, std::string_view name, int64_t us) {
+  if (us != 0) str(out, name, format_rfc3339_us(us));
+}
+
+std::string lines_json(const std::vector<CostLine>& lines) {
+  std::string out = "[";
+  for (const auto& l : lines) {
+    if (out.size() > 1) out += ',';
+    out += '{';
+    str(out, "model", l.model);
+    num(out, "tokensIn", l.tokens_in);
+    num(out, "tokensOut", l.tokens_out);
+    str(out, "providerUsd", usd(l.provider_micros));
+    str(out, "billedUsd", usd(l.billed_micros));
+    out += '}';
+  }
+  return out + "]";
+}
+
+}  // namespace
+
+std::string session_json(const SessionView& s) {
+  std::string out = "{";
+  str(out, "tenantId", s.tenant);
+  str(out, "sessionId", s.session_id);
+  str(out, "state", state_name(s.state));
+  if (!s.name.empty()) str(out, "name", s.name);
+  if (!s.model.empty()) str(out, "model", s.model);
+  time_member(out, "createdAt", s.created_us);
+  time_member(out, "updatedAt", s.updated_us);
+  if (!s.step.empty()) str(out, "step", s.step);
+  member(out, "pct");
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, std::isfinite(s.pct) ? s.pct : 0.0);
+  out.append(buf, ec == std::errc() ? end : buf);
+  if (!s.last_checkpoint.empty()) str(out, "lastCheckpoint", s.last_checkpoint);
+  if (!s.workspace.empty()) str(out, "workspace", s.workspace);
+  if (!s.gate.empty()) str(out, "gate", s.gate);
+  if (!s.error.empty()) str(out, "error", s.error);
+  if (!s.chain_id.empty()) str(out, "chainId", s.chain_id);
+  num(out, "tokensIn", s.tokens_in);
+  num(out, "tokensOut", s.tokens_out);
+  num(out, "computeMs", s.compute_us / 1000);
+  time_member(out, "runningSince", s.run_started_us);
+  time_member(out, "deadline", s.timer_fire_us);
+  return out + "}";
+}
+
+std::string cost_json(const CostReport& c) {
+  std::string out = "{";
+  member(out, "models");
+  out += lines_json(c.models);
+  str(out, "tokensBilledUsd", usd(c.tokens_billed_micros));
+  num(out, "computeMs", c.compute_us / 1000);
+  str(out, "computeUsd", usd(c.compute_micros));
+  str(out, "totalUsd", usd(c.total_micros));
+  num(out, "markupPct", kPassThroughMarkupPct);
+  return out + "}";
+}
+
+std::string usage_json(const UsageReport& u) {
+  std::string out = "{";
+  member(out, "days");
+  out += '[';
+  for (size_t i = 0; i < u.days.size(); ++i) {
+    const auto& d = u.days[i];
+    if (i) out += ',';
+    out += '{';
+    char day[32];
+    std::snprintf(day, sizeof day, "%04lld-%02lld-%02lld", static_cast<long long>(d.day / 10000),
+                  static_cast<long long>(d.day / 100 % 100), static_cast<long long>(d.day % 100));
+    str(out, "day", day);
+    member(out, "models");
+    out += lines_json(d.models);
+    num(out, "computeMs", d.compute_us / 1000);
+    str(out, "computeUsd", usd(d.compute_micros));
+    str(out, "totalUsd", usd(d.total_micros));
+    out += '}';
+  }
+  out += ']';
+  num(out, "tokensIn", u.tokens_in);
+  num(out, "tokensOut", u.tokens_out);
+  num(out, "computeMs", u.compute_us / 1000);
+  str(out, "totalUsd", usd(u.total_micros));
+  return out + "}";
+}
+
+}  // namespace agentos::pulse
