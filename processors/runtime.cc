@@ -537,7 +537,7 @@ class RuntimeImpl final : public ProcessorRuntime {
     }
     txn.flush(wb);
     const Offset next = recs->back().pos.offset.next();
-    wb.Put(meta_, partition_key(kOffsetTag, p), be64_value(next.value()));
+    if (opts_.atomic_offsets) wb.Put(meta_, partition_key(kOffsetTag, p), be64_value(next.value()));
     const auto t0 = std::chrono::steady_clock::now();
     if (Status s = write(wb); !s.is_ok()) return s;
     if (probe_) {

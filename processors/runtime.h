@@ -83,6 +83,12 @@ struct RuntimeOptions {
   size_t max_batch_records = kDefaultProcessorBatchRecords;  // clamped to [1, kMax...]
   bool relay = true;                     // false: derived events stay in the outbox
   bool sync = true;                      // fsync every commit (false only in benchmarks)
+  // BENCHMARK BASELINE ONLY — NOT SAFE. false: a processing commit writes the state and
+  // outbox but NOT the partition's offset entry; the offset advances in memory only, so
+  // a restart re-applies everything from the last persisted offset (state counted twice,
+  // outbox entries re-derived). It exists so agentos_bench can measure what the atomic
+  // offset costs (tests/bench/README.md, `processors`). Never set it elsewhere.
+  bool atomic_offsets = true;
   // How long the worker waits for new records before looking again (it is also woken by
   // the log's append listener, so this only bounds the latency of a missed wake-up).
   std::chrono::milliseconds idle_wait{200};
