@@ -68,6 +68,27 @@ class StateTxn {
                                                                         size_t limit) = 0;
 };
 
+// A read-only view of the processor's COMMITTED state (no batch in progress), for
+// `Processor::report_gauges`. Same semantics as the StateTxn methods of the same names.
+class StateReader {
+ public:
+  virtual ~StateReader() = default;
+  virtual Result<std::optional<std::string>> get(std::string_view key) = 0;
+  virtual Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from,
+                                                                        std::string_view to,
+                                                                        size_t limit) = 0;
+};
+
+// Where a processor reports gauges about its state (see Processor::report_gauges).
+class GaugeSink {
+ public:
+  virtual ~GaugeSink() = default;
+  // `name`: [a-z][a-z0-9_]* (at most 64 chars), not one of the runtime's own metric
+  // names (processors/README.md); exported as the gauge `agentos_processor_<name>`
+  // with labels {processor, partition}. An invalid name is ignored.
+  virtual void set(std::string_view name, double value) = 0;
+};
+
 // Collects the derived events of one `apply` call into the outbox.
 //
 // A processor names only the type and the `data` object; the runtime fills in the rest,
@@ -114,6 +135,15 @@ class Processor {
   // Whether `apply` is also called for events this processor derived itself. Default
   // false: a processor never loops on its own output by accident.
   virtual bool consumes_own_events() const { return false; }
+
+  // Optional metrics: gauges that describe the committed state of partition `p` (Pulse:
+  // `timers_pending`). Called only when the runtime has a metrics registry
+  // (RuntimeOptions::metrics), on the runtime's thread, after each commit of `p` —
+  // outside any batch, so it cannot change state or output and need not be
+  // deterministic. It runs once per commit: keep it cheap (read a counter that `apply`
+  // maintains in state rather than scanning). Errors from `state` are the processor's to
+  // ignore: metrics never stop the runtime. Default: no gauges.
+  virtual void report_gauges(Partition /*p*/, StateReader& /*state*/, GaugeSink& /*out*/) {}
 };
 
 }  // namespace agentos

@@ -7,6 +7,7 @@
 #include "processors/runtime.h"
 
 #include "events/partitioner.h"
+#include "processors/metrics.h"
 
 #include <openssl/evp.h>
 #include <rocksdb/db.h>
@@ -15,6 +16,7 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -197,12 +199,59 @@ class EmitterImpl final : public Emitter {
   std::vector<std::string> out_;
 };
 
+// The committed state of the processor's column family, read-only (report_gauges).
+class CommittedReader final : public StateReader {
+ public:
+  CommittedReader(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) : db_(db), cf_(cf) {}
+  Result<std::optional<std::string>> get(std::string_view key) override {
+    std::string v;
+    auto s = db_->Get(rocksdb::ReadOptions(), cf_, rocksdb::Slice(key.data(), key.size()), &v);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return from_rocks(s, "state get");
+    return std::optional<std::string>(std::move(v));
+  }
+  Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from,
+                                                                std::string_view to,
+                                                                size_t limit) override {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (limit == 0 || !(from < to)) return out;
+    rocksdb::ReadOptions ro;
+    rocksdb::Slice upper(to.data(), to.size());
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_));
+    for (it->Seek(rocksdb::Slice(from.data(), from.size())); it->Valid() && out.size() < limit;
+         it->Next())
+      out.emplace_back(it->key().ToString(), it->value().ToString());
+    if (!it->status().ok()) return from_rocks(it->status(), "state scan");
+    return out;
+  }
+
+ private:
+  rocksdb::DB* db_;
+  rocksdb::ColumnFamilyHandle* cf_;
+};
+
+// Processor gauges of one partition, forwarded to the probe.
+class ProbeSink final : public GaugeSink {
+ public:
+  ProbeSink(RuntimeProbe& probe, Partition p) : probe_(probe), p_(p) {}
+  void set(std::string_view name, double value) override { probe_.set_gauge(name, p_, value); }
+
+ private:
+  RuntimeProbe& probe_;
+  Partition p_;
+};
+
 // Woken by the log's listener. Held by shared_ptr because listeners live as long as the
 // log (no unsubscribe); the listener holds a weak_ptr and does nothing once we are gone.
+// Also keeps the highest end offset the listener reported per partition (lag metrics),
+// so that computing lag never costs a round trip to the log (Kafka: a broker query).
 struct WakeState {
+  explicit WakeState(int32_t partitions) : ends(static_cast<size_t>(partitions)) {}
   std::mutex mu;
   std::condition_variable cv;
   bool dirty = false;
+  std::vector<std::atomic<int64_t>> ends;
   void wake() {
     {
       std::lock_guard lk(mu);
@@ -210,6 +259,14 @@ struct WakeState {
     }
     cv.notify_all();
   }
+  void raise_end(Partition p, int64_t end) {
+    if (p.value() < 0 || static_cast<size_t>(p.value()) >= ends.size()) return;
+    auto& e = ends[static_cast<size_t>(p.value())];
+    int64_t cur = e.load(std::memory_order_relaxed);
+    while (cur < end && !e.compare_exchange_weak(cur, end, std::memory_order_relaxed)) {
+    }
+  }
+  int64_t end(Partition p) const { return ends[static_cast<size_t>(p.value())].load(std::memory_order_relaxed); }
 };
 
 class RuntimeImpl final : public ProcessorRuntime {
@@ -225,12 +282,21 @@ class RuntimeImpl final : public ProcessorRuntime {
         meta_(cfs[0]),
         state_(cfs[1]),
         committed_(std::move(committed)),
-        wake_(std::make_shared<WakeState>()) {
+        wake_(std::make_shared<WakeState>(log.partition_count())) {
     for (Partition p : opts_.partitions) needs_scan_[p.value()] = true;  // rule 3: at start
     std::weak_ptr<WakeState> weak = wake_;
-    log_.add_listener([weak](Partition, Offset) {
-      if (auto w = weak.lock()) w->wake();
+    log_.add_listener([weak](Partition p, Offset end) {
+      if (auto w = weak.lock()) {
+        w->raise_end(p, end.value());
+        w->wake();
+      }
     });
+    if (opts_.metrics) {
+      probe_ = std::make_unique<RuntimeProbe>(*opts_.metrics, name_, opts_.partitions);
+      for (Partition p : opts_.partitions)  // once, so lag is right before the first append
+        if (auto e = log_.end_offset(p); e.ok()) wake_->raise_end(p, e->value());
+      update_lag();
+    }
   }
 
   ~RuntimeImpl() override {
@@ -408,7 +474,25 @@ class RuntimeImpl final : public ProcessorRuntime {
         progress |= *r;
       }
     }
+    if (probe_) update_lag();
     return progress;
+  }
+
+  // Lag gauges of every owned partition (see processors/metrics.h for the definitions).
+  void update_lag() {
+    const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+    for (Partition p : opts_.partitions) {
+      const int64_t committed = committed_offset(p).value();
+      const int64_t behind = std::max<int64_t>(0, wake_->end(p) - committed);
+      double seconds = 0;
+      if (behind > 0) {
+        auto t = last_time_us_.find(p.value());
+        if (t != last_time_us_.end()) seconds = std::max<double>(0, (now_us - t->second) / 1e6);
+      }
+      probe_->set_lag(p, behind, seconds);
+    }
   }
 
   Status fail(Status s) {
@@ -420,12 +504,29 @@ class RuntimeImpl final : public ProcessorRuntime {
     return s;
   }
 
+  // A log read that failed for a reason that may pass (a broker unreachable, a fetch
+  // error, a timeout): nothing was consumed, so retrying next round is safe. Other
+  // failures (kNotFound: the offset is gone; corruption; bad arguments) stick.
+  static bool transient_log_error(const Status& s) {
+    return s.code() == Code::kUnavailable || s.code() == Code::kTimeout;
+  }
+  Result<bool> read_error(Status s) {
+    if (probe_) probe_->read_error();
+    std::lock_guard lk(mu_);
+    ++stats_.read_errors;
+    last_read_error_ = std::move(s);
+    return false;
+  }
+
   Result<bool> process_partition(Partition p) {
     const Offset from = committed_offset(p);
     ReadOptions ro;
     ro.max_records = opts_.max_batch_records;
     auto recs = log_.read(p, from, ro);
-    if (!recs.ok()) return std::move(recs).take_status();
+    if (!recs.ok()) {
+      if (transient_log_error(recs.status())) return read_error(std::move(recs).take_status());
+      return std::move(recs).take_status();
+    }
     if (recs->empty()) return false;
 
     TxnImpl txn(db_, state_);
@@ -451,8 +552,19 @@ class RuntimeImpl final : public ProcessorRuntime {
     }
     txn.flush(wb);
     const Offset next = recs->back().pos.offset.next();
-    wb.Put(meta_, partition_key(kOffsetTag, p), be64_value(next.value()));
+    if (opts_.atomic_offsets) wb.Put(meta_, partition_key(kOffsetTag, p), be64_value(next.value()));
+    const auto t0 = std::chrono::steady_clock::now();
     if (Status s = write(wb); !s.is_ok()) return s;
+    if (probe_) {
+      probe_->committed(recs->size(), std::chrono::duration<double>(
+                                          std::chrono::steady_clock::now() - t0).count());
+      probe_->consumed(applied, skipped, derived);
+      wake_->raise_end(p, next.value());
+      last_time_us_[p.value()] = read_header(recs->back().value).time_us;
+      CommittedReader reader(db_, state_);
+      ProbeSink sink(*probe_, p);
+      proc_.report_gauges(p, reader, sink);
+    }
 
     {
       std::lock_guard lk(mu_);
@@ -519,6 +631,7 @@ class RuntimeImpl final : public ProcessorRuntime {
         from = recs->back().pos.offset.next();
         wb.Put(meta_, partition_key(kMarkerTag, p), be64_value(from.value()));
         if (Status s = write(wb); !s.is_ok()) return s;
+        if (probe_) probe_->recovered(found);
         std::lock_guard lk(mu_);
         stats_.relay_recovered += found;
       }
@@ -536,7 +649,12 @@ class RuntimeImpl final : public ProcessorRuntime {
 
   Result<bool> relay_partition(Partition p) {
     if (needs_scan_[p.value()]) {
-      if (Status s = recover(p); !s.is_ok()) return s;
+      // RocksDB errors are kInternal / kCorruption, so only the log's read can be transient;
+      // needs_scan_ stays set and the next round scans again before any append.
+      if (Status s = recover(p); !s.is_ok()) {
+        if (transient_log_error(s)) return read_error(std::move(s));
+        return s;
+      }
     }
     auto pending = load_outbox(p, kMaxRelayBatchEntries);
     if (!pending.ok()) return std::move(pending).take_status();
@@ -583,6 +701,7 @@ class RuntimeImpl final : public ProcessorRuntime {
         std::lock_guard lk(mu_);
         stats_.relayed += j - i;
       }
+      if (probe_) probe_->relayed(j - i);
       progress = true;
       i = j;
     }
@@ -601,6 +720,7 @@ class RuntimeImpl final : public ProcessorRuntime {
   // again (rule 3) before the next append. Not sticky: the next step retries.
   Result<bool> relay_error(Partition p, Status s) {
     needs_scan_[p.value()] = true;
+    if (probe_) probe_->relay_error();
     std::lock_guard lk(mu_);
     ++stats_.relay_errors;
     last_relay_error_ = std::move(s);
@@ -627,14 +747,17 @@ class RuntimeImpl final : public ProcessorRuntime {
   rocksdb::ColumnFamilyHandle* meta_;
   rocksdb::ColumnFamilyHandle* state_;
 
-  mutable std::mutex mu_;  // guards committed_, stats_, error_, last_relay_error_
+  mutable std::mutex mu_;  // guards committed_, stats_, error_, last_*_error_
   mutable std::condition_variable applied_cv_;  // committed_ advanced or error_ set
   std::map<int32_t, Offset> committed_;
   RuntimeStats stats_;
   Status error_;
   Status last_relay_error_;
+  Status last_read_error_;
 
   std::map<int32_t, bool> needs_scan_;  // worker / step thread only
+  std::unique_ptr<RuntimeProbe> probe_;  // null without RuntimeOptions::metrics
+  std::map<int32_t, int64_t> last_time_us_;  // event time of the last consumed record; worker only
 
   std::mutex lifecycle_mu_;
   std::thread worker_;

@@ -56,6 +56,10 @@
 #include "events/types.h"
 #include "processors/processor.h"
 
+namespace prometheus {
+class Registry;
+}
+
 namespace agentos {
 
 // Caps (style: bounded at every boundary, named).
@@ -79,9 +83,22 @@ struct RuntimeOptions {
   size_t max_batch_records = kDefaultProcessorBatchRecords;  // clamped to [1, kMax...]
   bool relay = true;                     // false: derived events stay in the outbox
   bool sync = true;                      // fsync every commit (false only in benchmarks)
+  // BENCHMARK BASELINE ONLY — NOT SAFE. false: a processing commit writes the state and
+  // outbox but NOT the partition's offset entry; the offset advances in memory only, so
+  // a restart re-applies everything from the last persisted offset (state counted twice,
+  // outbox entries re-derived). It exists so agentos_bench can measure what the atomic
+  // offset costs (tests/bench/README.md, `processors`). Never set it elsewhere.
+  bool atomic_offsets = true;
   // How long the worker waits for new records before looking again (it is also woken by
   // the log's append listener, so this only bounds the latency of a missed wake-up).
   std::chrono::milliseconds idle_wait{200};
+  // Prometheus metrics (processors/metrics.h lists the families): when set, the runtime
+  // registers its processor-labelled families here and keeps them current — counters at
+  // each commit / relay append, lag gauges at the end of every round (step(), or the
+  // worker's loop, which runs at least every `idle_wait`), and the processor's own
+  // gauges (Processor::report_gauges) after each commit. Must outlive the runtime.
+  // Null: no metrics, no cost.
+  prometheus::Registry* metrics = nullptr;
   RuntimeTestHooks hooks;
 };
 
@@ -94,6 +111,7 @@ struct RuntimeStats {
   uint64_t relayed = 0;          // derived events appended to the log
   uint64_t relay_recovered = 0;  // outbox entries found already in the log by a scan
   uint64_t relay_errors = 0;     // failed appends (retried after a rescan)
+  uint64_t read_errors = 0;      // transiently failed log reads (retried next round)
 };
 
 // One pending outbox entry.
@@ -117,9 +135,13 @@ class ProcessorRuntime {
   // One round on the caller's thread: at most one batch per owned partition, then one
   // relay round per partition with outbox entries. Returns true if anything was
   // processed or relayed. Not while started. An apply error, a record that fails
-  // verification or a storage error is returned and sticks (every later step returns it).
-  // A failed relay append is not an error: it is counted (stats().relay_errors) and
-  // retried after a rescan (rule 3) on the next step.
+  // verification, a storage error or a log read error that will not pass (kNotFound: the
+  // committed offset is no longer in the log) is returned and sticks (every later step
+  // returns it). Transient failures are not errors: a failed relay append is counted
+  // (stats().relay_errors) and retried after a rescan (rule 3) on the next step, and a
+  // log read (or rescan read) failing with kUnavailable / kTimeout — a broker or fetch
+  // error — is counted (stats().read_errors) and retried on the next step; nothing was
+  // consumed, so a retry is safe.
   virtual Result<bool> step() = 0;
 
   // The next input offset of `partition` (0 when nothing has been committed).

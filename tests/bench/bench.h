@@ -27,6 +27,7 @@ struct Options {
   bool no_fsync = false;    // engine --no-fsync (comparison rows only)
   std::string engine = AGENTOS_BIN;  // --engine PATH: another build of agentos (A/B runs)
   bool verbose = false;
+  int events = 0;           // processors: events pre-filled (0: the scenario's default)
 };
 
 // One measured run.
@@ -111,6 +112,8 @@ Runs run_http_batch(const Options& o, int runs);
 Runs run_append(const Options& o, int runs);
 Runs run_postgres(const Options& o, int runs);
 Runs run_redis(const Options& o, int runs);
+// processors: drains a pre-filled log through the processor runtime (tests/bench/processors.cc).
+Runs run_processors(const Options& o, int runs);
 
 // Runs each configuration `runs` times (interleaved), printing each result line.
 Runs run_configs(const std::vector<std::function<Result()>>& configs, int runs);

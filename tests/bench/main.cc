@@ -1,5 +1,5 @@
 // agentos_bench: ingest throughput and latency of the engine and its peers.
-//   agentos_bench <http-single|http-batch|append|peer-postgres|peer-redis|all> [flags]
+//   agentos_bench <http-single|http-batch|append|peer-postgres|peer-redis|processors|all> [flags]
 // See tests/bench/README.md for what each row measures.
 #include <signal.h>
 #include <sys/utsname.h>
@@ -26,7 +26,9 @@ void usage() {
       "  append          embedded log in-process: append_sync (batch 1 and B) and async append\n"
       "  peer-postgres   PostgreSQL 15 as an event store (libpq), 1 row/txn and B rows/txn\n"
       "  peer-redis      Redis 7 Streams (hiredis), appendfsync always, XADD and MULTI B×XADD\n"
-      "  all             everything above (+ one labelled --no-fsync engine row), R runs each, medians\n"
+      "  processors      processor runtime draining a pre-filled log: exactly-once vs. no atomic offset,\n"
+      "                  sync on and off, SessionCounter and Pulse (not part of all)\n"
+      "  all             everything above but processors (+ one labelled --no-fsync engine row), R runs each, medians\n"
       "flags:\n"
       "  --seconds S        measured seconds per run (default 3), after --warmup S (default 1)\n"
       "  --connections C    connections / threads (default: 64 for single-event rows, 8 for batches)\n"
@@ -36,7 +38,8 @@ void usage() {
       "  --threads N        engine HTTP I/O threads (default 2)\n"
       "  --engine PATH      agentos binary to spawn (default: the one built with the bench)\n"
       "  --client-threads N load generator event loops (default 1)\n"
-      "  --no-fsync         engine/log without fsync (rows are labelled NO FSYNC)\n");
+      "  --no-fsync         engine/log without fsync (rows are labelled NO FSYNC)\n"
+      "  --events N         processors: events pre-filled in the log (default 200000)\n");
 }
 
 std::string now_utc() {
@@ -83,6 +86,7 @@ int main(int argc, char** argv) {
     else if (a == "--client-threads") o.client_threads = std::atoi(val());
     else if (a == "--no-fsync") o.no_fsync = true;
     else if (a == "--engine") o.engine = val();
+    else if (a == "--events") o.events = std::atoi(val());
     else {
       std::fprintf(stderr, "agentos_bench: unknown flag %s\n", a.c_str());
       usage();
@@ -114,6 +118,7 @@ int main(int argc, char** argv) {
   else if (scenario == "append") add(run_append(o, runs));
   else if (scenario == "peer-postgres") add(run_postgres(o, runs));
   else if (scenario == "peer-redis") add(run_redis(o, runs));
+  else if (scenario == "processors") add(run_processors(o, runs));
   else if (scenario == "all") {
     add(run_http_single(o, runs));
     add(run_http_batch(o, runs));

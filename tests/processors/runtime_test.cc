@@ -324,6 +324,24 @@ TEST_F(RuntimeTest, WorkerThreadFollowsTheLogUntilStopped) {
 }
 
 
+// The benchmark baseline knob really leaves the offset out of the commit (so the bench
+// measures what it says), and is as unsafe as documented: a restart re-applies.
+TEST_F(RuntimeTest, WithoutAtomicOffsetsNothingPersistsTheOffset) {
+  append_all(*log_, scenario());
+  RuntimeOptions unsafe;
+  unsafe.atomic_offsets = false;
+  unsafe.relay = false;
+  auto rt = open("state", unsafe);
+  ASSERT_TRUE(drain(*rt).is_ok());
+  EXPECT_EQ(rt->committed_offset(p_of("acme")), *log_->end_offset(p_of("acme")));  // in memory
+  EXPECT_EQ(value(*rt, "t/acme/events"), "7");
+  rt.reset();
+  rt = open("state", unsafe);
+  EXPECT_EQ(rt->committed_offset(p_of("acme")), Offset(0));
+  ASSERT_TRUE(drain(*rt).is_ok());
+  EXPECT_EQ(value(*rt, "t/acme/events"), "14");  // counted twice
+}
+
 // ---- wait_applied: the read path's `?after=<receipt offset>` ------------------------
 
 using SteadyClock = std::chrono::steady_clock;

@@ -1,0 +1,200 @@
+// processors: events/s through a processor runtime with RocksDB state and exactly-once
+// commits (state + outbox + offset in one WriteBatch), against the same runtime with the
+// offset left out of the batch (RuntimeOptions::atomic_offsets = false, a benchmark-only
+// baseline), with sync on (production) and off. The log is pre-filled once per run of
+// the scenario; each measured run drains it into a fresh state dir with step().
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <random>
+
+#include "events/codec.h"
+#include "events/log.h"
+#include "processors/pulse.h"
+#include "processors/runtime.h"
+#include "tests/bench/bench.h"
+#include "tests/processors/session_counter.h"
+
+namespace agentos::bench {
+namespace {
+
+constexpr int kDefaultEvents = 200000;
+constexpr int kTenants = 1000;
+constexpr int kPartitions = 16;
+constexpr int64_t kStartUs = 1795000000000000;  // 2026-11-18
+
+[[noreturn]] void die(const std::string& what) {
+  std::fprintf(stderr, "bench processors: %s\n", what.c_str());
+  std::exit(1);
+}
+
+std::string encode(const std::string& tenant, const std::string& json) {
+  DecodeOptions d;
+  d.path_tenant = TenantId(tenant);
+  auto r = decode_structured(json, d);
+  if (!r.ok()) die("cannot encode: " + r.status().to_string() + " " + json);
+  return std::move(r->bytes);
+}
+
+// One session's events: created, 3 × progress, checkpoint, 2 × usage, progress, and
+// completed (9 in 10) or failed. Plans: tenants cycle free / pro / enterprise; a tenant
+// runs one session at a time, so every event is legal for Pulse.
+std::vector<std::string> session_events(const std::string& tenant, int n, int64_t& t, std::mt19937& rng) {
+  const std::string sid = "s-" + std::to_string(n);
+  auto ev = [&](const std::string& type, const std::string& data) {
+    t += 1000000;
+    return encode(tenant, R"({"specversion":"1.0","source":"/bench/runner","id":")" + tenant + "-" + sid + "-" +
+                              std::to_string(t) + R"(","type":")" + type + R"(","tenantid":")" + tenant +
+                              R"(","time":")" + format_rfc3339_us(t) + R"(","data":)" + data + "}");
+  };
+  const std::string s = R"("sessionId":")" + sid + R"(")";
+  const char* model = rng() % 2 ? "claude-sonnet" : "gpt-4o";
+  std::vector<std::string> out;
+  out.push_back(ev("session.created", "{" + s + R"(,"config":{"name":"bench session","model":")" + model +
+                                          R"(","prompt":"Summarise the repository and propose a refactoring plan.","maxTokens":4096}})"));
+  for (int i = 0; i < 3; ++i)
+    out.push_back(ev("session.progress", "{" + s + R"(,"step":"step-)" + std::to_string(i) + R"(","pct":)" +
+                                             std::to_string(0.2 * (i + 1)) + "}"));
+  out.push_back(ev("session.checkpoint", "{" + s + R"(,"checkpointId":"cp-1","workspace":"s3://bench/ws/)" + sid + R"("})"));
+  for (int i = 0; i < 2; ++i)
+    out.push_back(ev("session.usage", "{" + s + R"(,"model":")" + model + R"(","tokensIn":)" +
+                                          std::to_string(500 + rng() % 1000) + R"(,"tokensOut":)" +
+                                          std::to_string(100 + rng() % 500) + "}"));
+  out.push_back(ev("session.progress", "{" + s + R"(,"step":"finalising","pct":0.9})"));
+  if (rng() % 10 == 0)
+    out.push_back(ev("session.failed", "{" + s + R"(,"error":"runner lost"})"));
+  else
+    out.push_back(ev("session.completed", "{" + s + R"(,"result":{"summary":"done","tokensIn":1200,"tokensOut":300}})"));
+  return out;
+}
+
+// The pre-filled log: `tenant.created` for every tenant, then sessions round-robin over
+// the tenants (one AppendBatch per session) until `events` records.
+struct Prefilled {
+  std::string dir;
+  std::unique_ptr<Log> log;
+  int64_t records = 0;
+  int64_t bytes = 0;
+};
+Prefilled prefill(int events) {
+  Prefilled f;
+  f.dir = make_temp_dir("agentos-bench-processors-");
+  EmbeddedLogOptions lo;
+  lo.dir = f.dir + "/log";
+  lo.partitions = kPartitions;
+  lo.fsync = false;  // the fill is not measured; the drain only reads the log
+  auto l = open_embedded_log(lo);
+  if (!l.ok()) die("open log: " + l.status().to_string());
+  f.log = std::move(l).value();
+  std::mt19937 rng(7);
+  int64_t t = kStartUs;
+  static const char* kPlans[] = {"free", "pro", "enterprise"};
+  auto append = [&](const std::string& tenant, std::vector<std::string> values) {
+    f.records += static_cast<int64_t>(values.size());
+    for (auto& v : values) f.bytes += static_cast<int64_t>(v.size());
+    auto r = f.log->append_sync(AppendBatch{TenantId(tenant), std::move(values)});
+    if (!r.ok()) die("append: " + r.status().to_string());
+  };
+  auto tenant = [](int k) { return "tenant-" + std::to_string(k); };
+  for (int k = 0; k < kTenants; ++k)
+    append(tenant(k), {encode(tenant(k), R"({"specversion":"1.0","source":"/bench/admin","id":"tenant.created/)" +
+                                             tenant(k) + R"(","type":"tenant.created","tenantid":")" + tenant(k) +
+                                             R"(","time":")" + format_rfc3339_us(t) + R"(","data":{"slug":")" +
+                                             tenant(k) + R"(","plan":")" + kPlans[k % 3] + R"("}})")});
+  for (int n = 0; f.records < events; ++n)
+    for (int k = 0; k < kTenants && f.records < events; ++k) append(tenant(k), session_events(tenant(k), n, t, rng));
+  return f;
+}
+
+Result drain_run(Log& log, int64_t records, Processor& proc, bool sync, bool atomic, const std::string& name) {
+  Result r;
+  r.scenario = name;
+  const std::string state = make_temp_dir("agentos-bench-state-");
+  {
+    RuntimeOptions o;
+    o.state_dir = state;
+    o.sync = sync;
+    o.atomic_offsets = atomic;
+    o.relay = false;  // the processing commit alone; derived events stay in the outbox
+    auto rt = open_processor_runtime(log, proc, o);
+    if (!rt.ok()) die("open runtime: " + rt.status().to_string());
+    Latencies rounds;
+    const double cpu0 = self_cpu_s();
+    const auto t0 = Clock::now();
+    for (;;) {
+      const auto s0 = Clock::now();
+      auto step = (*rt)->step();
+      if (!step.ok()) die("step: " + step.status().to_string());
+      if (!*step) break;
+      rounds.add(Clock::now() - s0);
+    }
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double cpu = self_cpu_s() - cpu0;
+    const RuntimeStats st = (*rt)->stats();
+    rounds.fill(r, st.commits, secs, 1);  // percentiles: one step() round (one commit per partition)
+    r.requests_per_s = st.commits / secs;
+    r.events_per_s = static_cast<double>(st.events_applied + st.events_skipped) / secs;
+    r.server_cpu = cpu / secs;
+    char note[128];
+    std::snprintf(note, sizeof note, "%.0f events per CPU-second, %llu derived", (st.events_applied + st.events_skipped) / cpu,
+                  static_cast<unsigned long long>(st.derived));
+    r.note = note;
+    r.ok = static_cast<int64_t>(st.events_applied + st.events_skipped) == records;
+    if (!r.ok) r.note += ", NOT ALL EVENTS APPLIED";
+  }
+  rm_rf(state);
+  return r;
+}
+
+// Median over the runs of events per CPU-second (events/s ÷ cores, per run).
+double per_core(const std::vector<Result>& runs) {
+  std::vector<double> v;
+  for (auto& r : runs) v.push_back(r.server_cpu > 0 ? r.events_per_s / r.server_cpu : 0);
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+}  // namespace
+
+Runs run_processors(const Options& o, int runs) {
+  const int events = o.events > 0 ? o.events : kDefaultEvents;
+  std::printf("# processors: pre-filling %d events (%d tenants, %d partitions)...\n", events, kTenants, kPartitions);
+  std::fflush(stdout);
+  Prefilled f = prefill(events);
+  std::printf("# processors: %lld records, %.0f bytes per record on average (FlatBuffers)\n",
+              static_cast<long long>(f.records), static_cast<double>(f.bytes) / f.records);
+  test::SessionCounter counter;
+  pulse::PulseProcessor pulse;
+  struct Cfg {
+    Processor* proc;
+    bool sync, atomic;
+  };
+  std::vector<Cfg> cfgs;
+  for (Processor* p : {static_cast<Processor*>(&counter), static_cast<Processor*>(&pulse)})
+    for (bool sync : {true, false})
+      for (bool atomic : {true, false}) cfgs.push_back({p, sync, atomic});
+  std::vector<std::function<Result()>> fns;
+  for (const Cfg& c : cfgs) {
+    const std::string name = std::string(c.proc->name()) + ", " + (c.atomic ? "exactly-once" : "no atomic offset") +
+                             ", sync=" + (c.sync ? "true" : "false");
+    fns.push_back([&f, c, name] { return drain_run(*f.log, f.records, *c.proc, c.sync, c.atomic, name); });
+  }
+  Runs out = run_configs(fns, runs);
+
+  std::printf("\n## processors: exactly-once vs. no atomic offset (medians of %d run(s), %lld events)\n\n", runs,
+              static_cast<long long>(f.records));
+  std::printf("| processor | sync | exactly-once events/s | no atomic offset events/s | ratio | exactly-once events/s per core | no atomic offset events/s per core | ratio |\n");
+  std::printf("|---|---|---:|---:|---:|---:|---:|---:|\n");
+  for (size_t i = 0; i + 1 < out.size(); i += 2) {
+    const Result a = median_of(out[i]), b = median_of(out[i + 1]);
+    std::printf("| %s | %s | %.0f | %.0f | %.3f | %.0f | %.0f | %.3f |\n", std::string(cfgs[i].proc->name()).c_str(),
+                cfgs[i].sync ? "true" : "false", a.events_per_s, b.events_per_s, a.events_per_s / b.events_per_s,
+                per_core(out[i]), per_core(out[i + 1]), per_core(out[i]) / per_core(out[i + 1]));
+  }
+  std::fflush(stdout);
+  f.log.reset();
+  rm_rf(f.dir);
+  return out;
+}
+
+}  // namespace agentos::bench
