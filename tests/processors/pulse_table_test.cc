@@ -695,6 +695,81 @@ TEST_F(PulseTest, PlanChangeIsNotRetroactiveForDuration) {
 
 // ---- Duration limits and timers ---------------------------------------------------------
 
+// The limit is taken when the session first becomes RUNNING (the plan of that moment),
+// not when it is created (reading R6 of pulse_model.h).
+TEST_F(PulseTest, DurationLimitIsTakenAtTheFirstStart) {
+  create("a");
+  create("b");
+  create("q");  // queued under free
+  plan("t", 1);  // pro: q starts now, with pro's 1800 s
+  EXPECT_EQ(state("q"), S::kRunning);
+  EXPECT_EQ(must_view("q").timer_fire_us, now_ + 1800 * kSec);
+}
+
+// A session paused with time left keeps that time even if the plan changes meanwhile;
+// after a restore from a terminal state it gets the limit of the plan of its new start.
+TEST_F(PulseTest, RemainingDurationIsKeptAcrossPlanChangesButResetByRestore) {
+  create("s");  // free, 300 s
+  on("session.checkpoint", ev::checkpoint("s", "k", "/w"));
+  on("session.pause_requested", ev::with_reason("s", ""), now_ + 99 * kSec);  // ran 100 s
+  plan("t", 1);
+  EXPECT_DERIVED(on("session.resume_requested", ev::sid("s")), resumed("s"), started("s"));
+  EXPECT_EQ(must_view("s").timer_fire_us, now_ + 200 * kSec);
+  on("session.failed", ev::failed("s", "x"));
+  EXPECT_DERIVED(on("session.restore_requested", ev::restore("s", "k")), restored("s", "k", "/w"),
+                 started("s"));
+  EXPECT_EQ(must_view("s").timer_fire_us, now_ + 1800 * kSec);
+}
+
+// A session that ran past its limit with no tick in between (producer time ran ahead)
+// has no time left: its timer on the next start is due at once.
+TEST_F(PulseTest, OverrunWithoutATickLeavesNoTime) {
+  create("s");
+  const int64_t start = now_;
+  on("session.pause_requested", ev::with_reason("s", ""), start + 500 * kSec);
+  EXPECT_EQ(must_view("s").compute_us, 500 * kSec);
+  on("session.resume_requested", ev::sid("s"), start + 600 * kSec);
+  EXPECT_EQ(must_view("s").timer_fire_us, start + 600 * kSec);
+  EXPECT_DERIVED(tick(start + 600 * kSec), failed("s", "timeout"));
+  EXPECT_EQ(must_view("s").compute_us, 500 * kSec);
+}
+
+// Admission of a session when the queue can move again (the month turned): the drain's
+// starts come first, then the admitted session's own `session.queued` with its position
+// after the drain (reading R5).
+TEST_F(PulseTest, AdmissionDrainsBeforeQueueingTheNewcomer) {
+  tenant_created("t", 0, 100);
+  create("a");
+  create("b");
+  create("q1");
+  create("q2");
+  on("session.pause_requested", ev::with_reason("b", "mine"));
+  EXPECT_EQ(state("q1"), S::kRunning);
+  on("session.usage", ev::usage("a", "m", 100, 0));  // exhausted: a, q1 paused
+  EXPECT_EQ(tenant().queue, std::vector<std::string>{"q2"});
+  EXPECT_EQ(tenant().active, 0);
+  const int64_t dec = 1796083200000000;  // 2026-12-01T00:00:00Z
+  EXPECT_DERIVED(on("session.resume_requested", ev::sid("b"), dec), resumed("b"), started("q2"),
+                 started("b"));
+  EXPECT_DERIVED(on("session.resume_requested", ev::sid("a")), resumed("a"), queued("a", 1));
+}
+
+// A tick that starts a queued session with no time left fires that session's timer in the
+// same tick (every timer <= T is fired; reading R4).
+TEST_F(PulseTest, TickFiresTimersSetDuringTheSameTick) {
+  create("a");
+  create("s");
+  const int64_t t0 = now_;
+  on("session.pause_requested", ev::with_reason("s", ""), t0 + 400 * kSec);  // overran
+  create("b");
+  on("session.resume_requested", ev::sid("s"));  // a and b hold the slots
+  EXPECT_EQ(state("s"), S::kQueued);
+  // a fires at t0+300 s and frees a slot: s starts at the tick's time with no time left,
+  // so its timer (T) is due too and fires after b's (t0+701 s).
+  EXPECT_DERIVED(tick(t0 + 1000 * kSec), failed("a", "timeout"), started("s"),
+                 failed("b", "timeout"), failed("s", "timeout"));
+}
+
 TEST_F(PulseTest, FreeDurationIs300SecondsFiredOnlyByTicks) {
   create("s");
   const int64_t start = now_;
@@ -917,6 +992,74 @@ TEST_F(PulseTest, TokensAreKeptPerModel) {
   EXPECT_EQ(r->at("m1").tokens_out, 6);
   EXPECT_EQ(r->at("m2").tokens_in, 20);
   EXPECT_EQ(must_view("a").tokens_out, 8);
+}
+
+// Session ids and model names are arbitrary strings: ids that are prefixes of each other or
+// contain separators must not share state.
+TEST_F(PulseTest, SessionIdsAndModelsDoNotCollide) {
+  tenant_created("t", 2);
+  const std::vector<std::string> ids = {"x", "x/m", "x/", "x1", "x10", "x.0", "x\\", "", "\u00e9"};
+  for (const auto& id : ids) {
+    SCOPED_TRACE("session '" + id + "'");
+    EXPECT_DERIVED(create(id), started(id));
+  }
+  on("session.usage", ev::usage("x", "m/q", 1, 2));
+  on("session.usage", ev::usage("x/m", "q", 10, 20));
+  on("session.usage", ev::usage("x1", "m", 100, 200));
+  on("session.usage", ev::usage("", "m", 1000, 2000));
+  on("session.checkpoint", ev::checkpoint("x/", "k", "/w"));
+  on("session.completed", ev::completed("x10"));
+  auto tokens = [&](const std::string& id) {
+    auto r = pulse::read_session_tokens(state_.scanner(), "t", id);
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? *r : std::map<std::string, pulse::ModelTokens>{};
+  };
+  EXPECT_EQ(tokens("x").size(), 1u);
+  EXPECT_EQ(tokens("x")["m/q"].tokens_out, 2);
+  EXPECT_EQ(tokens("x/m").size(), 1u);
+  EXPECT_EQ(tokens("x/m")["q"].tokens_in, 10);
+  EXPECT_EQ(tokens("x1").size(), 1u);
+  EXPECT_EQ(tokens("x10").size(), 0u);
+  EXPECT_EQ(tokens("").size(), 1u);
+  EXPECT_EQ(tokens("")["m"].tokens_in, 1000);
+  EXPECT_EQ(must_view("x").tokens_in, 1);
+  EXPECT_EQ(must_view("x/m").tokens_in, 10);
+  EXPECT_EQ(must_view("x1").tokens_in, 100);
+  EXPECT_EQ(must_view("").tokens_in, 1000);
+  EXPECT_EQ(must_view("x10").tokens_in, 0);
+  EXPECT_EQ(state("x/"), S::kCheckpoint);
+  EXPECT_EQ(state("x"), S::kRunning);
+  EXPECT_EQ(state("x10"), S::kComplete);
+  EXPECT_EQ(state("x1"), S::kRunning);
+  EXPECT_EQ(state("x/m/q"), S::kNone);
+  EXPECT_EQ(tenant().active, static_cast<int64_t>(ids.size()) - 1);
+  EXPECT_EQ(tenant().month_tokens, 3333);
+  // Another tenant's session of the same id is another session.
+  EXPECT_EQ(view("x", "u"), std::nullopt);
+}
+
+// The queue keeps FIFO order however long it gets.
+TEST_F(PulseTest, LongQueueStaysFifo) {
+  create("r1");
+  create("r2");
+  std::vector<std::string> want;
+  for (int i = 0; i < 40; ++i) {
+    const std::string id = "q" + std::to_string(i);
+    EXPECT_DERIVED(create(id), queued(id, i + 1));
+    want.push_back(id);
+  }
+  // Move q3 to the tail by pause/resume.
+  on("session.pause_requested", ev::with_reason("q3", ""));
+  EXPECT_DERIVED(on("session.resume_requested", ev::sid("q3")), resumed("q3"), queued("q3", 40));
+  want.erase(want.begin() + 3);
+  want.push_back("q3");
+  EXPECT_EQ(tenant().queue, want);
+  std::string running = "r1";
+  for (const auto& id : want) {
+    EXPECT_DERIVED(on("session.completed", ev::completed(running)), started(id));
+    running = id;
+  }
+  EXPECT_TRUE(tenant().queue.empty());
 }
 
 // ---- Chains -----------------------------------------------------------------------------
