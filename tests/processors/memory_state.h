@@ -80,8 +80,8 @@ class MemoryState final : public StateTxn {
     };
   }
   pulse::StateScanner scanner() const {
-    return [this](std::string_view from, std::string_view to, size_t limit)
-               -> Result<std::vector<std::pair<std::string, std::string>>> {
+    return [this](std::string_view from, std::string_view to,
+                  size_t limit) -> Result<std::vector<std::pair<std::string, std::string>>> {
       std::vector<std::pair<std::string, std::string>> out;
       for (auto it = committed_.lower_bound(from);
            it != committed_.end() && std::string_view(it->first) < to && out.size() < limit; ++it)
@@ -171,9 +171,8 @@ inline std::string encode_event(std::string_view json_or_bytes) {
 // Verifies and applies one event (JSON or encoded bytes) at `pos`, commits its writes and
 // returns what it derived. A non-OK apply commits nothing and fails the test — unless
 // `status` is given: then it receives the apply's status and the caller decides.
-inline std::vector<Emitted> apply(Processor& p, MemoryState& state,
-                                  std::string_view json_or_bytes, Position pos,
-                                  Status* status = nullptr) {
+inline std::vector<Emitted> apply(Processor& p, MemoryState& state, std::string_view json_or_bytes,
+                                  Position pos, Status* status = nullptr) {
   const std::string bytes = encode_event(json_or_bytes);
   if (Status v = verify_event(bytes); !v.is_ok()) {
     ADD_FAILURE() << "event does not verify: " << v.to_string();

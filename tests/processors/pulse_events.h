@@ -58,8 +58,7 @@ inline std::string gate(std::string_view session, std::string_view g) {
 }
 inline std::string gate_failed(std::string_view session, std::string_view g,
                                std::string_view reason) {
-  return R"({"sessionId":)" + q(session) + R"(,"gate":)" + q(g) + R"(,"reason":)" + q(reason) +
-         "}";
+  return R"({"sessionId":)" + q(session) + R"(,"gate":)" + q(g) + R"(,"reason":)" + q(reason) + "}";
 }
 inline std::string with_reason(std::string_view session, std::string_view reason) {
   return R"({"sessionId":)" + q(session) + R"(,"reason":)" + q(reason) + "}";

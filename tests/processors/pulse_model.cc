@@ -72,18 +72,30 @@ pulse::PlanLimits plan_table(uint8_t plan, int64_t budget_override) {
 
 std::string_view model_state_name(SessionState s) {
   switch (s) {
-    case SessionState::kNone: return "NONE";
-    case SessionState::kCreated: return "CREATED";
-    case SessionState::kQueued: return "QUEUED";
-    case SessionState::kRunning: return "RUNNING";
-    case SessionState::kCheckpoint: return "CHECKPOINT";
-    case SessionState::kGateCheck: return "GATE_CHECK";
-    case SessionState::kComplete: return "COMPLETE";
-    case SessionState::kFailed: return "FAILED";
-    case SessionState::kPaused: return "PAUSED";
-    case SessionState::kRollback: return "ROLLBACK";
-    case SessionState::kRolledBack: return "ROLLED_BACK";
-    case SessionState::kCancelled: return "CANCELLED";
+    case SessionState::kNone:
+      return "NONE";
+    case SessionState::kCreated:
+      return "CREATED";
+    case SessionState::kQueued:
+      return "QUEUED";
+    case SessionState::kRunning:
+      return "RUNNING";
+    case SessionState::kCheckpoint:
+      return "CHECKPOINT";
+    case SessionState::kGateCheck:
+      return "GATE_CHECK";
+    case SessionState::kComplete:
+      return "COMPLETE";
+    case SessionState::kFailed:
+      return "FAILED";
+    case SessionState::kPaused:
+      return "PAUSED";
+    case SessionState::kRollback:
+      return "ROLLBACK";
+    case SessionState::kRolledBack:
+      return "ROLLED_BACK";
+    case SessionState::kCancelled:
+      return "CANCELLED";
   }
   return "?";
 }
@@ -110,7 +122,8 @@ std::string Derived::to_string() const {
   add("reason", reason);
   add("error", error);
   if (type == "session.queued") s += " position=" + std::to_string(position);
-  if (type.starts_with("chain.step") || type == "chain.failed") s += " step=" + std::to_string(step);
+  if (type.starts_with("chain.step") || type == "chain.failed")
+    s += " step=" + std::to_string(step);
   if (!session_ids.empty()) {
     s += " ids=";
     for (const auto& id : session_ids) s += id + ",";
@@ -298,6 +311,7 @@ void Model::leave(Session& s, int64_t end_us) {
   } else if (model_is_active(s.state)) {
     const int64_t seg = std::max<int64_t>(0, end_us - s.run_started_us);
     s.compute_us += seg;
+    tenant_mut(s.tenant).days[utc_day(end_us)].compute_us += seg;
     if (s.limited) s.remaining_us = std::max<int64_t>(0, s.remaining_us - seg);  // R6
     s.timer_us.reset();
     s.run_started_us = 0;
@@ -429,7 +443,8 @@ void Model::chain_hook(Session& s, int64_t t, Out& out) {
     }
     return;
   }
-  if (!one_of(s.state, {SessionState::kFailed, SessionState::kCancelled, SessionState::kRolledBack}))
+  if (!one_of(s.state,
+              {SessionState::kFailed, SessionState::kCancelled, SessionState::kRolledBack}))
     return;
   c.status = Chain::Status::kFailed;
   Derived d;
@@ -482,8 +497,7 @@ std::vector<Derived> Model::apply(std::string_view bytes) {
       touch_month(tenant, t);
       Tenant& tt = tenant_mut(tenant);
       tt.plan = static_cast<uint8_t>(e->payload_as_TenantPlanChanged()->plan());
-      tt.budget_override =
-          std::max<int64_t>(0, e->payload_as_TenantPlanChanged()->token_budget());
+      tt.budget_override = std::max<int64_t>(0, e->payload_as_TenantPlanChanged()->token_budget());
       drain(tenant, t, out);
       break;
     }
@@ -518,8 +532,8 @@ std::vector<Derived> Model::apply(std::string_view bytes) {
   return out;
 }
 
-void Model::on_chain_created(const void* event, const std::string& tenant,
-                             const std::string& ev_id, int64_t t, Out& out) {
+void Model::on_chain_created(const void* event, const std::string& tenant, const std::string& ev_id,
+                             int64_t t, Out& out) {
   const auto* p = static_cast<const fb::Event*>(event)->payload_as_ChainCreated();
   const std::string chain_id = str(p->chain_id());
   if (chains_.count({tenant, chain_id})) {
@@ -599,19 +613,44 @@ void Model::on_session_event(std::string_view type, const void* event, const std
   // Every other producer session event names an existing session.
   std::string id;
   switch (e->payload_type()) {
-    case fb::Payload::SessionProgress: id = str(e->payload_as_SessionProgress()->session_id()); break;
-    case fb::Payload::SessionCheckpoint: id = str(e->payload_as_SessionCheckpoint()->session_id()); break;
-    case fb::Payload::SessionGateStarted: id = str(e->payload_as_SessionGateStarted()->session_id()); break;
-    case fb::Payload::SessionGatePassed: id = str(e->payload_as_SessionGatePassed()->session_id()); break;
-    case fb::Payload::SessionGateFailed: id = str(e->payload_as_SessionGateFailed()->session_id()); break;
-    case fb::Payload::SessionCompleted: id = str(e->payload_as_SessionCompleted()->session_id()); break;
-    case fb::Payload::SessionFailed: id = str(e->payload_as_SessionFailed()->session_id()); break;
-    case fb::Payload::SessionPauseRequested: id = str(e->payload_as_SessionPauseRequested()->session_id()); break;
-    case fb::Payload::SessionResumeRequested: id = str(e->payload_as_SessionResumeRequested()->session_id()); break;
-    case fb::Payload::SessionCancelRequested: id = str(e->payload_as_SessionCancelRequested()->session_id()); break;
-    case fb::Payload::SessionRestoreRequested: id = str(e->payload_as_SessionRestoreRequested()->session_id()); break;
-    case fb::Payload::SessionUsage: id = str(e->payload_as_SessionUsage()->session_id()); break;
-    default: throw std::logic_error("not a producer session event");
+    case fb::Payload::SessionProgress:
+      id = str(e->payload_as_SessionProgress()->session_id());
+      break;
+    case fb::Payload::SessionCheckpoint:
+      id = str(e->payload_as_SessionCheckpoint()->session_id());
+      break;
+    case fb::Payload::SessionGateStarted:
+      id = str(e->payload_as_SessionGateStarted()->session_id());
+      break;
+    case fb::Payload::SessionGatePassed:
+      id = str(e->payload_as_SessionGatePassed()->session_id());
+      break;
+    case fb::Payload::SessionGateFailed:
+      id = str(e->payload_as_SessionGateFailed()->session_id());
+      break;
+    case fb::Payload::SessionCompleted:
+      id = str(e->payload_as_SessionCompleted()->session_id());
+      break;
+    case fb::Payload::SessionFailed:
+      id = str(e->payload_as_SessionFailed()->session_id());
+      break;
+    case fb::Payload::SessionPauseRequested:
+      id = str(e->payload_as_SessionPauseRequested()->session_id());
+      break;
+    case fb::Payload::SessionResumeRequested:
+      id = str(e->payload_as_SessionResumeRequested()->session_id());
+      break;
+    case fb::Payload::SessionCancelRequested:
+      id = str(e->payload_as_SessionCancelRequested()->session_id());
+      break;
+    case fb::Payload::SessionRestoreRequested:
+      id = str(e->payload_as_SessionRestoreRequested()->session_id());
+      break;
+    case fb::Payload::SessionUsage:
+      id = str(e->payload_as_SessionUsage()->session_id());
+      break;
+    default:
+      throw std::logic_error("not a producer session event");
   }
   auto it = sessions_.find({tenant, id});
   if (it == sessions_.end()) {
@@ -780,8 +819,11 @@ void Model::on_session_event(std::string_view type, const void* event, const std
       s.tokens_out += out_tokens;
       s.updated_us = t;
       Tenant& tt = tenant_mut(tenant);
+      auto& day = tt.days[utc_day(t)].tokens_by_model[str(p->model())];
+      day.first += in;
+      day.second += out_tokens;
       if (utc_month(t) == tt.month) tt.month_tokens += in + out_tokens;
-      if (exhausted(tenant)) {  // R10
+      if (exhausted(tenant)) {              // R10
         for (auto& [key, o] : sessions_) {  // (tenant, id) order = session-id order
           if (key.first != tenant || !model_is_active(o.state)) continue;
           leave(o, t);

@@ -65,13 +65,13 @@ struct Derived {
   std::string type;
   std::string session_id;
   std::string chain_id;
-  std::string reason;  // paused, cancelled, rolled_back, transition_rejected, chain.failed
-  std::string error;   // session.failed
+  std::string reason;    // paused, cancelled, rolled_back, transition_rejected, chain.failed
+  std::string error;     // session.failed
   int64_t position = 0;  // session.queued
   int64_t step = 0;      // chain.step_started, chain.failed
-  std::vector<std::string> session_ids;  // chain.step_started
-  std::string attempted, attempted_id, state;  // transition_rejected
-  std::string checkpoint_id, workspace, gate;  // restored, rolled_back
+  std::vector<std::string> session_ids;                     // chain.step_started
+  std::string attempted, attempted_id, state;               // transition_rejected
+  std::string checkpoint_id, workspace, gate;               // restored, rolled_back
   std::string config_name, config_model, config_workspace;  // session.created (chains)
   int64_t config_timeout_s = 0;
 
@@ -121,12 +121,20 @@ struct Session {
   std::optional<int64_t> timer_us;
 };
 
+struct DayUsage {
+  std::map<std::string, std::pair<int64_t, int64_t>> tokens_by_model;  // in, out
+  int64_t compute_us = 0;
+};
+
 struct Tenant {
   uint8_t plan = 0;
   int64_t budget_override = 0;
   int64_t month = 0;
   int64_t month_tokens = 0;
   std::deque<std::string> queue;
+  // Cost quantities: tokens by UTC day of the usage event, compute by UTC day of the
+  // running segment's end.
+  std::map<int64_t, DayUsage> days;
 };
 
 struct Chain {

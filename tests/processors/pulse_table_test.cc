@@ -50,7 +50,8 @@ Derived paused(const std::string& s, const std::string& reason) {
   return d;
 }
 Derived resumed(const std::string& s) { return D("session.resumed", s); }
-Derived cancelled(const std::string& s, const std::string& reason, const std::string& tenant = "t") {
+Derived cancelled(const std::string& s, const std::string& reason,
+                  const std::string& tenant = "t") {
   Derived d = D("session.cancelled", s, tenant);
   d.reason = reason;
   return d;
@@ -75,8 +76,9 @@ Derived rolled_back(const std::string& s, const std::string& cp, const std::stri
   d.reason = reason;
   return d;
 }
-Derived rejected(const std::string& s, const std::string& attempted, const std::string& attempted_id,
-                 const std::string& state, const std::string& reason) {
+Derived rejected(const std::string& s, const std::string& attempted,
+                 const std::string& attempted_id, const std::string& state,
+                 const std::string& reason) {
   Derived d = D("session.transition_rejected", s);
   d.attempted = attempted;
   d.attempted_id = attempted_id;
@@ -147,12 +149,11 @@ class PulseTest : public ::testing::Test {
   std::vector<Derived> on(const std::string& type, const std::string& data, int64_t time = 0) {
     return send("t", type, data, time);
   }
-  std::vector<Derived> create(const std::string& s, const Config& c = {}, const std::string& tenant = "t") {
+  std::vector<Derived> create(const std::string& s, const Config& c = {},
+                              const std::string& tenant = "t") {
     return send(tenant, "session.created", ev::created(s, c));
   }
-  std::vector<Derived> tick(int64_t time) {
-    return send("clock", "clock.tick", ev::tick(0), time);
-  }
+  std::vector<Derived> tick(int64_t time) { return send("clock", "clock.tick", ev::tick(0), time); }
   std::vector<Derived> plan(const std::string& tenant, int plan, int64_t budget = 0) {
     return send(tenant, "tenant.plan_changed", ev::plan_changed(plan, 0, budget));
   }
@@ -386,18 +387,32 @@ class PulseTransitionTable : public PulseTest {
     on("session.progress", ev::progress("s", "p", 0.25));
     on("session.checkpoint", ev::checkpoint("s", "k1", "/ws/1"));
     switch (st) {
-      case S::kRunning: on("session.progress", ev::progress("s", "q", 0.5)); break;
-      case S::kCheckpoint: break;
-      case S::kGateCheck: on("session.gate.started", ev::gate("s", "g1")); break;
-      case S::kComplete: on("session.completed", ev::completed("s")); break;
-      case S::kFailed: on("session.failed", ev::failed("s", "x")); break;
-      case S::kPaused: on("session.pause_requested", ev::with_reason("s", "hold")); break;
+      case S::kRunning:
+        on("session.progress", ev::progress("s", "q", 0.5));
+        break;
+      case S::kCheckpoint:
+        break;
+      case S::kGateCheck:
+        on("session.gate.started", ev::gate("s", "g1"));
+        break;
+      case S::kComplete:
+        on("session.completed", ev::completed("s"));
+        break;
+      case S::kFailed:
+        on("session.failed", ev::failed("s", "x"));
+        break;
+      case S::kPaused:
+        on("session.pause_requested", ev::with_reason("s", "hold"));
+        break;
       case S::kRolledBack:
         on("session.gate.started", ev::gate("s", "g1"));
         on("session.gate.failed", ev::gate_failed("s", "g1", "bad"));
         break;
-      case S::kCancelled: on("session.cancel_requested", ev::with_reason("s", "c")); break;
-      default: FAIL() << "no recipe";
+      case S::kCancelled:
+        on("session.cancel_requested", ev::with_reason("s", "c"));
+        break;
+      default:
+        FAIL() << "no recipe";
     }
     ASSERT_EQ(state("s"), st) << "recipe for " << pulse_model::model_state_name(st);
   }
@@ -405,8 +420,7 @@ class PulseTransitionTable : public PulseTest {
   std::vector<Derived> expected(const Row& row, const EventCase& e) {
     const std::string code = row.derived;
     const std::string from(pulse_model::model_state_name(row.from));
-    if (code.starts_with("rej:"))
-      return {rejected("s", e.type, last_id_, from, code.substr(4))};
+    if (code.starts_with("rej:")) return {rejected("s", e.type, last_id_, from, code.substr(4))};
     std::vector<Derived> out;
     for (size_t i = 0; i < code.size();) {
       size_t j = code.find('+', i);
@@ -458,18 +472,20 @@ TEST_F(PulseTransitionTable, EveryStateAndProducerEvent) {
     ASSERT_TRUE(after.has_value());
     EXPECT_EQ(after->updated_us, now_) << "a legal event sets updatedAt";
     // `error` is set on entering FAILED / PAUSED / CANCELLED and empty elsewhere.
-    const std::string want_error = row.to == S::kFailed ? (row.from == S::kFailed ? "x" : "boom")
+    const std::string want_error = row.to == S::kFailed   ? (row.from == S::kFailed ? "x" : "boom")
                                    : row.to == S::kPaused ? (row.from == S::kPaused ? "hold" : "op")
-                                   : row.to == S::kCancelled ? (row.from == S::kCancelled ? "c" : "bye")
-                                                             : "";
+                                   : row.to == S::kCancelled
+                                       ? (row.from == S::kCancelled ? "c" : "bye")
+                                       : "";
     EXPECT_EQ(after->error, want_error);
     if (std::string(row.event) == "usage") {
       EXPECT_EQ(after->tokens_in, before->tokens_in + 10);
       EXPECT_EQ(after->tokens_out, before->tokens_out + 5);
     }
-    const bool active = row.to == S::kRunning || row.to == S::kCheckpoint || row.to == S::kGateCheck;
-    EXPECT_EQ(tenant().active, active ? 1 + (row.from == S::kQueued ? 2 : 0)
-                                      : (row.from == S::kQueued ? 2 : 0));
+    const bool active =
+        row.to == S::kRunning || row.to == S::kCheckpoint || row.to == S::kGateCheck;
+    EXPECT_EQ(tenant().active,
+              active ? 1 + (row.from == S::kQueued ? 2 : 0) : (row.from == S::kQueued ? 2 : 0));
   }
 }
 
@@ -495,7 +511,8 @@ TEST_F(PulseTest, IgnoresTypesItDoesNotHandle) {
   EXPECT_DERIVED(on("session.started", ev::sid("s")));
   EXPECT_DERIVED(on("session.queued", R"({"sessionId":"s","position":1})"));
   EXPECT_DERIVED(on("session.cancelled", R"({"sessionId":"s","reason":"x"})"));
-  EXPECT_DERIVED(on("session.transition_rejected", R"({"attempted":"x","attemptedId":"y","reason":"z"})"));
+  EXPECT_DERIVED(
+      on("session.transition_rejected", R"({"attempted":"x","attemptedId":"y","reason":"z"})"));
   EXPECT_DERIVED(on("chain.completed", R"({"chainId":"c"})"));
   EXPECT_DERIVED(on("heartbeat.alert", R"({"priority":1,"message":"m"})"));
   EXPECT_DERIVED(on("dream.planted", R"({"dreamId":"d"})"));
@@ -510,13 +527,15 @@ TEST_F(PulseTest, IgnoresTypesItDoesNotHandle) {
 TEST_F(PulseTest, CheckpointIdsAreUniquePerSession) {
   create("s");
   on("session.checkpoint", ev::checkpoint("s", "k1", "/ws/1"));
-  EXPECT_DERIVED(on("session.checkpoint", ev::checkpoint("s", "k1", "/ws/2")),
-                 rejected("s", "session.checkpoint", last_id_, "CHECKPOINT", "duplicate_checkpoint"));
+  EXPECT_DERIVED(
+      on("session.checkpoint", ev::checkpoint("s", "k1", "/ws/2")),
+      rejected("s", "session.checkpoint", last_id_, "CHECKPOINT", "duplicate_checkpoint"));
   EXPECT_EQ(must_view("s").workspace, "/ws/1");
   create("o");  // another session may use the same id
   EXPECT_DERIVED(on("session.checkpoint", ev::checkpoint("o", "k1", "/ws/3")));
-  EXPECT_DERIVED(on("session.restore_requested", ev::restore("s", "nope")),
-                 rejected("s", "session.restore_requested", last_id_, "CHECKPOINT", "unknown_checkpoint"));
+  EXPECT_DERIVED(
+      on("session.restore_requested", ev::restore("s", "nope")),
+      rejected("s", "session.restore_requested", last_id_, "CHECKPOINT", "unknown_checkpoint"));
 }
 
 TEST_F(PulseTest, GateMustBeTheOneStarted) {
@@ -571,7 +590,8 @@ TEST_F(PulseTest, RestoreBringsBackTheCheckpointAndMakesItTheLast) {
   on("session.progress", ev::progress("s", "two", 0.5));
   on("session.checkpoint", ev::checkpoint("s", "k2", "/ws/2"));
   on("session.progress", ev::progress("s", "three", 0.75));
-  EXPECT_DERIVED(on("session.restore_requested", ev::restore("s", "k1")), restored("s", "k1", "/ws/1"));
+  EXPECT_DERIVED(on("session.restore_requested", ev::restore("s", "k1")),
+                 restored("s", "k1", "/ws/1"));
   auto v = must_view("s");
   EXPECT_EQ(v.state, S::kCheckpoint);
   EXPECT_EQ(v.step, "one");
@@ -612,7 +632,8 @@ TEST_F(PulseTest, FreePlanRunsTwoAndStartsTheQueueInOrder) {
   EXPECT_DERIVED(create("s5"), queued("s5", 3));
   EXPECT_EQ(tenant().queue, (std::vector<std::string>{"s3", "s4", "s5"}));
   EXPECT_EQ(tenant().active, 2);
-  EXPECT_DERIVED(on("session.pause_requested", ev::with_reason("s4", "wait")), paused("s4", "wait"));
+  EXPECT_DERIVED(on("session.pause_requested", ev::with_reason("s4", "wait")),
+                 paused("s4", "wait"));
   EXPECT_EQ(tenant().queue, (std::vector<std::string>{"s3", "s5"}));
   EXPECT_DERIVED(on("session.completed", ev::completed("s1")), started("s3"));
   EXPECT_DERIVED(on("session.resume_requested", ev::sid("s4")), resumed("s4"), queued("s4", 2));
@@ -700,7 +721,7 @@ TEST_F(PulseTest, PlanChangeIsNotRetroactiveForDuration) {
 TEST_F(PulseTest, DurationLimitIsTakenAtTheFirstStart) {
   create("a");
   create("b");
-  create("q");  // queued under free
+  create("q");   // queued under free
   plan("t", 1);  // pro: q starts now, with pro's 1800 s
   EXPECT_EQ(state("q"), S::kRunning);
   EXPECT_EQ(must_view("q").timer_fire_us, now_ + 1800 * kSec);
@@ -951,8 +972,9 @@ TEST_F(PulseTest, RestoreFromTerminalNeedsBudget) {
   on("session.failed", ev::failed("a", "x"));
   create("b");
   on("session.usage", ev::usage("b", "m", 100, 0));
-  EXPECT_DERIVED(on("session.restore_requested", ev::restore("a", "k1")),
-                 rejected("a", "session.restore_requested", last_id_, "FAILED", "budget_exhausted"));
+  EXPECT_DERIVED(
+      on("session.restore_requested", ev::restore("a", "k1")),
+      rejected("a", "session.restore_requested", last_id_, "FAILED", "budget_exhausted"));
   EXPECT_EQ(state("a"), S::kFailed);
   EXPECT_EQ(must_view("a").error, "x");
 }
@@ -971,7 +993,8 @@ TEST_F(PulseTest, MonthRolloverRestartsTheCount) {
   EXPECT_DERIVED(on("session.usage", ev::usage("a", "m", 10, 0), dec), started("q"));
   EXPECT_EQ(tenant().month, 202612);
   EXPECT_EQ(tenant().month_tokens, 10);
-  EXPECT_DERIVED(on("session.resume_requested", ev::sid("a"), dec + kSec), resumed("a"), started("a"));
+  EXPECT_DERIVED(on("session.resume_requested", ev::sid("a"), dec + kSec), resumed("a"),
+                 started("a"));
   // Usage stamped in November still counts for the session but not for December.
   EXPECT_DERIVED(on("session.usage", ev::usage("a", "m", 5000, 0), dec - kSec));
   EXPECT_EQ(tenant().month, 202612);
@@ -1119,7 +1142,8 @@ TEST_F(PulseTest, CancelledOrRolledBackChainSessionFailsTheChain) {
   on("session.checkpoint", ev::checkpoint("d.0.0", "k", "/w"));
   on("session.gate.started", ev::gate("d.0.0", "g"));
   EXPECT_DERIVED(on("session.gate.failed", ev::gate_failed("d.0.0", "g", "r")),
-                 rolled_back("d.0.0", "k", "/w", "g", "r"), chain_failed("d", 0, "d.0.0", "ROLLED_BACK"));
+                 rolled_back("d.0.0", "k", "/w", "g", "r"),
+                 chain_failed("d", 0, "d.0.0", "ROLLED_BACK"));
   // A failed chain ignores its sessions later.
   EXPECT_DERIVED(on("session.restore_requested", ev::restore("d.0.0", "k")),
                  restored("d.0.0", "k", "/w"), started("d.0.0"));
@@ -1145,8 +1169,9 @@ TEST_F(PulseTest, ChainSessionIdConflictFailsTheChainBeforeCreatingAnything) {
 TEST_F(PulseTest, EmptyChainsAreRejected) {
   EXPECT_DERIVED(on("chain.created", R"({"chainId":"c","steps":[]})"),
                  rejected("", "chain.created", last_id_, "NONE", "empty_chain"));
-  EXPECT_DERIVED(on("chain.created", R"({"chainId":"c","steps":[{"sessions":[{}]},{"sessions":[]}]})"),
-                 rejected("", "chain.created", last_id_, "NONE", "empty_chain"));
+  EXPECT_DERIVED(
+      on("chain.created", R"({"chainId":"c","steps":[{"sessions":[{}]},{"sessions":[]}]})"),
+      rejected("", "chain.created", last_id_, "NONE", "empty_chain"));
   EXPECT_EQ(state("c.0.0"), S::kNone);
   // Rejected: the id is still free.
   EXPECT_DERIVED(on("chain.created", ev::chain("c", {{E}})), step_started("c", 0, {"c.0.0"}),
