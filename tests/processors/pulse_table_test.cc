@@ -146,6 +146,17 @@ class PulseTest : public ::testing::Test {
     for (const auto& e : emitted) out.push_back(pulse_model::parse_derived(e.bytes));
     return out;
   }
+  // As `send`, for a record of partition `p` (a tenant living on another partition).
+  std::vector<Derived> send_on(int32_t p, const std::string& tenant, const std::string& type,
+                               const std::string& data, int64_t time) {
+    now_ = time;
+    last_id_ = "e" + std::to_string(offset_);
+    const auto emitted = apply(pulse_, state_, ev::event(tenant, last_id_, type, now_, data),
+                               Position{Partition(p), Offset(offset_++)});
+    std::vector<Derived> out;
+    for (const auto& e : emitted) out.push_back(pulse_model::parse_derived(e.bytes));
+    return out;
+  }
   std::vector<Derived> on(const std::string& type, const std::string& data, int64_t time = 0) {
     return send("t", type, data, time);
   }
@@ -892,6 +903,18 @@ TEST_F(PulseTest, TickFiresAllTenantsInFireTimeTenantSessionOrder) {
   EXPECT_EQ(must_view("y", "u").compute_us, 300 * kSec);
 }
 
+// Timers belong to the partition of the session's records: a tick of partition p fires
+// only the timers of p.
+TEST_F(PulseTest, TickFiresOnlyItsPartitionsTimers) {
+  send_on(0, "t", "session.created", ev::created("a"), kT0);
+  send_on(1, "u", "session.created", ev::created("b"), kT0);
+  const int64_t late = kT0 + 1000 * kSec;
+  EXPECT_DERIVED(send_on(1, "clock-1", "clock.tick", ev::tick(1), late), failed("b", "timeout", "u"));
+  EXPECT_EQ(state("a"), S::kRunning);
+  EXPECT_DERIVED(send_on(0, "clock-0", "clock.tick", ev::tick(0), late), failed("a", "timeout"));
+  EXPECT_EQ(state("b", "u"), S::kFailed);
+}
+
 TEST_F(PulseTest, SameFireTimeIsOrderedByTenantThenSession) {
   tenant_created("b", 1);
   tenant_created("a", 1);
@@ -1130,6 +1153,18 @@ TEST_F(PulseTest, FailedChainSessionFailsTheChainAndCancelsItsStep) {
   EXPECT_EQ(state("c.0.2"), S::kCancelled);
   EXPECT_EQ(tenant().active, 0);
   EXPECT_EQ(state("c.1.0"), S::kNone);
+}
+
+// Siblings are cancelled in step order (reading R9), which is not the ids' string order
+// beyond ten sessions.
+TEST_F(PulseTest, ChainFailureCancelsSiblingsInStepOrder) {
+  tenant_created("t", 2);
+  on("chain.created", ev::chain("c", {std::vector<Config>(12)}));
+  std::vector<Derived> want = {chain_failed("c", 0, "c.0.5", "FAILED")};
+  for (int i = 0; i < 12; ++i)
+    if (i != 5) want.push_back(cancelled("c.0." + std::to_string(i), "chain_failed"));
+  const auto got = on("session.failed", ev::failed("c.0.5", "x"));
+  EXPECT_TRUE(got == want) << "expected:" << dump(want) << "\nactual:" << dump(got);
 }
 
 TEST_F(PulseTest, CancelledOrRolledBackChainSessionFailsTheChain) {
