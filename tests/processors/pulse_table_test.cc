@@ -531,6 +531,7 @@ TEST_F(PulseTest, IgnoresTypesItDoesNotHandle) {
   EXPECT_DERIVED(on("apikey.revoked", R"({"keyId":"k"})"));
   EXPECT_EQ(state_.committed(), before);
   EXPECT_EQ(state("s"), S::kRunning);
+  EXPECT_FALSE(pulse_.consumes_own_events());
 }
 
 // ---- Checkpoints, gates, restore --------------------------------------------------------
@@ -1106,6 +1107,92 @@ TEST_F(PulseTest, LongQueueStaysFifo) {
     running = id;
   }
   EXPECT_TRUE(tenant().queue.empty());
+}
+
+// ---- Cost -------------------------------------------------------------------------------
+
+// Raw quantities priced at read time: per model per million tokens (the `*` entry for
+// unknown models), +15% pass-through, compute at $0.005 a minute, integer micro-dollars.
+// The numbers are chosen so that no rounding is involved.
+TEST_F(PulseTest, CostIsPricedAtReadTime) {
+  tenant_created("t", 2);
+  create("s", {}, "t");
+  const int64_t start = now_;
+  on("session.usage", ev::usage("s", "m1", 1000000, 200000));
+  on("session.usage", ev::usage("s", "other", 2000000, 0));
+  auto prices = pulse::PriceTable::parse(
+      R"({"models":{"m1":{"input":3,"output":15},"*":{"input":1,"output":2}}})");
+  ASSERT_TRUE(prices.ok()) << prices.status().to_string();
+  EXPECT_EQ(prices->price("m1").input_per_mtok, 3000000);
+  EXPECT_EQ(prices->price("unknown").output_per_mtok, 2000000);
+
+  // Live view of the open segment: 60 s.
+  auto live = pulse::session_cost(state_.getter(), state_.scanner(), "t", "s", *prices,
+                                  start + 60 * kSec);
+  ASSERT_TRUE(live.ok()) << live.status().to_string();
+  EXPECT_EQ(live->compute_us, 60 * kSec);
+  EXPECT_EQ(live->compute_micros, 5000);
+
+  on("session.completed", ev::completed("s"), start + 120 * kSec);
+  auto c = pulse::session_cost(state_.getter(), state_.scanner(), "t", "s", *prices);
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  ASSERT_EQ(c->models.size(), 2u);
+  EXPECT_EQ(c->models[0].model, "m1");
+  EXPECT_EQ(c->models[0].tokens_in, 1000000);
+  EXPECT_EQ(c->models[0].tokens_out, 200000);
+  EXPECT_EQ(c->models[0].provider_micros, 3000000 + 3000000);
+  EXPECT_EQ(c->models[0].billed_micros, 6900000);
+  EXPECT_EQ(c->models[1].model, "other");
+  EXPECT_EQ(c->models[1].provider_micros, 2000000);
+  EXPECT_EQ(c->models[1].billed_micros, 2300000);
+  EXPECT_EQ(c->compute_us, 120 * kSec);
+  EXPECT_EQ(c->compute_micros, 10000);
+  EXPECT_EQ(c->tokens_billed_micros, 9200000);
+  EXPECT_EQ(c->total_micros, 9210000);
+
+  const int64_t day = pulse_model::utc_day(start);
+  auto u = pulse::tenant_usage(state_.scanner(), "t", day, day, *prices);
+  ASSERT_TRUE(u.ok()) << u.status().to_string();
+  ASSERT_EQ(u->days.size(), 1u);
+  EXPECT_EQ(u->days[0].day, day);
+  EXPECT_EQ(u->days[0].compute_us, 120 * kSec);
+  EXPECT_EQ(u->days[0].total_micros, 9210000);
+  EXPECT_EQ(u->tokens_in, 3000000);
+  EXPECT_EQ(u->tokens_out, 200000);
+  EXPECT_EQ(u->total_micros, 9210000);
+  auto none = pulse::tenant_usage(state_.scanner(), "t", day + 1, day + 1, *prices);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->days.empty());
+
+  // Other prices re-price the report; the state is untouched.
+  const auto state_before = state_.committed();
+  auto cheap = pulse::PriceTable::parse(R"({"models":{"*":{"input":0,"output":0}}})");
+  ASSERT_TRUE(cheap.ok());
+  auto c2 = pulse::session_cost(state_.getter(), state_.scanner(), "t", "s", *cheap);
+  ASSERT_TRUE(c2.ok());
+  EXPECT_EQ(c2->total_micros, 10000);
+  EXPECT_EQ(state_.committed(), state_before);
+}
+
+// Tokens count for the day of the usage event; compute for the day of the segment's end.
+TEST_F(PulseTest, UsageIsAttributedToUtcDays) {
+  const int64_t midnight = 1795046400000000;  // 2026-11-19T00:00:00Z
+  tenant_created("t", 2);
+  on("session.created", ev::created("s"), midnight - 30 * kSec);
+  on("session.usage", ev::usage("s", "m", 7, 0), midnight - 10 * kSec);
+  on("session.usage", ev::usage("s", "m", 0, 9), midnight + 10 * kSec);
+  on("session.completed", ev::completed("s"), midnight + 30 * kSec);
+  auto u = pulse::tenant_usage(state_.scanner(), "t", 20261118, 20261119, pulse::PriceTable{});
+  ASSERT_TRUE(u.ok()) << u.status().to_string();
+  ASSERT_EQ(u->days.size(), 2u);
+  EXPECT_EQ(u->days[0].day, 20261118);
+  EXPECT_EQ(u->days[0].compute_us, 0);
+  ASSERT_EQ(u->days[0].models.size(), 1u);
+  EXPECT_EQ(u->days[0].models[0].tokens_in, 7);
+  EXPECT_EQ(u->days[1].day, 20261119);
+  EXPECT_EQ(u->days[1].compute_us, 60 * kSec);
+  ASSERT_EQ(u->days[1].models.size(), 1u);
+  EXPECT_EQ(u->days[1].models[0].tokens_out, 9);
 }
 
 // ---- Chains -----------------------------------------------------------------------------
