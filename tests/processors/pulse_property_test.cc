@@ -106,7 +106,7 @@ class Generator {
     if (r >= 200 && live(m, tenant).empty() && pick(100) < 60) r = 100;
     if (r < 20) return tenant_event(tenant, id, t);
     if (r < 40) return ignored_event(tenant, id, t);
-    if (r < 75) return chain_event(m, tenant, id, t);
+    if (r < 75) return chain_event(tenant, id, t);
     if (r < 200)
       return ev::event(tenant, id, "session.created", t,
                        ev::created(new_session_id(m, tenant), random_config()));
@@ -197,8 +197,7 @@ class Generator {
     }
   }
 
-  std::string chain_event(const Model& m, const std::string& tenant, const std::string& id,
-                          int64_t t) {
+  std::string chain_event(const std::string& tenant, const std::string& id, int64_t t) {
     const std::string chain_id = "c" + std::to_string(pick(4));
     std::vector<std::vector<Config>> steps;
     const int n_steps = pick(20) == 0 ? 0 : 1 + pick(3);
