@@ -754,6 +754,18 @@ TEST_F(PulseTest, RemainingDurationIsKeptAcrossPlanChangesButResetByRestore) {
   EXPECT_EQ(must_view("s").timer_fire_us, now_ + 1800 * kSec);
 }
 
+// ... and a session first started without a limit keeps having none (reading R6).
+TEST_F(PulseTest, UnlimitedSessionStaysUnlimitedAfterADowngrade) {
+  tenant_created("t", 2);
+  create("s");
+  on("session.pause_requested", ev::with_reason("s", ""));
+  plan("t", 0);
+  EXPECT_DERIVED(on("session.resume_requested", ev::sid("s")), resumed("s"), started("s"));
+  EXPECT_EQ(must_view("s").timer_fire_us, 0);
+  create("n");  // started under free: 300 s
+  EXPECT_EQ(must_view("n").timer_fire_us, now_ + 300 * kSec);
+}
+
 // A session that ran past its limit with no tick in between (producer time ran ahead)
 // has no time left: its timer on the next start is due at once.
 TEST_F(PulseTest, OverrunWithoutATickLeavesNoTime) {
