@@ -1,0 +1,322 @@
+// Replay equivalence of Pulse over the real embedded log and ProcessorRuntime: a realistic
+// seeded workload (tests/processors/pulse_workload.h) is processed with the relay on, then
+// replayed from offset 0 into empty state dirs with the relay off. The replay must give
+// the same state hash and, in its outbox, exactly the derived events already in the log
+// (same ids, same bytes, same order per partition), whatever the batch size.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <set>
+
+#include "events/codec.h"
+#include "events/partitioner.h"
+#include "processors/pulse.h"
+#include "processors/runtime.h"
+#include "tests/processors/harness.h"
+#include "tests/processors/pulse_workload.h"
+#include "tests/support/test_util.h"
+
+namespace agentos::test {
+namespace {
+
+constexpr const char* kPulseSource = "/agentos/processors/pulse";
+
+// What one runtime produced: its hash and its derived events per partition (from the log
+// for a relaying runtime, from the outbox for a replay).
+struct RunResult {
+  std::string hash;
+  std::vector<std::vector<std::string>> ids, bytes;  // [partition][i]
+  std::vector<std::string> all_bytes;
+};
+
+class PulseReplayTest : public ::testing::Test {
+ protected:
+  // AGENTOS_PULSE_WORKLOAD_SEED picks another workload (default 1; the thresholds on
+  // what the workload exercises are set for seed 1).
+  static PulseWorkloadOptions options() {
+    PulseWorkloadOptions o;
+    if (const char* v = std::getenv("AGENTOS_PULSE_WORKLOAD_SEED"); v && *v) o.seed = std::strtoull(v, nullptr, 10);
+    return o;
+  }
+  static void SetUpTestSuite() { workload_ = new PulseWorkload(make_pulse_workload(options())); }
+  static void TearDownTestSuite() {
+    delete workload_;
+    workload_ = nullptr;
+  }
+
+  std::unique_ptr<Log> filled_log(const std::string& name) {
+    auto log = open_test_log(dir_.sub(name));
+    Status s = append_pipelined(*log, workload_->events);
+    EXPECT_TRUE(s.is_ok()) << s.to_string();
+    return log;
+  }
+
+  std::unique_ptr<ProcessorRuntime> open(Log& log, const std::string& state, bool relay, size_t batch) {
+    RuntimeOptions o;
+    o.state_dir = dir_.sub(state);
+    o.relay = relay;
+    o.max_batch_records = batch;
+    auto r = open_processor_runtime(log, pulse_, std::move(o));
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? std::move(r).value() : nullptr;
+  }
+
+  // Runs to the end; every partition's committed offset must be its end offset.
+  void run(Log& log, ProcessorRuntime& rt) {
+    Status s = drain(rt);
+    ASSERT_TRUE(s.is_ok()) << s.to_string();
+    for (int32_t p = 0; p < kTestPartitions; ++p)
+      ASSERT_EQ(rt.committed_offset(Partition(p)), *log.end_offset(Partition(p))) << "partition " << p;
+    ASSERT_TRUE(rt.last_error().is_ok());
+  }
+
+  static std::string hash_of(ProcessorRuntime& rt) {
+    auto h = rt.state_hash();
+    EXPECT_TRUE(h.ok()) << h.status().to_string();
+    return h.ok() ? *h : "";
+  }
+
+  // The derived events a relaying runtime appended.
+  static RunResult from_log(Log& log, ProcessorRuntime& rt) {
+    RunResult r;
+    r.hash = hash_of(rt);
+    r.ids.resize(kTestPartitions);
+    r.bytes.resize(kTestPartitions);
+    for (auto& e : logged_from(log, kPulseSource)) {
+      r.ids[e.pos.partition.value()].push_back(e.id);
+      r.bytes[e.pos.partition.value()].push_back(e.bytes);
+      r.all_bytes.push_back(e.bytes);
+    }
+    for (int32_t p = 0; p < kTestPartitions; ++p) {
+      auto pending = rt.outbox(Partition(p));
+      EXPECT_TRUE(pending.ok() && pending->empty()) << "relay left entries of partition " << p;
+    }
+    return r;
+  }
+
+  // The derived events a non-relaying runtime holds in its outbox.
+  static RunResult from_outbox(ProcessorRuntime& rt) {
+    RunResult r;
+    r.hash = hash_of(rt);
+    r.ids.resize(kTestPartitions);
+    r.bytes.resize(kTestPartitions);
+    for (int32_t p = 0; p < kTestPartitions; ++p) {
+      auto pending = rt.outbox(Partition(p));
+      EXPECT_TRUE(pending.ok());
+      if (!pending.ok()) continue;
+      for (auto& e : *pending) {
+        r.ids[p].push_back(std::string(read_header(e.bytes).id));
+        r.bytes[p].push_back(e.bytes);
+        r.all_bytes.push_back(e.bytes);
+      }
+    }
+    return r;
+  }
+
+  // Same hash, same derived events per partition in the same order, byte for byte.
+  static void expect_same(const RunResult& a, const RunResult& b, const std::string& what) {
+    SCOPED_TRACE(what);
+    EXPECT_EQ(a.hash, b.hash);
+    for (int32_t p = 0; p < kTestPartitions; ++p) {
+      ASSERT_EQ(a.ids[p].size(), b.ids[p].size()) << "derived events of partition " << p;
+      for (size_t i = 0; i < a.ids[p].size(); ++i) {
+        ASSERT_EQ(a.ids[p][i], b.ids[p][i]) << "partition " << p << " #" << i;
+        ASSERT_TRUE(a.bytes[p][i] == b.bytes[p][i])
+            << "partition " << p << " #" << i << " bytes differ:\n  " << encode_json(a.bytes[p][i]) << "\n  "
+            << encode_json(b.bytes[p][i]);
+      }
+    }
+  }
+
+  static PulseWorkload* workload_;
+  TempDir dir_;
+  pulse::PulseProcessor pulse_;
+};
+
+PulseWorkload* PulseReplayTest::workload_ = nullptr;
+
+TEST_F(PulseReplayTest, WorkloadIsDeterministicAndTicksLandOnTheirPartitions) {
+  const PulseWorkload again = make_pulse_workload(options());
+  ASSERT_EQ(again.events.size(), workload_->events.size());
+  EXPECT_TRUE(again.events == workload_->events);
+  PulseWorkloadOptions other = options();
+  other.seed += 1;
+  EXPECT_FALSE(make_pulse_workload(other).events == workload_->events);
+
+  std::set<int32_t> producing;
+  for (const auto& t : workload_->tenants) producing.insert(kafka_partition(t, kTestPartitions).value());
+  EXPECT_EQ(producing.size(), static_cast<size_t>(kTestPartitions)) << "a partition without tenants";
+  for (int32_t p = 0; p < kTestPartitions; ++p)
+    EXPECT_EQ(kafka_partition(clock_tenant(p, kTestPartitions), kTestPartitions).value(), p);
+  // Every tick is for its own partition's clock tenant.
+  int ticks = 0;
+  for (const auto& [tenant, bytes] : workload_->events) {
+    if (event_type_name(read_header(bytes).type) != "clock.tick") continue;
+    ++ticks;
+    const std::string json = encode_json(bytes);
+    const int32_t p = kafka_partition(tenant, kTestPartitions).value();
+    EXPECT_NE(json.find("\"partition\":" + std::to_string(p)), std::string::npos) << json;
+  }
+  EXPECT_EQ(ticks, workload_->input_types.at("clock.tick"));
+  EXPECT_GE(workload_->tenants.size(), 20u);
+  for (const char* type : {"tenant.created", "tenant.plan_changed", "session.created", "session.progress",
+                           "session.checkpoint", "session.usage", "session.gate.started", "session.gate.passed",
+                           "session.gate.failed", "session.completed", "session.failed", "session.pause_requested",
+                           "session.resume_requested", "session.cancel_requested", "session.restore_requested",
+                           "chain.created", "clock.tick"}) {
+    EXPECT_GT(workload_->input_types.count(type) ? workload_->input_types.at(type) : 0, 0) << type;
+  }
+}
+
+TEST_F(PulseReplayTest, ReplayIntoEmptyStateGivesSameHashAndTheDerivedEventsInTheLog) {
+  auto log = filled_log("log");
+  const int64_t inputs = log_size(*log);
+  auto rt = open(*log, "state", /*relay=*/true, kDefaultProcessorBatchRecords);
+  ASSERT_NO_FATAL_FAILURE(run(*log, *rt));
+  const RunResult original = from_log(*log, *rt);
+  rt.reset();
+
+  // The workload did exercise Pulse (so that equality below means something).
+  const auto counts = count_derived(original.all_bytes);
+  std::cout << "[pulse-replay] inputs=" << inputs << " derived=" << original.all_bytes.size();
+  for (const auto& [k, n] : counts) std::cout << " " << k << "=" << n;
+  std::cout << std::endl;
+  auto at = [&](const std::string& k) { return counts.count(k) ? counts.at(k) : 0; };
+  // The coverage floors hold for the default workload; another seed is for hunting bugs
+  // (the equality checks below are what matter there).
+  const bool floors = options().seed == PulseWorkloadOptions{}.seed;
+  if (!floors) std::cout << "[pulse-replay] seed " << options().seed << ": coverage floors not checked" << std::endl;
+  static const std::pair<const char*, int> kFloors[] = {
+      {"session.started", 100},
+      {"session.queued", 10},
+      {"session.failed:timeout", 10},
+      {"session.failed:budget_exhausted", 1},
+      {"session.failed:gate_failed", 1},
+      {"session.paused:budget_exhausted", 2},
+      {"session.paused:operator", 5},
+      {"session.resumed", 5},
+      {"session.cancelled", 5},
+      {"session.restored", 5},
+      {"session.rolled_back", 2},
+      {"session.created", 10},  // by chains
+      {"session.transition_rejected:illegal_transition", 50},
+      {"session.transition_rejected:unknown_session", 3},
+      {"session.transition_rejected:duplicate_session", 2},
+      {"session.transition_rejected:duplicate_checkpoint", 1},
+      {"session.transition_rejected:unknown_checkpoint", 1},
+      {"session.transition_rejected:gate_mismatch", 1},
+      {"session.transition_rejected:duplicate_chain", 1},
+      {"session.transition_rejected:empty_chain", 1},
+      {"session.transition_rejected:budget_exhausted", 1},
+      {"chain.step_started", 10},
+      {"chain.completed", 3},
+      {"chain.failed", 2},
+      {"session.cancelled:chain_failed", 1},
+  };
+  if (floors) {
+    for (const auto& [kind, floor] : kFloors) EXPECT_GE(at(kind), floor) << kind;
+  }
+  EXPECT_EQ(log_size(*log), inputs + static_cast<int64_t>(original.all_bytes.size()));
+  std::set<std::string> ids;
+  for (const auto& per : original.ids) ids.insert(per.begin(), per.end());
+  EXPECT_EQ(ids.size(), original.all_bytes.size()) << "a derived id twice in the log";
+
+  auto replay = open(*log, "rebuilt", /*relay=*/false, kDefaultProcessorBatchRecords);
+  ASSERT_NO_FATAL_FAILURE(run(*log, *replay));
+  expect_same(original, from_outbox(*replay), "replay, relay off");
+  EXPECT_EQ(log_size(*log), inputs + static_cast<int64_t>(original.all_bytes.size()));  // nothing appended
+}
+
+TEST_F(PulseReplayTest, BatchSizesGiveTheSameHashAndTheSameDerivedEvents) {
+  // Relay on, default batches: the reference.
+  auto log = filled_log("log");
+  auto rt = open(*log, "state", /*relay=*/true, kDefaultProcessorBatchRecords);
+  ASSERT_NO_FATAL_FAILURE(run(*log, *rt));
+  const RunResult reference = from_log(*log, *rt);
+  ASSERT_FALSE(reference.all_bytes.empty());
+  rt.reset();
+
+  // Replays of that log, relay off, batches of 1, 7 and 512.
+  for (size_t batch : {size_t{1}, size_t{7}, size_t{512}}) {
+    auto replay = open(*log, "replay-" + std::to_string(batch), /*relay=*/false, batch);
+    ASSERT_NO_FATAL_FAILURE(run(*log, *replay));
+    expect_same(reference, from_outbox(*replay), "replay with batches of " + std::to_string(batch));
+  }
+
+  // A relaying run over a second log with the same input, batches of 7: the derived
+  // events land at the same positions with the same bytes, and the hash (which includes
+  // the committed offsets, past the derived events) is the same.
+  auto log7 = filled_log("log-7");
+  auto rt7 = open(*log7, "state-7", /*relay=*/true, 7);
+  ASSERT_NO_FATAL_FAILURE(run(*log7, *rt7));
+  expect_same(reference, from_log(*log7, *rt7), "relaying run with batches of 7");
+  auto a = logged_from(*log, kPulseSource);
+  auto b = logged_from(*log7, kPulseSource);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].pos, b[i].pos) << a[i].id;
+}
+
+// ---- Known Pulse bugs, found by this workload (AGENTOS_PULSE_WORKLOAD_SEED=41 or 78) ---
+// Minimal reproductions, disabled until Pulse is fixed; run them with
+// --gtest_also_run_disabled_tests.
+
+std::string event(const std::string& tenant, const std::string& id, const std::string& type, int64_t time_us,
+                  const std::string& data) {
+  const std::string json = R"({"specversion":"1.0","source":"/repro","id":")" + id + R"(","type":")" + type +
+                           R"(","tenantid":")" + tenant + R"(","time":")" + format_rfc3339_us(time_us) +
+                           R"(","data":)" + data + "}";
+  DecodeOptions o;
+  o.path_tenant = TenantId(tenant);
+  auto r = decode_structured(json, o);
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  return r.ok() ? r->bytes : "";
+}
+
+Status run_pulse(const std::vector<TenantEvent>& events) {
+  TempDir dir;
+  auto log = open_test_log(dir.sub("log"));
+  append_all(*log, events);
+  pulse::PulseProcessor pulse;
+  RuntimeOptions o;
+  o.state_dir = dir.sub("state");
+  o.relay = false;
+  auto rt = open_processor_runtime(*log, pulse, o);
+  if (!rt.ok()) return rt.status();
+  return drain(**rt);
+}
+
+// Two sessions of one chain step whose duration timers are due at the same tick: the
+// first timeout fails the chain, which cancels the sibling and deletes its timer, but
+// on_tick goes on with its stale list of due timers and finds the sibling CANCELLED:
+// kCorruption "timer of a session that is not waiting for it". The runtime stops for
+// good (the fold fails the same way on every restart).
+TEST(PulseKnownBugs, DISABLED_ChainSiblingsTimingOutOnTheSameTickStopPulse) {
+  const int64_t t = kBaseTimeUs;
+  const int32_t p = kafka_partition("acme", kTestPartitions).value();
+  const std::string clock = clock_tenant(p, kTestPartitions);
+  Status s = run_pulse({
+      {"acme", event("acme", "e1", "chain.created", t,
+                     R"({"chainId":"c","steps":[{"sessions":[{"timeoutSeconds":60},{"timeoutSeconds":60}]}]})")},
+      {clock, event(clock, "tick", "clock.tick", t + 61'000'000, R"({"partition":)" + std::to_string(p) + "}")},
+  });
+  EXPECT_TRUE(s.is_ok()) << s.to_string();
+}
+
+// One input whose apply derives more than kMaxDerivedPerEvent (256) events stops the
+// runtime for good (kTooLarge): here a producer's chain.created with 128 parallel
+// sessions (chain.step_started + 128 session.created + 128 session.started). A tick that
+// fires 257 due timers does the same.
+TEST(PulseKnownBugs, DISABLED_ChainWith128ParallelSessionsStopsPulse) {
+  std::string sessions;
+  for (int i = 0; i < 128; ++i) sessions += std::string(i ? "," : "") + R"({"name":"n"})";
+  Status s = run_pulse({
+      {"acme", event("acme", "e1", "tenant.created", kBaseTimeUs, R"({"slug":"acme","plan":"enterprise"})")},
+      {"acme", event("acme", "e2", "chain.created", kBaseTimeUs + 1,
+                     R"({"chainId":"c","steps":[{"sessions":[)" + sessions + "]}]}")},
+  });
+  EXPECT_TRUE(s.is_ok()) << s.to_string();
+}
+
+}  // namespace
+}  // namespace agentos::test

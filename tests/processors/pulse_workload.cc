@@ -1,0 +1,383 @@
+#include "tests/processors/pulse_workload.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+
+#include "events/codec.h"
+#include "events/partitioner.h"
+
+namespace agentos::test {
+namespace {
+
+constexpr int64_t kSecond = 1'000'000;
+constexpr int64_t kDefaultStartUs = 1'795'989'600'000'000;  // 2026-11-30T22:00:00Z
+constexpr int64_t kTickTailUs = 40 * 60 * kSecond;  // ticks after the last event: > pro's 30 min
+constexpr const char* kModels[] = {"claude-sonnet", "claude-haiku", "gpt-4o"};
+constexpr int64_t kTimeoutChoices[] = {0, 0, 0, 45, 90, 180, 600};
+
+// One event before encoding. Sorted by (time, seq): seq keeps a script's order for equal
+// times and makes the sort a total order.
+struct Raw {
+  int64_t time_us;
+  uint64_t seq;
+  std::string tenant;
+  std::string type;
+  std::string source;
+  std::string data;  // the `data` JSON object
+};
+
+std::string quoted(std::string_view s) {
+  std::string out;
+  append_json_string(out, s);
+  return out;
+}
+
+class Generator {
+ public:
+  explicit Generator(const PulseWorkloadOptions& o) : o_(o), rng_(o.seed * 0x9E3779B97F4A7C15ull + 17) {
+    start_ = o.start_us != 0 ? o.start_us : kDefaultStartUs;
+  }
+
+  PulseWorkload run() {
+    for (int i = 0; i < o_.tenants; ++i) tenants_.push_back(tenant_name(i));
+    small_budget_.assign(tenants_.size(), false);
+    for (int i = 0; i < o_.tenants; ++i) tenant_events(i);
+    for (int i = 0; i < o_.tenants; ++i) sessions_of(i);
+    for (int c = 0; c < o_.chains; ++c) chain(c);
+    int64_t last = start_;
+    for (const Raw& r : raw_) last = std::max(last, r.time_us);
+    ticks(last + kTickTailUs);
+    return encode();
+  }
+
+ private:
+  // ---- randomness (raw engine output only: identical on every platform) -----------
+  uint64_t below(uint64_t n) { return n == 0 ? 0 : rng_() % n; }
+  int64_t between(int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(below(static_cast<uint64_t>(hi - lo + 1))); }
+  bool chance(int percent) { return below(100) < static_cast<uint64_t>(percent); }
+  // A gap of lo..hi seconds with a sub-second jitter, so that events rarely tie.
+  int64_t gap(int64_t lo_s, int64_t hi_s) { return between(lo_s, hi_s) * kSecond + between(0, 999'999); }
+
+  static std::string tenant_name(int i) {
+    std::string n = std::to_string(i);
+    return "tenant-" + std::string(n.size() < 2 ? 2 - n.size() : 0, '0') + n;
+  }
+
+  void add(int64_t t, const std::string& tenant, std::string type, std::string source, std::string data) {
+    raw_.push_back(Raw{t, seq_++, tenant, std::move(type), std::move(source), std::move(data)});
+  }
+  void session_ev(int64_t t, const std::string& tenant, const std::string& type, const std::string& sid,
+                  const std::string& rest = "") {
+    add(t, tenant, type, "/agents/runner-" + tenant, "{\"sessionId\":" + quoted(sid) + rest + "}");
+  }
+
+  // ---- tenants --------------------------------------------------------------------------
+  static int plan_of(int i) { return i % 5 <= 1 ? 0 : (i % 5 <= 3 ? 1 : 2); }
+  static const char* plan_name(int p) { return p == 0 ? "free" : (p == 1 ? "pro" : "enterprise"); }
+
+  void tenant_events(int i) {
+    const std::string& t = tenants_[i];
+    if (i % 10 == 9) return;  // never created: Pulse's default (free)
+    const int plan = plan_of(i);
+    const int64_t budget = i % 7 == 3 ? between(15'000, 35'000) : 0;
+    small_budget_[i] = budget > 0;
+    add(start_ - 60 * kSecond + i, t, "tenant.created", "/agentos/engine",
+        "{\"slug\":" + quoted(t) + ",\"plan\":\"" + plan_name(plan) + "\",\"name\":\"Tenant " +
+            std::to_string(i) + "\",\"tokenBudget\":" + std::to_string(budget) + "}");
+    if (i % 6 == 1) {
+      const int next = (plan + 1) % 3;
+      add(start_ + o_.span_us / 2 + gap(0, 600), t, "tenant.plan_changed", "/agentos/engine",
+          std::string("{\"plan\":\"") + plan_name(next) + "\",\"previousPlan\":\"" + plan_name(plan) +
+              "\",\"tokenBudget\":" + std::to_string(i % 4 == 1 ? 30'000 : 0) + "}");
+    }
+  }
+
+  // ---- sessions -------------------------------------------------------------------------
+  std::string usage(const char* model) {
+    return ",\"model\":" + quoted(model) + ",\"tokensIn\":" + std::to_string(between(100, 3000)) +
+           ",\"tokensOut\":" + std::to_string(between(50, 1500));
+  }
+  std::string config(const std::string& name, const char* model, int64_t timeout_s) {
+    std::string c = "{\"name\":" + quoted(name) + ",\"model\":" + quoted(model) + ",\"prompt\":\"do " + name +
+                    "\",\"maxTokens\":" + std::to_string(between(1, 8) * 1024);
+    if (timeout_s > 0) c += ",\"timeoutSeconds\":" + std::to_string(timeout_s);
+    if (chance(30)) c += ",\"skills\":[\"web\",\"code\"]";
+    return c + ",\"workspace\":\"/ws/" + name + "\"}";
+  }
+
+  // A few steps of work: progress, usage and (sometimes) checkpoints. Returns the ids of
+  // the checkpoints taken.
+  std::vector<std::string> work(int64_t& t, const std::string& tenant, const std::string& sid, const char* model,
+                                int steps, bool checkpoints) {
+    std::vector<std::string> cps;
+    for (int k = 0; k < steps; ++k) {
+      t += gap(3, 40);
+      const uint64_t what = below(10);
+      if (what < 5) {
+        session_ev(t, tenant, "session.progress", sid,
+                   ",\"step\":\"step-" + std::to_string(k) + "\",\"pct\":" + std::to_string((k + 1) * 100 / (steps + 1)) +
+                       ".5");
+      } else if (what < 8 || !checkpoints) {
+        session_ev(t, tenant, "session.usage", sid, usage(model));
+      } else {
+        cps.push_back(sid + "-cp" + std::to_string(cps.size()));
+        session_ev(t, tenant, "session.checkpoint", sid,
+                   ",\"checkpointId\":" + quoted(cps.back()) + ",\"workspace\":\"s3://ws/" + cps.back() + "\"");
+      }
+    }
+    return cps;
+  }
+
+  void sessions_of(int i) {
+    const std::string& tenant = tenants_[i];
+    const int n = static_cast<int>(between(o_.sessions_per_tenant / 2, o_.sessions_per_tenant * 3 / 2));
+    // Sessions start in bursts of a few, so free tenants (2 slots) queue.
+    std::vector<int64_t> bursts;
+    for (int b = 0; b < (n + 3) / 4; ++b) bursts.push_back(start_ + static_cast<int64_t>(below(static_cast<uint64_t>(o_.span_us))));
+    for (int s = 0; s < n; ++s) {
+      const std::string sid = o_.prefix + "-s" + std::to_string(i) + "-" + std::to_string(s);
+      const char* model = kModels[below(3)];
+      const int64_t timeout_s = kTimeoutChoices[below(std::size(kTimeoutChoices))];
+      int64_t t = bursts[below(bursts.size())] + gap(0, 15);
+      session_ev(t, tenant, "session.created", sid, ",\"config\":" + config(sid, model, timeout_s));
+      script(t, tenant, sid, model);
+      // Sprinkled illegal events. A tenant with a small budget keeps asking to resume
+      // (rejected budget_exhausted while its budget is used up, illegal otherwise).
+      if (small_budget_[i] && chance(30)) session_ev(t + gap(1, 60), tenant, "session.resume_requested", sid);
+      if (chance(5)) session_ev(t + gap(1, 30), tenant, "session.created", sid, ",\"config\":{\"name\":\"again\"}");
+      if (chance(4)) session_ev(t + gap(1, 30), tenant, "session.progress", sid + "-typo", ",\"step\":\"x\"");
+    }
+  }
+
+  void script(int64_t& t, const std::string& tenant, const std::string& sid, const char* model) {
+    const uint64_t fate = below(100);
+    const int steps = static_cast<int>(between(2, 8));
+    if (fate < 28) {  // complete
+      work(t, tenant, sid, model, steps, true);
+      t += gap(3, 40);
+      session_ev(t, tenant, "session.completed", sid,
+                 ",\"result\":{\"summary\":\"done\",\"outputRef\":\"s3://out/" + sid + "\",\"tokensIn\":10,\"tokensOut\":5}");
+    } else if (fate < 36) {  // fail
+      work(t, tenant, sid, model, steps, false);
+      t += gap(3, 40);
+      session_ev(t, tenant, "session.failed", sid, ",\"error\":\"runner crashed\"");
+    } else if (fate < 48) {  // gate passes
+      work(t, tenant, sid, model, steps, true);
+      t += gap(3, 40);
+      session_ev(t, tenant, "session.gate.started", sid, ",\"gate\":\"review\"");
+      t += gap(5, 60);
+      // One in five decides another gate first: rejected gate_mismatch.
+      if (chance(20)) session_ev(t, tenant, "session.gate.passed", sid, ",\"gate\":\"lint\"");
+      session_ev(t += gap(1, 5), tenant, "session.gate.passed", sid, ",\"gate\":\"review\"");
+    } else if (fate < 60) {  // gate fails: rolled back with a checkpoint, else failed
+      auto cps = work(t, tenant, sid, model, steps, true);
+      t += gap(3, 40);
+      session_ev(t, tenant, "session.gate.started", sid, ",\"gate\":\"tests\"");
+      t += gap(5, 60);
+      session_ev(t, tenant, "session.gate.failed", sid, ",\"gate\":\"tests\",\"reason\":\"3 tests failed\"");
+      if (!cps.empty() && chance(60)) {  // restore from ROLLED_BACK: admitted again
+        t += gap(5, 60);
+        session_ev(t, tenant, "session.restore_requested", sid, ",\"checkpointId\":" + quoted(cps.front()));
+        work(t, tenant, sid, model, 2, false);
+        session_ev(t += gap(3, 30), tenant, "session.completed", sid, "");
+      }
+    } else if (fate < 70) {  // hangs: the duration timer fires, later events are rejected
+      work(t, tenant, sid, model, 2, false);
+      t += gap(400, 2400);
+      session_ev(t, tenant, "session.progress", sid, ",\"step\":\"late\",\"pct\":99.0");
+      session_ev(t += gap(1, 10), tenant, "session.completed", sid, "");
+    } else if (fate < 80) {  // paused and resumed by an operator
+      work(t, tenant, sid, model, 2, true);
+      session_ev(t += gap(3, 30), tenant, "session.pause_requested", sid, ",\"reason\":\"operator\"");
+      if (chance(20)) session_ev(t += gap(1, 5), tenant, "session.progress", sid, "");  // illegal while PAUSED
+      session_ev(t += gap(30, 300), tenant, "session.resume_requested", sid, "");
+      work(t, tenant, sid, model, 2, false);
+      session_ev(t += gap(3, 30), tenant, "session.completed", sid, "");
+    } else if (fate < 86) {  // cancelled
+      work(t, tenant, sid, model, 2, false);
+      session_ev(t += gap(3, 60), tenant, "session.cancel_requested", sid, ",\"reason\":\"superseded\"");
+      if (chance(30)) session_ev(t += gap(1, 5), tenant, "session.cancel_requested", sid, "");  // again: illegal
+    } else if (fate < 94) {  // restore while running
+      auto cps = work(t, tenant, sid, model, 1, false);
+      const std::string cp = sid + "-base";
+      session_ev(t += gap(3, 30), tenant, "session.checkpoint", sid,
+                 ",\"checkpointId\":" + quoted(cp) + ",\"workspace\":\"s3://ws/" + cp + "\"");
+      work(t, tenant, sid, model, 2, false);
+      session_ev(t += gap(3, 30), tenant, "session.restore_requested", sid, ",\"checkpointId\":" + quoted(cp));
+      work(t, tenant, sid, model, 2, false);
+      session_ev(t += gap(3, 30), tenant, "session.completed", sid, "");
+    } else {  // a confused runner: mostly illegal events
+      session_ev(t += gap(3, 30), tenant, "session.gate.passed", sid, ",\"gate\":\"review\"");  // no gate started
+      const std::string cp = sid + "-dup";
+      session_ev(t += gap(3, 30), tenant, "session.checkpoint", sid, ",\"checkpointId\":" + quoted(cp));
+      session_ev(t += gap(1, 5), tenant, "session.checkpoint", sid, ",\"checkpointId\":" + quoted(cp));
+      session_ev(t += gap(1, 5), tenant, "session.restore_requested", sid, ",\"checkpointId\":\"nope\"");
+      session_ev(t += gap(1, 5), tenant, "session.resume_requested", sid, "");  // not paused
+      session_ev(t += gap(3, 30), tenant, "session.completed", sid, "");
+      session_ev(t += gap(1, 5), tenant, "session.completed", sid, "");  // after the end
+      session_ev(t += gap(1, 5), tenant, "session.failed", sid, ",\"error\":\"late\"");
+    }
+  }
+
+  // ---- chains ---------------------------------------------------------------------------
+  void chain(int c) {
+    // Mostly pro / enterprise tenants (room for parallel steps), a few free ones.
+    int i = static_cast<int>(below(static_cast<uint64_t>(o_.tenants)));
+    if (plan_of(i) == 0 && !chance(25)) i = (i / 5) * 5 + 2 + static_cast<int>(below(3));
+    if (i >= o_.tenants) i = o_.tenants - 1;
+    const std::string& tenant = tenants_[i];
+    const std::string cid = o_.prefix + "-ch" + std::to_string(c);
+    const char* model = kModels[below(3)];
+    int64_t t = start_ + static_cast<int64_t>(below(static_cast<uint64_t>(o_.span_us)));
+    if (c % 9 == 8) {  // rejected: empty_chain
+      add(t, tenant, "chain.created", "/agents/orchestrator",
+          "{\"chainId\":" + quoted(cid) + ",\"steps\":[{\"sessions\":[]}]}");
+      return;
+    }
+    const int steps = static_cast<int>(between(1, 3));
+    std::vector<int> widths;
+    std::string js = "{\"chainId\":" + quoted(cid) + ",\"steps\":[";
+    for (int k = 0; k < steps; ++k) {
+      widths.push_back(static_cast<int>(between(1, 3)));
+      js += k ? "," : "";
+      js += "{\"sessions\":[";
+      for (int s = 0; s < widths[k]; ++s) {
+        js += s ? "," : "";
+        js += config(cid + "-step" + std::to_string(k), model, 0);
+      }
+      js += "]}";
+    }
+    js += "]}";
+    add(t, tenant, "chain.created", "/agents/orchestrator", js);
+    if (c % 5 == 4) add(t + gap(1, 20), tenant, "chain.created", "/agents/orchestrator", js);  // duplicate_chain
+    // The runner works on each step's sessions once the step has started; a few fail
+    // (the chain fails) or go silent (the timer fires, the chain fails).
+    for (int k = 0; k < steps; ++k) {
+      int64_t step_end = t;
+      for (int s = 0; s < widths[k]; ++s) {
+        const std::string sid = cid + "." + std::to_string(k) + "." + std::to_string(s);
+        int64_t u = t + gap(2, 20);
+        const uint64_t fate = below(100);
+        if (fate >= 97) continue;  // silent
+        work(u, tenant, sid, model, static_cast<int>(between(1, 4)), false);
+        u += gap(3, 40);
+        if (fate < 90)
+          session_ev(u, tenant, "session.completed", sid, "");
+        else
+          session_ev(u, tenant, "session.failed", sid, ",\"error\":\"step failed\"");
+        step_end = std::max(step_end, u);
+      }
+      t = step_end + gap(2, 20);
+    }
+  }
+
+  // ---- clock ----------------------------------------------------------------------------
+  void ticks(int64_t until) {
+    for (int32_t p = 0; p < o_.partitions; ++p) {
+      const std::string tenant = clock_tenant(p, o_.partitions);
+      for (int64_t t = start_; t <= until; t += o_.tick_every_us)
+        add(t + p, tenant, "clock.tick", "/agentos/clock", "{\"partition\":" + std::to_string(p) + "}");
+    }
+  }
+
+  // ---- encoding -------------------------------------------------------------------------
+  PulseWorkload encode() {
+    std::sort(raw_.begin(), raw_.end(),
+              [](const Raw& a, const Raw& b) { return a.time_us != b.time_us ? a.time_us < b.time_us : a.seq < b.seq; });
+    PulseWorkload w;
+    w.tenants = tenants_;
+    w.events.reserve(raw_.size());
+    for (size_t n = 0; n < raw_.size(); ++n) {
+      const Raw& r = raw_[n];
+      const std::string json = "{\"specversion\":\"1.0\",\"id\":" + quoted(o_.prefix + "-" + std::to_string(n)) +
+                               ",\"source\":" + quoted(r.source) + ",\"type\":" + quoted(r.type) +
+                               ",\"tenantid\":" + quoted(r.tenant) + ",\"time\":\"" + format_rfc3339_us(r.time_us) +
+                               "\",\"data\":" + r.data + "}";
+      DecodeOptions opts;
+      opts.path_tenant = TenantId(r.tenant);
+      auto d = decode_structured(json, opts);
+      if (!d.ok()) throw std::runtime_error("pulse workload: " + d.status().to_string() + " in " + json);
+      w.events.emplace_back(r.tenant, std::move(d->bytes));
+      ++w.input_types[r.type];
+      w.end_us = std::max(w.end_us, r.time_us);
+    }
+    return w;
+  }
+
+  const PulseWorkloadOptions o_;
+  std::mt19937_64 rng_;
+  int64_t start_ = 0;
+  uint64_t seq_ = 0;
+  std::vector<std::string> tenants_;
+  std::vector<bool> small_budget_;  // by tenant index
+  std::vector<Raw> raw_;
+};
+
+// The string value of `"<member>":"..."` in `json`, empty when absent (derived events'
+// members are plain ASCII, so no unescaping is needed for counting).
+std::string member(const std::string& json, const std::string& name) {
+  const std::string key = "\"" + name + "\":\"";
+  const size_t at = json.find(key);
+  if (at == std::string::npos) return "";
+  const size_t from = at + key.size();
+  return json.substr(from, json.find('"', from) - from);
+}
+
+}  // namespace
+
+PulseWorkload make_pulse_workload(const PulseWorkloadOptions& opts) { return Generator(opts).run(); }
+
+std::string clock_tenant(int32_t partition, int32_t partitions) {
+  for (int n = 0;; ++n) {
+    std::string t = "clock-" + std::to_string(n);
+    if (kafka_partition(t, partitions).value() == partition) return t;
+  }
+}
+
+Status append_pipelined(Log& log, const std::vector<TenantEvent>& events, std::chrono::milliseconds timeout) {
+  struct Wait {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t done = 0;
+    Status first_error = Status::ok();
+  };
+  auto w = std::make_shared<Wait>();  // outlives a timed-out wait: late callbacks still land here
+  for (const auto& [tenant, bytes] : events) {
+    log.append(AppendBatch{TenantId(tenant), {bytes}}, [w](Result<AppendResult> r) {
+      std::lock_guard lk(w->mu);
+      if (!r.ok() && w->first_error.is_ok()) w->first_error = std::move(r).take_status();
+      ++w->done;
+      w->cv.notify_all();
+    });
+  }
+  std::unique_lock lk(w->mu);
+  if (!w->cv.wait_for(lk, timeout, [&] { return w->done == events.size(); }))
+    return Status(Code::kTimeout, "append_pipelined: " + std::to_string(events.size() - w->done) + " appends pending");
+  return w->first_error;
+}
+
+std::map<std::string, int> count_derived(const std::vector<std::string>& bytes) {
+  std::map<std::string, int> out;
+  for (const auto& b : bytes) {
+    const std::string type(event_type_name(read_header(b).type));
+    ++out[type];
+    const std::string json = encode_json(b);
+    if (type == "session.failed") {
+      const std::string err = member(json, "error");
+      const std::string cause = err == "timeout" || err == "budget_exhausted" ? err
+                                : err.starts_with("gate_failed") ? "gate_failed"
+                                                                 : "other";
+      ++out[type + ":" + cause];
+    } else if (type == "session.paused" || type == "session.cancelled" || type == "session.transition_rejected") {
+      ++out[type + ":" + member(json, "reason")];
+    }
+  }
+  return out;
+}
+
+}  // namespace agentos::test
