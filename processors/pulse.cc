@@ -147,6 +147,10 @@ ConfigRec config_rec(const fb::SessionConfig* c) {
 }
 
 constexpr size_t kScanChunk = 256;
+// Bounds on what one input may derive (the runtime caps emits per apply: runtime.h).
+constexpr size_t kMaxChainSteps = 32;
+constexpr size_t kMaxChainStepSessions = 64;
+constexpr int kMaxTimersPerTick = 256;
 
 // The tenant the Apply works for, loaded once and stored at the end.
 struct Tn {
@@ -648,8 +652,11 @@ class Apply {
     std::string end = prefix;
     if (time_ < 0) return Status::ok();
     put_be64(end, static_cast<uint64_t>(time_) + 1);
-    for (;;) {
-      PULSE_ASSIGN_OR_RETURN(auto due, st_.scan(prefix, end, kScanChunk));
+    // One due timer at a time: firing one can remove others (a failed chain cancels its
+    // step's other sessions, deleting their timers) or add one (a session started by the
+    // drain with no time left), so re-read the index after each.
+    for (int fired = 0; fired < kMaxTimersPerTick; ++fired) {
+      PULSE_ASSIGN_OR_RETURN(auto due, st_.scan(prefix, end, 1));
       if (due.empty()) return Status::ok();
       for (const auto& [key, unused] : due) {
         const int64_t fire = static_cast<int64_t>(get_be(key, prefix.size(), 8));
@@ -673,6 +680,7 @@ class Apply {
         store_tenant(tn);
       }
     }
+    return Status::ok();  // the rest fire at the next tick
   }
 
   // ---- Chains -------------------------------------------------------------------------
@@ -684,10 +692,12 @@ class Apply {
     if (had) return reject("", SessionState::kNone, "duplicate_chain");
     ChainRec ch;
     if (p->steps() == nullptr || p->steps()->size() == 0) return reject("", SessionState::kNone, "empty_chain");
+    if (p->steps()->size() > kMaxChainSteps) return reject("", SessionState::kNone, "chain_too_large");
     for (const auto* step : *p->steps()) {
       if (step == nullptr || step->sessions() == nullptr || step->sessions()->size() == 0) {
         return reject("", SessionState::kNone, "empty_chain");
       }
+      if (step->sessions()->size() > kMaxChainStepSessions) return reject("", SessionState::kNone, "chain_too_large");
       auto& configs = ch.steps.emplace_back();
       for (const auto* c : *step->sessions()) configs.push_back(config_rec(c));
     }

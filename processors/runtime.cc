@@ -18,6 +18,7 @@
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -817,6 +818,11 @@ Result<std::unique_ptr<ProcessorRuntime>> open_processor_runtime(Log& log, Proce
                         opts.partitions.end());
   opts.max_batch_records = std::clamp<size_t>(opts.max_batch_records, 1, kMaxProcessorBatchRecords);
 
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(opts.state_dir, ec);
+    if (ec) return Status(Code::kInternal, "cannot create " + opts.state_dir + ": " + ec.message());
+  }
   rocksdb::DBOptions dbo;
   dbo.create_if_missing = true;
   dbo.create_missing_column_families = true;

@@ -67,7 +67,7 @@ inline constexpr size_t kDefaultProcessorBatchRecords = 512;   // records per co
 inline constexpr size_t kMaxProcessorBatchRecords = 8192;
 inline constexpr size_t kMaxRelayBatchEntries = 1024;          // outbox entries per relay round
 inline constexpr size_t kRelayScanChunkRecords = 1024;         // records per recovery-scan read
-inline constexpr size_t kMaxDerivedPerEvent = 256;             // emits per apply call
+inline constexpr size_t kMaxDerivedPerEvent = 16384;  // emits per apply call (a memory bound)
 
 // Test seams. Production code leaves them empty.
 struct RuntimeTestHooks {

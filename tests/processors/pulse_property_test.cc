@@ -343,12 +343,9 @@ class SequenceRun {
       const std::string json = gen_.next(model_);
       std::string err = step(json, i);
       if (!err.empty()) return report(json, i, err);
-      if (ended_at_k1_) return {};
     }
     return replay_in_batches();
   }
-  // Whether the run ended early at known bug K1 (see `step`).
-  bool ended_at_k1() const { return ended_at_k1_; }
 
  private:
   std::string step(const std::string& json, int index) {
@@ -372,17 +369,10 @@ class SequenceRun {
                                                            : d.type];
     history_.push_back({json, expected, actual});
     if (history_.size() > 25) history_.pop_front();
-    if (!status.is_ok()) {
-      // Known implementation bug K1 (see PulseTest.ParallelStepTimingOutInOneTickFailsTheChainOnce,
-      // which fails for it): a tick whose chain failure cancels a session with a timer due in
-      // the same tick makes apply return kCorruption. The sequence cannot go on (nothing was
-      // committed); it ends here and is counted, unless AGENTOS_PULSE_STRICT is set.
-      if (model_.last_tick_skipped_stale_timer() && !std::getenv("AGENTOS_PULSE_STRICT")) {
-        ended_at_k1_ = true;
-        return {};
-      }
-      return "apply failed: " + status.to_string();
-    }
+    // (Bug K1 — a tick whose chain failure cancels a sibling with a timer due in the same
+    // tick made apply fail — is fixed; PulseTest.ParallelStepTimingOutInOneTickFailsTheChainOnce
+    // pins it, and any apply failure fails here.)
+    if (!status.is_ok()) return "apply failed: " + status.to_string();
 
     std::ostringstream err;
     // Derived events.
@@ -662,7 +652,6 @@ class SequenceRun {
   pulse::PulseProcessor pulse_;
   MemoryState state_;
   std::deque<Step> history_;
-  bool ended_at_k1_ = false;
   std::vector<std::string> log_;            // the input events, in order
   std::vector<std::string> derived_bytes_;  // everything the real processor derived
 };
@@ -672,13 +661,12 @@ TEST(PulseProperty, RealProcessorMatchesTheModelAfterEveryEvent) {
   const int cases = env_int("AGENTOS_PULSE_CASES", kDefaultCases);
   const auto t0 = std::chrono::steady_clock::now();
   const int max_reports = env_int("AGENTOS_PULSE_MAX_REPORTS", 3);
-  int failures = 0, ended_at_k1 = 0;
+  int failures = 0;
   std::map<std::string, std::vector<uint64_t>> kinds;  // first line of the error -> seeds
   for (int i = 1; i <= (single ? 1 : cases); ++i) {
     const uint64_t seed = single ? static_cast<uint64_t>(single) : static_cast<uint64_t>(i);
     SequenceRun run(seed);
     const std::string err = run.run(kEventsPerCase);
-    if (run.ended_at_k1()) ++ended_at_k1;
     if (!err.empty()) {
       if (++failures <= max_reports) ADD_FAILURE() << err;
       const size_t a = err.find('\n', err.find('\n') + 1) + 1;
@@ -695,11 +683,6 @@ TEST(PulseProperty, RealProcessorMatchesTheModelAfterEveryEvent) {
     for (const auto& [k, n] : coverage()) std::printf("  %-40s %lld\n", k.c_str(), (long long)n);
   std::printf("[pulse property] %d sequences x %d events in %.2f s\n", single ? 1 : cases,
               kEventsPerCase, secs);
-  if (ended_at_k1)
-    std::printf(
-        "[pulse property] WARNING: %d sequences ended early at known bug K1 "
-        "(AGENTOS_PULSE_STRICT=1 fails on them)\n",
-        ended_at_k1);
 }
 
 }  // namespace
