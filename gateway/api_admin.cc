@@ -3,6 +3,7 @@
 
 #include "events/codec.h"
 #include "gateway/api.h"
+#include "processors/tick_source.h"
 #include "gateway/keys.h"
 #include "gateway/problem.h"
 
@@ -73,6 +74,8 @@ void Api::create_tenant(const HttpRequest& req, Reply reply) {
   if (!b.count("slug")) return reply(problem_response(Status::invalid("slug", "required"), req.path));
   if (!TenantId::is_valid(b["slug"]))
     return reply(problem_response(Status::invalid("slug", "1-64 chars of [a-z0-9-], not starting with '-'"), req.path));
+  if (is_system_tenant(b["slug"]))
+    return reply(problem_response(Status::invalid("slug", "the prefix 'agentos--' is reserved for the engine's own tenants (clock ticks)"), req.path));
   const std::string plan_s = b.count("plan") ? b["plan"] : "free";
   auto plan = plan_from_name(plan_s);
   if (!plan) return reply(problem_response(Status::invalid("plan", "one of free, pro, enterprise"), req.path));

@@ -24,6 +24,8 @@ class Metrics {
   prometheus::Gauge& sse_subscribers() { return *sse_; }
   prometheus::Gauge& connections() { return *connections_; }
   std::string serialize() const;
+  // The registry behind /metrics: other components (processors) register their families here.
+  prometheus::Registry& registry() { return *registry_; }
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;

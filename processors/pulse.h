@@ -108,6 +108,10 @@ Result<std::map<std::string, ModelTokens>> read_session_tokens(const StateScanne
                                                                std::string_view tenant,
                                                                std::string_view session_id);
 
+// The earliest duration timer pending on `partition`, nullopt when none: what the tick
+// source asks so that idle partitions need no ticks.
+Result<std::optional<int64_t>> next_timer_us(const StateScanner& scan, int32_t partition);
+
 // ---- Cost ----------------------------------------------------------------------------
 
 // Micro-dollars per million tokens.

@@ -96,6 +96,14 @@ Result<std::map<std::string, ModelTokens>> read_session_tokens(const StateScanne
   return out;
 }
 
+Result<std::optional<int64_t>> next_timer_us(const StateScanner& scan, int32_t partition) {
+  const std::string prefix = timer_prefix(partition);
+  auto first = scan(prefix, prefix_end(prefix), 1);
+  if (!first.ok()) return std::move(first).take_status();
+  if (first->empty()) return std::optional<int64_t>();
+  return std::optional<int64_t>(static_cast<int64_t>(get_be(first->front().first, prefix.size(), 8)));
+}
+
 // ---- Prices -------------------------------------------------------------------------
 
 PriceTable PriceTable::defaults() {

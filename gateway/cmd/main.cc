@@ -31,6 +31,7 @@
 #include "gateway/server.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
+#include "processors/tick_source.h"
 
 namespace agentos {
 namespace {
@@ -163,6 +164,7 @@ int cmd_serve(int argc, char** argv) {
           {"no-fsync", "AGENTOS_NO_FSYNC", "false", "do not fsync appends (benchmarks only: loses acknowledged events on power loss)"},
           {"port-file", "AGENTOS_PORT_FILE", "", "write the bound port to this file once listening"},
           {"pulse", "AGENTOS_PULSE", "true", "run the Pulse session processor (state in DATA_DIR/processors/pulse)"},
+          {"tick-interval-ms", "AGENTOS_TICK_INTERVAL_MS", "1000", "clock.tick interval for Pulse's duration timers (only partitions with a due timer tick)"},
           {"prices", "AGENTOS_PRICES", "", "JSON price table for cost reports (default: built-in; see processors/README.md)"}},
          argc, argv, 2);
   if (a.help()) {
@@ -253,9 +255,11 @@ int cmd_serve(int argc, char** argv) {
   // Pulse: the session processor, over every partition of the log.
   pulse::PulseProcessor pulse_processor;
   std::unique_ptr<ProcessorRuntime> pulse_rt;
+  std::unique_ptr<TickSource> ticks;
   if (a.get("pulse") == "true") {
     RuntimeOptions ro;
     ro.state_dir = data_dir + "/processors/pulse";
+    ro.metrics = &metrics.registry();
     auto rt = open_processor_runtime(*log, pulse_processor, ro);
     if (!rt.ok()) {
       log_line(LogLevel::kError, "cannot open the Pulse processor", {{"error", rt.status().to_string()}});
@@ -268,6 +272,24 @@ int cmd_serve(int argc, char** argv) {
     }
     ao.pulse = pulse_rt.get();
     log_line(LogLevel::kInfo, "processor started", {{"name", "pulse"}, {"state", ro.state_dir}});
+    // The clock for its timers: a partition ticks only when a timer there is due, so an
+    // idle engine does not grow its log.
+    TickSourceOptions to;
+    to.interval = std::chrono::milliseconds(std::max(1, std::atoi(a.get("tick-interval-ms").c_str())));
+    ProcessorRuntime* rt_ptr = pulse_rt.get();
+    to.needs_tick = [rt_ptr](Partition p) {
+      auto scan = [rt_ptr](std::string_view f, std::string_view t, size_t n) { return rt_ptr->scan(f, t, n); };
+      auto next = pulse::next_timer_us(scan, p.value());
+      const int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::system_clock::now().time_since_epoch()).count();
+      return !next.ok() || (*next && **next <= now);  // on a read error, tick (harmless)
+    };
+    auto ts = open_tick_source(*log, to);
+    if (!ts.ok() || !(*ts)->start().is_ok()) {
+      log_line(LogLevel::kError, "cannot start the tick source", {{"error", ts.ok() ? "start" : ts.status().to_string()}});
+      return 1;
+    }
+    ticks = std::move(ts).value();
   }
   gateway::Api api(*log, **index, limiter, metrics, ao);
 
@@ -334,9 +356,11 @@ int cmd_serve(int argc, char** argv) {
   // Fixed shutdown order: stop taking requests, stop folding, then close the log
   // (which completes every pending append before returning).
   (*server)->stop();
+  if (ticks) ticks->stop();
   if (pulse_rt) pulse_rt->stop();  // a batch in progress commits first
   (*index)->stop();
   server->reset();
+  ticks.reset();
   pulse_rt.reset();
   index->reset();
   log.reset();

@@ -4,6 +4,7 @@
 // tenant isolation, and the 503s (processor off, processor behind).
 #include <gtest/gtest.h>
 
+#include "processors/tick_source.h"
 #include "tests/gateway/gateway_fixture.h"
 
 namespace agentos::gateway::test {
@@ -187,6 +188,41 @@ TEST_F(PulseHttp, AReadAheadOfTheProcessorIs503AfterTheBoundedWait) {
   EXPECT_GE(waited, std::chrono::milliseconds(250));  // it did wait, boundedly
   // Without ?after= the committed state answers at once: the session is not there yet.
   EXPECT_EQ(engine->call("GET", "/v1/tenants/acme/sessions/s-1", key).status, 404);
+}
+
+TEST_F(PulseHttp, ARunningSessionPastItsLimitTimesOutOnTheTickSourcesClock) {
+  const std::string key = engine->create_tenant("acme", "pro");
+  // No `time`: the gateway stamps the receive time, so the deadline is ~1 s from now.
+  const int64_t off = post(key, R"({"specversion":"1.0","id":"c-1","source":"/runner","type":"session.created",)"
+                                R"("data":{"sessionId":"s-1","config":{"timeoutSeconds":1}}})");
+  auto s = session(key, "s-1", off);
+  ASSERT_NE(s.body.find(R"("state":"RUNNING")"), std::string::npos) << s.body;
+  ASSERT_NE(s.body.find(R"("deadline")"), std::string::npos) << s.body;
+  // Producer timestamps never fire timers: an event "from the future" changes nothing.
+  const int64_t late = post(key, ev("p-1", "session.progress", R"({"sessionId":"s-1","step":"x","pct":0.1})", "2099-01-01T00:00:00Z"));
+  s = session(key, "s-1", late);
+  EXPECT_NE(s.body.find(R"("state":"RUNNING")"), std::string::npos) << s.body;
+  // The engine's clock does.
+  TickSourceOptions to;
+  to.interval = std::chrono::milliseconds(20);
+  auto ticks = open_tick_source(engine->log(), to);
+  ASSERT_TRUE(ticks.ok());
+  ASSERT_TRUE((*ticks)->start().is_ok());
+  EXPECT_TRUE(wait_until([&] {
+    s = engine->call("GET", "/v1/tenants/acme/sessions/s-1", key);
+    return s.body.find(R"("state":"FAILED")") != std::string::npos;
+  })) << s.body;
+  (*ticks)->stop();
+  EXPECT_NE(s.body.find(R"("error":"timeout")"), std::string::npos) << s.body;
+  // Its compute time ends at the deadline (1 s), not at the tick that noticed it.
+  EXPECT_NE(s.body.find(R"("computeMs":1000)"), std::string::npos) << s.body;
+}
+
+TEST_F(PulseHttp, TheClockTenantsPrefixIsReserved) {
+  auto r = engine->call("POST", "/v1/admin/tenants", Engine::kOperatorToken, R"({"slug":"agentos--clock-0"})", "application/json");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find(R"("field":"slug")"), std::string::npos) << r.body;
+  EXPECT_EQ(engine->call("POST", "/v1/admin/tenants", Engine::kOperatorToken, R"({"slug":"agentos-clock"})", "application/json").status, 201);
 }
 
 TEST(PulseHttpOff, SessionRoutesAre503WhenPulseIsNotRunning) {
