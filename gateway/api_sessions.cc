@@ -6,6 +6,7 @@
 // partition) waits, at most ApiOptions::read_your_writes_timeout, until Pulse has applied
 // that record; then 503 + Retry-After. The wait runs on its own thread (at most
 // kMaxAfterWaiters at once), never on an I/O thread, and counts as in flight for drain().
+#include <algorithm>
 #include <charconv>
 #include <thread>
 
@@ -68,7 +69,10 @@ void Api::get_pulse(const HttpRequest& req, const TenantId& t, std::vector<std::
     return reply(problem_response(Status(Code::kUnavailable, "shutting down"), req.path));
   }
   auto guard = std::make_shared<InFlight>(*this);
-  const auto deadline = std::chrono::steady_clock::now() + opts_.read_your_writes_timeout;
+  // Capped well below the server's drain timeout (30 s), so drain() always outlasts a
+  // waiter and no waiter thread can touch a destroyed Api.
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::min(opts_.read_your_writes_timeout, std::chrono::milliseconds(10000));
   std::thread([this, rt, req = std::move(req), t, rest = std::move(rest), reply = std::move(reply),
                guard = std::move(guard), after = *after, deadline]() mutable {
     HttpResponse r;
