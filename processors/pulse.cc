@@ -84,36 +84,6 @@ std::string_view sv(const flatbuffers::String* s) {
   return s ? std::string_view(s->data(), s->size()) : std::string_view();
 }
 
-// A JSON object built member by member (strings escaped by the codec's routine).
-class Json {
- public:
-  Json& str(std::string_view name, std::string_view v) {
-    key(name);
-    append_json_string(out_, v);
-    return *this;
-  }
-  Json& opt(std::string_view name, std::string_view v) { return v.empty() ? *this : str(name, v); }
-  Json& num(std::string_view name, int64_t v) {
-    key(name);
-    out_ += std::to_string(v);
-    return *this;
-  }
-  Json& raw(std::string_view name, std::string_view json) {
-    key(name);
-    out_ += json;
-    return *this;
-  }
-  std::string done() { return out_ + '}'; }
-
- private:
-  void key(std::string_view name) {
-    out_ += out_.size() > 1 ? "," : "";
-    append_json_string(out_, name);
-    out_ += ':';
-  }
-  std::string out_ = "{";
-};
-
 std::string config_json(const ConfigRec& c) {
   Json j;
   j.opt("name", c.name).opt("model", c.model).opt("prompt", c.prompt);

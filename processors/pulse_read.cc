@@ -14,6 +14,25 @@ namespace agentos::pulse {
 
 using namespace internal;  // NOLINT
 
+namespace {
+
+// Calls fn(key, value) for every pair with from <= key < end, reading in chunks.
+template <typename Fn>
+Status scan_each(const StateScanner& scan, std::string from, const std::string& end, Fn fn) {
+  for (;;) {
+    auto chunk = scan(from, end, 1024);
+    if (!chunk.ok()) return std::move(chunk).take_status();
+    if (chunk->empty()) return Status::ok();
+    for (auto& [k, v] : *chunk) {
+      if (Status st = fn(k, v); !st.is_ok()) return st;
+    }
+    from = chunk->back().first;
+    from.push_back('\0');  // the next key after it
+  }
+}
+
+}  // namespace
+
 Result<std::optional<SessionView>> read_session(const StateGetter& get, std::string_view tenant,
                                                 std::string_view session_id) {
   auto v = get(session_key('S', tenant, session_id));
@@ -61,16 +80,11 @@ Result<TenantView> read_tenant(const StateGetter& get, const StateScanner& scan,
     out.month_tokens = r->month_tokens;
   }
   const std::string prefix = tenant_prefix('Q', tenant);
-  std::string from = prefix;
-  const std::string end = prefix_end(prefix);
-  for (;;) {
-    auto chunk = scan(from, end, 1024);
-    if (!chunk.ok()) return std::move(chunk).take_status();
-    if (chunk->empty()) break;
-    for (auto& [k, sid] : *chunk) out.queue.push_back(sid);
-    from = chunk->back().first;
-    from.push_back('\0');  // the next key after it
-  }
+  Status st = scan_each(scan, prefix, prefix_end(prefix), [&](const std::string&, const std::string& sid) {
+    out.queue.push_back(sid);
+    return Status::ok();
+  });
+  if (!st.is_ok()) return st;
   return out;
 }
 
@@ -79,20 +93,13 @@ Result<std::map<std::string, ModelTokens>> read_session_tokens(const StateScanne
                                                                std::string_view session_id) {
   std::map<std::string, ModelTokens> out;
   const std::string prefix = session_sub_prefix('M', tenant, session_id);
-  std::string from = prefix;
-  const std::string end = prefix_end(prefix);
-  for (;;) {
-    auto chunk = scan(from, end, 1024);
-    if (!chunk.ok()) return std::move(chunk).take_status();
-    if (chunk->empty()) break;
-    for (auto& [k, v] : *chunk) {
-      auto t = decode_tokens(v);
-      if (!t.ok()) return std::move(t).take_status();
-      out[k.substr(prefix.size())] = *t;
-    }
-    from = chunk->back().first;
-    from.push_back('\0');
-  }
+  Status st = scan_each(scan, prefix, prefix_end(prefix), [&](const std::string& k, const std::string& v) {
+    auto t = decode_tokens(v);
+    if (!t.ok()) return std::move(t).take_status();
+    out[k.substr(prefix.size())] = *t;
+    return Status::ok();
+  });
+  if (!st.is_ok()) return st;
   return out;
 }
 
@@ -216,42 +223,31 @@ Result<UsageReport> tenant_usage(const StateScanner& scan, std::string_view tena
   if (from_day > to_day) return r;
   std::map<int64_t, UsageDay> days;
   // Tokens by day and model.
-  {
-    const std::string prefix = tenant_prefix('U', tenant);
-    std::string from = day_prefix('U', tenant, from_day);
-    const std::string end = prefix_end(day_prefix('U', tenant, to_day));
-    for (;;) {
-      auto chunk = scan(from, end, 1024);
-      if (!chunk.ok()) return std::move(chunk).take_status();
-      if (chunk->empty()) break;
-      for (auto& [k, v] : *chunk) {
-        const auto day = static_cast<int64_t>(get_be(k, prefix.size(), 4));
-        auto t = decode_tokens(v);
-        if (!t.ok()) return std::move(t).take_status();
-        UsageDay& d = days[day];
-        d.day = day;
-        d.models.push_back(price_line(k.substr(prefix.size() + 4), *t, prices));
-      }
-      from = chunk->back().first;
-      from.push_back('\0');
-    }
-  }
+  const size_t day_at = tenant_prefix('U', tenant).size();  // 'U' and 'D' prefixes match in size
+  Status st = scan_each(scan, day_prefix('U', tenant, from_day), prefix_end(day_prefix('U', tenant, to_day)),
+                        [&](const std::string& k, const std::string& v) {
+                          const auto day = static_cast<int64_t>(get_be(k, day_at, 4));
+                          auto t = decode_tokens(v);
+                          if (!t.ok()) return std::move(t).take_status();
+                          UsageDay& d = days[day];
+                          d.day = day;
+                          d.models.push_back(price_line(k.substr(day_at + 4), *t, prices));
+                          return Status::ok();
+                        });
+  if (!st.is_ok()) return st;
   // Compute by day.
-  {
-    const std::string prefix = tenant_prefix('D', tenant);
-    auto chunk = scan(day_prefix('D', tenant, from_day), prefix_end(day_prefix('D', tenant, to_day)),
-                      static_cast<size_t>(1) << 20);
-    if (!chunk.ok()) return std::move(chunk).take_status();
-    for (auto& [k, v] : *chunk) {
-      const auto day = static_cast<int64_t>(get_be(k, prefix.size(), 4));
-      Reader rd(v, kComputeV);
-      const int64_t us = rd.i64();
-      if (auto st = rd.status("compute"); !st.is_ok()) return st;
-      UsageDay& d = days[day];
-      d.day = day;
-      d.compute_us = us;
-    }
-  }
+  st = scan_each(scan, day_prefix('D', tenant, from_day), prefix_end(day_prefix('D', tenant, to_day)),
+                 [&](const std::string& k, const std::string& v) {
+                   const auto day = static_cast<int64_t>(get_be(k, day_at, 4));
+                   Reader rd(v, kComputeV);
+                   const int64_t us = rd.i64();
+                   if (Status rs = rd.status("compute"); !rs.is_ok()) return rs;
+                   UsageDay& d = days[day];
+                   d.day = day;
+                   d.compute_us = us;
+                   return Status::ok();
+                 });
+  if (!st.is_ok()) return st;
   for (auto& [day, d] : days) {
     d.compute_micros = compute_micros(d.compute_us);
     d.total_micros = d.compute_micros;
@@ -283,34 +279,18 @@ std::string usd(int64_t micros) {
   return s;
 }
 
-void member(std::string& out, std::string_view name) {
-  if (out.back() != '{') out += ',';
-  append_json_string(out, name);
-  out += ':';
-}
-void str(std::string& out, std::string_view name, std::string_view v) {
-  member(out, name);
-  append_json_string(out, v);
-}
-void num(std::string& out, std::string_view name, int64_t v) {
-  member(out, name);
-  out += std::to_string(v);
-}
-void time_member(std::string& out, std::string_view name, int64_t us) {
-  if (us != 0) str(out, name, format_rfc3339_us(us));
+// Omitted when 0 (unset).
+Json& time_member(Json& j, std::string_view name, int64_t us) {
+  return us != 0 ? j.str(name, format_rfc3339_us(us)) : j;
 }
 
 std::string lines_json(const std::vector<CostLine>& lines) {
   std::string out = "[";
   for (const auto& l : lines) {
     if (out.size() > 1) out += ',';
-    out += '{';
-    str(out, "model", l.model);
-    num(out, "tokensIn", l.tokens_in);
-    num(out, "tokensOut", l.tokens_out);
-    str(out, "providerUsd", usd(l.provider_micros));
-    str(out, "billedUsd", usd(l.billed_micros));
-    out += '}';
+    out += Json().str("model", l.model).num("tokensIn", l.tokens_in).num("tokensOut", l.tokens_out)
+               .str("providerUsd", usd(l.provider_micros)).str("billedUsd", usd(l.billed_micros))
+               .done();
   }
   return out + "]";
 }
@@ -318,69 +298,42 @@ std::string lines_json(const std::vector<CostLine>& lines) {
 }  // namespace
 
 std::string session_json(const SessionView& s) {
-  std::string out = "{";
-  str(out, "tenantId", s.tenant);
-  str(out, "sessionId", s.session_id);
-  str(out, "state", state_name(s.state));
-  if (!s.name.empty()) str(out, "name", s.name);
-  if (!s.model.empty()) str(out, "model", s.model);
-  time_member(out, "createdAt", s.created_us);
-  time_member(out, "updatedAt", s.updated_us);
-  if (!s.step.empty()) str(out, "step", s.step);
-  member(out, "pct");
+  Json j;
+  j.str("tenantId", s.tenant).str("sessionId", s.session_id).str("state", state_name(s.state))
+      .opt("name", s.name).opt("model", s.model);
+  time_member(j, "createdAt", s.created_us);
+  time_member(j, "updatedAt", s.updated_us);
+  j.opt("step", s.step);
   char buf[32];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, std::isfinite(s.pct) ? s.pct : 0.0);
-  out.append(buf, ec == std::errc() ? end : buf);
-  if (!s.last_checkpoint.empty()) str(out, "lastCheckpoint", s.last_checkpoint);
-  if (!s.workspace.empty()) str(out, "workspace", s.workspace);
-  if (!s.gate.empty()) str(out, "gate", s.gate);
-  if (!s.error.empty()) str(out, "error", s.error);
-  if (!s.chain_id.empty()) str(out, "chainId", s.chain_id);
-  num(out, "tokensIn", s.tokens_in);
-  num(out, "tokensOut", s.tokens_out);
-  num(out, "computeMs", s.compute_us / 1000);
-  time_member(out, "runningSince", s.run_started_us);
-  time_member(out, "deadline", s.timer_fire_us);
-  return out + "}";
+  j.raw("pct", std::string_view(buf, static_cast<size_t>((ec == std::errc() ? end : buf) - buf)));
+  j.opt("lastCheckpoint", s.last_checkpoint).opt("workspace", s.workspace).opt("gate", s.gate)
+      .opt("error", s.error).opt("chainId", s.chain_id)
+      .num("tokensIn", s.tokens_in).num("tokensOut", s.tokens_out).num("computeMs", s.compute_us / 1000);
+  time_member(j, "runningSince", s.run_started_us);
+  time_member(j, "deadline", s.timer_fire_us);
+  return j.done();
 }
 
 std::string cost_json(const CostReport& c) {
-  std::string out = "{";
-  member(out, "models");
-  out += lines_json(c.models);
-  str(out, "tokensBilledUsd", usd(c.tokens_billed_micros));
-  num(out, "computeMs", c.compute_us / 1000);
-  str(out, "computeUsd", usd(c.compute_micros));
-  str(out, "totalUsd", usd(c.total_micros));
-  num(out, "markupPct", kPassThroughMarkupPct);
-  return out + "}";
+  return Json().raw("models", lines_json(c.models)).str("tokensBilledUsd", usd(c.tokens_billed_micros))
+      .num("computeMs", c.compute_us / 1000).str("computeUsd", usd(c.compute_micros))
+      .str("totalUsd", usd(c.total_micros)).num("markupPct", kPassThroughMarkupPct).done();
 }
 
 std::string usage_json(const UsageReport& u) {
-  std::string out = "{";
-  member(out, "days");
-  out += '[';
-  for (size_t i = 0; i < u.days.size(); ++i) {
-    const auto& d = u.days[i];
-    if (i) out += ',';
-    out += '{';
+  std::string days = "[";
+  for (const auto& d : u.days) {
+    if (days.size() > 1) days += ',';
     char day[32];
     std::snprintf(day, sizeof day, "%04lld-%02lld-%02lld", static_cast<long long>(d.day / 10000),
                   static_cast<long long>(d.day / 100 % 100), static_cast<long long>(d.day % 100));
-    str(out, "day", day);
-    member(out, "models");
-    out += lines_json(d.models);
-    num(out, "computeMs", d.compute_us / 1000);
-    str(out, "computeUsd", usd(d.compute_micros));
-    str(out, "totalUsd", usd(d.total_micros));
-    out += '}';
+    days += Json().str("day", day).raw("models", lines_json(d.models))
+                .num("computeMs", d.compute_us / 1000).str("computeUsd", usd(d.compute_micros))
+                .str("totalUsd", usd(d.total_micros)).done();
   }
-  out += ']';
-  num(out, "tokensIn", u.tokens_in);
-  num(out, "tokensOut", u.tokens_out);
-  num(out, "computeMs", u.compute_us / 1000);
-  str(out, "totalUsd", usd(u.total_micros));
-  return out + "}";
+  return Json().raw("days", days + "]").num("tokensIn", u.tokens_in).num("tokensOut", u.tokens_out)
+      .num("computeMs", u.compute_us / 1000).str("totalUsd", usd(u.total_micros)).done();
 }
 
 }  // namespace agentos::pulse

@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "events/codec.h"
 #include "events/status.h"
 #include "processors/pulse.h"
 
@@ -245,6 +246,36 @@ Result<SessionRec> decode_session(std::string_view v);
 Result<CheckpointRec> decode_checkpoint(std::string_view v);
 Result<ChainRec> decode_chain(std::string_view v);
 Result<ModelTokens> decode_tokens(std::string_view v);
+
+// A JSON object built member by member (strings escaped by the codec's routine).
+class Json {
+ public:
+  Json& str(std::string_view name, std::string_view v) {
+    key(name);
+    append_json_string(out_, v);
+    return *this;
+  }
+  Json& opt(std::string_view name, std::string_view v) { return v.empty() ? *this : str(name, v); }
+  Json& num(std::string_view name, int64_t v) {
+    key(name);
+    out_ += std::to_string(v);
+    return *this;
+  }
+  Json& raw(std::string_view name, std::string_view json) {
+    key(name);
+    out_ += json;
+    return *this;
+  }
+  std::string done() { return out_ + '}'; }
+
+ private:
+  void key(std::string_view name) {
+    out_ += out_.size() > 1 ? "," : "";
+    append_json_string(out_, name);
+    out_ += ':';
+  }
+  std::string out_ = "{";
+};
 
 // UTC civil date of a µs timestamp: YYYYMMDD and YYYYMM.
 int64_t utc_day(int64_t time_us);

@@ -73,6 +73,31 @@ bool valid_processor_name(std::string_view n) {
   });
 }
 
+// Reads of the committed state of one column family (no transaction overlay).
+Result<std::optional<std::string>> committed_get(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
+                                                 std::string_view key) {
+  std::string v;
+  auto s = db->Get(rocksdb::ReadOptions(), cf, rocksdb::Slice(key.data(), key.size()), &v);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return from_rocks(s, "state get");
+  return std::optional<std::string>(std::move(v));
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> committed_scan(
+    rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view from, std::string_view to,
+    size_t limit) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (limit == 0 || !(from < to)) return out;
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper(to.data(), to.size());
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf));
+  for (it->Seek(rocksdb::Slice(from.data(), from.size())); it->Valid() && out.size() < limit; it->Next())
+    out.emplace_back(it->key().ToString(), it->value().ToString());
+  if (!it->status().ok()) return from_rocks(it->status(), "state scan");
+  return out;
+}
+
 // Overlay of one batch's writes over the committed column family.
 class TxnImpl final : public StateTxn {
  public:
@@ -81,11 +106,7 @@ class TxnImpl final : public StateTxn {
   Result<std::optional<std::string>> get(std::string_view key) override {
     auto it = writes_.find(key);
     if (it != writes_.end()) return it->second;
-    std::string v;
-    auto s = db_->Get(rocksdb::ReadOptions(), cf_, rocksdb::Slice(key.data(), key.size()), &v);
-    if (s.IsNotFound()) return std::optional<std::string>();
-    if (!s.ok()) return from_rocks(s, "state get");
-    return std::optional<std::string>(std::move(v));
+    return committed_get(db_, cf_, key);
   }
   void put(std::string_view key, std::string_view value) override {
     writes_.insert_or_assign(std::string(key), std::optional<std::string>(std::string(value)));
@@ -205,26 +226,12 @@ class CommittedReader final : public StateReader {
  public:
   CommittedReader(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) : db_(db), cf_(cf) {}
   Result<std::optional<std::string>> get(std::string_view key) override {
-    std::string v;
-    auto s = db_->Get(rocksdb::ReadOptions(), cf_, rocksdb::Slice(key.data(), key.size()), &v);
-    if (s.IsNotFound()) return std::optional<std::string>();
-    if (!s.ok()) return from_rocks(s, "state get");
-    return std::optional<std::string>(std::move(v));
+    return committed_get(db_, cf_, key);
   }
   Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from,
                                                                 std::string_view to,
                                                                 size_t limit) override {
-    std::vector<std::pair<std::string, std::string>> out;
-    if (limit == 0 || !(from < to)) return out;
-    rocksdb::ReadOptions ro;
-    rocksdb::Slice upper(to.data(), to.size());
-    ro.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_));
-    for (it->Seek(rocksdb::Slice(from.data(), from.size())); it->Valid() && out.size() < limit;
-         it->Next())
-      out.emplace_back(it->key().ToString(), it->value().ToString());
-    if (!it->status().ok()) return from_rocks(it->status(), "state scan");
-    return out;
+    return committed_scan(db_, cf_, from, to, limit);
   }
 
  private:
@@ -402,26 +409,13 @@ class RuntimeImpl final : public ProcessorRuntime {
   }
 
   Result<std::optional<std::string>> get(std::string_view key) const override {
-    std::string v;
-    auto s = db_->Get(rocksdb::ReadOptions(), state_, rocksdb::Slice(key.data(), key.size()), &v);
-    if (s.IsNotFound()) return std::optional<std::string>();
-    if (!s.ok()) return from_rocks(s, "get");
-    return std::optional<std::string>(std::move(v));
+    return committed_get(db_, state_, key);
   }
 
   Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from,
                                                                 std::string_view to,
                                                                 size_t limit) const override {
-    std::vector<std::pair<std::string, std::string>> out;
-    if (limit == 0 || !(from < to)) return out;
-    rocksdb::ReadOptions ro;
-    rocksdb::Slice upper(to.data(), to.size());
-    ro.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, state_));
-    for (it->Seek(rocksdb::Slice(from.data(), from.size())); it->Valid() && out.size() < limit; it->Next())
-      out.emplace_back(it->key().ToString(), it->value().ToString());
-    if (!it->status().ok()) return from_rocks(it->status(), "scan");
-    return out;
+    return committed_scan(db_, state_, from, to, limit);
   }
 
   Result<std::vector<OutboxEntry>> outbox(Partition p) const override {
