@@ -523,6 +523,7 @@ EventHeader read_header(std::string_view verified_bytes) {
   h.subject = sv(e->subject());
   h.traceparent = sv(e->traceparent());
   h.correlation_id = sv(e->correlationid());
+  h.actor = sv(e->actor());
   h.type = static_cast<EventType>(e->payload_type());
   h.time_us = e->time_us();
   return h;

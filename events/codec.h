@@ -111,7 +111,7 @@ std::string encode_json(std::string_view verified_bytes);
 
 // Cheap accessors on a verified event (no copies).
 struct EventHeader {
-  std::string_view id, source, tenant, subject, traceparent, correlation_id;
+  std::string_view id, source, tenant, subject, traceparent, correlation_id, actor;
   EventType type{};
   int64_t time_us = 0;
 };

@@ -84,37 +84,6 @@ std::string_view sv(const flatbuffers::String* s) {
   return s ? std::string_view(s->data(), s->size()) : std::string_view();
 }
 
-std::string config_json(const ConfigRec& c) {
-  Json j;
-  j.opt("name", c.name).opt("model", c.model).opt("prompt", c.prompt);
-  if (c.max_tokens != 0) j.num("maxTokens", c.max_tokens);
-  if (c.timeout_seconds != 0) j.num("timeoutSeconds", c.timeout_seconds);
-  if (!c.skills.empty()) {
-    std::string arr = "[";
-    for (size_t i = 0; i < c.skills.size(); ++i) {
-      if (i) arr += ',';
-      append_json_string(arr, c.skills[i]);
-    }
-    j.raw("skills", arr + "]");
-  }
-  j.opt("workspace", c.workspace);
-  return j.done();
-}
-
-ConfigRec config_rec(const fb::SessionConfig* c) {
-  ConfigRec r;
-  if (c == nullptr) return r;
-  r.name = sv(c->name());
-  r.model = sv(c->model());
-  r.prompt = sv(c->prompt());
-  r.workspace = sv(c->workspace());
-  r.max_tokens = c->max_tokens();
-  r.timeout_seconds = c->timeout_seconds();
-  if (c->skills()) {
-    for (const auto* s : *c->skills()) r.skills.emplace_back(sv(s));
-  }
-  return r;
-}
 
 constexpr size_t kScanChunk = 256;
 // Bounds on what one input may derive (the runtime caps emits per apply: runtime.h).

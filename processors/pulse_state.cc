@@ -2,6 +2,8 @@
 // new fields at the end and bump the record's version when a field changes meaning.
 #include "processors/pulse_state.h"
 
+#include "schemas/agentos_generated.h"
+
 namespace agentos::pulse::internal {
 
 std::string encode(const TenantRec& r) {
@@ -148,6 +150,41 @@ int64_t utc_day(int64_t time_us) {
   const int64_t m = mp < 10 ? mp + 3 : mp - 9;
   const int64_t y = yoe + era * 400 + (m <= 2 ? 1 : 0);
   return y * 10000 + m * 100 + d;
+}
+
+std::string config_json(const ConfigRec& c) {
+  Json j;
+  j.opt("name", c.name).opt("model", c.model).opt("prompt", c.prompt);
+  if (c.max_tokens != 0) j.num("maxTokens", c.max_tokens);
+  if (c.timeout_seconds != 0) j.num("timeoutSeconds", c.timeout_seconds);
+  if (!c.skills.empty()) {
+    std::string arr = "[";
+    for (size_t i = 0; i < c.skills.size(); ++i) {
+      if (i) arr += ',';
+      append_json_string(arr, c.skills[i]);
+    }
+    j.raw("skills", arr + "]");
+  }
+  j.opt("workspace", c.workspace);
+  return j.done();
+}
+
+ConfigRec config_rec(const fb::SessionConfig* c) {
+  auto sv = [](const flatbuffers::String* s) {
+    return s ? std::string_view(s->data(), s->size()) : std::string_view();
+  };
+  ConfigRec r;
+  if (c == nullptr) return r;
+  r.name = sv(c->name());
+  r.model = sv(c->model());
+  r.prompt = sv(c->prompt());
+  r.workspace = sv(c->workspace());
+  r.max_tokens = c->max_tokens();
+  r.timeout_seconds = c->timeout_seconds();
+  if (c->skills()) {
+    for (const auto* s : *c->skills()) r.skills.emplace_back(sv(s));
+  }
+  return r;
 }
 
 }  // namespace agentos::pulse::internal

@@ -1,5 +1,7 @@
 // Pulse's state encoding: keys and records in the processor's column family. Internal to
-// processors/ (pulse.cc, pulse_read.cc); the layout is documented in processors/README.md.
+// processors/ (pulse.cc, pulse_read.cc) and to projections/projector.cc, which captures
+// Pulse's writes to project them (a layout change must update the projector too); the
+// layout is documented in processors/README.md.
 //
 // Keys (tenant ids are [a-z0-9-]{1,64}, so a NUL after the tenant is an unambiguous
 // terminator that keeps tenant order = string order; integers are big-endian; a session
@@ -29,6 +31,10 @@
 #include "events/codec.h"
 #include "events/status.h"
 #include "processors/pulse.h"
+
+namespace agentos::fb {
+struct SessionConfig;
+}
 
 namespace agentos::pulse::internal {
 
@@ -235,6 +241,11 @@ struct ChainRec {
 
 inline constexpr uint8_t kTenantV = 1, kSessionV = 1, kCheckpointV = 1, kTokensV = 1,
                          kChainV = 1, kComputeV = 1;
+
+// A session's configuration from its event, and as the JSON object the API shows
+// (camelCase, members omitted when empty or zero).
+ConfigRec config_rec(const fb::SessionConfig* c);
+std::string config_json(const ConfigRec& c);
 
 std::string encode(const TenantRec& r);
 std::string encode(const SessionRec& r);

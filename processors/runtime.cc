@@ -545,8 +545,16 @@ class RuntimeImpl final : public ProcessorRuntime {
         ++derived;
       }
     }
-    txn.flush(wb);
     const Offset next = recs->back().pos.offset.next();
+    if (opts_.before_commit) {
+      if (Status s = opts_.before_commit(p, from, next, txn); !s.is_ok()) {
+        if (!transient_log_error(s)) return s;
+        std::lock_guard lk(mu_);
+        ++stats_.sink_errors;  // nothing written: the batch is re-read next round
+        return false;
+      }
+    }
+    txn.flush(wb);
     if (opts_.atomic_offsets) wb.Put(meta_, partition_key(kOffsetTag, p), be64_value(next.value()));
     const auto t0 = std::chrono::steady_clock::now();
     if (Status s = write(wb); !s.is_ok()) return s;

@@ -99,6 +99,17 @@ struct RuntimeOptions {
   // gauges (Processor::report_gauges) after each commit. Must outlive the runtime.
   // Null: no metrics, no cost.
   prometheus::Registry* metrics = nullptr;
+  // A second store committed with each batch (projections/: PostgreSQL). Called once per
+  // processing batch of `partition`, after every apply of records [from, next) and
+  // BEFORE the runtime's own WriteBatch is written; `state` is the batch's transaction
+  // (reads see its writes). OK: the runtime commits. kUnavailable / kTimeout: the batch
+  // is discarded (state, offsets, outbox untouched), counted in stats().sink_errors and
+  // retried from `from` at the next round. Any other error sticks like an apply error.
+  // The runtime commits AFTER the hook, so a crash between the two leaves the hook's
+  // store ahead of the runtime's offsets: the hook sees those records again after a
+  // restart and must recognise them (projections/projector.h keeps a watermark).
+  std::function<Status(Partition partition, Offset from, Offset next, StateTxn& state)>
+      before_commit;
   RuntimeTestHooks hooks;
 };
 
@@ -112,6 +123,7 @@ struct RuntimeStats {
   uint64_t relay_recovered = 0;  // outbox entries found already in the log by a scan
   uint64_t relay_errors = 0;     // failed appends (retried after a rescan)
   uint64_t read_errors = 0;      // transiently failed log reads (retried next round)
+  uint64_t sink_errors = 0;      // batches discarded by a transient before_commit error
 };
 
 // One pending outbox entry.
