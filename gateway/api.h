@@ -25,6 +25,7 @@
 #include "gateway/index.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
+#include "projections/projector.h"
 #include "gateway/metrics.h"
 #include "gateway/rate_limiter.h"
 
@@ -75,6 +76,11 @@ struct ApiOptions {
   // those routes answer 503. It must outlive the Api (stop the server first).
   ProcessorRuntime* pulse = nullptr;
   pulse::PriceTable prices = pulse::PriceTable::defaults();
+  // The projector (projections/projector.h) whose PostgreSQL read models answer the
+  // session list, session, transitions and usage reads through `reader_url` (the
+  // agentos_reader role); null: those reads come from Pulse (list and transitions 503).
+  Projector* projector = nullptr;
+  std::string reader_url;
 };
 
 // Most `?after=` reads waiting at once (each waits on its own thread); beyond: 503.

@@ -471,6 +471,14 @@ class PgSink {
         "SELECT log_partition, next_offset FROM agentos_meta.watermarks WHERE projector = $1",
         {opts_.name});
     if (!rows.ok()) return std::move(rows).take_status();
+    if (Status st = (*c)->exec(
+            "SET TimeZone = 'UTC';"
+            "CREATE TEMP TABLE IF NOT EXISTS agentos_stage_events "
+            "  (LIKE agentos_rm.events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;"
+            "CREATE TEMP TABLE IF NOT EXISTS agentos_stage_session_transitions "
+            "  (LIKE agentos_rm.session_transitions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
+        !st.is_ok())
+      return st;
     std::lock_guard lk(mu_);
     wm_.clear();
     for (int i = 0; i < rows->size(); ++i)
@@ -581,9 +589,9 @@ class PgSink {
         ++n;
       }
       if (n > 0) {
-        if (Status s = c.copy_in("COPY agentos_rm.events (tenant_id, log_partition, log_offset, "
-                                 "event_id, event_type, source, subject, actor, correlation_id, "
-                                 "event_time) FROM STDIN", data);
+        if (Status s = copy_through_stage(c, "events", "tenant_id, log_partition, log_offset, "
+                                          "event_id, event_type, source, subject, actor, correlation_id, "
+                                          "event_time", data);
             !s.is_ok())
           return s;
         c_.add("events", n), rows += n;
@@ -608,9 +616,9 @@ class PgSink {
         ++n;
       }
       if (n > 0) {
-        if (Status s = c.copy_in("COPY agentos_rm.session_transitions (tenant_id, log_partition, "
-                                 "log_offset, seq, session_id, from_state, to_state, at, event_id, "
-                                 "event_type, reason) FROM STDIN", data);
+        if (Status s = copy_through_stage(c, "session_transitions", "tenant_id, log_partition, "
+                                          "log_offset, seq, session_id, from_state, to_state, at, event_id, "
+                                          "event_type, reason", data);
             !s.is_ok())
           return s;
         c_.add("session_transitions", n), rows += n;
@@ -781,6 +789,20 @@ class PgSink {
       rows += days.rows() + compute.rows() + periods.rows();
     }
     return Status::ok();
+  }
+
+  // PostgreSQL refuses COPY FROM into a table with row-level security, so append-only
+  // rows are COPYed into a session-private staging table (no RLS, emptied at COMMIT) and
+  // moved with one INSERT ... SELECT, which the table's policies do check.
+  static Status copy_through_stage(pg::Conn& c, std::string_view table, std::string_view cols,
+                                   std::string_view data) {
+    const std::string stage = "agentos_stage_" + std::string(table);
+    if (Status s = c.copy_in("COPY " + stage + " (" + std::string(cols) + ") FROM STDIN", data); !s.is_ok())
+      return s;
+    auto r = c.query("INSERT INTO agentos_rm." + std::string(table) + " (" + std::string(cols) +
+                     ") SELECT " + std::string(cols) + " FROM " + stage);
+    if (!r.ok()) return std::move(r).take_status();
+    return Status::ok();  // each stage is filled once per transaction
   }
 
   const ProjectorOptions& opts_;

@@ -5,6 +5,7 @@
 //   agentos key create     create an API key for a tenant
 //   agentos key revoke     revoke an API key
 //   agentos tail           print a tenant's events as JSON lines as they arrive
+//   agentos migrate        apply the read-model SQL migrations (projections/migrate.h)
 //
 // Every flag also reads an AGENTOS_* environment variable (`--data-dir` <-
 // AGENTOS_DATA_DIR); a flag given on the command line wins.
@@ -32,6 +33,9 @@
 #include "processors/pulse.h"
 #include "processors/runtime.h"
 #include "processors/tick_source.h"
+#include "projections/migrate.h"
+#include "projections/pg.h"
+#include "projections/projector.h"
 
 namespace agentos {
 namespace {
@@ -165,7 +169,11 @@ int cmd_serve(int argc, char** argv) {
           {"port-file", "AGENTOS_PORT_FILE", "", "write the bound port to this file once listening"},
           {"pulse", "AGENTOS_PULSE", "true", "run the Pulse session processor (state in DATA_DIR/processors/pulse)"},
           {"tick-interval-ms", "AGENTOS_TICK_INTERVAL_MS", "1000", "clock.tick interval for Pulse's duration timers (only partitions with a due timer tick)"},
-          {"prices", "AGENTOS_PRICES", "", "JSON price table for cost reports (default: built-in; see processors/README.md)"}},
+          {"prices", "AGENTOS_PRICES", "", "JSON price table for cost reports (default: built-in; see processors/README.md)"},
+          {"pg-url", "AGENTOS_PG_URL", "", "PostgreSQL URL of the read models' owner (migrations); empty: no read models"},
+          {"pg-projector-url", "AGENTOS_PG_PROJECTOR_URL", "", "URL the projector writes with (default: --pg-url as user agentos_projector)"},
+          {"pg-reader-url", "AGENTOS_PG_READER_URL", "", "URL the read endpoints query with (default: --pg-url as user agentos_reader)"},
+          {"projector", "AGENTOS_PROJECTOR", "true", "run the projector (log -> PostgreSQL read models) when --pg-url is given"}},
          argc, argv, 2);
   if (a.help()) {
     a.usage("serve", "Runs the engine: the log, the gateway's index, and the HTTP API.");
@@ -291,6 +299,36 @@ int cmd_serve(int argc, char** argv) {
     }
     ticks = std::move(ts).value();
   }
+  // The projector: PostgreSQL read models, migrated first (projections/README.md).
+  std::unique_ptr<Projector> projector;
+  if (const std::string pg_url = a.get("pg-url"); !pg_url.empty() && a.get("projector") == "true") {
+    auto m = migrate(pg_url);
+    if (!m.ok()) {
+      log_line(LogLevel::kError, "cannot migrate the read models", {{"error", m.status().to_string()}});
+      return 1;
+    }
+    log_line(LogLevel::kInfo, "read models migrated",
+             {{"version", std::to_string(m->current)}, {"applied", std::to_string(m->applied.size())}});
+    ProjectorOptions po;
+    po.pg_url = a.get("pg-projector-url").empty() ? pg::url_with_user(pg_url, "agentos_projector")
+                                                  : a.get("pg-projector-url");
+    po.state_dir = data_dir + "/processors/projector";
+    po.prices = ao.prices;
+    po.metrics = &metrics.registry();
+    auto pr = open_projector(*log, po);
+    if (!pr.ok() || !(*pr)->start().is_ok()) {
+      log_line(LogLevel::kError, "cannot start the projector",
+               {{"error", pr.ok() ? (*pr)->last_error().to_string() : pr.status().to_string()}});
+      return 1;
+    }
+    projector = std::move(pr).value();
+    ao.projector = projector.get();
+    ao.reader_url = a.get("pg-reader-url").empty() ? pg::url_with_user(pg_url, "agentos_reader")
+                                                   : a.get("pg-reader-url");
+    log_line(LogLevel::kInfo, "projector started", {{"state", po.state_dir}});
+  } else {
+    log_line(LogLevel::kInfo, "read models off", {{"reason", pg_url.empty() ? "no --pg-url" : "--projector=false"}});
+  }
   gateway::Api api(*log, **index, limiter, metrics, ao);
 
   gateway::ServerOptions so;
@@ -358,10 +396,12 @@ int cmd_serve(int argc, char** argv) {
   (*server)->stop();
   if (ticks) ticks->stop();
   if (pulse_rt) pulse_rt->stop();  // a batch in progress commits first
+  if (projector) projector->stop();
   (*index)->stop();
   server->reset();
   ticks.reset();
   pulse_rt.reset();
+  projector.reset();
   index->reset();
   log.reset();
   log_line(LogLevel::kInfo, "stopped");
@@ -466,6 +506,29 @@ int cmd_tail(int argc, char** argv) {
   return 0;
 }
 
+int cmd_migrate(int argc, char** argv) {
+  Args a({{"pg-url", "AGENTOS_PG_URL", "", "PostgreSQL URL of the read models' owner"},
+          {"reset", nullptr, "false", "DROP the read models first (schemas agentos_rm, agentos_meta); the projector then rebuilds them from offset 0"}},
+         argc, argv, 2);
+  if (a.help()) return a.usage("migrate", "Applies the read-model SQL migrations that are not applied yet (projections/migrations/)."), 0;
+  if (!a.error().empty() || a.get("pg-url").empty()) {
+    std::cerr << "agentos migrate: " << (a.error().empty() ? "--pg-url is required" : a.error()) << "\n";
+    return 2;
+  }
+  auto c = pg::Conn::connect(a.get("pg-url"));
+  if (!c.ok()) return std::cerr << "agentos migrate: " << c.status().to_string() << "\n", 1;
+  if (a.get("reset") == "true") {
+    if (Status s = drop_read_models(**c); !s.is_ok())
+      return std::cerr << "agentos migrate: " << s.to_string() << "\n", 1;
+    std::cout << "dropped the read models\n";
+  }
+  auto m = migrate(**c);
+  if (!m.ok()) return std::cerr << "agentos migrate: " << m.status().to_string() << "\n", 1;
+  for (int v : m->applied) std::cout << "applied migration " << v << "\n";
+  std::cout << "read models at version " << m->current << "\n";
+  return 0;
+}
+
 void usage() {
   std::cout << "usage: agentos <command> [flags]   (agentos <command> --help for its flags)\n\n"
                "commands:\n"
@@ -473,7 +536,8 @@ void usage() {
                "  tenant create   create a tenant; prints its admin API key\n"
                "  key create      create an API key for a tenant and role\n"
                "  key revoke      revoke an API key\n"
-               "  tail            follow a tenant's events as JSON lines\n";
+               "  tail            follow a tenant's events as JSON lines\n"
+               "  migrate         apply the read-model SQL migrations to PostgreSQL\n";
 }
 
 }  // namespace
@@ -485,6 +549,7 @@ int main(int argc, char** argv) {
   const std::string sub = argc > 2 ? argv[2] : "";
   if (cmd == "serve") return cmd_serve(argc, argv);
   if (cmd == "tail") return cmd_tail(argc, argv);
+  if (cmd == "migrate") return cmd_migrate(argc, argv);
   if (cmd == "tenant" && sub == "create") return cmd_tenant_create(argc, argv);
   if (cmd == "key" && sub == "create") return cmd_key(argc, argv, true);
   if (cmd == "key" && sub == "revoke") return cmd_key(argc, argv, false);
