@@ -6,6 +6,7 @@
 //   'm' be32 partition                          -> be64 relay marker M_p (see runtime.h)
 #include "processors/runtime.h"
 
+#include "events/logging.h"
 #include "events/partitioner.h"
 #include "processors/metrics.h"
 
@@ -491,10 +492,15 @@ class RuntimeImpl final : public ProcessorRuntime {
   }
 
   Status fail(Status s) {
+    bool first = false;
     {
       std::lock_guard lk(mu_);
-      if (error_.is_ok()) error_ = s;
+      if (error_.is_ok()) error_ = s, first = true;
     }
+    // A stopped processor must not go unnoticed: one line, when it stops.
+    if (first)
+      log_line(LogLevel::kError, "processor stopped",
+               {{"processor", std::string(proc_.name())}, {"error", s.to_string()}});
     applied_cv_.notify_all();  // wait_applied gives up on a stopped runtime
     return s;
   }
