@@ -100,13 +100,13 @@ std::pair<std::string, std::string> split_tenant_key(std::string_view key) {
 
 struct EventRow {
   int64_t offset;
-  std::string tenant, id, type, source, subject, actor, correlation;
+  std::string tenant, id, type, source, subject, actor, correlation, traceparent;
   int64_t time_us;
 };
 struct TransitionRow {
   int64_t offset;
   int32_t seq;
-  std::string tenant, session, from, to, event_id, event_type, reason;
+  std::string tenant, session, from, to, event_id, event_type, reason, traceparent;
   int64_t time_us;
 };
 struct GateRow {
@@ -253,7 +253,8 @@ class CaptureTxn final : public StateTxn {
                                            std::string(pulse::state_name(to)),
                                            std::string(ev_.header.id),
                                            std::string(event_type_name(ev_.header.type)),
-                                           std::move(reason), ev_.header.time_us});
+                                           std::move(reason), std::string(ev_.header.traceparent),
+                                           ev_.header.time_us});
   }
 
   void gate_result(const std::string& tenant, const std::string& sid, const SessionRec& rec) {
@@ -320,7 +321,8 @@ class ProjectorProcessor final : public Processor {
       b_.events.push_back(EventRow{ev.pos.offset.value(), std::string(h.tenant), std::string(h.id),
                                    std::string(event_type_name(h.type)), std::string(h.source),
                                    std::string(h.subject), std::string(h.actor),
-                                   std::string(h.correlation_id), h.time_us});
+                                   std::string(h.correlation_id), std::string(h.traceparent),
+                                   h.time_us});
     }
     const fb::Event* e = fb::GetEvent(ev.bytes.data());
     switch (e->payload_type()) {
@@ -584,6 +586,7 @@ class PgSink {
         pg::copy_escape(data, e.subject), pg::copy_tab(data);
         pg::copy_escape(data, e.actor), pg::copy_tab(data);
         pg::copy_escape(data, e.correlation), pg::copy_tab(data);
+        pg::copy_escape(data, e.traceparent), pg::copy_tab(data);
         data += ts(e.time_us);
         pg::copy_end(data);
         ++n;
@@ -591,7 +594,7 @@ class PgSink {
       if (n > 0) {
         if (Status s = copy_through_stage(c, "events", "tenant_id, log_partition, log_offset, "
                                           "event_id, event_type, source, subject, actor, correlation_id, "
-                                          "event_time", data);
+                                          "traceparent, event_time", data);
             !s.is_ok())
           return s;
         c_.add("events", n), rows += n;
@@ -611,14 +614,15 @@ class PgSink {
         data += ts(t.time_us), pg::copy_tab(data);
         pg::copy_escape(data, t.event_id), pg::copy_tab(data);
         pg::copy_escape(data, t.event_type), pg::copy_tab(data);
-        pg::copy_escape(data, t.reason);
+        pg::copy_escape(data, t.reason), pg::copy_tab(data);
+        pg::copy_escape(data, t.traceparent);
         pg::copy_end(data);
         ++n;
       }
       if (n > 0) {
         if (Status s = copy_through_stage(c, "session_transitions", "tenant_id, log_partition, "
                                           "log_offset, seq, session_id, from_state, to_state, at, event_id, "
-                                          "event_type, reason", data);
+                                          "event_type, reason, traceparent", data);
             !s.is_ok())
           return s;
         c_.add("session_transitions", n), rows += n;

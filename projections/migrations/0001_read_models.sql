@@ -121,6 +121,7 @@ CREATE TABLE agentos_rm.session_transitions (
   event_id      text        NOT NULL,
   event_type    text        NOT NULL,
   reason        text        NOT NULL DEFAULT '',
+  traceparent   text        NOT NULL DEFAULT '',  -- W3C trace context of the causing event
   PRIMARY KEY (tenant_id, log_partition, log_offset, seq)
 );
 CREATE INDEX session_transitions_by_session
@@ -228,6 +229,7 @@ CREATE TABLE agentos_rm.events (
   subject        text        NOT NULL DEFAULT '',
   actor          text        NOT NULL DEFAULT '',
   correlation_id text        NOT NULL DEFAULT '',
+  traceparent    text        NOT NULL DEFAULT '',  -- W3C trace context carried from HTTP
   event_time     timestamptz NOT NULL,
   PRIMARY KEY (tenant_id, log_partition, log_offset)
 );
