@@ -458,10 +458,16 @@ class RuntimeImpl final : public ProcessorRuntime {
       if (!error_.is_ok()) return error_;
     }
     bool progress = false;
-    for (Partition p : opts_.partitions) {
-      auto r = process_partition(p);
+    if (opts_.commit_per_round) {
+      auto r = process(opts_.partitions);
       if (!r.ok()) return fail(std::move(r).take_status());
       progress |= *r;
+    } else {
+      for (const Partition& p : opts_.partitions) {
+        auto r = process(std::span<const Partition>(&p, 1));
+        if (!r.ok()) return fail(std::move(r).take_status());
+        progress |= *r;
+      }
     }
     if (opts_.relay) {
       for (Partition p : opts_.partitions) {
@@ -519,20 +525,32 @@ class RuntimeImpl final : public ProcessorRuntime {
     return false;
   }
 
-  Result<bool> process_partition(Partition p) {
+  // One partition's share of a commit: what it read and what it applied.
+  struct PartitionWork {
+    Partition p;
+    Offset from, next;
+    size_t records = 0;
+    uint64_t applied = 0, skipped = 0, derived = 0;
+    int64_t last_time_us = 0;
+  };
+
+  // Reads and applies one batch of `p` into `txn` / `wb`. nullopt: nothing to do (no
+  // records, or a transient read error that was counted).
+  Result<std::optional<PartitionWork>> apply_partition(Partition p, TxnImpl& txn, rocksdb::WriteBatch& wb) {
     const Offset from = committed_offset(p);
     ReadOptions ro;
     ro.max_records = opts_.max_batch_records;
     auto recs = log_.read(p, from, ro);
     if (!recs.ok()) {
-      if (transient_log_error(recs.status())) return read_error(std::move(recs).take_status());
+      if (transient_log_error(recs.status())) {
+        (void)read_error(std::move(recs).take_status());
+        return std::optional<PartitionWork>();
+      }
       return std::move(recs).take_status();
     }
-    if (recs->empty()) return false;
-
-    TxnImpl txn(db_, state_);
-    rocksdb::WriteBatch wb;
-    uint64_t applied = 0, skipped = 0, derived = 0;
+    if (recs->empty()) return std::optional<PartitionWork>();
+    PartitionWork w{p, from, recs->back().pos.offset.next()};
+    w.records = recs->size();
     for (const StoredRecord& rec : *recs) {
       if (Status v = verify_event(rec.value); !v.is_ok())
         return Status(Code::kCorruption, "record " + std::to_string(rec.pos.offset.value()) +
@@ -540,20 +558,38 @@ class RuntimeImpl final : public ProcessorRuntime {
                                              ": " + v.message());
       EventView ev{rec.value, rec.pos, read_header(rec.value)};
       if (ev.header.source == source_ && !proc_.consumes_own_events()) {
-        ++skipped;
+        ++w.skipped;
         continue;
       }
       EmitterImpl em(name_, source_, ev, log_.partition_count());
       if (Status s = proc_.apply(ev, txn, em); !s.is_ok()) return s;
-      ++applied;
+      ++w.applied;
       for (size_t i = 0; i < em.derived().size(); ++i) {
         wb.Put(meta_, outbox_key(rec.pos, static_cast<uint32_t>(i)), em.derived()[i]);
-        ++derived;
+        ++w.derived;
       }
     }
-    const Offset next = recs->back().pos.offset.next();
+    if (opts_.atomic_offsets) wb.Put(meta_, partition_key(kOffsetTag, p), be64_value(w.next.value()));
+    w.last_time_us = read_header(recs->back().value).time_us;
+    return std::optional<PartitionWork>(w);
+  }
+
+  // Applies one batch of each partition in `parts` and commits them in ONE WriteBatch
+  // (after the before_commit hook). Returns whether anything was committed.
+  Result<bool> process(std::span<const Partition> parts) {
+    TxnImpl txn(db_, state_);
+    rocksdb::WriteBatch wb;
+    std::vector<PartitionWork> done;
+    for (Partition p : parts) {
+      auto w = apply_partition(p, txn, wb);
+      if (!w.ok()) return std::move(w).take_status();
+      if (*w) done.push_back(**w);
+    }
+    if (done.empty()) return false;
     if (opts_.before_commit) {
-      if (Status s = opts_.before_commit(p, from, next, txn); !s.is_ok()) {
+      std::vector<RuntimeOptions::CommitRange> ranges;
+      for (const auto& w : done) ranges.push_back({w.p, w.from, w.next});
+      if (Status s = opts_.before_commit(ranges, txn); !s.is_ok()) {
         if (!transient_log_error(s)) return s;
         std::lock_guard lk(mu_);
         ++stats_.sink_errors;  // nothing written: the batch is re-read next round
@@ -561,26 +597,28 @@ class RuntimeImpl final : public ProcessorRuntime {
       }
     }
     txn.flush(wb);
-    if (opts_.atomic_offsets) wb.Put(meta_, partition_key(kOffsetTag, p), be64_value(next.value()));
     const auto t0 = std::chrono::steady_clock::now();
     if (Status s = write(wb); !s.is_ok()) return s;
     if (probe_) {
-      probe_->committed(recs->size(), std::chrono::duration<double>(
-                                          std::chrono::steady_clock::now() - t0).count());
-      probe_->consumed(applied, skipped, derived);
-      wake_->raise_end(p, next.value());
-      last_time_us_[p.value()] = read_header(recs->back().value).time_us;
-      CommittedReader reader(db_, state_);
-      ProbeSink sink(*probe_, p);
-      proc_.report_gauges(p, reader, sink);
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      for (const auto& w : done) {
+        probe_->committed(w.records, secs);
+        probe_->consumed(w.applied, w.skipped, w.derived);
+        wake_->raise_end(w.p, w.next.value());
+        last_time_us_[w.p.value()] = w.last_time_us;
+        CommittedReader reader(db_, state_);
+        ProbeSink sink(*probe_, w.p);
+        proc_.report_gauges(w.p, reader, sink);
+      }
     }
-
     {
       std::lock_guard lk(mu_);
-      committed_[p.value()] = next;
-      stats_.events_applied += applied;
-      stats_.events_skipped += skipped;
-      stats_.derived += derived;
+      for (const auto& w : done) {
+        committed_[w.p.value()] = w.next;
+        stats_.events_applied += w.applied;
+        stats_.events_skipped += w.skipped;
+        stats_.derived += w.derived;
+      }
       ++stats_.commits;
     }
     applied_cv_.notify_all();

@@ -48,6 +48,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -99,17 +100,28 @@ struct RuntimeOptions {
   // gauges (Processor::report_gauges) after each commit. Must outlive the runtime.
   // Null: no metrics, no cost.
   prometheus::Registry* metrics = nullptr;
-  // A second store committed with each batch (projections/: PostgreSQL). Called once per
-  // processing batch of `partition`, after every apply of records [from, next) and
-  // BEFORE the runtime's own WriteBatch is written; `state` is the batch's transaction
-  // (reads see its writes). OK: the runtime commits. kUnavailable / kTimeout: the batch
-  // is discarded (state, offsets, outbox untouched), counted in stats().sink_errors and
-  // retried from `from` at the next round. Any other error sticks like an apply error.
-  // The runtime commits AFTER the hook, so a crash between the two leaves the hook's
-  // store ahead of the runtime's offsets: the hook sees those records again after a
-  // restart and must recognise them (projections/projector.h keeps a watermark).
-  std::function<Status(Partition partition, Offset from, Offset next, StateTxn& state)>
-      before_commit;
+  // false (default): each partition's batch commits on its own (one WriteBatch per
+  // partition per round). true: one round — a batch of EVERY owned partition — commits in
+  // ONE WriteBatch (and one before_commit call): one fsync per round instead of one per
+  // busy partition, which is what a round of small batches spread over many partitions
+  // costs most. Same exactly-once argument: offsets, state and outbox of all of them
+  // commit together.
+  bool commit_per_round = false;
+  // A second store committed with each commit (projections/: PostgreSQL). Called once
+  // per commit, after every apply of the records in `ranges` (one per partition with
+  // records: [from, next)) and BEFORE the runtime's own WriteBatch is written; `state`
+  // is the commit's transaction (reads see its writes). OK: the runtime commits.
+  // kUnavailable / kTimeout: the commit is discarded (state, offsets, outbox untouched),
+  // counted in stats().sink_errors and retried from each `from` at the next round. Any
+  // other error sticks like an apply error. The runtime commits AFTER the hook, so a
+  // crash between the two leaves the hook's store ahead of the runtime's offsets: the
+  // hook sees those records again after a restart and must recognise them
+  // (projections/projector.h keeps a watermark).
+  struct CommitRange {
+    Partition partition;
+    Offset from, next;
+  };
+  std::function<Status(std::span<const CommitRange> ranges, StateTxn& state)> before_commit;
   RuntimeTestHooks hooks;
 };
 

@@ -99,17 +99,20 @@ std::pair<std::string, std::string> split_tenant_key(std::string_view key) {
 // ---- One batch's worth of facts --------------------------------------------------------
 
 struct EventRow {
+  int32_t partition;
   int64_t offset;
   std::string tenant, id, type, source, subject, actor, correlation, traceparent;
   int64_t time_us;
 };
 struct TransitionRow {
+  int32_t partition;
   int64_t offset;
   int32_t seq;
   std::string tenant, session, from, to, event_id, event_type, reason, traceparent;
   int64_t time_us;
 };
 struct GateRow {
+  int32_t partition;
   int64_t offset;
   std::string tenant, session, gate, reason, outcome, event_id;
   bool passed;
@@ -127,6 +130,7 @@ struct KeyFacts {
   std::optional<int64_t> created_us, revoked_us;
 };
 struct SessionTouch {
+  int32_t partition = 0;
   int64_t offset = 0;                 // the last event that changed it
   std::optional<std::string> config;  // set when the session was created in this batch
 };
@@ -182,6 +186,7 @@ class CaptureTxn final : public StateTxn {
         if (rest.size() < 4) return Status::ok();
         const size_t n = static_cast<size_t>(get_be(rest, 0, 4));
         auto& t = b_.sessions[{tenant, rest.substr(4, n)}];
+        t.partition = ev_.pos.partition.value();
         t.offset = ev_.pos.offset.value();
         return Status::ok();
       }
@@ -222,6 +227,7 @@ class CaptureTxn final : public StateTxn {
     const SessionState after = rec->state;
     b_.last_state[id] = after;
     SessionTouch& touch = b_.sessions[id];
+    touch.partition = ev_.pos.partition.value();
     touch.offset = ev_.pos.offset.value();
     if (before == SessionState::kNone) {
       touch.config = new_session_config(tenant, sid, *rec);
@@ -248,7 +254,7 @@ class CaptureTxn final : public StateTxn {
 
   void transition(const std::string& tenant, const std::string& sid, SessionState from,
                   SessionState to, std::string reason) {
-    b_.transitions.push_back(TransitionRow{ev_.pos.offset.value(), seq_++, tenant, sid,
+    b_.transitions.push_back(TransitionRow{ev_.pos.partition.value(), ev_.pos.offset.value(), seq_++, tenant, sid,
                                            std::string(pulse::state_name(from)),
                                            std::string(pulse::state_name(to)),
                                            std::string(ev_.header.id),
@@ -259,7 +265,7 @@ class CaptureTxn final : public StateTxn {
 
   void gate_result(const std::string& tenant, const std::string& sid, const SessionRec& rec) {
     const fb::Event* e = fb::GetEvent(ev_.bytes.data());
-    GateRow g{ev_.pos.offset.value(), tenant, sid, "", "", std::string(pulse::state_name(rec.state)),
+    GateRow g{ev_.pos.partition.value(), ev_.pos.offset.value(), tenant, sid, "", "", std::string(pulse::state_name(rec.state)),
               std::string(ev_.header.id), false, ev_.header.time_us};
     if (const auto* p = e->payload_as_SessionGatePassed()) {
       g.gate = sv(p->gate());
@@ -318,7 +324,7 @@ class ProjectorProcessor final : public Processor {
   Status apply(const EventView& ev, StateTxn& state, Emitter&) override {
     const EventHeader& h = ev.header;
     if (!is_system_tenant(h.tenant)) {
-      b_.events.push_back(EventRow{ev.pos.offset.value(), std::string(h.tenant), std::string(h.id),
+      b_.events.push_back(EventRow{ev.pos.partition.value(), ev.pos.offset.value(), std::string(h.tenant), std::string(h.id),
                                    std::string(event_type_name(h.type)), std::string(h.source),
                                    std::string(h.subject), std::string(h.actor),
                                    std::string(h.correlation_id), std::string(h.traceparent),
@@ -505,8 +511,8 @@ class PgSink {
   }
 
   // The runtime's before_commit hook. Always consumes (clears) the batch.
-  Status write(Partition p, Offset from, Offset next, StateTxn& txn) {
-    Status s = write_batch(p, from, next, txn);
+  Status write(std::span<const RuntimeOptions::CommitRange> ranges, StateTxn& txn) {
+    Status s = write_batch(ranges, txn);
     b_.clear();
     if (!s.is_ok() && (s.code() == Code::kUnavailable || s.code() == Code::kTimeout)) {
       conn_.reset();  // reconnect and re-read the watermark: the COMMIT may have landed
@@ -518,68 +524,88 @@ class PgSink {
   }
 
  private:
-  Status write_batch(Partition p, Offset from, Offset next, StateTxn& txn) {
-    (void)from;
+  // A partition of the commit, with the watermark it had in PostgreSQL.
+  struct Range {
+    int32_t partition;
+    int64_t watermark;   // rows of events below it are already committed
+    bool row_exists;     // the watermark row exists (else: first commit of the partition)
+    int64_t next;
+  };
+
+  Status write_batch(std::span<const RuntimeOptions::CommitRange> ranges, StateTxn& txn) {
     if (!conn_) {
       if (Status s = connect(); !s.is_ok())
         return s.code() == Code::kInvalidArgument ? s : Status(Code::kUnavailable, s.message());
     }
-    const int64_t w = watermark(p);
-    const bool row_exists = [&] {
+    std::vector<Range> todo;
+    {
       std::lock_guard lk(mu_);
-      return wm_.count(p.value()) > 0;
-    }();
-    if (next.value() <= w) {  // the cache catching up with what PostgreSQL already has
-      std::lock_guard lk(mu_);
-      ++stats_.catch_up_batches;
-      return Status::ok();
+      for (const auto& r : ranges) {
+        auto it = wm_.find(r.partition.value());
+        const int64_t w = it == wm_.end() ? 0 : it->second;
+        // Wholly below the watermark: the cache catching up with what PostgreSQL has.
+        if (r.next.value() <= w) continue;
+        todo.push_back({r.partition.value(), w, it != wm_.end(), r.next.value()});
+      }
+      if (todo.empty()) {
+        ++stats_.catch_up_batches;
+        return Status::ok();
+      }
     }
     pg::Conn& c = *conn_;
     if (Status s = c.exec("BEGIN"); !s.is_ok()) return s;
     size_t rows = 0;
-    Status s = write_rows(c, p, w, row_exists, next, txn, rows);
-    if (s.is_ok() && opts_.hooks.at_commit) opts_.hooks.at_commit(p, next, false);
+    Status s = write_rows(c, todo, txn, rows);
+    if (s.is_ok() && opts_.hooks.at_commit)
+      for (const Range& r : todo) opts_.hooks.at_commit(Partition(r.partition), Offset(r.next), false);
     if (s.is_ok()) s = c.exec("COMMIT");
     if (!s.is_ok()) {
       if (c.healthy()) (void)c.exec("ROLLBACK");
       return s;
     }
-    if (opts_.hooks.at_commit) opts_.hooks.at_commit(p, next, true);
+    if (opts_.hooks.at_commit)
+      for (const Range& r : todo) opts_.hooks.at_commit(Partition(r.partition), Offset(r.next), true);
     std::lock_guard lk(mu_);
-    wm_[p.value()] = next.value();
+    for (const Range& r : todo) wm_[r.partition] = r.next;
     ++stats_.batches;
     stats_.rows += rows;
     return Status::ok();
   }
 
-  Status write_rows(pg::Conn& c, Partition p, int64_t w, bool row_exists, Offset next,
-                    StateTxn& txn, size_t& rows) {
-    // 1. The watermark first: its row lock serializes writers of the partition, and the
-    //    guard makes a second writer (or a schema re-created underneath) fail here.
-    {
-      auto r = row_exists
+  Status write_rows(pg::Conn& c, const std::vector<Range>& todo, StateTxn& txn, size_t& rows) {
+    // 1. The watermarks first: their row locks serialize writers of the partitions, and
+    //    the guard makes a second writer (or a schema re-created underneath) fail here.
+    std::map<int32_t, int64_t> below;  // partition -> watermark: skip rows under it
+    for (const Range& rg : todo) {
+      below[rg.partition] = rg.watermark;
+      auto r = rg.row_exists
                    ? c.query("UPDATE agentos_meta.watermarks SET next_offset = $3, updated_at = now() "
                              "WHERE projector = $1 AND log_partition = $2 AND next_offset = $4",
-                             {opts_.name, P(p.value()), P(next.value()), P(w)})
+                             {opts_.name, P(rg.partition), P(rg.next), P(rg.watermark)})
                    : c.query("INSERT INTO agentos_meta.watermarks (projector, log_partition, next_offset) "
                              "VALUES ($1, $2, $3)",
-                             {opts_.name, P(p.value()), P(next.value())});
+                             {opts_.name, P(rg.partition), P(rg.next)});
       if (!r.ok()) return std::move(r).take_status();
       if (r->affected() != 1)
         return Status(Code::kInternal,
-                      "projector: the watermark of partition " + std::to_string(p.value()) +
+                      "projector: the watermark of partition " + std::to_string(rg.partition) +
                           " moved underneath (another projector named '" + opts_.name +
                           "' is writing, or the schema was re-created); stopping");
     }
-    const int32_t part = p.value();
+    // Rows of events a previous run already committed (or of partitions not in `todo`,
+    // whose whole batch was) are skipped.
+    auto committed = [&](int32_t partition, int64_t offset) {
+      auto it = below.find(partition);
+      return it == below.end() || offset < it->second;
+    };
     // 2. Append-only rows, by COPY, skipping what a previous run already committed.
     {
       std::string data;
       size_t n = 0;
       for (const EventRow& e : b_.events) {
-        if (e.offset < w) continue;
-        for (std::string_view f : {std::string_view(e.tenant)}) pg::copy_escape(data, f);
-        data += '\t' + std::to_string(part) + '\t' + std::to_string(e.offset) + '\t';
+        if (committed(e.partition, e.offset)) continue;
+        pg::copy_escape(data, e.tenant);
+        data += '\t' + std::to_string(e.partition) + '\t' + std::to_string(e.offset) + '\t';
         pg::copy_escape(data, e.id), pg::copy_tab(data);
         pg::copy_escape(data, e.type), pg::copy_tab(data);
         pg::copy_escape(data, e.source), pg::copy_tab(data);
@@ -604,9 +630,9 @@ class PgSink {
       std::string data;
       size_t n = 0;
       for (const TransitionRow& t : b_.transitions) {
-        if (t.offset < w) continue;
+        if (committed(t.partition, t.offset)) continue;
         pg::copy_escape(data, t.tenant);
-        data += '\t' + std::to_string(part) + '\t' + std::to_string(t.offset) + '\t' +
+        data += '\t' + std::to_string(t.partition) + '\t' + std::to_string(t.offset) + '\t' +
                 std::to_string(t.seq) + '\t';
         pg::copy_escape(data, t.session), pg::copy_tab(data);
         pg::copy_escape(data, t.from), pg::copy_tab(data);
@@ -632,8 +658,8 @@ class PgSink {
       MultiRow m("INSERT INTO agentos_rm.gate_results (tenant_id, log_partition, log_offset, "
                  "session_id, gate, passed, reason, outcome, at, event_id) VALUES ", 10, "");
       for (const GateRow& g : b_.gates) {
-        if (g.offset < w) continue;
-        m.row({P(g.tenant), P(part), P(g.offset), P(g.session), P(g.gate),
+        if (committed(g.partition, g.offset)) continue;
+        m.row({P(g.tenant), P(g.partition), P(g.offset), P(g.session), P(g.gate),
                pg::Param(g.passed ? "true" : "false"), P(g.reason), P(g.outcome), T(g.time_us),
                P(g.event_id)});
       }
@@ -693,7 +719,7 @@ class PgSink {
                touch.config ? P(*touch.config) : std::nullopt, T(r->created_us), T(r->updated_us),
                P(r->step), f64(r->pct), P(r->last_checkpoint), P(r->workspace), P(r->gate),
                P(r->error), P(r->chain_id), P(r->chain_step), P(r->tokens_in), P(r->tokens_out),
-               P(r->compute_us), P(cost->total_micros), P(part), P(touch.offset)});
+               P(r->compute_us), P(cost->total_micros), P(touch.partition), P(touch.offset)});
       }
       if (Status s = m.run(c); !s.is_ok()) return s;
       c_.add("sessions", m.rows()), rows += m.rows();
@@ -868,8 +894,9 @@ class ProjectorImpl final : public Projector {
     ro.sync = opts_.sync_cache;
     ro.idle_wait = opts_.idle_wait;
     ro.metrics = opts_.metrics;
-    ro.before_commit = [this](Partition p, Offset from, Offset next, StateTxn& txn) {
-      return sink_.write(p, from, next, txn);
+    ro.commit_per_round = true;  // one PostgreSQL transaction per round of all partitions
+    ro.before_commit = [this](std::span<const RuntimeOptions::CommitRange> ranges, StateTxn& txn) {
+      return sink_.write(ranges, txn);
     };
     auto rt = open_processor_runtime(log, proc_, std::move(ro));
     if (!rt.ok()) return std::move(rt).take_status();

@@ -419,4 +419,71 @@ TEST_F(RuntimeTest, WaitAppliedGivesUpPromptlyWhenTheRuntimeStopsWithAnError) {
 }
 
 }  // namespace
+// commit_per_round: a round over several busy partitions is ONE commit (one hook call
+// with a range per partition), and the state is the same as committing per partition.
+TEST_F(RuntimeTest, CommitPerRoundCommitsAllPartitionsOnceWithTheSameState) {
+  append_all(*log_, scenario());
+  std::set<int32_t> busy;
+  for (const auto& [tenant, bytes] : scenario()) busy.insert(p_of(tenant).value());
+  ASSERT_GT(busy.size(), 1u) << "the scenario must span partitions";
+
+  // Relay off in both: a relaying runtime would grow the log the other one then reads.
+  RuntimeOptions plain;
+  plain.relay = false;
+  auto per_partition = open("per-partition", plain);
+  ASSERT_TRUE(drain(*per_partition).is_ok());
+
+  RuntimeOptions o = plain;
+  o.commit_per_round = true;
+  std::vector<std::vector<RuntimeOptions::CommitRange>> calls;
+  o.before_commit = [&](std::span<const RuntimeOptions::CommitRange> ranges, StateTxn&) {
+    calls.emplace_back(ranges.begin(), ranges.end());
+    return Status::ok();
+  };
+  auto per_round = open("per-round", o);
+  ASSERT_TRUE(per_round->step().ok());
+  EXPECT_EQ(per_round->stats().commits, 1u);
+  ASSERT_EQ(calls.size(), 1u);
+  std::set<int32_t> seen;
+  for (const auto& r : calls[0]) {
+    seen.insert(r.partition.value());
+    EXPECT_EQ(r.from.value(), 0);
+    EXPECT_EQ(per_round->committed_offset(r.partition), r.next);
+  }
+  EXPECT_EQ(seen, busy);
+  ASSERT_TRUE(drain(*per_round).is_ok());
+  EXPECT_EQ(hash(*per_round), hash(*per_partition));
+}
+
+// A transient before_commit error discards the whole commit: nothing applied, counted,
+// and the next round retries the same records; any other error sticks.
+TEST_F(RuntimeTest, BeforeCommitTransientErrorDiscardsAndRetriesOtherErrorsStick) {
+  append_all(*log_, scenario());
+  int calls = 0;
+  RuntimeOptions o;
+  o.relay = false;  // the reference below must read the same log
+  o.before_commit = [&](std::span<const RuntimeOptions::CommitRange>, StateTxn&) {
+    return ++calls == 1 ? Status(Code::kUnavailable, "db down") : Status::ok();
+  };
+  auto rt = open("state", o);
+  auto first = rt->step();
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(rt->stats().sink_errors, 1u);
+  ASSERT_TRUE(drain(*rt).is_ok());
+  RuntimeOptions plain;
+  plain.relay = false;
+  auto reference = open("reference", plain);
+  ASSERT_TRUE(drain(*reference).is_ok());
+  EXPECT_EQ(hash(*rt), hash(*reference));
+
+  RuntimeOptions bad;
+  bad.before_commit = [](std::span<const RuntimeOptions::CommitRange>, StateTxn&) {
+    return Status(Code::kInternal, "broken");
+  };
+  auto stuck = open("stuck", bad);
+  EXPECT_FALSE(stuck->step().ok());
+  EXPECT_FALSE(stuck->last_error().is_ok());
+  EXPECT_EQ(stuck->committed_offset(p_of("acme")).value(), 0);
+}
+
 }  // namespace agentos::test
