@@ -236,10 +236,12 @@ class CaptureTxn final : public StateTxn {
       before = SessionState::kCreated;
     }
     if (before == after) return Status::ok();
+    // A gate decision is the change of the session the gate event names: the same apply
+    // may also move other sessions out of GATE_CHECK (a failed gate fails the chain, which
+    // cancels the siblings), and those are not decided gates.
+    const std::optional<std::string_view> gated = gate_session();
+    const bool gate_decision = before == SessionState::kGateCheck && gated && *gated == sid;
     const auto type = static_cast<fb::Payload>(ev_.header.type);
-    const bool gate_decision = before == SessionState::kGateCheck &&
-                               (type == fb::Payload::SessionGatePassed ||
-                                type == fb::Payload::SessionGateFailed);
     if (gate_decision && type == fb::Payload::SessionGateFailed) {
       // ROLLBACK is transient inside the session.gate.failed apply.
       transition(tenant, sid, before, SessionState::kRollback, "");
@@ -261,6 +263,14 @@ class CaptureTxn final : public StateTxn {
                                            std::string(event_type_name(ev_.header.type)),
                                            std::move(reason), std::string(ev_.header.traceparent),
                                            ev_.header.time_us});
+  }
+
+  // The session a session.gate.passed / session.gate.failed names; none for other types.
+  std::optional<std::string_view> gate_session() const {
+    const fb::Event* e = fb::GetEvent(ev_.bytes.data());
+    if (const auto* p = e->payload_as_SessionGatePassed()) return sv(p->session_id());
+    if (const auto* f = e->payload_as_SessionGateFailed()) return sv(f->session_id());
+    return std::nullopt;
   }
 
   void gate_result(const std::string& tenant, const std::string& sid, const SessionRec& rec) {

@@ -1,0 +1,324 @@
+#include "tests/projections/projection_support.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "events/codec.h"
+#include "events/partitioner.h"
+#include "processors/pulse.h"
+#include "processors/runtime.h"
+#include "processors/tick_source.h"
+#include "projections/migrate.h"
+#include "projections/pg.h"
+#include "tests/processors/harness.h"
+#include "tests/support/pg_cluster.h"
+
+namespace agentos::test {
+namespace {
+
+constexpr int64_t kSec = 1'000'000;
+
+std::string q(const std::string& s) {
+  std::string out;
+  append_json_string(out, s);
+  return out;
+}
+
+// The workload's clock.tick events are for test tenants "clock-<n>"; production appends
+// them for the engine's system tenants "agentos--clock-<n>" (processors/tick_source.h),
+// which the projector leaves out of the events index. Re-encode them so.
+std::string retenant(const std::string& bytes, const std::string& from, const std::string& to) {
+  std::string json = encode_json(bytes);
+  const std::string old_attr = "\"tenantid\":" + q(from);
+  const size_t at = json.find(old_attr);
+  if (at == std::string::npos) throw std::runtime_error("retenant: no tenantid in " + json);
+  json.replace(at, old_attr.size(), "\"tenantid\":" + q(to));
+  DecodeOptions o;
+  o.path_tenant = TenantId(to);
+  auto d = decode_structured(json, o);
+  if (!d.ok()) throw std::runtime_error("retenant: " + d.status().to_string());
+  return std::move(d->bytes);
+}
+
+std::vector<TenantEvent> extras(uint64_t seed, int64_t start_us) {
+  const std::string x = "x" + std::to_string(seed);
+  const int64_t s = start_us;
+  std::vector<std::pair<int64_t, TenantEvent>> ev;
+  int n = 0;
+  auto add = [&](const std::string& tenant, int64_t t, const std::string& type, const std::string& data,
+                 const std::string& attrs = "", const std::string& source = "/test") {
+    ev.push_back({t, {tenant, encode_event(tenant, x + "-e" + std::to_string(n++), type, t, data, attrs, source)}});
+  };
+  // API keys: created, revoked, revoked without ever being created; subject / actor /
+  // correlation id for the events index.
+  const std::string engine = "/agentos/engine";
+  add("tenant-01", s + 60 * kSec, "apikey.created",
+      R"({"keyId":")" + x + R"(-ka","role":"producer","keyHash":"h1"})",
+      R"(,"subject":")" + x + R"(-ka","actor":"admin@tenant-01","correlationid":"corr-)" + x + "\"", engine);
+  add("tenant-02", s + 120 * kSec, "apikey.created", R"({"keyId":")" + x + R"(-kb","role":"reader","keyHash":"h2"})",
+      R"(,"actor":"ops")", engine);
+  add("tenant-00", s + 150 * kSec, "apikey.created",
+      R"({"keyId":")" + x + R"(-kd","role":"compliance","keyHash":"h4"})", "", engine);
+  add("tenant-03", s + 1800 * kSec, "apikey.revoked", R"({"keyId":")" + x + R"(-ghost"})",
+      R"(,"subject":"ghost")", engine);
+  add("tenant-01", s + 3600 * kSec, "apikey.revoked", R"({"keyId":")" + x + R"(-ka"})",
+      R"(,"actor":"admin@tenant-01")", engine);
+  add("tenant-05", s + 7200 * kSec, "apikey.created", R"({"keyId":")" + x + R"(-kc","role":"admin","keyHash":"h3"})",
+      "", engine);
+  // A plan change of a tenant never created (name and created_at stay NULL), and a tenant
+  // created without a name.
+  add("tenant-09", s + 600 * kSec, "tenant.plan_changed", R"({"plan":"pro","previousPlan":"free"})", "", engine);
+  add("tenant-zz", s - 30 * kSec, "tenant.created", R"({"slug":"tenant-zz","plan":"enterprise"})", "", engine);
+  // A type Pulse ignores: indexed, nothing else.
+  add("tenant-00", s + 300 * kSec, "heartbeat.check.ok", R"({"checkId":"c1"})", R"(,"subject":"c1")");
+  // Chains of tenant-04 (enterprise: no slot or duration limits) whose sessions decide
+  // gates: a failed gate fails the chain, which cancels the sibling waiting in GATE_CHECK.
+  const std::string runner = "/agents/runner";
+  int64_t t = s + 5 * 60 * kSec + 17;
+  for (const std::string& c : {x + "-gch1", x + "-gch2"}) {
+    add("tenant-04", t, "chain.created",
+        R"({"chainId":")" + c + R"(","steps":[{"sessions":[{"name":"a","model":"gpt-4o"},{"name":"b"}]}]})", "",
+        "/agents/orchestrator");
+    const std::string a = c + ".0.0", b = c + ".0.1";
+    if (c.ends_with("2"))
+      add("tenant-04", t + 10 * kSec, "session.checkpoint",
+          R"({"sessionId":")" + a + R"(","checkpointId":"cp","workspace":"s3://cp"})", "", runner);
+    add("tenant-04", t + 20 * kSec, "session.gate.started", R"({"sessionId":")" + a + R"(","gate":"tests"})", "", runner);
+    add("tenant-04", t + 21 * kSec, "session.gate.started", R"({"sessionId":")" + b + R"(","gate":"lint"})", "", runner);
+    add("tenant-04", t + 40 * kSec, "session.gate.failed",
+        R"({"sessionId":")" + a + R"(","gate":"tests","reason":"red"})", "", runner);
+    t += 3 * 60 * kSec;
+  }
+  // A chain session passing its gate completes the chain.
+  const std::string c3 = x + "-gch3";
+  add("tenant-04", t, "chain.created", R"({"chainId":")" + c3 + R"(","steps":[{"sessions":[{"name":"solo"}]}]})", "",
+      "/agents/orchestrator");
+  add("tenant-04", t + 5 * kSec, "session.gate.started", R"({"sessionId":")" + c3 + R"(.0.0","gate":"review"})", "",
+      runner);
+  add("tenant-04", t + 9 * kSec, "session.gate.passed", R"({"sessionId":")" + c3 + R"(.0.0","gate":"review"})", "",
+      runner);
+  // A chain nobody works on (enterprise: no timer): RUNNING at step 0, step 1 PENDING.
+  add("tenant-04", s + 20 * 60 * kSec, "chain.created",
+      R"({"chainId":")" + x + R"(-idle","steps":[{"sessions":[{"name":"i0"}]},{"sessions":[{"name":"i1"}]}]})", "",
+      "/agents/orchestrator");
+  // A tenant never created (free: 2 slots): the third session queues and is cancelled
+  // there; the others run into their duration timer.
+  for (int i = 0; i < 3; ++i)
+    add("tenant-yy", s + 30 * 60 * kSec + i, "session.created",
+        R"({"sessionId":")" + x + "-q" + std::to_string(i) + R"(","config":{"name":"q","model":"claude-haiku"}})", "",
+        runner);
+  add("tenant-yy", s + 31 * 60 * kSec, "session.cancel_requested",
+      R"({"sessionId":")" + x + R"(-q2","reason":"not needed"})", "", runner);
+  // A tiny budget: usage exhausts it (the running session pauses), a session created
+  // meanwhile fails at once; after the month turns (December 1st, 00:00) a resume runs.
+  add("tenant-xx", s - 20 * kSec, "tenant.created", R"({"slug":"tenant-xx","plan":"free","tokenBudget":100})", "",
+      engine);
+  add("tenant-xx", s + 40 * 60 * kSec, "session.created", R"({"sessionId":")" + x + R"(-b0","config":{"name":"b"}})",
+      "", runner);
+  add("tenant-xx", s + 41 * 60 * kSec, "session.usage",
+      R"({"sessionId":")" + x + R"(-b0","model":"claude-opus","tokensIn":150,"tokensOut":50})", "", runner);
+  add("tenant-xx", s + 42 * 60 * kSec, "session.created", R"({"sessionId":")" + x + R"(-b1","config":{"name":"b"}})",
+      "", runner);
+  add("tenant-xx", s + 130 * 60 * kSec, "session.resume_requested", R"({"sessionId":")" + x + R"(-b0"})", "", runner);
+  std::stable_sort(ev.begin(), ev.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<TenantEvent> out;
+  for (auto& [time, e] : ev) out.push_back(std::move(e));
+  return out;
+}
+
+}  // namespace
+
+const std::vector<std::string>& read_model_tables() {
+  static const std::vector<std::string> t = {"api_keys",      "chain_steps",    "chains",       "checkpoints",
+                                             "compute_daily", "events",         "gate_results", "session_transitions",
+                                             "sessions",      "tenants",        "usage_daily",  "usage_periods"};
+  return t;
+}
+
+std::string encode_event(const std::string& tenant, const std::string& id, const std::string& type, int64_t time_us,
+                         const std::string& data, const std::string& extra_attrs, const std::string& source) {
+  const std::string json = "{\"specversion\":\"1.0\",\"id\":" + q(id) + ",\"source\":" + q(source) +
+                           ",\"type\":" + q(type) + ",\"tenantid\":" + q(tenant) + ",\"time\":\"" +
+                           format_rfc3339_us(time_us) + "\"" + extra_attrs + ",\"data\":" + data + "}";
+  DecodeOptions o;
+  o.path_tenant = TenantId(tenant);
+  auto d = decode_structured(json, o);
+  if (!d.ok()) throw std::runtime_error("encode_event: " + d.status().to_string() + " in " + json);
+  return std::move(d->bytes);
+}
+
+std::vector<TenantEvent> make_inputs(const InputOptions& o) {
+  PulseWorkloadOptions wo;
+  wo.seed = o.seed;
+  wo.tenants = o.tenants;
+  wo.partitions = kProjParts;
+  wo.sessions_per_tenant = o.sessions_per_tenant;
+  wo.chains = o.chains;
+  wo.prefix = "w" + std::to_string(o.seed);
+  wo.start_us = o.start_us;
+  PulseWorkload w = make_pulse_workload(wo);
+  std::vector<TenantEvent> base;
+  base.reserve(w.events.size());
+  for (auto& [tenant, bytes] : w.events) {
+    if (event_type_name(read_header(bytes).type) == "clock.tick") {
+      const Partition p = kafka_partition(tenant, kProjParts);
+      const std::string sys = ::agentos::clock_tenant(p, kProjParts);
+      base.emplace_back(sys, retenant(bytes, tenant, sys));
+    } else {
+      base.emplace_back(tenant, std::move(bytes));
+    }
+  }
+  if (!o.extras) return base;
+  if (o.tenants < 10) throw std::runtime_error("make_inputs: extras need >= 10 tenants");
+  // Merge by event time (the workload is in time order), workload first on ties.
+  std::vector<TenantEvent> add = extras(o.seed, o.start_us), out;
+  out.reserve(base.size() + add.size());
+  size_t i = 0, j = 0;
+  auto time_of = [](const TenantEvent& e) { return read_header(e.second).time_us; };
+  while (i < base.size() || j < add.size()) {
+    if (j == add.size() || (i < base.size() && time_of(base[i]) <= time_of(add[j])))
+      out.push_back(std::move(base[i++]));
+    else
+      out.push_back(std::move(add[j++]));
+  }
+  return out;
+}
+
+std::unique_ptr<Log> build_log(const std::string& dir, const std::vector<TenantEvent>& inputs, int chunks) {
+  EmbeddedLogOptions lo;
+  lo.dir = dir + "/log";
+  lo.partitions = kProjParts;
+  lo.fsync = false;
+  auto log = open_embedded_log(lo);
+  if (!log.ok()) throw std::runtime_error("open log: " + log.status().to_string());
+  pulse::PulseProcessor pulse;
+  RuntimeOptions ro;
+  ro.state_dir = dir + "/pulse";
+  ro.relay = true;
+  ro.sync = false;
+  auto rt = open_processor_runtime(**log, pulse, ro);
+  if (!rt.ok()) throw std::runtime_error("open pulse: " + rt.status().to_string());
+  const size_t per = (inputs.size() + chunks - 1) / chunks;
+  for (size_t from = 0; from < inputs.size(); from += per) {
+    const std::vector<TenantEvent> part(inputs.begin() + static_cast<long>(from),
+                                        inputs.begin() + static_cast<long>(std::min(inputs.size(), from + per)));
+    if (Status s = append_pipelined(**log, part); !s.is_ok()) throw std::runtime_error("append: " + s.to_string());
+    if (Status s = drain(**rt); !s.is_ok()) throw std::runtime_error("pulse: " + s.to_string());
+  }
+  for (int32_t p = 0; p < kProjParts; ++p) {
+    auto pending = (*rt)->outbox(Partition(p));
+    if (!pending.ok() || !pending->empty()) throw std::runtime_error("pulse left derived events unrelayed");
+  }
+  return std::move(*log);
+}
+
+// ---- PostgreSQL ---------------------------------------------------------------------------
+
+void migrate_db(const std::string& db) {
+  auto& pg = TestPostgres::get();
+  if (!pg.ok()) throw std::runtime_error(pg.error());
+  auto lock = pg::Conn::connect(pg.admin_url("postgres"));
+  if (!lock.ok()) throw std::runtime_error(lock.status().to_string());
+  if (Status s = (*lock)->exec("SELECT pg_advisory_lock(4242001)"); !s.is_ok())
+    throw std::runtime_error(s.to_string());
+  auto r = migrate(pg.admin_url(db));
+  (void)(*lock)->exec("SELECT pg_advisory_unlock(4242001)");
+  if (!r.ok()) throw std::runtime_error("migrate " + db + ": " + r.status().to_string());
+}
+
+std::string fresh_migrated_db(const std::string& prefix) {
+  auto& pg = TestPostgres::get();
+  if (!pg.ok()) throw std::runtime_error(pg.error());
+  const std::string db = pg.create_database(prefix);
+  migrate_db(db);
+  return db;
+}
+
+std::string projector_url(const std::string& db) { return TestPostgres::get().url_as("agentos_projector", db); }
+std::string admin_url(const std::string& db) { return TestPostgres::get().admin_url(db); }
+
+ProjectorOptions projector_options(const std::string& db, const std::string& state_dir, size_t batch) {
+  ProjectorOptions o;
+  o.pg_url = projector_url(db);
+  o.state_dir = state_dir;
+  o.max_batch_records = batch;
+  return o;
+}
+
+Status run_to_end(Projector& p, Log& log) {
+  for (int i = 0; i < 1'000'000; ++i) {
+    auto r = p.step();
+    if (!r.ok()) return r.status();
+    if (!*r) break;
+  }
+  for (int32_t i = 0; i < log.partition_count(); ++i) {
+    const Offset end = *log.end_offset(Partition(i));
+    if (p.watermark(Partition(i)) != end)
+      return Status(Code::kInternal, "partition " + std::to_string(i) + ": watermark " +
+                                         std::to_string(p.watermark(Partition(i)).value()) + " != end " +
+                                         std::to_string(end.value()));
+  }
+  return p.last_error();
+}
+
+// ---- Dumps --------------------------------------------------------------------------------------
+
+Table sorted_rows(const std::string& db, const std::string& sql) {
+  Table t = pg_query(admin_url(db), sql);
+  std::sort(t.begin(), t.end());
+  return t;
+}
+
+Dump dump_all(const std::string& db) {
+  Dump d;
+  for (const auto& r : pg_query(admin_url(db),
+                                "SELECT tablename FROM pg_tables WHERE schemaname = 'agentos_rm' ORDER BY 1")) {
+    // row_to_json: every column, NULL distinct from ''.
+    d["agentos_rm." + r[0]] = sorted_rows(db, "SELECT row_to_json(t)::text FROM agentos_rm." + r[0] + " t");
+  }
+  d["agentos_meta.watermarks"] =
+      sorted_rows(db, "SELECT projector, log_partition::text, next_offset::text FROM agentos_meta.watermarks");
+  return d;
+}
+
+std::string row_text(const Row& r) {
+  std::string s;
+  for (size_t i = 0; i < r.size(); ++i) s += (i ? " | " : "") + r[i];
+  return s;
+}
+
+std::string diff_tables(const std::string& name, const Table& expected, const Table& actual, size_t max_rows) {
+  if (expected == actual) return "";
+  Table exp_sorted = expected, act_sorted = actual;
+  std::sort(exp_sorted.begin(), exp_sorted.end());
+  std::sort(act_sorted.begin(), act_sorted.end());
+  Table missing, extra;
+  std::set_difference(exp_sorted.begin(), exp_sorted.end(), act_sorted.begin(), act_sorted.end(),
+                      std::back_inserter(missing));
+  std::set_difference(act_sorted.begin(), act_sorted.end(), exp_sorted.begin(), exp_sorted.end(),
+                      std::back_inserter(extra));
+  if (missing.empty() && extra.empty()) return "";  // only the order differed
+  std::string out = name + ": expected " + std::to_string(expected.size()) + " rows, got " +
+                    std::to_string(actual.size()) + "; " + std::to_string(missing.size()) + " expected rows missing, " +
+                    std::to_string(extra.size()) + " unexpected rows\n";
+  for (size_t i = 0; i < missing.size() && i < max_rows; ++i) out += "  - expected: " + row_text(missing[i]) + "\n";
+  for (size_t i = 0; i < extra.size() && i < max_rows; ++i) out += "  + actual:   " + row_text(extra[i]) + "\n";
+  return out;
+}
+
+std::string diff_dumps(const Dump& expected, const Dump& actual) {
+  std::string out;
+  for (const auto& [name, rows] : expected) {
+    auto it = actual.find(name);
+    if (it == actual.end()) {
+      out += name + ": missing\n";
+      continue;
+    }
+    out += diff_tables(name, rows, it->second);
+  }
+  for (const auto& [name, rows] : actual)
+    if (!expected.count(name)) out += name + ": unexpected table\n";
+  return out;
+}
+
+}  // namespace agentos::test
