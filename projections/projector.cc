@@ -779,7 +779,9 @@ class PgSink {
           for (size_t i = 0; i < ch->steps[k].size(); ++i)
             ids.push_back(chain_id + "." + std::to_string(k) + "." + std::to_string(i));
           const int64_t step = static_cast<int64_t>(k);
-          std::string_view st = step < ch->step ? "COMPLETE" : step > ch->step ? "PENDING"
+          // Steps after the one a chain failed in never start: SKIPPED.
+          std::string_view st = step < ch->step ? "COMPLETE"
+                                : step > ch->step ? (ch->state == 2 ? "SKIPPED" : "PENDING")
                                 : ch->state == 0 ? "RUNNING" : chain_state_name(ch->state);
           steps.row({P(tenant), P(chain_id), P(step), P(st), text_array(ids)});
         }

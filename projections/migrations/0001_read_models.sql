@@ -12,14 +12,21 @@
 --     time is integer microseconds (compute_us), days are UTC dates.
 
 -- Roles are cluster-wide; create them once, never with BYPASSRLS, never owners.
+-- Two databases of one cluster migrating at once race here (the migration lock is per
+-- database, roles are not): the loser's CREATE ROLE fails with duplicate_object or
+-- unique_violation, and the role it wanted exists — that is success.
 DO $$
+DECLARE r text;
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'agentos_projector') THEN
-    CREATE ROLE agentos_projector LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'agentos_reader') THEN
-    CREATE ROLE agentos_reader LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
-  END IF;
+  FOREACH r IN ARRAY ARRAY['agentos_projector', 'agentos_reader'] LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+      BEGIN
+        EXECUTE format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS', r);
+      EXCEPTION WHEN duplicate_object OR unique_violation THEN
+        NULL;
+      END;
+    END IF;
+  END LOOP;
 END $$;
 
 CREATE SCHEMA agentos_rm;
@@ -144,7 +151,7 @@ CREATE TABLE agentos_rm.chain_steps (
   tenant_id   text    NOT NULL,
   chain_id    text    NOT NULL,
   step        integer NOT NULL,
-  state       text    NOT NULL,        -- PENDING, RUNNING, COMPLETE, FAILED
+  state       text    NOT NULL,        -- PENDING, RUNNING, COMPLETE, FAILED, SKIPPED (after a failed step)
   session_ids text[]  NOT NULL,
   PRIMARY KEY (tenant_id, chain_id, step)
 );

@@ -15,7 +15,7 @@ namespace agentos::test {
 namespace {
 
 constexpr int64_t kSecond = 1'000'000;
-constexpr int64_t kDefaultStartUs = 1'795'989'600'000'000;  // 2026-11-30T22:00:00Z
+constexpr int64_t kDefaultStartUs = 1'796'076'000'000'000;  // 2026-11-30T22:00:00Z
 constexpr int64_t kTickTailUs = 40 * 60 * kSecond;  // ticks after the last event: > pro's 30 min
 constexpr const char* kModels[] = {"claude-sonnet", "claude-haiku", "gpt-4o"};
 constexpr int64_t kTimeoutChoices[] = {0, 0, 0, 45, 90, 180, 600};

@@ -153,7 +153,9 @@ class Fold {
         std::string ids;
         for (size_t i = 0; i < c.configs[s].size(); ++i)
           ids += (i ? "," : "") + k.second + "." + n(step) + "." + n(static_cast<int64_t>(i));
-        const std::string st = step < c.current ? "COMPLETE" : step > c.current ? "PENDING" : c.state;
+        const std::string st = step < c.current   ? "COMPLETE"
+                               : step > c.current ? (c.state == "FAILED" ? "SKIPPED" : "PENDING")
+                                                  : c.state;
         x_.tables["chain_steps"].push_back({k.first, k.second, n(step), st, ids});
       }
       ++x_.coverage["chain:" + c.state];
