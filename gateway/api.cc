@@ -160,7 +160,26 @@ std::optional<std::string> HttpRequest::query_param(std::string_view name) const
 }
 
 Api::Api(Log& log, LocalIndex& index, RateLimiter& limiter, Metrics& metrics, ApiOptions opts)
-    : log_(log), index_(index), limiter_(limiter), metrics_(metrics), opts_(std::move(opts)) {}
+    : log_(log), index_(index), limiter_(limiter), metrics_(metrics), opts_(std::move(opts)) {
+  if (opts_.projector != nullptr && !opts_.reader_url.empty()) {
+    ReadModelOptions ro;
+    ro.url = opts_.reader_url;
+    ro.pool_size = opts_.reader_pool;
+    ro.max_limit = opts_.max_page;
+    read_model_ = std::make_unique<ReadModel>(ro);  // connects lazily
+    const size_t threads = std::clamp<size_t>(opts_.reader_pool, 1, kMaxReaderPool);
+    for (size_t i = 0; i < threads; ++i) readers_.emplace_back([this] { reader_loop(); });
+  }
+}
+
+Api::~Api() {
+  {
+    std::lock_guard lk(reads_mu_);
+    reads_stopping_ = true;
+  }
+  reads_cv_.notify_all();
+  for (auto& t : readers_) t.join();
+}
 
 std::string Api::route_of(const HttpRequest& req) {
   auto s = segments(req.path);
@@ -301,10 +320,12 @@ void Api::handle(HttpRequest req, Reply reply) {
     if (s.size() == 5 && s[3] == "keys")
       return req.method == "DELETE" ? revoke_key(req, t, std::string(s[4]), std::move(reply))
                                     : method_not_allowed();
-    if ((s[3] == "sessions" && (s.size() == 5 || (s.size() == 6 && s[5] == "cost"))) ||
+    if ((s[3] == "sessions" && (s.size() == 4 || s.size() == 5 ||
+                                (s.size() == 6 && (s[5] == "cost" || s[5] == "transitions")))) ||
         (s[3] == "usage" && s.size() == 4)) {
       if (req.method != "GET") return method_not_allowed();
-      return get_pulse(req, t, std::vector<std::string>(s.begin() + 3, s.end()), std::move(reply));
+      std::vector<std::string> rest(s.begin() + 3, s.end());
+      return get_reads(std::move(req), t, std::move(rest), std::move(reply));
     }
   }
   reply(problem_response(Status(Code::kNotFound, "no such route"), req.path));
@@ -318,10 +339,10 @@ bool Api::begin_append() {
 }
 
 Api::InFlight::~InFlight() {
-  {
-    std::lock_guard lk(api_.idle_mu_);
-    --api_.inflight_appends_;
-  }
+  // Notified under the lock: drain() cannot return (and the Api go away) between the
+  // count reaching 0 and the notify.
+  std::lock_guard lk(api_.idle_mu_);
+  --api_.inflight_appends_;
   api_.idle_cv_.notify_all();
 }
 

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "processors/pulse.h"
 #include "processors/runtime.h"
 #include "projections/projector.h"
+#include "projections/read_model.h"
 #include "gateway/metrics.h"
 #include "gateway/rate_limiter.h"
 
@@ -72,23 +74,33 @@ struct ApiOptions {
   // `?after=<offset>` waiting for a processor to apply that offset.
   std::chrono::milliseconds read_your_writes_timeout{5000};
   size_t max_page = 1000;
-  // The Pulse runtime whose state answers /v1/tenants/{t}/sessions/... and /usage; null:
-  // those routes answer 503. It must outlive the Api (stop the server first).
+  // The Pulse runtime whose state answers /v1/tenants/{t}/sessions/{id}/cost, and
+  // /sessions/{id} and /usage when there is no projector; null: those routes answer 503.
+  // It must outlive the Api (stop the server first).
   ProcessorRuntime* pulse = nullptr;
   pulse::PriceTable prices = pulse::PriceTable::defaults();
   // The projector (projections/projector.h) whose PostgreSQL read models answer the
   // session list, session, transitions and usage reads through `reader_url` (the
   // agentos_reader role); null: those reads come from Pulse (list and transitions 503).
+  // `/sessions/{id}/cost` always comes from Pulse. The projector must outlive the Api.
   Projector* projector = nullptr;
   std::string reader_url;
+  // Connections of the reader pool (projections/read_model.h), and as many threads that
+  // run the PostgreSQL reads (never on an I/O thread).
+  size_t reader_pool = kDefaultReaderPool;
 };
 
 // Most `?after=` reads waiting at once (each waits on its own thread); beyond: 503.
 inline constexpr int kMaxAfterWaiters = 256;
+// Most PostgreSQL reads queued for the reader threads; beyond: 503.
+inline constexpr size_t kMaxQueuedReads = 1024;
 
 class Api {
  public:
   Api(Log& log, LocalIndex& index, RateLimiter& limiter, Metrics& metrics, ApiOptions opts);
+  ~Api();  // joins the reader threads (call drain() first: it waits for their replies)
+  Api(const Api&) = delete;
+  Api& operator=(const Api&) = delete;
 
   void handle(HttpRequest req, Reply reply);
 
@@ -122,9 +134,29 @@ class Api {
   void change_plan(const HttpRequest& req, const TenantId& t, Reply reply);
   void create_key(const HttpRequest& req, const TenantId& t, Reply reply);
   void revoke_key(const HttpRequest& req, const TenantId& t, const std::string& key_id, Reply reply);
-  // GET /v1/tenants/{t}/sessions/{id}[/cost] and /v1/tenants/{t}/usage (api_sessions.cc).
-  void get_pulse(const HttpRequest& req, const TenantId& t, std::vector<std::string> rest, Reply reply);
+  // GET /v1/tenants/{t}/sessions[/{id}[/cost|/transitions]] and /v1/tenants/{t}/usage
+  // (api_sessions.cc): from the PostgreSQL read models when configured, else from Pulse.
+  void get_reads(HttpRequest req, const TenantId& t, std::vector<std::string> rest, Reply reply);
   HttpResponse answer_pulse(const HttpRequest& req, const TenantId& t, const std::vector<std::string>& rest);
+
+  // Where a read waits for `?after=<offset>`: Pulse's runtime or the projector.
+  struct ReadSource {
+    std::string what;  // for messages: "the Pulse processor", "the projector"
+    std::function<bool(Partition, Offset, std::chrono::steady_clock::time_point)> wait;
+    std::function<Status()> last_error;
+    bool offload = false;  // answer on a reader thread (blocking I/O), not the caller's
+  };
+  // `?after=`, validated against the end of the tenant's partition; nullopt when absent.
+  Result<std::optional<Offset>> parse_after(const HttpRequest& req, const TenantId& t);
+  // Replies `answer()` once `src` has `after` (at once without one). Waiting happens on
+  // its own thread (at most kMaxAfterWaiters, bounded by read_your_writes_timeout, then
+  // 503 + Retry-After), and counts as in flight for drain().
+  void serve_read(const std::string& path, const TenantId& t, std::optional<Offset> after,
+                  const ReadSource& src, std::function<HttpResponse()> answer, Reply reply);
+
+  // The reader threads: PostgreSQL reads run here, never on I/O threads.
+  bool post_read(std::function<void()> job);  // false when the queue is full or stopping
+  void reader_loop();
 
   // Appends engine-authored events (tenant/key management) and waits until the local
   // index has folded them, so the new tenant or key works as soon as we answer.
@@ -176,6 +208,14 @@ class Api {
   };
 
   std::atomic<int> after_waiters_{0};
+
+  // The PostgreSQL read models (null: not configured) and their threads.
+  std::unique_ptr<ReadModel> read_model_;
+  std::mutex reads_mu_;
+  std::condition_variable reads_cv_;
+  std::deque<std::function<void()>> reads_;
+  bool reads_stopping_ = false;
+  std::vector<std::thread> readers_;
 
   // Bumped (under recent_mu_) whenever entries leave `recent_` because the index has
   // folded them; lets post_events do its index lookups outside the lock (see there).

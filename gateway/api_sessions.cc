@@ -1,15 +1,26 @@
-// Pulse reads: GET /v1/tenants/{t}/sessions/{id}, .../sessions/{id}/cost and
-// /v1/tenants/{t}/usage?from=YYYY-MM-DD&to=YYYY-MM-DD, answered from the Pulse
-// processor's committed state (processors/pulse.h).
+// The session and usage reads:
+//   GET /v1/tenants/{t}/sessions?state=&cursor=&limit=       (read models only)
+//   GET /v1/tenants/{t}/sessions/{id}
+//   GET /v1/tenants/{t}/sessions/{id}/transitions?cursor=&limit=  (read models only)
+//   GET /v1/tenants/{t}/sessions/{id}/cost                   (always Pulse)
+//   GET /v1/tenants/{t}/usage?from=YYYY-MM-DD&to=YYYY-MM-DD
+// With a projector (ApiOptions::projector + reader_url) they are answered from the
+// PostgreSQL read models through ReadModel (projections/read_model.h, the agentos_reader
+// role), on the reader threads; without one, /sessions/{id}, /cost and /usage come from
+// the Pulse processor's committed state (processors/pulse.h) and the list and
+// transitions answer 503.
 //
 // Read-your-writes: `?after=<offset>` (the offset of a receipt from this tenant's
-// partition) waits, at most ApiOptions::read_your_writes_timeout, until Pulse has applied
-// that record; then 503 + Retry-After. The wait runs on its own thread (at most
-// kMaxAfterWaiters at once), never on an I/O thread, and counts as in flight for drain().
+// partition) waits, at most ApiOptions::read_your_writes_timeout, until the source
+// (Pulse, or the projector for the read models) has that record; then 503 + Retry-After.
+// The wait runs on its own thread (at most kMaxAfterWaiters at once), never on an I/O
+// thread, and counts as in flight for drain(). Paging uses `?cursor=` (the `next` of the
+// previous page), never `?after=`.
 #include <algorithm>
 #include <charconv>
 #include <thread>
 
+#include "events/logging.h"
 #include "events/partitioner.h"
 #include "gateway/api.h"
 
@@ -33,62 +44,233 @@ std::optional<int64_t> parse_day(std::string_view d) {
          std::stoll(back.substr(8, 2));
 }
 
+// ?from=&to= of /usage, both required days, from <= to.
+Result<std::pair<int64_t, int64_t>> parse_usage_range(const HttpRequest& req) {
+  auto from_s = req.query_param("from");
+  auto to_s = req.query_param("to");
+  Status bad(Code::kInvalidArgument, "invalid usage query");
+  std::optional<int64_t> from, to;
+  if (!from_s || !(from = parse_day(*from_s))) bad.mutable_errors().push_back({"from", "required: a UTC day YYYY-MM-DD"});
+  if (!to_s || !(to = parse_day(*to_s))) bad.mutable_errors().push_back({"to", "required: a UTC day YYYY-MM-DD"});
+  if (from && to && *from > *to) bad.mutable_errors().push_back({"to", "must not be before from"});
+  if (!bad.errors().empty()) return bad;
+  return std::make_pair(*from, *to);
+}
+
+// A validated read of the PostgreSQL read models, parsed before any wait.
+struct ModelQuery {
+  enum Kind { kList, kSession, kTransitions, kUsage } kind = kSession;
+  std::string id;
+  std::optional<std::string> state, cursor;
+  size_t limit = kDefaultReadLimit;
+  int64_t from = 0, to = 0;
+};
+
+Result<ModelQuery> parse_model_query(const HttpRequest& req, const std::vector<std::string>& rest,
+                                     size_t max_limit) {
+  ModelQuery q;
+  if (rest[0] == "usage") {
+    auto range = parse_usage_range(req);
+    if (!range.ok()) return std::move(range).take_status();
+    q.kind = ModelQuery::kUsage;
+    q.from = range->first;
+    q.to = range->second;
+    return q;
+  }
+  q.kind = rest.size() == 1 ? ModelQuery::kList : rest.size() == 2 ? ModelQuery::kSession : ModelQuery::kTransitions;
+  if (rest.size() > 1) q.id = rest[1];
+  if (q.kind == ModelQuery::kSession) return q;
+  Status bad(Code::kInvalidArgument, "invalid query");
+  if (auto l = req.query_param("limit")) {
+    uint64_t v = 0;
+    auto r = std::from_chars(l->data(), l->data() + l->size(), v);
+    if (r.ec != std::errc() || r.ptr != l->data() + l->size() || v < 1 || v > max_limit)
+      bad.mutable_errors().push_back({"limit", "must be an integer 1.." + std::to_string(max_limit)});
+    else
+      q.limit = static_cast<size_t>(v);
+  }
+  q.cursor = req.query_param("cursor");
+  if (q.kind == ModelQuery::kList) {
+    q.state = req.query_param("state");
+    if (q.state && !ReadModel::is_state_name(*q.state))
+      bad.mutable_errors().push_back({"state", "unknown session state"});
+  }
+  // The cursor's own format is the read model's to judge (it answers 400 "cursor").
+  if (!bad.errors().empty()) return bad;
+  return q;
+}
+
 }  // namespace
 
-void Api::get_pulse(const HttpRequest& req, const TenantId& t, std::vector<std::string> rest,
-                    Reply reply) {
-  auto p = authorize_tenant(req, t, {Role::kProducer, Role::kReader, Role::kCompliance});
-  if (!p.ok()) return reply(problem_response(p.status(), req.path));
-  ProcessorRuntime* rt = opts_.pulse;
-  if (rt == nullptr)
-    return reply(problem_response(Status(Code::kUnavailable, "sessions are not served here: the Pulse processor is not running"), req.path));
+Result<std::optional<Offset>> Api::parse_after(const HttpRequest& req, const TenantId& t) {
+  auto a = req.query_param("after");
+  if (!a) return std::optional<Offset>();
+  int64_t v = -1;
+  auto r = std::from_chars(a->data(), a->data() + a->size(), v);
+  if (r.ec != std::errc() || r.ptr != a->data() + a->size() || v < 0)
+    return Status::invalid("after", "must be a non-negative log offset (a receipt's offset)");
+  auto end = log_.end_offset(log_.partition_of(t));
+  if (!end.ok()) return end.status();
+  if (v >= end->value())
+    return Status::invalid("after", "offset " + std::to_string(v) + " is not in the log yet (end " + std::to_string(end->value()) + ")");
+  return std::optional<Offset>(Offset(v));
+}
 
-  std::optional<Offset> after;
-  if (auto a = req.query_param("after")) {
-    int64_t v = -1;
-    auto r = std::from_chars(a->data(), a->data() + a->size(), v);
-    if (r.ec != std::errc() || r.ptr != a->data() + a->size() || v < 0)
-      return reply(problem_response(Status::invalid("after", "must be a non-negative log offset (a receipt's offset)"), req.path));
-    const Partition part = log_.partition_of(t);
-    auto end = log_.end_offset(part);
-    if (!end.ok()) return reply(problem_response(end.status(), req.path));
-    if (v >= end->value())
-      return reply(problem_response(Status::invalid("after", "offset " + std::to_string(v) + " is not in the log yet (end " + std::to_string(end->value()) + ")"), req.path));
-    after = Offset(v);
+bool Api::post_read(std::function<void()> job) {
+  // Notified under the lock: once the lock is released nothing here touches the Api.
+  std::lock_guard lk(reads_mu_);
+  if (reads_stopping_ || reads_.size() >= kMaxQueuedReads) return false;
+  reads_.push_back(std::move(job));
+  reads_cv_.notify_one();
+  return true;
+}
+
+void Api::reader_loop() {
+  for (;;) {
+    std::function<void()> job;
+    {
+      std::unique_lock lk(reads_mu_);
+      reads_cv_.wait(lk, [&] { return reads_stopping_ || !reads_.empty(); });
+      if (reads_.empty()) return;  // stopping, and nothing left to answer
+      job = std::move(reads_.front());
+      reads_.pop_front();
+    }
+    job();
   }
-  if (!after || rt->committed_offset(log_.partition_of(t)) > *after)
-    return reply(answer_pulse(req, t, rest));
+}
+
+void Api::serve_read(const std::string& path, const TenantId& t, std::optional<Offset> after,
+                     const ReadSource& src, std::function<HttpResponse()> answer, Reply reply) {
+  const Partition part = log_.partition_of(t);
+  // Queues the answer for a reader thread, which replies; false (nothing queued, the
+  // caller replies) when the queue is full or stopping. The job holds an in-flight guard.
+  auto offload = [this](std::function<HttpResponse()>& answer, Reply& reply,
+                        const std::shared_ptr<InFlight>& guard) {
+    return post_read([answer = std::move(answer), reply = std::move(reply), guard = guard]() mutable {
+      reply(answer());
+      guard.reset();  // after the reply: drain() waits for it
+    });
+  };
+  auto busy = [&path] {
+    return problem_response(Status(Code::kUnavailable, "too many reads queued; retry shortly").with_retry_after(1), path);
+  };
+  // Already there (a deadline of now only checks): answer now, or on a reader thread.
+  if (!after || src.wait(part, *after, std::chrono::steady_clock::now())) {
+    if (!src.offload) return reply(answer());
+    if (!begin_append())
+      return reply(problem_response(Status(Code::kUnavailable, "shutting down").with_retry_after(1), path));
+    auto guard = std::make_shared<InFlight>(*this);
+    Reply mine = reply;  // kept for the refusal: the job takes the other
+    if (!offload(answer, reply, guard)) return mine(busy());
+    return;
+  }
 
   // Wait off the I/O thread.
   if (after_waiters_.fetch_add(1) >= kMaxAfterWaiters) {
     after_waiters_.fetch_sub(1);
-    return reply(problem_response(Status(Code::kUnavailable, "too many reads waiting for ?after=; retry shortly").with_retry_after(1), req.path));
+    return reply(problem_response(Status(Code::kUnavailable, "too many reads waiting for ?after=; retry shortly").with_retry_after(1), path));
   }
   if (!begin_append()) {
     after_waiters_.fetch_sub(1);
-    return reply(problem_response(Status(Code::kUnavailable, "shutting down"), req.path));
+    return reply(problem_response(Status(Code::kUnavailable, "shutting down"), path));
   }
   auto guard = std::make_shared<InFlight>(*this);
   // Capped well below the server's drain timeout (30 s), so drain() always outlasts a
-  // waiter and no waiter thread can touch a destroyed Api.
+  // waiter and no waiter thread can touch a destroyed Api. What may block longer (a
+  // PostgreSQL query) is handed to the reader threads, which ~Api joins.
   const auto deadline = std::chrono::steady_clock::now() +
                         std::min(opts_.read_your_writes_timeout, std::chrono::milliseconds(10000));
-  std::thread([this, rt, req = std::move(req), t, rest = std::move(rest), reply = std::move(reply),
-               guard = std::move(guard), after = *after, deadline]() mutable {
-    HttpResponse r;
-    if (rt->wait_applied(log_.partition_of(t), after, deadline)) {
-      r = answer_pulse(req, t, rest);
+  std::thread([this, src, part, path, answer = std::move(answer), reply = std::move(reply),
+               guard = std::move(guard), after = *after, deadline, offload, busy]() mutable {
+    std::optional<HttpResponse> r;
+    if (src.wait(part, after, deadline)) {
+      if (!src.offload) {
+        r = answer();
+      } else {
+        Reply mine = reply;
+        if (!offload(answer, reply, guard)) r = busy();
+        reply = std::move(mine);
+      }
     } else {
-      Status st = rt->last_error();
+      Status st = src.last_error();
       r = problem_response(
-          st.is_ok() ? Status(Code::kUnavailable, "Pulse has not applied offset " + std::to_string(after.value()) + " yet; retry shortly").with_retry_after(1)
-                     : Status(Code::kUnavailable, "the Pulse processor stopped: " + st.message()),
-          req.path);
+          st.is_ok() ? Status(Code::kUnavailable, src.what + " has not applied offset " + std::to_string(after.value()) + " yet; retry shortly").with_retry_after(1)
+                     : Status(Code::kUnavailable, src.what + " stopped: " + st.message()),
+          path);
     }
     after_waiters_.fetch_sub(1);
-    reply(std::move(r));
-    guard.reset();  // after the reply: drain() waits for it
+    if (r) reply(std::move(*r));
+    guard.reset();  // last: drain() waits for it (a queued job holds its own reference)
   }).detach();
+}
+
+void Api::get_reads(HttpRequest req, const TenantId& t, std::vector<std::string> rest, Reply reply) {
+  auto p = authorize_tenant(req, t, {Role::kProducer, Role::kReader, Role::kCompliance});
+  if (!p.ok()) return reply(problem_response(p.status(), req.path));
+  const bool cost = rest.size() == 3 && rest[2] == "cost";
+  const bool models_only = (rest[0] == "sessions" && rest.size() == 1) ||
+                           (rest.size() == 3 && rest[2] == "transitions");
+
+  if (read_model_ && !cost) {
+    auto q = parse_model_query(req, rest, opts_.max_page);
+    if (!q.ok()) return reply(problem_response(q.status(), req.path));
+    auto after = parse_after(req, t);
+    if (!after.ok()) return reply(problem_response(after.status(), req.path));
+    Projector* pr = opts_.projector;
+    ReadSource src{"the projector",
+                   [pr](Partition part, Offset o, std::chrono::steady_clock::time_point d) { return pr->wait_projected(part, o, d); },
+                   [pr] { return pr->last_error(); }, true};
+    auto answer = [this, pr, t, path = req.path, q = std::move(*q)]() -> HttpResponse {
+      // Read before the query: the answer reflects at least every event below it.
+      const int64_t projected = pr->watermark(log_.partition_of(t)).value();
+      Result<std::optional<std::string>> body = std::optional<std::string>();
+      switch (q.kind) {
+        case ModelQuery::kList: {
+          auto r = read_model_->list_sessions(t.str(), q.state, q.cursor, q.limit);
+          body = r.ok() ? Result<std::optional<std::string>>(std::optional<std::string>(std::move(*r)))
+                        : Result<std::optional<std::string>>(std::move(r).take_status());
+          break;
+        }
+        case ModelQuery::kSession: body = read_model_->session(t.str(), q.id); break;
+        case ModelQuery::kTransitions: body = read_model_->transitions(t.str(), q.id, q.cursor, q.limit); break;
+        case ModelQuery::kUsage: {
+          auto r = read_model_->usage(t.str(), q.from, q.to);
+          body = r.ok() ? Result<std::optional<std::string>>(std::optional<std::string>(std::move(*r)))
+                        : Result<std::optional<std::string>>(std::move(r).take_status());
+          break;
+        }
+      }
+      if (!body.ok()) {
+        const Status& st = body.status();
+        if (st.code() == Code::kInvalidArgument) return problem_response(st, path);
+        // The details (SQL errors) go to the log, not to the caller.
+        log_line(LogLevel::kWarn, "read model query failed", {{"tenant", t.str()}, {"error", st.to_string()}});
+        if (st.code() == Code::kUnavailable)
+          return problem_response(Status(Code::kUnavailable, "the read models are unavailable; retry shortly").with_retry_after(1), path);
+        return problem_response(Status(Code::kInternal, "the read models could not answer"), path);
+      }
+      // Uniform 404: nothing about other tenants' ids leaks (the key is the tenant's).
+      if (!*body) return problem_response(Status(Code::kNotFound, "no such session"), path);
+      HttpResponse r = json_ok(std::move(**body));
+      r.headers.emplace_back("agentos-projected-offset", std::to_string(projected));
+      return r;
+    };
+    return serve_read(req.path, t, *after, src, std::move(answer), std::move(reply));
+  }
+
+  if (models_only)
+    return reply(problem_response(Status(Code::kUnavailable, "read models are not configured (serve with --pg-url)"), req.path));
+  ProcessorRuntime* rt = opts_.pulse;
+  if (rt == nullptr)
+    return reply(problem_response(Status(Code::kUnavailable, "sessions are not served here: the Pulse processor is not running"), req.path));
+  auto after = parse_after(req, t);
+  if (!after.ok()) return reply(problem_response(after.status(), req.path));
+  ReadSource src{"the Pulse processor",
+                 [rt](Partition part, Offset o, std::chrono::steady_clock::time_point d) { return rt->wait_applied(part, o, d); },
+                 [rt] { return rt->last_error(); }, false};
+  const std::string path = req.path;
+  auto answer = [this, req = std::move(req), t, rest = std::move(rest)] { return answer_pulse(req, t, rest); };
+  serve_read(path, t, *after, src, std::move(answer), std::move(reply));
 }
 
 HttpResponse Api::answer_pulse(const HttpRequest& req, const TenantId& t, const std::vector<std::string>& rest) {
@@ -98,15 +280,10 @@ HttpResponse Api::answer_pulse(const HttpRequest& req, const TenantId& t, const 
   auto get = [rt](std::string_view k) { return rt->get(k); };
   auto scan = [rt](std::string_view from, std::string_view to, size_t limit) { return rt->scan(from, to, limit); };
   if (rest[0] == "usage") {
-    auto from_s = req.query_param("from");
-    auto to_s = req.query_param("to");
-    Status bad(Code::kInvalidArgument, "invalid usage query");
-    std::optional<int64_t> from, to;
-    if (!from_s || !(from = parse_day(*from_s))) bad.mutable_errors().push_back({"from", "required: a UTC day YYYY-MM-DD"});
-    if (!to_s || !(to = parse_day(*to_s))) bad.mutable_errors().push_back({"to", "required: a UTC day YYYY-MM-DD"});
-    if (from && to && *from > *to) bad.mutable_errors().push_back({"to", "must not be before from"});
-    if (!bad.errors().empty()) return problem_response(bad, req.path);
-    auto u = pulse::tenant_usage(scan, t.str(), *from, *to, opts_.prices);
+    auto range = parse_usage_range(req);
+    if (!range.ok()) return problem_response(range.status(), req.path);
+    const auto [from, to] = *range;
+    auto u = pulse::tenant_usage(scan, t.str(), from, to, opts_.prices);
     if (!u.ok()) return problem_response(u.status(), req.path);
     return json_ok(pulse::usage_json(*u));
   }

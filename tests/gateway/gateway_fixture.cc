@@ -1,6 +1,10 @@
 #include "tests/gateway/gateway_fixture.h"
 
+#include "projections/migrate.h"
+#include "tests/support/pg_cluster.h"
+
 namespace agentos::gateway::test {
+using agentos::test::TestPostgres;
 
 Engine::Engine(const std::string& dir, EngineOptions o) {
   Result<std::unique_ptr<Log>> log = Status(Code::kInternal, "unset");
@@ -36,6 +40,28 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
     if (auto s = pulse_rt_->start(); !s.is_ok()) throw std::runtime_error(s.to_string());
     ao.pulse = pulse_rt_.get();
   }
+  if (o.projector) {
+    TestPostgres& pg = TestPostgres::get();
+    if (!pg.ok()) throw std::runtime_error(pg.error());
+    pg_db_ = pg.create_database("gateway");
+    // Migration 0001 creates the cluster-wide roles; two test processes migrating their
+    // first databases at once can race on that (CREATE ROLE of the same name), and the
+    // loser's migration rolls back whole. Migrating again then finds the roles.
+    Result<MigrateReport> m = Status(Code::kInternal, "unset");
+    for (int attempt = 0; attempt < 3 && !m.ok(); ++attempt) m = migrate(owner_url());
+    if (!m.ok()) throw std::runtime_error(m.status().to_string());
+    ProjectorOptions po;
+    po.pg_url = pg.url_as("agentos_projector", pg_db_);
+    po.state_dir = dir + "/projector";
+    po.idle_wait = std::chrono::milliseconds(20);
+    auto pr = open_projector(*log_, po);
+    if (!pr.ok()) throw std::runtime_error(pr.status().to_string());
+    projector_ = std::move(pr).value();
+    if (auto s = projector_->start(); !s.is_ok()) throw std::runtime_error(s.to_string());
+    ao.projector = projector_.get();
+    ao.reader_url = o.reader_url_override.empty() ? reader_url() : o.reader_url_override;
+    ao.reader_pool = o.reader_pool;
+  }
   api_ = std::make_unique<Api>(*log_, *index_, *limiter_, *metrics_, ao);
   auto srv = HttpServer::start(*api_, *log_, *metrics_, o.server);
   if (!srv.ok()) throw std::runtime_error(srv.status().to_string());
@@ -45,13 +71,19 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
 Engine::~Engine() {
   server_->stop();
   if (pulse_rt_) pulse_rt_->stop();
+  if (projector_) projector_->stop();
   index_->stop();
   server_.reset();
   pulse_rt_.reset();
-  api_.reset();
+  api_.reset();  // before the projector it reads through
+  projector_.reset();
   index_.reset();
   log_.reset();
+  if (!pg_db_.empty()) TestPostgres::get().drop_database(pg_db_);
 }
+
+std::string Engine::owner_url() const { return TestPostgres::get().admin_url(pg_db_); }
+std::string Engine::reader_url() const { return TestPostgres::get().url_as("agentos_reader", pg_db_); }
 
 cli::ClientResponse Engine::call(const std::string& method, const std::string& target, const std::string& key,
                                  const std::string& body, const std::string& content_type,

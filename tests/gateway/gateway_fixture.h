@@ -1,5 +1,8 @@
 // An engine on a real loopback socket (port 0) over a real embedded log, for the
 // gateway's integration tests. `FaultyLog` wraps the log so a test can make appends fail.
+// With EngineOptions::projector it also has PostgreSQL read models: a database of its own
+// on the test server (TestPostgres), migrated, a projector writing it as
+// agentos_projector, and the Api reading it as agentos_reader.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -17,6 +20,7 @@
 #include "gateway/metrics.h"
 #include "gateway/rate_limiter.h"
 #include "gateway/server.h"
+#include "projections/projector.h"
 #include "tests/support/test_util.h"
 
 namespace agentos::gateway::test {
@@ -77,6 +81,11 @@ struct EngineOptions {
   std::string kafka_brokers;  // empty: embedded log in the engine's directory
   bool pulse = false;         // run the Pulse processor and serve its reads
   std::chrono::milliseconds read_your_writes_timeout{5000};
+  // Migrate a fresh database, run the projector and serve the read models from it.
+  bool projector = false;
+  // Replaces the reader's URL (e.g. an unreachable server); empty: the test database's.
+  std::string reader_url_override;
+  size_t reader_pool = kDefaultReaderPool;
 };
 
 class Engine {
@@ -91,6 +100,12 @@ class Engine {
   HttpServer& server() { return *server_; }
   LocalIndex& index() { return *index_; }
   ProcessorRuntime* pulse() { return pulse_rt_.get(); }
+  Projector* projector() { return projector_.get(); }
+  // With EngineOptions::projector: the database, and URLs of it as its owner (superuser)
+  // and as the reader role.
+  const std::string& pg_db() const { return pg_db_; }
+  std::string owner_url() const;
+  std::string reader_url() const;
 
   // Creates a tenant and returns its admin API key.
   std::string create_tenant(const std::string& slug, const std::string& plan = "enterprise");
@@ -111,6 +126,8 @@ class Engine {
   std::unique_ptr<RateLimiter> limiter_;
   pulse::PulseProcessor pulse_;
   std::unique_ptr<ProcessorRuntime> pulse_rt_;
+  std::string pg_db_;
+  std::unique_ptr<Projector> projector_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<HttpServer> server_;
 };

@@ -1,0 +1,532 @@
+// The reader queries (contract in read_model.h).
+#include "projections/read_model.h"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+
+#include "processors/pulse.h"
+#include "processors/pulse_state.h"
+#include "projections/pg.h"
+
+namespace agentos {
+namespace {
+
+using pulse::internal::Json;
+
+// A timestamptz as RFC 3339 UTC with microseconds, the format of format_rfc3339_us.
+#define AGENTOS_RFC3339(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+// Micro-dollars as a decimal USD string: 6900 -> "0.006900" (pulse_read.cc's format).
+std::string usd(int64_t micros) {
+  std::string s = micros < 0 ? "-" : "";
+  const uint64_t m = micros < 0 ? static_cast<uint64_t>(-(micros + 1)) + 1 : static_cast<uint64_t>(micros);
+  s += std::to_string(m / 1'000'000);
+  const std::string frac = std::to_string(m % 1'000'000);
+  s += '.';
+  s.append(6 - frac.size(), '0');
+  s += frac;
+  return s;
+}
+
+int64_t i64(std::string_view v) {
+  int64_t out = 0;
+  std::from_chars(v.data(), v.data() + v.size(), out);
+  return out;
+}
+
+// PostgreSQL's float8 text, re-rendered as pulse::session_json renders pct (shortest
+// round trip; anything not finite as 0), so it is always a JSON number.
+std::string number(std::string_view pg_float) {
+  double d = 0;
+  const auto r = std::from_chars(pg_float.data(), pg_float.data() + pg_float.size(), d);
+  if (r.ec != std::errc() || !std::isfinite(d)) d = 0;
+  char buf[32];
+  const auto w = std::to_chars(buf, buf + sizeof buf, d);
+  return std::string(buf, w.ptr);
+}
+
+std::string day_string(int64_t yyyymmdd) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lld", static_cast<long long>(yyyymmdd / 10000),
+                static_cast<long long>(yyyymmdd / 100 % 100), static_cast<long long>(yyyymmdd % 100));
+  return buf;
+}
+
+bool plausible_day(int64_t d) {
+  const int64_t y = d / 10000, m = d / 100 % 100, dd = d % 100;
+  return d >= 0 && y >= 1 && y <= 9999 && m >= 1 && m <= 12 && dd >= 1 && dd <= 31;
+}
+
+// The columns of a session, in the order session_json_of reads them.
+constexpr const char* kSessionColumns =
+    "tenant_id, session_id, state, name, model, config::text, " AGENTOS_RFC3339("created_at") ", "
+    AGENTOS_RFC3339("updated_at") ", step, pct, last_checkpoint, workspace, gate, error, chain_id, "
+    "chain_step, tokens_in, tokens_out, compute_us, cost_micros, log_partition, log_offset";
+
+std::string session_json_of(const pg::Rows& r, int i) {
+  Json j;
+  j.str("tenantId", r.get(i, 0)).str("sessionId", r.get(i, 1)).str("state", r.get(i, 2))
+      .opt("name", r.get(i, 3)).opt("model", r.get(i, 4));
+  if (!r.is_null(i, 5)) j.raw("config", r.get(i, 5));  // jsonb text: valid JSON
+  j.str("createdAt", r.get(i, 6)).str("updatedAt", r.get(i, 7)).opt("step", r.get(i, 8))
+      .raw("pct", number(r.get(i, 9)))
+      .opt("lastCheckpoint", r.get(i, 10)).opt("workspace", r.get(i, 11)).opt("gate", r.get(i, 12))
+      .opt("error", r.get(i, 13)).opt("chainId", r.get(i, 14));
+  if (!r.get(i, 14).empty()) j.num("chainStep", i64(r.get(i, 15)));
+  j.num("tokensIn", i64(r.get(i, 16))).num("tokensOut", i64(r.get(i, 17)))
+      .num("computeMs", i64(r.get(i, 18)) / 1000).str("costUsd", usd(i64(r.get(i, 19))))
+      .raw("position", Json().num("partition", i64(r.get(i, 20))).num("offset", i64(r.get(i, 21))).done());
+  return j.done();
+}
+
+pg::Param num_param(int64_t v) { return std::to_string(v); }
+
+// Strict UTF-8 (no overlong forms, surrogates or code points above U+10FFFF). PostgreSQL
+// refuses other bytes in a text parameter; a request carrying them is answered here
+// (no such session, or a bad cursor) instead of as a server error.
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<uint8_t>(s[i]);
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80) { ++i; continue; }
+    if (c >= 0xC2 && c <= 0xDF) n = 1, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF) n = 2, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4) n = 3, cp = c & 0x07;
+    else return false;
+    if (i + n >= s.size()) return false;  // truncated sequence
+    for (size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<uint8_t>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+      return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+// "<offset>.<seq>", both non-negative decimal integers.
+std::optional<std::pair<int64_t, int64_t>> parse_position_cursor(std::string_view s) {
+  const size_t dot = s.find('.');
+  if (dot == std::string_view::npos || dot == 0 || dot + 1 >= s.size()) return std::nullopt;
+  int64_t a = -1, b = -1;
+  const auto ra = std::from_chars(s.data(), s.data() + dot, a);
+  const auto rb = std::from_chars(s.data() + dot + 1, s.data() + s.size(), b);
+  if (ra.ec != std::errc() || ra.ptr != s.data() + dot || rb.ec != std::errc() ||
+      rb.ptr != s.data() + s.size() || a < 0 || b < 0 || b > INT32_MAX)
+    return std::nullopt;
+  return std::make_pair(a, b);
+}
+
+}  // namespace
+
+// ---- base64url ---------------------------------------------------------------------------
+
+std::string base64url(std::string_view raw) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  out.reserve((raw.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < raw.size(); i += 3) {
+    const uint32_t v = (static_cast<uint8_t>(raw[i]) << 16) | (static_cast<uint8_t>(raw[i + 1]) << 8) |
+                       static_cast<uint8_t>(raw[i + 2]);
+    for (int k = 18; k >= 0; k -= 6) out.push_back(kAlphabet[(v >> k) & 63]);
+  }
+  if (i + 1 == raw.size()) {
+    const uint32_t v = static_cast<uint8_t>(raw[i]) << 16;
+    out.push_back(kAlphabet[(v >> 18) & 63]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+  } else if (i + 2 == raw.size()) {
+    const uint32_t v = (static_cast<uint8_t>(raw[i]) << 16) | (static_cast<uint8_t>(raw[i + 1]) << 8);
+    out.push_back(kAlphabet[(v >> 18) & 63]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(kAlphabet[(v >> 6) & 63]);
+  }
+  return out;
+}
+
+std::optional<std::string> unbase64url(std::string_view s) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '-') return 62;
+    if (c == '_') return 63;
+    return -1;
+  };
+  if (s.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : s) {
+    const int v = value(c);
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  // Canonical only: the unused low bits of the last character must be zero, so each
+  // cursor has exactly one spelling.
+  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;
+  return out;
+}
+
+// ---- The pool ----------------------------------------------------------------------------
+
+ReadModel::ReadModel(ReadModelOptions opts) : opts_([&] {
+  opts.pool_size = std::clamp<size_t>(opts.pool_size, 1, kMaxReaderPool);
+  opts.max_limit = std::max<size_t>(1, opts.max_limit);
+  return opts;
+}()) {}
+
+ReadModel::ReadModel(std::string reader_url, size_t pool_size)
+    : ReadModel(ReadModelOptions{std::move(reader_url), pool_size}) {}
+
+ReadModel::~ReadModel() = default;
+
+size_t ReadModel::open_connections() const {
+  std::lock_guard lk(mu_);
+  return open_;
+}
+
+Result<std::unique_ptr<pg::Conn>> ReadModel::acquire(bool& fresh) {
+  {
+    std::unique_lock lk(mu_);
+    const auto deadline = std::chrono::steady_clock::now() + opts_.acquire_timeout;
+    while (idle_.empty() && open_ >= opts_.pool_size) {
+      if (cv_.wait_until(lk, deadline) == std::cv_status::timeout && idle_.empty() &&
+          open_ >= opts_.pool_size)
+        return Status(Code::kUnavailable, "read model: all " + std::to_string(opts_.pool_size) +
+                                              " reader connections are busy");
+    }
+    if (!idle_.empty()) {
+      std::unique_ptr<pg::Conn> c = std::move(idle_.back());
+      idle_.pop_back();
+      fresh = false;
+      return c;
+    }
+    ++open_;  // a slot for the connection opened below
+  }
+  auto c = pg::Conn::connect(opts_.url);
+  if (c.ok()) {
+    // Session settings (numbers from configuration, no request data). Everything
+    // tenant-related is transaction-local, never set here.
+    const std::string setup = "SET statement_timeout = " + std::to_string(opts_.statement_timeout.count()) +
+                              "; SET application_name = 'agentos-reader'";
+    if (Status s = (*c)->exec(setup); !s.is_ok()) c = s;
+  }
+  if (!c.ok()) {
+    {
+      std::lock_guard lk(mu_);
+      --open_;
+    }
+    cv_.notify_one();
+    return std::move(c).take_status();
+  }
+  fresh = true;
+  return c;
+}
+
+void ReadModel::release(std::unique_ptr<pg::Conn> c, bool broken) {
+  std::vector<std::unique_ptr<pg::Conn>> dropped;
+  {
+    std::lock_guard lk(mu_);
+    if (broken) {
+      --open_;
+      dropped.push_back(std::move(c));
+      // A lost connection usually means the server went away (restart, failover): the
+      // idle ones are most likely dead too. Drop them; the next queries reconnect.
+      open_ -= idle_.size();
+      for (auto& i : idle_) dropped.push_back(std::move(i));
+      idle_.clear();
+    } else {
+      idle_.push_back(std::move(c));
+    }
+  }
+  cv_.notify_all();
+  dropped.clear();  // PQfinish outside the lock
+}
+
+Status ReadModel::with_conn(const Body& fn) {
+  for (int attempt = 0;; ++attempt) {
+    bool fresh = false;
+    auto c = acquire(fresh);
+    Status s = c.ok() ? fn(**c) : std::move(c).take_status();
+    if (c.ok()) {
+      // Never pool a connection that is lost or still inside a transaction.
+      const bool broken = s.code() == Code::kUnavailable || !(*c)->healthy() ||
+                          PQtransactionStatus((*c)->raw()) != PQTRANS_IDLE;
+      release(std::move(*c), broken);
+      // A pooled connection may have died while idle: one retry on a new one.
+      if (s.code() == Code::kUnavailable && !fresh && attempt == 0) continue;
+    }
+    if (s.code() == Code::kPermissionDenied)  // a deployment fault, not the caller's
+      return Status(Code::kInternal, "read model: " + s.message());
+    return s;
+  }
+}
+
+Status ReadModel::in_tenant_txn(std::string_view tenant, const Body& body) {
+  // Fail closed before any SQL: an empty tenant would match no row anyway.
+  if (tenant.empty() || !valid_utf8(tenant)) return Status(Code::kInvalidArgument, "read model: no tenant");
+  const std::string t = pg::text(tenant);
+  return with_conn([&](pg::Conn& c) -> Status {
+    if (Status s = c.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); !s.is_ok()) return s;
+    Status s = [&]() -> Status {
+      auto set = c.query("SELECT set_config('app.tenant_id', $1, true)", {t});
+      if (!set.ok()) return std::move(set).take_status();
+      if (set->size() != 1 || set->get(0, 0) != t)
+        return Status(Code::kInternal, "read model: app.tenant_id was not set");
+      if (Status b = body(c); !b.is_ok()) return b;
+      return c.exec("COMMIT");
+    }();
+    if (!s.is_ok() && c.healthy()) (void)c.exec("ROLLBACK");  // if it fails: not idle, dropped
+    return s;
+  });
+}
+
+Status ReadModel::check_limit(size_t limit) const {
+  if (limit < 1 || limit > opts_.max_limit)
+    return Status::invalid("limit", "must be 1.." + std::to_string(opts_.max_limit));
+  return Status::ok();
+}
+
+bool ReadModel::is_state_name(std::string_view s) {
+  for (int i = static_cast<int>(pulse::SessionState::kCreated);
+       i <= static_cast<int>(pulse::SessionState::kCancelled); ++i)
+    if (pulse::state_name(static_cast<pulse::SessionState>(i)) == s) return true;
+  return false;
+}
+
+// ---- Queries -----------------------------------------------------------------------------
+
+Result<std::string> ReadModel::list_sessions(std::string_view tenant, std::optional<std::string> state,
+                                             std::optional<std::string> cursor, size_t limit) {
+  Status bad(Code::kInvalidArgument, "invalid session list query");
+  if (state && !is_state_name(*state))
+    bad.mutable_errors().push_back({"state", "unknown session state (CREATED, QUEUED, RUNNING, CHECKPOINT, "
+                                             "GATE_CHECK, COMPLETE, FAILED, PAUSED, ROLLBACK, "
+                                             "ROLLED_BACK, CANCELLED)"});
+  std::optional<std::string> after;
+  if (cursor) {
+    after = unbase64url(*cursor);
+    if (!after || after->empty() || !valid_utf8(*after))
+      bad.mutable_errors().push_back({"cursor", "not a cursor of this list (pass `next` back unchanged)"});
+  }
+  if (Status s = check_limit(limit); !s.is_ok()) bad.mutable_errors().push_back(s.errors()[0]);
+  if (!bad.errors().empty()) return bad;
+
+  std::string out;
+  Status s = in_tenant_txn(tenant, [&](pg::Conn& c) -> Status {
+    // Keyset paging: one row more than asked tells whether a next page exists.
+    auto r = c.query(std::string("SELECT ") + kSessionColumns +
+                         " FROM agentos_rm.sessions WHERE tenant_id = $1"
+                         " AND ($2::text IS NULL OR state = $2::text)"
+                         " AND ($3::text IS NULL OR session_id > $3::text)"
+                         " ORDER BY session_id LIMIT $4::bigint",
+                     {pg::text(tenant), state ? pg::Param(pg::text(*state)) : std::nullopt,
+                      after ? pg::Param(pg::text(*after)) : std::nullopt,
+                      num_param(static_cast<int64_t>(limit) + 1)});
+    if (!r.ok()) return std::move(r).take_status();
+    const int n = std::min(r->size(), static_cast<int>(limit));
+    out = "{\"sessions\":[";
+    for (int i = 0; i < n; ++i) {
+      if (i) out += ',';
+      out += session_json_of(*r, i);
+    }
+    out += "],\"next\":";
+    if (r->size() > n) {
+      out += '"' + base64url(r->get(n - 1, 1)) + '"';  // base64url needs no escaping
+    } else {
+      out += "null";
+    }
+    out += '}';
+    return Status::ok();
+  });
+  if (!s.is_ok()) return s;
+  return out;
+}
+
+Result<std::optional<std::string>> ReadModel::session(std::string_view tenant, std::string_view id) {
+  std::optional<std::string> out;
+  if (!valid_utf8(id)) return out;  // no session has such an id
+  Status s = in_tenant_txn(tenant, [&](pg::Conn& c) -> Status {
+    out.reset();  // the body may run twice (retry on a fresh connection)
+    auto r = c.query(std::string("SELECT ") + kSessionColumns +
+                         " FROM agentos_rm.sessions WHERE tenant_id = $1 AND session_id = $2",
+                     {pg::text(tenant), pg::text(id)});
+    if (!r.ok()) return std::move(r).take_status();
+    if (r->size() == 1) out = session_json_of(*r, 0);
+    return Status::ok();
+  });
+  if (!s.is_ok()) return s;
+  return out;
+}
+
+Result<std::optional<std::string>> ReadModel::transitions(std::string_view tenant, std::string_view id,
+                                                          std::optional<std::string> cursor,
+                                                          size_t limit) {
+  Status bad(Code::kInvalidArgument, "invalid transitions query");
+  std::pair<int64_t, int64_t> after{-1, -1};
+  if (cursor) {
+    auto p = parse_position_cursor(*cursor);
+    if (!p) bad.mutable_errors().push_back({"cursor", "not a cursor of this list (pass `next` back unchanged)"});
+    else after = *p;
+  }
+  if (Status s = check_limit(limit); !s.is_ok()) bad.mutable_errors().push_back(s.errors()[0]);
+  if (!bad.errors().empty()) return bad;
+
+  std::optional<std::string> out;
+  if (!valid_utf8(id)) return out;  // no session has such an id
+  Status s = in_tenant_txn(tenant, [&](pg::Conn& c) -> Status {
+    out.reset();  // the body may run twice (retry on a fresh connection)
+    auto exists = c.query("SELECT 1 FROM agentos_rm.sessions WHERE tenant_id = $1 AND session_id = $2",
+                          {pg::text(tenant), pg::text(id)});
+    if (!exists.ok()) return std::move(exists).take_status();
+    if (exists->size() == 0) return Status::ok();  // nullopt: 404
+    // A tenant's events live in one partition, so (offset, seq) orders its history.
+    auto r = c.query("SELECT from_state, to_state, " AGENTOS_RFC3339("at") ", event_id, event_type, reason, "
+                     "log_partition, log_offset, seq FROM agentos_rm.session_transitions "
+                     "WHERE tenant_id = $1 AND session_id = $2 AND (log_offset, seq) > ($3::bigint, $4::integer) "
+                     "ORDER BY log_offset, seq LIMIT $5::bigint",
+                     {pg::text(tenant), pg::text(id), num_param(after.first), num_param(after.second),
+                      num_param(static_cast<int64_t>(limit) + 1)});
+    if (!r.ok()) return std::move(r).take_status();
+    const int n = std::min(r->size(), static_cast<int>(limit));
+    std::string items = "[";
+    for (int i = 0; i < n; ++i) {
+      if (i) items += ',';
+      items += Json().str("from", r->get(i, 0)).str("to", r->get(i, 1)).str("at", r->get(i, 2))
+                   .str("eventId", r->get(i, 3)).str("eventType", r->get(i, 4)).opt("reason", r->get(i, 5))
+                   .raw("position", Json().num("partition", i64(r->get(i, 6))).num("offset", i64(r->get(i, 7)))
+                                        .num("seq", i64(r->get(i, 8))).done())
+                   .done();
+    }
+    items += ']';
+    std::string next = "null";
+    if (r->size() > n)
+      next = "\"" + std::string(r->get(n - 1, 7)) + "." + std::string(r->get(n - 1, 8)) + "\"";
+    out = Json().str("sessionId", pg::text(id)).raw("transitions", items).raw("next", next).done();
+    return Status::ok();
+  });
+  if (!s.is_ok()) return s;
+  return out;
+}
+
+Result<std::string> ReadModel::usage(std::string_view tenant, int64_t from_day, int64_t to_day) {
+  Status bad(Code::kInvalidArgument, "invalid usage query");
+  if (!plausible_day(from_day)) bad.mutable_errors().push_back({"from", "not a day (YYYYMMDD)"});
+  if (!plausible_day(to_day)) bad.mutable_errors().push_back({"to", "not a day (YYYYMMDD)"});
+  if (bad.errors().empty() && from_day > to_day) bad.mutable_errors().push_back({"to", "must not be before from"});
+  if (!bad.errors().empty()) return bad;
+  const std::string from = day_string(from_day), to = day_string(to_day);
+
+  struct Day {
+    std::string day;
+    std::string models = "[";
+    int64_t compute_us = 0, compute_micros = 0, total_micros = 0;
+  };
+  std::vector<Day> days;  // ascending
+  auto day_of = [&](std::string_view d) -> Day& {
+    // Both queries return days ascending; merge by binary search (few days per range).
+    auto it = std::lower_bound(days.begin(), days.end(), d, [](const Day& a, std::string_view b) { return a.day < b; });
+    if (it == days.end() || it->day != d) it = days.insert(it, Day{std::string(d)});
+    return *it;
+  };
+  int64_t tokens_in = 0, tokens_out = 0, compute_us = 0, total_micros = 0;
+  std::string periods;
+
+  Status s = in_tenant_txn(tenant, [&](pg::Conn& c) -> Status {
+    days.clear();  // the body may run twice (retry on a fresh connection)
+    tokens_in = tokens_out = 0;
+    periods = "[";
+    const std::vector<pg::Param> params{pg::text(tenant), from, to};
+    auto tokens = c.query("SELECT to_char(day, 'YYYY-MM-DD'), model, tokens_in, tokens_out, provider_micros, "
+                          "billed_micros FROM agentos_rm.usage_daily "
+                          "WHERE tenant_id = $1 AND day BETWEEN $2::date AND $3::date "
+                          "ORDER BY day, model COLLATE \"C\"",
+                          params);
+    if (!tokens.ok()) return std::move(tokens).take_status();
+    for (int i = 0; i < tokens->size(); ++i) {
+      Day& d = day_of(tokens->get(i, 0));
+      const int64_t in = i64(tokens->get(i, 2)), outt = i64(tokens->get(i, 3)), billed = i64(tokens->get(i, 5));
+      if (d.models.size() > 1) d.models += ',';
+      d.models += Json().str("model", tokens->get(i, 1)).num("tokensIn", in).num("tokensOut", outt)
+                      .str("providerUsd", usd(i64(tokens->get(i, 4)))).str("billedUsd", usd(billed)).done();
+      d.total_micros += billed;
+      tokens_in += in;
+      tokens_out += outt;
+    }
+    auto compute = c.query("SELECT to_char(day, 'YYYY-MM-DD'), compute_us, compute_micros "
+                           "FROM agentos_rm.compute_daily "
+                           "WHERE tenant_id = $1 AND day BETWEEN $2::date AND $3::date ORDER BY day",
+                           params);
+    if (!compute.ok()) return std::move(compute).take_status();
+    for (int i = 0; i < compute->size(); ++i) {
+      Day& d = day_of(compute->get(i, 0));
+      d.compute_us = i64(compute->get(i, 1));
+      d.compute_micros = i64(compute->get(i, 2));
+      d.total_micros += d.compute_micros;
+    }
+    // The billing periods (UTC months) that overlap [from, to], whole.
+    auto per = c.query("SELECT to_char(period_start, 'YYYY-MM-DD'), "
+                       "to_char((period_start + interval '1 month' - interval '1 day')::date, 'YYYY-MM-DD'), "
+                       "tokens_in, tokens_out, tokens_billed_micros, compute_us, compute_micros, total_micros "
+                       "FROM agentos_rm.usage_periods WHERE tenant_id = $1 "
+                       "AND period_start >= date_trunc('month', $2::date)::date AND period_start <= $3::date "
+                       "ORDER BY period_start",
+                       params);
+    if (!per.ok()) return std::move(per).take_status();
+    for (int i = 0; i < per->size(); ++i) {
+      if (i) periods += ',';
+      periods += Json().str("periodStart", per->get(i, 0)).str("periodEnd", per->get(i, 1))
+                     .num("tokensIn", i64(per->get(i, 2))).num("tokensOut", i64(per->get(i, 3)))
+                     .str("tokensBilledUsd", usd(i64(per->get(i, 4))))
+                     .num("computeMs", i64(per->get(i, 5)) / 1000).str("computeUsd", usd(i64(per->get(i, 6))))
+                     .str("totalUsd", usd(i64(per->get(i, 7)))).done();
+    }
+    periods += ']';
+    return Status::ok();
+  });
+  if (!s.is_ok()) return s;
+
+  std::string out_days = "[";
+  for (const Day& d : days) {
+    if (out_days.size() > 1) out_days += ',';
+    out_days += Json().str("day", d.day).raw("models", d.models + "]").num("computeMs", d.compute_us / 1000)
+                    .str("computeUsd", usd(d.compute_micros)).str("totalUsd", usd(d.total_micros)).done();
+    compute_us += d.compute_us;
+    total_micros += d.total_micros;
+  }
+  out_days += ']';
+  return Json().str("from", from).str("to", to).raw("days", out_days).num("tokensIn", tokens_in)
+      .num("tokensOut", tokens_out).num("computeMs", compute_us / 1000).str("totalUsd", usd(total_micros))
+      .raw("periods", periods).done();
+}
+
+Result<ReaderInfo> ReadModel::info() {
+  ReaderInfo out;
+  Status s = with_conn([&](pg::Conn& c) -> Status {
+    auto r = c.query("SELECT current_user, COALESCE(current_setting('app.tenant_id', true), ''), pg_backend_pid()");
+    if (!r.ok()) return std::move(r).take_status();
+    out.user = r->get(0, 0);
+    out.tenant_setting = r->get(0, 1);
+    out.backend_pid = i64(r->get(0, 2));
+    return Status::ok();
+  });
+  if (!s.is_ok()) return s;
+  return out;
+}
+
+}  // namespace agentos
