@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <stdexcept>
 
 #include "events/codec.h"
@@ -33,6 +36,41 @@ void append_all(Log& log, const std::vector<std::pair<std::string, std::string>>
   for (const auto& [tenant, bytes] : events) {
     auto r = log.append_sync(AppendBatch{TenantId(tenant), {bytes}});
     if (!r.ok()) throw std::runtime_error("append: " + r.status().to_string());
+  }
+}
+
+void append_concurrently(Log& log, const std::vector<std::pair<std::string, std::string>>& evs) {
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t done = 0;
+  std::vector<std::string> errors;
+  for (const auto& [tenant, bytes] : evs) {
+    log.append(AppendBatch{TenantId(tenant), {bytes}}, [&](Result<AppendResult> r) {
+      std::lock_guard l(mu);
+      if (!r.ok()) errors.push_back(r.status().to_string());
+      ++done;
+      cv.notify_all();
+    });
+  }
+  std::unique_lock l(mu);
+  ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(60), [&] { return done == evs.size(); }));
+  ASSERT_TRUE(errors.empty()) << errors.front();
+}
+
+void copy_log(Log& from, Log& to) {
+  for (int32_t p = 0; p < from.partition_count(); ++p) {
+    Offset next(0);
+    for (;;) {
+      auto recs = from.read(Partition(p), next);
+      ASSERT_TRUE(recs.ok()) << recs.status().to_string();
+      if (recs->empty()) break;
+      for (auto& rec : *recs) {
+        auto r = to.append_sync(AppendBatch{rec.tenant, {rec.value}});
+        ASSERT_TRUE(r.ok());
+        ASSERT_EQ(r->positions[0], rec.pos) << "the source log is not dense";
+      }
+      next = recs->back().pos.offset.next();
+    }
   }
 }
 

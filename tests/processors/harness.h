@@ -24,6 +24,17 @@ std::unique_ptr<Log> open_test_log(const std::string& dir, int32_t partitions = 
 // Appends `events` (encoded, each of `tenant`) one append per event, in order.
 void append_all(Log& log, const std::vector<std::pair<std::string, std::string>>& tenant_and_bytes);
 
+// Appends every event with all appends in flight at once, so the Kafka backend
+// group-commits them into few transactions (one append_sync each would cost a transaction
+// per event). The order across tenants is whatever the log made of it; copy the result
+// (copy_log) to get a second log with the same records at the same positions. Fails the
+// test (gtest assertions) on an append error or after 60 s.
+void append_concurrently(Log& log, const std::vector<std::pair<std::string, std::string>>& evs);
+
+// Copies every record of `from` into `to`, partition by partition in offset order, so
+// each record gets the same position (both logs dense, `to` empty).
+void copy_log(Log& from, Log& to);
+
 // Steps until a round makes no progress. Fails the test (returns the status) on error.
 Status drain(ProcessorRuntime& rt, int max_rounds = 100000);
 

@@ -47,47 +47,6 @@ std::vector<std::pair<std::string, std::string>> workload(uint32_t seed) {
   return out;
 }
 
-// Appends every event with all appends in flight at once, so the Kafka backend
-// group-commits them into few transactions (one append_sync each would cost a transaction
-// per event). The order across tenants is whatever the log made of it; the reference
-// copies the result (copy_log), so both runs see the same records at the same positions.
-void append_concurrently(Log& log, const std::vector<std::pair<std::string, std::string>>& evs) {
-  std::mutex mu;
-  std::condition_variable cv;
-  size_t done = 0;
-  std::vector<std::string> errors;
-  for (const auto& [tenant, bytes] : evs) {
-    log.append(AppendBatch{TenantId(tenant), {bytes}}, [&](Result<AppendResult> r) {
-      std::lock_guard l(mu);
-      if (!r.ok()) errors.push_back(r.status().to_string());
-      ++done;
-      cv.notify_all();
-    });
-  }
-  std::unique_lock l(mu);
-  ASSERT_TRUE(cv.wait_for(l, 60s, [&] { return done == evs.size(); }));
-  ASSERT_TRUE(errors.empty()) << errors.front();
-}
-
-// Copies every record of `from` into `to`, partition by partition in offset order, so
-// each record gets the same position (both logs dense, `to` empty).
-void copy_log(Log& from, Log& to) {
-  for (int32_t p = 0; p < from.partition_count(); ++p) {
-    Offset next(0);
-    for (;;) {
-      auto recs = from.read(Partition(p), next);
-      ASSERT_TRUE(recs.ok()) << recs.status().to_string();
-      if (recs->empty()) break;
-      for (auto& rec : *recs) {
-        auto r = to.append_sync(AppendBatch{rec.tenant, {rec.value}});
-        ASSERT_TRUE(r.ok());
-        ASSERT_EQ(r->positions[0], rec.pos) << "the source log is not dense";
-      }
-      next = recs->back().pos.offset.next();
-    }
-  }
-}
-
 class RuntimeKafkaTest : public ::testing::Test {
  protected:
   void SetUp() override {

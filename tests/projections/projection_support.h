@@ -39,9 +39,8 @@ struct InputOptions {
   int sessions_per_tenant = 10;
   int chains = 12;
   bool extras = true;  // the extra events listed at the top of this file
-  // 2026-11-30T22:00:00Z: the run crosses into December (two billing periods, budget
-  // months turning). pulse_workload's own default, 1'795'989'600'000'000, is
-  // 2026-11-29T22:00:00Z (its comment says 11-30), which stays inside November.
+  // 2026-11-30T22:00:00Z (pulse_workload's default too): the run crosses into December
+  // (two billing periods, budget months turning).
   int64_t start_us = 1'796'076'000'000'000;
 };
 
