@@ -50,6 +50,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <iterator>
@@ -564,6 +565,8 @@ TEST_F(ProjectorCrashTest, KilledBeforeAndAfterCommitMatchesAnUninterruptedRun) 
     EXPECT_EQ(s.catch_up_batches, 0u);
     EXPECT_EQ(s.cache_wipes, 0u);
   }
+  // The wipes moved the cache aside and deleted it: nothing left behind.
+  EXPECT_FALSE(std::filesystem::exists(cache + ".wiping"));
 
   EXPECT_TRUE(index_matches_log(db));
   EXPECT_TRUE(same_dump(ref_, dump(pg.admin_url(db))));
