@@ -868,14 +868,20 @@ class ProjectorImpl final : public Projector {
     if (parts.empty())
       for (int32_t i = 0; i < log.partition_count(); ++i) parts.emplace_back(i);
     opts_.partitions = parts;
+    if (Status s = remove_trash(); !s.is_ok()) return s;  // a wipe that a crash interrupted
     if (Status s = open_runtime(log); !s.is_ok()) return s;
     bool ahead = false;
     for (Partition p : parts) ahead |= runtime_->committed_offset(p).value() > sink_.watermark(p);
     if (ahead) {  // PostgreSQL lost what the cache has: rebuild the cache from offset 0
       runtime_.reset();
+      // Crash-safe: one rename moves the whole cache aside, then it is deleted. Deleting
+      // it in place is not: a crash in the middle of remove_all can leave a RocksDB dir
+      // without CURRENT but with a WAL, which RocksDB then refuses to open ("wal_dir
+      // contains existing log file") until someone deletes it by hand.
       std::error_code ec;
-      std::filesystem::remove_all(opts_.state_dir, ec);
+      std::filesystem::rename(opts_.state_dir, trash_dir(), ec);
       if (ec) return Status(Code::kInternal, "projector: cannot wipe " + opts_.state_dir + ": " + ec.message());
+      if (Status s = remove_trash(); !s.is_ok()) return s;
       sink_.count_wipe();
       if (Status s = open_runtime(log); !s.is_ok()) return s;
     }
@@ -897,6 +903,20 @@ class ProjectorImpl final : public Projector {
   Status last_error() const override { return runtime_->last_error(); }
 
  private:
+  // "<state_dir>.wiping": where a cache being wiped is moved first.
+  std::string trash_dir() const {
+    std::filesystem::path p(opts_.state_dir);
+    if (!p.has_filename()) p = p.parent_path();  // "dir/" -> "dir"
+    p += ".wiping";
+    return p.string();
+  }
+  Status remove_trash() const {
+    std::error_code ec;
+    std::filesystem::remove_all(trash_dir(), ec);
+    if (ec) return Status(Code::kInternal, "projector: cannot remove " + trash_dir() + ": " + ec.message());
+    return Status::ok();
+  }
+
   Status open_runtime(Log& log) {
     RuntimeOptions ro;
     ro.state_dir = opts_.state_dir;

@@ -33,6 +33,9 @@
 //     rows are upserts of final values, so writing them again is a no-op).
 //   * A cache AHEAD of the watermark (the schema was dropped and re-created, or
 //     PostgreSQL restored from a backup) is wiped at open and rebuilt from offset 0.
+//     The wipe renames the cache to `<state_dir>.wiping` first and deletes it from there
+//     (also at the next open, if a crash interrupted it): a RocksDB dir deleted half-way
+//     cannot be reopened.
 //   * A transient PostgreSQL error (connection lost, serialization failure) discards the
 //     batch; the connection is re-opened and the watermark re-read next round — an
 //     unknown-outcome COMMIT is then resolved by that read.
@@ -73,7 +76,8 @@ struct ProjectorTestHooks {
 
 struct ProjectorOptions {
   std::string pg_url;      // connects as the projector role (agentos_projector)
-  std::string state_dir;   // the Pulse cache (RocksDB), created if missing
+  std::string state_dir;   // the Pulse cache (RocksDB), created if missing; the projector
+                           // also uses `<state_dir>.wiping` (see EXACTLY ONCE)
   std::string name = "projector";  // the watermark rows' key; one writer per name
   std::vector<Partition> partitions;  // empty = all of the log
   size_t max_batch_records = kDefaultProjectorBatchRecords;

@@ -17,6 +17,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Options {
   double seconds = 3;       // measured window per run
+  bool seconds_given = false;  // --seconds was passed (projector: else its own default)
   double warmup = 1;        // seconds before the window
   int connections = 0;      // 0: the scenario's default
   int runs = 3;             // repetitions in `all`
@@ -114,6 +115,9 @@ Runs run_postgres(const Options& o, int runs);
 Runs run_redis(const Options& o, int runs);
 // processors: drains a pre-filled log through the processor runtime (tests/bench/processors.cc).
 Runs run_processors(const Options& o, int runs);
+// projector: the PostgreSQL projector — catch-up by batch size, sustained ingest lag and
+// ingest -> visible latency (tests/bench/projector.cc).
+Runs run_projector(const Options& o, int runs);
 
 // Runs each configuration `runs` times (interleaved), printing each result line.
 Runs run_configs(const std::vector<std::function<Result()>>& configs, int runs);

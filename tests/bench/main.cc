@@ -1,5 +1,5 @@
 // agentos_bench: ingest throughput and latency of the engine and its peers.
-//   agentos_bench <http-single|http-batch|append|peer-postgres|peer-redis|processors|all> [flags]
+//   agentos_bench <http-single|http-batch|append|peer-postgres|peer-redis|processors|projector|all> [flags]
 // See tests/bench/README.md for what each row measures.
 #include <signal.h>
 #include <sys/utsname.h>
@@ -28,6 +28,9 @@ void usage() {
       "  peer-redis      Redis 7 Streams (hiredis), appendfsync always, XADD and MULTI B×XADD\n"
       "  processors      processor runtime draining a pre-filled log: exactly-once vs. no atomic offset,\n"
       "                  sync on and off, SessionCounter and Pulse (not part of all)\n"
+      "  projector       PostgreSQL projector: catch-up events/s in and rows/s out by batch size (B = 512, 2048,\n"
+      "                  8192; --batch B for one), then sustained ingest at 50%% / 80%% of that rate: lag and\n"
+      "                  ingest->visible latency (not part of all; AGENTOS_BENCH_PG_URL or a private cluster)\n"
       "  all             everything above but processors (+ one labelled --no-fsync engine row), R runs each, medians\n"
       "flags:\n"
       "  --seconds S        measured seconds per run (default 3), after --warmup S (default 1)\n"
@@ -39,7 +42,8 @@ void usage() {
       "  --engine PATH      agentos binary to spawn (default: the one built with the bench)\n"
       "  --client-threads N load generator event loops (default 1)\n"
       "  --no-fsync         engine/log without fsync (rows are labelled NO FSYNC)\n"
-      "  --events N         processors: events pre-filled in the log (default 200000)\n");
+      "  --events N         processors, projector: events pre-filled in the log (default 200000)\n"
+      "                     (projector: --seconds S is the sustained window, default 10)\n");
 }
 
 std::string now_utc() {
@@ -76,7 +80,7 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--seconds") o.seconds = std::atof(val());
+    if (a == "--seconds") o.seconds = std::atof(val()), o.seconds_given = true;
     else if (a == "--warmup") o.warmup = std::atof(val());
     else if (a == "--connections") o.connections = std::atoi(val());
     else if (a == "--runs") runs = std::atoi(val());
@@ -119,6 +123,7 @@ int main(int argc, char** argv) {
   else if (scenario == "peer-postgres") add(run_postgres(o, runs));
   else if (scenario == "peer-redis") add(run_redis(o, runs));
   else if (scenario == "processors") add(run_processors(o, runs));
+  else if (scenario == "projector") add(run_projector(o, runs));
   else if (scenario == "all") {
     add(run_http_single(o, runs));
     add(run_http_batch(o, runs));

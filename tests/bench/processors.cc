@@ -13,97 +13,16 @@
 #include "processors/pulse.h"
 #include "processors/runtime.h"
 #include "tests/bench/bench.h"
+#include "tests/bench/sessions.h"
 #include "tests/processors/session_counter.h"
 
 namespace agentos::bench {
 namespace {
 
 constexpr int kDefaultEvents = 200000;
-constexpr int kTenants = 1000;
-constexpr int kPartitions = 16;
-constexpr int64_t kStartUs = 1795000000000000;  // 2026-11-18
-
 [[noreturn]] void die(const std::string& what) {
   std::fprintf(stderr, "bench processors: %s\n", what.c_str());
   std::exit(1);
-}
-
-std::string encode(const std::string& tenant, const std::string& json) {
-  DecodeOptions d;
-  d.path_tenant = TenantId(tenant);
-  auto r = decode_structured(json, d);
-  if (!r.ok()) die("cannot encode: " + r.status().to_string() + " " + json);
-  return std::move(r->bytes);
-}
-
-// One session's events: created, 3 × progress, checkpoint, 2 × usage, progress, and
-// completed (9 in 10) or failed. Plans: tenants cycle free / pro / enterprise; a tenant
-// runs one session at a time, so every event is legal for Pulse.
-std::vector<std::string> session_events(const std::string& tenant, int n, int64_t& t, std::mt19937& rng) {
-  const std::string sid = "s-" + std::to_string(n);
-  auto ev = [&](const std::string& type, const std::string& data) {
-    t += 1000000;
-    return encode(tenant, R"({"specversion":"1.0","source":"/bench/runner","id":")" + tenant + "-" + sid + "-" +
-                              std::to_string(t) + R"(","type":")" + type + R"(","tenantid":")" + tenant +
-                              R"(","time":")" + format_rfc3339_us(t) + R"(","data":)" + data + "}");
-  };
-  const std::string s = R"("sessionId":")" + sid + R"(")";
-  const char* model = rng() % 2 ? "claude-sonnet" : "gpt-4o";
-  std::vector<std::string> out;
-  out.push_back(ev("session.created", "{" + s + R"(,"config":{"name":"bench session","model":")" + model +
-                                          R"(","prompt":"Summarise the repository and propose a refactoring plan.","maxTokens":4096}})"));
-  for (int i = 0; i < 3; ++i)
-    out.push_back(ev("session.progress", "{" + s + R"(,"step":"step-)" + std::to_string(i) + R"(","pct":)" +
-                                             std::to_string(0.2 * (i + 1)) + "}"));
-  out.push_back(ev("session.checkpoint", "{" + s + R"(,"checkpointId":"cp-1","workspace":"s3://bench/ws/)" + sid + R"("})"));
-  for (int i = 0; i < 2; ++i)
-    out.push_back(ev("session.usage", "{" + s + R"(,"model":")" + model + R"(","tokensIn":)" +
-                                          std::to_string(500 + rng() % 1000) + R"(,"tokensOut":)" +
-                                          std::to_string(100 + rng() % 500) + "}"));
-  out.push_back(ev("session.progress", "{" + s + R"(,"step":"finalising","pct":0.9})"));
-  if (rng() % 10 == 0)
-    out.push_back(ev("session.failed", "{" + s + R"(,"error":"runner lost"})"));
-  else
-    out.push_back(ev("session.completed", "{" + s + R"(,"result":{"summary":"done","tokensIn":1200,"tokensOut":300}})"));
-  return out;
-}
-
-// The pre-filled log: `tenant.created` for every tenant, then sessions round-robin over
-// the tenants (one AppendBatch per session) until `events` records.
-struct Prefilled {
-  std::string dir;
-  std::unique_ptr<Log> log;
-  int64_t records = 0;
-  int64_t bytes = 0;
-};
-Prefilled prefill(int events) {
-  Prefilled f;
-  f.dir = make_temp_dir("agentos-bench-processors-");
-  EmbeddedLogOptions lo;
-  lo.dir = f.dir + "/log";
-  lo.partitions = kPartitions;
-  lo.fsync = false;  // the fill is not measured; the drain only reads the log
-  auto l = open_embedded_log(lo);
-  if (!l.ok()) die("open log: " + l.status().to_string());
-  f.log = std::move(l).value();
-  std::mt19937 rng(7);
-  int64_t t = kStartUs;
-  static const char* kPlans[] = {"free", "pro", "enterprise"};
-  auto append = [&](const std::string& tenant, std::vector<std::string> values) {
-    f.records += static_cast<int64_t>(values.size());
-    for (auto& v : values) f.bytes += static_cast<int64_t>(v.size());
-    auto r = f.log->append_sync(AppendBatch{TenantId(tenant), std::move(values)});
-    if (!r.ok()) die("append: " + r.status().to_string());
-  };
-  auto tenant = [](int k) { return "tenant-" + std::to_string(k); };
-  for (int k = 0; k < kTenants; ++k)
-    append(tenant(k), {encode(tenant(k), R"({"specversion":"1.0","source":"/bench/admin","id":"tenant.created/)" +
-                                             tenant(k) + R"(","type":"tenant.created","tenantid":")" + tenant(k) +
-                                             R"(","time":")" + format_rfc3339_us(t) + R"(","data":{"slug":")" +
-                                             tenant(k) + R"(","plan":")" + kPlans[k % 3] + R"("}})")});
-  for (int n = 0; f.records < events; ++n)
-    for (int k = 0; k < kTenants && f.records < events; ++k) append(tenant(k), session_events(tenant(k), n, t, rng));
-  return f;
 }
 
 Result drain_run(Log& log, int64_t records, Processor& proc, bool sync, bool atomic, const std::string& name) {
@@ -158,9 +77,10 @@ double per_core(const std::vector<Result>& runs) {
 
 Runs run_processors(const Options& o, int runs) {
   const int events = o.events > 0 ? o.events : kDefaultEvents;
-  std::printf("# processors: pre-filling %d events (%d tenants, %d partitions)...\n", events, kTenants, kPartitions);
+  std::printf("# processors: pre-filling %d events (%d tenants, %d partitions)...\n", events, kSessionTenants,
+              kSessionPartitions);
   std::fflush(stdout);
-  Prefilled f = prefill(events);
+  Prefilled f = prefill_sessions(events, "agentos-bench-processors-");
   std::printf("# processors: %lld records, %.0f bytes per record on average (FlatBuffers)\n",
               static_cast<long long>(f.records), static_cast<double>(f.bytes) / f.records);
   test::SessionCounter counter;

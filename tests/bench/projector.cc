@@ -1,0 +1,731 @@
+// projector: the PostgreSQL projector (projections/projector.h) over the session workload
+// (sessions.h), in-process, against a private PostgreSQL (ops/pg-cluster.sh, fsync on) or
+// AGENTOS_BENCH_PG_URL. Three measurements (README.md, "projector"):
+//   1. catch-up: a fresh cache and empty read models, step() from offset 0 to the end of a
+//      pre-filled log — events/s in, rows/s out — at several batch sizes, side by side with
+//      the same log through a bare Pulse runtime (no PostgreSQL);
+//   2. sustained ingest: an appender at a fixed rate (50% and 80% of the measured catch-up
+//      rate) into the same log (fsync on) while the projector runs with start(); the lag
+//      (log end - watermark, in events and in seconds since the first unprojected record
+//      was acknowledged) sampled every 100 ms;
+//   3. ingest -> read-model-visible latency: for 1 in 8 append batches, the time from the
+//      append's acknowledgement (fsynced) to wait_projected() returning true for the
+//      batch's last record (one waiter thread per partition, so a slow partition never
+//      delays another's sample).
+#include <dirent.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <fstream>
+#include <sstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <prometheus/registry.h>
+
+#include "events/log.h"
+#include "processors/pulse.h"
+#include "processors/runtime.h"
+#include "projections/migrate.h"
+#include "projections/pg.h"
+#include "projections/projector.h"
+#include "tests/bench/bench.h"
+#include "tests/bench/sessions.h"
+
+#ifndef AGENTOS_SOURCE_DIR
+#error "AGENTOS_SOURCE_DIR must be defined by the build (ops/pg-cluster.sh is found through it)"
+#endif
+
+namespace agentos::bench {
+namespace {
+
+constexpr int kDefaultEvents = 200000;
+constexpr double kDefaultSustainSeconds = 10;
+constexpr auto kLagSampleEvery = std::chrono::milliseconds(100);
+constexpr int kLatencySampleEvery = 8;  // append batches per latency sample
+const char* kDbName = "agentos_bench_projector";
+
+[[noreturn]] void die(const std::string& what) {
+  std::fprintf(stderr, "bench projector: %s\n", what.c_str());
+  std::exit(1);
+}
+
+// `url` with its database replaced by `db` (postgresql://user@host:port/db?query).
+std::string url_with_db(const std::string& url, const std::string& db) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return url + " dbname=" + db;
+  const size_t slash = url.find('/', scheme + 3);
+  const size_t query = url.find('?', scheme + 3);
+  const std::string head = url.substr(0, slash == std::string::npos ? std::min(query, url.size()) : slash);
+  return head + "/" + db + (query == std::string::npos ? "" : url.substr(query));
+}
+
+std::string run_capture(const std::string& cmd) {
+  std::string out;
+  if (FILE* f = ::popen(cmd.c_str(), "r")) {
+    char buf[512];
+    while (std::fgets(buf, sizeof buf, f)) out += buf;
+    if (::pclose(f) != 0) return "";
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+// The PostgreSQL of the scenario: private (ops/pg-cluster.sh in a temp dir, fsync on,
+// stopped and removed at the end) or AGENTOS_BENCH_PG_URL (a superuser URL; the
+// database kDbName is created and dropped there).
+struct Postgres {
+  std::string dir;     // private cluster only
+  std::string server;  // superuser URL, database postgres
+  std::string admin;   // superuser URL, database kDbName
+  std::string writer;  // agentos_projector, database kDbName
+  pid_t postmaster = -1;
+
+  void start() {
+    if (const char* env = std::getenv("AGENTOS_BENCH_PG_URL"); env && *env) {
+      server = env;
+    } else {
+      dir = make_temp_dir("agentos-bench-projector-pg-");
+      server = run_capture("bash " AGENTOS_SOURCE_DIR "/ops/pg-cluster.sh start " + dir + "/data auto 2>&2");
+      if (server.empty()) die("ops/pg-cluster.sh start failed");
+      std::ifstream(dir + "/data/postmaster.pid") >> postmaster;
+    }
+    exec(server, std::string("DROP DATABASE IF EXISTS ") + kDbName + " WITH (FORCE)");
+    exec(server, std::string("CREATE DATABASE ") + kDbName);
+    admin = url_with_db(server, kDbName);
+    writer = pg::url_with_user(admin, "agentos_projector");
+    if (postmaster <= 0) find_postmaster();
+    reset();
+  }
+  ~Postgres() {
+    if (server.empty()) return;
+    exec(server, std::string("DROP DATABASE IF EXISTS ") + kDbName + " WITH (FORCE)", false);
+    if (!dir.empty()) {
+      run_capture("bash " AGENTOS_SOURCE_DIR "/ops/pg-cluster.sh stop " + dir + "/data");
+      rm_rf(dir);
+    }
+  }
+  static void exec(const std::string& url, const std::string& sql, bool fatal = true) {
+    auto c = pg::Conn::connect(url);
+    Status s = c.ok() ? (*c)->exec(sql) : c.status();
+    if (!s.is_ok() && fatal) die(sql + ": " + s.to_string());
+  }
+  // Empty read models and watermarks (drop + migrate), then a CHECKPOINT so that the
+  // next run does not pay for the previous one's dirty pages.
+  void reset() {
+    auto c = pg::Conn::connect(admin);
+    if (!c.ok()) die("connect: " + c.status().to_string());
+    if (Status s = drop_read_models(**c); !s.is_ok()) die("drop read models: " + s.to_string());
+    auto m = migrate(**c);
+    if (!m.ok()) die("migrate: " + m.status().to_string());
+    if (Status s = (*c)->exec("CHECKPOINT"); !s.is_ok()) die("checkpoint: " + s.to_string());
+  }
+  double cpu_s() const { return postmaster > 0 ? process_tree_cpu_s(postmaster) : -1; }
+  // The pid of the projector's backend (the one agentos_projector session), -1 if none.
+  pid_t projector_backend() const {
+    auto c = pg::Conn::connect(admin);
+    if (!c.ok()) return -1;
+    auto r = (*c)->query("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                         "AND usename = 'agentos_projector'");
+    return r.ok() && r->size() == 1 ? static_cast<pid_t>(r->get_i64(0, 0)) : -1;
+  }
+  // A server given by URL on this host: its postmaster is the parent of our backend.
+  void find_postmaster() {
+    auto c = pg::Conn::connect(admin);
+    if (!c.ok()) return;
+    auto r = (*c)->query("SELECT pg_backend_pid()");
+    if (!r.ok() || r->size() != 1) return;
+    std::ifstream f("/proc/" + std::to_string(r->get_i64(0, 0)) + "/stat");
+    std::string line;
+    if (!std::getline(f, line)) return;
+    const size_t rp = line.rfind(')');
+    if (rp == std::string::npos) return;
+    std::istringstream in(line.substr(rp + 2));
+    std::string state;
+    long long ppid = -1;
+    if (in >> state >> ppid && ppid > 1) postmaster = static_cast<pid_t>(ppid);
+  }
+};
+
+// /proc/.../schedstat: seconds on a CPU and seconds runnable but waiting for one (the
+// rest of the wall time the task was blocked: here, mostly waiting for PostgreSQL or
+// for the projector). run_s < 0: unknown.
+struct Sched {
+  double run_s = -1, wait_s = -1;
+};
+Sched schedstat(const std::string& path) {
+  Sched s;
+  std::ifstream f(path);
+  unsigned long long run = 0, wait = 0;
+  if (f >> run >> wait) s.run_s = static_cast<double>(run) / 1e9, s.wait_s = static_cast<double>(wait) / 1e9;
+  return s;
+}
+
+// Σ schedstat over every thread of this process.
+Sched process_schedstat() {
+  Sched total{0, 0};
+  if (DIR* d = opendir("/proc/self/task")) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      const Sched t = schedstat(std::string("/proc/self/task/") + e->d_name + "/schedstat");
+      if (t.run_s >= 0) total.run_s += t.run_s, total.wait_s += t.wait_s;
+    }
+    closedir(d);
+  }
+  return total;
+}
+
+double loadavg1() {
+  std::ifstream f("/proc/loadavg");
+  double l = -1;
+  f >> l;
+  return l;
+}
+
+std::vector<int64_t> ends_of(Log& log) {
+  std::vector<int64_t> ends;
+  for (int32_t p = 0; p < log.partition_count(); ++p) {
+    auto e = log.end_offset(Partition(p));
+    if (!e.ok()) die("end offset: " + e.status().to_string());
+    ends.push_back(e->value());
+  }
+  return ends;
+}
+
+bool caught_up(const Projector& p, const std::vector<int64_t>& ends) {
+  for (size_t q = 0; q < ends.size(); ++q)
+    if (p.watermark(Partition(static_cast<int32_t>(q))).value() < ends[q]) return false;
+  return true;
+}
+
+// step() until every watermark is at `ends` and a round makes no progress;
+// `round_start` (if set) is called before each round.
+void step_to_end(Projector& p, const std::vector<int64_t>& ends, const std::function<void()>& round_start = {}) {
+  for (int idle = 0;;) {
+    if (round_start) round_start();
+    auto r = p.step();
+    if (!r.ok()) die("step: " + r.status().to_string());
+    if (!*r && caught_up(p, ends)) return;
+    idle = *r ? 0 : idle + 1;
+    if (idle > 1000) die("projector makes no progress: " + p.last_error().to_string());
+  }
+}
+
+
+// Where the wall time of a catch-up run went, in seconds: the stepping thread (Pulse, row
+// building, libpq) and the projector's PostgreSQL backend, each on a CPU / runnable but
+// waiting for one (the machine's other load) / blocked.
+struct Breakdown {
+  std::map<std::string, double> written;  // rows written by table (agentos_projector_rows_total)
+  std::map<std::string, double> stored;   // rows in the table at the end
+  double wall = 0;
+  Sched thread, backend;
+  double commit_p50_ms = 0, commit_p99_ms = 0;  // COMMIT alone (at_commit false -> true)
+};
+
+// One catch-up run; its rows/s is appended to `rows_per_s`, its breakdown to `where`.
+Result catch_up_run(Postgres& pg, Log& log, int64_t records, size_t batch, std::vector<double>& rows_per_s,
+                    std::vector<Breakdown>& where) {
+  pg.reset();
+  const std::string cache = make_temp_dir("agentos-bench-projector-cache-");
+  Result r;
+  r.scenario = "projector catch-up, batch " + std::to_string(batch);
+  {
+    // Per batch: from the previous batch's COMMIT (or the round's start) to this one's —
+    // reading, Pulse, rows, the PostgreSQL transaction; and the COMMIT alone.
+    Latencies per_batch, commits;
+    Clock::time_point last{}, before_commit{};
+    prometheus::Registry metrics;
+    ProjectorOptions po;
+    po.pg_url = pg.writer;
+    po.state_dir = cache;
+    po.max_batch_records = batch;
+    po.metrics = &metrics;
+    po.hooks.at_commit = [&](Partition, Offset, bool committed) {
+      const auto now = Clock::now();
+      if (!committed) {
+        before_commit = now;
+        return;
+      }
+      commits.add(now - before_commit);
+      if (last != Clock::time_point{}) per_batch.add(now - last);
+      last = now;
+    };
+    auto p = open_projector(log, po);
+    if (!p.ok()) die("open projector: " + p.status().to_string());
+    const auto ends = ends_of(log);
+    const std::string backend = "/proc/" + std::to_string(pg.projector_backend()) + "/schedstat";
+    const Sched th0 = schedstat("/proc/thread-self/schedstat"), be0 = schedstat(backend);
+    const double cpu0 = self_cpu_s(), pg0 = pg.cpu_s();
+    const auto t0 = Clock::now();
+    step_to_end(**p, ends, [&] { last = Clock::now(); });
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double cpu = self_cpu_s() - cpu0, pg1 = pg.cpu_s();
+    const Sched th1 = schedstat("/proc/thread-self/schedstat"), be1 = schedstat(backend);
+    Breakdown b;
+    b.wall = secs;
+    b.thread = {th1.run_s - th0.run_s, th1.wait_s - th0.wait_s};
+    if (be0.run_s >= 0 && be1.run_s >= 0) b.backend = {be1.run_s - be0.run_s, be1.wait_s - be0.wait_s};
+    const ProjectorStats st = (*p)->stats();
+    per_batch.fill(r, st.batches, secs, 1);
+    b.commit_p50_ms = commits.percentile_us(50) / 1000, b.commit_p99_ms = commits.percentile_us(99) / 1000;
+    for (const auto& fam : metrics.Collect()) {
+      if (fam.name != "agentos_projector_rows_total") continue;
+      for (const auto& m : fam.metric)
+        for (const auto& l : m.label)
+          if (l.name == "table") b.written[l.value] = m.counter.value;
+    }
+    if (auto c = pg::Conn::connect(pg.admin); c.ok())
+      for (const auto& [table, _] : b.written)
+        if (auto n = (*c)->query("SELECT count(*) FROM agentos_rm." + table); n.ok() && n->size() == 1)
+          b.stored[table] = static_cast<double>(n->get_i64(0, 0));
+    where.push_back(b);
+    r.events_per_s = static_cast<double>(records) / secs;
+    r.requests_per_s = static_cast<double>(st.batches) / secs;  // PostgreSQL transactions/s
+    r.client_cpu = cpu / secs;
+    r.server_cpu = pg0 >= 0 ? (pg1 - pg0) / secs : -1;
+    char note[160];
+    std::snprintf(note, sizeof note, "rows/s %.0f, %.2f rows/event, %llu txns", st.rows / secs,
+                  static_cast<double>(st.rows) / static_cast<double>(records),
+                  static_cast<unsigned long long>(st.batches));
+    r.note = note;
+    rows_per_s.push_back(static_cast<double>(st.rows) / secs);
+    r.ok = caught_up(**p, ends) && st.pg_errors == 0 && st.catch_up_batches == 0;
+    if (!r.ok) r.note += ", NOT CAUGHT UP CLEANLY";
+  }
+  rm_rf(cache);
+  return r;
+}
+
+// The same log through a bare Pulse runtime (the projector's inner fold, sync off like
+// its cache), to separate the projector's PostgreSQL work from Pulse's.
+Result pulse_run(Log& log, int64_t records) {
+  Result r;
+  r.scenario = "Pulse runtime alone (no PostgreSQL), batch 2048";
+  const std::string state = make_temp_dir("agentos-bench-projector-pulse-");
+  {
+    pulse::PulseProcessor pulse;
+    RuntimeOptions o;
+    o.state_dir = state;
+    o.sync = false;
+    o.relay = false;
+    o.max_batch_records = kDefaultProjectorBatchRecords;
+    auto rt = open_processor_runtime(log, pulse, o);
+    if (!rt.ok()) die("open runtime: " + rt.status().to_string());
+    const double cpu0 = self_cpu_s();
+    const auto t0 = Clock::now();
+    Latencies rounds;
+    for (;;) {
+      const auto s0 = Clock::now();
+      auto s = (*rt)->step();
+      if (!s.ok()) die("step: " + s.status().to_string());
+      if (!*s) break;
+      rounds.add(Clock::now() - s0);
+    }
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    const RuntimeStats st = (*rt)->stats();
+    rounds.fill(r, st.commits, secs, 1);
+    r.events_per_s = static_cast<double>(records) / secs;
+    r.requests_per_s = st.commits / secs;
+    r.client_cpu = (self_cpu_s() - cpu0) / secs;
+    r.ok = static_cast<int64_t>(st.events_applied + st.events_skipped) == records;
+  }
+  rm_rf(state);
+  return r;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+double pct(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p / 100.0 * static_cast<double>(v.size())));
+  return v[i];
+}
+
+struct Sustained {
+  double offered = 0, appended_per_s = 0;
+  double lag_ev_p50 = 0, lag_ev_p99 = 0, lag_ev_max = 0;
+  double lag_s_p50 = 0, lag_s_p99 = 0, lag_s_max = 0;
+  double vis_p50_ms = 0, vis_p99_ms = 0, vis_max_ms = 0;
+  double samples = 0, txns_per_s = 0, events_per_txn = 0, cpu = 0, pg_cpu = -1, drain_s = 0;
+  // Context: the 1-minute load average at the start; of the time this process's threads /
+  // the projector's backend wanted a CPU, the share spent waiting for one; the database.
+  double load = -1, self_wait_share = -1, backend_wait_share = -1, db_mb = -1;
+  uint64_t append_errors = 0, timeouts = 0;
+};
+
+// One sustained run on an open, started, caught-up projector.
+Sustained sustained_run(Postgres& pg, Log& log, Projector& proj, SessionStream& stream, double rate, double seconds) {
+  Sustained out;
+  out.offered = rate;
+  const int32_t parts = log.partition_count();
+  // Pre-encode what the window needs (+5%), so the appender only appends.
+  std::vector<std::pair<std::string, std::vector<std::string>>> batches;
+  for (double n = 0; n < rate * seconds * 1.05;) {
+    batches.push_back(stream.next());
+    n += static_cast<double>(batches.back().second.size());
+  }
+
+  struct PartState {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<std::pair<int64_t, Clock::time_point>> acked;    // (end after the batch, ack time)
+    std::deque<std::pair<int64_t, Clock::time_point>> samples;  // (last offset, ack time)
+  };
+  std::vector<std::unique_ptr<PartState>> ps;
+  for (int32_t p = 0; p < parts; ++p) ps.push_back(std::make_unique<PartState>());
+  std::atomic<bool> appending{true};
+  std::atomic<uint64_t> acked_events{0}, append_errors{0}, timeouts{0}, in_flight{0};
+  std::mutex lat_mu;
+  std::vector<double> visible_ms;
+
+  // Waiters: one per partition, samples in offset order.
+  std::vector<std::thread> waiters;
+  for (int32_t p = 0; p < parts; ++p) {
+    waiters.emplace_back([&, p] {
+      PartState& s = *ps[p];
+      for (;;) {
+        std::pair<int64_t, Clock::time_point> smp;
+        {
+          std::unique_lock lk(s.mu);
+          s.cv.wait(lk, [&] { return !s.samples.empty() || (!appending && in_flight == 0); });
+          if (s.samples.empty()) return;
+          smp = s.samples.front();
+          s.samples.pop_front();
+        }
+        if (proj.wait_projected(Partition(p), Offset(smp.first), Clock::now() + std::chrono::seconds(120))) {
+          const double ms = std::chrono::duration<double, std::milli>(Clock::now() - smp.second).count();
+          std::lock_guard lk(lat_mu);
+          visible_ms.push_back(ms);
+        } else {
+          ++timeouts;
+        }
+      }
+    });
+  }
+
+  out.load = loadavg1();
+  const std::string backend = "/proc/" + std::to_string(pg.projector_backend()) + "/schedstat";
+  const Sched ps0 = process_schedstat(), be0 = schedstat(backend);
+  const ProjectorStats st0 = proj.stats();
+  const double cpu0 = self_cpu_s(), pg0 = pg.cpu_s();
+  const auto t0 = Clock::now();
+  const auto until = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  std::thread appender([&] {
+    double due = 0;  // events due so far, at `rate`
+    size_t i = 0;
+    uint64_t sent = 0;
+    for (auto next = t0; next < until && i < batches.size(); ++i) {
+      std::this_thread::sleep_until(next);  // pacing (a benchmark: the offered load)
+      auto& [tenant, values] = batches[i];
+      const size_t n = values.size();
+      const bool sample = i % kLatencySampleEvery == 0;
+      ++in_flight;
+      log.append(AppendBatch{TenantId(tenant), std::move(values)}, [&, n, sample](agentos::Result<AppendResult> r) {
+        const auto now = Clock::now();
+        if (!r.ok() || r->positions.empty()) {
+          ++append_errors;
+        } else {
+          const Position last = r->positions.back();
+          PartState& s = *ps[last.partition.value()];
+          {
+            std::lock_guard lk(s.mu);
+            s.acked.emplace_back(last.offset.value() + 1, now);
+            if (sample) s.samples.emplace_back(last.offset.value(), now);
+          }
+          if (sample) s.cv.notify_one();
+          acked_events += n;
+        }
+        --in_flight;
+      });
+      sent += n;
+      due += static_cast<double>(n);
+      next = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(due / rate));
+    }
+    (void)sent;
+  });
+
+  // Lag sampler (this thread).
+  std::vector<double> lag_events, lag_secs;
+  for (auto next = t0 + kLagSampleEvery; next <= until; next += kLagSampleEvery) {
+    std::this_thread::sleep_until(next);
+    const auto now = Clock::now();
+    double events = 0, secs = 0;
+    for (int32_t p = 0; p < parts; ++p) {
+      auto end = log.end_offset(Partition(p));
+      const int64_t w = proj.watermark(Partition(p)).value();
+      if (end.ok()) events += static_cast<double>(std::max<int64_t>(0, end->value() - w));
+      PartState& s = *ps[p];
+      std::lock_guard lk(s.mu);
+      while (!s.acked.empty() && s.acked.front().first <= w) s.acked.pop_front();
+      if (!s.acked.empty()) secs = std::max(secs, std::chrono::duration<double>(now - s.acked.front().second).count());
+    }
+    lag_events.push_back(events);
+    lag_secs.push_back(secs);
+  }
+  appender.join();
+  const double window = std::chrono::duration<double>(Clock::now() - t0).count();
+  const ProjectorStats st1 = proj.stats();
+  const double cpu1 = self_cpu_s(), pg1 = pg.cpu_s();
+  const Sched ps1 = process_schedstat(), be1 = schedstat(backend);
+  if (ps1.run_s - ps0.run_s > 0)
+    out.self_wait_share = (ps1.wait_s - ps0.wait_s) / (ps1.run_s - ps0.run_s + ps1.wait_s - ps0.wait_s);
+  if (be0.run_s >= 0 && be1.run_s - be0.run_s > 0)
+    out.backend_wait_share = (be1.wait_s - be0.wait_s) / (be1.run_s - be0.run_s + be1.wait_s - be0.wait_s);
+  if (auto c = pg::Conn::connect(pg.admin); c.ok()) {
+    auto r = (*c)->query("SELECT pg_database_size(current_database())");
+    if (r.ok() && r->size() == 1) out.db_mb = static_cast<double>(r->get_i64(0, 0)) / 1e6;
+  }
+  // Every acknowledged append, then the projector catching up with all of it.
+  while (in_flight > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const auto ends = ends_of(log);
+  const auto drain0 = Clock::now();
+  for (int32_t p = 0; p < parts; ++p)
+    if (ends[p] > 0 && !proj.wait_projected(Partition(p), Offset(ends[p] - 1), drain0 + std::chrono::seconds(300)))
+      die("projector did not catch up within 300 s after the window: " + proj.last_error().to_string());
+  out.drain_s = std::chrono::duration<double>(Clock::now() - drain0).count();
+  appending = false;
+  for (auto& s : ps) {
+    std::lock_guard lk(s->mu);
+    s->cv.notify_all();
+  }
+  for (auto& t : waiters) t.join();
+
+  out.appended_per_s = static_cast<double>(acked_events) / window;
+  out.lag_ev_p50 = pct(lag_events, 50), out.lag_ev_p99 = pct(lag_events, 99), out.lag_ev_max = pct(lag_events, 100);
+  out.lag_s_p50 = pct(lag_secs, 50), out.lag_s_p99 = pct(lag_secs, 99), out.lag_s_max = pct(lag_secs, 100);
+  out.vis_p50_ms = pct(visible_ms, 50), out.vis_p99_ms = pct(visible_ms, 99), out.vis_max_ms = pct(visible_ms, 100);
+  out.samples = static_cast<double>(visible_ms.size());
+  out.txns_per_s = static_cast<double>(st1.batches - st0.batches) / window;
+  out.events_per_txn = st1.batches > st0.batches ? out.appended_per_s * window / static_cast<double>(st1.batches - st0.batches) : 0;
+  out.cpu = (cpu1 - cpu0) / window;
+  out.pg_cpu = pg0 >= 0 ? (pg1 - pg0) / window : -1;
+  out.append_errors = append_errors;
+  out.timeouts = timeouts;
+  return out;
+}
+
+std::string fmt_cpu(double c) {
+  if (c < 0) return "—";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f", c);
+  return b;
+}
+
+}  // namespace
+
+Runs run_projector(const Options& o, int runs) {
+  const int events = o.events > 0 ? o.events : kDefaultEvents;
+  const double sustain_s = o.seconds_given ? o.seconds : kDefaultSustainSeconds;
+  std::vector<size_t> batch_sizes = {512, kDefaultProjectorBatchRecords, 8192};
+  if (o.batch > 0) batch_sizes = {static_cast<size_t>(o.batch)};
+
+  Postgres pg;
+  pg.start();
+  std::printf("# projector: PostgreSQL %s%s\n", pg.dir.empty() ? "from AGENTOS_BENCH_PG_URL " : "private, fsync on, ",
+              pg.dir.empty() ? "" : pg.server.c_str());
+  std::printf("# projector: pre-filling %d events (%d tenants, %d partitions)...\n", events, kSessionTenants,
+              kSessionPartitions);
+  std::fflush(stdout);
+  Prefilled f = prefill_sessions(events, "agentos-bench-projector-");
+  // Reopened with fsync on: the sustained phase appends like the engine does.
+  f.log.reset();
+  {
+    EmbeddedLogOptions lo;
+    lo.dir = f.dir + "/log";
+    lo.partitions = kSessionPartitions;
+    lo.fsync = true;
+    auto l = open_embedded_log(lo);
+    if (!l.ok()) die("reopen log: " + l.status().to_string());
+    f.log = std::move(l).value();
+  }
+  std::printf("# projector: %lld records, %.0f bytes per record on average (FlatBuffers)\n",
+              static_cast<long long>(f.records), static_cast<double>(f.bytes) / static_cast<double>(f.records));
+  std::fflush(stdout);
+
+  // 1. Catch-up, batch sizes interleaved, plus the bare Pulse baseline.
+  std::vector<std::function<Result()>> fns;
+  std::vector<std::vector<double>> rows_s(batch_sizes.size());
+  std::vector<std::vector<Breakdown>> where(batch_sizes.size());
+  for (size_t i = 0; i < batch_sizes.size(); ++i)
+    fns.push_back([&, i] { return catch_up_run(pg, *f.log, f.records, batch_sizes[i], rows_s[i], where[i]); });
+  fns.push_back([&] { return pulse_run(*f.log, f.records); });
+  Runs out = run_configs(fns, runs);
+
+  size_t ref = 0;  // the default batch size's row (or the only one)
+  for (size_t i = 0; i < batch_sizes.size(); ++i)
+    if (batch_sizes[i] == kDefaultProjectorBatchRecords) ref = i;
+  auto med = [&](size_t cfg, auto get) {
+    std::vector<double> v;
+    for (const Result& r : out[cfg]) v.push_back(get(r));
+    return median(v);
+  };
+  const auto ev = [](const Result& r) { return r.events_per_s; };
+  const auto txns = [](const Result& r) { return r.requests_per_s; };
+  const auto cpu = [](const Result& r) { return r.client_cpu; };
+  const auto pgc = [](const Result& r) { return r.server_cpu; };
+  const double ref_ev = med(ref, ev);
+  const double pulse_ev = med(batch_sizes.size(), ev);
+  std::printf("\n## projector catch-up: %lld events from offset 0, empty read models (medians of %d run(s))\n\n",
+              static_cast<long long>(f.records), runs);
+  std::printf("| configuration | events/s in | rows/s out | PG txns/s | rows/event | projector CPU (cores) | "
+              "PostgreSQL CPU (cores) | events/s vs batch %zu | vs Pulse alone |\n",
+              kDefaultProjectorBatchRecords);
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (size_t i = 0; i < batch_sizes.size(); ++i) {
+    const double rows = median(rows_s[i]);
+    std::printf("| projector, batch %zu | %.0f | %.0f | %.1f | %.2f | %s | %s | %.2f | %.2f |\n", batch_sizes[i],
+                med(i, ev), rows, med(i, txns), rows / med(i, ev), fmt_cpu(med(i, cpu)).c_str(),
+                fmt_cpu(med(i, pgc)).c_str(), med(i, ev) / ref_ev, med(i, ev) / pulse_ev);
+  }
+  std::printf("| Pulse runtime alone (no PostgreSQL), batch %zu | %.0f | — | — | — | %s | — | %.2f | 1.00 |\n",
+              kDefaultProjectorBatchRecords, pulse_ev, fmt_cpu(med(batch_sizes.size(), cpu)).c_str(),
+              pulse_ev / ref_ev);
+  std::printf("\nWhere the catch-up's wall time went (medians, %% of wall): the stepping thread (Pulse, rows, libpq) "
+              "and the projector's PostgreSQL backend, each on a CPU / runnable but waiting for a CPU / blocked.\n\n");
+  std::printf("| configuration | wall s | thread on CPU | thread runnable | thread blocked | backend on CPU | "
+              "backend runnable | backend blocked | COMMIT ms p50 / p99 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (size_t i = 0; i < batch_sizes.size(); ++i) {
+    auto m = [&](auto get) {
+      std::vector<double> v;
+      for (const Breakdown& b : where[i]) v.push_back(get(b) / b.wall * 100);
+      return median(v);
+    };
+    std::vector<double> walls;
+    for (const Breakdown& b : where[i]) walls.push_back(b.wall);
+    const bool be = !where[i].empty() && where[i].front().backend.run_s >= 0;
+    auto cell = [&](bool known, double v) {
+      char c[32];
+      if (!known) return std::string("—");
+      std::snprintf(c, sizeof c, "%.0f%%", v);
+      return std::string(c);
+    };
+    std::vector<double> c50, c99;
+    for (const Breakdown& b : where[i]) c50.push_back(b.commit_p50_ms), c99.push_back(b.commit_p99_ms);
+    std::printf("| projector, batch %zu | %.2f | %s | %s | %s | %s | %s | %s | %.1f / %.1f |\n", batch_sizes[i], median(walls),
+                cell(true, m([](const Breakdown& b) { return b.thread.run_s; })).c_str(),
+                cell(true, m([](const Breakdown& b) { return b.thread.wait_s; })).c_str(),
+                cell(true, m([](const Breakdown& b) { return b.wall - b.thread.run_s - b.thread.wait_s; })).c_str(),
+                cell(be, m([](const Breakdown& b) { return b.backend.run_s; })).c_str(),
+                cell(be, m([](const Breakdown& b) { return b.backend.wait_s; })).c_str(),
+                cell(be, m([](const Breakdown& b) { return b.wall - b.backend.run_s - b.backend.wait_s; })).c_str(),
+                median(c50), median(c99));
+  }
+  std::printf("\nRows written per table, per input event (medians), and how often each stored row was written "
+              "(written ÷ rows in the table at the end):\n\n| table |");
+  for (size_t b : batch_sizes) std::printf(" batch %zu written/event | written/stored |", b);
+  std::printf("\n|---|");
+  for (size_t i = 0; i < batch_sizes.size(); ++i) std::printf("---:|---:|");
+  std::printf("\n");
+  std::set<std::string> tables;
+  for (const auto& runs_of : where)
+    for (const Breakdown& b : runs_of)
+      for (const auto& [t, _] : b.written) tables.insert(t);
+  for (const std::string& t : tables) {
+    std::printf("| %s |", t.c_str());
+    for (size_t i = 0; i < batch_sizes.size(); ++i) {
+      std::vector<double> per_event, factor;
+      for (const Breakdown& b : where[i]) {
+        auto w = b.written.find(t);
+        auto st = b.stored.find(t);
+        const double written = w == b.written.end() ? 0 : w->second;
+        per_event.push_back(written / static_cast<double>(f.records));
+        if (st != b.stored.end() && st->second > 0) factor.push_back(written / st->second);
+      }
+      std::printf(" %.3f | %.2f |", median(per_event), median(factor));
+    }
+    std::printf("\n");
+  }
+  std::fflush(stdout);
+
+  // 2 + 3. Sustained ingest at 50% and 80% of the catch-up rate of the default batch size.
+  const double max_rate = ref_ev;
+  std::printf("\n# projector: sustained ingest at 50%% and 80%% of %.0f events/s for %.0f s each, %d run(s)...\n",
+              max_rate, sustain_s, runs);
+  std::fflush(stdout);
+  pg.reset();
+  const std::string cache = make_temp_dir("agentos-bench-projector-cache-");
+  std::map<double, std::vector<Sustained>> sus;
+  {
+    ProjectorOptions po;
+    po.pg_url = pg.writer;
+    po.state_dir = cache;
+    auto p = open_projector(*f.log, po);
+    if (!p.ok()) die("open projector: " + p.status().to_string());
+    step_to_end(**p, ends_of(*f.log));  // the pre-filled log, not measured
+    if (Status s = (*p)->start(); !s.is_ok()) die("start: " + s.to_string());
+    for (int k = 0; k < runs; ++k)
+      for (double frac : {0.5, 0.8}) {
+        Sustained s = sustained_run(pg, *f.log, **p, f.stream, frac * max_rate, sustain_s);
+        std::printf("RESULT projector sustained %.0f%% (%.0f/s offered): appended %.0f/s, lag events p50 %.0f p99 %.0f "
+                    "max %.0f, lag s p50 %.3f p99 %.3f max %.3f, visible ms p50 %.1f p99 %.1f max %.1f (%.0f samples), "
+                    "%.1f txns/s, %.1f events/txn, cpu %.2f pg %s, drained in %.2f s, append errors %llu, timeouts %llu; "
+                    "load %.2f, waiting for a CPU: this process %.0f%%, backend %.0f%%; database %.0f MB\n",
+                    frac * 100, s.offered, s.appended_per_s, s.lag_ev_p50, s.lag_ev_p99, s.lag_ev_max, s.lag_s_p50,
+                    s.lag_s_p99, s.lag_s_max, s.vis_p50_ms, s.vis_p99_ms, s.vis_max_ms, s.samples, s.txns_per_s,
+                    s.events_per_txn, s.cpu, fmt_cpu(s.pg_cpu).c_str(), s.drain_s,
+                    static_cast<unsigned long long>(s.append_errors), static_cast<unsigned long long>(s.timeouts), s.load,
+                    s.self_wait_share * 100, s.backend_wait_share * 100, s.db_mb);
+        std::fflush(stdout);
+        sus[frac].push_back(s);
+      }
+    (*p)->stop();
+    if (Status e = (*p)->last_error(); !e.is_ok()) die("projector: " + e.to_string());
+  }
+  rm_rf(cache);
+
+  std::printf("\n## projector under sustained ingest (embedded log, fsync on; %.0f s per run, medians of %d run(s))\n\n",
+              sustain_s, runs);
+  std::printf("| offered events/s | appended events/s | lag events p50 / p99 / max | lag s p50 / p99 / max | "
+              "ingest→visible ms p50 / p99 / max | PG txns/s | events/txn | bench process CPU | PostgreSQL CPU | database MB |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (auto& [frac, v] : sus) {
+    auto m = [&](auto get) {
+      std::vector<double> x;
+      for (auto& s : v) x.push_back(get(s));
+      return median(x);
+    };
+    std::printf("| %.0f (%.0f%% of %.0f) | %.0f | %.0f / %.0f / %.0f | %.3f / %.3f / %.3f | %.1f / %.1f / %.1f | %.1f | "
+                "%.1f | %s | %s | %.0f |\n",
+                m([](auto& s) { return s.offered; }), frac * 100, max_rate, m([](auto& s) { return s.appended_per_s; }),
+                m([](auto& s) { return s.lag_ev_p50; }), m([](auto& s) { return s.lag_ev_p99; }),
+                m([](auto& s) { return s.lag_ev_max; }), m([](auto& s) { return s.lag_s_p50; }),
+                m([](auto& s) { return s.lag_s_p99; }), m([](auto& s) { return s.lag_s_max; }),
+                m([](auto& s) { return s.vis_p50_ms; }), m([](auto& s) { return s.vis_p99_ms; }),
+                m([](auto& s) { return s.vis_max_ms; }), m([](auto& s) { return s.txns_per_s; }),
+                m([](auto& s) { return s.events_per_txn; }), fmt_cpu(m([](auto& s) { return s.cpu; })).c_str(),
+                fmt_cpu(m([](auto& s) { return s.pg_cpu; })).c_str(), m([](auto& s) { return s.db_mb; }));
+    // For the general table: events/s appended, latency = ingest -> visible.
+    Result r;
+    r.scenario = "projector sustained " + std::to_string(static_cast<int>(frac * 100)) + "% of catch-up rate";
+    r.events_per_s = m([](auto& s) { return s.appended_per_s; });
+    r.requests_per_s = m([](auto& s) { return s.txns_per_s; });
+    r.p50_us = m([](auto& s) { return s.vis_p50_ms; }) * 1000;
+    r.p99_us = m([](auto& s) { return s.vis_p99_ms; }) * 1000;
+    r.p999_us = m([](auto& s) { return s.vis_max_ms; }) * 1000;
+    r.client_cpu = m([](auto& s) { return s.cpu; });
+    r.server_cpu = m([](auto& s) { return s.pg_cpu; });
+    r.note = "latency = append ack -> wait_projected; p99.9 column = max";
+    for (auto& s : v) r.ok = r.ok && s.append_errors == 0 && s.timeouts == 0;
+    out.push_back({r});
+  }
+  std::fflush(stdout);
+  f.log.reset();
+  rm_rf(f.dir);
+  return out;
+}
+
+}  // namespace agentos::bench

@@ -1,0 +1,169 @@
+// agentos_projector_crash_child: the process that agentos_projector_crash_test SIGKILLs.
+//
+//   agentos_projector_crash_child <log dir> <cache dir> <pg url> <partitions> <batch records>
+//                                 [--kill-before N | --kill-after N | --kill-random-us U]
+//                                 [--wipe-cache]
+//
+// Opens the embedded log (filled by the parent, which has closed it) and the projector
+// (projections/projector.h) with `pg url` (the agentos_projector role) and its Pulse cache
+// in `cache dir`, and calls step() until every partition's watermark is at the log's end;
+// then prints `caught-up <stats>` and exits 0. Kill points (at most one):
+//   --kill-before N      SIGKILL itself inside ProjectorTestHooks::at_commit at the Nth
+//                        call with committed = false: rows and watermark written, the
+//                        PostgreSQL transaction not yet committed;
+//   --kill-after N       ... at the Nth call with committed = true: PostgreSQL committed,
+//                        the cache (offsets + Pulse state) not yet;
+//   --kill-random-us U   a watchdog thread SIGKILLs the process U microseconds after
+//                        main() starts (opening the stores, rebuilding the cache, inside a
+//                        COPY, between the two commits: wherever it lands).
+// --wipe-cache removes the cache dir before opening: a lost cache, rebuilt from offset 0
+// against the watermarks (no row may be written twice).
+//
+// Stdout, one line per write(2) (atomic on a pipe, out before a SIGKILL):
+//   ready <stats>                  the projector is open (stats: wipes=1 if it found its
+//                                  cache ahead of PostgreSQL and rebuilt it)
+//   commit <p> <next>              a batch of partition p committed in PostgreSQL
+//   caught-up <stats>              every partition projected to its end (then exit 0)
+//   error <status>                 the projector failed (exit 2)
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "events/log.h"
+#include "projections/projector.h"
+
+namespace {
+
+using namespace agentos;
+using Clock = std::chrono::steady_clock;
+
+void say(const std::string& line) {
+  const std::string s = line + "\n";
+  size_t off = 0;
+  while (off < s.size()) {
+    const ssize_t n = ::write(1, s.data() + off, s.size() - off);
+    if (n <= 0) return;
+    off += static_cast<size_t>(n);
+  }
+}
+
+[[noreturn]] void die_now() {
+  ::kill(::getpid(), SIGKILL);
+  for (;;) ::pause();
+}
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: agentos_projector_crash_child <log dir> <cache dir> <pg url> <partitions> <batch> "
+               "[--kill-before N | --kill-after N | --kill-random-us U] [--wipe-cache]\n");
+  return 64;
+}
+
+std::string stats_line(const Projector& p) {
+  const ProjectorStats s = p.stats();
+  return "batches=" + std::to_string(s.batches) + " rows=" + std::to_string(s.rows) +
+         " catch_up=" + std::to_string(s.catch_up_batches) + " pg_errors=" + std::to_string(s.pg_errors) +
+         " wipes=" + std::to_string(s.cache_wipes);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 6) return usage();
+  const std::string log_dir = argv[1], cache_dir = argv[2], pg_url = argv[3];
+  const int32_t partitions = std::atoi(argv[4]);
+  const long batch = std::atol(argv[5]);
+  long kill_before = 0, kill_after = 0, kill_random_us = -1;
+  bool wipe_cache = false;
+  for (int i = 6; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--kill-before" && i + 1 < argc) kill_before = std::atol(argv[++i]);
+    else if (a == "--kill-after" && i + 1 < argc) kill_after = std::atol(argv[++i]);
+    else if (a == "--kill-random-us" && i + 1 < argc) kill_random_us = std::atol(argv[++i]);
+    else if (a == "--wipe-cache") wipe_cache = true;
+    else return usage();
+  }
+  if (partitions <= 0 || batch <= 0) return usage();
+  if (kill_random_us >= 0) {
+    std::thread([kill_random_us] {
+      std::this_thread::sleep_for(std::chrono::microseconds(kill_random_us));  // the kill point itself
+      die_now();
+    }).detach();
+  }
+  if (wipe_cache) {  // atomically (a rename), so that a kill here loses the whole cache or nothing
+    const std::string aside = cache_dir + ".lost";
+    std::error_code ec;
+    std::filesystem::remove_all(aside, ec);
+    std::filesystem::rename(cache_dir, aside, ec);
+    std::filesystem::remove_all(aside, ec);
+  }
+
+  EmbeddedLogOptions lo;
+  lo.dir = log_dir;
+  lo.partitions = partitions;
+  auto log = open_embedded_log(lo);
+  if (!log.ok()) {
+    say("error open log: " + log.status().to_string());
+    return 2;
+  }
+
+  long before_calls = 0, after_calls = 0;
+  ProjectorOptions po;
+  po.pg_url = pg_url;
+  po.state_dir = cache_dir;
+  po.max_batch_records = static_cast<size_t>(batch);
+  po.hooks.at_commit = [&](Partition p, Offset next, bool committed) {
+    if (!committed) {
+      if (++before_calls == kill_before) die_now();
+      return;
+    }
+    say("commit " + std::to_string(p.value()) + " " + std::to_string(next.value()));
+    if (++after_calls == kill_after) die_now();
+  };
+  auto opened = open_projector(**log, std::move(po));
+  if (!opened.ok()) {
+    say("error open projector: " + opened.status().to_string());
+    return 2;
+  }
+  Projector& projector = **opened;
+  say("ready " + stats_line(projector));
+
+  std::vector<int64_t> ends;
+  for (int32_t p = 0; p < partitions; ++p) {
+    auto end = (*log)->end_offset(Partition(p));
+    if (!end.ok()) {
+      say("error end offset: " + end.status().to_string());
+      return 2;
+    }
+    ends.push_back(end->value());
+  }
+  // step() until every watermark is at the end. A round without progress is either the
+  // end or a transient PostgreSQL failure (retried by the next round); give up after a
+  // long run of those rather than spin forever.
+  int idle_rounds = 0;
+  for (;;) {
+    auto r = projector.step();
+    if (!r.ok()) {
+      say("error step: " + r.status().to_string());
+      return 2;
+    }
+    bool done = true;
+    for (int32_t p = 0; p < partitions; ++p) done = done && projector.watermark(Partition(p)).value() >= ends[p];
+    if (done && !*r) break;
+    idle_rounds = *r ? 0 : idle_rounds + 1;
+    if (idle_rounds > 10000) {
+      say("error no progress: " + stats_line(projector));
+      return 2;
+    }
+  }
+  say("caught-up " + stats_line(projector));
+  return 0;
+}
