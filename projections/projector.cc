@@ -145,6 +145,7 @@ struct Batch {
   std::set<std::string> checkpoint_keys;   // 'K' keys
   std::map<std::string, std::pair<int64_t, int64_t>> chain_keys;  // 'C' key -> first, last write time
   std::set<std::pair<std::string, int64_t>> months;  // (tenant, YYYYMM) of usage changes
+  std::set<std::pair<std::string, int64_t>> days;    // (tenant, YYYYMMDD) of usage changes
   // The state each session was last written with in this batch (its state before the
   // batch is read from the transaction on its first write).
   std::map<std::pair<std::string, std::string>, SessionState> last_state;
@@ -195,7 +196,9 @@ class CaptureTxn final : public StateTxn {
       case 'D': {
         auto [tenant, rest] = split_tenant_key(key);
         if (rest.size() < 4) return Status::ok();
-        b_.months.insert({tenant, static_cast<int64_t>(get_be(rest, 0, 4)) / 100});
+        const auto day = static_cast<int64_t>(get_be(rest, 0, 4));
+        b_.months.insert({tenant, day / 100});
+        b_.days.insert({tenant, day});
         return Status::ok();
       }
       case 'C': {
@@ -392,43 +395,45 @@ class ProjectorProcessor final : public Processor {
 
 // ---- Rows into PostgreSQL --------------------------------------------------------------
 
-// Collects the parameters of a multi-row statement and runs it in chunks under
-// PostgreSQL's 65535-parameter limit.
-class MultiRow {
+// Rows in COPY text format for one table, written through its staging table (see
+// PgSink::stage_write): every field escaped, NULL as \N.
+class CopyRows {
  public:
-  MultiRow(std::string head, size_t cols, std::string tail)
-      : head_(std::move(head)), cols_(cols), tail_(std::move(tail)) {}
-  void row(std::vector<pg::Param> values) {
-    for (auto& v : values) params_.push_back(std::move(v));
+  CopyRows& f(std::string_view v) { sep(); pg::copy_escape(data_, v); return *this; }
+  CopyRows& f(int64_t v) {
+    sep();
+    data_ += std::to_string(v);
+    return *this;
   }
-  size_t rows() const { return params_.size() / cols_; }
-  Status run(pg::Conn& c) const {
-    const size_t per = std::max<size_t>(1, 65535 / cols_);
-    for (size_t first = 0; first < rows(); first += per) {
-      const size_t n = std::min(per, rows() - first);
-      std::string sql = head_;
-      std::vector<pg::Param> ps(params_.begin() + static_cast<long>(first * cols_),
-                                params_.begin() + static_cast<long>((first + n) * cols_));
-      for (size_t r = 0; r < n; ++r) {
-        sql += r ? ",(" : "(";
-        for (size_t k = 0; k < cols_; ++k) {
-          if (k) sql += ',';
-          sql += '$' + std::to_string(r * cols_ + k + 1);
-        }
-        sql += ')';
-      }
-      sql += tail_;
-      auto res = c.query(sql, ps);
-      if (!res.ok()) return std::move(res).take_status();
-    }
-    return Status::ok();
+  CopyRows& f(double v) { sep(); data_ += f64(v); return *this; }
+  CopyRows& f(bool v) { sep(); data_ += v ? 't' : 'f'; return *this; }
+  CopyRows& t(int64_t us) { sep(); data_ += ts(us); return *this; }
+  CopyRows& t(const std::optional<int64_t>& us) { return us ? t(*us) : null(); }
+  CopyRows& f(const std::optional<std::string>& v) { return v ? f(std::string_view(*v)) : null(); }
+  CopyRows& f(int32_t v) { return f(static_cast<int64_t>(v)); }
+  CopyRows& f(const char* v) { return f(std::string_view(v)); }
+  CopyRows& f(const std::string& v) { return f(std::string_view(v)); }
+  CopyRows& null() {
+    sep();
+    pg::copy_null(data_);
+    return *this;
   }
+  void end() {
+    pg::copy_end(data_);
+    at_start_ = true;
+    ++rows_;
+  }
+  size_t rows() const { return rows_; }
+  const std::string& data() const { return data_; }
 
  private:
-  std::string head_;
-  size_t cols_;
-  std::string tail_;
-  std::vector<pg::Param> params_;
+  void sep() {
+    if (!at_start_) pg::copy_tab(data_);
+    at_start_ = false;
+  }
+  std::string data_;
+  size_t rows_ = 0;
+  bool at_start_ = true;
 };
 
 // "col = EXCLUDED.col" for each column.
@@ -441,10 +446,7 @@ std::string set_excluded(std::initializer_list<std::string_view> cols) {
   return out;
 }
 
-pg::Param P(std::string_view v) { return pg::text(v); }
 pg::Param P(int64_t v) { return std::to_string(v); }
-pg::Param T(int64_t us) { return ts(us); }
-pg::Param T(const std::optional<int64_t>& us) { return us ? pg::Param(ts(*us)) : std::nullopt; }
 
 struct SinkCounters {
   prometheus::Family<prometheus::Counter>* rows = nullptr;
@@ -458,6 +460,23 @@ struct SinkCounters {
     it->second->Increment(static_cast<double>(n));
   }
 };
+
+// SET + one staging table per read-model table (see PgSink::stage_write).
+std::string stage_tables_sql() {
+  std::string sql = "SET TimeZone = 'UTC';";
+  for (const char* t : {"events", "session_transitions", "gate_results", "tenants", "api_keys",
+                        "sessions", "checkpoints", "chains", "chain_steps", "usage_daily",
+                        "compute_daily", "usage_periods"})
+    sql += std::string("CREATE TEMP TABLE IF NOT EXISTS agentos_stage_") + t +
+           " (LIKE agentos_rm." + t + " INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;";
+  return sql;
+}
+
+#define PROJ_RETURN_IF_ERROR(expr)          \
+  do {                                      \
+    ::agentos::Status proj_st_ = (expr);    \
+    if (!proj_st_.is_ok()) return proj_st_; \
+  } while (0)
 
 class PgSink {
  public:
@@ -490,11 +509,7 @@ class PgSink {
         {opts_.name});
     if (!rows.ok()) return std::move(rows).take_status();
     if (Status st = (*c)->exec(
-            "SET TimeZone = 'UTC';"
-            "CREATE TEMP TABLE IF NOT EXISTS agentos_stage_events "
-            "  (LIKE agentos_rm.events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;"
-            "CREATE TEMP TABLE IF NOT EXISTS agentos_stage_session_transitions "
-            "  (LIKE agentos_rm.session_transitions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
+            stage_tables_sql());
         !st.is_ok())
       return st;
     std::lock_guard lk(mu_);
@@ -566,15 +581,13 @@ class PgSink {
     if (Status s = c.exec("BEGIN"); !s.is_ok()) return s;
     size_t rows = 0;
     Status s = write_rows(c, todo, txn, rows);
-    if (s.is_ok() && opts_.hooks.at_commit)
-      for (const Range& r : todo) opts_.hooks.at_commit(Partition(r.partition), Offset(r.next), false);
+    if (s.is_ok() && opts_.hooks.at_commit) opts_.hooks.at_commit(false);
     if (s.is_ok()) s = c.exec("COMMIT");
     if (!s.is_ok()) {
       if (c.healthy()) (void)c.exec("ROLLBACK");
       return s;
     }
-    if (opts_.hooks.at_commit)
-      for (const Range& r : todo) opts_.hooks.at_commit(Partition(r.partition), Offset(r.next), true);
+    if (opts_.hooks.at_commit) opts_.hooks.at_commit(true);
     std::lock_guard lk(mu_);
     for (const Range& r : todo) wm_[r.partition] = r.next;
     ++stats_.batches;
@@ -608,137 +621,107 @@ class PgSink {
       auto it = below.find(partition);
       return it == below.end() || offset < it->second;
     };
-    // 2. Append-only rows, by COPY, skipping what a previous run already committed.
+    // 2. Append-only rows, skipping what a previous run already committed.
     {
-      std::string data;
-      size_t n = 0;
+      CopyRows r;
       for (const EventRow& e : b_.events) {
         if (committed(e.partition, e.offset)) continue;
-        pg::copy_escape(data, e.tenant);
-        data += '\t' + std::to_string(e.partition) + '\t' + std::to_string(e.offset) + '\t';
-        pg::copy_escape(data, e.id), pg::copy_tab(data);
-        pg::copy_escape(data, e.type), pg::copy_tab(data);
-        pg::copy_escape(data, e.source), pg::copy_tab(data);
-        pg::copy_escape(data, e.subject), pg::copy_tab(data);
-        pg::copy_escape(data, e.actor), pg::copy_tab(data);
-        pg::copy_escape(data, e.correlation), pg::copy_tab(data);
-        pg::copy_escape(data, e.traceparent), pg::copy_tab(data);
-        data += ts(e.time_us);
-        pg::copy_end(data);
-        ++n;
+        r.f(e.tenant).f(e.partition).f(e.offset).f(e.id).f(e.type).f(e.source).f(e.subject)
+            .f(e.actor).f(e.correlation).f(e.traceparent).t(e.time_us).end();
       }
-      if (n > 0) {
-        if (Status s = copy_through_stage(c, "events", "tenant_id, log_partition, log_offset, "
-                                          "event_id, event_type, source, subject, actor, correlation_id, "
-                                          "traceparent, event_time", data);
-            !s.is_ok())
-          return s;
-        c_.add("events", n), rows += n;
-      }
+      PROJ_RETURN_IF_ERROR(stage_write(c, "events",
+                                       "tenant_id, log_partition, log_offset, event_id, event_type, "
+                                       "source, subject, actor, correlation_id, traceparent, event_time",
+                                       r, "", rows));
     }
     {
-      std::string data;
-      size_t n = 0;
+      CopyRows r;
       for (const TransitionRow& t : b_.transitions) {
         if (committed(t.partition, t.offset)) continue;
-        pg::copy_escape(data, t.tenant);
-        data += '\t' + std::to_string(t.partition) + '\t' + std::to_string(t.offset) + '\t' +
-                std::to_string(t.seq) + '\t';
-        pg::copy_escape(data, t.session), pg::copy_tab(data);
-        pg::copy_escape(data, t.from), pg::copy_tab(data);
-        pg::copy_escape(data, t.to), pg::copy_tab(data);
-        data += ts(t.time_us), pg::copy_tab(data);
-        pg::copy_escape(data, t.event_id), pg::copy_tab(data);
-        pg::copy_escape(data, t.event_type), pg::copy_tab(data);
-        pg::copy_escape(data, t.reason), pg::copy_tab(data);
-        pg::copy_escape(data, t.traceparent);
-        pg::copy_end(data);
-        ++n;
+        r.f(t.tenant).f(t.partition).f(t.offset).f(t.seq).f(t.session).f(t.from).f(t.to)
+            .t(t.time_us).f(t.event_id).f(t.event_type).f(t.reason).f(t.traceparent).end();
       }
-      if (n > 0) {
-        if (Status s = copy_through_stage(c, "session_transitions", "tenant_id, log_partition, "
-                                          "log_offset, seq, session_id, from_state, to_state, at, event_id, "
-                                          "event_type, reason, traceparent", data);
-            !s.is_ok())
-          return s;
-        c_.add("session_transitions", n), rows += n;
-      }
+      PROJ_RETURN_IF_ERROR(stage_write(c, "session_transitions",
+                                       "tenant_id, log_partition, log_offset, seq, session_id, "
+                                       "from_state, to_state, at, event_id, event_type, reason, "
+                                       "traceparent",
+                                       r, "", rows));
     }
     {
-      MultiRow m("INSERT INTO agentos_rm.gate_results (tenant_id, log_partition, log_offset, "
-                 "session_id, gate, passed, reason, outcome, at, event_id) VALUES ", 10, "");
+      CopyRows r;
       for (const GateRow& g : b_.gates) {
         if (committed(g.partition, g.offset)) continue;
-        m.row({P(g.tenant), P(g.partition), P(g.offset), P(g.session), P(g.gate),
-               pg::Param(g.passed ? "true" : "false"), P(g.reason), P(g.outcome), T(g.time_us),
-               P(g.event_id)});
+        r.f(g.tenant).f(g.partition).f(g.offset).f(g.session).f(g.gate).f(g.passed).f(g.reason)
+            .f(g.outcome).t(g.time_us).f(g.event_id).end();
       }
-      if (Status s = m.run(c); !s.is_ok()) return s;
-      c_.add("gate_results", m.rows()), rows += m.rows();
+      PROJ_RETURN_IF_ERROR(stage_write(c, "gate_results",
+                                       "tenant_id, log_partition, log_offset, session_id, gate, "
+                                       "passed, reason, outcome, at, event_id",
+                                       r, "", rows));
     }
-    // 3. Entity rows: upserts of final values, coalesced per key.
+    // 3. Entity rows: upserts of final values, coalesced per key (one row per key in the
+    //    stage, so ON CONFLICT never meets a key twice in one statement).
     {
-      MultiRow m("INSERT INTO agentos_rm.tenants (tenant_id, name, plan, token_budget, created_at, "
-                 "updated_at) VALUES ", 6,
-                 " ON CONFLICT (tenant_id) DO UPDATE SET name = COALESCE(EXCLUDED.name, tenants.name), "
-                 "plan = EXCLUDED.plan, token_budget = EXCLUDED.token_budget, "
-                 "created_at = COALESCE(tenants.created_at, EXCLUDED.created_at), "
-                 "updated_at = EXCLUDED.updated_at");
+      CopyRows r;
       for (const auto& [tenant, t] : b_.tenants)
-        m.row({P(tenant), t.name ? P(*t.name) : std::nullopt, P(plan_name(t.plan)),
-               P(t.token_budget), T(t.created_us), T(t.updated_us)});
-      if (Status s = m.run(c); !s.is_ok()) return s;
-      c_.add("tenants", m.rows()), rows += m.rows();
+        r.f(tenant).f(t.name).f(plan_name(t.plan)).f(t.token_budget).t(t.created_us)
+            .t(t.updated_us).end();
+      PROJ_RETURN_IF_ERROR(stage_write(
+          c, "tenants", "tenant_id, name, plan, token_budget, created_at, updated_at", r,
+          " ON CONFLICT (tenant_id) DO UPDATE SET name = COALESCE(EXCLUDED.name, tenants.name), "
+          "plan = EXCLUDED.plan, token_budget = EXCLUDED.token_budget, "
+          "created_at = COALESCE(tenants.created_at, EXCLUDED.created_at), "
+          "updated_at = EXCLUDED.updated_at",
+          rows));
     }
     {
-      MultiRow m("INSERT INTO agentos_rm.api_keys (tenant_id, key_id, role, created_at, revoked_at) "
-                 "VALUES ", 5,
-                 " ON CONFLICT (tenant_id, key_id) DO UPDATE SET "
-                 "role = CASE WHEN EXCLUDED.role = '' THEN api_keys.role ELSE EXCLUDED.role END, "
-                 "created_at = COALESCE(api_keys.created_at, EXCLUDED.created_at), "
-                 "revoked_at = COALESCE(api_keys.revoked_at, EXCLUDED.revoked_at)");
+      CopyRows r;
       for (const auto& [id, k] : b_.keys)
-        m.row({P(id.first), P(id.second), P(k.role), T(k.created_us), T(k.revoked_us)});
-      if (Status s = m.run(c); !s.is_ok()) return s;
-      c_.add("api_keys", m.rows()), rows += m.rows();
+        r.f(id.first).f(id.second).f(k.role).t(k.created_us).t(k.revoked_us).end();
+      PROJ_RETURN_IF_ERROR(stage_write(
+          c, "api_keys", "tenant_id, key_id, role, created_at, revoked_at", r,
+          " ON CONFLICT (tenant_id, key_id) DO UPDATE SET "
+          "role = CASE WHEN EXCLUDED.role = '' THEN api_keys.role ELSE EXCLUDED.role END, "
+          "created_at = COALESCE(api_keys.created_at, EXCLUDED.created_at), "
+          "revoked_at = COALESCE(api_keys.revoked_at, EXCLUDED.revoked_at)",
+          rows));
     }
     const pulse::StateGetter get = [&](std::string_view k) { return txn.get(k); };
     const pulse::StateScanner scan = [&](std::string_view a, std::string_view z, size_t limit) {
       return txn.scan(a, z, limit);
     };
     {
-      MultiRow m("INSERT INTO agentos_rm.sessions (tenant_id, session_id, state, name, model, config, "
-                 "created_at, updated_at, step, pct, last_checkpoint, workspace, gate, error, "
-                 "chain_id, chain_step, tokens_in, tokens_out, compute_us, cost_micros, "
-                 "log_partition, log_offset) VALUES ", 22,
-                 " ON CONFLICT (tenant_id, session_id) DO UPDATE SET config = "
-                 "COALESCE(EXCLUDED.config, sessions.config), " +
-                     set_excluded({"state", "name", "model", "created_at", "updated_at", "step", "pct",
-                                   "last_checkpoint", "workspace", "gate", "error", "chain_id",
-                                   "chain_step", "tokens_in", "tokens_out", "compute_us",
-                                   "cost_micros", "log_partition", "log_offset"}));
+      CopyRows r;
       for (const auto& [id, touch] : b_.sessions) {
         auto raw = txn.get(session_key('S', id.first, id.second));
         if (!raw.ok()) return std::move(raw).take_status();
         if (!*raw) continue;  // tokens of a session Pulse never created: nothing to show
-        auto r = decode_session(**raw);
-        if (!r.ok()) return std::move(r).take_status();
+        auto s = decode_session(**raw);
+        if (!s.ok()) return std::move(s).take_status();
         auto cost = pulse::session_cost(get, scan, id.first, id.second, opts_.prices);
         if (!cost.ok()) return std::move(cost).take_status();
-        m.row({P(id.first), P(id.second), P(pulse::state_name(r->state)), P(r->name), P(r->model),
-               touch.config ? P(*touch.config) : std::nullopt, T(r->created_us), T(r->updated_us),
-               P(r->step), f64(r->pct), P(r->last_checkpoint), P(r->workspace), P(r->gate),
-               P(r->error), P(r->chain_id), P(r->chain_step), P(r->tokens_in), P(r->tokens_out),
-               P(r->compute_us), P(cost->total_micros), P(touch.partition), P(touch.offset)});
+        r.f(id.first).f(id.second).f(pulse::state_name(s->state)).f(s->name).f(s->model)
+            .f(touch.config).t(s->created_us).t(s->updated_us).f(s->step).f(s->pct)
+            .f(s->last_checkpoint).f(s->workspace).f(s->gate).f(s->error).f(s->chain_id)
+            .f(s->chain_step).f(s->tokens_in).f(s->tokens_out).f(s->compute_us)
+            .f(cost->total_micros).f(touch.partition).f(touch.offset).end();
       }
-      if (Status s = m.run(c); !s.is_ok()) return s;
-      c_.add("sessions", m.rows()), rows += m.rows();
+      PROJ_RETURN_IF_ERROR(stage_write(
+          c, "sessions",
+          "tenant_id, session_id, state, name, model, config, created_at, updated_at, step, pct, "
+          "last_checkpoint, workspace, gate, error, chain_id, chain_step, tokens_in, tokens_out, "
+          "compute_us, cost_micros, log_partition, log_offset",
+          r,
+          " ON CONFLICT (tenant_id, session_id) DO UPDATE SET config = "
+          "COALESCE(EXCLUDED.config, sessions.config), " +
+              set_excluded({"state", "name", "model", "created_at", "updated_at", "step", "pct",
+                            "last_checkpoint", "workspace", "gate", "error", "chain_id",
+                            "chain_step", "tokens_in", "tokens_out", "compute_us", "cost_micros",
+                            "log_partition", "log_offset"}),
+          rows));
     }
     {
-      MultiRow m("INSERT INTO agentos_rm.checkpoints (tenant_id, session_id, checkpoint_id, step, "
-                 "pct, workspace, created_at) VALUES ", 7,
-                 " ON CONFLICT (tenant_id, session_id, checkpoint_id) DO UPDATE SET " +
-                     set_excluded({"step", "pct", "workspace", "created_at"}));
+      CopyRows r;
       for (const std::string& key : b_.checkpoint_keys) {
         auto [tenant, rest] = split_tenant_key(key);
         if (rest.size() < 4) continue;
@@ -749,21 +732,17 @@ class PgSink {
         if (!*raw) continue;
         auto cp = decode_checkpoint(**raw);
         if (!cp.ok()) return std::move(cp).take_status();
-        m.row({P(tenant), P(rest.substr(4, n)), P(rest.substr(4 + n)), P(cp->step), f64(cp->pct),
-               P(cp->workspace), T(cp->time_us)});
+        r.f(tenant).f(rest.substr(4, n)).f(rest.substr(4 + n)).f(cp->step).f(cp->pct)
+            .f(cp->workspace).t(cp->time_us).end();
       }
-      if (Status s = m.run(c); !s.is_ok()) return s;
-      c_.add("checkpoints", m.rows()), rows += m.rows();
+      PROJ_RETURN_IF_ERROR(stage_write(
+          c, "checkpoints", "tenant_id, session_id, checkpoint_id, step, pct, workspace, created_at", r,
+          " ON CONFLICT (tenant_id, session_id, checkpoint_id) DO UPDATE SET " +
+              set_excluded({"step", "pct", "workspace", "created_at"}),
+          rows));
     }
     {
-      MultiRow chains("INSERT INTO agentos_rm.chains (tenant_id, chain_id, state, current_step, "
-                      "step_count, created_at, updated_at) VALUES ", 7,
-                      " ON CONFLICT (tenant_id, chain_id) DO UPDATE SET " +
-                          set_excluded({"state", "current_step", "step_count", "updated_at"}));
-      MultiRow steps("INSERT INTO agentos_rm.chain_steps (tenant_id, chain_id, step, state, "
-                     "session_ids) VALUES ", 5,
-                     " ON CONFLICT (tenant_id, chain_id, step) DO UPDATE SET " +
-                         set_excluded({"state", "session_ids"}));
+      CopyRows chains, steps;
       for (const auto& [key, times] : b_.chain_keys) {
         auto [tenant, chain_id] = split_tenant_key(key);
         auto raw = txn.get(key);
@@ -772,8 +751,8 @@ class PgSink {
         auto ch = decode_chain(**raw);
         if (!ch.ok()) return std::move(ch).take_status();
         // created_at: the first write in this batch; an existing row keeps its own.
-        chains.row({P(tenant), P(chain_id), P(chain_state_name(ch->state)), P(ch->step),
-                    P(static_cast<int64_t>(ch->steps.size())), T(times.first), T(times.second)});
+        chains.f(tenant).f(chain_id).f(chain_state_name(ch->state)).f(ch->step)
+            .f(static_cast<int64_t>(ch->steps.size())).t(times.first).t(times.second).end();
         for (size_t k = 0; k < ch->steps.size(); ++k) {
           std::vector<std::string> ids;
           for (size_t i = 0; i < ch->steps[k].size(); ++i)
@@ -783,68 +762,86 @@ class PgSink {
           std::string_view st = step < ch->step ? "COMPLETE"
                                 : step > ch->step ? (ch->state == 2 ? "SKIPPED" : "PENDING")
                                 : ch->state == 0 ? "RUNNING" : chain_state_name(ch->state);
-          steps.row({P(tenant), P(chain_id), P(step), P(st), text_array(ids)});
+          steps.f(tenant).f(chain_id).f(step).f(st).f(text_array(ids)).end();
         }
       }
-      if (Status s = chains.run(c); !s.is_ok()) return s;
-      if (Status s = steps.run(c); !s.is_ok()) return s;
-      c_.add("chains", chains.rows()), c_.add("chain_steps", steps.rows());
-      rows += chains.rows() + steps.rows();
+      PROJ_RETURN_IF_ERROR(stage_write(
+          c, "chains", "tenant_id, chain_id, state, current_step, step_count, created_at, updated_at",
+          chains,
+          " ON CONFLICT (tenant_id, chain_id) DO UPDATE SET " +
+              set_excluded({"state", "current_step", "step_count", "updated_at"}),
+          rows));
+      PROJ_RETURN_IF_ERROR(stage_write(
+          c, "chain_steps", "tenant_id, chain_id, step, state, session_ids", steps,
+          " ON CONFLICT (tenant_id, chain_id, step) DO UPDATE SET " +
+              set_excluded({"state", "session_ids"}),
+          rows));
     }
     {
-      // Usage: each month touched in the batch is re-read whole from the state and
-      // written with the current prices (days, then the period's totals).
-      MultiRow days("INSERT INTO agentos_rm.usage_daily (tenant_id, day, model, tokens_in, "
-                    "tokens_out, provider_micros, billed_micros) VALUES ", 7,
-                    " ON CONFLICT (tenant_id, day, model) DO UPDATE SET " +
-                        set_excluded({"tokens_in", "tokens_out", "provider_micros", "billed_micros"}));
-      MultiRow compute("INSERT INTO agentos_rm.compute_daily (tenant_id, day, compute_us, "
-                       "compute_micros) VALUES ", 4,
-                       " ON CONFLICT (tenant_id, day) DO UPDATE SET " +
-                           set_excluded({"compute_us", "compute_micros"}));
-      MultiRow periods("INSERT INTO agentos_rm.usage_periods (tenant_id, period_start, tokens_in, "
-                       "tokens_out, tokens_billed_micros, compute_us, compute_micros, total_micros) "
-                       "VALUES ", 8,
-                       " ON CONFLICT (tenant_id, period_start) DO UPDATE SET " +
-                           set_excluded({"tokens_in", "tokens_out", "tokens_billed_micros",
-                                         "compute_us", "compute_micros", "total_micros"}));
+      // Usage: the days touched in this batch, with the current prices, and the period
+      // (month) of each, summed from the state's whole month. Untouched days keep the
+      // prices they were written with (projections/README.md, Prices).
+      CopyRows days, compute, periods;
       for (const auto& [tenant, month] : b_.months) {
         auto u = pulse::tenant_usage(scan, tenant, month * 100 + 1, month * 100 + 31, opts_.prices);
         if (!u.ok()) return std::move(u).take_status();
         int64_t billed = 0, compute_micros = 0;
         for (const pulse::UsageDay& d : u->days) {
+          const bool touched = b_.days.count({tenant, d.day}) > 0;
           for (const pulse::CostLine& l : d.models) {
-            days.row({P(tenant), date_of(d.day), P(l.model), P(l.tokens_in), P(l.tokens_out),
-                      P(l.provider_micros), P(l.billed_micros)});
             billed += l.billed_micros;
+            if (touched)
+              days.f(tenant).f(date_of(d.day)).f(l.model).f(l.tokens_in).f(l.tokens_out)
+                  .f(l.provider_micros).f(l.billed_micros).end();
           }
-          if (d.compute_us > 0) compute.row({P(tenant), date_of(d.day), P(d.compute_us), P(d.compute_micros)});
           compute_micros += d.compute_micros;
+          if (touched && d.compute_us > 0)
+            compute.f(tenant).f(date_of(d.day)).f(d.compute_us).f(d.compute_micros).end();
         }
-        periods.row({P(tenant), date_of(month * 100 + 1), P(u->tokens_in), P(u->tokens_out), P(billed),
-                     P(u->compute_us), P(compute_micros), P(u->total_micros)});
+        periods.f(tenant).f(date_of(month * 100 + 1)).f(u->tokens_in).f(u->tokens_out).f(billed)
+            .f(u->compute_us).f(compute_micros).f(u->total_micros).end();
       }
-      for (const MultiRow* m : {&days, &compute, &periods})
-        if (Status s = m->run(c); !s.is_ok()) return s;
-      c_.add("usage_daily", days.rows()), c_.add("compute_daily", compute.rows());
-      c_.add("usage_periods", periods.rows());
-      rows += days.rows() + compute.rows() + periods.rows();
+      PROJ_RETURN_IF_ERROR(stage_write(
+          c, "usage_daily", "tenant_id, day, model, tokens_in, tokens_out, provider_micros, billed_micros",
+          days,
+          " ON CONFLICT (tenant_id, day, model) DO UPDATE SET " +
+              set_excluded({"tokens_in", "tokens_out", "provider_micros", "billed_micros"}),
+          rows));
+      PROJ_RETURN_IF_ERROR(stage_write(
+          c, "compute_daily", "tenant_id, day, compute_us, compute_micros", compute,
+          " ON CONFLICT (tenant_id, day) DO UPDATE SET " + set_excluded({"compute_us", "compute_micros"}),
+          rows));
+      PROJ_RETURN_IF_ERROR(stage_write(
+          c, "usage_periods",
+          "tenant_id, period_start, tokens_in, tokens_out, tokens_billed_micros, compute_us, "
+          "compute_micros, total_micros",
+          periods,
+          " ON CONFLICT (tenant_id, period_start) DO UPDATE SET " +
+              set_excluded({"tokens_in", "tokens_out", "tokens_billed_micros", "compute_us",
+                            "compute_micros", "total_micros"}),
+          rows));
     }
     return Status::ok();
   }
 
-  // PostgreSQL refuses COPY FROM into a table with row-level security, so append-only
-  // rows are COPYed into a session-private staging table (no RLS, emptied at COMMIT) and
-  // moved with one INSERT ... SELECT, which the table's policies do check.
-  static Status copy_through_stage(pg::Conn& c, std::string_view table, std::string_view cols,
-                                   std::string_view data) {
+  // Every table is written through a session-private staging table (temporary, no RLS,
+  // emptied at COMMIT): its rows go by COPY — PostgreSQL refuses COPY FROM into a table
+  // with row-level security — and move with ONE INSERT ... SELECT (plus `conflict`, an
+  // ON CONFLICT clause for the upserted tables), which the table's policies do check.
+  // One statement per table and batch, whatever the batch size: no per-row round trips,
+  // and no planning of thousand-row VALUES lists.
+  Status stage_write(pg::Conn& c, std::string_view table, std::string_view cols,
+                     const CopyRows& r, const std::string& conflict, size_t& rows) {
+    if (r.rows() == 0) return Status::ok();
     const std::string stage = "agentos_stage_" + std::string(table);
-    if (Status s = c.copy_in("COPY " + stage + " (" + std::string(cols) + ") FROM STDIN", data); !s.is_ok())
+    if (Status s = c.copy_in("COPY " + stage + " (" + std::string(cols) + ") FROM STDIN", r.data()); !s.is_ok())
       return s;
-    auto r = c.query("INSERT INTO agentos_rm." + std::string(table) + " (" + std::string(cols) +
-                     ") SELECT " + std::string(cols) + " FROM " + stage);
-    if (!r.ok()) return std::move(r).take_status();
-    return Status::ok();  // each stage is filled once per transaction
+    auto res = c.query("INSERT INTO agentos_rm." + std::string(table) + " (" + std::string(cols) +
+                       ") SELECT " + std::string(cols) + " FROM " + stage + conflict);
+    if (!res.ok()) return std::move(res).take_status();
+    c_.add(table, r.rows());
+    rows += r.rows();
+    return Status::ok();
   }
 
   const ProjectorOptions& opts_;

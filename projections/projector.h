@@ -68,10 +68,11 @@ namespace agentos {
 inline constexpr size_t kDefaultProjectorBatchRecords = 2048;
 
 struct ProjectorTestHooks {
-  // Called inside the PostgreSQL transaction of a batch, after its rows and watermark
-  // were written, just before COMMIT (`committed` = false), and again right after COMMIT
-  // returned OK, before the cache commits (`committed` = true). Crash tests _exit there.
-  std::function<void(Partition, Offset next, bool committed)> at_commit;
+  // Called once per PostgreSQL transaction (a round of batches, one per partition with
+  // records): after its rows and watermarks were written, just before COMMIT
+  // (`committed` = false), and again right after COMMIT returned OK, before the cache
+  // commits (`committed` = true). Crash tests _exit there; benchmarks time the COMMIT.
+  std::function<void(bool committed)> at_commit;
 };
 
 struct ProjectorOptions {

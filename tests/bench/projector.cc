@@ -249,7 +249,7 @@ Result catch_up_run(Postgres& pg, Log& log, int64_t records, size_t batch, std::
     po.state_dir = cache;
     po.max_batch_records = batch;
     po.metrics = &metrics;
-    po.hooks.at_commit = [&](Partition, Offset, bool committed) {
+    po.hooks.at_commit = [&](bool committed) {
       const auto now = Clock::now();
       if (!committed) {
         before_commit = now;

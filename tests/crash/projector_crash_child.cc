@@ -22,7 +22,7 @@
 // Stdout, one line per write(2) (atomic on a pipe, out before a SIGKILL):
 //   ready <stats>                  the projector is open (stats: wipes=1 if it found its
 //                                  cache ahead of PostgreSQL and rebuilt it)
-//   commit <p> <next>              a batch of partition p committed in PostgreSQL
+//   commit <n>                     the nth PostgreSQL transaction (a round) committed
 //   caught-up <stats>              every partition projected to its end (then exit 0)
 //   error <status>                 the projector failed (exit 2)
 #include <signal.h>
@@ -120,12 +120,12 @@ int main(int argc, char** argv) {
   po.pg_url = pg_url;
   po.state_dir = cache_dir;
   po.max_batch_records = static_cast<size_t>(batch);
-  po.hooks.at_commit = [&](Partition p, Offset next, bool committed) {
+  po.hooks.at_commit = [&](bool committed) {
     if (!committed) {
       if (++before_calls == kill_before) die_now();
       return;
     }
-    say("commit " + std::to_string(p.value()) + " " + std::to_string(next.value()));
+    say("commit " + std::to_string(after_calls + 1));
     if (++after_calls == kill_after) die_now();
   };
   auto opened = open_projector(**log, std::move(po));

@@ -607,7 +607,7 @@ TEST_F(ProjectorCrashTest, TransientPostgresFailuresAreRetried) {
   po.pg_url = pg.url_as("agentos_projector", db);
   po.state_dir = dir_->sub("term-cache");
   po.max_batch_records = 64;
-  po.hooks.at_commit = [&](Partition, Offset, bool committed) {
+  po.hooks.at_commit = [&](bool committed) {
     if (!committed && ++before_calls == 3) terminate();  // inside the transaction: COMMIT fails
     if (committed && ++after_calls == 6) terminate();    // committed: the next BEGIN fails
   };
