@@ -940,14 +940,100 @@ class ProjectorImpl final : public Projector {
   std::unique_ptr<ProcessorRuntime> runtime_;
 };
 
+// ProjectorOptions::workers > 1: one ProjectorImpl per partition set, driven together.
+class ProjectorGroup final : public Projector {
+ public:
+  explicit ProjectorGroup(std::vector<std::unique_ptr<Projector>> members,
+                          std::map<int32_t, Projector*> owner)
+      : members_(std::move(members)), owner_(std::move(owner)) {}
+  ~ProjectorGroup() override { stop(); }
+
+  Status start() override {
+    for (auto& m : members_) {
+      if (Status s = m->start(); !s.is_ok()) {
+        stop();
+        return s;
+      }
+    }
+    return Status::ok();
+  }
+  void stop() override {
+    for (auto& m : members_) m->stop();
+  }
+  Result<bool> step() override {
+    bool progress = false;
+    for (auto& m : members_) {
+      auto r = m->step();
+      if (!r.ok()) return r;
+      progress |= *r;
+    }
+    return progress;
+  }
+  bool wait_projected(Partition partition, Offset offset,
+                      std::chrono::steady_clock::time_point deadline) const override {
+    auto it = owner_.find(partition.value());
+    return it != owner_.end() && it->second->wait_projected(partition, offset, deadline);
+  }
+  Offset watermark(Partition partition) const override {
+    auto it = owner_.find(partition.value());
+    return it == owner_.end() ? Offset(0) : it->second->watermark(partition);
+  }
+  ProjectorStats stats() const override {
+    ProjectorStats sum;
+    for (const auto& m : members_) {
+      const ProjectorStats s = m->stats();
+      sum.batches += s.batches;
+      sum.rows += s.rows;
+      sum.catch_up_batches += s.catch_up_batches;
+      sum.pg_errors += s.pg_errors;
+      sum.cache_wipes += s.cache_wipes;
+    }
+    return sum;
+  }
+  Status last_error() const override {
+    for (const auto& m : members_)
+      if (Status s = m->last_error(); !s.is_ok()) return s;
+    return Status::ok();
+  }
+
+ private:
+  std::vector<std::unique_ptr<Projector>> members_;
+  std::map<int32_t, Projector*> owner_;
+};
+
+Result<std::unique_ptr<Projector>> open_single(Log& log, ProjectorOptions opts) {
+  auto p = std::make_unique<ProjectorImpl>(std::move(opts));
+  if (Status s = p->open(log); !s.is_ok()) return s;
+  return std::unique_ptr<Projector>(std::move(p));
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Projector>> open_projector(Log& log, ProjectorOptions opts) {
   if (opts.pg_url.empty()) return Status(Code::kInvalidArgument, "projector: no PostgreSQL URL");
   if (opts.state_dir.empty()) return Status(Code::kInvalidArgument, "projector: no state dir");
-  auto p = std::make_unique<ProjectorImpl>(std::move(opts));
-  if (Status s = p->open(log); !s.is_ok()) return s;
-  return std::unique_ptr<Projector>(std::move(p));
+  std::vector<Partition> parts = opts.partitions;
+  if (parts.empty())
+    for (int32_t i = 0; i < log.partition_count(); ++i) parts.emplace_back(i);
+  const int workers = std::clamp<int>(opts.workers, 1, static_cast<int>(std::max<size_t>(1, parts.size())));
+  if (workers == 1) return open_single(log, std::move(opts));
+  std::vector<std::unique_ptr<Projector>> members;
+  std::map<int32_t, Projector*> owner;
+  for (int w = 0; w < workers; ++w) {
+    ProjectorOptions o = opts;
+    o.workers = 1;
+    o.partitions.clear();
+    for (Partition p : parts)
+      if (p.value() % workers == w) o.partitions.push_back(p);
+    if (o.partitions.empty()) continue;
+    o.state_dir = opts.state_dir + "/worker-" + std::to_string(w) + "-of-" + std::to_string(workers);
+    auto m = open_single(log, std::move(o));
+    if (!m.ok()) return std::move(m).take_status();
+    for (Partition p : parts)
+      if (p.value() % workers == w) owner[p.value()] = m->get();
+    members.push_back(std::move(*m));
+  }
+  return std::unique_ptr<Projector>(std::make_unique<ProjectorGroup>(std::move(members), std::move(owner)));
 }
 
 }  // namespace agentos

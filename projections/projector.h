@@ -81,6 +81,12 @@ struct ProjectorOptions {
                            // also uses `<state_dir>.wiping` (see EXACTLY ONCE)
   std::string name = "projector";  // the watermark rows' key; one writer per name
   std::vector<Partition> partitions;  // empty = all of the log
+  // Independent projectors over disjoint partition sets (partition p goes to worker
+  // p % workers), each with its own runtime, cache (`state_dir`/worker-<i>-of-<n>; with
+  // one worker `state_dir` itself), thread and PostgreSQL connection, so one worker folds
+  // Pulse while another's transaction runs in PostgreSQL. Watermarks are per partition, so
+  // the workers never contend for one. Clamped to [1, partitions].
+  int workers = 1;
   size_t max_batch_records = kDefaultProjectorBatchRecords;
   pulse::PriceTable prices = pulse::PriceTable::defaults();
   // fsync the cache's commits. Not needed for exactly-once (a cache that lost its tail

@@ -173,7 +173,8 @@ int cmd_serve(int argc, char** argv) {
           {"pg-url", "AGENTOS_PG_URL", "", "PostgreSQL URL of the read models' owner (migrations); empty: no read models"},
           {"pg-projector-url", "AGENTOS_PG_PROJECTOR_URL", "", "URL the projector writes with (default: --pg-url as user agentos_projector)"},
           {"pg-reader-url", "AGENTOS_PG_READER_URL", "", "URL the read endpoints query with (default: --pg-url as user agentos_reader)"},
-          {"projector", "AGENTOS_PROJECTOR", "true", "run the projector (log -> PostgreSQL read models) when --pg-url is given"}},
+          {"projector", "AGENTOS_PROJECTOR", "true", "run the projector (log -> PostgreSQL read models) when --pg-url is given"},
+          {"projector-workers", "AGENTOS_PROJECTOR_WORKERS", "2", "projectors over disjoint partition sets (each its own thread and PostgreSQL connection)"}},
          argc, argv, 2);
   if (a.help()) {
     a.usage("serve", "Runs the engine: the log, the gateway's index, and the HTTP API.");
@@ -313,6 +314,7 @@ int cmd_serve(int argc, char** argv) {
     po.pg_url = a.get("pg-projector-url").empty() ? pg::url_with_user(pg_url, "agentos_projector")
                                                   : a.get("pg-projector-url");
     po.state_dir = data_dir + "/processors/projector";
+    po.workers = std::max(1, std::atoi(a.get("projector-workers").c_str()));
     po.prices = ao.prices;
     po.metrics = &metrics.registry();
     auto pr = open_projector(*log, po);

@@ -37,6 +37,7 @@ void usage() {
       "  --connections C    connections / threads (default: 64 for single-event rows, 8 for batches)\n"
       "  --runs R           repetitions per configuration (default 3 for all, 1 otherwise)\n"
       "  --batch B          events per request / transaction for batch rows\n"
+      "  --workers W        projector: independent projectors over disjoint partition sets (default 1)\n"
       "  --event-bytes N    size of one CloudEvent JSON (default 500)\n"
       "  --threads N        engine HTTP I/O threads (default 2)\n"
       "  --engine PATH      agentos binary to spawn (default: the one built with the bench)\n"
@@ -85,6 +86,7 @@ int main(int argc, char** argv) {
     else if (a == "--connections") o.connections = std::atoi(val());
     else if (a == "--runs") runs = std::atoi(val());
     else if (a == "--batch") o.batch = std::atoi(val());
+    else if (a == "--workers") o.workers = std::atoi(val());
     else if (a == "--event-bytes") o.event_bytes = std::atoi(val());
     else if (a == "--threads") o.threads = std::atoi(val());
     else if (a == "--client-threads") o.client_threads = std::atoi(val());

@@ -51,6 +51,7 @@ constexpr int kDefaultEvents = 200000;
 constexpr double kDefaultSustainSeconds = 10;
 constexpr auto kLagSampleEvery = std::chrono::milliseconds(100);
 constexpr int kLatencySampleEvery = 8;  // append batches per latency sample
+int g_workers = 1;  // --workers: ProjectorOptions::workers of every projector run
 const char* kDbName = "agentos_bench_projector";
 
 [[noreturn]] void die(const std::string& what) {
@@ -247,6 +248,7 @@ Result catch_up_run(Postgres& pg, Log& log, int64_t records, size_t batch, std::
     ProjectorOptions po;
     po.pg_url = pg.writer;
     po.state_dir = cache;
+    po.workers = g_workers;
     po.max_batch_records = batch;
     po.metrics = &metrics;
     po.hooks.at_commit = [&](bool committed) {
@@ -528,6 +530,7 @@ std::string fmt_cpu(double c) {
 }  // namespace
 
 Runs run_projector(const Options& o, int runs) {
+  g_workers = std::max(1, o.workers);
   const int events = o.events > 0 ? o.events : kDefaultEvents;
   const double sustain_s = o.seconds_given ? o.seconds : kDefaultSustainSeconds;
   std::vector<size_t> batch_sizes = {512, kDefaultProjectorBatchRecords, 8192};
@@ -663,6 +666,7 @@ Runs run_projector(const Options& o, int runs) {
     ProjectorOptions po;
     po.pg_url = pg.writer;
     po.state_dir = cache;
+    po.workers = g_workers;
     auto p = open_projector(*f.log, po);
     if (!p.ok()) die("open projector: " + p.status().to_string());
     step_to_end(**p, ends_of(*f.log));  // the pre-filled log, not measured
