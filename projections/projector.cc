@@ -579,6 +579,7 @@ class PgSink {
     }
     pg::Conn& c = *conn_;
     if (Status s = c.exec("BEGIN"); !s.is_ok()) return s;
+    pending_counts_.clear();
     size_t rows = 0;
     Status s = write_rows(c, todo, txn, rows);
     if (s.is_ok() && opts_.hooks.at_commit) opts_.hooks.at_commit(false);
@@ -588,6 +589,7 @@ class PgSink {
       return s;
     }
     if (opts_.hooks.at_commit) opts_.hooks.at_commit(true);
+    for (const auto& [table, n] : pending_counts_) c_.add(table, n);
     std::lock_guard lk(mu_);
     for (const Range& r : todo) wm_[r.partition] = r.next;
     ++stats_.batches;
@@ -839,7 +841,7 @@ class PgSink {
     auto res = c.query("INSERT INTO agentos_rm." + std::string(table) + " (" + std::string(cols) +
                        ") SELECT " + std::string(cols) + " FROM " + stage + conflict);
     if (!res.ok()) return std::move(res).take_status();
-    c_.add(table, r.rows());
+    pending_counts_[std::string(table)] += r.rows();  // counted once the COMMIT lands
     rows += r.rows();
     return Status::ok();
   }
@@ -848,6 +850,7 @@ class PgSink {
   Batch& b_;
   std::unique_ptr<pg::Conn> conn_;
   SinkCounters c_;
+  std::map<std::string, size_t> pending_counts_;  // rows by table in the open transaction
   mutable std::mutex mu_;
   std::map<int32_t, int64_t> wm_;  // next offset per partition, as committed
   ProjectorStats stats_;

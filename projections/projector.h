@@ -22,11 +22,12 @@
 // Nothing the inner Pulse emits is published.
 //
 // EXACTLY ONCE. PostgreSQL is the authority; the RocksDB cache is recomputable.
-//   * Per batch of partition p ([from, next)), ONE PostgreSQL transaction writes the
-//     batch's rows and moves the watermark agentos_meta.watermarks(p) from `from`-or-
-//     earlier to `next` — guarded by its expected value, so a second projector writing
-//     the same partition, or a schema dropped underneath, stops this one (kInternal)
-//     instead of interleaving. Then the runtime commits the cache (offsets + state).
+//   * Per round (a batch [from, next) of every partition with records: the runtime's
+//     commit_per_round), ONE PostgreSQL transaction writes the round's rows and moves
+//     each partition's watermark agentos_meta.watermarks(p) from its expected value to
+//     `next` — guarded, so a second projector writing the same partition, or a schema
+//     dropped underneath, stops this one (kInternal) instead of interleaving. Then the
+//     runtime commits the cache (offsets + state) for the whole round.
 //   * A crash between the two leaves the cache behind the watermark: after a restart the
 //     runtime re-applies those records to rebuild the cache, and rows of events below the
 //     watermark are not written again (append-only rows are filtered by position; entity
