@@ -176,5 +176,9 @@ Result<UsageReport> tenant_usage(const StateScanner& scan, std::string_view tena
 std::string session_json(const SessionView& s);
 std::string cost_json(const CostReport& c);
 std::string usage_json(const UsageReport& u);
+// The formats those renderings use (and the PostgreSQL read models mirror): micro-dollars
+// as a decimal USD string (6900 -> "0.006900"), and a YYYYMMDD day as "YYYY-MM-DD".
+std::string usd(int64_t micros);
+std::string day_string(int64_t yyyymmdd);
 
 }  // namespace agentos::pulse

@@ -268,16 +268,6 @@ Result<UsageReport> tenant_usage(const StateScanner& scan, std::string_view tena
 namespace {
 
 // Micro-dollars as a decimal USD string: 1234567 -> "1.234567".
-std::string usd(int64_t micros) {
-  std::string s = micros < 0 ? "-" : "";
-  const uint64_t m = micros < 0 ? static_cast<uint64_t>(-(micros + 1)) + 1 : static_cast<uint64_t>(micros);
-  s += std::to_string(m / 1'000'000);
-  std::string frac = std::to_string(m % 1'000'000);
-  s += '.';
-  s.append(6 - frac.size(), '0');
-  s += frac;
-  return s;
-}
 
 // Omitted when 0 (unset).
 Json& time_member(Json& j, std::string_view name, int64_t us) {
@@ -296,6 +286,24 @@ std::string lines_json(const std::vector<CostLine>& lines) {
 }
 
 }  // namespace
+
+std::string usd(int64_t micros) {
+  std::string s = micros < 0 ? "-" : "";
+  const uint64_t m = micros < 0 ? static_cast<uint64_t>(-(micros + 1)) + 1 : static_cast<uint64_t>(micros);
+  s += std::to_string(m / 1'000'000);
+  std::string frac = std::to_string(m % 1'000'000);
+  s += '.';
+  s.append(6 - frac.size(), '0');
+  s += frac;
+  return s;
+}
+
+std::string day_string(int64_t yyyymmdd) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lld", static_cast<long long>(yyyymmdd / 10000),
+                static_cast<long long>(yyyymmdd / 100 % 100), static_cast<long long>(yyyymmdd % 100));
+  return buf;
+}
 
 std::string session_json(const SessionView& s) {
   Json j;
@@ -325,10 +333,7 @@ std::string usage_json(const UsageReport& u) {
   std::string days = "[";
   for (const auto& d : u.days) {
     if (days.size() > 1) days += ',';
-    char day[32];
-    std::snprintf(day, sizeof day, "%04lld-%02lld-%02lld", static_cast<long long>(d.day / 10000),
-                  static_cast<long long>(d.day / 100 % 100), static_cast<long long>(d.day % 100));
-    days += Json().str("day", day).raw("models", lines_json(d.models))
+    days += Json().str("day", day_string(d.day)).raw("models", lines_json(d.models))
                 .num("computeMs", d.compute_us / 1000).str("computeUsd", usd(d.compute_micros))
                 .str("totalUsd", usd(d.total_micros)).done();
   }

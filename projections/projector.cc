@@ -44,14 +44,6 @@ std::string_view sv(const flatbuffers::String* s) {
 
 std::string ts(int64_t us) { return format_rfc3339_us(us); }
 
-// YYYYMMDD -> "YYYY-MM-DD".
-std::string date_of(int64_t yyyymmdd) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lld", static_cast<long long>(yyyymmdd / 10000),
-                static_cast<long long>(yyyymmdd / 100 % 100), static_cast<long long>(yyyymmdd % 100));
-  return buf;
-}
-
 std::string f64(double d) {
   char buf[32];
   auto r = std::to_chars(buf, buf + sizeof buf, d);
@@ -793,14 +785,14 @@ class PgSink {
           for (const pulse::CostLine& l : d.models) {
             billed += l.billed_micros;
             if (touched)
-              days.f(tenant).f(date_of(d.day)).f(l.model).f(l.tokens_in).f(l.tokens_out)
+              days.f(tenant).f(pulse::day_string(d.day)).f(l.model).f(l.tokens_in).f(l.tokens_out)
                   .f(l.provider_micros).f(l.billed_micros).end();
           }
           compute_micros += d.compute_micros;
           if (touched && d.compute_us > 0)
-            compute.f(tenant).f(date_of(d.day)).f(d.compute_us).f(d.compute_micros).end();
+            compute.f(tenant).f(pulse::day_string(d.day)).f(d.compute_us).f(d.compute_micros).end();
         }
-        periods.f(tenant).f(date_of(month * 100 + 1)).f(u->tokens_in).f(u->tokens_out).f(billed)
+        periods.f(tenant).f(pulse::day_string(month * 100 + 1)).f(u->tokens_in).f(u->tokens_out).f(billed)
             .f(u->compute_us).f(compute_micros).f(u->total_micros).end();
       }
       PROJ_RETURN_IF_ERROR(stage_write(

@@ -20,24 +20,6 @@ using pulse::internal::Json;
 // A timestamptz as RFC 3339 UTC with microseconds, the format of format_rfc3339_us.
 #define AGENTOS_RFC3339(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
-// Micro-dollars as a decimal USD string: 6900 -> "0.006900" (pulse_read.cc's format).
-std::string usd(int64_t micros) {
-  std::string s = micros < 0 ? "-" : "";
-  const uint64_t m = micros < 0 ? static_cast<uint64_t>(-(micros + 1)) + 1 : static_cast<uint64_t>(micros);
-  s += std::to_string(m / 1'000'000);
-  const std::string frac = std::to_string(m % 1'000'000);
-  s += '.';
-  s.append(6 - frac.size(), '0');
-  s += frac;
-  return s;
-}
-
-int64_t i64(std::string_view v) {
-  int64_t out = 0;
-  std::from_chars(v.data(), v.data() + v.size(), out);
-  return out;
-}
-
 // PostgreSQL's float8 text, re-rendered as pulse::session_json renders pct (shortest
 // round trip; anything not finite as 0), so it is always a JSON number.
 std::string number(std::string_view pg_float) {
@@ -47,13 +29,6 @@ std::string number(std::string_view pg_float) {
   char buf[32];
   const auto w = std::to_chars(buf, buf + sizeof buf, d);
   return std::string(buf, w.ptr);
-}
-
-std::string day_string(int64_t yyyymmdd) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lld", static_cast<long long>(yyyymmdd / 10000),
-                static_cast<long long>(yyyymmdd / 100 % 100), static_cast<long long>(yyyymmdd % 100));
-  return buf;
 }
 
 bool plausible_day(int64_t d) {
@@ -76,10 +51,10 @@ std::string session_json_of(const pg::Rows& r, int i) {
       .raw("pct", number(r.get(i, 9)))
       .opt("lastCheckpoint", r.get(i, 10)).opt("workspace", r.get(i, 11)).opt("gate", r.get(i, 12))
       .opt("error", r.get(i, 13)).opt("chainId", r.get(i, 14));
-  if (!r.get(i, 14).empty()) j.num("chainStep", i64(r.get(i, 15)));
-  j.num("tokensIn", i64(r.get(i, 16))).num("tokensOut", i64(r.get(i, 17)))
-      .num("computeMs", i64(r.get(i, 18)) / 1000).str("costUsd", usd(i64(r.get(i, 19))))
-      .raw("position", Json().num("partition", i64(r.get(i, 20))).num("offset", i64(r.get(i, 21))).done());
+  if (!r.get(i, 14).empty()) j.num("chainStep", r.get_i64(i, 15));
+  j.num("tokensIn", r.get_i64(i, 16)).num("tokensOut", r.get_i64(i, 17))
+      .num("computeMs", r.get_i64(i, 18) / 1000).str("costUsd", pulse::usd(r.get_i64(i, 19)))
+      .raw("position", Json().num("partition", r.get_i64(i, 20)).num("offset", r.get_i64(i, 21)).done());
   return j.done();
 }
 
@@ -409,8 +384,8 @@ Result<std::optional<std::string>> ReadModel::transitions(std::string_view tenan
       if (i) items += ',';
       items += Json().str("from", r->get(i, 0)).str("to", r->get(i, 1)).str("at", r->get(i, 2))
                    .str("eventId", r->get(i, 3)).str("eventType", r->get(i, 4)).opt("reason", r->get(i, 5))
-                   .raw("position", Json().num("partition", i64(r->get(i, 6))).num("offset", i64(r->get(i, 7)))
-                                        .num("seq", i64(r->get(i, 8))).done())
+                   .raw("position", Json().num("partition", r->get_i64(i, 6)).num("offset", r->get_i64(i, 7))
+                                        .num("seq", r->get_i64(i, 8)).done())
                    .done();
     }
     items += ']';
@@ -430,7 +405,7 @@ Result<std::string> ReadModel::usage(std::string_view tenant, int64_t from_day, 
   if (!plausible_day(to_day)) bad.mutable_errors().push_back({"to", "not a day (YYYYMMDD)"});
   if (bad.errors().empty() && from_day > to_day) bad.mutable_errors().push_back({"to", "must not be before from"});
   if (!bad.errors().empty()) return bad;
-  const std::string from = day_string(from_day), to = day_string(to_day);
+  const std::string from = pulse::day_string(from_day), to = pulse::day_string(to_day);
 
   struct Day {
     std::string day;
@@ -460,10 +435,10 @@ Result<std::string> ReadModel::usage(std::string_view tenant, int64_t from_day, 
     if (!tokens.ok()) return std::move(tokens).take_status();
     for (int i = 0; i < tokens->size(); ++i) {
       Day& d = day_of(tokens->get(i, 0));
-      const int64_t in = i64(tokens->get(i, 2)), outt = i64(tokens->get(i, 3)), billed = i64(tokens->get(i, 5));
+      const int64_t in = tokens->get_i64(i, 2), outt = tokens->get_i64(i, 3), billed = tokens->get_i64(i, 5);
       if (d.models.size() > 1) d.models += ',';
       d.models += Json().str("model", tokens->get(i, 1)).num("tokensIn", in).num("tokensOut", outt)
-                      .str("providerUsd", usd(i64(tokens->get(i, 4)))).str("billedUsd", usd(billed)).done();
+                      .str("providerUsd", pulse::usd(tokens->get_i64(i, 4))).str("billedUsd", pulse::usd(billed)).done();
       d.total_micros += billed;
       tokens_in += in;
       tokens_out += outt;
@@ -475,8 +450,8 @@ Result<std::string> ReadModel::usage(std::string_view tenant, int64_t from_day, 
     if (!compute.ok()) return std::move(compute).take_status();
     for (int i = 0; i < compute->size(); ++i) {
       Day& d = day_of(compute->get(i, 0));
-      d.compute_us = i64(compute->get(i, 1));
-      d.compute_micros = i64(compute->get(i, 2));
+      d.compute_us = compute->get_i64(i, 1);
+      d.compute_micros = compute->get_i64(i, 2);
       d.total_micros += d.compute_micros;
     }
     // The billing periods (UTC months) that overlap [from, to], whole.
@@ -491,10 +466,10 @@ Result<std::string> ReadModel::usage(std::string_view tenant, int64_t from_day, 
     for (int i = 0; i < per->size(); ++i) {
       if (i) periods += ',';
       periods += Json().str("periodStart", per->get(i, 0)).str("periodEnd", per->get(i, 1))
-                     .num("tokensIn", i64(per->get(i, 2))).num("tokensOut", i64(per->get(i, 3)))
-                     .str("tokensBilledUsd", usd(i64(per->get(i, 4))))
-                     .num("computeMs", i64(per->get(i, 5)) / 1000).str("computeUsd", usd(i64(per->get(i, 6))))
-                     .str("totalUsd", usd(i64(per->get(i, 7)))).done();
+                     .num("tokensIn", per->get_i64(i, 2)).num("tokensOut", per->get_i64(i, 3))
+                     .str("tokensBilledUsd", pulse::usd(per->get_i64(i, 4)))
+                     .num("computeMs", per->get_i64(i, 5) / 1000).str("computeUsd", pulse::usd(per->get_i64(i, 6)))
+                     .str("totalUsd", pulse::usd(per->get_i64(i, 7))).done();
     }
     periods += ']';
     return Status::ok();
@@ -505,13 +480,13 @@ Result<std::string> ReadModel::usage(std::string_view tenant, int64_t from_day, 
   for (const Day& d : days) {
     if (out_days.size() > 1) out_days += ',';
     out_days += Json().str("day", d.day).raw("models", d.models + "]").num("computeMs", d.compute_us / 1000)
-                    .str("computeUsd", usd(d.compute_micros)).str("totalUsd", usd(d.total_micros)).done();
+                    .str("computeUsd", pulse::usd(d.compute_micros)).str("totalUsd", pulse::usd(d.total_micros)).done();
     compute_us += d.compute_us;
     total_micros += d.total_micros;
   }
   out_days += ']';
   return Json().str("from", from).str("to", to).raw("days", out_days).num("tokensIn", tokens_in)
-      .num("tokensOut", tokens_out).num("computeMs", compute_us / 1000).str("totalUsd", usd(total_micros))
+      .num("tokensOut", tokens_out).num("computeMs", compute_us / 1000).str("totalUsd", pulse::usd(total_micros))
       .raw("periods", periods).done();
 }
 
@@ -522,7 +497,7 @@ Result<ReaderInfo> ReadModel::info() {
     if (!r.ok()) return std::move(r).take_status();
     out.user = r->get(0, 0);
     out.tenant_setting = r->get(0, 1);
-    out.backend_pid = i64(r->get(0, 2));
+    out.backend_pid = r->get_i64(0, 2);
     return Status::ok();
   });
   if (!s.is_ok()) return s;

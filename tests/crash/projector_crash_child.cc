@@ -39,21 +39,14 @@
 
 #include "events/log.h"
 #include "projections/projector.h"
+#include "tests/crash/child_say.h"
 
 namespace {
 
 using namespace agentos;
 using Clock = std::chrono::steady_clock;
 
-void say(const std::string& line) {
-  const std::string s = line + "\n";
-  size_t off = 0;
-  while (off < s.size()) {
-    const ssize_t n = ::write(1, s.data() + off, s.size() - off);
-    if (n <= 0) return;
-    off += static_cast<size_t>(n);
-  }
-}
+using agentos::crash_test::say;
 
 [[noreturn]] void die_now() {
   ::kill(::getpid(), SIGKILL);

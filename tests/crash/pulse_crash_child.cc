@@ -41,6 +41,7 @@
 #include "events/log.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
+#include "tests/crash/child_say.h"
 
 namespace {
 
@@ -48,17 +49,7 @@ using namespace agentos;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-// One line to stdout with a single write(2): atomic on a pipe (< PIPE_BUF), unbuffered so
-// that it is out before a SIGKILL, and safe to call from the log's listener thread.
-void say(const std::string& line) {
-  const std::string s = line + "\n";
-  size_t off = 0;
-  while (off < s.size()) {
-    const ssize_t n = ::write(1, s.data() + off, s.size() - off);
-    if (n <= 0) return;
-    off += static_cast<size_t>(n);
-  }
-}
+using agentos::crash_test::say;
 
 // --break noisy: Pulse plus a key that depends on the process, not on the log.
 class NoisyPulse final : public Processor {

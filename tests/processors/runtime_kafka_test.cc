@@ -26,7 +26,6 @@ namespace {
 
 using agentos::testing::KafkaApi;
 using agentos::testing::MockKafkaCluster;
-using namespace std::chrono_literals;
 
 constexpr const char* kTopic = "agentos.events.runtime";
 constexpr int kTenants = 8;
@@ -60,12 +59,7 @@ class RuntimeKafkaTest : public ::testing::Test {
   // fences the old one's transactional id).
   void reopen_kafka() {
     kafka_.reset();
-    KafkaLogOptions o;
-    o.brokers = cluster_.bootstraps();
-    o.topic = kTopic;
-    o.partitions = kTestPartitions;
-    o.request_timeout = 10s;
-    auto r = open_kafka_log(o);
+    auto r = cluster_.open_log(kTopic, kTestPartitions);
     ASSERT_TRUE(r.ok()) << r.status().to_string();
     kafka_ = std::move(r).value();
   }

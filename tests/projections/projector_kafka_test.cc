@@ -25,7 +25,6 @@ namespace {
 
 using agentos::testing::KafkaApi;
 using agentos::testing::MockKafkaCluster;
-using namespace std::chrono_literals;
 
 constexpr const char* kTopic = "agentos.events.projector";
 
@@ -58,12 +57,7 @@ class ProjectorKafkaTest : public ::testing::Test {
 
   void reopen_kafka() {
     kafka_.reset();
-    KafkaLogOptions o;
-    o.brokers = cluster_.bootstraps();
-    o.topic = kTopic;
-    o.partitions = kProjParts;
-    o.request_timeout = 10s;
-    auto r = open_kafka_log(o);
+    auto r = cluster_.open_log(kTopic, kProjParts);
     ASSERT_TRUE(r.ok()) << r.status().to_string();
     kafka_ = std::move(r).value();
   }

@@ -81,4 +81,13 @@ void MockKafkaCluster::set_broker_up(int32_t broker_id) {
     die(std::string("set_broker_up: ") + rd_kafka_err2str(e));
 }
 
+Result<std::unique_ptr<Log>> MockKafkaCluster::open_log(const std::string& topic, int partitions) const {
+  KafkaLogOptions o;
+  o.brokers = bootstraps_;
+  o.topic = topic;
+  o.partitions = partitions;
+  o.request_timeout = std::chrono::seconds(10);
+  return open_kafka_log(o);
+}
+
 }  // namespace agentos::testing

@@ -24,6 +24,11 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <memory>
+
+#include "events/log.h"
+#include "events/status.h"
+
 namespace agentos::testing {
 
 // Kafka protocol ApiKeys (the RD_KAFKAP_* enum is not in librdkafka's public headers).
@@ -47,6 +52,10 @@ class MockKafkaCluster {
 
   // "127.0.0.1:port,..." of the mock brokers.
   const std::string& bootstraps() const { return bootstraps_; }
+
+  // Our Kafka log backend on `topic` of this cluster (10 s request timeout), as a
+  // (re)started engine process would open it. Destroy it before the cluster.
+  Result<std::unique_ptr<Log>> open_log(const std::string& topic, int partitions) const;
 
   // Creates `name` with `partitions` partitions. Aborts the test binary on failure
   // (a broken fixture is a bug, not a test outcome).
