@@ -344,6 +344,11 @@ bool is_engine_type(EventType t) {
   return pt != nullptr && pt->engine;
 }
 
+bool is_fact_type(EventType t) {
+  const PayloadType* pt = Registry::get().by_type(t);
+  return pt != nullptr && pt->fact;
+}
+
 std::span<const EventType> all_event_types() { return Registry::get().all(); }
 
 Result<DecodedEvent> decode_structured(std::string_view json, const DecodeOptions& opts) {

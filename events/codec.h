@@ -49,6 +49,10 @@ std::string_view event_type_name(EventType t);
 // Whether the schema marks the type `engine` (engine-authored: tenants, keys, and what
 // processors derive). Producers may not post these. Unknown types -> false.
 bool is_engine_type(EventType t);
+// Whether the schema marks the type `fact`: a decision a processor published (a state
+// change it accepted, with the values that resulted), which read models and consumers
+// fold instead of re-running the processor. Every fact type is also an engine type.
+bool is_fact_type(EventType t);
 // All known types, ascending by number.
 std::span<const EventType> all_event_types();
 

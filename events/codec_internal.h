@@ -37,6 +37,7 @@ struct PayloadType {
   const reflection::Object* table = nullptr;
   std::string_view ce_type;  // points into the embedded binary schema (static storage)
   bool engine = false;       // the table carries the `engine` attribute
+  bool fact = false;         // ... and the `fact` attribute
 };
 
 class Registry {

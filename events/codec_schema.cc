@@ -329,7 +329,9 @@ Registry::Registry() {
     std::string_view ce = sv(kv->value());
     if (ce.size() >= 2 && ce.front() == '"' && ce.back() == '"') ce = ce.substr(1, ce.size() - 2);
     const bool engine = attrs->LookupByKey("engine") != nullptr;
-    types_.push_back({static_cast<EventType>(v->value()), &obj, ce, engine});
+    const bool fact = attrs->LookupByKey("fact") != nullptr;
+    if (fact && !engine) schema_bug("a fact type must be engine-authored");
+    types_.push_back({static_cast<EventType>(v->value()), &obj, ce, engine, fact});
   }
   std::sort(types_.begin(), types_.end(), [](const PayloadType& a, const PayloadType& b) {
     return static_cast<uint8_t>(a.type) < static_cast<uint8_t>(b.type);

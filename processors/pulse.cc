@@ -7,6 +7,8 @@
 #include "processors/pulse.h"
 
 #include <algorithm>
+#include <map>
+#include <set>
 #include <type_traits>
 #include <variant>
 
@@ -106,7 +108,10 @@ class Apply {
   Status run() {
     const fb::Event* e = fb::GetEvent(ev_.bytes.data());
     const auto type = e->payload_type();
-    if (type == fb::Payload::ClockTick) return on_tick();
+    if (type == fb::Payload::ClockTick) {
+      PULSE_RETURN_IF_ERROR(on_tick());
+      return publish_facts();
+    }
     if (!handles(type)) return Status::ok();
 
     Tn tn;
@@ -120,7 +125,7 @@ class Apply {
     PULSE_RETURN_IF_ERROR(dispatch(tn, e));
     PULSE_RETURN_IF_ERROR(drain(tn));
     store_tenant(tn);
-    return Status::ok();
+    return publish_facts();
   }
 
  private:
@@ -193,7 +198,10 @@ class Apply {
           s.state = S::kCheckpoint;
           s.last_checkpoint = cp;
           s.workspace = c.workspace;
-          return Status::ok();
+          return out_.emit_for(tn.id, "session.checkpoint_saved",
+                               fact().str("sessionId", sid).str("checkpointId", cp).str("step", c.step)
+                                   .dbl("pct", c.pct).str("workspace", c.workspace).done(),
+                               sid);
         });
       }
       case fb::Payload::SessionGateStarted: {
@@ -210,7 +218,8 @@ class Apply {
         const std::string sid(sv(p->session_id()));
         return with_session(tn, sid, {S::kGateCheck}, [&](SessionRec& s) -> Outcome {
           if (s.gate != sv(p->gate())) return Rejected{"gate_mismatch"};
-          return end_session(tn, sid, s, S::kComplete, "", nullptr);
+          PULSE_RETURN_IF_ERROR(end_session(tn, sid, s, S::kComplete, "", nullptr));
+          return gate_decided(tn, sid, s, true, "");
         });
       }
       case fb::Payload::SessionGateFailed: {
@@ -219,25 +228,28 @@ class Apply {
         return with_session(tn, sid, {S::kGateCheck}, [&](SessionRec& s) -> Outcome {
           if (s.gate != sv(p->gate())) return Rejected{"gate_mismatch"};
           const std::string reason(sv(p->reason()));
-          s.state = S::kRollback;
+          s.state = S::kRollback;  // transient
+          PULSE_RETURN_IF_ERROR(note_state(tn.id, sid, s, S::kRollback));
           if (s.last_checkpoint.empty()) {
             const std::string error = "gate_failed: " + s.gate + ": " + reason;
-            return end_session(tn, sid, s, S::kFailed, error, [&]() {
+            PULSE_RETURN_IF_ERROR(end_session(tn, sid, s, S::kFailed, error, [&]() {
               return out_.emit("session.failed", Json().str("sessionId", sid).str("error", error).done(), sid);
-            });
+            }));
+            return gate_decided(tn, sid, s, false, reason);
           }
           PULSE_ASSIGN_OR_RETURN(auto cp, load_checkpoint(tn.id, sid, s.last_checkpoint));
           if (!cp) return Status(Code::kCorruption, "pulse: last checkpoint record missing");
           s.step = cp->step;
           s.pct = cp->pct;
           s.workspace = cp->workspace;
-          return end_session(tn, sid, s, S::kRolledBack, "", [&]() {
+          PULSE_RETURN_IF_ERROR(end_session(tn, sid, s, S::kRolledBack, "", [&]() {
             return out_.emit("session.rolled_back",
                              Json().str("sessionId", sid).str("checkpointId", s.last_checkpoint)
                                  .opt("workspace", s.workspace).str("gate", s.gate)
                                  .opt("reason", reason).done(),
                              sid);
-          });
+          }));
+          return gate_decided(tn, sid, s, false, reason);
         });
       }
       case fb::Payload::SessionCompleted: {
@@ -401,6 +413,8 @@ class Apply {
     s.created_us = s.updated_us = time_;
     s.chain_id = chain_id;
     s.chain_step = chain_step;
+    created_[{tn.id, sid}] = config;
+    PULSE_RETURN_IF_ERROR(note_state(tn.id, sid, s, SessionState::kCreated));
     if (exhausted(tn)) {
       s.state = SessionState::kFailed;
       s.error = "budget_exhausted";
@@ -487,6 +501,10 @@ class Apply {
         PULSE_RETURN_IF_ERROR(rd.status("compute"));
       }
       st_.put(key, Writer(kComputeV).i64(total).take());
+      PULSE_RETURN_IF_ERROR(out_.emit_for(tn.id, "session.compute_accrued",
+                                          fact().str("sessionId", sid).str("day", day_string(utc_day(end_us)))
+                                              .num("computeUs", seg).num("dayComputeUs", total).done(),
+                                          sid));
     }
     st_.del(session_key('A', tn.id, sid));
     --tn.rec.active;
@@ -544,8 +562,15 @@ class Apply {
                int64_t in, int64_t out) {
     s.tokens_in += in;
     s.tokens_out += out;
-    PULSE_RETURN_IF_ERROR(add_tokens(session_sub_prefix('M', tn.id, sid) + std::string(model), in, out));
-    PULSE_RETURN_IF_ERROR(add_tokens(day_prefix('U', tn.id, utc_day(time_)) + std::string(model), in, out));
+    PULSE_RETURN_IF_ERROR(add_tokens(session_sub_prefix('M', tn.id, sid) + std::string(model), in, out).status());
+    PULSE_ASSIGN_OR_RETURN(const ModelTokens day,
+                           add_tokens(day_prefix('U', tn.id, utc_day(time_)) + std::string(model), in, out));
+    PULSE_RETURN_IF_ERROR(out_.emit_for(tn.id, "session.usage_accrued",
+                                        fact().str("sessionId", sid).str("model", model)
+                                            .str("day", day_string(utc_day(time_))).num("tokensIn", in)
+                                            .num("tokensOut", out).num("dayTokensIn", day.tokens_in)
+                                            .num("dayTokensOut", day.tokens_out).done(),
+                                        sid));
     if (utc_month(time_) == tn.rec.month) tn.rec.month_tokens += in + out;
     if (!exhausted(tn)) return Status::ok();
     // Out of budget: pause every active session of the tenant, in session-id order.
@@ -573,14 +598,17 @@ class Apply {
     return Status::ok();
   }
 
-  Status add_tokens(const std::string& key, int64_t in, int64_t out) {
+  // Adds to the counters under `key`; returns the totals after.
+  Result<ModelTokens> add_tokens(const std::string& key, int64_t in, int64_t out) {
     PULSE_ASSIGN_OR_RETURN(auto old, st_.get(key));
     ModelTokens t;
     if (old) {
       PULSE_ASSIGN_OR_RETURN(t, decode_tokens(*old));
     }
-    st_.put(key, encode_tokens(t.tokens_in + in, t.tokens_out + out));
-    return Status::ok();
+    t.tokens_in += in;
+    t.tokens_out += out;
+    st_.put(key, encode_tokens(t.tokens_in, t.tokens_out));
+    return t;
   }
 
   // ---- Timers -------------------------------------------------------------------------
@@ -640,7 +668,7 @@ class Apply {
       auto& configs = ch.steps.emplace_back();
       for (const auto* c : *step->sessions()) configs.push_back(config_rec(c));
     }
-    st_.put(key, encode(ch));
+    store_chain(tn.id, cid, ch);
     return start_step(tn, cid, 0);
   }
 
@@ -649,7 +677,6 @@ class Apply {
   }
 
   Status start_step(Tn& tn, const std::string& cid, int64_t k) {
-    const std::string key = session_key('C', tn.id, cid);
     PULSE_ASSIGN_OR_RETURN(auto ch, load_chain(tn.id, cid));
     const auto& configs = ch.steps[static_cast<size_t>(k)];
     std::string ids = "[";
@@ -659,7 +686,7 @@ class Apply {
       if (clash) {
         ch.state = 2;
         ch.step = k;
-        st_.put(key, encode(ch));
+        store_chain(tn.id, cid, ch);
         return out_.emit_for(tn.id, "chain.failed",
                              Json().str("chainId", cid).num("step", k).str("sessionId", sid)
                                  .str("reason", "session_id_conflict").done());
@@ -668,7 +695,7 @@ class Apply {
       append_json_string(ids, sid);
     }
     ch.step = k;
-    st_.put(key, encode(ch));
+    store_chain(tn.id, cid, ch);
     PULSE_RETURN_IF_ERROR(out_.emit_for(
         tn.id, "chain.step_started",
         Json().str("chainId", cid).num("step", k).raw("sessionIds", ids + "]").done()));
@@ -700,11 +727,11 @@ class Apply {
       }
       if (static_cast<size_t>(ch.step) + 1 < ch.steps.size()) return start_step(tn, s.chain_id, ch.step + 1);
       ch.state = 1;
-      st_.put(key, encode(ch));
+      store_chain(tn.id, s.chain_id, ch);
       return out_.emit_for(tn.id, "chain.completed", Json().str("chainId", s.chain_id).done());
     }
     ch.state = 2;
-    st_.put(key, encode(ch));
+    store_chain(tn.id, s.chain_id, ch);
     PULSE_RETURN_IF_ERROR(out_.emit_for(
         tn.id, "chain.failed",
         Json().str("chainId", s.chain_id).num("step", ch.step).str("sessionId", sid)
@@ -731,12 +758,117 @@ class Apply {
 
   Result<std::optional<SessionRec>> load_session(const std::string& t, const std::string& sid) {
     PULSE_ASSIGN_OR_RETURN(auto v, st_.get(session_key('S', t, sid)));
-    if (!v) return std::optional<SessionRec>();
+    if (!v) {
+      known_.try_emplace({t, sid}, SessionState::kNone);
+      return std::optional<SessionRec>();
+    }
     PULSE_ASSIGN_OR_RETURN(auto s, decode_session(*v));
+    known_.try_emplace({t, sid}, s.state);  // the state before this apply touched it
     return std::optional<SessionRec>(std::move(s));
   }
+  // Stores `s`; a change of its state is a session.transitioned fact.
   void store_session(const std::string& t, const std::string& sid, const SessionRec& s) {
     st_.put(session_key('S', t, sid), encode(s));
+    touched_.insert({t, sid});
+    if (Status st = note_state(t, sid, s, s.state); !st.is_ok() && fact_error_.is_ok()) fact_error_ = st;
+  }
+
+  // ---- Facts (PULSE.md, Facts) --------------------------------------------------------
+
+  // A fact's data, starting with nothing; `cause_offset` is added by `fact()`.
+  JsonObject fact() const { return std::move(JsonObject().num("causeOffset", ev_.pos.offset.value())); }
+
+  // Records that session `sid` is now in `to` (a transient state, or what store_session
+  // stores): one session.transitioned when it differs from the state last noted.
+  Status note_state(const std::string& t, const std::string& sid, const SessionRec& s, SessionState to) {
+    auto [it, fresh] = known_.try_emplace({t, sid}, SessionState::kNone);
+    if (fresh) {  // stored without a load in this apply: what the state says
+      PULSE_ASSIGN_OR_RETURN(auto v, st_.get(session_key('S', t, sid)));
+      if (v) {
+        PULSE_ASSIGN_OR_RETURN(auto old, decode_session(*v));
+        it->second = old.state;
+      }
+    }
+    const SessionState from = it->second;
+    if (from == to) return Status::ok();
+    it->second = to;
+    const bool has_reason = to == SessionState::kFailed || to == SessionState::kPaused ||
+                            to == SessionState::kCancelled;
+    return out_.emit_for(t, "session.transitioned",
+                         fact().str("sessionId", sid).str("from", state_name(from)).str("to", state_name(to))
+                             .opt("reason", has_reason ? std::string_view(s.error) : std::string_view())
+                             .str("causeType", event_type_name(ev_.header.type)).num("seq", seq_++).done(),
+                         sid);
+  }
+
+  Status gate_decided(const Tn& tn, const std::string& sid, const SessionRec& s, bool passed,
+                      std::string_view reason) {
+    return out_.emit_for(tn.id, "session.gate_decided",
+                         fact().str("sessionId", sid).str("gate", s.gate).boolean("passed", passed)
+                             .opt("reason", reason).str("outcome", state_name(s.state)).done(),
+                         sid);
+  }
+
+  void store_chain(const std::string& t, const std::string& cid, const ChainRec& ch) {
+    st_.put(session_key('C', t, cid), encode(ch));
+    chains_touched_.insert({t, cid});
+  }
+
+  // At the end of an apply: one session.updated per session it stored (the record as
+  // committed, with its tokens by model; the config when it was created here) and one
+  // chain.updated per chain, in key order.
+  Status publish_facts() {
+    PULSE_RETURN_IF_ERROR(fact_error_);
+    for (const auto& id : touched_) {
+      const auto& [t, sid] = id;
+      PULSE_ASSIGN_OR_RETURN(auto v, st_.get(session_key('S', t, sid)));
+      if (!v) return Status(Code::kCorruption, "pulse: stored session record missing");
+      PULSE_ASSIGN_OR_RETURN(const SessionRec s, decode_session(*v));
+      JsonObject j = fact();
+      j.str("sessionId", sid).str("state", state_name(s.state)).opt("name", s.name).opt("model", s.model);
+      if (auto c = created_.find(id); c != created_.end()) j.raw("config", config_json(c->second));
+      j.str("createdAt", format_rfc3339_us(s.created_us)).opt("step", s.step).dbl("pct", s.pct)
+          .opt("lastCheckpoint", s.last_checkpoint).opt("workspace", s.workspace).opt("gate", s.gate)
+          .opt("error", s.error).opt("chainId", s.chain_id).num("chainStep", s.chain_step)
+          .num("tokensIn", s.tokens_in).num("tokensOut", s.tokens_out).num("computeUs", s.compute_us);
+      if (s.tokens_in != 0 || s.tokens_out != 0) {
+        std::string models = "[";
+        const std::string prefix = session_sub_prefix('M', t, sid);
+        PULSE_ASSIGN_OR_RETURN(auto rows, st_.scan(prefix, prefix_end(prefix), kScanChunk));
+        for (const auto& [key, value] : rows) {
+          PULSE_ASSIGN_OR_RETURN(const ModelTokens mt, decode_tokens(value));
+          if (models.size() > 1) models += ',';
+          models += JsonObject().str("model", std::string_view(key).substr(prefix.size()))
+                        .num("tokensIn", mt.tokens_in).num("tokensOut", mt.tokens_out).done();
+        }
+        j.raw("models", models + "]");
+      }
+      PULSE_RETURN_IF_ERROR(out_.emit_for(t, "session.updated", j.done(), sid));
+    }
+    for (const auto& [t, cid] : chains_touched_) {
+      PULSE_ASSIGN_OR_RETURN(const ChainRec ch, load_chain(t, cid));
+      std::string steps = "[";
+      for (size_t k = 0; k < ch.steps.size(); ++k) {
+        const auto step = static_cast<int64_t>(k);
+        // Steps after the one a chain failed in never start: SKIPPED.
+        const std::string_view st = step < ch.step ? "COMPLETE"
+                                    : step > ch.step ? (ch.state == 2 ? "SKIPPED" : "PENDING")
+                                    : ch.state == 0 ? "RUNNING"
+                                    : ch.state == 1 ? "COMPLETE" : "FAILED";
+        std::string ids = "[";
+        for (size_t i = 0; i < ch.steps[k].size(); ++i) {
+          if (i) ids += ',';
+          append_json_string(ids, chain_session_id(cid, step, i));
+        }
+        if (k) steps += ',';
+        steps += JsonObject().str("state", st).raw("sessionIds", ids + "]").done();
+      }
+      PULSE_RETURN_IF_ERROR(out_.emit_for(
+          t, "chain.updated",
+          fact().str("chainId", cid).str("state", ch.state == 0 ? "RUNNING" : ch.state == 1 ? "COMPLETE" : "FAILED")
+              .num("currentStep", ch.step).raw("steps", steps + "]").done()));
+    }
+    return Status::ok();
   }
 
   Result<std::optional<CheckpointRec>> load_checkpoint(const std::string& t, const std::string& sid,
@@ -758,6 +890,14 @@ class Apply {
   Emitter& out_;
   const int64_t time_;
   const int32_t partition_;
+  // Facts: the state each session had when this apply first saw it, then as last noted;
+  // the sessions and chains it stored; the configs of sessions it created.
+  using Id = std::pair<std::string, std::string>;  // (tenant, session or chain id)
+  std::map<Id, SessionState> known_;
+  std::set<Id> touched_, chains_touched_;
+  std::map<Id, ConfigRec> created_;
+  int32_t seq_ = 0;
+  Status fact_error_ = Status::ok();
 };
 
 }  // namespace

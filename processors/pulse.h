@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "events/pricing.h"
 #include "events/status.h"
 #include "processors/processor.h"
 
@@ -114,36 +115,14 @@ Result<std::optional<int64_t>> next_timer_us(const StateScanner& scan, int32_t p
 
 // ---- Cost ----------------------------------------------------------------------------
 
-// Micro-dollars per million tokens.
-struct ModelPrice {
-  int64_t input_per_mtok = 0;
-  int64_t output_per_mtok = 0;
-};
+// Prices live in events/pricing.h (shared with the read models); these names stay
+// Pulse's vocabulary.
+using ::agentos::CostLine;
+using ::agentos::kComputeMicrosPerMinute;
+using ::agentos::kPassThroughMarkupPct;
+using ::agentos::ModelPrice;
+using ::agentos::PriceTable;
 
-inline constexpr int64_t kComputeMicrosPerMinute = 5000;  // $0.005 per minute
-inline constexpr int64_t kPassThroughMarkupPct = 15;      // tokens billed at cost + 15%
-
-class PriceTable {
- public:
-  // A built-in table (documented in processors/README.md) with a `*` fallback.
-  static PriceTable defaults();
-  // {"models": {"<model>": {"input": <USD per Mtok>, "output": <USD per Mtok>}, "*": {...}}}
-  // Errors carry the JSON path of the bad field.
-  static Result<PriceTable> parse(std::string_view json);
-  // The price of `model`, the `*` entry when unknown, zero with neither.
-  ModelPrice price(std::string_view model) const;
-  const std::map<std::string, ModelPrice, std::less<>>& models() const { return models_; }
-
- private:
-  std::map<std::string, ModelPrice, std::less<>> models_;
-};
-
-struct CostLine {
-  std::string model;
-  int64_t tokens_in = 0, tokens_out = 0;
-  int64_t provider_micros = 0;  // what the provider charges
-  int64_t billed_micros = 0;    // provider + 15%
-};
 struct CostReport {
   std::vector<CostLine> models;
   int64_t compute_us = 0;
@@ -176,9 +155,7 @@ Result<UsageReport> tenant_usage(const StateScanner& scan, std::string_view tena
 std::string session_json(const SessionView& s);
 std::string cost_json(const CostReport& c);
 std::string usage_json(const UsageReport& u);
-// The formats those renderings use (and the PostgreSQL read models mirror): micro-dollars
-// as a decimal USD string (6900 -> "0.006900"), and a YYYYMMDD day as "YYYY-MM-DD".
-std::string usd(int64_t micros);
-std::string day_string(int64_t yyyymmdd);
+using ::agentos::day_string;
+using ::agentos::usd;
 
 }  // namespace agentos::pulse

@@ -136,22 +136,6 @@ Result<ModelTokens> decode_tokens(std::string_view v) {
   return t;
 }
 
-int64_t utc_day(int64_t time_us) {
-  // Days since 1970-01-01 (floor), then Howard Hinnant's civil_from_days.
-  int64_t days = time_us / 86'400'000'000;
-  if (time_us % 86'400'000'000 < 0) --days;
-  days += 719468;
-  const int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-  const int64_t doe = days - era * 146097;
-  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const int64_t mp = (5 * doy + 2) / 153;
-  const int64_t d = doy - (153 * mp + 2) / 5 + 1;
-  const int64_t m = mp < 10 ? mp + 3 : mp - 9;
-  const int64_t y = yoe + era * 400 + (m <= 2 ? 1 : 0);
-  return y * 10000 + m * 100 + d;
-}
-
 std::string config_json(const ConfigRec& c) {
   Json j;
   j.opt("name", c.name).opt("model", c.model).opt("prompt", c.prompt);

@@ -29,6 +29,8 @@
 #include <vector>
 
 #include "events/codec.h"
+#include "events/json_writer.h"
+#include "events/pricing.h"
 #include "events/status.h"
 #include "processors/pulse.h"
 
@@ -258,38 +260,10 @@ Result<CheckpointRec> decode_checkpoint(std::string_view v);
 Result<ChainRec> decode_chain(std::string_view v);
 Result<ModelTokens> decode_tokens(std::string_view v);
 
-// A JSON object built member by member (strings escaped by the codec's routine).
-class Json {
- public:
-  Json& str(std::string_view name, std::string_view v) {
-    key(name);
-    append_json_string(out_, v);
-    return *this;
-  }
-  Json& opt(std::string_view name, std::string_view v) { return v.empty() ? *this : str(name, v); }
-  Json& num(std::string_view name, int64_t v) {
-    key(name);
-    out_ += std::to_string(v);
-    return *this;
-  }
-  Json& raw(std::string_view name, std::string_view json) {
-    key(name);
-    out_ += json;
-    return *this;
-  }
-  std::string done() { return out_ + '}'; }
-
- private:
-  void key(std::string_view name) {
-    out_ += out_.size() > 1 ? "," : "";
-    append_json_string(out_, name);
-    out_ += ':';
-  }
-  std::string out_ = "{";
-};
+using Json = ::agentos::JsonObject;
 
 // UTC civil date of a µs timestamp: YYYYMMDD and YYYYMM.
-int64_t utc_day(int64_t time_us);
+using ::agentos::utc_day;
 inline int64_t utc_month(int64_t time_us) { return utc_day(time_us) / 100; }
 
 }  // namespace agentos::pulse::internal
