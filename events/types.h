@@ -51,6 +51,13 @@ class TenantId {
   std::string v_;
 };
 
+// The engine's reserved tenant form: "agentos--..." (a valid TenantId, so both backends
+// and the codec accept it; the double hyphen makes it unmistakable). The engine's own
+// system tenants live there (the tick source's clock tenants, processors/tick_source.h);
+// the gateway refuses to create such a tenant, and read models skip their records.
+inline constexpr std::string_view kSystemTenantPrefix = "agentos--";
+inline bool is_system_tenant(std::string_view tenant) { return tenant.starts_with(kSystemTenantPrefix); }
+
 // A position in the log: where one record lives.
 struct Position {
   Partition partition;

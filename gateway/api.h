@@ -78,7 +78,7 @@ struct ApiOptions {
   // /sessions/{id} and /usage when there is no projector; null: those routes answer 503.
   // It must outlive the Api (stop the server first).
   ProcessorRuntime* pulse = nullptr;
-  pulse::PriceTable prices = pulse::PriceTable::defaults();
+  PriceTable prices = PriceTable::defaults();
   // The projector (projections/projector.h) whose PostgreSQL read models answer the
   // session list, session, transitions and usage reads through `reader_url` (the
   // agentos_reader role); null: those reads come from Pulse (list and transitions 503).

@@ -217,8 +217,14 @@ void Api::get_reads(HttpRequest req, const TenantId& t, std::vector<std::string>
     auto after = parse_after(req, t);
     if (!after.ok()) return reply(problem_response(after.status(), req.path));
     Projector* pr = opts_.projector;
+    const ProcessorRuntime* rt = opts_.pulse;
+    // The read models fold Pulse's facts: wait until Pulse applied the write and relayed
+    // what it decided, then until the projector passed those facts.
     ReadSource src{"the projector",
-                   [pr](Partition part, Offset o, std::chrono::steady_clock::time_point d) { return pr->wait_projected(part, o, d); },
+                   [pr, rt](Partition part, Offset o, std::chrono::steady_clock::time_point d) {
+                     std::optional<Offset> facts_end = rt ? rt->wait_relayed(part, o, d) : o.next();
+                     return facts_end && pr->wait_projected(part, Offset(facts_end->value() - 1), d);
+                   },
                    [pr] { return pr->last_error(); }, true};
     auto answer = [this, pr, t, path = req.path, q = std::move(*q)]() -> HttpResponse {
       // Read before the query: the answer reflects at least every event below it.

@@ -355,6 +355,23 @@ class RuntimeImpl final : public ProcessorRuntime {
     applied_cv_.wait_until(lk, deadline, [&] { return applied() || !error_.is_ok(); });
     return applied();
   }
+  std::optional<Offset> wait_relayed(Partition p, Offset offset,
+                                     std::chrono::steady_clock::time_point deadline) const override {
+    if (!opts_.relay) {
+      if (!wait_applied(p, offset, deadline)) return std::nullopt;
+      return offset.next();
+    }
+    if (!std::binary_search(opts_.partitions.begin(), opts_.partitions.end(), p)) return std::nullopt;
+    std::unique_lock lk(mu_);
+    auto relayed = [&] {
+      auto it = relayed_through_.find(p.value());
+      return it != relayed_through_.end() && it->second > offset;
+    };
+    applied_cv_.wait_until(lk, deadline, [&] { return relayed() || !error_.is_ok(); });
+    if (!relayed()) return std::nullopt;
+    auto end = relay_end_.find(p.value());
+    return end == relay_end_.end() ? offset.next() : std::max(offset.next(), end->second);
+  }
   RuntimeStats stats() const override {
     std::lock_guard lk(mu_);
     return stats_;
@@ -625,6 +642,21 @@ class RuntimeImpl final : public ProcessorRuntime {
     return true;
   }
 
+  // The relay has appended every derived event of the inputs of `p` below `through`;
+  // `end`: the log's end offset after its latest append (none: nothing appended now).
+  void note_relayed(Partition p, Offset through, std::optional<Offset> end) {
+    {
+      std::lock_guard lk(mu_);
+      Offset& t = relayed_through_[p.value()];
+      t = std::max(t, through);
+      if (end) {
+        Offset& e = relay_end_[p.value()];
+        e = std::max(e, *end);
+      }
+    }
+    applied_cv_.notify_all();
+  }
+
   Status write(rocksdb::WriteBatch& wb) {
     rocksdb::WriteOptions wo;
     wo.sync = opts_.sync;
@@ -705,7 +737,10 @@ class RuntimeImpl final : public ProcessorRuntime {
     }
     auto pending = load_outbox(p, kMaxRelayBatchEntries);
     if (!pending.ok()) return std::move(pending).take_status();
-    if (pending->empty()) return false;
+    if (pending->empty()) {
+      note_relayed(p, committed_offset(p), std::nullopt);
+      return false;
+    }
 
     auto m = marker(p);
     if (!m.ok()) return std::move(m).take_status();
@@ -737,13 +772,19 @@ class RuntimeImpl final : public ProcessorRuntime {
 
       rocksdb::WriteBatch wb;  // rule 2: delete what was appended and move the marker
       for (size_t k = i; k < j; ++k) wb.Delete(meta_, (*pending)[k].first);
-      const bool drained = j == pending->size() && pending->size() < kMaxRelayBatchEntries;
-      if (drained && !has_more_after(p, pending->back().first))
+      const bool drained = j == pending->size() && pending->size() < kMaxRelayBatchEntries &&
+                           !has_more_after(p, pending->back().first);
+      if (drained)
         wb.Delete(meta_, partition_key(kMarkerTag, p));
       else
         wb.Put(meta_, partition_key(kMarkerTag, p),
                be64_value(res->positions.back().offset.next().value()));
       if (Status s = write(wb); !s.is_ok()) return s;
+      // Every input before the last relayed entry's has all its derived events in the log
+      // (an input's entries are consecutive); with the outbox drained, every committed one.
+      const std::string& last_key = (*pending)[j - 1].first;
+      note_relayed(p, drained ? committed_offset(p) : Offset(static_cast<int64_t>(get_be(last_key, 5, 8))),
+                   res->positions.back().offset.next());
       {
         std::lock_guard lk(mu_);
         stats_.relayed += j - i;
@@ -797,6 +838,8 @@ class RuntimeImpl final : public ProcessorRuntime {
   mutable std::mutex mu_;  // guards committed_, stats_, error_, last_*_error_
   mutable std::condition_variable applied_cv_;  // committed_ advanced or error_ set
   std::map<int32_t, Offset> committed_;
+  std::map<int32_t, Offset> relayed_through_;  // see note_relayed
+  std::map<int32_t, Offset> relay_end_;
   RuntimeStats stats_;
   Status error_;
   Status last_relay_error_;

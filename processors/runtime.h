@@ -182,6 +182,16 @@ class ProcessorRuntime {
   // visible in the processor's state. Thread-safe; the runtime must outlive the call.
   virtual bool wait_applied(Partition partition, Offset offset,
                             std::chrono::steady_clock::time_point deadline) const = 0;
+  // Read-your-writes across the relay: blocks until the record at `offset` of
+  // `partition` has been applied AND every event the processor derived from it (and from
+  // every earlier record of the partition) has been appended to the log; then returns an
+  // offset E such that all those derived events sit below E (the log's end after the
+  // relay appended them; at least offset + 1). A reader of something built from the
+  // derived events — the read models fold Pulse's facts — then waits for E - 1 there.
+  // nullopt at `deadline`, at once for a partition not owned, promptly when the runtime
+  // stops with an error. With `relay = false`: wait_applied, then offset + 1.
+  virtual std::optional<Offset> wait_relayed(Partition partition, Offset offset,
+                                             std::chrono::steady_clock::time_point deadline) const = 0;
   virtual RuntimeStats stats() const = 0;
   // The first error that stopped the runtime, OK while healthy.
   virtual Status last_error() const = 0;

@@ -179,8 +179,6 @@ std::string clock_tenant(Partition p, int32_t partition_count) {
   }
 }
 
-bool is_system_tenant(std::string_view tenant) { return tenant.starts_with(kSystemTenantPrefix); }
-
 Result<std::unique_ptr<TickSource>> open_tick_source(Log& log, TickSourceOptions opts) {
   if (opts.interval < kMinTickInterval)
     return Status(Code::kInvalidArgument, "tick interval below 1 ms");

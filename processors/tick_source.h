@@ -8,11 +8,9 @@
 // tick for partition p is appended for a SYSTEM TENANT of p: `clock_tenant(p, count)` =
 // "agentos--clock-<n>" with the smallest n >= 0 such that kafka_partition(id, count) == p.
 // The form is a valid TenantId ([a-z0-9-], so the codec and both backends accept it), and
-// the double hyphen after "agentos" is the engine's reserved prefix (`is_system_tenant`):
-// no reserved form existed before (gateway/api.cc accepts any valid slug), so the
-// gateway should refuse to create tenants for which is_system_tenant() holds. Until it
-// does, an operator could create such a tenant, which would then see the ticks in its
-// stream; producers can never post a `clock.tick` themselves (engine type -> 403).
+// the double hyphen after "agentos" is the engine's reserved prefix (`is_system_tenant`,
+// events/types.h), which the gateway refuses as a tenant slug; producers can never post a
+// `clock.tick` themselves (engine type -> 403).
 //
 // Events: id "tick-<partition>-<time_us>" (time strictly increasing per partition within
 // one TickSource, so ids are unique while the wall clock does not step back across a
@@ -42,7 +40,6 @@ namespace agentos {
 inline constexpr std::chrono::milliseconds kDefaultTickInterval{1000};
 inline constexpr std::chrono::milliseconds kMinTickInterval{1};
 inline constexpr std::string_view kClockSource = "/agentos/clock";
-inline constexpr std::string_view kSystemTenantPrefix = "agentos--";
 
 struct TickSourceOptions {
   std::chrono::milliseconds interval = kDefaultTickInterval;  // >= kMinTickInterval
@@ -88,8 +85,5 @@ Result<std::unique_ptr<TickSource>> open_tick_source(Log& log, TickSourceOptions
 // The system tenant whose records land on `p` of a log with `partition_count`
 // partitions (see the top of this file). Deterministic; "" when `p` is out of range.
 std::string clock_tenant(Partition p, int32_t partition_count);
-// Whether `tenant` is in the engine's reserved form ("agentos--..."), which no real
-// tenant should be allowed to take.
-bool is_system_tenant(std::string_view tenant);
 
 }  // namespace agentos

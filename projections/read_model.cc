@@ -8,14 +8,15 @@
 #include <cmath>
 #include <cstdio>
 
-#include "processors/pulse.h"
-#include "processors/pulse_state.h"
+#include "events/json_writer.h"
+#include "events/pricing.h"
 #include "projections/pg.h"
+#include "schemas/agentos_generated.h"
 
 namespace agentos {
 namespace {
 
-using pulse::internal::Json;
+using Json = JsonObject;
 
 // A timestamptz as RFC 3339 UTC with microseconds, the format of format_rfc3339_us.
 #define AGENTOS_RFC3339(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
@@ -53,7 +54,7 @@ std::string session_json_of(const pg::Rows& r, int i) {
       .opt("error", r.get(i, 13)).opt("chainId", r.get(i, 14));
   if (!r.get(i, 14).empty()) j.num("chainStep", r.get_i64(i, 15));
   j.num("tokensIn", r.get_i64(i, 16)).num("tokensOut", r.get_i64(i, 17))
-      .num("computeMs", r.get_i64(i, 18) / 1000).str("costUsd", pulse::usd(r.get_i64(i, 19)))
+      .num("computeMs", r.get_i64(i, 18) / 1000).str("costUsd", usd(r.get_i64(i, 19)))
       .raw("position", Json().num("partition", r.get_i64(i, 20)).num("offset", r.get_i64(i, 21)).done());
   return j.done();
 }
@@ -278,9 +279,9 @@ Status ReadModel::check_limit(size_t limit) const {
 }
 
 bool ReadModel::is_state_name(std::string_view s) {
-  for (int i = static_cast<int>(pulse::SessionState::kCreated);
-       i <= static_cast<int>(pulse::SessionState::kCancelled); ++i)
-    if (pulse::state_name(static_cast<pulse::SessionState>(i)) == s) return true;
+  // The schema's session states (a session is never stored as NONE).
+  for (fb::SessionState st : fb::EnumValuesSessionState())
+    if (st != fb::SessionState::NONE && s == fb::EnumNameSessionState(st)) return true;
   return false;
 }
 
@@ -405,7 +406,7 @@ Result<std::string> ReadModel::usage(std::string_view tenant, int64_t from_day, 
   if (!plausible_day(to_day)) bad.mutable_errors().push_back({"to", "not a day (YYYYMMDD)"});
   if (bad.errors().empty() && from_day > to_day) bad.mutable_errors().push_back({"to", "must not be before from"});
   if (!bad.errors().empty()) return bad;
-  const std::string from = pulse::day_string(from_day), to = pulse::day_string(to_day);
+  const std::string from = day_string(from_day), to = day_string(to_day);
 
   struct Day {
     std::string day;
@@ -438,7 +439,7 @@ Result<std::string> ReadModel::usage(std::string_view tenant, int64_t from_day, 
       const int64_t in = tokens->get_i64(i, 2), outt = tokens->get_i64(i, 3), billed = tokens->get_i64(i, 5);
       if (d.models.size() > 1) d.models += ',';
       d.models += Json().str("model", tokens->get(i, 1)).num("tokensIn", in).num("tokensOut", outt)
-                      .str("providerUsd", pulse::usd(tokens->get_i64(i, 4))).str("billedUsd", pulse::usd(billed)).done();
+                      .str("providerUsd", usd(tokens->get_i64(i, 4))).str("billedUsd", usd(billed)).done();
       d.total_micros += billed;
       tokens_in += in;
       tokens_out += outt;
@@ -467,9 +468,9 @@ Result<std::string> ReadModel::usage(std::string_view tenant, int64_t from_day, 
       if (i) periods += ',';
       periods += Json().str("periodStart", per->get(i, 0)).str("periodEnd", per->get(i, 1))
                      .num("tokensIn", per->get_i64(i, 2)).num("tokensOut", per->get_i64(i, 3))
-                     .str("tokensBilledUsd", pulse::usd(per->get_i64(i, 4)))
-                     .num("computeMs", per->get_i64(i, 5) / 1000).str("computeUsd", pulse::usd(per->get_i64(i, 6)))
-                     .str("totalUsd", pulse::usd(per->get_i64(i, 7))).done();
+                     .str("tokensBilledUsd", usd(per->get_i64(i, 4)))
+                     .num("computeMs", per->get_i64(i, 5) / 1000).str("computeUsd", usd(per->get_i64(i, 6)))
+                     .str("totalUsd", usd(per->get_i64(i, 7))).done();
     }
     periods += ']';
     return Status::ok();
@@ -480,13 +481,13 @@ Result<std::string> ReadModel::usage(std::string_view tenant, int64_t from_day, 
   for (const Day& d : days) {
     if (out_days.size() > 1) out_days += ',';
     out_days += Json().str("day", d.day).raw("models", d.models + "]").num("computeMs", d.compute_us / 1000)
-                    .str("computeUsd", pulse::usd(d.compute_micros)).str("totalUsd", pulse::usd(d.total_micros)).done();
+                    .str("computeUsd", usd(d.compute_micros)).str("totalUsd", usd(d.total_micros)).done();
     compute_us += d.compute_us;
     total_micros += d.total_micros;
   }
   out_days += ']';
   return Json().str("from", from).str("to", to).raw("days", out_days).num("tokensIn", tokens_in)
-      .num("tokensOut", tokens_out).num("computeMs", compute_us / 1000).str("totalUsd", pulse::usd(total_micros))
+      .num("tokensOut", tokens_out).num("computeMs", compute_us / 1000).str("totalUsd", usd(total_micros))
       .raw("periods", periods).done();
 }
 

@@ -82,7 +82,7 @@ class ReadModel {
   ReadModel(const ReadModel&) = delete;
   ReadModel& operator=(const ReadModel&) = delete;
 
-  // The known session states (pulse::state_name of CREATED..CANCELLED), for validation.
+  // The known session states (the schema's SessionState names but NONE), for validation.
   static bool is_state_name(std::string_view s);
 
   // {"sessions":[<session>...], "next": "<cursor>" | null}, in session_id order (the

@@ -252,7 +252,7 @@ int cmd_serve(int argc, char** argv) {
   if (const std::string pf = a.get("prices"); !pf.empty()) {
     std::ifstream in(pf);
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    auto prices = pulse::PriceTable::parse(text);
+    auto prices = PriceTable::parse(text);
     if (!in || !prices.ok()) {
       std::cerr << "agentos serve: --prices " << pf << ": "
                 << (in ? prices.status().to_string() : std::string("cannot read")) << "\n";
@@ -313,7 +313,6 @@ int cmd_serve(int argc, char** argv) {
     ProjectorOptions po;
     po.pg_url = a.get("pg-projector-url").empty() ? pg::url_with_user(pg_url, "agentos_projector")
                                                   : a.get("pg-projector-url");
-    po.state_dir = data_dir + "/processors/projector";
     po.workers = std::max(1, std::atoi(a.get("projector-workers").c_str()));
     po.prices = ao.prices;
     po.metrics = &metrics.registry();
@@ -327,7 +326,7 @@ int cmd_serve(int argc, char** argv) {
     ao.projector = projector.get();
     ao.reader_url = a.get("pg-reader-url").empty() ? pg::url_with_user(pg_url, "agentos_reader")
                                                    : a.get("pg-reader-url");
-    log_line(LogLevel::kInfo, "projector started", {{"state", po.state_dir}});
+    log_line(LogLevel::kInfo, "projector started", {{"workers", std::to_string(po.workers)}});
   } else {
     log_line(LogLevel::kInfo, "read models off", {{"reason", pg_url.empty() ? "no --pg-url" : "--projector=false"}});
   }

@@ -52,7 +52,6 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
     if (!m.ok()) throw std::runtime_error(m.status().to_string());
     ProjectorOptions po;
     po.pg_url = pg.url_as("agentos_projector", pg_db_);
-    po.state_dir = dir + "/projector";
     po.idle_wait = std::chrono::milliseconds(20);
     auto pr = open_projector(*log_, po);
     if (!pr.ok()) throw std::runtime_error(pr.status().to_string());

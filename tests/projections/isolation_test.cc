@@ -167,7 +167,7 @@ class IsolationTest : public ::testing::Test {
     for (auto& e : story(kB)) in.push_back(std::move(e));
     log_ = build_log(dir_.sub("w"), in, 1);
     db_ = fresh_migrated_db("proj_isolation");
-    auto p = open_projector(*log_, projector_options(db_, dir_.sub("cache")));
+    auto p = open_projector(*log_, projector_options(db_));
     ASSERT_TRUE(p.ok()) << p.status().to_string();
     Status s = run_to_end(**p, *log_);
     ASSERT_TRUE(s.is_ok()) << s.to_string();

@@ -237,10 +237,9 @@ std::string fresh_migrated_db(const std::string& prefix) {
 std::string projector_url(const std::string& db) { return TestPostgres::get().url_as("agentos_projector", db); }
 std::string admin_url(const std::string& db) { return TestPostgres::get().admin_url(db); }
 
-ProjectorOptions projector_options(const std::string& db, const std::string& state_dir, size_t batch) {
+ProjectorOptions projector_options(const std::string& db, size_t batch) {
   ProjectorOptions o;
   o.pg_url = projector_url(db);
-  o.state_dir = state_dir;
   o.max_batch_records = batch;
   return o;
 }

@@ -72,9 +72,8 @@ void migrate_db(const std::string& db);
 std::string projector_url(const std::string& db);
 std::string admin_url(const std::string& db);
 
-// Projector options for `db` with the cache in `state_dir`.
-ProjectorOptions projector_options(const std::string& db, const std::string& state_dir,
-                                   size_t batch = kDefaultProjectorBatchRecords);
+// Projector options for `db` (as agentos_projector) with rounds of `batch` records.
+ProjectorOptions projector_options(const std::string& db, size_t batch = kDefaultProjectorBatchRecords);
 
 // Steps `p` until a round applies nothing; then every watermark must be the log's end.
 Status run_to_end(Projector& p, Log& log);

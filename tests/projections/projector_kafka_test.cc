@@ -93,7 +93,7 @@ TEST_F(ProjectorKafkaTest, SameReadModelsAsFromTheEmbeddedLogUnderFetchErrorsAnd
   // Reference: the embedded copy, no faults.
   const std::string ref_db = fresh_migrated_db("kafka_ref");
   {
-    auto p = open_projector(*embedded, projector_options(ref_db, dir_.sub("ref-cache")));
+    auto p = open_projector(*embedded, projector_options(ref_db));
     ASSERT_TRUE(p.ok()) << p.status().to_string();
     ASSERT_TRUE(run_to_end(**p, *embedded).is_ok());
   }
@@ -102,9 +102,9 @@ TEST_F(ProjectorKafkaTest, SameReadModelsAsFromTheEmbeddedLogUnderFetchErrorsAnd
   ASSERT_GT(reference.at("agentos_rm.session_transitions").size(), 50u);
 
   // Over Kafka: small batches, Fetch errors injected, and a restart (new log, new
-  // projector on the same cache) halfway.
+  // projector resuming from the watermarks) halfway.
   const std::string db = fresh_migrated_db("kafka");
-  ProjectorOptions o = projector_options(db, dir_.sub("kafka-cache"), 32);
+  ProjectorOptions o = projector_options(db, 32);
   {
     auto p = open_projector(*kafka_, o);
     ASSERT_TRUE(p.ok()) << p.status().to_string();
@@ -122,7 +122,7 @@ TEST_F(ProjectorKafkaTest, SameReadModelsAsFromTheEmbeddedLogUnderFetchErrorsAnd
     cluster_.push_request_errors(KafkaApi::kFetch, 3, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
     Status st = step_until_caught_up(**p, *kafka_);
     ASSERT_TRUE(st.is_ok()) << st.to_string();
-    EXPECT_EQ((*p)->stats().cache_wipes, 0u);
+    EXPECT_GT((*p)->stats().read_errors, 0u) << "the injected Fetch errors were not met";
   }
   const std::string diff = diff_dumps(reference, dump_all(db));
   EXPECT_TRUE(diff.empty()) << diff;
