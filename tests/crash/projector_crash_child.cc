@@ -1,27 +1,23 @@
 // agentos_projector_crash_child: the process that agentos_projector_crash_test SIGKILLs.
 //
-//   agentos_projector_crash_child <log dir> <cache dir> <pg url> <partitions> <batch records>
+//   agentos_projector_crash_child <log dir> <pg url> <partitions> <batch records>
 //                                 [--kill-before N | --kill-after N | --kill-random-us U]
-//                                 [--wipe-cache]
 //
 // Opens the embedded log (filled by the parent, which has closed it) and the projector
-// (projections/projector.h) with `pg url` (the agentos_projector role) and its Pulse cache
-// in `cache dir`, and calls step() until every partition's watermark is at the log's end;
-// then prints `caught-up <stats>` and exits 0. Kill points (at most one):
+// (projections/projector.h) with `pg url` (the agentos_projector role), and calls step()
+// until every partition's watermark is at the log's end; then prints `caught-up <stats>`
+// and exits 0. Kill points (at most one):
 //   --kill-before N      SIGKILL itself inside ProjectorTestHooks::at_commit at the Nth
 //                        call with committed = false: rows and watermark written, the
 //                        PostgreSQL transaction not yet committed;
 //   --kill-after N       ... at the Nth call with committed = true: PostgreSQL committed,
-//                        the cache (offsets + Pulse state) not yet;
+//                        the next round not yet read;
 //   --kill-random-us U   a watchdog thread SIGKILLs the process U microseconds after
-//                        main() starts (opening the stores, rebuilding the cache, inside a
-//                        COPY, between the two commits: wherever it lands).
-// --wipe-cache removes the cache dir before opening: a lost cache, rebuilt from offset 0
-// against the watermarks (no row may be written twice).
+//                        main() starts (opening, reading, inside a COPY, before or after a
+//                        COMMIT: wherever it lands).
 //
 // Stdout, one line per write(2) (atomic on a pipe, out before a SIGKILL):
-//   ready <stats>                  the projector is open (stats: wipes=1 if it found its
-//                                  cache ahead of PostgreSQL and rebuilt it)
+//   ready <stats>                  the projector is open
 //   commit <n>                     the nth PostgreSQL transaction (a round) committed
 //   caught-up <stats>              every partition projected to its end (then exit 0)
 //   error <status>                 the projector failed (exit 2)
@@ -55,33 +51,30 @@ using agentos::crash_test::say;
 
 int usage() {
   std::fprintf(stderr,
-               "usage: agentos_projector_crash_child <log dir> <cache dir> <pg url> <partitions> <batch> "
-               "[--kill-before N | --kill-after N | --kill-random-us U] [--wipe-cache]\n");
+               "usage: agentos_projector_crash_child <log dir> <pg url> <partitions> <batch> "
+               "[--kill-before N | --kill-after N | --kill-random-us U]\n");
   return 64;
 }
 
 std::string stats_line(const Projector& p) {
   const ProjectorStats s = p.stats();
   return "batches=" + std::to_string(s.batches) + " rows=" + std::to_string(s.rows) +
-         " catch_up=" + std::to_string(s.catch_up_batches) + " pg_errors=" + std::to_string(s.pg_errors) +
-         " wipes=" + std::to_string(s.cache_wipes);
+         " events=" + std::to_string(s.events) + " pg_errors=" + std::to_string(s.pg_errors);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 6) return usage();
-  const std::string log_dir = argv[1], cache_dir = argv[2], pg_url = argv[3];
-  const int32_t partitions = std::atoi(argv[4]);
-  const long batch = std::atol(argv[5]);
+  if (argc < 5) return usage();
+  const std::string log_dir = argv[1], pg_url = argv[2];
+  const int32_t partitions = std::atoi(argv[3]);
+  const long batch = std::atol(argv[4]);
   long kill_before = 0, kill_after = 0, kill_random_us = -1;
-  bool wipe_cache = false;
-  for (int i = 6; i < argc; ++i) {
+  for (int i = 5; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--kill-before" && i + 1 < argc) kill_before = std::atol(argv[++i]);
     else if (a == "--kill-after" && i + 1 < argc) kill_after = std::atol(argv[++i]);
     else if (a == "--kill-random-us" && i + 1 < argc) kill_random_us = std::atol(argv[++i]);
-    else if (a == "--wipe-cache") wipe_cache = true;
     else return usage();
   }
   if (partitions <= 0 || batch <= 0) return usage();
@@ -90,13 +83,6 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::microseconds(kill_random_us));  // the kill point itself
       die_now();
     }).detach();
-  }
-  if (wipe_cache) {  // atomically (a rename), so that a kill here loses the whole cache or nothing
-    const std::string aside = cache_dir + ".lost";
-    std::error_code ec;
-    std::filesystem::remove_all(aside, ec);
-    std::filesystem::rename(cache_dir, aside, ec);
-    std::filesystem::remove_all(aside, ec);
   }
 
   EmbeddedLogOptions lo;
@@ -111,7 +97,6 @@ int main(int argc, char** argv) {
   long before_calls = 0, after_calls = 0;
   ProjectorOptions po;
   po.pg_url = pg_url;
-  po.state_dir = cache_dir;
   po.max_batch_records = static_cast<size_t>(batch);
   po.hooks.at_commit = [&](bool committed) {
     if (!committed) {
