@@ -66,6 +66,12 @@ PlanLimits plan_limits(uint8_t plan, int64_t token_budget) {
   return l;
 }
 
+PlanLimits PulseRules::limits(uint8_t plan, int64_t token_budget) const {
+  PlanLimits l = plan == 1 ? pro : plan == 2 ? enterprise : free;
+  if (token_budget > 0) l.token_budget = token_budget;
+  return l;
+}
+
 namespace {
 
 #define PULSE_CONCAT_INNER(a, b) a##b
@@ -101,8 +107,8 @@ struct Tn {
 
 class Apply {
  public:
-  Apply(const EventView& ev, StateTxn& st, Emitter& out)
-      : ev_(ev), st_(st), out_(out), time_(ev.header.time_us),
+  Apply(const EventView& ev, StateTxn& st, Emitter& out, const PulseRules& rules)
+      : ev_(ev), st_(st), out_(out), rules_(rules), time_(ev.header.time_us),
         partition_(ev.pos.partition.value()) {}
 
   Status run() {
@@ -382,7 +388,7 @@ class Apply {
 
   // ---- Tenants, budget, admission ----------------------------------------------------
 
-  PlanLimits limits(const Tn& tn) const { return plan_limits(tn.rec.plan, tn.rec.token_budget); }
+  PlanLimits limits(const Tn& tn) const { return rules_.limits(tn.rec.plan, tn.rec.token_budget); }
 
   bool exhausted(const Tn& tn) const {
     const int64_t budget = limits(tn).token_budget;
@@ -888,6 +894,7 @@ class Apply {
   const EventView& ev_;
   StateTxn& st_;
   Emitter& out_;
+  const PulseRules& rules_;
   const int64_t time_;
   const int32_t partition_;
   // Facts: the state each session had when this apply first saw it, then as last noted;
@@ -903,7 +910,7 @@ class Apply {
 }  // namespace
 
 Status PulseProcessor::apply(const EventView& ev, StateTxn& state, Emitter& out) {
-  return Apply(ev, state, out).run();
+  return Apply(ev, state, out, rules_).run();
 }
 
 }  // namespace agentos::pulse

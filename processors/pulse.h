@@ -49,13 +49,27 @@ struct PlanLimits {
   int64_t token_budget = 0;
 };
 // `plan` is the schema's Plan value (0 free, 1 pro, 2 enterprise; others -> free);
-// `token_budget` > 0 replaces the plan's budget.
+// `token_budget` > 0 replaces the plan's budget. The seed's limits (PULSE.md, Plans).
 PlanLimits plan_limits(uint8_t plan, int64_t token_budget = 0);
+
+// The rules Pulse decides by. Production uses the seed's (the default); a change here is a
+// change of Pulse's rules — the decisions already in the log (its facts) stay what they
+// were, which is what tests/projections/audit_test.cc pins.
+struct PulseRules {
+  PlanLimits free = plan_limits(0), pro = plan_limits(1), enterprise = plan_limits(2);
+  // The limits of `plan` (the schema's Plan value; others -> free), `token_budget` > 0
+  // replacing the plan's budget.
+  PlanLimits limits(uint8_t plan, int64_t token_budget) const;
+};
 
 class PulseProcessor final : public Processor {
  public:
+  explicit PulseProcessor(PulseRules rules = {}) : rules_(rules) {}
   std::string_view name() const override { return "pulse"; }
   Status apply(const EventView& ev, StateTxn& state, Emitter& out) override;
+
+ private:
+  PulseRules rules_;
 };
 
 // ---- Reads ---------------------------------------------------------------------------
