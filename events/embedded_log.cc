@@ -26,6 +26,7 @@
 #include <mutex>
 #include <thread>
 
+#include "events/key_codec.h"
 #include "events/log.h"
 
 namespace agentos {
@@ -33,17 +34,9 @@ namespace {
 
 constexpr char kMetaPartitions[] = "meta/partitions";
 
-void put_be32(std::string& s, uint32_t v) {
-  for (int i = 3; i >= 0; --i) s.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
-}
-void put_be64(std::string& s, uint64_t v) {
-  for (int i = 7; i >= 0; --i) s.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
-}
-uint64_t get_be(const char* p, int n) {
-  uint64_t v = 0;
-  for (int i = 0; i < n; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
+using keys::get_be;
+using keys::put_be32;
+using keys::put_be64;
 
 std::string record_key(Partition p, Offset o) {
   std::string k;
@@ -157,7 +150,7 @@ class EmbeddedLog final : public Log {
     for (it->Seek(start); it->Valid() && keys.size() < o.max_records; it->Next()) {
       rocksdb::Slice k = it->key();
       if (!k.starts_with(prefix)) break;
-      keys.push_back(record_key(p, Offset(static_cast<int64_t>(get_be(k.data() + prefix.size(), 8)))));
+      keys.push_back(record_key(p, Offset(static_cast<int64_t>(get_be(k.ToStringView(), prefix.size(), 8)))));
     }
     if (!it->status().ok()) return Status(Code::kInternal, it->status().ToString());
     std::vector<StoredRecord> out;
@@ -206,8 +199,8 @@ class EmbeddedLog final : public Log {
     if (key.size() != 12 || value.size() < 1 || value.size() < 1u + static_cast<uint8_t>(value[0]))
       return Status(Code::kCorruption, "malformed stored record");
     StoredRecord r;
-    r.pos = {Partition(static_cast<int32_t>(get_be(key.data(), 4))),
-             Offset(static_cast<int64_t>(get_be(key.data() + 4, 8)))};
+    r.pos = {Partition(static_cast<int32_t>(get_be(key.ToStringView(), 0, 4))),
+             Offset(static_cast<int64_t>(get_be(key.ToStringView(), 4, 8)))};
     const size_t tlen = static_cast<uint8_t>(value[0]);
     r.tenant = TenantId(std::string(value.data() + 1, tlen));
     r.value.assign(value.data() + 1 + tlen, value.size() - 1 - tlen);
@@ -360,8 +353,8 @@ Result<std::unique_ptr<Log>> open_embedded_log(const EmbeddedLogOptions& opts) {
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cfs[1]));
   for (int32_t p = 0; p < opts.partitions; ++p) {
     it->SeekForPrev(record_key(Partition(p), Offset(INT64_MAX)));
-    if (it->Valid() && it->key().size() == 12 && get_be(it->key().data(), 4) == static_cast<uint64_t>(p)) {
-      ends[p] = Offset(static_cast<int64_t>(get_be(it->key().data() + 4, 8)) + 1);
+    if (it->Valid() && it->key().size() == 12 && get_be(it->key().ToStringView(), 0, 4) == static_cast<uint64_t>(p)) {
+      ends[p] = Offset(static_cast<int64_t>(get_be(it->key().ToStringView(), 4, 8)) + 1);
     }
   }
   if (!it->status().ok()) return fail(Status(Code::kCorruption, it->status().ToString()));

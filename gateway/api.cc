@@ -234,8 +234,8 @@ Result<Api::Principal> Api::authorize_tenant(const HttpRequest& req, const Tenan
   // The same answer whether B exists or not: a key of A learns nothing about B.
   if (p->operator_ || p->tenant != t)
     return Status(Code::kPermissionDenied, "this key is not valid for tenant " + t.str());
-  if (p->role != Role::kAdmin && std::find(roles.begin(), roles.end(), p->role) == roles.end())
-    return Status(Code::kPermissionDenied, std::string("role ") + role_name(p->role) + " may not do this");
+  if (p->role != Role::admin && std::find(roles.begin(), roles.end(), p->role) == roles.end())
+    return Status(Code::kPermissionDenied, std::string("role ") + std::string(role_name(p->role)) + " may not do this");
   return p;
 }
 
@@ -250,7 +250,7 @@ Result<StreamRequest> Api::authorize_stream(const HttpRequest& req) {
   if (s.size() != 5 || !TenantId::is_valid(s[2])) return Status(Code::kNotFound, "no such route");
   StreamRequest sr;
   sr.tenant = TenantId(std::string(s[2]));
-  auto p = authorize_tenant(req, sr.tenant, {Role::kReader, Role::kCompliance});
+  auto p = authorize_tenant(req, sr.tenant, {Role::reader, Role::compliance});
   if (!p.ok()) return std::move(p).take_status();
   // Resume point: Last-Event-ID is the offset of the last event seen; ?from= the first wanted.
   std::string_view last = req.header("last-event-id");
@@ -387,7 +387,7 @@ void Api::remember(std::vector<Recent> items) {
 }
 
 void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Reply reply) {
-  auto principal = authorize_tenant(req, t, {Role::kProducer});
+  auto principal = authorize_tenant(req, t, {Role::producer});
   if (!principal.ok()) return reply(problem_response(principal.status(), req.path));
   auto tenant = tenant_info(t);
   if (!tenant) return reply(problem_response(Status(Code::kNotFound, "tenant not found"), req.path));
@@ -436,7 +436,7 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
   if (wait == RateLimiter::kNever) {
     return reply(problem_response(
         Status(Code::kTooLarge, "a batch of " + std::to_string(events.size()) + " events exceeds the burst of plan " +
-                                    plan_name(tenant->plan) + " (" +
+                                    std::string(plan_name(tenant->plan)) + " (" +
                                     std::to_string(static_cast<long>(limiter_.limit(tenant->plan).burst)) +
                                     " events); send smaller batches"),
         req.path));
@@ -444,7 +444,7 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
   if (wait > 0) {
     metrics_.rate_limited();
     return reply(problem_response(
-        Status(Code::kResourceExhausted, std::string("rate limit of plan ") + plan_name(tenant->plan) + " exceeded").with_retry_after(wait),
+        Status(Code::kResourceExhausted, std::string("rate limit of plan ") + std::string(plan_name(tenant->plan)) + " exceeded").with_retry_after(wait),
         req.path));
   }
 

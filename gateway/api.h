@@ -122,7 +122,7 @@ class Api {
   struct Principal {
     bool operator_ = false;
     TenantId tenant;
-    Role role = Role::kProducer;
+    Role role = Role::producer;
   };
   Result<Principal> authenticate(const HttpRequest& req) const;
   Result<Principal> authorize_tenant(const HttpRequest& req, const TenantId& t,

@@ -95,9 +95,9 @@ void Api::create_tenant(const HttpRequest& req, Reply reply) {
   tdata += "}";
   auto r = append_system(t, {system_event("tenant.created", "tenant.created/" + t.str(), t, tdata),
                              system_event("apikey.created", "apikey.created/" + key.key_id, t,
-                                          key_created_data(key, Role::kAdmin))});
+                                          key_created_data(key, Role::admin))});
   if (!r.ok()) return reply(problem_response(r.status(), req.path));
-  std::string out = key_response(key, Role::kAdmin, t);
+  std::string out = key_response(key, Role::admin, t);
   out += ",\"slug\":";
   append_json_string(out, t.str());
   out += ",\"plan\":";
@@ -118,11 +118,11 @@ void Api::change_plan(const HttpRequest& req, const TenantId& t, Reply reply) {
   auto info = index_.tenant(t);
   if (!info) return reply(problem_response(Status(Code::kNotFound, "tenant not found"), req.path));
   std::string data = "{\"plan\":\"" + std::string(plan_name(*plan)) + "\",\"previousPlan\":\"" +
-                     plan_name(info->plan) + "\"}";
+                     std::string(plan_name(info->plan)) + "\"}";
   auto r = append_system(t, {system_event("tenant.plan_changed", "tenant.plan_changed/" + random_token(), t, data)});
   if (!r.ok()) return reply(problem_response(r.status(), req.path));
   reply(HttpResponse{200, "application/json",
-                     "{\"tenant_id\":\"" + t.str() + "\",\"plan\":\"" + plan_name(*plan) + "\"}", {}});
+                     "{\"tenant_id\":\"" + t.str() + "\",\"plan\":\"" + std::string(plan_name(*plan)) + "\"}", {}});
 }
 
 void Api::create_key(const HttpRequest& req, const TenantId& t, Reply reply) {
@@ -163,7 +163,7 @@ void Api::revoke_key(const HttpRequest& req, const TenantId& t, const std::strin
 }
 
 void Api::get_events(const HttpRequest& req, const TenantId& t, Reply reply) {
-  auto p = authorize_tenant(req, t, {Role::kReader, Role::kCompliance});
+  auto p = authorize_tenant(req, t, {Role::reader, Role::compliance});
   if (!p.ok()) return reply(problem_response(p.status(), req.path));
   auto parse = [](const std::optional<std::string>& v, int64_t dflt, int64_t* out) {
     if (!v) return *out = dflt, true;

@@ -205,7 +205,7 @@ void Api::serve_read(const std::string& path, const TenantId& t, std::optional<O
 }
 
 void Api::get_reads(HttpRequest req, const TenantId& t, std::vector<std::string> rest, Reply reply) {
-  auto p = authorize_tenant(req, t, {Role::kProducer, Role::kReader, Role::kCompliance});
+  auto p = authorize_tenant(req, t, {Role::producer, Role::reader, Role::compliance});
   if (!p.ok()) return reply(problem_response(p.status(), req.path));
   const bool cost = rest.size() == 3 && rest[2] == "cost";
   const bool models_only = (rest[0] == "sessions" && rest.size() == 1) ||

@@ -1,8 +1,5 @@
 #include "gateway/index.h"
 
-#include <rocksdb/db.h>
-#include <rocksdb/write_batch.h>
-
 #include <atomic>
 #include <map>
 #include <condition_variable>
@@ -10,6 +7,8 @@
 #include <thread>
 
 #include "events/codec.h"
+#include "events/key_codec.h"
+#include "events/kv_store.h"
 #include "events/logging.h"
 #include "schemas/agentos_generated.h"
 
@@ -24,21 +23,9 @@ namespace fb = agentos::fb;
 //   "k" key_id                          -> u8(role) u8(revoked) tenant-len tenant hash
 //   "e" tenant \0 be32(len) source id    -> be32(partition) be64(offset)
 //   "v"                                 -> kFormat (a different value: wipe and refold)
-std::string be32(uint32_t v) {
-  std::string s(4, '\0');
-  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>((v >> (24 - 8 * i)) & 0xff);
-  return s;
-}
-std::string be64(uint64_t v) {
-  std::string s(8, '\0');
-  for (int i = 0; i < 8; ++i) s[i] = static_cast<char>((v >> (56 - 8 * i)) & 0xff);
-  return s;
-}
-uint64_t get_be(std::string_view s, size_t at, int n) {
-  uint64_t v = 0;
-  for (int i = 0; i < n; ++i) v = (v << 8) | static_cast<uint8_t>(s[at + i]);
-  return v;
-}
+using keys::be32;
+using keys::be64;
+using keys::get_be;
 // Length-prefixed, so that no two (source, id) pairs share a key even when they contain
 // NUL bytes (JSON strings may). Tenant ids are [a-z0-9-], so a NUL terminates them safely.
 // A key of one key space: its one-letter prefix, then `rest`. (Built with +=, not
@@ -59,25 +46,18 @@ std::string event_key(std::string_view tenant, std::string_view source, std::str
   return k;
 }
 
-class RocksIndex final : public LocalIndex {
+class StoreIndex final : public LocalIndex {
  public:
-  RocksIndex(rocksdb::DB* db, Log& log)
-      : db_(db), log_(log), applied_(log.partition_count(), Offset(0)),
+  StoreIndex(std::unique_ptr<KvStore> db, Log& log)
+      : db_(std::move(db)), log_(log), applied_(log.partition_count(), Offset(0)),
         wake_(std::make_shared<Wake>(log.partition_count())) {}
-  ~RocksIndex() override {
-    stop();
-    delete db_;
-  }
+  ~StoreIndex() override { stop(); }
 
   Status load_watermarks() {
     for (int32_t p = 0; p < log_.partition_count(); ++p) {
-      std::string v;
-      auto s = db_->Get(rocksdb::ReadOptions(), watermark_key(p), &v);
-      if (s.ok() && v.size() == 8) {
-        applied_[p] = Offset(static_cast<int64_t>(get_be(v, 0, 8)));
-      } else if (!s.IsNotFound() && !s.ok()) {
-        return Status(Code::kInternal, "index: " + s.ToString());
-      }
+      auto v = db_->get(watermark_key(p));
+      if (!v.ok()) return v.status();
+      if (*v && (*v)->size() == 8) applied_[p] = Offset(static_cast<int64_t>(get_be(**v, 0, 8)));
     }
     return Status::ok();
   }
@@ -119,13 +99,13 @@ class RocksIndex final : public LocalIndex {
 
   std::optional<TenantInfo> tenant(const TenantId& t) const override {
     std::string v;
-    if (!db_->Get(rocksdb::ReadOptions(), prefixed('t', t.str()), &v).ok() || v.empty()) return std::nullopt;
+    if (!lookup(prefixed('t', t.str()), &v) || v.empty()) return std::nullopt;
     return TenantInfo{v.substr(1), static_cast<Plan>(v[0])};
   }
 
   std::optional<KeyInfo> key(const std::string& key_id) const override {
     std::string v;
-    if (!db_->Get(rocksdb::ReadOptions(), prefixed('k', key_id), &v).ok() || v.size() < 3) return std::nullopt;
+    if (!lookup(prefixed('k', key_id), &v) || v.size() < 3) return std::nullopt;
     const size_t tlen = static_cast<uint8_t>(v[2]);
     if (v.size() < 3 + tlen) return std::nullopt;
     KeyInfo k;
@@ -139,7 +119,7 @@ class RocksIndex final : public LocalIndex {
   std::optional<Position> find_event(const TenantId& t, std::string_view source,
                                      std::string_view id) const override {
     std::string v;
-    if (!db_->Get(rocksdb::ReadOptions(), event_key(t.str(), source, id), &v).ok() || v.size() != 12)
+    if (!lookup(event_key(t.str(), source, id), &v) || v.size() != 12)
       return std::nullopt;
     return Position{Partition(static_cast<int32_t>(get_be(v, 0, 4))),
                     Offset(static_cast<int64_t>(get_be(v, 4, 8)))};
@@ -204,15 +184,14 @@ class RocksIndex final : public LocalIndex {
     auto recs = log_.read(p, from);
     if (!recs.ok()) return std::move(recs).take_status();
     if (recs->empty()) return size_t{0};
-    rocksdb::WriteBatch wb;
+    KvBatch wb;
     overlay_.clear();
     auth_changed_ = false;
     for (const auto& r : *recs) apply(r, wb);
     const Offset next = recs->back().pos.offset.next();
-    wb.Put(watermark_key(p.value()), be64(next.value()));
+    wb.put(watermark_key(p.value()), be64(static_cast<uint64_t>(next.value())));
     // Not synced: the index is derived, and a lost tail is re-folded from the watermark.
-    auto s = db_->Write(rocksdb::WriteOptions(), &wb);
-    if (!s.ok()) return Status(Code::kInternal, "index write: " + s.ToString());
+    if (Status s = db_->write(wb); !s.is_ok()) return s;
     if (auth_changed_) auth_generation_.fetch_add(1, std::memory_order_release);
     {
       std::lock_guard lk(mu_);
@@ -222,12 +201,12 @@ class RocksIndex final : public LocalIndex {
     return recs->size();
   }
 
-  void apply(const StoredRecord& r, rocksdb::WriteBatch& wb) {
+  void apply(const StoredRecord& r, KvBatch& wb) {
     if (!verify_event(r.value).is_ok()) return;  // corrupt records are the auditor's business
     const auto* ev = fb::GetEvent(r.value.data());
     const std::string tenant = ev->tenantid()->str();
-    wb.Put(event_key(tenant, ev->source()->string_view(), ev->id()->string_view()),
-           be32(r.pos.partition.value()) + be64(r.pos.offset.value()));
+    wb.put(event_key(tenant, ev->source()->string_view(), ev->id()->string_view()),
+           be32(static_cast<uint32_t>(r.pos.partition.value())) + be64(static_cast<uint64_t>(r.pos.offset.value())));
     switch (ev->payload_type()) {
       case fb::Payload::TenantCreated:
       case fb::Payload::TenantPlanChanged:
@@ -280,20 +259,28 @@ class RocksIndex final : public LocalIndex {
     }
   }
 
+  // The stored value of `k`; false when absent or unreadable (a lookup that fails is a
+  // miss: the caller answers as if the key were unknown).
+  bool lookup(const std::string& k, std::string* v) const {
+    auto r = db_->get(k);
+    if (!r.ok() || !*r) return false;
+    *v = std::move(**r);
+    return true;
+  }
   // Reads see writes of the batch being built (a tenant created and changed in one fold).
   bool get(const std::string& k, std::string* v) {
     if (auto it = overlay_.find(k); it != overlay_.end()) {
       *v = it->second;
       return true;
     }
-    return db_->Get(rocksdb::ReadOptions(), k, v).ok();
+    return lookup(k, v);
   }
-  void put(rocksdb::WriteBatch& wb, const std::string& k, const std::string& v) {
+  void put(KvBatch& wb, const std::string& k, const std::string& v) {
     overlay_[k] = v;
-    wb.Put(k, v);
+    wb.put(k, v);
   }
 
-  rocksdb::DB* db_;
+  std::unique_ptr<KvStore> db_;
   Log& log_;
   std::map<std::string, std::string> overlay_;  // follower thread only
   bool auth_changed_ = false;                    // follower thread only
@@ -319,65 +306,25 @@ Result<std::unique_ptr<LocalIndex>> LocalIndex::open(const std::string& dir, Log
   // Bump when the stored layout changes: an index of another format is derived data, so
   // it is wiped and refolded from the log rather than migrated.
   constexpr char kFormat[] = "2";
-  rocksdb::Options o;
-  o.create_if_missing = true;
-  rocksdb::DB* db = nullptr;
-  auto s = rocksdb::DB::Open(o, dir, &db);
-  if (!s.ok()) return Status(Code::kUnavailable, "open index " + dir + ": " + s.ToString());
-  std::string format;
-  s = db->Get(rocksdb::ReadOptions(), "v", &format);
-  if (!s.ok() || format != kFormat) {
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
-    it->SeekToFirst();
-    const bool empty = !it->Valid();
-    it.reset();
-    if (!empty) {
-      delete db;
-      db = nullptr;
-      s = rocksdb::DestroyDB(dir, o);
-      if (s.ok()) s = rocksdb::DB::Open(o, dir, &db);
-      if (!s.ok()) return Status(Code::kUnavailable, "rebuild index " + dir + ": " + s.ToString());
+  auto db = open_kv_store(dir);
+  if (!db.ok()) return db.status();
+  auto format = (*db)->get("v");
+  if (!format.ok() || !*format || **format != kFormat) {
+    auto empty = (*db)->empty();
+    if (!empty.ok()) return empty.status();
+    if (!*empty) {
+      db->reset();
+      if (Status s = destroy_kv_store(dir); !s.is_ok()) return s;
+      db = open_kv_store(dir);
+      if (!db.ok()) return db.status();
     }
-    s = db->Put(rocksdb::WriteOptions(), "v", kFormat);
-    if (!s.ok()) {
-      delete db;
-      return Status(Code::kUnavailable, "index " + dir + ": " + s.ToString());
-    }
+    KvBatch b;
+    b.put("v", kFormat);
+    if (Status s = (*db)->write(b); !s.is_ok()) return s;
   }
-  auto idx = std::make_unique<RocksIndex>(db, log);
+  auto idx = std::make_unique<StoreIndex>(std::move(*db), log);
   if (auto st = idx->load_watermarks(); !st.is_ok()) return st;
   return std::unique_ptr<LocalIndex>(std::move(idx));
-}
-
-std::optional<Plan> plan_from_name(std::string_view s) {
-  if (s == "free") return Plan::kFree;
-  if (s == "pro") return Plan::kPro;
-  if (s == "enterprise") return Plan::kEnterprise;
-  return std::nullopt;
-}
-std::optional<Role> role_from_name(std::string_view s) {
-  if (s == "producer") return Role::kProducer;
-  if (s == "reader") return Role::kReader;
-  if (s == "compliance") return Role::kCompliance;
-  if (s == "admin") return Role::kAdmin;
-  return std::nullopt;
-}
-const char* plan_name(Plan p) {
-  switch (p) {
-    case Plan::kFree: return "free";
-    case Plan::kPro: return "pro";
-    case Plan::kEnterprise: return "enterprise";
-  }
-  return "free";
-}
-const char* role_name(Role r) {
-  switch (r) {
-    case Role::kProducer: return "producer";
-    case Role::kReader: return "reader";
-    case Role::kCompliance: return "compliance";
-    case Role::kAdmin: return "admin";
-  }
-  return "producer";
 }
 
 }  // namespace agentos::gateway

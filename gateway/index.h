@@ -20,26 +20,27 @@
 
 #include "events/log.h"
 #include "events/status.h"
+#include "events/tenancy.h"
 #include "events/types.h"
 
 namespace agentos::gateway {
 
-enum class Plan : uint8_t { kFree = 0, kPro = 1, kEnterprise = 2 };
-enum class Role : uint8_t { kProducer = 0, kReader = 1, kCompliance = 2, kAdmin = 3 };
-
-std::optional<Plan> plan_from_name(std::string_view s);
-std::optional<Role> role_from_name(std::string_view s);
-const char* plan_name(Plan p);
-const char* role_name(Role r);
+// Plans and roles are the schema's enums (events/tenancy.h).
+using ::agentos::Plan;
+using ::agentos::plan_from_name;
+using ::agentos::plan_name;
+using ::agentos::Role;
+using ::agentos::role_from_name;
+using ::agentos::role_name;
 
 struct TenantInfo {
   std::string slug;
-  Plan plan = Plan::kFree;
+  Plan plan = Plan::free;
 };
 
 struct KeyInfo {
   TenantId tenant;
-  Role role = Role::kProducer;
+  Role role = Role::producer;
   std::string hash_hex;  // SHA-256 of the whole API key, lower-case hex
   bool revoked = false;
 };

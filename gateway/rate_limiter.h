@@ -23,7 +23,7 @@ struct RateLimits {
   RateLimit pro{2000, 4000};
   RateLimit enterprise{50000, 100000};
   const RateLimit& for_plan(Plan p) const {
-    return p == Plan::kFree ? free : p == Plan::kPro ? pro : enterprise;
+    return p == Plan::free ? free : p == Plan::pro ? pro : enterprise;
   }
 };
 

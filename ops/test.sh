@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ops/install-deps.sh
+bash ops/check-deps.sh   # layering rules a build cannot see (exit 1 names each breach)
 start=$(date +%s)
 bash ops/build.sh
 echo "build: $(( $(date +%s) - start ))s"

@@ -30,6 +30,7 @@
 
 #include "events/codec.h"
 #include "events/json_writer.h"
+#include "events/key_codec.h"
 #include "events/pricing.h"
 #include "events/status.h"
 #include "processors/pulse.h"
@@ -40,17 +41,10 @@ struct SessionConfig;
 
 namespace agentos::pulse::internal {
 
-inline void put_be32(std::string& s, uint32_t v) {
-  for (int i = 3; i >= 0; --i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-inline void put_be64(std::string& s, uint64_t v) {
-  for (int i = 7; i >= 0; --i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-inline uint64_t get_be(std::string_view s, size_t at, size_t n) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < n; ++i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
-  return v;
-}
+using ::agentos::keys::get_be;
+using ::agentos::keys::prefix_end;
+using ::agentos::keys::put_be32;
+using ::agentos::keys::put_be64;
 
 // tag + tenant + NUL: the prefix of every key of one tenant and tag.
 inline std::string tenant_prefix(char tag, std::string_view tenant) {
@@ -99,12 +93,6 @@ inline std::string timer_key(int32_t partition, int64_t fire_us, std::string_vie
   k.push_back('\0');
   k.append(session);
   return k;
-}
-// The smallest key greater than every key starting with `prefix`.
-inline std::string prefix_end(std::string prefix) {
-  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
-  if (!prefix.empty()) prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
-  return prefix;
 }
 
 // ---- Values: a versioned sequence of zigzag varints, strings and doubles. ----------

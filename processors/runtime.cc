@@ -6,6 +6,7 @@
 //   'm' be32 partition                          -> be64 relay marker M_p (see runtime.h)
 #include "processors/runtime.h"
 
+#include "events/key_codec.h"
 #include "events/logging.h"
 #include "events/partitioner.h"
 #include "processors/metrics.h"
@@ -32,17 +33,9 @@ constexpr char kOutboxTag = 'x';
 constexpr char kMarkerTag = 'm';
 constexpr size_t kMaxProcessorNameBytes = 64;
 
-void put_be32(std::string& s, uint32_t v) {
-  for (int i = 3; i >= 0; --i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-void put_be64(std::string& s, uint64_t v) {
-  for (int i = 7; i >= 0; --i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint64_t get_be(std::string_view s, size_t at, size_t n) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < n; ++i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
-  return v;
-}
+using keys::get_be;
+using keys::put_be32;
+using keys::put_be64;
 
 std::string partition_key(char tag, Partition p) {
   std::string k(1, tag);
@@ -55,11 +48,7 @@ std::string outbox_key(Position src, uint32_t index) {
   put_be32(k, index);
   return k;
 }
-std::string be64_value(int64_t v) {
-  std::string s;
-  put_be64(s, static_cast<uint64_t>(v));
-  return s;
-}
+std::string be64_value(int64_t v) { return keys::be64(static_cast<uint64_t>(v)); }
 
 Status from_rocks(const rocksdb::Status& s, const char* what) {
   if (s.ok()) return Status::ok();

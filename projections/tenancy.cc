@@ -1,6 +1,7 @@
 // Tenancy (agentos_rm.tenants, agentos_rm.api_keys): the engine-authored tenant.* and
 // apikey.* events are themselves the facts (the admin API decides, then appends). Key
 // metadata only: the key hash is a credential and never leaves the log.
+#include "events/tenancy.h"
 #include "projections/projection.h"
 #include "schemas/agentos_generated.h"
 
@@ -31,13 +32,6 @@ std::string_view sv(const flatbuffers::String* s) {
   return s ? std::string_view(s->data(), s->size()) : std::string_view();
 }
 
-// The schema's plan name; a value the schema does not know is the default plan, as
-// everywhere in the engine.
-std::string_view plan_name(fb::Plan p) {
-  const char* n = fb::EnumNamePlan(p);
-  return n && *n ? n : fb::EnumNamePlan(fb::Plan::free);
-}
-
 class Tenancy final : public Projection {
  public:
   std::string_view name() const override { return "tenancy"; }
@@ -61,8 +55,7 @@ class Tenancy final : public Projection {
       }
       case fb::Payload::ApiKeyCreated: {
         const auto* p = r.event->payload_as_ApiKeyCreated();
-        const char* role = fb::EnumNameRole(p->role());
-        out.add(kApiKeys, RowBuilder().text(h.tenant).text(sv(p->key_id())).text(role ? role : "")
+        out.add(kApiKeys, RowBuilder().text(h.tenant).text(sv(p->key_id())).text(role_name(p->role()))
                               .time_us(t).null().done());
         break;
       }

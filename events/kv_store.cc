@@ -1,0 +1,63 @@
+#include "events/kv_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+namespace agentos {
+namespace {
+
+class RocksKvStore final : public KvStore {
+ public:
+  explicit RocksKvStore(rocksdb::DB* db) : db_(db) {}
+  ~RocksKvStore() override { delete db_; }
+
+  Result<std::optional<std::string>> get(std::string_view key) const override {
+    std::string v;
+    auto s = db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &v);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return Status(Code::kInternal, "kv store: " + s.ToString());
+    return std::optional<std::string>(std::move(v));
+  }
+
+  Status write(const KvBatch& batch, bool sync) override {
+    rocksdb::WriteBatch wb;
+    for (const auto& [k, v] : batch.ops()) {
+      if (v) wb.Put(k, *v);
+      else wb.Delete(k);
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = sync;
+    auto s = db_->Write(wo, &wb);
+    if (!s.ok()) return Status(Code::kInternal, "kv store write: " + s.ToString());
+    return Status::ok();
+  }
+
+  Result<bool> empty() const override {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    it->SeekToFirst();
+    if (!it->status().ok()) return Status(Code::kInternal, "kv store: " + it->status().ToString());
+    return !it->Valid();
+  }
+
+ private:
+  rocksdb::DB* db_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<KvStore>> open_kv_store(const std::string& dir) {
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  rocksdb::DB* db = nullptr;
+  auto s = rocksdb::DB::Open(o, dir, &db);
+  if (!s.ok()) return Status(Code::kUnavailable, "open " + dir + ": " + s.ToString());
+  return std::unique_ptr<KvStore>(std::make_unique<RocksKvStore>(db));
+}
+
+Status destroy_kv_store(const std::string& dir) {
+  auto s = rocksdb::DestroyDB(dir, rocksdb::Options());
+  if (!s.ok()) return Status(Code::kUnavailable, "destroy " + dir + ": " + s.ToString());
+  return Status::ok();
+}
+
+}  // namespace agentos

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The layering rules a build cannot see, checked on the sources (ops/test.sh runs it
+# before building; exit 1 names every breach):
+#   * projections/ folds the facts in the log: it never includes processors/ headers;
+#   * gateway/ depends on narrow interfaces: no RocksDB, libpq or librdkafka header;
+#   * events/ is the bottom layer: it includes nothing of processors/, projections/,
+#     gateway/ or replay/.
+# Usage: bash ops/check-deps.sh [ROOT]   (default: the repository this script is in)
+set -euo pipefail
+root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
+cd "$root"
+fail=0
+breach() {  # <rule> <grep -E pattern> <folder>
+  local hits
+  hits=$(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]*[<\"]($2)" "$3" --include='*.h' --include='*.cc' || true)
+  if [ -n "$hits" ]; then
+    echo "check-deps: $1:"
+    echo "$hits" | sed 's/^/  /'
+    fail=1
+  fi
+}
+breach "projections/ includes a processors/ header (it folds facts, it never runs a processor)" \
+  'processors/' projections
+breach "gateway/ includes a storage or broker header (it depends on narrow interfaces)" \
+  'rocksdb/|libpq-fe|libpq/|librdkafka/|pqxx' gateway
+breach "events/ includes a header of a layer above it" \
+  'processors/|projections/|gateway/|replay/' events
+if [ "$fail" -ne 0 ]; then exit 1; fi
+echo "check-deps: layering rules hold"
