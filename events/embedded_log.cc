@@ -1,7 +1,10 @@
 // The embedded log backend: RocksDB underneath, group commit on top.
 //
 // Layout (column families):
-//   "records": key = be32(partition) be64(offset)  value = u8(len) tenant event-bytes
+//   "records": key = be32(partition) be64(offset)
+//              value = 0x81 be64(append_us) u8(len) tenant event-bytes
+//              (format 1, before append times: u8(len) tenant event-bytes; len <= 64, so
+//              the first byte tells them apart)
 //   "tenants": key = be32(partition) u8(len) tenant be64(offset)  value = ""
 //   "default": "meta/partitions" = decimal partition count, fixed at creation.
 //
@@ -19,6 +22,7 @@
 #include <rocksdb/slice.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -26,6 +30,7 @@
 #include <mutex>
 #include <thread>
 
+#include "events/codec.h"
 #include "events/key_codec.h"
 #include "events/log.h"
 
@@ -33,6 +38,8 @@ namespace agentos {
 namespace {
 
 constexpr char kMetaPartitions[] = "meta/partitions";
+// The first byte of a record value that carries its append time (see the layout above).
+constexpr uint8_t kStampedFormat = 0x81;
 
 using keys::get_be;
 using keys::put_be32;
@@ -64,8 +71,9 @@ struct Pending {
 class EmbeddedLog final : public Log {
  public:
   EmbeddedLog(EmbeddedLogOptions opts, rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> cfs,
-              std::vector<Offset> ends)
-      : opts_(std::move(opts)), db_(db), cfs_(std::move(cfs)), ends_(std::move(ends)) {
+              std::vector<Offset> ends, std::vector<int64_t> last_us)
+      : opts_(std::move(opts)), clock_(opts_.clock ? *opts_.clock : system_clock()), db_(db),
+        cfs_(std::move(cfs)), ends_(std::move(ends)), last_us_(std::move(last_us)) {
     committer_ = std::thread([this] { commit_loop(); });
   }
 
@@ -196,14 +204,21 @@ class EmbeddedLog final : public Log {
   }
 
   static Result<StoredRecord> decode(rocksdb::Slice key, rocksdb::Slice value) {
-    if (key.size() != 12 || value.size() < 1 || value.size() < 1u + static_cast<uint8_t>(value[0]))
-      return Status(Code::kCorruption, "malformed stored record");
+    if (key.size() != 12) return Status(Code::kCorruption, "malformed stored record key");
     StoredRecord r;
     r.pos = {Partition(static_cast<int32_t>(get_be(key.ToStringView(), 0, 4))),
              Offset(static_cast<int64_t>(get_be(key.ToStringView(), 4, 8)))};
-    const size_t tlen = static_cast<uint8_t>(value[0]);
-    r.tenant = TenantId(std::string(value.data() + 1, tlen));
-    r.value.assign(value.data() + 1 + tlen, value.size() - 1 - tlen);
+    std::string_view v = value.ToStringView();
+    if (!v.empty() && static_cast<uint8_t>(v[0]) == kStampedFormat) {
+      if (v.size() < 9) return Status(Code::kCorruption, "malformed stored record");
+      r.append_us = static_cast<int64_t>(get_be(v, 1, 8));
+      v.remove_prefix(9);
+    }
+    if (v.empty() || v.size() < 1u + static_cast<uint8_t>(v[0]))
+      return Status(Code::kCorruption, "malformed stored record");
+    const size_t tlen = static_cast<uint8_t>(v[0]);
+    r.tenant = TenantId(std::string(v.substr(1, tlen)));
+    r.value.assign(v.substr(1 + tlen));
     return r;
   }
 
@@ -231,10 +246,13 @@ class EmbeddedLog final : public Log {
     // Offsets are assigned from a private copy and published only after the write is
     // durable, so readers never see an offset that could vanish in a crash.
     std::vector<Offset> next;
+    std::vector<int64_t> last_us;
     {
       std::lock_guard lk(mu_);
       next = ends_;
+      last_us = last_us_;
     }
+    const int64_t now_us = clock_.now_us();  // one reading per group
     rocksdb::WriteBatch wb;
     std::vector<AppendResult> results(group.size());
     size_t bytes = 0;
@@ -246,8 +264,12 @@ class EmbeddedLog final : public Log {
       for (const auto& v : b.values) {
         Offset o = next[p.value()];
         next[p.value()] = o.next();
+        int64_t& last = last_us[static_cast<size_t>(p.value())];
+        last = std::max(last, opts_.stamp_event_time ? read_header(v).time_us : now_us);
         std::string val;
-        val.reserve(1 + b.tenant.str().size() + v.size());
+        val.reserve(10 + b.tenant.str().size() + v.size());
+        val.push_back(static_cast<char>(kStampedFormat));
+        put_be64(val, static_cast<uint64_t>(last));
         val.push_back(static_cast<char>(b.tenant.str().size()));
         val += b.tenant.str();
         val += v;
@@ -271,6 +293,7 @@ class EmbeddedLog final : public Log {
           if (next[p] != ends_[p]) advanced.emplace_back(Partition(p), next[p]);
         }
         ends_ = next;
+        last_us_ = last_us;
       }
     }
     if (s.ok()) {
@@ -289,6 +312,7 @@ class EmbeddedLog final : public Log {
   }
 
   const EmbeddedLogOptions opts_;
+  const Clock& clock_;
   rocksdb::DB* db_;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
 
@@ -298,6 +322,7 @@ class EmbeddedLog final : public Log {
   std::deque<Pending> queue_;
   size_t pending_bytes_ = 0;
   std::vector<Offset> ends_;
+  std::vector<int64_t> last_us_;  // append time of each partition's last record
   bool stopping_ = false;
 
   std::mutex listeners_mu_;
@@ -348,18 +373,22 @@ Result<std::unique_ptr<Log>> open_embedded_log(const EmbeddedLogOptions& opts) {
                                                    " partitions, not " + std::to_string(opts.partitions)));
   }
 
-  // Recover each partition's end offset from its last key.
+  // Recover each partition's end offset and last append time from its last record.
   std::vector<Offset> ends(opts.partitions, Offset(0));
+  std::vector<int64_t> last_us(static_cast<size_t>(opts.partitions), 0);
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cfs[1]));
   for (int32_t p = 0; p < opts.partitions; ++p) {
     it->SeekForPrev(record_key(Partition(p), Offset(INT64_MAX)));
     if (it->Valid() && it->key().size() == 12 && get_be(it->key().ToStringView(), 0, 4) == static_cast<uint64_t>(p)) {
       ends[p] = Offset(static_cast<int64_t>(get_be(it->key().ToStringView(), 4, 8)) + 1);
+      const std::string_view v = it->value().ToStringView();
+      if (v.size() >= 9 && static_cast<uint8_t>(v[0]) == kStampedFormat)
+        last_us[static_cast<size_t>(p)] = static_cast<int64_t>(get_be(v, 1, 8));
     }
   }
   if (!it->status().ok()) return fail(Status(Code::kCorruption, it->status().ToString()));
   it.reset();
-  return std::unique_ptr<Log>(new EmbeddedLog(opts, db, std::move(cfs), std::move(ends)));
+  return std::unique_ptr<Log>(new EmbeddedLog(opts, db, std::move(cfs), std::move(ends), std::move(last_us)));
 }
 
 }  // namespace agentos

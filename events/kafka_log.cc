@@ -138,7 +138,7 @@ struct PartitionReader {
 class KafkaLog final : public Log {
  public:
   KafkaLog(KafkaLogOptions opts, std::string txn_id)
-      : opts_(std::move(opts)), txn_id_(std::move(txn_id)) {}
+      : opts_(std::move(opts)), clock_(opts_.clock ? *opts_.clock : system_clock()), txn_id_(std::move(txn_id)) {}
   ~KafkaLog() override;
 
   Status open(const KafkaTuning& tuning);
@@ -196,8 +196,10 @@ class KafkaLog final : public Log {
   Status check_partition(Partition p) const;
 
   const KafkaLogOptions opts_;
+  const agentos::Clock& clock_;
   const std::string txn_id_;
   int32_t partitions_ = 0;
+  std::vector<int64_t> last_ms_;  // committer thread: the last timestamp given, per partition
 
   rd_kafka_t* producer_ = nullptr;
   rd_kafka_topic_t* producer_topic_ = nullptr;
@@ -259,6 +261,7 @@ Status KafkaLog::open(const KafkaTuning& tuning) {
   }
   readers_.reserve(partitions_);
   for (int32_t i = 0; i < partitions_; ++i) readers_.push_back(std::make_unique<PartitionReader>());
+  last_ms_.assign(static_cast<size_t>(partitions_), 0);
   known_end_.assign(partitions_, 0);
   committer_ = std::thread([this] { committer_loop(); });
   return Status::ok();
@@ -622,6 +625,10 @@ Status KafkaLog::produce_and_commit(std::vector<Pending>& txn, std::vector<MsgSl
     for (const std::string& v : pd.batch.values) {
       const EventHeader h = read_header(v);
       const std::string type(event_type_name(h.type));
+      // Engine time: the record timestamp (CreateTime, ms), never going back within a
+      // partition as far as this producer knows.
+      int64_t& last_ms = last_ms_[static_cast<size_t>(pd.partition.value())];
+      last_ms = std::max(last_ms, (opts_.stamp_event_time ? h.time_us : clock_.now_us()) / 1000);
       const std::string time = format_rfc3339_us(h.time_us);
       rd_kafka_headers_t* hdrs = rd_kafka_headers_new(9);
       rd_kafka_header_add(hdrs, "ce_specversion", -1, "1.0", 3);
@@ -643,7 +650,7 @@ Status KafkaLog::produce_and_commit(std::vector<Pending>& txn, std::vector<MsgSl
                               RD_KAFKA_V_PARTITION(pd.partition.value()),
                               RD_KAFKA_V_KEY(tenant.data(), tenant.size()),
                               RD_KAFKA_V_VALUE(const_cast<char*>(v.data()), v.size()),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(last_ms),
                               RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(&slots[k]),
                               RD_KAFKA_V_END);
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || Clock::now() >= deadline) break;
@@ -963,9 +970,11 @@ Result<std::vector<StoredRecord>> KafkaLog::read(Partition partition, Offset fro
                          std::string("kafka: read ") + opts_.topic + "[" + std::to_string(p) +
                              "]: " + rd_kafka_message_errstr(m));
       } else if (m->offset >= r.pos && error.is_ok()) {
+        rd_kafka_timestamp_type_t ts_type;
+        const int64_t ts_ms = rd_kafka_message_timestamp(m, &ts_type);
         StoredRecord rec{Position{partition, Offset(m->offset)},
                          TenantId(std::string(static_cast<const char*>(m->key), m->key_len)),
-                         std::string(static_cast<const char*>(m->payload), m->len)};
+                         std::string(static_cast<const char*>(m->payload), m->len), ts_ms >= 0 ? ts_ms * 1000 : 0};
         r.pos = m->offset + 1;
         if (full()) r.stash.push_back(std::move(rec));
         else take(std::move(rec));

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "events/clock.h"
 #include "events/status.h"
 #include "events/types.h"
 
@@ -33,6 +34,11 @@ struct StoredRecord {
   Position pos;
   TenantId tenant;
   std::string value;  // AgentOS event FlatBuffer; verify before use (events/codec.h)
+  // ENGINE TIME (events/clock.h): when the log appended the record, µs since the epoch.
+  // Embedded: the committer's clock, never decreasing within a partition. Kafka: the
+  // record timestamp the engine set when producing (millisecond precision). 0 for
+  // records written before the log stamped them (processors then use the event's time).
+  int64_t append_us = 0;
 };
 
 // Records to append for one tenant, atomically: all are appended, contiguously and in
@@ -109,6 +115,12 @@ class Log {
 
 struct EmbeddedLogOptions {
   std::string dir;               // created if missing
+  // Where append times come from (null: system_clock()). Must outlive the log.
+  const Clock* clock = nullptr;
+  // TESTS ONLY: stamp each record with its own CloudEvents `time` (still never going back
+  // within a partition) instead of the clock — replays a scripted timeline as if the
+  // engine had received every event at its producer's time.
+  bool stamp_event_time = false;
   int32_t partitions = 16;       // fixed at creation; reopening with another value fails
   bool fsync = true;             // false only for benchmarks that say so
   size_t max_group_records = 8192;  // group commit: cap of records per synced write
@@ -117,6 +129,10 @@ struct EmbeddedLogOptions {
 
 struct KafkaLogOptions {
   std::string brokers;           // bootstrap list, "host:port,..."
+  // Where append times (record timestamps) come from (null: system_clock()); and the
+  // tests-only timeline stamping, as in EmbeddedLogOptions. Must outlive the log.
+  const Clock* clock = nullptr;
+  bool stamp_event_time = false;
   std::string topic = "agentos.events";
   int32_t partitions = 16;       // used when the engine creates the topic
   int16_t replication_factor = 1;

@@ -17,11 +17,6 @@ namespace {
 // Payload types below this number are engine-authored (tenancy, keys); producers may
 // not post them, or a producer key could mint an admin key.
 
-int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 HttpResponse json_response(int status, std::string body) {
   HttpResponse r;
@@ -394,7 +389,7 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
 
   DecodeOptions dopts;
   dopts.path_tenant = t;
-  dopts.default_time_us = now_us();
+  dopts.default_time_us = now_us();  // Api::now_us: ApiOptions::clock
   dopts.default_traceparent = std::string(req.header("traceparent"));
   const std::string_view ct = media_type(req.header("content-type"));
   std::vector<DecodedEvent> events;

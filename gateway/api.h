@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "events/clock.h"
 #include "events/log.h"
 #include "gateway/index.h"
 #include "processors/pulse.h"
@@ -70,6 +71,9 @@ struct StreamRequest {
 
 struct ApiOptions {
   std::string admin_token;  // operator token for /v1/admin/*
+  // The time of events the engine writes (tenants, keys) and of producer events without a
+  // `time`, and of live cost reports (null: system_clock()). Must outlive the Api.
+  const Clock* clock = nullptr;
   // Bounds every read-your-writes wait: admin calls waiting for the index, and reads with
   // `?after=<offset>` waiting for a processor to apply that offset.
   std::chrono::milliseconds read_your_writes_timeout{5000};
@@ -119,6 +123,7 @@ class Api {
   static std::string route_of(const HttpRequest& req);
 
  private:
+  int64_t now_us() const { return (opts_.clock ? *opts_.clock : system_clock()).now_us(); }
   struct Principal {
     bool operator_ = false;
     TenantId tenant;

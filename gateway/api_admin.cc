@@ -49,8 +49,7 @@ Result<AppendResult> Api::append_system(const TenantId& t, std::vector<std::stri
   AppendBatch b{t, {}};
   DecodeOptions o;
   o.path_tenant = t;
-  o.default_time_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::system_clock::now().time_since_epoch()).count();
+  o.default_time_us = now_us();
   for (const auto& j : jsons) {
     auto d = decode_structured(j, o);
     if (!d.ok()) return Status(Code::kInternal, "engine event rejected by codec: " + d.status().to_string());

@@ -304,8 +304,7 @@ HttpResponse Api::answer_pulse(const HttpRequest& req, const TenantId& t, const 
     r.headers.emplace_back("agentos-applied-offset", std::to_string(applied));
     return r;
   }
-  const int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::system_clock::now().time_since_epoch()).count();
+  const int64_t now = now_us();
   auto c = pulse::session_cost(get, scan, t.str(), id, opts_.prices, now);
   if (!c.ok()) return problem_response(c.status(), req.path);
   HttpResponse r = json_ok(pulse::cost_json(*c));

@@ -3,9 +3,11 @@
 // over the records of the partitions a ProcessorRuntime (processors/runtime.h) owns.
 //
 // Determinism is the whole contract. `apply` may depend ONLY on
-//   * the input event (its verified bytes, its Position, its header — time comes from
-//     `header.time_us`, never from a clock), and
+//   * the input event (its verified bytes, its Position, its header, and its ENGINE TIME
+//     `append_us` — the time the log stamped on it, events/clock.h — never a clock), and
 //   * what it reads back through `StateTxn`.
+// Limits and timers run on engine time: a producer's CloudEvents `time` (header.time_us)
+// is data to keep and show, never a clock to enforce by.
 // No wall clock, no randomness, no I/O other than StateTxn, no mutable globals, no
 // iteration over unordered containers whose order leaks into state or output.
 //
@@ -44,7 +46,10 @@ namespace agentos {
 struct EventView {
   std::string_view bytes;  // a verified AgentOS event FlatBuffer (verify_event passed)
   Position pos;            // where the record lives in the log
-  EventHeader header;      // read_header(bytes)
+  EventHeader header;      // read_header(bytes); header.time_us is the PRODUCER's time
+  // Engine time: when the log appended the record (StoredRecord::append_us; for a record
+  // stored before the log stamped times, the event's own time). The time of apply.
+  int64_t append_us = 0;
 };
 
 // The processor's view of its state: a key/value space private to the processor (its
@@ -98,7 +103,8 @@ class GaugeSink {
 //   source      = "/agentos/processors/<processor>"
 //   tenantid    = the input event's tenant (so the derived event lands on the same
 //                 partition), or the one given to `emit_for`
-//   time        = the input event's time
+//   time        = the input's engine time (EventView::append_us): when the engine
+//                 received what caused the decision
 //   causationid = the input event's id; correlationid = the input's correlationid
 //   subject     = `subject` when given
 // The event is built through the codec (decode_structured), so it is a valid, verified

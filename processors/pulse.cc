@@ -108,7 +108,7 @@ struct Tn {
 class Apply {
  public:
   Apply(const EventView& ev, StateTxn& st, Emitter& out, const PulseRules& rules)
-      : ev_(ev), st_(st), out_(out), rules_(rules), time_(ev.header.time_us),
+      : ev_(ev), st_(st), out_(out), rules_(rules), time_(ev.append_us),
         partition_(ev.pos.partition.value()) {}
 
   Status run() {

@@ -183,7 +183,7 @@ class EmitterImpl final : public Emitter {
       append_json_string(json, ev_.header.correlation_id);
     }
     json += R"(,"time":)";
-    append_json_string(json, format_rfc3339_us(ev_.header.time_us));
+    append_json_string(json, format_rfc3339_us(ev_.append_us));
     if (!subject.empty()) {
       json += R"(,"subject":)";
       append_json_string(json, subject);
@@ -193,7 +193,7 @@ class EmitterImpl final : public Emitter {
     json += '}';
     DecodeOptions opts;
     opts.path_tenant = TenantId(std::string(tenant));
-    opts.default_time_us = ev_.header.time_us;
+    opts.default_time_us = ev_.append_us;
     opts.default_traceparent = std::string(ev_.header.traceparent);  // the trace continues
     auto d = decode_structured(json, opts);
     if (!d.ok()) return std::move(d).take_status();
@@ -488,9 +488,7 @@ class RuntimeImpl final : public ProcessorRuntime {
 
   // Lag gauges of every owned partition (see processors/metrics.h for the definitions).
   void update_lag() {
-    const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count();
+    const int64_t now_us = (opts_.clock ? *opts_.clock : system_clock()).now_us();
     for (Partition p : opts_.partitions) {
       const int64_t committed = committed_offset(p).value();
       const int64_t behind = std::max<int64_t>(0, wake_->end(p) - committed);
@@ -562,7 +560,8 @@ class RuntimeImpl final : public ProcessorRuntime {
         return Status(Code::kCorruption, "record " + std::to_string(rec.pos.offset.value()) +
                                              " of partition " + std::to_string(p.value()) +
                                              ": " + v.message());
-      EventView ev{rec.value, rec.pos, read_header(rec.value)};
+      EventView ev{rec.value, rec.pos, read_header(rec.value), rec.append_us};
+      if (ev.append_us == 0) ev.append_us = ev.header.time_us;  // stored before engine time
       if (ev.header.source == source_ && !proc_.consumes_own_events()) {
         ++w.skipped;
         continue;
@@ -576,7 +575,7 @@ class RuntimeImpl final : public ProcessorRuntime {
       }
     }
     if (opts_.atomic_offsets) wb.Put(meta_, partition_key(kOffsetTag, p), be64_value(w.next.value()));
-    w.last_time_us = read_header(recs->back().value).time_us;
+    w.last_time_us = recs->back().append_us != 0 ? recs->back().append_us : read_header(recs->back().value).time_us;
     return std::optional<PartitionWork>(w);
   }
 
@@ -836,7 +835,7 @@ class RuntimeImpl final : public ProcessorRuntime {
 
   std::map<int32_t, bool> needs_scan_;  // worker / step thread only
   std::unique_ptr<RuntimeProbe> probe_;  // null without RuntimeOptions::metrics
-  std::map<int32_t, int64_t> last_time_us_;  // event time of the last consumed record; worker only
+  std::map<int32_t, int64_t> last_time_us_;  // engine time of the last consumed record; worker only
 
   std::mutex lifecycle_mu_;
   std::thread worker_;

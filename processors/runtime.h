@@ -100,6 +100,9 @@ struct RuntimeOptions {
   // gauges (Processor::report_gauges) after each commit. Must outlive the runtime.
   // Null: no metrics, no cost.
   prometheus::Registry* metrics = nullptr;
+  // The wall clock of the lag-in-seconds gauge (null: system_clock()). Must outlive the
+  // runtime. Folds never read it (processor.h).
+  const Clock* clock = nullptr;
   // false (default): each partition's batch commits on its own (one WriteBatch per
   // partition per round). true: one round — a batch of EVERY owned partition — commits in
   // ONE WriteBatch (and one before_commit call): one fsync per round instead of one per

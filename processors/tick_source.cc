@@ -15,16 +15,10 @@
 namespace agentos {
 namespace {
 
-int64_t system_now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 class TickSourceImpl final : public TickSource {
  public:
   TickSourceImpl(Log& log, TickSourceOptions opts) : log_(log), opts_(std::move(opts)) {
-    if (!opts_.now_us) opts_.now_us = system_now_us;
+    if (!opts_.clock) opts_.clock = &system_clock();
     const int32_t n = log_.partition_count();
     for (int32_t p = 0; p < n; ++p) tenants_.push_back(clock_tenant(Partition(p), n));
     last_us_.assign(static_cast<size_t>(n), 0);
@@ -137,7 +131,7 @@ class TickSourceImpl final : public TickSource {
 
   Result<std::string> make_tick(Partition p) {
     int64_t& last = last_us_[static_cast<size_t>(p.value())];
-    const int64_t t = std::max(opts_.now_us(), last + 1);  // ids stay unique per partition
+    const int64_t t = std::max(opts_.clock->now_us(), last + 1);  // ids stay unique per partition
     last = t;
     const std::string tenant = tenants_[static_cast<size_t>(p.value())];
     std::string json = R"({"specversion":"1.0","id":"tick-)" + std::to_string(p.value()) + "-" +

@@ -31,6 +31,7 @@
 #include <string>
 #include <string_view>
 
+#include "events/clock.h"
 #include "events/log.h"
 #include "events/status.h"
 #include "events/types.h"
@@ -46,9 +47,8 @@ struct TickSourceOptions {
   // Whether partition p needs a tick this round (e.g. "a processor has timers pending on
   // p"), asked once per partition per round on the tick thread. Empty: always tick.
   std::function<bool(Partition)> needs_tick;
-  // The wall clock, microseconds since the Unix epoch. Empty: std::chrono::system_clock.
-  // A seam for tests; production leaves it empty.
-  std::function<int64_t()> now_us;
+  // The wall clock (events/clock.h; null: system_clock()). Must outlive the source.
+  const Clock* clock = nullptr;
 };
 
 struct TickStats {

@@ -46,7 +46,7 @@
 namespace {
 
 using namespace agentos;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 using agentos::crash_test::say;
@@ -131,6 +131,7 @@ int main(int argc, char** argv) {
   EmbeddedLogOptions lo;
   lo.dir = log_dir;
   lo.partitions = partitions;
+  lo.stamp_event_time = true;  // the workload's scripted timeline (tests/processors/harness.h)
   auto log = open_embedded_log(lo);
   if (!log.ok()) {
     say("error open log: " + log.status().to_string());
@@ -176,7 +177,7 @@ int main(int argc, char** argv) {
   for (;;) {
     for (int32_t p = 0; p < partitions; ++p) {
       const Offset before = runtime.committed_offset(Partition(p));
-      if (runtime.wait_applied(Partition(p), before, Clock::now() + 5ms))
+      if (runtime.wait_applied(Partition(p), before, SteadyClock::now() + 5ms))
         say("committed " + std::to_string(p) + " " + std::to_string(runtime.committed_offset(Partition(p)).value()));
     }
     if (Status e = runtime.last_error(); !e.is_ok()) {

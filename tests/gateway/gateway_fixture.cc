@@ -12,12 +12,16 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
     EmbeddedLogOptions lo;
     lo.dir = dir + "/log";
     lo.partitions = 4;
+    lo.clock = o.clock;
+    lo.stamp_event_time = o.stamp_event_time;
     log = open_embedded_log(lo);
   } else {
     KafkaLogOptions ko;
     ko.brokers = o.kafka_brokers;
     ko.partitions = 4;
     ko.request_timeout = std::chrono::seconds(10);
+    ko.clock = o.clock;
+    ko.stamp_event_time = o.stamp_event_time;
     log = open_kafka_log(ko);
   }
   if (!log.ok()) throw std::runtime_error(log.status().to_string());
@@ -30,6 +34,7 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
   limiter_ = std::make_unique<RateLimiter>(o.limits);
   ApiOptions ao;
   ao.admin_token = kOperatorToken;
+  ao.clock = o.clock;
   ao.read_your_writes_timeout = o.read_your_writes_timeout;
   if (o.pulse) {
     RuntimeOptions ro;

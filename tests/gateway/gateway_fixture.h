@@ -86,6 +86,12 @@ struct EngineOptions {
   // Replaces the reader's URL (e.g. an unreachable server); empty: the test database's.
   std::string reader_url_override;
   size_t reader_pool = kDefaultReaderPool;
+  // The engine's clock: the log's append times and the Api's event times (null: the
+  // system clock). Must outlive the Engine.
+  const Clock* clock = nullptr;
+  // Stamp each record with its own event time: a test's scripted producer times are the
+  // engine's times (tests/processors/harness.h, open_test_log).
+  bool stamp_event_time = false;
 };
 
 class Engine {

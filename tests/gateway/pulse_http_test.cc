@@ -1,9 +1,12 @@
 // The Pulse read endpoints over HTTP, with the real Pulse processor running over the real
 // embedded log: read-your-writes with ?after=<receipt offset>, admission by plan as seen
 // by a producer, cost and usage reports, validation (problem+json with field paths),
-// tenant isolation, and the 503s (processor off, processor behind).
+// tenant isolation, the 503s (processor off, processor behind), and engine time (limits on
+// the log's clock, not the producer's).
 #include <gtest/gtest.h>
 
+#include "events/clock.h"
+#include "events/codec.h"
 #include "processors/tick_source.h"
 #include "tests/gateway/gateway_fixture.h"
 
@@ -31,6 +34,8 @@ class PulseHttp : public ::testing::Test {
   void SetUp() override {
     EngineOptions o;
     o.pulse = true;
+    o.clock = &clock;  // tenants and keys are created before the scripted times
+    o.stamp_event_time = true;  // the tests' producer times are the engine's
     engine = std::make_unique<Engine>(dir.path(), o);
   }
   // Posts and returns the receipt offset (the test fails on anything but 201).
@@ -44,6 +49,7 @@ class PulseHttp : public ::testing::Test {
     return engine->call("GET", "/v1/tenants/" + tenant + "/sessions/" + id + suffix + "?after=" + std::to_string(after), key);
   }
   TempDir dir;
+  ManualClock clock{*parse_rfc3339_us("2026-11-01T00:00:00Z")};  // before every scripted time
   std::unique_ptr<Engine> engine;
 };
 
@@ -191,6 +197,10 @@ TEST_F(PulseHttp, AReadAheadOfTheProcessorIs503AfterTheBoundedWait) {
 }
 
 TEST_F(PulseHttp, ARunningSessionPastItsLimitTimesOutOnTheTickSourcesClock) {
+  engine.reset();
+  EngineOptions o;
+  o.pulse = true;  // the log stamps the system clock
+  engine = std::make_unique<Engine>(dir.path(), o);
   const std::string key = engine->create_tenant("acme", "pro");
   // No `time`: the gateway stamps the receive time, so the deadline is ~1 s from now.
   const int64_t off = post(key, R"({"specversion":"1.0","id":"c-1","source":"/runner","type":"session.created",)"
@@ -216,6 +226,87 @@ TEST_F(PulseHttp, ARunningSessionPastItsLimitTimesOutOnTheTickSourcesClock) {
   EXPECT_NE(s.body.find(R"("error":"timeout")"), std::string::npos) << s.body;
   // Its compute time ends at the deadline (1 s), not at the tick that noticed it.
   EXPECT_NE(s.body.find(R"("computeMs":1000)"), std::string::npos) << s.body;
+}
+
+// Engine time (events/clock.h): plan limits run on the time the log stamped, never on the
+// producer's `time`. A free tenant posts three sessions whose CloudEvents `time` is eight
+// days old (a producer with a wrong clock, or a backfill), then one dated a year ahead:
+// each runs exactly the free plan's 300 s, counted from when the ENGINE started it.
+TEST(EngineTime, SessionsRunTheirPlansDurationOnTheEnginesClockWhateverTheProducersTime) {
+  TempDir dir;
+  constexpr int64_t kSec = 1'000'000;
+  const int64_t t0 = *parse_rfc3339_us("2026-12-03T10:00:00Z");
+  ManualClock clock(t0);
+  EngineOptions o;
+  o.pulse = true;
+  o.clock = &clock;
+  Engine engine(dir.path(), o);
+  const std::string key = engine.create_tenant("acme", "free");
+  const Partition part = engine.log().partition_of(TenantId("acme"));
+  int64_t last = 0;
+  auto post = [&](const std::string& json) {
+    auto r = engine.post_event("acme", key, json);
+    EXPECT_EQ(r.status, 201) << r.body;
+    last = receipt_offset(r);
+  };
+  auto state = [&](const std::string& sid) {
+    auto r = engine.call("GET", "/v1/tenants/acme/sessions/" + sid + "?after=" + std::to_string(last), key);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.body;
+  };
+  // The engine's tick source, by hand: a clock.tick on acme's partition at engine time.
+  auto tick = [&](int64_t at) {
+    clock.set(at);
+    const std::string tenant = clock_tenant(part, engine.log().partition_count());
+    auto enc = decode_structured(
+        R"({"specversion":"1.0","id":"tick-)" + std::to_string(at) + R"(","source":"/agentos/clock","type":"clock.tick","time":")" +
+            format_rfc3339_us(at) + R"(","data":{"partition":)" + std::to_string(part.value()) + "}}",
+        DecodeOptions{TenantId(tenant), 0, ""});
+    ASSERT_TRUE(enc.ok()) << enc.status().to_string();
+    auto a = engine.log().append_sync(AppendBatch{TenantId(tenant), {enc->bytes}});
+    ASSERT_TRUE(a.ok()) << a.status().to_string();
+    last = a->positions.back().offset.value();
+  };
+  const std::string eight_days_ago = format_rfc3339_us(t0 - 8 * 86400 * kSec);
+  for (const char* s : {"s-1", "s-2", "s-3"})
+    post(ev(std::string("c-") + s, "session.created", std::string(R"({"sessionId":")") + s + R"("})", eight_days_ago));
+  // Admitted on the engine's clock: two slots (free), a deadline 300 s from now.
+  const std::string deadline = R"("deadline":")" + format_rfc3339_us(t0 + 300 * kSec) + R"(")";
+  for (const char* s : {"s-1", "s-2"}) {
+    const std::string b = state(s);
+    EXPECT_NE(b.find(R"("state":"RUNNING")"), std::string::npos) << b;
+    EXPECT_NE(b.find(deadline), std::string::npos) << b;
+  }
+  EXPECT_NE(state("s-3").find(R"("state":"QUEUED")"), std::string::npos);
+  // The producer's time is kept and shown as given.
+  auto hist = engine.call("GET", "/v1/tenants/acme/events?from=0&limit=10", key);
+  EXPECT_NE(hist.body.find(eight_days_ago.substr(0, 19)), std::string::npos) << hist.body;
+
+  ASSERT_NO_FATAL_FAILURE(tick(t0 + 299 * kSec));  // one second short
+  EXPECT_NE(state("s-1").find(R"("state":"RUNNING")"), std::string::npos);
+  ASSERT_NO_FATAL_FAILURE(tick(t0 + 300 * kSec));  // exactly the plan's duration
+  for (const char* s : {"s-1", "s-2"}) {
+    const std::string b = state(s);
+    EXPECT_NE(b.find(R"("state":"FAILED")"), std::string::npos) << b;
+    EXPECT_NE(b.find(R"("error":"timeout")"), std::string::npos) << b;
+    EXPECT_NE(b.find(R"("computeMs":300000)"), std::string::npos) << b;
+  }
+  std::string b = state("s-3");  // started by that tick: its own 300 s
+  EXPECT_NE(b.find(R"("state":"RUNNING")"), std::string::npos) << b;
+  EXPECT_NE(b.find(R"("deadline":")" + format_rfc3339_us(t0 + 600 * kSec) + R"(")"), std::string::npos) << b;
+
+  // A producer a year ahead: its session still gets 300 s from the engine's now.
+  clock.set(t0 + 400 * kSec);
+  post(ev("c-s-4", "session.created", R"({"sessionId":"s-4"})", format_rfc3339_us(t0 + 365 * 86400 * kSec)));
+  b = state("s-4");
+  EXPECT_NE(b.find(R"("state":"RUNNING")"), std::string::npos) << b;
+  EXPECT_NE(b.find(R"("deadline":")" + format_rfc3339_us(t0 + 700 * kSec) + R"(")"), std::string::npos) << b;
+  ASSERT_NO_FATAL_FAILURE(tick(t0 + 699 * kSec));
+  EXPECT_NE(state("s-4").find(R"("state":"RUNNING")"), std::string::npos);
+  ASSERT_NO_FATAL_FAILURE(tick(t0 + 700 * kSec));
+  b = state("s-4");
+  EXPECT_NE(b.find(R"("state":"FAILED")"), std::string::npos) << b;
+  EXPECT_NE(b.find(R"("computeMs":300000)"), std::string::npos) << b;
 }
 
 TEST_F(PulseHttp, TheClockTenantsPrefixIsReserved) {

@@ -17,6 +17,8 @@
 
 #include "processors/pulse.h"
 #include "projections/read_model.h"
+#include "events/clock.h"
+#include "events/codec.h"
 #include "tests/gateway/gateway_fixture.h"
 #include "tests/support/pg_cluster.h"
 
@@ -75,6 +77,8 @@ class ReadModelHttp : public ::testing::Test {
     EngineOptions o;
     o.pulse = true;  // /cost stays on Pulse; usage is compared with Pulse's
     o.projector = true;
+    o.clock = &clock;  // tenants and keys are created before the scripted times
+    o.stamp_event_time = true;  // the workload's producer times are the engine's
     engine = std::make_unique<Engine>(dir.path(), o);
   }
   int64_t post(const std::string& tenant, const std::string& key, const std::string& json) {
@@ -114,6 +118,7 @@ class ReadModelHttp : public ::testing::Test {
   }
 
   TempDir dir;
+  ManualClock clock{*parse_rfc3339_us("2026-11-01T00:00:00Z")};  // before every scripted time
   std::unique_ptr<Engine> engine;
   std::string alpha, bravo;
   int64_t alpha_last = -1, bravo_last = -1;

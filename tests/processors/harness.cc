@@ -27,6 +27,7 @@ std::unique_ptr<Log> open_test_log(const std::string& dir, int32_t partitions) {
   EmbeddedLogOptions o;
   o.dir = dir;
   o.partitions = partitions;
+  o.stamp_event_time = true;  // the tests' scripted timelines (harness.h)
   auto r = open_embedded_log(o);
   if (!r.ok()) throw std::runtime_error("open log: " + r.status().to_string());
   return std::move(r).value();

@@ -19,6 +19,9 @@ inline constexpr int64_t kBaseTimeUs = 1795000000000000;  // 2026-11-18, arbitra
 std::string session_event(const std::string& tenant, const std::string& id,
                           const std::string& kind, const std::string& session, int64_t time_us);
 
+// An embedded log that stamps each record with its own event time (stamp_event_time): a
+// test's scripted timeline is then the engine's time, as if the engine had received each
+// event at its producer's time. (Engine time against producer time: engine_time_test.cc.)
 std::unique_ptr<Log> open_test_log(const std::string& dir, int32_t partitions = kTestPartitions);
 
 // Appends `events` (encoded, each of `tenant`) one append per event, in order.

@@ -112,7 +112,7 @@ class RecordingEmitter final : public Emitter {
       : processor_(processor),
         input_id_(in.header.id),
         tenant_(in.header.tenant),
-        time_us_(in.header.time_us),
+        time_us_(in.append_us),
         pos_(in.pos) {}
 
   Status emit(std::string_view ce_type, std::string_view data_json,
@@ -179,7 +179,9 @@ inline std::vector<Emitted> apply(Processor& p, MemoryState& state, std::string_
     if (status) *status = v;
     return {};
   }
-  EventView ev{bytes, pos, read_header(bytes)};
+  // In memory there is no log to stamp the record: the engine received it at its own time.
+  const EventHeader h = read_header(bytes);
+  EventView ev{bytes, pos, h, h.time_us};
   RecordingEmitter out(p.name(), ev);
   Status s = p.apply(ev, state, out);
   if (status) *status = s;

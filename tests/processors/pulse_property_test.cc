@@ -614,8 +614,8 @@ class SequenceRun {
     MemoryState state;
     std::vector<std::string> derived;
     for (size_t i = 0; i < log_.size(); ++i) {
-      EventView ev{log_[i], Position{Partition(0), Offset(static_cast<int64_t>(i))},
-                   read_header(log_[i])};
+      const EventHeader h = read_header(log_[i]);
+      EventView ev{log_[i], Position{Partition(0), Offset(static_cast<int64_t>(i))}, h, h.time_us};
       RecordingEmitter out(again.name(), ev);
       if (Status st = again.apply(ev, state, out); !st.is_ok())
         return "replay: apply failed at #" + std::to_string(i) + ": " + st.to_string();

@@ -47,6 +47,7 @@ class TickSourceTest : public ::testing::Test {
 
   TempDir dir_;
   std::unique_ptr<Log> log_;
+  ManualClock fake_clock_{kFakeNowUs};
 };
 
 TEST(ClockTenant, LandsOnItsPartitionIsValidReservedAndDeterministic) {
@@ -78,7 +79,7 @@ TEST_F(TickSourceTest, RejectsAnIntervalBelowOneMillisecond) {
 
 TEST_F(TickSourceTest, ARoundAppendsOneTickPerPartitionCarryingThatPartition) {
   TickSourceOptions o;
-  o.now_us = [] { return kFakeNowUs; };
+  o.clock = &fake_clock_;
   auto ts = open(o);
   auto n = ts->tick_once();
   ASSERT_TRUE(n.ok());
@@ -103,13 +104,13 @@ TEST_F(TickSourceTest, ARoundAppendsOneTickPerPartitionCarryingThatPartition) {
 }
 
 TEST_F(TickSourceTest, IdsAndTimesStayUniqueWhenTheClockStandsStillOrStepsBack) {
-  int64_t now = kFakeNowUs;
+  ManualClock now(kFakeNowUs);
   TickSourceOptions o;
-  o.now_us = [&] { return now; };
+  o.clock = &now;
   auto ts = open(o);
   ASSERT_TRUE(ts->tick_once().ok());
   ASSERT_TRUE(ts->tick_once().ok());  // same clock reading
-  now -= 1000000;                      // the wall clock steps back a second
+  now.advance(-1s);                    // the wall clock steps back a second
   ASSERT_TRUE(ts->tick_once().ok());
   auto recs = records(*log_, Partition(0));
   ASSERT_EQ(recs.size(), 3u);
@@ -195,7 +196,7 @@ TEST_F(TickSourceTest, AFailedAppendIsCountedAndTheNextRoundTicksAgain) {
   FaultyLog faulty(*log_);
   faulty.lose_ack_of_append = 2;  // the 2nd append of the round reports a failure
   TickSourceOptions o;
-  o.now_us = [] { return kFakeNowUs; };
+  o.clock = &fake_clock_;
   auto ts = open(o, &faulty);
   auto n = ts->tick_once();
   ASSERT_TRUE(n.ok());
@@ -214,15 +215,15 @@ TEST_F(TickSourceTest, AProcessorSeesEachTickOnThePartitionItNames) {
     if (event_type_name(ev.header.type) != "clock.tick") return Status::ok();
     const auto* t = fb::GetEvent(ev.bytes.data())->payload_as_ClockTick();
     if (t->partition() != ev.pos.partition.value()) ++mismatches;
-    latest[ev.pos.partition.value()] = ev.header.time_us;
+    latest[ev.pos.partition.value()] = ev.append_us;  // engine time: the tick's, stamped by the log
     return Status::ok();
   });
-  int64_t now = kFakeNowUs;
+  ManualClock now(kFakeNowUs);
   TickSourceOptions o;
-  o.now_us = [&] { return now; };
+  o.clock = &now;
   auto ts = open(o);
   ASSERT_TRUE(ts->tick_once().ok());
-  now += 1000000;
+  now.advance(1s);
   ASSERT_TRUE(ts->tick_once().ok());
   RuntimeOptions ro;
   ro.state_dir = dir_.sub("state");

@@ -189,6 +189,7 @@ std::unique_ptr<Log> build_log(const std::string& dir, const std::vector<TenantE
   lo.dir = dir + "/log";
   lo.partitions = kProjParts;
   lo.fsync = false;
+  lo.stamp_event_time = true;  // the workload's scripted timeline: engine time = its times
   auto log = open_embedded_log(lo);
   if (!log.ok()) throw std::runtime_error("open log: " + log.status().to_string());
   pulse::PulseProcessor pulse;

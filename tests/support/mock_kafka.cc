@@ -87,6 +87,7 @@ Result<std::unique_ptr<Log>> MockKafkaCluster::open_log(const std::string& topic
   o.topic = topic;
   o.partitions = partitions;
   o.request_timeout = std::chrono::seconds(10);
+  o.stamp_event_time = true;  // the tests' scripted timelines, as tests/processors/harness.h
   return open_kafka_log(o);
 }
 
