@@ -1,6 +1,8 @@
 // The audit index (agentos_rm.events): one row per record of a tenant — producer events,
-// engine events and processors' facts alike — with where it sits in the log. Payloads stay
-// in the log; this finds them. The engine's system tenants (clock ticks) are not indexed.
+// engine events and processors' facts alike — with where it sits in the log, the
+// producer's time as given (event_time) and the engine's (appended_at, migration 0002).
+// Payloads stay in the log; this finds them. The engine's system tenants (clock ticks) are
+// not indexed.
 #include "projections/projection.h"
 
 namespace agentos::proj {
@@ -9,7 +11,7 @@ namespace {
 const TableSpec kEvents{
     "events",
     {{"tenant_id"}, {"log_partition"}, {"log_offset"}, {"event_id"}, {"event_type"}, {"source"},
-     {"subject"}, {"actor"}, {"correlation_id"}, {"traceparent"}, {"event_time"}},
+     {"subject"}, {"actor"}, {"correlation_id"}, {"traceparent"}, {"event_time"}, {"appended_at"}},
     3,
     Conflict::kInsertOnly};
 const TableSpec* const kTables[] = {&kEvents};
@@ -26,7 +28,7 @@ class AuditIndex final : public Projection {
                          .text(h.tenant).i64(r.pos.partition.value()).i64(r.pos.offset.value())
                          .text(h.id).text(event_type_name(h.type)).text(h.source).text(h.subject)
                          .text(h.actor).text(h.correlation_id).text(h.traceparent).time_us(h.time_us)
-                         .done());
+                         .time_us(r.append_us).done());
     return Status::ok();
   }
 };

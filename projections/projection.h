@@ -46,8 +46,9 @@ namespace agentos::proj {
 // One verified record of the log.
 struct Record {
   const fb::Event* event;  // the verified FlatBuffer (valid during fold only)
-  EventHeader header;
+  EventHeader header;      // header.time_us: the producer's time, as given
   Position pos;
+  int64_t append_us;       // engine time: when the log appended it (StoredRecord)
 };
 
 // Rows written in a round, by table (metrics and stats).

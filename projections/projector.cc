@@ -307,7 +307,8 @@ class ProjectorImpl final : public Projector {
         if (Status v = verify_event(rec.value); !v.is_ok())
           return Status(Code::kCorruption, "projector: record " + std::to_string(p.value()) + "/" +
                                                std::to_string(rec.pos.offset.value()) + ": " + v.message());
-        const proj::Record r{fb::GetEvent(rec.value.data()), read_header(rec.value), rec.pos};
+        const EventHeader h = read_header(rec.value);
+        const proj::Record r{fb::GetEvent(rec.value.data()), h, rec.pos, rec.append_us ? rec.append_us : h.time_us};
         for (auto& proj : projections_)
           if (Status s = proj->fold(r, round_); !s.is_ok()) return s;
       }

@@ -555,7 +555,9 @@ TEST_F(ReadModelHttp, ABrokenPooledConnectionIsDroppedAndReplaced) {
 
 TEST_F(ReadModelHttp, ThePoolIsBoundedUnderConcurrentReads) {
   workload();
+  // Both tenants' writes visible before the concurrent reads look for them.
   ASSERT_EQ(get(after("/v1/tenants/alpha/sessions", alpha_last), alpha).status, 200);
+  ASSERT_EQ(get(after("/v1/tenants/bravo/sessions", bravo_last), bravo).status, 200);
   ReadModel rm(engine->reader_url(), 2);
   std::atomic<int> failures{0};
   std::atomic<size_t> most_open{0};

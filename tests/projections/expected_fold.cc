@@ -132,7 +132,7 @@ class Fold {
       auto recs = log.read(Partition(p), from);
       if (!recs.ok()) throw std::runtime_error("read: " + recs.status().to_string());
       if (recs->empty()) break;
-      for (const auto& rec : *recs) record(model, tenants, p, rec.pos.offset.value(), rec.value);
+      for (const auto& rec : *recs) record(model, tenants, p, rec.pos.offset.value(), rec.value, rec.append_us);
       from = recs->back().pos.offset.next();
     }
     x_.watermarks.push_back({"", n(p), n(from.value())});
@@ -166,7 +166,7 @@ class Fold {
 
  private:
   void record(pulse_model::Model& model, std::set<std::string>& tenants, int32_t p, int64_t off,
-              const std::string& bytes) {
+              const std::string& bytes, int64_t append_us) {
     const EventHeader h = read_header(bytes);
     const std::string tenant(h.tenant), type(event_type_name(h.type));
     const int64_t t = h.time_us;
@@ -174,7 +174,7 @@ class Fold {
     if (!tenant.starts_with("agentos--"))
       x_.tables["events"].push_back({tenant, n(p), n(off), std::string(h.id), type, std::string(h.source),
                                      std::string(h.subject), std::string(h.actor), std::string(h.correlation_id),
-                                     n(t)});
+                                     n(t), n(append_us)});
     switch (e->payload_type()) {
       case fb::Payload::TenantCreated: {
         TenantInfo& ti = tenants_[tenant];
@@ -440,7 +440,7 @@ std::string select_for(const std::string& table) {
            "compute_micros, total_micros" + from;
   if (table == "events")
     return "SELECT tenant_id, log_partition, log_offset, event_id, event_type, source, subject, actor, "
-           "correlation_id, " + us("event_time") + from;
+           "correlation_id, " + us("event_time") + ", " + us("appended_at") + from;
   throw std::logic_error("select_for: unknown table " + table);
 }
 
