@@ -14,6 +14,7 @@
 #include <string>
 
 #include "events/log.h"
+#include "tests/support/faulty_log.h"
 #include "gateway/api.h"
 #include "gateway/http_client.h"
 #include "gateway/index.h"
@@ -25,55 +26,7 @@
 
 namespace agentos::gateway::test {
 
-// A Log that forwards to another one, except that appends fail with kUnavailable while
-// `fail_appends` is set (the "log cannot accept writes" case), and are held back (not
-// forwarded) while `hold_appends` is set, until release_held().
-class FaultyLog final : public Log {
- public:
-  explicit FaultyLog(std::unique_ptr<Log> inner) : inner_(std::move(inner)) {}
-  ~FaultyLog() override { release_held(); }
-  std::atomic<bool> fail_appends{false};
-  std::atomic<bool> hold_appends{false};
-  size_t held() {
-    std::lock_guard lk(held_mu_);
-    return held_.size();
-  }
-  void release_held() {
-    std::vector<std::pair<AppendBatch, AppendCallback>> h;
-    {
-      std::lock_guard lk(held_mu_);
-      h.swap(held_);
-    }
-    for (auto& [b, cb] : h) inner_->append(std::move(b), std::move(cb));
-  }
-  int32_t partition_count() const override { return inner_->partition_count(); }
-  const char* backend() const override { return inner_->backend(); }
-  void append(AppendBatch b, AppendCallback done) override {
-    if (fail_appends) return done(Status(Code::kUnavailable, "injected: log unavailable"));
-    if (hold_appends) {
-      std::lock_guard lk(held_mu_);
-      held_.emplace_back(std::move(b), std::move(done));
-      return;
-    }
-    inner_->append(std::move(b), std::move(done));
-  }
-  Result<std::vector<StoredRecord>> read(Partition p, Offset from, const ReadOptions& o) override {
-    return inner_->read(p, from, o);
-  }
-  Result<std::vector<StoredRecord>> read_tenant(const TenantId& t, Offset from, const ReadOptions& o) override {
-    return inner_->read_tenant(t, from, o);
-  }
-  Result<Offset> end_offset(Partition p) override { return inner_->end_offset(p); }
-  bool wait_for(Partition p, Offset after, std::chrono::steady_clock::time_point d) override {
-    return inner_->wait_for(p, after, d);
-  }
-  void add_listener(AppendListener l) override { inner_->add_listener(std::move(l)); }
-
- private:
-  std::unique_ptr<Log> inner_;
-  std::mutex held_mu_;
-  std::vector<std::pair<AppendBatch, AppendCallback>> held_;
-};
+using agentos::test::FaultyLog;  // tests/support/faulty_log.h
 
 struct EngineOptions {
   RateLimits limits;

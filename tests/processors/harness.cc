@@ -108,14 +108,4 @@ int64_t log_size(Log& log) {
   return n;
 }
 
-void FaultyLog::append(AppendBatch batch, AppendCallback done) {
-  inner_.append(std::move(batch), [this, done = std::move(done)](Result<AppendResult> r) {
-    const int n = ++appends;
-    if (r.ok() && n == lose_ack_of_append.load())
-      done(Status(Code::kUnavailable, "injected: appended, ack lost"));
-    else
-      done(std::move(r));
-  });
-}
-
 }  // namespace agentos::test

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "events/log.h"
+#include "tests/support/faulty_log.h"
 #include "processors/runtime.h"
 
 namespace agentos::test {
@@ -51,34 +52,5 @@ std::vector<LoggedEvent> logged_from(Log& log, const std::string& source);
 
 // Total records in the log (sum of end offsets).
 int64_t log_size(Log& log);
-
-// Forwards to `inner`; can make the Nth append (1-based, counting appends through this
-// wrapper) reach the log while reporting kUnavailable — the "unknown outcome" of a
-// Kafka commit, or a crash right after the append from the caller's point of view.
-class FaultyLog final : public Log {
- public:
-  explicit FaultyLog(Log& inner) : inner_(inner) {}
-  std::atomic<int> lose_ack_of_append{0};
-  std::atomic<int> appends{0};
-
-  int32_t partition_count() const override { return inner_.partition_count(); }
-  void append(AppendBatch batch, AppendCallback done) override;
-  Result<std::vector<StoredRecord>> read(Partition p, Offset from, const ReadOptions& o) override {
-    return inner_.read(p, from, o);
-  }
-  Result<std::vector<StoredRecord>> read_tenant(const TenantId& t, Offset from,
-                                                const ReadOptions& o) override {
-    return inner_.read_tenant(t, from, o);
-  }
-  Result<Offset> end_offset(Partition p) override { return inner_.end_offset(p); }
-  bool wait_for(Partition p, Offset after, std::chrono::steady_clock::time_point d) override {
-    return inner_.wait_for(p, after, d);
-  }
-  void add_listener(AppendListener l) override { inner_.add_listener(std::move(l)); }
-  const char* backend() const override { return inner_.backend(); }
-
- private:
-  Log& inner_;
-};
 
 }  // namespace agentos::test

@@ -1,0 +1,62 @@
+// FaultyLog: the one fault-injecting Log of the tests. It forwards to another Log (owned,
+// or borrowed and outliving it) and injects, when asked:
+//   * fail_appends          every append fails at once with kUnavailable (the log cannot
+//                           accept writes);
+//   * hold_appends          appends are held back, not forwarded, until release_held()
+//                           (an append in flight while something else happens);
+//   * lose_ack_of_append=N  the Nth append (1-based, counting appends through this
+//                           wrapper) reaches the log but reports kUnavailable — the
+//                           "unknown outcome" of a Kafka commit, or a crash right after
+//                           the append from the caller's point of view.
+// Reads, offsets, waits and listeners go straight to the inner log.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "events/log.h"
+
+namespace agentos::test {
+
+class FaultyLog final : public Log {
+ public:
+  explicit FaultyLog(Log& inner) : inner_(inner) {}
+  explicit FaultyLog(std::unique_ptr<Log> owned) : owned_(std::move(owned)), inner_(*owned_) {}
+  ~FaultyLog() override { release_held(); }
+
+  std::atomic<bool> fail_appends{false};
+  std::atomic<bool> hold_appends{false};
+  std::atomic<int> lose_ack_of_append{0};
+  std::atomic<int> appends{0};  // appends that reached the inner log and returned
+
+  size_t held();
+  void release_held();
+
+  int32_t partition_count() const override { return inner_.partition_count(); }
+  const char* backend() const override { return inner_.backend(); }
+  void append(AppendBatch batch, AppendCallback done) override;
+  Result<std::vector<StoredRecord>> read(Partition p, Offset from, const ReadOptions& o) override {
+    return inner_.read(p, from, o);
+  }
+  Result<std::vector<StoredRecord>> read_tenant(const TenantId& t, Offset from, const ReadOptions& o) override {
+    return inner_.read_tenant(t, from, o);
+  }
+  Result<Offset> end_offset(Partition p) override { return inner_.end_offset(p); }
+  bool wait_for(Partition p, Offset after, std::chrono::steady_clock::time_point d) override {
+    return inner_.wait_for(p, after, d);
+  }
+  void add_listener(AppendListener l) override { inner_.add_listener(std::move(l)); }
+
+ private:
+  void forward(AppendBatch batch, AppendCallback done);
+
+  std::unique_ptr<Log> owned_;  // null when borrowed
+  Log& inner_;
+  std::mutex held_mu_;
+  std::vector<std::pair<AppendBatch, AppendCallback>> held_;
+};
+
+}  // namespace agentos::test
