@@ -150,6 +150,14 @@ class Processor {
   // maintains in state rather than scanning). Errors from `state` are the processor's to
   // ignore: metrics never stop the runtime. Default: no gauges.
   virtual void report_gauges(Partition /*p*/, StateReader& /*state*/, GaugeSink& /*out*/) {}
+
+  // Optional timers: the earliest engine time (µs) a timer of this processor is due on
+  // partition `p`, read from the COMMITTED state (an index by fire time: no scans);
+  // nullopt when none. The host asks every processor, so the tick source appends a
+  // `clock.tick` on `p` only when one is due. Called from any thread, outside any batch.
+  virtual Result<std::optional<int64_t>> next_timer_us(Partition /*p*/, StateReader& /*state*/) const {
+    return std::optional<int64_t>();
+  }
 };
 
 }  // namespace agentos

@@ -909,6 +909,12 @@ class Apply {
 
 }  // namespace
 
+Result<std::optional<int64_t>> PulseProcessor::next_timer_us(Partition p, StateReader& state) const {
+  return pulse::next_timer_us(
+      [&state](std::string_view from, std::string_view to, size_t limit) { return state.scan(from, to, limit); },
+      p.value());
+}
+
 Status PulseProcessor::apply(const EventView& ev, StateTxn& state, Emitter& out) {
   return Apply(ev, state, out, rules_).run();
 }

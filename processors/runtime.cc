@@ -289,10 +289,10 @@ class RuntimeImpl final : public ProcessorRuntime {
         w->wake();
       }
     });
+    for (Partition p : opts_.partitions)  // once, so lag is right before the first append
+      if (auto e = log_.end_offset(p); e.ok()) wake_->raise_end(p, e->value());
     if (opts_.metrics) {
       probe_ = std::make_unique<RuntimeProbe>(*opts_.metrics, name_, opts_.partitions);
-      for (Partition p : opts_.partitions)  // once, so lag is right before the first append
-        if (auto e = log_.end_offset(p); e.ok()) wake_->raise_end(p, e->value());
       update_lag();
     }
   }
@@ -326,6 +326,28 @@ class RuntimeImpl final : public ProcessorRuntime {
   Result<bool> step() override {
     if (started_) return Status(Code::kInvalidArgument, "step() while started");
     return step_impl();
+  }
+
+  Status restart() override {
+    stop();
+    {
+      std::lock_guard lk(mu_);
+      error_ = Status::ok();
+    }
+    for (Partition p : opts_.partitions) needs_scan_[p.value()] = true;  // rule 3, as at open
+    return start();
+  }
+
+  int64_t lag() const override {
+    int64_t sum = 0;
+    for (Partition p : opts_.partitions) sum += std::max<int64_t>(0, wake_->end(p) - committed_offset(p).value());
+    return sum;
+  }
+
+  Result<std::optional<int64_t>> next_timer_us(Partition p) const override {
+    if (!std::binary_search(opts_.partitions.begin(), opts_.partitions.end(), p)) return std::optional<int64_t>();
+    CommittedReader reader(db_, state_);
+    return proc_.next_timer_us(p, reader);
   }
 
   Offset committed_offset(Partition p) const override {

@@ -158,6 +158,17 @@ class ProcessorRuntime {
   virtual Status start() = 0;
   // Stops and joins the worker. Idempotent.
   virtual void stop() = 0;
+  // After the runtime stopped with an error that may pass (the host decides, events/
+  // host.h): stops, clears the error, and starts the worker again from the committed
+  // offsets — a failed batch committed nothing, so this is exactly a process restart
+  // (the relay rescans first, rule 3). A deterministic error comes back at once.
+  virtual Status restart() = 0;
+  // The processor's earliest timer on `partition` from the committed state
+  // (Processor::next_timer_us); nullopt when none or the partition is not owned.
+  virtual Result<std::optional<int64_t>> next_timer_us(Partition partition) const = 0;
+  // Records of the owned partitions not applied yet, against the ends the log's listener
+  // last reported (no round trip to the log). Thread-safe.
+  virtual int64_t lag() const = 0;
 
   // One round on the caller's thread: at most one batch per owned partition, then one
   // relay round per partition with outbox entries. Returns true if anything was

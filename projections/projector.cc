@@ -170,6 +170,23 @@ class ProjectorImpl final : public Projector {
     return step_impl();
   }
 
+  Status restart() override {
+    stop();
+    {
+      std::lock_guard lk(mu_);
+      error_ = Status::ok();
+    }
+    conn_.reset();  // the next round reconnects and re-reads the watermarks
+    return start();
+  }
+
+  int64_t lag() const override {
+    std::lock_guard lk(mu_);
+    int64_t sum = 0;
+    for (Partition p : opts_.partitions) sum += std::max<int64_t>(0, wake_->end(p) - wm_of(p));
+    return sum;
+  }
+
   bool wait_projected(Partition partition, Offset offset,
                       std::chrono::steady_clock::time_point deadline) const override {
     std::unique_lock lk(mu_);
@@ -460,6 +477,17 @@ class ProjectorGroup final : public Projector {
   void stop() override {
     for (auto& m : members_) m->stop();
   }
+  Status restart() override {
+    for (auto& m : members_)
+      if (!m->last_error().is_ok())
+        if (Status s = m->restart(); !s.is_ok()) return s;
+    return Status::ok();
+  }
+  int64_t lag() const override {
+    int64_t sum = 0;
+    for (const auto& m : members_) sum += m->lag();
+    return sum;
+  }
   Result<bool> step() override {
     bool progress = false;
     for (auto& m : members_) {
@@ -501,6 +529,20 @@ class ProjectorGroup final : public Projector {
   std::map<int32_t, Projector*> owner_;
 };
 
+class ProjectorComponent final : public Component {
+ public:
+  explicit ProjectorComponent(Projector& p) : p_(p) {}
+  std::string_view name() const override { return "projector"; }
+  Status start() override { return p_.start(); }
+  void stop() override { p_.stop(); }
+  Status health() const override { return p_.last_error(); }
+  Status restart() override { return p_.restart(); }
+  int64_t lag() const override { return p_.lag(); }
+
+ private:
+  Projector& p_;
+};
+
 Result<std::unique_ptr<Projector>> open_single(Log& log, ProjectorOptions opts) {
   auto p = std::make_unique<ProjectorImpl>(log, std::move(opts));
   if (Status s = p->open(); !s.is_ok()) return s;
@@ -508,6 +550,10 @@ Result<std::unique_ptr<Projector>> open_single(Log& log, ProjectorOptions opts) 
 }
 
 }  // namespace
+
+std::unique_ptr<Component> make_projector_component(Projector& p) {
+  return std::make_unique<ProjectorComponent>(p);
+}
 
 Result<std::unique_ptr<Projector>> open_projector(Log& log, ProjectorOptions opts) {
   if (opts.pg_url.empty()) return Status(Code::kInvalidArgument, "projector: no PostgreSQL URL");

@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "events/host.h"
 #include "events/log.h"
 #include "events/status.h"
 #include "events/types.h"
@@ -94,6 +95,12 @@ class Projector {
 
   virtual Status start() = 0;
   virtual void stop() = 0;
+  // After a stop on an error that may pass (the host decides, events/host.h): clears the
+  // error, reconnects (re-reading the watermarks) and starts again.
+  virtual Status restart() = 0;
+  // Records of the owned partitions not in PostgreSQL yet, against the log ends its
+  // listener last reported. Thread-safe.
+  virtual int64_t lag() const = 0;
   // One round on the caller's thread (not while started); true if anything was applied.
   virtual Result<bool> step() = 0;
   // True once the record at `offset` of `partition` is visible in PostgreSQL (its round
@@ -109,6 +116,10 @@ class Projector {
  protected:
   Projector() = default;
 };
+
+// The projector as a host Component ("projector"): start/stop/restart, health =
+// last_error(), lag. `p` must outlive it.
+std::unique_ptr<Component> make_projector_component(Projector& p);
 
 // Opens the projector: connects and reads the watermarks. The schema must be migrated
 // first (projections/migrate.h); kInvalidArgument with a hint when it is not.
