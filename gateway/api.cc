@@ -1,5 +1,7 @@
 #include "gateway/api.h"
 
+#include "events/json_writer.h"
+
 #include <simdjson.h>
 
 #include <algorithm>
@@ -283,7 +285,25 @@ void Api::handle(HttpRequest req, Reply reply) {
   if (req.path == "/readyz") {
     auto end = log_.end_offset(Partition(0));
     if (!end.ok()) return reply(problem_response(Status(Code::kUnavailable, "log not reachable: " + end.status().message())));
-    return reply(json_response(200, "{\"status\":\"ready\"}"));
+    // Every component of the host, with its state: a down one makes the engine not ready
+    // (a load balancer stops sending reads), while the gateway itself keeps answering.
+    std::string components = "[";
+    bool ready = true;
+    if (opts_.host) {
+      for (const ComponentHealth& h : opts_.host->health()) {
+        ready = ready && h.up;
+        if (components.size() > 1) components += ',';
+        JsonObject c;
+        c.str("name", h.name).str("state", h.up ? "up" : h.permanent ? "failed" : "restarting")
+            .num("restarts", static_cast<int64_t>(h.restarts));
+        // The error's code only: /readyz is unauthenticated, and a message may name hosts.
+        if (!h.up) c.str("error", code_name(h.error.code()));
+        if (h.lag >= 0) c.num("lag", h.lag);
+        components += c.done();
+      }
+    }
+    return reply(json_response(ready ? 200 : 503, JsonObject().str("status", ready ? "ready" : "degraded")
+                                                     .raw("components", components + "]").done()));
   }
   if (req.path == "/metrics") {
     for (int32_t p = 0; p < log_.partition_count(); ++p)

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "events/clock.h"
+#include "events/host.h"
 #include "events/log.h"
 #include "gateway/index.h"
 #include "processors/pulse.h"
@@ -92,6 +93,10 @@ struct ApiOptions {
   // Connections of the reader pool (projections/read_model.h), and as many threads that
   // run the PostgreSQL reads (never on an I/O thread).
   size_t reader_pool = kDefaultReaderPool;
+  // The engine's component host (events/host.h): /readyz answers 503 naming every
+  // component that is down (the gateway itself keeps serving). Null: only the log is
+  // checked. Must outlive the Api.
+  const Host* host = nullptr;
 };
 
 // Most `?after=` reads waiting at once (each waits on its own thread); beyond: 503.

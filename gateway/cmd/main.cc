@@ -30,6 +30,8 @@
 #include "gateway/metrics.h"
 #include "gateway/rate_limiter.h"
 #include "gateway/server.h"
+#include "events/host.h"
+#include "processors/components.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
 #include "processors/tick_source.h"
@@ -261,10 +263,13 @@ int cmd_serve(int argc, char** argv) {
     ao.prices = std::move(prices).value();
   }
 
-  // Pulse: the session processor, over every partition of the log.
+  // The engine's components, registered with the host in start order: Pulse decides,
+  // the projector folds its facts into PostgreSQL, the tick source drives the timers of
+  // every processor. The host restarts one that stops on a transient error.
+  Host host(HostOptions{.metrics = &metrics.registry()});
   pulse::PulseProcessor pulse_processor;
   std::unique_ptr<ProcessorRuntime> pulse_rt;
-  std::unique_ptr<TickSource> ticks;
+  std::vector<std::unique_ptr<Component>> components;
   if (a.get("pulse") == "true") {
     RuntimeOptions ro;
     ro.state_dir = data_dir + "/processors/pulse";
@@ -275,32 +280,9 @@ int cmd_serve(int argc, char** argv) {
       return 1;
     }
     pulse_rt = std::move(rt).value();
-    if (auto s = pulse_rt->start(); !s.is_ok()) {
-      log_line(LogLevel::kError, "cannot start the Pulse processor", {{"error", s.to_string()}});
-      return 1;
-    }
+    components.push_back(make_runtime_component("pulse", *pulse_rt));
     ao.pulse = pulse_rt.get();
-    log_line(LogLevel::kInfo, "processor started", {{"name", "pulse"}, {"state", ro.state_dir}});
-    // The clock for its timers: a partition ticks only when a timer there is due, so an
-    // idle engine does not grow its log.
-    TickSourceOptions to;
-    to.interval = std::chrono::milliseconds(std::max(1, std::atoi(a.get("tick-interval-ms").c_str())));
-    ProcessorRuntime* rt_ptr = pulse_rt.get();
-    to.needs_tick = [rt_ptr](Partition p) {
-      auto scan = [rt_ptr](std::string_view f, std::string_view t, size_t n) { return rt_ptr->scan(f, t, n); };
-      auto next = pulse::next_timer_us(scan, p.value());
-      const int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
-                              std::chrono::system_clock::now().time_since_epoch()).count();
-      return !next.ok() || (*next && **next <= now);  // on a read error, tick (harmless)
-    };
-    auto ts = open_tick_source(*log, to);
-    if (!ts.ok() || !(*ts)->start().is_ok()) {
-      log_line(LogLevel::kError, "cannot start the tick source", {{"error", ts.ok() ? "start" : ts.status().to_string()}});
-      return 1;
-    }
-    ticks = std::move(ts).value();
   }
-  // The projector: PostgreSQL read models, migrated first (projections/README.md).
   std::unique_ptr<Projector> projector;
   if (const std::string pg_url = a.get("pg-url"); !pg_url.empty() && a.get("projector") == "true") {
     auto m = migrate(pg_url);
@@ -317,19 +299,42 @@ int cmd_serve(int argc, char** argv) {
     po.prices = ao.prices;
     po.metrics = &metrics.registry();
     auto pr = open_projector(*log, po);
-    if (!pr.ok() || !(*pr)->start().is_ok()) {
-      log_line(LogLevel::kError, "cannot start the projector",
-               {{"error", pr.ok() ? (*pr)->last_error().to_string() : pr.status().to_string()}});
+    if (!pr.ok()) {
+      log_line(LogLevel::kError, "cannot open the projector", {{"error", pr.status().to_string()}});
       return 1;
     }
     projector = std::move(pr).value();
+    components.push_back(make_projector_component(*projector));
     ao.projector = projector.get();
     ao.reader_url = a.get("pg-reader-url").empty() ? pg::url_with_user(pg_url, "agentos_reader")
                                                    : a.get("pg-reader-url");
-    log_line(LogLevel::kInfo, "projector started", {{"workers", std::to_string(po.workers)}});
   } else {
     log_line(LogLevel::kInfo, "read models off", {{"reason", pg_url.empty() ? "no --pg-url" : "--projector=false"}});
   }
+  // A partition ticks only while some processor has a timer due there, so an idle engine
+  // does not grow its log.
+  std::unique_ptr<TickSource> ticks;
+  if (pulse_rt) {
+    TickSourceOptions to;
+    to.interval = std::chrono::milliseconds(std::max(1, std::atoi(a.get("tick-interval-ms").c_str())));
+    to.needs_tick = [&host](Partition p) {
+      const auto next = host.next_timer_us(p);
+      return next && *next <= system_clock().now_us();
+    };
+    auto ts = open_tick_source(*log, to);
+    if (!ts.ok()) {
+      log_line(LogLevel::kError, "cannot open the tick source", {{"error", ts.status().to_string()}});
+      return 1;
+    }
+    ticks = std::move(ts).value();
+    components.push_back(make_tick_source_component(*ticks));
+  }
+  for (auto& c : components) host.add(*c);
+  if (Status s = host.start(); !s.is_ok()) {
+    log_line(LogLevel::kError, "cannot start the engine", {{"error", s.to_string()}});
+    return 1;
+  }
+  ao.host = &host;
   gateway::Api api(*log, **index, limiter, metrics, ao);
 
   gateway::ServerOptions so;
@@ -395,14 +400,9 @@ int cmd_serve(int argc, char** argv) {
   // Fixed shutdown order: stop taking requests, stop folding, then close the log
   // (which completes every pending append before returning).
   (*server)->stop();
-  if (ticks) ticks->stop();
-  if (pulse_rt) pulse_rt->stop();  // a batch in progress commits first
-  if (projector) projector->stop();
+  host.stop();  // reverse order: ticks, projector, Pulse (a batch in progress commits first)
   (*index)->stop();
   server->reset();
-  ticks.reset();
-  pulse_rt.reset();
-  projector.reset();
   index->reset();
   log.reset();
   log_line(LogLevel::kInfo, "stopped");

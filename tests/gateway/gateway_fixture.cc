@@ -1,5 +1,6 @@
 #include "tests/gateway/gateway_fixture.h"
 
+#include "processors/components.h"
 #include "projections/migrate.h"
 #include "tests/support/pg_cluster.h"
 
@@ -42,7 +43,7 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
     auto rt = open_processor_runtime(*log_, pulse_, ro);
     if (!rt.ok()) throw std::runtime_error(rt.status().to_string());
     pulse_rt_ = std::move(rt).value();
-    if (auto s = pulse_rt_->start(); !s.is_ok()) throw std::runtime_error(s.to_string());
+    components_.push_back(make_runtime_component("pulse", *pulse_rt_));
     ao.pulse = pulse_rt_.get();
   }
   if (o.projector) {
@@ -61,11 +62,20 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
     auto pr = open_projector(*log_, po);
     if (!pr.ok()) throw std::runtime_error(pr.status().to_string());
     projector_ = std::move(pr).value();
-    if (auto s = projector_->start(); !s.is_ok()) throw std::runtime_error(s.to_string());
+    components_.push_back(make_projector_component(*projector_));
     ao.projector = projector_.get();
     ao.reader_url = o.reader_url_override.empty() ? reader_url() : o.reader_url_override;
     ao.reader_pool = o.reader_pool;
   }
+  // The engine's host, as `agentos serve` has it (with the test's extra components last).
+  host_ = std::make_unique<Host>(HostOptions{.check_every = std::chrono::milliseconds(10),
+                                             .min_backoff = std::chrono::milliseconds(20),
+                                             .max_backoff = std::chrono::milliseconds(500),
+                                             .metrics = &metrics_->registry()});
+  for (auto& c : components_) host_->add(*c);
+  for (Component* c : o.components) host_->add(*c);
+  if (Status s = host_->start(); !s.is_ok()) throw std::runtime_error(s.to_string());
+  ao.host = host_.get();
   api_ = std::make_unique<Api>(*log_, *index_, *limiter_, *metrics_, ao);
   auto srv = HttpServer::start(*api_, *log_, *metrics_, o.server);
   if (!srv.ok()) throw std::runtime_error(srv.status().to_string());
@@ -74,8 +84,7 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
 
 Engine::~Engine() {
   server_->stop();
-  if (pulse_rt_) pulse_rt_->stop();
-  if (projector_) projector_->stop();
+  host_->stop();  // reverse order: the test's components, the projector, Pulse
   index_->stop();
   server_.reset();
   pulse_rt_.reset();

@@ -45,6 +45,9 @@ struct EngineOptions {
   // Stamp each record with its own event time: a test's scripted producer times are the
   // engine's times (tests/processors/harness.h, open_test_log).
   bool stamp_event_time = false;
+  // More components for the engine's host, after Pulse and the projector (they must
+  // outlive the Engine).
+  std::vector<Component*> components;
 };
 
 class Engine {
@@ -87,6 +90,8 @@ class Engine {
   std::unique_ptr<ProcessorRuntime> pulse_rt_;
   std::string pg_db_;
   std::unique_ptr<Projector> projector_;
+  std::vector<std::unique_ptr<Component>> components_;
+  std::unique_ptr<Host> host_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<HttpServer> server_;
 };
