@@ -158,13 +158,8 @@ std::optional<std::string> HttpRequest::query_param(std::string_view name) const
 
 Api::Api(Log& log, LocalIndex& index, RateLimiter& limiter, Metrics& metrics, ApiOptions opts)
     : log_(log), index_(index), limiter_(limiter), metrics_(metrics), opts_(std::move(opts)) {
-  if (opts_.projector != nullptr && !opts_.reader_url.empty()) {
-    ReadModelOptions ro;
-    ro.url = opts_.reader_url;
-    ro.pool_size = opts_.reader_pool;
-    ro.max_limit = opts_.max_page;
-    read_model_ = std::make_unique<ReadModel>(ro);  // connects lazily
-    const size_t threads = std::clamp<size_t>(opts_.reader_pool, 1, kMaxReaderPool);
+  if (opts_.models != nullptr) {
+    const size_t threads = std::clamp<size_t>(opts_.reader_threads, 1, kMaxReaderThreads);
     for (size_t i = 0; i < threads; ++i) readers_.emplace_back([this] { reader_loop(); });
   }
 }

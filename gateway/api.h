@@ -26,12 +26,9 @@
 #include "events/host.h"
 #include "events/log.h"
 #include "gateway/index.h"
-#include "processors/pulse.h"
-#include "processors/runtime.h"
-#include "projections/projector.h"
-#include "projections/read_model.h"
 #include "gateway/metrics.h"
 #include "gateway/rate_limiter.h"
+#include "gateway/sources.h"
 
 namespace agentos::gateway {
 
@@ -70,6 +67,10 @@ struct StreamRequest {
   std::string type_prefix;
 };
 
+// Threads running the read models' queries (ApiOptions::reader_threads), and their cap.
+inline constexpr size_t kDefaultReaderThreads = 4;
+inline constexpr size_t kMaxReaderThreads = 64;
+
 struct ApiOptions {
   std::string admin_token;  // operator token for /v1/admin/*
   // The time of events the engine writes (tenants, keys) and of producer events without a
@@ -79,20 +80,17 @@ struct ApiOptions {
   // `?after=<offset>` waiting for a processor to apply that offset.
   std::chrono::milliseconds read_your_writes_timeout{5000};
   size_t max_page = 1000;
-  // The Pulse runtime whose state answers /v1/tenants/{t}/sessions/{id}/cost, and
-  // /sessions/{id} and /usage when there is no projector; null: those routes answer 503.
-  // It must outlive the Api (stop the server first).
-  ProcessorRuntime* pulse = nullptr;
-  PriceTable prices = PriceTable::defaults();
-  // The projector (projections/projector.h) whose PostgreSQL read models answer the
-  // session list, session, transitions and usage reads through `reader_url` (the
-  // agentos_reader role); null: those reads come from Pulse (list and transitions 503).
-  // `/sessions/{id}/cost` always comes from Pulse. The projector must outlive the Api.
-  Projector* projector = nullptr;
-  std::string reader_url;
-  // Connections of the reader pool (projections/read_model.h), and as many threads that
-  // run the PostgreSQL reads (never on an I/O thread).
-  size_t reader_pool = kDefaultReaderPool;
+  // Pulse's live state (gateway/sources.h): /v1/tenants/{t}/sessions/{id}/cost, and
+  // /sessions/{id} and /usage when there are no read models; null: those routes answer
+  // 503. Must outlive the Api (stop the server first).
+  SessionSource* sessions = nullptr;
+  // The PostgreSQL read models: the session list, session, transitions and usage reads;
+  // null: those reads come from `sessions` (list and transitions 503). Their `?after=`
+  // waits for `sessions` to have decided (wait_decided), then for the models to have
+  // projected that. Must outlive the Api.
+  ModelSource* models = nullptr;
+  // Threads that run the read models' queries (never an I/O thread).
+  size_t reader_threads = kDefaultReaderThreads;
   // The engine's component host (events/host.h): /readyz answers 503 naming every
   // component that is down (the gateway itself keeps serving). Null: only the log is
   // checked. Must outlive the Api.
@@ -219,8 +217,7 @@ class Api {
 
   std::atomic<int> after_waiters_{0};
 
-  // The PostgreSQL read models (null: not configured) and their threads.
-  std::unique_ptr<ReadModel> read_model_;
+  // The threads of the read models' queries.
   std::mutex reads_mu_;
   std::condition_variable reads_cv_;
   std::deque<std::function<void()>> reads_;

@@ -3,7 +3,7 @@
 
 #include "events/codec.h"
 #include "gateway/api.h"
-#include "processors/tick_source.h"
+#include "events/types.h"
 #include "gateway/keys.h"
 #include "gateway/problem.h"
 

@@ -4,15 +4,15 @@
 //   GET /v1/tenants/{t}/sessions/{id}/transitions?cursor=&limit=  (read models only)
 //   GET /v1/tenants/{t}/sessions/{id}/cost                   (always Pulse)
 //   GET /v1/tenants/{t}/usage?from=YYYY-MM-DD&to=YYYY-MM-DD
-// With a projector (ApiOptions::projector + reader_url) they are answered from the
-// PostgreSQL read models through ReadModel (projections/read_model.h, the agentos_reader
-// role), on the reader threads; without one, /sessions/{id}, /cost and /usage come from
-// the Pulse processor's committed state (processors/pulse.h) and the list and
-// transitions answer 503.
+// With read models (ApiOptions::models, gateway/sources.h: PostgreSQL through the
+// agentos_reader role) they are answered from them, on the reader threads; without,
+// /sessions/{id}, /cost and /usage come from Pulse's live state (ApiOptions::sessions) and
+// the list and transitions answer 503.
 //
 // Read-your-writes: `?after=<offset>` (the offset of a receipt from this tenant's
 // partition) waits, at most ApiOptions::read_your_writes_timeout, until the source
-// (Pulse, or the projector for the read models) has that record; then 503 + Retry-After.
+// (Pulse; for the read models, Pulse's decision about it, then the projector) has that
+// record; then 503 + Retry-After.
 // The wait runs on its own thread (at most kMaxAfterWaiters at once), never on an I/O
 // thread, and counts as in flight for drain(). Paging uses `?cursor=` (the `next` of the
 // previous page), never `?after=`.
@@ -22,10 +22,22 @@
 
 #include "events/logging.h"
 #include "events/partitioner.h"
+#include "events/codec.h"
 #include "gateway/api.h"
+#include "schemas/agentos_generated.h"
 
 namespace agentos::gateway {
 namespace {
+
+// The page size of a list or transitions read without ?limit=.
+constexpr size_t kDefaultPageLimit = 100;
+
+// A session state name of the schema (NONE is no stored state).
+bool is_session_state(std::string_view s) {
+  for (fb::SessionState st : fb::EnumValuesSessionState())
+    if (st != fb::SessionState::NONE && s == fb::EnumNameSessionState(st)) return true;
+  return false;
+}
 
 HttpResponse json_ok(std::string body) {
   HttpResponse r;
@@ -62,7 +74,7 @@ struct ModelQuery {
   enum Kind { kList, kSession, kTransitions, kUsage } kind = kSession;
   std::string id;
   std::optional<std::string> state, cursor;
-  size_t limit = kDefaultReadLimit;
+  size_t limit = kDefaultPageLimit;
   int64_t from = 0, to = 0;
 };
 
@@ -92,7 +104,7 @@ Result<ModelQuery> parse_model_query(const HttpRequest& req, const std::vector<s
   q.cursor = req.query_param("cursor");
   if (q.kind == ModelQuery::kList) {
     q.state = req.query_param("state");
-    if (q.state && !ReadModel::is_state_name(*q.state))
+    if (q.state && !is_session_state(*q.state))
       bad.mutable_errors().push_back({"state", "unknown session state"});
   }
   // The cursor's own format is the read model's to judge (it answers 400 "cursor").
@@ -211,36 +223,36 @@ void Api::get_reads(HttpRequest req, const TenantId& t, std::vector<std::string>
   const bool models_only = (rest[0] == "sessions" && rest.size() == 1) ||
                            (rest.size() == 3 && rest[2] == "transitions");
 
-  if (read_model_ && !cost) {
+  if (opts_.models != nullptr && !cost) {
     auto q = parse_model_query(req, rest, opts_.max_page);
     if (!q.ok()) return reply(problem_response(q.status(), req.path));
     auto after = parse_after(req, t);
     if (!after.ok()) return reply(problem_response(after.status(), req.path));
-    Projector* pr = opts_.projector;
-    const ProcessorRuntime* rt = opts_.pulse;
+    ModelSource* models = opts_.models;
+    const SessionSource* decider = opts_.sessions;
     // The read models fold Pulse's facts: wait until Pulse applied the write and relayed
     // what it decided, then until the projector passed those facts.
     ReadSource src{"the projector",
-                   [pr, rt](Partition part, Offset o, std::chrono::steady_clock::time_point d) {
-                     std::optional<Offset> facts_end = rt ? rt->wait_relayed(part, o, d) : o.next();
-                     return facts_end && pr->wait_projected(part, Offset(facts_end->value() - 1), d);
+                   [models, decider](Partition part, Offset o, std::chrono::steady_clock::time_point d) {
+                     std::optional<Offset> facts_end = decider ? decider->wait_decided(part, o, d) : o.next();
+                     return facts_end && models->wait_projected(part, Offset(facts_end->value() - 1), d);
                    },
-                   [pr] { return pr->last_error(); }, true};
-    auto answer = [this, pr, t, path = req.path, q = std::move(*q)]() -> HttpResponse {
+                   [models] { return models->last_error(); }, true};
+    auto answer = [this, models, t, path = req.path, q = std::move(*q)]() -> HttpResponse {
       // Read before the query: the answer reflects at least every event below it.
-      const int64_t projected = pr->watermark(log_.partition_of(t)).value();
+      const int64_t projected = models->watermark(log_.partition_of(t)).value();
       Result<std::optional<std::string>> body = std::optional<std::string>();
       switch (q.kind) {
         case ModelQuery::kList: {
-          auto r = read_model_->list_sessions(t.str(), q.state, q.cursor, q.limit);
+          auto r = models->list_sessions(t.str(), q.state, q.cursor, q.limit);
           body = r.ok() ? Result<std::optional<std::string>>(std::optional<std::string>(std::move(*r)))
                         : Result<std::optional<std::string>>(std::move(r).take_status());
           break;
         }
-        case ModelQuery::kSession: body = read_model_->session(t.str(), q.id); break;
-        case ModelQuery::kTransitions: body = read_model_->transitions(t.str(), q.id, q.cursor, q.limit); break;
+        case ModelQuery::kSession: body = models->session(t.str(), q.id); break;
+        case ModelQuery::kTransitions: body = models->transitions(t.str(), q.id, q.cursor, q.limit); break;
         case ModelQuery::kUsage: {
-          auto r = read_model_->usage(t.str(), q.from, q.to);
+          auto r = models->usage(t.str(), q.from, q.to);
           body = r.ok() ? Result<std::optional<std::string>>(std::optional<std::string>(std::move(*r)))
                         : Result<std::optional<std::string>>(std::move(r).take_status());
           break;
@@ -266,7 +278,7 @@ void Api::get_reads(HttpRequest req, const TenantId& t, std::vector<std::string>
 
   if (models_only)
     return reply(problem_response(Status(Code::kUnavailable, "read models are not configured (serve with --pg-url)"), req.path));
-  ProcessorRuntime* rt = opts_.pulse;
+  SessionSource* rt = opts_.sessions;
   if (rt == nullptr)
     return reply(problem_response(Status(Code::kUnavailable, "sessions are not served here: the Pulse processor is not running"), req.path));
   auto after = parse_after(req, t);
@@ -280,34 +292,25 @@ void Api::get_reads(HttpRequest req, const TenantId& t, std::vector<std::string>
 }
 
 HttpResponse Api::answer_pulse(const HttpRequest& req, const TenantId& t, const std::vector<std::string>& rest) {
-  ProcessorRuntime* rt = opts_.pulse;
+  SessionSource* rt = opts_.sessions;
   if (Status st = rt->last_error(); !st.is_ok())
     return problem_response(Status(Code::kUnavailable, "the Pulse processor stopped: " + st.message()), req.path);
-  auto get = [rt](std::string_view k) { return rt->get(k); };
-  auto scan = [rt](std::string_view from, std::string_view to, size_t limit) { return rt->scan(from, to, limit); };
   if (rest[0] == "usage") {
     auto range = parse_usage_range(req);
     if (!range.ok()) return problem_response(range.status(), req.path);
     const auto [from, to] = *range;
-    auto u = pulse::tenant_usage(scan, t.str(), from, to, opts_.prices);
+    auto u = rt->usage_json(t.str(), from, to);
     if (!u.ok()) return problem_response(u.status(), req.path);
-    return json_ok(pulse::usage_json(*u));
+    return json_ok(std::move(*u));
   }
   const std::string& id = rest[1];
-  auto s = pulse::read_session(get, t.str(), id);
-  if (!s.ok()) return problem_response(s.status(), req.path);
+  // Read before the state: the answer reflects at least every event below it.
+  const int64_t applied = rt->applied(log_.partition_of(t)).value();
+  auto body = rest.size() == 2 ? rt->session_json(t.str(), id) : rt->cost_json(t.str(), id, now_us());
+  if (!body.ok()) return problem_response(body.status(), req.path);
   // Uniform 404: nothing about other tenants' ids leaks (the key is the tenant's).
-  if (!*s) return problem_response(Status(Code::kNotFound, "no such session"), req.path);
-  const int64_t applied = rt->committed_offset(log_.partition_of(t)).value();
-  if (rest.size() == 2) {
-    HttpResponse r = json_ok(pulse::session_json(**s));
-    r.headers.emplace_back("agentos-applied-offset", std::to_string(applied));
-    return r;
-  }
-  const int64_t now = now_us();
-  auto c = pulse::session_cost(get, scan, t.str(), id, opts_.prices, now);
-  if (!c.ok()) return problem_response(c.status(), req.path);
-  HttpResponse r = json_ok(pulse::cost_json(*c));
+  if (!*body) return problem_response(Status(Code::kNotFound, "no such session"), req.path);
+  HttpResponse r = json_ok(std::move(**body));
   r.headers.emplace_back("agentos-applied-offset", std::to_string(applied));
   return r;
 }

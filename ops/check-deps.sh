@@ -2,7 +2,8 @@
 # The layering rules a build cannot see, checked on the sources (ops/test.sh runs it
 # before building; exit 1 names every breach):
 #   * projections/ folds the facts in the log: it never includes processors/ headers;
-#   * gateway/ depends on narrow interfaces: no RocksDB, libpq or librdkafka header;
+#   * gateway/ depends on narrow interfaces: no RocksDB, libpq or librdkafka header, and
+#     outside its composition root (gateway/cmd/) no processors/ or projections/ header;
 #   * events/ is the bottom layer: it includes nothing of processors/, projections/,
 #     gateway/ or replay/.
 # Usage: bash ops/check-deps.sh [ROOT]   (default: the repository this script is in)
@@ -10,11 +11,12 @@ set -euo pipefail
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$root"
 fail=0
-breach() {  # <rule> <grep -E pattern> <folder>
-  local hits
-  hits=$(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]*[<\"]($2)" "$3" --include='*.h' --include='*.cc' || true)
+breach() {  # <rule> <grep -E pattern> [grep options] <folder>
+  local rule=$1 pattern=$2 hits
+  shift 2
+  hits=$(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]*[<\"]($pattern)" --include='*.h' --include='*.cc' "$@" || true)
   if [ -n "$hits" ]; then
-    echo "check-deps: $1:"
+    echo "check-deps: $rule:"
     echo "$hits" | sed 's/^/  /'
     fail=1
   fi
@@ -23,6 +25,8 @@ breach "projections/ includes a processors/ header (it folds facts, it never run
   'processors/' projections
 breach "gateway/ includes a storage or broker header (it depends on narrow interfaces)" \
   'rocksdb/|libpq-fe|libpq/|librdkafka/|pqxx' gateway
+breach "gateway/ includes a processors/ or projections/ header outside its composition root (gateway/cmd/)" \
+  'processors/|projections/' --exclude-dir=cmd gateway
 breach "events/ includes a header of a layer above it" \
   'processors/|projections/|gateway/|replay/' events
 if [ "$fail" -ne 0 ]; then exit 1; fi

@@ -7,6 +7,7 @@
 #include "processors/runtime.h"
 
 #include "events/key_codec.h"
+#include "events/log_follower.h"
 #include "events/logging.h"
 #include "events/partitioner.h"
 #include "processors/metrics.h"
@@ -240,33 +241,6 @@ class ProbeSink final : public GaugeSink {
   Partition p_;
 };
 
-// Woken by the log's listener. Held by shared_ptr because listeners live as long as the
-// log (no unsubscribe); the listener holds a weak_ptr and does nothing once we are gone.
-// Also keeps the highest end offset the listener reported per partition (lag metrics),
-// so that computing lag never costs a round trip to the log (Kafka: a broker query).
-struct WakeState {
-  explicit WakeState(int32_t partitions) : ends(static_cast<size_t>(partitions)) {}
-  std::mutex mu;
-  std::condition_variable cv;
-  bool dirty = false;
-  std::vector<std::atomic<int64_t>> ends;
-  void wake() {
-    {
-      std::lock_guard lk(mu);
-      dirty = true;
-    }
-    cv.notify_all();
-  }
-  void raise_end(Partition p, int64_t end) {
-    if (p.value() < 0 || static_cast<size_t>(p.value()) >= ends.size()) return;
-    auto& e = ends[static_cast<size_t>(p.value())];
-    int64_t cur = e.load(std::memory_order_relaxed);
-    while (cur < end && !e.compare_exchange_weak(cur, end, std::memory_order_relaxed)) {
-    }
-  }
-  int64_t end(Partition p) const { return ends[static_cast<size_t>(p.value())].load(std::memory_order_relaxed); }
-};
-
 class RuntimeImpl final : public ProcessorRuntime {
  public:
   RuntimeImpl(Log& log, Processor& proc, RuntimeOptions opts, rocksdb::DB* db,
@@ -280,17 +254,8 @@ class RuntimeImpl final : public ProcessorRuntime {
         meta_(cfs[0]),
         state_(cfs[1]),
         committed_(std::move(committed)),
-        wake_(std::make_shared<WakeState>(log.partition_count())) {
+        follow_(log, opts_.partitions) {
     for (Partition p : opts_.partitions) needs_scan_[p.value()] = true;  // rule 3: at start
-    std::weak_ptr<WakeState> weak = wake_;
-    log_.add_listener([weak](Partition p, Offset end) {
-      if (auto w = weak.lock()) {
-        w->raise_end(p, end.value());
-        w->wake();
-      }
-    });
-    for (Partition p : opts_.partitions)  // once, so lag is right before the first append
-      if (auto e = log_.end_offset(p); e.ok()) wake_->raise_end(p, e->value());
     if (opts_.metrics) {
       probe_ = std::make_unique<RuntimeProbe>(*opts_.metrics, name_, opts_.partitions);
       update_lag();
@@ -309,6 +274,7 @@ class RuntimeImpl final : public ProcessorRuntime {
     std::lock_guard lk(lifecycle_mu_);
     if (worker_.joinable()) return Status(Code::kInvalidArgument, "runtime already started");
     stopping_ = false;
+    follow_.resume();
     started_ = true;
     worker_ = std::thread([this] { run(); });
     return Status::ok();
@@ -318,7 +284,7 @@ class RuntimeImpl final : public ProcessorRuntime {
     std::lock_guard lk(lifecycle_mu_);
     if (!worker_.joinable()) return;
     stopping_ = true;
-    wake_->wake();
+    follow_.stop();
     worker_.join();
     started_ = false;
   }
@@ -340,7 +306,7 @@ class RuntimeImpl final : public ProcessorRuntime {
 
   int64_t lag() const override {
     int64_t sum = 0;
-    for (Partition p : opts_.partitions) sum += std::max<int64_t>(0, wake_->end(p) - committed_offset(p).value());
+    for (Partition p : opts_.partitions) sum += std::max<int64_t>(0, follow_.end(p) - committed_offset(p).value());
     return sum;
   }
 
@@ -468,15 +434,11 @@ class RuntimeImpl final : public ProcessorRuntime {
  private:
   void run() {
     while (!stopping_) {
-      {
-        std::lock_guard lk(wake_->mu);
-        wake_->dirty = false;  // anything appended from here on wakes the wait below
-      }
+      follow_.clear();  // anything appended from here on wakes the wait below
       auto r = step_impl();
       if (!r.ok()) return;  // sticky error recorded by step_impl
       if (*r) continue;
-      std::unique_lock lk(wake_->mu);
-      wake_->cv.wait_for(lk, opts_.idle_wait, [&] { return wake_->dirty || stopping_.load(); });
+      follow_.wait(opts_.idle_wait);
     }
   }
 
@@ -513,7 +475,7 @@ class RuntimeImpl final : public ProcessorRuntime {
     const int64_t now_us = (opts_.clock ? *opts_.clock : system_clock()).now_us();
     for (Partition p : opts_.partitions) {
       const int64_t committed = committed_offset(p).value();
-      const int64_t behind = std::max<int64_t>(0, wake_->end(p) - committed);
+      const int64_t behind = std::max<int64_t>(0, follow_.end(p) - committed);
       double seconds = 0;
       if (behind > 0) {
         auto t = last_time_us_.find(p.value());
@@ -631,7 +593,7 @@ class RuntimeImpl final : public ProcessorRuntime {
       for (const auto& w : done) {
         probe_->committed(w.records, secs);
         probe_->consumed(w.applied, w.skipped, w.derived);
-        wake_->raise_end(w.p, w.next.value());
+        follow_.raise_end(w.p, w.next.value());
         last_time_us_[w.p.value()] = w.last_time_us;
         CommittedReader reader(db_, state_);
         ProbeSink sink(*probe_, w.p);
@@ -764,48 +726,69 @@ class RuntimeImpl final : public ProcessorRuntime {
       if (Status s = from_rocks(db_->Write(wo, &wb), "relay marker"); !s.is_ok()) return s;
     }
 
-    bool progress = false;
-    size_t i = 0;
-    while (i < pending->size()) {
-      // One append per run of consecutive entries of one tenant (AppendBatch is per tenant).
+    // One append per run of consecutive entries of one tenant (AppendBatch is per tenant),
+    // all of them issued at once: the log group-commits them (one fsync for the round,
+    // not one per tenant) and keeps their order. Every one lands at an offset >= M_p
+    // (rule 1), so when any fails, the rescan of rule 3 sorts out which are in the log.
+    struct Run {
+      size_t from, to;  // entries [from, to) of `pending`
+      Result<AppendResult> result = Status(Code::kUnavailable, "not appended");
+    };
+    std::vector<Run> runs;
+    for (size_t i = 0; i < pending->size();) {
       const std::string_view tenant = read_header((*pending)[i].second).tenant;
       size_t j = i;
-      AppendBatch batch{TenantId(std::string(tenant)), {}};
-      while (j < pending->size() && read_header((*pending)[j].second).tenant == tenant) {
-        batch.values.push_back((*pending)[j].second);
-        ++j;
-      }
-      auto res = log_.append_sync(std::move(batch));
-      if (!res.ok()) return relay_error(p, std::move(res).take_status());
-      if (opts_.hooks.crash_after_relay_append && opts_.hooks.crash_after_relay_append(p))
-        return Status(Code::kInternal, "injected crash after relay append");
-
-      rocksdb::WriteBatch wb;  // rule 2: delete what was appended and move the marker
-      for (size_t k = i; k < j; ++k) wb.Delete(meta_, (*pending)[k].first);
-      const bool drained = j == pending->size() && pending->size() < kMaxRelayBatchEntries &&
-                           !has_more_after(p, pending->back().first);
-      if (drained)
-        wb.Delete(meta_, partition_key(kMarkerTag, p));
-      else
-        wb.Put(meta_, partition_key(kMarkerTag, p),
-               be64_value(res->positions.back().offset.next().value()));
-      if (Status s = write(wb); !s.is_ok()) return s;
-      // Every input before the last relayed entry's has all its derived events in the log
-      // (an input's entries are consecutive); with the outbox drained, every committed one.
-      const std::string& last_key = (*pending)[j - 1].first;
-      note_relayed(p, drained ? committed_offset(p) : Offset(static_cast<int64_t>(get_be(last_key, 5, 8))),
-                   res->positions.back().offset.next());
-      {
-        std::lock_guard lk(mu_);
-        stats_.relayed += j - i;
-      }
-      if (probe_) probe_->relayed(j - i);
-      progress = true;
+      while (j < pending->size() && read_header((*pending)[j].second).tenant == tenant) ++j;
+      runs.push_back(Run{i, j});
       i = j;
     }
-    return progress;
+    std::mutex done_mu;
+    std::condition_variable done_cv;
+    size_t done = 0;
+    for (Run& r : runs) {
+      AppendBatch batch{TenantId(std::string(read_header((*pending)[r.from].second).tenant)), {}};
+      for (size_t k = r.from; k < r.to; ++k) batch.values.push_back((*pending)[k].second);
+      log_.append(std::move(batch), [&, run = &r](Result<AppendResult> res) {
+        std::lock_guard lk(done_mu);
+        run->result = std::move(res);
+        ++done;
+        done_cv.notify_all();
+      });
+    }
+    {
+      std::unique_lock lk(done_mu);
+      done_cv.wait(lk, [&] { return done == runs.size(); });
+    }
+    Offset end(0);
+    for (const Run& r : runs) {
+      if (!r.result.ok()) return relay_error(p, r.result.status());
+      end = std::max(end, r.result->positions.back().offset.next());
+    }
+    if (opts_.hooks.crash_after_relay_append && opts_.hooks.crash_after_relay_append(p))
+      return Status(Code::kInternal, "injected crash after relay append");
+
+    rocksdb::WriteBatch wb;  // rule 2: delete what was appended and move the marker
+    for (const auto& entry : *pending) wb.Delete(meta_, entry.first);
+    const bool drained = pending->size() < kMaxRelayBatchEntries && !has_more_after(p, pending->back().first);
+    if (drained)
+      wb.Delete(meta_, partition_key(kMarkerTag, p));
+    else
+      wb.Put(meta_, partition_key(kMarkerTag, p), be64_value(end.value()));
+    if (Status s = write(wb); !s.is_ok()) return s;
+    // Every input before the last relayed entry's has all its derived events in the log
+    // (an input's entries are consecutive); with the outbox drained, every committed one.
+    note_relayed(p, drained ? committed_offset(p) : Offset(static_cast<int64_t>(get_be(pending->back().first, 5, 8))),
+                 end);
+    {
+      std::lock_guard lk(mu_);
+      stats_.relayed += pending->size();
+    }
+    if (probe_) probe_->relayed(pending->size());
+    return true;
   }
 
+  // Whether p's outbox has an entry after `last_key` (a read error counts as yes: the
+  // marker then stays, which is always safe).
   bool has_more_after(Partition p, const std::string& last_key) {
     const std::string prefix = partition_key(kOutboxTag, p);
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
@@ -863,7 +846,7 @@ class RuntimeImpl final : public ProcessorRuntime {
   std::thread worker_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> started_{false};
-  std::shared_ptr<WakeState> wake_;
+  LogFollower follow_;  // last: its listener may fire as soon as it is constructed
 };
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "events/codec.h"
+#include "events/log_follower.h"
 #include "events/logging.h"
 #include "projections/pg.h"
 #include "projections/projection.h"
@@ -35,32 +36,6 @@ using proj::RowBuffer;
 using proj::TableSpec;
 
 bool transient(const Status& s) { return s.code() == Code::kUnavailable || s.code() == Code::kTimeout; }
-
-// Woken by the log's listener. Held by shared_ptr because listeners live as long as the
-// log (no unsubscribe); the listener holds a weak_ptr and does nothing once we are gone.
-// Keeps the highest end offset reported per partition for the lag gauge.
-struct WakeState {
-  explicit WakeState(int32_t partitions) : ends(static_cast<size_t>(partitions)) {}
-  std::mutex mu;
-  std::condition_variable cv;
-  bool dirty = false;
-  std::vector<std::atomic<int64_t>> ends;
-  void wake() {
-    {
-      std::lock_guard lk(mu);
-      dirty = true;
-    }
-    cv.notify_all();
-  }
-  void raise_end(Partition p, int64_t end) {
-    if (p.value() < 0 || static_cast<size_t>(p.value()) >= ends.size()) return;
-    auto& e = ends[static_cast<size_t>(p.value())];
-    int64_t cur = e.load(std::memory_order_relaxed);
-    while (cur < end && !e.compare_exchange_weak(cur, end, std::memory_order_relaxed)) {
-    }
-  }
-  int64_t end(Partition p) const { return ends[static_cast<size_t>(p.value())].load(std::memory_order_relaxed); }
-};
 
 // The round's rows: one buffer per table of every projection.
 class RoundRows final : public proj::RowSink {
@@ -131,18 +106,8 @@ class ProjectorImpl final : public Projector {
         opts_(std::move(opts)),
         projections_(proj::make_projections({opts_.prices})),
         round_(projections_),
-        wake_(std::make_shared<WakeState>(log.partition_count())),
-        metrics_(opts_.metrics, opts_.name, opts_.partitions) {
-    std::weak_ptr<WakeState> weak = wake_;
-    log_.add_listener([weak](Partition p, Offset end) {
-      if (auto w = weak.lock()) {
-        w->raise_end(p, end.value());
-        w->wake();
-      }
-    });
-    for (Partition p : opts_.partitions)
-      if (auto e = log_.end_offset(p); e.ok()) wake_->raise_end(p, e->value());
-  }
+        follow_(log, opts_.partitions),
+        metrics_(opts_.metrics, opts_.name, opts_.partitions) {}
   ~ProjectorImpl() override { stop(); }
 
   Status open() { return connect(); }
@@ -151,6 +116,7 @@ class ProjectorImpl final : public Projector {
     std::lock_guard lk(lifecycle_mu_);
     if (worker_.joinable()) return Status(Code::kInvalidArgument, "projector already started");
     stopping_ = false;
+    follow_.resume();
     started_ = true;
     worker_ = std::thread([this] { run(); });
     return Status::ok();
@@ -160,7 +126,7 @@ class ProjectorImpl final : public Projector {
     std::lock_guard lk(lifecycle_mu_);
     if (!worker_.joinable()) return;
     stopping_ = true;
-    wake_->wake();
+    follow_.stop();
     worker_.join();
     started_ = false;
   }
@@ -183,7 +149,7 @@ class ProjectorImpl final : public Projector {
   int64_t lag() const override {
     std::lock_guard lk(mu_);
     int64_t sum = 0;
-    for (Partition p : opts_.partitions) sum += std::max<int64_t>(0, wake_->end(p) - wm_of(p));
+    for (Partition p : opts_.partitions) sum += std::max<int64_t>(0, follow_.end(p) - wm_of(p));
     return sum;
   }
 
@@ -254,15 +220,11 @@ class ProjectorImpl final : public Projector {
 
   void run() {
     while (!stopping_) {
-      {
-        std::lock_guard lk(wake_->mu);
-        wake_->dirty = false;  // anything appended from here on wakes the wait below
-      }
+      follow_.clear();  // anything appended from here on wakes the wait below
       auto r = step_impl();
       if (!r.ok()) return;  // sticky error recorded by step_impl
       if (*r) continue;
-      std::unique_lock lk(wake_->mu);
-      wake_->cv.wait_for(lk, opts_.idle_wait, [&] { return wake_->dirty || stopping_.load(); });
+      follow_.wait(opts_.idle_wait);
     }
   }
 
@@ -416,7 +378,7 @@ class ProjectorImpl final : public Projector {
     if (metrics_.lag.empty()) return;
     std::lock_guard lk(mu_);
     for (auto& [p, g] : metrics_.lag)
-      g->Set(static_cast<double>(std::max<int64_t>(0, wake_->end(Partition(p)) - wm_of(Partition(p)))));
+      g->Set(static_cast<double>(std::max<int64_t>(0, follow_.end(Partition(p)) - wm_of(Partition(p)))));
   }
 
   void count_pg_error() {
@@ -441,7 +403,7 @@ class ProjectorImpl final : public Projector {
   const ProjectorOptions opts_;
   std::vector<std::unique_ptr<Projection>> projections_;
   RoundRows round_;
-  std::shared_ptr<WakeState> wake_;
+  LogFollower follow_;
   Metrics metrics_;
   std::unique_ptr<pg::Conn> conn_;  // the worker's (or step()'s caller's) only
 

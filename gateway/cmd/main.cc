@@ -24,6 +24,7 @@
 #include "events/log.h"
 #include "events/logging.h"
 #include "gateway/api.h"
+#include "gateway/cmd/sources.h"
 #include "gateway/http_client.h"
 #include "gateway/index.h"
 #include "gateway/keys.h"
@@ -251,6 +252,7 @@ int cmd_serve(int argc, char** argv) {
   gateway::RateLimiter limiter(limits);
   gateway::ApiOptions ao;
   ao.admin_token = *token;
+  PriceTable price_table = PriceTable::defaults();
   if (const std::string pf = a.get("prices"); !pf.empty()) {
     std::ifstream in(pf);
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -260,7 +262,7 @@ int cmd_serve(int argc, char** argv) {
                 << (in ? prices.status().to_string() : std::string("cannot read")) << "\n";
       return 2;
     }
-    ao.prices = std::move(prices).value();
+    price_table = std::move(prices).value();
   }
 
   // The engine's components, registered with the host in start order: Pulse decides,
@@ -270,6 +272,8 @@ int cmd_serve(int argc, char** argv) {
   pulse::PulseProcessor pulse_processor;
   std::unique_ptr<ProcessorRuntime> pulse_rt;
   std::vector<std::unique_ptr<Component>> components;
+  std::unique_ptr<gateway::SessionSource> session_source;
+  std::unique_ptr<gateway::ModelSource> model_source;
   if (a.get("pulse") == "true") {
     RuntimeOptions ro;
     ro.state_dir = data_dir + "/processors/pulse";
@@ -281,7 +285,8 @@ int cmd_serve(int argc, char** argv) {
     }
     pulse_rt = std::move(rt).value();
     components.push_back(make_runtime_component("pulse", *pulse_rt));
-    ao.pulse = pulse_rt.get();
+    session_source = gateway::make_pulse_source(*pulse_rt, price_table);
+    ao.sessions = session_source.get();
   }
   std::unique_ptr<Projector> projector;
   if (const std::string pg_url = a.get("pg-url"); !pg_url.empty() && a.get("projector") == "true") {
@@ -296,7 +301,7 @@ int cmd_serve(int argc, char** argv) {
     po.pg_url = a.get("pg-projector-url").empty() ? pg::url_with_user(pg_url, "agentos_projector")
                                                   : a.get("pg-projector-url");
     po.workers = std::max(1, std::atoi(a.get("projector-workers").c_str()));
-    po.prices = ao.prices;
+    po.prices = price_table;
     po.metrics = &metrics.registry();
     auto pr = open_projector(*log, po);
     if (!pr.ok()) {
@@ -305,9 +310,11 @@ int cmd_serve(int argc, char** argv) {
     }
     projector = std::move(pr).value();
     components.push_back(make_projector_component(*projector));
-    ao.projector = projector.get();
-    ao.reader_url = a.get("pg-reader-url").empty() ? pg::url_with_user(pg_url, "agentos_reader")
-                                                   : a.get("pg-reader-url");
+    ReadModelOptions ro;
+    ro.url = a.get("pg-reader-url").empty() ? pg::url_with_user(pg_url, "agentos_reader") : a.get("pg-reader-url");
+    ro.max_limit = ao.max_page;
+    model_source = gateway::make_read_model_source(*projector, ro);
+    ao.models = model_source.get();
   } else {
     log_line(LogLevel::kInfo, "read models off", {{"reason", pg_url.empty() ? "no --pg-url" : "--projector=false"}});
   }

@@ -1,5 +1,6 @@
 #include "tests/gateway/gateway_fixture.h"
 
+#include "gateway/cmd/sources.h"
 #include "processors/components.h"
 #include "projections/migrate.h"
 #include "tests/support/pg_cluster.h"
@@ -44,7 +45,8 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
     if (!rt.ok()) throw std::runtime_error(rt.status().to_string());
     pulse_rt_ = std::move(rt).value();
     components_.push_back(make_runtime_component("pulse", *pulse_rt_));
-    ao.pulse = pulse_rt_.get();
+    session_source_ = make_pulse_source(*pulse_rt_, PriceTable::defaults());
+    ao.sessions = session_source_.get();
   }
   if (o.projector) {
     TestPostgres& pg = TestPostgres::get();
@@ -63,9 +65,12 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
     if (!pr.ok()) throw std::runtime_error(pr.status().to_string());
     projector_ = std::move(pr).value();
     components_.push_back(make_projector_component(*projector_));
-    ao.projector = projector_.get();
-    ao.reader_url = o.reader_url_override.empty() ? reader_url() : o.reader_url_override;
-    ao.reader_pool = o.reader_pool;
+    ReadModelOptions ro;
+    ro.url = o.reader_url_override.empty() ? reader_url() : o.reader_url_override;
+    ro.pool_size = o.reader_pool;
+    model_source_ = make_read_model_source(*projector_, ro);
+    ao.models = model_source_.get();
+    ao.reader_threads = o.reader_pool;
   }
   // The engine's host, as `agentos serve` has it (with the test's extra components last).
   host_ = std::make_unique<Host>(HostOptions{.check_every = std::chrono::milliseconds(10),
@@ -88,7 +93,9 @@ Engine::~Engine() {
   index_->stop();
   server_.reset();
   pulse_rt_.reset();
-  api_.reset();  // before the projector it reads through
+  api_.reset();  // before the sources and the projector it reads through
+  model_source_.reset();
+  session_source_.reset();
   projector_.reset();
   index_.reset();
   log_.reset();

@@ -21,7 +21,10 @@
 #include "gateway/metrics.h"
 #include "gateway/rate_limiter.h"
 #include "gateway/server.h"
+#include "processors/pulse.h"
+#include "processors/runtime.h"
 #include "projections/projector.h"
+#include "projections/read_model.h"
 #include "tests/support/test_util.h"
 
 namespace agentos::gateway::test {
@@ -92,6 +95,8 @@ class Engine {
   std::unique_ptr<Projector> projector_;
   std::vector<std::unique_ptr<Component>> components_;
   std::unique_ptr<Host> host_;
+  std::unique_ptr<SessionSource> session_source_;
+  std::unique_ptr<ModelSource> model_source_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<HttpServer> server_;
 };

@@ -1,0 +1,63 @@
+#include "events/log_follower.h"
+
+namespace agentos {
+
+LogFollower::LogFollower(Log& log, const std::vector<Partition>& partitions)
+    : s_(std::make_shared<State>(log.partition_count())) {
+  std::weak_ptr<State> weak = s_;
+  log.add_listener([weak](Partition p, Offset end) {
+    auto s = weak.lock();
+    if (!s) return;
+    if (p.value() >= 0 && static_cast<size_t>(p.value()) < s->ends.size()) {
+      auto& e = s->ends[static_cast<size_t>(p.value())];
+      int64_t cur = e.load(std::memory_order_relaxed);
+      while (cur < end.value() && !e.compare_exchange_weak(cur, end.value(), std::memory_order_relaxed)) {
+      }
+    }
+    {
+      std::lock_guard lk(s->mu);
+      s->dirty = true;
+    }
+    s->cv.notify_all();
+  });
+  for (Partition p : partitions)  // once, so lag is right before the first append
+    if (auto e = log.end_offset(p); e.ok()) raise_end(p, e->value());
+}
+
+void LogFollower::clear() {
+  std::lock_guard lk(s_->mu);
+  s_->dirty = false;
+}
+
+void LogFollower::wait(std::chrono::milliseconds idle) {
+  std::unique_lock lk(s_->mu);
+  s_->cv.wait_for(lk, idle, [&] { return s_->dirty || s_->stopping; });
+}
+
+void LogFollower::stop() {
+  {
+    std::lock_guard lk(s_->mu);
+    s_->stopping = true;
+  }
+  s_->cv.notify_all();
+}
+
+void LogFollower::resume() {
+  std::lock_guard lk(s_->mu);
+  s_->stopping = false;
+}
+
+void LogFollower::raise_end(Partition p, int64_t end) {
+  if (p.value() < 0 || static_cast<size_t>(p.value()) >= s_->ends.size()) return;
+  auto& e = s_->ends[static_cast<size_t>(p.value())];
+  int64_t cur = e.load(std::memory_order_relaxed);
+  while (cur < end && !e.compare_exchange_weak(cur, end, std::memory_order_relaxed)) {
+  }
+}
+
+int64_t LogFollower::end(Partition p) const {
+  if (p.value() < 0 || static_cast<size_t>(p.value()) >= s_->ends.size()) return 0;
+  return s_->ends[static_cast<size_t>(p.value())].load(std::memory_order_relaxed);
+}
+
+}  // namespace agentos

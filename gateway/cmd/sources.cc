@@ -1,0 +1,88 @@
+#include "gateway/cmd/sources.h"
+
+#include "processors/pulse.h"
+
+namespace agentos::gateway {
+namespace {
+
+class PulseSource final : public SessionSource {
+ public:
+  PulseSource(ProcessorRuntime& rt, PriceTable prices) : rt_(rt), prices_(std::move(prices)) {}
+
+  Result<std::optional<std::string>> session_json(std::string_view tenant, std::string_view id) override {
+    auto s = pulse::read_session(getter(), tenant, id);
+    if (!s.ok()) return std::move(s).take_status();
+    if (!*s) return std::optional<std::string>();
+    return std::optional<std::string>(pulse::session_json(**s));
+  }
+  Result<std::optional<std::string>> cost_json(std::string_view tenant, std::string_view id,
+                                               int64_t now_us) override {
+    auto c = pulse::session_cost(getter(), scanner(), tenant, id, prices_, now_us);
+    if (!c.ok()) {
+      if (c.status().code() == Code::kNotFound) return std::optional<std::string>();
+      return std::move(c).take_status();
+    }
+    return std::optional<std::string>(pulse::cost_json(*c));
+  }
+  Result<std::string> usage_json(std::string_view tenant, int64_t from_day, int64_t to_day) override {
+    auto u = pulse::tenant_usage(scanner(), tenant, from_day, to_day, prices_);
+    if (!u.ok()) return std::move(u).take_status();
+    return pulse::usage_json(*u);
+  }
+  Offset applied(Partition p) const override { return rt_.committed_offset(p); }
+  bool wait_applied(Partition p, Offset o, Deadline d) const override { return rt_.wait_applied(p, o, d); }
+  std::optional<Offset> wait_decided(Partition p, Offset o, Deadline d) const override {
+    return rt_.wait_relayed(p, o, d);
+  }
+  Status last_error() const override { return rt_.last_error(); }
+
+ private:
+  pulse::StateGetter getter() const {
+    return [this](std::string_view k) { return rt_.get(k); };
+  }
+  pulse::StateScanner scanner() const {
+    return [this](std::string_view from, std::string_view to, size_t limit) { return rt_.scan(from, to, limit); };
+  }
+
+  ProcessorRuntime& rt_;
+  const PriceTable prices_;
+};
+
+class ReadModelSource final : public ModelSource {
+ public:
+  ReadModelSource(Projector& p, ReadModelOptions o) : p_(p), rm_(std::move(o)) {}
+
+  bool wait_projected(Partition p, Offset o, Deadline d) const override { return p_.wait_projected(p, o, d); }
+  Offset watermark(Partition p) const override { return p_.watermark(p); }
+  Status last_error() const override { return p_.last_error(); }
+  Result<std::string> list_sessions(std::string_view tenant, std::optional<std::string> state,
+                                    std::optional<std::string> cursor, size_t limit) override {
+    return rm_.list_sessions(tenant, std::move(state), std::move(cursor), limit);
+  }
+  Result<std::optional<std::string>> session(std::string_view tenant, std::string_view id) override {
+    return rm_.session(tenant, id);
+  }
+  Result<std::optional<std::string>> transitions(std::string_view tenant, std::string_view id,
+                                                 std::optional<std::string> cursor, size_t limit) override {
+    return rm_.transitions(tenant, id, std::move(cursor), limit);
+  }
+  Result<std::string> usage(std::string_view tenant, int64_t from_day, int64_t to_day) override {
+    return rm_.usage(tenant, from_day, to_day);
+  }
+
+ private:
+  Projector& p_;
+  ReadModel rm_;  // connects lazily
+};
+
+}  // namespace
+
+std::unique_ptr<SessionSource> make_pulse_source(ProcessorRuntime& rt, PriceTable prices) {
+  return std::make_unique<PulseSource>(rt, std::move(prices));
+}
+
+std::unique_ptr<ModelSource> make_read_model_source(Projector& projector, ReadModelOptions opts) {
+  return std::make_unique<ReadModelSource>(projector, std::move(opts));
+}
+
+}  // namespace agentos::gateway

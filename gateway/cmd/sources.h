@@ -1,0 +1,25 @@
+// The composition root's adapters: the gateway's narrow read interfaces
+// (gateway/sources.h) implemented over Pulse's runtime and the PostgreSQL read models.
+// Compiled into the `agentos` binary and into the gateway tests, which assemble the same
+// engine; the gateway library itself never sees processors/ or projections/.
+#pragma once
+
+#include <memory>
+
+#include "events/pricing.h"
+#include "gateway/sources.h"
+#include "processors/runtime.h"
+#include "projections/projector.h"
+#include "projections/read_model.h"
+
+namespace agentos::gateway {
+
+// Pulse's committed state (processors/pulse.h reads) and freshness; costs priced with
+// `prices`. `rt` must outlive the source.
+std::unique_ptr<SessionSource> make_pulse_source(ProcessorRuntime& rt, PriceTable prices);
+
+// The read models: the projector's freshness and a ReadModel (reader role, its own pool).
+// `projector` must outlive the source.
+std::unique_ptr<ModelSource> make_read_model_source(Projector& projector, ReadModelOptions opts);
+
+}  // namespace agentos::gateway

@@ -1,0 +1,64 @@
+// What the gateway reads from, defined by the gateway: narrow interfaces the composition
+// root implements over the engine's parts (gateway/cmd/sources.h adapts Pulse's runtime
+// and the PostgreSQL read models). The gateway itself links no processor and no
+// projection (ops/check-deps.sh).
+//
+// Both are called from the Api's waiter and reader threads, never from an I/O thread:
+// implementations are thread-safe and may block (a PostgreSQL query, a wait).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "events/status.h"
+#include "events/types.h"
+
+namespace agentos::gateway {
+
+using Deadline = std::chrono::steady_clock::time_point;
+
+// Live session state (Pulse): the answers as JSON, and how far it has applied the log.
+class SessionSource {
+ public:
+  virtual ~SessionSource() = default;
+  // The session as JSON ({tenantId, sessionId, state, ...}); nullopt when there is none.
+  virtual Result<std::optional<std::string>> session_json(std::string_view tenant, std::string_view id) = 0;
+  // Its cost report, the running segment counted up to `now_us`; nullopt: no session.
+  virtual Result<std::optional<std::string>> cost_json(std::string_view tenant, std::string_view id,
+                                                       int64_t now_us) = 0;
+  // The tenant's usage for the UTC days from_day..to_day (YYYYMMDD, inclusive).
+  virtual Result<std::string> usage_json(std::string_view tenant, int64_t from_day, int64_t to_day) = 0;
+  // The next offset of `p` not applied yet.
+  virtual Offset applied(Partition p) const = 0;
+  // True once the record at `offset` of `p` is applied (false at `deadline`, or promptly
+  // when the source stopped with an error).
+  virtual bool wait_applied(Partition p, Offset offset, Deadline deadline) const = 0;
+  // Once the record is applied AND what the source decided about it is in the log (its
+  // facts relayed): an offset below which those facts sit. nullopt at `deadline`.
+  virtual std::optional<Offset> wait_decided(Partition p, Offset offset, Deadline deadline) const = 0;
+  virtual Status last_error() const = 0;
+};
+
+// The PostgreSQL read models: their freshness and the reader's queries (JSON answers; the
+// members are listed in projections/read_model.h).
+class ModelSource {
+ public:
+  virtual ~ModelSource() = default;
+  // True once every record of `p` up to `offset` is in the read models.
+  virtual bool wait_projected(Partition p, Offset offset, Deadline deadline) const = 0;
+  // The next offset of `p` not in the read models yet.
+  virtual Offset watermark(Partition p) const = 0;
+  virtual Status last_error() const = 0;
+
+  virtual Result<std::string> list_sessions(std::string_view tenant, std::optional<std::string> state,
+                                            std::optional<std::string> cursor, size_t limit) = 0;
+  virtual Result<std::optional<std::string>> session(std::string_view tenant, std::string_view id) = 0;
+  virtual Result<std::optional<std::string>> transitions(std::string_view tenant, std::string_view id,
+                                                         std::optional<std::string> cursor, size_t limit) = 0;
+  virtual Result<std::string> usage(std::string_view tenant, int64_t from_day, int64_t to_day) = 0;
+};
+
+}  // namespace agentos::gateway
