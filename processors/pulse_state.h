@@ -1,7 +1,6 @@
 // Pulse's state encoding: keys and records in the processor's column family. Internal to
-// processors/ (pulse.cc, pulse_read.cc) and to projections/projector.cc, which captures
-// Pulse's writes to project them (a layout change must update the projector too); the
-// layout is documented in processors/README.md.
+// processors/ (pulse.cc, pulse_read.cc): nobody outside reads Pulse's state (the read
+// models fold its facts); the layout is documented in processors/README.md.
 //
 // Keys (tenant ids are [a-z0-9-]{1,64}, so a NUL after the tenant is an unambiguous
 // terminator that keeps tenant order = string order; integers are big-endian; a session

@@ -112,7 +112,8 @@ struct RuntimeOptions {
   // costs most. Same exactly-once argument: offsets, state and outbox of all of them
   // commit together.
   bool commit_per_round = false;
-  // A second store committed with each commit (projections/: PostgreSQL). Called once
+  // A second store committed with each commit (a sink that must see every commit; no
+  // engine component uses it today — the projector folds facts on its own). Called once
   // per commit, after every apply of the records in `ranges` (one per partition with
   // records: [from, next)) and BEFORE the runtime's own WriteBatch is written; `state`
   // is the commit's transaction (reads see its writes). OK: the runtime commits.
@@ -120,8 +121,8 @@ struct RuntimeOptions {
   // counted in stats().sink_errors and retried from each `from` at the next round. Any
   // other error sticks like an apply error. The runtime commits AFTER the hook, so a
   // crash between the two leaves the hook's store ahead of the runtime's offsets: the
-  // hook sees those records again after a restart and must recognise them
-  // (projections/projector.h keeps a watermark).
+  // hook sees those records again after a restart and must recognise them (a watermark
+  // in the hook's store, committed with its rows).
   struct CommitRange {
     Partition partition;
     Offset from, next;

@@ -278,6 +278,7 @@ int cmd_serve(int argc, char** argv) {
     RuntimeOptions ro;
     ro.state_dir = data_dir + "/processors/pulse";
     ro.metrics = &metrics.registry();
+    ro.commit_per_round = true;  // one fsync per round of every partition, not one per partition
     auto rt = open_processor_runtime(*log, pulse_processor, ro);
     if (!rt.ok()) {
       log_line(LogLevel::kError, "cannot open the Pulse processor", {{"error", rt.status().to_string()}});

@@ -574,6 +574,7 @@ Runs run_projector(const Options& o, int runs) {
     RuntimeOptions o;
     o.state_dir = pulse_state;
     o.relay = true;
+    o.commit_per_round = true;  // as `agentos serve` runs Pulse
     auto rt = open_processor_runtime(*f.log, pulse, o);
     if (!rt.ok()) die("open Pulse: " + rt.status().to_string());
     pulse_rt = std::move(rt).value();

@@ -5,7 +5,7 @@
 //   * One pulse_model::Model per partition (the model's world is one partition: tenants,
 //     queues and timers are partition-local), fed that partition's records in log order,
 //     skipping the events Pulse derived (source /agentos/processors/pulse) — exactly the
-//     input the real Pulse and the projector's inner Pulse see.
+//     input the real Pulse sees (the projector folds the facts Pulse derived from it).
 //   * Around each input the sessions it can touch (its tenant's; every session of the
 //     partition for a clock.tick) are compared before / after. What changed gives the
 //     session rows (log_offset = the last input that changed anything of the session),
