@@ -24,27 +24,45 @@ LogFollower::LogFollower(Log& log, const std::vector<Partition>& partitions)
     if (auto e = log.end_offset(p); e.ok()) raise_end(p, e->value());
 }
 
-void LogFollower::clear() {
-  std::lock_guard lk(s_->mu);
-  s_->dirty = false;
-}
+LogFollower::~LogFollower() { stop(); }
 
-void LogFollower::wait(std::chrono::milliseconds idle) {
-  std::unique_lock lk(s_->mu);
-  s_->cv.wait_for(lk, idle, [&] { return s_->dirty || s_->stopping; });
+Status LogFollower::start(std::function<Result<bool>()> step, std::chrono::milliseconds idle) {
+  std::lock_guard lk(lifecycle_mu_);
+  if (worker_.joinable()) return Status(Code::kInvalidArgument, "already started");
+  {
+    std::lock_guard s(s_->mu);
+    s_->stopping = false;
+  }
+  started_ = true;
+  worker_ = std::thread([this, step = std::move(step), idle] { run(step, idle); });
+  return Status::ok();
 }
 
 void LogFollower::stop() {
+  std::lock_guard lk(lifecycle_mu_);
+  if (!worker_.joinable()) return;
   {
-    std::lock_guard lk(s_->mu);
+    std::lock_guard s(s_->mu);
     s_->stopping = true;
   }
   s_->cv.notify_all();
+  worker_.join();
+  started_ = false;
 }
 
-void LogFollower::resume() {
-  std::lock_guard lk(s_->mu);
-  s_->stopping = false;
+void LogFollower::run(const std::function<Result<bool>()>& step, std::chrono::milliseconds idle) {
+  for (;;) {
+    {
+      std::lock_guard lk(s_->mu);
+      if (s_->stopping) return;
+      s_->dirty = false;  // anything appended from here on wakes the wait below
+    }
+    auto r = step();
+    if (!r.ok()) return;  // the owner recorded the error
+    if (*r) continue;
+    std::unique_lock lk(s_->mu);
+    s_->cv.wait_for(lk, idle, [&] { return s_->dirty || s_->stopping; });
+  }
 }
 
 void LogFollower::raise_end(Partition p, int64_t end) {

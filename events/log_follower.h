@@ -1,22 +1,24 @@
-// LogFollower: how a consumer loop of the log (a processor runtime, the projector) is woken
-// by appends and knows the log's ends without asking it. It registers one listener on the
-// log; since listeners live as long as the log (no unsubscribe), the listener holds only a
-// weak reference to the follower's state and does nothing once the follower is gone.
+// LogFollower: the worker of a consumer of the log (a processor runtime, the projector).
+// It runs the consumer's `step` on a thread of its own — again at once after a step that
+// made progress, otherwise after the next append to the log or after `idle` — and knows
+// the log's ends without asking it.
 //
-//   * `clear()` before a round, then `wait(idle, stopping)` after a round that found
-//     nothing: it returns at once if anything was appended since `clear()` (no lost
-//     wake-up), else at the next append, at `stop()`, or after `idle`.
-//   * `end(p)`: the highest end offset the listener reported for p (at least the end at
-//     construction): lag without a round trip to the log (Kafka: a broker query).
+// It registers one listener on the log; since listeners live as long as the log (no
+// unsubscribe), the listener holds only a weak reference to the follower's state and does
+// nothing once the follower is gone. An append between a step and its wait is never
+// missed (the wait returns at once).
 //
-// Thread-safe. The Log must outlive the follower.
+// Threading: start()/stop() from one thread; end() and raise_end() from any. The Log must
+// outlive the follower.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "events/log.h"
@@ -27,14 +29,20 @@ class LogFollower {
  public:
   // `partitions`: those whose end is read once now (the others start at 0).
   LogFollower(Log& log, const std::vector<Partition>& partitions);
+  ~LogFollower();  // stops
 
-  void clear();
-  // Waits as described above; returns at once after stop().
-  void wait(std::chrono::milliseconds idle);
-  void stop();    // wakes and keeps waking every wait
-  void resume();  // after stop(): waits block again
+  // Starts the thread running `step` until stop(); a step that returns an error ends it
+  // (the owner records why). kInvalidArgument when already started.
+  Status start(std::function<Result<bool>()> step, std::chrono::milliseconds idle);
+  // Wakes and joins the thread; a step in progress finishes first. Idempotent.
+  void stop();
+  // Whether the thread was started and not stopped (it may have ended on an error).
+  bool started() const { return started_.load(); }
+
   // Raises the known end of `p` (a consumer that read further than the listener told).
   void raise_end(Partition p, int64_t end);
+  // The highest end offset the listener reported for `p` (at least the end at
+  // construction): lag without a round trip to the log (Kafka: a broker query).
   int64_t end(Partition p) const;
 
  private:
@@ -45,7 +53,12 @@ class LogFollower {
     bool dirty = false, stopping = false;
     std::vector<std::atomic<int64_t>> ends;
   };
+  void run(const std::function<Result<bool>()>& step, std::chrono::milliseconds idle);
+
   std::shared_ptr<State> s_;
+  std::mutex lifecycle_mu_;
+  std::thread worker_;
+  std::atomic<bool> started_{false};
 };
 
 }  // namespace agentos

@@ -271,26 +271,15 @@ class RuntimeImpl final : public ProcessorRuntime {
   }
 
   Status start() override {
-    std::lock_guard lk(lifecycle_mu_);
-    if (worker_.joinable()) return Status(Code::kInvalidArgument, "runtime already started");
-    stopping_ = false;
-    follow_.resume();
-    started_ = true;
-    worker_ = std::thread([this] { run(); });
+    if (Status s = follow_.start([this] { return step_impl(); }, opts_.idle_wait); !s.is_ok())
+      return Status(s.code(), "runtime already started");
     return Status::ok();
   }
 
-  void stop() override {
-    std::lock_guard lk(lifecycle_mu_);
-    if (!worker_.joinable()) return;
-    stopping_ = true;
-    follow_.stop();
-    worker_.join();
-    started_ = false;
-  }
+  void stop() override { follow_.stop(); }
 
   Result<bool> step() override {
-    if (started_) return Status(Code::kInvalidArgument, "step() while started");
+    if (follow_.started()) return Status(Code::kInvalidArgument, "step() while started");
     return step_impl();
   }
 
@@ -432,16 +421,6 @@ class RuntimeImpl final : public ProcessorRuntime {
   const std::string& derived_source() const override { return source_; }
 
  private:
-  void run() {
-    while (!stopping_) {
-      follow_.clear();  // anything appended from here on wakes the wait below
-      auto r = step_impl();
-      if (!r.ok()) return;  // sticky error recorded by step_impl
-      if (*r) continue;
-      follow_.wait(opts_.idle_wait);
-    }
-  }
-
   Result<bool> step_impl() {
     {
       std::lock_guard lk(mu_);
@@ -842,10 +821,6 @@ class RuntimeImpl final : public ProcessorRuntime {
   std::unique_ptr<RuntimeProbe> probe_;  // null without RuntimeOptions::metrics
   std::map<int32_t, int64_t> last_time_us_;  // engine time of the last consumed record; worker only
 
-  std::mutex lifecycle_mu_;
-  std::thread worker_;
-  std::atomic<bool> stopping_{false};
-  std::atomic<bool> started_{false};
   LogFollower follow_;  // last: its listener may fire as soon as it is constructed
 };
 

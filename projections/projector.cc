@@ -113,26 +113,15 @@ class ProjectorImpl final : public Projector {
   Status open() { return connect(); }
 
   Status start() override {
-    std::lock_guard lk(lifecycle_mu_);
-    if (worker_.joinable()) return Status(Code::kInvalidArgument, "projector already started");
-    stopping_ = false;
-    follow_.resume();
-    started_ = true;
-    worker_ = std::thread([this] { run(); });
+    if (Status s = follow_.start([this] { return step_impl(); }, opts_.idle_wait); !s.is_ok())
+      return Status(s.code(), "projector already started");
     return Status::ok();
   }
 
-  void stop() override {
-    std::lock_guard lk(lifecycle_mu_);
-    if (!worker_.joinable()) return;
-    stopping_ = true;
-    follow_.stop();
-    worker_.join();
-    started_ = false;
-  }
+  void stop() override { follow_.stop(); }
 
   Result<bool> step() override {
-    if (started_) return Status(Code::kInvalidArgument, "step() while started");
+    if (follow_.started()) return Status(Code::kInvalidArgument, "step() while started");
     return step_impl();
   }
 
@@ -216,16 +205,6 @@ class ProjectorImpl final : public Projector {
     }
     conn_ = std::move(*c);
     return Status::ok();
-  }
-
-  void run() {
-    while (!stopping_) {
-      follow_.clear();  // anything appended from here on wakes the wait below
-      auto r = step_impl();
-      if (!r.ok()) return;  // sticky error recorded by step_impl
-      if (*r) continue;
-      follow_.wait(opts_.idle_wait);
-    }
   }
 
   Result<bool> step_impl() {
@@ -414,10 +393,6 @@ class ProjectorImpl final : public Projector {
   ProjectorStats stats_;
   Status error_ = Status::ok();
 
-  std::mutex lifecycle_mu_;
-  std::thread worker_;
-  std::atomic<bool> stopping_{false};
-  std::atomic<bool> started_{false};
 };
 
 // ProjectorOptions::workers > 1: one ProjectorImpl per partition set, driven together.
