@@ -51,11 +51,11 @@ bool is_terminal(SessionState s) {
 PlanLimits plan_limits(uint8_t plan, int64_t token_budget) {
   constexpr int64_t kSec = 1'000'000;
   PlanLimits l;
-  switch (plan) {
-    case 1:  // pro
+  switch (static_cast<fb::Plan>(plan)) {
+    case fb::Plan::pro:
       l = {20, 1800 * kSec, 50'000'000};
       break;
-    case 2:  // enterprise
+    case fb::Plan::enterprise:
       l = {0, 0, 0};
       break;
     default:  // free, and anything unknown
@@ -67,7 +67,8 @@ PlanLimits plan_limits(uint8_t plan, int64_t token_budget) {
 }
 
 PlanLimits PulseRules::limits(uint8_t plan, int64_t token_budget) const {
-  PlanLimits l = plan == 1 ? pro : plan == 2 ? enterprise : free;
+  const auto p = static_cast<fb::Plan>(plan);
+  PlanLimits l = p == fb::Plan::pro ? pro : p == fb::Plan::enterprise ? enterprise : free;
   if (token_budget > 0) l.token_budget = token_budget;
   return l;
 }
@@ -774,14 +775,16 @@ class Apply {
   }
   // Stores `s`; a change of its state is a session.transitioned fact.
   void store_session(const std::string& t, const std::string& sid, const SessionRec& s) {
+    // Noted before the put: for a session not loaded in this apply, note_state reads the
+    // state it had.
+    if (Status st = note_state(t, sid, s, s.state); !st.is_ok() && fact_error_.is_ok()) fact_error_ = st;
     st_.put(session_key('S', t, sid), encode(s));
     touched_.insert({t, sid});
-    if (Status st = note_state(t, sid, s, s.state); !st.is_ok() && fact_error_.is_ok()) fact_error_ = st;
   }
 
   // ---- Facts (PULSE.md, Facts) --------------------------------------------------------
 
-  // A fact's data, starting with nothing; `cause_offset` is added by `fact()`.
+  // A fact's data object, begun with its `causeOffset` (the input's offset).
   JsonObject fact() const { return std::move(JsonObject().num("causeOffset", ev_.pos.offset.value())); }
 
   // Records that session `sid` is now in `to` (a transient state, or what store_session

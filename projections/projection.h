@@ -91,5 +91,7 @@ std::vector<std::unique_ptr<Projection>> make_projections(const ProjectionOption
 std::unique_ptr<Projection> make_audit_index_projection();
 std::unique_ptr<Projection> make_tenancy_projection();
 std::unique_ptr<Projection> make_sessions_projection(const PriceTable& prices);
+// The sessions table's descriptor (the reader selects with its select_list()).
+const TableSpec& sessions_table();
 
 }  // namespace agentos::proj

@@ -11,6 +11,7 @@
 #include "events/json_writer.h"
 #include "events/pricing.h"
 #include "projections/pg.h"
+#include "projections/projection.h"
 #include "schemas/agentos_generated.h"
 
 namespace agentos {
@@ -37,11 +38,12 @@ bool plausible_day(int64_t d) {
   return d >= 0 && y >= 1 && y <= 9999 && m >= 1 && m <= 12 && dd >= 1 && dd <= 31;
 }
 
-// The columns of a session, in the order session_json_of reads them.
-constexpr const char* kSessionColumns =
-    "tenant_id, session_id, state, name, model, config::text, " AGENTOS_RFC3339("created_at") ", "
-    AGENTOS_RFC3339("updated_at") ", step, pct, last_checkpoint, workspace, gate, error, chain_id, "
-    "chain_step, tokens_in, tokens_out, compute_us, cost_micros, log_partition, log_offset";
+// The columns of a session, named by the sessions projection's table descriptor
+// (projections/sessions.cc); session_json_of reads them in that order.
+const std::string& session_columns() {
+  static const std::string cols = proj::sessions_table().select_list();
+  return cols;
+}
 
 std::string session_json_of(const pg::Rows& r, int i) {
   Json j;
@@ -306,7 +308,7 @@ Result<std::string> ReadModel::list_sessions(std::string_view tenant, std::optio
   std::string out;
   Status s = in_tenant_txn(tenant, [&](pg::Conn& c) -> Status {
     // Keyset paging: one row more than asked tells whether a next page exists.
-    auto r = c.query(std::string("SELECT ") + kSessionColumns +
+    auto r = c.query("SELECT " + session_columns() +
                          " FROM agentos_rm.sessions WHERE tenant_id = $1"
                          " AND ($2::text IS NULL OR state = $2::text)"
                          " AND ($3::text IS NULL OR session_id > $3::text)"
@@ -339,7 +341,7 @@ Result<std::optional<std::string>> ReadModel::session(std::string_view tenant, s
   if (!valid_utf8(id)) return out;  // no session has such an id
   Status s = in_tenant_txn(tenant, [&](pg::Conn& c) -> Status {
     out.reset();  // the body may run twice (retry on a fresh connection)
-    auto r = c.query(std::string("SELECT ") + kSessionColumns +
+    auto r = c.query("SELECT " + session_columns() +
                          " FROM agentos_rm.sessions WHERE tenant_id = $1 AND session_id = $2",
                      {pg::text(tenant), pg::text(id)});
     if (!r.ok()) return std::move(r).take_status();

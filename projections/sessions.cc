@@ -21,10 +21,13 @@
 namespace agentos::proj {
 namespace {
 
+// The reader (read_model.cc) selects its rows with this descriptor's select_list().
 const TableSpec kSessions{"sessions",
                           {{"tenant_id"},      {"session_id"},  {"state"},       {"name"},
-                           {"model"},          {"config", Merge::kUnlessNull},   {"created_at"},
-                           {"updated_at"},     {"step"},        {"pct"},         {"last_checkpoint"},
+                           {"model"},          {"config", Merge::kUnlessNull, Read::kJson},
+                           {"created_at", Merge::kReplace, Read::kTime},
+                           {"updated_at", Merge::kReplace, Read::kTime},
+                           {"step"},        {"pct"},         {"last_checkpoint"},
                            {"workspace"},      {"gate"},        {"error"},       {"chain_id"},
                            {"chain_step"},     {"tokens_in"},   {"tokens_out"},  {"compute_us"},
                            {"cost_micros"},    {"log_partition"}, {"log_offset"}},
@@ -246,6 +249,8 @@ class Sessions final : public Projection {
 };
 
 }  // namespace
+
+const TableSpec& sessions_table() { return kSessions; }
 
 std::unique_ptr<Projection> make_sessions_projection(const PriceTable& prices) {
   return std::make_unique<Sessions>(prices);

@@ -16,6 +16,20 @@ std::string TableSpec::column_list() const {
   return out;
 }
 
+std::string TableSpec::select_list() const {
+  std::string out;
+  for (const Column& c : columns) {
+    if (!out.empty()) out += ", ";
+    const std::string n(c.name);
+    switch (c.read) {
+      case Read::kAsIs: out += n; break;
+      case Read::kTime: out += "to_char(" + n + " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"; break;
+      case Read::kJson: out += n + "::text"; break;
+    }
+  }
+  return out;
+}
+
 std::string TableSpec::staging_table() const { return "agentos_stage_" + std::string(name); }
 
 std::string TableSpec::staging_ddl() const {

@@ -30,9 +30,14 @@ enum class Merge : uint8_t {
   kKeep,         // the stored value, always (set on insert only)
 };
 
+// How the reader selects a column (select_list): as it is, a timestamptz as RFC 3339 UTC
+// with microseconds (format_rfc3339_us's format), a jsonb as its text.
+enum class Read : uint8_t { kAsIs, kTime, kJson };
+
 struct Column {
   std::string_view name;
   Merge merge = Merge::kReplace;
+  Read read = Read::kAsIs;
 };
 
 // Append-only tables (one row per fact, keyed by the fact's position) are plain INSERTs:
@@ -56,6 +61,8 @@ struct TableSpec {
   // INSERT INTO agentos_rm.<name> (cols) SELECT cols FROM agentos_stage_<name>
   // [ON CONFLICT (key) DO UPDATE SET ...] — the merge rules above.
   std::string insert_sql() const;
+  // The reader's named columns, in descriptor order, each as its Read kind asks.
+  std::string select_list() const;
 };
 
 using Row = std::vector<std::optional<std::string>>;
