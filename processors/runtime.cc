@@ -439,11 +439,9 @@ class RuntimeImpl final : public ProcessorRuntime {
       }
     }
     if (opts_.relay) {
-      for (Partition p : opts_.partitions) {
-        auto r = relay_partition(p);
-        if (!r.ok()) return fail(std::move(r).take_status());
-        progress |= *r;
-      }
+      auto r = relay_round();
+      if (!r.ok()) return fail(std::move(r).take_status());
+      progress |= *r;
     }
     if (probe_) update_lag();
     return progress;
@@ -677,56 +675,85 @@ class RuntimeImpl final : public ProcessorRuntime {
     return Status::ok();
   }
 
-  Result<bool> relay_partition(Partition p) {
-    if (needs_scan_[p.value()]) {
-      // RocksDB errors are kInternal / kCorruption, so only the log's read can be transient;
-      // needs_scan_ stays set and the next round scans again before any append.
-      if (Status s = recover(p); !s.is_ok()) {
-        if (transient_log_error(s)) return read_error(std::move(s));
-        return s;
+  // One relay round over every owned partition with outbox entries (rules of runtime.h):
+  //   1. partitions needing it are rescanned first (rule 3);
+  //   2. the markers of those without one go in ONE synced WriteBatch (rule 1);
+  //   3. every partition's appends — one per run of one tenant's entries — are issued at
+  //      once, so the log group-commits them (one fsync for the round);
+  //   4. ONE WriteBatch deletes what was appended and moves the markers (rule 2).
+  // A partition whose append failed keeps its entries and is rescanned before its next
+  // append; the other partitions of the round go ahead.
+  Result<bool> relay_round() {
+    struct Work {
+      Partition p;
+      std::vector<std::pair<std::string, std::string>> pending;  // outbox key -> bytes
+    };
+    std::vector<Work> work;
+    for (Partition p : opts_.partitions) {
+      if (needs_scan_[p.value()]) {
+        // RocksDB errors are kInternal / kCorruption, so only the log's read can be
+        // transient; needs_scan_ stays set and the next round scans again.
+        if (Status s = recover(p); !s.is_ok()) {
+          if (!transient_log_error(s)) return s;
+          (void)read_error(std::move(s));
+          continue;
+        }
       }
-    }
-    auto pending = load_outbox(p, kMaxRelayBatchEntries);
-    if (!pending.ok()) return std::move(pending).take_status();
-    if (pending->empty()) {
-      note_relayed(p, committed_offset(p), std::nullopt);
-      return false;
+      auto pending = load_outbox(p, kMaxRelayBatchEntries);
+      if (!pending.ok()) return std::move(pending).take_status();
+      if (pending->empty()) {
+        note_relayed(p, committed_offset(p), std::nullopt);
+        continue;
+      }
+      work.push_back(Work{p, std::move(*pending)});
     }
 
-    auto m = marker(p);
-    if (!m.ok()) return std::move(m).take_status();
-    if (!*m) {  // rule 1: record where our appends can start, durably, before appending
-      auto end = log_.end_offset(p);
-      if (!end.ok()) return relay_error(p, std::move(end).take_status());
-      rocksdb::WriteBatch wb;
-      wb.Put(meta_, partition_key(kMarkerTag, p), be64_value(end->value()));
+    rocksdb::WriteBatch markers;  // rule 1: where our appends can start, durably, first
+    bool new_markers = false;
+    for (auto it = work.begin(); it != work.end();) {
+      auto m = marker(it->p);
+      if (!m.ok()) return std::move(m).take_status();
+      if (!*m) {
+        auto end = log_.end_offset(it->p);
+        if (!end.ok()) {
+          (void)relay_error(it->p, std::move(end).take_status());
+          it = work.erase(it);
+          continue;
+        }
+        markers.Put(meta_, partition_key(kMarkerTag, it->p), be64_value(end->value()));
+        new_markers = true;
+      }
+      ++it;
+    }
+    if (work.empty()) return false;
+    if (new_markers) {
       rocksdb::WriteOptions wo;
       wo.sync = true;  // always: the marker must be durable before the append can be
-      if (Status s = from_rocks(db_->Write(wo, &wb), "relay marker"); !s.is_ok()) return s;
+      if (Status s = from_rocks(db_->Write(wo, &markers), "relay marker"); !s.is_ok()) return s;
     }
 
-    // One append per run of consecutive entries of one tenant (AppendBatch is per tenant),
-    // all of them issued at once: the log group-commits them (one fsync for the round,
-    // not one per tenant) and keeps their order. Every one lands at an offset >= M_p
-    // (rule 1), so when any fails, the rescan of rule 3 sorts out which are in the log.
     struct Run {
-      size_t from, to;  // entries [from, to) of `pending`
+      size_t w, from, to;  // entries [from, to) of work[w].pending
       Result<AppendResult> result = Status(Code::kUnavailable, "not appended");
     };
     std::vector<Run> runs;
-    for (size_t i = 0; i < pending->size();) {
-      const std::string_view tenant = read_header((*pending)[i].second).tenant;
-      size_t j = i;
-      while (j < pending->size() && read_header((*pending)[j].second).tenant == tenant) ++j;
-      runs.push_back(Run{i, j});
-      i = j;
+    for (size_t w = 0; w < work.size(); ++w) {
+      const auto& pending = work[w].pending;
+      for (size_t i = 0; i < pending.size();) {
+        const std::string_view tenant = read_header(pending[i].second).tenant;
+        size_t j = i;
+        while (j < pending.size() && read_header(pending[j].second).tenant == tenant) ++j;
+        runs.push_back(Run{w, i, j});
+        i = j;
+      }
     }
     std::mutex done_mu;
     std::condition_variable done_cv;
     size_t done = 0;
     for (Run& r : runs) {
-      AppendBatch batch{TenantId(std::string(read_header((*pending)[r.from].second).tenant)), {}};
-      for (size_t k = r.from; k < r.to; ++k) batch.values.push_back((*pending)[k].second);
+      const auto& pending = work[r.w].pending;
+      AppendBatch batch{TenantId(std::string(read_header(pending[r.from].second).tenant)), {}};
+      for (size_t k = r.from; k < r.to; ++k) batch.values.push_back(pending[k].second);
       log_.append(std::move(batch), [&, run = &r](Result<AppendResult> res) {
         std::lock_guard lk(done_mu);
         run->result = std::move(res);
@@ -738,31 +765,58 @@ class RuntimeImpl final : public ProcessorRuntime {
       std::unique_lock lk(done_mu);
       done_cv.wait(lk, [&] { return done == runs.size(); });
     }
-    Offset end(0);
-    for (const Run& r : runs) {
-      if (!r.result.ok()) return relay_error(p, r.result.status());
-      end = std::max(end, r.result->positions.back().offset.next());
-    }
-    if (opts_.hooks.crash_after_relay_append && opts_.hooks.crash_after_relay_append(p))
-      return Status(Code::kInternal, "injected crash after relay append");
 
-    rocksdb::WriteBatch wb;  // rule 2: delete what was appended and move the marker
-    for (const auto& entry : *pending) wb.Delete(meta_, entry.first);
-    const bool drained = pending->size() < kMaxRelayBatchEntries && !has_more_after(p, pending->back().first);
-    if (drained)
-      wb.Delete(meta_, partition_key(kMarkerTag, p));
-    else
-      wb.Put(meta_, partition_key(kMarkerTag, p), be64_value(end.value()));
+    rocksdb::WriteBatch wb;  // rule 2: delete what was appended and move the markers
+    struct Relayed {
+      size_t w;
+      Offset end;
+      bool drained;
+    };
+    std::vector<Relayed> relayed;
+    for (size_t w = 0; w < work.size(); ++w) {
+      const Partition p = work[w].p;
+      const auto& pending = work[w].pending;
+      Offset end(0);
+      Status failed = Status::ok();
+      for (const Run& r : runs) {
+        if (r.w != w) continue;
+        if (!r.result.ok()) {
+          if (failed.is_ok()) failed = r.result.status();
+        } else {
+          end = std::max(end, r.result->positions.back().offset.next());
+        }
+      }
+      if (!failed.is_ok()) {  // some of p's appends may be in the log: rescan p first
+        (void)relay_error(p, std::move(failed));
+        continue;
+      }
+      if (opts_.hooks.crash_after_relay_append && opts_.hooks.crash_after_relay_append(p))
+        return Status(Code::kInternal, "injected crash after relay append");
+      for (const auto& entry : pending) wb.Delete(meta_, entry.first);
+      const bool drained = pending.size() < kMaxRelayBatchEntries && !has_more_after(p, pending.back().first);
+      if (drained)
+        wb.Delete(meta_, partition_key(kMarkerTag, p));
+      else
+        wb.Put(meta_, partition_key(kMarkerTag, p), be64_value(end.value()));
+      relayed.push_back(Relayed{w, end, drained});
+    }
+    if (relayed.empty()) return false;
     if (Status s = write(wb); !s.is_ok()) return s;
-    // Every input before the last relayed entry's has all its derived events in the log
-    // (an input's entries are consecutive); with the outbox drained, every committed one.
-    note_relayed(p, drained ? committed_offset(p) : Offset(static_cast<int64_t>(get_be(pending->back().first, 5, 8))),
-                 end);
+    size_t count = 0;
+    for (const Relayed& r : relayed) {
+      const Work& wk = work[r.w];
+      // Every input before the last relayed entry's has all its derived events in the log
+      // (an input's entries are consecutive); with the outbox drained, every committed one.
+      note_relayed(wk.p,
+                   r.drained ? committed_offset(wk.p) : Offset(static_cast<int64_t>(get_be(wk.pending.back().first, 5, 8))),
+                   r.end);
+      count += wk.pending.size();
+    }
     {
       std::lock_guard lk(mu_);
-      stats_.relayed += pending->size();
+      stats_.relayed += count;
     }
-    if (probe_) probe_->relayed(pending->size());
+    if (probe_) probe_->relayed(count);
     return true;
   }
 

@@ -16,8 +16,9 @@
 // `consumes_own_events()`.
 //
 // RELAY. Appends the outbox of p to the log in key order and deletes what was appended.
-// A relay round issues one append per run of one tenant's entries, all at once (the log
-// group-commits them: one fsync per round), and waits for every acknowledgement.
+// A relay round covers every owned partition: their new markers in one synced WriteBatch,
+// one append per run of one tenant's entries, all issued at once (the log group-commits
+// them: one fsync per round), then one WriteBatch of deletes and marker moves.
 // Exactly-once argument (no derived event is ever in the log twice, none is lost):
 //  1. Before the first append of entries of p, the relay durably records a marker
 //     M_p = end_offset(p). Every append after that lands at an offset >= M_p.
