@@ -95,7 +95,6 @@ class RowBuilder {
   RowBuilder& boolean(bool v) { row_.emplace_back(v ? "t" : "f"); return *this; }
   RowBuilder& time_us(int64_t us);                   // timestamptz (UTC, RFC 3339)
   RowBuilder& null() { row_.emplace_back(std::nullopt); return *this; }
-  RowBuilder& opt(const std::optional<std::string>& v) { row_.push_back(v); return *this; }
   RowBuilder& text_array(const std::vector<std::string>& items);  // text[] literal
   Row done() { return std::move(row_); }
 
