@@ -255,7 +255,10 @@ class RuntimeImpl final : public ProcessorRuntime {
         state_(cfs[1]),
         committed_(std::move(committed)),
         follow_(log, opts_.partitions) {
-    for (Partition p : opts_.partitions) needs_scan_[p.value()] = true;  // rule 3: at start
+    for (Partition p : opts_.partitions) {
+      needs_scan_[p.value()] = true;  // rule 3: at start
+      outbox_.emplace(p.value(), OutboxCursor{partition_key(kOutboxTag, p), true});
+    }
     if (opts_.metrics) {
       probe_ = std::make_unique<RuntimeProbe>(*opts_.metrics, name_, opts_.partitions);
       update_lag();
@@ -289,7 +292,10 @@ class RuntimeImpl final : public ProcessorRuntime {
       std::lock_guard lk(mu_);
       error_ = Status::ok();
     }
-    for (Partition p : opts_.partitions) needs_scan_[p.value()] = true;  // rule 3, as at open
+    for (Partition p : opts_.partitions) {
+      needs_scan_[p.value()] = true;  // rule 3, as at open
+      outbox_[p.value()] = OutboxCursor{partition_key(kOutboxTag, p), true};
+    }
     return start();
   }
 
@@ -581,6 +587,7 @@ class RuntimeImpl final : public ProcessorRuntime {
       std::lock_guard lk(mu_);
       for (const auto& w : done) {
         committed_[w.p.value()] = w.next;
+        if (w.derived > 0) outbox_.at(w.p.value()).dirty = true;
         stats_.events_applied += w.applied;
         stats_.events_skipped += w.skipped;
         stats_.derived += w.derived;
@@ -621,15 +628,16 @@ class RuntimeImpl final : public ProcessorRuntime {
   }
 
   Result<bool> outbox_empty(Partition p) {
-    const std::string prefix = partition_key(kOutboxTag, p);
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
-    it->Seek(prefix);
-    if (!it->status().ok()) return from_rocks(it->status(), "outbox");
-    return !(it->Valid() && it->key().starts_with(prefix));
+    auto first = load_outbox(p, 1);
+    if (!first.ok()) return std::move(first).take_status();
+    return first->empty();
   }
 
   // Rule 3 of runtime.h: find outbox entries of `p` already in the log at >= M_p.
-  Status recover(Partition p) {
+  // false: not yet possible (rule 5): the log holds a derived event of an input the
+  // state has not (re-)applied since a loss of its unsynced tail; p relays nothing until
+  // the processing has passed it, and the scan runs again from the same marker.
+  Result<bool> recover(Partition p) {
     auto m = marker(p);
     if (!m.ok()) return std::move(m).take_status();
     if (*m) {
@@ -642,12 +650,21 @@ class RuntimeImpl final : public ProcessorRuntime {
         if (recs->empty()) break;
         rocksdb::WriteBatch wb;
         uint64_t found = 0;
+        const Offset committed = committed_offset(p);
         for (const StoredRecord& rec : *recs) {
           if (!verify_event(rec.value).is_ok()) continue;  // not ours: ours are verified
           EventHeader h = read_header(rec.value);
           if (h.source != source_) continue;
           auto id = parse_derived_event_id(name_, h.id);
           if (!id || id->first.partition != p) continue;
+          // Rule 5: its input is not applied (the commit that derived it was lost with
+          // the unsynced tail): its entry reappears only once the input is re-applied.
+          // Nothing of this chunk is written, so the next scan starts here again.
+          if (id->first.offset >= committed) {
+            std::lock_guard lk(mu_);
+            ++stats_.relay_deferred;
+            return false;
+          }
           const std::string key = outbox_key(id->first, id->second);
           std::string v;
           auto s = db_->Get(rocksdb::ReadOptions(), meta_, key, &v);
@@ -672,7 +689,7 @@ class RuntimeImpl final : public ProcessorRuntime {
       }
     }
     needs_scan_[p.value()] = false;
-    return Status::ok();
+    return true;
   }
 
   // One relay round over every owned partition with outbox entries (rules of runtime.h):
@@ -693,15 +710,24 @@ class RuntimeImpl final : public ProcessorRuntime {
       if (needs_scan_[p.value()]) {
         // RocksDB errors are kInternal / kCorruption, so only the log's read can be
         // transient; needs_scan_ stays set and the next round scans again.
-        if (Status s = recover(p); !s.is_ok()) {
+        auto done = recover(p);
+        if (!done.ok()) {
+          Status s = std::move(done).take_status();
           if (!transient_log_error(s)) return s;
           (void)read_error(std::move(s));
           continue;
         }
+        if (!*done) continue;  // rule 5: wait for the processing to re-apply
+      }
+      OutboxCursor& cur = outbox_.at(p.value());
+      if (!cur.dirty) {  // nothing derived since the outbox was last seen empty
+        note_relayed(p, committed_offset(p), std::nullopt);
+        continue;
       }
       auto pending = load_outbox(p, kMaxRelayBatchEntries);
       if (!pending.ok()) return std::move(pending).take_status();
       if (pending->empty()) {
+        cur.dirty = false;
         note_relayed(p, committed_offset(p), std::nullopt);
         continue;
       }
@@ -794,6 +820,9 @@ class RuntimeImpl final : public ProcessorRuntime {
         return Status(Code::kInternal, "injected crash after relay append");
       for (const auto& entry : pending) wb.Delete(meta_, entry.first);
       const bool drained = pending.size() < kMaxRelayBatchEntries && !has_more_after(p, pending.back().first);
+      // Everything up to the last relayed key is deleted by this batch: later seeks start
+      // after it instead of stepping over the tombstones (they stay until compaction).
+      // The cursor moves only once the batch is written (below).
       if (drained)
         wb.Delete(meta_, partition_key(kMarkerTag, p));
       else
@@ -805,6 +834,10 @@ class RuntimeImpl final : public ProcessorRuntime {
     size_t count = 0;
     for (const Relayed& r : relayed) {
       const Work& wk = work[r.w];
+      OutboxCursor& cur = outbox_.at(wk.p.value());
+      cur.from = wk.pending.back().first;
+      cur.from.push_back('\0');  // the smallest key after it
+      if (r.drained) cur.dirty = false;
       // Every input before the last relayed entry's has all its derived events in the log
       // (an input's entries are consecutive); with the outbox drained, every committed one.
       note_relayed(wk.p,
@@ -823,11 +856,14 @@ class RuntimeImpl final : public ProcessorRuntime {
   // Whether p's outbox has an entry after `last_key` (a read error counts as yes: the
   // marker then stays, which is always safe).
   bool has_more_after(Partition p, const std::string& last_key) {
-    const std::string prefix = partition_key(kOutboxTag, p);
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+    const std::string end = keys::prefix_end(partition_key(kOutboxTag, p));
+    rocksdb::ReadOptions ro;
+    rocksdb::Slice upper(end);
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_));
     it->Seek(last_key);
     if (it->Valid() && it->key() == last_key) it->Next();
-    return !it->status().ok() || (it->Valid() && it->key().starts_with(prefix));
+    return !it->status().ok() || it->Valid();
   }
 
   // A failed append may or may not be in the log (Kafka: unknown commit outcome): scan
@@ -841,12 +877,17 @@ class RuntimeImpl final : public ProcessorRuntime {
     return false;
   }
 
+  // The first `max` outbox entries of `p`, from its cursor (every key below it is
+  // deleted) to the end of p's key range, so the seek neither steps over the tombstones
+  // of relayed entries nor runs into the next partition's.
   Result<std::vector<std::pair<std::string, std::string>>> load_outbox(Partition p, size_t max) {
     std::vector<std::pair<std::string, std::string>> out;
-    const std::string prefix = partition_key(kOutboxTag, p);
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && out.size() < max;
-         it->Next())
+    const std::string end = keys::prefix_end(partition_key(kOutboxTag, p));
+    rocksdb::ReadOptions ro;
+    rocksdb::Slice upper(end);
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_));
+    for (it->Seek(outbox_.at(p.value()).from); it->Valid() && out.size() < max; it->Next())
       out.emplace_back(it->key().ToString(), it->value().ToString());
     if (!it->status().ok()) return from_rocks(it->status(), "outbox");
     return out;
@@ -872,6 +913,14 @@ class RuntimeImpl final : public ProcessorRuntime {
   Status last_read_error_;
 
   std::map<int32_t, bool> needs_scan_;  // worker / step thread only
+  // Where p's outbox starts (every key below `from` is deleted) and whether it may hold
+  // entries (set by a commit that derived events for p, cleared when the relay drains
+  // it). Worker / step thread only: the commit and the relay run on it in turn.
+  struct OutboxCursor {
+    std::string from;
+    bool dirty = true;
+  };
+  std::map<int32_t, OutboxCursor> outbox_;
   std::unique_ptr<RuntimeProbe> probe_;  // null without RuntimeOptions::metrics
   std::map<int32_t, int64_t> last_time_us_;  // engine time of the last consumed record; worker only
 
@@ -938,6 +987,7 @@ Result<std::unique_ptr<ProcessorRuntime>> open_processor_runtime(Log& log, Proce
   dbo.create_if_missing = true;
   dbo.create_missing_column_families = true;
   dbo.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  dbo.manual_wal_flush = opts.hooks.lose_unsynced;  // tests: see RuntimeTestHooks
   std::vector<rocksdb::ColumnFamilyDescriptor> descs = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
       {name, rocksdb::ColumnFamilyOptions()}};

@@ -7,7 +7,8 @@
 //
 // PROCESSING. For each owned partition p the runtime reads (Log::read) from its committed
 // offset at most `max_batch_records` records, verifies each, calls `Processor::apply`, and
-// commits in ONE synced WriteBatch: the state changes, the new committed offset of p, and
+// commits in ONE WriteBatch (not fsynced unless `sync`; rule 5): the state changes, the
+// new committed offset of p, and
 // the outbox entries — key (p, source offset, index) -> derived event bytes. So after any
 // crash, state, offset and outbox agree: a record is either wholly applied (state changed,
 // its derived events in the outbox) or not at all, and restart resumes at the committed
@@ -34,6 +35,21 @@
 //  4. Ids are a pure function of the input position, and the outbox is written in the same
 //     WriteBatch as the offset, so a re-derivation after a crash reproduces the same keys
 //     and bytes instead of new ones.
+//  5. Commits need no fsync: the log is the durable truth. A process crash (SIGKILL)
+//     loses nothing RocksDB wrote; a power loss can lose the unsynced tail of the
+//     runtime's writes — a suffix since the last synced write (RocksDB recovers a prefix
+//     of its WAL). The marker of rule 1 is written synced, which makes every earlier
+//     commit durable too, so a durable marker M_p <= its offset exists for every derived
+//     event in the log whose commit may be lost (a marker is only deleted by a later
+//     write). After such a loss the state resumes at an older offset and re-derives the
+//     lost commits' entries, identical by rule 4 — but only when the processing gets
+//     there. So the rescan of rule 3 stops at the first derived event of p whose input
+//     is at or above the committed offset, writes nothing of that chunk, and p relays
+//     nothing until a later rescan from the same marker finds every entry re-derived
+//     (stats().relay_deferred counts the waits). With `sync` the loss cannot happen and
+//     the check never fires. tests/crash/pulse_crash_test.cc kills a child whose
+//     unsynced writes stay in its own memory (RuntimeTestHooks::lose_unsynced), so each
+//     SIGKILL loses them as a power loss would.
 // Caveat: a state dir that is wiped and rebuilt over a log that already holds derived
 // events would republish them; rebuild with `relay = false` (derived events stay in the
 // outbox, where replay tests compare them with the log). See processors/README.md.
@@ -79,6 +95,10 @@ struct RuntimeTestHooks {
   // deleted. Returning true simulates a process crash at that point: the runtime writes
   // nothing more, every later step fails with kInternal, and the test destroys it.
   std::function<bool(Partition)> crash_after_relay_append;
+  // RocksDB keeps unsynced writes in the process (manual_wal_flush) until a synced write
+  // flushes them, so a SIGKILL loses them the way a power loss loses an unsynced tail
+  // (rule 5). Crash tests only: it makes every synced write carry the whole buffer.
+  bool lose_unsynced = false;
 };
 
 struct RuntimeOptions {
@@ -86,7 +106,10 @@ struct RuntimeOptions {
   std::vector<Partition> partitions;     // owned partitions; empty = all of the log
   size_t max_batch_records = kDefaultProcessorBatchRecords;  // clamped to [1, kMax...]
   bool relay = true;                     // false: derived events stay in the outbox
-  bool sync = true;                      // fsync every commit (false only in benchmarks)
+  // fsync every processing commit and relay delete. Not needed for exactly-once (rule 5):
+  // it only shortens the re-application after a power loss, at one fsync per commit.
+  // Relay markers are always synced.
+  bool sync = false;
   // BENCHMARK BASELINE ONLY — NOT SAFE. false: a processing commit writes the state and
   // outbox but NOT the partition's offset entry; the offset advances in memory only, so
   // a restart re-applies everything from the last persisted offset (state counted twice,
@@ -140,6 +163,7 @@ struct RuntimeStats {
   uint64_t derived = 0;          // outbox entries written
   uint64_t relayed = 0;          // derived events appended to the log
   uint64_t relay_recovered = 0;  // outbox entries found already in the log by a scan
+  uint64_t relay_deferred = 0;   // rescans that waited for lost commits to re-apply (rule 5)
   uint64_t relay_errors = 0;     // failed appends (retried after a rescan)
   uint64_t read_errors = 0;      // transiently failed log reads (retried next round)
   uint64_t sink_errors = 0;      // batches discarded by a transient before_commit error

@@ -76,7 +76,8 @@ std::string stats_line(ProcessorRuntime& rt) {
   const RuntimeStats s = rt.stats();
   return "applied=" + std::to_string(s.events_applied) + " skipped=" + std::to_string(s.events_skipped) +
          " derived=" + std::to_string(s.derived) + " relayed=" + std::to_string(s.relayed) +
-         " recovered=" + std::to_string(s.relay_recovered) + " relay_errors=" + std::to_string(s.relay_errors);
+         " recovered=" + std::to_string(s.relay_recovered) + " deferred=" + std::to_string(s.relay_deferred) +
+         " relay_errors=" + std::to_string(s.relay_errors);
 }
 
 // Caught up: every owned partition applied to its end offset and every outbox empty. The
@@ -112,6 +113,7 @@ int main(int argc, char** argv) {
   const long batch = std::atol(argv[4]);
   bool exit_when_caught_up = false;
   long die_at_append = 0;
+  bool lose_unsynced = false;
   std::string broken;
   for (int i = 5; i < argc; ++i) {
     const std::string a = argv[i];
@@ -119,6 +121,8 @@ int main(int argc, char** argv) {
       exit_when_caught_up = true;
     } else if (a == "--die-at-append" && i + 1 < argc) {
       die_at_append = std::atol(argv[++i]);
+    } else if (a == "--lose-unsynced") {
+      lose_unsynced = true;
     } else if (a == "--break" && i + 1 < argc) {
       broken = argv[++i];
     } else {
@@ -156,7 +160,11 @@ int main(int argc, char** argv) {
   ro.state_dir = state_dir;
   ro.max_batch_records = static_cast<size_t>(batch);
   ro.relay = true;
-  ro.sync = true;
+  // Default: every commit fsynced. --lose-unsynced: commits not fsynced and kept in this
+  // process until a synced write, so the SIGKILL loses them as a power loss would
+  // (processors/runtime.h, rule 5).
+  ro.sync = !lose_unsynced;
+  ro.hooks.lose_unsynced = lose_unsynced;
   auto rt = open_processor_runtime(**log, processor, ro);
   if (!rt.ok()) {
     say("error open runtime: " + rt.status().to_string());
@@ -173,7 +181,7 @@ int main(int argc, char** argv) {
   // short deadline so every partition gets its turn) for the next commit of each
   // partition in turn.
   bool reported_caught_up = false;
-  uint64_t recovered = 0;
+  uint64_t recovered = 0, deferred = 0;
   for (;;) {
     for (int32_t p = 0; p < partitions; ++p) {
       const Offset before = runtime.committed_offset(Partition(p));
@@ -187,6 +195,10 @@ int main(int argc, char** argv) {
     if (const uint64_t r = runtime.stats().relay_recovered; r != recovered) {
       recovered = r;
       say("recovered " + std::to_string(r));
+    }
+    if (const uint64_t d = runtime.stats().relay_deferred; d != deferred) {
+      deferred = d;
+      say("deferred " + std::to_string(d));
     }
     auto done = caught_up(**log, runtime, partitions);
     if (!done.ok()) {
