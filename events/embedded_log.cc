@@ -6,7 +6,12 @@
 //              (format 1, before append times: u8(len) tenant event-bytes; len <= 64, so
 //              the first byte tells them apart)
 //   "tenants": key = be32(partition) u8(len) tenant be64(offset)  value = ""
-//   "default": "meta/partitions" = decimal partition count, fixed at creation.
+//   "ids":     key = tenant 0x00 be32(len(source)) source id  value = be32(partition) be64(offset)
+//              (every record's idempotency key, written in the record's WriteBatch;
+//              length-prefixed so that no two (source, id) pairs share a key)
+//   "default": "meta/partitions" = decimal partition count, fixed at creation;
+//              "meta/ids" = "1" once "ids" covers every record (a log created before
+//              "ids" existed is indexed once, at open).
 //
 // Durability: one committer thread drains the append queue, assigns offsets, and writes
 // everything it took as ONE WriteBatch with WriteOptions::sync. A batch is acknowledged
@@ -15,10 +20,16 @@
 // WriteBatch is one WAL record, a group is either entirely visible after a crash or not
 // at all — never half. Offsets are recovered from the last key of each partition.
 //
+// Idempotency (AppendBatch::dedupe): the committer looks each key up in the keys of its
+// own group and then in "ids" — it is the only writer, so nothing can slip in between the
+// lookup and the write.
+//
 // Threads: callers of append() only enqueue; the committer thread writes and runs the
 // callbacks; readers read RocksDB directly (it is thread-safe) and never block writers.
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/write_batch.h>
 
@@ -29,6 +40,7 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "events/codec.h"
 #include "events/key_codec.h"
@@ -38,6 +50,7 @@ namespace agentos {
 namespace {
 
 constexpr char kMetaPartitions[] = "meta/partitions";
+constexpr char kMetaIds[] = "meta/ids";
 // The first byte of a record value that carries its append time (see the layout above).
 constexpr uint8_t kStampedFormat = 0x81;
 
@@ -60,6 +73,23 @@ std::string tenant_prefix(Partition p, const TenantId& t) {
   k.push_back(static_cast<char>(t.str().size()));
   k += t.str();
   return k;
+}
+
+std::string id_key(std::string_view tenant, std::string_view source, std::string_view id) {
+  std::string k;
+  k.reserve(tenant.size() + 5 + source.size() + id.size());
+  k.append(tenant).push_back('\0');
+  put_be32(k, static_cast<uint32_t>(source.size()));
+  k.append(source).append(id);
+  return k;
+}
+
+std::string position_value(Position pos) {
+  std::string v;
+  v.reserve(12);
+  put_be32(v, static_cast<uint32_t>(pos.partition.value()));
+  put_be64(v, static_cast<uint64_t>(pos.offset.value()));
+  return v;
 }
 
 struct Pending {
@@ -91,6 +121,7 @@ class EmbeddedLog final : public Log {
 
   int32_t partition_count() const override { return opts_.partitions; }
   const char* backend() const override { return "embedded"; }
+  bool dedupes() const override { return true; }
 
   void append(AppendBatch batch, AppendCallback done) override {
     if (batch.values.empty()) {
@@ -195,7 +226,7 @@ class EmbeddedLog final : public Log {
   }
 
  private:
-  enum { kDefault = 0, kRecords = 1, kTenants = 2 };
+  enum { kDefault = 0, kRecords = 1, kTenants = 2, kIds = 3 };
 
   Status check_partition(Partition p) const {
     if (p.value() < 0 || p.value() >= opts_.partitions)
@@ -256,12 +287,30 @@ class EmbeddedLog final : public Log {
     rocksdb::WriteBatch wb;
     std::vector<AppendResult> results(group.size());
     size_t bytes = 0;
+    group_ids_.clear();  // the keys this group writes: a later batch of it sees them
+    Status lookup_failed = Status::ok();
     for (size_t g = 0; g < group.size(); ++g) {
       const auto& b = group[g].batch;
       const Partition p = partition_of(b.tenant);
       const std::string tprefix = tenant_prefix(p, b.tenant);
       results[g].positions.reserve(b.values.size());
+      if (b.dedupe) results[g].replayed.reserve(b.values.size());
       for (const auto& v : b.values) {
+        const EventHeader h = read_header(v);
+        std::string ik = id_key(b.tenant.str(), h.source, h.id);
+        if (b.dedupe) {
+          auto known = logged_position(ik);
+          if (!known.ok()) {
+            lookup_failed = std::move(known).take_status();
+            break;
+          }
+          if (*known) {
+            results[g].positions.push_back(**known);
+            results[g].replayed.push_back(true);
+            continue;
+          }
+          results[g].replayed.push_back(false);
+        }
         Offset o = next[p.value()];
         next[p.value()] = o.next();
         int64_t& last = last_us[static_cast<size_t>(p.value())];
@@ -277,13 +326,17 @@ class EmbeddedLog final : public Log {
         std::string tk = tprefix;
         put_be64(tk, static_cast<uint64_t>(o.value()));
         wb.Put(cfs_[kTenants], tk, rocksdb::Slice());
+        wb.Put(cfs_[kIds], ik, position_value({p, o}));
+        group_ids_.insert_or_assign(std::move(ik), Position{p, o});
         results[g].positions.push_back({p, o});
       }
-      bytes += group[g].bytes;
+      if (!lookup_failed.is_ok()) break;  // the whole group fails below
     }
+    for (const auto& pending : group) bytes += pending.bytes;
     rocksdb::WriteOptions wo;
     wo.sync = opts_.fsync;
-    rocksdb::Status s = db_->Write(wo, &wb);
+    rocksdb::Status s = lookup_failed.is_ok() ? db_->Write(wo, &wb)
+                                              : rocksdb::Status::IOError(lookup_failed.message());
     std::vector<std::pair<Partition, Offset>> advanced;
     {
       std::lock_guard lk(mu_);
@@ -311,6 +364,17 @@ class EmbeddedLog final : public Log {
     }
   }
 
+  // Where the record with idempotency key `k` is: written by this group, or logged.
+  Result<std::optional<Position>> logged_position(const std::string& k) {
+    if (auto it = group_ids_.find(k); it != group_ids_.end()) return std::optional<Position>(it->second);
+    std::string v;
+    auto s = db_->Get(rocksdb::ReadOptions(), cfs_[kIds], k, &v);
+    if (s.IsNotFound()) return std::optional<Position>();
+    if (!s.ok() || v.size() != 12) return Status(Code::kInternal, "idempotency key lookup: " + s.ToString());
+    return std::optional<Position>(Position{Partition(static_cast<int32_t>(get_be(v, 0, 4))),
+                                            Offset(static_cast<int64_t>(get_be(v, 4, 8)))});
+  }
+
   const EmbeddedLogOptions opts_;
   const Clock& clock_;
   rocksdb::DB* db_;
@@ -325,11 +389,48 @@ class EmbeddedLog final : public Log {
   std::vector<int64_t> last_us_;  // append time of each partition's last record
   bool stopping_ = false;
 
+  std::unordered_map<std::string, Position> group_ids_;  // committer thread only
+
   std::mutex listeners_mu_;
   std::vector<AppendListener> listeners_;
 
   std::thread committer_;  // last: started after everything above is initialised
 };
+
+// A log written before "ids" existed: index every record's key once, then mark it done
+// (synced), so that dedupe sees the whole history.
+Status index_ids_once(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHandle*>& cfs) {
+  std::string done;
+  auto s = db->Get(rocksdb::ReadOptions(), cfs[0], kMetaIds, &done);
+  if (s.ok()) return Status::ok();
+  if (!s.IsNotFound()) return Status(Code::kUnavailable, s.ToString());
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cfs[1]));
+  rocksdb::WriteBatch wb;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string_view v = it->value().ToStringView();
+    if (!v.empty() && static_cast<uint8_t>(v[0]) == kStampedFormat) v.remove_prefix(9);
+    if (v.empty() || v.size() < 1u + static_cast<uint8_t>(v[0]) || it->key().size() != 12)
+      return Status(Code::kCorruption, "malformed stored record");
+    const std::string_view tenant = v.substr(1, static_cast<uint8_t>(v[0]));
+    const std::string_view event = v.substr(1 + tenant.size());
+    if (!verify_event(event).is_ok()) continue;  // not indexable; the auditor's business
+    const EventHeader h = read_header(event);
+    const std::string_view key = it->key().ToStringView();
+    wb.Put(cfs[3], id_key(tenant, h.source, h.id),
+           position_value({Partition(static_cast<int32_t>(get_be(key, 0, 4))),
+                           Offset(static_cast<int64_t>(get_be(key, 4, 8)))}));
+    if (wb.Count() >= 4096) {
+      if (s = db->Write(rocksdb::WriteOptions(), &wb); !s.ok()) return Status(Code::kUnavailable, s.ToString());
+      wb.Clear();
+    }
+  }
+  if (!it->status().ok()) return Status(Code::kCorruption, it->status().ToString());
+  wb.Put(cfs[0], kMetaIds, "1");
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  if (s = db->Write(wo, &wb); !s.ok()) return Status(Code::kUnavailable, s.ToString());
+  return Status::ok();
+}
 
 }  // namespace
 
@@ -347,8 +448,17 @@ Result<std::unique_ptr<Log>> open_embedded_log(const EmbeddedLogOptions& opts) {
   dbo.max_background_jobs = 2;
   rocksdb::ColumnFamilyOptions cfo;
   cfo.write_buffer_size = 64 << 20;
+  // "ids" is only ever read by point lookups, most of them misses (a new event): whole-key
+  // bloom filters in the memtable and in every table file answer those without a search.
+  rocksdb::ColumnFamilyOptions ids = cfo;
+  ids.memtable_prefix_bloom_size_ratio = 0.1;
+  ids.memtable_whole_key_filtering = true;
+  rocksdb::BlockBasedTableOptions bbt;
+  bbt.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  bbt.whole_key_filtering = true;
+  ids.table_factory.reset(rocksdb::NewBlockBasedTableFactory(bbt));
   std::vector<rocksdb::ColumnFamilyDescriptor> descs = {
-      {rocksdb::kDefaultColumnFamilyName, cfo}, {"records", cfo}, {"tenants", cfo}};
+      {rocksdb::kDefaultColumnFamilyName, cfo}, {"records", cfo}, {"tenants", cfo}, {"ids", ids}};
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;
   rocksdb::DB* db = nullptr;
   auto s = rocksdb::DB::Open(dbo, opts.dir, descs, &cfs, &db);
@@ -388,6 +498,7 @@ Result<std::unique_ptr<Log>> open_embedded_log(const EmbeddedLogOptions& opts) {
   }
   if (!it->status().ok()) return fail(Status(Code::kCorruption, it->status().ToString()));
   it.reset();
+  if (Status st = index_ids_once(db, cfs); !st.is_ok()) return fail(st);
   return std::unique_ptr<Log>(new EmbeddedLog(opts, db, std::move(cfs), std::move(ends), std::move(last_us)));
 }
 

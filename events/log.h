@@ -43,14 +43,25 @@ struct StoredRecord {
 
 // Records to append for one tenant, atomically: all are appended, contiguously and in
 // this order, or none are.
+//
+// IDEMPOTENCY (backends where `Log::dedupes()`): the log records every record's key
+// (tenant, source, id) in the same atomic write as the record. With `dedupe`, an event
+// whose key is already in the log — or earlier in the same batch or in a batch committed
+// before it — is not appended again: its result is the logged record's position, marked
+// `replayed`. The new events of the batch are appended atomically as above. So a
+// producer's retry can never duplicate an event, with no window between a check and an
+// append.
 struct AppendBatch {
   TenantId tenant;
   std::vector<std::string> values;  // each an encoded, verified event
+  bool dedupe = false;
 };
 
-// The positions given to the batch's records, in order.
+// The positions given to the batch's records, in order; with `dedupe`, `replayed[i]` is
+// true where values[i] was already in the log (positions[i] is then where it is).
 struct AppendResult {
   std::vector<Position> positions;
+  std::vector<bool> replayed;  // empty unless the batch asked to dedupe
 };
 
 using AppendCallback = std::function<void(Result<AppendResult>)>;
@@ -108,6 +119,10 @@ class Log {
 
   // Backend name for metrics and logs: "embedded" or "kafka".
   virtual const char* backend() const = 0;
+
+  // Whether the backend implements AppendBatch::dedupe (embedded: yes). Without it,
+  // `dedupe` is ignored and callers de-duplicate by folding the log (gateway/index.h).
+  virtual bool dedupes() const { return false; }
 
  protected:
   Log() = default;

@@ -396,6 +396,46 @@ void Api::remember(std::vector<Recent> items) {
   }
 }
 
+// Without a deduplicating log: which events are already logged (`known`) and which are
+// to be appended (`fresh`, then marked in flight). false: answered already (a concurrent
+// append of the same key).
+bool Api::find_known(const HttpRequest& req, const TenantId& t, const std::vector<DecodedEvent>& events,
+                     std::vector<std::string>& keys, std::vector<std::optional<Position>>& known,
+                     std::vector<size_t>& fresh, const Reply& reply) {
+  // Index lookups (RocksDB reads) happen outside the lock. A miss can race with the
+  // index folding that very event and `remember` then dropping it from `recent_`; such a
+  // drop bumps purge_epoch_, and then the misses are looked up again under the lock.
+  uint64_t epoch;
+  {
+    std::lock_guard lk(recent_mu_);
+    epoch = purge_epoch_;
+  }
+  for (size_t i = 0; i < events.size(); ++i) {
+    keys[i] = idem_key(t, events[i].source, events[i].id);
+    known[i] = index_.find_event(t, events[i].source, events[i].id);
+  }
+  {
+    std::lock_guard lk(recent_mu_);
+    const bool purged = purge_epoch_ != epoch;
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (known[i]) continue;
+      if (inflight_.count(keys[i])) {
+        HttpResponse r = problem_response(
+            Status(Code::kAlreadyExists, "an event with this source and id is being appended by another request; retry").with_retry_after(1),
+            req.path);
+        reply(std::move(r));
+        return false;
+      }
+      known[i] = find_recent(keys[i]);
+      if (!known[i] && purged) known[i] = index_.find_event(t, events[i].source, events[i].id);
+      if (!known[i]) fresh.push_back(i);
+    }
+    for (size_t i : fresh) inflight_[keys[i]];
+  }
+
+  return true;
+}
+
 void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Reply reply) {
   auto principal = authorize_tenant(req, t, {Role::producer});
   if (!principal.ok()) return reply(problem_response(principal.status(), req.path));
@@ -459,38 +499,16 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
   }
 
   // Idempotency: known (source, id) pairs get their original position; only new events
-  // are appended.
+  // are appended. A log that dedupes (events/log.h) decides it in the append itself;
+  // otherwise the index says what it has folded and `recent_` / `inflight_` cover the
+  // appends it has not folded yet.
   std::vector<std::optional<Position>> known(events.size());
   std::vector<std::string> keys(events.size());
   std::vector<size_t> fresh;
-  // Index lookups (RocksDB reads) happen outside the lock. A miss can race with the
-  // index folding that very event and `remember` then dropping it from `recent_`; such a
-  // drop bumps purge_epoch_, and then the misses are looked up again under the lock.
-  uint64_t epoch;
-  {
-    std::lock_guard lk(recent_mu_);
-    epoch = purge_epoch_;
-  }
-  for (size_t i = 0; i < events.size(); ++i) {
-    keys[i] = idem_key(t, events[i].source, events[i].id);
-    known[i] = index_.find_event(t, events[i].source, events[i].id);
-  }
-  {
-    std::lock_guard lk(recent_mu_);
-    const bool purged = purge_epoch_ != epoch;
-    for (size_t i = 0; i < events.size(); ++i) {
-      if (known[i]) continue;
-      if (inflight_.count(keys[i])) {
-        HttpResponse r = problem_response(
-            Status(Code::kAlreadyExists, "an event with this source and id is being appended by another request; retry").with_retry_after(1),
-            req.path);
-        return reply(std::move(r));
-      }
-      known[i] = find_recent(keys[i]);
-      if (!known[i] && purged) known[i] = index_.find_event(t, events[i].source, events[i].id);
-      if (!known[i]) fresh.push_back(i);
-    }
-    for (size_t i : fresh) inflight_[keys[i]];
+  if (log_.dedupes()) {
+    for (size_t i = 0; i < events.size(); ++i) fresh.push_back(i);
+  } else if (!find_known(req, t, events, keys, known, fresh, reply)) {
+    return;
   }
 
   // Receipts need only (id, source); the event bytes move into the append batch below.
@@ -516,11 +534,11 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
   if (fresh.empty()) return respond(std::move(known), true);
   if (!begin_append()) {
     std::lock_guard lk(recent_mu_);
-    for (size_t i : fresh) inflight_.erase(keys[i]);
+    for (size_t i : fresh) inflight_.erase(keys[i]);  // none with a deduplicating log
     return reply(problem_response(Status(Code::kUnavailable, "shutting down").with_retry_after(1), req.path));
   }
 
-  AppendBatch ab{t, {}};
+  AppendBatch ab{t, {}, log_.dedupes()};
   ab.values.reserve(fresh.size());
   for (size_t i : fresh) ab.values.push_back(std::move(events[i].bytes));
   const auto started = std::chrono::steady_clock::now();
@@ -543,14 +561,20 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
                                                std::move(respond), reply, req.path, t.str()});
   log_.append(std::move(ab), [this, started, any_replayed, pending](Result<AppendResult> r) {
     auto& [guard, fresh, keys, known, respond, reply, path, tenant_id] = *pending;
-    std::vector<Recent> done;
+    const bool deduped = log_.dedupes();
+    size_t appended = fresh.size();
+    bool replayed = any_replayed;
     if (r.ok()) {
-      for (size_t j = 0; j < fresh.size(); ++j) {
-        known[fresh[j]] = r->positions[j];
-        done.push_back({keys[fresh[j]], r->positions[j]});
+      for (size_t j = 0; j < fresh.size(); ++j) known[fresh[j]] = r->positions[j];
+      if (deduped) {
+        appended = static_cast<size_t>(std::count(r->replayed.begin(), r->replayed.end(), false));
+        replayed = appended != fresh.size();
       }
     }
-    {
+    if (!deduped) {
+      std::vector<Recent> done;
+      if (r.ok())
+        for (size_t j = 0; j < fresh.size(); ++j) done.push_back({keys[fresh[j]], r->positions[j]});
       std::lock_guard lk(recent_mu_);
       for (size_t i : fresh) inflight_.erase(keys[i]);
       if (r.ok()) remember(std::move(done));
@@ -562,8 +586,8 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
       if (st.code() == Code::kUnavailable) st.with_retry_after(1);
       return reply(problem_response(st, path));
     }
-    metrics_.appended(fresh.size(), std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-    respond(std::move(known), any_replayed);
+    metrics_.appended(appended, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    respond(std::move(known), replayed);
   });
 }
 

@@ -30,6 +30,10 @@
 #include "gateway/rate_limiter.h"
 #include "gateway/sources.h"
 
+namespace agentos {
+struct DecodedEvent;  // events/codec.h
+}
+
 namespace agentos::gateway {
 
 struct HttpRequest {
@@ -176,6 +180,9 @@ class Api {
     std::string key;
     Position pos;
   };
+  bool find_known(const HttpRequest& req, const TenantId& t, const std::vector<DecodedEvent>& events,
+                  std::vector<std::string>& keys, std::vector<std::optional<Position>>& known,
+                  std::vector<size_t>& fresh, const Reply& reply);
   std::optional<Position> find_recent(const std::string& key);
   void remember(std::vector<Recent> items);
 

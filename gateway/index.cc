@@ -205,8 +205,9 @@ class StoreIndex final : public LocalIndex {
     if (!verify_event(r.value).is_ok()) return;  // corrupt records are the auditor's business
     const auto* ev = fb::GetEvent(r.value.data());
     const std::string tenant = ev->tenantid()->str();
-    wb.put(event_key(tenant, ev->source()->string_view(), ev->id()->string_view()),
-           be32(static_cast<uint32_t>(r.pos.partition.value())) + be64(static_cast<uint64_t>(r.pos.offset.value())));
+    if (!log_.dedupes())  // otherwise the log keeps the keys itself (events/log.h)
+      wb.put(event_key(tenant, ev->source()->string_view(), ev->id()->string_view()),
+             be32(static_cast<uint32_t>(r.pos.partition.value())) + be64(static_cast<uint64_t>(r.pos.offset.value())));
     switch (ev->payload_type()) {
       case fb::Payload::TenantCreated:
       case fb::Payload::TenantPlanChanged:

@@ -3,7 +3,8 @@
 // It folds every record of every partition, in log order, into a small RocksDB store:
 //   * tenants (tenant.created / tenant.plan_changed)   -> slug, plan
 //   * API keys (apikey.created / apikey.revoked)       -> tenant, role, SHA-256, revoked
-//   * idempotency keys (tenant, source, id) of every event -> its position
+//   * idempotency keys (tenant, source, id) of every event -> its position, only over a
+//     log that does not de-duplicate appends itself (Log::dedupes(): the Kafka backend)
 // and records, per partition, the offset it has folded up to (the watermark), in the
 // same WriteBatch as the rows. Deleting the directory is always safe: the index
 // rebuilds itself from offset 0.
@@ -56,7 +57,8 @@ class LocalIndex {
 
   virtual std::optional<TenantInfo> tenant(const TenantId& t) const = 0;
   virtual std::optional<KeyInfo> key(const std::string& key_id) const = 0;
-  // The position of an already-logged event with this (tenant, source, id), if any.
+  // The position of an already-logged event with this (tenant, source, id), if any; always
+  // none over a log that dedupes (it keeps the keys: AppendBatch::dedupe).
   virtual std::optional<Position> find_event(const TenantId& t, std::string_view source,
                                              std::string_view id) const = 0;
 

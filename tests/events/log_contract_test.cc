@@ -2,6 +2,7 @@
 // fixture to `Backends` below: `open()` gives a fresh, empty log with `partitions`
 // partitions; `reopen()` closes the current one and opens the same storage again.
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 
 #include <atomic>
 #include <map>
@@ -259,6 +260,113 @@ TYPED_TEST(LogContract, EmptyBatchIsANoOp) {
   auto r = this->log->append_sync(AppendBatch{TenantId("acme"), {}});
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->positions.empty());
+}
+
+// ---- Idempotency (AppendBatch::dedupe), on backends that implement it ----
+
+AppendBatch dedupe_batch(const std::string& tenant, const std::vector<std::string>& ids) {
+  AppendBatch b{TenantId(tenant), {}, /*dedupe=*/true};
+  for (size_t i = 0; i < ids.size(); ++i) b.values.push_back(make_event(tenant, ids[i], static_cast<int>(i)));
+  return b;
+}
+
+TYPED_TEST(LogContract, DedupeReturnsTheLoggedPositionInsteadOfAppendingAgain) {
+  if (!this->log->dedupes()) GTEST_SKIP() << TypeParam::kName << " does not dedupe (Log::dedupes)";
+  auto first = this->log->append_sync(dedupe_batch("acme", {"a", "b"}));
+  ASSERT_TRUE(first.ok()) << first.status().to_string();
+  EXPECT_EQ(first->replayed, (std::vector<bool>{false, false}));
+  // A retry with one new event: the known one gets its position, only the new one is appended.
+  auto retry = this->log->append_sync(dedupe_batch("acme", {"b", "c"}));
+  ASSERT_TRUE(retry.ok()) << retry.status().to_string();
+  EXPECT_EQ(retry->replayed, (std::vector<bool>{true, false}));
+  EXPECT_EQ(retry->positions[0], first->positions[1]);
+  EXPECT_EQ(retry->positions[1].offset, first->positions[1].offset.next());
+  // The same source and id for another tenant is another event.
+  auto other = this->log->append_sync(dedupe_batch("globex", {"a"}));
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->replayed, (std::vector<bool>{false}));
+  auto recs = this->read_all(first->positions[0].partition);
+  size_t acme = 0;
+  for (const auto& r : recs) acme += r.tenant.str() == "acme";
+  EXPECT_EQ(acme, 3u);
+}
+
+TYPED_TEST(LogContract, DedupeHoldsWithinABatchAndBetweenConcurrentAppends) {
+  if (!this->log->dedupes()) GTEST_SKIP() << TypeParam::kName << " does not dedupe (Log::dedupes)";
+  auto within = this->log->append_sync(dedupe_batch("acme", {"x", "x"}));
+  ASSERT_TRUE(within.ok());
+  EXPECT_EQ(within->replayed, (std::vector<bool>{false, true}));
+  EXPECT_EQ(within->positions[0], within->positions[1]);
+  // 16 appends of one new id in flight at once (one group commit or several): one record.
+  constexpr int kRacers = 16;
+  std::atomic<int> done{0}, appended{0};
+  std::vector<Position> seen(kRacers);
+  for (int i = 0; i < kRacers; ++i) {
+    this->log->append(dedupe_batch("acme", {"raced"}), [&, i](Result<AppendResult> r) {
+      ASSERT_TRUE(r.ok()) << r.status().to_string();
+      seen[i] = r->positions[0];
+      if (!r->replayed[0]) ++appended;
+      ++done;
+    });
+  }
+  ASSERT_TRUE(wait_until([&] { return done.load() == kRacers; }, std::chrono::seconds(10)));
+  EXPECT_EQ(appended.load(), 1);
+  for (const Position& p : seen) EXPECT_EQ(p, seen[0]);
+  EXPECT_EQ(this->read_all(seen[0].partition).size(), 2u);  // "x" and "raced"
+}
+
+TYPED_TEST(LogContract, DedupeRemembersEveryRecordAcrossAReopenIncludingOnesAppendedWithoutIt) {
+  if (!this->log->dedupes()) GTEST_SKIP() << TypeParam::kName << " does not dedupe (Log::dedupes)";
+  AppendBatch plain{TenantId("acme"), {make_event("acme", "p", 0)}};  // dedupe off: keys still kept
+  auto p = this->log->append_sync(std::move(plain));
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->replayed.empty());
+  auto d = this->log->append_sync(dedupe_batch("acme", {"d"}));
+  ASSERT_TRUE(d.ok());
+  this->log = this->fx.reopen(std::move(this->log));
+  ASSERT_TRUE(this->log);
+  auto again = this->log->append_sync(dedupe_batch("acme", {"p", "d"}));
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  EXPECT_EQ(again->replayed, (std::vector<bool>{true, true}));
+  EXPECT_EQ(again->positions[0], p->positions[0]);
+  EXPECT_EQ(again->positions[1], d->positions[0]);
+}
+
+// A log written before the "ids" column family existed (simulated: the family dropped and
+// its completion mark deleted) indexes its records once when opened, so a retry of an
+// event appended before the upgrade is still recognised.
+TEST(EmbeddedLogIds, ALogFromBeforeTheIdsIndexIsIndexedOnceAtOpen) {
+  TempDir dir;
+  EmbeddedLogOptions o;
+  o.dir = dir.sub("log");
+  o.partitions = 4;
+  Position old_pos;
+  {
+    auto log = open_embedded_log(o);
+    ASSERT_TRUE(log.ok());
+    auto r = (*log)->append_sync(AppendBatch{TenantId("acme"), {make_event("acme", "old", 0)}});
+    ASSERT_TRUE(r.ok());
+    old_pos = r->positions[0];
+  }
+  {
+    rocksdb::DBOptions dbo;
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs = {{rocksdb::kDefaultColumnFamilyName, {}},
+                                                          {"records", {}}, {"tenants", {}}, {"ids", {}}};
+    std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(dbo, o.dir, descs, &cfs, &db).ok());
+    ASSERT_TRUE(db->DropColumnFamily(cfs[3]).ok());
+    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), cfs[0], "meta/ids").ok());
+    for (auto* cf : cfs) db->DestroyColumnFamilyHandle(cf);
+    delete db;
+  }
+  auto log = open_embedded_log(o);
+  ASSERT_TRUE(log.ok()) << log.status().to_string();
+  AppendBatch retry{TenantId("acme"), {make_event("acme", "old", 0)}, /*dedupe=*/true};
+  auto r = (*log)->append_sync(std::move(retry));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->replayed, (std::vector<bool>{true}));
+  EXPECT_EQ(r->positions[0], old_pos);
 }
 
 }  // namespace
