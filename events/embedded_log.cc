@@ -24,13 +24,20 @@
 // own group and then in "ids" — it is the only writer, so nothing can slip in between the
 // lookup and the write.
 //
+// Tail cache: after each group is written, the committer also appends its records to a
+// bounded in-memory tail per partition (EmbeddedLogOptions::tail_cache_bytes) before it
+// publishes the new end offsets; a read() from an offset the tail still holds is served
+// from it (offsets are contiguous, so the record at `from` is at index from - first).
+//
 // Threads: callers of append() only enqueue; the committer thread writes and runs the
-// callbacks; readers read RocksDB directly (it is thread-safe) and never block writers.
+// callbacks; readers read RocksDB (thread-safe) or a tail under its own mutex, and
+// never block writers for longer than a copy.
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/slice.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -103,7 +110,9 @@ class EmbeddedLog final : public Log {
   EmbeddedLog(EmbeddedLogOptions opts, rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> cfs,
               std::vector<Offset> ends, std::vector<int64_t> last_us)
       : opts_(std::move(opts)), clock_(opts_.clock ? *opts_.clock : system_clock()), db_(db),
-        cfs_(std::move(cfs)), ends_(std::move(ends)), last_us_(std::move(last_us)) {
+        cfs_(std::move(cfs)), ends_(std::move(ends)), last_us_(std::move(last_us)),
+        tail_budget_(opts_.tail_cache_bytes / static_cast<size_t>(opts_.partitions)),
+        tails_(static_cast<size_t>(opts_.partitions)) {
     committer_ = std::thread([this] { commit_loop(); });
   }
 
@@ -155,6 +164,7 @@ class EmbeddedLog final : public Log {
   Result<std::vector<StoredRecord>> read(Partition p, Offset from, const ReadOptions& o) override {
     if (auto s = check_partition(p); !s.is_ok()) return s;
     std::vector<StoredRecord> out;
+    if (read_tail(p, from, o, out)) return out;
     rocksdb::ReadOptions ro;
     const std::string upper = record_key(Partition(p.value() + 1), Offset(0));
     rocksdb::Slice upper_slice(upper);
@@ -288,6 +298,7 @@ class EmbeddedLog final : public Log {
     std::vector<AppendResult> results(group.size());
     size_t bytes = 0;
     group_ids_.clear();  // the keys this group writes: a later batch of it sees them
+    std::vector<StoredRecord> written;  // for the tails
     Status lookup_failed = Status::ok();
     for (size_t g = 0; g < group.size(); ++g) {
       const auto& b = group[g].batch;
@@ -327,6 +338,7 @@ class EmbeddedLog final : public Log {
         put_be64(tk, static_cast<uint64_t>(o.value()));
         wb.Put(cfs_[kTenants], tk, rocksdb::Slice());
         wb.Put(cfs_[kIds], ik, position_value({p, o}));
+        if (tail_budget_ > 0) written.push_back(StoredRecord{{p, o}, b.tenant, v, last});
         group_ids_.insert_or_assign(std::move(ik), Position{p, o});
         results[g].positions.push_back({p, o});
       }
@@ -338,6 +350,7 @@ class EmbeddedLog final : public Log {
     rocksdb::Status s = lookup_failed.is_ok() ? db_->Write(wo, &wb)
                                               : rocksdb::Status::IOError(lookup_failed.message());
     std::vector<std::pair<Partition, Offset>> advanced;
+    if (s.ok() && tail_budget_ > 0) add_to_tails(written);
     {
       std::lock_guard lk(mu_);
       pending_bytes_ -= bytes;
@@ -350,7 +363,7 @@ class EmbeddedLog final : public Log {
       }
     }
     if (s.ok()) {
-      end_cv_.notify_all();
+      end_cv_.notify_all();  // after the tails: see add_to_tails
       std::lock_guard lk(listeners_mu_);
       for (const auto& [p, end] : advanced)
         for (const auto& l : listeners_) l(p, end);
@@ -362,6 +375,42 @@ class EmbeddedLog final : public Log {
         group[g].done(Status(Code::kUnavailable, "log write failed: " + s.ToString()));
       }
     }
+  }
+
+  // The records of a written group, appended to their partitions' tails before the new
+  // ends are published (a reader that sees an end finds every record below it either in
+  // RocksDB or in the tail). Evicts from the front past the per-partition budget.
+  void add_to_tails(std::vector<StoredRecord>& written) {
+    for (StoredRecord& r : written) {
+      Tail& t = tails_[static_cast<size_t>(r.pos.partition.value())];
+      std::lock_guard lk(t.mu);
+      if (!t.records.empty() && t.records.back().pos.offset.next() != r.pos.offset) {
+        t.records.clear();  // never: offsets are assigned contiguously, here
+        t.bytes = 0;
+      }
+      t.bytes += r.value.size();
+      t.records.push_back(std::move(r));
+      while (t.bytes > tail_budget_ && t.records.size() > 1) {
+        t.bytes -= t.records.front().value.size();
+        t.records.pop_front();
+      }
+    }
+  }
+
+  // Serves read(p, from) from p's tail when the tail holds `from`; false otherwise.
+  bool read_tail(Partition p, Offset from, const ReadOptions& o, std::vector<StoredRecord>& out) {
+    if (tail_budget_ == 0) return false;
+    Tail& t = tails_[static_cast<size_t>(p.value())];
+    std::lock_guard lk(t.mu);
+    if (t.records.empty() || from < t.records.front().pos.offset) return false;
+    size_t i = static_cast<size_t>(from.value() - t.records.front().pos.offset.value());
+    size_t bytes = 0;
+    for (; i < t.records.size(); ++i) {
+      if (out.size() >= o.max_records || (bytes >= o.max_bytes && !out.empty())) break;
+      bytes += t.records[i].value.size();
+      out.push_back(t.records[i]);
+    }
+    return true;
   }
 
   // Where the record with idempotency key `k` is: written by this group, or logged.
@@ -391,10 +440,30 @@ class EmbeddedLog final : public Log {
 
   std::unordered_map<std::string, Position> group_ids_;  // committer thread only
 
+  struct Tail {
+    std::mutex mu;
+    std::deque<StoredRecord> records;  // contiguous offsets, oldest first
+    size_t bytes = 0;                  // sum of the values' sizes
+  };
+  const size_t tail_budget_;  // bytes per partition; 0: no tails
+  std::vector<Tail> tails_;
+
   std::mutex listeners_mu_;
   std::vector<AppendListener> listeners_;
 
   std::thread committer_;  // last: started after everything above is initialised
+};
+
+// The prefix of a "tenants" key that its offsets grow under: be32(partition) u8(len) tenant.
+class TenantKeyPrefix final : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "agentos.TenantKeyPrefix"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return rocksdb::Slice(key.data(), 5 + static_cast<uint8_t>(key[4]));
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return key.size() >= 5 && key.size() >= 5u + static_cast<uint8_t>(key[4]);
+  }
 };
 
 // A log written before "ids" existed: index every record's key once, then mark it done
@@ -457,8 +526,14 @@ Result<std::unique_ptr<Log>> open_embedded_log(const EmbeddedLogOptions& opts) {
   bbt.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   bbt.whole_key_filtering = true;
   ids.table_factory.reset(rocksdb::NewBlockBasedTableFactory(bbt));
+  // Keys of "records" and "tenants" grow under a prefix (the partition; the partition and
+  // tenant): each memtable insert starts from where the last one of its prefix went
+  // instead of searching the skip list from the top.
+  rocksdb::ColumnFamilyOptions records = cfo, tenants = cfo;
+  records.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(4));
+  tenants.memtable_insert_with_hint_prefix_extractor = std::make_shared<TenantKeyPrefix>();
   std::vector<rocksdb::ColumnFamilyDescriptor> descs = {
-      {rocksdb::kDefaultColumnFamilyName, cfo}, {"records", cfo}, {"tenants", cfo}, {"ids", ids}};
+      {rocksdb::kDefaultColumnFamilyName, cfo}, {"records", records}, {"tenants", tenants}, {"ids", ids}};
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;
   rocksdb::DB* db = nullptr;
   auto s = rocksdb::DB::Open(dbo, opts.dir, descs, &cfs, &db);

@@ -140,6 +140,11 @@ struct EmbeddedLogOptions {
   bool fsync = true;             // false only for benchmarks that say so
   size_t max_group_records = 8192;  // group commit: cap of records per synced write
   size_t max_pending_bytes = 256 << 20;  // backpressure: appends beyond this get kUnavailable
+  // The newest records of each partition are also kept in memory (this many bytes of
+  // event values over all partitions, split evenly), so that the engine's own followers
+  // (processors, the index, subscribers) read what was just appended without a RocksDB
+  // iterator. 0: every read goes to RocksDB.
+  size_t tail_cache_bytes = 32 << 20;
 };
 
 struct KafkaLogOptions {

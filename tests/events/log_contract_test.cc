@@ -369,5 +369,50 @@ TEST(EmbeddedLogIds, ALogFromBeforeTheIdsIndexIsIndexedOnceAtOpen) {
   EXPECT_EQ(r->positions[0], old_pos);
 }
 
+// Reads served by the in-memory tail (EmbeddedLogOptions::tail_cache_bytes) are the
+// records RocksDB holds, field by field, at every `from` — inside the tail, before it
+// (evicted), and across its first record.
+TEST(EmbeddedLogTail, ReadsFromTheTailEqualReadsFromRocksDb) {
+  TempDir dir;
+  EmbeddedLogOptions o;
+  o.dir = dir.sub("log");
+  o.partitions = 2;
+  o.tail_cache_bytes = 2 * 4096;  // 4 KiB per partition: a few records of each
+  auto log = open_embedded_log(o);
+  ASSERT_TRUE(log.ok());
+  const Partition p = (*log)->partition_of(TenantId("acme"));
+  for (int i = 0; i < 60; ++i) {
+    AppendBatch b{TenantId("acme"), {make_event("acme", "t" + std::to_string(i), i)}};
+    if (i % 3 == 0) b.values.push_back(make_event("acme", "u" + std::to_string(i), i));
+    ASSERT_TRUE((*log)->append_sync(std::move(b)).ok());
+  }
+  auto end = (*log)->end_offset(p);
+  ASSERT_TRUE(end.ok());
+  std::vector<std::vector<StoredRecord>> cached;
+  ReadOptions ro;
+  ro.max_records = 7;
+  for (int64_t from = 0; from <= end->value(); ++from) {
+    auto r = (*log)->read(p, Offset(from), ro);
+    ASSERT_TRUE(r.ok());
+    cached.push_back(std::move(*r));
+  }
+  log->reset();
+  o.tail_cache_bytes = 0;  // every read from RocksDB
+  auto plain = open_embedded_log(o);
+  ASSERT_TRUE(plain.ok());
+  for (int64_t from = 0; from <= end->value(); ++from) {
+    auto r = (*plain)->read(p, Offset(from), ro);
+    ASSERT_TRUE(r.ok());
+    const auto& c = cached[static_cast<size_t>(from)];
+    ASSERT_EQ(r->size(), c.size()) << "from " << from;
+    for (size_t i = 0; i < c.size(); ++i) {
+      EXPECT_EQ((*r)[i].pos, c[i].pos);
+      EXPECT_EQ((*r)[i].tenant, c[i].tenant);
+      EXPECT_EQ((*r)[i].value, c[i].value);
+      EXPECT_EQ((*r)[i].append_us, c[i].append_us) << "from " << from << " record " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace agentos
