@@ -515,6 +515,9 @@ Result<std::unique_ptr<Log>> open_embedded_log(const EmbeddedLogOptions& opts) {
   dbo.create_missing_column_families = true;
   dbo.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   dbo.max_background_jobs = 2;
+  // One writer (the committer): no concurrent memtable inserts, which also lets the
+  // inserts use the hints below (RocksDB ignores them for concurrent writes).
+  dbo.allow_concurrent_memtable_write = false;
   rocksdb::ColumnFamilyOptions cfo;
   cfo.write_buffer_size = 64 << 20;
   // "ids" is only ever read by point lookups, most of them misses (a new event): whole-key
