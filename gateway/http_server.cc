@@ -225,20 +225,42 @@ class Session : public std::enable_shared_from_this<Session> {
   void respond(HttpResponse r, bool posted = false) {
     release_body();  // the request is answered: its body is no longer held
     sh_.metrics.request(route_, r.status, std::chrono::duration<double>(Clock::now() - started_).count());
-    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), 11);
-    res->set(http::field::server, "agentos");
-    if (!r.body.empty() || r.status != 204) res->set(http::field::content_type, r.content_type);
-    for (auto& [k, v] : r.headers) res->set(k, v);
-    res->body() = std::move(r.body);
-    res->keep_alive(keep_alive_);
-    res->prepare_payload();
+    auto res = std::make_shared<std::string>(serialize(r));
     stream_.expires_after(sh_.opts.write_timeout);
-    http::async_write(stream_, *res, [self = shared_from_this(), res, posted](beast::error_code ec, size_t) {
+    net::async_write(stream_, net::buffer(*res), [self = shared_from_this(), res, posted](beast::error_code ec, size_t) {
       if (posted) self->sh_.reply_written();
       if (ec || !self->keep_alive_) return self->close();
       self->route_.clear();
       self->read_header();
     });
+  }
+
+  // The whole response in one buffer, written by one async_write (Beast's serializer
+  // walks a buffer sequence per field). Every header name and value comes from the Api,
+  // never from the request; one holding CR or LF is dropped all the same.
+  std::string serialize(HttpResponse& r) const {
+    const bool has_body = !(r.status == 204 || r.status == 304 || (r.status >= 100 && r.status < 200));
+    std::string out;
+    out.reserve(128 + r.content_type.size() + r.body.size());
+    out += "HTTP/1.1 ";
+    out += std::to_string(r.status);
+    out += ' ';
+    out += http::obsolete_reason(static_cast<http::status>(r.status));
+    out += "\r\nServer: agentos\r\n";
+    auto header = [&](std::string_view k, std::string_view v) {
+      if (k.find_first_of("\r\n") != std::string_view::npos || v.find_first_of("\r\n") != std::string_view::npos) return;
+      out += k;
+      out += ": ";
+      out += v;
+      out += "\r\n";
+    };
+    if (has_body) header("Content-Type", r.content_type);
+    for (const auto& [k, v] : r.headers) header(k, v);
+    if (has_body) header("Content-Length", std::to_string(r.body.size()));
+    if (!keep_alive_) header("Connection", "close");
+    out += "\r\n";
+    if (has_body) out += r.body;
+    return out;
   }
 
   void close() {

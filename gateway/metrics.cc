@@ -57,9 +57,24 @@ Metrics::Metrics(const char* backend) : registry_(std::make_shared<prometheus::R
               .Add({});
 }
 
+Metrics::RouteSeries Metrics::series(const std::string& route, int status) {
+  std::string key = route;
+  key += ' ';
+  key += std::to_string(status);
+  {
+    std::shared_lock lk(series_mu_);
+    if (auto it = series_.find(key); it != series_.end()) return it->second;
+  }
+  RouteSeries s{&requests_->Add({{"route", route}, {"code", std::to_string(status)}}),
+                &latency_->Add({{"route", route}}, latency_buckets())};
+  std::unique_lock lk(series_mu_);
+  return series_.emplace(std::move(key), s).first->second;
+}
+
 void Metrics::request(const std::string& route, int status, double seconds) {
-  requests_->Add({{"route", route}, {"code", std::to_string(status)}}).Increment();
-  latency_->Add({{"route", route}}, latency_buckets()).Observe(seconds);
+  const RouteSeries s = series(route, status);
+  s.requests->Increment();
+  s.latency->Observe(seconds);
 }
 
 void Metrics::appended(size_t events, double seconds) {

@@ -8,7 +8,9 @@
 #include <prometheus/registry.h>
 
 #include <memory>
+#include <shared_mutex>
 #include <string>
+#include <unordered_map>
 
 namespace agentos::gateway {
 
@@ -28,6 +30,17 @@ class Metrics {
   prometheus::Registry& registry() { return *registry_; }
 
  private:
+  // The series of one (route, status): looked up in the families once, then cached
+  // (Family::Add builds a label map and takes the family's lock on every call). Routes
+  // are templates and statuses few, so the cache is small and bounded.
+  struct RouteSeries {
+    prometheus::Counter* requests;
+    prometheus::Histogram* latency;
+  };
+  RouteSeries series(const std::string& route, int status);
+  std::shared_mutex series_mu_;
+  std::unordered_map<std::string, RouteSeries> series_;
+
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* requests_;
   prometheus::Family<prometheus::Histogram>* latency_;
