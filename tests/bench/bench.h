@@ -30,6 +30,7 @@ struct Options {
   std::string engine = AGENTOS_BIN;  // --engine PATH: another build of agentos (A/B runs)
   bool verbose = false;
   int events = 0;           // processors: events pre-filled (0: the scenario's default)
+  double rate = 0;          // http rows: open loop at this many requests/s (0: closed loop)
 };
 
 // One measured run.
@@ -45,7 +46,16 @@ struct Result {
   double target_events = 0; // events/s target, 0 if none
   bool ok = true;
   std::string note;
+  // The peer rows this row is compared with (substrings of their scenario names, in the
+  // same table) and the goal as a multiple of the best of them (issue: ≥ 2×).
+  std::vector<std::string> peers;
+  double peer_goal = 0;
 };
+
+// Server CPU per event in µs (cores × 1e6 ÷ events/s); -1 when unknown.
+inline double server_us_per_event(const Result& r) {
+  return r.server_cpu < 0 || r.events_per_s <= 0 ? -1 : r.server_cpu * 1e6 / r.events_per_s;
+}
 
 // Latency samples (nanoseconds) -> percentiles. Sorted sample array: exact, and at
 // <= a few million samples per run cheap enough.

@@ -235,20 +235,28 @@ std::string fmt_cpu(double c) {
   std::snprintf(b, sizeof b, "%.2f", c);
   return b;
 }
+
+std::string fmt_us(double us) {
+  if (us < 0) return "—";
+  char b[64];
+  std::snprintf(b, sizeof b, "%.1f", us);
+  return b;
+}
 }  // namespace
 
 void print_result_line(const Result& r) {
-  std::printf("RESULT %-44s events/s=%-9.0f req/s=%-9.0f p50=%.3fms p99=%.3fms p999=%.3fms client_cpu=%s server_cpu=%s errors=%llu%s%s\n",
+  std::printf("RESULT %-44s events/s=%-9.0f req/s=%-9.0f p50=%.3fms p99=%.3fms p999=%.3fms client_cpu=%s server_cpu=%s server_us_per_event=%s errors=%llu%s%s\n",
               r.scenario.c_str(), r.events_per_s, r.requests_per_s, r.p50_us / 1000, r.p99_us / 1000, r.p999_us / 1000,
-              fmt_cpu(r.client_cpu).c_str(), fmt_cpu(r.server_cpu).c_str(), static_cast<unsigned long long>(r.errors),
+              fmt_cpu(r.client_cpu).c_str(), fmt_cpu(r.server_cpu).c_str(), fmt_us(server_us_per_event(r)).c_str(),
+              static_cast<unsigned long long>(r.errors),
               r.ok ? "" : " FAILED", r.note.empty() ? "" : (" (" + r.note + ")").c_str());
   std::fflush(stdout);
 }
 
 void print_table(const std::vector<Result>& rows, const std::string& title) {
   std::printf("\n%s\n\n", title.c_str());
-  std::printf("| Scenario | events/s | requests/s | p50 ms | p99 ms | p99.9 ms | client CPU (cores) | server CPU (cores) | Target | vs target |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n");
+  std::printf("| Scenario | events/s | requests/s | p50 ms | p99 ms | p99.9 ms | client CPU (cores) | server CPU (cores) | server µs/event | Target | vs target | vs best peer (goal) |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n");
   for (auto& r : rows) {
     std::string ratio = "—";
     if (r.target_events > 0) {
@@ -256,13 +264,27 @@ void print_table(const std::vector<Result>& rows, const std::string& title) {
       std::snprintf(b, sizeof b, "%.2f×", r.events_per_s / r.target_events);
       ratio = b;
     }
+    // The best peer row of this table (fsync on) that `r` names.
+    std::string vs_peer = "—";
+    double best = 0;
+    for (const auto& o : rows) {
+      if (&o == &r || o.scenario.find("NO FSYNC") != std::string::npos) continue;
+      for (const auto& p : r.peers)
+        if (o.scenario.find(p) != std::string::npos) best = std::max(best, o.events_per_s);
+    }
+    if (best > 0) {
+      char b[64];
+      std::snprintf(b, sizeof b, "%.2f× (≥ %.0f×)", r.events_per_s / best, r.peer_goal);
+      vs_peer = b;
+    }
     std::string name = r.scenario;
     if (!r.ok) name += " (FAILED)";
     if (r.errors) name += " (" + std::to_string(r.errors) + " errors)";
-    std::printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name.c_str(), fmt_rate(r.events_per_s).c_str(),
+    std::printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name.c_str(), fmt_rate(r.events_per_s).c_str(),
                 fmt_rate(r.requests_per_s).c_str(), fmt_ms(r.p50_us).c_str(), fmt_ms(r.p99_us).c_str(),
                 fmt_ms(r.p999_us).c_str(), fmt_cpu(r.client_cpu).c_str(), fmt_cpu(r.server_cpu).c_str(),
-                r.target.empty() ? "—" : r.target.c_str(), ratio.c_str());
+                fmt_us(server_us_per_event(r)).c_str(), r.target.empty() ? "—" : r.target.c_str(), ratio.c_str(),
+                vs_peer.c_str());
   }
   std::fflush(stdout);
 }

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -129,11 +130,19 @@ size_t complete_response(const char* buf, size_t len, int* status) {
   return len >= hdr + cl ? hdr + cl : 0;
 }
 
+// Closed loop (rate 0): each connection sends its next request when the last is
+// answered. Open loop (rate > 0 requests/s for this generator): requests are due at fixed
+// intervals from the start; a due request goes out on an idle connection, or waits in a
+// backlog until one is idle, and its latency counts from when it was DUE — so queueing,
+// in the engine or in front of it, is never hidden (no coordinated omission). The
+// generator's own lateness is counted too (conservative).
 class LoadGen {
  public:
-  LoadGen(int port, const Window& w, std::vector<Conn*> conns) : port_(port), w_(w), conns_(std::move(conns)) {}
+  LoadGen(int port, const Window& w, std::vector<Conn*> conns, double rate = 0)
+      : port_(port), w_(w), conns_(std::move(conns)), rate_(rate) {}
 
   ThreadStats run() {
+    if (rate_ > 0) return run_open();
     ep_ = epoll_create1(EPOLL_CLOEXEC);
     for (Conn* c : conns_) {
       c->fd = connect_to(port_);
@@ -173,6 +182,69 @@ class LoadGen {
   }
 
  private:
+  ThreadStats run_open() {
+    ep_ = epoll_create1(EPOLL_CLOEXEC);
+    for (Conn* c : conns_) {
+      c->fd = connect_to(port_);
+      if (c->fd < 0) {
+        ++st_.errors;
+        c->done = true;
+        continue;
+      }
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.ptr = c;
+      epoll_ctl(ep_, EPOLL_CTL_ADD, c->fd, &ev);
+      idle_.push_back(c);
+    }
+    const auto interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / rate_));
+    auto next_due = w_.start;
+    const auto hard_stop = w_.measure_to + std::chrono::seconds(30);
+    epoll_event evs[256];
+    for (;;) {
+      const auto now = Clock::now();
+      while (next_due <= now && next_due < w_.measure_to) {
+        backlog_.push_back(next_due);
+        next_due += interval;
+      }
+      while (!idle_.empty() && !backlog_.empty()) {
+        Conn* c = idle_.back();
+        idle_.pop_back();
+        const auto due = backlog_.front();
+        backlog_.pop_front();
+        send_at(c, due);
+      }
+      if ((now >= w_.measure_to && backlog_.empty() && inflight_ == 0) || now >= hard_stop) break;
+      timespec ts{0, 0};
+      if (next_due < w_.measure_to && next_due > now) {
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(next_due - now).count();
+        ts.tv_sec = ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+      } else if (next_due >= w_.measure_to || !idle_.empty() || backlog_.empty()) {
+        ts.tv_nsec = 1000000;  // only answers to wait for
+      }
+      const int n = epoll_pwait2(ep_, evs, 256, &ts, nullptr);
+      for (int i = 0; i < n; ++i) {
+        Conn* c = static_cast<Conn*>(evs[i].data.ptr);
+        if (c->fd < 0) continue;
+        if (evs[i].events & EPOLLOUT) write_some(c);
+        if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) read_some(c);
+      }
+    }
+    for (Conn* c : conns_)
+      if (c->fd >= 0) close(c->fd);
+    close(ep_);
+    return std::move(st_);
+  }
+
+  void send_at(Conn* c, Clock::time_point due) {
+    for (size_t p : c->id_pos) put_hex16(c->req.data() + p, c->next_id++);
+    c->written = 0;
+    c->sent = due;
+    ++inflight_;
+    write_some(c);
+  }
+
   void send_next(Conn* c) {
     for (size_t p : c->id_pos) put_hex16(c->req.data() + p, c->next_id++);
     c->written = 0;
@@ -238,6 +310,11 @@ class LoadGen {
     }
     std::memmove(c->rbuf.data(), c->rbuf.data() + len, c->rlen - len);
     c->rlen -= len;
+    if (rate_ > 0) {  // open loop: the connection is idle until the next due request
+      --inflight_;
+      idle_.push_back(c);
+      return true;
+    }
     if (now >= w_.measure_to) {
       c->done = true;
       return false;
@@ -254,6 +331,18 @@ class LoadGen {
     c->fd = -1;
     c->rlen = 0;
     c->writing = false;
+    if (rate_ > 0) {  // open loop: that request is lost (an error); reconnect idle
+      --inflight_;
+      if (st_.errors > 1000) return;
+      c->fd = connect_to(port_);
+      if (c->fd < 0) return;
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.ptr = c;
+      epoll_ctl(ep_, EPOLL_CTL_ADD, c->fd, &ev);
+      idle_.push_back(c);
+      return;
+    }
     if (Clock::now() >= w_.measure_to || st_.errors > 1000) {
       c->done = true;
       return;
@@ -273,6 +362,10 @@ class LoadGen {
   int port_;
   Window w_;
   std::vector<Conn*> conns_;
+  double rate_;  // open loop: requests/s of this generator (0: closed loop)
+  std::vector<Conn*> idle_;                 // open loop: connections with nothing in flight
+  std::deque<Clock::time_point> backlog_;   // open loop: due requests waiting for a connection
+  int64_t inflight_ = 0;                    // open loop
   int ep_ = -1;
   ThreadStats st_;
 };
@@ -325,7 +418,7 @@ Result http_run(const Options& o, int batch, int conns_n, const std::string& nam
   for (int t = 0; t < nt; ++t) {
     std::vector<Conn*> mine;
     for (int i = t; i < conns_n; i += nt) mine.push_back(&conns[i]);
-    threads.emplace_back([&, t, mine] { stats[t] = LoadGen(eng.port, w, mine).run(); });
+    threads.emplace_back([&, t, mine] { stats[t] = LoadGen(eng.port, w, mine, o.rate / nt).run(); });
   }
   for (auto& t : threads) t.join();
   cpu.finish(r);
@@ -351,11 +444,14 @@ Result http_run(const Options& o, int batch, int conns_n, const std::string& nam
 Runs run_http_single(const Options& o, int runs) {
   const int c = o.connections > 0 ? o.connections : 64;
   std::string name = "engine HTTP, 1 event/request, c=" + std::to_string(c);
+  if (o.rate > 0) name = "engine HTTP, 1 event/request, open loop " + std::to_string(static_cast<long>(o.rate)) + "/s, c=" + std::to_string(c);
   if (o.no_fsync) name += " **NO FSYNC**";
   return run_configs({[=] {
                        Result r = http_run(o, 0, c, name);
                        r.target = "≥ 150k";
                        r.target_events = 150e3;
+                       r.peers = {"Redis 7 Streams XADD"};
+                       r.peer_goal = 2;
                        return r;
                      }},
                      runs);
@@ -367,11 +463,16 @@ Runs run_http_batch(const Options& o, int runs) {
   std::vector<std::function<Result()>> configs;
   for (int b : sizes) {
     std::string name = "engine HTTP, batch " + std::to_string(b) + "/request, c=" + std::to_string(c);
+    if (o.rate > 0)
+      name = "engine HTTP, batch " + std::to_string(b) + "/request, open loop " +
+             std::to_string(static_cast<long>(o.rate)) + " req/s, c=" + std::to_string(c);
     if (o.no_fsync) name += " **NO FSYNC**";
     configs.push_back([=] {
       Result r = http_run(o, b, c, name);
       r.target = "≥ 1M";
       r.target_events = 1e6;
+      r.peers = {"Redis 7 Streams, MULTI", "rows/txn"};  // the batch peers (PostgreSQL 1 row/txn is not one)
+      r.peer_goal = 2;
       return r;
     });
   }

@@ -44,6 +44,8 @@ void usage() {
       "  --client-threads N load generator event loops (default 1)\n"
       "  --no-fsync         engine/log without fsync (rows are labelled NO FSYNC)\n"
       "  --events N         processors, projector: events pre-filled in the log (default 200000)\n"
+      "  --rate R           http rows: open loop, R requests/s due at fixed intervals; latency from the due\n"
+      "                     time (no coordinated omission); default: closed loop\n"
       "                     (projector: --seconds S is the sustained window, default 10)\n");
 }
 
@@ -93,6 +95,7 @@ int main(int argc, char** argv) {
     else if (a == "--no-fsync") o.no_fsync = true;
     else if (a == "--engine") o.engine = val();
     else if (a == "--events") o.events = std::atoi(val());
+    else if (a == "--rate") o.rate = std::atof(val());
     else {
       std::fprintf(stderr, "agentos_bench: unknown flag %s\n", a.c_str());
       usage();
