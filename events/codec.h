@@ -102,6 +102,18 @@ Result<DecodedEvent> decode_binary(std::span<const BinaryAttribute> attrs,
                                    std::string_view content_type, std::string_view body,
                                    const DecodeOptions& opts);
 
+// An event the engine derives (a processor's Emitter): built straight into a FlatBuffer
+// from these envelope fields — no CloudEvent JSON is written or parsed for it — and the
+// payload from `data_json`, checked against its schema like any decoded event's. Empty
+// strings are absent attributes; an invalid traceparent is left out. Errors (an unknown
+// type, a payload that does not fit its schema) are a processor's bug: kInvalidArgument
+// with the field paths, as decode_structured gives them.
+struct DerivedEvent {
+  std::string_view id, source, ce_type, tenant, subject, causation_id, correlation_id, traceparent;
+  int64_t time_us = 0;
+};
+Result<std::string> encode_derived(const DerivedEvent& e, std::string_view data_json);
+
 // Checks that `bytes` is a well-formed AgentOS event FlatBuffer (FlatBuffers Verifier,
 // file identifier, required fields, known payload type). kCorruption otherwise.
 Status verify_event(std::string_view bytes);

@@ -169,36 +169,20 @@ class EmitterImpl final : public Emitter {
     if (out_.size() >= kMaxDerivedPerEvent)
       return Status(Code::kTooLarge, "more than kMaxDerivedPerEvent derived events");
     const uint32_t index = static_cast<uint32_t>(out_.size());
-    std::string json = R"({"specversion":"1.0","id":)";
-    append_json_string(json, derived_event_id(processor_, ev_.pos, index));
-    json += R"(,"source":)";
-    append_json_string(json, source_);
-    json += R"(,"type":)";
-    append_json_string(json, ce_type);
-    json += R"(,"tenantid":)";
-    append_json_string(json, tenant);
-    json += R"(,"causationid":)";
-    append_json_string(json, ev_.header.id);
-    if (!ev_.header.correlation_id.empty()) {
-      json += R"(,"correlationid":)";
-      append_json_string(json, ev_.header.correlation_id);
-    }
-    json += R"(,"time":)";
-    append_json_string(json, format_rfc3339_us(ev_.append_us));
-    if (!subject.empty()) {
-      json += R"(,"subject":)";
-      append_json_string(json, subject);
-    }
-    json += R"(,"data":)";
-    json += data_json;
-    json += '}';
-    DecodeOptions opts;
-    opts.path_tenant = TenantId(std::string(tenant));
-    opts.default_time_us = ev_.append_us;
-    opts.default_traceparent = std::string(ev_.header.traceparent);  // the trace continues
-    auto d = decode_structured(json, opts);
-    if (!d.ok()) return std::move(d).take_status();
-    out_.push_back(std::move(d->bytes));
+    const std::string id = derived_event_id(processor_, ev_.pos, index);
+    DerivedEvent d;
+    d.id = id;
+    d.source = source_;
+    d.ce_type = ce_type;
+    d.tenant = tenant;
+    d.subject = subject;
+    d.causation_id = ev_.header.id;
+    d.correlation_id = ev_.header.correlation_id;
+    d.traceparent = ev_.header.traceparent;  // the trace continues
+    d.time_us = ev_.append_us;
+    auto bytes = encode_derived(d, data_json);
+    if (!bytes.ok()) return std::move(bytes).take_status();
+    out_.push_back(std::move(*bytes));
     return Status::ok();
   }
 

@@ -31,6 +31,7 @@ struct Options {
   bool verbose = false;
   int events = 0;           // processors: events pre-filled (0: the scenario's default)
   double rate = 0;          // http rows: open loop at this many requests/s (0: closed loop)
+  std::string only;         // processors: only configurations whose name contains this
 };
 
 // One measured run.

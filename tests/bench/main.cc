@@ -46,6 +46,7 @@ void usage() {
       "  --events N         processors, projector: events pre-filled in the log (default 200000)\n"
       "  --rate R           http rows: open loop, R requests/s due at fixed intervals; latency from the due\n"
       "                     time (no coordinated omission); default: closed loop\n"
+      "  --only TEXT        processors: only the configurations whose name contains TEXT\n"
       "                     (projector: --seconds S is the sustained window, default 10)\n");
 }
 
@@ -96,6 +97,7 @@ int main(int argc, char** argv) {
     else if (a == "--engine") o.engine = val();
     else if (a == "--events") o.events = std::atoi(val());
     else if (a == "--rate") o.rate = std::atof(val());
+    else if (a == "--only") o.only = val();
     else {
       std::fprintf(stderr, "agentos_bench: unknown flag %s\n", a.c_str());
       usage();

@@ -92,7 +92,11 @@ Runs run_processors(const Options& o, int runs) {
   std::vector<Cfg> cfgs;
   for (Processor* p : {static_cast<Processor*>(&counter), static_cast<Processor*>(&pulse)})
     for (bool sync : {true, false})
-      for (bool atomic : {true, false}) cfgs.push_back({p, sync, atomic});
+      for (bool atomic : {true, false}) {
+        const std::string name = std::string(p->name()) + ", " + (atomic ? "exactly-once" : "no atomic offset") +
+                                 ", sync=" + (sync ? "true" : "false");
+        if (o.only.empty() || name.find(o.only) != std::string::npos) cfgs.push_back({p, sync, atomic});
+      }
   std::vector<std::function<Result()>> fns;
   for (const Cfg& c : cfgs) {
     const std::string name = std::string(c.proc->name()) + ", " + (c.atomic ? "exactly-once" : "no atomic offset") +
