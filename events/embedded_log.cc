@@ -33,9 +33,7 @@
 // callbacks; readers read RocksDB (thread-safe) or a tail under its own mutex, and
 // never block writers for longer than a copy.
 #include <rocksdb/db.h>
-#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
-#include <rocksdb/table.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
@@ -52,6 +50,7 @@
 #include "events/codec.h"
 #include "events/key_codec.h"
 #include "events/log.h"
+#include "events/rocks_budget.h"
 
 namespace agentos {
 namespace {
@@ -518,17 +517,16 @@ Result<std::unique_ptr<Log>> open_embedded_log(const EmbeddedLogOptions& opts) {
   // One writer (the committer): no concurrent memtable inserts, which also lets the
   // inserts use the hints below (RocksDB ignores them for concurrent writes).
   dbo.allow_concurrent_memtable_write = false;
+  use_rocks_budget(dbo);
   rocksdb::ColumnFamilyOptions cfo;
   cfo.write_buffer_size = 64 << 20;
+  use_rocks_budget(cfo);
   // "ids" is only ever read by point lookups, most of them misses (a new event): whole-key
   // bloom filters in the memtable and in every table file answer those without a search.
   rocksdb::ColumnFamilyOptions ids = cfo;
   ids.memtable_prefix_bloom_size_ratio = 0.1;
   ids.memtable_whole_key_filtering = true;
-  rocksdb::BlockBasedTableOptions bbt;
-  bbt.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  bbt.whole_key_filtering = true;
-  ids.table_factory.reset(rocksdb::NewBlockBasedTableFactory(bbt));
+  use_rocks_budget(ids, /*bloom=*/true);
   // Keys of "records" and "tenants" grow under a prefix (the partition; the partition and
   // tenant): each memtable insert starts from where the last one of its prefix went
   // instead of searching the skip list from the top.

@@ -1,6 +1,8 @@
 #include "events/kv_store.h"
+#include "events/rocks_budget.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
 namespace agentos {
@@ -48,6 +50,8 @@ class RocksKvStore final : public KvStore {
 Result<std::unique_ptr<KvStore>> open_kv_store(const std::string& dir) {
   rocksdb::Options o;
   o.create_if_missing = true;
+  use_rocks_budget(static_cast<rocksdb::DBOptions&>(o));
+  use_rocks_budget(static_cast<rocksdb::ColumnFamilyOptions&>(o), /*bloom=*/true);
   rocksdb::DB* db = nullptr;
   auto s = rocksdb::DB::Open(o, dir, &db);
   if (!s.ok()) return Status(Code::kUnavailable, "open " + dir + ": " + s.ToString());

@@ -144,7 +144,7 @@ struct EmbeddedLogOptions {
   // event values over all partitions, split evenly), so that the engine's own followers
   // (processors, the index, subscribers) read what was just appended without a RocksDB
   // iterator. 0: every read goes to RocksDB.
-  size_t tail_cache_bytes = 32 << 20;
+  size_t tail_cache_bytes = 8 << 20;
 };
 
 struct KafkaLogOptions {

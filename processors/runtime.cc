@@ -10,6 +10,7 @@
 #include "events/log_follower.h"
 #include "events/logging.h"
 #include "events/partitioner.h"
+#include "events/rocks_budget.h"
 #include "processors/metrics.h"
 
 #include <openssl/evp.h>
@@ -972,9 +973,12 @@ Result<std::unique_ptr<ProcessorRuntime>> open_processor_runtime(Log& log, Proce
   dbo.create_missing_column_families = true;
   dbo.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   dbo.manual_wal_flush = opts.hooks.lose_unsynced;  // tests: see RuntimeTestHooks
-  std::vector<rocksdb::ColumnFamilyDescriptor> descs = {
-      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
-      {name, rocksdb::ColumnFamilyOptions()}};
+  use_rocks_budget(dbo);
+  rocksdb::ColumnFamilyOptions bookkeeping, state;
+  use_rocks_budget(bookkeeping);
+  use_rocks_budget(state, /*bloom=*/true);  // a processor's reads are point lookups
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs = {{rocksdb::kDefaultColumnFamilyName, bookkeeping},
+                                                        {name, state}};
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;
   rocksdb::DB* db = nullptr;
   if (Status s = from_rocks(rocksdb::DB::Open(dbo, opts.state_dir, descs, &cfs, &db),

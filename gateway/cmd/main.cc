@@ -165,6 +165,7 @@ int cmd_serve(int argc, char** argv) {
           {"topic", "AGENTOS_TOPIC", "agentos.events", "Kafka topic (with --log kafka)"},
           {"partitions", "AGENTOS_PARTITIONS", "16", "log partitions (fixed when the log is created)"},
           {"threads", "AGENTOS_HTTP_THREADS", "2", "HTTP I/O threads"},
+          {"max-connections", "AGENTOS_MAX_CONNECTIONS", "4096", "open HTTP connections (SSE streams included) beyond which new ones get 503; needs as many file descriptors (ulimit -n)"},
           {"admin-token", "AGENTOS_ADMIN_TOKEN", "", "operator token; default: generated into DATA_DIR/admin.token"},
           {"demo-tenant", "AGENTOS_DEMO_TENANT", "", "create (or reuse) this tenant at start and print a fresh admin key"},
           {"rate-scale", "AGENTOS_RATE_SCALE", "1", "multiply every plan's rate limit (benchmarks)"},
@@ -355,6 +356,7 @@ int cmd_serve(int argc, char** argv) {
   so.host = listen.substr(0, colon);
   so.port = static_cast<uint16_t>(std::atoi(listen.substr(colon + 1).c_str()));
   so.threads = std::max(1, std::atoi(a.get("threads").c_str()));
+  so.max_connections = static_cast<size_t>(std::max(1L, std::atol(a.get("max-connections").c_str())));
 
   // Block termination signals in every thread; one thread waits for them.
   sigset_t set;

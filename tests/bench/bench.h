@@ -130,6 +130,10 @@ Runs run_processors(const Options& o, int runs);
 // projector: the PostgreSQL projector — catch-up by batch size, sustained ingest lag and
 // ingest -> visible latency (tests/bench/projector.cc).
 Runs run_projector(const Options& o, int runs);
+// tenants: engine RSS per idle tenant (0, N and 2N tenants pre-filled) (tests/bench/http.cc).
+Runs run_tenants(const Options& o, int runs);
+// subscribers: engine RSS per idle SSE subscriber (N streams caught up) (tests/bench/http.cc).
+Runs run_subscribers(const Options& o, int runs);
 
 // Runs each configuration `runs` times (interleaved), printing each result line.
 Runs run_configs(const std::vector<std::function<Result()>>& configs, int runs);

@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,13 +19,25 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <thread>
 
+#include "events/codec.h"
+#include "events/log.h"
 #include "gateway/http_client.h"
 #include "tests/bench/bench.h"
 
 namespace agentos::bench {
 namespace {
+
+// How an engine child is set up beyond the defaults.
+struct EngineSetup {
+  // Called with the data dir before the engine starts (a pre-filled log goes into
+  // DATA/log, 16 partitions, as `agentos serve` opens it).
+  std::function<void(const std::string& data_dir)> prefill;
+  bool bench_tenant = true;  // create the enterprise tenant `bench` and keep its key
+  std::vector<std::string> args;  // more `agentos serve` flags
+};
 
 struct Engine {
   pid_t pid = -1;
@@ -31,14 +45,16 @@ struct Engine {
   int port = 0;
   std::string dir, key;
 
-  bool start(const Options& o) {
+  bool start(const Options& o, const EngineSetup& setup = {}) {
     dir = make_temp_dir("agentos-bench-engine-");
+    if (setup.prefill) setup.prefill(dir + "/data");
     int p[2];
     if (pipe(p) != 0) return false;
     std::vector<std::string> argv = {o.engine, "serve", "--data-dir", dir + "/data", "--listen", "127.0.0.1:0",
                                      "--port-file", dir + "/port", "--demo-tenant", "demo", "--rate-scale", "1000",
                                      "--threads", std::to_string(o.threads)};
     if (o.no_fsync) argv.push_back("--no-fsync");
+    argv.insert(argv.end(), setup.args.begin(), setup.args.end());
     pid = spawn(argv, p[1], dir + "/stderr.log");
     close(p[1]);
     out_fd = p[0];
@@ -53,6 +69,7 @@ struct Engine {
       std::fprintf(stderr, "bench: engine did not start; see %s/stderr.log\n", dir.c_str());
       return false;
     }
+    if (!setup.bench_tenant) return true;
     std::string token;
     std::ifstream(dir + "/data/admin.token") >> token;
     cli::Url url{"127.0.0.1", std::to_string(port)};
@@ -477,6 +494,241 @@ Runs run_http_batch(const Options& o, int runs) {
     });
   }
   return run_configs(configs, runs);
+}
+
+}  // namespace agentos::bench
+
+// ---- Memory: idle tenants and SSE subscribers -------------------------------------
+
+namespace agentos::bench {
+namespace {
+
+[[noreturn]] void die(const std::string& what) {
+  std::fprintf(stderr, "bench: %s\n", what.c_str());
+  std::exit(1);
+}
+
+long rss_kib(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  return -1;
+}
+
+// The sum of a metric's samples in the engine's /metrics text; -1 if unreachable.
+double metric_sum(const Engine& eng, const std::string& name) {
+  auto r = cli::http_call({"127.0.0.1", std::to_string(eng.port)}, "GET", "/metrics", {}, "");
+  if (!r.ok() || r->status != 200) return -1;
+  double sum = 0;
+  std::istringstream in(r->body);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name, 0) != 0 || line.size() <= name.size()) continue;
+    if (line[name.size()] != '{' && line[name.size()] != ' ') continue;
+    sum += std::atof(line.c_str() + line.rfind(' ') + 1);
+  }
+  return sum;
+}
+
+// Polls /metrics until Pulse has applied the whole log (a benchmark's wait, bounded).
+bool wait_pulse_caught_up(const Engine& eng, std::chrono::seconds limit) {
+  const auto deadline = Clock::now() + limit;
+  while (Clock::now() < deadline) {
+    if (metric_sum(eng, "agentos_processor_lag_offsets") == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+// An idle engine's RSS: after Pulse caught up, the highest of five readings 200 ms apart
+// (RocksDB may still flush or compact right after start).
+long settled_rss_kib(const Engine& eng) {
+  long most = -1;
+  for (int i = 0; i < 5; ++i) {
+    most = std::max(most, rss_kib(eng.pid));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return most;
+}
+
+// DATA/log with `n` tenants as the admin API creates them: tenant.created and
+// apikey.created (role admin), one batch per tenant.
+void prefill_tenants(const std::string& data_dir, int n) {
+  EmbeddedLogOptions lo;
+  lo.dir = data_dir + "/log";
+  lo.partitions = 16;
+  lo.fsync = false;
+  auto log = open_embedded_log(lo);
+  if (!log.ok()) die("open log: " + log.status().to_string());
+  std::atomic<int> pending{0};
+  for (int k = 0; k < n; ++k) {
+    char slug[32];
+    std::snprintf(slug, sizeof slug, "idle-%07d", k);
+    const std::string t = slug;
+    DecodeOptions d;
+    d.path_tenant = TenantId(t);
+    d.default_time_us = 1795000000000000;
+    auto created = decode_structured(R"({"specversion":"1.0","source":"/agentos/admin","id":"tenant.created/)" + t +
+                                         R"(","type":"tenant.created","data":{"slug":")" + t + R"(","plan":"free"}})",
+                                     d);
+    auto key = decode_structured(R"({"specversion":"1.0","source":"/agentos/admin","id":"apikey.created/k-)" + t +
+                                     R"(","type":"apikey.created","data":{"keyId":"k-)" + t +
+                                     R"(","role":"admin","keyHash":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}})",
+                                 d);
+    if (!created.ok() || !key.ok()) die("encode tenant events");
+    while (pending.load() > 4096) std::this_thread::yield();
+    ++pending;
+    (*log)->append(AppendBatch{TenantId(t), {std::move(created->bytes), std::move(key->bytes)}},
+                   [&pending](agentos::Result<AppendResult> r) {
+                     if (!r.ok()) die("prefill append: " + r.status().to_string());
+                     --pending;
+                   });
+  }
+  while (pending.load() > 0) std::this_thread::yield();
+}
+
+}  // namespace
+
+// `tenants`: engine memory per idle tenant. The same engine started idle on a log with 0
+// tenants and with N (--events N, default 100 000; plus 2N to show the slope), each
+// tenant as the admin API creates it (tenant.created + apikey.created), never used.
+// bytes/tenant = (RSS with N - RSS with 0) / N, RSS read once Pulse and the index have
+// folded the whole log.
+Runs run_tenants(const Options& o, int runs) {
+  const int n = o.events > 0 ? o.events : 100000;
+  std::vector<std::function<Result()>> configs;
+  for (int count : {0, n, 2 * n}) {
+    configs.push_back([=] {
+      Result r;
+      r.scenario = "engine idle with " + std::to_string(count) + " tenants";
+      Engine eng;
+      EngineSetup setup;
+      setup.bench_tenant = false;
+      setup.prefill = [count](const std::string& dir) { prefill_tenants(dir, count); };
+      const auto t0 = Clock::now();
+      if (!eng.start(o, setup) || !wait_pulse_caught_up(eng, std::chrono::seconds(600))) {
+        r.ok = false;
+        r.note = "engine did not start or catch up";
+        return r;
+      }
+      const long rss = settled_rss_kib(eng);
+      r.events_per_s = 2.0 * count / std::chrono::duration<double>(Clock::now() - t0).count();
+      r.note = "RSS " + std::to_string(rss / 1024) + " MiB";
+      r.p50_us = static_cast<double>(rss);  // carried to the summary below (KiB)
+      return r;
+    });
+  }
+  Runs out = run_configs(configs, runs);
+  if (out.size() == 3 && !out[0].empty()) {
+    auto med = [](const std::vector<Result>& v) {
+      std::vector<double> x;
+      for (const auto& r : v) x.push_back(r.p50_us);
+      std::sort(x.begin(), x.end());
+      return x[x.size() / 2];
+    };
+    const double r0 = med(out[0]), r1 = med(out[1]), r2 = med(out[2]);
+    std::printf("# tenants: median RSS %.0f MiB with 0, %.0f MiB with %d, %.0f MiB with %d tenants: %.0f B per idle "
+                "tenant at %d (goal <= 256 B: %.2fx), %.0f B per tenant from %d to %d\n",
+                r0 / 1024, r1 / 1024, n, r2 / 1024, 2 * n, (r1 - r0) * 1024 / n, n, (r1 - r0) * 1024 / n / 256,
+                (r2 - r1) * 1024 / n, n, 2 * n);
+  }
+  for (auto& cfg : out)
+    for (auto& r : cfg) r.p50_us = 0;  // not a latency
+  return out;
+}
+
+// `subscribers`: engine memory per SSE subscriber. One tenant with 100 events of
+// history; N streams (--connections N, default 10 000) opened in waves of 500, each read
+// until its `caught-up` event, then held open without reading while the RSS is taken.
+// bytes/subscriber = (RSS with N open - RSS before) / N.
+Runs run_subscribers(const Options& o, int runs) {
+  const int n = o.connections > 0 ? o.connections : 10000;
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;  // the engine child inherits it
+  setrlimit(RLIMIT_NOFILE, &rl);
+  return run_configs(
+      {[=] {
+        Result r;
+        r.scenario = "engine with " + std::to_string(n) + " SSE subscribers";
+        Engine eng;
+        EngineSetup setup;
+        setup.args = {"--max-connections", std::to_string(n + 100)};
+        if (!eng.start(o, setup)) {
+          r.ok = false;
+          r.note = "engine did not start";
+          return r;
+        }
+        cli::Url url{"127.0.0.1", std::to_string(eng.port)};
+        std::string batch = "[";
+        for (int i = 0; i < 100; ++i) {
+          size_t pos = 0;
+          if (i) batch += ",";
+          batch += make_event_json(o.event_bytes, "/bench/history", static_cast<uint64_t>(i), &pos);
+        }
+        batch += "]";
+        auto h = cli::http_call(url, "POST", "/v1/tenants/bench/events:batch",
+                                {{"Authorization", "Bearer " + eng.key}, {"Content-Type", "application/cloudevents-batch+json"}},
+                                batch);
+        if (!h.ok() || h->status != 201) {
+          r.ok = false;
+          r.note = "history not appended";
+          return r;
+        }
+        wait_pulse_caught_up(eng, std::chrono::seconds(60));
+        const long before = settled_rss_kib(eng);
+        const std::string req = "GET /v1/tenants/bench/events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+                                eng.key + "\r\nAccept: text/event-stream\r\n\r\n";
+        std::vector<int> fds;
+        const auto t0 = Clock::now();
+        std::string buf(1 << 16, '\0');
+        for (int opened = 0; opened < n && r.ok;) {
+          const int wave = std::min(500, n - opened);
+          std::vector<int> mine;
+          for (int i = 0; i < wave; ++i) {
+            int fd = connect_to(eng.port);
+            if (fd < 0 || ::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+              r.ok = false;
+              r.note = "connect/send failed after " + std::to_string(opened + i) + " streams";
+              if (fd >= 0) close(fd);
+              break;
+            }
+            mine.push_back(fd);
+          }
+          // Read each stream of the wave until its caught-up event (bounded wait).
+          for (int fd : mine) {
+            std::string got;
+            const auto deadline = Clock::now() + std::chrono::seconds(30);
+            while (got.find("event: caught-up") == std::string::npos && Clock::now() < deadline) {
+              pollfd p{fd, POLLIN, 0};
+              if (poll(&p, 1, 100) <= 0) continue;
+              const ssize_t k = ::recv(fd, buf.data(), buf.size(), 0);
+              if (k <= 0) break;
+              got.append(buf.data(), static_cast<size_t>(k));
+              if (got.size() > (4u << 20)) got.erase(0, got.size() - 64);
+            }
+            if (got.find("event: caught-up") == std::string::npos) {
+              r.ok = false;
+              r.note = "a stream did not catch up: " + got.substr(0, 200);
+              break;
+            }
+            fds.push_back(fd);
+          }
+          opened += wave;
+        }
+        const double open_s = std::chrono::duration<double>(Clock::now() - t0).count();
+        const long after = settled_rss_kib(eng);
+        for (int fd : fds) close(fd);
+        r.requests_per_s = fds.size() / open_s;
+        const double per = fds.empty() ? 0 : (after - before) * 1024.0 / static_cast<double>(fds.size());
+        std::printf("# subscribers: RSS %ld MiB before, %ld MiB with %zu streams caught up and idle: %.0f B per "
+                    "subscriber (goal <= 16 KiB: %.2fx)\n",
+                    before / 1024, after / 1024, fds.size(), per, per / 16384);
+        r.note = std::to_string(static_cast<long>(per)) + " B per subscriber";
+        return r;
+      }},
+      runs);
 }
 
 }  // namespace agentos::bench

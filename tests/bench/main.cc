@@ -31,6 +31,10 @@ void usage() {
       "  projector       PostgreSQL projector: catch-up events/s in and rows/s out by batch size (B = 512, 2048,\n"
       "                  8192; --batch B for one), then sustained ingest at 50%% / 80%% of that rate: lag and\n"
       "                  ingest->visible latency (not part of all; AGENTOS_BENCH_PG_URL or a private cluster)\n"
+      "  tenants         engine RSS per idle tenant: idle engines on logs of 0, N and 2N tenants (--events N,\n"
+      "                  default 100000; not part of all)\n"
+      "  subscribers     engine RSS per SSE subscriber: N streams caught up and idle (--connections N,\n"
+      "                  default 10000; not part of all)\n"
       "  all             everything above but processors (+ one labelled --no-fsync engine row), R runs each, medians\n"
       "flags:\n"
       "  --seconds S        measured seconds per run (default 3), after --warmup S (default 1)\n"
@@ -131,6 +135,8 @@ int main(int argc, char** argv) {
   else if (scenario == "peer-redis") add(run_redis(o, runs));
   else if (scenario == "processors") add(run_processors(o, runs));
   else if (scenario == "projector") add(run_projector(o, runs));
+  else if (scenario == "tenants") add(run_tenants(o, runs));
+  else if (scenario == "subscribers") add(run_subscribers(o, runs));
   else if (scenario == "all") {
     add(run_http_single(o, runs));
     add(run_http_batch(o, runs));

@@ -1,0 +1,29 @@
+// One memory budget for every RocksDB store of the process: the embedded log, the
+// processors' state, the gateway's index. Their memtables together stay under
+// kRocksMemtableBudget (a shared WriteBufferManager: past it, the store being written
+// flushes its largest memtable), and their table blocks share one LRU block cache of
+// kRocksBlockCacheBytes. Without it every column family of every store could hold up to
+// two 64 MiB memtables and a block cache of its own, and an engine's memory would depend
+// on how many stores and column families it happens to open.
+#pragma once
+
+#include <cstddef>
+
+namespace rocksdb {
+struct DBOptions;
+struct ColumnFamilyOptions;
+}  // namespace rocksdb
+
+namespace agentos {
+
+inline constexpr size_t kRocksMemtableBudget = 256 << 20;
+inline constexpr size_t kRocksBlockCacheBytes = 32 << 20;
+
+// Makes `db` use the shared write-buffer budget.
+void use_rocks_budget(rocksdb::DBOptions& db);
+// Makes `cf` use block-based tables with the shared block cache; `bloom`: with whole-key
+// bloom filters (10 bits per key), for column families read by point lookups that
+// mostly miss.
+void use_rocks_budget(rocksdb::ColumnFamilyOptions& cf, bool bloom = false);
+
+}  // namespace agentos
