@@ -13,12 +13,19 @@
 //              "meta/ids" = "1" once "ids" covers every record (a log created before
 //              "ids" existed is indexed once, at open).
 //
-// Durability: one committer thread drains the append queue, assigns offsets, and writes
-// everything it took as ONE WriteBatch with WriteOptions::sync. A batch is acknowledged
-// only after that write returns, so an acknowledged record is in the fsynced WAL. RocksDB
-// recovers the WAL in point-in-time mode: a torn tail is dropped whole, and because a
-// WriteBatch is one WAL record, a group is either entirely visible after a crash or not
-// at all — never half. Offsets are recovered from the last key of each partition.
+// Durability, in two stages that overlap. The committer thread drains the append queue,
+// assigns offsets and writes everything it took as ONE WriteBatch (not synced); the
+// syncer thread then fsyncs the WAL once for every group written since its last sync
+// (DB::SyncWAL) and only then publishes the groups: new end offsets, tails, listeners,
+// callbacks. So an acknowledged record is in the fsynced WAL, and while one sync is in
+// flight the committer already builds and writes the next groups. RocksDB recovers the
+// WAL in point-in-time mode: a torn tail is dropped whole, and because a WriteBatch is one
+// WAL record, a group is either entirely visible after a crash or not at all — never
+// half. A record written but not yet synced is in RocksDB but beyond the published end:
+// read() and read_tenant() never return an offset at or past it, so no reader sees a
+// record that a power loss could take back. A failed write or sync breaks the log: that
+// group and every later append fail with kUnavailable (reopen it). Offsets are recovered
+// from the last key of each partition.
 //
 // Idempotency (AppendBatch::dedupe): the committer looks each key up in the keys of its
 // own group and then in "ids" — it is the only writer, so nothing can slip in between the
@@ -29,9 +36,9 @@
 // publishes the new end offsets; a read() from an offset the tail still holds is served
 // from it (offsets are contiguous, so the record at `from` is at index from - first).
 //
-// Threads: callers of append() only enqueue; the committer thread writes and runs the
-// callbacks; readers read RocksDB (thread-safe) or a tail under its own mutex, and
-// never block writers for longer than a copy.
+// Threads: callers of append() only enqueue; the committer thread writes; the syncer
+// thread syncs, publishes and runs the callbacks; readers read RocksDB (thread-safe) or a
+// tail under its own mutex, and never block writers for longer than a copy.
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
@@ -111,7 +118,8 @@ class EmbeddedLog final : public Log {
       : opts_(std::move(opts)), clock_(opts_.clock ? *opts_.clock : system_clock()), db_(db),
         cfs_(std::move(cfs)), ends_(std::move(ends)), last_us_(std::move(last_us)),
         tail_budget_(opts_.tail_cache_bytes / static_cast<size_t>(opts_.partitions)),
-        tails_(static_cast<size_t>(opts_.partitions)) {
+        tails_(static_cast<size_t>(opts_.partitions)), assigned_(ends_), assigned_us_(last_us_) {
+    syncer_ = std::thread([this] { sync_loop(); });
     committer_ = std::thread([this] { commit_loop(); });
   }
 
@@ -121,7 +129,13 @@ class EmbeddedLog final : public Log {
       stopping_ = true;
     }
     queue_cv_.notify_all();
-    committer_.join();  // drains: everything queued before stop is committed
+    committer_.join();  // drains: everything queued before stop is written...
+    {
+      std::lock_guard lk(sync_mu_);
+      committer_done_ = true;
+    }
+    sync_cv_.notify_all();
+    syncer_.join();  // ...and synced, published, answered
     for (auto* cf : cfs_) db_->DestroyColumnFamilyHandle(cf);
     db_->Close();
     delete db_;
@@ -165,7 +179,7 @@ class EmbeddedLog final : public Log {
     std::vector<StoredRecord> out;
     if (read_tail(p, from, o, out)) return out;
     rocksdb::ReadOptions ro;
-    const std::string upper = record_key(Partition(p.value() + 1), Offset(0));
+    const std::string upper = record_key(p, published_end(p));  // not what is unsynced
     rocksdb::Slice upper_slice(upper);
     ro.iterate_upper_bound = &upper_slice;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kRecords]));
@@ -195,10 +209,13 @@ class EmbeddedLog final : public Log {
     std::vector<std::string> keys;
     std::string start = prefix;
     put_be64(start, static_cast<uint64_t>(from.value()));
+    const int64_t end = published_end(p).value();  // not what is written but unsynced
     for (it->Seek(start); it->Valid() && keys.size() < o.max_records; it->Next()) {
       rocksdb::Slice k = it->key();
       if (!k.starts_with(prefix)) break;
-      keys.push_back(record_key(p, Offset(static_cast<int64_t>(get_be(k.ToStringView(), prefix.size(), 8)))));
+      const int64_t offset = static_cast<int64_t>(get_be(k.ToStringView(), prefix.size(), 8));
+      if (offset >= end) break;
+      keys.push_back(record_key(p, Offset(offset)));
     }
     if (!it->status().ok()) return Status(Code::kInternal, it->status().ToString());
     std::vector<StoredRecord> out;
@@ -237,6 +254,16 @@ class EmbeddedLog final : public Log {
  private:
   enum { kDefault = 0, kRecords = 1, kTenants = 2, kIds = 3 };
 
+  // A group written by the committer, waiting for the syncer.
+  struct Written {
+    std::vector<Pending> group;
+    std::vector<AppendResult> results;
+    std::vector<StoredRecord> records;  // for the tails
+    std::vector<Offset> next;           // every partition's end after it
+    std::vector<int64_t> last_us;
+    size_t bytes = 0;
+  };
+
   Status check_partition(Partition p) const {
     if (p.value() < 0 || p.value() >= opts_.partitions)
       return Status(Code::kInvalidArgument, "partition " + std::to_string(p.value()) + " out of range");
@@ -263,7 +290,7 @@ class EmbeddedLog final : public Log {
   }
 
   void commit_loop() {
-    std::vector<Pending> group;
+    std::vector<Pending> group;  // moved into the syncer's queue, then cleared for reuse
     for (;;) {
       {
         std::unique_lock lk(mu_);
@@ -282,16 +309,13 @@ class EmbeddedLog final : public Log {
     }
   }
 
+  // Stage 1 (committer thread): offsets from the committer's own running copy (groups
+  // written but not yet published included), one WriteBatch, written unsynced, handed to
+  // the syncer.
   void commit_group(std::vector<Pending>& group) {
-    // Offsets are assigned from a private copy and published only after the write is
-    // durable, so readers never see an offset that could vanish in a crash.
-    std::vector<Offset> next;
-    std::vector<int64_t> last_us;
-    {
-      std::lock_guard lk(mu_);
-      next = ends_;
-      last_us = last_us_;
-    }
+    if (Status b = broken(); !b.is_ok()) return fail_group(group, b);
+    std::vector<Offset> next = assigned_;
+    std::vector<int64_t> last_us = assigned_us_;
     const int64_t now_us = clock_.now_us();  // one reading per group
     rocksdb::WriteBatch wb;
     std::vector<AppendResult> results(group.size());
@@ -344,36 +368,92 @@ class EmbeddedLog final : public Log {
       if (!lookup_failed.is_ok()) break;  // the whole group fails below
     }
     for (const auto& pending : group) bytes += pending.bytes;
-    rocksdb::WriteOptions wo;
-    wo.sync = opts_.fsync;
-    rocksdb::Status s = lookup_failed.is_ok() ? db_->Write(wo, &wb)
+    rocksdb::Status s = lookup_failed.is_ok() ? db_->Write(rocksdb::WriteOptions(), &wb)
                                               : rocksdb::Status::IOError(lookup_failed.message());
+    if (!s.ok()) {
+      // Nothing of it may become visible, and RocksDB may hold part of the state the next
+      // group would build on: the log is broken from here (reopen it).
+      Status st(Code::kUnavailable, "log write failed: " + s.ToString());
+      break_log(st);
+      return fail_group(group, st);
+    }
+    assigned_ = next;
+    assigned_us_ = last_us;
+    {
+      std::lock_guard lk(sync_mu_);
+      to_sync_.push_back(Written{std::move(group), std::move(results), std::move(written), std::move(next),
+                                 std::move(last_us), bytes});
+    }
+    sync_cv_.notify_one();
+  }
+
+  // Stage 2 (syncer thread): one WAL sync for every group written since the last, then
+  // each group published in order.
+  void sync_loop() {
+    std::vector<Written> batch;
+    for (;;) {
+      {
+        std::unique_lock lk(sync_mu_);
+        sync_cv_.wait(lk, [&] { return committer_done_ || !to_sync_.empty(); });
+        if (to_sync_.empty()) return;  // committer done and everything published
+        for (auto& w : to_sync_) batch.push_back(std::move(w));
+        to_sync_.clear();
+      }
+      Status st = broken();
+      if (opts_.before_sync) opts_.before_sync();
+      if (st.is_ok() && opts_.fsync) {
+        if (rocksdb::Status s = db_->SyncWAL(); !s.ok()) {
+          st = Status(Code::kUnavailable, "log sync failed: " + s.ToString());
+          break_log(st);
+        }
+      }
+      for (Written& w : batch) {
+        if (st.is_ok()) publish(w);
+        else fail_group(w.group, st);
+      }
+      batch.clear();
+    }
+  }
+
+  void publish(Written& w) {
+    if (tail_budget_ > 0) add_to_tails(w.records);
     std::vector<std::pair<Partition, Offset>> advanced;
-    if (s.ok() && tail_budget_ > 0) add_to_tails(written);
     {
       std::lock_guard lk(mu_);
-      pending_bytes_ -= bytes;
-      if (s.ok()) {
-        for (int32_t p = 0; p < opts_.partitions; ++p) {
-          if (next[p] != ends_[p]) advanced.emplace_back(Partition(p), next[p]);
-        }
-        ends_ = next;
-        last_us_ = last_us;
-      }
+      pending_bytes_ -= w.bytes;
+      for (int32_t p = 0; p < opts_.partitions; ++p)
+        if (w.next[p] != ends_[p]) advanced.emplace_back(Partition(p), w.next[p]);
+      ends_ = w.next;
+      last_us_ = w.last_us;
     }
-    if (s.ok()) {
-      end_cv_.notify_all();  // after the tails: see add_to_tails
+    end_cv_.notify_all();  // after the tails: see add_to_tails
+    {
       std::lock_guard lk(listeners_mu_);
       for (const auto& [p, end] : advanced)
         for (const auto& l : listeners_) l(p, end);
     }
-    for (size_t g = 0; g < group.size(); ++g) {
-      if (s.ok()) {
-        group[g].done(std::move(results[g]));
-      } else {
-        group[g].done(Status(Code::kUnavailable, "log write failed: " + s.ToString()));
-      }
+    for (size_t g = 0; g < w.group.size(); ++g) w.group[g].done(std::move(w.results[g]));
+  }
+
+  void fail_group(std::vector<Pending>& group, const Status& st) {
+    {
+      std::lock_guard lk(mu_);
+      for (const auto& pending : group) pending_bytes_ -= pending.bytes;
     }
+    for (auto& pending : group) pending.done(st);
+  }
+
+  Status broken() {
+    std::lock_guard lk(mu_);
+    return broken_;
+  }
+  void break_log(const Status& st) {
+    std::lock_guard lk(mu_);
+    if (broken_.is_ok()) broken_ = st;
+  }
+  Offset published_end(Partition p) {
+    std::lock_guard lk(mu_);
+    return ends_[static_cast<size_t>(p.value())];
   }
 
   // The records of a written group, appended to their partitions' tails before the new
@@ -439,6 +519,7 @@ class EmbeddedLog final : public Log {
 
   std::unordered_map<std::string, Position> group_ids_;  // committer thread only
 
+
   struct Tail {
     std::mutex mu;
     std::deque<StoredRecord> records;  // contiguous offsets, oldest first
@@ -450,7 +531,19 @@ class EmbeddedLog final : public Log {
   std::mutex listeners_mu_;
   std::vector<AppendListener> listeners_;
 
-  std::thread committer_;  // last: started after everything above is initialised
+  // Committer thread only: the ends and append times after the last group it wrote
+  // (published or not).
+  std::vector<Offset> assigned_;
+  std::vector<int64_t> assigned_us_;
+  Status broken_;  // guarded by mu_: the first write or sync failure; sticky
+
+  std::mutex sync_mu_;  // guards to_sync_, committer_done_
+  std::condition_variable sync_cv_;
+  std::deque<Written> to_sync_;
+  bool committer_done_ = false;
+
+  std::thread syncer_;     // last: started after everything above is initialised
+  std::thread committer_;
 };
 
 // The prefix of a "tenants" key that its offsets grow under: be32(partition) u8(len) tenant.

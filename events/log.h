@@ -145,6 +145,9 @@ struct EmbeddedLogOptions {
   // (processors, the index, subscribers) read what was just appended without a RocksDB
   // iterator. 0: every read goes to RocksDB.
   size_t tail_cache_bytes = 8 << 20;
+  // TESTS ONLY: called by the syncer with the groups it is about to sync (they are
+  // written to RocksDB, not yet synced nor published); a test may block in it.
+  std::function<void()> before_sync;
 };
 
 struct KafkaLogOptions {
