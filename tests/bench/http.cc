@@ -160,20 +160,7 @@ class LoadGen {
 
   ThreadStats run() {
     if (rate_ > 0) return run_open();
-    ep_ = epoll_create1(EPOLL_CLOEXEC);
-    for (Conn* c : conns_) {
-      c->fd = connect_to(port_);
-      if (c->fd < 0) {
-        ++st_.errors;
-        c->done = true;
-        continue;
-      }
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.ptr = c;
-      epoll_ctl(ep_, EPOLL_CTL_ADD, c->fd, &ev);
-      send_next(c);
-    }
+    connect_all([this](Conn* c) { send_next(c); });
     size_t active = std::count_if(conns_.begin(), conns_.end(), [](Conn* c) { return !c->done; });
     const auto hard_stop = w_.measure_to + std::chrono::seconds(30);
     epoll_event evs[256];
@@ -192,14 +179,15 @@ class LoadGen {
         if (c->done) --active;
       }
     }
-    for (Conn* c : conns_)
-      if (c->fd >= 0) close(c->fd);
-    close(ep_);
+    close_all();
     return std::move(st_);
   }
 
  private:
-  ThreadStats run_open() {
+  // Opens the epoll set and every connection, each registered for reading; `ready` gets
+  // each one that connected (a failed connect is an error and that connection is done).
+  template <typename F>
+  void connect_all(F ready) {
     ep_ = epoll_create1(EPOLL_CLOEXEC);
     for (Conn* c : conns_) {
       c->fd = connect_to(port_);
@@ -208,12 +196,24 @@ class LoadGen {
         c->done = true;
         continue;
       }
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.ptr = c;
-      epoll_ctl(ep_, EPOLL_CTL_ADD, c->fd, &ev);
-      idle_.push_back(c);
+      watch(c);
+      ready(c);
     }
+  }
+  void watch(Conn* c) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = c;
+    epoll_ctl(ep_, EPOLL_CTL_ADD, c->fd, &ev);
+  }
+  void close_all() {
+    for (Conn* c : conns_)
+      if (c->fd >= 0) close(c->fd);
+    close(ep_);
+  }
+
+  ThreadStats run_open() {
+    connect_all([this](Conn* c) { idle_.push_back(c); });
     const auto interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / rate_));
     auto next_due = w_.start;
     const auto hard_stop = w_.measure_to + std::chrono::seconds(30);
@@ -248,9 +248,7 @@ class LoadGen {
         if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) read_some(c);
       }
     }
-    for (Conn* c : conns_)
-      if (c->fd >= 0) close(c->fd);
-    close(ep_);
+    close_all();
     return std::move(st_);
   }
 
@@ -353,10 +351,7 @@ class LoadGen {
       if (st_.errors > 1000) return;
       c->fd = connect_to(port_);
       if (c->fd < 0) return;
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.ptr = c;
-      epoll_ctl(ep_, EPOLL_CTL_ADD, c->fd, &ev);
+      watch(c);
       idle_.push_back(c);
       return;
     }
@@ -369,10 +364,7 @@ class LoadGen {
       c->done = true;
       return;
     }
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.ptr = c;
-    epoll_ctl(ep_, EPOLL_CTL_ADD, c->fd, &ev);
+    watch(c);
     send_next(c);
   }
 

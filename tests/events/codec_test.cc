@@ -144,6 +144,54 @@ TEST(CodecTest, RoundTripEveryType) {
   }
 }
 
+// encode_derived builds, without any envelope JSON, the same event as decoding the
+// equivalent CloudEvent: compared as CloudEvent JSON, for every type's sample payload.
+TEST(CodecTest, EncodeDerivedEqualsDecodingTheEquivalentCloudEvent) {
+  const std::string traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  for (const auto& s : test::samples()) {
+    SCOPED_TRACE(std::string(s.type));
+    DerivedEvent d;
+    d.id = "pulse/3-17-0";
+    d.source = "/agentos/processors/pulse";
+    d.ce_type = s.type;
+    d.tenant = "acme";
+    d.subject = "s-1";
+    d.causation_id = "e-9";
+    d.correlation_id = "corr-1";
+    d.traceparent = traceparent;
+    d.time_us = 1'700'000'000'123'456;
+    auto bytes = encode_derived(d, s.data);
+    ASSERT_TRUE(bytes.ok()) << bytes.status().to_string();
+    ASSERT_TRUE(verify_event(*bytes).is_ok());
+    const std::string same = R"({"specversion":"1.0","id":"pulse/3-17-0","source":"/agentos/processors/pulse","type":")" +
+                             std::string(s.type) + R"(","tenantid":"acme","subject":"s-1","causationid":"e-9",)" +
+                             R"("correlationid":"corr-1","traceparent":")" + traceparent +
+                             R"(","time":"2023-11-14T22:13:20.123456Z","data":)" + std::string(s.data) + "}";
+    auto decoded = decode_structured(same, opts());
+    ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
+    EXPECT_EQ(json::parse(encode_json(*bytes)), json::parse(encode_json(decoded->bytes)));
+  }
+}
+
+TEST(CodecTest, EncodeDerivedRejectsWhatDoesNotFitTheSchemaAndDropsABadTraceparent) {
+  DerivedEvent d;
+  d.id = "pulse/0-1-0";
+  d.source = "/agentos/processors/pulse";
+  d.ce_type = "session.queued";
+  d.tenant = "acme";
+  d.traceparent = "not-a-traceparent";
+  auto bad = encode_derived(d, R"({"sessionId":"s-1","position":"third"})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(bad.status().to_string().find("data.position"), std::string::npos) << bad.status().to_string();
+  d.ce_type = "session.no_such_type";
+  EXPECT_FALSE(encode_derived(d, "{}").ok());
+  d.ce_type = "session.queued";
+  auto good = encode_derived(d, R"({"sessionId":"s-1","position":3})");
+  ASSERT_TRUE(good.ok()) << good.status().to_string();
+  EXPECT_EQ(read_header(*good).traceparent, "");
+}
+
 TEST(CodecTest, ReadHeaderGivesEnvelopeWithoutCopies) {
   const std::string bytes = sample_bytes();
   EventHeader h = read_header(bytes);
