@@ -348,7 +348,7 @@ class EmbeddedLog final : public Log {
         Offset o = next[p.value()];
         next[p.value()] = o.next();
         int64_t& last = last_us[static_cast<size_t>(p.value())];
-        last = std::max(last, opts_.stamp_event_time ? read_header(v).time_us : now_us);
+        last = std::max(last, opts_.stamp_event_time ? h.time_us : now_us);
         std::string val;
         val.reserve(10 + b.tenant.str().size() + v.size());
         val.push_back(static_cast<char>(kStampedFormat));
