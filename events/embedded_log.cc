@@ -31,8 +31,8 @@
 // own group and then in "ids" — it is the only writer, so nothing can slip in between the
 // lookup and the write.
 //
-// Tail cache: after each group is written, the committer also appends its records to a
-// bounded in-memory tail per partition (EmbeddedLogOptions::tail_cache_bytes) before it
+// Tail cache: when the syncer publishes a group, it first appends its records to a
+// bounded in-memory tail per partition (EmbeddedLogOptions::tail_cache_bytes), then
 // publishes the new end offsets; a read() from an offset the tail still holds is served
 // from it (offsets are contiguous, so the record at `from` is at index from - first).
 //
@@ -103,6 +103,26 @@ std::string position_value(Position pos) {
   put_be32(v, static_cast<uint32_t>(pos.partition.value()));
   put_be64(v, static_cast<uint64_t>(pos.offset.value()));
   return v;
+}
+
+// One stored record, as read() returns it (both value formats of the layout above).
+Result<StoredRecord> decode(rocksdb::Slice key, rocksdb::Slice value) {
+  if (key.size() != 12) return Status(Code::kCorruption, "malformed stored record key");
+  StoredRecord r;
+  r.pos = {Partition(static_cast<int32_t>(get_be(key.ToStringView(), 0, 4))),
+           Offset(static_cast<int64_t>(get_be(key.ToStringView(), 4, 8)))};
+  std::string_view v = value.ToStringView();
+  if (!v.empty() && static_cast<uint8_t>(v[0]) == kStampedFormat) {
+    if (v.size() < 9) return Status(Code::kCorruption, "malformed stored record");
+    r.append_us = static_cast<int64_t>(get_be(v, 1, 8));
+    v.remove_prefix(9);
+  }
+  if (v.empty() || v.size() < 1u + static_cast<uint8_t>(v[0]))
+    return Status(Code::kCorruption, "malformed stored record");
+  const size_t tlen = static_cast<uint8_t>(v[0]);
+  r.tenant = TenantId(std::string(v.substr(1, tlen)));
+  r.value.assign(v.substr(1 + tlen));
+  return r;
 }
 
 struct Pending {
@@ -268,25 +288,6 @@ class EmbeddedLog final : public Log {
     if (p.value() < 0 || p.value() >= opts_.partitions)
       return Status(Code::kInvalidArgument, "partition " + std::to_string(p.value()) + " out of range");
     return Status::ok();
-  }
-
-  static Result<StoredRecord> decode(rocksdb::Slice key, rocksdb::Slice value) {
-    if (key.size() != 12) return Status(Code::kCorruption, "malformed stored record key");
-    StoredRecord r;
-    r.pos = {Partition(static_cast<int32_t>(get_be(key.ToStringView(), 0, 4))),
-             Offset(static_cast<int64_t>(get_be(key.ToStringView(), 4, 8)))};
-    std::string_view v = value.ToStringView();
-    if (!v.empty() && static_cast<uint8_t>(v[0]) == kStampedFormat) {
-      if (v.size() < 9) return Status(Code::kCorruption, "malformed stored record");
-      r.append_us = static_cast<int64_t>(get_be(v, 1, 8));
-      v.remove_prefix(9);
-    }
-    if (v.empty() || v.size() < 1u + static_cast<uint8_t>(v[0]))
-      return Status(Code::kCorruption, "malformed stored record");
-    const size_t tlen = static_cast<uint8_t>(v[0]);
-    r.tenant = TenantId(std::string(v.substr(1, tlen)));
-    r.value.assign(v.substr(1 + tlen));
-    return r;
   }
 
   void commit_loop() {
@@ -568,18 +569,11 @@ Status index_ids_once(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHa
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cfs[1]));
   rocksdb::WriteBatch wb;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    std::string_view v = it->value().ToStringView();
-    if (!v.empty() && static_cast<uint8_t>(v[0]) == kStampedFormat) v.remove_prefix(9);
-    if (v.empty() || v.size() < 1u + static_cast<uint8_t>(v[0]) || it->key().size() != 12)
-      return Status(Code::kCorruption, "malformed stored record");
-    const std::string_view tenant = v.substr(1, static_cast<uint8_t>(v[0]));
-    const std::string_view event = v.substr(1 + tenant.size());
-    if (!verify_event(event).is_ok()) continue;  // not indexable; the auditor's business
-    const EventHeader h = read_header(event);
-    const std::string_view key = it->key().ToStringView();
-    wb.Put(cfs[3], id_key(tenant, h.source, h.id),
-           position_value({Partition(static_cast<int32_t>(get_be(key, 0, 4))),
-                           Offset(static_cast<int64_t>(get_be(key, 4, 8)))}));
+    auto rec = decode(it->key(), it->value());
+    if (!rec.ok()) return std::move(rec).take_status();
+    if (!verify_event(rec->value).is_ok()) continue;  // not indexable; the auditor's business
+    const EventHeader h = read_header(rec->value);
+    wb.Put(cfs[3], id_key(rec->tenant.str(), h.source, h.id), position_value(rec->pos));
     if (wb.Count() >= 4096) {
       if (s = db->Write(rocksdb::WriteOptions(), &wb); !s.ok()) return Status(Code::kUnavailable, s.ToString());
       wb.Clear();

@@ -114,6 +114,9 @@ double process_tree_cpu_s(pid_t pid);
 // CPU seconds of this process (all threads).
 double self_cpu_s();
 
+// Prints "agentos_bench: <what>" on stderr and exits 1 (a benchmark that cannot go on).
+[[noreturn]] void die(const std::string& what);
+
 // Runs fn(); returns elapsed seconds.
 double timed(const std::function<void()>& fn);
 

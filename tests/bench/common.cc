@@ -244,6 +244,11 @@ std::string fmt_us(double us) {
 }
 }  // namespace
 
+void die(const std::string& what) {
+  std::fprintf(stderr, "agentos_bench: %s\n", what.c_str());
+  std::exit(1);
+}
+
 void print_result_line(const Result& r) {
   std::printf("RESULT %-44s events/s=%-9.0f req/s=%-9.0f p50=%.3fms p99=%.3fms p999=%.3fms client_cpu=%s server_cpu=%s server_us_per_event=%s errors=%llu%s%s\n",
               r.scenario.c_str(), r.events_per_s, r.requests_per_s, r.p50_us / 1000, r.p99_us / 1000, r.p999_us / 1000,

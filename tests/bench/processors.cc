@@ -20,11 +20,6 @@ namespace agentos::bench {
 namespace {
 
 constexpr int kDefaultEvents = 200000;
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "bench processors: %s\n", what.c_str());
-  std::exit(1);
-}
-
 Result drain_run(Log& log, int64_t records, Processor& proc, bool sync, bool atomic, const std::string& name) {
   Result r;
   r.scenario = name;

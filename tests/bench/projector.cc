@@ -57,11 +57,6 @@ constexpr int kLatencySampleEvery = 8;  // append batches per latency sample
 int g_workers = 1;  // --workers: ProjectorOptions::workers of every projector run
 const char* kDbName = "agentos_bench_projector";
 
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "bench projector: %s\n", what.c_str());
-  std::exit(1);
-}
-
 // `url` with its database replaced by `db` (postgresql://user@host:port/db?query).
 std::string url_with_db(const std::string& url, const std::string& db) {
   const size_t scheme = url.find("://");

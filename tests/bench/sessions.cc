@@ -10,11 +10,6 @@
 namespace agentos::bench {
 namespace {
 
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "bench sessions: %s\n", what.c_str());
-  std::exit(1);
-}
-
 std::string encode(const std::string& tenant, const std::string& json) {
   DecodeOptions d;
   d.path_tenant = TenantId(tenant);
