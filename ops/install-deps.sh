@@ -15,6 +15,7 @@ PACKAGES=(
   prometheus-cpp-dev
   libsimdjson-dev nlohmann-json3-dev
   libssl-dev
+  libcctz-dev tzdata
   libjemalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
