@@ -603,13 +603,10 @@ class Apply {
   // The digest timer after a change of the digest (replace: after a configuration).
   void set_digest_timer(const std::string& tenant, TenantRec& t, const calendar::Zone& zone, bool replace) {
     const int64_t cadence = static_cast<int64_t>(t.config.digest_minutes) * 60 * kSecUs;
-    int64_t want = (time_ / cadence + 1) * cadence;
-    if (t.held) {
-      if (calendar::quiet(zone, t.config.quiet, time_)) {
-        if (auto qe = calendar::quiet_end(zone, t.config.quiet, time_)) want = std::min(want, *qe);
-      } else {
-        want = time_;
-      }
+    int64_t want = t.held ? time_ : (time_ / cadence + 1) * cadence;
+    if (calendar::quiet(zone, t.config.quiet, time_)) {
+      // No digest leaves in quiet hours: wait for the window's end.
+      if (auto qe = calendar::quiet_end(zone, t.config.quiet, time_)) want = *qe;
     }
     if (t.digest_timer_us != 0) {
       if (!replace && t.digest_timer_us <= want) return;
