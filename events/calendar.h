@@ -63,8 +63,8 @@ bool in_window(const Window& w, int m);
 bool overlap(const Window& a, const Window& b);
 bool quiet(const Zone& z, const std::vector<Window>& ws, int64_t us);
 // The first whole-UTC-minute instant > us at which quiet is false; `us` itself when no
-// window is set. nullopt only for a set of windows that covers every minute (rejected
-// by validation: windows never overlap and each leaves out its end minute).
+// window is set. nullopt only when the windows cover every minute of the day (validation
+// rejects such a set: events/heartbeat_rules.h).
 std::optional<int64_t> quiet_end(const Zone& z, const std::vector<Window>& ws, int64_t us);
 
 // ---- Calendars ------------------------------------------------------------------------

@@ -130,6 +130,15 @@ std::variant<Config, Invalid> parse_config(const fb::HeartbeatConfigured* c) {
       out.quiet.push_back(win);
     }
   }
+  if (!out.quiet.empty()) {
+    bool free_minute = false;
+    for (int m = 0; m < 1440 && !free_minute; ++m) {
+      bool in_any = false;
+      for (const auto& w : out.quiet) in_any = in_any || calendar::in_window(w, m);
+      free_minute = !in_any;
+    }
+    if (!free_minute) return Invalid{"quietHours", "the windows cover the whole day"};
+  }
   if (c->digest_minutes() != 0) {
     if (c->digest_minutes() < 1 || c->digest_minutes() > 1440) return Invalid{"digestMinutes", "must be 1..1440"};
     out.digest_minutes = c->digest_minutes();
@@ -192,6 +201,8 @@ std::variant<CheckDef, Invalid> parse_check(const fb::HeartbeatCheckSpec* spec, 
       d.matcher.exclude.push_back(std::get<calendar::Spec>(x));
     }
   }
+  if (d.interval_seconds == 0 && !calendar::next_occurrence(d.matcher, zone, now_us))
+    return Invalid{"check.schedule.calendar", "impossible: no occurrence within 50 years"};
   if (spec->priority() < 0 || spec->priority() > kMaxPriority) return Invalid{"check.priority", "must be 0..9"};
   d.priority = spec->priority();
   if (spec->deadline_seconds() < 0 || spec->deadline_seconds() > 86400)
@@ -211,9 +222,31 @@ std::variant<CheckDef, Invalid> parse_check(const fb::HeartbeatCheckSpec* spec, 
       d.labels.emplace_back(std::string(sv(l->key())), std::string(sv(l->value())));
     }
   }
-  if (d.interval_seconds == 0 && !calendar::next_occurrence(d.matcher, zone, now_us))
-    return Invalid{"check.schedule.calendar", "impossible: no occurrence within 50 years"};
   return d;
+}
+
+std::optional<Invalid> validate_event(std::string_view bytes) {
+  const fb::Event* e = fb::GetEvent(bytes.data());
+  switch (e->payload_type()) {
+    case fb::Payload::HeartbeatConfigured:
+      if (auto r = parse_config(e->payload_as_HeartbeatConfigured()); std::holds_alternative<Invalid>(r))
+        return std::get<Invalid>(r);
+      return std::nullopt;
+    case fb::Payload::HeartbeatCheckRegistered:
+    case fb::Payload::HeartbeatCheckChanged: {
+      const bool reg = e->payload_type() == fb::Payload::HeartbeatCheckRegistered;
+      const auto id = reg ? sv(e->payload_as_HeartbeatCheckRegistered()->check_id())
+                          : sv(e->payload_as_HeartbeatCheckChanged()->check_id());
+      const auto* spec = reg ? e->payload_as_HeartbeatCheckRegistered()->check()
+                             : e->payload_as_HeartbeatCheckChanged()->check();
+      if (!valid_check_id(id)) return Invalid{"checkId", "must match [A-Za-z0-9._:-]{1,128}"};
+      if (auto r = parse_check(spec, calendar::Zone(), e->time_us()); std::holds_alternative<Invalid>(r))
+        return std::get<Invalid>(r);
+      return std::nullopt;
+    }
+    default:
+      return std::nullopt;
+  }
 }
 
 calendar::Spec spec_of(const CalendarLists& l) {

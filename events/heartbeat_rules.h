@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -79,6 +80,13 @@ std::variant<Config, Invalid> parse_config(const fb::HeartbeatConfigured* c);
 // `zone` from `now_us`; field paths start with "check.".
 std::variant<CheckDef, Invalid> parse_check(const fb::HeartbeatCheckSpec* spec, const calendar::Zone& zone,
                                             int64_t now_us);
+
+// The gateway's check of one encoded (verified) event before it is appended: for
+// heartbeat.configured, heartbeat.check.registered and heartbeat.check.changed, the first
+// failure the processor would reject it for (a calendar judged in UTC from the event's
+// time: whether a calendar can occur does not depend on the zone); nullopt for every other
+// type and for valid ones. Field paths are relative to the event's data.
+std::optional<Invalid> validate_event(std::string_view event_bytes);
 
 // The matcher of calendar lists (an empty list allows every value; values out of range are
 // ignored: parse_check rejected them).

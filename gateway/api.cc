@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "events/codec.h"
+#include "events/heartbeat_rules.h"
 #include "events/logging.h"
 #include "gateway/keys.h"
 #include "gateway/problem.h"
@@ -477,6 +478,10 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
       return reply(problem_response(Status(Code::kPermissionDenied, prefix + "tenantid does not match the tenant in the path"), req.path));
     if (is_engine_type(events[i].type))
       return reply(problem_response(Status(Code::kPermissionDenied, prefix + "type " + std::string(event_type_name(events[i].type)) + " is reserved for the engine"), req.path));
+    // Domain rules the schema cannot say (a known time zone, windows that do not
+    // overlap, a calendar that can occur): answered here, before anything is appended.
+    if (auto invalid = heartbeat::validate_event(events[i].bytes))
+      bad.mutable_errors().push_back({prefix + "data." + invalid->field, invalid->message});
     auto [it, fresh] = seen.emplace(idem_key(t, events[i].source, events[i].id), i);
     if (!fresh) bad.mutable_errors().push_back({prefix + "id", "duplicate of [" + std::to_string(it->second) + "] (same source and id)"});
   }

@@ -544,6 +544,7 @@ class Apply {
     HB_ASSIGN_OR_RETURN(const calendar::Zone zone, calendar::load_zone(t.config.zone));
     auto nid = notify(tenant, t, zone, "ALERT", prio, "", "", "", message);
     if (!nid.ok()) return std::move(nid).take_status();
+    t.touched = true;
     store_tenant(tenant, t);
     return Status::ok();
   }

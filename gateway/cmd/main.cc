@@ -33,6 +33,7 @@
 #include "gateway/server.h"
 #include "events/host.h"
 #include "processors/components.h"
+#include "processors/heartbeat.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
 #include "processors/tick_source.h"
@@ -172,7 +173,8 @@ int cmd_serve(int argc, char** argv) {
           {"no-fsync", "AGENTOS_NO_FSYNC", "false", "do not fsync appends (benchmarks only: loses acknowledged events on power loss)"},
           {"port-file", "AGENTOS_PORT_FILE", "", "write the bound port to this file once listening"},
           {"pulse", "AGENTOS_PULSE", "true", "run the Pulse session processor (state in DATA_DIR/processors/pulse)"},
-          {"tick-interval-ms", "AGENTOS_TICK_INTERVAL_MS", "1000", "clock.tick interval for Pulse's duration timers (only partitions with a due timer tick)"},
+          {"heartbeat", "AGENTOS_HEARTBEAT", "true", "run the Heartbeat check processor (state in DATA_DIR/processors/heartbeat)"},
+          {"tick-interval-ms", "AGENTOS_TICK_INTERVAL_MS", "1000", "clock.tick interval for the processors' timers (only partitions with a due timer tick)"},
           {"prices", "AGENTOS_PRICES", "", "JSON price table for cost reports (default: built-in; see processors/README.md)"},
           {"pg-url", "AGENTOS_PG_URL", "", "PostgreSQL URL of the read models' owner (migrations); empty: no read models"},
           {"pg-projector-url", "AGENTOS_PG_PROJECTOR_URL", "", "URL the projector writes with (default: --pg-url as user agentos_projector)"},
@@ -266,9 +268,10 @@ int cmd_serve(int argc, char** argv) {
     price_table = std::move(prices).value();
   }
 
-  // The engine's components, registered with the host in start order: Pulse decides,
-  // the projector folds its facts into PostgreSQL, the tick source drives the timers of
-  // every processor. The host restarts one that stops on a transient error.
+  // The engine's components, registered with the host in start order: Pulse and
+  // Heartbeat decide, the projector folds their facts into PostgreSQL, the tick source
+  // drives the timers of every processor. The host restarts one that stops on a transient
+  // error.
   Host host(HostOptions{.metrics = &metrics.registry()});
   pulse::PulseProcessor pulse_processor;
   std::unique_ptr<ProcessorRuntime> pulse_rt;
@@ -289,6 +292,21 @@ int cmd_serve(int argc, char** argv) {
     components.push_back(make_runtime_component("pulse", *pulse_rt));
     session_source = gateway::make_pulse_source(*pulse_rt, price_table);
     ao.sessions = session_source.get();
+  }
+  heartbeat::HeartbeatProcessor heartbeat_processor;
+  std::unique_ptr<ProcessorRuntime> heartbeat_rt;
+  if (a.get("heartbeat") == "true") {
+    RuntimeOptions ro;
+    ro.state_dir = data_dir + "/processors/heartbeat";
+    ro.metrics = &metrics.registry();
+    ro.commit_per_round = true;
+    auto rt = open_processor_runtime(*log, heartbeat_processor, ro);
+    if (!rt.ok()) {
+      log_line(LogLevel::kError, "cannot open the Heartbeat processor", {{"error", rt.status().to_string()}});
+      return 1;
+    }
+    heartbeat_rt = std::move(rt).value();
+    components.push_back(make_runtime_component("heartbeat", *heartbeat_rt));
   }
   std::unique_ptr<Projector> projector;
   if (const std::string pg_url = a.get("pg-url"); !pg_url.empty() && a.get("projector") == "true") {
@@ -323,7 +341,7 @@ int cmd_serve(int argc, char** argv) {
   // A partition ticks only while some processor has a timer due there, so an idle engine
   // does not grow its log.
   std::unique_ptr<TickSource> ticks;
-  if (pulse_rt) {
+  if (pulse_rt || heartbeat_rt) {
     TickSourceOptions to;
     to.interval = std::chrono::milliseconds(std::max(1, std::atoi(a.get("tick-interval-ms").c_str())));
     to.needs_tick = [&host](Partition p) {
@@ -410,7 +428,7 @@ int cmd_serve(int argc, char** argv) {
   // Fixed shutdown order: stop taking requests, stop folding, then close the log
   // (which completes every pending append before returning).
   (*server)->stop();
-  host.stop();  // reverse order: ticks, projector, Pulse (a batch in progress commits first)
+  host.stop();  // reverse order: ticks, projector, Heartbeat, Pulse (a batch in progress commits first)
   (*index)->stop();
   server->reset();
   index->reset();

@@ -49,6 +49,8 @@ class Generator {
     for (int i = 0; i < o_.tenants; ++i) tenant_events(i);
     for (int i = 0; i < o_.tenants; ++i) sessions_of(i);
     for (int c = 0; c < o_.chains; ++c) chain(c);
+    if (o_.heartbeat)
+      for (int i = 0; i < o_.tenants; ++i) heartbeat_of(i);
     int64_t last = start_;
     for (const Raw& r : raw_) last = std::max(last, r.time_us);
     ticks(last + kTickTailUs);
@@ -277,6 +279,79 @@ class Generator {
   }
 
   // ---- clock ----------------------------------------------------------------------------
+  // ---- heartbeat ------------------------------------------------------------------------
+  void hb(int64_t t, const std::string& tenant, const std::string& type, const std::string& data) {
+    add(t, tenant, type, "/agents/monitor-" + tenant, data);
+  }
+
+  void heartbeat_of(int i) {
+    static const char* const kZones[] = {"UTC", "America/New_York", "Europe/Berlin", "Australia/Sydney"};
+    const std::string& tenant = tenants_[i];
+    std::string config = "{\"zone\":" + quoted(kZones[below(4)]) + ",\"digestMinutes\":15,\"digestChannel\":\"ops\"" +
+                         ",\"routes\":[{\"minPriority\":0,\"channel\":\"ops\"},{\"minPriority\":7,\"channel\":\"pager\"}]";
+    if (chance(50)) {
+      // A quiet window that covers part of the run.
+      const int h = static_cast<int>(below(24));
+      config += ",\"quietHours\":[{\"start\":\"" + two(h) + ":00\",\"end\":\"" + two((h + 2) % 24) + ":30\"}]";
+    }
+    config += "}";
+    hb(start_ - 50 * kSecond + i, tenant, "heartbeat.configured", config);
+    add(start_ - 40 * kSecond + i, tenant, "webhook.channel.set", "/agentos/engine",
+        "{\"channel\":\"ops\",\"version\":1,\"endpointHost\":\"https://hooks.example\"}");
+    const int checks = static_cast<int>(between(3, 7));
+    for (int c = 0; c < checks; ++c) {
+      const std::string id = "chk-" + std::to_string(c);
+      const int priority = static_cast<int>(below(10));
+      int64_t t = start_ - 30 * kSecond + gap(0, 20);
+      int64_t interval_s = 0;
+      std::string schedule;
+      if (chance(60)) {
+        interval_s = between(1, 10) * 60;
+        schedule = "{\"intervalSeconds\":" + std::to_string(interval_s) + "}";
+      } else {
+        interval_s = 15 * 60;
+        schedule = "{\"calendar\":{\"minutes\":[0,15,30,45]}}";
+        if (chance(30)) schedule = "{\"calendar\":{\"minutes\":[0,15,30,45]},\"exclude\":[{\"hours\":[3]}]}";
+      }
+      const int64_t deadline_s = chance(50) ? 0 : between(30, 240);
+      hb(t, tenant, "heartbeat.check.registered",
+         "{\"checkId\":" + quoted(id) + ",\"check\":{\"name\":\"" + id + "\",\"schedule\":" + schedule +
+             ",\"priority\":" + std::to_string(priority) + ",\"deadlineSeconds\":" + std::to_string(deadline_s) +
+             ",\"labels\":[{\"key\":\"team\",\"value\":\"t" + std::to_string(i % 3) + "\"}]}}");
+      // Results near each expected run: mostly in time, some late (overdue first) or missing.
+      for (int64_t at = t + interval_s * kSecond; at < start_ + o_.span_us; at += interval_s * kSecond) {
+        const uint64_t r = below(100);
+        if (r < 8) continue;  // no result: the run goes overdue
+        const int64_t when = at + (r < 15 ? gap(250, 400) : gap(31, 60));  // after the tick that fires it
+        if (r < 60) {
+          hb(when, tenant, "heartbeat.check.ok", "{\"checkId\":" + quoted(id) + "}");
+        } else if (r < 78) {
+          hb(when, tenant, "heartbeat.check.warn", "{\"checkId\":" + quoted(id) + ",\"message\":\"slow\"}");
+        } else if (r < 92) {
+          hb(when, tenant, "heartbeat.alert",
+             "{\"checkId\":" + quoted(id) + ",\"priority\":" + std::to_string(below(10)) + ",\"message\":\"down\"}");
+        } else {
+          hb(when, tenant, "heartbeat.check.ok", "{\"checkId\":" + quoted(id) + ",\"runId\":\"999\"}");  // unknown run
+        }
+        if (chance(4)) hb(when + gap(1, 5), tenant, "heartbeat.check.ok", "{\"checkId\":" + quoted(id) + "}");  // repeated
+      }
+      if (chance(15)) hb(start_ + gap(600, 3600), tenant, "heartbeat.check.run_requested", "{\"checkId\":" + quoted(id) + "}");
+      if (chance(10)) {
+        hb(start_ + o_.span_us / 2 + gap(0, 600), tenant, "heartbeat.check.changed",
+           "{\"checkId\":" + quoted(id) + ",\"check\":{\"schedule\":{\"intervalSeconds\":300},\"priority\":9}}");
+      }
+      if (chance(8)) hb(start_ + o_.span_us * 3 / 4 + gap(0, 600), tenant, "heartbeat.check.removed", "{\"checkId\":" + quoted(id) + "}");
+    }
+    if (chance(25)) {
+      const int64_t t = start_ + gap(1800, 5400);
+      hb(t, tenant, "heartbeat.stopped", "{\"reason\":\"maintenance\"}");
+      hb(t + gap(600, 1800), tenant, "heartbeat.started", "{}");
+    }
+    if (chance(20)) hb(start_ + gap(0, 9000), tenant, "heartbeat.alert", "{\"priority\":8,\"message\":\"ad hoc\"}");
+    if (chance(10)) hb(start_ + gap(0, 9000), tenant, "heartbeat.configured", "{\"zone\":\"Mars/Base\"}");  // rejected
+  }
+  static std::string two(int v) { return (v < 10 ? "0" : "") + std::to_string(v); }
+
   void ticks(int64_t until) {
     for (int32_t p = 0; p < o_.partitions; ++p) {
       const std::string tenant = clock_tenant(p, o_.partitions);
@@ -373,8 +448,13 @@ std::map<std::string, int> count_derived(const std::vector<std::string>& bytes) 
                                 : err.starts_with("gate_failed") ? "gate_failed"
                                                                  : "other";
       ++out[type + ":" + cause];
-    } else if (type == "session.paused" || type == "session.cancelled" || type == "session.transition_rejected") {
+    } else if (type == "session.paused" || type == "session.cancelled" || type == "session.transition_rejected" ||
+               type == "heartbeat.rejected" || type == "heartbeat.run.skipped" || type == "heartbeat.alert.resolved") {
       ++out[type + ":" + member(json, "reason")];
+    } else if (type == "heartbeat.run.closed") {
+      ++out[type + ":" + member(json, "result")];
+    } else if (type == "webhook.notification") {
+      ++out[type + ":" + member(json, "kind")];
     }
   }
   return out;

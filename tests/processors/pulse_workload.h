@@ -45,6 +45,13 @@ struct PulseWorkloadOptions {
   int64_t span_us = int64_t{3} * 3600 * 1'000'000;  // when sessions start
   int64_t tick_every_us = 30 * 1'000'000;
   std::string prefix = "w";  // event ids "<prefix>-<n>", session and chain ids
+  // Also Heartbeat's inputs (processors/HEARTBEAT.md), mixed in as a production log holds
+  // them: per tenant a configuration in one of four zones (some with quiet hours), a
+  // webhook channel, 3-7 checks (interval and calendar; over the free plan's 5 some are
+  // rejected), results for most runs (OK, WARN, ALERT; some late, missing, repeated or for
+  // a wrong run), manual runs, stop/start, changes and removals. Off by default, so the
+  // Pulse workloads keep their bytes.
+  bool heartbeat = false;
 };
 
 // One event as appended: its tenant (the log key) and its encoded bytes.
@@ -71,7 +78,9 @@ Status append_pipelined(Log& log, const std::vector<TenantEvent>& events,
 
 // Counts of derived events by kind: the CloudEvents type, and for the types whose cause
 // matters "<type>:<cause>" — session.failed:<timeout|budget_exhausted|gate_failed|other>,
-// session.paused:<reason>, session.cancelled:<reason>, session.transition_rejected:<reason>.
+// session.paused:<reason>, session.cancelled:<reason>, session.transition_rejected:<reason>,
+// heartbeat.rejected:<reason>, heartbeat.run.skipped:<reason>, heartbeat.alert.resolved:<reason>,
+// heartbeat.run.closed:<result>, webhook.notification:<kind>.
 std::map<std::string, int> count_derived(const std::vector<std::string>& bytes);
 
 }  // namespace agentos::test
