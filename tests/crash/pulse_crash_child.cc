@@ -1,9 +1,11 @@
 // agentos_pulse_crash_child: the process that agentos_pulse_crash_test SIGKILLs.
 //
 //   agentos_pulse_crash_child <log dir> <state dir> <partitions> <batch records>
-//                             [--exit-when-caught-up] [--die-at-append N] [--break MODE]
+//                             [--processor pulse|heartbeat] [--exit-when-caught-up]
+//                             [--die-at-append N] [--break MODE]
 //
-// Opens the embedded log and a Pulse ProcessorRuntime (relay on, fsync on) on the state
+// Opens the embedded log and a ProcessorRuntime of Pulse (default) or Heartbeat (relay
+// on, fsync on) on the state
 // dir and runs it with start() until it is killed. It reports on stdout, one line each
 // (the parent reads them through a pipe and kills the process at chosen moments):
 //   ready                                   the runtime is open, the worker started
@@ -39,6 +41,7 @@
 #include <vector>
 
 #include "events/log.h"
+#include "processors/heartbeat.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
 #include "tests/crash/child_say.h"
@@ -68,7 +71,8 @@ class NoisyPulse final : public Processor {
 int usage() {
   std::fprintf(stderr,
                "usage: agentos_pulse_crash_child <log dir> <state dir> <partitions> <batch> "
-               "[--exit-when-caught-up] [--die-at-append N] [--break wipe-state|noisy]\n");
+               "[--processor pulse|heartbeat] [--exit-when-caught-up] [--die-at-append N] "
+               "[--break wipe-state|noisy]\n");
   return 64;
 }
 
@@ -114,10 +118,12 @@ int main(int argc, char** argv) {
   bool exit_when_caught_up = false;
   long die_at_append = 0;
   bool lose_unsynced = false;
-  std::string broken;
+  std::string broken, which = "pulse";
   for (int i = 5; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--exit-when-caught-up") {
+    if (a == "--processor" && i + 1 < argc) {
+      which = argv[++i];
+    } else if (a == "--exit-when-caught-up") {
       exit_when_caught_up = true;
     } else if (a == "--die-at-append" && i + 1 < argc) {
       die_at_append = std::atol(argv[++i]);
@@ -131,6 +137,7 @@ int main(int argc, char** argv) {
   }
   if (partitions <= 0 || batch <= 0) return usage();
   if (!broken.empty() && broken != "wipe-state" && broken != "noisy") return usage();
+  if (which != "pulse" && which != "heartbeat") return usage();
 
   EmbeddedLogOptions lo;
   lo.dir = log_dir;
@@ -154,8 +161,11 @@ int main(int argc, char** argv) {
     std::filesystem::remove_all(state_dir, ec);
   }
   pulse::PulseProcessor pulse;
+  heartbeat::HeartbeatProcessor heartbeat;
   NoisyPulse noisy;
-  Processor& processor = broken == "noisy" ? static_cast<Processor&>(noisy) : static_cast<Processor&>(pulse);
+  Processor& processor = broken == "noisy"     ? static_cast<Processor&>(noisy)
+                         : which == "heartbeat" ? static_cast<Processor&>(heartbeat)
+                                                : static_cast<Processor&>(pulse);
   RuntimeOptions ro;
   ro.state_dir = state_dir;
   ro.max_batch_records = static_cast<size_t>(batch);

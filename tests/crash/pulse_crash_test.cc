@@ -45,12 +45,14 @@
 #include <iostream>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "events/codec.h"
+#include "processors/heartbeat.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
 #include "tests/crash/child_process.h"
@@ -74,7 +76,6 @@ constexpr int32_t kPartitions = test::kTestPartitions;
 constexpr double kPrefillFraction = 0.3;   // of the workload, appended before round 0
 constexpr double kLastChunkFraction = 0.25;  // appended before the final self-kill
 constexpr size_t kKillsPerRound = 5;         // one per Mode
-constexpr const char* kPulseSource = "/agentos/processors/pulse";
 
 int env_int(const char* name, int dflt) {
   const char* v = std::getenv(name);
@@ -104,15 +105,23 @@ const char* mode_name(Mode m) {
   return "?";
 }
 
+// The processor under test, by name: "pulse" or "heartbeat" (the child's --processor).
+std::unique_ptr<Processor> make_processor(const std::string& name) {
+  if (name == "heartbeat") return std::make_unique<heartbeat::HeartbeatProcessor>();
+  return std::make_unique<pulse::PulseProcessor>();
+}
+
 class PulseCrashHarness {
  public:
-  PulseCrashHarness(uint64_t seed, int rounds, bool lose_unsynced)
-      : seed_(seed), rounds_(rounds), rng_(seed), lose_unsynced_(lose_unsynced),
+  PulseCrashHarness(uint64_t seed, int rounds, bool lose_unsynced, std::string processor = "pulse")
+      : seed_(seed), rounds_(rounds), rng_(seed), lose_unsynced_(lose_unsynced), processor_(std::move(processor)),
+        source_("/agentos/processors/" + processor_),
         broken_(env_str("AGENTOS_PULSE_CRASH_BREAK")),
         trace_(!env_str("AGENTOS_PULSE_CRASH_TRACE").empty()) {
     test::PulseWorkloadOptions o;
     o.seed = seed;
     o.partitions = kPartitions;
+    o.heartbeat = processor_ == "heartbeat";
     workload_ = test::make_pulse_workload(o);
     // Pre-fill, then one chunk per kill, then the last quarter for the final self-kill
     // (large enough to derive events: the very end of the workload is mostly ticks).
@@ -140,6 +149,8 @@ class PulseCrashHarness {
   std::vector<std::string> child_args(size_t batch, bool exit_when_caught_up, long die_at_append) const {
     std::vector<std::string> a = {AGENTOS_PULSE_CRASH_CHILD, log_dir(), state_dir(), std::to_string(kPartitions),
                                   std::to_string(batch)};
+    a.push_back("--processor");
+    a.push_back(processor_);
     if (exit_when_caught_up) a.push_back("--exit-when-caught-up");
     if (lose_unsynced_) a.push_back("--lose-unsynced");
     if (die_at_append > 0) {
@@ -294,10 +305,11 @@ class PulseCrashHarness {
   // The crashed runs' state and log against an uninterrupted reference over the same log.
   void verify() {
     auto log = test::open_test_log(log_dir(), kPartitions);
-    pulse::PulseProcessor pulse;
+    auto processor = make_processor(processor_);
+    Processor& pulse = *processor;
     const int64_t size = test::log_size(*log);
     ASSERT_EQ(size, static_cast<int64_t>(workload_.events.size()) +
-                        static_cast<int64_t>(test::logged_from(*log, kPulseSource).size()));
+                        static_cast<int64_t>(test::logged_from(*log, source_).size()));
 
     // The killed runs' state, reopened: caught up, nothing left to apply or relay.
     RuntimeOptions crashed_opts;
@@ -326,7 +338,7 @@ class PulseCrashHarness {
 
     // Derived events: the log's (relayed by the killed processes) == the reference outbox,
     // partition by partition, in order, byte for byte; no id twice.
-    const auto logged = test::logged_from(*log, kPulseSource);
+    const auto logged = test::logged_from(*log, source_);
     derived_ = logged.size();
     std::set<std::string> ids;
     std::vector<std::string> twice;
@@ -373,6 +385,7 @@ class PulseCrashHarness {
   const int rounds_;
   std::mt19937_64 rng_;
   const bool lose_unsynced_;  // the child's commits are unsynced and die with it (rule 5)
+  const std::string processor_, source_;
   const std::string broken_;
   const bool trace_;  // AGENTOS_PULSE_CRASH_TRACE: every child line to stderr, with its time
   test::TempDir dir_;
@@ -400,6 +413,16 @@ TEST(PulseCrashTest, PulseThatLosesItsUnsyncedCommitsAtEveryKillStillRelaysEachD
   const uint64_t seed = static_cast<uint64_t>(env_int("AGENTOS_PULSE_CRASH_SEED", 20261124)) + 1;
   const int rounds = std::max(1, env_int("AGENTOS_PULSE_CRASH_ROUNDS", 10));
   PulseCrashHarness h(seed, rounds, /*lose_unsynced=*/true);
+  h.run();
+}
+
+// Heartbeat, the same way, in the production setting (unsynced commits lost at every
+// kill): its timers, notifications and deliveries' state after the kills equal an
+// uninterrupted run's, and none of its derived events is in the log twice.
+TEST(PulseCrashTest, SigkilledHeartbeatMatchesAnUninterruptedRunWithNoDerivedEventTwice) {
+  const uint64_t seed = static_cast<uint64_t>(env_int("AGENTOS_PULSE_CRASH_SEED", 20261124)) + 2;
+  const int rounds = std::max(1, env_int("AGENTOS_PULSE_CRASH_ROUNDS", 10));
+  PulseCrashHarness h(seed, rounds, /*lose_unsynced=*/true, "heartbeat");
   h.run();
 }
 

@@ -71,6 +71,7 @@ class Generator {
   }
 
   void add(int64_t t, const std::string& tenant, std::string type, std::string source, std::string data) {
+    if (o_.whole_ms) t -= t % 1000;
     raw_.push_back(Raw{t, seq_++, tenant, std::move(type), std::move(source), std::move(data)});
   }
   void session_ev(int64_t t, const std::string& tenant, const std::string& type, const std::string& sid,

@@ -52,6 +52,9 @@ struct PulseWorkloadOptions {
   // a wrong run), manual runs, stop/start, changes and removals. Off by default, so the
   // Pulse workloads keep their bytes.
   bool heartbeat = false;
+  // Event times in whole milliseconds: a Kafka log's engine time is its record timestamp
+  // (ms), so a comparison with the embedded log (µs) needs times both can hold.
+  bool whole_ms = false;
 };
 
 // One event as appended: its tenant (the log key) and its encoded bytes.
