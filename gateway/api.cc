@@ -178,7 +178,11 @@ std::string Api::route_of(const HttpRequest& req) {
   auto s = segments(req.path);
   if (s.size() >= 3 && s[0] == "v1" && s[1] == "tenants") {
     std::string r = "/v1/tenants/{t}";
-    for (size_t i = 3; i < s.size(); ++i) r += (i == 4 && s[3] == "keys") ? "/{key}" : (i == 4 && s[3] == "sessions") ? "/{id}" : "/" + std::string(s[i]);
+    for (size_t i = 3; i < s.size(); ++i)
+      r += (i == 4 && s[3] == "keys")       ? "/{key}"
+           : (i == 4 && s[3] == "sessions") ? "/{id}"
+           : (i == 4 && s[3] == "webhooks") ? "/{channel}"
+                                            : "/" + std::string(s[i]);
     return r;
   }
   if (s.size() >= 3 && s[0] == "v1" && s[1] == "admin" && s[2] == "tenants")
@@ -331,6 +335,11 @@ void Api::handle(HttpRequest req, Reply reply) {
     if (s.size() == 5 && s[3] == "keys")
       return req.method == "DELETE" ? revoke_key(req, t, std::string(s[4]), std::move(reply))
                                     : method_not_allowed();
+    if (s.size() == 5 && s[3] == "webhooks") {
+      if (req.method == "PUT") return put_webhook(req, t, std::string(s[4]), std::move(reply));
+      if (req.method == "DELETE") return delete_webhook(req, t, std::string(s[4]), std::move(reply));
+      return method_not_allowed();
+    }
     if ((s[3] == "sessions" && (s.size() == 4 || s.size() == 5 ||
                                 (s.size() == 6 && (s[5] == "cost" || s[5] == "transitions")))) ||
         (s[3] == "usage" && s.size() == 4)) {

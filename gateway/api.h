@@ -25,6 +25,7 @@
 #include "events/clock.h"
 #include "events/host.h"
 #include "events/log.h"
+#include "events/secret_store.h"
 #include "gateway/index.h"
 #include "gateway/metrics.h"
 #include "gateway/rate_limiter.h"
@@ -99,6 +100,10 @@ struct ApiOptions {
   // component that is down (the gateway itself keeps serving). Null: only the log is
   // checked. Must outlive the Api.
   const Host* host = nullptr;
+  // Webhook endpoints and signing secrets (events/secret_store.h), for
+  // PUT/DELETE /v1/tenants/{t}/webhooks/{channel}; null: those routes answer 503. Must
+  // outlive the Api.
+  SecretStore* secrets = nullptr;
 };
 
 // Most `?after=` reads waiting at once (each waits on its own thread); beyond: 503.
@@ -146,6 +151,8 @@ class Api {
   void change_plan(const HttpRequest& req, const TenantId& t, Reply reply);
   void create_key(const HttpRequest& req, const TenantId& t, Reply reply);
   void revoke_key(const HttpRequest& req, const TenantId& t, const std::string& key_id, Reply reply);
+  void put_webhook(const HttpRequest& req, const TenantId& t, const std::string& channel, Reply reply);
+  void delete_webhook(const HttpRequest& req, const TenantId& t, const std::string& channel, Reply reply);
   // GET /v1/tenants/{t}/sessions[/{id}[/cost|/transitions]] and /v1/tenants/{t}/usage
   // (api_sessions.cc): from the PostgreSQL read models when configured, else from Pulse.
   void get_reads(HttpRequest req, const TenantId& t, std::vector<std::string> rest, Reply reply);

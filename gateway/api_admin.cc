@@ -2,6 +2,8 @@
 #include <charconv>
 
 #include "events/codec.h"
+#include "events/heartbeat_rules.h"
+#include "events/json_writer.h"
 #include "gateway/api.h"
 #include "events/types.h"
 #include "gateway/keys.h"
@@ -158,6 +160,49 @@ void Api::revoke_key(const HttpRequest& req, const TenantId& t, const std::strin
     auto r = append_system(t, {system_event("apikey.revoked", "apikey.revoked/" + key_id, t, data)});
     if (!r.ok()) return reply(problem_response(r.status(), req.path));
   }
+  reply(HttpResponse{204, "application/json", "", {}});
+}
+
+// A webhook channel (processors/HEARTBEAT.md, Channels and delivery): the endpoint URL and
+// a new signing secret go to the secret store only; the log gets the channel, its version
+// and the endpoint's origin. The secret is in this answer once (Cache-Control: no-store);
+// PUT again to rotate it (a new version; deliveries already notified keep theirs).
+void Api::put_webhook(const HttpRequest& req, const TenantId& t, const std::string& channel, Reply reply) {
+  auto p = authorize_tenant(req, t, {});
+  if (!p.ok()) return reply(problem_response(p.status(), req.path));
+  if (opts_.secrets == nullptr)
+    return reply(problem_response(Status(Code::kUnavailable, "webhooks are not configured on this engine"), req.path));
+  if (!heartbeat::valid_channel_name(channel))
+    return reply(problem_response(Status::invalid("channel", "must match [a-z0-9][a-z0-9-]{0,63}"), req.path));
+  auto body = parse_admin_body(req.body, {"url"});
+  if (!body.ok()) return reply(problem_response(body.status(), req.path));
+  if (!body->count("url")) return reply(problem_response(Status::invalid("url", "required"), req.path));
+  auto url = parse_endpoint_url((*body)["url"]);
+  if (!url.ok()) return reply(problem_response(Status::invalid("url", url.status().message()), req.path));
+  const std::string secret = new_webhook_secret();
+  std::lock_guard lk(admin_mu_);
+  auto version = opts_.secrets->put_endpoint(t.str(), channel, WebhookEndpoint{(*body)["url"], secret});
+  if (!version.ok()) return reply(problem_response(version.status(), req.path));
+  const std::string data = JsonObject().str("channel", channel).num("version", *version)
+                               .str("endpointHost", url->origin()).done();
+  auto r = append_system(t, {system_event("webhook.channel.set",
+                                          "webhook.channel.set/" + channel + "/" + std::to_string(*version), t, data)});
+  if (!r.ok()) return reply(problem_response(r.status(), req.path));
+  std::string out = JsonObject().str("channel", channel).num("version", *version).str("endpointHost", url->origin())
+                        .str("secret", secret).num("offset", r->positions.back().offset.value()).done();
+  reply(HttpResponse{201, "application/json", std::move(out), {{"Cache-Control", "no-store"}}});
+}
+
+void Api::delete_webhook(const HttpRequest& req, const TenantId& t, const std::string& channel, Reply reply) {
+  auto p = authorize_tenant(req, t, {});
+  if (!p.ok()) return reply(problem_response(p.status(), req.path));
+  if (!heartbeat::valid_channel_name(channel))
+    return reply(problem_response(Status::invalid("channel", "must match [a-z0-9][a-z0-9-]{0,63}"), req.path));
+  std::lock_guard lk(admin_mu_);
+  auto r = append_system(t, {system_event("webhook.channel.removed", "webhook.channel.removed/" + channel + "/" +
+                                                                         random_token(), t,
+                                          JsonObject().str("channel", channel).done())});
+  if (!r.ok()) return reply(problem_response(r.status(), req.path));
   reply(HttpResponse{204, "application/json", "", {}});
 }
 

@@ -33,6 +33,8 @@
 #include "gateway/server.h"
 #include "events/host.h"
 #include "processors/components.h"
+#include "events/secret_store.h"
+#include "processors/deliverer.h"
 #include "processors/heartbeat.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
@@ -174,6 +176,9 @@ int cmd_serve(int argc, char** argv) {
           {"port-file", "AGENTOS_PORT_FILE", "", "write the bound port to this file once listening"},
           {"pulse", "AGENTOS_PULSE", "true", "run the Pulse session processor (state in DATA_DIR/processors/pulse)"},
           {"heartbeat", "AGENTOS_HEARTBEAT", "true", "run the Heartbeat check processor (state in DATA_DIR/processors/heartbeat)"},
+          {"deliverer", "AGENTOS_DELIVERER", "true", "deliver webhook notifications (endpoints and secrets in DATA_DIR/secrets, cursor in DATA_DIR/deliverer)"},
+          {"webhook-timeout-ms", "AGENTOS_WEBHOOK_TIMEOUT_MS", "10000", "time a webhook endpoint has to answer one attempt"},
+          {"deliverer-workers", "AGENTOS_DELIVERER_WORKERS", "4", "webhook attempts in flight at once"},
           {"tick-interval-ms", "AGENTOS_TICK_INTERVAL_MS", "1000", "clock.tick interval for the processors' timers (only partitions with a due timer tick)"},
           {"prices", "AGENTOS_PRICES", "", "JSON price table for cost reports (default: built-in; see processors/README.md)"},
           {"pg-url", "AGENTOS_PG_URL", "", "PostgreSQL URL of the read models' owner (migrations); empty: no read models"},
@@ -307,6 +312,34 @@ int cmd_serve(int argc, char** argv) {
     }
     heartbeat_rt = std::move(rt).value();
     components.push_back(make_runtime_component("heartbeat", *heartbeat_rt));
+  }
+  // Webhook endpoints and signing secrets stay out of the log (events/secret_store.h); the
+  // deliverer sends what Heartbeat notifies and records each attempt in the log.
+  std::unique_ptr<SecretStore> secrets;
+  std::unique_ptr<Deliverer> deliverer;
+  {
+    auto ss = open_secret_store(data_dir + "/secrets");
+    if (!ss.ok()) {
+      log_line(LogLevel::kError, "cannot open the secret store", {{"error", ss.status().to_string()}});
+      return 1;
+    }
+    secrets = std::move(ss).value();
+    ao.secrets = secrets.get();
+  }
+  if (a.get("deliverer") == "true") {
+    DelivererOptions dopt;
+    dopt.state_dir = data_dir + "/deliverer";
+    dopt.secrets = secrets.get();
+    dopt.metrics = &metrics.registry();
+    dopt.timeout = std::chrono::milliseconds(std::max(1, std::atoi(a.get("webhook-timeout-ms").c_str())));
+    dopt.workers = std::max(1, std::atoi(a.get("deliverer-workers").c_str()));
+    auto d = open_deliverer(*log, dopt);
+    if (!d.ok()) {
+      log_line(LogLevel::kError, "cannot open the deliverer", {{"error", d.status().to_string()}});
+      return 1;
+    }
+    deliverer = std::move(d).value();
+    components.push_back(make_deliverer_component(*deliverer));
   }
   std::unique_ptr<Projector> projector;
   if (const std::string pg_url = a.get("pg-url"); !pg_url.empty() && a.get("projector") == "true") {

@@ -1,0 +1,282 @@
+#include "events/secret_store.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+
+#include "events/key_codec.h"
+#include "events/kv_store.h"
+
+namespace agentos {
+namespace {
+
+constexpr size_t kKeyBytes = 32, kNonceBytes = 12, kTagBytes = 16;
+
+std::string base64(std::string_view in) {
+  std::string out(4 * ((in.size() + 2) / 3), '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+std::optional<std::string> unbase64(std::string_view in) {
+  if (in.empty() || in.size() % 4 != 0) return std::nullopt;
+  std::string out(in.size() / 4 * 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  if (n < 0) return std::nullopt;
+  size_t len = static_cast<size_t>(n);
+  if (in.back() == '=') --len;  // EVP_DecodeBlock counts padding as zero bytes
+  if (in.size() >= 2 && in[in.size() - 2] == '=') --len;
+  out.resize(len);
+  return out;
+}
+
+std::string hmac_sha256(std::string_view key, std::string_view msg) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(msg.data()),
+       msg.size(), out, &len);
+  return std::string(reinterpret_cast<char*>(out), len);
+}
+
+std::string random_bytes(size_t n) {
+  std::string b(n, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(b.data()), static_cast<int>(n)) != 1) std::abort();
+  return b;
+}
+
+// Entry names: 'e' tenant \0 channel \0 be64 version; 'v' tenant \0 channel -> be64 latest.
+std::string entry_key(std::string_view tenant, std::string_view channel, int64_t version) {
+  std::string k = "e";
+  k.append(tenant).push_back('\0');
+  k.append(channel).push_back('\0');
+  keys::put_be64(k, static_cast<uint64_t>(version));
+  return k;
+}
+std::string latest_key(std::string_view tenant, std::string_view channel) {
+  std::string k = "v";
+  k.append(tenant).push_back('\0');
+  k.append(channel);
+  return k;
+}
+
+Result<std::string> read_or_create_master(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    std::string key(kKeyBytes, '\0');
+    const ssize_t n = ::read(fd, key.data(), key.size());
+    ::close(fd);
+    if (n != static_cast<ssize_t>(kKeyBytes)) return Status(Code::kCorruption, "secret store: master.key is not 32 bytes");
+    return key;
+  }
+  if (errno != ENOENT) return Status(Code::kUnavailable, std::string("secret store: cannot read master.key: ") + std::strerror(errno));
+  const std::string key = random_bytes(kKeyBytes);
+  const std::string tmp = path + ".tmp";
+  const int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (out < 0) return Status(Code::kUnavailable, std::string("secret store: cannot create master.key: ") + std::strerror(errno));
+  const bool ok = ::write(out, key.data(), key.size()) == static_cast<ssize_t>(key.size()) && ::fsync(out) == 0;
+  ::close(out);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0)
+    return Status(Code::kUnavailable, "secret store: cannot write master.key");
+  return key;
+}
+
+class RocksSecretStore final : public SecretStore {
+ public:
+  RocksSecretStore(std::string master, std::unique_ptr<KvStore> kv) : master_(std::move(master)), kv_(std::move(kv)) {}
+
+  Result<int64_t> put_endpoint(std::string_view tenant, std::string_view channel, const WebhookEndpoint& e) override {
+    std::lock_guard lock(mu_);  // one version at a time per store
+    auto latest = latest_version(tenant, channel);
+    if (!latest.ok()) return latest.status();
+    const int64_t version = *latest + 1;
+    const std::string name = entry_key(tenant, channel, version);
+    keys::ValueWriter plain(1);
+    plain.str(e.url).str(e.secret);
+    auto sealed = seal(tenant, name, plain.take());
+    if (!sealed.ok()) return sealed.status();
+    KvBatch b;
+    b.put(name, *sealed);
+    b.put(latest_key(tenant, channel), keys::be64(static_cast<uint64_t>(version)));
+    if (Status s = kv_->write(b, /*sync=*/true); !s.is_ok()) return s;
+    return version;
+  }
+
+  Result<std::optional<WebhookEndpoint>> endpoint(std::string_view tenant, std::string_view channel,
+                                                  int64_t version) const override {
+    const std::string name = entry_key(tenant, channel, version);
+    auto v = kv_->get(name);
+    if (!v.ok()) return v.status();
+    if (!*v) return std::optional<WebhookEndpoint>();
+    auto plain = open(tenant, name, **v);
+    if (!plain.ok()) return plain.status();
+    keys::ValueReader r(*plain, 1);
+    WebhookEndpoint e;
+    e.url = r.str();
+    e.secret = r.str();
+    if (Status s = r.status("secret store", "endpoint"); !s.is_ok()) return s;
+    return std::optional<WebhookEndpoint>(std::move(e));
+  }
+
+  Result<int64_t> latest_version(std::string_view tenant, std::string_view channel) const override {
+    auto v = kv_->get(latest_key(tenant, channel));
+    if (!v.ok()) return v.status();
+    if (!*v) return int64_t{0};
+    if ((*v)->size() != 8) return Status(Code::kCorruption, "secret store: undecodable version");
+    return static_cast<int64_t>(keys::get_be(**v, 0, 8));
+  }
+
+ private:
+  std::string tenant_key(std::string_view tenant) const {
+    return hmac_sha256(master_, "agentos-secrets/v1/" + std::string(tenant));
+  }
+
+  Result<std::string> seal(std::string_view tenant, const std::string& aad, const std::string& plain) const {
+    const std::string key = tenant_key(tenant);
+    const std::string nonce = random_bytes(kNonceBytes);
+    std::string out = nonce;
+    out.resize(kNonceBytes + plain.size() + kTagBytes);
+    EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
+    int len = 0, total = 0;
+    bool ok = c && EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+              EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) == 1 &&
+              EVP_EncryptInit_ex(c, nullptr, nullptr, reinterpret_cast<const unsigned char*>(key.data()),
+                                 reinterpret_cast<const unsigned char*>(nonce.data())) == 1 &&
+              EVP_EncryptUpdate(c, nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
+                                static_cast<int>(aad.size())) == 1 &&
+              EVP_EncryptUpdate(c, reinterpret_cast<unsigned char*>(out.data()) + kNonceBytes, &len,
+                                reinterpret_cast<const unsigned char*>(plain.data()), static_cast<int>(plain.size())) == 1;
+    total = len;
+    ok = ok && EVP_EncryptFinal_ex(c, reinterpret_cast<unsigned char*>(out.data()) + kNonceBytes + total, &len) == 1 &&
+         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, kTagBytes,
+                             reinterpret_cast<unsigned char*>(out.data()) + kNonceBytes + plain.size()) == 1;
+    EVP_CIPHER_CTX_free(c);
+    if (!ok) return Status(Code::kInternal, "secret store: encryption failed");
+    return out;
+  }
+
+  Result<std::string> open(std::string_view tenant, const std::string& aad, const std::string& sealed) const {
+    if (sealed.size() < kNonceBytes + kTagBytes) return Status(Code::kCorruption, "secret store: entry too short");
+    const std::string key = tenant_key(tenant);
+    const size_t n = sealed.size() - kNonceBytes - kTagBytes;
+    std::string plain(n, '\0');
+    std::string tag = sealed.substr(kNonceBytes + n);
+    EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
+    int len = 0;
+    bool ok = c && EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+              EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) == 1 &&
+              EVP_DecryptInit_ex(c, nullptr, nullptr, reinterpret_cast<const unsigned char*>(key.data()),
+                                 reinterpret_cast<const unsigned char*>(sealed.data())) == 1 &&
+              EVP_DecryptUpdate(c, nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
+                                static_cast<int>(aad.size())) == 1 &&
+              EVP_DecryptUpdate(c, reinterpret_cast<unsigned char*>(plain.data()), &len,
+                                reinterpret_cast<const unsigned char*>(sealed.data()) + kNonceBytes,
+                                static_cast<int>(n)) == 1 &&
+              EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, kTagBytes, tag.data()) == 1;
+    ok = ok && EVP_DecryptFinal_ex(c, reinterpret_cast<unsigned char*>(plain.data()) + len, &len) == 1;
+    EVP_CIPHER_CTX_free(c);
+    if (!ok) return Status(Code::kCorruption, "secret store: an entry does not open (another master key, or altered)");
+    return plain;
+  }
+
+  const std::string master_;
+  std::unique_ptr<KvStore> kv_;
+  std::mutex mu_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<SecretStore>> open_secret_store(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status(Code::kUnavailable, "secret store: cannot create " + dir + ": " + ec.message());
+  ::chmod(dir.c_str(), 0700);
+  auto master = read_or_create_master(dir + "/master.key");
+  if (!master.ok()) return master.status();
+  auto kv = open_kv_store(dir + "/entries");
+  if (!kv.ok()) return kv.status();
+  return std::unique_ptr<SecretStore>(new RocksSecretStore(std::move(*master), std::move(*kv)));
+}
+
+std::string EndpointUrl::origin() const {
+  const bool default_port = (scheme == "http" && port == "80") || (scheme == "https" && port == "443");
+  const std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return scheme + "://" + h + (default_port ? "" : ":" + port);
+}
+
+Result<EndpointUrl> parse_endpoint_url(std::string_view url) {
+  auto bad = [](const std::string& why) { return Status(Code::kInvalidArgument, why); };
+  if (url.size() > 2048) return bad("longer than 2048 bytes");
+  for (char c : url)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return bad("spaces or control characters");
+  EndpointUrl u;
+  std::string_view rest;
+  if (url.starts_with("http://")) {
+    u.scheme = "http";
+    rest = url.substr(7);
+  } else if (url.starts_with("https://")) {
+    u.scheme = "https";
+    rest = url.substr(8);
+  } else {
+    return bad("the scheme must be http or https");
+  }
+  if (url.find('#') != std::string_view::npos) return bad("a fragment is not sent to the endpoint");
+  const size_t slash = rest.find_first_of("/?");
+  std::string_view authority = rest.substr(0, slash);
+  u.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
+  if (!u.target.empty() && u.target[0] == '?') u.target = "/" + u.target;
+  if (authority.find('@') != std::string_view::npos) return bad("user info is not allowed (put credentials in the secret)");
+  std::string_view port;
+  if (!authority.empty() && authority[0] == '[') {
+    const size_t close = authority.find(']');
+    if (close == std::string_view::npos) return bad("an unclosed IPv6 address");
+    u.host = std::string(authority.substr(1, close - 1));
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') return bad("a malformed host");
+      port = authority.substr(close + 2);
+    }
+  } else {
+    const size_t colon = authority.rfind(':');
+    u.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
+  }
+  if (u.host.empty()) return bad("no host");
+  if (port.empty()) {
+    u.port = u.scheme == "https" ? "443" : "80";
+  } else {
+    if (port.size() > 5) return bad("a malformed port");
+    int v = 0;
+    for (char c : port) {
+      if (c < '0' || c > '9') return bad("a malformed port");
+      v = v * 10 + (c - '0');
+    }
+    if (v < 1 || v > 65535) return bad("a port out of range");
+    u.port = std::to_string(v);
+  }
+  return u;
+}
+
+std::string new_webhook_secret() { return "whsec_" + base64(random_bytes(kKeyBytes)); }
+
+Result<std::string> sign_webhook(std::string_view secret, std::string_view id, int64_t timestamp_s,
+                                 std::string_view body) {
+  if (!secret.starts_with("whsec_")) return Status(Code::kInvalidArgument, "a webhook secret starts with whsec_");
+  auto key = unbase64(secret.substr(6));
+  if (!key) return Status(Code::kInvalidArgument, "a webhook secret is whsec_ + base64");
+  std::string msg;
+  msg.reserve(id.size() + body.size() + 24);
+  msg.append(id).append(".").append(std::to_string(timestamp_s)).append(".").append(body);
+  return "v1," + base64(hmac_sha256(*key, msg));
+}
+
+}  // namespace agentos

@@ -1,0 +1,75 @@
+// SecretStore: the engine's credentials that must never enter the log, an event stream,
+// a topic or a read model — webhook endpoints (their URL may carry a token) and signing
+// secrets. The log carries only a reference: (tenant, channel, version).
+//
+// On disk (DIR, created 0700): `master.key`, 32 random bytes (0600, generated at first
+// open), and a KvStore of entries, each sealed with AES-256-GCM under a per-tenant key
+// (HMAC-SHA256(master, "agentos-secrets/v1/" + tenant)), a random 96-bit nonce, and the
+// entry's name as associated data (an entry moved to another name does not open). A copy
+// of the data directory without master.key reveals nothing; with it, everything — keep
+// backups of the key apart from the data.
+//
+// Versions: each put of a (tenant, channel) gets the next version (1, 2, ...); earlier
+// versions stay readable, so a delivery keeps the endpoint it was notified with.
+//
+// Threading: thread-safe. Lifecycle: open -> use -> destroy.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "events/status.h"
+
+namespace agentos {
+
+struct WebhookEndpoint {
+  std::string url;     // http(s)://host[:port]/path?query
+  std::string secret;  // "whsec_<base64 of 32 bytes>" (Standard Webhooks)
+};
+
+class SecretStore {
+ public:
+  virtual ~SecretStore() = default;
+  SecretStore(const SecretStore&) = delete;
+  SecretStore& operator=(const SecretStore&) = delete;
+
+  // Seals `e` as the next version of (tenant, channel), durably (fsynced); returns it.
+  virtual Result<int64_t> put_endpoint(std::string_view tenant, std::string_view channel,
+                                       const WebhookEndpoint& e) = 0;
+  // The endpoint of that version; nullopt when there is none. kCorruption when the entry
+  // does not open (another master key, or tampered with).
+  virtual Result<std::optional<WebhookEndpoint>> endpoint(std::string_view tenant, std::string_view channel,
+                                                          int64_t version) const = 0;
+  // The latest version of (tenant, channel), 0 when none.
+  virtual Result<int64_t> latest_version(std::string_view tenant, std::string_view channel) const = 0;
+
+ protected:
+  SecretStore() = default;
+};
+
+Result<std::unique_ptr<SecretStore>> open_secret_store(const std::string& dir);
+
+// An endpoint URL taken apart: "http" or "https", the host (a name, an IPv4 address, or
+// an IPv6 address without brackets), the port (default 80 / 443) and the target ("/" when
+// the URL has no path; the query kept). kInvalidArgument for anything else: another
+// scheme, user info, a fragment, spaces or control characters, more than 2048 bytes.
+struct EndpointUrl {
+  std::string scheme, host, port, target;
+  // "scheme://host[:port]" with a non-default port: what may appear in the log.
+  std::string origin() const;
+};
+Result<EndpointUrl> parse_endpoint_url(std::string_view url);
+
+// A new Standard Webhooks signing secret: "whsec_" + base64 of 32 random bytes.
+std::string new_webhook_secret();
+
+// "v1,<base64 HMAC-SHA256>" of "<id>.<timestamp>.<body>" under `secret` ("whsec_..."),
+// the value of the `webhook-signature` header (Standard Webhooks). kInvalidArgument for a
+// secret that is not whsec_ + base64.
+Result<std::string> sign_webhook(std::string_view secret, std::string_view id, int64_t timestamp_s,
+                                 std::string_view body);
+
+}  // namespace agentos

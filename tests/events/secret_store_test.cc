@@ -1,0 +1,119 @@
+// The secret store (events/secret_store.h): versions per channel, sealed at rest (the
+// plaintext is nowhere on disk, another master key opens nothing, master.key is 0600),
+// endpoint URLs taken apart and refused when unsafe, and the Standard Webhooks signature
+// against the specification's published example.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "events/secret_store.h"
+#include "tests/support/test_util.h"
+
+namespace agentos {
+namespace {
+
+std::string slurp_dir(const std::string& dir) {
+  std::string all;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!f.is_regular_file()) continue;
+    std::ifstream in(f.path(), std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    all += ss.str();
+  }
+  return all;
+}
+
+TEST(SecretStore, VersionsAreKeptAndSurviveAReopen) {
+  test::TempDir dir;
+  const std::string secret1 = new_webhook_secret(), secret2 = new_webhook_secret();
+  EXPECT_NE(secret1, secret2);
+  EXPECT_EQ(secret1.rfind("whsec_", 0), 0u);
+  {
+    auto s = open_secret_store(dir.sub("s"));
+    ASSERT_TRUE(s.ok()) << s.status().to_string();
+    EXPECT_EQ(*(*s)->latest_version("acme", "ops"), 0);
+    EXPECT_EQ(*(*s)->put_endpoint("acme", "ops", {"https://hooks.example/a?token=tok-one", secret1}), 1);
+    EXPECT_EQ(*(*s)->put_endpoint("acme", "ops", {"https://hooks.example/b", secret2}), 2);
+    EXPECT_EQ(*(*s)->put_endpoint("bolt", "ops", {"http://10.0.0.1:8080/", secret1}), 1);
+  }
+  auto s = open_secret_store(dir.sub("s"));
+  ASSERT_TRUE(s.ok());
+  auto v1 = (*s)->endpoint("acme", "ops", 1);
+  ASSERT_TRUE(v1.ok() && v1->has_value());
+  EXPECT_EQ((*v1)->url, "https://hooks.example/a?token=tok-one");
+  EXPECT_EQ((*v1)->secret, secret1);
+  EXPECT_EQ((*(*s)->endpoint("acme", "ops", 2))->secret, secret2);
+  EXPECT_EQ(*(*s)->latest_version("acme", "ops"), 2);
+  EXPECT_FALSE((*(*s)->endpoint("acme", "ops", 3)).has_value());
+  EXPECT_FALSE((*(*s)->endpoint("acme", "pager", 1)).has_value());
+  EXPECT_FALSE((*(*s)->endpoint("carl", "ops", 1)).has_value());
+}
+
+TEST(SecretStore, NothingIsReadableOnDiskAndAnotherMasterKeyOpensNothing) {
+  test::TempDir dir;
+  const std::string secret = new_webhook_secret();
+  {
+    auto s = open_secret_store(dir.sub("s"));
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->put_endpoint("acme", "ops", {"https://hooks.example/path?token=very-secret-token", secret}).ok());
+  }
+  const std::string disk = slurp_dir(dir.sub("s"));
+  EXPECT_EQ(disk.find("very-secret-token"), std::string::npos);
+  EXPECT_EQ(disk.find("hooks.example"), std::string::npos);
+  EXPECT_EQ(disk.find(secret.substr(6)), std::string::npos);
+  struct stat st{};
+  ASSERT_EQ(::stat((dir.sub("s") + "/master.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat(dir.sub("s").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  // Another master key: the entry does not open (and says so), it is not misread.
+  {
+    std::ofstream key(dir.sub("s") + "/master.key", std::ios::binary | std::ios::trunc);
+    key << std::string(32, 'x');
+  }
+  auto s = open_secret_store(dir.sub("s"));
+  ASSERT_TRUE(s.ok());
+  auto e = (*s)->endpoint("acme", "ops", 1);
+  EXPECT_EQ(e.status().code(), Code::kCorruption);
+}
+
+TEST(SecretStore, EndpointUrlsAreTakenApartAndUnsafeOnesRefused) {
+  auto u = parse_endpoint_url("https://hooks.example.com/services/T1/B2?x=1");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->scheme, "https");
+  EXPECT_EQ(u->host, "hooks.example.com");
+  EXPECT_EQ(u->port, "443");
+  EXPECT_EQ(u->target, "/services/T1/B2?x=1");
+  EXPECT_EQ(u->origin(), "https://hooks.example.com");
+  auto v = parse_endpoint_url("http://127.0.0.1:8080");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->target, "/");
+  EXPECT_EQ(v->origin(), "http://127.0.0.1:8080");
+  auto w = parse_endpoint_url("http://[::1]:9000/h");
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ(w->host, "::1");
+  EXPECT_EQ(w->origin(), "http://[::1]:9000");
+  for (const char* bad : {"ftp://x/", "hooks.example.com/x", "https://user:pw@x.example/", "https://x.example/#frag",
+                          "https:///path", "https://x.example:0/", "https://x.example:99999/", "https://x.example:8o/",
+                          "https://x.example/a b", "http://[::1/"}) {
+    EXPECT_FALSE(parse_endpoint_url(bad).ok()) << bad;
+  }
+}
+
+TEST(SecretStore, SignaturesMatchTheStandardWebhooksExample) {
+  // The example of the Standard Webhooks reference libraries (libraries/python/tests/
+  // test_webhooks.py, test_sign_function).
+  auto sig = sign_webhook("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
+                          R"({"test": 2432232314})");
+  ASSERT_TRUE(sig.ok()) << sig.status().to_string();
+  EXPECT_EQ(*sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+  EXPECT_FALSE(sign_webhook("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "id", 1, "{}").ok());
+  EXPECT_FALSE(sign_webhook("whsec_not base64!", "id", 1, "{}").ok());
+}
+
+}  // namespace
+}  // namespace agentos
