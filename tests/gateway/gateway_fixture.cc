@@ -38,6 +38,7 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
   ao.admin_token = kOperatorToken;
   ao.clock = o.clock;
   ao.read_your_writes_timeout = o.read_your_writes_timeout;
+  ao.secrets = o.secrets;
   if (o.pulse) {
     RuntimeOptions ro;
     ro.state_dir = dir + "/pulse";

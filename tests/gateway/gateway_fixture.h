@@ -51,6 +51,8 @@ struct EngineOptions {
   // More components for the engine's host, after Pulse and the projector (they must
   // outlive the Engine).
   std::vector<Component*> components;
+  // Webhook endpoints and secrets (PUT /v1/tenants/{t}/webhooks/{channel}); null: 503.
+  SecretStore* secrets = nullptr;
 };
 
 class Engine {
