@@ -242,6 +242,7 @@ class Apply {
     store_tenant(tenant, t);
     stats_.checks += 1;
     CheckRec ck;
+    if (existing) ck.runs = existing->runs;  // a removed id: run ids go on (HEARTBEAT.md, Checks)
     ck.def = std::move(std::get<CheckDef>(parsed));
     set_due(tenant, id, ck, first_due(ck, zone));
     store_check(tenant, id, ck);

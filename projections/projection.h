@@ -91,7 +91,12 @@ std::vector<std::unique_ptr<Projection>> make_projections(const ProjectionOption
 std::unique_ptr<Projection> make_audit_index_projection();
 std::unique_ptr<Projection> make_tenancy_projection();
 std::unique_ptr<Projection> make_sessions_projection(const PriceTable& prices);
-// The sessions table's descriptor (the reader selects with its select_list()).
+std::unique_ptr<Projection> make_heartbeat_projection();
+// Descriptors the reader selects with (select_list()).
 const TableSpec& sessions_table();
+const TableSpec& heartbeat_checks_table();
+const TableSpec& heartbeat_runs_table();
+const TableSpec& heartbeat_alerts_table();
+const TableSpec& webhook_deliveries_table();
 
 }  // namespace agentos::proj

@@ -8,6 +8,7 @@ std::vector<std::unique_ptr<Projection>> make_projections(const ProjectionOption
   all.push_back(make_audit_index_projection());
   all.push_back(make_tenancy_projection());
   all.push_back(make_sessions_projection(opts.prices));
+  all.push_back(make_heartbeat_projection());
   return all;
 }
 

@@ -1189,10 +1189,13 @@ struct Model::Impl {
     const int64_t limit = plan_limit(t.plan);
     if (n >= limit) return reject(c, t.plan == 2 ? "engine_limit" : "plan_limit", id, "", limit);
     t.has_state = true;
+    int64_t runs_before = 0;
     if (it != t.checks.end()) {  // a removed id: a fresh check (its timers are already gone)
+      runs_before = it->second.runs;  // its run count goes on (HEARTBEAT.md, Checks)
       t.checks.erase(it);
     }
     Check& ch = t.checks[id];
+    ch.runs = runs_before;
     ch.spec = spec;
     set_due(tn, id, ch, first_due(spec.schedule, t.tz, c.t));
     check_updated(c, tn, id, ch, true);

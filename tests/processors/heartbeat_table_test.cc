@@ -381,6 +381,11 @@ TEST_F(HeartbeatTable, RemovingACheckDropsItsRunAndResolvesItsAlert) {
   // Its timers went with it (the digest keeps the resolved count).
   EXPECT_EQ(hb.next_timer_us(), kT0 + 60 * kMin);
   reject_reason("heartbeat.check.ok", R"({"checkId":"db"})", kT0 + 2 * kMin + 2, "unknown_check");
+  // Registered again: a fresh check whose run ids go on from the removed one's.
+  auto again = on("heartbeat.check.registered", interval_check(60), kT0 + 3 * kMin);
+  EXPECT_EQ(f(only(again, "heartbeat.check.updated"), "runs"), "2");
+  EXPECT_EQ(f(only(again, "heartbeat.check.updated"), "openAlertId"), "");
+  EXPECT_EQ(f(only(hb.tick(kT0 + 4 * kMin), "heartbeat.check.due"), "runId"), "3");
 }
 
 }  // namespace

@@ -60,8 +60,10 @@ std::vector<std::string> facts_in_log(Log& log) {
       auto recs = log.read(Partition(p), from);
       EXPECT_TRUE(recs.ok());
       if (!recs.ok() || recs->empty()) break;
-      for (const auto& rec : *recs)
-        if (is_fact_type(read_header(rec.value).type)) out.push_back(rec.value);
+      for (const auto& rec : *recs) {
+        const EventHeader h = read_header(rec.value);
+        if (is_fact_type(h.type) && h.source == "/agentos/processors/pulse") out.push_back(rec.value);
+      }
       from = recs->back().pos.offset.next();
     }
   return out;

@@ -9,6 +9,7 @@
 #include "processors/pulse.h"
 #include "schemas/agentos_generated.h"
 #include "tests/processors/pulse_model.h"
+#include "tests/projections/expected_heartbeat.h"
 
 namespace agentos::test {
 namespace {
@@ -132,7 +133,10 @@ class Fold {
       auto recs = log.read(Partition(p), from);
       if (!recs.ok()) throw std::runtime_error("read: " + recs.status().to_string());
       if (recs->empty()) break;
-      for (const auto& rec : *recs) record(model, tenants, p, rec.pos.offset.value(), rec.value, rec.append_us);
+      for (const auto& rec : *recs) {
+        record(model, tenants, p, rec.pos.offset.value(), rec.value, rec.append_us);
+        heartbeat_.record(p, rec.pos.offset.value(), rec.value, rec.append_us);
+      }
       from = recs->back().pos.offset.next();
     }
     x_.watermarks.push_back({"", n(p), n(from.value())});
@@ -140,6 +144,7 @@ class Fold {
   }
 
   void finish_all() {
+    heartbeat_.finish(x_.tables, x_.coverage);
     for (const auto& [t, ti] : tenants_)
       x_.tables["tenants"].push_back(
           {t, ti.name ? *ti.name : "NULL", ti.plan, n(ti.budget), opt_us(ti.created), n(ti.updated)});
@@ -206,7 +211,7 @@ class Fold {
       default:
         break;
     }
-    if (h.source == kPulseSourceName) {
+    if (h.source == kPulseSourceName || h.source == "/agentos/processors/heartbeat") {
       ++x_.derived;
       return;
     }
@@ -384,6 +389,7 @@ class Fold {
   }
 
   ExpectedReadModels& x_;
+  ExpectedHeartbeat heartbeat_;
   std::map<SessKey, SessInfo> sessions_;
   std::map<SessKey, ChainInfo> chains_;
   std::map<std::string, TenantInfo> tenants_;
@@ -441,6 +447,7 @@ std::string select_for(const std::string& table) {
   if (table == "events")
     return "SELECT tenant_id, log_partition, log_offset, event_id, event_type, source, subject, actor, "
            "correlation_id, " + us("event_time") + ", " + us("appended_at") + from;
+  if (is_heartbeat_table(table)) return select_for_heartbeat(table);
   throw std::logic_error("select_for: unknown table " + table);
 }
 

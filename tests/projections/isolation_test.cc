@@ -17,6 +17,9 @@
 
 #include <gtest/gtest.h>
 
+#include "events/partitioner.h"
+#include "processors/tick_source.h"
+
 #include "projections/pg.h"
 #include "tests/projections/projection_support.h"
 #include "tests/support/pg_cluster.h"
@@ -45,6 +48,20 @@ std::vector<TenantEvent> story(const std::string& tenant) {
   add(30, "session.gate.started", R"({"sessionId":"s1","gate":"g"})");
   add(40, "session.gate.passed", R"({"sessionId":"s1","gate":"g"})");
   add(50, "chain.created", R"({"chainId":"c1","steps":[{"sessions":[{"name":"c"}]}]})");
+  // Heartbeat: a channel, a route, a check whose run fires, overlaps the next due time and
+  // ends in an ALERT (an alert, a notification with its delivery).
+  add(55, "webhook.channel.set", R"({"channel":"ops","version":1})");
+  add(56, "heartbeat.configured", R"({"routes":[{"minPriority":0,"channel":"ops"}]})");
+  add(60, "heartbeat.check.registered", R"({"checkId":"db","check":{"schedule":{"intervalSeconds":60},"deadlineSeconds":600}})");
+  const Partition p = kafka_partition(tenant, kProjParts);
+  const std::string clock = ::agentos::clock_tenant(p, kProjParts);
+  auto tick = [&](int64_t dt) {
+    out.emplace_back(clock, encode_event(clock, tenant + "-tick-" + std::to_string(dt), "clock.tick", kT0 + dt * kS,
+                                         R"({"partition":)" + std::to_string(p.value()) + "}"));
+  };
+  tick(121);
+  tick(185);
+  add(190, "heartbeat.alert", R"({"checkId":"db","priority":5,"message":"down"})");
   return out;
 }
 

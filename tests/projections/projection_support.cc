@@ -5,6 +5,7 @@
 
 #include "events/codec.h"
 #include "events/partitioner.h"
+#include "processors/heartbeat.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
 #include "processors/tick_source.h"
@@ -129,9 +130,11 @@ std::vector<TenantEvent> extras(uint64_t seed, int64_t start_us) {
 }  // namespace
 
 const std::vector<std::string>& read_model_tables() {
-  static const std::vector<std::string> t = {"api_keys",      "chain_steps",    "chains",       "checkpoints",
-                                             "compute_daily", "events",         "gate_results", "session_transitions",
-                                             "sessions",      "tenants",        "usage_daily",  "usage_periods"};
+  static const std::vector<std::string> t = {
+      "api_keys",         "chain_steps",    "chains",          "checkpoints",         "compute_daily",
+      "events",           "gate_results",   "heartbeat_alerts", "heartbeat_checks",   "heartbeat_runs",
+      "heartbeat_skips",  "session_transitions", "sessions",   "tenants",             "usage_daily",
+      "usage_periods",    "webhook_deliveries"};
   return t;
 }
 
@@ -156,6 +159,7 @@ std::vector<TenantEvent> make_inputs(const InputOptions& o) {
   wo.chains = o.chains;
   wo.prefix = "w" + std::to_string(o.seed);
   wo.start_us = o.start_us;
+  wo.heartbeat = o.heartbeat;
   PulseWorkload w = make_pulse_workload(wo);
   std::vector<TenantEvent> base;
   base.reserve(w.events.size());
@@ -199,16 +203,23 @@ std::unique_ptr<Log> build_log(const std::string& dir, const std::vector<TenantE
   ro.sync = false;
   auto rt = open_processor_runtime(**log, pulse, ro);
   if (!rt.ok()) throw std::runtime_error("open pulse: " + rt.status().to_string());
+  heartbeat::HeartbeatProcessor heartbeat;
+  ro.state_dir = dir + "/heartbeat";
+  auto hb = open_processor_runtime(**log, heartbeat, ro);
+  if (!hb.ok()) throw std::runtime_error("open heartbeat: " + hb.status().to_string());
   const size_t per = (inputs.size() + chunks - 1) / chunks;
   for (size_t from = 0; from < inputs.size(); from += per) {
     const std::vector<TenantEvent> part(inputs.begin() + static_cast<long>(from),
                                         inputs.begin() + static_cast<long>(std::min(inputs.size(), from + per)));
     if (Status s = append_pipelined(**log, part); !s.is_ok()) throw std::runtime_error("append: " + s.to_string());
     if (Status s = drain(**rt); !s.is_ok()) throw std::runtime_error("pulse: " + s.to_string());
+    if (Status s = drain(**hb); !s.is_ok()) throw std::runtime_error("heartbeat: " + s.to_string());
   }
   for (int32_t p = 0; p < kProjParts; ++p) {
     auto pending = (*rt)->outbox(Partition(p));
     if (!pending.ok() || !pending->empty()) throw std::runtime_error("pulse left derived events unrelayed");
+    auto hb_pending = (*hb)->outbox(Partition(p));
+    if (!hb_pending.ok() || !hb_pending->empty()) throw std::runtime_error("heartbeat left derived events unrelayed");
   }
   return std::move(*log);
 }

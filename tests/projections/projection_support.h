@@ -27,7 +27,7 @@ namespace agentos::test {
 inline constexpr int32_t kProjParts = 4;
 inline constexpr const char* kPulseSourceName = "/agentos/processors/pulse";
 
-// The read-model tables of migration 0001 (a new table must be added here, and to the
+// The read-model tables of the migrations (a new table must be added here, and to the
 // correctness test's expectations, or ReadModelTablesAreTheTestedOnes fails).
 const std::vector<std::string>& read_model_tables();
 
@@ -39,6 +39,7 @@ struct InputOptions {
   int sessions_per_tenant = 10;
   int chains = 12;
   bool extras = true;  // the extra events listed at the top of this file
+  bool heartbeat = true;  // Heartbeat's inputs too (pulse_workload.h), and Heartbeat runs in build_log
   // 2026-11-30T22:00:00Z (pulse_workload's default too): the run crosses into December
   // (two billing periods, budget months turning).
   int64_t start_us = 1'796'076'000'000'000;
@@ -53,7 +54,8 @@ std::string encode_event(const std::string& tenant, const std::string& id, const
                          const std::string& source = "/test");
 
 // Opens an embedded log (4 partitions, no fsync) in `dir`, appends `inputs` in `chunks`
-// pieces and runs Pulse (relay on, state in `dir`/pulse) to the end after each piece.
+// pieces and runs Pulse and Heartbeat (relay on, state in `dir`/pulse, `dir`/heartbeat) to
+// the end after each piece.
 // Throws on failure.
 std::unique_ptr<Log> build_log(const std::string& dir, const std::vector<TenantEvent>& inputs,
                                int chunks = 6);
