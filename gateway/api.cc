@@ -335,6 +335,10 @@ void Api::handle(HttpRequest req, Reply reply) {
     if (s.size() == 5 && s[3] == "keys")
       return req.method == "DELETE" ? revoke_key(req, t, std::string(s[4]), std::move(reply))
                                     : method_not_allowed();
+    if (s.size() == 5 && s[3] == "heartbeat" &&
+        (s[4] == "checks" || s[4] == "history" || s[4] == "alerts" || s[4] == "deliveries"))
+      return req.method == "GET" ? get_heartbeat(std::move(req), t, std::string(s[4]), std::move(reply))
+                                 : method_not_allowed();
     if (s.size() == 5 && s[3] == "webhooks") {
       if (req.method == "PUT") return put_webhook(req, t, std::string(s[4]), std::move(reply));
       if (req.method == "DELETE") return delete_webhook(req, t, std::string(s[4]), std::move(reply));

@@ -104,6 +104,9 @@ struct ApiOptions {
   // PUT/DELETE /v1/tenants/{t}/webhooks/{channel}; null: those routes answer 503. Must
   // outlive the Api.
   SecretStore* secrets = nullptr;
+  // Heartbeat's decisions, for the `?after=` of /v1/tenants/{t}/heartbeat/* (null: those
+  // reads wait for the projector only). Must outlive the Api.
+  const DecisionSource* heartbeat = nullptr;
 };
 
 // Most `?after=` reads waiting at once (each waits on its own thread); beyond: 503.
@@ -151,6 +154,10 @@ class Api {
   void change_plan(const HttpRequest& req, const TenantId& t, Reply reply);
   void create_key(const HttpRequest& req, const TenantId& t, Reply reply);
   void revoke_key(const HttpRequest& req, const TenantId& t, const std::string& key_id, Reply reply);
+  void get_heartbeat(HttpRequest req, const TenantId& t, const std::string& what, Reply reply);
+  // A read-model answer: 200 with the projected offset, 404 `not_found`, or the problem.
+  HttpResponse model_response(Result<std::optional<std::string>> body, int64_t projected, const TenantId& t,
+                              const std::string& path, std::string_view not_found);
   void put_webhook(const HttpRequest& req, const TenantId& t, const std::string& channel, Reply reply);
   void delete_webhook(const HttpRequest& req, const TenantId& t, const std::string& channel, Reply reply);
   // GET /v1/tenants/{t}/sessions[/{id}[/cost|/transitions]] and /v1/tenants/{t}/usage

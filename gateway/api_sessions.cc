@@ -216,6 +216,95 @@ void Api::serve_read(const std::string& path, const TenantId& t, std::optional<O
   }).detach();
 }
 
+HttpResponse Api::model_response(Result<std::optional<std::string>> body, int64_t projected, const TenantId& t,
+                                  const std::string& path, std::string_view not_found) {
+  if (!body.ok()) {
+    const Status& st = body.status();
+    if (st.code() == Code::kInvalidArgument) return problem_response(st, path);
+    // The details (SQL errors) go to the log, not to the caller.
+    log_line(LogLevel::kWarn, "read model query failed", {{"tenant", t.str()}, {"error", st.to_string()}});
+    if (st.code() == Code::kUnavailable)
+      return problem_response(Status(Code::kUnavailable, "the read models are unavailable; retry shortly").with_retry_after(1), path);
+    return problem_response(Status(Code::kInternal, "the read models could not answer"), path);
+  }
+  // Uniform 404: nothing about other tenants' ids leaks (the key is the tenant's).
+  if (!*body) return problem_response(Status(Code::kNotFound, std::string(not_found)), path);
+  HttpResponse r = json_ok(std::move(**body));
+  r.headers.emplace_back("agentos-projected-offset", std::to_string(projected));
+  return r;
+}
+
+// Heartbeat's read models:
+//   GET /v1/tenants/{t}/heartbeat/checks?state=&cursor=&limit=
+//   GET /v1/tenants/{t}/heartbeat/history?from=&to=&check=&cursor=&limit=   (runs by due time)
+//   GET /v1/tenants/{t}/heartbeat/alerts?state=&priority=&from=&to=&cursor=&limit=
+//   GET /v1/tenants/{t}/heartbeat/deliveries?state=&cursor=&limit=
+// from/to: RFC 3339 times (from inclusive, to exclusive); priority: the lowest priority
+// (0..9). `?after=` waits for Heartbeat to have decided that record, then for the
+// projector (as the session reads wait for Pulse).
+void Api::get_heartbeat(HttpRequest req, const TenantId& t, const std::string& what, Reply reply) {
+  auto p = authorize_tenant(req, t, {Role::producer, Role::reader, Role::compliance});
+  if (!p.ok()) return reply(problem_response(p.status(), req.path));
+  if (opts_.models == nullptr)
+    return reply(problem_response(Status(Code::kUnavailable, "read models are not configured (serve with --pg-url)"), req.path));
+  HeartbeatRead q;
+  q.kind = what == "checks" ? HeartbeatRead::kChecks
+           : what == "history" ? HeartbeatRead::kRuns
+           : what == "alerts" ? HeartbeatRead::kAlerts
+                              : HeartbeatRead::kDeliveries;
+  Status bad(Code::kInvalidArgument, "invalid query");
+  auto time_param = [&](const char* name, std::optional<int64_t>& out) {
+    if (auto v = req.query_param(name)) {
+      auto us = parse_rfc3339_us(*v);
+      if (!us) bad.mutable_errors().push_back({name, "an RFC 3339 time (2026-12-01T00:00:00Z)"});
+      else out = *us;
+    }
+  };
+  time_param("from", q.from_us);
+  time_param("to", q.to_us);
+  if (auto v = req.query_param("priority")) {
+    int x = -1;
+    auto r = std::from_chars(v->data(), v->data() + v->size(), x);
+    if (r.ec != std::errc() || r.ptr != v->data() + v->size() || x < 0 || x > 9)
+      bad.mutable_errors().push_back({"priority", "an integer 0..9 (the lowest priority listed)"});
+    else q.min_priority = x;
+  }
+  if (auto l = req.query_param("limit")) {
+    uint64_t v = 0;
+    auto r = std::from_chars(l->data(), l->data() + l->size(), v);
+    if (r.ec != std::errc() || r.ptr != l->data() + l->size() || v < 1 || v > opts_.max_page)
+      bad.mutable_errors().push_back({"limit", "must be an integer 1.." + std::to_string(opts_.max_page)});
+    else q.limit = static_cast<size_t>(v);
+  } else {
+    q.limit = kDefaultPageLimit;
+  }
+  q.state = req.query_param("state");
+  q.check = req.query_param("check");
+  q.cursor = req.query_param("cursor");
+  if (q.min_priority && q.kind != HeartbeatRead::kAlerts) bad.mutable_errors().push_back({"priority", "not a filter of this list"});
+  if (q.check && q.kind != HeartbeatRead::kRuns) bad.mutable_errors().push_back({"check", "not a filter of this list"});
+  if (!bad.errors().empty()) return reply(problem_response(bad, req.path));
+  auto after = parse_after(req, t);
+  if (!after.ok()) return reply(problem_response(after.status(), req.path));
+  ModelSource* models = opts_.models;
+  const DecisionSource* decider = opts_.heartbeat;
+  ReadSource src{"the projector",
+                 [models, decider](Partition part, Offset o, std::chrono::steady_clock::time_point d) {
+                   std::optional<Offset> facts_end = decider ? decider->wait_decided(part, o, d) : o.next();
+                   return facts_end && models->wait_projected(part, Offset(facts_end->value() - 1), d);
+                 },
+                 [models] { return models->last_error(); }, true};
+  auto answer = [this, models, t, path = req.path, q = std::move(q)]() -> HttpResponse {
+    const int64_t projected = models->watermark(log_.partition_of(t)).value();
+    auto r = models->heartbeat(t.str(), q);
+    Result<std::optional<std::string>> body =
+        r.ok() ? Result<std::optional<std::string>>(std::optional<std::string>(std::move(*r)))
+               : Result<std::optional<std::string>>(std::move(r).take_status());
+    return model_response(std::move(body), projected, t, path, "not found");
+  };
+  serve_read(req.path, t, *after, src, std::move(answer), std::move(reply));
+}
+
 void Api::get_reads(HttpRequest req, const TenantId& t, std::vector<std::string> rest, Reply reply) {
   auto p = authorize_tenant(req, t, {Role::producer, Role::reader, Role::compliance});
   if (!p.ok()) return reply(problem_response(p.status(), req.path));
@@ -258,20 +347,7 @@ void Api::get_reads(HttpRequest req, const TenantId& t, std::vector<std::string>
           break;
         }
       }
-      if (!body.ok()) {
-        const Status& st = body.status();
-        if (st.code() == Code::kInvalidArgument) return problem_response(st, path);
-        // The details (SQL errors) go to the log, not to the caller.
-        log_line(LogLevel::kWarn, "read model query failed", {{"tenant", t.str()}, {"error", st.to_string()}});
-        if (st.code() == Code::kUnavailable)
-          return problem_response(Status(Code::kUnavailable, "the read models are unavailable; retry shortly").with_retry_after(1), path);
-        return problem_response(Status(Code::kInternal, "the read models could not answer"), path);
-      }
-      // Uniform 404: nothing about other tenants' ids leaks (the key is the tenant's).
-      if (!*body) return problem_response(Status(Code::kNotFound, "no such session"), path);
-      HttpResponse r = json_ok(std::move(**body));
-      r.headers.emplace_back("agentos-projected-offset", std::to_string(projected));
-      return r;
+      return model_response(std::move(body), projected, t, path, "no such session");
     };
     return serve_read(req.path, t, *after, src, std::move(answer), std::move(reply));
   }

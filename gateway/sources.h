@@ -42,6 +42,26 @@ class SessionSource {
   virtual Status last_error() const = 0;
 };
 
+// A processor's decisions (Heartbeat's): once the record at `offset` of `p` is applied and
+// what the processor derived from it is in the log, an offset below which those facts
+// sit; nullopt at `deadline` (SessionSource::wait_decided, for any processor).
+class DecisionSource {
+ public:
+  virtual ~DecisionSource() = default;
+  virtual std::optional<Offset> wait_decided(Partition p, Offset offset, Deadline deadline) const = 0;
+  virtual Status last_error() const = 0;
+};
+
+// One page of Heartbeat's read models (checks, runs, alerts, deliveries); the filters a
+// list does not have are refused by the source (kInvalidArgument naming the field).
+struct HeartbeatRead {
+  enum Kind { kChecks, kRuns, kAlerts, kDeliveries } kind = kChecks;
+  std::optional<std::string> state, check, cursor;
+  std::optional<int> min_priority;
+  std::optional<int64_t> from_us, to_us;
+  size_t limit = 100;
+};
+
 // The PostgreSQL read models: their freshness and the reader's queries (JSON answers; the
 // members are listed in projections/read_model.h).
 class ModelSource {
@@ -59,6 +79,7 @@ class ModelSource {
   virtual Result<std::optional<std::string>> transitions(std::string_view tenant, std::string_view id,
                                                          std::optional<std::string> cursor, size_t limit) = 0;
   virtual Result<std::string> usage(std::string_view tenant, int64_t from_day, int64_t to_day) = 0;
+  virtual Result<std::string> heartbeat(std::string_view tenant, const HeartbeatRead& q) = 0;
 };
 
 }  // namespace agentos::gateway

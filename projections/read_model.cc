@@ -336,6 +336,159 @@ Result<std::string> ReadModel::list_sessions(std::string_view tenant, std::optio
   return out;
 }
 
+namespace {
+
+// A timestamptz as RFC 3339 UTC with microseconds (format_rfc3339_us's form), in SQL.
+std::string rfc3339(const std::string& col) {
+  return "to_char(" + col + " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
+}
+
+// What one heartbeat page selects: the JSON object of a row (built by PostgreSQL), and the
+// row's keyset position as text ("<µs> <id>" or "<id>").
+struct HeartbeatShape {
+  const char* table;
+  const char* list;  // the page's member name
+  std::vector<std::pair<const char*, std::string>> members;  // JSON name -> SQL expression
+  std::string order;                                         // ORDER BY
+  std::string key;                                           // the cursor text of a row
+  std::string after;                                         // rows after the cursor ($3)
+  std::string time_col;                                      // from/to filter, "" for none
+  std::vector<const char*> states;
+};
+
+const HeartbeatShape& shape(ReadModel::HeartbeatQuery::Kind k) {
+  auto us = [](const std::string& c) { return "((extract(epoch FROM " + c + ") * 1000000)::bigint)::text"; };
+  static const HeartbeatShape checks{
+      "heartbeat_checks", "checks",
+      {{"checkId", "check_id"}, {"state", "state"}, {"name", "name"}, {"priority", "priority"},
+       {"definition", "definition"}, {"nextDueAt", rfc3339("next_due_at")}, {"openRunId", "NULLIF(open_run_id, '')"},
+       {"runs", "runs"}, {"lastResult", "NULLIF(last_result, '')"}, {"lastResultAt", rfc3339("last_result_at")},
+       {"openAlertId", "NULLIF(open_alert_id, '')"}, {"updatedAt", rfc3339("updated_at")},
+       {"position", "json_build_object('partition', log_partition, 'offset', log_offset)"}},
+      "check_id", "check_id", "check_id > $3::text", "", {"SCHEDULED", "RUNNING", "REMOVED"}};
+  static const HeartbeatShape runs{
+      "heartbeat_runs", "runs",
+      {{"checkId", "check_id"}, {"runId", "run_id::text"}, {"dueAt", rfc3339("due_at")}, {"firedAt", rfc3339("fired_at")},
+       {"deadlineAt", rfc3339("deadline_at")}, {"manual", "manual"}, {"result", "NULLIF(result, '')"},
+       {"priority", "priority"}, {"message", "NULLIF(message, '')"}, {"closedAt", rfc3339("closed_at")},
+       {"latencyUs", "latency_us"}},
+      "due_at, check_id, run_id", us("due_at") + " || ' ' || run_id || ' ' || check_id",
+      "(due_at, check_id, run_id) > ((timestamptz 'epoch' + split_part($3::text, ' ', 1)::bigint * interval '1 microsecond'), "
+      "split_part($3::text, ' ', 3), split_part($3::text, ' ', 2)::bigint)",
+      "due_at", {}};
+  static const HeartbeatShape alerts{
+      "heartbeat_alerts", "alerts",
+      {{"alertId", "alert_id"}, {"checkId", "check_id"}, {"state", "state"}, {"priority", "priority"},
+       {"message", "NULLIF(message, '')"}, {"count", "count"}, {"openedAt", rfc3339("opened_at")},
+       {"lastAt", rfc3339("last_at")}, {"resolvedAt", rfc3339("resolved_at")},
+       {"resolveReason", "NULLIF(resolve_reason, '')"}, {"notificationId", "NULLIF(notification_id, '')"}},
+      "opened_at, alert_id", us("opened_at") + " || ' ' || alert_id",
+      "(opened_at, alert_id) > ((timestamptz 'epoch' + split_part($3::text, ' ', 1)::bigint * interval '1 microsecond'), "
+      "substr($3::text, strpos($3::text, ' ') + 1))",
+      "opened_at", {"OPEN", "RESOLVED"}};
+  static const HeartbeatShape deliveries{
+      "webhook_deliveries", "deliveries",
+      {{"notificationId", "notification_id"}, {"kind", "kind"}, {"channel", "NULLIF(channel, '')"},
+       {"priority", "priority"}, {"checkId", "NULLIF(check_id, '')"}, {"alertId", "NULLIF(alert_id, '')"},
+       {"message", "NULLIF(message, '')"}, {"digest", "digest"}, {"state", "state"}, {"attempts", "attempts"},
+       {"lastOutcome", "NULLIF(last_outcome, '')"}, {"lastStatus", "NULLIF(last_status, 0)"},
+       {"nextAttemptAt", rfc3339("next_attempt_at")}, {"notifiedAt", rfc3339("notified_at")},
+       {"updatedAt", rfc3339("updated_at")}},
+      "notified_at, notification_id", us("notified_at") + " || ' ' || notification_id",
+      "(notified_at, notification_id) > ((timestamptz 'epoch' + split_part($3::text, ' ', 1)::bigint * interval '1 microsecond'), "
+      "substr($3::text, strpos($3::text, ' ') + 1))",
+      "", {"PENDING", "DELIVERED", "DEAD", "RECORDED"}};
+  switch (k) {
+    case ReadModel::HeartbeatQuery::kRuns: return runs;
+    case ReadModel::HeartbeatQuery::kAlerts: return alerts;
+    case ReadModel::HeartbeatQuery::kDeliveries: return deliveries;
+    default: return checks;
+  }
+}
+
+// A keyset cursor's text is plausible for its shape: "<µs> <id>" or "<id>".
+bool cursor_text_ok(const HeartbeatShape& s, std::string_view c) {
+  if (c.empty() || !valid_utf8(c)) return false;
+  if (std::string_view(s.table) == "heartbeat_checks") return true;
+  const size_t sp = c.find(' ');
+  if (sp == std::string_view::npos || sp == 0 || sp > 19) return false;
+  for (size_t i = 0; i < sp; ++i)
+    if (c[i] < '0' || c[i] > '9') return false;
+  if (std::string_view(s.table) == "heartbeat_runs") {
+    const size_t sp2 = c.find(' ', sp + 1);
+    if (sp2 == std::string_view::npos || sp2 == sp + 1 || sp2 - sp - 1 > 18) return false;
+    for (size_t i = sp + 1; i < sp2; ++i)
+      if (c[i] < '0' || c[i] > '9') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<std::string> ReadModel::heartbeat(std::string_view tenant, const HeartbeatQuery& q) {
+  const HeartbeatShape& sh = shape(q.kind);
+  Status bad(Code::kInvalidArgument, "invalid heartbeat query");
+  if (q.state) {
+    bool known = false;
+    for (const char* st : sh.states) known = known || *q.state == st;
+    if (!known) {
+      std::string names;
+      for (const char* st : sh.states) names += (names.empty() ? "" : ", ") + std::string(st);
+      bad.mutable_errors().push_back({"state", sh.states.empty() ? "not a filter of this list" : "one of " + names});
+    }
+  }
+  std::optional<std::string> after;
+  if (q.cursor) {
+    after = unbase64url(*q.cursor);
+    if (!after || !cursor_text_ok(sh, *after))
+      bad.mutable_errors().push_back({"cursor", "not a cursor of this list (pass `next` back unchanged)"});
+  }
+  if ((q.from_us || q.to_us) && sh.time_col.empty())
+    bad.mutable_errors().push_back({q.from_us ? "from" : "to", "not a filter of this list"});
+  if (q.from_us && q.to_us && *q.from_us > *q.to_us) bad.mutable_errors().push_back({"to", "must not be before from"});
+  if (Status s = check_limit(q.limit); !s.is_ok()) bad.mutable_errors().push_back(s.errors()[0]);
+  if (!bad.errors().empty()) return bad;
+
+  std::string obj = "json_build_object(";
+  for (size_t i = 0; i < sh.members.size(); ++i)
+    obj += (i ? ", '" : "'") + std::string(sh.members[i].first) + "', " + sh.members[i].second;
+  obj += ")::text";
+  std::string sql = "SELECT " + obj + ", " + sh.key + " FROM agentos_rm." + sh.table +
+                    " WHERE tenant_id = $1 AND ($2::text IS NULL OR " +
+                    (sh.states.empty() ? std::string("true") : "state = $2::text") + ") AND ($3::text IS NULL OR " +
+                    sh.after + ")";
+  std::vector<pg::Param> params{pg::text(tenant), q.state ? pg::Param(pg::text(*q.state)) : std::nullopt,
+                                after ? pg::Param(pg::text(*after)) : std::nullopt};
+  auto bind = [&](pg::Param p) {
+    params.push_back(std::move(p));
+    return "$" + std::to_string(params.size());
+  };
+  if (q.check) sql += " AND check_id = " + bind(pg::text(*q.check)) + "::text";
+  if (q.min_priority) sql += " AND priority >= " + bind(num_param(*q.min_priority)) + "::integer";
+  if (q.from_us)
+    sql += " AND " + sh.time_col + " >= timestamptz 'epoch' + " + bind(num_param(*q.from_us)) + "::bigint * interval '1 microsecond'";
+  if (q.to_us) sql += " AND " + sh.time_col + " < timestamptz 'epoch' + " + bind(num_param(*q.to_us)) + "::bigint * interval '1 microsecond'";
+  sql += " ORDER BY " + sh.order + " LIMIT " + bind(num_param(static_cast<int64_t>(q.limit) + 1)) + "::bigint";
+
+  std::string out;
+  Status s = in_tenant_txn(tenant, [&](pg::Conn& c) -> Status {
+    auto r = c.query(sql, params);
+    if (!r.ok()) return std::move(r).take_status();
+    const int n = std::min(r->size(), static_cast<int>(q.limit));
+    out = "{\"" + std::string(sh.list) + "\":[";
+    for (int i = 0; i < n; ++i) {
+      if (i) out += ',';
+      out += r->get(i, 0);
+    }
+    out += "],\"next\":";
+    out += r->size() > n ? "\"" + base64url(r->get(n - 1, 1)) + "\"" : std::string("null");
+    out += '}';
+    return Status::ok();
+  });
+  if (!s.is_ok()) return s;
+  return out;
+}
+
 Result<std::optional<std::string>> ReadModel::session(std::string_view tenant, std::string_view id) {
   std::optional<std::string> out;
   if (!valid_utf8(id)) return out;  // no session has such an id

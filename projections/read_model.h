@@ -119,6 +119,24 @@ class ReadModel {
   //     computeUsd, totalUsd}].
   Result<std::string> usage(std::string_view tenant, int64_t from_day, int64_t to_day);
 
+  // Heartbeat's read models (migrations/0003_heartbeat.sql), one page as
+  // {"<kind>":[...], "next": "<cursor>" | null} with `kind` = checks (check_id order),
+  // runs (due time, check, run order), alerts (opened time, alert order) or deliveries
+  // (notified time, notification order). Members are the columns in camelCase, times RFC
+  // 3339 UTC with microseconds, absent values null. Filters: `state` (checks: SCHEDULED,
+  // RUNNING, REMOVED; alerts: OPEN, RESOLVED; deliveries: PENDING, DELIVERED, DEAD,
+  // RECORDED), `check` (runs), `min_priority` (alerts), `from_us`/`to_us` (runs: due time,
+  // alerts: opened time; from inclusive, to exclusive). A bad filter or cursor is
+  // kInvalidArgument with the field.
+  struct HeartbeatQuery {
+    enum Kind { kChecks, kRuns, kAlerts, kDeliveries } kind = kChecks;
+    std::optional<std::string> state, check, cursor;
+    std::optional<int> min_priority;
+    std::optional<int64_t> from_us, to_us;
+    size_t limit = kDefaultReadLimit;
+  };
+  Result<std::string> heartbeat(std::string_view tenant, const HeartbeatQuery& q);
+
   // current_user etc. of a pooled connection, queried outside any transaction.
   Result<ReaderInfo> info();
   // Connections open now (idle + in use).

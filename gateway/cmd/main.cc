@@ -300,6 +300,7 @@ int cmd_serve(int argc, char** argv) {
   }
   heartbeat::HeartbeatProcessor heartbeat_processor;
   std::unique_ptr<ProcessorRuntime> heartbeat_rt;
+  std::unique_ptr<gateway::DecisionSource> heartbeat_decisions;
   if (a.get("heartbeat") == "true") {
     RuntimeOptions ro;
     ro.state_dir = data_dir + "/processors/heartbeat";
@@ -312,6 +313,8 @@ int cmd_serve(int argc, char** argv) {
     }
     heartbeat_rt = std::move(rt).value();
     components.push_back(make_runtime_component("heartbeat", *heartbeat_rt));
+    heartbeat_decisions = gateway::make_decision_source(*heartbeat_rt);
+    ao.heartbeat = heartbeat_decisions.get();
   }
   // Webhook endpoints and signing secrets stay out of the log (events/secret_store.h); the
   // deliverer sends what Heartbeat notifies and records each attempt in the log.

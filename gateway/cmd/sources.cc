@@ -69,13 +69,46 @@ class ReadModelSource final : public ModelSource {
   Result<std::string> usage(std::string_view tenant, int64_t from_day, int64_t to_day) override {
     return rm_.usage(tenant, from_day, to_day);
   }
+  Result<std::string> heartbeat(std::string_view tenant, const HeartbeatRead& q) override {
+    static_assert(static_cast<int>(HeartbeatRead::kChecks) == static_cast<int>(ReadModel::HeartbeatQuery::kChecks) &&
+                  static_cast<int>(HeartbeatRead::kRuns) == static_cast<int>(ReadModel::HeartbeatQuery::kRuns) &&
+                  static_cast<int>(HeartbeatRead::kAlerts) == static_cast<int>(ReadModel::HeartbeatQuery::kAlerts) &&
+                  static_cast<int>(HeartbeatRead::kDeliveries) ==
+                      static_cast<int>(ReadModel::HeartbeatQuery::kDeliveries));
+    ReadModel::HeartbeatQuery m;
+    m.kind = static_cast<ReadModel::HeartbeatQuery::Kind>(q.kind);
+    m.state = q.state;
+    m.check = q.check;
+    m.cursor = q.cursor;
+    m.min_priority = q.min_priority;
+    m.from_us = q.from_us;
+    m.to_us = q.to_us;
+    m.limit = q.limit;
+    return rm_.heartbeat(tenant, m);
+  }
 
  private:
   Projector& p_;
   ReadModel rm_;  // connects lazily
 };
 
+class RuntimeDecisions final : public DecisionSource {
+ public:
+  explicit RuntimeDecisions(ProcessorRuntime& rt) : rt_(rt) {}
+  std::optional<Offset> wait_decided(Partition p, Offset o, Deadline d) const override {
+    return rt_.wait_relayed(p, o, d);
+  }
+  Status last_error() const override { return rt_.last_error(); }
+
+ private:
+  ProcessorRuntime& rt_;
+};
+
 }  // namespace
+
+std::unique_ptr<DecisionSource> make_decision_source(ProcessorRuntime& rt) {
+  return std::make_unique<RuntimeDecisions>(rt);
+}
 
 std::unique_ptr<SessionSource> make_pulse_source(ProcessorRuntime& rt, PriceTable prices) {
   return std::make_unique<PulseSource>(rt, std::move(prices));

@@ -18,6 +18,9 @@ namespace agentos::gateway {
 // `prices`. `rt` must outlive the source.
 std::unique_ptr<SessionSource> make_pulse_source(ProcessorRuntime& rt, PriceTable prices);
 
+// A processor runtime's decisions (wait_relayed): Heartbeat's, for the ?after= of its reads.
+std::unique_ptr<DecisionSource> make_decision_source(ProcessorRuntime& rt);
+
 // The read models: the projector's freshness and a ReadModel (reader role, its own pool).
 // `projector` must outlive the source.
 std::unique_ptr<ModelSource> make_read_model_source(Projector& projector, ReadModelOptions opts);

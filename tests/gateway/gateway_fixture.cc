@@ -49,6 +49,16 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
     session_source_ = make_pulse_source(*pulse_rt_, PriceTable::defaults());
     ao.sessions = session_source_.get();
   }
+  if (o.heartbeat) {
+    RuntimeOptions ro;
+    ro.state_dir = dir + "/heartbeat";
+    auto rt = open_processor_runtime(*log_, heartbeat_, ro);
+    if (!rt.ok()) throw std::runtime_error(rt.status().to_string());
+    heartbeat_rt_ = std::move(rt).value();
+    components_.push_back(make_runtime_component("heartbeat", *heartbeat_rt_));
+    heartbeat_decisions_ = make_decision_source(*heartbeat_rt_);
+    ao.heartbeat = heartbeat_decisions_.get();
+  }
   if (o.projector) {
     TestPostgres& pg = TestPostgres::get();
     if (!pg.ok()) throw std::runtime_error(pg.error());
@@ -94,6 +104,7 @@ Engine::~Engine() {
   index_->stop();
   server_.reset();
   pulse_rt_.reset();
+  heartbeat_rt_.reset();
   api_.reset();  // before the sources and the projector it reads through
   model_source_.reset();
   session_source_.reset();

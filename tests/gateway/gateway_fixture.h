@@ -21,6 +21,7 @@
 #include "gateway/metrics.h"
 #include "gateway/rate_limiter.h"
 #include "gateway/server.h"
+#include "processors/heartbeat.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
 #include "projections/projector.h"
@@ -36,6 +37,7 @@ struct EngineOptions {
   ServerOptions server;
   std::string kafka_brokers;  // empty: embedded log in the engine's directory
   bool pulse = false;         // run the Pulse processor and serve its reads
+  bool heartbeat = false;     // run the Heartbeat processor (its reads need the projector)
   std::chrono::milliseconds read_your_writes_timeout{5000};
   // Migrate a fresh database, run the projector and serve the read models from it.
   bool projector = false;
@@ -93,6 +95,9 @@ class Engine {
   std::unique_ptr<RateLimiter> limiter_;
   pulse::PulseProcessor pulse_;
   std::unique_ptr<ProcessorRuntime> pulse_rt_;
+  heartbeat::HeartbeatProcessor heartbeat_;
+  std::unique_ptr<ProcessorRuntime> heartbeat_rt_;
+  std::unique_ptr<DecisionSource> heartbeat_decisions_;
   std::string pg_db_;
   std::unique_ptr<Projector> projector_;
   std::vector<std::unique_ptr<Component>> components_;
