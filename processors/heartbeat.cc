@@ -425,6 +425,7 @@ class Apply {
     put_timer(tenant, id, 'X', ck.open_deadline_us);
     ck.state = CheckState::kRunning;
     stats_.runs_fired += 1;
+    if (!manual) stats_.observe_delay(time_ - due);
     JsonObject j = fact();
     j.str("checkId", id).str("runId", std::to_string(ck.open_run)).str("dueAt", time_str(due))
         .str("deadlineAt", time_str(ck.open_deadline_us));
@@ -781,6 +782,16 @@ class Apply {
 
 }  // namespace
 
+namespace {
+// "0.250000" -> "0.25", "10.000000" -> "10".
+std::string trim_zeros(std::string s) {
+  if (s.find('.') == std::string::npos) return s;
+  while (!s.empty() && s.back() == '0') s.pop_back();
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return s;
+}
+}  // namespace
+
 Status HeartbeatProcessor::apply(const EventView& ev, StateTxn& state, Emitter& out) {
   return Apply(ev, state, out).run();
 }
@@ -807,6 +818,18 @@ void HeartbeatProcessor::report_gauges(Partition p, StateReader& state, GaugeSin
   out.set("heartbeat_runs_missed", static_cast<double>(s->runs_missed));
   out.set("heartbeat_runs_overlapped", static_cast<double>(s->runs_overlapped));
   out.set("heartbeat_runs_overdue", static_cast<double>(s->runs_overdue));
+  // The due -> fired delay as a Prometheus histogram by convention: cumulative buckets
+  // with an `le` label, _sum and _count (histogram_quantile works on them).
+  int64_t cumulative = 0;
+  for (size_t b = 0; b < internal::kDelayBuckets; ++b) {
+    cumulative += s->delay[b];
+    const std::string le = b + 1 < internal::kDelayBuckets
+                               ? std::to_string(static_cast<double>(internal::kDelayBucketsMs[b]) / 1000.0)
+                               : std::string("+Inf");
+    out.set_labeled("heartbeat_due_fired_delay_seconds_bucket", "le", trim_zeros(le), static_cast<double>(cumulative));
+  }
+  out.set("heartbeat_due_fired_delay_seconds_sum", static_cast<double>(s->delay_sum_us) / 1e6);
+  out.set("heartbeat_due_fired_delay_seconds_count", static_cast<double>(cumulative));
 }
 
 }  // namespace agentos::heartbeat

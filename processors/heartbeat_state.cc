@@ -6,7 +6,7 @@ namespace {
 using keys::ValueReader;
 using keys::ValueWriter;
 
-constexpr uint8_t kTenantV = 1, kCheckV = 1, kDeliveryV = 1, kStatsV = 1;
+constexpr uint8_t kTenantV = 1, kCheckV = 1, kDeliveryV = 1, kStatsV = 2;
 
 std::string bytes_of(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
 std::vector<uint8_t> list_of(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
@@ -171,8 +171,11 @@ Result<DeliveryRec> decode_delivery(std::string_view v) {
 }
 
 std::string encode(const PartitionStats& p) {
-  return ValueWriter(kStatsV).i64(p.checks).i64(p.timers).i64(p.alerts_open).i64(p.deliveries_pending)
-      .i64(p.runs_fired).i64(p.runs_missed).i64(p.runs_overlapped).i64(p.runs_overdue).take();
+  ValueWriter w(kStatsV);
+  w.i64(p.checks).i64(p.timers).i64(p.alerts_open).i64(p.deliveries_pending).i64(p.runs_fired).i64(p.runs_missed)
+      .i64(p.runs_overlapped).i64(p.runs_overdue);
+  for (int64_t c : p.delay) w.i64(c);
+  return w.i64(p.delay_sum_us).take();
 }
 
 Result<PartitionStats> decode_stats(std::string_view v) {
@@ -186,6 +189,8 @@ Result<PartitionStats> decode_stats(std::string_view v) {
   p.runs_missed = r.i64();
   p.runs_overlapped = r.i64();
   p.runs_overdue = r.i64();
+  for (int64_t& c : p.delay) c = r.i64();
+  p.delay_sum_us = r.i64();
   if (Status s = done(r, "stats"); !s.is_ok()) return s;
   return p;
 }

@@ -13,7 +13,9 @@
 // Every key but 'W' and 'P' belongs to one tenant, and a tenant to one partition.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -76,9 +78,23 @@ struct DeliveryRec {
   int64_t next_attempt_us = 0;  // 0: none
 };
 
+// The due -> fired delay of scheduled runs (engine time), in buckets of these upper bounds
+// (ms; the last bucket is everything above), for the metrics (HeartbeatProcessor::
+// report_gauges).
+inline constexpr int64_t kDelayBucketsMs[] = {10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000};
+inline constexpr size_t kDelayBuckets = std::size(kDelayBucketsMs) + 1;
+
 struct PartitionStats {
   int64_t checks = 0, timers = 0, alerts_open = 0, deliveries_pending = 0;
   int64_t runs_fired = 0, runs_missed = 0, runs_overlapped = 0, runs_overdue = 0;
+  std::array<int64_t, kDelayBuckets> delay{};  // counts per bucket (not cumulative)
+  int64_t delay_sum_us = 0;
+  void observe_delay(int64_t us) {
+    size_t b = 0;
+    while (b + 1 < kDelayBuckets && us > kDelayBucketsMs[b] * 1000) ++b;
+    ++delay[b];
+    delay_sum_us += us;
+  }
 };
 
 std::string encode(const TenantRec& r);

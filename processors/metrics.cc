@@ -101,9 +101,17 @@ bool RuntimeProbe::valid_gauge_name(std::string_view n) {
 }
 
 bool RuntimeProbe::set_gauge(std::string_view name, Partition p, double value) {
+  return set_gauge(name, p, {}, {}, value);
+}
+
+bool RuntimeProbe::set_gauge(std::string_view name, Partition p, std::string_view label, std::string_view label_value,
+                             double value) {
   if (!valid_gauge_name(name)) return false;
+  if (!label.empty() && (!valid_gauge_name(label) || label == "processor" || label == "partition")) return false;
   std::lock_guard lk(mu_);
-  auto key = std::make_pair(std::string(name), p.value());
+  auto key = std::make_pair(std::string(name) + (label.empty() ? "" : "{" + std::string(label) + "=" +
+                                                                        std::string(label_value) + "}"),
+                            p.value());
   auto it = custom_.find(key);
   if (it == custom_.end()) {
     // Registering throws if another component registered this name with another metric
@@ -111,10 +119,12 @@ bool RuntimeProbe::set_gauge(std::string_view name, Partition p, double value) {
     prometheus::Gauge* g = nullptr;
     try {
       auto& family = prometheus::BuildGauge()
-                         .Name("agentos_processor_" + key.first)
+                         .Name("agentos_processor_" + std::string(name))
                          .Help("Reported by the processor about its committed state")
                          .Register(registry_);
-      g = &family.Add({{"processor", processor_}, {"partition", std::to_string(p.value())}});
+      std::map<std::string, std::string> labels{{"processor", processor_}, {"partition", std::to_string(p.value())}};
+      if (!label.empty()) labels.emplace(std::string(label), std::string(label_value));
+      g = &family.Add(labels);
     } catch (const std::exception&) {
       return false;
     }

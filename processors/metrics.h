@@ -60,6 +60,9 @@ class RuntimeProbe {
   void set_lag(Partition p, int64_t offsets, double seconds);
   // A processor-reported gauge; false (and nothing set) for an invalid or reserved name.
   bool set_gauge(std::string_view name, Partition p, double value);
+  // With one more label (`label` valid like a gauge name, not processor or partition).
+  bool set_gauge(std::string_view name, Partition p, std::string_view label, std::string_view label_value,
+                 double value);
 
   // Whether `name` may be used by Processor::report_gauges.
   static bool valid_gauge_name(std::string_view name);

@@ -220,6 +220,9 @@ class ProbeSink final : public GaugeSink {
  public:
   ProbeSink(RuntimeProbe& probe, Partition p) : probe_(probe), p_(p) {}
   void set(std::string_view name, double value) override { probe_.set_gauge(name, p_, value); }
+  void set_labeled(std::string_view name, std::string_view label, std::string_view value, double v) override {
+    probe_.set_gauge(name, p_, label, value, v);
+  }
 
  private:
   RuntimeProbe& probe_;

@@ -6,6 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <iostream>
+#include <sstream>
+
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
 #include <set>
 
 #include "processors/heartbeat.h"
@@ -73,6 +77,44 @@ TEST_F(HeartbeatReplayTest, ReplayAtAnyBatchSizeGivesTheSameHashAndTheDerivedEve
     expect_same(original, from_outbox(*replay), "replay with batches of " + std::to_string(batch));
   }
   EXPECT_EQ(log_size(*log), inputs + static_cast<int64_t>(original.all_bytes.size()));  // nothing appended
+}
+
+// The gauges Heartbeat reports about its committed state (checks, timers, alerts, runs) and
+// the due -> fired delay as a histogram by convention (cumulative `le` buckets, _sum,
+// _count), as /metrics shows them.
+TEST_F(HeartbeatReplayTest, MetricsDescribeTheCommittedStateAndTheDueToFiredDelay) {
+  auto log = filled_log("log");
+  prometheus::Registry registry;
+  RuntimeOptions o;
+  o.state_dir = dir_.sub("metrics");
+  o.metrics = &registry;
+  auto rt = open_processor_runtime(*log, processor_, o);
+  ASSERT_TRUE(rt.ok());
+  ASSERT_NO_FATAL_FAILURE(run(*log, **rt));
+  std::ostringstream text;
+  prometheus::TextSerializer().Serialize(text, registry.Collect());
+  const std::string m = text.str();
+  auto value = [&](const std::string& series) -> double {
+    const size_t at = m.find(series + " ");
+    if (at == std::string::npos) return -1;
+    return std::stod(m.substr(at + series.size() + 1));
+  };
+  double checks = 0, fired = 0, count = 0, inf = 0;
+  for (int p = 0; p < kTestPartitions; ++p) {
+    const std::string l = "processor=\"heartbeat\"";
+    const std::string part = "partition=\"" + std::to_string(p) + "\"";
+    checks += value("agentos_processor_heartbeat_checks_registered{" + part + "," + l + "}");
+    fired += value("agentos_processor_heartbeat_runs_fired{" + part + "," + l + "}");
+    count += value("agentos_processor_heartbeat_due_fired_delay_seconds_count{" + part + "," + l + "}");
+    inf += value("agentos_processor_heartbeat_due_fired_delay_seconds_bucket{le=\"+Inf\"," + part + "," + l + "}");
+  }
+  EXPECT_GT(checks, 50) << m.substr(0, 2000);
+  EXPECT_GT(fired, 500);
+  EXPECT_GT(count, 400);
+  EXPECT_EQ(inf, count);
+  EXPECT_LE(count, fired);  // manual runs have no due time to be late for
+  EXPECT_NE(m.find("agentos_processor_heartbeat_timers_pending{"), std::string::npos);
+  EXPECT_NE(m.find("agentos_processor_heartbeat_alerts_open{"), std::string::npos);
 }
 
 }  // namespace
