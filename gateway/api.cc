@@ -336,9 +336,14 @@ void Api::handle(HttpRequest req, Reply reply) {
       return req.method == "DELETE" ? revoke_key(req, t, std::string(s[4]), std::move(reply))
                                     : method_not_allowed();
     if (s.size() == 5 && s[3] == "heartbeat" &&
-        (s[4] == "checks" || s[4] == "history" || s[4] == "alerts" || s[4] == "deliveries"))
-      return req.method == "GET" ? get_heartbeat(std::move(req), t, std::string(s[4]), std::move(reply))
-                                 : method_not_allowed();
+        (s[4] == "checks" || s[4] == "history" || s[4] == "alerts" || s[4] == "deliveries")) {
+      if (req.method == "GET") return get_heartbeat(std::move(req), t, std::string(s[4]), std::move(reply));
+      if (!(req.method == "POST" && s[4] == "checks")) return method_not_allowed();
+    }
+    if (s.size() >= 5 && s[3] == "heartbeat") {
+      std::vector<std::string> rest(s.begin() + 4, s.end());
+      return heartbeat_command(std::move(req), t, rest, std::move(reply));
+    }
     if (s.size() == 5 && s[3] == "webhooks") {
       if (req.method == "PUT") return put_webhook(req, t, std::string(s[4]), std::move(reply));
       if (req.method == "DELETE") return delete_webhook(req, t, std::string(s[4]), std::move(reply));

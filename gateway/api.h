@@ -155,6 +155,8 @@ class Api {
   void create_key(const HttpRequest& req, const TenantId& t, Reply reply);
   void revoke_key(const HttpRequest& req, const TenantId& t, const std::string& key_id, Reply reply);
   void get_heartbeat(HttpRequest req, const TenantId& t, const std::string& what, Reply reply);
+  // The Heartbeat commands as REST calls: each appends one event through post_events.
+  void heartbeat_command(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
   // A read-model answer: 200 with the projected offset, 404 `not_found`, or the problem.
   HttpResponse model_response(Result<std::optional<std::string>> body, int64_t projected, const TenantId& t,
                               const std::string& path, std::string_view not_found);

@@ -24,6 +24,7 @@
 #include "events/partitioner.h"
 #include "events/codec.h"
 #include "gateway/api.h"
+#include "gateway/keys.h"
 #include "schemas/agentos_generated.h"
 
 namespace agentos::gateway {
@@ -303,6 +304,63 @@ void Api::get_heartbeat(HttpRequest req, const TenantId& t, const std::string& w
     return model_response(std::move(body), projected, t, path, "not found");
   };
   serve_read(req.path, t, *after, src, std::move(answer), std::move(reply));
+}
+
+// Heartbeat's commands (processors/HEARTBEAT.md) as REST calls, each appending one event
+// exactly as POST /events would (the same roles, validation, idempotency and receipt):
+//   PUT    /v1/tenants/{t}/heartbeat/config            body: the configuration  -> heartbeat.configured
+//   POST   /v1/tenants/{t}/heartbeat/checks            body: {checkId, check}   -> heartbeat.check.registered
+//   PUT    /v1/tenants/{t}/heartbeat/checks/{id}       body: the check          -> heartbeat.check.changed
+//   DELETE /v1/tenants/{t}/heartbeat/checks/{id}                                -> heartbeat.check.removed
+//   POST   /v1/tenants/{t}/heartbeat/checks/{id}/run                            -> heartbeat.check.run_requested
+//   POST   /v1/tenants/{t}/heartbeat/start | stop      body: {reason}?          -> heartbeat.started / stopped
+// The event's id is the Idempotency-Key header (a retry answers the first receipt), else
+// a random one; its source is /agentos/gateway/heartbeat. Field paths in errors are those
+// of the event: the body is its `data` (data.check for PUT checks/{id}).
+void Api::heartbeat_command(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply) {
+  const std::string& m = req.method;
+  std::string type, data;
+  auto body_or = [&](std::string_view dflt) { return req.body.empty() ? std::string(dflt) : req.body; };
+  auto quoted = [](std::string_view v) {
+    std::string q;
+    append_json_string(q, v);
+    return q;
+  };
+  if (rest.size() == 1 && rest[0] == "config" && m == "PUT") {
+    type = "heartbeat.configured";
+    data = body_or("{}");
+  } else if (rest.size() == 1 && rest[0] == "checks" && m == "POST") {
+    type = "heartbeat.check.registered";
+    data = body_or("{}");
+  } else if (rest.size() == 2 && rest[0] == "checks" && (m == "PUT" || m == "DELETE")) {
+    type = m == "PUT" ? "heartbeat.check.changed" : "heartbeat.check.removed";
+    data = m == "PUT" ? "{\"checkId\":" + quoted(rest[1]) + ",\"check\":" + body_or("{}") + "}"
+                      : "{\"checkId\":" + quoted(rest[1]) + "}";
+  } else if (rest.size() == 3 && rest[0] == "checks" && rest[2] == "run" && m == "POST") {
+    type = "heartbeat.check.run_requested";
+    data = "{\"checkId\":" + quoted(rest[1]) + "}";
+  } else if (rest.size() == 1 && (rest[0] == "start" || rest[0] == "stop") && m == "POST") {
+    type = rest[0] == "start" ? "heartbeat.started" : "heartbeat.stopped";
+    data = body_or("{}");
+  } else {
+    const bool known = (rest.size() == 1 && (rest[0] == "config" || rest[0] == "start" || rest[0] == "stop")) ||
+                       (rest.size() == 2 && rest[0] == "checks") ||
+                       (rest.size() == 3 && rest[0] == "checks" && rest[2] == "run");
+    HttpResponse r = problem_response(Status(known ? Code::kInvalidArgument : Code::kNotFound,
+                                             known ? "method not allowed" : "no such route"),
+                                      req.path);
+    if (known) r.status = 405;
+    return reply(std::move(r));
+  }
+  std::string id(req.header("idempotency-key"));
+  if (id.empty()) id = "hb-" + random_token();
+  if (id.size() > 200) return reply(problem_response(Status::invalid("Idempotency-Key", "at most 200 bytes"), req.path));
+  req.body = "{\"specversion\":\"1.0\",\"id\":" + quoted(id) +
+             ",\"source\":\"/agentos/gateway/heartbeat\",\"type\":\"" + type + "\",\"data\":" + data + "}";
+  for (auto& [k, v] : req.headers)
+    if (k == "content-type") v = "application/cloudevents+json";
+  if (req.header("content-type").empty()) req.headers.emplace_back("content-type", "application/cloudevents+json");
+  post_events(req, t, false, std::move(reply));
 }
 
 void Api::get_reads(HttpRequest req, const TenantId& t, std::vector<std::string> rest, Reply reply) {

@@ -226,6 +226,40 @@ TEST_F(HeartbeatReadsHttp, ChecksRunsAndAlertsAreReadYourWrites) {
   EXPECT_EQ(get("checks", "", other).status, 403);
 }
 
+TEST_F(HeartbeatReadsHttp, RestCommandsAppendTheEventsAndRetryWithTheIdempotencyKey) {
+  auto call = [&](const std::string& method, const std::string& target, const std::string& body,
+                  std::vector<std::pair<std::string, std::string>> extra = {}) {
+    return engine->call(method, "/v1/tenants/acme/heartbeat" + target, admin, body, "application/json", std::move(extra));
+  };
+  auto cfg = call("PUT", "/config", R"({"zone":"Europe/Berlin","digestMinutes":15})");
+  EXPECT_EQ(cfg.status, 201) << cfg.body;
+  auto bad = call("PUT", "/config", R"({"zone":"Atlantis/Capital"})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("data.zone"), std::string::npos) << bad.body;
+  auto reg = call("POST", "/checks", R"({"checkId":"db","check":{"schedule":{"intervalSeconds":120}}})",
+                  {{"idempotency-key", "reg-db-1"}});
+  ASSERT_EQ(reg.status, 201) << reg.body;
+  auto again = call("POST", "/checks", R"({"checkId":"db","check":{"schedule":{"intervalSeconds":120}}})",
+                    {{"idempotency-key", "reg-db-1"}});
+  EXPECT_EQ(offset_of(again), offset_of(reg)) << again.body;  // the first receipt, nothing appended
+  EXPECT_EQ(call("PUT", "/checks/db", R"({"schedule":{"intervalSeconds":60},"priority":3})").status, 201);
+  EXPECT_EQ(call("POST", "/checks/db/run", "").status, 201);
+  EXPECT_EQ(call("POST", "/stop", R"({"reason":"maintenance"})").status, 201);
+  const int64_t start = offset_of(call("POST", "/start", ""));
+  auto checks = get("checks", "?after=" + std::to_string(start));
+  ASSERT_EQ(checks.status, 200) << checks.body;
+  EXPECT_NE(checks.body.find(R"("priority" : 3)"), std::string::npos) << checks.body;
+  EXPECT_NE(checks.body.find(R"("openRunId" : "1")"), std::string::npos) << checks.body;
+  const int64_t rm = offset_of(call("DELETE", "/checks/db", ""));
+  auto removed = get("checks", "?state=REMOVED&after=" + std::to_string(rm));
+  EXPECT_NE(removed.body.find(R"("checkId" : "db")"), std::string::npos) << removed.body;
+  // A reader may not command; unknown routes and methods say so.
+  EXPECT_EQ(engine->call("POST", "/v1/tenants/acme/heartbeat/stop", engine->create_key("acme", admin, "reader"), "",
+                         "application/json").status, 403);
+  EXPECT_EQ(call("GET", "/config", "").status, 405);
+  EXPECT_EQ(call("POST", "/nothing", "").status, 404);
+}
+
 TEST_F(HeartbeatReadsHttp, PagesFollowTheCursorAndBadQueriesNameTheirField) {
   int64_t last = 0;
   for (const char* id : {"a", "b", "c"})
