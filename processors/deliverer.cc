@@ -262,9 +262,17 @@ class DelivererImpl final : public Deliverer {
       for (const auto& r : *recs) {
         const EventHeader h = read_header(r.value);
         const std::string_view type = event_type_name(h.type);
-        if (type != "webhook.notification" && type != "webhook.retry_due") continue;
+        if (type != "webhook.notification" && type != "webhook.retry_due" && type != "webhook.delivery.updated")
+          continue;
         if (!verify_event(r.value).is_ok()) continue;
         const fb::Event* e = fb::GetEvent(r.value.data());
+        if (type == "webhook.delivery.updated") {
+          // The log decides when a notification is done (its attempts as recorded, not
+          // as this process saw them): then its awaiting entry goes.
+          const auto* u = e->payload_as_WebhookDeliveryUpdated();
+          if (sv(u->state()) != "PENDING") batch.del(pending_key(h.tenant, sv(u->notification_id())));
+          continue;
+        }
         Job j{p, r.pos.offset.value(), std::string(h.tenant), {}, 1};
         if (type == "webhook.notification") {
           const auto* n = e->payload_as_WebhookNotification();
@@ -344,7 +352,7 @@ class DelivererImpl final : public Deliverer {
   Status attempt(const Job& j) {
     auto v = kv_->get(pending_key(j.tenant, j.nid));
     if (!v.ok()) return v.status();
-    if (!*v) {  // delivered or given up already (a repeat after a restart)
+    if (!*v) {  // delivered or dead already, as the log says (a repeat after a restart)
       std::lock_guard lock(mu_);
       ++stats_.skipped;
       return Status::ok();
@@ -372,6 +380,8 @@ class DelivererImpl final : public Deliverer {
     dopts.path_tenant = TenantId(j.tenant);
     auto ev = decode_structured(json, dopts);
     if (!ev.ok()) return ev.status();
+    // A repeat after a restart finds the attempt already in the log (dedupe): the one
+    // recorded first stands, whatever this one's outcome — Heartbeat folds the log.
     std::promise<Status> done;
     auto fut = done.get_future();
     log_.append(AppendBatch{TenantId(j.tenant), {std::move(ev->bytes)}, /*dedupe=*/true},
@@ -390,11 +400,6 @@ class DelivererImpl final : public Deliverer {
       log_line(LogLevel::kInfo, "webhook attempt failed",
                {{"tenant", j.tenant}, {"channel", pending->channel}, {"notification", j.nid},
                 {"attempt", std::to_string(j.attempt)}, {"outcome", a.outcome}, {"error", a.error}});
-    }
-    if (a.outcome == "delivered" || j.attempt >= kMaxAttempts) {
-      KvBatch b;
-      b.del(pending_key(j.tenant, j.nid));
-      if (Status s = kv_->write(b); !s.is_ok()) return s;
     }
     return Status::ok();
   }

@@ -18,7 +18,10 @@
 // At least once: the cursor (per partition, the first record not yet handled) and the
 // notifications awaiting a retry are kept in DIR (a KvStore) and written before the cursor
 // passes them; after a crash the records after the cursor are handled again, so a
-// receiver may see an attempt twice — under the same webhook-id. Secrets and endpoint URLs
+// receiver may see an attempt twice — under the same webhook-id. The log is the authority
+// on outcomes: a repeated attempt's record is deduplicated (the first one stands, and
+// Heartbeat folds that), and a notification stops awaiting only when the deliverer reads
+// its `webhook.delivery.updated` DELIVERED or DEAD. Secrets and endpoint URLs
 // come from the SecretStore at each attempt and never reach a log line or an event: errors
 // name the channel and the endpoint's host only.
 //

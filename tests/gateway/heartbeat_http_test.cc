@@ -290,7 +290,7 @@ TEST_F(HeartbeatReadsHttp, PagesFollowTheCursorAndBadQueriesNameTheirField) {
   expect_field(get("deliveries", "?from=2026-11-25T00:00:00Z"), "from");
   expect_field(get("history", "?cursor=bm90LWEtY3Vyc29y"), "cursor");
   expect_field(get("checks", "?limit=0"), "limit");
-  EXPECT_EQ(engine->call("POST", "/v1/tenants/acme/heartbeat/checks", admin, "{}", "application/json").status, 405);
+  EXPECT_EQ(engine->call("POST", "/v1/tenants/acme/heartbeat/alerts", admin, "{}", "application/json").status, 405);
 }
 
 }  // namespace

@@ -265,5 +265,30 @@ TEST_F(DelivererTest, ARestartedDelivererRecordsNoAttemptTwice) {
   for (const auto& r : receiver_.received()) EXPECT_TRUE(r.header("webhook-id") == nid || r.header("webhook-id") == member(n2->json, "notificationId"));
 }
 
+// The log decides: a restarted deliverer that re-sends attempt 1 — and this time gets a
+// 2xx — finds the failed attempt 1 already recorded (dedupe). That record stands, so
+// Heartbeat retries, and the deliverer must still make attempt 2 (it may not have
+// forgotten the notification because of its own, unrecorded, success).
+TEST_F(DelivererTest, AnUnrecordedSuccessAfterARestartDoesNotStrandTheDelivery) {
+  receiver_.fail_next(1, WebhookReceiver::Mode::kFail);
+  append(kTenant, "heartbeat.alert", R"({"priority":2,"message":"once"})");
+  auto n = await("webhook.notification");
+  ASSERT_TRUE(n.has_value());
+  const std::string nid = member(n->json, "notificationId");
+  auto u1 = await("webhook.delivery.updated", nid);
+  ASSERT_TRUE(u1.has_value());
+  EXPECT_EQ(member(u1->json, "lastOutcome"), "failed");
+  deliverer_->stop();
+  deliverer_.reset();
+  std::filesystem::remove_all(dir_.sub("deliverer"));  // a crash before its cursor was written
+  open_deliverer_now();
+  ASSERT_TRUE(receiver_.wait_for(2, 10s));  // attempt 1 again: 204 this time, not recorded
+  tick_at(*parse_rfc3339_us(member(u1->json, "nextAttemptAt")));
+  auto u2 = await("webhook.delivery.updated", nid);
+  ASSERT_TRUE(u2.has_value());
+  EXPECT_EQ(member(u2->json, "state"), "DELIVERED");
+  EXPECT_EQ(member(u2->json, "attempts"), "2");
+}
+
 }  // namespace
 }  // namespace agentos::test
