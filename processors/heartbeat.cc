@@ -320,6 +320,7 @@ class Apply {
   void put_timer(const std::string& tenant, std::string_view part, char kind, int64_t at) {
     st_.put(timer_key(partition_, at, tenant, part, kind), "");
     stats_.timers += 1;
+    stats_.timer_floor_us = std::min(stats_.timer_floor_us, at);
   }
   void del_timer(const std::string& tenant, std::string_view part, char kind, int64_t at) {
     st_.del(timer_key(partition_, at, tenant, part, kind));
@@ -339,11 +340,17 @@ class Apply {
     const std::string prefix = timer_prefix(partition_);
     std::string end = prefix;
     keys::put_be64(end, static_cast<uint64_t>(time_) + 1);
-    for (int fired = 0; fired < kMaxTimersPerTick; ++fired) {
-      HB_ASSIGN_OR_RETURN(auto rows, st_.scan(prefix, end, 1));
+    int fired = 0;
+    int64_t last_fire = stats_.timer_floor_us;
+    for (; fired < kMaxTimersPerTick; ++fired) {
+      // From the floor, not the prefix: the keys below it are deleted (fired) timers.
+      std::string from = prefix;
+      keys::put_be64(from, static_cast<uint64_t>(std::max<int64_t>(0, stats_.timer_floor_us)));
+      HB_ASSIGN_OR_RETURN(auto rows, st_.scan(from, end, 1));
       if (rows.empty()) break;
       auto t = parse_timer_key(rows[0].first, partition_);
       if (!t) return Status(Code::kCorruption, "heartbeat: undecodable timer key");
+      last_fire = t->fire_us;
       del_timer(t->tenant, t->part, t->kind, t->fire_us);
       switch (t->kind) {
         case 'D': HB_RETURN_IF_ERROR(fire_due(t->tenant, t->part, t->fire_us)); break;
@@ -352,7 +359,12 @@ class Apply {
         case 'R': HB_RETURN_IF_ERROR(fire_retry(t->tenant, t->part, t->fire_us)); break;
         default: return Status(Code::kCorruption, "heartbeat: unknown timer kind");
       }
+      // Timers fire in key order, and a timer set meanwhile is never before the input's
+      // time: none left before the one just fired.
+      stats_.timer_floor_us = std::max(stats_.timer_floor_us, std::min(last_fire, time_));
     }
+    // Every timer due by this tick fired: none left at or before it.
+    if (fired < kMaxTimersPerTick) stats_.timer_floor_us = std::max(stats_.timer_floor_us, time_ + 1);
     return Status::ok();
   }
 
@@ -798,7 +810,13 @@ Status HeartbeatProcessor::apply(const EventView& ev, StateTxn& state, Emitter& 
 
 Result<std::optional<int64_t>> HeartbeatProcessor::next_timer_us(Partition p, StateReader& state) const {
   const std::string prefix = timer_prefix(p.value());
-  HB_ASSIGN_OR_RETURN(auto rows, state.scan(prefix, keys::prefix_end(prefix), 1));
+  std::string from = prefix;
+  HB_ASSIGN_OR_RETURN(auto stats, state.get(stats_key(p.value())));
+  if (stats) {
+    HB_ASSIGN_OR_RETURN(const PartitionStats ps, decode_stats(*stats));
+    keys::put_be64(from, static_cast<uint64_t>(std::max<int64_t>(0, ps.timer_floor_us)));
+  }
+  HB_ASSIGN_OR_RETURN(auto rows, state.scan(from, keys::prefix_end(prefix), 1));
   if (rows.empty()) return std::optional<int64_t>();
   auto t = parse_timer_key(rows[0].first, p.value());
   if (!t) return Status(Code::kCorruption, "heartbeat: undecodable timer key");

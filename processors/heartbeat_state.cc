@@ -6,7 +6,7 @@ namespace {
 using keys::ValueReader;
 using keys::ValueWriter;
 
-constexpr uint8_t kTenantV = 1, kCheckV = 1, kDeliveryV = 1, kStatsV = 2;
+constexpr uint8_t kTenantV = 1, kCheckV = 1, kDeliveryV = 1, kStatsV = 3;
 
 std::string bytes_of(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
 std::vector<uint8_t> list_of(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
@@ -175,7 +175,7 @@ std::string encode(const PartitionStats& p) {
   w.i64(p.checks).i64(p.timers).i64(p.alerts_open).i64(p.deliveries_pending).i64(p.runs_fired).i64(p.runs_missed)
       .i64(p.runs_overlapped).i64(p.runs_overdue);
   for (int64_t c : p.delay) w.i64(c);
-  return w.i64(p.delay_sum_us).take();
+  return w.i64(p.delay_sum_us).i64(p.timer_floor_us).take();
 }
 
 Result<PartitionStats> decode_stats(std::string_view v) {
@@ -191,6 +191,7 @@ Result<PartitionStats> decode_stats(std::string_view v) {
   p.runs_overdue = r.i64();
   for (int64_t& c : p.delay) c = r.i64();
   p.delay_sum_us = r.i64();
+  p.timer_floor_us = r.i64();
   if (Status s = done(r, "stats"); !s.is_ok()) return s;
   return p;
 }

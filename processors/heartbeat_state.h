@@ -89,6 +89,10 @@ struct PartitionStats {
   int64_t runs_fired = 0, runs_missed = 0, runs_overlapped = 0, runs_overdue = 0;
   std::array<int64_t, kDelayBuckets> delay{};  // counts per bucket (not cumulative)
   int64_t delay_sum_us = 0;
+  // No live timer of the partition fires before this (µs): where a tick's and
+  // next_timer_us's scans of the 'W' index start, past the deleted keys of every timer that
+  // already fired (a scan from the prefix would step over all of them).
+  int64_t timer_floor_us = 0;
   void observe_delay(int64_t us) {
     size_t b = 0;
     while (b + 1 < kDelayBuckets && us > kDelayBucketsMs[b] * 1000) ++b;

@@ -35,6 +35,9 @@ void usage() {
       "                  default 100000; not part of all)\n"
       "  subscribers     engine RSS per SSE subscriber: N streams caught up and idle (--connections N,\n"
       "                  default 10000; not part of all)\n"
+      "  heartbeat       the Heartbeat processor over N checks (--events N, default 100000) of 1000 tenants on\n"
+      "                  1-minute schedules, 5 minutes of 1 s ticks: inputs/s, due->fired delay, RSS and state\n"
+      "                  per check (not part of all)\n"
       "  all             everything above but processors (+ one labelled --no-fsync engine row), R runs each, medians\n"
       "flags:\n"
       "  --seconds S        measured seconds per run (default 3), after --warmup S (default 1)\n"
@@ -137,6 +140,7 @@ int main(int argc, char** argv) {
   else if (scenario == "projector") add(run_projector(o, runs));
   else if (scenario == "tenants") add(run_tenants(o, runs));
   else if (scenario == "subscribers") add(run_subscribers(o, runs));
+  else if (scenario == "heartbeat") add(run_heartbeat(o, runs));
   else if (scenario == "all") {
     add(run_http_single(o, runs));
     add(run_http_batch(o, runs));
