@@ -182,6 +182,7 @@ std::string Api::route_of(const HttpRequest& req) {
       r += (i == 4 && s[3] == "keys")       ? "/{key}"
            : (i == 4 && s[3] == "sessions") ? "/{id}"
            : (i == 4 && s[3] == "webhooks") ? "/{channel}"
+           : (i == 5 && s[3] == "heartbeat" && s[4] == "checks") ? "/{id}"
                                             : "/" + std::string(s[i]);
     return r;
   }

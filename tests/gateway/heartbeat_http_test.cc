@@ -258,6 +258,10 @@ TEST_F(HeartbeatReadsHttp, RestCommandsAppendTheEventsAndRetryWithTheIdempotency
                          "application/json").status, 403);
   EXPECT_EQ(call("GET", "/config", "").status, 405);
   EXPECT_EQ(call("POST", "/nothing", "").status, 404);
+  // Check ids stay out of the metrics' route label (bounded cardinality).
+  const std::string m = engine->call("GET", "/metrics", "").body;
+  EXPECT_NE(m.find("route=\"/v1/tenants/{t}/heartbeat/checks/{id}\""), std::string::npos);
+  EXPECT_EQ(m.find("heartbeat/checks/db"), std::string::npos);
 }
 
 TEST_F(HeartbeatReadsHttp, PagesFollowTheCursorAndBadQueriesNameTheirField) {
