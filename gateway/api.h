@@ -174,6 +174,7 @@ class Api {
     std::function<Status()> last_error;
     bool offload = false;  // answer on a reader thread (blocking I/O), not the caller's
   };
+  static ReadSource projected_after(ModelSource* models, const DecisionSource* decider);
   // `?after=`, validated against the end of the tenant's partition; nullopt when absent.
   Result<std::optional<Offset>> parse_after(const HttpRequest& req, const TenantId& t);
   // Replies `answer()` once `src` has `after` (at once without one). Waiting happens on

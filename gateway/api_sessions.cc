@@ -217,6 +217,18 @@ void Api::serve_read(const std::string& path, const TenantId& t, std::optional<O
   }).detach();
 }
 
+// The read models fold a processor's facts: `?after=` waits until the processor applied the
+// write and relayed what it decided, then until the projector passed those facts (without
+// a processor, until the projector passed the write itself).
+Api::ReadSource Api::projected_after(ModelSource* models, const DecisionSource* decider) {
+  return ReadSource{"the projector",
+                    [models, decider](Partition part, Offset o, std::chrono::steady_clock::time_point d) {
+                      std::optional<Offset> facts_end = decider ? decider->wait_decided(part, o, d) : o.next();
+                      return facts_end && models->wait_projected(part, Offset(facts_end->value() - 1), d);
+                    },
+                    [models] { return models->last_error(); }, true};
+}
+
 HttpResponse Api::model_response(Result<std::optional<std::string>> body, int64_t projected, const TenantId& t,
                                   const std::string& path, std::string_view not_found) {
   if (!body.ok()) {
@@ -288,13 +300,7 @@ void Api::get_heartbeat(HttpRequest req, const TenantId& t, const std::string& w
   auto after = parse_after(req, t);
   if (!after.ok()) return reply(problem_response(after.status(), req.path));
   ModelSource* models = opts_.models;
-  const DecisionSource* decider = opts_.heartbeat;
-  ReadSource src{"the projector",
-                 [models, decider](Partition part, Offset o, std::chrono::steady_clock::time_point d) {
-                   std::optional<Offset> facts_end = decider ? decider->wait_decided(part, o, d) : o.next();
-                   return facts_end && models->wait_projected(part, Offset(facts_end->value() - 1), d);
-                 },
-                 [models] { return models->last_error(); }, true};
+  const ReadSource src = projected_after(models, opts_.heartbeat);
   auto answer = [this, models, t, path = req.path, q = std::move(q)]() -> HttpResponse {
     const int64_t projected = models->watermark(log_.partition_of(t)).value();
     auto r = models->heartbeat(t.str(), q);
@@ -376,15 +382,7 @@ void Api::get_reads(HttpRequest req, const TenantId& t, std::vector<std::string>
     auto after = parse_after(req, t);
     if (!after.ok()) return reply(problem_response(after.status(), req.path));
     ModelSource* models = opts_.models;
-    const SessionSource* decider = opts_.sessions;
-    // The read models fold Pulse's facts: wait until Pulse applied the write and relayed
-    // what it decided, then until the projector passed those facts.
-    ReadSource src{"the projector",
-                   [models, decider](Partition part, Offset o, std::chrono::steady_clock::time_point d) {
-                     std::optional<Offset> facts_end = decider ? decider->wait_decided(part, o, d) : o.next();
-                     return facts_end && models->wait_projected(part, Offset(facts_end->value() - 1), d);
-                   },
-                   [models] { return models->last_error(); }, true};
+    const ReadSource src = projected_after(models, opts_.sessions);
     auto answer = [this, models, t, path = req.path, q = std::move(*q)]() -> HttpResponse {
       // Read before the query: the answer reflects at least every event below it.
       const int64_t projected = models->watermark(log_.partition_of(t)).value();

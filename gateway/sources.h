@@ -20,8 +20,18 @@ namespace agentos::gateway {
 
 using Deadline = std::chrono::steady_clock::time_point;
 
+// A processor's decisions: once the record at `offset` of `p` is applied and what the
+// processor derived from it is in the log, an offset below which those facts sit; nullopt
+// at `deadline`, or promptly when the processor stopped with an error (last_error).
+class DecisionSource {
+ public:
+  virtual ~DecisionSource() = default;
+  virtual std::optional<Offset> wait_decided(Partition p, Offset offset, Deadline deadline) const = 0;
+  virtual Status last_error() const = 0;
+};
+
 // Live session state (Pulse): the answers as JSON, and how far it has applied the log.
-class SessionSource {
+class SessionSource : public DecisionSource {
  public:
   virtual ~SessionSource() = default;
   // The session as JSON ({tenantId, sessionId, state, ...}); nullopt when there is none.
@@ -36,20 +46,7 @@ class SessionSource {
   // True once the record at `offset` of `p` is applied (false at `deadline`, or promptly
   // when the source stopped with an error).
   virtual bool wait_applied(Partition p, Offset offset, Deadline deadline) const = 0;
-  // Once the record is applied AND what the source decided about it is in the log (its
-  // facts relayed): an offset below which those facts sit. nullopt at `deadline`.
-  virtual std::optional<Offset> wait_decided(Partition p, Offset offset, Deadline deadline) const = 0;
-  virtual Status last_error() const = 0;
-};
-
-// A processor's decisions (Heartbeat's): once the record at `offset` of `p` is applied and
-// what the processor derived from it is in the log, an offset below which those facts
-// sit; nullopt at `deadline` (SessionSource::wait_decided, for any processor).
-class DecisionSource {
- public:
-  virtual ~DecisionSource() = default;
-  virtual std::optional<Offset> wait_decided(Partition p, Offset offset, Deadline deadline) const = 0;
-  virtual Status last_error() const = 0;
+  // wait_decided and last_error: DecisionSource (Pulse's decisions).
 };
 
 // One page of Heartbeat's read models (checks, runs, alerts, deliveries); the filters a

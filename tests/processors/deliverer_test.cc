@@ -31,14 +31,7 @@ const std::string kTenant = "acme";
 
 std::string event(const std::string& tenant, const std::string& id, const std::string& type, int64_t time_us,
                   const std::string& data) {
-  const std::string json = R"({"specversion":"1.0","source":"/test","id":")" + id + R"(","type":")" + type +
-                           R"(","tenantid":")" + tenant + R"(","time":")" + format_rfc3339_us(time_us) +
-                           R"(","data":)" + data + "}";
-  DecodeOptions o;
-  o.path_tenant = TenantId(tenant);
-  auto r = decode_structured(json, o);
-  EXPECT_TRUE(r.ok()) << r.status().to_string();
-  return r.ok() ? r->bytes : "";
+  return test_event(tenant, id, type, time_us, data, "/test");
 }
 
 // One record of the tenant's partition, decoded.

@@ -8,8 +8,27 @@
 #include <stdexcept>
 
 #include "events/codec.h"
+#include "events/json_writer.h"
 
 namespace agentos::test {
+
+std::string test_event(const std::string& tenant, const std::string& id, const std::string& type, int64_t time_us,
+                       const std::string& data, const std::string& source) {
+  std::string json = R"({"specversion":"1.0","id":)";
+  append_json_string(json, id);
+  json += R"(,"source":)";
+  append_json_string(json, source);
+  json += R"(,"type":)";
+  append_json_string(json, type);
+  json += R"(,"tenantid":)";
+  append_json_string(json, tenant);
+  json += R"(,"time":")" + format_rfc3339_us(time_us) + R"(","data":)" + data + "}";
+  DecodeOptions o;
+  o.path_tenant = TenantId(tenant);
+  auto r = decode_structured(json, o);
+  EXPECT_TRUE(r.ok()) << r.status().to_string() << "\n" << json;
+  return r.ok() ? r->bytes : "";
+}
 
 std::string session_event(const std::string& tenant, const std::string& id,
                           const std::string& kind, const std::string& session, int64_t time_us) {

@@ -20,6 +20,11 @@ inline constexpr int64_t kBaseTimeUs = 1795000000000000;  // 2026-11-18, arbitra
 std::string session_event(const std::string& tenant, const std::string& id,
                           const std::string& kind, const std::string& session, int64_t time_us);
 
+// A valid encoded event of any type: structured CloudEvent with `data` (a JSON object),
+// source `source`. Fails the test (empty bytes) on a codec error.
+std::string test_event(const std::string& tenant, const std::string& id, const std::string& type, int64_t time_us,
+                       const std::string& data, const std::string& source = "/test");
+
 // An embedded log that stamps each record with its own event time (stamp_event_time): a
 // test's scripted timeline is then the engine's time, as if the engine had received each
 // event at its producer's time. (Engine time against producer time: engine_time_test.cc.)
