@@ -38,30 +38,51 @@ Result<beast::tcp_stream> connect(const Url& url) {
 }
 }  // namespace
 
+namespace {
+// Runs one asynchronous operation on `io` to completion; the stream's expiry (set by the
+// caller) bounds it. A synchronous Beast read would not be bounded: asio waits out the
+// EAGAIN of SO_RCVTIMEO with an unbounded poll.
+template <typename Op>
+beast::error_code run_op(net::io_context& io, Op&& op) {
+  beast::error_code result = net::error::operation_aborted;
+  op([&result](const beast::error_code& ec, auto&&...) { result = ec; });
+  io.restart();
+  io.run();
+  return result;
+}
+}  // namespace
+
 Result<ClientResponse> http_call(const Url& url, const std::string& method, const std::string& target,
                                  const std::vector<std::pair<std::string, std::string>>& headers,
                                  const std::string& body, std::chrono::milliseconds timeout) {
-  auto stream = connect(url);
-  if (!stream.ok()) return std::move(stream).take_status();
-  // Synchronous Beast calls ignore tcp_stream's expiry; socket timeouts bound them instead.
-  timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
-  ::setsockopt(stream->socket().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(stream->socket().native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  net::io_context io;
+  beast::error_code ec;
+  tcp::resolver resolver(io);
+  auto results = resolver.resolve(url.host, url.port, ec);
+  if (ec) return Status(Code::kUnavailable, "resolve " + url.host + ": " + ec.message());
+  beast::tcp_stream stream(io);
+  stream.expires_at(deadline);
+  auto timed_out = [&] { return Status(Code::kTimeout, "no answer within " + std::to_string(timeout.count()) + " ms"); };
+  ec = run_op(io, [&](auto cb) { stream.async_connect(results, cb); });
+  if (ec == beast::error::timeout) return timed_out();
+  if (ec) return Status(Code::kUnavailable, "connect " + url.host + ":" + url.port + ": " + ec.message());
   http::request<http::string_body> req(http::string_to_verb(method), target, 11);
   req.set(http::field::host, url.host);
   for (const auto& [k, v] : headers) req.set(k, v);
   req.body() = body;
   req.prepare_payload();
-  beast::error_code ec;
-  http::write(*stream, req, ec);
+  stream.expires_at(deadline);
+  ec = run_op(io, [&](auto cb) { http::async_write(stream, req, cb); });
+  if (ec == beast::error::timeout) return timed_out();
   if (ec) return Status(Code::kUnavailable, "send: " + ec.message());
   beast::flat_buffer buf;
   http::response<http::string_body> res;
-  http::read(*stream, buf, res, ec);
-  if (ec == net::error::would_block || ec == net::error::try_again || ec == net::error::timed_out)
-    return Status(Code::kTimeout, "no answer within " + std::to_string(timeout.count()) + " ms");
+  stream.expires_at(deadline);
+  ec = run_op(io, [&](auto cb) { http::async_read(stream, buf, res, cb); });
+  if (ec == beast::error::timeout) return timed_out();
   if (ec) return Status(Code::kUnavailable, "receive: " + ec.message());
-  stream->socket().shutdown(tcp::socket::shutdown_both, ec);
+  stream.socket().shutdown(tcp::socket::shutdown_both, ec);
   ClientResponse out{static_cast<int>(res.result_int()), std::string(res[http::field::content_type]), res.body(), {}};
   for (const auto& f : res) {
     std::string name(f.name_string());

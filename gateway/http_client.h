@@ -29,8 +29,8 @@ struct ClientResponse {
   }
 };
 
-// Every socket read and write is bounded by `timeout` (kTimeout when it passes), so a
-// wedged server fails the caller instead of hanging it.
+// The whole call (connect, send, the answer) is bounded by `timeout` (kTimeout when it
+// passes), so a wedged server fails the caller instead of hanging it.
 Result<ClientResponse> http_call(const Url& url, const std::string& method, const std::string& target,
                                  const std::vector<std::pair<std::string, std::string>>& headers,
                                  const std::string& body,
