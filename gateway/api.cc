@@ -497,6 +497,14 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
       return reply(problem_response(Status(Code::kPermissionDenied, prefix + "tenantid does not match the tenant in the path"), req.path));
     if (is_engine_type(events[i].type))
       return reply(problem_response(Status(Code::kPermissionDenied, prefix + "type " + std::string(event_type_name(events[i].type)) + " is reserved for the engine"), req.path));
+    // The engine's sources are the engine's, as its types are: a producer posting as
+    // /agentos/processors/pulse could otherwise make a processor's relay take its record
+    // for a derived event already appended (and drop the real one), or learn through the
+    // idempotent receipt whether the engine wrote a given id. Refused before any lookup.
+    if (const std::string_view src = events[i].source; src == "/agentos" || src.starts_with("/agentos/"))
+      return reply(problem_response(Status(Code::kPermissionDenied, prefix + "source " + std::string(src) +
+                                                                        " is reserved for the engine (/agentos/...)"),
+                                    req.path));
     // Domain rules the schema cannot say (a known time zone, windows that do not
     // overlap, a calendar that can occur): answered here, before anything is appended.
     if (auto invalid = heartbeat::validate_event(events[i].bytes))

@@ -321,7 +321,8 @@ void Api::get_heartbeat(HttpRequest req, const TenantId& t, const std::string& w
 //   POST   /v1/tenants/{t}/heartbeat/checks/{id}/run                            -> heartbeat.check.run_requested
 //   POST   /v1/tenants/{t}/heartbeat/start | stop      body: {reason}?          -> heartbeat.started / stopped
 // The event's id is the Idempotency-Key header (a retry answers the first receipt), else
-// a random one; its source is /agentos/gateway/heartbeat. Field paths in errors are those
+// a random one; its source is /v1/heartbeat (the caller's, not the engine's: producers may
+// not use the engine's /agentos/ sources). Field paths in errors are those
 // of the event: the body is its `data` (data.check for PUT checks/{id}).
 void Api::heartbeat_command(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply) {
   const std::string& m = req.method;
@@ -362,7 +363,7 @@ void Api::heartbeat_command(HttpRequest req, const TenantId& t, const std::vecto
   if (id.empty()) id = "hb-" + random_token();
   if (id.size() > 200) return reply(problem_response(Status::invalid("Idempotency-Key", "at most 200 bytes"), req.path));
   req.body = "{\"specversion\":\"1.0\",\"id\":" + quoted(id) +
-             ",\"source\":\"/agentos/gateway/heartbeat\",\"type\":\"" + type + "\",\"data\":" + data + "}";
+             ",\"source\":\"/v1/heartbeat\",\"type\":\"" + type + "\",\"data\":" + data + "}";
   for (auto& [k, v] : req.headers)
     if (k == "content-type") v = "application/cloudevents+json";
   if (req.header("content-type").empty()) req.headers.emplace_back("content-type", "application/cloudevents+json");

@@ -325,5 +325,37 @@ TEST(PulseHttpOff, SessionRoutesAre503WhenPulseIsNotRunning) {
   EXPECT_NE(r.body.find("Pulse processor is not running"), std::string::npos) << r.body;
 }
 
+
+// Issue #16, finding 3: a producer posting as the engine. The engine's sources are refused
+// like its types (403, nothing appended), before any idempotency lookup — so the receipt of
+// an engine event cannot be fished for — and Pulse's relay, which recognizes what it
+// already appended by (source, id), never meets a forged record: the session Pulse starts
+// after the attempt is started, its derived event in the log once.
+TEST_F(PulseHttp, ProducersCannotPostAsTheEngine) {
+  const std::string key = engine->create_tenant("acme");
+  const Offset before = engine->end_of("acme");
+  const int32_t p = engine->log().partition_of(TenantId("acme")).value();
+  // The id Pulse would give the event it derives from the next input.
+  const std::string forged_id = "pulse/" + std::to_string(p) + "-" + std::to_string(before.value() + 1) + "-0";
+  for (const char* source : {"/agentos/processors/pulse", "/agentos", "/agentos/clock", "/agentos/gateway"}) {
+    auto r = engine->post_event("acme", key,
+                                std::string(R"({"specversion":"1.0","id":")") + forged_id + R"(","source":")" + source +
+                                    R"(","type":"session.progress","data":{"sessionId":"s1","step":"x","pct":0.5}})");
+    EXPECT_EQ(r.status, 403) << source << ": " << r.body;
+    EXPECT_NE(r.body.find("reserved for the engine"), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(engine->end_of("acme"), before);
+  // A look-alike that is not the engine's namespace is an ordinary producer source.
+  EXPECT_EQ(engine->post_event("acme", key, ev("ok-1", "session.progress", R"({"sessionId":"zz","step":"x","pct":0.1})")).status, 201);
+  const int64_t created = post(key, ev("c-1", "session.created", R"({"sessionId":"s1"})"));
+  auto s = session(key, "s1", created);
+  ASSERT_EQ(s.status, 200) << s.body;
+  EXPECT_NE(s.body.find("\"state\":\"RUNNING\""), std::string::npos) << s.body;
+  auto others = engine->post_event("acme", key,
+                                   R"({"specversion":"1.0","id":"x","source":"/agentosx/tool","type":"session.progress","data":{"sessionId":"s1","step":"y","pct":0.2}})");
+  EXPECT_EQ(others.status, 201) << others.body;
+}
+
 }  // namespace
 }  // namespace agentos::gateway::test
+
