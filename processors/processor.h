@@ -92,7 +92,7 @@ class GaugeSink {
   // names (processors/README.md); exported as the gauge `agentos_processor_<name>`
   // with labels {processor, partition}. An invalid name is ignored.
   virtual void set(std::string_view name, double value) = 0;
-  // As `set`, with one more label (`label` must be [a-z_][a-z0-9_]*, not processor or
+  // As `set`, with one more label (`label` must be [a-z][a-z0-9_]*, not processor or
   // partition): a histogram's `le` buckets, say. Default: ignored.
   virtual void set_labeled(std::string_view /*name*/, std::string_view /*label*/, std::string_view /*value*/,
                            double /*v*/) {}

@@ -107,6 +107,32 @@ TEST(CalendarOccurrences, ImpossibleCalendarsHaveNoOccurrence) {
   EXPECT_EQ(str(next_occurrence(leap, utc, at("2026-01-01T00:00:00Z"))), "2044-02-29T00:00:00.000000Z");
 }
 
+TEST(CalendarOccurrences, EveryMinuteExcludedIsImpossibleAndSoIsEveryDayExcludedPiecewise) {
+  const Zone ny = zone("America/New_York");
+  Calendar all;
+  all.match = Spec::every();
+  all.exclude.push_back(Spec::every());
+  EXPECT_FALSE(next_occurrence(all, ny, at("2026-01-01T00:00:00Z")).has_value());
+  // Four exclusions, none covering a day alone, together every minute but 23:59 on
+  // 29 February: the next occurrence is then, and only then.
+  Calendar pieces;
+  pieces.match = Spec::every();
+  Spec day = Spec::every();  // 00:00-22:59
+  day.hours = (uint32_t{1} << 23) - 1;
+  Spec late = Spec::every();  // 23:00-23:58
+  late.hours = uint32_t{1} << 23;
+  late.minutes = (uint64_t{1} << 59) - 1;
+  Spec last = Spec::every();  // 23:59 outside February
+  last.hours = uint32_t{1} << 23;
+  last.minutes = uint64_t{1} << 59;
+  last.months = static_cast<uint16_t>(Spec::every().months & ~(uint16_t{1} << 2));
+  Spec feb = last;  // 23:59 in February but the 29th
+  feb.months = uint16_t{1} << 2;
+  feb.days_of_month = Spec::every().days_of_month & ~(uint32_t{1} << 29);
+  pieces.exclude = {day, late, last, feb};
+  EXPECT_EQ(str(next_occurrence(pieces, Zone(), at("2026-01-01T00:00:00Z"))), "2028-02-29T23:59:00.000000Z");
+}
+
 TEST(CalendarQuiet, WindowsAcrossMidnightAndOverlaps) {
   const Window night{22 * 60, 6 * 60};
   EXPECT_TRUE(in_window(night, 23 * 60));
