@@ -105,6 +105,8 @@
 namespace agentos::dreams_model {
 namespace {
 
+using namespace model_support;  // NOLINT: the models' shared JSON helpers
+
 constexpr int64_t kSec = 1'000'000;
 constexpr int64_t kPpm = 1'000'000;
 constexpr int kMaxFiringsPerTick = 1024;
@@ -121,99 +123,12 @@ const char* const kSessionStates[] = {"NONE",     "CREATED",  "QUEUED", "RUNNING
                                       "CHECKPOINT", "GATE_CHECK", "COMPLETE", "FAILED",
                                       "PAUSED",   "ROLLBACK", "ROLLED_BACK", "CANCELLED"};
 
-int64_t floor_div(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
-  return q;
-}
-
 int stage_of(int64_t fitness) {
   if (fitness < 200'000) return SPORE;
   if (fitness < 400'000) return SEEDLING;
   if (fitness < 600'000) return SAPLING;
   if (fitness < 800'000) return BLOOM;
   return FRUIT;
-}
-
-// ---- JSON helpers (simdjson DOM) ------------------------------------------------------
-using simdjson::dom::array;
-using simdjson::dom::element;
-using simdjson::dom::object;
-
-struct JObj {
-  object o;
-  bool ok = false;
-};
-JObj as_obj(const element& e) {
-  JObj r;
-  r.ok = e.get_object().get(r.o) == simdjson::SUCCESS;
-  return r;
-}
-bool member(const JObj& o, const char* k, element& out) {
-  if (!o.ok) return false;
-  if (o.o[k].get(out) != simdjson::SUCCESS) return false;
-  return !out.is_null();
-}
-std::string jstr(const element& e) {
-  std::string_view sv;
-  if (e.get_string().get(sv) != simdjson::SUCCESS) return "";
-  return std::string(sv);
-}
-int64_t jint(const element& e) {
-  int64_t i;
-  if (e.get_int64().get(i) == simdjson::SUCCESS) return i;
-  uint64_t u;
-  if (e.get_uint64().get(u) == simdjson::SUCCESS) return std::numeric_limits<int64_t>::max();
-  double d;
-  if (e.get_double().get(d) == simdjson::SUCCESS) {
-    if (d >= 9.2e18) return std::numeric_limits<int64_t>::max();
-    if (d <= -9.2e18) return std::numeric_limits<int64_t>::min();
-    return static_cast<int64_t>(d);
-  }
-  return 0;
-}
-std::optional<double> jdouble(const element& e) {
-  int64_t i;
-  if (e.get_int64().get(i) == simdjson::SUCCESS) return static_cast<double>(i);
-  uint64_t u;
-  if (e.get_uint64().get(u) == simdjson::SUCCESS) return static_cast<double>(u);
-  double d;
-  if (e.get_double().get(d) == simdjson::SUCCESS) return d;
-  return std::nullopt;
-}
-std::string gstr(const JObj& o, const char* k) {
-  element e;
-  return member(o, k, e) ? jstr(e) : std::string();
-}
-int64_t gint(const JObj& o, const char* k) {
-  element e;
-  return member(o, k, e) ? jint(e) : 0;
-}
-std::optional<double> gdouble(const JObj& o, const char* k) {
-  element e;
-  if (!member(o, k, e)) return std::nullopt;
-  return jdouble(e);
-}
-std::vector<std::string> gstrs(const JObj& o, const char* k) {
-  std::vector<std::string> out;
-  element e;
-  array a;
-  if (member(o, k, e) && e.get_array().get(a) == simdjson::SUCCESS)
-    for (element x : a) out.push_back(jstr(x));
-  return out;
-}
-// An enum member given by name (or by number): its index in `names`, `def` when absent.
-int genum(const JObj& o, const char* k, const char* const* names, int n, int def) {
-  element e;
-  if (!member(o, k, e)) return def;
-  std::string_view sv;
-  if (e.get_string().get(sv) == simdjson::SUCCESS) {
-    for (int i = 0; i < n; ++i)
-      if (sv == names[i]) return i;
-    return -1;
-  }
-  const int64_t v = jint(e);
-  return (v >= 0 && v < n) ? static_cast<int>(v) : -1;
 }
 
 // ---- Syntax ------------------------------------------------------------------------------
@@ -367,11 +282,6 @@ Eval evaluate(const Dream& dr, const Config& cfg, int64_t T) {
 }  // namespace
 
 // ---- Derived -----------------------------------------------------------------------------
-std::string Derived::to_string() const {
-  std::string s = "[" + tenant + "] " + type;
-  for (const auto& [k, v] : fields) s += " " + k + "=" + v;
-  return s;
-}
 
 // ---- Model -------------------------------------------------------------------------------
 using TimerKey = std::tuple<int64_t, std::string, std::string>;  // time, tenant, dream

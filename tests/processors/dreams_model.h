@@ -18,31 +18,13 @@
 #include <string>
 #include <vector>
 
+#include "tests/processors/model_support.h"
+
 namespace agentos::dreams_model {
 
-// One input record as the processor sees it.
-struct Input {
-  std::string tenant;     // the event's tenantid
-  std::string type;       // CloudEvents type ("dream.planted", "clock.tick", ...)
-  std::string id;         // the event's id (rejections name it)
-  std::string data_json;  // the event's data object as JSON (camelCase members), "{}" for none
-  int64_t time_us = 0;    // ENGINE time (append time)
-  int64_t offset = 0;     // its offset on partition 0
-};
-
-// One derived event: its tenant, type and `data`, flattened to path -> value:
-//   * members by name, nested objects joined with '.', array elements as name[i]
-//     ("config.routes[0].channel", "entries[3].checkId");
-//   * strings as they are, integers in decimal, booleans "true"/"false";
-//   * DEFAULTS ARE OMITTED: a member whose value is "", 0 or false is not in the map (so
-//     absent and default compare equal), and empty arrays/objects contribute nothing.
-struct Derived {
-  std::string tenant;
-  std::string type;
-  std::map<std::string, std::string> fields;
-  bool operator==(const Derived&) const = default;
-  std::string to_string() const;
-};
+// The input record and the reduced derived event (tests/processors/model_support.h).
+using Input = model_support::Input;
+using Derived = model_support::Derived;
 
 class Model {
  public:

@@ -98,6 +98,8 @@
 namespace agentos::heartbeat_model {
 namespace {
 
+using namespace model_support;  // NOLINT: the models' shared JSON helpers
+
 constexpr int64_t kSec = 1'000'000;
 constexpr int64_t kMinute = 60 * kSec;
 constexpr int kMaxFiringsPerTick = 1024;
@@ -105,12 +107,6 @@ constexpr int64_t kMaxMissed = 10'000;
 constexpr size_t kMaxEntries = 20;
 constexpr size_t kMaxChannels = 20;
 constexpr int64_t kEnterpriseChecks = 10'000;
-
-int64_t floor_div(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
-  return q;
-}
 
 using Seconds = cctz::time_point<cctz::seconds>;
 Seconds tp_of_us(int64_t us) { return Seconds(cctz::seconds(floor_div(us, kSec))); }
@@ -128,68 +124,6 @@ std::string rfc3339(int64_t us) {
   return buf;
 }
 std::string opt_time(const std::optional<int64_t>& t) { return t ? rfc3339(*t) : std::string(); }
-
-// ---- JSON helpers (simdjson DOM) ------------------------------------------------------
-using simdjson::dom::array;
-using simdjson::dom::element;
-using simdjson::dom::object;
-
-// An object that may be absent (a member missing, null, or not an object).
-struct JObj {
-  object o;
-  bool ok = false;
-};
-JObj as_obj(const element& e) {
-  JObj r;
-  r.ok = e.get_object().get(r.o) == simdjson::SUCCESS;
-  return r;
-}
-bool member(const JObj& o, const char* k, element& out) {
-  if (!o.ok) return false;
-  if (o.o[k].get(out) != simdjson::SUCCESS) return false;
-  return !out.is_null();
-}
-std::string jstr(const element& e) {
-  std::string_view sv;
-  if (e.get_string().get(sv) != simdjson::SUCCESS) return "";
-  return std::string(sv);
-}
-int64_t jint(const element& e) {
-  int64_t i;
-  if (e.get_int64().get(i) == simdjson::SUCCESS) return i;
-  uint64_t u;
-  if (e.get_uint64().get(u) == simdjson::SUCCESS) return std::numeric_limits<int64_t>::max();
-  double d;
-  if (e.get_double().get(d) == simdjson::SUCCESS) {
-    if (d >= 9.2e18) return std::numeric_limits<int64_t>::max();
-    if (d <= -9.2e18) return std::numeric_limits<int64_t>::min();
-    return static_cast<int64_t>(d);
-  }
-  bool b;
-  if (e.get_bool().get(b) == simdjson::SUCCESS) return b ? 1 : 0;
-  return 0;
-}
-std::string gstr(const JObj& o, const char* k) {
-  element e;
-  return member(o, k, e) ? jstr(e) : std::string();
-}
-int64_t gint(const JObj& o, const char* k) {
-  element e;
-  return member(o, k, e) ? jint(e) : 0;
-}
-std::vector<element> garr(const JObj& o, const char* k) {
-  std::vector<element> out;
-  element e;
-  array a;
-  if (member(o, k, e) && e.get_array().get(a) == simdjson::SUCCESS)
-    for (element x : a) out.push_back(x);
-  return out;
-}
-JObj gobj(const JObj& o, const char* k) {
-  element e;
-  if (!member(o, k, e)) return JObj{};
-  return as_obj(e);
-}
 
 // ---- Domain ------------------------------------------------------------------------------
 struct Calendar {
@@ -643,11 +577,6 @@ std::optional<Invalid> validate_check(const std::string& id, const CheckSpec& c,
 }  // namespace
 
 // ---- Derived -----------------------------------------------------------------------------
-std::string Derived::to_string() const {
-  std::string s = "[" + tenant + "] " + type;
-  for (const auto& [k, v] : fields) s += " " + k + "=" + v;
-  return s;
-}
 
 // ---- Model -------------------------------------------------------------------------------
 using TimerKey = std::tuple<int64_t, std::string, std::string, char>;  // time, tenant, check, kind
