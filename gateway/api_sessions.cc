@@ -57,6 +57,18 @@ std::optional<int64_t> parse_day(std::string_view d) {
          std::stoll(back.substr(8, 2));
 }
 
+// ?limit= (1..max_limit) into `limit`, else an error on `bad`; absent: `limit` unchanged.
+void parse_limit(const HttpRequest& req, size_t max_limit, size_t& limit, Status& bad) {
+  auto l = req.query_param("limit");
+  if (!l) return;
+  uint64_t v = 0;
+  auto r = std::from_chars(l->data(), l->data() + l->size(), v);
+  if (r.ec != std::errc() || r.ptr != l->data() + l->size() || v < 1 || v > max_limit)
+    bad.mutable_errors().push_back({"limit", "must be an integer 1.." + std::to_string(max_limit)});
+  else
+    limit = static_cast<size_t>(v);
+}
+
 // ?from=&to= of /usage, both required days, from <= to.
 Result<std::pair<int64_t, int64_t>> parse_usage_range(const HttpRequest& req) {
   auto from_s = req.query_param("from");
@@ -94,14 +106,7 @@ Result<ModelQuery> parse_model_query(const HttpRequest& req, const std::vector<s
   if (rest.size() > 1) q.id = rest[1];
   if (q.kind == ModelQuery::kSession) return q;
   Status bad(Code::kInvalidArgument, "invalid query");
-  if (auto l = req.query_param("limit")) {
-    uint64_t v = 0;
-    auto r = std::from_chars(l->data(), l->data() + l->size(), v);
-    if (r.ec != std::errc() || r.ptr != l->data() + l->size() || v < 1 || v > max_limit)
-      bad.mutable_errors().push_back({"limit", "must be an integer 1.." + std::to_string(max_limit)});
-    else
-      q.limit = static_cast<size_t>(v);
-  }
+  parse_limit(req, max_limit, q.limit, bad);
   q.cursor = req.query_param("cursor");
   if (q.kind == ModelQuery::kList) {
     q.state = req.query_param("state");
@@ -282,15 +287,8 @@ void Api::get_heartbeat(HttpRequest req, const TenantId& t, const std::string& w
       bad.mutable_errors().push_back({"priority", "an integer 0..9 (the lowest priority listed)"});
     else q.min_priority = x;
   }
-  if (auto l = req.query_param("limit")) {
-    uint64_t v = 0;
-    auto r = std::from_chars(l->data(), l->data() + l->size(), v);
-    if (r.ec != std::errc() || r.ptr != l->data() + l->size() || v < 1 || v > opts_.max_page)
-      bad.mutable_errors().push_back({"limit", "must be an integer 1.." + std::to_string(opts_.max_page)});
-    else q.limit = static_cast<size_t>(v);
-  } else {
-    q.limit = kDefaultPageLimit;
-  }
+  q.limit = kDefaultPageLimit;
+  parse_limit(req, opts_.max_page, q.limit, bad);
   q.state = req.query_param("state");
   q.check = req.query_param("check");
   q.cursor = req.query_param("cursor");
