@@ -127,6 +127,15 @@ class Emitter {
   // relay's exactly-once argument (runtime.h) would not cover it.
   virtual Status emit_for(std::string_view tenant, std::string_view ce_type,
                           std::string_view data_json, std::string_view subject = {}) = 0;
+  // As `emit_for`, for a tenant on ANY partition: a MESSAGE to that tenant's partition
+  // (cross-partition emission, runtime.h). The runtime appends it to the tenant's
+  // partition exactly once, and the messages of one input partition to one destination
+  // arrive in the order they were derived; nothing orders them against that partition's
+  // other records. Only a processor that `consumes_own_events()` can act on them there,
+  // and it must decide on the destination's own state (a message may cross another one).
+  // kInvalidArgument for an invalid tenant id.
+  virtual Status emit_elsewhere(std::string_view tenant, std::string_view ce_type,
+                                std::string_view data_json, std::string_view subject = {}) = 0;
 };
 
 class Processor {

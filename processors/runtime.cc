@@ -4,6 +4,12 @@
 //   'o' be32 partition                          -> be64 next input offset (committed)
 //   'x' be32 partition be64 offset be32 index   -> derived event bytes (the outbox)
 //   'm' be32 partition                          -> be64 relay marker M_p (see runtime.h)
+//   'y' be32 dest be32 source be64 offset be32 index -> a derived event addressed to a
+//                                                  tenant of partition `dest` != `source`
+//   'n' be32 dest                               -> be64 relay marker of those (N_q)
+// The relay works in LANES: the same-partition lane of each owned partition p ('x' p, 'm'
+// p) and the cross-partition lane of each destination q ('y' q, 'n' q); see runtime.h,
+// "Cross-partition emission".
 #include "processors/runtime.h"
 
 #include "events/key_codec.h"
@@ -33,6 +39,8 @@ namespace {
 constexpr char kOffsetTag = 'o';
 constexpr char kOutboxTag = 'x';
 constexpr char kMarkerTag = 'm';
+constexpr char kCrossOutboxTag = 'y';
+constexpr char kCrossMarkerTag = 'n';
 constexpr size_t kMaxProcessorNameBytes = 64;
 
 using keys::get_be;
@@ -46,6 +54,14 @@ std::string partition_key(char tag, Partition p) {
 }
 std::string outbox_key(Position src, uint32_t index) {
   std::string k = partition_key(kOutboxTag, src.partition);
+  put_be64(k, static_cast<uint64_t>(src.offset.value()));
+  put_be32(k, index);
+  return k;
+}
+// An entry of the cross-partition lane of `dest`: derived from the input at `src`.
+std::string cross_outbox_key(Partition dest, Position src, uint32_t index) {
+  std::string k = partition_key(kCrossOutboxTag, dest);
+  put_be32(k, static_cast<uint32_t>(src.partition.value()));
   put_be64(k, static_cast<uint64_t>(src.offset.value()));
   put_be32(k, index);
   return k;
@@ -165,8 +181,25 @@ class EmitterImpl final : public Emitter {
         kafka_partition(tenant, partition_count_) != ev_.pos.partition) {
       return Status(Code::kInvalidArgument,
                     "emit_for: tenant " + std::string(tenant) + " is not on partition " +
-                        std::to_string(ev_.pos.partition.value()));
+                        std::to_string(ev_.pos.partition.value()) + " (emit_elsewhere addresses another)");
     }
+    return add(tenant, ev_.pos.partition, ce_type, data_json, subject);
+  }
+
+  Status emit_elsewhere(std::string_view tenant, std::string_view ce_type, std::string_view data_json,
+                        std::string_view subject) override {
+    if (!TenantId::is_valid(tenant))
+      return Status(Code::kInvalidArgument, "emit_elsewhere: bad tenant id '" + std::string(tenant) + "'");
+    const Partition dest = tenant == ev_.header.tenant ? ev_.pos.partition : kafka_partition(tenant, partition_count_);
+    return add(tenant, dest, ce_type, data_json, subject);
+  }
+
+  // The derived events of this apply, with the partition each is addressed to.
+  std::vector<std::pair<Partition, std::string>>& derived() { return out_; }
+
+ private:
+  Status add(std::string_view tenant, Partition dest, std::string_view ce_type, std::string_view data_json,
+             std::string_view subject) {
     if (out_.size() >= kMaxDerivedPerEvent)
       return Status(Code::kTooLarge, "more than kMaxDerivedPerEvent derived events");
     const uint32_t index = static_cast<uint32_t>(out_.size());
@@ -183,18 +216,15 @@ class EmitterImpl final : public Emitter {
     d.time_us = ev_.append_us;
     auto bytes = encode_derived(d, data_json);
     if (!bytes.ok()) return std::move(bytes).take_status();
-    out_.push_back(std::move(*bytes));
+    out_.emplace_back(dest, std::move(*bytes));
     return Status::ok();
   }
 
-  std::vector<std::string>& derived() { return out_; }
-
- private:
   std::string_view processor_;
   const std::string& source_;
   const EventView& ev_;
   int32_t partition_count_;
-  std::vector<std::string> out_;
+  std::vector<std::pair<Partition, std::string>> out_;
 };
 
 // The committed state of the processor's column family, read-only (report_gauges).
@@ -243,10 +273,7 @@ class RuntimeImpl final : public ProcessorRuntime {
         state_(cfs[1]),
         committed_(std::move(committed)),
         follow_(log, opts_.partitions) {
-    for (Partition p : opts_.partitions) {
-      needs_scan_[p.value()] = true;  // rule 3: at start
-      outbox_.emplace(p.value(), OutboxCursor{partition_key(kOutboxTag, p), true});
-    }
+    reset_lanes();  // every lane scans first (rule 3: at start)
     if (opts_.metrics) {
       probe_ = std::make_unique<RuntimeProbe>(*opts_.metrics, name_, opts_.partitions);
       update_lag();
@@ -280,10 +307,7 @@ class RuntimeImpl final : public ProcessorRuntime {
       std::lock_guard lk(mu_);
       error_ = Status::ok();
     }
-    for (Partition p : opts_.partitions) {
-      needs_scan_[p.value()] = true;  // rule 3, as at open
-      outbox_[p.value()] = OutboxCursor{partition_key(kOutboxTag, p), true};
-    }
+    reset_lanes();  // rule 3, as at open
     return start();
   }
 
@@ -398,13 +422,23 @@ class RuntimeImpl final : public ProcessorRuntime {
 
   Result<std::vector<OutboxEntry>> outbox(Partition p) const override {
     std::vector<OutboxEntry> out;
-    const std::string prefix = partition_key(kOutboxTag, p);
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+    const std::string prefix = partition_key(kOutboxTag, p);
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
       std::string_view k = it->key().ToStringView();
       OutboxEntry e;
       e.source = {p, Offset(static_cast<int64_t>(get_be(k, 5, 8)))};
       e.index = static_cast<uint32_t>(get_be(k, 13, 4));
+      e.bytes = it->value().ToString();
+      out.push_back(std::move(e));
+    }
+    if (!it->status().ok()) return from_rocks(it->status(), "outbox");
+    const std::string cross = partition_key(kCrossOutboxTag, p);  // addressed to p from elsewhere
+    for (it->Seek(cross); it->Valid() && it->key().starts_with(cross); it->Next()) {
+      std::string_view k = it->key().ToStringView();
+      OutboxEntry e;
+      e.source = {Partition(static_cast<int32_t>(get_be(k, 5, 4))), Offset(static_cast<int64_t>(get_be(k, 9, 8)))};
+      e.index = static_cast<uint32_t>(get_be(k, 17, 4));
       e.bytes = it->value().ToString();
       out.push_back(std::move(e));
     }
@@ -491,6 +525,7 @@ class RuntimeImpl final : public ProcessorRuntime {
     size_t records = 0;
     uint64_t applied = 0, skipped = 0, derived = 0;
     int64_t last_time_us = 0;
+    std::vector<Partition> cross_dests;  // partitions it derived events for, other than p
   };
 
   // Reads and applies one batch of `p` into `txn` / `wb`. nullopt: nothing to do (no
@@ -508,7 +543,7 @@ class RuntimeImpl final : public ProcessorRuntime {
       return std::move(recs).take_status();
     }
     if (recs->empty()) return std::optional<PartitionWork>();
-    PartitionWork w{p, from, recs->back().pos.offset.next()};
+    PartitionWork w{p, from, recs->back().pos.offset.next(), 0, 0, 0, 0, 0, {}};
     w.records = recs->size();
     for (const StoredRecord& rec : *recs) {
       if (Status v = verify_event(rec.value); !v.is_ok())
@@ -525,7 +560,14 @@ class RuntimeImpl final : public ProcessorRuntime {
       if (Status s = proc_.apply(ev, txn, em); !s.is_ok()) return s;
       ++w.applied;
       for (size_t i = 0; i < em.derived().size(); ++i) {
-        wb.Put(meta_, outbox_key(rec.pos, static_cast<uint32_t>(i)), em.derived()[i]);
+        const auto& [dest, bytes] = em.derived()[i];
+        if (dest == p) {
+          wb.Put(meta_, outbox_key(rec.pos, static_cast<uint32_t>(i)), bytes);
+        } else {
+          wb.Put(meta_, cross_outbox_key(dest, rec.pos, static_cast<uint32_t>(i)), bytes);
+          if (std::find(w.cross_dests.begin(), w.cross_dests.end(), dest) == w.cross_dests.end())
+            w.cross_dests.push_back(dest);
+        }
         ++w.derived;
       }
     }
@@ -575,7 +617,8 @@ class RuntimeImpl final : public ProcessorRuntime {
       std::lock_guard lk(mu_);
       for (const auto& w : done) {
         committed_[w.p.value()] = w.next;
-        if (w.derived > 0) outbox_.at(w.p.value()).dirty = true;
+        if (w.derived > 0) lane_state(Lane{false, w.p}).dirty = true;
+        for (Partition q : w.cross_dests) lane_state(Lane{true, q}).dirty = true;
         stats_.events_applied += w.applied;
         stats_.events_skipped += w.skipped;
         stats_.derived += w.derived;
@@ -607,98 +650,143 @@ class RuntimeImpl final : public ProcessorRuntime {
     return from_rocks(db_->Write(wo, &wb), "commit");
   }
 
-  Result<std::optional<Offset>> marker(Partition p) {
+  // ---- Relay lanes ---------------------------------------------------------------------
+  // A lane is one outbox key range and its marker: the same-partition lane of an owned
+  // partition p (entries 'x' p..., marker 'm' p, appended to p) or the cross-partition lane
+  // of a destination q (entries 'y' q..., marker 'n' q, appended to q by this runtime for
+  // inputs of its own partitions; q need not be owned). Every rule of runtime.h holds per
+  // lane: its marker bounds where its appends can be, and its rescan reads q from there.
+  struct Lane {
+    bool cross = false;
+    Partition dest;
+  };
+  struct LaneState {
+    Lane lane;
+    std::string from;  // every key of the lane below it is deleted
+    bool dirty = true;      // may hold entries (set by commits, cleared when drained)
+    bool needs_scan = true; // rule 3: at start, and after a failed append
+  };
+  static std::string lane_prefix(Lane l) { return partition_key(l.cross ? kCrossOutboxTag : kOutboxTag, l.dest); }
+  static std::string lane_marker_key(Lane l) { return partition_key(l.cross ? kCrossMarkerTag : kMarkerTag, l.dest); }
+  bool owned(Partition p) const { return std::binary_search(opts_.partitions.begin(), opts_.partitions.end(), p); }
+  // The outbox key of lane `l` a derived event with this id would have; nullopt when the
+  // id belongs to another lane (or another runtime: a source partition not owned here).
+  std::optional<std::string> lane_key_for(Lane l, Position src, uint32_t index) const {
+    if (!l.cross) {
+      if (src.partition != l.dest) return std::nullopt;
+      return outbox_key(src, index);
+    }
+    if (src.partition == l.dest || !owned(src.partition)) return std::nullopt;
+    return cross_outbox_key(l.dest, src, index);
+  }
+  void reset_lanes() {
+    lanes_.clear();
+    for (Partition p : opts_.partitions) {
+      Lane l{false, p};
+      lanes_.emplace(lane_prefix(l), LaneState{l, lane_prefix(l)});
+    }
+    for (int32_t q = 0; q < log_.partition_count(); ++q) {
+      Lane l{true, Partition(q)};
+      lanes_.emplace(lane_prefix(l), LaneState{l, lane_prefix(l)});
+    }
+  }
+  LaneState& lane_state(Lane l) { return lanes_.at(lane_prefix(l)); }
+
+  Result<std::optional<Offset>> marker(Lane l) {
     std::string v;
-    auto s = db_->Get(rocksdb::ReadOptions(), meta_, partition_key(kMarkerTag, p), &v);
+    auto s = db_->Get(rocksdb::ReadOptions(), meta_, lane_marker_key(l), &v);
     if (s.IsNotFound()) return std::optional<Offset>();
     if (!s.ok()) return from_rocks(s, "relay marker");
     return std::optional<Offset>(Offset(static_cast<int64_t>(get_be(v, 0, 8))));
   }
 
-  Result<bool> outbox_empty(Partition p) {
-    auto first = load_outbox(p, 1);
+  Result<bool> outbox_empty(LaneState& ls) {
+    auto first = load_outbox(ls, 1);
     if (!first.ok()) return std::move(first).take_status();
     return first->empty();
   }
 
-  // Rule 3 of runtime.h: find outbox entries of `p` already in the log at >= M_p.
-  // false: not yet possible (rule 5): the log holds a derived event of an input the
-  // state has not (re-)applied since a loss of its unsynced tail; p relays nothing until
-  // the processing has passed it, and the scan runs again from the same marker.
-  Result<bool> recover(Partition p) {
-    auto m = marker(p);
+  // Rule 3 of runtime.h: find outbox entries of the lane already in the log at >= its
+  // marker. false: not yet possible (rule 5): the log holds a derived event of an input
+  // the state has not (re-)applied since a loss of its unsynced tail; the lane relays
+  // nothing until the processing has passed it, and the scan runs again from the same
+  // marker.
+  Result<bool> recover(LaneState& ls) {
+    const Lane l = ls.lane;
+    auto m = marker(l);
     if (!m.ok()) return std::move(m).take_status();
     if (*m) {
       Offset from = **m;
       ReadOptions ro;
       ro.max_records = kRelayScanChunkRecords;
       for (;;) {
-        auto recs = log_.read(p, from, ro);
+        auto recs = log_.read(l.dest, from, ro);
         if (!recs.ok()) return std::move(recs).take_status();
         if (recs->empty()) break;
         rocksdb::WriteBatch wb;
         uint64_t found = 0;
-        const Offset committed = committed_offset(p);
         for (const StoredRecord& rec : *recs) {
           if (!verify_event(rec.value).is_ok()) continue;  // not ours: ours are verified
           EventHeader h = read_header(rec.value);
           if (h.source != source_) continue;
           auto id = parse_derived_event_id(name_, h.id);
-          if (!id || id->first.partition != p) continue;
+          if (!id) continue;
+          auto key = lane_key_for(l, id->first, id->second);
+          if (!key) continue;
           // Rule 5: its input is not applied (the commit that derived it was lost with
           // the unsynced tail): its entry reappears only once the input is re-applied.
           // Nothing of this chunk is written, so the next scan starts here again.
-          if (id->first.offset >= committed) {
+          if (id->first.offset >= committed_offset(id->first.partition)) {
             std::lock_guard lk(mu_);
             ++stats_.relay_deferred;
             return false;
           }
-          const std::string key = outbox_key(id->first, id->second);
           std::string v;
-          auto s = db_->Get(rocksdb::ReadOptions(), meta_, key, &v);
+          auto s = db_->Get(rocksdb::ReadOptions(), meta_, *key, &v);
           if (s.IsNotFound()) continue;
           if (!s.ok()) return from_rocks(s, "outbox");
-          wb.Delete(meta_, key);
+          wb.Delete(meta_, *key);
           ++found;
         }
         from = recs->back().pos.offset.next();
-        wb.Put(meta_, partition_key(kMarkerTag, p), be64_value(from.value()));
+        wb.Put(meta_, lane_marker_key(l), be64_value(from.value()));
         if (Status s = write(wb); !s.is_ok()) return s;
         if (probe_) probe_->recovered(found);
         std::lock_guard lk(mu_);
         stats_.relay_recovered += found;
       }
-      auto empty = outbox_empty(p);
+      auto empty = outbox_empty(ls);
       if (!empty.ok()) return std::move(empty).take_status();
       if (*empty) {
         rocksdb::WriteBatch wb;
-        wb.Delete(meta_, partition_key(kMarkerTag, p));
+        wb.Delete(meta_, lane_marker_key(l));
         if (Status s = write(wb); !s.is_ok()) return s;
       }
     }
-    needs_scan_[p.value()] = false;
+    ls.needs_scan = false;
     return true;
   }
 
-  // One relay round over every owned partition with outbox entries (rules of runtime.h):
-  //   1. partitions needing it are rescanned first (rule 3);
+  // One relay round over every lane with outbox entries (rules of runtime.h):
+  //   1. lanes needing it are rescanned first (rule 3);
   //   2. the markers of those without one go in ONE synced WriteBatch (rule 1);
-  //   3. every partition's appends — one per run of one tenant's entries — are issued at
+  //   3. every lane's appends — one per run of one tenant's entries — are issued at
   //      once, so the log group-commits them (one fsync for the round);
   //   4. ONE WriteBatch deletes what was appended and moves the markers (rule 2).
-  // A partition whose append failed keeps its entries and is rescanned before its next
-  // append; the other partitions of the round go ahead.
+  // A lane whose append failed keeps its entries and is rescanned before its next
+  // append; the other lanes of the round go ahead.
   Result<bool> relay_round() {
     struct Work {
-      Partition p;
+      LaneState* ls;
       std::vector<std::pair<std::string, std::string>> pending;  // outbox key -> bytes
     };
     std::vector<Work> work;
-    for (Partition p : opts_.partitions) {
-      if (needs_scan_[p.value()]) {
+    for (auto& [prefix, ls] : lanes_) {
+      const Lane l = ls.lane;
+      if (ls.needs_scan) {
         // RocksDB errors are kInternal / kCorruption, so only the log's read can be
-        // transient; needs_scan_ stays set and the next round scans again.
-        auto done = recover(p);
+        // transient; needs_scan stays set and the next round scans again.
+        auto done = recover(ls);
         if (!done.ok()) {
           Status s = std::move(done).take_status();
           if (!transient_log_error(s)) return s;
@@ -707,34 +795,34 @@ class RuntimeImpl final : public ProcessorRuntime {
         }
         if (!*done) continue;  // rule 5: wait for the processing to re-apply
       }
-      OutboxCursor& cur = outbox_.at(p.value());
-      if (!cur.dirty) {  // nothing derived since the outbox was last seen empty
-        note_relayed(p, committed_offset(p), std::nullopt);
+      if (!ls.dirty) {  // nothing derived since the lane was last seen empty
+        if (!l.cross) note_relayed(l.dest, committed_offset(l.dest), std::nullopt);
         continue;
       }
-      auto pending = load_outbox(p, kMaxRelayBatchEntries);
+      auto pending = load_outbox(ls, kMaxRelayBatchEntries);
       if (!pending.ok()) return std::move(pending).take_status();
       if (pending->empty()) {
-        cur.dirty = false;
-        note_relayed(p, committed_offset(p), std::nullopt);
+        ls.dirty = false;
+        if (!l.cross) note_relayed(l.dest, committed_offset(l.dest), std::nullopt);
         continue;
       }
-      work.push_back(Work{p, std::move(*pending)});
+      work.push_back(Work{&ls, std::move(*pending)});
     }
 
     rocksdb::WriteBatch markers;  // rule 1: where our appends can start, durably, first
     bool new_markers = false;
     for (auto it = work.begin(); it != work.end();) {
-      auto m = marker(it->p);
+      const Lane l = it->ls->lane;
+      auto m = marker(l);
       if (!m.ok()) return std::move(m).take_status();
       if (!*m) {
-        auto end = log_.end_offset(it->p);
+        auto end = log_.end_offset(l.dest);
         if (!end.ok()) {
-          (void)relay_error(it->p, std::move(end).take_status());
+          (void)relay_error(*it->ls, std::move(end).take_status());
           it = work.erase(it);
           continue;
         }
-        markers.Put(meta_, partition_key(kMarkerTag, it->p), be64_value(end->value()));
+        markers.Put(meta_, lane_marker_key(l), be64_value(end->value()));
         new_markers = true;
       }
       ++it;
@@ -788,7 +876,7 @@ class RuntimeImpl final : public ProcessorRuntime {
     };
     std::vector<Relayed> relayed;
     for (size_t w = 0; w < work.size(); ++w) {
-      const Partition p = work[w].p;
+      const Lane l = work[w].ls->lane;
       const auto& pending = work[w].pending;
       Offset end(0);
       Status failed = Status::ok();
@@ -800,21 +888,21 @@ class RuntimeImpl final : public ProcessorRuntime {
           end = std::max(end, r.result->positions.back().offset.next());
         }
       }
-      if (!failed.is_ok()) {  // some of p's appends may be in the log: rescan p first
-        (void)relay_error(p, std::move(failed));
+      if (!failed.is_ok()) {  // some of the lane's appends may be in the log: rescan first
+        (void)relay_error(*work[w].ls, std::move(failed));
         continue;
       }
-      if (opts_.hooks.crash_after_relay_append && opts_.hooks.crash_after_relay_append(p))
+      if (opts_.hooks.crash_after_relay_append && opts_.hooks.crash_after_relay_append(l.dest))
         return Status(Code::kInternal, "injected crash after relay append");
       for (const auto& entry : pending) wb.Delete(meta_, entry.first);
-      const bool drained = pending.size() < kMaxRelayBatchEntries && !has_more_after(p, pending.back().first);
+      const bool drained = pending.size() < kMaxRelayBatchEntries && !has_more_after(*work[w].ls, pending.back().first);
       // Everything up to the last relayed key is deleted by this batch: later seeks start
       // after it instead of stepping over the tombstones (they stay until compaction).
       // The cursor moves only once the batch is written (below).
       if (drained)
-        wb.Delete(meta_, partition_key(kMarkerTag, p));
+        wb.Delete(meta_, lane_marker_key(l));
       else
-        wb.Put(meta_, partition_key(kMarkerTag, p), be64_value(end.value()));
+        wb.Put(meta_, lane_marker_key(l), be64_value(end.value()));
       relayed.push_back(Relayed{w, end, drained});
     }
     if (relayed.empty()) return false;
@@ -822,15 +910,18 @@ class RuntimeImpl final : public ProcessorRuntime {
     size_t count = 0;
     for (const Relayed& r : relayed) {
       const Work& wk = work[r.w];
-      OutboxCursor& cur = outbox_.at(wk.p.value());
-      cur.from = wk.pending.back().first;
-      cur.from.push_back('\0');  // the smallest key after it
-      if (r.drained) cur.dirty = false;
-      // Every input before the last relayed entry's has all its derived events in the log
-      // (an input's entries are consecutive); with the outbox drained, every committed one.
-      note_relayed(wk.p,
-                   r.drained ? committed_offset(wk.p) : Offset(static_cast<int64_t>(get_be(wk.pending.back().first, 5, 8))),
-                   r.end);
+      LaneState& ls = *wk.ls;
+      ls.from = wk.pending.back().first;
+      ls.from.push_back('\0');  // the smallest key after it
+      if (r.drained) ls.dirty = false;
+      // Every input before the last relayed entry's has all its same-partition derived
+      // events in the log (an input's entries are consecutive); with the lane drained,
+      // every committed one. Cross lanes are not part of wait_relayed (runtime.h).
+      if (!ls.lane.cross)
+        note_relayed(ls.lane.dest,
+                     r.drained ? committed_offset(ls.lane.dest)
+                               : Offset(static_cast<int64_t>(get_be(wk.pending.back().first, 5, 8))),
+                     r.end);
       count += wk.pending.size();
     }
     {
@@ -841,10 +932,10 @@ class RuntimeImpl final : public ProcessorRuntime {
     return true;
   }
 
-  // Whether p's outbox has an entry after `last_key` (a read error counts as yes: the
+  // Whether the lane has an entry after `last_key` (a read error counts as yes: the
   // marker then stays, which is always safe).
-  bool has_more_after(Partition p, const std::string& last_key) {
-    const std::string end = keys::prefix_end(partition_key(kOutboxTag, p));
+  bool has_more_after(const LaneState& ls, const std::string& last_key) {
+    const std::string end = keys::prefix_end(lane_prefix(ls.lane));
     rocksdb::ReadOptions ro;
     rocksdb::Slice upper(end);
     ro.iterate_upper_bound = &upper;
@@ -856,8 +947,8 @@ class RuntimeImpl final : public ProcessorRuntime {
 
   // A failed append may or may not be in the log (Kafka: unknown commit outcome): scan
   // again (rule 3) before the next append. Not sticky: the next step retries.
-  Result<bool> relay_error(Partition p, Status s) {
-    needs_scan_[p.value()] = true;
+  Result<bool> relay_error(LaneState& ls, Status s) {
+    ls.needs_scan = true;
     if (probe_) probe_->relay_error();
     std::lock_guard lk(mu_);
     ++stats_.relay_errors;
@@ -865,17 +956,17 @@ class RuntimeImpl final : public ProcessorRuntime {
     return false;
   }
 
-  // The first `max` outbox entries of `p`, from its cursor (every key below it is
-  // deleted) to the end of p's key range, so the seek neither steps over the tombstones
-  // of relayed entries nor runs into the next partition's.
-  Result<std::vector<std::pair<std::string, std::string>>> load_outbox(Partition p, size_t max) {
+  // The first `max` entries of the lane, from its cursor (every key below it is deleted)
+  // to the end of its key range, so the seek neither steps over the tombstones of relayed
+  // entries nor runs into the next lane's.
+  Result<std::vector<std::pair<std::string, std::string>>> load_outbox(const LaneState& ls, size_t max) {
     std::vector<std::pair<std::string, std::string>> out;
-    const std::string end = keys::prefix_end(partition_key(kOutboxTag, p));
+    const std::string end = keys::prefix_end(lane_prefix(ls.lane));
     rocksdb::ReadOptions ro;
     rocksdb::Slice upper(end);
     ro.iterate_upper_bound = &upper;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_));
-    for (it->Seek(outbox_.at(p.value()).from); it->Valid() && out.size() < max; it->Next())
+    for (it->Seek(ls.from); it->Valid() && out.size() < max; it->Next())
       out.emplace_back(it->key().ToString(), it->value().ToString());
     if (!it->status().ok()) return from_rocks(it->status(), "outbox");
     return out;
@@ -900,15 +991,9 @@ class RuntimeImpl final : public ProcessorRuntime {
   Status last_relay_error_;
   Status last_read_error_;
 
-  std::map<int32_t, bool> needs_scan_;  // worker / step thread only
-  // Where p's outbox starts (every key below `from` is deleted) and whether it may hold
-  // entries (set by a commit that derived events for p, cleared when the relay drains
-  // it). Worker / step thread only: the commit and the relay run on it in turn.
-  struct OutboxCursor {
-    std::string from;
-    bool dirty = true;
-  };
-  std::map<int32_t, OutboxCursor> outbox_;
+  // Every lane by its key prefix (same-partition lanes 'x' first, then cross 'y').
+  // Worker / step thread only: the commit and the relay run on it in turn.
+  std::map<std::string, LaneState> lanes_;
   std::unique_ptr<RuntimeProbe> probe_;  // null without RuntimeOptions::metrics
   std::map<int32_t, int64_t> last_time_us_;  // engine time of the last consumed record; worker only
 

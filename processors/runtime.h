@@ -50,6 +50,23 @@
 //     the check never fires. tests/crash/pulse_crash_test.cc kills a child whose
 //     unsynced writes stay in its own memory (RuntimeTestHooks::lose_unsynced), so each
 //     SIGKILL loses them as a power loss would.
+// CROSS-PARTITION EMISSION (Emitter::emit_elsewhere: a message for a tenant of another
+// partition q). Such an entry is written in the same WriteBatch as its input's offset, in
+// q's CROSS LANE of this runtime's outbox, keyed (q, input partition, offset, index); q
+// need not be owned. The relay treats each lane — the same-partition lane of an owned p
+// and the cross lane of a destination q — with the rules above, lane by lane: the lane's
+// own marker N_q = end_offset(q) durably before its first append (rule 1), one WriteBatch
+// deleting what was appended and moving N_q (rule 2), and the rescan of q from N_q (rule
+// 3) recognising a record as an entry of the lane by its id, which names the input
+// position (p, offset, index) with p owned here and p != q — the source and id of a
+// derived event are the engine's alone (the gateway reserves them), so no producer can
+// forge one. Rule 4 holds as before, and rule 5's check compares the input offset with
+// p's committed offset. So a message is appended to q exactly once, and, since a lane
+// appends in key order, the messages of p to q arrive in the order they were derived
+// (FIFO per pair of partitions); nothing orders them against q's other records. Several
+// runtimes (Kafka, partitions split between hosts) each keep their own lanes and markers:
+// a rescan only recognises ids of its own partitions. `wait_relayed` covers the
+// same-partition lane only.
 // Caveat: a state dir that is wiped and rebuilt over a log that already holds derived
 // events would republish them; rebuild with `relay = false` (derived events stay in the
 // outbox, where replay tests compare them with the log). See processors/README.md.

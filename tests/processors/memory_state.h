@@ -105,7 +105,7 @@ struct Emitted {
 // runtime's rules (id "<processor>/<partition>-<offset>-<index>", source, tenant and time
 // of the input, causationid = the input's id), so an invalid data object fails the emit
 // with the codec's status as it would in the runtime. One partition: every tenant is on
-// the input's partition, so emit_for never refuses.
+// the input's partition, so emit_for never refuses (and emit_elsewhere is emit_for).
 class RecordingEmitter final : public Emitter {
  public:
   RecordingEmitter(std::string_view processor, const EventView& in)
@@ -118,6 +118,10 @@ class RecordingEmitter final : public Emitter {
   Status emit(std::string_view ce_type, std::string_view data_json,
               std::string_view subject) override {
     return emit_for(tenant_, ce_type, data_json, subject);
+  }
+  Status emit_elsewhere(std::string_view tenant, std::string_view ce_type, std::string_view data_json,
+                        std::string_view subject) override {
+    return emit_for(tenant, ce_type, data_json, subject);
   }
   Status emit_for(std::string_view tenant, std::string_view ce_type, std::string_view data_json,
                   std::string_view subject) override {
