@@ -13,15 +13,13 @@
 //      `weight` (≤ 0 or > 10), `vote` (not −1/0/+1), `note` (> 1024 bytes); pollinate
 //      `dreamId`, `seed` (given and > 4096 bytes); configured `halfLifeSeconds`,
 //      `diversitySources`, `massPpm` (0 = default, negative or out of range = invalid),
-//      `sessionModel` (> 64 bytes); share_offered `target` (empty). Ids that must name an
-//      existing dream (nurtured, evolve, compile, pollinate parents, share_offered) are not
+//      `sessionModel` (> 64 bytes); share_offered: R20c (DREAMS.md's order). Ids that must
+//      name an existing dream (nurtured, evolve, compile, pollinate parents, share_offered) are not
 //      pattern-checked: an ill-formed id is simply `unknown_dream`.
 //  R2  Pollinate order: unknown_dream (parentA, then parentB), self_pollination,
 //      stage_too_low (A, then B; COMPILED counts as too low), duplicate_dream (the child),
 //      plan limit. Compile: unknown_dream, COMPILED → nothing at all, stage < BLOOM →
-//      stage_too_low. Share offer: unknown_dream, self_share, duplicate_share (a share with
-//      the same id OFFERED or ACCEPTED), 32 open (OFFERED/ACCEPTED) shares of the dream →
-//      `engine_limit` with limit 32 (DREAMS.md names no reason for it).
+//      stage_too_low. Share offer: R20c.
 //  R3  dream.rejected: attempted = input type, attemptedId = input id, dreamId = the input's
 //      dreamId member (for share accept/decline/revoke: the share's dream for share_closed,
 //      empty for unknown_share); `limit` only for plan_limit / engine_limit / too_many_sources
@@ -32,9 +30,9 @@
 //  R5  Every accepted signal is an evaluation at T, including a note-only one (it adds no
 //      weight, but decay since the last evaluation or new constants may move fitness).
 //  R6  Order of facts of one evaluation: [signal_recorded], dream.evolved (stage change),
-//      dream.bloomed, dream.updated, then dream.shared for each ACCEPTED share of the dream
-//      (share-id order) when stage or fitness changed. Compile: session.created,
-//      dream.compiled, dream.evolved (→ COMPILED), dream.updated, dream.shared...
+//      dream.bloomed, dream.updated; the dream.shared snapshots of ACCEPTED shares when stage
+//      or fitness changed come at the END of the input (R20i). Compile: session.created,
+//      dream.compiled, dream.evolved (→ COMPILED), dream.updated, [dream.shared...].
 //  R7  `sources` (in dream.updated AND dream.evolved): every source with W_src > 0, weighed
 //      at the fact's time T with the tenant's current constants, in byte order of the source
 //      name; weightPpm = W_src, meanPpm = A_src·10⁶/W_src. (For facts that are not an
@@ -78,16 +76,70 @@
 //      of a COMPILED dream (dream.sessionId == sessionId, same tenant) matters, the first one
 //      only; sessionState is set to that state's name then (empty before). Other
 //      session.updated facts are ignored silently.
-//  R20 Sharing: share.updated {shareId, dreamId, target, state}. Offer: share.updated OFFERED
-//      (owner), then share.received (target) with the snapshot at T. A DECLINED or REVOKED
-//      share may be offered again (same id, OFFERED). Accept/decline: the input's tenant must
-//      be the share's target (else unknown_share); state OFFERED (else share_closed). Accept:
-//      dream.shared (target) with the snapshot the target RECEIVED at the offer (the target's
-//      partition knows no other), then share.updated ACCEPTED (owner). Decline: share.updated
-//      DECLINED (owner) only. Revoke: the input's tenant must be the owner (else
-//      unknown_share); OFFERED/ACCEPTED (else share_closed); share.updated REVOKED for the
-//      owner, then the same fact for the target tenant. Snapshot members: dreamId, seed,
-//      tags, stage, fitness, fitnessPpm. A share target need not be a known tenant.
+//  R20 (replaced by R20a..R20l: DREAMS.md's sharing is now a two-sided protocol.)
+//  R20a Messages. `apply` is also called with Dreams' OWN derived events, in log order. Only
+//      the three messages are consumed, recognised by type alone (inputs carry no `source`;
+//      producers cannot post engine types): `dream.share.received`, `dream.share.answered`,
+//      and `dream.share.updated` with state REVOKED on the TARGET's stream. Every other
+//      derived event (dream.updated / evolved / bloomed / compiled / signal_recorded /
+//      shared / rejected, session.created, the owner's own dream.share.updated, the
+//      target's ACCEPTED / DECLINED dream.share.updated) changes nothing and derives nothing.
+//      A message is never rejected: one that does not apply (malformed, stale, wrong side)
+//      is ignored silently.
+//  R20b Each side keeps its own state of S (state + round), by share id. The id
+//      "<O>/<dreamId>/<T>" is taken apart at its first and last '/'; it alone names the two
+//      sides (a message's `owner` / `target` members are not consulted). A message is
+//      consumed only on the stream of the side it is addressed to: received and the REVOKED
+//      share.updated when the input's tenant is T of the id (and not O), answered when it
+//      is O; on any other stream it is ignored.
+//  R20c Offer, in the order DREAMS.md writes it (an exception to R1's "invalid first"):
+//      unknown_dream; `invalid` field `target` unless a tenant id: [a-z0-9-]{1,64} starting
+//      with a letter or a digit; self_share; duplicate_share (O's state of S is OFFERED or
+//      ACCEPTED); `engine_limit`, limit 32, when O holds 32 open (OFFERED / ACCEPTED) states
+//      of shares of this dream. The target need not be a known tenant. Rejection dreamId =
+//      the input's dreamId.
+//  R20d Fact shapes: dream.share.updated {shareId, dreamId, target, state, round}, `owner`
+//      set on T's stream only; dream.share.received {shareId, owner, round, snapshot};
+//      dream.share.answered {shareId, accepted, round} (accepted false is a default:
+//      omitted); dream.shared {shareId, owner, snapshot}. Every one of them, answered
+//      included, carries causeOffset = the offset of the record it was derived from — for
+//      what a message derives, the message's own offset. Snapshot = dreamId, seed, tags,
+//      stage, fitness, fitnessPpm of the dream as STORED (no re-evaluation at that time).
+//  R20e Rounds: O's round of S is 0 before the first offer and becomes r+1 at every accepted
+//      offer (1 at the first); it survives DECLINED / REVOKED. T's round is that of the last
+//      received message. T's answer and O's revoke carry the sender's current round.
+//  R20f Received (on T): T's state of S becomes OFFERED with the message's round from ANY
+//      prior state, as the prose says (the table lists none / DECLINED / REVOKED only; with
+//      FIFO delivery T is never OFFERED / ACCEPTED when a received arrives). Derives nothing;
+//      the message's snapshot is not kept (the read model's business).
+//  R20g Answered (on O): applies only when O's state of S is OFFERED and its round equals
+//      the message's (an absent round, 0, never matches). Then O's state becomes ACCEPTED
+//      (member `accepted` true) or DECLINED (false / absent); derives O's
+//      dream.share.updated, then, when accepted, dream.shared for T with the dream as it is
+//      at this message. Otherwise (revoked meanwhile, older round, no such share) nothing.
+//  R20h REVOKED message (dream.share.updated REVOKED on T's stream): T's state OFFERED or
+//      ACCEPTED → REVOKED (the table's row), round unchecked (FIFO: it is T's round). From
+//      DECLINED or no state it changes nothing (not observable: DECLINED and REVOKED both
+//      answer share_closed to an accept and both reopen on a received). Derives nothing.
+//  R20i Snapshot sends: a dream whose fitness or stage changed on an input (an evaluation that
+//      changed fitnessPpm, a compilation — R6, R13) sends dream.shared for each of its shares
+//      whose OWNER's state is ACCEPTED; all sends of the input come after ALL its other facts
+//      (on a clock.tick firing several dreams, after the facts of every fired dream, not
+//      after each one), in byte order of the share id, each with its dream as at the end of
+//      the input (a dream is evaluated at most once per input). While O's state is still
+//      OFFERED (T accepted, the answer not yet consumed) nothing is sent: the answered's
+//      dream.shared carries the dream as it is then.
+//  R20j Accept / decline (by T): unknown_share when T holds no state of S, also when the
+//      input's tenant is not T of the id (the owner's own state is never consulted:
+//      an owner accepting its own share gets unknown_share); share_closed when T's state is
+//      not OFFERED (rejection dreamId = the share's dream; R3). Derives T's
+//      dream.share.updated (with owner, T's round), then dream.share.answered for O.
+//  R20k Revoke (by O): unknown_share when O holds no state of S, also when the input's tenant
+//      is not O of the id (a target revoking gets unknown_share); share_closed unless O's
+//      state is OFFERED / ACCEPTED. Derives O's dream.share.updated REVOKED (no owner), then
+//      the same fact with `owner` on T's stream (the message). No snapshot follows.
+//  R20l A rejected offer, accept, decline or revoke derives only its dream.rejected, on the
+//      poster's stream, and changes neither side.
 //  R21 Compile: session.created carries no causeOffset (not in SessionCreated); model omitted
 //      when no sessionModel; skills = the dream's tags; sessionState stays empty.
 #include "tests/processors/dreams_model.h"
@@ -144,6 +196,8 @@ bool chars_ok(const std::string& s, size_t max, bool upper, const char* extra) {
 bool is_dream_id(const std::string& s) { return chars_ok(s, 128, true, "._:-"); }
 bool is_source(const std::string& s) { return chars_ok(s, 64, false, "._:-"); }
 bool is_tag(const std::string& s) { return chars_ok(s, 32, false, "-"); }
+// R20c: a tenant id, [a-z0-9-]{1,64}, starting with a letter or a digit.
+bool is_tenant_id(const std::string& s) { return chars_ok(s, 64, false, "-") && s[0] != '-'; }
 
 // The longest prefix of `s` of at most `max` bytes that does not split a UTF-8 character.
 std::string utf8_cut(const std::string& s, size_t max) {
@@ -172,6 +226,9 @@ struct Fields {
   }
   void d(const std::string& k, double v) {
     if (v != 0) m[k] = fmt_double(v);
+  }
+  void b(const std::string& k, bool v) {
+    if (v) m[k] = "true";
   }
   void stage(const std::string& k, int st) {  // R12: the default (SPORE) is omitted
     if (st != SPORE) m[k] = kStageNames[st];
@@ -217,9 +274,24 @@ struct Snapshot {
   int stage = SPORE;
   int64_t fitness = 0;
 };
-struct Share {
-  std::string owner, dream_id, target, state;
-  Snapshot received;
+// A share id "<O>/<dreamId>/<T>" taken apart (R20b).
+struct ShareId {
+  std::string owner, dream_id, target;
+};
+std::optional<ShareId> parse_share_id(const std::string& s) {
+  const size_t a = s.find('/');
+  const size_t b = s.rfind('/');
+  if (a == std::string::npos || a == b) return std::nullopt;
+  ShareId r{s.substr(0, a), s.substr(a + 1, b - a - 1), s.substr(b + 1)};
+  if (r.owner.empty() || r.dream_id.empty() || r.target.empty()) return std::nullopt;
+  return r;
+}
+// One side's own state of a share (DREAMS.md, Sharing): the owner's or the target's.
+struct ShareSide {
+  ShareId id;
+  std::string state;  // OFFERED, ACCEPTED, DECLINED, REVOKED
+  int64_t round = 0;
+  bool open() const { return state == "OFFERED" || state == "ACCEPTED"; }
 };
 
 struct SourceWeight {
@@ -288,13 +360,18 @@ using TimerKey = std::tuple<int64_t, std::string, std::string>;  // time, tenant
 
 struct Model::Impl {
   std::map<std::string, Tenant> tenants;
-  std::map<std::string, Share> shares;  // by share id
+  // Each side's own state of a share, by share id (the id names both tenants, R20b).
+  std::map<std::string, ShareSide> owner_side;   // O's state of S
+  std::map<std::string, ShareSide> target_side;  // T's state of S
   std::set<TimerKey> timers;
 
   struct Ctx {
     const Input& in;
     std::vector<Derived>& out;
     int64_t t;
+    // (tenant, dream) whose stage / fitness changed on this input: snapshots follow at the
+    // end of the input (R6, R20i).
+    std::set<std::pair<std::string, std::string>> changed = {};
   };
 
   void emit(Ctx& c, const std::string& tenant, const std::string& type, Fields f,
@@ -391,23 +468,37 @@ struct Model::Impl {
     put_sources(f, evaluate(d, t.cfg, c.t).sources);
     emit(c, tn, "dream.evolved", std::move(f));
   }
-  void send_snapshots(Ctx& c, const std::string& tn, const std::string& id, const Dream& d) {
-    for (const auto& [sid, sh] : shares) {
-      if (sh.owner != tn || sh.dream_id != id || sh.state != "ACCEPTED") continue;
-      Fields f;
-      f.s("shareId", sid);
-      f.s("owner", sh.owner);
-      put_snapshot(f, snapshot_of(id, d));
-      emit(c, sh.target, "dream.shared", std::move(f));
-    }
+  // The dream has changed (stage / fitness): its ACCEPTED shares send a snapshot at the end
+  // of the input (flush_snapshots).
+  void mark_changed(Ctx& c, const std::string& tn, const std::string& id) {
+    c.changed.insert({tn, id});
   }
-  void share_updated(Ctx& c, const std::string& tenant, const std::string& sid,
-                     const Share& sh) {
+  void shared(Ctx& c, const std::string& sid, const ShareSide& sh, const Dream& d) {
     Fields f;
     f.s("shareId", sid);
-    f.s("dreamId", sh.dream_id);
-    f.s("target", sh.target);
+    f.s("owner", sh.id.owner);
+    put_snapshot(f, snapshot_of(sh.id.dream_id, d));
+    emit(c, sh.id.target, "dream.shared", std::move(f));
+  }
+  // R6 / R20i: after every fact of the input, in share-id order (byte order of the id).
+  void flush_snapshots(Ctx& c) {
+    if (c.changed.empty()) return;
+    for (const auto& [sid, sh] : owner_side) {
+      if (sh.state != "ACCEPTED" || !c.changed.count({sh.id.owner, sh.id.dream_id})) continue;
+      const Dream& d = tenants[sh.id.owner].dreams.at(sh.id.dream_id);
+      shared(c, sid, sh, d);
+    }
+  }
+  // dream.share.updated on `tenant`'s stream; `owner` is set on the target's side (R20d).
+  void share_updated(Ctx& c, const std::string& tenant, const std::string& sid,
+                     const ShareSide& sh, bool with_owner) {
+    Fields f;
+    f.s("shareId", sid);
+    f.s("dreamId", sh.id.dream_id);
+    f.s("target", sh.id.target);
+    if (with_owner) f.s("owner", sh.id.owner);
     f.s("state", sh.state);
+    f.i("round", sh.round);
     emit(c, tenant, "dream.share.updated", std::move(f));
   }
 
@@ -430,7 +521,7 @@ struct Model::Impl {
       }
     }
     if (changed || always_updated) updated(c, tn, t, id, d);
-    if (changed) send_snapshots(c, tn, id, d);
+    if (changed) mark_changed(c, tn, id);
   }
 
   // Records an accepted signal and evaluates.
@@ -576,7 +667,7 @@ struct Model::Impl {
     }
     evolved(c, tn, t, id, d, previous);
     updated(c, tn, t, id, d);
-    send_snapshots(c, tn, id, d);
+    mark_changed(c, tn, id);
   }
 
   void configured(Ctx& c, Tenant& t, const JObj& o) {
@@ -618,69 +709,102 @@ struct Model::Impl {
     record_signal(c, tn, t, id, d, "pulse", score, kPpm, 0, "");
   }
 
+  // -- sharing (R20a..R20l)
   void share_offered(Ctx& c, Tenant& t, const JObj& o) {
     const std::string& tn = c.in.tenant;
     const std::string id = gstr(o, "dreamId");
     const std::string target = gstr(o, "target");
-    if (target.empty()) return invalid(c, id, "target", "target must be a tenant id");
     auto it = t.dreams.find(id);
-    if (it == t.dreams.end()) return reject(c, "unknown_dream", id);
+    if (it == t.dreams.end()) return reject(c, "unknown_dream", id);  // R20c: first
+    if (!is_tenant_id(target))
+      return invalid(c, id, "target", "target must be a tenant id [a-z0-9-]{1,64}");
     if (target == tn) return reject(c, "self_share", id);
     const std::string sid = tn + "/" + id + "/" + target;
-    auto sit = shares.find(sid);
-    if (sit != shares.end() && (sit->second.state == "OFFERED" || sit->second.state == "ACCEPTED"))
-      return reject(c, "duplicate_share", id);
+    auto sit = owner_side.find(sid);
+    if (sit != owner_side.end() && sit->second.open()) return reject(c, "duplicate_share", id);
     size_t open = 0;
-    for (const auto& [k, sh] : shares)
-      if (sh.owner == tn && sh.dream_id == id && (sh.state == "OFFERED" || sh.state == "ACCEPTED"))
-        ++open;
+    for (const auto& [k, sh] : owner_side)
+      if (sh.id.owner == tn && sh.id.dream_id == id && sh.open()) ++open;
     if (open >= kMaxOpenShares)
       return reject(c, "engine_limit", id, static_cast<int64_t>(kMaxOpenShares));
-    Share& sh = shares[sid];
-    sh.owner = tn;
-    sh.dream_id = id;
-    sh.target = target;
+    ShareSide& sh = owner_side[sid];
+    sh.id = ShareId{tn, id, target};
     sh.state = "OFFERED";
-    sh.received = snapshot_of(id, it->second);
-    share_updated(c, tn, sid, sh);
-    Fields f;
+    sh.round += 1;  // R20e: 1 at the first offer, +1 at every new one
+    share_updated(c, tn, sid, sh, /*with_owner=*/false);
+    Fields f;  // the message that opens T's side
     f.s("shareId", sid);
     f.s("owner", tn);
-    put_snapshot(f, sh.received);
+    f.i("round", sh.round);
+    put_snapshot(f, snapshot_of(id, it->second));
     emit(c, target, "dream.share.received", std::move(f));
   }
 
-  void share_answered(Ctx& c, const JObj& o, bool accept) {
+  // dream.share_accepted / _declined, by T.
+  void share_answer(Ctx& c, const JObj& o, bool accept) {
     const std::string sid = gstr(o, "shareId");
-    auto it = shares.find(sid);
-    if (it == shares.end() || it->second.target != c.in.tenant)
+    auto it = target_side.find(sid);
+    if (it == target_side.end() || it->second.id.target != c.in.tenant)
       return reject(c, "unknown_share", "");
-    Share& sh = it->second;
-    if (sh.state != "OFFERED") return reject(c, "share_closed", sh.dream_id);
-    if (accept) {
-      sh.state = "ACCEPTED";
-      Fields f;
-      f.s("shareId", sid);
-      f.s("owner", sh.owner);
-      put_snapshot(f, sh.received);  // R20: the copy the target received
-      emit(c, sh.target, "dream.shared", std::move(f));
-    } else {
-      sh.state = "DECLINED";
-    }
-    share_updated(c, sh.owner, sid, sh);
+    ShareSide& sh = it->second;
+    if (sh.state != "OFFERED") return reject(c, "share_closed", sh.id.dream_id);
+    sh.state = accept ? "ACCEPTED" : "DECLINED";
+    share_updated(c, sh.id.target, sid, sh, /*with_owner=*/true);
+    Fields f;  // the message for O
+    f.s("shareId", sid);
+    f.b("accepted", accept);
+    f.i("round", sh.round);
+    emit(c, sh.id.owner, "dream.share.answered", std::move(f));
   }
 
+  // dream.share_revoked, by O.
   void share_revoked(Ctx& c, const JObj& o) {
     const std::string sid = gstr(o, "shareId");
-    auto it = shares.find(sid);
-    if (it == shares.end() || it->second.owner != c.in.tenant)
+    auto it = owner_side.find(sid);
+    if (it == owner_side.end() || it->second.id.owner != c.in.tenant)
       return reject(c, "unknown_share", "");
-    Share& sh = it->second;
-    if (sh.state != "OFFERED" && sh.state != "ACCEPTED")
-      return reject(c, "share_closed", sh.dream_id);
+    ShareSide& sh = it->second;
+    if (!sh.open()) return reject(c, "share_closed", sh.id.dream_id);
     sh.state = "REVOKED";
-    share_updated(c, sh.owner, sid, sh);
-    share_updated(c, sh.target, sid, sh);
+    share_updated(c, sh.id.owner, sid, sh, /*with_owner=*/false);
+    share_updated(c, sh.id.target, sid, sh, /*with_owner=*/true);  // the message for T
+  }
+
+  // Message dream.share.received, on T's stream (R20f).
+  void on_received(const Input& in, const JObj& o) {
+    const std::string sid = gstr(o, "shareId");
+    const auto id = parse_share_id(sid);
+    if (!id || id->target != in.tenant) return;
+    ShareSide& sh = target_side[sid];
+    sh.id = *id;
+    sh.state = "OFFERED";
+    sh.round = gint(o, "round");
+  }
+
+  // Message dream.share.answered, on O's stream (R20g).
+  void on_answered(Ctx& c, const JObj& o) {
+    const std::string sid = gstr(o, "shareId");
+    auto it = owner_side.find(sid);
+    if (it == owner_side.end() || it->second.id.owner != c.in.tenant) return;
+    ShareSide& sh = it->second;
+    if (sh.state != "OFFERED" || sh.round != gint(o, "round")) return;  // late / revoked
+    element e;
+    const bool accept = member(o, "accepted", e) && jint(e) != 0;
+    sh.state = accept ? "ACCEPTED" : "DECLINED";
+    share_updated(c, sh.id.owner, sid, sh, /*with_owner=*/false);
+    if (accept) shared(c, sid, sh, tenants[sh.id.owner].dreams.at(sh.id.dream_id));  // now
+  }
+
+  // Message dream.share.updated REVOKED, on T's stream (R20h); every other
+  // dream.share.updated (the owner's own facts, the target's answers) is ignored.
+  void on_share_updated(const Input& in, const JObj& o) {
+    if (gstr(o, "state") != "REVOKED") return;
+    const std::string sid = gstr(o, "shareId");
+    const auto id = parse_share_id(sid);
+    if (!id || id->target != in.tenant || id->owner == in.tenant) return;
+    auto it = target_side.find(sid);
+    if (it == target_side.end() || !it->second.open()) return;
+    it->second.state = "REVOKED";
   }
 
   static int parse_plan(const JObj& o) {
@@ -715,29 +839,29 @@ struct Model::Impl {
     element root;
     JObj o;
     if (parser.parse(padded).get(root) == simdjson::SUCCESS) o = as_obj(root);
+    dispatch(c, o);
+    flush_snapshots(c);
+    return out;
+  }
+
+  void dispatch(Ctx& c, const JObj& o) {
+    const Input& in = c.in;
     const std::string& ty = in.type;
-    if (ty == "clock.tick") {
-      tick(c);
-      return out;
-    }
-    if (ty == "dream.share_accepted") {
-      share_answered(c, o, true);
-      return out;
-    }
-    if (ty == "dream.share_declined") {
-      share_answered(c, o, false);
-      return out;
-    }
-    if (ty == "dream.share_revoked") {
-      share_revoked(c, o);
-      return out;
-    }
+    // The three messages (Dreams' own derived events, consumed as input; R20a). Every other
+    // derived type falls through to `handled` below and is ignored.
+    if (ty == "dream.share.received") return on_received(in, o);
+    if (ty == "dream.share.answered") return on_answered(c, o);
+    if (ty == "dream.share.updated") return on_share_updated(in, o);
+    if (ty == "clock.tick") return tick(c);
+    if (ty == "dream.share_accepted") return share_answer(c, o, true);
+    if (ty == "dream.share_declined") return share_answer(c, o, false);
+    if (ty == "dream.share_revoked") return share_revoked(c, o);
     static const std::set<std::string> handled = {
         "tenant.created",        "tenant.plan_changed",       "dream.configured",
         "dream.planted",         "dream.nurtured",            "dream.evolve_requested",
         "dream.pollinate_requested", "dream.compile_requested", "dream.share_offered",
         "session.updated"};
-    if (!handled.count(ty)) return out;
+    if (!handled.count(ty)) return;
     Tenant& t = tenants[in.tenant];
     if (ty == "tenant.created" || ty == "tenant.plan_changed") t.plan = parse_plan(o);
     else if (ty == "dream.configured") configured(c, t, o);
@@ -748,7 +872,6 @@ struct Model::Impl {
     else if (ty == "dream.compile_requested") compile(c, t, o);
     else if (ty == "dream.share_offered") share_offered(c, t, o);
     else if (ty == "session.updated") session_updated(c, t, o);
-    return out;
   }
 
   std::optional<int64_t> next_timer() const {

@@ -6,7 +6,10 @@
 //
 // World: ONE partition (0); every input, ticks included, is on it, with the offset given —
 // so a fact for another tenant (sharing) lands on the same partition, derived in order
-// like every other derived event of the input.
+// like every other derived event of the input. `apply` is called with EVERY record of the
+// log, Dreams' own derived events included (each right after the input it came from): the
+// sharing messages (dream.share.received / .answered / .updated REVOKED for the target) are
+// consumed as inputs; every other derived event is ignored (readings R20a..R20l).
 //
 // Readings of DREAMS.md where the text leaves a choice are listed in dreams_model.cc.
 #pragma once
@@ -30,7 +33,8 @@ class Model {
  public:
   Model();
   ~Model();
-  // Applies one input; returns what Dreams derives from it, in order.
+  // Applies one record of the log (a producer's input or one of Dreams' own derived
+  // events); returns what Dreams derives from it, in order.
   std::vector<Derived> apply(const Input& in);
   // The earliest timer (µs) pending on partition 0, nullopt when none.
   std::optional<int64_t> next_timer_us() const;
