@@ -1,14 +1,15 @@
 // The Dreams fitness formula (processors/DREAMS.md, Signals and the fitness formula)
 // against values computed by hand from the specification, through the reference model
-// (dreams_model.h): one, two and three sources, a weighted mean, wilting across an epoch
-// boundary fired by a clock.tick, and a configuration's constants. When the processor
-// exists, its property test holds it to the model after every event; these pin the model
-// itself to the arithmetic of the spec.
+// (dreams_model.h) AND through the processor (dreams_driver.h): one, two and three
+// sources, a weighted mean, wilting across an epoch boundary fired by a clock.tick, and a
+// configuration's constants. The property test holds the two to each other after every
+// record; these pin both to the arithmetic of the spec.
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
+#include "tests/processors/dreams_driver.h"
 #include "tests/processors/dreams_model.h"
 
 namespace agentos::test {
@@ -18,9 +19,16 @@ using dreams_model::Derived;
 constexpr int64_t kH = 604'800'000'000;   // the default half-life, µs
 constexpr int64_t kT0 = 2968 * kH;         // the start of an epoch (2026-11-23)
 
-class DreamsFitness : public ::testing::Test {
+// true: the processor; false: the reference model.
+class DreamsFitness : public ::testing::TestWithParam<bool> {
  protected:
   std::vector<Derived> on(const std::string& type, const std::string& data, int64_t t, const std::string& tenant = "acme") {
+    if (GetParam()) {
+      std::vector<Derived> out;
+      for (const auto& r : driver.apply(tenant, type, data, t))
+        for (auto& d : reduced(r.derived)) out.push_back(std::move(d));
+      return out;
+    }
     return model.apply({tenant, type, "e-" + std::to_string(offset), data, t, offset++});
   }
   static std::string field(const std::vector<Derived>& ds, const std::string& type, const std::string& f) {
@@ -44,11 +52,12 @@ class DreamsFitness : public ::testing::Test {
     return field(ds, "dream.updated", "fitnessPpm");
   }
   dreams_model::Model model;
+  DreamsDriver driver;
   int64_t offset = 0;
   std::vector<Derived> last;
 };
 
-TEST_F(DreamsFitness, SourcesDiversityAndFreshnessAsTheSpecComputesThem) {
+TEST_P(DreamsFitness, SourcesDiversityAndFreshnessAsTheSpecComputesThem) {
   on("dream.planted", R"({"dreamId":"d1","seed":"an idea"})", kT0);
   // One source, score 1, weight 1: mean 10^6, diversity 1/3, freshness 1/3.
   EXPECT_EQ(nurture("a", "1.0", kT0 + 1), "111110");  // 10^6 * 333333 / 10^6 * 333333 / 10^6
@@ -69,7 +78,7 @@ TEST_F(DreamsFitness, SourcesDiversityAndFreshnessAsTheSpecComputesThem) {
   EXPECT_EQ(field(wilt, "dream.evolved", "previousStage"), "FRUIT");
 }
 
-TEST_F(DreamsFitness, WeightsAndVotesEnterTheMean) {
+TEST_P(DreamsFitness, WeightsAndVotesEnterTheMean) {
   on("dream.planted", R"({"dreamId":"d1","seed":"an idea"})", kT0);
   // a: 0.9 with weight 2; b: a vote -1 (score 0); c: 0.6.
   nurture("a", "0.9", kT0 + 1, "2");
@@ -81,13 +90,16 @@ TEST_F(DreamsFitness, WeightsAndVotesEnterTheMean) {
   EXPECT_EQ(field(last, "dream.evolved", "stage"), "BLOOM");
 }
 
-TEST_F(DreamsFitness, ATenantsConstantsApplyFromTheirEventOn) {
+TEST_P(DreamsFitness, ATenantsConstantsApplyFromTheirEventOn) {
   // k = 1 (no diversity term), M = 1 (10^6): one signal can carry a dream.
   on("dream.configured", R"({"diversitySources":1,"massPpm":1000000})", kT0);
   on("dream.planted", R"({"dreamId":"d1","seed":"an idea"})", kT0);
   EXPECT_EQ(nurture("a", "0.7", kT0 + 1), "700000");
   EXPECT_EQ(field(last, "dream.evolved", "stage"), "BLOOM");
 }
+
+INSTANTIATE_TEST_SUITE_P(ModelAndProcessor, DreamsFitness, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "processor" : "model"; });
 
 }  // namespace
 }  // namespace agentos::test
