@@ -525,7 +525,9 @@ class RuntimeImpl final : public ProcessorRuntime {
     size_t records = 0;
     uint64_t applied = 0, skipped = 0, derived = 0;
     int64_t last_time_us = 0;
-    std::vector<Partition> cross_dests;  // partitions it derived events for, other than p
+    // The partitions it derived messages for (other than p), each with the smallest key
+    // written to that cross lane.
+    std::vector<std::pair<Partition, std::string>> cross_dests;
   };
 
   // Reads and applies one batch of `p` into `txn` / `wb`. nullopt: nothing to do (no
@@ -564,9 +566,12 @@ class RuntimeImpl final : public ProcessorRuntime {
         if (dest == p) {
           wb.Put(meta_, outbox_key(rec.pos, static_cast<uint32_t>(i)), bytes);
         } else {
-          wb.Put(meta_, cross_outbox_key(dest, rec.pos, static_cast<uint32_t>(i)), bytes);
-          if (std::find(w.cross_dests.begin(), w.cross_dests.end(), dest) == w.cross_dests.end())
-            w.cross_dests.push_back(dest);
+          std::string key = cross_outbox_key(dest, rec.pos, static_cast<uint32_t>(i));
+          wb.Put(meta_, key, bytes);
+          auto it = std::find_if(w.cross_dests.begin(), w.cross_dests.end(),
+                                 [&](const auto& d) { return d.first == dest; });
+          if (it == w.cross_dests.end()) w.cross_dests.emplace_back(dest, std::move(key));
+          else if (key < it->second) it->second = std::move(key);
         }
         ++w.derived;
       }
@@ -618,7 +623,14 @@ class RuntimeImpl final : public ProcessorRuntime {
       for (const auto& w : done) {
         committed_[w.p.value()] = w.next;
         if (w.derived > 0) lane_state(Lane{false, w.p}).dirty = true;
-        for (Partition q : w.cross_dests) lane_state(Lane{true, q}).dirty = true;
+        for (const auto& [q, first] : w.cross_dests) {
+          // A cross lane's keys lead with the SOURCE partition, so a new entry may sort
+          // before the lane's cursor (which only same-partition lanes can trust to grow):
+          // move the cursor back to it.
+          LaneState& ls = lane_state(Lane{true, q});
+          ls.dirty = true;
+          if (first < ls.from) ls.from = first;
+        }
         stats_.events_applied += w.applied;
         stats_.events_skipped += w.skipped;
         stats_.derived += w.derived;

@@ -51,6 +51,8 @@ class Generator {
     for (int c = 0; c < o_.chains; ++c) chain(c);
     if (o_.heartbeat)
       for (int i = 0; i < o_.tenants; ++i) heartbeat_of(i);
+    if (o_.dreams)
+      for (int i = 0; i < o_.tenants; ++i) dreams_of(i);
     int64_t last = start_;
     for (const Raw& r : raw_) last = std::max(last, r.time_us);
     ticks(last + kTickTailUs);
@@ -279,6 +281,62 @@ class Generator {
     }
   }
 
+  // ---- dreams ---------------------------------------------------------------------------
+  void dreams_of(int i) {
+    static const char* const kSources[] = {"a", "b", "c", "agent:critic", "person.ann", "person.bob"};
+    static const char* const kTags[] = {"ml", "ops", "garden", "growth", "infra"};
+    const std::string& tenant = tenants_[i];
+    auto dr = [&](int64_t t, const std::string& type, const std::string& data, const std::string& who = {}) {
+      const std::string& by = who.empty() ? tenant : who;
+      add(t, by, type, "/agents/gardener-" + by, data);
+    };
+    // An hour's half-life, so epoch timers fire and dreams wilt within the run.
+    if (chance(70))
+      dr(start_ - 30 * kSecond + i, "dream.configured",
+         "{\"halfLifeSeconds\":3600,\"diversitySources\":" + std::to_string(between(2, 4)) +
+             ",\"massPpm\":2000000,\"sessionModel\":\"claude-x\"}");
+    const int n = static_cast<int>(between(3, 13));  // over the free plan's 10 for some
+    std::vector<std::string> ids;
+    for (int d = 0; d < n; ++d) {
+      const std::string id = "dr-" + std::to_string(d);
+      ids.push_back(id);
+      const int64_t t = start_ + gap(0, o_.span_us / kSecond / 3);
+      std::string tags = "[";
+      for (int k = 0, m = static_cast<int>(below(3)); k < m; ++k) tags += (k ? "," : "") + quoted(kTags[below(5)]);
+      dr(t, "dream.planted", "{\"dreamId\":" + quoted(id) + ",\"seed\":\"idea " + std::to_string(d) + " of " + tenant +
+                                 "\",\"tags\":" + tags + "]}");
+      int64_t when = t;
+      for (int k = 0, m = static_cast<int>(between(2, 12)); k < m; ++k) {
+        when += gap(30, 900);
+        const std::string src = quoted(kSources[below(6)]);
+        std::string data = "{\"dreamId\":" + quoted(id) + ",\"source\":" + src;
+        if (chance(75)) data += ",\"score\":0." + two(static_cast<int>(between(30, 99)));
+        else if (chance(70)) data += std::string(",\"vote\":") + (chance(70) ? "1" : "-1");
+        else data += ",\"note\":\"thoughts\"";
+        if (chance(30)) data += ",\"weight\":" + std::to_string(between(1, 4));
+        dr(when, "dream.nurtured", data + "}");
+      }
+      if (chance(20)) dr(when + gap(60, 600), "dream.evolve_requested", "{\"dreamId\":" + quoted(id) + "}");
+      if (chance(35)) dr(when + gap(60, 1200), "dream.compile_requested", "{\"dreamId\":" + quoted(id) + "}");
+    }
+    for (int k = 0, m = static_cast<int>(below(3)); k < m; ++k)
+      dr(start_ + o_.span_us / 2 + gap(0, 900), "dream.pollinate_requested",
+         "{\"dreamId\":\"x-" + std::to_string(k) + "\",\"parentA\":" + quoted(ids[below(ids.size())]) +
+             ",\"parentB\":" + quoted(ids[below(ids.size())]) + "}");
+    // Shares with other tenants (on any partition), answered by them later.
+    for (int k = 0, m = static_cast<int>(below(4)); k < m; ++k) {
+      const std::string& target = tenants_[below(tenants_.size())];
+      const std::string& id = ids[below(ids.size())];
+      const std::string sid = tenant + "/" + id + "/" + target;
+      const int64_t t = start_ + o_.span_us / 3 + gap(0, 1800);
+      dr(t, "dream.share_offered", "{\"dreamId\":" + quoted(id) + ",\"target\":" + quoted(target) + "}");
+      const int64_t answer = t + gap(120, 1800);
+      if (chance(70))
+        dr(answer, chance(75) ? "dream.share_accepted" : "dream.share_declined", "{\"shareId\":" + quoted(sid) + "}", target);
+      if (chance(25)) dr(answer + gap(60, 3600), "dream.share_revoked", "{\"shareId\":" + quoted(sid) + "}");
+    }
+  }
+
   // ---- clock ----------------------------------------------------------------------------
   // ---- heartbeat ------------------------------------------------------------------------
   void hb(int64_t t, const std::string& tenant, const std::string& type, const std::string& data) {
@@ -450,8 +508,11 @@ std::map<std::string, int> count_derived(const std::vector<std::string>& bytes) 
                                                                  : "other";
       ++out[type + ":" + cause];
     } else if (type == "session.paused" || type == "session.cancelled" || type == "session.transition_rejected" ||
-               type == "heartbeat.rejected" || type == "heartbeat.run.skipped" || type == "heartbeat.alert.resolved") {
+               type == "heartbeat.rejected" || type == "heartbeat.run.skipped" || type == "heartbeat.alert.resolved" ||
+               type == "dream.rejected") {
       ++out[type + ":" + member(json, "reason")];
+    } else if (type == "dream.share.updated") {
+      ++out[type + ":" + member(json, "state")];
     } else if (type == "heartbeat.run.closed") {
       ++out[type + ":" + member(json, "result")];
     } else if (type == "webhook.notification") {

@@ -52,6 +52,12 @@ struct PulseWorkloadOptions {
   // a wrong run), manual runs, stop/start, changes and removals. Off by default, so the
   // Pulse workloads keep their bytes.
   bool heartbeat = false;
+  // Also Dreams' inputs (processors/DREAMS.md): per tenant, often a configuration with an
+  // hour's half-life (so epoch timers fire within the run), 3-13 dreams (over the free
+  // plan's 10 for some) nurtured by up to six sources with scores, votes and notes, evolve
+  // and compile requests, cross-pollinations, and shares with other tenants — on any
+  // partition — that the targets accept or decline later and owners sometimes revoke.
+  bool dreams = false;
   // Event times in whole milliseconds: a Kafka log's engine time is its record timestamp
   // (ms), so a comparison with the embedded log (µs) needs times both can hold.
   bool whole_ms = false;

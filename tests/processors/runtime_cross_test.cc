@@ -227,6 +227,43 @@ TEST_F(CrossPartitionTest, TwoRuntimesOwningDifferentPartitionsMessageEachOtherE
   EXPECT_EQ(messages(pa_, rb->derived_source(), "dream.share.answered"), expected(b_, a_));
 }
 
+// A cross lane's keys lead with the source partition: messages to one partition from a
+// higher source partition, relayed first, must not hide later ones from a lower one.
+TEST_F(CrossPartitionTest, MessagesFromSeveralPartitionsToOnePartitionAllLand) {
+  std::string c;
+  for (int i = 0;; ++i) {
+    c = "cyan-" + std::to_string(i);
+    const Partition pc = kafka_partition(c, kTestPartitions);
+    if (pc != pa_ && pc != pb_) break;
+  }
+  auto both = messenger(a_, b_);
+  auto from_c = messenger(c, b_);
+  ScriptedProcessor proc([&](const EventView& ev, StateTxn& st, Emitter& out) {
+    return ev.header.tenant == a_ ? both(ev, st, out) : from_c(ev, st, out);
+  });
+  auto rt = open(*log_, proc, "state", batch(2));
+  for (int round = 0; round < 6; ++round) {  // interleaved: each round commits and relays both
+    inputs(a_, 3);
+    inputs(c, 3);
+    ASSERT_TRUE(drain(*rt).is_ok());
+  }
+  auto got = messages(pb_, rt->derived_source(), "dream.share.answered");
+  auto want = expected(a_, b_);
+  auto want_c = expected(c, b_);
+  EXPECT_EQ(got.size(), want.size() + want_c.size());
+  // FIFO per pair of partitions: each source's messages in the order they were derived.
+  std::vector<std::pair<std::string, int64_t>> only_a, only_c;
+  for (const auto& e : logged_from(*log_, rt->derived_source())) {
+    if (e.pos.partition != pb_ || event_type_name(read_header(e.bytes).type) != "dream.share.answered") continue;
+    const std::string json = encode_json(e.bytes);
+    const int64_t round = std::stoll(json.substr(json.find("\"round\":") + 8));
+    (json.find("\"shareId\":\"" + a_ + "/") != std::string::npos ? only_a : only_c).emplace_back(b_, round);
+  }
+  EXPECT_EQ(only_a, want);
+  EXPECT_EQ(only_c, want_c);
+  for (int32_t p = 0; p < kTestPartitions; ++p) EXPECT_TRUE(rt->outbox(Partition(p))->empty()) << p;
+}
+
 TEST_F(CrossPartitionTest, AnInvalidTenantIsRefused) {
   ScriptedProcessor proc([](const EventView&, StateTxn&, Emitter& out) {
     return out.emit_elsewhere("Not A Tenant", "dream.share.answered", R"({"shareId":"x"})");
