@@ -15,6 +15,7 @@
 #include <random>
 #include <set>
 
+#include "processors/dreams.h"
 #include "processors/heartbeat.h"
 #include "processors/runtime.h"
 #include "tests/processors/harness.h"
@@ -159,6 +160,69 @@ TEST_F(RuntimeKafkaTest, HeartbeatGivesTheSameStateAndDerivedEventsAsOverTheEmbe
   ASSERT_TRUE(drain(*rt).is_ok()) << rt->last_error().to_string();
   EXPECT_EQ(hash(*rt), ref.hash);
   expect_same_derived(ref, rt->derived_source());
+}
+
+// Dreams over Kafka: its sharing messages are appended by the relay to the TARGET's
+// partition of the topic (cross lanes, runtime.h). The workload arrives in slices with the
+// runtime caught up after each (so answers follow offers) and a restart — a new producer
+// fencing the old one — halfway. Then an uninterrupted run over a copy of the final log
+// with the relay off must give the same state hash and, in its outbox, exactly the derived
+// events and messages the Kafka run appended, each once.
+TEST_F(RuntimeKafkaTest, DreamsMessagesCrossPartitionsOnceAndMatchAnUninterruptedRun) {
+  PulseWorkloadOptions wo;
+  wo.dreams = true;
+  wo.tenants = 8;
+  wo.sessions_per_tenant = 1;
+  wo.chains = 0;
+  wo.partitions = kTestPartitions;
+  wo.prefix = "kd";
+  wo.whole_ms = true;
+  const auto events = make_pulse_workload(wo).events;
+  dreams::DreamsProcessor dp;
+  RuntimeOptions o;
+  o.max_batch_records = 32;
+  auto rt = open(*kafka_, "kafka", o, &dp);
+  const size_t slice = events.size() / 6 + 1;
+  for (size_t i = 0, n = 0; i < events.size(); i += slice, ++n) {
+    append_concurrently(*kafka_, std::vector<std::pair<std::string, std::string>>(
+                                     events.begin() + static_cast<std::ptrdiff_t>(i),
+                                     events.begin() + static_cast<std::ptrdiff_t>(std::min(events.size(), i + slice))));
+    ASSERT_TRUE(drain(*rt).is_ok()) << rt->last_error().to_string();
+    if (n == 2) {
+      rt.reset();
+      reopen_kafka();
+      rt = open(*kafka_, "kafka", o, &dp);
+    }
+  }
+  ASSERT_TRUE(drain(*rt).is_ok()) << rt->last_error().to_string();
+  const std::string kafka_hash = hash(*rt);
+  const auto logged = logged_from(*kafka_, rt->derived_source());
+  rt.reset();
+
+  copy_log(*kafka_, *embedded_);
+  RuntimeOptions ro;
+  ro.relay = false;
+  auto ref = open(*embedded_, "reference", ro, &dp);
+  ASSERT_TRUE(drain(*ref).is_ok());
+  EXPECT_EQ(hash(*ref), kafka_hash);
+  std::map<std::string, std::string> want;  // id -> bytes, every partition
+  for (int32_t p = 0; p < kTestPartitions; ++p)
+    for (const auto& e : *ref->outbox(Partition(p))) want.emplace(std::string(read_header(e.bytes).id), e.bytes);
+  std::map<std::string, int> count;
+  int crossed = 0, accepted = 0;
+  for (const auto& e : logged) {
+    ++count[e.id];
+    EXPECT_EQ(want.count(e.id), 1u) << "not derived by an uninterrupted run: " << e.id;
+    if (want.count(e.id)) EXPECT_EQ(want[e.id], e.bytes) << e.id;
+    const EventHeader h = read_header(e.bytes);
+    const auto from = parse_derived_event_id("dreams", h.id);
+    if (from && from->first.partition != e.pos.partition) ++crossed;
+    if (encode_json(e.bytes).find("\"state\":\"ACCEPTED\"") != std::string::npos) ++accepted;
+  }
+  for (const auto& [id, n] : count) EXPECT_EQ(n, 1) << "twice: " << id;
+  EXPECT_EQ(count.size(), want.size());
+  EXPECT_GE(crossed, 5) << "no message crossed partitions";
+  EXPECT_GE(accepted, 2) << "no share was accepted";
 }
 
 // Faults from a seeded schedule at every round: retriable Produce errors (librdkafka
