@@ -206,8 +206,11 @@ TEST_F(RuntimeKafkaTest, DreamsMessagesCrossPartitionsOnceAndMatchAnUninterrupte
   ASSERT_TRUE(drain(*ref).is_ok());
   EXPECT_EQ(hash(*ref), kafka_hash);
   std::map<std::string, std::string> want;  // id -> bytes, every partition
-  for (int32_t p = 0; p < kTestPartitions; ++p)
-    for (const auto& e : *ref->outbox(Partition(p))) want.emplace(std::string(read_header(e.bytes).id), e.bytes);
+  for (int32_t p = 0; p < kTestPartitions; ++p) {
+    auto pending = ref->outbox(Partition(p));  // kept: the loop must not range over a temporary
+    ASSERT_TRUE(pending.ok());
+    for (const auto& e : *pending) want.emplace(std::string(read_header(e.bytes).id), e.bytes);
+  }
   std::map<std::string, int> count;
   int crossed = 0, accepted = 0;
   for (const auto& e : logged) {
