@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "events/codec.h"
+#include "events/dream_rules.h"
 #include "events/heartbeat_rules.h"
 #include "events/logging.h"
 #include "gateway/keys.h"
@@ -183,6 +184,10 @@ std::string Api::route_of(const HttpRequest& req) {
            : (i == 4 && s[3] == "sessions") ? "/{id}"
            : (i == 4 && s[3] == "webhooks") ? "/{channel}"
            : (i == 5 && s[3] == "heartbeat" && s[4] == "checks") ? "/{id}"
+           : (i == 4 && s[3] == "dreams")   ? "/{id}"
+           : (i == 6 && s[3] == "dreams" && s[5] == "shares") ? "/{target}"
+           : (i == 4 && s[3] == "shared")   ? "/{owner}"
+           : (i == 5 && s[3] == "shared")   ? "/{dream}"
                                             : "/" + std::string(s[i]);
     return r;
   }
@@ -344,6 +349,12 @@ void Api::handle(HttpRequest req, Reply reply) {
     if (s.size() >= 5 && s[3] == "heartbeat") {
       std::vector<std::string> rest(s.begin() + 4, s.end());
       return heartbeat_command(std::move(req), t, rest, std::move(reply));
+    }
+    if (s[3] == "dreams" || s[3] == "dreams:config" || s[3] == "dreams:pollinate" || s[3] == "shared" ||
+        s[3] == "shares") {
+      std::vector<std::string> rest(s.begin() + 3, s.end());
+      if (req.method == "GET") return get_dreams(std::move(req), t, rest, std::move(reply));
+      return dreams_command(std::move(req), t, rest, std::move(reply));
     }
     if (s.size() == 5 && s[3] == "webhooks") {
       if (req.method == "PUT") return put_webhook(req, t, std::string(s[4]), std::move(reply));
@@ -508,6 +519,8 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
     // Domain rules the schema cannot say (a known time zone, windows that do not
     // overlap, a calendar that can occur): answered here, before anything is appended.
     if (auto invalid = heartbeat::validate_event(events[i].bytes))
+      bad.mutable_errors().push_back({prefix + "data." + invalid->field, invalid->message});
+    if (auto invalid = dreams::validate_event(events[i].bytes))
       bad.mutable_errors().push_back({prefix + "data." + invalid->field, invalid->message});
     auto [it, fresh] = seen.emplace(idem_key(t, events[i].source, events[i].id), i);
     if (!fresh) bad.mutable_errors().push_back({prefix + "id", "duplicate of [" + std::to_string(it->second) + "] (same source and id)"});

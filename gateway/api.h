@@ -107,7 +107,18 @@ struct ApiOptions {
   // Heartbeat's decisions, for the `?after=` of /v1/tenants/{t}/heartbeat/* (null: those
   // reads wait for the projector only). Must outlive the Api.
   const DecisionSource* heartbeat = nullptr;
+  // Dreams' decisions and committed dreams: the `?after=` of /v1/tenants/{t}/dreams/* and
+  // /shared, and the checks answered before a Dreams command is appended
+  // (gateway/api_dreams.cc). Null: reads wait for the projector only, commands are not
+  // checked before they are appended. Must outlive the Api.
+  DreamSource* dreams = nullptr;
 };
+
+// The page size of a list read without ?limit=.
+inline constexpr size_t kDefaultPageLimit = 100;
+// ?limit= (1..max_limit) into `limit`, else an error on `bad`; absent: `limit` unchanged
+// (api_sessions.cc).
+void parse_limit(const HttpRequest& req, size_t max_limit, size_t& limit, Status& bad);
 
 // Most `?after=` reads waiting at once (each waits on its own thread); beyond: 503.
 inline constexpr int kMaxAfterWaiters = 256;
@@ -157,6 +168,11 @@ class Api {
   void get_heartbeat(HttpRequest req, const TenantId& t, const std::string& what, Reply reply);
   // The Heartbeat commands as REST calls: each appends one event through post_events.
   void heartbeat_command(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
+  // Dreams (api_dreams.cc): the commands, each appending one event through post_events, the
+  // checks before it, and the reads of the read models.
+  void dreams_command(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
+  Status dreams_precheck(const TenantId& t, std::string_view event_bytes);
+  void get_dreams(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
   // A read-model answer: 200 with the projected offset, 404 `not_found`, or the problem.
   HttpResponse model_response(Result<std::optional<std::string>> body, int64_t projected, const TenantId& t,
                               const std::string& path, std::string_view not_found);

@@ -28,10 +28,20 @@
 #include "schemas/agentos_generated.h"
 
 namespace agentos::gateway {
-namespace {
 
-// The page size of a list or transitions read without ?limit=.
-constexpr size_t kDefaultPageLimit = 100;
+// ?limit= (1..max_limit) into `limit`, else an error on `bad`; absent: `limit` unchanged.
+void parse_limit(const HttpRequest& req, size_t max_limit, size_t& limit, Status& bad) {
+  auto l = req.query_param("limit");
+  if (!l) return;
+  uint64_t v = 0;
+  auto r = std::from_chars(l->data(), l->data() + l->size(), v);
+  if (r.ec != std::errc() || r.ptr != l->data() + l->size() || v < 1 || v > max_limit)
+    bad.mutable_errors().push_back({"limit", "must be an integer 1.." + std::to_string(max_limit)});
+  else
+    limit = static_cast<size_t>(v);
+}
+
+namespace {
 
 // A session state name of the schema (NONE is no stored state).
 bool is_session_state(std::string_view s) {
@@ -55,18 +65,6 @@ std::optional<int64_t> parse_day(std::string_view d) {
   if (back != d) return std::nullopt;  // 2026-02-30 parses loosely in some libcs
   return std::stoll(back.substr(0, 4)) * 10000 + std::stoll(back.substr(5, 2)) * 100 +
          std::stoll(back.substr(8, 2));
-}
-
-// ?limit= (1..max_limit) into `limit`, else an error on `bad`; absent: `limit` unchanged.
-void parse_limit(const HttpRequest& req, size_t max_limit, size_t& limit, Status& bad) {
-  auto l = req.query_param("limit");
-  if (!l) return;
-  uint64_t v = 0;
-  auto r = std::from_chars(l->data(), l->data() + l->size(), v);
-  if (r.ec != std::errc() || r.ptr != l->data() + l->size() || v < 1 || v > max_limit)
-    bad.mutable_errors().push_back({"limit", "must be an integer 1.." + std::to_string(max_limit)});
-  else
-    limit = static_cast<size_t>(v);
 }
 
 // ?from=&to= of /usage, both required days, from <= to.

@@ -30,6 +30,16 @@ class DecisionSource {
   virtual Status last_error() const = 0;
 };
 
+// Dreams' committed state, for the checks the gateway answers with problem+json before it
+// appends a command (DREAMS.md: unknown dream, stage too low). Best effort by design: the
+// processor decides, and an input that became invalid meanwhile is rejected as a fact.
+class DreamSource : public DecisionSource {
+ public:
+  virtual ~DreamSource() = default;
+  // The dream's stage (SPORE ... FRUIT, COMPILED); nullopt when the tenant has no such dream.
+  virtual Result<std::optional<std::string>> dream_stage(std::string_view tenant, std::string_view id) = 0;
+};
+
 // Live session state (Pulse): the answers as JSON, and how far it has applied the log.
 class SessionSource : public DecisionSource {
  public:
@@ -59,6 +69,14 @@ struct HeartbeatRead {
   size_t limit = 100;
 };
 
+// One answer of Dreams' read models (DREAMS.md): the garden, a dream, its history,
+// signals or ancestry, the tenant's shares, the feed of what was shared with it.
+struct DreamRead {
+  enum What { kGarden, kDream, kHistory, kSignals, kAncestry, kShares, kSharedFeed } what = kGarden;
+  std::optional<std::string> dream, stage, tag, state, cursor;
+  size_t limit = 100;
+};
+
 // The PostgreSQL read models: their freshness and the reader's queries (JSON answers; the
 // members are listed in projections/read_model.h).
 class ModelSource {
@@ -77,6 +95,8 @@ class ModelSource {
                                                          std::optional<std::string> cursor, size_t limit) = 0;
   virtual Result<std::string> usage(std::string_view tenant, int64_t from_day, int64_t to_day) = 0;
   virtual Result<std::string> heartbeat(std::string_view tenant, const HeartbeatRead& q) = 0;
+  // kNotFound for a dream (or its history, signals, ancestry) that does not exist.
+  virtual Result<std::string> dreams(std::string_view tenant, const DreamRead& q) = 0;
 };
 
 }  // namespace agentos::gateway

@@ -431,8 +431,9 @@ class Apply {
     d.stage = kCompiled;
     d.session_id = "dream-" + id;
     JsonObject config;
-    config.str("name", "dream:" + id).opt("model", t.session_model).str("prompt", d.seed)
-        .raw("skills", str_array(d.tags)).str("workspace", "dreams/" + id);
+    config.str("name", "dream:" + id).opt("model", t.session_model).str("prompt", d.seed);
+    if (!d.tags.empty()) config.raw("skills", str_array(d.tags));
+    config.str("workspace", "dreams/" + id);
     JsonObject created;
     created.str("sessionId", d.session_id).raw("config", config.done());
     DR_RETURN_IF_ERROR(out_.emit_for(tenant, "session.created", created.done(), d.session_id));
@@ -729,6 +730,14 @@ class Apply {
 };
 
 }  // namespace
+
+Result<std::optional<DreamSummary>> read_dream(const StateGetter& get, std::string_view tenant, std::string_view id) {
+  if (id.empty()) return std::optional<DreamSummary>();
+  DR_ASSIGN_OR_RETURN(auto v, get(sub_key('D', tenant, id)));
+  if (!v) return std::optional<DreamSummary>();
+  DR_ASSIGN_OR_RETURN(const DreamRec d, decode_dream(*v));
+  return std::optional<DreamSummary>(DreamSummary{std::string(stage_name(d.stage)), d.fitness_ppm});
+}
 
 Status DreamsProcessor::apply(const EventView& ev, StateTxn& state, Emitter& out) {
   return Apply(ev, state, out).run();

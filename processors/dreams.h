@@ -11,7 +11,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "events/status.h"
@@ -23,6 +25,16 @@ inline constexpr std::string_view kProcessorName = "dreams";
 
 // Living dreams a plan allows (0 free, 1 pro, 2 enterprise; others -> free).
 int64_t dream_limit(uint8_t plan);
+
+// A dream as the processor's committed state holds it, for the gateway's checks before it
+// appends a command (the processor still decides: the state may move before the command
+// is applied, and then its rejection is a fact).
+struct DreamSummary {
+  std::string stage;  // SPORE ... FRUIT, COMPILED
+  int64_t fitness_ppm = 0;
+};
+using StateGetter = std::function<Result<std::optional<std::string>>(std::string_view key)>;
+Result<std::optional<DreamSummary>> read_dream(const StateGetter& get, std::string_view tenant, std::string_view id);
 
 class DreamsProcessor final : public Processor {
  public:

@@ -133,7 +133,9 @@ class Emitter {
   // arrive in the order they were derived; nothing orders them against that partition's
   // other records. Only a processor that `consumes_own_events()` can act on them there,
   // and it must decide on the destination's own state (a message may cross another one).
-  // kInvalidArgument for an invalid tenant id.
+  // Unlike every other derived event, a message to another tenant carries no causationid,
+  // correlationid or traceparent: those are the sending tenant's. kInvalidArgument for an
+  // invalid tenant id.
   virtual Status emit_elsewhere(std::string_view tenant, std::string_view ce_type,
                                 std::string_view data_json, std::string_view subject = {}) = 0;
 };

@@ -183,7 +183,7 @@ class EmitterImpl final : public Emitter {
                     "emit_for: tenant " + std::string(tenant) + " is not on partition " +
                         std::to_string(ev_.pos.partition.value()) + " (emit_elsewhere addresses another)");
     }
-    return add(tenant, ev_.pos.partition, ce_type, data_json, subject);
+    return add(tenant, ev_.pos.partition, ce_type, data_json, subject, /*message=*/false);
   }
 
   Status emit_elsewhere(std::string_view tenant, std::string_view ce_type, std::string_view data_json,
@@ -191,7 +191,7 @@ class EmitterImpl final : public Emitter {
     if (!TenantId::is_valid(tenant))
       return Status(Code::kInvalidArgument, "emit_elsewhere: bad tenant id '" + std::string(tenant) + "'");
     const Partition dest = tenant == ev_.header.tenant ? ev_.pos.partition : kafka_partition(tenant, partition_count_);
-    return add(tenant, dest, ce_type, data_json, subject);
+    return add(tenant, dest, ce_type, data_json, subject, /*message=*/tenant != ev_.header.tenant);
   }
 
   // The derived events of this apply, with the partition each is addressed to.
@@ -199,7 +199,7 @@ class EmitterImpl final : public Emitter {
 
  private:
   Status add(std::string_view tenant, Partition dest, std::string_view ce_type, std::string_view data_json,
-             std::string_view subject) {
+             std::string_view subject, bool message) {
     if (out_.size() >= kMaxDerivedPerEvent)
       return Status(Code::kTooLarge, "more than kMaxDerivedPerEvent derived events");
     const uint32_t index = static_cast<uint32_t>(out_.size());
@@ -210,9 +210,14 @@ class EmitterImpl final : public Emitter {
     d.ce_type = ce_type;
     d.tenant = tenant;
     d.subject = subject;
-    d.causation_id = ev_.header.id;
-    d.correlation_id = ev_.header.correlation_id;
-    d.traceparent = ev_.header.traceparent;  // the trace continues
+    if (!message) {
+      d.causation_id = ev_.header.id;
+      d.correlation_id = ev_.header.correlation_id;
+      d.traceparent = ev_.header.traceparent;  // the trace continues
+    }
+    // A message to another tenant (emit_elsewhere) carries none of its input's ids: the
+    // input's id, correlation and trace are the sending tenant's (DREAMS.md, Sharing). Its
+    // own id names the input's position, which is all the receiver may know.
     d.time_us = ev_.append_us;
     auto bytes = encode_derived(d, data_json);
     if (!bytes.ok()) return std::move(bytes).take_status();

@@ -489,6 +489,245 @@ Result<std::string> ReadModel::heartbeat(std::string_view tenant, const Heartbea
   return out;
 }
 
+// ---- Dreams ------------------------------------------------------------------------------
+
+namespace {
+
+// (ancestor, depth) pairs the ancestry walk visits at most, whatever the DAG's shape: a
+// dream reached by many paths is visited once per depth, so this bounds the work.
+constexpr int64_t kMaxDreamLineageWalk = 100'000;
+
+bool is_dream_stage(std::string_view s) {
+  for (fb::DreamStage st : fb::EnumValuesDreamStage())
+    if (s == fb::EnumNameDreamStage(st)) return true;
+  return false;
+}
+
+// DREAMS.md's tag: [a-z0-9-]{1,32}.
+bool is_dream_tag(std::string_view s) {
+  if (s.empty() || s.size() > 32) return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  return true;
+}
+
+bool is_share_state(std::string_view s) {
+  return s == "OFFERED" || s == "ACCEPTED" || s == "DECLINED" || s == "REVOKED";
+}
+
+const std::string& dream_object() {
+  static const std::string obj =
+      "json_build_object('dreamId', dream_id, 'stage', stage, 'fitness', fitness, 'fitnessPpm', fitness_ppm, "
+      "'seed', seed, 'tags', to_json(tags), 'parents', to_json(parents), 'signals', signals, 'sources', sources, "
+      "'sessionId', NULLIF(session_id, ''), 'sessionState', NULLIF(session_state, ''), 'plantedAt', " +
+      rfc3339("planted_at") + ", 'updatedAt', " + rfc3339("updated_at") +
+      ", 'position', json_build_object('partition', log_partition, 'offset', log_offset))::text";
+  return obj;
+}
+
+// Which members of a DreamQuery each list takes.
+struct DreamShape {
+  const char* list;  // the page's member ("" for the single answers)
+  bool stage, tag, state, cursor, dream_required, dream_optional;
+};
+
+const DreamShape& dream_shape(ReadModel::DreamQuery::What w) {
+  //                                list        stage  tag    state  cursor dream! dream?
+  static const DreamShape garden{"dreams", true, true, false, true, false, false};
+  static const DreamShape dream{"", false, false, false, false, true, false};
+  static const DreamShape history{"history", false, false, false, true, true, false};
+  static const DreamShape signals{"signals", false, false, false, true, true, false};
+  static const DreamShape ancestry{"ancestors", false, false, false, false, true, false};
+  static const DreamShape shares{"shares", false, false, true, true, false, true};
+  static const DreamShape feed{"shared", true, true, true, true, false, false};
+  switch (w) {
+    case ReadModel::DreamQuery::kDream: return dream;
+    case ReadModel::DreamQuery::kHistory: return history;
+    case ReadModel::DreamQuery::kSignals: return signals;
+    case ReadModel::DreamQuery::kAncestry: return ancestry;
+    case ReadModel::DreamQuery::kShares: return shares;
+    case ReadModel::DreamQuery::kSharedFeed: return feed;
+    default: return garden;
+  }
+}
+
+// One page: `sql` selects (object text, keyset text) with LIMIT limit + 1; the answer is
+// {<prefix>"<list>":[...], "next": base64url(the last row's key) | null}.
+Status dream_page(pg::Conn& c, const std::string& sql, const std::vector<pg::Param>& params, size_t limit,
+                  std::string_view list, const std::string& prefix, std::string& out) {
+  auto r = c.query(sql, params);
+  if (!r.ok()) return std::move(r).take_status();
+  const int n = std::min(r->size(), static_cast<int>(limit));
+  out = "{" + prefix + "\"" + std::string(list) + "\":[";
+  for (int i = 0; i < n; ++i) {
+    if (i) out += ',';
+    out += r->get(i, 0);
+  }
+  out += "],\"next\":";
+  out += r->size() > n ? "\"" + base64url(r->get(n - 1, 1)) + "\"" : std::string("null");
+  out += '}';
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<std::string> ReadModel::dreams(std::string_view tenant, const DreamQuery& q) {
+  using Q = DreamQuery;
+  const DreamShape& sh = dream_shape(q.what);
+  Status bad(Code::kInvalidArgument, "invalid dreams query");
+  auto refuse = [&](const char* field, const std::string& why) { bad.mutable_errors().push_back({field, why}); };
+  const std::string not_here = "not a filter of this list";
+  if (q.stage && !sh.stage) refuse("stage", not_here);
+  else if (q.stage && !is_dream_stage(*q.stage)) refuse("stage", "one of SPORE, SEEDLING, SAPLING, BLOOM, FRUIT, COMPILED");
+  if (q.tag && !sh.tag) refuse("tag", not_here);
+  else if (q.tag && !is_dream_tag(*q.tag)) refuse("tag", "1..32 of a-z, 0-9, -");
+  if (q.state && !sh.state) refuse("state", not_here);
+  else if (q.state && !is_share_state(*q.state)) refuse("state", "one of OFFERED, ACCEPTED, DECLINED, REVOKED");
+  if (q.dream && !sh.dream_required && !sh.dream_optional) refuse("dream", not_here);
+  else if (!q.dream && sh.dream_required) refuse("dream", "required");
+  // A dream id that is not UTF-8 names no dream: answered below, without SQL.
+  const bool dream_ok = !q.dream || valid_utf8(*q.dream);
+  std::optional<std::string> after;
+  std::optional<std::pair<int64_t, int64_t>> after_pos;  // history, signals: (offset, partition)
+  if (q.cursor && !sh.cursor) {
+    refuse("cursor", "this answer has no pages");
+  } else if (q.cursor) {
+    after = unbase64url(*q.cursor);
+    const bool positional = q.what == Q::kHistory || q.what == Q::kSignals;
+    if (after && positional) after_pos = parse_position_cursor(*after);
+    if (!after || after->empty() || !valid_utf8(*after) || (positional && !after_pos))
+      refuse("cursor", "not a cursor of this list (pass `next` back unchanged)");
+  }
+  if (sh.cursor)
+    if (Status s = check_limit(q.limit); !s.is_ok()) bad.mutable_errors().push_back(s.errors()[0]);
+  if (!bad.errors().empty()) return bad;
+  const Status not_found(Code::kNotFound, "no such dream");
+  if (!dream_ok) return q.what == Q::kShares ? Result<std::string>("{\"shares\":[],\"next\":null}") : not_found;
+
+  const pg::Param t = pg::text(tenant);
+  const pg::Param dream = q.dream ? pg::Param(pg::text(*q.dream)) : std::nullopt;
+  auto opt = [](const std::optional<std::string>& v) { return v ? pg::Param(pg::text(*v)) : std::nullopt; };
+  const pg::Param page_size = num_param(static_cast<int64_t>(q.limit) + 1);
+  std::string out;
+  bool found = true;
+  Status s = in_tenant_txn(tenant, [&](pg::Conn& c) -> Status {
+    found = true;  // the body may run twice (retry on a fresh connection)
+    // The dream-scoped answers need the dream (else 404, whatever its lists hold).
+    if (sh.dream_required) {
+      auto r = c.query(q.what == Q::kDream ? "SELECT " + dream_object() + " FROM agentos_rm.dreams "
+                                                                          "WHERE tenant_id = $1 AND dream_id = $2"
+                                           : std::string("SELECT 1 FROM agentos_rm.dreams WHERE tenant_id = $1 "
+                                                         "AND dream_id = $2"),
+                       {t, dream});
+      if (!r.ok()) return std::move(r).take_status();
+      found = r->size() == 1;
+      if (!found) return Status::ok();
+      if (q.what == Q::kDream) {
+        out = std::string(r->get(0, 0));
+        return Status::ok();
+      }
+    }
+    std::string prefix;
+    if (q.dream && sh.dream_required) {
+      prefix = "\"dreamId\":";
+      append_json_string(prefix, *dream);
+      prefix += ',';
+    }
+    switch (q.what) {
+      case Q::kGarden:
+        return dream_page(c, "SELECT " + dream_object() + ", dream_id FROM agentos_rm.dreams WHERE tenant_id = $1 "
+                             "AND ($2::text IS NULL OR stage = $2::text) "
+                             "AND ($3::text IS NULL OR tags @> ARRAY[$3::text]) "
+                             "AND ($4::text IS NULL OR dream_id > $4::text) ORDER BY dream_id LIMIT $5::bigint",
+                          {t, opt(q.stage), opt(q.tag), opt(after), page_size}, q.limit, sh.list, "", out);
+      case Q::kHistory:
+      case Q::kSignals: {
+        // A tenant's facts are on one partition: (partition, offset) is log order.
+        const std::string members =
+            q.what == Q::kHistory
+                ? "'type', event_type, 'stage', stage, 'previousStage', previous_stage, 'fitness', fitness, "
+                  "'fitnessPpm', fitness_ppm, 'sources', sources, 'sessionId', session_id, "
+                : "'source', source, 'scorePpm', score_ppm, 'weightPpm', weight_ppm, 'vote', vote, "
+                  "'note', NULLIF(note, ''), ";
+        return dream_page(
+            c,
+            "SELECT json_build_object(" + members + "'at', " + rfc3339("at") +
+                ", 'eventId', event_id, 'causeOffset', cause_offset, 'position', json_build_object('partition', "
+                "log_partition, 'offset', log_offset))::text, log_offset || '.' || log_partition FROM agentos_rm." +
+                (q.what == Q::kHistory ? "dream_history" : "dream_signals") +
+                " WHERE tenant_id = $1 AND dream_id = $2 AND ($3::bigint IS NULL OR (log_partition, log_offset) > "
+                "($4::integer, $3::bigint)) ORDER BY log_partition, log_offset LIMIT $5::bigint",
+            {t, dream, after_pos ? num_param(after_pos->first) : pg::Param(),
+             after_pos ? num_param(after_pos->second) : pg::Param(), page_size},
+            q.limit, sh.list, prefix, out);
+      }
+      case Q::kAncestry: {
+        // Breadth first: UNION keeps one row per (ancestor, depth), the walk is cut at
+        // kMaxDreamLineageWalk rows (PostgreSQL computes a recursive CTE only as far as
+        // it is read) and kMaxDreamLineageDepth generations; each ancestor at its least
+        // depth.
+        auto r = c.query(
+            "WITH RECURSIVE up(dream_id, depth) AS ("
+            "  SELECT parent_id, 1 FROM agentos_rm.dream_lineage WHERE tenant_id = $1 AND dream_id = $2"
+            "  UNION"
+            "  SELECT l.parent_id, up.depth + 1 FROM up JOIN agentos_rm.dream_lineage l"
+            "    ON l.tenant_id = $1 AND l.dream_id = up.dream_id WHERE up.depth < $3::integer"
+            "), walk AS MATERIALIZED (SELECT dream_id, depth FROM up LIMIT $4::bigint), "
+            "best AS (SELECT dream_id, min(depth) AS depth FROM walk GROUP BY dream_id) "
+            "SELECT b.dream_id, b.depth, (SELECT COALESCE(json_agg(p.parent_id ORDER BY p.ord), '[]'::json) "
+            "  FROM agentos_rm.dream_lineage p WHERE p.tenant_id = $1 AND p.dream_id = b.dream_id)::text, "
+            "  (SELECT count(*) FROM walk), (SELECT max(depth) FROM walk) "
+            "FROM best b ORDER BY b.depth, b.dream_id LIMIT $5::bigint",
+            {t, dream, num_param(static_cast<int64_t>(kMaxDreamLineageDepth)), num_param(kMaxDreamLineageWalk),
+             num_param(static_cast<int64_t>(kMaxDreamAncestors) + 1)});
+        if (!r.ok()) return std::move(r).take_status();
+        const int n = std::min(r->size(), static_cast<int>(kMaxDreamAncestors));
+        std::string items = "[";
+        for (int i = 0; i < n; ++i) {
+          if (i) items += ',';
+          items += Json().str("dreamId", r->get(i, 0)).num("depth", r->get_i64(i, 1)).raw("parents", r->get(i, 2))
+                       .done();
+        }
+        const bool truncated = r->size() > n || (r->size() > 0 && (r->get_i64(0, 3) >= kMaxDreamLineageWalk ||
+                                                                   r->get_i64(0, 4) >= static_cast<int64_t>(
+                                                                                           kMaxDreamLineageDepth)));
+        out = "{" + prefix + "\"ancestors\":" + items + "],\"truncated\":" + (truncated ? "true" : "false") + "}";
+        return Status::ok();
+      }
+      case Q::kShares:
+        return dream_page(c, "SELECT json_build_object('shareId', share_id, 'side', side, 'dreamId', "
+                             "NULLIF(dream_id, ''), 'owner', owner_id, 'target', target_id, 'state', state, "
+                             "'round', round, 'snapshot', offered_snapshot, 'offeredAt', " + rfc3339("offered_at") +
+                             ", 'updatedAt', " + rfc3339("updated_at") + ", 'position', json_build_object("
+                             "'partition', log_partition, 'offset', log_offset))::text, share_id "
+                             "FROM agentos_rm.dream_shares WHERE tenant_id = $1 "
+                             "AND ($2::text IS NULL OR state = $2::text) AND ($3::text IS NULL OR dream_id = $3::text) "
+                             "AND ($4::text IS NULL OR share_id > $4::text) ORDER BY share_id LIMIT $5::bigint",
+                          {t, opt(q.state), dream, opt(after), page_size}, q.limit, sh.list, "", out);
+      case Q::kSharedFeed:
+        // The state is the target's own state of the share (its dream_shares row).
+        return dream_page(c, "SELECT json_build_object('shareId', f.share_id, 'owner', f.owner_id, 'state', "
+                             "COALESCE(s.state, 'ACCEPTED'), 'dreamId', f.dream_id, 'seed', f.seed, 'tags', "
+                             "to_json(f.tags), 'stage', f.stage, 'fitness', f.fitness, 'fitnessPpm', f.fitness_ppm, "
+                             "'sharedAt', " + rfc3339("f.shared_at") + ", 'updatedAt', " + rfc3339("f.updated_at") +
+                             ")::text, f.share_id FROM agentos_rm.dream_shared_feed f "
+                             "LEFT JOIN agentos_rm.dream_shares s ON s.tenant_id = $1 AND s.share_id = f.share_id "
+                             "AND s.side = 'TARGET' WHERE f.tenant_id = $1 "
+                             "AND ($2::text IS NULL OR f.stage = $2::text) "
+                             "AND ($3::text IS NULL OR f.tags @> ARRAY[$3::text]) "
+                             "AND ($4::text IS NULL OR COALESCE(s.state, 'ACCEPTED') = $4::text) "
+                             "AND ($5::text IS NULL OR f.share_id > $5::text) ORDER BY f.share_id LIMIT $6::bigint",
+                          {t, opt(q.stage), opt(q.tag), opt(q.state), opt(after), page_size}, q.limit, sh.list, "",
+                          out);
+      default:
+        return Status::ok();  // kDream: answered above
+    }
+  });
+  if (!s.is_ok()) return s;
+  if (!found) return not_found;
+  return out;
+}
+
 Result<std::optional<std::string>> ReadModel::session(std::string_view tenant, std::string_view id) {
   std::optional<std::string> out;
   if (!valid_utf8(id)) return out;  // no session has such an id

@@ -58,6 +58,10 @@ class Rows;
 inline constexpr size_t kMaxReaderPool = 64;
 inline constexpr size_t kDefaultReaderPool = 4;
 inline constexpr size_t kDefaultReadLimit = 100;
+// Bounds of a dream's ancestry (ReadModel::dreams, kAncestry): ancestors answered, and
+// generations walked (lineage is a DAG by construction; the bound also stops a cycle).
+inline constexpr size_t kMaxDreamAncestors = 1000;
+inline constexpr size_t kMaxDreamLineageDepth = 1000;
 
 struct ReadModelOptions {
   std::string url;                       // the agentos_reader role's URL
@@ -136,6 +140,56 @@ class ReadModel {
     size_t limit = kDefaultReadLimit;
   };
   Result<std::string> heartbeat(std::string_view tenant, const HeartbeatQuery& q);
+
+  // Dreams' read models (migrations/0004_dreams.sql), as the tenant of the stream sees
+  // them: a target sees its side of a share and the snapshots shared with it, never the
+  // owner's dreams, history, signals or lineage. Members are camelCase, times RFC 3339
+  // UTC with microseconds, absent values null; `fitness` is a JSON number (fitnessPpm /
+  // 10^6), stages are DreamStage names. A <dream> is
+  //   {dreamId, stage, fitness, fitnessPpm, seed, tags:[..], parents:[..], signals,
+  //    sources:[{source, weightPpm, meanPpm}], sessionId, sessionState, plantedAt,
+  //    updatedAt, position:{partition, offset}}   (position: the input that last changed it)
+  // `what`:
+  //   kGarden    {"dreams":[<dream>...], "next"} in dream id order (byte order, as
+  //              list_sessions; ids never change, so a page never skips or repeats a
+  //              dream). Filters: stage, tag.
+  //   kDream     <dream> of `dream`; kNotFound when the tenant has no such dream.
+  //   kHistory   {"dreamId", "history":[{type, stage, previousStage, fitness, fitnessPpm,
+  //              sources, sessionId, at, eventId, causeOffset, position}...], "next"}:
+  //              every dream.evolved (stage, previousStage, fitness, sources), dream.bloomed
+  //              and dream.compiled (sessionId) of `dream`, in log order (members a type
+  //              does not carry are null). kNotFound without the dream.
+  //   kSignals   {"dreamId", "signals":[{source, scorePpm, weightPpm, vote, note, at,
+  //              eventId, causeOffset, position}...], "next"} in log order; scorePpm null
+  //              when the signal had no score, note null when empty. kNotFound without it.
+  //   kAncestry  {"dreamId", "ancestors":[{dreamId, depth, parents:[..]}...],
+  //              "truncated": bool}: the transitive closure of `dream`'s parents, each
+  //              ancestor once at its shortest depth (parents are depth 1), ordered by
+  //              depth then id; at most kMaxDreamAncestors, `truncated` when there were
+  //              more (or the walk reached kMaxDreamLineageDepth). No paging.
+  //              kNotFound without the dream.
+  //   kShares    {"shares":[{shareId, side, dreamId, owner, target, state, round,
+  //              snapshot, offeredAt, updatedAt, position}...], "next"} in share id
+  //              order: the tenant's side of each share, OWNER (its own offers) or TARGET
+  //              (offers to it; snapshot = the last offer's). Filters: state, dream.
+  //   kSharedFeed {"shared":[{shareId, owner, state, dreamId, seed, tags, stage, fitness,
+  //              fitnessPpm, sharedAt, updatedAt}...], "next"} in share id order: on the
+  //              target, the last accepted snapshot of every share ever accepted
+  //              (getSharedDreams). `state` is the target's current state of the share:
+  //              a REVOKED share stays with its last snapshot and state REVOKED (the owner
+  //              revoked; nothing follows), a re-offered one shows OFFERED over the old
+  //              snapshot until accepted again. Filters: tag, stage (the snapshot's),
+  //              state (state=ACCEPTED leaves out revoked ones).
+  // Filters: `stage` a DreamStage name; `state` OFFERED, ACCEPTED, DECLINED, REVOKED;
+  // `tag` [a-z0-9-]{1,32}; `dream` (required by kDream, kHistory, kSignals, kAncestry).
+  // A filter a list does not take, a bad value, or a cursor that is not the list's
+  // `next` is kInvalidArgument with the field (stage, tag, state, dream, cursor, limit).
+  struct DreamQuery {
+    enum What { kGarden, kDream, kHistory, kSignals, kAncestry, kShares, kSharedFeed } what = kGarden;
+    std::optional<std::string> dream, stage, tag, state, cursor;
+    size_t limit = kDefaultReadLimit;
+  };
+  Result<std::string> dreams(std::string_view tenant, const DreamQuery& q);
 
   // current_user etc. of a pooled connection, queried outside any transaction.
   Result<ReaderInfo> info();

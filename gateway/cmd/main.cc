@@ -35,6 +35,7 @@
 #include "processors/components.h"
 #include "events/secret_store.h"
 #include "processors/deliverer.h"
+#include "processors/dreams.h"
 #include "processors/heartbeat.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
@@ -176,6 +177,7 @@ int cmd_serve(int argc, char** argv) {
           {"port-file", "AGENTOS_PORT_FILE", "", "write the bound port to this file once listening"},
           {"pulse", "AGENTOS_PULSE", "true", "run the Pulse session processor (state in DATA_DIR/processors/pulse)"},
           {"heartbeat", "AGENTOS_HEARTBEAT", "true", "run the Heartbeat check processor (state in DATA_DIR/processors/heartbeat)"},
+          {"dreams", "AGENTOS_DREAMS", "true", "run the Dreams processor (state in DATA_DIR/processors/dreams)"},
           {"deliverer", "AGENTOS_DELIVERER", "true", "deliver webhook notifications (endpoints and secrets in DATA_DIR/secrets, cursor in DATA_DIR/deliverer)"},
           {"webhook-timeout-ms", "AGENTOS_WEBHOOK_TIMEOUT_MS", "10000", "time a webhook endpoint has to answer one attempt"},
           {"deliverer-workers", "AGENTOS_DELIVERER_WORKERS", "4", "webhook attempts in flight at once"},
@@ -273,8 +275,8 @@ int cmd_serve(int argc, char** argv) {
     price_table = std::move(prices).value();
   }
 
-  // The engine's components, registered with the host in start order: Pulse and
-  // Heartbeat decide, the projector folds their facts into PostgreSQL, the tick source
+  // The engine's components, registered with the host in start order: Pulse, Heartbeat
+  // and Dreams decide, the projector folds their facts into PostgreSQL, the tick source
   // drives the timers of every processor. The host restarts one that stops on a transient
   // error.
   Host host(HostOptions{.metrics = &metrics.registry()});
@@ -315,6 +317,24 @@ int cmd_serve(int argc, char** argv) {
     components.push_back(make_runtime_component("heartbeat", *heartbeat_rt));
     heartbeat_decisions = gateway::make_decision_source(*heartbeat_rt);
     ao.heartbeat = heartbeat_decisions.get();
+  }
+  dreams::DreamsProcessor dreams_processor;
+  std::unique_ptr<ProcessorRuntime> dreams_rt;
+  std::unique_ptr<gateway::DreamSource> dreams_source;
+  if (a.get("dreams") == "true") {
+    RuntimeOptions ro;
+    ro.state_dir = data_dir + "/processors/dreams";
+    ro.metrics = &metrics.registry();
+    ro.commit_per_round = true;
+    auto rt = open_processor_runtime(*log, dreams_processor, ro);
+    if (!rt.ok()) {
+      log_line(LogLevel::kError, "cannot open the Dreams processor", {{"error", rt.status().to_string()}});
+      return 1;
+    }
+    dreams_rt = std::move(rt).value();
+    components.push_back(make_runtime_component("dreams", *dreams_rt));
+    dreams_source = gateway::make_dreams_source(*dreams_rt);
+    ao.dreams = dreams_source.get();
   }
   // Webhook endpoints and signing secrets stay out of the log (events/secret_store.h); the
   // deliverer sends what Heartbeat notifies and records each attempt in the log.
@@ -377,7 +397,7 @@ int cmd_serve(int argc, char** argv) {
   // A partition ticks only while some processor has a timer due there, so an idle engine
   // does not grow its log.
   std::unique_ptr<TickSource> ticks;
-  if (pulse_rt || heartbeat_rt) {
+  if (pulse_rt || heartbeat_rt || dreams_rt) {
     TickSourceOptions to;
     to.interval = std::chrono::milliseconds(std::max(1, std::atoi(a.get("tick-interval-ms").c_str())));
     to.needs_tick = [&host](Partition p) {
@@ -464,7 +484,7 @@ int cmd_serve(int argc, char** argv) {
   // Fixed shutdown order: stop taking requests, stop folding, then close the log
   // (which completes every pending append before returning).
   (*server)->stop();
-  host.stop();  // reverse order: ticks, projector, Heartbeat, Pulse (a batch in progress commits first)
+  host.stop();  // reverse order: ticks, projector, Dreams, Heartbeat, Pulse (a batch in progress commits first)
   (*index)->stop();
   server->reset();
   index->reset();

@@ -1,5 +1,6 @@
 #include "gateway/cmd/sources.h"
 
+#include "processors/dreams.h"
 #include "processors/pulse.h"
 
 namespace agentos::gateway {
@@ -86,6 +87,20 @@ class ReadModelSource final : public ModelSource {
     m.limit = q.limit;
     return rm_.heartbeat(tenant, m);
   }
+  Result<std::string> dreams(std::string_view tenant, const DreamRead& q) override {
+    static_assert(static_cast<int>(DreamRead::kSharedFeed) == static_cast<int>(ReadModel::DreamQuery::kSharedFeed) &&
+                  static_cast<int>(DreamRead::kGarden) == static_cast<int>(ReadModel::DreamQuery::kGarden) &&
+                  static_cast<int>(DreamRead::kAncestry) == static_cast<int>(ReadModel::DreamQuery::kAncestry));
+    ReadModel::DreamQuery m;
+    m.what = static_cast<ReadModel::DreamQuery::What>(q.what);
+    m.dream = q.dream;
+    m.stage = q.stage;
+    m.tag = q.tag;
+    m.state = q.state;
+    m.cursor = q.cursor;
+    m.limit = q.limit;
+    return rm_.dreams(tenant, m);
+  }
 
  private:
   Projector& p_;
@@ -104,7 +119,29 @@ class RuntimeDecisions final : public DecisionSource {
   ProcessorRuntime& rt_;
 };
 
+class DreamsRuntimeSource final : public DreamSource {
+ public:
+  explicit DreamsRuntimeSource(ProcessorRuntime& rt) : rt_(rt) {}
+  std::optional<Offset> wait_decided(Partition p, Offset o, Deadline d) const override {
+    return rt_.wait_relayed(p, o, d);
+  }
+  Status last_error() const override { return rt_.last_error(); }
+  Result<std::optional<std::string>> dream_stage(std::string_view tenant, std::string_view id) override {
+    auto d = dreams::read_dream([this](std::string_view k) { return rt_.get(k); }, tenant, id);
+    if (!d.ok()) return std::move(d).take_status();
+    if (!*d) return std::optional<std::string>();
+    return std::optional<std::string>((*d)->stage);
+  }
+
+ private:
+  ProcessorRuntime& rt_;
+};
+
 }  // namespace
+
+std::unique_ptr<DreamSource> make_dreams_source(ProcessorRuntime& rt) {
+  return std::make_unique<DreamsRuntimeSource>(rt);
+}
 
 std::unique_ptr<DecisionSource> make_decision_source(ProcessorRuntime& rt) {
   return std::make_unique<RuntimeDecisions>(rt);

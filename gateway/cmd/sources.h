@@ -20,6 +20,8 @@ std::unique_ptr<SessionSource> make_pulse_source(ProcessorRuntime& rt, PriceTabl
 
 // A processor runtime's decisions (wait_relayed): Heartbeat's, for the ?after= of its reads.
 std::unique_ptr<DecisionSource> make_decision_source(ProcessorRuntime& rt);
+// Dreams' decisions and its committed dreams (the gateway's checks before a command).
+std::unique_ptr<DreamSource> make_dreams_source(ProcessorRuntime& rt);
 
 // The read models: the projector's freshness and a ReadModel (reader role, its own pool).
 // `projector` must outlive the source.

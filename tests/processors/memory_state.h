@@ -105,7 +105,7 @@ struct Emitted {
 // runtime's rules (id "<processor>/<partition>-<offset>-<index>", source, tenant and time
 // of the input, causationid = the input's id), so an invalid data object fails the emit
 // with the codec's status as it would in the runtime. One partition: every tenant is on
-// the input's partition, so emit_for never refuses (and emit_elsewhere is emit_for).
+// the input's partition, so emit_for never refuses (emit_elsewhere builds a message: no causationid).
 class RecordingEmitter final : public Emitter {
  public:
   RecordingEmitter(std::string_view processor, const EventView& in)
@@ -121,10 +121,19 @@ class RecordingEmitter final : public Emitter {
   }
   Status emit_elsewhere(std::string_view tenant, std::string_view ce_type, std::string_view data_json,
                         std::string_view subject) override {
-    return emit_for(tenant, ce_type, data_json, subject);
+    return build(tenant, ce_type, data_json, subject, /*message=*/tenant != tenant_);
   }
   Status emit_for(std::string_view tenant, std::string_view ce_type, std::string_view data_json,
                   std::string_view subject) override {
+    return build(tenant, ce_type, data_json, subject, false);
+  }
+
+  std::vector<Emitted> emitted;
+
+ private:
+  // As the runtime builds it; a message to another tenant carries no causationid.
+  Status build(std::string_view tenant, std::string_view ce_type, std::string_view data_json,
+               std::string_view subject, bool message) {
     std::string json = R"({"specversion":"1.0","id":)";
     append_json_string(json, processor_ + "/" + std::to_string(pos_.partition.value()) + "-" +
                                  std::to_string(pos_.offset.value()) + "-" +
@@ -135,8 +144,11 @@ class RecordingEmitter final : public Emitter {
     append_json_string(json, ce_type);
     json += R"(,"tenantid":)";
     append_json_string(json, tenant);
-    json += R"(,"time":")" + format_rfc3339_us(time_us_) + R"(","causationid":)";
-    append_json_string(json, input_id_);
+    json += R"(,"time":")" + format_rfc3339_us(time_us_) + "\"";
+    if (!message) {
+      json += R"(,"causationid":)";
+      append_json_string(json, input_id_);
+    }
     if (!subject.empty()) {
       json += R"(,"subject":)";
       append_json_string(json, subject);
@@ -153,9 +165,6 @@ class RecordingEmitter final : public Emitter {
     return Status::ok();
   }
 
-  std::vector<Emitted> emitted;
-
- private:
   std::string processor_, input_id_, tenant_;
   int64_t time_us_;
   Position pos_;

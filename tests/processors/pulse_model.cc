@@ -475,14 +475,16 @@ void Model::chain_hook(Session& s, int64_t t, Out& out) {
 
 // ---- apply ------------------------------------------------------------------------------
 
-std::vector<Derived> Model::apply(std::string_view bytes) {
+std::vector<Derived> Model::apply(std::string_view bytes) { return apply(bytes, read_header(bytes).time_us); }
+
+std::vector<Derived> Model::apply(std::string_view bytes, int64_t engine_time_us) {
   Out out;
   const auto* e = fb::GetEvent(bytes.data());
   const EventHeader h = read_header(bytes);
   const std::string type(event_type_name(h.type));
   const std::string tenant(h.tenant);
   const std::string ev_id(h.id);
-  const int64_t t = h.time_us;
+  const int64_t t = engine_time_us;
 
   switch (e->payload_type()) {
     case fb::Payload::TenantCreated: {

@@ -146,8 +146,10 @@ struct Chain {
 
 class Model {
  public:
-  // Folds one verified event; returns what Pulse must derive from it, in order.
+  // Folds one verified event; returns what Pulse must derive from it, in order. Engine
+  // time: `engine_time_us` (the record's append time), or the event's own time.
   std::vector<Derived> apply(std::string_view verified_bytes);
+  std::vector<Derived> apply(std::string_view verified_bytes, int64_t engine_time_us);
 
   const Session* session(const std::string& tenant, const std::string& id) const;
   const Tenant* tenant(const std::string& tenant) const;

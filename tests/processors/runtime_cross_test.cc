@@ -123,6 +123,12 @@ TEST_F(CrossPartitionTest, MessagesLandOnTheTargetsPartitionOnceInOrder) {
   EXPECT_EQ(messages(pa_, rt->derived_source(), "dream.share.updated").size(), 40u);
   for (int32_t p = 0; p < kTestPartitions; ++p) EXPECT_TRUE(rt->outbox(Partition(p))->empty());
   EXPECT_EQ(rt->stats().relayed, 80u);
+  // A message carries none of the sender's ids; the sender's own facts do.
+  for (const auto& e : logged_from(*log_, rt->derived_source())) {
+    const std::string json = encode_json(e.bytes);
+    const bool message = read_header(e.bytes).tenant == b_;
+    EXPECT_EQ(json.find("\"causationid\"") != std::string::npos, !message) << json;
+  }
   // Messages and the target's own records interleave: more inputs, more messages, still once.
   inputs(b_, 3);
   inputs(a_, 5);

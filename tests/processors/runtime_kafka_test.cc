@@ -216,7 +216,9 @@ TEST_F(RuntimeKafkaTest, DreamsMessagesCrossPartitionsOnceAndMatchAnUninterrupte
   for (const auto& e : logged) {
     ++count[e.id];
     EXPECT_EQ(want.count(e.id), 1u) << "not derived by an uninterrupted run: " << e.id;
-    if (want.count(e.id)) EXPECT_EQ(want[e.id], e.bytes) << e.id;
+    if (want.count(e.id)) {
+      EXPECT_EQ(want[e.id], e.bytes) << e.id;
+    }
     const EventHeader h = read_header(e.bytes);
     const auto from = parse_derived_event_id("dreams", h.id);
     if (from && from->first.partition != e.pos.partition) ++crossed;

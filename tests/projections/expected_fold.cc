@@ -9,6 +9,7 @@
 #include "processors/pulse.h"
 #include "schemas/agentos_generated.h"
 #include "tests/processors/pulse_model.h"
+#include "tests/projections/expected_dreams.h"
 #include "tests/projections/expected_heartbeat.h"
 
 namespace agentos::test {
@@ -136,6 +137,7 @@ class Fold {
       for (const auto& rec : *recs) {
         record(model, tenants, p, rec.pos.offset.value(), rec.value, rec.append_us);
         heartbeat_.record(p, rec.pos.offset.value(), rec.value, rec.append_us);
+        dreams_.record(p, rec.pos.offset.value(), rec.value, rec.append_us);
       }
       from = recs->back().pos.offset.next();
     }
@@ -145,6 +147,7 @@ class Fold {
 
   void finish_all() {
     heartbeat_.finish(x_.tables, x_.coverage);
+    dreams_.finish(x_.tables, x_.coverage);
     for (const auto& [t, ti] : tenants_)
       x_.tables["tenants"].push_back(
           {t, ti.name ? *ti.name : "NULL", ti.plan, n(ti.budget), opt_us(ti.created), n(ti.updated)});
@@ -174,12 +177,14 @@ class Fold {
               const std::string& bytes, int64_t append_us) {
     const EventHeader h = read_header(bytes);
     const std::string tenant(h.tenant), type(event_type_name(h.type));
-    const int64_t t = h.time_us;
+    // Engine time, as the processors and the projector have it (for the workload's inputs
+    // the log stamped their own times; a derived event is stamped when it was relayed).
+    const int64_t t = append_us;
     const fb::Event* e = fb::GetEvent(bytes.data());
     if (!tenant.starts_with("agentos--"))
       x_.tables["events"].push_back({tenant, n(p), n(off), std::string(h.id), type, std::string(h.source),
                                      std::string(h.subject), std::string(h.actor), std::string(h.correlation_id),
-                                     n(t), n(append_us)});
+                                     n(h.time_us), n(append_us)});
     switch (e->payload_type()) {
       case fb::Payload::TenantCreated: {
         TenantInfo& ti = tenants_[tenant];
@@ -215,7 +220,14 @@ class Fold {
       ++x_.derived;
       return;
     }
-    ++x_.inputs;
+    // Dreams' facts are folded above; the session.created of a compiled dream is also
+    // Pulse's input, as a producer's is.
+    if (h.source == "/agentos/processors/dreams") {
+      ++x_.derived;
+      if (type != "session.created") return;
+    } else {
+      ++x_.inputs;
+    }
     if (type == "clock.tick") ++x_.ticks;
     tenants.insert(tenant);
 
@@ -231,7 +243,7 @@ class Fold {
     };
     scope([&](const SessKey& k, const pulse_model::Session& s) { before.emplace(k, s); });
 
-    const std::vector<Derived> derived = model.apply(bytes);
+    const std::vector<Derived> derived = model.apply(bytes, append_us);  // engine time, as Pulse
 
     // A new chain (before the sessions: its step configs are theirs).
     if (type == "chain.created") {
@@ -390,6 +402,7 @@ class Fold {
 
   ExpectedReadModels& x_;
   ExpectedHeartbeat heartbeat_;
+  ExpectedDreams dreams_;
   std::map<SessKey, SessInfo> sessions_;
   std::map<SessKey, ChainInfo> chains_;
   std::map<std::string, TenantInfo> tenants_;
@@ -448,6 +461,7 @@ std::string select_for(const std::string& table) {
     return "SELECT tenant_id, log_partition, log_offset, event_id, event_type, source, subject, actor, "
            "correlation_id, " + us("event_time") + ", " + us("appended_at") + from;
   if (is_heartbeat_table(table)) return select_for_heartbeat(table);
+  if (is_dreams_table(table)) return select_for_dreams(table);
   throw std::logic_error("select_for: unknown table " + table);
 }
 

@@ -21,6 +21,7 @@
 #include "processors/tick_source.h"
 
 #include "projections/pg.h"
+#include "tests/projections/expected_dreams.h"
 #include "tests/projections/projection_support.h"
 #include "tests/support/pg_cluster.h"
 #include "tests/support/test_util.h"
@@ -62,6 +63,9 @@ std::vector<TenantEvent> story(const std::string& tenant) {
   tick(121);
   tick(185);
   add(190, "heartbeat.alert", R"({"checkId":"db","priority":5,"message":"down"})");
+  // Dreams' facts (by hand until the processor exists): dreams, lineage, history, signals,
+  // a share of each side and the feed; the same ids in both tenants.
+  for (auto& e : dream_facts_of(tenant, tenant == kA ? kB : kA, kT0 + 200 * kS, "")) out.push_back(std::move(e));
   return out;
 }
 

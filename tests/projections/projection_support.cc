@@ -5,6 +5,7 @@
 
 #include "events/codec.h"
 #include "events/partitioner.h"
+#include "processors/dreams.h"
 #include "processors/heartbeat.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
@@ -12,6 +13,7 @@
 #include "projections/migrate.h"
 #include "projections/pg.h"
 #include "tests/processors/harness.h"
+#include "tests/projections/expected_dreams.h"
 #include "tests/support/pg_cluster.h"
 
 namespace agentos::test {
@@ -132,6 +134,8 @@ std::vector<TenantEvent> extras(uint64_t seed, int64_t start_us) {
 const std::vector<std::string>& read_model_tables() {
   static const std::vector<std::string> t = {
       "api_keys",         "chain_steps",    "chains",          "checkpoints",         "compute_daily",
+      "dream_history",    "dream_lineage",  "dream_shared_feed", "dream_shares",      "dream_signals",
+      "dreams",
       "events",           "gate_results",   "heartbeat_alerts", "heartbeat_checks",   "heartbeat_runs",
       "heartbeat_skips",  "session_transitions", "sessions",   "tenants",             "usage_daily",
       "usage_periods",    "webhook_deliveries"};
@@ -160,6 +164,7 @@ std::vector<TenantEvent> make_inputs(const InputOptions& o) {
   wo.prefix = "w" + std::to_string(o.seed);
   wo.start_us = o.start_us;
   wo.heartbeat = o.heartbeat;
+  wo.dreams = o.dreams;
   PulseWorkload w = make_pulse_workload(wo);
   std::vector<TenantEvent> base;
   base.reserve(w.events.size());
@@ -207,20 +212,34 @@ std::unique_ptr<Log> build_log(const std::string& dir, const std::vector<TenantE
   ro.state_dir = dir + "/heartbeat";
   auto hb = open_processor_runtime(**log, heartbeat, ro);
   if (!hb.ok()) throw std::runtime_error("open heartbeat: " + hb.status().to_string());
+  dreams::DreamsProcessor dreams;
+  ro.state_dir = dir + "/dreams";
+  auto dr = open_processor_runtime(**log, dreams, ro);
+  if (!dr.ok()) throw std::runtime_error("open dreams: " + dr.status().to_string());
+  // Each processor's facts may be another's input (a compiled dream's session.created is
+  // Pulse's; its session.updated comes back to Dreams): run all three until the log stops
+  // growing.
+  auto settle = [&] {
+    for (int64_t size = -1; size != log_size(**log);) {
+      size = log_size(**log);
+      if (Status s = drain(**rt); !s.is_ok()) throw std::runtime_error("pulse: " + s.to_string());
+      if (Status s = drain(**hb); !s.is_ok()) throw std::runtime_error("heartbeat: " + s.to_string());
+      if (Status s = drain(**dr); !s.is_ok()) throw std::runtime_error("dreams: " + s.to_string());
+    }
+  };
   const size_t per = (inputs.size() + chunks - 1) / chunks;
   for (size_t from = 0; from < inputs.size(); from += per) {
     const std::vector<TenantEvent> part(inputs.begin() + static_cast<long>(from),
                                         inputs.begin() + static_cast<long>(std::min(inputs.size(), from + per)));
     if (Status s = append_pipelined(**log, part); !s.is_ok()) throw std::runtime_error("append: " + s.to_string());
-    if (Status s = drain(**rt); !s.is_ok()) throw std::runtime_error("pulse: " + s.to_string());
-    if (Status s = drain(**hb); !s.is_ok()) throw std::runtime_error("heartbeat: " + s.to_string());
+    settle();
   }
-  for (int32_t p = 0; p < kProjParts; ++p) {
-    auto pending = (*rt)->outbox(Partition(p));
-    if (!pending.ok() || !pending->empty()) throw std::runtime_error("pulse left derived events unrelayed");
-    auto hb_pending = (*hb)->outbox(Partition(p));
-    if (!hb_pending.ok() || !hb_pending->empty()) throw std::runtime_error("heartbeat left derived events unrelayed");
-  }
+  for (int32_t p = 0; p < kProjParts; ++p)
+    for (auto* r : {&*rt, &*hb, &*dr}) {
+      auto pending = (*r)->outbox(Partition(p));
+      if (!pending.ok() || !pending->empty())
+        throw std::runtime_error(std::string((*r)->derived_source()) + " left derived events unrelayed");
+    }
   return std::move(*log);
 }
 

@@ -40,6 +40,7 @@ struct InputOptions {
   int chains = 12;
   bool extras = true;  // the extra events listed at the top of this file
   bool heartbeat = true;  // Heartbeat's inputs too (pulse_workload.h), and Heartbeat runs in build_log
+  bool dreams = true;     // Dreams' inputs too; Dreams always runs in build_log
   // 2026-11-30T22:00:00Z (pulse_workload's default too): the run crosses into December
   // (two billing periods, budget months turning).
   int64_t start_us = 1'796'076'000'000'000;
@@ -54,8 +55,8 @@ std::string encode_event(const std::string& tenant, const std::string& id, const
                          const std::string& source = "/test");
 
 // Opens an embedded log (4 partitions, no fsync) in `dir`, appends `inputs` in `chunks`
-// pieces and runs Pulse and Heartbeat (relay on, state in `dir`/pulse, `dir`/heartbeat) to
-// the end after each piece.
+// pieces and runs Pulse, Heartbeat and Dreams (relay on, state in `dir`/pulse,
+// `dir`/heartbeat, `dir`/dreams) to the end after each piece, until none derives more.
 // Throws on failure.
 std::unique_ptr<Log> build_log(const std::string& dir, const std::vector<TenantEvent>& inputs,
                                int chunks = 6);
