@@ -172,6 +172,9 @@ class Api {
   // checks before it, and the reads of the read models.
   void dreams_command(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
   Status dreams_precheck(const TenantId& t, std::string_view event_bytes);
+  // A command the check refused while Dreams lagged the partition: waits (off the I/O
+  // thread) for Dreams to apply `through`, checks again, then refuses or appends.
+  void recheck_dreams(HttpRequest req, const TenantId& t, std::string event_bytes, Offset through, Reply reply);
   void get_dreams(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
   // A read-model answer: 200 with the projected offset, 404 `not_found`, or the problem.
   HttpResponse model_response(Result<std::optional<std::string>> body, int64_t projected, const TenantId& t,

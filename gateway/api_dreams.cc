@@ -25,6 +25,7 @@
 // /dreams/{id}/history, /dreams/{id}/signals, /dreams/{id}/ancestry, /shares, /shared
 // (the feed of what was shared with the tenant: ?stage=&tag=&state=).
 #include <algorithm>
+#include <thread>
 
 #include "events/codec.h"
 #include "events/dream_rules.h"
@@ -121,8 +122,20 @@ void Api::dreams_command(HttpRequest req, const TenantId& t, const std::vector<s
     dopts.default_time_us = now_us();
     auto decoded = decode_structured(req.body, dopts);
     if (decoded.ok()) {
-      if (Status problem = dreams_precheck(t, decoded->bytes); !problem.is_ok())
-        return reply(problem_response(problem, req.path));
+      Status problem = dreams_precheck(t, decoded->bytes);
+      if (!problem.is_ok()) {
+        // The state read may lag the tenant's own earlier commands (signals just posted,
+        // then compile): before refusing, let Dreams catch up with the partition and look
+        // again — off the I/O thread, at most read_your_writes_timeout; past it, the
+        // processor decides.
+        const Partition part = log_.partition_of(t);
+        const auto end = log_.end_offset(part);
+        const bool current =
+            !end.ok() || end->value() == 0 ||
+            opts_.dreams->wait_decided(part, Offset(end->value() - 1), std::chrono::steady_clock::now()).has_value();
+        if (current) return reply(problem_response(problem, req.path));
+        return recheck_dreams(std::move(req), t, std::move(decoded->bytes), Offset(end->value() - 1), std::move(reply));
+      }
     }
   }
   // Admin commands post with the admin's key: post_events admits admins with every role.
@@ -167,6 +180,29 @@ void Api::get_dreams(HttpRequest req, const TenantId& t, const std::vector<std::
     return model_response(std::move(body), projected, t, path, "no such dream");
   };
   serve_read(req.path, t, *after, src, std::move(answer), std::move(reply));
+}
+
+void Api::recheck_dreams(HttpRequest req, const TenantId& t, std::string bytes, Offset through, Reply reply) {
+  if (after_waiters_.fetch_add(1) >= kMaxAfterWaiters) {
+    after_waiters_.fetch_sub(1);
+    return reply(problem_response(Status(Code::kUnavailable, "too many requests waiting; retry shortly").with_retry_after(1), req.path));
+  }
+  if (!begin_append()) {
+    after_waiters_.fetch_sub(1);
+    return reply(problem_response(Status(Code::kUnavailable, "shutting down"), req.path));
+  }
+  auto guard = std::make_shared<InFlight>(*this);
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::min(opts_.read_your_writes_timeout, std::chrono::milliseconds(10000));
+  std::thread([this, req = std::move(req), t, bytes = std::move(bytes), through, deadline, reply = std::move(reply),
+               guard = std::move(guard)]() mutable {
+    const bool caught_up = opts_.dreams->wait_decided(log_.partition_of(t), through, deadline).has_value();
+    Status problem = caught_up ? dreams_precheck(t, bytes) : Status::ok();
+    after_waiters_.fetch_sub(1);
+    if (!problem.is_ok()) reply(problem_response(problem, req.path));
+    else post_events(req, t, false, std::move(reply));
+    guard.reset();
+  }).detach();
 }
 
 Status Api::dreams_precheck(const TenantId& t, std::string_view bytes) {

@@ -59,6 +59,16 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
     heartbeat_decisions_ = make_decision_source(*heartbeat_rt_);
     ao.heartbeat = heartbeat_decisions_.get();
   }
+  if (o.dreams) {
+    RuntimeOptions ro;
+    ro.state_dir = dir + "/dreams";
+    auto rt = open_processor_runtime(*log_, dreams_, ro);
+    if (!rt.ok()) throw std::runtime_error(rt.status().to_string());
+    dreams_rt_ = std::move(rt).value();
+    components_.push_back(make_runtime_component("dreams", *dreams_rt_));
+    dreams_source_ = make_dreams_source(*dreams_rt_);
+    ao.dreams = dreams_source_.get();
+  }
   if (o.projector) {
     TestPostgres& pg = TestPostgres::get();
     if (!pg.ok()) throw std::runtime_error(pg.error());
@@ -105,9 +115,11 @@ Engine::~Engine() {
   server_.reset();
   pulse_rt_.reset();
   heartbeat_rt_.reset();
+  dreams_rt_.reset();
   api_.reset();  // before the sources and the projector it reads through
   model_source_.reset();
   session_source_.reset();
+  dreams_source_.reset();
   projector_.reset();
   index_.reset();
   log_.reset();

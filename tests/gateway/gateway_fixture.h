@@ -21,6 +21,7 @@
 #include "gateway/metrics.h"
 #include "gateway/rate_limiter.h"
 #include "gateway/server.h"
+#include "processors/dreams.h"
 #include "processors/heartbeat.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
@@ -38,6 +39,7 @@ struct EngineOptions {
   std::string kafka_brokers;  // empty: embedded log in the engine's directory
   bool pulse = false;         // run the Pulse processor and serve its reads
   bool heartbeat = false;     // run the Heartbeat processor (its reads need the projector)
+  bool dreams = false;        // run the Dreams processor (its reads need the projector)
   std::chrono::milliseconds read_your_writes_timeout{5000};
   // Migrate a fresh database, run the projector and serve the read models from it.
   bool projector = false;
@@ -69,6 +71,7 @@ class Engine {
   HttpServer& server() { return *server_; }
   LocalIndex& index() { return *index_; }
   ProcessorRuntime* pulse() { return pulse_rt_.get(); }
+  ProcessorRuntime* dreams() { return dreams_rt_.get(); }
   Projector* projector() { return projector_.get(); }
   // With EngineOptions::projector: the database, and URLs of it as its owner (superuser)
   // and as the reader role.
@@ -98,6 +101,9 @@ class Engine {
   heartbeat::HeartbeatProcessor heartbeat_;
   std::unique_ptr<ProcessorRuntime> heartbeat_rt_;
   std::unique_ptr<DecisionSource> heartbeat_decisions_;
+  dreams::DreamsProcessor dreams_;
+  std::unique_ptr<ProcessorRuntime> dreams_rt_;
+  std::unique_ptr<DreamSource> dreams_source_;
   std::string pg_db_;
   std::unique_ptr<Projector> projector_;
   std::vector<std::unique_ptr<Component>> components_;
