@@ -38,6 +38,9 @@ void usage() {
       "  heartbeat       the Heartbeat processor over N checks (--events N, default 100000) of 1000 tenants on\n"
       "                  1-minute schedules, 5 minutes of 1 s ticks: inputs/s, due->fired delay, RSS and state\n"
       "                  per check (not part of all)\n"
+      "  dreams          the Dreams processor: N signals (--events N, default 200000) about 5000 dreams of 1000\n"
+      "                  tenants, signals/s; then 300 compiles one at a time with Pulse and Dreams running: request\n"
+      "                  -> Pulse's RUNNING fact in the log, p50/p99 (not part of all)\n"
       "  all             everything above but processors (+ one labelled --no-fsync engine row), R runs each, medians\n"
       "flags:\n"
       "  --seconds S        measured seconds per run (default 3), after --warmup S (default 1)\n"
@@ -141,6 +144,7 @@ int main(int argc, char** argv) {
   else if (scenario == "tenants") add(run_tenants(o, runs));
   else if (scenario == "subscribers") add(run_subscribers(o, runs));
   else if (scenario == "heartbeat") add(run_heartbeat(o, runs));
+  else if (scenario == "dreams") add(run_dreams(o, runs));
   else if (scenario == "all") {
     add(run_http_single(o, runs));
     add(run_http_batch(o, runs));
