@@ -138,6 +138,10 @@ class Emitter {
   // invalid tenant id.
   virtual Status emit_elsewhere(std::string_view tenant, std::string_view ce_type,
                                 std::string_view data_json, std::string_view subject = {}) = 0;
+  // The log's partition count: which partition a tenant lives on (events/partitioner.h),
+  // for a processor that addresses every partition (Skills' catalog replicas). A fact of
+  // the log's configuration, like the input's position: deterministic.
+  virtual int32_t partition_count() const { return 1; }
 };
 
 class Processor {

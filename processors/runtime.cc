@@ -194,6 +194,8 @@ class EmitterImpl final : public Emitter {
     return add(tenant, dest, ce_type, data_json, subject, /*message=*/tenant != ev_.header.tenant);
   }
 
+  int32_t partition_count() const override { return partition_count_; }
+
   // The derived events of this apply, with the partition each is addressed to.
   std::vector<std::pair<Partition, std::string>>& derived() { return out_; }
 
