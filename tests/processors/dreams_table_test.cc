@@ -4,6 +4,7 @@
 // and both sides of a share through the messages (the driver feeds them back).
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,7 @@ class DreamsTable : public ::testing::Test {
   // Every record the input led to, reduced (messages and what they derived included).
   std::vector<Derived> on(const std::string& tenant, const std::string& type, const std::string& data) {
     std::vector<Derived> out;
-    for (const auto& r : d.apply(tenant, type, data, now += 1'000'000))
+    for (const auto& r : d->apply(tenant, type, data, now += 1'000'000))
       for (auto& x : reduced(r.derived)) out.push_back(std::move(x));
     return out;
   }
@@ -64,7 +65,7 @@ class DreamsTable : public ::testing::Test {
     return all;
   }
 
-  DreamsDriver d;
+  std::unique_ptr<DreamsDriver> d = std::make_unique<DreamsDriver>();
   int64_t now = kT0;
 };
 
@@ -77,8 +78,7 @@ TEST_F(DreamsTable, EveryStageEdgeUpAndDown) {
   };
   for (const Edge& e : {Edge{"0.199999", ""}, Edge{"0.2", "SEEDLING"}, Edge{"0.4", "SAPLING"}, Edge{"0.6", "BLOOM"},
                         Edge{"0.8", "FRUIT"}, Edge{"1", "FRUIT"}, Edge{"0.799999", "BLOOM"}, Edge{"0.1", "SPORE"}}) {
-    DreamsDriver fresh;
-    std::swap(d, fresh);
+    d = std::make_unique<DreamsDriver>();
     now = kT0;
     plant("d1");
     auto ds = grow("d1", e.score);
@@ -88,8 +88,7 @@ TEST_F(DreamsTable, EveryStageEdgeUpAndDown) {
     EXPECT_EQ(f(last_update, "stage"), std::string(e.stage) == "SPORE" ? "" : e.stage) << e.score;
   }
   // Down: FRUIT, then 0 scores from three new sources pull the mean to a half: SAPLING.
-  DreamsDriver fresh;
-  std::swap(d, fresh);
+  d = std::make_unique<DreamsDriver>();
   plant("d1");
   grow("d1", "1");
   std::vector<Derived> down;
@@ -120,20 +119,20 @@ TEST_F(DreamsTable, BloomedOnEveryRiseFromBelowBloom) {
 
 TEST_F(DreamsTable, TheEpochTimerIsTheNextBoundaryAndOnlyWhileThereIsWeight) {
   plant("d1");
-  EXPECT_EQ(d.next_timer_us(), std::nullopt);
+  EXPECT_EQ(d->next_timer_us(), std::nullopt);
   on("dream.nurtured", R"({"dreamId":"d1","source":"a","note":"only words"})");
-  EXPECT_EQ(d.next_timer_us(), std::nullopt);  // a note adds no weight
+  EXPECT_EQ(d->next_timer_us(), std::nullopt);  // a note adds no weight
   on("dream.nurtured", R"({"dreamId":"d1","source":"a","score":0.5})");
-  EXPECT_EQ(d.next_timer_us(), kT0 + kH);
+  EXPECT_EQ(d->next_timer_us(), kT0 + kH);
   now = kT0 + kH + 5;
   auto fired = on("clock.tick", R"({"partition":0})");
   EXPECT_EQ(f(find(fired, "dream.updated"), "fitnessPpm"), "27777");  // 500000 · 333333 · 166666 (W halved)
-  EXPECT_EQ(d.next_timer_us(), kT0 + 2 * kH);
+  EXPECT_EQ(d->next_timer_us(), kT0 + 2 * kH);
   // 63 epochs later the weight is gone: fitness 0, no timer.
   now = kT0 + 70 * kH;
   fired = on("clock.tick", R"({"partition":0})");
   EXPECT_EQ(f(find(fired, "dream.updated"), "fitnessPpm"), "");
-  EXPECT_EQ(d.next_timer_us(), std::nullopt);
+  EXPECT_EQ(d->next_timer_us(), std::nullopt);
 }
 
 TEST_F(DreamsTable, PlanLimitsCountLivingDreams) {
@@ -187,7 +186,7 @@ TEST_F(DreamsTable, EachInvalidInputNamesItsField) {
   rejected(on("dream.planted", R"({"dreamId":"ok","seed":")" + long_seed + "\"}"), "invalid", "seed");
   rejected(on("dream.nurtured", R"({"dreamId":"d1","source":"a","note":")" + long_note + "\"}"), "invalid", "note");
   // The gateway answers the same field before anything is appended: one rule set.
-  auto bytes = d.log()[d.log().size() - 2];  // the input; its rejection follows it
+  auto bytes = d->log()[d->log().size() - 2];  // the input; its rejection follows it
   auto invalid = dreams::validate_event(bytes);
   ASSERT_TRUE(invalid);
   EXPECT_EQ(invalid->field, "note");
@@ -310,11 +309,11 @@ TEST_F(DreamsTable, ALateAnswerToAnOlderRoundChangesNothing) {
   on("dream.share_offered", R"({"dreamId":"d1","target":"bolt"})");
   // bolt accepts round 1; before its answer lands on acme's partition, acme revokes and
   // offers again (inputs overtake the messages).
-  d.apply("bolt", "dream.share_accepted", R"({"shareId":"acme/d1/bolt"})", now += 1, /*deliver_up_to=*/0);
-  d.apply("acme", "dream.share_revoked", R"({"shareId":"acme/d1/bolt"})", now += 1, 0);
-  d.apply("acme", "dream.share_offered", R"({"dreamId":"d1","target":"bolt"})", now += 1, 0);
+  d->apply("bolt", "dream.share_accepted", R"({"shareId":"acme/d1/bolt"})", now += 1, /*deliver_up_to=*/0);
+  d->apply("acme", "dream.share_revoked", R"({"shareId":"acme/d1/bolt"})", now += 1, 0);
+  d->apply("acme", "dream.share_offered", R"({"dreamId":"d1","target":"bolt"})", now += 1, 0);
   bool saw_answer = false;
-  for (const auto& r : d.deliver(DreamsDriver::kAll)) {
+  for (const auto& r : d->deliver(DreamsDriver::kAll)) {
     if (r.input.type != "dream.share.answered") continue;
     saw_answer = true;
     EXPECT_TRUE(r.derived.empty()) << "an answer to round 1 applied to round 2";
