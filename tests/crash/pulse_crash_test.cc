@@ -54,6 +54,7 @@
 #include "events/codec.h"
 #include "processors/dreams.h"
 #include "processors/heartbeat.h"
+#include "processors/skills.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
 #include "tests/crash/child_process.h"
@@ -110,6 +111,7 @@ const char* mode_name(Mode m) {
 std::unique_ptr<Processor> make_processor(const std::string& name) {
   if (name == "heartbeat") return std::make_unique<heartbeat::HeartbeatProcessor>();
   if (name == "dreams") return std::make_unique<dreams::DreamsProcessor>();
+  if (name == "skills") return std::make_unique<skills::SkillsProcessor>();
   return std::make_unique<pulse::PulseProcessor>();
 }
 
@@ -125,6 +127,7 @@ class PulseCrashHarness {
     o.partitions = kPartitions;
     o.heartbeat = processor_ == "heartbeat";
     o.dreams = processor_ == "dreams";
+    o.skills = processor_ == "skills";
     workload_ = test::make_pulse_workload(o);
     // Pre-fill, then one chunk per kill, then the last quarter for the final self-kill
     // (large enough to derive events: the very end of the workload is mostly ticks).
@@ -357,7 +360,7 @@ class PulseCrashHarness {
       std::vector<const test::LoggedEvent*> got;
       for (const auto& e : logged)
         if (e.pos.partition == Partition(p)) got.push_back(&e);
-      if (processor_ == "dreams") {
+      if (processor_ == "dreams" || processor_ == "skills") {
         // A partition's own derived events and the messages addressed to it come from
         // different lanes (runtime.h): the outbox lists them lane by lane, the log as the
         // relay interleaved them. Same events, compared by id.
@@ -445,6 +448,15 @@ TEST(PulseCrashTest, SigkilledDreamsMatchesAnUninterruptedRunWithNoDerivedEventO
   const uint64_t seed = static_cast<uint64_t>(env_int("AGENTOS_PULSE_CRASH_SEED", 20261124)) + 3;
   const int rounds = std::max(1, env_int("AGENTOS_PULSE_CRASH_ROUNDS", 10));
   PulseCrashHarness h(seed, rounds, /*lose_unsynced=*/true, "dreams");
+  h.run();
+}
+
+// Skills, the same way: its catalog messages go to every partition through the runtime's
+// cross lanes, each relayed once through every kind of kill.
+TEST(PulseCrashTest, SigkilledSkillsMatchesAnUninterruptedRunWithNoDerivedEventOrMessageTwice) {
+  const uint64_t seed = static_cast<uint64_t>(env_int("AGENTOS_PULSE_CRASH_SEED", 20261124)) + 4;
+  const int rounds = std::max(1, env_int("AGENTOS_PULSE_CRASH_ROUNDS", 10));
+  PulseCrashHarness h(seed, rounds, /*lose_unsynced=*/true, "skills");
   h.run();
 }
 

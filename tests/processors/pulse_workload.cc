@@ -53,6 +53,8 @@ class Generator {
       for (int i = 0; i < o_.tenants; ++i) heartbeat_of(i);
     if (o_.dreams)
       for (int i = 0; i < o_.tenants; ++i) dreams_of(i);
+    if (o_.skills)
+      for (int i = 0; i < o_.tenants; ++i) skills_of(i);
     int64_t last = start_;
     for (const Raw& r : raw_) last = std::max(last, r.time_us);
     ticks(last + kTickTailUs);
@@ -337,6 +339,55 @@ class Generator {
     }
   }
 
+  // ---- skills ---------------------------------------------------------------------------
+  void skills_of(int i) {
+    static const char* const kDigest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    static const char* const kTags[] = {"code", "review", "search", "infra", "data"};
+    const std::string& tenant = tenants_[i];
+    auto sk = [&](int64_t t, const std::string& type, const std::string& data) {
+      add(t, tenant, type, "/agents/skills-" + tenant, data);
+    };
+    // Its own skills: a few versions each (some prereleases), public or private, one yanked.
+    const int skills = static_cast<int>(below(3));
+    for (int k = 0; k < skills; ++k) {
+      const std::string id = tenant + "/skill-" + std::to_string(k);
+      skill_ids_.push_back(id);
+      const bool is_public = chance(70);
+      int64_t t = start_ + gap(0, o_.span_us / kSecond / 4);
+      for (int v = 0, n = static_cast<int>(between(1, 4)); v < n; ++v) {
+        const std::string version = "1." + std::to_string(v) + ".0" + (chance(15) ? "-beta.1" : "");
+        sk(t += gap(10, 300), "skill.published",
+           "{\"skillId\":" + quoted(id) + ",\"version\":" + quoted(version) + ",\"visibility\":\"" +
+               (is_public ? "PUBLIC" : "PRIVATE") + "\",\"tags\":[" + quoted(kTags[below(5)]) + "],\"digest\":\"" +
+               kDigest + "\"}");
+      }
+      if (chance(25)) sk(t + gap(60, 600), "skill.yank_requested", "{\"skillId\":" + quoted(id) + ",\"version\":\"1.0.0\"}");
+      if (chance(10)) sk(t + gap(1, 5), "skill.published", "{\"skillId\":" + quoted(id) + ",\"version\":\"1.0.0\",\"digest\":\"" + kDigest + "\"}");  // duplicate
+    }
+    // Installs of other tenants' skills (found once the catalog reached this partition)
+    // and of its own, with ranges; some uninstalled.
+    for (int k = 0, n = static_cast<int>(below(4)); k < n; ++k) {
+      // Mostly a skill published by now (by this or an earlier tenant), else any id.
+      const std::string id = !skill_ids_.empty() && chance(80)
+                                 ? skill_ids_[below(skill_ids_.size())]
+                                 : tenants_[below(tenants_.size())] + "/skill-" + std::to_string(below(3));
+      static const char* const kRanges[] = {"^1.0.0", "*", "~1.1.0", "1.0.0", ">=1.2.0", "^2.0.0"};
+      const int64_t t = start_ + o_.span_us / 4 + gap(0, o_.span_us / kSecond * 3 / 4);
+      sk(t, "skill.install_requested", "{\"skillId\":" + quoted(id) + ",\"range\":" + quoted(kRanges[below(6)]) + "}");
+      if (chance(15)) sk(t + gap(60, 600), "skill.uninstall_requested", "{\"skillId\":" + quoted(id) + "}");
+    }
+    // Sessions as Pulse reports them (the facts Skills pins on): queued, then running.
+    for (int k = 0, n = static_cast<int>(below(4)); k < n; ++k) {
+      const std::string sid = o_.prefix + "-sk-" + tenant + "-" + std::to_string(k);
+      const int64_t t = start_ + gap(0, o_.span_us / kSecond);  // over the whole run
+      const std::string skills = chance(50) ? "" : ",\"skills\":[" + quoted(tenant + "/skill-0") + ",\"web\"]";
+      add(t, tenant, "session.updated", "/test/pulse-facts",
+          "{\"sessionId\":" + quoted(sid) + ",\"state\":\"QUEUED\",\"config\":{\"name\":\"s\"" + skills + "}}");
+      add(t + gap(1, 60), tenant, "session.updated", "/test/pulse-facts",
+          "{\"sessionId\":" + quoted(sid) + ",\"state\":\"RUNNING\"}");
+    }
+  }
+
   // ---- clock ----------------------------------------------------------------------------
   // ---- heartbeat ------------------------------------------------------------------------
   void hb(int64_t t, const std::string& tenant, const std::string& type, const std::string& data) {
@@ -447,6 +498,7 @@ class Generator {
   std::mt19937_64 rng_;
   int64_t start_ = 0;
   uint64_t seq_ = 0;
+  std::vector<std::string> skill_ids_;  // skills published so far (skills_of)
   std::vector<std::string> tenants_;
   std::vector<bool> small_budget_;  // by tenant index
   std::vector<Raw> raw_;
@@ -509,7 +561,7 @@ std::map<std::string, int> count_derived(const std::vector<std::string>& bytes) 
       ++out[type + ":" + cause];
     } else if (type == "session.paused" || type == "session.cancelled" || type == "session.transition_rejected" ||
                type == "heartbeat.rejected" || type == "heartbeat.run.skipped" || type == "heartbeat.alert.resolved" ||
-               type == "dream.rejected") {
+               type == "dream.rejected" || type == "skill.rejected") {
       ++out[type + ":" + member(json, "reason")];
     } else if (type == "dream.share.updated") {
       ++out[type + ":" + member(json, "state")];

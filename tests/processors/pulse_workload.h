@@ -58,6 +58,11 @@ struct PulseWorkloadOptions {
   // and compile requests, cross-pollinations, and shares with other tenants — on any
   // partition — that the targets accept or decline later and owners sometimes revoke.
   bool dreams = false;
+  // Also Skills' inputs (processors/SKILLS.md): per tenant 0-2 skills of 1-4 versions
+  // (public or private, a few prereleases, a yank, a duplicate), installs of any tenant's
+  // skills with ranges (some uninstalled), and sessions as Pulse's session.updated facts
+  // report them (queued, then running) with or without named skills.
+  bool skills = false;
   // Event times in whole milliseconds: a Kafka log's engine time is its record timestamp
   // (ms), so a comparison with the embedded log (µs) needs times both can hold.
   bool whole_ms = false;

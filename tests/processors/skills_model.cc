@@ -4,18 +4,24 @@
 //
 // Readings of SKILLS.md where the text leaves a choice or is silent:
 //
+//  R0  SKILLS.md's "Details" section settles the check order (stateless `invalid` checks
+//      in schema member order, then `not_owner`, then the state checks, the limits last),
+//      version identity by precedence, facts without build metadata, `name` / `digest` /
+//      `tags`, an absent range = `*`, and dropping a session's pin state at its terminal
+//      state. The readings below fill in what it leaves open.
 //  R1  skill.published, checks in this order: `invalid` field `skillId` unless
 //      `<tenant>/<name>` (split at the FIRST '/'; tenant part a tenant id [a-z0-9-]{1,64}
-//      starting with a letter or a digit; name [a-z0-9][a-z0-9-]{0,63}); `not_owner` (tenant
-//      part ≠ the input's tenant); `invalid` `version` (empty, > 64 bytes or not semver);
-//      `description` (> 1024 bytes); `tags` (more than 16 DISTINCT tags), then `tags[i]` (i =
-//      index in the input array of the first tag not matching [a-z0-9-]{1,32});
-//      `visibility` (a name other than PUBLIC / PRIVATE or a number other than 0 / 1;
-//      absent = PUBLIC); `digest` (REQUIRED: exactly 64 of [0-9a-f]); `registry` (only when
-//      non-empty, R9); then `plan_limit` (a registry given, plan not enterprise);
-//      `duplicate_version` (R4); `engine_limit` 1000 (the skill holds 1000 versions);
+//      starting with a letter or a digit; name [a-z0-9][a-z0-9-]{0,63}); `version` (empty,
+//      > 64 bytes or not semver); `description` (> 1024 bytes); `tags` (more than 16
+//      DISTINCT tags), then `tags[i]` (i = index in the input array of the first tag not
+//      matching [a-z0-9-]{1,32}); `visibility` (a name other than PUBLIC / PRIVATE or a
+//      number other than 0 / 1; absent = PUBLIC); `digest` (REQUIRED: exactly 64 of
+//      [0-9a-f]); `registry` (only when non-empty, R9); then `not_owner` (tenant part ≠ the
+//      input's tenant); `duplicate_version` (R4); then the limits: `plan_limit` (a registry
+//      given, plan not enterprise), `engine_limit` 1000 (the skill holds 1000 versions),
 //      `engine_limit` 1000 (a new skill while the tenant holds 1000 skills; every skill it
-//      ever published counts, public or private, yanked or not).
+//      ever published counts, public or private, yanked or not). `name` and `author` are
+//      not checked.
 //  R2  Types acted on: tenant.created, tenant.plan_changed, skill.published,
 //      skill.yank_requested, skill.install_requested, skill.uninstall_requested,
 //      session.updated (Pulse's fact), skill.catalog.entry (Skills' message, R20) —
@@ -30,20 +36,22 @@
 //      rejected.
 //  R4  A version's identity is its semver precedence (build metadata ignored): publishing
 //      1.2.3+b after 1.2.3+a is duplicate_version; a look-up by version (yank, exact install,
-//      pin `@version`, catalog entry) finds the version of EQUAL PRECEDENCE; every fact
-//      carries the version text as its author first published it (build included), not as
-//      the request wrote it.
+//      pin `@version`, catalog entry) finds the version of EQUAL PRECEDENCE. Only
+//      skill.version.recorded carries the version as written (build included); every other
+//      fact and message (yanked, catalog.entry, installed, uninstalled, pinned) carries
+//      MAJOR.MINOR.PATCH[-prerelease], the build dropped (custom installs included).
 //  R5  Numeric identifiers are unbounded (no leading zeros; compared by length, then
 //      digit by digit): no overflow rule, a MAJOR above 2^64 is valid.
 //  R6  Ranges, the listed subset strictly: alternatives split at "||"; each is one or more
-//      terms separated by runs of ' ' (a tab is not a separator). Empty range, > 128 bytes,
-//      an empty alternative, or any other term: `invalid` field `range`. Terms: `*` or `x`
-//      (any release; `X` not accepted); a full version, bare or after `=` (equality);
-//      `>` `>=` `<` `<=` immediately followed by a FULL version (no space, no partial);
-//      `^` / `~` followed by a FULL version; partials `1`, `1.x`, `1.x.x`, `1.2`, `1.2.x`,
-//      `x.x`, ... (optionally after `=`), a wildcard being `x` or `*`. A number after a
-//      wildcard, a prerelease / build on a partial, a leading zero: invalid. No hyphen
-//      ranges, no `v` prefix, no `X`.
+//      terms separated by runs of ' ' (a tab is not a separator). A range > 128 bytes, an
+//      empty alternative, a range of spaces only, or any other term: `invalid` field
+//      `range`. An absent or EMPTY range is `*` (Details). Terms: `*` or `x` (any release;
+//      `X` not accepted); a full version, bare or after `=` (equality); `>` `>=` `<` `<=`
+//      immediately followed by a FULL version (no space, no partial); `^` / `~` followed by
+//      a FULL version (`~1.2`, `^1` are invalid); partials `1`, `1.x`, `1.x.x`, `1.2`,
+//      `1.2.x`, `x.x`, ... (optionally after `=`), a wildcard being `x` or `*`. A number
+//      after a wildcard, a prerelease / build on a partial, a leading zero: invalid. No
+//      hyphen ranges, no `v` prefix, no `X`.
 //  R7  Expansion: ^M.m.p[-pre] → >=M.m.p[-pre] <(M+1).0.0 when M > 0, <0.(m+1).0 when
 //      M = 0 < m, <0.0.(p+1) when M = m = 0; ~M.m.p[-pre] → >=M.m.p[-pre] <M.(m+1).0;
 //      M.m → >=M.m.0 <M.(m+1).0; M → >=M.0.0 <(M+1).0.0; * → no comparator. Upper bounds
@@ -61,40 +69,42 @@
 //  R10 `name` (a display name: free text, no bound, no check) defaults to the name part
 //      of skillId when absent or empty. `description` is not UTF-8 checked. Tags:
 //      deduplicated and sorted in byte order.
-//  R11 Publish facts, in order: skill.version.recorded {skillId, version, name,
-//      description, tags, visibility, digest, registry, author = input tenant,
+//  R11 Publish facts, in order: skill.version.recorded {skillId, version (as written),
+//      name, description, tags, visibility, digest, registry, author = input tenant,
 //      causeOffset}; visibility PUBLIC is the enum's default and is OMITTED in the reduced
 //      form (like every default; a driver normalises an explicit "PUBLIC"), PRIVATE is
 //      "PRIVATE". Then, for a PUBLIC version (with or without a registry), one
 //      skill.catalog.entry {skillId, version, digest, causeOffset} per partition, to the
 //      catalog tenant of partition 0, 1, …, n−1 in that order.
-//  R12 Yank, checks in order: `invalid` `skillId` (R1's shape), `not_owner`,
-//      `unknown_version` (no version of equal precedence — also for an unknown skill and
-//      for a version that does not parse: no `invalid` for the yank's version),
-//      `already_yanked`. Facts: skill.version.yanked {skillId, version (stored text),
+//  R12 Yank, checks in order: `invalid` `skillId` (R1's shape), `invalid` `version`
+//      (empty, > 64 bytes or not semver: the stateless check of the member), `not_owner`,
+//      `unknown_version` (no version of equal precedence — also when the skill is
+//      unknown), `already_yanked`. Facts: skill.version.yanked {skillId, version,
 //      causeOffset}, then, for a PUBLIC version, skill.catalog.entry {skillId, version,
 //      digest, yanked: true, causeOffset} to every partition in partition order.
-//  R13 Install, checks in order: `invalid` `skillId` (R1's shape); `invalid` `range` (R6;
-//      absent = empty = invalid). With a non-empty `registry` (a custom install): `invalid`
-//      `registry` (R9), `invalid` `digest` (required, 64 of [0-9a-f]), `invalid` `range`
-//      unless an exact version (R8), `plan_limit` unless enterprise, `engine_limit` 100. A
-//      custom install consults no catalog (the skill may be unknown, or even known).
-//      Without a registry: `unknown_skill` (own skill: no version published; other: none
-//      in the replica), `no_matching_version`, `plan_limit` (free plan and the RESOLVED
-//      version is private — resolution does not skip private versions for a free tenant),
-//      `engine_limit` 100. engine_limit only for a skill not yet installed while 100 are.
-//      Without a registry `digest` is ignored (neither validated nor compared).
+//  R13 Install, checks in order (schema order skillId, range, registry, digest):
+//      `invalid` `skillId` (R1's shape); `invalid` `range` (R6; with a non-empty `registry`
+//      also unless an exact version, R8 — so an absent range with a registry is invalid);
+//      `invalid` `registry` (R9); `invalid` `digest` (when given: 64 of [0-9a-f]; with a
+//      registry also when absent). With a registry (a custom install): `plan_limit` unless
+//      enterprise, `engine_limit` 100; no catalog is consulted (the skill may be unknown,
+//      or even known). Without: `unknown_skill` (own skill: no version published; other:
+//      none in the replica), `no_matching_version`, then the limits: `plan_limit` (free
+//      plan and the RESOLVED version is private — resolution does not skip private
+//      versions for a free tenant), `engine_limit` 100. engine_limit only for a skill not
+//      yet installed while 100 are. Without a registry a (well-formed) `digest` is ignored:
+//      not compared with the resolved version's.
 //  R14 Own skill = skillId's tenant part is the input's tenant: it resolves against the
 //      author's own versions (public and private, yanked as yanked on its stream), never
 //      the replica; any other skill against the replica only (so another tenant's private
 //      skill is unknown_skill).
-//  R15 skill.installed {skillId, range (as given), version (stored text; custom: the exact
-//      version as written, '=' and spaces stripped), digest (the version's; custom: the
-//      given one), yanked (the resolved version's flag now; custom false), custom,
+//  R15 skill.installed {skillId, range (as given; "*" when absent or empty), version (R4;
+//      custom: the exact version, '=' and build dropped), digest (the version's; custom:
+//      the given one), yanked (the resolved version's flag now; custom false), custom,
 //      registry (custom only), causeOffset}. Installing again derives the fact again, even
 //      when nothing changed.
-//  R16 Uninstall: `not_installed` for any skillId not installed (no shape check);
-//      skill.uninstalled {skillId, version = the installed version text, causeOffset}.
+//  R16 Uninstall: `invalid` `skillId` (R1's shape), then `not_installed`;
+//      skill.uninstalled {skillId, version = the installed version, causeOffset}.
 //  R17 tenant.created / tenant.plan_changed set the plan from `plan` ("free" / "pro" /
 //      "enterprise", or 0..2; absent or unknown = free) and derive nothing; a tenant never
 //      seen is free. A plan change leaves installations (custom ones included) alone.
@@ -102,17 +112,21 @@
 //      session.updated of a session that carries a `config` object records its `skills`
 //      (later configs ignored). `state` by name or number; RUNNING = 3. The first
 //      session.updated with state RUNNING (config read from the same record first) pins
-//      the session; any later one pins nothing. A session whose config was never seen,
-//      or whose config has an absent or EMPTY `skills` array, pins every installed skill
-//      of the tenant in skill-id byte order.
+//      the session; any later one pins nothing — until the session's state is dropped: a
+//      session.updated with a terminal state (COMPLETE, FAILED, ROLLED_BACK, CANCELLED —
+//      PULSE.md's terminal column, the starred ones included) forgets the session's config
+//      and pin state (Details), so a session restored from FAILED / ROLLED_BACK that runs
+//      again is pinned AGAIN, as a session whose config was never seen. A session whose
+//      config was never seen, or whose config has an absent or EMPTY `skills` array, pins
+//      every installed skill of the tenant in skill-id byte order.
 //  R19 Pin entries in config order, no de-duplication, split at the FIRST '@'. Without
 //      '@': installed → {skillId, installed version, the installation's digest}. With
 //      '@v': pinned when the skill is installed, v parses as a full version, and v is
 //      known: own skill → the author's versions, other → the replica, or (any
 //      installation) v has the precedence of the installed version (so a custom
 //      installation can be pinned by its version). A known yanked version pins. The pin
-//      carries the known version's stored text and digest (for the installed version:
-//      the installation's). Anything else → missing, with the entry exactly as written.
+//      carries the known version (R4) and its digest (for the installed version: the
+//      installation's). Anything else → missing, with the entry exactly as written.
 //      Caps: past 100 pins or 100 missing names, entries are dropped (not moved to the
 //      other list). skill.pinned {sessionId, skills, missing, causeOffset} is derived on
 //      every pinning, even with both lists empty.
@@ -151,6 +165,12 @@ constexpr size_t kMaxInstallations = 100;
 constexpr size_t kMaxPins = 100;
 constexpr size_t kMaxMissing = 100;
 constexpr int kRunning = 3;
+// PULSE.md's terminal states (FAILED and ROLLED_BACK: terminal unless restored).
+bool is_terminal(int state) { return state == 6 || state == 7 || state == 10 || state == 11; }
+constexpr const char* kSkillIdMessage = "skillId must be <tenant>/<name>, name [a-z0-9][a-z0-9-]{0,63}";
+constexpr const char* kVersionMessage = "version must be a semver version of at most 64 bytes";
+constexpr const char* kRegistryMessage = "registry must be an https:// URL of at most 256 bytes";
+constexpr const char* kDigestMessage = "digest must be 64 lowercase hex digits";
 
 enum Plan { FREE = 0, PRO = 1, ENTERPRISE = 2 };
 const char* const kPlans[] = {"free", "pro", "enterprise"};
@@ -250,6 +270,11 @@ std::optional<Ver> parse_version(std::string_view s) {
   return v;
 }
 
+std::optional<Ver> parse_bounded_version(std::string_view s) {
+  if (s.size() > kMaxVersionBytes) return std::nullopt;
+  return parse_version(s);
+}
+
 int cmp_pre_ident(const std::string& a, const std::string& b) {
   const bool na = all_digits(a), nb = all_digits(b);
   if (na && nb) return cmp_num(a, b);
@@ -277,6 +302,13 @@ int cmp_ver(const Ver& a, const Ver& b) {
 struct PrecLess {
   bool operator()(const Ver& a, const Ver& b) const { return cmp_ver(a, b) < 0; }
 };
+
+// MAJOR.MINOR.PATCH[-prerelease]: the version as facts name it (R4), build dropped.
+std::string core_text(const Ver& v) {
+  std::string s = v.major + "." + v.minor + "." + v.patch;
+  for (size_t i = 0; i < v.pre.size(); ++i) s += (i == 0 ? "-" : ".") + v.pre[i];
+  return s;
+}
 
 Ver make_ver(std::string major, std::string minor, std::string patch) {
   Ver v;
@@ -564,12 +596,10 @@ struct Model::Impl {
   void published(Ctx& c, Tenant& t, const JObj& o) {
     const std::string sid = gstr(o, "skillId");
     const auto id = parse_skill_id(sid);
-    if (!id) return invalid(c, o, "skillId", "skillId must be <tenant>/<name>, name [a-z0-9][a-z0-9-]{0,63}");
-    if (id->tenant != c.in.tenant) return reject(c, o, "not_owner");
+    if (!id) return invalid(c, o, "skillId", kSkillIdMessage);
     const std::string vtext = gstr(o, "version");
-    std::optional<Ver> v;
-    if (vtext.size() <= kMaxVersionBytes) v = parse_version(vtext);
-    if (!v) return invalid(c, o, "version", "version must be a semver version of at most 64 bytes");
+    const std::optional<Ver> v = parse_bounded_version(vtext);
+    if (!v) return invalid(c, o, "version", kVersionMessage);
     const std::string description = gstr(o, "description");
     if (description.size() > kMaxDescription) return invalid(c, o, "description", "description over 1 KiB");
     const std::vector<std::string> raw = gstrs(o, "tags");
@@ -581,21 +611,21 @@ struct Model::Impl {
     const int vis = genum(o, "visibility", kVisibility, 2, 0);
     if (vis < 0) return invalid(c, o, "visibility", "visibility must be PUBLIC or PRIVATE");
     const std::string digest = gstr(o, "digest");
-    if (!is_digest(digest)) return invalid(c, o, "digest", "digest must be 64 lowercase hex digits");
+    if (!is_digest(digest)) return invalid(c, o, "digest", kDigestMessage);
     const std::string registry = gstr(o, "registry");
-    if (!registry.empty() && !is_registry(registry))
-      return invalid(c, o, "registry", "registry must be an https:// URL of at most 256 bytes");
-    if (!registry.empty() && t.plan != ENTERPRISE) return reject(c, o, "plan_limit");
+    if (!registry.empty() && !is_registry(registry)) return invalid(c, o, "registry", kRegistryMessage);
+    if (id->tenant != c.in.tenant) return reject(c, o, "not_owner");
     auto sk = t.own.find(sid);
+    if (sk != t.own.end() && sk->second.count(*v)) return reject(c, o, "duplicate_version");
+    if (!registry.empty() && t.plan != ENTERPRISE) return reject(c, o, "plan_limit");
     if (sk != t.own.end()) {
-      if (sk->second.count(*v)) return reject(c, o, "duplicate_version");
       if (sk->second.size() >= kMaxVersionsPerSkill)
         return reject(c, o, "engine_limit", static_cast<int64_t>(kMaxVersionsPerSkill));
     } else if (t.own.size() >= kMaxSkillsPerAuthor) {
       return reject(c, o, "engine_limit", static_cast<int64_t>(kMaxSkillsPerAuthor));
     }
     VersionRec rec;
-    rec.text = vtext;
+    rec.text = core_text(*v);
     rec.digest = digest;
     rec.priv = vis == 1;
     t.own[sid].emplace(*v, rec);
@@ -619,13 +649,12 @@ struct Model::Impl {
   void yank(Ctx& c, Tenant& t, const JObj& o) {
     const std::string sid = gstr(o, "skillId");
     const auto id = parse_skill_id(sid);
-    if (!id) return invalid(c, o, "skillId", "skillId must be <tenant>/<name>, name [a-z0-9][a-z0-9-]{0,63}");
+    if (!id) return invalid(c, o, "skillId", kSkillIdMessage);
+    const std::optional<Ver> v = parse_bounded_version(gstr(o, "version"));
+    if (!v) return invalid(c, o, "version", kVersionMessage);
     if (id->tenant != c.in.tenant) return reject(c, o, "not_owner");
-    const std::string vtext = gstr(o, "version");
-    std::optional<Ver> v;
-    if (vtext.size() <= kMaxVersionBytes) v = parse_version(vtext);
     auto sk = t.own.find(sid);
-    if (!v || sk == t.own.end()) return reject(c, o, "unknown_version");
+    if (sk == t.own.end()) return reject(c, o, "unknown_version");
     auto it = sk->second.find(*v);
     if (it == sk->second.end()) return reject(c, o, "unknown_version");
     VersionRec& rec = it->second;
@@ -642,25 +671,27 @@ struct Model::Impl {
   void install(Ctx& c, Tenant& t, const JObj& o) {
     const std::string sid = gstr(o, "skillId");
     const auto id = parse_skill_id(sid);
-    if (!id) return invalid(c, o, "skillId", "skillId must be <tenant>/<name>, name [a-z0-9][a-z0-9-]{0,63}");
-    const std::string range_text = gstr(o, "range");
+    if (!id) return invalid(c, o, "skillId", kSkillIdMessage);
+    std::string range_text = gstr(o, "range");
+    if (range_text.empty()) range_text = "*";  // Details: no range is `*`
     const auto range = parse_range(range_text);
     if (!range) return invalid(c, o, "range", "range must be a semver range of at most 128 bytes");
     const std::string registry = gstr(o, "registry");
+    if (!registry.empty() && !range->exact)
+      return invalid(c, o, "range", "a custom registry install needs an exact version");
+    if (!registry.empty() && !is_registry(registry)) return invalid(c, o, "registry", kRegistryMessage);
+    const std::string digest = gstr(o, "digest");
+    if ((!registry.empty() || !digest.empty()) && !is_digest(digest))
+      return invalid(c, o, "digest", kDigestMessage);
     const bool replaces = t.installed.count(sid) > 0;
     Installation inst;
     inst.range = range_text;
     if (!registry.empty()) {  // a custom install
-      if (!is_registry(registry))
-        return invalid(c, o, "registry", "registry must be an https:// URL of at most 256 bytes");
-      const std::string digest = gstr(o, "digest");
-      if (!is_digest(digest)) return invalid(c, o, "digest", "digest must be 64 lowercase hex digits");
-      if (!range->exact) return invalid(c, o, "range", "a custom registry install needs an exact version");
       if (t.plan != ENTERPRISE) return reject(c, o, "plan_limit");
       if (!replaces && t.installed.size() >= kMaxInstallations)
         return reject(c, o, "engine_limit", static_cast<int64_t>(kMaxInstallations));
       inst.ver = *range->exact;
-      inst.version = range->exact->text;
+      inst.version = core_text(*range->exact);
       inst.digest = digest;
       inst.registry = registry;
       inst.custom = true;
@@ -709,6 +740,7 @@ struct Model::Impl {
 
   void uninstall(Ctx& c, Tenant& t, const JObj& o) {
     const std::string sid = gstr(o, "skillId");
+    if (!parse_skill_id(sid)) return invalid(c, o, "skillId", kSkillIdMessage);
     auto it = t.installed.find(sid);
     if (it == t.installed.end()) return reject(c, o, "not_installed");
     Fields f;
@@ -727,6 +759,10 @@ struct Model::Impl {
     if (sid.empty()) return;
     const JObj config = gobj(o, "config");
     const int state = genum(o, "state", kSessionStates, 12, 0);
+    if (is_terminal(state)) {  // Details: the pin state is dropped (R18)
+      t.sessions.erase(sid);
+      return;
+    }
     auto found = t.sessions.find(sid);
     if (found == t.sessions.end() && !config.ok && state != kRunning) return;  // nothing to keep
     Session& s = t.sessions[sid];
@@ -805,7 +841,7 @@ struct Model::Impl {
     auto it = vs.find(*v);
     if (it == vs.end()) {
       VersionRec rec;
-      rec.text = vtext;
+      rec.text = core_text(*v);
       rec.digest = gstr(o, "digest");
       rec.yanked = yanked;
       vs.emplace(*v, rec);
