@@ -77,7 +77,7 @@ std::optional<Invalid> validate_event(std::string_view bytes) {
           if (!valid_tag(sv(tags->Get(i)))) return Invalid{"tags[" + std::to_string(i) + "]", "must match [a-z0-9-]{1,32}"};
       }
       if (!valid_digest(sv(p->digest()))) return Invalid{"digest", "the package's SHA-256: 64 lowercase hex digits"};
-      if (p->registry() && !valid_registry(sv(p->registry())))
+      if (!sv(p->registry()).empty() && !valid_registry(sv(p->registry())))
         return Invalid{"registry", "an https:// URL of at most 256 bytes"};
       return std::nullopt;
     }
@@ -91,12 +91,13 @@ std::optional<Invalid> validate_event(std::string_view bytes) {
       const auto* r = e->payload_as_SkillInstallRequested();
       if (auto bad = skill_id(sv(r->skill_id()))) return bad;
       const std::string_view range = sv(r->range()).empty() ? std::string_view("*") : sv(r->range());
-      if (!semver::parse_range(range)) return Invalid{"range", "a version or an npm-style range (^1.2.0, ~1.2, >=1 <2, 1.x || 2.x)"};
-      if (r->registry()) {
-        if (!valid_registry(sv(r->registry()))) return Invalid{"registry", "an https:// URL of at most 256 bytes"};
-        if (!valid_digest(sv(r->digest()))) return Invalid{"digest", "a custom registry's install names the package's SHA-256"};
-        if (!semver::is_exact(*semver::parse_range(range))) return Invalid{"range", "a custom registry's install names an exact version"};
-      }
+      const auto parsed = semver::parse_range(range);
+      if (!parsed) return Invalid{"range", "a version or an npm-style range (^1.2.0, ~1.2.3, >=1.0.0 <2.0.0, 1.x || 2.x)"};
+      const bool custom = !sv(r->registry()).empty();
+      if (custom && !semver::is_exact(*parsed)) return Invalid{"range", "a custom registry's install names an exact version"};
+      if (custom && !valid_registry(sv(r->registry()))) return Invalid{"registry", "an https:// URL of at most 256 bytes"};
+      if ((custom || r->digest()) && !valid_digest(sv(r->digest())))
+        return Invalid{"digest", "the package's SHA-256: 64 lowercase hex digits"};
       return std::nullopt;
     }
     case fb::Payload::SkillUninstallRequested:

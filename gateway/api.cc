@@ -11,6 +11,7 @@
 #include "events/codec.h"
 #include "events/dream_rules.h"
 #include "events/heartbeat_rules.h"
+#include "events/skill_rules.h"
 #include "events/logging.h"
 #include "gateway/keys.h"
 #include "gateway/problem.h"
@@ -188,6 +189,9 @@ std::string Api::route_of(const HttpRequest& req) {
            : (i == 6 && s[3] == "dreams" && s[5] == "shares") ? "/{target}"
            : (i == 4 && s[3] == "shared")   ? "/{owner}"
            : (i == 5 && s[3] == "shared")   ? "/{dream}"
+           : (i == 4 && (s[3] == "skills" || s[3] == "installed")) ? "/{name}"
+           : (i == 5 && s[3] == "installed") ? "/{name}"
+           : (i == 6 && s[3] == "skills") ? "/{version}"
                                             : "/" + std::string(s[i]);
     return r;
   }
@@ -356,6 +360,10 @@ void Api::handle(HttpRequest req, Reply reply) {
       if (req.method == "GET") return get_dreams(std::move(req), t, rest, std::move(reply));
       return dreams_command(std::move(req), t, rest, std::move(reply));
     }
+    if ((s[3] == "skills" || s[3] == "installed") && req.method != "GET") {
+      std::vector<std::string> rest(s.begin() + 3, s.end());
+      return skills_command(std::move(req), t, rest, std::move(reply));
+    }
     if (s.size() == 5 && s[3] == "webhooks") {
       if (req.method == "PUT") return put_webhook(req, t, std::string(s[4]), std::move(reply));
       if (req.method == "DELETE") return delete_webhook(req, t, std::string(s[4]), std::move(reply));
@@ -521,6 +529,8 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
     if (auto invalid = heartbeat::validate_event(events[i].bytes))
       bad.mutable_errors().push_back({prefix + "data." + invalid->field, invalid->message});
     if (auto invalid = dreams::validate_event(events[i].bytes))
+      bad.mutable_errors().push_back({prefix + "data." + invalid->field, invalid->message});
+    if (auto invalid = skills::validate_event(events[i].bytes))
       bad.mutable_errors().push_back({prefix + "data." + invalid->field, invalid->message});
     auto [it, fresh] = seen.emplace(idem_key(t, events[i].source, events[i].id), i);
     if (!fresh) bad.mutable_errors().push_back({prefix + "id", "duplicate of [" + std::to_string(it->second) + "] (same source and id)"});

@@ -176,6 +176,8 @@ class Api {
   // thread) for Dreams to apply `through`, checks again, then refuses or appends.
   void recheck_dreams(HttpRequest req, const TenantId& t, std::string event_bytes, Offset through, Reply reply);
   void get_dreams(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
+  // Skills (api_skills.cc): the commands, each appending one event through post_events.
+  void skills_command(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
   // A read-model answer: 200 with the projected offset, 404 `not_found`, or the problem.
   HttpResponse model_response(Result<std::optional<std::string>> body, int64_t projected, const TenantId& t,
                               const std::string& path, std::string_view not_found);

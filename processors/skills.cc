@@ -128,21 +128,21 @@ class Apply {
     const std::string id(sv(p->skill_id()));
     if (auto bad = validate_event(ev_.bytes)) return reject(tenant, {"invalid", id, 0, bad->field, bad->message});
     if (author_of(id) != tenant) return reject(tenant, {"not_owner", id});
-    SK_ASSIGN_OR_RETURN(TenantRec t, load_tenant(tenant));
-    if (p->registry() && t.plan != 2) return reject(tenant, {"plan_limit", id, 0, "registry", "custom registries are enterprise's"});
     const semver::Version v = *semver::parse(sv(p->version()));
     const std::string vkey = version_key_of(v);
     SK_ASSIGN_OR_RETURN(auto existing, st_.get(version_key(tenant, id, vkey)));
     if (existing) return reject(tenant, {"duplicate_version", id});
+    SK_ASSIGN_OR_RETURN(TenantRec t, load_tenant(tenant));
+    if (!sv(p->registry()).empty() && t.plan != 2) return reject(tenant, {"plan_limit", id});  // custom registries: enterprise's
     SK_ASSIGN_OR_RETURN(auto krec, st_.get(key2('K', tenant, id)));
     SkillRec k;
     if (krec) {
       SK_ASSIGN_OR_RETURN(k, decode_skill(*krec));
-    } else if (t.skills >= static_cast<int64_t>(kMaxSkillsPerAuthor)) {
-      return reject(tenant, {"engine_limit", id, static_cast<int64_t>(kMaxSkillsPerAuthor)});
     }
     if (k.versions >= static_cast<int64_t>(kMaxVersionsPerSkill))
       return reject(tenant, {"engine_limit", id, static_cast<int64_t>(kMaxVersionsPerSkill)});
+    if (!krec && t.skills >= static_cast<int64_t>(kMaxSkillsPerAuthor))
+      return reject(tenant, {"engine_limit", id, static_cast<int64_t>(kMaxSkillsPerAuthor)});
     const bool is_public = p->visibility() == fb::SkillVisibility::PUBLIC;
     const std::string digest(sv(p->digest()));
     if (!krec) ++t.skills;
@@ -240,8 +240,8 @@ class Apply {
     SK_ASSIGN_OR_RETURN(auto have, st_.get(key2('I', tenant, id)));
     InstallRec inst;
     inst.range = range_text;
-    if (r->registry()) {  // a custom registry: recorded as such, enterprise only
-      if (t.plan != 2) return reject(tenant, {"plan_limit", id, 0, "registry", "custom registries are enterprise's"});
+    if (!sv(r->registry()).empty()) {  // a custom registry: recorded as such, enterprise only
+      if (t.plan != 2) return reject(tenant, {"plan_limit", id});  // custom registries: enterprise's
       inst.custom = true;
       inst.registry = std::string(sv(r->registry()));
       inst.digest = std::string(sv(r->digest()));
@@ -256,8 +256,7 @@ class Apply {
         if (!best || semver::compare(cand.first, best->first) > 0) best = &cand;
       }
       if (!best) return reject(tenant, {"no_matching_version", id});
-      if (!best->second.is_public && t.plan == 0)
-        return reject(tenant, {"plan_limit", id, 0, "", "private skills need the pro plan"});
+      if (!best->second.is_public && t.plan == 0) return reject(tenant, {"plan_limit", id});  // private: pro and up
       inst.version = semver::to_string(best->first);
       inst.digest = best->second.digest;
       inst.yanked = best->second.yanked;
@@ -300,11 +299,9 @@ class Apply {
     if (raw) {
       SK_ASSIGN_OR_RETURN(rec, decode_session(*raw));
     }
-    if (rec.pinned) {
-      if (terminal(s->state())) st_.del(key);  // nothing follows an end
-      return Status::ok();
-    }
-    if (s->config()) {  // the session's first fact carries its config
+    if (rec.pinned) return Status::ok();  // once for the session's whole life, restores included
+    if (s->config() && !rec.config_seen) {  // the session's first fact carries its config
+      rec.config_seen = true;
       rec.all = !s->config()->skills() || s->config()->skills()->size() == 0;
       rec.names.clear();
       if (!rec.all)
@@ -353,6 +350,9 @@ class Apply {
             SK_ASSIGN_OR_RETURN(auto versions, versions_of(tenant, id));
             for (const auto& cand : versions)
               if (semver::compare(cand.first, *v) == 0) p = Pin{id, semver::to_string(cand.first), cand.second.digest};
+            // The installed version itself (a custom installation's is in no catalog).
+            if (auto installed = semver::parse(inst.version); !p && installed && semver::compare(*installed, *v) == 0)
+              p = Pin{id, inst.version, inst.digest};
           }
         }
         if (p) {

@@ -19,7 +19,7 @@ std::string encode(const InstallRec& r) {
 }
 std::string encode(const SessionRec& r) {
   ValueWriter w(kV);
-  w.i64(r.pinned).i64(r.all).i64(static_cast<int64_t>(r.names.size()));
+  w.i64(r.pinned).i64(r.config_seen).i64(r.all).i64(static_cast<int64_t>(r.names.size()));
   for (const auto& n : r.names) w.str(n);
   return w.take();
 }
@@ -65,6 +65,7 @@ Result<SessionRec> decode_session(std::string_view v) {
   ValueReader r(v, kV);
   SessionRec x;
   x.pinned = r.i64() != 0;
+  x.config_seen = r.i64() != 0;
   x.all = r.i64() != 0;
   const int64_t n = r.i64();
   for (int64_t i = 0; i < n && r.ok(); ++i) x.names.push_back(r.str());

@@ -42,6 +42,7 @@ struct InstallRec {
 };
 struct SessionRec {
   bool pinned = false;          // done: later facts of the session pin nothing
+  bool config_seen = false;     // its first config recorded (later ones are not the session's)
   bool all = true;              // the config named no skills: every installed one
   std::vector<std::string> names;
 };

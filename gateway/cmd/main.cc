@@ -37,6 +37,7 @@
 #include "processors/deliverer.h"
 #include "processors/dreams.h"
 #include "processors/heartbeat.h"
+#include "processors/skills.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
 #include "processors/tick_source.h"
@@ -178,6 +179,7 @@ int cmd_serve(int argc, char** argv) {
           {"pulse", "AGENTOS_PULSE", "true", "run the Pulse session processor (state in DATA_DIR/processors/pulse)"},
           {"heartbeat", "AGENTOS_HEARTBEAT", "true", "run the Heartbeat check processor (state in DATA_DIR/processors/heartbeat)"},
           {"dreams", "AGENTOS_DREAMS", "true", "run the Dreams processor (state in DATA_DIR/processors/dreams)"},
+          {"skills", "AGENTOS_SKILLS", "true", "run the Skills processor (state in DATA_DIR/processors/skills)"},
           {"deliverer", "AGENTOS_DELIVERER", "true", "deliver webhook notifications (endpoints and secrets in DATA_DIR/secrets, cursor in DATA_DIR/deliverer)"},
           {"webhook-timeout-ms", "AGENTOS_WEBHOOK_TIMEOUT_MS", "10000", "time a webhook endpoint has to answer one attempt"},
           {"deliverer-workers", "AGENTOS_DELIVERER_WORKERS", "4", "webhook attempts in flight at once"},
@@ -275,8 +277,8 @@ int cmd_serve(int argc, char** argv) {
     price_table = std::move(prices).value();
   }
 
-  // The engine's components, registered with the host in start order: Pulse, Heartbeat
-  // and Dreams decide, the projector folds their facts into PostgreSQL, the tick source
+  // The engine's components, registered with the host in start order: Pulse, Heartbeat,
+  // Dreams and Skills decide, the projector folds their facts into PostgreSQL, the tick source
   // drives the timers of every processor. The host restarts one that stops on a transient
   // error.
   Host host(HostOptions{.metrics = &metrics.registry()});
@@ -335,6 +337,21 @@ int cmd_serve(int argc, char** argv) {
     components.push_back(make_runtime_component("dreams", *dreams_rt));
     dreams_source = gateway::make_dreams_source(*dreams_rt);
     ao.dreams = dreams_source.get();
+  }
+  skills::SkillsProcessor skills_processor;
+  std::unique_ptr<ProcessorRuntime> skills_rt;
+  if (a.get("skills") == "true") {
+    RuntimeOptions ro;
+    ro.state_dir = data_dir + "/processors/skills";
+    ro.metrics = &metrics.registry();
+    ro.commit_per_round = true;
+    auto rt = open_processor_runtime(*log, skills_processor, ro);
+    if (!rt.ok()) {
+      log_line(LogLevel::kError, "cannot open the Skills processor", {{"error", rt.status().to_string()}});
+      return 1;
+    }
+    skills_rt = std::move(rt).value();
+    components.push_back(make_runtime_component("skills", *skills_rt));
   }
   // Webhook endpoints and signing secrets stay out of the log (events/secret_store.h); the
   // deliverer sends what Heartbeat notifies and records each attempt in the log.

@@ -112,11 +112,10 @@
 //      session.updated of a session that carries a `config` object records its `skills`
 //      (later configs ignored). `state` by name or number; RUNNING = 3. The first
 //      session.updated with state RUNNING (config read from the same record first) pins
-//      the session; any later one pins nothing — until the session's state is dropped: a
-//      session.updated with a terminal state (COMPLETE, FAILED, ROLLED_BACK, CANCELLED —
-//      PULSE.md's terminal column, the starred ones included) forgets the session's config
-//      and pin state (Details), so a session restored from FAILED / ROLLED_BACK that runs
-//      again is pinned AGAIN, as a session whose config was never seen. A session whose
+//      the session; any later one pins nothing, for the session's whole life (a session
+//      restored from FAILED / ROLLED_BACK that runs again keeps its pins). A terminal
+//      session.updated (COMPLETE, FAILED, ROLLED_BACK, CANCELLED) of a session not yet
+//      pinned forgets its config (Details: it ended without running). A session whose
 //      config was never seen, or whose config has an absent or EMPTY `skills` array, pins
 //      every installed skill of the tenant in skill-id byte order.
 //  R19 Pin entries in config order, no de-duplication, split at the FIRST '@'. Without
@@ -759,8 +758,9 @@ struct Model::Impl {
     if (sid.empty()) return;
     const JObj config = gobj(o, "config");
     const int state = genum(o, "state", kSessionStates, 12, 0);
-    if (is_terminal(state)) {  // Details: the pin state is dropped (R18)
-      t.sessions.erase(sid);
+    if (is_terminal(state)) {  // Details: a session's pins are kept; a pending config is dropped (R18)
+      auto it = t.sessions.find(sid);
+      if (it != t.sessions.end() && !it->second.pinned) t.sessions.erase(it);
       return;
     }
     auto found = t.sessions.find(sid);

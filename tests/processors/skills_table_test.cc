@@ -95,8 +95,7 @@ TEST_F(SkillsTable, EachInvalidPublicationNamesItsField) {
   rejected(publish("acme", "acme/review", "1.0.0", "PUBLIC", R"(,"registry":"http://plain.example")"), "invalid",
            "registry");
   rejected(publish("acme", "bolt/review", "1.0.0"), "not_owner");
-  rejected(publish("acme", "acme/review", "1.0.0", "PUBLIC", R"(,"registry":"https://reg.example/x")"), "plan_limit",
-           "registry");
+  rejected(publish("acme", "acme/review", "1.0.0", "PUBLIC", R"(,"registry":"https://reg.example/x")"), "plan_limit");
   on("acme", "tenant.plan_changed", R"({"plan":"enterprise"})");
   EXPECT_EQ(publish("acme", "acme/review", "1.0.0", "PUBLIC", R"(,"registry":"https://reg.example/x")")[0].type,
             "skill.version.recorded");
@@ -136,7 +135,7 @@ TEST_F(SkillsTable, PlansDecideWhatATenantMayInstall) {
   // A custom registry: enterprise only, an exact version and a digest.
   const std::string custom = R"({"skillId":"corp/tool","range":"3.1.4","registry":"https://skills.corp.example","digest":")" +
                              kDigest + "\"}";
-  rejected(on("acme", "skill.install_requested", custom), "plan_limit", "registry");
+  rejected(on("acme", "skill.install_requested", custom), "plan_limit");
   on("acme", "tenant.plan_changed", R"({"plan":"enterprise"})");
   auto ok = on("acme", "skill.install_requested", custom);
   EXPECT_EQ(f(find(ok, "skill.installed"), "custom"), "true");
