@@ -69,6 +69,14 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
     dreams_source_ = make_dreams_source(*dreams_rt_);
     ao.dreams = dreams_source_.get();
   }
+  if (o.skills) {
+    RuntimeOptions ro;
+    ro.state_dir = dir + "/skills";
+    auto rt = open_processor_runtime(*log_, skills_, ro);
+    if (!rt.ok()) throw std::runtime_error(rt.status().to_string());
+    skills_rt_ = std::move(rt).value();
+    components_.push_back(make_runtime_component("skills", *skills_rt_));
+  }
   if (o.projector) {
     TestPostgres& pg = TestPostgres::get();
     if (!pg.ok()) throw std::runtime_error(pg.error());
@@ -116,6 +124,7 @@ Engine::~Engine() {
   pulse_rt_.reset();
   heartbeat_rt_.reset();
   dreams_rt_.reset();
+  skills_rt_.reset();
   api_.reset();  // before the sources and the projector it reads through
   model_source_.reset();
   session_source_.reset();

@@ -23,6 +23,7 @@
 #include "gateway/server.h"
 #include "processors/dreams.h"
 #include "processors/heartbeat.h"
+#include "processors/skills.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
 #include "projections/projector.h"
@@ -40,6 +41,7 @@ struct EngineOptions {
   bool pulse = false;         // run the Pulse processor and serve its reads
   bool heartbeat = false;     // run the Heartbeat processor (its reads need the projector)
   bool dreams = false;        // run the Dreams processor (its reads need the projector)
+  bool skills = false;        // run the Skills processor
   std::chrono::milliseconds read_your_writes_timeout{5000};
   // Migrate a fresh database, run the projector and serve the read models from it.
   bool projector = false;
@@ -104,6 +106,8 @@ class Engine {
   dreams::DreamsProcessor dreams_;
   std::unique_ptr<ProcessorRuntime> dreams_rt_;
   std::unique_ptr<DreamSource> dreams_source_;
+  skills::SkillsProcessor skills_;
+  std::unique_ptr<ProcessorRuntime> skills_rt_;
   std::string pg_db_;
   std::unique_ptr<Projector> projector_;
   std::vector<std::unique_ptr<Component>> components_;
