@@ -33,39 +33,13 @@ struct DreamsSubject {
 };
 using DreamsReplayTest = ReplayFixture<DreamsSubject>;
 
-// The same events per partition whatever the order of the lanes they were relayed from:
-// a replay's outbox lists a partition's own derived events, then the messages addressed
-// to it; the log interleaves them as the relay appended them.
-RunResult by_id(RunResult r) {
-  for (size_t p = 0; p < r.ids.size(); ++p) {
-    std::vector<size_t> order(r.ids[p].size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return r.ids[p][a] < r.ids[p][b]; });
-    std::vector<std::string> ids, bytes;
-    for (size_t i : order) {
-      ids.push_back(r.ids[p][i]);
-      bytes.push_back(r.bytes[p][i]);
-    }
-    r.ids[p] = std::move(ids);
-    r.bytes[p] = std::move(bytes);
-  }
-  return r;
-}
-
 TEST_F(DreamsReplayTest, ReplayAtAnyBatchSizeGivesTheSameHashAndTheDerivedEventsInTheLog) {
   // The workload arrives in 40 slices with the runtime caught up after each, as a live
   // engine sees it: an offer's message reaches the target before the target answers it.
   auto log = open_test_log(dir_.sub("log"));
   auto rt = open(*log, "state", /*relay=*/true, kDefaultProcessorBatchRecords);
-  const auto& events = workload_->events;
-  const size_t slice = events.size() / 40 + 1;
-  for (size_t i = 0; i < events.size(); i += slice) {
-    std::vector<TenantEvent> part(events.begin() + static_cast<std::ptrdiff_t>(i),
-                                  events.begin() + static_cast<std::ptrdiff_t>(std::min(events.size(), i + slice)));
-    ASSERT_TRUE(append_pipelined(*log, part).is_ok());
-    ASSERT_TRUE(drain(*rt).is_ok());
-  }
-  const int64_t inputs = static_cast<int64_t>(events.size());
+  ASSERT_NO_FATAL_FAILURE(feed_in_slices(*log, *rt, 40));
+  const int64_t inputs = static_cast<int64_t>(workload_->events.size());
   ASSERT_NO_FATAL_FAILURE(run(*log, *rt));  // the messages are inputs too: run until none is left
   const RunResult original = from_log(*log, *rt);
   rt.reset();

@@ -111,6 +111,61 @@ class RuntimeKafkaTest : public ::testing::Test {
     }
   }
 
+  struct CrossRun {
+    std::vector<LoggedEvent> logged;
+    int crossed = 0;
+  };
+  // See the cross-partition tests below.
+  CrossRun run_cross(const std::vector<TenantEvent>& events, Processor& proc) {
+    CrossRun out;
+    RuntimeOptions o;
+    o.max_batch_records = 32;
+    auto rt = open(*kafka_, "kafka", o, &proc);
+    const size_t slice = events.size() / 6 + 1;
+    for (size_t i = 0, n = 0; i < events.size(); i += slice, ++n) {
+      append_concurrently(*kafka_, std::vector<TenantEvent>(events.begin() + static_cast<std::ptrdiff_t>(i),
+                                                            events.begin() + static_cast<std::ptrdiff_t>(
+                                                                                 std::min(events.size(), i + slice))));
+      EXPECT_TRUE(drain(*rt).is_ok()) << rt->last_error().to_string();
+      if (n == 2) {
+        rt.reset();
+        reopen_kafka();
+        rt = open(*kafka_, "kafka", o, &proc);
+      }
+    }
+    EXPECT_TRUE(drain(*rt).is_ok()) << rt->last_error().to_string();
+    const std::string kafka_hash = hash(*rt);
+    out.logged = logged_from(*kafka_, rt->derived_source());
+    rt.reset();
+
+    copy_log(*kafka_, *embedded_);
+    RuntimeOptions ro;
+    ro.relay = false;
+    auto ref = open(*embedded_, "reference", ro, &proc);
+    EXPECT_TRUE(drain(*ref).is_ok());
+    EXPECT_EQ(hash(*ref), kafka_hash);
+    std::map<std::string, std::string> want;  // id -> bytes, every partition
+    for (int32_t p = 0; p < kTestPartitions; ++p) {
+      auto pending = ref->outbox(Partition(p));  // kept: the loop must not range over a temporary
+      EXPECT_TRUE(pending.ok());
+      if (!pending.ok()) continue;
+      for (const auto& e : *pending) want.emplace(std::string(read_header(e.bytes).id), e.bytes);
+    }
+    std::map<std::string, int> count;
+    for (const auto& e : out.logged) {
+      ++count[e.id];
+      EXPECT_EQ(want.count(e.id), 1u) << "not derived by an uninterrupted run: " << e.id;
+      if (want.count(e.id)) {
+        EXPECT_EQ(want[e.id], e.bytes) << e.id;
+      }
+      const auto from = parse_derived_event_id(proc.name(), e.id);
+      if (from && from->first.partition != e.pos.partition) ++out.crossed;
+    }
+    for (const auto& [id, n] : count) EXPECT_EQ(n, 1) << "twice: " << id;
+    EXPECT_EQ(count.size(), want.size());
+    return out;
+  }
+
   TempDir dir_;
   MockKafkaCluster cluster_{1};
   std::unique_ptr<Log> kafka_;
@@ -163,12 +218,15 @@ TEST_F(RuntimeKafkaTest, HeartbeatGivesTheSameStateAndDerivedEventsAsOverTheEmbe
   expect_same_derived(ref, rt->derived_source());
 }
 
-// Dreams over Kafka: its sharing messages are appended by the relay to the TARGET's
-// partition of the topic (cross lanes, runtime.h). The workload arrives in slices with the
-// runtime caught up after each (so answers follow offers) and a restart — a new producer
-// fencing the old one — halfway. Then an uninterrupted run over a copy of the final log
-// with the relay off must give the same state hash and, in its outbox, exactly the derived
-// events and messages the Kafka run appended, each once.
+// A processor that sends messages to other partitions (cross lanes, runtime.h), over
+// Kafka: the workload arrives in slices with the runtime caught up after each (so a
+// message reaches its partition before the inputs that depend on it) and a restart — a
+// new producer fencing the old one — halfway. Then an uninterrupted run over a copy of the
+// final log with the relay off must give the same state hash and, in its outbox, exactly
+// the derived events and messages the Kafka run appended, each once. Returns what the
+// Kafka run appended, for the caller's own checks, and how many landed on another
+// partition than their input's.
+// Dreams: sharing messages to the target's partition.
 TEST_F(RuntimeKafkaTest, DreamsMessagesCrossPartitionsOnceAndMatchAnUninterruptedRun) {
   PulseWorkloadOptions wo;
   wo.dreams = true;
@@ -178,65 +236,15 @@ TEST_F(RuntimeKafkaTest, DreamsMessagesCrossPartitionsOnceAndMatchAnUninterrupte
   wo.partitions = kTestPartitions;
   wo.prefix = "kd";
   wo.whole_ms = true;
-  const auto events = make_pulse_workload(wo).events;
   dreams::DreamsProcessor dp;
-  RuntimeOptions o;
-  o.max_batch_records = 32;
-  auto rt = open(*kafka_, "kafka", o, &dp);
-  const size_t slice = events.size() / 6 + 1;
-  for (size_t i = 0, n = 0; i < events.size(); i += slice, ++n) {
-    append_concurrently(*kafka_, std::vector<std::pair<std::string, std::string>>(
-                                     events.begin() + static_cast<std::ptrdiff_t>(i),
-                                     events.begin() + static_cast<std::ptrdiff_t>(std::min(events.size(), i + slice))));
-    ASSERT_TRUE(drain(*rt).is_ok()) << rt->last_error().to_string();
-    if (n == 2) {
-      rt.reset();
-      reopen_kafka();
-      rt = open(*kafka_, "kafka", o, &dp);
-    }
-  }
-  ASSERT_TRUE(drain(*rt).is_ok()) << rt->last_error().to_string();
-  const std::string kafka_hash = hash(*rt);
-  const auto logged = logged_from(*kafka_, rt->derived_source());
-  rt.reset();
-
-  copy_log(*kafka_, *embedded_);
-  RuntimeOptions ro;
-  ro.relay = false;
-  auto ref = open(*embedded_, "reference", ro, &dp);
-  ASSERT_TRUE(drain(*ref).is_ok());
-  EXPECT_EQ(hash(*ref), kafka_hash);
-  std::map<std::string, std::string> want;  // id -> bytes, every partition
-  for (int32_t p = 0; p < kTestPartitions; ++p) {
-    auto pending = ref->outbox(Partition(p));  // kept: the loop must not range over a temporary
-    ASSERT_TRUE(pending.ok());
-    for (const auto& e : *pending) want.emplace(std::string(read_header(e.bytes).id), e.bytes);
-  }
-  std::map<std::string, int> count;
-  int crossed = 0, accepted = 0;
-  for (const auto& e : logged) {
-    ++count[e.id];
-    EXPECT_EQ(want.count(e.id), 1u) << "not derived by an uninterrupted run: " << e.id;
-    if (want.count(e.id)) {
-      EXPECT_EQ(want[e.id], e.bytes) << e.id;
-    }
-    const EventHeader h = read_header(e.bytes);
-    const auto from = parse_derived_event_id("dreams", h.id);
-    if (from && from->first.partition != e.pos.partition) ++crossed;
-    if (encode_json(e.bytes).find("\"state\":\"ACCEPTED\"") != std::string::npos) ++accepted;
-  }
-  for (const auto& [id, n] : count) EXPECT_EQ(n, 1) << "twice: " << id;
-  EXPECT_EQ(count.size(), want.size());
-  EXPECT_GE(crossed, 5) << "no message crossed partitions";
+  const CrossRun run = run_cross(make_pulse_workload(wo).events, dp);
+  int accepted = 0;
+  for (const auto& e : run.logged) accepted += encode_json(e.bytes).find("\"state\":\"ACCEPTED\"") != std::string::npos;
+  EXPECT_GE(run.crossed, 5) << "no message crossed partitions";
   EXPECT_GE(accepted, 2) << "no share was accepted";
 }
 
-// Skills over Kafka: its catalog messages are appended by the relay to EVERY partition of
-// the topic (cross lanes, runtime.h), and installs resolve against those replicas. The workload arrives in slices with the
-// runtime caught up after each (so answers follow offers) and a restart — a new producer
-// fencing the old one — halfway. Then an uninterrupted run over a copy of the final log
-// with the relay off must give the same state hash and, in its outbox, exactly the derived
-// events and messages the Kafka run appended, each once.
+// Skills: catalog messages to every partition, installs resolved against the replicas.
 TEST_F(RuntimeKafkaTest, SkillsCatalogMessagesReachEveryPartitionOnceAndMatchAnUninterruptedRun) {
   PulseWorkloadOptions wo;
   wo.skills = true;
@@ -246,57 +254,12 @@ TEST_F(RuntimeKafkaTest, SkillsCatalogMessagesReachEveryPartitionOnceAndMatchAnU
   wo.partitions = kTestPartitions;
   wo.prefix = "ks";
   wo.whole_ms = true;
-  const auto events = make_pulse_workload(wo).events;
-  skills::SkillsProcessor dp;
-  RuntimeOptions o;
-  o.max_batch_records = 32;
-  auto rt = open(*kafka_, "kafka", o, &dp);
-  const size_t slice = events.size() / 6 + 1;
-  for (size_t i = 0, n = 0; i < events.size(); i += slice, ++n) {
-    append_concurrently(*kafka_, std::vector<std::pair<std::string, std::string>>(
-                                     events.begin() + static_cast<std::ptrdiff_t>(i),
-                                     events.begin() + static_cast<std::ptrdiff_t>(std::min(events.size(), i + slice))));
-    ASSERT_TRUE(drain(*rt).is_ok()) << rt->last_error().to_string();
-    if (n == 2) {
-      rt.reset();
-      reopen_kafka();
-      rt = open(*kafka_, "kafka", o, &dp);
-    }
-  }
-  ASSERT_TRUE(drain(*rt).is_ok()) << rt->last_error().to_string();
-  const std::string kafka_hash = hash(*rt);
-  const auto logged = logged_from(*kafka_, rt->derived_source());
-  rt.reset();
-
-  copy_log(*kafka_, *embedded_);
-  RuntimeOptions ro;
-  ro.relay = false;
-  auto ref = open(*embedded_, "reference", ro, &dp);
-  ASSERT_TRUE(drain(*ref).is_ok());
-  EXPECT_EQ(hash(*ref), kafka_hash);
-  std::map<std::string, std::string> want;  // id -> bytes, every partition
-  for (int32_t p = 0; p < kTestPartitions; ++p) {
-    auto pending = ref->outbox(Partition(p));  // kept: the loop must not range over a temporary
-    ASSERT_TRUE(pending.ok());
-    for (const auto& e : *pending) want.emplace(std::string(read_header(e.bytes).id), e.bytes);
-  }
-  std::map<std::string, int> count;
-  int crossed = 0, accepted = 0;
-  for (const auto& e : logged) {
-    ++count[e.id];
-    EXPECT_EQ(want.count(e.id), 1u) << "not derived by an uninterrupted run: " << e.id;
-    if (want.count(e.id)) {
-      EXPECT_EQ(want[e.id], e.bytes) << e.id;
-    }
-    const EventHeader h = read_header(e.bytes);
-    const auto from = parse_derived_event_id("skills", h.id);
-    if (from && from->first.partition != e.pos.partition) ++crossed;
-    if (event_type_name(h.type) == "skill.installed") ++accepted;
-  }
-  for (const auto& [id, n] : count) EXPECT_EQ(n, 1) << "twice: " << id;
-  EXPECT_EQ(count.size(), want.size());
-  EXPECT_GE(crossed, 5) << "no message crossed partitions";
-  EXPECT_GE(accepted, 2) << "nothing was installed";
+  skills::SkillsProcessor sp;
+  const CrossRun run = run_cross(make_pulse_workload(wo).events, sp);
+  int installed = 0;
+  for (const auto& e : run.logged) installed += event_type_name(read_header(e.bytes).type) == "skill.installed";
+  EXPECT_GE(run.crossed, 5) << "no message crossed partitions";
+  EXPECT_GE(installed, 2) << "nothing was installed";
 }
 
 // Faults from a seeded schedule at every round: retriable Produce errors (librdkafka
