@@ -15,9 +15,11 @@
 // as the CloudEvents type plus the `data` object as JSON with ROUTER.md's member names.
 //
 // `route` is ROUTER.md's "Routing" section as a pure function of the model's state, the
-// request JSON, the time and the engine's pricing.
+// request JSON and the engine's pricing (ROUTER.md "Details": routing is a function of the
+// state alone; the time is taken, as `route(view, request, nowUs)` does, and not used).
 //
-// Readings of ROUTER.md where the text leaves a choice are listed in router_model.cc.
+// Readings of ROUTER.md (R1..R25, with what its "Details" section settled) are listed in
+// router_model.cc.
 #pragma once
 
 #include <cstdint>
@@ -48,20 +50,25 @@ struct RouteResult {
   bool ok = false;          // a decision was made
   std::string provider_id;  // the decision (ok only)
   std::string model;
-  // "" when ok; "no_route" (no eligible candidate: HTTP 409) or "invalid" (the request
-  // itself is malformed: bad tokens, strategy or cap — reading R24).
+  // "" when ok; "no_route" (no eligible candidate: HTTP 409) or "invalid" (the request's
+  // own error: HTTP 400 — reading R24).
   std::string reason;
-  int position = 0;             // the decision's position in the chain / default order
+  // invalid only: the request member at fault ("tokensIn", "tokensOut",
+  // "preferences.strategy", "preferences.costCapMicros"; "" for a request that is not a
+  // JSON object).
+  std::string field;
+  int position = 0;             // the decision's 0-based index in the chain / default order
   int64_t estimate_micros = 0;  // the decision's estimated billed micro-dollars
-  // ok: the candidates skipped ahead of the decision; no_route: every candidate. Each
-  // (providerId, model, position, reason), in candidate order.
+  // Every ineligible candidate after the `model` / `provider` filters (on no_route: every
+  // candidate), each (providerId, model, position, reason), in candidate order (R25).
   std::vector<std::tuple<std::string, std::string, int, std::string>> skipped;
 };
 
 class Model;
 
 // ROUTER.md "Routing": route `request_json` ({model?, tokensIn, tokensOut, preferences:
-// {strategy, provider?, costCapMicros?}}) for `tenant` against the model's current state.
+// {strategy, provider?, costCapMicros?}}) for `tenant` against the model's current state
+// (the committed state at the basis); `now_us` is not used (R21).
 RouteResult route(const Model& m, const std::string& tenant, const std::string& request_json, int64_t now_us,
                   const PriceFn& price);
 
