@@ -361,8 +361,10 @@ void Api::handle(HttpRequest req, Reply reply) {
       if (req.method == "GET") return get_dreams(std::move(req), t, rest, std::move(reply));
       return dreams_command(std::move(req), t, rest, std::move(reply));
     }
-    if ((s[3] == "skills" || s[3] == "installed") && req.method != "GET") {
+    if (s[3] == "skills" || s[3] == "installed" || s[3] == "skills:match" || s[3] == "skills:authored" ||
+        (s[3] == "sessions" && s.size() == 6 && s[5] == "skills")) {
       std::vector<std::string> rest(s.begin() + 3, s.end());
+      if (req.method == "GET") return get_skills(std::move(req), t, rest, std::move(reply));
       return skills_command(std::move(req), t, rest, std::move(reply));
     }
     if (s.size() == 5 && s[3] == "webhooks") {

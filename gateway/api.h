@@ -112,6 +112,8 @@ struct ApiOptions {
   // (gateway/api_dreams.cc). Null: reads wait for the projector only, commands are not
   // checked before they are appended. Must outlive the Api.
   DreamSource* dreams = nullptr;
+  // Skills' decisions, for the `?after=` of the skills reads (null: the projector only).
+  const DecisionSource* skills = nullptr;
 };
 
 // The page size of a list read without ?limit=.
@@ -178,6 +180,7 @@ class Api {
   void get_dreams(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
   // Skills (api_skills.cc): the commands, each appending one event through post_events.
   void skills_command(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
+  void get_skills(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
   // A read-model answer: 200 with the projected offset, 404 `not_found`, or the problem.
   HttpResponse model_response(Result<std::optional<std::string>> body, int64_t projected, const TenantId& t,
                               const std::string& path, std::string_view not_found);

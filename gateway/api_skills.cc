@@ -9,6 +9,15 @@
 //   DELETE /v1/tenants/{t}/installed/{author}/{name}          (admin)   -> skill.uninstall_requested
 // The processor decides (resolution against the versions and the partition's catalog
 // replica); what it refuses is a `skill.rejected` fact.
+//
+// Reads (GET, from the PostgreSQL read models; `?after=` waits for Skills' decision, then
+// the projector):
+//   /v1/tenants/{t}/skills?q=&tag=          the marketplace: public skills and the tenant's own
+//   /v1/tenants/{t}/skills:match?task=      installed and public skills ranked against a task
+//   /v1/tenants/{t}/skills/{author}/{name}  one skill's versions the tenant sees
+//   /v1/tenants/{t}/skills:authored?skill=&visibility=&tag=   the tenant's own versions
+//   /v1/tenants/{t}/installed?state=        its installations
+//   /v1/tenants/{t}/sessions/{id}/skills    a session's pinned skills
 #include "events/codec.h"
 #include "gateway/api.h"
 #include "gateway/keys.h"
@@ -67,6 +76,48 @@ void Api::skills_command(HttpRequest req, const TenantId& t, const std::vector<s
     if (k == "content-type") v = "application/cloudevents+json";
   if (req.header("content-type").empty()) req.headers.emplace_back("content-type", "application/cloudevents+json");
   post_events(req, t, false, std::move(reply));
+}
+
+void Api::get_skills(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply) {
+  auto p = authorize_tenant(req, t, {Role::producer, Role::reader, Role::compliance});
+  if (!p.ok()) return reply(problem_response(p.status(), req.path));
+  SkillRead q;
+  if (rest.size() == 1 && rest[0] == "skills") q.what = SkillRead::kSearch;
+  else if (rest.size() == 1 && rest[0] == "skills:match") q.what = SkillRead::kMatch;
+  else if (rest.size() == 1 && rest[0] == "skills:authored") q.what = SkillRead::kAuthored;
+  else if (rest.size() == 3 && rest[0] == "skills") q.what = SkillRead::kSkill, q.skill = rest[1] + "/" + rest[2];
+  else if (rest.size() == 1 && rest[0] == "installed") q.what = SkillRead::kInstalled;
+  else if (rest.size() == 3 && rest[0] == "sessions" && rest[2] == "skills") q.what = SkillRead::kPins, q.session = rest[1];
+  else return reply(problem_response(Status(Code::kNotFound, "no such route"), req.path));
+  if (opts_.models == nullptr)
+    return reply(problem_response(Status(Code::kUnavailable, "read models are not configured (serve with --pg-url)"), req.path));
+  Status bad(Code::kInvalidArgument, "invalid query");
+  q.limit = kDefaultPageLimit;
+  parse_limit(req, opts_.max_page, q.limit, bad);
+  if (q.what == SkillRead::kMatch && !req.query_param("limit")) q.limit = 20;
+  q.query = req.query_param("q");
+  q.text = req.query_param("task");
+  q.tag = req.query_param("tag");
+  q.visibility = req.query_param("visibility");
+  q.state = req.query_param("state");
+  q.cursor = req.query_param("cursor");
+  if (auto s = req.query_param("skill"); s && q.what == SkillRead::kAuthored) q.skill = s;
+  if (!bad.errors().empty()) return reply(problem_response(bad, req.path));
+  auto after = parse_after(req, t);
+  if (!after.ok()) return reply(problem_response(after.status(), req.path));
+  ModelSource* models = opts_.models;
+  const ReadSource src = projected_after(models, opts_.skills);
+  auto answer = [this, models, t, path = req.path, q = std::move(q)]() -> HttpResponse {
+    const int64_t projected = models->watermark(log_.partition_of(t)).value();
+    auto r = models->skills(t.str(), q);
+    Result<std::optional<std::string>> body =
+        r.ok() ? Result<std::optional<std::string>>(std::optional<std::string>(std::move(*r)))
+        : r.status().code() == Code::kNotFound ? Result<std::optional<std::string>>(std::optional<std::string>())
+                                                : Result<std::optional<std::string>>(std::move(r).take_status());
+    return model_response(std::move(body), projected, t, path, q.what == SkillRead::kPins ? "no pins for this session"
+                                                                                          : "no such skill");
+  };
+  serve_read(req.path, t, *after, src, std::move(answer), std::move(reply));
 }
 
 }  // namespace agentos::gateway

@@ -77,6 +77,14 @@ struct DreamRead {
   size_t limit = 100;
 };
 
+// One answer of Skills' read models (SKILLS.md): marketplace search, the skills matching a
+// task, one skill's versions, the tenant's installations, a session's pins, its own skills.
+struct SkillRead {
+  enum What { kSearch, kMatch, kSkill, kInstalled, kPins, kAuthored } what = kSearch;
+  std::optional<std::string> query, text, skill, session, tag, visibility, state, cursor;
+  size_t limit = 100;
+};
+
 // The PostgreSQL read models: their freshness and the reader's queries (JSON answers; the
 // members are listed in projections/read_model.h).
 class ModelSource {
@@ -97,6 +105,8 @@ class ModelSource {
   virtual Result<std::string> heartbeat(std::string_view tenant, const HeartbeatRead& q) = 0;
   // kNotFound for a dream (or its history, signals, ancestry) that does not exist.
   virtual Result<std::string> dreams(std::string_view tenant, const DreamRead& q) = 0;
+  // kNotFound for a skill the tenant sees no version of, or a session with no pins.
+  virtual Result<std::string> skills(std::string_view tenant, const SkillRead& q) = 0;
 };
 
 }  // namespace agentos::gateway

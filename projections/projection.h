@@ -93,6 +93,7 @@ std::unique_ptr<Projection> make_tenancy_projection();
 std::unique_ptr<Projection> make_sessions_projection(const PriceTable& prices);
 std::unique_ptr<Projection> make_heartbeat_projection();
 std::unique_ptr<Projection> make_dreams_projection();
+std::unique_ptr<Projection> make_skills_projection();
 // Descriptors the reader selects with (select_list()).
 const TableSpec& sessions_table();
 const TableSpec& heartbeat_checks_table();

@@ -10,8 +10,10 @@
 
 #include "events/json_writer.h"
 #include "events/pricing.h"
+#include "events/skill_rules.h"
 #include "projections/pg.h"
 #include "projections/projection.h"
+#include "projections/version_key.h"
 #include "schemas/agentos_generated.h"
 
 namespace agentos {
@@ -725,6 +727,280 @@ Result<std::string> ReadModel::dreams(std::string_view tenant, const DreamQuery&
   });
   if (!s.is_ok()) return s;
   if (!found) return not_found;
+  return out;
+}
+
+// ---- Skills ------------------------------------------------------------------------------
+// Pages go through dream_page (any keyset page: object text, cursor text); tags follow
+// is_dream_tag (SKILLS.md's tag is DREAMS.md's: [a-z0-9-]{1,32}).
+
+namespace {
+
+// The members of a <version> of the skill_versions row `a` (an alias), for json_build_object.
+std::string skill_version_members(const std::string& a) {
+  return "'skillId', " + a + ".skill_id, 'version', " + a + ".version, 'build', NULLIF(" + a + ".build, ''), "
+         "'name', NULLIF(" + a + ".name, ''), 'description', NULLIF(" + a + ".description, ''), 'tags', to_json(" + a +
+         ".tags), 'visibility', NULLIF(" + a + ".visibility, ''), 'author', " + a + ".tenant_id, 'digest', NULLIF(" +
+         a + ".digest, ''), 'registry', NULLIF(" + a + ".registry, ''), 'yanked', " + a + ".yanked, 'recordedAt', " +
+         rfc3339(a + ".recorded_at") + ", 'yankedAt', " + rfc3339(a + ".yanked_at") + ", 'updatedAt', " +
+         rfc3339(a + ".updated_at") + ", 'position', json_build_object('partition', " + a + ".log_partition, "
+         "'offset', " + a + ".log_offset)";
+}
+
+// Newest first (semver precedence, highest first), and the latest version of a skill
+// first: its highest release, else its highest prerelease (kReleasePreKey marks a release).
+std::string newest_first(const std::string& a) {
+  return a + ".major DESC, " + a + ".minor DESC, " + a + ".patch DESC, " + a + ".pre_key DESC";
+}
+std::string latest_first(const std::string& a) {
+  return "(" + a + ".pre_key = '" + std::string(proj::kReleasePreKey) + "') DESC, " + newest_first(a);
+}
+// The rank of a matching document in millionths (an integer: exact in a cursor), and as
+// the answer's `rank`.
+std::string rank_ppm(const std::string& doc, const std::string& query) {
+  return "round(ts_rank(" + doc + ", " + query + ")::float8 * 1000000)::bigint";
+}
+const std::string kRankMember = "'rank', round(rank_ppm / 1000000.0, 6)";
+
+// Which members of a SkillQuery each answer takes.
+struct SkillShape {
+  const char* list;  // the page's member ("" for kPins)
+  bool query, text, skill, session, tag, visibility, state, cursor;
+};
+
+const SkillShape& skill_shape(ReadModel::SkillQuery::What w) {
+  // {list, query, text, skill, session, tag, visibility, state, cursor}
+  static const SkillShape search{"skills", true, false, false, false, true, false, false, true};
+  static const SkillShape match{"skills", false, true, false, false, false, false, false, false};
+  static const SkillShape skill{"versions", false, false, true, false, false, false, false, true};
+  static const SkillShape installed{"installations", false, false, false, false, false, false, true, true};
+  static const SkillShape pins{"", false, false, false, true, false, false, false, false};
+  static const SkillShape authored{"versions", false, false, true, false, true, true, false, true};
+  switch (w) {
+    case ReadModel::SkillQuery::kMatch: return match;
+    case ReadModel::SkillQuery::kSkill: return skill;
+    case ReadModel::SkillQuery::kInstalled: return installed;
+    case ReadModel::SkillQuery::kPins: return pins;
+    case ReadModel::SkillQuery::kAuthored: return authored;
+    default: return search;
+  }
+}
+
+// A page cursor of the skills answers, decoded: kSearch "<rankPpm> <skillId>", kSkill
+// "<version>", kAuthored "<skillId> <version>", kInstalled "<skillId>".
+struct SkillCursor {
+  std::optional<int64_t> rank_ppm;
+  std::optional<std::string> skill;
+  std::optional<proj::VersionKey> version;
+};
+
+std::optional<SkillCursor> skill_cursor(ReadModel::SkillQuery::What w, std::string_view text) {
+  using Q = ReadModel::SkillQuery;
+  SkillCursor c;
+  const size_t sp = text.find(' ');
+  std::string_view skill = text, version = text;
+  if (w == Q::kSearch || w == Q::kAuthored) {
+    if (sp == std::string_view::npos) return std::nullopt;
+    skill = w == Q::kSearch ? text.substr(sp + 1) : text.substr(0, sp);
+    version = text.substr(sp + 1);
+  }
+  if (w == Q::kSearch) {
+    int64_t r = -1;
+    const auto res = std::from_chars(text.data(), text.data() + sp, r);
+    if (res.ec != std::errc() || res.ptr != text.data() + sp || r < 0) return std::nullopt;
+    c.rank_ppm = r;
+  }
+  if (w != Q::kSkill) {
+    if (!::agentos::skills::valid_skill_id(skill)) return std::nullopt;
+    c.skill = std::string(skill);
+  }
+  if (w == Q::kSkill || w == Q::kAuthored) {
+    c.version = proj::version_key(version);
+    if (!c.version || !c.version->build.empty()) return std::nullopt;
+  }
+  return c;
+}
+
+pg::Param opt_text(const std::optional<std::string>& v) { return v ? pg::Param(pg::text(*v)) : std::nullopt; }
+
+}  // namespace
+
+Result<std::string> ReadModel::skills(std::string_view tenant, const SkillQuery& q) {
+  using Q = SkillQuery;
+  const SkillShape& sh = skill_shape(q.what);
+  Status bad(Code::kInvalidArgument, "invalid skills query");
+  auto refuse = [&](const char* field, const std::string& why) { bad.mutable_errors().push_back({field, why}); };
+  const std::string not_here = "not a filter of this answer";
+  if (q.query && !sh.query) refuse("query", not_here);
+  else if (q.query && (q.query->empty() || q.query->size() > kMaxSkillQueryBytes || !valid_utf8(*q.query)))
+    refuse("query", "1.." + std::to_string(kMaxSkillQueryBytes) + " bytes of UTF-8");
+  if (q.text && !sh.text) refuse("text", not_here);
+  else if (!q.text && sh.text) refuse("text", "required");
+  else if (q.text && (q.text->empty() || q.text->size() > kMaxSkillTaskBytes || !valid_utf8(*q.text)))
+    refuse("text", "1.." + std::to_string(kMaxSkillTaskBytes) + " bytes of UTF-8");
+  if (q.skill && !sh.skill) refuse("skill", not_here);
+  else if (!q.skill && q.what == Q::kSkill) refuse("skill", "required");
+  else if (q.skill && !::agentos::skills::valid_skill_id(*q.skill)) refuse("skill", "not a skill id (<tenant>/<name>)");
+  if (q.session && !sh.session) refuse("session", not_here);
+  else if (!q.session && sh.session) refuse("session", "required");
+  if (q.tag && !sh.tag) refuse("tag", not_here);
+  else if (q.tag && !is_dream_tag(*q.tag)) refuse("tag", "1..32 of a-z, 0-9, -");  // SKILLS.md's tag rule too
+  if (q.visibility && !sh.visibility) refuse("visibility", not_here);
+  else if (q.visibility && *q.visibility != "PUBLIC" && *q.visibility != "PRIVATE")
+    refuse("visibility", "one of PUBLIC, PRIVATE");
+  if (q.state && !sh.state) refuse("state", not_here);
+  else if (q.state && *q.state != "INSTALLED" && *q.state != "UNINSTALLED")
+    refuse("state", "one of INSTALLED, UNINSTALLED");
+  std::optional<SkillCursor> after;
+  if (q.cursor && !sh.cursor) {
+    refuse("cursor", "this answer has no pages");
+  } else if (q.cursor) {
+    const std::optional<std::string> raw = unbase64url(*q.cursor);
+    if (raw) after = skill_cursor(q.what, *raw);
+    if (!after) refuse("cursor", "not a cursor of this list (pass `next` back unchanged)");
+  }
+  if (q.what == Q::kMatch) {
+    const size_t most = std::min(kMaxSkillMatches, opts_.max_limit);
+    if (q.limit < 1 || q.limit > most) refuse("limit", "must be 1.." + std::to_string(most));
+  } else if (sh.cursor) {
+    if (Status s = check_limit(q.limit); !s.is_ok()) bad.mutable_errors().push_back(s.errors()[0]);
+  }
+  if (!bad.errors().empty()) return bad;
+  // A session id that is not UTF-8 names no session: answered without SQL.
+  if (q.what == Q::kPins && !valid_utf8(*q.session)) return Status(Code::kNotFound, "no such session pinned skills");
+
+  const pg::Param t = pg::text(tenant);
+  const pg::Param page_size = num_param(static_cast<int64_t>(q.limit) + 1);
+  const std::string visible = "(v.tenant_id = $1 OR v.visibility = 'PUBLIC')";
+  // The keyset of a version cursor: (major, minor, patch, pre_key) as parameters.
+  auto version_params = [&](std::vector<pg::Param>& params) {
+    const proj::VersionKey* k = after && after->version ? &*after->version : nullptr;
+    params.push_back(k ? pg::Param(std::to_string(k->major)) : std::nullopt);
+    params.push_back(k ? pg::Param(std::to_string(k->minor)) : std::nullopt);
+    params.push_back(k ? pg::Param(std::to_string(k->patch)) : std::nullopt);
+    params.push_back(k ? pg::Param(k->pre_key) : std::nullopt);
+  };
+  std::string out;
+  Status not_found = Status::ok();
+  Status s = in_tenant_txn(tenant, [&](pg::Conn& c) -> Status {
+    not_found = Status::ok();  // the body may run twice (retry on a fresh connection)
+    switch (q.what) {
+      case Q::kSearch: {
+        const std::string tsq = "websearch_to_tsquery('pg_catalog.english', $2::text)";
+        return dream_page(
+            c,
+            "WITH latest AS (SELECT DISTINCT ON (v.skill_id) v.* FROM agentos_rm.skill_versions v WHERE " + visible +
+                " AND NOT v.yanked ORDER BY v.skill_id, " + latest_first("v") + "), ranked AS (SELECT l.*, "
+                "CASE WHEN $2::text IS NULL THEN 0 ELSE " + rank_ppm("l.document", tsq) + " END AS rank_ppm "
+                "FROM latest l WHERE ($2::text IS NULL OR l.document @@ " + tsq + ") "
+                "AND ($3::text IS NULL OR l.tags @> ARRAY[$3::text])) "
+                "SELECT json_build_object(" + skill_version_members("r") + ", " + kRankMember + ")::text, "
+                "r.rank_ppm || ' ' || r.skill_id FROM ranked r WHERE $4::bigint IS NULL OR r.rank_ppm < $4::bigint "
+                "OR (r.rank_ppm = $4::bigint AND r.skill_id > $5::text) ORDER BY r.rank_ppm DESC, r.skill_id "
+                "LIMIT $6::bigint",
+            {t, opt_text(q.query), opt_text(q.tag),
+             after ? num_param(*after->rank_ppm) : pg::Param(), after ? opt_text(after->skill) : pg::Param(),
+             page_size},
+            q.limit, sh.list, "", out);
+      }
+      case Q::kMatch: {
+        // Any word of the task: plainto_tsquery's lexemes (normalized, stop words out),
+        // OR-ed (its output quotes every lexeme; a lexeme never holds a space).
+        auto r = c.query(
+            "WITH q AS (SELECT replace(plainto_tsquery('pg_catalog.english', $2::text)::text, ' & ', ' | ')::tsquery "
+            "AS q), installed AS (SELECT v.*, true AS installed FROM agentos_rm.skill_installations i "
+            "JOIN agentos_rm.skill_versions v ON v.tenant_id = split_part(i.skill_id, '/', 1) "
+            "AND v.skill_id = i.skill_id AND v.version = i.version WHERE i.tenant_id = $1 AND i.state = 'INSTALLED' "
+            "AND " + visible + "), public AS (SELECT DISTINCT ON (v.skill_id) v.*, false AS installed "
+            "FROM agentos_rm.skill_versions v WHERE v.visibility = 'PUBLIC' AND NOT v.yanked AND NOT EXISTS ("
+            "SELECT 1 FROM agentos_rm.skill_installations i WHERE i.tenant_id = $1 AND i.skill_id = v.skill_id "
+            "AND i.state = 'INSTALLED') ORDER BY v.skill_id, " + latest_first("v") + "), "
+            "ranked AS (SELECT m.*, " + rank_ppm("m.document", "q.q") + " AS rank_ppm FROM (SELECT * FROM installed "
+            "UNION ALL SELECT * FROM public) m, q WHERE m.document @@ q.q) "
+            "SELECT json_build_object(" + skill_version_members("r") + ", 'installed', r.installed, " + kRankMember +
+            ")::text FROM ranked r ORDER BY r.rank_ppm DESC, r.skill_id, " + newest_first("r") +
+            " LIMIT $3::bigint",
+            {t, opt_text(q.text), num_param(static_cast<int64_t>(q.limit))});
+        if (!r.ok()) return std::move(r).take_status();
+        out = "{\"skills\":[";
+        for (int i = 0; i < r->size(); ++i) out += (i ? "," : "") + std::string(r->get(i, 0));
+        out += "]}";
+        return Status::ok();
+      }
+      case Q::kSkill: {
+        const pg::Param author = pg::text(::agentos::skills::author_of(*q.skill)), skill = pg::text(*q.skill);
+        auto exists = c.query("SELECT 1 FROM agentos_rm.skill_versions v WHERE v.tenant_id = $2 AND v.skill_id = $3 "
+                              "AND " + visible + " LIMIT 1",
+                              {t, author, skill});
+        if (!exists.ok()) return std::move(exists).take_status();
+        if (exists->size() == 0) {
+          not_found = Status(Code::kNotFound, "no such skill");
+          return Status::ok();
+        }
+        std::vector<pg::Param> params{t, author, skill};
+        version_params(params);
+        params.push_back(page_size);
+        std::string prefix = "\"skillId\":";
+        append_json_string(prefix, *q.skill);
+        prefix += ',';
+        return dream_page(c,
+                          "SELECT json_build_object(" + skill_version_members("v") + ")::text, v.version "
+                          "FROM agentos_rm.skill_versions v WHERE v.tenant_id = $2 AND v.skill_id = $3 AND " +
+                              visible + " AND ($4::numeric IS NULL OR (v.major, v.minor, v.patch, v.pre_key) < "
+                              "($4::numeric, $5::numeric, $6::numeric, $7::text)) ORDER BY " + newest_first("v") +
+                              " LIMIT $8::bigint",
+                          params, q.limit, sh.list, prefix, out);
+      }
+      case Q::kAuthored: {
+        std::vector<pg::Param> params{t, opt_text(q.skill), opt_text(q.visibility), opt_text(q.tag),
+                                      after ? opt_text(after->skill) : pg::Param()};
+        version_params(params);
+        params.push_back(page_size);
+        return dream_page(c,
+                          "SELECT json_build_object(" + skill_version_members("v") + ")::text, v.skill_id || ' ' || "
+                          "v.version FROM agentos_rm.skill_versions v WHERE v.tenant_id = $1 "
+                          "AND ($2::text IS NULL OR v.skill_id = $2::text) "
+                          "AND ($3::text IS NULL OR v.visibility = $3::text) "
+                          "AND ($4::text IS NULL OR v.tags @> ARRAY[$4::text]) "
+                          "AND ($5::text IS NULL OR v.skill_id > $5::text OR (v.skill_id = $5::text AND "
+                          "(v.major, v.minor, v.patch, v.pre_key) < ($6::numeric, $7::numeric, $8::numeric, "
+                          "$9::text))) ORDER BY v.skill_id, " + newest_first("v") + " LIMIT $10::bigint",
+                          params, q.limit, sh.list, "", out);
+      }
+      case Q::kInstalled:
+        return dream_page(
+            c,
+            "SELECT json_build_object('skillId', i.skill_id, 'state', i.state, 'version', i.version, 'range', "
+            "i.range, 'digest', NULLIF(i.digest, ''), 'yanked', i.yanked, 'custom', i.custom, 'registry', "
+            "NULLIF(i.registry, ''), 'installedAt', " + rfc3339("i.installed_at") + ", 'uninstalledAt', " +
+                rfc3339("i.uninstalled_at") + ", 'updatedAt', " + rfc3339("i.updated_at") + ", 'versionYanked', "
+                "CASE WHEN i.custom THEN NULL ELSE v.yanked END, 'position', json_build_object('partition', "
+                "i.log_partition, 'offset', i.log_offset))::text, i.skill_id "
+                "FROM agentos_rm.skill_installations i LEFT JOIN agentos_rm.skill_versions v "
+                "ON v.tenant_id = split_part(i.skill_id, '/', 1) AND v.skill_id = i.skill_id "
+                "AND v.version = i.version AND " + visible + " WHERE i.tenant_id = $1 AND i.state = $2::text "
+                "AND ($3::text IS NULL OR i.skill_id > $3::text) ORDER BY i.skill_id LIMIT $4::bigint",
+            {t, pg::text(q.state.value_or("INSTALLED")), after ? opt_text(after->skill) : pg::Param(), page_size},
+            q.limit, sh.list, "", out);
+      case Q::kPins: {
+        auto r = c.query("SELECT json_build_object('sessionId', session_id, 'skills', skills, 'missing', "
+                         "to_json(missing), 'pinnedAt', " + rfc3339("pinned_at") + ", 'position', "
+                         "json_build_object('partition', log_partition, 'offset', log_offset))::text "
+                         "FROM agentos_rm.skill_pins WHERE tenant_id = $1 AND session_id = $2",
+                         {t, pg::text(*q.session)});
+        if (!r.ok()) return std::move(r).take_status();
+        if (r->size() != 1) {
+          not_found = Status(Code::kNotFound, "no such session pinned skills");
+          return Status::ok();
+        }
+        out = std::string(r->get(0, 0));
+        return Status::ok();
+      }
+    }
+    return Status::ok();
+  });
+  if (!s.is_ok()) return s;
+  if (!not_found.is_ok()) return not_found;
   return out;
 }
 

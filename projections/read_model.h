@@ -62,6 +62,11 @@ inline constexpr size_t kDefaultReadLimit = 100;
 // generations walked (lineage is a DAG by construction; the bound also stops a cycle).
 inline constexpr size_t kMaxDreamAncestors = 1000;
 inline constexpr size_t kMaxDreamLineageDepth = 1000;
+// Bounds of the skills reads (ReadModel::skills): skills a match answers at most, and the
+// bytes of a search query and of a match's task text.
+inline constexpr size_t kMaxSkillMatches = 100;
+inline constexpr size_t kMaxSkillQueryBytes = 256;
+inline constexpr size_t kMaxSkillTaskBytes = 8192;
 
 struct ReadModelOptions {
   std::string url;                       // the agentos_reader role's URL
@@ -190,6 +195,65 @@ class ReadModel {
     size_t limit = kDefaultReadLimit;
   };
   Result<std::string> dreams(std::string_view tenant, const DreamQuery& q);
+
+  // Skills' read models (migrations/0005_skills.sql). The marketplace is the one read that
+  // crosses tenants: a tenant sees every PUBLIC version of every author and its own
+  // versions (PUBLIC and PRIVATE) — never another author's PRIVATE versions, nor anyone
+  // else's installations or pins (the tables' policies say so; every query says it too).
+  // Members are camelCase, times RFC 3339 UTC with microseconds, absent values null.
+  // A <version> is
+  //   {skillId, version, build, name, description, tags:[..], visibility, author, digest,
+  //    registry, yanked, recordedAt, yankedAt, updatedAt, position:{partition, offset}}
+  // (`version` without build metadata: the version's identity; `build` as published;
+  // position: the input that last changed it).
+  // Precedence is semver's (newest first = highest precedence first). The latest version of
+  // a skill, for search and match, is its highest non-yanked RELEASE — what an install
+  // without a range gets — or, for a skill with no release, its highest non-yanked
+  // prerelease; a skill whose versions are all yanked is not listed.
+  // Ranks are PostgreSQL's ts_rank of the version's document (name weight A, tags B,
+  // description C, english configuration) rounded to 6 decimals, as `rank`; ties are
+  // broken by skill id (byte order), then version precedence (highest first).
+  // `what`:
+  //   kSearch    {"skills":[<version> + rank...], "next"}: the latest version of each skill
+  //              the tenant sees (the public marketplace and its own private skills) whose
+  //              document matches `query` (websearch_to_tsquery: words, "phrases", or,
+  //              -not), by rank then skill id. Without `query`: every such skill, rank 0,
+  //              in skill id order. Filter: tag.
+  //   kMatch     {"skills":[<version> + installed, rank...]}: the skills that fit a task —
+  //              the tenant's INSTALLED skills (at their installed version, even yanked or
+  //              a prerelease) and the latest version of every PUBLIC skill it has not
+  //              installed — whose document shares a word with `text` (any of its words:
+  //              plainto_tsquery's lexemes OR-ed), by rank then skill id then precedence;
+  //              at most `limit`, no pages. A custom-registry install
+  //              has no document (the marketplace does not hold it) and is not ranked.
+  //   kSkill     {"skillId", "versions":[<version>...], "next"}: every version of `skill`
+  //              the tenant sees, yanked ones too, newest first. kNotFound when it sees
+  //              none.
+  //   kInstalled {"installations":[{skillId, state, version, range, digest, yanked, custom,
+  //              registry, installedAt, uninstalledAt, updatedAt, versionYanked,
+  //              position}...], "next"} in skill id order: the tenant's installations in
+  //              `state` (default INSTALLED). `yanked` is the fact's (the version was yanked
+  //              when installed exactly); `versionYanked` the marketplace's now (null when
+  //              the version is not there, as for a custom install).
+  //   kPins      {sessionId, skills:[{skillId, version, digest?}...], missing:[..],
+  //              pinnedAt, position} of `session` (every session that ran has one, its
+  //              skills possibly empty); kNotFound when the tenant has none (the session
+  //              has not run yet, or is not the tenant's).
+  //   kAuthored  {"versions":[<version>...], "next"}: the tenant's own versions, PUBLIC and
+  //              PRIVATE, by skill id then newest first. Filters: skill, visibility, tag.
+  // Filters: `query` 1..kMaxSkillQueryBytes of UTF-8; `text` (required by kMatch)
+  // 1..kMaxSkillTaskBytes of UTF-8; `skill` a skill id `<tenant>/<name>` (required by
+  // kSkill); `session` (required by kPins); `tag` [a-z0-9-]{1,32}; `visibility` PUBLIC or
+  // PRIVATE; `state` INSTALLED or UNINSTALLED. A filter a list does not take, a bad value,
+  // a cursor that is not the list's `next`, or a limit out of range (1..max_limit; kMatch
+  // 1..min(kMaxSkillMatches, max_limit); kPins reads none) is kInvalidArgument with the
+  // field (query, text, skill, session, tag, visibility, state, cursor, limit).
+  struct SkillQuery {
+    enum What { kSearch, kMatch, kSkill, kInstalled, kPins, kAuthored } what = kSearch;
+    std::optional<std::string> query, text, skill, session, tag, visibility, state, cursor;
+    size_t limit = kDefaultReadLimit;
+  };
+  Result<std::string> skills(std::string_view tenant, const SkillQuery& q);
 
   // current_user etc. of a pooled connection, queried outside any transaction.
   Result<ReaderInfo> info();

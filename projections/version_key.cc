@@ -1,7 +1,5 @@
 #include "projections/version_key.h"
 
-#include <cstdio>
-
 #include "events/semver.h"
 
 namespace agentos::proj {
@@ -35,10 +33,10 @@ std::optional<VersionKey> version_key(std::string_view version) {
     k.id += (i ? "." : "-") + id;
     if (i) k.pre_key += ',';
     if (numeric(id)) {
-      char len[3];
-      std::snprintf(len, sizeof len, "%02zu", id.size());  // at most 64: a version is
+      // Two digits: an identifier is at most 64 bytes (semver::kMaxVersionBytes).
       k.pre_key += '0';
-      k.pre_key += len;
+      k.pre_key += static_cast<char>('0' + id.size() / 10 % 10);
+      k.pre_key += static_cast<char>('0' + id.size() % 10);
     } else {
       k.pre_key += '1';
     }

@@ -340,6 +340,7 @@ int cmd_serve(int argc, char** argv) {
   }
   skills::SkillsProcessor skills_processor;
   std::unique_ptr<ProcessorRuntime> skills_rt;
+  std::unique_ptr<gateway::DecisionSource> skills_decisions;
   if (a.get("skills") == "true") {
     RuntimeOptions ro;
     ro.state_dir = data_dir + "/processors/skills";
@@ -352,6 +353,8 @@ int cmd_serve(int argc, char** argv) {
     }
     skills_rt = std::move(rt).value();
     components.push_back(make_runtime_component("skills", *skills_rt));
+    skills_decisions = gateway::make_decision_source(*skills_rt);
+    ao.skills = skills_decisions.get();
   }
   // Webhook endpoints and signing secrets stay out of the log (events/secret_store.h); the
   // deliverer sends what Heartbeat notifies and records each attempt in the log.

@@ -101,6 +101,23 @@ class ReadModelSource final : public ModelSource {
     m.limit = q.limit;
     return rm_.dreams(tenant, m);
   }
+  Result<std::string> skills(std::string_view tenant, const SkillRead& q) override {
+    static_assert(static_cast<int>(SkillRead::kAuthored) == static_cast<int>(ReadModel::SkillQuery::kAuthored) &&
+                  static_cast<int>(SkillRead::kSearch) == static_cast<int>(ReadModel::SkillQuery::kSearch) &&
+                  static_cast<int>(SkillRead::kPins) == static_cast<int>(ReadModel::SkillQuery::kPins));
+    ReadModel::SkillQuery m;
+    m.what = static_cast<ReadModel::SkillQuery::What>(q.what);
+    m.query = q.query;
+    m.text = q.text;
+    m.skill = q.skill;
+    m.session = q.session;
+    m.tag = q.tag;
+    m.visibility = q.visibility;
+    m.state = q.state;
+    m.cursor = q.cursor;
+    m.limit = q.limit;
+    return rm_.skills(tenant, m);
+  }
 
  private:
   Projector& p_;

@@ -41,6 +41,8 @@ void usage() {
       "  dreams          the Dreams processor: N signals (--events N, default 200000) about 5000 dreams of 1000\n"
       "                  tenants, signals/s; then 300 compiles one at a time with Pulse and Dreams running: request\n"
       "                  -> Pulse's RUNNING fact in the log, p50/p99 (not part of all)\n"
+      "  skills          the Skills read models over N public skills (--events N, default 10000): matchSkills\n"
+      "                  and marketplace search, p50/p99 of one query at a time (a private PostgreSQL; not part of all)\n"
       "  all             everything above but processors (+ one labelled --no-fsync engine row), R runs each, medians\n"
       "flags:\n"
       "  --seconds S        measured seconds per run (default 3), after --warmup S (default 1)\n"
@@ -145,6 +147,7 @@ int main(int argc, char** argv) {
   else if (scenario == "subscribers") add(run_subscribers(o, runs));
   else if (scenario == "heartbeat") add(run_heartbeat(o, runs));
   else if (scenario == "dreams") add(run_dreams(o, runs));
+  else if (scenario == "skills") add(run_skills(o, runs));
   else if (scenario == "all") {
     add(run_http_single(o, runs));
     add(run_http_batch(o, runs));

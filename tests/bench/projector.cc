@@ -41,6 +41,7 @@
 #include "projections/pg.h"
 #include "projections/projector.h"
 #include "tests/bench/bench.h"
+#include "tests/bench/bench_pg.h"
 #include "tests/bench/sessions.h"
 
 #ifndef AGENTOS_SOURCE_DIR
@@ -58,102 +59,6 @@ int g_workers = 1;  // --workers: ProjectorOptions::workers of every projector r
 const char* kDbName = "agentos_bench_projector";
 
 // `url` with its database replaced by `db` (postgresql://user@host:port/db?query).
-std::string url_with_db(const std::string& url, const std::string& db) {
-  const size_t scheme = url.find("://");
-  if (scheme == std::string::npos) return url + " dbname=" + db;
-  const size_t slash = url.find('/', scheme + 3);
-  const size_t query = url.find('?', scheme + 3);
-  const std::string head = url.substr(0, slash == std::string::npos ? std::min(query, url.size()) : slash);
-  return head + "/" + db + (query == std::string::npos ? "" : url.substr(query));
-}
-
-std::string run_capture(const std::string& cmd) {
-  std::string out;
-  if (FILE* f = ::popen(cmd.c_str(), "r")) {
-    char buf[512];
-    while (std::fgets(buf, sizeof buf, f)) out += buf;
-    if (::pclose(f) != 0) return "";
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
-}
-
-// The PostgreSQL of the scenario: private (ops/pg-cluster.sh in a temp dir, fsync on,
-// stopped and removed at the end) or AGENTOS_BENCH_PG_URL (a superuser URL; the
-// database kDbName is created and dropped there).
-struct Postgres {
-  std::string dir;     // private cluster only
-  std::string server;  // superuser URL, database postgres
-  std::string admin;   // superuser URL, database kDbName
-  std::string writer;  // agentos_projector, database kDbName
-  pid_t postmaster = -1;
-
-  void start() {
-    if (const char* env = std::getenv("AGENTOS_BENCH_PG_URL"); env && *env) {
-      server = env;
-    } else {
-      dir = make_temp_dir("agentos-bench-projector-pg-");
-      server = run_capture("bash " AGENTOS_SOURCE_DIR "/ops/pg-cluster.sh start " + dir + "/data auto 2>&2");
-      if (server.empty()) die("ops/pg-cluster.sh start failed");
-      std::ifstream(dir + "/data/postmaster.pid") >> postmaster;
-    }
-    exec(server, std::string("DROP DATABASE IF EXISTS ") + kDbName + " WITH (FORCE)");
-    exec(server, std::string("CREATE DATABASE ") + kDbName);
-    admin = url_with_db(server, kDbName);
-    writer = pg::url_with_user(admin, "agentos_projector");
-    if (postmaster <= 0) find_postmaster();
-    reset();
-  }
-  ~Postgres() {
-    if (server.empty()) return;
-    exec(server, std::string("DROP DATABASE IF EXISTS ") + kDbName + " WITH (FORCE)", false);
-    if (!dir.empty()) {
-      run_capture("bash " AGENTOS_SOURCE_DIR "/ops/pg-cluster.sh stop " + dir + "/data");
-      rm_rf(dir);
-    }
-  }
-  static void exec(const std::string& url, const std::string& sql, bool fatal = true) {
-    auto c = pg::Conn::connect(url);
-    Status s = c.ok() ? (*c)->exec(sql) : c.status();
-    if (!s.is_ok() && fatal) die(sql + ": " + s.to_string());
-  }
-  // Empty read models and watermarks (drop + migrate), then a CHECKPOINT so that the
-  // next run does not pay for the previous one's dirty pages.
-  void reset() {
-    auto c = pg::Conn::connect(admin);
-    if (!c.ok()) die("connect: " + c.status().to_string());
-    if (Status s = drop_read_models(**c); !s.is_ok()) die("drop read models: " + s.to_string());
-    auto m = migrate(**c);
-    if (!m.ok()) die("migrate: " + m.status().to_string());
-    if (Status s = (*c)->exec("CHECKPOINT"); !s.is_ok()) die("checkpoint: " + s.to_string());
-  }
-  double cpu_s() const { return postmaster > 0 ? process_tree_cpu_s(postmaster) : -1; }
-  // The pid of the projector's backend (the one agentos_projector session), -1 if none.
-  pid_t projector_backend() const {
-    auto c = pg::Conn::connect(admin);
-    if (!c.ok()) return -1;
-    auto r = (*c)->query("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                         "AND usename = 'agentos_projector'");
-    return r.ok() && r->size() == 1 ? static_cast<pid_t>(r->get_i64(0, 0)) : -1;
-  }
-  // A server given by URL on this host: its postmaster is the parent of our backend.
-  void find_postmaster() {
-    auto c = pg::Conn::connect(admin);
-    if (!c.ok()) return;
-    auto r = (*c)->query("SELECT pg_backend_pid()");
-    if (!r.ok() || r->size() != 1) return;
-    std::ifstream f("/proc/" + std::to_string(r->get_i64(0, 0)) + "/stat");
-    std::string line;
-    if (!std::getline(f, line)) return;
-    const size_t rp = line.rfind(')');
-    if (rp == std::string::npos) return;
-    std::istringstream in(line.substr(rp + 2));
-    std::string state;
-    long long ppid = -1;
-    if (in >> state >> ppid && ppid > 1) postmaster = static_cast<pid_t>(ppid);
-  }
-};
-
 // /proc/.../schedstat: seconds on a CPU and seconds runnable but waiting for one (the
 // rest of the wall time the task was blocked: here, mostly waiting for PostgreSQL or
 // for the projector). run_s < 0: unknown.
@@ -542,7 +447,7 @@ Runs run_projector(const Options& o, int runs) {
   std::vector<size_t> batch_sizes = {512, kDefaultProjectorBatchRecords, 8192};
   if (o.batch > 0) batch_sizes = {static_cast<size_t>(o.batch)};
 
-  Postgres pg;
+  Postgres pg(kDbName);
   pg.start();
   std::printf("# projector: PostgreSQL %s%s\n", pg.dir.empty() ? "from AGENTOS_BENCH_PG_URL " : "private, fsync on, ",
               pg.dir.empty() ? "" : pg.server.c_str());

@@ -76,6 +76,8 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
     if (!rt.ok()) throw std::runtime_error(rt.status().to_string());
     skills_rt_ = std::move(rt).value();
     components_.push_back(make_runtime_component("skills", *skills_rt_));
+    skills_decisions_ = make_decision_source(*skills_rt_);
+    ao.skills = skills_decisions_.get();
   }
   if (o.projector) {
     TestPostgres& pg = TestPostgres::get();

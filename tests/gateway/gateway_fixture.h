@@ -108,6 +108,7 @@ class Engine {
   std::unique_ptr<DreamSource> dreams_source_;
   skills::SkillsProcessor skills_;
   std::unique_ptr<ProcessorRuntime> skills_rt_;
+  std::unique_ptr<DecisionSource> skills_decisions_;
   std::string pg_db_;
   std::unique_ptr<Projector> projector_;
   std::vector<std::unique_ptr<Component>> components_;

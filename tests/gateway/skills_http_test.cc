@@ -115,5 +115,85 @@ TEST_F(SkillsHttp, APublicVersionReachesTheCatalogAndAnotherTenantInstallsItByRa
   EXPECT_EQ(h.find("skill.version.recorded"), std::string::npos) << h;
 }
 
+// The reads, with Pulse, Skills and the projector as serve runs them: the marketplace finds a
+// public skill by its words, another tenant's private one never; a session Pulse starts gets
+// its skills pinned, and an upgrade afterwards does not change them.
+TEST(SkillsHttpReads, MarketplaceInstallationsAndASessionsPinsReadBack) {
+  TempDir dir;
+  EngineOptions o;
+  o.pulse = true;
+  o.skills = true;
+  o.projector = true;
+  Engine engine(dir.sub("engine"), o);
+  const std::string acme = engine.create_tenant("acme", "pro");
+  const std::string reader = engine.create_key("acme", acme, "reader");
+  const std::string bolt = engine.create_tenant("bolt", "pro");
+  auto publish = [&](const std::string& tenant, const std::string& key, const std::string& id, const std::string& v,
+                     const std::string& visibility, const std::string& description) {
+    auto r = engine.call("POST", "/v1/tenants/" + tenant + "/skills", key,
+                         R"({"skillId":")" + id + R"(","version":")" + v + R"(","visibility":")" + visibility +
+                             R"(","description":")" + description + R"(","digest":")" + kDigest + "\"}",
+                         "application/json");
+    EXPECT_EQ(r.status, 201) << r.body;
+    return r;
+  };
+  publish("bolt", bolt, "bolt/review", "1.0.0", "PUBLIC", "reviews pull requests for bugs");
+  publish("bolt", bolt, "bolt/secret-sauce", "1.0.0", "PRIVATE", "reviews pull requests secretly");
+  auto own = publish("acme", acme, "acme/lint", "1.0.0", "PUBLIC", "lints code");
+  // Waits (no sleep) until a read of acme's answers with `needle`, each try waiting for the
+  // projector to reach acme's partition end.
+  auto until = [&](const std::string& path, const std::string& needle) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    cli::ClientResponse r;
+    do {
+      const int64_t end = engine.end_of("acme").value();
+      const std::string sep = path.find('?') == std::string::npos ? "?" : "&";
+      r = engine.call("GET", "/v1/tenants/acme" + path + sep + "after=" + std::to_string(end - 1), reader);
+      if (r.body.find(needle) != std::string::npos) return r;
+    } while (std::chrono::steady_clock::now() < deadline);
+    ADD_FAILURE() << path << " never showed " << needle << ": " << r.status << " " << r.body;
+    return r;
+  };
+  auto search = until("/skills?q=review", "bolt/review");
+  EXPECT_EQ(search.body.find("secret-sauce"), std::string::npos) << search.body;  // bolt's private skill
+  // acme installs bolt's public skill once its partition's catalog has it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::string installed;
+  while (installed.find("bolt/review") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_EQ(engine.call("PUT", "/v1/tenants/acme/installed/bolt/review", acme, R"({"range":"^1"})", "application/json").status,
+              201);
+    const int64_t end = engine.end_of("acme").value();
+    installed = engine.call("GET", "/v1/tenants/acme/installed?after=" + std::to_string(end - 1), reader).body;
+  }
+  ASSERT_NE(installed.find("bolt/review"), std::string::npos) << installed;
+  ASSERT_EQ(engine.call("PUT", "/v1/tenants/acme/installed/acme/lint", acme, R"({"range":"1.0.0"})", "application/json").status,
+            201);
+  until("/installed", "acme/lint");
+  auto match = until("/skills:match?task=please%20review%20my%20pull%20request", "bolt/review");
+  EXPECT_EQ(match.body.find("secret-sauce"), std::string::npos) << match.body;
+  // A session naming one skill: Pulse starts it, Skills pins bolt/review at 1.0.0.
+  auto created = engine.post_event(
+      "acme", acme,
+      R"({"specversion":"1.0","id":"s-1","source":"/runner","type":"session.created","data":{"sessionId":"s1","config":{"name":"x","skills":["bolt/review","web"]}}})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  auto pins = until("/sessions/s1/skills", "bolt/review");
+  EXPECT_NE(pins.body.find("1.0.0"), std::string::npos) << pins.body;
+  EXPECT_NE(pins.body.find("web"), std::string::npos) << pins.body;  // missing
+  // An upgrade afterwards: the installation moves, the session's pins do not.
+  publish("bolt", bolt, "bolt/review", "1.1.0", "PUBLIC", "reviews pull requests for bugs");
+  std::string moved;
+  const auto d2 = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (moved.find("1.1.0") == std::string::npos && std::chrono::steady_clock::now() < d2) {
+    ASSERT_EQ(engine.call("PUT", "/v1/tenants/acme/installed/bolt/review", acme, R"({"range":"^1"})", "application/json").status,
+              201);
+    const int64_t end = engine.end_of("acme").value();
+    moved = engine.call("GET", "/v1/tenants/acme/installed?after=" + std::to_string(end - 1), reader).body;
+  }
+  ASSERT_NE(moved.find("1.1.0"), std::string::npos) << moved;
+  pins = until("/sessions/s1/skills", "bolt/review");
+  EXPECT_EQ(pins.body.find("1.1.0"), std::string::npos) << pins.body;
+  (void)own;
+}
+
 }  // namespace
 }  // namespace agentos::gateway::test

@@ -381,6 +381,11 @@ class Generator {
       const std::string sid = o_.prefix + "-sk-" + tenant + "-" + std::to_string(k);
       const int64_t t = start_ + gap(0, o_.span_us / kSecond);  // over the whole run
       const std::string skills = chance(50) ? "" : ",\"skills\":[" + quoted(tenant + "/skill-0") + ",\"web\"]";
+      if (!o_.skills_session_facts) {  // Pulse runs: it derives the session.updated facts
+        add(t, tenant, "session.created", "/agents/runner-" + tenant,
+            "{\"sessionId\":" + quoted(sid) + ",\"config\":{\"name\":\"s\"" + skills + "}}");
+        continue;
+      }
       add(t, tenant, "session.updated", "/test/pulse-facts",
           "{\"sessionId\":" + quoted(sid) + ",\"state\":\"QUEUED\",\"config\":{\"name\":\"s\"" + skills + "}}");
       add(t + gap(1, 60), tenant, "session.updated", "/test/pulse-facts",

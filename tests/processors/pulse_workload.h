@@ -63,6 +63,9 @@ struct PulseWorkloadOptions {
   // skills with ranges (some uninstalled), and sessions as Pulse's session.updated facts
   // report them (queued, then running) with or without named skills.
   bool skills = false;
+  // With `skills`: the sessions as Pulse's session.updated facts (for a log Skills alone
+  // processes); false: as session.created inputs, for a log Pulse processes too.
+  bool skills_session_facts = true;
   // Event times in whole milliseconds: a Kafka log's engine time is its record timestamp
   // (ms), so a comparison with the embedded log (µs) needs times both can hold.
   bool whole_ms = false;

@@ -11,6 +11,7 @@
 #include "tests/processors/pulse_model.h"
 #include "tests/projections/expected_dreams.h"
 #include "tests/projections/expected_heartbeat.h"
+#include "tests/projections/expected_skills.h"
 
 namespace agentos::test {
 namespace {
@@ -138,6 +139,7 @@ class Fold {
         record(model, tenants, p, rec.pos.offset.value(), rec.value, rec.append_us);
         heartbeat_.record(p, rec.pos.offset.value(), rec.value, rec.append_us);
         dreams_.record(p, rec.pos.offset.value(), rec.value, rec.append_us);
+        skills_.record(p, rec.pos.offset.value(), rec.value, rec.append_us);
       }
       from = recs->back().pos.offset.next();
     }
@@ -148,6 +150,7 @@ class Fold {
   void finish_all() {
     heartbeat_.finish(x_.tables, x_.coverage);
     dreams_.finish(x_.tables, x_.coverage);
+    skills_.finish(x_.tables, x_.coverage);
     for (const auto& [t, ti] : tenants_)
       x_.tables["tenants"].push_back(
           {t, ti.name ? *ti.name : "NULL", ti.plan, n(ti.budget), opt_us(ti.created), n(ti.updated)});
@@ -217,6 +220,12 @@ class Fold {
         break;
     }
     if (h.source == kPulseSourceName || h.source == "/agentos/processors/heartbeat") {
+      ++x_.derived;
+      return;
+    }
+    // Skills' facts are folded above (expected_skills.h), its catalog messages are for its
+    // own replicas: neither is Pulse's input.
+    if (h.source == kSkillsSourceName) {
       ++x_.derived;
       return;
     }
@@ -403,6 +412,7 @@ class Fold {
   ExpectedReadModels& x_;
   ExpectedHeartbeat heartbeat_;
   ExpectedDreams dreams_;
+  ExpectedSkills skills_;
   std::map<SessKey, SessInfo> sessions_;
   std::map<SessKey, ChainInfo> chains_;
   std::map<std::string, TenantInfo> tenants_;
@@ -462,6 +472,7 @@ std::string select_for(const std::string& table) {
            "correlation_id, " + us("event_time") + ", " + us("appended_at") + from;
   if (is_heartbeat_table(table)) return select_for_heartbeat(table);
   if (is_dreams_table(table)) return select_for_dreams(table);
+  if (is_skills_table(table)) return select_for_skills(table);
   throw std::logic_error("select_for: unknown table " + table);
 }
 

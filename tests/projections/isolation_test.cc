@@ -4,15 +4,18 @@
 //
 //   * Isolation: two tenants with the same ids everywhere (session s1, key k1, chain c1)
 //     fill every table. As agentos_reader with app.tenant_id = A no table shows a row of
-//     B; the reader's INSERT / UPDATE / DELETE / TRUNCATE are refused and B's rows are
-//     unchanged. A probe role with full DML grants (not the projector) is stopped by the
-//     POLICIES: a row for B while app.tenant_id = A violates WITH CHECK, and UPDATE /
-//     DELETE of B's rows touch 0 rows. With no tenant set, and after a transaction-local
-//     setting ended, every SELECT returns 0 rows.
+//     B — but the marketplace (skill_versions) shows B's PUBLIC versions, and only those
+//     (its policy marketplace_public, 0005_skills.sql); the reader's INSERT / UPDATE /
+//     DELETE / TRUNCATE are refused and B's rows are unchanged. A probe role with full
+//     DML grants (not the projector) is stopped by the POLICIES: a row for B while
+//     app.tenant_id = A violates WITH CHECK, and UPDATE / DELETE of B's rows touch 0
+//     rows. With no tenant set, and after a transaction-local setting ended, every
+//     SELECT returns 0 rows.
 //   * Catalog: catalog_violations() walks pg_tables / pg_class / pg_policies / pg_roles /
-//     ACLs and lists every rule broken; the migrated schema has none, and a database with
-//     one planted breach per rule shows each of them (so the checker can fail, and a
-//     future table without RLS fails it).
+//     ACLs and lists every rule broken (the one policy besides the tenant's and the
+//     projector's is skill_versions' marketplace_public, exactly); the migrated schema
+//     has none, and a database with one planted breach per rule shows each of them (so
+//     the checker can fail, and a future table without RLS fails it).
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -22,6 +25,7 @@
 
 #include "projections/pg.h"
 #include "tests/projections/expected_dreams.h"
+#include "tests/projections/expected_skills.h"
 #include "tests/projections/projection_support.h"
 #include "tests/support/pg_cluster.h"
 #include "tests/support/test_util.h"
@@ -66,6 +70,9 @@ std::vector<TenantEvent> story(const std::string& tenant) {
   // Dreams' facts (by hand until the processor exists): dreams, lineage, history, signals,
   // a share of each side and the feed; the same ids in both tenants.
   for (auto& e : dream_facts_of(tenant, tenant == kA ? kB : kA, kT0 + 200 * kS, "")) out.push_back(std::move(e));
+  // Skills' facts by hand (build_log runs Skills too, which pins s1): public and private
+  // versions, installations, a pin; the same ids in both tenants.
+  for (auto& e : skill_facts_of(tenant, tenant == kA ? kB : kA, kT0 + 300 * kS, "")) out.push_back(std::move(e));
   return out;
 }
 
@@ -92,6 +99,10 @@ std::vector<std::string> catalog_violations(const std::string& db) {
   // Tables of agentos_rm: RLS enabled and forced, tenant_id text NOT NULL, the
   // tenant_isolation policy exactly, every other policy only for the projector.
   const std::string isolation = "(tenant_id = current_setting('app.tenant_id'::text, true))";
+  // The one cross-tenant read (0005_skills.sql): the reader, SELECT only, PUBLIC versions
+  // once a tenant is set — on skill_versions and nowhere else.
+  const std::string marketplace =
+      "((visibility = 'PUBLIC'::text) AND (current_setting('app.tenant_id'::text, true) <> ''::text))";
   for (const auto& r : pg_query(url,
                                 "SELECT t.tablename, t.rowsecurity, c.relforcerowsecurity, "
                                 "  (SELECT format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN "
@@ -104,7 +115,7 @@ std::vector<std::string> catalog_violations(const std::string& db) {
     if (r[1] != "t") v.push_back(t + ": row-level security not enabled");
     if (r[2] != "t") v.push_back(t + ": row-level security not forced");
     if (r[3] != "text not null") v.push_back(t + ": no tenant_id text NOT NULL column (" + r[3] + ")");
-    bool isolated = false;
+    bool isolated = false, market = false;
     for (const auto& p : pg_query(url, "SELECT policyname, permissive, roles::text, cmd, COALESCE(qual, ''), "
                                        "COALESCE(with_check, '') FROM pg_policies WHERE schemaname = "
                                        "'agentos_rm' AND tablename = '" + t + "'")) {
@@ -112,11 +123,16 @@ std::vector<std::string> catalog_violations(const std::string& db) {
         isolated = p[1] == "PERMISSIVE" && p[2] == "{public}" && p[3] == "ALL" && p[4] == isolation &&
                    p[5] == isolation;
         if (!isolated) v.push_back(t + ": tenant_isolation is not the tenant policy: " + row_text(p));
+      } else if (t == "skill_versions" && p[0] == "marketplace_public") {
+        market = p[1] == "PERMISSIVE" && p[2] == "{agentos_reader}" && p[3] == "SELECT" && p[4] == marketplace &&
+                 p[5].empty();
+        if (!market) v.push_back(t + ": marketplace_public is not the marketplace policy: " + row_text(p));
       } else if (p[2] != "{agentos_projector}") {
         v.push_back(t + ": policy " + p[0] + " applies to " + p[2] + " (only the projector may have its own)");
       }
     }
     if (!isolated) v.push_back(t + ": no tenant_isolation policy");
+    if (t == "skill_versions" && !market) v.push_back(t + ": no marketplace_public policy");
   }
   // Nothing else in agentos_rm a reader could go through (a view runs as its owner).
   for (const auto& r : pg_query(url, "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON "
@@ -222,7 +238,21 @@ TEST_F(IsolationTest, ReaderSeesOnlyItsTenantAndCannotWrite) {
             1);
   ASSERT_TRUE(exec(*c, "BEGIN").is_ok());
   ASSERT_TRUE(exec(*c, set_tenant(kA)).is_ok());
+  // The marketplace: B's PUBLIC versions are everyone's to read, never its PRIVATE ones.
+  const int64_t b_public = std::stoll(pg_query(admin_url(db_), "SELECT count(*) FROM agentos_rm.skill_versions "
+                                                               "WHERE tenant_id = '" + std::string(kB) +
+                                                               "' AND visibility = 'PUBLIC'")[0][0]);
+  ASSERT_GT(b_public, 0);
+  ASSERT_LT(b_public, rows_["skill_versions"][kB]) << "B has private versions too";
   for (const std::string& t : read_model_tables()) {
+    if (t == "skill_versions") {
+      EXPECT_EQ(count(*c, "SELECT count(*) FROM agentos_rm." + t + " WHERE tenant_id = '" + kB +
+                              "' AND visibility <> 'PUBLIC'"),
+                0);
+      EXPECT_EQ(count(*c, "SELECT count(*) FROM agentos_rm." + t + " WHERE tenant_id = '" + kB + "'"), b_public);
+      EXPECT_EQ(count(*c, "SELECT count(*) FROM agentos_rm." + t), rows_[t][kA] + b_public) << t;
+      continue;
+    }
     EXPECT_EQ(count(*c, "SELECT count(*) FROM agentos_rm." + t + " WHERE tenant_id = '" + kB + "'"), 0) << t;
     EXPECT_EQ(count(*c, "SELECT count(*) FROM agentos_rm." + t + " WHERE tenant_id <> '" + std::string(kA) + "'"), 0)
         << t;
@@ -363,6 +393,8 @@ TEST_F(IsolationTest, CatalogCheckerReportsEachPlantedBreach) {
            "GRANT UPDATE (state) ON agentos_rm.chains TO agentos_reader;"                 // ... a column
            "GRANT SELECT ON agentos_meta.watermarks TO agentos_reader;"                   // the reader reads meta
            "ALTER TABLE agentos_rm.chain_steps OWNER TO agentos_reader;"                  // the reader owns a table
+           "CREATE POLICY marketplace_public ON agentos_rm.skill_pins FOR SELECT TO agentos_reader USING (true);"
+           "ALTER POLICY marketplace_public ON agentos_rm.skill_versions USING (visibility = 'PUBLIC');"  // fails open
            "CREATE VIEW agentos_rm.all_sessions AS SELECT * FROM agentos_rm.sessions;");  // a view (runs as owner)
   const auto v = catalog_violations(bad);
   EXPECT_TRUE(mentions(v, "rogue", "row-level security not enabled")) << lines(v);
@@ -377,6 +409,8 @@ TEST_F(IsolationTest, CatalogCheckerReportsEachPlantedBreach) {
   EXPECT_TRUE(mentions(v, "agentos_reader can read", "agentos_meta.watermarks")) << lines(v);
   EXPECT_TRUE(mentions(v, "agentos_reader owns", "chain_steps")) << lines(v);
   EXPECT_TRUE(mentions(v, "all_sessions", "kind v")) << lines(v);
+  EXPECT_TRUE(mentions(v, "skill_pins", "policy marketplace_public applies to {agentos_reader}")) << lines(v);
+  EXPECT_TRUE(mentions(v, "skill_versions", "marketplace_public is not the marketplace policy")) << lines(v);
   TestPostgres::get().drop_database(bad);
 }
 

@@ -9,6 +9,7 @@
 #include "processors/heartbeat.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
+#include "processors/skills.h"
 #include "processors/tick_source.h"
 #include "projections/migrate.h"
 #include "projections/pg.h"
@@ -123,6 +124,35 @@ std::vector<TenantEvent> extras(uint64_t seed, int64_t start_us) {
   add("tenant-xx", s + 42 * 60 * kSec, "session.created", R"({"sessionId":")" + x + R"(-b1","config":{"name":"b"}})",
       "", runner);
   add("tenant-xx", s + 130 * 60 * kSec, "session.resume_requested", R"({"sessionId":")" + x + R"(-b0"})", "", runner);
+  // Skills (the processor runs in build_log; every session that runs gets its pins): a
+  // public skill in three versions (one a prerelease, one yanked) and a private one,
+  // installed by its author (uninstalled, installed again exactly) and, late enough for the
+  // catalog to reach their partitions, by others — one by range, one exactly the yanked
+  // version.
+  const std::string skill = "tenant-06/" + x + "-review", digest =
+      "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+  const std::string authoring = "/agents/skills";
+  auto publish = [&](int64_t minute, const std::string& id, const std::string& version, const std::string& more) {
+    add("tenant-06", s + minute * 60 * kSec, "skill.published",
+        R"({"skillId":")" + id + R"(","version":")" + version + R"(","digest":")" + digest + "\"" + more + "}", "",
+        authoring);
+  };
+  const std::string review = R"(,"name":"Code review","description":"Reviews a diff","tags":["review","code"])";
+  publish(2, skill, "1.0.0", review);
+  publish(3, skill, "1.1.0+build.7", review);
+  publish(4, skill, "1.2.0-rc.1", review);
+  publish(5, "tenant-06/" + x + "-notes", "0.1.0", R"(,"visibility":"PRIVATE","tags":["notes"])");
+  add("tenant-06", s + 10 * 60 * kSec, "skill.yank_requested", R"({"skillId":")" + skill + R"(","version":"1.0.0"})",
+      "", authoring);
+  auto install = [&](const std::string& tenant, int64_t minute, const std::string& range) {
+    add(tenant, s + minute * 60 * kSec, "skill.install_requested",
+        R"({"skillId":")" + skill + R"(","range":")" + range + "\"}", "", authoring);
+  };
+  install("tenant-06", 15, "^1.0.0");
+  add("tenant-06", s + 40 * 60 * kSec, "skill.uninstall_requested", R"({"skillId":")" + skill + "\"}", "", authoring);
+  install("tenant-06", 45, "1.1.0");
+  install("tenant-07", 150, "~1.1.0");
+  install("tenant-08", 151, "1.0.0");
   std::stable_sort(ev.begin(), ev.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<TenantEvent> out;
   for (auto& [time, e] : ev) out.push_back(std::move(e));
@@ -137,7 +167,9 @@ const std::vector<std::string>& read_model_tables() {
       "dream_history",    "dream_lineage",  "dream_shared_feed", "dream_shares",      "dream_signals",
       "dreams",
       "events",           "gate_results",   "heartbeat_alerts", "heartbeat_checks",   "heartbeat_runs",
-      "heartbeat_skips",  "session_transitions", "sessions",   "tenants",             "usage_daily",
+      "heartbeat_skips",  "session_transitions", "sessions",
+      "skill_installations", "skill_pins",  "skill_versions",
+      "tenants",          "usage_daily",
       "usage_periods",    "webhook_deliveries"};
   return t;
 }
@@ -216,15 +248,20 @@ std::unique_ptr<Log> build_log(const std::string& dir, const std::vector<TenantE
   ro.state_dir = dir + "/dreams";
   auto dr = open_processor_runtime(**log, dreams, ro);
   if (!dr.ok()) throw std::runtime_error("open dreams: " + dr.status().to_string());
+  skills::SkillsProcessor skill_processor;
+  ro.state_dir = dir + "/skills";
+  auto sk = open_processor_runtime(**log, skill_processor, ro);
+  if (!sk.ok()) throw std::runtime_error("open skills: " + sk.status().to_string());
   // Each processor's facts may be another's input (a compiled dream's session.created is
-  // Pulse's; its session.updated comes back to Dreams): run all three until the log stops
-  // growing.
+  // Pulse's; its session.updated comes back to Dreams, and to Skills, which pins the
+  // session's skills): run them all until the log stops growing.
   auto settle = [&] {
     for (int64_t size = -1; size != log_size(**log);) {
       size = log_size(**log);
       if (Status s = drain(**rt); !s.is_ok()) throw std::runtime_error("pulse: " + s.to_string());
       if (Status s = drain(**hb); !s.is_ok()) throw std::runtime_error("heartbeat: " + s.to_string());
       if (Status s = drain(**dr); !s.is_ok()) throw std::runtime_error("dreams: " + s.to_string());
+      if (Status s = drain(**sk); !s.is_ok()) throw std::runtime_error("skills: " + s.to_string());
     }
   };
   const size_t per = (inputs.size() + chunks - 1) / chunks;
@@ -235,7 +272,7 @@ std::unique_ptr<Log> build_log(const std::string& dir, const std::vector<TenantE
     settle();
   }
   for (int32_t p = 0; p < kProjParts; ++p)
-    for (auto* r : {&*rt, &*hb, &*dr}) {
+    for (auto* r : {&*rt, &*hb, &*dr, &*sk}) {
       auto pending = (*r)->outbox(Partition(p));
       if (!pending.ok() || !pending->empty())
         throw std::runtime_error(std::string((*r)->derived_source()) + " left derived events unrelayed");

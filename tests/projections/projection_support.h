@@ -3,7 +3,8 @@
 //     clock ticks moved to the engine's system clock tenants and a few extra events the
 //     workload lacks (API keys, a plan change of a never-created tenant, CloudEvents
 //     subject/actor/correlationid, an ignored type, chains whose sessions decide gates,
-//     a chain left running, a queued session cancelled);
+//     a chain left running, a queued session cancelled, skills published, yanked,
+//     installed and uninstalled);
 //   * the log as production has it: the input appended in chunks to an embedded log, a
 //     real Pulse runtime with the relay on running after each chunk, so Pulse's derived
 //     events sit in the log after their inputs, interleaved with later inputs;
@@ -55,8 +56,9 @@ std::string encode_event(const std::string& tenant, const std::string& id, const
                          const std::string& source = "/test");
 
 // Opens an embedded log (4 partitions, no fsync) in `dir`, appends `inputs` in `chunks`
-// pieces and runs Pulse, Heartbeat and Dreams (relay on, state in `dir`/pulse,
-// `dir`/heartbeat, `dir`/dreams) to the end after each piece, until none derives more.
+// pieces and runs Pulse, Heartbeat, Dreams and Skills (relay on, state in `dir`/pulse,
+// `dir`/heartbeat, `dir`/dreams, `dir`/skills) to the end after each piece, until none
+// derives more.
 // Throws on failure.
 std::unique_ptr<Log> build_log(const std::string& dir, const std::vector<TenantEvent>& inputs,
                                int chunks = 6);
