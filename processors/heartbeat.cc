@@ -14,6 +14,7 @@
 #include "events/heartbeat_rules.h"
 #include "events/json_writer.h"
 #include "processors/heartbeat_state.h"
+#include "processors/timer_index.h"
 #include "schemas/agentos_generated.h"
 
 namespace agentos::heartbeat {
@@ -338,17 +339,13 @@ class Apply {
 
   Status on_tick() {
     const std::string prefix = timer_prefix(partition_);
-    std::string end = prefix;
-    keys::put_be64(end, static_cast<uint64_t>(time_) + 1);
     int fired = 0;
     int64_t last_fire = stats_.timer_floor_us;
     for (; fired < kMaxTimersPerTick; ++fired) {
       // From the floor, not the prefix: the keys below it are deleted (fired) timers.
-      std::string from = prefix;
-      keys::put_be64(from, static_cast<uint64_t>(std::max<int64_t>(0, stats_.timer_floor_us)));
-      HB_ASSIGN_OR_RETURN(auto rows, st_.scan(from, end, 1));
-      if (rows.empty()) break;
-      auto t = parse_timer_key(rows[0].first, partition_);
+      HB_ASSIGN_OR_RETURN(auto due, timer_index::first_due(st_, prefix, stats_.timer_floor_us, time_));
+      if (!due) break;
+      auto t = parse_timer_key(*due, partition_);
       if (!t) return Status(Code::kCorruption, "heartbeat: undecodable timer key");
       last_fire = t->fire_us;
       del_timer(t->tenant, t->part, t->kind, t->fire_us);
@@ -809,18 +806,13 @@ Status HeartbeatProcessor::apply(const EventView& ev, StateTxn& state, Emitter& 
 }
 
 Result<std::optional<int64_t>> HeartbeatProcessor::next_timer_us(Partition p, StateReader& state) const {
-  const std::string prefix = timer_prefix(p.value());
-  std::string from = prefix;
+  int64_t floor_us = 0;
   HB_ASSIGN_OR_RETURN(auto stats, state.get(stats_key(p.value())));
   if (stats) {
     HB_ASSIGN_OR_RETURN(const PartitionStats ps, decode_stats(*stats));
-    keys::put_be64(from, static_cast<uint64_t>(std::max<int64_t>(0, ps.timer_floor_us)));
+    floor_us = ps.timer_floor_us;
   }
-  HB_ASSIGN_OR_RETURN(auto rows, state.scan(from, keys::prefix_end(prefix), 1));
-  if (rows.empty()) return std::optional<int64_t>();
-  auto t = parse_timer_key(rows[0].first, p.value());
-  if (!t) return Status(Code::kCorruption, "heartbeat: undecodable timer key");
-  return std::optional<int64_t>(t->fire_us);
+  return timer_index::earliest(state, timer_prefix(p.value()), floor_us);
 }
 
 void HeartbeatProcessor::report_gauges(Partition p, StateReader& state, GaugeSink& out) {
