@@ -38,6 +38,9 @@ class PriceTable {
   static Result<PriceTable> parse(std::string_view json);
   // The price of `model`, the `*` entry when unknown, zero with neither.
   ModelPrice price(std::string_view model) const;
+  // Sets (or replaces) `model`'s price: a tenant's provider prices laid over the engine's
+  // (events/routing.h, tenant_prices).
+  void set(std::string model, ModelPrice p) { models_.insert_or_assign(std::move(model), p); }
   const std::map<std::string, ModelPrice, std::less<>>& models() const { return models_; }
 
  private:

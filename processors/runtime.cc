@@ -83,9 +83,12 @@ bool valid_processor_name(std::string_view n) {
 
 // Reads of the committed state of one column family (no transaction overlay).
 Result<std::optional<std::string>> committed_get(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
-                                                 std::string_view key) {
+                                                 std::string_view key,
+                                                 const rocksdb::Snapshot* snap = nullptr) {
   std::string v;
-  auto s = db->Get(rocksdb::ReadOptions(), cf, rocksdb::Slice(key.data(), key.size()), &v);
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap;
+  auto s = db->Get(ro, cf, rocksdb::Slice(key.data(), key.size()), &v);
   if (s.IsNotFound()) return std::optional<std::string>();
   if (!s.ok()) return from_rocks(s, "state get");
   return std::optional<std::string>(std::move(v));
@@ -93,10 +96,11 @@ Result<std::optional<std::string>> committed_get(rocksdb::DB* db, rocksdb::Colum
 
 Result<std::vector<std::pair<std::string, std::string>>> committed_scan(
     rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view from, std::string_view to,
-    size_t limit) {
+    size_t limit, const rocksdb::Snapshot* snap = nullptr) {
   std::vector<std::pair<std::string, std::string>> out;
   if (limit == 0 || !(from < to)) return out;
   rocksdb::ReadOptions ro;
+  ro.snapshot = snap;
   rocksdb::Slice upper(to.data(), to.size());
   ro.iterate_upper_bound = &upper;
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf));
@@ -237,19 +241,22 @@ class EmitterImpl final : public Emitter {
 // The committed state of the processor's column family, read-only (report_gauges).
 class CommittedReader final : public StateReader {
  public:
-  CommittedReader(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) : db_(db), cf_(cf) {}
+  // `snap`: read as of that snapshot (null: the latest committed state).
+  CommittedReader(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const rocksdb::Snapshot* snap = nullptr)
+      : db_(db), cf_(cf), snap_(snap) {}
   Result<std::optional<std::string>> get(std::string_view key) override {
-    return committed_get(db_, cf_, key);
+    return committed_get(db_, cf_, key, snap_);
   }
   Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from,
                                                                 std::string_view to,
                                                                 size_t limit) override {
-    return committed_scan(db_, cf_, from, to, limit);
+    return committed_scan(db_, cf_, from, to, limit, snap_);
   }
 
  private:
   rocksdb::DB* db_;
   rocksdb::ColumnFamilyHandle* cf_;
+  const rocksdb::Snapshot* snap_;
 };
 
 // Processor gauges of one partition, forwarded to the probe.
@@ -419,6 +426,28 @@ class RuntimeImpl final : public ProcessorRuntime {
 
   Result<std::optional<std::string>> get(std::string_view key) const override {
     return committed_get(db_, state_, key);
+  }
+
+  Status read_committed(Partition p, const std::function<Status(StateReader&, Offset)>& fn) const override {
+    if (!std::binary_search(opts_.partitions.begin(), opts_.partitions.end(), p))
+      return Status(Code::kInvalidArgument, "partition " + std::to_string(p.value()) + " is not owned by this runtime");
+    // The state and the partition's offset entry are written in one WriteBatch (rule 1):
+    // one snapshot sees both as of the same commit.
+    const rocksdb::Snapshot* snap = db_->GetSnapshot();
+    struct Release {
+      rocksdb::DB* db;
+      const rocksdb::Snapshot* s;
+      ~Release() { db->ReleaseSnapshot(s); }
+    } release{db_, snap};
+    auto off = committed_get(db_, meta_, partition_key(kOffsetTag, p), snap);
+    if (!off.ok()) return off.status();
+    int64_t basis = 0;
+    if (*off) {
+      if ((*off)->size() != 8) return Status(Code::kCorruption, "processor runtime: undecodable offset entry");
+      basis = static_cast<int64_t>(get_be(**off, 0, 8));
+    }
+    CommittedReader reader(db_, state_, snap);
+    return fn(reader, Offset(basis));
   }
 
   Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from,

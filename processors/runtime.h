@@ -261,6 +261,14 @@ class ProcessorRuntime {
   virtual Result<std::string> state_hash() const = 0;
   // The processor's committed value of `key` (tests and read paths).
   virtual Result<std::optional<std::string>> get(std::string_view key) const = 0;
+  // Reads the committed state as of ONE commit: `fn` gets a reader over a snapshot of the
+  // processor's column family and `partition`'s committed offset in that same snapshot
+  // (the next input offset not applied: the state is the fold of exactly the records
+  // below it, for the keys of that partition's tenants). What a decision computed from
+  // the state names as its basis (processors/ROUTER.md, Routing). kInvalidArgument for a
+  // partition not owned. Thread-safe.
+  virtual Status read_committed(Partition partition,
+                                const std::function<Status(StateReader&, Offset)>& fn) const = 0;
   // The processor's committed pairs with from <= key < to, in key order, at most `limit`.
   virtual Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from,
                                                                         std::string_view to,
