@@ -128,6 +128,18 @@ class RocksSecretStore final : public SecretStore {
     return std::optional<WebhookEndpoint>(std::move(e));
   }
 
+  // Provider keys live under the channel "provider/<id>": a webhook channel name has no '/'.
+  Result<int64_t> put_credential(std::string_view tenant, std::string_view provider, std::string_view key) override {
+    return put_endpoint(tenant, "provider/" + std::string(provider), WebhookEndpoint{"", std::string(key)});
+  }
+  Result<std::optional<std::string>> credential(std::string_view tenant, std::string_view provider,
+                                                int64_t version) const override {
+    auto e = endpoint(tenant, "provider/" + std::string(provider), version);
+    if (!e.ok()) return e.status();
+    if (!*e) return std::optional<std::string>();
+    return std::optional<std::string>(std::move((*e)->secret));
+  }
+
   Result<int64_t> latest_version(std::string_view tenant, std::string_view channel) const override {
     auto v = kv_->get(latest_key(tenant, channel));
     if (!v.ok()) return v.status();

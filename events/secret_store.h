@@ -1,6 +1,6 @@
 // SecretStore: the engine's credentials that must never enter the log, an event stream,
-// a topic or a read model — webhook endpoints (their URL may carry a token) and signing
-// secrets. The log carries only a reference: (tenant, channel, version).
+// a topic or a read model — webhook endpoints (their URL may carry a token), signing
+// secrets and model providers' API keys. The log carries only a reference: (tenant, channel, version).
 //
 // On disk (DIR, created 0700): `master.key`, 32 random bytes (0600, generated at first
 // open), and a KvStore of entries, each sealed with AES-256-GCM under a per-tenant key
@@ -45,6 +45,15 @@ class SecretStore {
                                                           int64_t version) const = 0;
   // The latest version of (tenant, channel), 0 when none.
   virtual Result<int64_t> latest_version(std::string_view tenant, std::string_view channel) const = 0;
+
+  // A model provider's API key (processors/ROUTER.md): sealed like an endpoint, as the
+  // next version of (tenant, provider) in a namespace of its own; the log carries only
+  // the version. Returns it.
+  virtual Result<int64_t> put_credential(std::string_view tenant, std::string_view provider,
+                                         std::string_view api_key) = 0;
+  // That version's key; nullopt when there is none.
+  virtual Result<std::optional<std::string>> credential(std::string_view tenant, std::string_view provider,
+                                                        int64_t version) const = 0;
 
  protected:
   SecretStore() = default;

@@ -11,6 +11,7 @@
 #include "events/codec.h"
 #include "events/dream_rules.h"
 #include "events/heartbeat_rules.h"
+#include "events/routing.h"
 #include "events/skill_rules.h"
 #include "events/logging.h"
 #include "gateway/keys.h"
@@ -367,6 +368,14 @@ void Api::handle(HttpRequest req, Reply reply) {
       if (req.method == "GET") return get_skills(std::move(req), t, rest, std::move(reply));
       return skills_command(std::move(req), t, rest, std::move(reply));
     }
+    if (s.size() == 4 && (s[3] == "models:route" || s[3] == "models:estimate")) {
+      if (req.method != "POST") return method_not_allowed();
+      return route_model(std::move(req), t, s[3] == "models:estimate", std::move(reply));
+    }
+    if ((s.size() == 5 && s[3] == "providers") || (s.size() == 5 && s[3] == "models" && (s[4] == "chain" || s[4] == "health"))) {
+      std::vector<std::string> rest(s.begin() + 3, s.end());
+      return router_command(std::move(req), t, rest, std::move(reply));
+    }
     if (s.size() == 5 && s[3] == "webhooks") {
       if (req.method == "PUT") return put_webhook(req, t, std::string(s[4]), std::move(reply));
       if (req.method == "DELETE") return delete_webhook(req, t, std::string(s[4]), std::move(reply));
@@ -534,6 +543,8 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
     if (auto invalid = dreams::validate_event(events[i].bytes))
       bad.mutable_errors().push_back({prefix + "data." + invalid->field, invalid->message});
     if (auto invalid = skills::validate_event(events[i].bytes))
+      bad.mutable_errors().push_back({prefix + "data." + invalid->field, invalid->message});
+    if (auto invalid = routing::validate_event(events[i].bytes))
       bad.mutable_errors().push_back({prefix + "data." + invalid->field, invalid->message});
     auto [it, fresh] = seen.emplace(idem_key(t, events[i].source, events[i].id), i);
     if (!fresh) bad.mutable_errors().push_back({prefix + "id", "duplicate of [" + std::to_string(it->second) + "] (same source and id)"});

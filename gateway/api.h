@@ -114,6 +114,10 @@ struct ApiOptions {
   DreamSource* dreams = nullptr;
   // Skills' decisions, for the `?after=` of the skills reads (null: the projector only).
   const DecisionSource* skills = nullptr;
+  // The router's committed state: routing decisions (POST /v1/tenants/{t}/models:route),
+  // estimates, the checks before provider and chain commands, and the `?after=` of the
+  // router reads. Null: those routes answer 503. Must outlive the Api.
+  const RouterSource* router = nullptr;
 };
 
 // The page size of a list read without ?limit=.
@@ -181,6 +185,10 @@ class Api {
   // Skills (api_skills.cc): the commands, each appending one event through post_events.
   void skills_command(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
   void get_skills(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
+  // The model router (api_router.cc): the admin commands, routing and estimates.
+  void router_command(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
+  void route_model(HttpRequest req, const TenantId& t, bool estimate_only, Reply reply);
+  void answer_routed(Position pos, const std::string& id, const std::string& path, bool replayed, const Reply& reply);
   // A read-model answer: 200 with the projected offset, 404 `not_found`, or the problem.
   HttpResponse model_response(Result<std::optional<std::string>> body, int64_t projected, const TenantId& t,
                               const std::string& path, std::string_view not_found);

@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "events/pricing.h"
+#include "events/routing.h"
 #include "events/status.h"
 #include "events/types.h"
 
@@ -38,6 +40,21 @@ class DreamSource : public DecisionSource {
   virtual ~DreamSource() = default;
   // The dream's stage (SPORE ... FRUIT, COMPILED); nullopt when the tenant has no such dream.
   virtual Result<std::optional<std::string>> dream_stage(std::string_view tenant, std::string_view id) = 0;
+};
+
+// The router's committed state (processors/ROUTER.md): what `POST .../models:route`
+// decides from, and what the provider and chain commands are checked against before they
+// are appended (best effort, like Dreams': the processor decides).
+class RouterSource : public DecisionSource {
+ public:
+  struct Snapshot {
+    routing::RouterView view;  // the tenant's providers, chain, health settings and plan
+    PriceTable prices;         // the tenant's price table (the engine's + its providers')
+    Offset basis{0};           // the tenant partition's next offset not applied in `view`
+  };
+  virtual ~RouterSource() = default;
+  // The tenant's state as of one commit of the router.
+  virtual Result<Snapshot> snapshot(std::string_view tenant, Partition p) const = 0;
 };
 
 // Live session state (Pulse): the answers as JSON, and how far it has applied the log.

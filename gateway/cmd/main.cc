@@ -37,6 +37,7 @@
 #include "processors/deliverer.h"
 #include "processors/dreams.h"
 #include "processors/heartbeat.h"
+#include "processors/router.h"
 #include "processors/skills.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
@@ -180,6 +181,7 @@ int cmd_serve(int argc, char** argv) {
           {"heartbeat", "AGENTOS_HEARTBEAT", "true", "run the Heartbeat check processor (state in DATA_DIR/processors/heartbeat)"},
           {"dreams", "AGENTOS_DREAMS", "true", "run the Dreams processor (state in DATA_DIR/processors/dreams)"},
           {"skills", "AGENTOS_SKILLS", "true", "run the Skills processor (state in DATA_DIR/processors/skills)"},
+          {"router", "AGENTOS_ROUTER", "true", "run the model Router processor (state in DATA_DIR/processors/router; routing decisions at /v1/tenants/{t}/models:route)"},
           {"deliverer", "AGENTOS_DELIVERER", "true", "deliver webhook notifications (endpoints and secrets in DATA_DIR/secrets, cursor in DATA_DIR/deliverer)"},
           {"webhook-timeout-ms", "AGENTOS_WEBHOOK_TIMEOUT_MS", "10000", "time a webhook endpoint has to answer one attempt"},
           {"deliverer-workers", "AGENTOS_DELIVERER_WORKERS", "4", "webhook attempts in flight at once"},
@@ -282,9 +284,29 @@ int cmd_serve(int argc, char** argv) {
   // drives the timers of every processor. The host restarts one that stops on a transient
   // error.
   Host host(HostOptions{.metrics = &metrics.registry()});
+  std::vector<std::unique_ptr<Component>> components;
+  // The router first: Pulse's cost reports price a tenant's tokens with its providers'
+  // prices, read from the router's state.
+  router::RouterProcessor router_processor;
+  std::unique_ptr<ProcessorRuntime> router_rt;
+  std::unique_ptr<gateway::RouterSource> router_source;
+  if (a.get("router") == "true") {
+    RuntimeOptions ro;
+    ro.state_dir = data_dir + "/processors/router";
+    ro.metrics = &metrics.registry();
+    ro.commit_per_round = true;
+    auto rt = open_processor_runtime(*log, router_processor, ro);
+    if (!rt.ok()) {
+      log_line(LogLevel::kError, "cannot open the Router processor", {{"error", rt.status().to_string()}});
+      return 1;
+    }
+    router_rt = std::move(rt).value();
+    components.push_back(make_runtime_component("router", *router_rt));
+    router_source = gateway::make_router_source(*router_rt, price_table);
+    ao.router = router_source.get();
+  }
   pulse::PulseProcessor pulse_processor;
   std::unique_ptr<ProcessorRuntime> pulse_rt;
-  std::vector<std::unique_ptr<Component>> components;
   std::unique_ptr<gateway::SessionSource> session_source;
   std::unique_ptr<gateway::ModelSource> model_source;
   if (a.get("pulse") == "true") {
@@ -299,7 +321,7 @@ int cmd_serve(int argc, char** argv) {
     }
     pulse_rt = std::move(rt).value();
     components.push_back(make_runtime_component("pulse", *pulse_rt));
-    session_source = gateway::make_pulse_source(*pulse_rt, price_table);
+    session_source = gateway::make_pulse_source(*pulse_rt, price_table, router_rt.get());
     ao.sessions = session_source.get();
   }
   heartbeat::HeartbeatProcessor heartbeat_processor;
@@ -417,7 +439,7 @@ int cmd_serve(int argc, char** argv) {
   // A partition ticks only while some processor has a timer due there, so an idle engine
   // does not grow its log.
   std::unique_ptr<TickSource> ticks;
-  if (pulse_rt || heartbeat_rt || dreams_rt) {
+  if (pulse_rt || heartbeat_rt || dreams_rt || router_rt) {
     TickSourceOptions to;
     to.interval = std::chrono::milliseconds(std::max(1, std::atoi(a.get("tick-interval-ms").c_str())));
     to.needs_tick = [&host](Partition p) {

@@ -2,13 +2,29 @@
 
 #include "processors/dreams.h"
 #include "processors/pulse.h"
+#include "processors/router.h"
 
 namespace agentos::gateway {
 namespace {
 
+// A runtime's latest committed state as a StateReader.
+class LatestReader final : public StateReader {
+ public:
+  explicit LatestReader(const ProcessorRuntime& rt) : rt_(rt) {}
+  Result<std::optional<std::string>> get(std::string_view key) override { return rt_.get(key); }
+  Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from, std::string_view to,
+                                                                size_t limit) override {
+    return rt_.scan(from, to, limit);
+  }
+
+ private:
+  const ProcessorRuntime& rt_;
+};
+
 class PulseSource final : public SessionSource {
  public:
-  PulseSource(ProcessorRuntime& rt, PriceTable prices) : rt_(rt), prices_(std::move(prices)) {}
+  PulseSource(ProcessorRuntime& rt, PriceTable prices, const ProcessorRuntime* router)
+      : rt_(rt), prices_(std::move(prices)), router_(router) {}
 
   Result<std::optional<std::string>> session_json(std::string_view tenant, std::string_view id) override {
     auto s = pulse::read_session(getter(), tenant, id);
@@ -18,7 +34,9 @@ class PulseSource final : public SessionSource {
   }
   Result<std::optional<std::string>> cost_json(std::string_view tenant, std::string_view id,
                                                int64_t now_us) override {
-    auto c = pulse::session_cost(getter(), scanner(), tenant, id, prices_, now_us);
+    auto prices = tenant_prices(tenant);
+    if (!prices.ok()) return std::move(prices).take_status();
+    auto c = pulse::session_cost(getter(), scanner(), tenant, id, *prices, now_us);
     if (!c.ok()) {
       if (c.status().code() == Code::kNotFound) return std::optional<std::string>();
       return std::move(c).take_status();
@@ -26,7 +44,9 @@ class PulseSource final : public SessionSource {
     return std::optional<std::string>(pulse::cost_json(*c));
   }
   Result<std::string> usage_json(std::string_view tenant, int64_t from_day, int64_t to_day) override {
-    auto u = pulse::tenant_usage(scanner(), tenant, from_day, to_day, prices_);
+    auto prices = tenant_prices(tenant);
+    if (!prices.ok()) return std::move(prices).take_status();
+    auto u = pulse::tenant_usage(scanner(), tenant, from_day, to_day, *prices);
     if (!u.ok()) return std::move(u).take_status();
     return pulse::usage_json(*u);
   }
@@ -45,6 +65,42 @@ class PulseSource final : public SessionSource {
     return [this](std::string_view from, std::string_view to, size_t limit) { return rt_.scan(from, to, limit); };
   }
 
+  // The engine's table with the tenant's provider prices over it (ROUTER.md, Prices).
+  Result<PriceTable> tenant_prices(std::string_view tenant) const {
+    if (!router_) return prices_;
+    LatestReader reader(*router_);
+    auto v = router::read_view(reader, tenant);
+    if (!v.ok()) return std::move(v).take_status();
+    return routing::tenant_prices(*v, prices_);
+  }
+
+  ProcessorRuntime& rt_;
+  const PriceTable prices_;
+  const ProcessorRuntime* router_;
+};
+
+class RouterRuntimeSource final : public RouterSource {
+ public:
+  RouterRuntimeSource(ProcessorRuntime& rt, PriceTable prices) : rt_(rt), prices_(std::move(prices)) {}
+  std::optional<Offset> wait_decided(Partition p, Offset o, Deadline d) const override {
+    return rt_.wait_relayed(p, o, d);
+  }
+  Status last_error() const override { return rt_.last_error(); }
+  Result<Snapshot> snapshot(std::string_view tenant, Partition p) const override {
+    Snapshot out;
+    Status s = rt_.read_committed(p, [&](StateReader& state, Offset basis) -> Status {
+      auto v = router::read_view(state, tenant);
+      if (!v.ok()) return v.status();
+      out.view = std::move(*v);
+      out.basis = basis;
+      return Status::ok();
+    });
+    if (!s.is_ok()) return s;
+    out.prices = routing::tenant_prices(out.view, prices_);
+    return out;
+  }
+
+ private:
   ProcessorRuntime& rt_;
   const PriceTable prices_;
 };
@@ -164,8 +220,13 @@ std::unique_ptr<DecisionSource> make_decision_source(ProcessorRuntime& rt) {
   return std::make_unique<RuntimeDecisions>(rt);
 }
 
-std::unique_ptr<SessionSource> make_pulse_source(ProcessorRuntime& rt, PriceTable prices) {
-  return std::make_unique<PulseSource>(rt, std::move(prices));
+std::unique_ptr<SessionSource> make_pulse_source(ProcessorRuntime& rt, PriceTable prices,
+                                                 const ProcessorRuntime* router) {
+  return std::make_unique<PulseSource>(rt, std::move(prices), router);
+}
+
+std::unique_ptr<RouterSource> make_router_source(ProcessorRuntime& rt, PriceTable prices) {
+  return std::make_unique<RouterRuntimeSource>(rt, std::move(prices));
 }
 
 std::unique_ptr<ModelSource> make_read_model_source(Projector& projector, ReadModelOptions opts) {

@@ -15,8 +15,14 @@
 namespace agentos::gateway {
 
 // Pulse's committed state (processors/pulse.h reads) and freshness; costs priced with
-// `prices`. `rt` must outlive the source.
-std::unique_ptr<SessionSource> make_pulse_source(ProcessorRuntime& rt, PriceTable prices);
+// `prices`, with the tenant's provider prices laid over it when `router` (the Router's
+// runtime) is given (processors/ROUTER.md, Prices). The runtimes must outlive the source.
+std::unique_ptr<SessionSource> make_pulse_source(ProcessorRuntime& rt, PriceTable prices,
+                                                 const ProcessorRuntime* router = nullptr);
+// The Router's committed state (router::read_view over ProcessorRuntime::read_committed):
+// routing decisions with their basis, estimates priced from `prices` and the tenant's
+// providers. `rt` must outlive the source.
+std::unique_ptr<RouterSource> make_router_source(ProcessorRuntime& rt, PriceTable prices);
 
 // A processor runtime's decisions (wait_relayed): Heartbeat's, for the ?after= of its reads.
 std::unique_ptr<DecisionSource> make_decision_source(ProcessorRuntime& rt);

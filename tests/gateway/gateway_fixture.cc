@@ -39,6 +39,16 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
   ao.clock = o.clock;
   ao.read_your_writes_timeout = o.read_your_writes_timeout;
   ao.secrets = o.secrets;
+  if (o.router) {
+    RuntimeOptions ro;
+    ro.state_dir = dir + "/router";
+    auto rt = open_processor_runtime(*log_, router_, ro);
+    if (!rt.ok()) throw std::runtime_error(rt.status().to_string());
+    router_rt_ = std::move(rt).value();
+    components_.push_back(make_runtime_component("router", *router_rt_));
+    router_source_ = make_router_source(*router_rt_, PriceTable::defaults());
+    ao.router = router_source_.get();
+  }
   if (o.pulse) {
     RuntimeOptions ro;
     ro.state_dir = dir + "/pulse";
@@ -46,7 +56,7 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
     if (!rt.ok()) throw std::runtime_error(rt.status().to_string());
     pulse_rt_ = std::move(rt).value();
     components_.push_back(make_runtime_component("pulse", *pulse_rt_));
-    session_source_ = make_pulse_source(*pulse_rt_, PriceTable::defaults());
+    session_source_ = make_pulse_source(*pulse_rt_, PriceTable::defaults(), router_rt_.get());
     ao.sessions = session_source_.get();
   }
   if (o.heartbeat) {
@@ -127,7 +137,10 @@ Engine::~Engine() {
   heartbeat_rt_.reset();
   dreams_rt_.reset();
   skills_rt_.reset();
-  api_.reset();  // before the sources and the projector it reads through
+  api_.reset();
+  session_source_.reset();  // reads the router's runtime
+  router_source_.reset();
+  router_rt_.reset();  // before the sources and the projector it reads through
   model_source_.reset();
   session_source_.reset();
   dreams_source_.reset();

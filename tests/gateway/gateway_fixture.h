@@ -23,6 +23,7 @@
 #include "gateway/server.h"
 #include "processors/dreams.h"
 #include "processors/heartbeat.h"
+#include "processors/router.h"
 #include "processors/skills.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
@@ -42,6 +43,7 @@ struct EngineOptions {
   bool heartbeat = false;     // run the Heartbeat processor (its reads need the projector)
   bool dreams = false;        // run the Dreams processor (its reads need the projector)
   bool skills = false;        // run the Skills processor
+  bool router = false;        // run the Router processor (Pulse's reports then price with it)
   std::chrono::milliseconds read_your_writes_timeout{5000};
   // Migrate a fresh database, run the projector and serve the read models from it.
   bool projector = false;
@@ -74,6 +76,7 @@ class Engine {
   LocalIndex& index() { return *index_; }
   ProcessorRuntime* pulse() { return pulse_rt_.get(); }
   ProcessorRuntime* dreams() { return dreams_rt_.get(); }
+  ProcessorRuntime* router() { return router_rt_.get(); }
   Projector* projector() { return projector_.get(); }
   // With EngineOptions::projector: the database, and URLs of it as its owner (superuser)
   // and as the reader role.
@@ -109,6 +112,9 @@ class Engine {
   skills::SkillsProcessor skills_;
   std::unique_ptr<ProcessorRuntime> skills_rt_;
   std::unique_ptr<DecisionSource> skills_decisions_;
+  router::RouterProcessor router_;
+  std::unique_ptr<ProcessorRuntime> router_rt_;
+  std::unique_ptr<RouterSource> router_source_;
   std::string pg_db_;
   std::unique_ptr<Projector> projector_;
   std::vector<std::unique_ptr<Component>> components_;
