@@ -1,7 +1,7 @@
 // agentos_pulse_crash_child: the process that agentos_pulse_crash_test SIGKILLs.
 //
 //   agentos_pulse_crash_child <log dir> <state dir> <partitions> <batch records>
-//                             [--processor pulse|heartbeat|dreams|skills] [--exit-when-caught-up]
+//                             [--processor pulse|heartbeat|dreams|skills|router] [--exit-when-caught-up]
 //                             [--die-at-append N] [--break MODE]
 //
 // Opens the embedded log and a ProcessorRuntime of Pulse (default) or Heartbeat (relay
@@ -43,6 +43,7 @@
 #include "events/log.h"
 #include "processors/dreams.h"
 #include "processors/heartbeat.h"
+#include "processors/router.h"
 #include "processors/skills.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
@@ -73,7 +74,7 @@ class NoisyPulse final : public Processor {
 int usage() {
   std::fprintf(stderr,
                "usage: agentos_pulse_crash_child <log dir> <state dir> <partitions> <batch> "
-               "[--processor pulse|heartbeat|dreams|skills] [--exit-when-caught-up] [--die-at-append N] "
+               "[--processor pulse|heartbeat|dreams|skills|router] [--exit-when-caught-up] [--die-at-append N] "
                "[--break wipe-state|noisy]\n");
   return 64;
 }
@@ -139,7 +140,8 @@ int main(int argc, char** argv) {
   }
   if (partitions <= 0 || batch <= 0) return usage();
   if (!broken.empty() && broken != "wipe-state" && broken != "noisy") return usage();
-  if (which != "pulse" && which != "heartbeat" && which != "dreams" && which != "skills") return usage();
+  if (which != "pulse" && which != "heartbeat" && which != "dreams" && which != "skills" && which != "router")
+    return usage();
 
   EmbeddedLogOptions lo;
   lo.dir = log_dir;
@@ -166,11 +168,13 @@ int main(int argc, char** argv) {
   heartbeat::HeartbeatProcessor heartbeat;
   dreams::DreamsProcessor dreams;
   skills::SkillsProcessor skills;
+  router::RouterProcessor router;
   NoisyPulse noisy;
   Processor& processor = broken == "noisy"     ? static_cast<Processor&>(noisy)
                          : which == "heartbeat" ? static_cast<Processor&>(heartbeat)
                          : which == "dreams"    ? static_cast<Processor&>(dreams)
                          : which == "skills"    ? static_cast<Processor&>(skills)
+                         : which == "router"    ? static_cast<Processor&>(router)
                                                 : static_cast<Processor&>(pulse);
   RuntimeOptions ro;
   ro.state_dir = state_dir;

@@ -54,6 +54,7 @@
 #include "events/codec.h"
 #include "processors/dreams.h"
 #include "processors/heartbeat.h"
+#include "processors/router.h"
 #include "processors/skills.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
@@ -112,6 +113,7 @@ std::unique_ptr<Processor> make_processor(const std::string& name) {
   if (name == "heartbeat") return std::make_unique<heartbeat::HeartbeatProcessor>();
   if (name == "dreams") return std::make_unique<dreams::DreamsProcessor>();
   if (name == "skills") return std::make_unique<skills::SkillsProcessor>();
+  if (name == "router") return std::make_unique<router::RouterProcessor>();
   return std::make_unique<pulse::PulseProcessor>();
 }
 
@@ -128,6 +130,7 @@ class PulseCrashHarness {
     o.heartbeat = processor_ == "heartbeat";
     o.dreams = processor_ == "dreams";
     o.skills = processor_ == "skills";
+    o.router = processor_ == "router";
     workload_ = test::make_pulse_workload(o);
     // Pre-fill, then one chunk per kill, then the last quarter for the final self-kill
     // (large enough to derive events: the very end of the workload is mostly ticks).
@@ -457,6 +460,15 @@ TEST(PulseCrashTest, SigkilledSkillsMatchesAnUninterruptedRunWithNoDerivedEventO
   const uint64_t seed = static_cast<uint64_t>(env_int("AGENTOS_PULSE_CRASH_SEED", 20261124)) + 4;
   const int rounds = std::max(1, env_int("AGENTOS_PULSE_CRASH_ROUNDS", 10));
   PulseCrashHarness h(seed, rounds, /*lose_unsynced=*/true, "skills");
+  h.run();
+}
+
+// The Router, the same way: its circuits open on failures and half-open on ticks; every
+// circuit change and latency fact is relayed once through every kind of kill.
+TEST(PulseCrashTest, SigkilledRouterMatchesAnUninterruptedRunWithNoDerivedEventTwice) {
+  const uint64_t seed = static_cast<uint64_t>(env_int("AGENTOS_PULSE_CRASH_SEED", 20261124)) + 5;
+  const int rounds = std::max(1, env_int("AGENTOS_PULSE_CRASH_ROUNDS", 10));
+  PulseCrashHarness h(seed, rounds, /*lose_unsynced=*/true, "router");
   h.run();
 }
 

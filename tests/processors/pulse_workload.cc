@@ -55,6 +55,8 @@ class Generator {
       for (int i = 0; i < o_.tenants; ++i) dreams_of(i);
     if (o_.skills)
       for (int i = 0; i < o_.tenants; ++i) skills_of(i);
+    if (o_.router)
+      for (int i = 0; i < o_.tenants; ++i) router_of(i);
     int64_t last = start_;
     for (const Raw& r : raw_) last = std::max(last, r.time_us);
     ticks(last + kTickTailUs);
@@ -393,6 +395,63 @@ class Generator {
     }
   }
 
+  // ---- router ---------------------------------------------------------------------------
+  void router_of(int i) {
+    static const char* const kKinds[] = {"anthropic", "openai", "google", "mistral"};
+    static const char* const kModels[] = {"claude-sonnet", "claude-haiku", "gpt-4o", "gemini-pro"};
+    static const char* const kPrices[] = {"0.25", "1", "2.5", "3", "10", "15"};
+    static const char* const kErrors[] = {"timeout", "rate_limited", "server", "client", "network"};
+    const std::string& tenant = tenants_[i];
+    auto rt = [&](int64_t t, const std::string& type, const std::string& data) {
+      const bool engine = type != "model.call.completed" && type != "model.call.failed";
+      add(t, tenant, type, engine ? "/agentos/gateway" : "/agents/runner-" + tenant, data);
+    };
+    int64_t t = start_ + gap(0, 600);
+    if (chance(70))
+      rt(t, "model.health.configured",
+         "{\"failureThreshold\":" + std::to_string(between(2, 4)) + ",\"windowCalls\":" + std::to_string(between(5, 10)) +
+             ",\"minCalls\":" + std::to_string(between(3, 5)) + ",\"errorRatePct\":" + std::to_string(between(30, 70)) +
+             ",\"cooldownSeconds\":" + std::to_string(between(60, 600)) + "}");
+    const int providers = static_cast<int>(between(1, 3));
+    std::vector<std::pair<std::string, std::string>> offers;  // (provider, model)
+    for (int k = 0; k < providers; ++k) {
+      const std::string pid = "p" + std::to_string(k);
+      std::string models;
+      for (int m = 0, n = static_cast<int>(between(1, 2)); m < n; ++m) {
+        const std::string model = kModels[(k + m) % 4];
+        offers.emplace_back(pid, model);
+        models += std::string(m ? "," : "") + "{\"model\":" + quoted(model) + ",\"inputPerMtok\":" +
+                  quoted(kPrices[below(6)]) + ",\"outputPerMtok\":" + quoted(kPrices[below(6)]) + "}";
+      }
+      rt(t += gap(1, 60), "model.provider.added",
+         "{\"providerId\":" + quoted(pid) + ",\"kind\":" + quoted(kKinds[below(4)]) + ",\"models\":[" + models +
+             "],\"credentialVersion\":" + std::to_string(between(1, 3)) + "}");
+    }
+    std::string chain;
+    for (size_t k = 0; k < offers.size(); ++k)
+      chain += std::string(k ? "," : "") + "{\"providerId\":" + quoted(offers[k].first) + ",\"model\":" +
+               quoted(chance(5) ? std::string("nope") : offers[k].second) + "}";
+    rt(t += gap(1, 60), "model.chain.set", "{\"chain\":[" + chain + "]}");
+    // Calls over the whole run (and a little past it), in time order.
+    const int64_t calls_from = t;
+    for (int c = 0, n = static_cast<int>(between(10, 40)); c < n; ++c) {
+      t = std::max(t, calls_from + o_.span_us * 11 / 10 * c / n) + gap(1, 30);
+      const auto& [pid, model] = offers[below(offers.size())];
+      const std::string head = "{\"providerId\":" + quoted(pid) + ",\"model\":" + quoted(model) + ",\"latencyMs\":" +
+                               std::to_string(between(80, 4000));
+      if (chance(55))
+        rt(t, "model.call.completed", head + ",\"tokensIn\":" + std::to_string(between(0, 9000)) + ",\"tokensOut\":" +
+                                          std::to_string(between(0, 2000)) + "}");
+      else
+        rt(t, "model.call.failed", head + ",\"errorClass\":" + quoted(kErrors[below(5)]) + "}");
+      if (chance(8))
+        rt(t + gap(0, 2), "model.routed", "{\"requestId\":\"r-" + std::to_string(c) + "\",\"providerId\":" + quoted(pid) +
+                                              ",\"model\":" + quoted(model) + ",\"basis\":1}");
+    }
+    if (chance(20)) rt(t + gap(60, 600), "model.provider.removed", "{\"providerId\":\"p0\"}");
+    if (chance(10)) rt(t + gap(60, 600), "model.provider.removed", "{\"providerId\":\"p9\"}");  // unknown
+  }
+
   // ---- clock ----------------------------------------------------------------------------
   // ---- heartbeat ------------------------------------------------------------------------
   void hb(int64_t t, const std::string& tenant, const std::string& type, const std::string& data) {
@@ -566,7 +625,8 @@ std::map<std::string, int> count_derived(const std::vector<std::string>& bytes) 
       ++out[type + ":" + cause];
     } else if (type == "session.paused" || type == "session.cancelled" || type == "session.transition_rejected" ||
                type == "heartbeat.rejected" || type == "heartbeat.run.skipped" || type == "heartbeat.alert.resolved" ||
-               type == "dream.rejected" || type == "skill.rejected") {
+               type == "dream.rejected" || type == "skill.rejected" || type == "model.rejected" ||
+               type == "model.circuit.changed") {
       ++out[type + ":" + member(json, "reason")];
     } else if (type == "dream.share.updated") {
       ++out[type + ":" + member(json, "state")];

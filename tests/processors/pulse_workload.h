@@ -66,6 +66,12 @@ struct PulseWorkloadOptions {
   // With `skills`: the sessions as Pulse's session.updated facts (for a log Skills alone
   // processes); false: as session.created inputs, for a log Pulse processes too.
   bool skills_session_facts = true;
+  // Also the Router's inputs (processors/ROUTER.md): per tenant 1-3 providers (over the
+  // free plan's one for some; one replaced, sometimes one removed), a chain (sometimes
+  // naming an unknown model), a circuit breaker configured with low thresholds and short
+  // cool-downs (so circuits open, half-open on a tick and close or open again), runners'
+  // calls completing and failing with every error class, and the gateway's decisions.
+  bool router = false;
   // Event times in whole milliseconds: a Kafka log's engine time is its record timestamp
   // (ms), so a comparison with the embedded log (µs) needs times both can hold.
   bool whole_ms = false;

@@ -17,6 +17,7 @@
 
 #include "processors/dreams.h"
 #include "processors/heartbeat.h"
+#include "processors/router.h"
 #include "processors/skills.h"
 #include "processors/runtime.h"
 #include "tests/processors/harness.h"
@@ -260,6 +261,30 @@ TEST_F(RuntimeKafkaTest, SkillsCatalogMessagesReachEveryPartitionOnceAndMatchAnU
   for (const auto& e : run.logged) installed += event_type_name(read_header(e.bytes).type) == "skill.installed";
   EXPECT_GE(run.crossed, 5) << "no message crossed partitions";
   EXPECT_GE(installed, 2) << "nothing was installed";
+}
+
+// The Router: circuits open and half-open on ticks (on Kafka's millisecond engine time),
+// a restart halfway, the same facts as an uninterrupted run.
+TEST_F(RuntimeKafkaTest, RouterCircuitsAndFactsMatchAnUninterruptedRun) {
+  PulseWorkloadOptions wo;
+  wo.router = true;
+  wo.tenants = 8;
+  wo.sessions_per_tenant = 1;
+  wo.chains = 0;
+  wo.partitions = kTestPartitions;
+  wo.prefix = "kr";
+  wo.whole_ms = true;
+  router::RouterProcessor rp;
+  const CrossRun run = run_cross(make_pulse_workload(wo).events, rp);
+  int opened = 0, half_open = 0;
+  for (const auto& e : run.logged) {
+    const std::string j = encode_json(e.bytes);
+    opened += j.find("\"state\":\"OPEN\"") != std::string::npos;
+    half_open += j.find("\"reason\":\"cooldown_over\"") != std::string::npos;
+  }
+  EXPECT_GE(opened, 2) << "no circuit opened";
+  EXPECT_GE(half_open, 1) << "no cool-down fired";
+  EXPECT_EQ(run.crossed, 0) << "the router's facts stay on their input's partition";
 }
 
 // Faults from a seeded schedule at every round: retriable Produce errors (librdkafka
