@@ -9,8 +9,12 @@
 #include <gtest/gtest.h>
 
 #include "events/codec.h"
+#include "events/routing.h"
 #include "events/secret_store.h"
+#include "processors/router.h"
+#include "schemas/agentos_generated.h"
 #include "tests/gateway/gateway_fixture.h"
+#include "tests/processors/memory_state.h"
 
 namespace agentos::gateway::test {
 namespace {
@@ -226,6 +230,103 @@ TEST_F(RouterHttp, RoutingDecidesAppendsTheFactSkipsOpenCircuitsAndReplaysRetrie
     ++decisions;
   EXPECT_EQ(decisions, 4u) << h;
   EXPECT_NE(h.find(R"("source":"/agentos/gateway")"), std::string::npos);
+}
+
+// The driver's state read as committed state.
+class MemoryReader final : public StateReader {
+ public:
+  explicit MemoryReader(agentos::test::MemoryState& s) : s_(s) {}
+  Result<std::optional<std::string>> get(std::string_view key) override { return s_.get(key); }
+  Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from, std::string_view to,
+                                                                size_t limit) override {
+    return s_.scan(from, to, limit);
+  }
+
+ private:
+  agentos::test::MemoryState& s_;
+};
+
+// Every decision in the log is reproduced by folding the tenant partition's records below
+// its basis into a fresh Router and routing the recorded request: an auditor recomputes it.
+TEST_F(RouterHttp, EveryDecisionInTheLogIsRecomputedFromTheLogAtItsBasis) {
+  setup_chain();
+  ASSERT_EQ(engine->call("PUT", "/v1/tenants/acme/models/health", admin, R"({"failureThreshold":1,"cooldownSeconds":3600})", kJson).status, 202);
+  const char* const requests[] = {
+      R"({"tokensIn":1000,"tokensOut":200})",
+      R"({"tokensIn":5000,"preferences":{"strategy":"cheapest"}})",
+      R"({"model":"claude-sonnet","tokensIn":10})",
+      R"({"tokensIn":100,"preferences":{"strategy":"fastest","costCapMicros":1000}})",
+      R"({"tokensIn":100,"preferences":{"provider":"anth"}})",
+  };
+  int64_t last = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (const char* r : requests) {
+      auto d = route(r, last ? "?after=" + std::to_string(last) : "");
+      ASSERT_TRUE(d.status == 201 || d.status == 409) << d.body;
+    }
+    // Calls change the state between rounds: latencies, then an open circuit.
+    const std::string type = round == 0 ? "model.call.completed" : "model.call.failed";
+    const std::string data = round == 0 ? R"({"providerId":"anth","model":"claude-haiku","latencyMs":300,"tokensIn":1,"tokensOut":1})"
+                                        : R"({"providerId":"oai","model":"gpt-4o","latencyMs":9,"errorClass":"server"})";
+    auto c = engine->post_event("acme", producer,
+                                R"({"specversion":"1.0","id":"call-)" + std::to_string(round) +
+                                    R"(","source":"/runner","type":")" + type + R"(","data":)" + data + "}");
+    ASSERT_EQ(c.status, 201) << c.body;
+    last = receipt_offset(c);
+  }
+  const Partition p = engine->log().partition_of(TenantId("acme"));
+  ReadOptions ro;
+  ro.max_records = 100000;
+  auto recs = engine->log().read(p, Offset(0), ro);
+  ASSERT_TRUE(recs.ok());
+  router::RouterProcessor proc;
+  agentos::test::MemoryState state;
+  size_t next = 0, checked = 0;
+  std::set<std::string> strategies;
+  for (const StoredRecord& rec : *recs) {
+    const fb::Event* e = fb::GetEvent(rec.value.data());
+    const fb::ModelRouted* routed = e->payload_as_ModelRouted();
+    if (!routed || std::string_view(e->tenantid()->c_str()) != "acme") continue;
+    // Fold everything below the basis.
+    for (; next < recs->size() && (*recs)[next].pos.offset.value() < routed->basis(); ++next) {
+      const StoredRecord& in = (*recs)[next];
+      const EventHeader h = read_header(in.value);
+      if (h.source == router::kSource) continue;  // the router does not read its own facts
+      EventView ev{in.value, in.pos, h, in.append_us};
+      agentos::test::RecordingEmitter out(proc.name(), ev);
+      ASSERT_TRUE(proc.apply(ev, state, out).is_ok());
+      state.commit();
+    }
+    routing::RouteRequest req;
+    req.model = routed->requested_model() ? routed->requested_model()->str() : "";
+    req.provider = routed->requested_provider() ? routed->requested_provider()->str() : "";
+    req.tokens_in = routed->tokens_in();
+    req.tokens_out = routed->tokens_out();
+    const std::string strategy = routed->strategy()->str();
+    req.strategy = strategy == "cheapest" ? routing::Strategy::kCheapest
+                   : strategy == "fastest" ? routing::Strategy::kFastest
+                                           : routing::Strategy::kChain;
+    if (routed->cost_cap_micros() >= 0) req.cost_cap_micros = routed->cost_cap_micros();
+    MemoryReader reader(state);
+    auto view = router::read_view(reader, "acme");
+    ASSERT_TRUE(view.ok());
+    const routing::RouteDecision d = routing::route(*view, req, routing::tenant_prices(*view, PriceTable::defaults()));
+    SCOPED_TRACE(encode_json(rec.value));
+    ASSERT_TRUE(d.ok);
+    EXPECT_EQ(d.provider_id, routed->provider_id()->str());
+    EXPECT_EQ(d.model, routed->model()->str());
+    EXPECT_EQ(d.position, routed->position());
+    EXPECT_EQ(d.estimate_micros, routed->estimate_micros());
+    std::vector<routing::Skip> skipped;
+    if (routed->skipped())
+      for (const fb::ModelSkip* s : *routed->skipped())
+        skipped.push_back({s->provider_id()->str(), s->model()->str(), s->position(), s->reason()->str()});
+    EXPECT_EQ(d.skipped, skipped);
+    strategies.insert(strategy);
+    ++checked;
+  }
+  EXPECT_GE(checked, 12u);
+  EXPECT_EQ(strategies.size(), 3u);
 }
 
 TEST_F(RouterHttp, BadRoutingRequestsAreProblemsWithTheFieldAndAppendNothing) {
