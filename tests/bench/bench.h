@@ -132,6 +132,7 @@ Runs run_redis(const Options& o, int runs);
 Runs run_heartbeat(const Options& o, int runs);
 Runs run_dreams(const Options& o, int runs);
 Runs run_skills(const Options& o, int runs);
+Runs run_route(const Options& o, int runs);
 Runs run_processors(const Options& o, int runs);
 // projector: the PostgreSQL projector — catch-up by batch size, sustained ingest lag and
 // ingest -> visible latency (tests/bench/projector.cc).

@@ -448,7 +448,127 @@ Result http_run(const Options& o, int batch, int conns_n, const std::string& nam
   return r;
 }
 
+// One load against a running engine: `conns_n` connections, each sending `request` (its
+// event id patched at `id_pos` when given) — the rows of one run share the engine.
+Result load_engine(const Options& o, Engine& eng, int conns_n, const std::string& name,
+                   const std::function<std::pair<std::string, std::vector<size_t>>(int conn)>& request) {
+  Result r;
+  r.scenario = name;
+  std::vector<Conn> conns(conns_n);
+  for (int i = 0; i < conns_n; ++i) {
+    conns[i].index = i;
+    conns[i].next_id = static_cast<uint64_t>(i) << 40;
+    std::tie(conns[i].req, conns[i].id_pos) = request(i);
+  }
+  const Window w = Window::make(o);
+  CpuSampler cpu(eng.pid, w);
+  const int nt = std::max(1, std::min(o.client_threads, conns_n));
+  std::vector<ThreadStats> stats(nt);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < nt; ++t) {
+    std::vector<Conn*> mine;
+    for (int i = t; i < conns_n; i += nt) mine.push_back(&conns[i]);
+    threads.emplace_back([&, t, mine] { stats[t] = LoadGen(eng.port, w, mine, o.rate / nt).run(); });
+  }
+  for (auto& t : threads) t.join();
+  cpu.finish(r);
+  Latencies all;
+  uint64_t reqs = 0;
+  for (auto& s : stats) {
+    all.merge(s.lat);
+    reqs += s.requests;
+    r.errors += s.errors;
+    if (!s.first_error.empty() && r.note.empty()) {
+      std::fprintf(stderr, "bench: %s: first error: %s\n", name.c_str(), s.first_error.c_str());
+      r.note = "see stderr";
+    }
+  }
+  all.fill(r, reqs, w.secs(), 1);
+  r.ok = reqs > 0;
+  return r;
+}
+
+std::string post_request(const Engine& eng, const std::string& target, const std::string& ctype,
+                         const std::string& body) {
+  return "POST " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + eng.key +
+         "\r\nContent-Type: " + ctype + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
 }  // namespace
+
+// route: one engine child with the bench tenant's model router set up (3 providers, 12
+// models, a chain of 8, a latency average on each); in the same run, plain single-event
+// ingest, then routing decisions (each appended as a model.routed fact before it is
+// answered), both at C connections — the router's cost over an append.
+Runs run_route(const Options& o, int runs) {
+  const int c = o.connections > 0 ? o.connections : 64;
+  Runs out(2);
+  for (int run = 0; run < runs; ++run) {
+    Engine eng;
+    if (!eng.start(o)) die("route: the engine did not start");
+    const cli::Url url{"127.0.0.1", std::to_string(eng.port)};
+    const std::vector<std::pair<std::string, std::string>> hdr = {{"Authorization", "Bearer " + eng.key},
+                                                                  {"Content-Type", "application/json"}};
+    std::string chain;
+    int64_t last = 0;
+    for (int p = 0; p < 3; ++p) {
+      std::string models;
+      for (int m = 0; m < 4; ++m)
+        models += std::string(m ? "," : "") + "{\"model\":\"model-" + std::to_string(p) + "-" + std::to_string(m) +
+                  "\",\"inputPerMtok\":\"" + std::to_string(1 + p + m) + ".5\",\"outputPerMtok\":\"" +
+                  std::to_string(5 + 2 * m) + "\"}";
+      auto r = cli::http_call(url, "PUT", "/v1/tenants/bench/providers/prov-" + std::to_string(p), hdr,
+                              "{\"kind\":\"openai\",\"apiKey\":\"bench-key\",\"models\":[" + models + "]}");
+      if (!r.ok() || r->status != 202) die("route: adding a provider failed: " + (r.ok() ? r->body : r.status().to_string()));
+      for (int m = 0; m < 4 && p < 2; ++m)
+        chain += std::string(chain.empty() ? "" : ",") + "{\"providerId\":\"prov-" + std::to_string(p) +
+                 "\",\"model\":\"model-" + std::to_string(p) + "-" + std::to_string(m) + "\"}";
+      for (int m = 0; m < 4; ++m) {
+        auto call = cli::http_call(url, "POST", "/v1/tenants/bench/events",
+                                   {{"Authorization", "Bearer " + eng.key}, {"Content-Type", "application/cloudevents+json"}},
+                                   "{\"specversion\":\"1.0\",\"id\":\"call-" + std::to_string(p * 4 + m) +
+                                       "\",\"source\":\"/bench\",\"type\":\"model.call.completed\",\"data\":{\"providerId\":\"prov-" +
+                                       std::to_string(p) + "\",\"model\":\"model-" + std::to_string(p) + "-" +
+                                       std::to_string(m) + "\",\"latencyMs\":" + std::to_string(200 + 37 * (p * 4 + m)) +
+                                       ",\"tokensIn\":10,\"tokensOut\":10}}");
+        if (!call.ok() || call->status != 201) die("route: a call report failed");
+        const size_t k = call->body.find("\"offset\":");
+        last = std::atoll(call->body.c_str() + k + 9);
+      }
+    }
+    auto ch = cli::http_call(url, "PUT", "/v1/tenants/bench/models/chain", hdr, "{\"chain\":[" + chain + "]}");
+    if (!ch.ok() || ch->status != 202) die("route: setting the chain failed: " + (ch.ok() ? ch->body : ch.status().to_string()));
+    // Once the router has applied the calls, every decision sees the whole setup.
+    auto probe = cli::http_call(url, "POST", "/v1/tenants/bench/models:route?after=" + std::to_string(last), hdr,
+                                R"({"tokensIn":1000})");
+    if (!probe.ok() || probe->status != 201) die("route: the first decision failed");
+
+    Result ingest = load_engine(o, eng, c, "engine HTTP, 1 event/request, c=" + std::to_string(c) + " (same engine)",
+                                [&](int i) {
+                                  size_t p = 0;
+                                  const std::string body = make_event_json(o.event_bytes, "/bench/c" + std::to_string(i), 0, &p);
+                                  const std::string req = post_request(eng, "/v1/tenants/bench/events",
+                                                                       "application/cloudevents+json", body);
+                                  return std::make_pair(req, std::vector<size_t>{req.size() - body.size() + p});
+                                });
+    print_result_line(ingest);
+    static const char* const kBodies[] = {
+        R"({"tokensIn":1200,"tokensOut":300})",
+        R"({"tokensIn":1200,"tokensOut":300,"preferences":{"strategy":"cheapest"}})",
+        R"({"tokensIn":1200,"tokensOut":300,"preferences":{"strategy":"fastest","costCapMicros":50000}})",
+    };
+    Result route = load_engine(o, eng, c, "model route + model.routed append, c=" + std::to_string(c), [&](int i) {
+      return std::make_pair(post_request(eng, "/v1/tenants/bench/models:route", "application/json", kBodies[i % 3]),
+                            std::vector<size_t>{});
+    });
+    if (ingest.events_per_s > 0)
+      route.note = "×" + std::to_string(route.requests_per_s / ingest.events_per_s).substr(0, 4) + " of ingest";
+    print_result_line(route);
+    out[0].push_back(std::move(ingest));
+    out[1].push_back(std::move(route));
+  }
+  return out;
+}
 
 Runs run_http_single(const Options& o, int runs) {
   const int c = o.connections > 0 ? o.connections : 64;

@@ -43,6 +43,8 @@ void usage() {
       "                  -> Pulse's RUNNING fact in the log, p50/p99 (not part of all)\n"
       "  skills          the Skills read models over N public skills (--events N, default 10000): matchSkills\n"
       "                  and marketplace search, p50/p99 of one query at a time (a private PostgreSQL; not part of all)\n"
+      "  route           the model router: plain 1-event ingest, then routing decisions (each appended as a\n"
+      "                  model.routed fact before the answer), same engine, C connections (not part of all)\n"
       "  all             everything above but processors (+ one labelled --no-fsync engine row), R runs each, medians\n"
       "flags:\n"
       "  --seconds S        measured seconds per run (default 3), after --warmup S (default 1)\n"
@@ -148,6 +150,7 @@ int main(int argc, char** argv) {
   else if (scenario == "heartbeat") add(run_heartbeat(o, runs));
   else if (scenario == "dreams") add(run_dreams(o, runs));
   else if (scenario == "skills") add(run_skills(o, runs));
+  else if (scenario == "route") add(run_route(o, runs));
   else if (scenario == "all") {
     add(run_http_single(o, runs));
     add(run_http_batch(o, runs));
