@@ -94,6 +94,7 @@ std::unique_ptr<Projection> make_sessions_projection(const PriceTable& prices);
 std::unique_ptr<Projection> make_heartbeat_projection();
 std::unique_ptr<Projection> make_dreams_projection();
 std::unique_ptr<Projection> make_skills_projection();
+std::unique_ptr<Projection> make_router_projection();
 // Descriptors the reader selects with (select_list()).
 const TableSpec& sessions_table();
 const TableSpec& heartbeat_checks_table();

@@ -11,6 +11,7 @@ std::vector<std::unique_ptr<Projection>> make_projections(const ProjectionOption
   all.push_back(make_heartbeat_projection());
   all.push_back(make_dreams_projection());
   all.push_back(make_skills_projection());
+  all.push_back(make_router_projection());
   return all;
 }
 

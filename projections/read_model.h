@@ -255,6 +255,52 @@ class ReadModel {
   };
   Result<std::string> skills(std::string_view tenant, const SkillQuery& q);
 
+  // Router's read models (migrations/0006_router.sql), the tenant's own: its providers and
+  // their models, its fallback chain, the routing decisions recorded for it and its
+  // circuits' history. No credential is ever in them (credentialVersion only). Members are
+  // camelCase, times RFC 3339 UTC with microseconds, absent values null; `logPosition` is
+  // {partition, offset} of the log (`position` is Router's: a chain entry's or a
+  // candidate's 0-based position). A <provider> is
+  //   {providerId, kind, endpoint, state, circuit, credentialVersion, models:[<model>...],
+  //    addedAt, updatedAt, logPosition}
+  // (state ACTIVE or REMOVED; circuit CLOSED, OPEN or HALF_OPEN, null while REMOVED;
+  // endpoint null unless custom; a REMOVED provider keeps what it was and lists no models;
+  // logPosition: the input that last changed it), a <model>
+  //   {model, inputMicrosPerMtok, outputMicrosPerMtok, inputPerMtok, outputPerMtok, latencyMs}
+  // (prices per million tokens as integer micro-dollars and as routing::price_string's
+  // decimal USD, the admin input's form: "3", "0.25"; latencyMs Router's moving average,
+  // null before a call completed), models in byte order.
+  // `what`:
+  //   kProviders {"providers":[<provider>...], "next"} in provider id order (byte order).
+  //              Filter: state.
+  //   kProvider  <provider> of `provider`, whatever its state; kNotFound when the tenant
+  //              never had it.
+  //   kChain     {"chain":[{position, providerId, model}...], updatedAt, logPosition}: the
+  //              last chain set, in order (entries of providers removed since included:
+  //              routing skips them); {"chain":[], "updatedAt":null, "logPosition":null}
+  //              when none was set.
+  //   kDecisions {"decisions":[{requestId, providerId, model, position, estimateMicros,
+  //              estimateUsd, strategy, skipped:[{providerId, model, position, reason}...],
+  //              basis, requestedModel, requestedProvider, tokensIn, tokensOut,
+  //              costCapMicros, decidedAt, logPosition}...], "next"}: every model.routed,
+  //              newest first (requestedModel / requestedProvider null when the request
+  //              named none, costCapMicros null without a cap; logPosition: the decision's
+  //              record). Filters: provider (the chosen one), strategy.
+  //   kHealth    {"health":[{providerId, state, previousState, reason, failures, calls, at,
+  //              causeOffset, logPosition}...], "next"}: every model.circuit.changed, newest
+  //              first. Filter: provider.
+  // Filters: `provider` a provider id ([a-z0-9][a-z0-9-]{0,63}; required by kProvider);
+  // `state` ACTIVE or REMOVED; `strategy` chain, cheapest or fastest. A filter an answer
+  // does not take, a bad value, a cursor that is not the list's `next`, or a limit out of
+  // 1..max_limit (kProvider and kChain read none) is kInvalidArgument with the field
+  // (provider, state, strategy, cursor, limit).
+  struct RouterQuery {
+    enum What { kProviders, kProvider, kChain, kDecisions, kHealth } what = kProviders;
+    std::optional<std::string> provider, state, strategy, cursor;
+    size_t limit = kDefaultReadLimit;
+  };
+  Result<std::string> router(std::string_view tenant, const RouterQuery& q);
+
   // current_user etc. of a pooled connection, queried outside any transaction.
   Result<ReaderInfo> info();
   // Connections open now (idle + in use).

@@ -11,6 +11,7 @@
 #include "tests/processors/pulse_model.h"
 #include "tests/projections/expected_dreams.h"
 #include "tests/projections/expected_heartbeat.h"
+#include "tests/projections/expected_router.h"
 #include "tests/projections/expected_skills.h"
 
 namespace agentos::test {
@@ -140,6 +141,7 @@ class Fold {
         heartbeat_.record(p, rec.pos.offset.value(), rec.value, rec.append_us);
         dreams_.record(p, rec.pos.offset.value(), rec.value, rec.append_us);
         skills_.record(p, rec.pos.offset.value(), rec.value, rec.append_us);
+        router_.record(p, rec.pos.offset.value(), rec.value, rec.append_us);
       }
       from = recs->back().pos.offset.next();
     }
@@ -151,6 +153,7 @@ class Fold {
     heartbeat_.finish(x_.tables, x_.coverage);
     dreams_.finish(x_.tables, x_.coverage);
     skills_.finish(x_.tables, x_.coverage);
+    router_.finish(x_.tables, x_.coverage);
     for (const auto& [t, ti] : tenants_)
       x_.tables["tenants"].push_back(
           {t, ti.name ? *ti.name : "NULL", ti.plan, n(ti.budget), opt_us(ti.created), n(ti.updated)});
@@ -226,6 +229,12 @@ class Fold {
     // Skills' facts are folded above (expected_skills.h), its catalog messages are for its
     // own replicas: neither is Pulse's input.
     if (h.source == kSkillsSourceName) {
+      ++x_.derived;
+      return;
+    }
+    // Router's facts are folded above (expected_router.h, with the gateway's model.routed
+    // inputs), its rejections change nothing: neither is Pulse's input.
+    if (h.source == kRouterSourceName) {
       ++x_.derived;
       return;
     }
@@ -413,6 +422,7 @@ class Fold {
   ExpectedHeartbeat heartbeat_;
   ExpectedDreams dreams_;
   ExpectedSkills skills_;
+  ExpectedRouter router_;
   std::map<SessKey, SessInfo> sessions_;
   std::map<SessKey, ChainInfo> chains_;
   std::map<std::string, TenantInfo> tenants_;
@@ -473,6 +483,7 @@ std::string select_for(const std::string& table) {
   if (is_heartbeat_table(table)) return select_for_heartbeat(table);
   if (is_dreams_table(table)) return select_for_dreams(table);
   if (is_skills_table(table)) return select_for_skills(table);
+  if (is_router_table(table)) return select_for_router(table);
   throw std::logic_error("select_for: unknown table " + table);
 }
 

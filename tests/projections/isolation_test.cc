@@ -10,7 +10,8 @@
 //     DML grants (not the projector) is stopped by the POLICIES: a row for B while
 //     app.tenant_id = A violates WITH CHECK, and UPDATE / DELETE of B's rows touch 0
 //     rows. With no tenant set, and after a transaction-local setting ended, every
-//     SELECT returns 0 rows.
+//     SELECT returns 0 rows. (Router's tables are the tenant's own: a provider, its
+//     models, the chain, a decision and a circuit change of each tenant, same ids.)
 //   * Catalog: catalog_violations() walks pg_tables / pg_class / pg_policies / pg_roles /
 //     ACLs and lists every rule broken (the one policy besides the tenant's and the
 //     projector's is skill_versions' marketplace_public, exactly); the migrated schema
@@ -73,6 +74,23 @@ std::vector<TenantEvent> story(const std::string& tenant) {
   // Skills' facts by hand (build_log runs Skills too, which pins s1): public and private
   // versions, installations, a pin; the same ids in both tenants.
   for (auto& e : skill_facts_of(tenant, tenant == kA ? kB : kA, kT0 + 300 * kS, "")) out.push_back(std::move(e));
+  // Router's inputs (build_log runs Router) and the gateway's decision: a provider, a
+  // chain, a completed call (its latency) and five failures (the circuit opens); the same
+  // ids in both tenants.
+  auto router = [&](int64_t dt, const std::string& type, const std::string& data) {
+    out.emplace_back(tenant, encode_event(tenant, tenant + "-m" + std::to_string(dt), type, kT0 + dt * kS, data, "",
+                                          "/agentos/gateway"));
+  };
+  router(400, "model.provider.added",
+         R"({"providerId":"p1","kind":"openai","models":[{"model":"gpt-4o","inputPerMtok":"2.5","outputPerMtok":"10"}],)"
+         R"("credentialVersion":1})");
+  router(401, "model.chain.set", R"({"chain":[{"providerId":"p1","model":"gpt-4o"}]})");
+  router(402, "model.call.completed", R"({"providerId":"p1","model":"gpt-4o","latencyMs":700,"tokensIn":10,"tokensOut":5})");
+  for (int i = 0; i < 5; ++i)
+    router(403 + i, "model.call.failed", R"({"providerId":"p1","model":"gpt-4o","latencyMs":90,"errorClass":"server"})");
+  router(410, "model.routed",
+         R"({"requestId":"r1","providerId":"p1","model":"gpt-4o","position":0,"estimateMicros":4313,"strategy":"chain",)"
+         R"("basis":3,"tokensIn":100,"tokensOut":50})");
   return out;
 }
 

@@ -125,6 +125,10 @@ class ProjectionCorrectness : public ::testing::Test {
                           "ROLLED_BACK->QUEUED", "QUEUED->CANCELLED", "gate:passed:COMPLETE", "gate:failed:ROLLED_BACK",
                           "gate:failed:FAILED", "chain:COMPLETE", "chain:FAILED", "chain:RUNNING"})
       EXPECT_GT(cov(k), 0) << k << " never happens in seed " << seed;
+    // Router's paths whose rows depend on the order of facts (the extras make each happen).
+    for (const char* k : {"router:replaced", "router:removed", "router:re-added", "router:circuit:OPEN",
+                          "router:circuit:HALF_OPEN", "router:circuit:CLOSED", "router:decision-with-skips"})
+      EXPECT_GT(cov(k), 0) << k << " never happens in seed " << seed;
     std::string c;
     for (const auto& [k, v] : x.coverage) c += " " + k + "=" + std::to_string(v);
     std::cout << "[projection] seed " << seed << " batch " << batch << ": inputs=" << x.inputs

@@ -8,6 +8,7 @@
 #include "processors/dreams.h"
 #include "processors/heartbeat.h"
 #include "processors/pulse.h"
+#include "processors/router.h"
 #include "processors/runtime.h"
 #include "processors/skills.h"
 #include "processors/tick_source.h"
@@ -153,6 +154,59 @@ std::vector<TenantEvent> extras(uint64_t seed, int64_t start_us) {
   install("tenant-06", 45, "1.1.0");
   install("tenant-07", 150, "~1.1.0");
   install("tenant-08", 151, "1.0.0");
+  // Router (the processor runs in build_log; the workload's router inputs give every
+  // tenant providers, a chain, calls and decisions): on tenant-04 (enterprise) a provider
+  // replaced with fewer models (its latency kept), a custom one whose circuit opens,
+  // half-opens on a tick and closes, opens again and is removed, then added again (CLOSED,
+  // no latency); a chain set, then shortened; the gateway's decisions, one with skips and
+  // a cost cap of 0.
+  const std::string gateway = "/agentos/gateway", runner4 = "/agents/runner-tenant-04";
+  const std::string anth = x + "-anth", local = x + "-local";
+  auto router = [&](int64_t sec, const std::string& type, const std::string& data) {
+    const bool call = type == "model.call.completed" || type == "model.call.failed";
+    add("tenant-04", s + sec * kSec, type, data, "", call ? runner4 : gateway);
+  };
+  auto provider = [&](int64_t sec, const std::string& pid, const std::string& kind, const std::string& more) {
+    router(sec, "model.provider.added", R"({"providerId":")" + pid + R"(","kind":")" + kind + "\"" + more + "}");
+  };
+  auto call = [&](int64_t sec, const std::string& pid, const std::string& model, int64_t ms, bool ok) {
+    const std::string head = R"({"providerId":")" + pid + R"(","model":")" + model + R"(","latencyMs":)" +
+                             std::to_string(ms);
+    if (ok) router(sec, "model.call.completed", head + R"(,"tokensIn":1200,"tokensOut":300})");
+    else router(sec, "model.call.failed", head + R"(,"errorClass":"server"})");
+  };
+  const std::string sonnet = R"({"model":"claude-sonnet","inputPerMtok":"3","outputPerMtok":"15"})";
+  provider(180, anth, "anthropic",
+           R"(,"models":[)" + sonnet + R"(,{"model":"claude-haiku","inputPerMtok":"0.8","outputPerMtok":"4"}],)"
+           R"("credentialVersion":1)");
+  provider(181, local, "custom",
+           R"(,"endpoint":"https://llm.example/v1","models":[{"model":"local-1","inputPerMtok":"0.1",)"
+           R"("outputPerMtok":"0.25"}],"credentialVersion":2)");
+  router(240, "model.chain.set",
+         R"({"chain":[{"providerId":")" + anth + R"(","model":"claude-sonnet"},{"providerId":")" + local +
+             R"(","model":"local-1"},{"providerId":")" + anth + R"(","model":"claude-haiku"}]})");
+  call(300, anth, "claude-sonnet", 800, true);
+  call(301, anth, "claude-haiku", 300, true);
+  call(302, anth, "claude-sonnet", 960, true);
+  for (int i = 0; i < 6; ++i) call(310 + i, local, "local-1", 2000, false);  // opens (any threshold <= 5)
+  router(330, "model.routed",
+         R"({"requestId":")" + x + R"(-r1","providerId":")" + anth + R"(","model":"claude-sonnet","position":0,)"
+         R"("estimateMicros":7245,"strategy":"chain","basis":1,"tokensIn":1200,"tokensOut":300})");
+  router(331, "model.routed",
+         R"({"requestId":")" + x + R"(-r2","providerId":")" + anth + R"(","model":"claude-haiku","position":2,)"
+         R"("estimateMicros":0,"strategy":"cheapest","skipped":[{"providerId":")" + local +
+             R"(","model":"local-1","position":1,"reason":"circuit_open"}],"basis":2,"requestedProvider":")" + anth +
+             R"(","tokensIn":1,"tokensOut":0,"costCapMicros":0})");
+  call(1300, local, "local-1", 150, true);  // after any cooldown (<= 600 s, ticks every 30 s): closes
+  provider(1500, anth, "anthropic", R"(,"models":[)" + sonnet + R"(],"credentialVersion":2)");
+  router(1560, "model.chain.set",
+         R"({"chain":[{"providerId":")" + local + R"(","model":"local-1"},{"providerId":")" + anth +
+             R"(","model":"claude-sonnet"}]})");
+  for (int i = 0; i < 6; ++i) call(1600 + i, local, "local-1", 2500, false);
+  router(1700, "model.provider.removed", R"({"providerId":")" + local + "\"}");
+  provider(1800, local, "custom",
+           R"(,"endpoint":"https://llm.example/v2","models":[{"model":"local-1","inputPerMtok":"0.1",)"
+           R"("outputPerMtok":"0.25"}],"credentialVersion":3)");
   std::stable_sort(ev.begin(), ev.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<TenantEvent> out;
   for (auto& [time, e] : ev) out.push_back(std::move(e));
@@ -167,7 +221,9 @@ const std::vector<std::string>& read_model_tables() {
       "dream_history",    "dream_lineage",  "dream_shared_feed", "dream_shares",      "dream_signals",
       "dreams",
       "events",           "gate_results",   "heartbeat_alerts", "heartbeat_checks",   "heartbeat_runs",
-      "heartbeat_skips",  "session_transitions", "sessions",
+      "heartbeat_skips",
+      "model_chains",     "model_decisions", "model_health_history", "model_provider_models", "model_providers",
+      "session_transitions", "sessions",
       "skill_installations", "skill_pins",  "skill_versions",
       "tenants",          "usage_daily",
       "usage_periods",    "webhook_deliveries"};
@@ -197,6 +253,7 @@ std::vector<TenantEvent> make_inputs(const InputOptions& o) {
   wo.start_us = o.start_us;
   wo.heartbeat = o.heartbeat;
   wo.dreams = o.dreams;
+  wo.router = o.router;
   PulseWorkload w = make_pulse_workload(wo);
   std::vector<TenantEvent> base;
   base.reserve(w.events.size());
@@ -252,6 +309,10 @@ std::unique_ptr<Log> build_log(const std::string& dir, const std::vector<TenantE
   ro.state_dir = dir + "/skills";
   auto sk = open_processor_runtime(**log, skill_processor, ro);
   if (!sk.ok()) throw std::runtime_error("open skills: " + sk.status().to_string());
+  router::RouterProcessor router_processor;
+  ro.state_dir = dir + "/router";
+  auto rr = open_processor_runtime(**log, router_processor, ro);
+  if (!rr.ok()) throw std::runtime_error("open router: " + rr.status().to_string());
   // Each processor's facts may be another's input (a compiled dream's session.created is
   // Pulse's; its session.updated comes back to Dreams, and to Skills, which pins the
   // session's skills): run them all until the log stops growing.
@@ -262,6 +323,7 @@ std::unique_ptr<Log> build_log(const std::string& dir, const std::vector<TenantE
       if (Status s = drain(**hb); !s.is_ok()) throw std::runtime_error("heartbeat: " + s.to_string());
       if (Status s = drain(**dr); !s.is_ok()) throw std::runtime_error("dreams: " + s.to_string());
       if (Status s = drain(**sk); !s.is_ok()) throw std::runtime_error("skills: " + s.to_string());
+      if (Status s = drain(**rr); !s.is_ok()) throw std::runtime_error("router: " + s.to_string());
     }
   };
   const size_t per = (inputs.size() + chunks - 1) / chunks;
@@ -272,7 +334,7 @@ std::unique_ptr<Log> build_log(const std::string& dir, const std::vector<TenantE
     settle();
   }
   for (int32_t p = 0; p < kProjParts; ++p)
-    for (auto* r : {&*rt, &*hb, &*dr, &*sk}) {
+    for (auto* r : {&*rt, &*hb, &*dr, &*sk, &*rr}) {
       auto pending = (*r)->outbox(Partition(p));
       if (!pending.ok() || !pending->empty())
         throw std::runtime_error(std::string((*r)->derived_source()) + " left derived events unrelayed");

@@ -4,7 +4,7 @@
 //     workload lacks (API keys, a plan change of a never-created tenant, CloudEvents
 //     subject/actor/correlationid, an ignored type, chains whose sessions decide gates,
 //     a chain left running, a queued session cancelled, skills published, yanked,
-//     installed and uninstalled);
+//     installed and uninstalled, a model provider replaced, removed and added again);
 //   * the log as production has it: the input appended in chunks to an embedded log, a
 //     real Pulse runtime with the relay on running after each chunk, so Pulse's derived
 //     events sit in the log after their inputs, interleaved with later inputs;
@@ -42,6 +42,7 @@ struct InputOptions {
   bool extras = true;  // the extra events listed at the top of this file
   bool heartbeat = true;  // Heartbeat's inputs too (pulse_workload.h), and Heartbeat runs in build_log
   bool dreams = true;     // Dreams' inputs too; Dreams always runs in build_log
+  bool router = true;     // the Router's inputs too (and the gateway's decisions); Router always runs in build_log
   // 2026-11-30T22:00:00Z (pulse_workload's default too): the run crosses into December
   // (two billing periods, budget months turning).
   int64_t start_us = 1'796'076'000'000'000;
@@ -56,9 +57,9 @@ std::string encode_event(const std::string& tenant, const std::string& id, const
                          const std::string& source = "/test");
 
 // Opens an embedded log (4 partitions, no fsync) in `dir`, appends `inputs` in `chunks`
-// pieces and runs Pulse, Heartbeat, Dreams and Skills (relay on, state in `dir`/pulse,
-// `dir`/heartbeat, `dir`/dreams, `dir`/skills) to the end after each piece, until none
-// derives more.
+// pieces and runs Pulse, Heartbeat, Dreams, Skills and Router (relay on, state in
+// `dir`/pulse, `dir`/heartbeat, `dir`/dreams, `dir`/skills, `dir`/router) to the end after
+// each piece, until none derives more.
 // Throws on failure.
 std::unique_ptr<Log> build_log(const std::string& dir, const std::vector<TenantEvent>& inputs,
                                int chunks = 6);
