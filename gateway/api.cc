@@ -372,8 +372,10 @@ void Api::handle(HttpRequest req, Reply reply) {
       if (req.method != "POST") return method_not_allowed();
       return route_model(std::move(req), t, s[3] == "models:estimate", std::move(reply));
     }
-    if ((s.size() == 5 && s[3] == "providers") || (s.size() == 5 && s[3] == "models" && (s[4] == "chain" || s[4] == "health"))) {
+    if (((s.size() == 4 || s.size() == 5) && s[3] == "providers") ||
+        (s.size() == 5 && s[3] == "models" && (s[4] == "chain" || s[4] == "health" || s[4] == "decisions"))) {
       std::vector<std::string> rest(s.begin() + 3, s.end());
+      if (req.method == "GET") return get_router(std::move(req), t, rest, std::move(reply));
       return router_command(std::move(req), t, rest, std::move(reply));
     }
     if (s.size() == 5 && s[3] == "webhooks") {

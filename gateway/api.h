@@ -189,6 +189,7 @@ class Api {
   void router_command(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
   void route_model(HttpRequest req, const TenantId& t, bool estimate_only, Reply reply);
   void answer_routed(Position pos, const std::string& id, const std::string& path, bool replayed, const Reply& reply);
+  void get_router(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
   // A read-model answer: 200 with the projected offset, 404 `not_found`, or the problem.
   HttpResponse model_response(Result<std::optional<std::string>> body, int64_t projected, const TenantId& t,
                               const std::string& path, std::string_view not_found);

@@ -20,6 +20,10 @@
 //        ?after=<offset> decides from a state that has applied that offset.
 //   POST /v1/tenants/{t}/models:estimate  {model, tokensIn, tokensOut} -> the billed
 //        estimate from the tenant's price table (nothing appended).
+//
+// Reads (any role of the tenant; the PostgreSQL read models): GET /providers?state=,
+// /providers/{id}, /models/chain, /models/decisions?provider=&strategy=,
+// /models/health?provider= (cursor pages, ?after=).
 #include <simdjson.h>
 
 #include <thread>
@@ -335,6 +339,44 @@ void Api::route_model(HttpRequest req, const TenantId& t, bool estimate_only, Re
     if (!ok) return reply(problem_response(Status(Code::kUnavailable, "the model router did not reach ?after= in time").with_retry_after(1), path));
     decide(std::move(reply));
   }).detach();
+}
+
+// Reads (GET, from the PostgreSQL read models; `?after=` waits for the router's decision,
+// then the projector): /providers?state= (a page), /providers/{id}, /models/chain,
+// /models/decisions?provider=&strategy=, /models/health?provider=.
+void Api::get_router(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply) {
+  auto p = authorize_tenant(req, t, {Role::producer, Role::reader, Role::compliance});
+  if (!p.ok()) return reply(problem_response(p.status(), req.path));
+  RouterRead q;
+  if (rest.size() == 1) q.what = RouterRead::kProviders;
+  else if (rest[0] == "providers") q.what = RouterRead::kProvider, q.provider = rest[1];
+  else if (rest[1] == "chain") q.what = RouterRead::kChain;
+  else if (rest[1] == "decisions") q.what = RouterRead::kDecisions;
+  else q.what = RouterRead::kHealth;
+  if (opts_.models == nullptr)
+    return reply(problem_response(Status(Code::kUnavailable, "read models are not configured (serve with --pg-url)"), req.path));
+  Status bad(Code::kInvalidArgument, "invalid query");
+  q.limit = kDefaultPageLimit;
+  if (q.what != RouterRead::kProvider && q.what != RouterRead::kChain) parse_limit(req, opts_.max_page, q.limit, bad);
+  if (q.what == RouterRead::kProviders) q.state = req.query_param("state");
+  if (q.what == RouterRead::kDecisions) q.strategy = req.query_param("strategy");
+  if (q.what == RouterRead::kDecisions || q.what == RouterRead::kHealth) q.provider = req.query_param("provider");
+  if (q.what != RouterRead::kProvider && q.what != RouterRead::kChain) q.cursor = req.query_param("cursor");
+  if (!bad.errors().empty()) return reply(problem_response(bad, req.path));
+  auto after = parse_after(req, t);
+  if (!after.ok()) return reply(problem_response(after.status(), req.path));
+  ModelSource* models = opts_.models;
+  const ReadSource src = projected_after(models, opts_.router);
+  auto answer = [this, models, t, path = req.path, q = std::move(q)]() -> HttpResponse {
+    const int64_t projected = models->watermark(log_.partition_of(t)).value();
+    auto r = models->router(t.str(), q);
+    Result<std::optional<std::string>> body =
+        r.ok() ? Result<std::optional<std::string>>(std::optional<std::string>(std::move(*r)))
+        : r.status().code() == Code::kNotFound ? Result<std::optional<std::string>>(std::optional<std::string>())
+                                                : Result<std::optional<std::string>>(std::move(r).take_status());
+    return model_response(std::move(body), projected, t, path, "no such provider");
+  };
+  serve_read(req.path, t, *after, src, std::move(answer), std::move(reply));
 }
 
 // Answers a decision from its record in the log (the one just appended, or a retry's).

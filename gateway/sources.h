@@ -102,6 +102,14 @@ struct SkillRead {
   size_t limit = 100;
 };
 
+// One answer of the router's read models (ROUTER.md): its providers, one provider, the
+// chain, the decisions recorded, the circuit history.
+struct RouterRead {
+  enum What { kProviders, kProvider, kChain, kDecisions, kHealth } what = kProviders;
+  std::optional<std::string> provider, state, strategy, cursor;
+  size_t limit = 100;
+};
+
 // The PostgreSQL read models: their freshness and the reader's queries (JSON answers; the
 // members are listed in projections/read_model.h).
 class ModelSource {
@@ -124,6 +132,8 @@ class ModelSource {
   virtual Result<std::string> dreams(std::string_view tenant, const DreamRead& q) = 0;
   // kNotFound for a skill the tenant sees no version of, or a session with no pins.
   virtual Result<std::string> skills(std::string_view tenant, const SkillRead& q) = 0;
+  // kNotFound for a provider the tenant never had.
+  virtual Result<std::string> router(std::string_view tenant, const RouterRead& q) = 0;
 };
 
 }  // namespace agentos::gateway

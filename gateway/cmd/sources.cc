@@ -174,6 +174,19 @@ class ReadModelSource final : public ModelSource {
     m.limit = q.limit;
     return rm_.skills(tenant, m);
   }
+  Result<std::string> router(std::string_view tenant, const RouterRead& q) override {
+    static_assert(static_cast<int>(RouterRead::kProviders) == static_cast<int>(ReadModel::RouterQuery::kProviders) &&
+                  static_cast<int>(RouterRead::kHealth) == static_cast<int>(ReadModel::RouterQuery::kHealth) &&
+                  static_cast<int>(RouterRead::kDecisions) == static_cast<int>(ReadModel::RouterQuery::kDecisions));
+    ReadModel::RouterQuery m;
+    m.what = static_cast<ReadModel::RouterQuery::What>(q.what);
+    m.provider = q.provider;
+    m.state = q.state;
+    m.strategy = q.strategy;
+    m.cursor = q.cursor;
+    m.limit = q.limit;
+    return rm_.router(tenant, m);
+  }
 
  private:
   Projector& p_;

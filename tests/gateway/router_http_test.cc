@@ -383,5 +383,79 @@ TEST_F(RouterHttp, AnEstimateAgreesWithWhatPulseBillsForTheSameTokens) {
   EXPECT_NE(other.body.find(R"("priceFrom":"engine")"), std::string::npos) << other.body;
 }
 
+// The router's read models over HTTP, with the projector: providers (never a key),
+// a provider's circuit, the chain, the decisions and the circuit history, each read after
+// the write it must show (?after=), bad filters with their field, 404 for no provider.
+class RouterHttpReads : public RouterHttp {
+ protected:
+  void SetUp() override {
+    auto ss = open_secret_store(dir.sub("secrets"));
+    ASSERT_TRUE(ss.ok());
+    secrets = std::move(ss).value();
+    EngineOptions o;
+    o.router = true;
+    o.projector = true;
+    o.secrets = secrets.get();
+    engine = std::make_unique<Engine>(dir.sub("engine"), o);
+    admin = engine->create_tenant("acme", "pro");
+    producer = engine->create_key("acme", admin, "producer");
+    reader = engine->create_key("acme", admin, "reader");
+  }
+  cli::ClientResponse get(const std::string& path, int64_t after) {
+    return engine->call("GET", "/v1/tenants/acme" + path + (path.find('?') == std::string::npos ? "?" : "&") +
+                                   "after=" + std::to_string(after),
+                        reader);
+  }
+};
+
+TEST_F(RouterHttpReads, ProvidersChainDecisionsAndHealthAreReadFromTheReadModels) {
+  ASSERT_EQ(put_provider("anth", R"({"kind":"anthropic","apiKey":")" + kApiKey +
+                                     R"(","models":[{"model":"claude-sonnet","inputPerMtok":"3","outputPerMtok":"15"}]})")
+                .status,
+            202);
+  setup_chain();
+  ASSERT_EQ(engine->call("PUT", "/v1/tenants/acme/models/health", admin, R"({"failureThreshold":1})", kJson).status, 202);
+  auto d1 = route(R"({"tokensIn":1000})");
+  ASSERT_EQ(d1.status, 201) << d1.body;
+  auto f = engine->post_event(
+      "acme", producer,
+      R"({"specversion":"1.0","id":"f-1","source":"/runner","type":"model.call.failed","data":{"providerId":"oai","model":"gpt-4o","latencyMs":5,"errorClass":"server"}})");
+  ASSERT_EQ(f.status, 201);
+  auto d2 = route(R"({"tokensIn":1000,"preferences":{"strategy":"cheapest"}})", "?after=" + std::to_string(receipt_offset(f)));
+  ASSERT_EQ(d2.status, 201) << d2.body;
+  const int64_t last = receipt_offset(d2);
+
+  auto providers = get("/providers", last);
+  ASSERT_EQ(providers.status, 200) << providers.body;
+  EXPECT_NE(providers.body.find(R"("providerId":"anth")"), std::string::npos) << providers.body;
+  EXPECT_NE(providers.body.find(R"("inputPerMtok":"2.5")"), std::string::npos) << providers.body;
+  EXPECT_EQ(providers.body.find("SECRET"), std::string::npos) << "a credential reached a read model";
+  auto oai = get("/providers/oai", last);
+  ASSERT_EQ(oai.status, 200) << oai.body;
+  EXPECT_NE(oai.body.find(R"("circuit":"OPEN")"), std::string::npos) << oai.body;
+  auto chain = get("/models/chain", last);
+  ASSERT_EQ(chain.status, 200) << chain.body;
+  EXPECT_NE(chain.body.find(R"({"position":2,"providerId":"anth","model":"claude-haiku")"), std::string::npos)
+      << chain.body;
+  auto decisions = get("/models/decisions", last);
+  ASSERT_EQ(decisions.status, 200) << decisions.body;
+  const size_t newest = decisions.body.find(R"("strategy":"cheapest")");
+  const size_t oldest = decisions.body.find(R"("strategy":"chain")");
+  ASSERT_NE(newest, std::string::npos) << decisions.body;
+  ASSERT_NE(oldest, std::string::npos) << decisions.body;
+  EXPECT_LT(newest, oldest) << "newest first";
+  auto only_chain = get("/models/decisions?strategy=chain", last);
+  EXPECT_EQ(only_chain.body.find(R"("strategy":"cheapest")"), std::string::npos) << only_chain.body;
+  auto health = get("/models/health?provider=oai", last);
+  ASSERT_EQ(health.status, 200) << health.body;
+  EXPECT_NE(health.body.find(R"("state":"OPEN","previousState":"CLOSED","reason":"consecutive_failures")"),
+            std::string::npos)
+      << health.body;
+  EXPECT_EQ(get("/providers/nope", last).status, 404);
+  expect_problem(get("/models/decisions?strategy=smartest", last), 400, "strategy");
+  expect_problem(get("/providers?state=GONE", last), 400, "state");
+  EXPECT_EQ(engine->call("GET", "/v1/tenants/acme/providers", "not-a-key").status, 401);
+}
+
 }  // namespace
 }  // namespace agentos::gateway::test
