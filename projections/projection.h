@@ -78,6 +78,10 @@ class Projection {
   virtual Status after_rows(pg::Conn& /*c*/, RowCounts& /*rows*/) { return Status::ok(); }
   // The round was committed or discarded: forget its per-round notes.
   virtual void end_round() {}
+  // The projector (re)connected and reads on from the committed watermarks (at open, and
+  // after a failed round, whose writes were rolled back): a projection that keeps a cache
+  // of committed rows between rounds reloads it here. Default: nothing.
+  virtual Status resume(pg::Conn& /*c*/) { return Status::ok(); }
 };
 
 struct ProjectionOptions {

@@ -195,6 +195,8 @@ class ProjectorImpl final : public Projector {
     std::string ddl = "SET TimeZone = 'UTC';";
     for (const RowBuffer& b : round_.buffers()) ddl += b.spec().staging_ddl();
     if (Status st = (*c)->exec(ddl); !st.is_ok()) return st;
+    for (auto& p : projections_)
+      if (Status st = p->resume(**c); !st.is_ok()) return st;
     std::lock_guard lk(mu_);
     wm_.clear();
     has_row_.clear();

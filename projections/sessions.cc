@@ -9,11 +9,18 @@
 //   then, in SQL, usage_periods of every (tenant, month) a round touched, summed from the
 //   days (so a period always equals the sum of its days as they are stored).
 // Prices (events/pricing.h) are applied here, when rows are written: costs follow the
-// projector's price table, the facts hold raw quantities only.
+// tenant's price table as the log has it at the fact — the projector's table with the
+// tenant's model providers' prices laid over it (processors/ROUTER.md, Prices: the same
+// routing::tenant_prices as the router's estimates and Pulse's live reports). The facts
+// hold raw quantities only. The providers' prices come from the router's
+// model.provider.updated facts as they are folded, and from the router's read model
+// (model_provider_models) when the projector resumes.
+#include <map>
 #include <set>
 
 #include "events/json_writer.h"
 #include "events/pricing.h"
+#include "events/routing.h"
 #include "projections/pg.h"
 #include "projections/projection.h"
 #include "schemas/agentos_generated.h"
@@ -121,7 +128,7 @@ class Sessions final : public Projection {
         int64_t billed = 0;
         if (p->models()) {
           for (const fb::ModelTokens* m : *p->models())
-            billed += price_tokens(sv(m->model()), m->tokens_in(), m->tokens_out(), prices_).billed_micros;
+            billed += price_tokens(sv(m->model()), m->tokens_in(), m->tokens_out(), prices_for(h.tenant)).billed_micros;
         }
         RowBuilder b;
         b.text(h.tenant).text(sv(p->session_id())).text(enum_name(p->state(), fb::EnumNameSessionState))
@@ -181,9 +188,12 @@ class Sessions final : public Projection {
         }
         return Status::ok();
       }
+      case fb::Payload::ModelProviderUpdated:
+        provider_updated(r, *e.payload_as_ModelProviderUpdated());
+        return Status::ok();
       case fb::Payload::SessionUsageAccrued: {
         const auto* p = e.payload_as_SessionUsageAccrued();
-        const CostLine l = price_tokens(sv(p->model()), p->day_tokens_in(), p->day_tokens_out(), prices_);
+        const CostLine l = price_tokens(sv(p->model()), p->day_tokens_in(), p->day_tokens_out(), prices_for(h.tenant));
         out.add(kUsageDaily, RowBuilder()
                                  .text(h.tenant).text(sv(p->day())).text(l.model).i64(l.tokens_in)
                                  .i64(l.tokens_out).i64(l.provider_micros).i64(l.billed_micros).done());
@@ -244,7 +254,65 @@ class Sessions final : public Projection {
                                          std::to_string(r.pos.offset.value()) + ": bad " + std::string(field));
   }
 
+  // ---- The tenants' price tables ------------------------------------------------------
+
+  // A tenant's active providers as routing::tenant_prices reads them, and the table.
+  struct TenantPrices {
+    routing::RouterView view;
+    PriceTable table;
+  };
+
+  const PriceTable& prices_for(std::string_view tenant) const {
+    auto it = tenants_.find(tenant);
+    return it == tenants_.end() ? prices_ : it->second.table;
+  }
+
+  // model.provider.updated: the provider as now added (ACTIVE) or gone (REMOVED).
+  void provider_updated(const Record& r, const fb::ModelProviderUpdated& u) {
+    auto [it, fresh] = tenants_.try_emplace(std::string(r.header.tenant));
+    auto& providers = it->second.view.providers;
+    const std::string id(sv(u.provider_id()));
+    std::erase_if(providers, [&](const routing::ProviderView& p) { return p.id == id; });
+    if (sv(u.state()) == "ACTIVE") {
+      routing::ProviderView p;
+      p.id = id;
+      p.added_seq = static_cast<uint64_t>(r.pos.offset.value());  // a tenant's facts are on one partition
+      if (u.models())
+        for (const fb::ModelPriceView* m : *u.models())
+          p.models.push_back({std::string(sv(m->model())), m->input_micros_per_mtok(), m->output_micros_per_mtok()});
+      providers.push_back(std::move(p));
+    }
+    it->second.table = routing::tenant_prices(it->second.view, prices_);
+  }
+
+ public:
+  // The tenants' providers as committed (the router's read model), at each (re)connect.
+  Status resume(pg::Conn& c) override {
+    tenants_.clear();
+    auto rows = c.query(
+        "SELECT m.tenant_id, m.provider_id, p.added_offset, m.model, m.input_micros_per_mtok, "
+        "m.output_micros_per_mtok FROM agentos_rm.model_provider_models m "
+        "JOIN agentos_rm.model_providers p USING (tenant_id, provider_id) "
+        "WHERE p.state = 'ACTIVE' ORDER BY m.tenant_id, m.provider_id, m.model");
+    if (!rows.ok()) return std::move(rows).take_status();
+    for (int i = 0; i < rows->size(); ++i) {
+      auto& view = tenants_[std::string(rows->get(i, 0))].view;
+      const std::string_view id = rows->get(i, 1);
+      if (view.providers.empty() || view.providers.back().id != id) {
+        routing::ProviderView p;
+        p.id = std::string(id);
+        p.added_seq = static_cast<uint64_t>(rows->get_i64(i, 2));
+        view.providers.push_back(std::move(p));
+      }
+      view.providers.back().models.push_back({std::string(rows->get(i, 3)), rows->get_i64(i, 4), rows->get_i64(i, 5)});
+    }
+    for (auto& [tenant, t] : tenants_) t.table = routing::tenant_prices(t.view, prices_);
+    return Status::ok();
+  }
+
+ private:
   PriceTable prices_;
+  std::map<std::string, TenantPrices, std::less<>> tenants_;  // tenants with model providers
   std::set<std::pair<std::string, std::string>> months_;  // (tenant, YYYY-MM-01) touched
 };
 

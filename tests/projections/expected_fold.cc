@@ -40,14 +40,19 @@ std::string date(int64_t yyyymmdd) {
   return buf;
 }
 
-// ---- Prices (PULSE.md "Cost"; the per-model numbers are the default table's) ------------
+// ---- Prices (PULSE.md "Cost"; the per-model numbers are the default table's, unless the
+// tenant's model providers price the model — ROUTER.md, Prices: the provider added last
+// that lists it — as the log has them when the row was last written) ------------------
 int64_t half_up_div(int64_t num, int64_t den) { return (num + den / 2) / den; }
 struct Priced {
   int64_t provider = 0, billed = 0;
 };
-Priced price_tokens(const std::string& model, int64_t in, int64_t out) {
+// A tenant's provider prices at some point of its log: model -> (input, output) µ$/Mtok.
+using Overlay = std::map<std::string, std::pair<int64_t, int64_t>>;
+Priced price_tokens(const std::string& model, int64_t in, int64_t out, const Overlay& overlay = {}) {
   static const pulse::PriceTable table = pulse::PriceTable::defaults();
-  const pulse::ModelPrice p = table.price(model);
+  pulse::ModelPrice p = table.price(model);
+  if (auto it = overlay.find(model); it != overlay.end()) p = {it->second.first, it->second.second};
   Priced r;
   r.provider = half_up_div(in * p.input_per_mtok, 1'000'000) + half_up_div(out * p.output_per_mtok, 1'000'000);
   r.billed = half_up_div(r.provider * 115, 100);  // +15% pass-through
@@ -222,6 +227,25 @@ class Fold {
       default:
         break;
     }
+    if (h.source == kPulseSourceName) {  // the prices a session's or a day's row is written with
+      if (const auto* u = e->payload_as_SessionUpdated())
+        session_prices_[{tenant, str(u->session_id())}] = overlay(tenant);
+      if (const auto* a = e->payload_as_SessionUsageAccrued())
+        day_prices_[{tenant, str(a->day()), str(a->model())}] = overlay(tenant);
+    }
+    if (h.source == kRouterSourceName) {  // a tenant's providers and their prices
+      if (const auto* u = e->payload_as_ModelProviderUpdated()) {
+        auto& mine = providers_[tenant];
+        if (str(u->state()) == "ACTIVE") {
+          Overlay models;
+          if (u->models())
+            for (const auto* m : *u->models()) models[str(m->model())] = {m->input_micros_per_mtok(), m->output_micros_per_mtok()};
+          mine[str(u->provider_id())] = {off, std::move(models)};
+        } else {
+          mine.erase(str(u->provider_id()));
+        }
+      }
+    }
     if (h.source == kPulseSourceName || h.source == "/agentos/processors/heartbeat") {
       ++x_.derived;
       return;
@@ -381,7 +405,10 @@ class Fold {
       const SessInfo& info = sessions_.at(k);
       if (info.partition != p) throw std::logic_error("session on two partitions: " + k.second);
       int64_t billed = 0;
-      for (const auto& [m, io] : s.tokens_by_model) billed += price_tokens(m, io.first, io.second).billed;
+      const auto sp = session_prices_.find(k);
+      const Overlay none;
+      for (const auto& [m, io] : s.tokens_by_model)
+        billed += price_tokens(m, io.first, io.second, sp == session_prices_.end() ? none : sp->second).billed;
       const int64_t cost = billed + compute_price(s.compute_us);
       x_.tables["sessions"].push_back({k.first, k.second, state(s.state), s.config.name, s.config.model,
                                        n(s.created_us), n(s.updated_us), s.step, f64(s.pct), s.last_checkpoint,
@@ -400,7 +427,8 @@ class Fold {
       for (const auto& [day, du] : tt->days) {
         Period& pm = months[day / 100];
         for (const auto& [m, io] : du.tokens_by_model) {
-          const Priced pr = price_tokens(m, io.first, io.second);
+          const auto dp = day_prices_.find({t, date(day), m});
+          const Priced pr = price_tokens(m, io.first, io.second, dp == day_prices_.end() ? Overlay{} : dp->second);
           x_.tables["usage_daily"].push_back(
               {t, date(day), m, n(io.first), n(io.second), n(pr.provider), n(pr.billed)});
           pm.in += io.first, pm.out += io.second, pm.billed += pr.billed, pm.any = true;
@@ -418,7 +446,24 @@ class Fold {
     }
   }
 
+  // The tenant's provider prices now: for each model, the provider listing it whose last
+  // ACTIVE fact is the latest.
+  Overlay overlay(const std::string& tenant) const {
+    Overlay out;
+    std::map<std::string, int64_t> when;
+    auto it = providers_.find(tenant);
+    if (it == providers_.end()) return out;
+    for (const auto& [pid, added] : it->second)
+      for (const auto& [m, price] : added.second)
+        if (!when.count(m) || added.first > when[m]) when[m] = added.first, out[m] = price;
+    return out;
+  }
+
   ExpectedReadModels& x_;
+  // tenant -> provider -> (offset of its last ACTIVE fact, its models' prices)
+  std::map<std::string, std::map<std::string, std::pair<int64_t, Overlay>>> providers_;
+  std::map<SessKey, Overlay> session_prices_;  // as of the session's last session.updated
+  std::map<std::tuple<std::string, std::string, std::string>, Overlay> day_prices_;  // (tenant, day, model)
   ExpectedHeartbeat heartbeat_;
   ExpectedDreams dreams_;
   ExpectedSkills skills_;
