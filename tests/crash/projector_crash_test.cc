@@ -62,6 +62,7 @@
 #include "events/codec.h"
 #include "processors/dreams.h"
 #include "processors/heartbeat.h"
+#include "processors/router.h"
 #include "processors/skills.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
@@ -238,6 +239,7 @@ class ProjectorCrashTest : public ::testing::Test {
     wo.dreams = true;
     wo.skills = true;
     wo.skills_session_facts = false;  // Pulse runs here: it reports the sessions
+    wo.router = true;
     const test::PulseWorkload w = test::make_pulse_workload(wo);
     std::vector<test::TenantEvent> events = w.events;
     workload_events_ = events.size();
@@ -288,9 +290,10 @@ class ProjectorCrashTest : public ::testing::Test {
     heartbeat::HeartbeatProcessor hb;
     dreams::DreamsProcessor dreams;
     skills::SkillsProcessor skills;
+    router::RouterProcessor router;
     std::vector<std::unique_ptr<ProcessorRuntime>> rts;
     for (auto [name, proc] : {std::pair<const char*, Processor*>{"pulse", &pulse}, {"heartbeat", &hb},
-                              {"dreams", &dreams}, {"skills", &skills}}) {
+                              {"dreams", &dreams}, {"skills", &skills}, {"router", &router}}) {
       RuntimeOptions ro;
       ro.state_dir = dir_->sub(name);
       ro.relay = true;
