@@ -187,6 +187,10 @@ class Api {
   void get_skills(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
   // The model router (api_router.cc): the admin commands, routing and estimates.
   void router_command(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
+  void router_command_checked(const TenantId& t, Partition part, bool provider, bool chain, bool put,
+                              const std::string& pid, const std::string& type, std::string data,
+                              const std::string& api_key, const std::string& bytes, const std::string& path,
+                              const Reply& reply);
   void route_model(HttpRequest req, const TenantId& t, bool estimate_only, Reply reply);
   void answer_routed(Position pos, const std::string& id, const std::string& path, bool replayed, const Reply& reply);
   void get_router(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);

@@ -180,53 +180,82 @@ void Api::router_command(HttpRequest req, const TenantId& t, const std::vector<s
   if (auto bad = routing::validate_event(decoded->bytes))
     return reply(problem_response(Status::invalid(bad->field, bad->message), req.path));
 
-  // Against the router's state, once it has decided everything the partition holds.
+  // Against the router's state, once it has decided everything the partition holds: at
+  // once when it has, else off the I/O thread (bounded like ?after= waits).
   const Partition part = log_.partition_of(t);
   auto end = log_.end_offset(part);
   if (!end.ok()) return reply(problem_response(end.status(), req.path));
-  if (end->value() > 0) {
-    const auto deadline = std::chrono::steady_clock::now() + opts_.read_your_writes_timeout;
-    if (!opts_.router->wait_decided(part, Offset(end->value() - 1), deadline))
-      return reply(problem_response(Status(Code::kUnavailable, "the model router is behind; retry shortly").with_retry_after(1), req.path));
+  auto decide = [this, t, part, provider, chain, m, pid, type, data = std::move(data), api_key = std::move(api_key),
+                 bytes = std::move(decoded->bytes), path = req.path](const Reply& reply) mutable {
+    router_command_checked(t, part, provider, chain, m == "PUT", pid, type, std::move(data), api_key, bytes, path,
+                           reply);
+  };
+  const Offset through(end->value() - 1);
+  if (end->value() == 0 || opts_.router->wait_decided(part, through, std::chrono::steady_clock::now()))
+    return decide(reply);
+  if (after_waiters_.fetch_add(1) >= kMaxAfterWaiters) {
+    after_waiters_.fetch_sub(1);
+    return reply(problem_response(Status(Code::kUnavailable, "too many requests waiting; retry shortly").with_retry_after(1), req.path));
   }
+  if (!begin_append()) {
+    after_waiters_.fetch_sub(1);
+    return reply(problem_response(Status(Code::kUnavailable, "shutting down"), req.path));
+  }
+  auto guard = std::make_shared<InFlight>(*this);
+  const auto deadline = std::chrono::steady_clock::now() + opts_.read_your_writes_timeout;
+  std::thread([this, part, through, deadline, decide = std::move(decide), reply = std::move(reply), path = req.path,
+               guard = std::move(guard)]() mutable {
+    const bool caught_up = opts_.router->wait_decided(part, through, deadline).has_value();
+    after_waiters_.fetch_sub(1);
+    if (!caught_up) reply(problem_response(Status(Code::kUnavailable, "the model router is behind; retry shortly").with_retry_after(1), path));
+    else decide(reply);
+    guard.reset();
+  }).detach();
+}
+
+// The router command's checks against the router's committed state, then the append.
+void Api::router_command_checked(const TenantId& t, Partition part, bool provider, bool chain, bool put,
+                                 const std::string& pid, const std::string& type, std::string data,
+                                 const std::string& api_key, const std::string& bytes, const std::string& path,
+                                 const Reply& reply) {
   auto snap = opts_.router->snapshot(t.str(), part);
-  if (!snap.ok()) return reply(problem_response(snap.status(), req.path));
+  if (!snap.ok()) return reply(problem_response(snap.status(), path));
   const routing::RouterView& v = snap->view;
-  if (provider && m == "DELETE" && !v.provider(pid))
-    return reply(problem_response(Status(Code::kNotFound, "no provider " + pid), req.path));
-  if (provider && m == "PUT" && !v.provider(pid)) {
+  if (provider && !put && !v.provider(pid))
+    return reply(problem_response(Status(Code::kNotFound, "no provider " + pid), path));
+  if (provider && put && !v.provider(pid)) {
     const int64_t limit = routing::provider_limit(v.plan);
     if (static_cast<int64_t>(v.providers.size()) >= limit)
       return reply(problem_response(
           field_problem(Code::kPermissionDenied, "providerId",
                         "the plan allows " + std::to_string(limit) + " provider" + (limit == 1 ? "" : "s") +
                             (v.plan == 2 ? " (the engine's bound)" : "; remove one or upgrade the plan")),
-          req.path));
+          path));
   }
   if (chain) {
-    const fb::ModelChainSet* c = fb::GetEvent(decoded->bytes.data())->payload_as_ModelChainSet();
+    const fb::ModelChainSet* c = fb::GetEvent(bytes.data())->payload_as_ModelChainSet();
     for (flatbuffers::uoffset_t i = 0; i < c->chain()->size(); ++i) {
       const fb::ModelChainEntry* e = c->chain()->Get(i);
       const std::string at = "chain[" + std::to_string(i) + "]";
       const routing::ProviderView* pv = v.provider(sv_str(e->provider_id()));
-      if (!pv) return reply(problem_response(field_problem(Code::kAlreadyExists, at + ".providerId", "no provider " + sv_str(e->provider_id())), req.path));
+      if (!pv) return reply(problem_response(field_problem(Code::kAlreadyExists, at + ".providerId", "no provider " + sv_str(e->provider_id())), path));
       if (!pv->lists(sv_str(e->model())))
-        return reply(problem_response(field_problem(Code::kAlreadyExists, at + ".model", "provider " + pv->id + " has no model " + sv_str(e->model())), req.path));
+        return reply(problem_response(field_problem(Code::kAlreadyExists, at + ".model", "provider " + pv->id + " has no model " + sv_str(e->model())), path));
     }
   }
 
   std::lock_guard lk(admin_mu_);
   int64_t version = 0;
-  if (provider && m == "PUT") {
-    auto put = opts_.secrets->put_credential(t.str(), pid, api_key);
-    if (!put.ok()) return reply(problem_response(put.status(), req.path));
-    version = *put;
+  if (provider && put) {
+    auto stored = opts_.secrets->put_credential(t.str(), pid, api_key);
+    if (!stored.ok()) return reply(problem_response(stored.status(), path));
+    version = *stored;
     const size_t at = data.find("\"credentialVersion\":1");
     data.replace(at, std::string_view("\"credentialVersion\":1").size(), "\"credentialVersion\":" + std::to_string(version));
   }
   const std::string id = type + "/" + (pid.empty() ? "" : pid + "/") + random_token();
   auto r = append_system(t, {engine_event(type, id, t, data)});
-  if (!r.ok()) return reply(problem_response(r.status(), req.path));
+  if (!r.ok()) return reply(problem_response(r.status(), path));
   JsonObject out;
   out.str("type", type).opt("providerId", pid);
   if (version) out.num("credentialVersion", version);

@@ -81,6 +81,30 @@ TEST(SecretStore, NothingIsReadableOnDiskAndAnotherMasterKeyOpensNothing) {
   EXPECT_EQ(e.status().code(), Code::kCorruption);
 }
 
+// Model providers' API keys (processors/ROUTER.md): versioned per (tenant, provider),
+// apart from webhook channels of the same name, sealed on disk, per tenant.
+TEST(SecretStore, ProviderKeysAreVersionedApartFromChannelsAndSealed) {
+  test::TempDir dir;
+  {
+    auto s = open_secret_store(dir.sub("s"));
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ(*(*s)->put_credential("acme", "anth", "sk-ant-first-VERYSECRET"), 1);
+    EXPECT_EQ(*(*s)->put_credential("acme", "anth", "sk-ant-second-VERYSECRET"), 2);
+    EXPECT_EQ(*(*s)->put_credential("bolt", "anth", "sk-bolt-VERYSECRET"), 1);
+    // A webhook channel named like the provider is another entry.
+    ASSERT_TRUE((*s)->put_endpoint("acme", "anth", {"https://hooks.example/x", new_webhook_secret()}).ok());
+    EXPECT_EQ(*(*s)->latest_version("acme", "anth"), 1);
+  }
+  EXPECT_EQ(slurp_dir(dir.sub("s")).find("VERYSECRET"), std::string::npos);
+  auto s = open_secret_store(dir.sub("s"));
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(**(*s)->credential("acme", "anth", 1), "sk-ant-first-VERYSECRET");
+  EXPECT_EQ(**(*s)->credential("acme", "anth", 2), "sk-ant-second-VERYSECRET");
+  EXPECT_EQ(**(*s)->credential("bolt", "anth", 1), "sk-bolt-VERYSECRET");
+  EXPECT_FALSE((*s)->credential("acme", "anth", 3)->has_value());
+  EXPECT_FALSE((*s)->credential("cyan", "anth", 1)->has_value());
+}
+
 TEST(SecretStore, EndpointUrlsAreTakenApartAndUnsafeOnesRefused) {
   auto u = parse_endpoint_url("https://hooks.example.com/services/T1/B2?x=1");
   ASSERT_TRUE(u.ok());

@@ -232,20 +232,6 @@ TEST_F(RouterHttp, RoutingDecidesAppendsTheFactSkipsOpenCircuitsAndReplaysRetrie
   EXPECT_NE(h.find(R"("source":"/agentos/gateway")"), std::string::npos);
 }
 
-// The driver's state read as committed state.
-class MemoryReader final : public StateReader {
- public:
-  explicit MemoryReader(agentos::test::MemoryState& s) : s_(s) {}
-  Result<std::optional<std::string>> get(std::string_view key) override { return s_.get(key); }
-  Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from, std::string_view to,
-                                                                size_t limit) override {
-    return s_.scan(from, to, limit);
-  }
-
- private:
-  agentos::test::MemoryState& s_;
-};
-
 // Every decision in the log is reproduced by folding the tenant partition's records below
 // its basis into a fresh Router and routing the recorded request: an auditor recomputes it.
 TEST_F(RouterHttp, EveryDecisionInTheLogIsRecomputedFromTheLogAtItsBasis) {
@@ -307,7 +293,7 @@ TEST_F(RouterHttp, EveryDecisionInTheLogIsRecomputedFromTheLogAtItsBasis) {
                    : strategy == "fastest" ? routing::Strategy::kFastest
                                            : routing::Strategy::kChain;
     if (routed->cost_cap_micros() >= 0) req.cost_cap_micros = routed->cost_cap_micros();
-    MemoryReader reader(state);
+    agentos::test::MemoryReader reader(state);
     auto view = router::read_view(reader, "acme");
     ASSERT_TRUE(view.ok());
     const routing::RouteDecision d = routing::route(*view, req, routing::tenant_prices(*view, PriceTable::defaults()));
@@ -381,6 +367,35 @@ TEST_F(RouterHttp, AnEstimateAgreesWithWhatPulseBillsForTheSameTokens) {
                             R"({"model":"claude-haiku","tokensIn":1000000,"tokensOut":0})", kJson);
   ASSERT_EQ(other.status, 200) << other.body;
   EXPECT_NE(other.body.find(R"("priceFrom":"engine")"), std::string::npos) << other.body;
+}
+
+// A command waits for the router to decide the tenant's partition before its checks: while
+// the router is stopped it gives up after the read-your-writes timeout with 503 and
+// Retry-After and appends nothing; once the router runs again the command goes through.
+TEST_F(RouterHttp, WhileTheRouterLagsACommandGivesUpWith503AndAppendsNothing) {
+  engine.reset();
+  EngineOptions o;
+  o.router = true;
+  o.secrets = secrets.get();
+  o.read_your_writes_timeout = std::chrono::milliseconds(300);
+  engine = std::make_unique<Engine>(dir.sub("engine2"), o);
+  admin = engine->create_tenant("acme", "pro");
+  producer = engine->create_key("acme", admin, "producer");
+  ASSERT_EQ(put_provider("anth", R"({"kind":"anthropic","apiKey":"k","models":[{"model":"m1","inputPerMtok":"1","outputPerMtok":"1"}]})").status, 202);
+  engine->router()->stop();
+  ASSERT_EQ(engine->post_event("acme", producer,
+                               R"({"specversion":"1.0","id":"c-1","source":"/runner","type":"model.call.completed","data":{"providerId":"anth","model":"m1","latencyMs":5}})")
+                .status,
+            201);
+  const Offset before = engine->end_of("acme");
+  auto lagging = engine->call("PUT", "/v1/tenants/acme/models/chain", admin, R"({"chain":[{"providerId":"anth","model":"m1"}]})", kJson);
+  EXPECT_EQ(lagging.status, 503) << lagging.body;
+  EXPECT_FALSE(lagging.header("retry-after").empty());
+  EXPECT_EQ(engine->call("GET", "/healthz", "").status, 200);
+  EXPECT_EQ(engine->end_of("acme"), before);
+  ASSERT_TRUE(engine->router()->start().is_ok());
+  auto caught_up = engine->call("PUT", "/v1/tenants/acme/models/chain", admin, R"({"chain":[{"providerId":"anth","model":"m1"}]})", kJson);
+  EXPECT_EQ(caught_up.status, 202) << caught_up.body;
 }
 
 // The router's read models over HTTP, with the projector: providers (never a key),

@@ -95,6 +95,21 @@ class MemoryState final : public StateTxn {
   std::map<std::string, std::optional<std::string>, std::less<>> pending_;
 };
 
+// A MemoryState read as a processor's committed state (the read functions processors
+// offer the gateway: router::read_view, ...).
+class MemoryReader final : public StateReader {
+ public:
+  explicit MemoryReader(MemoryState& s) : s_(s) {}
+  Result<std::optional<std::string>> get(std::string_view key) override { return s_.get(key); }
+  Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from, std::string_view to,
+                                                                size_t limit) override {
+    return s_.scan(from, to, limit);
+  }
+
+ private:
+  MemoryState& s_;
+};
+
 // One derived event as the processor gave it, plus the event the runtime would build.
 struct Emitted {
   std::string tenant, ce_type, data_json, subject;

@@ -178,20 +178,6 @@ std::string describe(const router_model::RouteResult& r) {
   return os.str();
 }
 
-// The driver's state read as committed state.
-class Reader final : public StateReader {
- public:
-  explicit Reader(MemoryState& s) : s_(s) {}
-  Result<std::optional<std::string>> get(std::string_view key) override { return s_.get(key); }
-  Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from, std::string_view to,
-                                                                size_t limit) override {
-    return s_.scan(from, to, limit);
-  }
-
- private:
-  MemoryState& s_;
-};
-
 // The engine's answer in the model's terms.
 router_model::RouteResult engine_route(MemoryState& state, const std::string& tenant, const std::string& request) {
   router_model::RouteResult r;
@@ -201,7 +187,7 @@ router_model::RouteResult engine_route(MemoryState& state, const std::string& te
     r.field = req.status().errors().empty() ? "" : req.status().errors().front().field;
     return r;
   }
-  Reader reader(state);
+  MemoryReader reader(state);
   auto view = router::read_view(reader, tenant);
   EXPECT_TRUE(view.ok()) << view.status().to_string();
   if (!view.ok()) return r;

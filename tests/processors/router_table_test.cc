@@ -29,19 +29,6 @@ class RouterDriver : public LogDriver {
   router::RouterProcessor proc_;
 };
 
-class Reader final : public StateReader {
- public:
-  explicit Reader(MemoryState& s) : s_(s) {}
-  Result<std::optional<std::string>> get(std::string_view key) override { return s_.get(key); }
-  Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from, std::string_view to,
-                                                                size_t limit) override {
-    return s_.scan(from, to, limit);
-  }
-
- private:
-  MemoryState& s_;
-};
-
 class RouterTable : public ::testing::Test {
  protected:
   using D = heartbeat_model::Derived;
@@ -94,7 +81,7 @@ class RouterTable : public ::testing::Test {
                                           std::to_string(latency) + R"(,"tokensIn":10,"tokensOut":10})");
   }
   routing::RouteDecision route(const std::string& request, const std::string& tenant = "acme") {
-    Reader reader(d.state());
+    MemoryReader reader(d.state());
     auto v = router::read_view(reader, tenant);
     EXPECT_TRUE(v.ok());
     auto r = routing::parse_route_request(request);
