@@ -190,6 +190,7 @@ std::string Api::route_of(const HttpRequest& req) {
            : (i == 6 && s[3] == "dreams" && s[5] == "shares") ? "/{target}"
            : (i == 4 && s[3] == "shared")   ? "/{owner}"
            : (i == 5 && s[3] == "shared")   ? "/{dream}"
+           : (i == 4 && s[3] == "providers") ? "/{provider}"
            : (i == 4 && s[3] == "skills")   ? "/{name}"
            : (i == 4 && s[3] == "installed") ? "/{author}"
            : (i == 5 && s[3] == "installed") ? "/{name}"

@@ -230,6 +230,13 @@ TEST_F(RouterHttp, RoutingDecidesAppendsTheFactSkipsOpenCircuitsAndReplaysRetrie
     ++decisions;
   EXPECT_EQ(decisions, 4u) << h;
   EXPECT_NE(h.find(R"("source":"/agentos/gateway")"), std::string::npos);
+
+  // Operators see decisions and refusals by status, and a provider id never becomes a label.
+  const std::string m = engine->call("GET", "/metrics", "").body;
+  EXPECT_NE(m.find(R"(agentos_http_requests_total{code="201",route="/v1/tenants/{t}/models:route"} 5)"), std::string::npos) << m;
+  EXPECT_NE(m.find(R"(agentos_http_requests_total{code="409",route="/v1/tenants/{t}/models:route"} 1)"), std::string::npos) << m;
+  EXPECT_NE(m.find(R"(route="/v1/tenants/{t}/providers/{provider}")"), std::string::npos) << m;
+  EXPECT_EQ(m.find("/providers/oai"), std::string::npos) << m;
 }
 
 // Every decision in the log is reproduced by folding the tenant partition's records below
