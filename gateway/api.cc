@@ -450,6 +450,33 @@ void Api::remember(std::vector<Recent> items) {
   }
 }
 
+Result<std::optional<Position>> Api::claim_key(const TenantId& t, std::string_view source, std::string_view id) {
+  const std::string key = idem_key(t, source, id);
+  uint64_t epoch;
+  {
+    std::lock_guard lk(recent_mu_);
+    epoch = purge_epoch_;
+  }
+  std::optional<Position> known = index_.find_event(t, source, id);
+  if (known) return known;
+  std::lock_guard lk(recent_mu_);
+  if (inflight_.count(key))
+    return Status(Code::kAlreadyExists, "an event with this source and id is being appended by another request; retry")
+        .with_retry_after(1);
+  known = find_recent(key);
+  if (!known && purge_epoch_ != epoch) known = index_.find_event(t, source, id);
+  if (!known) inflight_[key];
+  return known;
+}
+
+void Api::release_key(const TenantId& t, std::string_view source, std::string_view id,
+                      std::optional<Position> appended) {
+  const std::string key = idem_key(t, source, id);
+  std::lock_guard lk(recent_mu_);
+  inflight_.erase(key);
+  if (appended) remember({{key, *appended}});
+}
+
 // Without a deduplicating log: which events are already logged (`known`) and which are
 // to be appended (`fresh`, then marked in flight). false: answered already (a concurrent
 // append of the same key).

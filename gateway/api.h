@@ -238,6 +238,12 @@ class Api {
                   std::vector<std::string>& keys, std::vector<std::optional<Position>>& known,
                   std::vector<size_t>& fresh, const Reply& reply);
   std::optional<Position> find_recent(const std::string& key);
+  // One engine-authored event keyed by (source, id), without a deduplicating log: its
+  // position when it is logged (the index, then recent appends), else nullopt and the key
+  // marked in flight until release_key; kAlreadyExists (retry) while another request
+  // appends it.
+  Result<std::optional<Position>> claim_key(const TenantId& t, std::string_view source, std::string_view id);
+  void release_key(const TenantId& t, std::string_view source, std::string_view id, std::optional<Position> appended);
   void remember(std::vector<Recent> items);
 
   Log& log_;

@@ -295,11 +295,21 @@ void Api::route_model(HttpRequest req, const TenantId& t, bool estimate_only, Re
   auto decide = [this, t, part, key, path = req.path, plan = tenant->plan, r = std::move(*request)](Reply reply) {
     const std::string request_id = key.empty() ? "rt-" + random_token() : key;
     const std::string id = "route/" + request_id;
-    if (!key.empty()) {  // a retry: the decision first appended
-      if (auto pos = index_.find_event(t, kGatewaySource, id)) return answer_routed(*pos, id, path, true, reply);
+    // A retry answers the decision first appended: a deduplicating log finds it in the
+    // append itself; otherwise the key is claimed here (the index, recent appends, and one
+    // request at a time), so a concurrent retry never records a second decision.
+    const bool claimed = !key.empty() && !log_.dedupes();
+    if (claimed) {
+      auto known = claim_key(t, kGatewaySource, id);
+      if (!known.ok()) return reply(problem_response(known.status(), path));
+      if (*known) return answer_routed(**known, id, path, true, reply);
     }
+    auto unclaim = [this, claimed, t, id](std::optional<Position> appended) {
+      if (claimed) release_key(t, kGatewaySource, id, appended);
+    };
     const int wait = limiter_.try_acquire(t, plan, 1.0, std::chrono::steady_clock::now());
     if (wait > 0 || wait == RateLimiter::kNever) {
+      unclaim(std::nullopt);
       metrics_.rate_limited();
       return reply(problem_response(Status(Code::kResourceExhausted, std::string("rate limit of plan ") +
                                                                          std::string(plan_name(plan)) + " exceeded")
@@ -307,9 +317,13 @@ void Api::route_model(HttpRequest req, const TenantId& t, bool estimate_only, Re
                                     path));
     }
     auto snap = opts_.router->snapshot(t.str(), part);
-    if (!snap.ok()) return reply(problem_response(snap.status(), path));
+    if (!snap.ok()) {
+      unclaim(std::nullopt);
+      return reply(problem_response(snap.status(), path));
+    }
     const routing::RouteDecision d = routing::route(snap->view, r, snap->prices);
     if (!d.ok) {
+      unclaim(std::nullopt);
       HttpResponse resp = problem_response(Status(Code::kAlreadyExists, "no_route: no eligible provider and model for this request"), path);
       resp.body.pop_back();
       resp.body += ",\"reason\":\"no_route\",\"basis\":" + std::to_string(snap->basis.value()) +
@@ -327,15 +341,22 @@ void Api::route_model(HttpRequest req, const TenantId& t, bool estimate_only, Re
     o.default_time_us = now_us();
     const std::string fact = j.done();
     auto ev = decode_structured(engine_event("model.routed", id, t, fact), o);
-    if (!ev.ok()) return reply(problem_response(Status(Code::kInternal, "decision rejected by the codec: " + ev.status().to_string()), path));
-    if (!begin_append()) return reply(problem_response(Status(Code::kUnavailable, "shutting down").with_retry_after(1), path));
+    if (!ev.ok()) {
+      unclaim(std::nullopt);
+      return reply(problem_response(Status(Code::kInternal, "decision rejected by the codec: " + ev.status().to_string()), path));
+    }
+    if (!begin_append()) {
+      unclaim(std::nullopt);
+      return reply(problem_response(Status(Code::kUnavailable, "shutting down").with_retry_after(1), path));
+    }
     auto guard = std::make_shared<InFlight>(*this);
     const auto started = std::chrono::steady_clock::now();
     AppendBatch ab{t, {std::move(ev->bytes)}, log_.dedupes()};
     std::string answer = fact;  // the fact's data is the answer, with the receipt
     const int64_t estimate = d.estimate_micros;
-    log_.append(std::move(ab), [this, guard, id, path, reply, started, answer = std::move(answer),
-                                estimate](Result<AppendResult> res) mutable {
+    log_.append(std::move(ab), [this, guard, id, path, reply, started, answer = std::move(answer), estimate,
+                                unclaim](Result<AppendResult> res) mutable {
+      unclaim(res.ok() ? std::optional<Position>(res->positions[0]) : std::nullopt);
       if (!res.ok()) {
         Status st = res.status();
         if (st.code() == Code::kUnavailable) st.with_retry_after(1);

@@ -2,6 +2,10 @@
 // serve --log kafka` gives a producer and a subscriber.
 #include <gtest/gtest.h>
 
+#include <set>
+#include <thread>
+
+#include "events/secret_store.h"
 #include "tests/gateway/gateway_fixture.h"
 #include "tests/support/mock_kafka.h"
 
@@ -50,6 +54,54 @@ TEST(KafkaHttp, IngestReceiptReadBackStreamAndIdempotentRetry) {
   ASSERT_EQ(seen.size(), 2u);
   EXPECT_NE(seen[0].find("\"id\":\"k-1\""), std::string::npos);
   EXPECT_NE(seen[1].find("\"id\":\"k-2\""), std::string::npos);
+}
+
+// Routing over Kafka (a log that does not deduplicate in the append): concurrent retries of
+// one decision with the same Idempotency-Key record ONE model.routed fact, and every
+// answer names it.
+TEST(KafkaHttp, ConcurrentRetriesOfARoutingDecisionRecordItOnce) {
+  agentos::testing::MockKafkaCluster cluster(1);
+  cluster.create_topic("agentos.events", 4);
+  TempDir dir;
+  auto secrets = open_secret_store(dir.sub("secrets"));
+  ASSERT_TRUE(secrets.ok());
+  EngineOptions o;
+  o.kafka_brokers = cluster.bootstraps();
+  o.router = true;
+  o.secrets = secrets->get();
+  Engine engine(dir.path(), o);
+  const std::string key = engine.create_tenant("acme");
+  auto p = engine.call("PUT", "/v1/tenants/acme/providers/anth", key,
+                       R"({"kind":"anthropic","apiKey":"k","models":[{"model":"m1","inputPerMtok":"1","outputPerMtok":"2"}]})",
+                       "application/json");
+  ASSERT_EQ(p.status, 202) << p.body;
+  const std::string after = "?after=" + std::to_string(std::stoll(p.body.substr(p.body.find("\"offset\":") + 9)));
+  std::vector<std::string> bodies(8);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < bodies.size(); ++i)
+    threads.emplace_back([&, i] {
+      cli::ClientResponse r;
+      // 409 with Retry-After while another request appends it: retried until it is logged.
+      EXPECT_TRUE(agentos::test::wait_until([&] {
+        r = engine.call("POST", "/v1/tenants/acme/models:route" + after, key, R"({"tokensIn":100})",
+                        "application/json", {{"Idempotency-Key", "same-request"}});
+        return r.status != 409;
+      }));
+      EXPECT_EQ(r.status, 201) << r.body;
+      bodies[i] = r.body;
+    });
+  for (auto& t : threads) t.join();
+  std::set<std::string> receipts;
+  for (const auto& b : bodies) {
+    ASSERT_NE(b.find(R"("requestId":"same-request")"), std::string::npos) << b;
+    receipts.insert(b.substr(b.find("\"receipt\":")));
+  }
+  EXPECT_EQ(receipts.size(), 1u) << "every answer names the one decision";
+  const std::string page = engine.call("GET", "/v1/tenants/acme/events?from=0&limit=1000", key).body;
+  size_t decisions = 0;
+  for (size_t at = page.find("\"model.routed\""); at != std::string::npos; at = page.find("\"model.routed\"", at + 1))
+    ++decisions;
+  EXPECT_EQ(decisions, 1u) << page;
 }
 
 }  // namespace
