@@ -381,13 +381,19 @@ void Api::route_model(HttpRequest req, const TenantId& t, bool estimate_only, Re
     after_waiters_.fetch_sub(1);
     return reply(problem_response(Status(Code::kUnavailable, "too many requests waiting; retry shortly").with_retry_after(1), req.path));
   }
+  if (!begin_append()) {  // counted for drain(): the thread uses the Api until it answers
+    after_waiters_.fetch_sub(1);
+    return reply(problem_response(Status(Code::kUnavailable, "shutting down"), req.path));
+  }
+  auto guard = std::make_shared<InFlight>(*this);
   const auto deadline = std::chrono::steady_clock::now() + opts_.read_your_writes_timeout;
   std::thread([this, part, through = **after, deadline, decide = std::move(decide), reply = std::move(reply),
-               path = req.path]() mutable {
+               path = req.path, guard = std::move(guard)]() mutable {
     const bool ok = opts_.router->wait_decided(part, through, deadline).has_value();
     after_waiters_.fetch_sub(1);
-    if (!ok) return reply(problem_response(Status(Code::kUnavailable, "the model router did not reach ?after= in time").with_retry_after(1), path));
-    decide(std::move(reply));
+    if (!ok) reply(problem_response(Status(Code::kUnavailable, "the model router did not reach ?after= in time").with_retry_after(1), path));
+    else decide(std::move(reply));
+    guard.reset();
   }).detach();
 }
 
