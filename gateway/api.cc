@@ -24,12 +24,6 @@ namespace {
 // not post them, or a producer key could mint an admin key.
 
 
-HttpResponse json_response(int status, std::string body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = std::move(body);
-  return r;
-}
 
 
 // Unambiguous even when source or id contain NUL bytes: the source is length-prefixed.
@@ -83,6 +77,30 @@ std::vector<std::string_view> segments(std::string_view path) {
 }
 
 }  // namespace
+
+HttpResponse json_response(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+Status field_problem(Code code, std::string field, std::string reason) {
+  Status s(code, reason);
+  s.mutable_errors().push_back({std::move(field), std::move(reason)});
+  return s;
+}
+
+std::string gateway_event(std::string_view type, std::string_view id, const TenantId& t, const std::string& data) {
+  std::string j = "{\"specversion\":\"1.0\",\"type\":";
+  append_json_string(j, type);
+  j += ",\"source\":\"/agentos/gateway\",\"id\":";
+  append_json_string(j, id);
+  j += ",\"tenantid\":";
+  append_json_string(j, t.str());
+  j += ",\"data\":" + data + "}";
+  return j;
+}
 
 // Parses a small JSON object body of string members (admin requests).
 Result<std::unordered_map<std::string, std::string>> parse_admin_body(

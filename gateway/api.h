@@ -60,6 +60,13 @@ using Reply = std::function<void(HttpResponse)>;
 // `Retry-After` when the status carries one.
 HttpResponse problem_response(const Status& s, std::string_view instance = {});
 
+// Shared by the api_*.cc files: a JSON answer; a problem with one field error (its
+// reason also the detail); a structured CloudEvent the gateway itself writes (source
+// /agentos/gateway, `data` already JSON).
+HttpResponse json_response(int status, std::string body);
+Status field_problem(Code code, std::string field, std::string reason);
+std::string gateway_event(std::string_view type, std::string_view id, const TenantId& t, const std::string& data);
+
 // Parses a small JSON object of string members (admin request bodies); any member not in
 // `allowed`, or not a string, is a field error.
 Result<std::unordered_map<std::string, std::string>> parse_admin_body(

@@ -12,17 +12,6 @@
 namespace agentos::gateway {
 namespace {
 
-std::string system_event(std::string_view type, std::string_view id, const TenantId& t, const std::string& data) {
-  std::string j = "{\"specversion\":\"1.0\",\"type\":";
-  append_json_string(j, type);
-  j += ",\"source\":\"/agentos/gateway\",\"id\":";
-  append_json_string(j, id);
-  j += ",\"tenantid\":";
-  append_json_string(j, t.str());
-  j += ",\"data\":" + data + "}";
-  return j;
-}
-
 std::string key_created_data(const NewKey& k, Role role) {
   std::string d = "{\"keyId\":";
   append_json_string(d, k.key_id);
@@ -94,8 +83,8 @@ void Api::create_tenant(const HttpRequest& req, Reply reply) {
     append_json_string(tdata, b["name"]);
   }
   tdata += "}";
-  auto r = append_system(t, {system_event("tenant.created", "tenant.created/" + t.str(), t, tdata),
-                             system_event("apikey.created", "apikey.created/" + key.key_id, t,
+  auto r = append_system(t, {gateway_event("tenant.created", "tenant.created/" + t.str(), t, tdata),
+                             gateway_event("apikey.created", "apikey.created/" + key.key_id, t,
                                           key_created_data(key, Role::admin))});
   if (!r.ok()) return reply(problem_response(r.status(), req.path));
   std::string out = key_response(key, Role::admin, t);
@@ -120,7 +109,7 @@ void Api::change_plan(const HttpRequest& req, const TenantId& t, Reply reply) {
   if (!info) return reply(problem_response(Status(Code::kNotFound, "tenant not found"), req.path));
   std::string data = "{\"plan\":\"" + std::string(plan_name(*plan)) + "\",\"previousPlan\":\"" +
                      std::string(plan_name(info->plan)) + "\"}";
-  auto r = append_system(t, {system_event("tenant.plan_changed", "tenant.plan_changed/" + random_token(), t, data)});
+  auto r = append_system(t, {gateway_event("tenant.plan_changed", "tenant.plan_changed/" + random_token(), t, data)});
   if (!r.ok()) return reply(problem_response(r.status(), req.path));
   reply(HttpResponse{200, "application/json",
                      "{\"tenant_id\":\"" + t.str() + "\",\"plan\":\"" + std::string(plan_name(*plan)) + "\"}", {}});
@@ -142,7 +131,7 @@ void Api::create_key(const HttpRequest& req, const TenantId& t, Reply reply) {
   if (!role) return reply(problem_response(Status::invalid("role", "one of producer, reader, compliance, admin"), req.path));
   const NewKey key = generate_key();
   std::lock_guard lk(admin_mu_);
-  auto r = append_system(t, {system_event("apikey.created", "apikey.created/" + key.key_id, t, key_created_data(key, *role))});
+  auto r = append_system(t, {gateway_event("apikey.created", "apikey.created/" + key.key_id, t, key_created_data(key, *role))});
   if (!r.ok()) return reply(problem_response(r.status(), req.path));
   reply(HttpResponse{201, "application/json", key_response(key, *role, t) + "}", {}});
 }
@@ -157,7 +146,7 @@ void Api::revoke_key(const HttpRequest& req, const TenantId& t, const std::strin
     std::string data = "{\"keyId\":";
     append_json_string(data, key_id);
     data += "}";
-    auto r = append_system(t, {system_event("apikey.revoked", "apikey.revoked/" + key_id, t, data)});
+    auto r = append_system(t, {gateway_event("apikey.revoked", "apikey.revoked/" + key_id, t, data)});
     if (!r.ok()) return reply(problem_response(r.status(), req.path));
   }
   reply(HttpResponse{204, "application/json", "", {}});
@@ -185,7 +174,7 @@ void Api::put_webhook(const HttpRequest& req, const TenantId& t, const std::stri
   if (!version.ok()) return reply(problem_response(version.status(), req.path));
   const std::string data = JsonObject().str("channel", channel).num("version", *version)
                                .str("endpointHost", url->origin()).done();
-  auto r = append_system(t, {system_event("webhook.channel.set",
+  auto r = append_system(t, {gateway_event("webhook.channel.set",
                                           "webhook.channel.set/" + channel + "/" + std::to_string(*version), t, data)});
   if (!r.ok()) return reply(problem_response(r.status(), req.path));
   std::string out = JsonObject().str("channel", channel).num("version", *version).str("endpointHost", url->origin())
@@ -199,7 +188,7 @@ void Api::delete_webhook(const HttpRequest& req, const TenantId& t, const std::s
   if (!heartbeat::valid_channel_name(channel))
     return reply(problem_response(Status::invalid("channel", "must match [a-z0-9][a-z0-9-]{0,63}"), req.path));
   std::lock_guard lk(admin_mu_);
-  auto r = append_system(t, {system_event("webhook.channel.removed", "webhook.channel.removed/" + channel + "/" +
+  auto r = append_system(t, {gateway_event("webhook.channel.removed", "webhook.channel.removed/" + channel + "/" +
                                                                          random_token(), t,
                                           JsonObject().str("channel", channel).done())});
   if (!r.ok()) return reply(problem_response(r.status(), req.path));

@@ -43,12 +43,6 @@ std::string quoted(std::string_view v) {
 }
 
 // A problem with one field: `status` by code (404, 409, 400), the field path in `errors`.
-Status field_problem(Code code, std::string field, std::string reason) {
-  Status s(code, reason);
-  s.mutable_errors().push_back({std::move(field), std::move(reason)});
-  return s;
-}
-
 constexpr int stage_rank(std::string_view s) {
   return s == "SPORE" ? 0 : s == "SEEDLING" ? 1 : s == "SAPLING" ? 2 : s == "BLOOM" ? 3 : s == "FRUIT" ? 4 : 5;
 }

@@ -41,27 +41,7 @@ namespace {
 constexpr size_t kMaxApiKeyBytes = 4096;
 constexpr std::string_view kGatewaySource = "/agentos/gateway";
 
-HttpResponse json_answer(int status, std::string body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = std::move(body);
-  return r;
-}
-
 std::string sv_str(const flatbuffers::String* s) { return s ? std::string(s->data(), s->size()) : std::string(); }
-
-std::string engine_event(std::string_view type, std::string_view id, const TenantId& t, const std::string& data) {
-  std::string j = "{\"specversion\":\"1.0\",\"type\":";
-  append_json_string(j, type);
-  j += ",\"source\":";
-  append_json_string(j, kGatewaySource);
-  j += ",\"id\":";
-  append_json_string(j, id);
-  j += ",\"tenantid\":";
-  append_json_string(j, t.str());
-  j += ",\"data\":" + data + "}";
-  return j;
-}
 
 std::string skipped_json(const std::vector<routing::Skip>& skipped) {
   std::string out = "[";
@@ -93,12 +73,6 @@ std::string decision_json(const fb::ModelRouted& r, Position pos, std::string_vi
       .num("position", r.position()).num("estimateMicros", r.estimate_micros()).str("estimateUsd", usd(r.estimate_micros()))
       .str("strategy", sv_str(r.strategy())).raw("skipped", skipped).num("basis", r.basis()).raw("receipt", receipt);
   return j.done();
-}
-
-Status field_problem(Code code, std::string field, std::string reason) {
-  Status s(code, reason);
-  s.mutable_errors().push_back({std::move(field), std::move(reason)});
-  return s;
 }
 
 }  // namespace
@@ -170,7 +144,7 @@ void Api::router_command(HttpRequest req, const TenantId& t, const std::vector<s
   DecodeOptions o;
   o.path_tenant = t;
   o.default_time_us = now_us();
-  auto decoded = decode_structured(engine_event(type, "check", t, data), o);
+  auto decoded = decode_structured(gateway_event(type, "check", t, data), o);
   if (!decoded.ok()) {
     Status s = decoded.status();
     for (auto& e : s.mutable_errors())
@@ -254,13 +228,13 @@ void Api::router_command_checked(const TenantId& t, Partition part, bool provide
     data.replace(at, std::string_view("\"credentialVersion\":1").size(), "\"credentialVersion\":" + std::to_string(version));
   }
   const std::string id = type + "/" + (pid.empty() ? "" : pid + "/") + random_token();
-  auto r = append_system(t, {engine_event(type, id, t, data)});
+  auto r = append_system(t, {gateway_event(type, id, t, data)});
   if (!r.ok()) return reply(problem_response(r.status(), path));
   JsonObject out;
   out.str("type", type).opt("providerId", pid);
   if (version) out.num("credentialVersion", version);
   out.num("partition", r->positions.back().partition.value()).num("offset", r->positions.back().offset.value());
-  reply(json_answer(202, out.done()));
+  reply(json_response(202, out.done()));
 }
 
 void Api::route_model(HttpRequest req, const TenantId& t, bool estimate_only, Reply reply) {
@@ -282,7 +256,7 @@ void Api::route_model(HttpRequest req, const TenantId& t, bool estimate_only, Re
     j.str("model", l.model).num("tokensIn", l.tokens_in).num("tokensOut", l.tokens_out)
         .num("providerMicros", l.provider_micros).num("billedMicros", l.billed_micros).str("billedUsd", usd(l.billed_micros))
         .str("priceFrom", provider_priced ? "provider" : "engine").num("basis", snap->basis.value());
-    return reply(json_answer(200, j.done()));
+    return reply(json_response(200, j.done()));
   }
   std::string key(req.header("idempotency-key"));
   if (key.size() > 200) return reply(problem_response(Status::invalid("Idempotency-Key", "at most 200 bytes"), req.path));
@@ -340,7 +314,7 @@ void Api::route_model(HttpRequest req, const TenantId& t, bool estimate_only, Re
     o.path_tenant = t;
     o.default_time_us = now_us();
     const std::string fact = j.done();
-    auto ev = decode_structured(engine_event("model.routed", id, t, fact), o);
+    auto ev = decode_structured(gateway_event("model.routed", id, t, fact), o);
     if (!ev.ok()) {
       unclaim(std::nullopt);
       return reply(problem_response(Status(Code::kInternal, "decision rejected by the codec: " + ev.status().to_string()), path));
@@ -370,7 +344,7 @@ void Api::route_model(HttpRequest req, const TenantId& t, bool estimate_only, Re
         const std::string receipt = JsonObject().str("id", id).str("source", kGatewaySource)
                                         .num("partition", pos.partition.value()).num("offset", pos.offset.value()).done();
         answer.pop_back();
-        reply(json_answer(201, answer + ",\"estimateUsd\":\"" + usd(estimate) + "\",\"receipt\":" + receipt + "}"));
+        reply(json_response(201, answer + ",\"estimateUsd\":\"" + usd(estimate) + "\",\"receipt\":" + receipt + "}"));
       }
       guard.reset();
     });
@@ -447,7 +421,7 @@ void Api::answer_routed(Position pos, const std::string& id, const std::string& 
   const fb::Event* e = fb::GetEvent(recs->front().value.data());
   const fb::ModelRouted* r = e->payload_as_ModelRouted();
   if (!r) return reply(problem_response(Status(Code::kAlreadyExists, "Idempotency-Key names another kind of event"), path));
-  HttpResponse resp = json_answer(201, decision_json(*r, pos, id));
+  HttpResponse resp = json_response(201, decision_json(*r, pos, id));
   if (replayed) {
     resp.headers.emplace_back("Idempotent-Replayed", "true");
     metrics_.idempotent_replay();
