@@ -91,6 +91,15 @@ Status field_problem(Code code, std::string field, std::string reason) {
   return s;
 }
 
+Result<int64_t> parse_offset(std::string_view text, std::string_view field) {
+  int64_t v = 0;
+  const bool digits = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  const auto r = digits ? std::from_chars(text.data(), text.data() + text.size(), v) : std::from_chars_result{};
+  if (!digits || r.ec != std::errc() || r.ptr != text.data() + text.size())
+    return Status::invalid(std::string(field), "must be a log offset: 0.." + std::to_string(INT64_MAX));
+  return v;
+}
+
 std::string gateway_event(std::string_view type, std::string_view id, const TenantId& t, const std::string& data) {
   std::string j = "{\"specversion\":\"1.0\",\"type\":";
   append_json_string(j, type);
@@ -281,25 +290,24 @@ Result<StreamRequest> Api::authorize_stream(const HttpRequest& req) {
   auto p = authorize_tenant(req, sr.tenant, {Role::reader, Role::compliance});
   if (!p.ok()) return std::move(p).take_status();
   // Resume point: Last-Event-ID is the offset of the last event seen; ?from= the first wanted.
+  // A resume point past the partition's end names an event the log does not have: refused
+  // (it would wait for nothing, silently), as is an offset that does not fit.
   std::string_view last = req.header("last-event-id");
   auto from = req.query_param("from");
-  int64_t v = 0;
-  if (!last.empty()) {
-    auto r = std::from_chars(last.data(), last.data() + last.size(), v);
-    if (r.ec != std::errc() || r.ptr != last.data() + last.size() || v < 0)
-      return Status::invalid("Last-Event-ID", "must be a non-negative offset");
-    sr.from = Offset(v + 1);
+  if (!last.empty() || (from && *from != "end")) {
+    const std::string_view field = !last.empty() ? "Last-Event-ID" : "from";
+    auto v = parse_offset(!last.empty() ? last : std::string_view(*from), field);
+    if (!v.ok()) return std::move(v).take_status();
+    auto end = log_.end_offset(log_.partition_of(sr.tenant));
+    if (!end.ok()) return end.status();
+    if (*v > end->value() || (!last.empty() && *v >= end->value()))
+      return Status::invalid(std::string(field), "offset " + std::to_string(*v) + " is beyond the end of the tenant's partition (next offset " +
+                                                     std::to_string(end->value()) + ")");
+    sr.from = Offset(!last.empty() ? *v + 1 : *v);  // *v < end here: no overflow
   } else if (from) {
-    if (*from == "end") {
-      auto end = log_.end_offset(log_.partition_of(sr.tenant));
-      if (!end.ok()) return end.status();
-      sr.from = *end;
-    } else {
-      auto r = std::from_chars(from->data(), from->data() + from->size(), v);
-      if (r.ec != std::errc() || r.ptr != from->data() + from->size() || v < 0)
-        return Status::invalid("from", "must be a non-negative offset or 'end'");
-      sr.from = Offset(v);
-    }
+    auto end = log_.end_offset(log_.partition_of(sr.tenant));
+    if (!end.ok()) return end.status();
+    sr.from = *end;
   }
   if (auto t = req.query_param("type")) sr.type_prefix = *t;
   return sr;

@@ -66,6 +66,9 @@ HttpResponse problem_response(const Status& s, std::string_view instance = {});
 HttpResponse json_response(int status, std::string body);
 Status field_problem(Code code, std::string field, std::string reason);
 std::string gateway_event(std::string_view type, std::string_view id, const TenantId& t, const std::string& data);
+// A log position given by a client (`from`, `after`, Last-Event-ID): ASCII digits only
+// (no sign, no blank), 0..INT64_MAX without overflow; kInvalidArgument naming `field`.
+Result<int64_t> parse_offset(std::string_view text, std::string_view field);
 
 // Parses a small JSON object of string members (admin request bodies); any member not in
 // `allowed`, or not a string, is a field error.

@@ -204,8 +204,11 @@ void Api::get_events(const HttpRequest& req, const TenantId& t, Reply reply) {
     return r.ec == std::errc() && r.ptr == v->data() + v->size() && *out >= 0;
   };
   int64_t from = 0, limit = 100;
-  if (!parse(req.query_param("from"), 0, &from))
-    return reply(problem_response(Status::invalid("from", "must be a non-negative offset"), req.path));
+  if (auto f = req.query_param("from")) {
+    auto v = parse_offset(*f, "from");
+    if (!v.ok()) return reply(problem_response(v.status(), req.path));
+    from = *v;
+  }
   if (!parse(req.query_param("limit"), 100, &limit) || limit == 0 || static_cast<size_t>(limit) > opts_.max_page)
     return reply(problem_response(Status::invalid("limit", "must be in 1.." + std::to_string(opts_.max_page)), req.path));
   ReadOptions ro;

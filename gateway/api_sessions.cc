@@ -121,10 +121,9 @@ Result<ModelQuery> parse_model_query(const HttpRequest& req, const std::vector<s
 Result<std::optional<Offset>> Api::parse_after(const HttpRequest& req, const TenantId& t) {
   auto a = req.query_param("after");
   if (!a) return std::optional<Offset>();
-  int64_t v = -1;
-  auto r = std::from_chars(a->data(), a->data() + a->size(), v);
-  if (r.ec != std::errc() || r.ptr != a->data() + a->size() || v < 0)
-    return Status::invalid("after", "must be a non-negative log offset (a receipt's offset)");
+  auto parsed = parse_offset(*a, "after");
+  if (!parsed.ok()) return std::move(parsed).take_status();
+  const int64_t v = *parsed;
   auto end = log_.end_offset(log_.partition_of(t));
   if (!end.ok()) return end.status();
   if (v >= end->value())

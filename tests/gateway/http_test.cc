@@ -606,6 +606,30 @@ TEST_F(Http, BadResumePositionIs400) {
   EXPECT_EQ(engine->call("GET", "/v1/tenants/acme/events?limit=100000", key).status, 400);
 }
 
+// Positions are parsed with overflow checks everywhere, and a resume point past the end of
+// the tenant's partition is refused with its field instead of a stream that never delivers
+// (issue #16, finding 5: Last-Event-ID 9223372036854775807 used to wrap to a negative offset).
+TEST_F(Http, ResumePointsThatOverflowOrPassTheEndAreProblemsWithTheirField) {
+  const std::string key = engine->create_tenant("acme");
+  auto problem = [&](const cli::ClientResponse& r, const std::string& field) {
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_NE(r.body.find("\"field\":\"" + field + "\""), std::string::npos) << r.body;
+  };
+  const std::string stream = "/v1/tenants/acme/events/stream";
+  for (const char* v : {"9223372036854775807", "9223372036854775808", "99999999999999999999", "+1", "-1", "1e3", "0x10"})
+    problem(engine->call("GET", stream, key, "", "application/json", {{"Last-Event-ID", v}}), "Last-Event-ID");
+  for (const char* v : {"9223372036854775807", "9223372036854775808", "+1", "1.0"})
+    problem(engine->call("GET", stream + "?from=" + v, key), "from");
+  problem(engine->call("GET", "/v1/tenants/acme/events?from=9223372036854775808", key), "from");
+  // The last event seen may be the last one in the log; one past it is refused.
+  const int64_t end = engine->end_of("acme").value();
+  problem(engine->call("GET", stream, key, "", "application/json", {{"Last-Event-ID", std::to_string(end)}}),
+          "Last-Event-ID");
+  problem(engine->call("GET", stream + "?from=" + std::to_string(end + 1), key), "from");
+  // A page past the end is simply empty.
+  EXPECT_EQ(engine->call("GET", "/v1/tenants/acme/events?from=9223372036854775807", key).status, 200);
+}
+
 TEST_F(Http, MetricsCountRequestsAndAppends) {
   const std::string key = engine->create_tenant("acme");
   ASSERT_EQ(engine->post_event("acme", key, event_json("e-1")).status, 201);
