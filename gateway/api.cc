@@ -141,7 +141,11 @@ Result<std::unordered_map<std::string, std::string>> parse_admin_body(
 }
 
 HttpResponse problem_response(const Status& s, std::string_view instance) {
-  Problem p = to_problem(s, instance);
+  return problem_response(http_status_for(s.code()), s, instance);
+}
+
+HttpResponse problem_response(int http_status, const Status& s, std::string_view instance) {
+  Problem p = to_problem(http_status, s, instance);
   HttpResponse r;
   r.status = p.http_status;
   r.content_type = "application/problem+json";
@@ -316,9 +320,7 @@ Result<StreamRequest> Api::authorize_stream(const HttpRequest& req) {
 void Api::handle(HttpRequest req, Reply reply) {
   const auto s = segments(req.path);
   auto method_not_allowed = [&] {
-    HttpResponse r = problem_response(Status(Code::kInvalidArgument, "method not allowed"), req.path);
-    r.status = 405;
-    reply(std::move(r));
+    reply(problem_response(405, Status(Code::kInvalidArgument, "method not allowed"), req.path));
   };
   if (req.path == "/healthz") return reply(json_response(200, "{\"status\":\"ok\"}"));
   if (req.path == "/readyz") {

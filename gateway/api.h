@@ -59,6 +59,8 @@ using Reply = std::function<void(HttpResponse)>;
 // The response for an error Status: problem+json via problem.h's table, plus
 // `Retry-After` when the status carries one.
 HttpResponse problem_response(const Status& s, std::string_view instance = {});
+// With an HTTP status of its own (405, 431), in the answer and in the body alike.
+HttpResponse problem_response(int http_status, const Status& s, std::string_view instance = {});
 
 // Shared by the api_*.cc files: a JSON answer; a problem with one field error (its
 // reason also the detail); a structured CloudEvent the gateway itself writes (source

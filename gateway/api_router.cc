@@ -84,9 +84,7 @@ void Api::router_command(HttpRequest req, const TenantId& t, const std::vector<s
   const bool health = rest.size() == 2 && rest[0] == "models" && rest[1] == "health";
   if (!provider && !chain && !health) return reply(problem_response(Status(Code::kNotFound, "no such route"), req.path));
   if (!((provider && (m == "PUT" || m == "DELETE")) || ((chain || health) && m == "PUT"))) {
-    HttpResponse r = problem_response(Status(Code::kInvalidArgument, "method not allowed"), req.path);
-    r.status = 405;
-    return reply(std::move(r));
+    return reply(problem_response(405, Status(Code::kInvalidArgument, "method not allowed"), req.path));
   }
   auto p = authorize_tenant(req, t, {});
   if (!p.ok()) return reply(problem_response(p.status(), req.path));

@@ -348,11 +348,8 @@ void Api::heartbeat_command(HttpRequest req, const TenantId& t, const std::vecto
     const bool known = (rest.size() == 1 && (rest[0] == "config" || rest[0] == "start" || rest[0] == "stop")) ||
                        (rest.size() == 2 && rest[0] == "checks") ||
                        (rest.size() == 3 && rest[0] == "checks" && rest[2] == "run");
-    HttpResponse r = problem_response(Status(known ? Code::kInvalidArgument : Code::kNotFound,
-                                             known ? "method not allowed" : "no such route"),
-                                      req.path);
-    if (known) r.status = 405;
-    return reply(std::move(r));
+    if (known) return reply(problem_response(405, Status(Code::kInvalidArgument, "method not allowed"), req.path));
+    return reply(problem_response(Status(Code::kNotFound, "no such route"), req.path));
   }
   std::string id(req.header("idempotency-key"));
   if (id.empty()) id = "hb-" + random_token();

@@ -211,9 +211,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void fail(int status, const Status& s) {
     keep_alive_ = false;
     if (route_.empty()) route_ = "other";
-    HttpResponse r = problem_response(s);
-    r.status = status;
-    respond(std::move(r));
+    respond(problem_response(status, s));
   }
 
   void release_body() {

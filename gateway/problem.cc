@@ -34,6 +34,7 @@ const char* title_for(int status) {
     case 408: return "Request Timeout";
     case 409: return "Conflict";
     case 413: return "Content Too Large";
+    case 431: return "Request Header Fields Too Large";
     case 415: return "Unsupported Media Type";
     case 429: return "Too Many Requests";
     case 503: return "Service Unavailable";
@@ -43,8 +44,12 @@ const char* title_for(int status) {
 }  // namespace
 
 Problem to_problem(const Status& s, std::string_view instance) {
+  return to_problem(http_status_for(s.code()), s, instance);
+}
+
+Problem to_problem(int http_status, const Status& s, std::string_view instance) {
   Problem p;
-  p.http_status = http_status_for(s.code());
+  p.http_status = http_status;
   p.retry_after_s = s.retry_after_s();
   std::string& b = p.body;
   b = "{\"type\":\"https://agentos.dev/problems/";

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <atomic>
 #include <thread>
 
@@ -233,6 +235,35 @@ TEST_F(Http, OversizedBodyIs413BeforeItIsRead) {
   auto r = engine->post_event("acme", key, event_json("big", std::string(8192, 'x')));
   EXPECT_EQ(r.status, 413);
   EXPECT_NE(r.body.find("4096"), std::string::npos);
+}
+
+// Every problem's body carries the answer's own HTTP status (issue #16, finding 7: 405
+// answers said 400 in their body, 431 answers 413), over the error paths a client reaches.
+TEST_F(Http, EveryProblemBodyCarriesTheAnswersStatus) {
+  EngineOptions o;
+  o.server.max_body_bytes = 4096;
+  start(o);
+  const std::string key = engine->create_tenant("acme");
+  std::vector<cli::ClientResponse> answers = {
+      engine->call("DELETE", "/v1/tenants/acme/events", key),                         // 405
+      engine->call("DELETE", "/v1/tenants/acme/heartbeat/config", key),               // 405
+      engine->call("POST", "/v1/tenants/acme/models/chain", key, "{}", "application/json"),  // 405
+      engine->call("GET", "/v1/tenants/acme/events", key, "", "application/json",
+                   {{"X-Big", std::string(20 * 1024, 'h')}}),                          // 431
+      engine->post_event("acme", key, event_json("big", std::string(8192, 'x'))),     // 413
+      engine->call("GET", "/v1/tenants/acme/nowhere", key),                           // 404
+      engine->call("GET", "/v1/tenants/acme/events", "wrong-key"),                    // 401
+      engine->post_event("acme", key, "{}"),                                          // 400
+      engine->call("POST", "/v1/tenants/acme/events", key, "x", "text/plain"),        // 415
+  };
+  std::set<int> statuses;
+  for (const auto& r : answers) {
+    ASSERT_GE(r.status, 400) << r.body;
+    EXPECT_EQ(r.content_type, "application/problem+json") << r.status << " " << r.body;
+    EXPECT_NE(r.body.find("\"status\":" + std::to_string(r.status) + ","), std::string::npos) << r.status << " " << r.body;
+    statuses.insert(r.status);
+  }
+  EXPECT_EQ(statuses, (std::set<int>{400, 401, 404, 405, 413, 415, 431}));
 }
 
 TEST_F(Http, TenantOverItsRateIs429WithRetryAfterAndOthersAreUnaffected) {
