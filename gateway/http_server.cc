@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <future>
 #include <iostream>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -110,7 +111,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void read_header() {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(sh_.opts.max_header_bytes));
-    parser_->body_limit(sh_.opts.max_batch_body_bytes);
+    // No body limit while the header is read: Beast would refuse a Content-Length over it
+    // as a parse error (400 "malformed"). on_header checks Content-Length against the
+    // route's limit (413 naming it) and sets the limit for the body.
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());  // (boost::none compares below any length in Beast)
     stream_.expires_after(sh_.opts.header_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });

@@ -242,9 +242,13 @@ TEST_F(Http, OversizedBodyIs413BeforeItIsRead) {
 TEST_F(Http, EveryProblemBodyCarriesTheAnswersStatus) {
   EngineOptions o;
   o.server.max_body_bytes = 4096;
+  o.server.max_batch_body_bytes = 16384;
   start(o);
   const std::string key = engine->create_tenant("acme");
   std::vector<cli::ClientResponse> answers = {
+      // Over the batch limit: refused at the header (Content-Length), still 413 with its limit.
+      engine->call("POST", "/v1/tenants/acme/events:batch", key, std::string(20000, ' '),
+                   "application/cloudevents-batch+json"),                              // 413
       engine->call("DELETE", "/v1/tenants/acme/events", key),                         // 405
       engine->call("DELETE", "/v1/tenants/acme/heartbeat/config", key),               // 405
       engine->call("POST", "/v1/tenants/acme/models/chain", key, "{}", "application/json"),  // 405
@@ -256,6 +260,7 @@ TEST_F(Http, EveryProblemBodyCarriesTheAnswersStatus) {
       engine->post_event("acme", key, "{}"),                                          // 400
       engine->call("POST", "/v1/tenants/acme/events", key, "x", "text/plain"),        // 415
   };
+  EXPECT_NE(answers[0].body.find("exceeds the limit of 16384"), std::string::npos) << answers[0].body;
   std::set<int> statuses;
   for (const auto& r : answers) {
     ASSERT_GE(r.status, 400) << r.body;
