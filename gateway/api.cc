@@ -265,6 +265,7 @@ Result<Api::Principal> Api::authenticate(const HttpRequest& req) const {
   if (info->revoked) return Status(Code::kUnauthenticated, "API key revoked");
   p.tenant = info->tenant;
   p.role = info->role;
+  p.key_id = *id;
   return p;
 }
 
@@ -314,7 +315,52 @@ Result<StreamRequest> Api::authorize_stream(const HttpRequest& req) {
     sr.from = *end;
   }
   if (auto t = req.query_param("type")) sr.type_prefix = *t;
+  const auto tenant = tenant_info(sr.tenant);
+  if (!tenant) return Status(Code::kNotFound, "tenant not found");
+  auto slot = take_stream_slot(*p, tenant->plan);
+  if (!slot.ok()) return std::move(slot).take_status();
+  sr.slot = std::move(slot.value());
   return sr;
+}
+
+StreamCaps StreamCaps::scaled(double k) const {
+  k = std::max(1.0, k);
+  auto sc = [k](StreamCap c) {
+    return StreamCap{static_cast<size_t>(static_cast<double>(c.per_key) * k),
+                     static_cast<size_t>(static_cast<double>(c.per_tenant) * k)};
+  };
+  return {sc(free), sc(pro), sc(enterprise)};
+}
+
+Result<std::shared_ptr<void>> Api::take_stream_slot(const Principal& p, Plan plan) {
+  const StreamCap& cap = opts_.stream_caps.for_plan(plan);
+  {
+    std::lock_guard lk(streams_mu_);
+    size_t& key = streams_per_key_[p.key_id];
+    size_t& tenant = streams_per_tenant_[p.tenant];
+    const char* which = key >= cap.per_key ? "key" : tenant >= cap.per_tenant ? "tenant" : nullptr;
+    if (which != nullptr) {
+      if (key == 0) streams_per_key_.erase(p.key_id);
+      if (tenant == 0) streams_per_tenant_.erase(p.tenant);
+      metrics_.refused(which);
+      const bool by_key = which == std::string_view("key");
+      return Status(Code::kResourceExhausted,
+                    std::string("too many open event streams for this ") + which + ": plan " +
+                        std::string(plan_name(plan)) + " allows " + std::to_string(by_key ? cap.per_key : cap.per_tenant) +
+                        (by_key ? " per API key" : " per tenant") + "; close one first")
+          .with_retry_after(1);
+    }
+    ++key;
+    ++tenant;
+  }
+  // The deleter runs when the server is done with the stream (the Api outlives the server).
+  return std::shared_ptr<void>(nullptr, [this, key_id = p.key_id, t = p.tenant](void*) {
+    std::lock_guard lk(streams_mu_);
+    if (auto it = streams_per_key_.find(key_id); it != streams_per_key_.end() && --it->second == 0)
+      streams_per_key_.erase(it);
+    if (auto it = streams_per_tenant_.find(t); it != streams_per_tenant_.end() && --it->second == 0)
+      streams_per_tenant_.erase(it);
+  });
 }
 
 void Api::handle(HttpRequest req, Reply reply) {

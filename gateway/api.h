@@ -82,6 +82,25 @@ struct StreamRequest {
   TenantId tenant;
   Offset from{0};
   std::string type_prefix;
+  // The stream's place under its key's and tenant's caps (StreamCaps), given back when
+  // the last copy is destroyed: the server keeps it as long as it serves the stream.
+  std::shared_ptr<void> slot;
+};
+
+// Concurrent event streams one API key, and one tenant with all its keys, may hold, by
+// plan. Beyond: 429 naming the cap, so one tenant's subscribers cannot take the
+// server's connections (ServerOptions::max_connections) from the others.
+struct StreamCap {
+  size_t per_key;
+  size_t per_tenant;
+};
+struct StreamCaps {
+  StreamCap free{5, 10};
+  StreamCap pro{50, 100};
+  StreamCap enterprise{500, 1000};
+  const StreamCap& for_plan(Plan p) const { return p == Plan::free ? free : p == Plan::pro ? pro : enterprise; }
+  // `agentos serve --stream-scale`: every cap times `k` (at least 1).
+  StreamCaps scaled(double k) const;
 };
 
 // Threads running the read models' queries (ApiOptions::reader_threads), and their cap.
@@ -130,6 +149,7 @@ struct ApiOptions {
   // estimates, the checks before provider and chain commands, and the `?after=` of the
   // router reads. Null: those routes answer 503. Must outlive the Api.
   const RouterSource* router = nullptr;
+  StreamCaps stream_caps;
 };
 
 // The page size of a list read without ?limit=.
@@ -162,6 +182,11 @@ class Api {
   // Authorises and parses a stream request. The caller then serves the stream.
   Result<StreamRequest> authorize_stream(const HttpRequest& req);
   bool is_stream_request(const HttpRequest& req) const;
+  // Whether the request carries a credential that is valid now (an API key or the
+  // operator token), whatever it may do. The server asks once per connection: a
+  // connection stops counting as unauthenticated for its address after its first
+  // authenticated request (ServerOptions::max_unauthenticated_per_address).
+  bool authenticated(const HttpRequest& req) const { return authenticate(req).ok(); }
 
   // A route template for metrics ("/v1/tenants/{t}/events"), never the raw path.
   static std::string route_of(const HttpRequest& req);
@@ -172,6 +197,7 @@ class Api {
     bool operator_ = false;
     TenantId tenant;
     Role role = Role::producer;
+    std::string key_id;  // the API key's public id (empty for the operator)
   };
   Result<Principal> authenticate(const HttpRequest& req) const;
   Result<Principal> authorize_tenant(const HttpRequest& req, const TenantId& t,
@@ -295,6 +321,14 @@ class Api {
   };
 
   std::atomic<int> after_waiters_{0};
+
+  // Open streams per tenant and per key id (StreamCaps); an entry goes when its count
+  // reaches zero, so idle tenants cost nothing here.
+  std::mutex streams_mu_;
+  std::unordered_map<TenantId, size_t> streams_per_tenant_;
+  std::unordered_map<std::string, size_t> streams_per_key_;
+  // A place under the caps for a stream of `p` on a tenant of `plan`, or 429.
+  Result<std::shared_ptr<void>> take_stream_slot(const Principal& p, Plan plan);
 
   // The threads of the read models' queries.
   std::mutex reads_mu_;

@@ -4,6 +4,12 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <future>
@@ -60,6 +66,11 @@ struct Shared {
   Hub& hub;
   std::atomic<size_t> connections{0};
   std::atomic<size_t> inflight_body_bytes{0};  // bodies being read or handled
+  std::atomic<size_t> stream_bytes{0};         // stream chunks built and not yet written
+  // Unauthenticated connections per source address (ServerOptions); an entry goes when
+  // its count reaches zero.
+  std::mutex unauth_mu{};
+  std::unordered_map<std::string, size_t> unauth{};
   // Replies handed to a session by the Api (possibly from a log thread) and not yet
   // written. Counted from before the hand-off, so stop() cannot miss one.
   std::mutex replies_mu{};
@@ -87,6 +98,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
   ~Session() {
     release_body();
+    release_chunk();
+    release_unauthenticated();
     sh_.connections.fetch_sub(1);
     sh_.metrics.connections().Decrement();
     if (sse_) sh_.metrics.sse_subscribers().Decrement();
@@ -96,7 +109,15 @@ class Session : public std::enable_shared_from_this<Session> {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
       if (self->sh_.connections.load() > self->sh_.opts.max_connections) {
         self->route_ = "other";
+        self->sh_.metrics.refused("connections");
         return self->fail(503, Status(Code::kUnavailable, "too many connections"));
+      }
+      if (!self->count_unauthenticated()) {
+        self->route_ = "other";
+        self->sh_.metrics.refused("address");
+        return self->fail(429, Status(Code::kResourceExhausted,
+                                      "too many unauthenticated connections from this address; authenticate the open ones or close some")
+                                   .with_retry_after(1));
       }
       self->read_header();
     });
@@ -108,6 +129,30 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // Counts this connection as unauthenticated for its source address, unless the address
+  // is at its cap (false).
+  bool count_unauthenticated() {
+    beast::error_code ec;
+    const auto ep = stream_.socket().remote_endpoint(ec);
+    if (ec) return true;  // already gone: it will close on its first read
+    address_ = ep.address().to_string();
+    std::lock_guard lk(sh_.unauth_mu);
+    size_t& n = sh_.unauth[address_];
+    if (n >= sh_.opts.max_unauthenticated_per_address) {
+      if (n == 0) sh_.unauth.erase(address_);
+      return false;
+    }
+    ++n;
+    unauthenticated_ = true;
+    return true;
+  }
+  void release_unauthenticated() {
+    if (!unauthenticated_) return;
+    unauthenticated_ = false;
+    std::lock_guard lk(sh_.unauth_mu);
+    if (auto it = sh_.unauth.find(address_); it != sh_.unauth.end() && --it->second == 0) sh_.unauth.erase(it);
+  }
+
   void read_header() {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(sh_.opts.max_header_bytes));
@@ -115,7 +160,8 @@ class Session : public std::enable_shared_from_this<Session> {
     // as a parse error (400 "malformed"). on_header checks Content-Length against the
     // route's limit (413 naming it) and sets the limit for the body.
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());  // (boost::none compares below any length in Beast)
-    stream_.expires_after(sh_.opts.header_timeout);
+    stream_.expires_after(unauthenticated_ ? std::min(sh_.opts.first_header_timeout, sh_.opts.header_timeout)
+                                           : sh_.opts.header_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
   }
@@ -200,9 +246,14 @@ class Session : public std::enable_shared_from_this<Session> {
 
     if (sh_.api.is_stream_request(req)) {
       auto sr = sh_.api.authorize_stream(req);
-      if (!sr.ok()) return respond(problem_response(sr.status(), req.path));
+      if (!sr.ok()) {
+        if (unauthenticated_ && sr.status().code() != Code::kUnauthenticated) release_unauthenticated();
+        return respond(problem_response(sr.status(), req.path));
+      }
+      release_unauthenticated();
       return start_stream(std::move(sr.value()));
     }
+    if (unauthenticated_ && sh_.api.authenticated(req)) release_unauthenticated();
     sh_.api.handle(std::move(req), [self = shared_from_this()](HttpResponse r) {
       self->sh_.reply_posted();
       net::post(self->stream_.get_executor(),
@@ -266,9 +317,11 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void close() {
+    closed_ = true;
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.close();
+    timer_.cancel();  // a stream waiting for events or its keepalive lets go now
   }
 
   // ---- Server-Sent Events --------------------------------------------------------
@@ -281,6 +334,7 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_req_ = std::move(sr);
     partition_ = sh_.log.partition_of(stream_req_.tenant);
     next_ = stream_req_.from;
+    tune_stream_socket();
     auto res = std::make_shared<http::response<http::empty_body>>(http::status::ok, 11);
     res->set(http::field::server, "agentos");
     res->set(http::field::content_type, "text/event-stream");
@@ -291,18 +345,52 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(sh_.opts.write_timeout);
     http::async_write_header(stream_, *sr_, [self = shared_from_this(), res, sr_](beast::error_code ec, size_t) {
       if (ec) return self->close();
+      self->watch_peer();
       self->pump();
     });
   }
 
+  // A stream's socket: a bounded kernel send buffer, and keepalive probes with a user
+  // timeout so a peer that vanished without a FIN is noticed within the stall timeout.
+  void tune_stream_socket() {
+    auto& sock = stream_.socket();
+    beast::error_code ec;
+    if (sh_.opts.stream_socket_send_buffer > 0)
+      sock.set_option(net::socket_base::send_buffer_size(sh_.opts.stream_socket_send_buffer), ec);
+    sock.set_option(net::socket_base::keep_alive(true), ec);
+    const int fd = sock.native_handle();
+    const int idle = 10, interval = 5, count = 2;
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+    const unsigned user_timeout = static_cast<unsigned>(sh_.opts.stream_stall_timeout.count());
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
+  }
+
+  // A stream never reads its client again, except here: a read stays pending so that a
+  // client that closes (FIN or RST) is noticed at once, not at the next keepalive write.
+  // Bytes a client sends on a stream are ignored.
+  void watch_peer() {
+    stream_.socket().async_read_some(net::buffer(peer_buf_), [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (!ec) return self->watch_peer();
+      if (self->closed_ || ec == net::error::operation_aborted) return;  // we closed it
+      self->sh_.metrics.stream_dropped("gone");
+      self->close();
+    });
+  }
+
   void pump() {
+    if (closed_) return;
     const uint64_t gen = sh_.hub.generation(partition_);
+    const size_t chunk_limit = std::max<size_t>(sh_.opts.stream_chunk_bytes, 1);
+    const Offset chunk_first = next_;
     std::string out;
-    // Read until something to send or the end; filtered-out records do not stall us.
+    // Read until something to send or the end; filtered-out records do not stall us. The
+    // chunk stops at chunk_limit (at least one event); the rest waits in the log.
     for (;;) {
       ReadOptions ro;
       ro.max_records = 256;
-      ro.max_bytes = 1 << 20;
+      ro.max_bytes = chunk_limit;
       auto recs = sh_.log.read_tenant(stream_req_.tenant, next_, ro);
       if (!recs.ok()) {
         out += "event: error\ndata: ";
@@ -312,6 +400,7 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       if (recs->empty()) break;
       for (const auto& r : *recs) {
+        if (out.size() >= chunk_limit) break;
         next_ = r.pos.offset.next();
         if (!verify_event(r.value).is_ok()) continue;
         auto h = agentos::read_header(r.value);
@@ -321,7 +410,21 @@ class Session : public std::enable_shared_from_this<Session> {
         out += type;
         out += "\ndata: " + encode_json(r.value) + "\n\n";
       }
-      if (!out.empty()) return write_chunk(std::move(out), false);
+      if (!out.empty()) {
+        // The chunk is charged to the server-wide budget until it is written.
+        const size_t n = out.size();
+        if (sh_.stream_bytes.fetch_add(n) + n > sh_.opts.stream_buffer_budget) {
+          sh_.stream_bytes.fetch_sub(n);
+          sh_.metrics.stream_dropped("budget");
+          next_ = chunk_first;
+          std::string last = "event: dropped\ndata: {\"reason\":\"server busy: event-stream buffers are full\",\"next\":" +
+                             std::to_string(chunk_first.value()) + "}\nretry: 5000\n\n";
+          return write_chunk(std::move(last), /*then_close=*/true);
+        }
+        chunk_charge_ = n;
+        sh_.metrics.stream_buffered_bytes().Increment(static_cast<double>(n));
+        return write_chunk(std::move(out), false);
+      }
     }
     if (!caught_up_) {
       caught_up_ = true;
@@ -342,12 +445,23 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void write_chunk(std::string data, bool then_close) {
     auto buf = std::make_shared<std::string>(std::move(data));
-    stream_.expires_after(sh_.opts.write_timeout);
+    stream_.expires_after(sh_.opts.stream_stall_timeout);
     net::async_write(stream_, http::make_chunk(net::buffer(*buf)),
                      [self = shared_from_this(), buf, then_close](beast::error_code ec, size_t) {
+                       buf->clear();
+                       buf->shrink_to_fit();
+                       self->release_chunk();
+                       if (ec == beast::error::timeout) self->sh_.metrics.stream_dropped("stalled");
                        if (ec || then_close) return self->close();  // client gone or too slow
                        self->pump();
                      });
+  }
+
+  void release_chunk() {
+    if (chunk_charge_ == 0) return;
+    sh_.stream_bytes.fetch_sub(chunk_charge_);
+    sh_.metrics.stream_buffered_bytes().Decrement(static_cast<double>(chunk_charge_));
+    chunk_charge_ = 0;
   }
 
   beast::tcp_stream stream_;
@@ -356,12 +470,17 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   bool keep_alive_ = true;
+  bool closed_ = false;
+  bool unauthenticated_ = false;  // counted in Shared::unauth under address_
+  std::string address_;
   bool body_timed_out_ = false;
   bool body_timer_armed_ = false;
   size_t body_charge_ = 0;  // bytes reserved in Shared::inflight_body_bytes
   std::string route_;
   Clock::time_point started_ = Clock::now();
   // SSE state
+  size_t chunk_charge_ = 0;  // bytes of the chunk being written, in Shared::stream_bytes
+  std::array<char, 256> peer_buf_{};
   bool sse_ = false;
   bool caught_up_ = false;
   StreamRequest stream_req_;

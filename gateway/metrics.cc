@@ -55,7 +55,23 @@ Metrics::Metrics(const char* backend) : registry_(std::make_shared<prometheus::R
               .Help("Open Server-Sent Events streams")
               .Register(*registry_)
               .Add({});
+  stream_buffered_ = &prometheus::BuildGauge()
+                          .Name("agentos_stream_buffered_bytes")
+                          .Help("Bytes of event-stream chunks built and not yet written to their clients")
+                          .Register(*registry_)
+                          .Add({});
+  stream_dropped_ = &prometheus::BuildCounter()
+                         .Name("agentos_streams_dropped_total")
+                         .Help("Event streams ended by the server, by reason (stalled, budget, gone)")
+                         .Register(*registry_);
+  refused_ = &prometheus::BuildCounter()
+                  .Name("agentos_connections_refused_total")
+                  .Help("Connections and streams refused by a cap, by cap (connections, address, key, tenant)")
+                  .Register(*registry_);
 }
+
+void Metrics::stream_dropped(const char* reason) { stream_dropped_->Add({{"reason", reason}}).Increment(); }
+void Metrics::refused(const char* reason) { refused_->Add({{"reason", reason}}).Increment(); }
 
 Metrics::RouteSeries Metrics::series(const std::string& route, int status) {
   std::string key = route;

@@ -25,6 +25,14 @@ class Metrics {
   void set_end_offset(int32_t partition, int64_t end);
   prometheus::Gauge& sse_subscribers() { return *sse_; }
   prometheus::Gauge& connections() { return *connections_; }
+  // Bytes of stream chunks built and not yet written (bounded by ServerOptions).
+  prometheus::Gauge& stream_buffered_bytes() { return *stream_buffered_; }
+  // A stream ended by the server: "stalled" (its chunk not taken within the stall
+  // timeout), "budget" (the server-wide buffer budget was spent), "gone" (the client closed).
+  void stream_dropped(const char* reason);
+  // A connection or stream refused: "connections" (the global cap), "address" (the
+  // unauthenticated cap of its source address), "key" / "tenant" (the stream caps).
+  void refused(const char* reason);
   std::string serialize() const;
   // The registry behind /metrics: other components (processors) register their families here.
   prometheus::Registry& registry() { return *registry_; }
@@ -51,6 +59,9 @@ class Metrics {
   prometheus::Counter* rate_limited_;
   prometheus::Gauge* sse_;
   prometheus::Gauge* connections_;
+  prometheus::Gauge* stream_buffered_;
+  prometheus::Family<prometheus::Counter>* stream_dropped_;
+  prometheus::Family<prometheus::Counter>* refused_;
   std::string backend_;
 };
 

@@ -35,10 +35,33 @@ struct ServerOptions {
   // its body is read (a body without Content-Length is charged its route's limit).
   size_t max_connections = 4096;
   size_t max_inflight_body_bytes = 256 << 20;
+  // A connection is unauthenticated until a request on it presents a valid API key or the
+  // operator token. One source address may hold this many unauthenticated connections;
+  // beyond, a new one is answered 429 and closed, so a client trickling headers from one
+  // address cannot fill max_connections. Such a connection must send its first request's
+  // header within first_header_timeout (and later ones within header_timeout).
+  size_t max_unauthenticated_per_address = 256;
+  std::chrono::milliseconds first_header_timeout{5000};
   std::chrono::milliseconds header_timeout{10000};  // also the keep-alive idle limit
   std::chrono::milliseconds body_timeout{30000};
   std::chrono::milliseconds write_timeout{30000};
   std::chrono::milliseconds sse_keepalive{15000};
+  // Event streams (SSE) are served from the log on demand: a subscriber that reads slowly
+  // lags in the log, not in memory. What memory a stream holds is the chunk being written:
+  // at most stream_chunk_bytes (or one event, when larger). The sum of every stream's
+  // chunk is bounded by stream_buffer_budget: a stream whose next chunk would pass it is
+  // ended with a final `event: dropped` frame (`retry:` set, so EventSource resumes from
+  // its Last-Event-ID). A chunk the client's socket has not taken within
+  // stream_stall_timeout ends the stream (a client that stopped reading cannot be sent a
+  // final frame; what it got ends at whole events it can resume after). A client that
+  // closes is noticed at once (the server keeps a read pending on every stream).
+  size_t stream_chunk_bytes = 64 << 10;
+  size_t stream_buffer_budget = 64 << 20;
+  std::chrono::milliseconds stream_stall_timeout{10000};
+  // SO_SNDBUF of a stream's socket (Linux doubles it): the kernel memory a stream that
+  // stops reading can hold, beside its chunk. 0: the kernel's autotuning (up to
+  // net.ipv4.tcp_wmem's maximum, 4 MiB by default).
+  int stream_socket_send_buffer = 256 << 10;
 };
 
 class HttpServer {

@@ -175,6 +175,8 @@ int cmd_serve(int argc, char** argv) {
           {"admin-token", "AGENTOS_ADMIN_TOKEN", "", "operator token; default: generated into DATA_DIR/admin.token"},
           {"demo-tenant", "AGENTOS_DEMO_TENANT", "", "create (or reuse) this tenant at start and print a fresh admin key"},
           {"rate-scale", "AGENTOS_RATE_SCALE", "1", "multiply every plan's rate limit (benchmarks)"},
+          {"stream-scale", "AGENTOS_STREAM_SCALE", "1", "multiply every plan's caps on open event streams (per key: free 5, pro 50, enterprise 500; per tenant: 10, 100, 1000)"},
+          {"max-unauthenticated-per-address", "AGENTOS_MAX_UNAUTHENTICATED_PER_ADDRESS", "256", "connections one source address may hold before a request on them authenticates; beyond: 429"},
           {"no-fsync", "AGENTOS_NO_FSYNC", "false", "do not fsync appends (benchmarks only: loses acknowledged events on power loss)"},
           {"port-file", "AGENTOS_PORT_FILE", "", "write the bound port to this file once listening"},
           {"pulse", "AGENTOS_PULSE", "true", "run the Pulse session processor (state in DATA_DIR/processors/pulse)"},
@@ -460,6 +462,7 @@ int cmd_serve(int argc, char** argv) {
     return 1;
   }
   ao.host = &host;
+  ao.stream_caps = gateway::StreamCaps{}.scaled(std::atof(a.get("stream-scale").c_str()));
   gateway::Api api(*log, **index, limiter, metrics, ao);
 
   gateway::ServerOptions so;
@@ -473,6 +476,8 @@ int cmd_serve(int argc, char** argv) {
   so.port = static_cast<uint16_t>(std::atoi(listen.substr(colon + 1).c_str()));
   so.threads = std::max(1, std::atoi(a.get("threads").c_str()));
   so.max_connections = static_cast<size_t>(std::max(1L, std::atol(a.get("max-connections").c_str())));
+  so.max_unauthenticated_per_address =
+      static_cast<size_t>(std::max(1L, std::atol(a.get("max-unauthenticated-per-address").c_str())));
 
   // Block termination signals in every thread; one thread waits for them.
   sigset_t set;

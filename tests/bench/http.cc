@@ -761,7 +761,9 @@ Runs run_subscribers(const Options& o, int runs) {
         r.scenario = "engine with " + std::to_string(n) + " SSE subscribers";
         Engine eng;
         EngineSetup setup;
-        setup.args = {"--max-connections", std::to_string(n + 100)};
+        // One tenant, one key, opened in waves of 500: the caps a deployment would raise for it.
+        setup.args = {"--max-connections", std::to_string(n + 100), "--stream-scale", std::to_string(n / 500 + 1),
+                      "--max-unauthenticated-per-address", "1000"};
         if (!eng.start(o, setup)) {
           r.ok = false;
           r.note = "engine did not start";

@@ -39,6 +39,7 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
   ao.clock = o.clock;
   ao.read_your_writes_timeout = o.read_your_writes_timeout;
   ao.secrets = o.secrets;
+  ao.stream_caps = o.stream_caps;
   if (o.router) {
     RuntimeOptions ro;
     ro.state_dir = dir + "/router";

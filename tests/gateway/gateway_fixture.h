@@ -61,6 +61,7 @@ struct EngineOptions {
   std::vector<Component*> components;
   // Webhook endpoints and secrets (PUT /v1/tenants/{t}/webhooks/{channel}); null: 503.
   SecretStore* secrets = nullptr;
+  StreamCaps stream_caps;
 };
 
 class Engine {

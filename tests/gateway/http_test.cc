@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "tests/gateway/gateway_fixture.h"
+#include "tests/gateway/raw_conn.h"
 #include "tests/golden/samples.h"
 
 namespace agentos::gateway::test {
@@ -376,26 +377,6 @@ TEST_F(Http, SilentClientIsDisconnectedAfterTheHeaderTimeout) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(4));
   EXPECT_EQ(engine->call("GET", "/healthz", "").status, 200);
 }
-
-// A connection held open by the test, optionally with some bytes sent.
-class RawConn {
- public:
-  RawConn(const cli::Url& url, const std::string& data) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(std::stoi(url.port)));
-    ::inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-    if (connected_ && !data.empty()) (void)!::write(fd_, data.data(), data.size());
-  }
-  ~RawConn() { ::close(fd_); }
-  bool connected() const { return connected_; }
-
- private:
-  int fd_ = -1;
-  bool connected_ = false;
-};
 
 TEST_F(Http, ConnectionsBeyondTheCapAre503AndTheCapFreesUp) {
   EngineOptions o;
