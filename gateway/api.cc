@@ -192,7 +192,12 @@ std::optional<std::string> HttpRequest::query_param(std::string_view name) const
 }
 
 Api::Api(Log& log, LocalIndex& index, RateLimiter& limiter, Metrics& metrics, ApiOptions opts)
-    : log_(log), index_(index), limiter_(limiter), metrics_(metrics), opts_(std::move(opts)) {
+    : log_(log),
+      index_(index),
+      limiter_(limiter),
+      metrics_(metrics),
+      opts_(std::move(opts)),
+      key_limiter_(RateLimits{opts_.key_creation, opts_.key_creation, opts_.key_creation}) {
   if (opts_.models != nullptr) {
     const size_t threads = std::clamp<size_t>(opts_.reader_threads, 1, kMaxReaderThreads);
     for (size_t i = 0; i < threads; ++i) readers_.emplace_back([this] { reader_loop(); });
@@ -393,6 +398,13 @@ void Api::handle(HttpRequest req, Reply reply) {
                                                      .raw("components", components + "]").done()));
   }
   if (req.path == "/metrics") {
+    if (!opts_.metrics_token.empty()) {
+      std::string_view auth = req.header("authorization");
+      const std::string_view token = auth.size() > 7 && iequals(auth.substr(0, 7), "bearer ") ? auth.substr(7) : "";
+      if (token.empty() || !(constant_time_equal(token, opts_.metrics_token) ||
+                             (!opts_.admin_token.empty() && constant_time_equal(token, opts_.admin_token))))
+        return reply(problem_response(Status(Code::kUnauthenticated, "metrics need the metrics token (Authorization: Bearer <token>)"), req.path));
+    }
     for (int32_t p = 0; p < log_.partition_count(); ++p)
       if (auto e = log_.end_offset(Partition(p)); e.ok()) metrics_.set_end_offset(p, e->value());
     HttpResponse r;

@@ -150,6 +150,14 @@ struct ApiOptions {
   // router reads. Null: those routes answer 503. Must outlive the Api.
   const RouterSource* router = nullptr;
   StreamCaps stream_caps;
+  // GET /metrics: empty, public (it shows request counts per route template, append
+  // latencies, connection and stream gauges, and each log partition's end offset — no
+  // tenant names, ids or payloads); else only for `Authorization: Bearer <metrics_token>`
+  // or the operator token (401 otherwise).
+  std::string metrics_token;
+  // API keys a tenant's admin may create (the operator is not limited): a token bucket
+  // per tenant; beyond it 429 with Retry-After.
+  RateLimit key_creation{10.0 / 60, 20};
 };
 
 // The page size of a list read without ?limit=.
@@ -321,6 +329,7 @@ class Api {
   };
 
   std::atomic<int> after_waiters_{0};
+  RateLimiter key_limiter_;  // ApiOptions::key_creation, for every plan
 
   // Open streams per tenant and per key id (StreamCaps); an entry goes when its count
   // reaches zero, so idle tenants cost nothing here.

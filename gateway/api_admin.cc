@@ -1,5 +1,6 @@
 // Tenant and key management, and paged reads of a tenant's history.
 #include <charconv>
+#include <cmath>
 
 #include "events/codec.h"
 #include "events/heartbeat_rules.h"
@@ -122,6 +123,18 @@ void Api::create_key(const HttpRequest& req, const TenantId& t, Reply reply) {
   if (!who->operator_) {
     auto p = authorize_tenant(req, t, {});
     if (!p.ok()) return reply(problem_response(p.status(), req.path));
+    // Each key is an event and an index entry for good: a tenant's admin creates them at a
+    // bounded rate (ApiOptions::key_creation).
+    if (const int wait = key_limiter_.try_acquire(t, Plan::free, 1, std::chrono::steady_clock::now()); wait != 0) {
+      metrics_.rate_limited();
+      return reply(problem_response(
+          Status(Code::kResourceExhausted,
+                 "too many API keys created: a tenant may create " +
+                     std::to_string(std::lround(opts_.key_creation.burst)) + " at once, then " +
+                     std::to_string(std::lround(opts_.key_creation.events_per_second * 60)) + " per minute")
+              .with_retry_after(std::max(wait, 1)),
+          req.path));
+    }
   } else if (!index_.tenant(t)) {
     return reply(problem_response(Status(Code::kNotFound, "tenant not found"), req.path));
   }

@@ -181,6 +181,33 @@ class Session : public std::enable_shared_from_this<Session> {
       probe.path = std::string(target.substr(0, target.find('?')));
       route_ = Api::route_of(probe);
     }
+    // RFC 9112 §6: the transfer codings of a request must end with chunked (400 otherwise,
+    // and the connection closes), and chunked is the only one implemented (501 for others,
+    // §6.1). Beast would read `gzip, chunked` as plain chunked.
+    {
+      std::vector<std::string> codings;
+      for (auto [it, end] = req.equal_range(http::field::transfer_encoding); it != end; ++it) {
+        std::string_view v(it->value().data(), it->value().size());
+        while (!v.empty()) {
+          const size_t comma = v.find(',');
+          std::string_view c = v.substr(0, comma);
+          v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
+          while (!c.empty() && (c.front() == ' ' || c.front() == '\t')) c.remove_prefix(1);
+          while (!c.empty() && (c.back() == ' ' || c.back() == '\t')) c.remove_suffix(1);
+          if (c.empty()) continue;
+          std::string lower(c);
+          for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          codings.push_back(std::move(lower));
+        }
+      }
+      if (!codings.empty()) {
+        if (codings.back() != "chunked")
+          return fail(400, Status(Code::kInvalidArgument, "Transfer-Encoding: chunked must be the final transfer coding"));
+        if (codings.size() > 1)
+          return fail(501, Status(Code::kInvalidArgument, "transfer coding " + codings.front().substr(0, 64) +
+                                                              " is not implemented (only chunked)"));
+      }
+    }
     const bool batch = req.target().find(":batch") != beast::string_view::npos;
     const size_t limit = batch ? sh_.opts.max_batch_body_bytes : sh_.opts.max_body_bytes;
     if (auto len = parser_->content_length(); len && *len > limit)

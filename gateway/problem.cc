@@ -37,6 +37,7 @@ const char* title_for(int status) {
     case 431: return "Request Header Fields Too Large";
     case 415: return "Unsupported Media Type";
     case 429: return "Too Many Requests";
+    case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
     default: return "Internal Server Error";
   }

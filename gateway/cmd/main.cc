@@ -176,6 +176,7 @@ int cmd_serve(int argc, char** argv) {
           {"demo-tenant", "AGENTOS_DEMO_TENANT", "", "create (or reuse) this tenant at start and print a fresh admin key"},
           {"rate-scale", "AGENTOS_RATE_SCALE", "1", "multiply every plan's rate limit (benchmarks)"},
           {"stream-scale", "AGENTOS_STREAM_SCALE", "1", "multiply every plan's caps on open event streams (per key: free 5, pro 50, enterprise 500; per tenant: 10, 100, 1000)"},
+          {"metrics-token", "AGENTOS_METRICS_TOKEN", "", "bearer token GET /metrics requires (the operator token works too); empty: /metrics is public"},
           {"max-unauthenticated-per-address", "AGENTOS_MAX_UNAUTHENTICATED_PER_ADDRESS", "256", "connections one source address may hold before a request on them authenticates; beyond: 429"},
           {"no-fsync", "AGENTOS_NO_FSYNC", "false", "do not fsync appends (benchmarks only: loses acknowledged events on power loss)"},
           {"port-file", "AGENTOS_PORT_FILE", "", "write the bound port to this file once listening"},
@@ -463,6 +464,7 @@ int cmd_serve(int argc, char** argv) {
   }
   ao.host = &host;
   ao.stream_caps = gateway::StreamCaps{}.scaled(std::atof(a.get("stream-scale").c_str()));
+  ao.metrics_token = a.get("metrics-token");
   gateway::Api api(*log, **index, limiter, metrics, ao);
 
   gateway::ServerOptions so;

@@ -40,6 +40,8 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
   ao.read_your_writes_timeout = o.read_your_writes_timeout;
   ao.secrets = o.secrets;
   ao.stream_caps = o.stream_caps;
+  ao.metrics_token = o.metrics_token;
+  ao.key_creation = o.key_creation;
   if (o.router) {
     RuntimeOptions ro;
     ro.state_dir = dir + "/router";

@@ -62,6 +62,8 @@ struct EngineOptions {
   // Webhook endpoints and secrets (PUT /v1/tenants/{t}/webhooks/{channel}); null: 503.
   SecretStore* secrets = nullptr;
   StreamCaps stream_caps;
+  std::string metrics_token;                  // ApiOptions::metrics_token
+  RateLimit key_creation{10.0 / 60, 20};      // ApiOptions::key_creation
 };
 
 class Engine {

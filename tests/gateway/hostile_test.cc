@@ -256,5 +256,72 @@ TEST_F(Hostile, UnauthenticatedConnectionsAreCappedPerAddress) {
   EXPECT_EQ(metric("agentos_connections_refused_total{reason=\"address\"}"), 1);
 }
 
+// Finding 8: transfer codings other than a final chunked are refused as RFC 9112 §6 says
+// (Beast alone read `gzip, chunked` as chunked and took the gzip body as the event).
+TEST_F(Hostile, TransferCodingsOtherThanChunkedAreRefused) {
+  start();
+  const std::string key = engine->create_tenant("acme");
+  const std::string head = "POST /v1/tenants/acme/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key +
+                           "\r\nContent-Type: application/cloudevents+json\r\n";
+  const std::string body = event_json("te-1");
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx", body.size());
+  const std::string chunked = std::string(size) + "\r\n" + body + "\r\n0\r\n\r\n";
+  const Offset end = engine->end_of("acme");
+  struct Case {
+    std::string te;
+    std::string status;
+  };
+  for (const Case& c : {Case{"gzip, chunked", "HTTP/1.1 501"}, Case{"chunked, gzip", "HTTP/1.1 400"},
+                        Case{"gzip", "HTTP/1.1 400"}, Case{"chunked\r\nTransfer-Encoding: gzip", "HTTP/1.1 400"},
+                        Case{"x-custom,chunked", "HTTP/1.1 501"},
+                        Case{"chunked\r\nContent-Length: 3", "HTTP/1.1 400"}}) {
+    RawConn conn(engine->url(), head + "Transfer-Encoding: " + c.te + "\r\n\r\n" + chunked);
+    ASSERT_TRUE(conn.read_to_close(5s)) << c.te;  // refused, and the connection closes
+    EXPECT_EQ(conn.received().rfind(c.status, 0), 0u) << c.te << ": " << conn.received();
+    EXPECT_NE(conn.received().find("application/problem+json"), std::string::npos) << conn.received();
+  }
+  EXPECT_EQ(engine->end_of("acme"), end);  // nothing appended
+  RawConn ok(engine->url(), head + "Transfer-Encoding: chunked\r\n\r\n" + chunked);
+  EXPECT_TRUE(ok.read_until("HTTP/1.1 201")) << ok.received();
+}
+
+// Finding 8: /metrics can be closed to all but a metrics token (and the operator's).
+TEST_F(Hostile, MetricsCanRequireAToken) {
+  EngineOptions o;
+  o.metrics_token = "scrape-me";
+  start(o);
+  EXPECT_EQ(engine->call("GET", "/metrics", "").status, 401);
+  EXPECT_EQ(engine->call("GET", "/metrics", "wrong").status, 401);
+  const std::string key = engine->create_tenant("acme");
+  EXPECT_EQ(engine->call("GET", "/metrics", key).status, 401);  // a tenant's key is not enough
+  auto r = engine->call("GET", "/metrics", "scrape-me");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("agentos_log_end_offset"), std::string::npos);
+  EXPECT_EQ(engine->call("GET", "/metrics", Engine::kOperatorToken).status, 200);
+}
+
+// Finding 8: a tenant's admin creates keys at a bounded rate; the operator is not limited
+// and other tenants keep their own allowance.
+TEST_F(Hostile, KeyCreationIsRateLimitedPerTenant) {
+  EngineOptions o;
+  o.key_creation = {0.001, 3};
+  start(o);
+  const std::string admin = engine->create_tenant("acme");
+  const std::string other = engine->create_tenant("bravo");
+  auto create = [&](const std::string& tenant, const std::string& k) {
+    return engine->call("POST", "/v1/tenants/" + tenant + "/keys", k, R"({"role":"reader"})", "application/json");
+  };
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(create("acme", admin).status, 201) << i;
+  const Offset end = engine->end_of("acme");
+  auto r = create("acme", admin);
+  EXPECT_EQ(r.status, 429) << r.body;
+  EXPECT_FALSE(r.header("retry-after").empty());
+  EXPECT_NE(r.body.find("too many API keys created"), std::string::npos) << r.body;
+  EXPECT_EQ(engine->end_of("acme"), end);
+  EXPECT_EQ(create("bravo", other).status, 201);
+  EXPECT_EQ(create("acme", Engine::kOperatorToken).status, 201);
+}
+
 }  // namespace
 }  // namespace agentos::gateway::test
