@@ -204,6 +204,16 @@ int cmd_serve(int argc, char** argv) {
     std::cerr << "agentos serve: " << a.error() << "\n";
     return 2;
   }
+  // Termination signals are blocked before any thread exists, so every thread (RocksDB's,
+  // the runtimes', the server's) inherits the mask and the one sigwait() below takes them:
+  // a SIGTERM during start-up is handled once the engine is up, never by the default
+  // action on some background thread (which ended the process without its clean stop).
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
   const std::string data_dir = a.get("data-dir");
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
@@ -480,14 +490,6 @@ int cmd_serve(int argc, char** argv) {
   so.max_connections = static_cast<size_t>(std::max(1L, std::atol(a.get("max-connections").c_str())));
   so.max_unauthenticated_per_address =
       static_cast<size_t>(std::max(1L, std::atol(a.get("max-unauthenticated-per-address").c_str())));
-
-  // Block termination signals in every thread; one thread waits for them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
 
   auto server = gateway::HttpServer::start(api, *log, metrics, so);
   if (!server.ok()) {
