@@ -106,7 +106,8 @@ struct ApiOptions {
   // waits for `sessions` to have decided (wait_decided), then for the models to have
   // projected that. Must outlive the Api.
   ModelSource* models = nullptr;
-  // Threads that run the read models' queries (never an I/O thread).
+  // Threads that run the read models' queries (never an I/O thread). Without read models
+  // the Api runs one, for the reads of logged events that retries are compared with.
   size_t reader_threads = kDefaultReaderThreads;
   // The engine's component host (events/host.h): /readyz answers 503 naming every
   // component that is down (the gateway itself keeps serving). Null: only the log is
@@ -232,7 +233,8 @@ class Api {
   void serve_read(const std::string& path, const TenantId& t, std::optional<Offset> after,
                   const ReadSource& src, std::function<HttpResponse()> answer, Reply reply);
 
-  // The reader threads: PostgreSQL reads run here, never on I/O threads.
+  // The reader threads: PostgreSQL reads, and the reads of logged events a retry is
+  // compared with, run here, never on I/O threads.
   bool post_read(std::function<void()> job);  // false when the queue is full or stopping
   void reader_loop();
 
@@ -246,6 +248,22 @@ class Api {
     std::string key;
     Position pos;
   };
+  // One accepted POST of events on its way through the idempotency check and the append
+  // (api.cc); holds the request's count for drain() until its last step lets go of it.
+  struct Posting;
+  // Appends the events not known to be logged (`fresh`), then answers — or, when the log
+  // found some of them logged and appended nothing (AppendBatch::none_if_logged), compares
+  // those first.
+  void append_posting(std::shared_ptr<Posting> p);
+  void appended(std::shared_ptr<Posting> p, Result<AppendResult> r);
+  // The events `logged` are in the log already: on a reader thread, each is read back and
+  // compared with the request's (same_producer_content, events/codec.h). Any difference:
+  // 409 naming each such event's `id` (`[i].id` in a batch), nothing appended. Else the
+  // rest is appended and the logged ones answered with their original receipts.
+  void check_replays(std::shared_ptr<Posting> p, std::vector<size_t> logged);
+  void compare_replays(std::shared_ptr<Posting> p, const std::vector<size_t>& logged);
+  void answer_posting(Posting& p);
+  void release_fresh(Posting& p);  // without a deduplicating log: lets go of `inflight_`
   bool find_known(const HttpRequest& req, const TenantId& t, const std::vector<DecodedEvent>& events,
                   std::vector<std::string>& keys, std::vector<std::optional<Position>>& known,
                   std::vector<size_t>& fresh, const Reply& reply);
