@@ -59,24 +59,54 @@ bool iequals(std::string_view a, std::string_view b) {
          });
 }
 
-// Splits "/v1/tenants/acme/events" into {"v1","tenants","acme","events"}.
-std::vector<std::string_view> segments(std::string_view path) {
+// Splits "/v1/tenants/acme/events" into {"v1","tenants","acme","events"}, as sent (no
+// decoding): every '/' after the leading one separates two segments, so "a//b" and a
+// trailing '/' give empty segments. For route labels, which must stay templates.
+std::vector<std::string_view> raw_segments(std::string_view path) {
   std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < path.size()) {
-    if (path[i] == '/') {
-      ++i;
-      continue;
-    }
-    size_t j = path.find('/', i);
-    if (j == std::string_view::npos) j = path.size();
-    out.push_back(path.substr(i, j - i));
-    i = j;
+  if (path.starts_with('/')) path.remove_prefix(1);
+  for (;;) {
+    const size_t j = path.find('/');
+    out.push_back(path.substr(0, j));
+    if (j == std::string_view::npos) break;
+    path.remove_prefix(j + 1);
   }
   return out;
 }
 
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 }  // namespace
+
+Result<std::vector<std::string>> path_segments(std::string_view path) {
+  std::vector<std::string> out;
+  for (std::string_view raw : raw_segments(path)) {
+    const std::string where = "segment " + std::to_string(out.size() + 1);
+    std::string seg;
+    seg.reserve(raw.size());
+    for (size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] != '%') {
+        seg.push_back(raw[i]);
+        continue;
+      }
+      const int h = i + 1 < raw.size() ? hex_value(raw[i + 1]) : -1;
+      const int l = i + 2 < raw.size() ? hex_value(raw[i + 2]) : -1;
+      if (h < 0 || l < 0)
+        return Status::invalid("path", where + " of the path has an invalid percent-encoding: '%' must be followed by two hex digits");
+      seg.push_back(static_cast<char>(h * 16 + l));
+      i += 2;
+    }
+    if (!simdjson::validate_utf8(seg.data(), seg.size()))
+      return Status::invalid("path", where + " of the path is not UTF-8 once percent-decoded");
+    out.push_back(std::move(seg));
+  }
+  return out;
+}
 
 HttpResponse json_response(int status, std::string body) {
   HttpResponse r;
@@ -208,7 +238,7 @@ Api::~Api() {
 }
 
 std::string Api::route_of(const HttpRequest& req) {
-  auto s = segments(req.path);
+  auto s = raw_segments(req.path);
   if (s.size() >= 3 && s[0] == "v1" && s[1] == "tenants") {
     std::string r = "/v1/tenants/{t}";
     for (size_t i = 3; i < s.size(); ++i)
@@ -280,16 +310,17 @@ Result<Api::Principal> Api::authorize_tenant(const HttpRequest& req, const Tenan
 }
 
 bool Api::is_stream_request(const HttpRequest& req) const {
-  auto s = segments(req.path);
-  return req.method == "GET" && s.size() == 5 && s[0] == "v1" && s[1] == "tenants" && s[3] == "events" &&
-         s[4] == "stream";
+  auto s = path_segments(req.path);  // a path that does not decode goes to handle(): 400
+  return req.method == "GET" && s.ok() && s->size() == 5 && (*s)[0] == "v1" && (*s)[1] == "tenants" &&
+         (*s)[3] == "events" && (*s)[4] == "stream";
 }
 
 Result<StreamRequest> Api::authorize_stream(const HttpRequest& req) {
-  auto s = segments(req.path);
-  if (s.size() != 5 || !TenantId::is_valid(s[2])) return Status(Code::kNotFound, "no such route");
+  auto s = path_segments(req.path);
+  if (!s.ok()) return std::move(s).take_status();
+  if (s->size() != 5 || !TenantId::is_valid((*s)[2])) return Status(Code::kNotFound, "no such route");
   StreamRequest sr;
-  sr.tenant = TenantId(std::string(s[2]));
+  sr.tenant = TenantId((*s)[2]);
   auto p = authorize_tenant(req, sr.tenant, {Role::reader, Role::compliance});
   if (!p.ok()) return std::move(p).take_status();
   // Resume point: Last-Event-ID is the offset of the last event seen; ?from= the first wanted.
@@ -317,7 +348,13 @@ Result<StreamRequest> Api::authorize_stream(const HttpRequest& req) {
 }
 
 void Api::handle(HttpRequest req, Reply reply) {
-  const auto s = segments(req.path);
+  // Every id in a path (tenant, session, dream, check, key, ...) is one percent-decoded
+  // segment: the same rule for all of them (path_segments).
+  auto decoded = path_segments(req.path);
+  if (!decoded.ok()) return reply(problem_response(decoded.status(), req.path));
+  const std::vector<std::string> s = std::move(decoded).value();
+  if (std::any_of(s.begin(), s.end(), [](const std::string& seg) { return seg.empty(); }))
+    return reply(problem_response(Status(Code::kNotFound, "no such route (the path has an empty segment)"), req.path));
   auto method_not_allowed = [&] {
     reply(problem_response(405, Status(Code::kInvalidArgument, "method not allowed"), req.path));
   };

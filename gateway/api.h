@@ -39,7 +39,7 @@ namespace agentos::gateway {
 
 struct HttpRequest {
   std::string method;
-  std::string path;   // percent-decoded path, no query
+  std::string path;   // the path as sent (still percent-encoded), no query; see path_segments
   std::string query;  // raw query string, without '?'
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-case
   std::string body;
@@ -68,6 +68,15 @@ HttpResponse problem_response(int http_status, const Status& s, std::string_view
 HttpResponse json_response(int status, std::string body);
 Status field_problem(Code code, std::string field, std::string reason);
 std::string gateway_event(std::string_view type, std::string_view id, const TenantId& t, const std::string& data);
+// The segments of a request path, each percent-decoded (RFC 3986) after the split on '/',
+// so "%2F" inside a segment is part of it: "/v1/tenants/acme/sessions/a%2Fb%20c" gives
+// {"v1","tenants","acme","sessions","a/b c"}. This is how every id in a path is read, in
+// every domain. Empty segments ("a//b", a trailing '/') are kept (handle() answers them
+// 404). A '%' not followed by two hex digits, or a segment that is not UTF-8 once
+// decoded, is kInvalidArgument naming the field `path`. '+' is a plus (not a space, which
+// is "%20"); query parameters are decoded by HttpRequest::query_param.
+Result<std::vector<std::string>> path_segments(std::string_view path);
+
 // A log position given by a client (`from`, `after`, Last-Event-ID): ASCII digits only
 // (no sign, no blank), 0..INT64_MAX without overflow; kInvalidArgument naming `field`.
 Result<int64_t> parse_offset(std::string_view text, std::string_view field);
