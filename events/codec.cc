@@ -266,6 +266,7 @@ std::optional<DecodedEvent> build_event(const Attributes& a, const DecodeOptions
   out.type = pt->type;
   out.tenant = std::move(tenant);
   out.tenant_mismatch = mismatch;
+  out.time_given = a.time.value.has_value();
   return out;
 }
 
@@ -555,6 +556,53 @@ std::string encode_json(std::string_view verified_bytes) {
   }
   out += '}';
   return out;
+}
+
+namespace {
+
+// "Application/JSON; charset=utf-8" -> "application/json"; absent -> "application/json".
+std::string media_type_of(const flatbuffers::String* ct) {
+  if (ct == nullptr) return "application/json";
+  std::string_view type = sv(ct);
+  type = type.substr(0, type.find(';'));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+  std::string lower(type);
+  for (char& c : lower) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  return lower;
+}
+
+std::vector<std::pair<std::string_view, std::string_view>> sorted_extensions(const fb::Event* e) {
+  std::vector<std::pair<std::string_view, std::string_view>> out;
+  if (const auto* exts = e->extensions())
+    for (const fb::Extension* x : *exts) out.emplace_back(sv(x->name()), sv(x->value()));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string data_json(const fb::Event* e) {
+  std::string out;
+  const PayloadType* pt = Registry::get().by_type(static_cast<EventType>(e->payload_type()));
+  if (pt && e->payload()) encode_table(out, *pt->table, *static_cast<const flatbuffers::Table*>(e->payload()));
+  return out;
+}
+
+// Absent and empty differ: an attribute given as "" is not one left out.
+bool same_string(const flatbuffers::String* a, const flatbuffers::String* b) {
+  return (a == nullptr) == (b == nullptr) && (a == nullptr || sv(a) == sv(b));
+}
+
+}  // namespace
+
+bool same_producer_content(std::string_view a_bytes, std::string_view b_bytes, bool compare_time) {
+  const fb::Event* a = fb::GetEvent(a_bytes.data());
+  const fb::Event* b = fb::GetEvent(b_bytes.data());
+  return a->payload_type() == b->payload_type() && same_string(a->subject(), b->subject()) &&
+         media_type_of(a->datacontenttype()) == media_type_of(b->datacontenttype()) &&
+         same_string(a->dataschema(), b->dataschema()) && same_string(a->actor(), b->actor()) &&
+         same_string(a->correlationid(), b->correlationid()) &&
+         same_string(a->causationid(), b->causationid()) && (!compare_time || a->time_us() == b->time_us()) &&
+         sorted_extensions(a) == sorted_extensions(b) && data_json(a) == data_json(b);
 }
 
 EventHeader read_header(std::string_view verified_bytes) {

@@ -78,6 +78,8 @@ struct DecodedEvent {
   EventType type{};
   TenantId tenant;
   bool tenant_mismatch = false;
+  // Whether the event carried its own `time` (else it has DecodeOptions::default_time_us).
+  bool time_given = false;
 };
 
 // Structured mode: one CloudEvent JSON object (application/cloudevents+json).
@@ -124,6 +126,17 @@ Status verify_event(std::string_view bytes);
 // is "application/json" when the event has none; extension values are strings; `data` is
 // always present (`{}` for an event whose payload has no members).
 std::string encode_json(std::string_view verified_bytes);
+
+// Whether two verified events say the same thing as their producer said it: for telling a
+// retry of an event from a different event under the same (source, id) (the gateway's
+// idempotency). Compared: type, subject, datacontenttype (its media type, case-insensitive,
+// without parameters; absent = application/json), dataschema, actor, correlationid,
+// causationid, the extensions (in any order) and the data, field by field as the schema
+// reads it (so JSON member order, number spelling and escapes never matter); `time` only
+// with `compare_time`. Never compared: what a receiver fills in for a request that lacks
+// it — `time` without `compare_time` (the receive time), `traceparent` (the HTTP header's),
+// `tenantid` (the path's) — and `specversion`.
+bool same_producer_content(std::string_view a, std::string_view b, bool compare_time);
 
 // Cheap accessors on a verified event (no copies).
 struct EventHeader {

@@ -29,7 +29,8 @@
 //
 // Idempotency (AppendBatch::dedupe): the committer looks each key up in the keys of its
 // own group and then in "ids" — it is the only writer, so nothing can slip in between the
-// lookup and the write.
+// lookup and the write. A `none_if_logged` batch is looked up whole first; if any of it is
+// logged, none of it is written and its values go back with the result.
 //
 // Tail cache: when the syncer publishes a group, it first appends its records to a
 // bounded in-memory tail per partition (EmbeddedLogOptions::tail_cache_bytes), then
@@ -325,7 +326,15 @@ class EmbeddedLog final : public Log {
     std::vector<StoredRecord> written;  // for the tails
     Status lookup_failed = Status::ok();
     for (size_t g = 0; g < group.size(); ++g) {
-      const auto& b = group[g].batch;
+      auto& b = group[g].batch;
+      if (b.dedupe && b.none_if_logged) {
+        auto refused = refuse_if_logged(b, results[g]);
+        if (!refused.ok()) {
+          lookup_failed = std::move(refused).take_status();
+          break;
+        }
+        if (*refused) continue;
+      }
       const Partition p = partition_of(b.tenant);
       const std::string tprefix = tenant_prefix(p, b.tenant);
       results[g].positions.reserve(b.values.size());
@@ -494,6 +503,30 @@ class EmbeddedLog final : public Log {
   }
 
   // Where the record with idempotency key `k` is: written by this group, or logged.
+  // AppendBatch::none_if_logged: when any event of `b` is logged already (the ids family,
+  // or an earlier batch of this group), fills `out` with every event's lookup, hands the
+  // values back and returns true: nothing of `b` is written.
+  Result<bool> refuse_if_logged(AppendBatch& b, AppendResult& out) {
+    std::vector<Position> positions(b.values.size());
+    std::vector<bool> replayed(b.values.size(), false);
+    bool any = false;
+    for (size_t i = 0; i < b.values.size(); ++i) {
+      const EventHeader h = read_header(b.values[i]);
+      auto known = logged_position(id_key(b.tenant.str(), h.source, h.id));
+      if (!known.ok()) return std::move(known).take_status();
+      if (*known) {
+        positions[i] = **known;
+        replayed[i] = true;
+        any = true;
+      }
+    }
+    if (!any) return false;
+    out.positions = std::move(positions);
+    out.replayed = std::move(replayed);
+    out.returned = std::move(b.values);
+    return true;
+  }
+
   Result<std::optional<Position>> logged_position(const std::string& k) {
     if (auto it = group_ids_.find(k); it != group_ids_.end()) return std::optional<Position>(it->second);
     std::string v;

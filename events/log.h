@@ -51,10 +51,18 @@ struct StoredRecord {
 // `replayed`. The new events of the batch are appended atomically as above. So a
 // producer's retry can never duplicate an event, with no window between a check and an
 // append.
+//
+// With `dedupe` and `none_if_logged`, a batch of which any event is already in the log (or
+// in a batch committed before it) appends NOTHING: the result marks those events
+// `replayed` with their positions and hands every value back (`AppendResult::returned`),
+// so that the caller can look at the logged events before it appends the others (the
+// gateway refuses a retry whose content differs, and a refused request must change
+// nothing). Duplicates within the batch itself do not count here; they dedupe as above.
 struct AppendBatch {
   TenantId tenant;
   std::vector<std::string> values;  // each an encoded, verified event
   bool dedupe = false;
+  bool none_if_logged = false;  // only with dedupe; ignored by backends that do not dedupe
 };
 
 // The positions given to the batch's records, in order; with `dedupe`, `replayed[i]` is
@@ -62,6 +70,9 @@ struct AppendBatch {
 struct AppendResult {
   std::vector<Position> positions;
   std::vector<bool> replayed;  // empty unless the batch asked to dedupe
+  // Non-empty only when a `none_if_logged` batch appended nothing: its values, in order.
+  // positions[i] is then meaningful only where replayed[i].
+  std::vector<std::string> returned;
 };
 
 using AppendCallback = std::function<void(Result<AppendResult>)>;

@@ -59,24 +59,54 @@ bool iequals(std::string_view a, std::string_view b) {
          });
 }
 
-// Splits "/v1/tenants/acme/events" into {"v1","tenants","acme","events"}.
-std::vector<std::string_view> segments(std::string_view path) {
+// Splits "/v1/tenants/acme/events" into {"v1","tenants","acme","events"}, as sent (no
+// decoding): every '/' after the leading one separates two segments, so "a//b" and a
+// trailing '/' give empty segments. For route labels, which must stay templates.
+std::vector<std::string_view> raw_segments(std::string_view path) {
   std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < path.size()) {
-    if (path[i] == '/') {
-      ++i;
-      continue;
-    }
-    size_t j = path.find('/', i);
-    if (j == std::string_view::npos) j = path.size();
-    out.push_back(path.substr(i, j - i));
-    i = j;
+  if (path.starts_with('/')) path.remove_prefix(1);
+  for (;;) {
+    const size_t j = path.find('/');
+    out.push_back(path.substr(0, j));
+    if (j == std::string_view::npos) break;
+    path.remove_prefix(j + 1);
   }
   return out;
 }
 
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 }  // namespace
+
+Result<std::vector<std::string>> path_segments(std::string_view path) {
+  std::vector<std::string> out;
+  for (std::string_view raw : raw_segments(path)) {
+    const std::string where = "segment " + std::to_string(out.size() + 1);
+    std::string seg;
+    seg.reserve(raw.size());
+    for (size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] != '%') {
+        seg.push_back(raw[i]);
+        continue;
+      }
+      const int h = i + 1 < raw.size() ? hex_value(raw[i + 1]) : -1;
+      const int l = i + 2 < raw.size() ? hex_value(raw[i + 2]) : -1;
+      if (h < 0 || l < 0)
+        return Status::invalid("path", where + " of the path has an invalid percent-encoding: '%' must be followed by two hex digits");
+      seg.push_back(static_cast<char>(h * 16 + l));
+      i += 2;
+    }
+    if (!simdjson::validate_utf8(seg.data(), seg.size()))
+      return Status::invalid("path", where + " of the path is not UTF-8 once percent-decoded");
+    out.push_back(std::move(seg));
+  }
+  return out;
+}
 
 HttpResponse json_response(int status, std::string body) {
   HttpResponse r;
@@ -198,10 +228,9 @@ Api::Api(Log& log, LocalIndex& index, RateLimiter& limiter, Metrics& metrics, Ap
       metrics_(metrics),
       opts_(std::move(opts)),
       key_limiter_(RateLimits{opts_.key_creation, opts_.key_creation, opts_.key_creation}) {
-  if (opts_.models != nullptr) {
-    const size_t threads = std::clamp<size_t>(opts_.reader_threads, 1, kMaxReaderThreads);
-    for (size_t i = 0; i < threads; ++i) readers_.emplace_back([this] { reader_loop(); });
-  }
+  // Without read models one thread does: it only compares retried events (rare).
+  const size_t threads = opts_.models ? std::clamp<size_t>(opts_.reader_threads, 1, kMaxReaderThreads) : 1;
+  for (size_t i = 0; i < threads; ++i) readers_.emplace_back([this] { reader_loop(); });
 }
 
 Api::~Api() {
@@ -214,7 +243,7 @@ Api::~Api() {
 }
 
 std::string Api::route_of(const HttpRequest& req) {
-  auto s = segments(req.path);
+  auto s = raw_segments(req.path);
   if (s.size() >= 3 && s[0] == "v1" && s[1] == "tenants") {
     std::string r = "/v1/tenants/{t}";
     for (size_t i = 3; i < s.size(); ++i)
@@ -287,16 +316,17 @@ Result<Api::Principal> Api::authorize_tenant(const HttpRequest& req, const Tenan
 }
 
 bool Api::is_stream_request(const HttpRequest& req) const {
-  auto s = segments(req.path);
-  return req.method == "GET" && s.size() == 5 && s[0] == "v1" && s[1] == "tenants" && s[3] == "events" &&
-         s[4] == "stream";
+  auto s = path_segments(req.path);  // a path that does not decode goes to handle(): 400
+  return req.method == "GET" && s.ok() && s->size() == 5 && (*s)[0] == "v1" && (*s)[1] == "tenants" &&
+         (*s)[3] == "events" && (*s)[4] == "stream";
 }
 
 Result<StreamRequest> Api::authorize_stream(const HttpRequest& req) {
-  auto s = segments(req.path);
-  if (s.size() != 5 || !TenantId::is_valid(s[2])) return Status(Code::kNotFound, "no such route");
+  auto s = path_segments(req.path);
+  if (!s.ok()) return std::move(s).take_status();
+  if (s->size() != 5 || !TenantId::is_valid((*s)[2])) return Status(Code::kNotFound, "no such route");
   StreamRequest sr;
-  sr.tenant = TenantId(std::string(s[2]));
+  sr.tenant = TenantId((*s)[2]);
   auto p = authorize_tenant(req, sr.tenant, {Role::reader, Role::compliance});
   if (!p.ok()) return std::move(p).take_status();
   // Resume point: Last-Event-ID is the offset of the last event seen; ?from= the first wanted.
@@ -369,7 +399,13 @@ Result<std::shared_ptr<void>> Api::take_stream_slot(const Principal& p, Plan pla
 }
 
 void Api::handle(HttpRequest req, Reply reply) {
-  const auto s = segments(req.path);
+  // Every id in a path (tenant, session, dream, check, key, ...) is one percent-decoded
+  // segment: the same rule for all of them (path_segments).
+  auto decoded = path_segments(req.path);
+  if (!decoded.ok()) return reply(problem_response(decoded.status(), req.path));
+  const std::vector<std::string> s = std::move(decoded).value();
+  if (std::any_of(s.begin(), s.end(), [](const std::string& seg) { return seg.empty(); }))
+    return reply(problem_response(Status(Code::kNotFound, "no such route (the path has an empty segment)"), req.path));
   auto method_not_allowed = [&] {
     reply(problem_response(405, Status(Code::kInvalidArgument, "method not allowed"), req.path));
   };
@@ -603,6 +639,23 @@ bool Api::find_known(const HttpRequest& req, const TenantId& t, const std::vecto
   return true;
 }
 
+struct Api::Posting {
+  explicit Posting(Api& api) : guard(api) {}
+  // First member, so destroyed last: drain() counts the request until its Reply (and the
+  // connection it keeps alive) is gone.
+  InFlight guard;
+  TenantId tenant;
+  bool batch = false;
+  std::string path;
+  Reply reply;
+  std::vector<DecodedEvent> events;  // bytes moved into an append (back when it appended nothing)
+  std::vector<std::string> keys;     // idempotency keys, without a deduplicating log
+  std::vector<std::optional<Position>> positions;  // each event's, once known
+  std::vector<size_t> fresh;                        // the events still to append
+  bool replayed = false;  // some event was logged before this request: Idempotent-Replayed
+  std::chrono::steady_clock::time_point started;  // of the last append, for the metric
+};
+
 void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Reply reply) {
   auto principal = authorize_tenant(req, t, {Role::producer});
   if (!principal.ok()) return reply(problem_response(principal.status(), req.path));
@@ -683,10 +736,12 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
         req.path));
   }
 
-  // Idempotency: known (source, id) pairs get their original position; only new events
-  // are appended. A log that dedupes (events/log.h) decides it in the append itself;
-  // otherwise the index says what it has folded and `recent_` / `inflight_` cover the
-  // appends it has not folded yet.
+  // Idempotency: an event whose (source, id) is logged already is answered with its
+  // original position when it says the same as the logged one, and the whole request is
+  // refused (409, nothing appended) when it does not (see check_replays). A log that
+  // dedupes (events/log.h) finds the logged ones in the append itself, appending nothing
+  // when there are any (`none_if_logged`); otherwise the index says what it has folded and
+  // `recent_` / `inflight_` cover the appends it has not folded yet.
   std::vector<std::optional<Position>> known(events.size());
   std::vector<std::string> keys(events.size());
   std::vector<size_t> fresh;
@@ -695,85 +750,155 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
   } else if (!find_known(req, t, events, keys, known, fresh, reply)) {
     return;
   }
-
-  // Receipts need only (id, source); the event bytes move into the append batch below.
-  std::vector<std::pair<std::string, std::string>> names;
-  names.reserve(events.size());
-  for (const auto& e : events) names.emplace_back(e.id, e.source);
-  auto respond = [this, batch, names = std::move(names), reply](std::vector<std::optional<Position>> pos, bool replayed) {
-    std::string body;
-    if (batch) body = "{\"receipts\":[";
-    for (size_t i = 0; i < names.size(); ++i) {
-      if (i > 0) body += ',';
-      append_receipt(body, names[i].first, names[i].second, *pos[i]);
-    }
-    if (batch) body += "]}";
-    HttpResponse r = json_response(201, std::move(body));
-    if (replayed) {
-      r.headers.emplace_back("Idempotent-Replayed", "true");
-      metrics_.idempotent_replay();
-    }
-    reply(std::move(r));
-  };
-
-  if (fresh.empty()) return respond(std::move(known), true);
   if (!begin_append()) {
     std::lock_guard lk(recent_mu_);
     for (size_t i : fresh) inflight_.erase(keys[i]);  // none with a deduplicating log
     return reply(problem_response(Status(Code::kUnavailable, "shutting down").with_retry_after(1), req.path));
   }
+  auto posting = std::make_shared<Posting>(*this);
+  posting->tenant = t;
+  posting->batch = batch;
+  posting->path = req.path;
+  posting->reply = std::move(reply);
+  posting->events = std::move(events);
+  posting->keys = std::move(keys);
+  posting->positions = std::move(known);
+  posting->fresh = std::move(fresh);
+  std::vector<size_t> logged;  // found before appending (a log without dedupe)
+  for (size_t i = 0; i < posting->positions.size(); ++i)
+    if (posting->positions[i]) logged.push_back(i);
+  if (!logged.empty()) return check_replays(std::move(posting), std::move(logged));
+  append_posting(std::move(posting));
+}
 
-  AppendBatch ab{t, {}, log_.dedupes()};
-  ab.values.reserve(fresh.size());
-  for (size_t i : fresh) ab.values.push_back(std::move(events[i].bytes));
-  const auto started = std::chrono::steady_clock::now();
-  const bool any_replayed = fresh.size() != keys.size();
-  // Everything the callback needs, in one object whose FIRST member is the in-flight
-  // guard: members are destroyed in reverse order, so the guard (and with it drain()'s
-  // count) goes last, after `reply` and the request's Session it keeps alive.
-  struct Pending {
-    InFlight guard;
-    std::vector<size_t> fresh;
-    std::vector<std::string> keys;
-    std::vector<std::optional<Position>> known;
-    decltype(respond) respond_fn;
-    Reply reply;
-    std::string path;
-    std::string tenant_id;
-  };
-  // Built in place: the guard can be neither copied nor moved.
-  std::shared_ptr<Pending> pending(new Pending{InFlight(*this), std::move(fresh), std::move(keys), std::move(known),
-                                               std::move(respond), reply, req.path, t.str()});
-  log_.append(std::move(ab), [this, started, any_replayed, pending](Result<AppendResult> r) {
-    auto& [guard, fresh, keys, known, respond, reply, path, tenant_id] = *pending;
-    const bool deduped = log_.dedupes();
-    size_t appended = fresh.size();
-    bool replayed = any_replayed;
-    if (r.ok()) {
-      for (size_t j = 0; j < fresh.size(); ++j) known[fresh[j]] = r->positions[j];
-      if (deduped) {
-        appended = static_cast<size_t>(std::count(r->replayed.begin(), r->replayed.end(), false));
-        replayed = appended != fresh.size();
+void Api::release_fresh(Posting& p) {
+  if (log_.dedupes()) return;  // nothing marked in flight
+  std::lock_guard lk(recent_mu_);
+  for (size_t i : p.fresh) inflight_.erase(p.keys[i]);
+}
+
+void Api::append_posting(std::shared_ptr<Posting> p) {
+  const bool dedupe = log_.dedupes();
+  AppendBatch ab{p->tenant, {}, dedupe, /*none_if_logged=*/dedupe};
+  ab.values.reserve(p->fresh.size());
+  for (size_t i : p->fresh) ab.values.push_back(std::move(p->events[i].bytes));
+  p->started = std::chrono::steady_clock::now();
+  log_.append(std::move(ab), [this, p](Result<AppendResult> r) mutable { appended(std::move(p), std::move(r)); });
+}
+
+void Api::appended(std::shared_ptr<Posting> p, Result<AppendResult> r) {
+  const bool deduped = log_.dedupes();
+  if (!deduped) {
+    std::vector<Recent> done;
+    if (r.ok())
+      for (size_t j = 0; j < p->fresh.size(); ++j) done.push_back({p->keys[p->fresh[j]], r->positions[j]});
+    std::lock_guard lk(recent_mu_);
+    for (size_t i : p->fresh) inflight_.erase(p->keys[i]);
+    if (r.ok()) remember(std::move(done));
+  }
+  if (!r.ok()) {
+    Status st = r.status();
+    log_line(LogLevel::kWarn, "append failed", {{"tenant", p->tenant.str()}, {"error", st.to_string()}});
+    if (st.code() == Code::kUnavailable) st.with_retry_after(1);
+    return p->reply(problem_response(st, p->path));
+  }
+  if (!r->returned.empty()) {
+    // Nothing was appended: some events are logged already. Their content is compared
+    // first; the others are appended after, unless one of them conflicts.
+    std::vector<size_t> logged, rest;
+    for (size_t j = 0; j < p->fresh.size(); ++j) {
+      const size_t i = p->fresh[j];
+      p->events[i].bytes = std::move(r->returned[j]);
+      if (r->replayed[j]) {
+        p->positions[i] = r->positions[j];
+        logged.push_back(i);
+      } else {
+        rest.push_back(i);
       }
     }
-    if (!deduped) {
-      std::vector<Recent> done;
-      if (r.ok())
-        for (size_t j = 0; j < fresh.size(); ++j) done.push_back({keys[fresh[j]], r->positions[j]});
-      std::lock_guard lk(recent_mu_);
-      for (size_t i : fresh) inflight_.erase(keys[i]);
-      if (r.ok()) remember(std::move(done));
+    p->fresh = std::move(rest);
+    return check_replays(std::move(p), std::move(logged));
+  }
+  size_t count = p->fresh.size();
+  for (size_t j = 0; j < p->fresh.size(); ++j) {
+    p->positions[p->fresh[j]] = r->positions[j];
+    if (deduped && r->replayed[j]) {  // a duplicate within the request: refused before, never here
+      --count;
+      p->replayed = true;
     }
-    if (!r.ok()) {
-      Status st = r.status();
-      log_line(LogLevel::kWarn, "append failed",
-               {{"tenant", tenant_id}, {"error", st.to_string()}});
-      if (st.code() == Code::kUnavailable) st.with_retry_after(1);
-      return reply(problem_response(st, path));
-    }
-    metrics_.appended(appended, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-    respond(std::move(known), replayed);
+  }
+  metrics_.appended(count, std::chrono::duration<double>(std::chrono::steady_clock::now() - p->started).count());
+  answer_posting(*p);
+}
+
+void Api::check_replays(std::shared_ptr<Posting> p, std::vector<size_t> logged) {
+  // On a reader thread: never an I/O thread nor the log's callback thread (a log read may
+  // block), and replays are rare.
+  Posting& mine = *p;  // kept alive by `p` until post_read has taken or dropped the job
+  const bool queued = post_read([this, p, logged = std::move(logged)]() mutable {
+    compare_replays(std::move(p), logged);
   });
+  if (!queued) {
+    release_fresh(mine);
+    mine.reply(problem_response(Status(Code::kUnavailable, "too many reads queued; retry shortly").with_retry_after(1),
+                                mine.path));
+  }
+}
+
+void Api::compare_replays(std::shared_ptr<Posting> p, const std::vector<size_t>& logged) {
+  Status conflict(Code::kAlreadyExists,
+                  "an event with this source and id is already logged with different content; a retry must repeat "
+                  "the event as first sent, and a new event needs a new id");
+  for (size_t i : logged) {
+    const Position pos = *p->positions[i];
+    const std::string prefix = p->batch ? "[" + std::to_string(i) + "]." : "";
+    auto rec = log_.read(pos.partition, pos.offset, ReadOptions{.max_records = 1, .max_bytes = 1});
+    Status st = rec.ok() ? Status::ok() : rec.status();
+    if (st.is_ok()) {
+      const bool there = !rec->empty() && rec->front().pos == pos && verify_event(rec->front().value).is_ok();
+      const EventHeader h = there ? read_header(rec->front().value) : EventHeader{};
+      if (!there || h.source != p->events[i].source || h.id != p->events[i].id)
+        st = Status(Code::kInternal, "the logged event of " + prefix + "id at partition " +
+                                         std::to_string(pos.partition.value()) + " offset " +
+                                         std::to_string(pos.offset.value()) + " could not be read back");
+    }
+    if (!st.is_ok()) {
+      log_line(LogLevel::kWarn, "reading a logged event for an idempotent retry failed",
+               {{"tenant", p->tenant.str()}, {"error", st.to_string()}});
+      if (st.code() == Code::kUnavailable) st.with_retry_after(1);
+      release_fresh(*p);
+      return p->reply(problem_response(st, p->path));
+    }
+    // `time` only when this request gave one: a retry without it got the receive time.
+    if (!same_producer_content(rec->front().value, p->events[i].bytes, p->events[i].time_given))
+      conflict.mutable_errors().push_back(
+          {prefix + "id", "already logged (partition " + std::to_string(pos.partition.value()) + ", offset " +
+                              std::to_string(pos.offset.value()) + ") with different content"});
+  }
+  if (!conflict.errors().empty()) {
+    metrics_.idempotency_conflict();
+    release_fresh(*p);
+    return p->reply(problem_response(conflict, p->path));
+  }
+  p->replayed = true;
+  if (p->fresh.empty()) return answer_posting(*p);
+  append_posting(std::move(p));
+}
+
+void Api::answer_posting(Posting& p) {
+  std::string body;
+  if (p.batch) body = "{\"receipts\":[";
+  for (size_t i = 0; i < p.events.size(); ++i) {
+    if (i > 0) body += ',';
+    append_receipt(body, p.events[i].id, p.events[i].source, *p.positions[i]);
+  }
+  if (p.batch) body += "]}";
+  HttpResponse r = json_response(201, std::move(body));
+  if (p.replayed) {
+    r.headers.emplace_back("Idempotent-Replayed", "true");
+    metrics_.idempotent_replay();
+  }
+  p.reply(std::move(r));
 }
 
 }  // namespace agentos::gateway

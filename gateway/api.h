@@ -39,7 +39,7 @@ namespace agentos::gateway {
 
 struct HttpRequest {
   std::string method;
-  std::string path;   // percent-decoded path, no query
+  std::string path;   // the path as sent (still percent-encoded), no query; see path_segments
   std::string query;  // raw query string, without '?'
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-case
   std::string body;
@@ -68,6 +68,15 @@ HttpResponse problem_response(int http_status, const Status& s, std::string_view
 HttpResponse json_response(int status, std::string body);
 Status field_problem(Code code, std::string field, std::string reason);
 std::string gateway_event(std::string_view type, std::string_view id, const TenantId& t, const std::string& data);
+// The segments of a request path, each percent-decoded (RFC 3986) after the split on '/',
+// so "%2F" inside a segment is part of it: "/v1/tenants/acme/sessions/a%2Fb%20c" gives
+// {"v1","tenants","acme","sessions","a/b c"}. This is how every id in a path is read, in
+// every domain. Empty segments ("a//b", a trailing '/') are kept (handle() answers them
+// 404). A '%' not followed by two hex digits, or a segment that is not UTF-8 once
+// decoded, is kInvalidArgument naming the field `path`. '+' is a plus (not a space, which
+// is "%20"); query parameters are decoded by HttpRequest::query_param.
+Result<std::vector<std::string>> path_segments(std::string_view path);
+
 // A log position given by a client (`from`, `after`, Last-Event-ID): ASCII digits only
 // (no sign, no blank), 0..INT64_MAX without overflow; kInvalidArgument naming `field`.
 Result<int64_t> parse_offset(std::string_view text, std::string_view field);
@@ -125,7 +134,8 @@ struct ApiOptions {
   // waits for `sessions` to have decided (wait_decided), then for the models to have
   // projected that. Must outlive the Api.
   ModelSource* models = nullptr;
-  // Threads that run the read models' queries (never an I/O thread).
+  // Threads that run the read models' queries (never an I/O thread). Without read models
+  // the Api runs one, for the reads of logged events that retries are compared with.
   size_t reader_threads = kDefaultReaderThreads;
   // The engine's component host (events/host.h): /readyz answers 503 naming every
   // component that is down (the gateway itself keeps serving). Null: only the log is
@@ -266,7 +276,8 @@ class Api {
   void serve_read(const std::string& path, const TenantId& t, std::optional<Offset> after,
                   const ReadSource& src, std::function<HttpResponse()> answer, Reply reply);
 
-  // The reader threads: PostgreSQL reads run here, never on I/O threads.
+  // The reader threads: PostgreSQL reads, and the reads of logged events a retry is
+  // compared with, run here, never on I/O threads.
   bool post_read(std::function<void()> job);  // false when the queue is full or stopping
   void reader_loop();
 
@@ -280,6 +291,22 @@ class Api {
     std::string key;
     Position pos;
   };
+  // One accepted POST of events on its way through the idempotency check and the append
+  // (api.cc); holds the request's count for drain() until its last step lets go of it.
+  struct Posting;
+  // Appends the events not known to be logged (`fresh`), then answers — or, when the log
+  // found some of them logged and appended nothing (AppendBatch::none_if_logged), compares
+  // those first.
+  void append_posting(std::shared_ptr<Posting> p);
+  void appended(std::shared_ptr<Posting> p, Result<AppendResult> r);
+  // The events `logged` are in the log already: on a reader thread, each is read back and
+  // compared with the request's (same_producer_content, events/codec.h). Any difference:
+  // 409 naming each such event's `id` (`[i].id` in a batch), nothing appended. Else the
+  // rest is appended and the logged ones answered with their original receipts.
+  void check_replays(std::shared_ptr<Posting> p, std::vector<size_t> logged);
+  void compare_replays(std::shared_ptr<Posting> p, const std::vector<size_t>& logged);
+  void answer_posting(Posting& p);
+  void release_fresh(Posting& p);  // without a deduplicating log: lets go of `inflight_`
   bool find_known(const HttpRequest& req, const TenantId& t, const std::vector<DecodedEvent>& events,
                   std::vector<std::string>& keys, std::vector<std::optional<Position>>& known,
                   std::vector<size_t>& fresh, const Reply& reply);

@@ -40,6 +40,11 @@ Metrics::Metrics(const char* backend) : registry_(std::make_shared<prometheus::R
                   .Help("Retried events answered with their original receipt")
                   .Register(*registry_)
                   .Add({});
+  conflicts_ = &prometheus::BuildCounter()
+                    .Name("agentos_idempotency_conflicts_total")
+                    .Help("Requests refused (409) because an event's source and id are logged with other content")
+                    .Register(*registry_)
+                    .Add({});
   rate_limited_ = &prometheus::BuildCounter()
                        .Name("agentos_rate_limited_total")
                        .Help("Requests refused with 429")

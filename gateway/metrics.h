@@ -21,6 +21,8 @@ class Metrics {
   void request(const std::string& route, int status, double seconds);
   void appended(size_t events, double seconds);
   void idempotent_replay() { replays_->Increment(); }
+  // A request refused because an event's (source, id) is logged with other content.
+  void idempotency_conflict() { conflicts_->Increment(); }
   void rate_limited() { rate_limited_->Increment(); }
   void set_end_offset(int32_t partition, int64_t end);
   prometheus::Gauge& sse_subscribers() { return *sse_; }
@@ -56,6 +58,7 @@ class Metrics {
   prometheus::Counter* appended_;
   prometheus::Histogram* append_latency_;
   prometheus::Counter* replays_;
+  prometheus::Counter* conflicts_;
   prometheus::Counter* rate_limited_;
   prometheus::Gauge* sse_;
   prometheus::Gauge* connections_;

@@ -653,6 +653,43 @@ TEST(CodecTest, BitFlipsAreRejectedOrStillReadable) {
 
 // ---- RFC 3339 and JSON strings --------------------------------------------------------
 
+// same_producer_content: what a producer said, not how the JSON spelt it nor what the
+// receiver filled in (the gateway's idempotency, issue #16 finding 4).
+TEST(CodecTest, SameProducerContentComparesWhatTheProducerSaid) {
+  auto bytes = [](std::string_view json, int64_t default_time = 1'700'000'000'000'000, std::string traceparent = "") {
+    DecodeOptions o = opts();
+    o.default_time_us = default_time;
+    o.default_traceparent = std::move(traceparent);
+    auto r = decode_structured(json, o);
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? r->bytes : std::string();
+  };
+  const std::string base = bytes(ev("session.progress", R"({"sessionId":"s","step":"a","pct":0.5})", R"("ext":"1","other":"2")"));
+  auto same = [&](std::string_view json, bool compare_time = false) {
+    return same_producer_content(base, bytes(json, 1'800'000'000'000'000, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+                                 compare_time);
+  };
+  EXPECT_TRUE(same(ev("session.progress", R"({"pct":5e-1,"step":"a","sessionId":"s"})", R"("other":"2","ext":"1")")));
+  EXPECT_TRUE(same(ev("session.progress", R"({"sessionId":"s","step":"a","pct":0.5})",
+                      R"("ext":"1","other":"2","datacontenttype":"Application/JSON; charset=utf-8")")));
+  EXPECT_FALSE(same(ev("session.progress", R"({"sessionId":"s","step":"a","pct":0.5})", R"("ext":"1","other":"2")"), true))
+      << "a time given is compared when asked";
+  EXPECT_FALSE(same(ev("session.progress", R"({"sessionId":"s","step":"b","pct":0.5})", R"("ext":"1","other":"2")")));
+  EXPECT_FALSE(same(ev("session.progress", R"({"sessionId":"s","step":"a"})", R"("ext":"1","other":"2")")));
+  EXPECT_FALSE(same(ev("session.progress", R"({"sessionId":"s","step":"a","pct":0.5})", R"("ext":"1")")));
+  EXPECT_FALSE(same(ev("session.progress", R"({"sessionId":"s","step":"a","pct":0.5})", R"("ext":"1","other":"2","subject":"x")")));
+  EXPECT_FALSE(same(ev("session.progress", R"({"sessionId":"s","step":"a","pct":0.5})", R"("ext":"1","other":"2","actor":"x")")));
+  EXPECT_FALSE(same(ev("session.failed", R"({"sessionId":"s"})", R"("ext":"1","other":"2")")));
+  EXPECT_FALSE(same(ev("session.progress", R"({"sessionId":"s","step":"a","pct":0.5})",
+                       R"("ext":"1","other":"2","datacontenttype":"application/vnd.x+json")")));
+  // DecodedEvent::time_given says whether the time was the producer's.
+  auto given = decode_structured(ev("session.progress", R"({"sessionId":"s"})", R"("time":"2026-01-01T00:00:00Z")"), opts());
+  auto defaulted = decode_structured(ev("session.progress", R"({"sessionId":"s"})"), opts());
+  ASSERT_TRUE(given.ok() && defaulted.ok());
+  EXPECT_TRUE(given->time_given);
+  EXPECT_FALSE(defaulted->time_given);
+}
+
 TEST(Rfc3339Test, ParsesValidTimes) {
   EXPECT_EQ(parse_rfc3339_us("1970-01-01T00:00:00Z"), 0);
   EXPECT_EQ(parse_rfc3339_us("1970-01-01t00:00:01z"), 1'000'000);

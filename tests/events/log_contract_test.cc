@@ -317,6 +317,35 @@ TYPED_TEST(LogContract, DedupeHoldsWithinABatchAndBetweenConcurrentAppends) {
   EXPECT_EQ(this->read_all(seen[0].partition).size(), 2u);  // "x" and "raced"
 }
 
+// none_if_logged: a batch with any logged event appends nothing and hands its values
+// back, so a caller can look before it appends the rest (the gateway's conflict check).
+TYPED_TEST(LogContract, NoneIfLoggedAppendsNothingOfABatchWithALoggedEvent) {
+  if (!this->log->dedupes()) GTEST_SKIP() << TypeParam::kName << " does not dedupe (Log::dedupes)";
+  auto first = this->log->append_sync(dedupe_batch("acme", {"a"}));
+  ASSERT_TRUE(first.ok()) << first.status().to_string();
+  const Partition p = first->positions[0].partition;
+  auto end = this->log->end_offset(p);
+  ASSERT_TRUE(end.ok());
+  AppendBatch mixed = dedupe_batch("acme", {"new", "a"});
+  mixed.none_if_logged = true;
+  const std::vector<std::string> sent = mixed.values;
+  auto refused = this->log->append_sync(std::move(mixed));
+  ASSERT_TRUE(refused.ok()) << refused.status().to_string();
+  EXPECT_EQ(refused->replayed, (std::vector<bool>{false, true}));
+  EXPECT_EQ(refused->positions[1], first->positions[0]);
+  EXPECT_EQ(refused->returned, sent);
+  EXPECT_EQ(*this->log->end_offset(p), *end);
+  // All new: appended as with dedupe alone, nothing handed back.
+  AppendBatch fresh = dedupe_batch("acme", {"new", "newer"});
+  fresh.none_if_logged = true;
+  auto appended = this->log->append_sync(std::move(fresh));
+  ASSERT_TRUE(appended.ok()) << appended.status().to_string();
+  EXPECT_EQ(appended->replayed, (std::vector<bool>{false, false}));
+  EXPECT_TRUE(appended->returned.empty());
+  EXPECT_EQ(appended->positions[0].offset, *end);
+  EXPECT_EQ(this->log->end_offset(p)->value(), end->value() + 2);
+}
+
 TYPED_TEST(LogContract, DedupeRemembersEveryRecordAcrossAReopenIncludingOnesAppendedWithoutIt) {
   if (!this->log->dedupes()) GTEST_SKIP() << TypeParam::kName << " does not dedupe (Log::dedupes)";
   AppendBatch plain{TenantId("acme"), {make_event("acme", "p", 0)}};  // dedupe off: keys still kept

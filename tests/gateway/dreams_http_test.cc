@@ -186,6 +186,36 @@ TEST_F(DreamsHttp, TheGardenHistorySignalsAndAncestryReadBack) {
   (void)last;
 }
 
+// Issue #16, finding 6, in a second domain. Dream ids are Dreams' [A-Za-z0-9._:-]{1,128},
+// checked when planted; a path names one as a percent-decoded segment, as every id
+// (gateway/api.h, path_segments): escaped or not, "." and ".." included. An id outside
+// Dreams' rule is refused when planted (400 with its field) and names no dream in a path.
+TEST_F(DreamsHttp, DreamIdsReadBackByTheirPercentEncodedPath) {
+  const std::vector<std::string> ids = {"a:b", "..", ".", "x.y-z_1"};
+  for (const std::string& id : ids) plant(id);
+  cli::ClientResponse last;
+  for (const std::string& id : ids) {
+    // A command addressed by the path finds the dream (Dreams' state, checked before appending).
+    last = post("/dreams/" + path_segment(id) + "/signals", producer, R"({"source":"a","score":0.5})");
+    EXPECT_EQ(last.status, 201) << id << ": " << last.body;
+  }
+  for (const std::string& id : ids) {
+    auto d = get("/dreams/" + path_segment(id), last);
+    ASSERT_EQ(d.status, 200) << id << ": " << d.body;
+    EXPECT_NE(d.body.find("\"dreamId\":\"" + id + "\""), std::string::npos) << id << ": " << d.body;
+    auto signals = get("/dreams/" + path_segment(id) + "/signals", last);
+    EXPECT_EQ(signals.status, 200) << id << ": " << signals.body;
+  }
+  EXPECT_EQ(get("/dreams/a:b", last).status, 200) << "':' as it is";
+  for (const std::string& id : {std::string("a/b"), std::string("a%b"), std::string("a b"), std::string("a?b"),
+                                std::string("a#b"), std::string("\xC3\xA9"), std::string("\xE6\x97\xA5\xE6\x9C\xAC")}) {
+    expect_problem(post("/dreams", producer, R"({"dreamId":")" + id + R"(","seed":"s"})"), 400, "data.dreamId");
+    EXPECT_EQ(get("/dreams/" + path_segment(id), last).status, 404) << id;
+  }
+  expect_problem(get("/dreams/%G1", last), 400, "path");
+  expect_problem(post("/dreams/a%3/signals", producer, R"({"source":"a","score":0.5})"), 400, "path");
+}
+
 TEST_F(DreamsHttp, ACompiledDreamRunsAsAPulseSessionAndItsOutcomeComesBack) {
   ASSERT_EQ(engine->call("PUT", "/v1/tenants/acme/dreams:config", admin, R"({"sessionModel":"claude-x"})",
                          "application/json").status,

@@ -1,5 +1,7 @@
 #include "tests/gateway/gateway_fixture.h"
 
+#include <cctype>
+
 #include "gateway/cmd/sources.h"
 #include "processors/components.h"
 #include "projections/migrate.h"
@@ -187,6 +189,24 @@ Offset Engine::end_of(const std::string& tenant) {
   auto e = log_->end_offset(log_->partition_of(TenantId(tenant)));
   EXPECT_TRUE(e.ok());
   return e.ok() ? *e : Offset(-1);
+}
+
+std::string path_segment(std::string_view id) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char c : id) {
+    const auto b = static_cast<unsigned char>(c);
+    if (std::isalnum(b) != 0 && b < 0x80) {
+      out.push_back(c);
+    } else if (c == '-' || c == '_' || c == '~') {
+      out.push_back(c);
+    } else {
+      out += '%';
+      out += kHex[b >> 4];
+      out += kHex[b & 0xF];
+    }
+  }
+  return out;
 }
 
 std::string event_json(const std::string& id, const std::string& step, const std::string& extra) {

@@ -128,6 +128,10 @@ class Engine {
   std::unique_ptr<HttpServer> server_;
 };
 
+// `id` as one path segment: every byte but ALPHA, DIGIT, '-', '_' and '~' percent-encoded
+// ('.' too, so that "." and ".." are not dot segments a client would remove).
+std::string path_segment(std::string_view id);
+
 // A CloudEvent of type session.progress with the given id (and optional extra members).
 std::string event_json(const std::string& id, const std::string& step = "s", const std::string& extra = "");
 

@@ -316,6 +316,54 @@ TEST_F(PulseHttp, TheClockTenantsPrefixIsReserved) {
   EXPECT_EQ(engine->call("POST", "/v1/admin/tenants", Engine::kOperatorToken, R"({"slug":"agentos-clock"})", "application/json").status, 201);
 }
 
+// Issue #16, finding 6: a session id is whatever the producer's event says; the path
+// names it percent-encoded, one segment, decoded after the split (gateway/api.h,
+// path_segments) — so ids with '/', '%', ' ', '?', '#', '.', '+' or non-ASCII read back.
+TEST_F(PulseHttp, SessionIdsOfAnyCharactersReadBackByTheirPercentEncodedPath) {
+  const std::string key = engine->create_tenant("acme", "enterprise");
+  const std::vector<std::string> ids = {"a/b", "a%b", "a b", "a?b", "a#b", "\u00e9", "\u65e5\u672c", "..", ".",
+                                        "a+b", "%2F", "a:b", "sessions:batch"};
+  const std::vector<std::string> utf8 = {"a/b", "a%b", "a b", "a?b", "a#b", "\xC3\xA9", "\xE6\x97\xA5\xE6\x9C\xAC", "..",
+                                         ".", "a+b", "%2F", "a:b", "sessions:batch"};
+  int64_t last = 0;
+  for (size_t i = 0; i < ids.size(); ++i)
+    last = post(key, ev("c-" + std::to_string(i), "session.created", R"({"sessionId":")" + ids[i] + R"("})"));
+  for (const std::string& id : utf8) {
+    auto r = session(key, path_segment(id), last);
+    ASSERT_EQ(r.status, 200) << id << ": " << r.body;
+    EXPECT_NE(r.body.find(R"("sessionId":")" + id + "\""), std::string::npos) << id << ": " << r.body;
+    auto cost = session(key, path_segment(id), last, "/cost");
+    EXPECT_EQ(cost.status, 200) << id << ": " << cost.body;
+  }
+  // Characters a path may carry as they are decode to themselves.
+  EXPECT_EQ(session(key, "a:b", last).status, 200);
+  EXPECT_EQ(session(key, "a+b", last).status, 200) << "'+' in a path is a plus, not a space";
+  EXPECT_EQ(session(key, "%61%3a%62", last).status, 200) << "lower-case hex digits";
+  // The route label stays the template, whatever the id.
+  const std::string m = engine->call("GET", "/metrics", "").body;
+  EXPECT_NE(m.find(R"(route="/v1/tenants/{t}/sessions/{id}")"), std::string::npos);
+  EXPECT_EQ(m.find("a%2Fb"), std::string::npos);
+
+  // Nothing names an empty id: an empty segment is no route.
+  for (const char* target : {"/v1/tenants/acme/sessions/", "/v1/tenants/acme/sessions//cost"}) {
+    auto r = engine->call("GET", target, key);
+    EXPECT_EQ(r.status, 404) << target << ": " << r.body;
+    EXPECT_EQ(r.content_type, "application/problem+json");
+  }
+  // An escape that is not '%' and two hex digits, or bytes that are not UTF-8 once
+  // decoded: 400 naming the path, wherever the segment is.
+  for (const char* target : {"/v1/tenants/acme/sessions/%G1", "/v1/tenants/acme/sessions/a%", "/v1/tenants/acme/sessions/a%2",
+                             "/v1/tenants/acme/sessions/%C3%28", "/v1/tenants/acme/sessions/%FF/cost",
+                             "/v1/tenants/ac%zzme/sessions/s", "/v1/tenants/acme/events%"}) {
+    auto r = engine->call("GET", target, key);
+    EXPECT_EQ(r.status, 400) << target << ": " << r.body;
+    EXPECT_EQ(r.content_type, "application/problem+json") << target;
+    EXPECT_NE(r.body.find(R"("field":"path")"), std::string::npos) << target << ": " << r.body;
+  }
+  auto bad_stream = engine->call("GET", "/v1/tenants/acme/events/stream%zz", key);
+  EXPECT_EQ(bad_stream.status, 400) << bad_stream.body;
+}
+
 TEST(PulseHttpOff, SessionRoutesAre503WhenPulseIsNotRunning) {
   TempDir dir;
   Engine engine(dir.path());

@@ -423,11 +423,14 @@ TEST_F(ReadModelHttp, BadParametersAre400ProblemsNamingTheField) {
   EXPECT_EQ(get("/v1/tenants/alpha/sessions?limit=1000", alpha).status, 200);
   EXPECT_EQ(get("/v1/tenants/alpha/sessions?state=CREATED", alpha).status, 200);
   EXPECT_EQ(engine->call("POST", "/v1/tenants/alpha/sessions", alpha, "{}", "application/json").status, 405);
-  // Ids PostgreSQL could not even take as text: no such session, not a server error.
-  // (Paths are not percent-decoded: these are raw bytes in the request target.)
-  for (const std::string target : {"/v1/tenants/alpha/sessions/\xFF", "/v1/tenants/alpha/sessions/a\xC0\x80/transitions"}) {
+  // Ids that are not UTF-8 (PostgreSQL could not even take them as text), as raw bytes in
+  // the request target or percent-encoded: a bad path (400 naming `path`), not a server
+  // error.
+  for (const std::string target : {"/v1/tenants/alpha/sessions/\xFF", "/v1/tenants/alpha/sessions/a\xC0\x80/transitions",
+                                   "/v1/tenants/alpha/sessions/%FF", "/v1/tenants/alpha/sessions/a%C0%80/transitions"}) {
     auto r = get(target, alpha);
-    EXPECT_EQ(r.status, 404) << target << ": " << r.body;
+    EXPECT_EQ(r.status, 400) << target << ": " << r.body;
+    EXPECT_NE(r.body.find("\"field\":\"path\""), std::string::npos) << target << ": " << r.body;
   }
 }
 
