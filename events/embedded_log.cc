@@ -327,6 +327,9 @@ class EmbeddedLog final : public Log {
     Status lookup_failed = Status::ok();
     for (size_t g = 0; g < group.size(); ++g) {
       auto& b = group[g].batch;
+      // After refuse_if_logged found none of the batch logged, only the batch's own
+      // duplicates remain to be found, in group_ids_: no second lookup in RocksDB.
+      bool log_checked = false;
       if (b.dedupe && b.none_if_logged) {
         auto refused = refuse_if_logged(b, results[g]);
         if (!refused.ok()) {
@@ -334,6 +337,7 @@ class EmbeddedLog final : public Log {
           break;
         }
         if (*refused) continue;
+        log_checked = true;
       }
       const Partition p = partition_of(b.tenant);
       const std::string tprefix = tenant_prefix(p, b.tenant);
@@ -343,7 +347,7 @@ class EmbeddedLog final : public Log {
         const EventHeader h = read_header(v);
         std::string ik = id_key(b.tenant.str(), h.source, h.id);
         if (b.dedupe) {
-          auto known = logged_position(ik);
+          auto known = logged_position(ik, /*group_only=*/log_checked);
           if (!known.ok()) {
             lookup_failed = std::move(known).take_status();
             break;
@@ -527,8 +531,10 @@ class EmbeddedLog final : public Log {
     return true;
   }
 
-  Result<std::optional<Position>> logged_position(const std::string& k) {
+  // `group_only`: the keys written by this group only (the caller looked in the log already).
+  Result<std::optional<Position>> logged_position(const std::string& k, bool group_only = false) {
     if (auto it = group_ids_.find(k); it != group_ids_.end()) return std::optional<Position>(it->second);
+    if (group_only) return std::optional<Position>();
     std::string v;
     auto s = db_->Get(rocksdb::ReadOptions(), cfs_[kIds], k, &v);
     if (s.IsNotFound()) return std::optional<Position>();
