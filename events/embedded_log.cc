@@ -644,6 +644,7 @@ Result<std::unique_ptr<Log>> open_embedded_log(const EmbeddedLogOptions& opts) {
   // inserts use the hints below (RocksDB ignores them for concurrent writes).
   dbo.allow_concurrent_memtable_write = false;
   use_rocks_budget(dbo);
+  if (opts.env) dbo.env = opts.env.get();
   rocksdb::ColumnFamilyOptions cfo;
   cfo.write_buffer_size = 64 << 20;
   use_rocks_budget(cfo);

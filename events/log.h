@@ -27,6 +27,10 @@
 #include "events/status.h"
 #include "events/types.h"
 
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
+
 namespace agentos {
 
 // One record as stored. `value` is owned (copied out of the backend's buffers).
@@ -159,6 +163,9 @@ struct EmbeddedLogOptions {
   // TESTS ONLY: called by the syncer with the groups it is about to sync (they are
   // written to RocksDB, not yet synced nor published); a test may block in it.
   std::function<void()> before_sync;
+  // TESTS ONLY: the RocksDB environment (e.g. a file system whose writes fail as on a full
+  // disk); null: RocksDB's default.
+  std::shared_ptr<rocksdb::Env> env;
 };
 
 struct KafkaLogOptions {

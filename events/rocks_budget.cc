@@ -4,9 +4,14 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <rocksdb/env.h>
 #include <rocksdb/write_buffer_manager.h>
 
+#include <cstdarg>
+#include <cstdio>
 #include <memory>
+
+#include "events/logging.h"
 
 namespace agentos {
 namespace {
@@ -22,9 +27,34 @@ std::shared_ptr<rocksdb::WriteBufferManager>& write_buffers() {
   return *wbm;
 }
 
+// RocksDB's own messages, warnings and errors only, as the engine's log lines (stderr) —
+// never an info LOG file in the data directory: such a file grows without bound, and on a
+// full disk its failed write made Debian's librocksdb (built with assertions) abort the
+// process at its next message, where the store itself reports an error and recovers.
+class EngineLogger final : public rocksdb::Logger {
+ public:
+  EngineLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::WARN_LEVEL, format, ap); }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel() || level == rocksdb::InfoLogLevel::HEADER_LEVEL) return;
+    char buf[1024];
+    std::vsnprintf(buf, sizeof buf, format, ap);
+    log_line(level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? LogLevel::kError : LogLevel::kWarn, "rocksdb",
+             {{"message", buf}});
+  }
+};
+
+std::shared_ptr<rocksdb::Logger>& engine_logger() {
+  static auto* logger = new std::shared_ptr<rocksdb::Logger>(std::make_shared<EngineLogger>());
+  return *logger;
+}
+
 }  // namespace
 
-void use_rocks_budget(rocksdb::DBOptions& db) { db.write_buffer_manager = write_buffers(); }
+void use_rocks_budget(rocksdb::DBOptions& db) {
+  db.write_buffer_manager = write_buffers();
+  db.info_log = engine_logger();
+}
 
 void use_rocks_budget(rocksdb::ColumnFamilyOptions& cf, bool bloom) {
   rocksdb::BlockBasedTableOptions t;

@@ -19,7 +19,8 @@ namespace agentos {
 inline constexpr size_t kRocksMemtableBudget = 256 << 20;
 inline constexpr size_t kRocksBlockCacheBytes = 32 << 20;
 
-// Makes `db` use the shared write-buffer budget.
+// Makes `db` use the shared write-buffer budget, and write its warnings and errors as the
+// engine's log lines instead of an info LOG file of its own (rocks_budget.cc says why).
 void use_rocks_budget(rocksdb::DBOptions& db);
 // Makes `cf` use block-based tables with the shared block cache; `bloom`: with whole-key
 // bloom filters (10 bits per key), for column families read by point lookups that
