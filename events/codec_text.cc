@@ -237,6 +237,12 @@ void append_double(std::string& out, double v) {
   }
   char buf[32];
   auto r = std::to_chars(buf, buf + sizeof buf, v);  // shortest form that round-trips
+  // The shortest form may be an integer literal of 20 digits and more (-9.223372036854776e19
+  // is "-92233720368547758080"), which JSON parsers refuse or read as an integer that does
+  // not fit: such a value is written in scientific notation, which reads back as a double.
+  const std::string_view text(buf, static_cast<size_t>(r.ptr - buf));
+  if (text.find_first_of(".eE") == std::string_view::npos && text.size() - (v < 0) > 18)
+    r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
   out.append(buf, r.ptr);
 }
 

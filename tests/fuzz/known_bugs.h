@@ -19,42 +19,6 @@ inline bool strict() {
   return on;
 }
 
-// Bug 1 (codec, open): encode_json writes a double such as -9.223372036854776e19 as the
-// integer literal -92233720368547758080: std::to_chars' shortest form picks fixed notation
-// when it is shorter (events/codec_text.cc, append_double). simdjson 3.0, and so
-// decode_structured, refuses integer literals beyond 64 bits ("Problem while parsing a
-// number"), so the JSON the engine serves for such an event does not decode again. A
-// producer reaches it: dream.nurtured {"score": -9.223372036854776e19} is valid.
-// True when `json` holds an integer literal (no '.', 'e', 'E') of more than 19 digits.
-inline bool bug1_big_integer_literal(std::string_view json) {
-  if (strict()) return false;
-  bool in_string = false;
-  for (size_t i = 0; i < json.size(); ++i) {
-    const char c = json[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-      continue;
-    }
-    if (c < '0' || c > '9') continue;
-    size_t digits = 0;
-    bool integer = true;
-    for (; i < json.size() && ((json[i] >= '0' && json[i] <= '9') || json[i] == '.' || json[i] == 'e' ||
-                               json[i] == 'E' || json[i] == '+' || json[i] == '-');
-         ++i) {
-      if (json[i] >= '0' && json[i] <= '9') ++digits;
-      else integer = false;
-    }
-    if (integer && digits > 19) return true;
-    --i;
-  }
-  return false;
-}
-
 // Bug 2 (codec, open): decode_structured builds events its own verify_event refuses. The
 // verifier allows 2 * 64 + 64 = 192 tables (events/codec.cc, verify_event: vo.max_tables),
 // while a payload's vector of tables is not bounded while decoding, so an event with more
