@@ -76,6 +76,17 @@ class ErrorSink {
       : out_(out), prefix_(std::move(prefix)) {}
   void add(std::string_view path, std::string reason);
   size_t count() const { return count_; }
+  // Counts one table of the event's data being built; past kMaxDataTables, reports it once
+  // at `path` and returns false. verify_event allows an event 192 tables in all: its root,
+  // up to 64 extensions, and 127 for the data — data with more could be built but never
+  // read back.
+  static constexpr size_t kMaxDataTables = 127;
+  bool take_table(std::string_view path) {
+    if (++tables_ <= kMaxDataTables) return true;
+    if (tables_ == kMaxDataTables + 1)
+      add(path, "too many objects: an event's data holds at most " + std::to_string(kMaxDataTables));
+    return false;
+  }
   // Path of a member below `parent` ("data" + "sessionId" -> "data.sessionId").
   static std::string join(std::string_view parent, std::string_view name);
 
@@ -83,6 +94,7 @@ class ErrorSink {
   std::vector<FieldError>* out_;
   std::string prefix_;
   size_t count_ = 0;
+  size_t tables_ = 0;
 };
 
 // Builds table `obj` from the JSON object `value` into `fbb`. Every problem is reported to

@@ -386,6 +386,7 @@ std::optional<flatbuffers::uoffset_t> build_table(flatbuffers::FlatBufferBuilder
                                                   const reflection::Object& obj,
                                                   simdjson::dom::object value,
                                                   const std::string& path, ErrorSink& errors) {
+  if (!errors.take_table(path)) return std::nullopt;
   const Registry& reg = Registry::get();
   const reflection::Schema& schema = reg.schema();
   const auto& fields = reg.fields(obj);

@@ -487,6 +487,22 @@ TEST(CodecTest, EncodeJsonIsAFixpointForMinimalEvents) {
   }
 }
 
+// Data of more objects than an event may hold is a field error where the limit is
+// crossed, not an event the verifier refuses ("internal error" at no field; found by the
+// domain fuzzer with 191 heartbeat routes).
+TEST(CodecTest, TooManyObjectsInDataIsAFieldError) {
+  std::string routes;
+  for (int i = 0; i < 191; ++i) routes += std::string(i ? "," : "") + R"({"minPriority":0,"channel":"ops"})";
+  auto r = decode_structured(ev("heartbeat.configured", R"({"zone":"UTC","routes":[)" + routes + "]}"), opts());
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(has_error(errors_of(r), "data.routes[126]", "too many objects: an event's data holds at most 127"));
+  EXPECT_EQ(errors_of(r).size(), 1u) << dump(errors_of(r));
+  routes.clear();
+  for (int i = 0; i < 126; ++i) routes += std::string(i ? "," : "") + R"({"minPriority":0,"channel":"ops"})";
+  auto fits = decode_structured(ev("heartbeat.configured", R"({"zone":"UTC","routes":[)" + routes + "]}"), opts());
+  EXPECT_TRUE(fits.ok()) << fits.status().to_string();  // 127 tables with the payload's own
+}
+
 TEST(CodecTest, ErrorListIsCappedButCounted) {
   std::string batch = "[";
   for (size_t i = 0; i < kMaxBatchEvents; ++i) batch += (i ? "," : "") + ev("session.started", "{}");

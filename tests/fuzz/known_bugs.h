@@ -19,15 +19,6 @@ inline bool strict() {
   return on;
 }
 
-// Bug 2 (codec, open): decode_structured builds events its own verify_event refuses. The
-// verifier allows 2 * 64 + 64 = 192 tables (events/codec.cc, verify_event: vo.max_tables),
-// while a payload's vector of tables is not bounded while decoding, so an event with more
-// than 190 sub-tables (heartbeat.configured with 191 `routes`, model.chain.set with 191
-// entries) is refused with "internal error: encoded event failed verification" at the
-// document path "" (codec.cc, build_event: "a codec bug, never the client's fault") instead
-// of a field error such as "routes: at most 16 routes".
-inline bool bug2_too_many_tables(std::string_view reason) {
-  return !strict() && reason == "internal error: encoded event failed verification";
-}
+// (none open)
 
 }  // namespace agentos::fuzz
