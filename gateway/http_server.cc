@@ -22,6 +22,7 @@
 #include "events/codec.h"
 #include "events/logging.h"
 #include "gateway/problem.h"
+#include "gateway/transfer_coding.h"
 
 namespace agentos::gateway {
 namespace {
@@ -95,6 +96,9 @@ class Session : public std::enable_shared_from_this<Session> {
       : stream_(std::move(socket)), sh_(sh), timer_(stream_.get_executor()) {
     sh_.connections.fetch_add(1);
     sh_.metrics.connections().Increment();
+    // Counted here, with the connection itself (the accept handler), so a connection is
+    // never open without being counted against its address.
+    address_refused_ = !count_unauthenticated();
   }
   ~Session() {
     release_body();
@@ -112,7 +116,7 @@ class Session : public std::enable_shared_from_this<Session> {
         self->sh_.metrics.refused("connections");
         return self->fail(503, Status(Code::kUnavailable, "too many connections"));
       }
-      if (!self->count_unauthenticated()) {
+      if (self->address_refused_) {
         self->route_ = "other";
         self->sh_.metrics.refused("address");
         return self->fail(429, Status(Code::kResourceExhausted,
@@ -181,32 +185,12 @@ class Session : public std::enable_shared_from_this<Session> {
       probe.path = std::string(target.substr(0, target.find('?')));
       route_ = Api::route_of(probe);
     }
-    // RFC 9112 §6: the transfer codings of a request must end with chunked (400 otherwise,
-    // and the connection closes), and chunked is the only one implemented (501 for others,
-    // §6.1). Beast would read `gzip, chunked` as plain chunked.
+    // RFC 9112 §6 (transfer_coding.h): a final chunked only.
     {
-      std::vector<std::string> codings;
-      for (auto [it, end] = req.equal_range(http::field::transfer_encoding); it != end; ++it) {
-        std::string_view v(it->value().data(), it->value().size());
-        while (!v.empty()) {
-          const size_t comma = v.find(',');
-          std::string_view c = v.substr(0, comma);
-          v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
-          while (!c.empty() && (c.front() == ' ' || c.front() == '\t')) c.remove_prefix(1);
-          while (!c.empty() && (c.back() == ' ' || c.back() == '\t')) c.remove_suffix(1);
-          if (c.empty()) continue;
-          std::string lower(c);
-          for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-          codings.push_back(std::move(lower));
-        }
-      }
-      if (!codings.empty()) {
-        if (codings.back() != "chunked")
-          return fail(400, Status(Code::kInvalidArgument, "Transfer-Encoding: chunked must be the final transfer coding"));
-        if (codings.size() > 1)
-          return fail(501, Status(Code::kInvalidArgument, "transfer coding " + codings.front().substr(0, 64) +
-                                                              " is not implemented (only chunked)"));
-      }
+      std::vector<std::string_view> te;
+      for (auto [it, end] = req.equal_range(http::field::transfer_encoding); it != end; ++it)
+        te.emplace_back(it->value().data(), it->value().size());
+      if (auto v = check_transfer_codings(te); v.status != 0) return fail(v.status, Status(Code::kInvalidArgument, v.detail));
     }
     const bool batch = req.target().find(":batch") != beast::string_view::npos;
     const size_t limit = batch ? sh_.opts.max_batch_body_bytes : sh_.opts.max_body_bytes;
@@ -499,6 +483,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = true;
   bool closed_ = false;
   bool unauthenticated_ = false;  // counted in Shared::unauth under address_
+  bool address_refused_ = false;  // its address was at its cap when it was accepted
   std::string address_;
   bool body_timed_out_ = false;
   bool body_timer_armed_ = false;

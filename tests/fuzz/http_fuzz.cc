@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "gateway/server.h"
+#include "gateway/transfer_coding.h"
 #include "tests/fuzz/check.h"
 
 namespace beast = boost::beast;
@@ -80,28 +81,15 @@ struct Outcome {
   int refused = 0;          // the server's own refusal of the header: 400, 501 or 413
 };
 
-// The transfer codings of a request, lower-case, over every Transfer-Encoding field. A copy
-// of the server's rule in HttpSession::on_header (gateway/http_server.cc; RFC 9112 §6),
-// which is not a function of its own there: keep the two equal. Beast alone takes the last
-// field's codings while parsing but the first field's when it serializes (message::chunked),
-// so without this rule a request with two Transfer-Encoding fields does not re-serialize.
-std::vector<std::string> transfer_codings(const Request& req) {
-  std::vector<std::string> codings;
-  for (auto [it, end] = req.equal_range(http::field::transfer_encoding); it != end; ++it) {
-    std::string_view v(it->value().data(), it->value().size());
-    while (!v.empty()) {
-      const size_t comma = v.find(',');
-      std::string_view c = v.substr(0, comma);
-      v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
-      while (!c.empty() && (c.front() == ' ' || c.front() == '\t')) c.remove_prefix(1);
-      while (!c.empty() && (c.back() == ' ' || c.back() == '\t')) c.remove_suffix(1);
-      if (c.empty()) continue;
-      std::string lower(c);
-      for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      codings.push_back(std::move(lower));
-    }
-  }
-  return codings;
+// The server's transfer-coding rule (gateway/transfer_coding.h, the same function). Beast
+// alone takes the last field's codings while parsing but the first field's when it
+// serializes (message::chunked), so without this rule a request with two
+// Transfer-Encoding fields does not re-serialize.
+int transfer_coding_status(const Request& req) {
+  std::vector<std::string_view> te;
+  for (auto [it, end] = req.equal_range(http::field::transfer_encoding); it != end; ++it)
+    te.emplace_back(it->value().data(), it->value().size());
+  return agentos::gateway::check_transfer_codings(te).status;
 }
 
 Outcome read_request(std::vector<std::string_view> pieces) {
@@ -115,10 +103,7 @@ Outcome read_request(std::vector<std::string_view> pieces) {
   http::read_header(stream, buffer, parser, out.error);
   if (out.error) return out;
   const auto& req = parser.get();
-  if (const auto codings = transfer_codings(req); !codings.empty()) {
-    if (codings.back() != "chunked") return out.refused = 400, out;
-    if (codings.size() > 1) return out.refused = 501, out;
-  }
+  if (const int status = transfer_coding_status(req); status != 0) return out.refused = status, out;
   const bool batch = req.target().find(":batch") != std::string_view::npos;
   const size_t limit = batch ? opts.max_batch_body_bytes : opts.max_body_bytes;
   if (auto len = parser.content_length(); len && *len > limit) return out.refused = 413, out;
