@@ -28,6 +28,24 @@ namespace {
 using test::TempDir;
 using test::wait_until;
 
+// Every record's event id and position, over `partitions` partitions (ids are unique here).
+std::map<std::string, Position> logged_ids(Log& log, int32_t partitions) {
+  std::map<std::string, Position> seen;
+  for (int32_t p = 0; p < partitions; ++p) {
+    Offset from{0};
+    for (;;) {
+      auto recs = log.read(Partition(p), from);
+      EXPECT_TRUE(recs.ok()) << recs.status().to_string();
+      if (!recs.ok() || recs->empty()) break;
+      for (const auto& rec : *recs) {
+        seen.emplace(std::string(read_header(rec.value).id), rec.pos);
+        from = rec.pos.offset.next();
+      }
+    }
+  }
+  return seen;
+}
+
 std::atomic<bool> full{false};
 std::atomic<int> refused_writes{0};
 
@@ -170,18 +188,7 @@ TEST(DiskFull, AppendsFailWhileFullNothingAcknowledgedIsLostAndAReopenRecovers) 
     EXPECT_FALSE(r->replayed[0]) << "e-" << f << " had failed, so it was not logged";
     acked["e-" + std::to_string(f)] = r->positions[0];
   }
-  std::map<std::string, Position> seen;
-  Offset from{0};
-  for (;;) {
-    auto recs = again.read(part, from);
-    ASSERT_TRUE(recs.ok());
-    if (recs->empty()) break;
-    for (const auto& rec : *recs) {
-      seen.emplace(std::string(read_header(rec.value).id), rec.pos);
-      from = rec.pos.offset.next();
-    }
-  }
-  EXPECT_EQ(seen, acked);
+  EXPECT_EQ(logged_ids(again, 2), acked);
 }
 
 // Every file of the process hits its size limit at once (RLIMIT_FSIZE: EFBIG, which
@@ -228,20 +235,7 @@ TEST(DiskFull, EveryFileAtItsLimitFailsAppendsWithoutEndingTheProcess) {
   signal(SIGXFSZ, old_handler);
   auto log = open_embedded_log(o);
   ASSERT_TRUE(log.ok()) << log.status().to_string();
-  std::map<std::string, Position> seen;
-  for (int32_t p = 0; p < 2; ++p) {
-    Offset from{0};
-    for (;;) {
-      auto recs = (*log)->read(Partition(p), from);
-      ASSERT_TRUE(recs.ok());
-      if (recs->empty()) break;
-      for (const auto& rec : *recs) {
-        seen.emplace(std::string(read_header(rec.value).id), rec.pos);
-        from = rec.pos.offset.next();
-      }
-    }
-  }
-  EXPECT_EQ(seen, acked);
+  EXPECT_EQ(logged_ids(**log, 2), acked);
 }
 
 }  // namespace
