@@ -1,5 +1,7 @@
 #include "events/log_follower.h"
 
+#include <utility>
+
 namespace agentos {
 
 LogFollower::LogFollower(Log& log, const std::vector<Partition>& partitions)
@@ -59,10 +61,20 @@ void LogFollower::run(const std::function<Result<bool>()>& step, std::chrono::mi
     }
     auto r = step();
     if (!r.ok()) return;  // the owner recorded the error
-    if (*r) continue;
     std::unique_lock lk(s_->mu);
+    if (s_->pause.count() > 0) {
+      const auto pause = std::exchange(s_->pause, std::chrono::milliseconds(0));
+      s_->cv.wait_for(lk, pause, [&] { return s_->stopping; });
+      continue;
+    }
+    if (*r) continue;
     s_->cv.wait_for(lk, idle, [&] { return s_->dirty || s_->stopping; });
   }
+}
+
+void LogFollower::back_off(std::chrono::milliseconds pause) {
+  std::lock_guard lk(s_->mu);
+  s_->pause = pause;
 }
 
 void LogFollower::raise_end(Partition p, int64_t end) {

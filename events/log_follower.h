@@ -39,6 +39,11 @@ class LogFollower {
   // Whether the thread was started and not stopped (it may have ended on an error).
   bool started() const { return started_.load(); }
 
+  // From inside `step`: the wait after this step lasts `pause` (or until stop()), and
+  // appends do not cut it short — a consumer whose sink is away (PostgreSQL down or full)
+  // backs off instead of retrying at every append.
+  void back_off(std::chrono::milliseconds pause);
+
   // Raises the known end of `p` (a consumer that read further than the listener told).
   void raise_end(Partition p, int64_t end);
   // The highest end offset the listener reported for `p` (at least the end at
@@ -51,6 +56,7 @@ class LogFollower {
     std::mutex mu;
     std::condition_variable cv;
     bool dirty = false, stopping = false;
+    std::chrono::milliseconds pause{0};  // set by back_off(), taken by the next wait
     std::vector<std::atomic<int64_t>> ends;
   };
   void run(const std::function<Result<bool>()>& step, std::chrono::milliseconds idle);

@@ -4,7 +4,10 @@
 # C++ harness (tests/support/pg_cluster.cc) all call this script.
 #
 #   pg-cluster.sh start    <datadir> [port|auto]  initdb if needed, start, print the URL
-#   pg-cluster.sh stop     <datadir>              fast shutdown; fine if not running
+#   pg-cluster.sh stop     <datadir> [fast|immediate]  shut down (fast: the default;
+#                                                 immediate: as if the server crashed,
+#                                                 WAL recovery at the next start); fine if
+#                                                 not running
 #   pg-cluster.sh url      <datadir>              print the URL; exit 1 if not running
 #   pg-cluster.sh createdb <datadir> <dbname>     create the database if missing, print its URL
 #
@@ -31,7 +34,7 @@ die() { echo "pg-cluster: $*" >&2; exit 1; }
 usage() {
   cat >&2 <<'EOF'
 usage: pg-cluster.sh start    <datadir> [port|auto]
-       pg-cluster.sh stop     <datadir>
+       pg-cluster.sh stop     <datadir> [fast|immediate]
        pg-cluster.sh url      <datadir>
        pg-cluster.sh createdb <datadir> <dbname>
 EOF
@@ -218,9 +221,11 @@ cmd_start() {
 }
 
 cmd_stop() {
+  local mode=${1:-fast}
+  [[ "$mode" == fast || "$mode" == immediate ]] || die "stop mode must be 'fast' or 'immediate', not '$mode'"
   is_running || return 0
   local out
-  if ! out=$(as_owner "$BIN/pg_ctl" -D "$DATA" -m fast -w -t 60 stop 2>&1); then
+  if ! out=$(as_owner "$BIN/pg_ctl" -D "$DATA" -m "$mode" -w -t 60 stop 2>&1); then
     is_running || return 0  # stopped meanwhile by someone else
     echo "$out" >&2
     die "could not stop the cluster in $DATA"
@@ -263,7 +268,7 @@ fi
 
 case "$CMD" in
   start) [ $# -le 1 ] || usage; cmd_start "$@" ;;
-  stop) [ $# -eq 0 ] || usage; cmd_stop ;;
+  stop) [ $# -le 1 ] || usage; cmd_stop "$@" ;;
   url) [ $# -eq 0 ] || usage; cmd_url ;;
   createdb) [ $# -eq 1 ] || usage; cmd_createdb "$1" ;;
   *) usage ;;

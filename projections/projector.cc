@@ -19,6 +19,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include "events/codec.h"
@@ -217,8 +218,8 @@ class ProjectorImpl final : public Projector {
     if (!conn_) {
       if (Status s = connect(); !s.is_ok()) {
         if (!transient(s)) return fail(s);
-        count_pg_error();
-        return false;  // PostgreSQL is away: try again after idle_wait
+        pg_failed();
+        return false;  // PostgreSQL is away: try again after the back-off
       }
     }
     std::vector<Range> ranges;
@@ -227,6 +228,7 @@ class ProjectorImpl final : public Projector {
       return fail(s);
     }
     if (ranges.empty()) {
+      backoff_ = std::chrono::milliseconds(0);
       update_lag();
       return false;
     }
@@ -235,9 +237,10 @@ class ProjectorImpl final : public Projector {
     if (!s.is_ok()) {
       if (!transient(s)) return fail(s);
       conn_.reset();  // reconnect and re-read the watermarks: the COMMIT may have landed
-      count_pg_error();
+      pg_failed();
       return false;
     }
+    backoff_ = std::chrono::milliseconds(0);
     update_lag();
     return true;
   }
@@ -362,10 +365,18 @@ class ProjectorImpl final : public Projector {
       g->Set(static_cast<double>(std::max<int64_t>(0, follow_.end(Partition(p)) - wm_of(Partition(p)))));
   }
 
-  void count_pg_error() {
+  // A transient PostgreSQL failure: counted, and the next attempt waits (kPgBackoffMin
+  // doubling to kPgBackoffMax, ±25% jitter so that engines sharing a server do not retry
+  // in step), however fast the log grows meanwhile.
+  void pg_failed() {
     if (metrics_.pg_errors) metrics_.pg_errors->Increment();
-    std::lock_guard lk(mu_);
-    ++stats_.pg_errors;
+    {
+      std::lock_guard lk(mu_);
+      ++stats_.pg_errors;
+    }
+    backoff_ = std::clamp(backoff_ * 2, kPgBackoffMin, kPgBackoffMax);
+    std::uniform_int_distribution<int64_t> jitter(backoff_.count() * 3 / 4, backoff_.count() * 5 / 4);
+    follow_.back_off(std::chrono::milliseconds(jitter(rng_)));
   }
 
   Status fail(Status s) {
@@ -387,6 +398,8 @@ class ProjectorImpl final : public Projector {
   LogFollower follow_;
   Metrics metrics_;
   std::unique_ptr<pg::Conn> conn_;  // the worker's (or step()'s caller's) only
+  std::chrono::milliseconds backoff_{0};  // since the last transient failure; 0 when well
+  std::minstd_rand rng_{std::random_device{}()};
 
   mutable std::mutex mu_;
   mutable std::condition_variable projected_cv_;

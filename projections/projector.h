@@ -18,8 +18,11 @@
 //     stops this one (kInternal) instead of interleaving. Reads resume from the
 //     watermarks, so a crash anywhere leaves either the whole round or none of it.
 //   * A transient PostgreSQL error (connection lost, serialization failure, admin
-//     shutdown) discards the round; the projector reconnects, re-reads the watermarks
-//     (which settles a COMMIT of unknown outcome) and reads from there. A transient log
+//     shutdown, disk full: SQLSTATE classes 08, 40, 53, 57P) discards the round; the
+//     projector reconnects, re-reads the watermarks (which settles a COMMIT of unknown
+//     outcome) and reads from there. Attempts back off — kPgBackoffMin doubling to
+//     kPgBackoffMax, jittered — and appends to the log do not cut a back-off short, so a
+//     PostgreSQL that is down or full is not hammered at the ingest rate. A transient log
 //     read error is retried next round.
 // Rows: append-only tables by COPY + INSERT; entity tables by COPY + INSERT ... ON
 // CONFLICT, coalesced per key within a round (table.h, Merge).
@@ -49,6 +52,9 @@ class Registry;
 namespace agentos {
 
 inline constexpr size_t kDefaultProjectorBatchRecords = 2048;
+// The back-off after transient PostgreSQL failures (see EXACTLY ONCE above).
+inline constexpr std::chrono::milliseconds kPgBackoffMin{50};
+inline constexpr std::chrono::milliseconds kPgBackoffMax{2000};
 
 struct ProjectorTestHooks {
   // Called once per PostgreSQL transaction (a round): after its rows and watermarks were

@@ -81,6 +81,7 @@ struct Response {
   int status = 0;
   std::string body;
   bool replayed = false;
+  std::string retry_after;  // the Retry-After header, if any
 };
 
 inline Response call(int port, const std::string& method, const std::string& target, const std::string& token,
@@ -125,6 +126,7 @@ inline Response call(int port, const std::string& method, const std::string& tar
   out.status = static_cast<int>(res.result_int());
   out.body = res.body();
   out.replayed = res["Idempotent-Replayed"] == "true";
+  out.retry_after = std::string(res["Retry-After"]);
   return out;
 }
 

@@ -15,9 +15,25 @@
 //     from the same log into a fresh database, and the engine's watermarks are at the
 //     log's end.
 //
+//
+// The same load and the same checks with PostgreSQL as the failing part, on a cluster of
+// the test's own (the shared one serves other tests), the engine up throughout:
+//   - restarts: PostgreSQL stopped at random moments, every other time as if it crashed
+//     (immediate shutdown, WAL recovery at the next start), and started again on the same
+//     port. While it is down, ingest goes on (events are acknowledged) and a read-model
+//     read answers 503 with Retry-After; once it is back, reads are served again;
+//   - disk full: the read models' tablespace on a tmpfs with 256 KiB left. PostgreSQL
+//     refuses to extend a table (SQLSTATE 53100), the projector retries, ingest and reads
+//     go on; the tmpfs is then grown and the projector catches up. Needs root (to mount a
+//     tmpfs); skipped, saying why, where that is not allowed.
+//
 // Environment: AGENTOS_ROLES_CRASH_ROUNDS (kills; default 6 in CI, 100 the design target),
-// AGENTOS_ROLES_CRASH_SEED, AGENTOS_ROLES_CRASH_BREAK (see RolesCrash::broken_).
+// AGENTOS_ROLES_PG_RESTARTS (PostgreSQL restarts; default 4), AGENTOS_ROLES_CRASH_SEED,
+// AGENTOS_ROLES_CRASH_BREAK (see RolesCrash::broken_).
 #include <gtest/gtest.h>
+#include <pwd.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -56,6 +72,65 @@ constexpr int32_t kPartitions = 4;
 constexpr auto kQuietTimeout = 120s;  // final run: every component caught up
 
 int rounds() { return std::max(1, env_int("AGENTOS_ROLES_CRASH_ROUNDS", 6)); }
+int pg_restarts() { return std::max(1, env_int("AGENTOS_ROLES_PG_RESTARTS", 4)); }
+
+// What fails while the load runs.
+enum class Fault {
+  kKillEngine,       // the engine, SIGKILLed and restarted
+  kRestartPostgres,  // PostgreSQL, stopped (fast or immediate) and started again
+  kFillPostgresDisk  // the read models' tablespace, full and then grown
+};
+
+// A tmpfs mounted at `path` (created), unmounted when destroyed. `error` says why not.
+class TmpfsMount {
+ public:
+  TmpfsMount(std::string path, size_t bytes) : path_(std::move(path)) {
+    std::error_code ec;
+    std::filesystem::create_directories(path_, ec);
+    const std::string opts = "size=" + std::to_string(bytes) + ",mode=0700";
+    if (::mount("tmpfs", path_.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) != 0)
+      error = "mount -t tmpfs " + path_ + ": " + std::strerror(errno);
+    else
+      mounted_ = true;
+  }
+  ~TmpfsMount() {
+    if (mounted_) ::umount2(path_.c_str(), MNT_DETACH);
+  }
+  TmpfsMount(const TmpfsMount&) = delete;
+  TmpfsMount& operator=(const TmpfsMount&) = delete;
+
+  // Changes the size (tmpfs allows it while files are open); "" or the error.
+  std::string resize(size_t bytes) {
+    const std::string opts = "size=" + std::to_string(bytes);
+    if (::mount("tmpfs", path_.c_str(), "tmpfs", MS_REMOUNT | MS_NOSUID | MS_NODEV, opts.c_str()) != 0)
+      return "remount " + opts + ": " + std::strerror(errno);
+    return "";
+  }
+  size_t used_bytes() const {
+    struct statvfs st {};
+    if (::statvfs(path_.c_str(), &st) != 0) return 0;
+    return static_cast<size_t>(st.f_blocks - st.f_bfree) * st.f_frsize;
+  }
+  const std::string& path() const { return path_; }
+  std::string error;
+
+ private:
+  std::string path_;
+  bool mounted_ = false;
+};
+
+// The sum of a counter's or gauge's series in a Prometheus text page, or -1 if none.
+double metric_sum(const std::string& page, const std::string& name) {
+  double sum = -1;
+  for (size_t at = page.find("\n" + name); at != std::string::npos; at = page.find("\n" + name, at + 1)) {
+    const char next = page[at + 1 + name.size()];
+    if (next != ' ' && next != '{') continue;
+    const size_t value = page.find(' ', page.find_first_of(" }", at + 1));
+    sum = std::max(sum, 0.0) + std::atof(page.c_str() + value + 1);
+  }
+  return sum;
+}
+
 uint64_t seed() { return static_cast<uint64_t>(env_int("AGENTOS_ROLES_CRASH_SEED", 20261203)); }
 
 struct Receipt {
@@ -92,15 +167,23 @@ std::string member(const std::string& json, const std::string& name) {
 
 class RolesCrash {
  public:
-  RolesCrash() : rng_(seed()) {}
+  explicit RolesCrash(Fault fault) : fault_(fault), rng_(seed()) {}
 
   void run() {
-    auto& pg = TestPostgres::get();
-    ASSERT_TRUE(pg.error().empty()) << pg.error();
-    db_ = pg.create_database("roles");
+    pg_ = &TestPostgres::get();
+    if (fault_ != Fault::kKillEngine) {
+      owned_pg_ = TestPostgres::start_owned();
+      pg_ = owned_pg_.get();
+    }
+    ASSERT_TRUE(pg_->ok()) << pg_->error();
+    db_ = pg_->create_database("roles");
+    if (fault_ == Fault::kFillPostgresDisk) {
+      ASSERT_NO_FATAL_FAILURE(small_tablespace());
+      if (::testing::Test::IsSkipped()) return;
+    }
     data_ = dir_.sub("engine");
-    base_args_ = {"--pg-url",          pg.admin_url(db_), "--pg-projector-url", pg.url_as("agentos_projector", db_),
-                  "--pg-reader-url",   pg.url_as("agentos_reader", db_), "--deliverer", "false"};
+    base_args_ = {"--pg-url",          pg_->admin_url(db_), "--pg-projector-url", pg_->url_as("agentos_projector", db_),
+                  "--pg-reader-url",   pg_->url_as("agentos_reader", db_), "--deliverer", "false"};
     engine_ = std::make_unique<EngineProcess>(data_, dir_.path() + "/engine.log", kPartitions, with_ticks(200));
     ASSERT_TRUE(engine_->start());
     ++starts_;
@@ -112,27 +195,37 @@ class RolesCrash {
     const auto t0 = Clock::now();
     std::vector<std::thread> threads;
     for (size_t i = 0; i < clients_.size(); ++i) threads.emplace_back([this, i] { client(i); });
-    // The killer: after the first acknowledgement of each run, a random 30-400 ms of load
-    // (every 4th kill right after the engine listens), then SIGKILL and a restart.
-    for (int k = 0; k < rounds() && !failed_; ++k) {
-      const int64_t acks = acks_.load();
-      const bool early = k % 4 == 3;
-      if (!early) {
-        ASSERT_TRUE(test::wait_until([&] { return acks_.load() > acks || all_done(); }, 30s)) << "no acknowledgement";
-        if (all_done()) break;
-        const auto pause = std::chrono::milliseconds(30 + rng_() % 370);
-        std::unique_lock lk(mu_);
-        cv_.wait_for(lk, pause, [&] { return failed_.load(); });
+    // Joins the clients however the faults below end (a fatal assertion returns early).
+    struct Joiner {
+      RolesCrash& self;
+      std::vector<std::thread>& threads;
+      ~Joiner() {
+        if (::testing::Test::HasFatalFailure()) self.fail("the fault schedule failed");
+        for (auto& t : threads)
+          if (t.joinable()) t.join();
       }
-      engine_->kill_hard();
-      ++kills_;
-      if (broken_ == "wipe-pulse" && k == rounds() / 2) std::filesystem::remove_all(data_ + "/processors/pulse");
-      ASSERT_TRUE(engine_->start());
-      ++starts_;
-      publish_port(engine_->port());
+    } joiner{*this, threads};
+    switch (fault_) {
+      case Fault::kKillEngine:
+        for (int k = 0; k < rounds() && !failed_ && !all_done(); ++k) ASSERT_NO_FATAL_FAILURE(kill_engine(k));
+        break;
+      case Fault::kRestartPostgres:
+        for (int k = 0; k < pg_restarts() && !failed_ && !all_done(); ++k) ASSERT_NO_FATAL_FAILURE(restart_postgres(k));
+        break;
+      case Fault::kFillPostgresDisk:
+        ASSERT_NO_FATAL_FAILURE(fill_postgres_disk());
+        break;
     }
     for (auto& t : threads) t.join();
     ASSERT_FALSE(failed_) << failure_;
+    if (fault_ != Fault::kKillEngine) {
+      EXPECT_GT(pg_errors_seen_, 0) << "the faults never reached the projector";
+      expect_backed_off();
+    }
+    EXPECT_EQ(faults_, fault_ == Fault::kKillEngine       ? rounds()
+                       : fault_ == Fault::kRestartPostgres ? pg_restarts()
+                                                           : 1)
+        << "the load ended before every fault was made: make the load longer";
     const double load_s = std::chrono::duration<double>(Clock::now() - t0).count();
 
     // A last run without ticks, until every component has caught up and the log is still.
@@ -155,13 +248,123 @@ class RolesCrash {
         posted += e.acked;
         refused += e.refused;
       }
-    std::cout << "[roles-crash] seed=" << seed() << " kills=" << kills_ << " tenants=" << clients_.size()
+    static constexpr const char* kFaultName[] = {"kill-engine", "restart-postgres", "fill-postgres-disk"};
+    std::cout << "[roles-crash] fault=" << kFaultName[static_cast<int>(fault_)] << " seed=" << seed()
+              << " faults=" << faults_ << " pg_errors_seen=" << pg_errors_seen_ << " pg_away_s=" << pg_away_s_ << " tenants=" << clients_.size()
               << " acknowledged=" << posted << " refused_4xx=" << refused << " retries=" << retries_.load()
               << " log_records=" << log_records_ << " derived=" << derived_ << " read_model_rows=" << rows_
               << " engine_starts=" << starts_ + 1 << " load_s=" << load_s << std::endl;
   }
 
  private:
+  // After the first acknowledgement since `acks`, a random 30-400 ms more of load.
+  void some_load(int64_t acks) {
+    ASSERT_TRUE(test::wait_until([&] { return acks_.load() > acks || all_done(); }, 30s)) << "no acknowledgement";
+    const auto pause = std::chrono::milliseconds(30 + rng_() % 370);
+    std::unique_lock lk(mu_);
+    cv_.wait_for(lk, pause, [&] { return failed_.load(); });
+  }
+
+  // The killer: some load (every 4th kill right after the engine listens), then SIGKILL
+  // and a restart.
+  void kill_engine(int k) {
+    if (k % 4 != 3) {
+      ASSERT_NO_FATAL_FAILURE(some_load(acks_.load()));
+    }
+    if (all_done()) return;
+    engine_->kill_hard();
+    ++faults_;
+    if (broken_ == "wipe-pulse" && k == rounds() / 2) std::filesystem::remove_all(data_ + "/processors/pulse");
+    ASSERT_TRUE(engine_->start());
+    ++starts_;
+    publish_port(engine_->port());
+  }
+
+  // GET of a read-model endpoint with the first tenant's key.
+  Response read_sessions() {
+    return call(engine_->port(), "GET", "/v1/tenants/" + clients_[0].tenant + "/sessions", clients_[0].key, "", "");
+  }
+
+  // While the engine's PostgreSQL is unusable: acknowledgements go on (ingest does not
+  // need PostgreSQL), unless the load is done.
+  void ingest_goes_on(const char* while_what, int64_t events = 10) {
+    const int64_t acks = acks_.load();
+    ASSERT_TRUE(test::wait_until([&] { return acks_.load() >= acks + events || all_done(); }, 30s))
+        << "not " << events << " events acknowledged within 30 s while " << while_what;
+  }
+
+  // Some load, PostgreSQL stopped (every other time as if it crashed), ingest going on
+  // and reads answered 503 + Retry-After while it is down, started again, reads served.
+  void restart_postgres(int k) {
+    ASSERT_NO_FATAL_FAILURE(some_load(acks_.load()));
+    if (all_done()) return;
+    const bool crash = k % 2 == 1;
+    ASSERT_EQ(pg_->stop_server(crash), "");
+    const auto down_at = Clock::now();
+    ++faults_;
+    ASSERT_NO_FATAL_FAILURE(ingest_goes_on("PostgreSQL was down"));
+    const Response down = read_sessions();
+    EXPECT_EQ(down.status, 503) << down.error << down.body;
+    EXPECT_NE(down.body.find("\"status\":503"), std::string::npos) << down.body;
+    EXPECT_EQ(down.retry_after, "1");
+    ASSERT_EQ(pg_->start_server(), "");
+    ASSERT_TRUE(test::wait_until([&] { return read_sessions().status == 200; }, 30s))
+        << "reads not served 30 s after PostgreSQL came back: " << read_sessions().body;
+    pg_away_s_ += std::chrono::duration<double>(Clock::now() - down_at).count();
+    pg_errors_seen_ = projector_pg_errors();
+  }
+
+  // The projector backs off while PostgreSQL is unusable (projections/projector.h): its
+  // waits run 37.5 ms, 75 ms ... up to at least 1.5 s, so an outage of d seconds costs at
+  // most 8 + d / 1.5 attempts, not one per append.
+  void expect_backed_off() {
+    const double bound = faults_ * 8 + pg_away_s_ / 1.5;
+    EXPECT_LE(pg_errors_seen_, bound) << "the projector retried " << pg_errors_seen_ << " times over "
+                                      << pg_away_s_ << " s of PostgreSQL faults";
+  }
+
+  // The engine's database puts its tables (the read models, created by the engine's
+  // migration at its first start) in a tablespace on a tmpfs of their own.
+  void small_tablespace() {
+    space_ = std::make_unique<TmpfsMount>(
+        (std::filesystem::path(pg_->data_dir()).parent_path() / "rm-space").string(), 64u << 20);
+    if (!space_->error.empty()) GTEST_SKIP() << "needs a tmpfs of its own (root): " << space_->error;
+    if (::geteuid() == 0) {  // the cluster runs as `postgres` (ops/pg-cluster.sh)
+      const struct passwd* pw = ::getpwnam("postgres");
+      ASSERT_NE(pw, nullptr);
+      ASSERT_EQ(::chown(space_->path().c_str(), pw->pw_uid, pw->pw_gid), 0) << std::strerror(errno);
+    }
+    pg_query(pg_->admin_url(), "CREATE TABLESPACE rm_space LOCATION '" + space_->path() + "'");
+    pg_query(pg_->admin_url(), "ALTER DATABASE " + db_ + " SET default_tablespace = rm_space");
+  }
+
+  // The tablespace shrunk to what the migrated tables take plus 256 KiB: the projector
+  // runs out of space (PostgreSQL's `could not extend file`, SQLSTATE 53100) and retries,
+  // ingest and reads go on; then it is grown to 1 GiB and the projector catches up.
+  void fill_postgres_disk() {
+    ASSERT_NO_FATAL_FAILURE(some_load(acks_.load()));
+    ASSERT_EQ(space_->resize(space_->used_bytes() + (256u << 10)), "");
+    const auto full_at = Clock::now();
+    const double errors_before = projector_pg_errors();
+    ASSERT_TRUE(test::wait_until([&] { return projector_pg_errors() > errors_before || all_done(); }, 60s))
+        << "the projector never failed on the full tablespace";
+    ASSERT_FALSE(all_done()) << "the load ended before the tablespace was full: make it longer";
+    EXPECT_NE(file_tail(pg_->data_dir() + "/server.log", 1 << 20).find("No space left on device"), std::string::npos);
+    ASSERT_NO_FATAL_FAILURE(ingest_goes_on("the read models' tablespace was full", 3000));
+    const Response full = read_sessions();
+    EXPECT_EQ(full.status, 200) << full.error << full.body;
+    pg_errors_seen_ = projector_pg_errors() - errors_before;
+    ASSERT_EQ(space_->resize(1u << 30), "");
+    pg_away_s_ = std::chrono::duration<double>(Clock::now() - full_at).count();
+    ASSERT_FALSE(all_done()) << "the load ended while the tablespace was full: make it longer";
+    ++faults_;
+  }
+
+  double projector_pg_errors() {
+    return metric_sum(call(engine_->port(), "GET", "/metrics", operator_token_, "", "").body,
+                        "agentos_projector_pg_errors_total");
+  }
+
   std::vector<std::string> with_ticks(int ms) const {
     auto a = base_args_;
     a.push_back("--tick-interval-ms");
@@ -172,9 +375,14 @@ class RolesCrash {
   // Tenants through the admin API (plans as the workload's tenant.created say; tenants it
   // never creates on free), and each tenant's producer events as JSON, in workload order.
   void make_load() {
-    // One workload per 4 kills, each with its own ids (prefix), so the load lasts every kill.
+    // Copies of the workload, each with its own ids (prefix), so the load lasts every fault.
     std::vector<std::pair<std::string, std::string>> all;
-    for (int copy = 0; copy < (rounds() + 3) / 4; ++copy) {
+    // One workload per 4 kills (a restart of the engine takes a while), two per PostgreSQL
+    // restart (the load goes on while PostgreSQL is down), four to fill a tablespace.
+    const int copies = fault_ == Fault::kKillEngine        ? (rounds() + 3) / 4
+                       : fault_ == Fault::kRestartPostgres ? 2 * pg_restarts()
+                                                           : 4;
+    for (int copy = 0; copy < copies; ++copy) {
       test::PulseWorkloadOptions o;
       o.seed = seed() + static_cast<uint64_t>(copy);
       o.prefix = "w" + std::to_string(copy);
@@ -405,7 +613,7 @@ class RolesCrash {
   }
 
   void verify_read_models() {
-    auto& pg = TestPostgres::get();
+    auto& pg = *pg_;
     const std::string ref_db = pg.create_database("roles_ref");
     auto m = migrate(pg.admin_url(ref_db));
     ASSERT_TRUE(m.ok()) << m.status().to_string();
@@ -429,7 +637,12 @@ class RolesCrash {
     EXPECT_TRUE(same_dump(want, got));
   }
 
+  const Fault fault_;
   test::TempDir dir_;
+  // Declared before the cluster: the cluster stops before its tablespace is unmounted.
+  std::unique_ptr<TmpfsMount> space_;
+  std::unique_ptr<TestPostgres> owned_pg_;  // the PostgreSQL faults' own cluster
+  TestPostgres* pg_ = nullptr;              // owned_pg_ or the shared one
   std::mt19937_64 rng_;
   // AGENTOS_ROLES_CRASH_BREAK, to see the checks fail: `wipe-pulse` (Pulse's state store
   // lost at the middle kill, rebuilt from the log with the relay on), `delete-row` (a
@@ -453,11 +666,15 @@ class RolesCrash {
   std::string failure_;
   std::atomic<int64_t> acks_{0};
   std::atomic<int64_t> retries_{0};
-  int kills_ = 0;
+  int faults_ = 0;  // faults made
+  double pg_errors_seen_ = 0;  // the projector's transient PostgreSQL failures
+  double pg_away_s_ = 0;       // PostgreSQL down or full, in all
   size_t log_records_ = 0, derived_ = 0, rows_ = 0;
 };
 
-TEST(RolesCrashTest, EveryRoleSurvivesSigkillUnderMixedLoad) { RolesCrash().run(); }
+TEST(RolesCrashTest, EveryRoleSurvivesSigkillUnderMixedLoad) { RolesCrash(Fault::kKillEngine).run(); }
+TEST(RolesCrashTest, EveryRoleSurvivesPostgresRestartsUnderMixedLoad) { RolesCrash(Fault::kRestartPostgres).run(); }
+TEST(RolesCrashTest, EveryRoleSurvivesAFullPostgresDiskUnderMixedLoad) { RolesCrash(Fault::kFillPostgresDisk).run(); }
 
 }  // namespace
 }  // namespace agentos::crash_test

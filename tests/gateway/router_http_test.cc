@@ -56,7 +56,9 @@ class RouterHttp : public ::testing::Test {
   void expect_problem(const cli::ClientResponse& r, int status, const std::string& field) {
     EXPECT_EQ(r.status, status) << r.body;
     EXPECT_EQ(r.content_type, "application/problem+json") << r.body;
-    if (!field.empty()) EXPECT_NE(r.body.find("\"field\":\"" + field + "\""), std::string::npos) << r.body;
+    if (!field.empty()) {
+      EXPECT_NE(r.body.find("\"field\":\"" + field + "\""), std::string::npos) << r.body;
+    }
   }
   std::string history(const std::string& tenant, const std::string& key) {
     return engine->call("GET", "/v1/tenants/" + tenant + "/events?limit=1000", key).body;

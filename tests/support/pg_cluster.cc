@@ -93,6 +93,19 @@ TestPostgres::TestPostgres() {
     if (!ok()) return;
     url = trim(read_text(private_dir_ + "/pg/agentos-url"));
   }
+  connect(url);
+}
+
+TestPostgres::TestPostgres(Owned) {
+  start_private();
+  if (ok()) connect(trim(read_text(private_dir_ + "/pg/agentos-url")));
+}
+
+std::unique_ptr<TestPostgres> TestPostgres::start_owned() {
+  return std::unique_ptr<TestPostgres>(new TestPostgres(Owned{}));
+}
+
+void TestPostgres::connect(const std::string& url) {
   if (!parse_base_url(url)) {
     error_ = "not a postgresql:// URL: '" + url + "'";
     return;
@@ -102,6 +115,29 @@ TestPostgres::TestPostgres() {
   } catch (const std::exception& e) {
     error_ = std::string("PostgreSQL does not answer: ") + e.what();
   }
+}
+
+std::string TestPostgres::stop_server(bool immediate) {
+  if (private_dir_.empty()) return "stop_server: not an owned cluster";
+  const std::string err_file = private_dir_ + "/stop.err";
+  const std::string cmd = "bash " + shell_quote(kScript) + " stop " + shell_quote(data_dir()) +
+                          (immediate ? " immediate" : " fast") + " >/dev/null 2>" + shell_quote(err_file);
+  const int status = std::system(cmd.c_str());
+  if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return "ops/pg-cluster.sh stop failed:\n" + read_text(err_file);
+  return "";
+}
+
+std::string TestPostgres::start_server() {
+  if (private_dir_.empty()) return "start_server: not an owned cluster";
+  const std::string port = hostport_.substr(hostport_.rfind(':') + 1);
+  const std::string err_file = private_dir_ + "/start.err";
+  const std::string cmd = "AGENTOS_PG_NOSYNC=1 bash " + shell_quote(kScript) + " start " + shell_quote(data_dir()) +
+                          " " + shell_quote(port) + " >/dev/null 2>" + shell_quote(err_file);
+  const int status = std::system(cmd.c_str());
+  if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return "ops/pg-cluster.sh start on port " + port + " failed:\n" + read_text(err_file);
+  return "";
 }
 
 void TestPostgres::start_private() {

@@ -11,11 +11,13 @@
 //     process exits — also when it dies (a watchdog process notices the exit).
 //
 // Tests share the server, never a database: each test takes its own database with
-// create_database().
+// create_database(). A test that stops and starts the server takes a cluster of its own
+// (start_owned()), never the shared one.
 #pragma once
 
 #include <sys/types.h>
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +29,10 @@ class TestPostgres {
   // Started on first use, lives until the process exits. Never throws: check ok(), e.g.
   //   auto& pg = TestPostgres::get(); ASSERT_TRUE(pg.ok()) << pg.error();
   static TestPostgres& get();
+  // A private cluster of the caller's, whatever the environment says (case 3 above):
+  // stopped and removed when the object dies, or the process. Check ok().
+  static std::unique_ptr<TestPostgres> start_owned();
+  ~TestPostgres();
 
   bool ok() const { return error_.empty(); }
   const std::string& error() const { return error_; }
@@ -43,13 +49,23 @@ class TestPostgres {
   // DROP DATABASE IF EXISTS ... WITH (FORCE); best effort, never throws.
   void drop_database(std::string_view name);
 
+  // Owned clusters only (else an error). Stops the server: `immediate` as if it crashed
+  // (WAL recovery at the next start), else a fast shutdown. Starts it again on the same
+  // port, so URLs handed out stay valid. Each returns "" or the error.
+  std::string stop_server(bool immediate = false);
+  std::string start_server();
+  // Owned clusters: the cluster's data directory (server.log is there); else "".
+  std::string data_dir() const { return private_dir_.empty() ? "" : private_dir_ + "/pg"; }
+
   TestPostgres(const TestPostgres&) = delete;
   TestPostgres& operator=(const TestPostgres&) = delete;
 
  private:
+  struct Owned {};
   TestPostgres();
-  ~TestPostgres();
+  explicit TestPostgres(Owned);
   void start_private();
+  void connect(const std::string& url);
   bool parse_base_url(const std::string& url);
 
   std::string error_;

@@ -1,0 +1,106 @@
+// LogFollower (events/log_follower.h) over the embedded log: a step runs again after an
+// append, and a step that backs off is not run again before its pause is over, however
+// many appends come meanwhile — but stop() ends a pause at once.
+#include "events/log_follower.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <vector>
+
+#include "events/log.h"
+#include "tests/support/test_util.h"
+
+namespace agentos {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+class LogFollowerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    EmbeddedLogOptions o;
+    o.dir = dir_.sub("log");
+    o.partitions = 1;
+    auto l = open_embedded_log(o);
+    ASSERT_TRUE(l.ok()) << l.status().to_string();
+    log_ = std::move(l).value();
+  }
+  void append() {
+    auto r = log_->append_sync(AppendBatch{TenantId("acme"), {test::make_event("acme", "e" + std::to_string(n_++))}});
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+  }
+
+  test::TempDir dir_;
+  std::unique_ptr<Log> log_;
+  int n_ = 0;
+};
+
+TEST_F(LogFollowerTest, AnAppendWakesAnIdleStep) {
+  LogFollower f(*log_, {Partition(0)});
+  std::atomic<int> steps{0};
+  // An idle wait of an hour: only an append can wake the step.
+  ASSERT_TRUE(f.start([&]() -> Result<bool> { return ++steps, false; }, std::chrono::hours(1)).is_ok());
+  ASSERT_TRUE(test::wait_until([&] { return steps.load() >= 1; }));
+  const int before = steps.load();
+  append();
+  EXPECT_TRUE(test::wait_until([&] { return steps.load() > before; })) << "the append did not wake the step";
+  f.stop();
+}
+
+TEST_F(LogFollowerTest, AStepThatBacksOffIsNotRunAgainBeforeItsPauseEndsWhateverIsAppended) {
+  LogFollower f(*log_, {Partition(0)});
+  constexpr auto kPause = 300ms;
+  std::mutex mu;
+  std::vector<Clock::time_point> starts, pauses_end;
+  ASSERT_TRUE(f.start(
+                   [&]() -> Result<bool> {
+                     std::lock_guard lk(mu);
+                     starts.push_back(Clock::now());
+                     if (starts.size() <= 3) {  // three failures in a row, then well
+                       f.back_off(kPause);
+                       pauses_end.push_back(Clock::now() + kPause);
+                     }
+                     return false;
+                   },
+                   1ms)
+                  .is_ok());
+  // Appends all along: each would wake a step that did not back off.
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        append();
+        std::lock_guard lk(mu);
+        return starts.size() >= 5;
+      },
+      10s));
+  f.stop();
+  std::lock_guard lk(mu);
+  for (size_t i = 0; i < pauses_end.size(); ++i)
+    EXPECT_GE(starts[i + 1], pauses_end[i]) << "step " << i + 1 << " ran "
+                                            << std::chrono::duration_cast<std::chrono::milliseconds>(pauses_end[i] - starts[i + 1]).count()
+                                            << " ms before its back-off ended";
+}
+
+TEST_F(LogFollowerTest, StopEndsABackOffAtOnce) {
+  LogFollower f(*log_, {Partition(0)});
+  std::atomic<int> steps{0};
+  ASSERT_TRUE(f.start(
+                   [&]() -> Result<bool> {
+                     ++steps;
+                     f.back_off(std::chrono::hours(1));
+                     return false;
+                   },
+                   1ms)
+                  .is_ok());
+  ASSERT_TRUE(test::wait_until([&] { return steps.load() >= 1; }));
+  const auto t0 = Clock::now();
+  f.stop();  // would take an hour if the pause ignored it
+  EXPECT_LT(Clock::now() - t0, 30s);
+  EXPECT_EQ(steps.load(), 1);
+}
+
+}  // namespace
+}  // namespace agentos
