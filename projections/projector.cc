@@ -25,6 +25,7 @@
 #include "events/codec.h"
 #include "events/log_follower.h"
 #include "events/logging.h"
+#include "projections/migrate.h"
 #include "projections/pg.h"
 #include "projections/projection.h"
 #include "schemas/agentos_generated.h"
@@ -111,7 +112,12 @@ class ProjectorImpl final : public Projector {
         metrics_(opts_.metrics, opts_.name, opts_.partitions) {}
   ~ProjectorImpl() override { stop(); }
 
-  Status open() { return connect(); }
+  Status open() {
+    Status s = connect();
+    if (s.is_ok() || !opts_.wait_for_postgres || !transient(s)) return s;
+    pg_failed(s);
+    return Status::ok();  // the worker connects when PostgreSQL answers
+  }
 
   Status start() override {
     if (Status s = follow_.start([this] { return step_impl(); }, opts_.idle_wait); !s.is_ok())
@@ -183,6 +189,14 @@ class ProjectorImpl final : public Projector {
   // resumes from them.
   Status connect() {
     conn_.reset();
+    if (!migrated_ && !opts_.migrate_url.empty()) {
+      auto m = migrate(opts_.migrate_url);
+      if (!m.ok()) return std::move(m).take_status();
+      migrated_ = true;
+      log_line(LogLevel::kInfo, "read models migrated",
+               {{"projector", opts_.name}, {"version", std::to_string(m->current)},
+                {"applied", std::to_string(m->applied.size())}});
+    }
     auto c = pg::Conn::connect(opts_.pg_url);
     if (!c.ok()) return std::move(c).take_status();
     auto reg = (*c)->query("SELECT to_regclass('agentos_meta.watermarks') IS NOT NULL");
@@ -218,7 +232,7 @@ class ProjectorImpl final : public Projector {
     if (!conn_) {
       if (Status s = connect(); !s.is_ok()) {
         if (!transient(s)) return fail(s);
-        pg_failed();
+        pg_failed(s);
         return false;  // PostgreSQL is away: try again after the back-off
       }
     }
@@ -228,7 +242,7 @@ class ProjectorImpl final : public Projector {
       return fail(s);
     }
     if (ranges.empty()) {
-      backoff_ = std::chrono::milliseconds(0);
+      pg_well();
       update_lag();
       return false;
     }
@@ -237,10 +251,10 @@ class ProjectorImpl final : public Projector {
     if (!s.is_ok()) {
       if (!transient(s)) return fail(s);
       conn_.reset();  // reconnect and re-read the watermarks: the COMMIT may have landed
-      pg_failed();
+      pg_failed(s);
       return false;
     }
-    backoff_ = std::chrono::milliseconds(0);
+    pg_well();
     update_lag();
     return true;
   }
@@ -368,15 +382,27 @@ class ProjectorImpl final : public Projector {
   // A transient PostgreSQL failure: counted, and the next attempt waits (kPgBackoffMin
   // doubling to kPgBackoffMax, ±25% jitter so that engines sharing a server do not retry
   // in step), however fast the log grows meanwhile.
-  void pg_failed() {
+  // The first failure after a good round is logged, and so is the recovery.
+  void pg_failed(const Status& s) {
     if (metrics_.pg_errors) metrics_.pg_errors->Increment();
     {
       std::lock_guard lk(mu_);
       ++stats_.pg_errors;
     }
+    if (failures_++ == 0)
+      log_line(LogLevel::kWarn, "projector: PostgreSQL failed; retrying with back-off",
+               {{"projector", opts_.name}, {"error", s.to_string()}});
     backoff_ = std::clamp(backoff_ * 2, kPgBackoffMin, kPgBackoffMax);
     std::uniform_int_distribution<int64_t> jitter(backoff_.count() * 3 / 4, backoff_.count() * 5 / 4);
     follow_.back_off(std::chrono::milliseconds(jitter(rng_)));
+  }
+
+  void pg_well() {
+    backoff_ = std::chrono::milliseconds(0);
+    if (failures_ == 0) return;
+    log_line(LogLevel::kInfo, "projector: PostgreSQL back",
+             {{"projector", opts_.name}, {"failed_attempts", std::to_string(failures_)}});
+    failures_ = 0;
   }
 
   Status fail(Status s) {
@@ -399,6 +425,8 @@ class ProjectorImpl final : public Projector {
   Metrics metrics_;
   std::unique_ptr<pg::Conn> conn_;  // the worker's (or step()'s caller's) only
   std::chrono::milliseconds backoff_{0};  // since the last transient failure; 0 when well
+  uint64_t failures_ = 0;                 // transient failures since the last good round
+  bool migrated_ = false;                 // migrate_url applied (once per projector)
   std::minstd_rand rng_{std::random_device{}()};
 
   mutable std::mutex mu_;

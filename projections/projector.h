@@ -65,6 +65,15 @@ struct ProjectorTestHooks {
 
 struct ProjectorOptions {
   std::string pg_url;      // connects as the projector role (agentos_projector)
+  // The schema owner's URL, or empty. When set, the projector applies the pending
+  // migrations (projections/migrate.h) before its first connection, so the engine need not
+  // migrate before it opens the projector — and need not wait for PostgreSQL to do so.
+  std::string migrate_url;
+  // false: open_projector fails when PostgreSQL cannot be reached (kUnavailable/kTimeout).
+  // true: it opens all the same, and the worker connects (and migrates) once PostgreSQL
+  // answers, backing off meanwhile; wait_projected waits until then. An engine started
+  // while PostgreSQL is away thus takes events at once. Other errors fail either way.
+  bool wait_for_postgres = false;
   std::string name = "projector";  // the watermark rows' key; one writer per name
   std::vector<Partition> partitions;  // empty = all of the log
   // Independent projectors over disjoint partition sets (partition p goes to worker
@@ -127,8 +136,10 @@ class Projector {
 // last_error(), lag. `p` must outlive it.
 std::unique_ptr<Component> make_projector_component(Projector& p);
 
-// Opens the projector: connects and reads the watermarks. The schema must be migrated
-// first (projections/migrate.h); kInvalidArgument with a hint when it is not.
+// Opens the projector: connects (migrating first, with `migrate_url`) and reads the
+// watermarks; with `wait_for_postgres`, an unreachable PostgreSQL defers that to the
+// worker. Without `migrate_url` the schema must be migrated first (projections/migrate.h);
+// kInvalidArgument with a hint when it is not.
 Result<std::unique_ptr<Projector>> open_projector(Log& log, ProjectorOptions opts);
 
 }  // namespace agentos

@@ -421,14 +421,12 @@ int cmd_serve(int argc, char** argv) {
   }
   std::unique_ptr<Projector> projector;
   if (const std::string pg_url = a.get("pg-url"); !pg_url.empty() && a.get("projector") == "true") {
-    auto m = migrate(pg_url);
-    if (!m.ok()) {
-      log_line(LogLevel::kError, "cannot migrate the read models", {{"error", m.status().to_string()}});
-      return 1;
-    }
-    log_line(LogLevel::kInfo, "read models migrated",
-             {{"version", std::to_string(m->current)}, {"applied", std::to_string(m->applied.size())}});
+    // The projector migrates before it connects. If PostgreSQL is away, the engine starts
+    // all the same — ingest does not need it — and the projector migrates and catches up
+    // when it answers (reads answer 503 meanwhile).
     ProjectorOptions po;
+    po.migrate_url = pg_url;
+    po.wait_for_postgres = true;
     po.pg_url = a.get("pg-projector-url").empty() ? pg::url_with_user(pg_url, "agentos_projector")
                                                   : a.get("pg-projector-url");
     po.workers = std::max(1, std::atoi(a.get("projector-workers").c_str()));

@@ -293,8 +293,9 @@ class RolesCrash {
         << "not " << events << " events acknowledged within 30 s while " << while_what;
   }
 
-  // Some load, PostgreSQL stopped (every other time as if it crashed), ingest going on
-  // and reads answered 503 + Retry-After while it is down, started again, reads served.
+  // Some load, PostgreSQL stopped (every other time as if it crashed; the first time the
+  // engine is also restarted while it is down), ingest going on and reads answered 503 +
+  // Retry-After while it is down, started again, reads served.
   void restart_postgres(int k) {
     ASSERT_NO_FATAL_FAILURE(some_load(acks_.load()));
     if (all_done()) return;
@@ -302,6 +303,14 @@ class RolesCrash {
     ASSERT_EQ(pg_->stop_server(crash), "");
     const auto down_at = Clock::now();
     ++faults_;
+    if (k == 0) {
+      // An engine (re)started while PostgreSQL is away starts, and takes events at once;
+      // its projector migrates and connects when PostgreSQL answers.
+      engine_->kill_hard();
+      ASSERT_TRUE(engine_->start());
+      ++starts_;
+      publish_port(engine_->port());
+    }
     ASSERT_NO_FATAL_FAILURE(ingest_goes_on("PostgreSQL was down"));
     const Response down = read_sessions();
     EXPECT_EQ(down.status, 503) << down.error << down.body;
