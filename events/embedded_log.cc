@@ -23,9 +23,19 @@
 // WAL record, a group is either entirely visible after a crash or not at all — never
 // half. A record written but not yet synced is in RocksDB but beyond the published end:
 // read() and read_tenant() never return an offset at or past it, so no reader sees a
-// record that a power loss could take back. A failed write or sync breaks the log: that
-// group and every later append fail with kUnavailable (reopen it). Offsets are recovered
-// from the last key of each partition.
+// record that a power loss could take back. Offsets are recovered from the last key of
+// each partition.
+//
+// Failures (a full disk, a file system gone read-only, any failed write or sync): the
+// group that hit it, and every group written but not yet synced, fail with kUnavailable —
+// their outcome is unknown (what reached the WAL may be there after recovery; a producer's
+// retry with the same ids finds it) — and the log is broken: appends fail fast. Reads go
+// on. The committer then recovers in place, at the next append after a back-off (100 ms
+// doubling to 5 s): it waits for the syncer to be idle, closes RocksDB and opens it again
+// (which recovers its WAL and flushes what it can); if that works the log takes appends
+// again, its ends and append times re-read from the store, the tails dropped. If it does
+// not (no space yet), the store is opened read-only for the readers until the next try.
+// Readers take `db_mu_` shared; the swap takes it exclusively.
 //
 // Idempotency (AppendBatch::dedupe): the committer looks each key up in the keys of its
 // own group and then in "ids" — it is the only writer, so nothing can slip in between the
@@ -52,12 +62,14 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <unordered_map>
 
 #include "events/codec.h"
 #include "events/key_codec.h"
 #include "events/log.h"
+#include "events/logging.h"
 #include "events/rocks_budget.h"
 
 namespace agentos {
@@ -126,6 +138,21 @@ Result<StoredRecord> decode(rocksdb::Slice key, rocksdb::Slice value) {
   return r;
 }
 
+// An open store and what the log needs of it. `read_only`: opened for reading only (the
+// recovery's fallback while writing is impossible).
+struct OpenedDb {
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+  std::vector<Offset> ends;
+  std::vector<int64_t> last_us;
+  bool read_only = false;
+};
+Result<OpenedDb> open_db(const EmbeddedLogOptions& opts, bool read_only);
+void close_db(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*>& cfs);
+
+inline constexpr auto kRecoverFirst = std::chrono::milliseconds(100);
+inline constexpr auto kRecoverMax = std::chrono::milliseconds(5000);
+
 struct Pending {
   AppendBatch batch;
   AppendCallback done;
@@ -134,10 +161,9 @@ struct Pending {
 
 class EmbeddedLog final : public Log {
  public:
-  EmbeddedLog(EmbeddedLogOptions opts, rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> cfs,
-              std::vector<Offset> ends, std::vector<int64_t> last_us)
-      : opts_(std::move(opts)), clock_(opts_.clock ? *opts_.clock : system_clock()), db_(db),
-        cfs_(std::move(cfs)), ends_(std::move(ends)), last_us_(std::move(last_us)),
+  EmbeddedLog(EmbeddedLogOptions opts, OpenedDb opened)
+      : opts_(std::move(opts)), clock_(opts_.clock ? *opts_.clock : system_clock()), db_(opened.db),
+        cfs_(std::move(opened.cfs)), ends_(std::move(opened.ends)), last_us_(std::move(opened.last_us)),
         tail_budget_(opts_.tail_cache_bytes / static_cast<size_t>(opts_.partitions)),
         tails_(static_cast<size_t>(opts_.partitions)), assigned_(ends_), assigned_us_(last_us_) {
     syncer_ = std::thread([this] { sync_loop(); });
@@ -157,9 +183,7 @@ class EmbeddedLog final : public Log {
     }
     sync_cv_.notify_all();
     syncer_.join();  // ...and synced, published, answered
-    for (auto* cf : cfs_) db_->DestroyColumnFamilyHandle(cf);
-    db_->Close();
-    delete db_;
+    close_db(db_, cfs_);
   }
 
   int32_t partition_count() const override { return opts_.partitions; }
@@ -203,6 +227,8 @@ class EmbeddedLog final : public Log {
     const std::string upper = record_key(p, published_end(p));  // not what is unsynced
     rocksdb::Slice upper_slice(upper);
     ro.iterate_upper_bound = &upper_slice;
+    std::shared_lock db_lk(db_mu_);
+    if (db_ == nullptr) return Status(Code::kUnavailable, "log is recovering from a write failure");
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kRecords]));
     size_t bytes = 0;
     for (it->Seek(record_key(p, from)); it->Valid(); it->Next()) {
@@ -226,6 +252,8 @@ class EmbeddedLog final : public Log {
     rocksdb::Slice upper_slice(upper);
     rocksdb::ReadOptions ro;
     ro.iterate_upper_bound = &upper_slice;
+    std::shared_lock db_lk(db_mu_);
+    if (db_ == nullptr) return Status(Code::kUnavailable, "log is recovering from a write failure");
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kTenants]));
     std::vector<std::string> keys;
     std::string start = prefix;
@@ -315,7 +343,7 @@ class EmbeddedLog final : public Log {
   // written but not yet published included), one WriteBatch, written unsynced, handed to
   // the syncer.
   void commit_group(std::vector<Pending>& group) {
-    if (Status b = broken(); !b.is_ok()) return fail_group(group, b);
+    if (Status b = broken(); !b.is_ok() && !recover(b)) return fail_group(group, broken());
     std::vector<Offset> next = assigned_;
     std::vector<int64_t> last_us = assigned_us_;
     const int64_t now_us = clock_.now_us();  // one reading per group
@@ -408,10 +436,13 @@ class EmbeddedLog final : public Log {
     for (;;) {
       {
         std::unique_lock lk(sync_mu_);
+        syncing_ = false;
+        sync_idle_cv_.notify_all();
         sync_cv_.wait(lk, [&] { return committer_done_ || !to_sync_.empty(); });
         if (to_sync_.empty()) return;  // committer done and everything published
         for (auto& w : to_sync_) batch.push_back(std::move(w));
         to_sync_.clear();
+        syncing_ = true;
       }
       Status st = broken();
       if (opts_.before_sync) opts_.before_sync();
@@ -462,8 +493,75 @@ class EmbeddedLog final : public Log {
     return broken_;
   }
   void break_log(const Status& st) {
-    std::lock_guard lk(mu_);
-    if (broken_.is_ok()) broken_ = st;
+    {
+      std::lock_guard lk(mu_);
+      if (!broken_.is_ok()) return;
+      broken_ = st;
+    }
+    log_line(LogLevel::kError, "log write failed; appends answer 503 until the log recovers",
+             {{"dir", opts_.dir}, {"error", st.to_string()}});
+  }
+
+  // Committer thread, the log broken by `why`: at most once per back-off, reopens the
+  // store (see the file comment). True if the log takes appends again.
+  bool recover(const Status& why) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_recovery_) return false;
+    recovery_backoff_ = std::clamp(recovery_backoff_ * 2, std::chrono::milliseconds(kRecoverFirst), kRecoverMax);
+    next_recovery_ = now + recovery_backoff_;
+    {  // every group written before the failure has been synced and published, or failed
+      std::unique_lock lk(sync_mu_);
+      sync_idle_cv_.wait(lk, [&] { return to_sync_.empty() && !syncing_; });
+    }
+    std::unique_lock db_lk(db_mu_);
+    close_db(db_, cfs_);
+    db_ = nullptr;
+    auto opened = open_db(opts_, /*read_only=*/false);
+    if (!opened.ok()) {
+      auto ro = open_db(opts_, /*read_only=*/true);
+      if (ro.ok()) {
+        db_ = ro->db;
+        cfs_ = std::move(ro->cfs);
+      }
+      log_line(LogLevel::kWarn, "log recovery failed; retrying at a later append",
+               {{"dir", opts_.dir}, {"error", opened.status().to_string()},
+                {"reads", ro.ok() ? "served read-only" : "unavailable: " + ro.status().to_string()}});
+      return false;
+    }
+    db_ = opened->db;
+    cfs_ = std::move(opened->cfs);
+    db_lk.unlock();
+    // The store may hold more than was published (a group written before the failure whose
+    // outcome was unknown): its ends are the truth now. Published records are synced, so
+    // no end goes back.
+    assigned_ = opened->ends;
+    assigned_us_ = opened->last_us;
+    group_ids_.clear();
+    for (Tail& t : tails_) {
+      std::lock_guard lk(t.mu);
+      t.records.clear();
+      t.bytes = 0;
+    }
+    std::vector<std::pair<Partition, Offset>> advanced;
+    {
+      std::lock_guard lk(mu_);
+      for (int32_t p = 0; p < opts_.partitions; ++p)
+        if (opened->ends[p] > ends_[p]) advanced.emplace_back(Partition(p), opened->ends[p]);
+      for (int32_t p = 0; p < opts_.partitions; ++p) ends_[p] = std::max(ends_[p], opened->ends[p]);
+      last_us_ = opened->last_us;
+      broken_ = Status::ok();
+    }
+    end_cv_.notify_all();
+    {
+      std::lock_guard lk(listeners_mu_);
+      for (const auto& [p, end] : advanced)
+        for (const auto& l : listeners_) l(p, end);
+    }
+    recovery_backoff_ = std::chrono::milliseconds(0);
+    next_recovery_ = {};
+    log_line(LogLevel::kInfo, "log recovered; appends are taken again",
+             {{"dir", opts_.dir}, {"after", why.to_string()}});
+    return true;
   }
   Offset published_end(Partition p) {
     std::lock_guard lk(mu_);
@@ -545,6 +643,11 @@ class EmbeddedLog final : public Log {
 
   const EmbeddedLogOptions opts_;
   const Clock& clock_;
+  // Swapped only by recover() (committer thread) holding db_mu_ exclusively; readers hold
+  // it shared. The committer and the syncer use them without it (recover() runs on the
+  // committer and waits for the syncer to be idle). Null while a recovery found nothing to
+  // open.
+  std::shared_mutex db_mu_;
   rocksdb::DB* db_;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
 
@@ -575,12 +678,17 @@ class EmbeddedLog final : public Log {
   // (published or not).
   std::vector<Offset> assigned_;
   std::vector<int64_t> assigned_us_;
-  Status broken_;  // guarded by mu_: the first write or sync failure; sticky
+  Status broken_;  // guarded by mu_: the first write or sync failure, until recover()
+  // Committer thread only: when recover() may try next, and its back-off.
+  std::chrono::steady_clock::time_point next_recovery_{};
+  std::chrono::milliseconds recovery_backoff_{0};
 
   std::mutex sync_mu_;  // guards to_sync_, committer_done_
   std::condition_variable sync_cv_;
   std::deque<Written> to_sync_;
   bool committer_done_ = false;
+  bool syncing_ = false;  // the syncer holds a batch taken from to_sync_
+  std::condition_variable sync_idle_cv_;
 
   std::thread syncer_;     // last: started after everything above is initialised
   std::thread committer_;
@@ -626,15 +734,15 @@ Status index_ids_once(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHa
   return Status::ok();
 }
 
-}  // namespace
+void close_db(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*>& cfs) {
+  if (db == nullptr) return;
+  for (auto* cf : cfs) db->DestroyColumnFamilyHandle(cf);
+  cfs.clear();
+  db->Close();  // after a write failure it reports it again; the handle is freed anyway
+  delete db;
+}
 
-Result<std::unique_ptr<Log>> open_embedded_log(const EmbeddedLogOptions& opts) {
-  if (opts.partitions <= 0 || opts.partitions > 4096)
-    return Status(Code::kInvalidArgument, "partitions must be in 1..4096");
-  std::error_code ec;
-  std::filesystem::create_directories(opts.dir, ec);
-  if (ec) return Status(Code::kUnavailable, "cannot create " + opts.dir + ": " + ec.message());
-
+Result<OpenedDb> open_db(const EmbeddedLogOptions& opts, bool read_only) {
   rocksdb::DBOptions dbo;
   dbo.create_if_missing = true;
   dbo.create_missing_column_families = true;
@@ -662,22 +770,22 @@ Result<std::unique_ptr<Log>> open_embedded_log(const EmbeddedLogOptions& opts) {
   tenants.memtable_insert_with_hint_prefix_extractor = std::make_shared<TenantKeyPrefix>();
   std::vector<rocksdb::ColumnFamilyDescriptor> descs = {
       {rocksdb::kDefaultColumnFamilyName, cfo}, {"records", records}, {"tenants", tenants}, {"ids", ids}};
-  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
-  rocksdb::DB* db = nullptr;
-  auto s = rocksdb::DB::Open(dbo, opts.dir, descs, &cfs, &db);
+  OpenedDb out;
+  out.read_only = read_only;
+  auto s = read_only ? rocksdb::DB::OpenForReadOnly(dbo, opts.dir, descs, &out.cfs, &out.db)
+                     : rocksdb::DB::Open(dbo, opts.dir, descs, &out.cfs, &out.db);
   if (!s.ok()) return Status(Code::kUnavailable, "open embedded log: " + s.ToString());
-  auto fail = [&](Status st) -> Result<std::unique_ptr<Log>> {
-    for (auto* cf : cfs) db->DestroyColumnFamilyHandle(cf);
-    delete db;
+  auto fail = [&](Status st) -> Result<OpenedDb> {
+    close_db(out.db, out.cfs);
     return st;
   };
 
   std::string stored;
-  s = db->Get(rocksdb::ReadOptions(), cfs[0], kMetaPartitions, &stored);
-  if (s.IsNotFound()) {
+  s = out.db->Get(rocksdb::ReadOptions(), out.cfs[0], kMetaPartitions, &stored);
+  if (s.IsNotFound() && !read_only) {
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    s = db->Put(wo, cfs[0], kMetaPartitions, std::to_string(opts.partitions));
+    s = out.db->Put(wo, out.cfs[0], kMetaPartitions, std::to_string(opts.partitions));
     if (!s.ok()) return fail(Status(Code::kUnavailable, s.ToString()));
   } else if (!s.ok()) {
     return fail(Status(Code::kUnavailable, s.ToString()));
@@ -687,22 +795,36 @@ Result<std::unique_ptr<Log>> open_embedded_log(const EmbeddedLogOptions& opts) {
   }
 
   // Recover each partition's end offset and last append time from its last record.
-  std::vector<Offset> ends(opts.partitions, Offset(0));
-  std::vector<int64_t> last_us(static_cast<size_t>(opts.partitions), 0);
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cfs[1]));
+  out.ends.assign(static_cast<size_t>(opts.partitions), Offset(0));
+  out.last_us.assign(static_cast<size_t>(opts.partitions), 0);
+  std::unique_ptr<rocksdb::Iterator> it(out.db->NewIterator(rocksdb::ReadOptions(), out.cfs[1]));
   for (int32_t p = 0; p < opts.partitions; ++p) {
     it->SeekForPrev(record_key(Partition(p), Offset(INT64_MAX)));
     if (it->Valid() && it->key().size() == 12 && get_be(it->key().ToStringView(), 0, 4) == static_cast<uint64_t>(p)) {
-      ends[p] = Offset(static_cast<int64_t>(get_be(it->key().ToStringView(), 4, 8)) + 1);
+      out.ends[p] = Offset(static_cast<int64_t>(get_be(it->key().ToStringView(), 4, 8)) + 1);
       const std::string_view v = it->value().ToStringView();
       if (v.size() >= 9 && static_cast<uint8_t>(v[0]) == kStampedFormat)
-        last_us[static_cast<size_t>(p)] = static_cast<int64_t>(get_be(v, 1, 8));
+        out.last_us[static_cast<size_t>(p)] = static_cast<int64_t>(get_be(v, 1, 8));
     }
   }
   if (!it->status().ok()) return fail(Status(Code::kCorruption, it->status().ToString()));
   it.reset();
-  if (Status st = index_ids_once(db, cfs); !st.is_ok()) return fail(st);
-  return std::unique_ptr<Log>(new EmbeddedLog(opts, db, std::move(cfs), std::move(ends), std::move(last_us)));
+  if (!read_only)
+    if (Status st = index_ids_once(out.db, out.cfs); !st.is_ok()) return fail(st);
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Log>> open_embedded_log(const EmbeddedLogOptions& opts) {
+  if (opts.partitions <= 0 || opts.partitions > 4096)
+    return Status(Code::kInvalidArgument, "partitions must be in 1..4096");
+  std::error_code ec;
+  std::filesystem::create_directories(opts.dir, ec);
+  if (ec) return Status(Code::kUnavailable, "cannot create " + opts.dir + ": " + ec.message());
+  auto opened = open_db(opts, /*read_only=*/false);
+  if (!opened.ok()) return std::move(opened).take_status();
+  return std::unique_ptr<Log>(new EmbeddedLog(opts, std::move(opened).value()));
 }
 
 }  // namespace agentos
