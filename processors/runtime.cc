@@ -31,6 +31,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 
 namespace agentos {
@@ -68,11 +69,22 @@ std::string cross_outbox_key(Partition dest, Position src, uint32_t index) {
 }
 std::string be64_value(int64_t v) { return keys::be64(static_cast<uint64_t>(v)); }
 
+// An I/O error (a full disk, a read-only file system; RocksDB then refuses every write
+// until it is reopened) may pass: kUnavailable, so the host restarts the runtime, which
+// reopens its store (RuntimeImpl::restart). Corruption never passes.
 Status from_rocks(const rocksdb::Status& s, const char* what) {
   if (s.ok()) return Status::ok();
-  Code c = s.IsCorruption() ? Code::kCorruption : Code::kInternal;
+  Code c = s.IsCorruption() ? Code::kCorruption : s.IsIOError() ? Code::kUnavailable : Code::kInternal;
   return Status(c, std::string(what) + ": " + s.ToString());
 }
+
+// A processor's store as open_state_db opens it.
+struct StateDb {
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;  // {bookkeeping, state}
+  std::map<int32_t, Offset> committed;
+};
+Result<StateDb> open_state_db(const RuntimeOptions& opts, const std::string& name);
 
 bool valid_processor_name(std::string_view n) {
   if (n.empty() || n.size() > kMaxProcessorNameBytes || n == "default") return false;
@@ -275,17 +287,16 @@ class ProbeSink final : public GaugeSink {
 
 class RuntimeImpl final : public ProcessorRuntime {
  public:
-  RuntimeImpl(Log& log, Processor& proc, RuntimeOptions opts, rocksdb::DB* db,
-              std::vector<rocksdb::ColumnFamilyHandle*> cfs, std::map<int32_t, Offset> committed)
+  RuntimeImpl(Log& log, Processor& proc, RuntimeOptions opts, StateDb store)
       : log_(log),
         proc_(proc),
         name_(proc.name()),
         source_("/agentos/processors/" + name_),
         opts_(std::move(opts)),
-        db_(db),
-        meta_(cfs[0]),
-        state_(cfs[1]),
-        committed_(std::move(committed)),
+        db_(store.db),
+        meta_(store.cfs[0]),
+        state_(store.cfs[1]),
+        committed_(std::move(store.committed)),
         follow_(log, opts_.partitions) {
     reset_lanes();  // every lane scans first (rule 3: at start)
     if (opts_.metrics) {
@@ -296,10 +307,7 @@ class RuntimeImpl final : public ProcessorRuntime {
 
   ~RuntimeImpl() override {
     stop();
-    db_->DestroyColumnFamilyHandle(state_);
-    db_->DestroyColumnFamilyHandle(meta_);
-    db_->Close();
-    delete db_;
+    close_store();
   }
 
   Status start() override {
@@ -317,6 +325,22 @@ class RuntimeImpl final : public ProcessorRuntime {
 
   Status restart() override {
     stop();
+    if (store_failed_ || db_ == nullptr) {
+      // RocksDB refuses writes after a failed one until it is reopened: reopen it (its
+      // WAL recovered), and take the committed offsets from it — a write whose outcome
+      // was unknown may have landed. Readers wait on db_mu_ meanwhile.
+      std::unique_lock db_lk(db_mu_);
+      close_store();
+      auto store = open_state_db(opts_, name_);
+      if (!store.ok()) return store.status();  // still failing: the host tries again later
+      db_ = store->db;
+      meta_ = store->cfs[0];
+      state_ = store->cfs[1];
+      store_failed_ = false;
+      std::lock_guard lk(mu_);
+      committed_ = std::move(store->committed);
+      log_line(LogLevel::kInfo, "processor store reopened", {{"processor", name_}});
+    }
     {
       std::lock_guard lk(mu_);
       error_ = Status::ok();
@@ -333,6 +357,8 @@ class RuntimeImpl final : public ProcessorRuntime {
 
   Result<std::optional<int64_t>> next_timer_us(Partition p) const override {
     if (!std::binary_search(opts_.partitions.begin(), opts_.partitions.end(), p)) return std::optional<int64_t>();
+    std::shared_lock db_lk(db_mu_);
+    if (db_ == nullptr) return closed();
     CommittedReader reader(db_, state_);
     return proc_.next_timer_us(p, reader);
   }
@@ -381,6 +407,8 @@ class RuntimeImpl final : public ProcessorRuntime {
 
   Result<std::string> state_hash() const override {
     // One snapshot for both column families, so a concurrent commit cannot tear the hash.
+    std::shared_lock db_lk(db_mu_);
+    if (db_ == nullptr) return closed();
     const rocksdb::Snapshot* snap = db_->GetSnapshot();
     rocksdb::ReadOptions ro;
     ro.snapshot = snap;
@@ -425,6 +453,8 @@ class RuntimeImpl final : public ProcessorRuntime {
   }
 
   Result<std::optional<std::string>> get(std::string_view key) const override {
+    std::shared_lock db_lk(db_mu_);
+    if (db_ == nullptr) return closed();
     return committed_get(db_, state_, key);
   }
 
@@ -433,6 +463,8 @@ class RuntimeImpl final : public ProcessorRuntime {
       return Status(Code::kInvalidArgument, "partition " + std::to_string(p.value()) + " is not owned by this runtime");
     // The state and the partition's offset entry are written in one WriteBatch (rule 1):
     // one snapshot sees both as of the same commit.
+    std::shared_lock db_lk(db_mu_);
+    if (db_ == nullptr) return closed();
     const rocksdb::Snapshot* snap = db_->GetSnapshot();
     struct Release {
       rocksdb::DB* db;
@@ -453,11 +485,15 @@ class RuntimeImpl final : public ProcessorRuntime {
   Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from,
                                                                 std::string_view to,
                                                                 size_t limit) const override {
+    std::shared_lock db_lk(db_mu_);
+    if (db_ == nullptr) return closed();
     return committed_scan(db_, state_, from, to, limit);
   }
 
   Result<std::vector<OutboxEntry>> outbox(Partition p) const override {
     std::vector<OutboxEntry> out;
+    std::shared_lock db_lk(db_mu_);
+    if (db_ == nullptr) return closed();
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
     const std::string prefix = partition_key(kOutboxTag, p);
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
@@ -695,7 +731,22 @@ class RuntimeImpl final : public ProcessorRuntime {
   Status write(rocksdb::WriteBatch& wb) {
     rocksdb::WriteOptions wo;
     wo.sync = opts_.sync;
-    return from_rocks(db_->Write(wo, &wb), "commit");
+    return write_store(wo, wb, "commit");
+  }
+  // Every write to the store: a failed one marks it for reopening (restart()).
+  Status write_store(const rocksdb::WriteOptions& wo, rocksdb::WriteBatch& wb, const char* what) {
+    Status s = from_rocks(db_->Write(wo, &wb), what);
+    if (!s.is_ok()) store_failed_ = true;
+    return s;
+  }
+  static Status closed() { return Status(Code::kUnavailable, "processor store is being reopened"); }
+  void close_store() {
+    if (db_ == nullptr) return;
+    db_->DestroyColumnFamilyHandle(state_);
+    db_->DestroyColumnFamilyHandle(meta_);
+    db_->Close();
+    delete db_;
+    db_ = nullptr;
   }
 
   // ---- Relay lanes ---------------------------------------------------------------------
@@ -879,7 +930,7 @@ class RuntimeImpl final : public ProcessorRuntime {
     if (new_markers) {
       rocksdb::WriteOptions wo;
       wo.sync = true;  // always: the marker must be durable before the append can be
-      if (Status s = from_rocks(db_->Write(wo, &markers), "relay marker"); !s.is_ok()) return s;
+      if (Status s = write_store(wo, markers, "relay marker"); !s.is_ok()) return s;
     }
 
     struct Run {
@@ -1025,9 +1076,14 @@ class RuntimeImpl final : public ProcessorRuntime {
   const std::string name_;
   const std::string source_;
   const RuntimeOptions opts_;
+  // Swapped only by restart() with the worker stopped, holding db_mu_ exclusively; the
+  // methods other threads call hold it shared (the worker needs not: it is stopped).
+  // Null while a reopen failed.
+  mutable std::shared_mutex db_mu_;
   rocksdb::DB* db_;
   rocksdb::ColumnFamilyHandle* meta_;
   rocksdb::ColumnFamilyHandle* state_;
+  std::atomic<bool> store_failed_{false};  // a write failed: reopen at restart()
 
   mutable std::mutex mu_;  // guards committed_, stats_, error_, last_*_error_
   mutable std::condition_variable applied_cv_;  // committed_ advanced or error_ set
@@ -1082,28 +1138,8 @@ std::optional<std::pair<Position, uint32_t>> parse_derived_event_id(std::string_
   return std::make_pair(Position{Partition(part), Offset(off)}, idx);
 }
 
-Result<std::unique_ptr<ProcessorRuntime>> open_processor_runtime(Log& log, Processor& processor,
-                                                                 RuntimeOptions opts) {
-  const std::string name(processor.name());
-  if (!valid_processor_name(name))
-    return Status(Code::kInvalidArgument, "bad processor name '" + name + "'");
-  if (opts.state_dir.empty()) return Status(Code::kInvalidArgument, "state_dir is empty");
-  if (opts.partitions.empty())
-    for (int32_t i = 0; i < log.partition_count(); ++i) opts.partitions.push_back(Partition(i));
-  for (Partition p : opts.partitions)
-    if (p.value() < 0 || p.value() >= log.partition_count())
-      return Status(Code::kInvalidArgument, "partition " + std::to_string(p.value()) +
-                                                " outside the log");
-  std::sort(opts.partitions.begin(), opts.partitions.end());
-  opts.partitions.erase(std::unique(opts.partitions.begin(), opts.partitions.end()),
-                        opts.partitions.end());
-  opts.max_batch_records = std::clamp<size_t>(opts.max_batch_records, 1, kMaxProcessorBatchRecords);
-
-  {
-    std::error_code ec;
-    std::filesystem::create_directories(opts.state_dir, ec);
-    if (ec) return Status(Code::kInternal, "cannot create " + opts.state_dir + ": " + ec.message());
-  }
+namespace {
+Result<StateDb> open_state_db(const RuntimeOptions& opts, const std::string& name) {
   rocksdb::DBOptions dbo;
   dbo.create_if_missing = true;
   dbo.create_missing_column_families = true;
@@ -1137,8 +1173,35 @@ Result<std::unique_ptr<ProcessorRuntime>> open_processor_runtime(Log& log, Proce
     committed[static_cast<int32_t>(get_be(k, 1, 4))] = Offset(static_cast<int64_t>(get_be(v, 0, 8)));
   }
   it.reset();
-  return std::unique_ptr<ProcessorRuntime>(
-      new RuntimeImpl(log, processor, std::move(opts), db, std::move(cfs), std::move(committed)));
+  return StateDb{db, std::move(cfs), std::move(committed)};
+}
+}  // namespace
+
+Result<std::unique_ptr<ProcessorRuntime>> open_processor_runtime(Log& log, Processor& processor,
+                                                                 RuntimeOptions opts) {
+  const std::string name(processor.name());
+  if (!valid_processor_name(name))
+    return Status(Code::kInvalidArgument, "bad processor name '" + name + "'");
+  if (opts.state_dir.empty()) return Status(Code::kInvalidArgument, "state_dir is empty");
+  if (opts.partitions.empty())
+    for (int32_t i = 0; i < log.partition_count(); ++i) opts.partitions.push_back(Partition(i));
+  for (Partition p : opts.partitions)
+    if (p.value() < 0 || p.value() >= log.partition_count())
+      return Status(Code::kInvalidArgument, "partition " + std::to_string(p.value()) +
+                                                " outside the log");
+  std::sort(opts.partitions.begin(), opts.partitions.end());
+  opts.partitions.erase(std::unique(opts.partitions.begin(), opts.partitions.end()),
+                        opts.partitions.end());
+  opts.max_batch_records = std::clamp<size_t>(opts.max_batch_records, 1, kMaxProcessorBatchRecords);
+
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(opts.state_dir, ec);
+    if (ec) return Status(Code::kInternal, "cannot create " + opts.state_dir + ": " + ec.message());
+  }
+  auto store = open_state_db(opts, name);
+  if (!store.ok()) return std::move(store).take_status();
+  return std::unique_ptr<ProcessorRuntime>(new RuntimeImpl(log, processor, std::move(opts), std::move(store).value()));
 }
 
 }  // namespace agentos

@@ -206,7 +206,13 @@ class ProcessorRuntime {
   // After the runtime stopped with an error that may pass (the host decides, events/
   // host.h): stops, clears the error, and starts the worker again from the committed
   // offsets — a failed batch committed nothing, so this is exactly a process restart
-  // (the relay rescans first, rule 3). A deterministic error comes back at once.
+  // (the relay rescans first, rule 3). A deterministic error comes back at once. After a
+  // failed write to its store (an I/O error: a full disk, a read-only file system; these
+  // are kUnavailable), it first reopens the store — RocksDB refuses writes until then —
+  // and takes the committed offsets from it; if the reopen fails too, that error is
+  // returned and the host tries again later. Readers (get, scan, read_committed, outbox,
+  // state_hash, next_timer_us) wait for the swap, or answer kUnavailable if the store
+  // could not be reopened.
   virtual Status restart() = 0;
   // The processor's earliest timer on `partition` from the committed state
   // (Processor::next_timer_us); nullopt when none or the partition is not owned.

@@ -78,7 +78,8 @@ int pg_restarts() { return std::max(1, env_int("AGENTOS_ROLES_PG_RESTARTS", 4));
 enum class Fault {
   kKillEngine,       // the engine, SIGKILLed and restarted
   kRestartPostgres,  // PostgreSQL, stopped (fast or immediate) and started again
-  kFillPostgresDisk  // the read models' tablespace, full and then grown
+  kFillPostgresDisk, // the read models' tablespace, full and then grown
+  kFillEngineDisk    // the engine's data directory, full and then grown
 };
 
 // A tmpfs mounted at `path` (created), unmounted when destroyed. `error` says why not.
@@ -171,7 +172,7 @@ class RolesCrash {
 
   void run() {
     pg_ = &TestPostgres::get();
-    if (fault_ != Fault::kKillEngine) {
+    if (fault_ == Fault::kRestartPostgres || fault_ == Fault::kFillPostgresDisk) {
       owned_pg_ = TestPostgres::start_owned();
       pg_ = owned_pg_.get();
     }
@@ -182,6 +183,13 @@ class RolesCrash {
       if (::testing::Test::IsSkipped()) return;
     }
     data_ = dir_.sub("engine");
+    if (fault_ == Fault::kFillEngineDisk) {
+      // Small from the start: RocksDB preallocates its WAL files (tens of MB each) with
+      // fallocate, which fails here and which it then skips, so that writes take space as
+      // they go and the load fills the directory.
+      engine_space_ = std::make_unique<TmpfsMount>(data_, 8u << 20);
+      if (!engine_space_->error.empty()) GTEST_SKIP() << "needs a tmpfs of its own (root): " << engine_space_->error;
+    }
     base_args_ = {"--pg-url",          pg_->admin_url(db_), "--pg-projector-url", pg_->url_as("agentos_projector", db_),
                   "--pg-reader-url",   pg_->url_as("agentos_reader", db_), "--deliverer", "false"};
     engine_ = std::make_unique<EngineProcess>(data_, dir_.path() + "/engine.log", kPartitions, with_ticks(200));
@@ -215,10 +223,22 @@ class RolesCrash {
       case Fault::kFillPostgresDisk:
         ASSERT_NO_FATAL_FAILURE(fill_postgres_disk());
         break;
+      case Fault::kFillEngineDisk:
+        ASSERT_NO_FATAL_FAILURE(fill_engine_disk());
+        break;
     }
     for (auto& t : threads) t.join();
     ASSERT_FALSE(failed_) << failure_;
-    if (fault_ != Fault::kKillEngine) {
+    if (fault_ == Fault::kFillEngineDisk) {
+      // Every component recovered in the same process: caught up, nothing failed for good.
+      ASSERT_TRUE(wait_quiet()) << file_tail(dir_.path() + "/engine.log");
+      const std::string log = file_tail(dir_.path() + "/engine.log", 64u << 20);
+      EXPECT_NE(log.find("log recovered; appends are taken again"), std::string::npos);
+      for (size_t at = log.find("processor store reopened"); at != std::string::npos;
+           at = log.find("processor store reopened", at + 1))
+        ++stores_reopened_;
+    }
+    if (fault_ == Fault::kRestartPostgres || fault_ == Fault::kFillPostgresDisk) {
       EXPECT_GT(pg_errors_seen_, 0) << "the faults never reached the projector";
       expect_backed_off();
     }
@@ -248,9 +268,11 @@ class RolesCrash {
         posted += e.acked;
         refused += e.refused;
       }
-    static constexpr const char* kFaultName[] = {"kill-engine", "restart-postgres", "fill-postgres-disk"};
+    static constexpr const char* kFaultName[] = {"kill-engine", "restart-postgres", "fill-postgres-disk",
+                                                 "fill-engine-disk"};
     std::cout << "[roles-crash] fault=" << kFaultName[static_cast<int>(fault_)] << " seed=" << seed()
-              << " faults=" << faults_ << " pg_errors_seen=" << pg_errors_seen_ << " pg_away_s=" << pg_away_s_ << " tenants=" << clients_.size()
+              << " faults=" << faults_ << " pg_errors_seen=" << pg_errors_seen_ << " pg_away_s=" << pg_away_s_
+              << " answered_503=" << unavailable_.load() << " processor_stores_reopened=" << stores_reopened_ << " tenants=" << clients_.size()
               << " acknowledged=" << posted << " refused_4xx=" << refused << " retries=" << retries_.load()
               << " log_records=" << log_records_ << " derived=" << derived_ << " read_model_rows=" << rows_
               << " engine_starts=" << starts_ + 1 << " load_s=" << load_s << std::endl;
@@ -369,6 +391,25 @@ class RolesCrash {
     ++faults_;
   }
 
+  // The engine's data directory (a tmpfs of 8 MiB) fills under the load: the log, the
+  // processors' stores and the index run out of space, appends answer 503 and the clients
+  // retry them; reads of the log and of the read models are served meanwhile. Then it is
+  // grown to 1 GiB: the same engine process recovers (checked by the caller: quiet, every
+  // component caught up) and the load completes.
+  void fill_engine_disk() {
+    const int64_t before = unavailable_.load();
+    ASSERT_TRUE(test::wait_until([&] { return unavailable_.load() >= before + 20 || all_done(); }, 60s))
+        << "appends never answered 503 on the full data directory";
+    ASSERT_FALSE(all_done()) << "the load ended before the data directory was full: make it longer";
+    ++faults_;
+    const std::string t = "/v1/tenants/" + clients_[0].tenant;
+    const Response log_read = call(engine_->port(), "GET", t + "/events?limit=10", clients_[0].key, "", "");
+    EXPECT_EQ(log_read.status, 200) << "reading the log on a full disk: " << log_read.error << log_read.body;
+    const Response model_read = read_sessions();
+    EXPECT_EQ(model_read.status, 200) << "reading a read model on a full disk: " << model_read.error << model_read.body;
+    ASSERT_EQ(engine_space_->resize(1u << 30), "");
+  }
+
   double projector_pg_errors() {
     return metric_sum(call(engine_->port(), "GET", "/metrics", operator_token_, "", "").body,
                         "agentos_projector_pg_errors_total");
@@ -390,7 +431,7 @@ class RolesCrash {
     // restart (the load goes on while PostgreSQL is down), four to fill a tablespace.
     const int copies = fault_ == Fault::kKillEngine        ? (rounds() + 3) / 4
                        : fault_ == Fault::kRestartPostgres ? 2 * pg_restarts()
-                                                           : 4;
+                                                           : 4;  // either disk full
     for (int copy = 0; copy < copies; ++copy) {
       test::PulseWorkloadOptions o;
       o.seed = seed() + static_cast<uint64_t>(copy);
@@ -515,6 +556,7 @@ class RolesCrash {
       // No answer, 5xx, 429 or 409 (a concurrent append of the same key): the same body
       // again, once the engine is back (a new port) or after a short wait.
       ++retries_;
+      if (r.outcome == Outcome::kOk && r.status == 503) ++unavailable_;
       std::unique_lock lk(mu_);
       cv_.wait_for(lk, 50ms, [&] { return port_gen_ != gen || failed_.load(); });
     }
@@ -649,7 +691,8 @@ class RolesCrash {
   const Fault fault_;
   test::TempDir dir_;
   // Declared before the cluster: the cluster stops before its tablespace is unmounted.
-  std::unique_ptr<TmpfsMount> space_;
+  std::unique_ptr<TmpfsMount> space_;         // the read models' tablespace
+  std::unique_ptr<TmpfsMount> engine_space_;  // the engine's data directory
   std::unique_ptr<TestPostgres> owned_pg_;  // the PostgreSQL faults' own cluster
   TestPostgres* pg_ = nullptr;              // owned_pg_ or the shared one
   std::mt19937_64 rng_;
@@ -675,6 +718,8 @@ class RolesCrash {
   std::string failure_;
   std::atomic<int64_t> acks_{0};
   std::atomic<int64_t> retries_{0};
+  std::atomic<int64_t> unavailable_{0};  // requests answered 503 (retried)
+  int stores_reopened_ = 0;               // in place, after the data directory was full
   int faults_ = 0;  // faults made
   double pg_errors_seen_ = 0;  // the projector's transient PostgreSQL failures
   double pg_away_s_ = 0;       // PostgreSQL down or full, in all
@@ -684,6 +729,7 @@ class RolesCrash {
 TEST(RolesCrashTest, EveryRoleSurvivesSigkillUnderMixedLoad) { RolesCrash(Fault::kKillEngine).run(); }
 TEST(RolesCrashTest, EveryRoleSurvivesPostgresRestartsUnderMixedLoad) { RolesCrash(Fault::kRestartPostgres).run(); }
 TEST(RolesCrashTest, EveryRoleSurvivesAFullPostgresDiskUnderMixedLoad) { RolesCrash(Fault::kFillPostgresDisk).run(); }
+TEST(RolesCrashTest, EveryRoleRecoversInPlaceFromAFullDataDirectory) { RolesCrash(Fault::kFillEngineDisk).run(); }
 
 }  // namespace
 }  // namespace agentos::crash_test
