@@ -51,10 +51,12 @@ std::map<std::string, Position> logged_ids(Log& log, int32_t partitions) {
 }
 
 std::atomic<bool> full{false};
+std::atomic<bool> as_read_only{false};  // refuse as a file system remounted read-only (EROFS)
 std::atomic<int> refused_writes{0};
 
 rocksdb::IOStatus no_space() {
   ++refused_writes;
+  if (as_read_only) return rocksdb::IOStatus::IOError("Read-only file system (test)");
   return rocksdb::IOStatus::NoSpace("disk full (test)");
 }
 
@@ -204,6 +206,54 @@ TEST(DiskFull, AppendsFailWhileFullNothingAcknowledgedIsLostAndTheLogRecoversInP
   auto reopened = open_embedded_log(o);
   ASSERT_TRUE(reopened.ok()) << reopened.status().to_string();
   EXPECT_EQ(logged_ids(**reopened, 2), acked);
+}
+
+// The data directory's file system goes read-only (EROFS: a plain I/O error to RocksDB,
+// not NoSpace) and comes back writable: the same as a full disk — appends 503, reads go
+// on, in-place recovery, nothing acknowledged lost, no failed append visible.
+TEST(DiskFull, AReadOnlyFileSystemFailsAppendsAndTheLogRecoversWhenItIsWritableAgain) {
+  TempDir dir;
+  EmbeddedLogOptions o;
+  o.env = std::shared_ptr<rocksdb::Env>(rocksdb::NewCompositeEnv(std::make_shared<FullFileSystem>()));
+  o.dir = dir.path() + "/log";
+  o.partitions = 2;
+  auto opened = open_embedded_log(o);
+  ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+  Log& log = **opened;
+  const TenantId tenant("acme");
+  auto append = [&](const std::string& id) {
+    return log.append_sync(AppendBatch{tenant, {test::make_event("acme", id, 0)}, true});
+  };
+  std::map<std::string, Position> acked;
+  for (int i = 0; i < 20; ++i) {
+    auto r = append("a-" + std::to_string(i));
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    acked["a-" + std::to_string(i)] = r->positions[0];
+  }
+  as_read_only = true;
+  full = true;
+  const int refused_before = refused_writes.load();
+  for (int i = 0; i < 5; ++i) {
+    auto r = append("ro-" + std::to_string(i));
+    ASSERT_FALSE(r.ok()) << "an append succeeded on a read-only file system";
+    EXPECT_EQ(r.status().code(), Code::kUnavailable) << r.status().to_string();
+  }
+  EXPECT_GT(refused_writes.load(), refused_before);
+  EXPECT_EQ(logged_ids(log, 2), acked) << "reads while read-only";
+  full = false;
+  as_read_only = false;
+  ASSERT_TRUE(wait_until([&] { return append("back").ok(); }, std::chrono::seconds(30)))
+      << "the log did not recover in place";
+  auto back = append("back");
+  ASSERT_TRUE(back.ok());
+  acked["back"] = back->positions[0];
+  for (int i = 0; i < 5; ++i) {  // the refused ones, retried: new, once
+    auto r = append("ro-" + std::to_string(i));
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_FALSE(r->replayed[0]);
+    acked["ro-" + std::to_string(i)] = r->positions[0];
+  }
+  EXPECT_EQ(logged_ids(log, 2), acked);
 }
 
 // Readers never stop while the disk fills and empties again and again: each read answers
