@@ -111,12 +111,18 @@ class FullFileSystem final : public rocksdb::FileSystemWrapper {
   }
 };
 
-TEST(DiskFull, AppendsFailWhileFullNothingAcknowledgedIsLostAndTheLogRecoversInPlace) {
-  TempDir dir;
+// A log of 2 partitions in `dir`, on the file system above.
+EmbeddedLogOptions on_full_fs(const TempDir& dir) {
   EmbeddedLogOptions o;
   o.env = std::shared_ptr<rocksdb::Env>(rocksdb::NewCompositeEnv(std::make_shared<FullFileSystem>()));
   o.dir = dir.path() + "/log";
   o.partitions = 2;
+  return o;
+}
+
+TEST(DiskFull, AppendsFailWhileFullNothingAcknowledgedIsLostAndTheLogRecoversInPlace) {
+  TempDir dir;
+  EmbeddedLogOptions o = on_full_fs(dir);
   auto opened = open_embedded_log(o);
   ASSERT_TRUE(opened.ok()) << opened.status().to_string();
   Log& log = **opened;
@@ -213,10 +219,7 @@ TEST(DiskFull, AppendsFailWhileFullNothingAcknowledgedIsLostAndTheLogRecoversInP
 // on, in-place recovery, nothing acknowledged lost, no failed append visible.
 TEST(DiskFull, AReadOnlyFileSystemFailsAppendsAndTheLogRecoversWhenItIsWritableAgain) {
   TempDir dir;
-  EmbeddedLogOptions o;
-  o.env = std::shared_ptr<rocksdb::Env>(rocksdb::NewCompositeEnv(std::make_shared<FullFileSystem>()));
-  o.dir = dir.path() + "/log";
-  o.partitions = 2;
+  EmbeddedLogOptions o = on_full_fs(dir);
   auto opened = open_embedded_log(o);
   ASSERT_TRUE(opened.ok()) << opened.status().to_string();
   Log& log = **opened;
@@ -261,10 +264,7 @@ TEST(DiskFull, AReadOnlyFileSystemFailsAppendsAndTheLogRecoversWhenItIsWritableA
 // never beyond the published end, and every acknowledged record is read back at the end.
 TEST(DiskFull, ReadersGoOnWhileTheLogBreaksAndRecoversRepeatedly) {
   TempDir dir;
-  EmbeddedLogOptions o;
-  o.env = std::shared_ptr<rocksdb::Env>(rocksdb::NewCompositeEnv(std::make_shared<FullFileSystem>()));
-  o.dir = dir.path() + "/log";
-  o.partitions = 2;
+  EmbeddedLogOptions o = on_full_fs(dir);
   o.tail_cache_bytes = 0;  // every read goes to RocksDB, across the swaps
   auto opened = open_embedded_log(o);
   ASSERT_TRUE(opened.ok()) << opened.status().to_string();
