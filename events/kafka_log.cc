@@ -164,6 +164,10 @@ class KafkaLog final : public Log {
     s.batches_committed = batches_committed_.load();
     s.reader_seeks = reader_seeks_.load();
     s.transactional_id = txn_id_;
+    {
+      std::lock_guard l(mu_);
+      if (!fatal_.is_ok()) s.fatal_error = fatal_.message();
+    }
     return s;
   }
 
@@ -215,7 +219,7 @@ class KafkaLog final : public Log {
   rd_kafka_topic_t* consumer_topic_ = nullptr;
 
   // Committer state.
-  std::mutex mu_;
+  mutable std::mutex mu_;  // mutable: stats() reads fatal_
   std::condition_variable cv_;
   std::deque<Pending> queue_;
   size_t queued_bytes_ = 0;

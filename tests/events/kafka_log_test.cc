@@ -450,6 +450,26 @@ TEST_F(KafkaLogTest, OutOfRangeForAnOffsetThePartitionHoldsIsTransient) {
   EXPECT_EQ(ids_by_tenant()["acme"], expected_ids("acme", 5));
 }
 
+// A fatal producer error (here EndTxn PRODUCER_FENCED) fails every later append until
+// the log is reopened; the stats say so without an append, for whoever must reopen it.
+TEST_F(KafkaLogTest, FatalProducerErrorShowsInStatsUntilTheLogIsReopened) {
+  ASSERT_TRUE(log->append_sync(batch("acme", 0, 1)).ok());
+  EXPECT_EQ(kafka_log_stats(*log).fatal_error, "");
+  cluster.push_request_errors(KafkaApi::kEndTxn, {RD_KAFKA_RESP_ERR_PRODUCER_FENCED});
+  auto failed = log->append_sync(batch("acme", 1, 1));
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("fatal producer error"), std::string::npos) << failed.status().to_string();
+  const std::string why = kafka_log_stats(*log).fatal_error;
+  EXPECT_NE(why.find("_FENCED"), std::string::npos) << why;
+  auto again = log->append_sync(batch("acme", 2, 1));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().message(), failed.status().message());
+  log.reset();
+  log = open(5000ms);
+  EXPECT_EQ(kafka_log_stats(*log).fatal_error, "");
+  ASSERT_TRUE(log->append_sync(batch("acme", 3, 1)).ok());
+}
+
 TEST_F(KafkaLogTest, BatchWhoseEventsBelongToAnotherTenantIsRejected) {
   AppendBatch b{TenantId("acme"), {test::make_event("globex", "g-1")}};
   auto r = log->append_sync(std::move(b));
