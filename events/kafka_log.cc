@@ -36,7 +36,10 @@
 // such gaps, each partition reader remembers a range known to hold no readable record:
 // read() returns empty for a `from` in it without fetching, and wait_for() waits for the
 // end to pass that range, so a tail loop (read; if empty wait_for(from)) never spins on
-// a marker.
+// a marker. A read below the partition's log start (records deleted by retention or
+// DeleteRecords) is kNotFound (auto.offset.reset=error: the reader never jumps to the
+// end or the start by itself); an out-of-range answer for an offset the partition still
+// holds (a lagging leader) is kUnavailable, retried by the caller.
 #include <librdkafka/rdkafka.h>
 #include <unistd.h>
 
@@ -161,6 +164,10 @@ class KafkaLog final : public Log {
     s.batches_committed = batches_committed_.load();
     s.reader_seeks = reader_seeks_.load();
     s.transactional_id = txn_id_;
+    {
+      std::lock_guard l(mu_);
+      if (!fatal_.is_ok()) s.fatal_error = fatal_.message();
+    }
     return s;
   }
 
@@ -194,6 +201,11 @@ class KafkaLog final : public Log {
 
   void poller_loop();
   Status check_partition(Partition p) const;
+  // The broker answered OFFSET_OUT_OF_RANGE for `offset` (`reported`: its message).
+  // kNotFound when `offset` is below the partition's log start (the records were
+  // deleted); kUnavailable when it is not (a leader that has not caught up, a fault) or
+  // the log start cannot be learned: a retry decides.
+  Status out_of_range(int32_t p, int64_t offset, const std::string& reported);
 
   const KafkaLogOptions opts_;
   const agentos::Clock& clock_;
@@ -207,7 +219,7 @@ class KafkaLog final : public Log {
   rd_kafka_topic_t* consumer_topic_ = nullptr;
 
   // Committer state.
-  std::mutex mu_;
+  mutable std::mutex mu_;  // mutable: stats() reads fatal_
   std::condition_variable cv_;
   std::deque<Pending> queue_;
   size_t queued_bytes_ = 0;
@@ -250,6 +262,10 @@ Status KafkaLog::open(const KafkaTuning& tuning) {
   char err_buf[512];
   rd_kafka_topic_conf_t* tconf = rd_kafka_topic_conf_new();
   rd_kafka_topic_conf_set(tconf, "auto.commit.enable", "false", err_buf, sizeof(err_buf));
+  // A read below the log start (records deleted) must fail, not move: librdkafka's
+  // default (largest) would jump to the end and the read would skip them unnoticed.
+  // With "error" the consume returns __AUTO_OFFSET_RESET (see out_of_range).
+  rd_kafka_topic_conf_set(tconf, "auto.offset.reset", "error", err_buf, sizeof(err_buf));
   consumer_topic_ = rd_kafka_topic_new(consumer_, opts_.topic.c_str(), tconf);
 
   rd_kafka_error_t* err = rd_kafka_init_transactions(producer_, to_ms(opts_.request_timeout));
@@ -881,6 +897,24 @@ bool KafkaLog::wait_for(Partition partition, Offset after, Clock::time_point dea
 
 // ---- reads -------------------------------------------------------------------------
 
+Status KafkaLog::out_of_range(int32_t p, int64_t offset, const std::string& reported) {
+  const std::string where = "kafka: read " + opts_.topic + "[" + std::to_string(p) + "] from offset " +
+                            std::to_string(offset);
+  int64_t lo = -1, hi = -1;
+  const rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(consumer_, opts_.topic.c_str(), p, &lo, &hi,
+                                                                 to_ms(opts_.request_timeout));
+  if (e)
+    return unavailable("read " + opts_.topic + "[" + std::to_string(p) + "] from offset " + std::to_string(offset) +
+                       ": the broker reports it out of range (" + reported +
+                       ") and the log start could not be learned (" + rd_kafka_err2str(e) + "); retry");
+  if (offset < lo)
+    return Status(Code::kNotFound, where + ": below the partition's log start " + std::to_string(lo) +
+                                       " (records deleted by retention or DeleteRecords)");
+  return unavailable("read " + opts_.topic + "[" + std::to_string(p) + "] from offset " + std::to_string(offset) +
+                     ": the broker reports it out of range (" + reported + "), but the partition holds [" +
+                     std::to_string(lo) + ", " + std::to_string(hi) + "); retry");
+}
+
 Result<std::vector<StoredRecord>> KafkaLog::read(Partition partition, Offset from_off,
                                                  const ReadOptions& opts) {
   if (Status s = check_partition(partition); !s.is_ok()) return s;
@@ -964,11 +998,12 @@ Result<std::vector<StoredRecord>> KafkaLog::read(Partition partition, Offset fro
       if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         // The fetcher is at the end it was told (past trailing markers).
         r.pos = std::max(r.pos, m->offset);
+      } else if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+                 m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+        if (error.is_ok()) error = out_of_range(p, m->offset >= 0 ? m->offset : r.pos, rd_kafka_message_errstr(m));
       } else if (m->err) {
         if (error.is_ok())
-          error = Status(m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ? Code::kNotFound : Code::kUnavailable,
-                         std::string("kafka: read ") + opts_.topic + "[" + std::to_string(p) +
-                             "]: " + rd_kafka_message_errstr(m));
+          error = unavailable("read " + opts_.topic + "[" + std::to_string(p) + "]: " + rd_kafka_message_errstr(m));
       } else if (m->offset >= r.pos && error.is_ok()) {
         rd_kafka_timestamp_type_t ts_type;
         const int64_t ts_ms = rd_kafka_message_timestamp(m, &ts_type);

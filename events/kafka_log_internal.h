@@ -42,6 +42,10 @@ struct KafkaLogStats {
   uint64_t batches_committed = 0;
   uint64_t reader_seeks = 0;  // reads that could not continue where the last stopped
   std::string transactional_id;
+  // Empty while the producer is healthy; once it is fatal (fenced, broken idempotence),
+  // why: every append fails until the log is reopened. What a health check or a
+  // supervisor that reopens the log watches (nothing else tells it without appending).
+  std::string fatal_error;
 };
 // `log` must come from open_kafka_log; otherwise returns zeros.
 KafkaLogStats kafka_log_stats(const Log& log);

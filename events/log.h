@@ -111,10 +111,16 @@ class Log {
 
   // Reads records of `partition` at offsets >= `from`, in order. Returns an empty vector
   // when `from` is at the end. Never blocks waiting for new records.
+  // A `from` below the partition's first retained record (Kafka: records deleted by
+  // retention or DeleteRecords; the embedded log deletes nothing) is kNotFound, naming
+  // the partition, `from` and the log start: a read never skips records silently, it
+  // neither jumps to the end nor to the first retained record. kUnavailable / kTimeout
+  // are transient (a broker or fetch error): retrying the same read is safe.
   virtual Result<std::vector<StoredRecord>> read(Partition partition, Offset from,
                                                  const ReadOptions& opts = {}) = 0;
 
-  // Reads only `tenant`'s records at offsets >= `from` on the tenant's partition.
+  // Reads only `tenant`'s records at offsets >= `from` on the tenant's partition (errors
+  // as `read`).
   // Backends with a tenant index (embedded) skip other tenants' records without reading
   // them; others filter a partition read.
   virtual Result<std::vector<StoredRecord>> read_tenant(const TenantId& tenant, Offset from,

@@ -85,6 +85,20 @@ std::vector<PlainRecord> plain_read(const std::string& brokers, const std::strin
   return out;
 }
 
+// The partition's log start and high watermark, as a plain librdkafka client sees them.
+std::pair<int64_t, int64_t> watermarks(const std::string& brokers, const std::string& topic, int32_t partition) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof(err));
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+  EXPECT_NE(rk, nullptr) << err;
+  int64_t lo = -1, hi = -1;
+  EXPECT_EQ(rd_kafka_query_watermark_offsets(rk, topic.c_str(), partition, &lo, &hi, 5000),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  rd_kafka_destroy(rk);
+  return {lo, hi};
+}
+
 class KafkaLogTest : public ::testing::Test {
  protected:
   static constexpr int32_t kPartitions = 4;
@@ -360,6 +374,100 @@ TEST_F(KafkaLogTest, MaxBytesKeepsTheRestForTheNextRead) {
     from = r->back().pos.offset.next();
   }
   EXPECT_EQ(ids, expected_ids("acme", 6));
+}
+
+// A partition's log start moves when the broker deletes its oldest records (retention,
+// DeleteRecords). The 2.0.2 mock has no DeleteRecords, but it keeps at most 5 MiB of
+// record batches per partition and deletes the oldest past that, moving the log start as
+// retention would (rdkafka_mock.c: max_size). So ~6.5 MB of 200 KB events trims the start
+// of one partition. A read below the log start must be kNotFound, naming where: the
+// broker answers OFFSET_OUT_OF_RANGE, and librdkafka's default auto.offset.reset would
+// move the reader to the end (an empty read: records skipped unnoticed) or the start.
+TEST_F(KafkaLogTest, ReadBelowTheBrokersLogStartIsNotFoundNotASkipToTheEnd) {
+  const std::string step(200 * 1024, 'x');
+  auto big_batch = [&](int first) {
+    AppendBatch b{TenantId("acme"), {}};
+    for (int i = first; i < first + 4; ++i) {
+      std::string json = R"({"specversion":"1.0","type":"session.progress","source":"/test","id":"acme-)" +
+                         std::to_string(i) +
+                         R"(","tenantid":"acme","time":"2026-11-24T10:00:00Z","data":{"sessionId":"s-1","step":")" +
+                         step + R"("}})";
+      DecodeOptions o;
+      o.path_tenant = TenantId("acme");
+      auto r = decode_structured(json, o);
+      EXPECT_TRUE(r.ok()) << r.status().to_string();
+      b.values.push_back(r.ok() ? r->bytes : "");
+    }
+    return b;
+  };
+  constexpr int kBatches = 8;
+  for (int i = 0; i < kBatches; ++i) ASSERT_TRUE(log->append_sync(big_batch(4 * i)).ok()) << i;
+  const Partition p = log->partition_of(TenantId("acme"));
+  const auto [start, end] = watermarks(cluster.bootstraps(), kTopic, p.value());
+  ASSERT_EQ(end, 4 * kBatches);
+  ASSERT_GT(start, 0) << "the mock did not trim the partition: the test proves nothing";
+
+  for (int64_t below : {int64_t{0}, start - 1}) {
+    auto r = log->read(p, Offset(below));
+    ASSERT_FALSE(r.ok()) << "read from " << below << " returned " << r->size()
+                         << " records, although the log starts at " << start;
+    EXPECT_EQ(r.status().code(), Code::kNotFound) << r.status().to_string();
+    const std::string& m = r.status().message();
+    EXPECT_NE(m.find("[" + std::to_string(p.value()) + "]"), std::string::npos) << m;
+    EXPECT_NE(m.find("offset " + std::to_string(below)), std::string::npos) << m;
+    EXPECT_NE(m.find("log start " + std::to_string(start)), std::string::npos) << m;
+  }
+  auto t = log->read_tenant(TenantId("acme"), Offset(0));
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), Code::kNotFound) << t.status().to_string();
+
+  // From the log start on, the reader works again and returns exactly what is there.
+  std::vector<std::string> ids;
+  Offset from(start);
+  for (;;) {
+    auto r = log->read(p, from);
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    if (r->empty()) break;
+    for (auto& rec : *r) ids.push_back(test::event_id(rec.value));
+    from = r->back().pos.offset.next();
+  }
+  std::vector<std::string> want;
+  for (int64_t i = start; i < end; ++i) want.push_back("acme-" + std::to_string(i));
+  EXPECT_EQ(ids, want);
+}
+
+// OFFSET_OUT_OF_RANGE for an offset the partition still holds (a leader that has not
+// caught up; here an injected Fetch error) is not a deletion: the read fails
+// kUnavailable, and the retry reads every record.
+TEST_F(KafkaLogTest, OutOfRangeForAnOffsetThePartitionHoldsIsTransient) {
+  ASSERT_TRUE(log->append_sync(batch("acme", 0, 5)).ok());
+  const Partition p = log->partition_of(TenantId("acme"));
+  cluster.push_request_errors(KafkaApi::kFetch, {RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE});
+  auto r = log->read(p, Offset(0));
+  ASSERT_FALSE(r.ok()) << "the injected error was not seen";
+  EXPECT_EQ(r.status().code(), Code::kUnavailable) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("holds [0, 5)"), std::string::npos) << r.status().to_string();
+  EXPECT_EQ(ids_by_tenant()["acme"], expected_ids("acme", 5));
+}
+
+// A fatal producer error (here EndTxn PRODUCER_FENCED) fails every later append until
+// the log is reopened; the stats say so without an append, for whoever must reopen it.
+TEST_F(KafkaLogTest, FatalProducerErrorShowsInStatsUntilTheLogIsReopened) {
+  ASSERT_TRUE(log->append_sync(batch("acme", 0, 1)).ok());
+  EXPECT_EQ(kafka_log_stats(*log).fatal_error, "");
+  cluster.push_request_errors(KafkaApi::kEndTxn, {RD_KAFKA_RESP_ERR_PRODUCER_FENCED});
+  auto failed = log->append_sync(batch("acme", 1, 1));
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("fatal producer error"), std::string::npos) << failed.status().to_string();
+  const std::string why = kafka_log_stats(*log).fatal_error;
+  EXPECT_NE(why.find("_FENCED"), std::string::npos) << why;
+  auto again = log->append_sync(batch("acme", 2, 1));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().message(), failed.status().message());
+  log.reset();
+  log = open(5000ms);
+  EXPECT_EQ(kafka_log_stats(*log).fatal_error, "");
+  ASSERT_TRUE(log->append_sync(batch("acme", 3, 1)).ok());
 }
 
 TEST_F(KafkaLogTest, BatchWhoseEventsBelongToAnotherTenantIsRejected) {

@@ -71,9 +71,9 @@ class Generator {
   // A gap of lo..hi seconds with a sub-second jitter, so that events rarely tie.
   int64_t gap(int64_t lo_s, int64_t hi_s) { return between(lo_s, hi_s) * kSecond + between(0, 999'999); }
 
-  static std::string tenant_name(int i) {
+  std::string tenant_name(int i) const {
     std::string n = std::to_string(i);
-    return "tenant-" + std::string(n.size() < 2 ? 2 - n.size() : 0, '0') + n;
+    return o_.tenant_prefix + std::string(n.size() < 2 ? 2 - n.size() : 0, '0') + n;
   }
 
   void add(int64_t t, const std::string& tenant, std::string type, std::string source, std::string data) {

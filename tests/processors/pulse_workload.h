@@ -45,6 +45,9 @@ struct PulseWorkloadOptions {
   int64_t span_us = int64_t{3} * 3600 * 1'000'000;  // when sessions start
   int64_t tick_every_us = 30 * 1'000'000;
   std::string prefix = "w";  // event ids "<prefix>-<n>", session and chain ids
+  // Tenant names "<tenant_prefix><nn>" (workloads that must not share tenants use
+  // different prefixes). The clock tenants ("clock-<n>") do not change.
+  std::string tenant_prefix = "tenant-";
   // Also Heartbeat's inputs (processors/HEARTBEAT.md), mixed in as a production log holds
   // them: per tenant a configuration in one of four zones (some with quiet hours), a
   // webhook channel, 3-7 checks (interval and calendar; over the free plan's 5 some are

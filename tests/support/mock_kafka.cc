@@ -81,6 +81,17 @@ void MockKafkaCluster::set_broker_up(int32_t broker_id) {
     die(std::string("set_broker_up: ") + rd_kafka_err2str(e));
 }
 
+void MockKafkaCluster::set_partition_leader(const std::string& topic, int32_t partition, int32_t broker_id) {
+  if (rd_kafka_resp_err_t e = rd_kafka_mock_partition_set_leader(cluster_, topic.c_str(), partition, broker_id))
+    die("set_partition_leader " + topic + "[" + std::to_string(partition) + "]: " + rd_kafka_err2str(e));
+}
+
+void MockKafkaCluster::set_transaction_coordinator(const std::string& transactional_id, int32_t broker_id) {
+  if (rd_kafka_resp_err_t e =
+          rd_kafka_mock_coordinator_set(cluster_, "transaction", transactional_id.c_str(), broker_id))
+    die("set_transaction_coordinator " + transactional_id + ": " + rd_kafka_err2str(e));
+}
+
 Result<std::unique_ptr<Log>> MockKafkaCluster::open_log(const std::string& topic, int partitions) const {
   KafkaLogOptions o;
   o.brokers = bootstraps_;

@@ -79,6 +79,15 @@ class MockKafkaCluster {
   void set_broker_down(int32_t broker_id);
   void set_broker_up(int32_t broker_id);
 
+  // Moves the leadership of `topic`'s `partition` to `broker_id`: the old leader answers
+  // Produce and Fetch with NOT_LEADER_FOR_PARTITION from now on, clients find the new one
+  // in metadata.
+  void set_partition_leader(const std::string& topic, int32_t partition, int32_t broker_id);
+  // Makes `broker_id` the transaction coordinator of `transactional_id`: the old one
+  // answers AddPartitionsToTxn / EndTxn / InitProducerId with NOT_COORDINATOR, and the
+  // producer asks FindCoordinator again.
+  void set_transaction_coordinator(const std::string& transactional_id, int32_t broker_id);
+
   rd_kafka_mock_cluster_t* raw() { return cluster_; }
 
  private:
