@@ -189,6 +189,7 @@ class EmbeddedLog final : public Log {
   int32_t partition_count() const override { return opts_.partitions; }
   const char* backend() const override { return "embedded"; }
   bool dedupes() const override { return true; }
+  Status write_health() override { return broken(); }
 
   void append(AppendBatch batch, AppendCallback done) override {
     if (batch.values.empty()) {

@@ -141,6 +141,10 @@ class Log {
   // Backend name for metrics and logs: "embedded" or "kafka".
   virtual const char* backend() const = 0;
 
+  // OK while appends can succeed; otherwise why they fail fast for now (embedded: a
+  // write failure, until the log recovers in place). /readyz reports it.
+  virtual Status write_health() { return Status::ok(); }
+
   // Whether the backend implements AppendBatch::dedupe (embedded: yes). Without it,
   // `dedupe` is ignored and callers de-duplicate by folding the log (gateway/index.h).
   virtual bool dedupes() const { return false; }

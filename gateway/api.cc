@@ -417,6 +417,12 @@ void Api::handle(HttpRequest req, Reply reply) {
     // (a load balancer stops sending reads), while the gateway itself keeps answering.
     std::string components = "[";
     bool ready = true;
+    // The log first: when it cannot write (a full disk), producers get 503 until it
+    // recovers, so the engine is not ready, though it still serves reads.
+    if (const Status w = log_.write_health(); !w.is_ok()) {
+      ready = false;
+      components += JsonObject().str("name", "log").str("state", "read-only").str("error", code_name(w.code())).done();
+    }
     if (opts_.host) {
       for (const ComponentHealth& h : opts_.host->health()) {
         ready = ready && h.up;

@@ -402,6 +402,14 @@ class RolesCrash {
         << "appends never answered 503 on the full data directory";
     ASSERT_FALSE(all_done()) << "the load ended before the data directory was full: make it longer";
     ++faults_;
+    // The engine says so: /readyz is 503 with the log read-only (it cannot write).
+    EXPECT_TRUE(test::wait_until(
+        [&] {
+          auto r = call(engine_->port(), "GET", "/readyz", "", "", "");
+          return r.status == 503 && r.body.find(R"({"name":"log","state":"read-only")") != std::string::npos;
+        },
+        10s))
+        << call(engine_->port(), "GET", "/readyz", "", "", "").body;
     const std::string t = "/v1/tenants/" + clients_[0].tenant;
     const Response log_read = call(engine_->port(), "GET", t + "/events?limit=10", clients_[0].key, "", "");
     EXPECT_EQ(log_read.status, 200) << "reading the log on a full disk: " << log_read.error << log_read.body;
