@@ -35,7 +35,7 @@
 // (which recovers its WAL and flushes what it can); if that works the log takes appends
 // again, its ends and append times re-read from the store, the tails dropped. If it does
 // not (no space yet), the store is opened read-only for the readers until the next try.
-// Readers take `db_mu_` shared; the swap takes it exclusively.
+// Readers take `db_mu_` (a SwapLock: readers share it, the swap cannot be starved).
 //
 // Idempotency (AppendBatch::dedupe): the committer looks each key up in the keys of its
 // own group and then in "ids" — it is the only writer, so nothing can slip in between the
@@ -71,6 +71,7 @@
 #include "events/log.h"
 #include "events/logging.h"
 #include "events/rocks_budget.h"
+#include "events/swap_lock.h"
 
 namespace agentos {
 namespace {
@@ -228,7 +229,7 @@ class EmbeddedLog final : public Log {
     const std::string upper = record_key(p, published_end(p));  // not what is unsynced
     rocksdb::Slice upper_slice(upper);
     ro.iterate_upper_bound = &upper_slice;
-    std::shared_lock db_lk(db_mu_);
+    auto db_lk = db_mu_.read();
     if (db_ == nullptr) return Status(Code::kUnavailable, "log is recovering from a write failure");
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kRecords]));
     size_t bytes = 0;
@@ -253,7 +254,7 @@ class EmbeddedLog final : public Log {
     rocksdb::Slice upper_slice(upper);
     rocksdb::ReadOptions ro;
     ro.iterate_upper_bound = &upper_slice;
-    std::shared_lock db_lk(db_mu_);
+    auto db_lk = db_mu_.read();
     if (db_ == nullptr) return Status(Code::kUnavailable, "log is recovering from a write failure");
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kTenants]));
     std::vector<std::string> keys;
@@ -514,7 +515,7 @@ class EmbeddedLog final : public Log {
       std::unique_lock lk(sync_mu_);
       sync_idle_cv_.wait(lk, [&] { return to_sync_.empty() && !syncing_; });
     }
-    std::unique_lock db_lk(db_mu_);
+    auto db_lk = db_mu_.write();
     close_db(db_, cfs_);
     db_ = nullptr;
     auto opened = open_db(opts_, /*read_only=*/false);
@@ -648,7 +649,7 @@ class EmbeddedLog final : public Log {
   // it shared. The committer and the syncer use them without it (recover() runs on the
   // committer and waits for the syncer to be idle). Null while a recovery found nothing to
   // open.
-  std::shared_mutex db_mu_;
+  SwapLock db_mu_;
   rocksdb::DB* db_;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
 

@@ -14,6 +14,7 @@
 
 #include "events/key_codec.h"
 #include "events/log_follower.h"
+#include "events/swap_lock.h"
 #include "events/logging.h"
 #include "events/partitioner.h"
 #include "events/rocks_budget.h"
@@ -329,7 +330,7 @@ class RuntimeImpl final : public ProcessorRuntime {
       // RocksDB refuses writes after a failed one until it is reopened: reopen it (its
       // WAL recovered), and take the committed offsets from it — a write whose outcome
       // was unknown may have landed. Readers wait on db_mu_ meanwhile.
-      std::unique_lock db_lk(db_mu_);
+      auto db_lk = db_mu_.write();
       close_store();
       auto store = open_state_db(opts_, name_);
       if (!store.ok()) return store.status();  // still failing: the host tries again later
@@ -357,7 +358,7 @@ class RuntimeImpl final : public ProcessorRuntime {
 
   Result<std::optional<int64_t>> next_timer_us(Partition p) const override {
     if (!std::binary_search(opts_.partitions.begin(), opts_.partitions.end(), p)) return std::optional<int64_t>();
-    std::shared_lock db_lk(db_mu_);
+    auto db_lk = db_mu_.read();
     if (db_ == nullptr) return closed();
     CommittedReader reader(db_, state_);
     return proc_.next_timer_us(p, reader);
@@ -407,7 +408,7 @@ class RuntimeImpl final : public ProcessorRuntime {
 
   Result<std::string> state_hash() const override {
     // One snapshot for both column families, so a concurrent commit cannot tear the hash.
-    std::shared_lock db_lk(db_mu_);
+    auto db_lk = db_mu_.read();
     if (db_ == nullptr) return closed();
     const rocksdb::Snapshot* snap = db_->GetSnapshot();
     rocksdb::ReadOptions ro;
@@ -453,7 +454,7 @@ class RuntimeImpl final : public ProcessorRuntime {
   }
 
   Result<std::optional<std::string>> get(std::string_view key) const override {
-    std::shared_lock db_lk(db_mu_);
+    auto db_lk = db_mu_.read();
     if (db_ == nullptr) return closed();
     return committed_get(db_, state_, key);
   }
@@ -463,7 +464,7 @@ class RuntimeImpl final : public ProcessorRuntime {
       return Status(Code::kInvalidArgument, "partition " + std::to_string(p.value()) + " is not owned by this runtime");
     // The state and the partition's offset entry are written in one WriteBatch (rule 1):
     // one snapshot sees both as of the same commit.
-    std::shared_lock db_lk(db_mu_);
+    auto db_lk = db_mu_.read();
     if (db_ == nullptr) return closed();
     const rocksdb::Snapshot* snap = db_->GetSnapshot();
     struct Release {
@@ -485,14 +486,14 @@ class RuntimeImpl final : public ProcessorRuntime {
   Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from,
                                                                 std::string_view to,
                                                                 size_t limit) const override {
-    std::shared_lock db_lk(db_mu_);
+    auto db_lk = db_mu_.read();
     if (db_ == nullptr) return closed();
     return committed_scan(db_, state_, from, to, limit);
   }
 
   Result<std::vector<OutboxEntry>> outbox(Partition p) const override {
     std::vector<OutboxEntry> out;
-    std::shared_lock db_lk(db_mu_);
+    auto db_lk = db_mu_.read();
     if (db_ == nullptr) return closed();
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
     const std::string prefix = partition_key(kOutboxTag, p);
@@ -1079,7 +1080,7 @@ class RuntimeImpl final : public ProcessorRuntime {
   // Swapped only by restart() with the worker stopped, holding db_mu_ exclusively; the
   // methods other threads call hold it shared (the worker needs not: it is stopped).
   // Null while a reopen failed.
-  mutable std::shared_mutex db_mu_;
+  mutable SwapLock db_mu_;
   rocksdb::DB* db_;
   rocksdb::ColumnFamilyHandle* meta_;
   rocksdb::ColumnFamilyHandle* state_;
