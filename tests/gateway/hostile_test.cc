@@ -276,7 +276,8 @@ TEST_F(Hostile, TransferCodingsOtherThanChunkedAreRefused) {
   for (const Case& c : {Case{"gzip, chunked", "HTTP/1.1 501"}, Case{"chunked, gzip", "HTTP/1.1 400"},
                         Case{"gzip", "HTTP/1.1 400"}, Case{"chunked\r\nTransfer-Encoding: gzip", "HTTP/1.1 400"},
                         Case{"x-custom,chunked", "HTTP/1.1 501"},
-                        Case{"chunked\r\nContent-Length: 3", "HTTP/1.1 400"}}) {
+                        Case{"chunked\r\nContent-Length: 3", "HTTP/1.1 400"},
+                        Case{"\r\nTransfer-Encoding: chunked", "HTTP/1.1 400"}, Case{" , ", "HTTP/1.1 400"}}) {
     RawConn conn(engine->url(), head + "Transfer-Encoding: " + c.te + "\r\n\r\n" + chunked);
     ASSERT_TRUE(conn.read_to_close(5s)) << c.te;  // refused, and the connection closes
     EXPECT_EQ(conn.received().rfind(c.status, 0), 0u) << c.te << ": " << conn.received();
