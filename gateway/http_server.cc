@@ -47,13 +47,21 @@ class Hub {
   uint64_t generation(Partition p) const { return gen_[p.value()].load(std::memory_order_acquire); }
   void add_waiter(Partition p, std::weak_ptr<Session> s) {
     std::lock_guard lk(mu_);
-    waiters_[p.value()].push_back(std::move(s));
+    if (!closed_) waiters_[p.value()].push_back(std::move(s));
   }
   void notify(Partition p);  // called from the log's listener thread
+  // From the server's stop(), before its I/O context goes: no later notify() holds a
+  // session (whose socket needs that context to close).
+  void close() {
+    std::lock_guard lk(mu_);
+    closed_ = true;
+    waiters_.clear();
+  }
 
  private:
   std::vector<std::atomic<uint64_t>> gen_;
   std::mutex mu_;
+  bool closed_ = false;
   std::unordered_map<int32_t, std::vector<std::weak_ptr<Session>>> waiters_;
 };
 
@@ -88,6 +96,36 @@ struct Shared {
     }
     replies_cv.notify_all();
   }
+  // Replies alive in the Api (Reply objects, which hold their session), wherever they
+  // are: a reader thread's job or a log callback may drop the last one after the reply
+  // was written. stop() waits for none to be left before the I/O context goes, so no
+  // session is ever destroyed after it (its socket's close needs the context).
+  size_t replies_alive = 0;
+};
+
+// A session held by a Reply: counted in Shared::replies_alive while it lives. Released
+// (the session first, then the count) by the last copy of the Reply.
+class ReplyHold {
+ public:
+  explicit ReplyHold(std::shared_ptr<Session> s, Shared& sh) : session_(std::move(s)), sh_(sh) {
+    std::lock_guard lk(sh_.replies_mu);
+    ++sh_.replies_alive;
+  }
+  ~ReplyHold() {
+    session_.reset();
+    {
+      std::lock_guard lk(sh_.replies_mu);
+      --sh_.replies_alive;
+    }
+    sh_.replies_cv.notify_all();
+  }
+  ReplyHold(const ReplyHold&) = delete;
+  ReplyHold& operator=(const ReplyHold&) = delete;
+  const std::shared_ptr<Session>& session() const { return session_; }
+
+ private:
+  std::shared_ptr<Session> session_;
+  Shared& sh_;
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -265,7 +303,8 @@ class Session : public std::enable_shared_from_this<Session> {
       return start_stream(std::move(sr.value()));
     }
     if (unauthenticated_ && sh_.api.authenticated(req)) release_unauthenticated();
-    sh_.api.handle(std::move(req), [self = shared_from_this()](HttpResponse r) {
+    sh_.api.handle(std::move(req), [hold = std::make_shared<ReplyHold>(shared_from_this(), sh_)](HttpResponse r) {
+      const std::shared_ptr<Session>& self = hold->session();
       self->sh_.reply_posted();
       net::post(self->stream_.get_executor(),
                 [self, r = std::move(r)]() mutable { self->respond(std::move(r), /*posted=*/true); });
@@ -502,13 +541,12 @@ class Session : public std::enable_shared_from_this<Session> {
 
 void Hub::notify(Partition p) {
   gen_[p.value()].fetch_add(1, std::memory_order_acq_rel);
+  // Under the lock, so that after close() no notify() holds a session.
+  std::lock_guard lk(mu_);
+  auto it = waiters_.find(p.value());
+  if (it == waiters_.end()) return;
   std::vector<std::weak_ptr<Session>> ws;
-  {
-    std::lock_guard lk(mu_);
-    auto it = waiters_.find(p.value());
-    if (it == waiters_.end()) return;
-    ws.swap(it->second);
-  }
+  ws.swap(it->second);
   for (auto& w : ws)
     if (auto s = w.lock()) s->post_wake(s);
 }
@@ -567,10 +605,13 @@ class Server final : public HttpServer {
       bool drained = shared_.api.drain(deadline);
       {
         std::unique_lock lk(shared_.replies_mu);
-        drained = shared_.replies_cv.wait_until(lk, deadline, [&] { return shared_.replies_pending == 0; }) && drained;
+        drained = shared_.replies_cv.wait_until(lk, deadline, [&] {
+          return shared_.replies_pending == 0 && shared_.replies_alive == 0;
+        }) && drained;
       }
       if (!drained) log_line(LogLevel::kWarn, "stopping with appends or replies still pending");
     }
+    hub_->close();
     work_.reset();
     ioc_->stop();
     for (auto& t : threads_) t.join();
