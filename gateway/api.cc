@@ -228,6 +228,8 @@ Api::Api(Log& log, LocalIndex& index, RateLimiter& limiter, Metrics& metrics, Ap
       metrics_(metrics),
       opts_(std::move(opts)),
       key_limiter_(RateLimits{opts_.key_creation, opts_.key_creation, opts_.key_creation}) {
+  if (opts_.api_key_secret.size() != kApiKeySecretBytes)
+    throw std::invalid_argument("ApiOptions::api_key_secret must be " + std::to_string(kApiKeySecretBytes) + " bytes");
   // Without read models one thread does: it only compares retried events (rare).
   const size_t threads = opts_.models ? std::clamp<size_t>(opts_.reader_threads, 1, kMaxReaderThreads) : 1;
   for (size_t i = 0; i < threads; ++i) readers_.emplace_back([this] { reader_loop(); });
@@ -269,6 +271,13 @@ std::string Api::route_of(const HttpRequest& req) {
   return "other";
 }
 
+bool Api::key_matches(std::string_view token, std::string_view key_id, const KeyInfo& info) const {
+  if (info.secret_version == 0) return !info.legacy_hash_hex.empty() && constant_time_equal(sha256_hex(token), info.legacy_hash_hex);
+  // One secret so far (kApiKeySecretVersion); a key of another version cannot be checked.
+  return info.secret_version == kApiKeySecretVersion &&
+         constant_time_equal(token, derive_api_key(opts_.api_key_secret, info.tenant.str(), key_id));
+}
+
 Result<Api::Principal> Api::authenticate(const HttpRequest& req) const {
   std::string_view auth = req.header("authorization");
   if (auth.size() < 7 || !iequals(auth.substr(0, 7), "bearer "))
@@ -290,8 +299,7 @@ Result<Api::Principal> Api::authenticate(const HttpRequest& req) const {
   }
   if (!info) {
     info = index_.key(*id);
-    if (!info || !constant_time_equal(sha256_hex(token), info->hash_hex))
-      return Status(Code::kUnauthenticated, "unknown API key");
+    if (!info || !key_matches(token, *id, *info)) return Status(Code::kUnauthenticated, "unknown API key");
     std::unique_lock lk(auth_mu_);
     if (key_cache_.size() >= kMaxCachedAuth) key_cache_.clear();
     key_cache_[std::string(token)] = CachedKey{*info, gen};  // only keys that verified

@@ -118,6 +118,9 @@ inline constexpr size_t kMaxReaderThreads = 64;
 
 struct ApiOptions {
   std::string admin_token;  // operator token for /v1/admin/*
+  // The engine's API-key secret (gateway/keys.h: kApiKeySecretBytes, required): the keys
+  // the Api mints derive from it, and presented keys are checked by deriving them again.
+  std::string api_key_secret;
   // The time of events the engine writes (tenants, keys) and of producer events without a
   // `time`, and of live cost reports (null: system_clock()). Must outlive the Api.
   const Clock* clock = nullptr;
@@ -218,6 +221,8 @@ class Api {
     std::string key_id;  // the API key's public id (empty for the operator)
   };
   Result<Principal> authenticate(const HttpRequest& req) const;
+  // The presented key is the key `key_id` (derived again, or a v1 record's hash).
+  bool key_matches(std::string_view token, std::string_view key_id, const KeyInfo& info) const;
   Result<Principal> authorize_tenant(const HttpRequest& req, const TenantId& t,
                                      std::initializer_list<Role> roles) const;
 

@@ -18,9 +18,7 @@ std::string key_created_data(const NewKey& k, Role role) {
   append_json_string(d, k.key_id);
   d += ",\"role\":";
   append_json_string(d, role_name(role));
-  d += ",\"keyHash\":";
-  append_json_string(d, k.hash_hex);
-  return d + "}";
+  return d + ",\"secretVersion\":" + std::to_string(kApiKeySecretVersion) + "}";
 }
 
 std::string key_response(const NewKey& k, Role role, const TenantId& t) {
@@ -74,7 +72,7 @@ void Api::create_tenant(const HttpRequest& req, Reply reply) {
 
   std::lock_guard lk(admin_mu_);
   if (index_.tenant(t)) return reply(problem_response(Status(Code::kAlreadyExists, "tenant " + t.str() + " exists"), req.path));
-  const NewKey key = generate_key();
+  const NewKey key = generate_key(opts_.api_key_secret, t.str());
   std::string tdata = "{\"slug\":";
   append_json_string(tdata, t.str());
   tdata += ",\"plan\":";
@@ -142,7 +140,7 @@ void Api::create_key(const HttpRequest& req, const TenantId& t, Reply reply) {
   if (!body.ok()) return reply(problem_response(body.status(), req.path));
   auto role = body->count("role") ? role_from_name((*body)["role"]) : std::nullopt;
   if (!role) return reply(problem_response(Status::invalid("role", "one of producer, reader, compliance, admin"), req.path));
-  const NewKey key = generate_key();
+  const NewKey key = generate_key(opts_.api_key_secret, t.str());
   std::lock_guard lk(admin_mu_);
   auto r = append_system(t, {gateway_event("apikey.created", "apikey.created/" + key.key_id, t, key_created_data(key, *role))});
   if (!r.ok()) return reply(problem_response(r.status(), req.path));

@@ -112,7 +112,14 @@ class StoreIndex final : public LocalIndex {
     k.role = static_cast<Role>(v[0]);
     k.revoked = v[1] != 0;
     k.tenant = TenantId(v.substr(3, tlen));
-    k.hash_hex = v.substr(3 + tlen);
+    // After the tenant: 'v' + the secret's version (decimal), or a v1 record's hash.
+    const std::string rest = v.substr(3 + tlen);
+    if (!rest.empty() && rest[0] == 'v') {
+      k.secret_version = std::atoi(rest.c_str() + 1);
+      if (k.secret_version <= 0) return std::nullopt;
+    } else {
+      k.legacy_hash_hex = rest;
+    }
     return k;
   }
 
@@ -241,7 +248,13 @@ class StoreIndex final : public LocalIndex {
         v.push_back('\0');
         v.push_back(static_cast<char>(tenant.size()));
         v += tenant;
-        v += p->key_hash()->str();
+        // A v1 record carries the key's hash (a deprecated field: no accessor; its vtable
+        // slot is field id 2's), a later one the secret's version.
+        const auto* legacy = reinterpret_cast<const flatbuffers::Table*>(p)->GetPointer<const flatbuffers::String*>(
+            flatbuffers::FieldIndexToOffset(2));
+        if (p->secret_version() > 0) v += "v" + std::to_string(p->secret_version());
+        else if (legacy != nullptr) v += legacy->str();
+        else break;  // neither: no key can match it
         put(wb, prefixed('k', p->key_id()->string_view()), v);
         break;
       }

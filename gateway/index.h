@@ -42,7 +42,10 @@ struct TenantInfo {
 struct KeyInfo {
   TenantId tenant;
   Role role = Role::producer;
-  std::string hash_hex;  // SHA-256 of the whole API key, lower-case hex
+  // The version of the engine's API-key secret the key derives from (gateway/keys.h);
+  // 0 for a key minted by a schema v1 engine, checked against `legacy_hash_hex` instead.
+  int32_t secret_version = 0;
+  std::string legacy_hash_hex;  // v1 records only: SHA-256 of the whole key, lower-case hex
   bool revoked = false;
 };
 

@@ -1,9 +1,16 @@
 #include "gateway/keys.h"
 
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <stdexcept>
 
 namespace agentos::gateway {
@@ -48,12 +55,75 @@ std::string base64url(std::string_view b) {
 
 std::string random_token() { return base64url(random_bytes(32)); }
 
-NewKey generate_key() {
+NewKey generate_key(std::string_view secret, std::string_view tenant) {
   NewKey k;
   k.key_id = hex(random_bytes(8));
-  k.api_key = "aos_" + k.key_id + "_" + random_token();
-  k.hash_hex = sha256_hex(k.api_key);
+  k.api_key = derive_api_key(secret, tenant, k.key_id);
   return k;
+}
+
+std::string derive_api_key(std::string_view secret, std::string_view tenant, std::string_view key_id) {
+  if (secret.size() != kApiKeySecretBytes) throw std::invalid_argument("API-key secret of the wrong size");
+  std::string msg = "agentos-apikey/v1";
+  msg.push_back('\0');
+  msg += tenant;
+  msg.push_back('\0');
+  msg += key_id;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(msg.data()),
+           msg.size(), md, &len) == nullptr)
+    throw std::runtime_error("HMAC failed");
+  std::string key = "aos_";
+  key += key_id;
+  key += '_';
+  key += base64url(std::string_view(reinterpret_cast<const char*>(md), len));
+  OPENSSL_cleanse(md, sizeof md);
+  return key;
+}
+
+Result<std::string> load_or_create_api_key_secret(const std::string& path) {
+  auto fail = [&](const std::string& what) {
+    return Status(Code::kUnavailable, what + " " + path + ": " + std::strerror(errno));
+  };
+  std::string s(kApiKeySecretBytes + 1, '\0');
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    size_t got = 0;
+    while (got < s.size()) {
+      const ssize_t n = ::read(fd, s.data() + got, s.size() - got);
+      if (n == 0) break;
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        ::close(fd);
+        return fail("cannot read");
+      }
+      got += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    if (got != kApiKeySecretBytes)
+      return Status(Code::kInvalidArgument, path + " holds " + std::to_string(got) + " bytes, not the API-key secret's " +
+                                                std::to_string(kApiKeySecretBytes));
+    s.resize(kApiKeySecretBytes);
+    return s;
+  }
+  if (errno != ENOENT) return fail("cannot open");
+  // New: written to a temporary file, fsynced, renamed, the directory fsynced — a crash
+  // leaves either no secret or the whole one, never keys minted under a lost one.
+  s = random_bytes(kApiKeySecretBytes);
+  const std::string tmp = path + ".tmp";
+  fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return fail("cannot create");
+  const bool written = ::write(fd, s.data(), s.size()) == static_cast<ssize_t>(s.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!written) return fail("cannot write");
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("cannot rename to");
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  if (int d = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
+    ::fsync(d);
+    ::close(d);
+  }
+  return s;
 }
 
 std::string sha256_hex(std::string_view data) {

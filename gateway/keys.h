@@ -1,21 +1,42 @@
 // API key material. A key looks like `aos_<key_id>_<secret>`: key_id is 16 hex chars
-// (the lookup handle, safe to log), secret 43 base64url chars (256 random bits).
-// Only SHA-256(key) is stored; comparison is constant-time.
+// (random; the lookup handle, safe to log), secret 43 base64url chars:
+//   base64url(HMAC-SHA256(K, "agentos-apikey/v1" 0x00 tenant 0x00 key_id))
+// where K is the engine's API-key secret (32 random bytes, DATA_DIR/apikey.key, 0600,
+// generated at first start). Nothing derived from a key is stored anywhere: the log's
+// `apikey.created` carries the key id, the role and K's version, and a presented key is
+// checked by deriving it again and comparing in constant time. Whoever holds K can derive
+// every key, like whoever holds a signing key can sign: keep it (and its backups) as
+// secret as the keys; without it no key minted under it can be checked, so back it up
+// with the data. Records written by schema v1 engines carry SHA-256(key) instead; those
+// keys are checked against that hash.
 #pragma once
 
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "events/status.h"
+
 namespace agentos::gateway {
 
 struct NewKey {
   std::string key_id;
-  std::string api_key;   // shown once to the caller, never stored or logged
-  std::string hash_hex;  // what the log stores
+  std::string api_key;  // shown once to the caller, never stored or logged
 };
 
-NewKey generate_key();
+// The API-key secret's version the engine mints keys under (ApiKeyCreated.secret_version).
+inline constexpr int32_t kApiKeySecretVersion = 1;
+// The size of that secret, in bytes.
+inline constexpr size_t kApiKeySecretBytes = 32;
+
+// A new key of `tenant` under `secret` (kApiKeySecretBytes): a random key id, the key derived.
+NewKey generate_key(std::string_view secret, std::string_view tenant);
+// The key `key_id` of `tenant` is under `secret`: what a presented key must equal.
+std::string derive_api_key(std::string_view secret, std::string_view tenant, std::string_view key_id);
+// The secret in `path` (exactly kApiKeySecretBytes), created (0600, fsynced, atomically)
+// with random bytes when the file does not exist. kInvalidArgument for a file of another
+// size, kUnavailable when it cannot be read or written.
+Result<std::string> load_or_create_api_key_secret(const std::string& path);
 std::string sha256_hex(std::string_view data);
 // Extracts key_id from a presented key; nullopt if it is not of our format.
 std::optional<std::string> key_id_of(std::string_view api_key);

@@ -269,6 +269,12 @@ int cmd_serve(int argc, char** argv) {
     std::cerr << "agentos serve: " << token.status().to_string() << "\n";
     return 1;
   }
+  // The API-key secret (gateway/keys.h): every key minted derives from it.
+  auto key_secret = gateway::load_or_create_api_key_secret(data_dir + "/apikey.key");
+  if (!key_secret.ok()) {
+    std::cerr << "agentos serve: " << key_secret.status().to_string() << "\n";
+    return 1;
+  }
   gateway::Metrics metrics(log->backend());
   gateway::RateLimits limits;
   const double scale = std::atof(a.get("rate-scale").c_str());
@@ -279,6 +285,7 @@ int cmd_serve(int argc, char** argv) {
   gateway::RateLimiter limiter(limits);
   gateway::ApiOptions ao;
   ao.admin_token = *token;
+  ao.api_key_secret = std::move(key_secret).value();
   PriceTable price_table = PriceTable::defaults();
   if (const std::string pf = a.get("prices"); !pf.empty()) {
     std::ifstream in(pf);

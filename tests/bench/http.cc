@@ -681,7 +681,7 @@ void prefill_tenants(const std::string& data_dir, int n) {
                                      d);
     auto key = decode_structured(R"({"specversion":"1.0","source":"/agentos/admin","id":"apikey.created/k-)" + t +
                                      R"(","type":"apikey.created","data":{"keyId":"k-)" + t +
-                                     R"(","role":"admin","keyHash":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}})",
+                                     R"(","role":"admin","secretVersion":1}})",
                                  d);
     if (!created.ok() || !key.ok()) die("encode tenant events");
     while (pending.load() > 4096) std::this_thread::yield();

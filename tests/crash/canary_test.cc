@@ -9,7 +9,8 @@
 //   - every line the engine wrote (stdout and stderr);
 //   - every byte of every file of the data directory, and every key and value of every
 //     RocksDB store in it, opened read-only (compressed table files hide nothing that
-//     way), except the files that exist to hold credentials: `admin.token` and the
+//     way), except the files that exist to hold credentials: `admin.token`, the API-key
+//     secret `apikey.key` (itself a canary: every key derives from it) and the
 //     secret store (`secrets/`, sealed with AES-256-GCM: it is scanned, and must not hold
 //     a credential in the clear either);
 //   - every event of every tenant's stream, read back over HTTP (the same records a Kafka
@@ -17,7 +18,6 @@
 //   - every row of every read-model table, and the /metrics page.
 // AGENTOS_CANARY_BREAK=log-key puts an API key where it does not belong (the test posts
 // it as an event's data) to see the scan find it.
-// One exception is known and tracked (issue #14): see `known` at the end.
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <rocksdb/db.h>
@@ -150,6 +150,9 @@ TEST(CanaryTest, NoCredentialOrValueDerivedFromOneAppearsInLogsDataStreamsOrRead
   ASSERT_FALSE(op.empty());
   Canaries canaries;
   canaries.add("the operator token", op);
+  const std::string key_secret = read_all(data + "/apikey.key");
+  ASSERT_EQ(key_secret.size(), 32u);
+  canaries.add("the API-key secret", key_secret);
   auto json_call = [&](const std::string& method, const std::string& target, const std::string& token,
                        const std::string& body, int want) {
     const char* ct = body.empty()                                  ? ""
@@ -260,7 +263,7 @@ TEST(CanaryTest, NoCredentialOrValueDerivedFromOneAppearsInLogsDataStreamsOrRead
   canaries.scan("the engine's log lines", read_all(dir.path() + "/engine.log"));
   size_t files = 0, stores = 0;
   for (const auto& e : std::filesystem::recursive_directory_iterator(data)) {
-    if (e.is_regular_file() && e.path().filename() != "admin.token") {
+    if (e.is_regular_file() && e.path().filename() != "admin.token" && e.path().filename() != "apikey.key") {
       ++files;
       canaries.scan(std::filesystem::relative(e.path(), data).string(), read_all(e.path()));
     }
@@ -275,26 +278,10 @@ TEST(CanaryTest, NoCredentialOrValueDerivedFromOneAppearsInLogsDataStreamsOrRead
   EXPECT_GE(stores, 4u) << "the log, the index and the processors' stores at least";
   EXPECT_GT(files, 10u);
 
-  // KNOWN, tracked in issue #14: `apikey.created` carries SHA-256(key), so every API key's
-  // hash is in the log, in its tenant's stream and in the gateway's index folded from the
-  // log. Nothing else may be found; and once that is fixed, this list must go (a known
-  // leak no longer found fails too, so the list cannot outlive the bug).
-  auto known = [](const std::string& f) {
-    if (f.find(" key (SHA-256 hex) in ") == std::string::npos) return false;
-    for (const char* place : {"event stream", " in log/", " in log (RocksDB", " in index/", " in index (RocksDB"})
-      if (f.find(place) != std::string::npos) return true;
-    return false;
-  };
-  size_t known_found = 0;
-  for (const auto& f : canaries.found()) {
-    if (known(f)) ++known_found;
-    else ADD_FAILURE() << "found " << f;
-  }
-  EXPECT_GT(known_found, 0u) << "the API key hashes are out of apikey.created: remove the known-leak list";
+  for (const auto& f : canaries.found()) ADD_FAILURE() << "found " << f;
   std::printf("[canary] %zu needles (credentials and their SHA-256 and base64 forms) over %zu places, %zu bytes "
-              "(%zu files, %zu RocksDB stores, %zu read-model rows): %zu found, %zu of them the known API-key hashes\n",
-              canaries.needles(), canaries.places(), canaries.bytes(), files, stores, rows, canaries.found().size(),
-              known_found);
+              "(%zu files, %zu RocksDB stores, %zu read-model rows): %zu found\n",
+              canaries.needles(), canaries.places(), canaries.bytes(), files, stores, rows, canaries.found().size());
 }
 
 }  // namespace

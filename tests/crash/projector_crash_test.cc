@@ -197,7 +197,7 @@ class ProjectorCrashTest : public ::testing::Test {
         events.emplace_back(tenant, encode(tenant, event_json(tenant, "key-created-" + key, "apikey.created",
                                                               "/agentos/admin", t += kSecond,
                                                               R"({"keyId":")" + key + R"(","role":")" + role +
-                                                                  R"(","keyHash":"sha256-of-)" + key + R"("})",
+                                                                  R"(","secretVersion":1})",
                                                               R"(,"subject":")" + key +
                                                                   R"(","actor":"ops@example.com","correlationid":"c-)" +
                                                                   std::to_string(i) + "\"")));

@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "gateway/cmd/sources.h"
+#include "gateway/keys.h"
 #include "processors/components.h"
 #include "projections/migrate.h"
 #include "tests/support/pg_cluster.h"
@@ -38,6 +39,9 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
   limiter_ = std::make_unique<RateLimiter>(o.limits);
   ApiOptions ao;
   ao.admin_token = kOperatorToken;
+  auto key_secret = load_or_create_api_key_secret(dir + "/apikey.key");  // kept across restarts
+  if (!key_secret.ok()) throw std::runtime_error(key_secret.status().to_string());
+  ao.api_key_secret = std::move(key_secret).value();
   ao.clock = o.clock;
   ao.read_your_writes_timeout = o.read_your_writes_timeout;
   ao.secrets = o.secrets;

@@ -211,7 +211,7 @@ TEST_F(Http, RolesLimitWhatAKeyMayDo) {
 TEST_F(Http, ProducersCannotForgeEngineEvents) {
   const std::string key = engine->create_tenant("acme");
   const Offset end = engine->end_of("acme");
-  auto r = engine->post_event("acme", key, R"({"specversion":"1.0","id":"f","source":"/x","type":"apikey.created","data":{"keyId":"0000000000000000","role":"admin","keyHash":"00"}})");
+  auto r = engine->post_event("acme", key, R"({"specversion":"1.0","id":"f","source":"/x","type":"apikey.created","data":{"keyId":"0000000000000000","role":"admin","secretVersion":1}})");
   EXPECT_EQ(r.status, 403);
   EXPECT_EQ(engine->end_of("acme"), end);
 }

@@ -19,8 +19,7 @@ inline const std::vector<Sample>& samples() {
   static const std::vector<Sample> kSamples = {
       {"tenant.created", R"({"slug":"acme","plan":"pro","name":"Acme \"Robots\" Inc.","tokenBudget":2000000})"},
       {"tenant.plan_changed", R"({"plan":"enterprise","previousPlan":"free","tokenBudget":900000000})"},
-      {"apikey.created",
-       R"({"keyId":"k-1","role":"admin","keyHash":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"})"},
+      {"apikey.created", R"({"keyId":"k-1","role":"admin","secretVersion":1})"},
       {"apikey.revoked", R"({"keyId":"k-1"})"},
       {"session.created",
        R"({"sessionId":"s-1","config":{"name":"nightly","model":"claude","prompt":"Summarize\nthe news \u00e9\u2603","maxTokens":4096,"timeoutSeconds":600,"skills":["web","code"],"workspace":"/ws/1"}})"},

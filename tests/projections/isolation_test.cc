@@ -47,7 +47,7 @@ std::vector<TenantEvent> story(const std::string& tenant) {
     out.emplace_back(tenant, encode_event(tenant, tenant + "-" + std::to_string(n++), type, kT0 + dt * kS, data));
   };
   add(0, "tenant.created", R"({"slug":")" + tenant + R"(","plan":"pro","name":"T )" + tenant + "\"}");
-  add(1, "apikey.created", R"({"keyId":"k1","role":"producer","keyHash":"h"})");
+  add(1, "apikey.created", R"({"keyId":"k1","role":"producer","secretVersion":1})");
   add(2, "session.created", R"({"sessionId":"s1","config":{"name":"one","model":"gpt-4o"}})");
   add(10, "session.checkpoint", R"({"sessionId":"s1","checkpointId":"cp1","workspace":"s3://w"})");
   add(20, "session.usage", R"({"sessionId":"s1","model":"gpt-4o","tokensIn":100,"tokensOut":50})");

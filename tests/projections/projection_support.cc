@@ -58,17 +58,17 @@ std::vector<TenantEvent> extras(uint64_t seed, int64_t start_us) {
   // correlation id for the events index.
   const std::string engine = "/agentos/engine";
   add("tenant-01", s + 60 * kSec, "apikey.created",
-      R"({"keyId":")" + x + R"(-ka","role":"producer","keyHash":"h1"})",
+      R"({"keyId":")" + x + R"(-ka","role":"producer","secretVersion":1})",
       R"(,"subject":")" + x + R"(-ka","actor":"admin@tenant-01","correlationid":"corr-)" + x + "\"", engine);
-  add("tenant-02", s + 120 * kSec, "apikey.created", R"({"keyId":")" + x + R"(-kb","role":"reader","keyHash":"h2"})",
+  add("tenant-02", s + 120 * kSec, "apikey.created", R"({"keyId":")" + x + R"(-kb","role":"reader","secretVersion":1})",
       R"(,"actor":"ops")", engine);
   add("tenant-00", s + 150 * kSec, "apikey.created",
-      R"({"keyId":")" + x + R"(-kd","role":"compliance","keyHash":"h4"})", "", engine);
+      R"({"keyId":")" + x + R"(-kd","role":"compliance","secretVersion":1})", "", engine);
   add("tenant-03", s + 1800 * kSec, "apikey.revoked", R"({"keyId":")" + x + R"(-ghost"})",
       R"(,"subject":"ghost")", engine);
   add("tenant-01", s + 3600 * kSec, "apikey.revoked", R"({"keyId":")" + x + R"(-ka"})",
       R"(,"actor":"admin@tenant-01")", engine);
-  add("tenant-05", s + 7200 * kSec, "apikey.created", R"({"keyId":")" + x + R"(-kc","role":"admin","keyHash":"h3"})",
+  add("tenant-05", s + 7200 * kSec, "apikey.created", R"({"keyId":")" + x + R"(-kc","role":"admin","secretVersion":1})",
       "", engine);
   // A plan change of a tenant never created (name and created_at stay NULL), and a tenant
   // created without a name.
