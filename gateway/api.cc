@@ -278,6 +278,80 @@ bool Api::key_matches(std::string_view token, std::string_view key_id, const Key
          constant_time_equal(token, derive_api_key(opts_.api_key_secret, info.tenant.str(), key_id));
 }
 
+std::span<const Route> Api::routes() {
+  // In gateway/openapi.yaml's order. Keep both in step with handle() (routes_test.cc).
+  static constexpr Route kRoutes[] = {
+      {"GET", "/healthz"},
+      {"GET", "/readyz"},
+      {"GET", "/metrics"},
+      {"POST", "/v1/admin/tenants"},
+      {"POST", "/v1/admin/tenants/{tenant}/plan"},
+      {"POST", "/v1/tenants/{tenant}/keys"},
+      {"DELETE", "/v1/tenants/{tenant}/keys/{keyId}"},
+      {"POST", "/v1/tenants/{tenant}/events"},
+      {"GET", "/v1/tenants/{tenant}/events"},
+      {"POST", "/v1/tenants/{tenant}/events:batch"},
+      {"GET", "/v1/tenants/{tenant}/events/stream"},  // served by the server (is_stream_request)
+      {"GET", "/v1/tenants/{tenant}/sessions"},
+      {"GET", "/v1/tenants/{tenant}/sessions/{sessionId}"},
+      {"GET", "/v1/tenants/{tenant}/sessions/{sessionId}/transitions"},
+      {"GET", "/v1/tenants/{tenant}/sessions/{sessionId}/cost"},
+      {"GET", "/v1/tenants/{tenant}/sessions/{sessionId}/skills"},
+      {"GET", "/v1/tenants/{tenant}/usage"},
+      {"PUT", "/v1/tenants/{tenant}/webhooks/{channel}"},
+      {"DELETE", "/v1/tenants/{tenant}/webhooks/{channel}"},
+      {"PUT", "/v1/tenants/{tenant}/heartbeat/config"},
+      {"POST", "/v1/tenants/{tenant}/heartbeat/checks"},
+      {"GET", "/v1/tenants/{tenant}/heartbeat/checks"},
+      {"PUT", "/v1/tenants/{tenant}/heartbeat/checks/{checkId}"},
+      {"DELETE", "/v1/tenants/{tenant}/heartbeat/checks/{checkId}"},
+      {"POST", "/v1/tenants/{tenant}/heartbeat/checks/{checkId}/run"},
+      {"POST", "/v1/tenants/{tenant}/heartbeat/start"},
+      {"POST", "/v1/tenants/{tenant}/heartbeat/stop"},
+      {"GET", "/v1/tenants/{tenant}/heartbeat/history"},
+      {"GET", "/v1/tenants/{tenant}/heartbeat/alerts"},
+      {"GET", "/v1/tenants/{tenant}/heartbeat/deliveries"},
+      {"POST", "/v1/tenants/{tenant}/dreams"},
+      {"GET", "/v1/tenants/{tenant}/dreams"},
+      {"PUT", "/v1/tenants/{tenant}/dreams:config"},
+      {"POST", "/v1/tenants/{tenant}/dreams:pollinate"},
+      {"GET", "/v1/tenants/{tenant}/dreams/{dreamId}"},
+      {"GET", "/v1/tenants/{tenant}/dreams/{dreamId}/history"},
+      {"POST", "/v1/tenants/{tenant}/dreams/{dreamId}/signals"},
+      {"GET", "/v1/tenants/{tenant}/dreams/{dreamId}/signals"},
+      {"GET", "/v1/tenants/{tenant}/dreams/{dreamId}/ancestry"},
+      {"POST", "/v1/tenants/{tenant}/dreams/{dreamId}/evolve"},
+      {"POST", "/v1/tenants/{tenant}/dreams/{dreamId}/compile"},
+      {"POST", "/v1/tenants/{tenant}/dreams/{dreamId}/shares"},
+      {"DELETE", "/v1/tenants/{tenant}/dreams/{dreamId}/shares/{target}"},
+      {"GET", "/v1/tenants/{tenant}/shares"},
+      {"GET", "/v1/tenants/{tenant}/shared"},
+      {"POST", "/v1/tenants/{tenant}/shared/{owner}/{dreamId}/accept"},
+      {"POST", "/v1/tenants/{tenant}/shared/{owner}/{dreamId}/decline"},
+      {"POST", "/v1/tenants/{tenant}/skills"},
+      {"GET", "/v1/tenants/{tenant}/skills"},
+      {"GET", "/v1/tenants/{tenant}/skills:match"},
+      {"GET", "/v1/tenants/{tenant}/skills:authored"},
+      {"GET", "/v1/tenants/{tenant}/skills/{author}/{name}"},
+      {"DELETE", "/v1/tenants/{tenant}/skills/{name}/versions/{version}"},
+      {"GET", "/v1/tenants/{tenant}/installed"},
+      {"PUT", "/v1/tenants/{tenant}/installed/{author}/{name}"},
+      {"DELETE", "/v1/tenants/{tenant}/installed/{author}/{name}"},
+      {"GET", "/v1/tenants/{tenant}/providers"},
+      {"GET", "/v1/tenants/{tenant}/providers/{providerId}"},
+      {"PUT", "/v1/tenants/{tenant}/providers/{providerId}"},
+      {"DELETE", "/v1/tenants/{tenant}/providers/{providerId}"},
+      {"GET", "/v1/tenants/{tenant}/models/chain"},
+      {"PUT", "/v1/tenants/{tenant}/models/chain"},
+      {"GET", "/v1/tenants/{tenant}/models/health"},
+      {"PUT", "/v1/tenants/{tenant}/models/health"},
+      {"GET", "/v1/tenants/{tenant}/models/decisions"},
+      {"POST", "/v1/tenants/{tenant}/models:route"},
+      {"POST", "/v1/tenants/{tenant}/models:estimate"},
+  };
+  return kRoutes;
+}
+
 Result<Api::Principal> Api::authenticate(const HttpRequest& req) const {
   std::string_view auth = req.header("authorization");
   if (auth.size() < 7 || !iequals(auth.substr(0, 7), "bearer "))
@@ -457,6 +531,7 @@ void Api::handle(HttpRequest req, Reply reply) {
     }
     for (int32_t p = 0; p < log_.partition_count(); ++p)
       if (auto e = log_.end_offset(Partition(p)); e.ok()) metrics_.set_end_offset(p, e->value());
+    metrics_.set_log_writable(log_.write_health().is_ok());
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = metrics_.serialize();

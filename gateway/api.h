@@ -16,7 +16,9 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -55,6 +57,12 @@ struct HttpResponse {
 };
 
 using Reply = std::function<void(HttpResponse)>;
+
+// One route of the HTTP API (Api::routes()): "GET" and "/v1/tenants/{tenant}/events".
+struct Route {
+  std::string_view method;
+  std::string_view path;
+};
 
 // The response for an error Status: problem+json via problem.h's table, plus
 // `Retry-After` when the status carries one.
@@ -211,6 +219,15 @@ class Api {
 
   // A route template for metrics ("/v1/tenants/{t}/events"), never the raw path.
   static std::string route_of(const HttpRequest& req);
+
+  // Every (method, path template) the API serves: `handle`, plus the event stream the
+  // server serves after `is_stream_request`. A `{name}` segment stands for one
+  // percent-decoded path segment (an id). This is a list, not the dispatcher: `handle`
+  // decides with its own tests, and tests/gateway/routes_test.cc proves the two agree
+  // (each route here is served, no other method and path is) and that
+  // gateway/openapi.yaml documents exactly these, with the same templates. Exception the
+  // list does not show: /healthz, /readyz and /metrics are answered whatever the method.
+  static std::span<const Route> routes();
 
  private:
   int64_t now_us() const { return (opts_.clock ? *opts_.clock : system_clock()).now_us(); }

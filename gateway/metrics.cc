@@ -65,6 +65,12 @@ Metrics::Metrics(const char* backend) : registry_(std::make_shared<prometheus::R
                           .Help("Bytes of event-stream chunks built and not yet written to their clients")
                           .Register(*registry_)
                           .Add({});
+  log_writable_ = &prometheus::BuildGauge()
+                       .Name("agentos_log_writable")
+                       .Help("1 while the log accepts appends, 0 while it cannot write (read-only, e.g. a full disk)")
+                       .Register(*registry_)
+                       .Add({{"backend", backend_}});
+  log_writable_->Set(1);
   stream_dropped_ = &prometheus::BuildCounter()
                          .Name("agentos_streams_dropped_total")
                          .Help("Event streams ended by the server, by reason (stalled, budget, gone)")

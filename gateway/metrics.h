@@ -25,6 +25,10 @@ class Metrics {
   void idempotency_conflict() { conflicts_->Increment(); }
   void rate_limited() { rate_limited_->Increment(); }
   void set_end_offset(int32_t partition, int64_t end);
+  // Whether the log accepts appends (Log::write_health), refreshed at each scrape as the
+  // end offsets are: 0 while it cannot write (a full or read-only disk), when /readyz lists
+  // the log read-only and producers get 503.
+  void set_log_writable(bool writable) { log_writable_->Set(writable ? 1 : 0); }
   prometheus::Gauge& sse_subscribers() { return *sse_; }
   prometheus::Gauge& connections() { return *connections_; }
   // Bytes of stream chunks built and not yet written (bounded by ServerOptions).
@@ -63,6 +67,7 @@ class Metrics {
   prometheus::Gauge* sse_;
   prometheus::Gauge* connections_;
   prometheus::Gauge* stream_buffered_;
+  prometheus::Gauge* log_writable_;
   prometheus::Family<prometheus::Counter>* stream_dropped_;
   prometheus::Family<prometheus::Counter>* refused_;
   std::string backend_;

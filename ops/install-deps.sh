@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs every system dependency of the engine from Debian 12 packages.
-# Idempotent: does nothing (no apt-get update) when everything is already present.
+# Installs every system dependency of the engine from Debian 12 packages, then the pinned
+# API linters (ops/lint: npm ci, exact versions from its package-lock.json).
+# Idempotent: does nothing (no apt-get update, no npm) when everything is already present.
 # Must run as root (or with sudo available); CI and the README commands call it first.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential cmake pkg-config ninja-build
@@ -20,7 +22,14 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   curl
+  prometheus  # promtool: the alert rules' checks and unit tests (ops/prometheus)
 )
+# Node and npm run the API linters (ops/lint). A machine that has them already (say from
+# NodeSource, whose nodejs package bundles npm and conflicts with Debian's npm) keeps them;
+# otherwise Debian's.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -31,13 +40,29 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PACKAGES[@]} packages present"
-  exit 0
+else
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "install-deps: done"
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "install-deps: done"
+# The API linters: npm ci when node_modules is missing or was installed from another
+# package-lock.json (a stamp of its hash). --ignore-scripts: none of the install scripts is
+# needed to lint, and two of them would report usage (@scarf/scarf) or edit shell profiles
+# (the AsyncAPI CLI's autocomplete).
+lint=ops/lint
+stamp=$lint/node_modules/.agentos-package-lock.sha256
+want=$(sha256sum "$lint/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "install-deps: npm ci --prefix $lint"
+  start=$(date +%s)
+  npm ci --prefix "$lint" --ignore-scripts --no-audit --no-fund --loglevel=error
+  echo "$want" >"$stamp"
+  echo "install-deps: API linters installed ($(( $(date +%s) - start ))s)"
+else
+  echo "install-deps: API linters present (ops/lint/node_modules matches package-lock.json)"
+fi

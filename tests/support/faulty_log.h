@@ -31,6 +31,9 @@ class FaultyLog final : public Log {
   std::atomic<bool> hold_appends{false};
   std::atomic<int> lose_ack_of_append{0};
   std::atomic<int> appends{0};  // appends that reached the inner log and returned
+  // The log says it cannot write (write_health), as a full disk makes the embedded log say;
+  // appends are not affected (fail_appends does that).
+  std::atomic<bool> read_only{false};
 
   size_t held();
   void release_held();
@@ -50,6 +53,10 @@ class FaultyLog final : public Log {
     return inner_.wait_for(p, after, d);
   }
   void add_listener(AppendListener l) override { inner_.add_listener(std::move(l)); }
+  Status write_health() override {
+    if (read_only) return Status(Code::kUnavailable, "test: the log cannot write");
+    return inner_.write_health();
+  }
 
  private:
   void forward(AppendBatch batch, AppendCallback done);
