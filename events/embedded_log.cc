@@ -18,7 +18,9 @@
 // syncer thread then fsyncs the WAL once for every group written since its last sync
 // (DB::SyncWAL) and only then publishes the groups: new end offsets, tails, listeners,
 // callbacks. So an acknowledged record is in the fsynced WAL, and while one sync is in
-// flight the committer already builds and writes the next groups. RocksDB recovers the
+// flight the committer already builds the next group (offsets, id lookups, its
+// WriteBatch); it writes it once the sync is done (wal_mu_: a write and a sync never
+// overlap, so neither can follow the other's failure — see sync_loop). RocksDB recovers the
 // WAL in point-in-time mode: a torn tail is dropped whole, and because a WriteBatch is one
 // WAL record, a group is either entirely visible after a crash or not at all — never
 // half. A record written but not yet synced is in RocksDB but beyond the published end:
@@ -27,14 +29,18 @@
 // each partition.
 //
 // Failures (a full disk, a file system gone read-only, any failed write or sync): the
-// group that hit it, and every group written but not yet synced, fail with kUnavailable —
-// their outcome is unknown (what reached the WAL may be there after recovery; a producer's
-// retry with the same ids finds it) — and the log is broken: appends fail fast. Reads go
-// on. The committer then recovers in place, at the next append after a back-off (100 ms
-// doubling to 5 s): it waits for the syncer to be idle, closes RocksDB and opens it again
-// (which recovers its WAL and flushes what it can); if that works the log takes appends
-// again, its ends and append times re-read from the store, the tails dropped. If it does
-// not (no space yet), the store is opened read-only for the readers until the next try.
+// group that hit it, and every group written but not yet synced, fail with kUnavailable,
+// and the log is broken: appends fail fast. Reads go on. The committer then recovers in
+// place, at the next append after a back-off (100 ms doubling to 5 s): it waits for the
+// syncer to be idle, closes RocksDB and opens it again (which recovers its WAL and flushes
+// what it can), deletes — synced — whatever the WAL gave back past the published ends
+// (records of the failed groups: drop_unpublished), and takes appends again, the tails
+// dropped. So while the process lives a failed append is settled: it is not in the log,
+// and a caller that looked for it in the meantime (a processor's relay) may append it
+// again. Only a process crash leaves the outcome open — the WAL recovered at the next open
+// may hold it — and every caller resolves that at start (a producer's retry with the same
+// ids finds it; a relay rescans from its marker). If the reopen or the delete fails (no
+// space yet), the store is opened read-only for the readers until the next try.
 // Readers take `db_mu_` (a SwapLock: readers share it, the swap cannot be starved).
 //
 // Idempotency (AppendBatch::dedupe): the committer looks each key up in the keys of its
@@ -412,15 +418,21 @@ class EmbeddedLog final : public Log {
       if (!lookup_failed.is_ok()) break;  // the whole group fails below
     }
     for (const auto& pending : group) bytes += pending.bytes;
-    rocksdb::Status s = lookup_failed.is_ok() ? db_->Write(rocksdb::WriteOptions(), &wb)
-                                              : rocksdb::Status::IOError(lookup_failed.message());
-    if (!s.ok()) {
-      // Nothing of it may become visible, and RocksDB may hold part of the state the next
-      // group would build on: the log is broken from here (reopen it).
-      Status st(Code::kUnavailable, "log write failed: " + s.ToString());
-      break_log(st);
-      return fail_group(group, st);
+    rocksdb::Status s;
+    {
+      // A write and the syncer's SyncWAL never overlap, and neither starts after the other
+      // failed (wal_mu_): see sync_loop.
+      std::lock_guard wal(wal_mu_);
+      if (Status b = broken(); !b.is_ok()) s = rocksdb::Status::IOError(b.message());
+      else if (!lookup_failed.is_ok()) s = rocksdb::Status::IOError(lookup_failed.message());
+      else s = db_->Write(rocksdb::WriteOptions(), &wb);
+      if (!s.ok()) {
+        // Nothing of it may become visible, and RocksDB may hold part of the state the next
+        // group would build on: the log is broken from here (reopen it).
+        break_log(Status(Code::kUnavailable, "log write failed: " + s.ToString()));
+      }
     }
+    if (!s.ok()) return fail_group(group, Status(Code::kUnavailable, "log write failed: " + s.ToString()));
     assigned_ = next;
     assigned_us_ = last_us;
     {
@@ -446,12 +458,22 @@ class EmbeddedLog final : public Log {
         to_sync_.clear();
         syncing_ = true;
       }
-      Status st = broken();
       if (opts_.before_sync) opts_.before_sync();
-      if (st.is_ok() && opts_.fsync) {
-        if (rocksdb::Status s = db_->SyncWAL(); !s.ok()) {
-          st = Status(Code::kUnavailable, "log sync failed: " + s.ToString());
-          break_log(st);
+      Status st;
+      {
+        // RocksDB's WAL file takes no append or sync after one failed (Debian's
+        // librocksdb, built with assertions, aborts the process), and DB::SyncWAL does not
+        // check for an earlier failed write. So the committer's check-and-write and this
+        // check-and-sync exclude each other, each breaking the log under the lock when it
+        // fails. The price: a group's write waits for the sync in flight (the committer
+        // still builds it meanwhile); `agentos_bench append`, README.
+        std::lock_guard wal(wal_mu_);
+        st = broken();
+        if (st.is_ok() && opts_.fsync) {
+          if (rocksdb::Status s = db_->SyncWAL(); !s.ok()) {
+            st = Status(Code::kUnavailable, "log sync failed: " + s.ToString());
+            break_log(st);
+          }
         }
       }
       for (Written& w : batch) {
@@ -530,12 +552,23 @@ class EmbeddedLog final : public Log {
                 {"reads", ro.ok() ? "served read-only" : "unavailable: " + ro.status().to_string()}});
       return false;
     }
+    if (Status dropped = drop_unpublished(*opened); !dropped.is_ok()) {
+      close_db(opened->db, opened->cfs);
+      auto ro = open_db(opts_, /*read_only=*/true);
+      if (ro.ok()) {
+        db_ = ro->db;
+        cfs_ = std::move(ro->cfs);
+      }
+      log_line(LogLevel::kWarn, "log recovery failed; retrying at a later append",
+               {{"dir", opts_.dir}, {"error", dropped.to_string()},
+                {"reads", ro.ok() ? "served read-only" : "unavailable: " + ro.status().to_string()}});
+      return false;
+    }
     db_ = opened->db;
     cfs_ = std::move(opened->cfs);
     db_lk.unlock();
-    // The store may hold more than was published (a group written before the failure whose
-    // outcome was unknown): its ends are the truth now. Published records are synced, so
-    // no end goes back.
+    // Published records are synced, so no end goes back; drop_unpublished took the store's
+    // ends back to the published ones.
     assigned_ = opened->ends;
     assigned_us_ = opened->last_us;
     group_ids_.clear();
@@ -565,6 +598,61 @@ class EmbeddedLog final : public Log {
              {{"dir", opts_.dir}, {"after", why.to_string()}});
     return true;
   }
+  // Recovery, with the store reopened and not yet in use: deletes — in one synced write —
+  // every record past a published end, with its tenant and id entries. Such a record was
+  // written by a group that failed (the one that broke the log, or one written before it
+  // and not yet synced, which the syncer then failed): its appender was told so and no
+  // reader saw it. Left in place it would surface at the recovery and be appended again by
+  // a caller that had already looked for it (a processor's relay rescans the log after a
+  // failed append, before the recovery, and then appends without dedupe:
+  // processors/runtime.h, rule 3). `opened` then ends where the published log ends.
+  Status drop_unpublished(OpenedDb& opened) {
+    std::vector<Offset> published;
+    std::vector<int64_t> published_us;
+    {
+      std::lock_guard lk(mu_);
+      published = ends_;
+      published_us = last_us_;
+    }
+    rocksdb::WriteBatch wb;
+    uint64_t dropped = 0;
+    for (int32_t p = 0; p < opts_.partitions; ++p) {
+      const Partition part(p);
+      if (opened.ends[p] <= published[p]) continue;
+      const std::string upper = record_key(part, opened.ends[p]);
+      rocksdb::Slice upper_slice(upper);
+      rocksdb::ReadOptions ro;
+      ro.iterate_upper_bound = &upper_slice;
+      std::unique_ptr<rocksdb::Iterator> it(opened.db->NewIterator(ro, opened.cfs[kRecords]));
+      for (it->Seek(record_key(part, published[p])); it->Valid(); it->Next()) {
+        auto rec = decode(it->key(), it->value());
+        if (!rec.ok()) return std::move(rec).take_status();
+        wb.Delete(opened.cfs[kRecords], it->key());
+        std::string tk = tenant_prefix(part, rec->tenant);
+        put_be64(tk, static_cast<uint64_t>(rec->pos.offset.value()));
+        wb.Delete(opened.cfs[kTenants], tk);
+        const EventHeader h = read_header(rec->value);
+        const std::string ik = id_key(rec->tenant.str(), h.source, h.id);
+        std::string at;
+        auto s = opened.db->Get(rocksdb::ReadOptions(), opened.cfs[kIds], ik, &at);
+        if (s.ok() && at == position_value(rec->pos)) wb.Delete(opened.cfs[kIds], ik);
+        else if (!s.ok() && !s.IsNotFound()) return Status(Code::kUnavailable, "recovery id lookup: " + s.ToString());
+        ++dropped;
+      }
+      if (!it->status().ok()) return Status(Code::kUnavailable, "recovery scan: " + it->status().ToString());
+      opened.ends[p] = published[p];
+      opened.last_us[p] = published_us[p];
+    }
+    if (dropped == 0) return Status::ok();
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    if (auto s = opened.db->Write(wo, &wb); !s.ok())
+      return Status(Code::kUnavailable, "dropping unpublished records: " + s.ToString());
+    log_line(LogLevel::kInfo, "log recovery dropped records of failed appends",
+             {{"dir", opts_.dir}, {"records", std::to_string(dropped)}});
+    return Status::ok();
+  }
+
   Offset published_end(Partition p) {
     std::lock_guard lk(mu_);
     return ends_[static_cast<size_t>(p.value())];
@@ -685,6 +773,7 @@ class EmbeddedLog final : public Log {
   std::chrono::steady_clock::time_point next_recovery_{};
   std::chrono::milliseconds recovery_backoff_{0};
 
+  std::mutex wal_mu_;   // one of: the committer's write (and break_log), the syncer's SyncWAL
   std::mutex sync_mu_;  // guards to_sync_, committer_done_
   std::condition_variable sync_cv_;
   std::deque<Written> to_sync_;

@@ -13,6 +13,8 @@
 #include <rocksdb/file_system.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <future>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -339,6 +341,105 @@ TEST(DiskFull, ReadersGoOnWhileTheLogBreaksAndRecoversRepeatedly) {
   }
   std::printf("reads %lld (unavailable during a swap: %lld), breaks %d, recoveries %d\n", (long long)reads.load(),
               (long long)unavailable.load(), breaks, recoveries);
+}
+
+// A group written to RocksDB but not yet synced when a later group breaks the log fails
+// too, though its bytes reached the WAL; the in-place recovery must not bring it back. Its
+// appender was told it failed, and one that then looked for it and appends it again
+// without dedupe — a processor's relay after its rescan (processors/runtime.h, rule 3) —
+// would otherwise log it twice. The roles crash test saw exactly that: derived events
+// twice after the data directory filled.
+TEST(DiskFull, AGroupWrittenButNotSyncedWhenTheLogBreaksIsNotBroughtBackByTheRecovery) {
+  TempDir dir;
+  EmbeddedLogOptions o = on_full_fs(dir);
+  std::mutex hold_mu;
+  std::condition_variable hold_cv;
+  bool hold = false, held = false;
+  o.before_sync = [&] {
+    std::unique_lock lk(hold_mu);
+    if (!hold) return;
+    held = true;
+    hold_cv.notify_all();
+    hold_cv.wait(lk, [&] { return !hold; });
+  };
+  auto opened = open_embedded_log(o);
+  ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+  Log& log = **opened;
+  const TenantId tenant("acme");
+  std::map<std::string, Position> acked;
+  for (int i = 0; i < 10; ++i) {
+    const std::string id = "a-" + std::to_string(i);
+    auto r = log.append_sync(AppendBatch{tenant, {test::make_event("acme", id, i)}, true});
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    acked[id] = r->positions[0];
+  }
+
+  // The first group is written and waits for its sync; the second hits the full disk.
+  {
+    std::lock_guard lk(hold_mu);
+    hold = true;
+  }
+  std::promise<Status> first, second;
+  log.append(AppendBatch{tenant, {test::make_event("acme", "g1-a", 1), test::make_event("acme", "g1-b", 2)}},
+             [&](Result<AppendResult> r) { first.set_value(r.status()); });
+  {
+    std::unique_lock lk(hold_mu);
+    ASSERT_TRUE(hold_cv.wait_for(lk, std::chrono::seconds(30), [&] { return held; })) << "the group was never synced";
+  }
+  full = true;
+  log.append(AppendBatch{tenant, {test::make_event("acme", "g2", 3)}},
+             [&](Result<AppendResult> r) { second.set_value(r.status()); });
+  auto second_failed = second.get_future();
+  ASSERT_EQ(second_failed.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_EQ(second_failed.get().code(), Code::kUnavailable);
+  {
+    std::lock_guard lk(hold_mu);
+    hold = false;
+  }
+  hold_cv.notify_all();
+  auto first_failed = first.get_future();
+  ASSERT_EQ(first_failed.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  const Status first_status = first_failed.get();
+  EXPECT_EQ(first_status.code(), Code::kUnavailable) << "the written group failed with the log: "
+                                                     << first_status.to_string();
+
+  // Space returns and the log recovers in place.
+  full = false;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto r = log.append_sync(AppendBatch{tenant, {test::make_event("acme", "back", 0)}, true});
+        if (r.ok()) acked["back"] = r->positions[0];
+        return r.ok();
+      },
+      std::chrono::seconds(30)))
+      << "the log did not recover in place";
+  EXPECT_EQ(logged_ids(log, 2), acked) << "a failed group is in the log after the recovery";
+
+  // The failed ones appended again as a relay does, without dedupe: each is there once.
+  for (const char* id : {"g1-a", "g1-b", "g2"}) {
+    auto r = log.append_sync(AppendBatch{tenant, {test::make_event("acme", id, 4)}});
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    acked[id] = r->positions[0];
+  }
+  std::map<std::string, int> copies;
+  for (int32_t p = 0; p < 2; ++p)
+    for (Offset from{0};;) {
+      auto recs = log.read(Partition(p), from);
+      ASSERT_TRUE(recs.ok()) << recs.status().to_string();
+      if (recs->empty()) break;
+      for (const auto& rec : *recs) {
+        ++copies[std::string(read_header(rec.value).id)];
+        from = rec.pos.offset.next();
+      }
+    }
+  for (const auto& [id, n] : copies) EXPECT_EQ(n, 1) << id << " is logged " << n << " times";
+  EXPECT_EQ(logged_ids(log, 2), acked);
+
+  // And after a restart.
+  opened->reset();
+  auto reopened = open_embedded_log(o);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().to_string();
+  EXPECT_EQ(logged_ids(**reopened, 2), acked);
 }
 
 // Every file of the process hits its size limit at once (RLIMIT_FSIZE: EFBIG, which
