@@ -44,4 +44,11 @@ bool constant_time_equal(std::string_view a, std::string_view b);
 // 32 random bytes as 43 base64url chars (also used for the operator token).
 std::string random_token();
 
+// base64url (RFC 4648 section 5) without padding, and back. The decoder is strict, so each
+// byte string has exactly one accepted spelling (JWS segments, gateway/jwt.h): nullopt for
+// any character outside the alphabet (padding `=` included), a length of 1 mod 4, or
+// unused low bits of the last character that are not zero.
+std::string base64url(std::string_view bytes);
+std::optional<std::string> unbase64url(std::string_view text);
+
 }  // namespace agentos::gateway
