@@ -107,7 +107,7 @@ Status http_stream(const Url& url, const std::string& target,
 
   beast::flat_buffer buf;
   http::response_parser<http::string_body> parser;
-  parser.body_limit(boost::none);
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // boost::none compares below any length in Beast 1.74
   http::read_header(*stream, buf, parser, ec);
   if (ec) return Status(Code::kUnavailable, "receive: " + ec.message());
   if (parser.get().result_int() != 200) {
