@@ -292,6 +292,7 @@ std::span<const Route> Api::routes() {
       {"GET", "/v1/tenants/{tenant}/events"},
       {"POST", "/v1/tenants/{tenant}/events:batch"},
       {"GET", "/v1/tenants/{tenant}/events/stream"},  // served by the server (is_stream_request)
+      {"POST", "/v1/tenants/{tenant}/stream-tokens"},
       {"GET", "/v1/tenants/{tenant}/sessions"},
       {"GET", "/v1/tenants/{tenant}/sessions/{sessionId}"},
       {"GET", "/v1/tenants/{tenant}/sessions/{sessionId}/transitions"},
@@ -354,14 +355,19 @@ std::span<const Route> Api::routes() {
 
 Result<Api::Principal> Api::authenticate(const HttpRequest& req) const {
   std::string_view auth = req.header("authorization");
-  if (auth.size() < 7 || !iequals(auth.substr(0, 7), "bearer "))
-    return Status(Code::kUnauthenticated, "missing bearer token (Authorization: Bearer <api key>)");
+  if (auth.size() < 7 || !iequals(auth.substr(0, 7), "bearer ")) {
+    if (req.query_param("access_token"))
+      return Status(Code::kUnauthenticated,
+                    "a stream token (?access_token=) is accepted only by GET /v1/tenants/{tenant}/events/stream");
+    return Status(Code::kUnauthenticated, "missing bearer token (Authorization: Bearer <API key or dashboard token>)");
+  }
   std::string_view token = auth.substr(7);
   Principal p;
   if (!opts_.admin_token.empty() && constant_time_equal(token, opts_.admin_token)) {
     p.operator_ = true;
     return p;
   }
+  if (std::count(token.begin(), token.end(), '.') == 2) return authenticate_jwt(token);
   auto id = key_id_of(token);
   if (!id) return Status(Code::kUnauthenticated, "unknown API key");
   const uint64_t gen = index_.auth_generation();
@@ -409,7 +415,10 @@ Result<StreamRequest> Api::authorize_stream(const HttpRequest& req) {
   if (s->size() != 5 || !TenantId::is_valid((*s)[2])) return Status(Code::kNotFound, "no such route");
   StreamRequest sr;
   sr.tenant = TenantId((*s)[2]);
-  auto p = authorize_tenant(req, sr.tenant, {Role::reader, Role::compliance});
+  // A stream token in the query (a browser's EventSource sends no header), or the
+  // Authorization header as on every other route — never both (RFC 6750 §2: one method).
+  auto p = req.query_param("access_token") ? authorize_stream_token(req, sr.tenant)
+                                           : authorize_tenant(req, sr.tenant, {Role::reader, Role::compliance});
   if (!p.ok()) return std::move(p).take_status();
   // Resume point: Last-Event-ID is the offset of the last event seen; ?from= the first wanted.
   // A resume point past the partition's end names an event the log does not have: refused
@@ -556,6 +565,8 @@ void Api::handle(HttpRequest req, Reply reply) {
       return req.method == "POST" ? post_events(req, t, true, std::move(reply)) : method_not_allowed();
     if (s.size() == 4 && s[3] == "keys")
       return req.method == "POST" ? create_key(req, t, std::move(reply)) : method_not_allowed();
+    if (s.size() == 4 && s[3] == "stream-tokens")
+      return req.method == "POST" ? create_stream_token(req, t, std::move(reply)) : method_not_allowed();
     if (s.size() == 5 && s[3] == "keys")
       return req.method == "DELETE" ? revoke_key(req, t, std::string(s[4]), std::move(reply))
                                     : method_not_allowed();

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <span>
 #include <string>
@@ -29,6 +30,7 @@
 #include "events/log.h"
 #include "events/secret_store.h"
 #include "gateway/index.h"
+#include "gateway/jwt.h"
 #include "gateway/metrics.h"
 #include "gateway/rate_limiter.h"
 #include "gateway/sources.h"
@@ -89,6 +91,11 @@ Result<std::vector<std::string>> path_segments(std::string_view path);
 // (no sign, no blank), 0..INT64_MAX without overflow; kInvalidArgument naming `field`.
 Result<int64_t> parse_offset(std::string_view text, std::string_view field);
 
+// An entry of ApiOptions::cors_origins: `http` or `https`, `://`, a host of [a-z0-9.-] or a
+// bracketed IPv6 literal, an optional `:port`, nothing else (no path, no trailing slash,
+// no `*`, not `null`): what a browser's Origin header holds. kInvalidArgument otherwise.
+Status check_cors_origin(std::string_view origin);
+
 // Parses a small JSON object of string members (admin request bodies); any member not in
 // `allowed`, or not a string, is a field error.
 Result<std::unordered_map<std::string, std::string>> parse_admin_body(
@@ -126,6 +133,13 @@ inline constexpr size_t kMaxReaderThreads = 64;
 
 struct ApiOptions {
   std::string admin_token;  // operator token for /v1/admin/*
+  // Dashboard tokens (gateway/jwt.h): a bearer token of the JWS compact shape (two dots)
+  // is verified by this, and its claims give the tenant and the role. Null: such tokens
+  // are refused (401).
+  std::shared_ptr<const JwtVerifier> jwt;
+  // CORS: the origins whose pages may call the API, each `scheme://host[:port]` as
+  // browsers send it (check_cors_origin). Empty: no CORS headers, OPTIONS is 405.
+  std::vector<std::string> cors_origins;
   // The engine's API-key secret (gateway/keys.h: kApiKeySecretBytes, required): the keys
   // the Api mints derive from it, and presented keys are checked by deriving them again.
   std::string api_key_secret;
@@ -217,6 +231,17 @@ class Api {
   // authenticated request (ServerOptions::max_unauthenticated_per_address).
   bool authenticated(const HttpRequest& req) const { return authenticate(req).ok(); }
 
+  // CORS (ApiOptions::cors_origins). The headers every response to `req` carries:
+  // `Vary: Origin` whenever CORS is on, and when the request's Origin is allowed,
+  // Access-Control-Allow-Origin naming it and the response headers a page may read.
+  // Nothing when CORS is off.
+  std::vector<std::pair<std::string, std::string>> cors_headers(const HttpRequest& req) const;
+  // The answer to a CORS preflight (OPTIONS carrying Origin and
+  // Access-Control-Request-Method) when CORS is on: 204 with the methods of that path for
+  // an allowed origin, 403 for another origin, 404 for a path that is no route. nullopt
+  // for any other request, or with CORS off (handle() answers it, OPTIONS being 405).
+  std::optional<HttpResponse> preflight(const HttpRequest& req) const;
+
   // A route template for metrics ("/v1/tenants/{t}/events"), never the raw path.
   static std::string route_of(const HttpRequest& req);
 
@@ -238,6 +263,12 @@ class Api {
     std::string key_id;  // the API key's public id (empty for the operator)
   };
   Result<Principal> authenticate(const HttpRequest& req) const;
+  // A dashboard token (ApiOptions::jwt): its tenant and role; the key id is `jwt:<sub>`.
+  Result<Principal> authenticate_jwt(std::string_view token) const;
+  // The stream token of `?access_token=` for tenant `t` (gateway/keys.h), with no
+  // Authorization header beside it, minted by a key that is not revoked since.
+  Result<Principal> authorize_stream_token(const HttpRequest& req, const TenantId& t) const;
+  void create_stream_token(const HttpRequest& req, const TenantId& t, Reply reply);
   // The presented key is the key `key_id` (derived again, or a v1 record's hash).
   bool key_matches(std::string_view token, std::string_view key_id, const KeyInfo& info) const;
   Result<Principal> authorize_tenant(const HttpRequest& req, const TenantId& t,

@@ -292,7 +292,12 @@ class Session : public std::enable_shared_from_this<Session> {
     req.body = std::move(msg.body());
     keep_alive_ = msg.keep_alive();
     route_ = Api::route_of(req);
+    cors_ = sh_.api.cors_headers(req);  // on this request's answer, whichever it is
 
+    if (auto pf = sh_.api.preflight(req)) {
+      cors_.clear();  // a preflight's answer carries its own
+      return respond(std::move(*pf));
+    }
     if (sh_.api.is_stream_request(req)) {
       auto sr = sh_.api.authorize_stream(req);
       if (!sr.ok()) {
@@ -315,6 +320,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // An error on the connection itself: answer, then close (the framing may be broken).
   void fail(int status, const Status& s) {
     keep_alive_ = false;
+    cors_.clear();  // no request of this answer was read
     if (route_.empty()) route_ = "other";
     respond(problem_response(status, s));
   }
@@ -359,6 +365,7 @@ class Session : public std::enable_shared_from_this<Session> {
     };
     if (has_body) header("Content-Type", r.content_type);
     for (const auto& [k, v] : r.headers) header(k, v);
+    for (const auto& [k, v] : cors_) header(k, v);
     if (has_body) header("Content-Length", std::to_string(r.body.size()));
     if (!keep_alive_) header("Connection", "close");
     out += "\r\n";
@@ -390,6 +397,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res->set(http::field::content_type, "text/event-stream");
     res->set(http::field::cache_control, "no-cache");
     res->set("X-Accel-Buffering", "no");
+    for (const auto& [k, v] : cors_) res->set(k, v);
     res->chunked(true);
     auto sr_ = std::make_shared<http::response_serializer<http::empty_body>>(*res);
     stream_.expires_after(sh_.opts.write_timeout);
@@ -522,6 +530,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = true;
   bool closed_ = false;
   bool unauthenticated_ = false;  // counted in Shared::unauth under address_
+  // CORS headers for the answer to the current request (Api::cors_headers).
+  std::vector<std::pair<std::string, std::string>> cors_;
   bool address_refused_ = false;  // its address was at its cap when it was accepted
   std::string address_;
   bool body_timed_out_ = false;

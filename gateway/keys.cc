@@ -108,6 +108,91 @@ std::string derive_api_key(std::string_view secret, std::string_view tenant, std
   return key;
 }
 
+namespace {
+
+std::string stream_token_mac(std::string_view secret, std::string_view claims) {
+  if (secret.size() != kApiKeySecretBytes) throw std::invalid_argument("API-key secret of the wrong size");
+  std::string msg = "agentos-stream-token/v1";
+  msg.push_back('\0');
+  msg += claims;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(msg.data()),
+           msg.size(), md, &len) == nullptr)
+    throw std::runtime_error("HMAC failed");
+  std::string mac(reinterpret_cast<const char*>(md), len);
+  OPENSSL_cleanse(md, sizeof md);
+  return mac;
+}
+
+constexpr uint8_t kStreamTokenVersion = 1;
+constexpr std::string_view kStreamTokenPrefix = "ast_";
+
+}  // namespace
+
+std::string mint_stream_token(std::string_view secret, const StreamTokenClaims& c) {
+  if (c.key_id.size() > 255) throw std::invalid_argument("stream token key id too long");
+  std::string claims;
+  claims.push_back(static_cast<char>(kStreamTokenVersion));
+  for (int shift = 56; shift >= 0; shift -= 8)
+    claims.push_back(static_cast<char>((static_cast<uint64_t>(c.expires_at) >> shift) & 0xFF));
+  claims.push_back(static_cast<char>(static_cast<uint8_t>(c.role)));
+  claims.push_back(static_cast<char>(c.tenant.str().size()));
+  claims += c.tenant.str();
+  claims.push_back(static_cast<char>(c.key_id.size()));
+  claims += c.key_id;
+  std::string token(kStreamTokenPrefix);
+  token += base64url(claims);
+  token += '.';
+  token += base64url(stream_token_mac(secret, claims));
+  return token;
+}
+
+Result<StreamTokenClaims> verify_stream_token(std::string_view secret, std::string_view token, int64_t now_s) {
+  const Status malformed(Code::kUnauthenticated, "malformed stream token");
+  if (token.size() > kStreamTokenMaxBytes || token.substr(0, kStreamTokenPrefix.size()) != kStreamTokenPrefix)
+    return malformed;
+  token.remove_prefix(kStreamTokenPrefix.size());
+  const size_t dot = token.find('.');
+  if (dot == std::string_view::npos) return malformed;
+  auto claims = unbase64url(token.substr(0, dot));
+  auto mac = unbase64url(token.substr(dot + 1));
+  if (!claims || !mac) return malformed;
+  // The MAC first: nothing of the claims is believed before it verifies.
+  if (!constant_time_equal(*mac, stream_token_mac(secret, *claims)))
+    return Status(Code::kUnauthenticated, "bad stream token signature");
+  const std::string& b = *claims;
+  size_t at = 0;
+  auto byte = [&]() -> std::optional<uint8_t> {
+    if (at >= b.size()) return std::nullopt;
+    return static_cast<uint8_t>(b[at++]);
+  };
+  auto bytes = [&](size_t n) -> std::optional<std::string> {
+    if (b.size() - at < n) return std::nullopt;
+    std::string out = b.substr(at, n);
+    at += n;
+    return out;
+  };
+  auto version = byte();
+  if (!version || *version != kStreamTokenVersion) return malformed;
+  auto exp = bytes(8);
+  auto role = byte();
+  auto tlen = byte();
+  auto tenant = tlen ? bytes(*tlen) : std::nullopt;
+  auto klen = tenant ? byte() : std::nullopt;
+  auto key_id = klen ? bytes(*klen) : std::nullopt;
+  if (!exp || !role || !key_id || at != b.size() || *role > static_cast<uint8_t>(Role::MAX) ||
+      !TenantId::is_valid(*tenant))
+    return malformed;
+  StreamTokenClaims c;
+  for (unsigned char ch : *exp) c.expires_at = static_cast<int64_t>((static_cast<uint64_t>(c.expires_at) << 8) | ch);
+  c.role = static_cast<Role>(*role);
+  c.tenant = TenantId(*tenant);
+  c.key_id = std::move(*key_id);
+  if (now_s >= c.expires_at) return Status(Code::kUnauthenticated, "stream token has expired");
+  return c;
+}
+
 Result<std::string> load_or_create_api_key_secret(const std::string& path) {
   auto fail = [&](const std::string& what) {
     return Status(Code::kUnavailable, what + " " + path + ": " + std::strerror(errno));

@@ -16,6 +16,8 @@
 #include <string_view>
 
 #include "events/status.h"
+#include "events/tenancy.h"
+#include "events/types.h"
 
 namespace agentos::gateway {
 
@@ -43,6 +45,33 @@ std::optional<std::string> key_id_of(std::string_view api_key);
 bool constant_time_equal(std::string_view a, std::string_view b);
 // 32 random bytes as 43 base64url chars (also used for the operator token).
 std::string random_token();
+
+// STREAM TOKENS: short-lived credentials for the event stream only, minted by an
+// authenticated call (POST /v1/tenants/{t}/stream-tokens) for clients that cannot send an
+// Authorization header — a browser's EventSource — and accepted only as
+// `?access_token=` on GET /v1/tenants/{t}/events/stream. A token is
+//   `ast_` base64url(claims) `.` base64url(HMAC-SHA256(K, "agentos-stream-token/v1" 0x00 claims))
+// with K the API-key secret (the prefix keeps its MACs apart from the keys'), claims =
+//   u8 version (1) | be64 expires_at (Unix seconds) | u8 role | u8 len, tenant | u8 len, key_id
+// `key_id` names the credential that minted it (an API key's id, or `jwt:<sub>`), so a
+// token dies with a revoked key. Nothing is stored: a token is checked by its MAC and its
+// expiry alone, which is why they are short (kStreamTokenMaxTtl).
+inline constexpr int64_t kStreamTokenDefaultTtlSeconds = 300;
+inline constexpr int64_t kStreamTokenMinTtlSeconds = 10;
+inline constexpr int64_t kStreamTokenMaxTtlSeconds = 3600;
+inline constexpr size_t kStreamTokenMaxBytes = 512;
+
+struct StreamTokenClaims {
+  TenantId tenant;
+  Role role = Role::reader;
+  std::string key_id;  // at most 255 bytes
+  int64_t expires_at = 0;  // Unix seconds
+};
+std::string mint_stream_token(std::string_view secret, const StreamTokenClaims& claims);
+// The claims of `token` if its MAC is right and `now_s` is before its expiry; otherwise
+// kUnauthenticated with a fixed message ("malformed stream token", "bad stream token
+// signature", "stream token has expired") that never quotes the token.
+Result<StreamTokenClaims> verify_stream_token(std::string_view secret, std::string_view token, int64_t now_s);
 
 // base64url (RFC 4648 section 5) without padding, and back. The decoder is strict, so each
 // byte string has exactly one accepted spelling (JWS segments, gateway/jwt.h): nullopt for

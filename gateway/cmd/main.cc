@@ -27,6 +27,7 @@
 #include "gateway/cmd/sources.h"
 #include "gateway/http_client.h"
 #include "gateway/index.h"
+#include "gateway/jwt.h"
 #include "gateway/keys.h"
 #include "gateway/metrics.h"
 #include "gateway/rate_limiter.h"
@@ -149,6 +150,35 @@ Result<std::string> operator_token(const std::string& flag, const std::string& d
   return t;
 }
 
+// The dashboard-token verifier of --jwt-secret-file / --jwks-file (gateway/jwt.h); null
+// when neither is given. The secret file's bytes are the secret, but for one trailing
+// newline (`echo "$SECRET" > file`).
+Result<std::shared_ptr<const gateway::JwtVerifier>> dashboard_tokens(const Args& a) {
+  const std::string secret_file = a.get("jwt-secret-file"), jwks_file = a.get("jwks-file");
+  if (secret_file.empty() && jwks_file.empty()) return std::shared_ptr<const gateway::JwtVerifier>();
+  gateway::JwtOptions o;
+  if (!secret_file.empty()) {
+    std::ifstream in(secret_file, std::ios::binary);
+    std::string secret((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in && !in.eof()) return Status(Code::kInvalidArgument, "--jwt-secret-file " + secret_file + ": cannot read");
+    if (!secret.empty() && secret.back() == '\n') secret.pop_back();
+    if (!secret.empty() && secret.back() == '\r') secret.pop_back();
+    o.hs256_secret = std::move(secret);
+  }
+  if (!jwks_file.empty()) {
+    auto jwks = gateway::read_jwks_file(jwks_file);
+    if (!jwks.ok()) return std::move(jwks).take_status();
+    o.jwks_json = std::move(jwks).value();
+  }
+  o.audience = a.get("jwt-audience");
+  if (const std::string iss = a.get("jwt-issuer"); !iss.empty()) o.issuer = iss;
+  o.tenant_claim = a.get("jwt-tenant-claim");
+  o.role_claim = a.get("jwt-role-claim");
+  auto v = gateway::JwtVerifier::create(std::move(o));
+  if (!v.ok()) return std::move(v).take_status();
+  return std::shared_ptr<const gateway::JwtVerifier>(std::move(v).value());
+}
+
 // Synchronous call into the Api (used for the demo tenant bootstrap).
 gateway::HttpResponse call_api(gateway::Api& api, std::string method, std::string path, std::string token,
                                std::string body) {
@@ -177,6 +207,13 @@ int cmd_serve(int argc, char** argv) {
           {"rate-scale", "AGENTOS_RATE_SCALE", "1", "multiply every plan's rate limit (benchmarks)"},
           {"stream-scale", "AGENTOS_STREAM_SCALE", "1", "multiply every plan's caps on open event streams (per key: free 5, pro 50, enterprise 500; per tenant: 10, 100, 1000)"},
           {"metrics-token", "AGENTOS_METRICS_TOKEN", "", "bearer token GET /metrics requires (the operator token works too); empty: /metrics is public"},
+          {"jwt-secret-file", "AGENTOS_JWT_SECRET_FILE", "", "dashboard tokens: file holding the HS256 secret (Supabase's JWT secret, its bytes as given, >= 32)"},
+          {"jwks-file", "AGENTOS_JWKS_FILE", "", "dashboard tokens: JWK Set file of the identity provider's public keys (RS256, EdDSA)"},
+          {"jwt-audience", "AGENTOS_JWT_AUDIENCE", "authenticated", "dashboard tokens: the required `aud`"},
+          {"jwt-issuer", "AGENTOS_JWT_ISSUER", "", "dashboard tokens: the required `iss` (empty: not checked)"},
+          {"jwt-tenant-claim", "AGENTOS_JWT_TENANT_CLAIM", "app_metadata.tenant", "dashboard tokens: dotted path of the tenant claim"},
+          {"jwt-role-claim", "AGENTOS_JWT_ROLE_CLAIM", "app_metadata.role", "dashboard tokens: dotted path of the role claim"},
+          {"cors-origins", "AGENTOS_CORS_ORIGINS", "", "comma-separated origins (https://dash.example.com) whose pages may call the API; empty: no CORS"},
           {"max-unauthenticated-per-address", "AGENTOS_MAX_UNAUTHENTICATED_PER_ADDRESS", "256", "connections one source address may hold before a request on them authenticates; beyond: 429"},
           {"no-fsync", "AGENTOS_NO_FSYNC", "false", "do not fsync appends (benchmarks only: loses acknowledged events on power loss)"},
           {"port-file", "AGENTOS_PORT_FILE", "", "write the bound port to this file once listening"},
@@ -286,6 +323,25 @@ int cmd_serve(int argc, char** argv) {
   gateway::ApiOptions ao;
   ao.admin_token = *token;
   ao.api_key_secret = std::move(key_secret).value();
+  // Browsers (gateway/README.md): checked before any component starts.
+  if (auto jwt = dashboard_tokens(a); !jwt.ok()) {
+    std::cerr << "agentos serve: " << jwt.status().to_string() << "\n";
+    return 2;
+  } else {
+    ao.jwt = std::move(jwt).value();
+  }
+  for (std::string_view list = a.get("cors-origins"); !list.empty();) {
+    const size_t comma = list.find(',');
+    std::string origin(list.substr(0, comma));
+    while (!origin.empty() && origin.front() == ' ') origin.erase(0, 1);
+    while (!origin.empty() && origin.back() == ' ') origin.pop_back();
+    if (Status s = gateway::check_cors_origin(origin); !s.is_ok()) {
+      std::cerr << "agentos serve: --cors-origins: " << s.message() << "\n";
+      return 2;
+    }
+    ao.cors_origins.push_back(std::move(origin));
+    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+  }
   PriceTable price_table = PriceTable::defaults();
   if (const std::string pf = a.get("prices"); !pf.empty()) {
     std::ifstream in(pf);

@@ -220,6 +220,16 @@ TEST(CanaryTest, NoCredentialOrValueDerivedFromOneAppearsInLogsDataStreamsOrRead
     call(port, "GET", "/v1/tenants/" + t + "/events", "x" + admin_key[t], "", "");
     call(port, "GET", "/v1/tenants/" + t + "/sessions", op, "", "");
     call(port, "GET", "/v1/tenants/" + t + "/events?after=" + admin_key[t], reader_key[t], "", "");
+    // A stream token, presented where it does not belong: another tenant's stream, a
+    // route that takes none, and tampered.
+    auto st = json_call("POST", "/v1/tenants/" + t + "/stream-tokens", reader_key[t], "", 201);
+    const std::string stream_token = json_member(st.body, "token");
+    ASSERT_EQ(stream_token.rfind("ast_", 0), 0u) << st.body;
+    canaries.add(t + "'s stream token", stream_token);
+    canaries.add(t + "'s stream token (MAC)", stream_token.substr(stream_token.find('.') + 1));
+    call(port, "GET", "/v1/tenants/" + other + "/events/stream?access_token=" + stream_token, "", "", "");
+    call(port, "GET", "/v1/tenants/" + t + "/events?access_token=" + stream_token, "", "", "");
+    call(port, "GET", "/v1/tenants/" + t + "/events/stream?access_token=" + stream_token + "x", "", "", "");
   }
   if (broken == "log-key")  // not a place for a credential: the scan must find it
     json_call("POST", "/v1/tenants/acme/events", producer_key["acme"],

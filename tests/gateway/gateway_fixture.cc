@@ -48,6 +48,8 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
   ao.stream_caps = o.stream_caps;
   ao.metrics_token = o.metrics_token;
   ao.key_creation = o.key_creation;
+  ao.jwt = o.jwt;
+  ao.cors_origins = o.cors_origins;
   if (o.router) {
     RuntimeOptions ro;
     ro.state_dir = dir + "/router";

@@ -64,6 +64,8 @@ struct EngineOptions {
   StreamCaps stream_caps;
   std::string metrics_token;                  // ApiOptions::metrics_token
   RateLimit key_creation{10.0 / 60, 20};      // ApiOptions::key_creation
+  std::shared_ptr<const JwtVerifier> jwt;     // ApiOptions::jwt
+  std::vector<std::string> cors_origins;      // ApiOptions::cors_origins
 };
 
 class Engine {

@@ -69,6 +69,43 @@ TEST(KeyDerivation, AKeyDependsOnTheSecretTheTenantAndTheKeyId) {
   EXPECT_THROW(derive_api_key("short", "acme", "0123456789abcdef"), std::invalid_argument);
 }
 
+TEST(StreamTokens, ClaimsRoundTripUnderTheirSecretOnlyAndUntilTheyExpire) {
+  const std::string secret(kApiKeySecretBytes, 's'), other(kApiKeySecretBytes, 'o');
+  StreamTokenClaims c;
+  c.tenant = TenantId("acme");
+  c.role = Role::compliance;
+  c.key_id = "00112233445566ff";
+  c.expires_at = 1'800'000'000;
+  const std::string token = mint_stream_token(secret, c);
+  auto back = verify_stream_token(secret, token, c.expires_at - 1);
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_EQ(back->tenant, c.tenant);
+  EXPECT_EQ(back->role, Role::compliance);
+  EXPECT_EQ(back->key_id, c.key_id);
+  EXPECT_EQ(back->expires_at, c.expires_at);
+  auto why = [&](std::string_view t, const std::string& s = "", int64_t now = 1'700'000'000) {
+    auto r = verify_stream_token(s.empty() ? secret : s, t, now);
+    return r.ok() ? std::string("ACCEPTED") : r.status().message();
+  };
+  EXPECT_EQ(why(token, "", c.expires_at), "stream token has expired");
+  EXPECT_EQ(why(token, other), "bad stream token signature");
+  // Every single-character change of the token is refused.
+  for (size_t i = 0; i < token.size(); ++i) {
+    std::string t = token;
+    t[i] = t[i] == 'A' ? 'B' : 'A';
+    EXPECT_NE(why(t), "ACCEPTED") << "position " << i;
+  }
+  EXPECT_NE(why(token.substr(0, token.size() - 1)), "ACCEPTED");
+  EXPECT_EQ(why(token.substr(0, token.find('.'))), "malformed stream token");
+  EXPECT_EQ(why("ast_." + token.substr(token.find('.') + 1)), "bad stream token signature");
+  EXPECT_EQ(why(""), "malformed stream token");
+  EXPECT_EQ(why(token + std::string(kStreamTokenMaxBytes, 'A')), "malformed stream token");
+  // An API key is not a stream token, and a stream token's MAC is not a key's.
+  const std::string key = derive_api_key(secret, "acme", c.key_id);
+  EXPECT_EQ(why(key), "malformed stream token");
+  EXPECT_EQ(key.find(token.substr(token.find('.') + 1)), std::string::npos);
+}
+
 TEST_F(Keys, NothingOfAKeyIsInItsEventAndTheKeyWorksAcrossARestart) {
   const std::string admin = engine->create_tenant("acme");
   const std::string reader = engine->create_key("acme", admin, "reader");
