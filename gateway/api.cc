@@ -292,6 +292,7 @@ std::span<const Route> Api::routes() {
       {"GET", "/v1/tenants/{tenant}/events"},
       {"POST", "/v1/tenants/{tenant}/events:batch"},
       {"GET", "/v1/tenants/{tenant}/events/stream"},  // served by the server (is_stream_request)
+      {"GET", "/v1/tenants/{tenant}/events/ws"},      // the same, over WebSocket
       {"POST", "/v1/tenants/{tenant}/stream-tokens"},
       {"GET", "/v1/tenants/{tenant}/sessions"},
       {"GET", "/v1/tenants/{tenant}/sessions/{sessionId}"},
@@ -406,7 +407,11 @@ Result<Api::Principal> Api::authorize_tenant(const HttpRequest& req, const Tenan
 bool Api::is_stream_request(const HttpRequest& req) const {
   auto s = path_segments(req.path);  // a path that does not decode goes to handle(): 400
   return req.method == "GET" && s.ok() && s->size() == 5 && (*s)[0] == "v1" && (*s)[1] == "tenants" &&
-         (*s)[3] == "events" && (*s)[4] == "stream";
+         (*s)[3] == "events" && ((*s)[4] == "stream" || (*s)[4] == "ws");
+}
+
+bool Api::is_websocket_request(const HttpRequest& req) const {
+  return is_stream_request(req) && req.path.ends_with("/ws");
 }
 
 Result<StreamRequest> Api::authorize_stream(const HttpRequest& req) {

@@ -224,7 +224,10 @@ class Api {
 
   // Authorises and parses a stream request. The caller then serves the stream.
   Result<StreamRequest> authorize_stream(const HttpRequest& req);
+  // GET /v1/tenants/{t}/events/stream (SSE) or …/events/ws (WebSocket): the server
+  // serves both after authorize_stream.
   bool is_stream_request(const HttpRequest& req) const;
+  bool is_websocket_request(const HttpRequest& req) const;
   // Whether the request carries a credential that is valid now (an API key or the
   // operator token), whatever it may do. The server asks once per connection: a
   // connection stops counting as unauthenticated for its address after its first

@@ -3,6 +3,8 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <simdjson.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -12,10 +14,12 @@
 #include <array>
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <future>
 #include <iostream>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -30,6 +34,7 @@ namespace {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
@@ -38,14 +43,22 @@ constexpr std::chrono::seconds kDrainTimeout{30};
 
 class Session;
 
-// Wakes SSE sessions waiting on a partition. `generation` lets a session detect an
+// A stream waiting for its partition to grow: an SSE Session or a WsSession.
+class Waiter {
+ public:
+  virtual ~Waiter() = default;
+  // Called from the hub (any thread): the waiter hops onto its own strand.
+  virtual void wake() = 0;
+};
+
+// Wakes stream sessions waiting on a partition. `generation` lets a session detect an
 // append that happened between its last read and its registration as a waiter, so no
 // wake-up is ever missed.
 class Hub {
  public:
   explicit Hub(int32_t partitions) : gen_(partitions) {}
   uint64_t generation(Partition p) const { return gen_[p.value()].load(std::memory_order_acquire); }
-  void add_waiter(Partition p, std::weak_ptr<Session> s) {
+  void add_waiter(Partition p, std::weak_ptr<Waiter> s) {
     std::lock_guard lk(mu_);
     if (!closed_) waiters_[p.value()].push_back(std::move(s));
   }
@@ -62,7 +75,7 @@ class Hub {
   std::vector<std::atomic<uint64_t>> gen_;
   std::mutex mu_;
   bool closed_ = false;
-  std::unordered_map<int32_t, std::vector<std::weak_ptr<Session>>> waiters_;
+  std::unordered_map<int32_t, std::vector<std::weak_ptr<Waiter>>> waiters_;
 };
 
 struct Shared {
@@ -128,7 +141,9 @@ class ReplyHold {
   Shared& sh_;
 };
 
-class Session : public std::enable_shared_from_this<Session> {
+class WsSession;
+
+class Session : public Waiter, public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Shared& sh)
       : stream_(std::move(socket)), sh_(sh), timer_(stream_.get_executor()) {
@@ -166,8 +181,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Called from the hub (any thread): hops onto our strand, then cancels the wait.
-  void post_wake(const std::shared_ptr<Session>& self) {
-    net::post(stream_.get_executor(), [self] { self->timer_.cancel(); });
+  void wake() override {
+    net::post(stream_.get_executor(), [self = shared_from_this()] { self->timer_.cancel(); });
   }
 
  private:
@@ -299,12 +314,19 @@ class Session : public std::enable_shared_from_this<Session> {
       return respond(std::move(*pf));
     }
     if (sh_.api.is_stream_request(req)) {
+      const bool ws = sh_.api.is_websocket_request(req);
+      if (ws && !websocket::is_upgrade(msg)) {
+        HttpResponse r = problem_response(426, Status(Code::kInvalidArgument, "a WebSocket upgrade is required (Upgrade: websocket)"), req.path);
+        r.headers.emplace_back("Upgrade", "websocket");
+        return respond(std::move(r));
+      }
       auto sr = sh_.api.authorize_stream(req);
       if (!sr.ok()) {
         if (unauthenticated_ && sr.status().code() != Code::kUnauthenticated) release_unauthenticated();
         return respond(problem_response(sr.status(), req.path));
       }
       release_unauthenticated();
+      if (ws) return upgrade(std::move(sr.value()), std::move(msg));
       return start_stream(std::move(sr.value()));
     }
     if (unauthenticated_ && sh_.api.authenticated(req)) release_unauthenticated();
@@ -380,6 +402,10 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.close();
     timer_.cancel();  // a stream waiting for events or its keepalive lets go now
   }
+
+  // The WebSocket handshake and everything after it belong to a WsSession, which takes
+  // the connection over; this Session ends when the handler returns.
+  void upgrade(StreamRequest sr, http::request<http::string_body> req);
 
   // ---- Server-Sent Events --------------------------------------------------------
 
@@ -549,16 +575,284 @@ class Session : public std::enable_shared_from_this<Session> {
   Offset next_;
 };
 
+// ---- The event stream over WebSocket ------------------------------------------------
+//
+// GET /v1/tenants/{t}/events/ws, authorised like the SSE stream (same resume point and
+// filter: ?from=, ?type=; no Last-Event-ID, which browsers do not send on WebSocket). The
+// server sends text messages:
+//   {"kind":"events","events":[{"offset":N,"type":T,"event":{CloudEvent}}, ...]}
+//       at most ServerOptions::stream_chunk_bytes of events (or one), in log order;
+//   {"kind":"caught-up","next":N} once the history is exhausted;
+//   {"kind":"dropped","reason":R,"next":N} just before the server closes a stream it
+//       will not serve further (N: the offset to resume from);
+//   {"kind":"error","detail":D} before closing with 1011 when the log cannot be read.
+// The client sends only acknowledgements, {"ack": N}: it has processed every event up to
+// offset N. The server keeps at most ws_ack_window events unacknowledged, and closes with
+// 4408 when the window stays full for stream_stall_timeout, so a slow consumer lags in the
+// log, never in memory. Anything else from the client (not JSON, other members, an offset
+// never sent) closes with 1008, a message over 1 KiB with 1009. Close codes: 1008 bad
+// client message, 1009 client message too big, 1011 log unreadable, 4408 no
+// acknowledgement in time, 4503 stream buffers full.
+constexpr uint16_t kWsCloseBadMessage = 1008;
+constexpr uint16_t kWsCloseLogError = 1011;
+constexpr uint16_t kWsCloseSlowConsumer = 4408;
+constexpr uint16_t kWsCloseBusy = 4503;
+constexpr size_t kWsMaxClientMessage = 1024;
+
+class WsSession final : public Waiter, public std::enable_shared_from_this<WsSession> {
+ public:
+  WsSession(beast::tcp_stream&& stream, Shared& sh, StreamRequest sr, std::vector<std::pair<std::string, std::string>> headers)
+      : ws_(std::move(stream)),
+        sh_(sh),
+        wait_timer_(ws_.get_executor()),
+        ack_timer_(ws_.get_executor()),
+        req_(std::move(sr)),
+        partition_(sh.log.partition_of(req_.tenant)),
+        next_(req_.from),
+        headers_(std::move(headers)) {
+    sh_.connections.fetch_add(1);
+    sh_.metrics.connections().Increment();
+    sh_.metrics.ws_subscribers().Increment();
+  }
+  ~WsSession() override {
+    release_message();
+    sh_.connections.fetch_sub(1);
+    sh_.metrics.connections().Decrement();
+    sh_.metrics.ws_subscribers().Decrement();
+  }
+
+  void run(http::request<http::string_body> req) {
+    upgrade_ = std::move(req);  // kept while the handshake runs
+    beast::get_lowest_layer(ws_).expires_never();  // the websocket stream's own timeouts from here
+    websocket::stream_base::timeout t;
+    t.handshake_timeout = sh_.opts.write_timeout;
+    t.idle_timeout = sh_.opts.ws_idle_timeout;  // a ping at half of it; no answer by the end: closed
+    t.keep_alive_pings = true;
+    ws_.set_option(t);
+    ws_.set_option(websocket::stream_base::decorator([headers = headers_](websocket::response_type& res) {
+      res.set(http::field::server, "agentos");
+      for (const auto& [k, v] : headers) res.set(k, v);
+    }));
+    ws_.read_message_max(kWsMaxClientMessage);
+    ws_.text(true);
+    ws_.async_accept(upgrade_, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;  // the handshake failed: the connection goes with this session
+      self->open_ = true;
+      self->read_ack();
+      self->pump();
+    });
+  }
+
+  void wake() override {
+    net::post(ws_.get_executor(), [self = shared_from_this()] { self->wait_timer_.cancel(); });
+  }
+
+ private:
+  void read_ack() {
+    ws_.async_read(in_, [self = shared_from_this()](beast::error_code ec, size_t) { self->on_ack(ec); });
+  }
+
+  void on_ack(beast::error_code ec) {
+    if (ec) {  // the client closed, vanished, or sent a message over the limit
+      // (A message over kWsMaxClientMessage: Beast closes with 1009 itself.)
+      if (ec != websocket::error::closed && ec != net::error::operation_aborted) sh_.metrics.stream_dropped("gone");
+      return stop();
+    }
+    const std::string text = beast::buffers_to_string(in_.data());
+    in_.consume(in_.size());
+    simdjson::dom::parser parser;
+    simdjson::padded_string padded(text);
+    simdjson::dom::object obj;
+    int64_t ack = -1;
+    bool ok = parser.parse(padded).get_object().get(obj) == simdjson::SUCCESS && obj.size() == 1 &&
+              obj["ack"].get_int64().get(ack) == simdjson::SUCCESS;
+    // Only an offset sent and not yet acknowledged, or the last one acknowledged again.
+    ok = ok && ack >= 0 && ack <= last_sent_ && ack >= acked_;
+    if (!ok) return finish(kWsCloseBadMessage, "expected {\"ack\": <offset of an event sent>}");
+    acked_ = ack;
+    while (!unacked_.empty() && unacked_.front() <= ack) unacked_.pop_front();
+    if (waiting_for_ack_ && unacked_.size() < sh_.opts.ws_ack_window) {
+      waiting_for_ack_ = false;
+      ack_timer_.cancel();
+      pump();
+    }
+    read_ack();
+  }
+
+  void pump() {
+    if (!open_ || writing_ || closing_) return;
+    if (unacked_.size() >= std::max<size_t>(sh_.opts.ws_ack_window, 1)) return wait_for_ack();
+    const uint64_t gen = sh_.hub.generation(partition_);
+    const size_t chunk_limit = std::max<size_t>(sh_.opts.stream_chunk_bytes, 1);
+    std::string events;
+    std::vector<int64_t> offsets;
+    const Offset first = next_;
+    for (;;) {
+      ReadOptions ro;
+      ro.max_records = std::min<size_t>(256, sh_.opts.ws_ack_window - unacked_.size());
+      ro.max_bytes = chunk_limit;
+      auto recs = sh_.log.read_tenant(req_.tenant, next_, ro);
+      if (!recs.ok()) {
+        std::string m = "{\"kind\":\"error\",\"detail\":";
+        append_json_string(m, recs.status().to_string());
+        return send(m + "}", kWsCloseLogError, "the log could not be read");
+      }
+      if (recs->empty()) break;
+      for (const auto& r : *recs) {
+        if (events.size() >= chunk_limit || unacked_.size() + offsets.size() >= sh_.opts.ws_ack_window) break;
+        next_ = r.pos.offset.next();
+        if (!verify_event(r.value).is_ok()) continue;
+        const auto h = agentos::read_header(r.value);
+        const std::string_view type = event_type_name(h.type);
+        if (!req_.type_prefix.empty() && !type.starts_with(req_.type_prefix)) continue;
+        if (!events.empty()) events += ',';
+        events += "{\"offset\":" + std::to_string(r.pos.offset.value()) + ",\"type\":";
+        append_json_string(events, type);
+        events += ",\"event\":" + encode_json(r.value) + "}";
+        offsets.push_back(r.pos.offset.value());
+      }
+      if (!offsets.empty()) break;
+    }
+    if (!offsets.empty()) {
+      std::string m = "{\"kind\":\"events\",\"events\":[" + events + "]}";
+      const size_t n = m.size();
+      if (sh_.stream_bytes.fetch_add(n) + n > sh_.opts.stream_buffer_budget) {
+        sh_.stream_bytes.fetch_sub(n);
+        sh_.metrics.stream_dropped("budget");
+        next_ = first;
+        return send(dropped("server busy: event-stream buffers are full"), kWsCloseBusy, "server busy");
+      }
+      charge_ = n;
+      sh_.metrics.stream_buffered_bytes().Increment(static_cast<double>(n));
+      for (int64_t o : offsets) unacked_.push_back(o);
+      last_sent_ = offsets.back();
+      return send(std::move(m));
+    }
+    if (!caught_up_) {
+      caught_up_ = true;
+      return send("{\"kind\":\"caught-up\",\"next\":" + std::to_string(next_.value()) + "}");
+    }
+    // Nothing new: wait for the hub (pings keep the connection alive meanwhile).
+    sh_.hub.add_waiter(partition_, weak_from_this());
+    if (sh_.hub.generation(partition_) != gen) return net::post(ws_.get_executor(), [self = shared_from_this()] { self->pump(); });
+    wait_timer_.expires_at(net::steady_timer::time_point::max());
+    wait_timer_.async_wait([self = shared_from_this()](beast::error_code) { self->pump(); });
+  }
+
+  void wait_for_ack() {
+    if (waiting_for_ack_) return;
+    waiting_for_ack_ = true;
+    ack_timer_.expires_after(sh_.opts.stream_stall_timeout);
+    ack_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || !self->waiting_for_ack_ || self->closing_) return;  // an acknowledgement came, or closing
+      self->sh_.metrics.stream_dropped("unacknowledged");
+      // Resume from the first event not acknowledged.
+      self->next_ = Offset(self->unacked_.empty() ? self->next_.value() : self->unacked_.front());
+      self->send(self->dropped("no acknowledgement within the stall timeout"), kWsCloseSlowConsumer, "slow consumer");
+    });
+  }
+
+  std::string dropped(std::string_view reason) const {
+    std::string m = "{\"kind\":\"dropped\",\"reason\":";
+    append_json_string(m, reason);
+    return m + ",\"next\":" + std::to_string(next_.value()) + "}";
+  }
+
+  // Writes one message; with `close_code`, then closes with it.
+  void send(std::string message, uint16_t close_code = 0, std::string close_reason = "") {
+    writing_ = true;
+    if (close_code != 0) closing_ = true;
+    auto buf = std::make_shared<std::string>(std::move(message));
+    ws_.async_write(net::buffer(*buf), [self = shared_from_this(), buf, close_code,
+                                        close_reason = std::move(close_reason)](beast::error_code ec, size_t) {
+      self->writing_ = false;
+      self->release_message();
+      if (ec) {
+        if (ec == beast::error::timeout) self->sh_.metrics.stream_dropped("stalled");
+        return self->stop();
+      }
+      if (close_code != 0) return self->close(close_code, close_reason);
+      if (self->pending_close_) {  // a bad client message arrived meanwhile
+        auto [code, reason] = std::move(*self->pending_close_);
+        self->pending_close_.reset();
+        return self->close(code, reason);
+      }
+      self->pump();
+    });
+  }
+
+  // A bad client message: closed without a last message.
+  void finish(uint16_t code, std::string reason) {
+    if (closing_) return;
+    closing_ = true;
+    if (writing_) {  // the write's handler sees closing_ and stops; close after it
+      pending_close_ = {code, std::move(reason)};
+      return;
+    }
+    close(code, reason);
+  }
+
+  void close(uint16_t code, const std::string& reason) {
+    ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(code), reason),
+                    [self = shared_from_this()](beast::error_code) { self->stop(); });
+  }
+
+  void stop() {
+    open_ = false;
+    pending_close_.reset();
+    wait_timer_.cancel();
+    ack_timer_.cancel();
+    beast::error_code ec;
+    beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ec);
+    beast::get_lowest_layer(ws_).close();
+  }
+
+  void release_message() {
+    if (charge_ == 0) return;
+    sh_.stream_bytes.fetch_sub(charge_);
+    sh_.metrics.stream_buffered_bytes().Decrement(static_cast<double>(charge_));
+    charge_ = 0;
+  }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  Shared& sh_;
+  net::steady_timer wait_timer_;  // waiting for the partition to grow (the hub cancels it)
+  net::steady_timer ack_timer_;   // waiting for an acknowledgement with the window full
+  StreamRequest req_;
+  Partition partition_;
+  Offset next_;                   // the next offset to read
+  std::vector<std::pair<std::string, std::string>> headers_;  // on the 101 (CORS)
+  http::request<http::string_body> upgrade_;
+  beast::flat_buffer in_;
+  std::deque<int64_t> unacked_;   // offsets sent, not yet acknowledged (<= ws_ack_window)
+  int64_t last_sent_ = -1;
+  int64_t acked_ = -1;
+  size_t charge_ = 0;             // bytes of the message being written, in Shared::stream_bytes
+  bool open_ = false;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool waiting_for_ack_ = false;
+  bool caught_up_ = false;
+  std::optional<std::pair<uint16_t, std::string>> pending_close_;
+};
+
+void Session::upgrade(StreamRequest sr, http::request<http::string_body> req) {
+  release_body();
+  sh_.metrics.request(route_, 101, std::chrono::duration<double>(Clock::now() - started_).count());
+  auto ws = std::make_shared<WsSession>(std::move(stream_), sh_, std::move(sr), cors_);
+  ws->run(std::move(req));
+}
+
 void Hub::notify(Partition p) {
   gen_[p.value()].fetch_add(1, std::memory_order_acq_rel);
   // Under the lock, so that after close() no notify() holds a session.
   std::lock_guard lk(mu_);
   auto it = waiters_.find(p.value());
   if (it == waiters_.end()) return;
-  std::vector<std::weak_ptr<Session>> ws;
+  std::vector<std::weak_ptr<Waiter>> ws;
   ws.swap(it->second);
   for (auto& w : ws)
-    if (auto s = w.lock()) s->post_wake(s);
+    if (auto s = w.lock()) s->wake();
 }
 
 class Server final : public HttpServer {

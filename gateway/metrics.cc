@@ -60,6 +60,11 @@ Metrics::Metrics(const char* backend) : registry_(std::make_shared<prometheus::R
               .Help("Open Server-Sent Events streams")
               .Register(*registry_)
               .Add({});
+  ws_ = &prometheus::BuildGauge()
+             .Name("agentos_ws_subscribers")
+             .Help("Open WebSocket event streams")
+             .Register(*registry_)
+             .Add({});
   stream_buffered_ = &prometheus::BuildGauge()
                           .Name("agentos_stream_buffered_bytes")
                           .Help("Bytes of event-stream chunks built and not yet written to their clients")

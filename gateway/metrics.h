@@ -30,6 +30,7 @@ class Metrics {
   // the log read-only and producers get 503.
   void set_log_writable(bool writable) { log_writable_->Set(writable ? 1 : 0); }
   prometheus::Gauge& sse_subscribers() { return *sse_; }
+  prometheus::Gauge& ws_subscribers() { return *ws_; }
   prometheus::Gauge& connections() { return *connections_; }
   // Bytes of stream chunks built and not yet written (bounded by ServerOptions).
   prometheus::Gauge& stream_buffered_bytes() { return *stream_buffered_; }
@@ -65,6 +66,7 @@ class Metrics {
   prometheus::Counter* conflicts_;
   prometheus::Counter* rate_limited_;
   prometheus::Gauge* sse_;
+  prometheus::Gauge* ws_;
   prometheus::Gauge* connections_;
   prometheus::Gauge* stream_buffered_;
   prometheus::Gauge* log_writable_;

@@ -62,6 +62,14 @@ struct ServerOptions {
   // stops reading can hold, beside its chunk. 0: the kernel's autotuning (up to
   // net.ipv4.tcp_wmem's maximum, 4 MiB by default).
   int stream_socket_send_buffer = 256 << 10;
+  // The same streams over WebSocket (GET …/events/ws): the client acknowledges what it has
+  // processed (`{"ack": <offset>}`); the server sends at most ws_ack_window events past the
+  // last acknowledgement, and closes a stream whose window stays full for
+  // stream_stall_timeout (close code 4408). Each message holds at most stream_chunk_bytes
+  // of events (or one), charged to stream_buffer_budget until written (over it: 4503).
+  // Idle connections are pinged; one that answers nothing within ws_idle_timeout closes.
+  size_t ws_ack_window = 256;
+  std::chrono::milliseconds ws_idle_timeout{30000};
 };
 
 class HttpServer {
