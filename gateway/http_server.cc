@@ -141,8 +141,6 @@ class ReplyHold {
   Shared& sh_;
 };
 
-class WsSession;
-
 class Session : public Waiter, public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Shared& sh)
@@ -594,10 +592,15 @@ class Session : public Waiter, public std::enable_shared_from_this<Session> {
 // client message, 1009 client message too big, 1011 log unreadable, 4408 no
 // acknowledgement in time, 4503 stream buffers full.
 constexpr uint16_t kWsCloseBadMessage = 1008;
+constexpr uint16_t kWsCloseTooBig = 1009;
 constexpr uint16_t kWsCloseLogError = 1011;
 constexpr uint16_t kWsCloseSlowConsumer = 4408;
 constexpr uint16_t kWsCloseBusy = 4503;
 constexpr size_t kWsMaxClientMessage = 1024;
+// What Beast reads of one client message at most (beyond: it closes with 1009 itself,
+// abruptly). Between the two the server closes with 1009 by the closing handshake, so the
+// client reads the close code.
+constexpr size_t kWsMaxReadMessage = 64 << 10;
 
 class WsSession final : public Waiter, public std::enable_shared_from_this<WsSession> {
  public:
@@ -633,7 +636,7 @@ class WsSession final : public Waiter, public std::enable_shared_from_this<WsSes
       res.set(http::field::server, "agentos");
       for (const auto& [k, v] : headers) res.set(k, v);
     }));
-    ws_.read_message_max(kWsMaxClientMessage);
+    ws_.read_message_max(kWsMaxReadMessage);
     ws_.text(true);
     ws_.async_accept(upgrade_, [self = shared_from_this()](beast::error_code ec) {
       if (ec) return;  // the handshake failed: the connection goes with this session
@@ -654,10 +657,11 @@ class WsSession final : public Waiter, public std::enable_shared_from_this<WsSes
 
   void on_ack(beast::error_code ec) {
     if (ec) {  // the client closed, vanished, or sent a message over the limit
-      // (A message over kWsMaxClientMessage: Beast closes with 1009 itself.)
+      // (A message over kWsMaxReadMessage: Beast closes with 1009 itself.)
       if (ec != websocket::error::closed && ec != net::error::operation_aborted) sh_.metrics.stream_dropped("gone");
       return stop();
     }
+    if (in_.size() > kWsMaxClientMessage) return finish(kWsCloseTooBig, "client messages are acknowledgements, at most 1 KiB");
     const std::string text = beast::buffers_to_string(in_.data());
     in_.consume(in_.size());
     simdjson::dom::parser parser;
