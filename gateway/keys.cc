@@ -88,33 +88,15 @@ NewKey generate_key(std::string_view secret, std::string_view tenant) {
   return k;
 }
 
-std::string derive_api_key(std::string_view secret, std::string_view tenant, std::string_view key_id) {
-  if (secret.size() != kApiKeySecretBytes) throw std::invalid_argument("API-key secret of the wrong size");
-  std::string msg = "agentos-apikey/v1";
-  msg.push_back('\0');
-  msg += tenant;
-  msg.push_back('\0');
-  msg += key_id;
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(msg.data()),
-           msg.size(), md, &len) == nullptr)
-    throw std::runtime_error("HMAC failed");
-  std::string key = "aos_";
-  key += key_id;
-  key += '_';
-  key += base64url(std::string_view(reinterpret_cast<const char*>(md), len));
-  OPENSSL_cleanse(md, sizeof md);
-  return key;
-}
-
 namespace {
 
-std::string stream_token_mac(std::string_view secret, std::string_view claims) {
+// HMAC-SHA256 under the API-key secret of `label` 0x00 `message`: each use has its own
+// label, so a MAC of one is never a MAC of another.
+std::string secret_mac(std::string_view secret, std::string_view label, std::string_view message) {
   if (secret.size() != kApiKeySecretBytes) throw std::invalid_argument("API-key secret of the wrong size");
-  std::string msg = "agentos-stream-token/v1";
+  std::string msg(label);
   msg.push_back('\0');
-  msg += claims;
+  msg += message;
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(msg.data()),
@@ -123,6 +105,27 @@ std::string stream_token_mac(std::string_view secret, std::string_view claims) {
   std::string mac(reinterpret_cast<const char*>(md), len);
   OPENSSL_cleanse(md, sizeof md);
   return mac;
+}
+
+}  // namespace
+
+std::string derive_api_key(std::string_view secret, std::string_view tenant, std::string_view key_id) {
+  std::string message(tenant);
+  message.push_back('\0');
+  message += key_id;
+  std::string mac = secret_mac(secret, "agentos-apikey/v1", message);
+  std::string key = "aos_";
+  key += key_id;
+  key += '_';
+  key += base64url(mac);
+  OPENSSL_cleanse(mac.data(), mac.size());
+  return key;
+}
+
+namespace {
+
+std::string stream_token_mac(std::string_view secret, std::string_view claims) {
+  return secret_mac(secret, "agentos-stream-token/v1", claims);
 }
 
 constexpr uint8_t kStreamTokenVersion = 1;

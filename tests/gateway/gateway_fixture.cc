@@ -197,6 +197,14 @@ Offset Engine::end_of(const std::string& tenant) {
   return e.ok() ? *e : Offset(-1);
 }
 
+std::string string_member(const std::string& json, const std::string& name) {
+  const std::string key = "\"" + name + "\":\"";
+  const size_t at = json.find(key);
+  if (at == std::string::npos) return "";
+  const size_t from = at + key.size();
+  return json.substr(from, json.find('"', from) - from);
+}
+
 std::string path_segment(std::string_view id) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;

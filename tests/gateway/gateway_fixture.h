@@ -134,6 +134,10 @@ class Engine {
 // ('.' too, so that "." and ".." are not dot segments a client would remove).
 std::string path_segment(std::string_view id);
 
+// The string value of the first member `name` in `json` ("" when there is none): enough
+// for the flat answers tests read a token or a key from.
+std::string string_member(const std::string& json, const std::string& name);
+
 // A CloudEvent of type session.progress with the given id (and optional extra members).
 std::string event_json(const std::string& id, const std::string& step = "s", const std::string& extra = "");
 

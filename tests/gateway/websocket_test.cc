@@ -29,14 +29,6 @@ using tcp = net::ip::tcp;
 using agentos::test::TempDir;
 using agentos::test::wait_until;
 
-std::string member(const std::string& json, const std::string& name) {
-  const std::string key = "\"" + name + "\":\"";
-  const size_t at = json.find(key);
-  if (at == std::string::npos) return "";
-  const size_t from = at + key.size();
-  return json.substr(from, json.find('"', from) - from);
-}
-
 // A synchronous WebSocket client; every read gives up after 10 s (SO_RCVTIMEO), so a
 // test fails instead of hanging.
 class WsClient {
@@ -186,7 +178,7 @@ TEST_F(WebSocketStream, AStreamTokenAndTheTypeFilterWorkAsOnTheSseStream) {
   ASSERT_EQ(engine->post_event("acme", admin, event_json("e-1")).status, 201);
   auto minted = engine->call("POST", "/v1/tenants/acme/stream-tokens", reader, "", "application/json");
   ASSERT_EQ(minted.status, 201) << minted.body;
-  WsClient c(engine->url(), "/v1/tenants/acme/events/ws?from=0&type=session.&access_token=" + member(minted.body, "token"));
+  WsClient c(engine->url(), "/v1/tenants/acme/events/ws?from=0&type=session.&access_token=" + string_member(minted.body, "token"));
   ASSERT_FALSE(c.handshake_error()) << c.handshake_error().message();
   auto frames = read_until(c, "caught-up");
   std::vector<std::string> types;
