@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "events/base64.h"  // base64url, unbase64url: keys and tokens are spelled in it
 #include "events/status.h"
 #include "events/tenancy.h"
 #include "events/types.h"
@@ -72,12 +73,5 @@ std::string mint_stream_token(std::string_view secret, const StreamTokenClaims& 
 // kUnauthenticated with a fixed message ("malformed stream token", "bad stream token
 // signature", "stream token has expired") that never quotes the token.
 Result<StreamTokenClaims> verify_stream_token(std::string_view secret, std::string_view token, int64_t now_s);
-
-// base64url (RFC 4648 section 5) without padding, and back. The decoder is strict, so each
-// byte string has exactly one accepted spelling (JWS segments, gateway/jwt.h): nullopt for
-// any character outside the alphabet (padding `=` included), a length of 1 mod 4, or
-// unused low bits of the last character that are not zero.
-std::string base64url(std::string_view bytes);
-std::optional<std::string> unbase64url(std::string_view text);
 
 }  // namespace agentos::gateway

@@ -46,6 +46,7 @@
 #include <string_view>
 #include <vector>
 
+#include "events/base64.h"  // cursors are base64url of a row's key
 #include "events/status.h"
 
 namespace agentos {
@@ -324,8 +325,5 @@ class ReadModel {
   size_t open_ = 0;  // idle + leased + being connected
 };
 
-// base64url (no padding) of `raw`, and back (nullopt when `s` is not base64url).
-std::string base64url(std::string_view raw);
-std::optional<std::string> unbase64url(std::string_view s);
 
 }  // namespace agentos
