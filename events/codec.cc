@@ -7,6 +7,7 @@
 #include <charconv>
 
 #include "events/codec_internal.h"
+#include "events/json_text.h"
 #include "schemas/agentos_generated.h"
 
 namespace agentos {
@@ -173,7 +174,13 @@ std::optional<DecodedEvent> build_event(const Attributes& a, const DecodeOptions
   const PayloadType* pt = nullptr;
   if (a.type.value && !a.type.value->empty()) {
     pt = reg.by_ce_type(*a.type.value);
-    if (pt == nullptr) errors.add("type", "unknown event type");
+    if (pt == nullptr) {
+      if (std::string why = reg.custom_type_problem(*a.type.value); why.empty()) {
+        pt = &reg.custom();
+      } else {
+        errors.add("type", std::move(why));
+      }
+    }
   }
   int64_t time_us = opts.default_time_us;
   if (a.time.value) {
@@ -207,7 +214,15 @@ std::optional<DecodedEvent> build_event(const Attributes& a, const DecodeOptions
   // so encode_json can tell "given as 0" from "absent".
   fbb.ForceDefaults(true);
   std::optional<flatbuffers::uoffset_t> payload;
-  if (pt != nullptr) {
+  if (pt != nullptr && pt->custom) {
+    // A tenant-defined type: its name and its data's text, whatever JSON value it is.
+    std::optional<flatbuffers::uoffset_t> data;
+    if (a.has_data) data = build_json_text(fbb, "data", errors);
+    if (!a.has_data || data) {
+      const auto type = fbb.CreateString(a.type.value->data(), a.type.value->size());
+      payload = fb::CreateCustomEvent(fbb, type, flatbuffers::Offset<flatbuffers::String>(data ? *data : 0)).o;
+    }
+  } else if (pt != nullptr) {
     simdjson::dom::object data_obj;
     if (a.has_data) {
       if (a.data.get_object().get(data_obj) != simdjson::SUCCESS) {
@@ -337,7 +352,7 @@ std::optional<EventType> event_type_from_name(std::string_view ce_type) {
 
 std::string_view event_type_name(EventType t) {
   const PayloadType* pt = Registry::get().by_type(t);
-  return pt ? pt->ce_type : std::string_view();
+  return pt && !pt->custom ? pt->ce_type : std::string_view();
 }
 
 bool is_engine_type(EventType t) {
@@ -354,7 +369,8 @@ std::span<const EventType> all_event_types() { return Registry::get().all(); }
 
 Result<DecodedEvent> decode_structured(std::string_view json, const DecodeOptions& opts) {
   std::vector<FieldError> list;
-  ErrorSink errors(&list);
+  const RawData raw{json, false};
+  ErrorSink errors(&list, {}, &raw);
   Parser parser;
   auto root = parser.parse(json, "", errors);
   if (root) {
@@ -372,7 +388,8 @@ Result<DecodedEvent> decode_structured(std::string_view json, const DecodeOption
 
 Result<std::string> encode_derived(const DerivedEvent& e, std::string_view data_json) {
   std::vector<FieldError> list;
-  ErrorSink errors(&list);
+  const RawData raw{data_json, true};
+  ErrorSink errors(&list, {}, &raw);
   const PayloadType* pt = Registry::get().by_ce_type(e.ce_type);
   if (pt == nullptr) return Status(Code::kInvalidArgument, "unknown event type " + std::string(e.ce_type));
   if (e.id.empty() || e.source.empty() || !TenantId::is_valid(e.tenant))
@@ -430,10 +447,16 @@ Result<std::vector<DecodedEvent>> decode_batch(std::string_view json, const Deco
   }
   std::vector<DecodedEvent> out;
   out.reserve(n);
+  std::vector<std::string_view> items;
   size_t i = 0, total = 0;
   for (simdjson::dom::element item : arr) {
     const std::string index = "[" + std::to_string(i++) + "]";
-    ErrorSink item_errors(&list, index + ".");
+    // Item i's own text, for the fields kept as sent: the items are found (one scan of
+    // the batch) only when one of them has such a field.
+    RawData raw{json};
+    raw.items = &items;
+    raw.item = i - 1;
+    ErrorSink item_errors(&list, index + ".", &raw);
     simdjson::dom::object obj;
     if (item.get_object().get(obj) != simdjson::SUCCESS) {
       errors.add(index, "expected a JSON object (a CloudEvent)");
@@ -463,7 +486,8 @@ Result<DecodedEvent> decode_binary(std::span<const BinaryAttribute> attrs,
     return s;
   }
   std::vector<FieldError> list;
-  ErrorSink errors(&list);
+  const RawData raw{body, true};
+  ErrorSink errors(&list, {}, &raw);
   Attributes a;
   std::vector<std::string_view> seen;
   for (const auto& attr : attrs) {
@@ -547,7 +571,8 @@ std::string encode_json(std::string_view verified_bytes) {
   member("specversion", "1.0");
   member("id", sv(e->id()));
   member("source", sv(e->source()));
-  member("type", pt ? pt->ce_type : std::string_view());
+  const fb::CustomEvent* custom = pt && pt->custom ? e->payload_as_CustomEvent() : nullptr;
+  member("type", custom ? sv(custom->type()) : pt ? pt->ce_type : std::string_view());
   member("time", format_rfc3339_us(e->time_us()));
   optional("subject", e->subject());
   member("datacontenttype", e->datacontenttype() ? sv(e->datacontenttype()) : "application/json");
@@ -560,7 +585,12 @@ std::string encode_json(std::string_view verified_bytes) {
   if (const auto* exts = e->extensions()) {
     for (const fb::Extension* x : *exts) member(sv(x->name()), sv(x->value()));
   }
-  if (pt && e->payload()) {
+  if (custom) {
+    if (custom->data()) {
+      out += ",\"data\":";
+      append_json_text(out, sv(custom->data()));
+    }
+  } else if (pt && e->payload()) {
     out += ",\"data\":";
     encode_table(out, *pt->table, *static_cast<const flatbuffers::Table*>(e->payload()));
   }
@@ -593,7 +623,14 @@ std::vector<std::pair<std::string_view, std::string_view>> sorted_extensions(con
 std::string data_json(const fb::Event* e) {
   std::string out;
   const PayloadType* pt = Registry::get().by_type(static_cast<EventType>(e->payload_type()));
-  if (pt && e->payload()) encode_table(out, *pt->table, *static_cast<const flatbuffers::Table*>(e->payload()));
+  if (pt && pt->custom) {
+    // The type is part of a tenant-defined event's content; absent data is not `null`.
+    const fb::CustomEvent* c = e->payload_as_CustomEvent();
+    out.assign(sv(c->type()));
+    if (c->data()) out.append(1, '\0').append(sv(c->data()));
+  } else if (pt && e->payload()) {
+    encode_table(out, *pt->table, *static_cast<const flatbuffers::Table*>(e->payload()));
+  }
   return out;
 }
 
@@ -626,6 +663,11 @@ EventHeader read_header(std::string_view verified_bytes) {
   h.correlation_id = sv(e->correlationid());
   h.actor = sv(e->actor());
   h.type = static_cast<EventType>(e->payload_type());
+  if (const fb::CustomEvent* c = e->payload_as_CustomEvent()) {
+    h.type_name = sv(c->type());
+  } else {
+    h.type_name = event_type_name(h.type);
+  }
   h.time_us = e->time_us();
   return h;
 }

@@ -20,6 +20,17 @@
 // not). Scalars given in the JSON are stored even when equal to the schema default, so
 // encode_json emits exactly the members that were given.
 //
+// Tenant-defined types. A `type` that is not the engine's is accepted when it is a
+// reverse-DNS name (`com.example.order.placed`: a lower-case top label, then at least two
+// labels of [A-Za-z0-9_-]; at most 255 bytes) outside the engine's namespaces (the first
+// label of every engine type — `session`, `tenant`, `dream` ... — and `agentos`, `audit`,
+// `erasure`, `engine`; and any name whose second label is `agentos`). Its `data` may be any
+// JSON value (or absent) and is stored as sent, whitespace between tokens removed, at most
+// kMaxStringBytes; encode_json writes it back unchanged (and no `data` member when there was
+// none). Anything else is "unknown event type" at `type`: the engine's own types stay
+// strictly validated. Schema fields marked `json` (SessionConfig.metadata) keep their value
+// the same way.
+//
 // Every byte string that comes from outside the process (log, network, disk) must pass
 // `verify_event` before `EventView` is used on it.
 #pragma once
@@ -44,6 +55,8 @@ inline constexpr size_t kMaxBatchEvents = 1000;
 enum class EventType : uint8_t {};
 
 // Type number <-> CloudEvents type string ("session.created"). Unknown -> nullopt / "".
+// The engine's types only: every tenant-defined type shares one number (kCustomEventType)
+// and has its name in the event (EventHeader::type_name).
 std::optional<EventType> event_type_from_name(std::string_view ce_type);
 std::string_view event_type_name(EventType t);
 // Whether the schema marks the type `engine` (engine-authored: tenants, keys, and what
@@ -53,7 +66,9 @@ bool is_engine_type(EventType t);
 // change it accepted, with the values that resulted), which read models and consumers
 // fold instead of re-running the processor. Every fact type is also an engine type.
 bool is_fact_type(EventType t);
-// All known types, ascending by number.
+// The number all tenant-defined types share (event_type_name gives "" for it).
+inline constexpr EventType kCustomEventType{230};
+// The engine's types, ascending by number (kCustomEventType is not one).
 std::span<const EventType> all_event_types();
 
 struct DecodeOptions {
@@ -124,7 +139,8 @@ Status verify_event(std::string_view bytes);
 // up to formatting and sub-microsecond time precision. Deterministic: attributes in a fixed
 // order, then extensions as stored, then `data` members in schema order; `datacontenttype`
 // is "application/json" when the event has none; extension values are strings; `data` is
-// always present (`{}` for an event whose payload has no members).
+// always present for the engine's types (`{}` for an event whose payload has no members)
+// and absent for a tenant-defined event sent without data.
 std::string encode_json(std::string_view verified_bytes);
 
 // Whether two verified events say the same thing as their producer said it: for telling a
@@ -142,6 +158,8 @@ bool same_producer_content(std::string_view a, std::string_view b, bool compare_
 struct EventHeader {
   std::string_view id, source, tenant, subject, traceparent, correlation_id, actor;
   EventType type{};
+  // The CloudEvents `type`: event_type_name(type), or a tenant-defined type's own name.
+  std::string_view type_name;
   int64_t time_us = 0;
 };
 EventHeader read_header(std::string_view verified_bytes);

@@ -30,6 +30,7 @@ namespace agentos::codec_internal {
 struct FieldInfo {
   const reflection::Field* field;
   std::string json_name;
+  bool json = false;  // a string field with the `json` attribute: any JSON value, kept as sent
 };
 
 struct PayloadType {
@@ -38,6 +39,7 @@ struct PayloadType {
   std::string_view ce_type;  // points into the embedded binary schema (static storage)
   bool engine = false;       // the table carries the `engine` attribute
   bool fact = false;         // ... and the `fact` attribute
+  bool custom = false;       // the tenant-defined types' payload (`custom`): never found by name
 };
 
 class Registry {
@@ -49,8 +51,16 @@ class Registry {
     int i = index_by_number_[static_cast<uint8_t>(t)];
     return i < 0 ? nullptr : &types_[i];
   }
+  // An engine type by its CloudEvents type; never the tenant-defined payload.
   const PayloadType* by_ce_type(std::string_view ce_type) const;
-  std::span<const EventType> all() const { return all_; }
+  // The payload of the tenant-defined types.
+  const PayloadType& custom() const { return types_[custom_index_]; }
+  // Why `ce_type` (not an engine type) cannot be a tenant-defined type, or "" if it can:
+  // a reverse-DNS name (a lower-case top label, then at least two labels of
+  // [A-Za-z0-9_-], at most 255 bytes) outside the engine's namespaces (the first label of
+  // any engine type, plus agentos, audit, erasure, engine; or a second label `agentos`).
+  std::string custom_type_problem(std::string_view ce_type) const;
+  std::span<const EventType> all() const { return all_; }  // the engine's types
   // Fields of a table in schema declaration order (field id), deprecated ones excluded.
   const std::vector<FieldInfo>& fields(const reflection::Object& obj) const;
 
@@ -60,6 +70,8 @@ class Registry {
   std::vector<PayloadType> types_;  // ascending by number
   std::vector<EventType> all_;
   std::array<int, 256> index_by_number_{};
+  size_t custom_index_ = 0;
+  std::vector<std::string_view> reserved_namespaces_;
   std::vector<std::vector<FieldInfo>> fields_by_object_;  // indexed like schema.objects()
 };
 
@@ -69,11 +81,26 @@ std::string camel_case(std::string_view snake);
 // Collects field errors. `prefix` is prepended to every path ("[3]." for batch items).
 // Capped so that a hostile batch cannot make the error list (and the problem+json
 // response) grow without bound.
+// The text an event's `data` was parsed from, for the fields that keep the producer's JSON
+// as sent (`json` fields, a tenant-defined type's data): `doc` is valid JSON; `data` is the
+// member "data" of it (structured mode) or the whole of it (binary mode, derived events).
+struct RawData {
+  std::string_view doc;
+  bool data_is_root = false;
+  // A batch item: `doc` is the batch, the item is `(*items)[item]`; `items` is filled (one
+  // scan of the batch) the first time any item needs its text.
+  std::vector<std::string_view>* items = nullptr;
+  size_t item = 0;
+  // The text of the value at a build path ("data.config.metadata").
+  std::optional<std::string_view> at(std::string_view path) const;
+};
+
 class ErrorSink {
  public:
   static constexpr size_t kMaxErrors = 256;
-  explicit ErrorSink(std::vector<FieldError>* out, std::string prefix = {})
-      : out_(out), prefix_(std::move(prefix)) {}
+  explicit ErrorSink(std::vector<FieldError>* out, std::string prefix = {}, const RawData* raw = nullptr)
+      : out_(out), prefix_(std::move(prefix)), raw_(raw) {}
+  const RawData* raw() const { return raw_; }
   void add(std::string_view path, std::string reason);
   size_t count() const { return count_; }
   // Counts one table of the event's data being built; past kMaxDataTables, reports it once
@@ -93,6 +120,7 @@ class ErrorSink {
  private:
   std::vector<FieldError>* out_;
   std::string prefix_;
+  const RawData* raw_ = nullptr;
   size_t count_ = 0;
   size_t tables_ = 0;
 };
@@ -104,6 +132,14 @@ std::optional<flatbuffers::uoffset_t> build_table(flatbuffers::FlatBufferBuilder
                                                   const reflection::Object& obj,
                                                   simdjson::dom::object value,
                                                   const std::string& path, ErrorSink& errors);
+
+// A `json` field's value from its text (minified; at most kMaxStringBytes), or nullopt after
+// reporting under `path`.
+std::optional<flatbuffers::uoffset_t> build_json_text(flatbuffers::FlatBufferBuilder& fbb,
+                                                      const std::string& path, ErrorSink& errors);
+// Appends stored `json` text to `out`: as is when it is one JSON value, else `null` (a
+// record not written by this codec).
+void append_json_text(std::string& out, std::string_view stored);
 
 // Appends table `table` (of schema type `obj`, already verified) to `out` as a JSON object.
 void encode_table(std::string& out, const reflection::Object& obj,

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "events/codec_internal.h"
+#include "events/json_text.h"
 #include "schemas/agentos_bfbs_generated.h"
 
 namespace agentos::codec_internal {
@@ -307,7 +308,9 @@ Registry::Registry() {
     auto& list = fields_by_object_[i];
     for (const auto* f : *objects->Get(i)->fields()) {
       if (f->deprecated()) continue;
-      list.push_back({f, camel_case(sv(f->name()))});
+      const bool json = f->attributes() && f->attributes()->LookupByKey("json") != nullptr;
+      if (json && f->type()->base_type() != BaseType::String) schema_bug("a json field must be a string");
+      list.push_back({f, camel_case(sv(f->name())), json});
     }
     // reflection sorts fields by name; the JSON output follows declaration order.
     std::sort(list.begin(), list.end(),
@@ -330,19 +333,68 @@ Registry::Registry() {
     if (ce.size() >= 2 && ce.front() == '"' && ce.back() == '"') ce = ce.substr(1, ce.size() - 2);
     const bool engine = attrs->LookupByKey("engine") != nullptr;
     const bool fact = attrs->LookupByKey("fact") != nullptr;
+    const bool custom = attrs->LookupByKey("custom") != nullptr;
     if (fact && !engine) schema_bug("a fact type must be engine-authored");
-    types_.push_back({static_cast<EventType>(v->value()), &obj, ce, engine, fact});
+    if (custom && engine) schema_bug("the tenant-defined payload cannot be engine-authored");
+    types_.push_back({static_cast<EventType>(v->value()), &obj, ce, engine, fact, custom});
   }
   std::sort(types_.begin(), types_.end(), [](const PayloadType& a, const PayloadType& b) {
     return static_cast<uint8_t>(a.type) < static_cast<uint8_t>(b.type);
   });
   for (size_t i = 0; i < types_.size(); ++i) {
     index_by_number_[static_cast<uint8_t>(types_[i].type)] = static_cast<int>(i);
-    all_.push_back(types_[i].type);
+    if (!types_[i].custom) all_.push_back(types_[i].type);
     for (size_t j = 0; j < i; ++j) {
       if (types_[j].ce_type == types_[i].ce_type) schema_bug("duplicate ce_type");
     }
   }
+  size_t customs = 0;
+  for (size_t i = 0; i < types_.size(); ++i) {
+    if (types_[i].custom) {
+      custom_index_ = i;
+      ++customs;
+      continue;
+    }
+    const std::string_view first = types_[i].ce_type.substr(0, types_[i].ce_type.find('.'));
+    if (std::find(reserved_namespaces_.begin(), reserved_namespaces_.end(), first) == reserved_namespaces_.end())
+      reserved_namespaces_.push_back(first);
+  }
+  if (customs != 1) schema_bug("exactly one payload table must be `custom`");
+  if (types_[custom_index_].type != kCustomEventType) schema_bug("the `custom` payload is not kCustomEventType");
+  // Namespaces the engine keeps for types it has not written yet.
+  for (std::string_view ns : {"agentos", "audit", "erasure", "engine"}) {
+    if (std::find(reserved_namespaces_.begin(), reserved_namespaces_.end(), ns) == reserved_namespaces_.end())
+      reserved_namespaces_.push_back(ns);
+  }
+}
+
+std::string Registry::custom_type_problem(std::string_view t) const {
+  constexpr std::string_view kForm =
+      "a tenant's own types are reverse-DNS names (com.example.order.placed) outside the engine's namespaces";
+  if (t.size() > 255) return "type longer than 255 bytes";
+  std::vector<std::string_view> labels;
+  for (size_t p = 0;;) {
+    const size_t dot = t.find('.', p);
+    labels.push_back(t.substr(p, dot == std::string_view::npos ? std::string_view::npos : dot - p));
+    if (dot == std::string_view::npos) break;
+    p = dot + 1;
+  }
+  auto lower_alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; };
+  bool form = labels.size() >= 3 && labels[0].size() >= 2 && labels[0].size() <= 63 && labels[0][0] >= 'a' &&
+              labels[0][0] <= 'z' && std::all_of(labels[0].begin(), labels[0].end(), lower_alnum);
+  for (size_t i = 1; form && i < labels.size(); ++i) {
+    form = !labels[i].empty() && labels[i].size() <= 63 &&
+           std::all_of(labels[i].begin(), labels[i].end(), [&](char c) {
+             return lower_alnum(c) || (c >= 'A' && c <= 'Z') || c == '_';
+           });
+  }
+  if (!form) return "unknown event type; " + std::string(kForm);
+  const bool reserved =
+      std::find(reserved_namespaces_.begin(), reserved_namespaces_.end(), labels[0]) != reserved_namespaces_.end() ||
+      labels[1] == "agentos";
+  if (reserved) return "unknown event type; the namespace \"" + std::string(labels[0]) + "\" is the engine's, and " +
+                       std::string(kForm);
+  return "";
 }
 
 const Registry& Registry::get() {
@@ -353,7 +405,7 @@ const Registry& Registry::get() {
 const PayloadType* Registry::by_ce_type(std::string_view ce_type) const {
   // ~20 types: a linear scan over short strings beats hashing here.
   for (const auto& t : types_) {
-    if (t.ce_type == ce_type) return &t;
+    if (t.ce_type == ce_type && !t.custom) return &t;
   }
   return nullptr;
 }
@@ -365,6 +417,44 @@ const std::vector<FieldInfo>& Registry::fields(const reflection::Object& obj) co
     if (objects->Get(i) == &obj) return fields_by_object_[i];
   }
   schema_bug("object not in schema");
+}
+
+std::optional<std::string_view> RawData::at(std::string_view path) const {
+  std::string_view d = doc;
+  if (items != nullptr) {
+    if (items->empty()) *items = json_text::array_items(doc);
+    if (item >= items->size()) return std::nullopt;
+    d = (*items)[item];
+  }
+  if (!data_is_root) return json_text::value_at(d, path);
+  if (!path.starts_with("data")) return std::nullopt;
+  path.remove_prefix(4);
+  if (path.starts_with(".")) path.remove_prefix(1);
+  return json_text::value_at(d, path);
+}
+
+std::optional<flatbuffers::uoffset_t> build_json_text(flatbuffers::FlatBufferBuilder& fbb,
+                                                      const std::string& path, ErrorSink& errors) {
+  std::optional<std::string_view> text = errors.raw() ? errors.raw()->at(path) : std::nullopt;
+  if (!text) {
+    // Every decode path gives the codec its text; a caller that does not is a bug.
+    errors.add(path, "internal error: the JSON text of this member is not available");
+    return std::nullopt;
+  }
+  const std::string min = json_text::minify(*text);
+  if (min.size() > kMaxStringBytes) {
+    errors.add(path, "JSON value longer than " + std::to_string(kMaxStringBytes) + " bytes");
+    return std::nullopt;
+  }
+  return fbb.CreateString(min).o;
+}
+
+void append_json_text(std::string& out, std::string_view stored) {
+  if (json_text::is_json_value(stored, kMaxJsonDepth)) {
+    out += stored;
+  } else {
+    out += "null";
+  }
 }
 
 void ErrorSink::add(std::string_view path, std::string reason) {
@@ -430,7 +520,7 @@ std::optional<flatbuffers::uoffset_t> build_table(flatbuffers::FlatBufferBuilder
     std::optional<flatbuffers::uoffset_t> off;
     switch (base) {
       case BaseType::String:
-        off = build_string(fbb, v, member_path, errors);
+        off = fields[idx].json ? build_json_text(fbb, member_path, errors) : build_string(fbb, v, member_path, errors);
         break;
       case BaseType::Vector:
         off = build_vector(fbb, schema, type, v, member_path, errors);
@@ -538,7 +628,11 @@ void encode_table(std::string& out, const reflection::Object& obj,
         const auto* s = table.GetPointer<const flatbuffers::String*>(f.offset());
         if (!s) continue;
         member(fi.json_name);
-        append_json_string(out, sv(s));
+        if (fi.json) {
+          append_json_text(out, sv(s));
+        } else {
+          append_json_string(out, sv(s));
+        }
         break;
       }
       case BaseType::Obj: {

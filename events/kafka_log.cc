@@ -640,7 +640,7 @@ Status KafkaLog::produce_and_commit(std::vector<Pending>& txn, std::vector<MsgSl
     const std::string& tenant = pd.batch.tenant.str();
     for (const std::string& v : pd.batch.values) {
       const EventHeader h = read_header(v);
-      const std::string type(event_type_name(h.type));
+      const std::string type(h.type_name);
       // Engine time: the record timestamp (CreateTime, ms), never going back within a
       // partition as far as this producer knows.
       int64_t& last_ms = last_ms_[static_cast<size_t>(pd.partition.value())];

@@ -126,6 +126,8 @@ class ValueReader {
     return Status(Code::kCorruption, std::string(owner) + ": undecodable " + std::string(what) + " record");
   }
   bool ok() const { return ok_; }
+  // Whether every byte was read: a record written before a field was appended ends here.
+  bool at_end() const { return pos_ == in_.size(); }
 
  private:
   std::string_view in_;

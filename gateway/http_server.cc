@@ -486,7 +486,7 @@ class Session : public Waiter, public std::enable_shared_from_this<Session> {
         next_ = r.pos.offset.next();
         if (!verify_event(r.value).is_ok()) continue;
         auto h = agentos::read_header(r.value);
-        std::string_view type = event_type_name(h.type);
+        std::string_view type = h.type_name;
         if (!stream_req_.type_prefix.empty() && !type.starts_with(stream_req_.type_prefix)) continue;
         out += "id: " + std::to_string(r.pos.offset.value()) + "\nevent: ";
         out += type;
@@ -707,7 +707,7 @@ class WsSession final : public Waiter, public std::enable_shared_from_this<WsSes
         next_ = r.pos.offset.next();
         if (!verify_event(r.value).is_ok()) continue;
         const auto h = agentos::read_header(r.value);
-        const std::string_view type = event_type_name(h.type);
+        const std::string_view type = h.type_name;
         if (!req_.type_prefix.empty() && !type.starts_with(req_.type_prefix)) continue;
         if (!events.empty()) events += ',';
         events += "{\"offset\":" + std::to_string(r.pos.offset.value()) + ",\"type\":";

@@ -260,11 +260,11 @@ class DelivererImpl final : public Deliverer {
       KvBatch batch;
       std::vector<Job> found;
       for (const auto& r : *recs) {
+        if (!verify_event(r.value).is_ok()) continue;
         const EventHeader h = read_header(r.value);
-        const std::string_view type = event_type_name(h.type);
+        const std::string_view type = h.type_name;
         if (type != "webhook.notification" && type != "webhook.retry_due" && type != "webhook.delivery.updated")
           continue;
-        if (!verify_event(r.value).is_ok()) continue;
         const fb::Event* e = fb::GetEvent(r.value.data());
         if (type == "webhook.delivery.updated") {
           // The log decides when a notification is done (its attempts as recorded, not

@@ -2,6 +2,8 @@
 // new fields at the end and bump the record's version when a field changes meaning.
 #include "processors/pulse_state.h"
 
+#include "events/codec.h"
+#include "events/json_text.h"
 #include "schemas/agentos_generated.h"
 
 namespace agentos::pulse::internal {
@@ -95,6 +97,9 @@ std::string encode(const ChainRec& r) {
       for (const auto& s : c.skills) w.str(s);
     }
   }
+  // Appended: each config's metadata, in the same order (records written before end above).
+  for (const auto& step : r.steps)
+    for (const auto& c : step) w.str(c.metadata);
   return w.take();
 }
 
@@ -120,6 +125,10 @@ Result<ChainRec> decode_chain(std::string_view v) {
       for (int64_t k = 0; k < skills && static_cast<size_t>(k) < v.size(); ++k) c.skills.push_back(rd.str());
       step.push_back(std::move(c));
     }
+  }
+  if (rd.ok() && !rd.at_end()) {
+    for (auto& step : r.steps)
+      for (auto& c : step) c.metadata = rd.str();
   }
   if (auto st = rd.status("chain"); !st.is_ok()) return st;
   return r;
@@ -150,6 +159,7 @@ std::string config_json(const ConfigRec& c) {
     j.raw("skills", arr + "]");
   }
   j.opt("workspace", c.workspace);
+  if (!c.metadata.empty()) j.raw("metadata", c.metadata);
   return j.done();
 }
 
@@ -165,6 +175,7 @@ ConfigRec config_rec(const fb::SessionConfig* c) {
   r.workspace = sv(c->workspace());
   r.max_tokens = c->max_tokens();
   r.timeout_seconds = c->timeout_seconds();
+  if (c->metadata() && json_text::is_json_value(sv(c->metadata()), kMaxJsonDepth)) r.metadata = sv(c->metadata());
   if (c->skills()) {
     for (const auto* s : *c->skills()) r.skills.emplace_back(sv(s));
   }

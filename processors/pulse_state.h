@@ -144,6 +144,7 @@ struct ConfigRec {
   std::string name, model, prompt, workspace;
   int64_t max_tokens = 0, timeout_seconds = 0;
   std::vector<std::string> skills;
+  std::string metadata;  // the producer's JSON as stored (codec `json` field), "" if none
 };
 
 struct ChainRec {

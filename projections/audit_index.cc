@@ -26,7 +26,7 @@ class AuditIndex final : public Projection {
     if (is_system_tenant(h.tenant)) return Status::ok();
     out.add(kEvents, RowBuilder()
                          .text(h.tenant).i64(r.pos.partition.value()).i64(r.pos.offset.value())
-                         .text(h.id).text(event_type_name(h.type)).text(h.source).text(h.subject)
+                         .text(h.id).text(h.type_name).text(h.source).text(h.subject)
                          .text(h.actor).text(h.correlation_id).text(h.traceparent).time_us(h.time_us)
                          .time_us(r.append_us).done());
     return Status::ok();

@@ -18,6 +18,7 @@
 #include <map>
 #include <set>
 
+#include "events/json_text.h"
 #include "events/json_writer.h"
 #include "events/pricing.h"
 #include "events/routing.h"
@@ -103,6 +104,7 @@ std::string config_json(const fb::SessionConfig& c) {
     j.raw("skills", arr + "]");
   }
   j.opt("workspace", sv(c.workspace()));
+  if (c.metadata() && json_text::is_json_value(sv(c.metadata()), kMaxJsonDepth)) j.raw("metadata", sv(c.metadata()));
   return j.done();
 }
 

@@ -330,6 +330,137 @@ TEST(CodecTest, DataContentType) {
   EXPECT_TRUE(fails_at(started(R"("datacontenttype":"+json")"), "datacontenttype"));
 }
 
+// ---- The producer's own JSON: session metadata and tenant-defined types ---------------
+
+// Whether encode_json's output carries `"member":` followed by exactly `text` and then
+// the end of the enclosing object or the next member.
+testing::AssertionResult carries(const std::string& out, std::string_view member, std::string_view text) {
+  const std::string needle = "\"" + std::string(member) + "\":" + std::string(text);
+  const size_t at = out.find(needle);
+  if (at != std::string::npos && at + needle.size() < out.size() &&
+      (out[at + needle.size()] == '}' || out[at + needle.size()] == ','))
+    return testing::AssertionSuccess();
+  return testing::AssertionFailure() << "no " << needle << " in " << out;
+}
+
+TEST(CodecTest, SessionMetadataIsKeptAsSentWhitespaceAside) {
+  // Member order, a duplicate, number spellings, escapes and nesting as the producer wrote them.
+  const std::string sent = R"({ "team" : "x", "b":1.50, "a":1e3, "a":[true,null,{"z":"\u00e9\/"}], "big":123456789012345678 })";
+  const std::string kept = R"({"team":"x","b":1.50,"a":1e3,"a":[true,null,{"z":"\u00e9\/"}],"big":123456789012345678})";
+  auto r = decode_structured(ev("session.created", R"({"sessionId":"s-1","config":{"name":"n","metadata":)" + sent + "}}"), opts());
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  const std::string out = encode_json(r->bytes);
+  EXPECT_TRUE(carries(out, "metadata", kept));
+  const fb::Event* e = fb::GetEvent(r->bytes.data());
+  EXPECT_EQ(e->payload_as_SessionCreated()->config()->metadata()->str(), kept);
+
+  // The same in binary mode (the body is the data), in a batch item, and in a chain step.
+  std::vector<BinaryAttribute> attrs = {{"specversion", "1.0"}, {"id", "b"}, {"source", "/s"}, {"type", "session.created"}};
+  auto b = decode_binary(attrs, "application/json", R"({"sessionId":"s-1","config":{"metadata":)" + sent + "}}", opts());
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  EXPECT_TRUE(carries(encode_json(b->bytes), "metadata", kept));
+  auto batch = decode_batch("[" + started() + " , " + ev("session.created", R"({"sessionId":"s-2","config":{"metadata":)" + sent + "}}") + "]", opts());
+  ASSERT_TRUE(batch.ok()) << batch.status().to_string();
+  EXPECT_TRUE(carries(encode_json((*batch)[1].bytes), "metadata", kept));
+  auto chain = decode_structured(
+      ev("chain.created", R"({"chainId":"c","steps":[{"sessions":[{"name":"a"},{"name":"b","metadata":{"k" : [1, 2]}}]}]})"), opts());
+  ASSERT_TRUE(chain.ok()) << chain.status().to_string();
+  EXPECT_NE(encode_json(chain->bytes).find(R"("name":"b","metadata":{"k":[1,2]})"), std::string::npos) << encode_json(chain->bytes);
+
+  // Any JSON value; too long is refused at its path.
+  EXPECT_TRUE(decode_structured(ev("session.created", R"({"sessionId":"s","config":{"metadata":"just text"}})"), opts()).ok());
+  const std::string huge = R"({"sessionId":"s","config":{"metadata":")" + std::string(kMaxStringBytes, 'x') + "\"}}";
+  EXPECT_TRUE(fails_at(ev("session.created", huge), "data.config.metadata", "longer than"));
+}
+
+TEST(CodecTest, MetadataMakesARetryDifferentOnlyWhenItDiffers) {
+  auto a = decode_structured(ev("session.created", R"({"sessionId":"s","config":{"metadata":{"a":1}}})"), opts());
+  auto same = decode_structured(ev("session.created", R"({"sessionId":"s","config":{"metadata":{ "a" : 1 }}})"), opts());
+  auto other = decode_structured(ev("session.created", R"({"sessionId":"s","config":{"metadata":{"a":2}}})"), opts());
+  ASSERT_TRUE(a.ok() && same.ok() && other.ok());
+  EXPECT_TRUE(same_producer_content(a->bytes, same->bytes, false));
+  EXPECT_FALSE(same_producer_content(a->bytes, other->bytes, false));
+}
+
+TEST(CodecTest, TenantDefinedTypesKeepTheirNameAndData) {
+  const std::string sent = R"({"order" : {"id":"o-1","total":10.00}, "items":[1, 2]})";
+  auto r = decode_structured(ev("com.example.order.placed", sent, R"("subject":"o-1")"), opts());
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->type, kCustomEventType);
+  EXPECT_FALSE(is_engine_type(r->type));
+  EXPECT_EQ(event_type_name(kCustomEventType), "");
+  const EventHeader h = read_header(r->bytes);
+  EXPECT_EQ(h.type_name, "com.example.order.placed");
+  const std::string out = encode_json(r->bytes);
+  EXPECT_EQ(json::parse(out)["type"], "com.example.order.placed");
+  EXPECT_TRUE(carries(out, "data", R"({"order":{"id":"o-1","total":10.00},"items":[1,2]})"));
+
+  // Any JSON value as data, or none (then no `data` member at all).
+  for (std::string_view data : {R"([1,"two"])", R"("text")", "42", "null"}) {
+    auto d = decode_structured(ev("org.acme.thing.happened", data), opts());
+    ASSERT_TRUE(d.ok()) << data << ": " << d.status().to_string();
+    if (data == "null") {
+      EXPECT_EQ(json::parse(encode_json(d->bytes)).count("data"), 0u);  // null is absent, as for every attribute
+    } else {
+      EXPECT_EQ(json::parse(encode_json(d->bytes))["data"], json::parse(data));
+    }
+  }
+  auto none = decode_structured(ev("org.acme.ping.sent", ""), opts());
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(encode_json(none->bytes).find("\"data\""), std::string::npos);
+
+  // Binary mode: the body is the data, kept as sent; same for a batch item.
+  std::vector<BinaryAttribute> attrs = {{"specversion", "1.0"}, {"id", "b"}, {"source", "/s"}, {"type", "io.github.push.received"}};
+  auto b = decode_binary(attrs, "application/json", " [ 1 , 2.50 ] ", opts());
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  EXPECT_TRUE(carries(encode_json(b->bytes), "data", "[1,2.50]"));
+  auto batch = decode_batch("[" + ev("com.example.a.b", R"({"x" : 1})") + "," + ev("com.example.a.c", R"({"y" : 2})") + "]", opts());
+  ASSERT_TRUE(batch.ok()) << batch.status().to_string();
+  EXPECT_TRUE(carries(encode_json((*batch)[1].bytes), "data", R"({"y":2})"));
+  EXPECT_EQ(read_header((*batch)[1].bytes).type_name, "com.example.a.c");
+
+  // Retries: the name and the data are the content.
+  auto again = decode_structured(ev("com.example.order.placed", R"({"order":{"id":"o-1","total":10.00},"items":[1,2]})", R"("subject":"o-1")"), opts());
+  auto renamed = decode_structured(ev("com.example.order.moved", sent, R"("subject":"o-1")"), opts());
+  ASSERT_TRUE(again.ok() && renamed.ok());
+  EXPECT_TRUE(same_producer_content(r->bytes, again->bytes, false));
+  EXPECT_FALSE(same_producer_content(r->bytes, renamed->bytes, false));
+}
+
+TEST(CodecTest, OnlyReverseDnsNamesOutsideTheEngineNamespacesAreTenantTypes) {
+  // The engine's own types stay strict: a typo is an unknown type, not a custom one.
+  EXPECT_TRUE(fails_at(ev("session.create", R"({"sessionId":"s"})"), "type", "reverse-DNS"));
+  EXPECT_TRUE(fails_at(ev("session.gate.pass", R"({"sessionId":"s"})"), "type", "namespace \"session\" is the engine's"));
+  EXPECT_TRUE(fails_at(ev("dream.seed.planted", "{}"), "type", "is the engine's"));
+  EXPECT_TRUE(fails_at(ev("audit.export.done", "{}"), "type", "is the engine's"));
+  EXPECT_TRUE(fails_at(ev("io.agentos.thing", "{}"), "type", "is the engine's"));
+  // Not reverse-DNS: two labels, an upper-case or numeric top label, empty labels, bad characters.
+  for (std::string_view t : {"com.example", "Com.example.x", "1com.example.x", "com..x", "com.example.x.",
+                             "com.exa mple.x", "com.example.x/y", "c.example.x"}) {
+    EXPECT_TRUE(fails_at(ev(t, "{}"), "type", "reverse-DNS")) << t;
+  }
+  EXPECT_TRUE(fails_at(ev("com.example." + std::string(250, 'x'), "{}"), "type", "longer than 255"));
+  // Engine-only and engine types are unaffected; data must still be JSON.
+  EXPECT_TRUE(decode_structured(ev("com.Example.Order_Placed-v2", "{}"), opts()).ok());
+  EXPECT_TRUE(fails_at(ev("com.example.file.uploaded", "", R"("data_base64":"aGVsbG8=")"), "data_base64"));
+  EXPECT_TRUE(fails_at(ev("com.example.file.uploaded", "{}", R"("datacontenttype":"text/plain")"), "datacontenttype"));
+}
+
+TEST(CodecTest, StoredJsonThatIsNotJsonIsWrittenAsNull) {
+  // A record not written by this codec (a json field holding broken text) never breaks
+  // the JSON a reader gets.
+  flatbuffers::FlatBufferBuilder fbb;
+  auto payload = fb::CreateCustomEventDirect(fbb, "com.example.x.y", R"({"a":1)");
+  auto e = fb::CreateEventDirect(fbb, "i", "/s", "1.0", 1, nullptr, nullptr, nullptr, "acme", nullptr, nullptr,
+                                 nullptr, nullptr, nullptr, fb::Payload::CustomEvent, payload.Union());
+  fb::FinishEventBuffer(fbb, e);
+  const std::string bytes(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
+  ASSERT_TRUE(verify_event(bytes).is_ok());
+  const json out = json::parse(encode_json(bytes));
+  EXPECT_TRUE(out["data"].is_null());
+  EXPECT_EQ(out["type"], "com.example.x.y");
+}
+
 TEST(CodecTest, DataBase64IsRejected) {
   EXPECT_TRUE(fails_at(ev("session.started", "", R"("data_base64":"aGVsbG8=")"), "data_base64"));
 }
