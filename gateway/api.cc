@@ -14,6 +14,7 @@
 #include "events/routing.h"
 #include "events/skill_rules.h"
 #include "events/logging.h"
+#include "gateway/console.h"
 #include "gateway/keys.h"
 #include "gateway/problem.h"
 
@@ -268,6 +269,8 @@ std::string Api::route_of(const HttpRequest& req) {
   if (s.size() >= 3 && s[0] == "v1" && s[1] == "admin" && s[2] == "tenants")
     return s.size() > 3 ? "/v1/admin/tenants/{t}/plan" : "/v1/admin/tenants";
   if (req.path == "/metrics" || req.path == "/healthz" || req.path == "/readyz") return req.path;
+  if (req.path == "/console") return req.path;
+  if (req.path.starts_with("/console/")) return "/console/{file}";
   return "other";
 }
 
@@ -350,6 +353,11 @@ std::span<const Route> Api::routes() {
       {"GET", "/v1/tenants/{tenant}/models/decisions"},
       {"POST", "/v1/tenants/{tenant}/models:route"},
       {"POST", "/v1/tenants/{tenant}/models:estimate"},
+      // The web console's static files (console.h): one route per embedded file.
+      {"GET", "/console"},
+      {"GET", "/console/"},
+      {"GET", "/console/app.js"},
+      {"GET", "/console/console.css"},
   };
   return kRoutes;
 }
@@ -495,6 +503,9 @@ Result<std::shared_ptr<void>> Api::take_stream_slot(const Principal& p, Plan pla
 }
 
 void Api::handle(HttpRequest req, Reply reply) {
+  // The console's static files (console.h): no credential, and "/console/" ends in the
+  // empty segment every other route refuses.
+  if (auto console = console_response(req)) return reply(std::move(*console));
   // Every id in a path (tenant, session, dream, check, key, ...) is one percent-decoded
   // segment: the same rule for all of them (path_segments).
   auto decoded = path_segments(req.path);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every system dependency of the engine from Debian 12 packages, then the pinned
-# API linters (ops/lint: npm ci, exact versions from its package-lock.json).
+# npm tools (ops/lint, the API linters; ops/browser, the console test's browser driver:
+# npm ci, exact versions from each package-lock.json).
 # Idempotent: does nothing (no apt-get update, no npm) when everything is already present.
 # Must run as root (or with sudo available); CI and the README commands call it first.
 set -euo pipefail
@@ -23,6 +24,7 @@ PACKAGES=(
   clang libclang-rt-14-dev
   curl
   prometheus  # promtool: the alert rules' checks and unit tests (ops/prometheus)
+  chromium    # the console's browser test (tests/console), headless
 )
 # Node and npm run the API linters (ops/lint). A machine that has them already (say from
 # NodeSource, whose nodejs package bundles npm and conflicts with Debian's npm) keeps them;
@@ -50,19 +52,22 @@ else
   echo "install-deps: done"
 fi
 
-# The API linters: npm ci when node_modules is missing or was installed from another
-# package-lock.json (a stamp of its hash). --ignore-scripts: none of the install scripts is
-# needed to lint, and two of them would report usage (@scarf/scarf) or edit shell profiles
-# (the AsyncAPI CLI's autocomplete).
-lint=ops/lint
-stamp=$lint/node_modules/.agentos-package-lock.sha256
-want=$(sha256sum "$lint/package-lock.json" | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "install-deps: npm ci --prefix $lint"
-  start=$(date +%s)
-  npm ci --prefix "$lint" --ignore-scripts --no-audit --no-fund --loglevel=error
-  echo "$want" >"$stamp"
-  echo "install-deps: API linters installed ($(( $(date +%s) - start ))s)"
-else
-  echo "install-deps: API linters present (ops/lint/node_modules matches package-lock.json)"
-fi
+# The pinned npm tools, each folder with its package-lock.json: npm ci when its
+# node_modules is missing or was installed from another package-lock.json (a stamp of its
+# hash). ops/lint: the API linters; ops/browser: puppeteer-core, which drives Debian's
+# chromium in the console's test (it downloads no browser). --ignore-scripts: none of the
+# install scripts is needed, and two of the linters' would report usage (@scarf/scarf) or
+# edit shell profiles (the AsyncAPI CLI's autocomplete).
+for dir in ops/lint ops/browser; do
+  stamp=$dir/node_modules/.agentos-package-lock.sha256
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "install-deps: npm ci --prefix $dir"
+    start=$(date +%s)
+    npm ci --prefix "$dir" --ignore-scripts --no-audit --no-fund --loglevel=error
+    echo "$want" >"$stamp"
+    echo "install-deps: $dir installed ($(( $(date +%s) - start ))s)"
+  else
+    echo "install-deps: $dir present (node_modules matches package-lock.json)"
+  fi
+done
