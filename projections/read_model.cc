@@ -51,7 +51,7 @@ std::string session_json_of(const pg::Rows& r, int i) {
   Json j;
   j.str("tenantId", r.get(i, 0)).str("sessionId", r.get(i, 1)).str("state", r.get(i, 2))
       .opt("name", r.get(i, 3)).opt("model", r.get(i, 4));
-  if (!r.is_null(i, 5)) j.raw("config", r.get(i, 5));  // jsonb text: valid JSON
+  if (!r.is_null(i, 5)) j.raw("config", r.get(i, 5));  // json text, as the engine wrote it
   j.str("createdAt", r.get(i, 6)).str("updatedAt", r.get(i, 7)).opt("step", r.get(i, 8))
       .raw("pct", number(r.get(i, 9)))
       .opt("lastCheckpoint", r.get(i, 10)).opt("workspace", r.get(i, 11)).opt("gate", r.get(i, 12))

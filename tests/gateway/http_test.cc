@@ -133,7 +133,7 @@ TEST_F(Http, BadBatchItemRejectsTheWholeBatchNamingEveryBadItem) {
   const std::string key = engine->create_tenant("acme");
   const Offset end = engine->end_of("acme");
   const std::string bad1 = R"({"specversion":"1.0","id":"b-2","source":"/test","type":"session.progress","data":{"step":"x"}})";
-  const std::string bad2 = R"({"specversion":"1.0","id":"b-3","source":"/test","type":"no.such.type","data":{}})";
+  const std::string bad2 = R"({"specversion":"1.0","id":"b-3","source":"/test","type":"session.no_such_type","data":{}})";
   const std::string batch = "[" + event_json("b-1") + "," + bad1 + "," + bad2 + "]";
   auto r = engine->call("POST", "/v1/tenants/acme/events:batch", key, batch, "application/cloudevents-batch+json");
   EXPECT_EQ(r.status, 400);

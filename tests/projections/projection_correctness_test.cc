@@ -94,7 +94,7 @@ class ProjectionCorrectness : public ::testing::Test {
     {
       const Table expected = canonical_configs(db, x.configs);
       const Table actual =
-          sorted_rows(db, "SELECT tenant_id, session_id, COALESCE(config::text, 'NULL') FROM agentos_rm.sessions");
+          sorted_rows(db, "SELECT tenant_id, session_id, COALESCE(config::jsonb::text, 'NULL') FROM agentos_rm.sessions");
       const std::string d = diff_tables("sessions.config", expected, actual, 5);
       EXPECT_TRUE(d.empty()) << d;
     }
