@@ -355,6 +355,13 @@ std::string_view event_type_name(EventType t) {
   return pt && !pt->custom ? pt->ce_type : std::string_view();
 }
 
+std::string tenant_type_problem(std::string_view ce_type) {
+  const Registry& reg = Registry::get();
+  if (const PayloadType* pt = reg.by_ce_type(ce_type); pt != nullptr)
+    return "is the engine's type " + std::string(ce_type);
+  return reg.custom_type_problem(ce_type);
+}
+
 bool is_engine_type(EventType t) {
   const PayloadType* pt = Registry::get().by_type(t);
   return pt != nullptr && pt->engine;

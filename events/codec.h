@@ -70,6 +70,11 @@ bool is_fact_type(EventType t);
 inline constexpr EventType kCustomEventType{230};
 // The engine's types, ascending by number (kCustomEventType is not one).
 std::span<const EventType> all_event_types();
+// Why `ce_type` cannot name a tenant-defined type, or "" when it can: a reverse-DNS name
+// (a lower-case top label of 2-63 characters starting with a letter, at least 3 labels of
+// [A-Za-z0-9_-], at most 255 bytes) outside the engine's namespaces (the first label of any
+// engine type, agentos, audit, erasure, engine; or a second label agentos).
+std::string tenant_type_problem(std::string_view ce_type);
 
 struct DecodeOptions {
   // When the JSON has no `tenantid`, this is used; when it has one that differs, decoding

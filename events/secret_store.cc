@@ -1,13 +1,16 @@
 #include "events/secret_store.h"
 
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -135,6 +138,19 @@ class RocksSecretStore final : public SecretStore {
   Result<std::optional<std::string>> credential(std::string_view tenant, std::string_view provider,
                                                 int64_t version) const override {
     auto e = endpoint(tenant, "provider/" + std::string(provider), version);
+    if (!e.ok()) return e.status();
+    if (!*e) return std::optional<std::string>();
+    return std::optional<std::string>(std::move((*e)->secret));
+  }
+
+  // Inbound sources' secrets live under the channel "inbound/<source>", apart from both.
+  Result<int64_t> put_inbound_secret(std::string_view tenant, std::string_view source,
+                                     std::string_view secret) override {
+    return put_endpoint(tenant, "inbound/" + std::string(source), WebhookEndpoint{"", std::string(secret)});
+  }
+  Result<std::optional<std::string>> inbound_secret(std::string_view tenant, std::string_view source,
+                                                    int64_t version) const override {
+    auto e = endpoint(tenant, "inbound/" + std::string(source), version);
     if (!e.ok()) return e.status();
     if (!*e) return std::optional<std::string>();
     return std::optional<std::string>(std::move((*e)->secret));
@@ -289,6 +305,52 @@ Result<std::string> sign_webhook(std::string_view secret, std::string_view id, i
   msg.reserve(id.size() + body.size() + 24);
   msg.append(id).append(".").append(std::to_string(timestamp_s)).append(".").append(body);
   return "v1," + base64(hmac_sha256(*key, msg));
+}
+
+std::string webhook_secret_problem(std::string_view secret) {
+  if (!secret.starts_with("whsec_")) return "must start with whsec_";
+  auto key = unbase64(secret.substr(6));
+  if (!key || base64(*key) != secret.substr(6)) return "must be whsec_ + padded standard base64";
+  if (key->size() < 24 || key->size() > 64)
+    return "must encode 24 to 64 bytes (it encodes " + std::to_string(key->size()) + ")";
+  return "";
+}
+
+Status verify_webhook(std::string_view secret, std::string_view id, std::string_view timestamp,
+                      std::string_view signature, std::string_view body, int64_t now_s, int64_t tolerance_s) {
+  if (id.empty()) return Status::invalid("webhook-id", "required");
+  if (id.size() > 256 || !std::all_of(id.begin(), id.end(), [](char c) { return c > 0x20 && c < 0x7f; }))
+    return Status::invalid("webhook-id", "must be 1-256 printable ASCII characters");
+  if (timestamp.empty()) return Status::invalid("webhook-timestamp", "required");
+  int64_t ts = 0;
+  const auto [end, ec] = std::from_chars(timestamp.data(), timestamp.data() + timestamp.size(), ts);
+  // Canonical digits only: the signed content carries the header as sent, and the signer
+  // prints the number, so "0123" or "+123" could never verify anyway.
+  if (timestamp.size() > 12 || ec != std::errc() || end != timestamp.data() + timestamp.size() ||
+      std::to_string(ts) != timestamp || ts < 0)
+    return Status::invalid("webhook-timestamp", "must be Unix seconds (decimal digits, no leading zeros)");
+  if (signature.empty()) return Status::invalid("webhook-signature", "required");
+  if (ts < now_s - tolerance_s || ts > now_s + tolerance_s)
+    return Status(Code::kUnauthenticated, "webhook-timestamp is more than " + std::to_string(tolerance_s) +
+                                              " s away from the engine's clock");
+  auto expected = sign_webhook(secret, id, ts, body);
+  if (!expected.ok()) return Status(Code::kInternal, "the source's secret cannot sign");
+  bool match = false;
+  size_t entries = 0;
+  for (size_t pos = 0; pos < signature.size();) {
+    size_t next = signature.find(' ', pos);
+    if (next == std::string_view::npos) next = signature.size();
+    const std::string_view entry = signature.substr(pos, next - pos);
+    pos = next + 1;
+    if (entry.empty()) continue;
+    ++entries;
+    if (!entry.starts_with("v1,")) continue;
+    // Every entry is compared: the time taken does not say which one matched.
+    match |= entry.size() == expected->size() && CRYPTO_memcmp(entry.data(), expected->data(), entry.size()) == 0;
+  }
+  if (entries == 0) return Status::invalid("webhook-signature", "holds no signature");
+  if (!match) return Status(Code::kUnauthenticated, "no v1 signature in webhook-signature matches the source's secret");
+  return Status::ok();
 }
 
 }  // namespace agentos

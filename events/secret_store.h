@@ -55,6 +55,15 @@ class SecretStore {
   virtual Result<std::optional<std::string>> credential(std::string_view tenant, std::string_view provider,
                                                         int64_t version) const = 0;
 
+  // An inbound-webhook source's signing secret ("whsec_..."; gateway/README.md, Inbound
+  // webhooks): sealed like a provider key, as the next version of (tenant, source) in a
+  // namespace of its own; the log carries only the version. Returns it.
+  virtual Result<int64_t> put_inbound_secret(std::string_view tenant, std::string_view source,
+                                             std::string_view secret) = 0;
+  // That version's secret; nullopt when there is none.
+  virtual Result<std::optional<std::string>> inbound_secret(std::string_view tenant, std::string_view source,
+                                                            int64_t version) const = 0;
+
  protected:
   SecretStore() = default;
 };
@@ -80,5 +89,18 @@ std::string new_webhook_secret();
 // secret that is not whsec_ + base64.
 Result<std::string> sign_webhook(std::string_view secret, std::string_view id, int64_t timestamp_s,
                                  std::string_view body);
+
+// Why `secret` cannot sign webhooks, or "" when it can: whsec_ + padded standard base64 of
+// 24 to 64 bytes (what Standard Webhooks libraries generate and accept).
+std::string webhook_secret_problem(std::string_view secret);
+
+// Checks a received webhook (Standard Webhooks, "Verifying webhook authenticity"): the
+// timestamp is decimal Unix seconds within `tolerance_s` of `now_s` (both directions), and
+// one `v1,<base64>` entry of the space-separated `signature` header equals
+// sign_webhook(secret, id, timestamp, body), compared in constant time; other schemes'
+// entries are skipped. kInvalidArgument (with the header's name as the field) for a missing
+// or malformed header, kUnauthenticated for a stale timestamp or no matching signature.
+Status verify_webhook(std::string_view secret, std::string_view id, std::string_view timestamp,
+                      std::string_view signature, std::string_view body, int64_t now_s, int64_t tolerance_s = 300);
 
 }  // namespace agentos

@@ -253,6 +253,7 @@ std::string Api::route_of(const HttpRequest& req) {
       r += (i == 4 && s[3] == "keys")       ? "/{key}"
            : (i == 4 && s[3] == "sessions") ? "/{id}"
            : (i == 4 && s[3] == "webhooks") ? "/{channel}"
+           : (i == 4 && s[3] == "inbound-webhooks") ? "/{source}"
            : (i == 5 && s[3] == "heartbeat" && s[4] == "checks") ? "/{id}"
            : (i == 4 && s[3] == "dreams")   ? "/{id}"
            : (i == 6 && s[3] == "dreams" && s[5] == "shares") ? "/{target}"
@@ -305,6 +306,9 @@ std::span<const Route> Api::routes() {
       {"GET", "/v1/tenants/{tenant}/usage"},
       {"PUT", "/v1/tenants/{tenant}/webhooks/{channel}"},
       {"DELETE", "/v1/tenants/{tenant}/webhooks/{channel}"},
+      {"PUT", "/v1/tenants/{tenant}/inbound-webhooks/{source}"},
+      {"DELETE", "/v1/tenants/{tenant}/inbound-webhooks/{source}"},
+      {"POST", "/v1/tenants/{tenant}/inbound-webhooks/{source}"},
       {"PUT", "/v1/tenants/{tenant}/heartbeat/config"},
       {"POST", "/v1/tenants/{tenant}/heartbeat/checks"},
       {"GET", "/v1/tenants/{tenant}/heartbeat/checks"},
@@ -617,6 +621,12 @@ void Api::handle(HttpRequest req, Reply reply) {
       if (req.method == "GET") return get_router(std::move(req), t, rest, std::move(reply));
       return router_command(std::move(req), t, rest, std::move(reply));
     }
+    if (s.size() == 5 && s[3] == "inbound-webhooks") {
+      if (req.method == "PUT") return put_inbound_webhook(req, t, std::string(s[4]), std::move(reply));
+      if (req.method == "DELETE") return delete_inbound_webhook(req, t, std::string(s[4]), std::move(reply));
+      if (req.method == "POST") return post_inbound_webhook(req, t, std::string(s[4]), std::move(reply));
+      return method_not_allowed();
+    }
     if (s.size() == 5 && s[3] == "webhooks") {
       if (req.method == "PUT") return put_webhook(req, t, std::string(s[4]), std::move(reply));
       if (req.method == "DELETE") return delete_webhook(req, t, std::string(s[4]), std::move(reply));
@@ -804,7 +814,11 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
                 "use application/cloudevents+json, or binary mode with ce-* headers");
   }
   if (!st.is_ok()) return reply(problem_response(st, req.path));
+  ingest(req, t, *tenant, batch, /*inbound=*/false, std::move(events), std::move(reply));
+}
 
+void Api::ingest(const HttpRequest& req, const TenantId& t, const TenantInfo& tenant, bool batch, bool inbound,
+                 std::vector<DecodedEvent> events, Reply reply) {
   Status bad(Code::kInvalidArgument, "events rejected");
   std::unordered_map<std::string, size_t> seen;
   for (size_t i = 0; i < events.size(); ++i) {
@@ -821,6 +835,12 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
       return reply(problem_response(Status(Code::kPermissionDenied, prefix + "source " + std::string(src) +
                                                                         " is reserved for the engine (/agentos/...)"),
                                     req.path));
+    // /webhooks/<source> is what the inbound-webhook endpoint writes after checking the
+    // third party's signature: a consumer can trust that it was checked.
+    if (const std::string_view src = events[i].source; !inbound && src.starts_with("/webhooks/"))
+      return reply(problem_response(Status(Code::kPermissionDenied, prefix + "source " + std::string(src) +
+                                                                        " is reserved for inbound webhooks (/webhooks/...)"),
+                                    req.path));
     // Domain rules the schema cannot say (a known time zone, windows that do not
     // overlap, a calendar that can occur): answered here, before anything is appended.
     if (auto invalid = heartbeat::validate_event(events[i].bytes))
@@ -836,19 +856,19 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
   }
   if (!bad.errors().empty()) return reply(problem_response(bad, req.path));
 
-  const int wait = limiter_.try_acquire(t, tenant->plan, static_cast<double>(events.size()), std::chrono::steady_clock::now());
+  const int wait = limiter_.try_acquire(t, tenant.plan, static_cast<double>(events.size()), std::chrono::steady_clock::now());
   if (wait == RateLimiter::kNever) {
     return reply(problem_response(
         Status(Code::kTooLarge, "a batch of " + std::to_string(events.size()) + " events exceeds the burst of plan " +
-                                    std::string(plan_name(tenant->plan)) + " (" +
-                                    std::to_string(static_cast<long>(limiter_.limit(tenant->plan).burst)) +
+                                    std::string(plan_name(tenant.plan)) + " (" +
+                                    std::to_string(static_cast<long>(limiter_.limit(tenant.plan).burst)) +
                                     " events); send smaller batches"),
         req.path));
   }
   if (wait > 0) {
     metrics_.rate_limited();
     return reply(problem_response(
-        Status(Code::kResourceExhausted, std::string("rate limit of plan ") + std::string(plan_name(tenant->plan)) + " exceeded").with_retry_after(wait),
+        Status(Code::kResourceExhausted, std::string("rate limit of plan ") + std::string(plan_name(tenant.plan)) + " exceeded").with_retry_after(wait),
         req.path));
   }
 

@@ -278,6 +278,16 @@ class Api {
                                      std::initializer_list<Role> roles) const;
 
   void post_events(const HttpRequest& req, const TenantId& t, bool batch, Reply reply);
+  // What follows decoding for every event a tenant's producers or third parties post:
+  // validation beyond the schema, the plan's rate limit, idempotency, the append, the
+  // receipts. `inbound`: from the inbound-webhook endpoint, which alone writes /webhooks/...
+  void ingest(const HttpRequest& req, const TenantId& t, const TenantInfo& tenant, bool batch, bool inbound,
+              std::vector<DecodedEvent> events, Reply reply);
+  // Inbound webhooks (README.md, Inbound webhooks): a tenant admin sets or removes a
+  // source; a third party posts to it, authenticated by its Standard Webhooks signature.
+  void put_inbound_webhook(const HttpRequest& req, const TenantId& t, const std::string& source, Reply reply);
+  void delete_inbound_webhook(const HttpRequest& req, const TenantId& t, const std::string& source, Reply reply);
+  void post_inbound_webhook(const HttpRequest& req, const TenantId& t, const std::string& source, Reply reply);
   void get_events(const HttpRequest& req, const TenantId& t, Reply reply);
   void create_tenant(const HttpRequest& req, Reply reply);
   void change_plan(const HttpRequest& req, const TenantId& t, Reply reply);

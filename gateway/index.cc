@@ -22,6 +22,7 @@ namespace fb = agentos::fb;
 //   "t" tenant                          -> u8(plan) slug
 //   "k" key_id                          -> u8(role) u8(revoked) tenant-len tenant hash
 //   "e" tenant \0 be32(len) source id    -> be32(partition) be64(offset)
+//   "i" tenant \0 source                 -> be64(version) type ("" once removed)
 //   "v"                                 -> kFormat (a different value: wipe and refold)
 using keys::be32;
 using keys::be64;
@@ -43,6 +44,13 @@ std::string event_key(std::string_view tenant, std::string_view source, std::str
   k += be32(static_cast<uint32_t>(source.size()));
   k.append(source);
   k.append(id);
+  return k;
+}
+
+std::string inbound_key(std::string_view tenant, std::string_view source) {
+  std::string k = "i";
+  k.append(tenant).push_back('\0');
+  k.append(source);
   return k;
 }
 
@@ -101,6 +109,12 @@ class StoreIndex final : public LocalIndex {
     std::string v;
     if (!lookup(prefixed('t', t.str()), &v) || v.empty()) return std::nullopt;
     return TenantInfo{v.substr(1), static_cast<Plan>(v[0])};
+  }
+
+  std::optional<InboundSource> inbound_source(const TenantId& t, std::string_view source) const override {
+    std::string v;
+    if (!lookup(inbound_key(t.str(), source), &v) || v.size() <= 8) return std::nullopt;  // "": removed
+    return InboundSource{v.substr(8), static_cast<int64_t>(get_be(v, 0, 8))};
   }
 
   std::optional<KeyInfo> key(const std::string& key_id) const override {
@@ -222,6 +236,15 @@ class StoreIndex final : public LocalIndex {
       case fb::Payload::ApiKeyRevoked:
         auth_changed_ = true;
         break;
+      case fb::Payload::WebhookSourceSet: {
+        const auto* p = ev->payload_as_WebhookSourceSet();
+        put(wb, inbound_key(tenant, p->source()->string_view()),
+            be64(static_cast<uint64_t>(p->version())) + p->type()->str());
+        return;
+      }
+      case fb::Payload::WebhookSourceRemoved:
+        put(wb, inbound_key(tenant, ev->payload_as_WebhookSourceRemoved()->source()->string_view()), "");
+        return;
       default:
         return;
     }
@@ -319,7 +342,7 @@ class StoreIndex final : public LocalIndex {
 Result<std::unique_ptr<LocalIndex>> LocalIndex::open(const std::string& dir, Log& log) {
   // Bump when the stored layout changes: an index of another format is derived data, so
   // it is wiped and refolded from the log rather than migrated.
-  constexpr char kFormat[] = "2";
+  constexpr char kFormat[] = "3";
   auto db = open_kv_store(dir);
   if (!db.ok()) return db.status();
   auto format = (*db)->get("v");

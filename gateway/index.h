@@ -3,6 +3,7 @@
 // It folds every record of every partition, in log order, into a small RocksDB store:
 //   * tenants (tenant.created / tenant.plan_changed)   -> slug, plan
 //   * API keys (apikey.created / apikey.revoked)       -> tenant, role, SHA-256, revoked
+//   * inbound-webhook sources (webhook.source.set / .removed) -> type, secret version
 //   * idempotency keys (tenant, source, id) of every event -> its position, only over a
 //     log that does not de-duplicate appends itself (Log::dedupes(): the Kafka backend)
 // and records, per partition, the offset it has folded up to (the watermark), in the
@@ -49,6 +50,13 @@ struct KeyInfo {
   bool revoked = false;
 };
 
+// An inbound-webhook source of a tenant (gateway/README.md, Inbound webhooks): the
+// tenant-defined type its posts become, and the version of its secret in the SecretStore.
+struct InboundSource {
+  std::string type;
+  int64_t version = 0;
+};
+
 class LocalIndex {
  public:
   static Result<std::unique_ptr<LocalIndex>> open(const std::string& dir, Log& log);
@@ -60,6 +68,8 @@ class LocalIndex {
 
   virtual std::optional<TenantInfo> tenant(const TenantId& t) const = 0;
   virtual std::optional<KeyInfo> key(const std::string& key_id) const = 0;
+  // The source's current setting; none when never set or removed since.
+  virtual std::optional<InboundSource> inbound_source(const TenantId& t, std::string_view source) const = 0;
   // The position of an already-logged event with this (tenant, source, id), if any; always
   // none over a log that dedupes (it keeps the keys: AppendBatch::dedupe).
   virtual std::optional<Position> find_event(const TenantId& t, std::string_view source,

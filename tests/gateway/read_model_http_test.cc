@@ -241,6 +241,37 @@ TEST_F(ReadModelHttp, SessionHasPulsesFieldsPlusConfigCostAndPosition) {
   EXPECT_NE(cost.body.find(R"("totalUsd":"0.522500")"), std::string::npos) << cost.body;
 }
 
+// Producers' own JSON (issue #14, item 4): a session config's `metadata` comes back from
+// the read model as posted (insignificant whitespace aside: member order, duplicates,
+// number spellings and escapes unchanged), and a tenant-defined type is in the audit
+// index under its own name.
+TEST_F(ReadModelHttp, ConfigMetadataIsServedAsPostedAndTenantTypesAreIndexedByName) {
+  alpha = engine->create_tenant("alpha", "free");
+  const std::string metadata =
+      R"({"labels":{"team":"x","team":"y"},"z":1,"a":[1.50,-0e0,1E+300,12345678901234567890],"s":"\u00e9\ud83d\ude00\/","n":null})";
+  std::string spaced;  // the same value with whitespace after many tokens
+  for (char c : metadata) {
+    spaced += c;
+    if (c == ',' || c == ':' || c == '{' || c == '[') spaced += " \n\t ";
+  }
+  post("alpha", alpha, ev("m1", "session.created", R"({"sessionId":"m-1","config":{"name":"meta","metadata":)" + spaced + "}}",
+                          std::string(kT) + "00:00Z"));
+  alpha_last = post("alpha", alpha,
+                    ev("t1", "com.example.order.placed", R"({"order": "o-1", "total": 9.90})", std::string(kT) + "00:01Z"));
+  auto r = get(after("/v1/tenants/alpha/sessions/m-1", alpha_last), alpha);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find("\"metadata\":" + metadata), std::string::npos) << r.body;
+  // The log's JSON says the same.
+  auto events = get("/v1/tenants/alpha/events", alpha);
+  EXPECT_NE(events.body.find("\"metadata\":" + metadata), std::string::npos) << events.body;
+  EXPECT_NE(events.body.find(R"("type":"com.example.order.placed")"), std::string::npos) << events.body;
+  EXPECT_NE(events.body.find(R"("data":{"order":"o-1","total":9.90})"), std::string::npos) << events.body;
+  const auto rows = pg_query(engine->owner_url(),
+                             "SELECT event_type FROM agentos_rm.events WHERE tenant_id = 'alpha' AND event_id = 't1'");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0][0], "com.example.order.placed");
+}
+
 TEST_F(ReadModelHttp, TransitionsAreTheSessionsHistoryInLogOrderAndPage) {
   workload();
   auto seq = [&](const std::string& id) {

@@ -97,6 +97,8 @@ inline const std::vector<Sample>& samples() {
        R"({"attempted":"heartbeat.check.registered","attemptedId":"e-9","checkId":"db","runId":"","reason":"invalid","limit":0,"field":"check.schedule.calendar.hours[1]","message":"must be 0..23"})"},
       {"webhook.channel.set", R"({"channel":"ops","version":2,"endpointHost":"https://hooks.example.com"})"},
       {"webhook.channel.removed", R"({"channel":"ops"})"},
+      {"webhook.source.set", R"({"source":"billing","type":"com.example.billing.invoice","version":1})"},
+      {"webhook.source.removed", R"({"source":"billing"})"},
       {"webhook.notification",
        R"({"notificationId":"hb-3-40-0","kind":"DIGEST","channel":"ops","channelVersion":2,"priority":0,"checkId":"","alertId":"","message":"","okCount":12,"warnCount":1,"alertCount":0,"resolvedCount":1,"entries":[{"kind":"WARN","checkId":"db","runId":"7","priority":5,"message":"slow","at":"2026-11-18T11:00:02.800000Z"}],"causeOffset":40})"},
       {"webhook.attempted",
