@@ -5,13 +5,16 @@
 //   agentos key create     create an API key for a tenant
 //   agentos key revoke     revoke an API key
 //   agentos tail           print a tenant's events as JSON lines as they arrive
+//   agentos sessions list  a tenant's sessions; sessions show: one (JSON or a table)
 //   agentos migrate        apply the read-model SQL migrations (projections/migrate.h)
 //
 // Every flag also reads an AGENTOS_* environment variable (`--data-dir` <-
 // AGENTOS_DATA_DIR); a flag given on the command line wins.
 #include <signal.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
+#include <cctype>
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
@@ -24,6 +27,7 @@
 #include "events/log.h"
 #include "events/logging.h"
 #include "gateway/api.h"
+#include "gateway/cli_output.h"
 #include "gateway/cmd/sources.h"
 #include "gateway/http_client.h"
 #include "gateway/index.h"
@@ -703,6 +707,81 @@ int cmd_tail(int argc, char** argv) {
   return 0;
 }
 
+// One path segment: every byte but ALPHA, DIGIT, '-', '_' and '~' percent-encoded (a
+// session id may hold anything, '/' and '.' included).
+std::string path_segment(std::string_view id) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : id) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+// `sessions list` and `sessions show`: the read models' answers (gateway/README.md, Read
+// API), as JSON when stdout is not a terminal, as a table when it is.
+int cmd_sessions(int argc, char** argv, bool list) {
+  const char* name = list ? "sessions list" : "sessions show";
+  std::vector<Flag> flags = {kServerFlag,
+                             {"tenant", "AGENTOS_TENANT", "", "tenant id"},
+                             {"api-key", "AGENTOS_API_KEY", "", "a key of the tenant (any role)"},
+                             {"output", "AGENTOS_OUTPUT", "auto", "json | table | auto (a table when stdout is a terminal)"}};
+  if (list) {
+    flags.push_back({"state", nullptr, "", "only sessions in this state (CREATED, QUEUED, RUNNING, ...)"});
+    flags.push_back({"limit", nullptr, "", "sessions per page (the server's default when empty)"});
+    flags.push_back({"cursor", nullptr, "", "the page after this one (`next` of the previous page)"});
+  } else {
+    flags.push_back({"session", nullptr, "", "session id"});
+  }
+  Args a(std::move(flags), argc, argv, 3);
+  if (a.help())
+    return a.usage(name, list ? "Lists a tenant's sessions by id, a page at a time."
+                              : "Shows one session: state, config, usage, cost, position in the log."),
+           0;
+  if (!a.error().empty() || a.get("tenant").empty() || a.get("api-key").empty() || (!list && a.get("session").empty())) {
+    std::cerr << "agentos " << name << ": "
+              << (a.error().empty() ? (list ? "--tenant and --api-key are required"
+                                            : "--tenant, --api-key and --session are required")
+                                    : a.error())
+              << "\n";
+    return 2;
+  }
+  auto output = cli::choose_output(a.get("output"), ::isatty(STDOUT_FILENO) == 1);
+  if (!output.ok()) return std::cerr << "agentos " << name << ": --output: one of json, table, auto\n", 2;
+  auto url = cli::parse_url(a.get("server"));
+  if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
+  std::string target = "/v1/tenants/" + path_segment(a.get("tenant")) + "/sessions";
+  if (list) {
+    std::string q;
+    for (const char* f : {"state", "limit", "cursor"})
+      if (!a.get(f).empty()) q += (q.empty() ? "?" : "&") + std::string(f) + "=" + path_segment(a.get(f));
+    target += q;
+  } else {
+    target += "/" + path_segment(a.get("session"));
+  }
+  auto r = cli::http_call(*url, "GET", target, bearer(a.get("api-key"), false), "");
+  if (!r.ok()) return std::cerr << "agentos " << name << ": " << r.status().to_string() << "\n", 1;
+  if (r->status != 200) {
+    // A problem (RFC 9457): its detail for a person, the document for a program.
+    std::cerr << "agentos " << name << ": HTTP " << r->status << "\n" << r->body << "\n";
+    return 1;
+  }
+  if (*output == cli::Output::json) {
+    std::cout << r->body << "\n";
+    return 0;
+  }
+  auto table = list ? cli::sessions_table(r->body) : cli::session_table(r->body);
+  if (!table.ok()) return std::cerr << "agentos " << name << ": " << table.status().to_string() << "\n", 1;
+  std::cout << *table;
+  return 0;
+}
+
 int cmd_migrate(int argc, char** argv) {
   Args a({{"pg-url", "AGENTOS_PG_URL", "", "PostgreSQL URL of the read models' owner"},
           {"reset", nullptr, "false", "DROP the read models first (schemas agentos_rm, agentos_meta); the projector then rebuilds them from offset 0"}},
@@ -734,6 +813,8 @@ void usage() {
                "  key create      create an API key for a tenant and role\n"
                "  key revoke      revoke an API key\n"
                "  tail            follow a tenant's events as JSON lines\n"
+               "  sessions list   a tenant's sessions (JSON when piped, a table on a terminal)\n"
+               "  sessions show   one session (JSON when piped, a table on a terminal)\n"
                "  migrate         apply the read-model SQL migrations to PostgreSQL\n";
 }
 
@@ -747,6 +828,7 @@ int main(int argc, char** argv) {
   if (cmd == "serve") return cmd_serve(argc, argv);
   if (cmd == "tail") return cmd_tail(argc, argv);
   if (cmd == "migrate") return cmd_migrate(argc, argv);
+  if (cmd == "sessions" && (sub == "list" || sub == "show")) return cmd_sessions(argc, argv, sub == "list");
   if (cmd == "tenant" && sub == "create") return cmd_tenant_create(argc, argv);
   if (cmd == "key" && sub == "create") return cmd_key(argc, argv, true);
   if (cmd == "key" && sub == "revoke") return cmd_key(argc, argv, false);

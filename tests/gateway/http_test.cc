@@ -550,6 +550,38 @@ TEST_F(Http, SubscriberSeesHistoryThenCaughtUpThenLiveEvents) {
   EXPECT_NE(std::get<2>(sub.log.events[2]).find("\"id\":\"live-1\""), std::string::npos);
 }
 
+// A tenant-defined type streams under its own name, with its data as posted (whitespace
+// between tokens aside), and `?type=` filters it by prefix like any type.
+TEST_F(Http, TenantTypesStreamUnderTheirNameWithTheirDataAsPosted) {
+  const std::string key = engine->create_tenant("acme");
+  const std::string custom =
+      R"({"specversion":"1.0","id":"o-1","source":"/shop","type":"com.example.order.placed","data":[ 1.50, {"b":1,"a":"\u00e9"} ]})";
+  ASSERT_EQ(engine->post_event("acme", key, custom).status, 201);
+  ASSERT_EQ(engine->post_event("acme", key, event_json("s-1")).status, 201);
+  Subscriber sub(*engine, "/v1/tenants/acme/events/stream?from=0&type=com.example.", key);
+  ASSERT_TRUE(wait_until([&] { return sub.log.count("caught-up") == 1; }));
+  ASSERT_EQ(engine->post_event("acme", key,
+                               R"({"specversion":"1.0","id":"o-2","source":"/shop","type":"com.example.order.shipped"})")
+                .status,
+            201);
+  EXPECT_TRUE(wait_until([&] { return sub.log.count("com.example.order.shipped") == 1; }));
+  sub.stop = true;
+  // Wakes it to notice `stop`: an event the filter lets through (one it drops would not).
+  ASSERT_EQ(engine->post_event("acme", key,
+                               R"({"specversion":"1.0","id":"o-3","source":"/shop","type":"com.example.order.closed"})")
+                .status,
+            201);
+  sub.join();
+  std::lock_guard lk(sub.log.mu);
+  ASSERT_GE(sub.log.events.size(), 3u);
+  EXPECT_EQ(std::get<1>(sub.log.events[0]), "com.example.order.placed");
+  EXPECT_NE(std::get<2>(sub.log.events[0]).find(R"("data":[1.50,{"b":1,"a":"\u00e9"}])"), std::string::npos)
+      << std::get<2>(sub.log.events[0]);
+  EXPECT_EQ(std::get<1>(sub.log.events[1]), "caught-up");
+  // No data given: none on the way out either.
+  EXPECT_EQ(std::get<2>(sub.log.events[2]).find("\"data\""), std::string::npos) << std::get<2>(sub.log.events[2]);
+}
+
 TEST_F(Http, StoppingTheServerWithAnOpenStreamEndsItCleanly) {
   const std::string key = engine->create_tenant("acme");
   Subscriber sub(*engine, "/v1/tenants/acme/events/stream?from=0", key);

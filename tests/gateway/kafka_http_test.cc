@@ -56,6 +56,39 @@ TEST(KafkaHttp, IngestReceiptReadBackStreamAndIdempotentRetry) {
   EXPECT_NE(seen[1].find("\"id\":\"k-2\""), std::string::npos);
 }
 
+// Producers' own JSON over the Kafka backend: a session config's metadata and a tenant-
+// defined type's data come back from the log as posted (whitespace between tokens aside),
+// and a retry of the tenant type is recognised as the same event.
+TEST(KafkaHttp, MetadataAndTenantTypesComeBackAsPosted) {
+  agentos::testing::MockKafkaCluster cluster(1);
+  cluster.create_topic("agentos.events", 4);
+  TempDir dir;
+  EngineOptions o;
+  o.kafka_brokers = cluster.bootstraps();
+  Engine engine(dir.path(), o);
+  const std::string key = engine.create_tenant("acme");
+  ASSERT_EQ(engine.post_event("acme", key,
+                              R"({"specversion":"1.0","id":"c-1","source":"/runner","type":"session.created",)"
+                              R"("data":{"sessionId":"s-1","config":{"metadata":{ "labels" : {"team":"x"}, "n" : 1.0 }}}})")
+                .status,
+            201);
+  const std::string custom =
+      R"({"specversion":"1.0","id":"o-1","source":"/shop","type":"com.example.order.placed","data":"plain string"})";
+  auto first = engine.post_event("acme", key, custom);
+  ASSERT_EQ(first.status, 201) << first.body;
+  auto again = engine.post_event("acme", key, custom);
+  EXPECT_EQ(again.header("idempotent-replayed"), "true");
+  EXPECT_EQ(again.body, first.body);
+  auto other = engine.post_event(
+      "acme", key, R"({"specversion":"1.0","id":"o-1","source":"/shop","type":"com.example.order.placed","data":"other"})");
+  EXPECT_EQ(other.status, 409) << other.body;
+  auto page = engine.call("GET", "/v1/tenants/acme/events?from=0&limit=100", key);
+  ASSERT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find(R"("metadata":{"labels":{"team":"x"},"n":1.0})"), std::string::npos) << page.body;
+  EXPECT_NE(page.body.find(R"("type":"com.example.order.placed")"), std::string::npos) << page.body;
+  EXPECT_NE(page.body.find(R"("data":"plain string")"), std::string::npos) << page.body;
+}
+
 // Routing over Kafka (a log that does not deduplicate in the append): concurrent retries of
 // one decision with the same Idempotency-Key record ONE model.routed fact, and every
 // answer names it.

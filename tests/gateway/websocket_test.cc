@@ -186,6 +186,31 @@ TEST_F(WebSocketStream, AStreamTokenAndTheTypeFilterWorkAsOnTheSseStream) {
   EXPECT_EQ(types, std::vector<std::string>{"session.progress"}) << "the type filter (apikey.created, tenant.created left out)";
 }
 
+TEST_F(WebSocketStream, TenantTypesArriveUnderTheirNameWithTheirDataAsPosted) {
+  start();
+  const std::string admin = engine->create_tenant("acme");
+  ASSERT_EQ(engine->post_event("acme", admin,
+                               R"({"specversion":"1.0","id":"o-1","source":"/shop","type":"com.example.order.placed",)"
+                               R"("data":{ "total" : 9.90, "tags" : [ "x" ] }})")
+                .status,
+            201);
+  ASSERT_EQ(engine->post_event("acme", admin, event_json("e-1")).status, 201);
+  WsClient c(engine->url(), "/v1/tenants/acme/events/ws?from=0&type=com.example.",
+             {{"Authorization", "Bearer " + admin}});
+  ASSERT_FALSE(c.handshake_error()) << c.handshake_error().message();
+  auto frames = read_until(c, "caught-up");
+  std::vector<std::string> types, ids;
+  std::string text;
+  for (const Frame& f : frames) {
+    types.insert(types.end(), f.types.begin(), f.types.end());
+    ids.insert(ids.end(), f.ids.begin(), f.ids.end());
+    text += f.text;
+  }
+  EXPECT_EQ(types, std::vector<std::string>{"com.example.order.placed"});
+  EXPECT_EQ(ids, std::vector<std::string>{"o-1"});
+  EXPECT_NE(text.find(R"("data":{"total":9.90,"tags":["x"]})"), std::string::npos) << text;
+}
+
 TEST_F(WebSocketStream, AConsumerThatStopsAcknowledgingIsClosedWith4408AndResumesFromItsFirstUnacknowledgedEvent) {
   EngineOptions o;
   o.server.ws_ack_window = 4;

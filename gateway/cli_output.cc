@@ -1,0 +1,154 @@
+#include "gateway/cli_output.h"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
+namespace agentos::cli {
+namespace {
+
+// The length of the valid UTF-8 sequence at s[i] (1-4), or 0 when there is none.
+size_t utf8_length(std::string_view s, size_t i) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  auto cont = [&](size_t k) { return i + k < s.size() && (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80; };
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(1) || !cont(2)) return 0;
+    const auto c1 = static_cast<unsigned char>(s[i + 1]);
+    if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0)) return 0;  // overlong, surrogate
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    const auto c1 = static_cast<unsigned char>(s[i + 1]);
+    if ((c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 >= 0x90)) return 0;
+    return 4;
+  }
+  return 0;
+}
+
+// One cell: control characters (C0, DEL, C1) and invalid bytes as \xNN (4 wide), at
+// most `max_width` wide, cut with an ellipsis. Returns the text and its width.
+std::pair<std::string, size_t> cell(std::string_view s, size_t max_width) {
+  std::vector<std::pair<std::string, size_t>> glyphs;  // (text, width)
+  size_t total = 0;
+  for (size_t i = 0; i < s.size() && total <= max_width;) {
+    const size_t n = utf8_length(s, i);
+    const auto c = static_cast<unsigned char>(s[i]);
+    const bool c1 = n == 2 && c == 0xC2 && static_cast<unsigned char>(s[i + 1]) < 0xA0;
+    if (n == 0 || c < 0x20 || c == 0x7F || c1) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02X", c1 ? static_cast<unsigned char>(s[i + 1]) : c);
+      glyphs.emplace_back(hex, 4);
+      i += c1 ? 2 : 1;
+    } else {
+      glyphs.emplace_back(std::string(s.substr(i, n)), 1);
+      i += n;
+    }
+    total += glyphs.back().second;
+  }
+  std::string out;
+  size_t width = 0;
+  const bool cut = total > max_width;
+  for (const auto& [g, w] : glyphs) {
+    if (cut && width + w > max_width - 1) break;
+    out += g;
+    width += w;
+  }
+  if (cut) {
+    out += "\xE2\x80\xA6";  // …
+    ++width;
+  }
+  return {out, width};
+}
+
+std::string text_of(simdjson::dom::element v) {
+  switch (v.type()) {
+    case simdjson::dom::element_type::STRING:
+      return std::string(v.get_string().value());
+    case simdjson::dom::element_type::NULL_VALUE:
+      return "";
+    default:
+      return simdjson::to_string(v);
+  }
+}
+
+std::string member(simdjson::dom::object o, std::string_view name) {
+  simdjson::dom::element v;
+  if (o[name].get(v) != simdjson::SUCCESS) return "";
+  return text_of(v);
+}
+
+}  // namespace
+
+Result<Output> choose_output(std::string_view flag, bool stdout_is_terminal) {
+  if (flag == "json") return Output::json;
+  if (flag == "table") return Output::table;
+  if (flag.empty() || flag == "auto") return stdout_is_terminal ? Output::table : Output::json;
+  return Status::invalid("output", "one of json, table, auto");
+}
+
+std::string render_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
+                         size_t max_cell) {
+  std::vector<std::vector<std::pair<std::string, size_t>>> cells;
+  std::vector<size_t> widths(header.size(), 0);
+  auto add = [&](const std::vector<std::string>& row) {
+    auto& line = cells.emplace_back();
+    for (size_t c = 0; c < header.size(); ++c) {
+      line.push_back(cell(c < row.size() ? row[c] : "", std::max<size_t>(max_cell, 2)));
+      widths[c] = std::max(widths[c], line.back().second);
+    }
+  };
+  add(header);
+  for (const auto& r : rows) add(r);
+  std::string out;
+  for (const auto& line : cells) {
+    std::string l;
+    for (size_t c = 0; c < line.size(); ++c) {
+      l += line[c].first;
+      if (c + 1 < line.size()) l.append(widths[c] - line[c].second + 2, ' ');
+    }
+    while (!l.empty() && l.back() == ' ') l.pop_back();
+    out += l + "\n";
+  }
+  return out;
+}
+
+Result<std::string> sessions_table(std::string_view list_json) {
+  simdjson::dom::parser p;
+  simdjson::dom::element root;
+  simdjson::dom::array sessions;
+  if (p.parse(list_json.data(), list_json.size()).get(root) != simdjson::SUCCESS ||
+      root["sessions"].get_array().get(sessions) != simdjson::SUCCESS)
+    return Status::invalid("sessions", "the answer is not a session list");
+  std::vector<std::vector<std::string>> rows;
+  for (simdjson::dom::element e : sessions) {
+    simdjson::dom::object s;
+    if (e.get_object().get(s) != simdjson::SUCCESS) return Status::invalid("sessions", "a session is not an object");
+    rows.push_back({member(s, "sessionId"), member(s, "state"), member(s, "name"), member(s, "model"),
+                    member(s, "updatedAt"),
+                    member(s, "tokensIn").empty() ? "" : member(s, "tokensIn") + "/" + member(s, "tokensOut"),
+                    member(s, "costUsd")});
+  }
+  std::string out = render_table({"SESSION", "STATE", "NAME", "MODEL", "UPDATED", "TOKENS IN/OUT", "COST USD"}, rows);
+  std::string_view next;
+  if (root["next"].get_string().get(next) == simdjson::SUCCESS) out += "next page: --cursor " + std::string(next) + "\n";
+  return out;
+}
+
+Result<std::string> session_table(std::string_view session_json) {
+  simdjson::dom::parser p;
+  simdjson::dom::element root;
+  simdjson::dom::object s;
+  if (p.parse(session_json.data(), session_json.size()).get(root) != simdjson::SUCCESS ||
+      root.get_object().get(s) != simdjson::SUCCESS)
+    return Status::invalid("session", "the answer is not a session");
+  std::vector<std::vector<std::string>> rows;
+  for (auto [k, v] : s) rows.push_back({std::string(k), text_of(v)});
+  return render_table({"FIELD", "VALUE"}, rows, kMaxDetail);
+}
+
+}  // namespace agentos::cli

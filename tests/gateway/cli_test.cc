@@ -1,0 +1,185 @@
+// The `agentos` binary's `sessions list` / `sessions show` against a running engine with
+// read models: piped, it prints the API's JSON unchanged; on a terminal (a real pseudo-
+// terminal, forkpty) it prints a table; errors go to stderr with a non-zero exit.
+#include <fcntl.h>
+#include <pty.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "events/clock.h"
+#include "events/codec.h"
+#include "tests/gateway/gateway_fixture.h"
+#include "tests/support/pg_cluster.h"
+
+#ifndef AGENTOS_BIN
+#error "AGENTOS_BIN: the agentos binary (tests/CMakeLists.txt)"
+#endif
+
+namespace agentos::gateway::test {
+namespace {
+using agentos::test::TempDir;
+using agentos::test::TestPostgres;
+
+struct CliRun {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// Runs the binary with `args`; its stdout a pipe, or a pseudo-terminal with `tty`
+// (stderr then shares it). Reads until EOF, so it waits for the process without a timer.
+CliRun run_cli(const std::vector<std::string>& args, bool tty) {
+  std::vector<std::string> all = {AGENTOS_BIN};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  CliRun r;
+  int out_fd = -1, err_fd = -1;
+  pid_t pid;
+  if (tty) {
+    pid = ::forkpty(&out_fd, nullptr, nullptr, nullptr);
+    if (pid == 0) {
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+  } else {
+    int out[2], err[2];
+    if (::pipe(out) != 0 || ::pipe(err) != 0) return r;
+    pid = ::fork();
+    if (pid == 0) {
+      ::dup2(out[1], STDOUT_FILENO);
+      ::dup2(err[1], STDERR_FILENO);
+      ::close(out[0]);
+      ::close(err[0]);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    ::close(err[1]);
+    out_fd = out[0];
+    err_fd = err[0];
+  }
+  if (pid < 0) return r;
+  auto drain = [](int fd, std::string& into) {
+    char buf[4096];
+    for (;;) {
+      const ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n <= 0) break;  // EOF, or EIO from a pty whose child has gone
+      into.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+  };
+  drain(out_fd, r.out);  // a pipe's stderr is small: the child never blocks on it first
+  if (err_fd >= 0) drain(err_fd, r.err);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (tty) {  // the terminal writes \r\n
+    std::string clean;
+    for (char c : r.out)
+      if (c != '\r') clean += c;
+    r.out = clean;
+  }
+  return r;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(TestPostgres::get().ok()) << TestPostgres::get().error();
+    EngineOptions o;
+    o.pulse = true;
+    o.projector = true;
+    engine = std::make_unique<Engine>(dir.path(), o);
+    key = engine->create_tenant("acme", "pro");
+    for (const std::string id : {"s-1", "s-2", "s/3"}) {
+      auto r = engine->post_event(
+          "acme", key,
+          R"({"specversion":"1.0","id":"c-)" + id + R"(","source":"/runner","type":"session.created","data":{"sessionId":")" +
+              id + R"(","config":{"name":"run )" + id + R"(","model":"gpt-4o","metadata":{"team":"x"}}}})");
+      ASSERT_EQ(r.status, 201) << r.body;
+      last = r.body.substr(r.body.find("\"offset\":") + 9);
+      last = last.substr(0, last.find('}'));
+    }
+    // The CLI reads what the projector committed: wait for the last session once.
+    ASSERT_EQ(engine->call("GET", "/v1/tenants/acme/sessions?after=" + last, key).status, 200);
+  }
+  std::vector<std::string> flags(std::vector<std::string> more) {
+    std::vector<std::string> f = {"--server", "http://127.0.0.1:" + engine->url().port, "--tenant", "acme", "--api-key", key};
+    f.insert(f.end(), more.begin(), more.end());
+    return f;
+  }
+  TempDir dir;
+  std::unique_ptr<Engine> engine;
+  std::string key, last;
+};
+
+TEST_F(Cli, PipedItPrintsTheApisJsonUnchanged) {
+  auto args = flags({"--limit", "2"});
+  args.insert(args.begin(), {"sessions", "list"});
+  const CliRun r = run_cli(args, false);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  auto api = engine->call("GET", "/v1/tenants/acme/sessions?limit=2", key);
+  EXPECT_EQ(r.out, api.body + "\n");
+  EXPECT_NE(r.out.find("\"next\":\""), std::string::npos) << r.out;
+
+  args = flags({"--session", "s/3"});
+  args.insert(args.begin(), {"sessions", "show"});
+  const CliRun show = run_cli(args, false);
+  EXPECT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_EQ(show.out, engine->call("GET", "/v1/tenants/acme/sessions/s%2F3", key).body + "\n");
+  EXPECT_NE(show.out.find(R"("metadata":{"team":"x"})"), std::string::npos) << show.out;
+}
+
+TEST_F(Cli, OnATerminalItPrintsATableAndTheNextPage) {
+  auto args = flags({"--limit", "2"});
+  args.insert(args.begin(), {"sessions", "list"});
+  const CliRun r = run_cli(args, true);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out.rfind("SESSION  STATE  ", 0), 0u) << r.out;
+  const size_t row = r.out.find("\ns-1  ");
+  ASSERT_NE(row, std::string::npos) << r.out;
+  const std::string line = r.out.substr(row + 1, r.out.find('\n', row + 1) - row - 1);
+  EXPECT_NE(line.find("  run s-1  "), std::string::npos) << line;
+  EXPECT_NE(line.find("  gpt-4o  "), std::string::npos) << line;
+  EXPECT_NE(r.out.find("\nnext page: --cursor "), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("s/3"), std::string::npos) << "a page of 2" << r.out;
+
+  // --output json wins over the terminal.
+  args.insert(args.end(), {"--output", "json"});
+  EXPECT_EQ(run_cli(args, true).out.rfind("{\"sessions\":[", 0), 0u);
+
+  args = flags({"--session", "s/3"});
+  args.insert(args.begin(), {"sessions", "show"});
+  const CliRun show = run_cli(args, true);
+  EXPECT_EQ(show.exit_code, 0) << show.out;
+  EXPECT_EQ(show.out.rfind("FIELD  ", 0), 0u) << show.out;
+  EXPECT_NE(show.out.find("\nsessionId  s/3\n"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find(R"(  {"name":"run s/3","model":"gpt-4o","metadata":{"team":"x"}})"), std::string::npos)
+      << show.out;
+}
+
+TEST_F(Cli, ErrorsGoToStderrWithANonZeroExit) {
+  auto args = flags({"--session", "nope"});
+  args.insert(args.begin(), {"sessions", "show"});
+  const CliRun missing = run_cli(args, false);
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_EQ(missing.out, "");
+  EXPECT_NE(missing.err.find("HTTP 404"), std::string::npos) << missing.err;
+
+  const CliRun usage = run_cli({"sessions", "show", "--tenant", "acme"}, false);
+  EXPECT_EQ(usage.exit_code, 2);
+  EXPECT_NE(usage.err.find("--session"), std::string::npos) << usage.err;
+
+  args = flags({"--output", "yaml"});
+  args.insert(args.begin(), {"sessions", "list"});
+  EXPECT_EQ(run_cli(args, false).exit_code, 2);
+}
+
+}  // namespace
+}  // namespace agentos::gateway::test
