@@ -560,6 +560,51 @@ Status verify_event(std::string_view bytes) {
   return Status::ok();
 }
 
+namespace {
+
+// The attributes of `e` in encode_json's order, datacontenttype included (`dct` is called
+// for it, at its place); `data` is the caller's.
+template <typename Attr, typename Dct>
+void visit_attributes(const fb::Event* e, const PayloadType* pt, Attr attr, Dct dct) {
+  const fb::CustomEvent* custom = pt && pt->custom ? e->payload_as_CustomEvent() : nullptr;
+  auto optional = [&](std::string_view name, const flatbuffers::String* s) {
+    if (s) attr(name, sv(s));
+  };
+  attr("specversion", "1.0");
+  attr("id", sv(e->id()));
+  attr("source", sv(e->source()));
+  attr("type", custom ? sv(custom->type()) : pt ? pt->ce_type : std::string_view());
+  attr("time", format_rfc3339_us(e->time_us()));
+  optional("subject", e->subject());
+  dct(e->datacontenttype() ? sv(e->datacontenttype()) : std::string_view("application/json"));
+  optional("dataschema", e->dataschema());
+  attr("tenantid", sv(e->tenantid()));
+  optional("actor", e->actor());
+  optional("correlationid", e->correlationid());
+  optional("causationid", e->causationid());
+  optional("traceparent", e->traceparent());
+  if (const auto* exts = e->extensions()) {
+    for (const fb::Extension* x : *exts) attr(sv(x->name()), sv(x->value()));
+  }
+}
+
+// The `data` member's JSON text; false when the event has none.
+bool append_data(std::string& out, const fb::Event* e, const PayloadType* pt) {
+  if (pt && pt->custom) {
+    const fb::CustomEvent* custom = e->payload_as_CustomEvent();
+    if (!custom->data()) return false;
+    append_json_text(out, sv(custom->data()));
+    return true;
+  }
+  if (pt && e->payload()) {
+    encode_table(out, *pt->table, *static_cast<const flatbuffers::Table*>(e->payload()));
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 std::string encode_json(std::string_view verified_bytes) {
   const fb::Event* e = fb::GetEvent(verified_bytes.data());
   const PayloadType* pt = Registry::get().by_type(static_cast<EventType>(e->payload_type()));
@@ -571,37 +616,24 @@ std::string encode_json(std::string_view verified_bytes) {
     out += ':';
     append_json_string(out, value);
   };
-  auto optional = [&](std::string_view name, const flatbuffers::String* s) {
-    if (s) member(name, sv(s));
-  };
   out += '{';
-  member("specversion", "1.0");
-  member("id", sv(e->id()));
-  member("source", sv(e->source()));
-  const fb::CustomEvent* custom = pt && pt->custom ? e->payload_as_CustomEvent() : nullptr;
-  member("type", custom ? sv(custom->type()) : pt ? pt->ce_type : std::string_view());
-  member("time", format_rfc3339_us(e->time_us()));
-  optional("subject", e->subject());
-  member("datacontenttype", e->datacontenttype() ? sv(e->datacontenttype()) : "application/json");
-  optional("dataschema", e->dataschema());
-  member("tenantid", sv(e->tenantid()));
-  optional("actor", e->actor());
-  optional("correlationid", e->correlationid());
-  optional("causationid", e->causationid());
-  optional("traceparent", e->traceparent());
-  if (const auto* exts = e->extensions()) {
-    for (const fb::Extension* x : *exts) member(sv(x->name()), sv(x->value()));
-  }
-  if (custom) {
-    if (custom->data()) {
-      out += ",\"data\":";
-      append_json_text(out, sv(custom->data()));
-    }
-  } else if (pt && e->payload()) {
-    out += ",\"data\":";
-    encode_table(out, *pt->table, *static_cast<const flatbuffers::Table*>(e->payload()));
-  }
+  visit_attributes(e, pt, member, [&](std::string_view dct) { member("datacontenttype", dct); });
+  const size_t before = out.size();
+  out += ",\"data\":";
+  if (!append_data(out, e, pt)) out.resize(before);
   out += '}';
+  return out;
+}
+
+BinaryEncoded encode_binary(std::string_view verified_bytes) {
+  const fb::Event* e = fb::GetEvent(verified_bytes.data());
+  const PayloadType* pt = Registry::get().by_type(static_cast<EventType>(e->payload_type()));
+  BinaryEncoded out;
+  visit_attributes(
+      e, pt, [&](std::string_view name, std::string_view value) { out.attributes.emplace_back(name, value); },
+      [&](std::string_view dct) { out.datacontenttype = std::string(dct); });
+  std::string data;
+  if (append_data(data, e, pt)) out.data = std::move(data);
   return out;
 }
 

@@ -148,6 +148,17 @@ Status verify_event(std::string_view bytes);
 // and absent for a tenant-defined event sent without data.
 std::string encode_json(std::string_view verified_bytes);
 
+// The same event as CloudEvents binary mode carries it (the HTTP and Kafka protocol
+// bindings): every attribute encode_json writes but `datacontenttype` and `data`, in the
+// same order, as (name, string value); the media type of the data; the data as JSON text
+// (nullopt: a tenant-defined event without data).
+struct BinaryEncoded {
+  std::vector<std::pair<std::string, std::string>> attributes;
+  std::string datacontenttype;
+  std::optional<std::string> data;
+};
+BinaryEncoded encode_binary(std::string_view verified_bytes);
+
 // Whether two verified events say the same thing as their producer said it: for telling a
 // retry of an event from a different event under the same (source, id) (the gateway's
 // idempotency). Compared: type, subject, datacontenttype (its media type, case-insensitive,

@@ -28,62 +28,12 @@ namespace {
 
 using testing::KafkaApi;
 using testing::MockKafkaCluster;
+using testing::plain_read;
+using testing::PlainRecord;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 constexpr const char* kTopic = "agentos.events.test";
-
-struct PlainRecord {
-  int32_t partition;
-  int64_t offset;
-  std::string key;
-  std::string value;
-  std::map<std::string, std::string> headers;
-};
-
-// Everything in `partition` below its high watermark, read with a plain librdkafka
-// consumer (not our backend), read_committed.
-std::vector<PlainRecord> plain_read(const std::string& brokers, const std::string& topic, int32_t partition) {
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof(err));
-  rd_kafka_conf_set(conf, "isolation.level", "read_committed", err, sizeof(err));
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-  EXPECT_NE(rk, nullptr) << err;
-  std::vector<PlainRecord> out;
-  int64_t lo = 0, hi = 0;
-  EXPECT_EQ(rd_kafka_query_watermark_offsets(rk, topic.c_str(), partition, &lo, &hi, 5000),
-            RD_KAFKA_RESP_ERR_NO_ERROR);
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
-  if (hi > lo) {
-    rd_kafka_consume_start(rkt, partition, RD_KAFKA_OFFSET_BEGINNING);
-    const auto deadline = Clock::now() + 10s;
-    while ((out.empty() || out.back().offset < hi - 1) && Clock::now() < deadline) {
-      rd_kafka_message_t* m = rd_kafka_consume(rkt, partition, 100);
-      if (!m) continue;
-      if (!m->err) {
-        PlainRecord r{m->partition, m->offset,
-                      std::string(static_cast<const char*>(m->key), m->key_len),
-                      std::string(static_cast<const char*>(m->payload), m->len),
-                      {}};
-        rd_kafka_headers_t* hdrs = nullptr;
-        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-          const char* name;
-          const void* val;
-          size_t size;
-          for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &name, &val, &size); ++i)
-            r.headers[name] = std::string(static_cast<const char*>(val), size);
-        }
-        out.push_back(std::move(r));
-      }
-      rd_kafka_message_destroy(m);
-    }
-    rd_kafka_consume_stop(rkt, partition);
-  }
-  rd_kafka_topic_destroy(rkt);
-  rd_kafka_destroy(rk);
-  return out;
-}
 
 // The partition's log start and high watermark, as a plain librdkafka client sees them.
 std::pair<int64_t, int64_t> watermarks(const std::string& brokers, const std::string& topic, int32_t partition) {

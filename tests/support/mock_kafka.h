@@ -24,7 +24,9 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <map>
 #include <memory>
+#include <vector>
 
 #include "events/log.h"
 #include "events/status.h"
@@ -42,6 +44,21 @@ enum class KafkaApi : int16_t {
   kAddPartitionsToTxn = 24,
   kEndTxn = 26,
 };
+
+// A record as a plain librdkafka consumer (not our backend) reads it.
+struct PlainRecord {
+  int32_t partition;
+  int64_t offset;
+  std::string key;
+  std::string value;
+  bool null_value = false;  // the record has no value (not even an empty one)
+  std::map<std::string, std::string> headers;
+  int64_t timestamp_ms = -1;
+};
+
+// Everything in `partition` of `topic` below its high watermark, read with a plain
+// librdkafka consumer, read_committed (within 10 s; test failures otherwise).
+std::vector<PlainRecord> plain_read(const std::string& brokers, const std::string& topic, int32_t partition);
 
 class MockKafkaCluster {
  public:
