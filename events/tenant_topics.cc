@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "events/codec.h"
+#include "events/json_text.h"
 #include "events/log_follower.h"
 #include "events/logging.h"
 #include "events/types.h"
@@ -597,6 +598,127 @@ std::string tenant_topic(std::string_view tmpl, std::string_view tenant) {
   const size_t at = out.find(kPlaceholder);
   if (at != std::string::npos) out.replace(at, kPlaceholder.size(), tenant);
   return out;
+}
+
+namespace {
+
+// A record of a tenant topic as a structured CloudEvent.
+TopicRecord to_event(const rd_kafka_message_t* m) {
+  TopicRecord r;
+  r.partition = m->partition;
+  r.offset = m->offset;
+  const std::string_view value = m->payload ? std::string_view(static_cast<const char*>(m->payload), m->len)
+                                            : std::string_view();
+  rd_kafka_headers_t* hs = nullptr;
+  std::string content_type;
+  std::vector<std::pair<std::string, std::string>> attrs;
+  if (rd_kafka_message_headers(m, &hs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name;
+    const void* v;
+    size_t n;
+    for (size_t i = 0; rd_kafka_header_get_all(hs, i, &name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+      const std::string_view k(name);
+      const std::string val(v ? static_cast<const char*>(v) : "", v ? n : 0);
+      if (k == "content-type") content_type = val;
+      else if (k.starts_with("ce_")) attrs.emplace_back(std::string(k.substr(3)), val);
+    }
+  }
+  if (content_type.starts_with("application/cloudevents+json")) {
+    r.event_json = std::string(value);
+    // The type, for the caller: the member of the event (simdjson-free, a tiny scan).
+    const size_t at = r.event_json.find("\"type\":\"");
+    if (at != std::string::npos) r.type = r.event_json.substr(at + 8, r.event_json.find('"', at + 8) - at - 8);
+    return r;
+  }
+  std::string out = "{";
+  for (const auto& [k, v] : attrs) {
+    if (out.size() > 1) out += ',';
+    append_json_string(out, k);
+    out += ':';
+    append_json_string(out, v);
+    if (k == "type") r.type = v;
+  }
+  if (!content_type.empty()) {
+    if (out.size() > 1) out += ',';
+    out += "\"datacontenttype\":";
+    append_json_string(out, content_type);
+  }
+  if (m->payload) {
+    out += ",\"data\":";
+    if (json_text::is_json_value(value, 128)) out += value;
+    else append_json_string(out, value);  // not JSON: kept, as a string
+  }
+  r.event_json = out + "}";
+  return r;
+}
+
+}  // namespace
+
+Status read_tenant_topic(const TopicReadOptions& o, const std::function<bool(const TopicRecord&)>& each,
+                         const std::atomic<bool>* stop) {
+  char e[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  std::string err;
+  for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
+           {"bootstrap.servers", o.brokers},
+           {"isolation.level", "read_committed"},
+           {"log_level", "4"},
+           // Partitions are assigned, not subscribed: the group only names the client and
+           // nothing is ever committed for it.
+           {"group.id", "agentos-tail"},
+           {"enable.auto.commit", "false"},
+           {"enable.auto.offset.store", "false"}})
+    if (err.empty() && rd_kafka_conf_set(conf, k.c_str(), v.c_str(), e, sizeof e) != RD_KAFKA_CONF_OK) err = k + ": " + e;
+  for (const auto& [k, v] : o.kafka_config)
+    if (err.empty() && rd_kafka_conf_set(conf, k.c_str(), v.c_str(), e, sizeof e) != RD_KAFKA_CONF_OK) err = k + ": " + e;
+  if (!err.empty()) {
+    rd_kafka_conf_destroy(conf);
+    return Status::invalid("kafka_config", err);
+  }
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof e);
+  if (!rk) {
+    rd_kafka_conf_destroy(conf);
+    return Status(Code::kUnavailable, std::string("kafka consumer: ") + e);
+  }
+  Status s;
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_topic_t* t = rd_kafka_topic_new(rk, o.topic.c_str(), nullptr);
+  rd_kafka_resp_err_t merr = rd_kafka_metadata(rk, 0, t, &md, to_ms(o.request_timeout));
+  rd_kafka_topic_destroy(t);
+  int partitions = 0;
+  if (merr) {
+    s = Status(Code::kUnavailable, "metadata of " + o.topic + ": " + rd_kafka_err2str(merr));
+  } else {
+    if (md->topic_cnt == 1 && md->topics[0].err)
+      s = Status(Code::kNotFound, o.topic + ": " + rd_kafka_err2str(md->topics[0].err));
+    else if (md->topic_cnt == 1)
+      partitions = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+  }
+  if (s.is_ok()) {
+    rd_kafka_topic_partition_list_t* l = rd_kafka_topic_partition_list_new(partitions);
+    for (int p = 0; p < partitions; ++p)
+      rd_kafka_topic_partition_list_add(l, o.topic.c_str(), p)->offset =
+          o.from_beginning ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
+    if (rd_kafka_resp_err_t a = rd_kafka_assign(rk, l))
+      s = Status(Code::kUnavailable, "assign " + o.topic + ": " + rd_kafka_err2str(a));
+    rd_kafka_topic_partition_list_destroy(l);
+  }
+  while (s.is_ok() && !(stop && stop->load())) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
+    if (!m) continue;
+    bool more = true;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      more = each(to_event(m));
+    } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      s = Status(Code::kUnavailable, "reading " + o.topic + ": " + rd_kafka_message_errstr(m));
+    }
+    rd_kafka_message_destroy(m);
+    if (!more) break;
+  }
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+  return s;
 }
 
 Result<std::unique_ptr<TenantTopics>> open_tenant_topics(Log& log, TenantTopicsOptions opts) {

@@ -29,7 +29,9 @@
 // lag() and stats() from any thread. The Log must outlive it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -92,5 +94,27 @@ class TenantTopics : public Component {
 
 // Checks the options (kInvalidArgument naming the option); connects at start().
 Result<std::unique_ptr<TenantTopics>> open_tenant_topics(Log& log, TenantTopicsOptions opts);
+
+// Reading a tenant topic back (what `agentos tail --brokers` does, and what any Kafka
+// consumer of a tenant would): every partition of `topic`, read_committed, each record
+// turned back into a structured CloudEvent — from binary mode, the `ce_*` headers as
+// attributes, `content-type` as datacontenttype and the value as data.
+struct TopicRecord {
+  int32_t partition = 0;
+  int64_t offset = 0;
+  std::string type;        // the CloudEvents type
+  std::string event_json;  // the CloudEvent, structured
+};
+struct TopicReadOptions {
+  std::string brokers;
+  std::string topic;
+  bool from_beginning = true;  // false: only records appended after the read starts
+  std::chrono::milliseconds request_timeout{30000};
+  std::vector<std::pair<std::string, std::string>> kafka_config;
+};
+// Calls `each` per record until it returns false or `stop` is set (checked between
+// polls). kUnavailable when the topic cannot be read.
+Status read_tenant_topic(const TopicReadOptions& o, const std::function<bool(const TopicRecord&)>& each,
+                         const std::atomic<bool>* stop = nullptr);
 
 }  // namespace agentos

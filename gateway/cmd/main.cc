@@ -24,6 +24,7 @@
 #include <map>
 #include <mutex>
 
+#include "events/codec.h"
 #include "events/log.h"
 #include "events/logging.h"
 #include "gateway/api.h"
@@ -39,6 +40,7 @@
 #include "events/host.h"
 #include "processors/components.h"
 #include "events/secret_store.h"
+#include "events/tenant_topics.h"
 #include "processors/deliverer.h"
 #include "processors/dreams.h"
 #include "processors/heartbeat.h"
@@ -235,7 +237,14 @@ int cmd_serve(int argc, char** argv) {
           {"pg-projector-url", "AGENTOS_PG_PROJECTOR_URL", "", "URL the projector writes with (default: --pg-url as user agentos_projector)"},
           {"pg-reader-url", "AGENTOS_PG_READER_URL", "", "URL the read endpoints query with (default: --pg-url as user agentos_reader)"},
           {"projector", "AGENTOS_PROJECTOR", "true", "run the projector (log -> PostgreSQL read models) when --pg-url is given"},
-          {"projector-workers", "AGENTOS_PROJECTOR_WORKERS", "2", "projectors over disjoint partition sets (each its own thread and PostgreSQL connection)"}},
+          {"projector-workers", "AGENTOS_PROJECTOR_WORKERS", "2", "projectors over disjoint partition sets (each its own thread and PostgreSQL connection)"},
+          {"tenant-topics-brokers", "AGENTOS_TENANT_TOPICS_BROKERS", "", "publish each tenant's events to a Kafka topic of its own on these brokers (events/TENANT_TOPICS.md); empty: off"},
+          {"tenant-topic-template", "AGENTOS_TENANT_TOPIC_TEMPLATE", "agentos.tenant.{tenant}", "tenant topic names ({tenant} once)"},
+          {"tenant-topic-partitions", "AGENTOS_TENANT_TOPIC_PARTITIONS", "1", "partitions of a tenant topic the engine creates"},
+          {"tenant-topic-replication", "AGENTOS_TENANT_TOPIC_REPLICATION", "1", "replication factor of the tenant topics (and their progress topic) the engine creates"},
+          {"tenant-topic-mode", "AGENTOS_TENANT_TOPIC_MODE", "binary", "binary (value = data, ce_* headers) | structured (value = the CloudEvent JSON)"},
+          {"tenant-topic-key", "AGENTOS_TENANT_TOPIC_KEY", "tenant", "record key: tenant | subject (the event's subject, else the tenant)"},
+          {"tenant-topics-create", "AGENTOS_TENANT_TOPICS_CREATE", "true", "create tenant topics on first use (false: the broker or an operator does)"}},
          argc, argv, 2);
   if (a.help()) {
     a.usage("serve", "Runs the engine: the log, the gateway's index, and the HTTP API.");
@@ -514,6 +523,30 @@ int cmd_serve(int argc, char** argv) {
   } else {
     log_line(LogLevel::kInfo, "read models off", {{"reason", pg_url.empty() ? "no --pg-url" : "--projector=false"}});
   }
+  // Tenant topics: each tenant's events on a Kafka topic of its own (events/TENANT_TOPICS.md).
+  std::unique_ptr<TenantTopics> tenant_topics;
+  if (!a.get("tenant-topics-brokers").empty()) {
+    TenantTopicsOptions to;
+    to.brokers = a.get("tenant-topics-brokers");
+    to.topic_template = a.get("tenant-topic-template");
+    to.partitions = std::atoi(a.get("tenant-topic-partitions").c_str());
+    to.replication_factor = static_cast<int16_t>(std::atoi(a.get("tenant-topic-replication").c_str()));
+    to.create_topics = a.get("tenant-topics-create") == "true";
+    to.metrics = &metrics.registry();
+    const std::string mode = a.get("tenant-topic-mode"), key = a.get("tenant-topic-key");
+    if ((mode != "binary" && mode != "structured") || (key != "tenant" && key != "subject")) {
+      std::cerr << "agentos serve: --tenant-topic-mode is binary or structured, --tenant-topic-key tenant or subject\n";
+      return 2;
+    }
+    to.mode = mode == "binary" ? TenantTopicsOptions::Mode::binary : TenantTopicsOptions::Mode::structured;
+    to.key = key == "tenant" ? TenantTopicsOptions::Key::tenant : TenantTopicsOptions::Key::subject;
+    auto tt = open_tenant_topics(*log, to);
+    if (!tt.ok()) {
+      std::cerr << "agentos serve: tenant topics: " << tt.status().to_string() << "\n";
+      return 2;
+    }
+    tenant_topics = std::move(tt).value();
+  }
   // A partition ticks only while some processor has a timer due there, so an idle engine
   // does not grow its log.
   std::unique_ptr<TickSource> ticks;
@@ -533,6 +566,7 @@ int cmd_serve(int argc, char** argv) {
     components.push_back(make_tick_source_component(*ticks));
   }
   for (auto& c : components) host.add(*c);
+  if (tenant_topics) host.add(*tenant_topics);  // after the processors: it publishes what they derive too
   if (Status s = host.start(); !s.is_ok()) {
     log_line(LogLevel::kError, "cannot start the engine", {{"error", s.to_string()}});
     return 1;
@@ -677,22 +711,51 @@ int cmd_key(int argc, char** argv, bool create) {
 int cmd_tail(int argc, char** argv) {
   Args a({kServerFlag,
           {"tenant", "AGENTOS_TENANT", "", "tenant id"},
-          {"api-key", "AGENTOS_API_KEY", "", "a reader, compliance or admin key of the tenant"},
-          {"from", nullptr, "end", "first offset to print, or 'end' for new events only"},
+          {"api-key", "AGENTOS_API_KEY", "", "a reader, compliance or admin key of the tenant (over HTTP)"},
+          {"brokers", "AGENTOS_TENANT_TOPICS_BROKERS", "", "read the tenant's Kafka topic on these brokers instead of the HTTP stream"},
+          {"topic-template", "AGENTOS_TENANT_TOPIC_TEMPLATE", "agentos.tenant.{tenant}", "tenant topic names (with --brokers)"},
+          {"from", nullptr, "end", "first offset to print, or 'end' for new events only (with --brokers: 0 or end)"},
           {"type", nullptr, "", "only event types starting with this prefix"},
           {"limit", nullptr, "0", "stop after this many events (0: never)"}},
          argc, argv, 2);
-  if (a.help()) return a.usage("tail", "Prints a tenant's events as JSON lines ({offset, type, event}) as they arrive."), 0;
-  if (!a.error().empty() || a.get("tenant").empty() || a.get("api-key").empty()) {
-    std::cerr << "agentos tail: " << (a.error().empty() ? "--tenant and --api-key are required" : a.error()) << "\n";
+  if (a.help())
+    return a.usage("tail", "Prints a tenant's events as JSON lines ({offset, type, event}) as they arrive: from the "
+                           "engine's HTTP stream, or with --brokers from the tenant's Kafka topic ({partition, offset, "
+                           "type, event}, the Kafka partition and offset)."),
+           0;
+  const bool kafka = !a.get("brokers").empty();
+  if (!a.error().empty() || a.get("tenant").empty() || (!kafka && a.get("api-key").empty())) {
+    std::cerr << "agentos tail: " << (a.error().empty() ? "--tenant and --api-key (or --brokers) are required" : a.error())
+              << "\n";
     return 2;
+  }
+  const long limit = std::atol(a.get("limit").c_str());
+  const std::string type = a.get("type");
+  long n = 0;
+  if (kafka) {
+    if (std::string why = topic_template_problem(a.get("topic-template")); !why.empty())
+      return std::cerr << "agentos tail: --topic-template " << why << "\n", 2;
+    if (a.get("from") != "0" && a.get("from") != "end")
+      return std::cerr << "agentos tail: with --brokers, --from is 0 or end\n", 2;
+    TopicReadOptions o;
+    o.brokers = a.get("brokers");
+    o.topic = tenant_topic(a.get("topic-template"), a.get("tenant"));
+    o.from_beginning = a.get("from") == "0";
+    Status st = read_tenant_topic(o, [&](const TopicRecord& r) {
+      if (!r.type.starts_with(type)) return true;
+      std::string line = "{\"partition\":" + std::to_string(r.partition) + ",\"offset\":" + std::to_string(r.offset) +
+                         ",\"type\":";
+      append_json_string(line, r.type);
+      std::cout << line << ",\"event\":" << r.event_json << "}" << std::endl;
+      return limit == 0 || ++n < limit;
+    });
+    if (!st.is_ok()) return std::cerr << "agentos tail: " << st.to_string() << "\n", 1;
+    return 0;
   }
   auto url = cli::parse_url(a.get("server"));
   if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
   std::string target = "/v1/tenants/" + a.get("tenant") + "/events/stream?from=" + a.get("from");
-  if (!a.get("type").empty()) target += "&type=" + a.get("type");
-  const long limit = std::atol(a.get("limit").c_str());
-  long n = 0;
+  if (!type.empty()) target += "&type=" + type;
   auto st = cli::http_stream(*url, target, bearer(a.get("api-key"), false),
                              [&](const std::string& id, const std::string& event, const std::string& data) {
                                if (event == "caught-up" || event.empty()) return true;
@@ -812,7 +875,7 @@ void usage() {
                "  tenant create   create a tenant; prints its admin API key\n"
                "  key create      create an API key for a tenant and role\n"
                "  key revoke      revoke an API key\n"
-               "  tail            follow a tenant's events as JSON lines\n"
+               "  tail            follow a tenant's events as JSON lines (HTTP stream or its Kafka topic)\n"
                "  sessions list   a tenant's sessions (JSON when piped, a table on a terminal)\n"
                "  sessions show   one session (JSON when piped, a table on a terminal)\n"
                "  migrate         apply the read-model SQL migrations to PostgreSQL\n";

@@ -146,6 +146,29 @@ TEST_F(TenantTopicsTest, BinaryModeRecordsFollowTheCloudEventsKafkaBinding) {
   EXPECT_EQ(records[1].value, R"({"total":9.90})");
   EXPECT_EQ(records[1].headers.at("ce_time"), format_rfc3339_us(read_header(acme[1]).time_us));
 
+  // Read back as any consumer would (read_tenant_topic, `agentos tail --brokers`): each
+  // record turns into the same event the log holds.
+  std::vector<TopicRecord> back;
+  TopicReadOptions ro;
+  ro.brokers = cluster.bootstraps();
+  ro.topic = "agentos.tenant.acme";
+  const Status read = read_tenant_topic(ro, [&](const TopicRecord& r) {
+    back.push_back(r);
+    return back.size() < acme.size();
+  });
+  ASSERT_TRUE(read.is_ok()) << read.to_string();
+  ASSERT_EQ(back.size(), acme.size());
+  for (size_t i = 0; i < back.size(); ++i) {
+    EXPECT_EQ(back[i].type, std::string(read_header(acme[i]).type_name));
+    EXPECT_EQ(back[i].offset, static_cast<int64_t>(i));
+    DecodeOptions d;
+    d.path_tenant = TenantId("acme");
+    auto again = decode_structured(back[i].event_json, d);
+    ASSERT_TRUE(again.ok()) << again.status().to_string() << " " << back[i].event_json;
+    EXPECT_TRUE(same_producer_content(again->bytes, acme[i], /*compare_time=*/true)) << back[i].event_json;
+    EXPECT_EQ(read_header(again->bytes).traceparent, read_header(acme[i]).traceparent);
+  }
+
   // bravo's topic: bravo's event only.
   const auto b = plain_read(cluster.bootstraps(), "agentos.tenant.bravo", 0);
   ASSERT_EQ(b.size(), 1u);

@@ -14,7 +14,10 @@
 #include "events/clock.h"
 #include "events/codec.h"
 #include "tests/gateway/gateway_fixture.h"
+#include "events/tenant_topics.h"
+#include "tests/support/mock_kafka.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/test_util.h"
 
 #ifndef AGENTOS_BIN
 #error "AGENTOS_BIN: the agentos binary (tests/CMakeLists.txt)"
@@ -179,6 +182,39 @@ TEST_F(Cli, ErrorsGoToStderrWithANonZeroExit) {
   args = flags({"--output", "yaml"});
   args.insert(args.begin(), {"sessions", "list"});
   EXPECT_EQ(run_cli(args, false).exit_code, 2);
+}
+
+// `agentos tail --brokers`: the tenant's Kafka topic (events/tenant_topics.h) read by the
+// binary as JSON lines, each event as the log holds it.
+TEST_F(Cli, TailReadsTheTenantsKafkaTopic) {
+  agentos::testing::MockKafkaCluster cluster(1);
+  cluster.create_topic("agentos.tenant-topics.progress", 1);
+  cluster.create_topic("agentos.tenant.acme", 1);
+  TenantTopicsOptions o;
+  o.brokers = cluster.bootstraps();
+  o.create_topics = false;
+  o.transactional_id = "cli-test";
+  auto tt = open_tenant_topics(engine->log(), o);
+  ASSERT_TRUE(tt.ok()) << tt.status().to_string();
+  ASSERT_TRUE((*tt)->start().is_ok());
+  // tenant.created, apikey.created, three session.created (and what Pulse derived).
+  ASSERT_TRUE(agentos::test::wait_until([&] { return (*tt)->stats().records_published >= 5; },
+                                        std::chrono::seconds(30)))
+      << (*tt)->health().to_string();
+  const CliRun r = run_cli({"tail", "--brokers", cluster.bootstraps(), "--tenant", "acme", "--from", "0", "--type",
+                            "session.created", "--limit", "3"},
+                           false);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> lines;
+  for (size_t at = 0, nl; (nl = r.out.find('\n', at)) != std::string::npos; at = nl + 1) lines.push_back(r.out.substr(at, nl - at));
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    EXPECT_EQ(lines[i].rfind("{\"partition\":0,\"offset\":", 0), 0u) << lines[i];
+    EXPECT_NE(lines[i].find(R"("type":"session.created","event":{"specversion":"1.0")"), std::string::npos) << lines[i];
+    EXPECT_NE(lines[i].find(R"("metadata":{"team":"x"})"), std::string::npos) << lines[i];
+  }
+  EXPECT_NE(lines[2].find(R"("sessionId":"s/3")"), std::string::npos) << lines[2];
+  (*tt)->stop();
 }
 
 }  // namespace
