@@ -239,8 +239,9 @@ class KafkaTenantTopics final : public TenantTopics {
 
   void disconnect() {
     if (consumer_) {
-      rd_kafka_consumer_close(consumer_);
-      rd_kafka_destroy(consumer_);
+      // Assigned partitions only, nothing committed: no group to leave (a close would
+      // talk to the group coordinator, and could wait for it).
+      rd_kafka_destroy_flags(consumer_, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
       consumer_ = nullptr;
     }
     if (producer_) {
@@ -716,8 +717,7 @@ Status read_tenant_topic(const TopicReadOptions& o, const std::function<bool(con
     rd_kafka_message_destroy(m);
     if (!more) break;
   }
-  rd_kafka_consumer_close(rk);
-  rd_kafka_destroy(rk);
+  rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);  // assigned, nothing committed
   return s;
 }
 
