@@ -15,15 +15,20 @@ namespace {
 
 constexpr int kDefaultEvents = 200000;
 
-Result drain(Log& log, int64_t records, TenantTopicsOptions::Mode mode, const std::string& name) {
-  testing::MockKafkaCluster cluster(1);
-  cluster.create_topic("agentos.tenant-topics.progress", 1);
-  for (int t = 0; t < kSessionTenants; ++t) cluster.create_topic("agentos.tenant.tenant-" + std::to_string(t), 1);
+// One mock cluster for every run: librdkafka 2.0.2's mock hung creating topics in a second
+// cluster of the same process. Each run publishes to topics of its own (the mock creates
+// them on first use), so no run finds another's records in a topic's tail.
+Result drain(testing::MockKafkaCluster& cluster, Log& log, int64_t records, TenantTopicsOptions::Mode mode,
+             const std::string& name) {
+  static int run = 0;
+  const std::string prefix = "run" + std::to_string(++run);
   TenantTopicsOptions o;
   o.brokers = cluster.bootstraps();
   o.create_topics = false;
+  o.topic_template = prefix + ".{tenant}";
+  o.progress_topic = prefix + ".progress";
   o.mode = mode;
-  o.transactional_id = "bench-" + name;
+  o.transactional_id = "bench-" + prefix;
   auto tt = open_tenant_topics(log, o);
   if (!tt.ok()) die("tenant topics: " + tt.status().to_string());
   std::vector<int64_t> ends;
@@ -63,9 +68,12 @@ Runs run_tenant_topics(const Options& o, int runs) {
               kSessionPartitions);
   std::fflush(stdout);
   Prefilled f = prefill_sessions(events, "agentos-bench-tenant-topics-");
+  testing::MockKafkaCluster cluster(1);
   std::vector<std::function<Result()>> fns = {
-      [&] { return drain(*f.log, f.records, TenantTopicsOptions::Mode::binary, "tenant-topics binary"); },
-      [&] { return drain(*f.log, f.records, TenantTopicsOptions::Mode::structured, "tenant-topics structured"); }};
+      [&] { return drain(cluster, *f.log, f.records, TenantTopicsOptions::Mode::binary, "tenant-topics binary"); },
+      [&] {
+        return drain(cluster, *f.log, f.records, TenantTopicsOptions::Mode::structured, "tenant-topics structured");
+      }};
   Runs out = run_configs(fns, runs);
   const Result b = median_of(out[0]), s = median_of(out[1]);
   std::printf("\n## tenant-topics: %lld events over %d tenants, medians of %d run(s), mock broker in-process\n\n",

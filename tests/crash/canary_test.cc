@@ -3,6 +3,7 @@
 // with every role on, the projector on PostgreSQL and the deliverer on. Through its HTTP
 // API the test mints every kind of credential the engine handles — API keys of every role,
 // webhook channels (a URL carrying a token, and the signing secret the engine generates),
+// inbound-webhook sources (their signing secrets, set and rotated, and a signed delivery),
 // model-provider API keys (set and rotated) — uses them (events posted, reads, refused
 // requests that present them where they do not belong), stops the engine, and then looks for each credential, and for its
 // SHA-256 (hex) and base64 forms, in:
@@ -23,6 +24,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -33,7 +35,9 @@
 
 #include "tests/crash/engine_process.h"
 #include "tests/crash/pg_dump.h"
+#include "tests/support/mock_kafka.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/standard_webhooks.h"
 #include "tests/support/test_util.h"
 
 namespace agentos::crash_test {
@@ -140,10 +144,15 @@ TEST(CanaryTest, NoCredentialOrValueDerivedFromOneAppearsInLogsDataStreamsOrRead
   ASSERT_TRUE(pg.ok()) << pg.error();
   const std::string db = pg.create_database("canary");
   const std::string data = dir.sub("engine");
+  // Tenant topics on librdkafka's mock cluster (it has no CreateTopics: made here).
+  testing::MockKafkaCluster kafka(1);
+  kafka.create_topic("agentos.tenant-topics.progress", 1);
+  for (const std::string t : {"acme", "globex"}) kafka.create_topic("agentos.tenant." + t, 1);
   EngineProcess engine(data, dir.path() + "/engine.log", 4,
                        {"--pg-url", pg.admin_url(db), "--pg-projector-url", pg.url_as("agentos_projector", db),
                         "--pg-reader-url", pg.url_as("agentos_reader", db), "--deliverer", "true",
-                        "--webhook-timeout-ms", "500"});
+                        "--webhook-timeout-ms", "500", "--tenant-topics-brokers", kafka.bootstraps(),
+                        "--tenant-topics-create", "false"});
   ASSERT_TRUE(engine.start());
   const int port = engine.port();
   const std::string op = read_first_line(data + "/admin.token");
@@ -193,6 +202,27 @@ TEST(CanaryTest, NoCredentialOrValueDerivedFromOneAppearsInLogsDataStreamsOrRead
       ASSERT_EQ(secret.rfind("whsec_", 0), 0u) << w.body;
       canaries.add(t + "'s webhook secret", secret);
       canaries.add(t + "'s webhook secret (key part)", secret.substr(6));
+    }
+    // An inbound-webhook source: its secret as the engine generates it, then one the
+    // tenant brings (rotated), and a third party's delivery signed with it.
+    std::string inbound;
+    for (int i = 0; i < 2; ++i) {
+      const std::string body = i == 0 ? R"({"type":"com.example.billing.event"})"
+                                      : R"({"type":"com.example.billing.event","secret":"whsec_)" +
+                                            testing::base64_encode("canary-inbound-" + t + "-3c9d0e7f21a4b8") + "\"}";
+      auto w = json_call("PUT", "/v1/tenants/" + t + "/inbound-webhooks/billing", admin_key[t], body, 201);
+      inbound = json_member(w.body, "secret");
+      ASSERT_EQ(inbound.rfind("whsec_", 0), 0u) << w.body;
+      canaries.add(t + "'s inbound webhook secret", inbound);
+      canaries.add(t + "'s inbound webhook secret (key part)", inbound.substr(6));
+    }
+    {
+      const std::string body = R"({"invoice":"in_1"})", ts = std::to_string(std::time(nullptr));
+      const std::string sig = testing::standard_webhook_signature(inbound, "msg-" + t, ts, body);
+      canaries.add(t + "'s inbound webhook signature", sig.substr(3));
+      const Response r = call(port, "POST", "/v1/tenants/" + t + "/inbound-webhooks/billing", "", "application/json",
+                              body, {{"webhook-id", "msg-" + t}, {"webhook-timestamp", ts}, {"webhook-signature", sig}});
+      EXPECT_EQ(r.status, 201) << r.error << r.body;
     }
     // A model provider's API key, set and rotated.
     for (int i = 0; i < 2; ++i) {
@@ -257,6 +287,27 @@ TEST(CanaryTest, NoCredentialOrValueDerivedFromOneAppearsInLogsDataStreamsOrRead
     }
     EXPECT_NE(all.find("apikey.created"), std::string::npos) << "the stream read nothing";
     canaries.scan(t + "'s event stream", all);
+  }
+  // Every tenant's Kafka topic, once the fan-out has published the whole log.
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        const std::string ready = call(port, "GET", "/readyz", "", "", "").body;
+        const size_t at = ready.find("{\"name\":\"tenant-topics\",\"state\":\"up\"");
+        if (at == std::string::npos) return false;
+        const std::string component = ready.substr(at, ready.find('}', at) - at + 1);
+        return component.ends_with(",\"lag\":0}");
+      },
+      std::chrono::seconds(60)))
+      << call(port, "GET", "/readyz", "", "", "").body;
+  for (const std::string t : {"acme", "globex"}) {
+    std::string all;
+    for (const testing::PlainRecord& r : testing::plain_read(kafka.bootstraps(), "agentos.tenant." + t, 0)) {
+      all += r.key + "\n" + r.value + "\n";
+      for (const auto& [k, v] : r.headers) all += k + ": " + v + "\n";
+    }
+    EXPECT_NE(all.find("apikey.created"), std::string::npos) << "the topic held nothing";
+    EXPECT_NE(all.find("in_1"), std::string::npos) << "the inbound webhook's event is not in the topic";
+    canaries.scan(t + "'s Kafka topic", all);
   }
   canaries.scan("/metrics", call(port, "GET", "/metrics", op, "", "").body);
   const Dump tables = dump(pg.admin_url(db));

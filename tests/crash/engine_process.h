@@ -85,7 +85,8 @@ struct Response {
 };
 
 inline Response call(int port, const std::string& method, const std::string& target, const std::string& token,
-              const std::string& content_type, const std::string& body) {
+              const std::string& content_type, const std::string& body,
+              const std::vector<std::pair<std::string, std::string>>& extra_headers = {}) {
   Response out;
   net::io_context io;
   beast::tcp_stream stream(io);
@@ -93,6 +94,7 @@ inline Response call(int port, const std::string& method, const std::string& tar
   req.set(http::field::host, "127.0.0.1");
   req.set(http::field::authorization, "Bearer " + token);
   if (!content_type.empty()) req.set(http::field::content_type, content_type);
+  for (const auto& [k, v] : extra_headers) req.set(k, v);
   req.body() = body;
   req.prepare_payload();
   beast::flat_buffer buf;
