@@ -14,15 +14,25 @@ namespace {
 
 using agentos::test::TempDir;
 
-TEST(KafkaHttp, IngestReceiptReadBackStreamAndIdempotentRetry) {
-  agentos::testing::MockKafkaCluster cluster(1);
-  cluster.create_topic("agentos.events", 4);
+// An engine on the mock cluster's log topic, with the tenant acme and its admin key.
+struct OnKafka {
+  OnKafka() {
+    cluster.create_topic("agentos.events", 4);
+    EngineOptions o;
+    o.kafka_brokers = cluster.bootstraps();
+    engine = std::make_unique<Engine>(dir.path(), o);
+    key = engine->create_tenant("acme");
+  }
+  agentos::testing::MockKafkaCluster cluster{1};
   TempDir dir;
-  EngineOptions o;
-  o.kafka_brokers = cluster.bootstraps();
-  Engine engine(dir.path(), o);
+  std::unique_ptr<Engine> engine;  // destroyed before the cluster
+  std::string key;
+};
 
-  const std::string key = engine.create_tenant("acme");
+TEST(KafkaHttp, IngestReceiptReadBackStreamAndIdempotentRetry) {
+  OnKafka k;
+  Engine& engine = *k.engine;
+  const std::string& key = k.key;
   ASSERT_FALSE(key.empty());
   auto first = engine.post_event("acme", key, event_json("k-1", "via-kafka"));
   ASSERT_EQ(first.status, 201) << first.body;
@@ -60,13 +70,9 @@ TEST(KafkaHttp, IngestReceiptReadBackStreamAndIdempotentRetry) {
 // defined type's data come back from the log as posted (whitespace between tokens aside),
 // and a retry of the tenant type is recognised as the same event.
 TEST(KafkaHttp, MetadataAndTenantTypesComeBackAsPosted) {
-  agentos::testing::MockKafkaCluster cluster(1);
-  cluster.create_topic("agentos.events", 4);
-  TempDir dir;
-  EngineOptions o;
-  o.kafka_brokers = cluster.bootstraps();
-  Engine engine(dir.path(), o);
-  const std::string key = engine.create_tenant("acme");
+  OnKafka k;
+  Engine& engine = *k.engine;
+  const std::string& key = k.key;
   ASSERT_EQ(engine.post_event("acme", key,
                               R"({"specversion":"1.0","id":"c-1","source":"/runner","type":"session.created",)"
                               R"("data":{"sessionId":"s-1","config":{"metadata":{ "labels" : {"team":"x"}, "n" : 1.0 }}}})")
