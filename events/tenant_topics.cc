@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <charconv>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -48,6 +49,25 @@ std::string hostname() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
   return buf;
+}
+
+using Props = std::vector<std::pair<std::string, std::string>>;
+
+// A librdkafka configuration of `props`, then `extra` (which win); kInvalidArgument naming
+// `kafka_config` and the property librdkafka refused.
+Result<rd_kafka_conf_t*> make_conf(const Props& props, const Props& extra) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char e[512];
+  for (const Props* list : {&props, &extra})
+    for (const auto& [k, v] : *list)
+      if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), e, sizeof e) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        // librdkafka's message may quote the value: not for a credential's property.
+        const bool secret = k.find("password") != std::string::npos || k.find("secret") != std::string::npos ||
+                            k.find("jaas") != std::string::npos || k.find(".key") != std::string::npos;
+        return Status::invalid("kafka_config", k + ": " + (secret ? std::string("refused") : std::string(e)));
+      }
+  return conf;
 }
 
 class KafkaTenantTopics final : public TenantTopics {
@@ -135,26 +155,11 @@ class KafkaTenantTopics final : public TenantTopics {
 
   static Status unavailable(std::string what) { return Status(Code::kUnavailable, "tenant topics: " + what); }
 
-  rd_kafka_conf_t* base_conf(std::string* err) const {
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    char e[512];
-    auto set = [&](const std::string& k, const std::string& v) {
-      if (!err->empty()) return;
-      if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), e, sizeof e) != RD_KAFKA_CONF_OK)
-        *err = k + ": " + e;
-    };
-    set("bootstrap.servers", o_.brokers);
-    set("socket.timeout.ms", std::to_string(to_ms(o_.request_timeout)));
-    set("log_level", "4");
-    return conf;
-  }
-
-  static Status apply_extra(rd_kafka_conf_t* conf, const std::vector<std::pair<std::string, std::string>>& extra) {
-    char e[512];
-    for (const auto& [k, v] : extra)
-      if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), e, sizeof e) != RD_KAFKA_CONF_OK)
-        return Status::invalid("kafka_config", k + ": " + e);
-    return Status::ok();
+  // Every client of this fan-out: the brokers, the request timeout, warnings and worse only.
+  Props common() const {
+    return {{"bootstrap.servers", o_.brokers},
+            {"socket.timeout.ms", std::to_string(to_ms(o_.request_timeout))},
+            {"log_level", "4"}};
   }
 
   static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
@@ -166,26 +171,17 @@ class KafkaTenantTopics final : public TenantTopics {
   }
 
   Status connect() {
-    std::string err;
-    rd_kafka_conf_t* pc = base_conf(&err);
+    Props producer = common();
+    producer.insert(producer.end(), {{"transactional.id", o_.transactional_id},
+                                     {"enable.idempotence", "true"},
+                                     {"acks", "all"},
+                                     {"linger.ms", "5"},
+                                     {"transaction.timeout.ms", "60000"},
+                                     {"message.timeout.ms", std::to_string(to_ms(o_.request_timeout))}});
+    auto pconf = make_conf(producer, o_.kafka_config);
+    if (!pconf.ok()) return pconf.status();
+    rd_kafka_conf_t* pc = *pconf;
     char e[512];
-    for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
-             {"transactional.id", o_.transactional_id},
-             {"enable.idempotence", "true"},
-             {"acks", "all"},
-             {"linger.ms", "5"},
-             {"transaction.timeout.ms", "60000"},
-             {"message.timeout.ms", std::to_string(to_ms(o_.request_timeout))}})
-      if (err.empty() && rd_kafka_conf_set(pc, k.c_str(), v.c_str(), e, sizeof e) != RD_KAFKA_CONF_OK)
-        err = k + ": " + e;
-    if (!err.empty()) {
-      rd_kafka_conf_destroy(pc);
-      return Status::invalid("kafka_config", err);
-    }
-    if (Status s = apply_extra(pc, o_.kafka_config); !s.is_ok()) {
-      rd_kafka_conf_destroy(pc);
-      return s;
-    }
     rd_kafka_conf_set_dr_msg_cb(pc, &KafkaTenantTopics::on_delivery);
     rd_kafka_conf_set_opaque(pc, this);
     producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof e);
@@ -200,17 +196,14 @@ class KafkaTenantTopics final : public TenantTopics {
       return s;
     }
 
-    rd_kafka_conf_t* cc = base_conf(&err);
-    for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{{"group.id", o_.transactional_id + ".tail"},
-                                                                               {"enable.auto.commit", "false"},
-                                                                               {"enable.partition.eof", "true"},
-                                                                               {"isolation.level", "read_committed"}})
-      if (err.empty() && rd_kafka_conf_set(cc, k.c_str(), v.c_str(), e, sizeof e) != RD_KAFKA_CONF_OK)
-        err = k + ": " + e;
-    if (!err.empty() || !apply_extra(cc, o_.kafka_config).is_ok()) {
-      rd_kafka_conf_destroy(cc);
-      return Status::invalid("kafka_config", err);
-    }
+    Props consumer = common();
+    consumer.insert(consumer.end(), {{"group.id", o_.transactional_id + ".tail"},
+                                     {"enable.auto.commit", "false"},
+                                     {"enable.partition.eof", "true"},
+                                     {"isolation.level", "read_committed"}});
+    auto cconf = make_conf(consumer, o_.kafka_config);
+    if (!cconf.ok()) return cconf.status();
+    rd_kafka_conf_t* cc = *cconf;
     consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, cc, e, sizeof e);
     if (!consumer_) {
       rd_kafka_conf_destroy(cc);
@@ -657,25 +650,18 @@ TopicRecord to_event(const rd_kafka_message_t* m) {
 
 Status read_tenant_topic(const TopicReadOptions& o, const std::function<bool(const TopicRecord&)>& each,
                          const std::atomic<bool>* stop) {
+  auto made = make_conf({{"bootstrap.servers", o.brokers},
+                          {"isolation.level", "read_committed"},
+                          {"log_level", "4"},
+                          // Partitions are assigned, not subscribed: the group only names the
+                          // client, and nothing is ever committed for it.
+                          {"group.id", "agentos-tail"},
+                          {"enable.auto.commit", "false"},
+                          {"enable.auto.offset.store", "false"}},
+                         o.kafka_config);
+  if (!made.ok()) return made.status();
+  rd_kafka_conf_t* conf = *made;
   char e[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  std::string err;
-  for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
-           {"bootstrap.servers", o.brokers},
-           {"isolation.level", "read_committed"},
-           {"log_level", "4"},
-           // Partitions are assigned, not subscribed: the group only names the client and
-           // nothing is ever committed for it.
-           {"group.id", "agentos-tail"},
-           {"enable.auto.commit", "false"},
-           {"enable.auto.offset.store", "false"}})
-    if (err.empty() && rd_kafka_conf_set(conf, k.c_str(), v.c_str(), e, sizeof e) != RD_KAFKA_CONF_OK) err = k + ": " + e;
-  for (const auto& [k, v] : o.kafka_config)
-    if (err.empty() && rd_kafka_conf_set(conf, k.c_str(), v.c_str(), e, sizeof e) != RD_KAFKA_CONF_OK) err = k + ": " + e;
-  if (!err.empty()) {
-    rd_kafka_conf_destroy(conf);
-    return Status::invalid("kafka_config", err);
-  }
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof e);
   if (!rk) {
     rd_kafka_conf_destroy(conf);
@@ -719,6 +705,27 @@ Status read_tenant_topic(const TopicReadOptions& o, const std::function<bool(con
   }
   rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);  // assigned, nothing committed
   return s;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> read_kafka_properties(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::invalid("kafka_config", "cannot read " + path);
+  std::vector<std::pair<std::string, std::string>> out;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    auto trim = [](std::string_view v) {
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+      while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.remove_suffix(1);
+      return std::string(v);
+    };
+    const std::string l = trim(line);
+    if (l.empty() || l[0] == '#') continue;
+    const size_t eq = l.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return Status::invalid("kafka_config", path + ":" + std::to_string(n) + ": expected name=value");
+    out.emplace_back(trim(std::string_view(l).substr(0, eq)), trim(std::string_view(l).substr(eq + 1)));
+  }
+  return out;
 }
 
 Result<std::unique_ptr<TenantTopics>> open_tenant_topics(Log& log, TenantTopicsOptions opts) {

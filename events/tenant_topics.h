@@ -92,6 +92,11 @@ class TenantTopics : public Component {
   virtual TenantTopicsStats stats() const = 0;
 };
 
+// librdkafka properties from a file of `name=value` lines (`#` comments, blank lines
+// ignored): how a deployment gives the engine its SASL/TLS settings for the brokers
+// (`--kafka-config FILE`). Values are never logged.
+Result<std::vector<std::pair<std::string, std::string>>> read_kafka_properties(const std::string& path);
+
 // Checks the options (kInvalidArgument naming the option); connects at start().
 Result<std::unique_ptr<TenantTopics>> open_tenant_topics(Log& log, TenantTopicsOptions opts);
 

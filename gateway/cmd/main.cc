@@ -244,7 +244,8 @@ int cmd_serve(int argc, char** argv) {
           {"tenant-topic-replication", "AGENTOS_TENANT_TOPIC_REPLICATION", "1", "replication factor of the tenant topics (and their progress topic) the engine creates"},
           {"tenant-topic-mode", "AGENTOS_TENANT_TOPIC_MODE", "binary", "binary (value = data, ce_* headers) | structured (value = the CloudEvent JSON)"},
           {"tenant-topic-key", "AGENTOS_TENANT_TOPIC_KEY", "tenant", "record key: tenant | subject (the event's subject, else the tenant)"},
-          {"tenant-topics-create", "AGENTOS_TENANT_TOPICS_CREATE", "true", "create tenant topics on first use (false: the broker or an operator does)"}},
+          {"tenant-topics-create", "AGENTOS_TENANT_TOPICS_CREATE", "true", "create tenant topics on first use (false: the broker or an operator does)"},
+          {"tenant-topics-kafka-config", "AGENTOS_TENANT_TOPICS_KAFKA_CONFIG", "", "file of librdkafka name=value lines for the tenant-topic clients (SASL/TLS: security.protocol, sasl.*, ssl.*)"}},
          argc, argv, 2);
   if (a.help()) {
     a.usage("serve", "Runs the engine: the log, the gateway's index, and the HTTP API.");
@@ -533,6 +534,11 @@ int cmd_serve(int argc, char** argv) {
     to.replication_factor = static_cast<int16_t>(std::atoi(a.get("tenant-topic-replication").c_str()));
     to.create_topics = a.get("tenant-topics-create") == "true";
     to.metrics = &metrics.registry();
+    if (!a.get("tenant-topics-kafka-config").empty()) {
+      auto props = read_kafka_properties(a.get("tenant-topics-kafka-config"));
+      if (!props.ok()) return std::cerr << "agentos serve: " << props.status().to_string() << "\n", 2;
+      to.kafka_config = std::move(props).value();
+    }
     const std::string mode = a.get("tenant-topic-mode"), key = a.get("tenant-topic-key");
     if ((mode != "binary" && mode != "structured") || (key != "tenant" && key != "subject")) {
       std::cerr << "agentos serve: --tenant-topic-mode is binary or structured, --tenant-topic-key tenant or subject\n";
@@ -714,6 +720,7 @@ int cmd_tail(int argc, char** argv) {
           {"api-key", "AGENTOS_API_KEY", "", "a reader, compliance or admin key of the tenant (over HTTP)"},
           {"brokers", "AGENTOS_TENANT_TOPICS_BROKERS", "", "read the tenant's Kafka topic on these brokers instead of the HTTP stream"},
           {"topic-template", "AGENTOS_TENANT_TOPIC_TEMPLATE", "agentos.tenant.{tenant}", "tenant topic names (with --brokers)"},
+          {"kafka-config", "AGENTOS_KAFKA_CONFIG", "", "file of librdkafka name=value lines (SASL/TLS) for --brokers"},
           {"from", nullptr, "end", "first offset to print, or 'end' for new events only (with --brokers: 0 or end)"},
           {"type", nullptr, "", "only event types starting with this prefix"},
           {"limit", nullptr, "0", "stop after this many events (0: never)"}},
@@ -741,6 +748,11 @@ int cmd_tail(int argc, char** argv) {
     o.brokers = a.get("brokers");
     o.topic = tenant_topic(a.get("topic-template"), a.get("tenant"));
     o.from_beginning = a.get("from") == "0";
+    if (!a.get("kafka-config").empty()) {
+      auto props = read_kafka_properties(a.get("kafka-config"));
+      if (!props.ok()) return std::cerr << "agentos tail: " << props.status().to_string() << "\n", 2;
+      o.kafka_config = std::move(props).value();
+    }
     Status st = read_tenant_topic(o, [&](const TopicRecord& r) {
       if (!r.type.starts_with(type)) return true;
       std::string line = "{\"partition\":" + std::to_string(r.partition) + ",\"offset\":" + std::to_string(r.offset) +

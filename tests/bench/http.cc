@@ -840,4 +840,216 @@ Runs run_subscribers(const Options& o, int runs) {
       runs);
 }
 
+
+// `delivery`: SSE delivery under load. 1000 enterprise tenants, N subscribers spread evenly
+// over them (--connections N, default 10 000), every stream opened at the end of its
+// tenant's log and caught up; then single-event POSTs at --rate R events/s (default 10 000),
+// open loop, over 16 keep-alive connections, the tenants in turn, for the measured window.
+// An event's id carries its send time (steady clock, this process); a subscriber's latency
+// is its receive time minus that, over every delivery of an event sent in the window,
+// however late (the readers are one epoll thread of this process, on the same cores). The
+// processors are off: the streams carry the posted events only. RSS per subscriber =
+// (RSS under load with N streams - RSS before they opened) / N.
+Runs run_delivery(const Options& o, int runs) {
+  constexpr int kTenants = 1000, kPosters = 16;
+  const int n = o.connections > 0 ? o.connections : 10000;
+  const double rate = o.rate > 0 ? o.rate : 10000;
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+  return run_configs(
+      {[=] {
+        Result r;
+        r.scenario = "SSE delivery, " + std::to_string(n) + " subscribers over " + std::to_string(kTenants) +
+                     " tenants, " + std::to_string(static_cast<int>(rate)) + " events/s";
+        auto failed = [&r](std::string why) {
+          r.ok = false;
+          r.note = std::move(why);
+          return r;
+        };
+        Engine eng;
+        EngineSetup setup;
+        setup.bench_tenant = false;
+        setup.args = {"--max-connections", std::to_string(n + 1000), "--max-unauthenticated-per-address",
+                      std::to_string(n + 1000), "--pulse", "false", "--heartbeat", "false", "--dreams", "false",
+                      "--skills", "false", "--router", "false", "--deliverer", "false"};
+        if (!eng.start(o, setup)) return failed("engine did not start");
+        cli::Url url{"127.0.0.1", std::to_string(eng.port)};
+        std::string op;
+        std::ifstream(eng.dir + "/data/admin.token") >> op;
+        std::vector<std::string> keys;
+        for (int t = 0; t < kTenants; ++t) {
+          auto c = cli::http_call(url, "POST", "/v1/admin/tenants",
+                                  {{"Authorization", "Bearer " + op}, {"Content-Type", "application/json"}},
+                                  R"({"slug":"t)" + std::to_string(t) + R"(","plan":"enterprise"})");
+          if (!c.ok() || c->status != 201) return failed("tenant creation failed");
+          const size_t k = c->body.find("\"api_key\":\"");
+          keys.push_back(c->body.substr(k + 11, c->body.find('"', k + 11) - (k + 11)));
+        }
+        const long before = settled_rss_kib(eng);
+        // Open the streams in waves, each read until caught-up.
+        std::vector<int> fds;
+        std::string buf(1 << 16, '\0');
+        for (int opened = 0; opened < n;) {
+          const int wave = std::min(500, n - opened);
+          std::vector<int> mine;
+          for (int i = 0; i < wave; ++i) {
+            const int t = (opened + i) % kTenants;
+            const std::string req = "GET /v1/tenants/t" + std::to_string(t) +
+                                    "/events/stream?from=end HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+                                    keys[static_cast<size_t>(t)] + "\r\nAccept: text/event-stream\r\n\r\n";
+            const int fd = connect_to(eng.port);
+            if (fd < 0 || ::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+              if (fd >= 0) close(fd);
+              for (int f : fds) close(f);
+              return failed("connect/send failed after " + std::to_string(opened + i) + " streams");
+            }
+            mine.push_back(fd);
+          }
+          for (int fd : mine) {
+            std::string got;
+            const auto deadline = Clock::now() + std::chrono::seconds(30);
+            while (got.find("event: caught-up") == std::string::npos && Clock::now() < deadline) {
+              pollfd p{fd, POLLIN, 0};
+              if (poll(&p, 1, 100) <= 0) continue;
+              const ssize_t k = ::recv(fd, buf.data(), buf.size(), 0);
+              if (k <= 0) break;
+              got.append(buf.data(), static_cast<size_t>(k));
+            }
+            fds.push_back(fd);
+            if (got.find("event: caught-up") == std::string::npos) {
+              for (int f : fds) close(f);
+              return failed("a stream did not catch up: " + got.substr(0, 200));
+            }
+          }
+          opened += wave;
+        }
+        // Readers: one epoll loop over every stream, latency per delivered event.
+        const Window w = Window::make(o);
+        std::atomic<bool> stop{false};
+        std::atomic<uint64_t> delivered{0};
+        Latencies lat;
+        std::thread reader([&] {
+          const int ep = epoll_create1(EPOLL_CLOEXEC);
+          std::vector<std::string> pending(fds.size());
+          for (size_t i = 0; i < fds.size(); ++i) {
+            epoll_event ev{};
+            ev.events = EPOLLIN;
+            ev.data.u64 = i;
+            epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
+          }
+          std::vector<epoll_event> evs(1024);
+          std::string chunk(1 << 16, '\0');
+          while (!stop.load()) {
+            const int k = epoll_wait(ep, evs.data(), static_cast<int>(evs.size()), 100);
+            for (int e = 0; e < k; ++e) {
+              const size_t i = evs[static_cast<size_t>(e)].data.u64;
+              for (;;) {
+                const ssize_t got = ::recv(fds[i], chunk.data(), chunk.size(), 0);
+                if (got <= 0) break;
+                const auto now = Clock::now();
+                std::string& p = pending[i];
+                p.append(chunk.data(), static_cast<size_t>(got));
+                size_t at = 0, hit;
+                while ((hit = p.find("\"id\":\"e-", at)) != std::string::npos && hit + 24 <= p.size()) {
+                  const uint64_t sent_ns = std::stoull(p.substr(hit + 8, 16), nullptr, 16) & ~uint64_t{0xff};
+                  const Clock::time_point sent{std::chrono::nanoseconds(sent_ns)};
+                  // Every delivery of an event sent in the window, however late it arrives.
+                  if (sent >= w.measure_from && sent < w.measure_to) lat.add(now - sent);
+                  delivered.fetch_add(1, std::memory_order_relaxed);
+                  at = hit + 24;
+                }
+                // Consumed up to `at`; of the rest, an id split across reads fits in 64 bytes.
+                p.erase(0, std::max(at, p.size() > 64 ? p.size() - 64 : 0));
+              }
+            }
+          }
+          close(ep);
+        });
+        // Posters: open loop, each due its share of the rate at fixed intervals, on a
+        // keep-alive connection of its own (blocking: one request in flight).
+        std::atomic<uint64_t> posted{0}, posted_in_window{0}, errors{0};
+        std::vector<std::thread> posters;
+        for (int pi = 0; pi < kPosters; ++pi) {
+          posters.emplace_back([&, pi] {
+            int fd = connect_to(eng.port);
+            if (fd < 0) return void(errors.fetch_add(1));
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+            std::string in(1 << 14, '\0');
+            const auto step = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(kPosters / rate));
+            auto due = w.start + step * pi / kPosters;
+            for (uint64_t k = 0; due < w.measure_to; ++k, due += step) {
+              std::this_thread::sleep_until(due);
+              const int t = static_cast<int>((k * kPosters + static_cast<uint64_t>(pi)) % kTenants);
+              const auto sent = Clock::now();
+              const uint64_t id =
+                  (static_cast<uint64_t>(sent.time_since_epoch().count()) & ~uint64_t{0xff}) | static_cast<uint64_t>(pi);
+              size_t pos = 0;
+              const std::string body = make_event_json(o.event_bytes, "/bench/delivery", id, &pos);
+              const std::string req = "POST /v1/tenants/t" + std::to_string(t) +
+                                      "/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+                                      keys[static_cast<size_t>(t)] +
+                                      "\r\nContent-Type: application/cloudevents+json\r\nContent-Length: " +
+                                      std::to_string(body.size()) + "\r\n\r\n" + body;
+              bool ok = ::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
+              // The answer: headers, then Content-Length bytes of body.
+              std::string got;
+              size_t need = std::string::npos;
+              while (ok && (need == std::string::npos || got.size() < need)) {
+                const ssize_t g = ::recv(fd, in.data(), in.size(), 0);
+                if (g <= 0) ok = false;
+                else got.append(in.data(), static_cast<size_t>(g));
+                const size_t end = got.find("\r\n\r\n");
+                if (need == std::string::npos && end != std::string::npos) {
+                  const size_t cl = got.find("Content-Length: ");
+                  need = end + 4 + (cl != std::string::npos && cl < end ? std::stoul(got.substr(cl + 16)) : 0);
+                }
+              }
+              if (ok && got.starts_with("HTTP/1.1 201")) {
+                posted.fetch_add(1);
+                if (w.in(sent, Clock::now())) posted_in_window.fetch_add(1);  // achieved, not offered
+              } else {
+                errors.fetch_add(1);
+                if (!ok) break;  // the connection is gone
+              }
+            }
+            close(fd);
+          });
+        }
+        std::this_thread::sleep_until(w.measure_from);
+        const double cpu_from = process_tree_cpu_s(eng.pid), self_from = self_cpu_s();
+        std::this_thread::sleep_until(w.measure_to);
+        const double cpu_to = process_tree_cpu_s(eng.pid), self_to = self_cpu_s();
+        const long under_load = rss_kib(eng.pid);
+        for (auto& t : posters) t.join();
+        // Let the last deliveries arrive (bounded), then stop reading.
+        const uint64_t want = posted.load() * static_cast<uint64_t>(n / kTenants);
+        const auto drain_until = Clock::now() + std::chrono::seconds(10);
+        while (delivered.load() < want && Clock::now() < drain_until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        stop = true;
+        reader.join();
+        for (int fd : fds) close(fd);
+        r.events_per_s = static_cast<double>(posted_in_window.load()) / w.secs();
+        r.requests_per_s = static_cast<double>(lat.ns.size()) / w.secs();  // deliveries of the window's events
+        r.p50_us = lat.percentile_us(50);
+        r.p99_us = lat.percentile_us(99);
+        r.p999_us = lat.percentile_us(99.9);
+        r.server_cpu = (cpu_to - cpu_from) / w.secs();
+        r.client_cpu = (self_to - self_from) / w.secs();
+        r.errors = errors.load() + (want > delivered.load() ? want - delivered.load() : 0);
+        const double per = (under_load - before) * 1024.0 / static_cast<double>(n);
+        r.note = std::to_string(static_cast<long>(per)) + " B RSS per subscriber under load; " +
+                 std::to_string(delivered.load()) + " of " + std::to_string(want) + " deliveries; offered " +
+                 std::to_string(static_cast<long>(rate)) + " events/s";
+        std::printf("# delivery: %.0f events/s posted (answered in the window), %.0f deliveries/s, p50 %.2f ms, p99 %.2f ms, RSS %ld -> %ld MiB "
+                    "(%.0f B per subscriber), %s\n",
+                    r.events_per_s, r.requests_per_s, r.p50_us / 1000, r.p99_us / 1000, before / 1024, under_load / 1024,
+                    per, r.note.c_str());
+        std::fflush(stdout);
+        return r;
+      }},
+      runs);
+}
+
 }  // namespace agentos::bench

@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
 
 #include "events/codec.h"
@@ -265,6 +266,23 @@ TEST_F(TenantTopicsTest, ALostProgressTopicRepublishesNothing) {
   EXPECT_EQ((*tt)->stats().records_published, 1u);
   EXPECT_EQ((*tt)->stats().records_skipped, 10u);
   EXPECT_EQ(ids_in("acme"), (std::vector<std::string>{"e-0", "e-3", "e-6", "e-9", "e-10"}));
+}
+
+TEST(TenantTopicsOptionsTest, KafkaPropertiesFilesAreNameValueLines) {
+  TempDir dir;
+  const std::string path = dir.sub("kafka.properties");
+  std::ofstream(path) << "# SASL over TLS\n\nsecurity.protocol = SASL_SSL\nsasl.mechanisms=SCRAM-SHA-512\r\n"
+                         "  sasl.password=a=b#c  \n";
+  auto props = read_kafka_properties(path);
+  ASSERT_TRUE(props.ok()) << props.status().to_string();
+  EXPECT_EQ(*props, (std::vector<std::pair<std::string, std::string>>{{"security.protocol", "SASL_SSL"},
+                                                                      {"sasl.mechanisms", "SCRAM-SHA-512"},
+                                                                      {"sasl.password", "a=b#c"}}));
+  std::ofstream(path) << "security.protocol=SSL\njust a line\n";
+  auto bad = read_kafka_properties(path);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().to_string().find(":2: expected name=value"), std::string::npos) << bad.status().to_string();
+  EXPECT_FALSE(read_kafka_properties(dir.sub("missing")).ok());
 }
 
 TEST(TenantTopicsOptionsTest, BadOptionsAreRefusedNamingTheOption) {
