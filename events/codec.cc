@@ -547,6 +547,11 @@ Status verify_event(std::string_view bytes) {
     return Status(Code::kCorruption, "unknown event type " +
                                          std::to_string(static_cast<int>(e->payload_type())));
   }
+  // A tenant-defined event names its type: a record whose name is not one (empty, or the
+  // engine's) is not an event a producer could have posted.
+  if (e->payload_type() == fb::Payload::CustomEvent &&
+      !tenant_type_problem(sv(e->payload_as_CustomEvent()->type())).empty())
+    return Status(Code::kCorruption, "a tenant-defined event without a tenant type name");
   // A deprecated field keeps its slot and the generated verifier skips it, yet records
   // written before the deprecation still carry it and a reader reads it
   // (ApiKeyCreated.key_hash, field id 2: gateway/index.cc). Verified here as the
