@@ -26,6 +26,7 @@
 #include "events/codec.h"
 #include "events/logging.h"
 #include "gateway/problem.h"
+#include "gateway/stream_hub.h"
 #include "gateway/transfer_coding.h"
 
 namespace agentos::gateway {
@@ -43,49 +44,14 @@ constexpr std::chrono::seconds kDrainTimeout{30};
 
 class Session;
 
-// A stream waiting for its partition to grow: an SSE Session or a WsSession.
-class Waiter {
- public:
-  virtual ~Waiter() = default;
-  // Called from the hub (any thread): the waiter hops onto its own strand.
-  virtual void wake() = 0;
-};
-
-// Wakes stream sessions waiting on a partition. `generation` lets a session detect an
-// append that happened between its last read and its registration as a waiter, so no
-// wake-up is ever missed.
-class Hub {
- public:
-  explicit Hub(int32_t partitions) : gen_(partitions) {}
-  uint64_t generation(Partition p) const { return gen_[p.value()].load(std::memory_order_acquire); }
-  void add_waiter(Partition p, std::weak_ptr<Waiter> s) {
-    std::lock_guard lk(mu_);
-    if (!closed_) waiters_[p.value()].push_back(std::move(s));
-  }
-  void notify(Partition p);  // called from the log's listener thread
-  // From the server's stop(), before its I/O context goes: no later notify() holds a
-  // session (whose socket needs that context to close).
-  void close() {
-    std::lock_guard lk(mu_);
-    closed_ = true;
-    waiters_.clear();
-  }
-
- private:
-  std::vector<std::atomic<uint64_t>> gen_;
-  std::mutex mu_;
-  bool closed_ = false;
-  std::unordered_map<int32_t, std::vector<std::weak_ptr<Waiter>>> waiters_;
-};
-
 struct Shared {
   Api& api;
   Log& log;
   Metrics& metrics;
   ServerOptions opts;
   // Shared with the log's listener, which may outlive the server.
-  std::shared_ptr<Hub> hub_ptr;
-  Hub& hub;
+  std::shared_ptr<StreamHub> hub_ptr;
+  StreamHub& hub;
   std::atomic<size_t> connections{0};
   std::atomic<size_t> inflight_body_bytes{0};  // bodies being read or handled
   std::atomic<size_t> stream_bytes{0};         // stream chunks built and not yet written
@@ -141,7 +107,7 @@ class ReplyHold {
   Shared& sh_;
 };
 
-class Session : public Waiter, public std::enable_shared_from_this<Session> {
+class Session : public StreamWaiter, public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Shared& sh)
       : stream_(std::move(socket)), sh_(sh), timer_(stream_.get_executor()) {
@@ -463,7 +429,7 @@ class Session : public Waiter, public std::enable_shared_from_this<Session> {
 
   void pump() {
     if (closed_) return;
-    const uint64_t gen = sh_.hub.generation(partition_);
+    const auto token = sh_.hub.token(partition_, stream_req_.tenant);
     const size_t chunk_limit = std::max<size_t>(sh_.opts.stream_chunk_bytes, 1);
     const Offset chunk_first = next_;
     std::string out;
@@ -514,8 +480,8 @@ class Session : public Waiter, public std::enable_shared_from_this<Session> {
       return write_chunk(std::move(out), false);
     }
     // Nothing new: wait for a wake-up or the keepalive.
-    sh_.hub.add_waiter(partition_, weak_from_this());
-    if (sh_.hub.generation(partition_) != gen) {
+    sh_.hub.add_waiter(partition_, stream_req_.tenant, shared_from_this());
+    if (sh_.hub.changed(partition_, stream_req_.tenant, token)) {
       return net::post(stream_.get_executor(), [self = shared_from_this()] { self->pump(); });
     }
     timer_.expires_after(sh_.opts.sse_keepalive);
@@ -602,7 +568,7 @@ constexpr size_t kWsMaxClientMessage = 1024;
 // client reads the close code.
 constexpr size_t kWsMaxReadMessage = 64 << 10;
 
-class WsSession final : public Waiter, public std::enable_shared_from_this<WsSession> {
+class WsSession final : public StreamWaiter, public std::enable_shared_from_this<WsSession> {
  public:
   WsSession(beast::tcp_stream&& stream, Shared& sh, StreamRequest sr, std::vector<std::pair<std::string, std::string>> headers)
       : ws_(std::move(stream)),
@@ -686,7 +652,7 @@ class WsSession final : public Waiter, public std::enable_shared_from_this<WsSes
   void pump() {
     if (!open_ || writing_ || closing_) return;
     if (unacked_.size() >= std::max<size_t>(sh_.opts.ws_ack_window, 1)) return wait_for_ack();
-    const uint64_t gen = sh_.hub.generation(partition_);
+    const auto token = sh_.hub.token(partition_, req_.tenant);
     const size_t chunk_limit = std::max<size_t>(sh_.opts.stream_chunk_bytes, 1);
     std::string events;
     std::vector<int64_t> offsets;
@@ -737,8 +703,8 @@ class WsSession final : public Waiter, public std::enable_shared_from_this<WsSes
       return send("{\"kind\":\"caught-up\",\"next\":" + std::to_string(next_.value()) + "}");
     }
     // Nothing new: wait for the hub (pings keep the connection alive meanwhile).
-    sh_.hub.add_waiter(partition_, weak_from_this());
-    if (sh_.hub.generation(partition_) != gen) return net::post(ws_.get_executor(), [self = shared_from_this()] { self->pump(); });
+    sh_.hub.add_waiter(partition_, req_.tenant, shared_from_this());
+    if (sh_.hub.changed(partition_, req_.tenant, token)) return net::post(ws_.get_executor(), [self = shared_from_this()] { self->pump(); });
     wait_timer_.expires_at(net::steady_timer::time_point::max());
     wait_timer_.async_wait([self = shared_from_this()](beast::error_code) { self->pump(); });
   }
@@ -847,24 +813,14 @@ void Session::upgrade(StreamRequest sr, http::request<http::string_body> req) {
   ws->run(std::move(req));
 }
 
-void Hub::notify(Partition p) {
-  gen_[p.value()].fetch_add(1, std::memory_order_acq_rel);
-  // Under the lock, so that after close() no notify() holds a session.
-  std::lock_guard lk(mu_);
-  auto it = waiters_.find(p.value());
-  if (it == waiters_.end()) return;
-  std::vector<std::weak_ptr<Waiter>> ws;
-  ws.swap(it->second);
-  for (auto& w : ws)
-    if (auto s = w.lock()) s->wake();
-}
-
 class Server final : public HttpServer {
  public:
   Server(Api& api, Log& log, Metrics& metrics, const ServerOptions& opts)
       : ioc_(std::make_unique<net::io_context>(opts.threads)),
         acceptor_(std::make_unique<tcp::acceptor>(net::make_strand(*ioc_))),
-        hub_(std::make_shared<Hub>(log.partition_count())),
+        hub_(std::make_shared<StreamHub>(log, [ex = ioc_->get_executor()](std::function<void()> job) {
+          net::post(ex, std::move(job));
+        })),
         shared_{api, log, metrics, opts, hub_, *hub_} {}
   ~Server() override { stop(); }
 
@@ -880,8 +836,8 @@ class Server final : public HttpServer {
     if (ec) return Status(Code::kUnavailable, "listen on " + shared_.opts.host + ":" +
                                                   std::to_string(shared_.opts.port) + ": " + ec.message());
     port_ = acceptor_->local_endpoint().port();
-    shared_.log.add_listener([w = std::weak_ptr<Hub>(hub_)](Partition p, Offset) {
-      if (auto h = w.lock()) h->notify(p);
+    shared_.log.add_listener([w = std::weak_ptr<StreamHub>(hub_)](Partition p, Offset end) {
+      if (auto h = w.lock()) h->notify(p, end);
     });
     accept();
     // Keeps run() going even when no socket operation is pending — e.g. during stop(),
@@ -939,7 +895,7 @@ class Server final : public HttpServer {
   std::unique_ptr<net::io_context> ioc_;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::unique_ptr<tcp::acceptor> acceptor_;
-  std::shared_ptr<Hub> hub_;
+  std::shared_ptr<StreamHub> hub_;
   Shared shared_;
   uint16_t port_ = 0;
   std::vector<std::thread> threads_;
