@@ -253,6 +253,10 @@ class EmbeddedLog final : public Log {
   Result<std::vector<StoredRecord>> read_tenant(const TenantId& t, Offset from,
                                                 const ReadOptions& o) override {
     const Partition p = partition_of(t);
+    {
+      std::vector<StoredRecord> out;
+      if (read_tenant_tail(p, t, from, o, out)) return out;
+    }
     const std::string prefix = tenant_prefix(p, t);
     std::string upper = prefix;
     put_be64(upper, ~uint64_t{0});
@@ -688,6 +692,25 @@ class EmbeddedLog final : public Log {
     size_t bytes = 0;
     for (; i < t.records.size(); ++i) {
       if (out.size() >= o.max_records || (bytes >= o.max_bytes && !out.empty())) break;
+      bytes += t.records[i].value.size();
+      out.push_back(t.records[i]);
+    }
+    return true;
+  }
+
+  // Serves read_tenant(t, from) from the tail of t's partition when the tail holds `from`:
+  // the tail's records from there, filtered by tenant (the engine's streams and followers
+  // read just behind the end, so no RocksDB iterator is made for them); false otherwise.
+  bool read_tenant_tail(Partition p, const TenantId& tenant, Offset from, const ReadOptions& o,
+                        std::vector<StoredRecord>& out) {
+    if (tail_budget_ == 0) return false;
+    Tail& t = tails_[static_cast<size_t>(p.value())];
+    std::lock_guard lk(t.mu);
+    if (t.records.empty() || from < t.records.front().pos.offset) return false;
+    size_t bytes = 0;
+    for (size_t i = static_cast<size_t>(from.value() - t.records.front().pos.offset.value()); i < t.records.size(); ++i) {
+      if (out.size() >= o.max_records || (bytes >= o.max_bytes && !out.empty())) break;
+      if (t.records[i].tenant != tenant) continue;
       bytes += t.records[i].value.size();
       out.push_back(t.records[i]);
     }

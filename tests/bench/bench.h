@@ -141,9 +141,9 @@ Runs run_projector(const Options& o, int runs);
 Runs run_tenants(const Options& o, int runs);
 // subscribers: engine RSS per idle SSE subscriber (N streams caught up) (tests/bench/http.cc).
 Runs run_subscribers(const Options& o, int runs);
-// delivery: SSE delivery latency and RSS per subscriber with N subscribers over 1000
-// tenants while events arrive at --rate R (tests/bench/http.cc).
-Runs run_delivery(const Options& o, int runs);
+// delivery / delivery-ws: SSE (or WebSocket) delivery latency and RSS per subscriber with N
+// subscribers over 1000 tenants while events arrive at --rate R (tests/bench/http.cc).
+Runs run_delivery(const Options& o, int runs, bool websocket);
 // tenant-topics: the Kafka fan-out draining a pre-filled log into one topic per tenant,
 // binary vs. structured mode, against the in-process mock broker (tests/bench/tenant_topics.cc).
 Runs run_tenant_topics(const Options& o, int runs);

@@ -695,6 +695,133 @@ void prefill_tenants(const std::string& data_dir, int n) {
   while (pending.load() > 0) std::this_thread::yield();
 }
 
+// Opens `n` streams on the engine in waves of 500: `request(i)` is stream i's request;
+// each stream of a wave is read until `ready` appears (30 s at most). The streams' fds, or
+// why not (every fd opened is closed then).
+struct OpenedStreams {
+  std::vector<int> fds;
+  std::string error;
+};
+OpenedStreams open_streams(int port, int n, const std::function<std::string(int)>& request, std::string_view ready) {
+  OpenedStreams out;
+  auto fail = [&out](std::string why) {
+    for (int f : out.fds) close(f);
+    out.fds.clear();
+    out.error = std::move(why);
+    return std::move(out);
+  };
+  std::string buf(1 << 16, '\0');
+  for (int opened = 0; opened < n;) {
+    const int wave = std::min(500, n - opened);
+    std::vector<int> mine;
+    for (int i = 0; i < wave; ++i) {
+      const std::string req = request(opened + i);
+      const int fd = connect_to(port);
+      if (fd < 0 || ::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+        if (fd >= 0) close(fd);
+        for (int f : mine) close(f);
+        return fail("connect/send failed after " + std::to_string(opened + i) + " streams");
+      }
+      mine.push_back(fd);
+    }
+    for (size_t m = 0; m < mine.size(); ++m) {
+      const int fd = mine[m];
+      std::string got;
+      const auto deadline = Clock::now() + std::chrono::seconds(30);
+      while (got.find(ready) == std::string::npos && Clock::now() < deadline) {
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0) continue;
+        const ssize_t k = ::recv(fd, buf.data(), buf.size(), 0);
+        if (k <= 0) break;
+        got.append(buf.data(), static_cast<size_t>(k));
+        if (got.size() > (4u << 20)) got.erase(0, got.size() - 64);  // history: keep the tail
+      }
+      out.fds.push_back(fd);
+      if (got.find(ready) == std::string::npos) {
+        for (size_t rest = m + 1; rest < mine.size(); ++rest) close(mine[rest]);
+        return fail("a stream did not catch up: " + got.substr(0, 200));
+      }
+    }
+    opened += wave;
+  }
+  return out;
+}
+
+// The bytes of one delivery stream as they arrive. Calls `on_id(sent_ns)` for every
+// benchmark event id ("e-" + 16 hex digits of its send time) in them. SSE: the text as is.
+// WebSocket: server frames (text messages possibly fragmented, pings) are parsed; a ping
+// gets its pong, and each events message is acknowledged ({"ack": last offset}).
+class DeliveryStream {
+ public:
+  explicit DeliveryStream(bool websocket) : websocket_(websocket) {}
+
+  template <class F>
+  void feed(int fd, const char* data, size_t n, F&& on_id) {
+    in_.append(data, n);
+    if (!websocket_) {
+      const size_t at = scan_ids(in_, on_id);
+      // Consumed up to `at`; of the rest, an id split across reads fits in 64 bytes.
+      in_.erase(0, std::max(at, in_.size() > 64 ? in_.size() - 64 : 0));
+      return;
+    }
+    for (;;) {
+      if (in_.size() < 2) return;
+      const auto b0 = static_cast<unsigned char>(in_[0]), b1 = static_cast<unsigned char>(in_[1]);
+      size_t len = b1 & 0x7f, hdr = 2;
+      if (len == 126) {
+        if (in_.size() < 4) return;
+        len = (static_cast<size_t>(static_cast<unsigned char>(in_[2])) << 8) | static_cast<unsigned char>(in_[3]);
+        hdr = 4;
+      } else if (len == 127) {
+        if (in_.size() < 10) return;
+        len = 0;
+        for (int i = 2; i < 10; ++i) len = (len << 8) | static_cast<unsigned char>(in_[static_cast<size_t>(i)]);
+        hdr = 10;
+      }
+      if (in_.size() < hdr + len) return;
+      const std::string_view payload(in_.data() + hdr, len);
+      const int opcode = b0 & 0x0f;
+      if (opcode == 0x9) {
+        send_frame(fd, 0xA, payload);  // pong
+      } else if (opcode == 0x1 || opcode == 0x0) {
+        message_.append(payload);
+        if (b0 & 0x80) {  // the message's last frame
+          scan_ids(message_, on_id);
+          const size_t k = message_.rfind("\"offset\":");
+          if (message_.find("\"kind\":\"events\"") != std::string::npos && k != std::string::npos)
+            send_frame(fd, 0x1, "{\"ack\":" + std::to_string(std::atoll(message_.c_str() + k + 9)) + "}");
+          message_.clear();
+        }
+      }
+      in_.erase(0, hdr + len);
+    }
+  }
+
+ private:
+  template <class F>
+  static size_t scan_ids(const std::string& text, F& on_id) {
+    size_t at = 0, hit;
+    while ((hit = text.find("\"id\":\"e-", at)) != std::string::npos && hit + 24 <= text.size()) {
+      on_id(std::stoull(text.substr(hit + 8, 16), nullptr, 16) & ~uint64_t{0xff});
+      at = hit + 24;
+    }
+    return at;
+  }
+  // A client frame: masked (RFC 6455 5.3) with the zero key, so the payload goes as is.
+  static void send_frame(int fd, int opcode, std::string_view payload) {
+    std::string f;
+    f += static_cast<char>(0x80 | opcode);
+    f += static_cast<char>(0x80 | payload.size());  // acks and pongs are under 126 bytes
+    f.append(4, '\0');
+    f.append(payload);
+    (void)::send(fd, f.data(), f.size(), MSG_NOSIGNAL);
+  }
+
+  bool websocket_;
+  std::string in_;
+  std::string message_;
+};
+
 }  // namespace
 
 // `tenants`: engine memory per idle tenant. The same engine started idle on a log with 0
@@ -789,43 +916,14 @@ Runs run_subscribers(const Options& o, int runs) {
         const long before = settled_rss_kib(eng);
         const std::string req = "GET /v1/tenants/bench/events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
                                 eng.key + "\r\nAccept: text/event-stream\r\n\r\n";
-        std::vector<int> fds;
         const auto t0 = Clock::now();
-        std::string buf(1 << 16, '\0');
-        for (int opened = 0; opened < n && r.ok;) {
-          const int wave = std::min(500, n - opened);
-          std::vector<int> mine;
-          for (int i = 0; i < wave; ++i) {
-            int fd = connect_to(eng.port);
-            if (fd < 0 || ::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
-              r.ok = false;
-              r.note = "connect/send failed after " + std::to_string(opened + i) + " streams";
-              if (fd >= 0) close(fd);
-              break;
-            }
-            mine.push_back(fd);
-          }
-          // Read each stream of the wave until its caught-up event (bounded wait).
-          for (int fd : mine) {
-            std::string got;
-            const auto deadline = Clock::now() + std::chrono::seconds(30);
-            while (got.find("event: caught-up") == std::string::npos && Clock::now() < deadline) {
-              pollfd p{fd, POLLIN, 0};
-              if (poll(&p, 1, 100) <= 0) continue;
-              const ssize_t k = ::recv(fd, buf.data(), buf.size(), 0);
-              if (k <= 0) break;
-              got.append(buf.data(), static_cast<size_t>(k));
-              if (got.size() > (4u << 20)) got.erase(0, got.size() - 64);
-            }
-            if (got.find("event: caught-up") == std::string::npos) {
-              r.ok = false;
-              r.note = "a stream did not catch up: " + got.substr(0, 200);
-              break;
-            }
-            fds.push_back(fd);
-          }
-          opened += wave;
+        auto opened = open_streams(eng.port, n, [&](int) { return req; }, "event: caught-up");
+        if (!opened.error.empty()) {
+          r.ok = false;
+          r.note = opened.error;
+          return r;
         }
+        const std::vector<int>& fds = opened.fds;
         const double open_s = std::chrono::duration<double>(Clock::now() - t0).count();
         const long after = settled_rss_kib(eng);
         for (int fd : fds) close(fd);
@@ -850,7 +948,7 @@ Runs run_subscribers(const Options& o, int runs) {
 // however late (the readers are one epoll thread of this process, on the same cores). The
 // processors are off: the streams carry the posted events only. RSS per subscriber =
 // (RSS under load with N streams - RSS before they opened) / N.
-Runs run_delivery(const Options& o, int runs) {
+Runs run_delivery(const Options& o, int runs, bool websocket) {
   constexpr int kTenants = 1000, kPosters = 16;
   const int n = o.connections > 0 ? o.connections : 10000;
   const double rate = o.rate > 0 ? o.rate : 10000;
@@ -861,7 +959,7 @@ Runs run_delivery(const Options& o, int runs) {
   return run_configs(
       {[=] {
         Result r;
-        r.scenario = "SSE delivery, " + std::to_string(n) + " subscribers over " + std::to_string(kTenants) +
+        r.scenario = std::string(websocket ? "WebSocket" : "SSE") + " delivery, " + std::to_string(n) + " subscribers over " + std::to_string(kTenants) +
                      " tenants, " + std::to_string(static_cast<int>(rate)) + " events/s";
         auto failed = [&r](std::string why) {
           r.ok = false;
@@ -889,42 +987,21 @@ Runs run_delivery(const Options& o, int runs) {
         }
         const long before = settled_rss_kib(eng);
         // Open the streams in waves, each read until caught-up.
-        std::vector<int> fds;
-        std::string buf(1 << 16, '\0');
-        for (int opened = 0; opened < n;) {
-          const int wave = std::min(500, n - opened);
-          std::vector<int> mine;
-          for (int i = 0; i < wave; ++i) {
-            const int t = (opened + i) % kTenants;
-            const std::string req = "GET /v1/tenants/t" + std::to_string(t) +
-                                    "/events/stream?from=end HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
-                                    keys[static_cast<size_t>(t)] + "\r\nAccept: text/event-stream\r\n\r\n";
-            const int fd = connect_to(eng.port);
-            if (fd < 0 || ::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
-              if (fd >= 0) close(fd);
-              for (int f : fds) close(f);
-              return failed("connect/send failed after " + std::to_string(opened + i) + " streams");
-            }
-            mine.push_back(fd);
-          }
-          for (int fd : mine) {
-            std::string got;
-            const auto deadline = Clock::now() + std::chrono::seconds(30);
-            while (got.find("event: caught-up") == std::string::npos && Clock::now() < deadline) {
-              pollfd p{fd, POLLIN, 0};
-              if (poll(&p, 1, 100) <= 0) continue;
-              const ssize_t k = ::recv(fd, buf.data(), buf.size(), 0);
-              if (k <= 0) break;
-              got.append(buf.data(), static_cast<size_t>(k));
-            }
-            fds.push_back(fd);
-            if (got.find("event: caught-up") == std::string::npos) {
-              for (int f : fds) close(f);
-              return failed("a stream did not catch up: " + got.substr(0, 200));
-            }
-          }
-          opened += wave;
-        }
+        auto opened = open_streams(
+            eng.port, n,
+            [&](int i) {
+              const int t = i % kTenants;
+              std::string req = "GET /v1/tenants/t" + std::to_string(t) + (websocket ? "/events/ws" : "/events/stream") +
+                                "?from=end HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+                                keys[static_cast<size_t>(t)] + "\r\n";
+              req += websocket ? "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+                               : "Accept: text/event-stream\r\n\r\n";
+              return req;
+            },
+            websocket ? "\"kind\":\"caught-up\"" : "event: caught-up");
+        if (!opened.error.empty()) return failed(opened.error);
+        const std::vector<int>& fds = opened.fds;
         // Readers: one epoll loop over every stream, latency per delivered event.
         const Window w = Window::make(o);
         std::atomic<bool> stop{false};
@@ -932,7 +1009,7 @@ Runs run_delivery(const Options& o, int runs) {
         Latencies lat;
         std::thread reader([&] {
           const int ep = epoll_create1(EPOLL_CLOEXEC);
-          std::vector<std::string> pending(fds.size());
+          std::vector<DeliveryStream> streams(fds.size(), DeliveryStream(websocket));
           for (size_t i = 0; i < fds.size(); ++i) {
             epoll_event ev{};
             ev.events = EPOLLIN;
@@ -949,19 +1026,12 @@ Runs run_delivery(const Options& o, int runs) {
                 const ssize_t got = ::recv(fds[i], chunk.data(), chunk.size(), 0);
                 if (got <= 0) break;
                 const auto now = Clock::now();
-                std::string& p = pending[i];
-                p.append(chunk.data(), static_cast<size_t>(got));
-                size_t at = 0, hit;
-                while ((hit = p.find("\"id\":\"e-", at)) != std::string::npos && hit + 24 <= p.size()) {
-                  const uint64_t sent_ns = std::stoull(p.substr(hit + 8, 16), nullptr, 16) & ~uint64_t{0xff};
+                streams[i].feed(fds[i], chunk.data(), static_cast<size_t>(got), [&](uint64_t sent_ns) {
                   const Clock::time_point sent{std::chrono::nanoseconds(sent_ns)};
                   // Every delivery of an event sent in the window, however late it arrives.
                   if (sent >= w.measure_from && sent < w.measure_to) lat.add(now - sent);
                   delivered.fetch_add(1, std::memory_order_relaxed);
-                  at = hit + 24;
-                }
-                // Consumed up to `at`; of the rest, an id split across reads fits in 64 bytes.
-                p.erase(0, std::max(at, p.size() > 64 ? p.size() - 64 : 0));
+                });
               }
             }
           }
@@ -1042,9 +1112,9 @@ Runs run_delivery(const Options& o, int runs) {
         r.note = std::to_string(static_cast<long>(per)) + " B RSS per subscriber under load; " +
                  std::to_string(delivered.load()) + " of " + std::to_string(want) + " deliveries; offered " +
                  std::to_string(static_cast<long>(rate)) + " events/s";
-        std::printf("# delivery: %.0f events/s posted (answered in the window), %.0f deliveries/s, p50 %.2f ms, p99 %.2f ms, RSS %ld -> %ld MiB "
+        std::printf("# %s delivery: %.0f events/s posted (answered in the window), %.0f deliveries/s, p50 %.2f ms, p99 %.2f ms, RSS %ld -> %ld MiB "
                     "(%.0f B per subscriber), %s\n",
-                    r.events_per_s, r.requests_per_s, r.p50_us / 1000, r.p99_us / 1000, before / 1024, under_load / 1024,
+                    websocket ? "WebSocket" : "SSE", r.events_per_s, r.requests_per_s, r.p50_us / 1000, r.p99_us / 1000, before / 1024, under_load / 1024,
                     per, r.note.c_str());
         std::fflush(stdout);
         return r;

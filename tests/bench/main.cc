@@ -38,6 +38,7 @@ void usage() {
       "  delivery        SSE delivery: N subscribers (--connections, default 10000) over 1000 tenants while\n"
       "                  single events arrive at --rate R (default 10000/s): p50/p99 delivery, RSS per subscriber\n"
       "                  (not part of all)\n"
+      "  delivery-ws     the same over WebSocket, every message acknowledged (not part of all)\n"
       "  tenant-topics   Kafka fan-out draining a pre-filled log (--events N, default 200000; 1000 tenants) into\n"
       "                  a topic per tenant, binary vs. structured mode, mock broker in-process (not part of all)\n"
       "  heartbeat       the Heartbeat processor over N checks (--events N, default 100000) of 1000 tenants on\n"
@@ -153,7 +154,8 @@ int main(int argc, char** argv) {
   else if (scenario == "tenants") add(run_tenants(o, runs));
   else if (scenario == "subscribers") add(run_subscribers(o, runs));
   else if (scenario == "tenant-topics") add(run_tenant_topics(o, runs));
-  else if (scenario == "delivery") add(run_delivery(o, runs));
+  else if (scenario == "delivery") add(run_delivery(o, runs, /*websocket=*/false));
+  else if (scenario == "delivery-ws") add(run_delivery(o, runs, /*websocket=*/true));
   else if (scenario == "heartbeat") add(run_heartbeat(o, runs));
   else if (scenario == "dreams") add(run_dreams(o, runs));
   else if (scenario == "skills") add(run_skills(o, runs));

@@ -402,7 +402,8 @@ TEST(EmbeddedLogIds, ALogFromBeforeTheIdsIndexIsIndexedOnceAtOpen) {
 
 // Reads served by the in-memory tail (EmbeddedLogOptions::tail_cache_bytes) are the
 // records RocksDB holds, field by field, at every `from` — inside the tail, before it
-// (evicted), and across its first record.
+// (evicted), and across its first record; for a partition read and for each tenant's read
+// (two tenants share the partition, so the tail's tenant filter is exercised).
 TEST(EmbeddedLogTail, ReadsFromTheTailEqualReadsFromRocksDb) {
   TempDir dir;
   EmbeddedLogOptions o;
@@ -412,37 +413,55 @@ TEST(EmbeddedLogTail, ReadsFromTheTailEqualReadsFromRocksDb) {
   auto log = open_embedded_log(o);
   ASSERT_TRUE(log.ok());
   const Partition p = (*log)->partition_of(TenantId("acme"));
+  std::string other;
+  for (int i = 0; other.empty(); ++i)
+    if ((*log)->partition_of(TenantId("t" + std::to_string(i))) == p) other = "t" + std::to_string(i);
   for (int i = 0; i < 60; ++i) {
-    AppendBatch b{TenantId("acme"), {make_event("acme", "t" + std::to_string(i), i)}};
-    if (i % 3 == 0) b.values.push_back(make_event("acme", "u" + std::to_string(i), i));
+    const std::string t = i % 4 == 1 ? other : "acme";
+    AppendBatch b{TenantId(t), {make_event(t, "t" + std::to_string(i), i)}};
+    if (i % 3 == 0) b.values.push_back(make_event(t, "u" + std::to_string(i), i));
     ASSERT_TRUE((*log)->append_sync(std::move(b)).ok());
   }
   auto end = (*log)->end_offset(p);
   ASSERT_TRUE(end.ok());
-  std::vector<std::vector<StoredRecord>> cached;
-  ReadOptions ro;
-  ro.max_records = 7;
-  for (int64_t from = 0; from <= end->value(); ++from) {
-    auto r = (*log)->read(p, Offset(from), ro);
-    ASSERT_TRUE(r.ok());
-    cached.push_back(std::move(*r));
-  }
+  // Reads: the partition, then each tenant; by records, and by bytes (one record or two).
+  std::vector<ReadOptions> limits(2);
+  limits[0].max_records = 7;
+  limits[1].max_bytes = 300;
+  auto read_all = [&](Log& l) {
+    std::vector<std::vector<StoredRecord>> out;
+    for (const auto& ro : limits) {
+      for (int64_t from = 0; from <= end->value(); ++from) {
+        for (const char* t : {"", "acme", other.c_str()}) {
+          auto r = *t == '\0' ? l.read(p, Offset(from), ro) : l.read_tenant(TenantId(t), Offset(from), ro);
+          EXPECT_TRUE(r.ok());
+          out.push_back(r.ok() ? std::move(*r) : std::vector<StoredRecord>{});
+        }
+      }
+    }
+    return out;
+  };
+  const auto cached = read_all(**log);
   log->reset();
   o.tail_cache_bytes = 0;  // every read from RocksDB
   auto plain = open_embedded_log(o);
   ASSERT_TRUE(plain.ok());
-  for (int64_t from = 0; from <= end->value(); ++from) {
-    auto r = (*plain)->read(p, Offset(from), ro);
-    ASSERT_TRUE(r.ok());
-    const auto& c = cached[static_cast<size_t>(from)];
-    ASSERT_EQ(r->size(), c.size()) << "from " << from;
+  const auto uncached = read_all(**plain);
+  ASSERT_EQ(cached.size(), uncached.size());
+  size_t records = 0;
+  for (size_t k = 0; k < cached.size(); ++k) {
+    const auto& c = cached[k];
+    const auto& r = uncached[k];
+    ASSERT_EQ(r.size(), c.size()) << "read " << k;
+    records += c.size();
     for (size_t i = 0; i < c.size(); ++i) {
-      EXPECT_EQ((*r)[i].pos, c[i].pos);
-      EXPECT_EQ((*r)[i].tenant, c[i].tenant);
-      EXPECT_EQ((*r)[i].value, c[i].value);
-      EXPECT_EQ((*r)[i].append_us, c[i].append_us) << "from " << from << " record " << i;
+      EXPECT_EQ(r[i].pos, c[i].pos);
+      EXPECT_EQ(r[i].tenant, c[i].tenant);
+      EXPECT_EQ(r[i].value, c[i].value);
+      EXPECT_EQ(r[i].append_us, c[i].append_us) << "read " << k << " record " << i;
     }
   }
+  EXPECT_GT(records, 500u);  // the reads were not all empty
 }
 
 // A group the committer has written but the syncer has not yet synced is in RocksDB
