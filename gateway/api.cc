@@ -319,6 +319,7 @@ std::span<const Route> Api::routes() {
       {"POST", "/v1/tenants/{tenant}/heartbeat/stop"},
       {"GET", "/v1/tenants/{tenant}/heartbeat/history"},
       {"GET", "/v1/tenants/{tenant}/heartbeat/alerts"},
+      {"GET", "/v1/tenants/{tenant}/audit/events"},
       {"GET", "/v1/tenants/{tenant}/heartbeat/deliveries"},
       {"POST", "/v1/tenants/{tenant}/dreams"},
       {"GET", "/v1/tenants/{tenant}/dreams"},
@@ -621,6 +622,8 @@ void Api::handle(HttpRequest req, Reply reply) {
       if (req.method == "GET") return get_router(std::move(req), t, rest, std::move(reply));
       return router_command(std::move(req), t, rest, std::move(reply));
     }
+    if (s.size() == 5 && s[3] == "audit" && s[4] == "events")
+      return req.method == "GET" ? get_audit_events(std::move(req), t, std::move(reply)) : method_not_allowed();
     if (s.size() == 5 && s[3] == "inbound-webhooks") {
       if (req.method == "PUT") return put_inbound_webhook(req, t, std::string(s[4]), std::move(reply));
       if (req.method == "DELETE") return delete_inbound_webhook(req, t, std::string(s[4]), std::move(reply));

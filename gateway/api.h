@@ -294,6 +294,7 @@ class Api {
   void create_key(const HttpRequest& req, const TenantId& t, Reply reply);
   void revoke_key(const HttpRequest& req, const TenantId& t, const std::string& key_id, Reply reply);
   void get_heartbeat(HttpRequest req, const TenantId& t, const std::string& what, Reply reply);
+  void get_audit_events(HttpRequest req, const TenantId& t, Reply reply);
   // The Heartbeat commands as REST calls: each appends one event through post_events.
   void heartbeat_command(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
   // Dreams (api_dreams.cc): the commands, each appending one event through post_events, the

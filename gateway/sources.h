@@ -110,6 +110,13 @@ struct RouterRead {
   size_t limit = 100;
 };
 
+// One page of the audit index (projections/read_model.h, audit_events): filters ANDed.
+struct AuditRead {
+  std::optional<std::string> type_prefix, subject, actor, correlation_id, cursor;
+  std::optional<int64_t> from_us, to_us, from_offset, to_offset;
+  size_t limit = 100;
+};
+
 // The PostgreSQL read models: their freshness and the reader's queries (JSON answers; the
 // members are listed in projections/read_model.h).
 class ModelSource {
@@ -134,6 +141,11 @@ class ModelSource {
   virtual Result<std::string> skills(std::string_view tenant, const SkillRead& q) = 0;
   // kNotFound for a provider the tenant never had.
   virtual Result<std::string> router(std::string_view tenant, const RouterRead& q) = 0;
+  struct AuditPage {
+    std::string json;  // {"events":[...], "next": ...}
+    size_t rows = 0;
+  };
+  virtual Result<AuditPage> audit_events(std::string_view tenant, const AuditRead& q) = 0;
 };
 
 }  // namespace agentos::gateway

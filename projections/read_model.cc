@@ -436,6 +436,70 @@ Result<std::string> ReadModel::heartbeat(std::string_view tenant, const Heartbea
   return out;
 }
 
+// ---- Audit index ---------------------------------------------------------------------
+
+Result<std::string> ReadModel::audit_events(std::string_view tenant, const AuditQuery& q, size_t* rows) {
+  Status bad(Code::kInvalidArgument, "invalid audit query");
+  std::optional<std::pair<int64_t, int64_t>> after;
+  if (q.cursor) {
+    auto text = unbase64url(*q.cursor);
+    if (text) after = parse_position_cursor(*text);
+    if (!after) bad.mutable_errors().push_back({"cursor", "not a cursor of this list (pass `next` back unchanged)"});
+  }
+  if (q.from_us && q.to_us && *q.from_us > *q.to_us) bad.mutable_errors().push_back({"to", "must not be before from"});
+  if (q.from_offset && q.to_offset && *q.from_offset > *q.to_offset)
+    bad.mutable_errors().push_back({"to_offset", "must not be below from_offset"});
+  if (Status s = check_limit(q.limit); !s.is_ok()) bad.mutable_errors().push_back(s.errors()[0]);
+  if (!bad.errors().empty()) return bad;
+
+  std::vector<pg::Param> params{pg::text(tenant)};
+  auto bind = [&](pg::Param p) {
+    params.push_back(std::move(p));
+    return "$" + std::to_string(params.size());
+  };
+  // (tenant_id, log_partition, log_offset) is the primary key: it serves the order and
+  // the keyset; a tenant's events are all on one partition.
+  std::string sql =
+      "SELECT json_build_object('partition', log_partition, 'offset', log_offset, 'id', event_id, 'type', event_type, "
+      "'source', source, 'subject', subject, 'actor', actor, 'correlationId', correlation_id, 'traceparent', "
+      "traceparent, 'time', " +
+      rfc3339("event_time") + ")::text, log_partition, log_offset FROM agentos_rm.events WHERE tenant_id = $1";
+  if (q.type_prefix) sql += " AND starts_with(event_type, " + bind(pg::text(*q.type_prefix)) + "::text)";
+  if (q.subject) sql += " AND subject = " + bind(pg::text(*q.subject)) + "::text";
+  if (q.actor) sql += " AND actor = " + bind(pg::text(*q.actor)) + "::text";
+  if (q.correlation_id) sql += " AND correlation_id = " + bind(pg::text(*q.correlation_id)) + "::text";
+  if (q.from_us)
+    sql += " AND event_time >= timestamptz 'epoch' + " + bind(num_param(*q.from_us)) + "::bigint * interval '1 microsecond'";
+  if (q.to_us) sql += " AND event_time < timestamptz 'epoch' + " + bind(num_param(*q.to_us)) + "::bigint * interval '1 microsecond'";
+  if (q.from_offset) sql += " AND log_offset >= " + bind(num_param(*q.from_offset)) + "::bigint";
+  if (q.to_offset) sql += " AND log_offset < " + bind(num_param(*q.to_offset)) + "::bigint";
+  if (after) {  // the cursor is "<offset>.<partition>"
+    const std::string po = bind(num_param(after->first)), pp = bind(num_param(after->second));
+    sql += " AND (log_partition, log_offset) > (" + pp + "::integer, " + po + "::bigint)";
+  }
+  sql += " ORDER BY log_partition, log_offset LIMIT " + bind(num_param(static_cast<int64_t>(q.limit) + 1)) + "::bigint";
+
+  std::string out;
+  Status s = in_tenant_txn(tenant, [&](pg::Conn& c) -> Status {
+    auto r = c.query(sql, params);
+    if (!r.ok()) return std::move(r).take_status();
+    const int n = std::min(r->size(), static_cast<int>(q.limit));
+    if (rows != nullptr) *rows = static_cast<size_t>(n);
+    out = "{\"events\":[";
+    for (int i = 0; i < n; ++i) {
+      if (i) out += ',';
+      out += r->get(i, 0);
+    }
+    out += "],\"next\":";
+    out += r->size() > n ? "\"" + base64url(std::string(r->get(n - 1, 2)) + "." + std::string(r->get(n - 1, 1))) + "\""
+                         : std::string("null");
+    out += '}';
+    return Status::ok();
+  });
+  if (!s.is_ok()) return s;
+  return out;
+}
+
 // ---- Dreams ------------------------------------------------------------------------------
 
 namespace {

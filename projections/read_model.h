@@ -147,6 +147,22 @@ class ReadModel {
   };
   Result<std::string> heartbeat(std::string_view tenant, const HeartbeatQuery& q);
 
+  // The audit index (agentos_rm.events: one row per event of the tenant, clock ticks
+  // excluded), in log order: {"events":[<row>...], "next": "<cursor>" | null}, a <row>
+  // {partition, offset, id, type, source, subject, actor, correlationId, traceparent, time}
+  // (strings empty when the event has none; time RFC 3339 UTC). Filters, all ANDed:
+  // `type_prefix` (the CloudEvents type starts with it), `subject`, `actor`,
+  // `correlation_id` (exact), `from_us`/`to_us` (event time; from inclusive, to exclusive),
+  // `from_offset`/`to_offset` (log offset; from inclusive, to exclusive). `cursor`: the
+  // `next` of the previous page. A bad filter or cursor is kInvalidArgument with the field.
+  // `rows`, when given, is set to the number of rows in the answer.
+  struct AuditQuery {
+    std::optional<std::string> type_prefix, subject, actor, correlation_id, cursor;
+    std::optional<int64_t> from_us, to_us, from_offset, to_offset;
+    size_t limit = kDefaultReadLimit;
+  };
+  Result<std::string> audit_events(std::string_view tenant, const AuditQuery& q, size_t* rows = nullptr);
+
   // Dreams' read models (migrations/0004_dreams.sql), as the tenant of the stream sees
   // them: a target sees its side of a share and the snapshots shared with it, never the
   // owner's dreams, history, signals or lineage. Members are camelCase, times RFC 3339

@@ -187,6 +187,24 @@ class ReadModelSource final : public ModelSource {
     m.limit = q.limit;
     return rm_.router(tenant, m);
   }
+  Result<AuditPage> audit_events(std::string_view tenant, const AuditRead& q) override {
+    ReadModel::AuditQuery m;
+    m.type_prefix = q.type_prefix;
+    m.subject = q.subject;
+    m.actor = q.actor;
+    m.correlation_id = q.correlation_id;
+    m.cursor = q.cursor;
+    m.from_us = q.from_us;
+    m.to_us = q.to_us;
+    m.from_offset = q.from_offset;
+    m.to_offset = q.to_offset;
+    m.limit = q.limit;
+    AuditPage page;
+    auto json = rm_.audit_events(tenant, m, &page.rows);
+    if (!json.ok()) return std::move(json).take_status();
+    page.json = std::move(*json);
+    return page;
+  }
 
  private:
   Projector& p_;
