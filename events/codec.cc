@@ -706,6 +706,7 @@ EventHeader read_header(std::string_view verified_bytes) {
   h.traceparent = sv(e->traceparent());
   h.correlation_id = sv(e->correlationid());
   h.actor = sv(e->actor());
+  h.causation_id = sv(e->causationid());
   h.type = static_cast<EventType>(e->payload_type());
   if (const fb::CustomEvent* c = e->payload_as_CustomEvent()) {
     h.type_name = sv(c->type());

@@ -172,7 +172,7 @@ bool same_producer_content(std::string_view a, std::string_view b, bool compare_
 
 // Cheap accessors on a verified event (no copies).
 struct EventHeader {
-  std::string_view id, source, tenant, subject, traceparent, correlation_id, actor;
+  std::string_view id, source, tenant, subject, traceparent, correlation_id, actor, causation_id;
   EventType type{};
   // The CloudEvents `type`: event_type_name(type), or a tenant-defined type's own name.
   std::string_view type_name;

@@ -254,6 +254,7 @@ std::string Api::route_of(const HttpRequest& req) {
            : (i == 4 && s[3] == "sessions") ? "/{id}"
            : (i == 4 && s[3] == "webhooks") ? "/{channel}"
            : (i == 4 && s[3] == "inbound-webhooks") ? "/{source}"
+           : (i == 5 && s[3] == "audit" && s[4] == "trace") ? "/{eventId}"
            : (i == 5 && s[3] == "heartbeat" && s[4] == "checks") ? "/{id}"
            : (i == 4 && s[3] == "dreams")   ? "/{id}"
            : (i == 6 && s[3] == "dreams" && s[5] == "shares") ? "/{target}"
@@ -320,6 +321,7 @@ std::span<const Route> Api::routes() {
       {"GET", "/v1/tenants/{tenant}/heartbeat/history"},
       {"GET", "/v1/tenants/{tenant}/heartbeat/alerts"},
       {"GET", "/v1/tenants/{tenant}/audit/events"},
+      {"GET", "/v1/tenants/{tenant}/audit/trace/{eventId}"},
       {"GET", "/v1/tenants/{tenant}/heartbeat/deliveries"},
       {"POST", "/v1/tenants/{tenant}/dreams"},
       {"GET", "/v1/tenants/{tenant}/dreams"},
@@ -624,6 +626,9 @@ void Api::handle(HttpRequest req, Reply reply) {
     }
     if (s.size() == 5 && s[3] == "audit" && s[4] == "events")
       return req.method == "GET" ? get_audit_events(std::move(req), t, std::move(reply)) : method_not_allowed();
+    if (s.size() == 6 && s[3] == "audit" && s[4] == "trace")
+      return req.method == "GET" ? get_audit_trace(std::move(req), t, std::string(s[5]), std::move(reply))
+                                 : method_not_allowed();
     if (s.size() == 5 && s[3] == "inbound-webhooks") {
       if (req.method == "PUT") return put_inbound_webhook(req, t, std::string(s[4]), std::move(reply));
       if (req.method == "DELETE") return delete_inbound_webhook(req, t, std::string(s[4]), std::move(reply));

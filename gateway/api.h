@@ -295,6 +295,10 @@ class Api {
   void revoke_key(const HttpRequest& req, const TenantId& t, const std::string& key_id, Reply reply);
   void get_heartbeat(HttpRequest req, const TenantId& t, const std::string& what, Reply reply);
   void get_audit_events(HttpRequest req, const TenantId& t, Reply reply);
+  void get_audit_trace(HttpRequest req, const TenantId& t, const std::string& event_id, Reply reply);
+  // Appends an audit.accessed event (its structured JSON) before the read is answered;
+  // its offset, or why it could not be recorded (gateway/api_audit.cc).
+  Result<int64_t> record_audit_access(const TenantId& t, const std::string& record);
   // The Heartbeat commands as REST calls: each appends one event through post_events.
   void heartbeat_command(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
   // Dreams (api_dreams.cc): the commands, each appending one event through post_events, the

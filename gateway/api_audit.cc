@@ -1,7 +1,9 @@
 // The tenant's audit trail for its compliance staff (issue #13):
 //   GET /v1/tenants/{t}/audit/events?type=&subject=&actor=&correlation_id=&from=&to=
 //       &from_offset=&to_offset=&cursor=&limit=&after=
-// The audit index (projections/read_model.h, audit_events), in log order, cursor-paged.
+//   GET /v1/tenants/{t}/audit/trace/{eventId}?limit=&after=
+// The audit index (projections/read_model.h, audit_events), in log order, cursor-paged;
+// and what one event caused, generation by generation (audit_trace).
 // Compliance and admin keys only: every other role gets 403 and nothing is read. Every
 // answered read is first recorded in the log as an `audit.accessed` event (who, which
 // filters, how many rows; never the rows), so the tenant's compliance staff see each read
@@ -29,7 +31,50 @@ void member(std::string& j, std::string_view name, const std::optional<int64_t>&
   if (v) j += ",\"" + std::string(name) + "\":" + std::to_string(*v);
 }
 
+// The audit.accessed event of a read by the key `key_id` (its data up to, not including,
+// `rows`).
+struct AccessRecord {
+  std::string envelope;  // the CloudEvent's attributes, up to "data"
+  std::string data;      // the data's members but rows, without the closing brace
+  std::string with_rows(size_t rows) const {
+    return envelope + ",\"data\":" + data + ",\"rows\":" + std::to_string(rows) + "}}";
+  }
+};
+AccessRecord access_record(const TenantId& t, const std::string& key_id, Role role, std::string_view list) {
+  AccessRecord a;
+  a.data = "{\"keyId\":";
+  append_json_string(a.data, key_id);
+  a.data += ",\"role\":";
+  append_json_string(a.data, role_name(role));
+  a.data += ",\"list\":";
+  append_json_string(a.data, list);
+  a.envelope = "{\"specversion\":\"1.0\",\"type\":\"audit.accessed\",\"source\":\"/agentos/gateway\",\"id\":";
+  append_json_string(a.envelope, "audit.accessed/" + random_token());
+  a.envelope += ",\"tenantid\":";
+  append_json_string(a.envelope, t.str());
+  a.envelope += ",\"actor\":";
+  append_json_string(a.envelope, key_id.empty() ? std::string("operator") : key_id);
+  return a;
+}
+
 }  // namespace
+
+// Appends the record of a read about to be answered; its offset, or why not (the caller
+// then answers 503 and nothing else).
+Result<int64_t> Api::record_audit_access(const TenantId& t, const std::string& record) {
+  DecodeOptions o;
+  o.path_tenant = t;
+  o.default_time_us = now_us();
+  auto ev = decode_structured(record, o);
+  if (!ev.ok()) {
+    log_line(LogLevel::kError, "audit.accessed rejected by the codec", {{"error", ev.status().to_string()}});
+    return Status(Code::kInternal, "the read could not be recorded");
+  }
+  auto appended = log_.append_sync(AppendBatch{t, {std::move(ev->bytes)}});
+  if (!appended.ok())
+    return Status(Code::kUnavailable, "the read could not be recorded in the audit trail; retry shortly").with_retry_after(1);
+  return appended->positions[0].offset.value();
+}
 
 void Api::get_audit_events(HttpRequest req, const TenantId& t, Reply reply) {
   auto p = authorize_tenant(req, t, {Role::compliance});
@@ -78,49 +123,59 @@ void Api::get_audit_events(HttpRequest req, const TenantId& t, Reply reply) {
   if (!after.ok()) return reply(problem_response(after.status(), req.path));
 
   // The record of this read: the filters as given (times as written), never the rows.
-  std::string data = "{\"keyId\":";
-  append_json_string(data, p->key_id);
-  data += ",\"role\":";
-  append_json_string(data, role_name(p->role));
-  data += ",\"list\":\"events\"";
-  member(data, "typePrefix", q.type_prefix);
-  member(data, "subject", q.subject);
-  member(data, "actor", q.actor);
-  member(data, "correlationId", q.correlation_id);
-  member(data, "from", from_text);
-  member(data, "to", to_text);
-  member(data, "fromOffset", q.from_offset);
-  member(data, "toOffset", q.to_offset);
-  member(data, "cursor", q.cursor);
-  std::string record = "{\"specversion\":\"1.0\",\"type\":\"audit.accessed\",\"source\":\"/agentos/gateway\",\"id\":";
-  append_json_string(record, "audit.accessed/" + random_token());
-  record += ",\"tenantid\":";
-  append_json_string(record, t.str());
-  record += ",\"actor\":";
-  append_json_string(record, p->key_id.empty() ? std::string("operator") : p->key_id);
+  AccessRecord record = access_record(t, p->key_id, p->role, "events");
+  member(record.data, "typePrefix", q.type_prefix);
+  member(record.data, "subject", q.subject);
+  member(record.data, "actor", q.actor);
+  member(record.data, "correlationId", q.correlation_id);
+  member(record.data, "from", from_text);
+  member(record.data, "to", to_text);
+  member(record.data, "fromOffset", q.from_offset);
+  member(record.data, "toOffset", q.to_offset);
+  member(record.data, "cursor", q.cursor);
 
   ModelSource* models = opts_.models;
   const ReadSource src = projected_after(models, nullptr);
-  auto answer = [this, models, t, path = req.path, q = std::move(q), data = std::move(data),
-                 record = std::move(record)]() -> HttpResponse {
+  auto answer = [this, models, t, path = req.path, q = std::move(q), record = std::move(record)]() -> HttpResponse {
     const int64_t projected = models->watermark(log_.partition_of(t)).value();
     auto page = models->audit_events(t.str(), q);
     if (!page.ok()) return model_response(Result<std::optional<std::string>>(std::move(page).take_status()), projected, t, path, "");
     // Recorded before it is answered: a read the trail does not show never happened.
-    DecodeOptions o;
-    o.path_tenant = t;
-    o.default_time_us = now_us();
-    auto ev = decode_structured(record + ",\"data\":" + data + ",\"rows\":" + std::to_string(page->rows) + "}}", o);
-    if (!ev.ok()) {
-      log_line(LogLevel::kError, "audit.accessed rejected by the codec", {{"error", ev.status().to_string()}});
-      return problem_response(Status(Code::kInternal, "the read could not be recorded"), path);
-    }
-    auto appended = log_.append_sync(AppendBatch{t, {std::move(ev->bytes)}});
-    if (!appended.ok())
-      return problem_response(
-          Status(Code::kUnavailable, "the read could not be recorded in the audit trail; retry shortly").with_retry_after(1), path);
+    auto at = record_audit_access(t, record.with_rows(page->rows));
+    if (!at.ok()) return problem_response(at.status(), path);
     HttpResponse r = model_response(std::optional<std::string>(std::move(page->json)), projected, t, path, "");
-    r.headers.emplace_back("agentos-audit-offset", std::to_string(appended->positions[0].offset.value()));
+    r.headers.emplace_back("agentos-audit-offset", std::to_string(*at));
+    return r;
+  };
+  serve_read(req.path, t, *after, src, std::move(answer), std::move(reply));
+}
+
+void Api::get_audit_trace(HttpRequest req, const TenantId& t, const std::string& event_id, Reply reply) {
+  auto p = authorize_tenant(req, t, {Role::compliance});
+  if (!p.ok()) return reply(problem_response(p.status(), req.path));
+  if (opts_.models == nullptr)
+    return reply(problem_response(Status(Code::kUnavailable, "read models are not configured (serve with --pg-url)"), req.path));
+  Status bad(Code::kInvalidArgument, "invalid query");
+  if (event_id.empty() || event_id.size() > 256) bad.mutable_errors().push_back({"eventId", "1 to 256 characters"});
+  size_t limit = 1000;
+  parse_limit(req, opts_.max_page, limit, bad);
+  if (!bad.errors().empty()) return reply(problem_response(bad, req.path));
+  auto after = parse_after(req, t);
+  if (!after.ok()) return reply(problem_response(after.status(), req.path));
+  AccessRecord record = access_record(t, p->key_id, p->role, "trace");
+  member(record.data, "eventId", std::optional<std::string>(event_id));
+  ModelSource* models = opts_.models;
+  const ReadSource src = projected_after(models, nullptr);
+  auto answer = [this, models, t, path = req.path, event_id, limit, record = std::move(record)]() -> HttpResponse {
+    const int64_t projected = models->watermark(log_.partition_of(t)).value();
+    auto page = models->audit_trace(t.str(), event_id, limit);
+    if (!page.ok()) return model_response(Result<std::optional<std::string>>(std::move(page).take_status()), projected, t, path, "");
+    // A miss is a read too: recorded with 0 rows before the 404.
+    auto at = record_audit_access(t, record.with_rows(*page ? (*page)->rows : 0));
+    if (!at.ok()) return problem_response(at.status(), path);
+    HttpResponse r = model_response(*page ? std::optional<std::string>(std::move((*page)->json)) : std::nullopt, projected, t,
+                                    path, "no event with this id");
+    r.headers.emplace_back("agentos-audit-offset", std::to_string(*at));
     return r;
   };
   serve_read(req.path, t, *after, src, std::move(answer), std::move(reply));

@@ -146,6 +146,9 @@ class ModelSource {
     size_t rows = 0;
   };
   virtual Result<AuditPage> audit_events(std::string_view tenant, const AuditRead& q) = 0;
+  // What one event caused (projections/read_model.h, audit_trace); nullopt: no such event.
+  virtual Result<std::optional<AuditPage>> audit_trace(std::string_view tenant, std::string_view event_id,
+                                                       size_t limit) = 0;
 };
 
 }  // namespace agentos::gateway

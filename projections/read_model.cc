@@ -438,6 +438,60 @@ Result<std::string> ReadModel::heartbeat(std::string_view tenant, const Heartbea
 
 // ---- Audit index ---------------------------------------------------------------------
 
+namespace {
+
+// The members of an audit row (json_build_object arguments) of agentos_rm.events as
+// `alias` (with its dot, or "").
+std::string audit_row_members(const std::string& a) {
+  return "'partition', " + a + "log_partition, 'offset', " + a + "log_offset, 'id', " + a + "event_id, 'type', " + a +
+         "event_type, 'source', " + a + "source, 'subject', " + a + "subject, 'actor', " + a +
+         "actor, 'correlationId', " + a + "correlation_id, 'causationId', " + a + "causation_id, 'traceparent', " + a +
+         "traceparent, 'time', " + rfc3339(a + "event_time");
+}
+
+}  // namespace
+
+Result<std::optional<std::string>> ReadModel::audit_trace(std::string_view tenant, std::string_view event_id,
+                                                          size_t limit, size_t* rows) {
+  if (Status s = check_limit(limit); !s.is_ok()) return s;
+  // The events with that id, then every event whose causation id is one found so far, to
+  // kMaxTraceDepth generations (ids may repeat across sources, so a cycle is possible in
+  // principle: the depth bounds it). Each event once, at its smallest depth.
+  const std::string sql =
+      "WITH RECURSIVE tree(log_partition, log_offset, event_id, depth) AS ("
+      " SELECT log_partition, log_offset, event_id, 0 FROM agentos_rm.events WHERE tenant_id = $1 AND event_id = $2"
+      " UNION"
+      " SELECT c.log_partition, c.log_offset, c.event_id, tree.depth + 1 FROM tree JOIN agentos_rm.events c"
+      "   ON c.tenant_id = $1 AND c.causation_id = tree.event_id AND c.causation_id <> ''"
+      "  WHERE tree.depth < " + std::to_string(kMaxTraceDepth) +
+      ") SELECT json_build_object(" + audit_row_members("e.") +
+      ", 'depth', min(tree.depth))::text FROM tree JOIN agentos_rm.events e"
+      "   ON e.tenant_id = $1 AND e.log_partition = tree.log_partition AND e.log_offset = tree.log_offset"
+      " GROUP BY e.tenant_id, e.log_partition, e.log_offset ORDER BY e.log_partition, e.log_offset LIMIT $3::bigint";
+  std::optional<std::string> out;
+  Status s = in_tenant_txn(tenant, [&](pg::Conn& c) -> Status {
+    auto r = c.query(sql, {pg::text(tenant), pg::text(event_id), num_param(static_cast<int64_t>(limit) + 1)});
+    if (!r.ok()) return std::move(r).take_status();
+    if (r->size() == 0) return Status::ok();
+    const int n = std::min(r->size(), static_cast<int>(limit));
+    if (rows != nullptr) *rows = static_cast<size_t>(n);
+    std::string j = "{\"eventId\":";
+    append_json_string(j, event_id);
+    j += ",\"events\":[";
+    for (int i = 0; i < n; ++i) {
+      if (i) j += ',';
+      j += r->get(i, 0);
+    }
+    j += "],\"truncated\":";
+    j += r->size() > n ? "true" : "false";
+    j += '}';
+    out = std::move(j);
+    return Status::ok();
+  });
+  if (!s.is_ok()) return s;
+  return out;
+}
+
 Result<std::string> ReadModel::audit_events(std::string_view tenant, const AuditQuery& q, size_t* rows) {
   Status bad(Code::kInvalidArgument, "invalid audit query");
   std::optional<std::pair<int64_t, int64_t>> after;
@@ -459,11 +513,8 @@ Result<std::string> ReadModel::audit_events(std::string_view tenant, const Audit
   };
   // (tenant_id, log_partition, log_offset) is the primary key: it serves the order and
   // the keyset; a tenant's events are all on one partition.
-  std::string sql =
-      "SELECT json_build_object('partition', log_partition, 'offset', log_offset, 'id', event_id, 'type', event_type, "
-      "'source', source, 'subject', subject, 'actor', actor, 'correlationId', correlation_id, 'traceparent', "
-      "traceparent, 'time', " +
-      rfc3339("event_time") + ")::text, log_partition, log_offset FROM agentos_rm.events WHERE tenant_id = $1";
+  std::string sql = "SELECT json_build_object(" + audit_row_members("") +
+                    ")::text, log_partition, log_offset FROM agentos_rm.events WHERE tenant_id = $1";
   if (q.type_prefix) sql += " AND starts_with(event_type, " + bind(pg::text(*q.type_prefix)) + "::text)";
   if (q.subject) sql += " AND subject = " + bind(pg::text(*q.subject)) + "::text";
   if (q.actor) sql += " AND actor = " + bind(pg::text(*q.actor)) + "::text";

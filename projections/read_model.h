@@ -149,7 +149,8 @@ class ReadModel {
 
   // The audit index (agentos_rm.events: one row per event of the tenant, clock ticks
   // excluded), in log order: {"events":[<row>...], "next": "<cursor>" | null}, a <row>
-  // {partition, offset, id, type, source, subject, actor, correlationId, traceparent, time}
+  // {partition, offset, id, type, source, subject, actor, correlationId, causationId,
+  // traceparent, time}
   // (strings empty when the event has none; time RFC 3339 UTC). Filters, all ANDed:
   // `type_prefix` (the CloudEvents type starts with it), `subject`, `actor`,
   // `correlation_id` (exact), `from_us`/`to_us` (event time; from inclusive, to exclusive),
@@ -162,6 +163,16 @@ class ReadModel {
     size_t limit = kDefaultReadLimit;
   };
   Result<std::string> audit_events(std::string_view tenant, const AuditQuery& q, size_t* rows = nullptr);
+
+  // What one event caused: {"eventId", "events":[<row> + "depth"...], "truncated"}, the
+  // events with id `event_id` (depth 0) and, generation by generation, every event whose
+  // causation id is one of theirs (processors/processor.h: a derived event's causation id
+  // is its input's id), each once at its smallest depth, in log order, at most `limit`
+  // (`truncated` when there were more) and kMaxTraceDepth generations deep. nullopt when the
+  // tenant has no event with that id.
+  static constexpr int kMaxTraceDepth = 64;
+  Result<std::optional<std::string>> audit_trace(std::string_view tenant, std::string_view event_id, size_t limit,
+                                                 size_t* rows = nullptr);
 
   // Dreams' read models (migrations/0004_dreams.sql), as the tenant of the stream sees
   // them: a target sees its side of a share and the snapshots shared with it, never the

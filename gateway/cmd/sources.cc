@@ -205,6 +205,15 @@ class ReadModelSource final : public ModelSource {
     page.json = std::move(*json);
     return page;
   }
+  Result<std::optional<AuditPage>> audit_trace(std::string_view tenant, std::string_view event_id,
+                                               size_t limit) override {
+    AuditPage page;
+    auto json = rm_.audit_trace(tenant, event_id, limit, &page.rows);
+    if (!json.ok()) return std::move(json).take_status();
+    if (!*json) return std::optional<AuditPage>();
+    page.json = std::move(**json);
+    return std::optional<AuditPage>(std::move(page));
+  }
 
  private:
   Projector& p_;

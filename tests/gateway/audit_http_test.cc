@@ -5,13 +5,16 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <map>
 #include <set>
+#include <tuple>
 #include <vector>
 
 #include "events/clock.h"
 #include "events/codec.h"
 #include "tests/gateway/gateway_fixture.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/test_util.h"
 
 namespace agentos::gateway::test {
 namespace {
@@ -32,7 +35,8 @@ int64_t receipt_offset(const cli::ClientResponse& r) {
 
 struct Row {
   int64_t offset;
-  std::string id, type, subject, actor, correlation;
+  std::string id, type, subject, actor, correlation, causation;
+  int64_t depth = -1;  // trace rows only
 };
 
 // The rows of one answer, and its `next` ("" when null).
@@ -58,6 +62,9 @@ Page parse(const std::string& body) {
     r.subject = std::string(e["subject"].get_string().value());
     r.actor = std::string(e["actor"].get_string().value());
     r.correlation = std::string(e["correlationId"].get_string().value());
+    r.causation = std::string(e["causationId"].get_string().value());
+    int64_t depth = -1;
+    if (e["depth"].get_int64().get(depth) == simdjson::SUCCESS) r.depth = depth;
     p.rows.push_back(std::move(r));
   }
   std::string_view next;
@@ -214,6 +221,73 @@ TEST_F(AuditHttp, EveryReadIsRecordedBeforeItIsAnsweredAndTheNextReadFindsIt) {
   // Producers may not forge one.
   auto forged = engine->post_event("acme", admin, ev("x1", "audit.accessed", R"({"list":"events"})", "2026-11-24T10:05:00Z"));
   EXPECT_EQ(forged.status, 403) << forged.body;
+}
+
+// What one event caused: Pulse on, so a session.created derives facts whose causation id is
+// its id, and facts of those facts.
+class AuditTraceHttp : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(TestPostgres::get().ok()) << TestPostgres::get().error();
+    EngineOptions o;
+    o.pulse = true;
+    o.projector = true;
+    engine = std::make_unique<Engine>(dir.path(), o);
+    admin = engine->create_tenant("acme", "enterprise");
+    compliance = engine->create_key("acme", admin, "compliance");
+    reader = engine->create_key("acme", admin, "reader");
+    for (const auto& [id, type, data] : std::vector<std::tuple<std::string, std::string, std::string>>{
+             {"c1", "session.created", R"({"sessionId":"s-1"})"},
+             {"p1", "session.progress", R"({"sessionId":"s-1","step":"plan","pct":0.5})"},
+             {"d1", "session.completed", R"({"sessionId":"s-1"})"}}) {
+      auto r = engine->post_event("acme", admin, ev(id, type, data, "2026-11-24T10:00:00Z"));
+      ASSERT_EQ(r.status, 201) << r.body;
+    }
+  }
+  cli::ClientResponse trace(const std::string& id, const std::string& key, const std::string& query = "") {
+    return engine->call("GET", "/v1/tenants/acme/audit/trace/" + id + query, key);
+  }
+
+  TempDir dir;
+  std::unique_ptr<Engine> engine;
+  std::string admin, compliance, reader;
+};
+
+TEST_F(AuditTraceHttp, ATraceHoldsTheEventAndEveryGenerationItCaused) {
+  // Pulse's facts of c1 reach the index after c1 itself: wait until a generation shows.
+  Page p;
+  ASSERT_TRUE(agentos::test::wait_until([&] {
+    auto r = trace("c1", compliance);
+    if (r.status != 200) return false;
+    p = parse(r.body);
+    return p.rows.size() >= 2;
+  })) << "no fact of c1 was indexed";
+  std::map<std::string, int64_t> depth_of;  // id -> depth
+  ASSERT_EQ(p.rows[0].id, "c1");
+  EXPECT_EQ(p.rows[0].depth, 0);
+  for (const auto& r : p.rows) depth_of[r.id] = r.depth;
+  for (size_t i = 1; i < p.rows.size(); ++i) {
+    const Row& r = p.rows[i];
+    EXPECT_GT(r.offset, p.rows[i - 1].offset);  // log order
+    // Each later row was caused by an event one generation above it in the same trace.
+    ASSERT_TRUE(depth_of.count(r.causation)) << r.id << " caused by " << r.causation << ", not in the trace";
+    EXPECT_EQ(depth_of[r.causation], r.depth - 1) << r.id;
+    EXPECT_NE(r.id, "p1");  // another producer event: not caused by c1
+  }
+  // Truncated at the limit, and an id nobody has is a 404 — both recorded as reads.
+  const Offset before = engine->end_of("acme");
+  auto one = trace("c1", compliance, "?limit=1");
+  ASSERT_EQ(one.status, 200) << one.body;
+  EXPECT_EQ(parse(one.body).rows.size(), 1u);
+  EXPECT_NE(one.body.find(R"("truncated":true)"), std::string::npos) << one.body;
+  auto none = trace("no-such-event", compliance);
+  EXPECT_EQ(none.status, 404) << none.body;
+  EXPECT_FALSE(none.header("agentos-audit-offset").empty());
+  EXPECT_EQ(engine->end_of("acme").value(), before.value() + 2);
+  // Only compliance and admin.
+  EXPECT_EQ(trace("c1", reader).status, 403);
+  EXPECT_EQ(trace("c1", admin).status, 200);
+  EXPECT_EQ(trace("c1", compliance, "?limit=0").status, 400);
 }
 
 }  // namespace

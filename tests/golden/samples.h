@@ -100,7 +100,7 @@ inline const std::vector<Sample>& samples() {
       {"webhook.source.set", R"({"source":"billing","type":"com.example.billing.invoice","version":1})"},
       {"webhook.source.removed", R"({"source":"billing"})"},
       {"audit.accessed",
-       R"({"keyId":"k-1","role":"compliance","list":"events","typePrefix":"session.","subject":"s-1","actor":"u-7","correlationId":"c-9","from":"2026-12-01T00:00:00Z","to":"2026-12-02T00:00:00Z","fromOffset":10,"toOffset":90,"cursor":"MTIuMw","rows":3})"},
+       R"({"keyId":"k-1","role":"compliance","list":"events","typePrefix":"session.","subject":"s-1","actor":"u-7","correlationId":"c-9","from":"2026-12-01T00:00:00Z","to":"2026-12-02T00:00:00Z","fromOffset":10,"toOffset":90,"cursor":"MTIuMw","rows":3,"eventId":"e-1"})"},
       {"webhook.notification",
        R"({"notificationId":"hb-3-40-0","kind":"DIGEST","channel":"ops","channelVersion":2,"priority":0,"checkId":"","alertId":"","message":"","okCount":12,"warnCount":1,"alertCount":0,"resolvedCount":1,"entries":[{"kind":"WARN","checkId":"db","runId":"7","priority":5,"message":"slow","at":"2026-11-18T11:00:02.800000Z"}],"causeOffset":40})"},
       {"webhook.attempted",

@@ -195,7 +195,7 @@ class Fold {
     if (!tenant.starts_with("agentos--"))
       x_.tables["events"].push_back({tenant, n(p), n(off), std::string(h.id), type, std::string(h.source),
                                      std::string(h.subject), std::string(h.actor), std::string(h.correlation_id),
-                                     n(h.time_us), n(append_us)});
+                                     n(h.time_us), n(append_us), std::string(h.causation_id)});
     switch (e->payload_type()) {
       case fb::Payload::TenantCreated: {
         TenantInfo& ti = tenants_[tenant];
@@ -524,7 +524,7 @@ std::string select_for(const std::string& table) {
            "compute_micros, total_micros" + from;
   if (table == "events")
     return "SELECT tenant_id, log_partition, log_offset, event_id, event_type, source, subject, actor, "
-           "correlation_id, " + us("event_time") + ", " + us("appended_at") + from;
+           "correlation_id, " + us("event_time") + ", " + us("appended_at") + ", causation_id" + from;
   if (is_heartbeat_table(table)) return select_for_heartbeat(table);
   if (is_dreams_table(table)) return select_for_dreams(table);
   if (is_skills_table(table)) return select_for_skills(table);
