@@ -29,10 +29,7 @@ case "$SECONDS_PER_TARGET" in '' | *[!0-9]*) echo "fuzz: seconds must be a numbe
 start=$(date +%s)
 GEN=()
 command -v ninja >/dev/null && GEN=(-G Ninja)
-# -O1 with line tables: the flags OSS-Fuzz builds libFuzzer targets with (fast to compile,
-# stack traces with lines); NDEBUG as in the engine's own builds.
-cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
-  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -gline-tables-only -DNDEBUG" >/dev/null
+cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ >/dev/null
 BINARIES=()
 for t in "${TARGETS[@]}"; do BINARIES+=("agentos_${t}_fuzz"); done
 cmake --build "$BUILD" -j"$JOBS" --target "${BINARIES[@]}"
