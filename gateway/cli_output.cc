@@ -151,4 +151,31 @@ Result<std::string> session_table(std::string_view session_json) {
   return render_table({"FIELD", "VALUE"}, rows, kMaxDetail);
 }
 
+Result<std::string> audit_table(std::string_view answer_json) {
+  simdjson::dom::parser p;
+  simdjson::dom::element root;
+  simdjson::dom::array events;
+  if (p.parse(answer_json.data(), answer_json.size()).get(root) != simdjson::SUCCESS ||
+      root["events"].get_array().get(events) != simdjson::SUCCESS)
+    return Status::invalid("events", "the answer is not an audit list");
+  bool truncated = false;
+  const bool trace = root["truncated"].get_bool().get(truncated) == simdjson::SUCCESS;
+  std::vector<std::vector<std::string>> rows;
+  for (simdjson::dom::element e : events) {
+    simdjson::dom::object r;
+    if (e.get_object().get(r) != simdjson::SUCCESS) return Status::invalid("events", "a row is not an object");
+    std::vector<std::string> row{member(r, "offset"), member(r, "time"), member(r, "type"), member(r, "subject"),
+                                 member(r, "actor"), member(r, "correlationId"), member(r, "causationId")};
+    if (trace) row.insert(row.begin(), member(r, "depth"));
+    rows.push_back(std::move(row));
+  }
+  std::vector<std::string> header{"OFFSET", "TIME", "TYPE", "SUBJECT", "ACTOR", "CORRELATION", "CAUSED BY"};
+  if (trace) header.insert(header.begin(), "DEPTH");
+  std::string out = render_table(header, rows);
+  std::string_view next;
+  if (root["next"].get_string().get(next) == simdjson::SUCCESS) out += "next page: --cursor " + std::string(next) + "\n";
+  if (truncated) out += "truncated: more events than --limit\n";
+  return out;
+}
+
 }  // namespace agentos::cli

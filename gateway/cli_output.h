@@ -41,4 +41,10 @@ Result<std::string> sessions_table(std::string_view list_json);
 // kMaxDetail characters: this view is for reading it whole.
 Result<std::string> session_table(std::string_view session_json);
 
+// `GET /v1/tenants/{t}/audit/events` (or `…/audit/trace/{id}`) as a table: OFFSET TIME TYPE
+// SUBJECT ACTOR CORRELATION CAUSED BY (and DEPTH for a trace, which has `truncated` instead
+// of pages), then `next page: --cursor <next>` or `truncated: ...`. kInvalidArgument for
+// an answer that is not that shape.
+Result<std::string> audit_table(std::string_view answer_json);
+
 }  // namespace agentos::cli

@@ -6,6 +6,7 @@
 //   agentos key revoke     revoke an API key
 //   agentos tail           print a tenant's events as JSON lines as they arrive
 //   agentos sessions list  a tenant's sessions; sessions show: one (JSON or a table)
+//   agentos audit events   the tenant's audit trail; audit trace: what one event caused
 //   agentos migrate        apply the read-model SQL migrations (projections/migrate.h)
 //
 // Every flag also reads an AGENTOS_* environment variable (`--data-dir` <-
@@ -14,6 +15,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cctype>
 #include <condition_variable>
 #include <cstdlib>
@@ -857,6 +859,76 @@ int cmd_sessions(int argc, char** argv, bool list) {
   return 0;
 }
 
+// `audit events` and `audit trace`: the tenant's audit trail (gateway/README.md, Read API),
+// for a compliance or admin key; each call is recorded by the engine as audit.accessed.
+int cmd_audit(int argc, char** argv, bool trace) {
+  const char* name = trace ? "audit trace" : "audit events";
+  std::vector<Flag> flags = {kServerFlag,
+                             {"tenant", "AGENTOS_TENANT", "", "tenant id"},
+                             {"api-key", "AGENTOS_API_KEY", "", "a compliance or admin key of the tenant"},
+                             {"output", "AGENTOS_OUTPUT", "auto", "json | table | auto (a table when stdout is a terminal)"},
+                             {"limit", nullptr, "", "rows per answer (the server's default when empty)"}};
+  const std::vector<const char*> filters = {"type", "subject", "actor", "correlation-id", "from", "to", "from-offset",
+                                            "to-offset", "cursor"};
+  if (trace) {
+    flags.push_back({"event", nullptr, "", "the id of the event whose consequences to show"});
+  } else {
+    flags.push_back({"type", nullptr, "", "only types starting with this (session., com.example.)"});
+    flags.push_back({"subject", nullptr, "", "only this subject"});
+    flags.push_back({"actor", nullptr, "", "only this actor"});
+    flags.push_back({"correlation-id", nullptr, "", "only this correlation id"});
+    flags.push_back({"from", nullptr, "", "event time, RFC 3339, inclusive"});
+    flags.push_back({"to", nullptr, "", "event time, RFC 3339, exclusive"});
+    flags.push_back({"from-offset", nullptr, "", "log offset, inclusive"});
+    flags.push_back({"to-offset", nullptr, "", "log offset, exclusive"});
+    flags.push_back({"cursor", nullptr, "", "the page after this one (`next` of the previous page)"});
+  }
+  Args a(std::move(flags), argc, argv, 3);
+  if (a.help())
+    return a.usage(name, trace ? "Shows what one event caused, generation by generation (causation ids)."
+                               : "Lists the tenant's audit trail in log order, a page at a time."),
+           0;
+  if (!a.error().empty() || a.get("tenant").empty() || a.get("api-key").empty() || (trace && a.get("event").empty())) {
+    std::cerr << "agentos " << name << ": "
+              << (a.error().empty() ? (trace ? "--tenant, --api-key and --event are required"
+                                             : "--tenant and --api-key are required")
+                                    : a.error())
+              << "\n";
+    return 2;
+  }
+  auto output = cli::choose_output(a.get("output"), ::isatty(STDOUT_FILENO) == 1);
+  if (!output.ok()) return std::cerr << "agentos " << name << ": --output: one of json, table, auto\n", 2;
+  auto url = cli::parse_url(a.get("server"));
+  if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
+  std::string target = "/v1/tenants/" + path_segment(a.get("tenant")) + "/audit/";
+  target += trace ? "trace/" + path_segment(a.get("event")) : std::string("events");
+  std::string q;
+  auto add = [&](const std::string& flag) {
+    if (a.get(flag).empty()) return;
+    std::string param = flag;
+    std::replace(param.begin(), param.end(), '-', '_');  // --from-offset -> from_offset
+    q += (q.empty() ? "?" : "&") + param + "=" + path_segment(a.get(flag));
+  };
+  add("limit");
+  if (!trace)
+    for (const char* f : filters) add(f);
+  target += q;
+  auto r = cli::http_call(*url, "GET", target, bearer(a.get("api-key"), false), "");
+  if (!r.ok()) return std::cerr << "agentos " << name << ": " << r.status().to_string() << "\n", 1;
+  if (r->status != 200) {
+    std::cerr << "agentos " << name << ": HTTP " << r->status << "\n" << r->body << "\n";
+    return 1;
+  }
+  if (*output == cli::Output::json) {
+    std::cout << r->body << "\n";
+    return 0;
+  }
+  auto table = cli::audit_table(r->body);
+  if (!table.ok()) return std::cerr << "agentos " << name << ": " << table.status().to_string() << "\n", 1;
+  std::cout << *table;
+  return 0;
+}
+
 int cmd_migrate(int argc, char** argv) {
   Args a({{"pg-url", "AGENTOS_PG_URL", "", "PostgreSQL URL of the read models' owner"},
           {"reset", nullptr, "false", "DROP the read models first (schemas agentos_rm, agentos_meta); the projector then rebuilds them from offset 0"}},
@@ -890,6 +962,8 @@ void usage() {
                "  tail            follow a tenant's events as JSON lines (HTTP stream or its Kafka topic)\n"
                "  sessions list   a tenant's sessions (JSON when piped, a table on a terminal)\n"
                "  sessions show   one session (JSON when piped, a table on a terminal)\n"
+               "  audit events    the tenant's audit trail (compliance or admin key; each read is recorded)\n"
+               "  audit trace     what one event caused, generation by generation\n"
                "  migrate         apply the read-model SQL migrations to PostgreSQL\n";
 }
 
@@ -904,6 +978,7 @@ int main(int argc, char** argv) {
   if (cmd == "tail") return cmd_tail(argc, argv);
   if (cmd == "migrate") return cmd_migrate(argc, argv);
   if (cmd == "sessions" && (sub == "list" || sub == "show")) return cmd_sessions(argc, argv, sub == "list");
+  if (cmd == "audit" && (sub == "events" || sub == "trace")) return cmd_audit(argc, argv, sub == "trace");
   if (cmd == "tenant" && sub == "create") return cmd_tenant_create(argc, argv);
   if (cmd == "key" && sub == "create") return cmd_key(argc, argv, true);
   if (cmd == "key" && sub == "revoke") return cmd_key(argc, argv, false);

@@ -72,5 +72,31 @@ TEST(CliOutput, OneSessionAsFieldsInTheAnswersOrder) {
   EXPECT_FALSE(session_table("[1]").ok());
 }
 
+TEST(CliOutput, AuditRowsAndTracesAsTables) {
+  auto page = audit_table(
+      R"({"events":[{"partition":3,"offset":17,"id":"e1","type":"session.created","source":"/r","subject":"s-1",)"
+      R"("actor":"alice","correlationId":"run-1","causationId":"","traceparent":"","time":"2026-11-24T10:00:00.000000Z"}],)"
+      R"("next":"MTcuMw"})");
+  ASSERT_TRUE(page.ok()) << page.status().to_string();
+  EXPECT_EQ(*page,
+            "OFFSET  TIME                         TYPE             SUBJECT  ACTOR  CORRELATION  CAUSED BY\n"
+            "17      2026-11-24T10:00:00.000000Z  session.created  s-1      alice  run-1\n"
+            "next page: --cursor MTcuMw\n");
+  auto trace = audit_table(
+      R"({"eventId":"e1","events":[{"offset":17,"type":"session.created","causationId":"","depth":0},)"
+      R"({"offset":18,"type":"session.transitioned","causationId":"e1","depth":1}],"truncated":true})");
+  ASSERT_TRUE(trace.ok()) << trace.status().to_string();
+  EXPECT_EQ(*trace,
+            "DEPTH  OFFSET  TIME  TYPE                  SUBJECT  ACTOR  CORRELATION  CAUSED BY\n"
+            "0      17            session.created\n"
+            "1      18            session.transitioned                               e1\n"
+            "truncated: more events than --limit\n");
+  // A subject with a terminal escape is shown escaped, not sent to the terminal.
+  auto hostile = audit_table(R"({"events":[{"offset":1,"subject":"\u001b[2J"}],"next":null})");
+  ASSERT_TRUE(hostile.ok());
+  EXPECT_EQ(hostile->find('\x1b'), std::string::npos) << *hostile;
+  EXPECT_FALSE(audit_table(R"({"sessions":[]})").ok());
+}
+
 }  // namespace
 }  // namespace agentos::cli

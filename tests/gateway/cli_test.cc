@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <string>
 #include <vector>
 
@@ -165,6 +167,46 @@ TEST_F(Cli, OnATerminalItPrintsATableAndTheNextPage) {
   EXPECT_NE(show.out.find("\nsessionId  s/3\n"), std::string::npos) << show.out;
   EXPECT_NE(show.out.find(R"(  {"name":"run s/3","model":"gpt-4o","metadata":{"team":"x"}})"), std::string::npos)
       << show.out;
+}
+
+// `audit events` / `audit trace` with the tenant's admin key (compliance staff's commands):
+// piped, the API's JSON; on a terminal, a table; each run is recorded as audit.accessed.
+TEST_F(Cli, AuditEventsAndTraceAsJsonAndAsATable) {
+  auto args = flags({"--type", "session.created", "--limit", "2"});
+  args.insert(args.begin(), {"audit", "events"});
+  const CliRun piped = run_cli(args, false);
+  EXPECT_EQ(piped.exit_code, 0) << piped.err;
+  EXPECT_EQ(piped.out.rfind("{\"events\":[", 0), 0u) << piped.out;
+  EXPECT_NE(piped.out.find(R"("c-s-1")"), std::string::npos) << piped.out;
+  EXPECT_EQ(piped.out.find(R"("c-s/3")"), std::string::npos) << "a page of 2: " << piped.out;
+
+  const CliRun table = run_cli(args, true);
+  EXPECT_EQ(table.exit_code, 0) << table.out;
+  EXPECT_EQ(table.out.rfind("OFFSET  TIME  ", 0), 0u) << table.out;
+  EXPECT_EQ(std::count(table.out.begin(), table.out.end(), '\n'), 4) << "header, 2 rows, next page: " << table.out;
+  EXPECT_NE(table.out.find("Z  session.created"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("\nnext page: --cursor "), std::string::npos) << table.out;
+
+  // The trace of c-s-1 holds it at depth 0 (Pulse's facts follow once projected).
+  args = flags({"--event", "c-s-1"});
+  args.insert(args.begin(), {"audit", "trace"});
+  const CliRun trace = run_cli(args, true);
+  EXPECT_EQ(trace.exit_code, 0) << trace.out;
+  EXPECT_EQ(trace.out.rfind("DEPTH  OFFSET  ", 0), 0u) << trace.out;
+  EXPECT_NE(trace.out.find("\n0      "), std::string::npos) << trace.out;
+
+  // Both reads are in the trail.
+  const int64_t end = engine->end_of("acme").value();
+  auto trail = engine->call("GET", "/v1/tenants/acme/audit/events?type=audit.accessed&after=" + std::to_string(end - 1), key);
+  EXPECT_EQ(std::count(trail.body.begin(), trail.body.end(), '{') - 1, 3) << "3 reads by the CLI: " << trail.body;
+
+  // A reader key is refused: the problem on stderr, exit 1.
+  const std::string reader = engine->create_key("acme", key, "reader");
+  args = {"audit", "events", "--server", "http://127.0.0.1:" + engine->url().port, "--tenant", "acme", "--api-key", reader};
+  const CliRun refused = run_cli(args, false);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("HTTP 403"), std::string::npos) << refused.err;
+  EXPECT_EQ(run_cli({"audit", "trace", "--tenant", "acme", "--api-key", key}, false).exit_code, 2);  // no --event
 }
 
 TEST_F(Cli, ErrorsGoToStderrWithANonZeroExit) {
