@@ -801,6 +801,32 @@ std::string path_segment(std::string_view id) {
   return out;
 }
 
+// GETs `target` with the command's --server and --api-key and prints the answer: the JSON
+// unchanged when stdout is not a terminal (or --output json), else `table(answer)`. A
+// problem answer goes to stderr (exit 1); bad flags exit 2.
+int print_read(const char* name, const Args& a, const std::string& target,
+               Result<std::string> (*table)(std::string_view)) {
+  auto output = cli::choose_output(a.get("output"), ::isatty(STDOUT_FILENO) == 1);
+  if (!output.ok()) return std::cerr << "agentos " << name << ": --output: one of json, table, auto\n", 2;
+  auto url = cli::parse_url(a.get("server"));
+  if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
+  auto r = cli::http_call(*url, "GET", target, bearer(a.get("api-key"), false), "");
+  if (!r.ok()) return std::cerr << "agentos " << name << ": " << r.status().to_string() << "\n", 1;
+  if (r->status != 200) {
+    // A problem (RFC 9457): its detail for a person, the document for a program.
+    std::cerr << "agentos " << name << ": HTTP " << r->status << "\n" << r->body << "\n";
+    return 1;
+  }
+  if (*output == cli::Output::json) {
+    std::cout << r->body << "\n";
+    return 0;
+  }
+  auto shown = table(r->body);
+  if (!shown.ok()) return std::cerr << "agentos " << name << ": " << shown.status().to_string() << "\n", 1;
+  std::cout << *shown;
+  return 0;
+}
+
 // `sessions list` and `sessions show`: the read models' answers (gateway/README.md, Read
 // API), as JSON when stdout is not a terminal, as a table when it is.
 int cmd_sessions(int argc, char** argv, bool list) {
@@ -829,10 +855,6 @@ int cmd_sessions(int argc, char** argv, bool list) {
               << "\n";
     return 2;
   }
-  auto output = cli::choose_output(a.get("output"), ::isatty(STDOUT_FILENO) == 1);
-  if (!output.ok()) return std::cerr << "agentos " << name << ": --output: one of json, table, auto\n", 2;
-  auto url = cli::parse_url(a.get("server"));
-  if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
   std::string target = "/v1/tenants/" + path_segment(a.get("tenant")) + "/sessions";
   if (list) {
     std::string q;
@@ -842,21 +864,7 @@ int cmd_sessions(int argc, char** argv, bool list) {
   } else {
     target += "/" + path_segment(a.get("session"));
   }
-  auto r = cli::http_call(*url, "GET", target, bearer(a.get("api-key"), false), "");
-  if (!r.ok()) return std::cerr << "agentos " << name << ": " << r.status().to_string() << "\n", 1;
-  if (r->status != 200) {
-    // A problem (RFC 9457): its detail for a person, the document for a program.
-    std::cerr << "agentos " << name << ": HTTP " << r->status << "\n" << r->body << "\n";
-    return 1;
-  }
-  if (*output == cli::Output::json) {
-    std::cout << r->body << "\n";
-    return 0;
-  }
-  auto table = list ? cli::sessions_table(r->body) : cli::session_table(r->body);
-  if (!table.ok()) return std::cerr << "agentos " << name << ": " << table.status().to_string() << "\n", 1;
-  std::cout << *table;
-  return 0;
+  return print_read(name, a, target, list ? cli::sessions_table : cli::session_table);
 }
 
 // `audit events` and `audit trace`: the tenant's audit trail (gateway/README.md, Read API),
@@ -896,10 +904,6 @@ int cmd_audit(int argc, char** argv, bool trace) {
               << "\n";
     return 2;
   }
-  auto output = cli::choose_output(a.get("output"), ::isatty(STDOUT_FILENO) == 1);
-  if (!output.ok()) return std::cerr << "agentos " << name << ": --output: one of json, table, auto\n", 2;
-  auto url = cli::parse_url(a.get("server"));
-  if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
   std::string target = "/v1/tenants/" + path_segment(a.get("tenant")) + "/audit/";
   target += trace ? "trace/" + path_segment(a.get("event")) : std::string("events");
   std::string q;
@@ -913,20 +917,7 @@ int cmd_audit(int argc, char** argv, bool trace) {
   if (!trace)
     for (const char* f : filters) add(f);
   target += q;
-  auto r = cli::http_call(*url, "GET", target, bearer(a.get("api-key"), false), "");
-  if (!r.ok()) return std::cerr << "agentos " << name << ": " << r.status().to_string() << "\n", 1;
-  if (r->status != 200) {
-    std::cerr << "agentos " << name << ": HTTP " << r->status << "\n" << r->body << "\n";
-    return 1;
-  }
-  if (*output == cli::Output::json) {
-    std::cout << r->body << "\n";
-    return 0;
-  }
-  auto table = cli::audit_table(r->body);
-  if (!table.ok()) return std::cerr << "agentos " << name << ": " << table.status().to_string() << "\n", 1;
-  std::cout << *table;
-  return 0;
+  return print_read(name, a, target, cli::audit_table);
 }
 
 int cmd_migrate(int argc, char** argv) {
