@@ -152,14 +152,14 @@ function route() {
   if (!credential) return renderLogin();
   document.getElementById('who-tenant').textContent = 'tenant ' + credential.tenant;
   const page = {stream: renderStream, sessions: renderSessions, session: renderSession, heartbeat: renderHeartbeat,
-    dreams: renderDreams, dream: renderDream}[name];
+    dreams: renderDreams, dream: renderDream, audit: renderAudit, trace: renderTrace}[name];
   if (!page) {
     location.replace('#/stream');
     return;
   }
   for (const a of document.querySelectorAll('#nav a'))
     a.classList.toggle('current', a.dataset.page === name || (name === 'session' && a.dataset.page === 'sessions') ||
-      (name === 'dream' && a.dataset.page === 'dreams'));
+      (name === 'dream' && a.dataset.page === 'dreams') || (name === 'trace' && a.dataset.page === 'audit'));
   leavePage = page(...args) || null;
 }
 
@@ -563,6 +563,43 @@ function renderDream(id) {
 }
 
 // ---- Start -------------------------------------------------------------------------
+
+// ---- Audit (compliance and admin keys; every read is recorded by the engine) ---------
+
+const auditColumns = [
+  {title: 'Offset', class: 'num', get: (r) => r.offset},
+  {title: 'Time', class: 'mono', get: (r) => r.time},
+  {title: 'Type', class: 'mono', get: (r) => r.type},
+  {title: 'Id', class: 'mono', get: (r) => hashLink(r.id, 'trace', r.id)},
+  {title: 'Subject', get: (r) => r.subject},
+  {title: 'Actor', class: 'mono', get: (r) => r.actor},
+  {title: 'Correlation', class: 'mono', get: (r) => r.correlationId},
+  {title: 'Caused by', class: 'mono', get: (r) => r.causationId},
+];
+
+function renderAudit() {
+  const listBox = el('div');
+  const type = el('input', {id: 'audit-type', placeholder: 'type prefix', spellcheck: 'false'});
+  const subject = el('input', {id: 'audit-subject', placeholder: 'subject', spellcheck: 'false'});
+  const actor = el('input', {id: 'audit-actor', placeholder: 'actor', spellcheck: 'false'});
+  const load = () => listBox.replaceChildren(pagedList('audit-list', '/audit/events',
+    {type: type.value.trim(), subject: subject.value.trim(), actor: actor.value.trim()}, 'events', auditColumns));
+  main().replaceChildren(el('h1', {}, 'Audit trail'),
+    el('p', {}, 'Every read of this trail is itself recorded in it (audit.accessed).'),
+    el('form', {class: 'toolbar', onsubmit: (ev) => { ev.preventDefault(); load(); }},
+      el('label', {}, 'Type', type), el('label', {}, 'Subject', subject), el('label', {}, 'Actor', actor),
+      el('button', {type: 'submit', id: 'audit-apply'}, 'Filter')),
+    listBox);
+  load();
+}
+
+function renderTrace(id) {
+  if (!id) return void (location.hash = '#/audit');
+  main().replaceChildren(el('h1', {}, 'What ', el('span', {class: 'mono'}, id), ' caused'),
+    el('p', {}, hashLink('← the audit trail', 'audit')),
+    pagedList('audit-trace', '/audit/trace/' + encodeURIComponent(id), {}, 'events',
+      [{title: 'Depth', class: 'num', get: (r) => r.depth}, ...auditColumns]));
+}
 
 document.addEventListener('DOMContentLoaded', () => {
   document.getElementById('sign-out').addEventListener('click', signOut);

@@ -172,6 +172,7 @@ async function main() {
     };
     const reader = await key('reader');
     const producer = await key('producer');
+    const compliance = await key('compliance');
     let n = 0;
     const receipts = new Map();  // event id -> offset
     const post = async () => {
@@ -319,6 +320,7 @@ async function main() {
       step('skipped: the read-model pages (no PostgreSQL: run through CTest, which starts one)');
     } else {
       await readPages(page, engine, reader, producer, receipts, post, rows, shows, status, pass);
+      await auditPages(page, engine, compliance, receipts, pass);
     }
 
     await page.click('#sign-out');
@@ -433,6 +435,45 @@ async function readPages(page, engine, reader, producer, receipts, post, rows, s
   check(shown.length === receipts.size && shown.every((o, i) => i === 0 || o > shown[i - 1]),
     `the filtered stream after coming back: ${shown.join(',')} (${receipts.size} posted)`);
   pass('back on the stream page, it resumed with what was appended meanwhile, nothing twice');
+}
+
+// The audit pages: refused to the reader the page is signed in with, then signed in again
+// with a compliance key: the trail filtered to the posted events, and one event's trace.
+async function auditPages(page, engine, compliance, receipts, pass) {
+  const go = (hash) => page.evaluate((h) => { location.hash = h; }, hash);
+  const texts = (selector) => page.$$eval(selector, (els) => els.map((e) => e.textContent));
+  await go('#/audit');
+  await waitFor('the audit page to refuse the reader', async () =>
+    /role reader may not do this/.test((await texts('#audit-list .notice.error')).join()));
+  pass('the audit page refuses a reader key, with the engine\'s reason');
+
+  await page.click('#sign-out');
+  await page.waitForSelector('#login-form', {timeout: DEADLINE_MS});
+  await page.type('#login-tenant', TENANT);
+  await page.type('#login-token', compliance);
+  await page.click('#login-submit');
+  await page.waitForSelector('#nav:not([hidden])', {timeout: DEADLINE_MS});
+  await go('#/audit');
+  await page.waitForSelector('#audit-type', {timeout: DEADLINE_MS});
+  await page.type('#audit-type', 'session.created');
+  await page.click('#audit-apply');
+  const posted = [...receipts.keys()];
+  await waitFor('the trail to list the posted events', async () =>
+    JSON.stringify(await texts('#audit-list tbody tr td:nth-child(4)')) === JSON.stringify(posted));
+  const subjects = await texts('#audit-list tbody tr td:nth-child(5)');
+  check(subjects[0] === 's-1 <i>1</i>' && (await page.$$('#audit-list i')).length === 0,
+    `a subject holding markup is shown as text (${subjects[0]})`);
+  pass(`the audit trail lists the ${posted.length} posted events in log order, markup as text`);
+
+  await page.click(`#audit-list a[href="#/trace/${posted[0]}"]`);
+  await waitFor(`the trace of ${posted[0]}`, async () => {
+    const [depths, ids] = [await texts('#audit-trace tbody tr td:first-child'),
+      await texts('#audit-trace tbody tr td:nth-child(5)')];
+    return ids[0] === posted[0] && depths[0] === '0' && depths.length > 1 && depths.slice(1).every((d) => Number(d) >= 1);
+  });
+  const trail = await engine.call('GET', `/v1/tenants/${TENANT}/audit/events?type=audit.accessed`, compliance);
+  check(trail.status === 200 && trail.body.events.length >= 1, `the page's reads are in the trail (${trail.status})`);
+  pass(`the trace page shows ${posted[0]} and what it caused; the page's reads are recorded`);
 }
 
 process.exitCode = await main();
