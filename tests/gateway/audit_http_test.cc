@@ -223,6 +223,22 @@ TEST_F(AuditHttp, EveryReadIsRecordedBeforeItIsAnsweredAndTheNextReadFindsIt) {
   EXPECT_EQ(forged.status, 403) << forged.body;
 }
 
+// A read whose record cannot be appended (the log refuses every append) is not answered: 503
+// with Retry-After and no row, for the list and the trace alike.
+TEST_F(AuditHttp, AReadThatCannotBeRecordedIsNotAnswered) {
+  ASSERT_EQ(get("&type=session.", compliance).status, 200);  // projected up to `last`
+  engine->log().fail_appends = true;
+  for (const std::string& target : {"/v1/tenants/acme/audit/events?type=session.", "/v1/tenants/acme/audit/trace/e1"}) {
+    auto r = engine->call("GET", target, compliance);
+    EXPECT_EQ(r.status, 503) << target << " " << r.body;
+    EXPECT_EQ(r.header("retry-after"), "1") << target;
+    EXPECT_EQ(r.body.find("\"e1\""), std::string::npos) << "no row leaves unrecorded: " << r.body;
+    EXPECT_EQ(r.header("agentos-audit-offset"), "");
+  }
+  engine->log().fail_appends = false;
+  EXPECT_EQ(get("&type=session.", compliance).status, 200);
+}
+
 // What one event caused: Pulse on, so a session.created derives facts whose causation id is
 // its id, and facts of those facts.
 class AuditTraceHttp : public ::testing::Test {
