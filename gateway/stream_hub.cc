@@ -106,6 +106,12 @@ void StreamHub::dispatch(Partition p) {
       }
       from = ps.cursor;
       end = ps.known_end;
+      // Now and then, forget the tenants whose every registered stream went away (a tenant
+      // with no event since would keep them, and keep the partition from being skipped).
+      if (++ps.dispatches % kSweepEvery == 0)
+        std::erase_if(ps.waiters, [](const auto& kv) {
+          return std::all_of(kv.second.begin(), kv.second.end(), [](const auto& w) { return w.expired(); });
+        });
       if (from < 0 || ps.waiters.empty()) {
         // Nobody to wake (or no known start): skip the records unread. Under the lock, so
         // a stream registering after this saw the partition's generation move.

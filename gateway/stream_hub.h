@@ -91,6 +91,7 @@ class StreamHub : public std::enable_shared_from_this<StreamHub> {
 
  private:
   static constexpr size_t kTenantBuckets = 4096;
+  static constexpr uint64_t kSweepEvery = 1024;  // dispatches of a partition between sweeps
   static size_t bucket(std::string_view tenant);
   void dispatch(Partition p);
   // Under mu_: wakes and unregisters the waiters of `tenant` on `p` (all of `p` if null).
@@ -100,6 +101,7 @@ class StreamHub : public std::enable_shared_from_this<StreamHub> {
     int64_t cursor = -1;  // first record not dispatched; -1: unknown (end unreadable at start)
     int64_t known_end = -1;
     bool scheduled = false;
+    uint64_t dispatches = 0;
     std::unordered_map<std::string, std::vector<std::weak_ptr<StreamWaiter>>> waiters;
   };
 

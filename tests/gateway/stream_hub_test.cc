@@ -291,5 +291,23 @@ TEST_F(StreamHubTest, StreamsThatWentAwayAreDroppedFromAQuietTenant) {
   EXPECT_EQ(hub_->stats().registered, 0u);
 }
 
+// A tenant whose streams all went away without an event of theirs since is forgotten after
+// a while, so the partition is skipped again when nobody waits on it.
+TEST_F(StreamHubTest, TenantsWhoseStreamsAllWentAwayAreForgotten) {
+  {
+    auto gone = std::make_shared<CountingWaiter>();
+    hub_->add_waiter(part(tenants_.b), TenantId(tenants_.b), gone);
+  }
+  EXPECT_EQ(hub_->stats().registered, 1u);
+  for (int i = 0; i < 1100; ++i) {  // one dispatch each: more than a sweep's period
+    append(tenants_.a);
+    exec_.drain();
+  }
+  const auto s = hub_->stats();
+  EXPECT_EQ(s.registered, 0u);
+  EXPECT_GT(s.skipped, 0u) << "the partition is skipped once the dead registration is gone";
+  EXPECT_LE(s.reads, 1024u);
+}
+
 }  // namespace
 }  // namespace agentos::gateway
