@@ -296,9 +296,11 @@ class Api {
   void get_heartbeat(HttpRequest req, const TenantId& t, const std::string& what, Reply reply);
   void get_audit_events(HttpRequest req, const TenantId& t, Reply reply);
   void get_audit_trace(HttpRequest req, const TenantId& t, const std::string& event_id, Reply reply);
-  // Appends an audit.accessed event (its structured JSON) before the read is answered;
-  // its offset, or why it could not be recorded (gateway/api_audit.cc).
-  Result<int64_t> record_audit_access(const TenantId& t, const std::string& record);
+  // The answer to an audit read (gateway/api_audit.cc): `page` (nullopt: 404 `not_found`),
+  // once `record(rows)` — the audit.accessed event's JSON — is appended; 503 when it cannot be.
+  HttpResponse audited_response(const TenantId& t, const std::string& path, int64_t projected,
+                                Result<std::optional<ModelSource::AuditPage>> page,
+                                const std::function<std::string(size_t rows)>& record, std::string_view not_found);
   // The Heartbeat commands as REST calls: each appends one event through post_events.
   void heartbeat_command(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply);
   // Dreams (api_dreams.cc): the commands, each appending one event through post_events, the

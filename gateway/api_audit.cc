@@ -59,21 +59,28 @@ AccessRecord access_record(const TenantId& t, const std::string& key_id, Role ro
 
 }  // namespace
 
-// Appends the record of a read about to be answered; its offset, or why not (the caller
-// then answers 503 and nothing else).
-Result<int64_t> Api::record_audit_access(const TenantId& t, const std::string& record) {
+HttpResponse Api::audited_response(const TenantId& t, const std::string& path, int64_t projected,
+                                   Result<std::optional<ModelSource::AuditPage>> page,
+                                   const std::function<std::string(size_t rows)>& record, std::string_view not_found) {
+  if (!page.ok()) return model_response(Result<std::optional<std::string>>(std::move(page).take_status()), projected, t, path, "");
+  // Recorded before it is answered (a miss too, with 0 rows): a read the trail does not show
+  // never happened.
   DecodeOptions o;
   o.path_tenant = t;
   o.default_time_us = now_us();
-  auto ev = decode_structured(record, o);
+  auto ev = decode_structured(record(*page ? (*page)->rows : 0), o);
   if (!ev.ok()) {
     log_line(LogLevel::kError, "audit.accessed rejected by the codec", {{"error", ev.status().to_string()}});
-    return Status(Code::kInternal, "the read could not be recorded");
+    return problem_response(Status(Code::kInternal, "the read could not be recorded"), path);
   }
   auto appended = log_.append_sync(AppendBatch{t, {std::move(ev->bytes)}});
   if (!appended.ok())
-    return Status(Code::kUnavailable, "the read could not be recorded in the audit trail; retry shortly").with_retry_after(1);
-  return appended->positions[0].offset.value();
+    return problem_response(
+        Status(Code::kUnavailable, "the read could not be recorded in the audit trail; retry shortly").with_retry_after(1), path);
+  HttpResponse r = model_response(*page ? std::optional<std::string>(std::move((*page)->json)) : std::nullopt, projected, t,
+                                  path, not_found);
+  r.headers.emplace_back("agentos-audit-offset", std::to_string(appended->positions[0].offset.value()));
+  return r;
 }
 
 void Api::get_audit_events(HttpRequest req, const TenantId& t, Reply reply) {
@@ -139,13 +146,10 @@ void Api::get_audit_events(HttpRequest req, const TenantId& t, Reply reply) {
   auto answer = [this, models, t, path = req.path, q = std::move(q), record = std::move(record)]() -> HttpResponse {
     const int64_t projected = models->watermark(log_.partition_of(t)).value();
     auto page = models->audit_events(t.str(), q);
-    if (!page.ok()) return model_response(Result<std::optional<std::string>>(std::move(page).take_status()), projected, t, path, "");
-    // Recorded before it is answered: a read the trail does not show never happened.
-    auto at = record_audit_access(t, record.with_rows(page->rows));
-    if (!at.ok()) return problem_response(at.status(), path);
-    HttpResponse r = model_response(std::optional<std::string>(std::move(page->json)), projected, t, path, "");
-    r.headers.emplace_back("agentos-audit-offset", std::to_string(*at));
-    return r;
+    return audited_response(t, path, projected,
+                            page.ok() ? Result<std::optional<ModelSource::AuditPage>>(std::move(*page))
+                                      : Result<std::optional<ModelSource::AuditPage>>(std::move(page).take_status()),
+                            [&](size_t rows) { return record.with_rows(rows); }, "");
   };
   serve_read(req.path, t, *after, src, std::move(answer), std::move(reply));
 }
@@ -168,15 +172,8 @@ void Api::get_audit_trace(HttpRequest req, const TenantId& t, const std::string&
   const ReadSource src = projected_after(models, nullptr);
   auto answer = [this, models, t, path = req.path, event_id, limit, record = std::move(record)]() -> HttpResponse {
     const int64_t projected = models->watermark(log_.partition_of(t)).value();
-    auto page = models->audit_trace(t.str(), event_id, limit);
-    if (!page.ok()) return model_response(Result<std::optional<std::string>>(std::move(page).take_status()), projected, t, path, "");
-    // A miss is a read too: recorded with 0 rows before the 404.
-    auto at = record_audit_access(t, record.with_rows(*page ? (*page)->rows : 0));
-    if (!at.ok()) return problem_response(at.status(), path);
-    HttpResponse r = model_response(*page ? std::optional<std::string>(std::move((*page)->json)) : std::nullopt, projected, t,
-                                    path, "no event with this id");
-    r.headers.emplace_back("agentos-audit-offset", std::to_string(*at));
-    return r;
+    return audited_response(t, path, projected, models->audit_trace(t.str(), event_id, limit),
+                            [&](size_t rows) { return record.with_rows(rows); }, "no event with this id");
   };
   serve_read(req.path, t, *after, src, std::move(answer), std::move(reply));
 }
