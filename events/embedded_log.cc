@@ -2,9 +2,12 @@
 //
 // Layout (column families):
 //   "records": key = be32(partition) be64(offset)
-//              value = 0x81 be64(append_us) u8(len) tenant event-bytes
-//              (format 1, before append times: u8(len) tenant event-bytes; len <= 64, so
-//              the first byte tells them apart)
+//              value = 0x82 be64(append_us) be64(seq) chain(32) u8(len) tenant event-bytes
+//              (seq, chain: the record's place and link in its partition's hash chain,
+//              events/audit_chain.h; seq = the offset it was appended at, stored so that a
+//              record moved to another key reads as moved, not as altered. Earlier formats, still read: 0x81 be64(append_us)
+//              u8(len) tenant event-bytes, before the chain; u8(len) tenant event-bytes,
+//              before append times — len <= 64, so the first byte tells them apart)
 //   "tenants": key = be32(partition) u8(len) tenant be64(offset)  value = ""
 //   "ids":     key = tenant 0x00 be32(len(source)) source id  value = be32(partition) be64(offset)
 //              (every record's idempotency key, written in the record's WriteBatch;
@@ -72,6 +75,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "events/audit_chain.h"
 #include "events/codec.h"
 #include "events/key_codec.h"
 #include "events/log.h"
@@ -84,8 +88,11 @@ namespace {
 
 constexpr char kMetaPartitions[] = "meta/partitions";
 constexpr char kMetaIds[] = "meta/ids";
-// The first byte of a record value that carries its append time (see the layout above).
+// The first byte of a record value that carries its append time (see the layout above),
+// and of one that carries its append time and its chain link too.
 constexpr uint8_t kStampedFormat = 0x81;
+constexpr uint8_t kChainedFormat = 0x82;
+constexpr size_t kChainedHeader = 1 + 8 + 8 + 32;
 
 using keys::get_be;
 using keys::put_be32;
@@ -132,7 +139,13 @@ Result<StoredRecord> decode(rocksdb::Slice key, rocksdb::Slice value) {
   r.pos = {Partition(static_cast<int32_t>(get_be(key.ToStringView(), 0, 4))),
            Offset(static_cast<int64_t>(get_be(key.ToStringView(), 4, 8)))};
   std::string_view v = value.ToStringView();
-  if (!v.empty() && static_cast<uint8_t>(v[0]) == kStampedFormat) {
+  if (!v.empty() && static_cast<uint8_t>(v[0]) == kChainedFormat) {
+    if (v.size() < kChainedHeader) return Status(Code::kCorruption, "malformed stored record");
+    r.append_us = static_cast<int64_t>(get_be(v, 1, 8));
+    r.seq = static_cast<int64_t>(get_be(v, 9, 8));
+    std::copy_n(reinterpret_cast<const uint8_t*>(v.data()) + 17, 32, r.chain.begin());
+    v.remove_prefix(kChainedHeader);
+  } else if (!v.empty() && static_cast<uint8_t>(v[0]) == kStampedFormat) {
     if (v.size() < 9) return Status(Code::kCorruption, "malformed stored record");
     r.append_us = static_cast<int64_t>(get_be(v, 1, 8));
     v.remove_prefix(9);
@@ -152,6 +165,8 @@ struct OpenedDb {
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;
   std::vector<Offset> ends;
   std::vector<int64_t> last_us;
+  std::vector<audit::Hash> chains;  // the chain value at each partition's end
+  int32_t partitions = 0;           // as created (a read-only open of `partitions = 0` learns it)
   bool read_only = false;
 };
 Result<OpenedDb> open_db(const EmbeddedLogOptions& opts, bool read_only);
@@ -159,6 +174,41 @@ void close_db(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*>& cfs);
 
 inline constexpr auto kRecoverFirst = std::chrono::milliseconds(100);
 inline constexpr auto kRecoverMax = std::chrono::milliseconds(5000);
+
+// The chain value at each partition's end: the link stored with its last record, or the
+// empty chain's. A partition whose last record predates the chain (an older log) is
+// chained from its first record once, here, as `agentos audit verify` chains it.
+Result<std::vector<audit::Hash>> chain_ends(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* records,
+                                            const std::vector<Offset>& ends) {
+  std::vector<audit::Hash> out(ends.size(), audit::kChainGenesis);
+  for (size_t p = 0; p < ends.size(); ++p) {
+    if (ends[p].value() == 0) continue;
+    const Partition part(static_cast<int32_t>(p));
+    std::string v;
+    auto s = db->Get(rocksdb::ReadOptions(), records, record_key(part, Offset(ends[p].value() - 1)), &v);
+    if (!s.ok()) return Status(Code::kCorruption, "reading the last record of partition " + std::to_string(p) +
+                                                      ": " + s.ToString());
+    auto last = decode(record_key(part, Offset(ends[p].value() - 1)), v);
+    if (!last.ok()) return std::move(last).take_status();
+    if (last->seq >= 0) {
+      out[p] = last->chain;
+      continue;
+    }
+    const std::string upper = record_key(part, ends[p]);
+    rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, records));
+    for (it->Seek(record_key(part, Offset(0))); it->Valid(); it->Next()) {
+      auto rec = decode(it->key(), it->value());
+      if (!rec.ok()) return std::move(rec).take_status();
+      out[p] = audit::chain_next(out[p], audit::record_leaf(part, rec->pos.offset.value(), rec->append_us,
+                                                            rec->tenant.str(), rec->value));
+    }
+    if (!it->status().ok()) return Status(Code::kCorruption, it->status().ToString());
+  }
+  return out;
+}
 
 struct Pending {
   AppendBatch batch;
@@ -172,7 +222,8 @@ class EmbeddedLog final : public Log {
       : opts_(std::move(opts)), clock_(opts_.clock ? *opts_.clock : system_clock()), db_(opened.db),
         cfs_(std::move(opened.cfs)), ends_(std::move(opened.ends)), last_us_(std::move(opened.last_us)),
         tail_budget_(opts_.tail_cache_bytes / static_cast<size_t>(opts_.partitions)),
-        tails_(static_cast<size_t>(opts_.partitions)), assigned_(ends_), assigned_us_(last_us_) {
+        tails_(static_cast<size_t>(opts_.partitions)), assigned_(ends_), assigned_us_(last_us_),
+        assigned_chain_(std::move(opened.chains)) {
     syncer_ = std::thread([this] { sync_loop(); });
     committer_ = std::thread([this] { commit_loop(); });
   }
@@ -355,9 +406,11 @@ class EmbeddedLog final : public Log {
   // written but not yet published included), one WriteBatch, written unsynced, handed to
   // the syncer.
   void commit_group(std::vector<Pending>& group) {
+    if (opts_.read_only) return fail_group(group, Status(Code::kUnavailable, "the log is open read-only"));
     if (Status b = broken(); !b.is_ok() && !recover(b)) return fail_group(group, broken());
     std::vector<Offset> next = assigned_;
     std::vector<int64_t> last_us = assigned_us_;
+    std::vector<audit::Hash> chain = assigned_chain_;
     const int64_t now_us = clock_.now_us();  // one reading per group
     rocksdb::WriteBatch wb;
     std::vector<AppendResult> results(group.size());
@@ -403,10 +456,14 @@ class EmbeddedLog final : public Log {
         next[p.value()] = o.next();
         int64_t& last = last_us[static_cast<size_t>(p.value())];
         last = std::max(last, opts_.stamp_event_time ? h.time_us : now_us);
+        audit::Hash& link = chain[static_cast<size_t>(p.value())];
+        link = audit::chain_next(link, audit::record_leaf(p, o.value(), last, b.tenant.str(), v));
         std::string val;
-        val.reserve(10 + b.tenant.str().size() + v.size());
-        val.push_back(static_cast<char>(kStampedFormat));
+        val.reserve(kChainedHeader + 1 + b.tenant.str().size() + v.size());
+        val.push_back(static_cast<char>(kChainedFormat));
         put_be64(val, static_cast<uint64_t>(last));
+        put_be64(val, static_cast<uint64_t>(o.value()));
+        val.append(reinterpret_cast<const char*>(link.data()), link.size());
         val.push_back(static_cast<char>(b.tenant.str().size()));
         val += b.tenant.str();
         val += v;
@@ -415,7 +472,7 @@ class EmbeddedLog final : public Log {
         put_be64(tk, static_cast<uint64_t>(o.value()));
         wb.Put(cfs_[kTenants], tk, rocksdb::Slice());
         wb.Put(cfs_[kIds], ik, position_value({p, o}));
-        if (tail_budget_ > 0) written.push_back(StoredRecord{{p, o}, b.tenant, v, last});
+        if (tail_budget_ > 0) written.push_back(StoredRecord{{p, o}, b.tenant, v, last, o.value(), link});
         group_ids_.insert_or_assign(std::move(ik), Position{p, o});
         results[g].positions.push_back({p, o});
       }
@@ -439,6 +496,7 @@ class EmbeddedLog final : public Log {
     if (!s.ok()) return fail_group(group, Status(Code::kUnavailable, "log write failed: " + s.ToString()));
     assigned_ = next;
     assigned_us_ = last_us;
+    assigned_chain_ = std::move(chain);
     {
       std::lock_guard lk(sync_mu_);
       to_sync_.push_back(Written{std::move(group), std::move(results), std::move(written), std::move(next),
@@ -575,6 +633,7 @@ class EmbeddedLog final : public Log {
     // ends back to the published ones.
     assigned_ = opened->ends;
     assigned_us_ = opened->last_us;
+    assigned_chain_ = opened->chains;
     group_ids_.clear();
     for (Tail& t : tails_) {
       std::lock_guard lk(t.mu);
@@ -648,6 +707,9 @@ class EmbeddedLog final : public Log {
       opened.last_us[p] = published_us[p];
     }
     if (dropped == 0) return Status::ok();
+    auto chains = chain_ends(opened.db, opened.cfs[kRecords], opened.ends);
+    if (!chains.ok()) return std::move(chains).take_status();
+    opened.chains = std::move(chains).value();
     rocksdb::WriteOptions wo;
     wo.sync = true;
     if (auto s = opened.db->Write(wo, &wb); !s.ok())
@@ -791,6 +853,7 @@ class EmbeddedLog final : public Log {
   // (published or not).
   std::vector<Offset> assigned_;
   std::vector<int64_t> assigned_us_;
+  std::vector<audit::Hash> assigned_chain_;  // the chain value at each assigned end
   Status broken_;  // guarded by mu_: the first write or sync failure, until recover()
   // Committer thread only: when recover() may try next, and its back-off.
   std::chrono::steady_clock::time_point next_recovery_{};
@@ -903,26 +966,36 @@ Result<OpenedDb> open_db(const EmbeddedLogOptions& opts, bool read_only) {
     if (!s.ok()) return fail(Status(Code::kUnavailable, s.ToString()));
   } else if (!s.ok()) {
     return fail(Status(Code::kUnavailable, s.ToString()));
+  } else if (read_only && opts.partitions == 0) {
+    // A reader beside the engine takes the count the log was created with.
+    out.partitions = std::atoi(stored.c_str());
+    if (out.partitions <= 0 || out.partitions > 4096)
+      return fail(Status(Code::kCorruption, "log in " + opts.dir + " records " + stored + " partitions"));
   } else if (stored != std::to_string(opts.partitions)) {
     return fail(Status(Code::kInvalidArgument, "log in " + opts.dir + " has " + stored +
                                                    " partitions, not " + std::to_string(opts.partitions)));
   }
 
   // Recover each partition's end offset and last append time from its last record.
-  out.ends.assign(static_cast<size_t>(opts.partitions), Offset(0));
-  out.last_us.assign(static_cast<size_t>(opts.partitions), 0);
+  if (out.partitions == 0) out.partitions = opts.partitions;
+  out.ends.assign(static_cast<size_t>(out.partitions), Offset(0));
+  out.last_us.assign(static_cast<size_t>(out.partitions), 0);
   std::unique_ptr<rocksdb::Iterator> it(out.db->NewIterator(rocksdb::ReadOptions(), out.cfs[1]));
-  for (int32_t p = 0; p < opts.partitions; ++p) {
+  for (int32_t p = 0; p < out.partitions; ++p) {
     it->SeekForPrev(record_key(Partition(p), Offset(INT64_MAX)));
     if (it->Valid() && it->key().size() == 12 && get_be(it->key().ToStringView(), 0, 4) == static_cast<uint64_t>(p)) {
       out.ends[p] = Offset(static_cast<int64_t>(get_be(it->key().ToStringView(), 4, 8)) + 1);
       const std::string_view v = it->value().ToStringView();
-      if (v.size() >= 9 && static_cast<uint8_t>(v[0]) == kStampedFormat)
+      if (v.size() >= 9 && (static_cast<uint8_t>(v[0]) == kStampedFormat ||
+                            static_cast<uint8_t>(v[0]) == kChainedFormat))
         out.last_us[static_cast<size_t>(p)] = static_cast<int64_t>(get_be(v, 1, 8));
     }
   }
   if (!it->status().ok()) return fail(Status(Code::kCorruption, it->status().ToString()));
   it.reset();
+  auto chains = chain_ends(out.db, out.cfs[1], out.ends);
+  if (!chains.ok()) return fail(std::move(chains).take_status());
+  out.chains = std::move(chains).value();
   if (!read_only)
     if (Status st = index_ids_once(out.db, out.cfs); !st.is_ok()) return fail(st);
   return out;
@@ -931,14 +1004,21 @@ Result<OpenedDb> open_db(const EmbeddedLogOptions& opts, bool read_only) {
 }  // namespace
 
 Result<std::unique_ptr<Log>> open_embedded_log(const EmbeddedLogOptions& opts) {
-  if (opts.partitions <= 0 || opts.partitions > 4096)
+  if ((opts.partitions <= 0 && !(opts.read_only && opts.partitions == 0)) || opts.partitions > 4096)
     return Status(Code::kInvalidArgument, "partitions must be in 1..4096");
   std::error_code ec;
-  std::filesystem::create_directories(opts.dir, ec);
-  if (ec) return Status(Code::kUnavailable, "cannot create " + opts.dir + ": " + ec.message());
-  auto opened = open_db(opts, /*read_only=*/false);
+  if (opts.read_only) {
+    if (!std::filesystem::exists(std::filesystem::path(opts.dir) / "CURRENT", ec))
+      return Status(Code::kNotFound, "no embedded log in " + opts.dir);
+  } else {
+    std::filesystem::create_directories(opts.dir, ec);
+    if (ec) return Status(Code::kUnavailable, "cannot create " + opts.dir + ": " + ec.message());
+  }
+  auto opened = open_db(opts, /*read_only=*/opts.read_only);
   if (!opened.ok()) return std::move(opened).take_status();
-  return std::unique_ptr<Log>(new EmbeddedLog(opts, std::move(opened).value()));
+  EmbeddedLogOptions resolved = opts;
+  resolved.partitions = opened->partitions;
+  return std::unique_ptr<Log>(new EmbeddedLog(resolved, std::move(opened).value()));
 }
 
 }  // namespace agentos

@@ -11,6 +11,11 @@
 // binding puts the event's `data` in the value; we put the whole verified envelope
 // there, because the envelope is what the log stores and replays (actor, correlation,
 // extensions, ...), and a consumer can read the ce_* headers without parsing it.
+// `agentos_chain` = be64(seq) chain(32): the record's link in its partition's hash chain
+// (events/audit_chain.h; seq counts the partition's data records, offsets have gaps). The
+// committer extends the chain as it produces and keeps it only when the transaction
+// commits; after any failure it learns the chain again from the partition's last record
+// (read_committed) before the next transaction, so an unknown commit outcome cannot fork it.
 //
 // Appends. A transactional, idempotent producer (acks=all). A committer thread takes
 // every pending batch (group commit, capped by kMaxGroupRecords / kMaxGroupBytes),
@@ -50,10 +55,13 @@
 #include <cstdio>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
+#include "events/audit_chain.h"
 #include "events/codec.h"
+#include "events/key_codec.h"
 #include "events/logging.h"
 #include "events/kafka_log_internal.h"
 #include "events/partitioner.h"
@@ -77,6 +85,8 @@ constexpr size_t kMaxValueBytes = 1000000 - 4096;
 // Messages taken from a partition queue per consume call.
 constexpr size_t kConsumeBatch = 512;
 constexpr char kContentType[] = "application/vnd.agentos.event+flatbuffers";
+// The record's link in its partition's hash chain: be64(seq) chain(32) (events/audit_chain.h).
+constexpr char kChainHeader[] = "agentos_chain";
 
 // The backend's messages go to the structured log (events/logging.h) as warnings.
 void log_line(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -187,6 +197,10 @@ class KafkaLog final : public Log {
   Status produce_and_commit(std::vector<Pending>& group, std::vector<MsgSlot>& slots,
                             bool* never_sent);
   Status commit(Clock::time_point deadline);
+  // Learns each partition's chain end (next seq, last link) from the log: the
+  // `agentos_chain` header of its last record (events/audit_chain.h).
+  Status learn_chains();
+  Result<std::pair<int64_t, audit::Hash>> learn_chain(int32_t p);
   // Aborts the open transaction; on failure leaves needs_abort_ set for the next group.
   void abort_txn(const char* why);
   Status txn_error(const char* what, rd_kafka_error_t* err);  // consumes err
@@ -212,6 +226,12 @@ class KafkaLog final : public Log {
   const std::string txn_id_;
   int32_t partitions_ = 0;
   std::vector<int64_t> last_ms_;  // committer thread: the last timestamp given, per partition
+  // Committer thread: each partition's chain end as committed (the next record's seq and
+  // the last link); relearned from the log after any failed transaction, whose outcome
+  // may be unknown.
+  std::vector<int64_t> chain_seq_;
+  std::vector<audit::Hash> chain_;
+  bool chain_known_ = false;
 
   rd_kafka_t* producer_ = nullptr;
   rd_kafka_topic_t* producer_topic_ = nullptr;
@@ -278,6 +298,8 @@ Status KafkaLog::open(const KafkaTuning& tuning) {
   readers_.reserve(partitions_);
   for (int32_t i = 0; i < partitions_; ++i) readers_.push_back(std::make_unique<PartitionReader>());
   last_ms_.assign(static_cast<size_t>(partitions_), 0);
+  chain_seq_.assign(static_cast<size_t>(partitions_), 0);
+  chain_.assign(static_cast<size_t>(partitions_), audit::kChainGenesis);
   known_end_.assign(partitions_, 0);
   committer_ = std::thread([this] { committer_loop(); });
   return Status::ok();
@@ -631,6 +653,12 @@ Status KafkaLog::produce_and_commit(std::vector<Pending>& txn, std::vector<MsgSl
     abort_txn("retrying the abort of an earlier failed transaction");
     if (needs_abort_) return unavailable("previous transaction could not be aborted yet (brokers unreachable?)");
   }
+  if (!chain_known_)
+    if (Status s = learn_chains(); !s.is_ok()) return s;
+  // The chain as this transaction extends it; kept only if it commits.
+  std::vector<int64_t> seq = chain_seq_;
+  std::vector<audit::Hash> chain = chain_;
+  chain_known_ = false;
   if (rd_kafka_error_t* err = rd_kafka_begin_transaction(producer_))
     return txn_error("begin_transaction", err);
 
@@ -646,7 +674,12 @@ Status KafkaLog::produce_and_commit(std::vector<Pending>& txn, std::vector<MsgSl
       int64_t& last_ms = last_ms_[static_cast<size_t>(pd.partition.value())];
       last_ms = std::max(last_ms, (opts_.stamp_event_time ? h.time_us : clock_.now_us()) / 1000);
       const std::string time = format_rfc3339_us(h.time_us);
-      rd_kafka_headers_t* hdrs = rd_kafka_headers_new(9);
+      const size_t pi = static_cast<size_t>(pd.partition.value());
+      chain[pi] = audit::chain_next(chain[pi], audit::record_leaf(pd.partition, seq[pi], last_ms * 1000, tenant, v));
+      std::string link;
+      keys::put_be64(link, static_cast<uint64_t>(seq[pi]++));
+      link.append(reinterpret_cast<const char*>(chain[pi].data()), chain[pi].size());
+      rd_kafka_headers_t* hdrs = rd_kafka_headers_new(10);
       rd_kafka_header_add(hdrs, "ce_specversion", -1, "1.0", 3);
       rd_kafka_header_add(hdrs, "ce_id", -1, h.id.data(), h.id.size());
       rd_kafka_header_add(hdrs, "ce_source", -1, h.source.data(), h.source.size());
@@ -658,6 +691,7 @@ Status KafkaLog::produce_and_commit(std::vector<Pending>& txn, std::vector<MsgSl
       if (!h.traceparent.empty())
         rd_kafka_header_add(hdrs, "ce_traceparent", -1, h.traceparent.data(), h.traceparent.size());
       rd_kafka_header_add(hdrs, "content-type", -1, kContentType, sizeof(kContentType) - 1);
+      rd_kafka_header_add(hdrs, kChainHeader, -1, link.data(), link.size());
       rd_kafka_resp_err_t e;
       while (true) {
         // F_COPY: an aborted transaction may still hold messages after we give up on
@@ -705,7 +739,67 @@ Status KafkaLog::produce_and_commit(std::vector<Pending>& txn, std::vector<MsgSl
     abort_txn(failed.message().c_str());
     return failed;
   }
-  return commit(deadline + opts_.request_timeout);
+  Status committed = commit(deadline + opts_.request_timeout);
+  if (committed.is_ok()) {
+    chain_seq_ = std::move(seq);
+    chain_ = std::move(chain);
+    chain_known_ = true;
+  }
+  return committed;
+}
+
+Status KafkaLog::learn_chains() {
+  for (int32_t p = 0; p < partitions_; ++p) {
+    auto end = learn_chain(p);
+    if (!end.ok()) return std::move(end).take_status();
+    chain_seq_[static_cast<size_t>(p)] = end->first;
+    chain_[static_cast<size_t>(p)] = end->second;
+  }
+  chain_known_ = true;
+  return Status::ok();
+}
+
+Result<std::pair<int64_t, audit::Hash>> KafkaLog::learn_chain(int32_t p) {
+  const Partition part(p);
+  int64_t lo = -1, hi = -1;
+  if (rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(consumer_, opts_.topic.c_str(), p, &lo, &hi,
+                                                               to_ms(opts_.request_timeout)))
+    return unavailable("learning the chain of " + opts_.topic + "[" + std::to_string(p) +
+                       "]: " + rd_kafka_err2str(e));
+  auto ends = query_ends({p}, to_ms(opts_.request_timeout));
+  if (!ends.ok()) return std::move(ends).take_status();
+  const int64_t end = (*ends)[0];
+  // Windows back from the end until one holds a data record (markers take offsets too).
+  std::optional<StoredRecord> last;
+  for (int64_t window = 64, upper = end; !last && upper > lo; window *= 2) {
+    const int64_t from = std::max(lo, upper - window);
+    for (int64_t at = from; at < upper;) {
+      auto page = read(part, Offset(at), ReadOptions{});
+      if (!page.ok()) return std::move(page).take_status();
+      if (page->empty()) break;
+      for (auto& r : *page)
+        if (r.pos.offset.value() < upper) last = std::move(r);
+      at = page->back().pos.offset.value() + 1;
+    }
+    upper = from;
+  }
+  if (!last) return std::pair<int64_t, audit::Hash>{0, audit::kChainGenesis};
+  if (last->seq >= 0) return std::pair<int64_t, audit::Hash>{last->seq + 1, last->chain};
+  // The last record predates the chain (an older topic): chain the partition from its
+  // first retained record, once, as `agentos audit verify` does.
+  int64_t seq = 0;
+  audit::Hash link = audit::kChainGenesis;
+  for (int64_t at = lo; at < end;) {
+    auto page = read(part, Offset(at), ReadOptions{});
+    if (!page.ok()) return std::move(page).take_status();
+    if (page->empty()) break;
+    for (const auto& r : *page) {
+      if (r.pos.offset.value() >= end) break;
+      link = audit::chain_next(link, audit::record_leaf(part, seq++, r.append_us, r.tenant.str(), r.value));
+    }
+    at = page->back().pos.offset.value() + 1;
+  }
+  return std::pair<int64_t, audit::Hash>{seq, link};
 }
 
 Status KafkaLog::commit(Clock::time_point deadline) {
@@ -1010,6 +1104,16 @@ Result<std::vector<StoredRecord>> KafkaLog::read(Partition partition, Offset fro
         StoredRecord rec{Position{partition, Offset(m->offset)},
                          TenantId(std::string(static_cast<const char*>(m->key), m->key_len)),
                          std::string(static_cast<const char*>(m->payload), m->len), ts_ms >= 0 ? ts_ms * 1000 : 0};
+        rd_kafka_headers_t* hdrs = nullptr;
+        const void* link = nullptr;
+        size_t link_size = 0;
+        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            rd_kafka_header_get_last(hdrs, kChainHeader, &link, &link_size) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            link_size == 8 + rec.chain.size()) {
+          const std::string_view l(static_cast<const char*>(link), link_size);
+          rec.seq = static_cast<int64_t>(keys::get_be(l, 0, 8));
+          std::copy_n(reinterpret_cast<const uint8_t*>(l.data()) + 8, rec.chain.size(), rec.chain.begin());
+        }
         r.pos = m->offset + 1;
         if (full()) r.stash.push_back(std::move(rec));
         else take(std::move(rec));

@@ -15,6 +15,7 @@
 // every pending append before returning; no callback runs after the destructor.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -43,6 +44,12 @@ struct StoredRecord {
   // record timestamp the engine set when producing (millisecond precision). 0 for
   // records written before the log stamped them (processors then use the event's time).
   int64_t append_us = 0;
+  // TAMPER EVIDENCE (events/audit_chain.h, replay/AUDIT.md): the record's index in its
+  // partition's hash chain (embedded: its offset; Kafka: its index among the partition's
+  // data records) and the chain value the engine computed when it appended the record,
+  // stored with it. seq = -1: a record the log stored before it chained records.
+  int64_t seq = -1;
+  std::array<uint8_t, 32> chain{};
 };
 
 // Records to append for one tenant, atomically: all are appended, contiguously and in
@@ -163,6 +170,10 @@ struct EmbeddedLogOptions {
   bool stamp_event_time = false;
   int32_t partitions = 16;       // fixed at creation; reopening with another value fails
   bool fsync = true;             // false only for benchmarks that say so
+  // Opens an existing log for reading only, beside the engine that writes it (`agentos
+  // audit verify`): it reads what was durable when it opened; appends fail (kUnavailable).
+  // With read_only, partitions = 0 takes the count the log was created with.
+  bool read_only = false;
   size_t max_group_records = 8192;  // group commit: cap of records per synced write
   size_t max_pending_bytes = 256 << 20;  // backpressure: appends beyond this get kUnavailable
   // The newest records of each partition are also kept in memory (this many bytes of

@@ -54,6 +54,8 @@
 #include "projections/migrate.h"
 #include "projections/pg.h"
 #include "projections/projector.h"
+#include "replay/notary.h"
+#include "replay/verify.h"
 
 namespace agentos {
 namespace {
@@ -234,6 +236,8 @@ int cmd_serve(int argc, char** argv) {
           {"webhook-timeout-ms", "AGENTOS_WEBHOOK_TIMEOUT_MS", "10000", "time a webhook endpoint has to answer one attempt"},
           {"deliverer-workers", "AGENTOS_DELIVERER_WORKERS", "4", "webhook attempts in flight at once"},
           {"tick-interval-ms", "AGENTOS_TICK_INTERVAL_MS", "1000", "clock.tick interval for the processors' timers (only partitions with a due timer tick)"},
+          {"notary", "AGENTOS_NOTARY", "true", "keep each partition's Merkle tree and append signed tree heads (replay/AUDIT.md; key and tree in DATA_DIR/audit)"},
+          {"audit-head-interval-ms", "AGENTOS_AUDIT_HEAD_INTERVAL_MS", "10000", "how often the notary signs a head for each partition that grew"},
           {"prices", "AGENTOS_PRICES", "", "JSON price table for cost reports (default: built-in; see processors/README.md)"},
           {"pg-url", "AGENTOS_PG_URL", "", "PostgreSQL URL of the read models' owner (migrations); empty: no read models"},
           {"pg-projector-url", "AGENTOS_PG_PROJECTOR_URL", "", "URL the projector writes with (default: --pg-url as user agentos_projector)"},
@@ -573,8 +577,23 @@ int cmd_serve(int argc, char** argv) {
     ticks = std::move(ts).value();
     components.push_back(make_tick_source_component(*ticks));
   }
+  std::unique_ptr<Notary> notary;
+  if (a.get("notary") == "true") {
+    NotaryOptions no;
+    no.log = log.get();
+    no.dir = data_dir + "/audit";
+    no.head_interval = std::chrono::milliseconds(std::max(1, std::atoi(a.get("audit-head-interval-ms").c_str())));
+    no.metrics = &metrics.registry();
+    auto n = open_notary(no);
+    if (!n.ok()) {
+      log_line(LogLevel::kError, "cannot open the notary", {{"error", n.status().to_string()}});
+      return 1;
+    }
+    notary = std::move(n).value();
+  }
   for (auto& c : components) host.add(*c);
   if (tenant_topics) host.add(*tenant_topics);  // after the processors: it publishes what they derive too
+  if (notary) host.add(*notary);
   if (Status s = host.start(); !s.is_ok()) {
     log_line(LogLevel::kError, "cannot start the engine", {{"error", s.to_string()}});
     return 1;
@@ -920,6 +939,146 @@ int cmd_audit(int argc, char** argv, bool trace) {
   return print_read(name, a, target, cli::audit_table);
 }
 
+// Progress of a long command on stderr: one line rewritten on a terminal, a plain line
+// every 5 s otherwise.
+class Progress {
+ public:
+  Progress(std::string what, int64_t total_records)
+      : what_(std::move(what)), total_(total_records), tty_(::isatty(STDERR_FILENO) == 1),
+        start_(std::chrono::steady_clock::now()), last_(start_) {}
+  void update(int64_t records, int64_t bytes, bool final = false) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!final && now - last_ < (tty_ ? std::chrono::milliseconds(200) : std::chrono::milliseconds(5000))) return;
+    last_ = now;
+    const double secs = std::max(1e-3, std::chrono::duration<double>(now - start_).count());
+    const double rate = records / secs;
+    char line[256];
+    int n = std::snprintf(line, sizeof line, "%s %lld records, %.1f MB/s, %.0f records/s", what_.c_str(),
+                          static_cast<long long>(records), bytes / secs / 1e6, rate);
+    if (total_ > 0 && n > 0 && static_cast<size_t>(n) < sizeof line) {
+      const double pct = std::min(100.0, 100.0 * records / static_cast<double>(total_));
+      const double eta = rate > 0 ? std::max(0.0, (total_ - records) / rate) : 0;
+      std::snprintf(line + n, sizeof line - n, " — %.0f%%, ETA %.0f s", pct, eta);
+    }
+    if (tty_) std::cerr << "\r\x1b[K" << line << (final ? "\n" : "") << std::flush;
+    else std::cerr << line << "\n";
+  }
+
+ private:
+  std::string what_;
+  int64_t total_;
+  bool tty_;
+  std::chrono::steady_clock::time_point start_, last_;
+};
+
+int cmd_audit_verify(int argc, char** argv) {
+  Args a({{"data-dir", "AGENTOS_DATA_DIR", "./var/agentos", "the engine's data directory (the embedded log, read-only; the notary's public key)"},
+          {"log", "AGENTOS_LOG", "embedded", "log backend: embedded | kafka"},
+          {"brokers", "AGENTOS_BROKERS", "", "Kafka bootstrap servers (with --log kafka)"},
+          {"topic", "AGENTOS_TOPIC", "agentos.events", "Kafka topic (with --log kafka)"},
+          {"partitions", "AGENTOS_PARTITIONS", "16", "the Kafka topic's partitions (the embedded log knows its own)"},
+          {"partition", nullptr, "", "verify only this partition"},
+          {"tenant", nullptr, "", "verify the partition of this tenant"},
+          {"from", nullptr, "0", "report findings from this seq (record index in the partition) on"},
+          {"to", nullptr, "", "stop after this seq"},
+          {"heads", nullptr, "", "file of pinned signed heads (JSON lines: heads or audit.tree_head events)"},
+          {"key", nullptr, "", "trusted public keys (hex, comma-separated); default: DATA_DIR/audit/signing.pub"},
+          {"output", "AGENTOS_OUTPUT", "auto", "json | text | auto (text when stdout is a terminal)"}},
+         argc, argv, 3);
+  if (a.help())
+    return a.usage("audit verify",
+                   "Recomputes every record's chain link and each partition's Merkle tree, checks the signed tree heads, "
+                   "and reports any altered, deleted, inserted, reordered or truncated record with its position "
+                   "(replay/AUDIT.md). Exit status 1 when it finds anything."),
+           0;
+  if (!a.error().empty()) return std::cerr << "agentos audit verify: " << a.error() << "\n", 2;
+  std::unique_ptr<Log> log;
+  if (a.get("log") == "embedded") {
+    EmbeddedLogOptions o;
+    o.dir = a.get("data-dir") + "/log";
+    o.read_only = true;
+    o.partitions = 0;
+    auto r = open_embedded_log(o);
+    if (!r.ok()) return std::cerr << "agentos audit verify: " << r.status().to_string() << "\n", 1;
+    log = std::move(r).value();
+  } else if (a.get("log") == "kafka") {
+    KafkaLogOptions o;
+    o.brokers = a.get("brokers");
+    o.topic = a.get("topic");
+    o.partitions = std::atoi(a.get("partitions").c_str());
+    o.create_topic = false;
+    if (o.brokers.empty()) return std::cerr << "agentos audit verify: --log kafka needs --brokers\n", 2;
+    auto r = open_kafka_log(o);
+    if (!r.ok()) return std::cerr << "agentos audit verify: " << r.status().to_string() << "\n", 1;
+    log = std::move(r).value();
+  } else {
+    return std::cerr << "agentos audit verify: --log must be embedded or kafka\n", 2;
+  }
+  VerifyOptions vo;
+  if (!a.get("partition").empty()) vo.partitions.push_back(std::atoi(a.get("partition").c_str()));
+  if (!a.get("tenant").empty()) {
+    if (!TenantId::is_valid(a.get("tenant"))) return std::cerr << "agentos audit verify: --tenant: not a tenant id\n", 2;
+    vo.partitions.push_back(log->partition_of(TenantId(a.get("tenant"))).value());
+  }
+  vo.from_seq = std::atoll(a.get("from").c_str());
+  if (!a.get("to").empty()) vo.to_seq = std::atoll(a.get("to").c_str());
+  if (!a.get("heads").empty()) {
+    std::ifstream in(a.get("heads"));
+    if (!in) return std::cerr << "agentos audit verify: cannot read " << a.get("heads") << "\n", 2;
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      auto h = SignedHead::from_json(line);
+      if (!h.ok())
+        return std::cerr << "agentos audit verify: " << a.get("heads") << " line " << n << ": " << h.status().to_string() << "\n", 2;
+      vo.pinned_heads.push_back(std::move(h).value());
+    }
+  }
+  std::string keys_flag = a.get("key");
+  std::string key_source = "--key";
+  if (keys_flag.empty()) {
+    auto pub = SigningKey::read_public(a.get("data-dir") + "/audit");
+    if (pub.ok()) {
+      vo.trusted_keys.push_back(*pub);
+      key_source = a.get("data-dir") + "/audit/signing.pub";
+    } else {
+      key_source = "none (any valid signature is accepted)";
+    }
+  } else {
+    for (size_t at = 0; at <= keys_flag.size();) {
+      const size_t comma = std::min(keys_flag.find(',', at), keys_flag.size());
+      auto k = audit::hash_from_hex(keys_flag.substr(at, comma - at));
+      if (!k.ok()) return std::cerr << "agentos audit verify: --key: a public key is 64 hex digits\n", 2;
+      vo.trusted_keys.push_back(*k);
+      at = comma + 1;
+    }
+  }
+  int64_t total = 0;
+  for (int32_t p = 0; p < log->partition_count(); ++p) {
+    if (!vo.partitions.empty() && std::find(vo.partitions.begin(), vo.partitions.end(), p) == vo.partitions.end())
+      continue;
+    if (auto end = log->end_offset(Partition(p)); end.ok()) total += end->value();
+  }
+  Progress progress("verified", total);
+  vo.progress = [&](int64_t records, int64_t bytes) { progress.update(records, bytes); };
+  auto report = verify_log(*log, vo);
+  if (!report.ok()) return std::cerr << "agentos audit verify: " << report.status().to_string() << "\n", 1;
+  progress.update(report->records, report->bytes, true);
+  const std::string out = a.get("output");
+  if (out == "json" || (out == "auto" && ::isatty(STDOUT_FILENO) != 1)) {
+    std::cout << report->to_json() << "\n";
+  } else {
+    std::cout << (report->ok() ? "OK" : "ALTERED") << ": " << report->records << " records in "
+              << report->partitions.size() << " partition(s), " << report->heads_checked
+              << " signed head(s) checked; trusted keys: " << key_source << "\n";
+    for (const auto& f : report->findings)
+      std::cout << "  " << f.kind << "  partition " << f.partition << (f.offset >= 0 ? " offset " + std::to_string(f.offset) : "")
+                << " seq " << f.seq << ": " << f.detail << "\n";
+    if (report->findings_truncated) std::cout << "  … more findings not shown\n";
+  }
+  return report->ok() ? 0 : 1;
+}
+
 int cmd_migrate(int argc, char** argv) {
   Args a({{"pg-url", "AGENTOS_PG_URL", "", "PostgreSQL URL of the read models' owner"},
           {"reset", nullptr, "false", "DROP the read models first (schemas agentos_rm, agentos_meta); the projector then rebuilds them from offset 0"}},
@@ -955,6 +1114,7 @@ void usage() {
                "  sessions show   one session (JSON when piped, a table on a terminal)\n"
                "  audit events    the tenant's audit trail (compliance or admin key; each read is recorded)\n"
                "  audit trace     what one event caused, generation by generation\n"
+               "  audit verify    prove the log intact: chain links, Merkle roots, signed tree heads\n"
                "  migrate         apply the read-model SQL migrations to PostgreSQL\n";
 }
 
@@ -970,6 +1130,7 @@ int main(int argc, char** argv) {
   if (cmd == "migrate") return cmd_migrate(argc, argv);
   if (cmd == "sessions" && (sub == "list" || sub == "show")) return cmd_sessions(argc, argv, sub == "list");
   if (cmd == "audit" && (sub == "events" || sub == "trace")) return cmd_audit(argc, argv, sub == "trace");
+  if (cmd == "audit" && sub == "verify") return cmd_audit_verify(argc, argv);
   if (cmd == "tenant" && sub == "create") return cmd_tenant_create(argc, argv);
   if (cmd == "key" && sub == "create") return cmd_key(argc, argv, true);
   if (cmd == "key" && sub == "revoke") return cmd_key(argc, argv, false);

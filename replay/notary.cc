@@ -1,0 +1,615 @@
+#include "replay/notary.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <simdjson.h>
+#include <sys/stat.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "events/codec.h"
+#include "events/json_writer.h"
+#include "events/key_codec.h"
+#include "events/kv_store.h"
+#include "events/logging.h"
+
+namespace agentos {
+namespace {
+
+namespace fs = std::filesystem;
+using audit::Hash;
+
+constexpr std::string_view kHeadTag = "agentos.tree_head.v1";
+
+template <size_t N>
+std::string hex(const std::array<uint8_t, N>& b) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * N);
+  for (uint8_t c : b) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+template <size_t N>
+std::optional<std::array<uint8_t, N>> unhex(std::string_view s) {
+  if (s.size() != 2 * N) return std::nullopt;
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::array<uint8_t, N> out{};
+  for (size_t i = 0; i < N; ++i) {
+    const int hi = digit(s[2 * i]), lo = digit(s[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return out;
+}
+
+struct PkeyFree {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+struct MdCtxFree {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+
+Result<std::string> read_small_file(const fs::path& p) {
+  std::ifstream in(p);
+  if (!in) return Status(Code::kNotFound, "cannot read " + p.string());
+  std::string s;
+  std::getline(in, s);
+  return s;
+}
+
+}  // namespace
+
+std::string key_id_of(const std::array<uint8_t, 32>& public_key) {
+  const Hash h = audit::sha256(std::string_view(reinterpret_cast<const char*>(public_key.data()), public_key.size()));
+  return audit::to_hex(h).substr(0, 16);
+}
+
+std::string SignedHead::signed_bytes() const {
+  std::string m(kHeadTag);
+  keys::put_be32(m, static_cast<uint32_t>(partition));
+  keys::put_be64(m, static_cast<uint64_t>(tree_size));
+  keys::put_be64(m, static_cast<uint64_t>(timestamp_us));
+  m.append(reinterpret_cast<const char*>(root.data()), root.size());
+  return m;
+}
+
+bool SignedHead::signature_valid() const {
+  std::unique_ptr<EVP_PKEY, PkeyFree> pk(
+      EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(), public_key.size()));
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  if (!pk || !ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pk.get()) != 1) return false;
+  const std::string m = signed_bytes();
+  return EVP_DigestVerify(ctx.get(), signature.data(), signature.size(),
+                          reinterpret_cast<const unsigned char*>(m.data()), m.size()) == 1;
+}
+
+std::string SignedHead::to_json() const {
+  return JsonObject()
+      .num("partition", partition)
+      .num("treeSize", tree_size)
+      .str("rootHash", audit::to_hex(root))
+      .num("timestampUs", timestamp_us)
+      .str("keyId", key_id)
+      .str("publicKey", hex(public_key))
+      .str("signature", hex(signature))
+      .done();
+}
+
+Result<SignedHead> SignedHead::from_json(std::string_view json) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(simdjson::padded_string(json)).get(doc) || !doc.is_object())
+    return Status::invalid("", "a tree head is a JSON object");
+  std::string prefix;
+  if (simdjson::dom::element data; !doc["data"].get(data)) {
+    std::string_view type;
+    if (doc["type"].get(type) || type != "audit.tree_head")
+      return Status::invalid("type", "not an audit.tree_head event");
+    doc = data;
+    prefix = "data.";
+  }
+  SignedHead h;
+  int64_t n = 0;
+  if (doc["partition"].get(n) || n < 0 || n > INT32_MAX) return Status::invalid(prefix + "partition", "a partition number");
+  h.partition = static_cast<int32_t>(n);
+  if (doc["treeSize"].get(h.tree_size) || h.tree_size < 0) return Status::invalid(prefix + "treeSize", "a tree size >= 0");
+  if (doc["timestampUs"].get(h.timestamp_us)) return Status::invalid(prefix + "timestampUs", "an integer");
+  std::string_view s;
+  if (doc["rootHash"].get(s)) return Status::invalid(prefix + "rootHash", "missing");
+  auto root = unhex<32>(s);
+  if (!root) return Status::invalid(prefix + "rootHash", "64 hex digits");
+  h.root = *root;
+  if (doc["publicKey"].get(s)) return Status::invalid(prefix + "publicKey", "missing");
+  auto pk = unhex<32>(s);
+  if (!pk) return Status::invalid(prefix + "publicKey", "64 hex digits");
+  h.public_key = *pk;
+  if (doc["signature"].get(s)) return Status::invalid(prefix + "signature", "missing");
+  auto sig = unhex<64>(s);
+  if (!sig) return Status::invalid(prefix + "signature", "128 hex digits");
+  h.signature = *sig;
+  if (doc["keyId"].get(s)) return Status::invalid(prefix + "keyId", "missing");
+  h.key_id = std::string(s);
+  return h;
+}
+
+Result<SigningKey> SigningKey::load_or_create(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status(Code::kUnavailable, "cannot create " + dir + ": " + ec.message());
+  const fs::path key_path = fs::path(dir) / "signing.key";
+  SigningKey k;
+  if (fs::exists(key_path, ec)) {
+    auto text = read_small_file(key_path);
+    if (!text.ok()) return std::move(text).take_status();
+    auto seed = unhex<32>(*text);
+    if (!seed) return Status(Code::kCorruption, key_path.string() + " does not hold a 64-hex-digit Ed25519 seed");
+    k.seed_ = *seed;
+  } else {
+    if (RAND_bytes(k.seed_.data(), static_cast<int>(k.seed_.size())) != 1)
+      return Status(Code::kInternal, "no randomness for the signing key");
+    const fs::path tmp = fs::path(dir) / "signing.key.tmp";
+    {
+      const mode_t old = umask(0077);
+      std::ofstream out(tmp, std::ios::trunc);
+      umask(old);
+      out << hex(k.seed_) << "\n";
+      if (!out.flush()) return Status(Code::kUnavailable, "cannot write " + tmp.string());
+    }
+    fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, ec);
+    fs::rename(tmp, key_path, ec);
+    if (ec) return Status(Code::kUnavailable, "cannot write " + key_path.string() + ": " + ec.message());
+  }
+  std::unique_ptr<EVP_PKEY, PkeyFree> pk(
+      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, k.seed_.data(), k.seed_.size()));
+  size_t len = k.public_key_.size();
+  if (!pk || EVP_PKEY_get_raw_public_key(pk.get(), k.public_key_.data(), &len) != 1 || len != 32)
+    return Status(Code::kInternal, "cannot derive the Ed25519 public key");
+  std::ofstream pub(fs::path(dir) / "signing.pub", std::ios::trunc);
+  pub << hex(k.public_key_) << "\n";
+  if (!pub.flush()) return Status(Code::kUnavailable, "cannot write " + dir + "/signing.pub");
+  return k;
+}
+
+Result<std::array<uint8_t, 32>> SigningKey::read_public(const std::string& dir) {
+  auto text = read_small_file(fs::path(dir) / "signing.pub");
+  if (!text.ok()) return std::move(text).take_status();
+  auto pk = unhex<32>(*text);
+  if (!pk) return Status(Code::kCorruption, dir + "/signing.pub does not hold a 64-hex-digit public key");
+  return *pk;
+}
+
+SignedHead SigningKey::sign(int32_t partition, int64_t tree_size, const Hash& root, int64_t timestamp_us) const {
+  SignedHead h;
+  h.partition = partition;
+  h.tree_size = tree_size;
+  h.root = root;
+  h.timestamp_us = timestamp_us;
+  h.public_key = public_key_;
+  h.key_id = key_id_of(public_key_);
+  std::unique_ptr<EVP_PKEY, PkeyFree> pk(
+      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed_.data(), seed_.size()));
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  const std::string m = h.signed_bytes();
+  size_t len = h.signature.size();
+  if (!pk || !ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, pk.get()) != 1 ||
+      EVP_DigestSign(ctx.get(), h.signature.data(), &len, reinterpret_cast<const unsigned char*>(m.data()),
+                     m.size()) != 1)
+    throw std::runtime_error("Ed25519 signing failed");
+  return h;
+}
+
+namespace {
+
+// Store keys: "m" be32(p) -> partition meta; "n" be32(p) u8(level) be64(index) -> hash;
+// "h" be32(p) -> the latest head's JSON.
+std::string meta_key(int32_t p) {
+  std::string k = "m";
+  keys::put_be32(k, static_cast<uint32_t>(p));
+  return k;
+}
+std::string node_key(int32_t p, int level, uint64_t index) {
+  std::string k = "n";
+  keys::put_be32(k, static_cast<uint32_t>(p));
+  k.push_back(static_cast<char>(level));
+  keys::put_be64(k, index);
+  return k;
+}
+std::string head_key(int32_t p) {
+  std::string k = "h";
+  keys::put_be32(k, static_cast<uint32_t>(p));
+  return k;
+}
+
+// One partition's fold: where it reads next, its tree, its chain, whether it grew.
+struct PartitionState {
+  int64_t next_offset = 0;
+  audit::CompactTree tree;
+  Hash link = audit::kChainGenesis;
+  bool grew = false;  // records other than heads since the last head
+  Status violation;   // the first altered record found; the partition is folded no further
+};
+
+std::string encode_meta(const PartitionState& s) {
+  std::string v;
+  keys::put_be64(v, static_cast<uint64_t>(s.next_offset));
+  keys::put_be64(v, s.tree.size());
+  v.push_back(s.grew ? 1 : 0);
+  v.append(reinterpret_cast<const char*>(s.link.data()), s.link.size());
+  for (const Hash& h : s.tree.edge()) v.append(reinterpret_cast<const char*>(h.data()), h.size());
+  return v;
+}
+
+Result<PartitionState> decode_meta(std::string_view v) {
+  if (v.size() < 17 + 32 || (v.size() - 17 - 32) % 32 != 0) return Status(Code::kCorruption, "notary meta");
+  PartitionState s;
+  s.next_offset = static_cast<int64_t>(keys::get_be(v, 0, 8));
+  const uint64_t size = keys::get_be(v, 8, 8);
+  s.grew = v[16] != 0;
+  std::copy_n(reinterpret_cast<const uint8_t*>(v.data()) + 17, 32, s.link.begin());
+  std::vector<Hash> edge((v.size() - 49) / 32);
+  for (size_t i = 0; i < edge.size(); ++i)
+    std::copy_n(reinterpret_cast<const uint8_t*>(v.data()) + 49 + 32 * i, 32, edge[i].begin());
+  auto t = audit::CompactTree::restore(size, std::move(edge));
+  if (!t.ok()) return std::move(t).take_status();
+  s.tree = std::move(t).value();
+  return s;
+}
+
+// Wakes the fold when the log grows; outlives the notary (the log keeps its listeners).
+struct Wakeup {
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t seq = 0;
+  void notify() {
+    {
+      std::lock_guard lk(mu);
+      ++seq;
+    }
+    cv.notify_all();
+  }
+};
+
+class NotaryImpl final : public Notary {
+ public:
+  NotaryImpl(const NotaryOptions& o, SigningKey key, std::unique_ptr<KvStore> store)
+      : opts_(o), clock_(o.clock ? *o.clock : system_clock()), key_(std::move(key)), store_(std::move(store)),
+        audit_partition_(o.log->partition_of(TenantId(std::string(kAuditTenant)))),
+        wake_(std::make_shared<Wakeup>()) {
+    if (o.metrics) {
+      auto& viol = prometheus::BuildCounter()
+                       .Name("agentos_audit_violations_total")
+                       .Help("Records whose stored chain link does not match the log (replay/AUDIT.md)")
+                       .Register(*o.metrics);
+      violations_ = &viol.Add({});
+      auto& heads = prometheus::BuildCounter()
+                        .Name("agentos_audit_heads_total")
+                        .Help("Signed tree heads appended to the log")
+                        .Register(*o.metrics);
+      heads_ = &heads.Add({});
+      auto& leaves = prometheus::BuildCounter()
+                         .Name("agentos_audit_leaves_total")
+                         .Help("Records folded into the partitions' Merkle trees")
+                         .Register(*o.metrics);
+      leaves_ = &leaves.Add({});
+    }
+    std::weak_ptr<Wakeup> w = wake_;
+    o.log->add_listener([w](Partition, Offset) {
+      if (auto s = w.lock()) s->notify();
+    });
+  }
+  ~NotaryImpl() override { stop(); }
+
+  Status load() {
+    parts_.resize(static_cast<size_t>(opts_.log->partition_count()));
+    for (int32_t p = 0; p < opts_.log->partition_count(); ++p) {
+      auto v = store_->get(meta_key(p));
+      if (!v.ok()) return std::move(v).take_status();
+      if (*v) {
+        auto s = decode_meta(**v);
+        if (!s.ok()) return std::move(s).take_status();
+        parts_[static_cast<size_t>(p)] = std::move(s).value();
+      }
+      auto h = store_->get(head_key(p));
+      if (!h.ok()) return std::move(h).take_status();
+      if (*h) {
+        auto head = SignedHead::from_json(**h);
+        if (head.ok()) heads_latest_.emplace(p, std::move(head).value());
+      }
+    }
+    return Status::ok();
+  }
+
+  Status start() override {
+    std::lock_guard lk(run_mu_);
+    if (thread_.joinable()) return Status::ok();
+    stop_ = false;
+    next_head_us_ = clock_.now_us() + head_interval_us();
+    thread_ = std::thread([this] { run(); });
+    return Status::ok();
+  }
+
+  void stop() override {
+    std::lock_guard lk(run_mu_);
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard w(wake_->mu);
+      stop_ = true;
+    }
+    wake_->cv.notify_all();
+    thread_.join();
+  }
+
+  Status health() const override {
+    std::lock_guard lk(mu_);
+    for (const auto& p : parts_)
+      if (!p.violation.is_ok()) return p.violation;
+    return read_error_;
+  }
+  bool transient(const Status& s) const override { return s.code() != Code::kCorruption && Component::transient(s); }
+
+  int64_t lag() const override {
+    int64_t lag = 0;
+    std::lock_guard lk(mu_);
+    for (int32_t p = 0; p < static_cast<int32_t>(parts_.size()); ++p) {
+      auto end = opts_.log->end_offset(Partition(p));
+      if (end.ok()) lag += std::max<int64_t>(0, end->value() - parts_[static_cast<size_t>(p)].next_offset);
+    }
+    return lag;
+  }
+
+  Result<std::vector<SignedHead>> publish_heads() override {
+    std::lock_guard work(work_mu_);
+    std::vector<SignedHead> signed_heads;
+    std::vector<std::pair<int32_t, uint64_t>> grown;
+    {
+      std::lock_guard lk(mu_);
+      for (int32_t p = 0; p < static_cast<int32_t>(parts_.size()); ++p) {
+        const auto& s = parts_[static_cast<size_t>(p)];
+        if (s.grew && s.violation.is_ok() && s.tree.size() > 0) {
+          signed_heads.push_back(key_.sign(p, static_cast<int64_t>(s.tree.size()), s.tree.root(), clock_.now_us()));
+          grown.emplace_back(p, s.tree.size());
+        }
+      }
+    }
+    if (signed_heads.empty()) return signed_heads;
+    AppendBatch batch{TenantId(std::string(kAuditTenant)), {}, /*dedupe=*/true};
+    for (const SignedHead& h : signed_heads) {
+      const std::string id = "audit.tree_head/" + std::to_string(h.partition) + "/" + std::to_string(h.tree_size);
+      DerivedEvent e;
+      e.id = id;
+      e.source = "/agentos/notary";
+      e.ce_type = "audit.tree_head";
+      e.tenant = kAuditTenant;
+      e.time_us = h.timestamp_us;
+      auto bytes = encode_derived(e, h.to_json());
+      if (!bytes.ok()) return std::move(bytes).take_status();
+      batch.values.push_back(std::move(bytes).value());
+    }
+    auto appended = opts_.log->append_sync(std::move(batch));
+    if (!appended.ok()) return std::move(appended).take_status();
+    KvBatch kb;
+    {
+      std::lock_guard lk(mu_);
+      for (size_t i = 0; i < signed_heads.size(); ++i) {
+        const SignedHead& h = signed_heads[i];
+        auto& s = parts_[static_cast<size_t>(h.partition)];
+        // Records folded since the head was signed keep the partition "grown".
+        if (s.tree.size() == grown[i].second) s.grew = false;
+        heads_latest_[h.partition] = h;
+        kb.put(head_key(h.partition), h.to_json());
+        kb.put(meta_key(h.partition), encode_meta(s));
+      }
+    }
+    if (Status st = store_->write(kb); !st.is_ok()) return st;
+    if (heads_) heads_->Increment(static_cast<double>(signed_heads.size()));
+    return signed_heads;
+  }
+
+  bool wait_folded(Partition p, Offset end, std::chrono::steady_clock::time_point deadline) override {
+    std::unique_lock lk(mu_);
+    return folded_cv_.wait_until(lk, deadline, [&] {
+      return parts_[static_cast<size_t>(p.value())].next_offset >= end.value() ||
+             !parts_[static_cast<size_t>(p.value())].violation.is_ok();
+    }) && parts_[static_cast<size_t>(p.value())].next_offset >= end.value();
+  }
+
+  std::optional<SignedHead> latest_head(Partition p) const override {
+    std::lock_guard lk(mu_);
+    auto it = heads_latest_.find(p.value());
+    if (it == heads_latest_.end()) return std::nullopt;
+    return it->second;
+  }
+
+  uint64_t tree_size(Partition p) const override {
+    std::lock_guard lk(mu_);
+    return parts_[static_cast<size_t>(p.value())].tree.size();
+  }
+
+  Result<std::vector<Hash>> inclusion_proof(Partition p, uint64_t index, uint64_t size) const override {
+    if (Status s = check_size(p, size); !s.is_ok()) return s;
+    return audit::inclusion_proof(reader(p), index, size);
+  }
+  Result<std::vector<Hash>> consistency_proof(Partition p, uint64_t first, uint64_t second) const override {
+    if (Status s = check_size(p, second); !s.is_ok()) return s;
+    return audit::consistency_proof(reader(p), first, second);
+  }
+  Result<Hash> leaf(Partition p, uint64_t index) const override {
+    if (Status s = check_size(p, index + 1); !s.is_ok()) return s;
+    return reader(p)(0, index);
+  }
+  const SigningKey& key() const override { return key_; }
+
+ private:
+  int64_t head_interval_us() const {
+    return std::chrono::duration_cast<std::chrono::microseconds>(opts_.head_interval).count();
+  }
+
+  Status check_size(Partition p, uint64_t size) const {
+    if (p.value() < 0 || p.value() >= static_cast<int32_t>(parts_.size()))
+      return Status::invalid("partition", "no partition " + std::to_string(p.value()));
+    const uint64_t have = tree_size(p);
+    if (size > have)
+      return Status::invalid("treeSize", "partition " + std::to_string(p.value()) + " has a tree of " +
+                                             std::to_string(have) + " records, not " + std::to_string(size));
+    return Status::ok();
+  }
+
+  audit::NodeReader reader(Partition p) const {
+    return [this, p](int level, uint64_t index) -> Result<Hash> {
+      auto v = store_->get(node_key(p.value(), level, index));
+      if (!v.ok()) return std::move(v).take_status();
+      if (!*v || (*v)->size() != 32)
+        return Status(Code::kInternal, "notary store lacks node (" + std::to_string(level) + ", " +
+                                           std::to_string(index) + ") of partition " + std::to_string(p.value()));
+      Hash h;
+      std::copy_n(reinterpret_cast<const uint8_t*>((*v)->data()), 32, h.begin());
+      return h;
+    };
+  }
+
+  void run() {
+    while (true) {
+      uint64_t seen;
+      {
+        std::lock_guard w(wake_->mu);
+        if (stop_) return;
+        seen = wake_->seq;
+      }
+      bool progressed = false;
+      for (int32_t p = 0; p < static_cast<int32_t>(parts_.size()); ++p) progressed |= fold(Partition(p));
+      if (clock_.now_us() >= next_head_us_) {
+        auto published = publish_heads();
+        if (!published.ok())
+          log_line(LogLevel::kWarn, "notary: tree heads not published; retrying",
+                   {{"error", published.status().to_string()}});
+        next_head_us_ = clock_.now_us() + head_interval_us();
+      }
+      if (progressed) continue;
+      std::unique_lock w(wake_->mu);
+      wake_->cv.wait_for(w, std::chrono::milliseconds(50), [&] { return stop_ || wake_->seq != seen; });
+    }
+  }
+
+  // Folds what is new on `p`; true when it read anything.
+  bool fold(Partition p) {
+    std::lock_guard work(work_mu_);
+    PartitionState s;
+    {
+      std::lock_guard lk(mu_);
+      s = parts_[static_cast<size_t>(p.value())];
+    }
+    if (!s.violation.is_ok()) return false;
+    ReadOptions ro;
+    ro.max_records = 4096;
+    auto page = opts_.log->read(p, Offset(s.next_offset), ro);
+    if (!page.ok()) {
+      std::lock_guard lk(mu_);
+      read_error_ = page.status().code() == Code::kCorruption
+                        ? Status(Code::kCorruption, "the log was altered: " + page.status().message())
+                        : Status::ok();
+      return false;
+    }
+    if (page->empty()) return false;
+    const bool dense = std::string_view(opts_.log->backend()) == "embedded";
+    KvBatch kb;
+    uint64_t folded = 0;
+    for (const StoredRecord& r : *page) {
+      const int64_t seq = static_cast<int64_t>(s.tree.size());
+      std::string what;
+      if (dense && r.pos.offset.value() != s.next_offset)
+        what = "offsets jump from " + std::to_string(s.next_offset) + " to " + std::to_string(r.pos.offset.value());
+      else if (r.seq >= 0 && r.seq != seq)
+        what = "the record stored as seq " + std::to_string(r.seq) + " is at seq " + std::to_string(seq);
+      const Hash leaf = audit::record_leaf(p, seq, r.append_us, r.tenant.str(), r.value);
+      const Hash link = audit::chain_next(s.link, leaf);
+      if (what.empty() && r.seq >= 0 && link != r.chain) what = "its content does not hash to its stored chain link";
+      if (!what.empty()) {
+        s.violation = Status(Code::kCorruption, "the log was altered: partition " + std::to_string(p.value()) +
+                                                    " offset " + std::to_string(r.pos.offset.value()) + ": " + what);
+        log_line(LogLevel::kError, "audit: the log was altered; the notary signs no more heads for the partition",
+                 {{"partition", std::to_string(p.value())},
+                  {"offset", std::to_string(r.pos.offset.value())},
+                  {"finding", what}});
+        if (violations_) violations_->Increment();
+        break;
+      }
+      s.link = link;
+      s.tree.append(leaf, [&](int level, uint64_t index, const Hash& h) {
+        kb.put(node_key(p.value(), level, index),
+               std::string_view(reinterpret_cast<const char*>(h.data()), h.size()));
+      });
+      s.next_offset = r.pos.offset.value() + 1;
+      if (!(p == audit_partition_ && r.tenant.str() == kAuditTenant)) s.grew = true;
+      ++folded;
+    }
+    kb.put(meta_key(p.value()), encode_meta(s));
+    if (Status st = store_->write(kb); !st.is_ok()) {
+      std::lock_guard lk(mu_);
+      read_error_ = st;
+      return false;
+    }
+    if (leaves_) leaves_->Increment(static_cast<double>(folded));
+    {
+      std::lock_guard lk(mu_);
+      parts_[static_cast<size_t>(p.value())] = std::move(s);
+      read_error_ = Status::ok();
+    }
+    folded_cv_.notify_all();
+    return folded > 0;
+  }
+
+  const NotaryOptions opts_;
+  const Clock& clock_;
+  const SigningKey key_;
+  std::unique_ptr<KvStore> store_;
+  const Partition audit_partition_;
+  std::shared_ptr<Wakeup> wake_;
+
+  mutable std::mutex mu_;  // parts_, heads_latest_, read_error_
+  std::condition_variable folded_cv_;
+  std::vector<PartitionState> parts_;
+  std::map<int32_t, SignedHead> heads_latest_;
+  Status read_error_;
+
+  std::mutex work_mu_;  // one fold or one publication at a time: both change parts_
+  std::mutex run_mu_;
+  std::thread thread_;
+  bool stop_ = false;  // guarded by wake_->mu
+  int64_t next_head_us_ = 0;
+
+  prometheus::Counter* violations_ = nullptr;
+  prometheus::Counter* heads_ = nullptr;
+  prometheus::Counter* leaves_ = nullptr;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Notary>> open_notary(const NotaryOptions& opts) {
+  if (!opts.log) return Status::invalid("log", "the notary needs a log");
+  auto key = SigningKey::load_or_create(opts.dir);
+  if (!key.ok()) return std::move(key).take_status();
+  auto store = open_kv_store((fs::path(opts.dir) / "tree").string());
+  if (!store.ok()) return std::move(store).take_status();
+  auto n = std::make_unique<NotaryImpl>(opts, std::move(key).value(), std::move(store).value());
+  if (Status s = n->load(); !s.is_ok()) return s;
+  return std::unique_ptr<Notary>(std::move(n));
+}
+
+}  // namespace agentos
