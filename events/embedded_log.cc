@@ -993,9 +993,13 @@ Result<OpenedDb> open_db(const EmbeddedLogOptions& opts, bool read_only) {
   }
   if (!it->status().ok()) return fail(Status(Code::kCorruption, it->status().ToString()));
   it.reset();
-  auto chains = chain_ends(out.db, out.cfs[1], out.ends);
-  if (!chains.ok()) return fail(std::move(chains).take_status());
-  out.chains = std::move(chains).value();
+  if (read_only) {
+    out.chains.assign(out.ends.size(), audit::kChainGenesis);  // never extended: no appends
+  } else {
+    auto chains = chain_ends(out.db, out.cfs[1], out.ends);
+    if (!chains.ok()) return fail(std::move(chains).take_status());
+    out.chains = std::move(chains).value();
+  }
   if (!read_only)
     if (Status st = index_ids_once(out.db, out.cfs); !st.is_ok()) return fail(st);
   return out;

@@ -197,9 +197,8 @@ class KafkaLog final : public Log {
   Status produce_and_commit(std::vector<Pending>& group, std::vector<MsgSlot>& slots,
                             bool* never_sent);
   Status commit(Clock::time_point deadline);
-  // Learns each partition's chain end (next seq, last link) from the log: the
+  // Learns a partition's chain end (next seq, last link) from the log: the
   // `agentos_chain` header of its last record (events/audit_chain.h).
-  Status learn_chains();
   Result<std::pair<int64_t, audit::Hash>> learn_chain(int32_t p);
   // Aborts the open transaction; on failure leaves needs_abort_ set for the next group.
   void abort_txn(const char* why);
@@ -227,11 +226,11 @@ class KafkaLog final : public Log {
   int32_t partitions_ = 0;
   std::vector<int64_t> last_ms_;  // committer thread: the last timestamp given, per partition
   // Committer thread: each partition's chain end as committed (the next record's seq and
-  // the last link); relearned from the log after any failed transaction, whose outcome
-  // may be unknown.
+  // the last link). Stale until learned from the log: at open, and for the partitions of a
+  // failed transaction, whose outcome may be unknown.
   std::vector<int64_t> chain_seq_;
   std::vector<audit::Hash> chain_;
-  bool chain_known_ = false;
+  std::vector<char> chain_stale_;
 
   rd_kafka_t* producer_ = nullptr;
   rd_kafka_topic_t* producer_topic_ = nullptr;
@@ -300,6 +299,7 @@ Status KafkaLog::open(const KafkaTuning& tuning) {
   last_ms_.assign(static_cast<size_t>(partitions_), 0);
   chain_seq_.assign(static_cast<size_t>(partitions_), 0);
   chain_.assign(static_cast<size_t>(partitions_), audit::kChainGenesis);
+  chain_stale_.assign(static_cast<size_t>(partitions_), 1);
   known_end_.assign(partitions_, 0);
   committer_ = std::thread([this] { committer_loop(); });
   return Status::ok();
@@ -653,12 +653,19 @@ Status KafkaLog::produce_and_commit(std::vector<Pending>& txn, std::vector<MsgSl
     abort_txn("retrying the abort of an earlier failed transaction");
     if (needs_abort_) return unavailable("previous transaction could not be aborted yet (brokers unreachable?)");
   }
-  if (!chain_known_)
-    if (Status s = learn_chains(); !s.is_ok()) return s;
+  for (const auto& pd : txn) {
+    const size_t pi = static_cast<size_t>(pd.partition.value());
+    if (!chain_stale_[pi]) continue;
+    auto end = learn_chain(pd.partition.value());
+    if (!end.ok()) return std::move(end).take_status();
+    chain_seq_[pi] = end->first;
+    chain_[pi] = end->second;
+    chain_stale_[pi] = false;
+  }
   // The chain as this transaction extends it; kept only if it commits.
   std::vector<int64_t> seq = chain_seq_;
   std::vector<audit::Hash> chain = chain_;
-  chain_known_ = false;
+  for (const auto& pd : txn) chain_stale_[static_cast<size_t>(pd.partition.value())] = true;
   if (rd_kafka_error_t* err = rd_kafka_begin_transaction(producer_))
     return txn_error("begin_transaction", err);
 
@@ -743,20 +750,9 @@ Status KafkaLog::produce_and_commit(std::vector<Pending>& txn, std::vector<MsgSl
   if (committed.is_ok()) {
     chain_seq_ = std::move(seq);
     chain_ = std::move(chain);
-    chain_known_ = true;
+    for (const auto& pd : txn) chain_stale_[static_cast<size_t>(pd.partition.value())] = false;
   }
   return committed;
-}
-
-Status KafkaLog::learn_chains() {
-  for (int32_t p = 0; p < partitions_; ++p) {
-    auto end = learn_chain(p);
-    if (!end.ok()) return std::move(end).take_status();
-    chain_seq_[static_cast<size_t>(p)] = end->first;
-    chain_[static_cast<size_t>(p)] = end->second;
-  }
-  chain_known_ = true;
-  return Status::ok();
 }
 
 Result<std::pair<int64_t, audit::Hash>> KafkaLog::learn_chain(int32_t p) {

@@ -85,17 +85,26 @@ class Auditor {
     };
     int64_t offset = 0;
     bool done = false;
+    int64_t single_until = -1;  // after a page that did not decode: one record at a time
     while (!done) {
       ReadOptions ro;
-      ro.max_records = 8192;
+      ro.max_records = offset < single_until ? 1 : 8192;
       ro.max_bytes = 16 << 20;
       auto page = log.read(p, Offset(offset), ro);
       if (!page.ok()) {
-        if (page.status().code() == Code::kCorruption) {
-          add({"undecodable", pv, offset, static_cast<int64_t>(tree.size()), page.status().message()});
-          break;
+        if (page.status().code() != Code::kCorruption) return std::move(page).take_status();
+        if (ro.max_records > 1) {
+          single_until = offset + 8192;  // find the record that does not decode
+          continue;
         }
-        return std::move(page).take_status();
+        // The record at `offset` is not a record any more: reported, skipped (the records
+        // after it then read as out of place).
+        add({"undecodable", pv, offset, static_cast<int64_t>(tree.size()), page.status().message()});
+        ++offset;
+        auto end = log.end_offset(p);
+        if (!end.ok()) return std::move(end).take_status();
+        if (offset >= end->value()) break;
+        continue;
       }
       if (page->empty()) break;
       for (const StoredRecord& r : *page) {
@@ -126,7 +135,9 @@ class Auditor {
                                                : audit::record_leaf(p, r.seq, r.append_us, r.tenant.str(), r.value);
           if (!moved && audit::chain_next(link, own) != r.chain)
             add({"altered", pv, off, pos, "its content does not hash to its stored chain link"});
-          link = r.chain;
+          // The chain resumes from the furthest record seen: one moved back from later in
+          // the partition (a reordering) does not derail the records after it.
+          if (r.seq >= expect_seq - 1) link = r.chain;
           expect_seq = std::max(expect_seq, r.seq + 1);
         } else {
           link = audit::chain_next(link, leaf);
