@@ -125,6 +125,31 @@ void CompactTree::append(const Hash& leaf,
   ++size_;
 }
 
+Status CompactTree::append_subtree(int level, const Hash& h) {
+  if (level < 0 || level > 62 || (size_ & ((uint64_t{1} << level) - 1)) != 0)
+    return Status(Code::kInvalidArgument, "a subtree of 2^" + std::to_string(level) + " leaves cannot follow " +
+                                              std::to_string(size_) + " leaves");
+  Hash cur = h;
+  for (int l = level; (size_ >> l) & 1; ++l) {
+    cur = node_hash(edge_.back(), cur);
+    edge_.pop_back();
+  }
+  edge_.push_back(cur);
+  size_ += uint64_t{1} << level;
+  return Status::ok();
+}
+
+std::vector<Subtree> cover(uint64_t begin, uint64_t end) {
+  std::vector<Subtree> out;
+  while (begin < end) {
+    int level = begin == 0 ? 63 : std::countr_zero(begin);
+    while (level > 0 && (level >= 63 || begin + (uint64_t{1} << level) > end)) --level;
+    out.push_back({level, begin >> level});
+    begin += uint64_t{1} << level;
+  }
+  return out;
+}
+
 Hash CompactTree::root() const {
   if (edge_.empty()) return Sha256().done();
   Hash r = edge_.back();

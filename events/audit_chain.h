@@ -56,6 +56,9 @@ class CompactTree {
   // completes, as (level, index, hash) with level 0 the leaf itself.
   void append(const Hash& leaf,
               const std::function<void(int level, uint64_t index, const Hash& h)>& completed = {});
+  // Appends a whole perfect subtree of 2^level leaves (what a verifier that holds only
+  // hashes of a range does). kInvalidArgument unless size() is a multiple of 2^level.
+  Status append_subtree(int level, const Hash& h);
   Hash root() const;
   // The subtree roots, largest first, and the tree's size: what persists it.
   const std::vector<Hash>& edge() const { return edge_; }
@@ -65,6 +68,16 @@ class CompactTree {
   uint64_t size_ = 0;
   std::vector<Hash> edge_;
 };
+
+// A perfect, aligned subtree: leaves [index·2^level, (index+1)·2^level).
+struct Subtree {
+  int level = 0;
+  uint64_t index = 0;
+};
+// The largest aligned perfect subtrees that cover [begin, end), left to right (at most 126):
+// appended in this order with CompactTree::append_subtree after `begin` leaves, they
+// extend a tree of size `begin` to size `end`.
+std::vector<Subtree> cover(uint64_t begin, uint64_t end);
 
 // The hash of the perfect, aligned subtree at (level, index): leaves
 // [index·2^level, (index+1)·2^level). Errors propagate (a storage error, a node absent).

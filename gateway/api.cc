@@ -322,6 +322,10 @@ std::span<const Route> Api::routes() {
       {"GET", "/v1/tenants/{tenant}/heartbeat/alerts"},
       {"GET", "/v1/tenants/{tenant}/audit/events"},
       {"GET", "/v1/tenants/{tenant}/audit/trace/{eventId}"},
+      {"GET", "/v1/tenants/{tenant}/audit/heads"},
+      {"GET", "/v1/tenants/{tenant}/audit/export"},
+      {"GET", "/v1/tenants/{tenant}/audit/proofs/inclusion"},
+      {"GET", "/v1/tenants/{tenant}/audit/proofs/consistency"},
       {"GET", "/v1/tenants/{tenant}/heartbeat/deliveries"},
       {"POST", "/v1/tenants/{tenant}/dreams"},
       {"GET", "/v1/tenants/{tenant}/dreams"},
@@ -626,6 +630,13 @@ void Api::handle(HttpRequest req, Reply reply) {
     }
     if (s.size() == 5 && s[3] == "audit" && s[4] == "events")
       return req.method == "GET" ? get_audit_events(std::move(req), t, std::move(reply)) : method_not_allowed();
+    if (s.size() == 5 && s[3] == "audit" && s[4] == "export")
+      return req.method == "GET" ? get_audit_export(std::move(req), t, std::move(reply)) : method_not_allowed();
+    if (s.size() == 5 && s[3] == "audit" && s[4] == "heads")
+      return req.method == "GET" ? get_audit_proof(std::move(req), t, "heads", std::move(reply)) : method_not_allowed();
+    if (s.size() == 6 && s[3] == "audit" && s[4] == "proofs" && (s[5] == "inclusion" || s[5] == "consistency"))
+      return req.method == "GET" ? get_audit_proof(std::move(req), t, std::string(s[5]), std::move(reply))
+                                 : method_not_allowed();
     if (s.size() == 6 && s[3] == "audit" && s[4] == "trace")
       return req.method == "GET" ? get_audit_trace(std::move(req), t, std::string(s[5]), std::move(reply))
                                  : method_not_allowed();

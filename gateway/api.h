@@ -56,6 +56,12 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // A body written piece by piece (chunked transfer coding) instead of `body`, for answers
+  // too large to hold (audit exports). The server asks for the next piece once the last
+  // one is written, on its I/O thread, so a piece is bounded, quick work (a page of the
+  // log). An empty piece ends the body; an error ends the connection without the final
+  // chunk, so the client sees the body as incomplete, never as a shorter whole.
+  std::function<Result<std::string>()> next_piece;
 };
 
 using Reply = std::function<void(HttpResponse)>;
@@ -159,6 +165,9 @@ struct ApiOptions {
   // waits for `sessions` to have decided (wait_decided), then for the models to have
   // projected that. Must outlive the Api.
   ModelSource* models = nullptr;
+  // The notary's trees (replay/AUDIT.md): /v1/tenants/{t}/audit/heads and
+  // …/audit/proofs/{inclusion,consistency}; null: they answer 503. Must outlive the Api.
+  AuditProofs* proofs = nullptr;
   // Threads that run the read models' queries (never an I/O thread). Without read models
   // the Api runs one, for the reads of logged events that retries are compared with.
   size_t reader_threads = kDefaultReaderThreads;
@@ -296,6 +305,14 @@ class Api {
   void get_heartbeat(HttpRequest req, const TenantId& t, const std::string& what, Reply reply);
   void get_audit_events(HttpRequest req, const TenantId& t, Reply reply);
   void get_audit_trace(HttpRequest req, const TenantId& t, const std::string& event_id, Reply reply);
+  // GET …/audit/heads, …/audit/proofs/inclusion, …/audit/proofs/consistency (api_audit.cc).
+  void get_audit_proof(HttpRequest req, const TenantId& t, std::string_view which, Reply reply);
+  // GET …/audit/export?format=jsonl|csv&from_offset=&to_offset= (api_audit.cc): the tenant's
+  // events with the subtree hashes that prove them against the latest signed head, streamed.
+  void get_audit_export(HttpRequest req, const TenantId& t, Reply reply);
+  // Appends `event_json` (an audit.accessed CloudEvent) for `t`: its offset, or the error
+  // answer (500 when the codec refuses it, 503 when it cannot be appended).
+  Result<int64_t> record_access(const TenantId& t, const std::string& event_json);
   // The answer to an audit read (gateway/api_audit.cc): `page` (nullopt: 404 `not_found`),
   // once `record(rows)` — the audit.accessed event's JSON — is appended; 503 when it cannot be.
   HttpResponse audited_response(const TenantId& t, const std::string& path, int64_t projected,

@@ -147,4 +147,49 @@ Status http_stream(const Url& url, const std::string& target,
   return Status::ok();
 }
 
+Status http_download(const Url& url, const std::string& target,
+                     const std::vector<std::pair<std::string, std::string>>& headers,
+                     const std::function<bool(std::string_view)>& on_bytes) {
+  auto stream = connect(url);
+  if (!stream.ok()) return std::move(stream).take_status();
+  http::request<http::empty_body> req(http::verb::get, target, 11);
+  req.set(http::field::host, url.host);
+  for (const auto& [k, v] : headers) req.set(k, v);
+  beast::error_code ec;
+  http::write(*stream, req, ec);
+  if (ec) return Status(Code::kUnavailable, "send: " + ec.message());
+  beast::flat_buffer buf;
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+  http::read_header(*stream, buf, parser, ec);
+  if (ec) return Status(Code::kUnavailable, "receive: " + ec.message());
+  const int status = parser.get().result_int();
+  std::string error_body;
+  bool keep_going = true;
+  char chunk[64 << 10];
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk;
+    parser.get().body().size = sizeof chunk;
+    http::read(*stream, buf, parser, ec);
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) {
+      if (status / 100 != 2) break;
+      return Status(Code::kUnavailable, "the answer is incomplete (" + ec.message() + ")");
+    }
+    const size_t got = sizeof chunk - parser.get().body().size;
+    if (status / 100 != 2) {
+      if (error_body.size() < (1 << 20)) error_body.append(chunk, got);
+      continue;
+    }
+    if (got > 0 && !on_bytes(std::string_view(chunk, got))) {
+      keep_going = false;
+      break;
+    }
+  }
+  stream->socket().shutdown(tcp::socket::shutdown_both, ec);
+  if (status / 100 != 2) return Status(Code::kUnavailable, "HTTP " + std::to_string(status) + ": " + error_body);
+  (void)keep_going;
+  return Status::ok();
+}
+
 }  // namespace agentos::cli

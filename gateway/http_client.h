@@ -43,4 +43,12 @@ Status http_stream(const Url& url, const std::string& target,
                    const std::function<bool(const std::string& id, const std::string& event,
                                             const std::string& data)>& on_event);
 
+// GET `target` and hand the body to `on_bytes` as it arrives (chunked or not), without
+// holding it: a download of any size. Non-2xx answers are errors with their body; a body
+// that ends before its last chunk (the server gave up) is kUnavailable, "incomplete".
+// `on_bytes` returns false to stop (then kCancelled is not reported: OK).
+Status http_download(const Url& url, const std::string& target,
+                     const std::vector<std::pair<std::string, std::string>>& headers,
+                     const std::function<bool(std::string_view bytes)>& on_bytes);
+
 }  // namespace agentos::cli

@@ -320,6 +320,7 @@ class Session : public StreamWaiter, public std::enable_shared_from_this<Session
   void respond(HttpResponse r, bool posted = false) {
     release_body();  // the request is answered: its body is no longer held
     sh_.metrics.request(route_, r.status, std::chrono::duration<double>(Clock::now() - started_).count());
+    if (r.next_piece) return respond_in_pieces(std::move(r), posted);
     auto res = std::make_shared<std::string>(serialize(r));
     stream_.expires_after(sh_.opts.write_timeout);
     net::async_write(stream_, net::buffer(*res), [self = shared_from_this(), res, posted](beast::error_code ec, size_t) {
@@ -330,10 +331,51 @@ class Session : public StreamWaiter, public std::enable_shared_from_this<Session
     });
   }
 
+  // A body of pieces (HttpResponse::next_piece): the header, then one chunk per piece, each
+  // asked for once the last is written (one piece in memory at a time), then the last chunk.
+  void respond_in_pieces(HttpResponse r, bool posted) {
+    auto source = std::make_shared<std::function<Result<std::string>()>>(std::move(r.next_piece));
+    auto head = std::make_shared<std::string>(serialize(r, /*chunked=*/true));
+    stream_.expires_after(sh_.opts.write_timeout);
+    net::async_write(stream_, net::buffer(*head), [self = shared_from_this(), head, source, posted](beast::error_code ec, size_t) {
+      if (ec) {
+        if (posted) self->sh_.reply_written();
+        return self->close();
+      }
+      self->write_piece(source, posted);
+    });
+  }
+
+  void write_piece(const std::shared_ptr<std::function<Result<std::string>()>>& source, bool posted) {
+    auto piece = (*source)();
+    if (!piece.ok()) {
+      log_line(LogLevel::kWarn, "a streamed answer ended early", {{"route", route_}, {"error", piece.status().to_string()}});
+      if (posted) sh_.reply_written();
+      return close();  // no last chunk: the client sees an incomplete body
+    }
+    auto buf = std::make_shared<std::string>(std::move(piece).value());
+    const bool last = buf->empty();
+    if (last) *buf = "0\r\n\r\n";
+    stream_.expires_after(sh_.opts.stream_stall_timeout);
+    auto done = [self = shared_from_this(), buf, source, posted, last](beast::error_code ec, size_t) {
+      if (ec) {
+        if (posted) self->sh_.reply_written();
+        return self->close();
+      }
+      if (!last) return self->write_piece(source, posted);
+      if (posted) self->sh_.reply_written();
+      if (!self->keep_alive_) return self->close();
+      self->route_.clear();
+      self->read_header();
+    };
+    if (last) net::async_write(stream_, net::buffer(*buf), std::move(done));
+    else net::async_write(stream_, http::make_chunk(net::buffer(*buf)), std::move(done));
+  }
+
   // The whole response in one buffer, written by one async_write (Beast's serializer
   // walks a buffer sequence per field). Every header name and value comes from the Api,
   // never from the request; one holding CR or LF is dropped all the same.
-  std::string serialize(HttpResponse& r) const {
+  std::string serialize(HttpResponse& r, bool chunked = false) const {
     const bool has_body = !(r.status == 204 || r.status == 304 || (r.status >= 100 && r.status < 200));
     std::string out;
     out.reserve(128 + r.content_type.size() + r.body.size());
@@ -352,10 +394,11 @@ class Session : public StreamWaiter, public std::enable_shared_from_this<Session
     if (has_body) header("Content-Type", r.content_type);
     for (const auto& [k, v] : r.headers) header(k, v);
     for (const auto& [k, v] : cors_) header(k, v);
-    if (has_body) header("Content-Length", std::to_string(r.body.size()));
+    if (chunked) header("Transfer-Encoding", "chunked");
+    else if (has_body) header("Content-Length", std::to_string(r.body.size()));
     if (!keep_alive_) header("Connection", "close");
     out += "\r\n";
-    if (has_body) out += r.body;
+    if (has_body && !chunked) out += r.body;
     return out;
   }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "events/audit_chain.h"
 #include "events/pricing.h"
 #include "events/routing.h"
 #include "events/status.h"
@@ -108,6 +109,31 @@ struct RouterRead {
   enum What { kProviders, kProvider, kChain, kDecisions, kHealth } what = kProviders;
   std::optional<std::string> provider, state, strategy, cursor;
   size_t limit = 100;
+};
+
+// The notary's Merkle trees (replay/notary.h, replay/AUDIT.md), for
+// /v1/tenants/{t}/audit/heads and …/audit/proofs/{inclusion,consistency}.
+class AuditProofs {
+ public:
+  virtual ~AuditProofs() = default;
+  struct Head {
+    int64_t tree_size = 0;
+    std::string json;  // the signed head, as the audit.tree_head event's data
+  };
+  // The latest head signed for `p`; nullopt before the first.
+  virtual std::optional<Head> latest_head(Partition p) const = 0;
+  // Records of `p` folded into its tree so far.
+  virtual uint64_t tree_size(Partition p) const = 0;
+  virtual Result<audit::Hash> leaf(Partition p, uint64_t index) const = 0;
+  // A perfect, aligned subtree of the tree (audit::cover gives the ones of a range).
+  virtual Result<audit::Hash> node(Partition p, const audit::Subtree& at) const = 0;
+  // RFC 9162 proofs; kInvalidArgument (field treeSize) beyond the tree.
+  virtual Result<std::vector<audit::Hash>> inclusion(Partition p, uint64_t index, uint64_t tree_size) const = 0;
+  virtual Result<std::vector<audit::Hash>> consistency(Partition p, uint64_t first, uint64_t second) const = 0;
+  // True once the tree of `p` holds every record below `end`, or false at `deadline`.
+  virtual bool wait_folded(Partition p, Offset end, std::chrono::steady_clock::time_point deadline) = 0;
+  // OK while the notary folds; kCorruption once it found the log altered.
+  virtual Status health() const = 0;
 };
 
 // One page of the audit index (projections/read_model.h, audit_events): filters ANDed.

@@ -454,6 +454,11 @@ class NotaryImpl final : public Notary {
     if (Status s = check_size(p, index + 1); !s.is_ok()) return s;
     return reader(p)(0, index);
   }
+  Result<Hash> node(Partition p, const audit::Subtree& at) const override {
+    if (at.level < 0 || at.level > 62) return Status::invalid("level", "0..62");
+    if (Status s = check_size(p, (at.index + 1) << at.level); !s.is_ok()) return s;
+    return reader(p)(at.level, at.index);
+  }
   const SigningKey& key() const override { return key_; }
 
  private:

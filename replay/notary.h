@@ -97,6 +97,8 @@ class Notary : public Component {
                                                              uint64_t second) const = 0;
   // The leaf hash of `partition`'s record `index` (as stored by the notary).
   virtual Result<audit::Hash> leaf(Partition partition, uint64_t index) const = 0;
+  // The hash of a perfect, aligned subtree within the tree (events/audit_chain.h, cover).
+  virtual Result<audit::Hash> node(Partition partition, const audit::Subtree& at) const = 0;
   virtual const SigningKey& key() const = 0;
 };
 

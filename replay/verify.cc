@@ -1,7 +1,11 @@
 #include "replay/verify.h"
 
+#include <simdjson.h>
+
 #include <algorithm>
 #include <map>
+
+#include "events/base64.h"
 
 #include "events/codec.h"
 #include "events/json_writer.h"
@@ -215,6 +219,107 @@ Result<std::vector<SignedHead>> heads_in_log(Log& log) {
     }
     from = page->back().pos.offset.next();
   }
+}
+
+ExportCheck verify_export(std::istream& in, const std::vector<std::array<uint8_t, 32>>& trusted_keys) {
+  ExportCheck c;
+  audit::CompactTree tree;
+  std::optional<SignedHead> head;
+  bool ended = false;
+  std::string line;
+  simdjson::dom::parser parser;
+  auto fail = [&](std::string why) {
+    c.ok = false;
+    c.problem = std::move(why);
+    return c;
+  };
+  auto subtrees = [&](simdjson::dom::element j, uint64_t from, uint64_t to) -> std::string {
+    if (tree.size() != from) return "the subtrees start at seq " + std::to_string(from) + ", the export is at " + std::to_string(tree.size());
+    simdjson::dom::array arr;
+    if (j["subtrees"].get_array().get(arr)) return "no subtrees";
+    for (auto st : arr) {
+      int64_t level = -1, index = -1;
+      std::string_view hex;
+      if (st["level"].get(level) || st["index"].get(index) || st["hash"].get(hex) || level < 0 || level > 62 || index < 0)
+        return "a malformed subtree";
+      if ((static_cast<uint64_t>(index) << level) != tree.size()) return "a subtree out of place";
+      auto h = audit::hash_from_hex(hex);
+      if (!h.ok()) return "a malformed subtree hash";
+      if (Status s = tree.append_subtree(static_cast<int>(level), *h); !s.is_ok()) return s.message();
+    }
+    if (tree.size() != to) return "the subtrees end at seq " + std::to_string(tree.size()) + ", not " + std::to_string(to);
+    return "";
+  };
+  while (std::getline(in, line)) {
+    ++c.line;
+    if (line.empty()) continue;
+    if (ended) return fail("a line after the end");
+    simdjson::dom::element j;
+    if (parser.parse(line).get(j)) return fail("not JSON");
+    std::string_view kind;
+    if (j["kind"].get(kind)) return fail("no kind");
+    if (kind == "header") {
+      if (head) return fail("a second header");
+      simdjson::dom::element meta, h;
+      std::string_view tenant, format;
+      int64_t partition = -1, from = -1;
+      if (j["export"].get(meta) || meta["format"].get(format) || format != "agentos.audit.export.v1" ||
+          meta["tenant"].get(tenant) || meta["partition"].get(partition) || meta["fromSeq"].get(from) || meta["head"].get(h))
+        return fail("a malformed header");
+      auto parsed = SignedHead::from_json(simdjson::minify(h));
+      if (!parsed.ok()) return fail("the head: " + parsed.status().to_string());
+      head = std::move(parsed).value();
+      c.tenant = std::string(tenant);
+      c.partition = static_cast<int32_t>(partition);
+      c.from_seq = from;
+      c.tree_size = head->tree_size;
+      c.key_id = head->key_id;
+      if (head->partition != c.partition) return fail("the head is another partition's");
+    } else if (!head) {
+      return fail("no header first");
+    } else if (kind == "left" || kind == "leaves" || kind == "right") {
+      int64_t from = -1, to = -1;
+      if (j["fromSeq"].get(from) || j["toSeq"].get(to) || from < 0 || to < from) return fail("a malformed range");
+      if (std::string why = subtrees(j, static_cast<uint64_t>(from), static_cast<uint64_t>(to)); !why.empty()) return fail(why);
+    } else if (kind == "event") {
+      int64_t seq = -1, append_us = 0;
+      std::string_view b64;
+      simdjson::dom::element ev;
+      if (j["seq"].get(seq) || j["appendUs"].get(append_us) || j["bytes"].get(b64) || j["event"].get(ev))
+        return fail("a malformed event");
+      if (static_cast<uint64_t>(seq) != tree.size())
+        return fail("event at seq " + std::to_string(seq) + " where seq " + std::to_string(tree.size()) + " belongs");
+      auto bytes = unbase64url(b64);
+      if (!bytes) return fail("event bytes are not base64url");
+      if (!verify_event(*bytes).is_ok()) return fail("event bytes are not an AgentOS event");
+      if (read_header(*bytes).tenant != c.tenant) return fail("an event of another tenant");
+      // The JSON shown must be the stored bytes' (a reader trusts what it reads).
+      simdjson::dom::parser again;
+      simdjson::dom::element from_bytes;
+      if (again.parse(encode_json(*bytes)).get(from_bytes) || simdjson::minify(from_bytes) != simdjson::minify(ev))
+        return fail("the event's JSON differs from its stored bytes");
+      tree.append(audit::record_leaf(Partition(c.partition), seq, append_us, c.tenant, *bytes));
+      ++c.events;
+    } else if (kind == "end") {
+      int64_t events = -1, size = -1;
+      if (j["events"].get(events) || j["treeSize"].get(size)) return fail("a malformed end");
+      if (events != c.events) return fail("the end counts " + std::to_string(events) + " events, the export holds " + std::to_string(c.events));
+      if (static_cast<uint64_t>(size) != tree.size() || size != head->tree_size)
+        return fail("the export folds to " + std::to_string(tree.size()) + " records, the head covers " + std::to_string(head->tree_size));
+      if (tree.root() != head->root) return fail("the records and subtrees do not hash to the head's root");
+      if (!head->signature_valid() || head->key_id != key_id_of(head->public_key)) return fail("the head's signature does not verify");
+      c.key_trusted = std::find(trusted_keys.begin(), trusted_keys.end(), head->public_key) != trusted_keys.end();
+      if (!trusted_keys.empty() && !c.key_trusted) return fail("the head is signed by a key that is not trusted (" + head->key_id + ")");
+      ended = true;
+    } else {
+      return fail("unknown kind " + std::string(kind));
+    }
+  }
+  if (!head) return fail("empty: no header");
+  if (!ended) return fail("incomplete: no end line");
+  c.ok = true;
+  c.line = 0;
+  return c;
 }
 
 Result<VerifyReport> verify_log(Log& log, const VerifyOptions& opts) {

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <istream>
 #include <string>
 #include <vector>
 
@@ -63,5 +64,24 @@ Result<VerifyReport> verify_log(Log& log, const VerifyOptions& opts);
 // The signed heads appended to the log (`audit.tree_head` events of kAuditTenant), in log
 // order. Heads that do not parse are skipped.
 Result<std::vector<SignedHead>> heads_in_log(Log& log);
+
+// An export of GET …/audit/export (JSON lines, AUDIT.md §4) checked on its own: each
+// event's leaf recomputed from its stored bytes (and its CloudEvent JSON compared with
+// them), folded in order with the subtree hashes into the root of the signed head the
+// export carries; the head's signature checked against `trusted_keys` (empty: any valid
+// signature, reported as such). Never trusts a hash it can recompute.
+struct ExportCheck {
+  bool ok = false;
+  std::string problem;  // why not, with the line
+  int64_t line = 0;     // 1-based line of the problem (0: none)
+  std::string tenant;
+  int32_t partition = 0;
+  int64_t events = 0;
+  int64_t from_seq = 0;
+  int64_t tree_size = 0;
+  std::string key_id;
+  bool key_trusted = false;  // a trusted key signed the head (false with no trusted keys)
+};
+ExportCheck verify_export(std::istream& in, const std::vector<std::array<uint8_t, 32>>& trusted_keys);
 
 }  // namespace agentos

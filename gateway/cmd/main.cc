@@ -599,6 +599,11 @@ int cmd_serve(int argc, char** argv) {
     return 1;
   }
   ao.host = &host;
+  std::unique_ptr<gateway::AuditProofs> proofs;
+  if (notary) {
+    proofs = gateway::make_audit_proofs(*notary);
+    ao.proofs = proofs.get();
+  }
   ao.stream_caps = gateway::StreamCaps{}.scaled(std::atof(a.get("stream-scale").c_str()));
   ao.metrics_token = a.get("metrics-token");
   gateway::Api api(*log, **index, limiter, metrics, ao);
@@ -971,6 +976,83 @@ class Progress {
   std::chrono::steady_clock::time_point start_, last_;
 };
 
+// `audit export`: GET …/audit/export streamed into a file (FILE.part until the `end` line
+// arrived, then renamed), with progress in records of the partition range on stderr.
+int cmd_audit_export(int argc, char** argv) {
+  Args a({kServerFlag,
+          {"tenant", "AGENTOS_TENANT", "", "tenant id"},
+          {"api-key", "AGENTOS_API_KEY", "", "a compliance or admin key of the tenant"},
+          {"format", nullptr, "jsonl", "jsonl (verifiable with `agentos audit verify --export`) | csv"},
+          {"from-offset", nullptr, "", "first log offset (default: the partition's start)"},
+          {"to-offset", nullptr, "", "log offset to stop before (default: what the latest signed head covers)"},
+          {"out", nullptr, "", "the file to write"}},
+         argc, argv, 3);
+  if (a.help())
+    return a.usage("audit export",
+                   "Writes the tenant's events with the proof of them against the latest signed tree head "
+                   "(replay/AUDIT.md §4) to a file, streamed; progress on stderr."),
+           0;
+  if (!a.error().empty() || a.get("tenant").empty() || a.get("api-key").empty() || a.get("out").empty())
+    return std::cerr << "agentos audit export: "
+                     << (a.error().empty() ? "--tenant, --api-key and --out are required" : a.error()) << "\n",
+           2;
+  auto url = cli::parse_url(a.get("server"));
+  if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
+  std::string target = "/v1/tenants/" + path_segment(a.get("tenant")) + "/audit/export?format=" + path_segment(a.get("format"));
+  if (!a.get("from-offset").empty()) target += "&from_offset=" + path_segment(a.get("from-offset"));
+  if (!a.get("to-offset").empty()) target += "&to_offset=" + path_segment(a.get("to-offset"));
+  const std::string part = a.get("out") + ".part";
+  std::ofstream out(part, std::ios::binary | std::ios::trunc);
+  if (!out) return std::cerr << "agentos audit export: cannot write " << part << "\n", 1;
+  // Progress: the header gives the range (fromSeq .. treeSize), each line how far it got.
+  int64_t from = 0, total = 0, at = 0, bytes = 0;
+  std::string pending, last_line;
+  std::unique_ptr<Progress> progress;
+  // The number after `key` (a JSON member name, quoted once in JSON lines, twice in CSV).
+  auto number_after = [](const std::string& line, std::string_view key) -> std::optional<int64_t> {
+    size_t k = line.find(key);
+    if (k == std::string::npos) return std::nullopt;
+    k += key.size();
+    while (k < line.size() && (line[k] == '"' || line[k] == ':')) ++k;
+    return std::atoll(line.c_str() + k);
+  };
+  auto on_line = [&](const std::string& line) {
+    if (line.rfind("kind,", 0) == 0) return;  // the CSV header
+    if (!progress) {
+      from = number_after(line, "\"fromSeq").value_or(0);
+      total = std::max<int64_t>(0, number_after(line, "\"treeSize").value_or(0) - from);
+      progress = std::make_unique<Progress>("exported", total);
+      return;
+    }
+    if (auto seq = number_after(line, "\"toSeq")) at = *seq - from;
+    else if (auto s = number_after(line, "\"seq")) at = *s + 1 - from;
+    else if (line.rfind("event,", 0) == 0) at = std::atoll(line.c_str() + 6) + 1 - from;
+    progress->update(at, bytes);
+  };
+  Status st = cli::http_download(*url, target, bearer(a.get("api-key"), false), [&](std::string_view chunk) {
+    out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    bytes += static_cast<int64_t>(chunk.size());
+    pending.append(chunk);
+    for (size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
+      last_line = pending.substr(0, nl);
+      on_line(last_line);
+      pending.erase(0, nl + 1);
+    }
+    return static_cast<bool>(out);
+  });
+  out.close();
+  if (!st.is_ok()) return std::cerr << "agentos audit export: " << st.to_string() << " (kept " << part << ")\n", 1;
+  if (!out) return std::cerr << "agentos audit export: writing " << part << " failed\n", 1;
+  const bool complete = last_line.find("\"kind\":\"end\"") != std::string::npos || last_line.rfind("end,", 0) == 0;
+  if (!complete) return std::cerr << "agentos audit export: the answer ended before its end line (kept " << part << ")\n", 1;
+  if (progress) progress->update(total, bytes, true);
+  std::error_code ec;
+  std::filesystem::rename(part, a.get("out"), ec);
+  if (ec) return std::cerr << "agentos audit export: " << ec.message() << "\n", 1;
+  std::cerr << "wrote " << a.get("out") << " (" << bytes << " bytes)\n";
+  return 0;
+}
+
 int cmd_audit_verify(int argc, char** argv) {
   Args a({{"data-dir", "AGENTOS_DATA_DIR", "./var/agentos", "the engine's data directory (the embedded log, read-only; the notary's public key)"},
           {"log", "AGENTOS_LOG", "embedded", "log backend: embedded | kafka"},
@@ -982,6 +1064,7 @@ int cmd_audit_verify(int argc, char** argv) {
           {"from", nullptr, "0", "report findings from this seq (record index in the partition) on"},
           {"to", nullptr, "", "stop after this seq"},
           {"heads", nullptr, "", "file of pinned signed heads (JSON lines: heads or audit.tree_head events)"},
+          {"export", nullptr, "", "verify this export file (agentos audit export, JSON lines) instead of a log"},
           {"key", nullptr, "", "trusted public keys (hex, comma-separated); default: DATA_DIR/audit/signing.pub"},
           {"output", "AGENTOS_OUTPUT", "auto", "json | text | auto (text when stdout is a terminal)"}},
          argc, argv, 3);
@@ -992,6 +1075,29 @@ int cmd_audit_verify(int argc, char** argv) {
                    "(replay/AUDIT.md). Exit status 1 when it finds anything."),
            0;
   if (!a.error().empty()) return std::cerr << "agentos audit verify: " << a.error() << "\n", 2;
+  std::vector<std::array<uint8_t, 32>> keys;
+  const std::string key_flag = a.get("key");
+  for (size_t at = 0; !key_flag.empty() && at <= key_flag.size();) {
+    const size_t comma = std::min(key_flag.find(',', at), key_flag.size());
+    auto k = audit::hash_from_hex(key_flag.substr(at, comma - at));
+    if (!k.ok()) return std::cerr << "agentos audit verify: --key: a public key is 64 hex digits\n", 2;
+    keys.push_back(*k);
+    at = comma + 1;
+  }
+  if (!a.get("export").empty()) {
+    std::ifstream in(a.get("export"));
+    if (!in) return std::cerr << "agentos audit verify: cannot read " << a.get("export") << "\n", 2;
+    const ExportCheck c = verify_export(in, keys);
+    if (!c.ok) {
+      std::cout << "ALTERED: " << a.get("export") << " line " << c.line << ": " << c.problem << "\n";
+      return 1;
+    }
+    std::cout << "OK: " << c.events << " events of " << c.tenant << " (partition " << c.partition << ", seq "
+              << c.from_seq << " on) prove against the head of " << c.tree_size << " records signed by key " << c.key_id
+              << (c.key_trusted ? " (trusted)" : keys.empty() ? " (no --key given: pin the engine's signing.pub)" : "")
+              << "\n";
+    return 0;
+  }
   std::unique_ptr<Log> log;
   if (a.get("log") == "embedded") {
     EmbeddedLogOptions o;
@@ -1034,23 +1140,15 @@ int cmd_audit_verify(int argc, char** argv) {
       vo.pinned_heads.push_back(std::move(h).value());
     }
   }
-  std::string keys_flag = a.get("key");
   std::string key_source = "--key";
-  if (keys_flag.empty()) {
+  vo.trusted_keys = keys;
+  if (keys.empty()) {
     auto pub = SigningKey::read_public(a.get("data-dir") + "/audit");
     if (pub.ok()) {
       vo.trusted_keys.push_back(*pub);
       key_source = a.get("data-dir") + "/audit/signing.pub";
     } else {
       key_source = "none (any valid signature is accepted)";
-    }
-  } else {
-    for (size_t at = 0; at <= keys_flag.size();) {
-      const size_t comma = std::min(keys_flag.find(',', at), keys_flag.size());
-      auto k = audit::hash_from_hex(keys_flag.substr(at, comma - at));
-      if (!k.ok()) return std::cerr << "agentos audit verify: --key: a public key is 64 hex digits\n", 2;
-      vo.trusted_keys.push_back(*k);
-      at = comma + 1;
     }
   }
   int64_t total = 0;
@@ -1114,7 +1212,8 @@ void usage() {
                "  sessions show   one session (JSON when piped, a table on a terminal)\n"
                "  audit events    the tenant's audit trail (compliance or admin key; each read is recorded)\n"
                "  audit trace     what one event caused, generation by generation\n"
-               "  audit verify    prove the log intact: chain links, Merkle roots, signed tree heads\n"
+               "  audit verify    prove the log intact: chain links, Merkle roots, signed tree heads (or an export)\n"
+               "  audit export    the tenant's events with their proof, streamed into a file\n"
                "  migrate         apply the read-model SQL migrations to PostgreSQL\n";
 }
 
@@ -1131,6 +1230,7 @@ int main(int argc, char** argv) {
   if (cmd == "sessions" && (sub == "list" || sub == "show")) return cmd_sessions(argc, argv, sub == "list");
   if (cmd == "audit" && (sub == "events" || sub == "trace")) return cmd_audit(argc, argv, sub == "trace");
   if (cmd == "audit" && sub == "verify") return cmd_audit_verify(argc, argv);
+  if (cmd == "audit" && sub == "export") return cmd_audit_export(argc, argv);
   if (cmd == "tenant" && sub == "create") return cmd_tenant_create(argc, argv);
   if (cmd == "key" && sub == "create") return cmd_key(argc, argv, true);
   if (cmd == "key" && sub == "revoke") return cmd_key(argc, argv, false);

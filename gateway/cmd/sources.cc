@@ -273,4 +273,36 @@ std::unique_ptr<ModelSource> make_read_model_source(Projector& projector, ReadMo
   return std::make_unique<ReadModelSource>(projector, std::move(opts));
 }
 
+namespace {
+
+class NotaryProofs final : public AuditProofs {
+ public:
+  explicit NotaryProofs(Notary& n) : n_(n) {}
+  std::optional<Head> latest_head(Partition p) const override {
+    auto h = n_.latest_head(p);
+    if (!h) return std::nullopt;
+    return Head{h->tree_size, h->to_json()};
+  }
+  uint64_t tree_size(Partition p) const override { return n_.tree_size(p); }
+  Result<audit::Hash> leaf(Partition p, uint64_t index) const override { return n_.leaf(p, index); }
+  Result<audit::Hash> node(Partition p, const audit::Subtree& at) const override { return n_.node(p, at); }
+  Result<std::vector<audit::Hash>> inclusion(Partition p, uint64_t index, uint64_t size) const override {
+    return n_.inclusion_proof(p, index, size);
+  }
+  Result<std::vector<audit::Hash>> consistency(Partition p, uint64_t first, uint64_t second) const override {
+    return n_.consistency_proof(p, first, second);
+  }
+  bool wait_folded(Partition p, Offset end, std::chrono::steady_clock::time_point deadline) override {
+    return n_.wait_folded(p, end, deadline);
+  }
+  Status health() const override { return n_.health(); }
+
+ private:
+  Notary& n_;
+};
+
+}  // namespace
+
+std::unique_ptr<AuditProofs> make_audit_proofs(Notary& notary) { return std::make_unique<NotaryProofs>(notary); }
+
 }  // namespace agentos::gateway

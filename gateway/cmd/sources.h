@@ -1,5 +1,6 @@
 // The composition root's adapters: the gateway's narrow read interfaces
-// (gateway/sources.h) implemented over Pulse's runtime and the PostgreSQL read models.
+// (gateway/sources.h) implemented over Pulse's runtime, the PostgreSQL read models and the
+// notary.
 // Compiled into the `agentos` binary and into the gateway tests, which assemble the same
 // engine; the gateway library itself never sees processors/ or projections/.
 #pragma once
@@ -11,6 +12,7 @@
 #include "processors/runtime.h"
 #include "projections/projector.h"
 #include "projections/read_model.h"
+#include "replay/notary.h"
 
 namespace agentos::gateway {
 
@@ -32,5 +34,8 @@ std::unique_ptr<DreamSource> make_dreams_source(ProcessorRuntime& rt);
 // The read models: the projector's freshness and a ReadModel (reader role, its own pool).
 // `projector` must outlive the source.
 std::unique_ptr<ModelSource> make_read_model_source(Projector& projector, ReadModelOptions opts);
+
+// The notary's trees for the audit proof endpoints (replay/notary.h).
+std::unique_ptr<AuditProofs> make_audit_proofs(Notary& notary);
 
 }  // namespace agentos::gateway

@@ -126,6 +126,9 @@ using Runs = std::vector<std::vector<Result>>;
 Runs run_http_single(const Options& o, int runs);
 Runs run_http_batch(const Options& o, int runs);
 Runs run_append(const Options& o, int runs);
+// verify: `agentos audit verify` over a pre-filled embedded log, the same log only read, and
+// the chain hashing alone (tests/bench/verify.cc).
+Runs run_verify(const Options& o, int runs);
 Runs run_postgres(const Options& o, int runs);
 Runs run_redis(const Options& o, int runs);
 // processors: drains a pre-filled log through the processor runtime (tests/bench/processors.cc).

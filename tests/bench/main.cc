@@ -24,6 +24,8 @@ void usage() {
       "  http-single     engine child process, 1 event per POST, C keep-alive connections\n"
       "  http-batch      engine child process, B events per POST (default B = 100 and 1000)\n"
       "  append          embedded log in-process: append_sync (batch 1 and B) and async append\n"
+      "  verify          agentos audit verify over an embedded log of N events (--events N, default 500000),\n"
+      "                  the same log read without hashing, and the chain hashing per record alone\n"
       "  peer-postgres   PostgreSQL 15 as an event store (libpq), 1 row/txn and B rows/txn\n"
       "  peer-redis      Redis 7 Streams (hiredis), appendfsync always, XADD and MULTI B×XADD\n"
       "  processors      processor runtime draining a pre-filled log: exactly-once vs. no atomic offset,\n"
@@ -147,6 +149,7 @@ int main(int argc, char** argv) {
   if (scenario == "http-single") add(run_http_single(o, runs));
   else if (scenario == "http-batch") add(run_http_batch(o, runs));
   else if (scenario == "append") add(run_append(o, runs));
+  else if (scenario == "verify") add(run_verify(o, runs));
   else if (scenario == "peer-postgres") add(run_postgres(o, runs));
   else if (scenario == "peer-redis") add(run_redis(o, runs));
   else if (scenario == "processors") add(run_processors(o, runs));

@@ -124,12 +124,24 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
     ao.models = model_source_.get();
     ao.reader_threads = o.reader_pool;
   }
+  if (o.notary) {
+    NotaryOptions no;
+    no.log = log_.get();
+    no.dir = dir + "/audit";
+    no.head_interval = std::chrono::hours(24);
+    auto n = open_notary(no);
+    if (!n.ok()) throw std::runtime_error(n.status().to_string());
+    notary_ = std::move(n).value();
+    proofs_ = make_audit_proofs(*notary_);
+    ao.proofs = proofs_.get();
+  }
   // The engine's host, as `agentos serve` has it (with the test's extra components last).
   host_ = std::make_unique<Host>(HostOptions{.check_every = std::chrono::milliseconds(10),
                                              .min_backoff = std::chrono::milliseconds(20),
                                              .max_backoff = std::chrono::milliseconds(500),
                                              .metrics = &metrics_->registry()});
   for (auto& c : components_) host_->add(*c);
+  if (notary_) host_->add(*notary_);
   for (Component* c : o.components) host_->add(*c);
   if (Status s = host_->start(); !s.is_ok()) throw std::runtime_error(s.to_string());
   ao.host = host_.get();

@@ -29,6 +29,7 @@
 #include "processors/runtime.h"
 #include "projections/projector.h"
 #include "projections/read_model.h"
+#include "replay/notary.h"
 #include "tests/support/test_util.h"
 
 namespace agentos::gateway::test {
@@ -66,6 +67,9 @@ struct EngineOptions {
   RateLimit key_creation{10.0 / 60, 20};      // ApiOptions::key_creation
   std::shared_ptr<const JwtVerifier> jwt;     // ApiOptions::jwt
   std::vector<std::string> cors_origins;      // ApiOptions::cors_origins
+  // Run the notary (replay/notary.h) and serve the audit proof endpoints from it; heads
+  // only when the test publishes them (Engine::notary()->publish_heads()).
+  bool notary = false;
 };
 
 class Engine {
@@ -83,6 +87,7 @@ class Engine {
   ProcessorRuntime* dreams() { return dreams_rt_.get(); }
   ProcessorRuntime* router() { return router_rt_.get(); }
   Projector* projector() { return projector_.get(); }
+  Notary* notary() { return notary_.get(); }
   // With EngineOptions::projector: the database, and URLs of it as its owner (superuser)
   // and as the reader role.
   const std::string& pg_db() const { return pg_db_; }
@@ -123,6 +128,8 @@ class Engine {
   std::string pg_db_;
   std::unique_ptr<Projector> projector_;
   std::vector<std::unique_ptr<Component>> components_;
+  std::unique_ptr<Notary> notary_;
+  std::unique_ptr<AuditProofs> proofs_;
   std::unique_ptr<Host> host_;
   std::unique_ptr<SessionSource> session_source_;
   std::unique_ptr<ModelSource> model_source_;

@@ -176,7 +176,9 @@ TEST(AuditChainTest, InclusionProofsAreTheRfcsPathsAndVerifyIndependently) {
       // A wrong leaf, index or root does not verify (the size is bound to the root by
       // the signed head).
       EXPECT_FALSE(audit::verify_inclusion(m, n, d[(m + 1) % d.size()], *proof, root));
-      if (n > 1) EXPECT_FALSE(audit::verify_inclusion((m + 1) % n, n, d[m], *proof, root));
+      if (n > 1) {
+        EXPECT_FALSE(audit::verify_inclusion((m + 1) % n, n, d[m], *proof, root));
+      }
       EXPECT_FALSE(audit::verify_inclusion(m, n, d[m], *proof, mth(d, 0, n == 1 ? 2 : n - 1)));
       if (!proof->empty()) {
         auto bent = *proof;
