@@ -215,6 +215,38 @@ TEST(AuditChainTest, ConsistencyProofsAreTheRfcsAndVerify) {
   EXPECT_FALSE(audit::consistency_proof(nodes, 5, 4).ok());
 }
 
+TEST(AuditChainTest, SubtreesCoveringARangeExtendATreeToTheSameRoot) {
+  // What an export's verifier does: leaves [0, a) as given subtrees, [a, b) one by one,
+  // [b, n) as subtrees again — every split gives MTH(D[n]).
+  const auto d = leaves(41);
+  for (size_t n = 1; n <= d.size(); ++n)
+    for (size_t a = 0; a <= n; ++a)
+      for (size_t b = a; b <= n; ++b) {
+        audit::CompactTree t;
+        for (const audit::Subtree& st : audit::cover(0, a)) {
+          const size_t begin = static_cast<size_t>(st.index) << st.level;
+          ASSERT_EQ(begin, t.size());
+          ASSERT_TRUE(t.append_subtree(st.level, mth(d, begin, begin + (size_t{1} << st.level))).is_ok());
+        }
+        for (size_t i = a; i < b; ++i) t.append(d[i]);
+        for (const audit::Subtree& st : audit::cover(b, n)) {
+          const size_t begin = static_cast<size_t>(st.index) << st.level;
+          ASSERT_TRUE(t.append_subtree(st.level, mth(d, begin, begin + (size_t{1} << st.level))).is_ok());
+        }
+        ASSERT_EQ(t.size(), n);
+        ASSERT_EQ(t.root(), mth(d, 0, n)) << n << " " << a << " " << b;
+      }
+  // The cover is the fewest aligned subtrees: [3, 13) is 3, 4-7, 8-11, 12.
+  const auto c = audit::cover(3, 13);
+  ASSERT_EQ(c.size(), 4u);
+  EXPECT_EQ(c[1].level, 2);
+  EXPECT_EQ(c[2].index, 2u);
+  // A subtree that does not start where the tree ends is refused.
+  audit::CompactTree t;
+  t.append(d[0]);
+  EXPECT_FALSE(t.append_subtree(1, d[1]).is_ok());
+}
+
 TEST(AuditChainTest, HexRoundTripsAndRefusesOtherStrings) {
   const Hash h = sha("abc");
   EXPECT_EQ(audit::to_hex(h), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
