@@ -270,6 +270,7 @@ std::string Api::route_of(const HttpRequest& req) {
   }
   if (s.size() >= 3 && s[0] == "v1" && s[1] == "admin" && s[2] == "tenants")
     return s.size() > 3 ? "/v1/admin/tenants/{t}/plan" : "/v1/admin/tenants";
+  if (req.path == "/v1/admin/audit/key:rotate") return req.path;
   if (req.path == "/metrics" || req.path == "/healthz" || req.path == "/readyz") return req.path;
   if (req.path == "/console") return req.path;
   if (req.path.starts_with("/console/")) return "/console/{file}";
@@ -290,6 +291,7 @@ std::span<const Route> Api::routes() {
       {"GET", "/readyz"},
       {"GET", "/metrics"},
       {"POST", "/v1/admin/tenants"},
+      {"POST", "/v1/admin/audit/key:rotate"},
       {"POST", "/v1/admin/tenants/{tenant}/plan"},
       {"POST", "/v1/tenants/{tenant}/keys"},
       {"DELETE", "/v1/tenants/{tenant}/keys/{keyId}"},
@@ -573,6 +575,8 @@ void Api::handle(HttpRequest req, Reply reply) {
     r.body = metrics_.serialize();
     return reply(std::move(r));
   }
+  if (s.size() == 4 && s[0] == "v1" && s[1] == "admin" && s[2] == "audit" && s[3] == "key:rotate")
+    return req.method == "POST" ? rotate_audit_key(req, std::move(reply)) : method_not_allowed();
   if (s.size() >= 3 && s[0] == "v1" && s[1] == "admin" && s[2] == "tenants") {
     if (s.size() == 3) return req.method == "POST" ? create_tenant(req, std::move(reply)) : method_not_allowed();
     if (s.size() == 5 && s[4] == "plan" && TenantId::is_valid(s[3]))

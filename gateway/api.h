@@ -310,6 +310,8 @@ class Api {
   // GET …/audit/export?format=jsonl|csv&from_offset=&to_offset= (api_audit.cc): the tenant's
   // events with the subtree hashes that prove them against the latest signed head, streamed.
   void get_audit_export(HttpRequest req, const TenantId& t, Reply reply);
+  // POST /v1/admin/audit/key:rotate (operator): the notary's new key, certified by the old.
+  void rotate_audit_key(const HttpRequest& req, Reply reply);
   // Appends `event_json` (an audit.accessed CloudEvent) for `t`: its offset, or the error
   // answer (500 when the codec refuses it, 503 when it cannot be appended).
   Result<int64_t> record_access(const TenantId& t, const std::string& event_json);

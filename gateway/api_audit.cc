@@ -359,6 +359,21 @@ void Api::get_audit_export(HttpRequest req, const TenantId& t, Reply reply) {
   serve_read(req.path, t, std::nullopt, src, std::move(answer), std::move(reply));
 }
 
+void Api::rotate_audit_key(const HttpRequest& req, Reply reply) {
+  auto p = authenticate(req);
+  if (!p.ok()) return reply(problem_response(p.status(), req.path));
+  if (!p->operator_) return reply(problem_response(Status(Code::kPermissionDenied, "operator token required"), req.path));
+  if (opts_.proofs == nullptr)
+    return reply(problem_response(Status(Code::kUnavailable, "the notary is off (serve with --notary true)"), req.path));
+  AuditProofs* proofs = opts_.proofs;
+  // Appends and writes files: not on an I/O thread.
+  if (!post_read([proofs, path = req.path, reply]() mutable {
+        auto r = proofs->rotate_key();
+        reply(r.ok() ? json_response(200, *r) : problem_response(r.status(), path));
+      }))
+    return reply(problem_response(Status(Code::kUnavailable, "too many reads queued; retry shortly").with_retry_after(1), req.path));
+}
+
 void Api::get_audit_proof(HttpRequest req, const TenantId& t, std::string_view which_view, Reply reply) {
   const std::string which(which_view);
   auto p = authorize_tenant(req, t, {Role::compliance});

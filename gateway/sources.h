@@ -134,6 +134,8 @@ class AuditProofs {
   virtual bool wait_folded(Partition p, Offset end, std::chrono::steady_clock::time_point deadline) = 0;
   // OK while the notary folds; kCorruption once it found the log altered.
   virtual Status health() const = 0;
+  // Replaces the signing key (AUDIT.md §2, Keys): the audit.key_rotated event's data.
+  virtual Result<std::string> rotate_key() = 0;
 };
 
 // One page of the audit index (projections/read_model.h, audit_events): filters ANDed.

@@ -149,6 +149,109 @@ Result<SignedHead> SignedHead::from_json(std::string_view json) {
   return h;
 }
 
+namespace {
+
+constexpr std::string_view kRotationTag = "agentos.key_rotation.v1";
+
+// The Ed25519 key of a 32-byte seed: its public half.
+Result<std::array<uint8_t, 32>> public_of(const std::array<uint8_t, 32>& seed) {
+  std::unique_ptr<EVP_PKEY, PkeyFree> pk(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed.data(), seed.size()));
+  std::array<uint8_t, 32> out{};
+  size_t len = out.size();
+  if (!pk || EVP_PKEY_get_raw_public_key(pk.get(), out.data(), &len) != 1 || len != 32)
+    return Status(Code::kInternal, "cannot derive the Ed25519 public key");
+  return out;
+}
+
+Result<std::array<uint8_t, 32>> read_seed(const fs::path& path) {
+  auto text = read_small_file(path);
+  if (!text.ok()) return std::move(text).take_status();
+  auto seed = unhex<32>(*text);
+  if (!seed) return Status(Code::kCorruption, path.string() + " does not hold a 64-hex-digit Ed25519 seed");
+  return *seed;
+}
+
+// Writes `text` to `path` through a temporary file: 0600 from its creation when private.
+Status write_file(const fs::path& path, const std::string& text, bool secret) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    const mode_t old = umask(secret ? 0077 : 0022);
+    std::ofstream out(tmp, std::ios::trunc);
+    umask(old);
+    out << text;
+    if (!out.flush()) return Status(Code::kUnavailable, "cannot write " + tmp.string());
+  }
+  std::error_code ec;
+  if (secret) fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, ec);
+  fs::rename(tmp, path, ec);
+  if (ec) return Status(Code::kUnavailable, "cannot write " + path.string() + ": " + ec.message());
+  return Status::ok();
+}
+
+bool verify_ed25519(const std::array<uint8_t, 32>& public_key, const std::array<uint8_t, 64>& signature,
+                    std::string_view message) {
+  std::unique_ptr<EVP_PKEY, PkeyFree> pk(
+      EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(), public_key.size()));
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  if (!pk || !ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pk.get()) != 1) return false;
+  return EVP_DigestVerify(ctx.get(), signature.data(), signature.size(),
+                          reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
+}
+
+}  // namespace
+
+std::string KeyRotation::signed_bytes() const {
+  std::string m(kRotationTag);
+  m.append(reinterpret_cast<const char*>(public_key.data()), public_key.size());
+  keys::put_be64(m, static_cast<uint64_t>(timestamp_us));
+  return m;
+}
+
+bool KeyRotation::signature_valid() const { return verify_ed25519(previous_public_key, signature, signed_bytes()); }
+
+std::string KeyRotation::to_json() const {
+  return JsonObject()
+      .str("keyId", key_id_of(public_key))
+      .str("publicKey", hex(public_key))
+      .str("previousKeyId", key_id_of(previous_public_key))
+      .str("previousPublicKey", hex(previous_public_key))
+      .num("timestampUs", timestamp_us)
+      .str("signature", hex(signature))
+      .done();
+}
+
+Result<KeyRotation> KeyRotation::from_json(std::string_view json) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(simdjson::padded_string(json)).get(doc) || !doc.is_object())
+    return Status::invalid("", "a key rotation is a JSON object");
+  std::string prefix;
+  if (simdjson::dom::element data; !doc["data"].get(data)) {
+    doc = data;
+    prefix = "data.";
+  }
+  KeyRotation r;
+  std::string_view v;
+  if (doc["publicKey"].get(v) || !unhex<32>(v)) return Status::invalid(prefix + "publicKey", "64 hex digits");
+  r.public_key = *unhex<32>(v);
+  if (doc["previousPublicKey"].get(v) || !unhex<32>(v)) return Status::invalid(prefix + "previousPublicKey", "64 hex digits");
+  r.previous_public_key = *unhex<32>(v);
+  if (doc["signature"].get(v) || !unhex<64>(v)) return Status::invalid(prefix + "signature", "128 hex digits");
+  r.signature = *unhex<64>(v);
+  if (doc["timestampUs"].get(r.timestamp_us)) return Status::invalid(prefix + "timestampUs", "an integer");
+  return r;
+}
+
+Result<SigningKey> SigningKey::generate() {
+  SigningKey k;
+  if (RAND_bytes(k.seed_.data(), static_cast<int>(k.seed_.size())) != 1)
+    return Status(Code::kInternal, "no randomness for the signing key");
+  auto pub = public_of(k.seed_);
+  if (!pub.ok()) return std::move(pub).take_status();
+  k.public_key_ = *pub;
+  return k;
+}
+
 Result<SigningKey> SigningKey::load_or_create(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -156,34 +259,19 @@ Result<SigningKey> SigningKey::load_or_create(const std::string& dir) {
   const fs::path key_path = fs::path(dir) / "signing.key";
   SigningKey k;
   if (fs::exists(key_path, ec)) {
-    auto text = read_small_file(key_path);
-    if (!text.ok()) return std::move(text).take_status();
-    auto seed = unhex<32>(*text);
-    if (!seed) return Status(Code::kCorruption, key_path.string() + " does not hold a 64-hex-digit Ed25519 seed");
+    auto seed = read_seed(key_path);
+    if (!seed.ok()) return std::move(seed).take_status();
     k.seed_ = *seed;
+    auto pub = public_of(k.seed_);
+    if (!pub.ok()) return std::move(pub).take_status();
+    k.public_key_ = *pub;
   } else {
-    if (RAND_bytes(k.seed_.data(), static_cast<int>(k.seed_.size())) != 1)
-      return Status(Code::kInternal, "no randomness for the signing key");
-    const fs::path tmp = fs::path(dir) / "signing.key.tmp";
-    {
-      const mode_t old = umask(0077);
-      std::ofstream out(tmp, std::ios::trunc);
-      umask(old);
-      out << hex(k.seed_) << "\n";
-      if (!out.flush()) return Status(Code::kUnavailable, "cannot write " + tmp.string());
-    }
-    fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, ec);
-    fs::rename(tmp, key_path, ec);
-    if (ec) return Status(Code::kUnavailable, "cannot write " + key_path.string() + ": " + ec.message());
+    auto fresh = generate();
+    if (!fresh.ok()) return fresh;
+    k = std::move(fresh).value();
+    if (Status st = write_file(key_path, hex(k.seed_) + "\n", /*secret=*/true); !st.is_ok()) return st;
   }
-  std::unique_ptr<EVP_PKEY, PkeyFree> pk(
-      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, k.seed_.data(), k.seed_.size()));
-  size_t len = k.public_key_.size();
-  if (!pk || EVP_PKEY_get_raw_public_key(pk.get(), k.public_key_.data(), &len) != 1 || len != 32)
-    return Status(Code::kInternal, "cannot derive the Ed25519 public key");
-  std::ofstream pub(fs::path(dir) / "signing.pub", std::ios::trunc);
-  pub << hex(k.public_key_) << "\n";
-  if (!pub.flush()) return Status(Code::kUnavailable, "cannot write " + dir + "/signing.pub");
+  if (Status st = write_file(fs::path(dir) / "signing.pub", hex(k.public_key_) + "\n", false); !st.is_ok()) return st;
   return k;
 }
 
@@ -195,6 +283,66 @@ Result<std::array<uint8_t, 32>> SigningKey::read_public(const std::string& dir) 
   return *pk;
 }
 
+std::vector<std::array<uint8_t, 32>> SigningKey::read_all_public(const std::string& dir) {
+  std::vector<std::array<uint8_t, 32>> out;
+  if (auto current = read_public(dir); current.ok()) out.push_back(*current);
+  std::ifstream retired(fs::path(dir) / "retired.pub");
+  for (std::string line; std::getline(retired, line);)
+    if (auto pk = unhex<32>(line)) out.push_back(*pk);
+  return out;
+}
+
+std::array<uint8_t, 64> SigningKey::sign_bytes(std::string_view m) const {
+  std::unique_ptr<EVP_PKEY, PkeyFree> pk(
+      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed_.data(), seed_.size()));
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  std::array<uint8_t, 64> sig{};
+  size_t len = sig.size();
+  if (!pk || !ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, pk.get()) != 1 ||
+      EVP_DigestSign(ctx.get(), sig.data(), &len, reinterpret_cast<const unsigned char*>(m.data()), m.size()) != 1)
+    throw std::runtime_error("Ed25519 signing failed");
+  return sig;
+}
+
+KeyRotation SigningKey::certify(const SigningKey& next, int64_t timestamp_us) const {
+  KeyRotation r;
+  r.public_key = next.public_key_;
+  r.previous_public_key = public_key_;
+  r.timestamp_us = timestamp_us;
+  r.signature = sign_bytes(r.signed_bytes());
+  return r;
+}
+
+// Key files of the notary's directory, rotated (AUDIT.md §2, Keys): the next key is
+// written to signing.key.next before its rotation is appended, and made current after.
+class NotaryKeyFiles {
+ public:
+  static fs::path next_path(const std::string& dir) { return fs::path(dir) / "signing.key.next"; }
+  static Status write_next(const std::string& dir, const SigningKey& next) {
+    return write_file(next_path(dir), hex(next.seed_) + "\n", /*secret=*/true);
+  }
+  static Result<SigningKey> read_next(const std::string& dir) {
+    auto seed = read_seed(next_path(dir));
+    if (!seed.ok()) return std::move(seed).take_status();
+    SigningKey k;
+    k.seed_ = *seed;
+    auto pub = public_of(k.seed_);
+    if (!pub.ok()) return std::move(pub).take_status();
+    k.public_key_ = *pub;
+    return k;
+  }
+  // The rotation is in the log: the next key becomes the key, the old public key retires.
+  static Status promote(const std::string& dir, const SigningKey& old_key, const SigningKey& next) {
+    std::ofstream retired(fs::path(dir) / "retired.pub", std::ios::app);
+    retired << hex(old_key.public_key_) << "\n";
+    if (!retired.flush()) return Status(Code::kUnavailable, "cannot write " + dir + "/retired.pub");
+    std::error_code ec;
+    fs::rename(next_path(dir), fs::path(dir) / "signing.key", ec);
+    if (ec) return Status(Code::kUnavailable, "cannot replace " + dir + "/signing.key: " + ec.message());
+    return write_file(fs::path(dir) / "signing.pub", hex(next.public_key_) + "\n", false);
+  }
+};
+
 SignedHead SigningKey::sign(int32_t partition, int64_t tree_size, const Hash& root, int64_t timestamp_us) const {
   SignedHead h;
   h.partition = partition;
@@ -203,15 +351,7 @@ SignedHead SigningKey::sign(int32_t partition, int64_t tree_size, const Hash& ro
   h.timestamp_us = timestamp_us;
   h.public_key = public_key_;
   h.key_id = key_id_of(public_key_);
-  std::unique_ptr<EVP_PKEY, PkeyFree> pk(
-      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed_.data(), seed_.size()));
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
-  const std::string m = h.signed_bytes();
-  size_t len = h.signature.size();
-  if (!pk || !ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, pk.get()) != 1 ||
-      EVP_DigestSign(ctx.get(), h.signature.data(), &len, reinterpret_cast<const unsigned char*>(m.data()),
-                     m.size()) != 1)
-    throw std::runtime_error("Ed25519 signing failed");
+  h.signature = sign_bytes(h.signed_bytes());
   return h;
 }
 
@@ -383,7 +523,7 @@ class NotaryImpl final : public Notary {
       for (int32_t p = 0; p < static_cast<int32_t>(parts_.size()); ++p) {
         const auto& s = parts_[static_cast<size_t>(p)];
         if (s.grew && s.violation.is_ok() && s.tree.size() > 0) {
-          signed_heads.push_back(key_.sign(p, static_cast<int64_t>(s.tree.size()), s.tree.root(), clock_.now_us()));
+          signed_heads.push_back(key_.sign(p, static_cast<int64_t>(s.tree.size()), s.tree.root(), clock_.now_us()));  // mu_ held
           grown.emplace_back(p, s.tree.size());
         }
       }
@@ -459,9 +599,77 @@ class NotaryImpl final : public Notary {
     if (Status s = check_size(p, (at.index + 1) << at.level); !s.is_ok()) return s;
     return reader(p)(at.level, at.index);
   }
-  const SigningKey& key() const override { return key_; }
+  SigningKey key() const override {
+    std::lock_guard lk(mu_);
+    return key_;
+  }
+
+  Result<KeyRotation> rotate_key() override {
+    std::lock_guard work(work_mu_);
+    auto next = SigningKey::generate();
+    if (!next.ok()) return std::move(next).take_status();
+    if (Status st = NotaryKeyFiles::write_next(opts_.dir, *next); !st.is_ok()) return st;
+    const SigningKey old = key();
+    const KeyRotation r = old.certify(*next, clock_.now_us());
+    if (Status st = append_rotation(r); !st.is_ok()) {
+      std::error_code ec;
+      fs::remove(NotaryKeyFiles::next_path(opts_.dir), ec);
+      return st;
+    }
+    if (Status st = NotaryKeyFiles::promote(opts_.dir, old, *next); !st.is_ok()) return st;
+    {
+      std::lock_guard lk(mu_);
+      key_ = std::move(next).value();
+    }
+    log_line(LogLevel::kInfo, "notary: signing key rotated",
+             {{"previous_key_id", key_id_of(r.previous_public_key)}, {"key_id", key_id_of(r.public_key)}});
+    return r;
+  }
+
+  // At open: a key written for a rotation that a crash interrupted becomes the key if its
+  // rotation reached the log, and is dropped if not.
+  Status finish_rotation() {
+    std::error_code ec;
+    if (!fs::exists(NotaryKeyFiles::next_path(opts_.dir), ec)) return Status::ok();
+    auto next = NotaryKeyFiles::read_next(opts_.dir);
+    if (!next.ok()) return std::move(next).take_status();
+    const TenantId tenant{std::string(kAuditTenant)};
+    bool logged = false;
+    for (Offset from(0);;) {
+      auto page = opts_.log->read_tenant(tenant, from);
+      if (!page.ok()) return std::move(page).take_status();
+      if (page->empty()) break;
+      for (const auto& rec : *page) {
+        if (!verify_event(rec.value).is_ok() || read_header(rec.value).type_name != "audit.key_rotated") continue;
+        auto r = KeyRotation::from_json(encode_json(rec.value));
+        if (r.ok() && r->public_key == next->public_key() && r->previous_public_key == key_.public_key()) logged = true;
+      }
+      from = page->back().pos.offset.next();
+    }
+    if (!logged) {
+      fs::remove(NotaryKeyFiles::next_path(opts_.dir), ec);
+      return Status::ok();
+    }
+    if (Status st = NotaryKeyFiles::promote(opts_.dir, key_, *next); !st.is_ok()) return st;
+    key_ = std::move(next).value();
+    return Status::ok();
+  }
 
  private:
+  Status append_rotation(const KeyRotation& r) {
+    const std::string id = "audit.key_rotated/" + key_id_of(r.public_key);
+    DerivedEvent e;
+    e.id = id;
+    e.source = "/agentos/notary";
+    e.ce_type = "audit.key_rotated";
+    e.tenant = kAuditTenant;
+    e.time_us = r.timestamp_us;
+    auto bytes = encode_derived(e, r.to_json());
+    if (!bytes.ok()) return std::move(bytes).take_status();
+    auto appended = opts_.log->append_sync(AppendBatch{TenantId(std::string(kAuditTenant)), {std::move(bytes).value()}, true});
+    return appended.ok() ? Status::ok() : appended.status();
+  }
+
   int64_t head_interval_us() const {
     return std::chrono::duration_cast<std::chrono::microseconds>(opts_.head_interval).count();
   }
@@ -582,7 +790,7 @@ class NotaryImpl final : public Notary {
 
   const NotaryOptions opts_;
   const Clock& clock_;
-  const SigningKey key_;
+  SigningKey key_;  // guarded by mu_ (written under work_mu_ too)
   std::unique_ptr<KvStore> store_;
   const Partition audit_partition_;
   std::shared_ptr<Wakeup> wake_;
@@ -614,6 +822,7 @@ Result<std::unique_ptr<Notary>> open_notary(const NotaryOptions& opts) {
   if (!store.ok()) return std::move(store).take_status();
   auto n = std::make_unique<NotaryImpl>(opts, std::move(key).value(), std::move(store).value());
   if (Status s = n->load(); !s.is_ok()) return s;
+  if (Status s = n->finish_rotation(); !s.is_ok()) return s;
   return std::unique_ptr<Notary>(std::move(n));
 }
 

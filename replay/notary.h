@@ -55,6 +55,21 @@ struct SignedHead {
 
 std::string key_id_of(const std::array<uint8_t, 32>& public_key);
 
+// The notary's key handed to its successor (AUDIT.md §2, Keys): an `audit.key_rotated` fact.
+struct KeyRotation {
+  std::array<uint8_t, 32> public_key{};
+  std::array<uint8_t, 32> previous_public_key{};
+  int64_t timestamp_us = 0;
+  std::array<uint8_t, 64> signature{};  // by the previous key
+
+  // "agentos.key_rotation.v1" public_key(32) be64(timestamp_us)
+  std::string signed_bytes() const;
+  bool signature_valid() const;
+  // The event's data: keyId, publicKey, previousKeyId, previousPublicKey, timestampUs, signature.
+  std::string to_json() const;
+  static Result<KeyRotation> from_json(std::string_view json);
+};
+
 // The notary's Ed25519 key (AUDIT.md §2, Keys).
 class SigningKey {
  public:
@@ -62,10 +77,18 @@ class SigningKey {
   static Result<SigningKey> load_or_create(const std::string& dir);
   // The public key in DIR/signing.pub (what a verifier beside the engine trusts).
   static Result<std::array<uint8_t, 32>> read_public(const std::string& dir);
+  // Every key of this directory: signing.pub and the rotated-away ones in retired.pub.
+  static std::vector<std::array<uint8_t, 32>> read_all_public(const std::string& dir);
+  // A fresh key (not written anywhere).
+  static Result<SigningKey> generate();
   SignedHead sign(int32_t partition, int64_t tree_size, const audit::Hash& root, int64_t timestamp_us) const;
+  // This key's certificate of `next` as its successor.
+  KeyRotation certify(const SigningKey& next, int64_t timestamp_us) const;
   const std::array<uint8_t, 32>& public_key() const { return public_key_; }
 
  private:
+  friend class NotaryKeyFiles;
+  std::array<uint8_t, 64> sign_bytes(std::string_view message) const;
   std::array<uint8_t, 32> seed_{};
   std::array<uint8_t, 32> public_key_{};
 };
@@ -99,7 +122,13 @@ class Notary : public Component {
   virtual Result<audit::Hash> leaf(Partition partition, uint64_t index) const = 0;
   // The hash of a perfect, aligned subtree within the tree (events/audit_chain.h, cover).
   virtual Result<audit::Hash> node(Partition partition, const audit::Subtree& at) const = 0;
-  virtual const SigningKey& key() const = 0;
+  // The key that signs from now on (a copy: a rotation replaces it).
+  virtual SigningKey key() const = 0;
+  // Replaces the signing key: a new key, certified by the current one in an
+  // `audit.key_rotated` fact appended to the log, then made current (DIR/signing.key;
+  // the old public key moves to DIR/retired.pub). Heads signed before stay valid under
+  // the old key.
+  virtual Result<KeyRotation> rotate_key() = 0;
 };
 
 Result<std::unique_ptr<Notary>> open_notary(const NotaryOptions& opts);

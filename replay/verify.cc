@@ -322,12 +322,51 @@ ExportCheck verify_export(std::istream& in, const std::vector<std::array<uint8_t
   return c;
 }
 
-Result<VerifyReport> verify_log(Log& log, const VerifyOptions& opts) {
+Result<std::vector<KeyRotation>> rotations_in_log(Log& log) {
+  std::vector<KeyRotation> out;
+  const TenantId tenant{std::string(kAuditTenant)};
+  for (Offset from(0);;) {
+    auto page = log.read_tenant(tenant, from);
+    if (!page.ok()) return std::move(page).take_status();
+    if (page->empty()) return out;
+    for (const StoredRecord& r : *page) {
+      if (!verify_event(r.value).is_ok() || read_header(r.value).type_name != "audit.key_rotated") continue;
+      auto k = KeyRotation::from_json(encode_json(r.value));
+      if (k.ok()) out.push_back(std::move(k).value());
+    }
+    from = page->back().pos.offset.next();
+  }
+}
+
+Result<VerifyReport> verify_log(Log& log, const VerifyOptions& given) {
+  VerifyOptions opts = given;
   std::vector<SignedHead> heads = opts.pinned_heads;
+  std::vector<KeyRotation> rotations;
   if (opts.heads_from_log) {
     auto logged = heads_in_log(log);
     if (!logged.ok()) return std::move(logged).take_status();
     heads.insert(heads.end(), logged->begin(), logged->end());
+    auto rotated = rotations_in_log(log);
+    if (!rotated.ok()) return std::move(rotated).take_status();
+    rotations = std::move(rotated).value();
+  }
+  // A key certified by a trusted key in an audit.key_rotated fact is trusted too.
+  auto trusted = [&](const std::array<uint8_t, 32>& k) {
+    return std::find(opts.trusted_keys.begin(), opts.trusted_keys.end(), k) != opts.trusted_keys.end();
+  };
+  std::vector<AuditFinding> rotation_findings;
+  for (const KeyRotation& r : rotations)
+    if (!r.signature_valid())
+      rotation_findings.push_back({"bad_signature", log.partition_of(TenantId(std::string(kAuditTenant))).value(), -1, -1,
+                                   "the rotation to key " + key_id_of(r.public_key) + " is not signed by key " +
+                                       key_id_of(r.previous_public_key)});
+  for (bool grew = !opts.trusted_keys.empty(); grew;) {
+    grew = false;
+    for (const KeyRotation& r : rotations)
+      if (!trusted(r.public_key) && trusted(r.previous_public_key) && r.signature_valid()) {
+        opts.trusted_keys.push_back(r.public_key);
+        grew = true;
+      }
   }
   std::map<int32_t, std::vector<SignedHead>> by_partition;
   for (auto& h : heads) by_partition[h.partition].push_back(std::move(h));
@@ -335,6 +374,7 @@ Result<VerifyReport> verify_log(Log& log, const VerifyOptions& opts) {
   if (parts.empty())
     for (int32_t p = 0; p < log.partition_count(); ++p) parts.push_back(p);
   VerifyReport report;
+  report.findings = std::move(rotation_findings);
   Auditor a(opts, report);
   for (int32_t p : parts) {
     if (p < 0 || p >= log.partition_count())

@@ -51,8 +51,9 @@ struct VerifyOptions {
   int64_t to_seq = -1;
   std::vector<SignedHead> pinned_heads;  // the auditor's own copies
   bool heads_from_log = true;            // also the audit.tree_head events in the log
-  // Public keys whose signatures are trusted; empty: any valid signature is accepted (the
-  // report still says which key signed).
+  // Public keys whose signatures are trusted, and through the log's audit.key_rotated facts
+  // every key they certified; empty: any valid signature is accepted (the report still says
+  // which key signed).
   std::vector<std::array<uint8_t, 32>> trusted_keys;
   size_t max_findings = 1000;
   // Called now and then with the records and bytes read so far.
@@ -64,6 +65,10 @@ Result<VerifyReport> verify_log(Log& log, const VerifyOptions& opts);
 // The signed heads appended to the log (`audit.tree_head` events of kAuditTenant), in log
 // order. Heads that do not parse are skipped.
 Result<std::vector<SignedHead>> heads_in_log(Log& log);
+// The notary's key rotations in the log (`audit.key_rotated`), in log order. verify_log
+// trusts a key that a trusted key certified there (and reports a rotation whose signature
+// fails).
+Result<std::vector<KeyRotation>> rotations_in_log(Log& log);
 
 // An export of GET …/audit/export (JSON lines, AUDIT.md §4) checked on its own: each
 // event's leaf recomputed from its stored bytes (and its CloudEvent JSON compared with

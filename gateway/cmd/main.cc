@@ -1053,6 +1053,25 @@ int cmd_audit_export(int argc, char** argv) {
   return 0;
 }
 
+// `audit rotate-key`: the running engine's notary replaces its signing key (operator).
+int cmd_audit_rotate_key(int argc, char** argv) {
+  Args a({kServerFlag,
+          {"admin-token", "AGENTOS_ADMIN_TOKEN", "", "operator token"},
+          {"data-dir", "AGENTOS_DATA_DIR", "./var/agentos", "read the operator token from DATA_DIR/admin.token if no token is given"}},
+         argc, argv, 3);
+  if (a.help())
+    return a.usage("audit rotate-key",
+                   "Replaces the notary's signing key; the old key certifies the new one in an audit.key_rotated "
+                   "fact (replay/AUDIT.md §2)."),
+           0;
+  if (!a.error().empty()) return std::cerr << "agentos audit rotate-key: " << a.error() << "\n", 2;
+  std::string token = a.get("admin-token");
+  if (token.empty()) token = read_file(a.get("data-dir") + "/admin.token");
+  auto url = cli::parse_url(a.get("server"));
+  if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
+  return print_response(cli::http_call(*url, "POST", "/v1/admin/audit/key:rotate", bearer(token), "{}"), 200);
+}
+
 int cmd_audit_verify(int argc, char** argv) {
   Args a({{"data-dir", "AGENTOS_DATA_DIR", "./var/agentos", "the engine's data directory (the embedded log, read-only; the notary's public key)"},
           {"log", "AGENTOS_LOG", "embedded", "log backend: embedded | kafka"},
@@ -1143,10 +1162,10 @@ int cmd_audit_verify(int argc, char** argv) {
   std::string key_source = "--key";
   vo.trusted_keys = keys;
   if (keys.empty()) {
-    auto pub = SigningKey::read_public(a.get("data-dir") + "/audit");
-    if (pub.ok()) {
-      vo.trusted_keys.push_back(*pub);
-      key_source = a.get("data-dir") + "/audit/signing.pub";
+    auto all = SigningKey::read_all_public(a.get("data-dir") + "/audit");
+    if (!all.empty()) {
+      vo.trusted_keys = all;
+      key_source = a.get("data-dir") + "/audit/signing.pub and retired.pub";
     } else {
       key_source = "none (any valid signature is accepted)";
     }
@@ -1214,6 +1233,7 @@ void usage() {
                "  audit trace     what one event caused, generation by generation\n"
                "  audit verify    prove the log intact: chain links, Merkle roots, signed tree heads (or an export)\n"
                "  audit export    the tenant's events with their proof, streamed into a file\n"
+               "  audit rotate-key  replace the notary's signing key (certified by the old one)\n"
                "  migrate         apply the read-model SQL migrations to PostgreSQL\n";
 }
 
@@ -1231,6 +1251,7 @@ int main(int argc, char** argv) {
   if (cmd == "audit" && (sub == "events" || sub == "trace")) return cmd_audit(argc, argv, sub == "trace");
   if (cmd == "audit" && sub == "verify") return cmd_audit_verify(argc, argv);
   if (cmd == "audit" && sub == "export") return cmd_audit_export(argc, argv);
+  if (cmd == "audit" && sub == "rotate-key") return cmd_audit_rotate_key(argc, argv);
   if (cmd == "tenant" && sub == "create") return cmd_tenant_create(argc, argv);
   if (cmd == "key" && sub == "create") return cmd_key(argc, argv, true);
   if (cmd == "key" && sub == "revoke") return cmd_key(argc, argv, false);

@@ -296,6 +296,11 @@ class NotaryProofs final : public AuditProofs {
     return n_.wait_folded(p, end, deadline);
   }
   Status health() const override { return n_.health(); }
+  Result<std::string> rotate_key() override {
+    auto r = n_.rotate_key();
+    if (!r.ok()) return std::move(r).take_status();
+    return r->to_json();
+  }
 
  private:
   Notary& n_;

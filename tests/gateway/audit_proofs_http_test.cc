@@ -403,6 +403,39 @@ TEST_F(AuditProofsHttp, AnExportProvesTheTenantsEventsAndHoldsNothingOfItsNeighb
   EXPECT_EQ(engine->end_of("acme"), before);
 }
 
+TEST_F(AuditProofsHttp, OnlyTheOperatorRotatesTheKeyAndTheOldKeyCertifiesTheNew) {
+  post(0);
+  sign();
+  EXPECT_EQ(engine->call("POST", "/v1/admin/audit/key:rotate", admin, "{}", "application/json").status, 403);
+  EXPECT_EQ(engine->call("POST", "/v1/admin/audit/key:rotate", compliance, "{}", "application/json").status, 403);
+  auto r = engine->call("POST", "/v1/admin/audit/key:rotate", Engine::kOperatorToken, "{}", "application/json");
+  ASSERT_EQ(r.status, 200) << r.body;
+  simdjson::dom::parser rp;
+  simdjson::dom::element rj = rp.parse(r.body).value();
+  EXPECT_EQ(unhex(rj["previousPublicKey"].get_string().value()), trusted_key);
+  const Bytes next = unhex(rj["publicKey"].get_string().value());
+  ASSERT_NE(next, trusted_key);
+  // The certificate, checked here: Ed25519 by the old key over the tag, the new key, the time.
+  const Bytes msg = "agentos.key_rotation.v1" + next + be(static_cast<uint64_t>(rj["timestampUs"].get_int64().value()), 8);
+  const Bytes sig = unhex(rj["signature"].get_string().value());
+  EVP_PKEY* pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr,
+                                             reinterpret_cast<const unsigned char*>(trusted_key.data()), 32);
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EXPECT_TRUE(EVP_DigestVerifyInit(ctx, nullptr, nullptr, nullptr, pk) == 1 &&
+              EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                               reinterpret_cast<const unsigned char*>(msg.data()), msg.size()) == 1);
+  EVP_MD_CTX_free(ctx);
+  EVP_PKEY_free(pk);
+  // Heads from now on are the new key's.
+  post(1);
+  sign();
+  auto heads = engine->call("GET", "/v1/tenants/acme/audit/heads", compliance);
+  simdjson::dom::parser hp;
+  simdjson::dom::element head = hp.parse(heads.body).value()["head"].value();
+  EXPECT_TRUE(head_signed(head, next)) << heads.body;
+  EXPECT_FALSE(head_signed(head, trusted_key));
+}
+
 // `agentos audit export` then `agentos audit verify --export`, the binaries against this engine.
 TEST_F(AuditProofsHttp, TheCliExportsAFileThatTheCliVerifies) {
   for (int i = 0; i < 5; ++i) post(i);

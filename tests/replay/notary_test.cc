@@ -9,8 +9,13 @@
 
 #include "events/audit_chain.h"
 #include "events/key_codec.h"
+#include "events/codec.h"
 #include "events/log.h"
+#include "replay/verify.h"
 #include "tests/support/test_util.h"
+
+#include <filesystem>
+#include <fstream>
 
 namespace agentos {
 namespace {
@@ -147,6 +152,120 @@ TEST_F(NotaryTest, RestartResumesTheTreeWhereItWas) {
   ASSERT_TRUE(proof.ok());
   EXPECT_TRUE(audit::verify_consistency(9, 16, before.root, after.root, *proof));
   (void)p;
+}
+
+TEST_F(NotaryTest, ARotatedKeyIsTrustedThroughTheOldOneAndOldHeadsStayValid) {
+  auto log = open_log();
+  auto n = open(*log);
+  const Partition p = log->partition_of(tenant_);
+  const auto first_key = n->key().public_key();
+  append(*log, 0, 4);
+  fold_all(*log, *n);
+  ASSERT_TRUE(n->publish_heads().ok());
+  auto r = n->rotate_key();
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_TRUE(r->signature_valid());
+  EXPECT_EQ(r->previous_public_key, first_key);
+  EXPECT_EQ(n->key().public_key(), r->public_key);
+  // The files follow: the new key is current, the old one retired, the seed private.
+  auto all = SigningKey::read_all_public(dir_.sub("audit"));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0], r->public_key);
+  EXPECT_EQ(all[1], first_key);
+  struct stat st {};
+  ASSERT_EQ(::stat(dir_.sub("audit/signing.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  append(*log, 4, 3);
+  fold_all(*log, *n);
+  auto later = n->publish_heads();
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(head_of(*later, p).key_id, key_id_of(r->public_key));
+
+  // Trusting only the first key: both heads verify, the second through the rotation fact.
+  VerifyOptions vo;
+  vo.partitions = {p.value()};
+  vo.trusted_keys = {first_key};
+  auto rep = verify_log(*log, vo);
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->ok()) << rep->to_json();
+  EXPECT_EQ(rep->heads_checked, 2);
+  // Trusting a stranger: neither.
+  TempDir other;
+  vo.trusted_keys = {SigningKey::load_or_create(other.path())->public_key()};
+  rep = verify_log(*log, vo);
+  ASSERT_TRUE(rep.ok());
+  EXPECT_EQ(rep->findings.size(), 2u) << rep->to_json();
+  // A rotation the old key never signed (appended by someone else) is reported, and the key
+  // it names is not trusted.
+  KeyRotation forged = *r;
+  forged.public_key = SigningKey::load_or_create(other.path())->public_key();
+  forged.signature[3] ^= 1;
+  DerivedEvent e;
+  e.id = "forged-rotation";
+  e.source = "/x";
+  e.ce_type = "audit.key_rotated";
+  e.tenant = kAuditTenant;
+  e.time_us = 1;
+  auto bytes = encode_derived(e, forged.to_json());
+  ASSERT_TRUE(bytes.ok());
+  ASSERT_TRUE(log->append_sync(AppendBatch{TenantId(std::string(kAuditTenant)), {*bytes}}).ok());
+  vo.trusted_keys = {first_key};
+  rep = verify_log(*log, vo);
+  ASSERT_TRUE(rep.ok());
+  ASSERT_FALSE(rep->ok());
+  EXPECT_EQ(rep->findings[0].kind, "bad_signature");
+  EXPECT_NE(rep->findings[0].detail.find("is not signed by"), std::string::npos) << rep->findings[0].detail;
+}
+
+TEST_F(NotaryTest, ARotationCutShortByACrashEndsAsTheLogSays) {
+  const Partition p = Partition(0);
+  std::array<uint8_t, 32> first{};
+  {
+    auto log = open_log();
+    auto n = open(*log);
+    first = n->key().public_key();
+  }
+  // A next key written, its rotation never appended: dropped at the next start.
+  auto stray = SigningKey::generate();
+  ASSERT_TRUE(stray.ok());
+  {
+    std::ofstream f(dir_.sub("audit/signing.key.next"));
+    const std::string seed_hex(64, '7');
+    f << seed_hex << "\n";
+  }
+  {
+    auto log = open_log();
+    auto n = open(*log);
+    EXPECT_EQ(n->key().public_key(), first);
+    EXPECT_FALSE(std::filesystem::exists(dir_.sub("audit/signing.key.next")));
+  }
+  // A next key whose rotation reached the log: it is the key after the restart. The files
+  // are put back as a crash right after the append would have left them.
+  namespace fs = std::filesystem;
+  fs::copy_file(dir_.sub("audit/signing.key"), dir_.sub("old.key"));
+  std::array<uint8_t, 32> next{};
+  {
+    auto log = open_log();
+    auto n = open(*log);
+    auto r = n->rotate_key();
+    ASSERT_TRUE(r.ok());
+    next = r->public_key;
+  }
+  fs::rename(dir_.sub("audit/signing.key"), dir_.sub("audit/signing.key.next"));
+  fs::rename(dir_.sub("old.key"), dir_.sub("audit/signing.key"));
+  fs::remove(dir_.sub("audit/retired.pub"));
+  {
+    auto log = open_log();
+    auto n = open(*log);
+    EXPECT_EQ(n->key().public_key(), next);
+    EXPECT_FALSE(fs::exists(dir_.sub("audit/signing.key.next")));
+    auto all = SigningKey::read_all_public(dir_.sub("audit"));
+    ASSERT_EQ(all.size(), 2u);
+    EXPECT_EQ(all[0], next);
+    EXPECT_EQ(all[1], first);
+  }
+  (void)p;
+  (void)stray;
 }
 
 TEST_F(NotaryTest, KeyFileIsPrivateAndStableAcrossStarts) {
