@@ -371,6 +371,17 @@ std::string node_key(int32_t p, int level, uint64_t index) {
   keys::put_be64(k, index);
   return k;
 }
+// Perfect subtrees of 2^kStoredLevel leaves and up are stored; smaller ones are hashed
+// again from the log's records (a proof reads at most one block of 64 per level below).
+// "o" be32(p) be64(block) -> be64(offset of the block's first record).
+constexpr int kStoredLevel = 6;
+std::string block_key(int32_t p, uint64_t block) {
+  std::string k = "o";
+  keys::put_be32(k, static_cast<uint32_t>(p));
+  keys::put_be64(k, block);
+  return k;
+}
+
 std::string head_key(int32_t p) {
   std::string k = "h";
   keys::put_be32(k, static_cast<uint32_t>(p));
@@ -505,11 +516,15 @@ class NotaryImpl final : public Notary {
   bool transient(const Status& s) const override { return s.code() != Code::kCorruption && Component::transient(s); }
 
   int64_t lag() const override {
-    int64_t lag = 0;
-    std::lock_guard lk(mu_);
-    for (int32_t p = 0; p < static_cast<int32_t>(parts_.size()); ++p) {
+    std::vector<int64_t> next;
+    {
+      std::lock_guard lk(mu_);
+      for (const auto& s : parts_) next.push_back(s.next_offset);
+    }
+    int64_t lag = 0;  // the ends asked without the lock: a broker may take its time
+    for (int32_t p = 0; p < static_cast<int32_t>(next.size()); ++p) {
       auto end = opts_.log->end_offset(Partition(p));
-      if (end.ok()) lag += std::max<int64_t>(0, end->value() - parts_[static_cast<size_t>(p)].next_offset);
+      if (end.ok()) lag += std::max<int64_t>(0, end->value() - next[static_cast<size_t>(p)]);
     }
     return lag;
   }
@@ -684,8 +699,20 @@ class NotaryImpl final : public Notary {
     return Status::ok();
   }
 
+  // Subtrees below kStoredLevel are not stored: they are hashed again from the records of
+  // their 64-record block, found through the block's first offset ("o" keys).
   audit::NodeReader reader(Partition p) const {
     return [this, p](int level, uint64_t index) -> Result<Hash> {
+      if (level < kStoredLevel) {
+        const uint64_t first = index << level, count = uint64_t{1} << level;
+        auto leaves = block_leaves(p, first >> kStoredLevel);
+        if (!leaves.ok()) return std::move(leaves).take_status();
+        const uint64_t in_block = first & ((uint64_t{1} << kStoredLevel) - 1);
+        if (in_block + count > leaves->size())
+          return Status(Code::kInternal, "partition " + std::to_string(p.value()) + ": block of seq " +
+                                             std::to_string(first) + " holds too few records");
+        return audit::root_of(std::span<const Hash>(leaves->data() + in_block, count));
+      }
       auto v = store_->get(node_key(p.value(), level, index));
       if (!v.ok()) return std::move(v).take_status();
       if (!*v || (*v)->size() != 32)
@@ -695,6 +722,33 @@ class NotaryImpl final : public Notary {
       std::copy_n(reinterpret_cast<const uint8_t*>((*v)->data()), 32, h.begin());
       return h;
     };
+  }
+
+  // The leaf hashes of the records of block `block` (seq [block·64, block·64 + 64)) that the
+  // tree holds, read again from the log.
+  Result<std::vector<Hash>> block_leaves(Partition p, uint64_t block) const {
+    auto at = store_->get(block_key(p.value(), block));
+    if (!at.ok()) return std::move(at).take_status();
+    if (!*at || (*at)->size() != 8)
+      return Status(Code::kInternal, "notary store lacks the offset of block " + std::to_string(block) +
+                                         " of partition " + std::to_string(p.value()));
+    const uint64_t first_seq = block << kStoredLevel;
+    const uint64_t want = std::min<uint64_t>(uint64_t{1} << kStoredLevel, tree_size(p) - first_seq);
+    std::vector<Hash> out;
+    int64_t offset = static_cast<int64_t>(keys::get_be(**at, 0, 8));
+    while (out.size() < want) {
+      ReadOptions ro;
+      ro.max_records = want - out.size();
+      auto page = opts_.log->read(p, Offset(offset), ro);
+      if (!page.ok()) return std::move(page).take_status();
+      if (page->empty()) return Status(Code::kInternal, "the log ends inside block " + std::to_string(block));
+      for (const StoredRecord& r : *page) {
+        if (out.size() == want) break;
+        out.push_back(audit::record_leaf(p, static_cast<int64_t>(first_seq + out.size()), r.append_us, r.tenant.str(), r.value));
+      }
+      offset = page->back().pos.offset.value() + 1;
+    }
+    return out;
   }
 
   void run() {
@@ -733,10 +787,12 @@ class NotaryImpl final : public Notary {
     ro.max_records = 4096;
     auto page = opts_.log->read(p, Offset(s.next_offset), ro);
     if (!page.ok()) {
+      // A transient read error is retried quietly; one that will not pass (a record that
+      // does not decode, records deleted below the log start) is the notary's health.
+      const Code c = page.status().code();
       std::lock_guard lk(mu_);
-      read_error_ = page.status().code() == Code::kCorruption
-                        ? Status(Code::kCorruption, "the log was altered: " + page.status().message())
-                        : Status::ok();
+      if (c == Code::kCorruption) read_error_ = Status(Code::kCorruption, "the log was altered: " + page.status().message());
+      else if (c != Code::kUnavailable && c != Code::kTimeout) read_error_ = page.status();
       return false;
     }
     if (page->empty()) return false;
@@ -764,9 +820,14 @@ class NotaryImpl final : public Notary {
         break;
       }
       s.link = link;
+      if ((static_cast<uint64_t>(seq) & ((uint64_t{1} << kStoredLevel) - 1)) == 0) {
+        std::string at;
+        keys::put_be64(at, static_cast<uint64_t>(r.pos.offset.value()));
+        kb.put(block_key(p.value(), static_cast<uint64_t>(seq) >> kStoredLevel), at);
+      }
       s.tree.append(leaf, [&](int level, uint64_t index, const Hash& h) {
-        kb.put(node_key(p.value(), level, index),
-               std::string_view(reinterpret_cast<const char*>(h.data()), h.size()));
+        if (level >= kStoredLevel)
+          kb.put(node_key(p.value(), level, index), std::string_view(reinterpret_cast<const char*>(h.data()), h.size()));
       });
       s.next_offset = r.pos.offset.value() + 1;
       if (!(p == audit_partition_ && r.tenant.str() == kAuditTenant)) s.grew = true;

@@ -126,6 +126,50 @@ TEST_F(NotaryTest, HeadsAreSignedFactsAndProofsFromTheStoreVerifyAgainstThem) {
   EXPECT_EQ(n->inclusion_proof(p, 3, 1000).status().code(), Code::kInvalidArgument);
 }
 
+TEST_F(NotaryTest, ProofsHoldAcrossStoredSubtreesAndOnesHashedAgainFromTheLog) {
+  // Subtrees of 64 records and up come from the store, smaller ones from the log's records
+  // again: 300 records (in batches, so several blocks) exercise both in one proof.
+  auto log = open_log();
+  auto n = open(*log);
+  const Partition p = log->partition_of(tenant_);
+  for (int i = 0; i < 300; i += 20) {
+    AppendBatch b{tenant_, {}};
+    for (int j = i; j < i + 20; ++j) b.values.push_back(test::make_event(tenant_.str(), "b-" + std::to_string(j), j));
+    ASSERT_TRUE(log->append_sync(std::move(b)).ok());
+  }
+  fold_all(*log, *n);
+  auto heads = n->publish_heads();
+  ASSERT_TRUE(heads.ok());
+  const SignedHead h = head_of(*heads, p);
+  ASSERT_EQ(h.tree_size, 300);
+  auto recs = log->read(p, Offset(0), ReadOptions{1000, 64 << 20});
+  ASSERT_TRUE(recs.ok());
+  std::vector<audit::Hash> leaves;
+  for (const auto& r : *recs)
+    leaves.push_back(audit::record_leaf(p, static_cast<int64_t>(leaves.size()), r.append_us, r.tenant.str(), r.value));
+  ASSERT_EQ(audit::root_of(std::span<const audit::Hash>(leaves.data(), 300)), h.root);
+  for (uint64_t i : {0u, 1u, 63u, 64u, 127u, 128u, 200u, 255u, 256u, 299u}) {
+    auto proof = n->inclusion_proof(p, i, 300);
+    ASSERT_TRUE(proof.ok()) << proof.status().to_string();
+    EXPECT_TRUE(audit::verify_inclusion(i, 300, leaves[i], *proof, h.root)) << i;
+    auto stored = n->leaf(p, i);
+    ASSERT_TRUE(stored.ok());
+    EXPECT_EQ(*stored, leaves[i]);
+  }
+  for (uint64_t m : {1u, 63u, 64u, 65u, 128u, 200u}) {
+    auto proof = n->consistency_proof(p, m, 300);
+    ASSERT_TRUE(proof.ok());
+    EXPECT_TRUE(audit::verify_consistency(m, 300, audit::root_of(std::span<const audit::Hash>(leaves.data(), m)), h.root, *proof))
+        << m;
+  }
+  for (const audit::Subtree& at : audit::cover(37, 300)) {
+    auto node = n->node(p, at);
+    ASSERT_TRUE(node.ok());
+    const size_t begin = static_cast<size_t>(at.index) << at.level;
+    EXPECT_EQ(*node, audit::root_of(std::span<const audit::Hash>(leaves.data() + begin, size_t{1} << at.level)));
+  }
+}
+
 TEST_F(NotaryTest, RestartResumesTheTreeWhereItWas) {
   const Partition p = Partition(0);
   SignedHead before;
