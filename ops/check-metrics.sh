@@ -28,7 +28,7 @@ files=("$@")
 if [ ${#files[@]} -eq 0 ]; then
   files=("$root/ops/grafana/agentos.json" "$root/ops/prometheus/alerts.yml" "$root/ops/prometheus/alerts_test.yml")
 fi
-src=("$root/events" "$root/gateway" "$root/processors" "$root/projections")
+src=("$root/events" "$root/gateway" "$root/processors" "$root/projections" "$root/replay")
 names=$(grep -ohE 'agentos_[a-z0-9_]*[a-z0-9]' "${files[@]}" | sort -u)
 [ -n "$names" ] || { echo "check-metrics: no agentos_* metric names in ${files[*]}"; exit 1; }
 fail=0 count=0
@@ -43,7 +43,7 @@ for n in $names; do
     if grep -rqE --include='*.cc' "out\.set(_labeled)?\(\"$g\"" "$root/processors"; then found=1; fi
   fi
   if [ $found -eq 0 ]; then
-    echo "check-metrics: $n: not exported by the engine (no \"$n\" in events/, gateway/, processors/, projections/)"
+    echo "check-metrics: $n: not exported by the engine (no \"$n\" in events/, gateway/, processors/, projections/, replay/)"
     fail=1
   fi
 done
