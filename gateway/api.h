@@ -310,6 +310,15 @@ class Api {
   // GET …/audit/export?format=jsonl|csv&from_offset=&to_offset= (api_audit.cc): the tenant's
   // events with the subtree hashes that prove them against the latest signed head, streamed.
   void get_audit_export(HttpRequest req, const TenantId& t, Reply reply);
+  // `?as_of=` on GET …/sessions/{id} and …/dreams/{id} (api_as_of.cc): the entity as its
+  // last whole-state fact at or before that log offset or append time says it was.
+  struct AsOfEntity {
+    std::string_view fact_type;  // "session.updated"
+    std::string_view id_member;  // "sessionId": the fact's member naming the entity, and the answer's
+    std::string_view noun;       // "session", for messages
+    std::string_view carry;      // a member only some facts hold, carried forward ("config"); "" none
+  };
+  void serve_as_of(const HttpRequest& req, const TenantId& t, const AsOfEntity& entity, const std::string& id, Reply reply);
   // POST /v1/admin/audit/key:rotate (operator): the notary's new key, certified by the old.
   void rotate_audit_key(const HttpRequest& req, Reply reply);
   // Appends `event_json` (an audit.accessed CloudEvent) for `t`: its offset, or the error

@@ -139,6 +139,8 @@ void Api::dreams_command(HttpRequest req, const TenantId& t, const std::vector<s
 void Api::get_dreams(HttpRequest req, const TenantId& t, const std::vector<std::string>& rest, Reply reply) {
   auto p = authorize_tenant(req, t, {Role::producer, Role::reader, Role::compliance});
   if (!p.ok()) return reply(problem_response(p.status(), req.path));
+  if (rest.size() == 2 && rest[0] == "dreams" && req.query_param("as_of"))
+    return serve_as_of(req, t, AsOfEntity{"dream.updated", "dreamId", "dream", ""}, rest[1], std::move(reply));
   DreamRead q;
   if (rest.size() == 1 && rest[0] == "dreams") q.what = DreamRead::kGarden;
   else if (rest.size() == 2 && rest[0] == "dreams") q.what = DreamRead::kDream;

@@ -365,6 +365,8 @@ void Api::heartbeat_command(HttpRequest req, const TenantId& t, const std::vecto
 void Api::get_reads(HttpRequest req, const TenantId& t, std::vector<std::string> rest, Reply reply) {
   auto p = authorize_tenant(req, t, {Role::producer, Role::reader, Role::compliance});
   if (!p.ok()) return reply(problem_response(p.status(), req.path));
+  if (rest.size() == 2 && rest[0] == "sessions" && req.query_param("as_of"))
+    return serve_as_of(req, t, AsOfEntity{"session.updated", "sessionId", "session", "config"}, rest[1], std::move(reply));
   const bool cost = rest.size() == 3 && rest[2] == "cost";
   const bool models_only = (rest[0] == "sessions" && rest.size() == 1) ||
                            (rest.size() == 3 && rest[2] == "transitions");
