@@ -124,6 +124,11 @@ Result<SignedHead> SignedHead::from_json(std::string_view json) {
       return Status::invalid("type", "not an audit.tree_head event");
     doc = data;
     prefix = "data.";
+  } else if (simdjson::dom::element head; !doc["head"].get(head)) {
+    // GET …/audit/heads: {partition, treeSize, head}
+    if (!head.is_object()) return Status::invalid("head", "no signed head yet");
+    doc = head;
+    prefix = "head.";
   }
   SignedHead h;
   int64_t n = 0;

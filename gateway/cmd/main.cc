@@ -944,6 +944,32 @@ int cmd_audit(int argc, char** argv, bool trace) {
   return print_read(name, a, target, cli::audit_table);
 }
 
+// `audit heads`: the latest signed tree head of the tenant's partition, one JSON line —
+// append it to a file kept elsewhere and give that to `audit verify --heads` later.
+int cmd_audit_heads(int argc, char** argv) {
+  Args a({kServerFlag,
+          {"tenant", "AGENTOS_TENANT", "", "tenant id"},
+          {"api-key", "AGENTOS_API_KEY", "", "a compliance or admin key of the tenant"}},
+         argc, argv, 3);
+  if (a.help())
+    return a.usage("audit heads",
+                   "Prints the latest signed tree head of the tenant's partition as one JSON line, to pin "
+                   "(`>> pinned.jsonl`; `agentos audit verify --heads pinned.jsonl`)."),
+           0;
+  if (!a.error().empty() || a.get("tenant").empty() || a.get("api-key").empty())
+    return std::cerr << "agentos audit heads: " << (a.error().empty() ? "--tenant and --api-key are required" : a.error())
+                     << "\n",
+           2;
+  auto url = cli::parse_url(a.get("server"));
+  if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
+  auto r = cli::http_call(*url, "GET", "/v1/tenants/" + path_segment(a.get("tenant")) + "/audit/heads",
+                          bearer(a.get("api-key"), false), "");
+  if (!r.ok()) return std::cerr << "agentos audit heads: " << r.status().to_string() << "\n", 1;
+  if (r->status != 200) return std::cerr << "agentos audit heads: HTTP " << r->status << "\n" << r->body << "\n", 1;
+  std::cout << r->body << "\n";
+  return 0;
+}
+
 // Progress of a long command on stderr: one line rewritten on a terminal, a plain line
 // every 5 s otherwise.
 class Progress {
@@ -1233,6 +1259,7 @@ void usage() {
                "  audit trace     what one event caused, generation by generation\n"
                "  audit verify    prove the log intact: chain links, Merkle roots, signed tree heads (or an export)\n"
                "  audit export    the tenant's events with their proof, streamed into a file\n"
+               "  audit heads     the latest signed tree head of the tenant's partition, to pin\n"
                "  audit rotate-key  replace the notary's signing key (certified by the old one)\n"
                "  migrate         apply the read-model SQL migrations to PostgreSQL\n";
 }
@@ -1251,6 +1278,7 @@ int main(int argc, char** argv) {
   if (cmd == "audit" && (sub == "events" || sub == "trace")) return cmd_audit(argc, argv, sub == "trace");
   if (cmd == "audit" && sub == "verify") return cmd_audit_verify(argc, argv);
   if (cmd == "audit" && sub == "export") return cmd_audit_export(argc, argv);
+  if (cmd == "audit" && sub == "heads") return cmd_audit_heads(argc, argv);
   if (cmd == "audit" && sub == "rotate-key") return cmd_audit_rotate_key(argc, argv);
   if (cmd == "tenant" && sub == "create") return cmd_tenant_create(argc, argv);
   if (cmd == "key" && sub == "create") return cmd_key(argc, argv, true);

@@ -461,6 +461,12 @@ TEST_F(AuditProofsHttp, TheCliExportsAFileThatTheCliVerifies) {
   std::tie(code, out) = run("audit verify --export " + file + " --key " + hex_key);
   EXPECT_EQ(code, 0) << out;
   EXPECT_EQ(out.rfind("OK: ", 0), 0u) << out;
+  // The head pinned with `audit heads` reads back as a pinned head.
+  std::tie(code, out) = run("audit heads --server http://127.0.0.1:" + engine->url().port + " --tenant acme --api-key " + compliance);
+  ASSERT_EQ(code, 0) << out;
+  auto pinned = SignedHead::from_json(out);
+  ASSERT_TRUE(pinned.ok()) << pinned.status().to_string() << " " << out;
+  EXPECT_TRUE(pinned->signature_valid());
   // Another key: not trusted.
   std::tie(code, out) = run("audit verify --export " + file + " --key " + std::string(64, 'b'));
   EXPECT_EQ(code, 1) << out;
