@@ -5,9 +5,10 @@
 //              value = 0x82 be64(append_us) be64(seq) chain(32) u8(len) tenant event-bytes
 //              (seq, chain: the record's place and link in its partition's hash chain,
 //              events/audit_chain.h; seq = the offset it was appended at, stored so that a
-//              record moved to another key reads as moved, not as altered. Earlier formats, still read: 0x81 be64(append_us)
-//              u8(len) tenant event-bytes, before the chain; u8(len) tenant event-bytes,
-//              before append times — len <= 64, so the first byte tells them apart)
+//              record moved to another key reads as moved, not as altered). Earlier
+//              formats, still read: 0x81 be64(append_us) u8(len) tenant event-bytes,
+//              before the chain; u8(len) tenant event-bytes, before append times (len <=
+//              64, so the first byte tells them apart)
 //   "tenants": key = be32(partition) u8(len) tenant be64(offset)  value = ""
 //   "ids":     key = tenant 0x00 be32(len(source)) source id  value = be32(partition) be64(offset)
 //              (every record's idempotency key, written in the record's WriteBatch;

@@ -102,6 +102,19 @@ std::string hash_array(const std::vector<audit::Hash>& hs) {
   return out + "]";
 }
 
+// The integer query parameter `name` (>= `min`) into `out`; a field error in `bad` when it
+// is not one (`what` says what it should be). Absent: `out` stays empty.
+void int_param(const HttpRequest& req, const char* name, int64_t min, const std::string& what,
+               std::optional<int64_t>& out, Status& bad) {
+  auto v = req.query_param(name);
+  if (!v) return;
+  int64_t x = -1;
+  auto r = std::from_chars(v->data(), v->data() + v->size(), x);
+  if (r.ec != std::errc() || r.ptr != v->data() + v->size() || x < min) bad.mutable_errors().push_back({name, what});
+  else out = x;
+}
+const std::string kOffsetWords = "a log offset (an integer >= 0)";
+
 // RFC 4180: a field with a comma, a quote or a line break is quoted, quotes doubled.
 void csv_field(std::string& out, std::string_view v) {
   if (v.find_first_of(",\"\r\n") == std::string_view::npos) {
@@ -318,15 +331,8 @@ void Api::get_audit_export(HttpRequest req, const TenantId& t, Reply reply) {
     else format = std::string(*f);
   }
   std::optional<int64_t> from_offset, to_offset;
-  for (auto [name, out] : {std::pair<const char*, std::optional<int64_t>*>{"from_offset", &from_offset}, {"to_offset", &to_offset}}) {
-    if (auto v = req.query_param(name)) {
-      int64_t x = -1;
-      auto r = std::from_chars(v->data(), v->data() + v->size(), x);
-      if (r.ec != std::errc() || r.ptr != v->data() + v->size() || x < 0)
-        bad.mutable_errors().push_back({name, "a log offset (an integer >= 0)"});
-      else *out = x;
-    }
-  }
+  int_param(req, "from_offset", 0, kOffsetWords, from_offset, bad);
+  int_param(req, "to_offset", 0, kOffsetWords, to_offset, bad);
   if (from_offset && to_offset && *from_offset > *to_offset) bad.mutable_errors().push_back({"to_offset", "at least from_offset"});
   if (!bad.errors().empty()) return reply(problem_response(bad, req.path));
   AccessRecord record = access_record(t, p->key_id, p->role, "export");
@@ -382,13 +388,7 @@ void Api::get_audit_proof(HttpRequest req, const TenantId& t, std::string_view w
     return reply(problem_response(Status(Code::kUnavailable, "the notary is off (serve with --notary true)"), req.path));
   Status bad(Code::kInvalidArgument, "invalid query");
   auto count_param = [&](const char* name, std::optional<int64_t>& out, int64_t min) {
-    if (auto v = req.query_param(name)) {
-      int64_t x = -1;
-      auto r = std::from_chars(v->data(), v->data() + v->size(), x);
-      if (r.ec != std::errc() || r.ptr != v->data() + v->size() || x < min)
-        bad.mutable_errors().push_back({name, "an integer >= " + std::to_string(min)});
-      else out = x;
-    }
+    int_param(req, name, min, "an integer >= " + std::to_string(min), out, bad);
   };
   std::optional<int64_t> offset, tree_size, first, second;
   if (which == "inclusion") {
@@ -505,13 +505,7 @@ void Api::get_audit_events(HttpRequest req, const TenantId& t, Reply reply) {
     }
   };
   auto offset_param = [&](const char* name, std::optional<int64_t>& out) {
-    if (auto v = req.query_param(name)) {
-      int64_t x = -1;
-      auto r = std::from_chars(v->data(), v->data() + v->size(), x);
-      if (r.ec != std::errc() || r.ptr != v->data() + v->size() || x < 0)
-        bad.mutable_errors().push_back({name, "a log offset (an integer >= 0)"});
-      else out = x;
-    }
+    int_param(req, name, 0, kOffsetWords, out, bad);
   };
   auto text_param = [&](const char* name, std::optional<std::string>& out) {
     if (auto v = req.query_param(name)) {

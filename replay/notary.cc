@@ -66,6 +66,16 @@ struct MdCtxFree {
   void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
 };
 
+bool verify_ed25519(const std::array<uint8_t, 32>& public_key, const std::array<uint8_t, 64>& signature,
+                    std::string_view message) {
+  std::unique_ptr<EVP_PKEY, PkeyFree> pk(
+      EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(), public_key.size()));
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  if (!pk || !ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pk.get()) != 1) return false;
+  return EVP_DigestVerify(ctx.get(), signature.data(), signature.size(),
+                          reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
+}
+
 Result<std::string> read_small_file(const fs::path& p) {
   std::ifstream in(p);
   if (!in) return Status(Code::kNotFound, "cannot read " + p.string());
@@ -81,6 +91,18 @@ std::string key_id_of(const std::array<uint8_t, 32>& public_key) {
   return audit::to_hex(h).substr(0, 16);
 }
 
+Status for_each_audit_fact(Log& log, std::string_view type, const std::function<void(const std::string&)>& fn) {
+  const TenantId tenant{std::string(kAuditTenant)};
+  for (Offset from(0);;) {
+    auto page = log.read_tenant(tenant, from);
+    if (!page.ok()) return std::move(page).take_status();
+    if (page->empty()) return Status::ok();
+    for (const StoredRecord& r : *page)
+      if (verify_event(r.value).is_ok() && read_header(r.value).type_name == type) fn(encode_json(r.value));
+    from = page->back().pos.offset.next();
+  }
+}
+
 std::string SignedHead::signed_bytes() const {
   std::string m(kHeadTag);
   keys::put_be32(m, static_cast<uint32_t>(partition));
@@ -90,15 +112,7 @@ std::string SignedHead::signed_bytes() const {
   return m;
 }
 
-bool SignedHead::signature_valid() const {
-  std::unique_ptr<EVP_PKEY, PkeyFree> pk(
-      EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(), public_key.size()));
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
-  if (!pk || !ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pk.get()) != 1) return false;
-  const std::string m = signed_bytes();
-  return EVP_DigestVerify(ctx.get(), signature.data(), signature.size(),
-                          reinterpret_cast<const unsigned char*>(m.data()), m.size()) == 1;
-}
+bool SignedHead::signature_valid() const { return verify_ed25519(public_key, signature, signed_bytes()); }
 
 std::string SignedHead::to_json() const {
   return JsonObject()
@@ -191,16 +205,6 @@ Status write_file(const fs::path& path, const std::string& text, bool secret) {
   fs::rename(tmp, path, ec);
   if (ec) return Status(Code::kUnavailable, "cannot write " + path.string() + ": " + ec.message());
   return Status::ok();
-}
-
-bool verify_ed25519(const std::array<uint8_t, 32>& public_key, const std::array<uint8_t, 64>& signature,
-                    std::string_view message) {
-  std::unique_ptr<EVP_PKEY, PkeyFree> pk(
-      EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(), public_key.size()));
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
-  if (!pk || !ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pk.get()) != 1) return false;
-  return EVP_DigestVerify(ctx.get(), signature.data(), signature.size(),
-                          reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
 }
 
 }  // namespace
@@ -653,19 +657,12 @@ class NotaryImpl final : public Notary {
     if (!fs::exists(NotaryKeyFiles::next_path(opts_.dir), ec)) return Status::ok();
     auto next = NotaryKeyFiles::read_next(opts_.dir);
     if (!next.ok()) return std::move(next).take_status();
-    const TenantId tenant{std::string(kAuditTenant)};
     bool logged = false;
-    for (Offset from(0);;) {
-      auto page = opts_.log->read_tenant(tenant, from);
-      if (!page.ok()) return std::move(page).take_status();
-      if (page->empty()) break;
-      for (const auto& rec : *page) {
-        if (!verify_event(rec.value).is_ok() || read_header(rec.value).type_name != "audit.key_rotated") continue;
-        auto r = KeyRotation::from_json(encode_json(rec.value));
-        if (r.ok() && r->public_key == next->public_key() && r->previous_public_key == key_.public_key()) logged = true;
-      }
-      from = page->back().pos.offset.next();
-    }
+    Status scanned = for_each_audit_fact(*opts_.log, "audit.key_rotated", [&](const std::string& json) {
+      auto r = KeyRotation::from_json(json);
+      if (r.ok() && r->public_key == next->public_key() && r->previous_public_key == key_.public_key()) logged = true;
+    });
+    if (!scanned.is_ok()) return scanned;
     if (!logged) {
       fs::remove(NotaryKeyFiles::next_path(opts_.dir), ec);
       return Status::ok();

@@ -12,6 +12,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,6 +55,10 @@ struct SignedHead {
 };
 
 std::string key_id_of(const std::array<uint8_t, 32>& public_key);
+
+// Calls `fn` with the CloudEvent JSON of every `type` event of kAuditTenant in the log, in
+// log order (the notary's facts: `audit.tree_head`, `audit.key_rotated`).
+Status for_each_audit_fact(Log& log, std::string_view type, const std::function<void(const std::string& event_json)>& fn);
 
 // The notary's key handed to its successor (AUDIT.md §2, Keys): an `audit.key_rotated` fact.
 struct KeyRotation {

@@ -205,20 +205,11 @@ std::string VerifyReport::to_json() const {
 
 Result<std::vector<SignedHead>> heads_in_log(Log& log) {
   std::vector<SignedHead> out;
-  const TenantId tenant{std::string(kAuditTenant)};
-  Offset from(0);
-  while (true) {
-    auto page = log.read_tenant(tenant, from);
-    if (!page.ok()) return std::move(page).take_status();
-    if (page->empty()) return out;
-    for (const StoredRecord& r : *page) {
-      if (!verify_event(r.value).is_ok()) continue;
-      if (read_header(r.value).type_name != "audit.tree_head") continue;
-      auto h = SignedHead::from_json(encode_json(r.value));
-      if (h.ok()) out.push_back(std::move(h).value());
-    }
-    from = page->back().pos.offset.next();
-  }
+  Status s = for_each_audit_fact(log, "audit.tree_head", [&](const std::string& json) {
+    if (auto h = SignedHead::from_json(json); h.ok()) out.push_back(std::move(h).value());
+  });
+  if (!s.is_ok()) return s;
+  return out;
 }
 
 ExportCheck verify_export(std::istream& in, const std::vector<std::array<uint8_t, 32>>& trusted_keys) {
@@ -324,18 +315,11 @@ ExportCheck verify_export(std::istream& in, const std::vector<std::array<uint8_t
 
 Result<std::vector<KeyRotation>> rotations_in_log(Log& log) {
   std::vector<KeyRotation> out;
-  const TenantId tenant{std::string(kAuditTenant)};
-  for (Offset from(0);;) {
-    auto page = log.read_tenant(tenant, from);
-    if (!page.ok()) return std::move(page).take_status();
-    if (page->empty()) return out;
-    for (const StoredRecord& r : *page) {
-      if (!verify_event(r.value).is_ok() || read_header(r.value).type_name != "audit.key_rotated") continue;
-      auto k = KeyRotation::from_json(encode_json(r.value));
-      if (k.ok()) out.push_back(std::move(k).value());
-    }
-    from = page->back().pos.offset.next();
-  }
+  Status s = for_each_audit_fact(log, "audit.key_rotated", [&](const std::string& json) {
+    if (auto k = KeyRotation::from_json(json); k.ok()) out.push_back(std::move(k).value());
+  });
+  if (!s.is_ok()) return s;
+  return out;
 }
 
 Result<VerifyReport> verify_log(Log& log, const VerifyOptions& given) {

@@ -218,6 +218,15 @@ class RawRecords {
   rocksdb::ColumnFamilyHandle* records_ = nullptr;
 };
 
+// The embedded log in `dir`, as `agentos audit verify` opens it: read-only, its own count.
+Result<std::unique_ptr<Log>> open_read_only(const std::string& dir) {
+  EmbeddedLogOptions o;
+  o.dir = dir;
+  o.read_only = true;
+  o.partitions = 0;
+  return open_embedded_log(o);
+}
+
 class EmbeddedTamperTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -239,11 +248,7 @@ class EmbeddedTamperTest : public ::testing::Test {
     TempDir copy;
     fs::copy(pristine_.sub("log"), copy.sub("log"), fs::copy_options::recursive);
     change(copy.sub("log"));
-    EmbeddedLogOptions o;
-    o.dir = copy.sub("log");
-    o.read_only = true;
-    o.partitions = 0;
-    auto log = open_embedded_log(o);
+    auto log = open_read_only(copy.sub("log"));
     EXPECT_TRUE(log.ok()) << log.status().to_string();
     VerifyOptions vo;
     vo.partitions = {p_.value()};
@@ -331,11 +336,7 @@ TEST_F(EmbeddedTamperTest, TruncationIsFoundOnlyWithAHeadThatCoversIt) {
   TempDir copy;
   fs::copy(pristine_.sub("log"), copy.sub("log"), fs::copy_options::recursive);
   cut(copy.sub("log"));
-  EmbeddedLogOptions o;
-  o.dir = copy.sub("log");
-  o.read_only = true;
-  o.partitions = 0;
-  auto log = open_embedded_log(o);
+  auto log = open_read_only(copy.sub("log"));
   ASSERT_TRUE(log.ok());
   VerifyOptions bare;
   bare.partitions = {p_.value()};
@@ -352,11 +353,7 @@ TEST_F(EmbeddedTamperTest, TruncationIsFoundOnlyWithAHeadThatCoversIt) {
 TEST_F(EmbeddedTamperTest, ForgedOrUntrustedHeadsAreReported) {
   TempDir copy;
   fs::copy(pristine_.sub("log"), copy.sub("log"), fs::copy_options::recursive);
-  EmbeddedLogOptions o;
-  o.dir = copy.sub("log");
-  o.read_only = true;
-  o.partitions = 0;
-  auto log = open_embedded_log(o);
+  auto log = open_read_only(copy.sub("log"));
   ASSERT_TRUE(log.ok());
   VerifyOptions vo;
   vo.partitions = {p_.value()};
@@ -480,6 +477,51 @@ TEST(KafkaTamperTest, EveryAlterationOfATopicIsFoundAndPlaced) {
       }
     }
   }
+}
+
+}  // namespace
+}  // namespace agentos
+
+namespace agentos {
+namespace {
+
+// The Kafka committer keeps a transaction's chain only if it commits: after a batch the
+// broker refused, the next records continue the chain from the last committed one (the
+// committer learns it again from the topic), and a restarted engine continues it too.
+TEST(KafkaChainTest, AFailedTransactionAndARestartLeaveTheChainWhole) {
+  testing::MockKafkaCluster cluster;
+  cluster.create_topic("chain", 2);
+  const TenantId t("acme");
+  auto batch = [&](int from, int n) {
+    AppendBatch b{t, {}};
+    for (int i = from; i < from + n; ++i) b.values.push_back(test::make_event("acme", "e-" + std::to_string(i), i));
+    return b;
+  };
+  {
+    auto log = cluster.open_log("chain", 2);
+    ASSERT_TRUE(log.ok());
+    ASSERT_TRUE((*log)->append_sync(batch(0, 3)).ok());
+    cluster.push_request_errors(testing::KafkaApi::kProduce, {RD_KAFKA_RESP_ERR_INVALID_RECORD});
+    ASSERT_FALSE((*log)->append_sync(batch(100, 2)).ok());
+    ASSERT_TRUE((*log)->append_sync(batch(3, 2)).ok());
+  }
+  {
+    auto log = cluster.open_log("chain", 2);  // a restarted engine: the chain from the topic
+    ASSERT_TRUE(log.ok());
+    ASSERT_TRUE((*log)->append_sync(batch(5, 2)).ok());
+  }
+  auto log = cluster.open_log("chain", 2);
+  ASSERT_TRUE(log.ok());
+  VerifyOptions vo;
+  auto r = verify_log(**log, vo);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_TRUE(r->ok()) << r->to_json();
+  EXPECT_EQ(r->records, 7);
+  // Every record is chained (seq 0..6 on the tenant's partition).
+  auto recs = (*log)->read((*log)->partition_of(t), Offset(0));
+  ASSERT_TRUE(recs.ok());
+  ASSERT_EQ(recs->size(), 7u);
+  for (size_t i = 0; i < recs->size(); ++i) EXPECT_EQ((*recs)[i].seq, static_cast<int64_t>(i));
 }
 
 }  // namespace
