@@ -478,6 +478,7 @@ class NotaryImpl final : public Notary {
 
   Status load() {
     parts_.resize(static_cast<size_t>(opts_.log->partition_count()));
+    read_errors_.resize(parts_.size());
     for (int32_t p = 0; p < opts_.log->partition_count(); ++p) {
       auto v = store_->get(meta_key(p));
       if (!v.ok()) return std::move(v).take_status();
@@ -520,7 +521,9 @@ class NotaryImpl final : public Notary {
     std::lock_guard lk(mu_);
     for (const auto& p : parts_)
       if (!p.violation.is_ok()) return p.violation;
-    return read_error_;
+    for (const Status& e : read_errors_)
+      if (!e.is_ok()) return e;
+    return Status::ok();
   }
   bool transient(const Status& s) const override { return s.code() != Code::kCorruption && Component::transient(s); }
 
@@ -789,12 +792,23 @@ class NotaryImpl final : public Notary {
     ro.max_records = 4096;
     auto page = opts_.log->read(p, Offset(s.next_offset), ro);
     if (!page.ok()) {
-      // A transient read error is retried quietly; one that will not pass (a record that
-      // does not decode, records deleted below the log start) is the notary's health.
+      // A transient read error is retried quietly. A record that no longer decodes is an
+      // alteration like any other (sticky for the partition); another error that will not
+      // pass (records deleted below the log start) is the partition's until a read works.
       const Code c = page.status().code();
       std::lock_guard lk(mu_);
-      if (c == Code::kCorruption) read_error_ = Status(Code::kCorruption, "the log was altered: " + page.status().message());
-      else if (c != Code::kUnavailable && c != Code::kTimeout) read_error_ = page.status();
+      auto& part = parts_[static_cast<size_t>(p.value())];
+      if (c == Code::kCorruption) {
+        part.violation = Status(Code::kCorruption, "the log was altered: partition " + std::to_string(p.value()) +
+                                                       " at or after offset " + std::to_string(s.next_offset) + ": " +
+                                                       page.status().message());
+        log_line(LogLevel::kError, "audit: the log was altered; the notary signs no more heads for the partition",
+                 {{"partition", std::to_string(p.value())}, {"offset", std::to_string(s.next_offset)},
+                  {"finding", page.status().message()}});
+        if (violations_) violations_->Increment();
+      } else if (c != Code::kUnavailable && c != Code::kTimeout) {
+        read_errors_[static_cast<size_t>(p.value())] = page.status();
+      }
       return false;
     }
     if (page->empty()) return false;
@@ -838,14 +852,14 @@ class NotaryImpl final : public Notary {
     kb.put(meta_key(p.value()), encode_meta(s));
     if (Status st = store_->write(kb); !st.is_ok()) {
       std::lock_guard lk(mu_);
-      read_error_ = st;
+      read_errors_[static_cast<size_t>(p.value())] = st;
       return false;
     }
     if (leaves_) leaves_->Increment(static_cast<double>(folded));
     {
       std::lock_guard lk(mu_);
       parts_[static_cast<size_t>(p.value())] = std::move(s);
-      read_error_ = Status::ok();
+      read_errors_[static_cast<size_t>(p.value())] = Status::ok();
     }
     folded_cv_.notify_all();
     return folded > 0;
@@ -858,11 +872,11 @@ class NotaryImpl final : public Notary {
   const Partition audit_partition_;
   std::shared_ptr<Wakeup> wake_;
 
-  mutable std::mutex mu_;  // parts_, heads_latest_, read_error_
+  mutable std::mutex mu_;  // parts_, heads_latest_, read_errors_
   std::condition_variable folded_cv_;
   std::vector<PartitionState> parts_;
   std::map<int32_t, SignedHead> heads_latest_;
-  Status read_error_;
+  std::vector<Status> read_errors_;  // per partition: the last read or store error that will not pass
 
   std::mutex work_mu_;  // one fold or one publication at a time: both change parts_
   std::mutex run_mu_;

@@ -335,6 +335,47 @@ TEST_F(NotaryTest, KeyFileIsPrivateAndStableAcrossStarts) {
   EXPECT_EQ(bad.status().errors()[0].field, "rootHash");
 }
 
+TEST_F(NotaryTest, ARecordThatNoLongerDecodesIsAnAlterationThatStays) {
+  Partition victim(0);
+  {
+    auto log = open_log();
+    victim = log->partition_of(tenant_);
+    append(*log, 0, 6);
+  }
+  {  // offset 3 of the victim's partition is no record any more
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir_.sub("log"), &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (auto& name : names) descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_.sub("log"), descs, &cfs, &db).ok());
+    size_t records = 0;
+    for (size_t i = 0; i < names.size(); ++i)
+      if (names[i] == "records") records = i;
+    std::string key;
+    keys::put_be32(key, static_cast<uint32_t>(victim.value()));
+    keys::put_be64(key, 3);
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), cfs[records], key, std::string("\x82junk", 5)).ok());
+    for (auto* c : cfs) db->DestroyColumnFamilyHandle(c);
+    delete db;
+  }
+  auto log = open_log();
+  auto n = open(*log);
+  ASSERT_TRUE(test::wait_until([&] { return n->health().code() == Code::kCorruption; }));
+  EXPECT_NE(n->health().message().find("partition " + std::to_string(victim.value())), std::string::npos)
+      << n->health().message();
+  // Other partitions fold on; the finding stays.
+  append(*log, 100, 1);
+  TenantId elsewhere("x");
+  for (int i = 0; log->partition_of(elsewhere) == victim; ++i) elsewhere = TenantId("x" + std::to_string(i));
+  ASSERT_TRUE(log->append_sync(AppendBatch{elsewhere, {test::make_event(elsewhere.str(), "o-1")}}).ok());
+  auto end = log->end_offset(log->partition_of(elsewhere));
+  ASSERT_TRUE(n->wait_folded(log->partition_of(elsewhere), *end, std::chrono::steady_clock::now() + std::chrono::seconds(10)));
+  EXPECT_EQ(n->health().code(), Code::kCorruption);
+  EXPECT_LE(n->tree_size(victim), 3u);  // never past the record that does not decode
+}
+
 TEST_F(NotaryTest, AnAlteredRecordStopsTheHeadsOfItsPartitionAndIsReported) {
   const Partition p = Partition(0);
   Partition victim = p;
