@@ -178,7 +178,8 @@ inline constexpr auto kRecoverMax = std::chrono::milliseconds(5000);
 
 // The chain value at each partition's end: the link stored with its last record, or the
 // empty chain's. A partition whose last record predates the chain (an older log) is
-// chained from its first record once, here, as `agentos audit verify` chains it.
+// chained from its first record here, as `agentos audit verify` chains it — at every open
+// until the partition's first chained record is appended.
 Result<std::vector<audit::Hash>> chain_ends(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* records,
                                             const std::vector<Offset>& ends) {
   std::vector<audit::Hash> out(ends.size(), audit::kChainGenesis);
