@@ -12,6 +12,7 @@
 #include "events/codec.h"
 #include "events/log.h"
 #include "replay/verify.h"
+#include "tests/replay/raw_log.h"
 #include "tests/support/test_util.h"
 
 #include <filesystem>
@@ -342,24 +343,8 @@ TEST_F(NotaryTest, ARecordThatNoLongerDecodesIsAnAlterationThatStays) {
     victim = log->partition_of(tenant_);
     append(*log, 0, 6);
   }
-  {  // offset 3 of the victim's partition is no record any more
-    std::vector<std::string> names;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir_.sub("log"), &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-    for (auto& name : names) descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
-    std::vector<rocksdb::ColumnFamilyHandle*> cfs;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_.sub("log"), descs, &cfs, &db).ok());
-    size_t records = 0;
-    for (size_t i = 0; i < names.size(); ++i)
-      if (names[i] == "records") records = i;
-    std::string key;
-    keys::put_be32(key, static_cast<uint32_t>(victim.value()));
-    keys::put_be64(key, 3);
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), cfs[records], key, std::string("\x82junk", 5)).ok());
-    for (auto* c : cfs) db->DestroyColumnFamilyHandle(c);
-    delete db;
-  }
+  // Offset 3 of the victim's partition is no record any more.
+  test::RawLog(dir_.sub("log")).put(victim, 3, std::string("\x82junk", 5));
   auto log = open_log();
   auto n = open(*log);
   ASSERT_TRUE(test::wait_until([&] { return n->health().code() == Code::kCorruption; }));
@@ -391,25 +376,11 @@ TEST_F(NotaryTest, AnAlteredRecordStopsTheHeadsOfItsPartitionAndIsReported) {
   }
   {
     // Behind the engine's back: one byte of offset 12's event.
-    std::vector<std::string> names;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir_.sub("log"), &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-    for (auto& name : names) descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
-    std::vector<rocksdb::ColumnFamilyHandle*> cfs;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_.sub("log"), descs, &cfs, &db).ok());
-    rocksdb::ColumnFamilyHandle* records = nullptr;
-    for (size_t i = 0; i < names.size(); ++i)
-      if (names[i] == "records") records = cfs[i];
-    std::string key;
-    keys::put_be32(key, static_cast<uint32_t>(victim.value()));
-    keys::put_be64(key, 12);
-    std::string v;
-    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), records, key, &v).ok());
+    test::RawLog raw(dir_.sub("log"));
+    std::string v = raw.get(victim, 12);
+    ASSERT_FALSE(v.empty());
     v[v.size() - 3] ^= 0x10;
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), records, key, v).ok());
-    for (auto* c : cfs) db->DestroyColumnFamilyHandle(c);
-    delete db;
+    raw.put(victim, 12, v);
   }
   auto log = open_log();
   auto n = open(*log);

@@ -17,6 +17,7 @@
 #include "events/log.h"
 #include "replay/notary.h"
 #include "replay/verify.h"
+#include "tests/replay/raw_log.h"
 #include "tests/support/mock_kafka.h"
 #include "tests/support/test_util.h"
 
@@ -150,32 +151,14 @@ int64_t alter(Kind kind, size_t k, std::vector<Rec>& recs, Partition p, std::mt1
 
 // ---- embedded: the RocksDB files --------------------------------------------------------
 
-// The "records" column family, opened with RocksDB itself.
-class RawRecords {
+// A partition's records as the tests alter them, over the raw store (raw_log.h).
+class RawRecords : public test::RawLog {
  public:
-  explicit RawRecords(const std::string& dir) {
-    std::vector<std::string> names;
-    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-    for (auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
-    EXPECT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir, descs, &cfs_, &db_).ok());
-    for (size_t i = 0; i < names.size(); ++i)
-      if (names[i] == "records") records_ = cfs_[i];
-  }
-  ~RawRecords() {
-    for (auto* c : cfs_) db_->DestroyColumnFamilyHandle(c);
-    delete db_;
-  }
-  static std::string key(Partition p, int64_t o) {
-    std::string k;
-    keys::put_be32(k, static_cast<uint32_t>(p.value()));
-    keys::put_be64(k, static_cast<uint64_t>(o));
-    return k;
-  }
+  using RawLog::RawLog;
   // The partition's records, decoded from the 0x82 layout (events/embedded_log.cc).
   std::vector<Rec> read(Partition p) {
     std::vector<Rec> out;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), records_));
+    std::unique_ptr<rocksdb::Iterator> it(db()->NewIterator(rocksdb::ReadOptions(), records()));
     for (it->Seek(key(p, 0)); it->Valid() && it->key().starts_with(key(p, 0).substr(0, 4)); it->Next()) {
       const std::string v = it->value().ToString();
       EXPECT_EQ(static_cast<uint8_t>(v[0]), 0x82);
@@ -193,7 +176,7 @@ class RawRecords {
   // Replaces the partition's records with `recs` at offsets 0, 1, 2 …
   void write(Partition p, const std::vector<Rec>& recs, size_t old_count) {
     rocksdb::WriteBatch wb;
-    for (size_t o = 0; o < old_count; ++o) wb.Delete(records_, key(p, static_cast<int64_t>(o)));
+    for (size_t o = 0; o < old_count; ++o) wb.Delete(records(), key(p, static_cast<int64_t>(o)));
     for (size_t o = 0; o < recs.size(); ++o) {
       const Rec& r = recs[o];
       std::string v(1, '\x82');
@@ -202,20 +185,10 @@ class RawRecords {
       v.append(reinterpret_cast<const char*>(r.chain.data()), 32);
       v.push_back(static_cast<char>(r.tenant.size()));
       v += r.tenant + r.event;
-      wb.Put(records_, key(p, static_cast<int64_t>(o)), v);
+      wb.Put(records(), key(p, static_cast<int64_t>(o)), v);
     }
-    EXPECT_TRUE(db_->Write(rocksdb::WriteOptions(), &wb).ok());
+    EXPECT_TRUE(db()->Write(rocksdb::WriteOptions(), &wb).ok());
   }
-  void put(Partition p, int64_t offset, const std::string& value) {
-    EXPECT_TRUE(db_->Put(rocksdb::WriteOptions(), records_, key(p, offset), value).ok());
-  }
-  // Deletes the record at `offset` alone (a hole in the offsets).
-  void erase(Partition p, int64_t offset) { EXPECT_TRUE(db_->Delete(rocksdb::WriteOptions(), records_, key(p, offset)).ok()); }
-
- private:
-  rocksdb::DB* db_ = nullptr;
-  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
-  rocksdb::ColumnFamilyHandle* records_ = nullptr;
 };
 
 // The embedded log in `dir`, as `agentos audit verify` opens it: read-only, its own count.
@@ -303,7 +276,9 @@ TEST_F(EmbeddedTamperTest, EveryAlterationAtRandomPlacesIsFoundAndPlaced) {
             << f.detail;
       } else {
         expect_first_at(r, expected, what);
-        if (kind == Kind::kTruncate) EXPECT_EQ(r.findings.front().kind, "truncated") << what;
+        if (kind == Kind::kTruncate) {
+          EXPECT_EQ(r.findings.front().kind, "truncated") << what;
+        }
       }
     }
   }

@@ -9,6 +9,7 @@
 #include "events/key_codec.h"
 #include "events/log.h"
 #include "replay/notary.h"
+#include "tests/replay/raw_log.h"
 #include "tests/support/test_util.h"
 
 #ifndef AGENTOS_BIN
@@ -64,25 +65,11 @@ TEST(AuditVerifyCli, CleanExitsZeroAlteredExitsOneAndNamesTheRecord) {
   EXPECT_EQ(clean.out.find("\"headsChecked\":0,"), std::string::npos) << "the head in the log was checked: " << clean.out;
 
   {  // one byte of offset 7, behind the engine's back
-    std::vector<std::string> names;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.sub("log"), &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-    for (auto& name : names) descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
-    std::vector<rocksdb::ColumnFamilyHandle*> cfs;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir.sub("log"), descs, &cfs, &db).ok());
-    size_t records = 0;
-    for (size_t i = 0; i < names.size(); ++i)
-      if (names[i] == "records") records = i;
-    std::string key;
-    keys::put_be32(key, static_cast<uint32_t>(partition));
-    keys::put_be64(key, 7);
-    std::string v;
-    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), cfs[records], key, &v).ok());
+    test::RawLog raw(dir.sub("log"));
+    std::string v = raw.get(Partition(partition), 7);
+    ASSERT_FALSE(v.empty());
     v[v.size() - 5] ^= 0x01;
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), cfs[records], key, v).ok());
-    for (auto* c : cfs) db->DestroyColumnFamilyHandle(c);
-    delete db;
+    raw.put(Partition(partition), 7, v);
   }
   CliResult altered = verify(dir.path());
   EXPECT_EQ(altered.exit_code, 1) << altered.out;
