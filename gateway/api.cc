@@ -271,6 +271,8 @@ std::string Api::route_of(const HttpRequest& req) {
   if (s.size() >= 3 && s[0] == "v1" && s[1] == "admin" && s[2] == "tenants")
     return s.size() > 3 ? "/v1/admin/tenants/{t}/plan" : "/v1/admin/tenants";
   if (req.path == "/v1/admin/audit/key:rotate") return req.path;
+  if (s.size() >= 3 && s[0] == "v1" && s[1] == "admin" && s[2] == "replays")
+    return s.size() > 3 ? "/v1/admin/replays/{replayId}" : "/v1/admin/replays";
   if (req.path == "/metrics" || req.path == "/healthz" || req.path == "/readyz") return req.path;
   if (req.path == "/console") return req.path;
   if (req.path.starts_with("/console/")) return "/console/{file}";
@@ -292,6 +294,8 @@ std::span<const Route> Api::routes() {
       {"GET", "/metrics"},
       {"POST", "/v1/admin/tenants"},
       {"POST", "/v1/admin/audit/key:rotate"},
+      {"POST", "/v1/admin/replays"},
+      {"GET", "/v1/admin/replays/{replayId}"},
       {"POST", "/v1/admin/tenants/{tenant}/plan"},
       {"POST", "/v1/tenants/{tenant}/keys"},
       {"DELETE", "/v1/tenants/{tenant}/keys/{keyId}"},
@@ -577,6 +581,10 @@ void Api::handle(HttpRequest req, Reply reply) {
   }
   if (s.size() == 4 && s[0] == "v1" && s[1] == "admin" && s[2] == "audit" && s[3] == "key:rotate")
     return req.method == "POST" ? rotate_audit_key(req, std::move(reply)) : method_not_allowed();
+  if (s.size() == 3 && s[0] == "v1" && s[1] == "admin" && s[2] == "replays")
+    return req.method == "POST" ? start_replay(req, std::move(reply)) : method_not_allowed();
+  if (s.size() == 4 && s[0] == "v1" && s[1] == "admin" && s[2] == "replays")
+    return req.method == "GET" ? get_replay(req, s[3], std::move(reply)) : method_not_allowed();
   if (s.size() >= 3 && s[0] == "v1" && s[1] == "admin" && s[2] == "tenants") {
     if (s.size() == 3) return req.method == "POST" ? create_tenant(req, std::move(reply)) : method_not_allowed();
     if (s.size() == 5 && s[4] == "plan" && TenantId::is_valid(s[3]))

@@ -61,7 +61,7 @@ struct HttpResponse {
   // one is written, on its I/O thread, so a piece is bounded, quick work (a page of the
   // log). An empty piece ends the body; an error ends the connection without the final
   // chunk, so the client sees the body as incomplete, never as a shorter whole.
-  std::function<Result<std::string>()> next_piece;
+  std::function<Result<std::string>()> next_piece{};
 };
 
 using Reply = std::function<void(HttpResponse)>;
@@ -168,6 +168,9 @@ struct ApiOptions {
   // The notary's trees (replay/AUDIT.md): /v1/tenants/{t}/audit/heads and
   // …/audit/proofs/{inclusion,consistency}; null: they answer 503. Must outlive the Api.
   AuditProofs* proofs = nullptr;
+  // Replays of the read models (replay/REPLAY.md): POST /v1/admin/replays and
+  // GET /v1/admin/replays/{replayId}; null: they answer 503. Must outlive the Api.
+  Replays* replays = nullptr;
   // Threads that run the read models' queries (never an I/O thread). Without read models
   // the Api runs one, for the reads of logged events that retries are compared with.
   size_t reader_threads = kDefaultReaderThreads;
@@ -321,6 +324,9 @@ class Api {
   void serve_as_of(const HttpRequest& req, const TenantId& t, const AsOfEntity& entity, const std::string& id, Reply reply);
   // POST /v1/admin/audit/key:rotate (operator): the notary's new key, certified by the old.
   void rotate_audit_key(const HttpRequest& req, Reply reply);
+  // POST /v1/admin/replays, GET /v1/admin/replays/{replayId} (operator; api_replay.cc).
+  void start_replay(const HttpRequest& req, Reply reply);
+  void get_replay(const HttpRequest& req, std::string_view id, Reply reply);
   // Appends `event_json` (an audit.accessed CloudEvent) for `t`: its offset, or the error
   // answer (500 when the codec refuses it, 503 when it cannot be appended).
   Result<int64_t> record_access(const TenantId& t, const std::string& event_json);

@@ -178,4 +178,70 @@ Result<std::string> audit_table(std::string_view answer_json) {
   return out;
 }
 
+Result<ReplayProgress> replay_progress(std::string_view status_json) {
+  simdjson::dom::parser p;
+  simdjson::dom::object o;
+  if (p.parse(status_json.data(), status_json.size()).get_object().get(o) != simdjson::SUCCESS)
+    return Status::invalid("", "the answer is not a replay status");
+  ReplayProgress r;
+  std::string_view phase;
+  if (o["phase"].get_string().get(phase) != simdjson::SUCCESS) return Status::invalid("phase", "missing");
+  r.phase = std::string(phase);
+  r.failed = r.phase == "failed";
+  // Members missing or of another type keep their defaults.
+  auto flag = [&](const char* name, bool& out) {
+    if (o[name].get_bool().get(out) != simdjson::SUCCESS) out = false;
+  };
+  auto count = [&](const char* name, int64_t& out) {
+    if (o[name].get_int64().get(out) != simdjson::SUCCESS) out = 0;
+  };
+  flag("finished", r.finished);
+  flag("differences", r.differences);
+  flag("applied", r.applied);
+  flag("dryRun", r.dry_run);
+  count("recordsDone", r.records_done);
+  count("recordsTotal", r.records_total);
+  return r;
+}
+
+Result<std::string> replay_table(std::string_view status_json) {
+  simdjson::dom::parser p;
+  simdjson::dom::object o;
+  simdjson::dom::array report;
+  if (p.parse(status_json.data(), status_json.size()).get_object().get(o) != simdjson::SUCCESS ||
+      o["report"].get_array().get(report) != simdjson::SUCCESS)
+    return Status::invalid("report", "the answer is not a replay status");
+  std::vector<std::vector<std::string>> rows, diffs;
+  for (simdjson::dom::element e : report) {
+    simdjson::dom::object t;
+    if (e.get_object().get(t) != simdjson::SUCCESS) return Status::invalid("report", "a table is not an object");
+    rows.push_back({member(t, "table"), member(t, "liveRows"), member(t, "rebuiltRows"),
+                    member(t, "equal") == "true" ? "yes" : "NO"});
+    simdjson::dom::array ds;
+    if (t["differences"].get_array().get(ds) != simdjson::SUCCESS) continue;
+    for (simdjson::dom::element d : ds) {
+      simdjson::dom::object x;
+      if (d.get_object().get(x) == simdjson::SUCCESS)
+        diffs.push_back({member(t, "table"), member(x, "key"), member(x, "kind")});
+    }
+  }
+  std::string out = rows.empty() ? "" : render_table({"TABLE", "LIVE", "REBUILT", "EQUAL"}, rows);
+  if (!diffs.empty()) out += "\n" + render_table({"TABLE", "KEY", "DIFFERENCE"}, diffs);
+  simdjson::dom::object err;
+  if (o["error"].get_object().get(err) == simdjson::SUCCESS)
+    return out + "failed: " + member(err, "code") + ": " + member(err, "message") + "\n";
+  std::string at;
+  simdjson::dom::object compared;
+  if (o["comparedAt"].get_object().get(compared) == simdjson::SUCCESS)
+    for (auto field : compared) at += (at.empty() ? "" : " ") + std::string(field.key) + ":" + text_of(field.value);
+  const bool differences = member(o, "differences") == "true";
+  out += std::string(differences ? "differences found" : "rebuilt tables equal the live ones") +
+         (at.empty() ? "" : " at partition:offset " + at) + "; ";
+  out += member(o, "applied") == "true"
+             ? (member(o, "tenant").empty() ? "the rebuilt tables replaced the live ones"
+                                            : "tenant " + member(o, "tenant") + "'s rows replaced")
+             : member(o, "dryRun") == "true" ? "dry run: nothing changed" : "nothing applied";
+  return out + " (live projector paused " + member(o, "livePauseMs") + " ms)\n";
+}
+
 }  // namespace agentos::cli

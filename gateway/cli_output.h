@@ -7,6 +7,7 @@
 // `\xNN`, and a cell is cut at kMaxCell characters with `…`. Pure functions; no I/O.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,5 +47,17 @@ Result<std::string> session_table(std::string_view session_json);
 // of pages), then `next page: --cursor <next>` or `truncated: ...`. kInvalidArgument for
 // an answer that is not that shape.
 Result<std::string> audit_table(std::string_view answer_json);
+
+// A replay's status (`GET /v1/admin/replays/{id}`, replay/REPLAY.md): how far it got, for
+// the progress line, and whether it is over.
+struct ReplayProgress {
+  std::string phase;
+  bool finished = false, failed = false, differences = false, applied = false, dry_run = false;
+  int64_t records_done = 0, records_total = 0;
+};
+Result<ReplayProgress> replay_progress(std::string_view status_json);
+// Its report as a table: TABLE LIVE REBUILT EQUAL, then each difference found (KEY, what
+// differs) and a closing line (compared at which offsets; applied, or dry run; the error).
+Result<std::string> replay_table(std::string_view status_json);
 
 }  // namespace agentos::cli

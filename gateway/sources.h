@@ -138,6 +138,26 @@ class AuditProofs {
   virtual Result<std::string> rotate_key() = 0;
 };
 
+// Replays of the read models into a shadow (replay/REPLAY.md), for POST /v1/admin/replays
+// and GET /v1/admin/replays/{replayId}.
+class Replays {
+ public:
+  virtual ~Replays() = default;
+  struct Spec {
+    std::vector<std::string> projections;  // empty: every projection
+    std::string tenant;                    // empty: every tenant
+    bool dry_run = false, resume = false;
+  };
+  struct Started {
+    std::string id, json;  // json: the status, as status() answers it
+  };
+  // Starts one in the background. kInvalidArgument with field paths (`projections[i]`,
+  // `tenant`); kAlreadyExists while another runs.
+  virtual Result<Started> start(const Spec& spec) = 0;
+  // The status JSON of replay `id` (its progress, then its report); nullopt when unknown.
+  virtual std::optional<std::string> status(std::string_view id) const = 0;
+};
+
 // One page of the audit index (projections/read_model.h, audit_events): filters ANDed.
 struct AuditRead {
   std::optional<std::string> type_prefix, subject, actor, correlation_id, cursor;

@@ -25,6 +25,7 @@ PACKAGES=(
   curl
   prometheus  # promtool: the alert rules' checks and unit tests (ops/prometheus)
   chromium    # the console's browser test (tests/console), headless
+  gdb         # the crash tests show where an engine that does not exit on SIGTERM hangs
 )
 # Node and npm run the API linters (ops/lint). A machine that has them already (say from
 # NodeSource, whose nodejs package bundles npm and conflicts with Debian's npm) keeps them;

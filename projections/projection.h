@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -86,6 +87,8 @@ class Projection {
 
 struct ProjectionOptions {
   PriceTable prices = PriceTable::defaults();  // priced when rows are written
+  // The schema the tables are in: agentos_rm, or a replay's shadow (kShadowSchema).
+  std::string schema = std::string(kReadModelSchema);
 };
 
 // Every projection of the engine, fresh instances (one set per projector worker).
@@ -94,11 +97,12 @@ std::vector<std::unique_ptr<Projection>> make_projections(const ProjectionOption
 // The individual projections (projections/*.cc).
 std::unique_ptr<Projection> make_audit_index_projection();
 std::unique_ptr<Projection> make_tenancy_projection();
-std::unique_ptr<Projection> make_sessions_projection(const PriceTable& prices);
+std::unique_ptr<Projection> make_sessions_projection(const PriceTable& prices,
+                                                     std::string schema = std::string(kReadModelSchema));
 std::unique_ptr<Projection> make_heartbeat_projection();
 std::unique_ptr<Projection> make_dreams_projection();
 std::unique_ptr<Projection> make_skills_projection();
-std::unique_ptr<Projection> make_router_projection();
+std::unique_ptr<Projection> make_router_projection(std::string schema = std::string(kReadModelSchema));
 // Descriptors the reader selects with (select_list()).
 const TableSpec& sessions_table();
 const TableSpec& heartbeat_checks_table();

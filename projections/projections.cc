@@ -7,11 +7,11 @@ std::vector<std::unique_ptr<Projection>> make_projections(const ProjectionOption
   std::vector<std::unique_ptr<Projection>> all;
   all.push_back(make_audit_index_projection());
   all.push_back(make_tenancy_projection());
-  all.push_back(make_sessions_projection(opts.prices));
+  all.push_back(make_sessions_projection(opts.prices, opts.schema));
   all.push_back(make_heartbeat_projection());
   all.push_back(make_dreams_projection());
   all.push_back(make_skills_projection());
-  all.push_back(make_router_projection());
+  all.push_back(make_router_projection(opts.schema));
   return all;
 }
 

@@ -106,7 +106,7 @@ class ProjectorImpl final : public Projector {
   ProjectorImpl(Log& log, ProjectorOptions opts)
       : log_(log),
         opts_(std::move(opts)),
-        projections_(proj::make_projections({opts_.prices})),
+        projections_(select(proj::make_projections({opts_.prices, opts_.schema}), opts_.only)),
         round_(projections_),
         follow_(log, opts_.partitions),
         metrics_(opts_.metrics, opts_.name, opts_.partitions) {}
@@ -141,6 +141,8 @@ class ProjectorImpl final : public Projector {
     conn_.reset();  // the next round reconnects and re-reads the watermarks
     return start();
   }
+
+  Status reopen() override { return restart(); }
 
   int64_t lag() const override {
     std::lock_guard lk(mu_);
@@ -180,6 +182,13 @@ class ProjectorImpl final : public Projector {
     bool row_exists;  // the watermark row exists (else: the partition's first commit)
   };
 
+  static std::vector<std::unique_ptr<Projection>> select(std::vector<std::unique_ptr<Projection>> all,
+                                                         const std::vector<std::string>& only) {
+    if (only.empty()) return all;
+    std::erase_if(all, [&](const auto& p) { return std::find(only.begin(), only.end(), p->name()) == only.end(); });
+    return all;
+  }
+
   int64_t wm_of(Partition p) const {
     auto it = wm_.find(p.value());
     return it == wm_.end() ? 0 : it->second;
@@ -208,7 +217,7 @@ class ProjectorImpl final : public Projector {
         "SELECT log_partition, next_offset FROM agentos_meta.watermarks WHERE projector = $1", {opts_.name});
     if (!rows.ok()) return std::move(rows).take_status();
     std::string ddl = "SET TimeZone = 'UTC';";
-    for (const RowBuffer& b : round_.buffers()) ddl += b.spec().staging_ddl();
+    for (const RowBuffer& b : round_.buffers()) ddl += b.spec().staging_ddl(opts_.schema);
     if (Status st = (*c)->exec(ddl); !st.is_ok()) return st;
     for (auto& p : projections_)
       if (Status st = p->resume(**c); !st.is_ok()) return st;
@@ -271,6 +280,13 @@ class ProjectorImpl final : public Projector {
         from = wm_of(p);
         row_exists = has_row_.count(p.value()) > 0;
       }
+      // A shadow projector stops at its target (stop_at): [from, stop) only.
+      const auto stop = opts_.stop_at.find(p.value());
+      if (stop != opts_.stop_at.end()) {
+        if (from >= stop->second) continue;
+        ro.max_records = std::min<size_t>(std::max<size_t>(1, opts_.max_batch_records),
+                                          static_cast<size_t>(stop->second - from));
+      }
       auto recs = log_.read(p, Offset(from), ro);
       if (!recs.ok()) {
         if (!transient(recs.status())) return recs.status();
@@ -280,7 +296,14 @@ class ProjectorImpl final : public Projector {
         continue;
       }
       if (recs->empty()) continue;
+      int64_t next = from;
       for (const StoredRecord& rec : *recs) {
+        if (stop != opts_.stop_at.end() && rec.pos.offset.value() >= stop->second) {
+          next = stop->second;  // nothing of [from, stop) is left (Kafka's offsets have gaps)
+          break;
+        }
+        next = rec.pos.offset.value() + 1;
+        if (!opts_.tenant.empty() && rec.tenant.str() != opts_.tenant) continue;
         if (Status v = verify_event(rec.value); !v.is_ok())
           return Status(Code::kCorruption, "projector: record " + std::to_string(p.value()) + "/" +
                                                std::to_string(rec.pos.offset.value()) + ": " + v.message());
@@ -289,7 +312,7 @@ class ProjectorImpl final : public Projector {
         for (auto& proj : projections_)
           if (Status s = proj->fold(r, round_); !s.is_ok()) return s;
       }
-      ranges.push_back({p, from, recs->back().pos.offset.value() + 1, row_exists});
+      ranges.push_back({p, from, next, row_exists});
     }
     return Status::ok();
   }
@@ -362,7 +385,7 @@ class ProjectorImpl final : public Projector {
     for (const RowBuffer& b : round_.buffers()) {
       if (b.empty()) continue;
       if (Status s = c.copy_in(b.spec().copy_sql(), b.copy_text()); !s.is_ok()) return s;
-      auto r = c.query(b.spec().insert_sql());
+      auto r = c.query(b.spec().insert_sql(opts_.schema));
       if (!r.ok()) return std::move(r).take_status();
       counts[b.spec().name] += b.size();
     }
@@ -463,6 +486,11 @@ class ProjectorGroup final : public Projector {
         if (Status s = m->restart(); !s.is_ok()) return s;
     return Status::ok();
   }
+  Status reopen() override {
+    for (auto& m : members_)
+      if (Status s = m->reopen(); !s.is_ok()) return s;
+    return Status::ok();
+  }
   int64_t lag() const override {
     int64_t sum = 0;
     for (const auto& m : members_) sum += m->lag();
@@ -531,6 +559,12 @@ Result<std::unique_ptr<Projector>> open_single(Log& log, ProjectorOptions opts) 
 
 }  // namespace
 
+bool is_projection_name(std::string_view name) {
+  for (const auto& p : proj::make_projections({}))
+    if (p->name() == name) return true;
+  return false;
+}
+
 std::unique_ptr<Component> make_projector_component(Projector& p) {
   return std::make_unique<ProjectorComponent>(p);
 }
@@ -544,6 +578,11 @@ Result<std::unique_ptr<Projector>> open_projector(Log& log, ProjectorOptions opt
     if (p.value() < 0 || p.value() >= log.partition_count())
       return Status(Code::kInvalidArgument, "projector: no partition " + std::to_string(p.value()));
   opts.partitions = parts;
+  if (opts.schema != proj::kReadModelSchema && opts.schema != proj::kShadowSchema)
+    return Status(Code::kInvalidArgument, "projector: schema must be agentos_rm or agentos_rm_shadow");
+  for (const std::string& name : opts.only)
+    if (!is_projection_name(name))
+      return Status(Code::kInvalidArgument, "projector: no projection named '" + name + "'");
   const int workers = std::clamp<int>(opts.workers, 1, static_cast<int>(std::max<size_t>(1, parts.size())));
   if (workers == 1) return open_single(log, std::move(opts));
   std::vector<std::unique_ptr<Projector>> members;

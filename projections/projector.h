@@ -35,6 +35,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -75,6 +76,17 @@ struct ProjectorOptions {
   // while PostgreSQL is away thus takes events at once. Other errors fail either way.
   bool wait_for_postgres = false;
   std::string name = "projector";  // the watermark rows' key; one writer per name
+  // ---- A replay's shadow projector (replay/REPLAY.md); the defaults are the live one's.
+  // The schema the rows go to (agentos_rm, or proj::kShadowSchema).
+  std::string schema = "agentos_rm";
+  // Only these projections (by Projection::name()); empty = every one.
+  std::vector<std::string> only;
+  // Only this tenant's records are folded (the others are read and skipped); empty =
+  // every tenant.
+  std::string tenant;
+  // Per partition: fold nothing at or past this offset (the watermark stops there).
+  // Partitions not listed have no limit.
+  std::map<int32_t, int64_t> stop_at;
   std::vector<Partition> partitions;  // empty = all of the log
   // Independent projectors over disjoint partition sets (partition p goes to worker
   // p % workers), each with its own thread and PostgreSQL connection, so one worker
@@ -113,6 +125,10 @@ class Projector {
   // After a stop on an error that may pass (the host decides, events/host.h): clears the
   // error, reconnects (re-reading the watermarks) and starts again.
   virtual Status restart() = 0;
+  // Stops, reconnects (re-reading the watermarks, the projections' caches and the tables
+  // the names now denote) and starts again: after a replay moved tables underneath
+  // (replay/REPLAY.md). Every worker, erred or not.
+  virtual Status reopen() = 0;
   // Records of the owned partitions not in PostgreSQL yet, against the log ends its
   // listener last reported. Thread-safe.
   virtual int64_t lag() const = 0;
@@ -135,6 +151,9 @@ class Projector {
 // The projector as a host Component ("projector"): start/stop/restart, health =
 // last_error(), lag. `p` must outlive it.
 std::unique_ptr<Component> make_projector_component(Projector& p);
+
+// True for the name() of one of the engine's projections (projection.h).
+bool is_projection_name(std::string_view name);
 
 // Opens the projector: connects (migrating first, with `migrate_url`) and reads the
 // watermarks; with `wait_for_postgres`, an unreachable PostgreSQL defers that to the

@@ -122,6 +122,7 @@ std::string array_literal(const std::vector<std::string>& items, bool quote) {
 
 class RouterModels final : public Projection {
  public:
+  explicit RouterModels(std::string schema) : schema_(std::move(schema)) {}
   std::string_view name() const override { return "router"; }
   std::span<const TableSpec* const> tables() const override { return kTables; }
 
@@ -221,7 +222,7 @@ class RouterModels final : public Projection {
       const std::string circuit =
           "CASE WHEN p.state = 'REMOVED' THEN NULL "
           "WHEN p.circuit_offset > COALESCE(p.removed_offset, -1) THEN p.circuit_reported ELSE 'CLOSED' END";
-      auto r = c.query("UPDATE agentos_rm.model_providers p SET circuit_state = " + circuit + " FROM " + touched +
+      auto r = c.query("UPDATE " + schema_ + ".model_providers p SET circuit_state = " + circuit + " FROM " + touched +
                            " WHERE p.tenant_id = t.tenant_id AND p.provider_id = t.provider_id "
                            "AND p.circuit_state IS DISTINCT FROM (" + circuit + ")",
                        params);
@@ -229,7 +230,7 @@ class RouterModels final : public Projection {
       rows[kProviders.name] += static_cast<size_t>(r->affected());
       // The models no longer listed: a removed provider's, and those its last
       // model.provider.updated did not list.
-      r = c.query("DELETE FROM agentos_rm.model_provider_models m USING agentos_rm.model_providers p, " + touched +
+      r = c.query("DELETE FROM " + schema_ + ".model_provider_models m USING " + schema_ + ".model_providers p, " + touched +
                       " WHERE p.tenant_id = t.tenant_id AND p.provider_id = t.provider_id "
                       "AND m.tenant_id = p.tenant_id AND m.provider_id = p.provider_id "
                       "AND (p.state <> 'ACTIVE' OR m.listed_offset IS DISTINCT FROM p.added_offset)",
@@ -239,8 +240,8 @@ class RouterModels final : public Projection {
       // Latency: the last health fact's average, unless the provider was removed since.
       const std::string latency =
           "CASE WHEN p.latencies_offset > COALESCE(p.removed_offset, -1) THEN (p.latencies ->> m.model)::bigint END";
-      r = c.query("UPDATE agentos_rm.model_provider_models m SET latency_ms = " + latency +
-                      " FROM agentos_rm.model_providers p, " + touched +
+      r = c.query("UPDATE " + schema_ + ".model_provider_models m SET latency_ms = " + latency +
+                      " FROM " + schema_ + ".model_providers p, " + touched +
                       " WHERE p.tenant_id = t.tenant_id AND p.provider_id = t.provider_id "
                       "AND m.tenant_id = p.tenant_id AND m.provider_id = p.provider_id "
                       "AND m.latency_ms IS DISTINCT FROM (" + latency + ")",
@@ -254,7 +255,7 @@ class RouterModels final : public Projection {
         tenants.push_back(t);
         lengths.push_back(std::to_string(n));
       }
-      auto r = c.query("DELETE FROM agentos_rm.model_chains c USING unnest($1::text[], $2::integer[]) "
+      auto r = c.query("DELETE FROM " + schema_ + ".model_chains c USING unnest($1::text[], $2::integer[]) "
                        "AS x(tenant_id, length) WHERE c.tenant_id = x.tenant_id AND c.position >= x.length",
                        {array_literal(tenants, true), array_literal(lengths, false)});
       if (!r.ok()) return std::move(r).take_status();
@@ -275,12 +276,15 @@ class RouterModels final : public Projection {
                                          std::to_string(r.pos.offset.value()) + ": bad " + std::string(field));
   }
 
+  const std::string schema_;  // agentos_rm, or a replay's shadow
   std::set<std::pair<std::string, std::string>> touched_;  // (tenant, provider) with facts this round
   std::map<std::string, int64_t> chains_;                  // tenant -> its last chain's length this round
 };
 
 }  // namespace
 
-std::unique_ptr<Projection> make_router_projection() { return std::make_unique<RouterModels>(); }
+std::unique_ptr<Projection> make_router_projection(std::string schema) {
+  return std::make_unique<RouterModels>(std::move(schema));
+}
 
 }  // namespace agentos::proj

@@ -113,7 +113,7 @@ std::string month_start(std::string_view day) { return std::string(day.substr(0,
 
 class Sessions final : public Projection {
  public:
-  explicit Sessions(PriceTable prices) : prices_(std::move(prices)) {}
+  Sessions(PriceTable prices, std::string schema) : prices_(std::move(prices)), schema_(std::move(schema)) {}
   std::string_view name() const override { return "sessions"; }
   std::span<const TableSpec* const> tables() const override { return kTables; }
 
@@ -225,15 +225,15 @@ class Sessions final : public Projection {
       starts += (starts.size() > 1 ? "," : "") + m;
     }
     auto r = c.query(
-        "INSERT INTO agentos_rm.usage_periods (" + kUsagePeriods.column_list() +
+        "INSERT INTO " + schema_ + ".usage_periods (" + kUsagePeriods.column_list() +
             ") SELECT m.t, m.p, COALESCE(u.ti, 0), COALESCE(u.tout, 0), COALESCE(u.billed, 0), "
             "COALESCE(d.us, 0), COALESCE(d.micros, 0), COALESCE(u.billed, 0) + COALESCE(d.micros, 0) "
             "FROM unnest($1::text[], $2::date[]) AS m(t, p) "
             "LEFT JOIN LATERAL (SELECT sum(tokens_in) ti, sum(tokens_out) tout, sum(billed_micros) billed "
-            "  FROM agentos_rm.usage_daily WHERE tenant_id = m.t AND day >= m.p "
+            "  FROM " + schema_ + ".usage_daily WHERE tenant_id = m.t AND day >= m.p "
             "  AND day < m.p + interval '1 month') u ON true "
             "LEFT JOIN LATERAL (SELECT sum(compute_us) us, sum(compute_micros) micros "
-            "  FROM agentos_rm.compute_daily WHERE tenant_id = m.t AND day >= m.p "
+            "  FROM " + schema_ + ".compute_daily WHERE tenant_id = m.t AND day >= m.p "
             "  AND day < m.p + interval '1 month') d ON true "
             "ON CONFLICT (tenant_id, period_start) DO UPDATE SET tokens_in = EXCLUDED.tokens_in, "
             "tokens_out = EXCLUDED.tokens_out, tokens_billed_micros = EXCLUDED.tokens_billed_micros, "
@@ -293,8 +293,8 @@ class Sessions final : public Projection {
     tenants_.clear();
     auto rows = c.query(
         "SELECT m.tenant_id, m.provider_id, p.added_offset, m.model, m.input_micros_per_mtok, "
-        "m.output_micros_per_mtok FROM agentos_rm.model_provider_models m "
-        "JOIN agentos_rm.model_providers p USING (tenant_id, provider_id) "
+        "m.output_micros_per_mtok FROM " + schema_ + ".model_provider_models m "
+        "JOIN " + schema_ + ".model_providers p USING (tenant_id, provider_id) "
         "WHERE p.state = 'ACTIVE' ORDER BY m.tenant_id, m.provider_id, m.model");
     if (!rows.ok()) return std::move(rows).take_status();
     for (int i = 0; i < rows->size(); ++i) {
@@ -314,6 +314,7 @@ class Sessions final : public Projection {
 
  private:
   PriceTable prices_;
+  const std::string schema_;  // agentos_rm, or a replay's shadow
   std::map<std::string, TenantPrices, std::less<>> tenants_;  // tenants with model providers
   std::set<std::pair<std::string, std::string>> months_;  // (tenant, YYYY-MM-01) touched
 };
@@ -322,8 +323,8 @@ class Sessions final : public Projection {
 
 const TableSpec& sessions_table() { return kSessions; }
 
-std::unique_ptr<Projection> make_sessions_projection(const PriceTable& prices) {
-  return std::make_unique<Sessions>(prices);
+std::unique_ptr<Projection> make_sessions_projection(const PriceTable& prices, std::string schema) {
+  return std::make_unique<Sessions>(prices, std::move(schema));
 }
 
 }  // namespace agentos::proj

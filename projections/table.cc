@@ -32,10 +32,10 @@ std::string TableSpec::select_list() const {
 
 std::string TableSpec::staging_table() const { return "agentos_stage_" + std::string(name); }
 
-std::string TableSpec::staging_ddl() const {
+std::string TableSpec::staging_ddl(std::string_view schema) const {
   // Temporary (session-private, no RLS), emptied at every COMMIT. LIKE copies the NOT NULL
   // constraints too, so a staged row fails early on a missing value.
-  return "CREATE TEMP TABLE IF NOT EXISTS " + staging_table() + " (LIKE agentos_rm." + std::string(name) +
+  return "CREATE TEMP TABLE IF NOT EXISTS " + staging_table() + " (LIKE " + std::string(schema) + "." + std::string(name) +
          " INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;";
 }
 
@@ -43,9 +43,9 @@ std::string TableSpec::copy_sql() const {
   return "COPY " + staging_table() + " (" + column_list() + ") FROM STDIN";
 }
 
-std::string TableSpec::insert_sql() const {
+std::string TableSpec::insert_sql(std::string_view schema) const {
   const std::string cols = column_list();
-  std::string sql = "INSERT INTO agentos_rm." + std::string(name) + " (" + cols + ") SELECT " + cols +
+  std::string sql = "INSERT INTO " + std::string(schema) + "." + std::string(name) + " (" + cols + ") SELECT " + cols +
                     " FROM " + staging_table();
   if (conflict == Conflict::kInsertOnly) return sql;
   std::string key, set;

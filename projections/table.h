@@ -20,6 +20,11 @@
 
 namespace agentos::proj {
 
+// The read models' schema, and the shadow a replay rebuilds tables in (migration 0009,
+// replay/REPLAY.md).
+inline constexpr std::string_view kReadModelSchema = "agentos_rm";
+inline constexpr std::string_view kShadowSchema = "agentos_rm_shadow";
+
 // What an incoming value does to the stored one, on conflict with an existing row and
 // when one round writes the key twice. Key columns are never updated.
 enum class Merge : uint8_t {
@@ -46,21 +51,21 @@ struct Column {
 enum class Conflict : uint8_t { kInsertOnly, kUpsert };
 
 struct TableSpec {
-  std::string_view name;               // in schema agentos_rm
+  std::string_view name;               // in schema agentos_rm (kReadModelSchema)
   std::vector<Column> columns;         // in COPY order; the key columns first
   size_t key_columns = 1;              // the first n columns are the primary key
   Conflict conflict = Conflict::kUpsert;
 
   // "a, b, c": the COPY and INSERT column list (also the reader's named columns).
   std::string column_list() const;
-  // CREATE TEMP TABLE IF NOT EXISTS agentos_stage_<name> (LIKE agentos_rm.<name> ...).
-  std::string staging_ddl() const;
+  // CREATE TEMP TABLE IF NOT EXISTS agentos_stage_<name> (LIKE <schema>.<name> ...).
+  std::string staging_ddl(std::string_view schema = kReadModelSchema) const;
   std::string staging_table() const;
   // COPY agentos_stage_<name> (cols) FROM STDIN
   std::string copy_sql() const;
-  // INSERT INTO agentos_rm.<name> (cols) SELECT cols FROM agentos_stage_<name>
+  // INSERT INTO <schema>.<name> (cols) SELECT cols FROM agentos_stage_<name>
   // [ON CONFLICT (key) DO UPDATE SET ...] — the merge rules above.
-  std::string insert_sql() const;
+  std::string insert_sql(std::string_view schema = kReadModelSchema) const;
   // The reader's named columns, in descriptor order, each as its Read kind asks.
   std::string select_list() const;
 };

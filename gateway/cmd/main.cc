@@ -25,6 +25,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "events/codec.h"
 #include "events/log.h"
@@ -604,6 +605,19 @@ int cmd_serve(int argc, char** argv) {
     proofs = gateway::make_audit_proofs(*notary);
     ao.proofs = proofs.get();
   }
+  // Replays of the read models (replay/REPLAY.md): they pause this projector for their
+  // last stretch, so they are cancelled before the host stops it.
+  std::unique_ptr<ReadModelReplays> replays;
+  std::unique_ptr<gateway::Replays> replay_api;
+  if (projector) {
+    ReplayOptions ro;
+    ro.pg_url = a.get("pg-projector-url").empty() ? pg::url_with_user(a.get("pg-url"), "agentos_projector")
+                                                  : a.get("pg-projector-url");
+    ro.prices = price_table;
+    replays = std::make_unique<ReadModelReplays>(*log, projector.get(), ro);
+    replay_api = gateway::make_replays(*replays);
+    ao.replays = replay_api.get();
+  }
   ao.stream_caps = gateway::StreamCaps{}.scaled(std::atof(a.get("stream-scale").c_str()));
   ao.metrics_token = a.get("metrics-token");
   gateway::Api api(*log, **index, limiter, metrics, ao);
@@ -666,6 +680,7 @@ int cmd_serve(int argc, char** argv) {
   // Fixed shutdown order: stop taking requests, stop folding, then close the log
   // (which completes every pending append before returning).
   (*server)->stop();
+  replays.reset();  // a running replay is cancelled (its shadow stays for --resume) and the projector reopened
   host.stop();  // reverse order: ticks, projector, Dreams, Heartbeat, Pulse (a batch in progress commits first)
   (*index)->stop();
   server->reset();
@@ -977,6 +992,9 @@ class Progress {
   Progress(std::string what, int64_t total_records)
       : what_(std::move(what)), total_(total_records), tty_(::isatty(STDERR_FILENO) == 1),
         start_(std::chrono::steady_clock::now()), last_(start_) {}
+  // The total as known now (a replay's grows while the live side moves on).
+  void set_total(int64_t total_records) { total_ = total_records; }
+  // `bytes` < 0: records only.
   void update(int64_t records, int64_t bytes, bool final = false) {
     const auto now = std::chrono::steady_clock::now();
     if (!final && now - last_ < (tty_ ? std::chrono::milliseconds(200) : std::chrono::milliseconds(5000))) return;
@@ -984,8 +1002,10 @@ class Progress {
     const double secs = std::max(1e-3, std::chrono::duration<double>(now - start_).count());
     const double rate = records / secs;
     char line[256];
-    int n = std::snprintf(line, sizeof line, "%s %lld records, %.1f MB/s, %.0f records/s", what_.c_str(),
-                          static_cast<long long>(records), bytes / secs / 1e6, rate);
+    int n = bytes < 0 ? std::snprintf(line, sizeof line, "%s %lld records, %.0f records/s", what_.c_str(),
+                                      static_cast<long long>(records), rate)
+                      : std::snprintf(line, sizeof line, "%s %lld records, %.1f MB/s, %.0f records/s", what_.c_str(),
+                                      static_cast<long long>(records), bytes / secs / 1e6, rate);
     if (total_ > 0 && n > 0 && static_cast<size_t>(n) < sizeof line) {
       const double pct = std::min(100.0, 100.0 * records / static_cast<double>(total_));
       const double eta = rate > 0 ? std::max(0.0, (total_ - records) / rate) : 0;
@@ -1096,6 +1116,77 @@ int cmd_audit_rotate_key(int argc, char** argv) {
   auto url = cli::parse_url(a.get("server"));
   if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
   return print_response(cli::http_call(*url, "POST", "/v1/admin/audit/key:rotate", bearer(token), "{}"), 200);
+}
+
+// `replay`: the running engine rebuilds read models into a shadow, compares, and swaps
+// (replay/REPLAY.md); progress on stderr, the report on stdout.
+int cmd_replay(int argc, char** argv) {
+  Args a({kServerFlag,
+          {"projection", nullptr, "", "projections to rebuild, comma-separated (default: all): audit_index, tenancy, "
+                                      "sessions, heartbeat, dreams, skills, router"},
+          {"tenant", nullptr, "", "rebuild this tenant's rows only"},
+          {"dry-run", nullptr, "false", "compare and report; change nothing"},
+          {"resume", nullptr, "false", "continue the shadow a killed replay of the same projections and tenant left"},
+          {"output", nullptr, "auto", "json | table | auto (a table on a terminal)"},
+          {"admin-token", "AGENTOS_ADMIN_TOKEN", "", "operator token"},
+          {"data-dir", "AGENTOS_DATA_DIR", "./var/agentos", "read the operator token from DATA_DIR/admin.token if no token is given"}},
+         argc, argv, 2);
+  if (a.help())
+    return a.usage("replay",
+                   "Rebuilds read-model tables from the log into a shadow schema while the live ones serve, "
+                   "compares them at the same offsets, and swaps them in (or, with --tenant, replaces that "
+                   "tenant's rows). Exit status 1 when it fails, or when a --dry-run finds differences."),
+           0;
+  if (!a.error().empty()) return std::cerr << "agentos replay: " << a.error() << "\n", 2;
+  auto output = cli::choose_output(a.get("output"), ::isatty(STDOUT_FILENO) == 1);
+  if (!output.ok()) return std::cerr << "agentos replay: " << output.status().to_string() << "\n", 2;
+  std::string token = a.get("admin-token");
+  if (token.empty()) token = read_file(a.get("data-dir") + "/admin.token");
+  auto url = cli::parse_url(a.get("server"));
+  if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
+  std::string list;
+  for (std::string_view rest = a.get("projection"); !rest.empty();) {
+    const size_t comma = rest.find(',');
+    std::string name(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    if (name.empty()) continue;
+    if (!list.empty()) list += ",";
+    append_json_string(list, name);
+  }
+  std::string body = "{\"projections\":[" + list + "],\"dryRun\":" + (a.get("dry-run") == "true" ? "true" : "false") +
+                     ",\"resume\":" + (a.get("resume") == "true" ? "true" : "false");
+  if (!a.get("tenant").empty()) {
+    body += ",\"tenant\":";
+    append_json_string(body, a.get("tenant"));
+  }
+  body += "}";
+  auto started = cli::http_call(*url, "POST", "/v1/admin/replays", bearer(token), body);
+  if (!started.ok() || started->status != 202) return print_response(started, 202);
+  const std::string location = started->header("location");
+  std::unique_ptr<Progress> progress;
+  std::string status = started->body;
+  while (true) {
+    auto p = cli::replay_progress(status);
+    if (!p.ok()) return std::cerr << "agentos replay: " << p.status().to_string() << "\n" << status << "\n", 1;
+    if (p->records_total > 0) {
+      if (!progress) progress = std::make_unique<Progress>("replayed", p->records_total);
+      progress->set_total(p->records_total);
+      progress->update(p->records_done, -1, p->finished);
+    }
+    if (p->finished) {
+      if (*output == cli::Output::json) {
+        std::cout << status << "\n";
+      } else {
+        auto table = cli::replay_table(status);
+        std::cout << (table.ok() ? *table : status + "\n");
+      }
+      return p->failed || (p->dry_run && p->differences) ? 1 : 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));  // a person is waiting: a few polls a second
+    auto r = cli::http_call(*url, "GET", location, bearer(token, false), "");
+    if (!r.ok() || r->status != 200) return print_response(r, 200);
+    status = r->body;
+  }
 }
 
 int cmd_audit_verify(int argc, char** argv) {
@@ -1261,6 +1352,7 @@ void usage() {
                "  audit export    the tenant's events with their proof, streamed into a file\n"
                "  audit heads     the latest signed tree head of the tenant's partition, to pin\n"
                "  audit rotate-key  replace the notary's signing key (certified by the old one)\n"
+               "  replay          rebuild read models into a shadow, compare, swap (or --dry-run, or one --tenant)\n"
                "  migrate         apply the read-model SQL migrations to PostgreSQL\n";
 }
 
@@ -1280,6 +1372,7 @@ int main(int argc, char** argv) {
   if (cmd == "audit" && sub == "export") return cmd_audit_export(argc, argv);
   if (cmd == "audit" && sub == "heads") return cmd_audit_heads(argc, argv);
   if (cmd == "audit" && sub == "rotate-key") return cmd_audit_rotate_key(argc, argv);
+  if (cmd == "replay") return cmd_replay(argc, argv);
   if (cmd == "tenant" && sub == "create") return cmd_tenant_create(argc, argv);
   if (cmd == "key" && sub == "create") return cmd_key(argc, argv, true);
   if (cmd == "key" && sub == "revoke") return cmd_key(argc, argv, false);

@@ -306,8 +306,28 @@ class NotaryProofs final : public AuditProofs {
   Notary& n_;
 };
 
+class ReplayJobs final : public Replays {
+ public:
+  explicit ReplayJobs(ReadModelReplays& r) : r_(r) {}
+  Result<Started> start(const Spec& spec) override {
+    auto st = r_.start(ReplaySpec{spec.projections, spec.tenant, spec.dry_run, spec.resume});
+    if (!st.ok()) return std::move(st).take_status();
+    return Started{st->id, st->to_json()};
+  }
+  std::optional<std::string> status(std::string_view id) const override {
+    auto st = r_.get(id);
+    if (!st) return std::nullopt;
+    return st->to_json();
+  }
+
+ private:
+  ReadModelReplays& r_;
+};
+
 }  // namespace
 
 std::unique_ptr<AuditProofs> make_audit_proofs(Notary& notary) { return std::make_unique<NotaryProofs>(notary); }
+
+std::unique_ptr<Replays> make_replays(ReadModelReplays& replays) { return std::make_unique<ReplayJobs>(replays); }
 
 }  // namespace agentos::gateway

@@ -13,6 +13,7 @@
 #include "projections/projector.h"
 #include "projections/read_model.h"
 #include "replay/notary.h"
+#include "replay/read_model_replay.h"
 
 namespace agentos::gateway {
 
@@ -37,5 +38,9 @@ std::unique_ptr<ModelSource> make_read_model_source(Projector& projector, ReadMo
 
 // The notary's trees for the audit proof endpoints (replay/notary.h).
 std::unique_ptr<AuditProofs> make_audit_proofs(Notary& notary);
+
+// Replays of the read models (replay/read_model_replay.h), for /v1/admin/replays.
+// `replays` must outlive the adapter.
+std::unique_ptr<Replays> make_replays(ReadModelReplays& replays);
 
 }  // namespace agentos::gateway

@@ -20,6 +20,7 @@
 #include <boost/beast/http.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -58,6 +59,22 @@ inline std::string read_first_line(const std::string& path) {
   std::string s;
   std::getline(in, s);
   return s;
+}
+
+// Every thread's stack of a process that does not exit (gdb attached in batch mode), for
+// the failure message: where the engine hangs. A note instead when gdb is missing.
+inline std::string thread_stacks(pid_t pid, size_t max_bytes = 24000) {
+  if (::access("/usr/bin/gdb", X_OK) != 0) return "(no /usr/bin/gdb to show them)";
+  const std::string cmd = "/usr/bin/gdb -p " + std::to_string(pid) +
+                          " -batch -nx -ex 'thread apply all bt 30' 2>&1 | grep -E '^(Thread|#)'";
+  std::string out;
+  if (FILE* f = ::popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0 && out.size() < max_bytes) out.append(buf, n);
+    ::pclose(f);
+  }
+  return out.substr(0, max_bytes);
 }
 
 inline std::string file_tail(const std::string& path, size_t max_bytes = 4000) {
@@ -234,8 +251,10 @@ class EngineProcess {
     bool reaped = test::wait_until([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; },
                                    std::chrono::duration_cast<std::chrono::milliseconds>(kStopTimeout));
     if (!reaped) {
+      const std::string stacks = thread_stacks(pid_);
       kill_hard();
-      return ::testing::AssertionFailure() << "engine did not exit after SIGTERM; log:\n" << file_tail(log_path_);
+      return ::testing::AssertionFailure() << "engine did not exit after SIGTERM; log:\n" << file_tail(log_path_)
+                                           << "\nthreads:\n" << stacks;
     }
     pid_ = -1;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)

@@ -67,7 +67,7 @@ TEST(AsOfHttp, ASessionAsItWasAtEachOfItsFactsAndBeforeIt) {
   ASSERT_EQ(updated.size(), 4u);
 
   for (size_t i = 0; i < updated.size(); ++i) {
-    for (const std::string as_of : {std::to_string(updated[i].first), format_rfc3339_us(updated[i].second)}) {
+    for (const std::string& as_of : {std::to_string(updated[i].first), format_rfc3339_us(updated[i].second)}) {
       auto r = engine.call("GET", "/v1/tenants/acme/sessions/s-1?as_of=" + as_of, key);
       ASSERT_EQ(r.status, 200) << r.body;
       simdjson::dom::parser p;
@@ -75,7 +75,9 @@ TEST(AsOfHttp, ASessionAsItWasAtEachOfItsFactsAndBeforeIt) {
       // The position it reflects: that fact (a time bound may also take a later fact
       // stamped in the same microsecond, never an earlier one).
       EXPECT_GE(j["asOf"]["offset"].get_int64().value(), updated[i].first) << as_of;
-      if (as_of == std::to_string(updated[i].first)) EXPECT_EQ(j["asOf"]["offset"].get_int64().value(), updated[i].first);
+      if (as_of == std::to_string(updated[i].first)) {
+        EXPECT_EQ(j["asOf"]["offset"].get_int64().value(), updated[i].first);
+      }
       simdjson::dom::element st = j["state"].value();
       simdjson::dom::parser q;
       simdjson::dom::element was = q.parse(then[i]).value();

@@ -229,7 +229,7 @@ TEST_F(AuditHttp, EveryReadIsRecordedBeforeItIsAnsweredAndTheNextReadFindsIt) {
 TEST_F(AuditHttp, AReadThatCannotBeRecordedIsNotAnswered) {
   ASSERT_EQ(get("&type=session.", compliance).status, 200);  // projected up to `last`
   engine->log().fail_appends = true;
-  for (const std::string& target : {"/v1/tenants/acme/audit/events?type=session.", "/v1/tenants/acme/audit/trace/e1"}) {
+  for (const char* target : {"/v1/tenants/acme/audit/events?type=session.", "/v1/tenants/acme/audit/trace/e1"}) {
     auto r = engine->call("GET", target, compliance);
     EXPECT_EQ(r.status, 503) << target << " " << r.body;
     EXPECT_EQ(r.header("retry-after"), "1") << target;

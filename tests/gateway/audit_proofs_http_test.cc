@@ -243,7 +243,7 @@ TEST_F(AuditProofsHttp, OnlyTheTenantsComplianceAndAdminKeysAndOnlyItsEvents) {
   sign();
   const std::string q = "/v1/tenants/acme/audit/proofs/inclusion?offset=" + std::to_string(off);
   for (const std::string* key : {&producer, &reader, &other_admin}) {
-    for (const std::string path : {std::string("/v1/tenants/acme/audit/heads"), q,
+    for (const std::string& path : {std::string("/v1/tenants/acme/audit/heads"), q,
                                    std::string("/v1/tenants/acme/audit/proofs/consistency?first=1")}) {
       const Offset before = engine->end_of("acme");
       auto r = engine->call("GET", path, *key);

@@ -209,6 +209,44 @@ TEST_F(Cli, AuditEventsAndTraceAsJsonAndAsATable) {
   EXPECT_EQ(run_cli({"audit", "trace", "--tenant", "acme", "--api-key", key}, false).exit_code, 2);  // no --event
 }
 
+// `replay` (replay/REPLAY.md) with the operator token: a dry run of clean tables exits 0
+// with the report; after a row is altered behind the projector's back the dry run names it
+// and exits 1, and a replay of that projection puts it back.
+TEST_F(Cli, ReplayReportsAndRepairs) {
+  const std::vector<std::string> op = {"--server", "http://127.0.0.1:" + engine->url().port, "--admin-token",
+                                       Engine::kOperatorToken};
+  auto cmd = [&](std::vector<std::string> more) {
+    std::vector<std::string> args = {"replay"};
+    args.insert(args.end(), op.begin(), op.end());
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+  };
+  const CliRun clean = run_cli(cmd({"--dry-run"}), true);
+  EXPECT_EQ(clean.exit_code, 0) << clean.out;
+  EXPECT_NE(clean.out.find("TABLE "), std::string::npos) << clean.out;
+  EXPECT_NE(clean.out.find("\nsessions "), std::string::npos) << clean.out;
+  EXPECT_NE(clean.out.find("rebuilt tables equal the live ones"), std::string::npos) << clean.out;
+  EXPECT_NE(clean.out.find("dry run: nothing changed"), std::string::npos) << clean.out;
+  EXPECT_NE(clean.out.find("replayed "), std::string::npos) << "the progress line: " << clean.out;
+
+  agentos::test::pg_query(engine->owner_url(),
+                          "UPDATE agentos_rm.sessions SET name = 'altered' WHERE tenant_id = 'acme' AND session_id = 's-2'");
+  const CliRun found = run_cli(cmd({"--dry-run", "--projection", "sessions", "--output", "json"}), false);
+  EXPECT_EQ(found.exit_code, 1) << found.err;
+  EXPECT_NE(found.out.find(R"({"key":"acme/s-2","kind":"differs"})"), std::string::npos) << found.out;
+  EXPECT_NE(found.out.find(R"("differences":true)"), std::string::npos) << found.out;
+
+  const CliRun fixed = run_cli(cmd({"--projection", "sessions"}), false);
+  EXPECT_EQ(fixed.exit_code, 0) << fixed.err;
+  EXPECT_NE(fixed.out.find(R"("applied":true)"), std::string::npos) << fixed.out;
+  auto s2 = engine->call("GET", "/v1/tenants/acme/sessions/s-2", key);
+  EXPECT_NE(s2.body.find(R"("name":"run s-2")"), std::string::npos) << s2.body;
+
+  const CliRun bad = run_cli(cmd({"--projection", "nope"}), false);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.out.find("projections[0]"), std::string::npos) << bad.out;
+}
+
 TEST_F(Cli, ErrorsGoToStderrWithANonZeroExit) {
   auto args = flags({"--session", "nope"});
   args.insert(args.begin(), {"sessions", "show"});

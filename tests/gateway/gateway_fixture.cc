@@ -123,6 +123,11 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
     model_source_ = make_read_model_source(*projector_, ro);
     ao.models = model_source_.get();
     ao.reader_threads = o.reader_pool;
+    ReplayOptions rpo;
+    rpo.pg_url = po.pg_url;
+    replays_ = std::make_unique<ReadModelReplays>(*log_, projector_.get(), rpo);
+    replay_api_ = make_replays(*replays_);
+    ao.replays = replay_api_.get();
   }
   if (o.notary) {
     NotaryOptions no;
@@ -153,6 +158,7 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
 
 Engine::~Engine() {
   server_->stop();
+  replays_.reset();  // cancels a running replay, which reopens the projector: before the host stops it
   host_->stop();  // reverse order: the test's components, the projector, Pulse
   index_->stop();
   server_.reset();

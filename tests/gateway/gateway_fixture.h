@@ -30,6 +30,7 @@
 #include "projections/projector.h"
 #include "projections/read_model.h"
 #include "replay/notary.h"
+#include "replay/read_model_replay.h"
 #include "tests/support/test_util.h"
 
 namespace agentos::gateway::test {
@@ -130,6 +131,8 @@ class Engine {
   std::vector<std::unique_ptr<Component>> components_;
   std::unique_ptr<Notary> notary_;
   std::unique_ptr<AuditProofs> proofs_;
+  std::unique_ptr<ReadModelReplays> replays_;
+  std::unique_ptr<Replays> replay_api_;
   std::unique_ptr<Host> host_;
   std::unique_ptr<SessionSource> session_source_;
   std::unique_ptr<ModelSource> model_source_;

@@ -1,0 +1,100 @@
+// POST /v1/admin/replays and GET /v1/admin/replays/{id} (gateway/api_replay.cc,
+// replay/REPLAY.md) over HTTP: only the operator token starts or reads a replay; a bad
+// body is a problem with the field path and starts nothing; a started replay is polled to
+// its report.
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include "tests/gateway/gateway_fixture.h"
+#include "tests/support/pg_cluster.h"
+#include "tests/support/test_util.h"
+
+namespace agentos::gateway::test {
+namespace {
+using agentos::test::TempDir;
+
+class ReplayHttp : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    EngineOptions o;
+    o.pulse = true;
+    o.projector = true;
+    engine = std::make_unique<Engine>(dir.path(), o);
+    key = engine->create_tenant("acme", "pro");
+    auto r = engine->post_event(
+        "acme", key,
+        R"({"specversion":"1.0","id":"c-1","source":"/runner","type":"session.created","data":{"sessionId":"s-1"}})");
+    ASSERT_EQ(r.status, 201) << r.body;
+    const std::string offset = r.body.substr(r.body.find("\"offset\":") + 9);
+    ASSERT_EQ(engine->call("GET", "/v1/tenants/acme/sessions?after=" + offset.substr(0, offset.find('}')), key).status, 200);
+  }
+  cli::ClientResponse post(const std::string& token, const std::string& body) {
+    return engine->call("POST", "/v1/admin/replays", token, body, "application/json");
+  }
+  TempDir dir;
+  std::unique_ptr<Engine> engine;
+  std::string key;
+};
+
+TEST_F(ReplayHttp, OnlyTheOperatorAndOnlyAGoodBody) {
+  EXPECT_EQ(post("", "{}").status, 401);
+  auto forbidden = post(key, "{}");  // a tenant's admin key is not the operator
+  EXPECT_EQ(forbidden.status, 403) << forbidden.body;
+  EXPECT_EQ(engine->call("GET", "/v1/admin/replays/rp-1", key).status, 403);
+  EXPECT_EQ(engine->call("GET", "/v1/admin/replays", Engine::kOperatorToken).status, 405);
+
+  auto bad = post(Engine::kOperatorToken, R"({"projections":["sessions",7,"nope"],"dryRun":"yes","tenant":"Acme!","x":1})");
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_EQ(bad.content_type, "application/problem+json");
+  for (const char* field : {"projections[1]", "dryRun", "x"})
+    EXPECT_NE(bad.body.find(std::string("\"") + field + "\""), std::string::npos) << field << ": " << bad.body;
+  auto unknown = post(Engine::kOperatorToken, R"({"projections":["nope"],"tenant":"Acme!"})");
+  EXPECT_EQ(unknown.status, 400) << unknown.body;
+  EXPECT_NE(unknown.body.find("\"projections[0]\""), std::string::npos) << unknown.body;
+  EXPECT_NE(unknown.body.find("\"tenant\""), std::string::npos) << unknown.body;
+  EXPECT_EQ(post(Engine::kOperatorToken, "[").status, 400);
+  EXPECT_EQ(engine->call("GET", "/v1/admin/replays/rp-1", Engine::kOperatorToken).status, 404);
+  // Nothing was started: no shadow schema.
+  EXPECT_EQ(agentos::test::pg_query(engine->owner_url(),
+                                    "SELECT count(*) FROM pg_namespace WHERE nspname = 'agentos_rm_shadow'")[0][0],
+            "0");
+}
+
+TEST_F(ReplayHttp, AStartedReplayIsPolledToItsReport) {
+  auto started = post(Engine::kOperatorToken, R"({"projections":["sessions"],"dryRun":true})");
+  ASSERT_EQ(started.status, 202) << started.body;
+  const std::string location = started.header("location");
+  ASSERT_EQ(location.rfind("/v1/admin/replays/rp-", 0), 0u) << location;
+  EXPECT_NE(started.body.find(R"("dryRun":true)"), std::string::npos) << started.body;
+  std::string body;
+  ASSERT_TRUE(agentos::test::wait_until(
+      [&] {
+        auto r = engine->call("GET", location, Engine::kOperatorToken);
+        body = r.body;
+        return r.status == 200 && body.find(R"("finished":true)") != std::string::npos;
+      },
+      std::chrono::seconds(60)))
+      << body;
+  simdjson::dom::parser p;
+  simdjson::dom::element st = p.parse(body).value();
+  EXPECT_EQ(std::string_view(st["phase"].get_string().value()), "done") << body;
+  EXPECT_FALSE(st["differences"].get_bool().value());
+  EXPECT_FALSE(st["applied"].get_bool().value());
+  EXPECT_GT(st["recordsDone"].get_int64().value(), 0);
+  EXPECT_EQ(st["recordsDone"].get_int64().value(), st["recordsTotal"].get_int64().value());
+  simdjson::dom::array report = st["report"].get_array().value();
+  bool sessions = false, providers = false;
+  for (simdjson::dom::element t : report) {
+    const std::string_view name = t["table"].get_string().value();
+    sessions |= name == "sessions";
+    providers |= name == "model_providers";  // sessions brings router along
+    EXPECT_TRUE(t["equal"].get_bool().value()) << name;
+    if (name == "sessions") {
+      EXPECT_EQ(t["liveRows"].get_int64().value(), 1);
+    }
+  }
+  EXPECT_TRUE(sessions && providers) << body;
+}
+
+}  // namespace
+}  // namespace agentos::gateway::test
