@@ -356,6 +356,83 @@ class RuntimeImpl final : public ProcessorRuntime {
     return sum;
   }
 
+  Result<size_t> pending_outbox() const override {
+    auto db_lk = db_mu_.read();
+    if (db_ == nullptr) return closed();
+    size_t n = 0;
+    for (char tag : {kOutboxTag, kCrossOutboxTag}) {
+      const std::string from(1, tag), end(1, static_cast<char>(tag + 1));
+      rocksdb::ReadOptions ro;
+      rocksdb::Slice upper(end);
+      ro.iterate_upper_bound = &upper;
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_));
+      for (it->Seek(from); it->Valid(); it->Next()) ++n;
+      if (!it->status().ok()) return from_rocks(it->status(), "outbox");
+    }
+    return n;
+  }
+
+  Status discard_outbox() override {
+    if (follow_.started()) return Status(Code::kInvalidArgument, "discard_outbox while started");
+    auto db_lk = db_mu_.read();
+    if (db_ == nullptr) return closed();
+    rocksdb::WriteBatch wb;
+    for (char tag : {kOutboxTag, kMarkerTag, kCrossOutboxTag, kCrossMarkerTag})
+      wb.DeleteRange(meta_, std::string(1, tag), std::string(1, static_cast<char>(tag + 1)));
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    if (Status s = from_rocks(db_->Write(wo, &wb), "discard outbox"); !s.is_ok()) return s;
+    reset_lanes();
+    return Status::ok();
+  }
+
+  Status adopt_state(const std::string& dir) override {
+    namespace fs = std::filesystem;
+    if (follow_.started()) return Status(Code::kInvalidArgument, "adopt_state while started");
+    auto pending = pending_outbox();
+    if (!pending.ok()) return pending.status();
+    if (*pending > 0)
+      return Status(Code::kInvalidArgument, "adopt_state: " + std::to_string(*pending) +
+                                                " derived events are not in the log yet; relay them first");
+    auto db_lk = db_mu_.write();
+    close_store();
+    const std::string retired = opts_.state_dir + ".retired";
+    std::error_code ec;
+    fs::remove_all(retired, ec);
+    fs::rename(opts_.state_dir, retired, ec);
+    Status moved = ec ? Status(Code::kInternal, "adopt_state: " + ec.message()) : Status::ok();
+    if (moved.is_ok()) {
+      fs::rename(dir, opts_.state_dir, ec);
+      if (ec) {
+        moved = Status(Code::kInternal, "adopt_state: " + ec.message());
+        fs::rename(retired, opts_.state_dir, ec);
+      }
+    }
+    auto store = open_state_db(opts_, name_);
+    if (!store.ok() && moved.is_ok()) {  // the shadow does not open: the old store back
+      fs::rename(opts_.state_dir, dir, ec);
+      fs::rename(retired, opts_.state_dir, ec);
+      moved = store.status();
+      store = open_state_db(opts_, name_);
+    }
+    if (!store.ok()) {
+      store_failed_ = true;  // restart() tries to reopen it
+      return store.status();
+    }
+    db_ = store->db;
+    meta_ = store->cfs[0];
+    state_ = store->cfs[1];
+    store_failed_ = false;
+    {
+      std::lock_guard lk(mu_);
+      committed_ = std::move(store->committed);
+      error_ = Status::ok();
+    }
+    reset_lanes();
+    if (moved.is_ok()) log_line(LogLevel::kInfo, "processor store replaced by a replay", {{"processor", name_}});
+    return moved;
+  }
+
   Result<std::optional<int64_t>> next_timer_us(Partition p) const override {
     if (!std::binary_search(opts_.partitions.begin(), opts_.partitions.end(), p)) return std::optional<int64_t>();
     auto db_lk = db_mu_.read();
@@ -609,6 +686,11 @@ class RuntimeImpl final : public ProcessorRuntime {
     const Offset from = committed_offset(p);
     ReadOptions ro;
     ro.max_records = opts_.max_batch_records;
+    const auto stop = opts_.stop_at.find(p.value());  // a replay's shadow: [from, stop) only
+    if (stop != opts_.stop_at.end()) {
+      if (from.value() >= stop->second) return std::optional<PartitionWork>();
+      ro.max_records = std::min<size_t>(ro.max_records, static_cast<size_t>(stop->second - from.value()));
+    }
     auto recs = log_.read(p, from, ro);
     if (!recs.ok()) {
       if (transient_log_error(recs.status())) {
@@ -617,6 +699,8 @@ class RuntimeImpl final : public ProcessorRuntime {
       }
       return std::move(recs).take_status();
     }
+    if (stop != opts_.stop_at.end())
+      std::erase_if(*recs, [&](const StoredRecord& r) { return r.pos.offset.value() >= stop->second; });
     if (recs->empty()) return std::optional<PartitionWork>();
     PartitionWork w{p, from, recs->back().pos.offset.next(), 0, 0, 0, 0, 0, {}};
     w.records = recs->size();
@@ -1197,6 +1281,12 @@ Result<std::unique_ptr<ProcessorRuntime>> open_processor_runtime(Log& log, Proce
 
   {
     std::error_code ec;
+    // A replay's adopt_state stopped between its two renames: the old store is whole.
+    if (!std::filesystem::exists(opts.state_dir, ec) && std::filesystem::exists(opts.state_dir + ".retired", ec)) {
+      std::filesystem::rename(opts.state_dir + ".retired", opts.state_dir, ec);
+      log_line(LogLevel::kWarn, "processor store taken back from .retired (a replay's swap was interrupted)",
+               {{"processor", name}});
+    }
     std::filesystem::create_directories(opts.state_dir, ec);
     if (ec) return Status(Code::kInternal, "cannot create " + opts.state_dir + ": " + ec.message());
   }

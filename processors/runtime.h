@@ -82,6 +82,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -169,6 +170,9 @@ struct RuntimeOptions {
     Offset from, next;
   };
   std::function<Status(std::span<const CommitRange> ranges, StateTxn& state)> before_commit;
+  // A replay's shadow (replay/REPLAY.md §7): per partition, apply nothing at or past this
+  // offset. Partitions not listed have no limit.
+  std::map<int32_t, int64_t> stop_at;
   RuntimeTestHooks hooks;
 };
 
@@ -284,6 +288,24 @@ class ProcessorRuntime {
 
   // The CloudEvents `source` of this processor's derived events.
   virtual const std::string& derived_source() const = 0;
+
+  // ---- Replay (replay/REPLAY.md §7) -------------------------------------------------------
+  // Outbox entries not yet appended, over every lane (same-partition and cross).
+  virtual Result<size_t> pending_outbox() const = 0;
+  // THE REPUBLISH HORIZON. Deletes every outbox entry and relay marker (synced): the events
+  // this runtime derived from the records below its committed offsets will never be
+  // appended. A replay's shadow (relay off) calls it before a live runtime adopts it: the
+  // live runtime relayed its own events for those records, so they are in the log — as
+  // the live code decided them. Only while stopped.
+  virtual Status discard_outbox() = 0;
+  // Replaces the store with the one in `dir` (a shadow a runtime of the same processor
+  // folded to exactly this runtime's committed offsets, its outbox discarded), keeping the
+  // old one as `<state_dir>.retired` until the next adopt. Only while stopped and with
+  // nothing pending in the outbox (kInvalidArgument otherwise: a pending event would be
+  // lost). On failure the old store is back. Does not start the runtime. Readers wait for
+  // the swap. A crash between its two renames leaves `<state_dir>` missing and the old
+  // store in `.retired`, which the next open takes back.
+  virtual Status adopt_state(const std::string& dir) = 0;
 
  protected:
   ProcessorRuntime() = default;
