@@ -1,5 +1,5 @@
 // Replays of the read models (replay/REPLAY.md), for the operator:
-//   POST /v1/admin/replays {projections?, tenant?, dryRun?, resume?}  -> 202 + status
+//   POST /v1/admin/replays {processor? | projections?, tenant?, dryRun?, resume?} -> 202 + status
 //   GET  /v1/admin/replays/{replayId}                                  -> the status
 // The replay runs in the engine (it pauses the engine's own projector for its last
 // stretch); `agentos replay` posts one and polls its status with a progress bar.
@@ -39,12 +39,12 @@ Result<Replays::Spec> parse_spec(std::string_view body) {
           spec.projections.emplace_back(v);
         ++i;
       }
-    } else if (name == "tenant") {
+    } else if (name == "tenant" || name == "processor") {
       std::string_view v;
       if (field.value.get_string().get(v) != simdjson::SUCCESS)
         bad.mutable_errors().push_back({name, "expected a string"});
       else
-        spec.tenant = std::string(v);
+        (name == "tenant" ? spec.tenant : spec.processor) = std::string(v);
     } else if (name == "dryRun" || name == "resume") {
       bool v = false;
       if (field.value.get_bool().get(v) != simdjson::SUCCESS)
@@ -52,7 +52,7 @@ Result<Replays::Spec> parse_spec(std::string_view body) {
       else
         (name == "dryRun" ? spec.dry_run : spec.resume) = v;
     } else {
-      bad.mutable_errors().push_back({name, "unknown field (projections, tenant, dryRun, resume)"});
+      bad.mutable_errors().push_back({name, "unknown field (processor, projections, tenant, dryRun, resume)"});
     }
   }
   if (!bad.errors().empty()) return bad;
@@ -65,8 +65,7 @@ void Api::start_replay(const HttpRequest& req, Reply reply) {
   auto p = authenticate(req);
   if (!p.ok()) return reply(problem_response(p.status(), req.path));
   if (!p->operator_) return reply(problem_response(Status(Code::kPermissionDenied, "operator token required"), req.path));
-  if (opts_.replays == nullptr)
-    return reply(problem_response(Status(Code::kUnavailable, "replays need the read models (serve with --pg-url)"), req.path));
+  if (opts_.replays == nullptr) return reply(problem_response(Status(Code::kUnavailable, "replays are off"), req.path));
   auto spec = parse_spec(req.body);
   if (!spec.ok()) return reply(problem_response(spec.status(), req.path));
   auto started = opts_.replays->start(*spec);
@@ -79,8 +78,7 @@ void Api::get_replay(const HttpRequest& req, std::string_view id, Reply reply) {
   auto p = authenticate(req);
   if (!p.ok()) return reply(problem_response(p.status(), req.path));
   if (!p->operator_) return reply(problem_response(Status(Code::kPermissionDenied, "operator token required"), req.path));
-  if (opts_.replays == nullptr)
-    return reply(problem_response(Status(Code::kUnavailable, "replays need the read models (serve with --pg-url)"), req.path));
+  if (opts_.replays == nullptr) return reply(problem_response(Status(Code::kUnavailable, "replays are off"), req.path));
   auto status = opts_.replays->status(id);
   if (!status) return reply(problem_response(Status(Code::kNotFound, "no replay " + std::string(id)), req.path));
   reply(HttpResponse{200, "application/json", std::move(*status), {}});

@@ -226,7 +226,22 @@ Result<std::string> replay_table(std::string_view status_json) {
     }
   }
   std::string out = rows.empty() ? "" : render_table({"TABLE", "LIVE", "REBUILT", "EQUAL"}, rows);
-  if (!diffs.empty()) out += "\n" + render_table({"TABLE", "KEY", "DIFFERENCE"}, diffs);
+  // A processor's state: the two hashes, then the keys that differ.
+  simdjson::dom::object state;
+  const bool processor = o["state"].get_object().get(state) == simdjson::SUCCESS;
+  if (processor) {
+    out += render_table({"PROCESSOR", "LIVE HASH", "REBUILT HASH", "EQUAL"},
+                        {{member(o, "processor"), member(state, "liveHash"), member(state, "rebuiltHash"),
+                          member(state, "equal") == "true" ? "yes" : "NO"}},
+                        80);
+    simdjson::dom::array ds;
+    if (state["differences"].get_array().get(ds) == simdjson::SUCCESS)
+      for (simdjson::dom::element d : ds) {
+        simdjson::dom::object x;
+        if (d.get_object().get(x) == simdjson::SUCCESS) diffs.push_back({member(o, "processor"), member(x, "key"), member(x, "kind")});
+      }
+  }
+  if (!diffs.empty()) out += "\n" + render_table({processor ? "PROCESSOR" : "TABLE", "KEY", "DIFFERENCE"}, diffs, 80);
   simdjson::dom::object err;
   if (o["error"].get_object().get(err) == simdjson::SUCCESS)
     return out + "failed: " + member(err, "code") + ": " + member(err, "message") + "\n";
@@ -235,13 +250,16 @@ Result<std::string> replay_table(std::string_view status_json) {
   if (o["comparedAt"].get_object().get(compared) == simdjson::SUCCESS)
     for (auto field : compared) at += (at.empty() ? "" : " ") + std::string(field.key) + ":" + text_of(field.value);
   const bool differences = member(o, "differences") == "true";
-  out += std::string(differences ? "differences found" : "rebuilt tables equal the live ones") +
+  out += std::string(differences ? "differences found"
+                     : processor ? "the rebuilt state equals the live one"
+                                 : "rebuilt tables equal the live ones") +
          (at.empty() ? "" : " at partition:offset " + at) + "; ";
   out += member(o, "applied") == "true"
-             ? (member(o, "tenant").empty() ? "the rebuilt tables replaced the live ones"
+             ? processor ? "the live runtime adopted the rebuilt state (nothing below those offsets republished)"
+             : (member(o, "tenant").empty() ? "the rebuilt tables replaced the live ones"
                                             : "tenant " + member(o, "tenant") + "'s rows replaced")
              : member(o, "dryRun") == "true" ? "dry run: nothing changed" : "nothing applied";
-  return out + " (live projector paused " + member(o, "livePauseMs") + " ms)\n";
+  return out + (processor ? " (live runtime paused " : " (live projector paused ") + member(o, "livePauseMs") + " ms)\n";
 }
 
 }  // namespace agentos::cli

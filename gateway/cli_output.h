@@ -56,8 +56,9 @@ struct ReplayProgress {
   int64_t records_done = 0, records_total = 0;
 };
 Result<ReplayProgress> replay_progress(std::string_view status_json);
-// Its report as a table: TABLE LIVE REBUILT EQUAL, then each difference found (KEY, what
-// differs) and a closing line (compared at which offsets; applied, or dry run; the error).
+// Its report as a table: TABLE LIVE REBUILT EQUAL (a processor's: PROCESSOR LIVE HASH
+// REBUILT HASH EQUAL), then each difference found (KEY, what differs) and a closing line
+// (compared at which offsets; applied, or dry run; the error).
 Result<std::string> replay_table(std::string_view status_json);
 
 }  // namespace agentos::cli

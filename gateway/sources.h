@@ -144,6 +144,7 @@ class Replays {
  public:
   virtual ~Replays() = default;
   struct Spec {
+    std::string processor;                 // a processor's state instead of read models
     std::vector<std::string> projections;  // empty: every projection
     std::string tenant;                    // empty: every tenant
     bool dry_run = false, resume = false;
@@ -151,8 +152,9 @@ class Replays {
   struct Started {
     std::string id, json;  // json: the status, as status() answers it
   };
-  // Starts one in the background. kInvalidArgument with field paths (`projections[i]`,
-  // `tenant`); kAlreadyExists while another runs.
+  // Starts one in the background. kInvalidArgument with field paths (`processor`,
+  // `projections[i]`, `tenant`); kAlreadyExists while another runs; kUnavailable for read
+  // models when there are none.
   virtual Result<Started> start(const Spec& spec) = 0;
   // The status JSON of replay `id` (its progress, then its report); nullopt when unknown.
   virtual std::optional<std::string> status(std::string_view id) const = 0;

@@ -18,6 +18,7 @@
 #include "events/logging.h"
 #include "projections/pg.h"
 #include "projections/projection.h"
+#include "replay/processor_replay.h"
 
 namespace agentos {
 namespace {
@@ -403,7 +404,7 @@ std::string ReplayStatus::to_json() const {
     return out + "]";
   };
   JsonObject o;
-  o.str("id", id).raw("projections", strings(spec.projections)).opt("tenant", spec.tenant)
+  o.str("id", id).opt("processor", spec.processor).raw("projections", strings(spec.projections)).opt("tenant", spec.tenant)
       .boolean("dryRun", spec.dry_run).boolean("resume", spec.resume).raw("tables", strings(tables))
       .str("phase", phase).boolean("finished", finished);
   if (!error.is_ok())
@@ -431,17 +432,32 @@ std::string ReplayStatus::to_json() const {
     rep += JsonObject().str("table", t.table).num("liveRows", t.live_rows).num("rebuiltRows", t.shadow_rows)
                .boolean("equal", t.equal).raw("differences", diffs + "]").done();
   }
+  if (!spec.processor.empty()) {
+    std::string diffs = "[";
+    for (const auto& d : state_differences) {
+      if (diffs.size() > 1) diffs += ",";
+      diffs += JsonObject().str("key", d.key).str("kind", d.kind).done();
+    }
+    o.raw("state", JsonObject().str("liveHash", live_hash).str("rebuiltHash", rebuilt_hash)
+                       .boolean("equal", finished && error.is_ok() && !differences).raw("differences", diffs + "]").done());
+  }
   o.raw("report", rep + "]").boolean("differences", differences).boolean("applied", applied)
       .num("livePauseMs", live_pause_ms).num("lockRetries", lock_retries);
   return o.done();
 }
 
-// ---- ReadModelReplays ---------------------------------------------------------------------
+// ---- EngineReplays ---------------------------------------------------------------------
 
-struct ReadModelReplays::State {
+struct EngineReplays::State {
   Log& log;
   Projector* live;
   ReplayOptions opts;
+  struct ProcessorEntry {
+    ProcessorRuntime* runtime;
+    std::function<std::unique_ptr<Processor>()> make;
+    std::string state_dir;
+  };
+  std::map<std::string, ProcessorEntry, std::less<>> processors;
   mutable std::mutex mu;
   std::deque<ReplayStatus> replays;  // newest last; the running one (if any) is the last
   bool running = false;
@@ -451,17 +467,94 @@ struct ReadModelReplays::State {
   State(Log& l, Projector* p, ReplayOptions o) : log(l), live(p), opts(std::move(o)) {}
 };
 
-ReadModelReplays::ReadModelReplays(Log& log, Projector* live, ReplayOptions opts)
+namespace {
+ReplayStatus as_status(const ReplaySpec& spec, const ProcessorReplayStatus& p, int64_t started_us) {
+  ReplayStatus st;
+  st.spec = spec;
+  st.phase = p.phase;
+  st.finished = p.finished;
+  st.error = p.error;
+  st.records_done = p.records_done;
+  st.records_total = p.records_total;
+  st.started_us = started_us;
+  const double secs = static_cast<double>(now_us() - started_us) / 1e6;
+  st.records_per_second = secs > 0 ? static_cast<double>(p.records_done) / secs : 0;
+  st.compared_at = p.compared_at;
+  st.live_hash = p.live_hash;
+  st.rebuilt_hash = p.rebuilt_hash;
+  st.differences = p.phase == "done" || p.phase == "swapping" ? !p.equal : false;
+  for (const auto& [key, kind] : p.differences) st.state_differences.push_back({key, kind});
+  st.applied = p.applied;
+  st.live_pause_ms = p.live_pause_ms;
+  return st;
+}
+}  // namespace
+
+ReplayStatus EngineReplays::run_processor(State& s, const ReplaySpec& spec,
+                                          const std::function<void(const ReplayStatus&)>& keep) {
+  State::ProcessorEntry e;
+  {
+    std::lock_guard lk(s.mu);
+    e = s.processors.at(spec.processor);
+  }
+  const int64_t started = now_us();
+  std::unique_ptr<Processor> shadow = e.make();
+  ProcessorReplayOptions po;
+  po.shadow_dir = e.state_dir + ".replay";
+  po.dry_run = spec.dry_run;
+  auto last = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  ProcessorReplayStatus p = run_processor_replay(
+      s.log, *e.runtime, *shadow, po,
+      [&](const ProcessorReplayStatus& ps) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last < std::chrono::milliseconds(200) && ps.phase == "rebuilding") return;
+        last = now;
+        std::lock_guard lk(s.mu);
+        keep(as_status(spec, ps, started));
+      },
+      &s.cancel);
+  ReplayStatus st = as_status(spec, p, started);
+  st.finished_us = now_us();
+  return st;
+}
+
+EngineReplays::EngineReplays(Log& log, Projector* live, ReplayOptions opts)
     : s_(std::make_unique<State>(log, live, std::move(opts))) {}
 
-ReadModelReplays::~ReadModelReplays() {
+EngineReplays::~EngineReplays() {
   cancel();
   if (s_->worker.joinable()) s_->worker.join();
 }
 
-Result<ReplayStatus> ReadModelReplays::start(const ReplaySpec& spec) {
-  auto tables = replay_tables(spec);
-  if (!tables.ok()) return std::move(tables).take_status();
+void EngineReplays::add_processor(ProcessorRuntime& runtime, std::function<std::unique_ptr<Processor>()> make,
+                                  std::string state_dir) {
+  auto probe = make();
+  std::lock_guard lk(s_->mu);
+  s_->processors[std::string(probe->name())] = {&runtime, std::move(make), std::move(state_dir)};
+}
+
+Result<ReplayStatus> EngineReplays::start(const ReplaySpec& spec) {
+  Result<std::vector<std::string>> tables = std::vector<std::string>{};
+  if (spec.processor.empty()) {
+    tables = replay_tables(spec);
+    if (!tables.ok()) return std::move(tables).take_status();
+    if (s_->live == nullptr || s_->opts.pg_url.empty())
+      return Status(Code::kUnavailable, "no read models to replay (serve with --pg-url)");
+  } else {
+    Status bad(Code::kInvalidArgument, "invalid replay");
+    std::string known;
+    {
+      std::lock_guard lk(s_->mu);
+      for (const auto& [name, e] : s_->processors) known += (known.empty() ? "" : ", ") + name;
+      if (!s_->processors.count(spec.processor))
+        bad.mutable_errors().push_back({"processor", "no processor '" + spec.processor + "' runs here" +
+                                                         (known.empty() ? "" : "; one of: " + known)});
+    }
+    if (!spec.projections.empty()) bad.mutable_errors().push_back({"projections", "a replay is of a processor or of projections"});
+    if (!spec.tenant.empty()) bad.mutable_errors().push_back({"tenant", "a processor's state is rebuilt for every tenant"});
+    if (spec.resume) bad.mutable_errors().push_back({"resume", "a processor replay starts over"});
+    if (!bad.errors().empty()) return bad;
+  }
   std::lock_guard lk(s_->mu);
   if (s_->running)
     return Status(Code::kAlreadyExists, "replay " + s_->replays.back().id + " is running; one at a time");
@@ -486,13 +579,15 @@ Result<ReplayStatus> ReadModelReplays::start(const ReplaySpec& spec) {
           r.id = id;
         }
     };
-    ReplayStatus done = run_read_model_replay(
-        s->log, s->live, s->opts, spec,
-        [&](const ReplayStatus& st) {
-          std::lock_guard lk(s->mu);
-          keep(st);
-        },
-        &s->cancel);
+    ReplayStatus done = spec.processor.empty()
+                            ? run_read_model_replay(
+                                  s->log, s->live, s->opts, spec,
+                                  [&](const ReplayStatus& st) {
+                                    std::lock_guard lk(s->mu);
+                                    keep(st);
+                                  },
+                                  &s->cancel)
+                            : run_processor(*s, spec, keep);
     log_line(done.error.is_ok() ? LogLevel::kInfo : LogLevel::kWarn, "replay finished",
              {{"replay", id}, {"phase", done.phase}, {"differences", done.differences ? "true" : "false"},
               {"applied", done.applied ? "true" : "false"}, {"live_pause_ms", std::to_string(done.live_pause_ms)}});
@@ -503,13 +598,13 @@ Result<ReplayStatus> ReadModelReplays::start(const ReplaySpec& spec) {
   return first;
 }
 
-std::optional<ReplayStatus> ReadModelReplays::get(std::string_view id) const {
+std::optional<ReplayStatus> EngineReplays::get(std::string_view id) const {
   std::lock_guard lk(s_->mu);
   for (const auto& r : s_->replays)
     if (r.id == id) return r;
   return std::nullopt;
 }
 
-void ReadModelReplays::cancel() { s_->cancel = true; }
+void EngineReplays::cancel() { s_->cancel = true; }
 
 }  // namespace agentos

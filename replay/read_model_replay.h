@@ -16,7 +16,7 @@
 // shadow is a schema of its own with its own watermarks (projector 'replay'), and
 // `resume` continues it from there.
 //
-// Threading: ReadModelReplays runs one replay at a time on a thread of its own; every
+// Threading: EngineReplays runs one replay at a time on a thread of its own; every
 // public method is thread-safe. run_read_model_replay is the same work on the caller's
 // thread.
 #pragma once
@@ -34,11 +34,17 @@
 #include "events/log.h"
 #include "events/pricing.h"
 #include "events/status.h"
+#include "processors/processor.h"
+#include "processors/runtime.h"
 #include "projections/projector.h"
 
 namespace agentos {
 
 struct ReplaySpec {
+  // A processor's state instead of read models (processor_replay.h, REPLAY.md §7): its
+  // name (EngineReplays::add_processor). Then `projections`, `tenant` and `resume` must be
+  // empty / false.
+  std::string processor{};
   // Projection names (projections/projection.h); empty = all of them. A projection that
   // reads another's tables brings them along (sessions prices from router's tables).
   std::vector<std::string> projections{};
@@ -79,6 +85,10 @@ struct ReplayStatus {
   bool applied = false;      // the rebuilt rows replaced the live ones
   int64_t live_pause_ms = 0;  // how long the live projector was stopped
   int64_t lock_retries = 0;   // swap / copy / drop attempts that yielded to readers' locks
+  // A processor replay: both state hashes, and the first differing keys (hex) as report
+  // differences are given for a table.
+  std::string live_hash, rebuilt_hash;
+  std::vector<ReplayTable::Difference> state_differences;
   // JSON of the HTTP API (GET /v1/admin/replays/{id}).
   std::string to_json() const;
 };
@@ -105,14 +115,21 @@ ReplayStatus run_read_model_replay(Log& log, Projector* live, const ReplayOption
 // with the field path (`projections[i]`, `tenant`).
 Result<std::vector<std::string>> replay_tables(const ReplaySpec& spec);
 
-// Replays in the background, one at a time, for the HTTP API.
-class ReadModelReplays {
+// Replays in the background, one at a time, for the HTTP API: of the read models (with a
+// live projector and `opts.pg_url`) and of the processors added.
+class EngineReplays {
  public:
-  ReadModelReplays(Log& log, Projector* live, ReplayOptions opts);
-  ~ReadModelReplays();  // cancels a running replay and joins it
-  ReadModelReplays(const ReadModelReplays&) = delete;
-  ReadModelReplays& operator=(const ReadModelReplays&) = delete;
+  // `live` may be null (no read models: their replays are refused, kUnavailable).
+  EngineReplays(Log& log, Projector* live, ReplayOptions opts);
+  ~EngineReplays();  // cancels a running replay and joins it
+  EngineReplays(const EngineReplays&) = delete;
+  EngineReplays& operator=(const EngineReplays&) = delete;
 
+  // Makes `runtime`'s processor replayable by its name: `make` builds a second instance
+  // with the live one's configuration; the shadow store is `<state_dir>.replay`. Before
+  // the first start(); `runtime` must outlive this.
+  void add_processor(ProcessorRuntime& runtime, std::function<std::unique_ptr<Processor>()> make,
+                     std::string state_dir);
   // Starts a replay and returns its first status. kInvalidArgument for a bad spec;
   // kAlreadyExists (409) while another runs.
   Result<ReplayStatus> start(const ReplaySpec& spec);
@@ -123,6 +140,10 @@ class ReadModelReplays {
 
  private:
   struct State;
+  // A processor replay (processor_replay.h) reported as a ReplayStatus; `keep` is called
+  // with s.mu held.
+  static ReplayStatus run_processor(State& s, const ReplaySpec& spec,
+                                    const std::function<void(const ReplayStatus&)>& keep);
   std::unique_ptr<State> s_;
 };
 

@@ -607,14 +607,24 @@ int cmd_serve(int argc, char** argv) {
   }
   // Replays of the read models (replay/REPLAY.md): they pause this projector for their
   // last stretch, so they are cancelled before the host stops it.
-  std::unique_ptr<ReadModelReplays> replays;
+  std::unique_ptr<EngineReplays> replays;
   std::unique_ptr<gateway::Replays> replay_api;
-  if (projector) {
+  {
     ReplayOptions ro;
-    ro.pg_url = a.get("pg-projector-url").empty() ? pg::url_with_user(a.get("pg-url"), "agentos_projector")
-                                                  : a.get("pg-projector-url");
+    if (projector)
+      ro.pg_url = a.get("pg-projector-url").empty() ? pg::url_with_user(a.get("pg-url"), "agentos_projector")
+                                                    : a.get("pg-projector-url");
     ro.prices = price_table;
-    replays = std::make_unique<ReadModelReplays>(*log, projector.get(), ro);
+    replays = std::make_unique<EngineReplays>(*log, projector.get(), ro);
+    // Each processor's shadow is a default instance, as the live ones are built above.
+    auto add = [&](ProcessorRuntime* rt, const char* name, auto make) {
+      if (rt) replays->add_processor(*rt, make, data_dir + "/processors/" + name);
+    };
+    add(router_rt.get(), "router", [] { return std::make_unique<router::RouterProcessor>(); });
+    add(pulse_rt.get(), "pulse", [] { return std::make_unique<pulse::PulseProcessor>(); });
+    add(heartbeat_rt.get(), "heartbeat", [] { return std::make_unique<heartbeat::HeartbeatProcessor>(); });
+    add(dreams_rt.get(), "dreams", [] { return std::make_unique<dreams::DreamsProcessor>(); });
+    add(skills_rt.get(), "skills", [] { return std::make_unique<skills::SkillsProcessor>(); });
     replay_api = gateway::make_replays(*replays);
     ao.replays = replay_api.get();
   }
@@ -1124,6 +1134,7 @@ int cmd_replay(int argc, char** argv) {
   Args a({kServerFlag,
           {"projection", nullptr, "", "projections to rebuild, comma-separated (default: all): audit_index, tenancy, "
                                       "sessions, heartbeat, dreams, skills, router"},
+          {"processor", nullptr, "", "rebuild this processor's state instead (pulse, heartbeat, dreams, skills, router)"},
           {"tenant", nullptr, "", "rebuild this tenant's rows only"},
           {"dry-run", nullptr, "false", "compare and report; change nothing"},
           {"resume", nullptr, "false", "continue the shadow a killed replay of the same projections and tenant left"},
@@ -1135,7 +1146,9 @@ int cmd_replay(int argc, char** argv) {
     return a.usage("replay",
                    "Rebuilds read-model tables from the log into a shadow schema while the live ones serve, "
                    "compares them at the same offsets, and swaps them in (or, with --tenant, replaces that "
-                   "tenant's rows). Exit status 1 when it fails, or when a --dry-run finds differences."),
+                   "tenant's rows); with --processor, a processor's state, adopted from the offsets the live "
+                   "runtime stopped at (replay/REPLAY.md). Exit status 1 when it fails, or when a --dry-run "
+                   "finds differences."),
            0;
   if (!a.error().empty()) return std::cerr << "agentos replay: " << a.error() << "\n", 2;
   auto output = cli::choose_output(a.get("output"), ::isatty(STDOUT_FILENO) == 1);
@@ -1158,6 +1171,10 @@ int cmd_replay(int argc, char** argv) {
   if (!a.get("tenant").empty()) {
     body += ",\"tenant\":";
     append_json_string(body, a.get("tenant"));
+  }
+  if (!a.get("processor").empty()) {
+    body += ",\"processor\":";
+    append_json_string(body, a.get("processor"));
   }
   body += "}";
   auto started = cli::http_call(*url, "POST", "/v1/admin/replays", bearer(token), body);

@@ -308,9 +308,9 @@ class NotaryProofs final : public AuditProofs {
 
 class ReplayJobs final : public Replays {
  public:
-  explicit ReplayJobs(ReadModelReplays& r) : r_(r) {}
+  explicit ReplayJobs(EngineReplays& r) : r_(r) {}
   Result<Started> start(const Spec& spec) override {
-    auto st = r_.start(ReplaySpec{spec.projections, spec.tenant, spec.dry_run, spec.resume});
+    auto st = r_.start(ReplaySpec{spec.processor, spec.projections, spec.tenant, spec.dry_run, spec.resume});
     if (!st.ok()) return std::move(st).take_status();
     return Started{st->id, st->to_json()};
   }
@@ -321,13 +321,13 @@ class ReplayJobs final : public Replays {
   }
 
  private:
-  ReadModelReplays& r_;
+  EngineReplays& r_;
 };
 
 }  // namespace
 
 std::unique_ptr<AuditProofs> make_audit_proofs(Notary& notary) { return std::make_unique<NotaryProofs>(notary); }
 
-std::unique_ptr<Replays> make_replays(ReadModelReplays& replays) { return std::make_unique<ReplayJobs>(replays); }
+std::unique_ptr<Replays> make_replays(EngineReplays& replays) { return std::make_unique<ReplayJobs>(replays); }
 
 }  // namespace agentos::gateway

@@ -41,6 +41,6 @@ std::unique_ptr<AuditProofs> make_audit_proofs(Notary& notary);
 
 // Replays of the read models (replay/read_model_replay.h), for /v1/admin/replays.
 // `replays` must outlive the adapter.
-std::unique_ptr<Replays> make_replays(ReadModelReplays& replays);
+std::unique_ptr<Replays> make_replays(EngineReplays& replays);
 
 }  // namespace agentos::gateway

@@ -245,6 +245,12 @@ TEST_F(Cli, ReplayReportsAndRepairs) {
   const CliRun bad = run_cli(cmd({"--projection", "nope"}), false);
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.out.find("projections[0]"), std::string::npos) << bad.out;
+
+  // Pulse's state: the two hashes on a terminal.
+  const CliRun pulse = run_cli(cmd({"--processor", "pulse", "--dry-run"}), true);
+  EXPECT_EQ(pulse.exit_code, 0) << pulse.out;
+  EXPECT_NE(pulse.out.find("PROCESSOR  LIVE HASH"), std::string::npos) << pulse.out;
+  EXPECT_NE(pulse.out.find("the rebuilt state equals the live one"), std::string::npos) << pulse.out;
 }
 
 TEST_F(Cli, ErrorsGoToStderrWithANonZeroExit) {

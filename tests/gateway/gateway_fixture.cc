@@ -100,6 +100,7 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
     skills_decisions_ = make_decision_source(*skills_rt_);
     ao.skills = skills_decisions_.get();
   }
+  std::string replay_pg_url;
   if (o.projector) {
     TestPostgres& pg = TestPostgres::get();
     if (!pg.ok()) throw std::runtime_error(pg.error());
@@ -123,9 +124,13 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
     model_source_ = make_read_model_source(*projector_, ro);
     ao.models = model_source_.get();
     ao.reader_threads = o.reader_pool;
+    replay_pg_url = po.pg_url;
+  }
+  {  // Replays, as `agentos serve` has them: the read models' and Pulse's.
     ReplayOptions rpo;
-    rpo.pg_url = po.pg_url;
-    replays_ = std::make_unique<ReadModelReplays>(*log_, projector_.get(), rpo);
+    rpo.pg_url = replay_pg_url;
+    replays_ = std::make_unique<EngineReplays>(*log_, projector_.get(), rpo);
+    if (pulse_rt_) replays_->add_processor(*pulse_rt_, [] { return std::make_unique<pulse::PulseProcessor>(); }, dir + "/pulse");
     replay_api_ = make_replays(*replays_);
     ao.replays = replay_api_.get();
   }

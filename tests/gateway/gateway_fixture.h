@@ -131,7 +131,7 @@ class Engine {
   std::vector<std::unique_ptr<Component>> components_;
   std::unique_ptr<Notary> notary_;
   std::unique_ptr<AuditProofs> proofs_;
-  std::unique_ptr<ReadModelReplays> replays_;
+  std::unique_ptr<EngineReplays> replays_;
   std::unique_ptr<Replays> replay_api_;
   std::unique_ptr<Host> host_;
   std::unique_ptr<SessionSource> session_source_;

@@ -96,5 +96,50 @@ TEST_F(ReplayHttp, AStartedReplayIsPolledToItsReport) {
   EXPECT_TRUE(sessions && providers) << body;
 }
 
+// A processor's state (replay/processor_replay.h): Pulse rebuilt in a shadow store and,
+// the same code deciding the same, found equal; then applied, after which the engine's
+// Pulse answers as before and nothing it derived was appended again.
+TEST_F(ReplayHttp, PulsesStateIsRebuiltComparedAndAdopted) {
+  auto wait_done = [&](const std::string& location) {
+    std::string body;
+    EXPECT_TRUE(agentos::test::wait_until(
+        [&] {
+          auto r = engine->call("GET", location, Engine::kOperatorToken);
+          body = r.body;
+          return r.status == 200 && body.find(R"("finished":true)") != std::string::npos;
+        },
+        std::chrono::seconds(60)))
+        << body;
+    return body;
+  };
+  const Offset end_before = engine->end_of("acme");
+  auto dry = post(Engine::kOperatorToken, R"({"processor":"pulse","dryRun":true})");
+  ASSERT_EQ(dry.status, 202) << dry.body;
+  std::string body = wait_done(dry.header("location"));
+  EXPECT_NE(body.find(R"("phase":"done")"), std::string::npos) << body;
+  EXPECT_NE(body.find(R"("processor":"pulse")"), std::string::npos) << body;
+  EXPECT_NE(body.find(R"("equal":true)"), std::string::npos) << body;
+  EXPECT_NE(body.find(R"("differences":false)"), std::string::npos) << body;
+
+  auto applied = post(Engine::kOperatorToken, R"({"processor":"pulse"})");
+  ASSERT_EQ(applied.status, 202) << applied.body;
+  body = wait_done(applied.header("location"));
+  EXPECT_NE(body.find(R"("applied":true)"), std::string::npos) << body;
+  EXPECT_EQ(engine->end_of("acme").value(), end_before.value()) << "nothing republished";
+  // Pulse runs on from the adopted state: a new input is decided.
+  auto r = engine->post_event(
+      "acme", key, R"({"specversion":"1.0","id":"c-2","source":"/runner","type":"session.created","data":{"sessionId":"s-2"}})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  const std::string offset = r.body.substr(r.body.find("\"offset\":") + 9);
+  auto s2 = engine->call("GET", "/v1/tenants/acme/sessions/s-2?after=" + offset.substr(0, offset.find('}')), key);
+  EXPECT_EQ(s2.status, 200) << s2.body;
+
+  // Bad combinations name their field.
+  auto bad = post(Engine::kOperatorToken, R"({"processor":"nope","tenant":"acme","resume":true,"projections":["sessions"]})");
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  for (const char* field : {"processor", "tenant", "resume", "projections"})
+    EXPECT_NE(bad.body.find(std::string("\"") + field + "\""), std::string::npos) << field << ": " << bad.body;
+}
+
 }  // namespace
 }  // namespace agentos::gateway::test

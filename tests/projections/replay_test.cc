@@ -401,7 +401,7 @@ TEST_F(ReplayTest, InTheBackgroundOneAtATime) {
     cv.notify_all();
     cv.wait(lk, [&] { return release; });
   };
-  ReadModelReplays replays(*log_, live_.get(), o);
+  EngineReplays replays(*log_, live_.get(), o);
   auto first = replays.start({.dry_run = true});
   ASSERT_TRUE(first.ok()) << first.status().to_string();
   {
