@@ -129,6 +129,9 @@ Runs run_append(const Options& o, int runs);
 // verify: `agentos audit verify` over a pre-filled embedded log, the same log only read, and
 // the chain hashing alone (tests/bench/verify.cc).
 Runs run_verify(const Options& o, int runs);
+// replay: a processor's state replayed (read, verify, fold, compare) against reading alone
+// (tests/bench/replay.cc).
+Runs run_replay(const Options& o, int runs);
 Runs run_postgres(const Options& o, int runs);
 Runs run_redis(const Options& o, int runs);
 // processors: drains a pre-filled log through the processor runtime (tests/bench/processors.cc).
