@@ -319,6 +319,7 @@ std::span<const Route> Api::routes() {
       {"PUT", "/v1/tenants/{tenant}/heartbeat/config"},
       {"POST", "/v1/tenants/{tenant}/heartbeat/checks"},
       {"GET", "/v1/tenants/{tenant}/heartbeat/checks"},
+      {"GET", "/v1/tenants/{tenant}/heartbeat/checks/{checkId}"},
       {"PUT", "/v1/tenants/{tenant}/heartbeat/checks/{checkId}"},
       {"DELETE", "/v1/tenants/{tenant}/heartbeat/checks/{checkId}"},
       {"POST", "/v1/tenants/{tenant}/heartbeat/checks/{checkId}/run"},
@@ -614,6 +615,8 @@ void Api::handle(HttpRequest req, Reply reply) {
       if (req.method == "GET") return get_heartbeat(std::move(req), t, std::string(s[4]), std::move(reply));
       if (!(req.method == "POST" && s[4] == "checks")) return method_not_allowed();
     }
+    if (s.size() == 6 && s[3] == "heartbeat" && s[4] == "checks" && req.method == "GET")
+      return get_check(std::move(req), t, std::string(s[5]), std::move(reply));
     if (s.size() >= 5 && s[3] == "heartbeat") {
       std::vector<std::string> rest(s.begin() + 4, s.end());
       return heartbeat_command(std::move(req), t, rest, std::move(reply));

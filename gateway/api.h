@@ -322,6 +322,8 @@ class Api {
     std::string_view carry;      // a member only some facts hold, carried forward ("config"); "" none
   };
   void serve_as_of(const HttpRequest& req, const TenantId& t, const AsOfEntity& entity, const std::string& id, Reply reply);
+  // GET /v1/tenants/{t}/heartbeat/checks/{checkId}[?as_of=] (api_as_of.cc).
+  void get_check(HttpRequest req, const TenantId& t, const std::string& id, Reply reply);
   // POST /v1/admin/audit/key:rotate (operator): the notary's new key, certified by the old.
   void rotate_audit_key(const HttpRequest& req, Reply reply);
   // POST /v1/admin/replays, GET /v1/admin/replays/{replayId} (operator; api_replay.cc).

@@ -1,6 +1,8 @@
 // Time travel (`?as_of=`): an entity as it was at a point of the log, computed from the log
 // itself — the last whole-state fact the processor published for it at or before that point
-// (`session.updated`, `dream.updated`: processors/PULSE.md and DREAMS.md, Facts). Nothing
+// (`session.updated`, `dream.updated`, `heartbeat.check.updated`: processors/PULSE.md,
+// DREAMS.md and HEARTBEAT.md, Facts). `GET …/heartbeat/checks/{checkId}` is served here
+// with or without `as_of` (without: the last fact). Nothing
 // is re-run: the log says what was decided, and this reads it back. The answer names the
 // position it reflects (the fact's offset and append time).
 #include <simdjson.h>
@@ -40,9 +42,17 @@ Result<AsOf> parse_as_of(std::string_view v) {
 
 }  // namespace
 
+void Api::get_check(HttpRequest req, const TenantId& t, const std::string& id, Reply reply) {
+  auto p = authorize_tenant(req, t, {Role::producer, Role::reader, Role::compliance});
+  if (!p.ok()) return reply(problem_response(p.status(), req.path));
+  serve_as_of(req, t, AsOfEntity{"heartbeat.check.updated", "checkId", "check", "check"}, id, std::move(reply));
+}
+
 void Api::serve_as_of(const HttpRequest& req, const TenantId& t, const AsOfEntity& entity, const std::string& id,
                       Reply reply) {
-  auto as_of = parse_as_of(*req.query_param("as_of"));
+  // Without as_of: the last fact (the entity as the log says it is now).
+  const auto given = req.query_param("as_of");
+  Result<AsOf> as_of = given ? parse_as_of(*given) : Result<AsOf>(AsOf{std::nullopt, std::nullopt, "latest"});
   if (!as_of.ok()) return reply(problem_response(as_of.status(), req.path));
   const ReadSource src{"the log", [](Partition, Offset, std::chrono::steady_clock::time_point) { return true; },
                        [] { return Status::ok(); }, true};

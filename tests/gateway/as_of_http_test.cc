@@ -113,5 +113,51 @@ TEST(AsOfHttp, ASessionAsItWasAtEachOfItsFactsAndBeforeIt) {
             404);
 }
 
+// A heartbeat check (GET …/heartbeat/checks/{checkId}): registered, then its definition
+// replaced — as of its first fact it has the first definition, now the second; before its
+// first fact it is unknown.
+TEST(AsOfHttp, AHeartbeatCheckAsItWasAndAsItIs) {
+  TempDir dir;
+  EngineOptions o;
+  o.heartbeat = true;
+  Engine engine(dir.path(), o);
+  const std::string key = engine.create_tenant("acme", "enterprise");
+  auto call = [&](const std::string& method, const std::string& target, const std::string& body) {
+    return engine.call(method, "/v1/tenants/acme/heartbeat" + target, key, body, "application/json");
+  };
+  const int64_t reg = offset_of(call("POST", "/checks", R"({"checkId":"db","check":{"name":"first","schedule":{"intervalSeconds":120}}})"));
+  ASSERT_TRUE(agentos::test::wait_until([&] { return facts(engine, "acme", "heartbeat.check.updated").size() >= 1; }));
+  ASSERT_EQ(call("PUT", "/checks/db", R"({"name":"second","schedule":{"intervalSeconds":60},"priority":3})").status, 201);
+  ASSERT_TRUE(agentos::test::wait_until([&] { return facts(engine, "acme", "heartbeat.check.updated").size() >= 2; }));
+  const auto updated = facts(engine, "acme", "heartbeat.check.updated");
+
+  auto first = engine.call("GET", "/v1/tenants/acme/heartbeat/checks/db?as_of=" + std::to_string(updated[0].first), key);
+  ASSERT_EQ(first.status, 200) << first.body;
+  simdjson::dom::parser p;
+  simdjson::dom::element j = p.parse(first.body).value();
+  EXPECT_EQ(j["asOf"]["offset"].get_int64().value(), updated[0].first);
+  EXPECT_EQ(member(j["state"]["check"], "name"), "first") << first.body;
+  EXPECT_EQ(member(j["state"], "checkId"), "db");
+
+  auto now = engine.call("GET", "/v1/tenants/acme/heartbeat/checks/db", key);
+  ASSERT_EQ(now.status, 200) << now.body;
+  simdjson::dom::parser q;
+  simdjson::dom::element k = q.parse(now.body).value();
+  EXPECT_EQ(member(k["asOf"], "requested"), "latest");
+  EXPECT_EQ(k["asOf"]["offset"].get_int64().value(), updated.back().first);
+  EXPECT_EQ(member(k["state"]["check"], "name"), "second") << now.body;
+  // By time too: the first fact's append time.
+  auto by_time = engine.call("GET", "/v1/tenants/acme/heartbeat/checks/db?as_of=" + format_rfc3339_us(updated[0].second), key);
+  ASSERT_EQ(by_time.status, 200) << by_time.body;
+  EXPECT_NE(by_time.body.find(R"("name":"first")"), std::string::npos) << by_time.body;
+
+  EXPECT_EQ(engine.call("GET", "/v1/tenants/acme/heartbeat/checks/db?as_of=" + std::to_string(reg), key).status, 404)
+      << "the registration is an input, the check's first fact comes after it";
+  EXPECT_EQ(engine.call("GET", "/v1/tenants/acme/heartbeat/checks/nope", key).status, 404);
+  EXPECT_EQ(engine.call("GET", "/v1/tenants/acme/heartbeat/checks/db?as_of=yesterday", key).status, 400);
+  const std::string other = engine.create_tenant("bravo", "enterprise");
+  EXPECT_EQ(engine.call("GET", "/v1/tenants/acme/heartbeat/checks/db", other).status, 403);
+}
+
 }  // namespace
 }  // namespace agentos::gateway::test
