@@ -237,6 +237,7 @@ int cmd_serve(int argc, char** argv) {
           {"webhook-timeout-ms", "AGENTOS_WEBHOOK_TIMEOUT_MS", "10000", "time a webhook endpoint has to answer one attempt"},
           {"deliverer-workers", "AGENTOS_DELIVERER_WORKERS", "4", "webhook attempts in flight at once"},
           {"tick-interval-ms", "AGENTOS_TICK_INTERVAL_MS", "1000", "clock.tick interval for the processors' timers (only partitions with a due timer tick)"},
+          {"replay-batch-records", "AGENTOS_REPLAY_BATCH_RECORDS", "2048", "records per partition per round of a replay's shadow projector (replay/REPLAY.md)"},
           {"notary", "AGENTOS_NOTARY", "true", "keep each partition's Merkle tree and append signed tree heads (replay/AUDIT.md; key and tree in DATA_DIR/audit)"},
           {"audit-head-interval-ms", "AGENTOS_AUDIT_HEAD_INTERVAL_MS", "10000", "how often the notary signs a head for each partition that grew"},
           {"prices", "AGENTOS_PRICES", "", "JSON price table for cost reports (default: built-in; see processors/README.md)"},
@@ -615,6 +616,7 @@ int cmd_serve(int argc, char** argv) {
       ro.pg_url = a.get("pg-projector-url").empty() ? pg::url_with_user(a.get("pg-url"), "agentos_projector")
                                                     : a.get("pg-projector-url");
     ro.prices = price_table;
+    ro.max_batch_records = static_cast<size_t>(std::max(1, std::atoi(a.get("replay-batch-records").c_str())));
     replays = std::make_unique<EngineReplays>(*log, projector.get(), ro);
     // Each processor's shadow is a default instance, as the live ones are built above.
     auto add = [&](ProcessorRuntime* rt, const char* name, auto make) {
