@@ -180,21 +180,30 @@ void Host::stop() {
   impl_->cv.notify_all();
   if (impl_->supervisor.joinable()) impl_->supervisor.join();  // after a restart it may be running
   log_line(LogLevel::kInfo, "components stopping", {});
-  std::lock_guard lk(impl_->mu);
   for (size_t j = impl_->entries.size(); j-- > 0;) {
-    Impl::Entry& e = impl_->entries[j];
-    if (!e.started) continue;
+    Component* c = nullptr;
+    prometheus::Gauge* up = nullptr;
+    {
+      std::lock_guard lk(impl_->mu);
+      Impl::Entry& e = impl_->entries[j];
+      if (!e.started) continue;
+      e.started = false;  // from now on next_timer_us and health() leave it out
+      c = e.c;
+      up = e.up;
+    }
+    // Not under impl_->mu: a component's own thread may be calling into the host (the
+    // tick source asks next_timer_us every round) while its stop() joins that thread.
     const auto t0 = std::chrono::steady_clock::now();
-    e.c->stop();
-    e.started = false;
-    if (e.up) e.up->Set(0);
+    c->stop();
+    if (up) up->Set(0);
     // One line per component, with how long its stop took: a shutdown that hangs names
     // the component it hangs in (the last "stopping" line's successor never comes).
     log_line(LogLevel::kInfo, "component stopped",
-             {{"component", std::string(e.c->name())},
+             {{"component", std::string(c->name())},
               {"ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
                                         std::chrono::steady_clock::now() - t0).count())}});
   }
+  std::lock_guard lk(impl_->mu);
   impl_->running = false;
 }
 

@@ -334,12 +334,7 @@ class RuntimeImpl final : public ProcessorRuntime {
       close_store();
       auto store = open_state_db(opts_, name_);
       if (!store.ok()) return store.status();  // still failing: the host tries again later
-      db_ = store->db;
-      meta_ = store->cfs[0];
-      state_ = store->cfs[1];
-      store_failed_ = false;
-      std::lock_guard lk(mu_);
-      committed_ = std::move(store->committed);
+      take_store(std::move(*store));
       log_line(LogLevel::kInfo, "processor store reopened", {{"processor", name_}});
     }
     {
@@ -419,13 +414,9 @@ class RuntimeImpl final : public ProcessorRuntime {
       store_failed_ = true;  // restart() tries to reopen it
       return store.status();
     }
-    db_ = store->db;
-    meta_ = store->cfs[0];
-    state_ = store->cfs[1];
-    store_failed_ = false;
+    take_store(std::move(*store));
     {
       std::lock_guard lk(mu_);
-      committed_ = std::move(store->committed);
       error_ = Status::ok();
     }
     reset_lanes();
@@ -825,6 +816,16 @@ class RuntimeImpl final : public ProcessorRuntime {
     return s;
   }
   static Status closed() { return Status(Code::kUnavailable, "processor store is being reopened"); }
+  // A freshly opened store in place of the closed one, with its committed offsets (db_mu_
+  // held exclusively, the worker stopped).
+  void take_store(StateDb&& store) {
+    db_ = store.db;
+    meta_ = store.cfs[0];
+    state_ = store.cfs[1];
+    store_failed_ = false;
+    std::lock_guard lk(mu_);
+    committed_ = std::move(store.committed);
+  }
   void close_store() {
     if (db_ == nullptr) return;
     db_->DestroyColumnFamilyHandle(state_);

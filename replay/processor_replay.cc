@@ -36,7 +36,7 @@ int64_t gap(const Offsets& to, const Offsets& from) {
 // key order (a merge of both key spaces, a page at a time).
 Status differing_keys(const ProcessorRuntime& live, const ProcessorRuntime& rebuilt,
                       std::vector<std::pair<std::string, std::string>>& out) {
-  const std::string end(8, '\xff');
+  const std::string end(64, '\xff');  // above every key a processor writes
   std::string from_l, from_r;
   std::vector<std::pair<std::string, std::string>> l, r;
   size_t li = 0, ri = 0;

@@ -61,6 +61,18 @@ inline std::string read_first_line(const std::string& path) {
   return s;
 }
 
+// The sum of a counter's or gauge's series in a Prometheus text page, or -1 if none.
+inline double metric_sum(const std::string& page, const std::string& name) {
+  double sum = -1;
+  for (size_t at = page.find("\n" + name); at != std::string::npos; at = page.find("\n" + name, at + 1)) {
+    const char next = page[at + 1 + name.size()];
+    if (next != ' ' && next != '{') continue;
+    const size_t value = page.find(' ', page.find_first_of(" }", at + 1));
+    sum = std::max(sum, 0.0) + std::atof(page.c_str() + value + 1);
+  }
+  return sum;
+}
+
 // Every thread's stack of a process that does not exit (gdb attached in batch mode), for
 // the failure message: where the engine hangs. A note instead when gdb is missing.
 inline std::string thread_stacks(pid_t pid, size_t max_bytes = 24000) {

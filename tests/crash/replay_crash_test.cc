@@ -27,17 +27,6 @@ std::string string_member(const std::string& json, const std::string& name) {
   const size_t end = json.find('"', at + key.size());
   return json.substr(at + key.size(), end - at - key.size());
 }
-// The sum of a gauge's series in a Prometheus text page, or -1 if none.
-double metric_sum(const std::string& page, const std::string& name) {
-  double sum = -1;
-  for (size_t at = page.find("\n" + name); at != std::string::npos; at = page.find("\n" + name, at + 1)) {
-    const char next = page[at + 1 + name.size()];
-    if (next != ' ' && next != '{') continue;
-    const size_t value = page.find(' ', page.find_first_of(" }", at + 1));
-    sum = std::max(sum, 0.0) + std::atof(page.c_str() + value + 1);
-  }
-  return sum;
-}
 int64_t int_member(const std::string& json, const std::string& name) {
   const std::string key = "\"" + name + "\":";
   const size_t at = json.find(key);

@@ -121,17 +121,6 @@ class TmpfsMount {
   bool mounted_ = false;
 };
 
-// The sum of a counter's or gauge's series in a Prometheus text page, or -1 if none.
-double metric_sum(const std::string& page, const std::string& name) {
-  double sum = -1;
-  for (size_t at = page.find("\n" + name); at != std::string::npos; at = page.find("\n" + name, at + 1)) {
-    const char next = page[at + 1 + name.size()];
-    if (next != ' ' && next != '{') continue;
-    const size_t value = page.find(' ', page.find_first_of(" }", at + 1));
-    sum = std::max(sum, 0.0) + std::atof(page.c_str() + value + 1);
-  }
-  return sum;
-}
 
 uint64_t seed() { return static_cast<uint64_t>(env_int("AGENTOS_ROLES_CRASH_SEED", 20261203)); }
 

@@ -8,6 +8,7 @@
 #include <prometheus/text_serializer.h>
 
 #include <atomic>
+#include <thread>
 #include <mutex>
 #include <sstream>
 
@@ -181,6 +182,62 @@ TEST(HostTest, TheNextTimerIsTheEarliestOfEveryComponent) {
   EXPECT_EQ(host.next_timer_us(Partition(1)), std::optional<int64_t>(300));
   EXPECT_FALSE(host.next_timer_us(Partition(0)));
   host.stop();
+}
+
+// A component whose own thread calls into the host — the tick source asks next_timer_us
+// every round — and whose stop() joins that thread: the host's stop must not hold its lock
+// across stop(), or that thread waits for the lock, stop() waits for the thread, and the
+// engine never exits on SIGTERM (it did: the crash tests' thread dumps showed it).
+class Asking final : public Component {
+ public:
+  explicit Asking(const Host*& host) : host_(host) {}
+  std::string_view name() const override { return "asking"; }
+  Status start() override {
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        (void)host_->next_timer_us(Partition(0));
+        ++asked;
+      }
+    });
+    return Status::ok();
+  }
+  void stop() override {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  Status health() const override { return Status::ok(); }
+  Status restart() override { return Status::ok(); }
+  int64_t lag() const override { return 0; }
+  std::optional<int64_t> next_timer_us(Partition) const override { return std::nullopt; }
+  std::atomic<int64_t> asked{0};
+
+ private:
+  const Host*& host_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+TEST(HostTest, AComponentWhoseThreadAsksTheHostStopsWithoutDeadlock) {
+  for (int round = 0; round < 20; ++round) {
+    const Host* self = nullptr;
+    auto* asking = new Asking(self);
+    auto* host = new Host(fast());
+    self = host;
+    host->add(*asking);
+    ASSERT_TRUE(host->start().is_ok());
+    ASSERT_TRUE(wait_until([&] { return asking->asked.load() > 100; }, 10s));
+    std::atomic<bool> stopped{false};
+    std::thread([host, &stopped] {
+      host->stop();
+      stopped = true;
+    }).detach();
+    if (!wait_until([&] { return stopped.load(); }, 10s)) {
+      // Deadlocked: leave both behind (their threads are stuck) and fail.
+      FAIL() << "Host::stop() did not return in round " << round << ": it holds its lock while a component stops";
+    }
+    delete host;
+    delete asking;
+  }
 }
 
 }  // namespace

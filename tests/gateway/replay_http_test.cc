@@ -31,6 +31,19 @@ class ReplayHttp : public ::testing::Test {
   cli::ClientResponse post(const std::string& token, const std::string& body) {
     return engine->call("POST", "/v1/admin/replays", token, body, "application/json");
   }
+  // Polls the replay at `location` until it is finished; its last status.
+  std::string wait_done(const std::string& location) {
+    std::string body;
+    EXPECT_TRUE(agentos::test::wait_until(
+        [&] {
+          auto r = engine->call("GET", location, Engine::kOperatorToken);
+          body = r.body;
+          return r.status == 200 && body.find(R"("finished":true)") != std::string::npos;
+        },
+        std::chrono::seconds(60)))
+        << body;
+    return body;
+  }
   TempDir dir;
   std::unique_ptr<Engine> engine;
   std::string key;
@@ -66,15 +79,7 @@ TEST_F(ReplayHttp, AStartedReplayIsPolledToItsReport) {
   const std::string location = started.header("location");
   ASSERT_EQ(location.rfind("/v1/admin/replays/rp-", 0), 0u) << location;
   EXPECT_NE(started.body.find(R"("dryRun":true)"), std::string::npos) << started.body;
-  std::string body;
-  ASSERT_TRUE(agentos::test::wait_until(
-      [&] {
-        auto r = engine->call("GET", location, Engine::kOperatorToken);
-        body = r.body;
-        return r.status == 200 && body.find(R"("finished":true)") != std::string::npos;
-      },
-      std::chrono::seconds(60)))
-      << body;
+  const std::string body = wait_done(location);
   simdjson::dom::parser p;
   simdjson::dom::element st = p.parse(body).value();
   EXPECT_EQ(std::string_view(st["phase"].get_string().value()), "done") << body;
@@ -100,18 +105,6 @@ TEST_F(ReplayHttp, AStartedReplayIsPolledToItsReport) {
 // the same code deciding the same, found equal; then applied, after which the engine's
 // Pulse answers as before and nothing it derived was appended again.
 TEST_F(ReplayHttp, PulsesStateIsRebuiltComparedAndAdopted) {
-  auto wait_done = [&](const std::string& location) {
-    std::string body;
-    EXPECT_TRUE(agentos::test::wait_until(
-        [&] {
-          auto r = engine->call("GET", location, Engine::kOperatorToken);
-          body = r.body;
-          return r.status == 200 && body.find(R"("finished":true)") != std::string::npos;
-        },
-        std::chrono::seconds(60)))
-        << body;
-    return body;
-  };
   const Offset end_before = engine->end_of("acme");
   auto dry = post(Engine::kOperatorToken, R"({"processor":"pulse","dryRun":true})");
   ASSERT_EQ(dry.status, 202) << dry.body;
