@@ -317,6 +317,11 @@ class Run {
 
   // Folds the shadow up to `target` (each partition exactly to its offset).
   Status fold_to(const Watermarks& target) {
+    for (const auto& [p, off] : target)
+      if (shadow_[p] > off)  // a resumed shadow past the live side: the read models were reset since
+        return Status(Code::kAlreadyExists, "the shadow is past the live read models on partition " +
+                                                std::to_string(p) + " (" + std::to_string(shadow_[p]) + " > " +
+                                                std::to_string(off) + "; were they rebuilt?); start without resume");
     st_.records_total = gap(target, start_);
     ProjectorOptions po;
     po.pg_url = opts_.pg_url;

@@ -375,6 +375,20 @@ TEST_F(ReplayTest, AnInterruptedReplayLeavesTheLiveTablesAloneAndResumes) {
   EXPECT_EQ(other.error.code(), Code::kAlreadyExists) << other.error.to_string();
   EXPECT_EQ(std::stoll(one("SELECT coalesce(sum(next_offset), 0) FROM agentos_meta.watermarks WHERE projector = 'replay'")), kept);
 
+  // Live read models behind the shadow (as after a reset): resuming is refused.
+  const std::string p0 = one("SELECT next_offset FROM agentos_meta.watermarks WHERE projector = 'projector' AND log_partition = "
+                             "(SELECT log_partition FROM agentos_meta.watermarks WHERE projector = 'replay' AND next_offset > 0 "
+                             "ORDER BY 1 LIMIT 1)");
+  const std::string part = one("SELECT log_partition FROM agentos_meta.watermarks WHERE projector = 'replay' AND next_offset > 0 "
+                               "ORDER BY 1 LIMIT 1");
+  ASSERT_FALSE(part.empty());
+  live_->stop();
+  pg_query(admin_url(db_), "UPDATE agentos_meta.watermarks SET next_offset = 0 WHERE projector = 'projector' AND log_partition = " + part);
+  const ReplayStatus behind = run_read_model_replay(*log_, nullptr, plain, {.resume = true});
+  EXPECT_EQ(behind.error.code(), Code::kAlreadyExists) << behind.error.to_string();
+  EXPECT_NE(behind.error.message().find("past the live read models"), std::string::npos) << behind.error.to_string();
+  pg_query(admin_url(db_), "UPDATE agentos_meta.watermarks SET next_offset = " + p0 + " WHERE projector = 'projector' AND log_partition = " + part);
+
   // Resumed: it folds only what is left, then swaps.
   const ReplayStatus resumed = run_read_model_replay(*log_, live_.get(), plain, {.resume = true});
   ASSERT_TRUE(resumed.error.is_ok()) << resumed.error.to_string();
