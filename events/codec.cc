@@ -205,6 +205,16 @@ std::optional<DecodedEvent> build_event(const Attributes& a, const DecodeOptions
   } else if (!a.tenantid.invalid && !TenantId::is_valid(opts.path_tenant.str())) {
     errors.add("tenantid", "required");
   }
+  // The data subject the `pii` fields are sealed for (DecodeOptions::pii).
+  std::string_view subject;
+  for (const auto& [name, value] : a.extensions) {
+    if (name != kDataSubjectAttribute) continue;
+    if (value.empty() || value.size() > kMaxDataSubjectBytes ||
+        !std::all_of(value.begin(), value.end(), [](char c) { return c > 0x20 && c < 0x7f; }))
+      errors.add(kDataSubjectAttribute, "a data subject is 1.." + std::to_string(kMaxDataSubjectBytes) +
+                                            " printable ASCII characters without spaces (a pseudonymous id)");
+    subject = value;
+  }
   if (a.traceparent.value && !is_valid_traceparent(*a.traceparent.value)) {
     errors.add("traceparent", "invalid W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)");
   }
@@ -228,7 +238,11 @@ std::optional<DecodedEvent> build_event(const Attributes& a, const DecodeOptions
       if (a.data.get_object().get(data_obj) != simdjson::SUCCESS) {
         errors.add("data", "expected object");
       } else {
+        PiiContext pii{mismatch ? nullptr : opts.pii, tenant.str(), subject};  // a mismatch is refused anyway
+        errors.set_pii(&pii);
         payload = build_table(fbb, *pt->table, data_obj, "data", errors);
+        errors.set_pii(nullptr);
+        if (!pii.failure.is_ok()) errors.fail(std::move(pii.failure));
       }
     } else {
       const auto& fields = reg.fields(*pt->table);
@@ -355,6 +369,28 @@ std::string_view event_type_name(EventType t) {
   return pt && !pt->custom ? pt->ce_type : std::string_view();
 }
 
+bool is_pii_field(EventType t, std::string_view data_path) {
+  const Registry& reg = Registry::get();
+  const PayloadType* pt = reg.by_type(t);
+  if (pt == nullptr || pt->custom) return false;
+  const reflection::Object* obj = pt->table;
+  while (obj != nullptr) {
+    const size_t dot = data_path.find('.');
+    const std::string_view name = data_path.substr(0, dot);
+    const FieldInfo* found = nullptr;
+    for (const FieldInfo& f : reg.fields(*obj))
+      if (f.json_name == name) found = &f;
+    if (found == nullptr) return false;
+    if (dot == std::string_view::npos) return found->pii;
+    data_path.remove_prefix(dot + 1);
+    const reflection::Type& type = *found->field->type();
+    const bool table = type.base_type() == reflection::BaseType::Obj ||
+                       (type.base_type() == reflection::BaseType::Vector && type.element() == reflection::BaseType::Obj);
+    obj = table ? reg.schema().objects()->Get(static_cast<uint32_t>(type.index())) : nullptr;
+  }
+  return false;
+}
+
 std::string tenant_type_problem(std::string_view ce_type) {
   const Registry& reg = Registry::get();
   if (const PayloadType* pt = reg.by_ce_type(ce_type); pt != nullptr)
@@ -390,6 +426,7 @@ Result<DecodedEvent> decode_structured(std::string_view json, const DecodeOption
       if (auto ev = build_event(a, opts, errors); ev && errors.count() == 0) return std::move(*ev);
     }
   }
+  if (!errors.failure().is_ok()) return errors.failure();
   return invalid_status(std::move(list), errors.count());
 }
 
@@ -472,6 +509,7 @@ Result<std::vector<DecodedEvent>> decode_batch(std::string_view json, const Deco
     Attributes a;
     read_structured(obj, a, item_errors);
     auto ev = build_event(a, opts, item_errors);
+    if (!item_errors.failure().is_ok()) return item_errors.failure();
     total += item_errors.count();
     // All or nothing: once any item failed, the rest are only checked, not kept.
     if (ev && total == 0 && errors.count() == 0) out.push_back(std::move(*ev));
@@ -524,6 +562,7 @@ Result<DecodedEvent> decode_binary(std::span<const BinaryAttribute> attrs,
     }
   }
   if (auto ev = build_event(a, opts, errors); ev && errors.count() == 0) return std::move(*ev);
+  if (!errors.failure().is_ok()) return errors.failure();
   return invalid_status(std::move(list), errors.count());
 }
 

@@ -76,6 +76,22 @@ std::span<const EventType> all_event_types();
 // engine type, agentos, audit, erasure, engine; or a second label agentos).
 std::string tenant_type_problem(std::string_view ce_type);
 
+// Personal data (events/pii.h, crypto-shredding). Fields the schema marks `pii` hold
+// personal data: when DecodeOptions::pii is set, decoding replaces each such string with
+// what `seal` returns for it — a token the log, topics, read models and streams carry
+// instead of the text — under the event's tenant and its data subject (the `datasubject`
+// extension attribute; "" when the event names none). A failure of `seal` fails the
+// decode with its Status (not a field error: the client is not at fault).
+class PiiSealer {
+ public:
+  virtual ~PiiSealer() = default;
+  virtual Result<std::string> seal(std::string_view tenant, std::string_view subject, std::string_view plain) = 0;
+};
+// The extension attribute naming an event's data subject: 1..256 bytes of printable ASCII,
+// a pseudonymous id (a user id, never an e-mail address: it stays readable after erasure).
+inline constexpr std::string_view kDataSubjectAttribute = "datasubject";
+inline constexpr size_t kMaxDataSubjectBytes = 256;
+
 struct DecodeOptions {
   // When the JSON has no `tenantid`, this is used; when it has one that differs, decoding
   // succeeds and `Decoded::tenant_mismatch` is set (the gateway answers 403 for it).
@@ -87,6 +103,8 @@ struct DecodeOptions {
   // travels in HTTP binary mode). An invalid value is ignored, as W3C Trace Context asks
   // of a receiver; an invalid `traceparent` inside the event is an error.
   std::string default_traceparent;
+  // Seals the `pii` fields (see PiiSealer); null: they are stored as given.
+  PiiSealer* pii = nullptr;
 };
 
 // One decoded event: its encoded FlatBuffer plus the attributes callers need without
@@ -169,6 +187,10 @@ BinaryEncoded encode_binary(std::string_view verified_bytes);
 // it — `time` without `compare_time` (the receive time), `traceparent` (the HTTP header's),
 // `tenantid` (the path's) — and `specversion`.
 bool same_producer_content(std::string_view a, std::string_view b, bool compare_time);
+
+// Whether the schema marks this field of `data` (a camelCase path below `data`, as in
+// errors: "config.prompt", "result.summary") `pii`. For tests and documentation.
+bool is_pii_field(EventType t, std::string_view data_path);
 
 // Cheap accessors on a verified event (no copies).
 struct EventHeader {

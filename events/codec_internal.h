@@ -31,6 +31,15 @@ struct FieldInfo {
   const reflection::Field* field;
   std::string json_name;
   bool json = false;  // a string field with the `json` attribute: any JSON value, kept as sent
+  bool pii = false;   // a string field with the `pii` attribute: sealed when decoding seals
+};
+
+// Sealing of `pii` fields while an event's data is built (DecodeOptions::pii): the sealer,
+// the event's tenant and data subject, and the first failure of the sealer.
+struct PiiContext {
+  PiiSealer* sealer = nullptr;
+  std::string_view tenant, subject;
+  Status failure = Status::ok();
 };
 
 struct PayloadType {
@@ -101,6 +110,15 @@ class ErrorSink {
   explicit ErrorSink(std::vector<FieldError>* out, std::string prefix = {}, const RawData* raw = nullptr)
       : out_(out), prefix_(std::move(prefix)), raw_(raw) {}
   const RawData* raw() const { return raw_; }
+  // Where `pii` strings go to be sealed; null: stored as given.
+  PiiContext* pii() const { return pii_; }
+  void set_pii(PiiContext* p) { pii_ = p; }
+  // A failure that is not the input's fault (a sealer's): the decode returns it instead of
+  // the field errors.
+  void fail(Status s) {
+    if (failure_.is_ok()) failure_ = std::move(s);
+  }
+  const Status& failure() const { return failure_; }
   void add(std::string_view path, std::string reason);
   size_t count() const { return count_; }
   // Counts one table of the event's data being built; past kMaxDataTables, reports it once
@@ -121,6 +139,8 @@ class ErrorSink {
   std::vector<FieldError>* out_;
   std::string prefix_;
   const RawData* raw_ = nullptr;
+  PiiContext* pii_ = nullptr;
+  Status failure_ = Status::ok();
   size_t count_ = 0;
   size_t tables_ = 0;
 };

@@ -210,6 +210,31 @@ std::optional<flatbuffers::uoffset_t> build_string(flatbuffers::FlatBufferBuilde
   return fbb.CreateString(s.data(), s.size()).o;
 }
 
+// A `pii` string, sealed (DecodeOptions::pii): the same checks as build_string on the
+// plaintext, then the token in its place. A sealer's failure is kept for the caller (it
+// is not the client's fault) and counted as an error so that nothing is built.
+std::optional<flatbuffers::uoffset_t> build_sealed_string(flatbuffers::FlatBufferBuilder& fbb,
+                                                          simdjson::dom::element v, const std::string& path,
+                                                          ErrorSink& errors) {
+  if (!v.is_string()) {
+    errors.add(path, "expected string");
+    return std::nullopt;
+  }
+  std::string_view s = v.get_string().value_unsafe();
+  if (s.size() > kMaxStringBytes) {
+    errors.add(path, "string longer than " + std::to_string(kMaxStringBytes) + " bytes");
+    return std::nullopt;
+  }
+  PiiContext& pii = *errors.pii();
+  auto sealed = pii.sealer->seal(pii.tenant, pii.subject, s);
+  if (!sealed.ok()) {
+    if (pii.failure.is_ok()) pii.failure = sealed.status();
+    errors.add(path, "personal data could not be sealed");
+    return std::nullopt;
+  }
+  return fbb.CreateString(sealed->data(), sealed->size()).o;
+}
+
 std::optional<flatbuffers::uoffset_t> build_vector(flatbuffers::FlatBufferBuilder& fbb,
                                                    const reflection::Schema& schema,
                                                    const reflection::Type& type,
@@ -310,7 +335,9 @@ Registry::Registry() {
       if (f->deprecated()) continue;
       const bool json = f->attributes() && f->attributes()->LookupByKey("json") != nullptr;
       if (json && f->type()->base_type() != BaseType::String) schema_bug("a json field must be a string");
-      list.push_back({f, camel_case(sv(f->name())), json});
+      const bool pii = f->attributes() && f->attributes()->LookupByKey("pii") != nullptr;
+      if (pii && (f->type()->base_type() != BaseType::String || json)) schema_bug("a pii field must be a plain string");
+      list.push_back({f, camel_case(sv(f->name())), json, pii});
     }
     // reflection sorts fields by name; the JSON output follows declaration order.
     std::sort(list.begin(), list.end(),
@@ -520,7 +547,13 @@ std::optional<flatbuffers::uoffset_t> build_table(flatbuffers::FlatBufferBuilder
     std::optional<flatbuffers::uoffset_t> off;
     switch (base) {
       case BaseType::String:
-        off = fields[idx].json ? build_json_text(fbb, member_path, errors) : build_string(fbb, v, member_path, errors);
+        if (fields[idx].json) {
+          off = build_json_text(fbb, member_path, errors);
+        } else if (fields[idx].pii && errors.pii() != nullptr && errors.pii()->sealer != nullptr) {
+          off = build_sealed_string(fbb, v, member_path, errors);
+        } else {
+          off = build_string(fbb, v, member_path, errors);
+        }
         break;
       case BaseType::Vector:
         off = build_vector(fbb, schema, type, v, member_path, errors);

@@ -41,6 +41,31 @@ class RocksKvStore final : public KvStore {
     return !it->Valid();
   }
 
+  Status scan(std::string_view prefix,
+              const std::function<bool(std::string_view key, std::string_view value)>& f) const override {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
+      const std::string_view k(it->key().data(), it->key().size());
+      if (!k.starts_with(prefix)) break;
+      if (!f(k, std::string_view(it->value().data(), it->value().size()))) break;
+    }
+    if (!it->status().ok()) return Status(Code::kInternal, "kv store: " + it->status().ToString());
+    return Status::ok();
+  }
+
+  Status purge() override {
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    auto s = db_->Flush(fo);
+    rocksdb::CompactRangeOptions co;
+    co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    if (s.ok()) s = db_->CompactRange(co, nullptr, nullptr);
+    // Obsolete write-ahead logs and files are deleted once nothing refers to them.
+    if (s.ok()) s = db_->SyncWAL();
+    if (!s.ok()) return Status(Code::kInternal, "kv store purge: " + s.ToString());
+    return Status::ok();
+  }
+
  private:
   rocksdb::DB* db_;
 };

@@ -8,6 +8,7 @@
 // Lifecycle: open -> use -> destroy (closes the store).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,6 +46,15 @@ class KvStore {
   virtual Status write(const KvBatch& batch, bool sync = false) = 0;
   // Whether the store holds no key at all.
   virtual Result<bool> empty() const = 0;
+  // Calls `f` with every key starting with `prefix` and its value, in key order, until it
+  // returns false.
+  virtual Status scan(std::string_view prefix,
+                      const std::function<bool(std::string_view key, std::string_view value)>& f) const = 0;
+  // Makes deleted values unrecoverable from the store's files (crypto-shredding, events/pii.h):
+  // writes the memory table out, so the write-ahead log that held them is deleted, and
+  // compacts every file, so none keeps a deleted value. Slow (rewrites the store): for rare
+  // deletions of small stores.
+  virtual Status purge() = 0;
 
  protected:
   KvStore() = default;

@@ -15,13 +15,13 @@
 #include <filesystem>
 #include <mutex>
 
+#include "events/aead.h"
 #include "events/key_codec.h"
 #include "events/kv_store.h"
 
 namespace agentos {
 namespace {
 
-constexpr size_t kKeyBytes = 32, kNonceBytes = 12, kTagBytes = 16;
 
 std::string base64(std::string_view in) {
   std::string out(4 * ((in.size() + 2) / 3), '\0');
@@ -44,19 +44,9 @@ std::optional<std::string> unbase64(std::string_view in) {
   return out;
 }
 
-std::string hmac_sha256(std::string_view key, std::string_view msg) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(msg.data()),
-       msg.size(), out, &len);
-  return std::string(reinterpret_cast<char*>(out), len);
-}
-
-std::string random_bytes(size_t n) {
-  std::string b(n, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(b.data()), static_cast<int>(n)) != 1) std::abort();
-  return b;
-}
+using aead::hmac_sha256;
+using aead::random_bytes;
+using aead::kKeyBytes;
 
 // Entry names: 'e' tenant \0 channel \0 be64 version; 'v' tenant \0 channel -> be64 latest.
 std::string entry_key(std::string_view tenant, std::string_view channel, int64_t version) {
@@ -71,27 +61,6 @@ std::string latest_key(std::string_view tenant, std::string_view channel) {
   k.append(tenant).push_back('\0');
   k.append(channel);
   return k;
-}
-
-Result<std::string> read_or_create_master(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    std::string key(kKeyBytes, '\0');
-    const ssize_t n = ::read(fd, key.data(), key.size());
-    ::close(fd);
-    if (n != static_cast<ssize_t>(kKeyBytes)) return Status(Code::kCorruption, "secret store: master.key is not 32 bytes");
-    return key;
-  }
-  if (errno != ENOENT) return Status(Code::kUnavailable, std::string("secret store: cannot read master.key: ") + std::strerror(errno));
-  const std::string key = random_bytes(kKeyBytes);
-  const std::string tmp = path + ".tmp";
-  const int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (out < 0) return Status(Code::kUnavailable, std::string("secret store: cannot create master.key: ") + std::strerror(errno));
-  const bool ok = ::write(out, key.data(), key.size()) == static_cast<ssize_t>(key.size()) && ::fsync(out) == 0;
-  ::close(out);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0)
-    return Status(Code::kUnavailable, "secret store: cannot write master.key");
-  return key;
 }
 
 class RocksSecretStore final : public SecretStore {
@@ -170,51 +139,13 @@ class RocksSecretStore final : public SecretStore {
   }
 
   Result<std::string> seal(std::string_view tenant, const std::string& aad, const std::string& plain) const {
-    const std::string key = tenant_key(tenant);
-    const std::string nonce = random_bytes(kNonceBytes);
-    std::string out = nonce;
-    out.resize(kNonceBytes + plain.size() + kTagBytes);
-    EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
-    int len = 0, total = 0;
-    bool ok = c && EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
-              EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) == 1 &&
-              EVP_EncryptInit_ex(c, nullptr, nullptr, reinterpret_cast<const unsigned char*>(key.data()),
-                                 reinterpret_cast<const unsigned char*>(nonce.data())) == 1 &&
-              EVP_EncryptUpdate(c, nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
-                                static_cast<int>(aad.size())) == 1 &&
-              EVP_EncryptUpdate(c, reinterpret_cast<unsigned char*>(out.data()) + kNonceBytes, &len,
-                                reinterpret_cast<const unsigned char*>(plain.data()), static_cast<int>(plain.size())) == 1;
-    total = len;
-    ok = ok && EVP_EncryptFinal_ex(c, reinterpret_cast<unsigned char*>(out.data()) + kNonceBytes + total, &len) == 1 &&
-         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, kTagBytes,
-                             reinterpret_cast<unsigned char*>(out.data()) + kNonceBytes + plain.size()) == 1;
-    EVP_CIPHER_CTX_free(c);
-    if (!ok) return Status(Code::kInternal, "secret store: encryption failed");
-    return out;
+    return aead::seal(tenant_key(tenant), random_bytes(aead::kNonceBytes), aad, plain);
   }
 
   Result<std::string> open(std::string_view tenant, const std::string& aad, const std::string& sealed) const {
-    if (sealed.size() < kNonceBytes + kTagBytes) return Status(Code::kCorruption, "secret store: entry too short");
-    const std::string key = tenant_key(tenant);
-    const size_t n = sealed.size() - kNonceBytes - kTagBytes;
-    std::string plain(n, '\0');
-    std::string tag = sealed.substr(kNonceBytes + n);
-    EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
-    int len = 0;
-    bool ok = c && EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
-              EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) == 1 &&
-              EVP_DecryptInit_ex(c, nullptr, nullptr, reinterpret_cast<const unsigned char*>(key.data()),
-                                 reinterpret_cast<const unsigned char*>(sealed.data())) == 1 &&
-              EVP_DecryptUpdate(c, nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
-                                static_cast<int>(aad.size())) == 1 &&
-              EVP_DecryptUpdate(c, reinterpret_cast<unsigned char*>(plain.data()), &len,
-                                reinterpret_cast<const unsigned char*>(sealed.data()) + kNonceBytes,
-                                static_cast<int>(n)) == 1 &&
-              EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, kTagBytes, tag.data()) == 1;
-    ok = ok && EVP_DecryptFinal_ex(c, reinterpret_cast<unsigned char*>(plain.data()) + len, &len) == 1;
-    EVP_CIPHER_CTX_free(c);
-    if (!ok) return Status(Code::kCorruption, "secret store: an entry does not open (another master key, or altered)");
-    return plain;
+    auto plain = aead::open(tenant_key(tenant), aad, sealed);
+    if (!plain) return Status(Code::kCorruption, "secret store: an entry does not open (another master key, or altered)");
+    return std::move(*plain);
   }
 
   const std::string master_;
@@ -229,7 +160,7 @@ Result<std::unique_ptr<SecretStore>> open_secret_store(const std::string& dir) {
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status(Code::kUnavailable, "secret store: cannot create " + dir + ": " + ec.message());
   ::chmod(dir.c_str(), 0700);
-  auto master = read_or_create_master(dir + "/master.key");
+  auto master = aead::read_or_create_key_file(dir + "/master.key", "secret store");
   if (!master.ok()) return master.status();
   auto kv = open_kv_store(dir + "/entries");
   if (!kv.ok()) return kv.status();

@@ -331,6 +331,7 @@ std::span<const Route> Api::routes() {
       {"GET", "/v1/tenants/{tenant}/audit/trace/{eventId}"},
       {"GET", "/v1/tenants/{tenant}/audit/heads"},
       {"GET", "/v1/tenants/{tenant}/audit/export"},
+      {"POST", "/v1/tenants/{tenant}/erasures"},
       {"GET", "/v1/tenants/{tenant}/audit/proofs/inclusion"},
       {"GET", "/v1/tenants/{tenant}/audit/proofs/consistency"},
       {"GET", "/v1/tenants/{tenant}/heartbeat/deliveries"},
@@ -596,6 +597,11 @@ void Api::handle(HttpRequest req, Reply reply) {
     if (!TenantId::is_valid(s[2]))
       return reply(problem_response(Status::invalid("tenant", "tenant ids are 1-64 chars of [a-z0-9-]"), req.path));
     TenantId t{std::string(s[2])};
+    // Personal data (events/pii.h): every read of a tenant opens the tokens of its `pii`
+    // fields on the way out — the text while the subject's key lives, "[erased]" after.
+    if (opts_.pii != nullptr && req.method == "GET") reply = revealing(t, std::move(reply));
+    if (s.size() == 4 && s[3] == "erasures")
+      return req.method == "POST" ? post_erasure(req, t, std::move(reply)) : method_not_allowed();
     if (s.size() == 4 && s[3] == "events") {
       if (req.method == "POST") return post_events(req, t, false, std::move(reply));
       if (req.method == "GET") return get_events(req, t, std::move(reply));
@@ -825,6 +831,7 @@ void Api::post_events(const HttpRequest& req, const TenantId& t, bool batch, Rep
   DecodeOptions dopts;
   dopts.path_tenant = t;
   dopts.default_time_us = now_us();  // Api::now_us: ApiOptions::clock
+  dopts.pii = opts_.pii;
   dopts.default_traceparent = std::string(req.header("traceparent"));
   const std::string_view ct = media_type(req.header("content-type"));
   std::vector<DecodedEvent> events;

@@ -28,6 +28,7 @@
 #include "events/clock.h"
 #include "events/host.h"
 #include "events/log.h"
+#include "events/pii.h"
 #include "events/secret_store.h"
 #include "gateway/index.h"
 #include "gateway/jwt.h"
@@ -182,6 +183,11 @@ struct ApiOptions {
   // PUT/DELETE /v1/tenants/{t}/webhooks/{channel}; null: those routes answer 503. Must
   // outlive the Api.
   SecretStore* secrets = nullptr;
+  // Personal data (events/pii.h): producers' `pii` fields are sealed under it, every GET
+  // of a tenant and its streams open them, POST /v1/tenants/{t}/erasures destroys a
+  // subject's key. Null: fields are stored as sent and erasures answer 503. Must outlive
+  // the Api.
+  PiiVault* pii = nullptr;
   // Heartbeat's decisions, for the `?after=` of /v1/tenants/{t}/heartbeat/* (null: those
   // reads wait for the projector only). Must outlive the Api.
   const DecisionSource* heartbeat = nullptr;
@@ -328,6 +334,16 @@ class Api {
   void rotate_audit_key(const HttpRequest& req, Reply reply);
   // POST /v1/admin/replays, GET /v1/admin/replays/{replayId} (operator; api_replay.cc).
   void start_replay(const HttpRequest& req, Reply reply);
+  // POST /v1/tenants/{t}/erasures {subject} (admin, compliance; api_erasure.cc): destroys
+  // the subject's data keys, then records erasure.completed.
+  void post_erasure(const HttpRequest& req, const TenantId& t, Reply reply);
+  // `reply`, opening the personal-data tokens of a JSON answer for tenant `t` first.
+  Reply revealing(const TenantId& t, Reply reply) const;
+ public:
+  // The JSON of one of `t`'s events as a read shows it: its `pii` fields opened (or
+  // "[erased]"); unchanged without ApiOptions::pii. For the streams (http_server.cc).
+  std::string reveal(const TenantId& t, std::string json) const;
+ private:
   void get_replay(const HttpRequest& req, std::string_view id, Reply reply);
   // Appends `event_json` (an audit.accessed CloudEvent) for `t`: its offset, or the error
   // answer (500 when the codec refuses it, 503 when it cannot be appended).

@@ -138,10 +138,12 @@ constexpr char kExportCsvHeader[] = "kind,seq,offset,level,index,hash,append_us,
 // head. Folded in order, they give the head's root. Produced one piece (≈64 KiB) at a time.
 class ExportBody {
  public:
-  ExportBody(Log& log, AuditProofs& proofs, TenantId t, Partition p, bool csv, int64_t from_offset,
+  // `pii`: opens the events' personal-data tokens (events/pii.h); the `bytes` stay as the
+  // log holds them (sealed), which is what the proofs cover.
+  ExportBody(Log& log, AuditProofs& proofs, const PiiVault* pii, TenantId t, Partition p, bool csv, int64_t from_offset,
              std::optional<int64_t> to_offset, AuditProofs::Head head)
-      : log_(log), proofs_(proofs), t_(std::move(t)), p_(p), csv_(csv), offset_(from_offset), to_offset_(to_offset),
-        head_(std::move(head)) {}
+      : log_(log), proofs_(proofs), pii_(pii), t_(std::move(t)), p_(p), csv_(csv), offset_(from_offset),
+        to_offset_(to_offset), head_(std::move(head)) {}
 
   Result<std::string> next() {
     std::string out;
@@ -228,7 +230,8 @@ class ExportBody {
       return Status::ok();
     }
     if (Status s = flush_run(out); !s.is_ok()) return s;
-    const std::string json = verify_event(r.value).is_ok() ? encode_json(r.value) : std::string("null");
+    std::string json = verify_event(r.value).is_ok() ? encode_json(r.value) : std::string("null");
+    if (pii_ != nullptr) json = pii_->reveal(t_.str(), json);
     const std::string bytes = base64url(r.value);
     if (csv_) {
       const EventHeader h = verify_event(r.value).is_ok() ? read_header(r.value) : EventHeader{};
@@ -303,6 +306,7 @@ class ExportBody {
 
   Log& log_;
   AuditProofs& proofs_;
+  const PiiVault* pii_;
   const TenantId t_;
   const Partition p_;
   const bool csv_;
@@ -352,7 +356,7 @@ void Api::get_audit_export(HttpRequest req, const TenantId& t, Reply reply) {
       r.headers.emplace_back("agentos-audit-offset", std::to_string(*recorded));
       return r;
     }
-    auto body = std::make_shared<ExportBody>(log_, *proofs, t, part, format == "csv", from_offset.value_or(0), to_offset, *head);
+    auto body = std::make_shared<ExportBody>(log_, *proofs, opts_.pii, t, part, format == "csv", from_offset.value_or(0), to_offset, *head);
     HttpResponse r;
     r.content_type = format == "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson";
     r.headers.emplace_back("agentos-audit-offset", std::to_string(*recorded));

@@ -499,7 +499,7 @@ class Session : public StreamWaiter, public std::enable_shared_from_this<Session
         if (!stream_req_.type_prefix.empty() && !type.starts_with(stream_req_.type_prefix)) continue;
         out += "id: " + std::to_string(r.pos.offset.value()) + "\nevent: ";
         out += type;
-        out += "\ndata: " + encode_json(r.value) + "\n\n";
+        out += "\ndata: " + sh_.api.reveal(stream_req_.tenant, encode_json(r.value)) + "\n\n";
       }
       if (!out.empty()) {
         // The chunk is charged to the server-wide budget until it is written.
@@ -721,7 +721,7 @@ class WsSession final : public StreamWaiter, public std::enable_shared_from_this
         if (!events.empty()) events += ',';
         events += "{\"offset\":" + std::to_string(r.pos.offset.value()) + ",\"type\":";
         append_json_string(events, type);
-        events += ",\"event\":" + encode_json(r.value) + "}";
+        events += ",\"event\":" + sh_.api.reveal(req_.tenant, encode_json(r.value)) + "}";
         offsets.push_back(r.pos.offset.value());
       }
       if (!offsets.empty()) break;

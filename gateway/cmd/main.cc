@@ -42,6 +42,7 @@
 #include "gateway/server.h"
 #include "events/host.h"
 #include "processors/components.h"
+#include "events/pii.h"
 #include "events/secret_store.h"
 #include "events/tenant_topics.h"
 #include "processors/deliverer.h"
@@ -488,6 +489,19 @@ int cmd_serve(int argc, char** argv) {
     }
     secrets = std::move(ss).value();
     ao.secrets = secrets.get();
+  }
+  // Personal data (events/pii.h): producers' `pii` fields sealed per tenant and data
+  // subject; POST /v1/tenants/{t}/erasures destroys a subject's key.
+  std::unique_ptr<PiiVault> pii;
+  {
+    const char* env = std::getenv(std::string(kPiiMasterKeyEnv).c_str());
+    auto v = open_pii_vault(data_dir + "/pii", env ? std::string_view(env) : std::string_view());
+    if (!v.ok()) {
+      log_line(LogLevel::kError, "cannot open the personal-data vault", {{"error", v.status().to_string()}});
+      return 1;
+    }
+    pii = std::move(v).value();
+    ao.pii = pii.get();
   }
   if (a.get("deliverer") == "true") {
     DelivererOptions dopt;

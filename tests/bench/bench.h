@@ -129,6 +129,8 @@ Runs run_append(const Options& o, int runs);
 // verify: `agentos audit verify` over a pre-filled embedded log, the same log only read, and
 // the chain hashing alone (tests/bench/verify.cc).
 Runs run_verify(const Options& o, int runs);
+// seal: decoding events with and without sealing their personal data (tests/bench/seal.cc).
+Runs run_seal(const Options& o, int runs);
 // replay: a processor's state replayed (read, verify, fold, compare) against reading alone
 // (tests/bench/replay.cc).
 Runs run_replay(const Options& o, int runs);

@@ -17,6 +17,7 @@
 //   - every event of every tenant's stream, read back over HTTP (the same records a Kafka
 //     topic of the tenant would carry: the log is the only source of both);
 //   - every row of every read-model table, and the /metrics page.
+// The same scan looks for a data subject's personal data after its erasure (replay/ERASURE.md).
 // AGENTOS_CANARY_BREAK=log-key puts an API key where it does not belong (the test posts
 // it as an event's data) to see the scan find it.
 #include <gtest/gtest.h>
@@ -266,6 +267,23 @@ TEST(CanaryTest, NoCredentialOrValueDerivedFromOneAppearsInLogsDataStreamsOrRead
               R"({"specversion":"1.0","id":"oops","source":"/runner","type":"session.progress","subject":"s-1","data":{"sessionId":"s-1","step":")" +
                   admin_key["acme"] + "\"}}",
               201);
+
+  // Personal data (replay/ERASURE.md): a prompt sealed for the data subject user-1, read
+  // back as sent, then erased; from then on it must be nowhere — not in the log's files,
+  // the topic, a read model, a stream or a log line.
+  const std::string prompt = "canary-personal-prompt-acme-4e8b1c";
+  json_call("POST", "/v1/tenants/acme/events", producer_key["acme"],
+            R"({"specversion":"1.0","id":"pii-1","source":"/runner","type":"session.created","datasubject":"user-1",)"
+            R"("data":{"sessionId":"s-pii","config":{"prompt":")" + prompt + "\"}}}",
+            201);
+  EXPECT_TRUE(test::wait_until(
+      [&] { return call(port, "GET", "/v1/tenants/acme/sessions/s-pii", reader_key["acme"], "", "").body.find(prompt) != std::string::npos; },
+      std::chrono::seconds(30)))
+      << "the prompt is not readable before the erasure";
+  json_call("POST", "/v1/tenants/acme/erasures", admin_key["acme"], R"({"subject":"user-1"})", 201);
+  const std::string erased = call(port, "GET", "/v1/tenants/acme/sessions/s-pii", reader_key["acme"], "", "").body;
+  EXPECT_NE(erased.find("\"prompt\":\"[erased]\""), std::string::npos) << erased;
+  canaries.add("acme's erased prompt", prompt);
 
   // The read models caught up, then what a client can read: every stream, every table.
   ASSERT_TRUE(test::wait_until(

@@ -45,6 +45,7 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
   ao.clock = o.clock;
   ao.read_your_writes_timeout = o.read_your_writes_timeout;
   ao.secrets = o.secrets;
+  ao.pii = o.pii;
   ao.stream_caps = o.stream_caps;
   ao.metrics_token = o.metrics_token;
   ao.key_creation = o.key_creation;

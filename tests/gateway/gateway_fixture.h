@@ -63,6 +63,8 @@ struct EngineOptions {
   std::vector<Component*> components;
   // Webhook endpoints and secrets (PUT /v1/tenants/{t}/webhooks/{channel}); null: 503.
   SecretStore* secrets = nullptr;
+  // Personal data sealed and opened (ApiOptions::pii); null: stored as sent, erasures 503.
+  PiiVault* pii = nullptr;
   StreamCaps stream_caps;
   std::string metrics_token;                  // ApiOptions::metrics_token
   RateLimit key_creation{10.0 / 60, 20};      // ApiOptions::key_creation

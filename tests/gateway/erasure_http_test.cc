@@ -1,0 +1,181 @@
+// Erasure in an immutable log (replay/ERASURE.md) over HTTP: producers' personal data is
+// sealed before the log sees it, every read of the tenant (sessions from the read models,
+// the event list, the SSE stream) shows the text, POST /v1/tenants/{t}/erasures (admin or
+// compliance only) destroys a data subject's key and records erasure.completed, and from
+// then on the subject's fields read "[erased]" — across a restart that rebuilds the read
+// models from the log, and a replay of Pulse — while other subjects' stay readable. At
+// no point does any file of the engine's directory or any read-model row hold a canary.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "events/pii.h"
+#include "tests/crash/pg_dump.h"
+#include "tests/gateway/gateway_fixture.h"
+#include "tests/support/pg_cluster.h"
+#include "tests/support/test_util.h"
+
+namespace agentos::gateway::test {
+namespace {
+using agentos::test::TempDir;
+
+constexpr const char* kPromptOne = "canary-prompt-of-user1-7f3a";
+constexpr const char* kSummaryOne = "canary-summary-of-user1-2c9e";
+constexpr const char* kPromptTwo = "canary-prompt-of-user2-b41d";
+
+// Every byte of every file under `dir`.
+std::string all_files(const std::string& dir) {
+  std::string all;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!f.is_regular_file()) continue;
+    std::ifstream in(f.path(), std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    all += ss.str();
+  }
+  return all;
+}
+
+class ErasureHttp : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto v = open_pii_vault(dir.sub("pii"));
+    ASSERT_TRUE(v.ok()) << v.status().to_string();
+    vault = std::move(v).value();
+    start();
+  }
+  void start() {
+    EngineOptions o;
+    o.pulse = true;
+    o.projector = true;
+    o.pii = vault.get();
+    engine = std::make_unique<Engine>(dir.sub("engine"), o);
+  }
+  std::string get(const std::string& target, const std::string& key) {
+    auto r = engine->call("GET", target, key);
+    EXPECT_EQ(r.status, 200) << target << ": " << r.body;
+    return r.body;
+  }
+  // The tenant's events as the SSE stream shows them, up to the first of type `last`.
+  std::string stream(const std::string& key, const std::string& last) {
+    std::string all;
+    Status s = cli::http_stream(engine->url(), "/v1/tenants/acme/events/stream?from=0", {{"Authorization", "Bearer " + key}},
+                                [&](const std::string&, const std::string& event, const std::string& data) {
+                                  all += data + "\n";
+                                  return event != last;
+                                });
+    EXPECT_TRUE(s.is_ok()) << s.to_string();
+    return all;
+  }
+  // Every place at rest: the engine's files (log, index, processor state, the vault) and
+  // every read-model row.
+  std::string at_rest() {
+    std::string all = all_files(dir.path());
+    for (const auto& [table, rows] : crash_test::dump(engine->owner_url()).tables)
+      for (const auto& r : rows) all += table + ": " + r + "\n";
+    return all;
+  }
+  static bool has(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+
+  TempDir dir;
+  std::unique_ptr<PiiVault> vault;
+  std::unique_ptr<Engine> engine;
+};
+
+TEST_F(ErasureHttp, ASubjectsFieldsReadErasedEverywhereAndNoCanaryIsEverAtRest) {
+  const std::string admin = engine->create_tenant("acme", "pro");
+  const std::string compliance = engine->create_key("acme", admin, "compliance");
+  const std::string reader = engine->create_key("acme", admin, "reader");
+  const std::string producer = engine->create_key("acme", admin, "producer");
+  const std::string other = engine->create_tenant("globex", "pro");
+  auto post = [&](const std::string& id, const std::string& subject, const std::string& type, const std::string& data) {
+    auto r = engine->post_event("acme", producer,
+                                R"({"specversion":"1.0","id":")" + id + R"(","source":"/runner","type":")" + type +
+                                    R"(","datasubject":")" + subject + R"(","data":)" + data + "}");
+    EXPECT_EQ(r.status, 201) << r.body;
+  };
+  post("c-1", "user-1", "session.created", std::string(R"({"sessionId":"s-1","config":{"name":"one","prompt":")") + kPromptOne + "\"}}");
+  post("c-2", "user-2", "session.created", std::string(R"({"sessionId":"s-2","config":{"name":"two","prompt":")") + kPromptTwo + "\"}}");
+  post("d-1", "user-1", "session.completed", std::string(R"({"sessionId":"s-1","result":{"summary":")") + kSummaryOne + "\"}}");
+  const std::string end = std::to_string(engine->end_of("acme").value() - 1);
+
+  // Before: every read shows the text.
+  std::string s1 = get("/v1/tenants/acme/sessions/s-1?after=" + end, reader);
+  EXPECT_TRUE(has(s1, kPromptOne)) << s1;
+  std::string events = get("/v1/tenants/acme/events?from=0&limit=1000", reader);
+  for (const char* c : {kPromptOne, kSummaryOne, kPromptTwo}) EXPECT_TRUE(has(events, c)) << c << ": " << events;
+  EXPECT_TRUE(has(stream(reader, "session.completed"), kSummaryOne));
+  // ... and nothing at rest holds it.
+  std::string rest = at_rest();
+  for (const char* c : {kPromptOne, kSummaryOne, kPromptTwo}) EXPECT_FALSE(has(rest, c)) << c << " at rest before the erasure";
+
+  // Who may erase, and what a bad request gets (nothing changes).
+  auto erase = [&](const std::string& key, const std::string& body) {
+    return engine->call("POST", "/v1/tenants/acme/erasures", key, body, "application/json");
+  };
+  EXPECT_EQ(erase(reader, R"({"subject":"user-1"})").status, 403);
+  EXPECT_EQ(erase(producer, R"({"subject":"user-1"})").status, 403);
+  EXPECT_EQ(erase(other, R"({"subject":"user-1"})").status, 403);
+  EXPECT_EQ(erase("", R"({"subject":"user-1"})").status, 401);
+  for (const char* bad : {R"({"subject":""})", R"({"subject":"user 1"})", R"({"who":"user-1"})", "[", "{}"}) {
+    auto r = erase(compliance, bad);
+    EXPECT_EQ(r.status, 400) << bad << ": " << r.body;
+    EXPECT_EQ(r.content_type, "application/problem+json");
+  }
+  EXPECT_EQ(engine->call("GET", "/v1/tenants/acme/erasures", compliance).status, 405);
+  EXPECT_TRUE(has(get("/v1/tenants/acme/sessions/s-1", reader), kPromptOne)) << "refused erasures changed nothing";
+
+  auto done = erase(compliance, R"({"subject":"user-1"})");
+  ASSERT_EQ(done.status, 201) << done.body;
+  EXPECT_TRUE(has(done.body, "\"keysDestroyed\":1")) << done.body;
+  auto again = erase(admin, R"({"subject":"user-1"})");
+  ASSERT_EQ(again.status, 201) << again.body;
+  EXPECT_TRUE(has(again.body, "\"keysDestroyed\":0")) << again.body;
+
+  auto check_erased = [&](const std::string& when) {
+    const std::string one = get("/v1/tenants/acme/sessions/s-1", reader);
+    EXPECT_FALSE(has(one, kPromptOne)) << when << ": " << one;
+    EXPECT_TRUE(has(one, "\"prompt\":\"[erased]\"")) << when << ": " << one;
+    EXPECT_TRUE(has(get("/v1/tenants/acme/sessions/s-2", reader), kPromptTwo)) << when << ": another subject";
+    const std::string list = get("/v1/tenants/acme/events?from=0&limit=1000", reader);
+    EXPECT_FALSE(has(list, kPromptOne) || has(list, kSummaryOne)) << when << ": " << list;
+    EXPECT_TRUE(has(list, kPromptTwo)) << when;
+    EXPECT_TRUE(has(list, "\"summary\":\"[erased]\"")) << when;
+    const std::string sse = stream(reader, "erasure.completed");
+    EXPECT_FALSE(has(sse, kPromptOne) || has(sse, kSummaryOne)) << when << ": " << sse;
+    EXPECT_TRUE(has(sse, kPromptTwo)) << when;
+    const std::string ledger = get("/v1/tenants/acme/audit/events?type=erasure.&subject=user-1", compliance);
+    EXPECT_TRUE(has(ledger, "erasure.completed")) << when << ": " << ledger;
+    EXPECT_FALSE(has(get("/v1/tenants/acme/audit/events?type=erasure.&subject=user-2", compliance), "erasure.completed"));
+    const std::string at = at_rest();
+    for (const char* c : {kPromptOne, kSummaryOne, kPromptTwo}) EXPECT_FALSE(has(at, c)) << c << " at rest " << when;
+  };
+  check_erased("after the erasure");
+
+  // A restart on the same directory: the read models are rebuilt from the log into a new
+  // database, Pulse reopens its state.
+  engine.reset();
+  start();
+  ASSERT_EQ(engine->call("GET", "/v1/tenants/acme/sessions/s-1?after=" + std::to_string(engine->end_of("acme").value() - 1), reader).status, 200);
+  check_erased("after a restart");
+
+  // A replay of Pulse from the log, swapped in.
+  auto started = engine->call("POST", "/v1/admin/replays", Engine::kOperatorToken, R"({"processor":"pulse"})", "application/json");
+  ASSERT_EQ(started.status, 202) << started.body;
+  std::string status;
+  ASSERT_TRUE(agentos::test::wait_until(
+      [&] {
+        status = engine->call("GET", started.header("location"), Engine::kOperatorToken).body;
+        return has(status, "\"finished\":true");
+      },
+      std::chrono::seconds(60)))
+      << status;
+  EXPECT_TRUE(has(status, "\"applied\":true")) << status;
+  EXPECT_TRUE(has(status, "\"differences\":false")) << "the replayed state equals the live one: " << status;
+  check_erased("after a replay of Pulse");
+}
+
+}  // namespace
+}  // namespace agentos::gateway::test
