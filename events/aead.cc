@@ -2,7 +2,8 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <unistd.h>
 
@@ -15,6 +16,18 @@ namespace agentos::aead {
 namespace {
 
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
+using MacCtx = std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)>;
+
+// Fetched once: OpenSSL 3 otherwise looks the algorithm up again on every use (implicit
+// fetching), which costs more than sealing a short field.
+const EVP_CIPHER* aes_256_gcm() {
+  static const EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  return c;
+}
+EVP_MAC* hmac() {
+  static EVP_MAC* m = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  return m;
+}
 const unsigned char* u(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
 unsigned char* u(std::string& s, size_t at) { return reinterpret_cast<unsigned char*>(s.data()) + at; }
 
@@ -26,7 +39,7 @@ Result<std::string> seal(std::string_view key, std::string_view nonce, std::stri
   out.resize(kNonceBytes + plain.size() + kTagBytes);
   CipherCtx c(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
   int len = 0, fin = 0;
-  const bool ok = c && EVP_EncryptInit_ex(c.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+  const bool ok = c && EVP_EncryptInit_ex(c.get(), aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
                   EVP_CIPHER_CTX_ctrl(c.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) == 1 &&
                   EVP_EncryptInit_ex(c.get(), nullptr, nullptr, u(key), u(nonce)) == 1 &&
                   EVP_EncryptUpdate(c.get(), nullptr, &len, u(aad), static_cast<int>(aad.size())) == 1 &&
@@ -44,7 +57,7 @@ std::optional<std::string> open(std::string_view key, std::string_view aad, std:
   std::string tag(sealed.substr(kNonceBytes + n));
   CipherCtx c(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
   int len = 0, fin = 0;
-  const bool ok = c && EVP_DecryptInit_ex(c.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+  const bool ok = c && EVP_DecryptInit_ex(c.get(), aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
                   EVP_CIPHER_CTX_ctrl(c.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) == 1 &&
                   EVP_DecryptInit_ex(c.get(), nullptr, nullptr, u(key), u(sealed)) == 1 &&
                   EVP_DecryptUpdate(c.get(), nullptr, &len, u(aad), static_cast<int>(aad.size())) == 1 &&
@@ -56,9 +69,14 @@ std::optional<std::string> open(std::string_view key, std::string_view aad, std:
 }
 
 std::string hmac_sha256(std::string_view key, std::string_view msg) {
+  MacCtx c(EVP_MAC_CTX_new(hmac()), EVP_MAC_CTX_free);
+  char digest[] = "SHA256";
+  const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0), OSSL_PARAM_construct_end()};
   unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), u(msg), msg.size(), out, &len);
+  size_t len = 0;
+  if (!c || EVP_MAC_init(c.get(), u(key), key.size(), params) != 1 || EVP_MAC_update(c.get(), u(msg), msg.size()) != 1 ||
+      EVP_MAC_final(c.get(), out, &len, sizeof out) != 1)
+    std::abort();  // only on a broken OpenSSL: HMAC-SHA256 of any input is defined
   return std::string(reinterpret_cast<const char*>(out), len);
 }
 

@@ -5,19 +5,27 @@
 namespace agentos {
 
 std::string base64url(std::string_view b) {
-  static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : b) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(a[(acc >> bits) & 63]);
-    }
+  static constexpr char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  const auto* p = reinterpret_cast<const unsigned char*>(b.data());
+  const size_t n = b.size(), whole = n / 3 * 3;
+  std::string out((n * 4 + 2) / 3, '\0');
+  char* o = out.data();
+  for (size_t i = 0; i < whole; i += 3) {  // three bytes -> four characters
+    const uint32_t v = (uint32_t{p[i]} << 16) | (uint32_t{p[i + 1]} << 8) | p[i + 2];
+    *o++ = a[v >> 18];
+    *o++ = a[(v >> 12) & 63];
+    *o++ = a[(v >> 6) & 63];
+    *o++ = a[v & 63];
   }
-  if (bits > 0) out.push_back(a[(acc << (6 - bits)) & 63]);
+  if (n - whole == 1) {
+    *o++ = a[p[whole] >> 2];
+    *o++ = a[(p[whole] & 3) << 4];
+  } else if (n - whole == 2) {
+    const uint32_t v = (uint32_t{p[whole]} << 8) | p[whole + 1];
+    *o++ = a[v >> 10];
+    *o++ = a[(v >> 4) & 63];
+    *o++ = a[(v & 15) << 2];
+  }
   return out;
 }
 

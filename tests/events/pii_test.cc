@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "events/base64.h"
 #include "events/codec.h"
 #include "events/kv_store.h"
 #include "events/pii.h"
@@ -33,6 +34,20 @@ std::unique_ptr<PiiVault> vault_in(const std::string& dir, std::string_view mast
   auto v = open_pii_vault(dir, master);
   EXPECT_TRUE(v.ok()) << v.status().to_string();
   return v.ok() ? std::move(v).value() : nullptr;
+}
+
+// Tokens are base64url (events/base64.h): RFC 4648 §10's vectors, and every length round-trips.
+TEST(Base64Url, Rfc4648VectorsAndRoundTrips) {
+  const std::pair<const char*, const char*> vectors[] = {{"", ""},         {"f", "Zg"},         {"fo", "Zm8"},
+                                                         {"foo", "Zm9v"}, {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"},
+                                                         {"foobar", "Zm9vYmFy"}};
+  for (const auto& [in, out] : vectors) EXPECT_EQ(base64url(in), out) << in;
+  EXPECT_EQ(base64url("\xfb\xff"), "-_8");
+  std::string bytes;
+  for (int n = 0; n < 70; ++n) {
+    EXPECT_EQ(unbase64url(base64url(bytes)), bytes) << n;
+    bytes.push_back(static_cast<char>(n * 37 + 200));
+  }
 }
 
 TEST(PiiVault, SealsDeterministicallyPerSubjectAndOpensOnlyForItsTenant) {
