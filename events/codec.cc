@@ -209,10 +209,7 @@ std::optional<DecodedEvent> build_event(const Attributes& a, const DecodeOptions
   std::string_view subject;
   for (const auto& [name, value] : a.extensions) {
     if (name != kDataSubjectAttribute) continue;
-    if (value.empty() || value.size() > kMaxDataSubjectBytes ||
-        !std::all_of(value.begin(), value.end(), [](char c) { return c > 0x20 && c < 0x7f; }))
-      errors.add(kDataSubjectAttribute, "a data subject is 1.." + std::to_string(kMaxDataSubjectBytes) +
-                                            " printable ASCII characters without spaces (a pseudonymous id)");
+    if (std::string why = data_subject_problem(value); !why.empty()) errors.add(kDataSubjectAttribute, std::move(why));
     subject = value;
   }
   if (a.traceparent.value && !is_valid_traceparent(*a.traceparent.value)) {
@@ -367,6 +364,14 @@ std::optional<EventType> event_type_from_name(std::string_view ce_type) {
 std::string_view event_type_name(EventType t) {
   const PayloadType* pt = Registry::get().by_type(t);
   return pt && !pt->custom ? pt->ce_type : std::string_view();
+}
+
+std::string data_subject_problem(std::string_view subject) {
+  if (subject.empty() || subject.size() > kMaxDataSubjectBytes ||
+      !std::all_of(subject.begin(), subject.end(), [](char c) { return c > 0x20 && c < 0x7f; }))
+    return "a data subject is 1.." + std::to_string(kMaxDataSubjectBytes) +
+           " printable ASCII characters without spaces (a pseudonymous id)";
+  return "";
 }
 
 bool is_pii_field(EventType t, std::string_view data_path) {

@@ -91,6 +91,8 @@ class PiiSealer {
 // a pseudonymous id (a user id, never an e-mail address: it stays readable after erasure).
 inline constexpr std::string_view kDataSubjectAttribute = "datasubject";
 inline constexpr size_t kMaxDataSubjectBytes = 256;
+// Why `subject` cannot name a data subject, or "" when it can.
+std::string data_subject_problem(std::string_view subject);
 
 struct DecodeOptions {
   // When the JSON has no `tenantid`, this is used; when it has one that differs, decoding

@@ -195,9 +195,8 @@ const reflection::Object& object_at(const reflection::Schema& schema, int32_t in
   return *schema.objects()->Get(index);
 }
 
-std::optional<flatbuffers::uoffset_t> build_string(flatbuffers::FlatBufferBuilder& fbb,
-                                                   simdjson::dom::element v,
-                                                   const std::string& path, ErrorSink& errors) {
+// The text of a JSON string value within kMaxStringBytes, or nullopt after reporting.
+std::optional<std::string_view> string_of(simdjson::dom::element v, const std::string& path, ErrorSink& errors) {
   if (!v.is_string()) {
     errors.add(path, "expected string");
     return std::nullopt;
@@ -207,7 +206,15 @@ std::optional<flatbuffers::uoffset_t> build_string(flatbuffers::FlatBufferBuilde
     errors.add(path, "string longer than " + std::to_string(kMaxStringBytes) + " bytes");
     return std::nullopt;
   }
-  return fbb.CreateString(s.data(), s.size()).o;
+  return s;
+}
+
+std::optional<flatbuffers::uoffset_t> build_string(flatbuffers::FlatBufferBuilder& fbb,
+                                                   simdjson::dom::element v,
+                                                   const std::string& path, ErrorSink& errors) {
+  const auto s = string_of(v, path, errors);
+  if (!s) return std::nullopt;
+  return fbb.CreateString(s->data(), s->size()).o;
 }
 
 // A `pii` string, sealed (DecodeOptions::pii): the same checks as build_string on the
@@ -216,17 +223,10 @@ std::optional<flatbuffers::uoffset_t> build_string(flatbuffers::FlatBufferBuilde
 std::optional<flatbuffers::uoffset_t> build_sealed_string(flatbuffers::FlatBufferBuilder& fbb,
                                                           simdjson::dom::element v, const std::string& path,
                                                           ErrorSink& errors) {
-  if (!v.is_string()) {
-    errors.add(path, "expected string");
-    return std::nullopt;
-  }
-  std::string_view s = v.get_string().value_unsafe();
-  if (s.size() > kMaxStringBytes) {
-    errors.add(path, "string longer than " + std::to_string(kMaxStringBytes) + " bytes");
-    return std::nullopt;
-  }
+  const auto s = string_of(v, path, errors);
+  if (!s) return std::nullopt;
   PiiContext& pii = *errors.pii();
-  auto sealed = pii.sealer->seal(pii.tenant, pii.subject, s);
+  auto sealed = pii.sealer->seal(pii.tenant, pii.subject, *s);
   if (!sealed.ok()) {
     if (pii.failure.is_ok()) pii.failure = sealed.status();
     errors.add(path, "personal data could not be sealed");

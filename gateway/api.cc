@@ -269,7 +269,7 @@ std::string Api::route_of(const HttpRequest& req) {
     return r;
   }
   if (s.size() >= 3 && s[0] == "v1" && s[1] == "admin" && s[2] == "tenants")
-    return s.size() > 3 ? "/v1/admin/tenants/{t}/plan" : "/v1/admin/tenants";
+    return s.size() > 4 ? "/v1/admin/tenants/{t}/plan" : s.size() == 4 ? "/v1/admin/tenants/{t}" : "/v1/admin/tenants";
   if (req.path == "/v1/admin/audit/key:rotate") return req.path;
   if (s.size() >= 3 && s[0] == "v1" && s[1] == "admin" && s[2] == "replays")
     return s.size() > 3 ? "/v1/admin/replays/{replayId}" : "/v1/admin/replays";
@@ -296,6 +296,7 @@ std::span<const Route> Api::routes() {
       {"POST", "/v1/admin/audit/key:rotate"},
       {"POST", "/v1/admin/replays"},
       {"GET", "/v1/admin/replays/{replayId}"},
+      {"DELETE", "/v1/admin/tenants/{tenant}"},
       {"POST", "/v1/admin/tenants/{tenant}/plan"},
       {"POST", "/v1/tenants/{tenant}/keys"},
       {"DELETE", "/v1/tenants/{tenant}/keys/{keyId}"},
@@ -589,6 +590,9 @@ void Api::handle(HttpRequest req, Reply reply) {
     return req.method == "GET" ? get_replay(req, s[3], std::move(reply)) : method_not_allowed();
   if (s.size() >= 3 && s[0] == "v1" && s[1] == "admin" && s[2] == "tenants") {
     if (s.size() == 3) return req.method == "POST" ? create_tenant(req, std::move(reply)) : method_not_allowed();
+    if (s.size() == 4 && TenantId::is_valid(s[3]))
+      return req.method == "DELETE" ? delete_tenant(req, TenantId(std::string(s[3])), std::move(reply))
+                                    : method_not_allowed();
     if (s.size() == 5 && s[4] == "plan" && TenantId::is_valid(s[3]))
       return req.method == "POST" ? change_plan(req, TenantId(std::string(s[3])), std::move(reply))
                                   : method_not_allowed();

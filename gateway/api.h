@@ -337,6 +337,10 @@ class Api {
   // POST /v1/tenants/{t}/erasures {subject} (admin, compliance; api_erasure.cc): destroys
   // the subject's data keys, then records erasure.completed.
   void post_erasure(const HttpRequest& req, const TenantId& t, Reply reply);
+  // DELETE /v1/admin/tenants/{t} (operator; api_erasure.cc): every data key of the tenant
+  // destroyed, then tenant.deleted recorded (the index retires its keys, the projector
+  // removes its rows).
+  void delete_tenant(const HttpRequest& req, const TenantId& t, Reply reply);
   // `reply`, opening the personal-data tokens of a JSON answer for tenant `t` first.
   Reply revealing(const TenantId& t, Reply reply) const;
  public:

@@ -72,6 +72,9 @@ void Api::create_tenant(const HttpRequest& req, Reply reply) {
 
   std::lock_guard lk(admin_mu_);
   if (index_.tenant(t)) return reply(problem_response(Status(Code::kAlreadyExists, "tenant " + t.str() + " exists"), req.path));
+  // Its records stay in the log: a new tenant of the same slug would read them.
+  if (index_.tenant_deleted(t))
+    return reply(problem_response(Status(Code::kAlreadyExists, "tenant " + t.str() + " was deleted; a slug is never given again"), req.path));
   const NewKey key = generate_key(opts_.api_key_secret, t.str());
   std::string tdata = "{\"slug\":";
   append_json_string(tdata, t.str());

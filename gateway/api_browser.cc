@@ -82,6 +82,7 @@ Result<Api::Principal> Api::authenticate_jwt(std::string_view token) const {
     return Status(Code::kUnauthenticated, "dashboard tokens (JWT) are not accepted by this engine; use an API key");
   auto claims = opts_.jwt->verify(token);
   if (!claims.ok()) return std::move(claims).take_status();  // the verifier's fixed messages
+  if (index_.tenant_deleted(claims->tenant)) return Status(Code::kUnauthenticated, "the token's tenant was deleted");
   Principal p;
   p.tenant = claims->tenant;
   p.role = claims->role;

@@ -1,3 +1,7 @@
+// DELETE /v1/admin/tenants/{t} (replay/ERASURE.md, Deleting a tenant): the same for every
+// data key of the tenant, recorded as tenant.deleted; the index then answers the tenant's
+// keys as revoked and never creates its slug again, and the projector removes its rows.
+//
 // POST /v1/tenants/{t}/erasures (replay/ERASURE.md): a data subject's personal data made
 // unreadable for good by destroying its keys (events/pii.h), then recorded in the erasure
 // ledger as an `erasure.completed` event. The order matters: the key goes first, so a
@@ -7,8 +11,6 @@
 //
 // Reads of the tenant open tokens on the way out (Api::revealing): the answer of every GET
 // under /v1/tenants/{t}/ that is JSON, and each event of the streams (Api::reveal).
-#include <algorithm>
-
 #include "events/codec.h"
 #include "events/json_writer.h"
 #include "events/logging.h"
@@ -39,12 +41,8 @@ void Api::post_erasure(const HttpRequest& req, const TenantId& t, Reply reply) {
   if (!body.ok()) return reply(problem_response(body.status(), req.path));
   const std::string subject = (*body)["subject"];
   if (subject.empty()) return reply(problem_response(Status::invalid("subject", "required"), req.path));
-  if (subject.size() > kMaxDataSubjectBytes ||
-      !std::all_of(subject.begin(), subject.end(), [](char c) { return c > 0x20 && c < 0x7f; }))
-    return reply(problem_response(
-        Status::invalid("subject", "a data subject is 1.." + std::to_string(kMaxDataSubjectBytes) +
-                                       " printable ASCII characters without spaces, as events name it in `datasubject`"),
-        req.path));
+  if (std::string why = data_subject_problem(subject); !why.empty())
+    return reply(problem_response(Status::invalid("subject", why + ", as events name it in `datasubject`"), req.path));
   // Destroying a key purges the vault's store (a flush and a compaction): off the I/O thread.
   const Principal who = *p;
   const bool queued = post_read([this, t, subject, who, path = req.path, reply]() {
@@ -75,6 +73,38 @@ void Api::post_erasure(const HttpRequest& req, const TenantId& t, Reply reply) {
              {{"tenant", t.str()}, {"keys", std::to_string(erased->keys_destroyed)}});
     reply(json_response(201, JsonObject()
                                  .str("subject", subject)
+                                 .num("keysDestroyed", erased->keys_destroyed)
+                                 .num("offset", appended->positions.back().offset.value())
+                                 .done()));
+  });
+  if (!queued) reply(problem_response(Status(Code::kUnavailable, "too many reads queued; retry shortly").with_retry_after(1), req.path));
+}
+
+void Api::delete_tenant(const HttpRequest& req, const TenantId& t, Reply reply) {
+  auto p = authenticate(req);
+  if (!p.ok()) return reply(problem_response(p.status(), req.path));
+  if (!p->operator_) return reply(problem_response(Status(Code::kPermissionDenied, "operator token required"), req.path));
+  if (opts_.pii == nullptr)
+    return reply(problem_response(Status(Code::kUnavailable, "this engine does not seal personal data (no vault)"), req.path));
+  if (!index_.tenant(t))
+    return reply(problem_response(
+        Status(Code::kNotFound, index_.tenant_deleted(t) ? "tenant " + t.str() + " was deleted" : "tenant not found"), req.path));
+  const bool queued = post_read([this, t, path = req.path, reply]() {
+    auto erased = opts_.pii->erase_tenant(t.str());
+    if (!erased.ok()) {
+      log_line(LogLevel::kError, "tenant deletion failed", {{"tenant", t.str()}, {"error", erased.status().to_string()}});
+      return reply(problem_response(
+          Status(Code::kUnavailable, "the tenant's keys could not be destroyed; retry shortly").with_retry_after(1), path));
+    }
+    const std::string data = JsonObject().num("keysDestroyed", erased->keys_destroyed).done();
+    auto appended = append_system(t, {gateway_event("tenant.deleted", "tenant.deleted/" + random_token(), t, data)});
+    if (!appended.ok())
+      return reply(problem_response(Status(Code::kUnavailable, "the keys are destroyed, but tenant.deleted could not be "
+                                                               "written; retry (a retry records it)")
+                                        .with_retry_after(1), path));
+    log_line(LogLevel::kInfo, "tenant deleted", {{"tenant", t.str()}, {"keys", std::to_string(erased->keys_destroyed)}});
+    reply(json_response(200, JsonObject()
+                                 .str("tenant", t.str())
                                  .num("keysDestroyed", erased->keys_destroyed)
                                  .num("offset", appended->positions.back().offset.value())
                                  .done()));

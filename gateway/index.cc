@@ -18,6 +18,7 @@ namespace {
 namespace fb = agentos::fb;
 
 // Key spaces in one column family, each with a one-letter prefix.
+//   "d" tenant                          -> "1": deleted (tenant.deleted)
 //   "w" be32(partition)                 -> be64(applied offset)
 //   "t" tenant                          -> u8(plan) slug
 //   "k" key_id                          -> u8(role) u8(revoked) tenant-len tenant hash
@@ -111,6 +112,11 @@ class StoreIndex final : public LocalIndex {
     return TenantInfo{v.substr(1), static_cast<Plan>(v[0])};
   }
 
+  bool tenant_deleted(const TenantId& t) const override {
+    std::string v;
+    return lookup(prefixed('d', t.str()), &v);
+  }
+
   std::optional<InboundSource> inbound_source(const TenantId& t, std::string_view source) const override {
     std::string v;
     if (!lookup(inbound_key(t.str(), source), &v) || v.size() <= 8) return std::nullopt;  // "": removed
@@ -126,6 +132,7 @@ class StoreIndex final : public LocalIndex {
     k.role = static_cast<Role>(v[0]);
     k.revoked = v[1] != 0;
     k.tenant = TenantId(v.substr(3, tlen));
+    if (tenant_deleted(k.tenant)) k.revoked = true;
     // After the tenant: 'v' + the secret's version (decimal), or a v1 record's hash.
     const std::string rest = v.substr(3 + tlen);
     if (!rest.empty() && rest[0] == 'v') {
@@ -232,6 +239,7 @@ class StoreIndex final : public LocalIndex {
     switch (ev->payload_type()) {
       case fb::Payload::TenantCreated:
       case fb::Payload::TenantPlanChanged:
+      case fb::Payload::TenantDeleted:
       case fb::Payload::ApiKeyCreated:
       case fb::Payload::ApiKeyRevoked:
         auth_changed_ = true;
@@ -251,11 +259,16 @@ class StoreIndex final : public LocalIndex {
     switch (ev->payload_type()) {
       case fb::Payload::TenantCreated: {
         const auto* p = ev->payload_as_TenantCreated();
+        if (std::string gone; get(prefixed('d', tenant), &gone)) break;  // a deleted slug stays deleted
         std::string row(1, static_cast<char>(p->plan()));
         row += p->slug()->string_view();
         put(wb, prefixed('t', tenant), row);
         break;
       }
+      case fb::Payload::TenantDeleted:
+        put(wb, prefixed('t', tenant), "");
+        put(wb, prefixed('d', tenant), "1");
+        break;
       case fb::Payload::TenantPlanChanged: {
         std::string v;
         if (get(prefixed('t', tenant), &v) && !v.empty()) {

@@ -2,6 +2,8 @@
 //
 // It folds every record of every partition, in log order, into a small RocksDB store:
 //   * tenants (tenant.created / tenant.plan_changed)   -> slug, plan
+//   * deleted tenants (tenant.deleted)                 -> a tombstone: the tenant is gone,
+//     its keys answer as revoked, its slug is never created again
 //   * API keys (apikey.created / apikey.revoked)       -> tenant, role, SHA-256, revoked
 //   * inbound-webhook sources (webhook.source.set / .removed) -> type, secret version
 //   * idempotency keys (tenant, source, id) of every event -> its position, only over a
@@ -66,7 +68,11 @@ class LocalIndex {
   virtual Status start() = 0;
   virtual void stop() = 0;
 
+  // None for a tenant never created, or deleted.
   virtual std::optional<TenantInfo> tenant(const TenantId& t) const = 0;
+  // Whether a tenant.deleted of `t` was folded (its slug is never created again).
+  virtual bool tenant_deleted(const TenantId& t) const = 0;
+  // A key of a deleted tenant answers as revoked.
   virtual std::optional<KeyInfo> key(const std::string& key_id) const = 0;
   // The source's current setting; none when never set or removed since.
   virtual std::optional<InboundSource> inbound_source(const TenantId& t, std::string_view source) const = 0;

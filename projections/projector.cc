@@ -6,7 +6,13 @@
 //   RoundRows                 — the round's rows, one RowBuffer per table (table.h);
 //   ProjectorImpl::commit     — the generic sink: one PostgreSQL transaction with the
 //     guarded watermarks first, then every table's rows, then the projections' derived
-//     rows, then COMMIT.
+//     rows, then the rows of tenants deleted in the round removed, then COMMIT.
+//
+// Deleted tenants (replay/ERASURE.md): a tenant.deleted record is folded (the audit index
+// keeps it until the round removes it with the rest), every record of that tenant after it
+// is skipped, and the round removes the tenant's rows from every table — rows of the same
+// round included, since removal comes after the writes — and records the deletion in
+// agentos_meta.deleted_tenants, which every (re)connect reads back.
 #include "projections/projector.h"
 
 #include <prometheus/counter.h>
@@ -20,6 +26,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "events/codec.h"
@@ -216,6 +223,11 @@ class ProjectorImpl final : public Projector {
     auto rows = (*c)->query(
         "SELECT log_partition, next_offset FROM agentos_meta.watermarks WHERE projector = $1", {opts_.name});
     if (!rows.ok()) return std::move(rows).take_status();
+    // Deleted tenants (migration 0010): a shadow reads the same table as the live projector.
+    auto gone = (*c)->query("SELECT tenant_id FROM agentos_meta.deleted_tenants");
+    if (!gone.ok()) return std::move(gone).take_status();
+    deleted_.clear();
+    for (int i = 0; i < gone->size(); ++i) deleted_.insert(std::string(gone->get(i, 0)));
     std::string ddl = "SET TimeZone = 'UTC';";
     for (const RowBuffer& b : round_.buffers()) ddl += b.spec().staging_ddl(opts_.schema);
     if (Status st = (*c)->exec(ddl); !st.is_ok()) return st;
@@ -304,6 +316,7 @@ class ProjectorImpl final : public Projector {
         }
         next = rec.pos.offset.value() + 1;
         if (!opts_.tenant.empty() && rec.tenant.str() != opts_.tenant) continue;
+        if (deleted_.count(rec.tenant.str()) || deleting_.count(rec.tenant.str())) continue;  // a deleted tenant
         if (Status v = verify_event(rec.value); !v.is_ok())
           return Status(Code::kCorruption, "projector: record " + std::to_string(p.value()) + "/" +
                                                std::to_string(rec.pos.offset.value()) + ": " + v.message());
@@ -311,6 +324,11 @@ class ProjectorImpl final : public Projector {
         const proj::Record r{fb::GetEvent(rec.value.data()), h, rec.pos, rec.append_us ? rec.append_us : h.time_us};
         for (auto& proj : projections_)
           if (Status s = proj->fold(r, round_); !s.is_ok()) return s;
+        if (const auto* d = r.event->payload_as_TenantDeleted())
+          deleting_.emplace(rec.tenant.str(), std::vector<std::optional<std::string>>{
+                                                  rec.tenant.str(), std::to_string(r.append_us),
+                                                  std::to_string(d->keys_destroyed()), std::string(h.id),
+                                                  std::to_string(p.value()), std::to_string(rec.pos.offset.value())});
       }
       ranges.push_back({p, from, next, row_exists});
     }
@@ -319,6 +337,7 @@ class ProjectorImpl final : public Projector {
 
   void discard_round() {
     round_.clear();
+    deleting_.clear();
     for (auto& p : projections_) p->end_round();
   }
 
@@ -335,6 +354,10 @@ class ProjectorImpl final : public Projector {
       return s;
     }
     if (opts_.hooks.at_commit) opts_.hooks.at_commit(true);
+    for (const auto& [t, row] : deleting_) {
+      log_line(LogLevel::kInfo, "deleted tenant's read-model rows removed", {{"projector", opts_.name}, {"tenant", t}});
+      deleted_.insert(t);
+    }
     size_t rows = 0;
     for (const auto& [table, n] : counts) {
       metrics_.add_rows(table, n);
@@ -392,6 +415,20 @@ class ProjectorImpl final : public Projector {
     // 3. Rows derived from rows (billing periods).
     for (auto& p : projections_)
       if (Status s = p->after_rows(c, counts); !s.is_ok()) return s;
+    // 4. Tenants deleted in this round: their rows, from every table; the first deletion
+    //    recorded (a shadow's, or a second record's, finds it there).
+    for (const auto& [t, row] : deleting_) {
+      for (auto& p : projections_)
+        for (const TableSpec* spec : p->tables()) {
+          auto r = c.query("DELETE FROM " + opts_.schema + "." + std::string(spec->name) + " WHERE tenant_id = $1", {t});
+          if (!r.ok()) return std::move(r).take_status();
+        }
+      auto r = c.query("INSERT INTO agentos_meta.deleted_tenants (tenant_id, deleted_at, keys_destroyed, event_id, "
+                       "log_partition, log_offset) VALUES ($1, to_timestamp($2::bigint / 1e6), $3, $4, $5, $6) "
+                       "ON CONFLICT (tenant_id) DO NOTHING",
+                       row);
+      if (!r.ok()) return std::move(r).take_status();
+    }
     return Status::ok();
   }
 
@@ -456,6 +493,10 @@ class ProjectorImpl final : public Projector {
   mutable std::condition_variable projected_cv_;
   std::map<int32_t, int64_t> wm_;  // next offset per partition, as committed
   std::map<int32_t, bool> has_row_;
+  // Tenants whose tenant.deleted is committed (read at connect); those folded this round,
+  // with their agentos_meta.deleted_tenants row.
+  std::set<std::string> deleted_;
+  std::map<std::string, std::vector<std::optional<std::string>>> deleting_;
   ProjectorStats stats_;
   Status error_ = Status::ok();
 

@@ -760,6 +760,54 @@ int cmd_tenant_create(int argc, char** argv) {
   return print_response(cli::http_call(*url, "POST", "/v1/admin/tenants", bearer(token), body), 201);
 }
 
+// `tenant delete`: DELETE /v1/admin/tenants/{t} (replay/ERASURE.md, Deleting a tenant).
+int cmd_tenant_delete(int argc, char** argv) {
+  Args a({kServerFlag,
+          {"slug", nullptr, "", "the tenant to delete"},
+          {"admin-token", "AGENTOS_ADMIN_TOKEN", "", "operator token"},
+          {"data-dir", "AGENTOS_DATA_DIR", "./var/agentos", "read the operator token from DATA_DIR/admin.token if no token is given"}},
+         argc, argv, 3);
+  if (a.help())
+    return a.usage("tenant delete",
+                   "Deletes a tenant: destroys every data key of it (its personal data reads as erased), refuses its "
+                   "keys and slug from now on, removes its read-model rows. Its records stay in the log, sealed."),
+           0;
+  if (!a.error().empty() || a.get("slug").empty()) {
+    std::cerr << "agentos tenant delete: " << (a.error().empty() ? "--slug is required" : a.error()) << "\n";
+    return 2;
+  }
+  std::string token = a.get("admin-token");
+  if (token.empty()) token = read_file(a.get("data-dir") + "/admin.token");
+  auto url = cli::parse_url(a.get("server"));
+  if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
+  return print_response(cli::http_call(*url, "DELETE", "/v1/admin/tenants/" + a.get("slug"), bearer(token, false), ""), 200);
+}
+
+// `erase`: POST /v1/tenants/{t}/erasures (replay/ERASURE.md).
+int cmd_erase(int argc, char** argv) {
+  Args a({kServerFlag,
+          {"tenant", "AGENTOS_TENANT", "", "tenant id"},
+          {"subject", nullptr, "", "the data subject, as events named it in `datasubject`"},
+          {"api-key", "AGENTOS_API_KEY", "", "a compliance or admin key of the tenant"}},
+         argc, argv, 2);
+  if (a.help())
+    return a.usage("erase",
+                   "Erases a data subject: destroys its keys, so its prompts, summaries and notes read \"[erased]\" "
+                   "everywhere from now on, and records erasure.completed in the tenant's log."),
+           0;
+  if (!a.error().empty() || a.get("tenant").empty() || a.get("subject").empty() || a.get("api-key").empty()) {
+    std::cerr << "agentos erase: " << (a.error().empty() ? "--tenant, --subject and --api-key are required" : a.error()) << "\n";
+    return 2;
+  }
+  auto url = cli::parse_url(a.get("server"));
+  if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
+  std::string body = "{\"subject\":";
+  append_json_string(body, a.get("subject"));
+  body += "}";
+  return print_response(cli::http_call(*url, "POST", "/v1/tenants/" + a.get("tenant") + "/erasures", bearer(a.get("api-key")), body),
+                        201);
+}
+
 int cmd_key(int argc, char** argv, bool create) {
   Args a({kServerFlag,
           {"tenant", "AGENTOS_TENANT", "", "tenant id"},
@@ -1374,6 +1422,8 @@ void usage() {
                "commands:\n"
                "  serve           run the engine (embedded log by default) and its HTTP API\n"
                "  tenant create   create a tenant; prints its admin API key\n"
+               "  tenant delete   delete a tenant: its data keys destroyed, its keys, slug and rows gone\n"
+               "  erase           erase a data subject's personal data (its keys destroyed; erasure.completed)\n"
                "  key create      create an API key for a tenant and role\n"
                "  key revoke      revoke an API key\n"
                "  tail            follow a tenant's events as JSON lines (HTTP stream or its Kafka topic)\n"
@@ -1407,6 +1457,8 @@ int main(int argc, char** argv) {
   if (cmd == "audit" && sub == "rotate-key") return cmd_audit_rotate_key(argc, argv);
   if (cmd == "replay") return cmd_replay(argc, argv);
   if (cmd == "tenant" && sub == "create") return cmd_tenant_create(argc, argv);
+  if (cmd == "tenant" && sub == "delete") return cmd_tenant_delete(argc, argv);
+  if (cmd == "erase") return cmd_erase(argc, argv);
   if (cmd == "key" && sub == "create") return cmd_key(argc, argv, true);
   if (cmd == "key" && sub == "revoke") return cmd_key(argc, argv, false);
   usage();

@@ -218,6 +218,11 @@ class ProjectorCrashTest : public ::testing::Test {
     events.emplace_back("late", encode("late", event_json("late", "late-created", "tenant.created", "/agentos/admin",
                                                           t += kSecond,
                                                           R"({"slug":"late","plan":"enterprise","name":"Late Tenant"})")));
+    // A tenant with sessions, deleted (replay/ERASURE.md): its rows go from every table,
+    // in the round that folds the deletion, whichever side of a kill that round is.
+    const std::string& gone = w.tenants.back();
+    events.emplace_back(gone, encode(gone, event_json(gone, "deleted-" + gone, "tenant.deleted", "/agentos/admin",
+                                                      t += kSecond, R"({"keysDestroyed":1})")));
     // The engine's own clock ticks (system tenants): fed to Pulse, never indexed.
     for (int32_t p = 0; p < kPartitions; ++p) {
       const std::string tenant = clock_tenant(Partition(p), kPartitions);
@@ -276,9 +281,12 @@ class ProjectorCrashTest : public ::testing::Test {
             system_ticks_ += event_type_name(h.type) == "clock.tick";
             continue;
           }
+          if (event_type_name(h.type) == "tenant.deleted")
+            deleted_at_.emplace(std::string(h.tenant), std::pair(p, rec.pos.offset.value()));  // the first
           expected_index_.push_back({p, rec.pos.offset.value(),
                                      std::to_string(p) + ":" + std::to_string(rec.pos.offset.value()) + ":" +
-                                         std::string(h.tenant) + ":" + std::string(h.id)});
+                                         std::string(h.tenant) + ":" + std::string(h.id),
+                                     std::string(h.tenant)});
         }
         from = recs->back().pos.offset.next();
       }
@@ -309,8 +317,13 @@ class ProjectorCrashTest : public ::testing::Test {
         wm.at(std::stoul(r[0])) = std::stoll(r[1]);
     }
     std::vector<std::string> want;
-    for (const auto& e : expected_index_)
-      if (!committed_only || e.offset < wm[e.partition]) want.push_back(e.key);
+    for (const auto& e : expected_index_) {
+      if (committed_only && e.offset >= wm[e.partition]) continue;
+      // A deleted tenant's rows are gone once its deletion is committed.
+      const auto gone = deleted_at_.find(e.tenant);
+      if (gone != deleted_at_.end() && (!committed_only || gone->second.second < wm[gone->second.first])) continue;
+      want.push_back(e.key);
+    }
     std::vector<std::string> got;
     for (const auto& r : pg_query(admin, "SELECT log_partition || ':' || log_offset || ':' || tenant_id || ':' || "
                                          "event_id FROM agentos_rm.events"))
@@ -334,7 +347,10 @@ class ProjectorCrashTest : public ::testing::Test {
     int32_t partition;
     int64_t offset;
     std::string key;  // "p:offset:tenant:id", as the query above builds it
+    std::string tenant;
   };
+  // Tenants deleted in the log: where their first tenant.deleted is (partition, offset).
+  static inline std::map<std::string, std::pair<int32_t, int64_t>> deleted_at_;
 
   static inline std::unique_ptr<test::TempDir> dir_;
   static inline std::string setup_error_;

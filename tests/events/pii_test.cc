@@ -18,18 +18,6 @@
 namespace agentos {
 namespace {
 
-std::string all_files(const std::string& dir) {
-  std::string all;
-  for (const auto& f : std::filesystem::recursive_directory_iterator(dir)) {
-    if (!f.is_regular_file()) continue;
-    std::ifstream in(f.path(), std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    all += ss.str();
-  }
-  return all;
-}
-
 std::unique_ptr<PiiVault> vault_in(const std::string& dir, std::string_view master = {}) {
   auto v = open_pii_vault(dir, master);
   EXPECT_TRUE(v.ok()) << v.status().to_string();
@@ -113,7 +101,7 @@ TEST(PiiVault, ErasureDestroysTheSubjectsKeyForGoodAndAcrossAReopen) {
   EXPECT_NE(*again, t1);
   EXPECT_FALSE(*v->open("acme", t1));
   v.reset();
-  const std::string files = all_files(path);
+  const std::string files = test::all_file_bytes(path);
   size_t kept = 0;
   for (const auto& w : wrapped) kept += files.find(w) != std::string::npos;
   EXPECT_EQ(kept, 1u) << "user-2's wrapped key stays; user-1's is in no file of the store (WAL, table, manifest)";

@@ -15,18 +15,6 @@
 namespace agentos {
 namespace {
 
-std::string slurp_dir(const std::string& dir) {
-  std::string all;
-  for (const auto& f : std::filesystem::recursive_directory_iterator(dir)) {
-    if (!f.is_regular_file()) continue;
-    std::ifstream in(f.path(), std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    all += ss.str();
-  }
-  return all;
-}
-
 TEST(SecretStore, VersionsAreKeptAndSurviveAReopen) {
   test::TempDir dir;
   const std::string secret1 = new_webhook_secret(), secret2 = new_webhook_secret();
@@ -61,7 +49,7 @@ TEST(SecretStore, NothingIsReadableOnDiskAndAnotherMasterKeyOpensNothing) {
     ASSERT_TRUE(s.ok());
     ASSERT_TRUE((*s)->put_endpoint("acme", "ops", {"https://hooks.example/path?token=very-secret-token", secret}).ok());
   }
-  const std::string disk = slurp_dir(dir.sub("s"));
+  const std::string disk = test::all_file_bytes(dir.sub("s"));
   EXPECT_EQ(disk.find("very-secret-token"), std::string::npos);
   EXPECT_EQ(disk.find("hooks.example"), std::string::npos);
   EXPECT_EQ(disk.find(secret.substr(6)), std::string::npos);
@@ -95,7 +83,7 @@ TEST(SecretStore, ProviderKeysAreVersionedApartFromChannelsAndSealed) {
     ASSERT_TRUE((*s)->put_endpoint("acme", "anth", {"https://hooks.example/x", new_webhook_secret()}).ok());
     EXPECT_EQ(*(*s)->latest_version("acme", "anth"), 1);
   }
-  EXPECT_EQ(slurp_dir(dir.sub("s")).find("VERYSECRET"), std::string::npos);
+  EXPECT_EQ(test::all_file_bytes(dir.sub("s")).find("VERYSECRET"), std::string::npos);
   auto s = open_secret_store(dir.sub("s"));
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(**(*s)->credential("acme", "anth", 1), "sk-ant-first-VERYSECRET");

@@ -15,6 +15,7 @@
 
 #include "events/clock.h"
 #include "events/codec.h"
+#include "events/pii.h"
 #include "tests/gateway/gateway_fixture.h"
 #include "events/tenant_topics.h"
 #include "tests/support/mock_kafka.h"
@@ -97,10 +98,14 @@ class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(TestPostgres::get().ok()) << TestPostgres::get().error();
+    auto v = open_pii_vault(dir.sub("pii"));
+    ASSERT_TRUE(v.ok()) << v.status().to_string();
+    vault = std::move(v).value();
     EngineOptions o;
     o.pulse = true;
     o.projector = true;
-    engine = std::make_unique<Engine>(dir.path(), o);
+    o.pii = vault.get();
+    engine = std::make_unique<Engine>(dir.sub("engine"), o);
     key = engine->create_tenant("acme", "pro");
     for (const std::string id : {"s-1", "s-2", "s/3"}) {
       auto r = engine->post_event(
@@ -120,6 +125,7 @@ class Cli : public ::testing::Test {
     return f;
   }
   TempDir dir;
+  std::unique_ptr<PiiVault> vault;
   std::unique_ptr<Engine> engine;
   std::string key, last;
 };
@@ -251,6 +257,36 @@ TEST_F(Cli, ReplayReportsAndRepairs) {
   EXPECT_EQ(pulse.exit_code, 0) << pulse.out;
   EXPECT_NE(pulse.out.find("PROCESSOR  LIVE HASH"), std::string::npos) << pulse.out;
   EXPECT_NE(pulse.out.find("the rebuilt state equals the live one"), std::string::npos) << pulse.out;
+}
+
+// `agentos erase` and `agentos tenant delete` (replay/ERASURE.md): the API's answer on
+// stdout, its problem on a non-zero exit, missing flags exit 2.
+TEST_F(Cli, EraseAndTenantDelete) {
+  auto r = engine->post_event("acme", key,
+                              R"({"specversion":"1.0","id":"p-1","source":"/runner","type":"session.created","datasubject":"user-1",)"
+                              R"("data":{"sessionId":"s-9","config":{"prompt":"cli-canary-4d2e"}}})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  const std::string server = "http://127.0.0.1:" + engine->url().port;
+  EXPECT_EQ(run_cli({"erase", "--server", server, "--tenant", "acme", "--api-key", key}, false).exit_code, 2);  // no --subject
+  const CliRun erased = run_cli({"erase", "--server", server, "--tenant", "acme", "--api-key", key, "--subject", "user-1"}, false);
+  EXPECT_EQ(erased.exit_code, 0) << erased.err;
+  EXPECT_NE(erased.out.find(R"("keysDestroyed":1)"), std::string::npos) << erased.out;
+  const std::string offset = erased.out.substr(erased.out.find("\"offset\":") + 9);
+  auto s9 = engine->call("GET", "/v1/tenants/acme/sessions/s-9?after=" + offset.substr(0, offset.find('}')), key);
+  EXPECT_NE(s9.body.find(R"("prompt":"[erased]")"), std::string::npos) << s9.body;
+  const CliRun refused = run_cli({"erase", "--server", server, "--tenant", "acme", "--api-key", "nope", "--subject", "u"}, false);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("401"), std::string::npos) << refused.err;
+
+  EXPECT_EQ(run_cli({"tenant", "delete", "--server", server, "--admin-token", Engine::kOperatorToken}, false).exit_code, 2);
+  const CliRun deleted =
+      run_cli({"tenant", "delete", "--server", server, "--admin-token", Engine::kOperatorToken, "--slug", "acme"}, false);
+  EXPECT_EQ(deleted.exit_code, 0) << deleted.err;
+  EXPECT_NE(deleted.out.find(R"("tenant":"acme")"), std::string::npos) << deleted.out;
+  const CliRun twice =
+      run_cli({"tenant", "delete", "--server", server, "--admin-token", Engine::kOperatorToken, "--slug", "acme"}, false);
+  EXPECT_EQ(twice.exit_code, 1);
+  EXPECT_NE(twice.err.find("404"), std::string::npos) << twice.err;
 }
 
 TEST_F(Cli, ErrorsGoToStderrWithANonZeroExit) {

@@ -8,12 +8,15 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <sstream>
 
+#include "events/codec.h"
 #include "events/pii.h"
 #include "tests/crash/pg_dump.h"
 #include "tests/gateway/gateway_fixture.h"
+#include "tests/support/mock_kafka.h"
 #include "tests/support/pg_cluster.h"
 #include "tests/support/test_util.h"
 
@@ -24,19 +27,6 @@ using agentos::test::TempDir;
 constexpr const char* kPromptOne = "canary-prompt-of-user1-7f3a";
 constexpr const char* kSummaryOne = "canary-summary-of-user1-2c9e";
 constexpr const char* kPromptTwo = "canary-prompt-of-user2-b41d";
-
-// Every byte of every file under `dir`.
-std::string all_files(const std::string& dir) {
-  std::string all;
-  for (const auto& f : std::filesystem::recursive_directory_iterator(dir)) {
-    if (!f.is_regular_file()) continue;
-    std::ifstream in(f.path(), std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    all += ss.str();
-  }
-  return all;
-}
 
 class ErasureHttp : public ::testing::Test {
  protected:
@@ -72,7 +62,7 @@ class ErasureHttp : public ::testing::Test {
   // Every place at rest: the engine's files (log, index, processor state, the vault) and
   // every read-model row.
   std::string at_rest() {
-    std::string all = all_files(dir.path());
+    std::string all = agentos::test::all_file_bytes(dir.path());
     for (const auto& [table, rows] : crash_test::dump(engine->owner_url()).tables)
       for (const auto& r : rows) all += table + ": " + r + "\n";
     return all;
@@ -178,6 +168,132 @@ TEST_F(ErasureHttp, ASubjectsFieldsReadErasedEverywhereAndNoCanaryIsEverAtRest) 
   EXPECT_TRUE(has(status, "\"applied\":true")) << status;
   EXPECT_TRUE(has(status, "\"differences\":false")) << "the replayed state equals the live one: " << status;
   check_erased("after a replay of Pulse");
+}
+
+// On the Kafka log (librdkafka's mock cluster): the topic's records hold tokens, never the
+// text; a producer's retry of a sealed event is recognised as the same event (sealing is
+// deterministic), a different text under the same id is a conflict; the erasure reads
+// through as on the embedded log.
+TEST(ErasureOnKafka, TheTopicHoldsTokensRetriesAreRecognisedAndErasureReadsThrough) {
+  agentos::testing::MockKafkaCluster cluster{1};
+  cluster.create_topic("agentos.events", 4);
+  TempDir dir;
+  auto v = open_pii_vault(dir.sub("pii"));
+  ASSERT_TRUE(v.ok()) << v.status().to_string();
+  EngineOptions o;
+  o.kafka_brokers = cluster.bootstraps();
+  o.pii = v->get();
+  auto engine = std::make_unique<Engine>(dir.path(), o);
+  const std::string key = engine->create_tenant("acme");
+  auto event = [](const std::string& prompt) {
+    return R"({"specversion":"1.0","id":"c-1","source":"/runner","type":"session.created","datasubject":"user-1",)"
+           R"("data":{"sessionId":"s-1","config":{"prompt":")" + prompt + "\"}}}";
+  };
+  auto first = engine->post_event("acme", key, event(kPromptOne));
+  ASSERT_EQ(first.status, 201) << first.body;
+  auto retry = engine->post_event("acme", key, event(kPromptOne));
+  EXPECT_EQ(retry.status, 201) << retry.body;
+  EXPECT_EQ(retry.header("idempotent-replayed"), "true");
+  EXPECT_EQ(engine->post_event("acme", key, event(kPromptTwo)).status, 409) << "another text under the same id";
+
+  std::string topic;
+  for (int32_t p = 0; p < 4; ++p)
+    for (const auto& r : agentos::testing::plain_read(cluster.bootstraps(), "agentos.events", p)) topic += r.value;
+  EXPECT_NE(topic.find("aospii1."), std::string::npos) << "the topic holds the sealed event";
+  EXPECT_EQ(topic.find(kPromptOne), std::string::npos) << "the topic holds no text";
+  auto page = engine->call("GET", "/v1/tenants/acme/events?from=0&limit=100", key);
+  EXPECT_NE(page.body.find(kPromptOne), std::string::npos) << page.body;
+
+  auto erased = engine->call("POST", "/v1/tenants/acme/erasures", key, R"({"subject":"user-1"})", "application/json");
+  ASSERT_EQ(erased.status, 201) << erased.body;
+  page = engine->call("GET", "/v1/tenants/acme/events?from=0&limit=100", key);
+  EXPECT_EQ(page.body.find(kPromptOne), std::string::npos) << page.body;
+  EXPECT_NE(page.body.find("\"prompt\":\"[erased]\""), std::string::npos) << page.body;
+  engine.reset();  // before the cluster
+}
+
+// Rows of `tenant` in each read-model table (every table has tenant_id), as the owner.
+std::map<std::string, int> rows_of(const std::string& owner_url, const std::string& tenant) {
+  std::map<std::string, int> out;
+  for (const auto& t : agentos::test::pg_query(owner_url, "SELECT table_name FROM information_schema.columns WHERE "
+                                                          "table_schema = 'agentos_rm' AND column_name = 'tenant_id'"))
+    out[t[0]] = std::stoi(agentos::test::pg_query(
+        owner_url, "SELECT count(*) FROM agentos_rm." + t[0] + " WHERE tenant_id = '" + tenant + "'")[0][0]);
+  return out;
+}
+
+// DELETE /v1/admin/tenants/{t}: every key of the tenant destroyed, its API keys refused,
+// its rows gone from every read-model table (also when the read models are rebuilt from the
+// log), the deletion in agentos_meta.deleted_tenants, its slug never given again; another
+// tenant untouched.
+TEST_F(ErasureHttp, ADeletedTenantsKeysRowsAndPersonalDataAreGoneAndOthersAreNot) {
+  const std::string acme = engine->create_tenant("acme", "pro");
+  const std::string acme_reader = engine->create_key("acme", acme, "reader");
+  const std::string globex = engine->create_tenant("globex", "pro");
+  auto post = [&](const std::string& t, const std::string& key, const std::string& subject, const std::string& prompt) {
+    auto r = engine->post_event(t, key,
+                                R"({"specversion":"1.0","id":"c-)" + subject + R"(","source":"/runner","type":"session.created",)"
+                                R"("datasubject":")" + subject + R"(","data":{"sessionId":"s-1","config":{"prompt":")" + prompt + "\"}}}");
+    EXPECT_EQ(r.status, 201) << r.body;
+  };
+  post("acme", acme, "user-1", kPromptOne);
+  post("acme", acme, "user-2", kSummaryOne);
+  post("globex", globex, "user-1", kPromptTwo);
+  ASSERT_TRUE(has(get("/v1/tenants/acme/sessions/s-1?after=" + std::to_string(engine->end_of("acme").value() - 1), acme_reader), "canary"));
+  ASSERT_TRUE(has(get("/v1/tenants/globex/sessions/s-1?after=" + std::to_string(engine->end_of("globex").value() - 1), globex), kPromptTwo));
+  const auto before = rows_of(engine->owner_url(), "acme");
+  ASSERT_GT(before.at("sessions"), 0);
+  ASSERT_GT(before.at("events"), 0);
+
+  auto del = [&](const std::string& token) { return engine->call("DELETE", "/v1/admin/tenants/acme", token, "", ""); };
+  EXPECT_EQ(del("").status, 401);
+  EXPECT_EQ(del(acme).status, 403) << "a tenant's own admin key is not the operator";
+  EXPECT_EQ(engine->call("DELETE", "/v1/admin/tenants/nobody", Engine::kOperatorToken, "", "").status, 404);
+  EXPECT_EQ(engine->call("GET", "/v1/admin/tenants/acme", Engine::kOperatorToken).status, 405);
+  auto done = del(Engine::kOperatorToken);
+  ASSERT_EQ(done.status, 200) << done.body;
+  EXPECT_TRUE(has(done.body, "\"keysDestroyed\":2")) << "user-1's and user-2's: " << done.body;
+  EXPECT_EQ(del(Engine::kOperatorToken).status, 404) << "deleted once";
+
+  // The tenant's keys are refused; its slug is not given again.
+  EXPECT_EQ(engine->call("GET", "/v1/tenants/acme/events", acme_reader).status, 401);
+  EXPECT_EQ(engine->post_event("acme", acme, event_json("late")).status, 401);
+  auto again = engine->call("POST", "/v1/admin/tenants", Engine::kOperatorToken, R"({"slug":"acme"})", "application/json");
+  EXPECT_EQ(again.status, 409) << again.body;
+  // Its sealed fields, as the log holds them, open no more; another tenant's do.
+  std::string log_json;
+  auto recs = engine->log().read_tenant(TenantId("acme"), Offset(0), ReadOptions{});
+  ASSERT_TRUE(recs.ok());
+  for (const auto& r : *recs) log_json += encode_json(r.value);
+  ASSERT_TRUE(has(log_json, "\"prompt\":\"aospii1.")) << "the records stay in the log, sealed";
+  EXPECT_FALSE(has(vault->reveal("acme", log_json), "canary")) << vault->reveal("acme", log_json);
+  EXPECT_TRUE(has(get("/v1/tenants/globex/sessions/s-1", globex), kPromptTwo));
+
+  auto check_gone = [&](const std::string& when) {
+    std::map<std::string, int> rows;
+    EXPECT_TRUE(agentos::test::wait_until(
+        [&] {
+          return agentos::test::pg_query(engine->owner_url(),
+                                         "SELECT count(*) FROM agentos_meta.deleted_tenants WHERE tenant_id = 'acme'")[0][0] ==
+                 "1";
+        },
+        std::chrono::seconds(30)))
+        << when << ": the projector did not fold tenant.deleted";
+    rows = rows_of(engine->owner_url(), "acme");
+    EXPECT_GT(rows.size(), 20u) << "every read-model table";
+    for (const auto& [table, n] : rows) EXPECT_EQ(n, 0) << when << ": " << table;
+    EXPECT_GT(rows_of(engine->owner_url(), "globex")["sessions"], 0) << when << ": another tenant's rows";
+    const std::string at = at_rest();
+    for (const char* c : {kPromptOne, kSummaryOne, kPromptTwo}) EXPECT_FALSE(has(at, c)) << c << " at rest " << when;
+  };
+  check_gone("after the deletion");
+  // Rebuilt from the log into a new database: the tenant's rows never come back.
+  engine.reset();
+  start();
+  check_gone("after a restart");
+  EXPECT_EQ(engine->call("GET", "/v1/tenants/acme/events", acme_reader).status, 401);
+  EXPECT_TRUE(has(get("/v1/tenants/globex/sessions/s-1?after=" + std::to_string(engine->end_of("globex").value() - 1), globex),
+                  kPromptTwo));
 }
 
 }  // namespace

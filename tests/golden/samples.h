@@ -106,6 +106,7 @@ inline const std::vector<Sample>& samples() {
       {"audit.key_rotated",
        R"({"keyId":"18fc0624b2d21c25","publicKey":"78806ad1523e657d967ef924403646eb9aec48cacad4546ea64d5f13ef3b6aaf","previousKeyId":"7d1a54127b222502","previousPublicKey":"d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a","timestampUs":1796400000000000,"signature":"e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"})"},
       {"erasure.completed", R"({"subject":"user-8842","keysDestroyed":1,"role":"compliance"})"},
+      {"tenant.deleted", R"({"keysDestroyed":3})"},
       {"webhook.notification",
        R"({"notificationId":"hb-3-40-0","kind":"DIGEST","channel":"ops","channelVersion":2,"priority":0,"checkId":"","alertId":"","message":"","okCount":12,"warnCount":1,"alertCount":0,"resolvedCount":1,"entries":[{"kind":"WARN","checkId":"db","runId":"7","priority":5,"message":"slow","at":"2026-11-18T11:00:02.800000Z"}],"causeOffset":40})"},
       {"webhook.attempted",

@@ -179,6 +179,12 @@ class Fold {
       }
       ++x_.coverage["chain:" + c.state];
     }
+    // A deleted tenant (replay/ERASURE.md, Deleting a tenant): none of its rows in any
+    // table, whatever its records before or after the deletion gave. Every table's first
+    // column is tenant_id.
+    for (auto& [name, rows] : x_.tables)
+      std::erase_if(rows, [&](const Row& r) { return !r.empty() && deleted_.count(r[0]) > 0; });
+    std::erase_if(x_.configs, [&](const Row& r) { return !r.empty() && deleted_.count(r[0]) > 0; });
     for (auto& [name, rows] : x_.tables) std::sort(rows.begin(), rows.end());
     std::sort(x_.configs.begin(), x_.configs.end());
   }
@@ -213,6 +219,9 @@ class Fold {
         ti.updated = t;
         break;
       }
+      case fb::Payload::TenantDeleted:  // replay/ERASURE.md: none of its rows stays
+        deleted_.insert(tenant);
+        break;
       case fb::Payload::ApiKeyCreated: {
         KeyInfo& k = keys_[{tenant, str(e->payload_as_ApiKeyCreated()->key_id())}];
         k.role = role_name(e->payload_as_ApiKeyCreated()->role());
@@ -471,6 +480,7 @@ class Fold {
   std::map<SessKey, SessInfo> sessions_;
   std::map<SessKey, ChainInfo> chains_;
   std::map<std::string, TenantInfo> tenants_;
+  std::set<std::string> deleted_;  // tenants with a tenant.deleted
   std::map<SessKey, KeyInfo> keys_;
 };
 

@@ -43,7 +43,7 @@ class MigrateTest : public ::testing::Test {
   // (version, name, sha256 is 64 hex digits) of schema_migrations.
   static Table recorded(const std::string& db) {
     return pg_query(admin_url(db), "SELECT version::text, name, (sha256 ~ '^[0-9a-f]{64}$')::text FROM "
-                                   "agentos_meta.schema_migrations ORDER BY version");
+                                   "agentos_meta.schema_migrations ORDER BY schema_migrations.version");
   }
   static Table expected_recorded() {
     Table t;

@@ -114,6 +114,16 @@ std::vector<TenantEvent> extras(uint64_t seed, int64_t start_us) {
         runner);
   add("tenant-yy", s + 31 * 60 * kSec, "session.cancel_requested",
       R"({"sessionId":")" + x + R"(-q2","reason":"not needed"})", "", runner);
+  // A tenant deleted (replay/ERASURE.md): its rows go from every table, and what it posts
+  // or Pulse derives for it later is never projected. Twice: the first deletion is kept.
+  add("tenant-dd", s - 10 * kSec, "tenant.created", R"({"slug":"tenant-dd","plan":"pro","name":"Gone"})", "", engine);
+  add("tenant-dd", s + 32 * 60 * kSec, "session.created", R"({"sessionId":")" + x + R"(-d0","config":{"name":"d"}})", "",
+      runner);
+  add("tenant-dd", s + 33 * 60 * kSec, "session.progress", R"({"sessionId":")" + x + R"(-d0","step":"half","pct":50})",
+      "", runner);
+  add("tenant-dd", s + 34 * 60 * kSec, "tenant.deleted", R"({"keysDestroyed":2})", "", engine);
+  add("tenant-dd", s + 35 * 60 * kSec, "session.completed", R"({"sessionId":")" + x + R"(-d0"})", "", runner);
+  add("tenant-dd", s + 36 * 60 * kSec, "tenant.deleted", R"({"keysDestroyed":0})", "", engine);
   // A tiny budget: usage exhausts it (the running session pauses), a session created
   // meanwhile fails at once; after the month turns (December 1st, 00:00) a resume runs.
   add("tenant-xx", s - 20 * kSec, "tenant.created", R"({"slug":"tenant-xx","plan":"free","tokenBudget":100})", "",

@@ -3,6 +3,9 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -47,5 +50,17 @@ std::string make_event(const std::string& tenant, const std::string& id, int ste
 }
 
 std::string event_id(const std::string& bytes) { return std::string(read_header(bytes).id); }
+
+std::string all_file_bytes(const std::string& dir) {
+  std::string all;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!f.is_regular_file()) continue;
+    std::ifstream in(f.path(), std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    all += ss.str();
+  }
+  return all;
+}
 
 }  // namespace agentos::test

@@ -34,6 +34,10 @@ bool wait_until(const std::function<bool()>& cond,
 // test needs real event bytes and does not care about the type).
 std::string make_event(const std::string& tenant, const std::string& id, int step = 0);
 
+// Every byte of every regular file under `dir`, concatenated (a scan for what must not be
+// on disk: a credential, personal data).
+std::string all_file_bytes(const std::string& dir);
+
 // Reads `id` back out of an encoded event.
 std::string event_id(const std::string& bytes);
 
