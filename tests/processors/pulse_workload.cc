@@ -31,7 +31,7 @@ struct Raw {
   std::string data;  // the `data` JSON object
 };
 
-std::string quoted(std::string_view s) {
+std::string json_quoted(std::string_view s) {
   std::string out;
   append_json_string(out, s);
   return out;
@@ -82,7 +82,7 @@ class Generator {
   }
   void session_ev(int64_t t, const std::string& tenant, const std::string& type, const std::string& sid,
                   const std::string& rest = "") {
-    add(t, tenant, type, "/agents/runner-" + tenant, "{\"sessionId\":" + quoted(sid) + rest + "}");
+    add(t, tenant, type, "/agents/runner-" + tenant, "{\"sessionId\":" + json_quoted(sid) + rest + "}");
   }
 
   // ---- tenants --------------------------------------------------------------------------
@@ -96,7 +96,7 @@ class Generator {
     const int64_t budget = i % 7 == 3 ? between(15'000, 35'000) : 0;
     small_budget_[i] = budget > 0;
     add(start_ - 60 * kSecond + i, t, "tenant.created", "/agentos/engine",
-        "{\"slug\":" + quoted(t) + ",\"plan\":\"" + plan_name(plan) + "\",\"name\":\"Tenant " +
+        "{\"slug\":" + json_quoted(t) + ",\"plan\":\"" + plan_name(plan) + "\",\"name\":\"Tenant " +
             std::to_string(i) + "\",\"tokenBudget\":" + std::to_string(budget) + "}");
     if (i % 6 == 1) {
       const int next = (plan + 1) % 3;
@@ -108,11 +108,11 @@ class Generator {
 
   // ---- sessions -------------------------------------------------------------------------
   std::string usage(const char* model) {
-    return ",\"model\":" + quoted(model) + ",\"tokensIn\":" + std::to_string(between(100, 3000)) +
+    return ",\"model\":" + json_quoted(model) + ",\"tokensIn\":" + std::to_string(between(100, 3000)) +
            ",\"tokensOut\":" + std::to_string(between(50, 1500));
   }
   std::string config(const std::string& name, const char* model, int64_t timeout_s) {
-    std::string c = "{\"name\":" + quoted(name) + ",\"model\":" + quoted(model) + ",\"prompt\":\"do " + name +
+    std::string c = "{\"name\":" + json_quoted(name) + ",\"model\":" + json_quoted(model) + ",\"prompt\":\"do " + name +
                     "\",\"maxTokens\":" + std::to_string(between(1, 8) * 1024);
     if (timeout_s > 0) c += ",\"timeoutSeconds\":" + std::to_string(timeout_s);
     if (chance(30)) c += ",\"skills\":[\"web\",\"code\"]";
@@ -136,7 +136,7 @@ class Generator {
       } else {
         cps.push_back(sid + "-cp" + std::to_string(cps.size()));
         session_ev(t, tenant, "session.checkpoint", sid,
-                   ",\"checkpointId\":" + quoted(cps.back()) + ",\"workspace\":\"s3://ws/" + cps.back() + "\"");
+                   ",\"checkpointId\":" + json_quoted(cps.back()) + ",\"workspace\":\"s3://ws/" + cps.back() + "\"");
       }
     }
     return cps;
@@ -191,7 +191,7 @@ class Generator {
       session_ev(t, tenant, "session.gate.failed", sid, ",\"gate\":\"tests\",\"reason\":\"3 tests failed\"");
       if (!cps.empty() && chance(60)) {  // restore from ROLLED_BACK: admitted again
         t += gap(5, 60);
-        session_ev(t, tenant, "session.restore_requested", sid, ",\"checkpointId\":" + quoted(cps.front()));
+        session_ev(t, tenant, "session.restore_requested", sid, ",\"checkpointId\":" + json_quoted(cps.front()));
         work(t, tenant, sid, model, 2, false);
         session_ev(t += gap(3, 30), tenant, "session.completed", sid, "");
       }
@@ -215,16 +215,16 @@ class Generator {
       auto cps = work(t, tenant, sid, model, 1, false);
       const std::string cp = sid + "-base";
       session_ev(t += gap(3, 30), tenant, "session.checkpoint", sid,
-                 ",\"checkpointId\":" + quoted(cp) + ",\"workspace\":\"s3://ws/" + cp + "\"");
+                 ",\"checkpointId\":" + json_quoted(cp) + ",\"workspace\":\"s3://ws/" + cp + "\"");
       work(t, tenant, sid, model, 2, false);
-      session_ev(t += gap(3, 30), tenant, "session.restore_requested", sid, ",\"checkpointId\":" + quoted(cp));
+      session_ev(t += gap(3, 30), tenant, "session.restore_requested", sid, ",\"checkpointId\":" + json_quoted(cp));
       work(t, tenant, sid, model, 2, false);
       session_ev(t += gap(3, 30), tenant, "session.completed", sid, "");
     } else {  // a confused runner: mostly illegal events
       session_ev(t += gap(3, 30), tenant, "session.gate.passed", sid, ",\"gate\":\"review\"");  // no gate started
       const std::string cp = sid + "-dup";
-      session_ev(t += gap(3, 30), tenant, "session.checkpoint", sid, ",\"checkpointId\":" + quoted(cp));
-      session_ev(t += gap(1, 5), tenant, "session.checkpoint", sid, ",\"checkpointId\":" + quoted(cp));
+      session_ev(t += gap(3, 30), tenant, "session.checkpoint", sid, ",\"checkpointId\":" + json_quoted(cp));
+      session_ev(t += gap(1, 5), tenant, "session.checkpoint", sid, ",\"checkpointId\":" + json_quoted(cp));
       session_ev(t += gap(1, 5), tenant, "session.restore_requested", sid, ",\"checkpointId\":\"nope\"");
       session_ev(t += gap(1, 5), tenant, "session.resume_requested", sid, "");  // not paused
       session_ev(t += gap(3, 30), tenant, "session.completed", sid, "");
@@ -245,12 +245,12 @@ class Generator {
     int64_t t = start_ + static_cast<int64_t>(below(static_cast<uint64_t>(o_.span_us)));
     if (c % 9 == 8) {  // rejected: empty_chain
       add(t, tenant, "chain.created", "/agents/orchestrator",
-          "{\"chainId\":" + quoted(cid) + ",\"steps\":[{\"sessions\":[]}]}");
+          "{\"chainId\":" + json_quoted(cid) + ",\"steps\":[{\"sessions\":[]}]}");
       return;
     }
     const int steps = static_cast<int>(between(1, 3));
     std::vector<int> widths;
-    std::string js = "{\"chainId\":" + quoted(cid) + ",\"steps\":[";
+    std::string js = "{\"chainId\":" + json_quoted(cid) + ",\"steps\":[";
     for (int k = 0; k < steps; ++k) {
       widths.push_back(static_cast<int>(between(1, 3)));
       js += k ? "," : "";
@@ -306,38 +306,38 @@ class Generator {
       ids.push_back(id);
       const int64_t t = start_ + gap(0, o_.span_us / kSecond / 3);
       std::string tags = "[";
-      for (int k = 0, m = static_cast<int>(below(3)); k < m; ++k) tags += (k ? "," : "") + quoted(kTags[below(5)]);
-      dr(t, "dream.planted", "{\"dreamId\":" + quoted(id) + ",\"seed\":\"idea " + std::to_string(d) + " of " + tenant +
+      for (int k = 0, m = static_cast<int>(below(3)); k < m; ++k) tags += (k ? "," : "") + json_quoted(kTags[below(5)]);
+      dr(t, "dream.planted", "{\"dreamId\":" + json_quoted(id) + ",\"seed\":\"idea " + std::to_string(d) + " of " + tenant +
                                  "\",\"tags\":" + tags + "]}");
       int64_t when = t;
       for (int k = 0, m = static_cast<int>(between(2, 12)); k < m; ++k) {
         when += gap(30, 900);
-        const std::string src = quoted(kSources[below(6)]);
-        std::string data = "{\"dreamId\":" + quoted(id) + ",\"source\":" + src;
+        const std::string src = json_quoted(kSources[below(6)]);
+        std::string data = "{\"dreamId\":" + json_quoted(id) + ",\"source\":" + src;
         if (chance(75)) data += ",\"score\":0." + two(static_cast<int>(between(30, 99)));
         else if (chance(70)) data += std::string(",\"vote\":") + (chance(70) ? "1" : "-1");
         else data += ",\"note\":\"thoughts\"";
         if (chance(30)) data += ",\"weight\":" + std::to_string(between(1, 4));
         dr(when, "dream.nurtured", data + "}");
       }
-      if (chance(20)) dr(when + gap(60, 600), "dream.evolve_requested", "{\"dreamId\":" + quoted(id) + "}");
-      if (chance(35)) dr(when + gap(60, 1200), "dream.compile_requested", "{\"dreamId\":" + quoted(id) + "}");
+      if (chance(20)) dr(when + gap(60, 600), "dream.evolve_requested", "{\"dreamId\":" + json_quoted(id) + "}");
+      if (chance(35)) dr(when + gap(60, 1200), "dream.compile_requested", "{\"dreamId\":" + json_quoted(id) + "}");
     }
     for (int k = 0, m = static_cast<int>(below(3)); k < m; ++k)
       dr(start_ + o_.span_us / 2 + gap(0, 900), "dream.pollinate_requested",
-         "{\"dreamId\":\"x-" + std::to_string(k) + "\",\"parentA\":" + quoted(ids[below(ids.size())]) +
-             ",\"parentB\":" + quoted(ids[below(ids.size())]) + "}");
+         "{\"dreamId\":\"x-" + std::to_string(k) + "\",\"parentA\":" + json_quoted(ids[below(ids.size())]) +
+             ",\"parentB\":" + json_quoted(ids[below(ids.size())]) + "}");
     // Shares with other tenants (on any partition), answered by them later.
     for (int k = 0, m = static_cast<int>(below(4)); k < m; ++k) {
       const std::string& target = tenants_[below(tenants_.size())];
       const std::string& id = ids[below(ids.size())];
       const std::string sid = tenant + "/" + id + "/" + target;
       const int64_t t = start_ + o_.span_us / 3 + gap(0, 1800);
-      dr(t, "dream.share_offered", "{\"dreamId\":" + quoted(id) + ",\"target\":" + quoted(target) + "}");
+      dr(t, "dream.share_offered", "{\"dreamId\":" + json_quoted(id) + ",\"target\":" + json_quoted(target) + "}");
       const int64_t answer = t + gap(120, 1800);
       if (chance(70))
-        dr(answer, chance(75) ? "dream.share_accepted" : "dream.share_declined", "{\"shareId\":" + quoted(sid) + "}", target);
-      if (chance(25)) dr(answer + gap(60, 3600), "dream.share_revoked", "{\"shareId\":" + quoted(sid) + "}");
+        dr(answer, chance(75) ? "dream.share_accepted" : "dream.share_declined", "{\"shareId\":" + json_quoted(sid) + "}", target);
+      if (chance(25)) dr(answer + gap(60, 3600), "dream.share_revoked", "{\"shareId\":" + json_quoted(sid) + "}");
     }
   }
 
@@ -359,12 +359,12 @@ class Generator {
       for (int v = 0, n = static_cast<int>(between(1, 4)); v < n; ++v) {
         const std::string version = "1." + std::to_string(v) + ".0" + (chance(15) ? "-beta.1" : "");
         sk(t += gap(10, 300), "skill.published",
-           "{\"skillId\":" + quoted(id) + ",\"version\":" + quoted(version) + ",\"visibility\":\"" +
-               (is_public ? "PUBLIC" : "PRIVATE") + "\",\"tags\":[" + quoted(kTags[below(5)]) + "],\"digest\":\"" +
+           "{\"skillId\":" + json_quoted(id) + ",\"version\":" + json_quoted(version) + ",\"visibility\":\"" +
+               (is_public ? "PUBLIC" : "PRIVATE") + "\",\"tags\":[" + json_quoted(kTags[below(5)]) + "],\"digest\":\"" +
                kDigest + "\"}");
       }
-      if (chance(25)) sk(t + gap(60, 600), "skill.yank_requested", "{\"skillId\":" + quoted(id) + ",\"version\":\"1.0.0\"}");
-      if (chance(10)) sk(t + gap(1, 5), "skill.published", "{\"skillId\":" + quoted(id) + ",\"version\":\"1.0.0\",\"digest\":\"" + kDigest + "\"}");  // duplicate
+      if (chance(25)) sk(t + gap(60, 600), "skill.yank_requested", "{\"skillId\":" + json_quoted(id) + ",\"version\":\"1.0.0\"}");
+      if (chance(10)) sk(t + gap(1, 5), "skill.published", "{\"skillId\":" + json_quoted(id) + ",\"version\":\"1.0.0\",\"digest\":\"" + kDigest + "\"}");  // duplicate
     }
     // Installs of other tenants' skills (found once the catalog reached this partition)
     // and of its own, with ranges; some uninstalled.
@@ -375,23 +375,23 @@ class Generator {
                                  : tenants_[below(tenants_.size())] + "/skill-" + std::to_string(below(3));
       static const char* const kRanges[] = {"^1.0.0", "*", "~1.1.0", "1.0.0", ">=1.2.0", "^2.0.0"};
       const int64_t t = start_ + o_.span_us / 4 + gap(0, o_.span_us / kSecond * 3 / 4);
-      sk(t, "skill.install_requested", "{\"skillId\":" + quoted(id) + ",\"range\":" + quoted(kRanges[below(6)]) + "}");
-      if (chance(15)) sk(t + gap(60, 600), "skill.uninstall_requested", "{\"skillId\":" + quoted(id) + "}");
+      sk(t, "skill.install_requested", "{\"skillId\":" + json_quoted(id) + ",\"range\":" + json_quoted(kRanges[below(6)]) + "}");
+      if (chance(15)) sk(t + gap(60, 600), "skill.uninstall_requested", "{\"skillId\":" + json_quoted(id) + "}");
     }
     // Sessions as Pulse reports them (the facts Skills pins on): queued, then running.
     for (int k = 0, n = static_cast<int>(below(4)); k < n; ++k) {
       const std::string sid = o_.prefix + "-sk-" + tenant + "-" + std::to_string(k);
       const int64_t t = start_ + gap(0, o_.span_us / kSecond);  // over the whole run
-      const std::string skills = chance(50) ? "" : ",\"skills\":[" + quoted(tenant + "/skill-0") + ",\"web\"]";
+      const std::string skills = chance(50) ? "" : ",\"skills\":[" + json_quoted(tenant + "/skill-0") + ",\"web\"]";
       if (!o_.skills_session_facts) {  // Pulse runs: it derives the session.updated facts
         add(t, tenant, "session.created", "/agents/runner-" + tenant,
-            "{\"sessionId\":" + quoted(sid) + ",\"config\":{\"name\":\"s\"" + skills + "}}");
+            "{\"sessionId\":" + json_quoted(sid) + ",\"config\":{\"name\":\"s\"" + skills + "}}");
         continue;
       }
       add(t, tenant, "session.updated", "/test/pulse-facts",
-          "{\"sessionId\":" + quoted(sid) + ",\"state\":\"QUEUED\",\"config\":{\"name\":\"s\"" + skills + "}}");
+          "{\"sessionId\":" + json_quoted(sid) + ",\"state\":\"QUEUED\",\"config\":{\"name\":\"s\"" + skills + "}}");
       add(t + gap(1, 60), tenant, "session.updated", "/test/pulse-facts",
-          "{\"sessionId\":" + quoted(sid) + ",\"state\":\"RUNNING\"}");
+          "{\"sessionId\":" + json_quoted(sid) + ",\"state\":\"RUNNING\"}");
     }
   }
 
@@ -420,33 +420,33 @@ class Generator {
       for (int m = 0, n = static_cast<int>(between(1, 2)); m < n; ++m) {
         const std::string model = kModels[(k + m) % 4];
         offers.emplace_back(pid, model);
-        models += std::string(m ? "," : "") + "{\"model\":" + quoted(model) + ",\"inputPerMtok\":" +
-                  quoted(kPrices[below(6)]) + ",\"outputPerMtok\":" + quoted(kPrices[below(6)]) + "}";
+        models += std::string(m ? "," : "") + "{\"model\":" + json_quoted(model) + ",\"inputPerMtok\":" +
+                  json_quoted(kPrices[below(6)]) + ",\"outputPerMtok\":" + json_quoted(kPrices[below(6)]) + "}";
       }
       rt(t += gap(1, 60), "model.provider.added",
-         "{\"providerId\":" + quoted(pid) + ",\"kind\":" + quoted(kKinds[below(4)]) + ",\"models\":[" + models +
+         "{\"providerId\":" + json_quoted(pid) + ",\"kind\":" + json_quoted(kKinds[below(4)]) + ",\"models\":[" + models +
              "],\"credentialVersion\":" + std::to_string(between(1, 3)) + "}");
     }
     std::string chain;
     for (size_t k = 0; k < offers.size(); ++k)
-      chain += std::string(k ? "," : "") + "{\"providerId\":" + quoted(offers[k].first) + ",\"model\":" +
-               quoted(chance(5) ? std::string("nope") : offers[k].second) + "}";
+      chain += std::string(k ? "," : "") + "{\"providerId\":" + json_quoted(offers[k].first) + ",\"model\":" +
+               json_quoted(chance(5) ? std::string("nope") : offers[k].second) + "}";
     rt(t += gap(1, 60), "model.chain.set", "{\"chain\":[" + chain + "]}");
     // Calls over the whole run (and a little past it), in time order.
     const int64_t calls_from = t;
     for (int c = 0, n = static_cast<int>(between(10, 40)); c < n; ++c) {
       t = std::max(t, calls_from + o_.span_us * 11 / 10 * c / n) + gap(1, 30);
       const auto& [pid, model] = offers[below(offers.size())];
-      const std::string head = "{\"providerId\":" + quoted(pid) + ",\"model\":" + quoted(model) + ",\"latencyMs\":" +
+      const std::string head = "{\"providerId\":" + json_quoted(pid) + ",\"model\":" + json_quoted(model) + ",\"latencyMs\":" +
                                std::to_string(between(80, 4000));
       if (chance(55))
         rt(t, "model.call.completed", head + ",\"tokensIn\":" + std::to_string(between(0, 9000)) + ",\"tokensOut\":" +
                                           std::to_string(between(0, 2000)) + "}");
       else
-        rt(t, "model.call.failed", head + ",\"errorClass\":" + quoted(kErrors[below(5)]) + "}");
+        rt(t, "model.call.failed", head + ",\"errorClass\":" + json_quoted(kErrors[below(5)]) + "}");
       if (chance(8))
-        rt(t + gap(0, 2), "model.routed", "{\"requestId\":\"r-" + std::to_string(c) + "\",\"providerId\":" + quoted(pid) +
-                                              ",\"model\":" + quoted(model) + ",\"basis\":1}");
+        rt(t + gap(0, 2), "model.routed", "{\"requestId\":\"r-" + std::to_string(c) + "\",\"providerId\":" + json_quoted(pid) +
+                                              ",\"model\":" + json_quoted(model) + ",\"basis\":1}");
     }
     if (chance(20)) rt(t + gap(60, 600), "model.provider.removed", "{\"providerId\":\"p0\"}");
     if (chance(10)) rt(t + gap(60, 600), "model.provider.removed", "{\"providerId\":\"p9\"}");  // unknown
@@ -461,7 +461,7 @@ class Generator {
   void heartbeat_of(int i) {
     static const char* const kZones[] = {"UTC", "America/New_York", "Europe/Berlin", "Australia/Sydney"};
     const std::string& tenant = tenants_[i];
-    std::string config = "{\"zone\":" + quoted(kZones[below(4)]) + ",\"digestMinutes\":15,\"digestChannel\":\"ops\"" +
+    std::string config = "{\"zone\":" + json_quoted(kZones[below(4)]) + ",\"digestMinutes\":15,\"digestChannel\":\"ops\"" +
                          ",\"routes\":[{\"minPriority\":0,\"channel\":\"ops\"},{\"minPriority\":7,\"channel\":\"pager\"}]";
     if (chance(50)) {
       // A quiet window that covers part of the run.
@@ -489,7 +489,7 @@ class Generator {
       }
       const int64_t deadline_s = chance(50) ? 0 : between(30, 240);
       hb(t, tenant, "heartbeat.check.registered",
-         "{\"checkId\":" + quoted(id) + ",\"check\":{\"name\":\"" + id + "\",\"schedule\":" + schedule +
+         "{\"checkId\":" + json_quoted(id) + ",\"check\":{\"name\":\"" + id + "\",\"schedule\":" + schedule +
              ",\"priority\":" + std::to_string(priority) + ",\"deadlineSeconds\":" + std::to_string(deadline_s) +
              ",\"labels\":[{\"key\":\"team\",\"value\":\"t" + std::to_string(i % 3) + "\"}]}}");
       // Results near each expected run: mostly in time, some late (overdue first) or missing.
@@ -498,23 +498,23 @@ class Generator {
         if (r < 8) continue;  // no result: the run goes overdue
         const int64_t when = at + (r < 15 ? gap(250, 400) : gap(31, 60));  // after the tick that fires it
         if (r < 60) {
-          hb(when, tenant, "heartbeat.check.ok", "{\"checkId\":" + quoted(id) + "}");
+          hb(when, tenant, "heartbeat.check.ok", "{\"checkId\":" + json_quoted(id) + "}");
         } else if (r < 78) {
-          hb(when, tenant, "heartbeat.check.warn", "{\"checkId\":" + quoted(id) + ",\"message\":\"slow\"}");
+          hb(when, tenant, "heartbeat.check.warn", "{\"checkId\":" + json_quoted(id) + ",\"message\":\"slow\"}");
         } else if (r < 92) {
           hb(when, tenant, "heartbeat.alert",
-             "{\"checkId\":" + quoted(id) + ",\"priority\":" + std::to_string(below(10)) + ",\"message\":\"down\"}");
+             "{\"checkId\":" + json_quoted(id) + ",\"priority\":" + std::to_string(below(10)) + ",\"message\":\"down\"}");
         } else {
-          hb(when, tenant, "heartbeat.check.ok", "{\"checkId\":" + quoted(id) + ",\"runId\":\"999\"}");  // unknown run
+          hb(when, tenant, "heartbeat.check.ok", "{\"checkId\":" + json_quoted(id) + ",\"runId\":\"999\"}");  // unknown run
         }
-        if (chance(4)) hb(when + gap(1, 5), tenant, "heartbeat.check.ok", "{\"checkId\":" + quoted(id) + "}");  // repeated
+        if (chance(4)) hb(when + gap(1, 5), tenant, "heartbeat.check.ok", "{\"checkId\":" + json_quoted(id) + "}");  // repeated
       }
-      if (chance(15)) hb(start_ + gap(600, 3600), tenant, "heartbeat.check.run_requested", "{\"checkId\":" + quoted(id) + "}");
+      if (chance(15)) hb(start_ + gap(600, 3600), tenant, "heartbeat.check.run_requested", "{\"checkId\":" + json_quoted(id) + "}");
       if (chance(10)) {
         hb(start_ + o_.span_us / 2 + gap(0, 600), tenant, "heartbeat.check.changed",
-           "{\"checkId\":" + quoted(id) + ",\"check\":{\"schedule\":{\"intervalSeconds\":300},\"priority\":9}}");
+           "{\"checkId\":" + json_quoted(id) + ",\"check\":{\"schedule\":{\"intervalSeconds\":300},\"priority\":9}}");
       }
-      if (chance(8)) hb(start_ + o_.span_us * 3 / 4 + gap(0, 600), tenant, "heartbeat.check.removed", "{\"checkId\":" + quoted(id) + "}");
+      if (chance(8)) hb(start_ + o_.span_us * 3 / 4 + gap(0, 600), tenant, "heartbeat.check.removed", "{\"checkId\":" + json_quoted(id) + "}");
     }
     if (chance(25)) {
       const int64_t t = start_ + gap(1800, 5400);
@@ -543,9 +543,9 @@ class Generator {
     w.events.reserve(raw_.size());
     for (size_t n = 0; n < raw_.size(); ++n) {
       const Raw& r = raw_[n];
-      const std::string json = "{\"specversion\":\"1.0\",\"id\":" + quoted(o_.prefix + "-" + std::to_string(n)) +
-                               ",\"source\":" + quoted(r.source) + ",\"type\":" + quoted(r.type) +
-                               ",\"tenantid\":" + quoted(r.tenant) + ",\"time\":\"" + format_rfc3339_us(r.time_us) +
+      const std::string json = "{\"specversion\":\"1.0\",\"id\":" + json_quoted(o_.prefix + "-" + std::to_string(n)) +
+                               ",\"source\":" + json_quoted(r.source) + ",\"type\":" + json_quoted(r.type) +
+                               ",\"tenantid\":" + json_quoted(r.tenant) + ",\"time\":\"" + format_rfc3339_us(r.time_us) +
                                "\",\"data\":" + r.data + "}";
       DecodeOptions opts;
       opts.path_tenant = TenantId(r.tenant);
