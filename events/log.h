@@ -136,6 +136,13 @@ class Log {
   // The offset the next record appended to `partition` will get (the high watermark).
   virtual Result<Offset> end_offset(Partition partition) = 0;
 
+  // Kafka's offsetsForTimes: the offset of the first record of `partition` appended at or
+  // after `us` (ENGINE TIME, StoredRecord::append_us), or the end offset when none is —
+  // so [0, offset_for_time(p, T)) are the records appended before T. A binary search over
+  // reads of one record (append times never decrease within a partition); records of
+  // before the log stamped them (append_us 0) count as before any time. Errors as `read`.
+  Result<Offset> offset_for_time(Partition partition, int64_t us);
+
   // Blocks until end_offset(partition) > `after` or `deadline` passes.
   // Returns true if new records are there.
   virtual bool wait_for(Partition partition, Offset after,

@@ -58,4 +58,25 @@ Result<AppendResult> Log::append_sync(AppendBatch batch) {
   return f.get();
 }
 
+Result<Offset> Log::offset_for_time(Partition partition, int64_t us) {
+  auto end = end_offset(partition);
+  if (!end.ok()) return end;
+  // The smallest `lo` whose first record at or after it was appended at or after `us`
+  // (no record there: the end). Kafka's offsets have gaps: a read from `mid` answers the
+  // first record at or after it, and the predicate stays monotone.
+  int64_t lo = 0, hi = end->value();
+  ReadOptions one;
+  one.max_records = 1;
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    auto r = read(partition, Offset(mid), one);
+    if (!r.ok()) return std::move(r).take_status();
+    if (r->empty() || r->front().append_us >= us)
+      hi = mid;
+    else
+      lo = r->front().pos.offset.value() + 1;
+  }
+  return Offset(lo);
+}
+
 }  // namespace agentos

@@ -1,5 +1,6 @@
 // Replays of the read models (replay/REPLAY.md), for the operator:
-//   POST /v1/admin/replays {processor? | projections?, tenant?, dryRun?, resume?} -> 202 + status
+//   POST /v1/admin/replays {processor? | projections?, tenant?, dryRun?, resume?, toOffset? | toTime?}
+//                                                                      -> 202 + status
 //   GET  /v1/admin/replays/{replayId}                                  -> the status
 // The replay runs in the engine (it pauses the engine's own projector for its last
 // stretch); `agentos replay` posts one and polls its status with a progress bar.
@@ -51,8 +52,23 @@ Result<Replays::Spec> parse_spec(std::string_view body) {
         bad.mutable_errors().push_back({name, "expected true or false"});
       else
         (name == "dryRun" ? spec.dry_run : spec.resume) = v;
+    } else if (name == "toOffset") {
+      int64_t v = -1;
+      if (field.value.get_int64().get(v) != simdjson::SUCCESS || v < 0)
+        bad.mutable_errors().push_back({name, "expected a log offset (an integer >= 0)"});
+      else
+        spec.to_offset = v;
+    } else if (name == "toTime") {
+      std::string_view v;
+      std::optional<int64_t> us;
+      if (field.value.get_string().get(v) == simdjson::SUCCESS) us = parse_rfc3339_us(v);
+      if (!us)
+        bad.mutable_errors().push_back({name, "expected an RFC 3339 time (2026-12-01T10:00:00Z)"});
+      else
+        spec.to_time_us = us;
     } else {
-      bad.mutable_errors().push_back({name, "unknown field (processor, projections, tenant, dryRun, resume)"});
+      bad.mutable_errors().push_back(
+          {name, "unknown field (processor, projections, tenant, dryRun, resume, toOffset, toTime)"});
     }
   }
   if (!bad.errors().empty()) return bad;

@@ -199,6 +199,7 @@ Result<ReplayProgress> replay_progress(std::string_view status_json) {
   flag("differences", r.differences);
   flag("applied", r.applied);
   flag("dryRun", r.dry_run);
+  r.point = o["toOffset"].error() == simdjson::SUCCESS || o["toTime"].error() == simdjson::SUCCESS;
   count("recordsDone", r.records_done);
   count("recordsTotal", r.records_total);
   return r;
@@ -225,11 +226,17 @@ Result<std::string> replay_table(std::string_view status_json) {
         diffs.push_back({member(t, "table"), member(x, "key"), member(x, "kind")});
     }
   }
-  std::string out = rows.empty() ? "" : render_table({"TABLE", "LIVE", "REBUILT", "EQUAL"}, rows);
-  // A processor's state: the two hashes, then the keys that differ.
+  const bool point = o["toOffset"].error() == simdjson::SUCCESS || o["toTime"].error() == simdjson::SUCCESS;
+  const std::string as_of = member(o, "toTime").empty() ? "offset " + member(o, "toOffset") : member(o, "toTime");
+  std::string out = rows.empty() ? ""
+                    : point      ? render_table({"TABLE", "NOW", "AS OF " + as_of, "EQUAL"}, rows)
+                                 : render_table({"TABLE", "LIVE", "REBUILT", "EQUAL"}, rows);
+  // A processor's state: the two hashes, then the keys that differ (to a point: its hash).
   simdjson::dom::object state;
   const bool processor = o["state"].get_object().get(state) == simdjson::SUCCESS;
-  if (processor) {
+  if (processor && point) {
+    out += render_table({"PROCESSOR", "STATE HASH AS OF " + as_of}, {{member(o, "processor"), member(state, "rebuiltHash")}}, 80);
+  } else if (processor) {
     out += render_table({"PROCESSOR", "LIVE HASH", "REBUILT HASH", "EQUAL"},
                         {{member(o, "processor"), member(state, "liveHash"), member(state, "rebuiltHash"),
                           member(state, "equal") == "true" ? "yes" : "NO"}},
@@ -250,6 +257,13 @@ Result<std::string> replay_table(std::string_view status_json) {
   if (o["comparedAt"].get_object().get(compared) == simdjson::SUCCESS)
     for (auto field : compared) at += (at.empty() ? "" : " ") + std::string(field.key) + ":" + text_of(field.value);
   const bool differences = member(o, "differences") == "true";
+  if (point)
+    return out + (processor ? "the state rebuilt from the records before partition:offset " + at
+                            : "the tables rebuilt from the records before partition:offset " + at +
+                                  (differences ? ", compared with the live ones now (the differences are what changed since)"
+                                               : ": the live ones now are the same") +
+                                  "; they stay in schema " + member(o, "shadowSchema") + " until the next replay") +
+               "; nothing changed\n";
   out += std::string(differences ? "differences found"
                      : processor ? "the rebuilt state equals the live one"
                                  : "rebuilt tables equal the live ones") +

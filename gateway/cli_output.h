@@ -53,12 +53,14 @@ Result<std::string> audit_table(std::string_view answer_json);
 struct ReplayProgress {
   std::string phase;
   bool finished = false, failed = false, differences = false, applied = false, dry_run = false;
+  bool point = false;  // a replay to a point (toOffset / toTime): then-versus-now differences are its answer
   int64_t records_done = 0, records_total = 0;
 };
 Result<ReplayProgress> replay_progress(std::string_view status_json);
 // Its report as a table: TABLE LIVE REBUILT EQUAL (a processor's: PROCESSOR LIVE HASH
-// REBUILT HASH EQUAL), then each difference found (KEY, what differs) and a closing line
-// (compared at which offsets; applied, or dry run; the error).
+// REBUILT HASH EQUAL; to a point: TABLE NOW AS-OF EQUAL, or PROCESSOR HASH), then each
+// difference found (KEY, what differs) and a closing line (compared at which offsets;
+// applied, or dry run, or where the rebuilt tables stay; the error).
 Result<std::string> replay_table(std::string_view status_json);
 
 }  // namespace agentos::cli

@@ -148,6 +148,9 @@ class Replays {
     std::vector<std::string> projections;  // empty: every projection
     std::string tenant;                    // empty: every tenant
     bool dry_run = false, resume = false;
+    // A replay to a point (replay/REPLAY.md §6): before this offset of the tenant's
+    // partition, or appended before this time (µs).
+    std::optional<int64_t> to_offset, to_time_us;
   };
   struct Started {
     std::string id, json;  // json: the status, as status() answers it

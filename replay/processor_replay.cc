@@ -113,6 +113,7 @@ class Run {
     if (ec) return Status(Code::kInternal, "replay: cannot empty " + opts_.shadow_dir + ": " + ec.message());
     st_.phase = "rebuilding";
     emit();
+    if (opts_.to_time_us) return to_point(*opts_.to_time_us);
     // 1. Catch up with the live runtime while it runs.
     for (int round = 0; round < 4; ++round) {
       const Offsets w = live_offsets();
@@ -145,6 +146,25 @@ class Run {
     shadow_.reset();  // closes its store
     if (Status s = live_.adopt_state(opts_.shadow_dir); !s.is_ok()) return s;
     st_.applied = true;
+    return Status::ok();
+  }
+
+  // As of a point: fold what was appended before it, and its hash; the live runtime runs on.
+  Status to_point(int64_t us) {
+    if (!opts_.dry_run) return Status::invalid("dryRun", "a replay to a point is a dry run");
+    Offsets target;
+    for (Partition p : parts_) {
+      auto at = log_.offset_for_time(p, us);
+      if (!at.ok()) return at.status();
+      target[p.value()] = at->value();
+    }
+    if (Status s = fold_to(target); !s.is_ok()) return s;
+    st_.compared_at = target;
+    st_.phase = "verifying";
+    emit();
+    auto rh = shadow_->state_hash();
+    if (!rh.ok()) return rh.status();
+    st_.rebuilt_hash = *rh;
     return Status::ok();
   }
 

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,10 @@ struct ProcessorReplayOptions {
   std::vector<Partition> partitions;  // the live runtime's; empty = all of the log
   size_t max_batch_records = kDefaultProcessorBatchRecords;
   bool dry_run = false;               // compare and report; change nothing
+  // A replay to a point (REPLAY.md §7): fold only the records appended before this ENGINE
+  // TIME, report the rebuilt state's hash there, compare nothing, pause nothing (needs
+  // dry_run). The shadow store is removed after, as by every replay not adopted.
+  std::optional<int64_t> to_time_us;
   // Test hook: after each shadow round, with the records folded so far.
   std::function<void(int64_t records_done)> after_shadow_round;
 };

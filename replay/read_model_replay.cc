@@ -73,6 +73,7 @@ Result<std::vector<std::string>> expand(const ReplaySpec& spec) {
   }
   if (!spec.tenant.empty() && !TenantId::is_valid(spec.tenant))
     bad.mutable_errors().push_back({"tenant", "tenant ids are 1-64 chars of [a-z0-9-]"});
+  check_replay_point(spec, bad);
   if (!bad.errors().empty()) return bad;
   std::vector<std::string> out;
   for (const auto& p : all)
@@ -95,13 +96,18 @@ std::vector<TableInfo> tables_of(const std::vector<std::string>& projections) {
 
 std::string text_array(const std::vector<std::string>& v) { return "{" + join(v, ",") + "}"; }  // [a-z_] names
 
-std::string spec_json(const std::vector<std::string>& projections, const std::string& tenant) {
+// What the shadow holds (replay_prepare keeps it; `resume` must name the same).
+std::string spec_json(const std::vector<std::string>& projections, const ReplaySpec& spec) {
   std::string list = "[";
   for (const auto& p : projections) {
     if (list.size() > 1) list += ",";
     append_json_string(list, p);
   }
-  return JsonObject().raw("projections", list + "]").str("tenant", tenant).done();
+  JsonObject o;
+  o.raw("projections", list + "]").str("tenant", spec.tenant);
+  if (spec.to_offset) o.num("toOffset", *spec.to_offset);
+  if (spec.to_time_us) o.str("toTime", format_rfc3339_us(*spec.to_time_us));
+  return o.done();
 }
 
 int64_t now_us() { return system_clock().now_us(); }
@@ -228,7 +234,7 @@ class Run {
     if (!c.ok()) return std::move(c).take_status();
     conn_ = std::move(*c);
     if (Status s = conn_->exec("SET TimeZone = 'UTC'"); !s.is_ok()) return s;
-    const std::string spec = spec_json(projections_, st_.spec.tenant);
+    const std::string spec = spec_json(projections_, st_.spec);
     auto prev = conn_->query("SELECT agentos_meta.replay_prepare($1::text[], $2, $3)",
                              {text_array(st_.tables), spec, st_.spec.resume ? "false" : "true"});
     if (!prev.ok()) return std::move(prev).take_status();
@@ -240,6 +246,7 @@ class Run {
     if (!start.ok()) return std::move(start).take_status();
     start_ = shadow_ = *start;
     emit(true);
+    if (st_.spec.to_point()) return to_point(parts);
 
     // 1. Catch up with the live watermarks while the live projector runs (a few
     //    rounds: it moves meanwhile), until what is left is one batch or so.
@@ -276,6 +283,41 @@ class Run {
     st_.applied = true;
     st_.live_pause_ms += pause_.resume();
     return finish();
+  }
+
+  // A replay to a point (REPLAY.md §6): the shadow folds the records before it, the live
+  // projector running on; the report compares then (the shadow) with now (the live
+  // tables); the shadow stays for SQL until the next replay.
+  Status to_point(int32_t parts) {
+    Watermarks target;
+    for (int32_t p = 0; p < parts; ++p) target[p] = 0;
+    const bool one = !st_.spec.tenant.empty();
+    const Partition home = one ? log_.partition_of(TenantId(st_.spec.tenant)) : Partition(0);
+    for (int32_t p = 0; p < parts; ++p) {
+      if (one && p != home.value()) continue;  // the tenant's records are all on its partition
+      auto end = log_.end_offset(Partition(p));
+      if (!end.ok()) return std::move(end).take_status();
+      if (st_.spec.to_offset) {
+        target[p] = std::min(*st_.spec.to_offset, end->value());
+      } else {
+        auto at = log_.offset_for_time(Partition(p), *st_.spec.to_time_us);
+        if (!at.ok()) return std::move(at).take_status();
+        target[p] = at->value();
+      }
+    }
+    st_.phase = "rebuilding";
+    emit(true);
+    if (Status s = fold_to(target); !s.is_ok()) return s;
+    st_.compared_at = target;
+    st_.phase = "verifying";
+    emit(true);
+    for (const auto& t : tables_) {
+      auto r = compare(*conn_, t, st_.spec.tenant);
+      if (!r.ok()) return std::move(r).take_status();
+      st_.differences |= !r->equal;
+      st_.report.push_back(std::move(*r));
+    }
+    return Status::ok();
   }
 
   // Drops the shadow (and the tables a swap retired), the live projector running again.
@@ -385,6 +427,20 @@ class Run {
 
 }  // namespace
 
+void check_replay_point(const ReplaySpec& spec, Status& bad) {
+  if (!spec.to_point()) return;
+  auto add = [&](std::string field, std::string why) { bad.mutable_errors().push_back({std::move(field), std::move(why)}); };
+  if (spec.to_offset && spec.to_time_us) add("toTime", "give toOffset or toTime, not both");
+  if (spec.to_offset && *spec.to_offset < 0) add("toOffset", "a log offset, >= 0");
+  if (spec.to_offset && !spec.processor.empty())
+    add("toOffset", "a processor's state spans every partition: give toTime");
+  else if (spec.to_offset && spec.tenant.empty())
+    add("toOffset", "an offset is one of a tenant's partition: give tenant too, or toTime");
+  if (!spec.dry_run)
+    add("dryRun", "a replay to a point is a dry run (what it rebuilds is never swapped in): set dryRun");
+  if (spec.resume) add("resume", "a replay to a point starts over");
+}
+
 Result<std::vector<std::string>> replay_tables(const ReplaySpec& spec) {
   auto projections = expand(spec);
   if (!projections.ok()) return std::move(projections).take_status();
@@ -410,8 +466,10 @@ std::string ReplayStatus::to_json() const {
   };
   JsonObject o;
   o.str("id", id).opt("processor", spec.processor).raw("projections", strings(spec.projections)).opt("tenant", spec.tenant)
-      .boolean("dryRun", spec.dry_run).boolean("resume", spec.resume).raw("tables", strings(tables))
-      .str("phase", phase).boolean("finished", finished);
+      .boolean("dryRun", spec.dry_run).boolean("resume", spec.resume);
+  if (spec.to_offset) o.num("toOffset", *spec.to_offset);
+  if (spec.to_time_us) o.str("toTime", format_rfc3339_us(*spec.to_time_us));
+  o.raw("tables", strings(tables)).str("phase", phase).boolean("finished", finished);
   if (!error.is_ok())
     o.raw("error", JsonObject().str("code", code_name(error.code())).str("message", error.message()).done());
   o.num("recordsDone", records_done).num("recordsTotal", records_total);
@@ -443,9 +501,13 @@ std::string ReplayStatus::to_json() const {
       if (diffs.size() > 1) diffs += ",";
       diffs += JsonObject().str("key", d.key).str("kind", d.kind).done();
     }
-    o.raw("state", JsonObject().str("liveHash", live_hash).str("rebuiltHash", rebuilt_hash)
-                       .boolean("equal", finished && error.is_ok() && !differences).raw("differences", diffs + "]").done());
+    o.raw("state", spec.to_point()
+                       ? JsonObject().str("rebuiltHash", rebuilt_hash).done()  // as of the point: nothing to compare
+                       : JsonObject().str("liveHash", live_hash).str("rebuiltHash", rebuilt_hash)
+                             .boolean("equal", finished && error.is_ok() && !differences).raw("differences", diffs + "]").done());
   }
+  // A replay to a point of the read models leaves what it rebuilt for SQL.
+  if (spec.processor.empty() && spec.to_point() && finished && error.is_ok()) o.str("shadowSchema", proj::kShadowSchema);
   o.raw("report", rep + "]").boolean("differences", differences).boolean("applied", applied)
       .num("livePauseMs", live_pause_ms).num("lockRetries", lock_retries);
   return o.done();
@@ -487,7 +549,8 @@ ReplayStatus as_status(const ReplaySpec& spec, const ProcessorReplayStatus& p, i
   st.compared_at = p.compared_at;
   st.live_hash = p.live_hash;
   st.rebuilt_hash = p.rebuilt_hash;
-  st.differences = p.phase == "done" || p.phase == "swapping" ? !p.equal : false;
+  // As of a point there is nothing to compare: the rebuilt hash is the answer.
+  st.differences = !spec.to_point() && (p.phase == "done" || p.phase == "swapping") ? !p.equal : false;
   for (const auto& [key, kind] : p.differences) st.state_differences.push_back({key, kind});
   st.applied = p.applied;
   st.live_pause_ms = p.live_pause_ms;
@@ -507,6 +570,7 @@ ReplayStatus EngineReplays::run_processor(State& s, const ReplaySpec& spec,
   ProcessorReplayOptions po;
   po.shadow_dir = e.state_dir + ".replay";
   po.dry_run = spec.dry_run;
+  po.to_time_us = spec.to_time_us;
   auto last = std::chrono::steady_clock::now() - std::chrono::seconds(1);
   ProcessorReplayStatus p = run_processor_replay(
       s.log, *e.runtime, *shadow, po,
@@ -558,6 +622,7 @@ Result<ReplayStatus> EngineReplays::start(const ReplaySpec& spec) {
     if (!spec.projections.empty()) bad.mutable_errors().push_back({"projections", "a replay is of a processor or of projections"});
     if (!spec.tenant.empty()) bad.mutable_errors().push_back({"tenant", "a processor's state is rebuilt for every tenant"});
     if (spec.resume) bad.mutable_errors().push_back({"resume", "a processor replay starts over"});
+    check_replay_point(spec, bad);
     if (!bad.errors().empty()) return bad;
   }
   std::lock_guard lk(s_->mu);

@@ -51,7 +51,23 @@ struct ReplaySpec {
   std::string tenant{};  // one tenant's rows only; empty = every tenant
   bool dry_run = false;  // compare and report; change nothing
   bool resume = false;   // continue the shadow a killed replay of the same spec left
+  // A replay TO A POINT (REPLAY.md §6): only the records before it are folded — before
+  // offset `to_offset` of the tenant's partition (needs `tenant`; read models only), or
+  // appended before `to_time_us` (ENGINE TIME, every partition; Log::offset_for_time).
+  // It is a dry run (dry_run must be set), the live side is never paused, the report
+  // compares the tables as they were then with the live ones now, and the rebuilt tables
+  // stay in schema agentos_rm_shadow until the next replay. A processor: its rebuilt
+  // state's hash at that point (to_time_us only; the same code and log give the same hash,
+  // and a change of rules that decides the same gives it too).
+  std::optional<int64_t> to_offset{};
+  std::optional<int64_t> to_time_us{};
+  bool to_point() const { return to_offset.has_value() || to_time_us.has_value(); }
 };
+
+// The problems of a spec's point (to_offset / to_time_us: their combination with the
+// other fields), as field errors appended to `bad` (`toOffset`, `toTime`, `dryRun`,
+// `resume`, `tenant`).
+void check_replay_point(const ReplaySpec& spec, Status& bad);
 
 struct ReplayTable {
   std::string table;
@@ -79,7 +95,9 @@ struct ReplayStatus {
   int64_t records_total = 0;  // to reach the live watermarks, as known so far
   double records_per_second = 0;
   int64_t started_us = 0, finished_us = 0;
-  std::map<int32_t, int64_t> compared_at;  // the watermarks both sides were compared at
+  // The watermarks both sides were compared at; for a replay to a point, where the
+  // rebuilt side stopped (the live side is as it is now).
+  std::map<int32_t, int64_t> compared_at;
   std::vector<ReplayTable> report;
   bool differences = false;  // any table not equal
   bool applied = false;      // the rebuilt rows replaced the live ones

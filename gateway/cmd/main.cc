@@ -1202,6 +1202,8 @@ int cmd_replay(int argc, char** argv) {
           {"tenant", nullptr, "", "rebuild this tenant's rows only"},
           {"dry-run", nullptr, "false", "compare and report; change nothing"},
           {"resume", nullptr, "false", "continue the shadow a killed replay of the same projections and tenant left"},
+          {"to-offset", nullptr, "", "rebuild only the records before this offset of --tenant's partition (a dry run)"},
+          {"to-time", nullptr, "", "rebuild only the records appended before this RFC 3339 time (a dry run)"},
           {"output", nullptr, "auto", "json | table | auto (a table on a terminal)"},
           {"admin-token", "AGENTOS_ADMIN_TOKEN", "", "operator token"},
           {"data-dir", "AGENTOS_DATA_DIR", "./var/agentos", "read the operator token from DATA_DIR/admin.token if no token is given"}},
@@ -1211,8 +1213,10 @@ int cmd_replay(int argc, char** argv) {
                    "Rebuilds read-model tables from the log into a shadow schema while the live ones serve, "
                    "compares them at the same offsets, and swaps them in (or, with --tenant, replaces that "
                    "tenant's rows); with --processor, a processor's state, adopted from the offsets the live "
-                   "runtime stopped at (replay/REPLAY.md). Exit status 1 when it fails, or when a --dry-run "
-                   "finds differences."),
+                   "runtime stopped at (replay/REPLAY.md). With --to-offset or --to-time, the tables (or "
+                   "state hash) as they were at that point, compared with now and never swapped in; the tables "
+                   "stay in schema agentos_rm_shadow. Exit status 1 when it fails, or when a --dry-run to the "
+                   "live offsets finds differences."),
            0;
   if (!a.error().empty()) return std::cerr << "agentos replay: " << a.error() << "\n", 2;
   auto output = cli::choose_output(a.get("output"), ::isatty(STDOUT_FILENO) == 1);
@@ -1230,8 +1234,21 @@ int cmd_replay(int argc, char** argv) {
     if (!list.empty()) list += ",";
     append_json_string(list, name);
   }
-  std::string body = "{\"projections\":[" + list + "],\"dryRun\":" + (a.get("dry-run") == "true" ? "true" : "false") +
+  // A replay to a point is always a dry run.
+  const bool point = !a.get("to-offset").empty() || !a.get("to-time").empty();
+  std::string body = "{\"projections\":[" + list + "],\"dryRun\":" +
+                     (point || a.get("dry-run") == "true" ? "true" : "false") +
                      ",\"resume\":" + (a.get("resume") == "true" ? "true" : "false");
+  if (!a.get("to-offset").empty()) {
+    const std::string& v = a.get("to-offset");
+    if (v.find_first_not_of("0123456789") != std::string::npos || v.size() > 18)
+      return std::cerr << "agentos replay: --to-offset: a log offset (an integer >= 0)\n", 2;
+    body += ",\"toOffset\":" + v;
+  }
+  if (!a.get("to-time").empty()) {
+    body += ",\"toTime\":";
+    append_json_string(body, a.get("to-time"));
+  }
   if (!a.get("tenant").empty()) {
     body += ",\"tenant\":";
     append_json_string(body, a.get("tenant"));
@@ -1261,7 +1278,7 @@ int cmd_replay(int argc, char** argv) {
         auto table = cli::replay_table(status);
         std::cout << (table.ok() ? *table : status + "\n");
       }
-      return p->failed || (p->dry_run && p->differences) ? 1 : 0;
+      return p->failed || (p->dry_run && p->differences && !p->point) ? 1 : 0;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));  // a person is waiting: a few polls a second
     auto r = cli::http_call(*url, "GET", location, bearer(token, false), "");

@@ -310,7 +310,8 @@ class ReplayJobs final : public Replays {
  public:
   explicit ReplayJobs(EngineReplays& r) : r_(r) {}
   Result<Started> start(const Spec& spec) override {
-    auto st = r_.start(ReplaySpec{spec.processor, spec.projections, spec.tenant, spec.dry_run, spec.resume});
+    auto st = r_.start(ReplaySpec{spec.processor, spec.projections, spec.tenant, spec.dry_run, spec.resume,
+                                        spec.to_offset, spec.to_time_us});
     if (!st.ok()) return std::move(st).take_status();
     return Started{st->id, st->to_json()};
   }

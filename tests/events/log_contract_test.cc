@@ -8,8 +8,10 @@
 #include <condition_variable>
 #include <mutex>
 #include <map>
+#include <set>
 #include <thread>
 
+#include "events/clock.h"
 #include "events/log.h"
 #include "events/partitioner.h"
 #include "tests/support/mock_kafka.h"
@@ -135,6 +137,38 @@ TYPED_TEST(LogContract, ReadFromTheMiddleAndAtTheEnd) {
   auto empty = this->log->read(pos[0].partition, *end);
   ASSERT_TRUE(empty.ok());
   EXPECT_TRUE(empty->empty());
+}
+
+// offset_for_time: the records below the answer are exactly those appended before the
+// time (a linear scan says which), for every time that matters: each record's own, one
+// µs (Kafka: one ms) after it, before all and after all.
+TYPED_TEST(LogContract, OffsetForTimeSplitsAPartitionWhereItsAppendTimesCrossTheTime) {
+  int64_t last_ms = 0;
+  for (int b = 0; b < 6; ++b) {
+    // Each batch in a millisecond of its own (Kafka stamps milliseconds).
+    ASSERT_TRUE(wait_until([&] { return system_clock().now_us() / 1000 > last_ms; }, std::chrono::seconds(5)));
+    this->append("acme", 3, b * 3);
+    last_ms = system_clock().now_us() / 1000;
+  }
+  const Partition p = kafka_partition("acme", 4);
+  const auto recs = this->read_all(p);
+  ASSERT_EQ(recs.size(), 18u);
+  const int64_t end = this->log->end_offset(p)->value();
+  std::set<int64_t> times{0, recs.back().append_us + 1000};
+  for (const auto& r : recs) times.insert({r.append_us, r.append_us + 1});
+  std::set<int64_t> splits;
+  for (int64_t t : times) {
+    auto at = this->log->offset_for_time(p, t);
+    ASSERT_TRUE(at.ok()) << at.status().to_string();
+    ASSERT_LE(at->value(), end);
+    for (const auto& r : recs)
+      ASSERT_EQ(r.pos.offset.value() < at->value(), r.append_us < t)
+          << "time " << t << ": record " << r.pos.offset.value() << " appended at " << r.append_us
+          << ", answer " << at->value();
+    splits.insert(at->value());
+  }
+  EXPECT_GE(splits.size(), 6u);  // every batch boundary, at least
+  EXPECT_EQ(this->log->offset_for_time(Partition(p.value() == 0 ? 1 : 0), 1)->value(), 0);  // an empty partition
 }
 
 TYPED_TEST(LogContract, ReadRespectsMaxRecords) {

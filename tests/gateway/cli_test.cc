@@ -257,6 +257,22 @@ TEST_F(Cli, ReplayReportsAndRepairs) {
   EXPECT_EQ(pulse.exit_code, 0) << pulse.out;
   EXPECT_NE(pulse.out.find("PROCESSOR  LIVE HASH"), std::string::npos) << pulse.out;
   EXPECT_NE(pulse.out.find("the rebuilt state equals the live one"), std::string::npos) << pulse.out;
+
+  // To a point: acme's sessions before offset 0 of its partition are none; the live table
+  // has rows now, which is what changed since, and exits 0; the table stays for SQL.
+  const CliRun then = run_cli(cmd({"--projection", "sessions", "--tenant", "acme", "--to-offset", "0"}), true);
+  EXPECT_EQ(then.exit_code, 0) << then.out;
+  EXPECT_NE(then.out.find("AS OF offset 0"), std::string::npos) << then.out;
+  EXPECT_NE(then.out.find("what changed since"), std::string::npos) << then.out;
+  EXPECT_NE(then.out.find("stay in schema agentos_rm_shadow"), std::string::npos) << then.out;
+  EXPECT_EQ(agentos::test::pg_query(engine->owner_url(), "SELECT count(*) FROM agentos_rm_shadow.sessions")[0][0], "0");
+  const CliRun at = run_cli(cmd({"--processor", "pulse", "--to-time", "2000-01-01T00:00:00Z"}), true);
+  EXPECT_EQ(at.exit_code, 0) << at.out;
+  EXPECT_NE(at.out.find("STATE HASH AS OF 2000-01-01T00:00:00.000000Z"), std::string::npos) << at.out;
+  EXPECT_EQ(run_cli(cmd({"--tenant", "acme", "--to-offset", "-3"}), false).exit_code, 2);
+  const CliRun no_tenant = run_cli(cmd({"--to-offset", "3"}), false);  // an offset of whose partition?
+  EXPECT_EQ(no_tenant.exit_code, 1);
+  EXPECT_NE(no_tenant.out.find("\"toOffset\""), std::string::npos) << no_tenant.out;
 }
 
 // `agentos erase` and `agentos tenant delete` (replay/ERASURE.md): the API's answer on

@@ -66,6 +66,18 @@ TEST_F(ReplayHttp, OnlyTheOperatorAndOnlyAGoodBody) {
   EXPECT_NE(unknown.body.find("\"projections[0]\""), std::string::npos) << unknown.body;
   EXPECT_NE(unknown.body.find("\"tenant\""), std::string::npos) << unknown.body;
   EXPECT_EQ(post(Engine::kOperatorToken, "[").status, 400);
+  // A point: its members' types, then what it goes with.
+  auto point = post(Engine::kOperatorToken, R"({"toOffset":-1,"toTime":"yesterday"})");
+  EXPECT_EQ(point.status, 400) << point.body;
+  for (const char* field : {"toOffset", "toTime"})
+    EXPECT_NE(point.body.find(std::string("\"") + field + "\""), std::string::npos) << field << ": " << point.body;
+  auto lone = post(Engine::kOperatorToken, R"({"toOffset":3,"resume":true})");
+  EXPECT_EQ(lone.status, 400) << lone.body;
+  for (const char* field : {"toOffset", "dryRun", "resume"})
+    EXPECT_NE(lone.body.find(std::string("\"") + field + "\""), std::string::npos) << field << ": " << lone.body;
+  auto processor_offset = post(Engine::kOperatorToken, R"({"processor":"pulse","dryRun":true,"toOffset":3})");
+  EXPECT_EQ(processor_offset.status, 400) << processor_offset.body;
+  EXPECT_NE(processor_offset.body.find("give toTime"), std::string::npos) << processor_offset.body;
   EXPECT_EQ(engine->call("GET", "/v1/admin/replays/rp-1", Engine::kOperatorToken).status, 404);
   // Nothing was started: no shadow schema.
   EXPECT_EQ(agentos::test::pg_query(engine->owner_url(),
@@ -99,6 +111,23 @@ TEST_F(ReplayHttp, AStartedReplayIsPolledToItsReport) {
     }
   }
   EXPECT_TRUE(sessions && providers) << body;
+
+  // To a point: appended before 2000, nothing; the live rows are what changed since.
+  auto then = post(Engine::kOperatorToken, R"({"projections":["sessions"],"dryRun":true,"toTime":"2000-01-01T00:00:00Z"})");
+  ASSERT_EQ(then.status, 202) << then.body;
+  const std::string then_body = wait_done(then.header("location"));
+  simdjson::dom::element t = p.parse(then_body).value();
+  EXPECT_EQ(std::string_view(t["phase"].get_string().value()), "done") << then_body;
+  EXPECT_EQ(std::string_view(t["toTime"].get_string().value()), "2000-01-01T00:00:00.000000Z") << then_body;
+  EXPECT_EQ(std::string_view(t["shadowSchema"].get_string().value()), "agentos_rm_shadow") << then_body;
+  EXPECT_TRUE(t["differences"].get_bool().value());
+  EXPECT_EQ(t["livePauseMs"].get_int64().value(), 0);
+  simdjson::dom::array then_report = t["report"].get_array().value();
+  for (simdjson::dom::element tb : then_report)
+    if (std::string_view(tb["table"].get_string().value()) == "sessions") {
+      EXPECT_EQ(tb["liveRows"].get_int64().value(), 1);
+      EXPECT_EQ(tb["rebuiltRows"].get_int64().value(), 0);
+    }
 }
 
 // A processor's state (replay/processor_replay.h): Pulse rebuilt in a shadow store and,

@@ -7,6 +7,7 @@
 // events to relay, and a swap cut between its two renames is taken back at the next open.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -138,6 +139,67 @@ TEST_F(ProcessorReplayTest, ChangedRulesRebuildAnotherStateAdoptedWithoutRepubli
     if (!ids_before.count(id)) ++derived_from_it;
   }
   EXPECT_GT(derived_from_it, 0);
+}
+
+// To a point in time: the state a runtime has after folding only the records appended
+// before it (the same records copied into a log of their own), the live runtime never
+// paused; a point is a dry run.
+TEST_F(ProcessorReplayTest, ToATimeRebuildsTheStateOfTheRecordsAppendedBeforeIt) {
+  std::vector<std::vector<StoredRecord>> parts(kTestPartitions);
+  std::vector<int64_t> times;
+  for (int32_t p = 0; p < kTestPartitions; ++p)
+    for (Offset at(0);;) {
+      auto recs = log_->read(Partition(p), at);
+      ASSERT_TRUE(recs.ok());
+      if (recs->empty()) break;
+      at = recs->back().pos.offset.next();
+      for (auto& r : *recs) {
+        times.push_back(r.append_us);
+        parts[p].push_back(std::move(r));
+      }
+    }
+  std::sort(times.begin(), times.end());
+  const int64_t point = times[times.size() / 2];
+  ASSERT_GT(point, times.front());
+  // The runtime of the records before the point: a log of those alone, folded relay off
+  // (as the shadow folds).
+  auto then_log = open_test_log(dir_.sub("then"));
+  std::map<int32_t, int64_t> then;
+  for (int32_t p = 0; p < kTestPartitions; ++p) {
+    then[p] = 0;
+    for (const StoredRecord& r : parts[p]) {
+      if (r.append_us >= point) break;
+      auto a = then_log->append_sync(AppendBatch{r.tenant, {r.value}});
+      ASSERT_TRUE(a.ok()) << a.status().to_string();
+      ASSERT_EQ(a->positions[0], r.pos);
+      then[p] = r.pos.offset.value() + 1;
+    }
+  }
+  auto then_rt = open(*then_log, "then-state", /*relay=*/false, 256);
+  ASSERT_NO_FATAL_FAILURE(run(*then_log, *then_rt));
+  const std::string want = hash_of(*then_rt);
+  ASSERT_NE(want, before_);
+
+  pulse::PulseProcessor shadow;
+  ProcessorReplayOptions o = options(true);
+  o.to_time_us = point;
+  const ProcessorReplayStatus st = run_processor_replay(*log_, *live_, shadow, o);
+  ASSERT_TRUE(st.error.is_ok()) << st.error.to_string();
+  EXPECT_EQ(st.phase, "done");
+  EXPECT_EQ(st.rebuilt_hash, want);
+  EXPECT_TRUE(st.live_hash.empty());
+  EXPECT_EQ(st.compared_at, then);
+  EXPECT_EQ(st.live_pause_ms, 0);
+  EXPECT_FALSE(st.applied);
+  EXPECT_FALSE(std::filesystem::exists(o.shadow_dir));
+  live_->stop();
+  EXPECT_EQ(hash_of(*live_), before_);
+  EXPECT_EQ(ends(), ends_);
+
+  o.dry_run = false;  // a point is never adopted
+  const ProcessorReplayStatus refused = run_processor_replay(*log_, *live_, shadow, o);
+  EXPECT_EQ(refused.error.code(), Code::kInvalidArgument);
+  EXPECT_EQ(hash_of(*live_), before_);
 }
 
 TEST_F(ProcessorReplayTest, AnInterruptedReplayLeavesTheLiveRuntimeAsItWas) {

@@ -446,6 +446,111 @@ TEST_F(ReplayTest, InTheBackgroundOneAtATime) {
   EXPECT_EQ(replays.get(third->id)->tables, (std::vector<std::string>{"tenants", "api_keys"}));
 }
 
+// A replay to a point: the tables as the records appended before it make them — the rows
+// a projector makes of a log that holds only those records — compared with the live
+// tables now, never swapped in, left in agentos_rm_shadow until the next replay; by time
+// over every partition, and by offset for one tenant.
+TEST_F(ReplayTest, ToAPointRebuildsTheTablesTheRecordsBeforeItMake) {
+  project_all();
+  const Dump live_before = dump_all(db_);
+  // The point: the median append time of the log (stamped with the workload's times).
+  std::vector<std::vector<StoredRecord>> parts(kProjParts);
+  std::vector<int64_t> times;
+  for (int32_t p = 0; p < kProjParts; ++p)
+    for (Offset at(0);;) {
+      auto recs = log_->read(Partition(p), at);
+      ASSERT_TRUE(recs.ok()) << recs.status().to_string();
+      if (recs->empty()) break;
+      at = recs->back().pos.offset.next();
+      for (auto& r : *recs) {
+        times.push_back(r.append_us);
+        parts[p].push_back(std::move(r));
+      }
+    }
+  std::sort(times.begin(), times.end());
+  const int64_t point = times[times.size() / 2];
+  // The log as it was then: each partition's records appended before the point, copied.
+  EmbeddedLogOptions lo;
+  lo.dir = dir_.sub("prefix");
+  lo.partitions = kProjParts;
+  lo.fsync = false;
+  lo.stamp_event_time = true;
+  auto prefix = open_embedded_log(lo);
+  ASSERT_TRUE(prefix.ok()) << prefix.status().to_string();
+  std::map<int32_t, int64_t> then;
+  for (int32_t p = 0; p < kProjParts; ++p) {
+    then[p] = 0;
+    for (const StoredRecord& r : parts[p]) {
+      if (r.append_us >= point) break;
+      auto a = (*prefix)->append_sync(AppendBatch{r.tenant, {r.value}});
+      ASSERT_TRUE(a.ok()) << a.status().to_string();
+      ASSERT_EQ(a->positions[0], r.pos);
+      then[p] = r.pos.offset.value() + 1;
+    }
+  }
+  const std::string db_then = fresh_migrated_db("proj_replay_then");
+  Dump expected;
+  {
+    auto p = open_projector(**prefix, projector_options(db_then));
+    ASSERT_TRUE(p.ok()) << p.status().to_string();
+    Status s = run_to_end(**p, **prefix);
+    ASSERT_TRUE(s.is_ok()) << s.to_string();
+    expected = tables_only(dump_all(db_then));
+  }
+  TestPostgres::get().drop_database(db_then);
+  // A tenant deleted since stays deleted as of any point.
+  for (const auto& d : pg_query(admin_url(db_), "SELECT tenant_id FROM agentos_meta.deleted_tenants"))
+    for (auto& [name, rows] : expected)
+      std::erase_if(rows, [&](const Row& r) { return !r.empty() && r[0].rfind("{\"tenant_id\":\"" + d[0] + "\"", 0) == 0; });
+  auto shadow = [&] {
+    Dump d;
+    for (const auto& t : pg_query(admin_url(db_), "SELECT tablename FROM pg_tables WHERE schemaname = "
+                                                  "'agentos_rm_shadow' ORDER BY 1"))
+      d["agentos_rm." + t[0]] = sorted_rows(db_, "SELECT row_to_json(t)::text FROM agentos_rm_shadow." + t[0] + " t");
+    return d;
+  };
+
+  const ReplayStatus st = replay({.dry_run = true, .to_time_us = point});
+  ASSERT_TRUE(st.error.is_ok()) << st.error.to_string();
+  EXPECT_EQ(st.phase, "done");
+  EXPECT_FALSE(st.applied);
+  EXPECT_EQ(st.compared_at, then);
+  EXPECT_TRUE(st.differences);  // the live tables have moved on since
+  EXPECT_EQ(st.live_pause_ms, 0);
+  const Dump rebuilt = shadow();
+  EXPECT_EQ(rebuilt.size(), st.tables.size());
+  for (const auto& [name, rows] : rebuilt) {
+    ASSERT_TRUE(expected.count(name)) << name;
+    EXPECT_EQ(diff_tables(name, expected.at(name), rows), "") << name;
+  }
+  EXPECT_EQ(diff_dumps(tables_only(live_before), tables_only(dump_all(db_))), "");
+  EXPECT_FALSE(shadow_gone());
+  // What the shadow holds is not another replay's to resume.
+  EXPECT_EQ(replay({.dry_run = true, .resume = true}).error.code(), Code::kAlreadyExists);
+
+  // One tenant, by offset: its rows as the records before that offset of its partition make them.
+  const std::string a = pg_query(admin_url(db_), "SELECT min(tenant_id) FROM agentos_rm.sessions")[0][0];
+  const int32_t home = log_->partition_of(TenantId(a)).value();
+  const ReplayStatus one = replay({.projections = {"sessions", "audit_index"}, .tenant = a, .dry_run = true,
+                                   .to_offset = then[home]});
+  ASSERT_TRUE(one.error.is_ok()) << one.error.to_string();
+  for (int32_t p = 0; p < kProjParts; ++p) EXPECT_EQ(one.compared_at.at(p), p == home ? then[home] : 0) << p;
+  const Dump rebuilt_one = shadow();
+  int64_t rows_of_a = 0;
+  for (const std::string table : {"sessions", "events"}) {
+    Table want;
+    for (const Row& r : expected.at("agentos_rm." + table))
+      if (r[0].rfind("{\"tenant_id\":\"" + a + "\"", 0) == 0) want.push_back(r);
+    rows_of_a += static_cast<int64_t>(want.size());
+    EXPECT_EQ(diff_tables(table, want, rebuilt_one.at("agentos_rm." + table)), "") << table;
+  }
+  EXPECT_GT(rows_of_a, 0);
+  // The next replay discards the shadow a point left.
+  ASSERT_TRUE(replay({.projections = {"tenancy"}, .dry_run = true}).error.is_ok());
+  EXPECT_TRUE(shadow_gone());
+  EXPECT_EQ(diff_dumps(live_before, dump_all(db_)), "");
+}
+
 TEST_F(ReplayTest, BadSpecsAreRefusedWithTheFieldPath) {
   auto r = replay_tables({.projections = {"sessions", "nope"}, .tenant = "Bad Tenant"});
   ASSERT_FALSE(r.ok());
@@ -454,6 +559,21 @@ TEST_F(ReplayTest, BadSpecsAreRefusedWithTheFieldPath) {
   EXPECT_EQ(r.status().errors()[1].field, "tenant");
   const ReplayStatus st = replay({.projections = {"nope"}});
   EXPECT_EQ(st.error.code(), Code::kInvalidArgument);
+  // A point: an offset needs the tenant whose partition it is in, a point is a dry run
+  // that starts over, and it is one kind of point.
+  auto fields = [](const ReplaySpec& spec) {
+    std::vector<std::string> out;
+    auto r = replay_tables(spec);
+    if (!r.ok())
+      for (const auto& e : r.status().errors()) out.push_back(e.field);
+    return out;
+  };
+  EXPECT_EQ(fields({.to_offset = 5}), (std::vector<std::string>{"toOffset", "dryRun"}));
+  EXPECT_EQ(fields({.tenant = "a", .dry_run = true, .to_offset = -1}), (std::vector<std::string>{"toOffset"}));
+  EXPECT_EQ(fields({.tenant = "a", .dry_run = true, .to_offset = 1, .to_time_us = 1}), (std::vector<std::string>{"toTime"}));
+  EXPECT_EQ(fields({.dry_run = true, .resume = true, .to_time_us = 1}), (std::vector<std::string>{"resume"}));
+  EXPECT_TRUE(fields({.dry_run = true, .to_time_us = 1}).empty());
+  EXPECT_TRUE(fields({.tenant = "a", .dry_run = true, .to_offset = 0}).empty());
   EXPECT_EQ(one("SELECT count(*) FROM pg_namespace WHERE nspname = 'agentos_rm_shadow'"), "0");
 }
 
