@@ -131,6 +131,9 @@ Runs run_append(const Options& o, int runs);
 Runs run_verify(const Options& o, int runs);
 // seal: decoding events with and without sealing their personal data (tests/bench/seal.cc).
 Runs run_seal(const Options& o, int runs);
+// export: the audit export (JSONL, CSV) of N events through an engine child, against the
+// same history read as plain pages (tests/bench/http.cc).
+Runs run_export(const Options& o, int runs);
 // replay: a processor's state replayed (read, verify, fold, compare) against reading alone
 // (tests/bench/replay.cc).
 Runs run_replay(const Options& o, int runs);

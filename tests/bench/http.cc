@@ -1123,3 +1123,139 @@ Runs run_delivery(const Options& o, int runs, bool websocket) {
 }
 
 }  // namespace agentos::bench
+
+namespace agentos::bench {
+
+namespace {
+
+// The largest "offset" in a batch's receipts: where its last event is.
+int64_t last_offset(const std::string& body) {
+  int64_t best = -1;
+  for (size_t at = body.find("\"offset\":"); at != std::string::npos; at = body.find("\"offset\":", at + 9))
+    best = std::max<int64_t>(best, std::atoll(body.c_str() + at + 9));
+  return best;
+}
+
+// One download of `target`: rows whose line starts with `row_prefix`, bytes, seconds and
+// the engine's CPU (cores) meanwhile.
+Result download_run(const Engine& eng, const std::string& name, const std::string& target,
+                    const std::string& row_prefix, int64_t want_rows) {
+  Result r;
+  r.scenario = name;
+  const cli::Url url{"127.0.0.1", std::to_string(eng.port)};
+  int64_t rows = 0, bytes = 0;
+  std::string carry;  // the unfinished line
+  const double cpu0 = process_tree_cpu_s(eng.pid), self0 = self_cpu_s();
+  Status st = Status::ok();
+  const double secs = timed([&] {
+    st = cli::http_download(url, target, {{"Authorization", "Bearer " + eng.key}}, [&](std::string_view b) {
+      bytes += static_cast<int64_t>(b.size());
+      carry.append(b);
+      size_t start = 0;
+      for (size_t nl; (nl = carry.find('\n', start)) != std::string::npos; start = nl + 1)
+        if (carry.compare(start, row_prefix.size(), row_prefix) == 0) ++rows;
+      carry.erase(0, start);
+      return true;
+    });
+  });
+  r.server_cpu = (process_tree_cpu_s(eng.pid) - cpu0) / secs;
+  r.client_cpu = (self_cpu_s() - self0) / secs;
+  r.events_per_s = static_cast<double>(rows) / secs;
+  r.requests_per_s = 1 / secs;
+  r.ok = st.is_ok() && rows >= want_rows;
+  char note[128];
+  std::snprintf(note, sizeof note, "%lld rows, %.0f MB/s of body%s", static_cast<long long>(rows), bytes / secs / 1e6,
+                st.is_ok() ? "" : " (FAILED)");
+  r.note = note;
+  if (!st.is_ok()) std::fprintf(stderr, "bench: %s: %s\n", name.c_str(), st.to_string().c_str());
+  return r;
+}
+
+// The history as pages of 1000 (GET …/events?from=), no proofs: what the export adds.
+Result pages_run(const Engine& eng, int64_t want_rows) {
+  Result r;
+  r.scenario = "history pages of 1000 (no proofs)";
+  const cli::Url url{"127.0.0.1", std::to_string(eng.port)};
+  int64_t rows = 0, bytes = 0, from = 0;
+  bool ok = true;
+  const double cpu0 = process_tree_cpu_s(eng.pid);
+  const double secs = timed([&] {
+    for (;;) {
+      auto page = cli::http_call(url, "GET", "/v1/tenants/bench/events?limit=1000&from=" + std::to_string(from),
+                                 {{"Authorization", "Bearer " + eng.key}}, "");
+      if (!page.ok() || page->status != 200) {
+        ok = false;
+        break;
+      }
+      bytes += static_cast<int64_t>(page->body.size());
+      int64_t n = 0;
+      for (size_t at = page->body.find("{\"partition\":"); at != std::string::npos;
+           at = page->body.find("{\"partition\":", at + 1))
+        ++n;
+      rows += n;
+      const size_t nx = page->body.rfind("\"next\":");
+      const int64_t next = nx == std::string::npos ? from : std::atoll(page->body.c_str() + nx + 7);
+      if (n == 0 || next == from) break;
+      from = next;
+    }
+  });
+  r.server_cpu = (process_tree_cpu_s(eng.pid) - cpu0) / secs;
+  r.events_per_s = static_cast<double>(rows) / secs;
+  r.ok = ok && rows >= want_rows;
+  char note[96];
+  std::snprintf(note, sizeof note, "%lld rows, %.0f MB/s of body", static_cast<long long>(rows), bytes / secs / 1e6);
+  r.note = note;
+  return r;
+}
+
+}  // namespace
+
+// export: one engine child, the bench tenant filled with N events (--events, default
+// 100000) through events:batch, a signed head covering them; then, in the same run, the
+// audit export as JSONL and as CSV (events, their stored bytes and the proof against the
+// head, streamed) and the same history read as plain pages without proofs.
+Runs run_export(const Options& o, int runs) {
+  const int64_t n = o.events > 0 ? o.events : 100000;
+  auto eng = std::make_shared<Engine>();
+  EngineSetup setup;
+  setup.args = {"--audit-head-interval-ms", "100"};
+  if (!eng->start(o, setup)) die("engine did not start");
+  const cli::Url url{"127.0.0.1", std::to_string(eng->port)};
+  int64_t last = -1;
+  for (int64_t i = 0; i < n; i += 1000) {
+    std::string body = "[";
+    for (int64_t k = i; k < std::min<int64_t>(n, i + 1000); ++k) {
+      if (k > i) body += ",";
+      body += make_event_json(o.event_bytes, "/bench/export", static_cast<uint64_t>(k), nullptr);
+    }
+    body += "]";
+    auto r = cli::http_call(url, "POST", "/v1/tenants/bench/events:batch",
+                            {{"Authorization", "Bearer " + eng->key}, {"Content-Type", "application/cloudevents-batch+json"}},
+                            body);
+    if (!r.ok() || r->status != 201) die("export fill: " + (r.ok() ? r->body : r.status().to_string()));
+    last = std::max(last, last_offset(r->body));
+  }
+  // A signed head covering the last event (each look is itself an audited read).
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  for (;;) {
+    auto h = cli::http_call(url, "GET", "/v1/tenants/bench/audit/heads", {{"Authorization", "Bearer " + eng->key}}, "");
+    if (h.ok() && h->status == 200) {
+      const size_t head = h->body.find("\"head\":{");
+      const size_t size = head == std::string::npos ? head : h->body.find("\"treeSize\":", head);
+      if (size != std::string::npos && std::atoll(h->body.c_str() + size + 11) > last) break;
+    }
+    if (Clock::now() > deadline) die("no signed head covered the filled events in 60 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the notary signs every 100 ms
+  }
+  const std::string ns = std::to_string(n);
+  std::vector<std::function<Result()>> configs = {
+      [=] { return download_run(*eng, "audit export jsonl, " + ns + " posted", "/v1/tenants/bench/audit/export?format=jsonl",
+                                "{\"kind\":\"event\"", n); },
+      [=] { return download_run(*eng, "audit export csv, " + ns + " posted", "/v1/tenants/bench/audit/export?format=csv",
+                                "event,", n); },
+      [=] { return pages_run(*eng, n); },
+  };
+  return run_configs(configs, runs);
+}
+
+}  // namespace agentos::bench
