@@ -125,6 +125,26 @@ class RocksSecretStore final : public SecretStore {
     return std::optional<std::string>(std::move((*e)->secret));
   }
 
+  Result<int64_t> erase_tenant(std::string_view tenant) override {
+    std::lock_guard lock(mu_);
+    KvBatch b;
+    int64_t entries = 0;
+    for (const char tag : {'e', 'v'}) {
+      std::string prefix(1, tag);
+      prefix.append(tenant).push_back('\0');
+      if (Status s = kv_->scan(prefix, [&](std::string_view key, std::string_view) {
+            b.del(key);
+            entries += tag == 'e';
+            return true;
+          });
+          !s.is_ok())
+        return s;
+    }
+    if (Status s = kv_->write(b, /*sync=*/true); !s.is_ok()) return s;
+    if (Status s = kv_->purge(); !s.is_ok()) return s;
+    return entries;
+  }
+
   Result<int64_t> latest_version(std::string_view tenant, std::string_view channel) const override {
     auto v = kv_->get(latest_key(tenant, channel));
     if (!v.ok()) return v.status();

@@ -64,6 +64,14 @@ class SecretStore {
   virtual Result<std::optional<std::string>> inbound_secret(std::string_view tenant, std::string_view source,
                                                             int64_t version) const = 0;
 
+  // Tenant deletion (replay/ERASURE.md): deletes every entry of `tenant` — endpoints,
+  // provider keys, inbound secrets, every version — and purges the store's files
+  // (KvStore::purge), so neither the sealed values nor their names (which hold the channel
+  // and provider ids) remain on disk. Returns how many entries were deleted. The tenant's
+  // key is derived from the master key, so a tenant of the same id would read nothing
+  // either way; the gateway refuses that id anyway.
+  virtual Result<int64_t> erase_tenant(std::string_view tenant) = 0;
+
  protected:
   SecretStore() = default;
 };

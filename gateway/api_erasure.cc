@@ -96,16 +96,29 @@ void Api::delete_tenant(const HttpRequest& req, const TenantId& t, Reply reply) 
       return reply(problem_response(
           Status(Code::kUnavailable, "the tenant's keys could not be destroyed; retry shortly").with_retry_after(1), path));
     }
+    // Its credentials too: webhook endpoints and secrets, provider API keys, inbound secrets.
+    int64_t secrets = 0;
+    if (opts_.secrets != nullptr) {
+      auto gone = opts_.secrets->erase_tenant(t.str());
+      if (!gone.ok()) {
+        log_line(LogLevel::kError, "tenant deletion failed", {{"tenant", t.str()}, {"error", gone.status().to_string()}});
+        return reply(problem_response(
+            Status(Code::kUnavailable, "the tenant's secrets could not be deleted; retry shortly").with_retry_after(1), path));
+      }
+      secrets = *gone;
+    }
     const std::string data = JsonObject().num("keysDestroyed", erased->keys_destroyed).done();
     auto appended = append_system(t, {gateway_event("tenant.deleted", "tenant.deleted/" + random_token(), t, data)});
     if (!appended.ok())
       return reply(problem_response(Status(Code::kUnavailable, "the keys are destroyed, but tenant.deleted could not be "
                                                                "written; retry (a retry records it)")
                                         .with_retry_after(1), path));
-    log_line(LogLevel::kInfo, "tenant deleted", {{"tenant", t.str()}, {"keys", std::to_string(erased->keys_destroyed)}});
+    log_line(LogLevel::kInfo, "tenant deleted",
+             {{"tenant", t.str()}, {"keys", std::to_string(erased->keys_destroyed)}, {"secrets", std::to_string(secrets)}});
     reply(json_response(200, JsonObject()
                                  .str("tenant", t.str())
                                  .num("keysDestroyed", erased->keys_destroyed)
+                                 .num("secretsDeleted", secrets)
                                  .num("offset", appended->positions.back().offset.value())
                                  .done()));
   });

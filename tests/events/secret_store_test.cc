@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "events/kv_store.h"
 #include "events/secret_store.h"
 #include "tests/support/test_util.h"
 
@@ -91,6 +92,54 @@ TEST(SecretStore, ProviderKeysAreVersionedApartFromChannelsAndSealed) {
   EXPECT_EQ(**(*s)->credential("bolt", "anth", 1), "sk-bolt-VERYSECRET");
   EXPECT_FALSE((*s)->credential("acme", "anth", 3)->has_value());
   EXPECT_FALSE((*s)->credential("cyan", "anth", 1)->has_value());
+}
+
+// Tenant deletion: every entry of the tenant is deleted and the store's files are
+// rewritten, so its sealed values (random ciphertext: no compression hides it) are in no
+// file; another tenant's stay, readable.
+TEST(SecretStore, ErasingATenantLeavesNoneOfItsSealedValuesInAnyFile) {
+  test::TempDir dir;
+  auto sealed_values = [&](std::string_view tenant) {
+    std::vector<std::string> out;
+    auto kv = open_kv_store(dir.path() + "/entries");
+    EXPECT_TRUE(kv.ok()) << kv.status().to_string();
+    if (!kv.ok()) return out;
+    (void)(*kv)->scan("e" + std::string(tenant) + '\0', [&](std::string_view, std::string_view v) {
+      out.emplace_back(v);
+      return true;
+    });
+    return out;
+  };
+  {
+    auto st = open_secret_store(dir.path());
+    ASSERT_TRUE(st.ok());
+    for (const char* t : {"acme", "globex"}) {
+      ASSERT_TRUE((*st)->put_endpoint(t, "ops", {"https://hooks.example.com/a", new_webhook_secret()}).ok());
+      ASSERT_TRUE((*st)->put_endpoint(t, "ops", {"https://hooks.example.com/b", new_webhook_secret()}).ok());
+      ASSERT_TRUE((*st)->put_credential(t, "openai", "sk-one").ok());
+      ASSERT_TRUE((*st)->put_inbound_secret(t, "github", new_webhook_secret()).ok());
+    }
+  }
+  const auto acme = sealed_values("acme"), globex = sealed_values("globex");
+  ASSERT_EQ(acme.size(), 4u);
+  ASSERT_EQ(globex.size(), 4u);
+  {
+    auto st = open_secret_store(dir.path());
+    ASSERT_TRUE(st.ok());
+    auto gone = (*st)->erase_tenant("acme");
+    ASSERT_TRUE(gone.ok()) << gone.status().to_string();
+    EXPECT_EQ(*gone, 4);
+    EXPECT_FALSE((*st)->endpoint("acme", "ops", 2)->has_value());
+    EXPECT_EQ(*(*st)->latest_version("acme", "ops"), 0);
+    EXPECT_FALSE((*st)->credential("acme", "openai", 1)->has_value());
+    EXPECT_FALSE((*st)->inbound_secret("acme", "github", 1)->has_value());
+    EXPECT_EQ((*(*st)->endpoint("globex", "ops", 2))->url, "https://hooks.example.com/b");
+    EXPECT_EQ(*(*(*st)->credential("globex", "openai", 1)), "sk-one");
+    const std::string files = test::all_file_bytes(dir.path());
+    for (const auto& v : acme) EXPECT_EQ(files.find(v), std::string::npos) << "a deleted value is still in a file";
+    for (const auto& v : globex) EXPECT_NE(files.find(v), std::string::npos) << "the scan sees values that are there";
+    EXPECT_EQ(*(*st)->erase_tenant("acme"), 0);  // again: nothing left
+  }
 }
 
 TEST(SecretStore, EndpointUrlsAreTakenApartAndUnsafeOnesRefused) {

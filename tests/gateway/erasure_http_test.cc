@@ -14,6 +14,7 @@
 
 #include "events/codec.h"
 #include "events/pii.h"
+#include "events/secret_store.h"
 #include "tests/crash/pg_dump.h"
 #include "tests/gateway/gateway_fixture.h"
 #include "tests/support/mock_kafka.h"
@@ -34,6 +35,9 @@ class ErasureHttp : public ::testing::Test {
     auto v = open_pii_vault(dir.sub("pii"));
     ASSERT_TRUE(v.ok()) << v.status().to_string();
     vault = std::move(v).value();
+    auto sec = open_secret_store(dir.sub("secrets"));
+    ASSERT_TRUE(sec.ok()) << sec.status().to_string();
+    secrets = std::move(sec).value();
     start();
   }
   void start() {
@@ -41,6 +45,7 @@ class ErasureHttp : public ::testing::Test {
     o.pulse = true;
     o.projector = true;
     o.pii = vault.get();
+    o.secrets = secrets.get();
     engine = std::make_unique<Engine>(dir.sub("engine"), o);
   }
   std::string get(const std::string& target, const std::string& key) {
@@ -71,6 +76,7 @@ class ErasureHttp : public ::testing::Test {
 
   TempDir dir;
   std::unique_ptr<PiiVault> vault;
+  std::unique_ptr<SecretStore> secrets;
   std::unique_ptr<Engine> engine;
 };
 
@@ -241,6 +247,12 @@ TEST_F(ErasureHttp, ADeletedTenantsKeysRowsAndPersonalDataAreGoneAndOthersAreNot
   post("globex", globex, "user-1", kPromptTwo);
   ASSERT_TRUE(has(get("/v1/tenants/acme/sessions/s-1?after=" + std::to_string(engine->end_of("acme").value() - 1), acme_reader), "canary"));
   ASSERT_TRUE(has(get("/v1/tenants/globex/sessions/s-1?after=" + std::to_string(engine->end_of("globex").value() - 1), globex), kPromptTwo));
+  // Webhook channels: their URLs and secrets are in the secret store, named by tenant and channel.
+  for (const auto& [t, k] : {std::pair{"acme", acme}, std::pair{"globex", globex}}) {
+    auto w = engine->call("PUT", std::string("/v1/tenants/") + t + "/webhooks/ops-7f3a", k,
+                          R"({"url":"https://hooks.example.com/x?token=tok-canary"})", "application/json");
+    ASSERT_EQ(w.status, 201) << w.body;
+  }
   const auto before = rows_of(engine->owner_url(), "acme");
   ASSERT_GT(before.at("sessions"), 0);
   ASSERT_GT(before.at("events"), 0);
@@ -253,6 +265,16 @@ TEST_F(ErasureHttp, ADeletedTenantsKeysRowsAndPersonalDataAreGoneAndOthersAreNot
   auto done = del(Engine::kOperatorToken);
   ASSERT_EQ(done.status, 200) << done.body;
   EXPECT_TRUE(has(done.body, "\"keysDestroyed\":2")) << "user-1's and user-2's: " << done.body;
+  EXPECT_TRUE(has(done.body, "\"secretsDeleted\":1")) << done.body;
+  // Its credentials are gone from the secret store (no file keeps them: secret_store_test);
+  // another tenant's stay.
+  auto acme_hook = secrets->endpoint("acme", "ops-7f3a", 1);
+  ASSERT_TRUE(acme_hook.ok());
+  EXPECT_FALSE(acme_hook->has_value());
+  EXPECT_EQ(*secrets->latest_version("acme", "ops-7f3a"), 0);
+  auto globex_hook = secrets->endpoint("globex", "ops-7f3a", 1);
+  ASSERT_TRUE(globex_hook.ok() && globex_hook->has_value());
+  EXPECT_EQ((*globex_hook)->url, "https://hooks.example.com/x?token=tok-canary");
   EXPECT_EQ(del(Engine::kOperatorToken).status, 404) << "deleted once";
 
   // The tenant's keys are refused; its slug is not given again.
