@@ -31,6 +31,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
@@ -43,6 +44,9 @@ constexpr char kOutboxTag = 'x';
 constexpr char kMarkerTag = 'm';
 constexpr char kCrossOutboxTag = 'y';
 constexpr char kCrossMarkerTag = 'n';
+// 'd' tenant -> "": a deleted tenant (tenant.deleted folded): none of its later records is
+// applied and nothing is derived for it (processors/README.md, Deleted tenants).
+constexpr char kDeletedTag = 'd';
 constexpr size_t kMaxProcessorNameBytes = 64;
 
 using keys::get_be;
@@ -84,6 +88,7 @@ struct StateDb {
   rocksdb::DB* db = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;  // {bookkeeping, state}
   std::map<int32_t, Offset> committed;
+  std::set<std::string, std::less<>> deleted;  // the deleted tenants ('d' entries)
 };
 Result<StateDb> open_state_db(const RuntimeOptions& opts, const std::string& name);
 
@@ -298,6 +303,7 @@ class RuntimeImpl final : public ProcessorRuntime {
         meta_(store.cfs[0]),
         state_(store.cfs[1]),
         committed_(std::move(store.committed)),
+        deleted_(std::move(store.deleted)),
         follow_(log, opts_.partitions) {
     reset_lanes();  // every lane scans first (rule 3: at start)
     if (opts_.metrics) {
@@ -706,11 +712,24 @@ class RuntimeImpl final : public ProcessorRuntime {
         ++w.skipped;
         continue;
       }
+      // A deleted tenant: nothing of it is applied from its deletion on; the deletion is
+      // committed with the batch's offsets.
+      if (deleted(ev.header.tenant)) {
+        ++w.skipped;
+        continue;
+      }
+      if (ev.header.type_name == "tenant.deleted") {
+        wb.Put(meta_, std::string(1, kDeletedTag) + std::string(ev.header.tenant), "");
+        batch_deleted_.emplace(ev.header.tenant);
+        ++w.skipped;
+        continue;
+      }
       EmitterImpl em(name_, source_, ev, log_.partition_count());
       if (Status s = proc_.apply(ev, txn, em); !s.is_ok()) return s;
       ++w.applied;
       for (size_t i = 0; i < em.derived().size(); ++i) {
         const auto& [dest, bytes] = em.derived()[i];
+        if (deleted(read_header(bytes).tenant)) continue;  // nothing derived for a deleted tenant
         if (dest == p) {
           wb.Put(meta_, outbox_key(rec.pos, static_cast<uint32_t>(i)), bytes);
         } else {
@@ -732,6 +751,7 @@ class RuntimeImpl final : public ProcessorRuntime {
   // Applies one batch of each partition in `parts` and commits them in ONE WriteBatch
   // (after the before_commit hook). Returns whether anything was committed.
   Result<bool> process(std::span<const Partition> parts) {
+    batch_deleted_.clear();
     TxnImpl txn(db_, state_);
     rocksdb::WriteBatch wb;
     std::vector<PartitionWork> done;
@@ -754,6 +774,7 @@ class RuntimeImpl final : public ProcessorRuntime {
     txn.flush(wb);
     const auto t0 = std::chrono::steady_clock::now();
     if (Status s = write(wb); !s.is_ok()) return s;
+    deleted_.merge(batch_deleted_);
     if (probe_) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       for (const auto& w : done) {
@@ -823,6 +844,7 @@ class RuntimeImpl final : public ProcessorRuntime {
     meta_ = store.cfs[0];
     state_ = store.cfs[1];
     store_failed_ = false;
+    deleted_ = std::move(store.deleted);
     std::lock_guard lk(mu_);
     committed_ = std::move(store.committed);
   }
@@ -1181,6 +1203,15 @@ class RuntimeImpl final : public ProcessorRuntime {
   Status last_relay_error_;
   Status last_read_error_;
 
+  // The deleted tenants: committed ones, and those deleted by the batch being applied.
+  // Worker / step thread only.
+  std::set<std::string, std::less<>> deleted_;
+  std::set<std::string, std::less<>> batch_deleted_;
+  bool deleted(std::string_view tenant) const {
+    return (!deleted_.empty() && deleted_.count(tenant) > 0) ||
+           (!batch_deleted_.empty() && batch_deleted_.count(tenant) > 0);
+  }
+
   // Every lane by its key prefix (same-partition lanes 'x' first, then cross 'y').
   // Worker / step thread only: the commit and the relay run on it in turn.
   std::map<std::string, LaneState> lanes_;
@@ -1258,8 +1289,11 @@ Result<StateDb> open_state_db(const RuntimeOptions& opts, const std::string& nam
     }
     committed[static_cast<int32_t>(get_be(k, 1, 4))] = Offset(static_cast<int64_t>(get_be(v, 0, 8)));
   }
+  std::set<std::string, std::less<>> deleted;
+  for (it->Seek(std::string(1, kDeletedTag)); it->Valid() && it->key().starts_with(std::string(1, kDeletedTag)); it->Next())
+    deleted.emplace(it->key().ToStringView().substr(1));
   it.reset();
-  return StateDb{db, std::move(cfs), std::move(committed)};
+  return StateDb{db, std::move(cfs), std::move(committed), std::move(deleted)};
 }
 }  // namespace
 

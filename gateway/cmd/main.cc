@@ -96,6 +96,15 @@ class Args {
       if (!find(name)) error_ = "unknown flag --" + name;
       values_[name] = value;
     }
+    // A flag that defaults to true or false takes nothing else (a typo must not read as false).
+    for (const auto& f : flags_) {
+      if (!error_.empty() || f.dflt == nullptr || (std::string(f.dflt) != "true" && std::string(f.dflt) != "false"))
+        continue;
+      const std::string v = get(f.name);
+      if (v != "true" && v != "false")
+        error_ = "--" + std::string(f.name) + (f.env ? " (" + std::string(f.env) + ")" : "") +
+                 " must be true or false, not '" + v + "'";
+    }
   }
   bool help() const { return help_; }
   const std::string& error() const { return error_; }
@@ -235,6 +244,7 @@ int cmd_serve(int argc, char** argv) {
           {"skills", "AGENTOS_SKILLS", "true", "run the Skills processor (state in DATA_DIR/processors/skills)"},
           {"router", "AGENTOS_ROUTER", "true", "run the model Router processor (state in DATA_DIR/processors/router; routing decisions at /v1/tenants/{t}/models:route)"},
           {"deliverer", "AGENTOS_DELIVERER", "true", "deliver webhook notifications (endpoints and secrets in DATA_DIR/secrets, cursor in DATA_DIR/deliverer)"},
+          {"pii", "AGENTOS_PII", "true", "seal personal data (the schema's pii fields) per data subject in DATA_DIR/pii; false: stored as sent, and erasures and tenant deletion answer 503"},
           {"webhook-timeout-ms", "AGENTOS_WEBHOOK_TIMEOUT_MS", "10000", "time a webhook endpoint has to answer one attempt"},
           {"deliverer-workers", "AGENTOS_DELIVERER_WORKERS", "4", "webhook attempts in flight at once"},
           {"tick-interval-ms", "AGENTOS_TICK_INTERVAL_MS", "1000", "clock.tick interval for the processors' timers (only partitions with a due timer tick)"},
@@ -493,7 +503,7 @@ int cmd_serve(int argc, char** argv) {
   // Personal data (events/pii.h): producers' `pii` fields sealed per tenant and data
   // subject; POST /v1/tenants/{t}/erasures destroys a subject's key.
   std::unique_ptr<PiiVault> pii;
-  {
+  if (a.get("pii") == "true") {
     const char* env = std::getenv(std::string(kPiiMasterKeyEnv).c_str());
     auto v = open_pii_vault(data_dir + "/pii", env ? std::string_view(env) : std::string_view());
     if (!v.ok()) {

@@ -134,6 +134,9 @@ Runs run_seal(const Options& o, int runs);
 // export: the audit export (JSONL, CSV) of N events through an engine child, against the
 // same history read as plain pages (tests/bench/http.cc).
 Runs run_export(const Options& o, int runs);
+// seal-http: ingest of session.created events with their prompt sealed (the default) and
+// with --pii false, alternating engine children (tests/bench/http.cc).
+Runs run_seal_http(const Options& o, int runs);
 // replay: a processor's state replayed (read, verify, fold, compare) against reading alone
 // (tests/bench/replay.cc).
 Runs run_replay(const Options& o, int runs);

@@ -1258,4 +1258,39 @@ Runs run_export(const Options& o, int runs) {
   return run_configs(configs, runs);
 }
 
+
+// seal-http: the cost of sealing personal data on the ingest path. Two engine children,
+// alternating within each run: the default (the prompt of every session.created sealed
+// under its data subject's key) and `--pii false` (stored as sent); the same requests —
+// one session.created per request, its prompt filling --event-bytes, one data subject per
+// connection — at C connections.
+Runs run_seal_http(const Options& o, int runs) {
+  const int c = o.connections > 0 ? o.connections : 64;
+  auto one = [=](bool seal) {
+    Engine eng;
+    EngineSetup setup;
+    if (!seal) setup.args = {"--pii", "false"};
+    const std::string name = std::string(seal ? "ingest, prompt sealed (default)" : "ingest, --pii false (as sent)") +
+                             ", 1 session.created/request, c=" + std::to_string(c);
+    if (!eng.start(o, setup)) {
+      Result r;
+      r.scenario = name;
+      r.ok = false;
+      r.note = "engine did not start";
+      return r;
+    }
+    return load_engine(o, eng, c, name, [&](int i) {
+      const std::string head = R"({"specversion":"1.0","id":"e-0000000000000000","source":"/bench/c)" + std::to_string(i) +
+                               R"(","type":"session.created","datasubject":"user-)" + std::to_string(i) +
+                               R"(","data":{"sessionId":"s-0000000000000000","config":{"name":"bench","prompt":")";
+      const std::string tail = "\"}}}";
+      std::string body = head + std::string(static_cast<size_t>(std::max<int>(16, o.event_bytes - static_cast<int>(head.size() + tail.size()))), 'p') + tail;
+      const std::string req = post_request(eng, "/v1/tenants/bench/events", "application/cloudevents+json", body);
+      const size_t at = req.size() - body.size();
+      return std::make_pair(req, std::vector<size_t>{at + body.find("e-0") + 2, at + body.find("s-0") + 2});
+    });
+  };
+  return run_configs({[=] { return one(true); }, [=] { return one(false); }}, runs);
+}
+
 }  // namespace agentos::bench

@@ -28,6 +28,8 @@ void usage() {
       "                  the same log read without hashing, and the chain hashing per record alone\n"
       "  seal            decoding session.created events (--event-bytes) without and with sealing their pii\n"
       "                  prompt (replay/ERASURE.md), one core, --events N per run (default 300000; not part of all)\n"
+      "  seal-http       HTTP ingest of session.created events (prompt filling --event-bytes, one data subject per\n"
+      "                  connection) with the prompt sealed and with --pii false, alternating engines (not part of all)\n"
       "  export          the audit export (JSONL, CSV: events + proof) of N events (--events N, default 100000)\n"
       "                  through an engine child, beside the same history read as pages of 1000 (not part of all)\n"
       "  replay          a processor's state replayed: read only, read + verify, Pulse replay (dry run: fold\n"
@@ -158,6 +160,7 @@ int main(int argc, char** argv) {
   else if (scenario == "verify") add(run_verify(o, runs));
   else if (scenario == "seal") add(run_seal(o, runs));
   else if (scenario == "export") add(run_export(o, runs));
+  else if (scenario == "seal-http") add(run_seal_http(o, runs));
   else if (scenario == "replay") add(run_replay(o, runs));
   else if (scenario == "peer-postgres") add(run_postgres(o, runs));
   else if (scenario == "peer-redis") add(run_redis(o, runs));

@@ -320,6 +320,11 @@ TEST_F(Cli, ErrorsGoToStderrWithANonZeroExit) {
   args = flags({"--output", "yaml"});
   args.insert(args.begin(), {"sessions", "list"});
   EXPECT_EQ(run_cli(args, false).exit_code, 2);
+
+  // A boolean flag takes true or false only: a typo must not read as false.
+  const CliRun typo = run_cli({"serve", "--pii", "no"}, false);
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_NE(typo.err.find("--pii (AGENTOS_PII) must be true or false, not 'no'"), std::string::npos) << typo.err;
 }
 
 // `agentos tail --brokers`: the tenant's Kafka topic (events/tenant_topics.h) read by the

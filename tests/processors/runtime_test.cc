@@ -167,6 +167,87 @@ TEST_F(RuntimeTest, RelayAppendsEachDerivedEventExactlyOnceAndDoesNotFeedItBack)
   EXPECT_EQ(log_size(*log_), 12);
 }
 
+// Counts every session.* input per tenant ("n/<tenant>") and answers each with a
+// heartbeat.alert for its tenant — or, for an input whose id is "to-<tenant>.<n>", for that
+// tenant, as a tick fires another tenant's timer.
+class Echo final : public Processor {
+ public:
+  std::string_view name() const override { return "echo"; }
+  Status apply(const EventView& ev, StateTxn& state, Emitter& out) override {
+    if (!event_type_name(ev.header.type).starts_with("session.")) return Status::ok();
+    const std::string key = "n/" + std::string(ev.header.tenant);
+    auto n = state.get(key);
+    if (!n.ok()) return n.status();
+    state.put(key, std::to_string((*n ? std::stoll(**n) : 0) + 1));
+    const std::string_view id = ev.header.id;
+    const std::string data = R"({"priority":2,"message":"echo"})";
+    if (id.starts_with("to-")) return out.emit_elsewhere(id.substr(3, id.find('.') - 3), "heartbeat.alert", data, "");
+    return out.emit("heartbeat.alert", data, "");
+  }
+};
+
+// tenant.deleted (processors/README.md, Deleted tenants): from the deletion on, none of
+// the tenant's records is applied and nothing is derived for it — also what another
+// tenant's input derives for it — across a restart, and a replay decides the same.
+TEST_F(RuntimeTest, ADeletedTenantGetsNoFurtherDecisionsAndNothingDerivedForIt) {
+  int64_t t = kBaseTimeUs;
+  auto ev = [&](const std::string& tenant, const std::string& id) {
+    return std::make_pair(tenant, session_event(tenant, id, "created", "s1", t += 1000));
+  };
+  append_all(*log_, {ev("acme", "a1"), ev("globex", "g1"),
+                     {"acme", test_event("acme", "del-1", "tenant.deleted", t += 1000, R"({"keysDestroyed":0})",
+                                         "/agentos/admin")},
+                     ev("acme", "a2"), ev("globex", "to-acme.1"), ev("globex", "g2")});
+  Echo echo;
+  auto open_echo = [&](const std::string& state, bool relay) {
+    RuntimeOptions o;
+    o.state_dir = dir_.sub(state);
+    o.relay = relay;
+    auto r = open_processor_runtime(*log_, echo, std::move(o));
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return std::move(r).value();
+  };
+  auto derived_for = [&](const std::string& tenant) {
+    int n = 0;
+    for (const auto& e : logged_from(*log_, "/agentos/processors/echo")) {
+      auto rec = log_->read(e.pos.partition, e.pos.offset, {.max_records = 1});
+      n += rec.ok() && !rec->empty() && read_header((*rec)[0].value).tenant == tenant;
+    }
+    return n;
+  };
+  auto rt = open_echo("state", true);
+  ASSERT_TRUE(drain(*rt).is_ok());
+  EXPECT_EQ(value(*rt, "n/acme"), "1");    // a1 only
+  EXPECT_EQ(value(*rt, "n/globex"), "3");  // g1, to-acme.1, g2
+  EXPECT_EQ(derived_for("acme"), 1);       // a1's; to-acme.1's was dropped
+  EXPECT_EQ(derived_for("globex"), 2);
+  EXPECT_EQ(rt->stats().events_applied, 4u);
+
+  // Across a restart: the deletion is remembered with the offsets.
+  rt.reset();
+  append_all(*log_, {ev("acme", "a3"), ev("globex", "to-acme.2")});
+  rt = open_echo("state", true);
+  ASSERT_TRUE(drain(*rt).is_ok());
+  EXPECT_EQ(value(*rt, "n/acme"), "1");
+  EXPECT_EQ(value(*rt, "n/globex"), "4");
+  EXPECT_EQ(derived_for("acme"), 1);
+  EXPECT_EQ(derived_for("globex"), 2);
+
+  // A replay of the whole log into empty state decides the same.
+  auto replayed = open_echo("replayed", false);
+  ASSERT_TRUE(drain(*replayed).is_ok());
+  EXPECT_EQ(hash(*replayed), hash(*rt));
+  std::set<std::string> logged, rederived;  // relay off: its decisions stay in its outbox
+  for (const auto& e : logged_from(*log_, "/agentos/processors/echo")) logged.insert(e.id);
+  for (int32_t p = 0; p < kTestPartitions; ++p) {
+    auto outbox = replayed->outbox(Partition(p));
+    ASSERT_TRUE(outbox.ok());
+    for (const auto& e : *outbox) rederived.insert(std::string(read_header(e.bytes).id));
+  }
+  EXPECT_EQ(rederived, logged);
+  EXPECT_EQ(logged.size(), 3u);
+}
+
 TEST_F(RuntimeTest, ApplyErrorCommitsNothingAndSticks) {
   append_all(*log_, scenario());
   counter_.fail_on_id = "a3";
