@@ -266,14 +266,7 @@ class Run {
     st_.compared_at = *live;
 
     // 3. Compare.
-    st_.phase = "verifying";
-    emit(true);
-    for (const auto& t : tables_) {
-      auto r = compare(*conn_, t, st_.spec.tenant);
-      if (!r.ok()) return std::move(r).take_status();
-      st_.differences |= !r->equal;
-      st_.report.push_back(std::move(*r));
-    }
+    if (Status s = compare_tables(); !s.is_ok()) return s;
     if (st_.spec.dry_run) return finish();
 
     // 4. Apply: the tables swapped, or one tenant's rows copied, in one transaction.
@@ -309,6 +302,11 @@ class Run {
     emit(true);
     if (Status s = fold_to(target); !s.is_ok()) return s;
     st_.compared_at = target;
+    return compare_tables();
+  }
+
+  // The report: every table of the shadow against the live one.
+  Status compare_tables() {
     st_.phase = "verifying";
     emit(true);
     for (const auto& t : tables_) {
