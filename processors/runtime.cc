@@ -729,7 +729,7 @@ class RuntimeImpl final : public ProcessorRuntime {
       ++w.applied;
       for (size_t i = 0; i < em.derived().size(); ++i) {
         const auto& [dest, bytes] = em.derived()[i];
-        if (deleted(read_header(bytes).tenant)) continue;  // nothing derived for a deleted tenant
+        if (any_deleted() && deleted(read_header(bytes).tenant)) continue;  // nothing derived for a deleted tenant
         if (dest == p) {
           wb.Put(meta_, outbox_key(rec.pos, static_cast<uint32_t>(i)), bytes);
         } else {
@@ -1207,6 +1207,7 @@ class RuntimeImpl final : public ProcessorRuntime {
   // Worker / step thread only.
   std::set<std::string, std::less<>> deleted_;
   std::set<std::string, std::less<>> batch_deleted_;
+  bool any_deleted() const { return !deleted_.empty() || !batch_deleted_.empty(); }
   bool deleted(std::string_view tenant) const {
     return (!deleted_.empty() && deleted_.count(tenant) > 0) ||
            (!batch_deleted_.empty() && batch_deleted_.count(tenant) > 0);
