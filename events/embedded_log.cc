@@ -226,8 +226,14 @@ class EmbeddedLog final : public Log {
         tail_budget_(opts_.tail_cache_bytes / static_cast<size_t>(opts_.partitions)),
         tails_(static_cast<size_t>(opts_.partitions)), assigned_(ends_), assigned_us_(last_us_),
         assigned_chain_(std::move(opened.chains)) {
-    syncer_ = std::thread([this] { sync_loop(); });
-    committer_ = std::thread([this] { commit_loop(); });
+    syncer_ = std::thread([this] {
+      set_thread_name("log-sync");
+      sync_loop();
+    });
+    committer_ = std::thread([this] {
+      set_thread_name("log-commit");
+      commit_loop();
+    });
   }
 
   ~EmbeddedLog() override {

@@ -167,7 +167,10 @@ Status Host::start() {
   impl_->stopping = false;
   impl_->check(SteadyClock::now());
   lk.unlock();
-  impl_->supervisor = std::thread([this] { impl_->run(); });
+  impl_->supervisor = std::thread([this] {
+    set_thread_name("host");
+    impl_->run();
+  });
   return Status::ok();
 }
 

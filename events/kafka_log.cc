@@ -301,7 +301,10 @@ Status KafkaLog::open(const KafkaTuning& tuning) {
   chain_.assign(static_cast<size_t>(partitions_), audit::kChainGenesis);
   chain_stale_.assign(static_cast<size_t>(partitions_), 1);
   known_end_.assign(partitions_, 0);
-  committer_ = std::thread([this] { committer_loop(); });
+  committer_ = std::thread([this] {
+    set_thread_name("kafka-commit");
+    committer_loop();
+  });
   return Status::ok();
 }
 
@@ -1162,7 +1165,11 @@ void KafkaLog::add_listener(AppendListener listener) {
     std::lock_guard l(listeners_mu_);
     listeners_.push_back(std::move(listener));
     start = !poller_.joinable();
-    if (start) poller_ = std::thread([this] { poller_loop(); });
+    if (start)
+      poller_ = std::thread([this] {
+        set_thread_name("kafka-poll");
+        poller_loop();
+      });
   }
 }
 

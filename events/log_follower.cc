@@ -1,5 +1,7 @@
 #include "events/log_follower.h"
 
+#include "events/logging.h"
+
 #include <utility>
 
 namespace agentos {
@@ -28,7 +30,7 @@ LogFollower::LogFollower(Log& log, const std::vector<Partition>& partitions)
 
 LogFollower::~LogFollower() { stop(); }
 
-Status LogFollower::start(std::function<Result<bool>()> step, std::chrono::milliseconds idle) {
+Status LogFollower::start(std::function<Result<bool>()> step, std::chrono::milliseconds idle, std::string name) {
   std::lock_guard lk(lifecycle_mu_);
   if (worker_.joinable()) return Status(Code::kInvalidArgument, "already started");
   {
@@ -36,7 +38,10 @@ Status LogFollower::start(std::function<Result<bool>()> step, std::chrono::milli
     s_->stopping = false;
   }
   started_ = true;
-  worker_ = std::thread([this, step = std::move(step), idle] { run(step, idle); });
+  worker_ = std::thread([this, step = std::move(step), idle, name = std::move(name)] {
+    set_thread_name(name);
+    run(step, idle);
+  });
   return Status::ok();
 }
 

@@ -33,7 +33,7 @@ class LogFollower {
 
   // Starts the thread running `step` until stop(); a step that returns an error ends it
   // (the owner records why). kInvalidArgument when already started.
-  Status start(std::function<Result<bool>()> step, std::chrono::milliseconds idle);
+  Status start(std::function<Result<bool>()> step, std::chrono::milliseconds idle, std::string name = "follower");
   // Wakes and joins the thread; a step in progress finishes first. Idempotent.
   void stop();
   // Whether the thread was started and not stopped (it may have ended on an error).

@@ -1,5 +1,7 @@
 #include "events/logging.h"
 
+#include <pthread.h>
+
 #include <unistd.h>
 
 #include <atomic>
@@ -40,6 +42,12 @@ void log_line(LogLevel level, std::string_view msg, std::initializer_list<LogFie
   line += "}\n";
   // One write(2) per line: lines from different threads never interleave.
   (void)!::write(STDERR_FILENO, line.data(), line.size());
+}
+
+void set_thread_name(std::string_view name) {
+  char buf[16] = {};
+  name.copy(buf, sizeof buf - 1);
+  (void)pthread_setname_np(pthread_self(), buf);
 }
 
 }  // namespace agentos

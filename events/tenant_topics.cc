@@ -116,7 +116,7 @@ class KafkaTenantTopics final : public TenantTopics {
           if (!r.ok()) set_error(r.status());
           return r;
         },
-        std::chrono::milliseconds(500));
+        std::chrono::milliseconds(500), "tenant-topics");
   }
 
   void stop() override {

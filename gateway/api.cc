@@ -233,7 +233,11 @@ Api::Api(Log& log, LocalIndex& index, RateLimiter& limiter, Metrics& metrics, Ap
     throw std::invalid_argument("ApiOptions::api_key_secret must be " + std::to_string(kApiKeySecretBytes) + " bytes");
   // Without read models one thread does: it only compares retried events (rare).
   const size_t threads = opts_.models ? std::clamp<size_t>(opts_.reader_threads, 1, kMaxReaderThreads) : 1;
-  for (size_t i = 0; i < threads; ++i) readers_.emplace_back([this] { reader_loop(); });
+  for (size_t i = 0; i < threads; ++i)
+    readers_.emplace_back([this] {
+      set_thread_name("api-read");
+      reader_loop();
+    });
 }
 
 Api::~Api() {

@@ -887,7 +887,11 @@ class Server final : public HttpServer {
     // after the acceptor is closed, while a request waits for the log: its reply is
     // posted later and must still find running threads.
     work_.emplace(ioc_->get_executor());
-    for (int i = 0; i < shared_.opts.threads; ++i) threads_.emplace_back([this] { ioc_->run(); });
+    for (int i = 0; i < shared_.opts.threads; ++i)
+      threads_.emplace_back([this] {
+        set_thread_name("http-io");
+        ioc_->run();
+      });
     return Status::ok();
   }
 

@@ -92,7 +92,10 @@ class StoreIndex final : public LocalIndex {
         wk->cv.notify_all();
       }
     });
-    follower_ = std::thread([this] { follow(); });
+    follower_ = std::thread([this] {
+      set_thread_name("index");
+      follow();
+    });
     return Status::ok();
   }
 

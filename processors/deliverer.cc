@@ -193,9 +193,13 @@ class DelivererImpl final : public Deliverer {
     std::vector<Partition> parts;
     for (int32_t p = 0; p < n_; ++p) parts.emplace_back(p);
     follower_ = std::make_unique<LogFollower>(log_, parts);
-    for (int i = 0; i < std::max(1, o_.workers); ++i) workers_.emplace_back([this] { work(); });
+    for (int i = 0; i < std::max(1, o_.workers); ++i)
+      workers_.emplace_back([this] {
+        set_thread_name("deliver");
+        work();
+      });
     running_ = true;
-    return follower_->start([this] { return read_step(); }, o_.idle);
+    return follower_->start([this] { return read_step(); }, o_.idle, "deliver-read");
   }
 
   void stop() override {

@@ -33,7 +33,10 @@ class TickSourceImpl final : public TickSource {
       stopping_ = false;
     }
     started_ = true;
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      set_thread_name("ticks");
+      run();
+    });
     return Status::ok();
   }
 

@@ -127,7 +127,7 @@ class ProjectorImpl final : public Projector {
   }
 
   Status start() override {
-    if (Status s = follow_.start([this] { return step_impl(); }, opts_.idle_wait); !s.is_ok())
+    if (Status s = follow_.start([this] { return step_impl(); }, opts_.idle_wait, "projector"); !s.is_ok())
       return Status(s.code(), "projector already started");
     return Status::ok();
   }

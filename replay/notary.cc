@@ -502,7 +502,10 @@ class NotaryImpl final : public Notary {
     if (thread_.joinable()) return Status::ok();
     stop_ = false;
     next_head_us_ = clock_.now_us() + head_interval_us();
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      set_thread_name("notary");
+      run();
+    });
     return Status::ok();
   }
 

@@ -640,6 +640,7 @@ Result<ReplayStatus> EngineReplays::start(const ReplaySpec& spec) {
            {{"replay", first.id}, {"tables", std::to_string(tables->size())}, {"tenant", spec.tenant},
             {"dry_run", spec.dry_run ? "true" : "false"}});
   s_->worker = std::thread([s = s_.get(), id = first.id, spec] {
+    set_thread_name("replay");
     auto keep = [s, &id](const ReplayStatus& st) {  // under s->mu
       for (auto& r : s->replays)
         if (r.id == id) {

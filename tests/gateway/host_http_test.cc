@@ -5,7 +5,10 @@
 // again.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <set>
 
 #include "events/host.h"
 #include "tests/gateway/gateway_fixture.h"
@@ -39,6 +42,27 @@ class Switchable final : public Component {
   mutable std::mutex mu_;
   Status health_ = Status::ok();
 };
+
+// Every long-lived thread of the engine has a name (events/logging.h, set_thread_name), so
+// `top -H`, `perf` and gdb say which part of the engine spends the time.
+TEST(HostHttp, TheEnginesThreadsAreNamed) {
+  TempDir dir;
+  EngineOptions o;
+  o.pulse = true;
+  Engine engine(dir.path(), o);
+  ASSERT_EQ(engine.post_event("demo", engine.create_tenant("demo"), event_json("e-1")).status, 201);
+  std::set<std::string> names;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream f(t.path() / "comm");
+    std::string name;
+    std::getline(f, name);
+    names.insert(name);
+  }
+  std::string all;
+  for (const auto& n : names) all += n + " ";
+  for (const char* want : {"log-commit", "log-sync", "rt-pulse", "http-io", "index", "host"})
+    EXPECT_TRUE(names.count(want)) << want << " among: " << all;
+}
 
 TEST(HostHttp, APermanentlyFailedComponentIsReportedAndTheGatewayKeepsServing) {
   TempDir dir;
