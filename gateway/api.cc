@@ -478,6 +478,7 @@ Result<StreamRequest> Api::authorize_stream(const HttpRequest& req) {
     sr.from = *end;
   }
   if (auto t = req.query_param("type")) sr.type_prefix = *t;
+  sr.key_id = p->key_id;
   const auto tenant = tenant_info(sr.tenant);
   if (!tenant) return Status(Code::kNotFound, "tenant not found");
   auto slot = take_stream_slot(*p, tenant->plan);

@@ -113,6 +113,9 @@ struct StreamRequest {
   TenantId tenant;
   Offset from{0};
   std::string type_prefix;
+  // The key whose credential opened the stream (a stream token's minting key; `jwt:<sub>`
+  // for a dashboard token): its revocation ends the stream (Api::stream_end).
+  std::string key_id;
   // The stream's place under its key's and tenant's caps (StreamCaps), given back when
   // the last copy is destroyed: the server keeps it as long as it serves the stream.
   std::shared_ptr<void> slot;
@@ -242,6 +245,12 @@ class Api {
 
   // Authorises and parses a stream request. The caller then serves the stream.
   Result<StreamRequest> authorize_stream(const HttpRequest& req);
+  // Why an open stream must end, or nullopt: at `record` (the next record of the tenant
+  // the stream would send; null: only the index is asked) the stream's key is revoked
+  // (its `apikey.revoked`) or the tenant deleted (`tenant.deleted`) — in log order, so no
+  // event after the revocation is sent — or the index already says so. The record that
+  // ends the stream is not sent either.
+  std::optional<std::string> stream_end(const StreamRequest& sr, const StoredRecord* record) const;
   // GET /v1/tenants/{t}/events/stream (SSE) or …/events/ws (WebSocket): the server
   // serves both after authorize_stream.
   bool is_stream_request(const HttpRequest& req) const;

@@ -203,4 +203,23 @@ std::optional<HttpResponse> Api::preflight(const HttpRequest& req) const {
   return r;
 }
 
+std::optional<std::string> Api::stream_end(const StreamRequest& sr, const StoredRecord* record) const {
+  if (record != nullptr) {
+    const EventHeader h = read_header(record->value);
+    if (h.type_name == "tenant.deleted") return std::string("the tenant was deleted");
+    if (h.type_name == "apikey.revoked") {
+      const auto* revoked = fb::GetEvent(record->value.data())->payload_as_ApiKeyRevoked();
+      if (revoked != nullptr && revoked->key_id() != nullptr && revoked->key_id()->string_view() == sr.key_id)
+        return std::string("the stream's key was revoked");
+    }
+    return std::nullopt;
+  }
+  if (index_.tenant_deleted(sr.tenant)) return std::string("the tenant was deleted");
+  if (!sr.key_id.empty() && !sr.key_id.starts_with(kJwtKeyPrefix)) {
+    auto info = index_.key(sr.key_id);
+    if (!info || info->revoked) return std::string("the stream's key was revoked");
+  }
+  return std::nullopt;
+}
+
 }  // namespace agentos::gateway

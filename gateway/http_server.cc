@@ -472,6 +472,7 @@ class Session : public StreamWaiter, public std::enable_shared_from_this<Session
 
   void pump() {
     if (closed_) return;
+    if (auto why = sh_.api.stream_end(stream_req_, nullptr)) return end_stream({}, *why);
     const auto token = sh_.hub.token(partition_, stream_req_.tenant);
     const size_t chunk_limit = std::max<size_t>(sh_.opts.stream_chunk_bytes, 1);
     const Offset chunk_first = next_;
@@ -494,6 +495,7 @@ class Session : public StreamWaiter, public std::enable_shared_from_this<Session
         if (out.size() >= chunk_limit) break;
         next_ = r.pos.offset.next();
         if (!verify_event(r.value).is_ok()) continue;
+        if (auto why = sh_.api.stream_end(stream_req_, &r)) return end_stream(std::move(out), *why);
         auto h = agentos::read_header(r.value);
         std::string_view type = h.type_name;
         if (!stream_req_.type_prefix.empty() && !type.starts_with(stream_req_.type_prefix)) continue;
@@ -532,6 +534,16 @@ class Session : public StreamWaiter, public std::enable_shared_from_this<Session
       if (ec == net::error::operation_aborted) return self->pump();  // woken by the hub
       self->write_chunk(": keepalive\n\n", false);
     });
+  }
+
+  // The stream's access ended (Api::stream_end): what was read before it, an `error` event
+  // saying why, then the end of the response.
+  void end_stream(std::string out, const std::string& why) {
+    sh_.metrics.stream_dropped("revoked");
+    out += "event: error\ndata: {\"reason\":";
+    append_json_string(out, why);
+    out += "}\n\n";
+    write_chunk(std::move(out), /*then_close=*/true);
   }
 
   void write_chunk(std::string data, bool then_close) {
@@ -605,6 +617,7 @@ constexpr uint16_t kWsCloseTooBig = 1009;
 constexpr uint16_t kWsCloseLogError = 1011;
 constexpr uint16_t kWsCloseSlowConsumer = 4408;
 constexpr uint16_t kWsCloseBusy = 4503;
+constexpr uint16_t kWsCloseRevoked = 4403;  // the stream's key revoked, or its tenant deleted
 constexpr size_t kWsMaxClientMessage = 1024;
 // What Beast reads of one client message at most (beyond: it closes with 1009 itself,
 // abruptly). Between the two the server closes with 1009 by the closing handshake, so the
@@ -695,6 +708,7 @@ class WsSession final : public StreamWaiter, public std::enable_shared_from_this
   void pump() {
     if (!open_ || writing_ || closing_) return;
     if (unacked_.size() >= std::max<size_t>(sh_.opts.ws_ack_window, 1)) return wait_for_ack();
+    if (auto why = sh_.api.stream_end(req_, nullptr)) return revoked(*why);
     const auto token = sh_.hub.token(partition_, req_.tenant);
     const size_t chunk_limit = std::max<size_t>(sh_.opts.stream_chunk_bytes, 1);
     std::string events;
@@ -715,6 +729,9 @@ class WsSession final : public StreamWaiter, public std::enable_shared_from_this
         if (events.size() >= chunk_limit || unacked_.size() + offsets.size() >= sh_.opts.ws_ack_window) break;
         next_ = r.pos.offset.next();
         if (!verify_event(r.value).is_ok()) continue;
+        // Access ends here: nothing from this record on is sent (the events collected
+        // before it were not sent yet and are dropped with the connection).
+        if (auto why = sh_.api.stream_end(req_, &r)) return revoked(*why);
         const auto h = agentos::read_header(r.value);
         const std::string_view type = h.type_name;
         if (!req_.type_prefix.empty() && !type.starts_with(req_.type_prefix)) continue;
@@ -750,6 +767,13 @@ class WsSession final : public StreamWaiter, public std::enable_shared_from_this
     if (sh_.hub.changed(partition_, req_.tenant, token)) return net::post(ws_.get_executor(), [self = shared_from_this()] { self->pump(); });
     wait_timer_.expires_at(net::steady_timer::time_point::max());
     wait_timer_.async_wait([self = shared_from_this()](beast::error_code) { self->pump(); });
+  }
+
+  void revoked(const std::string& why) {
+    sh_.metrics.stream_dropped("revoked");
+    std::string m = "{\"kind\":\"error\",\"detail\":";
+    append_json_string(m, why);
+    send(m + "}", kWsCloseRevoked, why);
   }
 
   void wait_for_ack() {

@@ -78,7 +78,7 @@ Metrics::Metrics(const char* backend) : registry_(std::make_shared<prometheus::R
   log_writable_->Set(1);
   stream_dropped_ = &prometheus::BuildCounter()
                          .Name("agentos_streams_dropped_total")
-                         .Help("Event streams ended by the server, by reason (stalled, budget, gone)")
+                         .Help("Event streams ended by the server, by reason (stalled, budget, gone, revoked)")
                          .Register(*registry_);
   refused_ = &prometheus::BuildCounter()
                   .Name("agentos_connections_refused_total")

@@ -35,7 +35,8 @@ class Metrics {
   // Bytes of stream chunks built and not yet written (bounded by ServerOptions).
   prometheus::Gauge& stream_buffered_bytes() { return *stream_buffered_; }
   // A stream ended by the server: "stalled" (its chunk not taken within the stall
-  // timeout), "budget" (the server-wide buffer budget was spent), "gone" (the client closed).
+  // timeout), "budget" (the server-wide buffer budget was spent), "gone" (the client closed),
+  // "revoked" (its key was revoked or its tenant deleted: Api::stream_end).
   void stream_dropped(const char* reason);
   // A connection or stream refused: "connections" (the global cap), "address" (the
   // unauthenticated cap of its source address), "key" / "tenant" (the stream caps).

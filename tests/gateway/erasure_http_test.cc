@@ -7,10 +7,13 @@
 // no point does any file of the engine's directory or any read-model row hold a canary.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "events/codec.h"
 #include "events/pii.h"
@@ -257,6 +260,24 @@ TEST_F(ErasureHttp, ADeletedTenantsKeysRowsAndPersonalDataAreGoneAndOthersAreNot
   ASSERT_GT(before.at("sessions"), 0);
   ASSERT_GT(before.at("events"), 0);
 
+  // A stream of the tenant, open across the deletion.
+  struct Streamed {
+    std::mutex mu;
+    std::string text;
+    std::atomic<bool> caught_up{false}, done{false};
+  };
+  auto streamed = std::make_shared<Streamed>();  // a stream the server does not end is left behind, not joined
+  std::thread([streamed, url = engine->url(), acme_reader] {
+    (void)cli::http_stream(url, "/v1/tenants/acme/events/stream?from=0", {{"Authorization", "Bearer " + acme_reader}},
+                           [&](const std::string&, const std::string& event, const std::string& data) {
+                             std::lock_guard lk(streamed->mu);
+                             streamed->text += event + " " + data + "\n";
+                             if (event == "caught-up") streamed->caught_up = true;
+                             return true;
+                           });
+    streamed->done = true;
+  }).detach();
+  ASSERT_TRUE(agentos::test::wait_until([&] { return streamed->caught_up.load(); })) << "the stream did not open";
   auto del = [&](const std::string& token) { return engine->call("DELETE", "/v1/admin/tenants/acme", token, "", ""); };
   EXPECT_EQ(del("").status, 401);
   EXPECT_EQ(del(acme).status, 403) << "a tenant's own admin key is not the operator";
@@ -276,6 +297,12 @@ TEST_F(ErasureHttp, ADeletedTenantsKeysRowsAndPersonalDataAreGoneAndOthersAreNot
   ASSERT_TRUE(globex_hook.ok() && globex_hook->has_value());
   EXPECT_EQ((*globex_hook)->url, "https://hooks.example.com/x?token=tok-canary");
   EXPECT_EQ(del(Engine::kOperatorToken).status, 404) << "deleted once";
+  EXPECT_TRUE(agentos::test::wait_until([&] { return streamed->done.load(); })) << "the server did not end the stream";
+  {
+    std::lock_guard lk(streamed->mu);
+    EXPECT_TRUE(has(streamed->text, "error {\"reason\":\"the tenant was deleted\"}")) << streamed->text;
+    EXPECT_FALSE(has(streamed->text, "tenant.deleted")) << streamed->text;
+  }
 
   // The tenant's keys are refused; its slug is not given again.
   EXPECT_EQ(engine->call("GET", "/v1/tenants/acme/events", acme_reader).status, 401);

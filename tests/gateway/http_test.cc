@@ -519,6 +519,7 @@ class Subscriber {
         log.events.emplace_back(id, ev, data);
         return !stop;
       });
+      done = true;
     });
   }
   ~Subscriber() {
@@ -527,6 +528,7 @@ class Subscriber {
   void join() { thread_.join(); }
   StreamLog log;
   std::atomic<bool> stop{false};
+  std::atomic<bool> done{false};  // the stream ended
   Status status_;
 
  private:
@@ -548,6 +550,43 @@ TEST_F(Http, SubscriberSeesHistoryThenCaughtUpThenLiveEvents) {
   EXPECT_NE(std::get<2>(sub.log.events[0]).find("\"id\":\"h-1\""), std::string::npos);
   EXPECT_EQ(std::get<1>(sub.log.events[1]), "caught-up");
   EXPECT_NE(std::get<2>(sub.log.events[2]).find("\"id\":\"live-1\""), std::string::npos);
+}
+
+// A stream lives no longer than its access: revoking its key ends it at the revocation,
+// in log order — the error event says why and no later event is sent — while another
+// key's stream goes on. (Tenant deletion: erasure_http_test.cc.)
+TEST_F(Http, AStreamEndsWhenItsKeyIsRevoked) {
+  const std::string admin = engine->create_tenant("acme");
+  const std::string reader = engine->create_key("acme", admin, "reader");
+  ASSERT_EQ(engine->post_event("acme", admin, event_json("before")).status, 201);
+  Subscriber revoked(*engine, "/v1/tenants/acme/events/stream?from=0", reader);
+  Subscriber other(*engine, "/v1/tenants/acme/events/stream?from=0", admin);
+  ASSERT_TRUE(wait_until([&] { return revoked.log.count("caught-up") == 1 && other.log.count("caught-up") == 1; }));
+  ASSERT_EQ(engine->call("DELETE", "/v1/tenants/acme/keys/" + reader.substr(4, 16), admin, "", "").status, 204);
+  ASSERT_EQ(engine->post_event("acme", admin, event_json("after")).status, 201);
+  const bool ended = wait_until([&] { return revoked.done.load(); });
+  if (!ended) {  // stop it ourselves, so that the test fails instead of hanging
+    revoked.stop = true;
+    ASSERT_EQ(engine->post_event("acme", admin, event_json("wake-1")).status, 201);
+  }
+  revoked.join();
+  EXPECT_TRUE(ended) << "the server did not end the stream";
+  EXPECT_TRUE(wait_until([&] { return other.log.count("session.progress") == 2; }));
+  {
+    std::lock_guard lk(revoked.log.mu);
+    ASSERT_FALSE(revoked.log.events.empty());
+    EXPECT_EQ(std::get<1>(revoked.log.events.back()), "error");
+    EXPECT_NE(std::get<2>(revoked.log.events.back()).find("the stream's key was revoked"), std::string::npos);
+    for (const auto& e : revoked.log.events) {
+      EXPECT_EQ(std::get<2>(e).find("\"id\":\"after\""), std::string::npos) << "sent after the revocation";
+      EXPECT_NE(std::get<1>(e), "apikey.revoked");
+    }
+  }
+  EXPECT_EQ(revoked.log.count("session.progress"), 1u);
+  auto metrics = engine->call("GET", "/metrics", "");
+  EXPECT_NE(metrics.body.find("agentos_streams_dropped_total{reason=\"revoked\"} 1"), std::string::npos) << metrics.body;
+  other.stop = true;
+  ASSERT_EQ(engine->post_event("acme", admin, event_json("wake")).status, 201);  // wakes it to notice `stop`
 }
 
 // A tenant-defined type streams under its own name, with its data as posted (whitespace

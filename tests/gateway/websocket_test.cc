@@ -12,8 +12,11 @@
 #include <boost/beast/websocket.hpp>
 #include <simdjson.h>
 
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/gateway/gateway_fixture.h"
@@ -69,6 +72,9 @@ class WsClient {
     beast::error_code ec;
     ws_.close(websocket::close_code::normal, ec);
   }
+  // From another thread: ends a read() that would otherwise wait on (the server's pings
+  // keep a blocking read going past SO_RCVTIMEO).
+  void shut_down() { ::shutdown(ws_.next_layer().native_handle(), SHUT_RDWR); }
 
  private:
   net::io_context ioc_;
@@ -253,6 +259,45 @@ TEST_F(WebSocketStream, AConsumerThatStopsAcknowledgingIsClosedWith4408AndResume
   std::vector<std::string> want;
   for (int i = 2; i < 10; ++i) want.push_back("e-" + std::to_string(i));
   EXPECT_EQ(ids, want);
+}
+
+// Revoking the stream's key ends it at the revocation (4403, an error message saying
+// why); no event after it is sent.
+TEST_F(WebSocketStream, ARevokedKeysStreamIsClosedWith4403AtTheRevocation) {
+  start();
+  const std::string admin = engine->create_tenant("acme");
+  const std::string reader = engine->create_key("acme", admin, "reader");
+  ASSERT_EQ(engine->post_event("acme", admin, event_json("before")).status, 201);
+  WsClient c(engine->url(), "/v1/tenants/acme/events/ws?from=0", {{"Authorization", "Bearer " + reader}});
+  ASSERT_FALSE(c.handshake_error());
+  std::vector<Frame> frames = read_until(c, "caught-up");
+  ASSERT_FALSE(frames.empty());
+  ASSERT_EQ(frames.back().kind, "caught-up");
+  for (const auto& f : frames)
+    if (!f.offsets.empty()) c.ack(f.offsets.back());
+  ASSERT_EQ(engine->call("DELETE", "/v1/tenants/acme/keys/" + reader.substr(4, 16), admin, "", "").status, 204);
+  ASSERT_EQ(engine->post_event("acme", admin, event_json("after")).status, 201);
+  std::vector<Frame> rest;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool finished = false;
+  std::thread watchdog([&] {  // a stream the server does not close fails the test, not hangs it
+    std::unique_lock lk(mu);
+    if (!cv.wait_for(lk, std::chrono::seconds(10), [&] { return finished; })) c.shut_down();
+  });
+  while (auto m = c.read()) rest.push_back(parse(*m));
+  {
+    std::lock_guard lk(mu);
+    finished = true;
+  }
+  cv.notify_all();
+  watchdog.join();
+  EXPECT_EQ(c.closed_code(), 4403) << c.error().message() << " " << c.closed_reason();
+  ASSERT_FALSE(rest.empty());
+  EXPECT_EQ(rest.back().kind, "error") << rest.back().text;
+  EXPECT_NE(rest.back().text.find("the stream's key was revoked"), std::string::npos) << rest.back().text;
+  for (const auto& f : rest)
+    for (const auto& id : f.ids) EXPECT_NE(id, "after") << "sent after the revocation";
 }
 
 TEST_F(WebSocketStream, AClientMessageThatIsNotAnAcknowledgementOfASentEventCloses1008Or1009) {
