@@ -145,19 +145,10 @@ TEST_F(ProcessorReplayTest, ChangedRulesRebuildAnotherStateAdoptedWithoutRepubli
 // before it (the same records copied into a log of their own), the live runtime never
 // paused; a point is a dry run.
 TEST_F(ProcessorReplayTest, ToATimeRebuildsTheStateOfTheRecordsAppendedBeforeIt) {
-  std::vector<std::vector<StoredRecord>> parts(kTestPartitions);
+  const auto parts = all_records(*log_);
   std::vector<int64_t> times;
-  for (int32_t p = 0; p < kTestPartitions; ++p)
-    for (Offset at(0);;) {
-      auto recs = log_->read(Partition(p), at);
-      ASSERT_TRUE(recs.ok());
-      if (recs->empty()) break;
-      at = recs->back().pos.offset.next();
-      for (auto& r : *recs) {
-        times.push_back(r.append_us);
-        parts[p].push_back(std::move(r));
-      }
-    }
+  for (const auto& part : parts)
+    for (const auto& r : part) times.push_back(r.append_us);
   std::sort(times.begin(), times.end());
   const int64_t point = times[times.size() / 2];
   ASSERT_GT(point, times.front());

@@ -454,19 +454,10 @@ TEST_F(ReplayTest, ToAPointRebuildsTheTablesTheRecordsBeforeItMake) {
   project_all();
   const Dump live_before = dump_all(db_);
   // The point: the median append time of the log (stamped with the workload's times).
-  std::vector<std::vector<StoredRecord>> parts(kProjParts);
+  const auto parts = all_records(*log_);
   std::vector<int64_t> times;
-  for (int32_t p = 0; p < kProjParts; ++p)
-    for (Offset at(0);;) {
-      auto recs = log_->read(Partition(p), at);
-      ASSERT_TRUE(recs.ok()) << recs.status().to_string();
-      if (recs->empty()) break;
-      at = recs->back().pos.offset.next();
-      for (auto& r : *recs) {
-        times.push_back(r.append_us);
-        parts[p].push_back(std::move(r));
-      }
-    }
+  for (const auto& part : parts)
+    for (const auto& r : part) times.push_back(r.append_us);
   std::sort(times.begin(), times.end());
   const int64_t point = times[times.size() / 2];
   // The log as it was then: each partition's records appended before the point, copied.

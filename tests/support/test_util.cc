@@ -51,6 +51,19 @@ std::string make_event(const std::string& tenant, const std::string& id, int ste
 
 std::string event_id(const std::string& bytes) { return std::string(read_header(bytes).id); }
 
+std::vector<std::vector<StoredRecord>> all_records(Log& log) {
+  std::vector<std::vector<StoredRecord>> out(static_cast<size_t>(log.partition_count()));
+  for (int32_t p = 0; p < log.partition_count(); ++p)
+    for (Offset at(0);;) {
+      auto recs = log.read(Partition(p), at);
+      if (!recs.ok()) throw std::runtime_error("all_records: " + recs.status().to_string());
+      if (recs->empty()) break;
+      at = recs->back().pos.offset.next();
+      for (auto& r : *recs) out[static_cast<size_t>(p)].push_back(std::move(r));
+    }
+  return out;
+}
+
 std::string all_file_bytes(const std::string& dir) {
   std::string all;
   for (const auto& f : std::filesystem::recursive_directory_iterator(dir)) {

@@ -6,8 +6,10 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "events/codec.h"
+#include "events/log.h"
 #include "events/types.h"
 
 namespace agentos::test {
@@ -37,6 +39,9 @@ std::string make_event(const std::string& tenant, const std::string& id, int ste
 // Every byte of every regular file under `dir`, concatenated (a scan for what must not be
 // on disk: a credential, personal data).
 std::string all_file_bytes(const std::string& dir);
+
+// Every record of `log`, by partition in offset order (throws on a read error).
+std::vector<std::vector<StoredRecord>> all_records(Log& log);
 
 // Reads `id` back out of an encoded event.
 std::string event_id(const std::string& bytes);
