@@ -107,6 +107,17 @@ class ReplyHold {
   Shared& sh_;
 };
 
+// Whether a stream's access ended by what the index says (its key revoked or its tenant
+// deleted since it opened), asked at most once a second per stream: the records a stream
+// sends are checked one by one (Api::stream_end), so this only catches a stream that waits
+// for nothing, or one that opened while the index had not yet folded a revocation.
+std::optional<std::string> access_ended(const Api& api, const StreamRequest& sr, Clock::time_point& checked) {
+  const auto now = Clock::now();
+  if (now - checked < std::chrono::seconds(1)) return std::nullopt;
+  checked = now;
+  return api.stream_end(sr, nullptr);
+}
+
 class Session : public StreamWaiter, public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Shared& sh)
@@ -472,7 +483,7 @@ class Session : public StreamWaiter, public std::enable_shared_from_this<Session
 
   void pump() {
     if (closed_) return;
-    if (auto why = sh_.api.stream_end(stream_req_, nullptr)) return end_stream({}, *why);
+    if (auto why = access_ended(sh_.api, stream_req_, access_checked_)) return end_stream({}, *why);
     const auto token = sh_.hub.token(partition_, stream_req_.tenant);
     const size_t chunk_limit = std::max<size_t>(sh_.opts.stream_chunk_bytes, 1);
     const Offset chunk_first = next_;
@@ -590,6 +601,7 @@ class Session : public StreamWaiter, public std::enable_shared_from_this<Session
   bool sse_ = false;
   bool caught_up_ = false;
   StreamRequest stream_req_;
+  Clock::time_point access_checked_ = Clock::now();
   Partition partition_;
   Offset next_;
 };
@@ -708,7 +720,7 @@ class WsSession final : public StreamWaiter, public std::enable_shared_from_this
   void pump() {
     if (!open_ || writing_ || closing_) return;
     if (unacked_.size() >= std::max<size_t>(sh_.opts.ws_ack_window, 1)) return wait_for_ack();
-    if (auto why = sh_.api.stream_end(req_, nullptr)) return revoked(*why);
+    if (auto why = access_ended(sh_.api, req_, access_checked_)) return revoked(*why);
     const auto token = sh_.hub.token(partition_, req_.tenant);
     const size_t chunk_limit = std::max<size_t>(sh_.opts.stream_chunk_bytes, 1);
     std::string events;
@@ -856,6 +868,7 @@ class WsSession final : public StreamWaiter, public std::enable_shared_from_this
   net::steady_timer wait_timer_;  // waiting for the partition to grow (the hub cancels it)
   net::steady_timer ack_timer_;   // waiting for an acknowledgement with the window full
   StreamRequest req_;
+  Clock::time_point access_checked_ = Clock::now();
   Partition partition_;
   Offset next_;                   // the next offset to read
   std::vector<std::pair<std::string, std::string>> headers_;  // on the 101 (CORS)
