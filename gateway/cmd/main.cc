@@ -152,6 +152,13 @@ std::string read_file(const std::string& path) {
   return s;
 }
 
+// The operator token of a command with --admin-token and --data-dir: the flag (or its
+// environment variable), else DATA_DIR/admin.token.
+std::string operator_token(const Args& a) {
+  const std::string token = a.get("admin-token");
+  return token.empty() ? read_file(a.get("data-dir") + "/admin.token") : token;
+}
+
 // The operator token: AGENTOS_ADMIN_TOKEN / --admin-token, else <data-dir>/admin.token
 // (created with mode 0600 on first start).
 Result<std::string> operator_token(const std::string& flag, const std::string& data_dir) {
@@ -760,8 +767,7 @@ int cmd_tenant_create(int argc, char** argv) {
     std::cerr << "agentos tenant create: " << (a.error().empty() ? "--slug is required" : a.error()) << "\n";
     return 2;
   }
-  std::string token = a.get("admin-token");
-  if (token.empty()) token = read_file(a.get("data-dir") + "/admin.token");
+  const std::string token = operator_token(a);
   auto url = cli::parse_url(a.get("server"));
   if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
   std::string body = R"({"slug":")" + a.get("slug") + R"(","plan":")" + a.get("plan") + "\"";
@@ -786,8 +792,7 @@ int cmd_tenant_delete(int argc, char** argv) {
     std::cerr << "agentos tenant delete: " << (a.error().empty() ? "--slug is required" : a.error()) << "\n";
     return 2;
   }
-  std::string token = a.get("admin-token");
-  if (token.empty()) token = read_file(a.get("data-dir") + "/admin.token");
+  const std::string token = operator_token(a);
   auto url = cli::parse_url(a.get("server"));
   if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
   return print_response(cli::http_call(*url, "DELETE", "/v1/admin/tenants/" + a.get("slug"), bearer(token, false), ""), 200);
@@ -1195,8 +1200,7 @@ int cmd_audit_rotate_key(int argc, char** argv) {
                    "fact (replay/AUDIT.md §2)."),
            0;
   if (!a.error().empty()) return std::cerr << "agentos audit rotate-key: " << a.error() << "\n", 2;
-  std::string token = a.get("admin-token");
-  if (token.empty()) token = read_file(a.get("data-dir") + "/admin.token");
+  const std::string token = operator_token(a);
   auto url = cli::parse_url(a.get("server"));
   if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
   return print_response(cli::http_call(*url, "POST", "/v1/admin/audit/key:rotate", bearer(token), "{}"), 200);
@@ -1231,8 +1235,7 @@ int cmd_replay(int argc, char** argv) {
   if (!a.error().empty()) return std::cerr << "agentos replay: " << a.error() << "\n", 2;
   auto output = cli::choose_output(a.get("output"), ::isatty(STDOUT_FILENO) == 1);
   if (!output.ok()) return std::cerr << "agentos replay: " << output.status().to_string() << "\n", 2;
-  std::string token = a.get("admin-token");
-  if (token.empty()) token = read_file(a.get("data-dir") + "/admin.token");
+  const std::string token = operator_token(a);
   auto url = cli::parse_url(a.get("server"));
   if (!url.ok()) return std::cerr << url.status().to_string() << "\n", 2;
   std::string list;

@@ -455,11 +455,7 @@ TEST_F(ReplayTest, ToAPointRebuildsTheTablesTheRecordsBeforeItMake) {
   const Dump live_before = dump_all(db_);
   // The point: the median append time of the log (stamped with the workload's times).
   const auto parts = all_records(*log_);
-  std::vector<int64_t> times;
-  for (const auto& part : parts)
-    for (const auto& r : part) times.push_back(r.append_us);
-  std::sort(times.begin(), times.end());
-  const int64_t point = times[times.size() / 2];
+  const int64_t point = median_append_us(parts);
   // The log as it was then: each partition's records appended before the point, copied.
   EmbeddedLogOptions lo;
   lo.dir = dir_.sub("prefix");

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -62,6 +63,15 @@ std::vector<std::vector<StoredRecord>> all_records(Log& log) {
       for (auto& r : *recs) out[static_cast<size_t>(p)].push_back(std::move(r));
     }
   return out;
+}
+
+int64_t median_append_us(const std::vector<std::vector<StoredRecord>>& records) {
+  std::vector<int64_t> times;
+  for (const auto& part : records)
+    for (const auto& r : part) times.push_back(r.append_us);
+  if (times.empty()) throw std::runtime_error("median_append_us: no records");
+  std::nth_element(times.begin(), times.begin() + static_cast<long>(times.size() / 2), times.end());
+  return times[times.size() / 2];
 }
 
 std::string all_file_bytes(const std::string& dir) {

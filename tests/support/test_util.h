@@ -42,6 +42,9 @@ std::string all_file_bytes(const std::string& dir);
 
 // Every record of `log`, by partition in offset order (throws on a read error).
 std::vector<std::vector<StoredRecord>> all_records(Log& log);
+// The median of those records' append times (ENGINE TIME): a point with records on both
+// sides, for replays to a point.
+int64_t median_append_us(const std::vector<std::vector<StoredRecord>>& records);
 
 // Reads `id` back out of an encoded event.
 std::string event_id(const std::string& bytes);
