@@ -41,6 +41,7 @@ using Clock = std::chrono::steady_clock;
 
 // How long stop() waits for appends in flight before giving up on their replies.
 constexpr std::chrono::seconds kDrainTimeout{30};
+constexpr size_t kRequestReadBytes = 2048;  // read buffer of a connection between requests
 
 class Session;
 
@@ -186,6 +187,9 @@ class Session : public StreamWaiter, public std::enable_shared_from_this<Session
   }
 
   void read_header() {
+    // Room for a whole usual request (headers and a single event's body) in one recvmsg:
+    // Beast reads max(512, free capacity) bytes at a time, so a 700-byte POST took two.
+    if (buffer_.capacity() < kRequestReadBytes) buffer_.reserve(kRequestReadBytes);
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(sh_.opts.max_header_bytes));
     // No body limit while the header is read: Beast would refuse a Content-Length over it
@@ -447,6 +451,7 @@ class Session : public StreamWaiter, public std::enable_shared_from_this<Session
     stream_.expires_after(sh_.opts.write_timeout);
     http::async_write_header(stream_, *sr_, [self = shared_from_this(), res, sr_](beast::error_code ec, size_t) {
       if (ec) return self->close();
+      if (self->buffer_.size() == 0) self->buffer_.shrink_to_fit();  // a stream reads no more requests
       self->watch_peer();
       self->pump();
     });

@@ -401,23 +401,28 @@ int cmd_serve(int argc, char** argv) {
   // error.
   Host host(HostOptions{.metrics = &metrics.registry()});
   std::vector<std::unique_ptr<Component>> components;
+  // Each processor's runtime: its state in DATA_DIR/processors/<name>, one commit per round
+  // of every partition (not one per partition).
+  auto open_runtime = [&](Processor& processor, const std::string& name) -> std::unique_ptr<ProcessorRuntime> {
+    RuntimeOptions ro;
+    ro.state_dir = data_dir + "/processors/" + name;
+    ro.metrics = &metrics.registry();
+    ro.commit_per_round = true;
+    auto rt = open_processor_runtime(*log, processor, ro);
+    if (!rt.ok()) {
+      log_line(LogLevel::kError, "cannot open a processor", {{"processor", name}, {"error", rt.status().to_string()}});
+      return nullptr;
+    }
+    components.push_back(make_runtime_component(name, **rt));
+    return std::move(rt).value();
+  };
   // The router first: Pulse's cost reports price a tenant's tokens with its providers'
   // prices, read from the router's state.
   router::RouterProcessor router_processor;
   std::unique_ptr<ProcessorRuntime> router_rt;
   std::unique_ptr<gateway::RouterSource> router_source;
   if (a.get("router") == "true") {
-    RuntimeOptions ro;
-    ro.state_dir = data_dir + "/processors/router";
-    ro.metrics = &metrics.registry();
-    ro.commit_per_round = true;
-    auto rt = open_processor_runtime(*log, router_processor, ro);
-    if (!rt.ok()) {
-      log_line(LogLevel::kError, "cannot open the Router processor", {{"error", rt.status().to_string()}});
-      return 1;
-    }
-    router_rt = std::move(rt).value();
-    components.push_back(make_runtime_component("router", *router_rt));
+    if (!(router_rt = open_runtime(router_processor, "router"))) return 1;
     router_source = gateway::make_router_source(*router_rt, price_table);
     ao.router = router_source.get();
   }
@@ -426,17 +431,7 @@ int cmd_serve(int argc, char** argv) {
   std::unique_ptr<gateway::SessionSource> session_source;
   std::unique_ptr<gateway::ModelSource> model_source;
   if (a.get("pulse") == "true") {
-    RuntimeOptions ro;
-    ro.state_dir = data_dir + "/processors/pulse";
-    ro.metrics = &metrics.registry();
-    ro.commit_per_round = true;  // one fsync per round of every partition, not one per partition
-    auto rt = open_processor_runtime(*log, pulse_processor, ro);
-    if (!rt.ok()) {
-      log_line(LogLevel::kError, "cannot open the Pulse processor", {{"error", rt.status().to_string()}});
-      return 1;
-    }
-    pulse_rt = std::move(rt).value();
-    components.push_back(make_runtime_component("pulse", *pulse_rt));
+    if (!(pulse_rt = open_runtime(pulse_processor, "pulse"))) return 1;
     session_source = gateway::make_pulse_source(*pulse_rt, price_table, router_rt.get());
     ao.sessions = session_source.get();
   }
@@ -444,17 +439,7 @@ int cmd_serve(int argc, char** argv) {
   std::unique_ptr<ProcessorRuntime> heartbeat_rt;
   std::unique_ptr<gateway::DecisionSource> heartbeat_decisions;
   if (a.get("heartbeat") == "true") {
-    RuntimeOptions ro;
-    ro.state_dir = data_dir + "/processors/heartbeat";
-    ro.metrics = &metrics.registry();
-    ro.commit_per_round = true;
-    auto rt = open_processor_runtime(*log, heartbeat_processor, ro);
-    if (!rt.ok()) {
-      log_line(LogLevel::kError, "cannot open the Heartbeat processor", {{"error", rt.status().to_string()}});
-      return 1;
-    }
-    heartbeat_rt = std::move(rt).value();
-    components.push_back(make_runtime_component("heartbeat", *heartbeat_rt));
+    if (!(heartbeat_rt = open_runtime(heartbeat_processor, "heartbeat"))) return 1;
     heartbeat_decisions = gateway::make_decision_source(*heartbeat_rt);
     ao.heartbeat = heartbeat_decisions.get();
   }
@@ -462,17 +447,7 @@ int cmd_serve(int argc, char** argv) {
   std::unique_ptr<ProcessorRuntime> dreams_rt;
   std::unique_ptr<gateway::DreamSource> dreams_source;
   if (a.get("dreams") == "true") {
-    RuntimeOptions ro;
-    ro.state_dir = data_dir + "/processors/dreams";
-    ro.metrics = &metrics.registry();
-    ro.commit_per_round = true;
-    auto rt = open_processor_runtime(*log, dreams_processor, ro);
-    if (!rt.ok()) {
-      log_line(LogLevel::kError, "cannot open the Dreams processor", {{"error", rt.status().to_string()}});
-      return 1;
-    }
-    dreams_rt = std::move(rt).value();
-    components.push_back(make_runtime_component("dreams", *dreams_rt));
+    if (!(dreams_rt = open_runtime(dreams_processor, "dreams"))) return 1;
     dreams_source = gateway::make_dreams_source(*dreams_rt);
     ao.dreams = dreams_source.get();
   }
@@ -480,17 +455,7 @@ int cmd_serve(int argc, char** argv) {
   std::unique_ptr<ProcessorRuntime> skills_rt;
   std::unique_ptr<gateway::DecisionSource> skills_decisions;
   if (a.get("skills") == "true") {
-    RuntimeOptions ro;
-    ro.state_dir = data_dir + "/processors/skills";
-    ro.metrics = &metrics.registry();
-    ro.commit_per_round = true;
-    auto rt = open_processor_runtime(*log, skills_processor, ro);
-    if (!rt.ok()) {
-      log_line(LogLevel::kError, "cannot open the Skills processor", {{"error", rt.status().to_string()}});
-      return 1;
-    }
-    skills_rt = std::move(rt).value();
-    components.push_back(make_runtime_component("skills", *skills_rt));
+    if (!(skills_rt = open_runtime(skills_processor, "skills"))) return 1;
     skills_decisions = gateway::make_decision_source(*skills_rt);
     ao.skills = skills_decisions.get();
   }
