@@ -84,6 +84,7 @@ class Apply {
 
   Status run() {
     const fb::Event* e = fb::GetEvent(ev_.bytes.data());
+    if (!handles(e->payload_type())) return Status::ok();  // most records: nothing to load
     HB_ASSIGN_OR_RETURN(stats_, load_stats());
     const PartitionStats before = stats_;
     Status s = dispatch(e);
@@ -95,6 +96,31 @@ class Apply {
  private:
   bool stats_changed(const PartitionStats& b) const {
     return encode(b) != encode(stats_);
+  }
+
+  // The types dispatch() folds; every other record leaves the state as it is.
+  static bool handles(fb::Payload t) {
+    switch (t) {
+      case fb::Payload::ClockTick:
+      case fb::Payload::TenantCreated:
+      case fb::Payload::TenantPlanChanged:
+      case fb::Payload::HeartbeatConfigured:
+      case fb::Payload::HeartbeatStarted:
+      case fb::Payload::HeartbeatStopped:
+      case fb::Payload::HeartbeatCheckRegistered:
+      case fb::Payload::HeartbeatCheckChanged:
+      case fb::Payload::HeartbeatCheckRemoved:
+      case fb::Payload::HeartbeatCheckRunRequested:
+      case fb::Payload::HeartbeatCheckOk:
+      case fb::Payload::HeartbeatCheckWarn:
+      case fb::Payload::HeartbeatAlert:
+      case fb::Payload::WebhookChannelSet:
+      case fb::Payload::WebhookChannelRemoved:
+      case fb::Payload::WebhookAttempted:
+        return true;
+      default:
+        return false;
+    }
   }
 
   Status dispatch(const fb::Event* e) {

@@ -82,6 +82,18 @@ struct Engine {
     }
     const size_t k = r->body.find("\"api_key\":\"");
     key = r->body.substr(k + 11, r->body.find('"', k + 11) - (k + 11));
+    // The session every bench event reports progress on (make_event_json): created here,
+    // ahead of them in the tenant's partition, so Pulse folds each as a RUNNING session's
+    // progress instead of rejecting it as an unknown session (a derived fact per event).
+    auto s = cli::http_call(url, "POST", "/v1/tenants/bench/events",
+                            {{"Authorization", "Bearer " + key}, {"Content-Type", "application/cloudevents+json"}},
+                            R"({"specversion":"1.0","id":"bench-session-0","source":"/bench/setup","type":"session.created",)"
+                            R"("data":{"sessionId":"s-0","config":{"name":"bench session","model":"claude-sonnet",)"
+                            R"("prompt":"Benchmark session.","maxTokens":4096}}})");
+    if (!s.ok() || s->status != 201) {
+      std::fprintf(stderr, "bench: session creation failed: %s\n", s.ok() ? s->body.c_str() : s.status().to_string().c_str());
+      return false;
+    }
     return true;
   }
   ~Engine() {
