@@ -1106,10 +1106,11 @@ class RuntimeImpl final : public ProcessorRuntime {
       // Everything up to the last relayed key is deleted by this batch: later seeks start
       // after it instead of stepping over the tombstones (they stay until compaction).
       // The cursor moves only once the batch is written (below).
-      if (drained)
-        wb.Delete(meta_, lane_marker_key(l));
-      else
-        wb.Put(meta_, lane_marker_key(l), be64_value(end.value()));
+      // The marker moves past what was appended and stays, drained or not (rule 2): the
+      // lane's next round appends at or after it without a synced marker write first —
+      // one fsync per round of the runtime's own store less (rule 5 holds for every
+      // marker value a power loss can bring back: each was at or below every later append).
+      wb.Put(meta_, lane_marker_key(l), be64_value(end.value()));
       relayed.push_back(Relayed{w, end, drained});
     }
     if (relayed.empty()) return false;

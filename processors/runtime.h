@@ -24,9 +24,11 @@
 //  1. Before the first append of entries of p, the relay durably records a marker
 //     M_p = end_offset(p). Every append after that lands at an offset >= M_p.
 //  2. After an append is acknowledged, ONE WriteBatch deletes the appended entries and
-//     moves M_p past them (or deletes M_p when p's outbox is empty). Invariant: every
-//     outbox entry that is already in the log sits at an offset >= M_p; with no marker,
-//     no outbox entry of p has been appended.
+//     moves M_p past them, to the log's end after the append. M_p then stays (only a
+//     rescan that leaves the outbox empty deletes it), so the next round appends without
+//     a synced marker write: a runtime that relays every round fsyncs its store once,
+//     not once per round. Invariant: every outbox entry that is already in the log sits
+//     at an offset >= M_p; with no marker, no outbox entry of p has been appended.
 //  3. A crash (or a failed/unknown-outcome append) between append and delete leaves
 //     appended entries in the outbox. Before appending again — at start and after any
 //     append error — the relay scans the log [M_p, end) for records with its own source,
@@ -39,9 +41,11 @@
 //     loses nothing RocksDB wrote; a power loss can lose the unsynced tail of the
 //     runtime's writes — a suffix since the last synced write (RocksDB recovers a prefix
 //     of its WAL). The marker of rule 1 is written synced, which makes every earlier
-//     commit durable too, so a durable marker M_p <= its offset exists for every derived
-//     event in the log whose commit may be lost (a marker is only deleted by a later
-//     write). After such a loss the state resumes at an older offset and re-derives the
+//     commit durable too, and every value a marker has had is <= every later append
+//     (rounds run one after another, and a round's marker move is written before the
+//     next round appends), so whatever prefix survives holds a marker M_p <= the offset
+//     of every derived event in the log whose delete it lost (a marker is only deleted
+//     by a later write). After such a loss the state resumes at an older offset and re-derives the
 //     lost commits' entries, identical by rule 4 — but only when the processing gets
 //     there. So the rescan of rule 3 stops at the first derived event of p whose input
 //     is at or above the committed offset, writes nothing of that chunk, and p relays
@@ -126,7 +130,7 @@ struct RuntimeOptions {
   bool relay = true;                     // false: derived events stay in the outbox
   // fsync every processing commit and relay delete. Not needed for exactly-once (rule 5):
   // it only shortens the re-application after a power loss, at one fsync per commit.
-  // Relay markers are always synced.
+  // A lane's first relay marker is always synced (rule 1); its later moves are not.
   bool sync = false;
   // BENCHMARK BASELINE ONLY — NOT SAFE. false: a processing commit writes the state and
   // outbox but NOT the partition's offset entry; the offset advances in memory only, so
