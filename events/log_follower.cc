@@ -18,11 +18,13 @@ LogFollower::LogFollower(Log& log, const std::vector<Partition>& partitions)
       while (cur < end.value() && !e.compare_exchange_weak(cur, end.value(), std::memory_order_relaxed)) {
       }
     }
+    bool wake;
     {
       std::lock_guard lk(s->mu);
       s->dirty = true;
+      wake = std::exchange(s->waiting, false);  // at most one wake-up per wait
     }
-    s->cv.notify_all();
+    if (wake) s->cv.notify_all();
   });
   for (Partition p : partitions)  // once, so lag is right before the first append
     if (auto e = log.end_offset(p); e.ok()) raise_end(p, e->value());
@@ -30,7 +32,8 @@ LogFollower::LogFollower(Log& log, const std::vector<Partition>& partitions)
 
 LogFollower::~LogFollower() { stop(); }
 
-Status LogFollower::start(std::function<Result<bool>()> step, std::chrono::milliseconds idle, std::string name) {
+Status LogFollower::start(std::function<Result<bool>()> step, std::chrono::milliseconds idle, std::string name,
+                          std::chrono::milliseconds window) {
   std::lock_guard lk(lifecycle_mu_);
   if (worker_.joinable()) return Status(Code::kInvalidArgument, "already started");
   {
@@ -38,9 +41,9 @@ Status LogFollower::start(std::function<Result<bool>()> step, std::chrono::milli
     s_->stopping = false;
   }
   started_ = true;
-  worker_ = std::thread([this, step = std::move(step), idle, name = std::move(name)] {
+  worker_ = std::thread([this, step = std::move(step), idle, name = std::move(name), window] {
     set_thread_name(name);
-    run(step, idle);
+    run(step, idle, window);
   });
   return Status::ok();
 }
@@ -57,13 +60,15 @@ void LogFollower::stop() {
   started_ = false;
 }
 
-void LogFollower::run(const std::function<Result<bool>()>& step, std::chrono::milliseconds idle) {
+void LogFollower::run(const std::function<Result<bool>()>& step, std::chrono::milliseconds idle,
+                      std::chrono::milliseconds window) {
   for (;;) {
     {
       std::lock_guard lk(s_->mu);
       if (s_->stopping) return;
       s_->dirty = false;  // anything appended from here on wakes the wait below
     }
+    const auto began = std::chrono::steady_clock::now();
     auto r = step();
     if (!r.ok()) return;  // the owner recorded the error
     std::unique_lock lk(s_->mu);
@@ -73,7 +78,13 @@ void LogFollower::run(const std::function<Result<bool>()>& step, std::chrono::mi
       continue;
     }
     if (*r) continue;
+    s_->waiting = true;  // only this wait is woken by appends
     s_->cv.wait_for(lk, idle, [&] { return s_->dirty || s_->stopping; });
+    s_->waiting = false;
+    // Gather the window's appends into one step: they mark the follower dirty but do not
+    // wake it (a wake-up costs a futex call and a context switch, per follower).
+    if (window.count() > 0 && s_->dirty)
+      s_->cv.wait_until(lk, began + window, [&] { return s_->stopping; });
   }
 }
 

@@ -33,7 +33,15 @@ class LogFollower {
 
   // Starts the thread running `step` until stop(); a step that returns an error ends it
   // (the owner records why). kInvalidArgument when already started.
-  Status start(std::function<Result<bool>()> step, std::chrono::milliseconds idle, std::string name = "follower");
+  //
+  // `window` (BATCHING): a step woken by an append does not start before `window` has
+  // passed since the previous step began, so that under load one step takes the appends
+  // of a whole window (one read, one commit, one wake-up) instead of running once per
+  // group the log commits. An append after a quiet spell longer than the window is taken
+  // at once; a step that made progress is followed at once by the next (a backlog is never
+  // throttled). 0: every append wakes the step.
+  Status start(std::function<Result<bool>()> step, std::chrono::milliseconds idle, std::string name = "follower",
+               std::chrono::milliseconds window = std::chrono::milliseconds(0));
   // Wakes and joins the thread; a step in progress finishes first. Idempotent.
   void stop();
   // Whether the thread was started and not stopped (it may have ended on an error).
@@ -56,10 +64,12 @@ class LogFollower {
     std::mutex mu;
     std::condition_variable cv;
     bool dirty = false, stopping = false;
+    bool waiting = false;  // in the wait an append ends (the listener wakes only that one)
     std::chrono::milliseconds pause{0};  // set by back_off(), taken by the next wait
     std::vector<std::atomic<int64_t>> ends;
   };
-  void run(const std::function<Result<bool>()>& step, std::chrono::milliseconds idle);
+  void run(const std::function<Result<bool>()>& step, std::chrono::milliseconds idle,
+           std::chrono::milliseconds window);
 
   std::shared_ptr<State> s_;
   std::mutex lifecycle_mu_;

@@ -199,7 +199,7 @@ class DelivererImpl final : public Deliverer {
         work();
       });
     running_ = true;
-    return follower_->start([this] { return read_step(); }, o_.idle, "deliver-read");
+    return follower_->start([this] { return read_step(); }, o_.idle, "deliver-read", o_.window);
   }
 
   void stop() override {

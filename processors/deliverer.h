@@ -57,6 +57,9 @@ struct DelivererOptions {
   const Clock* clock = nullptr;          // webhook-timestamp (null: the system clock)
   prometheus::Registry* metrics = nullptr;
   std::chrono::milliseconds idle{500};   // the follower's wait when nothing new arrives
+  // Under load the log is read at most once per window (events/log_follower.h); 0: after
+  // every append.
+  std::chrono::milliseconds window{0};
   std::string ca_file;                   // extra CA bundle for https (tests); empty: none
 };
 

@@ -318,7 +318,7 @@ class RuntimeImpl final : public ProcessorRuntime {
   }
 
   Status start() override {
-    if (Status s = follow_.start([this] { return step_impl(); }, opts_.idle_wait, "rt-" + name_); !s.is_ok())
+    if (Status s = follow_.start([this] { return step_impl(); }, opts_.idle_wait, "rt-" + name_, opts_.batch_window); !s.is_ok())
       return Status(s.code(), "runtime already started");
     return Status::ok();
   }

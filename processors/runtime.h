@@ -141,6 +141,12 @@ struct RuntimeOptions {
   // How long the worker waits for new records before looking again (it is also woken by
   // the log's append listener, so this only bounds the latency of a missed wake-up).
   std::chrono::milliseconds idle_wait{200};
+  // BATCHING (events/log_follower.h, `window`): under load the worker steps at most once
+  // per window, taking every append of the window in one round (one read per partition,
+  // one commit); after a quiet spell an append is taken at once. It bounds what a reader
+  // waiting for this processor (`wait_applied`, `?after=`) can wait extra. 0: a round per
+  // append the log publishes.
+  std::chrono::milliseconds batch_window{0};
   // Prometheus metrics (processors/metrics.h lists the families): when set, the runtime
   // registers its processor-labelled families here and keeps them current — counters at
   // each commit / relay append, lag gauges at the end of every round (step(), or the

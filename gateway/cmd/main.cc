@@ -250,6 +250,7 @@ int cmd_serve(int argc, char** argv) {
           {"dreams", "AGENTOS_DREAMS", "true", "run the Dreams processor (state in DATA_DIR/processors/dreams)"},
           {"skills", "AGENTOS_SKILLS", "true", "run the Skills processor (state in DATA_DIR/processors/skills)"},
           {"router", "AGENTOS_ROUTER", "true", "run the model Router processor (state in DATA_DIR/processors/router; routing decisions at /v1/tenants/{t}/models:route)"},
+          {"processor-window-ms", "AGENTOS_PROCESSOR_WINDOW_MS", "5", "under load each processor (and the webhook deliverer) takes the log's new records at most once per window, in one round; a record after a quiet spell is taken at once. It bounds the extra wait of a read that waits for a processor (?after=); 0: a round per append"},
           {"deliverer", "AGENTOS_DELIVERER", "true", "deliver webhook notifications (endpoints and secrets in DATA_DIR/secrets, cursor in DATA_DIR/deliverer)"},
           {"pii", "AGENTOS_PII", "true", "seal personal data (the schema's pii fields) per data subject in DATA_DIR/pii; false: stored as sent, and erasures and tenant deletion answer 503"},
           {"webhook-timeout-ms", "AGENTOS_WEBHOOK_TIMEOUT_MS", "10000", "time a webhook endpoint has to answer one attempt"},
@@ -402,12 +403,14 @@ int cmd_serve(int argc, char** argv) {
   Host host(HostOptions{.metrics = &metrics.registry()});
   std::vector<std::unique_ptr<Component>> components;
   // Each processor's runtime: its state in DATA_DIR/processors/<name>, one commit per round
-  // of every partition (not one per partition).
+  // of every partition (not one per partition), steps batched over --processor-window-ms.
+  const auto window = std::chrono::milliseconds(std::max(0, std::atoi(a.get("processor-window-ms").c_str())));
   auto open_runtime = [&](Processor& processor, const std::string& name) -> std::unique_ptr<ProcessorRuntime> {
     RuntimeOptions ro;
     ro.state_dir = data_dir + "/processors/" + name;
     ro.metrics = &metrics.registry();
     ro.commit_per_round = true;
+    ro.batch_window = window;
     auto rt = open_processor_runtime(*log, processor, ro);
     if (!rt.ok()) {
       log_line(LogLevel::kError, "cannot open a processor", {{"processor", name}, {"error", rt.status().to_string()}});
@@ -492,6 +495,7 @@ int cmd_serve(int argc, char** argv) {
     dopt.metrics = &metrics.registry();
     dopt.timeout = std::chrono::milliseconds(std::max(1, std::atoi(a.get("webhook-timeout-ms").c_str())));
     dopt.workers = std::max(1, std::atoi(a.get("deliverer-workers").c_str()));
+    dopt.window = window;
     auto d = open_deliverer(*log, dopt);
     if (!d.ok()) {
       log_line(LogLevel::kError, "cannot open the deliverer", {{"error", d.status().to_string()}});

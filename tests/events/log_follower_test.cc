@@ -1,6 +1,7 @@
 // LogFollower (events/log_follower.h) over the embedded log: a step runs again after an
 // append, and a step that backs off is not run again before its pause is over, however
-// many appends come meanwhile — but stop() ends a pause at once.
+// many appends come meanwhile — but stop() ends a pause at once; with a window, the
+// appends of a window wake one step once the window has passed.
 #include "events/log_follower.h"
 
 #include <gtest/gtest.h>
@@ -98,6 +99,58 @@ TEST_F(LogFollowerTest, StopEndsABackOffAtOnce) {
   ASSERT_TRUE(test::wait_until([&] { return steps.load() >= 1; }));
   const auto t0 = Clock::now();
   f.stop();  // would take an hour if the pause ignored it
+  EXPECT_LT(Clock::now() - t0, 30s);
+  EXPECT_EQ(steps.load(), 1);
+}
+
+// BATCHING: appends during the window after a step began do not start the next step
+// early; the next step starts once the window has passed and finds all of them.
+TEST_F(LogFollowerTest, AppendsWithinTheWindowAreTakenByOneStepWhenTheWindowEnds) {
+  LogFollower f(*log_, {Partition(0)});
+  constexpr auto kWindow = 1s;
+  std::mutex mu;
+  std::vector<Clock::time_point> starts;
+  std::vector<int64_t> ends;  // the log's end each step saw
+  ASSERT_TRUE(f.start(
+                   [&]() -> Result<bool> {
+                     auto end = log_->end_offset(Partition(0));
+                     std::lock_guard lk(mu);
+                     starts.push_back(Clock::now());
+                     ends.push_back(end.ok() ? end->value() : -1);
+                     return false;
+                   },
+                   std::chrono::hours(1), "follower", kWindow)
+                  .is_ok());
+  ASSERT_TRUE(test::wait_until([&] {
+    std::lock_guard lk(mu);
+    return !starts.empty();
+  }));
+  for (int i = 0; i < 3; ++i) append();
+  const auto appended = Clock::now();
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        std::lock_guard lk(mu);
+        return starts.size() >= 2;
+      },
+      30s));
+  f.stop();
+  std::lock_guard lk(mu);
+  EXPECT_GE(starts[1] - starts[0], kWindow) << "an append started a step inside the window";
+  if (appended < starts[0] + kWindow) {  // the appends all fell inside the window
+    EXPECT_EQ(ends[1], 3) << "the step after the window did not find every append of it";
+  }
+}
+
+TEST_F(LogFollowerTest, StopEndsAWindowAtOnce) {
+  LogFollower f(*log_, {Partition(0)});
+  std::atomic<int> steps{0};
+  ASSERT_TRUE(f.start([&]() -> Result<bool> { return ++steps, false; }, std::chrono::hours(1), "follower",
+                      std::chrono::hours(1))
+                  .is_ok());
+  ASSERT_TRUE(test::wait_until([&] { return steps.load() >= 1; }));
+  append();  // the follower now waits out its window
+  const auto t0 = Clock::now();
+  f.stop();  // would take an hour if the window ignored it
   EXPECT_LT(Clock::now() - t0, 30s);
   EXPECT_EQ(steps.load(), 1);
 }
