@@ -1,12 +1,13 @@
-// LogFollower: the worker of a consumer of the log (a processor runtime, the projector).
-// It runs the consumer's `step` on a thread of its own — again at once after a step that
-// made progress, otherwise after the next append to the log or after `idle` — and knows
-// the log's ends without asking it.
+// LogFollower: the worker of a consumer of the log (a processor runtime, the projector,
+// the webhook deliverer). It runs the consumer's `step` on a thread of its own — again at
+// once after a step that made progress, otherwise after the next append to the log (and
+// its `window`, see start()) or after `idle` — and knows the log's ends without asking it.
 //
 // It registers one listener on the log; since listeners live as long as the log (no
 // unsubscribe), the listener holds only a weak reference to the follower's state and does
 // nothing once the follower is gone. An append between a step and its wait is never
-// missed (the wait returns at once).
+// missed (the wait returns at once). The listener wakes the thread only while it waits
+// for an append: one wake-up per wait, none during a window or a back-off.
 //
 // Threading: start()/stop() from one thread; end() and raise_end() from any. The Log must
 // outlive the follower.
