@@ -10,9 +10,9 @@ bash ops/build.sh
 echo "build: $(( $(date +%s) - start ))s"
 (cd "${AGENTOS_BUILD_DIR:-build}" && ctest --output-on-failure --timeout 900 -j2 "$@")
 # Fuzzing (tests/fuzz/README.md): each libFuzzer target, built with clang and ASan/UBSan in
-# a tree of its own, runs AGENTOS_FUZZ_SECONDS (default 12, two targets side by side: about
-# 2 minutes with the build on 2 cores; 0 replays corpus and regressions only; 600 for a long
+# a tree of its own, runs AGENTOS_FUZZ_SECONDS (default 8, two targets side by side: about
+# 90 s with the build on 2 cores; 0 replays corpus and regressions only; 600 for a long
 # run) over its committed corpus and regressions; a crash or sanitizer report fails the run.
 # After ctest, so that the fuzzers do not take CPU from timing-sensitive tests.
 AGENTOS_FUZZ_BUILD_DIR="${AGENTOS_FUZZ_BUILD_DIR:-${AGENTOS_BUILD_DIR:-build}-fuzz}" \
-  bash tests/fuzz/run.sh "${AGENTOS_FUZZ_SECONDS:-12}"
+  bash tests/fuzz/run.sh "${AGENTOS_FUZZ_SECONDS:-8}"

@@ -30,7 +30,7 @@
 // (drop_read_models + migrate: PostgreSQL lost everything), so the next child projects
 // from offset 0 again — the log never runs out of work. After each kill,
 // agentos_rm.events must hold exactly the log's events below the watermarks.
-// AGENTOS_PROJECTOR_CRASH_ROUNDS (default 14) kills of EACH kind; then a final child runs
+// AGENTOS_PROJECTOR_CRASH_ROUNDS (default 8) kills of EACH kind; then a final child runs
 // to the end and exits 0, and a projector opened in-process afterwards has nothing left
 // to write; the dump must equal the reference's.
 //
@@ -103,7 +103,7 @@ int env_int(const char* name, int dflt) {
   return v == nullptr || *v == '\0' ? dflt : std::atoi(v);
 }
 
-int kills_per_kind() { return std::max(1, env_int("AGENTOS_PROJECTOR_CRASH_ROUNDS", 14)); }
+int kills_per_kind() { return std::max(1, env_int("AGENTOS_PROJECTOR_CRASH_ROUNDS", 8)); }
 uint64_t seed() { return static_cast<uint64_t>(env_int("AGENTOS_PROJECTOR_CRASH_SEED", 20261124)); }
 
 std::string encode(const std::string& tenant, const std::string& json) {

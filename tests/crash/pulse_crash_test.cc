@@ -8,7 +8,7 @@
 // The uninterrupted reference must not append to the log: it runs with relay = false in
 // its own state dir, and its outbox is compared with what the killed processes relayed.
 //
-// Rounds (AGENTOS_PULSE_CRASH_ROUNDS, default 10) of five kills, each way below once in a
+// Rounds (AGENTOS_PULSE_CRASH_ROUNDS, default 6 in CI; 100 for the long run) of five kills, each way below once in a
 // random order. Before each kill the parent appends the next chunk of the workload (only
 // the parent or the child has the log open, never both), then spawns the child with a
 // random batch size and kills it:
@@ -418,7 +418,7 @@ class PulseCrashHarness {
 
 TEST(PulseCrashTest, SigkilledPulseMatchesAnUninterruptedRunWithNoDerivedEventTwice) {
   const uint64_t seed = static_cast<uint64_t>(env_int("AGENTOS_PULSE_CRASH_SEED", 20261124));
-  const int rounds = std::max(1, env_int("AGENTOS_PULSE_CRASH_ROUNDS", 10));
+  const int rounds = std::max(1, env_int("AGENTOS_PULSE_CRASH_ROUNDS", 6));
   PulseCrashHarness h(seed, rounds, /*lose_unsynced=*/false);
   h.run();
 }
@@ -429,7 +429,7 @@ TEST(PulseCrashTest, SigkilledPulseMatchesAnUninterruptedRunWithNoDerivedEventTw
 // none may be appended twice when the restarted child re-derives them.
 TEST(PulseCrashTest, PulseThatLosesItsUnsyncedCommitsAtEveryKillStillRelaysEachDerivedEventOnce) {
   const uint64_t seed = static_cast<uint64_t>(env_int("AGENTOS_PULSE_CRASH_SEED", 20261124)) + 1;
-  const int rounds = std::max(1, env_int("AGENTOS_PULSE_CRASH_ROUNDS", 10));
+  const int rounds = std::max(1, env_int("AGENTOS_PULSE_CRASH_ROUNDS", 6));
   PulseCrashHarness h(seed, rounds, /*lose_unsynced=*/true);
   h.run();
 }
@@ -439,7 +439,7 @@ TEST(PulseCrashTest, PulseThatLosesItsUnsyncedCommitsAtEveryKillStillRelaysEachD
 // uninterrupted run's, and none of its derived events is in the log twice.
 TEST(PulseCrashTest, SigkilledHeartbeatMatchesAnUninterruptedRunWithNoDerivedEventTwice) {
   const uint64_t seed = static_cast<uint64_t>(env_int("AGENTOS_PULSE_CRASH_SEED", 20261124)) + 2;
-  const int rounds = std::max(1, env_int("AGENTOS_PULSE_CRASH_ROUNDS", 10));
+  const int rounds = std::max(1, env_int("AGENTOS_PULSE_CRASH_ROUNDS", 6));
   PulseCrashHarness h(seed, rounds, /*lose_unsynced=*/true, "heartbeat");
   h.run();
 }
@@ -449,7 +449,7 @@ TEST(PulseCrashTest, SigkilledHeartbeatMatchesAnUninterruptedRunWithNoDerivedEve
 // kill, and its state after the kills equals an uninterrupted run's over the same log.
 TEST(PulseCrashTest, SigkilledDreamsMatchesAnUninterruptedRunWithNoDerivedEventOrMessageTwice) {
   const uint64_t seed = static_cast<uint64_t>(env_int("AGENTOS_PULSE_CRASH_SEED", 20261124)) + 3;
-  const int rounds = std::max(1, env_int("AGENTOS_PULSE_CRASH_ROUNDS", 10));
+  const int rounds = std::max(1, env_int("AGENTOS_PULSE_CRASH_ROUNDS", 6));
   PulseCrashHarness h(seed, rounds, /*lose_unsynced=*/true, "dreams");
   h.run();
 }
@@ -458,7 +458,7 @@ TEST(PulseCrashTest, SigkilledDreamsMatchesAnUninterruptedRunWithNoDerivedEventO
 // cross lanes, each relayed once through every kind of kill.
 TEST(PulseCrashTest, SigkilledSkillsMatchesAnUninterruptedRunWithNoDerivedEventOrMessageTwice) {
   const uint64_t seed = static_cast<uint64_t>(env_int("AGENTOS_PULSE_CRASH_SEED", 20261124)) + 4;
-  const int rounds = std::max(1, env_int("AGENTOS_PULSE_CRASH_ROUNDS", 10));
+  const int rounds = std::max(1, env_int("AGENTOS_PULSE_CRASH_ROUNDS", 6));
   PulseCrashHarness h(seed, rounds, /*lose_unsynced=*/true, "skills");
   h.run();
 }
@@ -467,7 +467,7 @@ TEST(PulseCrashTest, SigkilledSkillsMatchesAnUninterruptedRunWithNoDerivedEventO
 // circuit change and latency fact is relayed once through every kind of kill.
 TEST(PulseCrashTest, SigkilledRouterMatchesAnUninterruptedRunWithNoDerivedEventTwice) {
   const uint64_t seed = static_cast<uint64_t>(env_int("AGENTOS_PULSE_CRASH_SEED", 20261124)) + 5;
-  const int rounds = std::max(1, env_int("AGENTOS_PULSE_CRASH_ROUNDS", 10));
+  const int rounds = std::max(1, env_int("AGENTOS_PULSE_CRASH_ROUNDS", 6));
   PulseCrashHarness h(seed, rounds, /*lose_unsynced=*/true, "router");
   h.run();
 }

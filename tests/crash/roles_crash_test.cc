@@ -28,7 +28,7 @@
 //     tmpfs); skipped, saying why, where that is not allowed.
 //
 // Environment: AGENTOS_ROLES_CRASH_ROUNDS (kills; default 6 in CI, 100 the design target),
-// AGENTOS_ROLES_PG_RESTARTS (PostgreSQL restarts; default 4), AGENTOS_ROLES_CRASH_SEED,
+// AGENTOS_ROLES_PG_RESTARTS (PostgreSQL restarts; default 3), AGENTOS_ROLES_CRASH_SEED,
 // AGENTOS_ROLES_CRASH_BREAK (see RolesCrash::broken_).
 #include <gtest/gtest.h>
 #include <pwd.h>
@@ -73,7 +73,7 @@ constexpr auto kQuietTimeout = 120s;  // final run: every component caught up
 constexpr int kProjectorWorkers = 2;  // serve's default, named here for the back-off bound
 
 int rounds() { return std::max(1, env_int("AGENTOS_ROLES_CRASH_ROUNDS", 6)); }
-int pg_restarts() { return std::max(1, env_int("AGENTOS_ROLES_PG_RESTARTS", 4)); }
+int pg_restarts() { return std::max(1, env_int("AGENTOS_ROLES_PG_RESTARTS", 3)); }
 
 // What fails while the load runs.
 enum class Fault {

@@ -2,7 +2,7 @@
 // storm, what counts as a hit, and what the checker compares). CTest label `kafka-storm`.
 //
 // Environment:
-//   AGENTOS_KAFKA_STORM_EVENTS=N   workload events (default 30000; the long run: 1000000),
+//   AGENTOS_KAFKA_STORM_EVENTS=N   workload events (default 20000; the long run: 1000000),
 //                                  faults scale with it (36 at 30k, 400 at 1M)
 //   AGENTOS_KAFKA_STORM_SEED=S     the seed of the schedule and the workloads (default 1)
 //   AGENTOS_KAFKA_STORM_FAULTS=F   overrides the number of faults (0: a fault-free baseline)
@@ -29,7 +29,7 @@ int64_t env_int(const char* name, int64_t fallback) {
 
 StormOptions options_from_env() {
   StormOptions o;
-  o.events = std::max<int64_t>(1000, env_int("AGENTOS_KAFKA_STORM_EVENTS", 30000));
+  o.events = std::max<int64_t>(1000, env_int("AGENTOS_KAFKA_STORM_EVENTS", 20000));
   o.seed = static_cast<uint64_t>(env_int("AGENTOS_KAFKA_STORM_SEED", 1));
   o.faults = static_cast<int>(env_int("AGENTOS_KAFKA_STORM_FAULTS", faults_for(o.events)));
   if (const char* b = std::getenv("AGENTOS_KAFKA_STORM_BREAK"); b && *b) {
