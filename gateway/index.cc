@@ -9,6 +9,7 @@
 #include "events/codec.h"
 #include "events/key_codec.h"
 #include "events/kv_store.h"
+#include "events/log_follower.h"
 #include "events/logging.h"
 #include "schemas/agentos_generated.h"
 
@@ -57,9 +58,9 @@ std::string inbound_key(std::string_view tenant, std::string_view source) {
 
 class StoreIndex final : public LocalIndex {
  public:
-  StoreIndex(std::unique_ptr<KvStore> db, Log& log)
-      : db_(std::move(db)), log_(log), applied_(log.partition_count(), Offset(0)),
-        wake_(std::make_shared<Wake>(log.partition_count())) {}
+  StoreIndex(std::unique_ptr<KvStore> db, Log& log, std::chrono::milliseconds window)
+      : db_(std::move(db)), log_(log), window_(window), applied_(log.partition_count(), Offset(0)),
+        persisted_(log.partition_count()), follow_(log, {}) {}
   ~StoreIndex() override { stop(); }
 
   Status load_watermarks() {
@@ -67,6 +68,7 @@ class StoreIndex final : public LocalIndex {
       auto v = db_->get(watermark_key(p));
       if (!v.ok()) return v.status();
       if (*v && (*v)->size() == 8) applied_[p] = Offset(static_cast<int64_t>(get_be(**v, 0, 8)));
+      persisted_[p].at = applied_[p];
     }
     return Status::ok();
   }
@@ -80,33 +82,25 @@ class StoreIndex final : public LocalIndex {
         if (*n == 0) break;
       }
     }
-    // The listener may outlive this index (the log has no unsubscribe): it only touches
-    // the shared wake-up flag.
-    log_.add_listener([w = std::weak_ptr<Wake>(wake_)](Partition p, Offset) {
-      if (auto wk = w.lock()) {
-        {
-          std::lock_guard lk(wk->mu);
-          wk->dirty = true;
-          if (static_cast<size_t>(p.value()) < wk->dirty_partitions.size()) wk->dirty_partitions[p.value()] = 1;
-        }
-        wk->cv.notify_all();
-      }
-    });
-    follower_ = std::thread([this] {
-      set_thread_name("index");
-      follow();
-    });
-    return Status::ok();
+    // Woken by appends (after the window, events/log_follower.h); every 200 ms it also
+    // looks at every partition, a safety net for a backend whose listener misses one.
+    return follow_.start([this]() -> Result<bool> { return step(); }, std::chrono::milliseconds(200), "index", window_);
   }
 
   void stop() override {
-    {
-      std::lock_guard lk(wake_->mu);
-      if (wake_->stopping) return;
-      wake_->stopping = true;
+    follow_.stop();
+    // The watermarks folds did not store (see fold_some), so that a restart re-folds less.
+    KvBatch wb;
+    bool any = false;
+    for (int32_t p = 0; p < log_.partition_count(); ++p) {
+      const Offset at = applied(Partition(p));
+      if (persisted_[p].at == at) continue;
+      wb.put(watermark_key(p), be64(static_cast<uint64_t>(at.value())));
+      persisted_[p].at = at;
+      any = true;
     }
-    wake_->cv.notify_all();
-    if (follower_.joinable()) follower_.join();
+    if (Status s = any ? db_->write(wb) : Status::ok(); !s.is_ok())
+      log_line(LogLevel::kWarn, "index: watermarks not stored at stop", {{"error", s.to_string()}});
   }
 
   std::optional<TenantInfo> tenant(const TenantId& t) const override {
@@ -169,40 +163,29 @@ class StoreIndex final : public LocalIndex {
   }
 
  private:
-  void follow() {
-    const int32_t n = log_.partition_count();
-    std::vector<char> todo(n);
-    for (;;) {
-      {
-        std::unique_lock lk(wake_->mu);
-        // The timeout is a safety net for backends whose listener can miss a wake-up:
-        // then every partition is looked at. Otherwise only those the log said changed,
-        // so a group commit to one partition costs one read, not `n`.
-        const bool woken = wake_->cv.wait_for(lk, std::chrono::milliseconds(200),
-                                              [&] { return wake_->dirty || wake_->stopping; });
-        if (wake_->stopping) return;
-        wake_->dirty = false;
-        if (woken) {
-          todo.swap(wake_->dirty_partitions);
-          std::fill(wake_->dirty_partitions.begin(), wake_->dirty_partitions.end(), 0);
-        } else {
-          std::fill(todo.begin(), todo.end(), 1);
+  // One round of the follower: folds the partitions the log reported grown (all of them
+  // every 200 ms), so that a group commit to one partition costs one read, not one per
+  // partition. True when it folded anything.
+  bool step() {
+    const auto now = std::chrono::steady_clock::now();
+    const bool sweep = now - last_sweep_ >= std::chrono::milliseconds(200);
+    if (sweep) last_sweep_ = now;
+    bool progressed = false;
+    for (int32_t p = 0; p < log_.partition_count(); ++p) {
+      if (!sweep && applied_[p].value() >= follow_.end(Partition(p))) continue;  // this thread writes applied_
+      for (;;) {
+        auto r = fold_some(Partition(p));
+        if (!r.ok()) {
+          // Retried at the next append or sweep; auth and idempotency answers lag meanwhile
+          // (admin calls then time out with 503).
+          log_line(LogLevel::kWarn, "index fold failed",
+                   {{"partition", std::to_string(p)}, {"error", r.status().to_string()}});
         }
-      }
-      for (int32_t p = 0; p < n; ++p) {
-        if (!todo[p]) continue;
-        for (;;) {
-          auto r = fold_some(Partition(p));
-          if (!r.ok()) {
-            // Retried on the next wake-up or the 200 ms safety net; auth and idempotency
-            // answers lag meanwhile (admin calls then time out with 503).
-            log_line(LogLevel::kWarn, "index fold failed",
-                     {{"partition", std::to_string(p)}, {"error", r.status().to_string()}});
-          }
-          if (!r.ok() || *r == 0) break;
-        }
+        if (!r.ok() || *r == 0) break;
+        progressed = true;
       }
     }
+    return progressed;
   }
 
   // Folds up to one read's worth of records of `p`; returns how many.
@@ -218,11 +201,21 @@ class StoreIndex final : public LocalIndex {
     KvBatch wb;
     overlay_.clear();
     auth_changed_ = false;
+    wrote_ = false;
     for (const auto& r : *recs) apply(r, wb);
     const Offset next = recs->back().pos.offset.next();
-    wb.put(watermark_key(p.value()), be64(static_cast<uint64_t>(next.value())));
+    follow_.raise_end(p, next.value());
+    // The watermark goes with the rows a fold writes; a fold of records that change nothing
+    // (most of them: events the log de-duplicates itself) writes nothing, except a
+    // watermark once a second, so that a restart re-folds at most a second of records.
     // Not synced: the index is derived, and a lost tail is re-folded from the watermark.
-    if (Status s = db_->write(wb); !s.is_ok()) return s;
+    auto& kept = persisted_[p.value()];
+    const auto now = std::chrono::steady_clock::now();
+    if (wrote_ || auth_changed_ || now - kept.when >= std::chrono::seconds(1)) {
+      wb.put(watermark_key(p.value()), be64(static_cast<uint64_t>(next.value())));
+      if (Status s = db_->write(wb); !s.is_ok()) return s;
+      kept = {next, now};
+    }
     if (auth_changed_) auth_generation_.fetch_add(1, std::memory_order_release);
     {
       std::lock_guard lk(mu_);
@@ -236,9 +229,11 @@ class StoreIndex final : public LocalIndex {
     if (!verify_event(r.value).is_ok()) return;  // corrupt records are the auditor's business
     const auto* ev = fb::GetEvent(r.value.data());
     const std::string tenant = ev->tenantid()->str();
-    if (!log_.dedupes())  // otherwise the log keeps the keys itself (events/log.h)
+    if (!log_.dedupes()) {  // otherwise the log keeps the keys itself (events/log.h)
+      wrote_ = true;
       wb.put(event_key(tenant, ev->source()->string_view(), ev->id()->string_view()),
              be32(static_cast<uint32_t>(r.pos.partition.value())) + be64(static_cast<uint64_t>(r.pos.offset.value())));
+    }
     switch (ev->payload_type()) {
       case fb::Payload::TenantCreated:
       case fb::Payload::TenantPlanChanged:
@@ -329,33 +324,33 @@ class StoreIndex final : public LocalIndex {
     return lookup(k, v);
   }
   void put(KvBatch& wb, const std::string& k, const std::string& v) {
+    wrote_ = true;
     overlay_[k] = v;
     wb.put(k, v);
   }
 
   std::unique_ptr<KvStore> db_;
   Log& log_;
+  const std::chrono::milliseconds window_;
   std::map<std::string, std::string> overlay_;  // follower thread only
   bool auth_changed_ = false;                    // follower thread only
+  bool wrote_ = false;                           // follower thread only: the fold put a row
   std::atomic<uint64_t> auth_generation_{0};
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<Offset> applied_;
-  struct Wake {
-    explicit Wake(int32_t partitions) : dirty_partitions(partitions) {}
-    std::mutex mu;
-    std::condition_variable cv;
-    bool dirty = false;
-    bool stopping = false;
-    std::vector<char> dirty_partitions;  // 1 where the log reported new records
+  std::vector<Offset> applied_;  // written by the follower under mu_
+  struct Persisted {
+    Offset at{0};  // the stored watermark (or one below it: load_watermarks sets both)
+    std::chrono::steady_clock::time_point when{};
   };
-  std::shared_ptr<Wake> wake_;
-  std::thread follower_;
+  std::vector<Persisted> persisted_;                 // the follower's (and stop()'s)
+  std::chrono::steady_clock::time_point last_sweep_{};  // the follower's
+  LogFollower follow_;  // last: its listener may fire as soon as it is constructed
 };
 
 }  // namespace
 
-Result<std::unique_ptr<LocalIndex>> LocalIndex::open(const std::string& dir, Log& log) {
+Result<std::unique_ptr<LocalIndex>> LocalIndex::open(const std::string& dir, Log& log, std::chrono::milliseconds window) {
   // Bump when the stored layout changes: an index of another format is derived data, so
   // it is wiped and refolded from the log rather than migrated.
   constexpr char kFormat[] = "3";
@@ -375,7 +370,7 @@ Result<std::unique_ptr<LocalIndex>> LocalIndex::open(const std::string& dir, Log
     b.put("v", kFormat);
     if (Status s = (*db)->write(b); !s.is_ok()) return s;
   }
-  auto idx = std::make_unique<StoreIndex>(std::move(*db), log);
+  auto idx = std::make_unique<StoreIndex>(std::move(*db), log, window);
   if (auto st = idx->load_watermarks(); !st.is_ok()) return st;
   return std::unique_ptr<LocalIndex>(std::move(idx));
 }

@@ -9,8 +9,9 @@
 //   * idempotency keys (tenant, source, id) of every event -> its position, only over a
 //     log that does not de-duplicate appends itself (Log::dedupes(): the Kafka backend)
 // and records, per partition, the offset it has folded up to (the watermark), in the
-// same WriteBatch as the rows. Deleting the directory is always safe: the index
-// rebuilds itself from offset 0.
+// same WriteBatch as the rows; a fold that writes no row stores it at most once a second
+// (and stop() stores the last), so a restart re-folds at most that much. Deleting the
+// directory is always safe: the index rebuilds itself from offset 0.
 //
 // Lifecycle: open() -> start() (catches up, then follows the log on its own thread)
 // -> stop() (joins the follower) -> destroy. The Log must outlive the index.
@@ -61,7 +62,11 @@ struct InboundSource {
 
 class LocalIndex {
  public:
-  static Result<std::unique_ptr<LocalIndex>> open(const std::string& dir, Log& log);
+  // `window` (BATCHING): after a fold woken by an append, the next waits until `window`
+  // has passed since that one began (events/log_follower.h): under load one fold takes a
+  // window's appends; wait_applied() of a just-appended record waits up to it.
+  static Result<std::unique_ptr<LocalIndex>> open(const std::string& dir, Log& log,
+                                                  std::chrono::milliseconds window = std::chrono::milliseconds(0));
   virtual ~LocalIndex() = default;
 
   // Folds the log up to its current end (blocking), then follows it on a thread.

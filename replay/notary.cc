@@ -19,6 +19,7 @@
 #include "events/json_writer.h"
 #include "events/key_codec.h"
 #include "events/kv_store.h"
+#include "events/log_follower.h"
 #include "events/logging.h"
 
 namespace agentos {
@@ -432,26 +433,12 @@ Result<PartitionState> decode_meta(std::string_view v) {
   return s;
 }
 
-// Wakes the fold when the log grows; outlives the notary (the log keeps its listeners).
-struct Wakeup {
-  std::mutex mu;
-  std::condition_variable cv;
-  uint64_t seq = 0;
-  void notify() {
-    {
-      std::lock_guard lk(mu);
-      ++seq;
-    }
-    cv.notify_all();
-  }
-};
-
 class NotaryImpl final : public Notary {
  public:
   NotaryImpl(const NotaryOptions& o, SigningKey key, std::unique_ptr<KvStore> store)
       : opts_(o), clock_(o.clock ? *o.clock : system_clock()), key_(std::move(key)), store_(std::move(store)),
         audit_partition_(o.log->partition_of(TenantId(std::string(kAuditTenant)))),
-        wake_(std::make_shared<Wakeup>()) {
+        follow_(*o.log, {}) {
     if (o.metrics) {
       auto& viol = prometheus::BuildCounter()
                        .Name("agentos_audit_violations_total")
@@ -469,10 +456,6 @@ class NotaryImpl final : public Notary {
                          .Register(*o.metrics);
       leaves_ = &leaves.Add({});
     }
-    std::weak_ptr<Wakeup> w = wake_;
-    o.log->add_listener([w](Partition, Offset) {
-      if (auto s = w.lock()) s->notify();
-    });
   }
   ~NotaryImpl() override { stop(); }
 
@@ -499,25 +482,17 @@ class NotaryImpl final : public Notary {
 
   Status start() override {
     std::lock_guard lk(run_mu_);
-    if (thread_.joinable()) return Status::ok();
-    stop_ = false;
+    if (follow_.started()) return Status::ok();
     next_head_us_ = clock_.now_us() + head_interval_us();
-    thread_ = std::thread([this] {
-      set_thread_name("notary");
-      run();
-    });
-    return Status::ok();
+    // Woken by appends (after the window, events/log_follower.h), and every 50 ms to sign
+    // heads when they are due.
+    return follow_.start([this]() -> Result<bool> { return step(); }, std::chrono::milliseconds(50), "notary",
+                         opts_.window);
   }
 
   void stop() override {
     std::lock_guard lk(run_mu_);
-    if (!thread_.joinable()) return;
-    {
-      std::lock_guard w(wake_->mu);
-      stop_ = true;
-    }
-    wake_->cv.notify_all();
-    thread_.join();
+    follow_.stop();
   }
 
   Status health() const override {
@@ -759,27 +734,18 @@ class NotaryImpl final : public Notary {
     return out;
   }
 
-  void run() {
-    while (true) {
-      uint64_t seen;
-      {
-        std::lock_guard w(wake_->mu);
-        if (stop_) return;
-        seen = wake_->seq;
-      }
-      bool progressed = false;
-      for (int32_t p = 0; p < static_cast<int32_t>(parts_.size()); ++p) progressed |= fold(Partition(p));
-      if (clock_.now_us() >= next_head_us_) {
-        auto published = publish_heads();
-        if (!published.ok())
-          log_line(LogLevel::kWarn, "notary: tree heads not published; retrying",
-                   {{"error", published.status().to_string()}});
-        next_head_us_ = clock_.now_us() + head_interval_us();
-      }
-      if (progressed) continue;
-      std::unique_lock w(wake_->mu);
-      wake_->cv.wait_for(w, std::chrono::milliseconds(50), [&] { return stop_ || wake_->seq != seen; });
+  // One round of the follower: folds what is new on every partition, signs heads when due.
+  bool step() {
+    bool progressed = false;
+    for (int32_t p = 0; p < static_cast<int32_t>(parts_.size()); ++p) progressed |= fold(Partition(p));
+    if (clock_.now_us() >= next_head_us_) {
+      auto published = publish_heads();
+      if (!published.ok())
+        log_line(LogLevel::kWarn, "notary: tree heads not published; retrying",
+                 {{"error", published.status().to_string()}});
+      next_head_us_ = clock_.now_us() + head_interval_us();
     }
+    return progressed;
   }
 
   // Folds what is new on `p`; true when it read anything.
@@ -873,7 +839,6 @@ class NotaryImpl final : public Notary {
   SigningKey key_;  // guarded by mu_ (written under work_mu_ too)
   std::unique_ptr<KvStore> store_;
   const Partition audit_partition_;
-  std::shared_ptr<Wakeup> wake_;
 
   mutable std::mutex mu_;  // parts_, heads_latest_, read_errors_
   std::condition_variable folded_cv_;
@@ -882,14 +847,13 @@ class NotaryImpl final : public Notary {
   std::vector<Status> read_errors_;  // per partition: the last read or store error that will not pass
 
   std::mutex work_mu_;  // one fold or one publication at a time: both change parts_
-  std::mutex run_mu_;
-  std::thread thread_;
-  bool stop_ = false;  // guarded by wake_->mu
-  int64_t next_head_us_ = 0;
+  std::mutex run_mu_;          // start() and stop()
+  int64_t next_head_us_ = 0;  // the follower's thread only (after start())
 
   prometheus::Counter* violations_ = nullptr;
   prometheus::Counter* heads_ = nullptr;
   prometheus::Counter* leaves_ = nullptr;
+  LogFollower follow_;  // last: its listener may fire as soon as it is constructed
 };
 
 }  // namespace

@@ -103,6 +103,10 @@ struct NotaryOptions {
   std::string dir;  // DATA_DIR/audit: the key files and the tree store
   const Clock* clock = nullptr;  // null: system_clock()
   std::chrono::milliseconds head_interval{10000};
+  // BATCHING: after a fold woken by an append, the next waits until `window` has passed
+  // since that one began (events/log_follower.h), so that under load one fold takes a
+  // window's appends; proofs and wait_folded() of a just-appended record wait up to it.
+  std::chrono::milliseconds window{0};
   prometheus::Registry* metrics = nullptr;
 };
 

@@ -250,7 +250,7 @@ int cmd_serve(int argc, char** argv) {
           {"dreams", "AGENTOS_DREAMS", "true", "run the Dreams processor (state in DATA_DIR/processors/dreams)"},
           {"skills", "AGENTOS_SKILLS", "true", "run the Skills processor (state in DATA_DIR/processors/skills)"},
           {"router", "AGENTOS_ROUTER", "true", "run the model Router processor (state in DATA_DIR/processors/router; routing decisions at /v1/tenants/{t}/models:route)"},
-          {"processor-window-ms", "AGENTOS_PROCESSOR_WINDOW_MS", "5", "under load each processor (and the webhook deliverer) takes the log's new records at most once per window, in one round; a record after a quiet spell is taken at once. It bounds the extra wait of a read that waits for a processor (?after=); 0: a round per append"},
+          {"processor-window-ms", "AGENTOS_PROCESSOR_WINDOW_MS", "5", "under load each follower of the log in the engine (the processors, the webhook deliverer, the index of tenants and keys, the notary) takes its new records at most once per window, in one round; a record after a quiet spell is taken at once. It bounds the extra wait of a read that waits for one of them (?after=, an inclusion proof, an admin call); 0: a round per append"},
           {"deliverer", "AGENTOS_DELIVERER", "true", "deliver webhook notifications (endpoints and secrets in DATA_DIR/secrets, cursor in DATA_DIR/deliverer)"},
           {"pii", "AGENTOS_PII", "true", "seal personal data (the schema's pii fields) per data subject in DATA_DIR/pii; false: stored as sent, and erasures and tenant deletion answer 503"},
           {"webhook-timeout-ms", "AGENTOS_WEBHOOK_TIMEOUT_MS", "10000", "time a webhook endpoint has to answer one attempt"},
@@ -333,7 +333,10 @@ int cmd_serve(int argc, char** argv) {
     return 2;
   }
 
-  auto index = gateway::LocalIndex::open(data_dir + "/index", *log);
+  // The followers of the log in this process (the index, the notary, each processor's
+  // runtime, the webhook deliverer) take its new records at most once per window under load.
+  const auto window = std::chrono::milliseconds(std::max(0, std::atoi(a.get("processor-window-ms").c_str())));
+  auto index = gateway::LocalIndex::open(data_dir + "/index", *log, window);
   if (!index.ok()) {
     log_line(LogLevel::kError, "cannot open the index", {{"error", index.status().to_string()}});
     return 1;
@@ -404,7 +407,6 @@ int cmd_serve(int argc, char** argv) {
   std::vector<std::unique_ptr<Component>> components;
   // Each processor's runtime: its state in DATA_DIR/processors/<name>, one commit per round
   // of every partition (not one per partition), steps batched over --processor-window-ms.
-  const auto window = std::chrono::milliseconds(std::max(0, std::atoi(a.get("processor-window-ms").c_str())));
   auto open_runtime = [&](Processor& processor, const std::string& name) -> std::unique_ptr<ProcessorRuntime> {
     RuntimeOptions ro;
     ro.state_dir = data_dir + "/processors/" + name;
@@ -585,6 +587,7 @@ int cmd_serve(int argc, char** argv) {
     no.log = log.get();
     no.dir = data_dir + "/audit";
     no.head_interval = std::chrono::milliseconds(std::max(1, std::atoi(a.get("audit-head-interval-ms").c_str())));
+    no.window = window;
     no.metrics = &metrics.registry();
     auto n = open_notary(no);
     if (!n.ok()) {
