@@ -13,6 +13,10 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 #include <utility>
@@ -40,6 +44,29 @@ using PKey = std::unique_ptr<EVP_PKEY, PKeyFree>;
 PKey rsa_key(size_t bits) {
   PKey k(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", bits));
   if (!k) throw std::runtime_error("RSA keygen failed");
+  return k;
+}
+
+// A 2048-bit RSA key generated once per build tree and kept in it (CTest runs every test
+// in a process of its own, and two keys per process were half a second each test): a
+// process that finds no file generates the key and renames it into place, so concurrent
+// tests never read a partial file.
+PKey cached_rsa_key(const std::string& name) {
+  const std::string dir = std::string(AGENTOS_BINARY_DIR) + "/test-keys";
+  const std::string path = dir + "/" + name + ".pem";
+  if (FILE* f = std::fopen(path.c_str(), "r")) {
+    PKey k(PEM_read_PrivateKey(f, nullptr, nullptr, nullptr));
+    std::fclose(f);
+    if (k) return k;
+  }
+  PKey k = rsa_key(2048);
+  std::filesystem::create_directories(dir);
+  const std::string tmp = path + "." + std::to_string(::getpid());
+  if (FILE* f = std::fopen(tmp.c_str(), "w")) {
+    const bool written = PEM_write_PrivateKey(f, k.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1;
+    std::fclose(f);
+    if (written) std::filesystem::rename(tmp, path);
+  }
   return k;
 }
 
@@ -202,8 +229,8 @@ std::vector<std::string> segments(const std::string& token) {
 class JwtTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    rsa_ = rsa_key(2048).release();
-    rsa_other_ = rsa_key(2048).release();
+    rsa_ = cached_rsa_key("jwt-rsa").release();
+    rsa_other_ = cached_rsa_key("jwt-rsa-other").release();
     ed_ = ed25519_key().release();
     ed_other_ = ed25519_key().release();
   }
