@@ -5,6 +5,9 @@
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
+#include <filesystem>
+#include <system_error>
+
 namespace agentos {
 namespace {
 
@@ -77,6 +80,10 @@ Result<std::unique_ptr<KvStore>> open_kv_store(const std::string& dir) {
   o.create_if_missing = true;
   use_rocks_budget(static_cast<rocksdb::DBOptions&>(o));
   use_rocks_budget(static_cast<rocksdb::ColumnFamilyOptions&>(o), /*bloom=*/true);
+  // RocksDB creates a missing directory itself, but first logs its failed listing of it
+  // at error level ("Error when reading ... dir"): a first start looked like a failure.
+  std::error_code ignored;  // a directory that cannot be made fails the open below
+  std::filesystem::create_directories(dir, ignored);
   rocksdb::DB* db = nullptr;
   auto s = rocksdb::DB::Open(o, dir, &db);
   if (!s.ok()) return Status(Code::kUnavailable, "open " + dir + ": " + s.ToString());

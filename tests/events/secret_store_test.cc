@@ -16,6 +16,18 @@
 namespace agentos {
 namespace {
 
+// A store opened where no directory exists yet (every store at an engine's first start)
+// logs nothing at error level: RocksDB's failed listing of the missing directory read as
+// a failure to an operator.
+TEST(KvStore, AFreshStoreOpensWithoutAnErrorLine) {
+  test::TempDir dir;
+  ::testing::internal::CaptureStderr();
+  auto store = open_kv_store(dir.sub("store"));  // RocksDB would make this one itself
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(store.ok()) << store.status().to_string();
+  EXPECT_EQ(err.find(R"("level":"error")"), std::string::npos) << err;
+}
+
 TEST(SecretStore, VersionsAreKeptAndSurviveAReopen) {
   test::TempDir dir;
   const std::string secret1 = new_webhook_secret(), secret2 = new_webhook_secret();
