@@ -53,6 +53,9 @@ class Registry;
 namespace agentos {
 
 inline constexpr size_t kDefaultProjectorBatchRecords = 2048;
+// The workers `agentos serve` runs (--projector-workers): on 2 cores, one folds while the
+// other's transaction runs in PostgreSQL (tests/bench/README.md, projector).
+inline constexpr int kDefaultProjectorWorkers = 2;
 // The back-off after transient PostgreSQL failures (see EXACTLY ONCE above).
 inline constexpr std::chrono::milliseconds kPgBackoffMin{50};
 inline constexpr std::chrono::milliseconds kPgBackoffMax{2000};

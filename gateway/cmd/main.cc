@@ -62,6 +62,8 @@
 namespace agentos {
 namespace {
 
+static_assert(kDefaultProjectorWorkers == 2, "the --projector-workers default below spells it");
+
 struct Flag {
   const char* name;
   const char* env;
@@ -264,7 +266,7 @@ int cmd_serve(int argc, char** argv) {
           {"pg-projector-url", "AGENTOS_PG_PROJECTOR_URL", "", "URL the projector writes with (default: --pg-url as user agentos_projector)"},
           {"pg-reader-url", "AGENTOS_PG_READER_URL", "", "URL the read endpoints query with (default: --pg-url as user agentos_reader)"},
           {"projector", "AGENTOS_PROJECTOR", "true", "run the projector (log -> PostgreSQL read models) when --pg-url is given"},
-          {"projector-workers", "AGENTOS_PROJECTOR_WORKERS", "2", "projectors over disjoint partition sets (each its own thread and PostgreSQL connection)"},
+          {"projector-workers", "AGENTOS_PROJECTOR_WORKERS", "2" /* kDefaultProjectorWorkers */, "projectors over disjoint partition sets (each its own thread and PostgreSQL connection)"},
           {"tenant-topics-brokers", "AGENTOS_TENANT_TOPICS_BROKERS", "", "publish each tenant's events to a Kafka topic of its own on these brokers (events/TENANT_TOPICS.md); empty: off"},
           {"tenant-topic-template", "AGENTOS_TENANT_TOPIC_TEMPLATE", "agentos.tenant.{tenant}", "tenant topic names ({tenant} once)"},
           {"tenant-topic-partitions", "AGENTOS_TENANT_TOPIC_PARTITIONS", "1", "partitions of a tenant topic the engine creates"},

@@ -22,7 +22,7 @@ struct Options {
   int connections = 0;      // 0: the scenario's default
   int runs = 3;             // repetitions in `all`
   int batch = 0;            // 0: the scenario's default (http-batch: 100 and 1000)
-  int workers = 1;          // projector: ProjectorOptions::workers
+  int workers = 0;          // projector: ProjectorOptions::workers when started (0: kDefaultProjectorWorkers)
   int event_bytes = 500;    // size of one CloudEvent JSON
   int threads = 2;          // engine HTTP I/O threads
   int client_threads = 1;   // load generator event loops

@@ -78,12 +78,15 @@ void Postgres::reset() {
 
 double Postgres::cpu_s() const { return postmaster > 0 ? process_tree_cpu_s(postmaster) : -1; }
 
-pid_t Postgres::projector_backend() const {
+std::vector<pid_t> Postgres::projector_backends() const {
+  std::vector<pid_t> out;
   auto c = pg::Conn::connect(admin);
-  if (!c.ok()) return -1;
+  if (!c.ok()) return out;
   auto r = (*c)->query("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND usename = 'agentos_projector'");
-  return r.ok() && r->size() == 1 ? static_cast<pid_t>(r->get_i64(0, 0)) : -1;
+                       "AND usename = 'agentos_projector' ORDER BY pid");
+  if (r.ok())
+    for (int i = 0; i < r->size(); ++i) out.push_back(static_cast<pid_t>(r->get_i64(i, 0)));
+  return out;
 }
 
 void Postgres::find_postmaster() {

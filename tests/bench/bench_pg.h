@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 namespace agentos::bench {
 
@@ -33,8 +34,9 @@ struct Postgres {
   // next run does not pay for the previous one's dirty pages.
   void reset();
   double cpu_s() const;
-  // The pid of the projector's backend (the one agentos_projector session), -1 if none.
-  pid_t projector_backend() const;
+  // The pids of the projector's backends (its agentos_projector sessions: one per
+  // worker); empty if none.
+  std::vector<pid_t> projector_backends() const;
 
  private:
   void find_postmaster();

@@ -67,7 +67,7 @@ void usage() {
       "  --connections C    connections / threads (default: 64 for single-event rows, 8 for batches)\n"
       "  --runs R           repetitions per configuration (default 3 for all, 1 otherwise)\n"
       "  --batch B          events per request / transaction for batch rows\n"
-      "  --workers W        projector: independent projectors over disjoint partition sets (default 1)\n"
+      "  --workers W        projector: independent projectors over disjoint partition sets (default: as agentos serve, 2)\n"
       "  --event-bytes N    size of one CloudEvent JSON (default 500)\n"
       "  --threads N        engine HTTP I/O threads (default 2)\n"
       "  --engine PATH      agentos binary to spawn (default: the one built with the bench)\n"
