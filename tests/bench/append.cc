@@ -13,16 +13,36 @@
 namespace agentos::bench {
 namespace {
 
-std::string encoded_event(const Options& o) {
+// The event as the log stores it; `id_pos` (if given) gets the offset of the 16 hex
+// digits of its id in the FlatBuffer, to patch per append.
+std::string encoded_event(const Options& o, size_t* id_pos = nullptr) {
   DecodeOptions d;
   d.path_tenant = TenantId("bench");
   d.default_time_us = 1700000000000000;
-  auto r = decode_structured(make_event_json(o.event_bytes, "/bench/append", 1, nullptr), d);
+  constexpr uint64_t kMarker = 0x0123456789abcdefULL;
+  auto r = decode_structured(make_event_json(o.event_bytes, "/bench/append", kMarker, nullptr), d);
   if (!r.ok()) {
     std::fprintf(stderr, "bench: cannot encode the event: %s\n", r.status().to_string().c_str());
     std::exit(1);
   }
+  if (id_pos) {
+    *id_pos = r->bytes.find("e-0123456789abcdef");
+    if (*id_pos == std::string::npos) {
+      std::fprintf(stderr, "bench: the event's id is not in its FlatBuffer\n");
+      std::exit(1);
+    }
+    *id_pos += 2;
+  }
   return r->bytes;
+}
+
+// A unique, unordered id for append `n` (splitmix64): ids arrive in no order, like the
+// random UUIDs producers send, so the log's idempotency index sees random inserts.
+uint64_t random_id(uint64_t n) {
+  uint64_t z = n + 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
 }
 
 std::unique_ptr<Log> open_log(const Options& o, const std::string& dir) {
@@ -43,7 +63,8 @@ Result sync_run(const Options& o, int threads, int batch, const std::string& nam
   const std::string dir = make_temp_dir("agentos-bench-append-");
   {
     auto log = open_log(o, dir);
-    const std::string ev = encoded_event(o);
+    size_t id_pos = 0;
+    const std::string ev = encoded_event(o, &id_pos);
     const Window w = Window::make(o);
     CpuSampler cpu(-1, w);
     std::vector<Latencies> lat(threads);
@@ -52,8 +73,10 @@ Result sync_run(const Options& o, int threads, int batch, const std::string& nam
     for (int t = 0; t < threads; ++t)
       ts.emplace_back([&, t] {
         const TenantId tenant("bench");
+        uint64_t appended = static_cast<uint64_t>(t) << 40;  // ids unique over the threads
         while (Clock::now() < w.measure_to) {
           AppendBatch b{tenant, std::vector<std::string>(batch, ev)};
+          for (std::string& v : b.values) put_hex16(v.data() + id_pos, random_id(appended++));
           const auto t0 = Clock::now();
           auto res = log->append_sync(std::move(b));
           const auto t1 = Clock::now();
@@ -91,7 +114,9 @@ Result async_run(const Options& o, int window, const std::string& name) {
   const std::string dir = make_temp_dir("agentos-bench-append-");
   {
     auto log = open_log(o, dir);
-    const std::string ev = encoded_event(o);
+    size_t id_pos = 0;
+    std::string ev = encoded_event(o, &id_pos);
+    uint64_t appended = 0;
     const Window w = Window::make(o);
     CpuSampler cpu(-1, w);
     std::mutex mu;
@@ -106,6 +131,7 @@ Result async_run(const Options& o, int window, const std::string& name) {
         cv.wait(l, [&] { return inflight < window; });
         ++inflight;
       }
+      put_hex16(ev.data() + id_pos, random_id(appended++));
       const auto t0 = Clock::now();
       log->append(AppendBatch{tenant, {ev}}, [&, t0](agentos::Result<AppendResult> res) {
         const auto t1 = Clock::now();
