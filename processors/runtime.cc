@@ -22,6 +22,7 @@
 
 #include <openssl/evp.h>
 #include <rocksdb/db.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -1264,9 +1265,17 @@ Result<StateDb> open_state_db(const RuntimeOptions& opts, const std::string& nam
   dbo.create_missing_column_families = true;
   dbo.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   dbo.manual_wal_flush = opts.hooks.lose_unsynced;  // tests: see RuntimeTestHooks
+  // One writer at a time (the runtime's thread): no concurrent memtable inserts, which
+  // lets the bookkeeping inserts use the hints below (RocksDB ignores them otherwise).
+  dbo.allow_concurrent_memtable_write = false;
   use_rocks_budget(dbo);
   rocksdb::ColumnFamilyOptions bookkeeping, state;
   use_rocks_budget(bookkeeping);
+  // Bookkeeping keys lead with a tag and a partition (partition_key), and under each
+  // (tag, partition) the outbox entries, markers and offsets grow in order, interleaved
+  // with the other partitions' and tags' in one round: each memtable insert starts from
+  // where the last one of its (tag, partition) went instead of searching from the top.
+  bookkeeping.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(5));
   use_rocks_budget(state, /*bloom=*/true);  // a processor's reads are point lookups
   std::vector<rocksdb::ColumnFamilyDescriptor> descs = {{rocksdb::kDefaultColumnFamilyName, bookkeeping},
                                                         {name, state}};
