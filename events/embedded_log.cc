@@ -61,9 +61,9 @@
 // thread syncs, publishes and runs the callbacks; readers read RocksDB (thread-safe) or a
 // tail under its own mutex, and never block writers for longer than a copy.
 #include <rocksdb/db.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
-#include <rocksdb/memtablerep.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
 
