@@ -8,7 +8,7 @@
 //      projector started as `agentos serve` runs it (its workers on threads of their own),
 //      beside one stepped on the caller's thread (one worker: fold and PostgreSQL take
 //      turns) and the same log through a bare Pulse runtime (no PostgreSQL);
-//   2. sustained ingest: an appender at a fixed rate (50% and 80% of the measured catch-up
+//   2. sustained ingest: an appender at a fixed rate (50% and 80% of the stepped catch-up
 //      rate) into the same log (fsync on) while Pulse (relay on) and the projector run
 //      with start(); the lag (log end - watermark, in records and in seconds since the
 //      first unprojected record was acknowledged) sampled every 100 ms;
@@ -162,11 +162,12 @@ struct Breakdown {
 struct CatchUp {
   size_t batch;
   bool started;
-  std::string label() const {
-    return "projector, batch " + std::to_string(batch) +
+  std::string name() const {  // "batch 2048, 2 workers started"
+    return "batch " + std::to_string(batch) +
            (started ? ", " + std::to_string(g_workers) + (g_workers == 1 ? " worker" : " workers") + " started"
                     : ", stepped (1 worker)");
   }
+  std::string label() const { return "projector, " + name(); }
 };
 
 // One catch-up run; its rows/s is appended to `rows_per_s`, its breakdown to `where`.
@@ -175,7 +176,7 @@ Result catch_up_run(Postgres& pg, Log& log, int64_t inputs, const CatchUp& cfg, 
                     std::vector<Breakdown>& where) {
   pg.reset();
   Result r;
-  r.scenario = "projector catch-up, " + cfg.label().substr(std::string("projector, ").size());
+  r.scenario = "projector catch-up, " + cfg.name();
   {
     // Per batch: from the previous batch's COMMIT (or the round's start) to this one's —
     // reading, folding, rows, the PostgreSQL transaction; and the COMMIT alone. Started,
@@ -586,7 +587,7 @@ Runs run_projector(const Options& o, int runs) {
               static_cast<long long>(f.records), static_cast<long long>(log_records), runs);
   std::printf("| configuration | producer events/s in | rows/s out | PG txns/s | rows/event | projector CPU (cores) | "
               "PostgreSQL CPU (cores) | events/s vs %s | vs Pulse alone |\n",
-              cfgs[ref].label().substr(std::string("projector, ").size()).c_str());
+              cfgs[ref].name().c_str());
   std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (size_t i = 0; i < cfgs.size(); ++i) {
     const double rows = median(rows_s[i]);
@@ -632,7 +633,7 @@ Runs run_projector(const Options& o, int runs) {
   std::printf("\nRows written per table, per input event (medians), and how often each stored row was written "
               "(written ÷ rows in the table at the end):\n\n| table |");
   for (const CatchUp& c : cfgs)
-    std::printf(" %s written/event | written/stored |", c.label().substr(std::string("projector, ").size()).c_str());
+    std::printf(" %s written/event | written/stored |", c.name().c_str());
   std::printf("\n|---|");
   for (size_t i = 0; i < cfgs.size(); ++i) std::printf("---:|---:|");
   std::printf("\n");
