@@ -57,8 +57,7 @@ fi
 # node_modules is missing or was installed from another package-lock.json (a stamp of its
 # hash). ops/lint: the API linters; ops/browser: puppeteer-core, which drives Debian's
 # chromium in the console's test (it downloads no browser). --ignore-scripts: none of the
-# install scripts is needed, and two of the linters' would report usage (@scarf/scarf) or
-# edit shell profiles (the AsyncAPI CLI's autocomplete).
+# packages needs an install script, and none is let run one.
 for dir in ops/lint ops/browser; do
   stamp=$dir/node_modules/.agentos-package-lock.sha256
   want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
