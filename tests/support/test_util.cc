@@ -86,4 +86,12 @@ std::string all_file_bytes(const std::string& dir) {
   return all;
 }
 
+bool file_bytes_hold(const std::string& files, std::string_view value) {
+  constexpr size_t kWindow = 16;
+  if (value.size() < kWindow) throw std::invalid_argument("file_bytes_hold: a value of fewer than 16 bytes");
+  for (size_t i = 0; i + kWindow <= value.size(); ++i)
+    if (files.find(value.substr(i, kWindow)) != std::string::npos) return true;
+  return false;
+}
+
 }  // namespace agentos::test

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "events/codec.h"
@@ -39,6 +40,14 @@ std::string make_event(const std::string& tenant, const std::string& id, int ste
 // Every byte of every regular file under `dir`, concatenated (a scan for what must not be
 // on disk: a credential, personal data).
 std::string all_file_bytes(const std::string& dir);
+// Whether any 16 consecutive bytes of `value` — a random sealed value or key, at least 16
+// bytes — are in `files` (what all_file_bytes read). Not a search for the whole value: a
+// store's block compression may fold a value's first or last bytes into a back-reference
+// that starts in the neighbouring entry's header (same key shape and value length, then
+// one equal byte: about 1 entry in 256), so a value that is there is not always verbatim;
+// 16 random bytes are never found by chance, so any window found means some of the value
+// is on disk (the test of an erasure wants none), and a value that is there always has one.
+bool file_bytes_hold(const std::string& files, std::string_view value);
 
 // Every record of `log`, by partition in offset order (throws on a read error).
 std::vector<std::vector<StoredRecord>> all_records(Log& log);
