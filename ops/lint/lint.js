@@ -23,7 +23,8 @@ async function openapi(file, configPath) {
   const config = await redocly.loadConfig({ configPath });
   const results = await redocly.lint({ ref: path.resolve(file), config: redocly.getMergedConfig(config) });
   const totals = redocly.getTotals(results);
-  redocly.formatProblems(results, { format: 'codeframe', totals, version: 'openapi-core' });
+  const version = require('@redocly/openapi-core/package.json').version;
+  redocly.formatProblems(results, { format: 'codeframe', totals, version });
   console.error(`openapi: ${totals.errors} errors, ${totals.warnings} warnings, ` +
                 `${totals.ignored} ignored (listed in .redocly.lint-ignore.yaml)`);
   return totals.errors === 0;
