@@ -216,7 +216,7 @@ std::optional<DecodedEvent> build_event(const Attributes& a, const DecodeOptions
     errors.add("traceparent", "invalid W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)");
   }
 
-  flatbuffers::FlatBufferBuilder fbb(512);
+  flatbuffers::FlatBufferBuilder fbb(1024);  // most events fit: no regrowth
   // Scalars given in the JSON stay in the buffer even when equal to the schema default,
   // so encode_json can tell "given as 0" from "absent".
   fbb.ForceDefaults(true);
@@ -451,7 +451,7 @@ Result<std::string> encode_derived(const DerivedEvent& e, std::string_view data_
     errors.add("data", "expected object");
     return invalid_status(std::move(list), errors.count());
   }
-  flatbuffers::FlatBufferBuilder fbb(512);
+  flatbuffers::FlatBufferBuilder fbb(1024);  // most events fit: no regrowth
   fbb.ForceDefaults(true);  // as decode_structured: given scalars stay in the buffer
   auto payload = build_table(fbb, *pt->table, data, "data", errors);
   if (!payload || errors.count() != 0) return invalid_status(std::move(list), errors.count());

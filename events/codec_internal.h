@@ -42,6 +42,10 @@ struct PiiContext {
   Status failure = Status::ok();
 };
 
+// The most fields a schema table may have (schemas/agentos.fbs): build_table keeps a
+// table's bookkeeping on the stack. A schema with more fails at start, not on input.
+inline constexpr size_t kMaxTableFields = 32;
+
 struct PayloadType {
   EventType type{};
   const reflection::Object* table = nullptr;
@@ -70,7 +74,8 @@ class Registry {
   // any engine type, plus agentos, audit, erasure, engine; or a second label `agentos`).
   std::string custom_type_problem(std::string_view ce_type) const;
   std::span<const EventType> all() const { return all_; }  // the engine's types
-  // Fields of a table in schema declaration order (field id), deprecated ones excluded.
+  // Fields of a table in schema declaration order (field id), deprecated ones excluded;
+  // at most kMaxTableFields (checked when the registry is built).
   const std::vector<FieldInfo>& fields(const reflection::Object& obj) const;
 
  private:
@@ -82,6 +87,7 @@ class Registry {
   size_t custom_index_ = 0;
   std::vector<std::string_view> reserved_namespaces_;
   std::vector<std::vector<FieldInfo>> fields_by_object_;  // indexed like schema.objects()
+  std::vector<std::pair<const reflection::Object*, uint32_t>> object_index_;  // by address
 };
 
 // `session_id` -> `sessionId`.

@@ -59,6 +59,24 @@ struct Scalar {
   double real = 0;
 };
 
+// Where a value being built sits in the document ("data.steps[2].state"), as its parent's
+// path and its member name or item index: the string is made only when the value is
+// reported (or is a table or vector, whose members need it), so a valid member costs none.
+class PathRef {
+ public:
+  PathRef(std::string_view parent, std::string_view key) : parent_(parent), key_(key) {}
+  PathRef(std::string_view parent, size_t index) : parent_(parent), index_(index) {}
+  std::string str() const {
+    if (index_ != kNoIndex) return std::string(parent_) + "[" + std::to_string(index_) + "]";
+    return ErrorSink::join(parent_, key_);
+  }
+
+ private:
+  static constexpr size_t kNoIndex = static_cast<size_t>(-1);
+  std::string_view parent_, key_;
+  size_t index_ = kNoIndex;
+};
+
 // The `type.index()` enum of a scalar field, or null for a plain number.
 const reflection::Enum* enum_of(const reflection::Schema& schema, const reflection::Type& type,
                                 BaseType scalar_type) {
@@ -78,13 +96,13 @@ std::string enum_names(const reflection::Enum& e) {
 
 // Checks `v` against a scalar of `type` (plain or enum); reports under `path`.
 std::optional<Scalar> read_scalar(const reflection::Schema& schema, const reflection::Type& type,
-                                  BaseType base, simdjson::dom::element v, const std::string& path,
+                                  BaseType base, simdjson::dom::element v, const PathRef& path,
                                   ErrorSink& errors) {
   using simdjson::dom::element_type;
   Scalar out{base};
   if (base == BaseType::Bool) {
     if (v.type() != element_type::BOOL) {
-      errors.add(path, "expected boolean");
+      errors.add(path.str(), "expected boolean");
       return std::nullopt;
     }
     out.bits = v.get_bool().value_unsafe() ? 1 : 0;
@@ -92,7 +110,7 @@ std::optional<Scalar> read_scalar(const reflection::Schema& schema, const reflec
   }
   if (const reflection::Enum* e = enum_of(schema, type, base)) {
     if (v.type() != element_type::STRING) {
-      errors.add(path, "expected one of: " + enum_names(*e));
+      errors.add(path.str(), "expected one of: " + enum_names(*e));
       return std::nullopt;
     }
     std::string_view name = v.get_string().value_unsafe();
@@ -102,7 +120,7 @@ std::optional<Scalar> read_scalar(const reflection::Schema& schema, const reflec
         return out;
       }
     }
-    errors.add(path, "unknown value; expected one of: " + enum_names(*e));
+    errors.add(path.str(), "unknown value; expected one of: " + enum_names(*e));
     return std::nullopt;
   }
   if (is_float_type(base)) {
@@ -110,11 +128,11 @@ std::optional<Scalar> read_scalar(const reflection::Schema& schema, const reflec
       case element_type::INT64: out.real = static_cast<double>(v.get_int64().value_unsafe()); break;
       case element_type::UINT64: out.real = static_cast<double>(v.get_uint64().value_unsafe()); break;
       case element_type::DOUBLE: out.real = v.get_double().value_unsafe(); break;
-      default: errors.add(path, "expected number"); return std::nullopt;
+      default: errors.add(path.str(), "expected number"); return std::nullopt;
     }
     if (base == BaseType::Float && std::isfinite(out.real) &&
         std::fabs(out.real) > std::numeric_limits<float>::max()) {
-      errors.add(path, "out of range");
+      errors.add(path.str(), "out of range");
       return std::nullopt;
     }
     return out;
@@ -139,7 +157,7 @@ std::optional<Scalar> read_scalar(const reflection::Schema& schema, const reflec
       // `1e3` is a JSON number with an integral value; accept it when it fits exactly.
       double d = v.get_double().value_unsafe();
       if (!std::isfinite(d) || std::trunc(d) != d) {
-        errors.add(path, "expected integer");
+        errors.add(path.str(), "expected integer");
         return std::nullopt;
       }
       if (d < static_cast<double>(r.min) || d >= 18446744073709551616.0 ||
@@ -151,10 +169,10 @@ std::optional<Scalar> read_scalar(const reflection::Schema& schema, const reflec
       return out;
     }
     default:
-      errors.add(path, "expected integer");
+      errors.add(path.str(), "expected integer");
       return std::nullopt;
   }
-  errors.add(path, "out of range");
+  errors.add(path.str(), "out of range");
   return std::nullopt;
 }
 
@@ -196,14 +214,14 @@ const reflection::Object& object_at(const reflection::Schema& schema, int32_t in
 }
 
 // The text of a JSON string value within kMaxStringBytes, or nullopt after reporting.
-std::optional<std::string_view> string_of(simdjson::dom::element v, const std::string& path, ErrorSink& errors) {
+std::optional<std::string_view> string_of(simdjson::dom::element v, const PathRef& path, ErrorSink& errors) {
   if (!v.is_string()) {
-    errors.add(path, "expected string");
+    errors.add(path.str(), "expected string");
     return std::nullopt;
   }
   std::string_view s = v.get_string().value_unsafe();
   if (s.size() > kMaxStringBytes) {
-    errors.add(path, "string longer than " + std::to_string(kMaxStringBytes) + " bytes");
+    errors.add(path.str(), "string longer than " + std::to_string(kMaxStringBytes) + " bytes");
     return std::nullopt;
   }
   return s;
@@ -211,7 +229,7 @@ std::optional<std::string_view> string_of(simdjson::dom::element v, const std::s
 
 std::optional<flatbuffers::uoffset_t> build_string(flatbuffers::FlatBufferBuilder& fbb,
                                                    simdjson::dom::element v,
-                                                   const std::string& path, ErrorSink& errors) {
+                                                   const PathRef& path, ErrorSink& errors) {
   const auto s = string_of(v, path, errors);
   if (!s) return std::nullopt;
   return fbb.CreateString(s->data(), s->size()).o;
@@ -221,7 +239,7 @@ std::optional<flatbuffers::uoffset_t> build_string(flatbuffers::FlatBufferBuilde
 // plaintext, then the token in its place. A sealer's failure is kept for the caller (it
 // is not the client's fault) and counted as an error so that nothing is built.
 std::optional<flatbuffers::uoffset_t> build_sealed_string(flatbuffers::FlatBufferBuilder& fbb,
-                                                          simdjson::dom::element v, const std::string& path,
+                                                          simdjson::dom::element v, const PathRef& path,
                                                           ErrorSink& errors) {
   const auto s = string_of(v, path, errors);
   if (!s) return std::nullopt;
@@ -229,7 +247,7 @@ std::optional<flatbuffers::uoffset_t> build_sealed_string(flatbuffers::FlatBuffe
   auto sealed = pii.sealer->seal(pii.tenant, pii.subject, *s);
   if (!sealed.ok()) {
     if (pii.failure.is_ok()) pii.failure = sealed.status();
-    errors.add(path, "personal data could not be sealed");
+    errors.add(path.str(), "personal data could not be sealed");
     return std::nullopt;
   }
   return fbb.CreateString(sealed->data(), sealed->size()).o;
@@ -251,7 +269,7 @@ std::optional<flatbuffers::uoffset_t> build_vector(flatbuffers::FlatBufferBuilde
   if (elem == BaseType::String || elem == BaseType::Obj) {
     std::vector<flatbuffers::Offset<void>> offs;
     for (simdjson::dom::element item : arr) {
-      std::string ipath = path + "[" + std::to_string(i++) + "]";
+      const PathRef ipath(path, i++);
       std::optional<flatbuffers::uoffset_t> o;
       if (elem == BaseType::String) {
         o = build_string(fbb, item, ipath, errors);
@@ -259,11 +277,11 @@ std::optional<flatbuffers::uoffset_t> build_vector(flatbuffers::FlatBufferBuilde
         const auto& sub = object_at(schema, type.index());
         simdjson::dom::object obj;
         if (sub.is_struct()) {
-          errors.add(ipath, "structs are not supported");
+          errors.add(ipath.str(), "structs are not supported");
         } else if (item.get_object().get(obj) != simdjson::SUCCESS) {
-          errors.add(ipath, "expected object");
+          errors.add(ipath.str(), "expected object");
         } else {
-          o = build_table(fbb, sub, obj, ipath, errors);
+          o = build_table(fbb, sub, obj, ipath.str(), errors);
         }
       }
       if (o) offs.emplace_back(*o);
@@ -278,8 +296,7 @@ std::optional<flatbuffers::uoffset_t> build_vector(flatbuffers::FlatBufferBuilde
   }
   std::vector<Scalar> vals;
   for (simdjson::dom::element item : arr) {
-    std::string ipath = path + "[" + std::to_string(i++) + "]";
-    if (auto s = read_scalar(schema, type, elem, item, ipath, errors)) vals.push_back(*s);
+    if (auto s = read_scalar(schema, type, elem, item, PathRef(path, i++), errors)) vals.push_back(*s);
   }
   if (errors.count() != before) return std::nullopt;
   fbb.StartVector(vals.size(), size);
@@ -342,7 +359,11 @@ Registry::Registry() {
     // reflection sorts fields by name; the JSON output follows declaration order.
     std::sort(list.begin(), list.end(),
               [](const FieldInfo& a, const FieldInfo& b) { return a.field->id() < b.field->id(); });
+    if (list.size() > kMaxTableFields) schema_bug("a table has more than kMaxTableFields fields");
+    object_index_.emplace_back(objects->Get(i), i);
   }
+  std::sort(object_index_.begin(), object_index_.end(),
+            [](const auto& a, const auto& b) { return std::less<>()(a.first, b.first); });
 
   const reflection::Enum* payload = schema_->enums()->LookupByKey("agentos.fb.Payload");
   if (payload == nullptr || !payload->is_union()) schema_bug("no Payload union");
@@ -438,12 +459,11 @@ const PayloadType* Registry::by_ce_type(std::string_view ce_type) const {
 }
 
 const std::vector<FieldInfo>& Registry::fields(const reflection::Object& obj) const {
-  // Objects in the schema vector are contiguous offsets; find the index by identity.
-  const auto* objects = schema_->objects();
-  for (uint32_t i = 0; i < objects->size(); ++i) {
-    if (objects->Get(i) == &obj) return fields_by_object_[i];
-  }
-  schema_bug("object not in schema");
+  // By identity: every table the codec builds or encodes is one of the schema's objects.
+  const auto it = std::lower_bound(object_index_.begin(), object_index_.end(), &obj,
+                                   [](const auto& e, const reflection::Object* o) { return std::less<>()(e.first, o); });
+  if (it == object_index_.end() || it->first != &obj) schema_bug("object not in schema");
+  return fields_by_object_[it->second];
 }
 
 std::optional<std::string_view> RawData::at(std::string_view path) const {
@@ -515,12 +535,15 @@ std::optional<flatbuffers::uoffset_t> build_table(flatbuffers::FlatBufferBuilder
     flatbuffers::uoffset_t offset;
     Scalar scalar;
   };
-  std::vector<Pending> pending;
-  std::vector<bool> seen(fields.size(), false);
-  std::vector<bool> was_null(fields.size(), false);
+  // Every table of every event is built here (ingest and derived facts): its bookkeeping
+  // lives on the stack for the tables the schema has (Registry: at most kMaxTableFields
+  // fields), a member at most once each.
+  std::array<Pending, kMaxTableFields> pending;
+  size_t pending_count = 0;
+  enum : uint8_t { kUnseen = 0, kSeen = 1, kNull = 2 };
+  std::array<uint8_t, kMaxTableFields> seen{};
 
   for (auto [key, v] : value) {
-    const std::string member_path = ErrorSink::join(path, key);
     size_t idx = fields.size();
     for (size_t i = 0; i < fields.size(); ++i) {
       if (fields[i].json_name == key) {
@@ -528,17 +551,18 @@ std::optional<flatbuffers::uoffset_t> build_table(flatbuffers::FlatBufferBuilder
         break;
       }
     }
+    const PathRef member(path, key);
     if (idx == fields.size()) {
-      errors.add(member_path, "unknown field");
+      errors.add(member.str(), "unknown field");
       continue;
     }
-    if (seen[idx]) {
-      errors.add(member_path, "duplicate member");
+    if (seen[idx] != kUnseen) {
+      errors.add(member.str(), "duplicate member");
       continue;
     }
-    seen[idx] = true;
+    seen[idx] = kSeen;
     if (v.is_null()) {  // null means absent, as in flatc's JSON parser
-      was_null[idx] = true;
+      seen[idx] = kNull;
       continue;
     }
     const reflection::Field* f = fields[idx].field;
@@ -548,49 +572,50 @@ std::optional<flatbuffers::uoffset_t> build_table(flatbuffers::FlatBufferBuilder
     switch (base) {
       case BaseType::String:
         if (fields[idx].json) {
-          off = build_json_text(fbb, member_path, errors);
+          off = build_json_text(fbb, member.str(), errors);
         } else if (fields[idx].pii && errors.pii() != nullptr && errors.pii()->sealer != nullptr) {
-          off = build_sealed_string(fbb, v, member_path, errors);
+          off = build_sealed_string(fbb, v, member, errors);
         } else {
-          off = build_string(fbb, v, member_path, errors);
+          off = build_string(fbb, v, member, errors);
         }
         break;
       case BaseType::Vector:
-        off = build_vector(fbb, schema, type, v, member_path, errors);
+        off = build_vector(fbb, schema, type, v, member.str(), errors);
         break;
       case BaseType::Obj: {
         const auto& sub = object_at(schema, type.index());
         simdjson::dom::object o;
         if (sub.is_struct()) {
-          errors.add(member_path, "structs are not supported");
+          errors.add(member.str(), "structs are not supported");
         } else if (v.get_object().get(o) != simdjson::SUCCESS) {
-          errors.add(member_path, "expected object");
+          errors.add(member.str(), "expected object");
         } else {
-          off = build_table(fbb, sub, o, member_path, errors);
+          off = build_table(fbb, sub, o, member.str(), errors);
         }
         break;
       }
       default:
         if (scalar_size(base) == 0) {
-          errors.add(member_path, "unsupported field type");
-        } else if (auto s = read_scalar(schema, type, base, v, member_path, errors)) {
-          pending.push_back({f, false, 0, *s});
+          errors.add(member.str(), "unsupported field type");
+        } else if (auto s = read_scalar(schema, type, base, v, member, errors)) {
+          pending[pending_count++] = {f, false, 0, *s};
         }
         continue;
     }
-    if (off) pending.push_back({f, true, *off, {}});
+    if (off) pending[pending_count++] = {f, true, *off, {}};
   }
 
   for (size_t i = 0; i < fields.size(); ++i) {
     // A required member that was given but invalid already has its own error.
-    if (fields[i].field->required() && (!seen[i] || was_null[i])) {
+    if (fields[i].field->required() && seen[i] != kSeen) {
       errors.add(ErrorSink::join(path, fields[i].json_name), "required");
     }
   }
   if (errors.count() != before) return std::nullopt;
 
   const auto start = fbb.StartTable();
-  for (const auto& p : pending) {
+  for (size_t i = 0; i < pending_count; ++i) {
+    const Pending& p = pending[i];
     if (p.is_offset) {
       fbb.AddOffset(p.field->offset(), flatbuffers::Offset<void>(p.offset));
     } else {

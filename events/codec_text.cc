@@ -150,12 +150,34 @@ std::string format_rfc3339_us(int64_t us) {
   int64_t y;
   unsigned m, d;
   civil_from_days(days, y, m, d);
-  char buf[64];
-  int n = std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02d.%06lldZ",
-                        static_cast<long long>(y), m, d, static_cast<int>(sod / 3600),
-                        static_cast<int>(sod / 60 % 60), static_cast<int>(sod % 60),
-                        static_cast<long long>(frac));
-  return std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  if (y < 0 || y > 9999) {  // outside RFC 3339's four-digit years: the general formatter
+    char buf[64];
+    int n = std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02d.%06lldZ",
+                          static_cast<long long>(y), m, d, static_cast<int>(sod / 3600),
+                          static_cast<int>(sod / 60 % 60), static_cast<int>(sod % 60),
+                          static_cast<long long>(frac));
+    return std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  }
+  // Every derived fact carries timestamps: fixed-width digits, no format string.
+  std::string out(27, '0');  // YYYY-MM-DDTHH:MM:SS.ffffffZ
+  auto digits = [&](size_t at, size_t width, int64_t v) {
+    for (size_t i = at + width; i > at; v /= 10) out[--i] = static_cast<char>('0' + v % 10);
+  };
+  digits(0, 4, y);
+  out[4] = '-';
+  digits(5, 2, m);
+  out[7] = '-';
+  digits(8, 2, d);
+  out[10] = 'T';
+  digits(11, 2, sod / 3600);
+  out[13] = ':';
+  digits(14, 2, sod / 60 % 60);
+  out[16] = ':';
+  digits(17, 2, sod % 60);
+  out[19] = '.';
+  digits(20, 6, frac);
+  out[26] = 'Z';
+  return out;
 }
 
 void append_json_string(std::string& out, std::string_view s) {

@@ -23,7 +23,9 @@ class JsonObject {
   JsonObject& opt(std::string_view name, std::string_view v) { return v.empty() ? *this : str(name, v); }
   JsonObject& num(std::string_view name, int64_t v) {
     key(name);
-    out_ += std::to_string(v);
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out_.append(buf, r.ptr);
     return *this;
   }
   // The shortest text that reads back as the same double; `v` must be finite.

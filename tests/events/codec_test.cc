@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <array>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -885,6 +887,18 @@ TEST(Rfc3339Test, FormatsWithMicrosecondsAndRoundTrips) {
   // Any int64 (e.g. from a corrupt buffer) formats without crashing.
   EXPECT_FALSE(format_rfc3339_us(INT64_MIN).empty());
   EXPECT_FALSE(format_rfc3339_us(INT64_MAX).empty());
+  // Years 0000-9999 take a fixed-width formatter; the rest snprintf. Both read back.
+  std::mt19937_64 rng(7);
+  const int64_t lo = *parse_rfc3339_us("0000-01-01T00:00:00Z"), hi = *parse_rfc3339_us("9999-12-31T23:59:59.999999Z");
+  std::uniform_int_distribution<int64_t> any(lo, hi);
+  for (int i = 0; i < 20000; ++i) {
+    const int64_t us = i < 4 ? std::array<int64_t, 4>{lo, hi, 0, -1}[i] : any(rng);
+    const std::string s = format_rfc3339_us(us);
+    ASSERT_EQ(s.size(), 27u) << us;
+    ASSERT_EQ(parse_rfc3339_us(s), std::optional<int64_t>(us)) << s;
+  }
+  EXPECT_EQ(format_rfc3339_us(lo - 1), "-001-12-31T23:59:59.999999Z");
+  EXPECT_EQ(format_rfc3339_us(hi + 1), "10000-01-01T00:00:00.000000Z");
 }
 
 TEST(JsonStringTest, Escapes) {
