@@ -150,10 +150,19 @@ class TxnImpl final : public StateTxn {
                                                                 size_t limit) override {
     std::vector<std::pair<std::string, std::string>> out;
     if (limit == 0 || !(from < to)) return out;
-    rocksdb::ReadOptions ro;
-    rocksdb::Slice upper(to.data(), to.size());
-    ro.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_));
+    // One iterator per round, re-aimed by each scan (its bound changed before the Seek, as
+    // RocksDB allows): a processor may scan for every input it folds (Pulse: a session's
+    // models), and opening an iterator costs more than the seek. The state column family
+    // is written only by the round's commit, after the last scan, so the view it pins at
+    // the first scan is the committed state every scan of the round must see.
+    upper_key_.assign(to);
+    upper_ = rocksdb::Slice(upper_key_);
+    if (!it_) {
+      rocksdb::ReadOptions ro;
+      ro.iterate_upper_bound = &upper_;
+      it_.reset(db_->NewIterator(ro, cf_));
+    }
+    rocksdb::Iterator* it = it_.get();
     it->Seek(rocksdb::Slice(from.data(), from.size()));
     auto w = writes_.lower_bound(from);
     auto w_end = writes_.lower_bound(to);
@@ -185,6 +194,9 @@ class TxnImpl final : public StateTxn {
   rocksdb::DB* db_;
   rocksdb::ColumnFamilyHandle* cf_;
   std::map<std::string, std::optional<std::string>, std::less<>> writes_;
+  std::string upper_key_;
+  rocksdb::Slice upper_;  // the iterator's upper bound: `upper_key_`, set by each scan
+  std::unique_ptr<rocksdb::Iterator> it_;
 };
 
 class EmitterImpl final : public Emitter {
