@@ -67,6 +67,7 @@ void LogFollower::run(const std::function<Result<bool>()>& step, std::chrono::mi
       std::lock_guard lk(s_->mu);
       if (s_->stopping) return;
       s_->dirty = false;  // anything appended from here on wakes the wait below
+      s_->caught_up = false;
     }
     const auto began = std::chrono::steady_clock::now();
     auto r = step();
@@ -77,7 +78,14 @@ void LogFollower::run(const std::function<Result<bool>()>& step, std::chrono::mi
       s_->cv.wait_for(lk, pause, [&] { return s_->stopping; });
       continue;
     }
-    if (*r) continue;
+    if (*r) {
+      if (window.count() == 0 || !s_->caught_up) continue;  // a backlog: at once
+      // Caught up under load: the next step waits out the window (appends mark it dirty,
+      // none wakes it), and runs only if something was appended since this one began —
+      // no wake-up and no empty step between two windows.
+      s_->cv.wait_until(lk, began + window, [&] { return s_->stopping; });
+      if (s_->dirty || s_->stopping) continue;
+    }
     s_->waiting = true;  // only this wait is woken by appends
     s_->cv.wait_for(lk, idle, [&] { return s_->dirty || s_->stopping; });
     s_->waiting = false;
@@ -86,6 +94,11 @@ void LogFollower::run(const std::function<Result<bool>()>& step, std::chrono::mi
     if (window.count() > 0 && s_->dirty)
       s_->cv.wait_until(lk, began + window, [&] { return s_->stopping; });
   }
+}
+
+void LogFollower::caught_up() {
+  std::lock_guard lk(s_->mu);
+  s_->caught_up = true;
 }
 
 void LogFollower::back_off(std::chrono::milliseconds pause) {

@@ -40,7 +40,8 @@ class LogFollower {
   // of a whole window (one read, one commit, one wake-up) instead of running once per
   // group the log commits. An append after a quiet spell longer than the window is taken
   // at once; a step that made progress is followed at once by the next (a backlog is never
-  // throttled). 0: every append wakes the step.
+  // throttled) unless it said it read everything (caught_up()). 0: every append wakes the
+  // step.
   Status start(std::function<Result<bool>()> step, std::chrono::milliseconds idle, std::string name = "follower",
                std::chrono::milliseconds window = std::chrono::milliseconds(0));
   // Wakes and joins the thread; a step in progress finishes first. Idempotent.
@@ -52,6 +53,14 @@ class LogFollower {
   // appends do not cut it short — a consumer whose sink is away (PostgreSQL down or full)
   // backs off instead of retrying at every append.
   void back_off(std::chrono::milliseconds pause);
+  // From inside a step that made progress: it took everything the log had for it when it
+  // began (no batch limit cut it short). With a window, the next step then waits like one
+  // woken by an append — it starts once the window has passed since this one began, and
+  // only if something was appended meanwhile — instead of running at once to find little
+  // or nothing: under load, one wake-up per window (the timer's) instead of two (an
+  // append's, then the window's end) and no empty step. Without it, or without a window,
+  // a step that made progress is followed at once by the next.
+  void caught_up();
 
   // Raises the known end of `p` (a consumer that read further than the listener told).
   void raise_end(Partition p, int64_t end);
@@ -66,6 +75,7 @@ class LogFollower {
     std::condition_variable cv;
     bool dirty = false, stopping = false;
     bool waiting = false;  // in the wait an append ends (the listener wakes only that one)
+    bool caught_up = false;  // set by caught_up() during the step in progress
     std::chrono::milliseconds pause{0};  // set by back_off(), taken by the next wait
     std::vector<std::atomic<int64_t>> ends;
   };

@@ -170,7 +170,7 @@ class StoreIndex final : public LocalIndex {
     const auto now = std::chrono::steady_clock::now();
     const bool sweep = now - last_sweep_ >= std::chrono::milliseconds(200);
     if (sweep) last_sweep_ = now;
-    bool progressed = false;
+    bool progressed = false, failed = false;
     for (int32_t p = 0; p < log_.partition_count(); ++p) {
       if (!sweep && applied_[p].value() >= follow_.end(Partition(p))) continue;  // this thread writes applied_
       for (;;) {
@@ -180,11 +180,14 @@ class StoreIndex final : public LocalIndex {
           // (admin calls then time out with 503).
           log_line(LogLevel::kWarn, "index fold failed",
                    {{"partition", std::to_string(p)}, {"error", r.status().to_string()}});
+          failed = true;
         }
         if (!r.ok() || *r == 0) break;
         progressed = true;
       }
     }
+    // Every partition read to its end: under load the next round waits for the window.
+    if (progressed && !failed) follow_.caught_up();
     return progressed;
   }
 

@@ -244,7 +244,7 @@ class DelivererImpl final : public Deliverer {
  private:
   // The follower's step: reads what is new on every partition into jobs.
   Result<bool> read_step() {
-    bool progress = false;
+    bool progress = false, unfinished = false;
     for (int32_t p = 0; p < n_; ++p) {
       int64_t from;
       {
@@ -261,6 +261,7 @@ class DelivererImpl final : public Deliverer {
       if (!recs.ok()) return recs.status();
       if (recs->empty()) continue;
       progress = true;
+      if (recs->size() >= ro.max_records) unfinished = true;  // there may be more
       KvBatch batch;
       std::vector<Job> found;
       for (const auto& r : *recs) {
@@ -310,6 +311,9 @@ class DelivererImpl final : public Deliverer {
       if (Status s = advance_cursor(p); !s.is_ok()) return s;
       if (m_in_flight_) m_in_flight_->Set(static_cast<double>(stats().in_flight));
     }
+    // Every partition read to its end (not stopped by max_in_flight above): under load the
+    // next read waits for the window.
+    if (progress && !unfinished) follower_->caught_up();
     return progress;
   }
 

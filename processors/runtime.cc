@@ -615,6 +615,7 @@ class RuntimeImpl final : public ProcessorRuntime {
       if (!error_.is_ok()) return error_;
     }
     bool progress = false;
+    full_batch_ = false;
     if (opts_.commit_per_round) {
       auto r = process(opts_.partitions);
       if (!r.ok()) return fail(std::move(r).take_status());
@@ -632,6 +633,11 @@ class RuntimeImpl final : public ProcessorRuntime {
       progress |= *r;
     }
     if (probe_) update_lag();
+    // Everything read (no partition's batch was full) and relayed (no lane left with
+    // entries or a rescan): under load the follower's next step waits for its window.
+    if (progress && !full_batch_ &&
+        std::none_of(lanes_.begin(), lanes_.end(), [](const auto& l) { return l.second.dirty || l.second.needs_scan; }))
+      follow_.caught_up();
     return progress;
   }
 
@@ -704,11 +710,13 @@ class RuntimeImpl final : public ProcessorRuntime {
     auto recs = log_.read(p, from, ro);
     if (!recs.ok()) {
       if (transient_log_error(recs.status())) {
+        full_batch_ = true;  // not caught up: the next step reads it again at once
         (void)read_error(std::move(recs).take_status());
         return std::optional<PartitionWork>();
       }
       return std::move(recs).take_status();
     }
+    if (recs->size() >= ro.max_records) full_batch_ = true;  // there may be more
     if (stop != opts_.stop_at.end())
       std::erase_if(*recs, [&](const StoredRecord& r) { return r.pos.offset.value() >= stop->second; });
     if (recs->empty()) return std::optional<PartitionWork>();
@@ -1230,6 +1238,9 @@ class RuntimeImpl final : public ProcessorRuntime {
   // Every lane by its key prefix (same-partition lanes 'x' first, then cross 'y').
   // Worker / step thread only: the commit and the relay run on it in turn.
   std::map<std::string, LaneState> lanes_;
+  // This step read a full batch of some partition, or failed to read one: it may not have
+  // taken everything (LogFollower::caught_up). Worker / step thread only.
+  bool full_batch_ = false;
   std::unique_ptr<RuntimeProbe> probe_;  // null without RuntimeOptions::metrics
   std::map<int32_t, int64_t> last_time_us_;  // engine time of the last consumed record; worker only
 

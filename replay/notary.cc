@@ -8,6 +8,7 @@
 #include <simdjson.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -737,7 +738,10 @@ class NotaryImpl final : public Notary {
   // One round of the follower: folds what is new on every partition, signs heads when due.
   bool step() {
     bool progressed = false;
+    unfinished_ = false;
     for (int32_t p = 0; p < static_cast<int32_t>(parts_.size()); ++p) progressed |= fold(Partition(p));
+    // Every partition read to its end: under load the next round waits for the window.
+    if (progressed && !unfinished_) follow_.caught_up();
     if (clock_.now_us() >= next_head_us_) {
       auto published = publish_heads();
       if (!published.ok())
@@ -760,6 +764,7 @@ class NotaryImpl final : public Notary {
     ReadOptions ro;
     ro.max_records = 4096;
     auto page = opts_.log->read(p, Offset(s.next_offset), ro);
+    if (!page.ok() || page->size() >= ro.max_records) unfinished_ = true;  // there may be more
     if (!page.ok()) {
       // A transient read error is retried quietly. A record that no longer decodes is an
       // alteration like any other (sticky for the partition); another error that will not
@@ -820,6 +825,7 @@ class NotaryImpl final : public Notary {
     }
     kb.put(meta_key(p.value()), encode_meta(s));
     if (Status st = store_->write(kb); !st.is_ok()) {
+      unfinished_ = true;
       std::lock_guard lk(mu_);
       read_errors_[static_cast<size_t>(p.value())] = st;
       return false;
@@ -849,6 +855,9 @@ class NotaryImpl final : public Notary {
   std::mutex work_mu_;  // one fold or one publication at a time: both change parts_
   std::mutex run_mu_;          // start() and stop()
   int64_t next_head_us_ = 0;  // the follower's thread only (after start())
+  // A fold of this round left records unread (a full page, an error): reset by step(),
+  // set by any fold (a proof request folds too; a spurious set only costs a round).
+  std::atomic<bool> unfinished_{false};
 
   prometheus::Counter* violations_ = nullptr;
   prometheus::Counter* heads_ = nullptr;

@@ -1,7 +1,8 @@
 // LogFollower (events/log_follower.h) over the embedded log: a step runs again after an
 // append, and a step that backs off is not run again before its pause is over, however
 // many appends come meanwhile — but stop() ends a pause at once; with a window, the
-// appends of a window wake one step once the window has passed.
+// appends of a window wake one step once the window has passed, after a step that went
+// idle or one that caught up (LogFollower::caught_up), never after one cut short.
 #include "events/log_follower.h"
 
 #include <gtest/gtest.h>
@@ -139,6 +140,66 @@ TEST_F(LogFollowerTest, AppendsWithinTheWindowAreTakenByOneStepWhenTheWindowEnds
   if (appended < starts[0] + kWindow) {  // the appends all fell inside the window
     EXPECT_EQ(ends[1], 3) << "the step after the window did not find every append of it";
   }
+}
+
+// A step that made progress and took everything (caught_up()) is followed, under load,
+// by one that starts once the window has passed and finds the window's appends — not by
+// an empty step at once — and, with nothing appended after it, by none until an append.
+TEST_F(LogFollowerTest, AfterACaughtUpStepTheNextWaitsForTheWindowAndRunsOnlyForAnAppend) {
+  LogFollower f(*log_, {Partition(0)});
+  constexpr auto kWindow = 300ms;
+  std::mutex mu;
+  std::vector<Clock::time_point> starts;
+  std::vector<int64_t> ends;
+  ASSERT_TRUE(f.start(
+                   [&]() -> Result<bool> {
+                     auto end = log_->end_offset(Partition(0));
+                     std::lock_guard lk(mu);
+                     starts.push_back(Clock::now());
+                     ends.push_back(end.ok() ? end->value() : -1);
+                     f.caught_up();
+                     return true;  // progress, every time
+                   },
+                   std::chrono::hours(1), "follower", kWindow)
+                  .is_ok());
+  auto steps = [&] {
+    std::lock_guard lk(mu);
+    return starts.size();
+  };
+  ASSERT_TRUE(test::wait_until([&] { return steps() >= 1; }));
+  for (int i = 0; i < 3; ++i) append();
+  const auto appended = Clock::now();
+  ASSERT_TRUE(test::wait_until([&] { return steps() >= 2; }, 30s));
+  Clock::time_point second;
+  {
+    std::lock_guard lk(mu);
+    second = starts[1];
+    EXPECT_GE(starts[1] - starts[0], kWindow) << "the step after a caught-up one ran inside the window";
+    if (appended < starts[0] + kWindow) EXPECT_EQ(ends[1], 3) << "it did not find every append of the window";
+  }
+  // Two windows pass with nothing appended: no step (it would find nothing).
+  ASSERT_TRUE(test::wait_until([&] { return Clock::now() >= second + 2 * kWindow; }, 30s));
+  EXPECT_EQ(steps(), 2u) << "a step ran with nothing appended";
+  const auto fourth = Clock::now();
+  append();
+  ASSERT_TRUE(test::wait_until([&] { return steps() >= 3; }, 30s));
+  f.stop();
+  std::lock_guard lk(mu);
+  EXPECT_GE(starts[2], fourth);
+  EXPECT_EQ(ends[2], 4);
+}
+
+// Progress without caught_up() (a batch limit cut the step short): the next step runs at
+// once, whatever the window — a backlog is never throttled.
+TEST_F(LogFollowerTest, AStepThatMadeProgressWithoutCatchingUpIsFollowedAtOnceWhateverTheWindow) {
+  LogFollower f(*log_, {Partition(0)});
+  std::atomic<int> steps{0};
+  ASSERT_TRUE(f.start([&]() -> Result<bool> { return ++steps < 4; }, std::chrono::hours(1), "follower",
+                      std::chrono::hours(1))
+                  .is_ok());
+  append();  // were the window applied, the steps after the first would wait an hour
+  EXPECT_TRUE(test::wait_until([&] { return steps.load() >= 4; }, 30s));
+  f.stop();
 }
 
 TEST_F(LogFollowerTest, StopEndsAWindowAtOnce) {

@@ -410,6 +410,26 @@ TEST_F(RuntimeTest, WorkerThreadFollowsTheLogUntilStopped) {
 }
 
 
+// With a window (the engine's --processor-window-ms), a round that read a full batch of
+// some partition is followed at once by the next: a backlog is drained at the speed of the
+// rounds, never one round per window (LogFollower::caught_up).
+TEST_F(RuntimeTest, ABacklogIsDrainedRoundAfterRoundWhateverTheWindow) {
+  RuntimeOptions o;
+  o.batch_window = std::chrono::hours(1);
+  o.max_batch_records = 1;  // every round that reads reads a full batch
+  append_all(*log_, scenario());
+  auto rt = open("state", o);
+  ASSERT_TRUE(rt->start().is_ok());
+  for (int32_t p = 0; p < kTestPartitions; ++p) {
+    const Offset last(log_->end_offset(Partition(p))->value() - 1);
+    if (last.value() < 0) continue;
+    EXPECT_TRUE(rt->wait_applied(Partition(p), last, std::chrono::steady_clock::now() + std::chrono::seconds(30))) << "partition " << p;
+  }
+  rt->stop();
+  EXPECT_TRUE(rt->last_error().is_ok());
+  EXPECT_EQ(value(*rt, "t/acme/failed"), "3");
+}
+
 // The benchmark baseline knob really leaves the offset out of the commit (so the bench
 // measures what it says), and is as unsafe as documented: a restart re-applies.
 TEST_F(RuntimeTest, WithoutAtomicOffsetsNothingPersistsTheOffset) {
