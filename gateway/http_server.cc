@@ -38,6 +38,14 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
+// A connection's executor, a strand of the I/O context, as a concrete type: the
+// type-erased any_io_executor of beast::tcp_stream copies the strand's shared state and
+// dispatches through function pointers on every operation (a few % of the engine's CPU
+// under single events).
+using Strand = net::strand<net::io_context::executor_type>;
+using Socket = net::basic_stream_socket<tcp, Strand>;
+using Stream = beast::basic_stream<tcp, Strand>;
+using Timer = net::basic_waitable_timer<Clock, net::wait_traits<Clock>, Strand>;
 
 // How long stop() waits for appends in flight before giving up on their replies.
 constexpr std::chrono::seconds kDrainTimeout{30};
@@ -121,7 +129,7 @@ std::optional<std::string> access_ended(const Api& api, const StreamRequest& sr,
 
 class Session : public StreamWaiter, public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, Shared& sh)
+  Session(Socket socket, Shared& sh)
       : stream_(std::move(socket)), sh_(sh), timer_(stream_.get_executor()) {
     sh_.connections.fetch_add(1);
     sh_.metrics.connections().Increment();
@@ -583,9 +591,9 @@ class Session : public StreamWaiter, public std::enable_shared_from_this<Session
     chunk_charge_ = 0;
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   Shared& sh_;
-  net::steady_timer timer_;
+  Timer timer_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   bool keep_alive_ = true;
@@ -643,7 +651,7 @@ constexpr size_t kWsMaxReadMessage = 64 << 10;
 
 class WsSession final : public StreamWaiter, public std::enable_shared_from_this<WsSession> {
  public:
-  WsSession(beast::tcp_stream&& stream, Shared& sh, StreamRequest sr, std::vector<std::pair<std::string, std::string>> headers)
+  WsSession(Stream&& stream, Shared& sh, StreamRequest sr, std::vector<std::pair<std::string, std::string>> headers)
       : ws_(std::move(stream)),
         sh_(sh),
         wait_timer_(ws_.get_executor()),
@@ -868,10 +876,10 @@ class WsSession final : public StreamWaiter, public std::enable_shared_from_this
     charge_ = 0;
   }
 
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<Stream> ws_;
   Shared& sh_;
-  net::steady_timer wait_timer_;  // waiting for the partition to grow (the hub cancels it)
-  net::steady_timer ack_timer_;   // waiting for an acknowledgement with the window full
+  Timer wait_timer_;  // waiting for the partition to grow (the hub cancels it)
+  Timer ack_timer_;   // waiting for an acknowledgement with the window full
   StreamRequest req_;
   Clock::time_point access_checked_ = Clock::now();
   Partition partition_;
@@ -974,7 +982,7 @@ class Server final : public HttpServer {
 
  private:
   void accept() {
-    acceptor_->async_accept(net::make_strand(*ioc_), [this](beast::error_code ec, tcp::socket s) {
+    acceptor_->async_accept(net::make_strand(*ioc_), [this](beast::error_code ec, Socket s) {
       if (ec == net::error::operation_aborted) return;
       if (!ec) std::make_shared<Session>(std::move(s), shared_)->start();
       accept();
