@@ -41,6 +41,36 @@ class LogFollowerTest : public ::testing::Test {
   int n_ = 0;
 };
 
+// When each step began and the log's end it saw (a step's record, thread-safe).
+class Steps {
+ public:
+  explicit Steps(Log& log) : log_(log) {}
+  void record() {
+    auto end = log_.end_offset(Partition(0));
+    std::lock_guard lk(mu_);
+    starts_.push_back(Clock::now());
+    ends_.push_back(end.ok() ? end->value() : -1);
+  }
+  size_t count() const {
+    std::lock_guard lk(mu_);
+    return starts_.size();
+  }
+  Clock::time_point start(size_t i) const {
+    std::lock_guard lk(mu_);
+    return starts_.at(i);
+  }
+  int64_t end(size_t i) const {
+    std::lock_guard lk(mu_);
+    return ends_.at(i);
+  }
+
+ private:
+  Log& log_;
+  mutable std::mutex mu_;
+  std::vector<Clock::time_point> starts_;
+  std::vector<int64_t> ends_;
+};
+
 TEST_F(LogFollowerTest, AnAppendWakesAnIdleStep) {
   LogFollower f(*log_, {Partition(0)});
   std::atomic<int> steps{0};
@@ -109,36 +139,18 @@ TEST_F(LogFollowerTest, StopEndsABackOffAtOnce) {
 TEST_F(LogFollowerTest, AppendsWithinTheWindowAreTakenByOneStepWhenTheWindowEnds) {
   LogFollower f(*log_, {Partition(0)});
   constexpr auto kWindow = 1s;
-  std::mutex mu;
-  std::vector<Clock::time_point> starts;
-  std::vector<int64_t> ends;  // the log's end each step saw
-  ASSERT_TRUE(f.start(
-                   [&]() -> Result<bool> {
-                     auto end = log_->end_offset(Partition(0));
-                     std::lock_guard lk(mu);
-                     starts.push_back(Clock::now());
-                     ends.push_back(end.ok() ? end->value() : -1);
-                     return false;
-                   },
-                   std::chrono::hours(1), "follower", kWindow)
+  Steps steps(*log_);
+  ASSERT_TRUE(f.start([&]() -> Result<bool> { return steps.record(), false; }, std::chrono::hours(1), "follower",
+                      kWindow)
                   .is_ok());
-  ASSERT_TRUE(test::wait_until([&] {
-    std::lock_guard lk(mu);
-    return !starts.empty();
-  }));
+  ASSERT_TRUE(test::wait_until([&] { return steps.count() >= 1; }));
   for (int i = 0; i < 3; ++i) append();
   const auto appended = Clock::now();
-  ASSERT_TRUE(test::wait_until(
-      [&] {
-        std::lock_guard lk(mu);
-        return starts.size() >= 2;
-      },
-      30s));
+  ASSERT_TRUE(test::wait_until([&] { return steps.count() >= 2; }, 30s));
   f.stop();
-  std::lock_guard lk(mu);
-  EXPECT_GE(starts[1] - starts[0], kWindow) << "an append started a step inside the window";
-  if (appended < starts[0] + kWindow) {  // the appends all fell inside the window
-    EXPECT_EQ(ends[1], 3) << "the step after the window did not find every append of it";
+  EXPECT_GE(steps.start(1) - steps.start(0), kWindow) << "an append started a step inside the window";
+  if (appended < steps.start(0) + kWindow) {  // the appends all fell inside the window
+    EXPECT_EQ(steps.end(1), 3) << "the step after the window did not find every append of it";
   }
 }
 
@@ -148,45 +160,33 @@ TEST_F(LogFollowerTest, AppendsWithinTheWindowAreTakenByOneStepWhenTheWindowEnds
 TEST_F(LogFollowerTest, AfterACaughtUpStepTheNextWaitsForTheWindowAndRunsOnlyForAnAppend) {
   LogFollower f(*log_, {Partition(0)});
   constexpr auto kWindow = 300ms;
-  std::mutex mu;
-  std::vector<Clock::time_point> starts;
-  std::vector<int64_t> ends;
+  Steps steps(*log_);
   ASSERT_TRUE(f.start(
                    [&]() -> Result<bool> {
-                     auto end = log_->end_offset(Partition(0));
-                     std::lock_guard lk(mu);
-                     starts.push_back(Clock::now());
-                     ends.push_back(end.ok() ? end->value() : -1);
+                     steps.record();
                      f.caught_up();
                      return true;  // progress, every time
                    },
                    std::chrono::hours(1), "follower", kWindow)
                   .is_ok());
-  auto steps = [&] {
-    std::lock_guard lk(mu);
-    return starts.size();
-  };
-  ASSERT_TRUE(test::wait_until([&] { return steps() >= 1; }));
+  ASSERT_TRUE(test::wait_until([&] { return steps.count() >= 1; }));
   for (int i = 0; i < 3; ++i) append();
   const auto appended = Clock::now();
-  ASSERT_TRUE(test::wait_until([&] { return steps() >= 2; }, 30s));
-  Clock::time_point second;
-  {
-    std::lock_guard lk(mu);
-    second = starts[1];
-    EXPECT_GE(starts[1] - starts[0], kWindow) << "the step after a caught-up one ran inside the window";
-    if (appended < starts[0] + kWindow) EXPECT_EQ(ends[1], 3) << "it did not find every append of the window";
+  ASSERT_TRUE(test::wait_until([&] { return steps.count() >= 2; }, 30s));
+  EXPECT_GE(steps.start(1) - steps.start(0), kWindow) << "the step after a caught-up one ran inside the window";
+  if (appended < steps.start(0) + kWindow) {  // the appends all fell inside the window
+    EXPECT_EQ(steps.end(1), 3) << "it did not find every append of the window";
   }
   // Two windows pass with nothing appended: no step (it would find nothing).
+  const auto second = steps.start(1);
   ASSERT_TRUE(test::wait_until([&] { return Clock::now() >= second + 2 * kWindow; }, 30s));
-  EXPECT_EQ(steps(), 2u) << "a step ran with nothing appended";
+  EXPECT_EQ(steps.count(), 2u) << "a step ran with nothing appended";
   const auto fourth = Clock::now();
   append();
-  ASSERT_TRUE(test::wait_until([&] { return steps() >= 3; }, 30s));
+  ASSERT_TRUE(test::wait_until([&] { return steps.count() >= 3; }, 30s));
   f.stop();
-  std::lock_guard lk(mu);
-  EXPECT_GE(starts[2], fourth);
-  EXPECT_EQ(ends[2], 4);
+  EXPECT_GE(steps.start(2), fourth);
+  EXPECT_EQ(steps.end(2), 4);
 }
 
 // Progress without caught_up() (a batch limit cut the step short): the next step runs at
