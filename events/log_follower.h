@@ -1,7 +1,8 @@
 // LogFollower: the worker of a consumer of the log (a processor runtime, the projector,
 // the webhook deliverer). It runs the consumer's `step` on a thread of its own — again at
-// once after a step that made progress, otherwise after the next append to the log (and
-// its `window`, see start()) or after `idle` — and knows the log's ends without asking it.
+// once after a step that made progress (unless it caught up, see start()), otherwise
+// after the next append to the log (and its `window`) or after `idle` — and knows the
+// log's ends without asking it.
 //
 // It registers one listener on the log; since listeners live as long as the log (no
 // unsubscribe), the listener holds only a weak reference to the follower's state and does
