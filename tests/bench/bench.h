@@ -124,6 +124,7 @@ double timed(const std::function<void()>& fn);
 // [configuration][run]; every run's result line is printed as it completes.
 using Runs = std::vector<std::vector<Result>>;
 Runs run_http_single(const Options& o, int runs);
+Runs run_http_floor(const Options& o, int runs);
 Runs run_http_batch(const Options& o, int runs);
 Runs run_append(const Options& o, int runs);
 // verify: `agentos audit verify` over a pre-filled embedded log, the same log only read, and

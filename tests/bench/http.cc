@@ -124,6 +124,7 @@ struct Conn {
   int index = 0;
   std::string req;              // pre-built request bytes
   std::vector<size_t> id_pos;   // offsets of the 16 hex id digits to patch per request
+  int expect_status = 201;      // any other answer is an error
   uint64_t next_id = 0;
   size_t written = 0;
   bool writing = false;
@@ -330,7 +331,7 @@ class LoadGen {
     const size_t len = complete_response(c->rbuf.data(), c->rlen, &status);
     if (len == 0) return true;
     const auto now = Clock::now();
-    if (status != 201) {
+    if (status != c->expect_status) {
       ++st_.errors;
       if (st_.first_error.empty()) st_.first_error.assign(c->rbuf.data(), std::min<size_t>(len, 600));
     } else if (w_.in(c->sent, now)) {
@@ -475,12 +476,14 @@ Result http_run(const Options& o, int batch, int conns_n, const std::string& nam
 // One load against a running engine: `conns_n` connections, each sending `request` (its
 // event id patched at `id_pos` when given) — the rows of one run share the engine.
 Result load_engine(const Options& o, Engine& eng, int conns_n, const std::string& name,
-                   const std::function<std::pair<std::string, std::vector<size_t>>(int conn)>& request) {
+                   const std::function<std::pair<std::string, std::vector<size_t>>(int conn)>& request,
+                   int expect_status = 201) {
   Result r;
   r.scenario = name;
   std::vector<Conn> conns(conns_n);
   for (int i = 0; i < conns_n; ++i) {
     conns[i].index = i;
+    conns[i].expect_status = expect_status;
     conns[i].next_id = static_cast<uint64_t>(i) << 40;
     std::tie(conns[i].req, conns[i].id_pos) = request(i);
   }
@@ -606,6 +609,36 @@ Runs run_http_single(const Options& o, int runs) {
                        r.peers = {"Redis 7 Streams XADD"};
                        r.peer_goal = 2;
                        return r;
+                     }},
+                     runs);
+}
+
+// The HTTP transport's own cost, beside the ingest row: the same connections send the
+// same bytes (headers and a 1-event body) to POST /healthz, which the server reads in
+// full and answers 200 with no engine work — no validation, no append, no fsync. Its
+// server µs per request is the floor under "server CPU per single event" over HTTP/1.1,
+// one request per event, with this server on this machine.
+Runs run_http_floor(const Options& o, int runs) {
+  const int c = o.connections > 0 ? o.connections : 64;
+  const std::string name = "engine HTTP floor: same request to /healthz (no engine work), c=" + std::to_string(c);
+  return run_configs({[=] {
+                       Engine eng;
+                       if (!eng.start(o)) {
+                         Result r;
+                         r.scenario = name;
+                         r.ok = false;
+                         r.note = "engine did not start";
+                         return r;
+                       }
+                       return load_engine(
+                           o, eng, c, name,
+                           [&](int i) {
+                             size_t p = 0;
+                             std::string body = make_event_json(o.event_bytes, "/bench/c" + std::to_string(i), 0, &p);
+                             return std::pair{post_request(eng, "/healthz", "application/cloudevents+json", body),
+                                              std::vector<size_t>{}};
+                           },
+                           200);
                      }},
                      runs);
 }

@@ -22,6 +22,7 @@ void usage() {
       "usage: agentos_bench <scenario> [flags]\n"
       "scenarios:\n"
       "  http-single     engine child process, 1 event per POST, C keep-alive connections\n"
+      "  http-floor      the same requests to POST /healthz: what the HTTP server costs with no engine work\n"
       "  http-batch      engine child process, B events per POST (default B = 100 and 1000)\n"
       "  append          embedded log in-process: append_sync (batch 1 and B) and async append\n"
       "  verify          agentos audit verify over an embedded log of N events (--events N, default 500000),\n"
@@ -155,6 +156,7 @@ int main(int argc, char** argv) {
     for (auto& m : medians(r)) rows.push_back(m);
   };
   if (scenario == "http-single") add(run_http_single(o, runs));
+  else if (scenario == "http-floor") add(run_http_floor(o, runs));
   else if (scenario == "http-batch") add(run_http_batch(o, runs));
   else if (scenario == "append") add(run_append(o, runs));
   else if (scenario == "verify") add(run_verify(o, runs));
@@ -177,6 +179,7 @@ int main(int argc, char** argv) {
   else if (scenario == "route") add(run_route(o, runs));
   else if (scenario == "all") {
     add(run_http_single(o, runs));
+    add(run_http_floor(o, runs));
     add(run_http_batch(o, runs));
     add(run_append(o, runs));
     add(run_postgres(o, runs));
