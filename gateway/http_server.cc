@@ -38,14 +38,19 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
-// A connection's executor, a strand of the I/O context, as a concrete type: the
-// type-erased any_io_executor of beast::tcp_stream copies the strand's shared state and
-// dispatches through function pointers on every operation (a few % of the engine's CPU
-// under single events).
-using Strand = net::strand<net::io_context::executor_type>;
-using Socket = net::basic_stream_socket<tcp, Strand>;
-using Stream = beast::basic_stream<tcp, Strand>;
-using Timer = net::basic_waitable_timer<Clock, net::wait_traits<Clock>, Strand>;
+// A connection's executor: the I/O context of the one thread that serves it. Each I/O
+// thread runs an io_context of its own and a connection stays on the context it was
+// accepted onto, so its handlers never run concurrently without a strand, and a handler
+// posted from the connection's own thread takes the context's private queue without a
+// lock. (One context shared by every I/O thread cost about twice the server CPU per
+// request with two threads: its scheduler and reactor mutexes, contended, and the wake-up
+// of the idle thread on every post — `agentos_bench http-floor`, tests/bench/RESULTS.md.)
+// Concrete, not any_io_executor: the type-erased executor of beast::tcp_stream dispatches
+// through function pointers and reference counts on every operation.
+using Executor = net::io_context::executor_type;
+using Socket = net::basic_stream_socket<tcp, Executor>;
+using Stream = beast::basic_stream<tcp, Executor>;
+using Timer = net::basic_waitable_timer<Clock, net::wait_traits<Clock>, Executor>;
 
 // How long stop() waits for appends in flight before giving up on their replies.
 constexpr std::chrono::seconds kDrainTimeout{30};
@@ -164,7 +169,7 @@ class Session : public StreamWaiter, public std::enable_shared_from_this<Session
     });
   }
 
-  // Called from the hub (any thread): hops onto our strand, then cancels the wait.
+  // Called from the hub (any thread): hops onto our I/O thread, then cancels the wait.
   void wake() override {
     net::post(stream_.get_executor(), [self = shared_from_this()] { self->timer_.cancel(); });
   }
@@ -909,10 +914,10 @@ void Session::upgrade(StreamRequest sr, http::request<http::string_body> req) {
 class Server final : public HttpServer {
  public:
   Server(Api& api, Log& log, Metrics& metrics, const ServerOptions& opts)
-      : ioc_(std::make_unique<net::io_context>(opts.threads)),
-        acceptor_(std::make_unique<tcp::acceptor>(net::make_strand(*ioc_))),
-        hub_(std::make_shared<StreamHub>(log, [ex = ioc_->get_executor()](std::function<void()> job) {
-          net::post(ex, std::move(job));
+      : contexts_(make_contexts(opts.threads)),
+        acceptor_(std::make_unique<tcp::acceptor>(contexts_[0]->get_executor())),
+        hub_(std::make_shared<StreamHub>(log, [this](std::function<void()> job) {
+          net::post(next_context().get_executor(), std::move(job));
         })),
         shared_{api, log, metrics, opts, hub_, *hub_} {}
   ~Server() override { stop(); }
@@ -933,15 +938,16 @@ class Server final : public HttpServer {
       if (auto h = w.lock()) h->notify(p, end);
     });
     accept();
-    // Keeps run() going even when no socket operation is pending — e.g. during stop(),
-    // after the acceptor is closed, while a request waits for the log: its reply is
-    // posted later and must still find running threads.
-    work_.emplace(ioc_->get_executor());
-    for (int i = 0; i < shared_.opts.threads; ++i)
-      threads_.emplace_back([this] {
+    // Keeps each context's run() going even when no socket operation is pending — e.g.
+    // during stop(), after the acceptor is closed, while a request waits for the log: its
+    // reply is posted later and must still find its thread running.
+    for (auto& ctx : contexts_) {
+      work_.emplace_back(ctx->get_executor());
+      threads_.emplace_back([ctx = ctx.get()] {
         set_thread_name("http-io");
-        ioc_->run();
+        ctx->run();
       });
+    }
     return Status::ok();
   }
 
@@ -973,29 +979,55 @@ class Server final : public HttpServer {
       if (!drained) log_line(LogLevel::kWarn, "stopping with appends or replies still pending");
     }
     hub_->close();
-    work_.reset();
-    ioc_->stop();
+    work_.clear();
+    for (auto& ctx : contexts_) ctx->stop();
     for (auto& t : threads_) t.join();
     acceptor_.reset();
-    ioc_.reset();
+    // Every context's pending handlers (and the sessions they hold) are destroyed before
+    // any context is: a handler of one context may own an object of another (the pending
+    // accept on the first context owns the socket it opens on the next).
+    for (auto& ctx : contexts_) ctx->shut_down();
+    contexts_.clear();
   }
 
  private:
+  // An io_context whose services (and with them its pending handlers) can be shut down
+  // before it is destroyed.
+  class Context : public net::io_context {
+   public:
+    using net::io_context::io_context;
+    void shut_down() { shutdown(); }
+  };
+
+  // One context per I/O thread, each told it is run by one thread (concurrency hint 1):
+  // its scheduler then queues the handlers its own thread posts without locking.
+  static std::vector<std::unique_ptr<Context>> make_contexts(int threads) {
+    std::vector<std::unique_ptr<Context>> v;
+    for (int i = 0; i < std::max(1, threads); ++i) v.push_back(std::make_unique<Context>(1));
+    return v;
+  }
+
+  // Round robin: new connections and the hub's dispatches spread over the I/O threads.
+  net::io_context& next_context() {
+    return *contexts_[next_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()];
+  }
+
   void accept() {
-    acceptor_->async_accept(net::make_strand(*ioc_), [this](beast::error_code ec, Socket s) {
+    acceptor_->async_accept(next_context().get_executor(), [this](beast::error_code ec, Socket s) {
       if (ec == net::error::operation_aborted) return;
       if (!ec) std::make_shared<Session>(std::move(s), shared_)->start();
       accept();
     });
   }
 
-  std::unique_ptr<net::io_context> ioc_;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
+  std::vector<std::unique_ptr<Context>> contexts_;
+  std::vector<net::executor_work_guard<Executor>> work_;
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::shared_ptr<StreamHub> hub_;
   Shared shared_;
   uint16_t port_ = 0;
   std::vector<std::thread> threads_;
+  std::atomic<size_t> next_{0};
   std::atomic<bool> stopped_{false};
 };
 
