@@ -6,8 +6,9 @@
 // Server-Sent Events streams are served here (they hold the connection), woken by the
 // log's append listener through a per-partition hub rather than by polling.
 //
-// Lifecycle: start() binds and spawns `threads` I/O threads; stop() closes the listener
-// and every connection, then joins. The Api, Log and Metrics must outlive the server.
+// Lifecycle: start() binds and spawns `threads` I/O threads, each running an io_context of
+// its own (a connection is served by one thread, chosen round robin when it is accepted);
+// stop() closes the listener and every connection, then joins. The Api, Log and Metrics must outlive the server.
 #pragma once
 
 #include <chrono>
