@@ -42,9 +42,9 @@ using Clock = std::chrono::steady_clock;
 // thread runs an io_context of its own and a connection stays on the context it was
 // accepted onto, so its handlers never run concurrently without a strand, and a handler
 // posted from the connection's own thread takes the context's private queue without a
-// lock. (One context shared by every I/O thread cost about twice the server CPU per
-// request with two threads: its scheduler and reactor mutexes, contended, and the wake-up
-// of the idle thread on every post — `agentos_bench http-floor`, tests/bench/RESULTS.md.)
+// lock. (One context shared by two I/O threads cost 1.6× the server CPU per request: its
+// scheduler and reactor mutexes, contended, and the wake-up of the idle thread on every
+// post — `agentos_bench http-floor`, tests/bench/RESULTS.md.)
 // Concrete, not any_io_executor: the type-erased executor of beast::tcp_stream dispatches
 // through function pointers and reference counts on every operation.
 using Executor = net::io_context::executor_type;
