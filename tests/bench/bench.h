@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -51,6 +52,9 @@ struct Result {
   // same table) and the goal as a multiple of the best of them (issue: ≥ 2×).
   std::vector<std::string> peers;
   double peer_goal = 0;
+  // The server process's own threads (not its children), CPU in cores over the window by
+  // thread name (`agentos serve` names each: http-io, log-commit, rt-pulse, ...).
+  std::map<std::string, double> server_threads;
 };
 
 // Server CPU per event in µs (cores × 1e6 ÷ events/s); -1 when unknown.
@@ -113,6 +117,8 @@ void stop_process(pid_t pid, int sig = 15, double timeout_s = 20);
 double process_tree_cpu_s(pid_t pid);
 // CPU seconds of this process (all threads).
 double self_cpu_s();
+// CPU seconds (user+sys) of each thread of `pid`, summed by thread name.
+std::map<std::string, double> thread_cpu_s(pid_t pid);
 
 // Prints "agentos_bench: <what>" on stderr and exits 1 (a benchmark that cannot go on).
 [[noreturn]] void die(const std::string& what);
@@ -169,13 +175,16 @@ Runs run_configs(const std::vector<std::function<Result()>>& configs, int runs);
 // Samples server and client CPU at the window's edges.
 class CpuSampler {
  public:
-  CpuSampler(pid_t server, const Window& w) : server_(server), w_(w) {
-    t_ = std::thread([this] {
+  // by_thread: also the server's CPU by thread name (Result::server_threads).
+  CpuSampler(pid_t server, const Window& w, bool by_thread = false) : server_(server), w_(w) {
+    t_ = std::thread([this, by_thread] {
       std::this_thread::sleep_until(w_.measure_from);
       s0_ = server_ > 0 ? process_tree_cpu_s(server_) : -1;
+      if (server_ > 0 && by_thread) t0_ = thread_cpu_s(server_);
       c0_ = self_cpu_s();
       std::this_thread::sleep_until(w_.measure_to);
       s1_ = server_ > 0 ? process_tree_cpu_s(server_) : -1;
+      if (server_ > 0 && by_thread) t1_ = thread_cpu_s(server_);
       c1_ = self_cpu_s();
     });
   }
@@ -184,6 +193,12 @@ class CpuSampler {
     const double secs = w_.secs();
     r.client_cpu = (c1_ - c0_) / secs;
     r.server_cpu = (s0_ >= 0 && s1_ >= 0) ? (s1_ - s0_) / secs : -1;
+    // A thread that ended in the window loses its seconds: a lower bound, never negative.
+    for (const auto& [name, s1] : t1_) {
+      auto it = t0_.find(name);
+      const double d = s1 - (it == t0_.end() ? 0 : it->second);
+      if (d > 0) r.server_threads[name] = d / secs;
+    }
   }
 
  private:
@@ -191,6 +206,7 @@ class CpuSampler {
   Window w_;
   std::thread t_;
   double s0_ = -1, s1_ = -1, c0_ = 0, c1_ = 0;
+  std::map<std::string, double> t0_, t1_;
 };
 
 // Median of each metric over the runs of one configuration.
@@ -198,5 +214,7 @@ Result median_of(const std::vector<Result>& runs);
 
 void print_result_line(const Result& r);
 void print_table(const std::vector<Result>& rows, const std::string& title);
+// For the rows that measured the server's threads: µs of CPU per event by thread name.
+void print_thread_table(const std::vector<Result>& rows);
 
 }  // namespace agentos::bench

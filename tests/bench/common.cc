@@ -135,13 +135,16 @@ void stop_process(pid_t pid, int sig, double timeout_s) {
 }
 
 namespace {
-// utime+stime of one pid in seconds; -1 if gone. Also returns its ppid.
-double pid_cpu_s(pid_t pid, pid_t* ppid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+// utime+stime in seconds from a /proc stat file (a process's or a thread's); -1 if gone.
+// Also returns the ppid and the name (comm) when asked.
+double stat_cpu_s(const std::string& path, pid_t* ppid, std::string* comm = nullptr) {
+  std::ifstream f(path);
   std::string s;
   if (!std::getline(f, s)) return -1;
+  const size_t lp = s.find('(');
   const size_t rp = s.rfind(')');
-  if (rp == std::string::npos) return -1;
+  if (lp == std::string::npos || rp == std::string::npos || rp < lp) return -1;
+  if (comm) *comm = s.substr(lp + 1, rp - lp - 1);
   std::istringstream in(s.substr(rp + 2));
   std::string state;
   long long pp = 0, pgrp, sess, tty, tpgid;
@@ -150,7 +153,24 @@ double pid_cpu_s(pid_t pid, pid_t* ppid) {
   if (ppid) *ppid = static_cast<pid_t>(pp);
   return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
 }
+
+double pid_cpu_s(pid_t pid, pid_t* ppid) { return stat_cpu_s("/proc/" + std::to_string(pid) + "/stat", ppid); }
 }  // namespace
+
+std::map<std::string, double> thread_cpu_s(pid_t pid) {
+  std::map<std::string, double> out;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      std::string comm;
+      const double c = stat_cpu_s(dir + "/" + e->d_name + "/stat", nullptr, &comm);
+      if (c >= 0) out[comm] += c;
+    }
+    closedir(d);
+  }
+  return out;
+}
 
 double process_tree_cpu_s(pid_t pid) {
   double total = pid_cpu_s(pid, nullptr);
@@ -206,6 +226,14 @@ Result median_of(const std::vector<Result>& runs) {
   m.p999_us = med([](const Result& r) { return r.p999_us; });
   m.client_cpu = med([](const Result& r) { return r.client_cpu; });
   m.server_cpu = med([](const Result& r) { return r.server_cpu; });
+  m.server_threads.clear();
+  for (const auto& r : runs)
+    for (const auto& [name, cores] : r.server_threads) m.server_threads[name] = 0;
+  for (auto& [name, cores] : m.server_threads)
+    cores = med([&](const Result& r) {
+      auto it = r.server_threads.find(name);
+      return it == r.server_threads.end() ? 0.0 : it->second;
+    });
   m.errors = 0;
   m.ok = true;
   for (auto& r : runs) {
@@ -290,6 +318,43 @@ void print_table(const std::vector<Result>& rows, const std::string& title) {
                 fmt_ms(r.p999_us).c_str(), fmt_cpu(r.client_cpu).c_str(), fmt_cpu(r.server_cpu).c_str(),
                 fmt_us(server_us_per_event(r)).c_str(), r.target.empty() ? "—" : r.target.c_str(), ratio.c_str(),
                 vs_peer.c_str());
+  }
+  std::fflush(stdout);
+}
+
+void print_thread_table(const std::vector<Result>& rows) {
+  // Columns: the thread names by their total over the rows, the smallest folded into
+  // "other" (so that the table stays readable); cells in µs of CPU per event.
+  constexpr size_t kColumns = 10;
+  std::map<std::string, double> total;
+  for (const auto& r : rows)
+    if (r.events_per_s > 0)
+      for (const auto& [name, cores] : r.server_threads) total[name] += cores * 1e6 / r.events_per_s;
+  if (total.empty()) return;
+  std::vector<std::pair<std::string, double>> names(total.begin(), total.end());
+  std::sort(names.begin(), names.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  const bool folded = names.size() > kColumns;
+  if (folded) names.resize(kColumns - 1);
+  std::printf("\n## Server CPU per event by thread (µs; medians; the server's own threads, not its children)\n\n| Scenario |");
+  for (const auto& n : names) std::printf(" %s |", n.first.c_str());
+  if (folded) std::printf(" other |");
+  std::printf(" all threads |\n|---|");
+  for (size_t i = 0; i < names.size() + (folded ? 1 : 0) + 1; ++i) std::printf("---:|");
+  std::printf("\n");
+  for (const auto& r : rows) {
+    if (r.server_threads.empty() || r.events_per_s <= 0) continue;
+    const double per = 1e6 / r.events_per_s;
+    double all = 0, shown = 0;
+    for (const auto& [name, cores] : r.server_threads) all += cores * per;
+    std::printf("| %s |", r.scenario.c_str());
+    for (const auto& n : names) {
+      auto it = r.server_threads.find(n.first);
+      const double us = it == r.server_threads.end() ? -1 : it->second * per;  // -1: no such thread
+      if (us > 0) shown += us;
+      std::printf(" %s |", fmt_us(us).c_str());
+    }
+    if (folded) std::printf(" %s |", fmt_us(all - shown).c_str());
+    std::printf(" %s |\n", fmt_us(all).c_str());
   }
   std::fflush(stdout);
 }

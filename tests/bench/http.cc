@@ -445,7 +445,7 @@ Result http_run(const Options& o, int batch, int conns_n, const std::string& nam
     c.id_pos = std::move(pos);
   }
   const Window w = Window::make(o);
-  CpuSampler cpu(eng.pid, w);
+  CpuSampler cpu(eng.pid, w, /*by_thread=*/true);
   const int nt = std::max(1, std::min(o.client_threads, conns_n));
   std::vector<ThreadStats> stats(nt);
   std::vector<std::thread> threads;
@@ -488,7 +488,7 @@ Result load_engine(const Options& o, Engine& eng, int conns_n, const std::string
     std::tie(conns[i].req, conns[i].id_pos) = request(i);
   }
   const Window w = Window::make(o);
-  CpuSampler cpu(eng.pid, w);
+  CpuSampler cpu(eng.pid, w, /*by_thread=*/true);
   const int nt = std::max(1, std::min(o.client_threads, conns_n));
   std::vector<ThreadStats> stats(nt);
   std::vector<std::thread> threads;

@@ -199,6 +199,7 @@ int main(int argc, char** argv) {
   std::snprintf(title, sizeof title, "## Medians of %d run(s), %.0f s each (total %.0f s), %d-byte events, fsync %s",
                 runs, o.seconds, total, o.event_bytes, o.no_fsync ? "OFF" : "on (except rows marked NO FSYNC)");
   print_table(rows, title);
+  print_thread_table(rows);
   bool ok = true;
   for (auto& r : rows) ok = ok && r.ok;
   return ok ? 0 : 1;

@@ -227,7 +227,7 @@ Result redis_run(const Options& o, int conns, int batch, const std::string& name
   std::vector<uint64_t> calls(conns, 0), errors(conns, 0);
   std::vector<redisContext*> cs(conns);
   for (int i = 0; i < conns; ++i) cs[i] = redisConnect("127.0.0.1", rs.port);
-  CpuSampler cpu(rs.pid, w);
+  CpuSampler cpu(rs.pid, w, /*by_thread=*/true);
   std::vector<std::thread> ts;
   for (int i = 0; i < conns; ++i)
     ts.emplace_back([&, i] {
