@@ -331,7 +331,9 @@ class RuntimeImpl final : public ProcessorRuntime {
   }
 
   Status start() override {
-    if (Status s = follow_.start([this] { return step_impl(); }, opts_.idle_wait, "rt-" + name_, opts_.batch_window); !s.is_ok())
+    if (Status s = follow_.start([this] { return step_impl(kMaxRoundsPerRelay); }, opts_.idle_wait, "rt-" + name_,
+                                 opts_.batch_window);
+        !s.is_ok())
       return Status(s.code(), "runtime already started");
     return Status::ok();
   }
@@ -340,7 +342,7 @@ class RuntimeImpl final : public ProcessorRuntime {
 
   Result<bool> step() override {
     if (follow_.started()) return Status(Code::kInvalidArgument, "step() while started");
-    return step_impl();
+    return step_impl(1);
   }
 
   Status restart() override {
@@ -609,26 +611,36 @@ class RuntimeImpl final : public ProcessorRuntime {
   const std::string& derived_source() const override { return source_; }
 
  private:
-  Result<bool> step_impl() {
+  // Up to `max_rounds` rounds of processing — another only while the last read a full
+  // batch and committed something (a backlog) — then one relay round for all of them
+  // (kMaxRoundsPerRelay, runtime.h: a backlog is not paced by the log's append latency).
+  Result<bool> step_impl(size_t max_rounds) {
     {
       std::lock_guard lk(mu_);
       if (!error_.is_ok()) return error_;
     }
     bool progress = false;
-    full_batch_ = false;
-    if (opts_.commit_per_round) {
-      auto r = process(opts_.partitions);
-      if (!r.ok()) return fail(std::move(r).take_status());
-      progress |= *r;
-    } else {
-      for (const Partition& p : opts_.partitions) {
-        auto r = process(std::span<const Partition>(&p, 1));
+    size_t rounds = 0;
+    while (rounds < max_rounds) {
+      ++rounds;
+      full_batch_ = false;
+      bool committed = false;
+      if (opts_.commit_per_round) {
+        auto r = process(opts_.partitions);
         if (!r.ok()) return fail(std::move(r).take_status());
-        progress |= *r;
+        committed |= *r;
+      } else {
+        for (const Partition& p : opts_.partitions) {
+          auto r = process(std::span<const Partition>(&p, 1));
+          if (!r.ok()) return fail(std::move(r).take_status());
+          committed |= *r;
+        }
       }
+      progress |= committed;
+      if (!full_batch_ || !committed) break;
     }
     if (opts_.relay) {
-      auto r = relay_round();
+      auto r = relay_round(kMaxRelayBatchEntries * rounds);
       if (!r.ok()) return fail(std::move(r).take_status());
       progress |= *r;
     }
@@ -1003,7 +1015,7 @@ class RuntimeImpl final : public ProcessorRuntime {
   //   4. ONE WriteBatch deletes what was appended and moves the markers (rule 2).
   // A lane whose append failed keeps its entries and is rescanned before its next
   // append; the other lanes of the round go ahead.
-  Result<bool> relay_round() {
+  Result<bool> relay_round(size_t max_entries) {
     struct Work {
       LaneState* ls;
       std::vector<std::pair<std::string, std::string>> pending;  // outbox key -> bytes
@@ -1027,7 +1039,7 @@ class RuntimeImpl final : public ProcessorRuntime {
         if (!l.cross) note_relayed(l.dest, committed_offset(l.dest), std::nullopt);
         continue;
       }
-      auto pending = load_outbox(ls, kMaxRelayBatchEntries);
+      auto pending = load_outbox(ls, max_entries);
       if (!pending.ok()) return std::move(pending).take_status();
       if (pending->empty()) {
         ls.dirty = false;
@@ -1123,7 +1135,7 @@ class RuntimeImpl final : public ProcessorRuntime {
       if (opts_.hooks.crash_after_relay_append && opts_.hooks.crash_after_relay_append(l.dest))
         return Status(Code::kInternal, "injected crash after relay append");
       for (const auto& entry : pending) wb.Delete(meta_, entry.first);
-      const bool drained = pending.size() < kMaxRelayBatchEntries && !has_more_after(*work[w].ls, pending.back().first);
+      const bool drained = pending.size() < max_entries && !has_more_after(*work[w].ls, pending.back().first);
       // Everything up to the last relayed key is deleted by this batch: later seeks start
       // after it instead of stepping over the tombstones (they stay until compaction).
       // The cursor moves only once the batch is written (below).

@@ -9,6 +9,7 @@
 
 #include "tests/processors/harness.h"
 #include "tests/processors/session_counter.h"
+#include "tests/support/faulty_log.h"
 #include "tests/support/test_util.h"
 
 namespace agentos::test {
@@ -428,6 +429,33 @@ TEST_F(RuntimeTest, ABacklogIsDrainedRoundAfterRoundWhateverTheWindow) {
   rt->stop();
   EXPECT_TRUE(rt->last_error().is_ok());
   EXPECT_EQ(value(*rt, "t/acme/failed"), "3");
+}
+
+// The worker reads a backlog several full batches at a time before it relays what they
+// derived (kMaxRoundsPerRelay), in one append: a relay round waits for its append to be
+// durable, and under a heavy ingest one batch per append paced a backlogged processor at
+// max_batch_records per append latency.
+TEST_F(RuntimeTest, TheWorkerRelaysABacklogSeveralBatchesPerAppend) {
+  constexpr size_t kBatch = 16;
+  Events backlog;
+  int64_t t = kBaseTimeUs;
+  for (size_t i = 0; i < kBatch * kMaxRoundsPerRelay; ++i)
+    backlog.emplace_back("acme", session_event("acme", "b" + std::to_string(i), "created", "s" + std::to_string(i), t += 1000));
+  append_all(*log_, backlog);
+  test::FaultyLog counted(*log_);  // counts the runtime's appends
+  Echo echo;                       // one derived event per input, same partition
+  RuntimeOptions o;
+  o.state_dir = dir_.sub("state");
+  o.max_batch_records = kBatch;
+  auto rt = open_processor_runtime(counted, echo, std::move(o));
+  ASSERT_TRUE(rt.ok()) << rt.status().to_string();
+  ASSERT_TRUE((*rt)->start().is_ok());
+  const std::string src = (*rt)->derived_source();
+  ASSERT_TRUE(wait_until([&] { return logged_from(*log_, src).size() == backlog.size(); }));
+  (*rt)->stop();
+  EXPECT_TRUE((*rt)->last_error().is_ok());
+  EXPECT_EQ((*rt)->stats().relayed, backlog.size());
+  EXPECT_EQ(counted.appends.load(), 1);  // one batch per append would be kMaxRoundsPerRelay
 }
 
 // The benchmark baseline knob really leaves the offset out of the commit (so the bench
