@@ -8,6 +8,7 @@
 
 #include "events/codec_internal.h"
 #include "events/json_text.h"
+#include "events/json_writer.h"
 #include "schemas/agentos_generated.h"
 
 namespace agentos {
@@ -435,26 +436,11 @@ Result<DecodedEvent> decode_structured(std::string_view json, const DecodeOption
   return invalid_status(std::move(list), errors.count());
 }
 
-Result<std::string> encode_derived(const DerivedEvent& e, std::string_view data_json) {
-  std::vector<FieldError> list;
-  const RawData raw{data_json, true};
-  ErrorSink errors(&list, {}, &raw);
-  const PayloadType* pt = Registry::get().by_ce_type(e.ce_type);
-  if (pt == nullptr) return Status(Code::kInvalidArgument, "unknown event type " + std::string(e.ce_type));
-  if (e.id.empty() || e.source.empty() || !TenantId::is_valid(e.tenant))
-    return Status(Code::kInvalidArgument, "a derived event needs an id, a source and a valid tenant");
-  Parser parser;
-  auto root = parser.parse(data_json, "data", errors);
-  if (!root) return invalid_status(std::move(list), errors.count());
-  simdjson::dom::object data;
-  if (root->get_object().get(data) != simdjson::SUCCESS) {
-    errors.add("data", "expected object");
-    return invalid_status(std::move(list), errors.count());
-  }
-  flatbuffers::FlatBufferBuilder fbb(1024);  // most events fit: no regrowth
-  fbb.ForceDefaults(true);  // as decode_structured: given scalars stay in the buffer
-  auto payload = build_table(fbb, *pt->table, data, "data", errors);
-  if (!payload || errors.count() != 0) return invalid_status(std::move(list), errors.count());
+namespace {
+
+// The envelope of a derived event around its built payload, finished and verified.
+Result<std::string> finish_derived(flatbuffers::FlatBufferBuilder& fbb, const DerivedEvent& e,
+                                   const PayloadType& pt, flatbuffers::uoffset_t payload) {
   auto str = [&](std::string_view v) {
     return v.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(v.data(), v.size());
   };
@@ -465,13 +451,83 @@ Result<std::string> encode_derived(const DerivedEvent& e, std::string_view data_
              traceparent = is_valid_traceparent(e.traceparent) ? str(e.traceparent)
                                                                : flatbuffers::Offset<flatbuffers::String>();
   auto event = fb::CreateEvent(fbb, id, source, spec, e.time_us, subject, {}, {}, tenant, {}, correlation, causation,
-                               traceparent, {}, static_cast<fb::Payload>(static_cast<uint8_t>(pt->type)),
-                               flatbuffers::Offset<void>(*payload));
+                               traceparent, {}, static_cast<fb::Payload>(static_cast<uint8_t>(pt.type)),
+                               flatbuffers::Offset<void>(payload));
   fb::FinishEventBuffer(fbb, event);
   std::string bytes(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
   if (Status v = verify_event(bytes); !v.is_ok())
     return Status(Code::kInternal, "derived event failed verification: " + v.message());
   return bytes;
+}
+
+Result<const PayloadType*> derived_type(const DerivedEvent& e) {
+  const PayloadType* pt = Registry::get().by_ce_type(e.ce_type);
+  if (pt == nullptr) return Status(Code::kInvalidArgument, "unknown event type " + std::string(e.ce_type));
+  if (e.id.empty() || e.source.empty() || !TenantId::is_valid(e.tenant))
+    return Status(Code::kInvalidArgument, "a derived event needs an id, a source and a valid tenant");
+  return pt;
+}
+
+// DataSink rendering JSON text, as JsonObject writes it.
+class JsonSink final : public DataSink {
+ public:
+  void str(std::string_view name, std::string_view v) override { j_.str(name, v); }
+  void num(std::string_view name, int64_t v) override { j_.num(name, v); }
+  void dbl(std::string_view name, double v) override { j_.dbl(name, v); }
+  void boolean(std::string_view name, bool v) override { j_.boolean(name, v); }
+  void objects(std::string_view name, size_t n, const std::function<void(size_t, DataSink&)>& item) override {
+    std::string a = "[";
+    for (size_t i = 0; i < n; ++i) {
+      JsonSink s;
+      item(i, s);
+      if (i) a += ',';
+      a += s.done();
+    }
+    j_.raw(name, a + "]");
+  }
+  void raw(std::string_view name, std::string_view json) override { j_.raw(name, json); }
+  std::string done() { return j_.done(); }
+
+ private:
+  JsonObject j_;
+};
+
+}  // namespace
+
+Result<std::string> encode_derived(const DerivedEvent& e, std::string_view data_json) {
+  std::vector<FieldError> list;
+  const RawData raw{data_json, true};
+  ErrorSink errors(&list, {}, &raw);
+  auto pt = derived_type(e);
+  if (!pt.ok()) return std::move(pt).take_status();
+  Parser parser;
+  auto root = parser.parse(data_json, "data", errors);
+  if (!root) return invalid_status(std::move(list), errors.count());
+  simdjson::dom::object data;
+  if (root->get_object().get(data) != simdjson::SUCCESS) {
+    errors.add("data", "expected object");
+    return invalid_status(std::move(list), errors.count());
+  }
+  flatbuffers::FlatBufferBuilder fbb(1024);  // most events fit: no regrowth
+  fbb.ForceDefaults(true);  // as decode_structured: given scalars stay in the buffer
+  auto payload = build_table(fbb, *(*pt)->table, data, "data", errors);
+  if (!payload || errors.count() != 0) return invalid_status(std::move(list), errors.count());
+  return finish_derived(fbb, e, **pt, *payload);
+}
+
+std::string data_json(const DataWriter& write) {
+  JsonSink s;
+  write(s);
+  return s.done();
+}
+
+Result<std::string> encode_derived(const DerivedEvent& e, const DataWriter& write) {
+  auto pt = derived_type(e);
+  if (!pt.ok()) return std::move(pt).take_status();
+  flatbuffers::FlatBufferBuilder fbb(1024);
+  fbb.ForceDefaults(true);  // as the JSON way
+  if (auto payload = build_table_direct(fbb, *(*pt)->table, write)) return finish_derived(fbb, e, **pt, *payload);
+  return encode_derived(e, data_json(write));  // a member only the JSON way builds (or refuses)
 }
 
 Result<std::vector<DecodedEvent>> decode_batch(std::string_view json, const DecodeOptions& opts) {

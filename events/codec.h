@@ -36,6 +36,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -155,6 +156,40 @@ struct DerivedEvent {
   int64_t time_us = 0;
 };
 Result<std::string> encode_derived(const DerivedEvent& e, std::string_view data_json);
+
+// The members of a derived event's `data` object, written in order by a DataWriter: the
+// same writer renders as JSON text (data_json) or builds the payload straight into the
+// FlatBuffer (the encode_derived overload below), with no JSON written or parsed.
+class DataSink {
+ public:
+  virtual ~DataSink() = default;
+  virtual void str(std::string_view name, std::string_view v) = 0;
+  virtual void num(std::string_view name, int64_t v) = 0;
+  // `v` must be finite (JSON has no NaN or infinity).
+  virtual void dbl(std::string_view name, double v) = 0;
+  virtual void boolean(std::string_view name, bool v) = 0;
+  // An array of `n` objects, item `i` written by `item(i, sink)`.
+  virtual void objects(std::string_view name, size_t n,
+                       const std::function<void(size_t, DataSink&)>& item) = 0;
+  // `json`: a valid JSON value, as text.
+  virtual void raw(std::string_view name, std::string_view json) = 0;
+  // Omitted when empty.
+  void opt(std::string_view name, std::string_view v) {
+    if (!v.empty()) str(name, v);
+  }
+};
+// Called once or more for one event: it must write the same members every time.
+using DataWriter = std::function<void(DataSink&)>;
+
+// The JSON object `write` renders (members in call order, as JsonObject writes them).
+std::string data_json(const DataWriter& write);
+
+// Exactly `encode_derived(e, data_json(write))` — the same bytes, the same errors — built
+// without the JSON text where the members allow it: strings (valid UTF-8, within
+// kMaxStringBytes) into string and enum fields, integers and doubles into number fields,
+// booleans, arrays of objects. Anything else (a `raw` member, a member the schema refuses,
+// a double whose JSON text would not read back as an ordinary number) goes the JSON way.
+Result<std::string> encode_derived(const DerivedEvent& e, const DataWriter& write);
 
 // Checks that `bytes` is a well-formed AgentOS event FlatBuffer (FlatBuffers Verifier,
 // file identifier, required fields, known payload type). kCorruption otherwise.

@@ -159,6 +159,14 @@ std::optional<flatbuffers::uoffset_t> build_table(flatbuffers::FlatBufferBuilder
                                                   simdjson::dom::object value,
                                                   const std::string& path, ErrorSink& errors);
 
+// Builds table `obj` from the members `write` gives (DataSink, events/codec.h) straight
+// into `fbb`: the bytes build_table builds from the JSON object data_json(write), or
+// nullopt when a member takes the JSON way (encode_derived(e, write) says which; the
+// builder then holds garbage, as after a failed build_table).
+std::optional<flatbuffers::uoffset_t> build_table_direct(flatbuffers::FlatBufferBuilder& fbb,
+                                                         const reflection::Object& obj,
+                                                         const DataWriter& write);
+
 // A `json` field's value from its text (minified; at most kMaxStringBytes), or nullopt after
 // reporting under `path`.
 std::optional<flatbuffers::uoffset_t> build_json_text(flatbuffers::FlatBufferBuilder& fbb,

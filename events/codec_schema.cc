@@ -627,6 +627,149 @@ std::optional<flatbuffers::uoffset_t> build_table(flatbuffers::FlatBufferBuilder
 
 namespace {
 
+// The sink of build_table_direct: each member as build_table would build it from its JSON
+// text, checked first, in call order (strings and sub-tables created at once, scalars
+// added when the table starts). A member it cannot build exactly as the JSON way would —
+// or that the JSON way would refuse — turns it off (`json_way`), and the caller encodes
+// from the JSON text instead, errors and all.
+class DirectSink final : public DataSink {
+ public:
+  DirectSink(flatbuffers::FlatBufferBuilder& fbb, const reflection::Object& obj, size_t& tables, bool& json_way)
+      : fbb_(fbb), fields_(Registry::get().fields(obj)), tables_(tables), json_way_(json_way) {
+    if (++tables_ > ErrorSink::kMaxDataTables) json_way_ = true;
+  }
+
+  void str(std::string_view name, std::string_view v) override {
+    const FieldInfo* f = member(name);
+    if (f == nullptr) return;
+    const reflection::Type& type = *f->field->type();
+    const BaseType base = type.base_type();
+    if (base == BaseType::String) {
+      // json fields keep their text; pii fields are never sealed in a derived event, but
+      // the JSON way decides that. Strings that are not valid UTF-8 are repaired by the JSON
+      // writer: the JSON way too.
+      if (f->json || f->pii || v.size() > kMaxStringBytes || !simdjson::validate_utf8(v.data(), v.size()))
+        return give_up();
+      add_offset(f, fbb_.CreateString(v.data(), v.size()).o);
+      return;
+    }
+    const reflection::Enum* e = scalar_size(base) != 0 ? enum_of(schema(), type, base) : nullptr;
+    if (e == nullptr) return give_up();
+    for (const auto* ev : *e->values()) {
+      if (sv(ev->name()) == v) return add_scalar_member(f, Scalar{base, static_cast<uint64_t>(ev->value()), 0});
+    }
+    give_up();
+  }
+
+  void num(std::string_view name, int64_t v) override {
+    const FieldInfo* f = member(name);
+    if (f == nullptr) return;
+    const reflection::Type& type = *f->field->type();
+    const BaseType base = type.base_type();
+    if (is_float_type(base)) return real(f, base, static_cast<double>(v));
+    if (!is_integer_type(base) || base == BaseType::Bool || enum_of(schema(), type, base) != nullptr) return give_up();
+    const IntRange r = int_range(base);
+    if (v < r.min || (v > 0 && static_cast<uint64_t>(v) > r.max)) return give_up();
+    add_scalar_member(f, Scalar{base, static_cast<uint64_t>(v), 0});
+  }
+
+  void dbl(std::string_view name, double v) override {
+    const FieldInfo* f = member(name);
+    if (f == nullptr) return;
+    const BaseType base = f->field->type()->base_type();
+    // The JSON text of `v` (the shortest that reads back as `v`) reads back as `v` when it
+    // has a fraction or an exponent, or is an integer within int64 other than -0; zero,
+    // huge integral values and non-finite ones go the JSON way.
+    const bool exact = std::isfinite(v) && v != 0 && (std::trunc(v) != v || std::fabs(v) < 9.0e18);
+    if (!exact && !(v == 0 && !std::signbit(v))) return give_up();
+    if (!is_float_type(base)) return give_up();  // an integer field: the JSON way's checks
+    real(f, base, v);
+  }
+
+  void boolean(std::string_view name, bool v) override {
+    const FieldInfo* f = member(name);
+    if (f == nullptr) return;
+    const BaseType base = f->field->type()->base_type();
+    if (base != BaseType::Bool) return give_up();
+    add_scalar_member(f, Scalar{base, v ? 1u : 0u, 0});
+  }
+
+  void objects(std::string_view name, size_t n, const std::function<void(size_t, DataSink&)>& item) override {
+    const FieldInfo* f = member(name);
+    if (f == nullptr) return;
+    const reflection::Type& type = *f->field->type();
+    if (type.base_type() != BaseType::Vector || type.element() != BaseType::Obj) return give_up();
+    const reflection::Object& sub = object_at(schema(), type.index());
+    if (sub.is_struct()) return give_up();
+    std::vector<flatbuffers::Offset<void>> offs;
+    offs.reserve(n);
+    for (size_t i = 0; i < n && !json_way_; ++i) {
+      DirectSink s(fbb_, sub, tables_, json_way_);
+      item(i, s);
+      if (auto o = s.finish()) offs.emplace_back(*o);
+    }
+    if (json_way_) return;
+    add_offset(f, fbb_.CreateVector(offs).o);
+  }
+
+  void raw(std::string_view, std::string_view) override { give_up(); }
+
+  // The table, after its members; nullopt when the JSON way must build it.
+  std::optional<flatbuffers::uoffset_t> finish() {
+    if (json_way_) return std::nullopt;
+    for (size_t i = 0; i < fields_.size(); ++i)
+      if (fields_[i].field->required() && !seen_[i]) {
+        give_up();  // the JSON way reports it
+        return std::nullopt;
+      }
+    const auto start = fbb_.StartTable();
+    for (size_t i = 0; i < count_; ++i) {
+      const Pending& p = pending_[i];
+      if (p.is_offset) fbb_.AddOffset(p.field->offset(), flatbuffers::Offset<void>(p.offset));
+      else add_scalar(fbb_, p.field->offset(), p.scalar);
+    }
+    return fbb_.EndTable(start);
+  }
+
+ private:
+  struct Pending {
+    const reflection::Field* field;
+    bool is_offset;
+    flatbuffers::uoffset_t offset;
+    Scalar scalar;
+  };
+
+  static const reflection::Schema& schema() { return Registry::get().schema(); }
+  void give_up() { json_way_ = true; }
+
+  // The field named `name`, first given now; null (and the JSON way) otherwise.
+  const FieldInfo* member(std::string_view name) {
+    if (json_way_) return nullptr;
+    for (size_t i = 0; i < fields_.size(); ++i) {
+      if (fields_[i].json_name != name) continue;
+      if (seen_[i]) break;  // a duplicate: the JSON way reports it
+      seen_[i] = true;
+      return &fields_[i];
+    }
+    give_up();
+    return nullptr;
+  }
+  void real(const FieldInfo* f, BaseType base, double v) {
+    if (base == BaseType::Float && std::fabs(v) > std::numeric_limits<float>::max()) return give_up();
+    add_scalar_member(f, Scalar{base, 0, v});
+  }
+  void add_scalar_member(const FieldInfo* f, Scalar s) { pending_[count_++] = {f->field, false, 0, s}; }
+  void add_offset(const FieldInfo* f, flatbuffers::uoffset_t o) { pending_[count_++] = {f->field, true, o, {}}; }
+
+  flatbuffers::FlatBufferBuilder& fbb_;
+  const std::vector<FieldInfo>& fields_;
+  size_t& tables_;
+  bool& json_way_;
+  std::array<Pending, kMaxTableFields> pending_;
+  std::array<bool, kMaxTableFields> seen_{};
+  size_t count_ = 0;
+};
+
 void encode_scalar(std::string& out, const reflection::Schema& schema,
                    const reflection::Type& type, BaseType base, const uint8_t* p) {
   if (base == BaseType::Bool) {
@@ -739,6 +882,16 @@ void encode_table(std::string& out, const reflection::Object& obj,
     }
   }
   out += '}';
+}
+
+std::optional<flatbuffers::uoffset_t> build_table_direct(flatbuffers::FlatBufferBuilder& fbb,
+                                                         const reflection::Object& obj,
+                                                         const DataWriter& write) {
+  size_t tables = 0;
+  bool json_way = false;
+  DirectSink sink(fbb, obj, tables, json_way);
+  write(sink);
+  return sink.finish();
 }
 
 }  // namespace agentos::codec_internal

@@ -450,7 +450,7 @@ class EmbeddedLog final : public Log {
       const std::string tprefix = tenant_prefix(p, b.tenant);
       results[g].positions.reserve(b.values.size());
       if (b.dedupe) results[g].replayed.reserve(b.values.size());
-      for (const auto& v : b.values) {
+      for (auto& v : b.values) {
         const EventHeader h = read_header(v);
         std::string ik = id_key(b.tenant.str(), h.source, h.id);
         if (b.dedupe) {
@@ -486,8 +486,9 @@ class EmbeddedLog final : public Log {
         put_be64(tk, static_cast<uint64_t>(o.value()));
         wb.Put(cfs_[kTenants], tk, rocksdb::Slice());
         wb.Put(cfs_[kIds], ik, position_value({p, o}));
-        if (tail_budget_ > 0) written.push_back(StoredRecord{{p, o}, b.tenant, v, last, o.value(), link});
         group_ids_.insert_or_assign(std::move(ik), Position{p, o});
+        // The record's bytes move to the tails: nothing reads the batch's values after this.
+        if (tail_budget_ > 0) written.push_back(StoredRecord{{p, o}, b.tenant, std::move(v), last, o.value(), link});
         results[g].positions.push_back({p, o});
       }
       if (!lookup_failed.is_ok()) break;  // the whole group fails below

@@ -127,6 +127,13 @@ class Emitter {
   // relay's exactly-once argument (runtime.h) would not cover it.
   virtual Status emit_for(std::string_view tenant, std::string_view ce_type,
                           std::string_view data_json, std::string_view subject = {}) = 0;
+  // As `emit_for`, the data written member by member (events/codec.h, DataSink): the
+  // runtime builds it straight into the event's FlatBuffer, with no JSON text — the same
+  // event, byte for byte, as `emit_for` of data_json(write), which is what this default does.
+  virtual Status emit_data_for(std::string_view tenant, std::string_view ce_type, const DataWriter& write,
+                               std::string_view subject = {}) {
+    return emit_for(tenant, ce_type, data_json(write), subject);
+  }
   // As `emit_for`, for a tenant on ANY partition: a MESSAGE to that tenant's partition
   // (cross-partition emission, runtime.h). The runtime appends it to the tenant's
   // partition exactly once, and the messages of one input partition to one destination

@@ -833,26 +833,46 @@ class Apply {
       PULSE_ASSIGN_OR_RETURN(auto v, st_.get(session_key('S', t, sid)));
       if (!v) return Status(Code::kCorruption, "pulse: stored session record missing");
       PULSE_ASSIGN_OR_RETURN(const SessionRec s, decode_session(*v));
-      JsonObject j = fact();
-      j.str("sessionId", sid).str("state", state_name(s.state)).opt("name", s.name).opt("model", s.model);
-      if (auto c = created_.find(id); c != created_.end()) j.raw("config", config_json(c->second));
-      j.str("createdAt", format_rfc3339_us(s.created_us)).opt("step", s.step).dbl("pct", s.pct)
-          .opt("lastCheckpoint", s.last_checkpoint).opt("workspace", s.workspace).opt("gate", s.gate)
-          .opt("error", s.error).opt("chainId", s.chain_id).num("chainStep", s.chain_step)
-          .num("tokensIn", s.tokens_in).num("tokensOut", s.tokens_out).num("computeUs", s.compute_us);
+      std::vector<std::pair<std::string, ModelTokens>> models;
       if (s.tokens_in != 0 || s.tokens_out != 0) {
-        std::string models = "[";
         const std::string prefix = session_sub_prefix('M', t, sid);
         PULSE_ASSIGN_OR_RETURN(auto rows, st_.scan(prefix, prefix_end(prefix), kScanChunk));
-        for (const auto& [key, value] : rows) {
+        models.reserve(rows.size());
+        for (auto& [key, value] : rows) {
           PULSE_ASSIGN_OR_RETURN(const ModelTokens mt, decode_tokens(value));
-          if (models.size() > 1) models += ',';
-          models += JsonObject().str("model", std::string_view(key).substr(prefix.size()))
-                        .num("tokensIn", mt.tokens_in).num("tokensOut", mt.tokens_out).done();
+          models.emplace_back(key.substr(prefix.size()), mt);
         }
-        j.raw("models", models + "]");
       }
-      PULSE_RETURN_IF_ERROR(out_.emit_for(t, "session.updated", j.done(), sid));
+      const auto created = created_.find(id);
+      // Written straight into the fact's FlatBuffer (Emitter::emit_data_for): no JSON text.
+      const DataWriter data = [&](DataSink& d) {
+        d.num("causeOffset", ev_.pos.offset.value());
+        d.str("sessionId", sid);
+        d.str("state", state_name(s.state));
+        d.opt("name", s.name);
+        d.opt("model", s.model);
+        if (created != created_.end()) d.raw("config", config_json(created->second));
+        d.str("createdAt", format_rfc3339_us(s.created_us));
+        d.opt("step", s.step);
+        d.dbl("pct", s.pct);
+        d.opt("lastCheckpoint", s.last_checkpoint);
+        d.opt("workspace", s.workspace);
+        d.opt("gate", s.gate);
+        d.opt("error", s.error);
+        d.opt("chainId", s.chain_id);
+        d.num("chainStep", s.chain_step);
+        d.num("tokensIn", s.tokens_in);
+        d.num("tokensOut", s.tokens_out);
+        d.num("computeUs", s.compute_us);
+        if (s.tokens_in != 0 || s.tokens_out != 0) {
+          d.objects("models", models.size(), [&](size_t i, DataSink& m) {
+            m.str("model", models[i].first);
+            m.num("tokensIn", models[i].second.tokens_in);
+            m.num("tokensOut", models[i].second.tokens_out);
+          });
+        }
+      };
+      PULSE_RETURN_IF_ERROR(out_.emit_data_for(t, "session.updated", data, sid));
     }
     for (const auto& [t, cid] : chains_touched_) {
       PULSE_ASSIGN_OR_RETURN(const ChainRec ch, load_chain(t, cid));

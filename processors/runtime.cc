@@ -212,13 +212,14 @@ class EmitterImpl final : public Emitter {
 
   Status emit_for(std::string_view tenant, std::string_view ce_type, std::string_view data_json,
                   std::string_view subject) override {
-    if (tenant != ev_.header.tenant &&
-        kafka_partition(tenant, partition_count_) != ev_.pos.partition) {
-      return Status(Code::kInvalidArgument,
-                    "emit_for: tenant " + std::string(tenant) + " is not on partition " +
-                        std::to_string(ev_.pos.partition.value()) + " (emit_elsewhere addresses another)");
-    }
-    return add(tenant, ev_.pos.partition, ce_type, data_json, subject, /*message=*/false);
+    if (Status s = check_same_partition(tenant, "emit_for"); !s.is_ok()) return s;
+    return add(tenant, ev_.pos.partition, ce_type, nullptr, data_json, subject, /*message=*/false);
+  }
+
+  Status emit_data_for(std::string_view tenant, std::string_view ce_type, const DataWriter& write,
+                       std::string_view subject) override {
+    if (Status s = check_same_partition(tenant, "emit_data_for"); !s.is_ok()) return s;
+    return add(tenant, ev_.pos.partition, ce_type, &write, {}, subject, /*message=*/false);
   }
 
   Status emit_elsewhere(std::string_view tenant, std::string_view ce_type, std::string_view data_json,
@@ -226,7 +227,7 @@ class EmitterImpl final : public Emitter {
     if (!TenantId::is_valid(tenant))
       return Status(Code::kInvalidArgument, "emit_elsewhere: bad tenant id '" + std::string(tenant) + "'");
     const Partition dest = tenant == ev_.header.tenant ? ev_.pos.partition : kafka_partition(tenant, partition_count_);
-    return add(tenant, dest, ce_type, data_json, subject, /*message=*/tenant != ev_.header.tenant);
+    return add(tenant, dest, ce_type, nullptr, data_json, subject, /*message=*/tenant != ev_.header.tenant);
   }
 
   int32_t partition_count() const override { return partition_count_; }
@@ -235,8 +236,18 @@ class EmitterImpl final : public Emitter {
   std::vector<std::pair<Partition, std::string>>& derived() { return out_; }
 
  private:
-  Status add(std::string_view tenant, Partition dest, std::string_view ce_type, std::string_view data_json,
-             std::string_view subject, bool message) {
+  Status check_same_partition(std::string_view tenant, const char* what) const {
+    if (tenant != ev_.header.tenant && kafka_partition(tenant, partition_count_) != ev_.pos.partition) {
+      return Status(Code::kInvalidArgument,
+                    std::string(what) + ": tenant " + std::string(tenant) + " is not on partition " +
+                        std::to_string(ev_.pos.partition.value()) + " (emit_elsewhere addresses another)");
+    }
+    return Status::ok();
+  }
+
+  // The data: `write` when given (built without JSON text), else `data_json`.
+  Status add(std::string_view tenant, Partition dest, std::string_view ce_type, const DataWriter* write,
+             std::string_view data_json, std::string_view subject, bool message) {
     if (out_.size() >= kMaxDerivedPerEvent)
       return Status(Code::kTooLarge, "more than kMaxDerivedPerEvent derived events");
     const uint32_t index = static_cast<uint32_t>(out_.size());
@@ -256,7 +267,7 @@ class EmitterImpl final : public Emitter {
     // input's id, correlation and trace are the sending tenant's (DREAMS.md, Sharing). Its
     // own id names the input's position, which is all the receiver may know.
     d.time_us = ev_.append_us;
-    auto bytes = encode_derived(d, data_json);
+    auto bytes = write != nullptr ? encode_derived(d, *write) : encode_derived(d, data_json);
     if (!bytes.ok()) return std::move(bytes).take_status();
     out_.emplace_back(dest, std::move(*bytes));
     return Status::ok();

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "events/codec_internal.h"
 #include "schemas/agentos_generated.h"
 #include "tests/golden/samples.h"
 
@@ -192,6 +193,128 @@ TEST(CodecTest, EncodeDerivedRejectsWhatDoesNotFitTheSchemaAndDropsABadTracepare
   auto good = encode_derived(d, R"({"sessionId":"s-1","position":3})");
   ASSERT_TRUE(good.ok()) << good.status().to_string();
   EXPECT_EQ(read_header(*good).traceparent, "");
+}
+
+// A derived event's data written member by member (DataSink) is built without JSON text
+// where it can be, and is then byte for byte the event the JSON way builds from the same
+// members' JSON text (data_json); where it cannot (a raw member, a member the schema
+// refuses, a double whose text would not read back as itself), it takes the JSON way, so
+// the errors are the JSON way's too. Random members over session.updated (strings with
+// escapes, multi-byte and invalid UTF-8, integers at and past their field's range, doubles
+// of every kind, arrays of objects, wrong types, unknown and duplicate members).
+TEST(CodecTest, EncodeDerivedFromAWriterIsTheJsonWaysEventByteForByte) {
+  std::mt19937_64 rng(20261205);
+  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  const std::vector<std::string> strings = {
+      "", "s-1", "plain text", "quote \" and \\ backslash", "tab\tnewline\n", std::string("nul\0inside", 10),
+      "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80", "bad \xC3 utf8", "\xFF\xFE", "\xED\xA0\x80 surrogate",
+      std::string(300, 'x')};
+  const std::vector<double> doubles = {0.0, -0.0, 1.0, 50.0, 99.5, -3.25, 1e-7, 5e-324, 1e19, 9.2e18, 8.9e18,
+                                       1.2345678901234567e21, 1e300, 0.1, 123456.789, -1e15};
+  const std::vector<int64_t> ints = {0, 1, -1, 42, INT32_MAX, int64_t{INT32_MAX} + 1, INT32_MIN,
+                                     int64_t{INT32_MIN} - 1, INT64_MAX, INT64_MIN};
+  const std::vector<std::string> states = {"RUNNING", "COMPLETE", "PAUSED", "NO_SUCH_STATE"};
+  int direct = 0, both_ok = 0, both_failed = 0;
+  for (int round = 0; round < 3000; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    const bool valid = round % 3 != 0;  // one round in three may write what the schema refuses
+    const std::string sid = round % 7 == 0 ? strings[pick(strings.size())] : "s-" + std::to_string(round);
+    const std::string name = strings[pick(strings.size())], step = strings[pick(strings.size())];
+    const std::string state = states[pick(valid ? 3 : states.size())];
+    const double pct = doubles[pick(doubles.size())];
+    const int64_t chain_step = valid ? static_cast<int64_t>(pick(5)) : ints[pick(ints.size())];
+    const int64_t tokens = ints[pick(ints.size())];
+    const size_t models = pick(4);
+    const bool config = pick(8) == 0, skip_session = !valid && pick(6) == 0, extra = !valid && pick(6) == 0;
+    const int twist = valid ? -1 : static_cast<int>(pick(5));
+    const std::string model1 = strings[pick(strings.size())];
+    const DataWriter write = [&](DataSink& d) {
+      d.num("causeOffset", round);
+      if (!skip_session) d.str("sessionId", sid);
+      d.str("state", state);
+      d.opt("name", name);
+      if (config) d.raw("config", R"({"model":"m-1","maxSteps":3})");
+      d.opt("step", step);
+      d.dbl("pct", pct);
+      if (twist == 0) d.str("chainStep", "three");       // a string for an integer
+      else if (twist == 1) d.dbl("tokensOut", 2.5);      // a fraction for an integer
+      else if (twist == 2) d.num("state", 1);            // a number for an enum
+      else if (twist == 3) d.boolean("workspace", true);  // a boolean for a string
+      else if (twist == 4) d.str("name", "again");        // a duplicate member
+      if (twist != 0) d.num("chainStep", chain_step);
+      d.num("tokensIn", tokens);
+      if (extra) d.str("noSuchField", "x");
+      d.objects("models", models, [&](size_t i, DataSink& m) {
+        m.str("model", i == 1 ? model1 : "model-" + std::to_string(i));
+        m.num("tokensIn", static_cast<int64_t>(i) * 1000);
+        if (i == 2) m.dbl("tokensOut", 7.0);  // an integral double into an integer field
+      });
+    };
+    DerivedEvent d;
+    d.id = "pulse/3-17-0";
+    d.source = "/agentos/processors/pulse";
+    d.ce_type = "session.updated";
+    d.tenant = "acme";
+    d.subject = "s-1";
+    d.causation_id = "e-9";
+    d.time_us = 1'700'000'000'123'456;
+    const std::string text = data_json(write);
+    auto via_json = encode_derived(d, text);
+    auto via_writer = encode_derived(d, write);
+    ASSERT_EQ(via_json.ok(), via_writer.ok()) << text << "\njson way: " << via_json.status().to_string()
+                                              << "\nwriter: " << via_writer.status().to_string();
+    if (via_json.ok()) {
+      ++both_ok;
+      EXPECT_EQ(*via_writer, *via_json) << text;
+    } else {
+      ++both_failed;
+      EXPECT_EQ(via_writer.status().to_string(), via_json.status().to_string()) << text;
+    }
+    flatbuffers::FlatBufferBuilder fbb;
+    fbb.ForceDefaults(true);
+    if (codec_internal::build_table_direct(fbb, *codec_internal::Registry::get().by_ce_type("session.updated")->table,
+                                           write))
+      ++direct;
+  }
+  // Both ways were taken many times, and both outcomes seen.
+  EXPECT_GT(direct, 200);
+  EXPECT_GT(both_ok - direct, 100);
+  EXPECT_GT(both_failed, 100);
+}
+
+// The members Pulse writes for a session, as the runtime emits them: built without JSON
+// text (the direct way is taken), and the same bytes as the JSON text of them.
+TEST(CodecTest, EncodeDerivedTakesTheDirectWayForASessionFact) {
+  const DataWriter write = [](DataSink& d) {
+    d.num("causeOffset", 17);
+    d.str("sessionId", "s-1");
+    d.str("state", "RUNNING");
+    d.str("createdAt", "2026-12-05T23:00:00.000001Z");
+    d.opt("step", "compile");
+    d.dbl("pct", 42.5);
+    d.num("chainStep", 0);
+    d.num("tokensIn", 1200);
+    d.num("tokensOut", 300);
+    d.objects("models", 2, [](size_t i, DataSink& m) {
+      m.str("model", i == 0 ? "gpt" : "claude");
+      m.num("tokensIn", 600);
+      m.num("tokensOut", 150);
+    });
+  };
+  flatbuffers::FlatBufferBuilder fbb;
+  fbb.ForceDefaults(true);
+  EXPECT_TRUE(codec_internal::build_table_direct(
+      fbb, *codec_internal::Registry::get().by_ce_type("session.updated")->table, write));
+  DerivedEvent d;
+  d.id = "pulse/3-17-0";
+  d.source = "/agentos/processors/pulse";
+  d.ce_type = "session.updated";
+  d.tenant = "acme";
+  auto a = encode_derived(d, write), b = encode_derived(d, data_json(write));
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  EXPECT_EQ(*a, *b);
+  EXPECT_EQ(json::parse(data_json(write))["models"][1]["model"], "claude");
 }
 
 TEST(CodecTest, ReadHeaderGivesEnvelopeWithoutCopies) {
