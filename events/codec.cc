@@ -515,6 +515,18 @@ Result<std::string> encode_derived(const DerivedEvent& e, std::string_view data_
   return finish_derived(fbb, e, **pt, *payload);
 }
 
+void DataMembers::operator()(DataSink& d) const {
+  for (const Member& m : m_) {
+    switch (m.kind) {
+      case Kind::kStr: d.str(m.name, m.s); break;
+      case Kind::kNum: d.num(m.name, m.i); break;
+      case Kind::kDbl: d.dbl(m.name, m.d); break;
+      case Kind::kBool: d.boolean(m.name, m.i != 0); break;
+      case Kind::kRaw: d.raw(m.name, m.s); break;
+    }
+  }
+}
+
 std::string data_json(const DataWriter& write) {
   JsonSink s;
   write(s);

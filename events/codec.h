@@ -184,6 +184,51 @@ using DataWriter = std::function<void(DataSink&)>;
 // The JSON object `write` renders (members in call order, as JsonObject writes them).
 std::string data_json(const DataWriter& write);
 
+// Members recorded in call order, in JsonObject's chained style, then written to a sink
+// when called: a DataWriter. Names must outlive it (string literals); values are copied.
+class DataMembers {
+ public:
+  DataMembers& str(std::string_view name, std::string_view v) { return add(name, Kind::kStr).set_str(v); }
+  // Omitted when empty.
+  DataMembers& opt(std::string_view name, std::string_view v) { return v.empty() ? *this : str(name, v); }
+  DataMembers& num(std::string_view name, int64_t v) {
+    add(name, Kind::kNum);
+    m_.back().i = v;
+    return *this;
+  }
+  DataMembers& dbl(std::string_view name, double v) {
+    add(name, Kind::kDbl);
+    m_.back().d = v;
+    return *this;
+  }
+  DataMembers& boolean(std::string_view name, bool v) {
+    add(name, Kind::kBool);
+    m_.back().i = v ? 1 : 0;
+    return *this;
+  }
+  DataMembers& raw(std::string_view name, std::string_view json) { return add(name, Kind::kRaw).set_str(json); }
+  void operator()(DataSink& d) const;
+
+ private:
+  enum class Kind : uint8_t { kStr, kNum, kDbl, kBool, kRaw };
+  struct Member {
+    std::string_view name;
+    Kind kind;
+    std::string s;
+    int64_t i = 0;
+    double d = 0;
+  };
+  DataMembers& add(std::string_view name, Kind k) {
+    m_.push_back(Member{name, k, {}, 0, 0});
+    return *this;
+  }
+  DataMembers& set_str(std::string_view v) {
+    m_.back().s.assign(v);
+    return *this;
+  }
+  std::vector<Member> m_;
+};
+
 // Exactly `encode_derived(e, data_json(write))` — the same bytes, the same errors — built
 // without the JSON text where the members allow it: strings (valid UTF-8, within
 // kMaxStringBytes) into string and enum fields, integers and doubles into number fields,

@@ -28,6 +28,7 @@
 // the caller of `ProcessorRuntime::step`). A Processor must outlive its runtime.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -133,6 +134,11 @@ class Emitter {
   virtual Status emit_data_for(std::string_view tenant, std::string_view ce_type, const DataWriter& write,
                                std::string_view subject = {}) {
     return emit_for(tenant, ce_type, data_json(write), subject);
+  }
+  // The same for recorded members (events/codec.h), which are written without a copy.
+  Status emit_data_for(std::string_view tenant, std::string_view ce_type, const DataMembers& members,
+                       std::string_view subject = {}) {
+    return emit_data_for(tenant, ce_type, DataWriter(std::cref(members)), subject);
   }
   // As `emit_for`, for a tenant on ANY partition: a MESSAGE to that tenant's partition
   // (cross-partition emission, runtime.h). The runtime appends it to the tenant's

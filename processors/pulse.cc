@@ -205,9 +205,9 @@ class Apply {
           s.state = S::kCheckpoint;
           s.last_checkpoint = cp;
           s.workspace = c.workspace;
-          return out_.emit_for(tn.id, "session.checkpoint_saved",
-                               fact().str("sessionId", sid).str("checkpointId", cp).str("step", c.step)
-                                   .dbl("pct", c.pct).str("workspace", c.workspace).done(),
+          return out_.emit_data_for(tn.id, "session.checkpoint_saved",
+                                    fact().str("sessionId", sid).str("checkpointId", cp).str("step", c.step)
+                                        .dbl("pct", c.pct).str("workspace", c.workspace),
                                sid);
         });
       }
@@ -508,9 +508,9 @@ class Apply {
         PULSE_RETURN_IF_ERROR(rd.status("compute"));
       }
       st_.put(key, Writer(kComputeV).i64(total).take());
-      PULSE_RETURN_IF_ERROR(out_.emit_for(tn.id, "session.compute_accrued",
-                                          fact().str("sessionId", sid).str("day", day_string(utc_day(end_us)))
-                                              .num("computeUs", seg).num("dayComputeUs", total).done(),
+      PULSE_RETURN_IF_ERROR(out_.emit_data_for(tn.id, "session.compute_accrued",
+                                               fact().str("sessionId", sid).str("day", day_string(utc_day(end_us)))
+                                                   .num("computeUs", seg).num("dayComputeUs", total),
                                           sid));
     }
     st_.del(session_key('A', tn.id, sid));
@@ -572,11 +572,11 @@ class Apply {
     PULSE_RETURN_IF_ERROR(add_tokens(session_sub_prefix('M', tn.id, sid) + std::string(model), in, out).status());
     PULSE_ASSIGN_OR_RETURN(const ModelTokens day,
                            add_tokens(day_prefix('U', tn.id, utc_day(time_)) + std::string(model), in, out));
-    PULSE_RETURN_IF_ERROR(out_.emit_for(tn.id, "session.usage_accrued",
-                                        fact().str("sessionId", sid).str("model", model)
-                                            .str("day", day_string(utc_day(time_))).num("tokensIn", in)
-                                            .num("tokensOut", out).num("dayTokensIn", day.tokens_in)
-                                            .num("dayTokensOut", day.tokens_out).done(),
+    PULSE_RETURN_IF_ERROR(out_.emit_data_for(tn.id, "session.usage_accrued",
+                                             fact().str("sessionId", sid).str("model", model)
+                                                 .str("day", day_string(utc_day(time_))).num("tokensIn", in)
+                                                 .num("tokensOut", out).num("dayTokensIn", day.tokens_in)
+                                                 .num("dayTokensOut", day.tokens_out),
                                         sid));
     if (utc_month(time_) == tn.rec.month) tn.rec.month_tokens += in + out;
     if (!exhausted(tn)) return Status::ok();
@@ -785,7 +785,8 @@ class Apply {
   // ---- Facts (PULSE.md, Facts) --------------------------------------------------------
 
   // A fact's data object, begun with its `causeOffset` (the input's offset).
-  JsonObject fact() const { return std::move(JsonObject().num("causeOffset", ev_.pos.offset.value())); }
+  // Built straight into the fact's FlatBuffer (Emitter::emit_data_for), no JSON text.
+  DataMembers fact() const { return std::move(DataMembers().num("causeOffset", ev_.pos.offset.value())); }
 
   // Records that session `sid` is now in `to` (a transient state, or what store_session
   // stores): one session.transitioned when it differs from the state last noted.
@@ -803,18 +804,18 @@ class Apply {
     it->second = to;
     const bool has_reason = to == SessionState::kFailed || to == SessionState::kPaused ||
                             to == SessionState::kCancelled;
-    return out_.emit_for(t, "session.transitioned",
-                         fact().str("sessionId", sid).str("from", state_name(from)).str("to", state_name(to))
-                             .opt("reason", has_reason ? std::string_view(s.error) : std::string_view())
-                             .str("causeType", event_type_name(ev_.header.type)).num("seq", seq_++).done(),
+    return out_.emit_data_for(t, "session.transitioned",
+                              fact().str("sessionId", sid).str("from", state_name(from)).str("to", state_name(to))
+                                  .opt("reason", has_reason ? std::string_view(s.error) : std::string_view())
+                                  .str("causeType", event_type_name(ev_.header.type)).num("seq", seq_++),
                          sid);
   }
 
   Status gate_decided(const Tn& tn, const std::string& sid, const SessionRec& s, bool passed,
                       std::string_view reason) {
-    return out_.emit_for(tn.id, "session.gate_decided",
-                         fact().str("sessionId", sid).str("gate", s.gate).boolean("passed", passed)
-                             .opt("reason", reason).str("outcome", state_name(s.state)).done(),
+    return out_.emit_data_for(tn.id, "session.gate_decided",
+                              fact().str("sessionId", sid).str("gate", s.gate).boolean("passed", passed)
+                                  .opt("reason", reason).str("outcome", state_name(s.state)),
                          sid);
   }
 
@@ -892,10 +893,10 @@ class Apply {
         if (k) steps += ',';
         steps += JsonObject().str("state", st).raw("sessionIds", ids + "]").done();
       }
-      PULSE_RETURN_IF_ERROR(out_.emit_for(
+      PULSE_RETURN_IF_ERROR(out_.emit_data_for(
           t, "chain.updated",
           fact().str("chainId", cid).str("state", ch.state == 0 ? "RUNNING" : ch.state == 1 ? "COMPLETE" : "FAILED")
-              .num("currentStep", ch.step).raw("steps", steps + "]").done()));
+              .num("currentStep", ch.step).raw("steps", steps + "]")));
     }
     return Status::ok();
   }

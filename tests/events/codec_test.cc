@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "events/codec_internal.h"
+#include "events/json_writer.h"
 #include "schemas/agentos_generated.h"
 #include "tests/golden/samples.h"
 
@@ -315,6 +316,33 @@ TEST(CodecTest, EncodeDerivedTakesTheDirectWayForASessionFact) {
   ASSERT_TRUE(b.ok()) << b.status().to_string();
   EXPECT_EQ(*a, *b);
   EXPECT_EQ(json::parse(data_json(write))["models"][1]["model"], "claude");
+}
+
+// DataMembers records a chain of members and writes them in order: the JSON is the
+// JsonObject of the same chain, and the event built from it that JSON's.
+TEST(CodecTest, DataMembersWriteTheirChainInOrder) {
+  DataMembers m;
+  m.num("causeOffset", 7).str("sessionId", "s-\"1\"").opt("gate", "").opt("step", "plan").dbl("pct", 12.5)
+      .boolean("passed", true).raw("extra", R"({"a":[1,2]})");
+  JsonObject j;
+  j.num("causeOffset", 7).str("sessionId", "s-\"1\"").opt("gate", "").opt("step", "plan").dbl("pct", 12.5)
+      .boolean("passed", true).raw("extra", R"({"a":[1,2]})");
+  EXPECT_EQ(data_json(std::cref(m)), j.done());
+
+  DataMembers fact;
+  fact.num("causeOffset", 3).str("sessionId", "s-1").str("gate", "review").boolean("passed", false)
+      .str("outcome", "ROLLBACK");
+  DerivedEvent d;
+  d.id = "pulse/0-3-0";
+  d.source = "/agentos/processors/pulse";
+  d.ce_type = "session.gate_decided";
+  d.tenant = "acme";
+  auto a = encode_derived(d, DataWriter(std::cref(fact)));
+  auto b = encode_derived(d, data_json(std::cref(fact)));
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  EXPECT_EQ(*a, *b);
+  EXPECT_EQ(json::parse(encode_json(*a))["data"]["outcome"], "ROLLBACK");
 }
 
 TEST(CodecTest, ReadHeaderGivesEnvelopeWithoutCopies) {
