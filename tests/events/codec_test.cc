@@ -196,6 +196,16 @@ TEST(CodecTest, EncodeDerivedRejectsWhatDoesNotFitTheSchemaAndDropsABadTracepare
   EXPECT_EQ(read_header(*good).traceparent, "");
 }
 
+// A Pulse-derived event of `type` for acme (id, source, tenant), to encode.
+DerivedEvent pulse_event(std::string_view type) {
+  DerivedEvent d;
+  d.id = "pulse/3-17-0";
+  d.source = "/agentos/processors/pulse";
+  d.ce_type = type;
+  d.tenant = "acme";
+  return d;
+}
+
 // A derived event's data written member by member (DataSink) is built without JSON text
 // where it can be, and is then byte for byte the event the JSON way builds from the same
 // members' JSON text (data_json); where it cannot (a raw member, a member the schema
@@ -251,11 +261,7 @@ TEST(CodecTest, EncodeDerivedFromAWriterIsTheJsonWaysEventByteForByte) {
         if (i == 2) m.dbl("tokensOut", 7.0);  // an integral double into an integer field
       });
     };
-    DerivedEvent d;
-    d.id = "pulse/3-17-0";
-    d.source = "/agentos/processors/pulse";
-    d.ce_type = "session.updated";
-    d.tenant = "acme";
+    DerivedEvent d = pulse_event("session.updated");
     d.subject = "s-1";
     d.causation_id = "e-9";
     d.time_us = 1'700'000'000'123'456;
@@ -306,11 +312,7 @@ TEST(CodecTest, EncodeDerivedTakesTheDirectWayForASessionFact) {
   fbb.ForceDefaults(true);
   EXPECT_TRUE(codec_internal::build_table_direct(
       fbb, *codec_internal::Registry::get().by_ce_type("session.updated")->table, write));
-  DerivedEvent d;
-  d.id = "pulse/3-17-0";
-  d.source = "/agentos/processors/pulse";
-  d.ce_type = "session.updated";
-  d.tenant = "acme";
+  const DerivedEvent d = pulse_event("session.updated");
   auto a = encode_derived(d, write), b = encode_derived(d, data_json(write));
   ASSERT_TRUE(a.ok()) << a.status().to_string();
   ASSERT_TRUE(b.ok()) << b.status().to_string();
@@ -332,11 +334,7 @@ TEST(CodecTest, DataMembersWriteTheirChainInOrder) {
   DataMembers fact;
   fact.num("causeOffset", 3).str("sessionId", "s-1").str("gate", "review").boolean("passed", false)
       .str("outcome", "ROLLBACK");
-  DerivedEvent d;
-  d.id = "pulse/0-3-0";
-  d.source = "/agentos/processors/pulse";
-  d.ce_type = "session.gate_decided";
-  d.tenant = "acme";
+  const DerivedEvent d = pulse_event("session.gate_decided");
   auto a = encode_derived(d, DataWriter(std::cref(fact)));
   auto b = encode_derived(d, data_json(std::cref(fact)));
   ASSERT_TRUE(a.ok()) << a.status().to_string();
