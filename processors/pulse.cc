@@ -779,7 +779,7 @@ class Apply {
     // state it had.
     if (Status st = note_state(t, sid, s, s.state); !st.is_ok() && fact_error_.is_ok()) fact_error_ = st;
     st_.put(session_key('S', t, sid), encode(s));
-    touched_.insert({t, sid});
+    touched_.insert_or_assign({t, sid}, s);
   }
 
   // ---- Facts (PULSE.md, Facts) --------------------------------------------------------
@@ -829,11 +829,8 @@ class Apply {
   // chain.updated per chain, in key order.
   Status publish_facts() {
     PULSE_RETURN_IF_ERROR(fact_error_);
-    for (const auto& id : touched_) {
+    for (const auto& [id, s] : touched_) {  // the record as stored (encode round-trips it)
       const auto& [t, sid] = id;
-      PULSE_ASSIGN_OR_RETURN(auto v, st_.get(session_key('S', t, sid)));
-      if (!v) return Status(Code::kCorruption, "pulse: stored session record missing");
-      PULSE_ASSIGN_OR_RETURN(const SessionRec s, decode_session(*v));
       std::vector<std::pair<std::string, ModelTokens>> models;
       if (s.tokens_in != 0 || s.tokens_out != 0) {
         const std::string prefix = session_sub_prefix('M', t, sid);
@@ -925,7 +922,8 @@ class Apply {
   // the sessions and chains it stored; the configs of sessions it created.
   using Id = std::pair<std::string, std::string>;  // (tenant, session or chain id)
   std::map<Id, SessionState> known_;
-  std::set<Id> touched_, chains_touched_;
+  std::map<Id, SessionRec> touched_;  // each session this apply stored, as last stored
+  std::set<Id> chains_touched_;
   std::map<Id, ConfigRec> created_;
   int32_t seq_ = 0;
   Status fact_error_ = Status::ok();
