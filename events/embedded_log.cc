@@ -53,7 +53,8 @@
 // logged, none of it is written and its values go back with the result.
 //
 // Tail cache: when the syncer publishes a group, it first appends its records to a
-// bounded in-memory tail per partition (EmbeddedLogOptions::tail_cache_bytes), then
+// bounded in-memory tail per partition (EmbeddedLogOptions::tail_cache_bytes, records
+// counted whole), then
 // publishes the new end offsets; a read() from an offset the tail still holds is served
 // from it (offsets are contiguous, so the record at `from` is at index from - first).
 //
@@ -750,13 +751,30 @@ class EmbeddedLog final : public Log {
         t.records.clear();  // never: offsets are assigned contiguously, here
         t.bytes = 0;
       }
-      t.bytes += r.value.size();
+      t.bytes += tail_footprint(r);
       t.records.push_back(std::move(r));
       while (t.bytes > tail_budget_ && t.records.size() > 1) {
-        t.bytes -= t.records.front().value.size();
+        t.bytes -= tail_footprint(t.records.front());
         t.records.pop_front();
       }
     }
+  }
+
+  // A tail record's memory: the record itself and the heap buffers of its value and of
+  // its tenant (none for a tenant short enough to be held inline). The budget bounds
+  // this, not the values alone: for small events the rest is a third of the total.
+  static size_t tail_footprint(const StoredRecord& r) {
+    auto heap = [](const std::string& s) { return s.capacity() > std::string().capacity() ? s.capacity() + 1 : 0; };
+    return sizeof(StoredRecord) + heap(r.value) + heap(r.tenant.str());
+  }
+
+  size_t cached_bytes() const override {
+    size_t sum = 0;
+    for (const Tail& t : tails_) {
+      std::lock_guard lk(t.mu);
+      sum += t.bytes;
+    }
+    return sum;
   }
 
   // Serves read(p, from) from p's tail when the tail holds `from`; false otherwise.
@@ -854,9 +872,9 @@ class EmbeddedLog final : public Log {
 
 
   struct Tail {
-    std::mutex mu;
+    mutable std::mutex mu;
     std::deque<StoredRecord> records;  // contiguous offsets, oldest first
-    size_t bytes = 0;                  // sum of the values' sizes
+    size_t bytes = 0;                  // sum of the records' tail_footprint
   };
   const size_t tail_budget_;  // bytes per partition; 0: no tails
   std::vector<Tail> tails_;

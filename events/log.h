@@ -159,6 +159,11 @@ class Log {
   // write failure, until the log recovers in place). /readyz reports it.
   virtual Status write_health() { return Status::ok(); }
 
+  // Bytes of records the backend keeps in memory for its readers — embedded: its tails
+  // (EmbeddedLogOptions::tail_cache_bytes), each record counted whole; 0 for a backend
+  // that keeps none it can count. /metrics exports it (agentos_memory_bytes).
+  virtual size_t cached_bytes() const { return 0; }
+
   // Whether the backend implements AppendBatch::dedupe (embedded: yes). Without it,
   // `dedupe` is ignored and callers de-duplicate by folding the log (gateway/index.h).
   virtual bool dedupes() const { return false; }
@@ -183,8 +188,9 @@ struct EmbeddedLogOptions {
   bool read_only = false;
   size_t max_group_records = 8192;  // group commit: cap of records per synced write
   size_t max_pending_bytes = 256 << 20;  // backpressure: appends beyond this get kUnavailable
-  // The newest records of each partition are also kept in memory (this many bytes of
-  // event values over all partitions, split evenly), so that the engine's own followers
+  // The newest records of each partition are also kept in memory (this many bytes over
+  // all partitions, split evenly; a record counts whole: its value, its tenant and its
+  // bookkeeping — Log::cached_bytes), so that the engine's own followers
   // (processors, the index, subscribers) read what was just appended without a RocksDB
   // iterator. 0: every read goes to RocksDB.
   size_t tail_cache_bytes = 8 << 20;

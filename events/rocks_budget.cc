@@ -66,4 +66,12 @@ void use_rocks_budget(rocksdb::ColumnFamilyOptions& cf, bool bloom) {
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
 }
 
+RocksMemory rocks_memory() {
+  RocksMemory m;
+  m.memtables = write_buffers()->memory_usage();
+  m.block_cache = block_cache()->GetUsage();
+  m.block_cache_pinned = block_cache()->GetPinnedUsage();
+  return m;
+}
+
 }  // namespace agentos

@@ -27,4 +27,15 @@ void use_rocks_budget(rocksdb::DBOptions& db);
 // mostly miss.
 void use_rocks_budget(rocksdb::ColumnFamilyOptions& cf, bool bloom = false);
 
+// What the shared budget holds now, over every store of the process: the memtables'
+// bytes (at most about kRocksMemtableBudget: the store being written flushes past it)
+// and the block cache's (at most kRocksBlockCacheBytes; `block_cache_pinned` of it in use
+// by readers). Exported on /metrics (agentos_memory_bytes).
+struct RocksMemory {
+  size_t memtables = 0;
+  size_t block_cache = 0;
+  size_t block_cache_pinned = 0;
+};
+RocksMemory rocks_memory();
+
 }  // namespace agentos

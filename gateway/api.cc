@@ -14,6 +14,7 @@
 #include "events/routing.h"
 #include "events/skill_rules.h"
 #include "events/logging.h"
+#include "events/rocks_budget.h"
 #include "gateway/console.h"
 #include "gateway/keys.h"
 #include "gateway/problem.h"
@@ -582,6 +583,10 @@ void Api::handle(HttpRequest req, Reply reply) {
     for (int32_t p = 0; p < log_.partition_count(); ++p)
       if (auto e = log_.end_offset(Partition(p)); e.ok()) metrics_.set_end_offset(p, e->value());
     metrics_.set_log_writable(log_.write_health().is_ok());
+    const RocksMemory rocks = rocks_memory();
+    metrics_.set_memory("rocksdb_memtables", static_cast<double>(rocks.memtables));
+    metrics_.set_memory("rocksdb_block_cache", static_cast<double>(rocks.block_cache));
+    metrics_.set_memory("log_tail", static_cast<double>(log_.cached_bytes()));
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = metrics_.serialize();

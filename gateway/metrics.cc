@@ -76,6 +76,11 @@ Metrics::Metrics(const char* backend) : registry_(std::make_shared<prometheus::R
                        .Register(*registry_)
                        .Add({{"backend", backend_}});
   log_writable_->Set(1);
+  memory_ = &prometheus::BuildGauge()
+                 .Name("agentos_memory_bytes")
+                 .Help("Bytes held by a bounded memory pool of the engine (rocksdb_memtables, rocksdb_block_cache, "
+                       "log_tail), read at the scrape")
+                 .Register(*registry_);
   stream_dropped_ = &prometheus::BuildCounter()
                          .Name("agentos_streams_dropped_total")
                          .Help("Event streams ended by the server, by reason (stalled, budget, gone, revoked)")

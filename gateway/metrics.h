@@ -29,6 +29,10 @@ class Metrics {
   // end offsets are: 0 while it cannot write (a full or read-only disk), when /readyz lists
   // the log read-only and producers get 503.
   void set_log_writable(bool writable) { log_writable_->Set(writable ? 1 : 0); }
+  // Bytes held now by one of the engine's bounded memory pools: "rocksdb_memtables" and
+  // "rocksdb_block_cache" (every store's, events/rocks_budget.h), "log_tail" (the embedded
+  // log's tails, Log::cached_bytes). Refreshed at each scrape.
+  void set_memory(const char* pool, double bytes) { memory_->Add({{"pool", pool}}).Set(bytes); }
   prometheus::Gauge& sse_subscribers() { return *sse_; }
   prometheus::Gauge& ws_subscribers() { return *ws_; }
   prometheus::Gauge& connections() { return *connections_; }
@@ -71,6 +75,7 @@ class Metrics {
   prometheus::Gauge* connections_;
   prometheus::Gauge* stream_buffered_;
   prometheus::Gauge* log_writable_;
+  prometheus::Family<prometheus::Gauge>* memory_;
   prometheus::Family<prometheus::Counter>* stream_dropped_;
   prometheus::Family<prometheus::Counter>* refused_;
   std::string backend_;

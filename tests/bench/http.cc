@@ -18,12 +18,14 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <thread>
 
 #include "events/codec.h"
 #include "events/log.h"
+#include "events/rocks_budget.h"
 #include "gateway/http_client.h"
 #include "tests/bench/bench.h"
 
@@ -885,9 +887,17 @@ class DeliveryStream {
 // tenants and with N (--events N, default 100 000; plus 2N to show the slope), each
 // tenant as the admin API creates it (tenant.created + apikey.created), never used.
 // bytes/tenant = (RSS with N - RSS with 0) / N, RSS read once Pulse and the index have
-// folded the whole log.
+// folded the whole log. Beside it, the same difference split by what /metrics says the
+// engine's bounded pools hold (agentos_memory_bytes: RocksDB memtables and block cache,
+// the log's tails), which the tenants' events fill up to their bounds whoever sent them,
+// and the rest.
 Runs run_tenants(const Options& o, int runs) {
   const int n = o.events > 0 ? o.events : 100000;
+  struct Pools {
+    double memtables = 0, block_cache = 0, log_tail = 0;
+    double sum() const { return memtables + block_cache + log_tail; }
+  };
+  auto pools = std::make_shared<std::map<int, std::vector<Pools>>>();  // by tenant count, one per run
   std::vector<std::function<Result()>> configs;
   for (int count : {0, n, 2 * n}) {
     configs.push_back([=] {
@@ -905,7 +915,15 @@ Runs run_tenants(const Options& o, int runs) {
       }
       const long rss = settled_rss_kib(eng);
       r.events_per_s = 2.0 * count / std::chrono::duration<double>(Clock::now() - t0).count();
-      r.note = "RSS " + std::to_string(rss / 1024) + " MiB";
+      Pools held;
+      held.memtables = metric_sum(eng, R"(agentos_memory_bytes{pool="rocksdb_memtables"})");
+      held.block_cache = metric_sum(eng, R"(agentos_memory_bytes{pool="rocksdb_block_cache"})");
+      held.log_tail = metric_sum(eng, R"(agentos_memory_bytes{pool="log_tail"})");
+      (*pools)[count].push_back(held);
+      char note[160];
+      std::snprintf(note, sizeof note, "RSS %ld MiB; memtables %.1f MiB, block cache %.1f MiB, log tails %.1f MiB",
+                    rss / 1024, held.memtables / 1048576, held.block_cache / 1048576, held.log_tail / 1048576);
+      r.note = note;
       r.p50_us = static_cast<double>(rss);  // carried to the summary below (KiB)
       return r;
     });
@@ -920,9 +938,29 @@ Runs run_tenants(const Options& o, int runs) {
     };
     const double r0 = med(out[0]), r1 = med(out[1]), r2 = med(out[2]);
     std::printf("# tenants: median RSS %.0f MiB with 0, %.0f MiB with %d, %.0f MiB with %d tenants: %.0f B per idle "
-                "tenant at %d (goal <= 256 B: %.2fx), %.0f B per tenant from %d to %d\n",
+                "tenant at %d (%.2fx the goal of <= 256 B), %.0f B per tenant from %d to %d\n",
                 r0 / 1024, r1 / 1024, n, r2 / 1024, 2 * n, (r1 - r0) * 1024 / n, n, (r1 - r0) * 1024 / n / 256,
                 (r2 - r1) * 1024 / n, n, 2 * n);
+    // The pools' medians, each over the runs of one count.
+    auto pool_med = [&](int count, double Pools::*field) {
+      std::vector<double> x;
+      for (const Pools& p : (*pools)[count]) x.push_back(p.*field);
+      std::sort(x.begin(), x.end());
+      return x.empty() ? 0.0 : x[x.size() / 2];
+    };
+    auto held = [&](int count) {
+      return pool_med(count, &Pools::memtables) + pool_med(count, &Pools::block_cache) +
+             pool_med(count, &Pools::log_tail);
+    };
+    const double d1 = (r1 - r0) * 1024, p1 = held(n) - held(0), d2 = (r2 - r0) * 1024, p2 = held(2 * n) - held(0);
+    std::printf("# tenants: of the RSS growth with %d tenants, %.0f B per tenant are the bounded pools (memtables "
+                "%.1f MiB, block cache %.1f MiB, log tails %.1f MiB; at most %zu, %zu and 8 MiB) and %.0f B per "
+                "tenant the rest (%.2fx the goal); with %d tenants %.0f B and %.0f B\n",
+                n, p1 / n, (pool_med(n, &Pools::memtables) - pool_med(0, &Pools::memtables)) / 1048576,
+                (pool_med(n, &Pools::block_cache) - pool_med(0, &Pools::block_cache)) / 1048576,
+                (pool_med(n, &Pools::log_tail) - pool_med(0, &Pools::log_tail)) / 1048576,
+                kRocksMemtableBudget >> 20, kRocksBlockCacheBytes >> 20, (d1 - p1) / n, (d1 - p1) / n / 256, 2 * n,
+                p2 / (2 * n), (d2 - p2) / (2 * n));
   }
   for (auto& cfg : out)
     for (auto& r : cfg) r.p50_us = 0;  // not a latency

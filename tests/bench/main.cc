@@ -43,7 +43,7 @@ void usage() {
       "                  8192; --batch B for one), then sustained ingest at 50%% / 80%% of that rate: lag and\n"
       "                  ingest->visible latency (not part of all; AGENTOS_BENCH_PG_URL or a private cluster)\n"
       "  tenants         engine RSS per idle tenant: idle engines on logs of 0, N and 2N tenants (--events N,\n"
-      "                  default 100000; not part of all)\n"
+      "                  default 100000; not part of all), split into the bounded pools' share and the rest\n"
       "  subscribers     engine RSS per SSE subscriber: N streams caught up and idle (--connections N,\n"
       "                  default 10000; not part of all)\n"
       "  delivery        SSE delivery: N subscribers (--connections, default 10000) over 1000 tenants while\n"

@@ -498,6 +498,39 @@ TEST(EmbeddedLogTail, ReadsFromTheTailEqualReadsFromRocksDb) {
   EXPECT_GT(records, 500u);  // the reads were not all empty
 }
 
+// The tail's budget bounds the records' memory, not only their values: a record counts
+// with its tenant and its bookkeeping (Log::cached_bytes, exported on /metrics), and the
+// tails never hold more than the budget once they hold more than one record each.
+TEST(EmbeddedLogTail, CachedBytesCountWholeRecordsWithinTheBudget) {
+  TempDir dir;
+  EmbeddedLogOptions o;
+  o.dir = dir.sub("log");
+  o.partitions = 1;
+  o.tail_cache_bytes = 4096;
+  auto log = open_embedded_log(o);
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ((*log)->cached_bytes(), 0u);
+  const std::string tenant = "tenant-with-a-name-longer-than-any-inline-string";
+  const std::string first = make_event(tenant, "e0");
+  ASSERT_TRUE((*log)->append_sync(AppendBatch{TenantId(tenant), {first}}).ok());
+  EXPECT_GE((*log)->cached_bytes(), first.size() + tenant.size() + sizeof(StoredRecord));
+  size_t values = first.size();
+  for (int i = 1; i < 200; ++i) {
+    std::string v = make_event(tenant, "e" + std::to_string(i));
+    values += v.size();
+    ASSERT_TRUE((*log)->append_sync(AppendBatch{TenantId(tenant), {std::move(v)}}).ok());
+    EXPECT_LE((*log)->cached_bytes(), o.tail_cache_bytes) << "after record " << i;
+  }
+  ASSERT_GT(values, 2 * o.tail_cache_bytes);  // the tail did evict
+  EXPECT_GT((*log)->cached_bytes(), o.tail_cache_bytes / 2);
+  // The newest record is read from the tail and is the one appended.
+  auto r = (*log)->read(Partition(0), Offset(199));
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].value, make_event(tenant, "e199"));
+}
+
+
 // A group the committer has written but the syncer has not yet synced is in RocksDB
 // already; no read may return it before it is published (a power loss could still take it
 // back). The syncer is held in EmbeddedLogOptions::before_sync while the test reads.

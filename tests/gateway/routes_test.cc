@@ -331,5 +331,21 @@ TEST_F(RouterProbe, MetricsShowWhetherTheLogCanWrite) {
   EXPECT_NE(m.body.find(writable + "1"), std::string::npos);
 }
 
+// /metrics shows what the engine's bounded memory pools hold (agentos_memory_bytes): the
+// log's tails hold the two admin events appended in SetUp, and the RocksDB memtables hold
+// them too (the log is a store under the shared budget).
+TEST_F(RouterProbe, MetricsShowTheBoundedMemoryPools) {
+  const HttpResponse m = call("GET", "/metrics", "");
+  ASSERT_EQ(m.status, 200);
+  auto value = [&](const std::string& pool) {
+    const std::string series = "agentos_memory_bytes{pool=\"" + pool + "\"} ";
+    const size_t at = m.body.find(series);
+    return at == std::string::npos ? -1.0 : std::atof(m.body.c_str() + at + series.size());
+  };
+  EXPECT_GT(value("log_tail"), 0) << m.body;
+  EXPECT_GT(value("rocksdb_memtables"), 0) << m.body;
+  EXPECT_GE(value("rocksdb_block_cache"), 0) << m.body;
+}
+
 }  // namespace
 }  // namespace agentos::gateway

@@ -8,7 +8,7 @@
 //                           wrapper) reaches the log but reports kUnavailable — the
 //                           "unknown outcome" of a Kafka commit, or a crash right after
 //                           the append from the caller's point of view.
-// Reads, offsets, waits, listeners and dedupes() go straight to the inner log.
+// Reads, offsets, waits, listeners, dedupes() and cached_bytes() go straight to the inner log.
 #pragma once
 
 #include <atomic>
@@ -41,6 +41,7 @@ class FaultyLog final : public Log {
   int32_t partition_count() const override { return inner_.partition_count(); }
   const char* backend() const override { return inner_.backend(); }
   bool dedupes() const override { return inner_.dedupes(); }  // else the gateway takes Kafka's path
+  size_t cached_bytes() const override { return inner_.cached_bytes(); }
   void append(AppendBatch batch, AppendCallback done) override;
   Result<std::vector<StoredRecord>> read(Partition p, Offset from, const ReadOptions& o) override {
     return inner_.read(p, from, o);
