@@ -8,10 +8,12 @@
 //      projector started as `agentos serve` runs it (its workers on threads of their own),
 //      beside one stepped on the caller's thread (one worker: fold and PostgreSQL take
 //      turns) and the same log through a bare Pulse runtime (no PostgreSQL);
-//   2. sustained ingest: an appender at a fixed rate (50% and 80% of the stepped catch-up
-//      rate) into the same log (fsync on) while Pulse (relay on) and the projector run
-//      with start(); the lag (log end - watermark, in records and in seconds since the
-//      first unprojected record was acknowledged) sampled every 100 ms;
+//   2. sustained ingest: an appender at a fixed rate into the same log (fsync on) while
+//      Pulse (relay on, batched over 5 ms windows as `agentos serve` runs it) and the
+//      projector run with start(): first the pipeline's max ingest, the highest rate it
+//      keeps up with (bisection, below the stepped catch-up rate), then 50% and 80% of that
+//      and 50% of the stepped catch-up rate; the lag (log end - watermark, in records and
+//      in seconds since the first unprojected record was acknowledged) sampled every 100 ms;
 //   3. ingest -> read-model-visible latency: for 1 in 8 append batches, the time from the
 //      append's acknowledgement (fsynced) until Pulse applied it and relayed its facts
 //      (wait_relayed) and the projector passed those facts (wait_projected) — the
@@ -57,6 +59,13 @@ constexpr int kDefaultEvents = 200000;
 constexpr double kDefaultSustainSeconds = 10;
 constexpr auto kLagSampleEvery = std::chrono::milliseconds(100);
 constexpr int kLatencySampleEvery = 8;  // append batches per latency sample
+// The pipeline's max ingest (sustained phase): bisection over offered rates in this many
+// probes of this many seconds; a probe keeps up when its events were made visible within
+// the window at >= kKeepUpShare of the appended rate, with ingest->visible p99 <= kKeepUpP99Ms.
+constexpr int kMaxIngestProbes = 6;
+constexpr double kProbeSeconds = 5;
+constexpr double kKeepUpShare = 0.9;
+constexpr double kKeepUpP99Ms = 1000;
 int g_workers = kDefaultProjectorWorkers;  // --workers: ProjectorOptions::workers of the started projectors
 const char* kDbName = "agentos_bench_projector";
 
@@ -324,6 +333,9 @@ struct Sustained {
   // The first part of it: until Pulse applied the sample and its facts were in the log.
   double rel_p50_ms = 0, rel_p99_ms = 0;
   double samples = 0, txns_per_s = 0, events_per_txn = 0, cpu = 0, pg_cpu = -1, drain_s = 0;
+  // Events whose facts were projected before the window ended, per second of it: at an
+  // offered rate the pipeline cannot keep up with, what it can (its max ingest).
+  double visible_per_s = 0;
   // Context: the 1-minute load average at the start; of the time this process's threads /
   // the projector's backends wanted a CPU, the share spent waiting for one; the database.
   double load = -1, self_wait_share = -1, backend_wait_share = -1, db_mb = -1;
@@ -347,7 +359,14 @@ Sustained sustained_run(Postgres& pg, Log& log, const ProcessorRuntime& pulse, P
     std::mutex mu;
     std::condition_variable cv;
     std::deque<std::pair<int64_t, Clock::time_point>> acked;    // (end after the batch, ack time)
-    std::deque<std::pair<int64_t, Clock::time_point>> samples;  // (last offset, ack time)
+    struct Sample {
+      int64_t last;             // the batch's last offset
+      Clock::time_point acked;  // its ack
+      uint64_t events;          // events of the partition acked up to and with it
+    };
+    std::deque<Sample> samples;
+    uint64_t events = 0;          // events of the partition acked so far
+    uint64_t visible_events = 0;  // of them, visible before the window ended
   };
   std::vector<std::unique_ptr<PartState>> ps;
   for (int32_t p = 0; p < parts; ++p) ps.push_back(std::make_unique<PartState>());
@@ -356,13 +375,15 @@ Sustained sustained_run(Postgres& pg, Log& log, const ProcessorRuntime& pulse, P
   std::mutex lat_mu;
   std::vector<double> visible_ms, relayed_ms;
 
+  // The window: set before the appender starts, so before any sample a waiter takes.
+  Clock::time_point t0, until;
   // Waiters: one per partition, samples in offset order.
   std::vector<std::thread> waiters;
   for (int32_t p = 0; p < parts; ++p) {
     waiters.emplace_back([&, p] {
       PartState& s = *ps[p];
       for (;;) {
-        std::pair<int64_t, Clock::time_point> smp;
+        PartState::Sample smp;
         {
           std::unique_lock lk(s.mu);
           s.cv.wait(lk, [&] { return !s.samples.empty() || (!appending && in_flight == 0); });
@@ -371,10 +392,15 @@ Sustained sustained_run(Postgres& pg, Log& log, const ProcessorRuntime& pulse, P
           s.samples.pop_front();
         }
         const auto deadline = Clock::now() + std::chrono::seconds(120);
-        const std::optional<Offset> facts_end = pulse.wait_relayed(Partition(p), Offset(smp.first), deadline);
-        const double rel = std::chrono::duration<double, std::milli>(Clock::now() - smp.second).count();
+        const std::optional<Offset> facts_end = pulse.wait_relayed(Partition(p), Offset(smp.last), deadline);
+        const double rel = std::chrono::duration<double, std::milli>(Clock::now() - smp.acked).count();
         if (facts_end && proj.wait_projected(Partition(p), Offset(facts_end->value() - 1), deadline)) {
-          const double ms = std::chrono::duration<double, std::milli>(Clock::now() - smp.second).count();
+          const auto seen = Clock::now();
+          const double ms = std::chrono::duration<double, std::milli>(seen - smp.acked).count();
+          if (seen <= until) {
+            std::lock_guard lk(s.mu);
+            s.visible_events = std::max(s.visible_events, smp.events);
+          }
           std::lock_guard lk(lat_mu);
           visible_ms.push_back(ms);
           relayed_ms.push_back(rel);
@@ -390,8 +416,8 @@ Sustained sustained_run(Postgres& pg, Log& log, const ProcessorRuntime& pulse, P
   const Sched ps0 = process_schedstat(), be0 = backends_schedstat(backends);
   const ProjectorStats st0 = proj.stats();
   const double cpu0 = self_cpu_s(), pg0 = pg.cpu_s();
-  const auto t0 = Clock::now();
-  const auto until = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  t0 = Clock::now();
+  until = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   std::thread appender([&] {
     double due = 0;  // events due so far, at `rate`
     size_t i = 0;
@@ -412,7 +438,8 @@ Sustained sustained_run(Postgres& pg, Log& log, const ProcessorRuntime& pulse, P
           {
             std::lock_guard lk(s.mu);
             s.acked.emplace_back(last.offset.value() + 1, now);
-            if (sample) s.samples.emplace_back(last.offset.value(), now);
+            s.events += n;
+            if (sample) s.samples.push_back({last.offset.value(), now, s.events});
           }
           if (sample) s.cv.notify_one();
           acked_events += n;
@@ -478,6 +505,12 @@ Sustained sustained_run(Postgres& pg, Log& log, const ProcessorRuntime& pulse, P
   for (auto& t : waiters) t.join();
 
   out.appended_per_s = static_cast<double>(acked_events) / window;
+  uint64_t visible = 0;
+  for (auto& st : ps) {
+    std::lock_guard lk(st->mu);
+    visible += st->visible_events;
+  }
+  out.visible_per_s = static_cast<double>(visible) / seconds;
   out.lag_ev_p50 = pct(lag_events, 50), out.lag_ev_p99 = pct(lag_events, 99), out.lag_ev_max = pct(lag_events, 100);
   out.lag_s_p50 = pct(lag_secs, 50), out.lag_s_p99 = pct(lag_secs, 99), out.lag_s_max = pct(lag_secs, 100);
   out.vis_p50_ms = pct(visible_ms, 50), out.vis_p99_ms = pct(visible_ms, 99), out.vis_max_ms = pct(visible_ms, 100);
@@ -537,6 +570,7 @@ Runs run_projector(const Options& o, int runs) {
     o.state_dir = pulse_state;
     o.relay = true;
     o.commit_per_round = true;  // as `agentos serve` runs Pulse
+    o.batch_window = std::chrono::milliseconds(5);  // `agentos serve --processor-window-ms` default
     auto rt = open_processor_runtime(*f.log, pulse, o);
     if (!rt.ok()) die("open Pulse: " + rt.status().to_string());
     pulse_rt = std::move(rt).value();
@@ -663,18 +697,33 @@ Runs run_projector(const Options& o, int runs) {
   }
   std::fflush(stdout);
 
-  // 2 + 3. Sustained ingest at 50% and 80% of the STEPPED catch-up rate of the default batch
-  // size (the started one's outruns the whole pipeline: with Pulse deciding and the log
-  // appending on the same cores, 50% of it already leaves a lag of seconds).
+  // 2 + 3. Sustained ingest. Each run first finds the pipeline's max ingest: the highest
+  // offered rate it keeps up with live — Pulse deciding and relaying its facts, the log
+  // appending them, the projector folding both, all on the same cores — by bisection
+  // between 0 and the STEPPED catch-up rate of the default batch size (kMaxIngestProbes
+  // probes of kProbeSeconds; a probe keeps up when the events it made visible within its
+  // window are >= kKeepUpShare of those appended, with ingest->visible p99 <=
+  // kKeepUpP99Ms). Offered more than that, the pipeline falls behind by the second (the
+  // ingest takes the CPU Pulse needs). Then the measured rows: 50% of that max (the goal
+  // row's load), 80% of it, and 50% of the stepped catch-up rate (the reference of
+  // earlier figures).
   size_t stepped = ref;
   for (size_t i = 0; i < cfgs.size(); ++i)
     if (!cfgs[i].started && cfgs[i].batch == cfgs[ref].batch) stepped = i;
   const double max_rate = med(stepped, ev);
-  std::printf("\n# projector: sustained ingest at 50%% and 80%% of %.0f events/s (the stepped catch-up rate) for %.0f s each, %d run(s)...\n",
+  std::printf("\n# projector: sustained ingest: the pipeline's max ingest (bisection below %.0f events/s, the stepped "
+              "catch-up rate), then 50%% and 80%% of it and 50%% of the stepped rate for %.0f s each, %d run(s)...\n",
               max_rate, sustain_s, runs);
   std::fflush(stdout);
   pg.reset();
-  std::map<double, std::vector<Sustained>> sus;
+  struct Row {
+    std::string label;
+    std::vector<Sustained> runs;
+  };
+  std::vector<Row> sus = {{"50% of the pipeline's max ingest", {}},
+                          {"80% of the pipeline's max ingest", {}},
+                          {"50% of the stepped catch-up rate", {}}};
+  std::vector<double> pipeline_max;
   {
     if (Status s = pulse_rt->start(); !s.is_ok()) die("start Pulse: " + s.to_string());
     ProjectorOptions po;
@@ -684,23 +733,40 @@ Runs run_projector(const Options& o, int runs) {
     if (!p.ok()) die("open projector: " + p.status().to_string());
     step_to_end(**p, ends_of(*f.log));  // the pre-filled log, not measured
     if (Status s = (*p)->start(); !s.is_ok()) die("start: " + s.to_string());
-    for (int k = 0; k < runs; ++k)
-      for (double frac : {0.5, 0.8}) {
-        Sustained s = sustained_run(pg, *f.log, *pulse_rt, **p, f.stream, frac * max_rate, sustain_s);
-        std::printf("RESULT projector sustained %.0f%% (%.0f/s offered): appended %.0f/s, lag events p50 %.0f p99 %.0f "
+    for (int k = 0; k < runs; ++k) {
+      double lo = 0, hi = max_rate;
+      for (int probe = 0; probe < kMaxIngestProbes; ++probe) {
+        const double rate = (lo + hi) / 2;
+        const Sustained s = sustained_run(pg, *f.log, *pulse_rt, **p, f.stream, rate, kProbeSeconds);
+        const bool keeps_up = s.append_errors == 0 && s.timeouts == 0 &&
+                              s.visible_per_s >= kKeepUpShare * s.appended_per_s && s.vis_p99_ms <= kKeepUpP99Ms;
+        std::printf("# projector: max ingest probe %.0f/s: appended %.0f/s, visible within the window %.0f/s, "
+                    "ingest->visible p99 %.1f ms: %s\n",
+                    rate, s.appended_per_s, s.visible_per_s, s.vis_p99_ms, keeps_up ? "keeps up" : "falls behind");
+        std::fflush(stdout);
+        (keeps_up ? lo : hi) = rate;
+      }
+      pipeline_max.push_back(lo);
+      std::printf("# projector: the pipeline's max ingest, run %d: %.0f events/s\n", k + 1, lo);
+      for (size_t row = 0; row < sus.size(); ++row) {
+        const double rate = row == 0 ? 0.5 * lo : row == 1 ? 0.8 * lo : 0.5 * max_rate;
+        Sustained s = sustained_run(pg, *f.log, *pulse_rt, **p, f.stream, rate, sustain_s);
+        std::printf("RESULT projector sustained at %s (%.0f/s offered): appended %.0f/s, visible within the window "
+                    "%.0f/s, lag events p50 %.0f p99 %.0f "
                     "max %.0f, lag s p50 %.3f p99 %.3f max %.3f, visible ms p50 %.1f p99 %.1f max %.1f (%.0f samples; "
                     "of it until Pulse's facts were in the log: p50 %.1f p99 %.1f), "
                     "%.1f txns/s, %.1f events/txn, cpu %.2f pg %s, drained in %.2f s, append errors %llu, timeouts %llu; "
                     "load %.2f, waiting for a CPU: this process %.0f%%, backend %.0f%%; database %.0f MB\n",
-                    frac * 100, s.offered, s.appended_per_s, s.lag_ev_p50, s.lag_ev_p99, s.lag_ev_max, s.lag_s_p50,
-                    s.lag_s_p99, s.lag_s_max, s.vis_p50_ms, s.vis_p99_ms, s.vis_max_ms, s.samples, s.rel_p50_ms, s.rel_p99_ms,
-                    s.txns_per_s,
-                    s.events_per_txn, s.cpu, fmt_cpu(s.pg_cpu).c_str(), s.drain_s,
-                    static_cast<unsigned long long>(s.append_errors), static_cast<unsigned long long>(s.timeouts), s.load,
-                    s.self_wait_share * 100, s.backend_wait_share * 100, s.db_mb);
+                    sus[row].label.c_str(), s.offered, s.appended_per_s, s.visible_per_s, s.lag_ev_p50, s.lag_ev_p99,
+                    s.lag_ev_max, s.lag_s_p50, s.lag_s_p99, s.lag_s_max, s.vis_p50_ms, s.vis_p99_ms, s.vis_max_ms,
+                    s.samples, s.rel_p50_ms, s.rel_p99_ms, s.txns_per_s, s.events_per_txn, s.cpu,
+                    fmt_cpu(s.pg_cpu).c_str(), s.drain_s, static_cast<unsigned long long>(s.append_errors),
+                    static_cast<unsigned long long>(s.timeouts), s.load, s.self_wait_share * 100,
+                    s.backend_wait_share * 100, s.db_mb);
         std::fflush(stdout);
-        sus[frac].push_back(s);
+        sus[row].runs.push_back(s);
       }
+    }
     (*p)->stop();
     pulse_rt->stop();
     if (Status e = (*p)->last_error(); !e.is_ok()) die("projector: " + e.to_string());
@@ -711,28 +777,35 @@ Runs run_projector(const Options& o, int runs) {
 
   std::printf("\n## projector under sustained ingest (embedded log, fsync on; %.0f s per run, medians of %d run(s))\n\n",
               sustain_s, runs);
-  std::printf("| offered events/s | appended events/s | lag events p50 / p99 / max | lag s p50 / p99 / max | "
-              "ingest→visible ms p50 / p99 / max | PG txns/s | events/txn | bench process CPU | PostgreSQL CPU | database MB |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-  for (auto& [frac, v] : sus) {
+  std::printf("The pipeline's max ingest: %.0f events/s (median of the runs; bisection below the stepped catch-up rate, "
+              "%.0f/s).\n\n",
+              median(pipeline_max), max_rate);
+  std::printf("| offered events/s | appended events/s | visible within the window /s | lag events p50 / p99 / max | "
+              "lag s p50 / p99 / max | ingest→visible ms p50 / p99 / max | of it until Pulse's facts were in the log, "
+              "p50 / p99 | PG txns/s | events/txn | bench process CPU | PostgreSQL CPU | database MB |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const Row& row : sus) {
+    const auto& v = row.runs;
     auto m = [&](auto get) {
       std::vector<double> x;
       for (auto& s : v) x.push_back(get(s));
       return median(x);
     };
-    std::printf("| %.0f (%.0f%% of %.0f) | %.0f | %.0f / %.0f / %.0f | %.3f / %.3f / %.3f | %.1f / %.1f / %.1f | %.1f | "
-                "%.1f | %s | %s | %.0f |\n",
-                m([](auto& s) { return s.offered; }), frac * 100, max_rate, m([](auto& s) { return s.appended_per_s; }),
-                m([](auto& s) { return s.lag_ev_p50; }), m([](auto& s) { return s.lag_ev_p99; }),
-                m([](auto& s) { return s.lag_ev_max; }), m([](auto& s) { return s.lag_s_p50; }),
-                m([](auto& s) { return s.lag_s_p99; }), m([](auto& s) { return s.lag_s_max; }),
-                m([](auto& s) { return s.vis_p50_ms; }), m([](auto& s) { return s.vis_p99_ms; }),
-                m([](auto& s) { return s.vis_max_ms; }), m([](auto& s) { return s.txns_per_s; }),
-                m([](auto& s) { return s.events_per_txn; }), fmt_cpu(m([](auto& s) { return s.cpu; })).c_str(),
-                fmt_cpu(m([](auto& s) { return s.pg_cpu; })).c_str(), m([](auto& s) { return s.db_mb; }));
+    std::printf("| %.0f (%s) | %.0f | %.0f | %.0f / %.0f / %.0f | %.3f / %.3f / %.3f | %.1f / %.1f / %.1f | %.1f / %.1f | "
+                "%.1f | %.1f | %s | %s | %.0f |\n",
+                m([](auto& s) { return s.offered; }), row.label.c_str(), m([](auto& s) { return s.appended_per_s; }),
+                m([](auto& s) { return s.visible_per_s; }), m([](auto& s) { return s.lag_ev_p50; }),
+                m([](auto& s) { return s.lag_ev_p99; }), m([](auto& s) { return s.lag_ev_max; }),
+                m([](auto& s) { return s.lag_s_p50; }), m([](auto& s) { return s.lag_s_p99; }),
+                m([](auto& s) { return s.lag_s_max; }), m([](auto& s) { return s.vis_p50_ms; }),
+                m([](auto& s) { return s.vis_p99_ms; }), m([](auto& s) { return s.vis_max_ms; }),
+                m([](auto& s) { return s.rel_p50_ms; }), m([](auto& s) { return s.rel_p99_ms; }),
+                m([](auto& s) { return s.txns_per_s; }), m([](auto& s) { return s.events_per_txn; }),
+                fmt_cpu(m([](auto& s) { return s.cpu; })).c_str(), fmt_cpu(m([](auto& s) { return s.pg_cpu; })).c_str(),
+                m([](auto& s) { return s.db_mb; }));
     // For the general table: events/s appended, latency = ingest -> visible.
     Result r;
-    r.scenario = "projector sustained " + std::to_string(static_cast<int>(frac * 100)) + "% of stepped catch-up rate";
+    r.scenario = "projector sustained at " + row.label;
     r.events_per_s = m([](auto& s) { return s.appended_per_s; });
     r.requests_per_s = m([](auto& s) { return s.txns_per_s; });
     r.p50_us = m([](auto& s) { return s.vis_p50_ms; }) * 1000;
