@@ -242,6 +242,7 @@ class ProjectorImpl final : public Projector {
       has_row_[p] = true;
     }
     conn_ = std::move(*c);
+    staged_since_truncate_.clear();  // a new session: its staging tables are new
     return Status::ok();
   }
 
@@ -345,6 +346,7 @@ class ProjectorImpl final : public Projector {
   Status commit(const std::vector<Range>& ranges) {
     pg::Conn& c = *conn_;
     if (Status s = c.exec("BEGIN"); !s.is_ok()) return s;
+    round_truncations_ = 0;
     proj::RowCounts counts;
     Status s = write_round(c, ranges, counts);
     if (s.is_ok() && opts_.hooks.at_commit) opts_.hooks.at_commit(false);
@@ -374,6 +376,7 @@ class ProjectorImpl final : public Projector {
       ++stats_.batches;
       stats_.rows += rows;
       stats_.events += events;
+      stats_.staging_truncations += round_truncations_;
     }
     if (metrics_.rounds) {
       metrics_.rounds->Increment();
@@ -411,6 +414,15 @@ class ProjectorImpl final : public Projector {
       auto r = c.query(b.spec().insert_sql(opts_.schema));
       if (!r.ok()) return std::move(r).take_status();
       counts[b.spec().name] += b.size();
+      // The staged rows are deleted; their pages come back at a truncation (table.h).
+      // Counted before the COMMIT: a round that aborts only makes the next one earlier.
+      size_t& staged = staged_since_truncate_[b.spec().name];
+      staged += b.size();
+      if (staged >= proj::kStagingTruncateRows) {
+        if (Status s = c.exec(b.spec().truncate_staging_sql()); !s.is_ok()) return s;
+        staged = 0;
+        ++round_truncations_;
+      }
     }
     // 3. Rows derived from rows (billing periods).
     for (auto& p : projections_)
@@ -484,6 +496,9 @@ class ProjectorImpl final : public Projector {
   LogFollower follow_;
   Metrics metrics_;
   std::unique_ptr<pg::Conn> conn_;  // the worker's (or step()'s caller's) only
+  // Rows staged per table through conn_'s staging tables since each was last truncated.
+  std::map<std::string_view, size_t> staged_since_truncate_;
+  uint64_t round_truncations_ = 0;  // in the round being written
   std::chrono::milliseconds backoff_{0};  // since the last transient failure; 0 when well
   uint64_t failures_ = 0;                 // transient failures since the last good round
   bool migrated_ = false;                 // migrate_url applied (once per projector)
@@ -564,6 +579,7 @@ class ProjectorGroup final : public Projector {
       sum.events += s.events;
       sum.pg_errors += s.pg_errors;
       sum.read_errors += s.read_errors;
+      sum.staging_truncations += s.staging_truncations;
     }
     return sum;
   }

@@ -115,6 +115,7 @@ struct ProjectorStats {
   uint64_t events = 0;       // records folded into committed rounds
   uint64_t pg_errors = 0;    // transient PostgreSQL failures (round discarded, retried)
   uint64_t read_errors = 0;  // transient log read failures (retried)
+  uint64_t staging_truncations = 0;  // staging tables truncated in committed rounds (table.h)
 };
 
 class Projector {

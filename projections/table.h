@@ -24,6 +24,11 @@ namespace agentos::proj {
 // replay/REPLAY.md).
 inline constexpr std::string_view kReadModelSchema = "agentos_rm";
 inline constexpr std::string_view kShadowSchema = "agentos_rm_shadow";
+// A projector's connection truncates a staging table once this many rows went through it
+// since the last truncation (TableSpec::truncate_staging_sql): often enough that a
+// round's scan of it reads few pages of deleted rows, rarely enough that small rounds do
+// not pay a truncation each.
+inline constexpr size_t kStagingTruncateRows = 4096;
 
 // What an incoming value does to the stored one, on conflict with an existing row and
 // when one round writes the key twice. Key columns are never updated.
@@ -63,9 +68,15 @@ struct TableSpec {
   std::string staging_table() const;
   // COPY agentos_stage_<name> (cols) FROM STDIN
   std::string copy_sql() const;
-  // INSERT INTO <schema>.<name> (cols) SELECT cols FROM agentos_stage_<name>
-  // [ON CONFLICT (key) DO UPDATE SET ...] — the merge rules above.
+  // WITH staged AS (DELETE FROM agentos_stage_<name> RETURNING cols)
+  // INSERT INTO <schema>.<name> (cols) SELECT cols FROM staged
+  // [ON CONFLICT (key) DO UPDATE SET ...] — the merge rules above. It empties the staging
+  // table as it reads it; the deleted rows' space comes back with truncate_staging_sql().
   std::string insert_sql(std::string_view schema = kReadModelSchema) const;
+  // TRUNCATE agentos_stage_<name>: a temporary table is never vacuumed, so the rows
+  // insert_sql deletes keep their pages until the table is truncated (the projector does
+  // it every kStagingTruncateRows staged rows).
+  std::string truncate_staging_sql() const;
   // The reader's named columns, in descriptor order, each as its Read kind asks.
   std::string select_list() const;
 };

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <iostream>
 
+#include "projections/table.h"
 #include "tests/processors/pulse_workload.h"
 #include "tests/projections/expected_fold.h"
 #include "tests/projections/projection_support.h"
@@ -83,14 +84,24 @@ class ProjectionCorrectness : public ::testing::Test {
     EXPECT_EQ(tables, read_model_tables());
 
     std::string report;
+    uint64_t staged_floor = 0;  // truncations the staged rows call for, at least (table.h)
     for (const std::string& t : read_model_tables()) {
       const Table& expected = x.tables.at(t);
       EXPECT_FALSE(expected.empty()) << t << ": the workload leaves it empty, the comparison proves nothing";
       const Table actual = sorted_rows(db, select_for(t));
+      // Every stored row was staged once or more, on one of the workers' connections (the
+      // busiest staged at least its share), and a truncation follows the round that
+      // reached kStagingTruncateRows rows since the last: with rounds of fewer rows than
+      // that per table (batches of 2048 records or fewer), within every 2x as many rows.
+      staged_floor += actual.size() / static_cast<size_t>(projector_options(db, batch).workers) /
+                      (2 * agentos::proj::kStagingTruncateRows);
       const std::string d = diff_tables(t, expected, actual, 8);
       EXPECT_TRUE(d.empty()) << "seed " << seed << ", batch " << batch << "\n" << d;
       report += " " + t + "=" + std::to_string(actual.size());
     }
+    // No PostgreSQL error (no reconnection): each connection truncated each staging table
+    // once per kStagingTruncateRows rows through it, so deleted rows' pages do not pile up.
+    EXPECT_GE(st.staging_truncations, staged_floor);
     {
       const Table expected = canonical_configs(db, x.configs);
       const Table actual =
@@ -132,7 +143,8 @@ class ProjectionCorrectness : public ::testing::Test {
     std::string c;
     for (const auto& [k, v] : x.coverage) c += " " + k + "=" + std::to_string(v);
     std::cout << "[projection] seed " << seed << " batch " << batch << ": inputs=" << x.inputs
-              << " derived=" << x.derived << " batches=" << st.batches << " rows=" << st.rows << "\n  tables:" << report
+              << " derived=" << x.derived << " batches=" << st.batches << " rows=" << st.rows
+              << " staging truncations=" << st.staging_truncations << " (at least " << staged_floor << ")\n  tables:" << report
               << "\n  coverage:" << c << "\n  log+pulse " << t_log << " s, projector " << t_proj << " s, fold+compare "
               << secs_since(t2) << " s" << std::endl;
     TestPostgres::get().drop_database(db);
