@@ -5,6 +5,7 @@
 // again.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -51,17 +52,23 @@ TEST(HostHttp, TheEnginesThreadsAreNamed) {
   o.pulse = true;
   Engine engine(dir.path(), o);
   ASSERT_EQ(engine.post_event("demo", engine.create_tenant("demo"), event_json("e-1")).status, 201);
+  // The host starts its components on a thread of its own: they may still be starting
+  // (and naming their threads) when the first request is answered.
+  const std::vector<std::string> wanted = {"log-commit", "log-sync", "rt-pulse", "http-io", "index", "host"};
   std::set<std::string> names;
-  for (const auto& t : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream f(t.path() / "comm");
-    std::string name;
-    std::getline(f, name);
-    names.insert(name);
-  }
+  wait_until([&] {
+    names.clear();
+    for (const auto& t : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream f(t.path() / "comm");
+      std::string name;
+      std::getline(f, name);
+      names.insert(name);
+    }
+    return std::all_of(wanted.begin(), wanted.end(), [&](const std::string& w) { return names.count(w) > 0; });
+  });
   std::string all;
   for (const auto& n : names) all += n + " ";
-  for (const char* want : {"log-commit", "log-sync", "rt-pulse", "http-io", "index", "host"})
-    EXPECT_TRUE(names.count(want)) << want << " among: " << all;
+  for (const std::string& want : wanted) EXPECT_TRUE(names.count(want)) << want << " among: " << all;
 }
 
 TEST(HostHttp, APermanentlyFailedComponentIsReportedAndTheGatewayKeepsServing) {
