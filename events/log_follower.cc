@@ -32,6 +32,20 @@ LogFollower::LogFollower(Log& log, const std::vector<Partition>& partitions)
 
 LogFollower::~LogFollower() { stop(); }
 
+std::function<void()> LogFollower::waker() const {
+  return [weak = std::weak_ptr<State>(s_)] {
+    auto s = weak.lock();
+    if (!s) return;
+    {
+      std::lock_guard lk(s->mu);
+      s->dirty = true;
+      s->urgent = true;
+      s->waiting = false;
+    }
+    s->cv.notify_all();  // also a window's wait
+  };
+}
+
 Status LogFollower::start(std::function<Result<bool>()> step, std::chrono::milliseconds idle, std::string name,
                           std::chrono::milliseconds window) {
   std::lock_guard lk(lifecycle_mu_);
@@ -68,6 +82,7 @@ void LogFollower::run(const std::function<Result<bool>()>& step, std::chrono::mi
       if (s_->stopping) return;
       s_->dirty = false;  // anything appended from here on wakes the wait below
       s_->caught_up = false;
+      s_->urgent = false;
     }
     const auto began = std::chrono::steady_clock::now();
     auto r = step();
@@ -83,7 +98,7 @@ void LogFollower::run(const std::function<Result<bool>()>& step, std::chrono::mi
       // Caught up under load: the next step waits out the window (appends mark it dirty,
       // none wakes it), and runs only if something was appended since this one began —
       // no wake-up and no empty step between two windows.
-      s_->cv.wait_until(lk, began + window, [&] { return s_->stopping; });
+      s_->cv.wait_until(lk, began + window, [&] { return s_->stopping || s_->urgent; });
       if (s_->dirty || s_->stopping) continue;
     }
     s_->waiting = true;  // only this wait is woken by appends
@@ -92,7 +107,7 @@ void LogFollower::run(const std::function<Result<bool>()>& step, std::chrono::mi
     // Gather the window's appends into one step: they mark the follower dirty but do not
     // wake it (a wake-up costs a futex call and a context switch, per follower).
     if (window.count() > 0 && s_->dirty)
-      s_->cv.wait_until(lk, began + window, [&] { return s_->stopping; });
+      s_->cv.wait_until(lk, began + window, [&] { return s_->stopping || s_->urgent; });
   }
 }
 

@@ -63,6 +63,12 @@ class LogFollower {
   // a step that made progress is followed at once by the next.
   void caught_up();
 
+  // A callable that wakes the thread at once, without waiting out the window: for a
+  // consumer whose step waits on something else than the log (a processor's relay appends
+  // in flight, whose readers wait for their acknowledgement). Callable from any thread,
+  // also after the follower is gone (it then does nothing).
+  std::function<void()> waker() const;
+
   // Raises the known end of `p` (a consumer that read further than the listener told).
   void raise_end(Partition p, int64_t end);
   // The highest end offset the listener reported for `p` (at least the end at
@@ -77,6 +83,7 @@ class LogFollower {
     bool dirty = false, stopping = false;
     bool waiting = false;  // in the wait an append ends (the listener wakes only that one)
     bool caught_up = false;  // set by caught_up() during the step in progress
+    bool urgent = false;     // set by a waker(): the next step does not wait for the window
     std::chrono::milliseconds pause{0};  // set by back_off(), taken by the next wait
     std::vector<std::atomic<int64_t>> ends;
   };

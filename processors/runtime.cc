@@ -330,6 +330,7 @@ class RuntimeImpl final : public ProcessorRuntime {
         deleted_(std::move(store.deleted)),
         follow_(log, opts_.partitions) {
     reset_lanes();  // every lane scans first (rule 3: at start)
+    wake_ = follow_.waker();
     if (opts_.metrics) {
       probe_ = std::make_unique<RuntimeProbe>(*opts_.metrics, name_, opts_.partitions);
       update_lag();
@@ -342,18 +343,22 @@ class RuntimeImpl final : public ProcessorRuntime {
   }
 
   Status start() override {
-    if (Status s = follow_.start([this] { return step_impl(kMaxRoundsPerRelay); }, opts_.idle_wait, "rt-" + name_,
+    if (Status s = follow_.start([this] { return step_impl(kMaxRoundsPerRelay, /*pipelined=*/true); }, opts_.idle_wait,
+                                 "rt-" + name_,
                                  opts_.batch_window);
         !s.is_ok())
       return Status(s.code(), "runtime already started");
     return Status::ok();
   }
 
-  void stop() override { follow_.stop(); }
+  void stop() override {
+    follow_.stop();
+    land_flight();
+  }
 
   Result<bool> step() override {
     if (follow_.started()) return Status(Code::kInvalidArgument, "step() while started");
-    return step_impl(1);
+    return step_impl(1, /*pipelined=*/false);
   }
 
   Status restart() override {
@@ -625,7 +630,7 @@ class RuntimeImpl final : public ProcessorRuntime {
   // Up to `max_rounds` rounds of processing — another only while the last read a full
   // batch and committed something (a backlog) — then one relay round for all of them
   // (kMaxRoundsPerRelay, runtime.h: a backlog is not paced by the log's append latency).
-  Result<bool> step_impl(size_t max_rounds) {
+  Result<bool> step_impl(size_t max_rounds, bool pipelined) {
     {
       std::lock_guard lk(mu_);
       if (!error_.is_ok()) return error_;
@@ -651,15 +656,32 @@ class RuntimeImpl final : public ProcessorRuntime {
       if (!full_batch_ || !committed) break;
     }
     if (opts_.relay) {
-      auto r = relay_round(kMaxRelayBatchEntries * rounds);
-      if (!r.ok()) return fail(std::move(r).take_status());
-      progress |= *r;
+      // PIPELINING (the worker): a round's appends stay in flight while the worker reads
+      // and applies what arrives meanwhile; the round is completed by the first step
+      // after they are acknowledged (the acknowledgement wakes the worker like an append
+      // does), and only then is the next one issued. step() waits for them at once.
+      if (flight_ && (!pipelined || flight_acked())) {
+        auto r = relay_complete();
+        if (!r.ok()) return fail(std::move(r).take_status());
+        progress |= *r;
+      }
+      if (!flight_) {
+        auto r = relay_issue(kMaxRelayBatchEntries * rounds);
+        if (!r.ok()) return fail(std::move(r).take_status());
+        if (*r && !pipelined) {
+          auto c = relay_complete();
+          if (!c.ok()) return fail(std::move(c).take_status());
+          progress |= *c;
+        }
+      }
     }
     if (probe_) update_lag();
-    // Everything read (no partition's batch was full) and relayed (no lane left with
-    // entries or a rescan): under load the follower's next step waits for its window.
-    if (progress && !full_batch_ &&
-        std::none_of(lanes_.begin(), lanes_.end(), [](const auto& l) { return l.second.dirty || l.second.needs_scan; }))
+    // Everything read (no partition's batch was full) and relayed or in flight (no other
+    // lane left with entries or a rescan): under load the follower's next step waits for
+    // its window — and for an append or the flight's acknowledgement.
+    if (progress && !full_batch_ && std::none_of(lanes_.begin(), lanes_.end(), [](const auto& l) {
+          return (l.second.dirty && !l.second.in_flight) || l.second.needs_scan;
+        }))
       follow_.caught_up();
     return progress;
   }
@@ -835,14 +857,21 @@ class RuntimeImpl final : public ProcessorRuntime {
       std::lock_guard lk(mu_);
       for (const auto& w : done) {
         committed_[w.p.value()] = w.next;
-        if (w.derived > 0) lane_state(Lane{false, w.p}).dirty = true;
+        if (w.derived > 0) {
+          LaneState& ls = lane_state(Lane{false, w.p});
+          ls.dirty = true;
+          ++ls.gen;
+        }
         for (const auto& [q, first] : w.cross_dests) {
           // A cross lane's keys lead with the SOURCE partition, so a new entry may sort
           // before the lane's cursor (which only same-partition lanes can trust to grow):
-          // move the cursor back to it.
+          // move the cursor back to it — and, while the lane's entries are in flight,
+          // keep the cursor their completion sets from passing it.
           LaneState& ls = lane_state(Lane{true, q});
           ls.dirty = true;
+          ++ls.gen;
           if (first < ls.from) ls.from = first;
+          if (ls.in_flight && (!ls.low || first < *ls.low)) ls.low = first;
         }
         stats_.events_applied += w.applied;
         stats_.events_skipped += w.skipped;
@@ -916,6 +945,9 @@ class RuntimeImpl final : public ProcessorRuntime {
     std::string from;  // every key of the lane below it is deleted
     bool dirty = true;      // may hold entries (set by commits, cleared when drained)
     bool needs_scan = true; // rule 3: at start, and after a failed append
+    uint64_t gen = 0;       // commits that added entries to the lane
+    bool in_flight = false; // part of the relay round in flight (flight_)
+    std::optional<std::string> low;  // meanwhile: the smallest key a commit added
   };
   static std::string lane_prefix(Lane l) { return partition_key(l.cross ? kCrossOutboxTag : kOutboxTag, l.dest); }
   static std::string lane_marker_key(Lane l) { return partition_key(l.cross ? kCrossMarkerTag : kMarkerTag, l.dest); }
@@ -1018,20 +1050,46 @@ class RuntimeImpl final : public ProcessorRuntime {
     return true;
   }
 
-  // One relay round over every lane with outbox entries (rules of runtime.h):
-  //   1. lanes needing it are rescanned first (rule 3);
-  //   2. the markers of those without one go in ONE synced WriteBatch (rule 1);
-  //   3. every lane's appends — one per run of one tenant's entries — are issued at
-  //      once, so the log group-commits them (one fsync for the round);
-  //   4. ONE WriteBatch deletes what was appended and moves the markers (rule 2).
+  // One relay round over every lane with outbox entries (rules of runtime.h), in two
+  // halves: relay_issue()
+  //   1. rescans the lanes needing it first (rule 3);
+  //   2. writes the markers of those without one in ONE synced WriteBatch (rule 1);
+  //   3. issues every lane's appends — one per run of one tenant's entries — at once, so
+  //      the log group-commits them (one fsync for the round);
+  // and relay_complete(), once they are acknowledged,
+  //   4. deletes what was appended and moves the markers in ONE WriteBatch (rule 2).
+  // Between the halves the worker may process more input (PIPELINING, step_impl): its
+  // commits add outbox entries and never touch a marker, and the next round is issued
+  // only after this one completed, so rounds still run one after another (rules 1, 2, 5).
   // A lane whose append failed keeps its entries and is rescanned before its next
   // append; the other lanes of the round go ahead.
-  Result<bool> relay_round(size_t max_entries) {
+  struct RelayFlight {
     struct Work {
       LaneState* ls;
       std::vector<std::pair<std::string, std::string>> pending;  // outbox key -> bytes
+      uint64_t gen;  // ls->gen when issued: a commit since added entries to the lane
+    };
+    struct Run {
+      size_t w, from, to;  // entries [from, to) of work[w].pending
+    };
+    // Filled by the log's callbacks (any thread); shared, so a late callback never
+    // touches a flight that is gone.
+    struct Acks {
+      std::mutex mu;
+      std::condition_variable cv;
+      size_t done = 0;
+      std::vector<Result<AppendResult>> results;  // by run
     };
     std::vector<Work> work;
+    std::vector<Run> runs;
+    size_t max_entries = 0;
+    std::shared_ptr<Acks> acks;
+  };
+
+  // Halves 1-3. true: appends are in flight (flight_); false: nothing to append.
+  Result<bool> relay_issue(size_t max_entries) {
+    RelayFlight f;
+    f.max_entries = max_entries;
     for (auto& [prefix, ls] : lanes_) {
       const Lane l = ls.lane;
       if (ls.needs_scan) {
@@ -1057,12 +1115,12 @@ class RuntimeImpl final : public ProcessorRuntime {
         if (!l.cross) note_relayed(l.dest, committed_offset(l.dest), std::nullopt);
         continue;
       }
-      work.push_back(Work{&ls, std::move(*pending)});
+      f.work.push_back(RelayFlight::Work{&ls, std::move(*pending), ls.gen});
     }
 
     rocksdb::WriteBatch markers;  // rule 1: where our appends can start, durably, first
     bool new_markers = false;
-    for (auto it = work.begin(); it != work.end();) {
+    for (auto it = f.work.begin(); it != f.work.end();) {
       const Lane l = it->ls->lane;
       auto m = marker(l);
       if (!m.ok()) return std::move(m).take_status();
@@ -1070,7 +1128,7 @@ class RuntimeImpl final : public ProcessorRuntime {
         auto end = log_.end_offset(l.dest);
         if (!end.ok()) {
           (void)relay_error(*it->ls, std::move(end).take_status());
-          it = work.erase(it);
+          it = f.work.erase(it);
           continue;
         }
         markers.Put(meta_, lane_marker_key(l), be64_value(end->value()));
@@ -1078,45 +1136,75 @@ class RuntimeImpl final : public ProcessorRuntime {
       }
       ++it;
     }
-    if (work.empty()) return false;
+    if (f.work.empty()) return false;
     if (new_markers) {
       rocksdb::WriteOptions wo;
       wo.sync = true;  // always: the marker must be durable before the append can be
       if (Status s = write_store(wo, markers, "relay marker"); !s.is_ok()) return s;
     }
 
-    struct Run {
-      size_t w, from, to;  // entries [from, to) of work[w].pending
-      Result<AppendResult> result = Status(Code::kUnavailable, "not appended");
-    };
-    std::vector<Run> runs;
-    for (size_t w = 0; w < work.size(); ++w) {
-      const auto& pending = work[w].pending;
+    for (size_t w = 0; w < f.work.size(); ++w) {
+      const auto& pending = f.work[w].pending;
       for (size_t i = 0; i < pending.size();) {
         const std::string_view tenant = read_header(pending[i].second).tenant;
         size_t j = i;
         while (j < pending.size() && read_header(pending[j].second).tenant == tenant) ++j;
-        runs.push_back(Run{w, i, j});
+        f.runs.push_back(RelayFlight::Run{w, i, j});
         i = j;
       }
     }
-    std::mutex done_mu;
-    std::condition_variable done_cv;
-    size_t done = 0;
-    for (Run& r : runs) {
-      const auto& pending = work[r.w].pending;
-      AppendBatch batch{TenantId(std::string(read_header(pending[r.from].second).tenant)), {}};
-      for (size_t k = r.from; k < r.to; ++k) batch.values.push_back(pending[k].second);
-      log_.append(std::move(batch), [&, run = &r](Result<AppendResult> res) {
-        std::lock_guard lk(done_mu);
-        run->result = std::move(res);
-        ++done;
-        done_cv.notify_all();
+    f.acks = std::make_shared<RelayFlight::Acks>();
+    f.acks->results.assign(f.runs.size(), Status(Code::kUnavailable, "not appended"));
+    for (LaneState* ls : lanes_in(f)) {
+      ls->in_flight = true;
+      ls->low.reset();
+    }
+    flight_ = std::move(f);
+    for (size_t r = 0; r < flight_->runs.size(); ++r) {
+      const RelayFlight::Run& run = flight_->runs[r];
+      const auto& pending = flight_->work[run.w].pending;
+      AppendBatch batch{TenantId(std::string(read_header(pending[run.from].second).tenant)), {}};
+      for (size_t k = run.from; k < run.to; ++k) batch.values.push_back(pending[k].second);
+      log_.append(std::move(batch), [acks = flight_->acks, r, wake = wake_](Result<AppendResult> res) {
+        bool last;
+        {
+          std::lock_guard lk(acks->mu);
+          acks->results[r] = std::move(res);
+          last = ++acks->done == acks->results.size();
+          acks->cv.notify_all();
+        }
+        if (last) wake();  // the worker completes the round (step_impl)
       });
     }
+    return true;
+  }
+
+  bool flight_acked() const {
+    std::lock_guard lk(flight_->acks->mu);
+    return flight_->acks->done == flight_->runs.size();
+  }
+
+  static std::vector<LaneState*> lanes_in(const RelayFlight& f) {
+    std::vector<LaneState*> out;
+    for (const auto& w : f.work) out.push_back(w.ls);
+    return out;
+  }
+
+  // Half 4, for the flight in progress (waits for its appends). true: entries relayed.
+  Result<bool> relay_complete() {
+    RelayFlight f = std::move(*flight_);
+    flight_.reset();
     {
-      std::unique_lock lk(done_mu);
-      done_cv.wait(lk, [&] { return done == runs.size(); });
+      std::unique_lock lk(f.acks->mu);
+      f.acks->cv.wait(lk, [&] { return f.acks->done == f.runs.size(); });
+    }
+    // The smallest key a commit added to each lane while the flight was out (cross lanes:
+    // it may sort before the appended ones; the cursor must not pass it).
+    std::vector<std::optional<std::string>> low(f.work.size());
+    for (size_t w = 0; w < f.work.size(); ++w) {
+      f.work[w].ls->in_flight = false;
+      low[w] = std::move(f.work[w].ls->low);
+      f.work[w].ls->low.reset();
     }
 
     rocksdb::WriteBatch wb;  // rule 2: delete what was appended and move the markers
@@ -1126,27 +1214,31 @@ class RuntimeImpl final : public ProcessorRuntime {
       bool drained;
     };
     std::vector<Relayed> relayed;
-    for (size_t w = 0; w < work.size(); ++w) {
-      const Lane l = work[w].ls->lane;
-      const auto& pending = work[w].pending;
+    for (size_t w = 0; w < f.work.size(); ++w) {
+      const Lane l = f.work[w].ls->lane;
+      const auto& pending = f.work[w].pending;
       Offset end(0);
       Status failed = Status::ok();
-      for (const Run& r : runs) {
-        if (r.w != w) continue;
-        if (!r.result.ok()) {
-          if (failed.is_ok()) failed = r.result.status();
+      for (size_t r = 0; r < f.runs.size(); ++r) {
+        if (f.runs[r].w != w) continue;
+        const Result<AppendResult>& res = f.acks->results[r];
+        if (!res.ok()) {
+          if (failed.is_ok()) failed = res.status();
         } else {
-          end = std::max(end, r.result->positions.back().offset.next());
+          end = std::max(end, res->positions.back().offset.next());
         }
       }
       if (!failed.is_ok()) {  // some of the lane's appends may be in the log: rescan first
-        (void)relay_error(*work[w].ls, std::move(failed));
+        (void)relay_error(*f.work[w].ls, std::move(failed));
         continue;
       }
       if (opts_.hooks.crash_after_relay_append && opts_.hooks.crash_after_relay_append(l.dest))
         return Status(Code::kInternal, "injected crash after relay append");
       for (const auto& entry : pending) wb.Delete(meta_, entry.first);
-      const bool drained = pending.size() < max_entries && !has_more_after(*work[w].ls, pending.back().first);
+      // Drained: nothing after the last appended key, and no commit added entries to the
+      // lane meanwhile (a cross lane's could sort before it).
+      const bool drained = pending.size() < f.max_entries && f.work[w].ls->gen == f.work[w].gen &&
+                           !has_more_after(*f.work[w].ls, pending.back().first);
       // Everything up to the last relayed key is deleted by this batch: later seeks start
       // after it instead of stepping over the tombstones (they stay until compaction).
       // The cursor moves only once the batch is written (below).
@@ -1161,10 +1253,11 @@ class RuntimeImpl final : public ProcessorRuntime {
     if (Status s = write(wb); !s.is_ok()) return s;
     size_t count = 0;
     for (const Relayed& r : relayed) {
-      const Work& wk = work[r.w];
+      const RelayFlight::Work& wk = f.work[r.w];
       LaneState& ls = *wk.ls;
       ls.from = wk.pending.back().first;
       ls.from.push_back('\0');  // the smallest key after it
+      if (low[r.w] && *low[r.w] < ls.from) ls.from = *low[r.w];
       if (r.drained) ls.dirty = false;
       // Every input before the last relayed entry's has all its same-partition derived
       // events in the log (an input's entries are consecutive); with the lane drained,
@@ -1182,6 +1275,25 @@ class RuntimeImpl final : public ProcessorRuntime {
     }
     if (probe_) probe_->relayed(count);
     return true;
+  }
+
+  // The flight in progress, if any, completed (stop(): the worker is joined). When that
+  // fails, the runtime stops on the error and every lane rescans before its next append.
+  void land_flight() {
+    if (!flight_) return;
+    if (db_ == nullptr) {  // no store to complete it in: wait for the appends, then rescan
+      std::unique_lock lk(flight_->acks->mu);
+      flight_->acks->cv.wait(lk, [&] { return flight_->acks->done == flight_->runs.size(); });
+      lk.unlock();
+      flight_.reset();
+      for (auto& [prefix, ls] : lanes_) ls.needs_scan = true, ls.in_flight = false;
+      return;
+    }
+    auto r = relay_complete();
+    if (!r.ok()) {
+      for (auto& [prefix, ls] : lanes_) ls.needs_scan = true;
+      (void)fail(std::move(r).take_status());
+    }
   }
 
   // Whether the lane has an entry after `last_key` (a read error counts as yes: the
@@ -1261,6 +1373,9 @@ class RuntimeImpl final : public ProcessorRuntime {
   // Every lane by its key prefix (same-partition lanes 'x' first, then cross 'y').
   // Worker / step thread only: the commit and the relay run on it in turn.
   std::map<std::string, LaneState> lanes_;
+  // The relay round whose appends are in flight (worker or step() thread only).
+  std::optional<RelayFlight> flight_;
+  std::function<void()> wake_;  // follow_.waker(): an acknowledged flight wakes the worker
   // This step read a full batch of some partition, or failed to read one: it may not have
   // taken everything (LogFollower::caught_up). Worker / step thread only.
   bool full_batch_ = false;

@@ -17,9 +17,12 @@
 // `consumes_own_events()`.
 //
 // RELAY. Appends the outbox of p to the log in key order and deletes what was appended.
-// step() relays after each round; the worker (start()) after up to kMaxRoundsPerRelay
-// rounds that each read a full batch (a backlog), so that a backlog is not paced by the
-// time an append takes to become durable.
+// step() relays after each round and waits for the appends; the worker (start()) relays
+// after up to kMaxRoundsPerRelay rounds that each read a full batch (a backlog), so that a
+// backlog is not paced by the time an append takes to become durable, and PIPELINES: it
+// goes on reading and applying while a round's appends are in flight, completes the round
+// (rule 2's WriteBatch) in the first step after they are acknowledged, and issues the
+// next round only then.
 // A relay round covers every owned partition: their new markers in one synced WriteBatch,
 // one append per run of one tenant's entries, all issued at once (the log group-commits
 // them: one fsync per round), then one WriteBatch of deletes and marker moves.
@@ -113,10 +116,9 @@ inline constexpr size_t kMaxProcessorBatchRecords = 8192;
 inline constexpr size_t kMaxRelayBatchEntries = 1024;          // outbox entries per relay round
 // The worker (start()) reads up to this many batches of each partition before it relays,
 // as long as each round read a full batch (a backlog), and then relays up to this many
-// times kMaxRelayBatchEntries entries per lane. A relay round waits for its appends to be
-// durable, and under a heavy ingest that wait is the log's queue (tens of ms behind
-// batches of 1000): one batch per relay round paced a backlogged Pulse at max_batch_records
-// per append latency. step() does one round.
+// times kMaxRelayBatchEntries entries per lane. A relay round's appends become durable
+// behind the log's queue (tens of ms behind batches of 1000): one batch per relay round
+// paced a backlogged Pulse at max_batch_records per append latency. step() does one round.
 inline constexpr size_t kMaxRoundsPerRelay = 8;
 inline constexpr size_t kRelayScanChunkRecords = 1024;         // records per recovery-scan read
 inline constexpr size_t kMaxDerivedPerEvent = 16384;  // emits per apply call (a memory bound)

@@ -83,6 +83,35 @@ TEST_F(LogFollowerTest, AnAppendWakesAnIdleStep) {
   f.stop();
 }
 
+// waker(): the step runs at once, also within a window that an append would wait out
+// (a processor's relay acknowledged: its readers are waiting), and it is harmless once the
+// follower is gone.
+TEST_F(LogFollowerTest, AWakerRunsTheStepAtOnceEvenWithinTheWindow) {
+  std::function<void()> wake;
+  {
+    LogFollower f(*log_, {Partition(0)});
+    wake = f.waker();
+    std::atomic<int> steps{0};
+    // A window and an idle wait of an hour: an append is taken at once after a quiet
+    // spell, then the window holds the next one back.
+    ASSERT_TRUE(f.start(
+                     [&]() -> Result<bool> {
+                       ++steps;
+                       f.caught_up();
+                       return true;
+                     },
+                     std::chrono::hours(1), "follower", std::chrono::hours(1))
+                    .is_ok());
+    ASSERT_TRUE(test::wait_until([&] { return steps.load() >= 1; }));
+    append();  // within the first step's window: held back
+    const int before = steps.load();
+    wake();
+    EXPECT_TRUE(test::wait_until([&] { return steps.load() > before; })) << "the waker did not run the step";
+    f.stop();
+  }
+  wake();  // the follower is gone: nothing happens
+}
+
 TEST_F(LogFollowerTest, AStepThatBacksOffIsNotRunAgainBeforeItsPauseEndsWhateverIsAppended) {
   LogFollower f(*log_, {Partition(0)});
   constexpr auto kPause = 300ms;
