@@ -762,7 +762,7 @@ class EmbeddedLog final : public Log {
 
   // A tail record's memory: the record itself and the heap buffers of its value and of
   // its tenant (none for a tenant short enough to be held inline). The budget bounds
-  // this, not the values alone: for small events the rest is a third of the total.
+  // this, not the values alone: for a 200-byte event the rest is nearly half the total.
   static size_t tail_footprint(const StoredRecord& r) {
     auto heap = [](const std::string& s) { return s.capacity() > std::string().capacity() ? s.capacity() + 1 : 0; };
     return sizeof(StoredRecord) + heap(r.value) + heap(r.tenant.str());

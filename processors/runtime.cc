@@ -658,8 +658,9 @@ class RuntimeImpl final : public ProcessorRuntime {
     if (opts_.relay) {
       // PIPELINING (the worker): a round's appends stay in flight while the worker reads
       // and applies what arrives meanwhile; the round is completed by the first step
-      // after they are acknowledged (the acknowledgement wakes the worker like an append
-      // does), and only then is the next one issued. step() waits for them at once.
+      // after they are acknowledged (the acknowledgement wakes the worker at once, window
+      // or not: LogFollower::waker), and only then is the next one issued. step() waits
+      // for them at once.
       if (flight_ && (!pipelined || flight_acked())) {
         auto r = relay_complete();
         if (!r.ok()) return fail(std::move(r).take_status());
@@ -962,15 +963,21 @@ class RuntimeImpl final : public ProcessorRuntime {
     if (src.partition == l.dest || !owned(src.partition)) return std::nullopt;
     return cross_outbox_key(l.dest, src, index);
   }
+  static LaneState new_lane(Lane l) {
+    LaneState ls;
+    ls.lane = l;
+    ls.from = lane_prefix(l);
+    return ls;
+  }
   void reset_lanes() {
     lanes_.clear();
     for (Partition p : opts_.partitions) {
       Lane l{false, p};
-      lanes_.emplace(lane_prefix(l), LaneState{l, lane_prefix(l)});
+      lanes_.emplace(lane_prefix(l), new_lane(l));
     }
     for (int32_t q = 0; q < log_.partition_count(); ++q) {
       Lane l{true, Partition(q)};
-      lanes_.emplace(lane_prefix(l), LaneState{l, lane_prefix(l)});
+      lanes_.emplace(lane_prefix(l), new_lane(l));
     }
   }
   LaneState& lane_state(Lane l) { return lanes_.at(lane_prefix(l)); }

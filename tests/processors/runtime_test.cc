@@ -622,36 +622,43 @@ TEST_F(RuntimeTest, BeforeCommitTransientErrorDiscardsAndRetriesOtherErrorsStick
 
 // ---- Pipelined relay (runtime.cc, step_impl) -----------------------------------------
 
+// An Echo runtime over `held` (a FaultyLog around the fixture's log), not started.
+void open_echo(test::FaultyLog& held, Echo& echo, const std::string& state_dir, std::unique_ptr<ProcessorRuntime>& rt) {
+  RuntimeOptions o;
+  o.state_dir = state_dir;
+  auto opened = open_processor_runtime(held, echo, std::move(o));
+  ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+  rt = std::move(opened).value();
+}
+
 // While a relay round's appends are in flight, the worker goes on reading and applying;
 // the round completes once they are acknowledged and only then is the next one issued, so
 // each derived event is in the log once, in the order of its input.
 TEST_F(RuntimeTest, TheWorkerAppliesWhileItsRelayAppendIsInFlight) {
   test::FaultyLog held(*log_);
   Echo echo;
-  RuntimeOptions o;
-  o.state_dir = dir_.sub("state");
-  auto rt = open_processor_runtime(held, echo, std::move(o));
-  ASSERT_TRUE(rt.ok()) << rt.status().to_string();
-  const std::string src = (*rt)->derived_source();
+  std::unique_ptr<ProcessorRuntime> rt;
+  ASSERT_NO_FATAL_FAILURE(open_echo(held, echo, dir_.sub("state"), rt));
+  const std::string src = rt->derived_source();
   const Partition p = p_of("acme");
   held.hold_appends = true;
-  ASSERT_TRUE((*rt)->start().is_ok());
+  ASSERT_TRUE(rt->start().is_ok());
   int64_t t = kBaseTimeUs;
   append_all(*log_, {{"acme", session_event("acme", "a1", "created", "s1", t += 1000)}});
   ASSERT_TRUE(wait_until([&] { return held.held() == 1; }));  // a1's echo: its relay append, held
   append_all(*log_, {{"acme", session_event("acme", "a2", "created", "s2", t += 1000)}});
   const Offset second(log_->end_offset(p)->value() - 1);
-  EXPECT_TRUE(wait_until([&] { return (*rt)->committed_offset(p) > second; }))
+  EXPECT_TRUE(wait_until([&] { return rt->committed_offset(p) > second; }))
       << "a2 is applied while a1's echo is in flight";
   EXPECT_EQ(held.held(), 1u);  // a2's echo waits for the round in flight
   EXPECT_TRUE(logged_from(*log_, src).empty());
   held.hold_appends = false;
   held.release_held();
   ASSERT_TRUE(wait_until([&] { return logged_from(*log_, src).size() == 2; }));
-  EXPECT_TRUE((*rt)->wait_relayed(p, second, std::chrono::steady_clock::now() + std::chrono::seconds(10)));
-  (*rt)->stop();
-  EXPECT_TRUE((*rt)->last_error().is_ok()) << (*rt)->last_error().to_string();
-  EXPECT_EQ((*rt)->stats().relayed, 2u);
+  EXPECT_TRUE(rt->wait_relayed(p, second, std::chrono::steady_clock::now() + std::chrono::seconds(10)));
+  rt->stop();
+  EXPECT_TRUE(rt->last_error().is_ok()) << rt->last_error().to_string();
+  EXPECT_EQ(rt->stats().relayed, 2u);
   const auto logged = logged_from(*log_, src);
   ASSERT_EQ(logged.size(), 2u);
   auto input = [&](const LoggedEvent& e) { return parse_derived_event_id("echo", e.id)->first.offset; };
@@ -684,27 +691,25 @@ TEST_F(RuntimeTest, ACrossLaneEntryCommittedWhileTheLaneIsInFlightIsRelayedToo) 
   ASSERT_FALSE(early.empty() || late.empty() || dest.empty());
   test::FaultyLog held(*log_);
   Echo echo;
-  RuntimeOptions o;
-  o.state_dir = dir_.sub("state");
-  auto rt = open_processor_runtime(held, echo, std::move(o));
-  ASSERT_TRUE(rt.ok()) << rt.status().to_string();
-  const std::string src = (*rt)->derived_source();
+  std::unique_ptr<ProcessorRuntime> rt;
+  ASSERT_NO_FATAL_FAILURE(open_echo(held, echo, dir_.sub("state"), rt));
+  const std::string src = rt->derived_source();
   held.hold_appends = true;
-  ASSERT_TRUE((*rt)->start().is_ok());
+  ASSERT_TRUE(rt->start().is_ok());
   int64_t t = kBaseTimeUs;
   append_all(*log_, {{late, session_event(late, "to-" + dest + ".1", "created", "s1", t += 1000)}});
   ASSERT_TRUE(wait_until([&] { return held.held() == 1; }));  // late's message, in flight
   append_all(*log_, {{early, session_event(early, "to-" + dest + ".2", "created", "s2", t += 1000)}});
   const Partition ep = p_of(early);
   const Offset applied(log_->end_offset(ep)->value());
-  ASSERT_TRUE(wait_until([&] { return (*rt)->committed_offset(ep) >= applied; }));  // early's, committed
+  ASSERT_TRUE(wait_until([&] { return rt->committed_offset(ep) >= applied; }));  // early's, committed
   held.hold_appends = false;
   held.release_held();
   EXPECT_TRUE(wait_until([&] { return logged_from(*log_, src).size() == 2; }))
       << "early's message, committed while late's was in flight, was never relayed";
-  (*rt)->stop();
-  EXPECT_TRUE((*rt)->last_error().is_ok()) << (*rt)->last_error().to_string();
-  EXPECT_EQ((*rt)->stats().relayed, 2u);
+  rt->stop();
+  EXPECT_TRUE(rt->last_error().is_ok()) << rt->last_error().to_string();
+  EXPECT_EQ(rt->stats().relayed, 2u);
   for (const auto& e : logged_from(*log_, src)) EXPECT_EQ(e.pos.partition, p_of(dest));
 }
 
