@@ -1162,9 +1162,9 @@ class RuntimeImpl final : public ProcessorRuntime {
     }
     f.acks = std::make_shared<RelayFlight::Acks>();
     f.acks->results.assign(f.runs.size(), Status(Code::kUnavailable, "not appended"));
-    for (LaneState* ls : lanes_in(f)) {
-      ls->in_flight = true;
-      ls->low.reset();
+    for (const RelayFlight::Work& w : f.work) {
+      w.ls->in_flight = true;
+      w.ls->low.reset();
     }
     flight_ = std::move(f);
     for (size_t r = 0; r < flight_->runs.size(); ++r) {
@@ -1189,12 +1189,6 @@ class RuntimeImpl final : public ProcessorRuntime {
   bool flight_acked() const {
     std::lock_guard lk(flight_->acks->mu);
     return flight_->acks->done == flight_->runs.size();
-  }
-
-  static std::vector<LaneState*> lanes_in(const RelayFlight& f) {
-    std::vector<LaneState*> out;
-    for (const auto& w : f.work) out.push_back(w.ls);
-    return out;
   }
 
   // Half 4, for the flight in progress (waits for its appends). true: entries relayed.
