@@ -661,7 +661,7 @@ class RuntimeImpl final : public ProcessorRuntime {
       // after they are acknowledged (the acknowledgement wakes the worker at once, window
       // or not: LogFollower::waker), and only then is the next one issued. step() waits
       // for them at once.
-      if (flight_ && (!pipelined || flight_acked())) {
+      if (flight_ && (!pipelined || flight_->acks->all())) {
         auto r = relay_complete();
         if (!r.ok()) return fail(std::move(r).take_status());
         progress |= *r;
@@ -1086,6 +1086,14 @@ class RuntimeImpl final : public ProcessorRuntime {
       std::condition_variable cv;
       size_t done = 0;
       std::vector<Result<AppendResult>> results;  // by run
+      bool all() {  // every run acknowledged
+        std::lock_guard lk(mu);
+        return done == results.size();
+      }
+      void await() {
+        std::unique_lock lk(mu);
+        cv.wait(lk, [&] { return done == results.size(); });
+      }
     };
     std::vector<Work> work;
     std::vector<Run> runs;
@@ -1186,19 +1194,12 @@ class RuntimeImpl final : public ProcessorRuntime {
     return true;
   }
 
-  bool flight_acked() const {
-    std::lock_guard lk(flight_->acks->mu);
-    return flight_->acks->done == flight_->runs.size();
-  }
 
   // Half 4, for the flight in progress (waits for its appends). true: entries relayed.
   Result<bool> relay_complete() {
     RelayFlight f = std::move(*flight_);
     flight_.reset();
-    {
-      std::unique_lock lk(f.acks->mu);
-      f.acks->cv.wait(lk, [&] { return f.acks->done == f.runs.size(); });
-    }
+    f.acks->await();
     // The smallest key a commit added to each lane while the flight was out (cross lanes:
     // it may sort before the appended ones; the cursor must not pass it).
     std::vector<std::optional<std::string>> low(f.work.size());
@@ -1283,9 +1284,7 @@ class RuntimeImpl final : public ProcessorRuntime {
   void land_flight() {
     if (!flight_) return;
     if (db_ == nullptr) {  // no store to complete it in: wait for the appends, then rescan
-      std::unique_lock lk(flight_->acks->mu);
-      flight_->acks->cv.wait(lk, [&] { return flight_->acks->done == flight_->runs.size(); });
-      lk.unlock();
+      flight_->acks->await();
       flight_.reset();
       for (auto& [prefix, ls] : lanes_) ls.needs_scan = true, ls.in_flight = false;
       return;
