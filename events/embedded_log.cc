@@ -916,18 +916,6 @@ class TenantKeyPrefix final : public rocksdb::SliceTransform {
   }
 };
 
-// The whole key as the "prefix": the hash buckets of the "ids" memtable (open_db).
-class WholeKey final : public rocksdb::SliceTransform {
- public:
-  const char* Name() const override { return "agentos.WholeKey"; }
-  rocksdb::Slice Transform(const rocksdb::Slice& key) const override { return key; }
-  bool InDomain(const rocksdb::Slice&) const override { return true; }
-};
-
-// Buckets of one "ids" memtable (8 bytes each): a full 64 MiB memtable holds about a
-// million keys, some ten per bucket.
-constexpr size_t kIdsMemtableBuckets = 100000;
-
 // A log written before "ids" existed: index every record's key once, then mark it done
 // (synced), so that dedupe sees the whole history.
 Status index_ids_once(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHandle*>& cfs) {
@@ -980,14 +968,12 @@ Result<OpenedDb> open_db(const EmbeddedLogOptions& opts, bool read_only) {
   use_rocks_budget(cfo);
   // "ids" is only ever read by point lookups, most of them misses (a new event): whole-key
   // bloom filters in the memtable and in every table file answer those without a search.
-  // Its keys arrive in no order (producers' ids are random, or one sequence per
-  // connection), so a skip list would search from the top for every insert: the memtable
-  // is a hash table of short sorted lists instead, bucketed by the whole key (a lookup
-  // or insert touches one bucket; a flush sorts once). Nothing iterates "ids"; a hash
-  // memtable needs the single writer set above.
+  // Its keys arrive in no order (producers' ids are mostly random UUIDs), so each insert
+  // searches the skip list from the top. A hash memtable inserts cheaper but must sort
+  // all of itself into a skip list at every flush: measured over runs long enough to
+  // flush (tests/bench/RESULTS.md, 2026-12-06), that sort cost the flush thread more than
+  // the committer saved, and a flush behind the writes stalled them for seconds.
   rocksdb::ColumnFamilyOptions ids = cfo;
-  ids.prefix_extractor = std::make_shared<WholeKey>();
-  ids.memtable_factory.reset(rocksdb::NewHashLinkListRepFactory(kIdsMemtableBuckets));
   ids.memtable_prefix_bloom_size_ratio = 0.1;
   ids.memtable_whole_key_filtering = true;
   use_rocks_budget(ids, /*bloom=*/true);
