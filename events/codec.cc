@@ -9,6 +9,7 @@
 #include "events/codec_internal.h"
 #include "events/json_text.h"
 #include "events/json_writer.h"
+#include "events/log.h"
 #include "schemas/agentos_generated.h"
 
 namespace agentos {
@@ -676,6 +677,8 @@ Status verify_event(std::string_view bytes) {
   }
   return Status::ok();
 }
+
+Status verify_record(const StoredRecord& r) { return r.verified ? Status::ok() : verify_event(r.value); }
 
 namespace {
 

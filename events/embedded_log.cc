@@ -489,7 +489,8 @@ class EmbeddedLog final : public Log {
         wb.Put(cfs_[kIds], ik, position_value({p, o}));
         group_ids_.insert_or_assign(std::move(ik), Position{p, o});
         // The record's bytes move to the tails: nothing reads the batch's values after this.
-        if (tail_budget_ > 0) written.push_back(StoredRecord{{p, o}, b.tenant, std::move(v), last, o.value(), link});
+        if (tail_budget_ > 0)
+          written.push_back(StoredRecord{{p, o}, b.tenant, std::move(v), last, o.value(), link, /*verified=*/true});
         results[g].positions.push_back({p, o});
       }
       if (!lookup_failed.is_ok()) break;  // the whole group fails below
@@ -928,7 +929,7 @@ Status index_ids_once(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHa
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     auto rec = decode(it->key(), it->value());
     if (!rec.ok()) return std::move(rec).take_status();
-    if (!verify_event(rec->value).is_ok()) continue;  // not indexable; the auditor's business
+    if (!verify_record(*rec).is_ok()) continue;  // not indexable; the auditor's business
     const EventHeader h = read_header(rec->value);
     wb.Put(cfs[3], id_key(rec->tenant.str(), h.source, h.id), position_value(rec->pos));
     if (wb.Count() >= 4096) {

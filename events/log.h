@@ -50,7 +50,16 @@ struct StoredRecord {
   // stored with it. seq = -1: a record the log stored before it chained records.
   int64_t seq = -1;
   std::array<uint8_t, 32> chain{};
+  // The value was verified before this process stored it and has not left the process's
+  // memory since (the embedded log's tail: an AppendBatch holds verified events), so a
+  // reader may skip verifying it again — verify_record. False for every record read back
+  // from storage or from a broker: those are verified by their reader.
+  bool verified = false;
 };
+
+// verify_event(r.value) (events/codec.h), unless `r.verified`: what a reader of the log
+// calls before it uses a record.
+Status verify_record(const StoredRecord& r);
 
 // Records to append for one tenant, atomically: all are appended, contiguously and in
 // this order, or none are.

@@ -479,7 +479,7 @@ class KafkaTenantTopics final : public TenantTopics {
     for (size_t p = 0; p < batch.size(); ++p) {
       for (const StoredRecord& r : batch[p]) {
         next[p] = r.pos.offset.next().value();
-        if (Status v = verify_event(r.value); !v.is_ok())
+        if (Status v = verify_record(r); !v.is_ok())
           return fail(Status(Code::kCorruption, "tenant topics: record at partition " + std::to_string(p) +
                                                     " offset " + std::to_string(r.pos.offset.value()) +
                                                     " failed verification"));

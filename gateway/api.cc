@@ -1046,7 +1046,7 @@ void Api::compare_replays(std::shared_ptr<Posting> p, const std::vector<size_t>&
     auto rec = log_.read(pos.partition, pos.offset, ReadOptions{.max_records = 1, .max_bytes = 1});
     Status st = rec.ok() ? Status::ok() : rec.status();
     if (st.is_ok()) {
-      const bool there = !rec->empty() && rec->front().pos == pos && verify_event(rec->front().value).is_ok();
+      const bool there = !rec->empty() && rec->front().pos == pos && verify_record(rec->front()).is_ok();
       const EventHeader h = there ? read_header(rec->front().value) : EventHeader{};
       if (!there || h.source != p->events[i].source || h.id != p->events[i].id)
         st = Status(Code::kInternal, "the logged event of " + prefix + "id at partition " +

@@ -235,7 +235,7 @@ void Api::get_events(const HttpRequest& req, const TenantId& t, Reply reply) {
   bool first = true;
   for (const auto& r : *recs) {
     next = r.pos.offset.next().value();
-    if (!verify_event(r.value).is_ok()) {
+    if (!verify_record(r).is_ok()) {
       return reply(problem_response(Status(Code::kCorruption, "stored record at offset " + std::to_string(r.pos.offset.value()) + " failed verification"), req.path));
     }
     if (!first) body += ',';

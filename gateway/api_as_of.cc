@@ -72,7 +72,7 @@ void Api::serve_as_of(const HttpRequest& req, const TenantId& t, const AsOfEntit
           done = true;
           break;
         }
-        if (!verify_event(r.value).is_ok() || read_header(r.value).type_name != entity.fact_type) continue;
+        if (!verify_record(r).is_ok() || read_header(r.value).type_name != entity.fact_type) continue;
         simdjson::dom::element doc, data;
         std::string_view got;
         if (parser.parse(encode_json(r.value)).get(doc) || doc["data"].get(data) || data[entity.id_member].get(got) ||

@@ -230,11 +230,11 @@ class ExportBody {
       return Status::ok();
     }
     if (Status s = flush_run(out); !s.is_ok()) return s;
-    std::string json = verify_event(r.value).is_ok() ? encode_json(r.value) : std::string("null");
+    std::string json = verify_record(r).is_ok() ? encode_json(r.value) : std::string("null");
     if (pii_ != nullptr) json = pii_->reveal(t_.str(), json);
     const std::string bytes = base64url(r.value);
     if (csv_) {
-      const EventHeader h = verify_event(r.value).is_ok() ? read_header(r.value) : EventHeader{};
+      const EventHeader h = verify_record(r).is_ok() ? read_header(r.value) : EventHeader{};
       row(out, "event", std::to_string(seq_), std::to_string(r.pos.offset.value()), "", "", "", std::to_string(r.append_us),
           r.tenant.str(), bytes, std::string(h.id), std::string(h.type_name), h.time_us ? format_rfc3339_us(h.time_us) : "",
           std::string(h.subject), json);

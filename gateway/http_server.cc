@@ -523,7 +523,7 @@ class Session : public StreamWaiter, public std::enable_shared_from_this<Session
       for (const auto& r : *recs) {
         if (out.size() >= chunk_limit) break;
         next_ = r.pos.offset.next();
-        if (!verify_event(r.value).is_ok()) continue;
+        if (!verify_record(r).is_ok()) continue;
         if (auto why = sh_.api.stream_end(stream_req_, &r)) return end_stream(std::move(out), *why);
         auto h = agentos::read_header(r.value);
         std::string_view type = h.type_name;
@@ -758,7 +758,7 @@ class WsSession final : public StreamWaiter, public std::enable_shared_from_this
       for (const auto& r : *recs) {
         if (events.size() >= chunk_limit || unacked_.size() + offsets.size() >= sh_.opts.ws_ack_window) break;
         next_ = r.pos.offset.next();
-        if (!verify_event(r.value).is_ok()) continue;
+        if (!verify_record(r).is_ok()) continue;
         // Access ends here: nothing from this record on is sent (the events collected
         // before it were not sent yet and are dropped with the connection).
         if (auto why = sh_.api.stream_end(req_, &r)) return revoked(*why);

@@ -229,7 +229,7 @@ class StoreIndex final : public LocalIndex {
   }
 
   void apply(const StoredRecord& r, KvBatch& wb) {
-    if (!verify_event(r.value).is_ok()) return;  // corrupt records are the auditor's business
+    if (!verify_record(r).is_ok()) return;  // corrupt records are the auditor's business
     const auto* ev = fb::GetEvent(r.value.data());
     const std::string tenant = ev->tenantid()->str();
     if (!log_.dedupes()) {  // otherwise the log keeps the keys itself (events/log.h)

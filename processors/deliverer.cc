@@ -265,7 +265,7 @@ class DelivererImpl final : public Deliverer {
       KvBatch batch;
       std::vector<Job> found;
       for (const auto& r : *recs) {
-        if (!verify_event(r.value).is_ok()) continue;
+        if (!verify_record(r).is_ok()) continue;
         const EventHeader h = read_header(r.value);
         const std::string_view type = h.type_name;
         if (type != "webhook.notification" && type != "webhook.retry_due" && type != "webhook.delivery.updated")

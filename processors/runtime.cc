@@ -769,7 +769,7 @@ class RuntimeImpl final : public ProcessorRuntime {
     PartitionWork w{p, from, recs->back().pos.offset.next(), 0, 0, 0, 0, 0, {}};
     w.records = recs->size();
     for (const StoredRecord& rec : *recs) {
-      if (Status v = verify_event(rec.value); !v.is_ok())
+      if (Status v = verify_record(rec); !v.is_ok())
         return Status(Code::kCorruption, "record " + std::to_string(rec.pos.offset.value()) +
                                              " of partition " + std::to_string(p.value()) +
                                              ": " + v.message());
@@ -1016,7 +1016,7 @@ class RuntimeImpl final : public ProcessorRuntime {
         rocksdb::WriteBatch wb;
         uint64_t found = 0;
         for (const StoredRecord& rec : *recs) {
-          if (!verify_event(rec.value).is_ok()) continue;  // not ours: ours are verified
+          if (!verify_record(rec).is_ok()) continue;  // not ours: ours are verified
           EventHeader h = read_header(rec.value);
           if (h.source != source_) continue;
           auto id = parse_derived_event_id(name_, h.id);

@@ -318,7 +318,7 @@ class ProjectorImpl final : public Projector {
         next = rec.pos.offset.value() + 1;
         if (!opts_.tenant.empty() && rec.tenant.str() != opts_.tenant) continue;
         if (deleted_.count(rec.tenant.str()) || deleting_.count(rec.tenant.str())) continue;  // a deleted tenant
-        if (Status v = verify_event(rec.value); !v.is_ok())
+        if (Status v = verify_record(rec); !v.is_ok())
           return Status(Code::kCorruption, "projector: record " + std::to_string(p.value()) + "/" +
                                                std::to_string(rec.pos.offset.value()) + ": " + v.message());
         const EventHeader h = read_header(rec.value);

@@ -100,7 +100,7 @@ Status for_each_audit_fact(Log& log, std::string_view type, const std::function<
     if (!page.ok()) return std::move(page).take_status();
     if (page->empty()) return Status::ok();
     for (const StoredRecord& r : *page)
-      if (verify_event(r.value).is_ok() && read_header(r.value).type_name == type) fn(encode_json(r.value));
+      if (verify_record(r).is_ok() && read_header(r.value).type_name == type) fn(encode_json(r.value));
     from = page->back().pos.offset.next();
   }
 }

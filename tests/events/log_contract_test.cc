@@ -482,7 +482,7 @@ TEST(EmbeddedLogTail, ReadsFromTheTailEqualReadsFromRocksDb) {
   ASSERT_TRUE(plain.ok());
   const auto uncached = read_all(**plain);
   ASSERT_EQ(cached.size(), uncached.size());
-  size_t records = 0;
+  size_t records = 0, from_tail = 0;
   for (size_t k = 0; k < cached.size(); ++k) {
     const auto& c = cached[k];
     const auto& r = uncached[k];
@@ -493,9 +493,26 @@ TEST(EmbeddedLogTail, ReadsFromTheTailEqualReadsFromRocksDb) {
       EXPECT_EQ(r[i].tenant, c[i].tenant);
       EXPECT_EQ(r[i].value, c[i].value);
       EXPECT_EQ(r[i].append_us, c[i].append_us) << "read " << k << " record " << i;
+      // Bytes read back from storage are never taken as verified (their readers verify
+      // them); the tail's are the appended, verified events (StoredRecord::verified).
+      EXPECT_FALSE(r[i].verified) << "read " << k << " record " << i;
+      if (c[i].verified) ++from_tail;
     }
   }
   EXPECT_GT(records, 500u);  // the reads were not all empty
+  EXPECT_GT(from_tail, 0u);
+  EXPECT_LT(from_tail, records);  // some were read before the tail, from RocksDB
+}
+
+// verify_record verifies what the log did not mark verified, and only that.
+TEST(EmbeddedLogTail, VerifyRecordSkipsOnlyWhatTheLogVerified) {
+  StoredRecord r{{Partition(0), Offset(0)}, TenantId("acme"), "not a flatbuffer"};
+  EXPECT_EQ(verify_record(r).code(), Code::kCorruption);
+  r.value = make_event("acme", "e0");
+  EXPECT_TRUE(verify_record(r).is_ok());
+  r.value = "not a flatbuffer";
+  r.verified = true;  // what the tail says of an appended (verified) event
+  EXPECT_TRUE(verify_record(r).is_ok());
 }
 
 // The tail's budget bounds the records' memory, not only their values: a record counts
