@@ -127,7 +127,8 @@ class ProjectorImpl final : public Projector {
   }
 
   Status start() override {
-    if (Status s = follow_.start([this] { return step_impl(); }, opts_.idle_wait, "projector"); !s.is_ok())
+    if (Status s = follow_.start([this] { return step_impl(); }, opts_.idle_wait, "projector", opts_.batch_window);
+        !s.is_ok())
       return Status(s.code(), "projector already started");
     return Status::ok();
   }
@@ -259,6 +260,7 @@ class ProjectorImpl final : public Projector {
       }
     }
     std::vector<Range> ranges;
+    full_batch_ = false;
     if (Status s = read_round(ranges); !s.is_ok()) {
       discard_round();
       return fail(s);
@@ -278,6 +280,9 @@ class ProjectorImpl final : public Projector {
     }
     pg_well();
     update_lag();
+    // Everything read (no partition's batch was full): under load the next round waits
+    // for the window and an append.
+    if (!full_batch_) follow_.caught_up();
     return true;
   }
 
@@ -309,6 +314,7 @@ class ProjectorImpl final : public Projector {
         continue;
       }
       if (recs->empty()) continue;
+      if (recs->size() >= ro.max_records) full_batch_ = true;  // there may be more
       int64_t next = from;
       for (const StoredRecord& rec : *recs) {
         if (stop != opts_.stop_at.end() && rec.pos.offset.value() >= stop->second) {
@@ -501,6 +507,7 @@ class ProjectorImpl final : public Projector {
   uint64_t round_truncations_ = 0;  // in the round being written
   std::chrono::milliseconds backoff_{0};  // since the last transient failure; 0 when well
   uint64_t failures_ = 0;                 // transient failures since the last good round
+  bool full_batch_ = false;               // the round's read of some partition hit max_batch_records
   bool migrated_ = false;                 // migrate_url applied (once per projector)
   std::minstd_rand rng_{std::random_device{}()};
 

@@ -101,6 +101,14 @@ struct ProjectorOptions {
   // How long an idle worker waits for an append before looking again (it is woken by
   // the log's listener; this bounds a missed wake-up and a retry after an error).
   std::chrono::milliseconds idle_wait{200};
+  // BATCHING (events/log_follower.h, `window`): under load a started worker begins a
+  // round at most once per window, taking every append of the window in one PostgreSQL
+  // transaction; after a quiet spell an append is taken at once. A round costs its
+  // transaction whatever it holds, so without a window a worker starts the next one as
+  // soon as the last commits, and at a moderate rate spends PostgreSQL's CPU on many
+  // small rounds. It bounds what a reader waiting for the projector (`?after=`) can wait
+  // extra. 0: a round as soon as the previous one ends and anything was appended.
+  std::chrono::milliseconds batch_window{0};
   // Prometheus: agentos_projector_rows_total{table}, agentos_projector_events_total,
   // agentos_projector_rounds_total, agentos_projector_pg_errors_total,
   // agentos_projector_read_errors_total, agentos_projector_lag_offsets{partition}.

@@ -267,6 +267,7 @@ int cmd_serve(int argc, char** argv) {
           {"pg-reader-url", "AGENTOS_PG_READER_URL", "", "URL the read endpoints query with (default: --pg-url as user agentos_reader)"},
           {"projector", "AGENTOS_PROJECTOR", "true", "run the projector (log -> PostgreSQL read models) when --pg-url is given"},
           {"projector-workers", "AGENTOS_PROJECTOR_WORKERS", "2" /* kDefaultProjectorWorkers */, "projectors over disjoint partition sets (each its own thread and PostgreSQL connection)"},
+          {"projector-window-ms", "AGENTOS_PROJECTOR_WINDOW_MS", "0", "under load each projector worker begins a round (one PostgreSQL transaction) at most once per window, taking the window's appends together: less PostgreSQL CPU for up to a window more before a read model shows an event; 0: a round as soon as the previous one committed"},
           {"tenant-topics-brokers", "AGENTOS_TENANT_TOPICS_BROKERS", "", "publish each tenant's events to a Kafka topic of its own on these brokers (events/TENANT_TOPICS.md); empty: off"},
           {"tenant-topic-template", "AGENTOS_TENANT_TOPIC_TEMPLATE", "agentos.tenant.{tenant}", "tenant topic names ({tenant} once)"},
           {"tenant-topic-partitions", "AGENTOS_TENANT_TOPIC_PARTITIONS", "1", "partitions of a tenant topic the engine creates"},
@@ -519,6 +520,7 @@ int cmd_serve(int argc, char** argv) {
     po.pg_url = a.get("pg-projector-url").empty() ? pg::url_with_user(pg_url, "agentos_projector")
                                                   : a.get("pg-projector-url");
     po.workers = std::max(1, std::atoi(a.get("projector-workers").c_str()));
+    po.batch_window = std::chrono::milliseconds(std::max(0, std::atoi(a.get("projector-window-ms").c_str())));
     po.prices = price_table;
     po.metrics = &metrics.registry();
     auto pr = open_projector(*log, po);

@@ -24,6 +24,7 @@ struct Options {
   int runs = 3;             // repetitions in `all`
   int batch = 0;            // 0: the scenario's default (http-batch: 100 and 1000)
   int workers = 0;          // projector: ProjectorOptions::workers when started (0: kDefaultProjectorWorkers)
+  int projector_window_ms = 0;  // projector: ProjectorOptions::batch_window of the sustained phase (serve's default: 0)
   int event_bytes = 500;    // size of one CloudEvent JSON
   int threads = 2;          // engine HTTP I/O threads
   int client_threads = 1;   // load generator event loops

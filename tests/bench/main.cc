@@ -121,6 +121,7 @@ int main(int argc, char** argv) {
     else if (a == "--runs") runs = std::atoi(val());
     else if (a == "--batch") o.batch = std::atoi(val());
     else if (a == "--workers") o.workers = std::atoi(val());
+    else if (a == "--projector-window-ms") o.projector_window_ms = std::max(0, std::atoi(val()));
     else if (a == "--event-bytes") o.event_bytes = std::atoi(val());
     else if (a == "--threads") o.threads = std::atoi(val());
     else if (a == "--client-threads") o.client_threads = std::atoi(val());

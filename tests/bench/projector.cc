@@ -67,6 +67,7 @@ constexpr double kProbeSeconds = 5;
 constexpr double kKeepUpShare = 0.9;
 constexpr double kKeepUpP99Ms = 1000;
 int g_workers = kDefaultProjectorWorkers;  // --workers: ProjectorOptions::workers of the started projectors
+int g_window_ms = 0;  // --projector-window-ms: ProjectorOptions::batch_window of the sustained phase
 const char* kDbName = "agentos_bench_projector";
 
 // `url` with its database replaced by `db` (postgresql://user@host:port/db?query).
@@ -536,6 +537,7 @@ std::string fmt_cpu(double c) {
 
 Runs run_projector(const Options& o, int runs) {
   if (o.workers > 0) g_workers = o.workers;
+  g_window_ms = o.projector_window_ms;
   const int events = o.events > 0 ? o.events : kDefaultEvents;
   const double sustain_s = o.seconds_given ? o.seconds : kDefaultSustainSeconds;
   std::vector<CatchUp> cfgs = {{512, true}, {kDefaultProjectorBatchRecords, true}, {8192, true},
@@ -729,6 +731,7 @@ Runs run_projector(const Options& o, int runs) {
     ProjectorOptions po;
     po.pg_url = pg.writer;
     po.workers = g_workers;
+    po.batch_window = std::chrono::milliseconds(g_window_ms);  // `agentos serve --projector-window-ms`
     auto p = open_projector(*f.log, po);
     if (!p.ok()) die("open projector: " + p.status().to_string());
     step_to_end(**p, ends_of(*f.log));  // the pre-filled log, not measured

@@ -149,4 +149,39 @@ TEST_F(RebuildTest, WorkersOnTheirOwnThreadsGiveTheSameRows) {
   EXPECT_TRUE(diff.empty()) << diff;
 }
 
+// BATCHING (ProjectorOptions::batch_window): a started worker under load begins a round at
+// most once per window — an append right after a round waits for the window, and the
+// appends that arrive meanwhile go to PostgreSQL with it in one transaction — and every
+// one is projected.
+TEST_F(RebuildTest, AStartedWorkerTakesTheAppendsOfAWindowInOneRound) {
+  const std::string d = db();
+  ProjectorOptions o = projector_options(d);
+  o.batch_window = std::chrono::milliseconds(2000);
+  auto p = open_projector(*log_, o);
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  ASSERT_TRUE(run_to_end(**p, *log_).is_ok());  // the pre-filled log, stepped
+  ASSERT_TRUE((*p)->start().is_ok());
+  auto append = [&](const std::string& id) {
+    auto r = log_->append_sync(AppendBatch{TenantId("acme"), {make_event("acme", id)}});
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? r->positions.back() : Position{};
+  };
+  const auto projected = [&](Position at, std::chrono::milliseconds within) {
+    return (*p)->wait_projected(at.partition, at.offset, std::chrono::steady_clock::now() + within);
+  };
+  const Position first = append("w0");
+  ASSERT_TRUE(projected(first, std::chrono::seconds(30)));
+  const uint64_t rounds = (*p)->stats().batches;
+  // The round that took `first` began less than a window ago: the next waits for it.
+  const Position second = append("w1");
+  EXPECT_FALSE(projected(second, std::chrono::milliseconds(1000))) << "projected within half a window";
+  Position last = second;
+  for (int i = 2; i < 20; ++i) last = append("w" + std::to_string(i));
+  EXPECT_TRUE(projected(last, std::chrono::seconds(30)));
+  EXPECT_EQ((*p)->watermark(last.partition), last.offset.next());
+  EXPECT_LE((*p)->stats().batches - rounds, 2u) << "rounds for 19 appends within one window";
+  (*p)->stop();
+  EXPECT_TRUE((*p)->last_error().is_ok()) << (*p)->last_error().to_string();
+}
+
 }  // namespace agentos::test
