@@ -103,11 +103,12 @@ struct ProjectorOptions {
   std::chrono::milliseconds idle_wait{200};
   // BATCHING (events/log_follower.h, `window`): under load a started worker begins a
   // round at most once per window, taking every append of the window in one PostgreSQL
-  // transaction; after a quiet spell an append is taken at once. A round costs its
-  // transaction whatever it holds, so without a window a worker starts the next one as
-  // soon as the last commits, and at a moderate rate spends PostgreSQL's CPU on many
-  // small rounds. It bounds what a reader waiting for the projector (`?after=`) can wait
-  // extra. 0: a round as soon as the previous one ends and anything was appended.
+  // transaction; after a quiet spell an append is taken at once. Part of a round's cost
+  // does not grow with what it holds (its statements, its COMMIT), and without a window a
+  // worker starts the next round as soon as the last commits, so at a moderate rate it
+  // spends PostgreSQL's CPU on many small rounds. It bounds what a reader waiting for the
+  // projector (`?after=`) can wait extra. 0: a round as soon as the previous one ends and
+  // anything was appended.
   std::chrono::milliseconds batch_window{0};
   // Prometheus: agentos_projector_rows_total{table}, agentos_projector_events_total,
   // agentos_projector_rounds_total, agentos_projector_pg_errors_total,
