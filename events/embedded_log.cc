@@ -52,11 +52,12 @@
 // lookup and the write. A `none_if_logged` batch is looked up whole first; if any of it is
 // logged, none of it is written and its values go back with the result.
 //
-// Tail cache: when the syncer publishes a group, it first appends its records to a
-// bounded in-memory tail per partition (EmbeddedLogOptions::tail_cache_bytes, records
-// counted whole), then
-// publishes the new end offsets; a read() from an offset the tail still holds is served
-// from it (offsets are contiguous, so the record at `from` is at index from - first).
+// Tail cache: when the syncer publishes a group, it first appends its records to an
+// in-memory tail per partition, then publishes the new end offsets; a read() from an
+// offset the tail still holds is served from it (offsets are contiguous, so the record at
+// `from` is at index from - first). The tails share one budget
+// (EmbeddedLogOptions::tail_cache_bytes, records counted whole); past it the oldest
+// record of all the tails is evicted first.
 //
 // Threads: callers of append() only enqueue; the committer thread writes; the syncer
 // thread syncs, publishes and runs the callbacks; readers read RocksDB (thread-safe) or a
@@ -225,7 +226,7 @@ class EmbeddedLog final : public Log {
   EmbeddedLog(EmbeddedLogOptions opts, OpenedDb opened)
       : opts_(std::move(opts)), clock_(opts_.clock ? *opts_.clock : system_clock()), db_(opened.db),
         cfs_(std::move(opened.cfs)), ends_(std::move(opened.ends)), last_us_(std::move(opened.last_us)),
-        tail_budget_(opts_.tail_cache_bytes / static_cast<size_t>(opts_.partitions)),
+        tail_budget_(opts_.tail_cache_bytes),
         tails_(static_cast<size_t>(opts_.partitions)), assigned_(ends_), assigned_us_(last_us_),
         assigned_chain_(std::move(opened.chains)) {
     syncer_ = std::thread([this] {
@@ -652,10 +653,15 @@ class EmbeddedLog final : public Log {
     assigned_us_ = opened->last_us;
     assigned_chain_ = opened->chains;
     group_ids_.clear();
-    for (Tail& t : tails_) {
-      std::lock_guard lk(t.mu);
-      t.records.clear();
-      t.bytes = 0;
+    {
+      std::lock_guard order_lk(tail_order_mu_);
+      for (Tail& t : tails_) {
+        std::lock_guard lk(t.mu);
+        t.records.clear();
+        t.bytes = 0;
+      }
+      tail_order_.clear();
+      tail_bytes_ = 0;
     }
     std::vector<std::pair<Partition, Offset>> advanced;
     {
@@ -743,21 +749,51 @@ class EmbeddedLog final : public Log {
 
   // The records of a written group, appended to their partitions' tails before the new
   // ends are published (a reader that sees an end finds every record below it either in
-  // RocksDB or in the tail). Evicts from the front past the per-partition budget.
+  // RocksDB or in the tail). Past the budget, the oldest record of all the tails goes
+  // first: one shared budget follows the load, so a hot partition keeps as many records as
+  // the budget holds instead of its 1/partitions share (one busy tenant's batch of 1000
+  // outgrew a 512-KiB share: every follower read it back from RocksDB), and a quiet
+  // partition's records age out as others append.
   void add_to_tails(std::vector<StoredRecord>& written) {
+    std::lock_guard order_lk(tail_order_mu_);
     for (StoredRecord& r : written) {
-      Tail& t = tails_[static_cast<size_t>(r.pos.partition.value())];
-      std::lock_guard lk(t.mu);
-      if (!t.records.empty() && t.records.back().pos.offset.next() != r.pos.offset) {
-        t.records.clear();  // never: offsets are assigned contiguously, here
-        t.bytes = 0;
+      const int32_t p = r.pos.partition.value();
+      Tail& t = tails_[static_cast<size_t>(p)];
+      const size_t footprint = tail_footprint(r);
+      {
+        std::lock_guard lk(t.mu);
+        if (!t.records.empty() && t.records.back().pos.offset.next() != r.pos.offset) {
+          tail_bytes_ -= t.bytes;  // never: offsets are assigned contiguously, here
+          t.records.clear();       // (the order's runs of p then find fewer records: skipped)
+          t.bytes = 0;
+        }
+        t.bytes += footprint;
+        t.records.push_back(std::move(r));
       }
-      t.bytes += tail_footprint(r);
-      t.records.push_back(std::move(r));
-      while (t.bytes > tail_budget_ && t.records.size() > 1) {
-        t.bytes -= tail_footprint(t.records.front());
-        t.records.pop_front();
+      tail_bytes_ += footprint;
+      if (!tail_order_.empty() && tail_order_.back().first == p) ++tail_order_.back().second;
+      else tail_order_.emplace_back(p, 1);
+      evict_oldest();
+    }
+  }
+
+  // Under tail_order_mu_: drops the oldest records of all tails until they fit the budget,
+  // keeping at least the newest record.
+  void evict_oldest() {
+    while (tail_bytes_ > tail_budget_ && !tail_order_.empty()) {
+      auto& [p, n] = tail_order_.front();
+      if (tail_order_.size() == 1 && n <= 1) break;  // the record just added
+      Tail& t = tails_[static_cast<size_t>(p)];
+      {
+        std::lock_guard lk(t.mu);
+        if (!t.records.empty()) {
+          const size_t footprint = tail_footprint(t.records.front());
+          t.bytes -= footprint;
+          tail_bytes_ -= footprint;
+          t.records.pop_front();
+        }
       }
+      if (--n == 0) tail_order_.pop_front();
     }
   }
 
@@ -877,8 +913,14 @@ class EmbeddedLog final : public Log {
     std::deque<StoredRecord> records;  // contiguous offsets, oldest first
     size_t bytes = 0;                  // sum of the records' tail_footprint
   };
-  const size_t tail_budget_;  // bytes per partition; 0: no tails
+  const size_t tail_budget_;  // bytes over all partitions; 0: no tails
   std::vector<Tail> tails_;
+  // The tails' records in the order they were added, as runs of one partition (oldest
+  // first), and the sum of the tails' bytes: what evict_oldest() takes from. Taken before
+  // a tail's mutex; readers take only the tail's.
+  std::mutex tail_order_mu_;
+  std::deque<std::pair<int32_t, uint32_t>> tail_order_;
+  size_t tail_bytes_ = 0;
 
   std::mutex listeners_mu_;
   std::vector<AppendListener> listeners_;

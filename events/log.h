@@ -198,7 +198,8 @@ struct EmbeddedLogOptions {
   size_t max_group_records = 8192;  // group commit: cap of records per synced write
   size_t max_pending_bytes = 256 << 20;  // backpressure: appends beyond this get kUnavailable
   // The newest records of each partition are also kept in memory (this many bytes over
-  // all partitions, split evenly; a record counts whole: its value, its tenant and its
+  // all partitions, the oldest record of all evicted first, so a busy partition may hold
+  // all of it; a record counts whole: its value, its tenant and its
   // bookkeeping — Log::cached_bytes), so that the engine's own followers
   // (processors, the index, subscribers) read what was just appended without a RocksDB
   // iterator. 0: every read goes to RocksDB.

@@ -547,6 +547,51 @@ TEST(EmbeddedLogTail, CachedBytesCountWholeRecordsWithinTheBudget) {
   EXPECT_EQ((*r)[0].value, make_event(tenant, "e199"));
 }
 
+// The tails share one budget: a busy partition keeps as many records as the whole budget
+// holds (not its 1/partitions share), and past the budget the oldest record of all the
+// tails goes first — here a quiet partition's, appended before the busy one's.
+TEST(EmbeddedLogTail, OneBudgetForAllPartitionsTheOldestRecordGoesFirst) {
+  TempDir dir;
+  EmbeddedLogOptions o;
+  o.dir = dir.sub("log");
+  o.partitions = 4;
+  o.tail_cache_bytes = 16 << 10;
+  auto log = open_embedded_log(o);
+  ASSERT_TRUE(log.ok());
+  const Partition busy = (*log)->partition_of(TenantId("acme"));
+  std::string quiet;
+  for (int i = 0; quiet.empty(); ++i)
+    if ((*log)->partition_of(TenantId("q" + std::to_string(i))) != busy) quiet = "q" + std::to_string(i);
+  const Partition qp = (*log)->partition_of(TenantId(quiet));
+  ASSERT_TRUE((*log)->append_sync(AppendBatch{TenantId(quiet), {make_event(quiet, "only")}}).ok());
+  // Whether the record at `offset` of `p` is served from the tail (marked verified).
+  auto in_tail = [&](Partition p, int64_t offset) {
+    auto r = (*log)->read(p, Offset(offset), ReadOptions{1, 4 << 20});
+    EXPECT_TRUE(r.ok() && r->size() == 1);
+    return r.ok() && r->size() == 1 && (*r)[0].verified;
+  };
+  ASSERT_TRUE(in_tail(qp, 0));
+  size_t busy_bytes = 0;  // of the busy partition's values, while its first record is in the tail
+  bool quiet_evicted = false, first_evicted = false;
+  for (int i = 0; i < 200 && !first_evicted; ++i) {
+    std::string v = make_event("acme", "e" + std::to_string(i));
+    const size_t size = v.size();
+    ASSERT_TRUE((*log)->append_sync(AppendBatch{TenantId("acme"), {std::move(v)}}).ok());
+    EXPECT_LE((*log)->cached_bytes(), o.tail_cache_bytes) << "after record " << i;
+    EXPECT_TRUE(in_tail(busy, i)) << "the newest record, " << i;
+    quiet_evicted = quiet_evicted || !in_tail(qp, 0);
+    first_evicted = !in_tail(busy, 0);
+    if (!first_evicted) busy_bytes += size;
+    // Oldest first: the busy partition's first record never leaves before the quiet one's.
+    EXPECT_TRUE(quiet_evicted || !first_evicted) << "after record " << i;
+  }
+  EXPECT_TRUE(quiet_evicted);
+  EXPECT_TRUE(first_evicted);  // the budget did bound the busy partition
+  // A share of 1/partitions would have evicted it after 4 KiB; the one budget kept it to
+  // well beyond (records count their bookkeeping too, so not quite the 16 KiB).
+  EXPECT_GT(busy_bytes, o.tail_cache_bytes / 2);
+}
+
 
 // A group the committer has written but the syncer has not yet synced is in RocksDB
 // already; no read may return it before it is published (a power loss could still take it
