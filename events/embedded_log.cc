@@ -74,6 +74,7 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <type_traits>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
@@ -290,30 +291,11 @@ class EmbeddedLog final : public Log {
   }
 
   Result<std::vector<StoredRecord>> read(Partition p, Offset from, const ReadOptions& o) override {
-    if (auto s = check_partition(p); !s.is_ok()) return s;
-    std::vector<StoredRecord> out;
-    // A follower that is caught up (the common case: every consumer of the engine asks
-    // each partition again after each append anywhere) is answered without an iterator.
-    const Offset end = published_end(p);
-    if (from >= end) return out;
-    if (read_tail(p, from, o, out)) return out;
-    rocksdb::ReadOptions ro;
-    const std::string upper = record_key(p, end);  // not what is unsynced
-    rocksdb::Slice upper_slice(upper);
-    ro.iterate_upper_bound = &upper_slice;
-    auto db_lk = db_mu_.read();
-    if (db_ == nullptr) return Status(Code::kUnavailable, "log is recovering from a write failure");
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kRecords]));
-    size_t bytes = 0;
-    for (it->Seek(record_key(p, from)); it->Valid(); it->Next()) {
-      if (out.size() >= o.max_records || (bytes >= o.max_bytes && !out.empty())) break;
-      auto rec = decode(it->key(), it->value());
-      if (!rec.ok()) return std::move(rec).take_status();
-      bytes += rec->value.size();
-      out.push_back(std::move(rec.value()));
-    }
-    if (!it->status().ok()) return Status(Code::kInternal, it->status().ToString());
-    return out;
+    return read_records<StoredRecord>(p, from, o);
+  }
+
+  Result<std::vector<SharedRecord>> read_shared(Partition p, Offset from, const ReadOptions& o) override {
+    return read_records<SharedRecord>(p, from, o);
   }
 
   Result<std::vector<StoredRecord>> read_tenant(const TenantId& t, Offset from,
@@ -391,6 +373,36 @@ class EmbeddedLog final : public Log {
     std::vector<int64_t> last_us;
     size_t bytes = 0;
   };
+
+  // read / read_shared: the records from the tail (copied or shared), else from RocksDB.
+  template <typename Out>
+  Result<std::vector<Out>> read_records(Partition p, Offset from, const ReadOptions& o) {
+    if (auto s = check_partition(p); !s.is_ok()) return s;
+    std::vector<Out> out;
+    // A follower that is caught up (the common case: every consumer of the engine asks
+    // each partition again after each append anywhere) is answered without an iterator.
+    const Offset end = published_end(p);
+    if (from >= end) return out;
+    if (read_tail(p, from, o, out)) return out;
+    rocksdb::ReadOptions ro;
+    const std::string upper = record_key(p, end);  // not what is unsynced
+    rocksdb::Slice upper_slice(upper);
+    ro.iterate_upper_bound = &upper_slice;
+    auto db_lk = db_mu_.read();
+    if (db_ == nullptr) return Status(Code::kUnavailable, "log is recovering from a write failure");
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kRecords]));
+    size_t bytes = 0;
+    for (it->Seek(record_key(p, from)); it->Valid(); it->Next()) {
+      if (out.size() >= o.max_records || (bytes >= o.max_bytes && !out.empty())) break;
+      auto rec = decode(it->key(), it->value());
+      if (!rec.ok()) return std::move(rec).take_status();
+      bytes += rec->value.size();
+      if constexpr (std::is_same_v<Out, SharedRecord>) out.push_back(std::make_shared<const StoredRecord>(std::move(rec.value())));
+      else out.push_back(std::move(rec.value()));
+    }
+    if (!it->status().ok()) return Status(Code::kInternal, it->status().ToString());
+    return out;
+  }
 
   Status check_partition(Partition p) const {
     if (p.value() < 0 || p.value() >= opts_.partitions)
@@ -762,13 +774,13 @@ class EmbeddedLog final : public Log {
       const size_t footprint = tail_footprint(r);
       {
         std::lock_guard lk(t.mu);
-        if (!t.records.empty() && t.records.back().pos.offset.next() != r.pos.offset) {
+        if (!t.records.empty() && t.records.back()->pos.offset.next() != r.pos.offset) {
           tail_bytes_ -= t.bytes;  // never: offsets are assigned contiguously, here
           t.records.clear();       // (the order's runs of p then find fewer records: skipped)
           t.bytes = 0;
         }
         t.bytes += footprint;
-        t.records.push_back(std::move(r));
+        t.records.push_back(std::make_shared<const StoredRecord>(std::move(r)));
       }
       tail_bytes_ += footprint;
       if (!tail_order_.empty() && tail_order_.back().first == p) ++tail_order_.back().second;
@@ -787,7 +799,7 @@ class EmbeddedLog final : public Log {
       {
         std::lock_guard lk(t.mu);
         if (!t.records.empty()) {
-          const size_t footprint = tail_footprint(t.records.front());
+          const size_t footprint = tail_footprint(*t.records.front());
           t.bytes -= footprint;
           tail_bytes_ -= footprint;
           t.records.pop_front();
@@ -797,12 +809,14 @@ class EmbeddedLog final : public Log {
     }
   }
 
-  // A tail record's memory: the record itself and the heap buffers of its value and of
-  // its tenant (none for a tenant short enough to be held inline). The budget bounds
-  // this, not the values alone: for a 200-byte event the rest is nearly half the total.
+  // A tail record's memory: the record itself with its shared_ptr's control block and
+  // its slot, and the heap buffers of its value and of its tenant (none for a tenant short
+  // enough to be held inline). The budget bounds this, not the values alone: for a
+  // 200-byte event the rest is nearly half the total.
   static size_t tail_footprint(const StoredRecord& r) {
     auto heap = [](const std::string& s) { return s.capacity() > std::string().capacity() ? s.capacity() + 1 : 0; };
-    return sizeof(StoredRecord) + heap(r.value) + heap(r.tenant.str());
+    constexpr size_t kControlBlock = 16;  // make_shared's two counts
+    return sizeof(StoredRecord) + kControlBlock + sizeof(SharedRecord) + heap(r.value) + heap(r.tenant.str());
   }
 
   size_t cached_bytes() const override {
@@ -815,17 +829,21 @@ class EmbeddedLog final : public Log {
   }
 
   // Serves read(p, from) from p's tail when the tail holds `from`; false otherwise.
-  bool read_tail(Partition p, Offset from, const ReadOptions& o, std::vector<StoredRecord>& out) {
+  // Serves read(p, from) from p's tail when the tail holds `from`: its records from there,
+  // within `o`, shared (out = SharedRecord) or copied (out = StoredRecord); false otherwise.
+  template <typename Out>
+  bool read_tail(Partition p, Offset from, const ReadOptions& o, std::vector<Out>& out) {
     if (tail_budget_ == 0) return false;
     Tail& t = tails_[static_cast<size_t>(p.value())];
     std::lock_guard lk(t.mu);
-    if (t.records.empty() || from < t.records.front().pos.offset) return false;
-    size_t i = static_cast<size_t>(from.value() - t.records.front().pos.offset.value());
+    if (t.records.empty() || from < t.records.front()->pos.offset) return false;
+    size_t i = static_cast<size_t>(from.value() - t.records.front()->pos.offset.value());
     size_t bytes = 0;
     for (; i < t.records.size(); ++i) {
       if (out.size() >= o.max_records || (bytes >= o.max_bytes && !out.empty())) break;
-      bytes += t.records[i].value.size();
-      out.push_back(t.records[i]);
+      bytes += t.records[i]->value.size();
+      if constexpr (std::is_same_v<Out, SharedRecord>) out.push_back(t.records[i]);
+      else out.push_back(*t.records[i]);
     }
     return true;
   }
@@ -838,13 +856,13 @@ class EmbeddedLog final : public Log {
     if (tail_budget_ == 0) return false;
     Tail& t = tails_[static_cast<size_t>(p.value())];
     std::lock_guard lk(t.mu);
-    if (t.records.empty() || from < t.records.front().pos.offset) return false;
+    if (t.records.empty() || from < t.records.front()->pos.offset) return false;
     size_t bytes = 0;
-    for (size_t i = static_cast<size_t>(from.value() - t.records.front().pos.offset.value()); i < t.records.size(); ++i) {
+    for (size_t i = static_cast<size_t>(from.value() - t.records.front()->pos.offset.value()); i < t.records.size(); ++i) {
       if (out.size() >= o.max_records || (bytes >= o.max_bytes && !out.empty())) break;
-      if (t.records[i].tenant != tenant) continue;
-      bytes += t.records[i].value.size();
-      out.push_back(t.records[i]);
+      if (t.records[i]->tenant != tenant) continue;
+      bytes += t.records[i]->value.size();
+      out.push_back(*t.records[i]);
     }
     return true;
   }
@@ -910,7 +928,7 @@ class EmbeddedLog final : public Log {
 
   struct Tail {
     mutable std::mutex mu;
-    std::deque<StoredRecord> records;  // contiguous offsets, oldest first
+    std::deque<SharedRecord> records;  // contiguous offsets, oldest first
     size_t bytes = 0;                  // sum of the records' tail_footprint
   };
   const size_t tail_budget_;  // bytes over all partitions; 0: no tails

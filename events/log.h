@@ -57,6 +57,9 @@ struct StoredRecord {
   bool verified = false;
 };
 
+// A record shared by its readers (Log::read_shared).
+using SharedRecord = std::shared_ptr<const StoredRecord>;
+
 // verify_event(r.value) (events/codec.h), unless `r.verified`: what a reader of the log
 // calls before it uses a record.
 Status verify_record(const StoredRecord& r);
@@ -141,6 +144,15 @@ class Log {
   // them; others filter a partition read.
   virtual Result<std::vector<StoredRecord>> read_tenant(const TenantId& tenant, Offset from,
                                                         const ReadOptions& opts = {}) = 0;
+
+  // `read`, with the records shared instead of copied (errors as `read`). A backend that
+  // keeps records in memory (embedded: its tail) hands out the ones it holds, so that the
+  // engine's many followers of a partition — each processor, the notary, the index, the
+  // stream hub — do not each copy every record they read. The records never change;
+  // holding one keeps it in memory after the backend dropped it. The default wraps
+  // `read`'s copies.
+  virtual Result<std::vector<SharedRecord>> read_shared(Partition partition, Offset from,
+                                                        const ReadOptions& opts = {});
 
   // The offset the next record appended to `partition` will get (the high watermark).
   virtual Result<Offset> end_offset(Partition partition) = 0;

@@ -58,6 +58,15 @@ Result<AppendResult> Log::append_sync(AppendBatch batch) {
   return f.get();
 }
 
+Result<std::vector<SharedRecord>> Log::read_shared(Partition partition, Offset from, const ReadOptions& opts) {
+  auto recs = read(partition, from, opts);
+  if (!recs.ok()) return std::move(recs).take_status();
+  std::vector<SharedRecord> out;
+  out.reserve(recs->size());
+  for (StoredRecord& r : *recs) out.push_back(std::make_shared<const StoredRecord>(std::move(r)));
+  return out;
+}
+
 Result<Offset> Log::offset_for_time(Partition partition, int64_t us) {
   auto end = end_offset(partition);
   if (!end.ok()) return end;

@@ -198,15 +198,15 @@ class StoreIndex final : public LocalIndex {
       std::lock_guard lk(mu_);
       from = applied_[p.value()];
     }
-    auto recs = log_.read(p, from);
+    auto recs = log_.read_shared(p, from);
     if (!recs.ok()) return std::move(recs).take_status();
     if (recs->empty()) return size_t{0};
     KvBatch wb;
     overlay_.clear();
     auth_changed_ = false;
     wrote_ = false;
-    for (const auto& r : *recs) apply(r, wb);
-    const Offset next = recs->back().pos.offset.next();
+    for (const auto& r : *recs) apply(*r, wb);
+    const Offset next = recs->back()->pos.offset.next();
     follow_.raise_end(p, next.value());
     // The watermark goes with the rows a fold writes; a fold of records that change nothing
     // (most of them: events the log de-duplicates itself) writes nothing, except a

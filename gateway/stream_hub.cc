@@ -125,13 +125,13 @@ void StreamHub::dispatch(Partition p) {
     ReadOptions ro;
     ro.max_records = 4096;
     ro.max_bytes = 4 << 20;
-    auto recs = log_.read(p, Offset(from), ro);
+    auto recs = log_.read_shared(p, Offset(from), ro);
     tenants.clear();
     int64_t next = from;
     if (recs.ok()) {
       for (const auto& r : *recs) {
-        next = std::max(next, r.pos.offset.value() + 1);
-        if (std::find(tenants.begin(), tenants.end(), r.tenant.str()) == tenants.end()) tenants.push_back(r.tenant.str());
+        next = std::max(next, r->pos.offset.value() + 1);
+        if (std::find(tenants.begin(), tenants.end(), r->tenant.str()) == tenants.end()) tenants.push_back(r->tenant.str());
       }
     }
     if (!recs.ok() || recs->empty()) {

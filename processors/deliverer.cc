@@ -257,14 +257,15 @@ class DelivererImpl final : public Deliverer {
       }
       ReadOptions ro;
       ro.max_records = kReadChunk;
-      auto recs = log_.read(Partition(p), Offset(from), ro);
+      auto recs = log_.read_shared(Partition(p), Offset(from), ro);
       if (!recs.ok()) return recs.status();
       if (recs->empty()) continue;
       progress = true;
       if (recs->size() >= ro.max_records) unfinished = true;  // there may be more
       KvBatch batch;
       std::vector<Job> found;
-      for (const auto& r : *recs) {
+      for (const auto& shared : *recs) {
+        const StoredRecord& r = *shared;
         if (!verify_record(r).is_ok()) continue;
         const EventHeader h = read_header(r.value);
         const std::string_view type = h.type_name;
@@ -292,7 +293,7 @@ class DelivererImpl final : public Deliverer {
         }
         found.push_back(std::move(j));
       }
-      const int64_t end = recs->back().pos.offset.value() + 1;
+      const int64_t end = recs->back()->pos.offset.value() + 1;
       // The awaiting notifications are stored before the cursor can pass them.
       if (!batch.ops().empty())
         if (Status s = kv_->write(batch); !s.is_ok()) return s;

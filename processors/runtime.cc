@@ -753,7 +753,7 @@ class RuntimeImpl final : public ProcessorRuntime {
       if (from.value() >= stop->second) return std::optional<PartitionWork>();
       ro.max_records = std::min<size_t>(ro.max_records, static_cast<size_t>(stop->second - from.value()));
     }
-    auto recs = log_.read(p, from, ro);
+    auto recs = log_.read_shared(p, from, ro);
     if (!recs.ok()) {
       if (transient_log_error(recs.status())) {
         full_batch_ = true;  // not caught up: the next step reads it again at once
@@ -764,11 +764,12 @@ class RuntimeImpl final : public ProcessorRuntime {
     }
     if (recs->size() >= ro.max_records) full_batch_ = true;  // there may be more
     if (stop != opts_.stop_at.end())
-      std::erase_if(*recs, [&](const StoredRecord& r) { return r.pos.offset.value() >= stop->second; });
+      std::erase_if(*recs, [&](const SharedRecord& r) { return r->pos.offset.value() >= stop->second; });
     if (recs->empty()) return std::optional<PartitionWork>();
-    PartitionWork w{p, from, recs->back().pos.offset.next(), 0, 0, 0, 0, 0, {}};
+    PartitionWork w{p, from, recs->back()->pos.offset.next(), 0, 0, 0, 0, 0, {}};
     w.records = recs->size();
-    for (const StoredRecord& rec : *recs) {
+    for (const SharedRecord& shared : *recs) {
+      const StoredRecord& rec = *shared;
       if (Status v = verify_record(rec); !v.is_ok())
         return Status(Code::kCorruption, "record " + std::to_string(rec.pos.offset.value()) +
                                              " of partition " + std::to_string(p.value()) +
@@ -811,7 +812,8 @@ class RuntimeImpl final : public ProcessorRuntime {
       }
     }
     if (opts_.atomic_offsets) wb.Put(meta_, partition_key(kOffsetTag, p), be64_value(w.next.value()));
-    w.last_time_us = recs->back().append_us != 0 ? recs->back().append_us : read_header(recs->back().value).time_us;
+    const StoredRecord& last = *recs->back();
+    w.last_time_us = last.append_us != 0 ? last.append_us : read_header(last.value).time_us;
     return std::optional<PartitionWork>(w);
   }
 

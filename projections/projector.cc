@@ -305,7 +305,7 @@ class ProjectorImpl final : public Projector {
         ro.max_records = std::min<size_t>(std::max<size_t>(1, opts_.max_batch_records),
                                           static_cast<size_t>(stop->second - from));
       }
-      auto recs = log_.read(p, Offset(from), ro);
+      auto recs = log_.read_shared(p, Offset(from), ro);
       if (!recs.ok()) {
         if (!transient(recs.status())) return recs.status();
         std::lock_guard lk(mu_);
@@ -316,7 +316,8 @@ class ProjectorImpl final : public Projector {
       if (recs->empty()) continue;
       if (recs->size() >= ro.max_records) full_batch_ = true;  // there may be more
       int64_t next = from;
-      for (const StoredRecord& rec : *recs) {
+      for (const SharedRecord& shared : *recs) {
+        const StoredRecord& rec = *shared;
         if (stop != opts_.stop_at.end() && rec.pos.offset.value() >= stop->second) {
           next = stop->second;  // nothing of [from, stop) is left (Kafka's offsets have gaps)
           break;

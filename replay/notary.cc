@@ -763,7 +763,7 @@ class NotaryImpl final : public Notary {
     if (!s.violation.is_ok()) return false;
     ReadOptions ro;
     ro.max_records = 4096;
-    auto page = opts_.log->read(p, Offset(s.next_offset), ro);
+    auto page = opts_.log->read_shared(p, Offset(s.next_offset), ro);
     if (!page.ok() || page->size() >= ro.max_records) unfinished_ = true;  // there may be more
     if (!page.ok()) {
       // A transient read error is retried quietly. A record that no longer decodes is an
@@ -789,7 +789,8 @@ class NotaryImpl final : public Notary {
     const bool dense = std::string_view(opts_.log->backend()) == "embedded";
     KvBatch kb;
     uint64_t folded = 0;
-    for (const StoredRecord& r : *page) {
+    for (const SharedRecord& shared : *page) {
+      const StoredRecord& r = *shared;
       const int64_t seq = static_cast<int64_t>(s.tree.size());
       std::string what;
       if (dense && r.pos.offset.value() != s.next_offset)

@@ -180,6 +180,37 @@ TYPED_TEST(LogContract, ReadRespectsMaxRecords) {
   EXPECT_EQ(r->size(), 3u);
 }
 
+// read_shared answers what read answers — the same records from every `from`, within the
+// same limits — shared instead of copied; errors alike.
+TYPED_TEST(LogContract, ReadSharedReturnsWhatReadReturns) {
+  auto pos = this->append("acme", 6);
+  this->append("acme", 3, 6);
+  const Partition p = pos[0].partition;
+  const int64_t end = this->log->end_offset(p)->value();
+  ReadOptions two;
+  two.max_records = 2;
+  for (const ReadOptions& o : {ReadOptions{}, two}) {
+    for (int64_t from = 0; from <= end; ++from) {
+      auto copied = this->log->read(p, Offset(from), o);
+      auto shared = this->log->read_shared(p, Offset(from), o);
+      ASSERT_TRUE(copied.ok() && shared.ok()) << shared.status().to_string();
+      ASSERT_EQ(shared->size(), copied->size()) << "from " << from;
+      for (size_t i = 0; i < copied->size(); ++i) {
+        const StoredRecord& c = (*copied)[i];
+        const StoredRecord& r = *(*shared)[i];
+        EXPECT_EQ(r.pos, c.pos);
+        EXPECT_EQ(r.tenant, c.tenant);
+        EXPECT_EQ(r.value, c.value);
+        EXPECT_EQ(r.append_us, c.append_us);
+        EXPECT_EQ(r.seq, c.seq);
+        EXPECT_EQ(r.chain, c.chain);
+      }
+    }
+  }
+  EXPECT_EQ(this->log->read_shared(Partition(99), Offset(0)).status().code(),
+            this->log->read(Partition(99), Offset(0)).status().code());
+}
+
 TYPED_TEST(LogContract, ReadTenantSkipsOtherTenantsOnTheSamePartition) {
   // Find two tenants that share a partition, so the filter is what is being tested.
   std::string a = "t-0", b;
@@ -502,6 +533,36 @@ TEST(EmbeddedLogTail, ReadsFromTheTailEqualReadsFromRocksDb) {
   EXPECT_GT(records, 500u);  // the reads were not all empty
   EXPECT_GT(from_tail, 0u);
   EXPECT_LT(from_tail, records);  // some were read before the tail, from RocksDB
+}
+
+// The records of the tail are handed out, not copied: two shared reads of one offset give
+// the same record, and a record held by a reader stays whole after the tail evicted it.
+TEST(EmbeddedLogTail, SharedReadsHandOutTheTailsRecords) {
+  TempDir dir;
+  EmbeddedLogOptions o;
+  o.dir = dir.sub("log");
+  o.partitions = 1;
+  o.tail_cache_bytes = 4096;
+  auto log = open_embedded_log(o);
+  ASSERT_TRUE(log.ok());
+  const std::string first = make_event("acme", "e0");
+  ASSERT_TRUE((*log)->append_sync(AppendBatch{TenantId("acme"), {first}}).ok());
+  auto a = (*log)->read_shared(Partition(0), Offset(0));
+  auto b = (*log)->read_shared(Partition(0), Offset(0));
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->size(), 1u);
+  ASSERT_EQ(b->size(), 1u);
+  EXPECT_EQ((*a)[0].get(), (*b)[0].get());  // one record, two readers
+  EXPECT_TRUE((*a)[0]->verified);
+  for (int i = 1; i < 100; ++i)
+    ASSERT_TRUE((*log)->append_sync(AppendBatch{TenantId("acme"), {make_event("acme", "e" + std::to_string(i))}}).ok());
+  auto again = (*log)->read_shared(Partition(0), Offset(0), ReadOptions{1, 4 << 20});
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_FALSE((*again)[0]->verified);  // evicted: read back from RocksDB
+  EXPECT_NE((*again)[0].get(), (*a)[0].get());
+  EXPECT_EQ((*a)[0]->value, first);  // the reader's record is still whole
+  EXPECT_EQ((*a)[0]->pos, (Position{Partition(0), Offset(0)}));
 }
 
 // verify_record verifies what the log did not mark verified, and only that.
