@@ -99,6 +99,33 @@ TEST(HostHttp, APermanentlyFailedComponentIsReportedAndTheGatewayKeepsServing) {
   EXPECT_NE(m.body.find(R"(agentos_processor_up{component="pulse"} 1)"), std::string::npos) << m.body;
 }
 
+// A component with derived events not yet in the log says how many ("unrelayed"), beside
+// its lag; a caught-up Pulse says 0 of both.
+TEST(HostHttp, ReadyzSaysWhatAComponentHasNotYetAppended) {
+  class Unrelayed final : public Component {
+   public:
+    std::string_view name() const override { return "relaying"; }
+    Status start() override { return Status::ok(); }
+    void stop() override {}
+    Status health() const override { return Status::ok(); }
+    int64_t lag() const override { return 0; }
+    int64_t unrelayed() const override { return 3; }
+  } relaying;
+  TempDir dir;
+  EngineOptions o;
+  o.pulse = true;
+  o.components = {&relaying};
+  Engine engine(dir.path(), o);
+  ASSERT_EQ(engine.post_event("acme", engine.create_tenant("acme"), event_json("e-1")).status, 201);
+  std::string body;
+  ASSERT_TRUE(wait_until([&] {
+    body = engine.call("GET", "/readyz", "").body;
+    return body.find(R"({"name":"pulse","state":"up","restarts":0,"lag":0,"unrelayed":0})") != std::string::npos;
+  })) << body;
+  EXPECT_NE(body.find(R"({"name":"relaying","state":"up","restarts":0,"lag":0,"unrelayed":3})"), std::string::npos)
+      << body;
+}
+
 TEST(HostHttp, ATransientFailureIsRestartedAndTheEngineIsReadyAgain) {
   TempDir dir;
   Switchable delivery;

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "events/codec.h"
+#include "processors/components.h"
 #include "processors/pulse.h"
 #include "processors/runtime.h"
 #include "replay/processor_replay.h"
@@ -210,6 +211,18 @@ TEST_F(ProcessorReplayTest, AnInterruptedReplayLeavesTheLiveRuntimeAsItWas) {
   EXPECT_FALSE(std::filesystem::exists(o.shadow_dir));
   EXPECT_EQ(hash_of(*live_), before_);
   EXPECT_EQ(ends(), ends_);
+}
+
+// /readyz's "unrelayed" (Component::unrelayed): the derived events a runtime committed to
+// its outbox and has not appended — what "lag 0" alone does not say.
+TEST_F(ProcessorReplayTest, TheComponentSaysWhatItsOutboxHolds) {
+  auto unrelayed = open(*log_, "unrelayed", /*relay=*/false, 256);
+  ASSERT_TRUE(drain(*unrelayed).is_ok());
+  const size_t pending = *unrelayed->pending_outbox();
+  ASSERT_GT(pending, 0u);
+  EXPECT_EQ(make_runtime_component("pulse", *unrelayed)->unrelayed(), static_cast<int64_t>(pending));
+  ASSERT_EQ(*live_->pending_outbox(), 0u);  // relayed as it went
+  EXPECT_EQ(make_runtime_component("pulse", *live_)->unrelayed(), 0);
 }
 
 TEST_F(ProcessorReplayTest, AdoptRefusesPendingEventsAndAnInterruptedSwapIsTakenBack) {
