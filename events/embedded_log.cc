@@ -440,11 +440,17 @@ class EmbeddedLog final : public Log {
     std::vector<int64_t> last_us = assigned_us_;
     std::vector<audit::Hash> chain = assigned_chain_;
     const int64_t now_us = clock_.now_us();  // one reading per group
-    rocksdb::WriteBatch wb;
+    // Room for the group's writes up front, so that the batch's buffer does not grow (and
+    // copy itself) along the way: per record its value and tenant, the stored header, the
+    // three keys and RocksDB's tags (Pending::bytes counts the value and tenant + 32).
+    size_t reserve = 0;
+    for (const auto& pending : group) reserve += pending.bytes + pending.batch.values.size() * 192;
+    rocksdb::WriteBatch wb(reserve);
     std::vector<AppendResult> results(group.size());
     size_t bytes = 0;
     group_ids_.clear();  // the keys this group writes: a later batch of it sees them
     std::vector<StoredRecord> written;  // for the tails
+    std::string head;  // a record's stored header, reused (see below)
     Status lookup_failed = Status::ok();
     for (size_t g = 0; g < group.size(); ++g) {
       auto& b = group[g].batch;
@@ -485,17 +491,20 @@ class EmbeddedLog final : public Log {
         int64_t& last = last_us[static_cast<size_t>(p.value())];
         last = std::max(last, opts_.stamp_event_time ? h.time_us : now_us);
         audit::Hash& link = chain[static_cast<size_t>(p.value())];
-        link = audit::chain_next(link, audit::record_leaf(p, o.value(), last, b.tenant.str(), v));
-        std::string val;
-        val.reserve(kChainedHeader + 1 + b.tenant.str().size() + v.size());
-        val.push_back(static_cast<char>(kChainedFormat));
-        put_be64(val, static_cast<uint64_t>(last));
-        put_be64(val, static_cast<uint64_t>(o.value()));
-        val.append(reinterpret_cast<const char*>(link.data()), link.size());
-        val.push_back(static_cast<char>(b.tenant.str().size()));
-        val += b.tenant.str();
-        val += v;
-        wb.Put(cfs_[kRecords], record_key(p, o), val);
+        const audit::Hash leaf = audit::record_leaf(p, o.value(), last, b.tenant.str(), v);
+        link = audit::chain_next(link, leaf);
+        // The stored value — format, append time, seq, chain link, tenant, event — goes into
+        // the WriteBatch from its parts: the event is not copied into a value string first.
+        head.clear();
+        head.push_back(static_cast<char>(kChainedFormat));
+        put_be64(head, static_cast<uint64_t>(last));
+        put_be64(head, static_cast<uint64_t>(o.value()));
+        head.append(reinterpret_cast<const char*>(link.data()), link.size());
+        head.push_back(static_cast<char>(b.tenant.str().size()));
+        head += b.tenant.str();
+        const std::string key = record_key(p, o);
+        const rocksdb::Slice key_part(key), value_parts[2] = {rocksdb::Slice(head), rocksdb::Slice(v)};
+        wb.Put(cfs_[kRecords], rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
         std::string tk = tprefix;
         put_be64(tk, static_cast<uint64_t>(o.value()));
         wb.Put(cfs_[kTenants], tk, rocksdb::Slice());
@@ -503,7 +512,7 @@ class EmbeddedLog final : public Log {
         group_ids_.insert_or_assign(std::move(ik), Position{p, o});
         // The record's bytes move to the tails: nothing reads the batch's values after this.
         if (tail_budget_ > 0)
-          written.push_back(StoredRecord{{p, o}, b.tenant, std::move(v), last, o.value(), link, /*verified=*/true});
+          written.push_back(StoredRecord{{p, o}, b.tenant, std::move(v), last, o.value(), link, /*verified=*/true, leaf});
         results[g].positions.push_back({p, o});
       }
       if (!lookup_failed.is_ok()) break;  // the whole group fails below

@@ -55,6 +55,10 @@ struct StoredRecord {
   // reader may skip verifying it again — verify_record. False for every record read back
   // from storage or from a broker: those are verified by their reader.
   bool verified = false;
+  // With `verified` only: the record's leaf hash (audit::record_leaf of this partition,
+  // seq, append_us, tenant and value) as the log computed it for `chain` when it appended
+  // the record, so that the notary does not hash the record again. Zeros otherwise.
+  std::array<uint8_t, 32> leaf{};
 };
 
 // A record shared by its readers (Log::read_shared).
