@@ -374,7 +374,8 @@ class EmbeddedLog final : public Log {
     size_t bytes = 0;
   };
 
-  // read / read_shared: the records from the tail (copied or shared), else from RocksDB.
+  // read / read_shared: the records from the tail (copied or shared), else from RocksDB
+  // (shared as one page: share_records).
   template <typename Out>
   Result<std::vector<Out>> read_records(Partition p, Offset from, const ReadOptions& o) {
     if (auto s = check_partition(p); !s.is_ok()) return s;
@@ -384,6 +385,15 @@ class EmbeddedLog final : public Log {
     const Offset end = published_end(p);
     if (from >= end) return out;
     if (read_tail(p, from, o, out)) return out;
+    auto stored = read_stored(p, from, end, o);
+    if (!stored.ok()) return std::move(stored).take_status();
+    if constexpr (std::is_same_v<Out, SharedRecord>) return share_records(std::move(stored).value());
+    else return stored;
+  }
+
+  // Records of p in [from, end) from RocksDB, within `o`.
+  Result<std::vector<StoredRecord>> read_stored(Partition p, Offset from, Offset end, const ReadOptions& o) {
+    std::vector<StoredRecord> out;
     rocksdb::ReadOptions ro;
     const std::string upper = record_key(p, end);  // not what is unsynced
     rocksdb::Slice upper_slice(upper);
@@ -397,8 +407,7 @@ class EmbeddedLog final : public Log {
       auto rec = decode(it->key(), it->value());
       if (!rec.ok()) return std::move(rec).take_status();
       bytes += rec->value.size();
-      if constexpr (std::is_same_v<Out, SharedRecord>) out.push_back(std::make_shared<const StoredRecord>(std::move(rec.value())));
-      else out.push_back(std::move(rec.value()));
+      out.push_back(std::move(rec.value()));
     }
     if (!it->status().ok()) return Status(Code::kInternal, it->status().ToString());
     return out;

@@ -63,6 +63,8 @@ struct StoredRecord {
 
 // A record shared by its readers (Log::read_shared).
 using SharedRecord = std::shared_ptr<const StoredRecord>;
+// Records read as one page, shared: each keeps the page alive (one allocation in all).
+std::vector<SharedRecord> share_records(std::vector<StoredRecord> records);
 
 // verify_event(r.value) (events/codec.h), unless `r.verified`: what a reader of the log
 // calls before it uses a record.

@@ -61,9 +61,16 @@ Result<AppendResult> Log::append_sync(AppendBatch batch) {
 Result<std::vector<SharedRecord>> Log::read_shared(Partition partition, Offset from, const ReadOptions& opts) {
   auto recs = read(partition, from, opts);
   if (!recs.ok()) return std::move(recs).take_status();
+  return share_records(std::move(recs).value());
+}
+
+std::vector<SharedRecord> share_records(std::vector<StoredRecord> records) {
+  // One allocation for the page, not one per record: each SharedRecord owns the whole
+  // page (shared_ptr's aliasing constructor) and points at its record.
+  auto page = std::make_shared<const std::vector<StoredRecord>>(std::move(records));
   std::vector<SharedRecord> out;
-  out.reserve(recs->size());
-  for (StoredRecord& r : *recs) out.push_back(std::make_shared<const StoredRecord>(std::move(r)));
+  out.reserve(page->size());
+  for (const StoredRecord& r : *page) out.emplace_back(page, &r);
   return out;
 }
 
