@@ -74,10 +74,10 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
-#include <type_traits>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 
 #include "events/audit_chain.h"
@@ -846,7 +846,6 @@ class EmbeddedLog final : public Log {
     return sum;
   }
 
-  // Serves read(p, from) from p's tail when the tail holds `from`; false otherwise.
   // Serves read(p, from) from p's tail when the tail holds `from`: its records from there,
   // within `o`, shared (out = SharedRecord) or copied (out = StoredRecord); false otherwise.
   template <typename Out>

@@ -155,8 +155,8 @@ class Log {
   // keeps records in memory (embedded: its tail) hands out the ones it holds, so that the
   // engine's many followers of a partition — each processor, the notary, the index, the
   // stream hub — do not each copy every record they read. The records never change;
-  // holding one keeps it in memory after the backend dropped it. The default wraps
-  // `read`'s copies.
+  // holding one keeps it in memory after the backend dropped it. The default shares
+  // `read`'s copies as one page (share_records).
   virtual Result<std::vector<SharedRecord>> read_shared(Partition partition, Offset from,
                                                         const ReadOptions& opts = {});
 
