@@ -222,7 +222,7 @@ std::vector<ComponentHealth> Host::health() const {
     h.permanent = e.permanent;
     h.restarts = e.restarts;
     h.lag = e.c->lag();
-    h.unrelayed = e.started ? e.c->unrelayed() : -1;
+    if (e.started) h.relaying = e.c->relaying();
     out.push_back(std::move(h));
   }
   return out;

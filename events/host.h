@@ -62,11 +62,11 @@ class Component {
   }
   // Records of the log not yet processed, over its partitions; -1: not applicable.
   virtual int64_t lag() const { return -1; }
-  // Derived events it committed and has not yet appended to the log (a processor's
-  // outbox); -1: not applicable or not known now. With lag() 0 and this 0 the component
-  // has nothing left to do with what the log holds. May read the component's store:
-  // asked by /readyz, not by the supervision loop.
-  virtual int64_t unrelayed() const { return -1; }
+  // Whether it holds derived events it committed and has not yet appended to the log (a
+  // processor's outbox); nullopt: not applicable. With lag() 0 and this false the
+  // component has nothing left to do with what the log holds. Cheap (no store read):
+  // /readyz asks it, unauthenticated.
+  virtual std::optional<bool> relaying() const { return std::nullopt; }
   // The earliest engine time (µs) a timer of this component is due on `p`; none: nullopt.
   virtual std::optional<int64_t> next_timer_us(Partition /*p*/) const { return std::nullopt; }
 };
@@ -85,7 +85,7 @@ struct ComponentHealth {
   bool permanent = false;  // down for good (a permanent error), not waiting for a restart
   uint64_t restarts = 0;
   int64_t lag = -1;
-  int64_t unrelayed = -1;  // Component::unrelayed
+  std::optional<bool> relaying;  // Component::relaying
 };
 
 class Host {

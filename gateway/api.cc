@@ -566,7 +566,7 @@ void Api::handle(HttpRequest req, Reply reply) {
         // The error's code only: /readyz is unauthenticated, and a message may name hosts.
         if (!h.up) c.str("error", code_name(h.error.code()));
         if (h.lag >= 0) c.num("lag", h.lag);
-        if (h.unrelayed >= 0) c.num("unrelayed", h.unrelayed);
+        if (h.relaying) c.boolean("relaying", *h.relaying);
         components += c.done();
       }
     }

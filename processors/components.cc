@@ -12,10 +12,7 @@ class RuntimeComponent final : public Component {
   Status health() const override { return rt_.last_error(); }
   Status restart() override { return rt_.restart(); }
   int64_t lag() const override { return rt_.lag(); }
-  int64_t unrelayed() const override {
-    auto n = rt_.pending_outbox();
-    return n.ok() ? static_cast<int64_t>(*n) : -1;
-  }
+  std::optional<bool> relaying() const override { return !rt_.relay_drained(); }
   std::optional<int64_t> next_timer_us(Partition p) const override {
     auto t = rt_.next_timer_us(p);
     // A read error: report "due now", so the partition ticks (harmless) rather than never.

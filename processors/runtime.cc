@@ -388,6 +388,8 @@ class RuntimeImpl final : public ProcessorRuntime {
     return sum;
   }
 
+  bool relay_drained() const override { return relay_drained_.load(std::memory_order_acquire); }
+
   Result<size_t> pending_outbox() const override {
     auto db_lk = db_mu_.read();
     if (db_ == nullptr) return closed();
@@ -677,6 +679,10 @@ class RuntimeImpl final : public ProcessorRuntime {
       }
     }
     if (probe_) update_lag();
+    relay_drained_.store(std::none_of(lanes_.begin(), lanes_.end(), [](const auto& l) {
+                           return l.second.dirty || l.second.in_flight || l.second.needs_scan;
+                         }),
+                         std::memory_order_release);
     // Everything read (no partition's batch was full) and relayed or in flight (no other
     // lane left with entries or a rescan): under load the follower's next step waits for
     // its window — and for an append or the flight's acknowledgement.
@@ -972,6 +978,7 @@ class RuntimeImpl final : public ProcessorRuntime {
     return ls;
   }
   void reset_lanes() {
+    relay_drained_.store(false, std::memory_order_release);  // until a step finds it drained
     lanes_.clear();
     for (Partition p : opts_.partitions) {
       Lane l{false, p};
@@ -1351,6 +1358,7 @@ class RuntimeImpl final : public ProcessorRuntime {
   rocksdb::ColumnFamilyHandle* meta_;
   rocksdb::ColumnFamilyHandle* state_;
   std::atomic<bool> store_failed_{false};  // a write failed: reopen at restart()
+  std::atomic<bool> relay_drained_{false};  // relay_drained(): stored by each step
 
   mutable std::mutex mu_;  // guards committed_, stats_, error_, last_*_error_
   mutable std::condition_variable applied_cv_;  // committed_ advanced or error_ set

@@ -311,8 +311,16 @@ class ProcessorRuntime {
   // The CloudEvents `source` of this processor's derived events.
   virtual const std::string& derived_source() const = 0;
 
+  // Whether, as of its last step, every derived event this runtime committed is in the
+  // log: no lane of the outbox may hold entries, none is in flight, none waits for its
+  // rescan. Reads no store (the relay's own bookkeeping, published by each step): what
+  // /readyz reports. False from start() until a step finds the relay drained, and while
+  // the relay is off with entries committed.
+  virtual bool relay_drained() const = 0;
+
   // ---- Replay (replay/REPLAY.md §7) -------------------------------------------------------
-  // Outbox entries not yet appended, over every lane (same-partition and cross).
+  // Outbox entries not yet appended, over every lane (same-partition and cross). Scans the
+  // store, deleted entries included: for tests and replays, not for a probe.
   virtual Result<size_t> pending_outbox() const = 0;
   // THE REPUBLISH HORIZON. Deletes every outbox entry and relay marker (synced): the events
   // this runtime derived from the records below its committed offsets will never be

@@ -99,9 +99,9 @@ TEST(HostHttp, APermanentlyFailedComponentIsReportedAndTheGatewayKeepsServing) {
   EXPECT_NE(m.body.find(R"(agentos_processor_up{component="pulse"} 1)"), std::string::npos) << m.body;
 }
 
-// A component with derived events not yet in the log says how many ("unrelayed"), beside
-// its lag; a caught-up Pulse says 0 of both.
-TEST(HostHttp, ReadyzSaysWhatAComponentHasNotYetAppended) {
+// A component with derived events not yet in the log says so ("relaying"), beside its lag;
+// a caught-up Pulse says lag 0, relaying false.
+TEST(HostHttp, ReadyzSaysWhetherAComponentHasEventsToAppend) {
   class Unrelayed final : public Component {
    public:
     std::string_view name() const override { return "relaying"; }
@@ -109,7 +109,7 @@ TEST(HostHttp, ReadyzSaysWhatAComponentHasNotYetAppended) {
     void stop() override {}
     Status health() const override { return Status::ok(); }
     int64_t lag() const override { return 0; }
-    int64_t unrelayed() const override { return 3; }
+    std::optional<bool> relaying() const override { return true; }
   } relaying;
   TempDir dir;
   EngineOptions o;
@@ -120,9 +120,9 @@ TEST(HostHttp, ReadyzSaysWhatAComponentHasNotYetAppended) {
   std::string body;
   ASSERT_TRUE(wait_until([&] {
     body = engine.call("GET", "/readyz", "").body;
-    return body.find(R"({"name":"pulse","state":"up","restarts":0,"lag":0,"unrelayed":0})") != std::string::npos;
+    return body.find(R"({"name":"pulse","state":"up","restarts":0,"lag":0,"relaying":false})") != std::string::npos;
   })) << body;
-  EXPECT_NE(body.find(R"({"name":"relaying","state":"up","restarts":0,"lag":0,"unrelayed":3})"), std::string::npos)
+  EXPECT_NE(body.find(R"({"name":"relaying","state":"up","restarts":0,"lag":0,"relaying":true})"), std::string::npos)
       << body;
 }
 

@@ -213,16 +213,22 @@ TEST_F(ProcessorReplayTest, AnInterruptedReplayLeavesTheLiveRuntimeAsItWas) {
   EXPECT_EQ(ends(), ends_);
 }
 
-// /readyz's "unrelayed" (Component::unrelayed): the derived events a runtime committed to
-// its outbox and has not appended — what "lag 0" alone does not say.
-TEST_F(ProcessorReplayTest, TheComponentSaysWhatItsOutboxHolds) {
+// /readyz's "relaying" (Component::relaying, ProcessorRuntime::relay_drained): true while
+// a runtime's outbox holds derived events — what "lag 0" alone does not say — false once
+// its relay appended them all; no store read.
+TEST_F(ProcessorReplayTest, TheComponentSaysWhetherItsOutboxHoldsEvents) {
   auto unrelayed = open(*log_, "unrelayed", /*relay=*/false, 256);
   ASSERT_TRUE(drain(*unrelayed).is_ok());
-  const size_t pending = *unrelayed->pending_outbox();
-  ASSERT_GT(pending, 0u);
-  EXPECT_EQ(make_runtime_component("pulse", *unrelayed)->unrelayed(), static_cast<int64_t>(pending));
-  ASSERT_EQ(*live_->pending_outbox(), 0u);  // relayed as it went
-  EXPECT_EQ(make_runtime_component("pulse", *live_)->unrelayed(), 0);
+  ASSERT_GT(*unrelayed->pending_outbox(), 0u);
+  EXPECT_FALSE(unrelayed->relay_drained());
+  EXPECT_EQ(make_runtime_component("pulse", *unrelayed)->relaying(), std::optional<bool>(true));
+  // The relay on, over a log it has not read yet: not drained until its steps relayed all.
+  auto relaying = open(*log_, "relaying", /*relay=*/true, 256);
+  EXPECT_FALSE(relaying->relay_drained());
+  ASSERT_TRUE(drain(*relaying).is_ok());
+  ASSERT_EQ(*relaying->pending_outbox(), 0u);
+  EXPECT_TRUE(relaying->relay_drained());
+  EXPECT_EQ(make_runtime_component("pulse", *relaying)->relaying(), std::optional<bool>(false));
 }
 
 TEST_F(ProcessorReplayTest, AdoptRefusesPendingEventsAndAnInterruptedSwapIsTakenBack) {
