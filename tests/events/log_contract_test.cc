@@ -535,28 +535,35 @@ TEST(EmbeddedLogTail, ReadsFromTheTailEqualReadsFromRocksDb) {
   EXPECT_LT(from_tail, records);  // some were read before the tail, from RocksDB
 }
 
+// An embedded log in `dir` with `partitions` and tails of `tail_bytes` in all.
+std::unique_ptr<Log> open_log_with_tails(const TempDir& dir, int32_t partitions, size_t tail_bytes) {
+  EmbeddedLogOptions o;
+  o.dir = dir.sub("log");
+  o.partitions = partitions;
+  o.tail_cache_bytes = tail_bytes;
+  auto log = open_embedded_log(o);
+  EXPECT_TRUE(log.ok()) << log.status().to_string();
+  return log.ok() ? std::move(log).value() : nullptr;
+}
+
 // The records of the tail are handed out, not copied: two shared reads of one offset give
 // the same record, and a record held by a reader stays whole after the tail evicted it.
 TEST(EmbeddedLogTail, SharedReadsHandOutTheTailsRecords) {
   TempDir dir;
-  EmbeddedLogOptions o;
-  o.dir = dir.sub("log");
-  o.partitions = 1;
-  o.tail_cache_bytes = 4096;
-  auto log = open_embedded_log(o);
-  ASSERT_TRUE(log.ok());
+  auto log = open_log_with_tails(dir, 1, 4096);
+  ASSERT_NE(log, nullptr);
   const std::string first = make_event("acme", "e0");
-  ASSERT_TRUE((*log)->append_sync(AppendBatch{TenantId("acme"), {first}}).ok());
-  auto a = (*log)->read_shared(Partition(0), Offset(0));
-  auto b = (*log)->read_shared(Partition(0), Offset(0));
+  ASSERT_TRUE(log->append_sync(AppendBatch{TenantId("acme"), {first}}).ok());
+  auto a = log->read_shared(Partition(0), Offset(0));
+  auto b = log->read_shared(Partition(0), Offset(0));
   ASSERT_TRUE(a.ok() && b.ok());
   ASSERT_EQ(a->size(), 1u);
   ASSERT_EQ(b->size(), 1u);
   EXPECT_EQ((*a)[0].get(), (*b)[0].get());  // one record, two readers
   EXPECT_TRUE((*a)[0]->verified);
   for (int i = 1; i < 100; ++i)
-    ASSERT_TRUE((*log)->append_sync(AppendBatch{TenantId("acme"), {make_event("acme", "e" + std::to_string(i))}}).ok());
-  auto again = (*log)->read_shared(Partition(0), Offset(0), ReadOptions{1, 4 << 20});
+    ASSERT_TRUE(log->append_sync(AppendBatch{TenantId("acme"), {make_event("acme", "e" + std::to_string(i))}}).ok());
+  auto again = log->read_shared(Partition(0), Offset(0), ReadOptions{1, 4 << 20});
   ASSERT_TRUE(again.ok());
   ASSERT_EQ(again->size(), 1u);
   EXPECT_FALSE((*again)[0]->verified);  // evicted: read back from RocksDB
@@ -581,28 +588,25 @@ TEST(EmbeddedLogTail, VerifyRecordSkipsOnlyWhatTheLogVerified) {
 // tails never hold more than the budget once they hold more than one record each.
 TEST(EmbeddedLogTail, CachedBytesCountWholeRecordsWithinTheBudget) {
   TempDir dir;
-  EmbeddedLogOptions o;
-  o.dir = dir.sub("log");
-  o.partitions = 1;
-  o.tail_cache_bytes = 4096;
-  auto log = open_embedded_log(o);
-  ASSERT_TRUE(log.ok());
-  EXPECT_EQ((*log)->cached_bytes(), 0u);
+  constexpr size_t kBudget = 4096;
+  auto log = open_log_with_tails(dir, 1, kBudget);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->cached_bytes(), 0u);
   const std::string tenant = "tenant-with-a-name-longer-than-any-inline-string";
   const std::string first = make_event(tenant, "e0");
-  ASSERT_TRUE((*log)->append_sync(AppendBatch{TenantId(tenant), {first}}).ok());
-  EXPECT_GE((*log)->cached_bytes(), first.size() + tenant.size() + sizeof(StoredRecord));
+  ASSERT_TRUE(log->append_sync(AppendBatch{TenantId(tenant), {first}}).ok());
+  EXPECT_GE(log->cached_bytes(), first.size() + tenant.size() + sizeof(StoredRecord));
   size_t values = first.size();
   for (int i = 1; i < 200; ++i) {
     std::string v = make_event(tenant, "e" + std::to_string(i));
     values += v.size();
-    ASSERT_TRUE((*log)->append_sync(AppendBatch{TenantId(tenant), {std::move(v)}}).ok());
-    EXPECT_LE((*log)->cached_bytes(), o.tail_cache_bytes) << "after record " << i;
+    ASSERT_TRUE(log->append_sync(AppendBatch{TenantId(tenant), {std::move(v)}}).ok());
+    EXPECT_LE(log->cached_bytes(), kBudget) << "after record " << i;
   }
-  ASSERT_GT(values, 2 * o.tail_cache_bytes);  // the tail did evict
-  EXPECT_GT((*log)->cached_bytes(), o.tail_cache_bytes / 2);
+  ASSERT_GT(values, 2 * kBudget);  // the tail did evict
+  EXPECT_GT(log->cached_bytes(), kBudget / 2);
   // The newest record is read from the tail and is the one appended.
-  auto r = (*log)->read(Partition(0), Offset(199));
+  auto r = log->read(Partition(0), Offset(199));
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->size(), 1u);
   EXPECT_EQ((*r)[0].value, make_event(tenant, "e199"));
@@ -613,21 +617,19 @@ TEST(EmbeddedLogTail, CachedBytesCountWholeRecordsWithinTheBudget) {
 // tails goes first — here a quiet partition's, appended before the busy one's.
 TEST(EmbeddedLogTail, OneBudgetForAllPartitionsTheOldestRecordGoesFirst) {
   TempDir dir;
-  EmbeddedLogOptions o;
-  o.dir = dir.sub("log");
-  o.partitions = 4;
-  o.tail_cache_bytes = 16 << 10;
-  auto log = open_embedded_log(o);
-  ASSERT_TRUE(log.ok());
-  const Partition busy = (*log)->partition_of(TenantId("acme"));
+  constexpr int32_t kPartitions = 4;
+  constexpr size_t kBudget = 16 << 10;
+  auto log = open_log_with_tails(dir, kPartitions, kBudget);
+  ASSERT_NE(log, nullptr);
+  const Partition busy = log->partition_of(TenantId("acme"));
   std::string quiet;
   for (int i = 0; quiet.empty(); ++i)
-    if ((*log)->partition_of(TenantId("q" + std::to_string(i))) != busy) quiet = "q" + std::to_string(i);
-  const Partition qp = (*log)->partition_of(TenantId(quiet));
-  ASSERT_TRUE((*log)->append_sync(AppendBatch{TenantId(quiet), {make_event(quiet, "only")}}).ok());
+    if (log->partition_of(TenantId("q" + std::to_string(i))) != busy) quiet = "q" + std::to_string(i);
+  const Partition qp = log->partition_of(TenantId(quiet));
+  ASSERT_TRUE(log->append_sync(AppendBatch{TenantId(quiet), {make_event(quiet, "only")}}).ok());
   // Whether the record at `offset` of `p` is served from the tail (marked verified).
   auto in_tail = [&](Partition p, int64_t offset) {
-    auto r = (*log)->read(p, Offset(offset), ReadOptions{1, 4 << 20});
+    auto r = log->read(p, Offset(offset), ReadOptions{1, 4 << 20});
     EXPECT_TRUE(r.ok() && r->size() == 1);
     return r.ok() && r->size() == 1 && (*r)[0].verified;
   };
@@ -637,8 +639,8 @@ TEST(EmbeddedLogTail, OneBudgetForAllPartitionsTheOldestRecordGoesFirst) {
   for (int i = 0; i < 200 && !first_evicted; ++i) {
     std::string v = make_event("acme", "e" + std::to_string(i));
     const size_t size = v.size();
-    ASSERT_TRUE((*log)->append_sync(AppendBatch{TenantId("acme"), {std::move(v)}}).ok());
-    EXPECT_LE((*log)->cached_bytes(), o.tail_cache_bytes) << "after record " << i;
+    ASSERT_TRUE(log->append_sync(AppendBatch{TenantId("acme"), {std::move(v)}}).ok());
+    EXPECT_LE(log->cached_bytes(), kBudget) << "after record " << i;
     EXPECT_TRUE(in_tail(busy, i)) << "the newest record, " << i;
     quiet_evicted = quiet_evicted || !in_tail(qp, 0);
     first_evicted = !in_tail(busy, 0);
@@ -650,7 +652,7 @@ TEST(EmbeddedLogTail, OneBudgetForAllPartitionsTheOldestRecordGoesFirst) {
   EXPECT_TRUE(first_evicted);  // the budget did bound the busy partition
   // A share of 1/partitions would have evicted it within 4 KiB of records (values and
   // bookkeeping); the one budget kept more than that of values alone.
-  EXPECT_GT(busy_bytes, o.tail_cache_bytes / o.partitions * 3 / 2);
+  EXPECT_GT(busy_bytes, kBudget / kPartitions * 3 / 2);
 }
 
 
