@@ -466,8 +466,9 @@ class EmbeddedLog final : public Log {
       // After refuse_if_logged found none of the batch logged, only the batch's own
       // duplicates remain to be found, in group_ids_: no second lookup in RocksDB.
       bool log_checked = false;
+      std::vector<std::string> keys;  // the batch's idempotency keys, once looked up whole
       if (b.dedupe && b.none_if_logged) {
-        auto refused = refuse_if_logged(b, results[g]);
+        auto refused = refuse_if_logged(b, results[g], keys);
         if (!refused.ok()) {
           lookup_failed = std::move(refused).take_status();
           break;
@@ -479,9 +480,10 @@ class EmbeddedLog final : public Log {
       const std::string tprefix = tenant_prefix(p, b.tenant);
       results[g].positions.reserve(b.values.size());
       if (b.dedupe) results[g].replayed.reserve(b.values.size());
-      for (auto& v : b.values) {
+      for (size_t i = 0; i < b.values.size(); ++i) {
+        std::string& v = b.values[i];
         const EventHeader h = read_header(v);
-        std::string ik = id_key(b.tenant.str(), h.source, h.id);
+        std::string ik = log_checked ? std::move(keys[i]) : id_key(b.tenant.str(), h.source, h.id);
         if (b.dedupe) {
           auto known = logged_position(ik, /*group_only=*/log_checked);
           if (!known.ok()) {
@@ -888,14 +890,16 @@ class EmbeddedLog final : public Log {
   // AppendBatch::none_if_logged: when any event of `b` is logged already (the ids family,
   // or an earlier batch of this group), fills `out` with every event's lookup, hands the
   // values back and returns true: nothing of `b` is written.
-  Result<bool> refuse_if_logged(AppendBatch& b, AppendResult& out) {
+  // `keys`: the batch's idempotency keys, in its order (the caller writes them when none
+  // is logged).
+  Result<bool> refuse_if_logged(AppendBatch& b, AppendResult& out, std::vector<std::string>& keys) {
     const size_t n = b.values.size();
     std::vector<Position> positions(n);
     std::vector<bool> replayed(n, false);
     bool any = false;
     // The group's own keys first; the rest in one MultiGet (RocksDB probes the filters of
     // each table file for all of them at once).
-    std::vector<std::string> keys(n);
+    keys.assign(n, std::string());
     std::vector<rocksdb::Slice> probe;
     std::vector<size_t> probed;
     for (size_t i = 0; i < n; ++i) {
