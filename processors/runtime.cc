@@ -130,20 +130,32 @@ Result<std::vector<std::pair<std::string, std::string>>> committed_scan(
 }
 
 // Overlay of one batch's writes over the committed column family.
+//
+// A key the batch deletes is deleted at its commit only if the committed state holds it:
+// a queue entry, an index entry or a timer that lives and dies within one batch leaves
+// no tombstone behind, which every later scan of its prefix would step over until a
+// compaction dropped it. Whether the committed state holds the key is known when a scan
+// of the batch met it there (or did not), and asked of the store in one MultiGet at the
+// commit otherwise.
 class TxnImpl final : public StateTxn {
  public:
   TxnImpl(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) : db_(db), cf_(cf) {}
 
   Result<std::optional<std::string>> get(std::string_view key) override {
     auto it = writes_.find(key);
-    if (it != writes_.end()) return it->second;
+    if (it != writes_.end()) return it->second.value;
     return committed_get(db_, cf_, key);
   }
   void put(std::string_view key, std::string_view value) override {
-    writes_.insert_or_assign(std::string(key), std::optional<std::string>(std::string(value)));
+    auto it = writes_.find(key);
+    if (it == writes_.end()) it = writes_.emplace(std::string(key), Write{}).first;
+    it->second.value.emplace(value);
+    it->second.put = true;
   }
   void del(std::string_view key) override {
-    writes_.insert_or_assign(std::string(key), std::optional<std::string>());
+    auto it = writes_.find(key);
+    if (it == writes_.end()) it = writes_.emplace(std::string(key), Write{}).first;
+    it->second.value.reset();
   }
   Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from,
                                                                 std::string_view to,
@@ -172,8 +184,12 @@ class TxnImpl final : public StateTxn {
       if (!db_ok && !w_ok) break;
       std::string_view dk = db_ok ? std::string_view(it->key().data(), it->key().size()) : std::string_view();
       if (w_ok && (!db_ok || std::string_view(w->first) <= dk)) {
-        if (db_ok && std::string_view(w->first) == dk) it->Next();  // the write shadows it
-        if (w->second) out.emplace_back(w->first, *w->second);
+        // The iterator stands on the least committed key at or after this one: equal, the
+        // committed state holds it; greater (or none), it does not.
+        const bool committed = db_ok && std::string_view(w->first) == dk;
+        w->second.committed = committed ? Presence::kPresent : Presence::kAbsent;
+        if (committed) it->Next();  // the write shadows it
+        if (w->second.value) out.emplace_back(w->first, *w->second.value);
         ++w;
       } else {
         out.emplace_back(std::string(dk), it->value().ToString());
@@ -183,17 +199,41 @@ class TxnImpl final : public StateTxn {
     if (!it->status().ok()) return from_rocks(it->status(), "state scan");
     return out;
   }
-  void flush(rocksdb::WriteBatch& wb) {
-    for (auto& [k, v] : writes_) {
-      if (v) wb.Put(cf_, k, *v);
-      else wb.Delete(cf_, k);
+  // Adds the batch's writes to `wb`: every put, and every delete but those of keys the
+  // committed state does not hold. That is asked only for keys the batch put itself: a
+  // key deleted without one is, as a rule, one the processor read from the committed state.
+  Status flush(rocksdb::WriteBatch& wb) {
+    std::vector<rocksdb::Slice> ask;
+    for (const auto& [k, w] : writes_)
+      if (!w.value && w.put && w.committed == Presence::kUnknown) ask.emplace_back(k);
+    if (!ask.empty()) {
+      std::vector<rocksdb::PinnableSlice> values(ask.size());
+      std::vector<rocksdb::Status> found(ask.size());
+      db_->MultiGet(rocksdb::ReadOptions(), cf_, ask.size(), ask.data(), values.data(), found.data(),
+                    /*sorted_input=*/true);  // in the map's order
+      for (size_t i = 0; i < ask.size(); ++i) {
+        if (!found[i].ok() && !found[i].IsNotFound()) return from_rocks(found[i], "state get");
+        writes_.find(ask[i].ToStringView())->second.committed =
+            found[i].ok() ? Presence::kPresent : Presence::kAbsent;
+      }
     }
+    for (const auto& [k, w] : writes_) {
+      if (w.value) wb.Put(cf_, k, *w.value);
+      else if (w.committed != Presence::kAbsent) wb.Delete(cf_, k);
+    }
+    return Status::ok();
   }
 
  private:
+  enum class Presence : uint8_t { kUnknown, kAbsent, kPresent };
+  struct Write {
+    std::optional<std::string> value;  // nullopt: deleted
+    bool put = false;                  // the batch put the key at least once
+    Presence committed = Presence::kUnknown;  // whether the committed state holds the key
+  };
   rocksdb::DB* db_;
   rocksdb::ColumnFamilyHandle* cf_;
-  std::map<std::string, std::optional<std::string>, std::less<>> writes_;
+  std::map<std::string, Write, std::less<>> writes_;
   std::string upper_key_;
   rocksdb::Slice upper_;  // the iterator's upper bound: `upper_key_`, set by each scan
   std::unique_ptr<rocksdb::Iterator> it_;
@@ -846,7 +886,7 @@ class RuntimeImpl final : public ProcessorRuntime {
         return false;
       }
     }
-    txn.flush(wb);
+    if (Status s = txn.flush(wb); !s.is_ok()) return s;  // as a failed read in an apply
     const auto t0 = std::chrono::steady_clock::now();
     if (Status s = write(wb); !s.is_ok()) return s;
     deleted_.merge(batch_deleted_);

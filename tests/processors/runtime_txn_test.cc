@@ -4,6 +4,9 @@
 // derived event inherits from its input (causationid, correlationid, traceparent).
 #include <gtest/gtest.h>
 
+#include <rocksdb/db.h>
+#include <rocksdb/utilities/debug.h>
+
 #include <set>
 
 #include "events/codec.h"
@@ -185,6 +188,82 @@ TEST_F(RuntimeTxnTest, ScanOfAFailedBatchLeavesNothingBehind) {
   ASSERT_TRUE(drain(*rt).is_ok());
   EXPECT_TRUE(seen_after_restart.empty());  // the failed batch's put never committed
   EXPECT_EQ(value(*rt, "k"), "v");
+}
+
+// Every version of every key the state column family holds, committed or deleted, in the
+// store the runtime left in `dir` (closed): "key=PUT" / "key=DELETE", oldest first per key.
+std::vector<std::string> state_versions(const std::string& dir, const std::string& processor) {
+  rocksdb::DBOptions o;
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {{rocksdb::kDefaultColumnFamilyName, {}}, {processor, {}}};
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::OpenForReadOnly(o, dir, cfs, &handles, &raw);
+  if (!s.ok()) throw std::runtime_error("open state: " + s.ToString());
+  std::vector<rocksdb::KeyVersion> kv;
+  s = rocksdb::GetAllKeyVersions(raw, handles[1], rocksdb::Slice(""), rocksdb::Slice("\xff"), 1000, &kv);
+  for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
+  delete raw;
+  if (!s.ok()) throw std::runtime_error("versions: " + s.ToString());
+  std::stable_sort(kv.begin(), kv.end(), [](const auto& a, const auto& b) {
+    return a.user_key != b.user_key ? a.user_key < b.user_key : a.sequence < b.sequence;
+  });
+  std::vector<std::string> out;
+  for (const auto& v : kv) out.push_back(v.user_key + "=" + v.GetTypeName());
+  return out;
+}
+
+TEST_F(RuntimeTxnTest, AKeyABatchPutsAndDeletesLeavesATombstoneOnlyWhenTheCommittedStateHeldIt) {
+  std::optional<std::string> temp_in_batch;
+  KVs scanned;
+  ScriptedProcessor proc([&](const EventView& ev, StateTxn& st, Emitter&) -> Status {
+    if (ev.header.id == "seed") {
+      for (const char* k : {"held", "held-scanned", "held-deleted"}) st.put(k, "committed");
+      return Status::ok();
+    }
+    if (ev.header.id == "first") {  // same batch as "second"
+      st.put("temp", "t");            // never committed: put here, deleted by "second"
+      st.put("temp-scanned", "t");    // the same, and a scan meets it first
+      st.put("held", "new");          // committed by "seed": put again, then deleted
+      st.put("held-scanned", "new");  // the same, and a scan meets it first
+      st.del("held-deleted");         // committed, deleted without a put
+      st.del("gone");                 // deleted, never put anywhere
+      st.del("never");                // the same, and a scan passes it
+      return Status::ok();
+    }
+    auto t = st.get("temp");
+    if (!t.ok()) return std::move(t).take_status();
+    temp_in_batch = *t;
+    auto r = st.scan("held-scanned", "u", 10);
+    if (!r.ok()) return std::move(r).take_status();
+    scanned = *r;
+    for (const char* k : {"temp", "temp-scanned", "held", "held-scanned"}) st.del(k);
+    return Status::ok();
+  });
+  {
+    auto rt = open(proc);
+    append("acme", "seed");
+    ASSERT_TRUE(drain(*rt).is_ok());
+    append("acme", "first");
+    append("acme", "second");
+    const RuntimeStats before = rt->stats();
+    ASSERT_TRUE(rt->step().ok());
+    ASSERT_EQ(rt->stats().commits, before.commits + 1);  // both events in one batch
+    EXPECT_EQ(temp_in_batch, std::optional<std::string>("t"));  // the batch sees its own put
+    EXPECT_EQ(scanned, (KVs{{"held-scanned", "new"}, {"temp", "t"}, {"temp-scanned", "t"}}));
+    for (const char* k : {"temp", "temp-scanned", "held", "held-scanned", "held-deleted", "gone", "never"})
+      EXPECT_EQ(value(*rt, k), "<absent>") << k;
+  }
+  // What the store holds: the keys the committed state had get their tombstone, and so does
+  // "gone", deleted without a put, which the runtime does not look up; the two the batch
+  // created and deleted left nothing, nor did "never", which the scan found absent.
+  EXPECT_EQ(state_versions(dir_.sub("state"), "scripted"),
+            (std::vector<std::string>{"gone=TypeDeletion", "held=TypeValue", "held=TypeDeletion",
+                                      "held-deleted=TypeValue", "held-deleted=TypeDeletion",
+                                      "held-scanned=TypeValue", "held-scanned=TypeDeletion"}));
+  // And reopened, the runtime reads the same committed state.
+  auto rt = open(proc);
+  for (const char* k : {"temp", "temp-scanned", "held", "held-scanned", "held-deleted", "gone", "never"})
+    EXPECT_EQ(value(*rt, k), "<absent>") << k;
 }
 
 // ---- Emitter::emit_for -------------------------------------------------------------
