@@ -42,6 +42,8 @@ class DreamsProcessor final : public Processor {
   Status apply(const EventView& ev, StateTxn& state, Emitter& out) override;
   // The sharing messages arrive as its own derived events (DREAMS.md, Sharing).
   bool consumes_own_events() const override { return true; }
+  // Every fact it folds reads its partition's counters first: kept in memory (processor.h).
+  size_t state_cache_bytes() const override { return kDefaultStateCacheBytes; }
   // The earliest epoch timer of `p`: the 'W' index from the partition's timer floor.
   Result<std::optional<int64_t>> next_timer_us(Partition p, StateReader& state) const override;
   // Gauges: dreams_planted, dreams_timers_pending, dreams_shares_open, dreams_signals,

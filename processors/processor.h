@@ -157,6 +157,10 @@ class Emitter {
   virtual int32_t partition_count() const { return 1; }
 };
 
+// What a processor that asks for a committed-state cache asks for, as a rule
+// (Processor::state_cache_bytes: Skills, Dreams).
+inline constexpr size_t kDefaultStateCacheBytes = 512 << 10;
+
 class Processor {
  public:
   virtual ~Processor() = default;
@@ -173,6 +177,14 @@ class Processor {
   // Whether `apply` is also called for events this processor derived itself. Default
   // false: a processor never loops on its own output by accident.
   virtual bool consumes_own_events() const { return false; }
+
+  // Bytes of committed state the runtime keeps in memory for this processor's
+  // StateTxn::get (RuntimeOptions::state_cache_bytes overrides it; processors/runtime.h).
+  // Worth it for a fold that reads the same keys round after round — Skills the session
+  // of every session.updated fact, Dreams its partition's counters — and not for one
+  // whose reads are mostly of keys it is about to create (Pulse: the cache's upkeep cost
+  // it more than its hits saved). Default 0: every get reads the store.
+  virtual size_t state_cache_bytes() const { return 0; }
 
   // Optional metrics: gauges that describe the committed state of partition `p` (Pulse:
   // `timers_pending`). Called only when the runtime has a metrics registry

@@ -36,6 +36,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
+#include <unordered_map>
 
 namespace agentos {
 namespace {
@@ -129,6 +130,85 @@ Result<std::vector<std::pair<std::string, std::string>>> committed_scan(
   return out;
 }
 
+// The committed state's values the runtime read or wrote lately (RuntimeOptions::
+// state_cache_bytes), absent keys included, for TxnImpl::get. The runtime is the only
+// writer of its state column family: every commit puts what it wrote here, after the
+// write succeeded, and a reopened store starts with an empty cache. Two generations of at
+// most half the budget each: when the young one is full the old one is dropped and the
+// young one becomes old; a hit in the old one moves the entry back to the young one.
+// Used by the worker's thread only.
+class CommittedCache {
+ public:
+  using Value = std::optional<std::string>;  // nullopt: the committed state lacks the key
+  explicit CommittedCache(size_t budget) : half_(budget / 2) {}
+
+  // The cached value of `key` (nullptr: not cached).
+  const Value* find(std::string_view key) {
+    if (auto it = young_.find(key); it != young_.end()) return &it->second;
+    auto it = old_.find(key);
+    if (it == old_.end()) return nullptr;
+    auto node = old_.extract(it);
+    old_bytes_ -= cost(node.key(), node.mapped());
+    return &admit(std::move(node))->second;
+  }
+  void put(std::string_view key, const Value& v) {
+    if (cost(key, v) > half_ / 8) {  // too large to keep: forget any older value
+      erase(key);
+      return;
+    }
+    if (auto it = young_.find(key); it != young_.end()) {
+      young_bytes_ = young_bytes_ - cost(it->first, it->second) + cost(key, v);
+      it->second = v;
+      return;
+    }
+    if (auto it = old_.find(key); it != old_.end()) {
+      old_bytes_ -= cost(it->first, it->second);
+      old_.erase(it);
+    }
+    Map::node_type node = scratch_.extract(scratch_.emplace(std::string(key), v).first);
+    admit(std::move(node));
+  }
+  void clear() {
+    young_.clear();
+    old_.clear();
+    young_bytes_ = old_bytes_ = 0;
+  }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  using Map = std::unordered_map<std::string, Value, Hash, std::equal_to<>>;
+  // What an entry holds in memory, roughly: its strings and the node around them.
+  static size_t cost(std::string_view key, const Value& v) { return key.size() + (v ? v->size() : 0) + 96; }
+  void erase(std::string_view key) {
+    if (auto it = young_.find(key); it != young_.end()) {
+      young_bytes_ -= cost(it->first, it->second);
+      young_.erase(it);
+    }
+    if (auto it = old_.find(key); it != old_.end()) {
+      old_bytes_ -= cost(it->first, it->second);
+      old_.erase(it);
+    }
+  }
+  Map::iterator admit(Map::node_type node) {
+    const size_t c = cost(node.key(), node.mapped());
+    if (young_bytes_ + c > half_) {
+      old_ = std::move(young_);
+      old_bytes_ = young_bytes_;
+      young_ = Map();
+      young_bytes_ = 0;
+    }
+    young_bytes_ += c;
+    return young_.insert(std::move(node)).position;
+  }
+
+  const size_t half_;
+  Map young_, old_, scratch_;
+  size_t young_bytes_ = 0, old_bytes_ = 0;
+};
+
 // Overlay of one batch's writes over the committed column family.
 //
 // A key the batch deletes is deleted at its commit only if the committed state holds it:
@@ -139,12 +219,22 @@ Result<std::vector<std::pair<std::string, std::string>>> committed_scan(
 // commit otherwise.
 class TxnImpl final : public StateTxn {
  public:
-  TxnImpl(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) : db_(db), cf_(cf) {}
+  // `cache`: the committed state's cache (null: none).
+  TxnImpl(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, CommittedCache* cache = nullptr)
+      : db_(db), cf_(cf), cache_(cache) {}
 
   Result<std::optional<std::string>> get(std::string_view key) override {
     auto it = writes_.find(key);
     if (it != writes_.end()) return it->second.value;
-    return committed_get(db_, cf_, key);
+    if (cache_ == nullptr) return committed_get(db_, cf_, key);
+    if (const auto* v = cache_->find(key)) {
+      ++cache_hits_;
+      return *v;
+    }
+    ++cache_misses_;
+    auto v = committed_get(db_, cf_, key);
+    if (v.ok()) cache_->put(key, *v);
+    return v;
   }
   void put(std::string_view key, std::string_view value) override {
     auto it = writes_.find(key);
@@ -223,6 +313,13 @@ class TxnImpl final : public StateTxn {
     }
     return Status::ok();
   }
+  // After the batch's WriteBatch was written: what it wrote is the committed state.
+  void committed() {
+    if (cache_ == nullptr) return;
+    for (const auto& [k, w] : writes_) cache_->put(k, w.value);
+  }
+  uint64_t cache_hits() const { return cache_hits_; }
+  uint64_t cache_misses() const { return cache_misses_; }
 
  private:
   enum class Presence : uint8_t { kUnknown, kAbsent, kPresent };
@@ -233,6 +330,8 @@ class TxnImpl final : public StateTxn {
   };
   rocksdb::DB* db_;
   rocksdb::ColumnFamilyHandle* cf_;
+  CommittedCache* cache_;
+  uint64_t cache_hits_ = 0, cache_misses_ = 0;
   std::map<std::string, Write, std::less<>> writes_;
   std::string upper_key_;
   rocksdb::Slice upper_;  // the iterator's upper bound: `upper_key_`, set by each scan
@@ -370,6 +469,8 @@ class RuntimeImpl final : public ProcessorRuntime {
         deleted_(std::move(store.deleted)),
         follow_(log, opts_.partitions) {
     reset_lanes();  // every lane scans first (rule 3: at start)
+    if (const size_t bytes = opts_.state_cache_bytes.value_or(proc_.state_cache_bytes()); bytes > 0)
+      cache_.emplace(bytes);
     wake_ = follow_.waker();
     if (opts_.metrics) {
       probe_ = std::make_unique<RuntimeProbe>(*opts_.metrics, name_, opts_.partitions);
@@ -867,9 +968,19 @@ class RuntimeImpl final : public ProcessorRuntime {
   // (after the before_commit hook). Returns whether anything was committed.
   Result<bool> process(std::span<const Partition> parts) {
     batch_deleted_.clear();
-    TxnImpl txn(db_, state_);
+    TxnImpl txn(db_, state_, cache_ ? &*cache_ : nullptr);
     rocksdb::WriteBatch wb;
     std::vector<PartitionWork> done;
+    // The cache's counters, whatever the batch's fate (its reads happened).
+    struct CountReads {
+      RuntimeImpl& rt;
+      const TxnImpl& txn;
+      ~CountReads() {
+        std::lock_guard lk(rt.mu_);
+        rt.stats_.state_cache_hits += txn.cache_hits();
+        rt.stats_.state_cache_misses += txn.cache_misses();
+      }
+    } count_reads{*this, txn};
     for (Partition p : parts) {
       auto w = apply_partition(p, txn, wb);
       if (!w.ok()) return std::move(w).take_status();
@@ -889,6 +1000,7 @@ class RuntimeImpl final : public ProcessorRuntime {
     if (Status s = txn.flush(wb); !s.is_ok()) return s;  // as a failed read in an apply
     const auto t0 = std::chrono::steady_clock::now();
     if (Status s = write(wb); !s.is_ok()) return s;
+    txn.committed();
     deleted_.merge(batch_deleted_);
     if (probe_) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -966,6 +1078,7 @@ class RuntimeImpl final : public ProcessorRuntime {
     meta_ = store.cfs[0];
     state_ = store.cfs[1];
     store_failed_ = false;
+    if (cache_) cache_->clear();  // what the cache held may be ahead of the reopened store
     deleted_ = std::move(store.deleted);
     std::lock_guard lk(mu_);
     committed_ = std::move(store.committed);
@@ -1398,6 +1511,7 @@ class RuntimeImpl final : public ProcessorRuntime {
   rocksdb::ColumnFamilyHandle* meta_;
   rocksdb::ColumnFamilyHandle* state_;
   std::atomic<bool> store_failed_{false};  // a write failed: reopen at restart()
+  std::optional<CommittedCache> cache_;     // of the committed state (state_cache_bytes)
   std::atomic<bool> relay_drained_{false};  // relay_drained(): stored by each step
 
   mutable std::mutex mu_;  // guards committed_, stats_, error_, last_*_error_

@@ -140,6 +140,12 @@ struct RuntimeOptions {
   std::vector<Partition> partitions;     // owned partitions; empty = all of the log
   size_t max_batch_records = kDefaultProcessorBatchRecords;  // clamped to [1, kMax...]
   bool relay = true;                     // false: derived events stay in the outbox
+  // Bytes of committed state (keys and values, absent keys included) kept in memory for
+  // StateTxn::get: write-through (the runtime is its state's only writer: every commit
+  // puts what it wrote, a reopened store starts it empty), two generations of half the
+  // budget each. nullopt: what the processor asks for (Processor::state_cache_bytes);
+  // 0: every get reads the store.
+  std::optional<size_t> state_cache_bytes;
   // fsync every processing commit and relay delete. Not needed for exactly-once (rule 5):
   // it only shortens the re-application after a power loss, at one fsync per commit.
   // A lane's first relay marker is always synced (rule 1); its later moves are not.
@@ -210,6 +216,8 @@ struct RuntimeStats {
   uint64_t relay_errors = 0;     // failed appends (retried after a rescan)
   uint64_t read_errors = 0;      // transiently failed log reads (retried next round)
   uint64_t sink_errors = 0;      // batches discarded by a transient before_commit error
+  uint64_t state_cache_hits = 0;    // StateTxn::get answered from the committed-state cache
+  uint64_t state_cache_misses = 0;  // StateTxn::get that read the store
 };
 
 // One pending outbox entry.

@@ -31,6 +31,8 @@ class SkillsProcessor final : public Processor {
   Status apply(const EventView& ev, StateTxn& state, Emitter& out) override;
   // The catalog messages arrive as its own derived events (SKILLS.md, catalog replicas).
   bool consumes_own_events() const override { return true; }
+  // Every session.updated fact looks its session up: kept in memory (processor.h).
+  size_t state_cache_bytes() const override { return kDefaultStateCacheBytes; }
 };
 
 }  // namespace agentos::skills

@@ -7,6 +7,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/utilities/debug.h>
 
+#include <map>
 #include <set>
 
 #include "events/codec.h"
@@ -264,6 +265,150 @@ TEST_F(RuntimeTxnTest, AKeyABatchPutsAndDeletesLeavesATombstoneOnlyWhenTheCommit
   auto rt = open(proc);
   for (const char* k : {"temp", "temp-scanned", "held", "held-scanned", "held-deleted", "gone", "never"})
     EXPECT_EQ(value(*rt, k), "<absent>") << k;
+}
+
+// ---- The committed state's cache (RuntimeOptions::state_cache_bytes) -------------------
+
+// A processor that asks for a committed-state cache of `bytes` (Processor::
+// state_cache_bytes), its apply a lambda.
+class CachingProcessor final : public Processor {
+ public:
+  CachingProcessor(size_t bytes, ScriptedProcessor::Fn fn) : bytes_(bytes), fn_(std::move(fn)) {}
+  std::string_view name() const override { return "caching"; }
+  size_t state_cache_bytes() const override { return bytes_; }
+  Status apply(const EventView& ev, StateTxn& st, Emitter& out) override { return fn_(ev, st, out); }
+
+ private:
+  size_t bytes_;
+  ScriptedProcessor::Fn fn_;
+};
+
+// A key read in every batch: the first read goes to the store, the later ones are
+// answered from memory — and always with what the batches before committed. The cache is
+// the processor's wish unless the runtime's options say otherwise.
+TEST_F(RuntimeTxnTest, RepeatedGetsAreAnsweredFromTheCacheWithWhatTheLastCommitsWrote) {
+  struct Case {
+    size_t asked;                  // Processor::state_cache_bytes
+    std::optional<size_t> option;  // RuntimeOptions::state_cache_bytes
+    bool cached;
+  };
+  for (const Case c : {Case{kDefaultStateCacheBytes, std::nullopt, true}, Case{0, std::nullopt, false},
+                       Case{0, kDefaultStateCacheBytes, true}, Case{kDefaultStateCacheBytes, 0, false}}) {
+    SCOPED_TRACE("asked " + std::to_string(c.asked) + ", option " +
+                 (c.option ? std::to_string(*c.option) : std::string("none")));
+    TempDir dir;
+    auto log = open_test_log(dir.sub("log"));
+    std::vector<std::optional<std::string>> seen;
+    CachingProcessor proc(c.asked, [&](const EventView& ev, StateTxn& st, Emitter&) -> Status {
+      auto v = st.get("k");
+      if (!v.ok()) return std::move(v).take_status();
+      seen.push_back(*v);
+      if (ev.header.id == "e1") st.put("k", "v1");  // absent until now
+      if (ev.header.id == "e2") st.del("k");
+      if (ev.header.id == "e3") st.put("k", "v3");
+      return Status::ok();
+    });
+    RuntimeOptions o;
+    o.state_dir = dir.sub("state");
+    o.state_cache_bytes = c.option;
+    auto rt = open_processor_runtime(*log, proc, o);
+    ASSERT_TRUE(rt.ok()) << rt.status().to_string();
+    for (const char* id : {"e1", "e2", "e3", "e4"}) {  // one batch each
+      append_all(*log, {{"acme", make_event("acme", id)}});
+      ASSERT_TRUE(drain(**rt).is_ok());
+    }
+    EXPECT_EQ(seen, (std::vector<std::optional<std::string>>{std::nullopt, "v1", std::nullopt, "v3"}));
+    auto committed = (*rt)->get("k");
+    ASSERT_TRUE(committed.ok());
+    EXPECT_EQ(*committed, std::optional<std::string>("v3"));
+    const RuntimeStats st = (*rt)->stats();
+    if (!c.cached) {
+      EXPECT_EQ(st.state_cache_hits, 0u);
+      EXPECT_EQ(st.state_cache_misses, 0u);
+    } else {
+      EXPECT_EQ(st.state_cache_misses, 1u);  // e1's read, of a key the store lacked
+      EXPECT_EQ(st.state_cache_hits, 3u);
+    }
+  }
+}
+
+// A batch that is not committed (its second store refused it for now) leaves nothing in
+// the cache: the retry reads what the store holds, not what the discarded batch wrote.
+TEST_F(RuntimeTxnTest, ADiscardedBatchLeavesItsWritesOutOfTheCache) {
+  std::vector<std::optional<std::string>> seen;
+  ScriptedProcessor proc([&](const EventView&, StateTxn& st, Emitter&) -> Status {
+    auto v = st.get("k");
+    if (!v.ok()) return std::move(v).take_status();
+    seen.push_back(*v);
+    st.put("k", "written");
+    return Status::ok();
+  });
+  int calls = 0;
+  RuntimeOptions o;
+  o.state_cache_bytes = kDefaultStateCacheBytes;
+  o.before_commit = [&](std::span<const RuntimeOptions::CommitRange>, StateTxn&) {
+    return ++calls == 1 ? Status(Code::kUnavailable, "sink down") : Status::ok();
+  };
+  auto rt = open(proc, o);
+  append("acme", "e1");
+  ASSERT_TRUE(rt->step().ok());
+  ASSERT_EQ(rt->stats().sink_errors, 1u);
+  ASSERT_TRUE(drain(*rt).is_ok());
+  EXPECT_EQ(seen, (std::vector<std::optional<std::string>>{std::nullopt, std::nullopt}));
+  EXPECT_EQ(value(*rt, "k"), "written");
+}
+
+// A cache far smaller than the state: entries come and go, values outgrow what the cache
+// keeps and shrink again, and every read still returns the committed value (a model of
+// the state kept beside the processor says which).
+TEST_F(RuntimeTxnTest, ACacheSmallerThanTheStateStillAnswersEveryReadRight) {
+  std::map<std::string, std::string> model;  // the committed state, as the batches wrote it
+  int wrong = 0;
+  uint64_t events = 0;
+  ScriptedProcessor proc([&](const EventView&, StateTxn& st, Emitter&) -> Status {
+    const uint64_t n = events++;
+    auto check = [&](const std::string& k) -> Status {
+      auto v = st.get(k);
+      if (!v.ok()) return std::move(v).take_status();
+      auto m = model.find(k);
+      if (*v != (m == model.end() ? std::nullopt : std::optional<std::string>(m->second))) ++wrong;
+      return Status::ok();
+    };
+    for (int i = 0; i < 60; ++i) {
+      // A cold key, read once per batch: evicted before the next batch reads it again.
+      const std::string k = "key-" + std::to_string(i);
+      if (Status s = check(k); !s.is_ok()) return s;
+      if ((i + n) % 3 == 0) {
+        const std::string value = "v" + std::to_string(n) + std::string(i % 5 * 100, 'x');
+        st.put(k, value);
+        model[k] = value;
+      } else if ((i + n) % 7 == 0) {
+        st.del(k);
+        model.erase(k);
+      }
+      // A hot key, read all the time: cached, and its value alternately too large to be.
+      const std::string h = "hot-" + std::to_string(i % 4);
+      if (Status s = check(h); !s.is_ok()) return s;
+      if (i < 4) {
+        const std::string value = "h" + std::to_string(n) + std::string((n + i) % 2 ? 2000 : 10, 'y');
+        st.put(h, value);
+        model[h] = value;
+      }
+    }
+    return Status::ok();
+  });
+  RuntimeOptions o;
+  o.state_cache_bytes = 16 << 10;  // some of the 64 keys; values above 1 KiB never
+  auto rt = open(proc, o);
+  for (int e = 0; e < 12; ++e) {  // one batch each
+    append("acme", "e" + std::to_string(e));
+    ASSERT_TRUE(drain(*rt).is_ok());
+  }
+  EXPECT_EQ(wrong, 0);
+  const RuntimeStats st = rt->stats();
+  EXPECT_GT(st.state_cache_hits, 0u);
+  EXPECT_GT(st.state_cache_misses, 64u);  // more than the first reads: entries were evicted
+  for (const auto& [k, v] : model) EXPECT_EQ(value(*rt, k), v) << k;
 }
 
 // ---- Emitter::emit_for -------------------------------------------------------------
