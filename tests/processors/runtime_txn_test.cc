@@ -64,6 +64,16 @@ class RuntimeTxnTest : public ::testing::Test {
   void append(const std::string& tenant, const std::string& id) {
     append_all(*log_, {{tenant, make_event(tenant, id)}});
   }
+  // "seed" applied alone, then "first" and "second" in ONE batch (one step, one commit).
+  void seed_then_one_batch(ProcessorRuntime& rt) {
+    append("acme", "seed");
+    ASSERT_TRUE(drain(rt).is_ok());
+    append("acme", "first");
+    append("acme", "second");
+    const RuntimeStats before = rt.stats();
+    ASSERT_TRUE(rt.step().ok());
+    EXPECT_EQ(rt.stats().commits, before.commits + 1);  // both events in one batch
+  }
   static std::string value(ProcessorRuntime& rt, const std::string& key) {
     auto v = rt.get(key);
     EXPECT_TRUE(v.ok());
@@ -157,13 +167,7 @@ TEST_F(RuntimeTxnTest, ScanLimitCountsOnlyLiveKeysAndSeesEarlierEventsOfTheSameB
     return Status::ok();
   });
   auto rt = open(proc);
-  append("acme", "seed");
-  ASSERT_TRUE(drain(*rt).is_ok());
-  append("acme", "first");
-  append("acme", "second");
-  const RuntimeStats before = rt->stats();
-  ASSERT_TRUE(rt->step().ok());
-  EXPECT_EQ(rt->stats().commits, before.commits + 1);  // both events in one batch
+  ASSERT_NO_FATAL_FAILURE(seed_then_one_batch(*rt));
   ASSERT_EQ(seen.size(), 2u);
   EXPECT_EQ(seen[0], (KVs{{"k25", "batch"}, {"k3", "committed"}}));
   EXPECT_EQ(seen[1], (KVs{{"k3", "committed"}, {"k4", "committed"}}));
@@ -242,13 +246,7 @@ TEST_F(RuntimeTxnTest, AKeyABatchPutsAndDeletesLeavesATombstoneOnlyWhenTheCommit
   });
   {
     auto rt = open(proc);
-    append("acme", "seed");
-    ASSERT_TRUE(drain(*rt).is_ok());
-    append("acme", "first");
-    append("acme", "second");
-    const RuntimeStats before = rt->stats();
-    ASSERT_TRUE(rt->step().ok());
-    ASSERT_EQ(rt->stats().commits, before.commits + 1);  // both events in one batch
+    ASSERT_NO_FATAL_FAILURE(seed_then_one_batch(*rt));
     EXPECT_EQ(temp_in_batch, std::optional<std::string>("t"));  // the batch sees its own put
     EXPECT_EQ(scanned, (KVs{{"held-scanned", "new"}, {"temp", "t"}, {"temp-scanned", "t"}}));
     for (const char* k : {"temp", "temp-scanned", "held", "held-scanned", "held-deleted", "gone", "never"})
