@@ -130,8 +130,9 @@ Result<std::vector<std::pair<std::string, std::string>>> committed_scan(
   return out;
 }
 
-// The committed state's values the runtime read or wrote lately (RuntimeOptions::
-// state_cache_bytes), absent keys included, for TxnImpl::get. The runtime is the only
+// The committed state's values the runtime read or wrote lately (Processor::
+// state_cache_bytes, RuntimeOptions::state_cache_bytes), absent keys included, for
+// TxnImpl::get. The runtime is the only
 // writer of its state column family: every commit puts what it wrote here, after the
 // write succeeded, and a reopened store starts with an empty cache. Two generations of at
 // most half the budget each: when the young one is full the old one is dropped and the
@@ -148,8 +149,11 @@ class CommittedCache {
     auto it = old_.find(key);
     if (it == old_.end()) return nullptr;
     auto node = old_.extract(it);
-    old_bytes_ -= cost(node.key(), node.mapped());
-    return &admit(std::move(node))->second;
+    const size_t c = cost(node.key(), node.mapped());
+    old_bytes_ -= c;
+    make_room(c);
+    young_bytes_ += c;
+    return &young_.insert(std::move(node)).position->second;
   }
   void put(std::string_view key, const Value& v) {
     if (cost(key, v) > half_ / 8) {  // too large to keep: forget any older value
@@ -165,8 +169,10 @@ class CommittedCache {
       old_bytes_ -= cost(it->first, it->second);
       old_.erase(it);
     }
-    Map::node_type node = scratch_.extract(scratch_.emplace(std::string(key), v).first);
-    admit(std::move(node));
+    const size_t c = cost(key, v);
+    make_room(c);
+    young_bytes_ += c;
+    young_.emplace(std::string(key), v);
   }
   void clear() {
     young_.clear();
@@ -192,20 +198,18 @@ class CommittedCache {
       old_.erase(it);
     }
   }
-  Map::iterator admit(Map::node_type node) {
-    const size_t c = cost(node.key(), node.mapped());
-    if (young_bytes_ + c > half_) {
-      old_ = std::move(young_);
-      old_bytes_ = young_bytes_;
-      young_ = Map();
-      young_bytes_ = 0;
-    }
-    young_bytes_ += c;
-    return young_.insert(std::move(node)).position;
+  // Before `c` more bytes go into the young generation: when they would not fit, it
+  // becomes the old one (the old one dropped) and a new young one starts.
+  void make_room(size_t c) {
+    if (young_bytes_ + c <= half_) return;
+    old_ = std::move(young_);
+    old_bytes_ = young_bytes_;
+    young_ = Map();
+    young_bytes_ = 0;
   }
 
   const size_t half_;
-  Map young_, old_, scratch_;
+  Map young_, old_;
   size_t young_bytes_ = 0, old_bytes_ = 0;
 };
 
