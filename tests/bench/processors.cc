@@ -1,8 +1,12 @@
 // processors: events/s through a processor runtime with RocksDB state and exactly-once
 // commits (state + outbox + offset in one WriteBatch), against the same runtime with the
 // offset left out of the batch (RuntimeOptions::atomic_offsets = false, a benchmark-only
-// baseline), with sync on (production) and off. The log is pre-filled once per run of
-// the scenario; each measured run drains it into a fresh state dir with step().
+// baseline), with sync on and off. The log is pre-filled once per run of the scenario;
+// each measured run drains it into a fresh state dir with step(), the relay off: the
+// processing commit alone. Then Pulse as `agentos serve` runs it, the relay on: its
+// derived events appended to the log (fsync off, as the fill) and deleted from the
+// outbox, the log's committer in the same process; each run drains a log of its own,
+// filled before the clock starts, whose derived events it then reads back and skips.
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -20,7 +24,8 @@ namespace agentos::bench {
 namespace {
 
 constexpr int kDefaultEvents = 200000;
-Result drain_run(Log& log, int64_t records, Processor& proc, bool sync, bool atomic, const std::string& name) {
+Result drain_run(Log& log, int64_t records, Processor& proc, bool sync, bool atomic, const std::string& name,
+                 bool relay = false) {
   Result r;
   r.scenario = name;
   const std::string state = make_temp_dir("agentos-bench-state-");
@@ -29,7 +34,7 @@ Result drain_run(Log& log, int64_t records, Processor& proc, bool sync, bool ato
     o.state_dir = state;
     o.sync = sync;
     o.atomic_offsets = atomic;
-    o.relay = false;  // the processing commit alone; derived events stay in the outbox
+    o.relay = relay;  // off: the processing commit alone; derived events stay in the outbox
     auto rt = open_processor_runtime(log, proc, o);
     if (!rt.ok()) die("open runtime: " + rt.status().to_string());
     Latencies rounds;
@@ -47,13 +52,16 @@ Result drain_run(Log& log, int64_t records, Processor& proc, bool sync, bool ato
     const RuntimeStats st = (*rt)->stats();
     rounds.fill(r, st.commits, secs, 1);  // percentiles: one step() round (one commit per partition)
     r.requests_per_s = st.commits / secs;
-    r.events_per_s = static_cast<double>(st.events_applied + st.events_skipped) / secs;
+    // The inputs: with the relay on, the records read also include the derived events it
+    // appended (read back and skipped as Pulse's own).
+    r.events_per_s = static_cast<double>(records) / secs;
     r.server_cpu = cpu / secs;
-    char note[128];
-    std::snprintf(note, sizeof note, "%.0f events per CPU-second, %llu derived", (st.events_applied + st.events_skipped) / cpu,
-                  static_cast<unsigned long long>(st.derived));
+    char note[160];
+    std::snprintf(note, sizeof note, "%.0f events per CPU-second, %llu derived, %llu relayed", records / cpu,
+                  static_cast<unsigned long long>(st.derived), static_cast<unsigned long long>(st.relayed));
     r.note = note;
-    r.ok = static_cast<int64_t>(st.events_applied + st.events_skipped) == records;
+    r.ok = static_cast<int64_t>(st.events_applied + st.events_skipped) == records + static_cast<int64_t>(st.relayed) &&
+           (!relay || st.relayed == st.derived);
     if (!r.ok) r.note += ", NOT ALL EVENTS APPLIED";
   }
   rm_rf(state);
@@ -98,13 +106,24 @@ Runs run_processors(const Options& o, int runs) {
                              ", sync=" + (c.sync ? "true" : "false");
     fns.push_back([&f, c, name] { return drain_run(*f.log, f.records, *c.proc, c.sync, c.atomic, name); });
   }
+  // Pulse as `agentos serve` runs it: the relay on, into a log of each run's own.
+  const std::string relayed = "pulse, exactly-once, sync=false, relay on";
+  const bool with_relay = o.only.empty() || relayed.find(o.only) != std::string::npos;
+  if (with_relay)
+    fns.push_back([events, &pulse, relayed] {
+      Prefilled own = prefill_sessions(events, "agentos-bench-relay-");
+      Result r = drain_run(*own.log, own.records, pulse, /*sync=*/false, /*atomic=*/true, relayed, /*relay=*/true);
+      own.log.reset();
+      rm_rf(own.dir);
+      return r;
+    });
   Runs out = run_configs(fns, runs);
 
   std::printf("\n## processors: exactly-once vs. no atomic offset (medians of %d run(s), %lld events)\n\n", runs,
               static_cast<long long>(f.records));
   std::printf("| processor | sync | exactly-once events/s | no atomic offset events/s | ratio | exactly-once events/s per core | no atomic offset events/s per core | ratio |\n");
   std::printf("|---|---|---:|---:|---:|---:|---:|---:|\n");
-  for (size_t i = 0; i + 1 < out.size(); i += 2) {
+  for (size_t i = 0; i + 1 < cfgs.size(); i += 2) {
     const Result a = median_of(out[i]), b = median_of(out[i + 1]);
     std::printf("| %s | %s | %.0f | %.0f | %.3f | %.0f | %.0f | %.3f |\n", std::string(cfgs[i].proc->name()).c_str(),
                 cfgs[i].sync ? "true" : "false", a.events_per_s, b.events_per_s, a.events_per_s / b.events_per_s,
