@@ -4,7 +4,6 @@
 #include <map>
 #include <condition_variable>
 #include <mutex>
-#include <thread>
 
 #include "events/codec.h"
 #include "events/key_codec.h"
