@@ -483,7 +483,11 @@ class EmbeddedLog final : public Log {
       for (size_t i = 0; i < b.values.size(); ++i) {
         std::string& v = b.values[i];
         const EventHeader h = read_header(v);
-        std::string ik = log_checked ? std::move(keys[i]) : id_key(b.tenant.str(), h.source, h.id);
+        // The record's key (tenant, source, id), unless the batch asked not to be remembered.
+        const bool keyed = b.dedupe || b.remember_ids;
+        std::string ik = !keyed      ? std::string()
+                         : log_checked ? std::move(keys[i])
+                                       : id_key(b.tenant.str(), h.source, h.id);
         if (b.dedupe) {
           auto known = logged_position(ik, /*group_only=*/log_checked);
           if (!known.ok()) {
@@ -519,8 +523,10 @@ class EmbeddedLog final : public Log {
         std::string tk = tprefix;
         put_be64(tk, static_cast<uint64_t>(o.value()));
         wb.Put(cfs_[kTenants], tk, rocksdb::Slice());
-        wb.Put(cfs_[kIds], ik, position_value({p, o}));
-        group_ids_.insert_or_assign(std::move(ik), Position{p, o});
+        if (keyed) {
+          wb.Put(cfs_[kIds], ik, position_value({p, o}));
+          group_ids_.insert_or_assign(std::move(ik), Position{p, o});
+        }
         // The record's bytes move to the tails: nothing reads the batch's values after this.
         if (tail_budget_ > 0)
           written.push_back(StoredRecord{{p, o}, b.tenant, std::move(v), last, o.value(), link, /*verified=*/true, leaf});

@@ -87,11 +87,18 @@ Status verify_record(const StoredRecord& r);
 // so that the caller can look at the logged events before it appends the others (the
 // gateway refuses a retry whose content differs, and a refused request must change
 // nothing). Duplicates within the batch itself do not count here; they dedupe as above.
+//
+// Without `dedupe` and with `remember_ids` false, the batch's keys are NOT recorded: a
+// later `dedupe` append of the same event appends it again. For an appender whose own
+// protocol never appends an event twice and whose events no producer can post: the
+// processor relay (processors/runtime.h, rules 1-6, which hold on backends that keep no
+// keys at all; derived events' sources are the engine's, which the gateway refuses).
 struct AppendBatch {
   TenantId tenant;
   std::vector<std::string> values;  // each an encoded, verified event
   bool dedupe = false;
   bool none_if_logged = false;  // only with dedupe; ignored by backends that do not dedupe
+  bool remember_ids = true;     // false (without dedupe): the keys are not recorded
 };
 
 // The positions given to the batch's records, in order; with `dedupe`, `replayed[i]` is

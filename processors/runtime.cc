@@ -1345,6 +1345,9 @@ class RuntimeImpl final : public ProcessorRuntime {
       const RelayFlight::Run& run = flight_->runs[r];
       const auto& pending = flight_->work[run.w].pending;
       AppendBatch batch{TenantId(std::string(read_header(pending[run.from].second).tenant)), {}};
+      // Not remembered for dedupe: rules 1-6 keep a derived event from being appended
+      // twice on every backend, and no producer can post one (the engine's source).
+      batch.remember_ids = false;
       for (size_t k = run.from; k < run.to; ++k) batch.values.push_back(pending[k].second);
       log_.append(std::move(batch), [acks = flight_->acks, r, wake = wake_](Result<AppendResult> res) {
         bool last;

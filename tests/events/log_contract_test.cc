@@ -428,6 +428,34 @@ TYPED_TEST(LogContract, DedupeRemembersEveryRecordAcrossAReopenIncludingOnesAppe
   EXPECT_EQ(again->positions[1], d->positions[0]);
 }
 
+// A batch appended without dedupe and with `remember_ids` false (the processor relay's)
+// leaves no key behind: a later dedupe append of the same event appends it again, also
+// after a reopen; its neighbours appended as usual are still recognised.
+TYPED_TEST(LogContract, ABatchThatAsksNotToBeRememberedIsNotDedupedAgainst) {
+  if (!this->log->dedupes()) GTEST_SKIP() << TypeParam::kName << " does not dedupe (Log::dedupes)";
+  AppendBatch quiet{TenantId("acme"), {make_event("acme", "q", 0)}};
+  quiet.remember_ids = false;
+  auto q = this->log->append_sync(std::move(quiet));
+  ASSERT_TRUE(q.ok());
+  auto p = this->log->append_sync(AppendBatch{TenantId("acme"), {make_event("acme", "p", 0)}});
+  ASSERT_TRUE(p.ok());
+  auto before_reopen = this->log->append_sync(dedupe_batch("acme", {"q"}));
+  ASSERT_TRUE(before_reopen.ok());
+  EXPECT_EQ(before_reopen->replayed, (std::vector<bool>{false}));
+  EXPECT_NE(before_reopen->positions[0], q->positions[0]);
+  this->log = this->fx.reopen(std::move(this->log));
+  ASSERT_TRUE(this->log);
+  AppendBatch quiet_again{TenantId("acme"), {make_event("acme", "r", 0)}};
+  quiet_again.remember_ids = false;
+  auto r = this->log->append_sync(std::move(quiet_again));
+  ASSERT_TRUE(r.ok());
+  auto again = this->log->append_sync(dedupe_batch("acme", {"p", "r"}));
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  EXPECT_EQ(again->replayed, (std::vector<bool>{true, false}));
+  EXPECT_EQ(again->positions[0], p->positions[0]);
+  EXPECT_NE(again->positions[1], r->positions[0]);
+}
+
 // A log written before the "ids" column family existed (simulated: the family dropped and
 // its completion mark deleted) indexes its records once when opened, so a retry of an
 // event appended before the upgrade is still recognised.
