@@ -980,6 +980,7 @@ class RuntimeImpl final : public ProcessorRuntime {
       RuntimeImpl& rt;
       const TxnImpl& txn;
       ~CountReads() {
+        if (txn.cache_hits() == 0 && txn.cache_misses() == 0) return;  // no cache, or no get
         std::lock_guard lk(rt.mu_);
         rt.stats_.state_cache_hits += txn.cache_hits();
         rt.stats_.state_cache_misses += txn.cache_misses();
