@@ -85,14 +85,15 @@ Runs run_processors(const Options& o, int runs) {
   struct Cfg {
     Processor* proc;
     bool sync, atomic;
+    std::string name;
   };
   std::vector<Cfg> cfgs;
   for (Processor* p : {static_cast<Processor*>(&counter), static_cast<Processor*>(&pulse)})
     for (bool sync : {true, false})
       for (bool atomic : {true, false}) {
-        const std::string name = std::string(p->name()) + ", " + (atomic ? "exactly-once" : "no atomic offset") +
-                                 ", sync=" + (sync ? "true" : "false");
-        if (o.only.empty() || name.find(o.only) != std::string::npos) cfgs.push_back({p, sync, atomic});
+        std::string name = std::string(p->name()) + ", " + (atomic ? "exactly-once" : "no atomic offset") +
+                           ", sync=" + (sync ? "true" : "false");
+        if (o.only.empty() || name.find(o.only) != std::string::npos) cfgs.push_back({p, sync, atomic, std::move(name)});
       }
   // The log the relay-off rows drain, filled only when one of them runs (a log filled and
   // not read would compact beside the rows that are measured).
@@ -106,11 +107,8 @@ Runs run_processors(const Options& o, int runs) {
                 static_cast<long long>(f.records), static_cast<double>(f.bytes) / f.records);
   }
   std::vector<std::function<Result()>> fns;
-  for (const Cfg& c : cfgs) {
-    const std::string name = std::string(c.proc->name()) + ", " + (c.atomic ? "exactly-once" : "no atomic offset") +
-                             ", sync=" + (c.sync ? "true" : "false");
-    fns.push_back([&f, c, name] { return drain_run(*f.log, f.records, *c.proc, c.sync, c.atomic, name); });
-  }
+  for (const Cfg& c : cfgs)
+    fns.push_back([&f, c] { return drain_run(*f.log, f.records, *c.proc, c.sync, c.atomic, c.name); });
   // Pulse as `agentos serve` runs it: the relay on, into a log of each run's own.
   const std::string relayed = "pulse, exactly-once, sync=false, relay on";
   const bool with_relay = o.only.empty() || relayed.find(o.only) != std::string::npos;
