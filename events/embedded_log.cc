@@ -1,7 +1,7 @@
 // The embedded log backend: RocksDB underneath, group commit on top.
 //
 // Layout (column families):
-//   "records": key = be32(partition) be64(offset)
+//   "records.seg": key = be32(segment) be32(partition) be64(offset)
 //              value = 0x82 be64(append_us) be64(seq) chain(32) u8(len) tenant event-bytes
 //              (seq, chain: the record's place and link in its partition's hash chain,
 //              events/audit_chain.h; seq = the offset it was appended at, stored so that a
@@ -15,7 +15,22 @@
 //              length-prefixed so that no two (source, id) pairs share a key)
 //   "default": "meta/partitions" = decimal partition count, fixed at creation;
 //              "meta/ids" = "1" once "ids" covers every record (a log created before
-//              "ids" existed is indexed once, at open).
+//              "ids" existed is indexed once, at open);
+//              "seg/" be32(partition) be64(first offset) = be32(segment): where each
+//              partition's records enter a segment (written with that first record).
+//   A log created before segments has a "records" family instead, keyed be32(partition)
+//   be64(offset), and no "seg/" keys; it is read and appended in that layout.
+//
+// Segments. A partition's offsets only grow, but with the partition first in the key every
+// table file RocksDB flushes spans all the partitions, overlaps every table below it, and
+// each compaction into a level rewrites that level's files: the log's write amplification
+// grows with its size (a log kept forever). So the records are keyed by segment first: the
+// committer counts the bytes it writes into the current segment and, past
+// EmbeddedLogOptions::segment_bytes, starts the next one with a flush of the records'
+// memtable, so that each flushed table holds one segment and lies after every older table;
+// RocksDB then moves tables down without rewriting them. A log reopened starts a new
+// segment. A reader finds a record's segment in the "seg/" starts, which it keeps in memory
+// (SegmentMap: one entry per partition per segment it has records in).
 //
 // Durability, in two stages that overlap. The committer thread drains the append queue,
 // assigns offsets and writes everything it took as ONE WriteBatch (not synced); the
@@ -75,6 +90,7 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <thread>
 #include <type_traits>
@@ -103,13 +119,142 @@ using keys::get_be;
 using keys::put_be32;
 using keys::put_be64;
 
-std::string record_key(Partition p, Offset o) {
+constexpr char kLegacyRecords[] = "records";
+constexpr char kSegmentedRecords[] = "records.seg";
+constexpr char kSegmentStarts[] = "seg/";
+
+// A record's key in `segment` (the segmented layout) or, with `segment` empty, in the legacy one.
+std::string record_key(std::optional<uint32_t> segment, Partition p, Offset o) {
   std::string k;
-  k.reserve(12);
+  k.reserve(16);
+  if (segment) put_be32(k, *segment);
   put_be32(k, static_cast<uint32_t>(p.value()));
   put_be64(k, static_cast<uint64_t>(o.value()));
   return k;
 }
+
+std::string segment_start_key(Partition p, Offset first) {
+  std::string k = kSegmentStarts;
+  put_be32(k, static_cast<uint32_t>(p.value()));
+  put_be64(k, static_cast<uint64_t>(first.value()));
+  return k;
+}
+
+// Where each partition's records are (the layout above): for each partition, the segments
+// it has records in, each with the first offset it holds there, in order. A legacy log has
+// no segments: every key is in the legacy layout.
+//
+// Readers locate under a shared lock; the committer, the only thread that adds starts,
+// reads its own newest start without one. recover() replaces the whole map (under the
+// log's db_mu_, which readers hold while they use it).
+class SegmentMap {
+ public:
+  SegmentMap(bool segmented, int32_t partitions)
+      : segmented_(segmented), starts_(static_cast<size_t>(partitions)) {}
+
+  // The "seg/" starts of `meta` (none in a legacy log).
+  static Result<std::unique_ptr<SegmentMap>> load(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta, bool segmented,
+                                                  int32_t partitions) {
+    auto map = std::make_unique<SegmentMap>(segmented, partitions);
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), meta));
+    for (it->Seek(kSegmentStarts); it->Valid() && it->key().starts_with(kSegmentStarts); it->Next()) {
+      const std::string_view k = it->key().ToStringView(), v = it->value().ToStringView();
+      const size_t at = sizeof(kSegmentStarts) - 1;
+      if (!segmented || k.size() != at + 12 || v.size() != 4)
+        return Status(Code::kCorruption, "malformed segment start in the log's metadata");
+      const uint64_t p = get_be(k, at, 4);
+      if (p >= static_cast<uint64_t>(partitions))
+        return Status(Code::kCorruption, "segment start of partition " + std::to_string(p) + " out of range");
+      auto& starts = map->starts_[p];
+      const Start s{static_cast<int64_t>(get_be(k, at + 4, 8)), static_cast<uint32_t>(get_be(v, 0, 4))};
+      if (!starts.empty() && s.segment <= starts.back().segment)
+        return Status(Code::kCorruption, "segments of partition " + std::to_string(p) + " out of order");
+      starts.push_back(s);
+      map->newest_ = std::max(map->newest_, s.segment);
+      map->any_ = true;
+    }
+    if (!it->status().ok()) return Status(Code::kCorruption, it->status().ToString());
+    return map;
+  }
+
+  bool segmented() const { return segmented_; }
+  // The segment a reopened log writes first: one past every segment written.
+  uint32_t next_segment() const { return any_ ? newest_ + 1 : 0; }
+
+  // The segment that holds offset `o` of `p`: the partition's offsets [begin, end) are there.
+  struct Span {
+    std::optional<uint32_t> segment;  // empty: the legacy layout
+    int64_t begin = 0, end = INT64_MAX;
+  };
+  Span locate(Partition p, Offset o) const {
+    if (!segmented_) return {};
+    std::shared_lock lk(mu_);
+    const auto& starts = starts_[static_cast<size_t>(p.value())];
+    auto it = std::upper_bound(starts.begin(), starts.end(), o.value(),
+                               [](int64_t x, const Start& s) { return x < s.first; });
+    if (it == starts.begin())  // before the partition's first record: an empty span
+      return {starts.empty() ? 0 : starts.front().segment, 0, starts.empty() ? INT64_MAX : starts.front().first};
+    const auto next = it;
+    --it;
+    return {it->segment, it->first, next == starts.end() ? INT64_MAX : next->first};
+  }
+  std::string key(Partition p, Offset o) const { return record_key(locate(p, o).segment, p, o); }
+
+  // Calls fn(key, value) for the stored records of `p` in [from, end), in order, until it
+  // returns false.
+  template <typename Fn>
+  rocksdb::Status scan(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* records, Partition p, Offset from, Offset end,
+                       Fn&& fn) const {
+    for (int64_t o = from.value(); o < end.value();) {
+      const Span span = locate(p, Offset(o));
+      const int64_t stop = std::min(end.value(), span.end);
+      const std::string upper = record_key(span.segment, p, Offset(stop));
+      rocksdb::Slice upper_slice(upper);
+      rocksdb::ReadOptions ro;
+      ro.iterate_upper_bound = &upper_slice;
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, records));
+      for (it->Seek(record_key(span.segment, p, Offset(o))); it->Valid(); it->Next())
+        if (!fn(it->key(), it->value())) return it->status();
+      if (!it->status().ok()) return it->status();
+      o = stop;
+    }
+    return rocksdb::Status::OK();
+  }
+
+  // Committer thread only. Whether `p`'s newest records are in `segment`; if not, enters
+  // `p` into it from `first` (the caller writes the start, segment_start_key, in the batch
+  // of that record).
+  bool enter(Partition p, Offset first, uint32_t segment) {
+    auto& starts = starts_[static_cast<size_t>(p.value())];
+    if (!starts.empty() && starts.back().segment == segment) return false;
+    std::unique_lock lk(mu_);
+    starts.push_back({first.value(), segment});
+    newest_ = std::max(newest_, segment);
+    any_ = true;
+    return true;
+  }
+
+  // Recovery, the map not yet in use: forgets p's segments that start at or past `end`,
+  // deleting their starts in `wb`.
+  void truncate(Partition p, Offset end, rocksdb::WriteBatch& wb, rocksdb::ColumnFamilyHandle* meta) {
+    auto& starts = starts_[static_cast<size_t>(p.value())];
+    while (!starts.empty() && starts.back().first >= end.value()) {
+      wb.Delete(meta, segment_start_key(p, Offset(starts.back().first)));
+      starts.pop_back();
+    }
+  }
+
+ private:
+  struct Start {
+    int64_t first;
+    uint32_t segment;
+  };
+  const bool segmented_;
+  mutable std::shared_mutex mu_;
+  std::vector<std::vector<Start>> starts_;  // per partition, in order
+  uint32_t newest_ = 0;
+  bool any_ = false;
+};
 
 std::string tenant_prefix(Partition p, const TenantId& t) {
   std::string k;
@@ -139,10 +284,12 @@ std::string position_value(Position pos) {
 
 // One stored record, as read() returns it (both value formats of the layout above).
 Result<StoredRecord> decode(rocksdb::Slice key, rocksdb::Slice value) {
-  if (key.size() != 12) return Status(Code::kCorruption, "malformed stored record key");
+  // The legacy key, or the segmented one (be32(segment) first).
+  if (key.size() != 12 && key.size() != 16) return Status(Code::kCorruption, "malformed stored record key");
+  const size_t at = key.size() - 12;
   StoredRecord r;
-  r.pos = {Partition(static_cast<int32_t>(get_be(key.ToStringView(), 0, 4))),
-           Offset(static_cast<int64_t>(get_be(key.ToStringView(), 4, 8)))};
+  r.pos = {Partition(static_cast<int32_t>(get_be(key.ToStringView(), at, 4))),
+           Offset(static_cast<int64_t>(get_be(key.ToStringView(), at + 4, 8)))};
   std::string_view v = value.ToStringView();
   if (!v.empty() && static_cast<uint8_t>(v[0]) == kChainedFormat) {
     if (v.size() < kChainedHeader) return Status(Code::kCorruption, "malformed stored record");
@@ -171,6 +318,7 @@ struct OpenedDb {
   std::vector<Offset> ends;
   std::vector<int64_t> last_us;
   std::vector<audit::Hash> chains;  // the chain value at each partition's end
+  std::unique_ptr<SegmentMap> segments;
   int32_t partitions = 0;           // as created (a read-only open of `partitions = 0` learns it)
   bool read_only = false;
 };
@@ -185,33 +333,35 @@ inline constexpr auto kRecoverMax = std::chrono::milliseconds(5000);
 // chained from its first record here, as `agentos audit verify` chains it — at every open
 // until the partition's first chained record is appended.
 Result<std::vector<audit::Hash>> chain_ends(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* records,
-                                            const std::vector<Offset>& ends) {
+                                            const SegmentMap& segments, const std::vector<Offset>& ends) {
   std::vector<audit::Hash> out(ends.size(), audit::kChainGenesis);
   for (size_t p = 0; p < ends.size(); ++p) {
     if (ends[p].value() == 0) continue;
     const Partition part(static_cast<int32_t>(p));
     std::string v;
-    auto s = db->Get(rocksdb::ReadOptions(), records, record_key(part, Offset(ends[p].value() - 1)), &v);
+    const std::string last_key = segments.key(part, Offset(ends[p].value() - 1));
+    auto s = db->Get(rocksdb::ReadOptions(), records, last_key, &v);
     if (!s.ok()) return Status(Code::kCorruption, "reading the last record of partition " + std::to_string(p) +
                                                       ": " + s.ToString());
-    auto last = decode(record_key(part, Offset(ends[p].value() - 1)), v);
+    auto last = decode(last_key, v);
     if (!last.ok()) return std::move(last).take_status();
     if (last->seq >= 0) {
       out[p] = last->chain;
       continue;
     }
-    const std::string upper = record_key(part, ends[p]);
-    rocksdb::Slice upper_slice(upper);
-    rocksdb::ReadOptions ro;
-    ro.iterate_upper_bound = &upper_slice;
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, records));
-    for (it->Seek(record_key(part, Offset(0))); it->Valid(); it->Next()) {
-      auto rec = decode(it->key(), it->value());
-      if (!rec.ok()) return std::move(rec).take_status();
+    Status bad = Status::ok();
+    auto scanned = segments.scan(db, records, part, Offset(0), ends[p], [&](rocksdb::Slice k, rocksdb::Slice val) {
+      auto rec = decode(k, val);
+      if (!rec.ok()) {
+        bad = std::move(rec).take_status();
+        return false;
+      }
       out[p] = audit::chain_next(out[p], audit::record_leaf(part, rec->pos.offset.value(), rec->append_us,
                                                             rec->tenant.str(), rec->value));
-    }
-    if (!it->status().ok()) return Status(Code::kCorruption, it->status().ToString());
+      return true;
+    });
+    if (!bad.is_ok()) return bad;
+    if (!scanned.ok()) return Status(Code::kCorruption, scanned.ToString());
   }
   return out;
 }
@@ -226,10 +376,11 @@ class EmbeddedLog final : public Log {
  public:
   EmbeddedLog(EmbeddedLogOptions opts, OpenedDb opened)
       : opts_(std::move(opts)), clock_(opts_.clock ? *opts_.clock : system_clock()), db_(opened.db),
-        cfs_(std::move(opened.cfs)), ends_(std::move(opened.ends)), last_us_(std::move(opened.last_us)),
+        cfs_(std::move(opened.cfs)), segments_(std::move(opened.segments)), ends_(std::move(opened.ends)),
+        last_us_(std::move(opened.last_us)),
         tail_budget_(opts_.tail_cache_bytes),
         tails_(static_cast<size_t>(opts_.partitions)), assigned_(ends_), assigned_us_(last_us_),
-        assigned_chain_(std::move(opened.chains)) {
+        assigned_chain_(std::move(opened.chains)), segment_(segments_->next_segment()) {
     syncer_ = std::thread([this] {
       set_thread_name("log-sync");
       sync_loop();
@@ -325,7 +476,7 @@ class EmbeddedLog final : public Log {
       if (!k.starts_with(prefix)) break;
       const int64_t offset = static_cast<int64_t>(get_be(k.ToStringView(), prefix.size(), 8));
       if (offset >= end) break;
-      keys.push_back(record_key(p, Offset(offset)));
+      keys.push_back(segments_->key(p, Offset(offset)));
     }
     if (!it->status().ok()) return Status(Code::kInternal, it->status().ToString());
     std::vector<StoredRecord> out;
@@ -394,22 +545,24 @@ class EmbeddedLog final : public Log {
   // Records of p in [from, end) from RocksDB, within `o`.
   Result<std::vector<StoredRecord>> read_stored(Partition p, Offset from, Offset end, const ReadOptions& o) {
     std::vector<StoredRecord> out;
-    rocksdb::ReadOptions ro;
-    const std::string upper = record_key(p, end);  // not what is unsynced
-    rocksdb::Slice upper_slice(upper);
-    ro.iterate_upper_bound = &upper_slice;
     auto db_lk = db_mu_.read();
     if (db_ == nullptr) return Status(Code::kUnavailable, "log is recovering from a write failure");
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kRecords]));
     size_t bytes = 0;
-    for (it->Seek(record_key(p, from)); it->Valid(); it->Next()) {
-      if (out.size() >= o.max_records || (bytes >= o.max_bytes && !out.empty())) break;
-      auto rec = decode(it->key(), it->value());
-      if (!rec.ok()) return std::move(rec).take_status();
+    Status bad = Status::ok();
+    // Up to `end`: not what is written but unsynced.
+    auto s = segments_->scan(db_, cfs_[kRecords], p, from, end, [&](rocksdb::Slice k, rocksdb::Slice v) {
+      if (out.size() >= o.max_records || (bytes >= o.max_bytes && !out.empty())) return false;
+      auto rec = decode(k, v);
+      if (!rec.ok()) {
+        bad = std::move(rec).take_status();
+        return false;
+      }
       bytes += rec->value.size();
       out.push_back(std::move(rec.value()));
-    }
-    if (!it->status().ok()) return Status(Code::kInternal, it->status().ToString());
+      return true;
+    });
+    if (!bad.is_ok()) return bad;
+    if (!s.ok()) return Status(Code::kInternal, s.ToString());
     return out;
   }
 
@@ -445,6 +598,13 @@ class EmbeddedLog final : public Log {
   void commit_group(std::vector<Pending>& group) {
     if (opts_.read_only) return fail_group(group, Status(Code::kUnavailable, "the log is open read-only"));
     if (Status b = broken(); !b.is_ok() && !recover(b)) return fail_group(group, broken());
+    // Past its size, the segment ends: this group starts the next one, flushed apart from
+    // the last (the layout above).
+    const bool new_segment = segments_->segmented() && segment_bytes_ >= opts_.segment_bytes;
+    if (new_segment) {
+      ++segment_;
+      segment_bytes_ = 0;
+    }
     std::vector<Offset> next = assigned_;
     std::vector<int64_t> last_us = assigned_us_;
     std::vector<audit::Hash> chain = assigned_chain_;
@@ -517,9 +677,15 @@ class EmbeddedLog final : public Log {
         head.append(reinterpret_cast<const char*>(link.data()), link.size());
         head.push_back(static_cast<char>(b.tenant.str().size()));
         head += b.tenant.str();
-        const std::string key = record_key(p, o);
+        std::optional<uint32_t> segment;
+        if (segments_->segmented()) {
+          segment = segment_;
+          if (segments_->enter(p, o, segment_)) wb.Put(cfs_[kDefault], segment_start_key(p, o), keys::be32(segment_));
+        }
+        const std::string key = record_key(segment, p, o);
         const rocksdb::Slice key_part(key), value_parts[2] = {rocksdb::Slice(head), rocksdb::Slice(v)};
         wb.Put(cfs_[kRecords], rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
+        segment_bytes_ += key.size() + head.size() + v.size();
         std::string tk = tprefix;
         put_be64(tk, static_cast<uint64_t>(o.value()));
         wb.Put(cfs_[kTenants], tk, rocksdb::Slice());
@@ -542,7 +708,17 @@ class EmbeddedLog final : public Log {
       std::lock_guard wal(wal_mu_);
       if (Status b = broken(); !b.is_ok()) s = rocksdb::Status::IOError(b.message());
       else if (!lookup_failed.is_ok()) s = rocksdb::Status::IOError(lookup_failed.message());
-      else s = db_->Write(rocksdb::WriteOptions(), &wb);
+      else {
+        if (new_segment) {
+          // The records memtable so far becomes a table of the segments before this one;
+          // not waited for, and not held back by a stall (the write below is, as any).
+          rocksdb::FlushOptions fo;
+          fo.wait = false;
+          fo.allow_write_stall = true;
+          s = db_->Flush(fo, cfs_[kRecords]);
+        }
+        if (s.ok()) s = db_->Write(rocksdb::WriteOptions(), &wb);
+      }
       if (!s.ok()) {
         // Nothing of it may become visible, and RocksDB may hold part of the state the next
         // group would build on: the log is broken from here (reopen it).
@@ -664,6 +840,7 @@ class EmbeddedLog final : public Log {
       if (ro.ok()) {
         db_ = ro->db;
         cfs_ = std::move(ro->cfs);
+        segments_ = std::move(ro->segments);
       }
       log_line(LogLevel::kWarn, "log recovery failed; retrying at a later append",
                {{"dir", opts_.dir}, {"error", opened.status().to_string()},
@@ -676,6 +853,7 @@ class EmbeddedLog final : public Log {
       if (ro.ok()) {
         db_ = ro->db;
         cfs_ = std::move(ro->cfs);
+        segments_ = std::move(ro->segments);
       }
       log_line(LogLevel::kWarn, "log recovery failed; retrying at a later append",
                {{"dir", opts_.dir}, {"error", dropped.to_string()},
@@ -684,6 +862,9 @@ class EmbeddedLog final : public Log {
     }
     db_ = opened->db;
     cfs_ = std::move(opened->cfs);
+    segments_ = std::move(opened->segments);
+    segment_ = segments_->next_segment();
+    segment_bytes_ = 0;
     db_lk.unlock();
     // Published records are synced, so no end goes back; drop_unpublished took the store's
     // ends back to the published ones.
@@ -743,15 +924,15 @@ class EmbeddedLog final : public Log {
     for (int32_t p = 0; p < opts_.partitions; ++p) {
       const Partition part(p);
       if (opened.ends[p] <= published[p]) continue;
-      const std::string upper = record_key(part, opened.ends[p]);
-      rocksdb::Slice upper_slice(upper);
-      rocksdb::ReadOptions ro;
-      ro.iterate_upper_bound = &upper_slice;
-      std::unique_ptr<rocksdb::Iterator> it(opened.db->NewIterator(ro, opened.cfs[kRecords]));
-      for (it->Seek(record_key(part, published[p])); it->Valid(); it->Next()) {
-        auto rec = decode(it->key(), it->value());
-        if (!rec.ok()) return std::move(rec).take_status();
-        wb.Delete(opened.cfs[kRecords], it->key());
+      Status bad = Status::ok();
+      auto scanned = opened.segments->scan(opened.db, opened.cfs[kRecords], part, published[p], opened.ends[p],
+                                           [&](rocksdb::Slice k, rocksdb::Slice v) {
+        auto rec = decode(k, v);
+        if (!rec.ok()) {
+          bad = std::move(rec).take_status();
+          return false;
+        }
+        wb.Delete(opened.cfs[kRecords], k);
         std::string tk = tenant_prefix(part, rec->tenant);
         put_be64(tk, static_cast<uint64_t>(rec->pos.offset.value()));
         wb.Delete(opened.cfs[kTenants], tk);
@@ -760,23 +941,30 @@ class EmbeddedLog final : public Log {
         std::string at;
         auto s = opened.db->Get(rocksdb::ReadOptions(), opened.cfs[kIds], ik, &at);
         if (s.ok() && at == position_value(rec->pos)) wb.Delete(opened.cfs[kIds], ik);
-        else if (!s.ok() && !s.IsNotFound()) return Status(Code::kUnavailable, "recovery id lookup: " + s.ToString());
+        else if (!s.ok() && !s.IsNotFound()) {
+          bad = Status(Code::kUnavailable, "recovery id lookup: " + s.ToString());
+          return false;
+        }
         ++dropped;
-      }
-      if (!it->status().ok()) return Status(Code::kUnavailable, "recovery scan: " + it->status().ToString());
+        return true;
+      });
+      if (!bad.is_ok()) return bad;
+      if (!scanned.ok()) return Status(Code::kUnavailable, "recovery scan: " + scanned.ToString());
+      opened.segments->truncate(part, published[p], wb, opened.cfs[kDefault]);
       opened.ends[p] = published[p];
       opened.last_us[p] = published_us[p];
     }
-    if (dropped == 0) return Status::ok();
-    auto chains = chain_ends(opened.db, opened.cfs[kRecords], opened.ends);
+    if (wb.Count() == 0) return Status::ok();  // nothing past the ends: no record, no segment start
+    auto chains = chain_ends(opened.db, opened.cfs[kRecords], *opened.segments, opened.ends);
     if (!chains.ok()) return std::move(chains).take_status();
     opened.chains = std::move(chains).value();
     rocksdb::WriteOptions wo;
     wo.sync = true;
     if (auto s = opened.db->Write(wo, &wb); !s.ok())
       return Status(Code::kUnavailable, "dropping unpublished records: " + s.ToString());
-    log_line(LogLevel::kInfo, "log recovery dropped records of failed appends",
-             {{"dir", opts_.dir}, {"records", std::to_string(dropped)}});
+    if (dropped > 0)
+      log_line(LogLevel::kInfo, "log recovery dropped records of failed appends",
+               {{"dir", opts_.dir}, {"records", std::to_string(dropped)}});
     return Status::ok();
   }
 
@@ -965,6 +1153,7 @@ class EmbeddedLog final : public Log {
   SwapLock db_mu_;
   rocksdb::DB* db_;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
+  std::unique_ptr<SegmentMap> segments_;  // swapped with db_
 
   std::mutex mu_;  // guards queue_, pending_bytes_, ends_, stopping_
   std::condition_variable queue_cv_;
@@ -1000,6 +1189,8 @@ class EmbeddedLog final : public Log {
   std::vector<Offset> assigned_;
   std::vector<int64_t> assigned_us_;
   std::vector<audit::Hash> assigned_chain_;  // the chain value at each assigned end
+  uint32_t segment_;          // committer thread only: the segment it writes
+  size_t segment_bytes_ = 0;  // and the bytes written into it
   Status broken_;  // guarded by mu_: the first write or sync failure, until recover()
   // Committer thread only: when recover() may try next, and its back-off.
   std::chrono::steady_clock::time_point next_recovery_{};
@@ -1090,14 +1281,27 @@ Result<OpenedDb> open_db(const EmbeddedLogOptions& opts, bool read_only) {
   ids.memtable_prefix_bloom_size_ratio = 0.1;
   ids.memtable_whole_key_filtering = true;
   use_rocks_budget(ids, /*bloom=*/true);
-  // Keys of "records" and "tenants" grow under a prefix (the partition; the partition and
-  // tenant): each memtable insert starts from where the last one of its prefix went
-  // instead of searching the skip list from the top.
+  // The layout (see the top of the file): a log with a "records" family predates segments.
+  bool segmented = true;
+  {
+    std::vector<std::string> names;
+    if (rocksdb::DB::ListColumnFamilies(dbo, opts.dir, &names).ok()) {
+      const bool legacy = std::find(names.begin(), names.end(), kLegacyRecords) != names.end();
+      if (legacy && std::find(names.begin(), names.end(), kSegmentedRecords) != names.end())
+        return Status(Code::kCorruption, "log in " + opts.dir + " has records in two layouts");
+      segmented = !legacy;
+    }
+  }
+  // Keys of the records and of "tenants" grow under a prefix (the segment and partition, or
+  // the partition alone; the partition and tenant): each memtable insert starts from where
+  // the last one of its prefix went instead of searching the skip list from the top.
   rocksdb::ColumnFamilyOptions records = cfo, tenants = cfo;
-  records.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(4));
+  records.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(segmented ? 8 : 4));
   tenants.memtable_insert_with_hint_prefix_extractor = std::make_shared<TenantKeyPrefix>();
-  std::vector<rocksdb::ColumnFamilyDescriptor> descs = {
-      {rocksdb::kDefaultColumnFamilyName, cfo}, {"records", records}, {"tenants", tenants}, {"ids", ids}};
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs = {{rocksdb::kDefaultColumnFamilyName, cfo},
+                                                        {segmented ? kSegmentedRecords : kLegacyRecords, records},
+                                                        {"tenants", tenants},
+                                                        {"ids", ids}};
   OpenedDb out;
   out.read_only = read_only;
   auto s = read_only ? rocksdb::DB::OpenForReadOnly(dbo, opts.dir, descs, &out.cfs, &out.db)
@@ -1127,19 +1331,33 @@ Result<OpenedDb> open_db(const EmbeddedLogOptions& opts, bool read_only) {
                                                    " partitions, not " + std::to_string(opts.partitions)));
   }
 
-  // Recover each partition's end offset and last append time from its last record.
   if (out.partitions == 0) out.partitions = opts.partitions;
+  auto segments = SegmentMap::load(out.db, out.cfs[0], segmented, out.partitions);
+  if (!segments.ok()) return fail(std::move(segments).take_status());
+  out.segments = std::move(segments).value();
+  // Recover each partition's end offset and last append time from its last record: in the
+  // partition's newest segment (one whose records are all gone, as only a tampered log has,
+  // gives way to the one before).
   out.ends.assign(static_cast<size_t>(out.partitions), Offset(0));
   out.last_us.assign(static_cast<size_t>(out.partitions), 0);
   std::unique_ptr<rocksdb::Iterator> it(out.db->NewIterator(rocksdb::ReadOptions(), out.cfs[1]));
   for (int32_t p = 0; p < out.partitions; ++p) {
-    it->SeekForPrev(record_key(Partition(p), Offset(INT64_MAX)));
-    if (it->Valid() && it->key().size() == 12 && get_be(it->key().ToStringView(), 0, 4) == static_cast<uint64_t>(p)) {
-      out.ends[p] = Offset(static_cast<int64_t>(get_be(it->key().ToStringView(), 4, 8)) + 1);
-      const std::string_view v = it->value().ToStringView();
-      if (v.size() >= 9 && (static_cast<uint8_t>(v[0]) == kStampedFormat ||
-                            static_cast<uint8_t>(v[0]) == kChainedFormat))
-        out.last_us[static_cast<size_t>(p)] = static_cast<int64_t>(get_be(v, 1, 8));
+    const Partition part(p);
+    for (int64_t below = INT64_MAX;;) {
+      const SegmentMap::Span span = out.segments->locate(part, Offset(below - 1));
+      const std::string upper = record_key(span.segment, part, Offset(INT64_MAX));
+      it->SeekForPrev(upper);
+      const size_t prefix = upper.size() - 8;  // the segment and partition
+      if (it->Valid() && it->key().size() == upper.size() && it->key().starts_with(rocksdb::Slice(upper.data(), prefix))) {
+        out.ends[p] = Offset(static_cast<int64_t>(get_be(it->key().ToStringView(), prefix, 8)) + 1);
+        const std::string_view v = it->value().ToStringView();
+        if (v.size() >= 9 && (static_cast<uint8_t>(v[0]) == kStampedFormat ||
+                              static_cast<uint8_t>(v[0]) == kChainedFormat))
+          out.last_us[static_cast<size_t>(p)] = static_cast<int64_t>(get_be(v, 1, 8));
+        break;
+      }
+      if (!span.segment || span.begin <= 0) break;  // none before it
+      below = span.begin;
     }
   }
   if (!it->status().ok()) return fail(Status(Code::kCorruption, it->status().ToString()));
@@ -1147,7 +1365,7 @@ Result<OpenedDb> open_db(const EmbeddedLogOptions& opts, bool read_only) {
   if (read_only) {
     out.chains.assign(out.ends.size(), audit::kChainGenesis);  // never extended: no appends
   } else {
-    auto chains = chain_ends(out.db, out.cfs[1], out.ends);
+    auto chains = chain_ends(out.db, out.cfs[1], *out.segments, out.ends);
     if (!chains.ok()) return fail(std::move(chains).take_status());
     out.chains = std::move(chains).value();
   }

@@ -113,12 +113,15 @@ class FullFileSystem final : public rocksdb::FileSystemWrapper {
   }
 };
 
-// A log of 2 partitions in `dir`, on the file system above.
+// A log of 2 partitions in `dir`, on the file system above, in segments of a few records
+// (each group of more starts a segment, with a flush: failures hit those too, and the
+// recovery drops the segment starts of failed groups with their records).
 EmbeddedLogOptions on_full_fs(const TempDir& dir) {
   EmbeddedLogOptions o;
   o.env = std::shared_ptr<rocksdb::Env>(rocksdb::NewCompositeEnv(std::make_shared<FullFileSystem>()));
   o.dir = dir.path() + "/log";
   o.partitions = 2;
+  o.segment_bytes = 2048;
   return o;
 }
 

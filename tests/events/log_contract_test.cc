@@ -11,7 +11,10 @@
 #include <set>
 #include <thread>
 
+#include "events/audit_chain.h"
 #include "events/clock.h"
+#include "events/codec.h"
+#include "events/key_codec.h"
 #include "events/log.h"
 #include "events/partitioner.h"
 #include "tests/support/mock_kafka.h"
@@ -474,12 +477,15 @@ TEST(EmbeddedLogIds, ALogFromBeforeTheIdsIndexIsIndexedOnceAtOpen) {
   }
   {
     rocksdb::DBOptions dbo;
-    std::vector<rocksdb::ColumnFamilyDescriptor> descs = {{rocksdb::kDefaultColumnFamilyName, {}},
-                                                          {"records", {}}, {"tenants", {}}, {"ids", {}}};
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(dbo, o.dir, &names).ok());
+    ASSERT_EQ(names.back(), "ids");
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
     std::vector<rocksdb::ColumnFamilyHandle*> cfs;
     rocksdb::DB* db = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open(dbo, o.dir, descs, &cfs, &db).ok());
-    ASSERT_TRUE(db->DropColumnFamily(cfs[3]).ok());
+    ASSERT_TRUE(db->DropColumnFamily(cfs.back()).ok());
     ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), cfs[0], "meta/ids").ok());
     for (auto* cf : cfs) db->DestroyColumnFamilyHandle(cf);
     delete db;
@@ -491,6 +497,207 @@ TEST(EmbeddedLogIds, ALogFromBeforeTheIdsIndexIsIndexedOnceAtOpen) {
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(r->replayed, (std::vector<bool>{true}));
   EXPECT_EQ(r->positions[0], old_pos);
+}
+
+// ---- Segments (events/embedded_log.cc) ---------------------------------------------------
+
+// The column families of the store in `dir`, opened read-only with RocksDB itself (the
+// engine closed): their names and the table files of each.
+struct RawStore {
+  std::vector<std::string> names;
+  std::map<std::string, std::vector<rocksdb::LiveFileMetaData>> tables;  // family -> files
+  std::map<std::string, std::vector<std::string>> keys;                  // family -> every key
+};
+RawStore read_raw_store(const std::string& dir) {
+  RawStore out;
+  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &out.names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (const auto& n : out.names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+  rocksdb::DB* db = nullptr;
+  auto s = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), dir, descs, &cfs, &db);  // no flush of the WAL
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  if (!s.ok()) return out;
+  std::vector<rocksdb::LiveFileMetaData> files;
+  db->GetLiveFilesMetaData(&files);
+  for (auto& f : files) out.tables[f.column_family_name].push_back(f);
+  for (size_t i = 0; i < cfs.size(); ++i) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cfs[i]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) out.keys[out.names[i]].push_back(it->key().ToString());
+  }
+  for (auto* cf : cfs) db->DestroyColumnFamilyHandle(cf);
+  delete db;
+  return out;
+}
+
+// Every record's chain link is the link of the record before it and its own leaf
+// (events/audit_chain.h): what a log that found the wrong last record at an open breaks.
+void expect_chained(Log& log, Partition p) {
+  audit::Hash link = audit::kChainGenesis;
+  int64_t expected = 0;
+  for (Offset from{0};;) {
+    auto recs = log.read(p, from, ReadOptions{5, 4 << 20});
+    ASSERT_TRUE(recs.ok()) << recs.status().to_string();
+    if (recs->empty()) break;
+    for (const auto& r : *recs) {
+      ASSERT_EQ(r.pos.offset.value(), expected++) << "partition " << p.value();
+      link = audit::chain_next(link, audit::record_leaf(p, r.seq, r.append_us, r.tenant.str(), r.value));
+      ASSERT_EQ(r.chain, link) << "partition " << p.value() << " offset " << r.pos.offset.value();
+      from = r.pos.offset.next();
+    }
+  }
+  EXPECT_EQ(expected, log.end_offset(p)->value());
+}
+
+// Records in segments of a few hundred bytes, the tenants spread over the partitions: every
+// read — of a partition from each offset, of a tenant, in pieces of 7 records that cross
+// segments — gives what was appended, across reopens (each starts a segment), with every
+// chain link intact; and each table file the log flushed holds one stretch of segments, past
+// every other: no two overlap (with the partition first in the key, each would span them all).
+TEST(EmbeddedLogSegments, ReadsCrossSegmentsAndNoTwoTableFilesOverlap) {
+  TempDir dir;
+  EmbeddedLogOptions o;
+  o.dir = dir.sub("log");
+  o.partitions = 4;
+  o.tail_cache_bytes = 0;  // every read from RocksDB
+  o.segment_bytes = 1024;
+  std::map<std::string, std::vector<std::string>> by_tenant;  // tenant -> ids, in order
+  std::map<int32_t, std::vector<std::string>> by_partition;
+  int n = 0;
+  auto append = [&](Log& log, int count) {
+    for (int i = 0; i < count; ++i, ++n) {
+      const std::string t = "t" + std::to_string(n % 9), id = "e" + std::to_string(n);
+      auto r = log.append_sync(AppendBatch{TenantId(t), {make_event(t, id, n)}});
+      ASSERT_TRUE(r.ok()) << r.status().to_string();
+      by_tenant[t].push_back(id);
+      ASSERT_EQ(r->positions[0].offset.value(), static_cast<int64_t>(by_partition[r->positions[0].partition.value()].size()));
+      by_partition[r->positions[0].partition.value()].push_back(id);
+    }
+  };
+  auto check = [&](Log& log, const std::string& when) {
+    for (const auto& [p, ids] : by_partition) {
+      ASSERT_EQ(log.end_offset(Partition(p))->value(), static_cast<int64_t>(ids.size())) << when;
+      for (size_t from = 0; from <= ids.size(); ++from) {
+        std::vector<std::string> got;
+        for (Offset at(static_cast<int64_t>(from));;) {
+          auto recs = log.read(Partition(p), at, ReadOptions{7, 4 << 20});
+          ASSERT_TRUE(recs.ok()) << when << ": " << recs.status().to_string();
+          if (recs->empty()) break;
+          for (const auto& r : *recs) {
+            ASSERT_EQ(r.pos.offset.value(), static_cast<int64_t>(from + got.size())) << when;
+            got.emplace_back(read_header(r.value).id);
+            at = r.pos.offset.next();
+          }
+        }
+        ASSERT_EQ(got, std::vector<std::string>(ids.begin() + static_cast<std::ptrdiff_t>(from), ids.end()))
+            << when << ": partition " << p << " from " << from;
+      }
+      expect_chained(log, Partition(p));
+    }
+    for (const auto& [t, ids] : by_tenant) {
+      std::vector<std::string> got;
+      for (Offset at(0);;) {
+        auto recs = log.read_tenant(TenantId(t), at, ReadOptions{7, 4 << 20});
+        ASSERT_TRUE(recs.ok()) << when << ": " << recs.status().to_string();
+        if (recs->empty()) break;
+        for (const auto& r : *recs) got.emplace_back(read_header(r.value).id);
+        at = recs->back().pos.offset.next();
+      }
+      EXPECT_EQ(got, ids) << when << ": tenant " << t;
+    }
+  };
+  for (int round = 0; round < 3; ++round) {
+    auto log = open_embedded_log(o);
+    ASSERT_TRUE(log.ok()) << log.status().to_string();
+    check(**log, "at open " + std::to_string(round));
+    append(**log, 150);
+    check(**log, "after round " + std::to_string(round));
+  }
+  ASSERT_EQ(by_partition.size(), 4u);
+
+  const RawStore raw = read_raw_store(o.dir);
+  EXPECT_NE(std::find(raw.names.begin(), raw.names.end(), "records.seg"), raw.names.end());
+  EXPECT_EQ(std::find(raw.names.begin(), raw.names.end(), "records"), raw.names.end());
+  std::set<uint32_t> segments;
+  for (const auto& k : raw.keys.at("records.seg")) {
+    ASSERT_EQ(k.size(), 16u);
+    segments.insert(static_cast<uint32_t>(keys::get_be(k, 0, 4)));
+  }
+  EXPECT_GT(segments.size(), 20u);
+  auto tables = raw.tables.count("records.seg") ? raw.tables.at("records.seg") : std::vector<rocksdb::LiveFileMetaData>{};
+  // One table per segment (the last one's records are still in the WAL), each moved down
+  // whole: none was merged with another.
+  EXPECT_GE(tables.size() + 1, segments.size()) << "segments were not flushed apart, or tables were merged";
+  std::sort(tables.begin(), tables.end(), [](const auto& a, const auto& b) { return a.smallestkey < b.smallestkey; });
+  for (size_t i = 1; i < tables.size(); ++i)
+    EXPECT_LT(tables[i - 1].largestkey, tables[i].smallestkey) << "table files " << i - 1 << " and " << i << " overlap";
+}
+
+// A log from before segments (its records in a "records" family keyed by partition and
+// offset) is read and appended in its own layout, across reopens; a store with records in
+// both layouts is refused.
+TEST(EmbeddedLogSegments, ALogFromBeforeSegmentsKeepsItsLayout) {
+  TempDir dir;
+  EmbeddedLogOptions o;
+  o.dir = dir.sub("log");
+  o.partitions = 2;
+  o.tail_cache_bytes = 0;
+  o.segment_bytes = 512;
+  {
+    rocksdb::Options ro;
+    ro.create_if_missing = true;
+    ro.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs = {
+        {rocksdb::kDefaultColumnFamilyName, {}}, {"records", {}}, {"tenants", {}}, {"ids", {}}};
+    std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(ro), o.dir, descs, &cfs, &db).ok());
+    for (auto* cf : cfs) db->DestroyColumnFamilyHandle(cf);
+    delete db;
+  }
+  std::vector<std::string> ids;
+  for (int round = 0; round < 2; ++round) {
+    auto log = open_embedded_log(o);
+    ASSERT_TRUE(log.ok()) << log.status().to_string();
+    for (int i = 0; i < 40; ++i) {
+      const std::string id = "e" + std::to_string(ids.size());
+      ASSERT_TRUE((*log)->append_sync(AppendBatch{TenantId("acme"), {make_event("acme", id, i)}, /*dedupe=*/true}).ok());
+      ids.push_back(id);
+    }
+    auto retry = (*log)->append_sync(AppendBatch{TenantId("acme"), {make_event("acme", "e0", 0)}, /*dedupe=*/true});
+    ASSERT_TRUE(retry.ok());
+    EXPECT_TRUE(retry->replayed[0]);
+    auto recs = (*log)->read_tenant(TenantId("acme"), Offset(0), ReadOptions{1000, 4 << 20});
+    ASSERT_TRUE(recs.ok());
+    std::vector<std::string> got;
+    for (const auto& r : *recs) got.emplace_back(read_header(r.value).id);
+    EXPECT_EQ(got, ids) << "round " << round;
+    expect_chained(**log, (*log)->partition_of(TenantId("acme")));
+  }
+  {
+    const RawStore raw = read_raw_store(o.dir);
+    EXPECT_EQ(std::find(raw.names.begin(), raw.names.end(), "records.seg"), raw.names.end());
+    ASSERT_EQ(raw.keys.at("records").size(), ids.size());
+    for (const auto& k : raw.keys.at("records")) EXPECT_EQ(k.size(), 12u);
+    for (const auto& k : raw.keys.at(rocksdb::kDefaultColumnFamilyName)) EXPECT_NE(k.rfind("seg/", 0), 0u) << k;
+  }
+  {
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), o.dir, &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), o.dir, descs, &cfs, &db).ok());
+    rocksdb::ColumnFamilyHandle* extra = nullptr;
+    ASSERT_TRUE(db->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), "records.seg", &extra).ok());
+    cfs.push_back(extra);
+    for (auto* cf : cfs) db->DestroyColumnFamilyHandle(cf);
+    delete db;
+  }
+  auto both = open_embedded_log(o);
+  ASSERT_FALSE(both.ok());
+  EXPECT_EQ(both.status().code(), Code::kCorruption) << both.status().to_string();
 }
 
 // Reads served by the in-memory tail (EmbeddedLogOptions::tail_cache_bytes) are the

@@ -158,9 +158,7 @@ class RawRecords : public test::RawLog {
   // The partition's records, decoded from the 0x82 layout (events/embedded_log.cc).
   std::vector<Rec> read(Partition p) {
     std::vector<Rec> out;
-    std::unique_ptr<rocksdb::Iterator> it(db()->NewIterator(rocksdb::ReadOptions(), records()));
-    for (it->Seek(key(p, 0)); it->Valid() && it->key().starts_with(key(p, 0).substr(0, 4)); it->Next()) {
-      const std::string v = it->value().ToString();
+    for (const auto& [k, v] : records_of(p)) {
       EXPECT_EQ(static_cast<uint8_t>(v[0]), 0x82);
       Rec r;
       r.append_us = static_cast<int64_t>(keys::get_be(v, 1, 8));
