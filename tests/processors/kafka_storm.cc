@@ -578,11 +578,20 @@ void Storm::apply(const Fault& f, size_t index) {
       cluster_.set_broker_up(f.broker);
       break;
     }
-    case FaultKind::kLeaderMove:
+    case FaultKind::kLeaderMove: {
       leader_[static_cast<size_t>(f.partition)] = f.broker;
+      const int64_t batches_before = issued_batches_[f.partition], issued_before = issued_events_;
       cluster_.set_partition_leader(kTopic, f.partition, f.broker);
       hit_[index] = wait_hit([&] { return aborted_ || last_acked_issue_ns_[f.partition] > t0; }) && !aborted_;
+      if (!hit_[index] && !aborted_)
+        finding("fault " + std::to_string(index) + " (leader_move of partition " + std::to_string(f.partition) +
+                "): in " + std::to_string((steady_ns() - t0) / 1000000) + " ms, " +
+                std::to_string(issued_batches_[f.partition] - batches_before) + " appends to it issued, " +
+                (last_fail_ns_[f.partition] > t0 ? "some failed" : "none failed") + "; events issued " +
+                std::to_string(issued_before) + " -> " + std::to_string(issued_events_) + " of " +
+                std::to_string(o_.events) + ", gate " + std::to_string(gate_));
       break;
+    }
     case FaultKind::kCoordinatorMove:
       coordinator_ = f.broker;
       cluster_.set_transaction_coordinator(txn_id_, f.broker);
