@@ -167,7 +167,12 @@ class Storm {
   // ---- producers -------------------------------------------------------------------
   void produce(Producer& pr);
   // Appends `values` of `tenant` as one batch of `pr` (waits for window and backpressure).
-  bool issue(Producer& pr, const std::string& tenant, std::vector<std::string> values);
+  // `held`: waits for room in the window, the schedule's gate and the runtime's lag first
+  // (the producers); a probe (probe_leader_move) is not held.
+  bool issue(Producer& pr, const std::string& tenant, std::vector<std::string> values, bool held = true);
+  // While a leader move of `partition` waits for its hit: an event of a tenant of that
+  // partition, appended by the probe producer whenever none of its appends is in flight.
+  void probe_leader_move(int32_t partition);
   bool next_chunk(Producer& pr);
   bool wait_idle(Producer& pr);
 
@@ -234,12 +239,17 @@ class Storm {
 
   // Producers and what they were told.
   std::vector<std::unique_ptr<Producer>> producers_;
+  Producer* probe_ = nullptr;  // one of them: appends only as the probe (probe_leader_move)
+  int probes_ = 0;
   std::vector<std::atomic<int64_t>> acked_end_;  // per partition: highest acked offset + 1
   std::vector<std::atomic<int64_t>> mirror_next_;
   std::vector<std::atomic<int64_t>> issued_batches_;
   std::vector<std::atomic<int64_t>> last_acked_issue_ns_;  // issue time of the newest acked batch
   std::vector<std::atomic<int64_t>> last_fail_ns_;       // a failed append
   std::vector<std::atomic<int64_t>> last_read_fail_ns_;  // a failed read of the runtime
+  // What a fault not hit reports: the appends that failed per partition and the last error.
+  std::mutex fail_mu_;
+  std::map<int32_t, std::pair<int64_t, std::string>> fails_;
   // Producers issue no event beyond this (the current fault's point plus some, and
   // always some room while it waits for its hit): faults land while the workload runs.
   std::atomic<int64_t> gate_{0};
@@ -406,20 +416,21 @@ bool Storm::wait_idle(Producer& pr) {
   return false;
 }
 
-bool Storm::issue(Producer& pr, const std::string& tenant, std::vector<std::string> values) {
+bool Storm::issue(Producer& pr, const std::string& tenant, std::vector<std::string> values, bool held) {
   const int32_t p = kafka_partition(tenant, o_.partitions).value();
-  {
+  if (held) {
     std::unique_lock l(pr.mu);
     if (!pr.cv.wait_for(l, kStallTimeout, [&] { return pr.inflight < kWindow || aborted_; })) {
       finding("producer " + std::to_string(pr.index) + ": window full for 180 s");
       aborted_ = true;
     }
   }
-  if (!wait_until([&] { return issued_events_ < gate_ || aborted_; }, kStallTimeout)) {
+  if (held && !wait_until([&] { return issued_events_ < gate_ || aborted_; }, kStallTimeout)) {
     finding("producer " + std::to_string(pr.index) + ": the schedule held it for 180 s");
     aborted_ = true;
   }
-  if (!wait_until([&] { return acked_end_[p] - mirror_next_[p] <= kMaxLagRecords || aborted_; }, kStallTimeout)) {
+  if (held && !wait_until([&] { return acked_end_[p] - mirror_next_[p] <= kMaxLagRecords || aborted_; },
+                          kStallTimeout)) {
     finding("partition " + std::to_string(p) + ": the runtime read nothing for 180 s (backpressure)");
     aborted_ = true;
   }
@@ -456,6 +467,12 @@ bool Storm::issue(Producer& pr, const std::string& tenant, std::vector<std::stri
       } else {
         failed_events_ += static_cast<int64_t>(ids.size());
         raise(last_fail_ns_[p], steady_ns());
+        {
+          std::lock_guard fl(fail_mu_);
+          auto& [count, why] = fails_[p];
+          ++count;
+          why = r.ok() ? "a short result" : r.status().to_string();
+        }
         fatal = !r.ok() && gen == gen_ && r.status().message().find("fatal producer error") != std::string::npos;
       }
       --pr.inflight;
@@ -490,6 +507,20 @@ void Storm::produce(Producer& pr) {
     if (!issue(pr, tenant, std::move(values))) break;
   }
   wait_idle(pr);
+}
+
+void Storm::probe_leader_move(int32_t partition) {
+  Producer& pr = *probe_;
+  {
+    std::lock_guard l(pr.mu);
+    if (pr.inflight > 0) return;
+  }
+  std::string tenant;
+  for (int i = 0; tenant.empty(); ++i)
+    if (kafka_partition("probe-t" + std::to_string(i), o_.partitions).value() == partition) tenant = "probe-t" + std::to_string(i);
+  const int n = probes_++;
+  issue(pr, tenant, {session_event(tenant, "probe-" + std::to_string(n), "progress", "s-probe", kEngineStartUs + n * 1000)},
+        /*held=*/false);
 }
 
 // ---- the mirror -------------------------------------------------------------------------
@@ -581,15 +612,36 @@ void Storm::apply(const Fault& f, size_t index) {
     case FaultKind::kLeaderMove: {
       leader_[static_cast<size_t>(f.partition)] = f.broker;
       const int64_t batches_before = issued_batches_[f.partition], issued_before = issued_events_;
+      const int64_t fails_before = [&] {
+        std::lock_guard fl(fail_mu_);
+        return fails_[f.partition].first;
+      }();
       cluster_.set_partition_leader(kTopic, f.partition, f.broker);
-      hit_[index] = wait_hit([&] { return aborted_ || last_acked_issue_ns_[f.partition] > t0; }) && !aborted_;
-      if (!hit_[index] && !aborted_)
+      // The producers' next appends to the partition may all fail (an aborted transaction,
+      // a restart) and use up the room the gate leaves them (seed 1, fault 14: 27 appends to
+      // it in 520 events, none acknowledged): the probe keeps appending to it meanwhile.
+      hit_[index] = wait_hit([&] {
+                      if (aborted_ || last_acked_issue_ns_[f.partition] > t0) return true;
+                      probe_leader_move(f.partition);
+                      return false;
+                    }) &&
+                    !aborted_;
+      if (!hit_[index] && !aborted_) {
+        std::lock_guard fl(fail_mu_);
+        int inflight = 0;
+        for (auto& pr : producers_) {
+          std::lock_guard pl(pr->mu);
+          inflight += pr->inflight;
+        }
         finding("fault " + std::to_string(index) + " (leader_move of partition " + std::to_string(f.partition) +
-                "): in " + std::to_string((steady_ns() - t0) / 1000000) + " ms, " +
-                std::to_string(issued_batches_[f.partition] - batches_before) + " appends to it issued, " +
-                (last_fail_ns_[f.partition] > t0 ? "some failed" : "none failed") + "; events issued " +
+                " to broker " + std::to_string(f.broker) + "): in " + std::to_string((steady_ns() - t0) / 1000000) +
+                " ms, " + std::to_string(issued_batches_[f.partition] - batches_before) + " appends to it issued, " +
+                std::to_string(fails_[f.partition].first - fails_before) + " failed (last: " +
+                fails_[f.partition].second + "); appends in flight " + std::to_string(inflight) + "; events issued " +
                 std::to_string(issued_before) + " -> " + std::to_string(issued_events_) + " of " +
-                std::to_string(o_.events) + ", gate " + std::to_string(gate_));
+                std::to_string(o_.events) + ", gate " + std::to_string(gate_) + "; restarts crash " +
+                std::to_string(restarts_crash_) + " fatal " + std::to_string(restarts_fatal_));
+      }
       break;
     }
     case FaultKind::kCoordinatorMove:
@@ -796,6 +848,12 @@ StormReport Storm::run() {
     pr->quota = o_.events / o_.producers + (i == o_.producers - 1 ? o_.events % o_.producers : 0);
     producers_.push_back(std::move(pr));
   }
+  {
+    auto probe = std::make_unique<Producer>();
+    probe->index = o_.producers;  // quota 0: its thread issues nothing
+    probe_ = probe.get();
+    producers_.push_back(std::move(probe));
+  }
   for (auto& pr : producers_) pr->thread = std::thread([this, p = pr.get()] { produce(*p); });
 
   for (size_t i = 0; i < schedule_.size() && !aborted_; ++i) {
@@ -811,6 +869,7 @@ StormReport Storm::run() {
   }
   gate_ = INT64_MAX;
   for (auto& pr : producers_) pr->thread.join();
+  wait_idle(*probe_);
   drive_pending();
 
   // Request errors never consumed: the newest of each stack.
