@@ -599,11 +599,19 @@ class EmbeddedLog final : public Log {
     if (opts_.read_only) return fail_group(group, Status(Code::kUnavailable, "the log is open read-only"));
     if (Status b = broken(); !b.is_ok() && !recover(b)) return fail_group(group, broken());
     // Past its size, the segment ends: this group starts the next one, flushed apart from
-    // the last (the layout above).
-    const bool new_segment = segments_->segmented() && segment_bytes_ >= opts_.segment_bytes;
-    if (new_segment) {
-      ++segment_;
-      segment_bytes_ = 0;
+    // the last (the layout above) — unless the last segment's memtable is still being
+    // flushed: a second immutable memtable would stop every write until that flush is done
+    // (RocksDB's max_write_buffer_number of 2; a write of 24 000 records waited 540 ms so
+    // under batches of 1000). The segment then grows until it is.
+    bool new_segment = false;
+    if (segments_->segmented() && segment_bytes_ >= opts_.segment_bytes) {
+      uint64_t flushing = 0;
+      if (!db_->GetIntProperty(cfs_[kRecords], rocksdb::DB::Properties::kNumImmutableMemTable, &flushing) ||
+          flushing == 0) {
+        new_segment = true;
+        ++segment_;
+        segment_bytes_ = 0;
+      }
     }
     std::vector<Offset> next = assigned_;
     std::vector<int64_t> last_us = assigned_us_;

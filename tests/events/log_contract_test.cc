@@ -3,6 +3,8 @@
 // partitions; `reopen()` closes the current one and opens the same storage again.
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -631,6 +633,70 @@ TEST(EmbeddedLogSegments, ReadsCrossSegmentsAndNoTwoTableFilesOverlap) {
   std::sort(tables.begin(), tables.end(), [](const auto& a, const auto& b) { return a.smallestkey < b.smallestkey; });
   for (size_t i = 1; i < tables.size(); ++i)
     EXPECT_LT(tables[i - 1].largestkey, tables[i].smallestkey) << "table files " << i - 1 << " and " << i << " overlap";
+}
+
+// A file system whose new table files wait while `held` (a flush that cannot finish).
+class HeldTablesFs final : public rocksdb::FileSystemWrapper {
+ public:
+  HeldTablesFs() : FileSystemWrapper(rocksdb::FileSystem::Default()) {}
+  const char* Name() const override { return "HeldTablesFs"; }
+  rocksdb::IOStatus NewWritableFile(const std::string& f, const rocksdb::FileOptions& fo,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* r, rocksdb::IODebugContext* g) override {
+    if (f.size() > 4 && f.compare(f.size() - 4, 4, ".sst") == 0) {
+      std::unique_lock lk(mu);
+      ++waiting;
+      cv.notify_all();
+      cv.wait(lk, [&] { return !held; });
+    }
+    return target()->NewWritableFile(f, fo, r, g);
+  }
+  void release() {
+    std::lock_guard lk(mu);
+    held = false;
+    cv.notify_all();
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  bool held = true;
+  int waiting = 0;  // table files that waited
+};
+
+// While a segment's flush cannot finish, later segments do not start: a second immutable
+// memtable of records would stop every append until the flush is done.
+TEST(EmbeddedLogSegments, AFlushBehindTheAppendsDefersTheNextSegmentInsteadOfStoppingThem) {
+  TempDir dir;
+  auto fs = std::make_shared<HeldTablesFs>();
+  EmbeddedLogOptions o;
+  o.dir = dir.sub("log");
+  o.partitions = 2;
+  o.segment_bytes = 1024;
+  o.env = std::shared_ptr<rocksdb::Env>(rocksdb::NewCompositeEnv(fs));
+  auto log = open_embedded_log(o);
+  ASSERT_TRUE(log.ok()) << log.status().to_string();
+  std::atomic<int> done{0};
+  std::thread appender([&] {
+    for (int i = 0; i < 60; ++i) {
+      auto r = (*log)->append_sync(AppendBatch{TenantId("acme"), {make_event("acme", "e" + std::to_string(i), i)}});
+      if (!r.ok()) break;
+      ++done;
+    }
+  });
+  const bool all = wait_until([&] { return done == 60; }, std::chrono::seconds(10));
+  EXPECT_TRUE(wait_until(
+      [&] {
+        std::lock_guard lk(fs->mu);
+        return fs->waiting >= 1;
+      },
+      std::chrono::seconds(10)))
+      << "no flush was held";
+  const int before_release = done;
+  fs->release();
+  appender.join();
+  EXPECT_TRUE(all) << "appends stopped behind the held flush after " << before_release << " of 60";
+  EXPECT_EQ(done, 60);
+  auto recs = (*log)->read_tenant(TenantId("acme"), Offset(0), ReadOptions{1000, 4 << 20});
+  ASSERT_TRUE(recs.ok());
+  EXPECT_EQ(recs->size(), 60u);
 }
 
 // A log from before segments (its records in a "records" family keyed by partition and
