@@ -27,7 +27,8 @@
 // grows with its size (a log kept forever). So the records are keyed by segment first: the
 // committer counts the bytes it writes into the current segment and, past
 // EmbeddedLogOptions::segment_bytes, starts the next one with a flush of the records'
-// memtable, so that each flushed table holds one segment and lies after every older table;
+// memtable (once no earlier one is still being flushed: see commit_group), so that each
+// flushed table holds one segment and lies after every older table;
 // RocksDB then moves tables down without rewriting them. A log reopened starts a new
 // segment. A reader finds a record's segment in the "seg/" starts, which it keeps in memory
 // (SegmentMap: one entry per partition per segment it has records in).

@@ -233,7 +233,8 @@ struct EmbeddedLogOptions {
   // records (keys and values) went into one, the next group starts a new one and the
   // records memtable is flushed, so that each table file the log writes holds one segment
   // and lies after every older one. Below the records' write buffer (64 MiB), so that a
-  // segment ends before RocksDB flushes the memtable by its own size. Tests make it small.
+  // segment ends before RocksDB flushes the memtable by its own size. While the last
+  // segment's memtable is still being flushed, the segment grows. Tests make it small.
   size_t segment_bytes = 48 << 20;
   // TESTS ONLY: called by the syncer with the groups it is about to sync (they are
   // written to RocksDB, not yet synced nor published); a test may block in it.
