@@ -171,7 +171,8 @@ class Storm {
   // (the producers); a probe (probe_leader_move) is not held.
   bool issue(Producer& pr, const std::string& tenant, std::vector<std::string> values, bool held = true);
   // While a leader move of `partition` waits for its hit: an event of a tenant of that
-  // partition, appended by the probe producer whenever none of its appends is in flight.
+  // partition, appended by the probe producer whenever none of its appends is in flight
+  // (and none was issued in the last 20 ms).
   void probe_leader_move(int32_t partition);
   bool next_chunk(Producer& pr);
   bool wait_idle(Producer& pr);
@@ -241,6 +242,7 @@ class Storm {
   std::vector<std::unique_ptr<Producer>> producers_;
   Producer* probe_ = nullptr;  // one of them: appends only as the probe (probe_leader_move)
   int probes_ = 0;
+  int64_t last_probe_ns_ = 0;  // when the probe last appended
   std::vector<std::atomic<int64_t>> acked_end_;  // per partition: highest acked offset + 1
   std::vector<std::atomic<int64_t>> mirror_next_;
   std::vector<std::atomic<int64_t>> issued_batches_;
@@ -515,6 +517,11 @@ void Storm::probe_leader_move(int32_t partition) {
     std::lock_guard l(pr.mu);
     if (pr.inflight > 0) return;
   }
+  // At most one every 20 ms: an append may fail at once (no log while it restarts), and
+  // the caller polls.
+  const int64_t now = steady_ns();
+  if (now - last_probe_ns_ < 20'000'000) return;
+  last_probe_ns_ = now;
   std::string tenant;
   for (int i = 0; tenant.empty(); ++i)
     if (kafka_partition("probe-t" + std::to_string(i), o_.partitions).value() == partition) tenant = "probe-t" + std::to_string(i);
