@@ -9,7 +9,10 @@
 //              formats, still read: 0x81 be64(append_us) u8(len) tenant event-bytes,
 //              before the chain; u8(len) tenant event-bytes, before append times (len <=
 //              64, so the first byte tells them apart)
-//   "tenants": key = be32(partition) u8(len) tenant be64(offset)  value = ""
+//   "tenants": key = be32(partition) u8(len) tenant be64(first offset)  value = be32(count)
+//              (a run: `count` consecutive records of the tenant in its partition, written
+//              by one group — a batch is one run, and so are a tenant's batches that follow
+//              one another in a group; value "" in a log from before runs: one offset)
 //   "ids":     key = tenant 0x00 be32(len(source)) source id  value = be32(partition) be64(offset)
 //              (every record's idempotency key, written in the record's WriteBatch;
 //              length-prefixed so that no two (source, id) pairs share a key)
@@ -367,6 +370,13 @@ Result<std::vector<audit::Hash>> chain_ends(rocksdb::DB* db, rocksdb::ColumnFami
   return out;
 }
 
+// One entry of the tenant index: `count` consecutive records of one tenant in a partition,
+// from the offset that ends `key` (the index key: tenant_prefix + be64(first offset)).
+struct TenantRun {
+  std::string key;
+  uint32_t count = 0;
+};
+
 struct Pending {
   AppendBatch batch;
   AppendCallback done;
@@ -381,7 +391,8 @@ class EmbeddedLog final : public Log {
         last_us_(std::move(opened.last_us)),
         tail_budget_(opts_.tail_cache_bytes),
         tails_(static_cast<size_t>(opts_.partitions)), assigned_(ends_), assigned_us_(last_us_),
-        assigned_chain_(std::move(opened.chains)), segment_(segments_->next_segment()) {
+        assigned_chain_(std::move(opened.chains)), segment_(segments_->next_segment()),
+        runs_(static_cast<size_t>(opts_.partitions)) {
     syncer_ = std::thread([this] {
       set_thread_name("log-sync");
       sync_loop();
@@ -472,12 +483,28 @@ class EmbeddedLog final : public Log {
     std::string start = prefix;
     put_be64(start, static_cast<uint64_t>(from.value()));
     const int64_t end = published_end(p).value();  // not what is written but unsynced
-    for (it->Seek(start); it->Valid() && keys.size() < o.max_records; it->Next()) {
-      rocksdb::Slice k = it->key();
-      if (!k.starts_with(prefix)) break;
-      const int64_t offset = static_cast<int64_t>(get_be(k.ToStringView(), prefix.size(), 8));
+    // Each entry is a run from its key's offset (the top of the file): the run that starts
+    // at or before `from` may reach it.
+    auto run_of = [&](int64_t& first, int64_t& count) {
+      const rocksdb::Slice k = it->key(), v = it->value();
+      first = static_cast<int64_t>(get_be(k.ToStringView(), prefix.size(), 8));
+      if (v.size() == 0) count = 1;  // a log from before runs: one offset per entry
+      else if (v.size() == 4) count = static_cast<int64_t>(get_be(v.ToStringView(), 0, 4));
+      else return false;
+      return k.size() == prefix.size() + 8;
+    };
+    int64_t first = 0, count = 0;
+    it->SeekForPrev(start);
+    if (!it->Valid() || !it->key().starts_with(prefix)) it->Seek(start);
+    else if (!run_of(first, count)) return Status(Code::kCorruption, "undecodable tenant index entry");
+    else if (first + count <= from.value()) it->Next();
+    for (; it->Valid() && keys.size() < o.max_records; it->Next()) {
+      if (!it->key().starts_with(prefix)) break;
+      if (!run_of(first, count)) return Status(Code::kCorruption, "undecodable tenant index entry");
+      int64_t offset = std::max(first, from.value());
+      for (; offset < first + count && offset < end && keys.size() < o.max_records; ++offset)
+        keys.push_back(segments_->key(p, Offset(offset)));
       if (offset >= end) break;
-      keys.push_back(segments_->key(p, Offset(offset)));
     }
     if (!it->status().ok()) return Status(Code::kInternal, it->status().ToString());
     std::vector<StoredRecord> out;
@@ -629,6 +656,15 @@ class EmbeddedLog final : public Log {
     group_ids_.clear();  // the keys this group writes: a later batch of it sees them
     std::vector<StoredRecord> written;  // for the tails
     std::string head;  // a record's stored header, reused (see below)
+    // The tenant index gets one entry per run: consecutive records of one tenant in one
+    // partition within this group (a batch is one run; so are a tenant's batches that
+    // follow one another). Each partition's open run, written when another tenant's
+    // record or the group's end closes it (runs_, by partition: the committer's own).
+    std::vector<int32_t> run_parts;  // the partitions with a run in this group
+    auto index_run = [&](TenantRun& run) {
+      if (run.count > 0) wb.Put(cfs_[kTenants], run.key, keys::be32(run.count));
+      run.count = 0;
+    };
     Status lookup_failed = Status::ok();
     for (size_t g = 0; g < group.size(); ++g) {
       auto& b = group[g].batch;
@@ -695,9 +731,14 @@ class EmbeddedLog final : public Log {
         const rocksdb::Slice key_part(key), value_parts[2] = {rocksdb::Slice(head), rocksdb::Slice(v)};
         wb.Put(cfs_[kRecords], rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
         segment_bytes_ += key.size() + head.size() + v.size();
-        std::string tk = tprefix;
-        put_be64(tk, static_cast<uint64_t>(o.value()));
-        wb.Put(cfs_[kTenants], tk, rocksdb::Slice());
+        TenantRun& run = runs_[static_cast<size_t>(p.value())];
+        if (run.count == 0) run_parts.push_back(p.value());
+        if (run.count == 0 || run.key.size() != tprefix.size() + 8 || !run.key.starts_with(tprefix)) {
+          index_run(run);
+          run.key = tprefix;
+          put_be64(run.key, static_cast<uint64_t>(o.value()));
+        }
+        ++run.count;
         if (keyed) {
           wb.Put(cfs_[kIds], ik, position_value({p, o}));
           group_ids_.insert_or_assign(std::move(ik), Position{p, o});
@@ -709,6 +750,7 @@ class EmbeddedLog final : public Log {
       }
       if (!lookup_failed.is_ok()) break;  // the whole group fails below
     }
+    for (int32_t rp : run_parts) index_run(runs_[static_cast<size_t>(rp)]);
     for (const auto& pending : group) bytes += pending.bytes;
     rocksdb::Status s;
     {
@@ -1200,6 +1242,7 @@ class EmbeddedLog final : public Log {
   std::vector<audit::Hash> assigned_chain_;  // the chain value at each assigned end
   uint32_t segment_;          // committer thread only: the segment it writes
   size_t segment_bytes_ = 0;  // and the bytes written into it
+  std::vector<TenantRun> runs_;  // committer thread only: by partition, the group's open runs
   Status broken_;  // guarded by mu_: the first write or sync failure, until recover()
   // Committer thread only: when recover() may try next, and its back-off.
   std::chrono::steady_clock::time_point next_recovery_{};

@@ -766,6 +766,234 @@ TEST(EmbeddedLogSegments, ALogFromBeforeSegmentsKeepsItsLayout) {
   EXPECT_EQ(both.status().code(), Code::kCorruption) << both.status().to_string();
 }
 
+// A file system whose WAL syncs wait while held (hold() .. release()).
+class HeldWalSyncFs final : public rocksdb::FileSystemWrapper {
+ public:
+  HeldWalSyncFs() : FileSystemWrapper(rocksdb::FileSystem::Default()) {}
+  const char* Name() const override { return "HeldWalSyncFs"; }
+  rocksdb::IOStatus NewWritableFile(const std::string& f, const rocksdb::FileOptions& fo,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* r, rocksdb::IODebugContext* g) override {
+    auto s = target()->NewWritableFile(f, fo, r, g);
+    if (s.ok() && f.size() > 4 && f.compare(f.size() - 4, 4, ".log") == 0)
+      *r = std::make_unique<File>(std::move(*r), *this);
+    return s;
+  }
+  void hold() {
+    std::lock_guard lk(mu_);
+    held_ = true;
+  }
+  void release() {
+    std::lock_guard lk(mu_);
+    held_ = false;
+    cv_.notify_all();
+  }
+  int waiting() {
+    std::lock_guard lk(mu_);
+    return waiting_;
+  }
+
+ private:
+  class File final : public rocksdb::FSWritableFileOwnerWrapper {
+   public:
+    File(std::unique_ptr<rocksdb::FSWritableFile> f, HeldWalSyncFs& fs) : FSWritableFileOwnerWrapper(std::move(f)), fs_(fs) {}
+    rocksdb::IOStatus Sync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* d) override {
+      fs_.wait();
+      return FSWritableFileOwnerWrapper::Sync(o, d);
+    }
+    rocksdb::IOStatus Fsync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* d) override {
+      fs_.wait();
+      return FSWritableFileOwnerWrapper::Fsync(o, d);
+    }
+
+   private:
+    HeldWalSyncFs& fs_;
+  };
+  void wait() {
+    std::unique_lock lk(mu_);
+    if (!held_) return;
+    ++waiting_;
+    cv_.wait(lk, [&] { return !held_; });
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool held_ = false;
+  int waiting_ = 0;
+};
+
+// Every read of a tenant from `from` on, in pieces of `max`, against what was appended:
+// (offset, id) of each of the tenant's records, in offset order.
+void expect_tenant_reads(Log& log, const std::string& tenant, const std::vector<std::pair<int64_t, std::string>>& want,
+                         const std::string& when) {
+  const Partition p = log.partition_of(TenantId(tenant));
+  const int64_t end = log.end_offset(p)->value();
+  for (size_t max : {size_t{1}, size_t{3}, size_t{1000}}) {
+    for (int64_t from = 0; from <= end; ++from) {
+      std::vector<std::pair<int64_t, std::string>> got;
+      for (Offset at(from);;) {
+        auto recs = log.read_tenant(TenantId(tenant), at, ReadOptions{max, 4 << 20});
+        ASSERT_TRUE(recs.ok()) << when << ": " << recs.status().to_string();
+        if (recs->empty()) break;
+        ASSERT_LE(recs->size(), max);
+        for (const auto& r : *recs) {
+          ASSERT_EQ(r.tenant.str(), tenant);
+          got.emplace_back(r.pos.offset.value(), std::string(read_header(r.value).id));
+        }
+        at = recs->back().pos.offset.next();
+      }
+      std::vector<std::pair<int64_t, std::string>> expected;
+      for (const auto& w : want)
+        if (w.first >= from) expected.push_back(w);
+      ASSERT_EQ(got, expected) << when << ": tenant " << tenant << " from " << from << " by " << max;
+    }
+  }
+}
+
+// Tenants that share partition 0 of a log of `partitions`.
+std::vector<std::string> tenants_of_partition0(Log& log, size_t n) {
+  std::vector<std::string> out;
+  for (int i = 0; out.size() < n && i < 10000; ++i)
+    if (log.partition_of(TenantId("t" + std::to_string(i))).value() == 0) out.push_back("t" + std::to_string(i));
+  return out;
+}
+
+// The tenant index holds one entry per run — consecutive records of one tenant in one
+// partition within a committed group — and a tenant's reads from every offset of its
+// partition (its own records' and the other tenants' in between), in pieces that end inside
+// runs, return exactly its records: batches of three tenants appended concurrently into one
+// partition, so that groups interleave them, and across a reopen.
+TEST(EmbeddedLogTenantIndex, OneEntryPerRunAndEveryReadFromEveryOffset) {
+  TempDir dir;
+  auto fs = std::make_shared<HeldWalSyncFs>();
+  EmbeddedLogOptions o;
+  o.dir = dir.sub("log");
+  o.partitions = 4;
+  o.tail_cache_bytes = 0;  // every read from RocksDB's index
+  o.env = std::shared_ptr<rocksdb::Env>(rocksdb::NewCompositeEnv(fs));
+  std::map<std::string, std::vector<std::pair<int64_t, std::string>>> want;  // tenant -> (offset, id)
+  std::vector<std::string> tenants;
+  int n = 0;
+  {
+    auto log = open_embedded_log(o);
+    ASSERT_TRUE(log.ok()) << log.status().to_string();
+    tenants = tenants_of_partition0(**log, 3);
+    ASSERT_EQ(tenants.size(), 3u);
+    std::mutex mu;
+    std::condition_variable cv;
+    int pending = 0;
+    // The first batch's WAL sync is held, and with it the committer's next write (a write
+    // and a sync never overlap): the other batches queue meanwhile and go in one or two
+    // groups, the tenants taking turns every two batches.
+    fs->hold();
+    for (int b = 0; b < 60; ++b) {
+      if (b == 1)
+        ASSERT_TRUE(wait_until([&] { return fs->waiting() > 0; }, std::chrono::seconds(10))) << "no WAL sync was held";
+      const std::string& t = tenants[static_cast<size_t>(b / 2 % 3)];
+      AppendBatch batch{TenantId(t), {}};
+      std::vector<std::string> ids;
+      for (int i = 0; i < 1 + b % 4; ++i, ++n) {
+        ids.push_back("e" + std::to_string(n));
+        batch.values.push_back(make_event(t, ids.back(), n));
+      }
+      {
+        std::lock_guard lk(mu);
+        ++pending;
+      }
+      (*log)->append(std::move(batch), [&, t, ids](Result<AppendResult> r) {
+        std::lock_guard lk(mu);
+        EXPECT_TRUE(r.ok()) << r.status().to_string();
+        if (r.ok())
+          for (size_t i = 0; i < ids.size(); ++i) want[t].emplace_back(r->positions[i].offset.value(), ids[i]);
+        --pending;
+        cv.notify_all();
+      });
+    }
+    fs->release();
+    {
+      std::unique_lock lk(mu);
+      ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(30), [&] { return pending == 0; }));
+    }
+    for (auto& [t, w] : want) std::sort(w.begin(), w.end());
+    for (const auto& t : tenants) expect_tenant_reads(**log, t, want[t], "before the reopen");
+  }
+  const size_t entries = read_raw_store(o.dir).keys.at("tenants").size();
+  EXPECT_LE(entries, 35u) << "batches of a tenant that followed one another in a group did not share an entry";
+  {
+    auto log = open_embedded_log(o);
+    ASSERT_TRUE(log.ok()) << log.status().to_string();
+    for (const auto& t : tenants) expect_tenant_reads(**log, t, want[t], "after the reopen");
+    // A batch of 50 records is one entry.
+    AppendBatch batch{TenantId(tenants[0]), {}};
+    for (int i = 0; i < 50; ++i, ++n) batch.values.push_back(make_event(tenants[0], "e" + std::to_string(n), n));
+    auto r = (*log)->append_sync(std::move(batch));
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    for (int i = 0; i < 50; ++i) want[tenants[0]].emplace_back(r->positions[static_cast<size_t>(i)].offset.value(), "e" + std::to_string(n - 50 + i));
+    for (const auto& t : tenants) expect_tenant_reads(**log, t, want[t], "after the batch of 50");
+  }
+  EXPECT_EQ(read_raw_store(o.dir).keys.at("tenants").size(), entries + 1) << "a batch of 50 records took more than one entry";
+}
+
+// A log from before runs has one index entry per record, with an empty value: it is read as
+// it is, beside the runs appended after it.
+TEST(EmbeddedLogTenantIndex, EntriesFromBeforeRunsAreReadBesideRuns) {
+  TempDir dir;
+  EmbeddedLogOptions o;
+  o.dir = dir.sub("log");
+  o.partitions = 2;
+  o.tail_cache_bytes = 0;
+  std::map<std::string, std::vector<std::pair<int64_t, std::string>>> want;
+  std::vector<std::string> tenants;
+  int n = 0;
+  auto append = [&](Log& log, const std::string& t, int count) {
+    AppendBatch batch{TenantId(t), {}};
+    for (int i = 0; i < count; ++i) batch.values.push_back(make_event(t, "e" + std::to_string(n + i), n + i));
+    auto r = log.append_sync(std::move(batch));
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    for (int i = 0; i < count; ++i, ++n) want[t].emplace_back(r->positions[static_cast<size_t>(i)].offset.value(), "e" + std::to_string(n));
+  };
+  {
+    auto log = open_embedded_log(o);
+    ASSERT_TRUE(log.ok()) << log.status().to_string();
+    tenants = tenants_of_partition0(**log, 2);
+    for (int b = 0; b < 8; ++b) append(**log, tenants[static_cast<size_t>(b % 2)], 3 + b % 3);
+  }
+  {
+    // The index rewritten as a log from before runs wrote it: one entry per record.
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), o.dir, &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (const auto& name : names) descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), o.dir, descs, &cfs, &db).ok());
+    const size_t ti = static_cast<size_t>(std::find(names.begin(), names.end(), "tenants") - names.begin());
+    ASSERT_LT(ti, names.size());
+    rocksdb::WriteBatch wb;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cfs[ti]));
+    size_t runs = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next(), ++runs) {
+      const std::string k = it->key().ToString();
+      ASSERT_EQ(it->value().size(), 4u);
+      const uint64_t first = keys::get_be(k, k.size() - 8, 8), count = keys::get_be(it->value().ToString(), 0, 4);
+      wb.Delete(cfs[ti], k);
+      for (uint64_t off = first; off < first + count; ++off) {
+        std::string one = k.substr(0, k.size() - 8);
+        keys::put_be64(one, off);
+        wb.Put(cfs[ti], one, "");
+      }
+    }
+    EXPECT_EQ(runs, 8u);
+    it.reset();
+    ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &wb).ok());
+    for (auto* cf : cfs) db->DestroyColumnFamilyHandle(cf);
+    delete db;
+  }
+  auto log = open_embedded_log(o);
+  ASSERT_TRUE(log.ok()) << log.status().to_string();
+  for (const auto& t : tenants) expect_tenant_reads(**log, t, want[t], "entries from before runs");
+  for (int b = 0; b < 4; ++b) append(**log, tenants[static_cast<size_t>(b % 2)], 2 + b);
+  for (const auto& t : tenants) expect_tenant_reads(**log, t, want[t], "old entries, then runs");
+}
+
 // Reads served by the in-memory tail (EmbeddedLogOptions::tail_cache_bytes) are the
 // records RocksDB holds, field by field, at every `from` — inside the tail, before it
 // (evicted), and across its first record; for a partition read and for each tenant's read
