@@ -479,7 +479,8 @@ class EmbeddedLog final : public Log {
     auto db_lk = db_mu_.read();
     if (db_ == nullptr) return Status(Code::kUnavailable, "log is recovering from a write failure");
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kTenants]));
-    std::vector<std::string> keys;
+    std::vector<std::pair<int64_t, int64_t>> spans;  // [from, to) of the runs to read
+    size_t taken = 0;
     std::string start = prefix;
     put_be64(start, static_cast<uint64_t>(from.value()));
     const int64_t end = published_end(p).value();  // not what is written but unsynced
@@ -498,26 +499,41 @@ class EmbeddedLog final : public Log {
     if (!it->Valid() || !it->key().starts_with(prefix)) it->Seek(start);
     else if (!run_of(first, count)) return Status(Code::kCorruption, "undecodable tenant index entry");
     else if (first + count <= from.value()) it->Next();
-    for (; it->Valid() && keys.size() < o.max_records; it->Next()) {
+    for (; it->Valid() && taken < o.max_records; it->Next()) {
       if (!it->key().starts_with(prefix)) break;
       if (!run_of(first, count)) return Status(Code::kCorruption, "undecodable tenant index entry");
-      int64_t offset = std::max(first, from.value());
-      for (; offset < first + count && offset < end && keys.size() < o.max_records; ++offset)
-        keys.push_back(segments_->key(p, Offset(offset)));
-      if (offset >= end) break;
+      const int64_t lo = std::max(first, from.value());
+      const int64_t room = static_cast<int64_t>(std::min<size_t>(o.max_records - taken, size_t{1} << 40));
+      const int64_t hi = std::min({first + count, end, lo + room});
+      if (lo < hi) {
+        spans.emplace_back(lo, hi);
+        taken += static_cast<size_t>(hi - lo);
+      }
+      if (first + count >= end) break;
     }
     if (!it->status().ok()) return Status(Code::kInternal, it->status().ToString());
+    // A run's records are consecutive keys of one segment (a group writes one segment):
+    // one seek per run, then the iterator's next records.
+    std::unique_ptr<rocksdb::Iterator> recs(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kRecords]));
     std::vector<StoredRecord> out;
+    out.reserve(taken);
     size_t bytes = 0;
-    for (const auto& k : keys) {
-      if (bytes >= o.max_bytes && !out.empty()) break;
-      std::string v;
-      auto s = db_->Get(rocksdb::ReadOptions(), cfs_[kRecords], k, &v);
-      if (!s.ok()) return Status(Code::kCorruption, "tenant index points at a missing record: " + s.ToString());
-      auto rec = decode(k, v);
-      if (!rec.ok()) return std::move(rec).take_status();
-      bytes += rec->value.size();
-      out.push_back(std::move(rec.value()));
+    for (const auto& [lo, hi] : spans) {
+      for (int64_t offset = lo; offset < hi; ++offset) {
+        if (bytes >= o.max_bytes && !out.empty()) return out;
+        const std::string k = segments_->key(p, Offset(offset));
+        if (offset == lo) recs->Seek(k);
+        else recs->Next();
+        if (!recs->Valid() || recs->key() != rocksdb::Slice(k)) {
+          if (!recs->status().ok()) return Status(Code::kInternal, recs->status().ToString());
+          return Status(Code::kCorruption, "tenant index points at a missing record: partition " +
+                                               std::to_string(p.value()) + " offset " + std::to_string(offset));
+        }
+        auto rec = decode(recs->key(), recs->value());
+        if (!rec.ok()) return std::move(rec).take_status();
+        bytes += rec->value.size();
+        out.push_back(std::move(rec.value()));
+      }
     }
     return out;
   }

@@ -826,11 +826,13 @@ void expect_tenant_reads(Log& log, const std::string& tenant, const std::vector<
                          const std::string& when) {
   const Partition p = log.partition_of(TenantId(tenant));
   const int64_t end = log.end_offset(p)->value();
-  for (size_t max : {size_t{1}, size_t{3}, size_t{1000}}) {
+  // Pieces of 1, 3 and 1000 records, and of 1000 records or one byte (one record each).
+  for (ReadOptions ro : {ReadOptions{1, 4 << 20}, ReadOptions{3, 4 << 20}, ReadOptions{1000, 4 << 20}, ReadOptions{1000, 1}}) {
+    const size_t max = ro.max_bytes == 1 ? 1 : ro.max_records;
     for (int64_t from = 0; from <= end; ++from) {
       std::vector<std::pair<int64_t, std::string>> got;
       for (Offset at(from);;) {
-        auto recs = log.read_tenant(TenantId(tenant), at, ReadOptions{max, 4 << 20});
+        auto recs = log.read_tenant(TenantId(tenant), at, ro);
         ASSERT_TRUE(recs.ok()) << when << ": " << recs.status().to_string();
         if (recs->empty()) break;
         ASSERT_LE(recs->size(), max);
@@ -843,7 +845,8 @@ void expect_tenant_reads(Log& log, const std::string& tenant, const std::vector<
       std::vector<std::pair<int64_t, std::string>> expected;
       for (const auto& w : want)
         if (w.first >= from) expected.push_back(w);
-      ASSERT_EQ(got, expected) << when << ": tenant " << tenant << " from " << from << " by " << max;
+      ASSERT_EQ(got, expected) << when << ": tenant " << tenant << " from " << from << " by " << ro.max_records
+                               << " records, " << ro.max_bytes << " bytes";
     }
   }
 }
@@ -992,6 +995,56 @@ TEST(EmbeddedLogTenantIndex, EntriesFromBeforeRunsAreReadBesideRuns) {
   for (const auto& t : tenants) expect_tenant_reads(**log, t, want[t], "entries from before runs");
   for (int b = 0; b < 4; ++b) append(**log, tenants[static_cast<size_t>(b % 2)], 2 + b);
   for (const auto& t : tenants) expect_tenant_reads(**log, t, want[t], "old entries, then runs");
+}
+
+// A record the tenant index points at but the log no longer holds is reported, not skipped.
+TEST(EmbeddedLogTenantIndex, ARunWithAMissingRecordIsCorruption) {
+  TempDir dir;
+  EmbeddedLogOptions o;
+  o.dir = dir.sub("log");
+  o.partitions = 2;
+  o.tail_cache_bytes = 0;
+  {
+    auto log = open_embedded_log(o);
+    ASSERT_TRUE(log.ok()) << log.status().to_string();
+    for (int b = 0; b < 2; ++b) {  // two runs: the second follows the one that loses a record
+      AppendBatch batch{TenantId("acme"), {}};
+      for (int i = 0; i < 10; ++i) batch.values.push_back(make_event("acme", "e" + std::to_string(b * 10 + i), i));
+      ASSERT_TRUE((*log)->append_sync(std::move(batch)).ok());
+    }
+    auto all = (*log)->read_tenant(TenantId("acme"), Offset(0), ReadOptions{1000, 4 << 20});
+    ASSERT_TRUE(all.ok());
+    ASSERT_EQ(all->size(), 20u);
+  }
+  {
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), o.dir, &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (const auto& name : names) descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), o.dir, descs, &cfs, &db).ok());
+    const size_t ri = static_cast<size_t>(std::find(names.begin(), names.end(), "records.seg") - names.begin());
+    ASSERT_LT(ri, names.size());
+    std::vector<std::string> keys;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cfs[ri]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) keys.push_back(it->key().ToString());
+    it.reset();
+    ASSERT_EQ(keys.size(), 20u);
+    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), cfs[ri], keys[5]).ok());
+    for (auto* cf : cfs) db->DestroyColumnFamilyHandle(cf);
+    delete db;
+  }
+  auto log = open_embedded_log(o);
+  ASSERT_TRUE(log.ok()) << log.status().to_string();
+  auto head = (*log)->read_tenant(TenantId("acme"), Offset(0), ReadOptions{5, 4 << 20});
+  ASSERT_TRUE(head.ok()) << head.status().to_string();
+  EXPECT_EQ(head->size(), 5u);
+  for (int64_t from : {0, 3, 5}) {
+    auto r = (*log)->read_tenant(TenantId("acme"), Offset(from), ReadOptions{1000, 4 << 20});
+    ASSERT_FALSE(r.ok()) << "from " << from;
+    EXPECT_EQ(r.status().code(), Code::kCorruption) << r.status().to_string();
+  }
 }
 
 // Reads served by the in-memory tail (EmbeddedLogOptions::tail_cache_bytes) are the
