@@ -532,6 +532,30 @@ RawStore read_raw_store(const std::string& dir) {
   return out;
 }
 
+// The log's RocksDB opened for writing (the log closed), each family by name: for tests
+// that write what an older engine or a damaged store would hold.
+struct RawDb {
+  explicit RawDb(const std::string& dir) {
+    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    auto s = rocksdb::DB::Open(rocksdb::DBOptions(), dir, descs, &cfs, &db);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  }
+  ~RawDb() {
+    if (db == nullptr) return;
+    for (auto* h : cfs) db->DestroyColumnFamilyHandle(h);
+    delete db;
+  }
+  rocksdb::ColumnFamilyHandle* cf(const std::string& name) const {
+    auto it = std::find(names.begin(), names.end(), name);
+    return it == names.end() ? nullptr : cfs[static_cast<size_t>(it - names.begin())];
+  }
+  std::vector<std::string> names;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+  rocksdb::DB* db = nullptr;
+};
+
 // Every record's chain link is the link of the record before it and its own leaf
 // (events/audit_chain.h): what a log that found the wrong last record at an open breaks.
 void expect_chained(Log& log, Partition p) {
@@ -748,18 +772,11 @@ TEST(EmbeddedLogSegments, ALogFromBeforeSegmentsKeepsItsLayout) {
     for (const auto& k : raw.keys.at(rocksdb::kDefaultColumnFamilyName)) EXPECT_NE(k.rfind("seg/", 0), 0u) << k;
   }
   {
-    std::vector<std::string> names;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), o.dir, &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-    for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
-    std::vector<rocksdb::ColumnFamilyHandle*> cfs;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), o.dir, descs, &cfs, &db).ok());
+    RawDb raw(o.dir);
+    ASSERT_NE(raw.db, nullptr);
     rocksdb::ColumnFamilyHandle* extra = nullptr;
-    ASSERT_TRUE(db->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), "records.seg", &extra).ok());
-    cfs.push_back(extra);
-    for (auto* cf : cfs) db->DestroyColumnFamilyHandle(cf);
-    delete db;
+    ASSERT_TRUE(raw.db->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), "records.seg", &extra).ok());
+    raw.cfs.push_back(extra);
   }
   auto both = open_embedded_log(o);
   ASSERT_FALSE(both.ok());
@@ -888,8 +905,9 @@ TEST(EmbeddedLogTenantIndex, OneEntryPerRunAndEveryReadFromEveryOffset) {
     // groups, the tenants taking turns every two batches.
     fs->hold();
     for (int b = 0; b < 60; ++b) {
-      if (b == 1)
+      if (b == 1) {
         ASSERT_TRUE(wait_until([&] { return fs->waiting() > 0; }, std::chrono::seconds(10))) << "no WAL sync was held";
+      }
       const std::string& t = tenants[static_cast<size_t>(b / 2 % 3)];
       AppendBatch batch{TenantId(t), {}};
       std::vector<std::string> ids;
@@ -961,34 +979,26 @@ TEST(EmbeddedLogTenantIndex, EntriesFromBeforeRunsAreReadBesideRuns) {
   }
   {
     // The index rewritten as a log from before runs wrote it: one entry per record.
-    std::vector<std::string> names;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), o.dir, &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-    for (const auto& name : names) descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
-    std::vector<rocksdb::ColumnFamilyHandle*> cfs;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), o.dir, descs, &cfs, &db).ok());
-    const size_t ti = static_cast<size_t>(std::find(names.begin(), names.end(), "tenants") - names.begin());
-    ASSERT_LT(ti, names.size());
+    RawDb raw(o.dir);
+    rocksdb::ColumnFamilyHandle* tenants_cf = raw.cf("tenants");
+    ASSERT_NE(tenants_cf, nullptr);
     rocksdb::WriteBatch wb;
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cfs[ti]));
+    std::unique_ptr<rocksdb::Iterator> it(raw.db->NewIterator(rocksdb::ReadOptions(), tenants_cf));
     size_t runs = 0;
     for (it->SeekToFirst(); it->Valid(); it->Next(), ++runs) {
       const std::string k = it->key().ToString();
       ASSERT_EQ(it->value().size(), 4u);
       const uint64_t first = keys::get_be(k, k.size() - 8, 8), count = keys::get_be(it->value().ToString(), 0, 4);
-      wb.Delete(cfs[ti], k);
+      wb.Delete(tenants_cf, k);
       for (uint64_t off = first; off < first + count; ++off) {
         std::string one = k.substr(0, k.size() - 8);
         keys::put_be64(one, off);
-        wb.Put(cfs[ti], one, "");
+        wb.Put(tenants_cf, one, "");
       }
     }
     EXPECT_EQ(runs, 8u);
     it.reset();
-    ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &wb).ok());
-    for (auto* cf : cfs) db->DestroyColumnFamilyHandle(cf);
-    delete db;
+    ASSERT_TRUE(raw.db->Write(rocksdb::WriteOptions(), &wb).ok());
   }
   auto log = open_embedded_log(o);
   ASSERT_TRUE(log.ok()) << log.status().to_string();
@@ -1017,23 +1027,15 @@ TEST(EmbeddedLogTenantIndex, ARunWithAMissingRecordIsCorruption) {
     ASSERT_EQ(all->size(), 20u);
   }
   {
-    std::vector<std::string> names;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), o.dir, &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-    for (const auto& name : names) descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
-    std::vector<rocksdb::ColumnFamilyHandle*> cfs;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), o.dir, descs, &cfs, &db).ok());
-    const size_t ri = static_cast<size_t>(std::find(names.begin(), names.end(), "records.seg") - names.begin());
-    ASSERT_LT(ri, names.size());
+    RawDb raw(o.dir);
+    rocksdb::ColumnFamilyHandle* records = raw.cf("records.seg");
+    ASSERT_NE(records, nullptr);
     std::vector<std::string> keys;
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cfs[ri]));
+    std::unique_ptr<rocksdb::Iterator> it(raw.db->NewIterator(rocksdb::ReadOptions(), records));
     for (it->SeekToFirst(); it->Valid(); it->Next()) keys.push_back(it->key().ToString());
     it.reset();
     ASSERT_EQ(keys.size(), 20u);
-    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), cfs[ri], keys[5]).ok());
-    for (auto* cf : cfs) db->DestroyColumnFamilyHandle(cf);
-    delete db;
+    ASSERT_TRUE(raw.db->Delete(rocksdb::WriteOptions(), records, keys[5]).ok());
   }
   auto log = open_embedded_log(o);
   ASSERT_TRUE(log.ok()) << log.status().to_string();
