@@ -21,6 +21,7 @@
 #include "processors/metrics.h"
 
 #include <openssl/evp.h>
+#include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
@@ -49,6 +50,11 @@ constexpr char kCrossMarkerTag = 'n';
 // 'd' tenant -> "": a deleted tenant (tenant.deleted folded): none of its later records is
 // applied and nothing is derived for it (processors/README.md, Deleted tenants).
 constexpr char kDeletedTag = 'd';
+// 'c' p -> the cursor of p's same-partition lane: every outbox entry of the lane below it
+// is in the log. Written with the marker when the relay completes a round; the entries
+// below it are not deleted one by one but dropped when RocksDB flushes or compacts them
+// (RelayedOutboxFilter).
+constexpr char kCursorTag = 'c';
 constexpr size_t kMaxProcessorNameBytes = 64;
 
 using keys::get_be;
@@ -85,12 +91,77 @@ Status from_rocks(const rocksdb::Status& s, const char* what) {
   return Status(c, std::string(what) + ": " + s.ToString());
 }
 
+// The cursors of the same-partition lanes, by partition, as the relay moved them (each at or
+// past the one written in the store): shared by the runtime, which moves them after each
+// completed round, and the store's compaction filter, which reads them.
+class RelayedCursors {
+ public:
+  void set(int32_t p, std::string cursor) {
+    std::lock_guard lk(mu_);
+    at_[p] = std::move(cursor);
+  }
+  std::optional<std::string> get(int32_t p) const {
+    std::lock_guard lk(mu_);
+    auto it = at_.find(p);
+    return it == at_.end() ? std::nullopt : std::optional<std::string>(it->second);
+  }
+  std::map<int32_t, std::string> copy() const {
+    std::lock_guard lk(mu_);
+    return at_;
+  }
+  void clear() {
+    std::lock_guard lk(mu_);
+    at_.clear();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<int32_t, std::string> at_;
+};
+
+// Drops, when a memtable is flushed or tables are compacted, the outbox entries of
+// same-partition lanes below their cursors: each is in the log already, so dropping it is
+// safe whenever it happens — even if the cursor's own write is lost with an unsynced tail
+// (the relay then starts from an older cursor and finds the entry gone, or, replayed from
+// the WAL, in the log at or after its marker: rule 4). Cross lanes keep their deletes: their
+// keys lead with the source partition and do not grow.
+class RelayedOutboxFilter final : public rocksdb::CompactionFilter {
+ public:
+  explicit RelayedOutboxFilter(std::map<int32_t, std::string> cursors) : cursors_(std::move(cursors)) {}
+  Decision FilterV2(int, const rocksdb::Slice& key, ValueType type, const rocksdb::Slice&, std::string*,
+                    std::string*) const override {
+    if (type != ValueType::kValue || key.size() != 17 || key[0] != kOutboxTag) return Decision::kKeep;
+    auto it = cursors_.find(static_cast<int32_t>(get_be(key.ToStringView(), 1, 4)));
+    return it != cursors_.end() && key.compare(it->second) < 0 ? Decision::kRemove : Decision::kKeep;
+  }
+  const char* Name() const override { return "agentos.RelayedOutboxFilter"; }
+
+ private:
+  const std::map<int32_t, std::string> cursors_;  // as of the flush's or compaction's start
+};
+class RelayedOutboxFilterFactory final : public rocksdb::CompactionFilterFactory {
+ public:
+  explicit RelayedOutboxFilterFactory(std::shared_ptr<RelayedCursors> c) : cursors_(std::move(c)) {}
+  bool ShouldFilterTableFileCreation(rocksdb::TableFileCreationReason reason) const override {
+    return reason == rocksdb::TableFileCreationReason::kFlush ||
+           reason == rocksdb::TableFileCreationReason::kCompaction;
+  }
+  std::unique_ptr<rocksdb::CompactionFilter> CreateCompactionFilter(const rocksdb::CompactionFilter::Context&) override {
+    return std::make_unique<RelayedOutboxFilter>(cursors_->copy());
+  }
+  const char* Name() const override { return "agentos.RelayedOutboxFilterFactory"; }
+
+ private:
+  std::shared_ptr<RelayedCursors> cursors_;
+};
+
 // A processor's store as open_state_db opens it.
 struct StateDb {
   rocksdb::DB* db = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;  // {bookkeeping, state}
   std::map<int32_t, Offset> committed;
   std::set<std::string, std::less<>> deleted;  // the deleted tenants ('d' entries)
+  std::shared_ptr<RelayedCursors> cursors;     // the lanes' cursors ('c' entries)
 };
 Result<StateDb> open_state_db(const RuntimeOptions& opts, const std::string& name);
 
@@ -471,6 +542,7 @@ class RuntimeImpl final : public ProcessorRuntime {
         state_(store.cfs[1]),
         committed_(std::move(store.committed)),
         deleted_(std::move(store.deleted)),
+        cursors_(std::move(store.cursors)),
         follow_(log, opts_.partitions) {
     reset_lanes();  // every lane scans first (rule 3: at start)
     if (const size_t bytes = opts_.state_cache_bytes.value_or(proc_.state_cache_bytes()); bytes > 0)
@@ -545,7 +617,10 @@ class RuntimeImpl final : public ProcessorRuntime {
       rocksdb::Slice upper(end);
       ro.iterate_upper_bound = &upper;
       std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_));
-      for (it->Seek(from); it->Valid(); it->Next()) ++n;
+      for (it->Seek(from); it->Valid(); it->Next()) {
+        if (tag == kOutboxTag && relayed(it->key())) continue;  // dropped at the next flush
+        ++n;
+      }
       if (!it->status().ok()) return from_rocks(it->status(), "outbox");
     }
     return n;
@@ -556,11 +631,12 @@ class RuntimeImpl final : public ProcessorRuntime {
     auto db_lk = db_mu_.read();
     if (db_ == nullptr) return closed();
     rocksdb::WriteBatch wb;
-    for (char tag : {kOutboxTag, kMarkerTag, kCrossOutboxTag, kCrossMarkerTag})
+    for (char tag : {kOutboxTag, kMarkerTag, kCrossOutboxTag, kCrossMarkerTag, kCursorTag})
       wb.DeleteRange(meta_, std::string(1, tag), std::string(1, static_cast<char>(tag + 1)));
     rocksdb::WriteOptions wo;
     wo.sync = true;
     if (Status s = from_rocks(db_->Write(wo, &wb), "discard outbox"); !s.is_ok()) return s;
+    cursors_->clear();
     reset_lanes();
     return Status::ok();
   }
@@ -749,7 +825,8 @@ class RuntimeImpl final : public ProcessorRuntime {
     if (db_ == nullptr) return closed();
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
     const std::string prefix = partition_key(kOutboxTag, p);
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    const std::string start = std::max(prefix, cursors_->get(p.value()).value_or(std::string()));
+    for (it->Seek(start); it->Valid() && it->key().starts_with(prefix); it->Next()) {
       std::string_view k = it->key().ToStringView();
       OutboxEntry e;
       e.source = {p, Offset(static_cast<int64_t>(get_be(k, 5, 8)))};
@@ -1085,6 +1162,7 @@ class RuntimeImpl final : public ProcessorRuntime {
     store_failed_ = false;
     if (cache_) cache_->clear();  // what the cache held may be ahead of the reopened store
     deleted_ = std::move(store.deleted);
+    cursors_ = std::move(store.cursors);
     std::lock_guard lk(mu_);
     committed_ = std::move(store.committed);
   }
@@ -1119,6 +1197,12 @@ class RuntimeImpl final : public ProcessorRuntime {
   static std::string lane_prefix(Lane l) { return partition_key(l.cross ? kCrossOutboxTag : kOutboxTag, l.dest); }
   static std::string lane_marker_key(Lane l) { return partition_key(l.cross ? kCrossMarkerTag : kMarkerTag, l.dest); }
   bool owned(Partition p) const { return std::binary_search(opts_.partitions.begin(), opts_.partitions.end(), p); }
+  // A same-partition lane's outbox key below its lane's cursor: in the log, not yet dropped.
+  bool relayed(const rocksdb::Slice& key) const {
+    if (key.size() < 5) return false;
+    auto c = cursors_->get(static_cast<int32_t>(get_be(key.ToStringView(), 1, 4)));
+    return c && key.compare(*c) < 0;
+  }
   // The outbox key of lane `l` a derived event with this id would have; nullopt when the
   // id belongs to another lane (or another runtime: a source partition not owned here).
   std::optional<std::string> lane_key_for(Lane l, Position src, uint32_t index) const {
@@ -1129,10 +1213,12 @@ class RuntimeImpl final : public ProcessorRuntime {
     if (src.partition == l.dest || !owned(src.partition)) return std::nullopt;
     return cross_outbox_key(l.dest, src, index);
   }
-  static LaneState new_lane(Lane l) {
+  LaneState new_lane(Lane l) const {
     LaneState ls;
     ls.lane = l;
     ls.from = lane_prefix(l);
+    if (!l.cross)
+      if (auto c = cursors_->get(l.dest.value()); c && ls.from < *c) ls.from = std::move(*c);
     return ls;
   }
   void reset_lanes() {
@@ -1406,7 +1492,15 @@ class RuntimeImpl final : public ProcessorRuntime {
       }
       if (opts_.hooks.crash_after_relay_append && opts_.hooks.crash_after_relay_append(l.dest))
         return Status(Code::kInternal, "injected crash after relay append");
-      for (const auto& entry : pending) wb.Delete(meta_, entry.first);
+      // A same-partition lane's appended entries are below its cursor, which moves with
+      // the marker: dropped at a flush or compaction (RelayedOutboxFilter), not deleted.
+      if (l.cross) {
+        for (const auto& entry : pending) wb.Delete(meta_, entry.first);
+      } else {
+        std::string cursor = pending.back().first;
+        cursor.push_back('\0');  // the smallest key after it
+        wb.Put(meta_, partition_key(kCursorTag, l.dest), cursor);
+      }
       // Drained: nothing after the last appended key, and no commit added entries to the
       // lane meanwhile (a cross lane's could sort before it).
       const bool drained = pending.size() < f.max_entries && f.work[w].ls->gen == f.work[w].gen &&
@@ -1430,6 +1524,7 @@ class RuntimeImpl final : public ProcessorRuntime {
       ls.from = wk.pending.back().first;
       ls.from.push_back('\0');  // the smallest key after it
       if (low[r.w] && *low[r.w] < ls.from) ls.from = *low[r.w];
+      if (!ls.lane.cross) cursors_->set(ls.lane.dest.value(), ls.from);
       if (r.drained) ls.dirty = false;
       // Every input before the last relayed entry's has all its same-partition derived
       // events in the log (an input's entries are consecutive); with the lane drained,
@@ -1536,6 +1631,9 @@ class RuntimeImpl final : public ProcessorRuntime {
   // Worker / step thread only.
   std::set<std::string, std::less<>> deleted_;
   std::set<std::string, std::less<>> batch_deleted_;
+  // The same-partition lanes' cursors, shared with the store's compaction filter; swapped
+  // with the store (take_store).
+  std::shared_ptr<RelayedCursors> cursors_;
   bool any_deleted() const { return !deleted_.empty() || !batch_deleted_.empty(); }
   bool deleted(std::string_view tenant) const {
     return (!deleted_.empty() && deleted_.count(tenant) > 0) ||
@@ -1609,7 +1707,11 @@ Result<StateDb> open_state_db(const RuntimeOptions& opts, const std::string& nam
   // with the other partitions' and tags' in one round: each memtable insert starts from
   // where the last one of its (tag, partition) went instead of searching from the top.
   bookkeeping.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(5));
+  auto cursors = std::make_shared<RelayedCursors>();
+  bookkeeping.compaction_filter_factory = std::make_shared<RelayedOutboxFilterFactory>(cursors);
   use_rocks_budget(state, /*bloom=*/true);  // a processor's reads are point lookups
+  if (opts.hooks.write_buffer_bytes > 0)
+    bookkeeping.write_buffer_size = state.write_buffer_size = opts.hooks.write_buffer_bytes;
   std::vector<rocksdb::ColumnFamilyDescriptor> descs = {{rocksdb::kDefaultColumnFamilyName, bookkeeping},
                                                         {name, state}};
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;
@@ -1636,8 +1738,11 @@ Result<StateDb> open_state_db(const RuntimeOptions& opts, const std::string& nam
   std::set<std::string, std::less<>> deleted;
   for (it->Seek(std::string(1, kDeletedTag)); it->Valid() && it->key().starts_with(std::string(1, kDeletedTag)); it->Next())
     deleted.emplace(it->key().ToStringView().substr(1));
+  const std::string cursor_prefix(1, kCursorTag);
+  for (it->Seek(cursor_prefix); it->Valid() && it->key().starts_with(cursor_prefix); it->Next())
+    if (it->key().size() == 5) cursors->set(static_cast<int32_t>(get_be(it->key().ToStringView(), 1, 4)), it->value().ToString());
   it.reset();
-  return StateDb{db, std::move(cfs), std::move(committed), std::move(deleted)};
+  return StateDb{db, std::move(cfs), std::move(committed), std::move(deleted), std::move(cursors)};
 }
 }  // namespace
 

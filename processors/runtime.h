@@ -25,12 +25,18 @@
 // next round only then.
 // A relay round covers every owned partition: their new markers in one synced WriteBatch,
 // one append per run of one tenant's entries, all issued at once (the log group-commits
-// them: one fsync per round), then one WriteBatch of deletes and marker moves.
+// them: one fsync per round), then one WriteBatch of cursor and marker moves (deletes for
+// cross lanes).
 // Exactly-once argument (no derived event is ever in the log twice, none is lost):
 //  1. Before the first append of entries of p, the relay durably records a marker
 //     M_p = end_offset(p). Every append after that lands at an offset >= M_p.
-//  2. After an append is acknowledged, ONE WriteBatch deletes the appended entries and
-//     moves M_p past them, to the log's end after the append. M_p then stays (only a
+//  2. After an append is acknowledged, ONE WriteBatch removes the appended entries and
+//     moves M_p past them, to the log's end after the append. A cross lane's entries are
+//     deleted; a same-partition lane's keys grow, so its CURSOR ('c' p) moves past them
+//     instead: every entry of the lane below it is in the log, every read of the outbox
+//     starts at it, and the store's compaction filter drops those entries when RocksDB
+//     flushes or compacts them — dropping an entry that is in the log is safe at any
+//     time, whatever a power loss later takes back. M_p then stays (only a
 //     rescan that leaves the outbox empty deletes it), so the next round appends without
 //     a synced marker write: a runtime that relays every round fsyncs its store once,
 //     not once per round. Invariant: every outbox entry that is already in the log sits
@@ -133,6 +139,9 @@ struct RuntimeTestHooks {
   // flushes them, so a SIGKILL loses them the way a power loss loses an unsynced tail
   // (rule 5). Crash tests only: it makes every synced write carry the whole buffer.
   bool lose_unsynced = false;
+  // Tests: the store's memtables this small (bytes; 0: the engine's), so that a test's few
+  // thousand records are flushed.
+  size_t write_buffer_bytes = 0;
 };
 
 struct RuntimeOptions {
@@ -328,7 +337,7 @@ class ProcessorRuntime {
 
   // ---- Replay (replay/REPLAY.md §7) -------------------------------------------------------
   // Outbox entries not yet appended, over every lane (same-partition and cross). Scans the
-  // store, deleted entries included: for tests and replays, not for a probe.
+  // store, deleted and relayed entries included: for tests and replays, not for a probe.
   virtual Result<size_t> pending_outbox() const = 0;
   // THE REPUBLISH HORIZON. Deletes every outbox entry and relay marker (synced): the events
   // this runtime derived from the records below its committed offsets will never be

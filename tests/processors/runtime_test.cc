@@ -3,6 +3,7 @@
 #include "processors/runtime.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 
 #include <future>
 #include <set>
@@ -186,6 +187,99 @@ class Echo final : public Processor {
     return out.emit("heartbeat.alert", data, "");
   }
 };
+
+// What a runtime's store holds, read from its directory (the runtime closed): the outbox
+// keys of the same-partition lanes ('x') and the deletes written to the bookkeeping family.
+struct StoreCounts {
+  size_t outbox = 0;
+  uint64_t deletes = 0;
+};
+StoreCounts count_store(const std::string& dir) {
+  StoreCounts out;
+  std::vector<std::string> names;
+  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+  rocksdb::DB* db = nullptr;
+  rocksdb::DBOptions o;
+  o.avoid_flush_during_recovery = true;  // the WAL's writes stay in the memtable, counted below
+  auto s = rocksdb::DB::Open(o, dir, descs, &cfs, &db);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  if (!s.ok()) return out;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cfs[0]));
+  for (it->Seek("x"); it->Valid() && it->key().starts_with("x"); it->Next()) ++out.outbox;
+  it.reset();
+  uint64_t mem = 0;
+  EXPECT_TRUE(db->GetIntProperty(cfs[0], "rocksdb.num-deletes-active-mem-table", &mem));
+  out.deletes += mem;
+  rocksdb::TablePropertiesCollection tables;
+  EXPECT_TRUE(db->GetPropertiesOfAllTables(cfs[0], &tables).ok());
+  for (const auto& [file, props] : tables) out.deletes += props->num_deletions;
+  for (auto* h : cfs) db->DestroyColumnFamilyHandle(h);
+  delete db;
+  return out;
+}
+
+// A same-partition lane's relayed entries are not deleted one by one: the lane's cursor,
+// written with its marker, says they are in the log, and the store drops them when it
+// flushes them. Nothing is relayed twice across a reopen, and the outbox reads empty.
+TEST_F(RuntimeTest, RelayedEntriesLeaveNoTombstonesAndAFlushDropsThem) {
+  constexpr int kInputs = 1500;
+  int64_t t = kBaseTimeUs;
+  Events in;
+  for (int i = 0; i < kInputs; ++i)
+    in.emplace_back("acme", session_event("acme", "a" + std::to_string(i), "created", "s" + std::to_string(i), t += 1000));
+  append_all(*log_, in);
+  Echo echo;
+  const std::string state = dir_.sub("state");
+  auto open_echo_at = [&](size_t write_buffer) {
+    RuntimeOptions o;
+    o.state_dir = state;
+    o.max_batch_records = 100;  // several relay rounds
+    o.hooks.write_buffer_bytes = write_buffer;
+    auto opened = open_processor_runtime(*log_, echo, std::move(o));
+    EXPECT_TRUE(opened.ok()) << opened.status().to_string();
+    return opened.ok() ? std::move(opened).value() : nullptr;
+  };
+  {
+    auto rt = open_echo_at(0);  // the engine's memtables: nothing flushed
+    ASSERT_NE(rt, nullptr);
+    ASSERT_TRUE(drain(*rt).is_ok());
+    EXPECT_EQ(rt->stats().relayed, static_cast<uint64_t>(kInputs));
+    EXPECT_TRUE(rt->outbox(p_of("acme"))->empty());
+    EXPECT_EQ(*rt->pending_outbox(), 0u);
+  }
+  StoreCounts c = count_store(state);
+  EXPECT_EQ(c.outbox, static_cast<size_t>(kInputs)) << "the relayed entries are still in the store, below the cursor";
+  EXPECT_EQ(c.deletes, 0u) << "the relay deleted its entries one by one";
+  {
+    auto rt = open_echo_at(0);
+    ASSERT_NE(rt, nullptr);
+    ASSERT_TRUE(drain(*rt).is_ok());
+    EXPECT_EQ(rt->stats().relayed, 0u);
+    EXPECT_EQ(rt->stats().relay_recovered, 0u);
+    EXPECT_TRUE(rt->outbox(p_of("acme"))->empty());
+  }
+  EXPECT_EQ(logged_from(*log_, "/agentos/processors/echo").size(), static_cast<size_t>(kInputs));
+
+  // Twice as many inputs through small memtables: the flushes drop the entries below the
+  // cursor (those of the memtable not flushed yet remain).
+  for (int i = 0; i < kInputs; ++i)
+    in[static_cast<size_t>(i)] = {"acme", session_event("acme", "b" + std::to_string(i), "created", "t" + std::to_string(i), t += 1000)};
+  append_all(*log_, in);
+  {
+    auto rt = open_echo_at(64 << 10);
+    ASSERT_NE(rt, nullptr);
+    ASSERT_TRUE(drain(*rt).is_ok());
+    EXPECT_EQ(rt->stats().relayed, static_cast<uint64_t>(kInputs));
+  }
+  c = count_store(state);
+  // The first inputs' entries went to table files unfiltered (a flush at recovery) and stay
+  // until compacted; of the second ones, most were dropped.
+  EXPECT_LT(c.outbox, static_cast<size_t>(kInputs + kInputs / 2)) << "no flush dropped a relayed entry";
+  EXPECT_EQ(logged_from(*log_, "/agentos/processors/echo").size(), static_cast<size_t>(2 * kInputs));
+}
 
 // tenant.deleted (processors/README.md, Deleted tenants): from the deletion on, none of
 // the tenant's records is applied and nothing is derived for it — also what another
