@@ -132,7 +132,8 @@ inline constexpr size_t kMaxDerivedPerEvent = 16384;  // emits per apply call (a
 // Test seams. Production code leaves them empty.
 struct RuntimeTestHooks {
   // Called after a relay append is acknowledged and BEFORE its outbox entries are
-  // deleted. Returning true simulates a process crash at that point: the runtime writes
+  // removed (the lane's cursor moved, or a cross lane's entries deleted). Returning true
+  // simulates a process crash at that point: the runtime writes
   // nothing more, every later step fails with kInternal, and the test destroys it.
   std::function<bool(Partition)> crash_after_relay_append;
   // RocksDB keeps unsynced writes in the process (manual_wal_flush) until a synced write
