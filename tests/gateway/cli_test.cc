@@ -94,6 +94,18 @@ CliRun run_cli(const std::vector<std::string>& args, bool tty) {
   return r;
 }
 
+// The binary runs on jemalloc with the options of gateway/cmd/allocator.cc: freed memory
+// handed back lazily (MADV_FREE, never unmapped by jemalloc) by jemalloc's own thread.
+// jemalloc prints its options at exit under MALLOC_CONF=stats_print:true.
+TEST(CliAllocator, TheEngineBinaryRunsOnJemallocWithItsOptions) {
+  ASSERT_EQ(::setenv("MALLOC_CONF", "stats_print:true", 1), 0);
+  const CliRun r = run_cli({"help"}, false);
+  ::unsetenv("MALLOC_CONF");
+  EXPECT_NE(r.out.find("serve"), std::string::npos) << r.out;  // the usage: the binary ran
+  EXPECT_NE(r.err.find("opt.muzzy_decay_ms: -1"), std::string::npos) << r.err.substr(0, 2000);
+  EXPECT_NE(r.err.find("opt.background_thread: true"), std::string::npos) << r.err.substr(0, 2000);
+}
+
 class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
