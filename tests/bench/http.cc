@@ -903,10 +903,10 @@ class DeliveryStream {
 // tenant as the admin API creates it (tenant.created + apikey.created), never used.
 // bytes/tenant = (memory with N - memory with 0) / N, the memory held (RSS less lazily
 // freed pages, rss_kib) read once Pulse and the index have folded the whole log and the
-// engine has then been idle for 11 s (the allocator's dirty decay, 10 s, and a second). Beside it, the same difference split by what /metrics says the
-// engine's bounded pools hold (agentos_memory_bytes: RocksDB memtables and block cache,
-// the log's tails), which the tenants' events fill up to their bounds whoever sent them,
-// and the rest.
+// engine has then been idle for 11 s (the allocator's dirty decay, 10 s, and a second).
+// Beside it, the same difference split by what /metrics says the engine's bounded pools
+// hold (agentos_memory_bytes: RocksDB memtables and block cache, the log's tails), which
+// the tenants' events fill up to their bounds whoever sent them, and the rest.
 Runs run_tenants(const Options& o, int runs) {
   const int n = o.events > 0 ? o.events : 100000;
   struct Pools {
@@ -929,12 +929,12 @@ Runs run_tenants(const Options& o, int runs) {
         r.note = "engine did not start or catch up";
         return r;
       }
+      r.events_per_s = 2.0 * count / std::chrono::duration<double>(Clock::now() - t0).count();
       // Idle for the allocator's dirty decay (10 s) and a second more: what the catch-up
       // freed is then handed back (gateway/cmd/allocator.cc), not counted as held.
       std::this_thread::sleep_for(std::chrono::seconds(11));
       long lazy = 0;
       const long rss = settled_rss_kib(eng, &lazy);
-      r.events_per_s = 2.0 * count / std::chrono::duration<double>(Clock::now() - t0).count();
       Pools held;
       held.memtables = metric_sum(eng, R"(agentos_memory_bytes{pool="rocksdb_memtables"})");
       held.block_cache = metric_sum(eng, R"(agentos_memory_bytes{pool="rocksdb_block_cache"})");
