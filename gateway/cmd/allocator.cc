@@ -7,11 +7,10 @@
 // unmapped with MADV_DONTNEED (jemalloc's default, muzzy_decay_ms 0). The kernel takes
 // MADV_FREE pages whenever it needs memory; until it does, an allocation that reuses them
 // touches them without a page fault. The engine frees and allocates the same amounts all
-// the time — each RocksDB memtable is freed after its flush and the next one allocated,
-// a batch's request body after its reply — and with the default every new memtable's
-// pages were faulted in anew: under HTTP batches of 100 for 30 s, 5-7 thousand page
+// the time — each RocksDB memtable is freed after its flush and the next one allocated —
+// and with the default every new memtable's pages were faulted in anew: under HTTP batches of 100 for 30 s, 5-7 thousand page
 // faults per second, against 0.1-0.8 thousand with this option (tests/bench/RESULTS.md,
-// 2026-12-06). On a virtual machine a page fault costs several microseconds.
+// 2026-12-06; on that VM a page fault costs 12-16 us).
 //
 // background_thread:true — jemalloc's own thread does the decay. Without it, decay runs
 // only inside allocations, so an engine gone idle after a burst would keep the burst's
@@ -22,6 +21,6 @@
 // agentos_bench's memory rows report RSS less LazyFree (tests/bench/README.md).
 extern "C" {
 // The symbol jemalloc looks up (unprefixed, as Debian builds it); jemalloc declares it
-// weak, so this definition replaces its empty default.
+// weak, so this definition replaces its null default.
 const char* malloc_conf = "background_thread:true,muzzy_decay_ms:-1";
 }
