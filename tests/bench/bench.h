@@ -118,6 +118,12 @@ void stop_process(pid_t pid, int sig = 15, double timeout_s = 20);
 double process_tree_cpu_s(pid_t pid);
 // CPU seconds of this process (all threads).
 double self_cpu_s();
+// The memory `pid` holds (KiB): its RSS less the pages it has freed lazily (`LazyFree`,
+// MADV_FREE: the engine's jemalloc hands freed memory back that way,
+// gateway/cmd/allocator.cc), which RSS counts until the kernel takes them back and which
+// the kernel takes back whenever it needs memory. `lazy_kib`, if given, gets the LazyFree
+// part. -1 if the process is gone.
+long rss_kib(pid_t pid, long* lazy_kib = nullptr);
 // CPU seconds (user+sys) of each thread of `pid`, summed by thread name.
 std::map<std::string, double> thread_cpu_s(pid_t pid);
 

@@ -194,6 +194,18 @@ double self_cpu_s() {
   return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
+long rss_kib(pid_t pid, long* lazy_kib) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  std::string line;
+  long rss = -1, lazy = 0;
+  while (std::getline(f, line)) {
+    if (line.rfind("Rss:", 0) == 0) rss = std::atol(line.c_str() + 4);
+    else if (line.rfind("LazyFree:", 0) == 0) lazy = std::atol(line.c_str() + 9);
+  }
+  if (lazy_kib) *lazy_kib = lazy;
+  return rss < 0 ? -1 : rss - lazy;
+}
+
 double timed(const std::function<void()>& fn) {
   auto t = Clock::now();
   fn();

@@ -8,6 +8,7 @@
 // check.due facts in the log, on the engine's clock), the runtime's RSS growth and state
 // bytes on disk per check.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -44,18 +45,9 @@ std::string event(const std::string& tenant, const std::string& id, const std::s
   return std::move(d->bytes);
 }
 
-// This process's RSS less the pages its allocator freed lazily (LazyFree: the bench runs
-// on the engine's jemalloc options, gateway/cmd/allocator.cc, which free with MADV_FREE).
-int64_t rss_bytes() {
-  std::ifstream in("/proc/self/smaps_rollup");
-  std::string line;
-  int64_t rss = 0, lazy = 0;
-  while (std::getline(in, line)) {
-    if (line.rfind("Rss:", 0) == 0) rss = std::atoll(line.c_str() + 4) * 1024;
-    else if (line.rfind("LazyFree:", 0) == 0) lazy = std::atoll(line.c_str() + 9) * 1024;
-  }
-  return rss - lazy;
-}
+// This process's memory held (rss_kib: RSS less LazyFree; the bench runs on the engine's
+// jemalloc options, which free with MADV_FREE), in bytes.
+int64_t rss_bytes() { return static_cast<int64_t>(rss_kib(getpid())) * 1024; }
 
 int64_t dir_bytes(const std::string& dir) {
   int64_t n = 0;

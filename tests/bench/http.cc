@@ -674,23 +674,6 @@ Runs run_http_batch(const Options& o, int runs) {
 namespace agentos::bench {
 namespace {
 
-// The memory a process holds (KiB): its RSS less the pages it has freed lazily
-// (`LazyFree`, MADV_FREE: the engine's jemalloc hands freed memory back that way,
-// gateway/cmd/allocator.cc), which RSS counts until the kernel takes them back and which
-// the kernel takes back whenever it needs memory. `lazy_kib`, if given, gets the LazyFree
-// part. -1 if the process is gone.
-long rss_kib(pid_t pid, long* lazy_kib = nullptr) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/smaps_rollup");
-  std::string line;
-  long rss = -1, lazy = 0;
-  while (std::getline(f, line)) {
-    if (line.rfind("Rss:", 0) == 0) rss = std::atol(line.c_str() + 4);
-    else if (line.rfind("LazyFree:", 0) == 0) lazy = std::atol(line.c_str() + 9);
-  }
-  if (lazy_kib) *lazy_kib = lazy;
-  return rss < 0 ? -1 : rss - lazy;
-}
-
 // The sum of a metric's samples in the engine's /metrics text; -1 if unreachable.
 double metric_sum(const Engine& eng, const std::string& name) {
   auto r = cli::http_call({"127.0.0.1", std::to_string(eng.port)}, "GET", "/metrics", {}, "");
