@@ -1026,6 +1026,10 @@ class RuntimeImpl final : public ProcessorRuntime {
       for (size_t i = 0; i < em.derived().size(); ++i) {
         const auto& [dest, bytes] = em.derived()[i];
         if (any_deleted() && deleted(read_header(bytes).tenant)) continue;  // nothing derived for a deleted tenant
+        if (!opts_.keep_derived) {  // built and checked by the emitter, then dropped
+          ++w.derived;
+          continue;
+        }
         if (dest == p) {
           wb.Put(meta_, outbox_key(rec.pos, static_cast<uint32_t>(i)), bytes);
         } else {
@@ -1752,6 +1756,8 @@ Result<std::unique_ptr<ProcessorRuntime>> open_processor_runtime(Log& log, Proce
   if (!valid_processor_name(name))
     return Status(Code::kInvalidArgument, "bad processor name '" + name + "'");
   if (opts.state_dir.empty()) return Status(Code::kInvalidArgument, "state_dir is empty");
+  if (!opts.keep_derived && opts.relay)
+    return Status(Code::kInvalidArgument, "keep_derived = false drops derived events: only with relay = false");
   if (opts.partitions.empty())
     for (int32_t i = 0; i < log.partition_count(); ++i) opts.partitions.push_back(Partition(i));
   for (Partition p : opts.partitions)

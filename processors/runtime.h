@@ -150,6 +150,13 @@ struct RuntimeOptions {
   std::vector<Partition> partitions;     // owned partitions; empty = all of the log
   size_t max_batch_records = kDefaultProcessorBatchRecords;  // clamped to [1, kMax...]
   bool relay = true;                     // false: derived events stay in the outbox
+  // With relay = false only (open refuses it otherwise): false builds and checks every
+  // derived event as the relaying runtime does — an event that runtime would refuse stops
+  // this one too — then drops it: nothing goes to the outbox. For a rebuild over a log
+  // that already holds what the live runtime derived: a replay's shadow
+  // (replay/processor_replay.h), which discarded its outbox at the swap anyway. Derived
+  // events are most of what a commit writes (Pulse: 96% of the bytes).
+  bool keep_derived = true;
   // Bytes of committed state (keys and values, absent keys included) kept in memory for
   // StateTxn::get: write-through (the runtime is its state's only writer: every commit
   // puts what it wrote, a reopened store starts it empty), two generations of half the
@@ -219,7 +226,7 @@ struct RuntimeStats {
   uint64_t events_applied = 0;   // records passed to apply
   uint64_t events_skipped = 0;   // own derived events not fed back
   uint64_t commits = 0;          // processing WriteBatches
-  uint64_t derived = 0;          // outbox entries written
+  uint64_t derived = 0;          // derived events built (outbox entries, unless !keep_derived)
   uint64_t relayed = 0;          // derived events appended to the log
   uint64_t relay_recovered = 0;  // outbox entries found already in the log by a scan
   uint64_t relay_deferred = 0;   // rescans that waited for lost commits to re-apply (rule 5)

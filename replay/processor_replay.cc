@@ -196,6 +196,7 @@ class Run {
     ro.state_dir = opts_.shadow_dir;
     ro.partitions = parts_;
     ro.relay = false;
+    ro.keep_derived = false;  // the log holds what the live runtime derived; the swap discards the rest
     ro.max_batch_records = opts_.max_batch_records;
     ro.stop_at = target;
     auto rt = open_processor_runtime(log_, shadow_proc_, ro);

@@ -88,6 +88,14 @@ TEST_F(RuntimeTest, RejectsBadOptions) {
   o.partitions.clear();
   o.state_dir.clear();
   EXPECT_FALSE(open_processor_runtime(*log_, counter_, o).ok());
+  // Dropping derived events is for a rebuild only: a relaying runtime would lose them.
+  o.state_dir = dir_.sub("state");
+  o.keep_derived = false;
+  r = open_processor_runtime(*log_, counter_, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  o.relay = false;
+  EXPECT_TRUE(open_processor_runtime(*log_, counter_, o).ok());
 }
 
 TEST_F(RuntimeTest, ApplyCommitsStateOffsetsAndOutboxTogether) {
@@ -471,6 +479,34 @@ TEST_F(RuntimeTest, ReplayIntoEmptyStateGivesSameHashAndSameDerivedEvents) {
   for (auto& e : logged) appended.push_back(e.bytes);
   EXPECT_EQ(rederived, appended);
   EXPECT_EQ(log_size(*log_), 12);
+}
+
+TEST_F(RuntimeTest, ARebuildThatDropsDerivedEventsFoldsTheSameStateAndWritesNoOutbox) {
+  append_all(*log_, scenario());
+  auto rt = open("state");
+  ASSERT_TRUE(drain(*rt).is_ok());
+  const std::string original = hash(*rt);
+  ASSERT_EQ(logged_from(*log_, rt->derived_source()).size(), 2u);
+  rt.reset();
+
+  RuntimeOptions rebuild;
+  rebuild.relay = false;
+  rebuild.keep_derived = false;
+  auto replay = open("rebuilt", rebuild);
+  ASSERT_TRUE(drain(*replay).is_ok());
+  EXPECT_EQ(hash(*replay), original);
+  for (int32_t p = 0; p < kTestPartitions; ++p) {
+    auto pending = replay->outbox(Partition(p));
+    ASSERT_TRUE(pending.ok());
+    EXPECT_TRUE(pending->empty()) << "partition " << p;
+    EXPECT_EQ(replay->committed_offset(Partition(p)), *log_->end_offset(Partition(p)));
+  }
+  auto pending = replay->pending_outbox();
+  ASSERT_TRUE(pending.ok());
+  EXPECT_EQ(*pending, 0u);
+  EXPECT_EQ(replay->stats().derived, 2u);  // built (and checked), then dropped
+  EXPECT_EQ(replay->stats().relayed, 0u);
+  EXPECT_EQ(log_size(*log_), 12);  // nothing appended
 }
 
 TEST_F(RuntimeTest, StateHashChangesWithState) {
