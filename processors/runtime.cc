@@ -1330,7 +1330,8 @@ class RuntimeImpl final : public ProcessorRuntime {
   struct RelayFlight {
     struct Work {
       LaneState* ls;
-      std::vector<std::pair<std::string, std::string>> pending;  // outbox key -> bytes
+      // outbox key -> bytes; the bytes are moved to the log when the appends are issued
+      std::vector<std::pair<std::string, std::string>> pending;
       uint64_t gen;  // ls->gen when issued: a commit since added entries to the lane
     };
     struct Run {
@@ -1434,12 +1435,14 @@ class RuntimeImpl final : public ProcessorRuntime {
     flight_ = std::move(f);
     for (size_t r = 0; r < flight_->runs.size(); ++r) {
       const RelayFlight::Run& run = flight_->runs[r];
-      const auto& pending = flight_->work[run.w].pending;
+      auto& pending = flight_->work[run.w].pending;
       AppendBatch batch{TenantId(std::string(read_header(pending[run.from].second).tenant)), {}};
       // Not remembered for dedupe: rules 1-6 keep a derived event from being appended
       // twice on every backend, and no producer can post one (the engine's source).
       batch.remember_ids = false;
-      for (size_t k = run.from; k < run.to; ++k) batch.values.push_back(pending[k].second);
+      // The bytes move to the log: from here on the flight needs only the entries' keys.
+      batch.values.reserve(run.to - run.from);
+      for (size_t k = run.from; k < run.to; ++k) batch.values.push_back(std::move(pending[k].second));
       log_.append(std::move(batch), [acks = flight_->acks, r, wake = wake_](Result<AppendResult> res) {
         bool last;
         {
