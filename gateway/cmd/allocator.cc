@@ -8,9 +8,10 @@
 // MADV_FREE pages whenever it needs memory; until it does, an allocation that reuses them
 // touches them without a page fault. The engine frees and allocates the same amounts all
 // the time — each RocksDB memtable is freed after its flush and the next one allocated —
-// and with the default every new memtable's pages were faulted in anew: under HTTP batches of 100 for 30 s, 5-7 thousand page
-// faults per second, against 0.1-0.8 thousand with this option (tests/bench/RESULTS.md,
-// 2026-12-06; on that VM a page fault costs 12-16 us).
+// and with the default every new memtable's pages were faulted in anew: under HTTP
+// batches of 100 for 30 s, 5-7 thousand page faults per second, against 0.1-0.8
+// thousand with this option (tests/bench/RESULTS.md, 2026-12-06; on that VM a page
+// fault costs 12-16 us).
 //
 // background_thread:true — jemalloc's own thread does the decay. Without it, decay runs
 // only inside allocations, so an engine gone idle after a burst would keep the burst's
