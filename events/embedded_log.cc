@@ -38,12 +38,13 @@
 //
 // Durability, in two stages that overlap. The committer thread drains the append queue,
 // assigns offsets and writes everything it took as ONE WriteBatch (not synced); the
-// syncer thread then fsyncs the WAL once for every group written since its last sync
-// (DB::SyncWAL) and only then publishes the groups: new end offsets, tails, listeners,
-// callbacks. So an acknowledged record is in the fsynced WAL, and while one sync is in
-// flight the committer already builds the next group (offsets, id lookups, its
-// WriteBatch); it writes it once the sync is done (wal_mu_: a write and a sync never
-// overlap, so neither can follow the other's failure — see sync_loop). RocksDB recovers the
+// syncer thread then fsyncs the WAL once for every group written since its last sync and
+// only then publishes the groups: new end offsets, tails, listeners, callbacks. So an
+// acknowledged record is in the fsynced WAL, and while one sync is in flight the committer
+// builds and writes the next group. The syncer syncs the WAL files themselves, below
+// RocksDB's WAL writer (events/wal_sync.h): DB::SyncWAL goes through that writer, which
+// aborts the process (an assertion in Debian's librocksdb) when a sync reaches it after a
+// failed append, so with it a write could never overlap a sync. RocksDB recovers the
 // WAL in point-in-time mode: a torn tail is dropped whole, and because a WriteBatch is one
 // WAL record, a group is either entirely visible after a crash or not at all — never
 // half. A record written but not yet synced is in RocksDB but beyond the published end:
@@ -82,6 +83,7 @@
 // thread syncs, publishes and runs the callbacks; readers read RocksDB (thread-safe) or a
 // tail under its own mutex, and never block writers for longer than a copy.
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
@@ -107,6 +109,7 @@
 #include "events/logging.h"
 #include "events/rocks_budget.h"
 #include "events/swap_lock.h"
+#include "events/wal_sync.h"
 
 namespace agentos {
 namespace {
@@ -385,14 +388,14 @@ struct Pending {
 
 class EmbeddedLog final : public Log {
  public:
-  EmbeddedLog(EmbeddedLogOptions opts, OpenedDb opened)
+  EmbeddedLog(EmbeddedLogOptions opts, OpenedDb opened, std::shared_ptr<WalSyncFileSystem> wal_fs)
       : opts_(std::move(opts)), clock_(opts_.clock ? *opts_.clock : system_clock()), db_(opened.db),
         cfs_(std::move(opened.cfs)), segments_(std::move(opened.segments)), ends_(std::move(opened.ends)),
         last_us_(std::move(opened.last_us)),
         tail_budget_(opts_.tail_cache_bytes),
         tails_(static_cast<size_t>(opts_.partitions)), assigned_(ends_), assigned_us_(last_us_),
         assigned_chain_(std::move(opened.chains)), segment_(segments_->next_segment()),
-        runs_(static_cast<size_t>(opts_.partitions)) {
+        runs_(static_cast<size_t>(opts_.partitions)), wal_fs_(std::move(wal_fs)) {
     syncer_ = std::thread([this] {
       set_thread_name("log-sync");
       sync_loop();
@@ -770,9 +773,8 @@ class EmbeddedLog final : public Log {
     for (const auto& pending : group) bytes += pending.bytes;
     rocksdb::Status s;
     {
-      // A write and the syncer's SyncWAL never overlap, and neither starts after the other
-      // failed (wal_mu_): see sync_loop.
-      std::lock_guard wal(wal_mu_);
+      // Written while the syncer may be syncing the groups before (events/wal_sync.h); not
+      // after the log broke.
       if (Status b = broken(); !b.is_ok()) s = rocksdb::Status::IOError(b.message());
       else if (!lookup_failed.is_ok()) s = rocksdb::Status::IOError(lookup_failed.message());
       else {
@@ -820,23 +822,18 @@ class EmbeddedLog final : public Log {
         syncing_ = true;
       }
       if (opts_.before_sync) opts_.before_sync();
-      Status st;
-      {
-        // RocksDB's WAL file takes no append or sync after one failed (Debian's
-        // librocksdb, built with assertions, aborts the process), and DB::SyncWAL does not
-        // check for an earlier failed write. So the committer's check-and-write and this
-        // check-and-sync exclude each other, each breaking the log under the lock when it
-        // fails. The price: a group's write waits for the sync in flight (the committer
-        // still builds it meanwhile); `agentos_bench append`, README.
-        std::lock_guard wal(wal_mu_);
-        st = broken();
-        if (st.is_ok() && opts_.fsync) {
-          if (rocksdb::Status s = db_->SyncWAL(); !s.ok()) {
-            st = Status(Code::kUnavailable, "log sync failed: " + s.ToString());
-            break_log(st);
-          }
+      // The WAL files are synced at the files, while the committer writes the next group
+      // (events/wal_sync.h): every byte of the batch was appended before the sync began.
+      Status st = broken();
+      if (st.is_ok() && opts_.fsync) {
+        if (rocksdb::IOStatus s = wal_fs_->sync_appended(); !s.ok()) {
+          st = Status(Code::kUnavailable, "log sync failed: " + s.ToString());
+          break_log(st);
         }
       }
+      // A write that failed meanwhile broke the log: from then on nothing unpublished is
+      // published (the batch fails with it, and the recovery drops its records).
+      if (st.is_ok()) st = broken();
       for (Written& w : batch) {
         if (st.is_ok()) publish(w);
         else fail_group(w.group, st);
@@ -1264,7 +1261,9 @@ class EmbeddedLog final : public Log {
   std::chrono::steady_clock::time_point next_recovery_{};
   std::chrono::milliseconds recovery_backoff_{0};
 
-  std::mutex wal_mu_;   // one of: the committer's write (and break_log), the syncer's SyncWAL
+  // The file system RocksDB writes through, which the syncer syncs the WAL files at
+  // (events/wal_sync.h); null for a read-only log.
+  const std::shared_ptr<WalSyncFileSystem> wal_fs_;
   std::mutex sync_mu_;  // guards to_sync_, committer_done_
   std::condition_variable sync_cv_;
   std::deque<Written> to_sync_;
@@ -1455,11 +1454,18 @@ Result<std::unique_ptr<Log>> open_embedded_log(const EmbeddedLogOptions& opts) {
     std::filesystem::create_directories(opts.dir, ec);
     if (ec) return Status(Code::kUnavailable, "cannot create " + opts.dir + ": " + ec.message());
   }
-  auto opened = open_db(opts, /*read_only=*/opts.read_only);
-  if (!opened.ok()) return std::move(opened).take_status();
+  // RocksDB writes through a file system that lets the syncer sync the WAL files while the
+  // committer writes (events/wal_sync.h); the recovery's reopen uses it again.
   EmbeddedLogOptions resolved = opts;
+  std::shared_ptr<WalSyncFileSystem> wal_fs;
+  if (!opts.read_only) {
+    wal_fs = std::make_shared<WalSyncFileSystem>(opts.env ? opts.env->GetFileSystem() : rocksdb::FileSystem::Default());
+    resolved.env = std::shared_ptr<rocksdb::Env>(rocksdb::NewCompositeEnv(wal_fs));
+  }
+  auto opened = open_db(resolved, /*read_only=*/opts.read_only);
+  if (!opened.ok()) return std::move(opened).take_status();
   resolved.partitions = opened->partitions;
-  return std::unique_ptr<Log>(new EmbeddedLog(resolved, std::move(opened).value()));
+  return std::unique_ptr<Log>(new EmbeddedLog(resolved, std::move(opened).value(), std::move(wal_fs)));
 }
 
 }  // namespace agentos

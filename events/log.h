@@ -240,7 +240,8 @@ struct EmbeddedLogOptions {
   // written to RocksDB, not yet synced nor published); a test may block in it.
   std::function<void()> before_sync;
   // TESTS ONLY: the RocksDB environment (e.g. a file system whose writes fail as on a full
-  // disk); null: RocksDB's default.
+  // disk); null: RocksDB's default. The log uses its file system only, wrapped in the one
+  // that lets the syncer sync the WAL files beside the writes (events/wal_sync.h).
   std::shared_ptr<rocksdb::Env> env;
 };
 

@@ -1,0 +1,73 @@
+// Making RocksDB's write-ahead log durable beside its writer: the embedded log's syncer
+// (events/embedded_log.cc) syncs what the committer wrote while the committer already
+// writes the next group.
+//
+// DB::SyncWAL syncs through the WAL's writer, and that writer asserts (Debian's librocksdb
+// is built with assertions: the process aborts) when a sync reaches it after an append to
+// the file failed. A sync may then never overlap a write that could fail, so the log's
+// write of one group had to wait for the sync of the one before. WalSyncFileSystem wraps
+// the file system RocksDB writes through and keeps a handle on each WAL file RocksDB
+// creates, so that another thread syncs what was appended to them at the file itself,
+// below RocksDB's writer and its error state, while RocksDB goes on appending: RocksDB's
+// own SyncWAL does the same through `SyncWithoutFlush`, which is why every file must say
+// `IsSyncThreadSafe()` (POSIX files do; a file that does not takes a lock around each
+// append and sync instead).
+//
+// What it guarantees (sync_appended): every byte appended to a WAL file before the call
+// began is on disk when it returns OK, and so is the directory entry of every WAL file
+// created before it (RocksDB's SyncWAL syncs the directory once after a new WAL, too). A
+// WAL file that RocksDB closes with bytes not yet synced is synced by the close, and a
+// failure of that sync is returned by the next sync_appended.
+#pragma once
+
+#include <rocksdb/file_system.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace agentos {
+
+class WalSyncFileSystem final : public rocksdb::FileSystemWrapper {
+ public:
+  explicit WalSyncFileSystem(const std::shared_ptr<rocksdb::FileSystem>& base);
+  ~WalSyncFileSystem() override;
+  const char* Name() const override { return "agentos.WalSyncFileSystem"; }
+
+  // Syncs every WAL file with bytes appended since its last sync here (fdatasync, as
+  // SyncWAL without `use_fsync`), and the directory of each WAL file created since the
+  // last call, as promised above. Thread-safe; the log calls it from its syncer only.
+  rocksdb::IOStatus sync_appended();
+
+  // For tests and metrics: the WAL files synced, and the directories synced, so far.
+  uint64_t file_syncs() const { return file_syncs_.load(std::memory_order_relaxed); }
+  uint64_t dir_syncs() const { return dir_syncs_.load(std::memory_order_relaxed); }
+
+  // True for the name of a WAL file as RocksDB makes it: digits then ".log", in any
+  // directory (RocksDB's own info log is "LOG").
+  static bool is_wal_name(const std::string& fname);
+
+  rocksdb::IOStatus NewWritableFile(const std::string& fname, const rocksdb::FileOptions& opts,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* result,
+                                    rocksdb::IODebugContext* dbg) override;
+  rocksdb::IOStatus ReopenWritableFile(const std::string& fname, const rocksdb::FileOptions& opts,
+                                       std::unique_ptr<rocksdb::FSWritableFile>* result,
+                                       rocksdb::IODebugContext* dbg) override;
+  rocksdb::IOStatus ReuseWritableFile(const std::string& fname, const std::string& old_fname,
+                                      const rocksdb::FileOptions& opts,
+                                      std::unique_ptr<rocksdb::FSWritableFile>* result,
+                                      rocksdb::IODebugContext* dbg) override;
+
+  struct Registry;  // the tracked files, shared with them (wal_sync.cc)
+
+ private:
+  rocksdb::IOStatus track(const std::string& fname, rocksdb::IOStatus opened,
+                          std::unique_ptr<rocksdb::FSWritableFile>* result);
+
+  std::shared_ptr<Registry> registry_;
+  std::atomic<uint64_t> file_syncs_{0};
+  std::atomic<uint64_t> dir_syncs_{0};
+};
+
+}  // namespace agentos
