@@ -53,18 +53,19 @@
 // each partition.
 //
 // Failures (a full disk, a file system gone read-only, any failed write or sync): the
-// group that hit it, and every group written but not yet synced, fail with kUnavailable,
-// and the log is broken: appends fail fast. Reads go on. The committer then recovers in
-// place, at the next append after a back-off (100 ms doubling to 5 s): it waits for the
-// syncer to be idle, closes RocksDB and opens it again (which recovers its WAL and flushes
-// what it can), deletes — synced — whatever the WAL gave back past the published ends
-// (records of the failed groups: drop_unpublished), and takes appends again, the tails
-// dropped. So while the process lives a failed append is settled: it is not in the log,
-// and a caller that looked for it in the meantime (a processor's relay) may append it
-// again. Only a process crash leaves the outcome open — the WAL recovered at the next open
-// may hold it — and every caller resolves that at start (a producer's retry with the same
-// ids finds it; a relay rescans from its marker). If the reopen or the delete fails (no
-// space yet), the store is opened read-only for the readers until the next try.
+// group that hit it, and every group written but not yet published, fail with
+// kUnavailable, and the log is broken: appends fail fast. Reads go on. The committer then
+// recovers in place, at the next append after a back-off (100 ms doubling to 5 s): it
+// waits for the syncer to be idle, closes RocksDB and opens it again (which recovers its
+// WAL and flushes what it can), deletes — synced — whatever the WAL gave back past the
+// published ends (records of the failed groups: drop_unpublished), and takes appends
+// again, the tails dropped. So while the process lives a failed append is settled: it is
+// not in the log, and a caller that looked for it in the meantime (a processor's relay)
+// may append it again. Only a process crash leaves the outcome open — the WAL recovered
+// at the next open may hold it — and every caller resolves that at start (a producer's
+// retry with the same ids finds it; a relay rescans from its marker). If the reopen or
+// the delete fails (no space yet), the store is opened read-only for the readers until
+// the next try.
 // Readers take `db_mu_` (a SwapLock: readers share it, the swap cannot be starved).
 //
 // Idempotency (AppendBatch::dedupe): the committer looks each key up in the keys of its
