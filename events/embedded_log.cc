@@ -1263,7 +1263,7 @@ class EmbeddedLog final : public Log {
   std::chrono::milliseconds recovery_backoff_{0};
 
   // The file system RocksDB writes through, which the syncer syncs the WAL files at
-  // (events/wal_sync.h); null for a read-only log.
+  // (events/wal_sync.h); null for a read-only log and without fsync.
   const std::shared_ptr<WalSyncFileSystem> wal_fs_;
   std::mutex sync_mu_;  // guards to_sync_, committer_done_
   std::condition_variable sync_cv_;
@@ -1456,10 +1456,11 @@ Result<std::unique_ptr<Log>> open_embedded_log(const EmbeddedLogOptions& opts) {
     if (ec) return Status(Code::kUnavailable, "cannot create " + opts.dir + ": " + ec.message());
   }
   // RocksDB writes through a file system that lets the syncer sync the WAL files while the
-  // committer writes (events/wal_sync.h); the recovery's reopen uses it again.
+  // committer writes (events/wal_sync.h); the recovery's reopen uses it again. Without
+  // fsync nothing is synced, and RocksDB writes as it would.
   EmbeddedLogOptions resolved = opts;
   std::shared_ptr<WalSyncFileSystem> wal_fs;
-  if (!opts.read_only) {
+  if (!opts.read_only && opts.fsync) {
     wal_fs = std::make_shared<WalSyncFileSystem>(opts.env ? opts.env->GetFileSystem() : rocksdb::FileSystem::Default());
     resolved.env = std::shared_ptr<rocksdb::Env>(rocksdb::NewCompositeEnv(wal_fs));
   }
