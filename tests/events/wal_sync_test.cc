@@ -307,6 +307,33 @@ TEST(EmbeddedLogWalSync, AFailedSyncFailsItsGroupsAndTheLogRecovers) {
   EXPECT_EQ(ids, (std::vector<std::string>{"before", "after"}));
 }
 
+// Without fsync (benchmarks that say so) the log syncs nothing and appends work.
+TEST(EmbeddedLogWalSync, WithoutFsyncNothingIsSyncedAndAppendsWork) {
+  TempDir dir;
+  auto fs = std::make_shared<RecordingFs>();
+  EmbeddedLogOptions o = log_on(dir, fs);
+  o.fsync = false;
+  auto log = open_embedded_log(o);
+  ASSERT_TRUE(log.ok()) << log.status().to_string();
+  auto totals = [&] {  // (syncs, bytes appended) over every WAL file
+    std::lock_guard lk(fs->mu);
+    std::pair<int, uint64_t> n{0, 0};
+    for (const auto& [name, w] : fs->wals) {
+      n.first += w.syncs;
+      n.second += w.appended;
+    }
+    return n;
+  };
+  const auto at_open = totals();  // the open's own synced writes (the partition count)
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE((*log)->append_sync(one("n-" + std::to_string(i), i)).ok());
+  const auto after = totals();
+  EXPECT_GT(after.second, at_open.second);
+  EXPECT_EQ(after.first, at_open.first) << "a log without fsync synced its WAL";
+  auto recs = (*log)->read_tenant(TenantId("acme"), Offset(0), ReadOptions{100, 4 << 20});
+  ASSERT_TRUE(recs.ok());
+  EXPECT_EQ(recs->size(), 50u);
+}
+
 // ---- WalSyncFileSystem on its own ----------------------------------------------------------
 
 std::unique_ptr<rocksdb::FSWritableFile> open_file(rocksdb::FileSystem& fs, const std::string& name) {
