@@ -4,14 +4,13 @@
 //
 // DB::SyncWAL syncs through the WAL's writer, and that writer asserts (Debian's librocksdb
 // is built with assertions: the process aborts) when a sync reaches it after an append to
-// the file failed. A sync may then never overlap a write that could fail, so the log's
-// write of one group had to wait for the sync of the one before. WalSyncFileSystem wraps
-// the file system RocksDB writes through and keeps a handle on each WAL file RocksDB
+// the file failed. Through it a sync could never overlap a write that may fail, and the
+// log's write of each group would wait for the sync of the one before. WalSyncFileSystem
+// wraps the file system RocksDB writes through and keeps a handle on each WAL file RocksDB
 // creates, so that another thread syncs what was appended to them at the file itself,
-// below RocksDB's writer and its error state, while RocksDB goes on appending: RocksDB's
-// own SyncWAL does the same through `SyncWithoutFlush`, which is why every file must say
-// `IsSyncThreadSafe()` (POSIX files do; a file that does not takes a lock around each
-// append and sync instead).
+// below RocksDB's writer and its error state, while RocksDB goes on appending — as
+// RocksDB's own SyncWAL does (`SyncWithoutFlush`) for files that say `IsSyncThreadSafe()`
+// (POSIX files do; here a file that does not takes a lock around each append and sync).
 //
 // What it guarantees (sync_appended): every byte appended to a WAL file before the call
 // began is on disk when it returns OK, and so is the directory entry of every WAL file
@@ -40,7 +39,7 @@ class WalSyncFileSystem final : public rocksdb::FileSystemWrapper {
   // last call, as promised above. Thread-safe; the log calls it from its syncer only.
   rocksdb::IOStatus sync_appended();
 
-  // For tests and metrics: the WAL files synced, and the directories synced, so far.
+  // For tests: the syncs of WAL files, and of directories, made so far (failed ones too).
   uint64_t file_syncs() const { return file_syncs_.load(std::memory_order_relaxed); }
   uint64_t dir_syncs() const { return dir_syncs_.load(std::memory_order_relaxed); }
 
