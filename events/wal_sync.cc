@@ -1,6 +1,7 @@
 #include "events/wal_sync.h"
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <vector>
 
@@ -34,8 +35,8 @@ struct WalSyncFileSystem::Registry {
   std::mutex mu;
   std::vector<std::shared_ptr<Tracked>> files;  // guarded by mu
   rocksdb::IOStatus closed_error;               // guarded by mu: a failed sync at a close
-  std::atomic<uint64_t>* file_syncs = nullptr;
-  std::atomic<uint64_t>* dir_syncs = nullptr;
+  std::atomic<uint64_t> file_syncs{0};
+  std::atomic<uint64_t> dir_syncs{0};
 
   // With t.mu held: syncs t's file if bytes were appended since its last sync, and its
   // directory once.
@@ -43,7 +44,7 @@ struct WalSyncFileSystem::Registry {
     if (t.file == nullptr) return rocksdb::IOStatus::OK();
     if (t.dirty.exchange(false)) {
       rocksdb::IOStatus s = t.file->Sync(rocksdb::IOOptions(), nullptr);
-      file_syncs->fetch_add(1, std::memory_order_relaxed);
+      file_syncs.fetch_add(1, std::memory_order_relaxed);
       if (!s.ok()) {
         t.dirty = true;  // still not known to be on disk
         return s;
@@ -54,7 +55,7 @@ struct WalSyncFileSystem::Registry {
       rocksdb::IOStatus s = base->NewDirectory(t.dir, rocksdb::IOOptions(), &dir, nullptr);
       if (s.ok()) s = dir->Fsync(rocksdb::IOOptions(), nullptr);
       if (dir) dir->Close(rocksdb::IOOptions(), nullptr).PermitUncheckedError();
-      dir_syncs->fetch_add(1, std::memory_order_relaxed);
+      dir_syncs.fetch_add(1, std::memory_order_relaxed);
       if (!s.ok()) return s;
       t.dir_synced = true;
     }
@@ -140,12 +141,12 @@ class TrackedWal final : public rocksdb::FSWritableFileOwnerWrapper {
 }  // namespace
 
 WalSyncFileSystem::WalSyncFileSystem(const std::shared_ptr<rocksdb::FileSystem>& base)
-    : FileSystemWrapper(base), registry_(std::make_shared<Registry>(base)) {
-  registry_->file_syncs = &file_syncs_;
-  registry_->dir_syncs = &dir_syncs_;
-}
+    : FileSystemWrapper(base), registry_(std::make_shared<Registry>(base)) {}
 
 WalSyncFileSystem::~WalSyncFileSystem() = default;
+
+uint64_t WalSyncFileSystem::file_syncs() const { return registry_->file_syncs.load(std::memory_order_relaxed); }
+uint64_t WalSyncFileSystem::dir_syncs() const { return registry_->dir_syncs.load(std::memory_order_relaxed); }
 
 bool WalSyncFileSystem::is_wal_name(const std::string& fname) {
   const size_t slash = fname.rfind('/');

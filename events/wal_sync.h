@@ -21,7 +21,6 @@
 
 #include <rocksdb/file_system.h>
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -40,8 +39,8 @@ class WalSyncFileSystem final : public rocksdb::FileSystemWrapper {
   rocksdb::IOStatus sync_appended();
 
   // For tests: the syncs of WAL files, and of directories, made so far (failed ones too).
-  uint64_t file_syncs() const { return file_syncs_.load(std::memory_order_relaxed); }
-  uint64_t dir_syncs() const { return dir_syncs_.load(std::memory_order_relaxed); }
+  uint64_t file_syncs() const;
+  uint64_t dir_syncs() const;
 
   // True for the name of a WAL file as RocksDB makes it: digits then ".log", in any
   // directory (RocksDB's own info log is "LOG").
@@ -64,9 +63,7 @@ class WalSyncFileSystem final : public rocksdb::FileSystemWrapper {
   rocksdb::IOStatus track(const std::string& fname, rocksdb::IOStatus opened,
                           std::unique_ptr<rocksdb::FSWritableFile>* result);
 
-  std::shared_ptr<Registry> registry_;
-  std::atomic<uint64_t> file_syncs_{0};
-  std::atomic<uint64_t> dir_syncs_{0};
+  std::shared_ptr<Registry> registry_;  // shared with the files, which may outlive this
 };
 
 }  // namespace agentos
