@@ -832,8 +832,9 @@ class EmbeddedLog final : public Log {
           break_log(st);
         }
       }
-      // A write that failed meanwhile broke the log: from then on nothing unpublished is
-      // published (the batch fails with it, and the recovery drops its records).
+      // A write that failed meanwhile broke the log: if that is recorded by now, the batch
+      // fails with it (and the recovery drops its records). One recorded just after is
+      // harmless: the batch's bytes were written before the sync began, which succeeded.
       if (st.is_ok()) st = broken();
       for (Written& w : batch) {
         if (st.is_ok()) publish(w);
@@ -899,6 +900,10 @@ class EmbeddedLog final : public Log {
     auto db_lk = db_mu_.write();
     close_db(db_, cfs_);
     db_ = nullptr;
+    // The WAL files written before the failure are closed and their unsynced groups
+    // failed: a failed sync of theirs (kept by the file system, wal_sync.h) must not fail
+    // the reopened log's first sync.
+    if (wal_fs_) wal_fs_->reset();
     auto opened = open_db(opts_, /*read_only=*/false);
     if (!opened.ok()) {
       auto ro = open_db(opts_, /*read_only=*/true);

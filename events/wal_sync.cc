@@ -34,12 +34,22 @@ struct WalSyncFileSystem::Registry {
   std::shared_ptr<rocksdb::FileSystem> base;
   std::mutex mu;
   std::vector<std::shared_ptr<Tracked>> files;  // guarded by mu
-  rocksdb::IOStatus closed_error;               // guarded by mu: a failed sync at a close
+  rocksdb::IOStatus failure;                    // guarded by mu: the first failed sync, until reset()
   std::atomic<uint64_t> file_syncs{0};
   std::atomic<uint64_t> dir_syncs{0};
 
+  // Keeps the first failed sync of a WAL file, whoever made it (see wal_sync.h).
+  void failed(const rocksdb::IOStatus& s) {
+    std::lock_guard lk(mu);
+    if (failure.ok()) failure = s;
+  }
+  rocksdb::IOStatus first_failure() {
+    std::lock_guard lk(mu);
+    return failure;
+  }
+
   // With t.mu held: syncs t's file if bytes were appended since its last sync, and its
-  // directory once.
+  // directory once. A failure is kept (failed()) before it is returned.
   rocksdb::IOStatus sync_locked(Tracked& t) {
     if (t.file == nullptr) return rocksdb::IOStatus::OK();
     if (t.dirty.exchange(false)) {
@@ -47,6 +57,7 @@ struct WalSyncFileSystem::Registry {
       file_syncs.fetch_add(1, std::memory_order_relaxed);
       if (!s.ok()) {
         t.dirty = true;  // still not known to be on disk
+        failed(s);
         return s;
       }
     }
@@ -56,27 +67,24 @@ struct WalSyncFileSystem::Registry {
       if (s.ok()) s = dir->Fsync(rocksdb::IOOptions(), nullptr);
       if (dir) dir->Close(rocksdb::IOOptions(), nullptr).PermitUncheckedError();
       dir_syncs.fetch_add(1, std::memory_order_relaxed);
-      if (!s.ok()) return s;
+      if (!s.ok()) {
+        failed(s);
+        return s;
+      }
       t.dir_synced = true;
     }
     return rocksdb::IOStatus::OK();
   }
 
-  // The wrapper's close or destruction: what was appended is synced first (a failure is
-  // kept for the next sync_appended), then the file is forgotten.
+  // The wrapper's close or destruction: what was appended is synced first, then the file
+  // is forgotten. A failure is kept (by sync_locked) before the file is: a sync_appended
+  // that finds the file gone finds the failure after its loop.
   void closing(Tracked& t) {
-    rocksdb::IOStatus s;
-    {
-      std::lock_guard lk(t.mu);
-      if (t.file == nullptr) return;
-      s = sync_locked(t);
-      t.file = nullptr;
-      t.closed = true;
-    }
-    if (!s.ok()) {
-      std::lock_guard reg(mu);
-      if (closed_error.ok()) closed_error = s;
-    }
+    std::lock_guard lk(t.mu);
+    if (t.file == nullptr) return;
+    sync_locked(t).PermitUncheckedError();
+    t.file = nullptr;
+    t.closed = true;
   }
 
   void forget_closed() {  // with mu held
@@ -117,8 +125,34 @@ class TrackedWal final : public rocksdb::FSWritableFileOwnerWrapper {
     reg_->closing(*t_);
     return FSWritableFileOwnerWrapper::Close(o, g);
   }
+  // RocksDB's own syncs of the file (its writer's: `SyncClosedLogs`, a synced write), on
+  // the descriptor sync_appended syncs: a failure is kept (wal_sync.h). A success changes
+  // nothing here — the file stays dirty for sync_appended, which must not take a sync it
+  // did not wait for as its own.
+  rocksdb::IOStatus Sync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* g) override {
+    return synced([&] { return FSWritableFileOwnerWrapper::Sync(o, g); });
+  }
+  rocksdb::IOStatus Fsync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* g) override {
+    return synced([&] { return FSWritableFileOwnerWrapper::Fsync(o, g); });
+  }
+  rocksdb::IOStatus RangeSync(uint64_t off, uint64_t n, const rocksdb::IOOptions& o, rocksdb::IODebugContext* g) override {
+    return synced([&] { return FSWritableFileOwnerWrapper::RangeSync(off, n, o, g); });
+  }
 
  private:
+  template <class F>
+  rocksdb::IOStatus synced(F&& f) {
+    rocksdb::IOStatus s;
+    if (t_->concurrent) {
+      s = f();
+    } else {
+      std::lock_guard lk(t_->mu);
+      s = f();
+    }
+    if (!s.ok()) reg_->failed(s);
+    return s;
+  }
+
   // The file changed: marked dirty once the change is made (a sync that began before it
   // may not have covered it; one that begins after the mark does).
   template <class F>
@@ -193,14 +227,10 @@ rocksdb::IOStatus WalSyncFileSystem::ReuseWritableFile(const std::string& fname,
 
 rocksdb::IOStatus WalSyncFileSystem::sync_appended() {
   std::vector<std::shared_ptr<Registry::Tracked>> files;
-  rocksdb::IOStatus result;
   {
     std::lock_guard lk(registry_->mu);
+    if (!registry_->failure.ok()) return registry_->failure;
     files = registry_->files;
-    if (!registry_->closed_error.ok()) {
-      result = registry_->closed_error;
-      registry_->closed_error = rocksdb::IOStatus::OK();
-    }
   }
   bool closed = false;
   for (const auto& t : files) {
@@ -209,14 +239,19 @@ rocksdb::IOStatus WalSyncFileSystem::sync_appended() {
       closed = true;
       continue;
     }
-    rocksdb::IOStatus s = registry_->sync_locked(*t);
-    if (!s.ok() && result.ok()) result = s;
+    if (!registry_->sync_locked(*t).ok()) break;  // kept: returned below
   }
-  if (closed) {
-    std::lock_guard lk(registry_->mu);
-    registry_->forget_closed();
-  }
-  return result;
+  std::lock_guard lk(registry_->mu);
+  if (closed) registry_->forget_closed();
+  // After the loop: a file closed meanwhile had its bytes synced by the close, or its
+  // failure kept before it was forgotten.
+  return registry_->failure;
+}
+
+void WalSyncFileSystem::reset() {
+  std::lock_guard lk(registry_->mu);
+  registry_->failure = rocksdb::IOStatus::OK();
+  registry_->forget_closed();
 }
 
 }  // namespace agentos

@@ -15,8 +15,16 @@
 // What it guarantees (sync_appended): every byte appended to a WAL file before the call
 // began is on disk when it returns OK, and so is the directory entry of every WAL file
 // created before it (RocksDB's SyncWAL syncs the directory once after a new WAL, too). A
-// WAL file that RocksDB closes with bytes not yet synced is synced by the close, and a
-// failure of that sync is returned by the next sync_appended.
+// WAL file that RocksDB closes with bytes not yet synced is synced by the close.
+//
+// A failed sync is final. On Linux a failed fdatasync reports the write-back error once,
+// to whichever caller syncs first, and a later sync of the same file may then succeed
+// although the bytes never reached the disk (PostgreSQL's "fsyncgate"). RocksDB syncs
+// WAL files through its own writer too — `SyncClosedLogs` before a flush, a synced
+// `DB::Write` — on the same file descriptor; those syncs go through this wrapper, and a
+// failure of any of them, of a close's sync or of sync_appended's own, makes every later
+// sync_appended fail with it until reset(): a success after it would prove nothing about
+// the bytes before.
 #pragma once
 
 #include <rocksdb/file_system.h>
@@ -37,6 +45,12 @@ class WalSyncFileSystem final : public rocksdb::FileSystemWrapper {
   // SyncWAL without `use_fsync`), and the directory of each WAL file created since the
   // last call, as promised above. Thread-safe; the log calls it from its syncer only.
   rocksdb::IOStatus sync_appended();
+
+  // Forgets a failure (above) and the files closed since: for the caller that has closed
+  // every WAL file written before it and given up their unsynced bytes — the log's
+  // recovery, between closing RocksDB and opening it again. A file still open keeps what
+  // it had appended, and the next sync_appended syncs it again.
+  void reset();
 
   // For tests: the syncs of WAL files, and of directories, made so far (failed ones too).
   uint64_t file_syncs() const;

@@ -1,11 +1,15 @@
 // The WAL sync beside the writer (events/wal_sync.h) and the embedded log's use of it: a
 // group is written while the sync of the one before is in flight; every acknowledged
 // record was appended before a sync of its WAL file began and after its directory entry
-// was synced; a WAL file closed with bytes not yet synced is synced by the close, and a
-// failed sync is reported, once, and retried.
+// was synced; a WAL file closed with bytes not yet synced is synced by the close; a failed
+// sync — the syncer's, a close's or one RocksDB makes through its writer — fails every
+// later sync until reset(), which the log's recovery calls once the files are closed.
 #include <gtest/gtest.h>
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
+
+#include <set>
+#include <thread>
 
 #include <atomic>
 #include <condition_variable>
@@ -72,6 +76,7 @@ class RecordingFs final : public rocksdb::FileSystemWrapper {
   bool hold_syncs = false;          // guarded by mu
   int held = 0;                     // guarded by mu: syncs waiting
   std::atomic<bool> fail_syncs{false};
+  std::set<std::string> fail_files;  // guarded by mu: syncs of these fail
 
   void hold() {
     std::lock_guard lk(mu);
@@ -139,7 +144,10 @@ class RecordingFs final : public rocksdb::FileSystemWrapper {
         fs_.cv.wait(lk, [&] { return !fs_.hold_syncs; });
         --fs_.held;
       }
-      if (fs_.fail_syncs) return rocksdb::IOStatus::IOError("injected sync failure");
+      {
+        std::lock_guard lk(fs_.mu);
+        if (fs_.fail_syncs || fs_.fail_files.count(name_) > 0) return rocksdb::IOStatus::IOError("injected sync failure");
+      }
       auto s = f();
       if (s.ok()) {
         std::lock_guard lk(fs_.mu);
@@ -307,6 +315,39 @@ TEST(EmbeddedLogWalSync, AFailedSyncFailsItsGroupsAndTheLogRecovers) {
   EXPECT_EQ(ids, (std::vector<std::string>{"before", "after"}));
 }
 
+// A failed sync breaks the log; the recovery closes RocksDB, whose close syncs the old WAL
+// files again — and on a disk that keeps failing, fails. That failure belongs to files the
+// recovery gives up: the reopened log takes the very next append.
+TEST(EmbeddedLogWalSync, ARecoveryWhoseCloseFailsToSyncTheOldFilesTakesTheNextAppend) {
+  TempDir dir;
+  auto fs = std::make_shared<RecordingFs>();
+  auto log = open_embedded_log(log_on(dir, fs));
+  ASSERT_TRUE(log.ok()) << log.status().to_string();
+  ASSERT_TRUE((*log)->append_sync(one("before", 0)).ok());
+  {
+    std::lock_guard lk(fs->mu);
+    for (const auto& [name, w] : fs->wals) fs->fail_files.insert(name);  // the old files only
+  }
+  auto failed = (*log)->append_sync(one("lost", 1));
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), Code::kUnavailable) << failed.status().to_string();
+  // The first recovery is tried at once, by the next append.
+  auto after = (*log)->append_sync(one("after", 2));
+  EXPECT_TRUE(after.ok()) << after.status().to_string();
+  {
+    std::lock_guard lk(fs->mu);
+    bool old_closed = false;
+    for (const auto& name : fs->fail_files) old_closed = old_closed || fs->wals[name].closed;
+    EXPECT_TRUE(old_closed) << "the recovery did not close the old WAL files";
+  }
+  ASSERT_TRUE(wait_until([&] { return (*log)->append_sync(one("later", 3)).ok(); }, std::chrono::seconds(30)));
+  std::vector<std::string> ids;
+  auto recs = (*log)->read_tenant(TenantId("acme"), Offset(0), ReadOptions{100, 4 << 20});
+  ASSERT_TRUE(recs.ok());
+  for (const auto& r : *recs) ids.emplace_back(read_header(r.value).id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"before", "after", "later"}));
+}
+
 // Without fsync (benchmarks that say so) the log syncs nothing and appends work.
 TEST(EmbeddedLogWalSync, WithoutFsyncNothingIsSyncedAndAppendsWork) {
   TempDir dir;
@@ -387,10 +428,11 @@ TEST(WalSyncFileSystem, SyncsWhatWasAppendedAndEachNewWalFilesDirectoryOnce) {
   EXPECT_EQ(fs.file_syncs(), 3u);
 }
 
-// A WAL file closed with bytes not yet synced is synced by the close; a failure of that
-// sync is reported by the next sync_appended, once. A failed sync_appended leaves the file
-// to sync at the next call.
-TEST(WalSyncFileSystem, ACloseSyncsWhatIsLeftAndFailuresAreReportedAndRetried) {
+// A WAL file closed with bytes not yet synced is synced by the close. A failed sync — the
+// syncer's own or a close's — fails every later sync_appended, even once the disk syncs
+// again (a success after a failure proves nothing about the bytes before it), until
+// reset(); then what is still open is synced again.
+TEST(WalSyncFileSystem, ACloseSyncsWhatIsLeftAndAFailureStaysUntilReset) {
   TempDir dir;
   auto rec = std::make_shared<RecordingFs>();
   WalSyncFileSystem fs(rec);
@@ -411,10 +453,12 @@ TEST(WalSyncFileSystem, ACloseSyncsWhatIsLeftAndFailuresAreReportedAndRetried) {
   rec->fail_syncs = true;
   EXPECT_FALSE(fs.sync_appended().ok());
   rec->fail_syncs = false;
-  ASSERT_TRUE(fs.sync_appended().ok()) << "the failed file was not synced again";
+  EXPECT_FALSE(fs.sync_appended().ok()) << "a sync after a failed one passed";
+  fs.reset();
+  ASSERT_TRUE(fs.sync_appended().ok()) << "reset did not forget the failure";
   {
     std::lock_guard lk(rec->mu);
-    EXPECT_EQ(rec->wals[dir.sub("000002.log")].synced, 1u);
+    EXPECT_EQ(rec->wals[dir.sub("000002.log")].synced, 1u) << "the file still open was not synced again";
   }
 
   ASSERT_TRUE(b->Append("y", io, nullptr).ok());
@@ -422,8 +466,65 @@ TEST(WalSyncFileSystem, ACloseSyncsWhatIsLeftAndFailuresAreReportedAndRetried) {
   b->Close(io, nullptr).PermitUncheckedError();
   rec->fail_syncs = false;
   EXPECT_FALSE(fs.sync_appended().ok()) << "a failed sync at a close went unreported";
-  EXPECT_TRUE(fs.sync_appended().ok()) << "reported twice";
+  EXPECT_FALSE(fs.sync_appended().ok()) << "a failed sync at a close was forgotten";
+  fs.reset();
+  EXPECT_TRUE(fs.sync_appended().ok());
 }
 
+// RocksDB syncs WAL files through its own writer too (SyncClosedLogs before a flush, a
+// synced write), on the descriptor sync_appended syncs. Linux reports a write-back error
+// to the first sync only: when RocksDB's sync took it, sync_appended must fail all the
+// same, though its own sync would now succeed.
+TEST(WalSyncFileSystem, AFailedSyncThroughRocksDBsWriterFailsTheNextSync) {
+  TempDir dir;
+  auto rec = std::make_shared<RecordingFs>();
+  WalSyncFileSystem fs(rec);
+  const rocksdb::IOOptions io;
+  auto a = open_file(fs, dir.sub("000001.log"));
+  ASSERT_TRUE(a->Append("abc", io, nullptr).ok());
+  rec->fail_syncs = true;
+  EXPECT_FALSE(a->Sync(io, nullptr).ok());
+  rec->fail_syncs = false;
+  EXPECT_FALSE(fs.sync_appended().ok()) << "RocksDB's failed sync of the file went unnoticed";
+  fs.reset();
+  EXPECT_TRUE(fs.sync_appended().ok());
+  // Its successful syncs leave the file to sync_appended, which syncs it itself.
+  ASSERT_TRUE(a->Append("d", io, nullptr).ok());
+  ASSERT_TRUE(a->Sync(io, nullptr).ok());
+  const uint64_t before = fs.file_syncs();
+  ASSERT_TRUE(fs.sync_appended().ok());
+  EXPECT_EQ(fs.file_syncs(), before + 1);
+}
+
+// A file closed, with a failed sync, while a sync_appended that had already listed it is
+// busy with another file: that sync_appended fails, though it finds the file gone.
+TEST(WalSyncFileSystem, ACloseThatFailsDuringASyncFailsThatSync) {
+  TempDir dir;
+  auto rec = std::make_shared<RecordingFs>();
+  WalSyncFileSystem fs(rec);
+  const rocksdb::IOOptions io;
+  auto first = open_file(fs, dir.sub("000001.log"));
+  auto second = open_file(fs, dir.sub("000002.log"));
+  ASSERT_TRUE(first->Append("1", io, nullptr).ok());
+  ASSERT_TRUE(second->Append("2", io, nullptr).ok());
+  {
+    std::lock_guard lk(rec->mu);
+    rec->fail_files.insert(dir.sub("000002.log"));
+  }
+  rec->hold();
+  auto syncing = std::async(std::launch::async, [&] { return fs.sync_appended(); });
+  ASSERT_TRUE(wait_until([&] {
+    std::lock_guard lk(rec->mu);
+    return rec->held == 1;
+  })) << "sync_appended did not reach the first file";
+  std::thread closer([&] { second->Close(io, nullptr).PermitUncheckedError(); });
+  ASSERT_TRUE(wait_until([&] {
+    std::lock_guard lk(rec->mu);
+    return rec->held == 2;
+  })) << "the close did not sync the second file";
+  rec->release();
+  closer.join();
+  EXPECT_FALSE(syncing.get().ok()) << "the close's failed sync was missed";
+}
 }  // namespace
 }  // namespace agentos
