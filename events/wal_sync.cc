@@ -140,30 +140,24 @@ class TrackedWal final : public rocksdb::FSWritableFileOwnerWrapper {
   }
 
  private:
+  // Runs an operation on the file: under the file's lock unless it is sync-thread-safe.
+  template <class F>
+  rocksdb::IOStatus on_file(F&& f) {
+    if (t_->concurrent) return f();
+    std::lock_guard lk(t_->mu);
+    return f();
+  }
   template <class F>
   rocksdb::IOStatus synced(F&& f) {
-    rocksdb::IOStatus s;
-    if (t_->concurrent) {
-      s = f();
-    } else {
-      std::lock_guard lk(t_->mu);
-      s = f();
-    }
+    rocksdb::IOStatus s = on_file(f);
     if (!s.ok()) reg_->failed(s);
     return s;
   }
-
   // The file changed: marked dirty once the change is made (a sync that began before it
   // may not have covered it; one that begins after the mark does).
   template <class F>
   rocksdb::IOStatus appended(F&& f) {
-    rocksdb::IOStatus s;
-    if (t_->concurrent) {
-      s = f();
-    } else {
-      std::lock_guard lk(t_->mu);
-      s = f();
-    }
+    rocksdb::IOStatus s = on_file(f);
     t_->dirty.store(true);
     return s;
   }
