@@ -43,10 +43,6 @@ struct WalSyncFileSystem::Registry {
     std::lock_guard lk(mu);
     if (failure.ok()) failure = s;
   }
-  rocksdb::IOStatus first_failure() {
-    std::lock_guard lk(mu);
-    return failure;
-  }
 
   // With t.mu held: syncs t's file if bytes were appended since its last sync, and its
   // directory once. A failure is kept (failed()) before it is returned.
