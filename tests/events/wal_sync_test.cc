@@ -194,6 +194,16 @@ AppendBatch one(const std::string& id, int i) {
   return AppendBatch{TenantId("acme"), {test::make_event("acme", id, i)}, /*dedupe=*/true};
 }
 
+// The ids of tenant acme's records, in log order.
+std::vector<std::string> ids_in(Log& log) {
+  std::vector<std::string> ids;
+  auto recs = log.read_tenant(TenantId("acme"), Offset(0), ReadOptions{100, 4 << 20});
+  EXPECT_TRUE(recs.ok()) << recs.status().to_string();
+  if (recs.ok())
+    for (const auto& r : *recs) ids.emplace_back(read_header(r.value).id);
+  return ids;
+}
+
 // The committer writes a group while the sync of the group before it is in flight: the
 // second group reaches the WAL file while the first one's sync is held. Both are answered
 // once the sync goes on, in order, and both are in the log.
@@ -308,11 +318,7 @@ TEST(EmbeddedLogWalSync, AFailedSyncFailsItsGroupsAndTheLogRecovers) {
   fs->fail_syncs = false;
   ASSERT_TRUE(wait_until([&] { return (*log)->append_sync(one("after", 2)).ok(); }, std::chrono::seconds(30)))
       << "the log did not recover in place";
-  std::vector<std::string> ids;
-  auto recs = (*log)->read_tenant(TenantId("acme"), Offset(0), ReadOptions{100, 4 << 20});
-  ASSERT_TRUE(recs.ok());
-  for (const auto& r : *recs) ids.emplace_back(read_header(r.value).id);
-  EXPECT_EQ(ids, (std::vector<std::string>{"before", "after"}));
+  EXPECT_EQ(ids_in(**log), (std::vector<std::string>{"before", "after"}));
 }
 
 // A failed sync breaks the log; the recovery closes RocksDB, whose close syncs the old WAL
@@ -341,11 +347,7 @@ TEST(EmbeddedLogWalSync, ARecoveryWhoseCloseFailsToSyncTheOldFilesTakesTheNextAp
     EXPECT_TRUE(old_closed) << "the recovery did not close the old WAL files";
   }
   ASSERT_TRUE(wait_until([&] { return (*log)->append_sync(one("later", 3)).ok(); }, std::chrono::seconds(30)));
-  std::vector<std::string> ids;
-  auto recs = (*log)->read_tenant(TenantId("acme"), Offset(0), ReadOptions{100, 4 << 20});
-  ASSERT_TRUE(recs.ok());
-  for (const auto& r : *recs) ids.emplace_back(read_header(r.value).id);
-  EXPECT_EQ(ids, (std::vector<std::string>{"before", "after", "later"}));
+  EXPECT_EQ(ids_in(**log), (std::vector<std::string>{"before", "after", "later"}));
 }
 
 // Without fsync (benchmarks that say so) the log syncs nothing and appends work.
