@@ -43,6 +43,7 @@
 #include "events/host.h"
 #include "processors/components.h"
 #include "events/pii.h"
+#include "events/rocks_crc32c.h"
 #include "events/secret_store.h"
 #include "events/tenant_topics.h"
 #include "processors/deliverer.h"
@@ -664,7 +665,8 @@ int cmd_serve(int argc, char** argv) {
   log_line(LogLevel::kInfo, "log opened",
            {{"backend", log->backend()},
             {"location", a.get("log") == "embedded" ? data_dir + "/log" : a.get("brokers")},
-            {"partitions", std::to_string(log->partition_count())}});
+            {"partitions", std::to_string(log->partition_count())},
+            {"rocksdb_crc32c", rocks_crc32c() == RocksCrc32c::instruction ? "sse4.2" : "librocksdb"}});
   log_line(LogLevel::kInfo, "listening", {{"addr", base}});
   log_line(LogLevel::kInfo, "operator token",
            {{"from", a.get("admin-token").empty() ? data_dir + "/admin.token" : "AGENTOS_ADMIN_TOKEN"}});

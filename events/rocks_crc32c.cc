@@ -1,0 +1,89 @@
+#include "events/rocks_crc32c.h"
+
+#include <dlfcn.h>
+#include <nmmintrin.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "events/logging.h"
+
+namespace agentos {
+namespace {
+
+// The mangled name of rocksdb::crc32c::Extend(unsigned int, char const*, unsigned long).
+constexpr const char* kExtendSymbol = "_ZN7rocksdb6crc32c6ExtendEjPKcm";
+
+bool has_sse42() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("sse4.2");
+}
+
+// Resolved once, on first use: RTLD_NEXT finds the definition after this executable's,
+// which is librocksdb's.
+RocksCrc32cFn library_extend() {
+  static const RocksCrc32cFn fn = [] {
+    auto* f = reinterpret_cast<RocksCrc32cFn>(dlsym(RTLD_NEXT, kExtendSymbol));
+    if (f == nullptr) {
+      log_line(LogLevel::kError, "rocksdb crc32c: librocksdb's own function not found", {{"symbol", kExtendSymbol}});
+      std::abort();
+    }
+    return f;
+  }();
+  return fn;
+}
+
+// CRC32C (Castagnoli, reflected, pre- and post-inverted, as RocksDB computes it) with
+// SSE4.2's crc32: the bytes up to an 8-byte boundary one at a time, then 8 at a time,
+// then the rest.
+__attribute__((target("sse4.2"))) uint32_t extend_instruction(uint32_t crc, const char* p, size_t n) {
+  uint64_t c = crc ^ 0xffffffffu;
+  while (n > 0 && (reinterpret_cast<uintptr_t>(p) & 7) != 0) {
+    c = _mm_crc32_u8(static_cast<uint32_t>(c), static_cast<uint8_t>(*p++));
+    --n;
+  }
+  for (; n >= 8; n -= 8, p += 8) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);
+    c = _mm_crc32_u64(c, word);
+  }
+  for (; n > 0; --n) c = _mm_crc32_u8(static_cast<uint32_t>(c), static_cast<uint8_t>(*p++));
+  return static_cast<uint32_t>(c) ^ 0xffffffffu;
+}
+
+RocksCrc32cFn chosen_extend() { return has_sse42() ? extend_instruction : library_extend(); }
+
+uint32_t choose_and_extend(uint32_t crc, const char* p, size_t n);
+
+// What RocksDB's calls run: the chooser until the first call, then the chosen function
+// (constant-initialised, so a store opened by another static constructor finds it set).
+std::atomic<RocksCrc32cFn> g_extend{&choose_and_extend};
+
+uint32_t choose_and_extend(uint32_t crc, const char* p, size_t n) {
+  RocksCrc32cFn expected = &choose_and_extend;
+  g_extend.compare_exchange_strong(expected, chosen_extend(), std::memory_order_relaxed);
+  return g_extend.load(std::memory_order_relaxed)(crc, p, n);
+}
+
+}  // namespace
+
+RocksCrc32c rocks_crc32c() { return has_sse42() ? RocksCrc32c::instruction : RocksCrc32c::library; }
+
+uint32_t rocks_crc32c_library(uint32_t crc, const char* data, size_t n) { return library_extend()(crc, data, n); }
+
+RocksCrc32cFn exchange_rocks_crc32c_for_test(RocksCrc32cFn fn) {
+  RocksCrc32cFn before = g_extend.exchange(fn, std::memory_order_relaxed);
+  return before == &choose_and_extend ? chosen_extend() : before;
+}
+
+}  // namespace agentos
+
+// The definition librocksdb's calls bind to (rocks_crc32c.h): default visibility, so the
+// linker exports it from the executable.
+namespace rocksdb::crc32c {
+__attribute__((visibility("default"))) uint32_t Extend(uint32_t crc, const char* buf, size_t size);
+uint32_t Extend(uint32_t crc, const char* buf, size_t size) {
+  return agentos::g_extend.load(std::memory_order_relaxed)(crc, buf, size);
+}
+}  // namespace rocksdb::crc32c
