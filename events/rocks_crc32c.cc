@@ -6,8 +6,15 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "events/logging.h"
+
+// Exported by librocksdb (util/crc32c.h is not installed): "Supported on x86" where its
+// build has a fast CRC32C, "Not supported on x86" where it computes it with tables.
+namespace rocksdb::crc32c {
+std::string IsFastCrc32Supported();
+}  // namespace rocksdb::crc32c
 
 namespace agentos {
 namespace {
@@ -16,12 +23,11 @@ namespace {
 constexpr const char* kExtendSymbol = "_ZN7rocksdb6crc32c6ExtendEjPKcm";
 
 bool has_sse42() {
-  __builtin_cpu_init();
+  __builtin_cpu_init();  // libgcc's own constructor may not have run yet
   return __builtin_cpu_supports("sse4.2");
 }
 
-// Resolved once, on first use: RTLD_NEXT finds the definition after this executable's,
-// which is librocksdb's.
+// Resolved once: RTLD_NEXT finds the definition after this executable's, librocksdb's.
 RocksCrc32cFn library_extend() {
   static const RocksCrc32cFn fn = [] {
     auto* f = reinterpret_cast<RocksCrc32cFn>(dlsym(RTLD_NEXT, kExtendSymbol));
@@ -35,8 +41,8 @@ RocksCrc32cFn library_extend() {
 }
 
 // CRC32C (Castagnoli, reflected, pre- and post-inverted, as RocksDB computes it) with
-// SSE4.2's crc32: the bytes up to an 8-byte boundary one at a time, then 8 at a time,
-// then the rest.
+// SSE4.2's crc32: the bytes up to an 8-byte boundary one at a time, then 8 at a time
+// (little-endian loads, as RocksDB's DecodeFixed64), then the rest.
 __attribute__((target("sse4.2"))) uint32_t extend_instruction(uint32_t crc, const char* p, size_t n) {
   uint64_t c = crc ^ 0xffffffffu;
   while (n > 0 && (reinterpret_cast<uintptr_t>(p) & 7) != 0) {
@@ -52,29 +58,43 @@ __attribute__((target("sse4.2"))) uint32_t extend_instruction(uint32_t crc, cons
   return static_cast<uint32_t>(c) ^ 0xffffffffu;
 }
 
-RocksCrc32cFn chosen_extend() { return has_sse42() ? extend_instruction : library_extend(); }
+// The instruction, unless the CPU lacks it or librocksdb's own is fast already (a build
+// with SSE4.2 and PCLMUL interleaves three streams, faster than this one).
+RocksCrc32cFn chosen_extend() {
+  static const RocksCrc32cFn fn = [] {
+    const bool library_fast = rocksdb::crc32c::IsFastCrc32Supported().starts_with("Supported");
+    return has_sse42() && !library_fast ? &extend_instruction : library_extend();
+  }();
+  return fn;
+}
 
 uint32_t choose_and_extend(uint32_t crc, const char* p, size_t n);
 
-// What RocksDB's calls run: the chooser until the first call, then the chosen function
-// (constant-initialised, so a store opened by another static constructor finds it set).
-std::atomic<RocksCrc32cFn> g_extend{&choose_and_extend};
+// What RocksDB's calls run: this chooser until the first call, then the chosen function.
+// Constant-initialised, so a store opened by another static constructor finds it set.
+constinit std::atomic<RocksCrc32cFn> g_extend{&choose_and_extend};
 
 uint32_t choose_and_extend(uint32_t crc, const char* p, size_t n) {
   RocksCrc32cFn expected = &choose_and_extend;
-  g_extend.compare_exchange_strong(expected, chosen_extend(), std::memory_order_relaxed);
-  return g_extend.load(std::memory_order_relaxed)(crc, p, n);
+  g_extend.compare_exchange_strong(expected, chosen_extend(), std::memory_order_acq_rel);
+  return g_extend.load(std::memory_order_acquire)(crc, p, n);
 }
 
 }  // namespace
 
-RocksCrc32c rocks_crc32c() { return has_sse42() ? RocksCrc32c::instruction : RocksCrc32c::library; }
+RocksCrc32cFn rocks_crc32c_chosen() { return chosen_extend(); }
+
+RocksCrc32c rocks_crc32c() {
+  const RocksCrc32cFn chosen = chosen_extend();
+  if (g_extend.load(std::memory_order_acquire) == &choose_and_extend) return RocksCrc32c::not_called;
+  return chosen == &extend_instruction ? RocksCrc32c::instruction : RocksCrc32c::library;
+}
 
 uint32_t rocks_crc32c_library(uint32_t crc, const char* data, size_t n) { return library_extend()(crc, data, n); }
 
 RocksCrc32cFn exchange_rocks_crc32c_for_test(RocksCrc32cFn fn) {
-  RocksCrc32cFn before = g_extend.exchange(fn, std::memory_order_relaxed);
-  return before == &choose_and_extend ? chosen_extend() : before;
+  RocksCrc32cFn before = g_extend.exchange(fn != nullptr ? fn : &choose_and_extend, std::memory_order_acq_rel);
+  return before == &choose_and_extend ? nullptr : before;
 }
 
 }  // namespace agentos
@@ -84,6 +104,6 @@ RocksCrc32cFn exchange_rocks_crc32c_for_test(RocksCrc32cFn fn) {
 namespace rocksdb::crc32c {
 __attribute__((visibility("default"))) uint32_t Extend(uint32_t crc, const char* buf, size_t size);
 uint32_t Extend(uint32_t crc, const char* buf, size_t size) {
-  return agentos::g_extend.load(std::memory_order_relaxed)(crc, buf, size);
+  return agentos::g_extend.load(std::memory_order_acquire)(crc, buf, size);
 }
 }  // namespace rocksdb::crc32c
