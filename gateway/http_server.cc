@@ -52,8 +52,6 @@ using Socket = net::basic_stream_socket<tcp, Executor>;
 using Stream = beast::basic_stream<tcp, Executor>;
 using Timer = net::basic_waitable_timer<Clock, net::wait_traits<Clock>, Executor>;
 
-// How long stop() waits for appends in flight before giving up on their replies.
-constexpr std::chrono::seconds kDrainTimeout{30};
 constexpr size_t kRequestReadBytes = 2048;  // read buffer of a connection between requests
 
 class Session;
@@ -91,8 +89,9 @@ struct Shared {
   }
   // Replies alive in the Api (Reply objects, which hold their session), wherever they
   // are: a reader thread's job or a log callback may drop the last one after the reply
-  // was written. stop() waits for none to be left before the I/O context goes, so no
-  // session is ever destroyed after it (its socket's close needs the context).
+  // was written. stop() waits for them (up to the drain timeout); the I/O contexts stay
+  // until the server is destroyed, so a session a late one releases still closes its
+  // socket through them (its socket's close needs the context).
   size_t replies_alive = 0;
 };
 
@@ -920,7 +919,13 @@ class Server final : public HttpServer {
           net::post(next_context().get_executor(), std::move(job));
         })),
         shared_{api, log, metrics, opts, hub_, *hub_} {}
-  ~Server() override { stop(); }
+  ~Server() override {
+    stop();
+    // What replies came after the drain queued (each holding its session) is destroyed,
+    // on every context, before any context is (see stop()).
+    for (auto& ctx : contexts_) ctx->shut_down();
+    contexts_.clear();
+  }
 
   Status listen() {
     beast::error_code ec;
@@ -968,7 +973,7 @@ class Server final : public HttpServer {
         closed.set_value();
       });
       closed.get_future().wait();
-      const auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
+      const auto deadline = std::chrono::steady_clock::now() + shared_.opts.drain_timeout;
       bool drained = shared_.api.drain(deadline);
       {
         std::unique_lock lk(shared_.replies_mu);
@@ -987,7 +992,10 @@ class Server final : public HttpServer {
     // any context is: a handler of one context may own an object of another (the pending
     // accept on the first context owns the socket it opens on the next).
     for (auto& ctx : contexts_) ctx->shut_down();
-    contexts_.clear();
+    // The contexts themselves stay until the destructor: an append still pending after
+    // the drain holds its session (ReplyHold), and when it completes, its reply is posted
+    // to a context that has shut down (queued, never run) and the session released; its
+    // socket closes through the context's reactor, which must still exist.
   }
 
  private:

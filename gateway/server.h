@@ -71,6 +71,11 @@ struct ServerOptions {
   // Idle connections are pinged; one that answers nothing within ws_idle_timeout closes.
   size_t ws_ack_window = 256;
   std::chrono::milliseconds ws_idle_timeout{30000};
+  // How long stop() waits for the appends in flight and their replies. An append still
+  // pending then (a stalled disk, a broker past its request timeout) may complete later:
+  // its reply is dropped, and the server must still exist when it does (destroy the
+  // server after the log is closed, which completes or fails every pending append).
+  std::chrono::milliseconds drain_timeout{30000};
 };
 
 class HttpServer {
@@ -81,6 +86,9 @@ class HttpServer {
   virtual uint16_t port() const = 0;
   // Open connections right now.
   virtual size_t connections() const = 0;
+  // Stops accepting, drains (ServerOptions::drain_timeout), stops the I/O threads and
+  // destroys every connection not held by a pending append. Their I/O contexts stay until
+  // the server is destroyed, so a reply that comes after the drain is dropped safely.
   virtual void stop() = 0;
 };
 

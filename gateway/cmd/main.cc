@@ -701,14 +701,16 @@ int cmd_serve(int argc, char** argv) {
   sigwait(&set, &sig);
   log_line(LogLevel::kInfo, "stopping", {{"signal", std::to_string(sig)}});
   // Fixed shutdown order: stop taking requests, stop folding, then close the log
-  // (which completes every pending append before returning).
+  // (which completes every pending append before returning). The server goes after the
+  // log: an append still pending past the server's drain completes in the close, and its
+  // reply (dropped) still needs the server's state (gateway/server.h).
   (*server)->stop();
   replays.reset();  // a running replay is cancelled (its shadow stays for --resume) and the projector reopened
   host.stop();  // reverse order: ticks, projector, Dreams, Heartbeat, Pulse (a batch in progress commits first)
   (*index)->stop();
-  server->reset();
   index->reset();
   log.reset();
+  server->reset();
   log_line(LogLevel::kInfo, "stopped");
   return 0;
 }

@@ -651,6 +651,39 @@ TEST_F(Http, StoppingTheServerDeliversTheReplyOfAnAppendInFlight) {
   EXPECT_EQ(answer.status, 201) << answer.body;
 }
 
+TEST(HttpStop, AnAppendCompletingAfterTheDrainTimeoutHasItsReplyDroppedAndItsConnectionClosed) {
+  // The append outlives the server's drain (a stalled disk): stop() gives up on it and
+  // returns; when it completes, its reply goes to a stopped server. That reply is dropped,
+  // the connection closes when the server is destroyed, and nothing touches freed memory
+  // (the I/O contexts stay until the destructor; with them gone at stop(), the late reply
+  // posted into a destroyed context: AddressSanitizer's heap-use-after-free).
+  agentos::test::TempDir dir;
+  EngineOptions o;
+  o.server.drain_timeout = std::chrono::milliseconds(200);
+  auto engine = std::make_unique<Engine>(dir.path(), o);
+  const std::string key = engine->create_tenant("acme");
+  engine->log().hold_appends = true;
+  Result<cli::ClientResponse> answer = Status(Code::kInternal, "not sent");
+  std::thread producer([&, url = engine->url()] {
+    answer = cli::http_call(url, "POST", "/v1/tenants/acme/events",
+                            {{"Authorization", "Bearer " + key}, {"Content-Type", "application/cloudevents+json"}},
+                            event_json("outlives-the-drain"));
+  });
+  ASSERT_TRUE(wait_until([&] { return engine->log().held() == 1; }));
+  engine->server().stop();  // returns once the drain timeout passed: the append is still held
+  EXPECT_EQ(engine->log().held(), 1u);
+  const int before = engine->log().completed.load();
+  engine->log().hold_appends = false;
+  engine->log().release_held();  // the append completes now, its reply into the stopped server
+  ASSERT_TRUE(wait_until([&] { return engine->log().completed.load() == before + 1; }));
+  engine.reset();
+  producer.join();
+  // The connection ended without an answer (the event itself is in the log: an
+  // unanswered append is the producer's to retry, and a retry is idempotent).
+  ASSERT_FALSE(answer.ok()) << "answered " << answer->status << " after the server stopped";
+  EXPECT_EQ(answer.status().code(), Code::kUnavailable) << answer.status().to_string();
+}
+
 TEST_F(Http, ResumingWithLastEventIdLosesNothingAndRepeatsNothing) {
   const std::string key = engine->create_tenant("acme");
   for (int i = 0; i < 6; ++i) ASSERT_EQ(engine->post_event("acme", key, event_json("e-" + std::to_string(i))).status, 201);

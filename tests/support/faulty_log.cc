@@ -27,12 +27,15 @@ void FaultyLog::append(AppendBatch batch, AppendCallback done) {
 }
 
 void FaultyLog::forward(AppendBatch batch, AppendCallback done) {
-  inner_.append(std::move(batch), [this, done = std::move(done)](Result<AppendResult> r) {
+  inner_.append(std::move(batch), [this, done = std::move(done)](Result<AppendResult> r) mutable {
     const int n = ++appends;
+    AppendCallback callback = std::move(done);
     if (r.ok() && n == lose_ack_of_append.load())
-      done(Status(Code::kUnavailable, "injected: appended, ack lost"));
+      callback(Status(Code::kUnavailable, "injected: appended, ack lost"));
     else
-      done(std::move(r));
+      callback(std::move(r));
+    callback = nullptr;
+    ++completed;
   });
 }
 

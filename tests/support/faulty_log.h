@@ -31,6 +31,8 @@ class FaultyLog final : public Log {
   std::atomic<bool> hold_appends{false};
   std::atomic<int> lose_ack_of_append{0};
   std::atomic<int> appends{0};  // appends that reached the inner log and returned
+  // Appends whose caller's callback has run and been destroyed (with what it held).
+  std::atomic<int> completed{0};
   // The log says it cannot write (write_health), as a full disk makes the embedded log say;
   // appends are not affected (fail_appends does that).
   std::atomic<bool> read_only{false};
