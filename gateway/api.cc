@@ -981,12 +981,20 @@ void Api::append_posting(std::shared_ptr<Posting> p) {
 void Api::appended(std::shared_ptr<Posting> p, Result<AppendResult> r) {
   const bool deduped = log_.dedupes();
   if (!deduped) {
+    // Once draining, no append begins that would look in `recent_`; and an append that
+    // completes after the server's drain may do so while the log closes, after the
+    // index `remember` reads is gone.
+    bool draining;
+    {
+      std::lock_guard lk(idle_mu_);
+      draining = draining_;
+    }
     std::vector<Recent> done;
-    if (r.ok())
+    if (r.ok() && !draining)
       for (size_t j = 0; j < p->fresh.size(); ++j) done.push_back({p->keys[p->fresh[j]], r->positions[j]});
     std::lock_guard lk(recent_mu_);
     for (size_t i : p->fresh) inflight_.erase(p->keys[i]);
-    if (r.ok()) remember(std::move(done));
+    if (r.ok() && !draining) remember(std::move(done));
   }
   if (!r.ok()) {
     Status st = r.status();

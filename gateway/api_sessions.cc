@@ -190,7 +190,8 @@ void Api::serve_read(const std::string& path, const TenantId& t, std::optional<O
     return reply(problem_response(Status(Code::kUnavailable, "shutting down"), path));
   }
   auto guard = std::make_shared<InFlight>(*this);
-  // Capped well below the server's drain timeout (30 s), so drain() always outlasts a
+  // Capped well below the server's drain timeout (ServerOptions::drain_timeout, 30 s by
+  // default), so drain() always outlasts a
   // waiter and no waiter thread can touch a destroyed Api. What may block longer (a
   // PostgreSQL query) is handed to the reader threads, which ~Api joins.
   const auto deadline = std::chrono::steady_clock::now() +

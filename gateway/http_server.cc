@@ -76,10 +76,6 @@ struct Shared {
   std::mutex replies_mu{};
   std::condition_variable replies_cv{};
   size_t replies_pending = 0;
-  void reply_posted() {
-    std::lock_guard lk(replies_mu);
-    ++replies_pending;
-  }
   void reply_written() {
     {
       std::lock_guard lk(replies_mu);
@@ -89,10 +85,15 @@ struct Shared {
   }
   // Replies alive in the Api (Reply objects, which hold their session), wherever they
   // are: a reader thread's job or a log callback may drop the last one after the reply
-  // was written. stop() waits for them (up to the drain timeout); the I/O contexts stay
-  // until the server is destroyed, so a session a late one releases still closes its
-  // socket through them (its socket's close needs the context).
+  // was written. stop() waits for them, up to the drain timeout.
   size_t replies_alive = 0;
+  // Set by stop() once it stops waiting, before the I/O threads stop: from then on a
+  // reply (one that comes after the drain) is dropped instead of posted to an I/O
+  // context, and the session a Reply held is kept in `orphans` instead of being released
+  // on the Reply's thread; the server's destructor releases them, single-threaded, while
+  // the contexts (which their sockets' close needs) still exist. All under replies_mu.
+  bool stopping = false;
+  std::vector<std::shared_ptr<Session>> orphans{};
 };
 
 // A session held by a Reply: counted in Shared::replies_alive while it lives. Released
@@ -104,12 +105,11 @@ class ReplyHold {
     ++sh_.replies_alive;
   }
   ~ReplyHold() {
-    session_.reset();
-    {
-      std::lock_guard lk(sh_.replies_mu);
-      --sh_.replies_alive;
-    }
-    sh_.replies_cv.notify_all();
+    std::lock_guard lk(sh_.replies_mu);
+    if (sh_.stopping) sh_.orphans.push_back(std::move(session_));
+    else session_.reset();  // before the count: stop() goes on only once both are done
+    --sh_.replies_alive;
+    sh_.replies_cv.notify_all();  // under the lock: the server cannot go between the two
   }
   ReplyHold(const ReplyHold&) = delete;
   ReplyHold& operator=(const ReplyHold&) = delete;
@@ -323,7 +323,11 @@ class Session : public StreamWaiter, public std::enable_shared_from_this<Session
     if (unauthenticated_ && sh_.api.authenticated(req)) release_unauthenticated();
     sh_.api.handle(std::move(req), [hold = std::make_shared<ReplyHold>(shared_from_this(), sh_)](HttpResponse r) {
       const std::shared_ptr<Session>& self = hold->session();
-      self->sh_.reply_posted();
+      // Posted under replies_mu, so stop() either finds it queued (and destroys it with
+      // the context's handlers) or has set `stopping` first (and nothing is posted).
+      std::lock_guard lk(self->sh_.replies_mu);
+      if (self->sh_.stopping) return;  // after the drain: dropped (Shared::stopping)
+      ++self->sh_.replies_pending;
       net::post(self->stream_.get_executor(),
                 [self, r = std::move(r)]() mutable { self->respond(std::move(r), /*posted=*/true); });
     });
@@ -921,9 +925,14 @@ class Server final : public HttpServer {
         shared_{api, log, metrics, opts, hub_, *hub_} {}
   ~Server() override {
     stop();
-    // What replies came after the drain queued (each holding its session) is destroyed,
-    // on every context, before any context is (see stop()).
-    for (auto& ctx : contexts_) ctx->shut_down();
+    // The sessions of replies that came after the drain (Shared::stopping), released on
+    // this thread while their contexts still exist; then the contexts.
+    std::vector<std::shared_ptr<Session>> orphans;
+    {
+      std::lock_guard lk(shared_.replies_mu);
+      orphans.swap(shared_.orphans);
+    }
+    orphans.clear();
     contexts_.clear();
   }
 
@@ -959,8 +968,9 @@ class Server final : public HttpServer {
   uint16_t port() const override { return port_; }
   size_t connections() const override { return shared_.connections.load(); }
 
-  // Stops the I/O threads, then destroys every pending handler — and with them every
-  // Session — while `shared_` (which sessions reference) is still alive.
+  // Drains, stops the I/O threads, then destroys every pending handler — and with them
+  // every Session no Reply holds — while `shared_` (which sessions reference) is still
+  // alive. The sessions Replies still hold go in the destructor (Shared::orphans).
   void stop() override {
     if (stopped_.exchange(true)) return;
     if (!threads_.empty()) {
@@ -983,6 +993,10 @@ class Server final : public HttpServer {
       }
       if (!drained) log_line(LogLevel::kWarn, "stopping with appends or replies still pending");
     }
+    {
+      std::lock_guard lk(shared_.replies_mu);
+      shared_.stopping = true;
+    }
     hub_->close();
     work_.clear();
     for (auto& ctx : contexts_) ctx->stop();
@@ -992,10 +1006,9 @@ class Server final : public HttpServer {
     // any context is: a handler of one context may own an object of another (the pending
     // accept on the first context owns the socket it opens on the next).
     for (auto& ctx : contexts_) ctx->shut_down();
-    // The contexts themselves stay until the destructor: an append still pending after
-    // the drain holds its session (ReplyHold), and when it completes, its reply is posted
-    // to a context that has shut down (queued, never run) and the session released; its
-    // socket closes through the context's reactor, which must still exist.
+    // The contexts themselves stay until the destructor: a Reply still alive after the
+    // drain (an append that completes later) keeps its session, whose socket closes
+    // through its context when the destructor releases it (Shared::orphans).
   }
 
  private:

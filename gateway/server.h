@@ -71,10 +71,12 @@ struct ServerOptions {
   // Idle connections are pinged; one that answers nothing within ws_idle_timeout closes.
   size_t ws_ack_window = 256;
   std::chrono::milliseconds ws_idle_timeout{30000};
-  // How long stop() waits for the appends in flight and their replies. An append still
+  // How long stop() waits for the appends in flight (and reads waiting for ?after=,
+  // which take at most 10 s: keep it above that) and for their replies. An append still
   // pending then (a stalled disk, a broker past its request timeout) may complete later:
-  // its reply is dropped, and the server must still exist when it does (destroy the
-  // server after the log is closed, which completes or fails every pending append).
+  // its reply is dropped and its connection closed when the server is destroyed, which
+  // must happen after the log is closed (the close completes or fails every pending
+  // append), as `agentos serve` does.
   std::chrono::milliseconds drain_timeout{30000};
 };
 
@@ -87,8 +89,8 @@ class HttpServer {
   // Open connections right now.
   virtual size_t connections() const = 0;
   // Stops accepting, drains (ServerOptions::drain_timeout), stops the I/O threads and
-  // destroys every connection not held by a pending append. Their I/O contexts stay until
-  // the server is destroyed, so a reply that comes after the drain is dropped safely.
+  // closes every connection no pending reply holds. A reply that comes after the drain
+  // is dropped; its connection closes in the destructor, while the I/O contexts exist.
   virtual void stop() = 0;
 };
 
