@@ -933,6 +933,9 @@ class Server final : public HttpServer {
       orphans.swap(shared_.orphans);
     }
     orphans.clear();
+    // Anything queued on a context since stop() (nothing should be: see Shared::stopping)
+    // is destroyed on every context before any context is.
+    for (auto& ctx : contexts_) ctx->shut_down();
     contexts_.clear();
   }
 
