@@ -90,6 +90,15 @@ RocksCrc32c rocks_crc32c() {
   return chosen == &extend_instruction ? RocksCrc32c::instruction : RocksCrc32c::library;
 }
 
+const char* to_string(RocksCrc32c which) {
+  switch (which) {
+    case RocksCrc32c::instruction: return "sse4.2";
+    case RocksCrc32c::library: return "librocksdb";
+    case RocksCrc32c::not_called: break;
+  }
+  return "librocksdb, not bound";
+}
+
 uint32_t rocks_crc32c_library(uint32_t crc, const char* data, size_t n) { return library_extend()(crc, data, n); }
 
 RocksCrc32cFn exchange_rocks_crc32c_for_test(RocksCrc32cFn fn) {

@@ -38,6 +38,8 @@ enum class RocksCrc32c {
 // with use_rocks_budget calls it first: that is also what links the definition into each
 // binary, since nothing else in the engine names it.
 RocksCrc32c rocks_crc32c();
+// "sse4.2", "librocksdb" or "librocksdb, not bound" (the engine's `log opened` line).
+const char* to_string(RocksCrc32c which);
 
 // `crc` extended over `n` bytes at `data`, as `rocksdb::crc32c::Extend` computes it: `crc`
 // is the unmasked checksum of the bytes before (0 for none).

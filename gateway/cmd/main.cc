@@ -666,9 +666,7 @@ int cmd_serve(int argc, char** argv) {
            {{"backend", log->backend()},
             {"location", a.get("log") == "embedded" ? data_dir + "/log" : a.get("brokers")},
             {"partitions", std::to_string(log->partition_count())},
-            {"rocksdb_crc32c", rocks_crc32c() == RocksCrc32c::instruction ? "sse4.2"
-                               : rocks_crc32c() == RocksCrc32c::library ? "librocksdb"
-                                                                        : "librocksdb, not bound"}});
+            {"rocksdb_crc32c", to_string(rocks_crc32c())}});
   log_line(LogLevel::kInfo, "listening", {{"addr", base}});
   log_line(LogLevel::kInfo, "operator token",
            {{"from", a.get("admin-token").empty() ? data_dir + "/admin.token" : "AGENTOS_ADMIN_TOKEN"}});
