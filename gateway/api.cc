@@ -241,7 +241,26 @@ Api::Api(Log& log, LocalIndex& index, RateLimiter& limiter, Metrics& metrics, Ap
     });
 }
 
-Api::~Api() {
+Api::~Api() { stop(); }
+
+size_t Api::in_flight() {
+  std::lock_guard lk(idle_mu_);
+  return inflight_appends_;
+}
+
+void Api::stop() {
+  {
+    std::unique_lock lk(idle_mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    draining_ = true;
+    // No deadline: what is still counted reads the log, the index or a processor's state,
+    // which go after this returns. Each is bounded by its own timeout (a `?after=` wait's
+    // deadline, a read model's statement timeout, the log's request timeout).
+    while (!idle_cv_.wait_for(lk, std::chrono::seconds(10), [&] { return inflight_appends_ == 0; }))
+      log_line(LogLevel::kWarn, "stopping the API: waiting for requests in flight",
+               {{"pending", std::to_string(inflight_appends_)}});
+  }
   {
     std::lock_guard lk(reads_mu_);
     reads_stopping_ = true;

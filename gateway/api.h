@@ -230,7 +230,7 @@ inline constexpr size_t kMaxQueuedReads = 1024;
 class Api {
  public:
   Api(Log& log, LocalIndex& index, RateLimiter& limiter, Metrics& metrics, ApiOptions opts);
-  ~Api();  // joins the reader threads (call drain() first: it waits for their replies)
+  ~Api();  // stop()
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
 
@@ -242,6 +242,17 @@ class Api {
   // `deadline`. Returns whether it drained. The server calls it on stop, before its I/O
   // threads go away, so the replies of appends in flight are still delivered.
   bool drain(std::chrono::steady_clock::time_point deadline);
+  // Shutdown, step two, after the server's stop() and before what the Api reads goes (the
+  // log, the index, the processors' runtimes, the read models): refuses new appends and
+  // waits, with no deadline, until every request the drain gave up on has finished — each
+  // append's callback, `?after=` wait and reader job has run, answered (into the stopped
+  // server, which drops it) and let go of its guard — then stops the reader threads.
+  // Afterwards no thread of the Api touches the log, the index or a Reply. Logs a
+  // warning every 10 s while it waits. Idempotent; the destructor calls it.
+  void stop();
+  // Requests counted for drain() and stop() right now: appends, `?after=` waits, reads
+  // queued for or running on the reader threads.
+  size_t in_flight();
 
   // Authorises and parses a stream request. The caller then serves the stream.
   Result<StreamRequest> authorize_stream(const HttpRequest& req);
@@ -478,6 +489,7 @@ class Api {
   std::condition_variable idle_cv_;
   size_t inflight_appends_ = 0;
   bool draining_ = false;  // guarded by idle_mu_
+  bool stopped_ = false;   // stop() has run; guarded by idle_mu_
   // Counts an append in, unless draining (then false). Check and count are one step, so
   // drain() can never miss an append that starts while it waits.
   bool begin_append();

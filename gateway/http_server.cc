@@ -925,11 +925,18 @@ class Server final : public HttpServer {
         shared_{api, log, metrics, opts, hub_, *hub_} {}
   ~Server() override {
     stop();
-    // The sessions of replies that came after the drain (Shared::stopping), released on
-    // this thread while their contexts still exist; then the contexts.
+    // A Reply still alive references `shared_`: wait for the last one, with no deadline
+    // (a Reply outliving the server would be a use after free). By now the log is closed
+    // and the Api stopped (Api::stop), so what is left lets go within moments: a
+    // callback's captures destroyed just after the guard that counted it.
     std::vector<std::shared_ptr<Session>> orphans;
     {
-      std::lock_guard lk(shared_.replies_mu);
+      std::unique_lock lk(shared_.replies_mu);
+      while (!shared_.replies_cv.wait_for(lk, std::chrono::seconds(10), [&] { return shared_.replies_alive == 0; }))
+        log_line(LogLevel::kWarn, "destroying the HTTP server: waiting for replies still held",
+                 {{"replies", std::to_string(shared_.replies_alive)}});
+      // The sessions of replies that came after the drain (Shared::stopping), released on
+      // this thread while their contexts still exist; then the contexts.
       orphans.swap(shared_.orphans);
     }
     orphans.clear();

@@ -8,7 +8,9 @@
 //
 // Lifecycle: start() binds and spawns `threads` I/O threads, each running an io_context of
 // its own (a connection is served by one thread, chosen round robin when it is accepted);
-// stop() closes the listener and every connection, then joins. The Api, Log and Metrics must outlive the server.
+// stop() closes the listener and every connection, then joins. The Api, Log and Metrics
+// must outlive the server. Shutdown order: the server's stop(), Api::stop(), then what the
+// Api reads (log last), then the server's destructor (ServerOptions::drain_timeout).
 #pragma once
 
 #include <chrono>
@@ -74,9 +76,10 @@ struct ServerOptions {
   // How long stop() waits for the appends in flight (and reads waiting for ?after=,
   // which take at most 10 s: keep it above that) and for their replies. An append still
   // pending then (a stalled disk, a broker past its request timeout) may complete later:
-  // its reply is dropped and its connection closed when the server is destroyed, which
-  // must happen after the log is closed (the close completes or fails every pending
-  // append), as `agentos serve` does.
+  // its reply is dropped and its connection closed when the server is destroyed. The
+  // destructor waits for every reply the Api still holds, so it must come after
+  // Api::stop() (which waits for the `?after=` waits, reader jobs and appends the drain
+  // gave up on) and after the log is closed, as `agentos serve` does.
   std::chrono::milliseconds drain_timeout{30000};
 };
 

@@ -698,11 +698,13 @@ int cmd_serve(int argc, char** argv) {
   int sig = 0;
   sigwait(&set, &sig);
   log_line(LogLevel::kInfo, "stopping", {{"signal", std::to_string(sig)}});
-  // Fixed shutdown order: stop taking requests, stop folding, then close the log
-  // (which completes every pending append before returning). The server goes after the
-  // log: an append still pending past the server's drain completes in the close, and its
-  // reply (dropped) still needs the server's state (gateway/server.h).
+  // Fixed shutdown order: stop taking requests, wait for the requests the drain gave up
+  // on (they read the log, the index, the processors and the read models), stop folding,
+  // then close the log (which completes every pending append before returning). The
+  // server goes last: a reply that comes after its drain (dropped) still needs its state
+  // (gateway/server.h).
   (*server)->stop();
+  api.stop();
   replays.reset();  // a running replay is cancelled (its shadow stays for --resume) and the projector reopened
   host.stop();  // reverse order: ticks, projector, Dreams, Heartbeat, Pulse (a batch in progress commits first)
   (*index)->stop();

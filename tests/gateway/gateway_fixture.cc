@@ -163,16 +163,16 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
 }
 
 Engine::~Engine() {
+  // As `agentos serve` stops (gateway/server.h): the server's destructor after the log.
   server_->stop();
+  api_->stop();
   replays_.reset();  // cancels a running replay, which reopens the projector: before the host stops it
   host_->stop();  // reverse order: the test's components, the projector, Pulse
   index_->stop();
-  server_.reset();
   pulse_rt_.reset();
   heartbeat_rt_.reset();
   dreams_rt_.reset();
   skills_rt_.reset();
-  api_.reset();
   session_source_.reset();  // reads the router's runtime
   router_source_.reset();
   router_rt_.reset();  // before the sources and the projector it reads through
@@ -182,6 +182,8 @@ Engine::~Engine() {
   projector_.reset();
   index_.reset();
   log_.reset();
+  server_.reset();
+  api_.reset();
   if (!pg_db_.empty()) TestPostgres::get().drop_database(pg_db_);
 }
 

@@ -85,6 +85,7 @@ class Engine {
   cli::Url url() const { return {"127.0.0.1", std::to_string(server_->port())}; }
   FaultyLog& log() { return *log_; }
   HttpServer& server() { return *server_; }
+  Api& api() { return *api_; }
   LocalIndex& index() { return *index_; }
   ProcessorRuntime* pulse() { return pulse_rt_.get(); }
   ProcessorRuntime* dreams() { return dreams_rt_.get(); }

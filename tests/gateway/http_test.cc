@@ -1,5 +1,6 @@
 // The gateway over real loopback sockets: what producers, readers and attackers see.
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,6 +10,8 @@
 #include <set>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "tests/gateway/gateway_fixture.h"
@@ -680,6 +683,136 @@ TEST(HttpStop, AnAppendCompletingAfterTheDrainTimeoutHasItsReplyDroppedAndItsCon
   producer.join();
   // The connection ended without an answer (the event itself is in the log: an
   // unanswered append is the producer's to retry, and a retry is idempotent).
+  ASSERT_FALSE(answer.ok()) << "answered " << answer->status << " after the server stopped";
+  EXPECT_EQ(answer.status().code(), Code::kUnavailable) << answer.status().to_string();
+}
+
+TEST(HttpStop, ApiStopWaitsForAReaderJobTheDrainGaveUpOnAndItsReplyIsDropped) {
+  // A retry's comparison with the logged event runs on a reader thread and reads the log.
+  // Held there past the server's drain, it must still be running when the server's stop()
+  // returns, and Api::stop() must wait for it: the log (and the index, the runtimes, the
+  // read models such a job reads) go after Api::stop(), the server last. Its reply comes
+  // after the drain and is dropped; the connection closes when the server is destroyed.
+  agentos::test::TempDir dir;
+  EngineOptions o;
+  o.server.drain_timeout = std::chrono::milliseconds(200);
+  // Before the engine: its log calls the hook until the engine is gone.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, released = false;
+  auto engine = std::make_unique<Engine>(dir.path(), o);
+  const std::string key = engine->create_tenant("acme");
+  const std::string event = event_json("retried");
+  ASSERT_EQ(engine->post_event("acme", key, event).status, 201);
+  engine->log().set_read_hook([&](Partition, Offset) {
+    char name[16] = {};
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    if (std::string_view(name) != "api-read") return;
+    std::unique_lock lk(mu);
+    entered = true;
+    cv.notify_all();
+    cv.wait(lk, [&] { return released; });
+  });
+  auto release = [&] {
+    std::lock_guard lk(mu);
+    released = true;
+    cv.notify_all();
+  };
+  Result<cli::ClientResponse> answer = Status(Code::kInternal, "not sent");
+  std::thread producer([&, url = engine->url()] {
+    answer = cli::http_call(url, "POST", "/v1/tenants/acme/events",
+                            {{"Authorization", "Bearer " + key}, {"Content-Type", "application/cloudevents+json"}},
+                            event);
+  });
+  const bool held = wait_until([&] {
+    std::lock_guard lk(mu);
+    return entered;
+  });
+  if (!held) release();
+  ASSERT_TRUE(held) << "the retry was not compared on a reader thread";
+  engine->server().stop();  // gives up on the comparison after 200 ms
+  std::atomic<bool> api_stopped{false};
+  std::thread stopper([&] {
+    engine->api().stop();
+    api_stopped = true;
+  });
+  // A negative needs a window: 300 ms in which Api::stop() must not return.
+  EXPECT_FALSE(wait_until([&] { return api_stopped.load(); }, std::chrono::milliseconds(300)))
+      << "Api::stop() returned while a reader job still read the log";
+  release();
+  stopper.join();
+  EXPECT_TRUE(api_stopped.load());
+  engine.reset();
+  producer.join();
+  ASSERT_FALSE(answer.ok()) << "answered " << answer->status << " after the server stopped";
+  EXPECT_EQ(answer.status().code(), Code::kUnavailable) << answer.status().to_string();
+}
+
+TEST(HttpStop, ApiStopWaitsForAnAfterWaitTheDrainGaveUpOn) {
+  // A read with ?after= waits on a thread of its own for Pulse, and Pulse is held (its
+  // reads of the log block). The server's drain gives up on the wait after 200 ms;
+  // Api::stop() must wait for it to end (it asks Pulse's runtime, which goes after), and
+  // its answer, coming after the drain, is dropped.
+  agentos::test::TempDir dir;
+  EngineOptions o;
+  o.pulse = true;
+  o.server.drain_timeout = std::chrono::milliseconds(200);
+  // Before the engine: its log calls the hook until the engine is gone.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, released = false;
+  auto engine = std::make_unique<Engine>(dir.path(), o);
+  const std::string key = engine->create_tenant("acme");
+  ASSERT_EQ(engine->post_event("acme", key, event_json("first")).status, 201);
+  const int64_t first = engine->end_of("acme").value() - 1;
+  // Pulse has applied it (an answer, whatever the session's state, and not 503).
+  ASSERT_NE(engine->call("GET", "/v1/tenants/acme/sessions/s-1?after=" + std::to_string(first), key).status, 503);
+  engine->log().set_read_hook([&](Partition, Offset) {
+    char name[16] = {};
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    if (std::string_view(name) != "rt-pulse") return;
+    std::unique_lock lk(mu);
+    entered = true;
+    cv.notify_all();
+    cv.wait(lk, [&] { return released; });
+  });
+  auto release = [&] {
+    std::lock_guard lk(mu);
+    released = true;
+    cv.notify_all();
+  };
+  struct Released {  // the runtime is never left held, whatever fails below
+    std::function<void()> f;
+    ~Released() { f(); }
+  } released_at_end{release};
+  ASSERT_EQ(engine->post_event("acme", key, event_json("second")).status, 201);
+  const int64_t second = engine->end_of("acme").value() - 1;
+  ASSERT_TRUE(wait_until([&] {
+    std::lock_guard lk(mu);
+    return entered;
+  })) << "Pulse did not read the log";
+  const size_t before = engine->api().in_flight();
+  Result<cli::ClientResponse> answer = Status(Code::kInternal, "not sent");
+  std::thread reader([&, url = engine->url()] {
+    answer = cli::http_call(url, "GET", "/v1/tenants/acme/sessions/s-1?after=" + std::to_string(second),
+                            {{"Authorization", "Bearer " + key}}, "");
+  });
+  ASSERT_TRUE(wait_until([&] { return engine->api().in_flight() == before + 1; })) << "the read did not wait";
+  engine->server().stop();  // gives up on the wait after 200 ms
+  std::atomic<bool> api_stopped{false};
+  std::thread stopper([&] {
+    engine->api().stop();
+    api_stopped = true;
+  });
+  // A negative needs a window: 300 ms in which Api::stop() must not return.
+  EXPECT_FALSE(wait_until([&] { return api_stopped.load(); }, std::chrono::milliseconds(300)))
+      << "Api::stop() returned while a ?after= wait still asked Pulse";
+  release();  // Pulse applies `second`; the wait ends and answers into the stopped server
+  stopper.join();
+  EXPECT_TRUE(api_stopped.load());
+  EXPECT_EQ(engine->api().in_flight(), 0u);
+  engine.reset();
+  reader.join();
   ASSERT_FALSE(answer.ok()) << "answered " << answer->status << " after the server stopped";
   EXPECT_EQ(answer.status().code(), Code::kUnavailable) << answer.status().to_string();
 }

@@ -8,10 +8,13 @@
 //                           wrapper) reaches the log but reports kUnavailable — the
 //                           "unknown outcome" of a Kafka commit, or a crash right after
 //                           the append from the caller's point of view.
+//   * set_read_hook(h)      h(partition, offset) runs before each read() (e.g. blocks one
+//                           reader thread while something else happens).
 // Reads, offsets, waits, listeners, dedupes() and cached_bytes() go straight to the inner log.
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <utility>
@@ -39,6 +42,10 @@ class FaultyLog final : public Log {
 
   size_t held();
   void release_held();
+  void set_read_hook(std::function<void(Partition, Offset)> hook) {
+    std::lock_guard lk(hook_mu_);
+    read_hook_ = std::move(hook);
+  }
 
   int32_t partition_count() const override { return inner_.partition_count(); }
   const char* backend() const override { return inner_.backend(); }
@@ -46,6 +53,12 @@ class FaultyLog final : public Log {
   size_t cached_bytes() const override { return inner_.cached_bytes(); }
   void append(AppendBatch batch, AppendCallback done) override;
   Result<std::vector<StoredRecord>> read(Partition p, Offset from, const ReadOptions& o) override {
+    std::function<void(Partition, Offset)> hook;
+    {
+      std::lock_guard lk(hook_mu_);
+      hook = read_hook_;
+    }
+    if (hook) hook(p, from);
     return inner_.read(p, from, o);
   }
   Result<std::vector<StoredRecord>> read_tenant(const TenantId& t, Offset from, const ReadOptions& o) override {
@@ -68,6 +81,8 @@ class FaultyLog final : public Log {
   Log& inner_;
   std::mutex held_mu_;
   std::vector<std::pair<AppendBatch, AppendCallback>> held_;
+  std::mutex hook_mu_;
+  std::function<void(Partition, Offset)> read_hook_;
 };
 
 }  // namespace agentos::test
