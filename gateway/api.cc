@@ -254,19 +254,34 @@ void Api::stop() {
     if (stopped_) return;
     stopped_ = true;
     draining_ = true;
-    // No deadline: what is still counted reads the log, the index or a processor's state,
-    // which go after this returns. Each is bounded by its own timeout (a `?after=` wait's
-    // deadline, a read model's statement timeout, the log's request timeout).
-    while (!idle_cv_.wait_for(lk, std::chrono::seconds(10), [&] { return inflight_appends_ == 0; }))
-      log_line(LogLevel::kWarn, "stopping the API: waiting for requests in flight",
-               {{"pending", std::to_string(inflight_appends_)}});
+    // No deadline: a wait asks a processor's runtime or the read models, which go after
+    // this returns. Each ends by its own deadline.
+    while (!idle_cv_.wait_for(lk, std::chrono::seconds(10), [&] { return waiter_threads_ == 0; }))
+      log_line(LogLevel::kWarn, "stopping the API: waiting for reads waiting for ?after=",
+               {{"pending", std::to_string(waiter_threads_)}});
   }
   {
     std::lock_guard lk(reads_mu_);
     reads_stopping_ = true;
   }
   reads_cv_.notify_all();
-  for (auto& t : readers_) t.join();
+  for (auto& t : readers_) t.join();  // each runs the queue to its end first (reader_loop)
+}
+
+void Api::spawn_waiter(std::function<void()> body) {
+  {
+    std::lock_guard lk(idle_mu_);
+    ++waiter_threads_;
+  }
+  std::thread([this, body = std::move(body)]() mutable {
+    body();
+    body = nullptr;  // what it captured (its Reply among them) goes before the count
+    // Notified under the lock: stop() cannot return (and the Api go away) between the
+    // count reaching 0 and the notify.
+    std::lock_guard lk(idle_mu_);
+    --waiter_threads_;
+    idle_cv_.notify_all();
+  }).detach();
 }
 
 std::string Api::route_of(const HttpRequest& req) {
@@ -758,7 +773,14 @@ std::optional<Position> Api::find_recent(const std::string& key) {
 }
 
 void Api::remember(std::vector<Recent> items) {
-  // Called with recent_mu_ held. Forget entries the index has folded since.
+  // Called with recent_mu_ held. Once draining, nothing: no append begins that would look
+  // in `recent_`, and an append that completes after the server's drain may do so while
+  // the log closes, after the index read below is gone.
+  {
+    std::lock_guard lk(idle_mu_);
+    if (draining_) return;
+  }
+  // Forget entries the index has folded since.
   while (!recent_order_.empty()) {
     const Recent& r = recent_order_.front();
     if (index_.applied(r.pos.partition) <= r.pos.offset) break;
@@ -1000,20 +1022,12 @@ void Api::append_posting(std::shared_ptr<Posting> p) {
 void Api::appended(std::shared_ptr<Posting> p, Result<AppendResult> r) {
   const bool deduped = log_.dedupes();
   if (!deduped) {
-    // Once draining, no append begins that would look in `recent_`; and an append that
-    // completes after the server's drain may do so while the log closes, after the
-    // index `remember` reads is gone.
-    bool draining;
-    {
-      std::lock_guard lk(idle_mu_);
-      draining = draining_;
-    }
     std::vector<Recent> done;
-    if (r.ok() && !draining)
+    if (r.ok())
       for (size_t j = 0; j < p->fresh.size(); ++j) done.push_back({p->keys[p->fresh[j]], r->positions[j]});
     std::lock_guard lk(recent_mu_);
     for (size_t i : p->fresh) inflight_.erase(p->keys[i]);
-    if (r.ok() && !draining) remember(std::move(done));
+    if (r.ok()) remember(std::move(done));  // nothing once draining (see there)
   }
   if (!r.ok()) {
     Status st = r.status();

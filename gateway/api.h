@@ -5,7 +5,9 @@
 // Threading: `handle` is called from I/O threads concurrently. It replies exactly once
 // through `Reply`, possibly later from a log thread (after a durable append); the Reply
 // implementation must hand the response back to the connection's own executor.
-// Lifetime: the Log, LocalIndex, RateLimiter and Metrics outlive the Api.
+// Lifetime: the RateLimiter and Metrics outlive the Api. The LocalIndex and the sources
+// in ApiOptions stay until Api::stop() has returned; the Log until it is closed, and the
+// Api outlives that close (an append still pending completes in it, into the Api).
 #pragma once
 
 #include <atomic>
@@ -162,7 +164,7 @@ struct ApiOptions {
   size_t max_page = 1000;
   // Pulse's live state (gateway/sources.h): /v1/tenants/{t}/sessions/{id}/cost, and
   // /sessions/{id} and /usage when there are no read models; null: those routes answer
-  // 503. Must outlive the Api (stop the server first).
+  // 503. Must stay until Api::stop() has returned.
   SessionSource* sessions = nullptr;
   // The PostgreSQL read models: the session list, session, transitions and usage reads;
   // null: those reads come from `sessions` (list and transitions 503). Their `?after=`
@@ -243,15 +245,20 @@ class Api {
   // threads go away, so the replies of appends in flight are still delivered.
   bool drain(std::chrono::steady_clock::time_point deadline);
   // Shutdown, step two, after the server's stop() and before what the Api reads goes (the
-  // log, the index, the processors' runtimes, the read models): refuses new appends and
-  // waits, with no deadline, until every request the drain gave up on has finished — each
-  // append's callback, `?after=` wait and reader job has run, answered (into the stopped
-  // server, which drops it) and let go of its guard — then stops the reader threads.
-  // Afterwards no thread of the Api touches the log, the index or a Reply. Logs a
-  // warning every 10 s while it waits. Idempotent; the destructor calls it.
+  // index, the processors' runtimes, the read models; the log is closed after them):
+  // refuses new appends, waits with no deadline for every `?after=` wait still running
+  // (each ends by its own deadline, at most 10 s) to end and let go of its Reply, then
+  // runs the reader threads' queue to its end (jobs bounded by the read models' statement
+  // timeout) and joins them. A reply that comes now goes to the stopped server, which
+  // drops it. Afterwards only the appends still pending in the log remain: the log's close
+  // completes or fails them, and their callbacks touch the Api, the server and the log,
+  // never the index (remember() skips it once draining) or a reader thread (post_read
+  // refuses: 503). Logs a warning every 10 s while it waits. Idempotent; the destructor
+  // calls it.
   void stop();
-  // Requests counted for drain() and stop() right now: appends, `?after=` waits, reads
-  // queued for or running on the reader threads.
+  // Requests counted for drain() right now: appends, `?after=` waits, reads offloaded to
+  // the reader threads (not the erasures, tenant deletions and audit key rotations those
+  // threads run, which stop() waits for by joining them).
   size_t in_flight();
 
   // Authorises and parses a stream request. The caller then serves the stream.
@@ -506,6 +513,10 @@ class Api {
   };
 
   std::atomic<int> after_waiters_{0};
+  // Runs `body` (a `?after=` wait) on a thread of its own, counted in waiter_threads_
+  // until `body` and everything it captured are destroyed: stop() waits for that.
+  void spawn_waiter(std::function<void()> body);
+  size_t waiter_threads_ = 0;  // guarded by idle_mu_
   RateLimiter key_limiter_;  // ApiOptions::key_creation, for every plan
 
   // Open streams per tenant and per key id (StreamCaps); an entry goes when its count

@@ -190,7 +190,7 @@ void Api::recheck_dreams(HttpRequest req, const TenantId& t, std::string bytes, 
   auto guard = std::make_shared<InFlight>(*this);
   const auto deadline = std::chrono::steady_clock::now() +
                         std::min(opts_.read_your_writes_timeout, std::chrono::milliseconds(10000));
-  std::thread([this, req = std::move(req), t, bytes = std::move(bytes), through, deadline, reply = std::move(reply),
+  spawn_waiter([this, req = std::move(req), t, bytes = std::move(bytes), through, deadline, reply = std::move(reply),
                guard = std::move(guard)]() mutable {
     const bool caught_up = opts_.dreams->wait_decided(log_.partition_of(t), through, deadline).has_value();
     Status problem = caught_up ? dreams_precheck(t, bytes) : Status::ok();
@@ -198,7 +198,7 @@ void Api::recheck_dreams(HttpRequest req, const TenantId& t, std::string bytes, 
     if (!problem.is_ok()) reply(problem_response(problem, req.path));
     else post_events(req, t, false, std::move(reply));
     guard.reset();
-  }).detach();
+  });
 }
 
 Status Api::dreams_precheck(const TenantId& t, std::string_view bytes) {

@@ -174,15 +174,16 @@ void Api::router_command(HttpRequest req, const TenantId& t, const std::vector<s
     return reply(problem_response(Status(Code::kUnavailable, "shutting down"), req.path));
   }
   auto guard = std::make_shared<InFlight>(*this);
-  const auto deadline = std::chrono::steady_clock::now() + opts_.read_your_writes_timeout;
-  std::thread([this, part, through, deadline, decide = std::move(decide), reply = std::move(reply), path = req.path,
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::min(opts_.read_your_writes_timeout, std::chrono::milliseconds(10000));
+  spawn_waiter([this, part, through, deadline, decide = std::move(decide), reply = std::move(reply), path = req.path,
                guard = std::move(guard)]() mutable {
     const bool caught_up = opts_.router->wait_decided(part, through, deadline).has_value();
     after_waiters_.fetch_sub(1);
     if (!caught_up) reply(problem_response(Status(Code::kUnavailable, "the model router is behind; retry shortly").with_retry_after(1), path));
     else decide(reply);
     guard.reset();
-  }).detach();
+  });
 }
 
 // The router command's checks against the router's committed state, then the append.
@@ -358,15 +359,16 @@ void Api::route_model(HttpRequest req, const TenantId& t, bool estimate_only, Re
     return reply(problem_response(Status(Code::kUnavailable, "shutting down"), req.path));
   }
   auto guard = std::make_shared<InFlight>(*this);
-  const auto deadline = std::chrono::steady_clock::now() + opts_.read_your_writes_timeout;
-  std::thread([this, part, through = **after, deadline, decide = std::move(decide), reply = std::move(reply),
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::min(opts_.read_your_writes_timeout, std::chrono::milliseconds(10000));
+  spawn_waiter([this, part, through = **after, deadline, decide = std::move(decide), reply = std::move(reply),
                path = req.path, guard = std::move(guard)]() mutable {
     const bool ok = opts_.router->wait_decided(part, through, deadline).has_value();
     after_waiters_.fetch_sub(1);
     if (!ok) reply(problem_response(Status(Code::kUnavailable, "the model router did not reach ?after= in time").with_retry_after(1), path));
     else decide(std::move(reply));
     guard.reset();
-  }).detach();
+  });
 }
 
 // Reads (GET, from the PostgreSQL read models; `?after=` waits for the router's decision,

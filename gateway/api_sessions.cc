@@ -166,7 +166,7 @@ void Api::serve_read(const std::string& path, const TenantId& t, std::optional<O
       guard.reset();  // after the reply: drain() waits for it
     });
   };
-  auto busy = [&path] {
+  auto busy = [path] {  // by value: a waiter's thread calls it after this returns
     return problem_response(Status(Code::kUnavailable, "too many reads queued; retry shortly").with_retry_after(1), path);
   };
   // Already there (a deadline of now only checks): answer now, or on a reader thread.
@@ -191,12 +191,11 @@ void Api::serve_read(const std::string& path, const TenantId& t, std::optional<O
   }
   auto guard = std::make_shared<InFlight>(*this);
   // Capped well below the server's drain timeout (ServerOptions::drain_timeout, 30 s by
-  // default), so drain() always outlasts a
-  // waiter and no waiter thread can touch a destroyed Api. What may block longer (a
-  // PostgreSQL query) is handed to the reader threads, which ~Api joins.
+  // default), so a drain normally outlasts a waiter; Api::stop() waits for any it gave up
+  // on. What may block longer (a PostgreSQL query) is handed to the reader threads.
   const auto deadline = std::chrono::steady_clock::now() +
                         std::min(opts_.read_your_writes_timeout, std::chrono::milliseconds(10000));
-  std::thread([this, src, part, path, answer = std::move(answer), reply = std::move(reply),
+  spawn_waiter([this, src, part, path, answer = std::move(answer), reply = std::move(reply),
                guard = std::move(guard), after = *after, deadline, offload, busy]() mutable {
     std::optional<HttpResponse> r;
     if (src.wait(part, after, deadline)) {
@@ -217,7 +216,7 @@ void Api::serve_read(const std::string& path, const TenantId& t, std::optional<O
     after_waiters_.fetch_sub(1);
     if (r) reply(std::move(*r));
     guard.reset();  // last: drain() waits for it (a queued job holds its own reference)
-  }).detach();
+  });
 }
 
 // The read models fold a processor's facts: `?after=` waits until the processor applied the

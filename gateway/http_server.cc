@@ -926,9 +926,9 @@ class Server final : public HttpServer {
   ~Server() override {
     stop();
     // A Reply still alive references `shared_`: wait for the last one, with no deadline
-    // (a Reply outliving the server would be a use after free). By now the log is closed
-    // and the Api stopped (Api::stop), so what is left lets go within moments: a
-    // callback's captures destroyed just after the guard that counted it.
+    // (a Reply outliving the server would be a use after free). By now the Api is stopped
+    // (Api::stop) and the log closed, so what is left lets go within moments: a callback's
+    // captures destroyed just after the guard that counted it.
     std::vector<std::shared_ptr<Session>> orphans;
     {
       std::unique_lock lk(shared_.replies_mu);

@@ -8,9 +8,10 @@
 //
 // Lifecycle: start() binds and spawns `threads` I/O threads, each running an io_context of
 // its own (a connection is served by one thread, chosen round robin when it is accepted);
-// stop() closes the listener and every connection, then joins. The Api, Log and Metrics
-// must outlive the server. Shutdown order: the server's stop(), Api::stop(), then what the
-// Api reads (log last), then the server's destructor (ServerOptions::drain_timeout).
+// stop() closes the listener and every connection, then joins. The Api and Metrics
+// outlive the server; the Log may go before its destructor, once closed. Shutdown order,
+// as `agentos serve` does it: the server's stop(), Api::stop(), what the Api reads, the
+// log's close, the server's destructor, the Api (ServerOptions::drain_timeout).
 #pragma once
 
 #include <chrono>
@@ -77,9 +78,9 @@ struct ServerOptions {
   // which take at most 10 s: keep it above that) and for their replies. An append still
   // pending then (a stalled disk, a broker past its request timeout) may complete later:
   // its reply is dropped and its connection closed when the server is destroyed. The
-  // destructor waits for every reply the Api still holds, so it must come after
-  // Api::stop() (which waits for the `?after=` waits, reader jobs and appends the drain
-  // gave up on) and after the log is closed, as `agentos serve` does.
+  // destructor waits, with no deadline, until the Api holds no reply: after Api::stop()
+  // (which waits for the `?after=` waits and reader jobs the drain gave up on) and after
+  // the log's close (which completes or fails the appends still pending).
   std::chrono::milliseconds drain_timeout{30000};
 };
 

@@ -698,10 +698,10 @@ int cmd_serve(int argc, char** argv) {
   int sig = 0;
   sigwait(&set, &sig);
   log_line(LogLevel::kInfo, "stopping", {{"signal", std::to_string(sig)}});
-  // Fixed shutdown order: stop taking requests, wait for the requests the drain gave up
-  // on (they read the log, the index, the processors and the read models), stop folding,
-  // then close the log (which completes every pending append before returning). The
-  // server goes last: a reply that comes after its drain (dropped) still needs its state
+  // Fixed shutdown order: stop taking requests, wait for the reads the drain gave up on
+  // (they read the index, the processors and the read models), stop folding, then close
+  // the log (which completes every pending append before returning). The server goes
+  // after the log: a reply that comes after its drain (dropped) still needs its state
   // (gateway/server.h).
   (*server)->stop();
   api.stop();

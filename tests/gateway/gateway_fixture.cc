@@ -164,6 +164,8 @@ Engine::Engine(const std::string& dir, EngineOptions o) {
 
 Engine::~Engine() {
   // As `agentos serve` stops (gateway/server.h): the server's destructor after the log.
+  // A test that failed with a read held must not hang here.
+  log_->set_read_hook({});
   server_->stop();
   api_->stop();
   replays_.reset();  // cancels a running replay, which reopens the projector: before the host stops it

@@ -687,61 +687,98 @@ TEST(HttpStop, AnAppendCompletingAfterTheDrainTimeoutHasItsReplyDroppedAndItsCon
   EXPECT_EQ(answer.status().code(), Code::kUnavailable) << answer.status().to_string();
 }
 
+// Holds the reads of the log made by one named thread while armed, until released.
+// Declared before the Engine whose log calls it, so that it outlives the engine.
+class ReadGate {
+ public:
+  explicit ReadGate(std::string thread) : thread_(std::move(thread)) {}
+  std::function<void(Partition, Offset)> hook() {
+    return [this](Partition, Offset) {
+      char name[16] = {};
+      pthread_getname_np(pthread_self(), name, sizeof name);
+      if (name != thread_) return;
+      std::unique_lock lk(mu_);
+      if (!armed_) return;
+      entered_ = true;
+      cv_.notify_all();
+      cv_.wait(lk, [&] { return released_; });
+    };
+  }
+  void arm() {
+    std::lock_guard lk(mu_);
+    armed_ = true;
+  }
+  bool wait_entered() {
+    return wait_until([&] {
+      std::lock_guard lk(mu_);
+      return entered_;
+    });
+  }
+  void release() {
+    std::lock_guard lk(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  ~ReadGate() { release(); }
+
+ private:
+  const std::string thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool armed_ = false, entered_ = false, released_ = false;
+};
+
+// Api::stop() running on a thread of its own: whether it has returned.
+class Stopper {
+ public:
+  explicit Stopper(Api& api) : t_([this, &api] {
+    api.stop();
+    done_ = true;
+  }) {}
+  ~Stopper() { t_.join(); }
+  bool returned_within(std::chrono::milliseconds d) { return wait_until([&] { return done_.load(); }, d); }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread t_;
+};
+
 TEST(HttpStop, ApiStopWaitsForAReaderJobTheDrainGaveUpOnAndItsReplyIsDropped) {
   // A retry's comparison with the logged event runs on a reader thread and reads the log.
   // Held there past the server's drain, it must still be running when the server's stop()
-  // returns, and Api::stop() must wait for it: the log (and the index, the runtimes, the
-  // read models such a job reads) go after Api::stop(), the server last. Its reply comes
-  // after the drain and is dropped; the connection closes when the server is destroyed.
+  // returns, and Api::stop() must wait for it (it joins the reader threads): what such a
+  // job reads goes after Api::stop(), the server last. Its reply comes after the drain
+  // and is dropped; the connection closes when the server is destroyed.
   agentos::test::TempDir dir;
   EngineOptions o;
   o.server.drain_timeout = std::chrono::milliseconds(200);
-  // Before the engine: its log calls the hook until the engine is gone.
-  std::mutex mu;
-  std::condition_variable cv;
-  bool entered = false, released = false;
+  ReadGate gate("api-read");
   auto engine = std::make_unique<Engine>(dir.path(), o);
+  engine->log().set_read_hook(gate.hook());
   const std::string key = engine->create_tenant("acme");
   const std::string event = event_json("retried");
   ASSERT_EQ(engine->post_event("acme", key, event).status, 201);
-  engine->log().set_read_hook([&](Partition, Offset) {
-    char name[16] = {};
-    pthread_getname_np(pthread_self(), name, sizeof name);
-    if (std::string_view(name) != "api-read") return;
-    std::unique_lock lk(mu);
-    entered = true;
-    cv.notify_all();
-    cv.wait(lk, [&] { return released; });
-  });
-  auto release = [&] {
-    std::lock_guard lk(mu);
-    released = true;
-    cv.notify_all();
-  };
+  gate.arm();
   Result<cli::ClientResponse> answer = Status(Code::kInternal, "not sent");
   std::thread producer([&, url = engine->url()] {
     answer = cli::http_call(url, "POST", "/v1/tenants/acme/events",
                             {{"Authorization", "Bearer " + key}, {"Content-Type", "application/cloudevents+json"}},
                             event);
   });
-  const bool held = wait_until([&] {
-    std::lock_guard lk(mu);
-    return entered;
-  });
-  if (!held) release();
-  ASSERT_TRUE(held) << "the retry was not compared on a reader thread";
+  if (!gate.wait_entered()) {
+    gate.release();
+    producer.join();
+    FAIL() << "the retry was not compared on a reader thread";
+  }
   engine->server().stop();  // gives up on the comparison after 200 ms
-  std::atomic<bool> api_stopped{false};
-  std::thread stopper([&] {
-    engine->api().stop();
-    api_stopped = true;
-  });
-  // A negative needs a window: 300 ms in which Api::stop() must not return.
-  EXPECT_FALSE(wait_until([&] { return api_stopped.load(); }, std::chrono::milliseconds(300)))
-      << "Api::stop() returned while a reader job still read the log";
-  release();
-  stopper.join();
-  EXPECT_TRUE(api_stopped.load());
+  {
+    Stopper stopper(engine->api());
+    // A negative needs a window: 300 ms in which Api::stop() must not return.
+    EXPECT_FALSE(stopper.returned_within(std::chrono::milliseconds(300)))
+        << "Api::stop() returned while a reader job still read the log";
+    gate.release();
+    EXPECT_TRUE(stopper.returned_within(std::chrono::seconds(10)));
+  }
   engine.reset();
   producer.join();
   ASSERT_FALSE(answer.ok()) << "answered " << answer->status << " after the server stopped";
@@ -757,59 +794,40 @@ TEST(HttpStop, ApiStopWaitsForAnAfterWaitTheDrainGaveUpOn) {
   EngineOptions o;
   o.pulse = true;
   o.server.drain_timeout = std::chrono::milliseconds(200);
-  // Before the engine: its log calls the hook until the engine is gone.
-  std::mutex mu;
-  std::condition_variable cv;
-  bool entered = false, released = false;
+  o.read_your_writes_timeout = std::chrono::seconds(10);  // the wait ends when Pulse goes on, not before
+  ReadGate gate("rt-pulse");
   auto engine = std::make_unique<Engine>(dir.path(), o);
+  engine->log().set_read_hook(gate.hook());
   const std::string key = engine->create_tenant("acme");
   ASSERT_EQ(engine->post_event("acme", key, event_json("first")).status, 201);
   const int64_t first = engine->end_of("acme").value() - 1;
-  // Pulse has applied it (an answer, whatever the session's state, and not 503).
+  // Pulse has applied it (an answer, whatever the session's state, and not 503), and
+  // waits for the next record: armed now, the gate holds its read of that record.
   ASSERT_NE(engine->call("GET", "/v1/tenants/acme/sessions/s-1?after=" + std::to_string(first), key).status, 503);
-  engine->log().set_read_hook([&](Partition, Offset) {
-    char name[16] = {};
-    pthread_getname_np(pthread_self(), name, sizeof name);
-    if (std::string_view(name) != "rt-pulse") return;
-    std::unique_lock lk(mu);
-    entered = true;
-    cv.notify_all();
-    cv.wait(lk, [&] { return released; });
-  });
-  auto release = [&] {
-    std::lock_guard lk(mu);
-    released = true;
-    cv.notify_all();
-  };
-  struct Released {  // the runtime is never left held, whatever fails below
-    std::function<void()> f;
-    ~Released() { f(); }
-  } released_at_end{release};
+  gate.arm();
   ASSERT_EQ(engine->post_event("acme", key, event_json("second")).status, 201);
   const int64_t second = engine->end_of("acme").value() - 1;
-  ASSERT_TRUE(wait_until([&] {
-    std::lock_guard lk(mu);
-    return entered;
-  })) << "Pulse did not read the log";
+  ASSERT_TRUE(gate.wait_entered()) << "Pulse did not read the log";
   const size_t before = engine->api().in_flight();
   Result<cli::ClientResponse> answer = Status(Code::kInternal, "not sent");
   std::thread reader([&, url = engine->url()] {
     answer = cli::http_call(url, "GET", "/v1/tenants/acme/sessions/s-1?after=" + std::to_string(second),
                             {{"Authorization", "Bearer " + key}}, "");
   });
-  ASSERT_TRUE(wait_until([&] { return engine->api().in_flight() == before + 1; })) << "the read did not wait";
+  if (!wait_until([&] { return engine->api().in_flight() == before + 1; })) {
+    gate.release();
+    reader.join();
+    FAIL() << "the read did not wait for Pulse";
+  }
   engine->server().stop();  // gives up on the wait after 200 ms
-  std::atomic<bool> api_stopped{false};
-  std::thread stopper([&] {
-    engine->api().stop();
-    api_stopped = true;
-  });
-  // A negative needs a window: 300 ms in which Api::stop() must not return.
-  EXPECT_FALSE(wait_until([&] { return api_stopped.load(); }, std::chrono::milliseconds(300)))
-      << "Api::stop() returned while a ?after= wait still asked Pulse";
-  release();  // Pulse applies `second`; the wait ends and answers into the stopped server
-  stopper.join();
-  EXPECT_TRUE(api_stopped.load());
+  {
+    Stopper stopper(engine->api());
+    // A negative needs a window: 300 ms in which Api::stop() must not return.
+    EXPECT_FALSE(stopper.returned_within(std::chrono::milliseconds(300)))
+        << "Api::stop() returned while a ?after= wait still asked Pulse";
+    gate.release();  // Pulse applies `second`; the wait ends and answers into the stopped server
+    EXPECT_TRUE(stopper.returned_within(std::chrono::seconds(10)));
+  }
   EXPECT_EQ(engine->api().in_flight(), 0u);
   engine.reset();
   reader.join();
