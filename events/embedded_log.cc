@@ -397,7 +397,7 @@ class EmbeddedLog final : public Log {
         tails_(static_cast<size_t>(opts_.partitions)), assigned_(ends_), assigned_us_(last_us_),
         assigned_chain_(std::move(opened.chains)), segment_(segments_->next_segment()),
         runs_(static_cast<size_t>(opts_.partitions)), wal_fs_(std::move(wal_fs)) {
-    if (!opts_.read_only) rocks_idle_flush_register(db_, cfs_, [this] { return may_idle_flush(); });
+    if (!opts_.read_only) rocks_idle_flush_register(db_, cfs_);
     syncer_ = std::thread([this] {
       set_thread_name("log-sync");
       sync_loop();
@@ -877,18 +877,6 @@ class EmbeddedLog final : public Log {
     std::lock_guard lk(mu_);
     return broken_;
   }
-  // Asked by the idle flush (rocks_budget.h) before it flushes this store: only with
-  // every group written synced and published and the log not broken. A group whose sync
-  // failed stays out of the tables until recover() has dropped it (a flush's own sync of
-  // the WAL could succeed where ours failed, and a power loss between the column
-  // families' flushes would keep its records without their ids).
-  bool may_idle_flush() {
-    {
-      std::lock_guard lk(sync_mu_);
-      if (!to_sync_.empty() || syncing_) return false;
-    }
-    return broken().is_ok();
-  }
   void break_log(const Status& st) {
     {
       std::lock_guard lk(mu_);
@@ -945,7 +933,7 @@ class EmbeddedLog final : public Log {
     }
     db_ = opened->db;
     cfs_ = std::move(opened->cfs);
-    rocks_idle_flush_register(db_, cfs_, [this] { return may_idle_flush(); });
+    rocks_idle_flush_register(db_, cfs_);
     segments_ = std::move(opened->segments);
     segment_ = segments_->next_segment();
     segment_bytes_ = 0;

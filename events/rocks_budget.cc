@@ -12,7 +12,6 @@
 #include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -74,13 +73,11 @@ class IdleFlusher {
     cv_.notify_all();
   }
 
-  void add(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> cfs, std::function<bool()> may_flush) {
+  void add(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> cfs) {
     {
-      std::unique_lock lk(mu_);
-      done_cv_.wait(lk, [&] { return flushing_ != db; });
+      std::lock_guard lk(mu_);
       Store& s = stores_[db];
       s.cfs = std::move(cfs);
-      s.may_flush = std::move(may_flush);
       s.seq = db->GetLatestSequenceNumber();
       s.flushed_seq = 0;
       s.changed = std::chrono::steady_clock::now();
@@ -93,11 +90,10 @@ class IdleFlusher {
     cv_.notify_all();
   }
 
-  // Once this returns, the flusher no longer calls into `db`: it waits out a flush of it
-  // under way (made without the lock, so other stores open and close meanwhile).
+  // Under mu_, which run() holds while it calls into a store: once this returns, it no
+  // longer does.
   void remove(rocksdb::DB* db) {
-    std::unique_lock lk(mu_);
-    done_cv_.wait(lk, [&] { return flushing_ != db; });
+    std::lock_guard lk(mu_);
     stores_.erase(db);
   }
 
@@ -106,7 +102,6 @@ class IdleFlusher {
  private:
   struct Store {
     std::vector<rocksdb::ColumnFamilyHandle*> cfs;
-    std::function<bool()> may_flush;
     uint64_t seq = 0, flushed_seq = 0;
     std::chrono::steady_clock::time_point changed;
   };
@@ -121,55 +116,30 @@ class IdleFlusher {
       const auto period = std::min<std::chrono::milliseconds>(std::chrono::seconds(1), after_ / 4);
       cv_.wait_for(lk, std::max(period, std::chrono::milliseconds(1)));
       if (after_.count() <= 0) continue;
-      // The stores idle long enough, then each flushed without the lock (a flush may wait
-      // behind a write in progress): `flushing_` keeps its store registered meanwhile.
       const auto now = std::chrono::steady_clock::now();
-      std::vector<rocksdb::DB*> idle;
       for (auto& [db, s] : stores_) {
         const uint64_t seq = db->GetLatestSequenceNumber();
         if (seq != s.seq) {
           s.seq = seq;
           s.changed = now;
-        } else if (seq != s.flushed_seq && now - s.changed >= after_) {
-          idle.push_back(db);
+          continue;
         }
-      }
-      for (rocksdb::DB* db : idle) {
-        auto it = stores_.find(db);
-        if (it == stores_.end()) continue;  // unregistered while another store was flushed
-        Store& s = it->second;
-        // The owner may refuse (the embedded log while broken or with a sync in flight): the
-        // store is asked again at the next check.
-        if (s.may_flush && !s.may_flush()) continue;
-        const uint64_t seq = s.seq;
-        const std::vector<rocksdb::ColumnFamilyHandle*> cfs = s.cfs;
-        flushing_ = db;
-        lk.unlock();
+        if (seq == s.flushed_seq || now - s.changed < after_) continue;
+        s.flushed_seq = seq;
         rocksdb::FlushOptions fo;
-        fo.wait = false;              // RocksDB's background thread writes the tables
-        fo.allow_write_stall = true;  // never waits for a write stall to clear
-        const rocksdb::Status st = cfs.empty() ? db->Flush(fo) : db->Flush(fo, cfs);
-        lk.lock();
-        flushing_ = nullptr;
-        done_cv_.notify_all();
-        it = stores_.find(db);
-        if (it == stores_.end()) continue;
-        if (st.ok()) {
-          it->second.flushed_seq = seq;
-          flushes_.fetch_add(1);
-        } else {  // asked again after another idle period
-          it->second.changed = std::chrono::steady_clock::now();
-          log_line(LogLevel::kWarn, "idle flush failed", {{"error", st.ToString()}});
-        }
+        fo.wait = false;               // RocksDB's background thread writes the tables
+        fo.allow_write_stall = true;   // never waits for a write stall to clear
+        const rocksdb::Status st = s.cfs.empty() ? db->Flush(fo) : db->Flush(fo, s.cfs);
+        if (st.ok()) flushes_.fetch_add(1);
+        else log_line(LogLevel::kWarn, "idle flush failed", {{"error", st.ToString()}});
       }
     }
   }
 
   std::mutex mu_;
-  std::condition_variable cv_, done_cv_;
+  std::condition_variable cv_;
   std::chrono::milliseconds after_ = kRocksIdleFlushAfter;
   std::unordered_map<rocksdb::DB*, Store> stores_;
-  rocksdb::DB* flushing_ = nullptr;  // the store being flushed without mu_, if any
   std::atomic<size_t> flushes_{0};
   std::thread thread_;  // never joined: the flusher lives until exit
 };
@@ -177,9 +147,8 @@ class IdleFlusher {
 }  // namespace
 
 void set_rocks_idle_flush_after(std::chrono::milliseconds after) { IdleFlusher::get().set_after(after); }
-void rocks_idle_flush_register(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> cfs,
-                               std::function<bool()> may_flush) {
-  IdleFlusher::get().add(db, std::move(cfs), std::move(may_flush));
+void rocks_idle_flush_register(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> cfs) {
+  IdleFlusher::get().add(db, std::move(cfs));
 }
 void rocks_idle_flush_unregister(rocksdb::DB* db) { IdleFlusher::get().remove(db); }
 size_t rocks_idle_flushes() { return IdleFlusher::get().flushes(); }

@@ -1,7 +1,7 @@
 // One memory budget for every RocksDB store of the process: the embedded log, the
 // processors' state, the gateway's index. Their memtables together stay under
 // kRocksMemtableBudget (a shared WriteBufferManager: past it, the store being written
-// flushes the column family whose memtable is oldest), and their table blocks share one LRU block cache of
+// flushes its largest memtable), and their table blocks share one LRU block cache of
 // kRocksBlockCacheBytes. Without it every column family of every store could hold up to
 // two 64 MiB memtables and a block cache of its own, and an engine's memory would depend
 // on how many stores and column families it happens to open.
@@ -9,7 +9,6 @@
 
 #include <chrono>
 #include <cstddef>
-#include <functional>
 #include <vector>
 
 namespace rocksdb {
@@ -44,30 +43,25 @@ struct RocksMemory {
 RocksMemory rocks_memory();
 
 // Idle flush. A store registered here whose sequence number has not moved for the idle
-// period gets the memtables of its column families flushed, by RocksDB's background
-// thread as its other flushes are: an engine that stops taking writes hands their memory
-// back (up to kRocksMemtableBudget, held otherwise until the next start) and a restart
-// after it replays no WAL. A store may refuse (`may_flush`): the embedded log does while
-// it is broken or a WAL sync is in flight, so that only what it has synced and published
-// is flushed at an idle moment. One thread of the process ("rocks-idle") checks every
-// store once a second (a quarter of the period if that is shorter) and flushes a store
-// once per idle spell; a flush that fails is tried again after another idle period.
+// period gets its memtables flushed (in the background, as RocksDB's own flushes run):
+// an engine that stops taking writes hands the memtables' memory back (up to
+// kRocksMemtableBudget, held otherwise until the next start) and a restart after it
+// replays no WAL. Nothing changes for the data: the same flush happens whenever a
+// memtable fills up or the budget is reached, so every store already copes with a flush
+// at any moment (the embedded log drops what it had not published when it recovers).
+// One thread of the process ("rocks-idle") checks every store once per second or per
+// quarter period, whichever is shorter; a store is flushed once per idle spell.
 inline constexpr std::chrono::milliseconds kRocksIdleFlushAfter{30000};
 // The idle period for every store (0: never flush for idleness). `agentos serve
 // --idle-flush-ms`; tests shorten it.
 void set_rocks_idle_flush_after(std::chrono::milliseconds after);
-// Registers `db` (its column families `cfs`; empty: the default one). `may_flush`, if
-// given, is asked before each idle flush (with the flusher's lock held: it must not
-// register or unregister a store). A store registered twice is registered once, with the
-// last arguments.
-void rocks_idle_flush_register(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> cfs,
-                               std::function<bool()> may_flush = {});
+// Registers `db` (its column families `cfs`; empty: the default one). A store registered
+// twice is registered once, with the last `cfs`.
+void rocks_idle_flush_register(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> cfs);
 // Unregisters `db` (nothing if it was not registered). Once it returns, the idle flush no
-// longer calls into `db` (it waits out a flush of it under way): call it before closing
-// the store. A store still registered at exit may be flushed while the process ends.
+// longer calls into `db`: call it before closing the store.
 void rocks_idle_flush_unregister(rocksdb::DB* db);
-// Idle flushes requested and accepted since the process started, one per store and idle
-// spell (/metrics and tests).
+// Idle flushes requested since the process started (/metrics and tests).
 size_t rocks_idle_flushes();
 
 }  // namespace agentos

@@ -83,8 +83,8 @@ Metrics::Metrics(const char* backend) : registry_(std::make_shared<prometheus::R
                  .Register(*registry_);
   idle_flushes_ = &prometheus::BuildCounter()
                        .Name("agentos_rocksdb_idle_flushes_total")
-                       .Help("Idle flushes of the engine's RocksDB stores requested and accepted, one per store "
-                             "that took no write for --idle-flush-ms, read at the scrape")
+                       .Help("Memtable flushes of a RocksDB store of the engine that had taken no write for "
+                             "--idle-flush-ms, read at the scrape")
                        .Register(*registry_)
                        .Add({});
   stream_dropped_ = &prometheus::BuildCounter()

@@ -33,8 +33,8 @@ class Metrics {
   // "rocksdb_block_cache" (every store's, events/rocks_budget.h), "log_tail" (the embedded
   // log's tails, Log::cached_bytes). Refreshed at each scrape.
   void set_memory(const char* pool, double bytes) { memory_->Add({{"pool", pool}}).Set(bytes); }
-  // The idle flushes requested and accepted so far (rocks_idle_flushes,
-  // events/rocks_budget.h), refreshed at each scrape.
+  // The idle flushes requested so far (rocks_idle_flushes, events/rocks_budget.h),
+  // refreshed at each scrape.
   void set_idle_flushes(double total) {
     if (total > idle_flushes_->Value()) idle_flushes_->Increment(total - idle_flushes_->Value());
   }

@@ -22,7 +22,6 @@
 
 #include "events/codec.h"
 #include "events/log.h"
-#include "events/rocks_budget.h"
 #include "events/wal_sync.h"
 #include "tests/support/test_util.h"
 
@@ -319,33 +318,6 @@ TEST(EmbeddedLogWalSync, AFailedSyncFailsItsGroupsAndTheLogRecovers) {
   fs->fail_syncs = false;
   ASSERT_TRUE(wait_until([&] { return (*log)->append_sync(one("after", 2)).ok(); }, std::chrono::seconds(30)))
       << "the log did not recover in place";
-  EXPECT_EQ(ids_in(**log), (std::vector<std::string>{"before", "after"}));
-}
-
-// The idle flush (events/rocks_budget.h) leaves a broken log alone: a group whose sync
-// failed must not reach the tables (a flush's own sync of the WAL may succeed where the
-// log's failed) before the recovery drops it. Once recovered, the log is flushed again.
-TEST(EmbeddedLogWalSync, AnIdleFlushWaitsForTheRecoveryOfABrokenLog) {
-  set_rocks_idle_flush_after(std::chrono::milliseconds(100));
-  struct Restore {
-    ~Restore() { set_rocks_idle_flush_after(kRocksIdleFlushAfter); }
-  } restore;
-  TempDir dir;
-  auto fs = std::make_shared<RecordingFs>();
-  auto log = open_embedded_log(log_on(dir, fs));
-  ASSERT_TRUE(log.ok()) << log.status().to_string();
-  ASSERT_TRUE((*log)->append_sync(one("before", 0)).ok());
-  const size_t c0 = rocks_idle_flushes();
-  ASSERT_TRUE(wait_until([&] { return rocks_idle_flushes() > c0; })) << "the idle log was not flushed";
-  const size_t c1 = rocks_idle_flushes();
-  fs->fail_syncs = true;
-  ASSERT_FALSE((*log)->append_sync(one("lost", 1)).ok());
-  // Broken, and idle: no flush over several periods.
-  EXPECT_FALSE(wait_until([&] { return rocks_idle_flushes() > c1; }, std::chrono::milliseconds(800)))
-      << "a broken log was flushed";
-  fs->fail_syncs = false;
-  ASSERT_TRUE(wait_until([&] { return (*log)->append_sync(one("after", 2)).ok(); }, std::chrono::seconds(30)));
-  EXPECT_TRUE(wait_until([&] { return rocks_idle_flushes() > c1; })) << "the recovered log was not flushed";
   EXPECT_EQ(ids_in(**log), (std::vector<std::string>{"before", "after"}));
 }
 
