@@ -397,7 +397,6 @@ class EmbeddedLog final : public Log {
         tails_(static_cast<size_t>(opts_.partitions)), assigned_(ends_), assigned_us_(last_us_),
         assigned_chain_(std::move(opened.chains)), segment_(segments_->next_segment()),
         runs_(static_cast<size_t>(opts_.partitions)), wal_fs_(std::move(wal_fs)) {
-    if (!opts_.read_only) rocks_idle_flush_register(db_, cfs_);
     syncer_ = std::thread([this] {
       set_thread_name("log-sync");
       sync_loop();
@@ -933,7 +932,6 @@ class EmbeddedLog final : public Log {
     }
     db_ = opened->db;
     cfs_ = std::move(opened->cfs);
-    rocks_idle_flush_register(db_, cfs_);
     segments_ = std::move(opened->segments);
     segment_ = segments_->next_segment();
     segment_bytes_ = 0;
@@ -1325,7 +1323,6 @@ Status index_ids_once(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHa
 
 void close_db(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*>& cfs) {
   if (db == nullptr) return;
-  rocks_idle_flush_unregister(db);
   for (auto* cf : cfs) db->DestroyColumnFamilyHandle(cf);
   cfs.clear();
   db->Close();  // after a write failure it reports it again; the handle is freed anyway

@@ -13,11 +13,8 @@ namespace {
 
 class RocksKvStore final : public KvStore {
  public:
-  explicit RocksKvStore(rocksdb::DB* db) : db_(db) { rocks_idle_flush_register(db_, {}); }
-  ~RocksKvStore() override {
-    rocks_idle_flush_unregister(db_);
-    delete db_;
-  }
+  explicit RocksKvStore(rocksdb::DB* db) : db_(db) {}
+  ~RocksKvStore() override { delete db_; }
 
   Result<std::optional<std::string>> get(std::string_view key) const override {
     std::string v;

@@ -622,7 +622,6 @@ void Api::handle(HttpRequest req, Reply reply) {
     metrics_.set_memory("rocksdb_memtables", static_cast<double>(rocks.memtables));
     metrics_.set_memory("rocksdb_block_cache", static_cast<double>(rocks.block_cache));
     metrics_.set_memory("log_tail", static_cast<double>(log_.cached_bytes()));
-    metrics_.set_idle_flushes(static_cast<double>(rocks_idle_flushes()));
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = metrics_.serialize();

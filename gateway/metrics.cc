@@ -81,12 +81,6 @@ Metrics::Metrics(const char* backend) : registry_(std::make_shared<prometheus::R
                  .Help("Bytes held by a bounded memory pool of the engine (rocksdb_memtables, rocksdb_block_cache, "
                        "log_tail), read at the scrape")
                  .Register(*registry_);
-  idle_flushes_ = &prometheus::BuildCounter()
-                       .Name("agentos_rocksdb_idle_flushes_total")
-                       .Help("Memtable flushes of a RocksDB store of the engine that had taken no write for "
-                             "--idle-flush-ms, read at the scrape")
-                       .Register(*registry_)
-                       .Add({});
   stream_dropped_ = &prometheus::BuildCounter()
                          .Name("agentos_streams_dropped_total")
                          .Help("Event streams ended by the server, by reason (stalled, budget, gone, revoked)")

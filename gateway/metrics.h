@@ -33,11 +33,6 @@ class Metrics {
   // "rocksdb_block_cache" (every store's, events/rocks_budget.h), "log_tail" (the embedded
   // log's tails, Log::cached_bytes). Refreshed at each scrape.
   void set_memory(const char* pool, double bytes) { memory_->Add({{"pool", pool}}).Set(bytes); }
-  // The idle flushes requested so far (rocks_idle_flushes, events/rocks_budget.h),
-  // refreshed at each scrape.
-  void set_idle_flushes(double total) {
-    if (total > idle_flushes_->Value()) idle_flushes_->Increment(total - idle_flushes_->Value());
-  }
   prometheus::Gauge& sse_subscribers() { return *sse_; }
   prometheus::Gauge& ws_subscribers() { return *ws_; }
   prometheus::Gauge& connections() { return *connections_; }
@@ -81,7 +76,6 @@ class Metrics {
   prometheus::Gauge* stream_buffered_;
   prometheus::Gauge* log_writable_;
   prometheus::Family<prometheus::Gauge>* memory_;
-  prometheus::Counter* idle_flushes_;
   prometheus::Family<prometheus::Counter>* stream_dropped_;
   prometheus::Family<prometheus::Counter>* refused_;
   std::string backend_;

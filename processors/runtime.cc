@@ -544,7 +544,6 @@ class RuntimeImpl final : public ProcessorRuntime {
         deleted_(std::move(store.deleted)),
         cursors_(std::move(store.cursors)),
         follow_(log, opts_.partitions) {
-    rocks_idle_flush_register(db_, {meta_, state_});
     reset_lanes();  // every lane scans first (rule 3: at start)
     if (const size_t bytes = opts_.state_cache_bytes.value_or(proc_.state_cache_bytes()); bytes > 0)
       cache_.emplace(bytes);
@@ -1164,7 +1163,6 @@ class RuntimeImpl final : public ProcessorRuntime {
     db_ = store.db;
     meta_ = store.cfs[0];
     state_ = store.cfs[1];
-    rocks_idle_flush_register(db_, {meta_, state_});
     store_failed_ = false;
     if (cache_) cache_->clear();  // what the cache held may be ahead of the reopened store
     deleted_ = std::move(store.deleted);
@@ -1174,7 +1172,6 @@ class RuntimeImpl final : public ProcessorRuntime {
   }
   void close_store() {
     if (db_ == nullptr) return;
-    rocks_idle_flush_unregister(db_);
     db_->DestroyColumnFamilyHandle(state_);
     db_->DestroyColumnFamilyHandle(meta_);
     db_->Close();

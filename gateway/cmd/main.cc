@@ -30,7 +30,6 @@
 #include "events/codec.h"
 #include "events/log.h"
 #include "events/logging.h"
-#include "events/rocks_budget.h"
 #include "gateway/api.h"
 #include "gateway/cli_output.h"
 #include "gateway/cmd/sources.h"
@@ -254,7 +253,6 @@ int cmd_serve(int argc, char** argv) {
           {"dreams", "AGENTOS_DREAMS", "true", "run the Dreams processor (state in DATA_DIR/processors/dreams)"},
           {"skills", "AGENTOS_SKILLS", "true", "run the Skills processor (state in DATA_DIR/processors/skills)"},
           {"router", "AGENTOS_ROUTER", "true", "run the model Router processor (state in DATA_DIR/processors/router; routing decisions at /v1/tenants/{t}/models:route)"},
-          {"idle-flush-ms", "AGENTOS_IDLE_FLUSH_MS", "30000", "a RocksDB store of the engine (the log, each processor's state, the index, the vaults) that has taken no write for this long has its memtables flushed: an idle engine hands their memory back (up to 256 MiB) and a restart after it replays no WAL; 0: never"},
           {"processor-window-ms", "AGENTOS_PROCESSOR_WINDOW_MS", "5", "under load each follower of the log in the engine (the processors, the webhook deliverer, the index of tenants and keys, the notary) takes its new records at most once per window, in one round; a record after a quiet spell is taken at once. It bounds the extra wait of a read that waits for one of them (?after=, an inclusion proof, an admin call); 0: a round per append"},
           {"deliverer", "AGENTOS_DELIVERER", "true", "deliver webhook notifications (endpoints and secrets in DATA_DIR/secrets, cursor in DATA_DIR/deliverer)"},
           {"pii", "AGENTOS_PII", "true", "seal personal data (the schema's pii fields) per data subject in DATA_DIR/pii; false: stored as sent, and erasures and tenant deletion answer 503"},
@@ -342,7 +340,6 @@ int cmd_serve(int argc, char** argv) {
   // The followers of the log in this process (the index, the notary, each processor's
   // runtime, the webhook deliverer) take its new records at most once per window under load.
   const auto window = std::chrono::milliseconds(std::max(0, std::atoi(a.get("processor-window-ms").c_str())));
-  set_rocks_idle_flush_after(std::chrono::milliseconds(std::max(0L, std::atol(a.get("idle-flush-ms").c_str()))));
   auto index = gateway::LocalIndex::open(data_dir + "/index", *log, window);
   if (!index.ok()) {
     log_line(LogLevel::kError, "cannot open the index", {{"error", index.status().to_string()}});

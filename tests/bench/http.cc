@@ -913,41 +913,21 @@ Runs run_tenants(const Options& o, int runs) {
         return r;
       }
       r.events_per_s = 2.0 * count / std::chrono::duration<double>(Clock::now() - t0).count();
-      // Idle: for the stores' idle flush (--idle-flush-ms, AGENTOS_IDLE_FLUSH_MS when set,
-      // events/rocks_budget.h) and 2 s more for the flushes; then until the memory held has
-      // not moved by 1 MiB for 12 s (at most 90 s): the allocator hands what the catch-up
-      // and the flushes freed back over its dirty decay of 10 s (gateway/cmd/allocator.cc),
-      // and it is then not counted as held.
-      const char* idle_env = std::getenv("AGENTOS_IDLE_FLUSH_MS");
-      const long idle_ms = idle_env ? std::atol(idle_env) : static_cast<long>(kRocksIdleFlushAfter.count());
-      if (idle_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(idle_ms + 2000));
-      {
-        const auto give_up = Clock::now() + std::chrono::seconds(90);
-        auto since = Clock::now();
-        long ref = rss_kib(eng.pid);
-        while (Clock::now() - since < std::chrono::seconds(12) && Clock::now() < give_up) {
-          std::this_thread::sleep_for(std::chrono::seconds(1));
-          const long now_kib = rss_kib(eng.pid);
-          if (std::labs(now_kib - ref) > 1024) {
-            ref = now_kib;
-            since = Clock::now();
-          }
-        }
-      }
+      // Idle for the allocator's dirty decay (10 s) and a second more: what the catch-up
+      // freed is then handed back (gateway/cmd/allocator.cc), not counted as held.
+      std::this_thread::sleep_for(std::chrono::seconds(11));
       long lazy = 0;
       const long rss = settled_rss_kib(eng, &lazy);
       Pools held;
       held.memtables = metric_sum(eng, R"(agentos_memory_bytes{pool="rocksdb_memtables"})");
       held.block_cache = metric_sum(eng, R"(agentos_memory_bytes{pool="rocksdb_block_cache"})");
       held.log_tail = metric_sum(eng, R"(agentos_memory_bytes{pool="log_tail"})");
-      const double idle_flushes = metric_sum(eng, "agentos_rocksdb_idle_flushes_total");
       (*pools)[count].push_back(held);
       char note[200];
       std::snprintf(note, sizeof note,
-                    "RSS %ld MiB less %ld MiB lazily freed; memtables %.1f MiB, block cache %.1f MiB, log tails %.1f "
-                    "MiB; %.0f idle flushes",
+                    "RSS %ld MiB less %ld MiB lazily freed; memtables %.1f MiB, block cache %.1f MiB, log tails %.1f MiB",
                     (rss + lazy) / 1024, lazy / 1024, held.memtables / 1048576, held.block_cache / 1048576,
-                    held.log_tail / 1048576, idle_flushes);
+                    held.log_tail / 1048576);
       r.note = note;
       r.p50_us = static_cast<double>(rss);  // carried to the summary below (KiB)
       return r;

@@ -182,10 +182,7 @@ class RolesCrash {
     }
     base_args_ = {"--pg-url",          pg_->admin_url(db_), "--pg-projector-url", pg_->url_as("agentos_projector", db_),
                   "--pg-reader-url",   pg_->url_as("agentos_reader", db_), "--deliverer", "false",
-                  "--projector-workers", std::to_string(kProjectorWorkers),
-                  // Every store flushed at the load's quiet moments (restarts, pauses) as
-                  // well as when full: the idle flush (events/rocks_budget.h) under each fault.
-                  "--idle-flush-ms", "100"};
+                  "--projector-workers", std::to_string(kProjectorWorkers)};
     engine_ = std::make_unique<EngineProcess>(data_, dir_.path() + "/engine.log", kPartitions, with_ticks(200));
     ASSERT_TRUE(engine_->start());
     ++starts_;
