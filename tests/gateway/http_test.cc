@@ -743,6 +743,17 @@ class Stopper {
   std::thread t_;
 };
 
+// The server's stop() gives up (a drain of 200 ms) on what `gate` holds; Api::stop() must
+// then wait for it — 300 ms in which it must not return (a negative needs a window) — and
+// return once the gate opens.
+void expect_api_stop_waits_for(Engine& engine, ReadGate& gate, const std::string& what) {
+  engine.server().stop();
+  Stopper stopper(engine.api());
+  EXPECT_FALSE(stopper.returned_within(std::chrono::milliseconds(300))) << "Api::stop() returned while " << what;
+  gate.release();
+  EXPECT_TRUE(stopper.returned_within(std::chrono::seconds(10)));
+}
+
 TEST(HttpStop, ApiStopWaitsForAReaderJobTheDrainGaveUpOnAndItsReplyIsDropped) {
   // A retry's comparison with the logged event runs on a reader thread and reads the log.
   // Held there past the server's drain, it must still be running when the server's stop()
@@ -770,15 +781,7 @@ TEST(HttpStop, ApiStopWaitsForAReaderJobTheDrainGaveUpOnAndItsReplyIsDropped) {
     producer.join();
     FAIL() << "the retry was not compared on a reader thread";
   }
-  engine->server().stop();  // gives up on the comparison after 200 ms
-  {
-    Stopper stopper(engine->api());
-    // A negative needs a window: 300 ms in which Api::stop() must not return.
-    EXPECT_FALSE(stopper.returned_within(std::chrono::milliseconds(300)))
-        << "Api::stop() returned while a reader job still read the log";
-    gate.release();
-    EXPECT_TRUE(stopper.returned_within(std::chrono::seconds(10)));
-  }
+  expect_api_stop_waits_for(*engine, gate, "a reader job still read the log");
   engine.reset();
   producer.join();
   ASSERT_FALSE(answer.ok()) << "answered " << answer->status << " after the server stopped";
@@ -819,15 +822,8 @@ TEST(HttpStop, ApiStopWaitsForAnAfterWaitTheDrainGaveUpOn) {
     reader.join();
     FAIL() << "the read did not wait for Pulse";
   }
-  engine->server().stop();  // gives up on the wait after 200 ms
-  {
-    Stopper stopper(engine->api());
-    // A negative needs a window: 300 ms in which Api::stop() must not return.
-    EXPECT_FALSE(stopper.returned_within(std::chrono::milliseconds(300)))
-        << "Api::stop() returned while a ?after= wait still asked Pulse";
-    gate.release();  // Pulse applies `second`; the wait ends and answers into the stopped server
-    EXPECT_TRUE(stopper.returned_within(std::chrono::seconds(10)));
-  }
+  // Released, Pulse applies `second`; the wait ends and answers into the stopped server.
+  expect_api_stop_waits_for(*engine, gate, "a ?after= wait still asked Pulse");
   EXPECT_EQ(engine->api().in_flight(), 0u);
   engine.reset();
   reader.join();
