@@ -373,7 +373,10 @@ class RolesCrash {
     ASSERT_TRUE(test::wait_until([&] { return projector_pg_errors() > errors_before || all_done(); }, 60s))
         << "the projector never failed on the full tablespace";
     ASSERT_FALSE(all_done()) << "the load ended before the tablespace was full: make it longer";
-    EXPECT_NE(file_tail(pg_->data_dir() + "/server.log", 1 << 20).find("No space left on device"), std::string::npos);
+    // PostgreSQL's logging collector writes the line after the client has its error: wait.
+    EXPECT_TRUE(test::wait_until([&] {
+      return file_tail(pg_->data_dir() + "/server.log", 1 << 20).find("No space left on device") != std::string::npos;
+    }, 10s)) << "the projector's errors were not PostgreSQL's full disk";
     ASSERT_NO_FATAL_FAILURE(ingest_goes_on("the read models' tablespace was full", 3000));
     const Response full = read_sessions();
     EXPECT_EQ(full.status, 200) << full.error << full.body;
