@@ -17,6 +17,7 @@
 #include "events/dream_rules.h"
 #include "events/json_writer.h"
 #include "processors/dreams_state.h"
+#include "processors/tenant_state.h"
 #include "processors/timer_index.h"
 #include "schemas/agentos_generated.h"
 
@@ -766,6 +767,30 @@ Result<std::optional<DreamSummary>> read_dream(const StateGetter& get, std::stri
 
 Status DreamsProcessor::apply(const EventView& ev, StateTxn& state, Emitter& out) {
   return Apply(ev, state, out).run();
+}
+
+Status DreamsProcessor::forget_tenant(std::string_view tenant, Partition p, StateTxn& state) {
+  PartitionStats stats;
+  DR_ASSIGN_OR_RETURN(auto v, state.get(stats_key(p.value())));
+  if (v) {
+    DR_ASSIGN_OR_RETURN(stats, decode_stats(*v));
+  }
+  const PartitionStats before = stats;
+  // The tenant's side of each share: an owner's open one (offered or accepted) is counted
+  // in shares_open. A target's side held by another tenant is that tenant's and stays.
+  const auto share = [&](std::string_view, std::string_view value) -> Status {
+    DR_ASSIGN_OR_RETURN(const ShareRec s, decode_share(value));
+    if (s.owner_side && (s.state == ShareState::kOffered || s.state == ShareState::kAccepted)) stats.shares_open -= 1;
+    return Status::ok();
+  };
+  DR_RETURN_IF_ERROR(tenant_state::erase(state, 'T', tenant));
+  DR_RETURN_IF_ERROR(tenant_state::erase(state, 'D', tenant));
+  DR_RETURN_IF_ERROR(tenant_state::erase(state, 'S', tenant, share));
+  DR_ASSIGN_OR_RETURN(const int64_t timers,
+                      tenant_state::erase_timers(state, timer_prefix(p.value()), stats.timer_floor_us, tenant));
+  stats.timers -= timers;
+  if (encode(stats) != encode(before)) state.put(stats_key(p.value()), encode(stats));
+  return Status::ok();
 }
 
 Result<std::optional<int64_t>> DreamsProcessor::next_timer_us(Partition p, StateReader& state) const {

@@ -40,6 +40,8 @@ class DreamsProcessor final : public Processor {
  public:
   std::string_view name() const override { return kProcessorName; }
   Status apply(const EventView& ev, StateTxn& state, Emitter& out) override;
+  // Deletes the tenant's keys and timers and takes its part out of the gauges (processor.h).
+  Status forget_tenant(std::string_view tenant, Partition p, StateTxn& state) override;
   // The sharing messages arrive as its own derived events (DREAMS.md, Sharing).
   bool consumes_own_events() const override { return true; }
   // Every fact it folds reads its partition's counters first: kept in memory (processor.h).

@@ -14,6 +14,7 @@
 #include "events/heartbeat_rules.h"
 #include "events/json_writer.h"
 #include "processors/heartbeat_state.h"
+#include "processors/tenant_state.h"
 #include "processors/timer_index.h"
 #include "schemas/agentos_generated.h"
 
@@ -829,6 +830,35 @@ std::string trim_zeros(std::string s) {
 
 Status HeartbeatProcessor::apply(const EventView& ev, StateTxn& state, Emitter& out) {
   return Apply(ev, state, out).run();
+}
+
+Status HeartbeatProcessor::forget_tenant(std::string_view tenant, Partition p, StateTxn& state) {
+  PartitionStats stats;
+  HB_ASSIGN_OR_RETURN(auto v, state.get(stats_key(p.value())));
+  if (v) {
+    HB_ASSIGN_OR_RETURN(stats, decode_stats(*v));
+  }
+  const PartitionStats before = stats;
+  const auto check = [&](std::string_view, std::string_view value) -> Status {
+    HB_ASSIGN_OR_RETURN(const CheckRec ck, decode_check(value));
+    if (ck.state != CheckState::kRemoved) stats.checks -= 1;
+    if (!ck.alert_id.empty()) stats.alerts_open -= 1;
+    return Status::ok();
+  };
+  const auto delivery = [&](std::string_view, std::string_view value) -> Status {
+    HB_ASSIGN_OR_RETURN(const DeliveryRec d, decode_delivery(value));
+    if (d.state == DeliveryState::kPending) stats.deliveries_pending -= 1;
+    return Status::ok();
+  };
+  HB_RETURN_IF_ERROR(tenant_state::erase(state, 'T', tenant));
+  HB_RETURN_IF_ERROR(tenant_state::erase(state, 'C', tenant, check));
+  HB_RETURN_IF_ERROR(tenant_state::erase(state, 'H', tenant));
+  HB_RETURN_IF_ERROR(tenant_state::erase(state, 'N', tenant, delivery));
+  HB_ASSIGN_OR_RETURN(const int64_t timers,
+                      tenant_state::erase_timers(state, timer_prefix(p.value()), stats.timer_floor_us, tenant));
+  stats.timers -= timers;
+  if (encode(stats) != encode(before)) state.put(stats_key(p.value()), encode(stats));
+  return Status::ok();
 }
 
 Result<std::optional<int64_t>> HeartbeatProcessor::next_timer_us(Partition p, StateReader& state) const {

@@ -32,6 +32,8 @@ class HeartbeatProcessor final : public Processor {
  public:
   std::string_view name() const override { return kProcessorName; }
   Status apply(const EventView& ev, StateTxn& state, Emitter& out) override;
+  // Deletes the tenant's keys and timers and takes its part out of the gauges (processor.h).
+  Status forget_tenant(std::string_view tenant, Partition p, StateTxn& state) override;
   // The earliest timer of `p` (due, deadline, digest, retry): the 'W' index.
   Result<std::optional<int64_t>> next_timer_us(Partition p, StateReader& state) const override;
   // Gauges: checks_registered, timers_pending (per partition, maintained in state).

@@ -202,6 +202,19 @@ class Processor {
   virtual Result<std::optional<int64_t>> next_timer_us(Partition /*p*/, StateReader& /*state*/) const {
     return std::optional<int64_t>();
   }
+
+  // A deleted tenant (processors/README.md, Deleted tenants): the runtime calls this when
+  // it folds `tenant.deleted` of `tenant`, a tenant of partition `p`, in the batch of that
+  // record — what it writes commits with the deletion, or nothing does — and never for a
+  // tenant already deleted. The processor deletes what it keeps of the tenant: every key
+  // of the tenant, its entries in the partition's timer index, and the tenant's part of
+  // the partition's level gauges (what report_gauges says is there now; running totals
+  // keep it). Deterministic like `apply` (a replay forgets the same keys at the same
+  // record); it emits nothing. What other tenants keep about the tenant (the other side
+  // of a share, a replica of its published skill) is theirs and stays. Default: nothing.
+  virtual Status forget_tenant(std::string_view /*tenant*/, Partition /*p*/, StateTxn& /*state*/) {
+    return Status::ok();
+  }
 };
 
 }  // namespace agentos

@@ -14,6 +14,7 @@
 
 #include "events/codec.h"
 #include "processors/pulse_state.h"
+#include "processors/tenant_state.h"
 #include "schemas/agentos_generated.h"
 
 namespace agentos::pulse {
@@ -939,6 +940,14 @@ Result<std::optional<int64_t>> PulseProcessor::next_timer_us(Partition p, StateR
 
 Status PulseProcessor::apply(const EventView& ev, StateTxn& state, Emitter& out) {
   return Apply(ev, state, out, rules_).run();
+}
+
+Status PulseProcessor::forget_tenant(std::string_view tenant, Partition p, StateTxn& state) {
+  for (const char tag : {'T', 'S', 'A', 'Q', 'K', 'M', 'U', 'D', 'C'})
+    PULSE_RETURN_IF_ERROR(tenant_state::erase(state, tag, tenant));
+  // The sessions' duration timers (no floor: the index is read from its start).
+  auto timers = tenant_state::erase_timers(state, timer_prefix(p.value()), 0, tenant);
+  return timers.ok() ? Status::ok() : std::move(timers).take_status();
 }
 
 }  // namespace agentos::pulse

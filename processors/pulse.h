@@ -67,6 +67,8 @@ class PulseProcessor final : public Processor {
   explicit PulseProcessor(PulseRules rules = {}) : rules_(rules) {}
   std::string_view name() const override { return "pulse"; }
   Status apply(const EventView& ev, StateTxn& state, Emitter& out) override;
+  // Deletes the tenant's keys and timers (processor.h).
+  Status forget_tenant(std::string_view tenant, Partition p, StateTxn& state) override;
   // The earliest duration timer of `p` (the 'W' index).
   Result<std::optional<int64_t>> next_timer_us(Partition p, StateReader& state) const override;
 

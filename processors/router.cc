@@ -8,6 +8,7 @@
 #include "events/codec.h"
 #include "events/json_writer.h"
 #include "processors/router_state.h"
+#include "processors/tenant_state.h"
 #include "processors/timer_index.h"
 #include "schemas/agentos_generated.h"
 
@@ -441,6 +442,28 @@ Result<routing::RouterView> read_view(StateReader& state, std::string_view tenan
 
 Status RouterProcessor::apply(const EventView& ev, StateTxn& state, Emitter& out) {
   return Apply(ev, state, out).run();
+}
+
+Status RouterProcessor::forget_tenant(std::string_view tenant, Partition p, StateTxn& state) {
+  PartitionStats stats;
+  RT_ASSIGN_OR_RETURN(auto v, state.get(stats_key(p.value())));
+  if (v) {
+    RT_ASSIGN_OR_RETURN(stats, decode_stats(*v));
+  }
+  const PartitionStats before = stats;
+  const auto provider = [&](std::string_view, std::string_view value) -> Status {
+    RT_ASSIGN_OR_RETURN(const ProviderRec rec, decode_provider(value));
+    stats.providers -= 1;
+    if (rec.circuit == Circuit::kOpen) stats.open_circuits -= 1;
+    return Status::ok();
+  };
+  RT_RETURN_IF_ERROR(tenant_state::erase(state, 'T', tenant));
+  RT_RETURN_IF_ERROR(tenant_state::erase(state, 'P', tenant, provider));
+  RT_ASSIGN_OR_RETURN(const int64_t timers,
+                      tenant_state::erase_timers(state, timer_prefix(p.value()), stats.timer_floor_us, tenant));
+  stats.timers -= timers;
+  if (encode(stats) != encode(before)) state.put(stats_key(p.value()), encode(stats));
+  return Status::ok();
 }
 
 Result<std::optional<int64_t>> RouterProcessor::next_timer_us(Partition p, StateReader& state) const {

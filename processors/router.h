@@ -30,6 +30,8 @@ class RouterProcessor final : public Processor {
  public:
   std::string_view name() const override { return kProcessorName; }
   Status apply(const EventView& ev, StateTxn& state, Emitter& out) override;
+  // Deletes the tenant's keys and timers and takes its part out of the gauges (processor.h).
+  Status forget_tenant(std::string_view tenant, Partition p, StateTxn& state) override;
   // The earliest cooldown timer of `p`: the 'W' index from the partition's timer floor.
   Result<std::optional<int64_t>> next_timer_us(Partition p, StateReader& state) const override;
   // Gauges (per partition, kept in state): router_providers, router_circuits_open,

@@ -1015,6 +1015,8 @@ class RuntimeImpl final : public ProcessorRuntime {
         continue;
       }
       if (ev.header.type_name == "tenant.deleted") {
+        // What the processor keeps of the tenant goes in this batch, with the mark.
+        if (Status s = proc_.forget_tenant(ev.header.tenant, p, txn); !s.is_ok()) return s;
         wb.Put(meta_, std::string(1, kDeletedTag) + std::string(ev.header.tenant), "");
         batch_deleted_.emplace(ev.header.tenant);
         ++w.skipped;
@@ -1025,7 +1027,11 @@ class RuntimeImpl final : public ProcessorRuntime {
       ++w.applied;
       for (size_t i = 0; i < em.derived().size(); ++i) {
         const auto& [dest, bytes] = em.derived()[i];
-        if (any_deleted() && deleted(read_header(bytes).tenant)) continue;  // nothing derived for a deleted tenant
+        // Nothing derived for a tenant of this partition deleted before this record. A
+        // message to another partition's tenant goes whatever that partition folded so far
+        // (when it folds the deletion is timing, and a fold must not depend on it); it is
+        // never applied there.
+        if (dest == p && any_deleted() && deleted(read_header(bytes).tenant)) continue;
         if (!opts_.keep_derived) {  // built and checked by the emitter, then dropped
           ++w.derived;
           continue;

@@ -12,6 +12,7 @@
 #include "events/semver.h"
 #include "events/skill_rules.h"
 #include "processors/skills_state.h"
+#include "processors/tenant_state.h"
 #include "schemas/agentos_generated.h"
 
 namespace agentos::skills {
@@ -391,6 +392,13 @@ class Apply {
 
 Status SkillsProcessor::apply(const EventView& ev, StateTxn& state, Emitter& out) {
   return Apply(ev, state, out).run();
+}
+
+Status SkillsProcessor::forget_tenant(std::string_view tenant, Partition, StateTxn& state) {
+  // The author's skills and versions, its installs and its sessions' pins. The replicas
+  // of its public versions in the partitions' catalogs are the catalog tenants' keys.
+  for (const char tag : {'T', 'K', 'V', 'I', 'S'}) SK_RETURN_IF_ERROR(tenant_state::erase(state, tag, tenant));
+  return Status::ok();
 }
 
 }  // namespace agentos::skills

@@ -29,6 +29,8 @@ class SkillsProcessor final : public Processor {
  public:
   std::string_view name() const override { return kProcessorName; }
   Status apply(const EventView& ev, StateTxn& state, Emitter& out) override;
+  // Deletes the tenant's keys (processor.h).
+  Status forget_tenant(std::string_view tenant, Partition p, StateTxn& state) override;
   // The catalog messages arrive as its own derived events (SKILLS.md, catalog replicas).
   bool consumes_own_events() const override { return true; }
   // Every session.updated fact looks its session up: kept in memory (processor.h).

@@ -194,6 +194,17 @@ class Echo final : public Processor {
     if (id.starts_with("to-")) return out.emit_elsewhere(id.substr(3, id.find('.') - 3), "heartbeat.alert", data, "");
     return out.emit("heartbeat.alert", data, "");
   }
+  // Deletes the tenant's count, and records the call ("forgot/<tenant>": how many times).
+  Status forget_tenant(std::string_view tenant, Partition, StateTxn& state) override {
+    if (fail_forget) return Status(Code::kInternal, "forget failed");
+    state.del("n/" + std::string(tenant));
+    const std::string key = "forgot/" + std::string(tenant);
+    auto n = state.get(key);
+    if (!n.ok()) return n.status();
+    state.put(key, std::to_string((*n ? std::stoll(**n) : 0) + 1));
+    return Status::ok();
+  }
+  bool fail_forget = false;
 };
 
 // What a runtime's store holds, read from its directory (the runtime closed): the outbox
@@ -289,10 +300,17 @@ TEST_F(RuntimeTest, RelayedEntriesLeaveNoTombstonesAndAFlushDropsThem) {
   EXPECT_EQ(logged_from(*log_, "/agentos/processors/echo").size(), static_cast<size_t>(2 * kInputs));
 }
 
-// tenant.deleted (processors/README.md, Deleted tenants): from the deletion on, none of
-// the tenant's records is applied and nothing is derived for it — also what another
-// tenant's input derives for it — across a restart, and a replay decides the same.
+// tenant.deleted (processors/README.md, Deleted tenants): the processor forgets the
+// tenant (Processor::forget_tenant) once, in the deletion's batch; from the deletion on,
+// none of the tenant's records is applied and nothing is derived for it by a record of its
+// partition — another tenant's input there included. A message from another partition
+// still goes (whether that partition has folded the deletion is timing); it is never
+// applied. The same across a restart, and a replay decides the same.
 TEST_F(RuntimeTest, ADeletedTenantGetsNoFurtherDecisionsAndNothingDerivedForIt) {
+  std::string near;  // a tenant on acme's partition; globex is on another
+  for (int i = 0; near.empty(); ++i)
+    if (p_of("t-" + std::to_string(i)) == p_of("acme")) near = "t-" + std::to_string(i);
+  ASSERT_NE(p_of("globex"), p_of("acme"));
   int64_t t = kBaseTimeUs;
   auto ev = [&](const std::string& tenant, const std::string& id) {
     return std::make_pair(tenant, session_event(tenant, id, "created", "s1", t += 1000));
@@ -300,7 +318,7 @@ TEST_F(RuntimeTest, ADeletedTenantGetsNoFurtherDecisionsAndNothingDerivedForIt) 
   append_all(*log_, {ev("acme", "a1"), ev("globex", "g1"),
                      {"acme", test_event("acme", "del-1", "tenant.deleted", t += 1000, R"({"keysDestroyed":0})",
                                          "/agentos/admin")},
-                     ev("acme", "a2"), ev("globex", "to-acme.1"), ev("globex", "g2")});
+                     ev("acme", "a2"), ev("globex", "to-acme.1"), ev(near, "to-acme.3"), ev("globex", "g2")});
   Echo echo;
   auto open_echo = [&](const std::string& state, bool relay) {
     RuntimeOptions o;
@@ -320,20 +338,26 @@ TEST_F(RuntimeTest, ADeletedTenantGetsNoFurtherDecisionsAndNothingDerivedForIt) 
   };
   auto rt = open_echo("state", true);
   ASSERT_TRUE(drain(*rt).is_ok());
-  EXPECT_EQ(value(*rt, "n/acme"), "1");    // a1 only
-  EXPECT_EQ(value(*rt, "n/globex"), "3");  // g1, to-acme.1, g2
-  EXPECT_EQ(derived_for("acme"), 1);       // a1's; to-acme.1's was dropped
+  EXPECT_EQ(value(*rt, "n/acme"), "<absent>");  // a1's count, forgotten at the deletion
+  EXPECT_EQ(value(*rt, "forgot/acme"), "1");
+  EXPECT_EQ(value(*rt, "n/globex"), "3");       // g1, to-acme.1, g2
+  EXPECT_EQ(value(*rt, "n/" + near), "1");      // to-acme.3
+  EXPECT_EQ(value(*rt, "forgot/globex"), "<absent>");
+  EXPECT_EQ(derived_for("acme"), 2);  // a1's and globex's message; near's was dropped
   EXPECT_EQ(derived_for("globex"), 2);
-  EXPECT_EQ(rt->stats().events_applied, 4u);
+  EXPECT_EQ(derived_for(near), 0);
+  EXPECT_EQ(rt->stats().events_applied, 5u);  // not a2
 
   // Across a restart: the deletion is remembered with the offsets.
   rt.reset();
-  append_all(*log_, {ev("acme", "a3"), ev("globex", "to-acme.2")});
+  append_all(*log_, {ev("acme", "a3"), ev("globex", "to-acme.2"), ev(near, "to-acme.4")});
   rt = open_echo("state", true);
   ASSERT_TRUE(drain(*rt).is_ok());
-  EXPECT_EQ(value(*rt, "n/acme"), "1");
+  EXPECT_EQ(value(*rt, "n/acme"), "<absent>");
+  EXPECT_EQ(value(*rt, "forgot/acme"), "1");
   EXPECT_EQ(value(*rt, "n/globex"), "4");
-  EXPECT_EQ(derived_for("acme"), 1);
+  EXPECT_EQ(value(*rt, "n/" + near), "2");
+  EXPECT_EQ(derived_for("acme"), 3);
   EXPECT_EQ(derived_for("globex"), 2);
 
   // A replay of the whole log into empty state decides the same.
@@ -348,7 +372,53 @@ TEST_F(RuntimeTest, ADeletedTenantGetsNoFurtherDecisionsAndNothingDerivedForIt) 
     for (const auto& e : *outbox) rederived.insert(std::string(read_header(e.bytes).id));
   }
   EXPECT_EQ(rederived, logged);
-  EXPECT_EQ(logged.size(), 3u);
+  EXPECT_EQ(logged.size(), 5u);
+}
+
+// Forgetting a deleted tenant commits with the deletion or not at all: a forget_tenant
+// that fails stops the runtime with nothing of the batch committed (the tenant is not
+// marked deleted); once it succeeds, after a restart, the tenant is forgotten and deleted
+// as if it had never failed. A second tenant.deleted of the same tenant forgets nothing.
+TEST_F(RuntimeTest, AFailedForgetCommitsNothingOfItsBatchAndASecondDeletionForgetsNothing) {
+  int64_t t = kBaseTimeUs;
+  auto ev = [&](const std::string& id) {
+    return std::make_pair(std::string("acme"), session_event("acme", id, "created", "s1", t += 1000));
+  };
+  auto deleted = [&](const std::string& id) {
+    return std::make_pair(std::string("acme"),
+                          test_event("acme", id, "tenant.deleted", t += 1000, R"({"keysDestroyed":0})", "/agentos/admin"));
+  };
+  append_all(*log_, {ev("a1"), deleted("del-1"), ev("a2")});
+  Echo echo;
+  echo.fail_forget = true;
+  auto open_echo = [&] {
+    RuntimeOptions o;
+    o.state_dir = dir_.sub("state");
+    o.relay = false;
+    o.partitions = {p_of("acme")};
+    auto r = open_processor_runtime(*log_, echo, std::move(o));
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return std::move(r).value();
+  };
+  auto rt = open_echo();
+  auto r = rt->step();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kInternal) << r.status().to_string();
+  EXPECT_EQ(value(*rt, "n/acme"), "<absent>");  // a1's count: in the failed batch, not committed
+  EXPECT_EQ(rt->committed_offset(p_of("acme")), Offset(0));
+  rt.reset();
+
+  echo.fail_forget = false;
+  rt = open_echo();
+  ASSERT_TRUE(drain(*rt).is_ok());
+  EXPECT_EQ(value(*rt, "n/acme"), "<absent>");  // a1 counted, then forgotten; a2 never applied
+  EXPECT_EQ(value(*rt, "forgot/acme"), "1");
+  EXPECT_EQ(rt->stats().events_applied, 1u);
+
+  append_all(*log_, {deleted("del-2"), ev("a3")});
+  ASSERT_TRUE(drain(*rt).is_ok());
+  EXPECT_EQ(value(*rt, "forgot/acme"), "1");
+  EXPECT_EQ(value(*rt, "n/acme"), "<absent>");
 }
 
 TEST_F(RuntimeTest, ApplyErrorCommitsNothingAndSticks) {
