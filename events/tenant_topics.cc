@@ -24,6 +24,9 @@ namespace {
 
 constexpr std::string_view kPlaceholder = "{tenant}";
 constexpr char kPositionHeader[] = "agentos_position";
+// The progress topic's key of a deleted tenant: "deleted:<tenant>" (its records after its
+// tenant.deleted are withheld). A partition's progress is keyed by the partition number.
+constexpr std::string_view kDeletedKey = "deleted:";
 
 int to_ms(std::chrono::milliseconds d) { return static_cast<int>(std::max<int64_t>(1, d.count())); }
 
@@ -80,10 +83,12 @@ class KafkaTenantTopics final : public TenantTopics {
       auto& records = prometheus::BuildCounter()
                           .Name("agentos_tenant_topics_records_total")
                           .Help("Log records handled by the tenant-topic fan-out, by outcome (published, skipped: "
-                                "already in the tenant's topic after a restart)")
+                                "already in the tenant's topic after a restart, withheld: a record of a tenant "
+                                "after its tenant.deleted)")
                           .Register(*o_.metrics);
       published_metric_ = &records.Add({{"outcome", "published"}});
       skipped_metric_ = &records.Add({{"outcome", "skipped"}});
+      withheld_metric_ = &records.Add({{"outcome", "withheld"}});
       auto& txns = prometheus::BuildCounter()
                        .Name("agentos_tenant_topics_transactions_total")
                        .Help("Kafka transactions of the tenant-topic fan-out, by outcome (committed, aborted)")
@@ -214,6 +219,7 @@ class KafkaTenantTopics final : public TenantTopics {
     }
     // The committed progress, then the window of records an earlier run may have
     // published without committing (visible to a broker without transaction markers).
+    deleted_.clear();
     auto committed = read_progress();
     if (!committed.ok()) return committed.status();
     {
@@ -340,6 +346,10 @@ class KafkaTenantTopics final : public TenantTopics {
       const auto* k = static_cast<const char*>(m->key);
       const auto* v = static_cast<const char*>(m->payload);
       if (!k || !v) return;
+      if (const std::string_view key(k, m->key_len); key.starts_with(kDeletedKey)) {
+        deleted_.emplace(key.substr(kDeletedKey.size()));  // a deleted tenant (round())
+        return;
+      }
       std::from_chars(k, k + m->key_len, p);
       std::from_chars(v, v + m->len, next);
       if (p >= 0 && static_cast<size_t>(p) < out.size() && next >= 0) out[static_cast<size_t>(p)] = next;
@@ -474,7 +484,8 @@ class KafkaTenantTopics final : public TenantTopics {
       std::lock_guard lk(delivery_mu_);
       delivery_error_.clear();
     }
-    uint64_t published = 0, skipped = 0;
+    uint64_t published = 0, skipped = 0, withheld = 0;
+    std::set<std::string, std::less<>> deleted;  // tenant.deleted in this round
     std::vector<int64_t> next = from;
     for (size_t p = 0; p < batch.size(); ++p) {
       for (const StoredRecord& r : batch[p]) {
@@ -485,6 +496,14 @@ class KafkaTenantTopics final : public TenantTopics {
                                                     " failed verification"));
         const EventHeader h = read_header(r.value);
         if (is_system_tenant(h.tenant)) continue;
+        // A deleted tenant's topic ends with its tenant.deleted: what lands on its
+        // partition for it later (a message another partition's processor sent it) is
+        // never applied, and is not published either.
+        if (deleted_.count(h.tenant) || deleted.count(h.tenant)) {
+          ++withheld;
+          continue;
+        }
+        if (h.type_name == "tenant.deleted") deleted.emplace(h.tenant);
         const std::string topic = tenant_topic(o_.topic_template, h.tenant);
         if (r.pos.offset.value() < window_end_[p]) {
           // Records an earlier run may have published: skip those the topic holds.
@@ -523,6 +542,16 @@ class KafkaTenantTopics final : public TenantTopics {
           RD_KAFKA_V_VALUE(const_cast<char*>(v.data()), v.size()), RD_KAFKA_V_END);
       if (err) return fail(unavailable("produce progress: " + std::string(rd_kafka_err2str(err))));
     }
+    // The round's deleted tenants, committed with its progress: a restart resumes past
+    // their deletions and must still withhold their records.
+    for (const std::string& t : deleted) {
+      const std::string k = std::string(kDeletedKey) + t;
+      const rd_kafka_resp_err_t err = rd_kafka_producev(
+          producer_, RD_KAFKA_V_TOPIC(o_.progress_topic.c_str()), RD_KAFKA_V_PARTITION(0),
+          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(k.data(), k.size()),
+          RD_KAFKA_V_VALUE(const_cast<char*>("1"), 1), RD_KAFKA_V_END);
+      if (err) return fail(unavailable("produce progress: " + std::string(rd_kafka_err2str(err))));
+    }
     if (rd_kafka_error_t* x = rd_kafka_commit_transaction(producer_, to_ms(o_.request_timeout))) {
       const bool abortable = rd_kafka_error_txn_requires_abort(x);
       Status s = txn_error("commit_transaction", x);
@@ -537,10 +566,13 @@ class KafkaTenantTopics final : public TenantTopics {
       ++stats_.transactions_committed;
       stats_.records_published += published;
       stats_.records_skipped += skipped;
+      stats_.records_withheld += withheld;
     }
+    deleted_.merge(deleted);
     if (committed_metric_) committed_metric_->Increment();
     if (published_metric_) published_metric_->Increment(static_cast<double>(published));
     if (skipped_metric_) skipped_metric_->Increment(static_cast<double>(skipped));
+    if (withheld_metric_) withheld_metric_->Increment(static_cast<double>(withheld));
     // Past the window everywhere: no tail is needed any more.
     bool past = true;
     for (size_t p = 0; p < next.size(); ++p) past = past && next[p] >= window_end_[p];
@@ -558,6 +590,9 @@ class KafkaTenantTopics final : public TenantTopics {
   std::vector<int64_t> window_end_;                  // log ends at start: the replay window
   std::unordered_map<std::string, int64_t> tails_;   // topic -> log offset published up to
   std::set<std::string> created_;                     // topics created (or found) by this process
+  // Tenants whose tenant.deleted is published: from the progress topic's kDeletedKey
+  // records at (re)start, then each committed round's.
+  std::set<std::string, std::less<>> deleted_;
 
   mutable std::mutex mu_;
   std::vector<int64_t> progress_;
@@ -570,6 +605,7 @@ class KafkaTenantTopics final : public TenantTopics {
 
   prometheus::Counter* published_metric_ = nullptr;
   prometheus::Counter* skipped_metric_ = nullptr;
+  prometheus::Counter* withheld_metric_ = nullptr;
   prometheus::Counter* committed_metric_ = nullptr;
   prometheus::Counter* aborted_metric_ = nullptr;
 };

@@ -24,6 +24,9 @@
 //     publishing a tenant's first record after a (re)start, it reads the tail of the
 //     tenant's topic and skips what is already there (by `agentos_position`), so a lost
 //     or stale progress topic republishes nothing either.
+//   * A deleted tenant's topic ends with its `tenant.deleted`: a later record of the tenant
+//     (a message another partition's processor sent it, never applied) is withheld. The
+//     deleted tenants are kept in `progress_topic` too (key `deleted:<tenant>`).
 //
 // Threading: a Component (events/host.h): start() runs a worker thread, stop() joins it.
 // lag() and stats() from any thread. The Log must outlive it.
@@ -80,6 +83,7 @@ struct TenantTopicsStats {
   uint64_t transactions_aborted = 0;
   uint64_t records_published = 0;
   uint64_t records_skipped = 0;  // found in a tenant's topic already (after a restart)
+  uint64_t records_withheld = 0;  // of a tenant after its tenant.deleted
   uint64_t topics_created = 0;
 };
 

@@ -264,11 +264,34 @@ class DelivererImpl final : public Deliverer {
       if (recs->size() >= ro.max_records) unfinished = true;  // there may be more
       KvBatch batch;
       std::vector<Job> found;
+      std::set<std::string> batch_puts;  // the awaiting entries this chunk stores
       for (const auto& shared : *recs) {
         const StoredRecord& r = *shared;
         if (!verify_record(r).is_ok()) continue;
         const EventHeader h = read_header(r.value);
         const std::string_view type = h.type_name;
+        if (type == "tenant.deleted") {
+          // Heartbeat forgot the tenant's deliveries (processors/README.md, Deleted
+          // tenants): none of them is attempted again, and what awaited them — the
+          // notification's content among it — goes, with those this chunk found.
+          const std::string prefix = pending_key(h.tenant, "");
+          uint64_t dropped = 0;
+          Status st = kv_->scan(prefix, [&](std::string_view key, std::string_view) {
+            batch.del(key);
+            ++dropped;
+            return true;
+          });
+          if (!st.is_ok()) return st;
+          for (const Job& j : found)
+            if (j.tenant == h.tenant && batch_puts.erase(pending_key(j.tenant, j.nid))) {
+              batch.del(pending_key(j.tenant, j.nid));  // after its put in this batch
+              ++dropped;
+            }
+          std::erase_if(found, [&](const Job& j) { return j.tenant == h.tenant; });
+          std::lock_guard lock(mu_);
+          stats_.forgotten += dropped;
+          continue;
+        }
         if (type != "webhook.notification" && type != "webhook.retry_due" && type != "webhook.delivery.updated")
           continue;
         const fb::Event* e = fb::GetEvent(r.value.data());
@@ -286,6 +309,7 @@ class DelivererImpl final : public Deliverer {
           j.nid = std::string(sv(n->notification_id()));
           batch.put(pending_key(j.tenant, j.nid),
                     encode(Pending{std::string(sv(n->channel())), n->channel_version(), encode_json(r.value)}));
+          batch_puts.insert(pending_key(j.tenant, j.nid));
         } else {
           const auto* d = e->payload_as_WebhookRetryDue();
           j.nid = std::string(sv(d->notification_id()));

@@ -21,7 +21,8 @@
 // receiver may see an attempt twice — under the same webhook-id. The log is the authority
 // on outcomes: a repeated attempt's record is deduplicated (the first one stands, and
 // Heartbeat folds that), and a notification stops awaiting only when the deliverer reads
-// its `webhook.delivery.updated` DELIVERED or DEAD. Secrets and endpoint URLs
+// its `webhook.delivery.updated` DELIVERED or DEAD — or its tenant's `tenant.deleted`,
+// after which Heartbeat decides nothing of it (stats().forgotten). Secrets and endpoint URLs
 // come from the SecretStore at each attempt and never reach a log line or an event: errors
 // name the channel and the endpoint's host only.
 //
@@ -65,6 +66,7 @@ struct DelivererOptions {
 
 struct DelivererStats {
   uint64_t attempts = 0, delivered = 0, failed = 0, timeouts = 0, skipped = 0;
+  uint64_t forgotten = 0;  // awaiting notifications dropped at their tenant's tenant.deleted
   size_t in_flight = 0;
 };
 

@@ -273,6 +273,49 @@ TEST_F(TenantTopicsTest, ALostProgressTopicRepublishesNothing) {
   EXPECT_EQ(ids_in("acme"), (std::vector<std::string>{"e-0", "e-3", "e-6", "e-9", "e-10"}));
 }
 
+// A deleted tenant's topic ends with its tenant.deleted: a later record of the tenant (a
+// message another partition's processor sent it, processors/README.md) is withheld, after
+// a restart too (the deleted tenants are committed with the progress), and with the
+// progress topic lost (the deletion is read again in log order). Others' go on.
+TEST_F(TenantTopicsTest, ADeletedTenantsTopicEndsWithItsDeletionThroughRestarts) {
+  const std::string deleted =
+      R"({"specversion":"1.0","id":"del-1","source":"/agentos/admin","type":"tenant.deleted","data":{"keysDestroyed":0}})";
+  append("acme", progress_event("e-0"));
+  append("bravo", progress_event("e-1"));
+  append("acme", deleted);
+  append("acme", progress_event("e-2"));
+  append("bravo", progress_event("e-3"));
+  auto run = [&](const TenantTopicsOptions& o) {
+    auto tt = open_tenant_topics(*log, o);
+    EXPECT_TRUE(tt.ok());
+    if (!tt.ok()) return TenantTopicsStats{};
+    EXPECT_TRUE((*tt)->start().is_ok());
+    EXPECT_TRUE(wait_until([&] { return caught_up(**tt); }, std::chrono::seconds(30)));
+    return (*tt)->stats();
+  };
+  const std::vector<std::string> acme{"e-0", "del-1"};
+  auto stats = run(options());
+  EXPECT_EQ(stats.records_withheld, 1u);
+  EXPECT_EQ(ids_in("acme"), acme);
+  EXPECT_EQ(ids_in("bravo"), (std::vector<std::string>{"e-1", "e-3"}));
+
+  append("acme", progress_event("e-4"));
+  append("bravo", progress_event("e-5"));
+  stats = run(options());
+  EXPECT_EQ(stats.records_withheld, 1u);
+  EXPECT_EQ(stats.records_published, 1u);
+  EXPECT_EQ(ids_in("acme"), acme);
+  EXPECT_EQ(ids_in("bravo"), (std::vector<std::string>{"e-1", "e-3", "e-5"}));
+
+  auto lost = options();
+  lost.progress_topic = "agentos.tenant-topics.progress-2";
+  cluster.create_topic(lost.progress_topic, 1);
+  stats = run(lost);
+  EXPECT_EQ(stats.records_withheld, 2u);
+  EXPECT_EQ(stats.records_published, 0u);
+  EXPECT_EQ(ids_in("acme"), acme);
+}
+
 TEST(TenantTopicsOptionsTest, KafkaPropertiesFilesAreNameValueLines) {
   TempDir dir;
   const std::string path = dir.sub("kafka.properties");

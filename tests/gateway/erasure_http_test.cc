@@ -297,6 +297,21 @@ TEST_F(ErasureHttp, ADeletedTenantsKeysRowsAndPersonalDataAreGoneAndOthersAreNot
   ASSERT_TRUE(globex_hook.ok() && globex_hook->has_value());
   EXPECT_EQ((*globex_hook)->url, "https://hooks.example.com/x?token=tok-canary");
   EXPECT_EQ(del(Engine::kOperatorToken).status, 404) << "deleted once";
+  // Pulse forgot the tenant (processors/README.md, Deleted tenants): once it has applied
+  // the deletion, no key of acme's is left in its state; globex's are there.
+  ASSERT_NE(engine->pulse(), nullptr);
+  ASSERT_TRUE(engine->pulse()->wait_applied(engine->log().partition_of(TenantId("acme")),
+                                            Offset(engine->end_of("acme").value() - 1),
+                                            std::chrono::steady_clock::now() + std::chrono::seconds(10)));
+  auto pulse_state = engine->pulse()->scan("", std::string(1, '\x7f'), size_t{1} << 20);
+  ASSERT_TRUE(pulse_state.ok()) << pulse_state.status().to_string();
+  int of_acme = 0, of_globex = 0;
+  for (const auto& [key, unused] : *pulse_state) {
+    of_acme += has(key, "acme");
+    of_globex += has(key, "globex");
+  }
+  EXPECT_EQ(of_acme, 0) << "keys of the deleted tenant in Pulse's state";
+  EXPECT_GT(of_globex, 0);
   EXPECT_TRUE(agentos::test::wait_until([&] { return streamed->done.load(); })) << "the server did not end the stream";
   {
     std::lock_guard lk(streamed->mu);

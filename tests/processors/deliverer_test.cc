@@ -234,6 +234,28 @@ TEST_F(DelivererTest, AnEndpointThatNeverAnswersWellIsDeadAfterEightAttempts) {
   EXPECT_EQ(deliverer_->stats().attempts, 8u);
 }
 
+// A deleted tenant's notification awaiting a retry is dropped at its tenant.deleted
+// (Heartbeat forgot the delivery: no final state will come): a retry_due that still
+// reaches the deliverer finds nothing to attempt, and the stored notification is gone.
+TEST_F(DelivererTest, ADeletedTenantsAwaitingNotificationIsDroppedAndNeverAttemptedAgain) {
+  receiver_.fail_next(1, WebhookReceiver::Mode::kFail);
+  append(kTenant, "heartbeat.alert", R"({"priority":3,"message":"flaky"})");
+  auto n = await("webhook.notification");
+  ASSERT_TRUE(n.has_value());
+  const std::string nid = member(n->json, "notificationId");
+  auto u1 = await("webhook.delivery.updated", nid);
+  ASSERT_TRUE(u1.has_value());
+  ASSERT_EQ(member(u1->json, "state"), "PENDING");
+
+  append(kTenant, "tenant.deleted", R"({"keysDestroyed":0})");
+  ASSERT_TRUE(wait_until([&] { return deliverer_->stats().forgotten == 1; })) << "the awaiting entry was not dropped";
+  // As a retry_due derived before the deletion, still in the log, would be read.
+  append(kTenant, "webhook.retry_due", R"({"notificationId":")" + nid + R"(","attempt":2})");
+  ASSERT_TRUE(wait_until([&] { return deliverer_->stats().skipped == 1; })) << "the retry was attempted";
+  EXPECT_EQ(receiver_.received().size(), 1u);
+  EXPECT_EQ(deliverer_->stats().attempts, 1u);
+}
+
 TEST_F(DelivererTest, ARestartedDelivererRecordsNoAttemptTwice) {
   append(kTenant, "heartbeat.alert", R"({"priority":2,"message":"one"})");
   auto n = await("webhook.notification");
