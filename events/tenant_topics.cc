@@ -497,8 +497,8 @@ class KafkaTenantTopics final : public TenantTopics {
         const EventHeader h = read_header(r.value);
         if (is_system_tenant(h.tenant)) continue;
         // A deleted tenant's topic ends with its tenant.deleted: what lands on its
-        // partition for it later (a message another partition's processor sent it) is
-        // never applied, and is not published either.
+        // partition for it later (a message from another partition, a fact relayed after
+        // the deletion) is never applied, and is not published either.
         if (deleted_.count(h.tenant) || deleted.count(h.tenant)) {
           ++withheld;
           continue;

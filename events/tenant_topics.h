@@ -24,9 +24,10 @@
 //     publishing a tenant's first record after a (re)start, it reads the tail of the
 //     tenant's topic and skips what is already there (by `agentos_position`), so a lost
 //     or stale progress topic republishes nothing either.
-//   * A deleted tenant's topic ends with its `tenant.deleted`: a later record of the tenant
-//     (a message another partition's processor sent it, never applied) is withheld. The
-//     deleted tenants are kept in `progress_topic` too (key `deleted:<tenant>`).
+//   * A deleted tenant's topic ends with its `tenant.deleted`: every later record of the
+//     tenant (a message from another partition, a fact relayed after the deletion; none
+//     applied) is withheld. The deleted tenants are kept in `progress_topic` too (key
+//     `deleted:<tenant>`).
 //
 // Threading: a Component (events/host.h): start() runs a worker thread, stop() joins it.
 // lag() and stats() from any thread. The Log must outlive it.

@@ -121,6 +121,8 @@ Answer post(const EndpointUrl& u, const std::vector<std::pair<std::string, std::
 // ---- State ---------------------------------------------------------------------------
 
 std::string cursor_key(int32_t p) { return "c" + keys::be32(static_cast<uint32_t>(p)); }
+// A deleted tenant: its notifications are not delivered (tenant.deleted).
+std::string deleted_key(std::string_view tenant) { return "d" + std::string(tenant); }
 std::string pending_key(std::string_view tenant, std::string_view nid) {
   std::string k = "n";
   k.append(tenant).push_back('\0');
@@ -188,6 +190,12 @@ class DelivererImpl final : public Deliverer {
         if (!v.ok()) return v.status();
         if (*v && (*v)->size() == 8) cursor_[p] = next_read_[p] = static_cast<int64_t>(keys::get_be(**v, 0, 8));
       }
+      deleted_.clear();
+      Status st = kv_->scan("d", [&](std::string_view key, std::string_view) {
+        deleted_.emplace(key.substr(1));
+        return true;
+      });
+      if (!st.is_ok()) return st;
       stopping_ = false;
     }
     std::vector<Partition> parts;
@@ -264,7 +272,9 @@ class DelivererImpl final : public Deliverer {
       if (recs->size() >= ro.max_records) unfinished = true;  // there may be more
       KvBatch batch;
       std::vector<Job> found;
-      std::set<std::string> batch_puts;  // the awaiting entries this chunk stores
+      std::set<std::string> stored, removed;  // awaiting entries this chunk puts, deletes
+      std::set<std::string, std::less<>> deleted;  // tenants this chunk finds deleted
+      uint64_t forgotten = 0;
       for (const auto& shared : *recs) {
         const StoredRecord& r = *shared;
         if (!verify_record(r).is_ok()) continue;
@@ -273,33 +283,46 @@ class DelivererImpl final : public Deliverer {
         if (type == "tenant.deleted") {
           // Heartbeat forgot the tenant's deliveries (processors/README.md, Deleted
           // tenants): none of them is attempted again, and what awaited them — the
-          // notification's content among it — goes, with those this chunk found.
+          // notification's content among it — goes, with what this chunk found.
           const std::string prefix = pending_key(h.tenant, "");
-          uint64_t dropped = 0;
+          std::set<std::string> gone;
           Status st = kv_->scan(prefix, [&](std::string_view key, std::string_view) {
-            batch.del(key);
-            ++dropped;
+            if (!removed.count(std::string(key))) gone.emplace(key);
             return true;
           });
           if (!st.is_ok()) return st;
-          for (const Job& j : found)
-            if (j.tenant == h.tenant && batch_puts.erase(pending_key(j.tenant, j.nid))) {
-              batch.del(pending_key(j.tenant, j.nid));  // after its put in this batch
-              ++dropped;
-            }
-          std::erase_if(found, [&](const Job& j) { return j.tenant == h.tenant; });
-          std::lock_guard lock(mu_);
-          stats_.forgotten += dropped;
+          for (const std::string& k : stored)
+            if (k.starts_with(prefix)) gone.insert(k);
+          for (const std::string& k : gone) {
+            batch.del(k);  // after a put of this chunk, if any: the later op wins
+            stored.erase(k);
+            removed.insert(k);
+          }
+          forgotten += gone.size();
+          forgotten += static_cast<uint64_t>(std::erase_if(found, [&](const Job& j) { return j.tenant == h.tenant; }));
+          batch.put(deleted_key(h.tenant), "");
+          deleted.emplace(h.tenant);
           continue;
         }
         if (type != "webhook.notification" && type != "webhook.retry_due" && type != "webhook.delivery.updated")
           continue;
+        if (deleted_.count(h.tenant) || deleted.count(h.tenant)) {
+          // Decided before the deletion, appended after it (the relay): nothing of a
+          // deleted tenant is delivered.
+          if (type != "webhook.delivery.updated") ++forgotten;
+          continue;
+        }
         const fb::Event* e = fb::GetEvent(r.value.data());
         if (type == "webhook.delivery.updated") {
           // The log decides when a notification is done (its attempts as recorded, not
           // as this process saw them): then its awaiting entry goes.
           const auto* u = e->payload_as_WebhookDeliveryUpdated();
-          if (sv(u->state()) != "PENDING") batch.del(pending_key(h.tenant, sv(u->notification_id())));
+          if (sv(u->state()) != "PENDING") {
+            const std::string k = pending_key(h.tenant, sv(u->notification_id()));
+            batch.del(k);
+            stored.erase(k);
+            removed.insert(k);
+          }
           continue;
         }
         Job j{p, r.pos.offset.value(), std::string(h.tenant), {}, 1};
@@ -307,9 +330,10 @@ class DelivererImpl final : public Deliverer {
           const auto* n = e->payload_as_WebhookNotification();
           if (n->channel_version() <= 0) continue;  // no channel: recorded, not delivered
           j.nid = std::string(sv(n->notification_id()));
-          batch.put(pending_key(j.tenant, j.nid),
-                    encode(Pending{std::string(sv(n->channel())), n->channel_version(), encode_json(r.value)}));
-          batch_puts.insert(pending_key(j.tenant, j.nid));
+          const std::string k = pending_key(j.tenant, j.nid);
+          batch.put(k, encode(Pending{std::string(sv(n->channel())), n->channel_version(), encode_json(r.value)}));
+          stored.insert(k);
+          removed.erase(k);
         } else {
           const auto* d = e->payload_as_WebhookRetryDue();
           j.nid = std::string(sv(d->notification_id()));
@@ -321,8 +345,10 @@ class DelivererImpl final : public Deliverer {
       // The awaiting notifications are stored before the cursor can pass them.
       if (!batch.ops().empty())
         if (Status s = kv_->write(batch); !s.is_ok()) return s;
+      deleted_.merge(deleted);
       {
         std::lock_guard lock(mu_);
+        stats_.forgotten += forgotten;
         next_read_[p] = end;
         for (auto& j : found) {
           in_flight_[p].insert(j.offset);
@@ -471,6 +497,8 @@ class DelivererImpl final : public Deliverer {
   std::deque<Job> jobs_;
   std::vector<std::set<int64_t>> in_flight_;  // [partition] offsets of jobs not done
   std::vector<int64_t> next_read_, cursor_;
+  // The deleted tenants (their 'd' keys): read by start(), then by the follower's thread only.
+  std::set<std::string, std::less<>> deleted_;
   DelivererStats stats_;
   std::unique_ptr<LogFollower> follower_;
   std::vector<std::thread> workers_;

@@ -15,16 +15,17 @@
 // there was no answer); no answer within `timeout` is `timeout`. https endpoints are
 // verified against the system's CA store (ca-certificates) and the host name.
 //
-// At least once: the cursor (per partition, the first record not yet handled) and the
-// notifications awaiting a retry are kept in DIR (a KvStore) and written before the cursor
-// passes them; after a crash the records after the cursor are handled again, so a
-// receiver may see an attempt twice — under the same webhook-id. The log is the authority
-// on outcomes: a repeated attempt's record is deduplicated (the first one stands, and
-// Heartbeat folds that), and a notification stops awaiting only when the deliverer reads
-// its `webhook.delivery.updated` DELIVERED or DEAD — or its tenant's `tenant.deleted`,
-// after which Heartbeat decides nothing of it (stats().forgotten). Secrets and endpoint URLs
-// come from the SecretStore at each attempt and never reach a log line or an event: errors
-// name the channel and the endpoint's host only.
+// At least once: the cursor (per partition, the first record not yet handled), the
+// notifications awaiting a retry and the deleted tenants are kept in DIR (a KvStore) and
+// written before the cursor passes them; after a crash the records after the cursor are
+// handled again, so a receiver may see an attempt twice — under the same webhook-id. The
+// log is the authority on outcomes: a repeated attempt's record is deduplicated (the
+// first one stands, and Heartbeat folds that), and a notification stops awaiting only
+// when the deliverer reads its `webhook.delivery.updated` DELIVERED or DEAD — or its
+// tenant's `tenant.deleted`, after which nothing of the tenant is attempted, a
+// notification relayed after the deletion included (stats().forgotten). Secrets and
+// endpoint URLs come from the SecretStore at each attempt and never reach a log line or
+// an event: errors name the channel and the endpoint's host only.
 //
 // Threading: start()/stop()/restart() from one thread; the rest from any.
 #pragma once
@@ -66,7 +67,9 @@ struct DelivererOptions {
 
 struct DelivererStats {
   uint64_t attempts = 0, delivered = 0, failed = 0, timeouts = 0, skipped = 0;
-  uint64_t forgotten = 0;  // awaiting notifications dropped at their tenant's tenant.deleted
+  // A deleted tenant's (tenant.deleted): awaiting notifications dropped, and notifications
+  // and retries read after its deletion (decided before it), not attempted.
+  uint64_t forgotten = 0;
   size_t in_flight = 0;
 };
 

@@ -302,7 +302,7 @@ TEST_F(ErasureHttp, ADeletedTenantsKeysRowsAndPersonalDataAreGoneAndOthersAreNot
   ASSERT_NE(engine->pulse(), nullptr);
   ASSERT_TRUE(engine->pulse()->wait_applied(engine->log().partition_of(TenantId("acme")),
                                             Offset(engine->end_of("acme").value() - 1),
-                                            std::chrono::steady_clock::now() + std::chrono::seconds(10)));
+                                            std::chrono::steady_clock::now() + std::chrono::seconds(30)));
   auto pulse_state = engine->pulse()->scan("", std::string(1, '\x7f'), size_t{1} << 20);
   ASSERT_TRUE(pulse_state.ok()) << pulse_state.status().to_string();
   int of_acme = 0, of_globex = 0;

@@ -235,9 +235,11 @@ TEST_F(DelivererTest, AnEndpointThatNeverAnswersWellIsDeadAfterEightAttempts) {
 }
 
 // A deleted tenant's notification awaiting a retry is dropped at its tenant.deleted
-// (Heartbeat forgot the delivery: no final state will come): a retry_due that still
-// reaches the deliverer finds nothing to attempt, and the stored notification is gone.
-TEST_F(DelivererTest, ADeletedTenantsAwaitingNotificationIsDroppedAndNeverAttemptedAgain) {
+// (Heartbeat forgot the delivery: no final state will come), and nothing of the tenant
+// read after its deletion is attempted — a retry_due, or a notification decided before
+// the deletion and relayed after it — also by a restarted deliverer (the deleted tenants
+// are stored). The channel's endpoint and secret stay here, so an attempt would arrive.
+TEST_F(DelivererTest, ADeletedTenantsNotificationsAreDroppedAndNeverAttemptedAgain) {
   receiver_.fail_next(1, WebhookReceiver::Mode::kFail);
   append(kTenant, "heartbeat.alert", R"({"priority":3,"message":"flaky"})");
   auto n = await("webhook.notification");
@@ -249,11 +251,34 @@ TEST_F(DelivererTest, ADeletedTenantsAwaitingNotificationIsDroppedAndNeverAttemp
 
   append(kTenant, "tenant.deleted", R"({"keysDestroyed":0})");
   ASSERT_TRUE(wait_until([&] { return deliverer_->stats().forgotten == 1; })) << "the awaiting entry was not dropped";
-  // As a retry_due derived before the deletion, still in the log, would be read.
   append(kTenant, "webhook.retry_due", R"({"notificationId":")" + nid + R"(","attempt":2})");
-  ASSERT_TRUE(wait_until([&] { return deliverer_->stats().skipped == 1; })) << "the retry was attempted";
-  EXPECT_EQ(receiver_.received().size(), 1u);
+  const std::string relayed = R"({"notificationId":"late-1","kind":"ALERT","channel":"ops","channelVersion":1,"priority":3})";
+  append(kTenant, "webhook.notification", relayed);
+  ASSERT_TRUE(wait_until([&] { return deliverer_->stats().forgotten == 3; })) << "a record of the deleted tenant was attempted";
   EXPECT_EQ(deliverer_->stats().attempts, 1u);
+
+  // Restarted past the deletion, the deliverer still knows the tenant is deleted. Another
+  // tenant's notification after it, on the same partition, is delivered: once that one's
+  // attempt is done and nothing is in flight, the deleted tenant's was read and not attempted.
+  std::string other;
+  for (int i = 0; other.empty(); ++i)
+    if (log_->partition_of(TenantId("t-" + std::to_string(i))) == partition_) other = "t-" + std::to_string(i);
+  ASSERT_TRUE(secrets_->put_endpoint(other, "ops", WebhookEndpoint{receiver_.url("/hooks/other"), secret_}).ok());
+  deliverer_->stop();
+  deliverer_.reset();
+  open_deliverer_now();
+  append(kTenant, "webhook.notification",
+         R"({"notificationId":"late-2","kind":"ALERT","channel":"ops","channelVersion":1,"priority":3})");
+  append(other, "webhook.notification",
+         R"({"notificationId":"other-1","kind":"ALERT","channel":"ops","channelVersion":1,"priority":3})");
+  ASSERT_TRUE(wait_until([&] {
+    const auto st = deliverer_->stats();
+    return st.attempts >= 1 && st.in_flight == 0;
+  })) << "the other tenant's notification was not attempted";
+  EXPECT_EQ(deliverer_->stats().attempts, 1u);
+  const auto got = receiver_.received();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].header("webhook-id"), "other-1");
 }
 
 TEST_F(DelivererTest, ARestartedDelivererRecordsNoAttemptTwice) {
