@@ -110,6 +110,20 @@ class DelivererTest : public ::testing::Test {
       log_->wait_for(partition_, Offset(read_), deadline);  // until a record at read_ exists
     }
   }
+  // An alert whose notification's first attempt fails (the receiver's answers after it as
+  // the caller set them): the notification's id and the PENDING delivery.updated after it.
+  std::pair<std::string, Seen> alert_whose_first_attempt_fails() {
+    append(kTenant, "heartbeat.alert", R"({"priority":3,"message":"flaky"})");
+    auto n = await("webhook.notification");
+    EXPECT_TRUE(n.has_value());
+    if (!n) return {};
+    const std::string nid = member(n->json, "notificationId");
+    auto u = await("webhook.delivery.updated", nid);
+    EXPECT_TRUE(u.has_value());
+    if (!u) return {};
+    EXPECT_EQ(member(u->json, "state"), "PENDING");
+    return {nid, *u};
+  }
   static std::string member(const std::string& json, const std::string& name) {
     const std::string key = "\"" + name + "\":";
     size_t at = json.find(key);
@@ -180,17 +194,11 @@ TEST_F(DelivererTest, ANotificationArrivesSignedAndItsDeliveryIsAFact) {
 TEST_F(DelivererTest, FailuresAndTimeoutsAreRetriedOnTheEngineClockUnderOneWebhookId) {
   receiver_.fail_next(1, WebhookReceiver::Mode::kFail);
   receiver_.fail_next(1, WebhookReceiver::Mode::kHang);
-  append(kTenant, "heartbeat.alert", R"({"priority":3,"message":"flaky"})");
-  auto n = await("webhook.notification");
-  ASSERT_TRUE(n.has_value());
-  const std::string nid = member(n->json, "notificationId");
-
-  auto u1 = await("webhook.delivery.updated", nid);
-  ASSERT_TRUE(u1.has_value());
-  EXPECT_EQ(member(u1->json, "state"), "PENDING");
-  EXPECT_EQ(member(u1->json, "lastOutcome"), "failed");
-  EXPECT_EQ(member(u1->json, "lastStatus"), "500");
-  const int64_t retry1 = *parse_rfc3339_us(member(u1->json, "nextAttemptAt"));
+  const auto [nid, u1] = alert_whose_first_attempt_fails();
+  ASSERT_FALSE(nid.empty());
+  EXPECT_EQ(member(u1.json, "lastOutcome"), "failed");
+  EXPECT_EQ(member(u1.json, "lastStatus"), "500");
+  const int64_t retry1 = *parse_rfc3339_us(member(u1.json, "nextAttemptAt"));
   EXPECT_GE(retry1 - clock_.now_us(), 10 * kSec);
   // Nothing is retried before the engine's clock says so.
   tick_at(retry1 - 1);
@@ -241,13 +249,8 @@ TEST_F(DelivererTest, AnEndpointThatNeverAnswersWellIsDeadAfterEightAttempts) {
 // are stored). The channel's endpoint and secret stay here, so an attempt would arrive.
 TEST_F(DelivererTest, ADeletedTenantsNotificationsAreDroppedAndNeverAttemptedAgain) {
   receiver_.fail_next(1, WebhookReceiver::Mode::kFail);
-  append(kTenant, "heartbeat.alert", R"({"priority":3,"message":"flaky"})");
-  auto n = await("webhook.notification");
-  ASSERT_TRUE(n.has_value());
-  const std::string nid = member(n->json, "notificationId");
-  auto u1 = await("webhook.delivery.updated", nid);
-  ASSERT_TRUE(u1.has_value());
-  ASSERT_EQ(member(u1->json, "state"), "PENDING");
+  const std::string nid = alert_whose_first_attempt_fails().first;
+  ASSERT_FALSE(nid.empty());
 
   append(kTenant, "tenant.deleted", R"({"keysDestroyed":0})");
   ASSERT_TRUE(wait_until([&] { return deliverer_->stats().forgotten == 1; })) << "the awaiting entry was not dropped";

@@ -29,6 +29,7 @@
 #include "processors/router.h"
 #include "processors/router_state.h"
 #include "processors/skills.h"
+#include "tests/processors/memory_state.h"
 #include "tests/processors/replay_fixture.h"
 
 namespace agentos::test {
@@ -65,20 +66,6 @@ std::optional<std::string> owner_of(std::string_view key, std::string_view parti
 }
 
 int32_t timer_partition(std::string_view key) { return static_cast<int32_t>(keys::get_be(key, 1, 4)); }
-
-// A StateReader over a runtime's committed state, for report_gauges.
-class RuntimeReader final : public StateReader {
- public:
-  explicit RuntimeReader(ProcessorRuntime& rt) : rt_(rt) {}
-  Result<std::optional<std::string>> get(std::string_view key) override { return rt_.get(key); }
-  Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from, std::string_view to,
-                                                                size_t limit) override {
-    return rt_.scan(from, to, limit);
-  }
-
- private:
-  ProcessorRuntime& rt_;
-};
 
 class Collect final : public GaugeSink {
  public:
@@ -283,7 +270,7 @@ class ForgetTenantTest : public ReplayFixture<Case> {
     SCOPED_TRACE(when);
     const auto recount = Case::recount(all_keys(rt), log);
     for (const auto& [p, expected] : recount) {
-      RuntimeReader reader(rt);
+      StateReaderOver<ProcessorRuntime> reader(rt);  // its committed state
       Collect sink;
       this->processor_.report_gauges(Partition(p), reader, sink);
       for (const auto& [name, value] : expected) {
@@ -343,7 +330,9 @@ class ForgetTenantTest : public ReplayFixture<Case> {
       deleted_timers += timers.count(t) ? timers.at(t) : 0;
     }
     EXPECT_GT(deleted_keys, 0) << "the tenants to delete held no key: the test would show nothing";
-    if (Case::kTimers) EXPECT_GT(deleted_timers, 0) << "the tenants to delete had no timer";
+    if (Case::kTimers) {
+      EXPECT_GT(deleted_timers, 0) << "the tenants to delete had no timer";
+    }
     expect_gauges_match(*rt, *log, "before the deletions");
 
     std::vector<TenantEvent> second;

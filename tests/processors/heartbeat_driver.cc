@@ -121,18 +121,7 @@ std::vector<Derived> HeartbeatDriver::tick(int64_t time_us) {
 }
 
 std::optional<int64_t> HeartbeatDriver::next_timer_us() {
-  class Reader final : public StateReader {
-   public:
-    explicit Reader(MemoryState& s) : s_(s) {}
-    Result<std::optional<std::string>> get(std::string_view k) override { return s_.get(k); }
-    Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view f, std::string_view t,
-                                                                  size_t l) override {
-      return s_.scan(f, t, l);
-    }
-
-   private:
-    MemoryState& s_;
-  } reader(state_);
+  MemoryReader reader(state_);
   auto r = hb_.next_timer_us(Partition(0), reader);
   EXPECT_TRUE(r.ok());
   return r.ok() ? *r : std::nullopt;

@@ -95,11 +95,13 @@ class MemoryState final : public StateTxn {
   std::map<std::string, std::optional<std::string>, std::less<>> pending_;
 };
 
-// A MemoryState read as a processor's committed state (the read functions processors
-// offer the gateway: router::read_view, ...).
-class MemoryReader final : public StateReader {
+// Anything with a StateReader's get and scan (a MemoryState, a ProcessorRuntime's
+// committed state) read as a processor's committed state: next_timer_us, report_gauges,
+// the read functions processors offer the gateway (router::read_view, ...).
+template <typename Source>
+class StateReaderOver final : public StateReader {
  public:
-  explicit MemoryReader(MemoryState& s) : s_(s) {}
+  explicit StateReaderOver(Source& s) : s_(s) {}
   Result<std::optional<std::string>> get(std::string_view key) override { return s_.get(key); }
   Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view from, std::string_view to,
                                                                 size_t limit) override {
@@ -107,8 +109,9 @@ class MemoryReader final : public StateReader {
   }
 
  private:
-  MemoryState& s_;
+  Source& s_;
 };
+using MemoryReader = StateReaderOver<MemoryState>;
 
 // One derived event as the processor gave it, plus the event the runtime would build.
 struct Emitted {
