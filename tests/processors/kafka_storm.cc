@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -695,7 +696,10 @@ void Storm::apply(const Fault& f, size_t index) {
 // were consumed or kDriveTimeout passes.
 void Storm::drive_pending() {
   auto drain = std::make_unique<Producer>();
-  drain->index = o_.producers;
+  // Its own index: the probe's is o_.producers, and the check orders each producer's
+  // events by its own sequence per partition — sharing the probe's index, a drain event
+  // after a probe event of a higher sequence on its partition read as "reordered".
+  drain->index = o_.producers + 1;
   std::vector<std::string> tenants(static_cast<size_t>(o_.partitions));
   for (int k = 0, found = 0; found < o_.partitions; ++k) {
     const std::string t = "drain-" + std::to_string(k);
@@ -810,8 +814,12 @@ void Storm::check() {
   in.log = mirror_log_.get();
   in.partitions = o_.partitions;
   in.derived_source = source;
-  for (auto& pr : producers_)
+  std::set<int> indices;  // the order check goes by (producer index, partition)
+  for (auto& pr : producers_) {
+    if (!indices.insert(pr->index).second)
+      finding("two producers share index " + std::to_string(pr->index) + ": their sequences would be compared");
     for (auto& a : pr->acked) in.acked.push_back(&a);
+  }
   in.reference_derived = std::move(want);
   in.brk = o_.brk;
   check_log(in, report_, [this](std::string f) { finding(std::move(f)); });
