@@ -1,8 +1,10 @@
 // Deleted tenants are forgotten (Processor::forget_tenant, processors/README.md, Deleted
 // tenants), for each of the engine's processors over its seeded workload
-// (pulse_workload.h, with its domain's inputs): a third of the tenants are deleted halfway
-// through, and then
-//   - before the deletions they held keys (and, where the processor has timers, timers);
+// (pulse_workload.h, with its domain's inputs): a third of the tenants, and some that hold
+// timers and keys a level gauge counts, are deleted at the first point past a third of the
+// workload where such tenants exist, and then
+//   - before the deletions they held keys (and, where the processor has them, timers and
+//     keys a gauge counts);
 //   - after them, no key of the processor's state is theirs — no record, no timer;
 //   - every level gauge the processor reports (report_gauges) equals a recount of the
 //     state it describes, partition by partition: the deleted tenants' part went with them;
