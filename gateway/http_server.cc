@@ -121,12 +121,14 @@ class ReplyHold {
 };
 
 // Whether a stream's access ended by what the index says (its key revoked or its tenant
-// deleted since it opened), asked at most once a second per stream: the records a stream
-// sends are checked one by one (Api::stream_end), so this only catches a stream that waits
-// for nothing, or one that opened while the index had not yet folded a revocation.
-std::optional<std::string> access_ended(const Api& api, const StreamRequest& sr, Clock::time_point& checked) {
+// deleted since it opened), asked at most once per `every` per stream
+// (ServerOptions::stream_access_check): the records a stream sends are checked one by one
+// (Api::stream_end), so this only catches a stream that waits for nothing, or one that
+// opened while the index had not yet folded a revocation.
+std::optional<std::string> access_ended(const Api& api, const StreamRequest& sr, Clock::time_point& checked,
+                                        std::chrono::milliseconds every) {
   const auto now = Clock::now();
-  if (now - checked < std::chrono::seconds(1)) return std::nullopt;
+  if (now - checked < every) return std::nullopt;
   checked = now;
   return api.stream_end(sr, nullptr);
 }
@@ -504,7 +506,8 @@ class Session : public StreamWaiter, public std::enable_shared_from_this<Session
 
   void pump() {
     if (closed_) return;
-    if (auto why = access_ended(sh_.api, stream_req_, access_checked_)) return end_stream({}, *why);
+    if (auto why = access_ended(sh_.api, stream_req_, access_checked_, sh_.opts.stream_access_check))
+      return end_stream({}, *why);
     const auto token = sh_.hub.token(partition_, stream_req_.tenant);
     const size_t chunk_limit = std::max<size_t>(sh_.opts.stream_chunk_bytes, 1);
     const Offset chunk_first = next_;
@@ -740,8 +743,9 @@ class WsSession final : public StreamWaiter, public std::enable_shared_from_this
 
   void pump() {
     if (!open_ || writing_ || closing_) return;
+    if (ended_) return revoked(*ended_);  // after the events read before the record that ended it
     if (unacked_.size() >= std::max<size_t>(sh_.opts.ws_ack_window, 1)) return wait_for_ack();
-    if (auto why = access_ended(sh_.api, req_, access_checked_)) return revoked(*why);
+    if (auto why = access_ended(sh_.api, req_, access_checked_, sh_.opts.stream_access_check)) return revoked(*why);
     const auto token = sh_.hub.token(partition_, req_.tenant);
     const size_t chunk_limit = std::max<size_t>(sh_.opts.stream_chunk_bytes, 1);
     std::string events;
@@ -762,9 +766,13 @@ class WsSession final : public StreamWaiter, public std::enable_shared_from_this
         if (events.size() >= chunk_limit || unacked_.size() + offsets.size() >= sh_.opts.ws_ack_window) break;
         next_ = r.pos.offset.next();
         if (!verify_record(r).is_ok()) continue;
-        // Access ends here: nothing from this record on is sent (the events collected
-        // before it were not sent yet and are dropped with the connection).
-        if (auto why = sh_.api.stream_end(req_, &r)) return revoked(*why);
+        // Access ends here: nothing from this record on is sent. The events read before
+        // it go first, then the error (the next pump).
+        if (auto why = sh_.api.stream_end(req_, &r)) {
+          if (offsets.empty()) return revoked(*why);
+          ended_ = std::move(why);
+          break;
+        }
         const auto h = agentos::read_header(r.value);
         const std::string_view type = h.type_name;
         if (!req_.type_prefix.empty() && !type.starts_with(req_.type_prefix)) continue;
@@ -890,6 +898,9 @@ class WsSession final : public StreamWaiter, public std::enable_shared_from_this
   Timer ack_timer_;   // waiting for an acknowledgement with the window full
   StreamRequest req_;
   Clock::time_point access_checked_ = Clock::now();
+  // Access ended at a record read (Api::stream_end) after events not yet sent: the reason,
+  // sent once they are.
+  std::optional<std::string> ended_;
   Partition partition_;
   Offset next_;                   // the next offset to read
   std::vector<std::pair<std::string, std::string>> headers_;  // on the 101 (CORS)

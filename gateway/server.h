@@ -74,6 +74,10 @@ struct ServerOptions {
   // Idle connections are pinged; one that answers nothing within ws_idle_timeout closes.
   size_t ws_ack_window = 256;
   std::chrono::milliseconds ws_idle_timeout{30000};
+  // How often a stream asks the index whether its access ended (its key revoked, its
+  // tenant deleted) while it waits for records; each record it sends is checked as it is
+  // read, and a stream ends at the record that ends its access, after every event before it.
+  std::chrono::milliseconds stream_access_check{1000};
   // How long stop() waits for the appends in flight (and reads waiting for ?after=,
   // which take at most 10 s: keep it above that) and for their replies. An append still
   // pending then (a stalled disk, a broker past its request timeout) may complete later:

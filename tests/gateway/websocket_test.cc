@@ -217,6 +217,62 @@ TEST_F(WebSocketStream, TenantTypesArriveUnderTheirNameWithTheirDataAsPosted) {
   EXPECT_NE(text.find(R"("data":{"total":9.90,"tags":["x"]})"), std::string::npos) << text;
 }
 
+// The events read before the revocation, in the same read, are sent before the error: a
+// full window (4) holds e-4 and e-5 back until the client acknowledges, and by then the
+// revocation follows them in the log. (The index is not asked meanwhile:
+// stream_access_check is an hour here.)
+TEST_F(WebSocketStream, EventsBeforeTheRevocationAreSentBeforeTheError) {
+  EngineOptions o;
+  o.server.ws_ack_window = 4;
+  o.server.stream_access_check = std::chrono::hours(1);
+  start(o);
+  const std::string admin = engine->create_tenant("acme");
+  const std::string reader = engine->create_key("acme", admin, "reader");
+  auto post = [&](const std::string& id) { ASSERT_EQ(engine->post_event("acme", admin, event_json(id)).status, 201); };
+  for (int i = 0; i < 4; ++i) post("e-" + std::to_string(i));
+  WsClient c(engine->url(), "/v1/tenants/acme/events/ws?from=0&type=session.", {{"Authorization", "Bearer " + reader}});
+  ASSERT_FALSE(c.handshake_error());
+  std::vector<Frame> frames;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool finished = false;
+  std::thread watchdog([&] {  // a stream the server does not close fails the test, not hangs it
+    std::unique_lock lk(mu);
+    if (!cv.wait_for(lk, std::chrono::seconds(10), [&] { return finished; })) c.shut_down();
+  });
+  // The window fills with e-0..e-3 (in one message or more).
+  std::vector<std::string> before_ack, after_ack;
+  int64_t last = -1;
+  while (before_ack.size() < 4) {
+    auto m = c.read();
+    if (!m) break;
+    frames.push_back(parse(*m));
+    before_ack.insert(before_ack.end(), frames.back().ids.begin(), frames.back().ids.end());
+    if (!frames.back().offsets.empty()) last = frames.back().offsets.back();
+  }
+  if (before_ack.size() == 4) {
+    post("e-4");
+    post("e-5");
+    EXPECT_EQ(engine->call("DELETE", "/v1/tenants/acme/keys/" + reader.substr(4, 16), admin, "", "").status, 204);
+    post("after");
+    c.ack(last);
+    while (auto next = c.read()) {
+      frames.push_back(parse(*next));
+      after_ack.insert(after_ack.end(), frames.back().ids.begin(), frames.back().ids.end());
+    }
+  }
+  {
+    std::lock_guard lk(mu);
+    finished = true;
+  }
+  cv.notify_all();
+  watchdog.join();
+  ASSERT_EQ(before_ack, (std::vector<std::string>{"e-0", "e-1", "e-2", "e-3"}));
+  EXPECT_EQ(c.closed_code(), 4403) << c.error().message() << " " << c.closed_reason();
+  EXPECT_EQ(frames.back().kind, "error") << frames.back().text;
+  EXPECT_EQ(after_ack, (std::vector<std::string>{"e-4", "e-5"}));
+}
+
 TEST_F(WebSocketStream, AConsumerThatStopsAcknowledgingIsClosedWith4408AndResumesFromItsFirstUnacknowledgedEvent) {
   EngineOptions o;
   o.server.ws_ack_window = 4;
