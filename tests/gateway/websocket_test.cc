@@ -83,6 +83,31 @@ class WsClient {
   beast::error_code handshake_, error_;
 };
 
+// Shuts the client's socket down if it is not disarmed within `within`: a stream the
+// server does not close fails the test instead of hanging it. Disarmed when destroyed.
+class Watchdog {
+ public:
+  Watchdog(WsClient& c, std::chrono::seconds within)
+      : t_([this, &c, within] {
+          std::unique_lock lk(mu_);
+          if (!cv_.wait_for(lk, within, [&] { return done_; })) c.shut_down();
+        }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard lk(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    t_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread t_;  // last: it starts once the rest is built
+};
+
 struct Frame {
   std::string kind;
   std::vector<int64_t> offsets;
@@ -233,40 +258,30 @@ TEST_F(WebSocketStream, EventsBeforeTheRevocationAreSentBeforeTheError) {
   WsClient c(engine->url(), "/v1/tenants/acme/events/ws?from=0&type=session.", {{"Authorization", "Bearer " + reader}});
   ASSERT_FALSE(c.handshake_error());
   std::vector<Frame> frames;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool finished = false;
-  std::thread watchdog([&] {  // a stream the server does not close fails the test, not hangs it
-    std::unique_lock lk(mu);
-    if (!cv.wait_for(lk, std::chrono::seconds(10), [&] { return finished; })) c.shut_down();
-  });
-  // The window fills with e-0..e-3 (in one message or more).
   std::vector<std::string> before_ack, after_ack;
-  int64_t last = -1;
-  while (before_ack.size() < 4) {
-    auto m = c.read();
-    if (!m) break;
-    frames.push_back(parse(*m));
-    before_ack.insert(before_ack.end(), frames.back().ids.begin(), frames.back().ids.end());
-    if (!frames.back().offsets.empty()) last = frames.back().offsets.back();
-  }
-  if (before_ack.size() == 4) {
-    post("e-4");
-    post("e-5");
-    EXPECT_EQ(engine->call("DELETE", "/v1/tenants/acme/keys/" + reader.substr(4, 16), admin, "", "").status, 204);
-    post("after");
-    c.ack(last);
-    while (auto next = c.read()) {
-      frames.push_back(parse(*next));
-      after_ack.insert(after_ack.end(), frames.back().ids.begin(), frames.back().ids.end());
+  {
+    Watchdog watchdog(c, std::chrono::seconds(10));
+    // The window fills with e-0..e-3 (in one message or more).
+    int64_t last = -1;
+    while (before_ack.size() < 4) {
+      auto m = c.read();
+      if (!m) break;
+      frames.push_back(parse(*m));
+      before_ack.insert(before_ack.end(), frames.back().ids.begin(), frames.back().ids.end());
+      if (!frames.back().offsets.empty()) last = frames.back().offsets.back();
+    }
+    if (before_ack.size() == 4) {
+      post("e-4");
+      post("e-5");
+      EXPECT_EQ(engine->call("DELETE", "/v1/tenants/acme/keys/" + reader.substr(4, 16), admin, "", "").status, 204);
+      post("after");
+      c.ack(last);
+      while (auto next = c.read()) {
+        frames.push_back(parse(*next));
+        after_ack.insert(after_ack.end(), frames.back().ids.begin(), frames.back().ids.end());
+      }
     }
   }
-  {
-    std::lock_guard lk(mu);
-    finished = true;
-  }
-  cv.notify_all();
-  watchdog.join();
   ASSERT_EQ(before_ack, (std::vector<std::string>{"e-0", "e-1", "e-2", "e-3"}));
   EXPECT_EQ(c.closed_code(), 4403) << c.error().message() << " " << c.closed_reason();
   EXPECT_EQ(frames.back().kind, "error") << frames.back().text;
@@ -334,20 +349,10 @@ TEST_F(WebSocketStream, ARevokedKeysStreamIsClosedWith4403AtTheRevocation) {
   ASSERT_EQ(engine->call("DELETE", "/v1/tenants/acme/keys/" + reader.substr(4, 16), admin, "", "").status, 204);
   ASSERT_EQ(engine->post_event("acme", admin, event_json("after")).status, 201);
   std::vector<Frame> rest;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool finished = false;
-  std::thread watchdog([&] {  // a stream the server does not close fails the test, not hangs it
-    std::unique_lock lk(mu);
-    if (!cv.wait_for(lk, std::chrono::seconds(10), [&] { return finished; })) c.shut_down();
-  });
-  while (auto m = c.read()) rest.push_back(parse(*m));
   {
-    std::lock_guard lk(mu);
-    finished = true;
+    Watchdog watchdog(c, std::chrono::seconds(10));
+    while (auto m = c.read()) rest.push_back(parse(*m));
   }
-  cv.notify_all();
-  watchdog.join();
   EXPECT_EQ(c.closed_code(), 4403) << c.error().message() << " " << c.closed_reason();
   ASSERT_FALSE(rest.empty());
   EXPECT_EQ(rest.back().kind, "error") << rest.back().text;
