@@ -76,20 +76,24 @@ class Collect final : public GaugeSink {
 };
 
 // Each subject: the processor, its workload, the tags of its partition keys, whether it
-// keeps timers, and its level gauges recounted from a state (per partition).
+// keeps timers, and its level gauges: kGauges, all of them (kTimerGauge counts the timer
+// index's keys), `counted` the others a key of a tenant adds one to. A notable key is one in
+// a gauge of kNotableGauges: most tenants have none (an open alert, not a registered check).
+using Names = std::vector<std::string>;
+
 struct PulseCase {
   using Processor = pulse::PulseProcessor;
   static constexpr const char* kSource = "/agentos/processors/pulse";
   static constexpr const char* kPartitionTags = "";
   static constexpr bool kTimers = true;
-  static constexpr bool kNotable = false;  // keys in a level gauge besides the timers
+  static inline const Names kGauges{}, kNotableGauges{};
+  static constexpr const char* kTimerGauge = "";
   static PulseWorkloadOptions options() {
     PulseWorkloadOptions o;
     o.prefix = "fp";
     return o;
   }
-  static std::map<int32_t, Gauges> recount(const Keys&, Log&) { return {}; }
-  static bool notable(const std::string&, const std::string&) { return false; }
+  static Names counted(const std::string&, const std::string&) { return {}; }
 };
 
 struct HeartbeatCase {
@@ -97,54 +101,30 @@ struct HeartbeatCase {
   static constexpr const char* kSource = "/agentos/processors/heartbeat";
   static constexpr const char* kPartitionTags = "P";
   static constexpr bool kTimers = true;
-  static constexpr bool kNotable = true;  // keys in a level gauge besides the timers
+  static inline const Names kGauges{"heartbeat_checks_registered", "heartbeat_timers_pending", "heartbeat_alerts_open",
+                                    "heartbeat_deliveries_pending"};
+  static inline const Names kNotableGauges{"heartbeat_alerts_open", "heartbeat_deliveries_pending"};
+  static constexpr const char* kTimerGauge = "heartbeat_timers_pending";
   static PulseWorkloadOptions options() {
     PulseWorkloadOptions o;
     o.heartbeat = true;
     o.prefix = "fh";
     return o;
   }
-  // A key in a gauge besides the timers: an open alert, a pending delivery.
-  static bool notable(const std::string& key, const std::string& value) {
+  static Names counted(const std::string& key, const std::string& value) {
     using namespace heartbeat::internal;  // NOLINT: the state's vocabulary
+    Names n;
     if (key[0] == 'C') {
       auto ck = decode_check(value);
-      return ck.ok() && !ck->alert_id.empty();
-    }
-    if (key[0] == 'N') {
+      EXPECT_TRUE(ck.ok());
+      if (ck.ok() && ck->state != CheckState::kRemoved) n.push_back("heartbeat_checks_registered");
+      if (ck.ok() && !ck->alert_id.empty()) n.push_back("heartbeat_alerts_open");
+    } else if (key[0] == 'N') {
       auto d = decode_delivery(value);
-      return d.ok() && d->state == DeliveryState::kPending;
+      EXPECT_TRUE(d.ok());
+      if (d.ok() && d->state == DeliveryState::kPending) n.push_back("heartbeat_deliveries_pending");
     }
-    return false;
-  }
-  static std::map<int32_t, Gauges> recount(const Keys& state, Log& log) {
-    using namespace heartbeat::internal;  // NOLINT: the state's vocabulary
-    std::map<int32_t, Gauges> g;
-    for (int32_t p = 0; p < kTestPartitions; ++p)
-      for (const char* n : {"heartbeat_checks_registered", "heartbeat_timers_pending", "heartbeat_alerts_open",
-                            "heartbeat_deliveries_pending"})
-        g[p][n] = 0;
-    for (const auto& [key, value] : state) {
-      if (key[0] == 'W') {
-        g[timer_partition(key)]["heartbeat_timers_pending"] += 1;
-        continue;
-      }
-      const auto owner = owner_of(key, kPartitionTags);
-      if (!owner) continue;
-      Gauges& at = g[log.partition_of(TenantId(*owner)).value()];
-      if (key[0] == 'C') {
-        auto ck = decode_check(value);
-        EXPECT_TRUE(ck.ok());
-        if (!ck.ok()) continue;
-        if (ck->state != CheckState::kRemoved) at["heartbeat_checks_registered"] += 1;
-        if (!ck->alert_id.empty()) at["heartbeat_alerts_open"] += 1;
-      } else if (key[0] == 'N') {
-        auto d = decode_delivery(value);
-        EXPECT_TRUE(d.ok());
-        if (d.ok() && d->state == DeliveryState::kPending) at["heartbeat_deliveries_pending"] += 1;
-      }
-    }
-    return g;
+    return n;
   }
 };
 
@@ -153,7 +133,9 @@ struct DreamsCase {
   static constexpr const char* kSource = "/agentos/processors/dreams";
   static constexpr const char* kPartitionTags = "P";
   static constexpr bool kTimers = true;
-  static constexpr bool kNotable = true;  // keys in a level gauge besides the timers
+  static inline const Names kGauges{"dreams_timers_pending", "dreams_shares_open"};
+  static inline const Names kNotableGauges{"dreams_shares_open"};
+  static constexpr const char* kTimerGauge = "dreams_timers_pending";
   static PulseWorkloadOptions options() {
     PulseWorkloadOptions o;
     o.dreams = true;
@@ -163,30 +145,14 @@ struct DreamsCase {
     return o;
   }
   // An owner's open share.
-  static bool notable(const std::string& key, const std::string& value) {
+  static Names counted(const std::string& key, const std::string& value) {
     using namespace dreams::internal;  // NOLINT
-    if (key[0] != 'S') return false;
+    if (key[0] != 'S') return {};
     auto s = decode_share(value);
-    return s.ok() && s->owner_side && (s->state == ShareState::kOffered || s->state == ShareState::kAccepted);
-  }
-  static std::map<int32_t, Gauges> recount(const Keys& state, Log& log) {
-    using namespace dreams::internal;  // NOLINT
-    std::map<int32_t, Gauges> g;
-    for (int32_t p = 0; p < kTestPartitions; ++p)
-      for (const char* n : {"dreams_timers_pending", "dreams_shares_open"}) g[p][n] = 0;
-    for (const auto& [key, value] : state) {
-      if (key[0] == 'W') {
-        g[timer_partition(key)]["dreams_timers_pending"] += 1;
-        continue;
-      }
-      const auto owner = owner_of(key, kPartitionTags);
-      if (!owner || key[0] != 'S') continue;
-      auto s = decode_share(value);
-      EXPECT_TRUE(s.ok());
-      if (s.ok() && s->owner_side && (s->state == ShareState::kOffered || s->state == ShareState::kAccepted))
-        g[log.partition_of(TenantId(*owner)).value()]["dreams_shares_open"] += 1;
-    }
-    return g;
+    EXPECT_TRUE(s.ok());
+    if (s.ok() && s->owner_side && (s->state == ShareState::kOffered || s->state == ShareState::kAccepted))
+      return {"dreams_shares_open"};
+    return {};
   }
 };
 
@@ -195,7 +161,8 @@ struct SkillsCase {
   static constexpr const char* kSource = "/agentos/processors/skills";
   static constexpr const char* kPartitionTags = "";
   static constexpr bool kTimers = false;
-  static constexpr bool kNotable = false;  // keys in a level gauge besides the timers
+  static inline const Names kGauges{}, kNotableGauges{};
+  static constexpr const char* kTimerGauge = "";
   static PulseWorkloadOptions options() {
     PulseWorkloadOptions o;
     o.skills = true;
@@ -204,8 +171,7 @@ struct SkillsCase {
     o.prefix = "fs";
     return o;
   }
-  static std::map<int32_t, Gauges> recount(const Keys&, Log&) { return {}; }
-  static bool notable(const std::string&, const std::string&) { return false; }
+  static Names counted(const std::string&, const std::string&) { return {}; }
 };
 
 struct RouterCase {
@@ -213,7 +179,9 @@ struct RouterCase {
   static constexpr const char* kSource = "/agentos/processors/router";
   static constexpr const char* kPartitionTags = "S";
   static constexpr bool kTimers = true;
-  static constexpr bool kNotable = true;  // keys in a level gauge besides the timers
+  static inline const Names kGauges{"router_providers", "router_circuits_open", "router_timers_pending"};
+  static inline const Names kNotableGauges{"router_circuits_open"};
+  static constexpr const char* kTimerGauge = "router_timers_pending";
   static PulseWorkloadOptions options() {
     PulseWorkloadOptions o;
     o.router = true;
@@ -222,33 +190,14 @@ struct RouterCase {
     o.prefix = "fr";
     return o;
   }
-  // An open circuit.
-  static bool notable(const std::string& key, const std::string& value) {
+  static Names counted(const std::string& key, const std::string& value) {
     using namespace router::internal;  // NOLINT
-    if (key[0] != 'P') return false;
+    if (key[0] != 'P') return {};
     auto rec = decode_provider(value);
-    return rec.ok() && rec->circuit == routing::Circuit::kOpen;
-  }
-  static std::map<int32_t, Gauges> recount(const Keys& state, Log& log) {
-    using namespace router::internal;  // NOLINT
-    std::map<int32_t, Gauges> g;
-    for (int32_t p = 0; p < kTestPartitions; ++p)
-      for (const char* n : {"router_providers", "router_circuits_open", "router_timers_pending"}) g[p][n] = 0;
-    for (const auto& [key, value] : state) {
-      if (key[0] == 'W') {
-        g[timer_partition(key)]["router_timers_pending"] += 1;
-        continue;
-      }
-      const auto owner = owner_of(key, kPartitionTags);
-      if (!owner || key[0] != 'P') continue;
-      auto rec = decode_provider(value);
-      EXPECT_TRUE(rec.ok());
-      if (!rec.ok()) continue;
-      Gauges& at = g[log.partition_of(TenantId(*owner)).value()];
-      at["router_providers"] += 1;
-      if (rec->circuit == routing::Circuit::kOpen) at["router_circuits_open"] += 1;
-    }
-    return g;
+    EXPECT_TRUE(rec.ok());
+    if (!rec.ok()) return {};
+    if (rec->circuit == routing::Circuit::kOpen) return {"router_providers", "router_circuits_open"};
+    return {"router_providers"};
   }
 };
 
@@ -267,10 +216,37 @@ class ForgetTenantTest : public ReplayFixture<Case> {
     return n;
   }
 
+  // A key in a notable gauge (Case::kNotableGauges).
+  static bool notable(const std::string& key, const std::string& value) {
+    for (const auto& n : Case::counted(key, value))
+      if (std::find(Case::kNotableGauges.begin(), Case::kNotableGauges.end(), n) != Case::kNotableGauges.end())
+        return true;
+    return false;
+  }
+
+  // The level gauges of each partition, recounted from a state.
+  static std::map<int32_t, Gauges> recount(const Keys& state, Log& log) {
+    std::map<int32_t, Gauges> g;
+    if (Case::kGauges.empty()) return g;
+    for (int32_t p = 0; p < kTestPartitions; ++p)
+      for (const auto& n : Case::kGauges) g[p][n] = 0;
+    for (const auto& [key, value] : state) {
+      if (key[0] == 'W') {
+        g[timer_partition(key)][Case::kTimerGauge] += 1;
+        continue;
+      }
+      const auto owner = owner_of(key, Case::kPartitionTags);
+      if (!owner) continue;
+      Gauges& at = g[log.partition_of(TenantId(*owner)).value()];
+      for (const auto& n : Case::counted(key, value)) at[n] += 1;
+    }
+    return g;
+  }
+
   // Every level gauge reported for each partition equals the recount.
   void expect_gauges_match(ProcessorRuntime& rt, Log& log, const std::string& when) {
     SCOPED_TRACE(when);
-    const auto recount = Case::recount(all_keys(rt), log);
+    const auto recount = ForgetTenantTest::recount(all_keys(rt), log);
     for (const auto& [p, expected] : recount) {
       StateReaderOver<ProcessorRuntime> reader(rt);  // its committed state
       Collect sink;
@@ -308,8 +284,8 @@ class ForgetTenantTest : public ReplayFixture<Case> {
       half = next;
       if (half < w.events.size() / 3) continue;
       before = all_keys(*rt);
-      const bool notable = std::any_of(before.begin(), before.end(), [](const auto& kv) { return Case::notable(kv.first, kv.second); });
-      if ((!Case::kTimers || !owners(before, true).empty()) && (!Case::kNotable || notable)) break;
+      const bool any = std::any_of(before.begin(), before.end(), [](const auto& kv) { return notable(kv.first, kv.second); });
+      if ((!Case::kTimers || !owners(before, true).empty()) && (Case::kNotableGauges.empty() || any)) break;
     }
     ASSERT_LT(half, w.events.size()) << "no point where a tenant had a timer pending and a notable key";
     const int64_t at = read_header(w.events[half].second).time_us;
@@ -318,14 +294,14 @@ class ForgetTenantTest : public ReplayFixture<Case> {
     // Deleted: every third tenant, the first two that have timers pending now and the
     // first two with a notable key (in a level gauge besides the timers).
     const auto held = owners(before, false), timers = owners(before, true);
-    std::set<std::string> deleted, notable;
+    std::set<std::string> deleted, with_notable;
     for (size_t i = 0; i < w.tenants.size(); i += 3) deleted.insert(w.tenants[i]);
     int with_timers = 0;
     for (const auto& [t, unused] : timers)
       if (with_timers < 2 && t.find("clock-") != 0 && deleted.insert(t).second) ++with_timers;
     for (const auto& [key, value] : before)
-      if (Case::notable(key, value) && notable.size() < 2) notable.insert(*owner_of(key, Case::kPartitionTags));
-    deleted.insert(notable.begin(), notable.end());
+      if (notable(key, value) && with_notable.size() < 2) with_notable.insert(*owner_of(key, Case::kPartitionTags));
+    deleted.insert(with_notable.begin(), with_notable.end());
     int deleted_keys = 0, deleted_timers = 0;
     for (const auto& t : deleted) {
       deleted_keys += held.count(t) ? held.at(t) : 0;
